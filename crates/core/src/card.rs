@@ -1,0 +1,358 @@
+//! Cards: the state machine, the rules for numbers and passwords, and the
+//! filter and edit shapes the card list's bulk operations use.
+//!
+//! Architecture invariant: this module is the only place that says which
+//! state a card may move to from which; stores turn [`CardOp`] into one
+//! guarded `UPDATE … WHERE state IN (…)` and never decide it themselves.
+
+use std::fmt;
+
+/// The stored state of a card. `expired` is derived from `valid_until` and
+/// never stored; `deleted` cards leave the table and are kept in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardState {
+    Inactive,
+    Active,
+    Used,
+    Voided,
+}
+
+impl CardState {
+    pub const ALL: [CardState; 4] = [Self::Inactive, Self::Active, Self::Used, Self::Voided];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive",
+            Self::Active => "active",
+            Self::Used => "used",
+            Self::Voided => "voided",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The label merchants know from their console.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Inactive => "未激活",
+            Self::Active => "已激活",
+            Self::Used => "已兑换",
+            Self::Voided => "已作废",
+        }
+    }
+}
+
+impl fmt::Display for CardState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A bulk state change a merchant can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardOp {
+    Activate,
+    Deactivate,
+    Void,
+    Restore,
+    /// Irreversible; the card leaves the table and its number stays in the audit log.
+    Delete,
+}
+
+impl CardOp {
+    pub const ALL: [CardOp; 5] = [Self::Activate, Self::Deactivate, Self::Void, Self::Restore, Self::Delete];
+
+    /// The states a card must be in for the operation to touch it; cards in
+    /// other states are left alone and not counted.
+    pub fn from_states(self) -> &'static [CardState] {
+        match self {
+            Self::Activate => &[CardState::Inactive],
+            Self::Deactivate => &[CardState::Active],
+            // Only unused cards can be voided (seed 003, 批量作废).
+            Self::Void => &[CardState::Inactive, CardState::Active],
+            Self::Restore => &[CardState::Voided],
+            // Only voided cards can be deleted (seed 003, 批量删除).
+            Self::Delete => &[CardState::Voided],
+        }
+    }
+
+    /// The state the card ends in; `None` for delete.
+    pub fn to_state(self) -> Option<CardState> {
+        match self {
+            Self::Activate => Some(CardState::Active),
+            Self::Deactivate | Self::Restore => Some(CardState::Inactive),
+            Self::Void => Some(CardState::Voided),
+            Self::Delete => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Activate => "activate",
+            Self::Deactivate => "deactivate",
+            Self::Void => "void",
+            Self::Restore => "restore",
+            Self::Delete => "delete",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.code() == code)
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Activate => "激活",
+            Self::Deactivate => "反激活",
+            Self::Void => "作废",
+            Self::Restore => "恢复",
+            Self::Delete => "删除",
+        }
+    }
+}
+
+/// Longest card number we accept, prefix included.
+pub const CARD_NUMBER_LENGTH_MAX: usize = 32;
+/// Shortest card number we accept from an import.
+pub const CARD_NUMBER_LENGTH_MIN: usize = 4;
+/// Longest prefix (卡号前缀).
+pub const PREFIX_LENGTH_MAX: usize = 12;
+/// Card passwords (密码) are at least this long and at most the max.
+pub const PASSWORD_LENGTH_MIN: usize = 4;
+pub const PASSWORD_LENGTH_MAX: usize = 32;
+
+/// A card number prefix: ASCII letters and digits, not starting with `0`
+/// (seed 003: 卡前缀第一位不能为数字0). Empty is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.len() > PREFIX_LENGTH_MAX {
+            return Err(format!("卡号前缀最多 {PREFIX_LENGTH_MAX} 位"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("卡号前缀只能是字母和数字".into());
+        }
+        if text.starts_with('0') {
+            return Err("卡号前缀第一位不能为数字 0".into());
+        }
+        Ok(Self(text.to_ascii_uppercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A card number as printed: ASCII letters and digits, unique per merchant,
+/// immutable once issued.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.len() < CARD_NUMBER_LENGTH_MIN || text.len() > CARD_NUMBER_LENGTH_MAX {
+            return Err(format!("卡号长度须为 {CARD_NUMBER_LENGTH_MIN}–{CARD_NUMBER_LENGTH_MAX} 位"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("卡号只能包含字母和数字".into());
+        }
+        Ok(Self(text.to_ascii_uppercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A card password as the customer types it. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardPassword(String);
+
+impl fmt::Debug for CardPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CardPassword(<redacted>)")
+    }
+}
+
+impl CardPassword {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.len() < PASSWORD_LENGTH_MIN || text.len() > PASSWORD_LENGTH_MAX {
+            return Err(format!("密码长度须为 {PASSWORD_LENGTH_MIN}–{PASSWORD_LENGTH_MAX} 位"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("密码只能包含字母和数字".into());
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// Trusted constructor for passwords we generated ourselves.
+    pub(crate) fn from_generated(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which cards a list, count or bulk operation covers. Every field narrows;
+/// the empty filter is every card of the merchant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardFilter {
+    pub batch_id: Option<i64>,
+    pub state: Option<CardState>,
+    /// Activated means active or used (sold and in circulation).
+    pub activated: Option<bool>,
+    pub used: Option<bool>,
+    /// `Some(0)` selects cards assigned to no distributor.
+    pub distributor_id: Option<i64>,
+    pub serial_from: Option<i64>,
+    pub serial_to: Option<i64>,
+    /// Case-insensitive substring of the card number.
+    pub number_contains: Option<String>,
+}
+
+impl CardFilter {
+    /// A short human description for the audit log.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.batch_id {
+            parts.push(format!("batch={v}"));
+        }
+        if let Some(v) = self.state {
+            parts.push(format!("state={v}"));
+        }
+        if let Some(v) = self.activated {
+            parts.push(format!("activated={v}"));
+        }
+        if let Some(v) = self.used {
+            parts.push(format!("used={v}"));
+        }
+        if let Some(v) = self.distributor_id {
+            parts.push(format!("distributor={v}"));
+        }
+        if let Some(v) = self.serial_from {
+            parts.push(format!("serial>={v}"));
+        }
+        if let Some(v) = self.serial_to {
+            parts.push(format!("serial<={v}"));
+        }
+        if let Some(v) = &self.number_contains {
+            parts.push(format!("number~{v}"));
+        }
+        if parts.is_empty() {
+            "all cards".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    /// The number search as stored (upper case), or `None` when absent or blank.
+    pub fn number_needle(&self) -> Option<String> {
+        self.number_contains
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_ascii_uppercase().replace(['%', '_', '\\'], ""))
+    }
+}
+
+/// The fields of 修改卡属性: only the fields that are `Some` change. Card
+/// number and password are deliberately absent: they can never be edited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardEdit {
+    pub face_value_fen: Option<Option<i64>>,
+    pub valid_from: Option<Option<i64>>,
+    pub valid_until: Option<Option<i64>>,
+    pub remark: Option<String>,
+    /// `Some(None)` removes the distributor.
+    pub distributor_id: Option<Option<i64>>,
+}
+
+impl CardEdit {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn describe(&self) -> String {
+        let mut fields = Vec::new();
+        if self.face_value_fen.is_some() {
+            fields.push("face_value");
+        }
+        if self.valid_from.is_some() {
+            fields.push("valid_from");
+        }
+        if self.valid_until.is_some() {
+            fields.push("valid_until");
+        }
+        if self.remark.is_some() {
+            fields.push("remark");
+        }
+        if self.distributor_id.is_some() {
+            fields.push("distributor");
+        }
+        fields.join(",")
+    }
+}
+
+/// A card whose validity ended before `now` is expired, whatever its stored state.
+pub fn is_expired(valid_until: Option<i64>, now: i64) -> bool {
+    valid_until.is_some_and(|until| until < now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unused_cards_can_be_voided_and_only_voided_cards_deleted() {
+        assert!(CardOp::Void.from_states().contains(&CardState::Inactive));
+        assert!(CardOp::Void.from_states().contains(&CardState::Active));
+        assert!(!CardOp::Void.from_states().contains(&CardState::Used));
+        assert_eq!(CardOp::Delete.from_states(), &[CardState::Voided]);
+        assert_eq!(CardOp::Restore.to_state(), Some(CardState::Inactive));
+        assert_eq!(CardOp::Delete.to_state(), None);
+        for op in CardOp::ALL {
+            assert_eq!(CardOp::parse(op.code()), Some(op));
+            assert!(!op.from_states().contains(&CardState::Used), "{op:?} must never touch a used card");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_letters_and_digits_not_starting_with_zero() {
+        assert_eq!(Prefix::parse("a588").unwrap().as_str(), "A588");
+        assert!(Prefix::parse("").is_ok());
+        assert!(Prefix::parse("0588").is_err());
+        assert!(Prefix::parse("A-58").is_err());
+        assert!(Prefix::parse("卡").is_err());
+    }
+
+    #[test]
+    fn card_numbers_and_passwords_are_checked_at_the_edge() {
+        assert!(CardNumber::parse("A58800000001").is_ok());
+        assert!(CardNumber::parse("abc").is_err());
+        assert!(CardNumber::parse("A588 0001").is_err());
+        assert!(CardPassword::parse("12345678").is_ok());
+        assert!(CardPassword::parse("12").is_err());
+        assert!(CardPassword::parse("=1+2345").is_err());
+        assert_eq!(format!("{:?}", CardPassword::parse("secret99").unwrap()), "CardPassword(<redacted>)");
+    }
+
+    #[test]
+    fn expiry_is_derived_from_valid_until() {
+        assert!(!is_expired(None, 100));
+        assert!(!is_expired(Some(100), 100));
+        assert!(is_expired(Some(99), 100));
+    }
+}

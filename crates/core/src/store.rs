@@ -1,0 +1,370 @@
+//! The `Store` trait every database backend implements, and the records it
+//! reads and writes. Stores own all SQL; nothing here knows a query language.
+//!
+//! Architecture invariant: every method that changes a card is one guarded
+//! statement (its WHERE clause carries the precondition from
+//! [`crate::card::CardOp`]) committed in the same transaction as its audit
+//! record, and returns the number of rows it changed.
+
+use crate::auth::Permission;
+use crate::batch::{NewCard, Numbering, PasswordCharset};
+use crate::card::{CardEdit, CardFilter, CardOp, CardState};
+use crate::StoreResult;
+
+/// Largest page a list returns.
+pub const PAGE_SIZE_MAX: i64 = 200;
+pub const PAGE_SIZE_DEFAULT: i64 = 50;
+
+/// A 1-based page of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl Page {
+    /// Clamps what a client asked for into the allowed range.
+    pub fn new(page: Option<i64>, page_size: Option<i64>) -> Self {
+        Self {
+            page: page.unwrap_or(1).max(1),
+            page_size: page_size.unwrap_or(PAGE_SIZE_DEFAULT).clamp(1, PAGE_SIZE_MAX),
+        }
+    }
+    pub fn offset(self) -> i64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new(None, None)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: i64,
+    pub name: String,
+    /// The key version new secrets are sealed with.
+    pub key_version: i32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub name: String,
+    pub label: String,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub username: String,
+    pub name: String,
+    pub phone: String,
+    pub role_id: i64,
+    pub password_hash: String,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStaff {
+    pub merchant_id: i64,
+    pub username: String,
+    pub name: String,
+    pub phone: String,
+    pub role_id: i64,
+    pub password_hash: String,
+}
+
+/// Changes to a staff account; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct StaffUpdate {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub role_id: Option<i64>,
+    pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub staff_id: i64,
+    pub merchant_id: i64,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distributor {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub name: String,
+    pub contact: String,
+    pub phone: String,
+    pub remark: String,
+    pub n_cards: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DistributorFields {
+    pub name: String,
+    pub contact: String,
+    pub phone: String,
+    pub remark: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchState {
+    /// Cards are being written; none of them is usable yet.
+    Generating,
+    Ready,
+    /// Generation stopped (error or crash); the batch holds no cards.
+    Failed,
+}
+
+impl BatchState {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Generating => "generating",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Generating, Self::Ready, Self::Failed].into_iter().find(|s| s.code() == code)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Generating => "生成中",
+            Self::Ready => "已完成",
+            Self::Failed => "失败",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSource {
+    Generated,
+    Imported,
+}
+
+impl BatchSource {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Generated => "generated",
+            Self::Imported => "imported",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "generated" => Some(Self::Generated),
+            "imported" => Some(Self::Imported),
+            _ => None,
+        }
+    }
+}
+
+/// A batch as the store creates it (before its cards exist).
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    pub merchant_id: i64,
+    pub name: String,
+    pub source: BatchSource,
+    pub prefix: String,
+    pub number_length: i64,
+    pub numbering: Numbering,
+    pub start_number: Option<i64>,
+    pub password_length: i64,
+    pub password_charset: PasswordCharset,
+    pub quantity: i64,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub name: String,
+    pub source: BatchSource,
+    pub prefix: String,
+    pub number_length: i64,
+    pub numbering: Numbering,
+    pub start_number: Option<i64>,
+    pub password_length: i64,
+    pub password_charset: PasswordCharset,
+    pub quantity: i64,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub state: BatchState,
+    /// The first serial (卡序号) reserved for this batch's cards.
+    pub serial_first: i64,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub batch_id: i64,
+    pub serial: i64,
+    pub number: String,
+    pub state: CardState,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub distributor_id: Option<i64>,
+    pub distributor_name: Option<String>,
+    pub activated_at: Option<i64>,
+    pub used_at: Option<i64>,
+    pub voided_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A card with its sealed password, for a permitted export only.
+#[derive(Debug, Clone)]
+pub struct CardWithSecret {
+    pub card: Card,
+    /// `None` once the merchant purged the sealed copies after printing.
+    pub secret_sealed: Option<Vec<u8>>,
+    pub key_version: i32,
+}
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub staff_id: Option<i64>,
+    /// Username, or `cli` for the command line.
+    pub label: String,
+}
+
+impl Actor {
+    pub fn cli() -> Self {
+        Self { staff_id: None, label: "cli".into() }
+    }
+}
+
+/// One audit record. Stores write `n_affected` themselves when the entry
+/// accompanies a bulk change.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub merchant_id: i64,
+    pub actor: Actor,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub n_affected: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+/// Feeds a batch's card rows to a store. `next_chunk` may block while rows
+/// are computed on another thread; an empty chunk means the end.
+pub trait CardSource: Send {
+    fn next_chunk(&mut self) -> Vec<NewCard>;
+}
+
+/// A source over rows already in memory (imports).
+pub struct VecSource(pub Option<Vec<NewCard>>);
+
+impl CardSource for VecSource {
+    fn next_chunk(&mut self) -> Vec<NewCard> {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and `verify`.
+    fn backend(&self) -> &'static str;
+
+    // Merchants.
+    /// Creates a merchant and its built-in roles in one transaction.
+    async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant>;
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;
+    async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant>;
+
+    // Roles and staff.
+    async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>>;
+    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role>;
+    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()>;
+    async fn create_staff(&self, staff: &NewStaff, now: i64) -> StoreResult<Staff>;
+    async fn update_staff(&self, merchant_id: i64, staff_id: i64, update: &StaffUpdate) -> StoreResult<()>;
+    async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>>;
+    async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff>;
+    async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>>;
+    /// Counts a failed sign-in (and sets the lock), or resets the count on success.
+    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64>;
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // Distributors (券商).
+    async fn create_distributor(&self, merchant_id: i64, fields: &DistributorFields) -> StoreResult<Distributor>;
+    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, fields: &DistributorFields) -> StoreResult<()>;
+    async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>>;
+
+    // Batches.
+    /// Creates the batch row in state `generating` and reserves its serials.
+    async fn create_batch(&self, batch: &NewBatch) -> StoreResult<Batch>;
+    /// Inserts every card of a `generating` batch and marks it `ready`, all in
+    /// one transaction with `audit`: afterwards the batch is complete or absent.
+    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64>;
+    /// Marks a `generating` batch `failed`.
+    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()>;
+    /// At start-up: batches left `generating` by a dead process become `failed`.
+    async fn fail_interrupted_batches(&self) -> StoreResult<u64>;
+    async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;
+    async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)>;
+    /// Every card number of the merchant that starts with `prefix`.
+    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>>;
+    /// Which of `numbers` the merchant already has.
+    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>>;
+
+    // Cards. Cards of batches that are not `ready` are invisible to all of these.
+    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>>;
+    async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64>;
+    /// Keyset page for streaming exports: cards with serial > `after_serial`, by serial.
+    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>>;
+    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>>;
+    /// Applies a state change to the matching cards that are in one of the
+    /// operation's `from_states`; for delete, also records their numbers.
+    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64>;
+    /// Changes only the chosen fields of the matching cards.
+    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64>;
+    /// Drops the sealed password copies of the matching cards (after printing).
+    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64>;
+
+    // Audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)>;
+    /// Numbers of deleted cards recorded under one audit record.
+    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>>;
+
+    /// Checks every invariant the schema cannot; returns one line per violation.
+    async fn verify(&self) -> StoreResult<Vec<String>>;
+}
