@@ -1,0 +1,1126 @@
+//! The embedded SQLite backend: one file, WAL, `synchronous=FULL`.
+//!
+//! All writes go through one writer thread that groups whatever is queued
+//! (up to [`GROUP_COMMIT_JOBS_MAX`] jobs) into one `BEGIN IMMEDIATE`
+//! transaction, each job in its own savepoint, and answers every job only
+//! after the group's COMMIT is durable: FULL sync costs one fsync per group,
+//! not per write. Reads run on a small pool of read-only connections.
+//!
+//! Architecture invariant: this file and `schema.sql` hold all of kaquan's
+//! SQLite SQL.
+
+use kaquan_core::auth::{builtin_roles, Permission};
+use kaquan_core::batch::{Numbering, PasswordCharset};
+use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
+use kaquan_core::store::*;
+use kaquan_core::{StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Most jobs one group commit takes.
+pub const GROUP_COMMIT_JOBS_MAX: usize = 64;
+/// How long a write waits for another process's lock on the file.
+const BUSY_TIMEOUT_MS: u64 = 60_000;
+/// Numbers per `IN (…)` lookup.
+const LOOKUP_CHUNK: usize = 500;
+/// Idle read connections kept open.
+const READERS_KEPT_MAX: usize = 8;
+
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// Whether opening may create a missing database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+/// A job run on the writer thread inside the group's transaction. It returns
+/// whether it succeeded (else its savepoint is rolled back) and a finisher
+/// that is told whether the group committed.
+type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
+
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> StoreResult<Connection> {
+        if let Some(conn) = self.idle.lock().expect("reader pool lock").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(map_err)?;
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(map_err)?;
+        Ok(conn)
+    }
+
+    fn give(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < READERS_KEPT_MAX {
+            idle.push(conn);
+        }
+    }
+}
+
+fn map_err(error: rusqlite::Error) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(e, message) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            let message = message.clone().unwrap_or_default();
+            if message.contains("UNIQUE") {
+                StoreError::Conflict(message)
+            } else {
+                StoreError::Invalid(message)
+            }
+        }
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+/// Opens (and migrates) the database at `path`.
+pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
+    if mode == OpenMode::MustExist && !path.exists() {
+        return Err(StoreError::Backend(format!(
+            "database file {} does not exist; run `kaquan migrate` or `kaquan serve` to create it",
+            path.display()
+        )));
+    }
+    let conn = Connection::open(path).map_err(map_err)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(map_err)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(map_err)?;
+    migrate(&conn)?;
+    let (sender, receiver) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || writer_loop(conn, receiver))
+        .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+    Ok(SqliteStore {
+        writer: Mutex::new(sender),
+        readers: Arc::new(ReaderPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+    })
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .map_err(map_err)?;
+    let applied: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(map_err)?;
+    for (idx, sql) in MIGRATIONS.iter().enumerate() {
+        let version = idx as i64 + 1;
+        if version <= applied {
+            continue;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+        let result = conn.execute_batch(sql).and_then(|_| {
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
+                [version],
+            )
+        });
+        match result {
+            Ok(_) => conn.execute_batch("COMMIT").map_err(map_err)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(map_err(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_JOBS_MAX {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs drops their reply channels: each caller gets an error.
+            tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
+            continue;
+        }
+        let mut finishers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, finish) = job(&conn);
+            if savepoint.is_ok() {
+                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "sqlite writer could not end a savepoint");
+                }
+            }
+            finishers.push(finish);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishers {
+            finish(commit.clone());
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Runs `work` on the writer thread inside a group transaction and
+    /// returns its result once the group has committed.
+    async fn write<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = work(conn);
+            let ok = result.is_ok();
+            let finish: Finisher = Box::new(move |commit: Result<(), String>| {
+                let _ = reply.send(match commit {
+                    Ok(()) => result,
+                    Err(e) if ok => Err(StoreError::Backend(format!("commit failed: {e}"))),
+                    Err(_) => result,
+                });
+            });
+            (ok, finish)
+        });
+        self.writer
+            .lock()
+            .expect("writer sender lock")
+            .send(job)
+            .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+    }
+
+    async fn read<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = work(&conn);
+            pool.give(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+// ---- row mapping ---------------------------------------------------------
+
+const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+
+fn merchant_from_row(row: &Row) -> rusqlite::Result<Merchant> {
+    Ok(Merchant { id: row.get(0)?, name: row.get(1)?, key_version: row.get(2)?, created_at: row.get(3)? })
+}
+
+const ROLE_COLUMNS: &str = "id, merchant_id, name, label, permissions";
+
+fn role_from_row(row: &Row) -> rusqlite::Result<Role> {
+    Ok(Role {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        name: row.get(2)?,
+        label: row.get(3)?,
+        permissions: Permission::decode_set(&row.get::<_, String>(4)?),
+    })
+}
+
+const STAFF_COLUMNS: &str =
+    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at";
+
+fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
+    Ok(Staff {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        username: row.get(2)?,
+        name: row.get(3)?,
+        phone: row.get(4)?,
+        role_id: row.get(5)?,
+        password_hash: row.get(6)?,
+        failed_logins: row.get(7)?,
+        locked_until: row.get(8)?,
+        disabled: row.get(9)?,
+        created_at: row.get(10)?,
+    })
+}
+
+const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_length, numbering, start_number, \
+    password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
+    serial_first, error, created_by, created_at, completed_at";
+
+fn decode<T>(value: Option<T>, column: usize, what: &str) -> rusqlite::Result<T> {
+    value.ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, format!("unknown {what}").into())
+    })
+}
+
+fn batch_from_row(row: &Row) -> rusqlite::Result<Batch> {
+    Ok(Batch {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        name: row.get(2)?,
+        source: decode(BatchSource::parse(&row.get::<_, String>(3)?), 3, "batch source")?,
+        prefix: row.get(4)?,
+        number_length: row.get(5)?,
+        numbering: decode(Numbering::parse(&row.get::<_, String>(6)?), 6, "numbering")?,
+        start_number: row.get(7)?,
+        password_length: row.get(8)?,
+        password_charset: decode(PasswordCharset::parse(&row.get::<_, String>(9)?), 9, "password charset")?,
+        quantity: row.get(10)?,
+        face_value_fen: row.get(11)?,
+        valid_from: row.get(12)?,
+        valid_until: row.get(13)?,
+        remark: row.get(14)?,
+        state: decode(BatchState::parse(&row.get::<_, String>(15)?), 15, "batch state")?,
+        serial_first: row.get(16)?,
+        error: row.get(17)?,
+        created_by: row.get(18)?,
+        created_at: row.get(19)?,
+        completed_at: row.get(20)?,
+    })
+}
+
+const CARD_COLUMNS: &str = "cards.id, cards.merchant_id, cards.batch_id, cards.serial, cards.number, cards.state, \
+    cards.face_value_fen, cards.valid_from, cards.valid_until, cards.remark, cards.distributor_id, distributors.name, \
+    cards.activated_at, cards.used_at, cards.voided_at, cards.created_at";
+const CARD_FROM: &str = "cards LEFT JOIN distributors ON distributors.id = cards.distributor_id";
+
+fn card_from_row(row: &Row) -> rusqlite::Result<Card> {
+    Ok(Card {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        batch_id: row.get(2)?,
+        serial: row.get(3)?,
+        number: row.get(4)?,
+        state: decode(CardState::parse(&row.get::<_, String>(5)?), 5, "card state")?,
+        face_value_fen: row.get(6)?,
+        valid_from: row.get(7)?,
+        valid_until: row.get(8)?,
+        remark: row.get(9)?,
+        distributor_id: row.get(10)?,
+        distributor_name: row.get(11)?,
+        activated_at: row.get(12)?,
+        used_at: row.get(13)?,
+        voided_at: row.get(14)?,
+        created_at: row.get(15)?,
+    })
+}
+
+const AUDIT_COLUMNS: &str = "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
+
+fn audit_from_row(row: &Row) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.get(0)?,
+        entry: AuditEntry {
+            merchant_id: row.get(1)?,
+            actor: Actor { staff_id: row.get(2)?, label: row.get(3)? },
+            action: row.get(4)?,
+            target: row.get(5)?,
+            detail: row.get(6)?,
+            n_affected: row.get(7)?,
+            created_at: row.get(8)?,
+        },
+    })
+}
+
+/// `WHERE` conditions for a card filter, qualified with `cards.` so they
+/// work in SELECT, UPDATE and DELETE alike.
+fn card_filter_sql(merchant_id: i64, filter: &CardFilter) -> (String, Vec<Value>) {
+    let mut sql = String::from("cards.merchant_id = ?");
+    let mut values = vec![Value::Integer(merchant_id)];
+    if let Some(v) = filter.batch_id {
+        sql.push_str(" AND cards.batch_id = ?");
+        values.push(Value::Integer(v));
+    }
+    if let Some(v) = filter.state {
+        sql.push_str(" AND cards.state = ?");
+        values.push(Value::Text(v.code().into()));
+    }
+    match filter.activated {
+        Some(true) => sql.push_str(" AND cards.state IN ('active', 'used')"),
+        Some(false) => sql.push_str(" AND cards.state NOT IN ('active', 'used')"),
+        None => {}
+    }
+    match filter.used {
+        Some(true) => sql.push_str(" AND cards.state = 'used'"),
+        Some(false) => sql.push_str(" AND cards.state <> 'used'"),
+        None => {}
+    }
+    match filter.distributor_id {
+        Some(0) => sql.push_str(" AND cards.distributor_id IS NULL"),
+        Some(v) => {
+            sql.push_str(" AND cards.distributor_id = ?");
+            values.push(Value::Integer(v));
+        }
+        None => {}
+    }
+    if let Some(v) = filter.serial_from {
+        sql.push_str(" AND cards.serial >= ?");
+        values.push(Value::Integer(v));
+    }
+    if let Some(v) = filter.serial_to {
+        sql.push_str(" AND cards.serial <= ?");
+        values.push(Value::Integer(v));
+    }
+    if let Some(needle) = filter.number_needle() {
+        sql.push_str(" AND instr(cards.number, ?) > 0");
+        values.push(Value::Text(needle));
+    }
+    (sql, values)
+}
+
+fn state_list(states: &[CardState]) -> String {
+    states.iter().map(|s| format!("'{}'", s.code())).collect::<Vec<_>>().join(", ")
+}
+
+fn insert_audit(conn: &Connection, entry: &AuditEntry, n_affected: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        params![
+            entry.merchant_id,
+            entry.actor.staff_id,
+            entry.actor.label,
+            entry.action,
+            entry.target,
+            entry.detail,
+            n_affected,
+            entry.created_at
+        ],
+        |r| r.get(0),
+    )
+}
+
+fn expect_one(n: usize) -> StoreResult<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let merchant = conn
+                .query_row(
+                    &format!("INSERT INTO merchants (name, created_at) VALUES (?1, ?2) RETURNING {MERCHANT_COLUMNS}"),
+                    params![name, now],
+                    merchant_from_row,
+                )
+                .map_err(map_err)?;
+            for (role_name, label, permissions) in builtin_roles() {
+                conn.execute(
+                    "INSERT INTO roles (merchant_id, name, label, permissions) VALUES (?1, ?2, ?3, ?4)",
+                    params![merchant.id, role_name, label, Permission::encode_set(&permissions)],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(merchant)
+        })
+        .await
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id")).map_err(map_err)?;
+            let rows = stmt.query_map([], merchant_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"), [merchant_id], merchant_from_row)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = ?1 ORDER BY id")).map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], role_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role> {
+        let (name, label, permissions) = (name.to_owned(), label.to_owned(), Permission::encode_set(permissions));
+        self.write(move |conn| {
+            conn.query_row(
+                &format!("INSERT INTO roles (merchant_id, name, label, permissions) VALUES (?1, ?2, ?3, ?4) RETURNING {ROLE_COLUMNS}"),
+                params![merchant_id, name, label, permissions],
+                role_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()> {
+        let (label, permissions) = (label.to_owned(), Permission::encode_set(permissions));
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE roles SET label = ?1, permissions = ?2 WHERE id = ?3 AND merchant_id = ?4",
+                    params![label, permissions, role_id, merchant_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn create_staff(&self, staff: &NewStaff, now: i64) -> StoreResult<Staff> {
+        let staff = staff.clone();
+        self.write(move |conn| {
+            conn.query_row(
+                &format!(
+                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at) \
+                     SELECT ?1, ?2, ?3, ?4, id, ?6, ?7 FROM roles WHERE id = ?5 AND merchant_id = ?1 \
+                     RETURNING {STAFF_COLUMNS}"
+                ),
+                params![staff.merchant_id, staff.username, staff.name, staff.phone, staff.role_id, staff.password_hash, now],
+                staff_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_staff(&self, merchant_id: i64, staff_id: i64, update: &StaffUpdate) -> StoreResult<()> {
+        let update = update.clone();
+        self.write(move |conn| {
+            if let Some(role_id) = update.role_id {
+                let n: i64 = conn
+                    .query_row("SELECT count(*) FROM roles WHERE id = ?1 AND merchant_id = ?2", params![role_id, merchant_id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(map_err)?;
+                if n != 1 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            let n = conn
+                .execute(
+                    "UPDATE staff SET name = COALESCE(?1, name), phone = COALESCE(?2, phone), role_id = COALESCE(?3, role_id), \
+                     password_hash = COALESCE(?4, password_hash), disabled = COALESCE(?5, disabled), \
+                     failed_logins = CASE WHEN ?4 IS NULL THEN failed_logins ELSE 0 END, \
+                     locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE NULL END \
+                     WHERE id = ?6 AND merchant_id = ?7",
+                    params![update.name, update.phone, update.role_id, update.password_hash, update.disabled, staff_id, merchant_id],
+                )
+                .map_err(map_err)?;
+            if update.disabled == Some(true) || update.password_hash.is_some() {
+                conn.execute("DELETE FROM sessions WHERE staff_id = ?1", [staff_id]).map_err(map_err)?;
+            }
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = ?1 ORDER BY id")).map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], staff_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff> {
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = ?1"), [staff_id], staff_from_row)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>> {
+        let username = username.to_owned();
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = ?1"), [username], staff_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64> {
+        self.write(move |conn| {
+            let sql = if success {
+                "UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = ?1 RETURNING failed_logins"
+            } else {
+                "UPDATE staff SET failed_logins = failed_logins + 1, locked_until = COALESCE(?2, locked_until) \
+                 WHERE id = ?1 RETURNING failed_logins"
+            };
+            let mut stmt = conn.prepare(sql).map_err(map_err)?;
+            let values: Vec<Value> = if success {
+                vec![Value::Integer(staff_id)]
+            } else {
+                vec![Value::Integer(staff_id), locked_until.map_or(Value::Null, Value::Integer)]
+            };
+            stmt.query_row(params_from_iter(values), |r| r.get(0)).map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        let s = session.clone();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [s.expires_at - 86_400 * 30]).map_err(map_err)?;
+            conn.execute(
+                "INSERT INTO sessions (token_hash, staff_id, merchant_id, csrf_token, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.token_hash, s.staff_id, s.merchant_id, s.csrf_token, s.expires_at],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<Session>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT token_hash, staff_id, merchant_id, csrf_token, expires_at FROM sessions \
+                 WHERE token_hash = ?1 AND expires_at > ?2",
+                params![token_hash, now],
+                |r| {
+                    Ok(Session {
+                        token_hash: r.get(0)?,
+                        staff_id: r.get(1)?,
+                        merchant_id: r.get(2)?,
+                        csrf_token: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash]).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_distributor(&self, merchant_id: i64, fields: &DistributorFields) -> StoreResult<Distributor> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO distributors (merchant_id, name, contact, phone, remark) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    params![merchant_id, f.name, f.contact, f.phone, f.remark],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            Ok(Distributor { id, merchant_id, name: f.name, contact: f.contact, phone: f.phone, remark: f.remark, n_cards: 0 })
+        })
+        .await
+    }
+
+    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, fields: &DistributorFields) -> StoreResult<()> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE distributors SET name = ?1, contact = ?2, phone = ?3, remark = ?4 WHERE id = ?5 AND merchant_id = ?6",
+                    params![f.name, f.contact, f.phone, f.remark, distributor_id, merchant_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT d.id, d.merchant_id, d.name, d.contact, d.phone, d.remark, \
+                     (SELECT count(*) FROM cards WHERE cards.distributor_id = d.id) \
+                     FROM distributors d WHERE d.merchant_id = ?1 ORDER BY d.id",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], |r| {
+                    Ok(Distributor {
+                        id: r.get(0)?,
+                        merchant_id: r.get(1)?,
+                        name: r.get(2)?,
+                        contact: r.get(3)?,
+                        phone: r.get(4)?,
+                        remark: r.get(5)?,
+                        n_cards: r.get(6)?,
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_batch(&self, b: &NewBatch) -> StoreResult<Batch> {
+        let b = b.clone();
+        self.write(move |conn| {
+            let serial_first: i64 = conn
+                .query_row(
+                    "UPDATE merchants SET next_serial = next_serial + ?1 WHERE id = ?2 RETURNING next_serial - ?1",
+                    params![b.quantity, b.merchant_id],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            conn.query_row(
+                &format!(
+                    "INSERT INTO batches (merchant_id, name, source, prefix, number_length, numbering, start_number, \
+                     password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
+                     serial_first, created_by, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'generating', ?15, ?16, ?17) \
+                     RETURNING {BATCH_COLUMNS}"
+                ),
+                params![
+                    b.merchant_id,
+                    b.name,
+                    b.source.code(),
+                    b.prefix,
+                    b.number_length,
+                    b.numbering.code(),
+                    b.start_number,
+                    b.password_length,
+                    b.password_charset.code(),
+                    b.quantity,
+                    b.face_value_fen,
+                    b.valid_from,
+                    b.valid_until,
+                    b.remark,
+                    serial_first,
+                    b.created_by,
+                    b.created_at
+                ],
+                batch_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, mut source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let (face_value_fen, valid_from, valid_until, remark, key_version): (Option<i64>, Option<i64>, Option<i64>, String, i32) = conn
+                .query_row(
+                    "SELECT b.face_value_fen, b.valid_from, b.valid_until, b.remark, m.key_version \
+                     FROM batches b JOIN merchants m ON m.id = b.merchant_id \
+                     WHERE b.id = ?1 AND b.merchant_id = ?2 AND b.state = 'generating'",
+                    params![batch_id, merchant_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .map_err(map_err)?;
+            let mut insert = conn
+                .prepare_cached(
+                    "INSERT INTO cards (merchant_id, batch_id, serial, number, secret_digest, secret_sealed, key_version, \
+                     state, face_value_fen, valid_from, valid_until, remark, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'inactive', ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(map_err)?;
+            let mut n_cards = 0i64;
+            loop {
+                let chunk = source.next_chunk();
+                if chunk.is_empty() {
+                    break;
+                }
+                for card in &chunk {
+                    insert
+                        .execute(params![
+                            merchant_id,
+                            batch_id,
+                            card.serial,
+                            card.number,
+                            &card.secret_digest[..],
+                            card.secret_sealed,
+                            key_version,
+                            face_value_fen,
+                            valid_from,
+                            valid_until,
+                            remark,
+                            now
+                        ])
+                        .map_err(map_err)?;
+                }
+                n_cards += chunk.len() as i64;
+            }
+            let n = conn
+                .execute(
+                    "UPDATE batches SET state = 'ready', completed_at = ?1 WHERE id = ?2 AND state = 'generating'",
+                    params![now, batch_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)?;
+            insert_audit(conn, &audit, n_cards).map_err(map_err)?;
+            Ok(n_cards)
+        })
+        .await
+    }
+
+    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()> {
+        let error = error.to_owned();
+        self.write(move |conn| {
+            conn.execute("UPDATE batches SET state = 'failed', error = ?1 WHERE id = ?2 AND state = 'generating'", params![error, batch_id])
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
+        self.write(|conn| {
+            let n = conn
+                .execute("UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE state = 'generating'", [])
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?1 AND merchant_id = ?2"),
+                params![batch_id, merchant_id],
+                batch_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row("SELECT count(*) FROM batches WHERE merchant_id = ?1", [merchant_id], |r| r.get(0))
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {BATCH_COLUMNS} FROM batches WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params![merchant_id, page.page_size, page.offset()], batch_from_row).map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>> {
+        let prefix = prefix.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT number FROM cards WHERE merchant_id = ?1 AND substr(number, 1, length(?2)) = ?2")
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params![merchant_id, prefix], |r| r.get(0)).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>> {
+        let numbers = numbers.to_vec();
+        self.read(move |conn| {
+            let mut taken = Vec::new();
+            for chunk in numbers.chunks(LOOKUP_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut stmt = conn
+                    .prepare(&format!("SELECT number FROM cards WHERE merchant_id = ? AND number IN ({marks})"))
+                    .map_err(map_err)?;
+                let values = std::iter::once(Value::Integer(merchant_id)).chain(chunk.iter().map(|n| Value::Text(n.clone())));
+                let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, String>(0)).map_err(map_err)?;
+                for row in rows {
+                    taken.push(row.map_err(map_err)?);
+                }
+            }
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>> {
+        let (condition, mut values) = card_filter_sql(merchant_id, filter);
+        values.push(Value::Integer(page.page_size));
+        values.push(Value::Integer(page.offset()));
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {condition} ORDER BY cards.serial LIMIT ? OFFSET ?"))
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params_from_iter(values), card_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64> {
+        let (condition, values) = card_filter_sql(merchant_id, filter);
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT count(*) FROM cards WHERE {condition}"), params_from_iter(values), |r| r.get(0))
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>> {
+        let (condition, mut values) = card_filter_sql(merchant_id, filter);
+        values.push(Value::Integer(after_serial));
+        values.push(Value::Integer(limit));
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {CARD_COLUMNS}, cards.secret_sealed, cards.key_version FROM {CARD_FROM} \
+                     WHERE {condition} AND cards.serial > ? ORDER BY cards.serial LIMIT ?"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params_from_iter(values), |r| {
+                    Ok(CardWithSecret { card: card_from_row(r)?, secret_sealed: r.get(16)?, key_version: r.get(17)? })
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>> {
+        let number = number.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.merchant_id = ?1 AND cards.number = ?2"),
+                params![merchant_id, number],
+                card_from_row,
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64> {
+        let (condition, values) = card_filter_sql(merchant_id, filter);
+        let audit = audit.clone();
+        let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+        self.write(move |conn| {
+            let now = Value::Integer(audit.created_at);
+            let n = match op.to_state() {
+                Some(to) => {
+                    let (set, binds_now) = match op {
+                        CardOp::Activate => ("activated_at = ?", true),
+                        CardOp::Deactivate => ("activated_at = NULL", false),
+                        CardOp::Void => ("voided_at = ?", true),
+                        CardOp::Restore => ("voided_at = NULL, activated_at = NULL", false),
+                        CardOp::Delete => unreachable!("delete has no target state"),
+                    };
+                    let bound = binds_now.then_some(now).into_iter().chain(values);
+                    conn.execute(&format!("UPDATE cards SET state = '{}', {set} WHERE {guard}", to.code()), params_from_iter(bound))
+                        .map_err(map_err)? as i64
+                }
+                None => {
+                    let audit_id = insert_audit(conn, &audit, 0).map_err(map_err)?;
+                    let mut bound = vec![Value::Integer(audit_id)];
+                    bound.extend(values.iter().cloned());
+                    let kept = conn
+                        .execute(
+                            &format!(
+                                "INSERT INTO deleted_cards (audit_id, merchant_id, batch_id, serial, number) \
+                                 SELECT ?, merchant_id, batch_id, serial, number FROM cards WHERE {guard}"
+                            ),
+                            params_from_iter(bound),
+                        )
+                        .map_err(map_err)?;
+                    let deleted = conn.execute(&format!("DELETE FROM cards WHERE {guard}"), params_from_iter(values)).map_err(map_err)?;
+                    assert_eq!(kept, deleted, "every deleted card is recorded");
+                    conn.execute("UPDATE audit_log SET n_affected = ?1 WHERE id = ?2", params![deleted as i64, audit_id])
+                        .map_err(map_err)?;
+                    return Ok(deleted as i64);
+                }
+            };
+            insert_audit(conn, &audit, n).map_err(map_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64> {
+        let (condition, values) = card_filter_sql(merchant_id, filter);
+        let (edit, audit) = (edit.clone(), audit.clone());
+        self.write(move |conn| {
+            if let Some(Some(distributor_id)) = edit.distributor_id {
+                let n: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM distributors WHERE id = ?1 AND merchant_id = ?2",
+                        params![distributor_id, merchant_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                if n != 1 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            let mut sets = Vec::new();
+            let mut bound = Vec::new();
+            let opt = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+            if let Some(v) = edit.face_value_fen {
+                sets.push("face_value_fen = ?");
+                bound.push(opt(v));
+            }
+            if let Some(v) = edit.valid_from {
+                sets.push("valid_from = ?");
+                bound.push(opt(v));
+            }
+            if let Some(v) = edit.valid_until {
+                sets.push("valid_until = ?");
+                bound.push(opt(v));
+            }
+            if let Some(v) = &edit.remark {
+                sets.push("remark = ?");
+                bound.push(Value::Text(v.clone()));
+            }
+            if let Some(v) = edit.distributor_id {
+                sets.push("distributor_id = ?");
+                bound.push(opt(v));
+            }
+            if sets.is_empty() {
+                return Err(StoreError::Invalid("no field chosen".into()));
+            }
+            bound.extend(values);
+            let n = conn
+                .execute(&format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")), params_from_iter(bound))
+                .map_err(map_err)? as i64;
+            insert_audit(conn, &audit, n).map_err(map_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64> {
+        let (condition, values) = card_filter_sql(merchant_id, filter);
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
+                    params_from_iter(values),
+                )
+                .map_err(map_err)? as i64;
+            insert_audit(conn, &audit, n).map_err(map_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let entry = entry.clone();
+        self.write(move |conn| {
+            insert_audit(conn, &entry, entry.n_affected).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row("SELECT count(*) FROM audit_log WHERE merchant_id = ?1", [merchant_id], |r| r.get(0))
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params![merchant_id, page.page_size, page.offset()], audit_from_row).map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT number FROM deleted_cards WHERE audit_id = ?1 AND merchant_id = ?2 ORDER BY serial")
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params![audit_id, merchant_id], |r| r.get(0)).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn verify(&self) -> StoreResult<Vec<String>> {
+        self.read(|conn| {
+            let mut violations = Vec::new();
+            let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(map_err)?;
+            if integrity != "ok" {
+                violations.push(format!("sqlite integrity_check: {integrity}"));
+            }
+            for (description, sql) in INVARIANT_QUERIES {
+                let n: i64 = conn.query_row(sql, [], |r| r.get(0)).map_err(map_err)?;
+                if n != 0 {
+                    violations.push(format!("{n} {description}"));
+                }
+            }
+            Ok(violations)
+        })
+        .await
+    }
+}
+
+/// Each query counts the rows that break one invariant.
+const INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "cards belong to a batch that is not ready",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.state <> 'ready'",
+    ),
+    (
+        "cards belong to another merchant's batch",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.merchant_id <> c.merchant_id",
+    ),
+    (
+        "cards have a serial outside their batch's reserved range",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id \
+         WHERE c.serial < b.serial_first OR c.serial >= b.serial_first + b.quantity",
+    ),
+    ("active or used cards have no activation time", "SELECT count(*) FROM cards WHERE state IN ('active', 'used') AND activated_at IS NULL AND used_at IS NULL"),
+    ("used cards have no use time", "SELECT count(*) FROM cards WHERE state = 'used' AND used_at IS NULL"),
+    ("voided cards have no void time", "SELECT count(*) FROM cards WHERE state = 'voided' AND voided_at IS NULL"),
+    (
+        "ready batches hold a different number of cards than their quantity (deleted cards counted)",
+        "SELECT count(*) FROM batches b WHERE b.state = 'ready' AND b.quantity <> \
+         (SELECT count(*) FROM cards c WHERE c.batch_id = b.id) + (SELECT count(*) FROM deleted_cards d WHERE d.batch_id = b.id)",
+    ),
+    (
+        "merchants would hand out a serial already used",
+        "SELECT count(*) FROM merchants m WHERE m.next_serial <= (SELECT COALESCE(MAX(serial), 0) FROM cards c WHERE c.merchant_id = m.id)",
+    ),
+    ("sessions belong to another merchant than their staff", "SELECT count(*) FROM sessions s JOIN staff t ON t.id = s.staff_id WHERE t.merchant_id <> s.merchant_id"),
+];
