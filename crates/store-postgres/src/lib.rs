@@ -1,0 +1,1047 @@
+//! The PostgreSQL backend, for many `kaquan serve` nodes sharing one
+//! database. A connection pool; every read-modify-write is one guarded
+//! statement in a transaction; batches are loaded with binary COPY.
+//!
+//! Architecture invariant: this file and `schema.sql` hold all of kaquan's
+//! PostgreSQL SQL.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::pin_mut;
+use kaquan_core::auth::{builtin_roles, Permission};
+use kaquan_core::batch::{Numbering, PasswordCharset};
+use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
+use kaquan_core::store::*;
+use kaquan_core::{StoreError, StoreResult};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::{NoTls, Row};
+
+/// Connections per `kaquan serve` node.
+pub const POOL_SIZE_MAX: usize = 16;
+/// Key for the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK_KEY: i64 = 0x6b61_7175_616e; // "kaquan"
+
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn map_err(error: tokio_postgres::Error) -> StoreError {
+    match error.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(db_message(&error)),
+        Some(code) if *code == SqlState::CHECK_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION => {
+            StoreError::Invalid(db_message(&error))
+        }
+        _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+fn db_message(error: &tokio_postgres::Error) -> String {
+    error.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| error.to_string())
+}
+
+fn pool_err(error: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Backend(format!("connection pool: {error}"))
+}
+
+/// Connects to `url` and applies pending migrations.
+pub async fn connect(url: &str) -> StoreResult<PgStore> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE_MAX)
+        .build()
+        .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+    let store = PgStore { pool };
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await.map_err(map_err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .map_err(map_err)?;
+        let applied: i64 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(map_err)?.get(0);
+        for (idx, sql) in MIGRATIONS.iter().enumerate() {
+            let version = idx as i64 + 1;
+            if version > applied {
+                tx.batch_execute(sql).await.map_err(map_err)?;
+                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&version]).await.map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+fn parse_or<T>(value: Option<T>, what: &str) -> StoreResult<T> {
+    value.ok_or_else(|| StoreError::Backend(format!("unknown {what} in database")))
+}
+
+// ---- row mapping ---------------------------------------------------------
+
+const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+
+fn merchant_from_row(row: &Row) -> Merchant {
+    Merchant { id: row.get(0), name: row.get(1), key_version: row.get(2), created_at: row.get(3) }
+}
+
+const ROLE_COLUMNS: &str = "id, merchant_id, name, label, permissions";
+
+fn role_from_row(row: &Row) -> Role {
+    Role {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        name: row.get(2),
+        label: row.get(3),
+        permissions: Permission::decode_set(row.get(4)),
+    }
+}
+
+const STAFF_COLUMNS: &str =
+    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at";
+
+fn staff_from_row(row: &Row) -> Staff {
+    Staff {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        username: row.get(2),
+        name: row.get(3),
+        phone: row.get(4),
+        role_id: row.get(5),
+        password_hash: row.get(6),
+        failed_logins: row.get(7),
+        locked_until: row.get(8),
+        disabled: row.get(9),
+        created_at: row.get(10),
+    }
+}
+
+const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_length, numbering, start_number, \
+    password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
+    serial_first, error, created_by, created_at, completed_at";
+
+fn batch_from_row(row: &Row) -> StoreResult<Batch> {
+    Ok(Batch {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        name: row.get(2),
+        source: parse_or(BatchSource::parse(row.get(3)), "batch source")?,
+        prefix: row.get(4),
+        number_length: row.get(5),
+        numbering: parse_or(Numbering::parse(row.get(6)), "numbering")?,
+        start_number: row.get(7),
+        password_length: row.get(8),
+        password_charset: parse_or(PasswordCharset::parse(row.get(9)), "password charset")?,
+        quantity: row.get(10),
+        face_value_fen: row.get(11),
+        valid_from: row.get(12),
+        valid_until: row.get(13),
+        remark: row.get(14),
+        state: parse_or(BatchState::parse(row.get(15)), "batch state")?,
+        serial_first: row.get(16),
+        error: row.get(17),
+        created_by: row.get(18),
+        created_at: row.get(19),
+        completed_at: row.get(20),
+    })
+}
+
+const CARD_COLUMNS: &str = "cards.id, cards.merchant_id, cards.batch_id, cards.serial, cards.number, cards.state, \
+    cards.face_value_fen, cards.valid_from, cards.valid_until, cards.remark, cards.distributor_id, distributors.name, \
+    cards.activated_at, cards.used_at, cards.voided_at, cards.created_at";
+const CARD_FROM: &str = "cards LEFT JOIN distributors ON distributors.id = cards.distributor_id";
+
+fn card_from_row(row: &Row) -> StoreResult<Card> {
+    Ok(Card {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        batch_id: row.get(2),
+        serial: row.get(3),
+        number: row.get(4),
+        state: parse_or(CardState::parse(row.get(5)), "card state")?,
+        face_value_fen: row.get(6),
+        valid_from: row.get(7),
+        valid_until: row.get(8),
+        remark: row.get(9),
+        distributor_id: row.get(10),
+        distributor_name: row.get(11),
+        activated_at: row.get(12),
+        used_at: row.get(13),
+        voided_at: row.get(14),
+        created_at: row.get(15),
+    })
+}
+
+const AUDIT_COLUMNS: &str = "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
+
+fn audit_from_row(row: &Row) -> AuditRecord {
+    AuditRecord {
+        id: row.get(0),
+        entry: AuditEntry {
+            merchant_id: row.get(1),
+            actor: Actor { staff_id: row.get(2), label: row.get(3) },
+            action: row.get(4),
+            target: row.get(5),
+            detail: row.get(6),
+            n_affected: row.get(7),
+            created_at: row.get(8),
+        },
+    }
+}
+
+/// `WHERE` conditions for a card filter; placeholders continue after the
+/// `params` already bound.
+fn card_filter_sql(merchant_id: i64, filter: &CardFilter, params: &mut Params) -> String {
+    let bind = |params: &mut Params, value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let mut sql = format!("cards.merchant_id = {}", bind(params, Box::new(merchant_id)));
+    if let Some(v) = filter.batch_id {
+        sql.push_str(&format!(" AND cards.batch_id = {}", bind(params, Box::new(v))));
+    }
+    if let Some(v) = filter.state {
+        sql.push_str(&format!(" AND cards.state = {}", bind(params, Box::new(v.code()))));
+    }
+    match filter.activated {
+        Some(true) => sql.push_str(" AND cards.state IN ('active', 'used')"),
+        Some(false) => sql.push_str(" AND cards.state NOT IN ('active', 'used')"),
+        None => {}
+    }
+    match filter.used {
+        Some(true) => sql.push_str(" AND cards.state = 'used'"),
+        Some(false) => sql.push_str(" AND cards.state <> 'used'"),
+        None => {}
+    }
+    match filter.distributor_id {
+        Some(0) => sql.push_str(" AND cards.distributor_id IS NULL"),
+        Some(v) => sql.push_str(&format!(" AND cards.distributor_id = {}", bind(params, Box::new(v)))),
+        None => {}
+    }
+    if let Some(v) = filter.serial_from {
+        sql.push_str(&format!(" AND cards.serial >= {}", bind(params, Box::new(v))));
+    }
+    if let Some(v) = filter.serial_to {
+        sql.push_str(&format!(" AND cards.serial <= {}", bind(params, Box::new(v))));
+    }
+    if let Some(needle) = filter.number_needle() {
+        sql.push_str(&format!(" AND strpos(cards.number, {}) > 0", bind(params, Box::new(needle))));
+    }
+    sql
+}
+
+fn state_list(states: &[CardState]) -> String {
+    states.iter().map(|s| format!("'{}'", s.code())).collect::<Vec<_>>().join(", ")
+}
+
+async fn insert_audit(client: &impl GenericClient, entry: &AuditEntry, n_affected: i64) -> StoreResult<i64> {
+    let row = client
+        .query_one(
+            "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            &[
+                &entry.merchant_id,
+                &entry.actor.staff_id,
+                &entry.actor.label,
+                &entry.action,
+                &entry.target,
+                &entry.detail,
+                &n_affected,
+                &entry.created_at,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+    Ok(row.get(0))
+}
+
+fn expect_one(n: u64) -> StoreResult<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let row = tx
+            .query_one(&format!("INSERT INTO merchants (name, created_at) VALUES ($1, $2) RETURNING {MERCHANT_COLUMNS}"), &[&name, &now])
+            .await
+            .map_err(map_err)?;
+        let merchant = merchant_from_row(&row);
+        for (role_name, label, permissions) in builtin_roles() {
+            tx.execute(
+                "INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4)",
+                &[&merchant.id, &role_name, &label, &Permission::encode_set(&permissions)],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(merchant)
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
+        let rows = self.client().await?.query(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"), &[]).await.map_err(map_err)?;
+        Ok(rows.iter().map(merchant_from_row).collect())
+    }
+
+    async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"), &[&merchant_id])
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(merchant_from_row).ok_or(StoreError::NotFound)
+    }
+
+    async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>> {
+        let rows = self
+            .client()
+            .await?
+            .query(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = $1 ORDER BY id"), &[&merchant_id])
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(role_from_row).collect())
+    }
+
+    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!("INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4) RETURNING {ROLE_COLUMNS}"),
+                &[&merchant_id, &name, &label, &Permission::encode_set(permissions)],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(role_from_row(&row))
+    }
+
+    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE roles SET label = $1, permissions = $2 WHERE id = $3 AND merchant_id = $4",
+                &[&label, &Permission::encode_set(permissions), &role_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        expect_one(n)
+    }
+
+    async fn create_staff(&self, s: &NewStaff, now: i64) -> StoreResult<Staff> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at) \
+                     SELECT $1, $2, $3, $4, id, $6, $7 FROM roles WHERE id = $5 AND merchant_id = $1 \
+                     RETURNING {STAFF_COLUMNS}"
+                ),
+                &[&s.merchant_id, &s.username, &s.name, &s.phone, &s.role_id, &s.password_hash, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
+    }
+
+    async fn update_staff(&self, merchant_id: i64, staff_id: i64, u: &StaffUpdate) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        if let Some(role_id) = u.role_id {
+            let n: i64 = tx
+                .query_one("SELECT count(*) FROM roles WHERE id = $1 AND merchant_id = $2", &[&role_id, &merchant_id])
+                .await
+                .map_err(map_err)?
+                .get(0);
+            if n != 1 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        let n = tx
+            .execute(
+                "UPDATE staff SET name = COALESCE($1, name), phone = COALESCE($2, phone), role_id = COALESCE($3, role_id), \
+                 password_hash = COALESCE($4, password_hash), disabled = COALESCE($5, disabled), \
+                 failed_logins = CASE WHEN $4::text IS NULL THEN failed_logins ELSE 0 END, \
+                 locked_until = CASE WHEN $4::text IS NULL THEN locked_until ELSE NULL END \
+                 WHERE id = $6 AND merchant_id = $7",
+                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        expect_one(n)?;
+        if u.disabled == Some(true) || u.password_hash.is_some() {
+            tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id]).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>> {
+        let rows = self
+            .client()
+            .await?
+            .query(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = $1 ORDER BY id"), &[&merchant_id])
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(staff_from_row).collect())
+    }
+
+    async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"), &[&staff_id])
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
+    }
+
+    async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"), &[&username])
+            .await
+            .map_err(map_err)?;
+        Ok(row.as_ref().map(staff_from_row))
+    }
+
+    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = if success {
+            client
+                .query_opt("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1 RETURNING failed_logins", &[&staff_id])
+                .await
+        } else {
+            client
+                .query_opt(
+                    "UPDATE staff SET failed_logins = failed_logins + 1, locked_until = COALESCE($2, locked_until) \
+                     WHERE id = $1 RETURNING failed_logins",
+                    &[&staff_id, &locked_until],
+                )
+                .await
+        }
+        .map_err(map_err)?;
+        row.map(|r| r.get(0)).ok_or(StoreError::NotFound)
+    }
+
+    async fn create_session(&self, s: &Session) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM sessions WHERE expires_at < $1", &[&(s.expires_at - 86_400 * 30)]).await.map_err(map_err)?;
+        client
+            .execute(
+                "INSERT INTO sessions (token_hash, staff_id, merchant_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&s.token_hash, &s.staff_id, &s.merchant_id, &s.csrf_token, &s.expires_at],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<Session>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT token_hash, staff_id, merchant_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&token_hash, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| Session {
+            token_hash: r.get(0),
+            staff_id: r.get(1),
+            merchant_id: r.get(2),
+            csrf_token: r.get(3),
+            expires_at: r.get(4),
+        }))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.client().await?.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash]).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_distributor(&self, merchant_id: i64, f: &DistributorFields) -> StoreResult<Distributor> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "INSERT INTO distributors (merchant_id, name, contact, phone, remark) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&merchant_id, &f.name, &f.contact, &f.phone, &f.remark],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Distributor {
+            id: row.get(0),
+            merchant_id,
+            name: f.name.clone(),
+            contact: f.contact.clone(),
+            phone: f.phone.clone(),
+            remark: f.remark.clone(),
+            n_cards: 0,
+        })
+    }
+
+    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, f: &DistributorFields) -> StoreResult<()> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE distributors SET name = $1, contact = $2, phone = $3, remark = $4 WHERE id = $5 AND merchant_id = $6",
+                &[&f.name, &f.contact, &f.phone, &f.remark, &distributor_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        expect_one(n)
+    }
+
+    async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT d.id, d.merchant_id, d.name, d.contact, d.phone, d.remark, \
+                 (SELECT count(*) FROM cards WHERE cards.distributor_id = d.id) \
+                 FROM distributors d WHERE d.merchant_id = $1 ORDER BY d.id",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Distributor {
+                id: r.get(0),
+                merchant_id: r.get(1),
+                name: r.get(2),
+                contact: r.get(3),
+                phone: r.get(4),
+                remark: r.get(5),
+                n_cards: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn create_batch(&self, b: &NewBatch) -> StoreResult<Batch> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let serial_first: i64 = tx
+            .query_opt(
+                "UPDATE merchants SET next_serial = next_serial + $1 WHERE id = $2 RETURNING next_serial - $1",
+                &[&b.quantity, &b.merchant_id],
+            )
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?
+            .get(0);
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO batches (merchant_id, name, source, prefix, number_length, numbering, start_number, \
+                     password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
+                     serial_first, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'generating', $15, $16, $17) \
+                     RETURNING {BATCH_COLUMNS}"
+                ),
+                &[
+                    &b.merchant_id,
+                    &b.name,
+                    &b.source.code(),
+                    &b.prefix,
+                    &b.number_length,
+                    &b.numbering.code(),
+                    &b.start_number,
+                    &b.password_length,
+                    &b.password_charset.code(),
+                    &b.quantity,
+                    &b.face_value_fen,
+                    &b.valid_from,
+                    &b.valid_until,
+                    &b.remark,
+                    &serial_first,
+                    &b.created_by,
+                    &b.created_at,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        let batch = batch_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(batch)
+    }
+
+    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let row = tx
+            .query_opt(
+                "SELECT b.face_value_fen, b.valid_from, b.valid_until, b.remark, m.key_version \
+                 FROM batches b JOIN merchants m ON m.id = b.merchant_id \
+                 WHERE b.id = $1 AND b.merchant_id = $2 AND b.state = 'generating' FOR UPDATE OF b",
+                &[&batch_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        let (face_value_fen, valid_from, valid_until, remark, key_version): (Option<i64>, Option<i64>, Option<i64>, String, i32) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let sink = tx
+            .copy_in(
+                "COPY cards (merchant_id, batch_id, serial, number, secret_digest, secret_sealed, key_version, state, \
+                 face_value_fen, valid_from, valid_until, remark, created_at) FROM STDIN BINARY",
+            )
+            .await
+            .map_err(map_err)?;
+        let types = [
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::INT4,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+        ];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        pin_mut!(writer);
+        let mut source = source;
+        let mut n_cards = 0i64;
+        let state = CardState::Inactive.code();
+        loop {
+            // The source blocks while the generator thread computes; keep that off the async workers.
+            let (returned, chunk) = tokio::task::spawn_blocking(move || {
+                let chunk = source.next_chunk();
+                (source, chunk)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("card source failed: {e}")))?;
+            source = returned;
+            if chunk.is_empty() {
+                break;
+            }
+            for card in &chunk {
+                let digest: &[u8] = &card.secret_digest;
+                writer
+                    .as_mut()
+                    .write(&[
+                        &merchant_id,
+                        &batch_id,
+                        &card.serial,
+                        &card.number,
+                        &digest,
+                        &card.secret_sealed,
+                        &key_version,
+                        &state,
+                        &face_value_fen,
+                        &valid_from,
+                        &valid_until,
+                        &remark,
+                        &now,
+                    ])
+                    .await
+                    .map_err(map_err)?;
+            }
+            n_cards += chunk.len() as i64;
+        }
+        writer.finish().await.map_err(map_err)?;
+        let n = tx
+            .execute("UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating'", &[&now, &batch_id])
+            .await
+            .map_err(map_err)?;
+        expect_one(n)?;
+        insert_audit(&tx, audit, n_cards).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n_cards)
+    }
+
+    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute("UPDATE batches SET state = 'failed', error = $1 WHERE id = $2 AND state = 'generating'", &[&error, &batch_id])
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
+        // A batch whose row is locked is being filled by a live node right now
+        // (fill_batch holds FOR UPDATE): leave it. Only unlocked `generating`
+        // batches were abandoned by a dead process.
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE id IN \
+                 (SELECT id FROM batches WHERE state = 'generating' AND completed_at IS NULL FOR UPDATE SKIP LOCKED)",
+                &[],
+            )
+            .await
+            .map_err(map_err)
+    }
+
+    async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1 AND merchant_id = $2"), &[&batch_id, &merchant_id])
+            .await
+            .map_err(map_err)?;
+        batch_from_row(&row.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)> {
+        let client = self.client().await?;
+        let total: i64 =
+            client.query_one("SELECT count(*) FROM batches WHERE merchant_id = $1", &[&merchant_id]).await.map_err(map_err)?.get(0);
+        let rows = client
+            .query(
+                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
+                &[&merchant_id, &page.page_size, &page.offset()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok((rows.iter().map(batch_from_row).collect::<StoreResult<_>>()?, total))
+    }
+
+    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT number FROM cards WHERE merchant_id = $1 AND left(number, length($2)) = $2", &[&merchant_id, &prefix])
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT number FROM cards WHERE merchant_id = $1 AND number = ANY($2)", &[&merchant_id, &numbers])
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = params.len();
+        params.push(Box::new(page.page_size));
+        params.push(Box::new(page.offset()));
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {condition} ORDER BY cards.serial LIMIT ${} OFFSET ${}", n + 1, n + 2),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let row = self
+            .client()
+            .await?
+            .query_one(&format!("SELECT count(*) FROM cards WHERE {condition}"), &refs(&params))
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
+    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = params.len();
+        params.push(Box::new(after_serial));
+        params.push(Box::new(limit));
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {CARD_COLUMNS}, cards.secret_sealed, cards.key_version FROM {CARD_FROM} \
+                     WHERE {condition} AND cards.serial > ${} ORDER BY cards.serial LIMIT ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok(CardWithSecret { card: card_from_row(r)?, secret_sealed: r.get(16), key_version: r.get(17) }))
+            .collect()
+    }
+
+    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.merchant_id = $1 AND cards.number = $2"),
+                &[&merchant_id, &number],
+            )
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = Vec::new();
+        let n = match op.to_state() {
+            Some(to) => {
+                let set = match op {
+                    CardOp::Activate => {
+                        params.push(Box::new(audit.created_at));
+                        "activated_at = $1"
+                    }
+                    CardOp::Deactivate => "activated_at = NULL",
+                    CardOp::Void => {
+                        params.push(Box::new(audit.created_at));
+                        "voided_at = $1"
+                    }
+                    CardOp::Restore => "voided_at = NULL, activated_at = NULL",
+                    CardOp::Delete => unreachable!("delete has no target state"),
+                };
+                let condition = card_filter_sql(merchant_id, filter, &mut params);
+                let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+                let n = tx
+                    .execute(&format!("UPDATE cards SET state = '{}', {set} WHERE {guard}", to.code()), &refs(&params))
+                    .await
+                    .map_err(map_err)? as i64;
+                insert_audit(&tx, audit, n).await?;
+                n
+            }
+            None => {
+                let audit_id = insert_audit(&tx, audit, 0).await?;
+                params.push(Box::new(audit_id));
+                let condition = card_filter_sql(merchant_id, filter, &mut params);
+                let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "WITH gone AS (DELETE FROM cards WHERE {guard} RETURNING merchant_id, batch_id, serial, number), \
+                             kept AS (INSERT INTO deleted_cards (audit_id, merchant_id, batch_id, serial, number) \
+                                      SELECT $1, merchant_id, batch_id, serial, number FROM gone RETURNING 1) \
+                             SELECT count(*) FROM kept"
+                        ),
+                        &refs(&params),
+                    )
+                    .await
+                    .map_err(map_err)?;
+                let n: i64 = row.get(0);
+                tx.execute("UPDATE audit_log SET n_affected = $1 WHERE id = $2", &[&n, &audit_id]).await.map_err(map_err)?;
+                n
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        if let Some(Some(distributor_id)) = edit.distributor_id {
+            let n: i64 = tx
+                .query_one("SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2", &[&distributor_id, &merchant_id])
+                .await
+                .map_err(map_err)?
+                .get(0);
+            if n != 1 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        let mut params: Params = Vec::new();
+        let mut sets = Vec::new();
+        let mut set = |params: &mut Params, column: &str, value: Box<dyn ToSql + Sync + Send>| {
+            params.push(value);
+            sets.push(format!("{column} = ${}", params.len()));
+        };
+        if let Some(v) = edit.face_value_fen {
+            set(&mut params, "face_value_fen", Box::new(v));
+        }
+        if let Some(v) = edit.valid_from {
+            set(&mut params, "valid_from", Box::new(v));
+        }
+        if let Some(v) = edit.valid_until {
+            set(&mut params, "valid_until", Box::new(v));
+        }
+        if let Some(v) = &edit.remark {
+            set(&mut params, "remark", Box::new(v.clone()));
+        }
+        if let Some(v) = edit.distributor_id {
+            set(&mut params, "distributor_id", Box::new(v));
+        }
+        if sets.is_empty() {
+            return Err(StoreError::Invalid("no field chosen".into()));
+        }
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = tx
+            .execute(&format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")), &refs(&params))
+            .await
+            .map_err(map_err)? as i64;
+        insert_audit(&tx, audit, n).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = tx
+            .execute(
+                &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)? as i64;
+        insert_audit(&tx, audit, n).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let client = self.client().await?;
+        insert_audit(&client, entry, entry.n_affected).await.map(|_| ())
+    }
+
+    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let client = self.client().await?;
+        let total: i64 =
+            client.query_one("SELECT count(*) FROM audit_log WHERE merchant_id = $1", &[&merchant_id]).await.map_err(map_err)?.get(0);
+        let rows = client
+            .query(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
+                &[&merchant_id, &page.page_size, &page.offset()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok((rows.iter().map(audit_from_row).collect(), total))
+    }
+
+    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT number FROM deleted_cards WHERE audit_id = $1 AND merchant_id = $2 ORDER BY serial",
+                &[&audit_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn verify(&self) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let mut violations = Vec::new();
+        for (description, sql) in INVARIANT_QUERIES {
+            let n: i64 = client.query_one(*sql, &[]).await.map_err(map_err)?.get(0);
+            if n != 0 {
+                violations.push(format!("{n} {description}"));
+            }
+        }
+        Ok(violations)
+    }
+}
+
+/// Each query counts the rows that break one invariant.
+const INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "cards belong to a batch that is not ready",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.state <> 'ready'",
+    ),
+    (
+        "cards belong to another merchant's batch",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.merchant_id <> c.merchant_id",
+    ),
+    (
+        "cards have a serial outside their batch's reserved range",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id \
+         WHERE c.serial < b.serial_first OR c.serial >= b.serial_first + b.quantity",
+    ),
+    (
+        "active or used cards have no activation time",
+        "SELECT count(*) FROM cards WHERE state IN ('active', 'used') AND activated_at IS NULL AND used_at IS NULL",
+    ),
+    ("used cards have no use time", "SELECT count(*) FROM cards WHERE state = 'used' AND used_at IS NULL"),
+    ("voided cards have no void time", "SELECT count(*) FROM cards WHERE state = 'voided' AND voided_at IS NULL"),
+    (
+        "ready batches hold a different number of cards than their quantity (deleted cards counted)",
+        "SELECT count(*) FROM batches b WHERE b.state = 'ready' AND b.quantity <> \
+         (SELECT count(*) FROM cards c WHERE c.batch_id = b.id) + (SELECT count(*) FROM deleted_cards d WHERE d.batch_id = b.id)",
+    ),
+    (
+        "merchants would hand out a serial already used",
+        "SELECT count(*) FROM merchants m WHERE m.next_serial <= (SELECT COALESCE(MAX(serial), 0) FROM cards c WHERE c.merchant_id = m.id)",
+    ),
+    (
+        "sessions belong to another merchant than their staff",
+        "SELECT count(*) FROM sessions s JOIN staff t ON t.id = s.staff_id WHERE t.merchant_id <> s.merchant_id",
+    ),
+];
+
+/// Test support: makes a new, empty database beside the one `admin_url`
+/// points at and returns its URL, so tests can run in parallel. The server
+/// must be reachable: a missing PostgreSQL fails the test, never skips it.
+pub mod testing {
+    /// Where tests find PostgreSQL unless `KAQUAN_TEST_POSTGRES_URL` says otherwise.
+    pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    pub async fn create_test_database() -> String {
+        let admin_url = std::env::var("KAQUAN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin_url}): {e}"));
+        tokio::spawn(connection);
+        let name = format!("kaquan_test_{}", kaquan_core::secrets::random_token_hex(6));
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("KAQUAN_TEST_POSTGRES_URL must end in /DATABASE"),
+        }
+    }
+}
