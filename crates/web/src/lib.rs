@@ -1,0 +1,81 @@
+//! kaquan's HTTP face: the JSON API under `/api/v1` and the zh-CN admin
+//! console, both served by one axum router over the same use cases.
+//!
+//! Architecture invariant: handlers never run SQL; they call `kaquan_core`
+//! use cases and the `Store` trait. Wire types (the `*Dto`, `*Request` and
+//! view structs) live here and only here derive serde.
+
+pub mod auth;
+pub mod batches;
+pub mod cards;
+pub mod error;
+pub mod exports;
+pub mod openapi;
+pub mod pages;
+pub mod people;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use kaquan_core::secrets::MasterKey;
+use kaquan_core::store::Store;
+use kaquan_core::usecases::BatchProgress;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+/// Largest request body (import files included).
+pub const UPLOAD_BYTES_MAX: usize = 20 * 1024 * 1024;
+
+/// Everything a handler needs, cloned per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub master: Arc<MasterKey>,
+    /// The address customers reach kaquan at, for QR codes (no trailing slash).
+    pub public_url: Arc<str>,
+    /// Progress of batches this process is generating.
+    pub progress: Arc<Mutex<HashMap<i64, Arc<BatchProgress>>>>,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    /// Whether the session cookie is marked `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, master: MasterKey, public_url: &str, secure_cookies: bool) -> Self {
+        Self {
+            store,
+            master: Arc::new(master),
+            public_url: public_url.trim_end_matches('/').into(),
+            progress: Arc::default(),
+            templates: Arc::new(pages::environment()),
+            secure_cookies,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(auth::router())
+        .merge(batches::router())
+        .merge(cards::router())
+        .merge(people::router())
+        .merge(openapi::router())
+        .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves. Takes a bound listener so tests can
+/// bind port 0 and know the address before the first request.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    use kaquan_core::clock::Clock;
+    kaquan_core::clock::SystemClock.now()
+}

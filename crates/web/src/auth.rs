@@ -1,0 +1,300 @@
+//! Sign-in, sessions, CSRF and permission checks.
+//!
+//! A session is a random token in an HttpOnly, SameSite=Strict cookie; the
+//! database keeps only its SHA-256. Every state-changing request must carry
+//! the session's CSRF token: API calls in the `X-CSRF-Token` header, console
+//! forms in a hidden `csrf` field.
+
+use crate::error::{ApiError, ApiResult};
+use crate::pages::{render, Page};
+use crate::AppState;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::{hash_staff_password, login_locked_until, verify_staff_password, Permission};
+use kaquan_core::secrets::{random_token_hex, token_hash_hex};
+use kaquan_core::store::{Actor, AuditEntry, Session, Staff};
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+pub const SESSION_COOKIE: &str = "kaquan_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a sign-in lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// A signed-in staff member with their role's permissions.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub staff: Staff,
+    pub role_label: String,
+    pub permissions: Vec<Permission>,
+    pub csrf_token: String,
+}
+
+impl Authed {
+    pub fn merchant_id(&self) -> i64 {
+        self.staff.merchant_id
+    }
+
+    pub fn can(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    pub fn require(&self, permission: Permission) -> ApiResult<()> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(permission.label_zh()))
+        }
+    }
+
+    /// Checks the CSRF token a console form carried.
+    pub fn check_form_csrf(&self, token: &str) -> ApiResult<()> {
+        if constant_time_eq(token.as_bytes(), self.csrf_token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("表单已过期，请刷新页面后重试"))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor { staff_id: Some(self.staff.id), label: self.staff.username.clone() }
+    }
+
+    pub fn audit(&self, action: &str, target: String, detail: String) -> AuditEntry {
+        AuditEntry {
+            merchant_id: self.merchant_id(),
+            actor: self.actor(),
+            action: action.into(),
+            target,
+            detail,
+            n_affected: 0,
+            created_at: crate::now(),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Why a request is not let in: API callers get the JSON envelope, console
+/// pages a redirect to the sign-in page.
+pub struct AuthRejection {
+    api: bool,
+    error: ApiError,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        if self.api || !matches!(self.error, ApiError::Unauthenticated) {
+            if self.api {
+                return self.error.into_response();
+            }
+            return crate::pages::error_page(&self.error);
+        }
+        Redirect::to("/login").into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let api = parts.uri.path().starts_with("/api/");
+        let reject = |error| AuthRejection { api, error };
+        let token = session_token(&parts.headers).ok_or_else(|| reject(ApiError::Unauthenticated))?;
+        let session = state
+            .store
+            .find_session(&token_hash_hex(&token), crate::now())
+            .await
+            .map_err(|e| reject(e.into()))?
+            .ok_or_else(|| reject(ApiError::Unauthenticated))?;
+        let staff = state.store.get_staff(session.staff_id).await.map_err(|e| reject(e.into()))?;
+        if staff.disabled {
+            return Err(reject(ApiError::Unauthenticated));
+        }
+        let safe_method = matches!(parts.method, Method::GET | Method::HEAD);
+        if api && !safe_method {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
+                return Err(reject(ApiError::Forbidden("缺少或错误的 X-CSRF-Token")));
+            }
+        }
+        let roles = state.store.list_roles(staff.merchant_id).await.map_err(|e| reject(e.into()))?;
+        let role = roles.into_iter().find(|r| r.id == staff.role_id);
+        let (role_label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
+        Ok(Authed { staff, role_label, permissions, csrf_token: session.csrf_token })
+    }
+}
+
+/// A hash to verify against when the username is unknown, so an unknown
+/// user takes as long to refuse as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_staff_password(&random_token_hex(16)))
+}
+
+/// Checks a username and password, counting failures and locking after
+/// repeated ones. On success, creates a session and returns the cookie.
+pub async fn sign_in(state: &AppState, username: &str, password: &str) -> ApiResult<(Staff, String, HeaderValue)> {
+    let now = crate::now();
+    let staff = state.store.find_staff_by_username(username.trim()).await?;
+    let Some(staff) = staff else {
+        verify_staff_password(password, decoy_hash());
+        return Err(ApiError::invalid("账号或密码错误"));
+    };
+    if let Some(until) = staff.locked_until.filter(|until| *until > now) {
+        return Err(ApiError::TooManyAttempts { retry_after_seconds: until - now });
+    }
+    if staff.disabled || !verify_staff_password(password, &staff.password_hash) {
+        let failures = staff.failed_logins + 1;
+        let locked_until = login_locked_until(failures, now);
+        state.store.record_login(staff.id, false, locked_until).await?;
+        tracing::info!(staff.id = staff.id, failures, "failed sign-in");
+        return Err(match locked_until {
+            Some(until) => ApiError::TooManyAttempts { retry_after_seconds: until - now },
+            None => ApiError::invalid("账号或密码错误"),
+        });
+    }
+    state.store.record_login(staff.id, true, None).await?;
+    let token = random_token_hex(32);
+    let csrf_token = random_token_hex(16);
+    state
+        .store
+        .create_session(&Session {
+            token_hash: token_hash_hex(&token),
+            staff_id: staff.id,
+            merchant_id: staff.merchant_id,
+            csrf_token: csrf_token.clone(),
+            expires_at: now + SESSION_SECONDS,
+        })
+        .await?;
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}");
+    let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((staff, csrf_token, cookie))
+}
+
+fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("kaquan_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(create_session).delete(delete_session))
+        .route("/api/v1/me", get(get_me))
+        .route("/login", get(login_page).post(login_form))
+        .route("/logout", post(logout_form))
+        .route("/", get(|| async { Redirect::to("/cards") }))
+}
+
+#[derive(Deserialize)]
+pub struct SignInRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize)]
+pub struct MeDto {
+    pub staff_id: i64,
+    pub merchant_id: i64,
+    pub username: String,
+    pub name: String,
+    pub role: String,
+    pub permissions: Vec<&'static str>,
+    pub csrf_token: String,
+}
+
+impl MeDto {
+    fn new(staff: &Staff, role: String, permissions: &[Permission], csrf_token: String) -> Self {
+        Self {
+            staff_id: staff.id,
+            merchant_id: staff.merchant_id,
+            username: staff.username.clone(),
+            name: staff.name.clone(),
+            role,
+            permissions: permissions.iter().map(|p| p.code()).collect(),
+            csrf_token,
+        }
+    }
+}
+
+async fn create_session(State(state): State<AppState>, Json(body): Json<SignInRequest>) -> ApiResult<Response> {
+    let (staff, csrf_token, cookie) = sign_in(&state, &body.username, &body.password).await?;
+    let roles = state.store.list_roles(staff.merchant_id).await?;
+    let role = roles.into_iter().find(|r| r.id == staff.role_id);
+    let (label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
+    let mut response = Json(MeDto::new(&staff, label, &permissions, csrf_token)).into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
+
+async fn delete_session(State(state): State<AppState>, headers: HeaderMap, _authed: Authed) -> ApiResult<Response> {
+    if let Some(token) = session_token(&headers) {
+        state.store.delete_session(&token_hash_hex(&token)).await?;
+    }
+    let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(SET_COOKIE, clear_cookie());
+    Ok(response)
+}
+
+async fn get_me(authed: Authed) -> Json<MeDto> {
+    Json(MeDto::new(&authed.staff, authed.role_label.clone(), &authed.permissions, authed.csrf_token.clone()))
+}
+
+#[derive(Serialize, Default)]
+struct LoginView {
+    error: Option<String>,
+    username: String,
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    render(&state, "login.html", &Page::anonymous("登录"), LoginView::default())
+}
+
+async fn login_form(State(state): State<AppState>, Form(body): Form<SignInRequest>) -> Response {
+    match sign_in(&state, &body.username, &body.password).await {
+        Ok((_, _, cookie)) => {
+            let mut response = Redirect::to("/cards").into_response();
+            response.headers_mut().insert(SET_COOKIE, cookie);
+            response
+        }
+        Err(error) => {
+            let view = LoginView { error: Some(error.public_message()), username: body.username };
+            let mut response = render(&state, "login.html", &Page::anonymous("登录"), view);
+            *response.status_mut() = error.status();
+            response
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout_form(State(state): State<AppState>, headers: HeaderMap, authed: Authed, Form(form): Form<CsrfForm>) -> ApiResult<Response> {
+    authed.check_form_csrf(&form.csrf)?;
+    if let Some(token) = session_token(&headers) {
+        state.store.delete_session(&token_hash_hex(&token)).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(SET_COOKIE, clear_cookie());
+    Ok(response)
+}

@@ -1,0 +1,507 @@
+//! The card list (卡券列表): filters with counts, single and bulk state
+//! changes, 修改卡属性, purging sealed passwords, exports and QR codes.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::exports::{self, ExportFormat, ExportRequest, QrImageFormat};
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::Permission;
+use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
+use kaquan_core::clock::{format_date, format_datetime};
+use kaquan_core::money::{format_yuan, parse_yuan};
+use kaquan_core::store::{Card, Page as ListPage};
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/cards", get(list_cards))
+        .route("/api/v1/cards/activate", post(activate_cards))
+        .route("/api/v1/cards/deactivate", post(deactivate_cards))
+        .route("/api/v1/cards/void", post(void_cards))
+        .route("/api/v1/cards/restore", post(restore_cards))
+        .route("/api/v1/cards/delete", post(delete_cards))
+        .route("/api/v1/cards/edit", post(edit_cards))
+        .route("/api/v1/cards/purge-secrets", post(purge_card_secrets))
+        .route("/api/v1/cards/export", get(export_cards))
+        .route("/api/v1/cards/qr-codes", get(export_qr_codes))
+        .route("/cards", get(cards_page))
+        .route("/cards/op", post(card_op_form))
+        .route("/cards/edit", post(edit_cards_form))
+        .route("/cards/purge-secrets", post(purge_form))
+        .route("/cards/{number}/op/{op}", post(single_card_op_form))
+}
+
+/// A card filter as a JSON body carries it.
+#[derive(Deserialize, Serialize, Default, Debug, Clone)]
+pub struct CardFilterDto {
+    pub batch_id: Option<i64>,
+    pub state: Option<String>,
+    pub activated: Option<bool>,
+    pub used: Option<bool>,
+    /// 0 selects cards with no distributor.
+    pub distributor_id: Option<i64>,
+    pub serial_from: Option<i64>,
+    pub serial_to: Option<i64>,
+    /// Part of the card number.
+    pub number: Option<String>,
+}
+
+impl CardFilterDto {
+    pub fn into_filter(self) -> ApiResult<CardFilter> {
+        let state = match self.state.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(code) => Some(CardState::parse(code).ok_or_else(|| ApiError::invalid("未知的卡状态"))?),
+        };
+        Ok(CardFilter {
+            batch_id: self.batch_id,
+            state,
+            activated: self.activated,
+            used: self.used,
+            distributor_id: self.distributor_id,
+            serial_from: self.serial_from,
+            serial_to: self.serial_to,
+            number_contains: self.number.filter(|n| !n.trim().is_empty()),
+        })
+    }
+}
+
+/// A card filter as a query string or console form carries it: every field
+/// a string, empty meaning "any".
+#[derive(Deserialize, Serialize, Default, Debug, Clone)]
+pub struct CardFilterForm {
+    #[serde(default)]
+    pub batch_id: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub activated: String,
+    #[serde(default)]
+    pub used: String,
+    #[serde(default)]
+    pub distributor_id: String,
+    #[serde(default)]
+    pub serial_from: String,
+    #[serde(default)]
+    pub serial_to: String,
+    #[serde(default)]
+    pub number: String,
+}
+
+fn int_field(text: &str, field: &str) -> ApiResult<Option<i64>> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t.parse().map(Some).map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
+    }
+}
+
+fn bool_field(text: &str) -> ApiResult<Option<bool>> {
+    match text.trim() {
+        "" => Ok(None),
+        "true" | "1" | "yes" => Ok(Some(true)),
+        "false" | "0" | "no" => Ok(Some(false)),
+        _ => Err(ApiError::invalid("是/否 字段应为 true 或 false")),
+    }
+}
+
+impl CardFilterForm {
+    pub fn into_filter(&self) -> ApiResult<CardFilter> {
+        CardFilterDto {
+            batch_id: int_field(&self.batch_id, "批次号")?,
+            state: Some(self.state.clone()),
+            activated: bool_field(&self.activated)?,
+            used: bool_field(&self.used)?,
+            distributor_id: int_field(&self.distributor_id, "券商")?,
+            serial_from: int_field(&self.serial_from, "卡序号")?,
+            serial_to: int_field(&self.serial_to, "卡序号")?,
+            number: Some(self.number.clone()),
+        }
+        .into_filter()
+    }
+
+    fn query_string(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Serialize)]
+pub struct CardDto {
+    pub id: i64,
+    pub batch_id: i64,
+    pub serial: i64,
+    pub number: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub expired: bool,
+    pub face_value_fen: Option<i64>,
+    pub face_value_yuan: Option<String>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub remark: String,
+    pub distributor_id: Option<i64>,
+    pub distributor_name: Option<String>,
+    pub activated_at: Option<String>,
+    pub used_at: Option<String>,
+    pub created_at: String,
+}
+
+impl CardDto {
+    fn new(card: &Card, now: i64) -> Self {
+        Self {
+            id: card.id,
+            batch_id: card.batch_id,
+            serial: card.serial,
+            number: card.number.clone(),
+            state: card.state.code(),
+            state_label: card.state.label_zh(),
+            expired: kaquan_core::card::is_expired(card.valid_until, now),
+            face_value_fen: card.face_value_fen,
+            face_value_yuan: card.face_value_fen.map(format_yuan),
+            valid_from: card.valid_from.map(format_date),
+            valid_until: card.valid_until.map(format_date),
+            remark: card.remark.clone(),
+            distributor_id: card.distributor_id,
+            distributor_name: card.distributor_name.clone(),
+            activated_at: card.activated_at.map(format_datetime),
+            used_at: card.used_at.map(format_datetime),
+            created_at: format_datetime(card.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CardListDto {
+    pub items: Vec<CardDto>,
+    /// How many cards match the filter (统计).
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    pub filter: CardFilterForm,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+    pub msg: Option<String>,
+}
+
+async fn load_cards(state: &AppState, authed: &Authed, query: &ListQuery) -> ApiResult<CardListDto> {
+    authed.require(Permission::CardsView)?;
+    let filter = query.filter.into_filter()?;
+    let page = ListPage::new(int_field(query.page.as_deref().unwrap_or(""), "页码")?, int_field(query.page_size.as_deref().unwrap_or(""), "每页条数")?);
+    let merchant_id = authed.merchant_id();
+    let (cards, total) = tokio::try_join!(state.store.list_cards(merchant_id, &filter, page), state.store.count_cards(merchant_id, &filter))?;
+    let now = crate::now();
+    Ok(CardListDto { items: cards.iter().map(|c| CardDto::new(c, now)).collect(), total, page: page.page, page_size: page.page_size })
+}
+
+async fn list_cards(State(state): State<AppState>, authed: Authed, Query(query): Query<ListQuery>) -> ApiResult<Json<CardListDto>> {
+    Ok(Json(load_cards(&state, &authed, &query).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CardOpRequest {
+    pub filter: CardFilterDto,
+}
+
+#[derive(Serialize)]
+pub struct ChangedDto {
+    pub n_cards: i64,
+}
+
+/// Applies a bulk state change and records who did it, to what, and how many.
+pub async fn apply_op(state: &AppState, authed: &Authed, filter: &CardFilter, op: CardOp) -> ApiResult<i64> {
+    authed.require(Permission::CardsManage)?;
+    let audit = authed.audit(&format!("{}_cards", op.code()), filter.describe(), String::new());
+    let n = state.store.apply_card_op(authed.merchant_id(), filter, op, &audit).await?;
+    tracing::info!(merchant.id = authed.merchant_id(), op = op.code(), n_cards = n, "cards changed");
+    Ok(n)
+}
+
+async fn run_op(state: AppState, authed: Authed, body: CardOpRequest, op: CardOp) -> ApiResult<Json<ChangedDto>> {
+    let filter = body.filter.into_filter()?;
+    Ok(Json(ChangedDto { n_cards: apply_op(&state, &authed, &filter, op).await? }))
+}
+
+async fn activate_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    run_op(state, authed, body, CardOp::Activate).await
+}
+async fn deactivate_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    run_op(state, authed, body, CardOp::Deactivate).await
+}
+async fn void_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    run_op(state, authed, body, CardOp::Void).await
+}
+async fn restore_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    run_op(state, authed, body, CardOp::Restore).await
+}
+async fn delete_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    run_op(state, authed, body, CardOp::Delete).await
+}
+
+/// 修改卡属性: `fields` names the attributes to change; only those change.
+/// A listed field with a null or empty value is cleared.
+#[derive(Deserialize)]
+pub struct EditCardsRequest {
+    pub filter: CardFilterDto,
+    pub fields: Vec<String>,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub remark: Option<String>,
+    pub distributor_id: Option<i64>,
+}
+
+impl EditCardsRequest {
+    pub fn into_edit(self) -> ApiResult<(CardFilter, CardEdit)> {
+        let mut edit = CardEdit::default();
+        for field in &self.fields {
+            match field.as_str() {
+                "face_value" => {
+                    if self.face_value_fen.is_some_and(|f| f < 0) {
+                        return Err(ApiError::invalid("卡券面值不能为负"));
+                    }
+                    edit.face_value_fen = Some(self.face_value_fen);
+                }
+                "valid_from" => edit.valid_from = Some(crate::batches::parse_optional_date(self.valid_from.as_deref(), "卡有效期开始", false)?),
+                "valid_until" => edit.valid_until = Some(crate::batches::parse_optional_date(self.valid_until.as_deref(), "卡有效期结束", true)?),
+                "remark" => edit.remark = Some(self.remark.clone().unwrap_or_default().trim().to_owned()),
+                "distributor" => edit.distributor_id = Some(self.distributor_id.filter(|id| *id != 0)),
+                "number" | "password" => return Err(ApiError::invalid("卡号和密码不能修改")),
+                other => return Err(ApiError::invalid(format!("未知的卡属性：{other}"))),
+            }
+        }
+        if edit.is_empty() {
+            return Err(ApiError::invalid("请勾选要修改的卡属性"));
+        }
+        if edit.remark.as_ref().is_some_and(|r| r.chars().count() > kaquan_core::batch::REMARK_LENGTH_MAX) {
+            return Err(ApiError::invalid("卡券备注过长"));
+        }
+        Ok((self.filter.into_filter()?, edit))
+    }
+}
+
+pub async fn apply_edit(state: &AppState, authed: &Authed, filter: &CardFilter, edit: &CardEdit) -> ApiResult<i64> {
+    authed.require(Permission::CardsManage)?;
+    let audit = authed.audit("edit_cards", filter.describe(), edit.describe());
+    Ok(state.store.edit_cards(authed.merchant_id(), filter, edit, &audit).await?)
+}
+
+async fn edit_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<EditCardsRequest>) -> ApiResult<Json<ChangedDto>> {
+    let (filter, edit) = body.into_edit()?;
+    Ok(Json(ChangedDto { n_cards: apply_edit(&state, &authed, &filter, &edit).await? }))
+}
+
+async fn purge(state: &AppState, authed: &Authed, filter: &CardFilter) -> ApiResult<i64> {
+    authed.require(Permission::CardsExportSecrets)?;
+    let audit = authed.audit("purge_card_secrets", filter.describe(), String::new());
+    Ok(state.store.purge_card_secrets(authed.merchant_id(), filter, &audit).await?)
+}
+
+async fn purge_card_secrets(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+    let filter = body.filter.into_filter()?;
+    Ok(Json(ChangedDto { n_cards: purge(&state, &authed, &filter).await? }))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    #[serde(flatten)]
+    pub filter: CardFilterForm,
+    pub format: Option<String>,
+    pub with_secrets: Option<String>,
+    pub image: Option<String>,
+}
+
+async fn export_cards(State(state): State<AppState>, authed: Authed, Query(query): Query<ExportQuery>) -> ApiResult<Response> {
+    authed.require(Permission::CardsExport)?;
+    let with_secrets = bool_field(query.with_secrets.as_deref().unwrap_or(""))?.unwrap_or(false);
+    if with_secrets {
+        authed.require(Permission::CardsExportSecrets)?;
+    }
+    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx")).ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
+    let filter = query.filter.into_filter()?;
+    let extension = if format == ExportFormat::Xlsx { "xlsx" } else { "csv" };
+    let path = exports::temp_export_path(extension);
+    let request = ExportRequest {
+        store: state.store.as_ref(),
+        master: &state.master,
+        merchant_id: authed.merchant_id(),
+        filter: &filter,
+        with_secrets,
+        public_url: &state.public_url,
+    };
+    let result = exports::export_cards(&request, format, &path).await;
+    let n = match result {
+        Ok(n) => n,
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
+    };
+    let detail = format!("format={extension} with_secrets={with_secrets}");
+    let mut audit = authed.audit("export_cards", filter.describe(), detail);
+    audit.n_affected = n;
+    state.store.append_audit(&audit).await?;
+    let content_type = if format == ExportFormat::Xlsx { exports::XLSX_CONTENT_TYPE } else { "text/csv; charset=utf-8" };
+    exports::stream_file(&path, &format!("卡券导出.{extension}"), content_type).await
+}
+
+async fn export_qr_codes(State(state): State<AppState>, authed: Authed, Query(query): Query<ExportQuery>) -> ApiResult<Response> {
+    authed.require(Permission::CardsExport)?;
+    let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg")).ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
+    let filter = query.filter.into_filter()?;
+    let path = exports::temp_export_path("zip");
+    let request = ExportRequest {
+        store: state.store.as_ref(),
+        master: &state.master,
+        merchant_id: authed.merchant_id(),
+        filter: &filter,
+        with_secrets: false,
+        public_url: &state.public_url,
+    };
+    let n = match exports::export_qr_codes(&request, image, &path).await {
+        Ok(n) => n,
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
+    };
+    let mut audit = authed.audit("export_qr_codes", filter.describe(), String::new());
+    audit.n_affected = n;
+    state.store.append_audit(&audit).await?;
+    exports::stream_file(&path, "卡号二维码.zip", "application/zip").await
+}
+
+// ---- console ----------------------------------------------------------------
+
+#[derive(Serialize)]
+struct CardsView {
+    list: CardListDto,
+    filter: CardFilterForm,
+    filter_query: String,
+    distributors: Vec<(i64, String)>,
+    states: Vec<(&'static str, &'static str)>,
+    ops: Vec<(&'static str, &'static str)>,
+    n_pages: i64,
+}
+
+async fn cards_page(State(state): State<AppState>, authed: Authed, Query(query): Query<ListQuery>) -> PageResult {
+    let list = load_cards(&state, &authed, &query).await?;
+    let distributors = state.store.list_distributors(authed.merchant_id()).await?.into_iter().map(|d| (d.id, d.name)).collect();
+    let n_pages = ((list.total + list.page_size - 1) / list.page_size).max(1);
+    let view = CardsView {
+        list,
+        filter_query: query.filter.query_string(),
+        filter: query.filter,
+        distributors,
+        states: CardState::ALL.iter().map(|s| (s.code(), s.label_zh())).collect(),
+        ops: CardOp::ALL.iter().map(|op| (op.code(), op.label_zh())).collect(),
+        n_pages,
+    };
+    Ok(render(&state, "cards.html", &Page::new("卡券列表", &authed).with_message(query.msg), view))
+}
+
+fn back_to_cards(filter: &CardFilterForm, message: &str) -> Response {
+    let msg = serde_urlencoded::to_string([("msg", message)]).unwrap_or_default();
+    Redirect::to(&format!("/cards?{}&{msg}", filter.query_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct CardOpForm {
+    csrf: String,
+    op: String,
+    #[serde(flatten)]
+    filter: CardFilterForm,
+}
+
+async fn card_op_form(State(state): State<AppState>, authed: Authed, Form(form): Form<CardOpForm>) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let op = CardOp::parse(&form.op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
+    let filter = form.filter.into_filter()?;
+    let n = apply_op(&state, &authed, &filter, op).await?;
+    Ok(back_to_cards(&form.filter, &format!("{}：共 {n} 张卡", op.label_zh())))
+}
+
+#[derive(Deserialize)]
+struct SingleOpForm {
+    csrf: String,
+}
+
+async fn single_card_op_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((number, op)): Path<(String, String)>,
+    Form(form): Form<SingleOpForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let op = CardOp::parse(&op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
+    let card = state.store.get_card_by_number(authed.merchant_id(), &number).await?.ok_or(ApiError::NotFound)?;
+    let filter = CardFilter { serial_from: Some(card.serial), serial_to: Some(card.serial), ..Default::default() };
+    let n = apply_op(&state, &authed, &filter, op).await?;
+    let form = CardFilterForm { number: card.number.clone(), ..Default::default() };
+    Ok(back_to_cards(&form, &format!("卡 {}：{}{}", card.number, op.label_zh(), if n == 1 { "成功" } else { "未执行（状态不符）" })))
+}
+
+/// 修改卡属性 as the console posts it: checkboxes `field_*` choose the fields.
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: String,
+    #[serde(flatten)]
+    filter: CardFilterForm,
+    field_face_value: Option<String>,
+    field_valid_from: Option<String>,
+    field_valid_until: Option<String>,
+    field_remark: Option<String>,
+    field_distributor: Option<String>,
+    new_face_value_yuan: Option<String>,
+    new_valid_from: Option<String>,
+    new_valid_until: Option<String>,
+    new_remark: Option<String>,
+    new_distributor_id: Option<String>,
+}
+
+async fn edit_cards_form(State(state): State<AppState>, authed: Authed, Form(form): Form<EditForm>) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let mut fields = Vec::new();
+    for (checked, name) in [
+        (&form.field_face_value, "face_value"),
+        (&form.field_valid_from, "valid_from"),
+        (&form.field_valid_until, "valid_until"),
+        (&form.field_remark, "remark"),
+        (&form.field_distributor, "distributor"),
+    ] {
+        if checked.is_some() {
+            fields.push(name.to_owned());
+        }
+    }
+    let face_value_fen = match form.new_face_value_yuan.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(parse_yuan(t).ok_or_else(|| ApiError::invalid("卡券面值格式不对"))?),
+    };
+    let request = EditCardsRequest {
+        filter: CardFilterDto::default(),
+        fields,
+        face_value_fen,
+        valid_from: form.new_valid_from,
+        valid_until: form.new_valid_until,
+        remark: form.new_remark,
+        distributor_id: int_field(form.new_distributor_id.as_deref().unwrap_or(""), "券商")?,
+    };
+    let (_, edit) = request.into_edit()?;
+    let filter = form.filter.into_filter()?;
+    let n = apply_edit(&state, &authed, &filter, &edit).await?;
+    Ok(back_to_cards(&form.filter, &format!("修改卡属性（{}）：共 {n} 张卡", edit.describe())))
+}
+
+async fn purge_form(State(state): State<AppState>, authed: Authed, Form(form): Form<CardOpForm>) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let filter = form.filter.into_filter()?;
+    let n = purge(&state, &authed, &filter).await?;
+    Ok(back_to_cards(&form.filter, &format!("已清除 {n} 张卡的导出密码副本")))
+}

@@ -1,0 +1,135 @@
+//! One error type for every handler, one JSON envelope for every API error:
+//! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
+//! 4xx carry a safe message; 5xx are opaque to the client and logged once.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kaquan_core::usecases::{ImportError, RowError};
+use kaquan_core::StoreError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated,
+    Forbidden(&'static str),
+    NotFound,
+    /// Bad input: the message and any per-field or per-row details.
+    Invalid(String, Vec<String>),
+    ImportRows(Vec<RowError>),
+    Conflict(String),
+    TooManyAttempts { retry_after_seconds: i64 },
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rows: Vec<RowErrorDto>,
+}
+
+#[derive(Serialize)]
+pub struct RowErrorDto {
+    pub line: usize,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into(), Vec::new())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Invalid(..) | Self::ImportRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a person may see (never internal details).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "请先登录".into(),
+            Self::Forbidden(what) => format!("没有权限：{what}"),
+            Self::NotFound => "找不到该记录".into(),
+            Self::Invalid(message, _) => message.clone(),
+            Self::ImportRows(rows) => format!("导入文件有 {} 行错误，未导入任何卡", rows.len()),
+            Self::Conflict(message) => message.clone(),
+            Self::TooManyAttempts { retry_after_seconds } => format!("尝试次数过多，请 {} 秒后再试", retry_after_seconds),
+            Self::Internal(_) => "服务器内部错误".into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Invalid(..) => "invalid",
+            Self::ImportRows(_) => "import_rows_invalid",
+            Self::Conflict(_) => "conflict",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(_) => Self::Conflict("与已有记录冲突（名称或卡号重复）".into()),
+            StoreError::Invalid(_) => Self::invalid("数据不符合规则"),
+            StoreError::Backend(message) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Rows(rows) => Self::ImportRows(rows),
+            ImportError::Invalid(message) => Self::invalid(message),
+            ImportError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let status = self.status();
+        let (details, rows) = match &self {
+            Self::Invalid(_, details) => (details.clone(), Vec::new()),
+            Self::ImportRows(rows) => {
+                (Vec::new(), rows.iter().map(|r| RowErrorDto { line: r.line, message: r.message.clone() }).collect())
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        let body = Envelope { error: Body { code: self.code(), message: self.public_message(), details, rows } };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyAttempts { retry_after_seconds } = self {
+            if let Ok(value) = retry_after_seconds.to_string().parse() {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,323 @@
+//! Card exports for the print shop and the merchant's other systems: xlsx
+//! and CSV (passwords only with the export-secrets permission), and QR code
+//! images (a zip of SVG or PNG, one per card, named by card number).
+//!
+//! Exports page through the cards by serial and write each page as it comes,
+//! so a million cards take constant memory. Every user-entered text is
+//! written as a string and formula triggers are escaped (ASVS 5.0 1.2.10).
+
+use crate::error::{ApiError, ApiResult};
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use kaquan_core::card::CardFilter;
+use kaquan_core::clock::format_date;
+use kaquan_core::money::format_yuan;
+use kaquan_core::secrets::MasterKey;
+use kaquan_core::store::{CardWithSecret, Store};
+use std::io::Write;
+use std::path::Path;
+
+pub const XLSX_CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// Cards fetched per page while exporting.
+pub const EXPORT_PAGE_ROWS: i64 = 5000;
+/// xlsx worksheets hold at most this many rows (header included).
+const XLSX_ROWS_MAX: i64 = 1_048_576;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Xlsx,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "xlsx" => Some(Self::Xlsx),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrImageFormat {
+    Svg,
+    Png,
+}
+
+impl QrImageFormat {
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "svg" => Some(Self::Svg),
+            "png" => Some(Self::Png),
+            _ => None,
+        }
+    }
+}
+
+/// Neutralises spreadsheet formula triggers in user-entered text.
+pub fn escape_formula(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
+}
+
+/// What a card's QR code holds: its pickup/redeem page with the number filled in.
+pub fn qr_content(public_url: &str, merchant_id: i64, number: &str) -> String {
+    format!("{public_url}/m/{merchant_id}/redeem?number={number}")
+}
+
+/// Everything an export needs.
+pub struct ExportRequest<'a> {
+    pub store: &'a dyn Store,
+    pub master: &'a MasterKey,
+    pub merchant_id: i64,
+    pub filter: &'a CardFilter,
+    pub with_secrets: bool,
+    pub public_url: &'a str,
+}
+
+fn headers(with_secrets: bool) -> Vec<&'static str> {
+    let mut headers = vec!["卡序号", "卡号"];
+    if with_secrets {
+        headers.push("密码");
+    }
+    headers.extend(["二维码内容", "卡券面值(元)", "有效期开始", "有效期结束", "状态", "券商", "批次号", "卡券备注"]);
+    headers
+}
+
+/// One exported row, every cell a string.
+fn cells(request: &ExportRequest, row: &CardWithSecret) -> ApiResult<Vec<String>> {
+    let card = &row.card;
+    let mut cells = vec![card.serial.to_string(), card.number.clone()];
+    if request.with_secrets {
+        let password = match &row.secret_sealed {
+            Some(sealed) => request
+                .master
+                .merchant_keys(request.merchant_id, row.key_version)
+                .open(&card.number, sealed)
+                .ok_or_else(|| ApiError::Internal(format!("sealed password of card {} does not open", card.id)))?,
+            None => "（已清除）".to_owned(),
+        };
+        cells.push(password);
+    }
+    cells.extend([
+        qr_content(request.public_url, request.merchant_id, &card.number),
+        card.face_value_fen.map(format_yuan).unwrap_or_default(),
+        card.valid_from.map(format_date).unwrap_or_default(),
+        card.valid_until.map(format_date).unwrap_or_default(),
+        card.state.label_zh().to_owned(),
+        escape_formula(card.distributor_name.as_deref().unwrap_or("")),
+        card.batch_id.to_string(),
+        escape_formula(&card.remark),
+    ]);
+    Ok(cells)
+}
+
+/// Pages through the cards, calling `write` for each page.
+async fn for_each_page(request: &ExportRequest<'_>, mut write: impl FnMut(&[CardWithSecret]) -> ApiResult<()>) -> ApiResult<i64> {
+    let (mut after, mut n_cards) = (0i64, 0i64);
+    loop {
+        let page = request.store.cards_after(request.merchant_id, request.filter, after, EXPORT_PAGE_ROWS).await?;
+        let Some(last) = page.last() else { break };
+        after = last.card.serial;
+        n_cards += page.len() as i64;
+        write(&page)?;
+    }
+    Ok(n_cards)
+}
+
+fn xlsx_err(error: rust_xlsxwriter::XlsxError) -> ApiError {
+    ApiError::Internal(format!("xlsx: {error}"))
+}
+
+/// Writes the cards to `path`; returns how many were written.
+pub async fn export_cards(request: &ExportRequest<'_>, format: ExportFormat, path: &Path) -> ApiResult<i64> {
+    match format {
+        ExportFormat::Xlsx => {
+            let total = request.store.count_cards(request.merchant_id, request.filter).await?;
+            if total >= XLSX_ROWS_MAX {
+                return Err(ApiError::invalid(format!("xlsx 一个表最多 {} 行：请缩小筛选范围或导出 CSV", XLSX_ROWS_MAX - 1)));
+            }
+            let mut workbook = rust_xlsxwriter::Workbook::new();
+            let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_err)?;
+            sheet.set_name("卡券").map_err(xlsx_err)?;
+            for (c, h) in headers(request.with_secrets).iter().enumerate() {
+                sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+            }
+            let mut next_row = 1u32;
+            let n = for_each_page(request, |page| {
+                for row in page {
+                    for (c, cell) in cells(request, row)?.iter().enumerate() {
+                        sheet.write_string(next_row, c as u16, cell).map_err(xlsx_err)?;
+                    }
+                    next_row += 1;
+                }
+                Ok(())
+            })
+            .await?;
+            workbook.save(path).map_err(xlsx_err)?;
+            Ok(n)
+        }
+        ExportFormat::Csv => {
+            let file = std::fs::File::create(path).map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
+            let mut out = std::io::BufWriter::new(file);
+            out.write_all(b"\xEF\xBB\xBF").map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(headers(request.with_secrets)).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let n = for_each_page(request, |page| {
+                for row in page {
+                    writer.write_record(cells(request, row)?).map_err(|e| ApiError::Internal(e.to_string()))?;
+                }
+                Ok(())
+            })
+            .await?;
+            writer.flush().map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(n)
+        }
+    }
+}
+
+/// Writes a zip of QR images, one per card, named by card number.
+pub async fn export_qr_codes(request: &ExportRequest<'_>, image: QrImageFormat, path: &Path) -> ApiResult<i64> {
+    let file = std::fs::File::create(path).map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default();
+    let zip_err = |e: zip::result::ZipError| ApiError::Internal(format!("zip: {e}"));
+    let n = for_each_page(request, |page| {
+        for row in page {
+            let content = qr_content(request.public_url, request.merchant_id, &row.card.number);
+            let code = qrcode::QrCode::new(content.as_bytes()).map_err(|e| ApiError::Internal(format!("qr: {e}")))?;
+            let (name, bytes) = match image {
+                QrImageFormat::Svg => (format!("{}.svg", row.card.number), qr_svg(&code).into_bytes()),
+                QrImageFormat::Png => (format!("{}.png", row.card.number), qr_png(&code, 8)),
+            };
+            zip.start_file(name, options).map_err(zip_err)?;
+            zip.write_all(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    })
+    .await?;
+    zip.finish().map_err(zip_err)?;
+    Ok(n)
+}
+
+/// Modules of quiet zone around a QR code.
+const QR_QUIET_MODULES: usize = 4;
+
+fn dark_modules(code: &qrcode::QrCode) -> (usize, Vec<bool>) {
+    let width = code.width();
+    let colors = code.to_colors();
+    (width, colors.iter().map(|c| *c == qrcode::Color::Dark).collect())
+}
+
+pub fn qr_svg(code: &qrcode::QrCode) -> String {
+    let (width, dark) = dark_modules(code);
+    let size = width + 2 * QR_QUIET_MODULES;
+    let mut path = String::new();
+    for (idx, _) in dark.iter().enumerate().filter(|(_, d)| **d) {
+        let (x, y) = (idx % width + QR_QUIET_MODULES, idx / width + QR_QUIET_MODULES);
+        path.push_str(&format!("M{x} {y}h1v1h-1z"));
+    }
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"{}\" height=\"{}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>",
+        size * 8,
+        size * 8
+    )
+}
+
+/// A greyscale PNG, `scale` pixels per module.
+pub fn qr_png(code: &qrcode::QrCode, scale: usize) -> Vec<u8> {
+    let (width, dark) = dark_modules(code);
+    let side = (width + 2 * QR_QUIET_MODULES) * scale;
+    let mut raw = Vec::with_capacity(side * (side + 1));
+    for py in 0..side {
+        raw.push(0); // filter: none
+        for px in 0..side {
+            let (mx, my) = (px / scale, py / scale);
+            let inside = (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&mx) && (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&my);
+            let is_dark = inside && dark[(my - QR_QUIET_MODULES) * width + (mx - QR_QUIET_MODULES)];
+            raw.push(if is_dark { 0 } else { 255 });
+        }
+    }
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&raw).expect("writing to memory cannot fail");
+    let compressed = encoder.finish().expect("writing to memory cannot fail");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&(side as u32).to_be_bytes());
+    header.extend_from_slice(&(side as u32).to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale, deflate, no filter, no interlace
+    for (kind, data) in [(b"IHDR", header.as_slice()), (b"IDAT", compressed.as_slice()), (b"IEND", &[][..])] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        png.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    png
+}
+
+/// A file download response from bytes in memory.
+pub fn download(bytes: Vec<u8>, file_name: &str, content_type: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, attachment(file_name))],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Streams a finished export file to the client. The file is unlinked
+/// first: the open handle keeps it readable and nothing is left behind.
+pub async fn stream_file(path: &Path, file_name: &str, content_type: &str) -> ApiResult<Response> {
+    let file = tokio::fs::File::open(path).await.map_err(|e| ApiError::Internal(format!("open export: {e}")))?;
+    let _ = tokio::fs::remove_file(path).await;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, attachment(file_name))], body).into_response())
+}
+
+/// `Content-Disposition` for a download with a UTF-8 file name.
+pub fn attachment(file_name: &str) -> String {
+    let encoded: String = file_name
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let ascii: String = file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// A path for a temporary export file.
+pub fn temp_export_path(extension: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("kaquan-export-{}.{extension}", kaquan_core::secrets::random_token_hex(8)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_triggers_are_escaped_and_plain_text_is_not() {
+        for (input, expected) in [
+            ("=1+2", "'=1+2"),
+            ("+86", "'+86"),
+            ("-5", "'-5"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("中秋礼盒", "中秋礼盒"),
+            ("", ""),
+        ] {
+            assert_eq!(escape_formula(input), expected);
+        }
+    }
+
+    #[test]
+    fn download_names_keep_chinese_characters_encoded() {
+        assert_eq!(attachment("卡.csv"), "attachment; filename=\"_.csv\"; filename*=UTF-8''%E5%8D%A1.csv");
+    }
+}

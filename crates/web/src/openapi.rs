@@ -1,0 +1,94 @@
+//! The OpenAPI document of `/api/v1`, built from one table of operations so
+//! that ids follow `<verb>_<resource>` and the snapshot test sees every change.
+
+use crate::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+/// (method, path, operation id, summary, permission needed).
+pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
+    ("post", "/api/v1/sessions", "create_session", "Sign in with username and password; sets the session cookie and returns the CSRF token", "-"),
+    ("delete", "/api/v1/sessions", "delete_session", "Sign out", "-"),
+    ("get", "/api/v1/me", "get_me", "The signed-in staff member, permissions and CSRF token", "-"),
+    ("get", "/api/v1/batches", "list_batches", "Batches, newest first, paged", "cards.view"),
+    ("post", "/api/v1/batches", "create_batch", "Create a batch and generate its cards in the background (202)", "cards.create"),
+    ("get", "/api/v1/batches/{batch_id}", "get_batch", "One batch with its state and generation progress", "cards.view"),
+    ("post", "/api/v1/batches/password-strength", "estimate_password_strength", "Password strength in bits and warnings for a rule", "-"),
+    ("post", "/api/v1/batches/import", "import_batch", "Import cards with their own numbers and passwords (multipart: file, name, face_value_fen, valid_from, valid_until, remark); all or nothing", "cards.create"),
+    ("get", "/api/v1/batches/import-template", "get_import_template", "The import template (format=xlsx|csv)", "cards.create"),
+    ("get", "/api/v1/cards", "list_cards", "Cards matching a filter, paged, with the total count", "cards.view"),
+    ("post", "/api/v1/cards/activate", "activate_cards", "Activate the inactive cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/cards/deactivate", "deactivate_cards", "Deactivate the active cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/cards/void", "void_cards", "Void the unused cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/cards/restore", "restore_cards", "Restore the voided cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/cards/delete", "delete_cards", "Delete the voided cards matching a filter (irreversible; numbers kept in the audit log)", "cards.manage"),
+    ("post", "/api/v1/cards/edit", "edit_cards", "Change only the chosen fields of the cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/cards/purge-secrets", "purge_card_secrets", "Drop the sealed password copies of the matching cards after printing", "cards.export_secrets"),
+    ("get", "/api/v1/cards/export", "export_cards", "Export matching cards (format=xlsx|csv, with_secrets=true needs cards.export_secrets)", "cards.export"),
+    ("get", "/api/v1/cards/qr-codes", "export_qr_codes", "A zip of QR images, one per matching card (image=svg|png)", "cards.export"),
+    ("get", "/api/v1/distributors", "list_distributors", "Distributors with their card counts", "cards.view"),
+    ("post", "/api/v1/distributors", "create_distributor", "Add a distributor", "distributors.manage"),
+    ("put", "/api/v1/distributors/{distributor_id}", "update_distributor", "Change a distributor", "distributors.manage"),
+    ("get", "/api/v1/staff", "list_staff", "Staff accounts", "staff.manage"),
+    ("post", "/api/v1/staff", "create_staff", "Add a staff account", "staff.manage"),
+    ("put", "/api/v1/staff/{staff_id}", "update_staff", "Change a staff account (name, phone, role, password, disabled)", "staff.manage"),
+    ("get", "/api/v1/roles", "list_roles", "Roles and their permissions", "staff.manage"),
+    ("post", "/api/v1/roles", "create_role", "Add a role", "staff.manage"),
+    ("put", "/api/v1/roles/{role_id}", "update_role", "Change a role's label and permissions", "staff.manage"),
+    ("get", "/api/v1/audit-log", "list_audit_log", "The audit log, newest first, paged", "audit.view"),
+];
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, operation_id, summary, permission) in OPERATIONS {
+        let mut operation = json!({
+            "operationId": operation_id,
+            "summary": summary,
+            "x-permission": permission,
+            "responses": {
+                "default": {"description": "Error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        let parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}}))
+            .collect();
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        if *method != "get" && *method != "delete" && *operation_id != "create_session" {
+            operation["parameters"] = {
+                let mut p = operation.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+                p.push(json!({"name": "X-CSRF-Token", "in": "header", "required": true, "schema": {"type": "string"}}));
+                Value::Array(p)
+            };
+        }
+        paths.entry(path.to_string()).or_insert_with(|| json!({}))[*method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "kaquan API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"},
+                        "details": {"type": "array", "items": {"type": "string"}},
+                        "rows": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "message": {"type": "string"}}}}
+                    }}}
+                }
+            },
+            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session"}}
+        },
+        "security": [{"session": []}]
+    })
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
+}

@@ -1,0 +1,110 @@
+//! Server-rendered console pages: the template environment (auto-escaping
+//! on, templates compiled into the binary) and the shared page frame.
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("cards.html", include_str!("../templates/cards.html")),
+    ("batches.html", include_str!("../templates/batches.html")),
+    ("batch_new.html", include_str!("../templates/batch_new.html")),
+    ("batch.html", include_str!("../templates/batch.html")),
+    ("import.html", include_str!("../templates/import.html")),
+    ("distributors.html", include_str!("../templates/distributors.html")),
+    ("staff.html", include_str!("../templates/staff.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+];
+
+pub fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    // Every `.html` template escapes by default; nothing is marked safe.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).expect("console templates are valid");
+    }
+    env
+}
+
+/// What the page frame shows: the title, who is signed in and what they may do.
+#[derive(Serialize)]
+pub struct Page {
+    pub title: String,
+    pub username: Option<String>,
+    pub role: String,
+    pub csrf: String,
+    pub permissions: Vec<&'static str>,
+    pub message: Option<String>,
+}
+
+impl Page {
+    pub fn anonymous(title: &str) -> Self {
+        Self { title: title.into(), username: None, role: String::new(), csrf: String::new(), permissions: Vec::new(), message: None }
+    }
+
+    pub fn new(title: &str, authed: &Authed) -> Self {
+        Self {
+            title: title.into(),
+            username: Some(authed.staff.username.clone()),
+            role: authed.role_label.clone(),
+            csrf: authed.csrf_token.clone(),
+            permissions: authed.permissions.iter().map(|p| p.code()).collect(),
+            message: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: Option<String>) -> Self {
+        self.message = message.filter(|m| !m.is_empty());
+        self
+    }
+}
+
+pub fn render(state: &AppState, template: &str, page: &Page, view: impl Serialize) -> Response {
+    let context = minijinja::context! { page => page, v => view };
+    match state.templates.get_template(template).and_then(|t| t.render(context)) {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => ApiError::Internal(format!("template {template}: {error:#}")).into_response(),
+    }
+}
+
+/// An error as a small page (for console requests).
+pub fn error_page(error: &ApiError) -> Response {
+    if let ApiError::Internal(cause) = error {
+        tracing::error!(error = %cause, "console request failed");
+    }
+    let env = environment();
+    let page = Page::anonymous("出错了");
+    let html = env
+        .get_template("error.html")
+        .and_then(|t| t.render(minijinja::context! { page => page, v => minijinja::context! { message => error.public_message() } }))
+        .unwrap_or_else(|_| "出错了".into());
+    (error.status(), Html(html)).into_response()
+}
+
+/// Console handlers return this so errors become pages, not JSON.
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl From<kaquan_core::StoreError> for PageError {
+    fn from(error: kaquan_core::StoreError) -> Self {
+        Self(error.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        error_page(&self.0)
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
