@@ -62,7 +62,10 @@ fn audit(merchant_id: i64, action: &str) -> AuditEntry {
 }
 
 async fn merchant(store: &dyn Store, name: &str) -> Merchant {
-    store.create_merchant(name, NOW).await.expect("create merchant")
+    store
+        .create_merchant(name, NOW)
+        .await
+        .expect("create merchant")
 }
 
 fn master() -> MasterKey {
@@ -72,19 +75,35 @@ fn master() -> MasterKey {
 /// Generates a batch through the real use case and returns it ready.
 pub async fn generate(store: &dyn Store, merchant_id: i64, fields: BatchFields) -> Batch {
     let spec = BatchSpec::new(fields).expect("valid spec");
-    let batch = usecases::start_generated_batch(store, merchant_id, &spec, "test", NOW).await.expect("start batch");
+    let batch = usecases::start_generated_batch(store, merchant_id, &spec, "test", NOW)
+        .await
+        .expect("start batch");
     assert_eq!(batch.state, BatchState::Generating);
     let progress = Arc::new(BatchProgress::default());
-    let n = usecases::fill_generated_batch(store, &master(), &batch, &spec, audit(merchant_id, "generate_batch"), progress.clone(), NOW)
-        .await
-        .expect("fill batch");
+    let n = usecases::fill_generated_batch(
+        store,
+        &master(),
+        &batch,
+        &spec,
+        audit(merchant_id, "generate_batch"),
+        progress.clone(),
+        NOW,
+    )
+    .await
+    .expect("fill batch");
     assert_eq!(n, spec.quantity);
     assert_eq!(progress.snapshot(), (spec.quantity, spec.quantity));
-    store.get_batch(merchant_id, batch.id).await.expect("get batch")
+    store
+        .get_batch(merchant_id, batch.id)
+        .await
+        .expect("get batch")
 }
 
 fn quantity(n: i64) -> BatchFields {
-    BatchFields { quantity: n, ..Default::default() }
+    BatchFields {
+        quantity: n,
+        ..Default::default()
+    }
 }
 
 pub async fn merchants_start_with_the_builtin_roles(store: &dyn Store) {
@@ -92,17 +111,46 @@ pub async fn merchants_start_with_the_builtin_roles(store: &dyn Store) {
     assert_eq!(store.get_merchant(m.id).await.unwrap().name, "果园");
     let roles = store.list_roles(m.id).await.unwrap();
     let names: Vec<_> = roles.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["owner", "card_manager", "order_clerk", "verifier", "readonly"]);
+    assert_eq!(
+        names,
+        [
+            "owner",
+            "card_manager",
+            "order_clerk",
+            "verifier",
+            "readonly"
+        ]
+    );
     assert_eq!(roles[0].permissions, Permission::ALL.to_vec());
-    let custom = store.create_role(m.id, "printer", "印刷对接", &[Permission::CardsExport]).await.unwrap();
-    store.update_role(m.id, custom.id, "印刷厂", &[Permission::CardsExport, Permission::CardsView]).await.unwrap();
+    let custom = store
+        .create_role(m.id, "printer", "印刷对接", &[Permission::CardsExport])
+        .await
+        .unwrap();
+    store
+        .update_role(
+            m.id,
+            custom.id,
+            "印刷厂",
+            &[Permission::CardsExport, Permission::CardsView],
+        )
+        .await
+        .unwrap();
     let roles = store.list_roles(m.id).await.unwrap();
     let custom = roles.iter().find(|r| r.name == "printer").unwrap();
     assert_eq!(custom.label, "印刷厂");
-    assert_eq!(custom.permissions, vec![Permission::CardsView, Permission::CardsExport]);
-    assert!(matches!(store.create_role(m.id, "printer", "x", &[]).await, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        custom.permissions,
+        vec![Permission::CardsView, Permission::CardsExport]
+    );
+    assert!(matches!(
+        store.create_role(m.id, "printer", "x", &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.list_merchants().await.unwrap().len(), 1);
-    assert!(matches!(store.get_merchant(m.id + 100).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.get_merchant(m.id + 100).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 fn new_staff(merchant_id: i64, role_id: i64, username: &str) -> NewStaff {
@@ -121,21 +169,50 @@ pub async fn staff_usernames_are_unique_and_roles_stay_within_their_merchant(sto
     let b = merchant(store, "B").await;
     let a_owner = store.list_roles(a.id).await.unwrap()[0].id;
     let b_owner = store.list_roles(b.id).await.unwrap()[0].id;
-    let staff = store.create_staff(&new_staff(a.id, a_owner, "boss"), NOW).await.unwrap();
+    let staff = store
+        .create_staff(&new_staff(a.id, a_owner, "boss"), NOW)
+        .await
+        .unwrap();
     assert_eq!(staff.username, "boss");
-    assert!(matches!(store.create_staff(&new_staff(b.id, b_owner, "boss"), NOW).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store
+            .create_staff(&new_staff(b.id, b_owner, "boss"), NOW)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
     assert!(
-        store.create_staff(&new_staff(a.id, b_owner, "sneaky"), NOW).await.is_err(),
+        store
+            .create_staff(&new_staff(a.id, b_owner, "sneaky"), NOW)
+            .await
+            .is_err(),
         "a role of another merchant cannot be given"
     );
-    let update = StaffUpdate { name: Some("李四".into()), role_id: Some(b_owner), ..Default::default() };
+    let update = StaffUpdate {
+        name: Some("李四".into()),
+        role_id: Some(b_owner),
+        ..Default::default()
+    };
     assert!(store.update_staff(a.id, staff.id, &update).await.is_err());
-    let update = StaffUpdate { name: Some("李四".into()), disabled: Some(true), ..Default::default() };
+    let update = StaffUpdate {
+        name: Some("李四".into()),
+        disabled: Some(true),
+        ..Default::default()
+    };
     store.update_staff(a.id, staff.id, &update).await.unwrap();
     let found = store.find_staff_by_username("boss").await.unwrap().unwrap();
-    assert_eq!((found.name.as_str(), found.disabled, found.phone.as_str()), ("李四", true, "13800000000"));
-    assert!(store.find_staff_by_username("nobody").await.unwrap().is_none());
-    assert!(matches!(store.update_staff(b.id, staff.id, &update).await, Err(StoreError::NotFound)));
+    assert_eq!(
+        (found.name.as_str(), found.disabled, found.phone.as_str()),
+        ("李四", true, "13800000000")
+    );
+    assert!(store
+        .find_staff_by_username("nobody")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.update_staff(b.id, staff.id, &update).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.list_staff(a.id).await.unwrap().len(), 1);
     assert!(store.list_staff(b.id).await.unwrap().is_empty());
 }
@@ -143,10 +220,22 @@ pub async fn staff_usernames_are_unique_and_roles_stay_within_their_merchant(sto
 pub async fn failed_logins_count_up_and_success_resets_them(store: &dyn Store) {
     let m = merchant(store, "A").await;
     let role = store.list_roles(m.id).await.unwrap()[0].id;
-    let staff = store.create_staff(&new_staff(m.id, role, "boss"), NOW).await.unwrap();
+    let staff = store
+        .create_staff(&new_staff(m.id, role, "boss"), NOW)
+        .await
+        .unwrap();
     assert_eq!(store.record_login(staff.id, false, None).await.unwrap(), 1);
-    assert_eq!(store.record_login(staff.id, false, Some(NOW + 60)).await.unwrap(), 2);
-    assert_eq!(store.get_staff(staff.id).await.unwrap().locked_until, Some(NOW + 60));
+    assert_eq!(
+        store
+            .record_login(staff.id, false, Some(NOW + 60))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.get_staff(staff.id).await.unwrap().locked_until,
+        Some(NOW + 60)
+    );
     assert_eq!(store.record_login(staff.id, true, None).await.unwrap(), 0);
     assert_eq!(store.get_staff(staff.id).await.unwrap().locked_until, None);
 }
@@ -154,11 +243,24 @@ pub async fn failed_logins_count_up_and_success_resets_them(store: &dyn Store) {
 pub async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
     let m = merchant(store, "A").await;
     let role = store.list_roles(m.id).await.unwrap()[0].id;
-    let staff = store.create_staff(&new_staff(m.id, role, "boss"), NOW).await.unwrap();
-    let session = Session { token_hash: "h1".into(), staff_id: staff.id, merchant_id: m.id, csrf_token: "c".into(), expires_at: NOW + 10 };
+    let staff = store
+        .create_staff(&new_staff(m.id, role, "boss"), NOW)
+        .await
+        .unwrap();
+    let session = Session {
+        token_hash: "h1".into(),
+        staff_id: staff.id,
+        merchant_id: m.id,
+        csrf_token: "c".into(),
+        expires_at: NOW + 10,
+    };
     store.create_session(&session).await.unwrap();
     assert_eq!(store.find_session("h1", NOW).await.unwrap(), Some(session));
-    assert_eq!(store.find_session("h1", NOW + 10).await.unwrap(), None, "expired");
+    assert_eq!(
+        store.find_session("h1", NOW + 10).await.unwrap(),
+        None,
+        "expired"
+    );
     store.delete_session("h1").await.unwrap();
     assert_eq!(store.find_session("h1", NOW).await.unwrap(), None);
 }
@@ -184,17 +286,31 @@ pub async fn a_generated_batch_is_complete_and_ready(store: &dyn Store) {
     .await;
     assert_eq!(batch.state, BatchState::Ready);
     assert_eq!(batch.serial_first, 1);
-    let filter = CardFilter { batch_id: Some(batch.id), ..Default::default() };
+    let filter = CardFilter {
+        batch_id: Some(batch.id),
+        ..Default::default()
+    };
     assert_eq!(store.count_cards(m.id, &filter).await.unwrap(), 5000);
-    let cards = store.list_cards(m.id, &filter, Page::new(Some(1), Some(10))).await.unwrap();
+    let cards = store
+        .list_cards(m.id, &filter, Page::new(Some(1), Some(10)))
+        .await
+        .unwrap();
     assert_eq!(cards.len(), 10);
     let card = &cards[0];
     assert_eq!(card.serial, 1);
     assert_eq!(card.state, CardState::Inactive);
     assert_eq!(card.face_value_fen, Some(38800));
     assert_eq!(card.remark, "中秋");
-    assert!(card.number.starts_with("A388") && card.number.len() == 16, "{}", card.number);
-    let found = store.get_card_by_number(m.id, &card.number).await.unwrap().unwrap();
+    assert!(
+        card.number.starts_with("A388") && card.number.len() == 16,
+        "{}",
+        card.number
+    );
+    let found = store
+        .get_card_by_number(m.id, &card.number)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&found, card);
     let (batches, total) = store.list_batches(m.id, Page::default()).await.unwrap();
     assert_eq!((batches.len(), total), (1, 1));
@@ -212,7 +328,11 @@ impl CardSource for DuplicatingSource {
             return Vec::new();
         }
         // The third chunk repeats a number from the first: the unique constraint fires mid-batch.
-        let base = if self.0 == 3 { 100 } else { self.0 as i64 * 100 };
+        let base = if self.0 == 3 {
+            100
+        } else {
+            self.0 as i64 * 100
+        };
         (0..100)
             .map(|i| NewCard {
                 serial: self.0 as i64 * 1000 + i,
@@ -227,71 +347,213 @@ impl CardSource for DuplicatingSource {
 pub async fn a_failed_fill_leaves_no_cards_and_a_failed_batch(store: &dyn Store) {
     let m = merchant(store, "A").await;
     let spec = BatchSpec::new(quantity(300)).unwrap();
-    let batch = usecases::start_generated_batch(store, m.id, &spec, "test", NOW).await.unwrap();
-    let result = store.fill_batch(m.id, batch.id, Box::new(DuplicatingSource(0)), &audit(m.id, "generate_batch"), NOW).await;
+    let batch = usecases::start_generated_batch(store, m.id, &spec, "test", NOW)
+        .await
+        .unwrap();
+    let result = store
+        .fill_batch(
+            m.id,
+            batch.id,
+            Box::new(DuplicatingSource(0)),
+            &audit(m.id, "generate_batch"),
+            NOW,
+        )
+        .await;
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
     store.fail_batch(batch.id, "卡号冲突").await.unwrap();
-    assert_eq!(store.count_cards(m.id, &CardFilter::default()).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_cards(m.id, &CardFilter::default())
+            .await
+            .unwrap(),
+        0
+    );
     let batch = store.get_batch(m.id, batch.id).await.unwrap();
     assert_eq!(batch.state, BatchState::Failed);
     assert_eq!(batch.error.as_deref(), Some("卡号冲突"));
     let (log, _) = store.list_audit(m.id, Page::default()).await.unwrap();
-    assert!(log.is_empty(), "the audit record rolled back with the cards");
+    assert!(
+        log.is_empty(),
+        "the audit record rolled back with the cards"
+    );
     assert!(store.verify().await.unwrap().is_empty());
 }
 
 pub async fn interrupted_batches_become_failed(store: &dyn Store) {
     let m = merchant(store, "A").await;
     let spec = BatchSpec::new(quantity(10)).unwrap();
-    let batch = usecases::start_generated_batch(store, m.id, &spec, "test", NOW).await.unwrap();
+    let batch = usecases::start_generated_batch(store, m.id, &spec, "test", NOW)
+        .await
+        .unwrap();
     assert_eq!(store.fail_interrupted_batches().await.unwrap(), 1);
-    assert_eq!(store.get_batch(m.id, batch.id).await.unwrap().state, BatchState::Failed);
-    let result = store.fill_batch(m.id, batch.id, Box::new(VecSource(Some(Vec::new()))), &audit(m.id, "x"), NOW).await;
+    assert_eq!(
+        store.get_batch(m.id, batch.id).await.unwrap().state,
+        BatchState::Failed
+    );
+    let result = store
+        .fill_batch(
+            m.id,
+            batch.id,
+            Box::new(VecSource(Some(Vec::new()))),
+            &audit(m.id, "x"),
+            NOW,
+        )
+        .await;
     assert!(result.is_err(), "a failed batch can never be filled later");
 }
 
 pub async fn sequential_batches_continue_numbering_and_serials(store: &dyn Store) {
     let m = merchant(store, "A").await;
-    let fields = || BatchFields { prefix: Some("B8".into()), number_length: Some(6), quantity: 3, ..Default::default() };
+    let fields = || BatchFields {
+        prefix: Some("B8".into()),
+        number_length: Some(6),
+        quantity: 3,
+        ..Default::default()
+    };
     let first = generate(store, m.id, fields()).await;
     let second = generate(store, m.id, fields()).await;
     assert_eq!(second.serial_first, first.serial_first + 3);
-    let cards = store.list_cards(m.id, &CardFilter::default(), Page::default()).await.unwrap();
+    let cards = store
+        .list_cards(m.id, &CardFilter::default(), Page::default())
+        .await
+        .unwrap();
     let numbers: Vec<_> = cards.iter().map(|c| c.number.as_str()).collect();
-    assert_eq!(numbers, ["B8000001", "B8000002", "B8000003", "B8000004", "B8000005", "B8000006"]);
-    let with_start = generate(store, m.id, BatchFields { start_number: Some(10000), quantity: 2, ..Default::default() }).await;
-    let cards = store.list_cards(m.id, &CardFilter { batch_id: Some(with_start.id), ..Default::default() }, Page::default()).await.unwrap();
-    assert_eq!(cards.iter().map(|c| c.number.as_str()).collect::<Vec<_>>(), ["10001", "10002"]);
+    assert_eq!(
+        numbers,
+        ["B8000001", "B8000002", "B8000003", "B8000004", "B8000005", "B8000006"]
+    );
+    let with_start = generate(
+        store,
+        m.id,
+        BatchFields {
+            start_number: Some(10000),
+            quantity: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let cards = store
+        .list_cards(
+            m.id,
+            &CardFilter {
+                batch_id: Some(with_start.id),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cards.iter().map(|c| c.number.as_str()).collect::<Vec<_>>(),
+        ["10001", "10002"]
+    );
 }
 
 pub async fn card_operations_follow_the_state_machine_and_are_audited(store: &dyn Store) {
     let m = merchant(store, "A").await;
     generate(store, m.id, quantity(200)).await;
-    let range = CardFilter { serial_from: Some(11), serial_to: Some(30), ..Default::default() };
-    assert_eq!(store.apply_card_op(m.id, &range, CardOp::Activate, &audit(m.id, "activate_cards")).await.unwrap(), 20);
+    let range = CardFilter {
+        serial_from: Some(11),
+        serial_to: Some(30),
+        ..Default::default()
+    };
     assert_eq!(
-        store.apply_card_op(m.id, &range, CardOp::Activate, &audit(m.id, "activate_cards")).await.unwrap(),
+        store
+            .apply_card_op(
+                m.id,
+                &range,
+                CardOp::Activate,
+                &audit(m.id, "activate_cards")
+            )
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(
+        store
+            .apply_card_op(
+                m.id,
+                &range,
+                CardOp::Activate,
+                &audit(m.id, "activate_cards")
+            )
+            .await
+            .unwrap(),
         0,
         "active cards are not activated twice"
     );
-    let active = CardFilter { state: Some(CardState::Active), ..Default::default() };
+    let active = CardFilter {
+        state: Some(CardState::Active),
+        ..Default::default()
+    };
     assert_eq!(store.count_cards(m.id, &active).await.unwrap(), 20);
-    let card = store.list_cards(m.id, &active, Page::default()).await.unwrap().remove(0);
+    let card = store
+        .list_cards(m.id, &active, Page::default())
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(card.activated_at, Some(NOW));
-    let first_ten = CardFilter { serial_to: Some(20), ..Default::default() };
-    assert_eq!(store.apply_card_op(m.id, &first_ten, CardOp::Deactivate, &audit(m.id, "deactivate_cards")).await.unwrap(), 10);
-    assert_eq!(store.apply_card_op(m.id, &first_ten, CardOp::Void, &audit(m.id, "void_cards")).await.unwrap(), 20);
-    assert_eq!(store.apply_card_op(m.id, &CardFilter::default(), CardOp::Restore, &audit(m.id, "restore_cards")).await.unwrap(), 20);
-    let restored = store.list_cards(m.id, &first_ten, Page::default()).await.unwrap();
-    assert!(restored.iter().all(|c| c.state == CardState::Inactive && c.voided_at.is_none()));
+    let first_ten = CardFilter {
+        serial_to: Some(20),
+        ..Default::default()
+    };
     assert_eq!(
-        store.apply_card_op(m.id, &CardFilter::default(), CardOp::Delete, &audit(m.id, "delete_cards")).await.unwrap(),
+        store
+            .apply_card_op(
+                m.id,
+                &first_ten,
+                CardOp::Deactivate,
+                &audit(m.id, "deactivate_cards")
+            )
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        store
+            .apply_card_op(m.id, &first_ten, CardOp::Void, &audit(m.id, "void_cards"))
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(
+        store
+            .apply_card_op(
+                m.id,
+                &CardFilter::default(),
+                CardOp::Restore,
+                &audit(m.id, "restore_cards")
+            )
+            .await
+            .unwrap(),
+        20
+    );
+    let restored = store
+        .list_cards(m.id, &first_ten, Page::default())
+        .await
+        .unwrap();
+    assert!(restored
+        .iter()
+        .all(|c| c.state == CardState::Inactive && c.voided_at.is_none()));
+    assert_eq!(
+        store
+            .apply_card_op(
+                m.id,
+                &CardFilter::default(),
+                CardOp::Delete,
+                &audit(m.id, "delete_cards")
+            )
+            .await
+            .unwrap(),
         0,
         "only voided cards can be deleted"
     );
     let (log, total) = store.list_audit(m.id, Page::default()).await.unwrap();
     assert_eq!(total, 7);
-    let counts: Vec<_> = log.iter().map(|r| (r.entry.action.as_str(), r.entry.n_affected)).collect();
+    let counts: Vec<_> = log
+        .iter()
+        .map(|r| (r.entry.action.as_str(), r.entry.n_affected))
+        .collect();
     assert_eq!(
         counts,
         [
@@ -310,61 +572,279 @@ pub async fn card_operations_follow_the_state_machine_and_are_audited(store: &dy
 pub async fn deleting_keeps_the_numbers_in_the_audit_log(store: &dyn Store) {
     let m = merchant(store, "A").await;
     generate(store, m.id, quantity(10)).await;
-    let some = CardFilter { serial_to: Some(3), ..Default::default() };
-    let numbers: Vec<_> = store.list_cards(m.id, &some, Page::default()).await.unwrap().into_iter().map(|c| c.number).collect();
-    store.apply_card_op(m.id, &some, CardOp::Void, &audit(m.id, "void_cards")).await.unwrap();
-    let n = store.apply_card_op(m.id, &CardFilter::default(), CardOp::Delete, &audit(m.id, "delete_cards")).await.unwrap();
+    let some = CardFilter {
+        serial_to: Some(3),
+        ..Default::default()
+    };
+    let numbers: Vec<_> = store
+        .list_cards(m.id, &some, Page::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.number)
+        .collect();
+    store
+        .apply_card_op(m.id, &some, CardOp::Void, &audit(m.id, "void_cards"))
+        .await
+        .unwrap();
+    let n = store
+        .apply_card_op(
+            m.id,
+            &CardFilter::default(),
+            CardOp::Delete,
+            &audit(m.id, "delete_cards"),
+        )
+        .await
+        .unwrap();
     assert_eq!(n, 3);
-    assert_eq!(store.count_cards(m.id, &CardFilter::default()).await.unwrap(), 7);
+    assert_eq!(
+        store
+            .count_cards(m.id, &CardFilter::default())
+            .await
+            .unwrap(),
+        7
+    );
     let (log, _) = store.list_audit(m.id, Page::default()).await.unwrap();
-    assert_eq!((log[0].entry.action.as_str(), log[0].entry.n_affected), ("delete_cards", 3));
-    assert_eq!(store.list_deleted_numbers(m.id, log[0].id).await.unwrap(), numbers);
-    assert!(store.verify().await.unwrap().is_empty(), "deleted cards still add up to the batch quantity");
+    assert_eq!(
+        (log[0].entry.action.as_str(), log[0].entry.n_affected),
+        ("delete_cards", 3)
+    );
+    assert_eq!(
+        store.list_deleted_numbers(m.id, log[0].id).await.unwrap(),
+        numbers
+    );
+    assert!(
+        store.verify().await.unwrap().is_empty(),
+        "deleted cards still add up to the batch quantity"
+    );
 }
 
 pub async fn editing_changes_only_the_chosen_fields(store: &dyn Store) {
     let m = merchant(store, "A").await;
-    generate(store, m.id, BatchFields { quantity: 5, face_value_fen: Some(100), remark: Some("原备注".into()), ..Default::default() }).await;
-    let d = store.create_distributor(m.id, &DistributorFields { name: "小名分销商".into(), ..Default::default() }).await.unwrap();
-    let two = CardFilter { serial_to: Some(2), ..Default::default() };
-    let edit = CardEdit { valid_until: Some(Some(NOW + 86_400)), distributor_id: Some(Some(d.id)), ..Default::default() };
-    assert_eq!(store.edit_cards(m.id, &two, &edit, &audit(m.id, "edit_cards")).await.unwrap(), 2);
-    let cards = store.list_cards(m.id, &CardFilter::default(), Page::default()).await.unwrap();
+    generate(
+        store,
+        m.id,
+        BatchFields {
+            quantity: 5,
+            face_value_fen: Some(100),
+            remark: Some("原备注".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let d = store
+        .create_distributor(
+            m.id,
+            &DistributorFields {
+                name: "小名分销商".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let two = CardFilter {
+        serial_to: Some(2),
+        ..Default::default()
+    };
+    let edit = CardEdit {
+        valid_until: Some(Some(NOW + 86_400)),
+        distributor_id: Some(Some(d.id)),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .edit_cards(m.id, &two, &edit, &audit(m.id, "edit_cards"))
+            .await
+            .unwrap(),
+        2
+    );
+    let cards = store
+        .list_cards(m.id, &CardFilter::default(), Page::default())
+        .await
+        .unwrap();
     assert_eq!(cards[0].valid_until, Some(NOW + 86_400));
     assert_eq!(cards[0].distributor_name.as_deref(), Some("小名分销商"));
-    assert_eq!((cards[0].face_value_fen, cards[0].remark.as_str()), (Some(100), "原备注"), "unchosen fields stay");
+    assert_eq!(
+        (cards[0].face_value_fen, cards[0].remark.as_str()),
+        (Some(100), "原备注"),
+        "unchosen fields stay"
+    );
     assert_eq!(cards[2].valid_until, None, "cards outside the filter stay");
-    let by_distributor = CardFilter { distributor_id: Some(d.id), ..Default::default() };
+    let by_distributor = CardFilter {
+        distributor_id: Some(d.id),
+        ..Default::default()
+    };
     assert_eq!(store.count_cards(m.id, &by_distributor).await.unwrap(), 2);
     assert_eq!(store.list_distributors(m.id).await.unwrap()[0].n_cards, 2);
-    let unassign = CardEdit { distributor_id: Some(None), ..Default::default() };
-    store.edit_cards(m.id, &by_distributor, &unassign, &audit(m.id, "edit_cards")).await.unwrap();
-    assert_eq!(store.count_cards(m.id, &CardFilter { distributor_id: Some(0), ..Default::default() }).await.unwrap(), 5);
+    let unassign = CardEdit {
+        distributor_id: Some(None),
+        ..Default::default()
+    };
+    store
+        .edit_cards(m.id, &by_distributor, &unassign, &audit(m.id, "edit_cards"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .count_cards(
+                m.id,
+                &CardFilter {
+                    distributor_id: Some(0),
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap(),
+        5
+    );
     let other = merchant(store, "B").await;
-    let foreign = store.create_distributor(other.id, &DistributorFields { name: "别家".into(), ..Default::default() }).await.unwrap();
-    let edit = CardEdit { distributor_id: Some(Some(foreign.id)), ..Default::default() };
-    assert!(matches!(store.edit_cards(m.id, &two, &edit, &audit(m.id, "edit_cards")).await, Err(StoreError::NotFound)));
-    let negative = CardEdit { face_value_fen: Some(Some(-1)), ..Default::default() };
-    assert!(matches!(store.edit_cards(m.id, &two, &negative, &audit(m.id, "edit_cards")).await, Err(StoreError::Invalid(_))));
+    let foreign = store
+        .create_distributor(
+            other.id,
+            &DistributorFields {
+                name: "别家".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let edit = CardEdit {
+        distributor_id: Some(Some(foreign.id)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store
+            .edit_cards(m.id, &two, &edit, &audit(m.id, "edit_cards"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let negative = CardEdit {
+        face_value_fen: Some(Some(-1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store
+            .edit_cards(m.id, &two, &negative, &audit(m.id, "edit_cards"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 pub async fn filters_narrow_lists_and_counts(store: &dyn Store) {
     let m = merchant(store, "A").await;
-    let a = generate(store, m.id, BatchFields { prefix: Some("A".into()), quantity: 30, ..Default::default() }).await;
-    generate(store, m.id, BatchFields { prefix: Some("B".into()), quantity: 20, ..Default::default() }).await;
+    let a = generate(
+        store,
+        m.id,
+        BatchFields {
+            prefix: Some("A".into()),
+            quantity: 30,
+            ..Default::default()
+        },
+    )
+    .await;
+    generate(
+        store,
+        m.id,
+        BatchFields {
+            prefix: Some("B".into()),
+            quantity: 20,
+            ..Default::default()
+        },
+    )
+    .await;
     let count = |filter: CardFilter| async move { store.count_cards(m.id, &filter).await.unwrap() };
     assert_eq!(count(CardFilter::default()).await, 50);
-    assert_eq!(count(CardFilter { batch_id: Some(a.id), ..Default::default() }).await, 30);
-    assert_eq!(count(CardFilter { number_contains: Some("b0".into()), ..Default::default() }).await, 20);
-    assert_eq!(count(CardFilter { number_contains: Some("%".into()), ..Default::default() }).await, 50, "wildcards are not special");
-    assert_eq!(count(CardFilter { serial_from: Some(25), serial_to: Some(34), ..Default::default() }).await, 10);
-    store.apply_card_op(m.id, &CardFilter { serial_to: Some(5), ..Default::default() }, CardOp::Activate, &audit(m.id, "a")).await.unwrap();
-    assert_eq!(count(CardFilter { activated: Some(true), ..Default::default() }).await, 5);
-    assert_eq!(count(CardFilter { activated: Some(false), ..Default::default() }).await, 45);
-    assert_eq!(count(CardFilter { used: Some(false), ..Default::default() }).await, 50);
-    assert_eq!(count(CardFilter { used: Some(true), ..Default::default() }).await, 0);
-    assert_eq!(count(CardFilter { state: Some(CardState::Active), batch_id: Some(a.id), ..Default::default() }).await, 5);
-    let page2 = store.list_cards(m.id, &CardFilter::default(), Page::new(Some(2), Some(20))).await.unwrap();
+    assert_eq!(
+        count(CardFilter {
+            batch_id: Some(a.id),
+            ..Default::default()
+        })
+        .await,
+        30
+    );
+    assert_eq!(
+        count(CardFilter {
+            number_contains: Some("b0".into()),
+            ..Default::default()
+        })
+        .await,
+        20
+    );
+    assert_eq!(
+        count(CardFilter {
+            number_contains: Some("%".into()),
+            ..Default::default()
+        })
+        .await,
+        50,
+        "wildcards are not special"
+    );
+    assert_eq!(
+        count(CardFilter {
+            serial_from: Some(25),
+            serial_to: Some(34),
+            ..Default::default()
+        })
+        .await,
+        10
+    );
+    store
+        .apply_card_op(
+            m.id,
+            &CardFilter {
+                serial_to: Some(5),
+                ..Default::default()
+            },
+            CardOp::Activate,
+            &audit(m.id, "a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(CardFilter {
+            activated: Some(true),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(CardFilter {
+            activated: Some(false),
+            ..Default::default()
+        })
+        .await,
+        45
+    );
+    assert_eq!(
+        count(CardFilter {
+            used: Some(false),
+            ..Default::default()
+        })
+        .await,
+        50
+    );
+    assert_eq!(
+        count(CardFilter {
+            used: Some(true),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        count(CardFilter {
+            state: Some(CardState::Active),
+            batch_id: Some(a.id),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    let page2 = store
+        .list_cards(m.id, &CardFilter::default(), Page::new(Some(2), Some(20)))
+        .await
+        .unwrap();
     assert_eq!(page2.first().map(|c| c.serial), Some(21));
 }
 
@@ -373,23 +853,78 @@ pub async fn merchants_cannot_see_or_change_each_others_cards(store: &dyn Store)
     let b = merchant(store, "B").await;
     let batch = generate(store, a.id, quantity(10)).await;
     generate(store, b.id, quantity(10)).await;
-    assert_eq!(store.count_cards(b.id, &CardFilter::default()).await.unwrap(), 10);
-    let a_filter = CardFilter { batch_id: Some(batch.id), ..Default::default() };
+    assert_eq!(
+        store
+            .count_cards(b.id, &CardFilter::default())
+            .await
+            .unwrap(),
+        10
+    );
+    let a_filter = CardFilter {
+        batch_id: Some(batch.id),
+        ..Default::default()
+    };
     assert_eq!(store.count_cards(b.id, &a_filter).await.unwrap(), 0);
-    assert_eq!(store.apply_card_op(b.id, &a_filter, CardOp::Activate, &audit(b.id, "a")).await.unwrap(), 0);
-    assert!(matches!(store.get_batch(b.id, batch.id).await, Err(StoreError::NotFound)));
-    let number = store.list_cards(a.id, &a_filter, Page::default()).await.unwrap()[0].number.clone();
-    assert!(store.get_card_by_number(b.id, &number).await.unwrap().is_some(), "both merchants may use the same number");
-    assert_eq!(store.count_cards(a.id, &CardFilter { state: Some(CardState::Active), ..Default::default() }).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .apply_card_op(b.id, &a_filter, CardOp::Activate, &audit(b.id, "a"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        store.get_batch(b.id, batch.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let number = store
+        .list_cards(a.id, &a_filter, Page::default())
+        .await
+        .unwrap()[0]
+        .number
+        .clone();
+    assert!(
+        store
+            .get_card_by_number(b.id, &number)
+            .await
+            .unwrap()
+            .is_some(),
+        "both merchants may use the same number"
+    );
+    assert_eq!(
+        store
+            .count_cards(
+                a.id,
+                &CardFilter {
+                    state: Some(CardState::Active),
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 fn row(line: usize, number: &str, password: &str) -> ImportRow {
-    ImportRow { line, number: number.into(), password: password.into() }
+    ImportRow {
+        line,
+        number: number.into(),
+        password: password.into(),
+    }
 }
 
 pub async fn imports_are_validated_completely_before_anything_is_written(store: &dyn Store) {
     let m = merchant(store, "A").await;
-    generate(store, m.id, BatchFields { start_number: Some(5000), quantity: 1, ..Default::default() }).await;
+    generate(
+        store,
+        m.id,
+        BatchFields {
+            start_number: Some(5000),
+            quantity: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let rows = vec![
         row(2, "IMP0001", "pass1234"),
         row(3, "IMP0001", "pass1234"),
@@ -404,25 +939,68 @@ pub async fn imports_are_validated_completely_before_anything_is_written(store: 
         }
         other => panic!("expected row errors, got {other:?}"),
     }
-    assert_eq!(store.count_cards(m.id, &CardFilter::default()).await.unwrap(), 1, "nothing imported");
+    assert_eq!(
+        store
+            .count_cards(m.id, &CardFilter::default())
+            .await
+            .unwrap(),
+        1,
+        "nothing imported"
+    );
     let good = vec![row(2, "imp0001", "pass1234"), row(3, "IMP0002", "pass5678")];
     let cards = usecases::validate_import(store, m.id, &good).await.unwrap();
-    let batch = usecases::import_batch(store, &master(), m.id, &usecases::ImportFields { name: "自编卡".into(), ..Default::default() }, cards, audit(m.id, "import_batch"), NOW)
+    let batch = usecases::import_batch(
+        store,
+        &master(),
+        m.id,
+        &usecases::ImportFields {
+            name: "自编卡".into(),
+            ..Default::default()
+        },
+        cards,
+        audit(m.id, "import_batch"),
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (batch.state, batch.quantity, batch.source),
+        (BatchState::Ready, 2, BatchSource::Imported)
+    );
+    let card = store
+        .get_card_by_number(m.id, "IMP0001")
+        .await
+        .unwrap()
+        .expect("numbers are stored upper case");
+    assert_eq!(card.batch_id, batch.id);
+    let exported = store
+        .cards_after(
+            m.id,
+            &CardFilter {
+                batch_id: Some(batch.id),
+                ..Default::default()
+            },
+            0,
+            10,
+        )
         .await
         .unwrap();
-    assert_eq!((batch.state, batch.quantity, batch.source), (BatchState::Ready, 2, BatchSource::Imported));
-    let card = store.get_card_by_number(m.id, "IMP0001").await.unwrap().expect("numbers are stored upper case");
-    assert_eq!(card.batch_id, batch.id);
-    let exported = store.cards_after(m.id, &CardFilter { batch_id: Some(batch.id), ..Default::default() }, 0, 10).await.unwrap();
     let keys = master().merchant_keys(m.id, exported[0].key_version);
-    assert_eq!(keys.open("IMP0001", exported[0].secret_sealed.as_ref().unwrap()).as_deref(), Some("pass1234"));
+    assert_eq!(
+        keys.open("IMP0001", exported[0].secret_sealed.as_ref().unwrap())
+            .as_deref(),
+        Some("pass1234")
+    );
     assert!(CardNumber::parse("IMP0001").is_ok() && CardPassword::parse("pass1234").is_ok());
 }
 
 pub async fn exports_page_through_every_card_with_its_sealed_password(store: &dyn Store) {
     let m = merchant(store, "A").await;
     let batch = generate(store, m.id, quantity(250)).await;
-    let filter = CardFilter { batch_id: Some(batch.id), ..Default::default() };
+    let filter = CardFilter {
+        batch_id: Some(batch.id),
+        ..Default::default()
+    };
     let keys = master().merchant_keys(m.id, m.key_version);
     let (mut after, mut seen) = (0, Vec::new());
     loop {
@@ -430,23 +1008,42 @@ pub async fn exports_page_through_every_card_with_its_sealed_password(store: &dy
         let Some(last) = page.last() else { break };
         after = last.card.serial;
         for row in &page {
-            let password = keys.open(&row.card.number, row.secret_sealed.as_ref().unwrap()).expect("sealed for this card");
+            let password = keys
+                .open(&row.card.number, row.secret_sealed.as_ref().unwrap())
+                .expect("sealed for this card");
             assert_eq!(password.len(), 12);
             seen.push(row.card.serial);
         }
     }
     assert_eq!(seen, (1..=250).collect::<Vec<_>>());
-    let n = store.purge_card_secrets(m.id, &filter, &audit(m.id, "purge_card_secrets")).await.unwrap();
+    let n = store
+        .purge_card_secrets(m.id, &filter, &audit(m.id, "purge_card_secrets"))
+        .await
+        .unwrap();
     assert_eq!(n, 250);
     let page = store.cards_after(m.id, &filter, 0, 10).await.unwrap();
     assert!(page.iter().all(|r| r.secret_sealed.is_none()));
-    assert_eq!(store.purge_card_secrets(m.id, &filter, &audit(m.id, "purge_card_secrets")).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_card_secrets(m.id, &filter, &audit(m.id, "purge_card_secrets"))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 pub async fn verify_finds_no_violation_in_a_healthy_database(store: &dyn Store) {
     assert!(store.verify().await.unwrap().is_empty());
     let m = merchant(store, "A").await;
     generate(store, m.id, quantity(20)).await;
-    store.apply_card_op(m.id, &CardFilter::default(), CardOp::Activate, &audit(m.id, "a")).await.unwrap();
+    store
+        .apply_card_op(
+            m.id,
+            &CardFilter::default(),
+            CardOp::Activate,
+            &audit(m.id, "a"),
+        )
+        .await
+        .unwrap();
     assert_eq!(store.verify().await.unwrap(), Vec::<String>::new());
 }

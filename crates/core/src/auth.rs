@@ -1,7 +1,9 @@
 //! Staff (管理员), roles and permissions, admin password hashing and login
 //! back-off.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// What a role may do. Each is one checkbox on the role page.
@@ -83,7 +85,14 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
         (
             "card_manager",
             "卡券管理员",
-            vec![CardsView, CardsCreate, CardsManage, CardsExport, CardsExportSecrets, DistributorsManage],
+            vec![
+                CardsView,
+                CardsCreate,
+                CardsManage,
+                CardsExport,
+                CardsExportSecrets,
+                DistributorsManage,
+            ],
         ),
         ("order_clerk", "订单员", vec![CardsView]),
         ("verifier", "核销员", vec![]),
@@ -96,9 +105,13 @@ pub const STAFF_PASSWORD_LENGTH_MIN: usize = 8;
 pub const USERNAME_LENGTH_MAX: usize = 32;
 
 pub fn check_username(username: &str) -> Result<(), String> {
-    let ok_chars = username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    let ok_chars = username
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     if username.is_empty() || username.len() > USERNAME_LENGTH_MAX || !ok_chars {
-        return Err(format!("账号须为 1–{USERNAME_LENGTH_MAX} 位字母、数字、下划线或点"));
+        return Err(format!(
+            "账号须为 1–{USERNAME_LENGTH_MAX} 位字母、数字、下划线或点"
+        ));
     }
     Ok(())
 }
@@ -107,7 +120,9 @@ pub fn check_staff_password(password: &str) -> Result<(), String> {
     let has_letter = password.chars().any(|c| c.is_ascii_alphabetic());
     let has_digit = password.chars().any(|c| c.is_ascii_digit());
     if password.chars().count() < STAFF_PASSWORD_LENGTH_MIN || !has_letter || !has_digit {
-        return Err(format!("密码至少 {STAFF_PASSWORD_LENGTH_MIN} 位，且须同时包含字母和数字"));
+        return Err(format!(
+            "密码至少 {STAFF_PASSWORD_LENGTH_MIN} 位，且须同时包含字母和数字"
+        ));
     }
     if password.len() > 128 {
         return Err("密码过长".into());
@@ -125,7 +140,11 @@ pub fn hash_staff_password(password: &str) -> String {
 }
 
 pub fn verify_staff_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// Failed sign-ins allowed before the account is locked.
@@ -177,10 +196,18 @@ mod tests {
     #[test]
     fn permission_sets_round_trip_and_owner_has_all() {
         let set = vec![Permission::AuditView, Permission::CardsView];
-        assert_eq!(Permission::decode_set(&Permission::encode_set(&set)), vec![Permission::CardsView, Permission::AuditView]);
-        assert_eq!(Permission::decode_set("cards.view,unknown"), vec![Permission::CardsView]);
+        assert_eq!(
+            Permission::decode_set(&Permission::encode_set(&set)),
+            vec![Permission::CardsView, Permission::AuditView]
+        );
+        assert_eq!(
+            Permission::decode_set("cards.view,unknown"),
+            vec![Permission::CardsView]
+        );
         let roles = builtin_roles();
         assert_eq!(roles[0].2.len(), Permission::ALL.len());
-        assert!(roles.iter().any(|r| r.0 == "readonly" && !r.2.contains(&Permission::CardsManage)));
+        assert!(roles
+            .iter()
+            .any(|r| r.0 == "readonly" && !r.2.contains(&Permission::CardsManage)));
     }
 }

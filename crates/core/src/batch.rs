@@ -1,7 +1,10 @@
 //! Batches (批次): the numbering and password rules a merchant chooses, how
 //! strong they are, and the generator that turns them into card rows.
 
-use crate::card::{CardNumber, CardPassword, Prefix, CARD_NUMBER_LENGTH_MAX, PASSWORD_LENGTH_MAX, PASSWORD_LENGTH_MIN};
+use crate::card::{
+    CardNumber, CardPassword, Prefix, CARD_NUMBER_LENGTH_MAX, PASSWORD_LENGTH_MAX,
+    PASSWORD_LENGTH_MIN,
+};
 use crate::secrets::{MerchantKeys, DIGEST_LENGTH};
 use rand::Rng;
 use std::collections::HashSet;
@@ -60,7 +63,8 @@ pub enum PasswordCharset {
 }
 
 impl PasswordCharset {
-    pub const ALL: [PasswordCharset; 4] = [Self::Digits, Self::Letters, Self::Mixed, Self::Unambiguous];
+    pub const ALL: [PasswordCharset; 4] =
+        [Self::Digits, Self::Letters, Self::Mixed, Self::Unambiguous];
 
     pub fn alphabet(self) -> &'static [u8] {
         match self {
@@ -98,7 +102,11 @@ pub struct PasswordStrength {
     pub warnings: Vec<String>,
 }
 
-pub fn password_strength(length: usize, charset: PasswordCharset, numbering: Numbering) -> PasswordStrength {
+pub fn password_strength(
+    length: usize,
+    charset: PasswordCharset,
+    numbering: Numbering,
+) -> PasswordStrength {
     let bits = length as f64 * (charset.alphabet().len() as f64).log2();
     let mut warnings = Vec::new();
     if bits < PASSWORD_BITS_WARN_BELOW {
@@ -161,7 +169,11 @@ impl BatchSpec {
     pub fn new(fields: BatchFields) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let name = fields.name.unwrap_or_default().trim().to_owned();
-        let name = if name.is_empty() { "快速创建".to_owned() } else { name };
+        let name = if name.is_empty() {
+            "快速创建".to_owned()
+        } else {
+            name
+        };
         if name.chars().count() > BATCH_NAME_LENGTH_MAX {
             errors.push(format!("批次名称最多 {BATCH_NAME_LENGTH_MAX} 个字"));
         }
@@ -174,12 +186,16 @@ impl BatchSpec {
         };
         let number_length = fields.number_length.unwrap_or(DEFAULT_NUMBER_LENGTH);
         if !(NUMBER_LENGTH_MIN..=NUMBER_LENGTH_MAX).contains(&number_length) {
-            errors.push(format!("卡号长度须为 {NUMBER_LENGTH_MIN}–{NUMBER_LENGTH_MAX} 位"));
+            errors.push(format!(
+                "卡号长度须为 {NUMBER_LENGTH_MIN}–{NUMBER_LENGTH_MAX} 位"
+            ));
         }
         let numbering = fields.numbering.unwrap_or(DEFAULT_NUMBERING);
         let password_length = fields.password_length.unwrap_or(DEFAULT_PASSWORD_LENGTH);
         if !(PASSWORD_LENGTH_MIN..=PASSWORD_LENGTH_MAX).contains(&password_length) {
-            errors.push(format!("密码长度须为 {PASSWORD_LENGTH_MIN}–{PASSWORD_LENGTH_MAX} 位"));
+            errors.push(format!(
+                "密码长度须为 {PASSWORD_LENGTH_MIN}–{PASSWORD_LENGTH_MAX} 位"
+            ));
         }
         let quantity = fields.quantity;
         if !(1..=BATCH_QUANTITY_MAX).contains(&quantity) {
@@ -204,13 +220,17 @@ impl BatchSpec {
             }
             let last = start.checked_add(quantity.max(0) as u64);
             match last {
-                Some(last) if prefix.as_str().len() + last.to_string().len() <= CARD_NUMBER_LENGTH_MAX => {}
+                Some(last)
+                    if prefix.as_str().len() + last.to_string().len() <= CARD_NUMBER_LENGTH_MAX => {
+                }
                 _ => errors.push("起始号加生成数量超出了卡号最大长度".into()),
             }
         } else if numbering == Numbering::Random && errors.is_empty() {
             let space = 10u64.checked_pow(number_length as u32).unwrap_or(u64::MAX);
             if space / RANDOM_SPACE_FACTOR < quantity as u64 {
-                errors.push(format!("卡号长度 {number_length} 位不足以随机生成 {quantity} 张卡：请加长卡号"));
+                errors.push(format!(
+                    "卡号长度 {number_length} 位不足以随机生成 {quantity} 张卡：请加长卡号"
+                ));
             }
         } else if numbering == Numbering::Sequential && errors.is_empty() {
             let space = 10u64.checked_pow(number_length as u32).unwrap_or(u64::MAX);
@@ -252,9 +272,15 @@ pub struct NewCard {
     pub secret_sealed: Vec<u8>,
 }
 
-pub fn generate_password(length: usize, charset: PasswordCharset, rng: &mut impl Rng) -> CardPassword {
+pub fn generate_password(
+    length: usize,
+    charset: PasswordCharset,
+    rng: &mut impl Rng,
+) -> CardPassword {
     let alphabet = charset.alphabet();
-    let text: String = (0..length).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect();
+    let text: String = (0..length)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect();
     CardPassword::from_generated(text)
 }
 
@@ -291,7 +317,12 @@ impl NumberGenerator {
 
     fn format(&self, digits: u64) -> String {
         if self.pad {
-            format!("{}{:0width$}", self.spec_prefix, digits, width = self.number_length)
+            format!(
+                "{}{:0width$}",
+                self.spec_prefix,
+                digits,
+                width = self.number_length
+            )
         } else {
             format!("{}{}", self.spec_prefix, digits)
         }
@@ -299,7 +330,9 @@ impl NumberGenerator {
 
     /// The next free number; `None` when the space is exhausted.
     pub fn next_number(&mut self, rng: &mut impl Rng) -> Option<String> {
-        let space = 10u64.checked_pow(self.number_length as u32).unwrap_or(u64::MAX);
+        let space = 10u64
+            .checked_pow(self.number_length as u32)
+            .unwrap_or(u64::MAX);
         loop {
             let digits = match self.numbering {
                 Numbering::Sequential => {
@@ -337,7 +370,12 @@ pub struct CardGenerator {
 }
 
 impl CardGenerator {
-    pub fn new(spec: &BatchSpec, keys: MerchantKeys, first_serial: i64, numbers: NumberGenerator) -> Self {
+    pub fn new(
+        spec: &BatchSpec,
+        keys: MerchantKeys,
+        first_serial: i64,
+        numbers: NumberGenerator,
+    ) -> Self {
         Self {
             numbers,
             keys,
@@ -354,7 +392,9 @@ impl CardGenerator {
         let n = (n as i64).min(self.remaining).max(0) as usize;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let Some(number) = self.numbers.next_number(&mut rng) else { break };
+            let Some(number) = self.numbers.next_number(&mut rng) else {
+                break;
+            };
             let password = generate_password(self.password_length, self.password_charset, &mut rng);
             out.push(NewCard {
                 serial: self.next_serial,
@@ -370,7 +410,12 @@ impl CardGenerator {
 }
 
 /// Builds a row for an imported card with the merchant's own number and password.
-pub fn imported_card(keys: &MerchantKeys, serial: i64, number: &CardNumber, password: &CardPassword) -> NewCard {
+pub fn imported_card(
+    keys: &MerchantKeys,
+    serial: i64,
+    number: &CardNumber,
+    password: &CardPassword,
+) -> NewCard {
     NewCard {
         serial,
         number: number.as_str().to_owned(),
@@ -390,7 +435,10 @@ mod tests {
 
     #[test]
     fn quick_create_needs_only_a_quantity() {
-        let spec = spec(BatchFields { quantity: 10, ..Default::default() });
+        let spec = spec(BatchFields {
+            quantity: 10,
+            ..Default::default()
+        });
         assert_eq!(spec.number_length, DEFAULT_NUMBER_LENGTH);
         assert_eq!(spec.numbering, Numbering::Sequential);
         assert!(spec.strength().bits >= PASSWORD_BITS_WARN_BELOW);
@@ -417,7 +465,10 @@ mod tests {
         let strength = password_strength(6, PasswordCharset::Digits, Numbering::Random);
         assert_eq!(strength.warnings.len(), 1);
         let strength = password_strength(12, PasswordCharset::Digits, Numbering::Random);
-        assert!((strength.bits - 39.86).abs() < 0.01, "12 digits is just under 40 bits");
+        assert!(
+            (strength.bits - 39.86).abs() < 0.01,
+            "12 digits is just under 40 bits"
+        );
     }
 
     #[test]
@@ -434,8 +485,16 @@ mod tests {
         assert_eq!(numbers.next_number(&mut rng).unwrap(), "A58800000002");
         let mut numbers = NumberGenerator::new(&s, HashSet::from(["A58800000042".to_owned()]), 40);
         assert_eq!(numbers.next_number(&mut rng).unwrap(), "A58800000041");
-        assert_eq!(numbers.next_number(&mut rng).unwrap(), "A58800000043", "taken numbers are skipped");
-        let s = spec(BatchFields { start_number: Some(10000), quantity: 2, ..Default::default() });
+        assert_eq!(
+            numbers.next_number(&mut rng).unwrap(),
+            "A58800000043",
+            "taken numbers are skipped"
+        );
+        let s = spec(BatchFields {
+            start_number: Some(10000),
+            quantity: 2,
+            ..Default::default()
+        });
         let mut numbers = NumberGenerator::new(&s, HashSet::new(), 0);
         assert_eq!(numbers.next_number(&mut rng).unwrap(), "10001");
     }
@@ -450,7 +509,12 @@ mod tests {
             ..Default::default()
         });
         let keys = MasterKey::generate().merchant_keys(1, 1);
-        let mut generator = CardGenerator::new(&s, keys.clone(), 100, NumberGenerator::new(&s, HashSet::new(), 0));
+        let mut generator = CardGenerator::new(
+            &s,
+            keys.clone(),
+            100,
+            NumberGenerator::new(&s, HashSet::new(), 0),
+        );
         let mut all = Vec::new();
         loop {
             let chunk = generator.next_chunk(1000);

@@ -62,7 +62,13 @@ pub enum CardOp {
 }
 
 impl CardOp {
-    pub const ALL: [CardOp; 5] = [Self::Activate, Self::Deactivate, Self::Void, Self::Restore, Self::Delete];
+    pub const ALL: [CardOp; 5] = [
+        Self::Activate,
+        Self::Deactivate,
+        Self::Void,
+        Self::Restore,
+        Self::Delete,
+    ];
 
     /// The states a card must be in for the operation to touch it; cards in
     /// other states are left alone and not counted.
@@ -157,7 +163,9 @@ impl CardNumber {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.len() < CARD_NUMBER_LENGTH_MIN || text.len() > CARD_NUMBER_LENGTH_MAX {
-            return Err(format!("卡号长度须为 {CARD_NUMBER_LENGTH_MIN}–{CARD_NUMBER_LENGTH_MAX} 位"));
+            return Err(format!(
+                "卡号长度须为 {CARD_NUMBER_LENGTH_MIN}–{CARD_NUMBER_LENGTH_MAX} 位"
+            ));
         }
         if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("卡号只能包含字母和数字".into());
@@ -188,7 +196,9 @@ impl CardPassword {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.len() < PASSWORD_LENGTH_MIN || text.len() > PASSWORD_LENGTH_MAX {
-            return Err(format!("密码长度须为 {PASSWORD_LENGTH_MIN}–{PASSWORD_LENGTH_MAX} 位"));
+            return Err(format!(
+                "密码长度须为 {PASSWORD_LENGTH_MIN}–{PASSWORD_LENGTH_MAX} 位"
+            ));
         }
         if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("密码只能包含字母和数字".into());
@@ -325,7 +335,10 @@ mod tests {
         assert_eq!(CardOp::Delete.to_state(), None);
         for op in CardOp::ALL {
             assert_eq!(CardOp::parse(op.code()), Some(op));
-            assert!(!op.from_states().contains(&CardState::Used), "{op:?} must never touch a used card");
+            assert!(
+                !op.from_states().contains(&CardState::Used),
+                "{op:?} must never touch a used card"
+            );
         }
     }
 
@@ -346,7 +359,10 @@ mod tests {
         assert!(CardPassword::parse("12345678").is_ok());
         assert!(CardPassword::parse("12").is_err());
         assert!(CardPassword::parse("=1+2345").is_err());
-        assert_eq!(format!("{:?}", CardPassword::parse("secret99").unwrap()), "CardPassword(<redacted>)");
+        assert_eq!(
+            format!("{:?}", CardPassword::parse("secret99").unwrap()),
+            "CardPassword(<redacted>)"
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub fn parse_date(text: &str) -> Option<Date> {
 
 /// The first second of `date` in the merchant's time zone.
 pub fn start_of_day(date: Date) -> i64 {
-    date.midnight().assume_offset(merchant_offset()).unix_timestamp()
+    date.midnight()
+        .assume_offset(merchant_offset())
+        .unix_timestamp()
 }
 
 /// The last second of `date` in the merchant's time zone (validity is inclusive).
@@ -57,7 +59,9 @@ pub fn format_datetime(timestamp: i64) -> String {
     OffsetDateTime::from_unix_timestamp(timestamp)
         .map(|t| {
             t.to_offset(merchant_offset())
-                .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
+                .format(format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second]"
+                ))
                 .unwrap_or_default()
         })
         .unwrap_or_default()

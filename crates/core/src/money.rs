@@ -18,7 +18,11 @@ pub fn parse_yuan(text: &str) -> Option<i64> {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
-    let mut frac_fen: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let mut frac_fen: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     if frac.len() == 1 {
         frac_fen *= 10;
     }
@@ -38,7 +42,8 @@ mod tests {
 
     #[test]
     fn yuan_amounts_parse_to_fen_and_back() {
-        let check = |text: &str, expected: Option<i64>| assert_eq!(parse_yuan(text), expected, "{text}");
+        let check =
+            |text: &str, expected: Option<i64>| assert_eq!(parse_yuan(text), expected, "{text}");
         check("388", Some(38800));
         check("388.5", Some(38850));
         check("388.05", Some(38805));

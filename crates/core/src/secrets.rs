@@ -55,13 +55,20 @@ impl MasterKey {
         let hkdf = Hkdf::<Sha256>::new(Some(b"kaquan merchant keys v1"), &self.0);
         let mut hmac_key = [0u8; 32];
         let mut aead_key = [0u8; 32];
-        hkdf.expand(format!("merchant:{merchant_id}:v{key_version}:hmac").as_bytes(), &mut hmac_key)
-            .expect("32 bytes is a valid HKDF output length");
-        hkdf.expand(format!("merchant:{merchant_id}:v{key_version}:aead").as_bytes(), &mut aead_key)
-            .expect("32 bytes is a valid HKDF output length");
+        hkdf.expand(
+            format!("merchant:{merchant_id}:v{key_version}:hmac").as_bytes(),
+            &mut hmac_key,
+        )
+        .expect("32 bytes is a valid HKDF output length");
+        hkdf.expand(
+            format!("merchant:{merchant_id}:v{key_version}:aead").as_bytes(),
+            &mut aead_key,
+        )
+        .expect("32 bytes is a valid HKDF output length");
         MerchantKeys {
             key_version,
-            hmac: <HmacSha256 as Mac>::new_from_slice(&hmac_key).expect("HMAC takes any key length"),
+            hmac: <HmacSha256 as Mac>::new_from_slice(&hmac_key)
+                .expect("HMAC takes any key length"),
             aead: Aes256Gcm::new_from_slice(&aead_key).expect("32-byte AES key"),
         }
     }
@@ -69,7 +76,8 @@ impl MasterKey {
     /// A key for things that belong to the installation, not a merchant
     /// (session tokens are hashed with plain SHA-256 and need none).
     pub fn installation_hmac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(message);
@@ -119,7 +127,13 @@ impl MerchantKeys {
         rand::thread_rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .aead
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret.as_bytes(), aad: number.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: number.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of a short message cannot fail");
         let mut sealed = Vec::with_capacity(NONCE_LENGTH + ciphertext.len());
         sealed.extend_from_slice(&nonce);
@@ -136,7 +150,13 @@ impl MerchantKeys {
         let (nonce, ciphertext) = sealed.split_at(NONCE_LENGTH);
         let plain = self
             .aead
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: number.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: number.as_bytes(),
+                },
+            )
             .ok()?;
         String::from_utf8(plain).ok()
     }
@@ -187,9 +207,20 @@ mod tests {
         let sealed = keys.seal("A0001", "12345678");
         assert_eq!(keys.open("A0001", &sealed).as_deref(), Some("12345678"));
         assert_eq!(keys.open("A0002", &sealed), None, "moved to another card");
-        assert_eq!(master.merchant_keys(2, 1).open("A0001", &sealed), None, "another merchant");
-        assert_eq!(master.merchant_keys(1, 2).open("A0001", &sealed), None, "another key version");
-        assert!(!sealed.windows(8).any(|w| w == b"12345678"), "plaintext must not appear");
+        assert_eq!(
+            master.merchant_keys(2, 1).open("A0001", &sealed),
+            None,
+            "another merchant"
+        );
+        assert_eq!(
+            master.merchant_keys(1, 2).open("A0001", &sealed),
+            None,
+            "another key version"
+        );
+        assert!(
+            !sealed.windows(8).any(|w| w == b"12345678"),
+            "plaintext must not appear"
+        );
     }
 
     #[test]
@@ -200,7 +231,12 @@ mod tests {
         assert!(keys.secret_matches("A0001", "12345678", &digest));
         assert!(!keys.secret_matches("A0001", "12345679", &digest));
         assert_ne!(digest, keys.secret_digest("A0002", "12345678"));
-        assert_ne!(digest, master.merchant_keys(2, 1).secret_digest("A0001", "12345678"));
+        assert_ne!(
+            digest,
+            master
+                .merchant_keys(2, 1)
+                .secret_digest("A0001", "12345678")
+        );
     }
 
     #[test]

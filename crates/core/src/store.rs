@@ -27,7 +27,9 @@ impl Page {
     pub fn new(page: Option<i64>, page_size: Option<i64>) -> Self {
         Self {
             page: page.unwrap_or(1).max(1),
-            page_size: page_size.unwrap_or(PAGE_SIZE_DEFAULT).clamp(1, PAGE_SIZE_MAX),
+            page_size: page_size
+                .unwrap_or(PAGE_SIZE_DEFAULT)
+                .clamp(1, PAGE_SIZE_MAX),
         }
     }
     pub fn offset(self) -> i64 {
@@ -140,7 +142,9 @@ impl BatchState {
         }
     }
     pub fn parse(code: &str) -> Option<Self> {
-        [Self::Generating, Self::Ready, Self::Failed].into_iter().find(|s| s.code() == code)
+        [Self::Generating, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|s| s.code() == code)
     }
     pub fn label_zh(self) -> &'static str {
         match self {
@@ -259,7 +263,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn cli() -> Self {
-        Self { staff_id: None, label: "cli".into() }
+        Self {
+            staff_id: None,
+            label: "cli".into(),
+        }
     }
 }
 
@@ -310,22 +317,53 @@ pub trait Store: Send + Sync + 'static {
 
     // Roles and staff.
     async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>>;
-    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role>;
-    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()>;
+    async fn create_role(
+        &self,
+        merchant_id: i64,
+        name: &str,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<Role>;
+    async fn update_role(
+        &self,
+        merchant_id: i64,
+        role_id: i64,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<()>;
     async fn create_staff(&self, staff: &NewStaff, now: i64) -> StoreResult<Staff>;
-    async fn update_staff(&self, merchant_id: i64, staff_id: i64, update: &StaffUpdate) -> StoreResult<()>;
+    async fn update_staff(
+        &self,
+        merchant_id: i64,
+        staff_id: i64,
+        update: &StaffUpdate,
+    ) -> StoreResult<()>;
     async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>>;
     async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff>;
     async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>>;
     /// Counts a failed sign-in (and sets the lock), or resets the count on success.
-    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64>;
+    async fn record_login(
+        &self,
+        staff_id: i64,
+        success: bool,
+        locked_until: Option<i64>,
+    ) -> StoreResult<i64>;
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
 
     // Distributors (券商).
-    async fn create_distributor(&self, merchant_id: i64, fields: &DistributorFields) -> StoreResult<Distributor>;
-    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, fields: &DistributorFields) -> StoreResult<()>;
+    async fn create_distributor(
+        &self,
+        merchant_id: i64,
+        fields: &DistributorFields,
+    ) -> StoreResult<Distributor>;
+    async fn update_distributor(
+        &self,
+        merchant_id: i64,
+        distributor_id: i64,
+        fields: &DistributorFields,
+    ) -> StoreResult<()>;
     async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>>;
 
     // Batches.
@@ -333,7 +371,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_batch(&self, batch: &NewBatch) -> StoreResult<Batch>;
     /// Inserts every card of a `generating` batch and marks it `ready`, all in
     /// one transaction with `audit`: afterwards the batch is complete or absent.
-    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64>;
+    async fn fill_batch(
+        &self,
+        merchant_id: i64,
+        batch_id: i64,
+        source: Box<dyn CardSource>,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<i64>;
     /// Marks a `generating` batch `failed`.
     async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()>;
     /// At start-up: batches left `generating` by a dead process become `failed`.
@@ -341,29 +386,71 @@ pub trait Store: Send + Sync + 'static {
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)>;
     /// Every card number of the merchant that starts with `prefix`.
-    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>>;
+    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str)
+        -> StoreResult<Vec<String>>;
     /// Which of `numbers` the merchant already has.
-    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>>;
+    async fn find_taken_numbers(
+        &self,
+        merchant_id: i64,
+        numbers: &[String],
+    ) -> StoreResult<Vec<String>>;
 
     // Cards. Cards of batches that are not `ready` are invisible to all of these.
-    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>>;
+    async fn list_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        page: Page,
+    ) -> StoreResult<Vec<Card>>;
     async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64>;
     /// Keyset page for streaming exports: cards with serial > `after_serial`, by serial.
-    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>>;
-    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>>;
+    async fn cards_after(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        after_serial: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CardWithSecret>>;
+    async fn get_card_by_number(&self, merchant_id: i64, number: &str)
+        -> StoreResult<Option<Card>>;
     /// Applies a state change to the matching cards that are in one of the
     /// operation's `from_states`; for delete, also records their numbers.
-    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64>;
+    async fn apply_card_op(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        op: CardOp,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
     /// Changes only the chosen fields of the matching cards.
-    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64>;
+    async fn edit_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        edit: &CardEdit,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
     /// Drops the sealed password copies of the matching cards (after printing).
-    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64>;
+    async fn purge_card_secrets(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
 
     // Audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)>;
+    async fn list_audit(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)>;
     /// Numbers of deleted cards recorded under one audit record.
-    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>>;
+    async fn list_deleted_numbers(
+        &self,
+        merchant_id: i64,
+        audit_id: i64,
+    ) -> StoreResult<Vec<String>>;
 
     /// Checks every invariant the schema cannot; returns one line per violation.
     async fn verify(&self) -> StoreResult<Vec<String>>;

@@ -26,13 +26,22 @@ pub struct BatchProgress {
 
 impl BatchProgress {
     pub fn snapshot(&self) -> (i64, i64) {
-        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
     }
 }
 
 /// Creates the batch row for a generation (state `generating`). The cards
 /// come from [`fill_generated_batch`], usually on a background task.
-pub async fn start_generated_batch(store: &dyn Store, merchant_id: i64, spec: &BatchSpec, created_by: &str, now: i64) -> StoreResult<Batch> {
+pub async fn start_generated_batch(
+    store: &dyn Store,
+    merchant_id: i64,
+    spec: &BatchSpec,
+    created_by: &str,
+    now: i64,
+) -> StoreResult<Batch> {
     store
         .create_batch(&NewBatch {
             merchant_id,
@@ -76,7 +85,8 @@ pub async fn fill_generated_batch(
     progress: Arc<BatchProgress>,
     now: i64,
 ) -> StoreResult<i64> {
-    let result = fill_generated_batch_inner(store, master, batch, spec, &audit, progress, now).await;
+    let result =
+        fill_generated_batch_inner(store, master, batch, spec, &audit, progress, now).await;
     if let Err(error) = &result {
         // The fill transaction rolled back, so marking the batch failed is all that is left.
         let message = match error {
@@ -98,15 +108,23 @@ async fn fill_generated_batch_inner(
     now: i64,
 ) -> StoreResult<i64> {
     let merchant = store.get_merchant(batch.merchant_id).await?;
-    let existing = store.numbers_with_prefix(batch.merchant_id, spec.prefix.as_str()).await?;
-    let sequential_after = if spec.numbering == Numbering::Sequential && spec.start_number.is_none() {
+    let existing = store
+        .numbers_with_prefix(batch.merchant_id, spec.prefix.as_str())
+        .await?;
+    let sequential_after = if spec.numbering == Numbering::Sequential && spec.start_number.is_none()
+    {
         highest_sequential(&existing, spec.prefix.as_str(), spec.number_length)
     } else {
         0
     };
     let taken: HashSet<String> = existing.into_iter().collect();
     let numbers = NumberGenerator::new(spec, taken, sequential_after);
-    let mut generator = CardGenerator::new(spec, master.merchant_keys(merchant.id, merchant.key_version), batch.serial_first, numbers);
+    let mut generator = CardGenerator::new(
+        spec,
+        master.merchant_keys(merchant.id, merchant.key_version),
+        batch.serial_first,
+        numbers,
+    );
     progress.total.store(spec.quantity, Ordering::Relaxed);
     progress.done.store(0, Ordering::Relaxed);
     let (sender, receiver) = mpsc::sync_channel(GENERATION_CHUNKS_AHEAD);
@@ -122,9 +140,20 @@ async fn fill_generated_batch_inner(
             producer_progress.done.fetch_add(n, Ordering::Relaxed);
         })
         .map_err(|e| StoreError::Backend(format!("cannot start generator thread: {e}")))?;
-    let n_cards = store.fill_batch(batch.merchant_id, batch.id, Box::new(PipelinedSource(receiver)), audit, now).await?;
+    let n_cards = store
+        .fill_batch(
+            batch.merchant_id,
+            batch.id,
+            Box::new(PipelinedSource(receiver)),
+            audit,
+            now,
+        )
+        .await?;
     if n_cards != spec.quantity {
-        return Err(StoreError::Backend(format!("generated {n_cards} of {} cards", spec.quantity)));
+        return Err(StoreError::Backend(format!(
+            "generated {n_cards} of {} cards",
+            spec.quantity
+        )));
     }
     Ok(n_cards)
 }
@@ -166,12 +195,18 @@ pub enum ImportError {
 
 /// Validates an import file completely: lengths, charset, duplicates in the
 /// file and against existing cards. Any error means nothing is imported.
-pub async fn validate_import(store: &dyn Store, merchant_id: i64, rows: &[ImportRow]) -> Result<Vec<(CardNumber, CardPassword)>, ImportError> {
+pub async fn validate_import(
+    store: &dyn Store,
+    merchant_id: i64,
+    rows: &[ImportRow],
+) -> Result<Vec<(CardNumber, CardPassword)>, ImportError> {
     if rows.is_empty() {
         return Err(ImportError::Invalid("导入文件中没有卡".into()));
     }
     if rows.len() > IMPORT_ROWS_MAX {
-        return Err(ImportError::Invalid(format!("一次最多导入 {IMPORT_ROWS_MAX} 张卡")));
+        return Err(ImportError::Invalid(format!(
+            "一次最多导入 {IMPORT_ROWS_MAX} 张卡"
+        )));
     }
     let mut errors = Vec::new();
     let mut parsed = Vec::with_capacity(rows.len());
@@ -182,23 +217,43 @@ pub async fn validate_import(store: &dyn Store, merchant_id: i64, rows: &[Import
         match (number, password) {
             (Ok(number), Ok(password)) => {
                 if let Some(first) = first_line_of.get(number.as_str()) {
-                    errors.push(RowError { line: row.line, message: format!("卡号与第 {first} 行重复") });
+                    errors.push(RowError {
+                        line: row.line,
+                        message: format!("卡号与第 {first} 行重复"),
+                    });
                 } else {
                     first_line_of.insert(number.as_str().to_owned(), row.line);
                     parsed.push((row.line, number, password));
                 }
             }
             (number, password) => {
-                let message = [number.err(), password.err()].into_iter().flatten().collect::<Vec<_>>().join("；");
-                errors.push(RowError { line: row.line, message });
+                let message = [number.err(), password.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("；");
+                errors.push(RowError {
+                    line: row.line,
+                    message,
+                });
             }
         }
     }
-    let numbers: Vec<String> = parsed.iter().map(|(_, n, _)| n.as_str().to_owned()).collect();
-    let taken: HashSet<String> = store.find_taken_numbers(merchant_id, &numbers).await?.into_iter().collect();
+    let numbers: Vec<String> = parsed
+        .iter()
+        .map(|(_, n, _)| n.as_str().to_owned())
+        .collect();
+    let taken: HashSet<String> = store
+        .find_taken_numbers(merchant_id, &numbers)
+        .await?
+        .into_iter()
+        .collect();
     for (line, number, _) in &parsed {
         if taken.contains(number.as_str()) {
-            errors.push(RowError { line: *line, message: "卡号已存在".into() });
+            errors.push(RowError {
+                line: *line,
+                message: "卡号已存在".into(),
+            });
         }
     }
     if !errors.is_empty() {
@@ -230,14 +285,26 @@ pub async fn import_batch(
 ) -> StoreResult<Batch> {
     let merchant = store.get_merchant(merchant_id).await?;
     let keys = master.merchant_keys(merchant.id, merchant.key_version);
-    let password_length = cards.iter().map(|(_, p)| p.expose().len()).max().unwrap_or(0) as i64;
+    let password_length = cards
+        .iter()
+        .map(|(_, p)| p.expose().len())
+        .max()
+        .unwrap_or(0) as i64;
     let batch = store
         .create_batch(&NewBatch {
             merchant_id,
-            name: if fields.name.trim().is_empty() { "导入".into() } else { fields.name.trim().to_owned() },
+            name: if fields.name.trim().is_empty() {
+                "导入".into()
+            } else {
+                fields.name.trim().to_owned()
+            },
             source: BatchSource::Imported,
             prefix: String::new(),
-            number_length: cards.iter().map(|(n, _)| n.as_str().len()).max().unwrap_or(0) as i64,
+            number_length: cards
+                .iter()
+                .map(|(n, _)| n.as_str().len())
+                .max()
+                .unwrap_or(0) as i64,
             numbering: Numbering::Sequential,
             start_number: None,
             password_length,
@@ -254,9 +321,20 @@ pub async fn import_batch(
     let rows: Vec<NewCard> = cards
         .iter()
         .enumerate()
-        .map(|(i, (number, password))| imported_card(&keys, batch.serial_first + i as i64, number, password))
+        .map(|(i, (number, password))| {
+            imported_card(&keys, batch.serial_first + i as i64, number, password)
+        })
         .collect();
-    match store.fill_batch(merchant_id, batch.id, Box::new(VecSource(Some(rows))), &audit, now).await {
+    match store
+        .fill_batch(
+            merchant_id,
+            batch.id,
+            Box::new(VecSource(Some(rows))),
+            &audit,
+            now,
+        )
+        .await
+    {
         Ok(_) => store.get_batch(merchant_id, batch.id).await,
         Err(error) => {
             store.fail_batch(batch.id, "导入失败").await?;
@@ -271,7 +349,12 @@ mod tests {
 
     #[test]
     fn sequential_numbering_continues_after_the_highest_number_of_its_shape() {
-        let existing = vec!["A00000003".to_owned(), "A00000001".to_owned(), "A99".to_owned(), "AXYZ00009".to_owned()];
+        let existing = vec![
+            "A00000003".to_owned(),
+            "A00000001".to_owned(),
+            "A99".to_owned(),
+            "AXYZ00009".to_owned(),
+        ];
         assert_eq!(highest_sequential(&existing, "A", 8), 3);
         assert_eq!(highest_sequential(&[], "A", 8), 0);
     }

@@ -44,7 +44,13 @@ impl fmt::Display for DatabaseUrl {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
                 let userinfo = &self.0[scheme_end + 3..at];
                 let user = userinfo.split(':').next().unwrap_or("");
-                write!(f, "{}{}:***{}", &self.0[..scheme_end + 3], user, &self.0[at..])
+                write!(
+                    f,
+                    "{}{}:***{}",
+                    &self.0[..scheme_end + 3],
+                    user,
+                    &self.0[at..]
+                )
             }
             _ => f.write_str(&self.0),
         }
@@ -75,11 +81,17 @@ fn env(key: &str) -> Option<String> {
 }
 
 impl Config {
-    pub fn load(config_file: Option<&Path>, database_url_flag: Option<&str>, key_file_flag: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(
+        config_file: Option<&Path>,
+        database_url_flag: Option<&str>,
+        key_file_flag: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let file: FileConfig = match config_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -89,7 +101,9 @@ impl Config {
             .or(file.database.url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let secure_cookies = match env("KAQUAN__SERVER__SECURE_COOKIES") {
-            Some(v) => v.parse().context("KAQUAN__SERVER__SECURE_COOKIES must be true or false")?,
+            Some(v) => v
+                .parse()
+                .context("KAQUAN__SERVER__SECURE_COOKIES must be true or false")?,
             None => file.server.secure_cookies.unwrap_or(false),
         };
         let key_file = key_file_flag
@@ -97,12 +111,20 @@ impl Config {
             .or_else(|| env("KAQUAN__KEYS__KEY_FILE").map(PathBuf::from))
             .or(file.keys.key_file)
             .unwrap_or_else(|| default_key_file(&database_url));
-        if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            bail!("unknown database URL scheme in {}: use sqlite://PATH or postgres://…", DatabaseUrl(database_url));
+        if !(database_url.starts_with("sqlite://")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!(
+                "unknown database URL scheme in {}: use sqlite://PATH or postgres://…",
+                DatabaseUrl(database_url)
+            );
         }
         Ok(Self {
             database_url: DatabaseUrl(database_url),
-            listen: env("KAQUAN__SERVER__LISTEN").or(file.server.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            listen: env("KAQUAN__SERVER__LISTEN")
+                .or(file.server.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             public_url: env("KAQUAN__SERVER__PUBLIC_URL").or(file.server.public_url),
             secure_cookies,
             key_file,
@@ -115,8 +137,16 @@ fn default_key_file(database_url: &str) -> PathBuf {
     match database_url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = Path::new(path);
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            dir.join(format!("{}.key", path.file_stem().and_then(|s| s.to_str()).unwrap_or("kaquan")))
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            dir.join(format!(
+                "{}.key",
+                path.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("kaquan")
+            ))
         }
         None => PathBuf::from("kaquan.key"),
     }
@@ -153,16 +183,28 @@ mod tests {
 
     #[test]
     fn database_urls_hide_their_password() {
-        assert_eq!(DatabaseUrl("postgres://app:s3cret@db:5432/kaquan".into()).to_string(), "postgres://app:***@db:5432/kaquan");
-        assert_eq!(DatabaseUrl("sqlite://kaquan.db".into()).to_string(), "sqlite://kaquan.db");
+        assert_eq!(
+            DatabaseUrl("postgres://app:s3cret@db:5432/kaquan".into()).to_string(),
+            "postgres://app:***@db:5432/kaquan"
+        );
+        assert_eq!(
+            DatabaseUrl("sqlite://kaquan.db".into()).to_string(),
+            "sqlite://kaquan.db"
+        );
     }
 
     #[test]
     fn the_default_config_parses_and_key_files_sit_beside_sqlite_databases() {
         let parsed: FileConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(parsed.database.url.as_deref(), Some("sqlite://kaquan.db"));
-        assert_eq!(default_key_file("sqlite:///var/lib/kaquan/shop.db"), PathBuf::from("/var/lib/kaquan/shop.key"));
-        assert_eq!(default_key_file("sqlite://kaquan.db"), PathBuf::from("./kaquan.key"));
+        assert_eq!(
+            default_key_file("sqlite:///var/lib/kaquan/shop.db"),
+            PathBuf::from("/var/lib/kaquan/shop.key")
+        );
+        assert_eq!(
+            default_key_file("sqlite://kaquan.db"),
+            PathBuf::from("./kaquan.key")
+        );
     }
 
     #[test]

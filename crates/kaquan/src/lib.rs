@@ -24,7 +24,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "kaquan", version, about = "kaquan 卡券: cards and vouchers for merchants")]
+#[command(
+    name = "kaquan",
+    version,
+    about = "kaquan 卡券: cards and vouchers for merchants"
+)]
 pub struct Cli {
     /// sqlite://PATH or postgres://USER@HOST:PORT/DB (default sqlite://kaquan.db).
     #[arg(long, global = true, env = "KAQUAN_DATABASE_URL")]
@@ -205,7 +209,12 @@ impl Selection {
         if self.batch.is_none() && self.serial_from.is_none() && self.serial_to.is_none() {
             bail!("select cards with --batch ID and/or --serial-from A --serial-to B");
         }
-        Ok(CardFilter { batch_id: self.batch, serial_from: self.serial_from, serial_to: self.serial_to, ..Default::default() })
+        Ok(CardFilter {
+            batch_id: self.batch,
+            serial_from: self.serial_from,
+            serial_to: self.serial_to,
+            ..Default::default()
+        })
     }
 }
 
@@ -263,7 +272,10 @@ pub enum ExportCommand {
 /// Runs a parsed command line; errors are printed to stderr.
 pub fn run(cli: Cli) -> ExitCode {
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -280,8 +292,12 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KAQUAN_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("KAQUAN_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Opens the configured store. Only `serve` and `migrate` may create a
@@ -289,11 +305,17 @@ fn init_logging() {
 pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url.0;
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let mode = if create { kaquan_store_sqlite::OpenMode::CreateIfMissing } else { kaquan_store_sqlite::OpenMode::MustExist };
+        let mode = if create {
+            kaquan_store_sqlite::OpenMode::CreateIfMissing
+        } else {
+            kaquan_store_sqlite::OpenMode::MustExist
+        };
         let store = kaquan_store_sqlite::open(Path::new(path), mode).map_err(|e| anyhow!("{e}"))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = kaquan_store_postgres::connect(url).await.map_err(|e| anyhow!("{e} ({})", config.database_url))?;
+        let store = kaquan_store_postgres::connect(url)
+            .await
+            .map_err(|e| anyhow!("{e} ({})", config.database_url))?;
         Ok(Arc::new(store))
     } else {
         bail!("unknown database URL scheme in {}", config.database_url)
@@ -304,30 +326,43 @@ pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn
 /// the file (mode 0600) when `create` is set and there is none.
 pub fn load_master_key(config: &Config, create: bool) -> anyhow::Result<MasterKey> {
     if let Ok(hex) = std::env::var("KAQUAN_MASTER_KEY") {
-        return MasterKey::from_hex(&hex).ok_or_else(|| anyhow!("KAQUAN_MASTER_KEY must be 64 hex digits"));
+        return MasterKey::from_hex(&hex)
+            .ok_or_else(|| anyhow!("KAQUAN_MASTER_KEY must be 64 hex digits"));
     }
     let path = &config.key_file;
     match std::fs::read_to_string(path) {
-        Ok(text) => MasterKey::from_hex(&text).ok_or_else(|| anyhow!("key file {} is not 64 hex digits", path.display())),
+        Ok(text) => MasterKey::from_hex(&text)
+            .ok_or_else(|| anyhow!("key file {} is not 64 hex digits", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key = MasterKey::generate();
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).with_context(|| format!("creating key file {}", path.display()))?;
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("creating key file {}", path.display()))?;
             writeln!(file, "{}", key.to_hex())?;
             file.sync_all()?;
-            eprintln!("已创建主密钥文件 {}（权限 0600）。请单独备份它：没有它无法校验或导出任何卡密码。", path.display());
+            eprintln!(
+                "已创建主密钥文件 {}（权限 0600）。请单独备份它：没有它无法校验或导出任何卡密码。",
+                path.display()
+            );
             Ok(key)
         }
-        Err(e) => Err(anyhow!("cannot read key file {}: {e} (run `kaquan migrate` or `kaquan serve` first)", path.display())),
+        Err(e) => Err(anyhow!(
+            "cannot read key file {}: {e} (run `kaquan migrate` or `kaquan serve` first)",
+            path.display()
+        )),
     }
 }
 
 async fn resolve_merchant(store: &dyn Store, flag: Option<i64>) -> anyhow::Result<i64> {
     if let Some(id) = flag {
-        store.get_merchant(id).await.map_err(|_| anyhow!("merchant {id} does not exist"))?;
+        store
+            .get_merchant(id)
+            .await
+            .map_err(|_| anyhow!("merchant {id} does not exist"))?;
         return Ok(id);
     }
     let merchants = store.list_merchants().await?;
@@ -357,7 +392,11 @@ fn cli_audit(merchant_id: i64, action: &str, target: String, detail: String) -> 
 fn parse_cli_date(text: Option<&str>, end: bool) -> anyhow::Result<Option<i64>> {
     text.map(|t| {
         let date = parse_date(t).ok_or_else(|| anyhow!("date {t:?} must be YYYY-MM-DD"))?;
-        Ok(if end { end_of_day(date) } else { start_of_day(date) })
+        Ok(if end {
+            end_of_day(date)
+        } else {
+            start_of_day(date)
+        })
     })
     .transpose()
 }
@@ -367,15 +406,29 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{DEFAULT_CONFIG}");
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::load(cli.config.as_deref(), cli.database_url.as_deref(), cli.key_file.as_deref())?;
+    let config = Config::load(
+        cli.config.as_deref(),
+        cli.database_url.as_deref(),
+        cli.key_file.as_deref(),
+    )?;
     match cli.command {
         Command::DefaultConfig => unreachable!("handled above"),
-        Command::Serve { listen, public_url } => serve(config, listen, public_url, cli.merchant).await,
+        Command::Serve { listen, public_url } => {
+            serve(config, listen, public_url, cli.merchant).await
+        }
         Command::Migrate => {
             let store = open_store(&config, true).await?;
             load_master_key(&config, true)?;
             let n = store.fail_interrupted_batches().await?;
-            eprintln!("数据库已是最新结构（{}）{}", config.database_url, if n > 0 { format!("；{n} 个被中断的批次已标记为失败") } else { String::new() });
+            eprintln!(
+                "数据库已是最新结构（{}）{}",
+                config.database_url,
+                if n > 0 {
+                    format!("；{n} 个被中断的批次已标记为失败")
+                } else {
+                    String::new()
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Merchant(command) => {
@@ -403,8 +456,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 CardsCommand::Delete(s) => (CardOp::Delete, s),
             };
             let filter = selection.filter()?;
-            let audit = cli_audit(merchant_id, &format!("{}_cards", op.code()), filter.describe(), String::new());
-            let n = store.apply_card_op(merchant_id, &filter, op, &audit).await?;
+            let audit = cli_audit(
+                merchant_id,
+                &format!("{}_cards", op.code()),
+                filter.describe(),
+                String::new(),
+            );
+            let n = store
+                .apply_card_op(merchant_id, &filter, op, &audit)
+                .await?;
             if selection.json {
                 print_json(json!({ "operation": op.code(), "n_cards": n }));
             } else {
@@ -435,20 +495,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(config: Config, listen: Option<String>, public_url: Option<String>, merchant_flag: Option<i64>) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: Config,
+    listen: Option<String>,
+    public_url: Option<String>,
+    merchant_flag: Option<i64>,
+) -> anyhow::Result<ExitCode> {
     let store = open_store(&config, true).await?;
     let master = load_master_key(&config, true)?;
     let n = store.fail_interrupted_batches().await?;
     if n > 0 {
-        tracing::warn!(n_batches = n, "batches interrupted by a previous shutdown were marked failed");
+        tracing::warn!(
+            n_batches = n,
+            "batches interrupted by a previous shutdown were marked failed"
+        );
     }
     if store.list_merchants().await?.is_empty() && merchant_flag.is_none() {
         first_start(store.as_ref()).await?;
     }
     let listen = listen.unwrap_or(config.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let public_url = public_url.or(config.public_url.clone()).unwrap_or_else(|| format!("http://{address}"));
+    let public_url = public_url
+        .or(config.public_url.clone())
+        .unwrap_or_else(|| format!("http://{address}"));
     let state = kaquan_web::AppState::new(store, master, &public_url, config.secure_cookies);
     tracing::info!(database = %config.database_url, %address, "kaquan serving");
     eprintln!("kaquan 已启动：在浏览器打开 http://{address}/ 登录商户后台");
@@ -460,7 +532,12 @@ async fn serve(config: Config, listen: Option<String>, public_url: Option<String
 /// is shown once on the terminal.
 async fn first_start(store: &dyn Store) -> anyhow::Result<()> {
     let merchant = store.create_merchant("我的店铺", kaquan_web::now()).await?;
-    let owner_role = store.list_roles(merchant.id).await?.into_iter().find(|r| r.name == "owner").context("owner role")?;
+    let owner_role = store
+        .list_roles(merchant.id)
+        .await?
+        .into_iter()
+        .find(|r| r.name == "owner")
+        .context("owner role")?;
     let password = format!("Kq{}", &kaquan_core::secrets::random_token_hex(8));
     let staff = NewStaff {
         merchant_id: merchant.id,
@@ -481,7 +558,9 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             signal.recv().await;
         }
     };
@@ -496,7 +575,9 @@ async fn merchant_command(store: &dyn Store, command: MerchantCommand) -> anyhow
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
-            let merchant = store.create_merchant(name.trim(), kaquan_web::now()).await?;
+            let merchant = store
+                .create_merchant(name.trim(), kaquan_web::now())
+                .await?;
             if json {
                 print_json(json!({ "merchant_id": merchant.id, "name": merchant.name }));
             } else {
@@ -506,7 +587,9 @@ async fn merchant_command(store: &dyn Store, command: MerchantCommand) -> anyhow
         MerchantCommand::List { json } => {
             let merchants = store.list_merchants().await?;
             if json {
-                print_json(json!({ "merchants": merchants.iter().map(|m| json!({"merchant_id": m.id, "name": m.name, "created_at": m.created_at})).collect::<Vec<_>>() }));
+                print_json(
+                    json!({ "merchants": merchants.iter().map(|m| json!({"merchant_id": m.id, "name": m.name, "created_at": m.created_at})).collect::<Vec<_>>() }),
+                );
             } else {
                 for m in merchants {
                     println!("{}\t{}\t{}", m.id, m.name, format_datetime(m.created_at));
@@ -531,15 +614,32 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-async fn user_command(store: &dyn Store, merchant_id: i64, command: UserCommand) -> anyhow::Result<ExitCode> {
+async fn user_command(
+    store: &dyn Store,
+    merchant_id: i64,
+    command: UserCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
-        UserCommand::Create { username, role, name, phone, password_stdin, json } => {
+        UserCommand::Create {
+            username,
+            role,
+            name,
+            phone,
+            password_stdin,
+            json,
+        } => {
             check_username(&username).map_err(|e| anyhow!(e))?;
             let roles = store.list_roles(merchant_id).await?;
-            let role = roles
-                .iter()
-                .find(|r| r.name == role)
-                .ok_or_else(|| anyhow!("unknown role {role:?}; roles: {}", roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")))?;
+            let role = roles.iter().find(|r| r.name == role).ok_or_else(|| {
+                anyhow!(
+                    "unknown role {role:?}; roles: {}",
+                    roles
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
             let password = read_password(password_stdin)?;
             check_staff_password(&password).map_err(|e| anyhow!(e))?;
             let staff = NewStaff {
@@ -550,13 +650,27 @@ async fn user_command(store: &dyn Store, merchant_id: i64, command: UserCommand)
                 role_id: role.id,
                 password_hash: hash_staff_password(&password),
             };
-            let staff = store.create_staff(&staff, kaquan_web::now()).await.map_err(|e| match e {
-                kaquan_core::StoreError::Conflict(_) => anyhow!("username {username:?} is taken"),
-                other => other.into(),
-            })?;
-            store.append_audit(&cli_audit(merchant_id, "create_staff", staff.username.clone(), format!("role={}", role.name))).await?;
+            let staff = store
+                .create_staff(&staff, kaquan_web::now())
+                .await
+                .map_err(|e| match e {
+                    kaquan_core::StoreError::Conflict(_) => {
+                        anyhow!("username {username:?} is taken")
+                    }
+                    other => other.into(),
+                })?;
+            store
+                .append_audit(&cli_audit(
+                    merchant_id,
+                    "create_staff",
+                    staff.username.clone(),
+                    format!("role={}", role.name),
+                ))
+                .await?;
             if json {
-                print_json(json!({ "staff_id": staff.id, "username": staff.username, "role": role.name }));
+                print_json(
+                    json!({ "staff_id": staff.id, "username": staff.username, "role": role.name }),
+                );
             } else {
                 println!("已创建管理员 {}（{}）", staff.username, role.label);
             }
@@ -564,12 +678,26 @@ async fn user_command(store: &dyn Store, merchant_id: i64, command: UserCommand)
         UserCommand::List { json } => {
             let staff = store.list_staff(merchant_id).await?;
             let roles = store.list_roles(merchant_id).await?;
-            let role_name = |id| roles.iter().find(|r| r.id == id).map(|r| r.name.clone()).unwrap_or_default();
+            let role_name = |id| {
+                roles
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default()
+            };
             if json {
-                print_json(json!({ "staff": staff.iter().map(|s| json!({"staff_id": s.id, "username": s.username, "name": s.name, "role": role_name(s.role_id), "disabled": s.disabled})).collect::<Vec<_>>() }));
+                print_json(
+                    json!({ "staff": staff.iter().map(|s| json!({"staff_id": s.id, "username": s.username, "name": s.name, "role": role_name(s.role_id), "disabled": s.disabled})).collect::<Vec<_>>() }),
+                );
             } else {
                 for s in staff {
-                    println!("{}\t{}\t{}\t{}", s.id, s.username, s.name, role_name(s.role_id));
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        s.id,
+                        s.username,
+                        s.name,
+                        role_name(s.role_id)
+                    );
                 }
             }
         }
@@ -584,10 +712,18 @@ fn spawn_progress_bar(progress: Arc<BatchProgress>, quantity: i64) -> tokio::tas
         let mut last_reported = -1i64;
         loop {
             let (done, _) = progress.snapshot();
-            let percent = if quantity > 0 { done * 100 / quantity } else { 100 };
+            let percent = if quantity > 0 {
+                done * 100 / quantity
+            } else {
+                100
+            };
             if interactive {
                 let filled = (percent / 4) as usize;
-                eprint!("\r生成中 [{}{}] {percent:>3}% {done}/{quantity}", "#".repeat(filled), " ".repeat(25 - filled.min(25)));
+                eprint!(
+                    "\r生成中 [{}{}] {percent:>3}% {done}/{quantity}",
+                    "#".repeat(filled),
+                    " ".repeat(25 - filled.min(25))
+                );
             } else if percent / 10 != last_reported / 10 {
                 eprintln!("生成中 {percent}% {done}/{quantity}");
                 last_reported = percent;
@@ -603,7 +739,12 @@ fn spawn_progress_bar(progress: Arc<BatchProgress>, quantity: i64) -> tokio::tas
     })
 }
 
-async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, command: BatchCommand) -> anyhow::Result<ExitCode> {
+async fn batch_command(
+    config: &Config,
+    store: &dyn Store,
+    merchant_id: i64,
+    command: BatchCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         BatchCommand::Generate(args) => {
             let master = load_master_key(config, false)?;
@@ -635,13 +776,35 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
                 eprintln!("警告：{warning}");
             }
             let started = std::time::Instant::now();
-            let batch = usecases::start_generated_batch(store, merchant_id, &spec, "cli", kaquan_web::now()).await?;
+            let batch = usecases::start_generated_batch(
+                store,
+                merchant_id,
+                &spec,
+                "cli",
+                kaquan_web::now(),
+            )
+            .await?;
             let progress = Arc::new(BatchProgress::default());
             let bar = spawn_progress_bar(Arc::clone(&progress), spec.quantity);
-            let audit = cli_audit(merchant_id, "generate_batch", format!("batch={}", batch.id), spec.name.clone());
-            let result = usecases::fill_generated_batch(store, &master, &batch, &spec, audit, Arc::clone(&progress), kaquan_web::now()).await;
+            let audit = cli_audit(
+                merchant_id,
+                "generate_batch",
+                format!("batch={}", batch.id),
+                spec.name.clone(),
+            );
+            let result = usecases::fill_generated_batch(
+                store,
+                &master,
+                &batch,
+                &spec,
+                audit,
+                Arc::clone(&progress),
+                kaquan_web::now(),
+            )
+            .await;
             bar.abort();
-            let n_cards = result.map_err(|e| anyhow!("batch {} failed and holds no cards: {e}", batch.id))?;
+            let n_cards =
+                result.map_err(|e| anyhow!("batch {} failed and holds no cards: {e}", batch.id))?;
             let seconds = started.elapsed().as_secs_f64();
             if args.json {
                 print_json(json!({
@@ -649,19 +812,40 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
                     "password_bits": (strength.bits * 10.0).round() / 10.0, "warnings": strength.warnings, "seconds": seconds
                 }));
             } else {
-                println!("批次 {} 已生成 {n_cards} 张卡（卡序号 {}–{}），用时 {seconds:.1} 秒", batch.id, batch.serial_first, batch.serial_first + n_cards - 1);
+                println!(
+                    "批次 {} 已生成 {n_cards} 张卡（卡序号 {}–{}），用时 {seconds:.1} 秒",
+                    batch.id,
+                    batch.serial_first,
+                    batch.serial_first + n_cards - 1
+                );
             }
         }
-        BatchCommand::Import { file, name, face_value_fen, valid_from, valid_until, remark, json } => {
+        BatchCommand::Import {
+            file,
+            name,
+            face_value_fen,
+            valid_from,
+            valid_until,
+            remark,
+            json,
+        } => {
             let master = load_master_key(config, false)?;
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
-            let rows = kaquan_web::batches::parse_import_file(&file_name, &bytes).map_err(|e| anyhow!(e.public_message()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let file_name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_owned();
+            let rows = kaquan_web::batches::parse_import_file(&file_name, &bytes)
+                .map_err(|e| anyhow!(e.public_message()))?;
             let cards = match usecases::validate_import(store, merchant_id, &rows).await {
                 Ok(cards) => cards,
                 Err(usecases::ImportError::Rows(errors)) => {
                     if json {
-                        print_json(json!({ "imported": false, "errors": errors.iter().map(|e| json!({"line": e.line, "message": e.message})).collect::<Vec<_>>() }));
+                        print_json(
+                            json!({ "imported": false, "errors": errors.iter().map(|e| json!({"line": e.line, "message": e.message})).collect::<Vec<_>>() }),
+                        );
                     } else {
                         for e in &errors {
                             eprintln!("第 {} 行：{}", e.line, e.message);
@@ -678,8 +862,22 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
                 valid_until: parse_cli_date(valid_until.as_deref(), true)?,
                 remark: remark.unwrap_or_default(),
             };
-            let audit = cli_audit(merchant_id, "import_batch", file_name, format!("{} rows", cards.len()));
-            let batch = usecases::import_batch(store, &master, merchant_id, &fields, cards, audit, kaquan_web::now()).await?;
+            let audit = cli_audit(
+                merchant_id,
+                "import_batch",
+                file_name,
+                format!("{} rows", cards.len()),
+            );
+            let batch = usecases::import_batch(
+                store,
+                &master,
+                merchant_id,
+                &fields,
+                cards,
+                audit,
+                kaquan_web::now(),
+            )
+            .await?;
             if json {
                 print_json(json!({ "batch_id": batch.id, "n_cards": batch.quantity }));
             } else {
@@ -687,11 +885,24 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
             }
         }
         BatchCommand::List { json } => {
-            let (batches, _) = store.list_batches(merchant_id, Page::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX))).await?;
+            let (batches, _) = store
+                .list_batches(
+                    merchant_id,
+                    Page::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX)),
+                )
+                .await?;
             if json {
                 let mut items = Vec::new();
                 for b in &batches {
-                    let n_cards = store.count_cards(merchant_id, &CardFilter { batch_id: Some(b.id), ..Default::default() }).await?;
+                    let n_cards = store
+                        .count_cards(
+                            merchant_id,
+                            &CardFilter {
+                                batch_id: Some(b.id),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
                     items.push(json!({
                         "batch_id": b.id, "name": b.name, "state": b.state.code(), "quantity": b.quantity,
                         "n_cards": n_cards, "serial_first": b.serial_first, "created_at": b.created_at
@@ -700,7 +911,14 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
                 print_json(json!({ "batches": items }));
             } else {
                 for b in batches {
-                    println!("{}\t{}\t{}\t{}\t{}", b.id, b.name, b.state.label_zh(), b.quantity, format_datetime(b.created_at));
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        b.id,
+                        b.name,
+                        b.state.label_zh(),
+                        b.quantity,
+                        format_datetime(b.created_at)
+                    );
                 }
             }
         }
@@ -708,33 +926,92 @@ async fn batch_command(config: &Config, store: &dyn Store, merchant_id: i64, com
     Ok(ExitCode::SUCCESS)
 }
 
-async fn export_command(config: &Config, store: &dyn Store, master: &MasterKey, merchant_id: i64, command: ExportCommand) -> anyhow::Result<ExitCode> {
-    let default_public_url = || config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+async fn export_command(
+    config: &Config,
+    store: &dyn Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    command: ExportCommand,
+) -> anyhow::Result<ExitCode> {
+    let default_public_url = || {
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen))
+    };
     match command {
-        ExportCommand::Cards { batch, format, output, with_secrets, public_url } => {
-            let filter = CardFilter { batch_id: batch, ..Default::default() };
+        ExportCommand::Cards {
+            batch,
+            format,
+            output,
+            with_secrets,
+            public_url,
+        } => {
+            let filter = CardFilter {
+                batch_id: batch,
+                ..Default::default()
+            };
             let public_url = public_url.unwrap_or_else(default_public_url);
-            let request = kaquan_web::exports::ExportRequest { store, master, merchant_id, filter: &filter, with_secrets, public_url: public_url.trim_end_matches('/') };
+            let request = kaquan_web::exports::ExportRequest {
+                store,
+                master,
+                merchant_id,
+                filter: &filter,
+                with_secrets,
+                public_url: public_url.trim_end_matches('/'),
+            };
             let format = match format {
                 FormatArg::Xlsx => kaquan_web::exports::ExportFormat::Xlsx,
                 FormatArg::Csv => kaquan_web::exports::ExportFormat::Csv,
             };
-            let n = kaquan_web::exports::export_cards(&request, format, &output).await.map_err(|e| anyhow!(e.public_message()))?;
-            let mut audit = cli_audit(merchant_id, "export_cards", filter.describe(), format!("format={format:?} with_secrets={with_secrets} output={}", output.display()));
+            let n = kaquan_web::exports::export_cards(&request, format, &output)
+                .await
+                .map_err(|e| anyhow!(e.public_message()))?;
+            let mut audit = cli_audit(
+                merchant_id,
+                "export_cards",
+                filter.describe(),
+                format!(
+                    "format={format:?} with_secrets={with_secrets} output={}",
+                    output.display()
+                ),
+            );
             audit.n_affected = n;
             store.append_audit(&audit).await?;
             eprintln!("已导出 {n} 张卡到 {}", output.display());
         }
-        ExportCommand::QrCodes { batch, image, output, public_url } => {
-            let filter = CardFilter { batch_id: batch, ..Default::default() };
+        ExportCommand::QrCodes {
+            batch,
+            image,
+            output,
+            public_url,
+        } => {
+            let filter = CardFilter {
+                batch_id: batch,
+                ..Default::default()
+            };
             let public_url = public_url.unwrap_or_else(default_public_url);
-            let request = kaquan_web::exports::ExportRequest { store, master, merchant_id, filter: &filter, with_secrets: false, public_url: public_url.trim_end_matches('/') };
+            let request = kaquan_web::exports::ExportRequest {
+                store,
+                master,
+                merchant_id,
+                filter: &filter,
+                with_secrets: false,
+                public_url: public_url.trim_end_matches('/'),
+            };
             let image = match image {
                 ImageArg::Png => kaquan_web::exports::QrImageFormat::Png,
                 ImageArg::Svg => kaquan_web::exports::QrImageFormat::Svg,
             };
-            let n = kaquan_web::exports::export_qr_codes(&request, image, &output).await.map_err(|e| anyhow!(e.public_message()))?;
-            let mut audit = cli_audit(merchant_id, "export_qr_codes", filter.describe(), format!("output={}", output.display()));
+            let n = kaquan_web::exports::export_qr_codes(&request, image, &output)
+                .await
+                .map_err(|e| anyhow!(e.public_message()))?;
+            let mut audit = cli_audit(
+                merchant_id,
+                "export_qr_codes",
+                filter.describe(),
+                format!("output={}", output.display()),
+            );
             audit.n_affected = n;
             store.append_audit(&audit).await?;
             eprintln!("已导出 {n} 个二维码到 {}", output.display());

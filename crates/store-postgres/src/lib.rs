@@ -5,6 +5,7 @@
 //! Architecture invariant: this file and `schema.sql` hold all of kaquan's
 //! PostgreSQL SQL.
 
+use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::pin_mut;
 use kaquan_core::auth::{builtin_roles, Permission};
@@ -15,7 +16,6 @@ use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use deadpool_postgres::GenericClient;
 use tokio_postgres::{NoTls, Row};
 
 /// Connections per `kaquan serve` node.
@@ -31,8 +31,12 @@ pub struct PgStore {
 
 fn map_err(error: tokio_postgres::Error) -> StoreError {
     match error.code() {
-        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(db_message(&error)),
-        Some(code) if *code == SqlState::CHECK_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION => {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict(db_message(&error))
+        }
+        Some(code)
+            if *code == SqlState::CHECK_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION =>
+        {
             StoreError::Invalid(db_message(&error))
         }
         _ => StoreError::Backend(error.to_string()),
@@ -40,7 +44,10 @@ fn map_err(error: tokio_postgres::Error) -> StoreError {
 }
 
 fn db_message(error: &tokio_postgres::Error) -> String {
-    error.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| error.to_string())
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| error.to_string())
 }
 
 fn pool_err(error: deadpool_postgres::PoolError) -> StoreError {
@@ -49,8 +56,16 @@ fn pool_err(error: deadpool_postgres::PoolError) -> StoreError {
 
 /// Connects to `url` and applies pending migrations.
 pub async fn connect(url: &str) -> StoreResult<PgStore> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
     let pool = Pool::builder(manager)
         .max_size(POOL_SIZE_MAX)
         .build()
@@ -64,17 +79,30 @@ impl PgStore {
     async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await.map_err(map_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await.map_err(map_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await
+            .map_err(map_err)?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
             .await
             .map_err(map_err)?;
-        let applied: i64 =
-            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(map_err)?.get(0);
+        let applied: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
         for (idx, sql) in MIGRATIONS.iter().enumerate() {
             let version = idx as i64 + 1;
             if version > applied {
                 tx.batch_execute(sql).await.map_err(map_err)?;
-                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&version]).await.map_err(map_err)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[&version],
+                )
+                .await
+                .map_err(map_err)?;
             }
         }
         tx.commit().await.map_err(map_err)
@@ -88,7 +116,10 @@ impl PgStore {
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
-    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 fn parse_or<T>(value: Option<T>, what: &str) -> StoreResult<T> {
@@ -100,7 +131,12 @@ fn parse_or<T>(value: Option<T>, what: &str) -> StoreResult<T> {
 const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
 
 fn merchant_from_row(row: &Row) -> Merchant {
-    Merchant { id: row.get(0), name: row.get(1), key_version: row.get(2), created_at: row.get(3) }
+    Merchant {
+        id: row.get(0),
+        name: row.get(1),
+        key_version: row.get(2),
+        created_at: row.get(3),
+    }
 }
 
 const ROLE_COLUMNS: &str = "id, merchant_id, name, label, permissions";
@@ -190,14 +226,18 @@ fn card_from_row(row: &Row) -> StoreResult<Card> {
     })
 }
 
-const AUDIT_COLUMNS: &str = "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
+const AUDIT_COLUMNS: &str =
+    "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
 
 fn audit_from_row(row: &Row) -> AuditRecord {
     AuditRecord {
         id: row.get(0),
         entry: AuditEntry {
             merchant_id: row.get(1),
-            actor: Actor { staff_id: row.get(2), label: row.get(3) },
+            actor: Actor {
+                staff_id: row.get(2),
+                label: row.get(3),
+            },
             action: row.get(4),
             target: row.get(5),
             detail: row.get(6),
@@ -214,12 +254,21 @@ fn card_filter_sql(merchant_id: i64, filter: &CardFilter, params: &mut Params) -
         params.push(value);
         format!("${}", params.len())
     };
-    let mut sql = format!("cards.merchant_id = {}", bind(params, Box::new(merchant_id)));
+    let mut sql = format!(
+        "cards.merchant_id = {}",
+        bind(params, Box::new(merchant_id))
+    );
     if let Some(v) = filter.batch_id {
-        sql.push_str(&format!(" AND cards.batch_id = {}", bind(params, Box::new(v))));
+        sql.push_str(&format!(
+            " AND cards.batch_id = {}",
+            bind(params, Box::new(v))
+        ));
     }
     if let Some(v) = filter.state {
-        sql.push_str(&format!(" AND cards.state = {}", bind(params, Box::new(v.code()))));
+        sql.push_str(&format!(
+            " AND cards.state = {}",
+            bind(params, Box::new(v.code()))
+        ));
     }
     match filter.activated {
         Some(true) => sql.push_str(" AND cards.state IN ('active', 'used')"),
@@ -233,26 +282,46 @@ fn card_filter_sql(merchant_id: i64, filter: &CardFilter, params: &mut Params) -
     }
     match filter.distributor_id {
         Some(0) => sql.push_str(" AND cards.distributor_id IS NULL"),
-        Some(v) => sql.push_str(&format!(" AND cards.distributor_id = {}", bind(params, Box::new(v)))),
+        Some(v) => sql.push_str(&format!(
+            " AND cards.distributor_id = {}",
+            bind(params, Box::new(v))
+        )),
         None => {}
     }
     if let Some(v) = filter.serial_from {
-        sql.push_str(&format!(" AND cards.serial >= {}", bind(params, Box::new(v))));
+        sql.push_str(&format!(
+            " AND cards.serial >= {}",
+            bind(params, Box::new(v))
+        ));
     }
     if let Some(v) = filter.serial_to {
-        sql.push_str(&format!(" AND cards.serial <= {}", bind(params, Box::new(v))));
+        sql.push_str(&format!(
+            " AND cards.serial <= {}",
+            bind(params, Box::new(v))
+        ));
     }
     if let Some(needle) = filter.number_needle() {
-        sql.push_str(&format!(" AND strpos(cards.number, {}) > 0", bind(params, Box::new(needle))));
+        sql.push_str(&format!(
+            " AND strpos(cards.number, {}) > 0",
+            bind(params, Box::new(needle))
+        ));
     }
     sql
 }
 
 fn state_list(states: &[CardState]) -> String {
-    states.iter().map(|s| format!("'{}'", s.code())).collect::<Vec<_>>().join(", ")
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-async fn insert_audit(client: &impl GenericClient, entry: &AuditEntry, n_affected: i64) -> StoreResult<i64> {
+async fn insert_audit(
+    client: &impl GenericClient,
+    entry: &AuditEntry,
+    n_affected: i64,
+) -> StoreResult<i64> {
     let row = client
         .query_one(
             "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
@@ -298,7 +367,12 @@ impl Store for PgStore {
         for (role_name, label, permissions) in builtin_roles() {
             tx.execute(
                 "INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4)",
-                &[&merchant.id, &role_name, &label, &Permission::encode_set(&permissions)],
+                &[
+                    &merchant.id,
+                    &role_name,
+                    &label,
+                    &Permission::encode_set(&permissions),
+                ],
             )
             .await
             .map_err(map_err)?;
@@ -308,7 +382,15 @@ impl Store for PgStore {
     }
 
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
-        let rows = self.client().await?.query(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"), &[]).await.map_err(map_err)?;
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
         Ok(rows.iter().map(merchant_from_row).collect())
     }
 
@@ -316,23 +398,37 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"), &[&merchant_id])
+            .query_opt(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"),
+                &[&merchant_id],
+            )
             .await
             .map_err(map_err)?;
-        row.as_ref().map(merchant_from_row).ok_or(StoreError::NotFound)
+        row.as_ref()
+            .map(merchant_from_row)
+            .ok_or(StoreError::NotFound)
     }
 
     async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>> {
         let rows = self
             .client()
             .await?
-            .query(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = $1 ORDER BY id"), &[&merchant_id])
+            .query(
+                &format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = $1 ORDER BY id"),
+                &[&merchant_id],
+            )
             .await
             .map_err(map_err)?;
         Ok(rows.iter().map(role_from_row).collect())
     }
 
-    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role> {
+    async fn create_role(
+        &self,
+        merchant_id: i64,
+        name: &str,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<Role> {
         let row = self
             .client()
             .await?
@@ -345,13 +441,24 @@ impl Store for PgStore {
         Ok(role_from_row(&row))
     }
 
-    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()> {
+    async fn update_role(
+        &self,
+        merchant_id: i64,
+        role_id: i64,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<()> {
         let n = self
             .client()
             .await?
             .execute(
                 "UPDATE roles SET label = $1, permissions = $2 WHERE id = $3 AND merchant_id = $4",
-                &[&label, &Permission::encode_set(permissions), &role_id, &merchant_id],
+                &[
+                    &label,
+                    &Permission::encode_set(permissions),
+                    &role_id,
+                    &merchant_id,
+                ],
             )
             .await
             .map_err(map_err)?;
@@ -375,12 +482,20 @@ impl Store for PgStore {
         row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
     }
 
-    async fn update_staff(&self, merchant_id: i64, staff_id: i64, u: &StaffUpdate) -> StoreResult<()> {
+    async fn update_staff(
+        &self,
+        merchant_id: i64,
+        staff_id: i64,
+        u: &StaffUpdate,
+    ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         if let Some(role_id) = u.role_id {
             let n: i64 = tx
-                .query_one("SELECT count(*) FROM roles WHERE id = $1 AND merchant_id = $2", &[&role_id, &merchant_id])
+                .query_one(
+                    "SELECT count(*) FROM roles WHERE id = $1 AND merchant_id = $2",
+                    &[&role_id, &merchant_id],
+                )
                 .await
                 .map_err(map_err)?
                 .get(0);
@@ -401,7 +516,9 @@ impl Store for PgStore {
             .map_err(map_err)?;
         expect_one(n)?;
         if u.disabled == Some(true) || u.password_hash.is_some() {
-            tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id]).await.map_err(map_err)?;
+            tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id])
+                .await
+                .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }
@@ -410,7 +527,10 @@ impl Store for PgStore {
         let rows = self
             .client()
             .await?
-            .query(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = $1 ORDER BY id"), &[&merchant_id])
+            .query(
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = $1 ORDER BY id"),
+                &[&merchant_id],
+            )
             .await
             .map_err(map_err)?;
         Ok(rows.iter().map(staff_from_row).collect())
@@ -420,7 +540,10 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"), &[&staff_id])
+            .query_opt(
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"),
+                &[&staff_id],
+            )
             .await
             .map_err(map_err)?;
         row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
@@ -430,13 +553,21 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"), &[&username])
+            .query_opt(
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"),
+                &[&username],
+            )
             .await
             .map_err(map_err)?;
         Ok(row.as_ref().map(staff_from_row))
     }
 
-    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64> {
+    async fn record_login(
+        &self,
+        staff_id: i64,
+        success: bool,
+        locked_until: Option<i64>,
+    ) -> StoreResult<i64> {
         let client = self.client().await?;
         let row = if success {
             client
@@ -457,7 +588,13 @@ impl Store for PgStore {
 
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         let client = self.client().await?;
-        client.execute("DELETE FROM sessions WHERE expires_at < $1", &[&(s.expires_at - 86_400 * 30)]).await.map_err(map_err)?;
+        client
+            .execute(
+                "DELETE FROM sessions WHERE expires_at < $1",
+                &[&(s.expires_at - 86_400 * 30)],
+            )
+            .await
+            .map_err(map_err)?;
         client
             .execute(
                 "INSERT INTO sessions (token_hash, staff_id, merchant_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -488,11 +625,19 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        self.client().await?.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash]).await.map_err(map_err)?;
+        self.client()
+            .await?
+            .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
-    async fn create_distributor(&self, merchant_id: i64, f: &DistributorFields) -> StoreResult<Distributor> {
+    async fn create_distributor(
+        &self,
+        merchant_id: i64,
+        f: &DistributorFields,
+    ) -> StoreResult<Distributor> {
         let row = self
             .client()
             .await?
@@ -513,7 +658,12 @@ impl Store for PgStore {
         })
     }
 
-    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, f: &DistributorFields) -> StoreResult<()> {
+    async fn update_distributor(
+        &self,
+        merchant_id: i64,
+        distributor_id: i64,
+        f: &DistributorFields,
+    ) -> StoreResult<()> {
         let n = self
             .client()
             .await?
@@ -600,7 +750,14 @@ impl Store for PgStore {
         Ok(batch)
     }
 
-    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64> {
+    async fn fill_batch(
+        &self,
+        merchant_id: i64,
+        batch_id: i64,
+        source: Box<dyn CardSource>,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<i64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let row = tx
@@ -613,8 +770,13 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?
             .ok_or(StoreError::NotFound)?;
-        let (face_value_fen, valid_from, valid_until, remark, key_version): (Option<i64>, Option<i64>, Option<i64>, String, i32) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let (face_value_fen, valid_from, valid_until, remark, key_version): (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            String,
+            i32,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         let sink = tx
             .copy_in(
                 "COPY cards (merchant_id, batch_id, serial, number, secret_digest, secret_sealed, key_version, state, \
@@ -717,7 +879,10 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1 AND merchant_id = $2"), &[&batch_id, &merchant_id])
+            .query_opt(
+                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1 AND merchant_id = $2"),
+                &[&batch_id, &merchant_id],
+            )
             .await
             .map_err(map_err)?;
         batch_from_row(&row.ok_or(StoreError::NotFound)?)
@@ -725,8 +890,14 @@ impl Store for PgStore {
 
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)> {
         let client = self.client().await?;
-        let total: i64 =
-            client.query_one("SELECT count(*) FROM batches WHERE merchant_id = $1", &[&merchant_id]).await.map_err(map_err)?.get(0);
+        let total: i64 = client
+            .query_one(
+                "SELECT count(*) FROM batches WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
         let rows = client
             .query(
                 &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
@@ -734,30 +905,54 @@ impl Store for PgStore {
             )
             .await
             .map_err(map_err)?;
-        Ok((rows.iter().map(batch_from_row).collect::<StoreResult<_>>()?, total))
+        Ok((
+            rows.iter()
+                .map(batch_from_row)
+                .collect::<StoreResult<_>>()?,
+            total,
+        ))
     }
 
-    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>> {
+    async fn numbers_with_prefix(
+        &self,
+        merchant_id: i64,
+        prefix: &str,
+    ) -> StoreResult<Vec<String>> {
         let rows = self
             .client()
             .await?
-            .query("SELECT number FROM cards WHERE merchant_id = $1 AND left(number, length($2)) = $2", &[&merchant_id, &prefix])
+            .query(
+                "SELECT number FROM cards WHERE merchant_id = $1 AND left(number, length($2)) = $2",
+                &[&merchant_id, &prefix],
+            )
             .await
             .map_err(map_err)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>> {
+    async fn find_taken_numbers(
+        &self,
+        merchant_id: i64,
+        numbers: &[String],
+    ) -> StoreResult<Vec<String>> {
         let rows = self
             .client()
             .await?
-            .query("SELECT number FROM cards WHERE merchant_id = $1 AND number = ANY($2)", &[&merchant_id, &numbers])
+            .query(
+                "SELECT number FROM cards WHERE merchant_id = $1 AND number = ANY($2)",
+                &[&merchant_id, &numbers],
+            )
             .await
             .map_err(map_err)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>> {
+    async fn list_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        page: Page,
+    ) -> StoreResult<Vec<Card>> {
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
         let n = params.len();
@@ -781,13 +976,22 @@ impl Store for PgStore {
         let row = self
             .client()
             .await?
-            .query_one(&format!("SELECT count(*) FROM cards WHERE {condition}"), &refs(&params))
+            .query_one(
+                &format!("SELECT count(*) FROM cards WHERE {condition}"),
+                &refs(&params),
+            )
             .await
             .map_err(map_err)?;
         Ok(row.get(0))
     }
 
-    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>> {
+    async fn cards_after(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        after_serial: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CardWithSecret>> {
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
         let n = params.len();
@@ -808,11 +1012,21 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         rows.iter()
-            .map(|r| Ok(CardWithSecret { card: card_from_row(r)?, secret_sealed: r.get(16), key_version: r.get(17) }))
+            .map(|r| {
+                Ok(CardWithSecret {
+                    card: card_from_row(r)?,
+                    secret_sealed: r.get(16),
+                    key_version: r.get(17),
+                })
+            })
             .collect()
     }
 
-    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>> {
+    async fn get_card_by_number(
+        &self,
+        merchant_id: i64,
+        number: &str,
+    ) -> StoreResult<Option<Card>> {
         let row = self
             .client()
             .await?
@@ -825,7 +1039,13 @@ impl Store for PgStore {
         row.as_ref().map(card_from_row).transpose()
     }
 
-    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn apply_card_op(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        op: CardOp,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = Vec::new();
@@ -845,9 +1065,18 @@ impl Store for PgStore {
                     CardOp::Delete => unreachable!("delete has no target state"),
                 };
                 let condition = card_filter_sql(merchant_id, filter, &mut params);
-                let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+                let guard = format!(
+                    "{condition} AND cards.state IN ({})",
+                    state_list(op.from_states())
+                );
                 let n = tx
-                    .execute(&format!("UPDATE cards SET state = '{}', {set} WHERE {guard}", to.code()), &refs(&params))
+                    .execute(
+                        &format!(
+                            "UPDATE cards SET state = '{}', {set} WHERE {guard}",
+                            to.code()
+                        ),
+                        &refs(&params),
+                    )
                     .await
                     .map_err(map_err)? as i64;
                 insert_audit(&tx, audit, n).await?;
@@ -857,7 +1086,10 @@ impl Store for PgStore {
                 let audit_id = insert_audit(&tx, audit, 0).await?;
                 params.push(Box::new(audit_id));
                 let condition = card_filter_sql(merchant_id, filter, &mut params);
-                let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+                let guard = format!(
+                    "{condition} AND cards.state IN ({})",
+                    state_list(op.from_states())
+                );
                 let row = tx
                     .query_one(
                         &format!(
@@ -871,7 +1103,12 @@ impl Store for PgStore {
                     .await
                     .map_err(map_err)?;
                 let n: i64 = row.get(0);
-                tx.execute("UPDATE audit_log SET n_affected = $1 WHERE id = $2", &[&n, &audit_id]).await.map_err(map_err)?;
+                tx.execute(
+                    "UPDATE audit_log SET n_affected = $1 WHERE id = $2",
+                    &[&n, &audit_id],
+                )
+                .await
+                .map_err(map_err)?;
                 n
             }
         };
@@ -879,12 +1116,21 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn edit_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        edit: &CardEdit,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         if let Some(Some(distributor_id)) = edit.distributor_id {
             let n: i64 = tx
-                .query_one("SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2", &[&distributor_id, &merchant_id])
+                .query_one(
+                    "SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2",
+                    &[&distributor_id, &merchant_id],
+                )
                 .await
                 .map_err(map_err)?
                 .get(0);
@@ -918,7 +1164,10 @@ impl Store for PgStore {
         }
         let condition = card_filter_sql(merchant_id, filter, &mut params);
         let n = tx
-            .execute(&format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")), &refs(&params))
+            .execute(
+                &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
+                &refs(&params),
+            )
             .await
             .map_err(map_err)? as i64;
         insert_audit(&tx, audit, n).await?;
@@ -926,7 +1175,12 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn purge_card_secrets(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = Vec::new();
@@ -945,13 +1199,25 @@ impl Store for PgStore {
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let client = self.client().await?;
-        insert_audit(&client, entry, entry.n_affected).await.map(|_| ())
+        insert_audit(&client, entry, entry.n_affected)
+            .await
+            .map(|_| ())
     }
 
-    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)> {
+    async fn list_audit(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let client = self.client().await?;
-        let total: i64 =
-            client.query_one("SELECT count(*) FROM audit_log WHERE merchant_id = $1", &[&merchant_id]).await.map_err(map_err)?.get(0);
+        let total: i64 = client
+            .query_one(
+                "SELECT count(*) FROM audit_log WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
         let rows = client
             .query(
                 &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
@@ -962,7 +1228,11 @@ impl Store for PgStore {
         Ok((rows.iter().map(audit_from_row).collect(), total))
     }
 
-    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>> {
+    async fn list_deleted_numbers(
+        &self,
+        merchant_id: i64,
+        audit_id: i64,
+    ) -> StoreResult<Vec<String>> {
         let rows = self
             .client()
             .await?
@@ -1032,13 +1302,19 @@ pub mod testing {
     pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
     pub async fn create_test_database() -> String {
-        let admin_url = std::env::var("KAQUAN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let admin_url = std::env::var("KAQUAN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin_url}): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL must be running for the tests ({admin_url}): {e}")
+            });
         tokio::spawn(connection);
         let name = format!("kaquan_test_{}", kaquan_core::secrets::random_token_hex(6));
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
         match admin_url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("KAQUAN_TEST_POSTGRES_URL must end in /DATABASE"),

@@ -58,9 +58,13 @@ impl ReaderPool {
         if let Some(conn) = self.idle.lock().expect("reader pool lock").pop() {
             return Ok(conn);
         }
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_err)?;
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(map_err)?;
-        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(map_err)?;
         Ok(conn)
     }
 
@@ -74,7 +78,9 @@ impl ReaderPool {
 
 fn map_err(error: rusqlite::Error) -> StoreError {
     match &error {
-        rusqlite::Error::SqliteFailure(e, message) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(e, message)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             let message = message.clone().unwrap_or_default();
             if message.contains("UNIQUE") {
                 StoreError::Conflict(message)
@@ -96,9 +102,12 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
         )));
     }
     let conn = Connection::open(path).map_err(map_err)?;
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(map_err)?;
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(map_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(map_err)?;
     migrate(&conn)?;
     let (sender, receiver) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -107,7 +116,10 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
         .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
     Ok(SqliteStore {
         writer: Mutex::new(sender),
-        readers: Arc::new(ReaderPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+        readers: Arc::new(ReaderPool {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }),
     })
 }
 
@@ -115,7 +127,11 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
         .map_err(map_err)?;
     let applied: i64 = conn
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(map_err)?;
     for (idx, sql) in MIGRATIONS.iter().enumerate() {
         let version = idx as i64 + 1;
@@ -159,7 +175,11 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
             let savepoint = conn.execute_batch("SAVEPOINT job");
             let (ok, finish) = job(&conn);
             if savepoint.is_ok() {
-                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 if let Err(e) = conn.execute_batch(end) {
                     tracing::error!(error = %e, "sqlite writer could not end a savepoint");
                 }
@@ -179,7 +199,10 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
 impl SqliteStore {
     /// Runs `work` on the writer thread inside a group transaction and
     /// returns its result once the group has committed.
-    async fn write<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = work(conn);
@@ -198,10 +221,15 @@ impl SqliteStore {
             .expect("writer sender lock")
             .send(job)
             .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
     }
 
-    async fn read<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let pool = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
@@ -219,7 +247,12 @@ impl SqliteStore {
 const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
 
 fn merchant_from_row(row: &Row) -> rusqlite::Result<Merchant> {
-    Ok(Merchant { id: row.get(0)?, name: row.get(1)?, key_version: row.get(2)?, created_at: row.get(3)? })
+    Ok(Merchant {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        key_version: row.get(2)?,
+        created_at: row.get(3)?,
+    })
 }
 
 const ROLE_COLUMNS: &str = "id, merchant_id, name, label, permissions";
@@ -259,7 +292,11 @@ const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_lengt
 
 fn decode<T>(value: Option<T>, column: usize, what: &str) -> rusqlite::Result<T> {
     value.ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, format!("unknown {what}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
     })
 }
 
@@ -268,19 +305,31 @@ fn batch_from_row(row: &Row) -> rusqlite::Result<Batch> {
         id: row.get(0)?,
         merchant_id: row.get(1)?,
         name: row.get(2)?,
-        source: decode(BatchSource::parse(&row.get::<_, String>(3)?), 3, "batch source")?,
+        source: decode(
+            BatchSource::parse(&row.get::<_, String>(3)?),
+            3,
+            "batch source",
+        )?,
         prefix: row.get(4)?,
         number_length: row.get(5)?,
         numbering: decode(Numbering::parse(&row.get::<_, String>(6)?), 6, "numbering")?,
         start_number: row.get(7)?,
         password_length: row.get(8)?,
-        password_charset: decode(PasswordCharset::parse(&row.get::<_, String>(9)?), 9, "password charset")?,
+        password_charset: decode(
+            PasswordCharset::parse(&row.get::<_, String>(9)?),
+            9,
+            "password charset",
+        )?,
         quantity: row.get(10)?,
         face_value_fen: row.get(11)?,
         valid_from: row.get(12)?,
         valid_until: row.get(13)?,
         remark: row.get(14)?,
-        state: decode(BatchState::parse(&row.get::<_, String>(15)?), 15, "batch state")?,
+        state: decode(
+            BatchState::parse(&row.get::<_, String>(15)?),
+            15,
+            "batch state",
+        )?,
         serial_first: row.get(16)?,
         error: row.get(17)?,
         created_by: row.get(18)?,
@@ -315,14 +364,18 @@ fn card_from_row(row: &Row) -> rusqlite::Result<Card> {
     })
 }
 
-const AUDIT_COLUMNS: &str = "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
+const AUDIT_COLUMNS: &str =
+    "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
 
 fn audit_from_row(row: &Row) -> rusqlite::Result<AuditRecord> {
     Ok(AuditRecord {
         id: row.get(0)?,
         entry: AuditEntry {
             merchant_id: row.get(1)?,
-            actor: Actor { staff_id: row.get(2)?, label: row.get(3)? },
+            actor: Actor {
+                staff_id: row.get(2)?,
+                label: row.get(3)?,
+            },
             action: row.get(4)?,
             target: row.get(5)?,
             detail: row.get(6)?,
@@ -379,7 +432,11 @@ fn card_filter_sql(merchant_id: i64, filter: &CardFilter) -> (String, Vec<Value>
 }
 
 fn state_list(states: &[CardState]) -> String {
-    states.iter().map(|s| format!("'{}'", s.code())).collect::<Vec<_>>().join(", ")
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn insert_audit(conn: &Connection, entry: &AuditEntry, n_affected: i64) -> rusqlite::Result<i64> {
@@ -438,7 +495,11 @@ impl Store for SqliteStore {
 
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id")).map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"
+                ))
+                .map_err(map_err)?;
             let rows = stmt.query_map([], merchant_from_row).map_err(map_err)?;
             rows.collect::<Result<_, _>>().map_err(map_err)
         })
@@ -447,24 +508,43 @@ impl Store for SqliteStore {
 
     async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
         self.read(move |conn| {
-            conn.query_row(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"), [merchant_id], merchant_from_row)
-                .map_err(map_err)
+            conn.query_row(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"),
+                [merchant_id],
+                merchant_from_row,
+            )
+            .map_err(map_err)
         })
         .await
     }
 
     async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>> {
         self.read(move |conn| {
-            let mut stmt =
-                conn.prepare(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = ?1 ORDER BY id")).map_err(map_err)?;
-            let rows = stmt.query_map([merchant_id], role_from_row).map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = ?1 ORDER BY id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], role_from_row)
+                .map_err(map_err)?;
             rows.collect::<Result<_, _>>().map_err(map_err)
         })
         .await
     }
 
-    async fn create_role(&self, merchant_id: i64, name: &str, label: &str, permissions: &[Permission]) -> StoreResult<Role> {
-        let (name, label, permissions) = (name.to_owned(), label.to_owned(), Permission::encode_set(permissions));
+    async fn create_role(
+        &self,
+        merchant_id: i64,
+        name: &str,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<Role> {
+        let (name, label, permissions) = (
+            name.to_owned(),
+            label.to_owned(),
+            Permission::encode_set(permissions),
+        );
         self.write(move |conn| {
             conn.query_row(
                 &format!("INSERT INTO roles (merchant_id, name, label, permissions) VALUES (?1, ?2, ?3, ?4) RETURNING {ROLE_COLUMNS}"),
@@ -476,7 +556,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_role(&self, merchant_id: i64, role_id: i64, label: &str, permissions: &[Permission]) -> StoreResult<()> {
+    async fn update_role(
+        &self,
+        merchant_id: i64,
+        role_id: i64,
+        label: &str,
+        permissions: &[Permission],
+    ) -> StoreResult<()> {
         let (label, permissions) = (label.to_owned(), Permission::encode_set(permissions));
         self.write(move |conn| {
             let n = conn
@@ -507,7 +593,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_staff(&self, merchant_id: i64, staff_id: i64, update: &StaffUpdate) -> StoreResult<()> {
+    async fn update_staff(
+        &self,
+        merchant_id: i64,
+        staff_id: i64,
+        update: &StaffUpdate,
+    ) -> StoreResult<()> {
         let update = update.clone();
         self.write(move |conn| {
             if let Some(role_id) = update.role_id {
@@ -540,9 +631,14 @@ impl Store for SqliteStore {
 
     async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>> {
         self.read(move |conn| {
-            let mut stmt =
-                conn.prepare(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = ?1 ORDER BY id")).map_err(map_err)?;
-            let rows = stmt.query_map([merchant_id], staff_from_row).map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = ?1 ORDER BY id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], staff_from_row)
+                .map_err(map_err)?;
             rows.collect::<Result<_, _>>().map_err(map_err)
         })
         .await
@@ -550,8 +646,12 @@ impl Store for SqliteStore {
 
     async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff> {
         self.read(move |conn| {
-            conn.query_row(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = ?1"), [staff_id], staff_from_row)
-                .map_err(map_err)
+            conn.query_row(
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = ?1"),
+                [staff_id],
+                staff_from_row,
+            )
+            .map_err(map_err)
         })
         .await
     }
@@ -559,14 +659,23 @@ impl Store for SqliteStore {
     async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>> {
         let username = username.to_owned();
         self.read(move |conn| {
-            conn.query_row(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = ?1"), [username], staff_from_row)
-                .optional()
-                .map_err(map_err)
+            conn.query_row(
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = ?1"),
+                [username],
+                staff_from_row,
+            )
+            .optional()
+            .map_err(map_err)
         })
         .await
     }
 
-    async fn record_login(&self, staff_id: i64, success: bool, locked_until: Option<i64>) -> StoreResult<i64> {
+    async fn record_login(
+        &self,
+        staff_id: i64,
+        success: bool,
+        locked_until: Option<i64>,
+    ) -> StoreResult<i64> {
         self.write(move |conn| {
             let sql = if success {
                 "UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = ?1 RETURNING failed_logins"
@@ -625,13 +734,18 @@ impl Store for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         let token_hash = token_hash.to_owned();
         self.write(move |conn| {
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash]).map_err(map_err)?;
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+                .map_err(map_err)?;
             Ok(())
         })
         .await
     }
 
-    async fn create_distributor(&self, merchant_id: i64, fields: &DistributorFields) -> StoreResult<Distributor> {
+    async fn create_distributor(
+        &self,
+        merchant_id: i64,
+        fields: &DistributorFields,
+    ) -> StoreResult<Distributor> {
         let f = fields.clone();
         self.write(move |conn| {
             let id: i64 = conn
@@ -646,7 +760,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_distributor(&self, merchant_id: i64, distributor_id: i64, fields: &DistributorFields) -> StoreResult<()> {
+    async fn update_distributor(
+        &self,
+        merchant_id: i64,
+        distributor_id: i64,
+        fields: &DistributorFields,
+    ) -> StoreResult<()> {
         let f = fields.clone();
         self.write(move |conn| {
             let n = conn
@@ -731,7 +850,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fill_batch(&self, merchant_id: i64, batch_id: i64, mut source: Box<dyn CardSource>, audit: &AuditEntry, now: i64) -> StoreResult<i64> {
+    async fn fill_batch(
+        &self,
+        merchant_id: i64,
+        batch_id: i64,
+        mut source: Box<dyn CardSource>,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<i64> {
         let audit = audit.clone();
         self.write(move |conn| {
             let (face_value_fen, valid_from, valid_until, remark, key_version): (Option<i64>, Option<i64>, Option<i64>, String, i32) = conn
@@ -837,7 +963,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str) -> StoreResult<Vec<String>> {
+    async fn numbers_with_prefix(
+        &self,
+        merchant_id: i64,
+        prefix: &str,
+    ) -> StoreResult<Vec<String>> {
         let prefix = prefix.to_owned();
         self.read(move |conn| {
             let mut stmt = conn
@@ -849,17 +979,26 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_taken_numbers(&self, merchant_id: i64, numbers: &[String]) -> StoreResult<Vec<String>> {
+    async fn find_taken_numbers(
+        &self,
+        merchant_id: i64,
+        numbers: &[String],
+    ) -> StoreResult<Vec<String>> {
         let numbers = numbers.to_vec();
         self.read(move |conn| {
             let mut taken = Vec::new();
             for chunk in numbers.chunks(LOOKUP_CHUNK) {
                 let marks = vec!["?"; chunk.len()].join(",");
                 let mut stmt = conn
-                    .prepare(&format!("SELECT number FROM cards WHERE merchant_id = ? AND number IN ({marks})"))
+                    .prepare(&format!(
+                        "SELECT number FROM cards WHERE merchant_id = ? AND number IN ({marks})"
+                    ))
                     .map_err(map_err)?;
-                let values = std::iter::once(Value::Integer(merchant_id)).chain(chunk.iter().map(|n| Value::Text(n.clone())));
-                let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, String>(0)).map_err(map_err)?;
+                let values = std::iter::once(Value::Integer(merchant_id))
+                    .chain(chunk.iter().map(|n| Value::Text(n.clone())));
+                let rows = stmt
+                    .query_map(params_from_iter(values), |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
                 for row in rows {
                     taken.push(row.map_err(map_err)?);
                 }
@@ -869,7 +1008,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_cards(&self, merchant_id: i64, filter: &CardFilter, page: Page) -> StoreResult<Vec<Card>> {
+    async fn list_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        page: Page,
+    ) -> StoreResult<Vec<Card>> {
         let (condition, mut values) = card_filter_sql(merchant_id, filter);
         values.push(Value::Integer(page.page_size));
         values.push(Value::Integer(page.offset()));
@@ -886,13 +1030,23 @@ impl Store for SqliteStore {
     async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64> {
         let (condition, values) = card_filter_sql(merchant_id, filter);
         self.read(move |conn| {
-            conn.query_row(&format!("SELECT count(*) FROM cards WHERE {condition}"), params_from_iter(values), |r| r.get(0))
-                .map_err(map_err)
+            conn.query_row(
+                &format!("SELECT count(*) FROM cards WHERE {condition}"),
+                params_from_iter(values),
+                |r| r.get(0),
+            )
+            .map_err(map_err)
         })
         .await
     }
 
-    async fn cards_after(&self, merchant_id: i64, filter: &CardFilter, after_serial: i64, limit: i64) -> StoreResult<Vec<CardWithSecret>> {
+    async fn cards_after(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        after_serial: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CardWithSecret>> {
         let (condition, mut values) = card_filter_sql(merchant_id, filter);
         values.push(Value::Integer(after_serial));
         values.push(Value::Integer(limit));
@@ -913,7 +1067,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_card_by_number(&self, merchant_id: i64, number: &str) -> StoreResult<Option<Card>> {
+    async fn get_card_by_number(
+        &self,
+        merchant_id: i64,
+        number: &str,
+    ) -> StoreResult<Option<Card>> {
         let number = number.to_owned();
         self.read(move |conn| {
             conn.query_row(
@@ -927,10 +1085,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn apply_card_op(&self, merchant_id: i64, filter: &CardFilter, op: CardOp, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn apply_card_op(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        op: CardOp,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let (condition, values) = card_filter_sql(merchant_id, filter);
         let audit = audit.clone();
-        let guard = format!("{condition} AND cards.state IN ({})", state_list(op.from_states()));
+        let guard = format!(
+            "{condition} AND cards.state IN ({})",
+            state_list(op.from_states())
+        );
         self.write(move |conn| {
             let now = Value::Integer(audit.created_at);
             let n = match op.to_state() {
@@ -972,7 +1139,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn edit_cards(&self, merchant_id: i64, filter: &CardFilter, edit: &CardEdit, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn edit_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        edit: &CardEdit,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let (condition, values) = card_filter_sql(merchant_id, filter);
         let (edit, audit) = (edit.clone(), audit.clone());
         self.write(move |conn| {
@@ -1016,7 +1189,10 @@ impl Store for SqliteStore {
             }
             bound.extend(values);
             let n = conn
-                .execute(&format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")), params_from_iter(bound))
+                .execute(
+                    &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
+                    params_from_iter(bound),
+                )
                 .map_err(map_err)? as i64;
             insert_audit(conn, &audit, n).map_err(map_err)?;
             Ok(n)
@@ -1024,7 +1200,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn purge_card_secrets(&self, merchant_id: i64, filter: &CardFilter, audit: &AuditEntry) -> StoreResult<i64> {
+    async fn purge_card_secrets(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
         let (condition, values) = card_filter_sql(merchant_id, filter);
         let audit = audit.clone();
         self.write(move |conn| {
@@ -1049,7 +1230,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<AuditRecord>, i64)> {
+    async fn list_audit(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         self.read(move |conn| {
             let total: i64 = conn
                 .query_row("SELECT count(*) FROM audit_log WHERE merchant_id = ?1", [merchant_id], |r| r.get(0))
@@ -1065,7 +1250,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_deleted_numbers(&self, merchant_id: i64, audit_id: i64) -> StoreResult<Vec<String>> {
+    async fn list_deleted_numbers(
+        &self,
+        merchant_id: i64,
+        audit_id: i64,
+    ) -> StoreResult<Vec<String>> {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare("SELECT number FROM deleted_cards WHERE audit_id = ?1 AND merchant_id = ?2 ORDER BY serial")
@@ -1079,7 +1268,9 @@ impl Store for SqliteStore {
     async fn verify(&self) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let mut violations = Vec::new();
-            let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(map_err)?;
+            let integrity: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .map_err(map_err)?;
             if integrity != "ok" {
                 violations.push(format!("sqlite integrity_check: {integrity}"));
             }

@@ -15,7 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use kaquan_core::auth::{hash_staff_password, login_locked_until, verify_staff_password, Permission};
+use kaquan_core::auth::{
+    hash_staff_password, login_locked_until, verify_staff_password, Permission,
+};
 use kaquan_core::secrets::{random_token_hex, token_hash_hex};
 use kaquan_core::store::{Actor, AuditEntry, Session, Staff};
 use serde::{Deserialize, Serialize};
@@ -62,7 +64,10 @@ impl Authed {
     }
 
     pub fn actor(&self) -> Actor {
-        Actor { staff_id: Some(self.staff.id), label: self.staff.username.clone() }
+        Actor {
+            staff_id: Some(self.staff.id),
+            label: self.staff.username.clone(),
+        }
     }
 
     pub fn audit(&self, action: &str, target: String, detail: String) -> AuditEntry {
@@ -115,31 +120,52 @@ impl IntoResponse for AuthRejection {
 impl FromRequestParts<AppState> for Authed {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let api = parts.uri.path().starts_with("/api/");
         let reject = |error| AuthRejection { api, error };
-        let token = session_token(&parts.headers).ok_or_else(|| reject(ApiError::Unauthenticated))?;
+        let token =
+            session_token(&parts.headers).ok_or_else(|| reject(ApiError::Unauthenticated))?;
         let session = state
             .store
             .find_session(&token_hash_hex(&token), crate::now())
             .await
             .map_err(|e| reject(e.into()))?
             .ok_or_else(|| reject(ApiError::Unauthenticated))?;
-        let staff = state.store.get_staff(session.staff_id).await.map_err(|e| reject(e.into()))?;
+        let staff = state
+            .store
+            .get_staff(session.staff_id)
+            .await
+            .map_err(|e| reject(e.into()))?;
         if staff.disabled {
             return Err(reject(ApiError::Unauthenticated));
         }
         let safe_method = matches!(parts.method, Method::GET | Method::HEAD);
         if api && !safe_method {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
                 return Err(reject(ApiError::Forbidden("缺少或错误的 X-CSRF-Token")));
             }
         }
-        let roles = state.store.list_roles(staff.merchant_id).await.map_err(|e| reject(e.into()))?;
+        let roles = state
+            .store
+            .list_roles(staff.merchant_id)
+            .await
+            .map_err(|e| reject(e.into()))?;
         let role = roles.into_iter().find(|r| r.id == staff.role_id);
         let (role_label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
-        Ok(Authed { staff, role_label, permissions, csrf_token: session.csrf_token })
+        Ok(Authed {
+            staff,
+            role_label,
+            permissions,
+            csrf_token: session.csrf_token,
+        })
     }
 }
 
@@ -152,7 +178,11 @@ fn decoy_hash() -> &'static str {
 
 /// Checks a username and password, counting failures and locking after
 /// repeated ones. On success, creates a session and returns the cookie.
-pub async fn sign_in(state: &AppState, username: &str, password: &str) -> ApiResult<(Staff, String, HeaderValue)> {
+pub async fn sign_in(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> ApiResult<(Staff, String, HeaderValue)> {
     let now = crate::now();
     let staff = state.store.find_staff_by_username(username.trim()).await?;
     let Some(staff) = staff else {
@@ -160,15 +190,22 @@ pub async fn sign_in(state: &AppState, username: &str, password: &str) -> ApiRes
         return Err(ApiError::invalid("账号或密码错误"));
     };
     if let Some(until) = staff.locked_until.filter(|until| *until > now) {
-        return Err(ApiError::TooManyAttempts { retry_after_seconds: until - now });
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: until - now,
+        });
     }
     if staff.disabled || !verify_staff_password(password, &staff.password_hash) {
         let failures = staff.failed_logins + 1;
         let locked_until = login_locked_until(failures, now);
-        state.store.record_login(staff.id, false, locked_until).await?;
+        state
+            .store
+            .record_login(staff.id, false, locked_until)
+            .await?;
         tracing::info!(staff.id = staff.id, failures, "failed sign-in");
         return Err(match locked_until {
-            Some(until) => ApiError::TooManyAttempts { retry_after_seconds: until - now },
+            Some(until) => ApiError::TooManyAttempts {
+                retry_after_seconds: until - now,
+            },
             None => ApiError::invalid("账号或密码错误"),
         });
     }
@@ -197,7 +234,10 @@ fn clear_cookie() -> HeaderValue {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/sessions", post(create_session).delete(delete_session))
+        .route(
+            "/api/v1/sessions",
+            post(create_session).delete(delete_session),
+        )
         .route("/api/v1/me", get(get_me))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", post(logout_form))
@@ -235,7 +275,10 @@ impl MeDto {
     }
 }
 
-async fn create_session(State(state): State<AppState>, Json(body): Json<SignInRequest>) -> ApiResult<Response> {
+async fn create_session(
+    State(state): State<AppState>,
+    Json(body): Json<SignInRequest>,
+) -> ApiResult<Response> {
     let (staff, csrf_token, cookie) = sign_in(&state, &body.username, &body.password).await?;
     let roles = state.store.list_roles(staff.merchant_id).await?;
     let role = roles.into_iter().find(|r| r.id == staff.role_id);
@@ -245,7 +288,11 @@ async fn create_session(State(state): State<AppState>, Json(body): Json<SignInRe
     Ok(response)
 }
 
-async fn delete_session(State(state): State<AppState>, headers: HeaderMap, _authed: Authed) -> ApiResult<Response> {
+async fn delete_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    _authed: Authed,
+) -> ApiResult<Response> {
     if let Some(token) = session_token(&headers) {
         state.store.delete_session(&token_hash_hex(&token)).await?;
     }
@@ -255,7 +302,12 @@ async fn delete_session(State(state): State<AppState>, headers: HeaderMap, _auth
 }
 
 async fn get_me(authed: Authed) -> Json<MeDto> {
-    Json(MeDto::new(&authed.staff, authed.role_label.clone(), &authed.permissions, authed.csrf_token.clone()))
+    Json(MeDto::new(
+        &authed.staff,
+        authed.role_label.clone(),
+        &authed.permissions,
+        authed.csrf_token.clone(),
+    ))
 }
 
 #[derive(Serialize, Default)]
@@ -265,7 +317,12 @@ struct LoginView {
 }
 
 async fn login_page(State(state): State<AppState>) -> Response {
-    render(&state, "login.html", &Page::anonymous("登录"), LoginView::default())
+    render(
+        &state,
+        "login.html",
+        &Page::anonymous("登录"),
+        LoginView::default(),
+    )
 }
 
 async fn login_form(State(state): State<AppState>, Form(body): Form<SignInRequest>) -> Response {
@@ -276,7 +333,10 @@ async fn login_form(State(state): State<AppState>, Form(body): Form<SignInReques
             response
         }
         Err(error) => {
-            let view = LoginView { error: Some(error.public_message()), username: body.username };
+            let view = LoginView {
+                error: Some(error.public_message()),
+                username: body.username,
+            };
             let mut response = render(&state, "login.html", &Page::anonymous("登录"), view);
             *response.status_mut() = error.status();
             response
@@ -289,7 +349,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout_form(State(state): State<AppState>, headers: HeaderMap, authed: Authed, Form(form): Form<CsrfForm>) -> ApiResult<Response> {
+async fn logout_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    authed: Authed,
+    Form(form): Form<CsrfForm>,
+) -> ApiResult<Response> {
     authed.check_form_csrf(&form.csrf)?;
     if let Some(token) = session_token(&headers) {
         state.store.delete_session(&token_hash_hex(&token)).await?;

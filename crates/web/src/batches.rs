@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use kaquan_core::auth::Permission;
-use kaquan_core::batch::{password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX};
+use kaquan_core::batch::{
+    password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
+};
 use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
 use kaquan_core::money::{format_yuan, parse_yuan};
 use kaquan_core::store::{Batch, Page as ListPage};
@@ -23,7 +25,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/batches", get(list_batches).post(create_batch))
         .route("/api/v1/batches/{batch_id}", get(get_batch))
-        .route("/api/v1/batches/password-strength", post(estimate_password_strength))
+        .route(
+            "/api/v1/batches/password-strength",
+            post(estimate_password_strength),
+        )
         .route("/api/v1/batches/import", post(import_batch))
         .route("/api/v1/batches/import-template", get(get_import_template))
         .route("/batches", get(batches_page).post(create_batch_form))
@@ -114,8 +119,13 @@ pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiRes
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => {
-            let date = parse_date(t).ok_or_else(|| ApiError::invalid(format!("{field}格式应为 YYYY-MM-DD")))?;
-            Ok(Some(if end { end_of_day(date) } else { start_of_day(date) }))
+            let date = parse_date(t)
+                .ok_or_else(|| ApiError::invalid(format!("{field}格式应为 YYYY-MM-DD")))?;
+            Ok(Some(if end {
+                end_of_day(date)
+            } else {
+                start_of_day(date)
+            }))
         }
     }
 }
@@ -124,13 +134,16 @@ impl BatchRequest {
     pub fn into_spec(self) -> ApiResult<BatchSpec> {
         let numbering = match self.numbering.as_deref().filter(|s| !s.is_empty()) {
             None => None,
-            Some(code) => Some(Numbering::parse(code).ok_or_else(|| ApiError::invalid("卡号规格应为 sequential 或 random"))?),
+            Some(code) => Some(
+                Numbering::parse(code)
+                    .ok_or_else(|| ApiError::invalid("卡号规格应为 sequential 或 random"))?,
+            ),
         };
         let password_charset = match self.password_charset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
-            Some(code) => Some(
-                PasswordCharset::parse(code).ok_or_else(|| ApiError::invalid("密码规则应为 digits、letters、mixed 或 unambiguous"))?,
-            ),
+            Some(code) => Some(PasswordCharset::parse(code).ok_or_else(|| {
+                ApiError::invalid("密码规则应为 digits、letters、mixed 或 unambiguous")
+            })?),
         };
         let fields = BatchFields {
             name: self.name,
@@ -165,13 +178,34 @@ pub struct CreatedBatchDto {
 }
 
 /// Creates the batch and generates its cards on a background task.
-pub async fn start_generation(state: &AppState, authed: &Authed, spec: BatchSpec) -> ApiResult<Batch> {
+pub async fn start_generation(
+    state: &AppState,
+    authed: &Authed,
+    spec: BatchSpec,
+) -> ApiResult<Batch> {
     authed.require(Permission::CardsCreate)?;
-    let batch = usecases::start_generated_batch(state.store.as_ref(), authed.merchant_id(), &spec, &authed.staff.username, crate::now()).await?;
+    let batch = usecases::start_generated_batch(
+        state.store.as_ref(),
+        authed.merchant_id(),
+        &spec,
+        &authed.staff.username,
+        crate::now(),
+    )
+    .await?;
     let progress = Arc::new(BatchProgress::default());
-    progress.total.store(spec.quantity, std::sync::atomic::Ordering::Relaxed);
-    state.progress.lock().expect("progress lock").insert(batch.id, Arc::clone(&progress));
-    let audit = authed.audit("generate_batch", format!("batch={}", batch.id), spec.name.clone());
+    progress
+        .total
+        .store(spec.quantity, std::sync::atomic::Ordering::Relaxed);
+    state
+        .progress
+        .lock()
+        .expect("progress lock")
+        .insert(batch.id, Arc::clone(&progress));
+    let audit = authed.audit(
+        "generate_batch",
+        format!("batch={}", batch.id),
+        spec.name.clone(),
+    );
     let task_state = state.clone();
     let task_batch = batch.clone();
     tokio::spawn(async move {
@@ -187,14 +221,24 @@ pub async fn start_generation(state: &AppState, authed: &Authed, spec: BatchSpec
         .await;
         match result {
             Ok(n_cards) => tracing::info!(batch.id = task_batch.id, n_cards, "batch generated"),
-            Err(error) => tracing::error!(batch.id = task_batch.id, error = %error, "batch generation failed"),
+            Err(error) => {
+                tracing::error!(batch.id = task_batch.id, error = %error, "batch generation failed")
+            }
         }
-        task_state.progress.lock().expect("progress lock").remove(&task_batch.id);
+        task_state
+            .progress
+            .lock()
+            .expect("progress lock")
+            .remove(&task_batch.id);
     });
     Ok(batch)
 }
 
-async fn create_batch(State(state): State<AppState>, authed: Authed, Json(body): Json<BatchRequest>) -> ApiResult<Response> {
+async fn create_batch(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<BatchRequest>,
+) -> ApiResult<Response> {
     let spec = body.into_spec()?;
     let strength = spec.strength();
     let batch = start_generation(&state, &authed, spec).await?;
@@ -202,7 +246,10 @@ async fn create_batch(State(state): State<AppState>, authed: Authed, Json(body):
         batch_id: batch.id,
         state: batch.state.code(),
         n_cards: batch.quantity,
-        strength: StrengthDto { bits: strength.bits, warnings: strength.warnings },
+        strength: StrengthDto {
+            bits: strength.bits,
+            warnings: strength.warnings,
+        },
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
@@ -221,27 +268,55 @@ pub struct ListDto<T> {
     pub page_size: i64,
 }
 
-async fn load_batches(state: &AppState, authed: &Authed, query: &PageQuery) -> ApiResult<ListDto<BatchDto>> {
+async fn load_batches(
+    state: &AppState,
+    authed: &Authed,
+    query: &PageQuery,
+) -> ApiResult<ListDto<BatchDto>> {
     authed.require(Permission::CardsView)?;
     let page = ListPage::new(query.page, query.page_size);
     let (batches, total) = state.store.list_batches(authed.merchant_id(), page).await?;
     let progress = state.progress.lock().expect("progress lock").clone();
-    let items = batches.iter().map(|b| BatchDto::new(b, progress.get(&b.id).map(|p| p.as_ref()))).collect();
-    Ok(ListDto { items, total, page: page.page, page_size: page.page_size })
+    let items = batches
+        .iter()
+        .map(|b| BatchDto::new(b, progress.get(&b.id).map(|p| p.as_ref())))
+        .collect();
+    Ok(ListDto {
+        items,
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    })
 }
 
-async fn list_batches(State(state): State<AppState>, authed: Authed, Query(query): Query<PageQuery>) -> ApiResult<Json<ListDto<BatchDto>>> {
+async fn list_batches(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<ListDto<BatchDto>>> {
     Ok(Json(load_batches(&state, &authed, &query).await?))
 }
 
 async fn load_batch(state: &AppState, authed: &Authed, batch_id: i64) -> ApiResult<BatchDto> {
     authed.require(Permission::CardsView)?;
-    let batch = state.store.get_batch(authed.merchant_id(), batch_id).await?;
-    let progress = state.progress.lock().expect("progress lock").get(&batch_id).cloned();
+    let batch = state
+        .store
+        .get_batch(authed.merchant_id(), batch_id)
+        .await?;
+    let progress = state
+        .progress
+        .lock()
+        .expect("progress lock")
+        .get(&batch_id)
+        .cloned();
     Ok(BatchDto::new(&batch, progress.as_deref()))
 }
 
-async fn get_batch(State(state): State<AppState>, authed: Authed, Path(batch_id): Path<i64>) -> ApiResult<Json<BatchDto>> {
+async fn get_batch(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(batch_id): Path<i64>,
+) -> ApiResult<Json<BatchDto>> {
     Ok(Json(load_batch(&state, &authed, batch_id).await?))
 }
 
@@ -252,11 +327,19 @@ pub struct StrengthRequest {
     pub numbering: Option<String>,
 }
 
-async fn estimate_password_strength(_authed: Authed, Json(body): Json<StrengthRequest>) -> ApiResult<Json<StrengthDto>> {
-    let charset = PasswordCharset::parse(&body.password_charset).ok_or_else(|| ApiError::invalid("未知的密码规则"))?;
-    let numbering = Numbering::parse(body.numbering.as_deref().unwrap_or("sequential")).ok_or_else(|| ApiError::invalid("未知的卡号规格"))?;
+async fn estimate_password_strength(
+    _authed: Authed,
+    Json(body): Json<StrengthRequest>,
+) -> ApiResult<Json<StrengthDto>> {
+    let charset = PasswordCharset::parse(&body.password_charset)
+        .ok_or_else(|| ApiError::invalid("未知的密码规则"))?;
+    let numbering = Numbering::parse(body.numbering.as_deref().unwrap_or("sequential"))
+        .ok_or_else(|| ApiError::invalid("未知的卡号规格"))?;
     let strength = password_strength(body.password_length, charset, numbering);
-    Ok(Json(StrengthDto { bits: strength.bits, warnings: strength.warnings }))
+    Ok(Json(StrengthDto {
+        bits: strength.bits,
+        warnings: strength.warnings,
+    }))
 }
 
 // ---- import ---------------------------------------------------------------
@@ -267,19 +350,25 @@ pub const IMPORT_HEADERS: [&str; 2] = ["卡号", "密码"];
 /// Reads the rows of an import file (xlsx or CSV, by name or content):
 /// first row is the header, then 卡号 and 密码 in the first two columns.
 pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
-    let is_xlsx = file_name.to_ascii_lowercase().ends_with(".xlsx") || bytes.starts_with(b"PK\x03\x04");
+    let is_xlsx =
+        file_name.to_ascii_lowercase().ends_with(".xlsx") || bytes.starts_with(b"PK\x03\x04");
     let mut rows = Vec::new();
     let mut push = |line: usize, cells: Vec<String>| {
         if cells.iter().all(|c| c.trim().is_empty()) {
             return;
         }
         let mut cells = cells.into_iter();
-        rows.push(ImportRow { line, number: cells.next().unwrap_or_default(), password: cells.next().unwrap_or_default() });
+        rows.push(ImportRow {
+            line,
+            number: cells.next().unwrap_or_default(),
+            password: cells.next().unwrap_or_default(),
+        });
     };
     if is_xlsx {
         use calamine::{Data, Reader};
         let mut workbook: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).map_err(|_| ApiError::invalid("无法读取 xlsx 文件"))?;
+            calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
+                .map_err(|_| ApiError::invalid("无法读取 xlsx 文件"))?;
         let range = workbook
             .worksheet_range_at(0)
             .ok_or_else(|| ApiError::invalid("xlsx 文件中没有工作表"))?
@@ -298,16 +387,23 @@ pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportR
     } else {
         let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
             .map_err(|_| ApiError::invalid("CSV 文件须为 UTF-8 编码"))?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(text.as_bytes());
         for (idx, record) in reader.records().enumerate() {
-            let record = record.map_err(|_| ApiError::invalid(format!("CSV 第 {} 行无法解析", idx + 2)))?;
+            let record =
+                record.map_err(|_| ApiError::invalid(format!("CSV 第 {} 行无法解析", idx + 2)))?;
             push(idx + 2, record.iter().map(str::to_owned).collect());
         }
     }
     Ok(rows)
 }
 
-async fn get_import_template(authed: Authed, Query(query): Query<FormatQuery>) -> ApiResult<Response> {
+async fn get_import_template(
+    authed: Authed,
+    Query(query): Query<FormatQuery>,
+) -> ApiResult<Response> {
     authed.require(Permission::CardsCreate)?;
     let sample = [["A0000001", "K7M2Q9XP4T"], ["A0000002", "W3N8R5ZH6C"]];
     if query.format.as_deref() == Some("csv") {
@@ -318,12 +414,19 @@ async fn get_import_template(authed: Authed, Query(query): Query<FormatQuery>) -
             text.push_str(&row.join(","));
             text.push('\n');
         }
-        return Ok(crate::exports::download(text.into_bytes(), "卡券导入模板.csv", "text/csv; charset=utf-8"));
+        return Ok(crate::exports::download(
+            text.into_bytes(),
+            "卡券导入模板.csv",
+            "text/csv; charset=utf-8",
+        ));
     }
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     let write = |sheet: &mut rust_xlsxwriter::Worksheet, r: u32, c: u16, text: &str| {
-        sheet.write_string(r, c, text).map(|_| ()).map_err(|e| ApiError::Internal(e.to_string()))
+        sheet
+            .write_string(r, c, text)
+            .map(|_| ())
+            .map_err(|e| ApiError::Internal(e.to_string()))
     };
     for (c, h) in IMPORT_HEADERS.iter().enumerate() {
         write(sheet, 0, c as u16, h)?;
@@ -333,10 +436,20 @@ async fn get_import_template(authed: Authed, Query(query): Query<FormatQuery>) -
             write(sheet, r as u32 + 1, c as u16, v)?;
         }
     }
-    sheet.set_column_width(0, 24).map_err(|e| ApiError::Internal(e.to_string()))?;
-    sheet.set_column_width(1, 24).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let bytes = workbook.save_to_buffer().map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(crate::exports::download(bytes, "卡券导入模板.xlsx", crate::exports::XLSX_CONTENT_TYPE))
+    sheet
+        .set_column_width(0, 24)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    sheet
+        .set_column_width(1, 24)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = workbook
+        .save_to_buffer()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(crate::exports::download(
+        bytes,
+        "卡券导入模板.xlsx",
+        crate::exports::XLSX_CONTENT_TYPE,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -359,17 +472,34 @@ struct ImportUpload {
 
 async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
     let mut upload = ImportUpload::default();
-    while let Some(field) = multipart.next_field().await.map_err(|_| ApiError::invalid("上传的表单无法解析（文件过大？）"))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ApiError::invalid("上传的表单无法解析（文件过大？）"))?
+    {
         let name = field.name().unwrap_or("").to_owned();
         if name == "file" {
             upload.file_name = field.file_name().unwrap_or("").to_owned();
-            upload.bytes = field.bytes().await.map_err(|_| ApiError::invalid("文件上传不完整"))?.to_vec();
+            upload.bytes = field
+                .bytes()
+                .await
+                .map_err(|_| ApiError::invalid("文件上传不完整"))?
+                .to_vec();
             continue;
         }
-        let text = field.text().await.map_err(|_| ApiError::invalid("表单字段无法读取"))?;
+        let text = field
+            .text()
+            .await
+            .map_err(|_| ApiError::invalid("表单字段无法读取"))?;
         match name.as_str() {
             "name" => upload.name = text,
-            "face_value_fen" => upload.face_value = format_yuan(text.trim().parse().map_err(|_| ApiError::invalid("卡券面值应为整数（分）"))?),
+            "face_value_fen" => {
+                upload.face_value = format_yuan(
+                    text.trim()
+                        .parse()
+                        .map_err(|_| ApiError::invalid("卡券面值应为整数（分）"))?,
+                )
+            }
             "face_value_yuan" => upload.face_value = text,
             "valid_from" => upload.valid_from = text,
             "valid_until" => upload.valid_until = text,
@@ -387,7 +517,8 @@ async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
 async fn run_import(state: &AppState, authed: &Authed, upload: &ImportUpload) -> ApiResult<Batch> {
     authed.require(Permission::CardsCreate)?;
     let rows = parse_import_file(&upload.file_name, &upload.bytes)?;
-    let cards = usecases::validate_import(state.store.as_ref(), authed.merchant_id(), &rows).await?;
+    let cards =
+        usecases::validate_import(state.store.as_ref(), authed.merchant_id(), &rows).await?;
     let face_value_fen = match upload.face_value.trim() {
         "" => None,
         text => Some(parse_yuan(text).ok_or_else(|| ApiError::invalid("卡券面值格式不对"))?),
@@ -399,11 +530,28 @@ async fn run_import(state: &AppState, authed: &Authed, upload: &ImportUpload) ->
         valid_until: parse_optional_date(Some(&upload.valid_until), "卡有效期结束", true)?,
         remark: upload.remark.trim().to_owned(),
     };
-    let audit = authed.audit("import_batch", upload.file_name.clone(), format!("{} rows", cards.len()));
-    Ok(usecases::import_batch(state.store.as_ref(), &state.master, authed.merchant_id(), &fields, cards, audit, crate::now()).await?)
+    let audit = authed.audit(
+        "import_batch",
+        upload.file_name.clone(),
+        format!("{} rows", cards.len()),
+    );
+    Ok(usecases::import_batch(
+        state.store.as_ref(),
+        &state.master,
+        authed.merchant_id(),
+        &fields,
+        cards,
+        audit,
+        crate::now(),
+    )
+    .await?)
 }
 
-async fn import_batch(State(state): State<AppState>, authed: Authed, multipart: Multipart) -> ApiResult<Response> {
+async fn import_batch(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> ApiResult<Response> {
     let upload = read_upload(multipart).await?;
     let batch = run_import(&state, &authed, &upload).await?;
     Ok((StatusCode::CREATED, Json(BatchDto::new(&batch, None))).into_response())
@@ -417,9 +565,26 @@ struct MessageQuery {
     msg: Option<String>,
 }
 
-async fn batches_page(State(state): State<AppState>, authed: Authed, Query(query): Query<MessageQuery>) -> PageResult {
-    let list = load_batches(&state, &authed, &PageQuery { page: query.page, page_size: None }).await?;
-    Ok(render(&state, "batches.html", &Page::new("批次", &authed).with_message(query.msg), list))
+async fn batches_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MessageQuery>,
+) -> PageResult {
+    let list = load_batches(
+        &state,
+        &authed,
+        &PageQuery {
+            page: query.page,
+            page_size: None,
+        },
+    )
+    .await?;
+    Ok(render(
+        &state,
+        "batches.html",
+        &Page::new("批次", &authed).with_message(query.msg),
+        list,
+    ))
 }
 
 #[derive(Serialize)]
@@ -435,8 +600,20 @@ async fn new_batch_page(State(state): State<AppState>, authed: Authed) -> PageRe
 }
 
 fn new_batch_view(state: &AppState, authed: &Authed, error: Option<String>) -> Response {
-    let charsets = PasswordCharset::ALL.iter().map(|c| (c.code(), c.label_zh(), c.alphabet().len())).collect();
-    render(state, "batch_new.html", &Page::new("创建卡券", authed), NewBatchView { charsets, quantity_max: BATCH_QUANTITY_MAX, error })
+    let charsets = PasswordCharset::ALL
+        .iter()
+        .map(|c| (c.code(), c.label_zh(), c.alphabet().len()))
+        .collect();
+    render(
+        state,
+        "batch_new.html",
+        &Page::new("创建卡券", authed),
+        NewBatchView {
+            charsets,
+            quantity_max: BATCH_QUANTITY_MAX,
+            error,
+        },
+    )
 }
 
 /// 创建卡券 as the console form posts it: every field a string.
@@ -460,7 +637,10 @@ struct BatchForm {
 fn parse_number<T: std::str::FromStr>(text: Option<&str>, field: &str) -> ApiResult<Option<T>> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
-        Some(t) => t.parse().map(Some).map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
     }
 }
 
@@ -474,10 +654,19 @@ impl BatchForm {
             start_number: parse_number(self.start_number.as_deref(), "起始号")?,
             password_length: parse_number(self.password_length.as_deref(), "密码长度")?,
             password_charset: self.password_charset,
-            quantity: parse_number(Some(&self.quantity), "生成数量")?.ok_or_else(|| ApiError::invalid("请填写生成数量"))?,
-            face_value_fen: match self.face_value_yuan.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            quantity: parse_number(Some(&self.quantity), "生成数量")?
+                .ok_or_else(|| ApiError::invalid("请填写生成数量"))?,
+            face_value_fen: match self
+                .face_value_yuan
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
                 None => None,
-                Some(t) => Some(parse_yuan(t).ok_or_else(|| ApiError::invalid("卡券面值格式不对（元，最多两位小数）"))?),
+                Some(t) => Some(
+                    parse_yuan(t)
+                        .ok_or_else(|| ApiError::invalid("卡券面值格式不对（元，最多两位小数）"))?,
+                ),
             },
             valid_from: self.valid_from,
             valid_until: self.valid_until,
@@ -486,7 +675,11 @@ impl BatchForm {
     }
 }
 
-async fn create_batch_form(State(state): State<AppState>, authed: Authed, Form(form): Form<BatchForm>) -> PageResult {
+async fn create_batch_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<BatchForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     authed.require(Permission::CardsCreate)?;
     let spec = match form.into_request().and_then(BatchRequest::into_spec) {
@@ -501,9 +694,18 @@ async fn create_batch_form(State(state): State<AppState>, authed: Authed, Form(f
     Ok(Redirect::to(&format!("/batches/{}", batch.id)).into_response())
 }
 
-async fn batch_page(State(state): State<AppState>, authed: Authed, Path(batch_id): Path<i64>) -> PageResult {
+async fn batch_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(batch_id): Path<i64>,
+) -> PageResult {
     let batch = load_batch(&state, &authed, batch_id).await?;
-    Ok(render(&state, "batch.html", &Page::new(&format!("批次 {}", batch.id), &authed), batch))
+    Ok(render(
+        &state,
+        "batch.html",
+        &Page::new(&format!("批次 {}", batch.id), &authed),
+        batch,
+    ))
 }
 
 #[derive(Serialize, Default)]
@@ -515,24 +717,50 @@ struct ImportView {
 
 async fn import_page(State(state): State<AppState>, authed: Authed) -> PageResult {
     authed.require(Permission::CardsCreate)?;
-    Ok(render(&state, "import.html", &Page::new("卡券导入", &authed), ImportView::default()))
+    Ok(render(
+        &state,
+        "import.html",
+        &Page::new("卡券导入", &authed),
+        ImportView::default(),
+    ))
 }
 
-async fn import_form(State(state): State<AppState>, authed: Authed, multipart: Multipart) -> PageResult {
+async fn import_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> PageResult {
     let upload = read_upload(multipart).await.map_err(PageError)?;
     authed.check_form_csrf(&upload.csrf)?;
     let page = Page::new("卡券导入", &authed);
     let (view, status) = match run_import(&state, &authed, &upload).await {
-        Ok(batch) => (ImportView { batch: Some(BatchDto::new(&batch, None)), ..Default::default() }, StatusCode::OK),
+        Ok(batch) => (
+            ImportView {
+                batch: Some(BatchDto::new(&batch, None)),
+                ..Default::default()
+            },
+            StatusCode::OK,
+        ),
         Err(error) => {
             let status = error.status();
             let rows = match &error {
-                ApiError::ImportRows(rows) => {
-                    rows.iter().map(|r| crate::error::RowErrorDto { line: r.line, message: r.message.clone() }).collect()
-                }
+                ApiError::ImportRows(rows) => rows
+                    .iter()
+                    .map(|r| crate::error::RowErrorDto {
+                        line: r.line,
+                        message: r.message.clone(),
+                    })
+                    .collect(),
                 _ => Vec::new(),
             };
-            (ImportView { error: Some(error.public_message()), rows, batch: None }, status)
+            (
+                ImportView {
+                    error: Some(error.public_message()),
+                    rows,
+                    batch: None,
+                },
+                status,
+            )
         }
     };
     let mut response = render(&state, "import.html", &page, view);

@@ -55,7 +55,9 @@ impl CardFilterDto {
     pub fn into_filter(self) -> ApiResult<CardFilter> {
         let state = match self.state.as_deref().filter(|s| !s.is_empty()) {
             None => None,
-            Some(code) => Some(CardState::parse(code).ok_or_else(|| ApiError::invalid("未知的卡状态"))?),
+            Some(code) => {
+                Some(CardState::parse(code).ok_or_else(|| ApiError::invalid("未知的卡状态"))?)
+            }
         };
         Ok(CardFilter {
             batch_id: self.batch_id,
@@ -95,7 +97,10 @@ pub struct CardFilterForm {
 fn int_field(text: &str, field: &str) -> ApiResult<Option<i64>> {
     match text.trim() {
         "" => Ok(None),
-        t => t.parse().map(Some).map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
+        t => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
     }
 }
 
@@ -191,17 +196,36 @@ pub struct ListQuery {
     pub msg: Option<String>,
 }
 
-async fn load_cards(state: &AppState, authed: &Authed, query: &ListQuery) -> ApiResult<CardListDto> {
+async fn load_cards(
+    state: &AppState,
+    authed: &Authed,
+    query: &ListQuery,
+) -> ApiResult<CardListDto> {
     authed.require(Permission::CardsView)?;
     let filter = query.filter.into_filter()?;
-    let page = ListPage::new(int_field(query.page.as_deref().unwrap_or(""), "页码")?, int_field(query.page_size.as_deref().unwrap_or(""), "每页条数")?);
+    let page = ListPage::new(
+        int_field(query.page.as_deref().unwrap_or(""), "页码")?,
+        int_field(query.page_size.as_deref().unwrap_or(""), "每页条数")?,
+    );
     let merchant_id = authed.merchant_id();
-    let (cards, total) = tokio::try_join!(state.store.list_cards(merchant_id, &filter, page), state.store.count_cards(merchant_id, &filter))?;
+    let (cards, total) = tokio::try_join!(
+        state.store.list_cards(merchant_id, &filter, page),
+        state.store.count_cards(merchant_id, &filter)
+    )?;
     let now = crate::now();
-    Ok(CardListDto { items: cards.iter().map(|c| CardDto::new(c, now)).collect(), total, page: page.page, page_size: page.page_size })
+    Ok(CardListDto {
+        items: cards.iter().map(|c| CardDto::new(c, now)).collect(),
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    })
 }
 
-async fn list_cards(State(state): State<AppState>, authed: Authed, Query(query): Query<ListQuery>) -> ApiResult<Json<CardListDto>> {
+async fn list_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<CardListDto>> {
     Ok(Json(load_cards(&state, &authed, &query).await?))
 }
 
@@ -216,32 +240,76 @@ pub struct ChangedDto {
 }
 
 /// Applies a bulk state change and records who did it, to what, and how many.
-pub async fn apply_op(state: &AppState, authed: &Authed, filter: &CardFilter, op: CardOp) -> ApiResult<i64> {
+pub async fn apply_op(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilter,
+    op: CardOp,
+) -> ApiResult<i64> {
     authed.require(Permission::CardsManage)?;
-    let audit = authed.audit(&format!("{}_cards", op.code()), filter.describe(), String::new());
-    let n = state.store.apply_card_op(authed.merchant_id(), filter, op, &audit).await?;
-    tracing::info!(merchant.id = authed.merchant_id(), op = op.code(), n_cards = n, "cards changed");
+    let audit = authed.audit(
+        &format!("{}_cards", op.code()),
+        filter.describe(),
+        String::new(),
+    );
+    let n = state
+        .store
+        .apply_card_op(authed.merchant_id(), filter, op, &audit)
+        .await?;
+    tracing::info!(
+        merchant.id = authed.merchant_id(),
+        op = op.code(),
+        n_cards = n,
+        "cards changed"
+    );
     Ok(n)
 }
 
-async fn run_op(state: AppState, authed: Authed, body: CardOpRequest, op: CardOp) -> ApiResult<Json<ChangedDto>> {
+async fn run_op(
+    state: AppState,
+    authed: Authed,
+    body: CardOpRequest,
+    op: CardOp,
+) -> ApiResult<Json<ChangedDto>> {
     let filter = body.filter.into_filter()?;
-    Ok(Json(ChangedDto { n_cards: apply_op(&state, &authed, &filter, op).await? }))
+    Ok(Json(ChangedDto {
+        n_cards: apply_op(&state, &authed, &filter, op).await?,
+    }))
 }
 
-async fn activate_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn activate_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     run_op(state, authed, body, CardOp::Activate).await
 }
-async fn deactivate_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn deactivate_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     run_op(state, authed, body, CardOp::Deactivate).await
 }
-async fn void_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn void_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     run_op(state, authed, body, CardOp::Void).await
 }
-async fn restore_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn restore_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     run_op(state, authed, body, CardOp::Restore).await
 }
-async fn delete_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn delete_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     run_op(state, authed, body, CardOp::Delete).await
 }
 
@@ -269,10 +337,26 @@ impl EditCardsRequest {
                     }
                     edit.face_value_fen = Some(self.face_value_fen);
                 }
-                "valid_from" => edit.valid_from = Some(crate::batches::parse_optional_date(self.valid_from.as_deref(), "卡有效期开始", false)?),
-                "valid_until" => edit.valid_until = Some(crate::batches::parse_optional_date(self.valid_until.as_deref(), "卡有效期结束", true)?),
-                "remark" => edit.remark = Some(self.remark.clone().unwrap_or_default().trim().to_owned()),
-                "distributor" => edit.distributor_id = Some(self.distributor_id.filter(|id| *id != 0)),
+                "valid_from" => {
+                    edit.valid_from = Some(crate::batches::parse_optional_date(
+                        self.valid_from.as_deref(),
+                        "卡有效期开始",
+                        false,
+                    )?)
+                }
+                "valid_until" => {
+                    edit.valid_until = Some(crate::batches::parse_optional_date(
+                        self.valid_until.as_deref(),
+                        "卡有效期结束",
+                        true,
+                    )?)
+                }
+                "remark" => {
+                    edit.remark = Some(self.remark.clone().unwrap_or_default().trim().to_owned())
+                }
+                "distributor" => {
+                    edit.distributor_id = Some(self.distributor_id.filter(|id| *id != 0))
+                }
                 "number" | "password" => return Err(ApiError::invalid("卡号和密码不能修改")),
                 other => return Err(ApiError::invalid(format!("未知的卡属性：{other}"))),
             }
@@ -280,33 +364,60 @@ impl EditCardsRequest {
         if edit.is_empty() {
             return Err(ApiError::invalid("请勾选要修改的卡属性"));
         }
-        if edit.remark.as_ref().is_some_and(|r| r.chars().count() > kaquan_core::batch::REMARK_LENGTH_MAX) {
+        if edit
+            .remark
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > kaquan_core::batch::REMARK_LENGTH_MAX)
+        {
             return Err(ApiError::invalid("卡券备注过长"));
         }
         Ok((self.filter.into_filter()?, edit))
     }
 }
 
-pub async fn apply_edit(state: &AppState, authed: &Authed, filter: &CardFilter, edit: &CardEdit) -> ApiResult<i64> {
+pub async fn apply_edit(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilter,
+    edit: &CardEdit,
+) -> ApiResult<i64> {
     authed.require(Permission::CardsManage)?;
     let audit = authed.audit("edit_cards", filter.describe(), edit.describe());
-    Ok(state.store.edit_cards(authed.merchant_id(), filter, edit, &audit).await?)
+    Ok(state
+        .store
+        .edit_cards(authed.merchant_id(), filter, edit, &audit)
+        .await?)
 }
 
-async fn edit_cards(State(state): State<AppState>, authed: Authed, Json(body): Json<EditCardsRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn edit_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<EditCardsRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     let (filter, edit) = body.into_edit()?;
-    Ok(Json(ChangedDto { n_cards: apply_edit(&state, &authed, &filter, &edit).await? }))
+    Ok(Json(ChangedDto {
+        n_cards: apply_edit(&state, &authed, &filter, &edit).await?,
+    }))
 }
 
 async fn purge(state: &AppState, authed: &Authed, filter: &CardFilter) -> ApiResult<i64> {
     authed.require(Permission::CardsExportSecrets)?;
     let audit = authed.audit("purge_card_secrets", filter.describe(), String::new());
-    Ok(state.store.purge_card_secrets(authed.merchant_id(), filter, &audit).await?)
+    Ok(state
+        .store
+        .purge_card_secrets(authed.merchant_id(), filter, &audit)
+        .await?)
 }
 
-async fn purge_card_secrets(State(state): State<AppState>, authed: Authed, Json(body): Json<CardOpRequest>) -> ApiResult<Json<ChangedDto>> {
+async fn purge_card_secrets(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CardOpRequest>,
+) -> ApiResult<Json<ChangedDto>> {
     let filter = body.filter.into_filter()?;
-    Ok(Json(ChangedDto { n_cards: purge(&state, &authed, &filter).await? }))
+    Ok(Json(ChangedDto {
+        n_cards: purge(&state, &authed, &filter).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -318,15 +429,24 @@ pub struct ExportQuery {
     pub image: Option<String>,
 }
 
-async fn export_cards(State(state): State<AppState>, authed: Authed, Query(query): Query<ExportQuery>) -> ApiResult<Response> {
+async fn export_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<Response> {
     authed.require(Permission::CardsExport)?;
     let with_secrets = bool_field(query.with_secrets.as_deref().unwrap_or(""))?.unwrap_or(false);
     if with_secrets {
         authed.require(Permission::CardsExportSecrets)?;
     }
-    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx")).ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
+    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx"))
+        .ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
     let filter = query.filter.into_filter()?;
-    let extension = if format == ExportFormat::Xlsx { "xlsx" } else { "csv" };
+    let extension = if format == ExportFormat::Xlsx {
+        "xlsx"
+    } else {
+        "csv"
+    };
     let path = exports::temp_export_path(extension);
     let request = ExportRequest {
         store: state.store.as_ref(),
@@ -348,13 +468,22 @@ async fn export_cards(State(state): State<AppState>, authed: Authed, Query(query
     let mut audit = authed.audit("export_cards", filter.describe(), detail);
     audit.n_affected = n;
     state.store.append_audit(&audit).await?;
-    let content_type = if format == ExportFormat::Xlsx { exports::XLSX_CONTENT_TYPE } else { "text/csv; charset=utf-8" };
+    let content_type = if format == ExportFormat::Xlsx {
+        exports::XLSX_CONTENT_TYPE
+    } else {
+        "text/csv; charset=utf-8"
+    };
     exports::stream_file(&path, &format!("卡券导出.{extension}"), content_type).await
 }
 
-async fn export_qr_codes(State(state): State<AppState>, authed: Authed, Query(query): Query<ExportQuery>) -> ApiResult<Response> {
+async fn export_qr_codes(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<Response> {
     authed.require(Permission::CardsExport)?;
-    let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg")).ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
+    let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg"))
+        .ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
     let filter = query.filter.into_filter()?;
     let path = exports::temp_export_path("zip");
     let request = ExportRequest {
@@ -391,20 +520,41 @@ struct CardsView {
     n_pages: i64,
 }
 
-async fn cards_page(State(state): State<AppState>, authed: Authed, Query(query): Query<ListQuery>) -> PageResult {
+async fn cards_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
     let list = load_cards(&state, &authed, &query).await?;
-    let distributors = state.store.list_distributors(authed.merchant_id()).await?.into_iter().map(|d| (d.id, d.name)).collect();
+    let distributors = state
+        .store
+        .list_distributors(authed.merchant_id())
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect();
     let n_pages = ((list.total + list.page_size - 1) / list.page_size).max(1);
     let view = CardsView {
         list,
         filter_query: query.filter.query_string(),
         filter: query.filter,
         distributors,
-        states: CardState::ALL.iter().map(|s| (s.code(), s.label_zh())).collect(),
-        ops: CardOp::ALL.iter().map(|op| (op.code(), op.label_zh())).collect(),
+        states: CardState::ALL
+            .iter()
+            .map(|s| (s.code(), s.label_zh()))
+            .collect(),
+        ops: CardOp::ALL
+            .iter()
+            .map(|op| (op.code(), op.label_zh()))
+            .collect(),
         n_pages,
     };
-    Ok(render(&state, "cards.html", &Page::new("卡券列表", &authed).with_message(query.msg), view))
+    Ok(render(
+        &state,
+        "cards.html",
+        &Page::new("卡券列表", &authed).with_message(query.msg),
+        view,
+    ))
 }
 
 fn back_to_cards(filter: &CardFilterForm, message: &str) -> Response {
@@ -420,12 +570,19 @@ struct CardOpForm {
     filter: CardFilterForm,
 }
 
-async fn card_op_form(State(state): State<AppState>, authed: Authed, Form(form): Form<CardOpForm>) -> PageResult {
+async fn card_op_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<CardOpForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let op = CardOp::parse(&form.op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
     let filter = form.filter.into_filter()?;
     let n = apply_op(&state, &authed, &filter, op).await?;
-    Ok(back_to_cards(&form.filter, &format!("{}：共 {n} 张卡", op.label_zh())))
+    Ok(back_to_cards(
+        &form.filter,
+        &format!("{}：共 {n} 张卡", op.label_zh()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -441,11 +598,34 @@ async fn single_card_op_form(
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let op = CardOp::parse(&op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
-    let card = state.store.get_card_by_number(authed.merchant_id(), &number).await?.ok_or(ApiError::NotFound)?;
-    let filter = CardFilter { serial_from: Some(card.serial), serial_to: Some(card.serial), ..Default::default() };
+    let card = state
+        .store
+        .get_card_by_number(authed.merchant_id(), &number)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let filter = CardFilter {
+        serial_from: Some(card.serial),
+        serial_to: Some(card.serial),
+        ..Default::default()
+    };
     let n = apply_op(&state, &authed, &filter, op).await?;
-    let form = CardFilterForm { number: card.number.clone(), ..Default::default() };
-    Ok(back_to_cards(&form, &format!("卡 {}：{}{}", card.number, op.label_zh(), if n == 1 { "成功" } else { "未执行（状态不符）" })))
+    let form = CardFilterForm {
+        number: card.number.clone(),
+        ..Default::default()
+    };
+    Ok(back_to_cards(
+        &form,
+        &format!(
+            "卡 {}：{}{}",
+            card.number,
+            op.label_zh(),
+            if n == 1 {
+                "成功"
+            } else {
+                "未执行（状态不符）"
+            }
+        ),
+    ))
 }
 
 /// 修改卡属性 as the console posts it: checkboxes `field_*` choose the fields.
@@ -466,7 +646,11 @@ struct EditForm {
     new_distributor_id: Option<String>,
 }
 
-async fn edit_cards_form(State(state): State<AppState>, authed: Authed, Form(form): Form<EditForm>) -> PageResult {
+async fn edit_cards_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<EditForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let mut fields = Vec::new();
     for (checked, name) in [
@@ -480,7 +664,12 @@ async fn edit_cards_form(State(state): State<AppState>, authed: Authed, Form(for
             fields.push(name.to_owned());
         }
     }
-    let face_value_fen = match form.new_face_value_yuan.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    let face_value_fen = match form
+        .new_face_value_yuan
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         None => None,
         Some(t) => Some(parse_yuan(t).ok_or_else(|| ApiError::invalid("卡券面值格式不对"))?),
     };
@@ -496,12 +685,22 @@ async fn edit_cards_form(State(state): State<AppState>, authed: Authed, Form(for
     let (_, edit) = request.into_edit()?;
     let filter = form.filter.into_filter()?;
     let n = apply_edit(&state, &authed, &filter, &edit).await?;
-    Ok(back_to_cards(&form.filter, &format!("修改卡属性（{}）：共 {n} 张卡", edit.describe())))
+    Ok(back_to_cards(
+        &form.filter,
+        &format!("修改卡属性（{}）：共 {n} 张卡", edit.describe()),
+    ))
 }
 
-async fn purge_form(State(state): State<AppState>, authed: Authed, Form(form): Form<CardOpForm>) -> PageResult {
+async fn purge_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<CardOpForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let filter = form.filter.into_filter()?;
     let n = purge(&state, &authed, &filter).await?;
-    Ok(back_to_cards(&form.filter, &format!("已清除 {n} 张卡的导出密码副本")))
+    Ok(back_to_cards(
+        &form.filter,
+        &format!("已清除 {n} 张卡的导出密码副本"),
+    ))
 }

@@ -17,7 +17,9 @@ pub enum ApiError {
     Invalid(String, Vec<String>),
     ImportRows(Vec<RowError>),
     Conflict(String),
-    TooManyAttempts { retry_after_seconds: i64 },
+    TooManyAttempts {
+        retry_after_seconds: i64,
+    },
     Internal(String),
 }
 
@@ -68,7 +70,9 @@ impl ApiError {
             Self::Invalid(message, _) => message.clone(),
             Self::ImportRows(rows) => format!("导入文件有 {} 行错误，未导入任何卡", rows.len()),
             Self::Conflict(message) => message.clone(),
-            Self::TooManyAttempts { retry_after_seconds } => format!("尝试次数过多，请 {} 秒后再试", retry_after_seconds),
+            Self::TooManyAttempts {
+                retry_after_seconds,
+            } => format!("尝试次数过多，请 {} 秒后再试", retry_after_seconds),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -116,16 +120,34 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (details, rows) = match &self {
             Self::Invalid(_, details) => (details.clone(), Vec::new()),
-            Self::ImportRows(rows) => {
-                (Vec::new(), rows.iter().map(|r| RowErrorDto { line: r.line, message: r.message.clone() }).collect())
-            }
+            Self::ImportRows(rows) => (
+                Vec::new(),
+                rows.iter()
+                    .map(|r| RowErrorDto {
+                        line: r.line,
+                        message: r.message.clone(),
+                    })
+                    .collect(),
+            ),
             _ => (Vec::new(), Vec::new()),
         };
-        let body = Envelope { error: Body { code: self.code(), message: self.public_message(), details, rows } };
+        let body = Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.public_message(),
+                details,
+                rows,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyAttempts { retry_after_seconds } = self {
+        if let Self::TooManyAttempts {
+            retry_after_seconds,
+        } = self
+        {
             if let Ok(value) = retry_after_seconds.to_string().parse() {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
             }
         }
         response

@@ -18,7 +18,8 @@ use kaquan_core::store::{CardWithSecret, Store};
 use std::io::Write;
 use std::path::Path;
 
-pub const XLSX_CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const XLSX_CONTENT_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 /// Cards fetched per page while exporting.
 pub const EXPORT_PAGE_ROWS: i64 = 5000;
 /// xlsx worksheets hold at most this many rows (header included).
@@ -84,7 +85,16 @@ fn headers(with_secrets: bool) -> Vec<&'static str> {
     if with_secrets {
         headers.push("密码");
     }
-    headers.extend(["二维码内容", "卡券面值(元)", "有效期开始", "有效期结束", "状态", "券商", "批次号", "卡券备注"]);
+    headers.extend([
+        "二维码内容",
+        "卡券面值(元)",
+        "有效期开始",
+        "有效期结束",
+        "状态",
+        "券商",
+        "批次号",
+        "卡券备注",
+    ]);
     headers
 }
 
@@ -98,7 +108,9 @@ fn cells(request: &ExportRequest, row: &CardWithSecret) -> ApiResult<Vec<String>
                 .master
                 .merchant_keys(request.merchant_id, row.key_version)
                 .open(&card.number, sealed)
-                .ok_or_else(|| ApiError::Internal(format!("sealed password of card {} does not open", card.id)))?,
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("sealed password of card {} does not open", card.id))
+                })?,
             None => "（已清除）".to_owned(),
         };
         cells.push(password);
@@ -117,10 +129,16 @@ fn cells(request: &ExportRequest, row: &CardWithSecret) -> ApiResult<Vec<String>
 }
 
 /// Pages through the cards, calling `write` for each page.
-async fn for_each_page(request: &ExportRequest<'_>, mut write: impl FnMut(&[CardWithSecret]) -> ApiResult<()>) -> ApiResult<i64> {
+async fn for_each_page(
+    request: &ExportRequest<'_>,
+    mut write: impl FnMut(&[CardWithSecret]) -> ApiResult<()>,
+) -> ApiResult<i64> {
     let (mut after, mut n_cards) = (0i64, 0i64);
     loop {
-        let page = request.store.cards_after(request.merchant_id, request.filter, after, EXPORT_PAGE_ROWS).await?;
+        let page = request
+            .store
+            .cards_after(request.merchant_id, request.filter, after, EXPORT_PAGE_ROWS)
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.card.serial;
         n_cards += page.len() as i64;
@@ -134,15 +152,27 @@ fn xlsx_err(error: rust_xlsxwriter::XlsxError) -> ApiError {
 }
 
 /// Writes the cards to `path`; returns how many were written.
-pub async fn export_cards(request: &ExportRequest<'_>, format: ExportFormat, path: &Path) -> ApiResult<i64> {
+pub async fn export_cards(
+    request: &ExportRequest<'_>,
+    format: ExportFormat,
+    path: &Path,
+) -> ApiResult<i64> {
     match format {
         ExportFormat::Xlsx => {
-            let total = request.store.count_cards(request.merchant_id, request.filter).await?;
+            let total = request
+                .store
+                .count_cards(request.merchant_id, request.filter)
+                .await?;
             if total >= XLSX_ROWS_MAX {
-                return Err(ApiError::invalid(format!("xlsx 一个表最多 {} 行：请缩小筛选范围或导出 CSV", XLSX_ROWS_MAX - 1)));
+                return Err(ApiError::invalid(format!(
+                    "xlsx 一个表最多 {} 行：请缩小筛选范围或导出 CSV",
+                    XLSX_ROWS_MAX - 1
+                )));
             }
             let mut workbook = rust_xlsxwriter::Workbook::new();
-            let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_err)?;
+            let sheet = workbook
+                .add_worksheet_with_constant_memory()
+                .map_err(xlsx_err)?;
             sheet.set_name("卡券").map_err(xlsx_err)?;
             for (c, h) in headers(request.with_secrets).iter().enumerate() {
                 sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
@@ -151,7 +181,9 @@ pub async fn export_cards(request: &ExportRequest<'_>, format: ExportFormat, pat
             let n = for_each_page(request, |page| {
                 for row in page {
                     for (c, cell) in cells(request, row)?.iter().enumerate() {
-                        sheet.write_string(next_row, c as u16, cell).map_err(xlsx_err)?;
+                        sheet
+                            .write_string(next_row, c as u16, cell)
+                            .map_err(xlsx_err)?;
                     }
                     next_row += 1;
                 }
@@ -162,40 +194,58 @@ pub async fn export_cards(request: &ExportRequest<'_>, format: ExportFormat, pat
             Ok(n)
         }
         ExportFormat::Csv => {
-            let file = std::fs::File::create(path).map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
             let mut out = std::io::BufWriter::new(file);
-            out.write_all(b"\xEF\xBB\xBF").map_err(|e| ApiError::Internal(e.to_string()))?;
+            out.write_all(b"\xEF\xBB\xBF")
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let mut writer = csv::Writer::from_writer(out);
-            writer.write_record(headers(request.with_secrets)).map_err(|e| ApiError::Internal(e.to_string()))?;
+            writer
+                .write_record(headers(request.with_secrets))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let n = for_each_page(request, |page| {
                 for row in page {
-                    writer.write_record(cells(request, row)?).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    writer
+                        .write_record(cells(request, row)?)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
                 }
                 Ok(())
             })
             .await?;
-            writer.flush().map_err(|e| ApiError::Internal(e.to_string()))?;
+            writer
+                .flush()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(n)
         }
     }
 }
 
 /// Writes a zip of QR images, one per card, named by card number.
-pub async fn export_qr_codes(request: &ExportRequest<'_>, image: QrImageFormat, path: &Path) -> ApiResult<i64> {
-    let file = std::fs::File::create(path).map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
+pub async fn export_qr_codes(
+    request: &ExportRequest<'_>,
+    image: QrImageFormat,
+    path: &Path,
+) -> ApiResult<i64> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
     let options = zip::write::SimpleFileOptions::default();
     let zip_err = |e: zip::result::ZipError| ApiError::Internal(format!("zip: {e}"));
     let n = for_each_page(request, |page| {
         for row in page {
             let content = qr_content(request.public_url, request.merchant_id, &row.card.number);
-            let code = qrcode::QrCode::new(content.as_bytes()).map_err(|e| ApiError::Internal(format!("qr: {e}")))?;
+            let code = qrcode::QrCode::new(content.as_bytes())
+                .map_err(|e| ApiError::Internal(format!("qr: {e}")))?;
             let (name, bytes) = match image {
-                QrImageFormat::Svg => (format!("{}.svg", row.card.number), qr_svg(&code).into_bytes()),
+                QrImageFormat::Svg => (
+                    format!("{}.svg", row.card.number),
+                    qr_svg(&code).into_bytes(),
+                ),
                 QrImageFormat::Png => (format!("{}.png", row.card.number), qr_png(&code, 8)),
             };
             zip.start_file(name, options).map_err(zip_err)?;
-            zip.write_all(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+            zip.write_all(&bytes)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         Ok(())
     })
@@ -210,7 +260,10 @@ const QR_QUIET_MODULES: usize = 4;
 fn dark_modules(code: &qrcode::QrCode) -> (usize, Vec<bool>) {
     let width = code.width();
     let colors = code.to_colors();
-    (width, colors.iter().map(|c| *c == qrcode::Color::Dark).collect())
+    (
+        width,
+        colors.iter().map(|c| *c == qrcode::Color::Dark).collect(),
+    )
 }
 
 pub fn qr_svg(code: &qrcode::QrCode) -> String {
@@ -218,7 +271,10 @@ pub fn qr_svg(code: &qrcode::QrCode) -> String {
     let size = width + 2 * QR_QUIET_MODULES;
     let mut path = String::new();
     for (idx, _) in dark.iter().enumerate().filter(|(_, d)| **d) {
-        let (x, y) = (idx % width + QR_QUIET_MODULES, idx / width + QR_QUIET_MODULES);
+        let (x, y) = (
+            idx % width + QR_QUIET_MODULES,
+            idx / width + QR_QUIET_MODULES,
+        );
         path.push_str(&format!("M{x} {y}h1v1h-1z"));
     }
     format!(
@@ -238,20 +294,27 @@ pub fn qr_png(code: &qrcode::QrCode, scale: usize) -> Vec<u8> {
         raw.push(0); // filter: none
         for px in 0..side {
             let (mx, my) = (px / scale, py / scale);
-            let inside = (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&mx) && (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&my);
+            let inside = (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&mx)
+                && (QR_QUIET_MODULES..QR_QUIET_MODULES + width).contains(&my);
             let is_dark = inside && dark[(my - QR_QUIET_MODULES) * width + (mx - QR_QUIET_MODULES)];
             raw.push(if is_dark { 0 } else { 255 });
         }
     }
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&raw).expect("writing to memory cannot fail");
+    encoder
+        .write_all(&raw)
+        .expect("writing to memory cannot fail");
     let compressed = encoder.finish().expect("writing to memory cannot fail");
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut header = Vec::with_capacity(13);
     header.extend_from_slice(&(side as u32).to_be_bytes());
     header.extend_from_slice(&(side as u32).to_be_bytes());
     header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale, deflate, no filter, no interlace
-    for (kind, data) in [(b"IHDR", header.as_slice()), (b"IDAT", compressed.as_slice()), (b"IEND", &[][..])] {
+    for (kind, data) in [
+        (b"IHDR", header.as_slice()),
+        (b"IDAT", compressed.as_slice()),
+        (b"IEND", &[][..]),
+    ] {
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let mut crc = crc32fast::Hasher::new();
         crc.update(kind);
@@ -266,7 +329,10 @@ pub fn qr_png(code: &qrcode::QrCode, scale: usize) -> Vec<u8> {
 /// A file download response from bytes in memory.
 pub fn download(bytes: Vec<u8>, file_name: &str, content_type: &str) -> Response {
     (
-        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, attachment(file_name))],
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, attachment(file_name)),
+        ],
         bytes,
     )
         .into_response()
@@ -275,25 +341,52 @@ pub fn download(bytes: Vec<u8>, file_name: &str, content_type: &str) -> Response
 /// Streams a finished export file to the client. The file is unlinked
 /// first: the open handle keeps it readable and nothing is left behind.
 pub async fn stream_file(path: &Path, file_name: &str, content_type: &str) -> ApiResult<Response> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| ApiError::Internal(format!("open export: {e}")))?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("open export: {e}")))?;
     let _ = tokio::fs::remove_file(path).await;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, attachment(file_name))], body).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, attachment(file_name)),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `Content-Disposition` for a download with a UTF-8 file name.
 pub fn attachment(file_name: &str) -> String {
     let encoded: String = file_name
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
-    let ascii: String = file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let ascii: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// A path for a temporary export file.
 pub fn temp_export_path(extension: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("kaquan-export-{}.{extension}", kaquan_core::secrets::random_token_hex(8)))
+    std::env::temp_dir().join(format!(
+        "kaquan-export-{}.{extension}",
+        kaquan_core::secrets::random_token_hex(8)
+    ))
 }
 
 #[cfg(test)]
@@ -318,6 +411,9 @@ mod tests {
 
     #[test]
     fn download_names_keep_chinese_characters_encoded() {
-        assert_eq!(attachment("卡.csv"), "attachment; filename=\"_.csv\"; filename*=UTF-8''%E5%8D%A1.csv");
+        assert_eq!(
+            attachment("卡.csv"),
+            "attachment; filename=\"_.csv\"; filename*=UTF-8''%E5%8D%A1.csv"
+        );
     }
 }

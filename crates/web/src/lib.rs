@@ -42,7 +42,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, master: MasterKey, public_url: &str, secure_cookies: bool) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        public_url: &str,
+        secure_cookies: bool,
+    ) -> Self {
         Self {
             store,
             master: Arc::new(master),
@@ -68,10 +73,17 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves until `shutdown` resolves. Takes a bound listener so tests can
 /// bind port 0 and know the address before the first request.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The current time in unix seconds.

@@ -60,7 +60,11 @@ pub fn document() -> Value {
         }
         if *method != "get" && *method != "delete" && *operation_id != "create_session" {
             operation["parameters"] = {
-                let mut p = operation.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+                let mut p = operation
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 p.push(json!({"name": "X-CSRF-Token", "in": "header", "required": true, "schema": {"type": "string"}}));
                 Value::Array(p)
             };

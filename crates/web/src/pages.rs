@@ -13,10 +13,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("cards.html", include_str!("../templates/cards.html")),
     ("batches.html", include_str!("../templates/batches.html")),
-    ("batch_new.html", include_str!("../templates/batch_new.html")),
+    (
+        "batch_new.html",
+        include_str!("../templates/batch_new.html"),
+    ),
     ("batch.html", include_str!("../templates/batch.html")),
     ("import.html", include_str!("../templates/import.html")),
-    ("distributors.html", include_str!("../templates/distributors.html")),
+    (
+        "distributors.html",
+        include_str!("../templates/distributors.html"),
+    ),
     ("staff.html", include_str!("../templates/staff.html")),
     ("audit.html", include_str!("../templates/audit.html")),
 ];
@@ -26,7 +32,8 @@ pub fn environment() -> minijinja::Environment<'static> {
     // Every `.html` template escapes by default; nothing is marked safe.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     for (name, source) in TEMPLATES {
-        env.add_template(name, source).expect("console templates are valid");
+        env.add_template(name, source)
+            .expect("console templates are valid");
     }
     env
 }
@@ -44,7 +51,14 @@ pub struct Page {
 
 impl Page {
     pub fn anonymous(title: &str) -> Self {
-        Self { title: title.into(), username: None, role: String::new(), csrf: String::new(), permissions: Vec::new(), message: None }
+        Self {
+            title: title.into(),
+            username: None,
+            role: String::new(),
+            csrf: String::new(),
+            permissions: Vec::new(),
+            message: None,
+        }
     }
 
     pub fn new(title: &str, authed: &Authed) -> Self {
@@ -66,7 +80,11 @@ impl Page {
 
 pub fn render(state: &AppState, template: &str, page: &Page, view: impl Serialize) -> Response {
     let context = minijinja::context! { page => page, v => view };
-    match state.templates.get_template(template).and_then(|t| t.render(context)) {
+    match state
+        .templates
+        .get_template(template)
+        .and_then(|t| t.render(context))
+    {
         Ok(html) => Html(html).into_response(),
         Err(error) => ApiError::Internal(format!("template {template}: {error:#}")).into_response(),
     }
@@ -108,3 +126,14 @@ impl IntoResponse for PageError {
 }
 
 pub type PageResult = Result<Response, PageError>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_console_template_compiles() {
+        let env = super::environment();
+        for (name, _) in super::TEMPLATES {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
+}

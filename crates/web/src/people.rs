@@ -13,7 +13,9 @@ use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
 use kaquan_core::auth::{check_staff_password, check_username, hash_staff_password, Permission};
 use kaquan_core::clock::format_datetime;
-use kaquan_core::store::{Distributor, DistributorFields, NewStaff, Page as ListPage, Role, Staff, StaffUpdate};
+use kaquan_core::store::{
+    Distributor, DistributorFields, NewStaff, Page as ListPage, Role, Staff, StaffUpdate,
+};
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
@@ -22,13 +24,22 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/staff/{staff_id}", put(update_staff))
         .route("/api/v1/roles", get(list_roles).post(create_role))
         .route("/api/v1/roles/{role_id}", put(update_role))
-        .route("/api/v1/distributors", get(list_distributors).post(create_distributor))
-        .route("/api/v1/distributors/{distributor_id}", put(update_distributor))
+        .route(
+            "/api/v1/distributors",
+            get(list_distributors).post(create_distributor),
+        )
+        .route(
+            "/api/v1/distributors/{distributor_id}",
+            put(update_distributor),
+        )
         .route("/api/v1/audit-log", get(list_audit_log))
         .route("/staff", get(staff_page).post(create_staff_form))
         .route("/staff/{staff_id}", post(update_staff_form))
         .route("/roles/{role_id}", post(update_role_form))
-        .route("/distributors", get(distributors_page).post(create_distributor_form))
+        .route(
+            "/distributors",
+            get(distributors_page).post(create_distributor_form),
+        )
         .route("/audit", get(audit_page))
 }
 
@@ -69,7 +80,12 @@ pub struct RoleDto {
 
 impl From<&Role> for RoleDto {
     fn from(role: &Role) -> Self {
-        Self { id: role.id, name: role.name.clone(), label: role.label.clone(), permissions: role.permissions.iter().map(|p| p.code()).collect() }
+        Self {
+            id: role.id,
+            name: role.name.clone(),
+            label: role.label.clone(),
+            permissions: role.permissions.iter().map(|p| p.code()).collect(),
+        }
     }
 }
 
@@ -83,7 +99,11 @@ pub struct CreateStaffRequest {
     pub role_id: i64,
 }
 
-pub async fn add_staff(state: &AppState, authed: &Authed, body: CreateStaffRequest) -> ApiResult<Staff> {
+pub async fn add_staff(
+    state: &AppState,
+    authed: &Authed,
+    body: CreateStaffRequest,
+) -> ApiResult<Staff> {
     authed.require(Permission::StaffManage)?;
     check_username(body.username.trim()).map_err(ApiError::invalid)?;
     check_staff_password(&body.password).map_err(ApiError::invalid)?;
@@ -98,23 +118,53 @@ pub async fn add_staff(state: &AppState, authed: &Authed, body: CreateStaffReque
         role_id: body.role_id,
         password_hash: hash_staff_password(&body.password),
     };
-    let staff = state.store.create_staff(&new, crate::now()).await.map_err(|e| match e {
-        kaquan_core::StoreError::Conflict(_) => ApiError::Conflict("账号已存在".into()),
-        other => other.into(),
-    })?;
-    state.store.append_audit(&authed.audit("create_staff", staff.username.clone(), format!("role={}", staff.role_id))).await?;
+    let staff = state
+        .store
+        .create_staff(&new, crate::now())
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Conflict(_) => ApiError::Conflict("账号已存在".into()),
+            other => other.into(),
+        })?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "create_staff",
+            staff.username.clone(),
+            format!("role={}", staff.role_id),
+        ))
+        .await?;
     Ok(staff)
 }
 
-async fn list_staff(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<StaffDto>>> {
+async fn list_staff(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<StaffDto>>> {
     authed.require(Permission::StaffManage)?;
     let now = crate::now();
-    Ok(Json(state.store.list_staff(authed.merchant_id()).await?.iter().map(|s| StaffDto::new(s, now)).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_staff(authed.merchant_id())
+            .await?
+            .iter()
+            .map(|s| StaffDto::new(s, now))
+            .collect(),
+    ))
 }
 
-async fn create_staff(State(state): State<AppState>, authed: Authed, Json(body): Json<CreateStaffRequest>) -> ApiResult<Response> {
+async fn create_staff(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CreateStaffRequest>,
+) -> ApiResult<Response> {
     let staff = add_staff(&state, &authed, body).await?;
-    Ok((StatusCode::CREATED, Json(StaffDto::new(&staff, crate::now()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(StaffDto::new(&staff, crate::now())),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -126,9 +176,16 @@ pub struct UpdateStaffRequest {
     pub disabled: Option<bool>,
 }
 
-async fn change_staff(state: &AppState, authed: &Authed, staff_id: i64, body: UpdateStaffRequest) -> ApiResult<()> {
+async fn change_staff(
+    state: &AppState,
+    authed: &Authed,
+    staff_id: i64,
+    body: UpdateStaffRequest,
+) -> ApiResult<()> {
     authed.require(Permission::StaffManage)?;
-    if staff_id == authed.staff.id && (body.disabled == Some(true) || body.role_id.is_some_and(|r| r != authed.staff.role_id)) {
+    if staff_id == authed.staff.id
+        && (body.disabled == Some(true) || body.role_id.is_some_and(|r| r != authed.staff.role_id))
+    {
         return Err(ApiError::invalid("不能停用自己或修改自己的角色"));
     }
     let password_hash = match body.password.as_deref().filter(|p| !p.is_empty()) {
@@ -138,20 +195,48 @@ async fn change_staff(state: &AppState, authed: &Authed, staff_id: i64, body: Up
         }
         None => None,
     };
-    let update = StaffUpdate { name: body.name, phone: body.phone, role_id: body.role_id, password_hash, disabled: body.disabled };
-    state.store.update_staff(authed.merchant_id(), staff_id, &update).await?;
-    state.store.append_audit(&authed.audit("update_staff", format!("staff={staff_id}"), String::new())).await?;
+    let update = StaffUpdate {
+        name: body.name,
+        phone: body.phone,
+        role_id: body.role_id,
+        password_hash,
+        disabled: body.disabled,
+    };
+    state
+        .store
+        .update_staff(authed.merchant_id(), staff_id, &update)
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit("update_staff", format!("staff={staff_id}"), String::new()))
+        .await?;
     Ok(())
 }
 
-async fn update_staff(State(state): State<AppState>, authed: Authed, Path(staff_id): Path<i64>, Json(body): Json<UpdateStaffRequest>) -> ApiResult<StatusCode> {
+async fn update_staff(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(staff_id): Path<i64>,
+    Json(body): Json<UpdateStaffRequest>,
+) -> ApiResult<StatusCode> {
     change_staff(&state, &authed, staff_id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_roles(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<RoleDto>>> {
+async fn list_roles(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<RoleDto>>> {
     authed.require(Permission::StaffManage)?;
-    Ok(Json(state.store.list_roles(authed.merchant_id()).await?.iter().map(RoleDto::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_roles(authed.merchant_id())
+            .await?
+            .iter()
+            .map(RoleDto::from)
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -162,30 +247,82 @@ pub struct RoleRequest {
 }
 
 fn parse_permissions(codes: &[String]) -> ApiResult<Vec<Permission>> {
-    codes.iter().map(|c| Permission::parse(c).ok_or_else(|| ApiError::invalid(format!("未知的权限：{c}")))).collect()
+    codes
+        .iter()
+        .map(|c| Permission::parse(c).ok_or_else(|| ApiError::invalid(format!("未知的权限：{c}"))))
+        .collect()
 }
 
-async fn create_role(State(state): State<AppState>, authed: Authed, Json(body): Json<RoleRequest>) -> ApiResult<Response> {
+async fn create_role(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<RoleRequest>,
+) -> ApiResult<Response> {
     authed.require(Permission::StaffManage)?;
     let name = body.name.unwrap_or_default();
     check_username(&name).map_err(|_| ApiError::invalid("角色代码须为字母、数字或下划线"))?;
-    let role = state.store.create_role(authed.merchant_id(), &name, body.label.trim(), &parse_permissions(&body.permissions)?).await?;
-    state.store.append_audit(&authed.audit("create_role", role.name.clone(), Permission::encode_set(&role.permissions))).await?;
+    let role = state
+        .store
+        .create_role(
+            authed.merchant_id(),
+            &name,
+            body.label.trim(),
+            &parse_permissions(&body.permissions)?,
+        )
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "create_role",
+            role.name.clone(),
+            Permission::encode_set(&role.permissions),
+        ))
+        .await?;
     Ok((StatusCode::CREATED, Json(RoleDto::from(&role))).into_response())
 }
 
-async fn change_role(state: &AppState, authed: &Authed, role_id: i64, label: &str, permissions: Vec<Permission>) -> ApiResult<()> {
+async fn change_role(
+    state: &AppState,
+    authed: &Authed,
+    role_id: i64,
+    label: &str,
+    permissions: Vec<Permission>,
+) -> ApiResult<()> {
     authed.require(Permission::StaffManage)?;
     if role_id == authed.staff.role_id && !permissions.contains(&Permission::StaffManage) {
-        return Err(ApiError::invalid("不能去掉自己角色的“管理员与角色管理”权限"));
+        return Err(ApiError::invalid(
+            "不能去掉自己角色的“管理员与角色管理”权限",
+        ));
     }
-    state.store.update_role(authed.merchant_id(), role_id, label.trim(), &permissions).await?;
-    state.store.append_audit(&authed.audit("update_role", format!("role={role_id}"), Permission::encode_set(&permissions))).await?;
+    state
+        .store
+        .update_role(authed.merchant_id(), role_id, label.trim(), &permissions)
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "update_role",
+            format!("role={role_id}"),
+            Permission::encode_set(&permissions),
+        ))
+        .await?;
     Ok(())
 }
 
-async fn update_role(State(state): State<AppState>, authed: Authed, Path(role_id): Path<i64>, Json(body): Json<RoleRequest>) -> ApiResult<StatusCode> {
-    change_role(&state, &authed, role_id, &body.label, parse_permissions(&body.permissions)?).await?;
+async fn update_role(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(role_id): Path<i64>,
+    Json(body): Json<RoleRequest>,
+) -> ApiResult<StatusCode> {
+    change_role(
+        &state,
+        &authed,
+        role_id,
+        &body.label,
+        parse_permissions(&body.permissions)?,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,26 +363,59 @@ pub struct DistributorDto {
 
 impl From<Distributor> for DistributorDto {
     fn from(d: Distributor) -> Self {
-        Self { id: d.id, name: d.name, contact: d.contact, phone: d.phone, remark: d.remark, n_cards: d.n_cards }
+        Self {
+            id: d.id,
+            name: d.name,
+            contact: d.contact,
+            phone: d.phone,
+            remark: d.remark,
+            n_cards: d.n_cards,
+        }
     }
 }
 
-async fn add_distributor(state: &AppState, authed: &Authed, body: DistributorRequest) -> ApiResult<Distributor> {
+async fn add_distributor(
+    state: &AppState,
+    authed: &Authed,
+    body: DistributorRequest,
+) -> ApiResult<Distributor> {
     authed.require(Permission::DistributorsManage)?;
-    let d = state.store.create_distributor(authed.merchant_id(), &body.into_fields()?).await.map_err(|e| match e {
-        kaquan_core::StoreError::Conflict(_) => ApiError::Conflict("券商名称已存在".into()),
-        other => other.into(),
-    })?;
-    state.store.append_audit(&authed.audit("create_distributor", d.name.clone(), String::new())).await?;
+    let d = state
+        .store
+        .create_distributor(authed.merchant_id(), &body.into_fields()?)
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Conflict(_) => ApiError::Conflict("券商名称已存在".into()),
+            other => other.into(),
+        })?;
+    state
+        .store
+        .append_audit(&authed.audit("create_distributor", d.name.clone(), String::new()))
+        .await?;
     Ok(d)
 }
 
-async fn list_distributors(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<DistributorDto>>> {
+async fn list_distributors(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<DistributorDto>>> {
     authed.require(Permission::CardsView)?;
-    Ok(Json(state.store.list_distributors(authed.merchant_id()).await?.into_iter().map(DistributorDto::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_distributors(authed.merchant_id())
+            .await?
+            .into_iter()
+            .map(DistributorDto::from)
+            .collect(),
+    ))
 }
 
-async fn create_distributor(State(state): State<AppState>, authed: Authed, Json(body): Json<DistributorRequest>) -> ApiResult<Response> {
+async fn create_distributor(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<DistributorRequest>,
+) -> ApiResult<Response> {
     let d = add_distributor(&state, &authed, body).await?;
     Ok((StatusCode::CREATED, Json(DistributorDto::from(d))).into_response())
 }
@@ -257,8 +427,18 @@ async fn update_distributor(
     Json(body): Json<DistributorRequest>,
 ) -> ApiResult<StatusCode> {
     authed.require(Permission::DistributorsManage)?;
-    state.store.update_distributor(authed.merchant_id(), distributor_id, &body.into_fields()?).await?;
-    state.store.append_audit(&authed.audit("update_distributor", format!("distributor={distributor_id}"), String::new())).await?;
+    state
+        .store
+        .update_distributor(authed.merchant_id(), distributor_id, &body.into_fields()?)
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "update_distributor",
+            format!("distributor={distributor_id}"),
+            String::new(),
+        ))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,7 +453,11 @@ pub struct AuditDto {
     pub created_at: String,
 }
 
-async fn load_audit(state: &AppState, authed: &Authed, query: &PageQuery) -> ApiResult<ListDto<AuditDto>> {
+async fn load_audit(
+    state: &AppState,
+    authed: &Authed,
+    query: &PageQuery,
+) -> ApiResult<ListDto<AuditDto>> {
     authed.require(Permission::AuditView)?;
     let page = ListPage::new(query.page, query.page_size);
     let (records, total) = state.store.list_audit(authed.merchant_id(), page).await?;
@@ -289,10 +473,19 @@ async fn load_audit(state: &AppState, authed: &Authed, query: &PageQuery) -> Api
             created_at: format_datetime(r.entry.created_at),
         })
         .collect();
-    Ok(ListDto { items, total, page: page.page, page_size: page.page_size })
+    Ok(ListDto {
+        items,
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    })
 }
 
-async fn list_audit_log(State(state): State<AppState>, authed: Authed, Query(query): Query<PageQuery>) -> ApiResult<Json<ListDto<AuditDto>>> {
+async fn list_audit_log(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<ListDto<AuditDto>>> {
     Ok(Json(load_audit(&state, &authed, &query).await?))
 }
 
@@ -312,18 +505,51 @@ struct StaffView {
     me: i64,
 }
 
-async fn staff_page(State(state): State<AppState>, authed: Authed, Query(query): Query<MsgQuery>) -> PageResult {
+async fn staff_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
     authed.require(Permission::StaffManage)?;
     let now = crate::now();
-    let staff = state.store.list_staff(authed.merchant_id()).await?.iter().map(|s| StaffDto::new(s, now)).collect();
-    let roles = state.store.list_roles(authed.merchant_id()).await?.iter().map(RoleDto::from).collect();
-    let permissions = Permission::ALL.iter().map(|p| (p.code(), p.label_zh())).collect();
-    let view = StaffView { staff, roles, permissions, me: authed.staff.id };
-    Ok(render(&state, "staff.html", &Page::new("管理员", &authed).with_message(query.msg), view))
+    let staff = state
+        .store
+        .list_staff(authed.merchant_id())
+        .await?
+        .iter()
+        .map(|s| StaffDto::new(s, now))
+        .collect();
+    let roles = state
+        .store
+        .list_roles(authed.merchant_id())
+        .await?
+        .iter()
+        .map(RoleDto::from)
+        .collect();
+    let permissions = Permission::ALL
+        .iter()
+        .map(|p| (p.code(), p.label_zh()))
+        .collect();
+    let view = StaffView {
+        staff,
+        roles,
+        permissions,
+        me: authed.staff.id,
+    };
+    Ok(render(
+        &state,
+        "staff.html",
+        &Page::new("管理员", &authed).with_message(query.msg),
+        view,
+    ))
 }
 
 fn redirect_with(path: &str, message: &str) -> Response {
-    Redirect::to(&format!("{path}?{}", serde_urlencoded::to_string([("msg", message)]).unwrap_or_default())).into_response()
+    Redirect::to(&format!(
+        "{path}?{}",
+        serde_urlencoded::to_string([("msg", message)]).unwrap_or_default()
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -337,11 +563,24 @@ struct StaffForm {
     role_id: i64,
 }
 
-async fn create_staff_form(State(state): State<AppState>, authed: Authed, Form(form): Form<StaffForm>) -> PageResult {
+async fn create_staff_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<StaffForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
-    let body = CreateStaffRequest { username: form.username, name: form.name, phone: form.phone, password: form.password, role_id: form.role_id };
+    let body = CreateStaffRequest {
+        username: form.username,
+        name: form.name,
+        phone: form.phone,
+        password: form.password,
+        role_id: form.role_id,
+    };
     let staff = add_staff(&state, &authed, body).await?;
-    Ok(redirect_with("/staff", &format!("已添加管理员 {}", staff.username)))
+    Ok(redirect_with(
+        "/staff",
+        &format!("已添加管理员 {}", staff.username),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -352,7 +591,12 @@ struct StaffUpdateForm {
     disabled: Option<String>,
 }
 
-async fn update_staff_form(State(state): State<AppState>, authed: Authed, Path(staff_id): Path<i64>, Form(form): Form<StaffUpdateForm>) -> PageResult {
+async fn update_staff_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(staff_id): Path<i64>,
+    Form(form): Form<StaffUpdateForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let body = UpdateStaffRequest {
         role_id: form.role_id,
@@ -364,12 +608,30 @@ async fn update_staff_form(State(state): State<AppState>, authed: Authed, Path(s
     Ok(redirect_with("/staff", "已保存"))
 }
 
-async fn update_role_form(State(state): State<AppState>, authed: Authed, Path(role_id): Path<i64>, body: String) -> PageResult {
+async fn update_role_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(role_id): Path<i64>,
+    body: String,
+) -> PageResult {
     // Checkbox groups repeat the `permission` key, so read the pairs directly.
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
-    let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     authed.check_form_csrf(&value("csrf"))?;
-    let permissions = parse_permissions(&pairs.iter().filter(|(k, _)| k == "permission").map(|(_, v)| v.clone()).collect::<Vec<_>>())?;
+    let permissions = parse_permissions(
+        &pairs
+            .iter()
+            .filter(|(k, _)| k == "permission")
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>(),
+    )?;
     change_role(&state, &authed, role_id, &value("label"), permissions).await?;
     Ok(redirect_with("/staff", "角色权限已保存"))
 }
@@ -379,10 +641,25 @@ struct DistributorsView {
     distributors: Vec<DistributorDto>,
 }
 
-async fn distributors_page(State(state): State<AppState>, authed: Authed, Query(query): Query<MsgQuery>) -> PageResult {
+async fn distributors_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
     authed.require(Permission::DistributorsManage)?;
-    let distributors = state.store.list_distributors(authed.merchant_id()).await?.into_iter().map(DistributorDto::from).collect();
-    Ok(render(&state, "distributors.html", &Page::new("券商管理", &authed).with_message(query.msg), DistributorsView { distributors }))
+    let distributors = state
+        .store
+        .list_distributors(authed.merchant_id())
+        .await?
+        .into_iter()
+        .map(DistributorDto::from)
+        .collect();
+    Ok(render(
+        &state,
+        "distributors.html",
+        &Page::new("券商管理", &authed).with_message(query.msg),
+        DistributorsView { distributors },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -392,13 +669,37 @@ struct DistributorForm {
     fields: DistributorRequest,
 }
 
-async fn create_distributor_form(State(state): State<AppState>, authed: Authed, Form(form): Form<DistributorForm>) -> PageResult {
+async fn create_distributor_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<DistributorForm>,
+) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let d = add_distributor(&state, &authed, form.fields).await?;
-    Ok(redirect_with("/distributors", &format!("已添加券商 {}", d.name)))
+    Ok(redirect_with(
+        "/distributors",
+        &format!("已添加券商 {}", d.name),
+    ))
 }
 
-async fn audit_page(State(state): State<AppState>, authed: Authed, Query(query): Query<MsgQuery>) -> PageResult {
-    let list = load_audit(&state, &authed, &PageQuery { page: query.page, page_size: None }).await?;
-    Ok(render(&state, "audit.html", &Page::new("操作日志", &authed), list))
+async fn audit_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    let list = load_audit(
+        &state,
+        &authed,
+        &PageQuery {
+            page: query.page,
+            page_size: None,
+        },
+    )
+    .await?;
+    Ok(render(
+        &state,
+        "audit.html",
+        &Page::new("操作日志", &authed),
+        list,
+    ))
 }

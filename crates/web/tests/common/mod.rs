@@ -1,0 +1,219 @@
+//! Test support: the real app on port 0 over a fresh SQLite file or a fresh
+//! PostgreSQL database, with signed-in HTTP clients.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use kaquan_core::auth::hash_staff_password;
+use kaquan_core::secrets::MasterKey;
+use kaquan_core::store::{NewStaff, Store};
+use kaquan_web::AppState;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "abc12345";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub master: MasterKey,
+    pub merchant_id: i64,
+    pub dir: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "kaquan-{label}-{}",
+        kaquan_core::secrets::random_token_hex(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn store_for(backend: Backend, dir: &std::path::Path) -> Arc<dyn Store> {
+    match backend {
+        Backend::Sqlite => Arc::new(
+            kaquan_store_sqlite::open(
+                &dir.join("kaquan.db"),
+                kaquan_store_sqlite::OpenMode::CreateIfMissing,
+            )
+            .unwrap(),
+        ),
+        Backend::Postgres => {
+            let url = kaquan_store_postgres::testing::create_test_database().await;
+            Arc::new(kaquan_store_postgres::connect(&url).await.unwrap())
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        let dir = temp_dir("web");
+        let store = store_for(backend, &dir).await;
+        let master = MasterKey::generate();
+        let merchant = store
+            .create_merchant("测试商户", kaquan_web::now())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(Arc::clone(&store), master.clone(), &base, false);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(kaquan_web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let app = Self {
+            base,
+            store,
+            master,
+            merchant_id: merchant.id,
+            dir,
+            shutdown: Some(tx),
+        };
+        app.add_staff("owner", "owner").await;
+        app
+    }
+
+    /// Adds a staff member with one of the built-in roles; password [`PASSWORD`].
+    pub async fn add_staff(&self, username: &str, role: &str) {
+        let roles = self.store.list_roles(self.merchant_id).await.unwrap();
+        let role = roles.iter().find(|r| r.name == role).unwrap();
+        let staff = NewStaff {
+            merchant_id: self.merchant_id,
+            username: username.into(),
+            name: username.into(),
+            phone: String::new(),
+            role_id: role.id,
+            password_hash: hash_staff_password(PASSWORD),
+        };
+        self.store
+            .create_staff(&staff, kaquan_web::now())
+            .await
+            .unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client signed in as `username`.
+    pub async fn client(&self, username: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = http
+            .post(self.url("/api/v1/sessions"))
+            .json(&serde_json::json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "sign in as {username}");
+        let me: Value = response.json().await.unwrap();
+        Client {
+            http,
+            base: self.base.clone(),
+            csrf: me["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Waits until a batch leaves `generating`.
+    pub async fn wait_for_batch(&self, client: &Client, batch_id: i64) -> Value {
+        loop {
+            let (status, batch) = client.get(&format!("/api/v1/batches/{batch_id}")).await;
+            assert_eq!(status, 200);
+            if batch["state"] != "generating" {
+                return batch;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.bytes().await.unwrap().to_vec(),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$body($crate::common::TestApp::start($crate::common::Backend::Sqlite).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$body($crate::common::TestApp::start($crate::common::Backend::Postgres).await).await;
+                }
+            )*
+        }
+    };
+}
