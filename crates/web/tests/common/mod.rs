@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod browser;
+
 use kaquan_core::auth::hash_staff_password;
 use kaquan_core::secrets::MasterKey;
 use kaquan_core::store::{NewStaff, Store};

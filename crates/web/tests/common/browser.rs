@@ -1,0 +1,187 @@
+//! A small WebDriver client for the browser tests: real headless Chromium
+//! driven through chromedriver (Debian's packages `chromium` and
+//! `chromium-driver`). A missing browser fails the test; it never skips.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long any wait in a browser test may take before it fails.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+pub struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    session: String,
+    pub download_dir: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after [`WAIT_LIMIT`].
+pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < WAIT_LIMIT, "timed out waiting for {what}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    pub async fn start(width: u32, height: u32, download_dir: &Path) -> Self {
+        let driver_path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_port();
+        let driver = Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver must be installed for the browser tests ({driver_path}): {e}"));
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until("chromedriver to start", || {
+            let http = http.clone();
+            let url = format!("{base}/status");
+            async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        let user_data = std::env::temp_dir().join(format!("kaquan-chromium-{}", kaquan_core::secrets::random_token_hex(6)));
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         format!("--window-size={width},{height}"), format!("--user-data-dir={}", user_data.display())],
+                "prefs": {"download.default_directory": download_dir.display().to_string(), "download.prompt_for_download": false}
+            }
+        }}});
+        let response: Value = http.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session = response["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("chromium did not start: {response}")).to_owned();
+        let browser = Self { driver, http, session: format!("{base}/session/{session}"), download_dir: download_dir.to_owned() };
+        browser
+            .command(
+                "POST",
+                "/goog/cdp/execute",
+                json!({"cmd": "Page.setDownloadBehavior", "params": {"behavior": "allow", "downloadPath": download_dir.display().to_string()}}),
+            )
+            .await;
+        browser
+    }
+
+    async fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.session);
+        let request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let response: Value = request.send().await.unwrap().json().await.unwrap();
+        if let Some(error) = response["value"].get("error") {
+            panic!("webdriver {method} {path}: {error} {}", response["value"]["message"]);
+        }
+        response["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.command("POST", "/url", json!({"url": url})).await;
+    }
+
+    pub async fn current_url(&self) -> String {
+        self.command("GET", "/url", Value::Null).await.as_str().unwrap().to_owned()
+    }
+
+    async fn find_id(&self, css: &str) -> Option<String> {
+        let response: Value = self
+            .http
+            .post(format!("{}/element", self.session))
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["value"][ELEMENT_KEY].as_str().map(str::to_owned)
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        self.find_id(css).await.is_some()
+    }
+
+    async fn element(&self, css: &str) -> String {
+        wait_until(&format!("element {css}"), || self.find_id(css)).await
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.command("POST", &format!("/element/{id}/clear"), json!({})).await;
+        self.command("POST", &format!("/element/{id}/value"), json!({"text": text})).await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.command("POST", &format!("/element/{id}/click"), json!({})).await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        self.command("GET", &format!("/element/{id}/text"), Value::Null).await.as_str().unwrap_or("").to_owned()
+    }
+
+    /// Waits until the element's text contains `needle`, and returns it.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        wait_until(&format!("{css} to say {needle:?}"), || async {
+            let id = self.find_id(css).await?;
+            let text = self.command("GET", &format!("/element/{id}/text"), Value::Null).await.as_str().unwrap_or("").to_owned();
+            text.contains(needle).then_some(text)
+        })
+        .await
+    }
+
+    pub async fn execute(&self, script: &str) -> Value {
+        self.command("POST", "/execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    /// Answers every confirm() on the current page with OK.
+    pub async fn accept_confirms(&self) {
+        self.execute("window.confirm = function () { return true; };").await;
+    }
+
+    pub async fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let data = self.command("GET", "/screenshot", Value::Null).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Waits for a finished download whose name ends with `extension`.
+    pub async fn wait_for_download(&self, extension: &str) -> PathBuf {
+        wait_until(&format!("a .{extension} download"), || async {
+            std::fs::read_dir(&self.download_dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == extension))
+        })
+        .await
+    }
+}
