@@ -15,16 +15,25 @@ struct Env {
 
 impl Env {
     fn sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!("kaquan-cli-{}", kaquan_core::secrets::random_token_hex(6)));
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-cli-{}",
+            kaquan_core::secrets::random_token_hex(6)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("kaquan.db").display());
         Self { dir, url }
     }
 
     async fn postgres() -> Self {
-        let dir = std::env::temp_dir().join(format!("kaquan-cli-{}", kaquan_core::secrets::random_token_hex(6)));
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-cli-{}",
+            kaquan_core::secrets::random_token_hex(6)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self { dir, url: kaquan_store_postgres::testing::create_test_database().await }
+        Self {
+            dir,
+            url: kaquan_store_postgres::testing::create_test_database().await,
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -43,7 +52,11 @@ impl Env {
 
     fn run(&self, args: &[&str]) -> Output {
         let output = self.command(args).stdin(Stdio::null()).output().unwrap();
-        assert!(output.status.success(), "kaquan {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "kaquan {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         output
     }
 
@@ -53,14 +66,28 @@ impl Env {
 
     fn setup(&self) {
         self.run(&["migrate"]);
-        assert_eq!(self.json(&["merchant", "create", "--name", "果园", "--json"])["merchant_id"], 1);
+        assert_eq!(
+            self.json(&["merchant", "create", "--name", "果园", "--json"])["merchant_id"],
+            1
+        );
     }
 }
 
 fn generation_killed_midway_is_all_or_nothing(env: Env) {
     env.setup();
     let mut child = env
-        .command(&["batch", "generate", "--quantity", "200000", "--numbering", "random", "--number-length", "12", "--password-length", "12"])
+        .command(&[
+            "batch",
+            "generate",
+            "--quantity",
+            "200000",
+            "--numbering",
+            "random",
+            "--number-length",
+            "12",
+            "--password-length",
+            "12",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -79,8 +106,14 @@ fn generation_killed_midway_is_all_or_nothing(env: Env) {
     let batch = &batches["batches"][0];
     eprintln!("after the kill: {batch}");
     match batch["state"].as_str().unwrap() {
-        "failed" => assert_eq!(batch["n_cards"], 0, "a failed batch holds nothing usable: {batch}"),
-        "ready" => assert_eq!(batch["n_cards"], 200_000, "a ready batch is complete: {batch}"),
+        "failed" => assert_eq!(
+            batch["n_cards"], 0,
+            "a failed batch holds nothing usable: {batch}"
+        ),
+        "ready" => assert_eq!(
+            batch["n_cards"], 200_000,
+            "a ready batch is complete: {batch}"
+        ),
         other => panic!("after a restart no batch may be {other}: {batch}"),
     }
     env.run(&["verify"]);
@@ -98,40 +131,75 @@ fn a_batch_killed_mid_generation_on_sqlite_is_all_or_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_killed_mid_generation_on_postgres_is_all_or_nothing() {
     let env = Env::postgres().await;
-    tokio::task::spawn_blocking(move || generation_killed_midway_is_all_or_nothing(env)).await.unwrap();
+    tokio::task::spawn_blocking(move || generation_killed_midway_is_all_or_nothing(env))
+        .await
+        .unwrap();
 }
 
 fn read_csv_passwords(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(|l| {
-        let cells: Vec<_> = l.split(',').collect();
-        (cells[1].to_owned(), cells[2].to_owned())
-    }).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<_> = l.split(',').collect();
+            (cells[1].to_owned(), cells[2].to_owned())
+        })
+        .collect()
 }
 
 #[test]
 fn no_exported_password_is_found_in_the_database_file_or_its_wal() {
     let env = Env::sqlite();
     env.setup();
-    env.run(&["batch", "generate", "--quantity", "3000", "--password-charset", "mixed", "--password-length", "12"]);
+    env.run(&[
+        "batch",
+        "generate",
+        "--quantity",
+        "3000",
+        "--password-charset",
+        "mixed",
+        "--password-length",
+        "12",
+    ]);
     let export = env.dir.join("cards.csv");
-    env.run(&["export", "cards", "--batch", "1", "--format", "csv", "--output", export.to_str().unwrap(), "--with-secrets"]);
-    let passwords: Vec<String> = read_csv_passwords(&export).into_iter().map(|(_, p)| p).collect();
+    env.run(&[
+        "export",
+        "cards",
+        "--batch",
+        "1",
+        "--format",
+        "csv",
+        "--output",
+        export.to_str().unwrap(),
+        "--with-secrets",
+    ]);
+    let passwords: Vec<String> = read_csv_passwords(&export)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     assert_eq!(passwords.len(), 3000);
     assert!(passwords.iter().all(|p| p.len() == 12));
     // Every password has the same length, so one pass over the bytes checks them all.
     let wanted: std::collections::HashSet<&[u8]> = passwords.iter().map(|p| p.as_bytes()).collect();
     let mut scanned = 0;
     for name in ["kaquan.db", "kaquan.db-wal", "kaquan.db-shm"] {
-        let Ok(bytes) = std::fs::read(env.dir.join(name)) else { continue };
+        let Ok(bytes) = std::fs::read(env.dir.join(name)) else {
+            continue;
+        };
         scanned += bytes.len();
-        assert!(!bytes.windows(12).any(|w| wanted.contains(w)), "a password is in {name} in plaintext");
+        assert!(
+            !bytes.windows(12).any(|w| wanted.contains(w)),
+            "a password is in {name} in plaintext"
+        );
     }
     assert!(scanned > 100_000, "the database and WAL were scanned");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(env.dir.join("test.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(env.dir.join("test.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the key file is private");
     }
 }
@@ -142,39 +210,112 @@ fn an_xlsx_export_reads_back_with_numbers_passwords_and_no_formulas() {
     let env = Env::sqlite();
     env.setup();
     let remark = "=HYPERLINK(\"http://evil\",\"x\")";
-    env.run(&["batch", "generate", "--quantity", "40", "--prefix", "A388", "--face-value-fen", "38800", "--valid-until", "2027-01-31", "--remark", remark]);
+    env.run(&[
+        "batch",
+        "generate",
+        "--quantity",
+        "40",
+        "--prefix",
+        "A388",
+        "--face-value-fen",
+        "38800",
+        "--valid-until",
+        "2027-01-31",
+        "--remark",
+        remark,
+    ]);
     let xlsx = env.dir.join("cards.xlsx");
     let csv = env.dir.join("cards.csv");
-    env.run(&["export", "cards", "--batch", "1", "--format", "xlsx", "--output", xlsx.to_str().unwrap(), "--with-secrets"]);
-    env.run(&["export", "cards", "--batch", "1", "--format", "csv", "--output", csv.to_str().unwrap(), "--with-secrets"]);
+    env.run(&[
+        "export",
+        "cards",
+        "--batch",
+        "1",
+        "--format",
+        "xlsx",
+        "--output",
+        xlsx.to_str().unwrap(),
+        "--with-secrets",
+    ]);
+    env.run(&[
+        "export",
+        "cards",
+        "--batch",
+        "1",
+        "--format",
+        "csv",
+        "--output",
+        csv.to_str().unwrap(),
+        "--with-secrets",
+    ]);
     let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
     let range = workbook.worksheet_range_at(0).unwrap().unwrap();
     let rows: Vec<&[Data]> = range.rows().collect();
     assert_eq!(rows.len(), 41);
     let header: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
-    assert_eq!(header, ["卡序号", "卡号", "密码", "二维码内容", "卡券面值(元)", "有效期开始", "有效期结束", "状态", "券商", "批次号", "卡券备注"]);
+    assert_eq!(
+        header,
+        [
+            "卡序号",
+            "卡号",
+            "密码",
+            "二维码内容",
+            "卡券面值(元)",
+            "有效期开始",
+            "有效期结束",
+            "状态",
+            "券商",
+            "批次号",
+            "卡券备注"
+        ]
+    );
     let expected = read_csv_passwords(&csv);
     for (row, (number, password)) in rows[1..].iter().zip(&expected) {
-        assert!(row.iter().all(|c| matches!(c, Data::String(_) | Data::Empty)), "every cell is a string: {row:?}");
+        assert!(
+            row.iter()
+                .all(|c| matches!(c, Data::String(_) | Data::Empty)),
+            "every cell is a string: {row:?}"
+        );
         assert_eq!(&row[1].to_string(), number);
         assert_eq!(&row[2].to_string(), password);
         assert_eq!(row[4].to_string(), "388.00");
         assert_eq!(row[6].to_string(), "2027-01-31");
-        assert_eq!(row[10].to_string(), format!("'{remark}"), "the formula trigger is escaped");
+        assert_eq!(
+            row[10].to_string(),
+            format!("'{remark}"),
+            "the formula trigger is escaped"
+        );
     }
     let formulas = workbook.worksheet_formula("卡券").unwrap();
-    assert!(formulas.cells().all(|(_, _, f)| f.is_empty()), "no cell holds a formula");
+    assert!(
+        formulas.cells().all(|(_, _, f)| f.is_empty()),
+        "no cell holds a formula"
+    );
     // The passwords are the cards' real passwords: they open from the sealed copies too.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use kaquan_core::store::Store;
-        let store = kaquan_store_sqlite::open(&env.dir.join("kaquan.db"), kaquan_store_sqlite::OpenMode::MustExist).unwrap();
-        let master = kaquan_core::secrets::MasterKey::from_hex(&std::fs::read_to_string(env.dir.join("test.key")).unwrap()).unwrap();
-        let cards = store.cards_after(1, &kaquan_core::card::CardFilter::default(), 0, 100).await.unwrap();
+        let store = kaquan_store_sqlite::open(
+            &env.dir.join("kaquan.db"),
+            kaquan_store_sqlite::OpenMode::MustExist,
+        )
+        .unwrap();
+        let master = kaquan_core::secrets::MasterKey::from_hex(
+            &std::fs::read_to_string(env.dir.join("test.key")).unwrap(),
+        )
+        .unwrap();
+        let cards = store
+            .cards_after(1, &kaquan_core::card::CardFilter::default(), 0, 100)
+            .await
+            .unwrap();
         let keys = master.merchant_keys(1, cards[0].key_version);
         for (card, (number, password)) in cards.iter().zip(&expected) {
             assert_eq!(&card.card.number, number);
-            assert_eq!(keys.open(number, card.secret_sealed.as_ref().unwrap()).as_ref(), Some(password));
+            assert_eq!(
+                keys.open(number, card.secret_sealed.as_ref().unwrap())
+                    .as_ref(),
+                Some(password)
+            );
         }
     });
 }
@@ -185,12 +326,28 @@ fn exported_qr_codes_decode_to_the_cards_redeem_page() {
     env.setup();
     env.run(&["batch", "generate", "--quantity", "3", "--prefix", "Q1"]);
     let zip_path = env.dir.join("qr.zip");
-    env.run(&["export", "qr-codes", "--batch", "1", "--image", "png", "--output", zip_path.to_str().unwrap(), "--public-url", "https://cards.example.com"]);
+    env.run(&[
+        "export",
+        "qr-codes",
+        "--batch",
+        "1",
+        "--image",
+        "png",
+        "--output",
+        zip_path.to_str().unwrap(),
+        "--public-url",
+        "https://cards.example.com",
+    ]);
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
     assert_eq!(archive.len(), 3);
     for idx in 0..archive.len() {
         let mut entry = archive.by_index(idx).unwrap();
-        let number = entry.name().unwrap().strip_suffix(".png").unwrap().to_owned();
+        let number = entry
+            .name()
+            .unwrap()
+            .strip_suffix(".png")
+            .unwrap()
+            .to_owned();
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
@@ -199,41 +356,121 @@ fn exported_qr_codes_decode_to_the_cards_redeem_page() {
         let info = reader.next_frame(&mut pixels).unwrap();
         assert_eq!(info.color_type, png::ColorType::Grayscale);
         let (width, height) = (info.width as usize, info.height as usize);
-        let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+            pixels[y * width + x]
+        });
         let grids = image.detect_grids();
         assert_eq!(grids.len(), 1, "one QR code in {number}.png");
         let (_, content) = grids[0].decode().unwrap();
-        assert_eq!(content, format!("https://cards.example.com/m/1/redeem?number={number}"));
+        assert_eq!(
+            content,
+            format!("https://cards.example.com/m/1/redeem?number={number}")
+        );
     }
     let svg = env.dir.join("qr-svg.zip");
-    env.run(&["export", "qr-codes", "--batch", "1", "--image", "svg", "--output", svg.to_str().unwrap()]);
+    env.run(&[
+        "export",
+        "qr-codes",
+        "--batch",
+        "1",
+        "--image",
+        "svg",
+        "--output",
+        svg.to_str().unwrap(),
+    ]);
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&svg).unwrap()).unwrap();
-    assert!(archive.by_index(0).unwrap().name().unwrap().ends_with(".svg"));
+    assert!(archive
+        .by_index(0)
+        .unwrap()
+        .name()
+        .unwrap()
+        .ends_with(".svg"));
 }
 
 #[test]
 fn scripted_commands_print_one_json_document_and_refuse_bad_input() {
     let env = Env::sqlite();
     let missing = env.command(&["batch", "list"]).output().unwrap();
-    assert!(!missing.status.success(), "a missing SQLite file is not created by other commands");
+    assert!(
+        !missing.status.success(),
+        "a missing SQLite file is not created by other commands"
+    );
     assert!(!env.dir.join("kaquan.db").exists());
     env.setup();
-    let typo = Command::new(KAQUAN).args(["--database-url", "sqlit://x.db", "batch", "list"]).output().unwrap();
+    let typo = Command::new(KAQUAN)
+        .args(["--database-url", "sqlit://x.db", "batch", "list"])
+        .output()
+        .unwrap();
     assert!(!typo.status.success());
     assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown database URL scheme"));
-    let created = env.json(&["batch", "generate", "--quantity", "100", "--numbering", "sequential", "--prefix", "B2", "--json"]);
+    let created = env.json(&[
+        "batch",
+        "generate",
+        "--quantity",
+        "100",
+        "--numbering",
+        "sequential",
+        "--prefix",
+        "B2",
+        "--json",
+    ]);
     assert_eq!(created["n_cards"], 100);
-    let activated = env.json(&["cards", "activate", "--serial-from", "1", "--serial-to", "20", "--json"]);
+    let activated = env.json(&[
+        "cards",
+        "activate",
+        "--serial-from",
+        "1",
+        "--serial-to",
+        "20",
+        "--json",
+    ]);
     assert_eq!(activated["n_cards"], 20);
-    assert_eq!(env.json(&["cards", "void", "--batch", "1", "--json"])["n_cards"], 100);
-    assert_eq!(env.json(&["cards", "delete", "--serial-from", "91", "--serial-to", "100", "--json"])["n_cards"], 10);
-    assert_eq!(env.json(&["cards", "restore", "--batch", "1", "--json"])["n_cards"], 90);
+    assert_eq!(
+        env.json(&["cards", "void", "--batch", "1", "--json"])["n_cards"],
+        100
+    );
+    assert_eq!(
+        env.json(&[
+            "cards",
+            "delete",
+            "--serial-from",
+            "91",
+            "--serial-to",
+            "100",
+            "--json"
+        ])["n_cards"],
+        10
+    );
+    assert_eq!(
+        env.json(&["cards", "restore", "--batch", "1", "--json"])["n_cards"],
+        90
+    );
     let refused = env.command(&["cards", "activate"]).output().unwrap();
-    assert!(!refused.status.success(), "a bulk operation needs a selection");
-    let too_many = env.command(&["batch", "generate", "--quantity", "1000001"]).output().unwrap();
+    assert!(
+        !refused.status.success(),
+        "a bulk operation needs a selection"
+    );
+    let too_many = env
+        .command(&["batch", "generate", "--quantity", "1000001"])
+        .output()
+        .unwrap();
     assert!(!too_many.status.success());
     assert!(String::from_utf8_lossy(&too_many.stderr).contains("生成数量"));
-    let mut user = env.command(&["user", "create", "--username", "boss", "--role", "owner", "--password-stdin", "--json"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut user = env
+        .command(&[
+            "user",
+            "create",
+            "--username",
+            "boss",
+            "--role",
+            "owner",
+            "--password-stdin",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(user.stdin.as_mut().unwrap(), b"abc12345\n").unwrap();
     let output = user.wait_with_output().unwrap();
     assert!(output.status.success());
@@ -241,13 +478,34 @@ fn scripted_commands_print_one_json_document_and_refuse_bad_input() {
     assert_eq!(created["role"], "owner");
     let import = env.dir.join("import.csv");
     std::fs::write(&import, "卡号,密码\nIMP0001,abcd1234\nIMP0001,abcd1234\n").unwrap();
-    let failed = env.command(&["batch", "import", "--file", import.to_str().unwrap(), "--json"]).output().unwrap();
+    let failed = env
+        .command(&[
+            "batch",
+            "import",
+            "--file",
+            import.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
     assert!(!failed.status.success());
     let report: Value = serde_json::from_slice(&failed.stdout).unwrap();
     assert_eq!(report["errors"][0]["line"], 3);
     std::fs::write(&import, "卡号,密码\nIMP0001,abcd1234\nIMP0002,abcd1234\n").unwrap();
-    assert_eq!(env.json(&["batch", "import", "--file", import.to_str().unwrap(), "--json"])["n_cards"], 2);
-    assert_eq!(env.json(&["merchant", "list", "--json"])["merchants"][0]["name"], "果园");
+    assert_eq!(
+        env.json(&[
+            "batch",
+            "import",
+            "--file",
+            import.to_str().unwrap(),
+            "--json"
+        ])["n_cards"],
+        2
+    );
+    assert_eq!(
+        env.json(&["merchant", "list", "--json"])["merchants"][0]["name"],
+        "果园"
+    );
     env.run(&["verify"]);
 }
 
@@ -265,14 +523,26 @@ async fn verify_detects_a_hand_corrupted_database_on_postgres() {
     .unwrap();
     let (client, connection) = tokio_postgres_connect(&url).await;
     let handle = tokio::spawn(connection);
-    client.batch_execute("UPDATE cards SET state = 'active', activated_at = NULL WHERE serial = 3").await.unwrap();
+    client
+        .batch_execute("UPDATE cards SET state = 'active', activated_at = NULL WHERE serial = 3")
+        .await
+        .unwrap();
     drop(client);
     let _ = handle.await;
-    let output = tokio::task::spawn_blocking(move || env.command(&["verify"]).output().unwrap()).await.unwrap();
+    let output = tokio::task::spawn_blocking(move || env.command(&["verify"]).output().unwrap())
+        .await
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("no activation time"));
 }
 
-async fn tokio_postgres_connect(url: &str) -> (tokio_postgres::Client, impl std::future::Future<Output = Result<(), tokio_postgres::Error>>) {
-    tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap()
+async fn tokio_postgres_connect(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+) {
+    tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap()
 }

@@ -6,19 +6,48 @@ mod common;
 #[tokio::test]
 async fn the_openapi_document_matches_its_snapshot_and_is_served() {
     let document = serde_json::to_string_pretty(&kaquan_web::openapi::document()).unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &document).unwrap();
     }
-    let snapshot = std::fs::read_to_string(&path).expect("snapshot exists (create it with UPDATE_SNAPSHOTS=1)");
-    assert_eq!(document, snapshot, "the API changed: review and run with UPDATE_SNAPSHOTS=1");
+    let snapshot = std::fs::read_to_string(&path)
+        .expect("snapshot exists (create it with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(
+        document, snapshot,
+        "the API changed: review and run with UPDATE_SNAPSHOTS=1"
+    );
 
     let app = common::TestApp::start(common::Backend::Sqlite).await;
-    let served: serde_json::Value = reqwest::get(app.url("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let served: serde_json::Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(served, kaquan_web::openapi::document());
     for (_, _, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
         let (verb, resource) = operation_id.split_once('_').unwrap();
-        assert!(["get", "list", "create", "update", "delete", "activate", "deactivate", "void", "restore", "edit", "purge", "export", "import", "estimate"].contains(&verb), "{operation_id}");
+        assert!(
+            [
+                "get",
+                "list",
+                "create",
+                "update",
+                "delete",
+                "activate",
+                "deactivate",
+                "void",
+                "restore",
+                "edit",
+                "purge",
+                "export",
+                "import",
+                "estimate"
+            ]
+            .contains(&verb),
+            "{operation_id}"
+        );
         assert!(!resource.is_empty());
     }
 }
@@ -28,7 +57,13 @@ async fn every_documented_operation_is_routed() {
     let app = common::TestApp::start(common::Backend::Sqlite).await;
     let http = reqwest::Client::new();
     for (method, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
-        let url = app.url(&path.replace("{batch_id}", "1").replace("{distributor_id}", "1").replace("{staff_id}", "1").replace("{role_id}", "1"));
+        let url = app.url(
+            &path
+                .replace("{batch_id}", "1")
+                .replace("{distributor_id}", "1")
+                .replace("{staff_id}", "1")
+                .replace("{role_id}", "1"),
+        );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let status = http.request(method, url).send().await.unwrap().status();
         assert_ne!(status, 404, "{operation_id} is not routed");

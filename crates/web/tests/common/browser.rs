@@ -37,18 +37,26 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < WAIT_LIMIT, "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Browser {
     pub async fn start(width: u32, height: u32, download_dir: &Path) -> Self {
-        let driver_path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let driver_path =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
         let driver = Command::new(&driver_path)
@@ -56,16 +64,28 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("chromedriver must be installed for the browser tests ({driver_path}): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("chromedriver must be installed for the browser tests ({driver_path}): {e}")
+            });
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         wait_until("chromedriver to start", || {
             let http = http.clone();
             let url = format!("{base}/status");
-            async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
         })
         .await;
-        let user_data = std::env::temp_dir().join(format!("kaquan-chromium-{}", kaquan_core::secrets::random_token_hex(6)));
+        let user_data = std::env::temp_dir().join(format!(
+            "kaquan-chromium-{}",
+            kaquan_core::secrets::random_token_hex(6)
+        ));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -76,9 +96,25 @@ impl Browser {
                 "prefs": {"download.default_directory": download_dir.display().to_string(), "download.prompt_for_download": false}
             }
         }}});
-        let response: Value = http.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
-        let session = response["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("chromium did not start: {response}")).to_owned();
-        let browser = Self { driver, http, session: format!("{base}/session/{session}"), download_dir: download_dir.to_owned() };
+        let response: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = response["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chromium did not start: {response}"))
+            .to_owned();
+        let browser = Self {
+            driver,
+            http,
+            session: format!("{base}/session/{session}"),
+            download_dir: download_dir.to_owned(),
+        };
         browser
             .command(
                 "POST",
@@ -97,7 +133,10 @@ impl Browser {
         };
         let response: Value = request.send().await.unwrap().json().await.unwrap();
         if let Some(error) = response["value"].get("error") {
-            panic!("webdriver {method} {path}: {error} {}", response["value"]["message"]);
+            panic!(
+                "webdriver {method} {path}: {error} {}",
+                response["value"]["message"]
+            );
         }
         response["value"].clone()
     }
@@ -107,7 +146,11 @@ impl Browser {
     }
 
     pub async fn current_url(&self) -> String {
-        self.command("GET", "/url", Value::Null).await.as_str().unwrap().to_owned()
+        self.command("GET", "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn find_id(&self, css: &str) -> Option<String> {
@@ -134,43 +177,67 @@ impl Browser {
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;
-        self.command("POST", &format!("/element/{id}/clear"), json!({})).await;
-        self.command("POST", &format!("/element/{id}/value"), json!({"text": text})).await;
+        self.command("POST", &format!("/element/{id}/clear"), json!({}))
+            .await;
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
     }
 
     pub async fn click(&self, css: &str) {
         let id = self.element(css).await;
-        self.command("POST", &format!("/element/{id}/click"), json!({})).await;
+        self.command("POST", &format!("/element/{id}/click"), json!({}))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
         let id = self.element(css).await;
-        self.command("GET", &format!("/element/{id}/text"), Value::Null).await.as_str().unwrap_or("").to_owned()
+        self.command("GET", &format!("/element/{id}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// Waits until the element's text contains `needle`, and returns it.
     pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
         wait_until(&format!("{css} to say {needle:?}"), || async {
             let id = self.find_id(css).await?;
-            let text = self.command("GET", &format!("/element/{id}/text"), Value::Null).await.as_str().unwrap_or("").to_owned();
+            let text = self
+                .command("GET", &format!("/element/{id}/text"), Value::Null)
+                .await
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             text.contains(needle).then_some(text)
         })
         .await
     }
 
     pub async fn execute(&self, script: &str) -> Value {
-        self.command("POST", "/execute/sync", json!({"script": script, "args": []})).await
+        self.command(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     /// Answers every confirm() on the current page with OK.
     pub async fn accept_confirms(&self) {
-        self.execute("window.confirm = function () { return true; };").await;
+        self.execute("window.confirm = function () { return true; };")
+            .await;
     }
 
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;
         let data = self.command("GET", "/screenshot", Value::Null).await;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap();
         std::fs::write(path, bytes).unwrap();
     }
 
