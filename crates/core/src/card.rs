@@ -295,24 +295,25 @@ impl CardEdit {
         *self == Self::default()
     }
 
+    /// The chosen fields by their console labels, for messages and the audit log.
     pub fn describe(&self) -> String {
         let mut fields = Vec::new();
         if self.face_value_fen.is_some() {
-            fields.push("face_value");
+            fields.push("卡券面值");
         }
         if self.valid_from.is_some() {
-            fields.push("valid_from");
+            fields.push("有效期开始");
         }
         if self.valid_until.is_some() {
-            fields.push("valid_until");
+            fields.push("有效期结束");
         }
         if self.remark.is_some() {
-            fields.push("remark");
+            fields.push("卡券备注");
         }
         if self.distributor_id.is_some() {
-            fields.push("distributor");
+            fields.push("券商");
         }
-        fields.join(",")
+        fields.join("、")
     }
 }
 

@@ -20,6 +20,9 @@ use tokio_postgres::{NoTls, Row};
 
 /// Connections per `kaquan serve` node.
 pub const POOL_SIZE_MAX: usize = 16;
+/// How long start-up waits for a `generating` batch's lock before deciding
+/// a live node is filling it.
+const INTERRUPTED_BATCH_LOCK_WAIT_MS: u64 = 5000;
 /// Key for the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK_KEY: i64 = 0x6b61_7175_616e; // "kaquan"
 
@@ -861,18 +864,32 @@ impl Store for PgStore {
     }
 
     async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
-        // A batch whose row is locked is being filled by a live node right now
-        // (fill_batch holds FOR UPDATE): leave it. Only unlocked `generating`
-        // batches were abandoned by a dead process.
-        let client = self.client().await?;
-        client
+        // A live fill holds its batch row locked (FOR UPDATE) until it commits;
+        // a killed client's transaction is aborted by the server moments after
+        // its socket closes. So wait a little for the lock: a batch that is
+        // still locked after that is being filled by a live node and is left
+        // alone; one whose lock went away with its dead client is failed.
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{INTERRUPTED_BATCH_LOCK_WAIT_MS}ms'"
+        ))
+        .await
+        .map_err(map_err)?;
+        let result = tx
             .execute(
-                "UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE id IN \
-                 (SELECT id FROM batches WHERE state = 'generating' AND completed_at IS NULL FOR UPDATE SKIP LOCKED)",
+                "UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE state = 'generating'",
                 &[],
             )
-            .await
-            .map_err(map_err)
+            .await;
+        match result {
+            Ok(n) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(n)
+            }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(0),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch> {

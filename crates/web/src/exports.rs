@@ -22,6 +22,8 @@ pub const XLSX_CONTENT_TYPE: &str =
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 /// Cards fetched per page while exporting.
 pub const EXPORT_PAGE_ROWS: i64 = 5000;
+/// Pages the reader may run ahead of the xlsx writer.
+const EXPORT_PAGES_AHEAD: usize = 2;
 /// xlsx worksheets hold at most this many rows (header included).
 const XLSX_ROWS_MAX: i64 = 1_048_576;
 
@@ -169,29 +171,51 @@ pub async fn export_cards(
                     XLSX_ROWS_MAX - 1
                 )));
             }
-            let mut workbook = rust_xlsxwriter::Workbook::new();
-            let sheet = workbook
-                .add_worksheet_with_constant_memory()
-                .map_err(xlsx_err)?;
-            sheet.set_name("卡券").map_err(xlsx_err)?;
-            for (c, h) in headers(request.with_secrets).iter().enumerate() {
-                sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
-            }
-            let mut next_row = 1u32;
-            let n = for_each_page(request, |page| {
-                for row in page {
-                    for (c, cell) in cells(request, row)?.iter().enumerate() {
-                        sheet
-                            .write_string(next_row, c as u16, cell)
-                            .map_err(xlsx_err)?;
-                    }
-                    next_row += 1;
+            // The workbook is written on its own thread while this task reads
+            // and decrypts the next page, so both cores share the export.
+            let (sender, receiver) =
+                std::sync::mpsc::sync_channel::<Vec<Vec<String>>>(EXPORT_PAGES_AHEAD);
+            let headers = headers(request.with_secrets);
+            let path = path.to_owned();
+            let writer = tokio::task::spawn_blocking(move || -> ApiResult<()> {
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                let sheet = workbook
+                    .add_worksheet_with_constant_memory()
+                    .map_err(xlsx_err)?;
+                sheet.set_name("卡券").map_err(xlsx_err)?;
+                for (c, h) in headers.iter().enumerate() {
+                    sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
                 }
-                Ok(())
+                let mut next_row = 1u32;
+                for page in receiver {
+                    for cells in page {
+                        for (c, cell) in cells.iter().enumerate() {
+                            sheet
+                                .write_string(next_row, c as u16, cell)
+                                .map_err(xlsx_err)?;
+                        }
+                        next_row += 1;
+                    }
+                }
+                workbook.save(&path).map_err(xlsx_err)
+            });
+            let n = for_each_page(request, |page| {
+                let rows = page
+                    .iter()
+                    .map(|row| cells(request, row))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                sender
+                    .send(rows)
+                    .map_err(|_| ApiError::Internal("xlsx writer stopped".into()))
             })
-            .await?;
-            workbook.save(path).map_err(xlsx_err)?;
-            Ok(n)
+            .await;
+            drop(sender);
+            let written = writer
+                .await
+                .map_err(|e| ApiError::Internal(format!("xlsx writer failed: {e}")))?;
+            // A writer error explains a failed send, so it goes first.
+            written?;
+            n
         }
         ExportFormat::Csv => {
             let file = std::fs::File::create(path)
