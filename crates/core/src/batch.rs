@@ -111,7 +111,7 @@ pub fn password_strength(
     let mut warnings = Vec::new();
     if bits < PASSWORD_BITS_WARN_BELOW {
         warnings.push(format!(
-            "密码强度仅约 {bits:.0} 位，低于建议的 {PASSWORD_BITS_WARN_BELOW:.0} 位：请加长密码或使用字母+数字"
+            "密码强度仅约 {bits:.1} 位，低于建议的 {PASSWORD_BITS_WARN_BELOW:.0} 位：请加长密码或使用字母+数字"
         ));
         if numbering == Numbering::Sequential {
             warnings.push(

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use kaquan_core::card::CardFilter;
 use kaquan_core::clock::format_date;
 use kaquan_core::money::format_yuan;
-use kaquan_core::secrets::MasterKey;
+use kaquan_core::secrets::{MasterKey, MerchantKeys};
 use kaquan_core::store::{CardWithSecret, Store};
 use std::io::Write;
 use std::path::Path;
@@ -101,18 +101,44 @@ fn headers(with_secrets: bool) -> Vec<&'static str> {
 }
 
 /// One exported row, every cell a string.
-fn cells(request: &ExportRequest, row: &CardWithSecret) -> ApiResult<Vec<String>> {
+/// Turns card rows into cells, deriving each key version's keys once per
+/// export rather than once per card.
+struct CellWriter<'a> {
+    request: &'a ExportRequest<'a>,
+    keys: std::collections::HashMap<i32, MerchantKeys>,
+}
+
+impl<'a> CellWriter<'a> {
+    fn new(request: &'a ExportRequest<'a>) -> Self {
+        Self {
+            request,
+            keys: std::collections::HashMap::new(),
+        }
+    }
+
+    fn cells(&mut self, row: &CardWithSecret) -> ApiResult<Vec<String>> {
+        let request = self.request;
+        let keys = self.keys.entry(row.key_version).or_insert_with(|| {
+            request
+                .master
+                .merchant_keys(request.merchant_id, row.key_version)
+        });
+        cells(request, keys, row)
+    }
+}
+
+fn cells(
+    request: &ExportRequest,
+    keys: &MerchantKeys,
+    row: &CardWithSecret,
+) -> ApiResult<Vec<String>> {
     let card = &row.card;
     let mut cells = vec![card.serial.to_string(), card.number.clone()];
     if request.with_secrets {
         let password = match &row.secret_sealed {
-            Some(sealed) => request
-                .master
-                .merchant_keys(request.merchant_id, row.key_version)
-                .open(&card.number, sealed)
-                .ok_or_else(|| {
-                    ApiError::Internal(format!("sealed password of card {} does not open", card.id))
-                })?,
+            Some(sealed) => keys.open(&card.number, sealed).ok_or_else(|| {
+                ApiError::Internal(format!("sealed password of card {} does not open", card.id))
+            })?,
             None => "（已清除）".to_owned(),
         };
         cells.push(password);
@@ -199,10 +225,11 @@ pub async fn export_cards(
                 }
                 workbook.save(&path).map_err(xlsx_err)
             });
+            let mut cell_writer = CellWriter::new(request);
             let n = for_each_page(request, |page| {
                 let rows = page
                     .iter()
-                    .map(|row| cells(request, row))
+                    .map(|row| cell_writer.cells(row))
                     .collect::<ApiResult<Vec<_>>>()?;
                 sender
                     .send(rows)
@@ -227,10 +254,11 @@ pub async fn export_cards(
             writer
                 .write_record(headers(request.with_secrets))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut cell_writer = CellWriter::new(request);
             let n = for_each_page(request, |page| {
                 for row in page {
                     writer
-                        .write_record(cells(request, row)?)
+                        .write_record(cell_writer.cells(row)?)
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
                 }
                 Ok(())
