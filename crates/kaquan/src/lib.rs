@@ -939,7 +939,8 @@ async fn export_command(
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.listen))
     };
-    match command {
+    use kaquan_web::exports::{ExportFormat, ExportKind, QrImageFormat};
+    let (batch, kind, output, with_secrets, public_url) = match command {
         ExportCommand::Cards {
             batch,
             format,
@@ -947,38 +948,17 @@ async fn export_command(
             with_secrets,
             public_url,
         } => {
-            let filter = CardFilter {
-                batch_id: batch,
-                ..Default::default()
-            };
-            let public_url = public_url.unwrap_or_else(default_public_url);
-            let request = kaquan_web::exports::ExportRequest {
-                store,
-                master,
-                merchant_id,
-                filter: &filter,
-                with_secrets,
-                public_url: public_url.trim_end_matches('/'),
-            };
             let format = match format {
-                FormatArg::Xlsx => kaquan_web::exports::ExportFormat::Xlsx,
-                FormatArg::Csv => kaquan_web::exports::ExportFormat::Csv,
+                FormatArg::Xlsx => ExportFormat::Xlsx,
+                FormatArg::Csv => ExportFormat::Csv,
             };
-            let n = kaquan_web::exports::export_cards(&request, format, &output)
-                .await
-                .map_err(|e| anyhow!(e.public_message()))?;
-            let mut audit = cli_audit(
-                merchant_id,
-                "export_cards",
-                filter.describe(),
-                format!(
-                    "format={format:?} with_secrets={with_secrets} output={}",
-                    output.display()
-                ),
-            );
-            audit.n_affected = n;
-            store.append_audit(&audit).await?;
-            eprintln!("已导出 {n} 张卡到 {}", output.display());
+            (
+                batch,
+                ExportKind::Cards(format),
+                output,
+                with_secrets,
+                public_url,
+            )
         }
         ExportCommand::QrCodes {
             batch,
@@ -986,37 +966,39 @@ async fn export_command(
             output,
             public_url,
         } => {
-            let filter = CardFilter {
-                batch_id: batch,
-                ..Default::default()
-            };
-            let public_url = public_url.unwrap_or_else(default_public_url);
-            let request = kaquan_web::exports::ExportRequest {
-                store,
-                master,
-                merchant_id,
-                filter: &filter,
-                with_secrets: false,
-                public_url: public_url.trim_end_matches('/'),
-            };
             let image = match image {
-                ImageArg::Png => kaquan_web::exports::QrImageFormat::Png,
-                ImageArg::Svg => kaquan_web::exports::QrImageFormat::Svg,
+                ImageArg::Png => QrImageFormat::Png,
+                ImageArg::Svg => QrImageFormat::Svg,
             };
-            let n = kaquan_web::exports::export_qr_codes(&request, image, &output)
-                .await
-                .map_err(|e| anyhow!(e.public_message()))?;
-            let mut audit = cli_audit(
-                merchant_id,
-                "export_qr_codes",
-                filter.describe(),
-                format!("output={}", output.display()),
-            );
-            audit.n_affected = n;
-            store.append_audit(&audit).await?;
-            eprintln!("已导出 {n} 个二维码到 {}", output.display());
+            (batch, ExportKind::QrCodes(image), output, false, public_url)
         }
-    }
+    };
+    let filter = CardFilter {
+        batch_id: batch,
+        ..Default::default()
+    };
+    let public_url = public_url.unwrap_or_else(default_public_url);
+    let request = kaquan_web::exports::ExportRequest {
+        store,
+        master,
+        merchant_id,
+        filter: &filter,
+        with_secrets,
+        public_url: public_url.trim_end_matches('/'),
+    };
+    let n = kind
+        .write(&request, &output)
+        .await
+        .map_err(|e| anyhow!(e.public_message()))?;
+    let detail = format!(
+        "{} output={}",
+        kind.audit_detail(with_secrets),
+        output.display()
+    );
+    let mut audit = cli_audit(merchant_id, kind.action(), filter.describe(), detail);
+    audit.n_affected = n;
+    store.append_audit(&audit).await?;
+    eprintln!("已导出 {n} 张卡到 {}", output.display());
     Ok(ExitCode::SUCCESS)
 }
 

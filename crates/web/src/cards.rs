@@ -3,7 +3,7 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
-use crate::exports::{self, ExportFormat, ExportRequest, QrImageFormat};
+use crate::exports::{self, ExportFormat, ExportKind, ExportRequest, QrImageFormat};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -434,20 +434,50 @@ async fn export_cards(
     authed: Authed,
     Query(query): Query<ExportQuery>,
 ) -> ApiResult<Response> {
-    authed.require(Permission::CardsExport)?;
     let with_secrets = bool_field(query.with_secrets.as_deref().unwrap_or(""))?.unwrap_or(false);
+    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx"))
+        .ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
+    export(
+        &state,
+        &authed,
+        &query.filter,
+        ExportKind::Cards(format),
+        with_secrets,
+    )
+    .await
+}
+
+async fn export_qr_codes(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg"))
+        .ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
+    export(
+        &state,
+        &authed,
+        &query.filter,
+        ExportKind::QrCodes(image),
+        false,
+    )
+    .await
+}
+
+/// Checks the permissions, writes the export, audits it, and streams it.
+async fn export(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilterForm,
+    kind: ExportKind,
+    with_secrets: bool,
+) -> ApiResult<Response> {
+    authed.require(Permission::CardsExport)?;
     if with_secrets {
         authed.require(Permission::CardsExportSecrets)?;
     }
-    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx"))
-        .ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
-    let filter = query.filter.into_filter()?;
-    let extension = if format == ExportFormat::Xlsx {
-        "xlsx"
-    } else {
-        "csv"
-    };
-    let path = exports::temp_export_path(extension);
+    let filter = filter.into_filter()?;
+    let path = exports::temp_export_path(kind.extension());
     let request = ExportRequest {
         store: state.store.as_ref(),
         master: &state.master,
@@ -456,55 +486,15 @@ async fn export_cards(
         with_secrets,
         public_url: &state.public_url,
     };
-    let result = exports::export_cards(&request, format, &path).await;
-    let n = match result {
-        Ok(n) => n,
-        Err(error) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(error);
-        }
-    };
-    let detail = format!("format={extension} with_secrets={with_secrets}");
-    let mut audit = authed.audit("export_cards", filter.describe(), detail);
+    let n = kind.write(&request, &path).await?;
+    let mut audit = authed.audit(
+        kind.action(),
+        filter.describe(),
+        kind.audit_detail(with_secrets),
+    );
     audit.n_affected = n;
     state.store.append_audit(&audit).await?;
-    let content_type = if format == ExportFormat::Xlsx {
-        exports::XLSX_CONTENT_TYPE
-    } else {
-        "text/csv; charset=utf-8"
-    };
-    exports::stream_file(&path, &format!("卡券导出.{extension}"), content_type).await
-}
-
-async fn export_qr_codes(
-    State(state): State<AppState>,
-    authed: Authed,
-    Query(query): Query<ExportQuery>,
-) -> ApiResult<Response> {
-    authed.require(Permission::CardsExport)?;
-    let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg"))
-        .ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
-    let filter = query.filter.into_filter()?;
-    let path = exports::temp_export_path("zip");
-    let request = ExportRequest {
-        store: state.store.as_ref(),
-        master: &state.master,
-        merchant_id: authed.merchant_id(),
-        filter: &filter,
-        with_secrets: false,
-        public_url: &state.public_url,
-    };
-    let n = match exports::export_qr_codes(&request, image, &path).await {
-        Ok(n) => n,
-        Err(error) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(error);
-        }
-    };
-    let mut audit = authed.audit("export_qr_codes", filter.describe(), String::new());
-    audit.n_affected = n;
-    state.store.append_audit(&audit).await?;
-    exports::stream_file(&path, "卡号二维码.zip", "application/zip").await
+    exports::stream_file(&path, &kind.file_name(), kind.content_type()).await
 }
 
 // ---- console ----------------------------------------------------------------

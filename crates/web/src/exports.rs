@@ -469,3 +469,61 @@ mod tests {
         );
     }
 }
+
+/// One kind of export: the cards as a table, or their QR codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    Cards(ExportFormat),
+    QrCodes(QrImageFormat),
+}
+
+impl ExportKind {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Cards(ExportFormat::Xlsx) => "xlsx",
+            Self::Cards(ExportFormat::Csv) => "csv",
+            Self::QrCodes(_) => "zip",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Cards(ExportFormat::Xlsx) => XLSX_CONTENT_TYPE,
+            Self::Cards(ExportFormat::Csv) => "text/csv; charset=utf-8",
+            Self::QrCodes(_) => "application/zip",
+        }
+    }
+
+    pub fn file_name(self) -> String {
+        match self {
+            Self::Cards(_) => format!("卡券导出.{}", self.extension()),
+            Self::QrCodes(_) => "卡号二维码.zip".to_owned(),
+        }
+    }
+
+    /// The audit log's name for this export.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Cards(_) => "export_cards",
+            Self::QrCodes(_) => "export_qr_codes",
+        }
+    }
+
+    /// Writes the export to `path` and returns how many cards it holds; a
+    /// failed export leaves no file behind.
+    pub async fn write(self, request: &ExportRequest<'_>, path: &Path) -> ApiResult<i64> {
+        let result = match self {
+            Self::Cards(format) => export_cards(request, format, path).await,
+            Self::QrCodes(image) => export_qr_codes(request, image, path).await,
+        };
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
+    /// What the audit log records beside the filter.
+    pub fn audit_detail(self, with_secrets: bool) -> String {
+        format!("format={} with_secrets={with_secrets}", self.extension())
+    }
+}
