@@ -126,19 +126,40 @@ impl Browser {
     }
 
     async fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("webdriver {method} {path}: {error}"))
+    }
+
+    async fn try_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.session);
         let request = match method {
             "GET" => self.http.get(url),
             _ => self.http.post(url).json(&body),
         };
-        let response: Value = request.send().await.unwrap().json().await.unwrap();
-        if let Some(error) = response["value"].get("error") {
-            panic!(
-                "webdriver {method} {path}: {error} {}",
-                response["value"]["message"]
-            );
+        let response: Value = request
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response["value"].get("error") {
+            Some(error) => Err(format!("{error} {}", response["value"]["message"])),
+            None => Ok(response["value"].clone()),
         }
-        response["value"].clone()
+    }
+
+    /// Runs an element command, finding the element again if the page
+    /// replaced it meanwhile (a navigation after a click or submit).
+    async fn on_element(&self, css: &str, method: &str, action: &str, body: Value) -> Value {
+        wait_until(&format!("{action} on {css}"), || async {
+            let id = self.find_id(css).await?;
+            self.try_command(method, &format!("/element/{id}{action}"), body.clone())
+                .await
+                .ok()
+        })
+        .await
     }
 
     pub async fn goto(&self, url: &str) {
@@ -171,31 +192,18 @@ impl Browser {
         self.find_id(css).await.is_some()
     }
 
-    async fn element(&self, css: &str) -> String {
-        wait_until(&format!("element {css}"), || self.find_id(css)).await
-    }
-
     pub async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.command("POST", &format!("/element/{id}/clear"), json!({}))
+        self.on_element(css, "POST", "/clear", json!({})).await;
+        self.on_element(css, "POST", "/value", json!({"text": text}))
             .await;
-        self.command(
-            "POST",
-            &format!("/element/{id}/value"),
-            json!({"text": text}),
-        )
-        .await;
     }
 
     pub async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.command("POST", &format!("/element/{id}/click"), json!({}))
-            .await;
+        self.on_element(css, "POST", "/click", json!({})).await;
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let id = self.element(css).await;
-        self.command("GET", &format!("/element/{id}/text"), Value::Null)
+        self.on_element(css, "GET", "/text", Value::Null)
             .await
             .as_str()
             .unwrap_or("")
@@ -206,12 +214,12 @@ impl Browser {
     pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
         wait_until(&format!("{css} to say {needle:?}"), || async {
             let id = self.find_id(css).await?;
+            // The page may navigate between finding and reading: try again then.
             let text = self
-                .command("GET", &format!("/element/{id}/text"), Value::Null)
+                .try_command("GET", &format!("/element/{id}/text"), Value::Null)
                 .await
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
+                .ok()?;
+            let text = text.as_str().unwrap_or("").to_owned();
             text.contains(needle).then_some(text)
         })
         .await
