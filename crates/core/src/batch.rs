@@ -139,6 +139,9 @@ pub struct BatchSpec {
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,
     pub remark: String,
+    /// 卡号状态: activate the cards as soon as they exist. Off by default:
+    /// selling first and activating what was sold is the safe way.
+    pub activate: bool,
 }
 
 /// Defaults for 快速创建: only the quantity is required.
@@ -162,6 +165,7 @@ pub struct BatchFields {
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,
     pub remark: Option<String>,
+    pub activate: bool,
 }
 
 impl BatchSpec {
@@ -254,6 +258,7 @@ impl BatchSpec {
             valid_from: fields.valid_from,
             valid_until: fields.valid_until,
             remark,
+            activate: fields.activate,
         })
     }
 

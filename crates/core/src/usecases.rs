@@ -2,7 +2,7 @@
 //! batch, generating or importing its cards, and the checked bulk operations.
 
 use crate::batch::{imported_card, BatchSpec, CardGenerator, NewCard, NumberGenerator, Numbering};
-use crate::card::{CardNumber, CardPassword};
+use crate::card::{CardFilter, CardNumber, CardOp, CardPassword};
 use crate::secrets::MasterKey;
 use crate::store::{AuditEntry, Batch, BatchSource, CardSource, NewBatch, Store, VecSource};
 use crate::{StoreError, StoreResult};
@@ -87,13 +87,33 @@ pub async fn fill_generated_batch(
 ) -> StoreResult<i64> {
     let result =
         fill_generated_batch_inner(store, master, batch, spec, &audit, progress, now).await;
-    if let Err(error) = &result {
-        // The fill transaction rolled back, so marking the batch failed is all that is left.
-        let message = match error {
-            StoreError::Conflict(_) => "卡号与已有卡冲突，请重试或更换卡号前缀",
-            _ => "生成失败",
-        };
-        store.fail_batch(batch.id, message).await?;
+    match &result {
+        Ok(_) if spec.activate => {
+            // A separate, audited step: if it is interrupted the cards stay
+            // inactive, which is the safe state.
+            let filter = CardFilter {
+                batch_id: Some(batch.id),
+                ..Default::default()
+            };
+            let activation = AuditEntry {
+                action: "activate_cards".into(),
+                target: filter.describe(),
+                detail: "生成后立即激活".into(),
+                ..audit
+            };
+            store
+                .apply_card_op(batch.merchant_id, &filter, CardOp::Activate, &activation)
+                .await?;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            // The fill transaction rolled back, so marking the batch failed is all that is left.
+            let message = match error {
+                StoreError::Conflict(_) => "卡号与已有卡冲突，请重试或更换卡号前缀",
+                _ => "生成失败",
+            };
+            store.fail_batch(batch.id, message).await?;
+        }
     }
     result
 }

@@ -188,6 +188,9 @@ pub struct GenerateArgs {
     pub valid_until: Option<String>,
     #[arg(long)]
     pub remark: Option<String>,
+    /// Activate the cards as soon as they exist (default: inactive until sold).
+    #[arg(long)]
+    pub activate: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -769,6 +772,7 @@ async fn batch_command(
                 valid_from: parse_cli_date(args.valid_from.as_deref(), false)?,
                 valid_until: parse_cli_date(args.valid_until.as_deref(), true)?,
                 remark: args.remark,
+                activate: args.activate,
             })
             .map_err(|errors| anyhow!(errors.join("; ")))?;
             let strength = spec.strength();

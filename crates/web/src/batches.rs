@@ -113,6 +113,9 @@ pub struct BatchRequest {
     /// `YYYY-MM-DD`, the last day the card can be used.
     pub valid_until: Option<String>,
     pub remark: Option<String>,
+    /// 卡号状态: `true` activates the cards as soon as they exist.
+    #[serde(default)]
+    pub activate: bool,
 }
 
 pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiResult<Option<i64>> {
@@ -158,6 +161,7 @@ impl BatchRequest {
             valid_from: parse_optional_date(self.valid_from.as_deref(), "卡有效期开始", false)?,
             valid_until: parse_optional_date(self.valid_until.as_deref(), "卡有效期结束", true)?,
             remark: self.remark,
+            activate: self.activate,
         };
         BatchSpec::new(fields).map_err(|errors| ApiError::Invalid(errors.join("；"), errors))
     }
@@ -632,6 +636,8 @@ struct BatchForm {
     valid_from: Option<String>,
     valid_until: Option<String>,
     remark: Option<String>,
+    /// The 生成后立即激活 checkbox.
+    activate: Option<String>,
 }
 
 fn parse_number<T: std::str::FromStr>(text: Option<&str>, field: &str) -> ApiResult<Option<T>> {
@@ -671,6 +677,7 @@ impl BatchForm {
             valid_from: self.valid_from,
             valid_until: self.valid_until,
             remark: self.remark,
+            activate: self.activate.is_some(),
         })
     }
 }

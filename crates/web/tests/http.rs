@@ -15,6 +15,7 @@ on_both_backends! {
     an_import_with_one_bad_row_imports_nothing_and_reports_the_row => import_all_or_nothing;
     bad_batch_fields_get_a_clear_error_and_create_nothing => bad_batch_fields;
     staff_and_distributors_are_managed_through_the_api => staff_and_distributors;
+    a_batch_can_be_activated_as_soon_as_it_is_generated => activate_on_create;
 }
 
 async fn create_batch(app: &TestApp, client: &common::Client, body: Value) -> Value {
@@ -495,4 +496,23 @@ async fn staff_and_distributors(app: TestApp) {
         )
         .await;
     assert_eq!(status, 204);
+}
+
+async fn activate_on_create(app: TestApp) {
+    let client = app.client("owner").await;
+    let inactive = create_batch(&app, &client, json!({"quantity": 5})).await;
+    let active = create_batch(&app, &client, json!({"quantity": 7, "activate": true})).await;
+    let count = |batch: &Value, state: &str| {
+        format!("/api/v1/cards?batch_id={}&state={state}", batch["id"])
+    };
+    assert_eq!(
+        client.get(&count(&inactive, "inactive")).await.1["total"],
+        5,
+        "inactive is the default"
+    );
+    let (_, cards) = client.get(&count(&active, "active")).await;
+    assert_eq!(cards["total"], 7);
+    let (_, log) = client.get("/api/v1/audit-log").await;
+    assert_eq!(log["items"][0]["action"], "activate_cards");
+    assert_eq!(log["items"][0]["n_affected"], 7);
 }
