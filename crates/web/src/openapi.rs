@@ -37,6 +37,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/roles", "create_role", "Add a role", "staff.manage"),
     ("put", "/api/v1/roles/{role_id}", "update_role", "Change a role's label and permissions", "staff.manage"),
     ("get", "/api/v1/audit-log", "list_audit_log", "The audit log, newest first, paged", "audit.view"),
+    ("get", "/api/v1/audit-log/{audit_id}/deleted-cards", "list_deleted_cards", "The card numbers one delete removed", "audit.view"),
 ];
 
 pub fn document() -> Value {

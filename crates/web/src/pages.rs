@@ -25,6 +25,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("staff.html", include_str!("../templates/staff.html")),
     ("audit.html", include_str!("../templates/audit.html")),
+    (
+        "deleted_cards.html",
+        include_str!("../templates/deleted_cards.html"),
+    ),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

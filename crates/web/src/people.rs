@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
             put(update_distributor),
         )
         .route("/api/v1/audit-log", get(list_audit_log))
+        .route(
+            "/api/v1/audit-log/{audit_id}/deleted-cards",
+            get(list_deleted_cards),
+        )
         .route("/staff", get(staff_page).post(create_staff_form))
         .route("/staff/{staff_id}", post(update_staff_form))
         .route("/roles/{role_id}", post(update_role_form))
@@ -41,6 +45,7 @@ pub fn router() -> Router<AppState> {
             get(distributors_page).post(create_distributor_form),
         )
         .route("/audit", get(audit_page))
+        .route("/audit/{audit_id}/deleted-cards", get(deleted_cards_page))
 }
 
 #[derive(Serialize)]
@@ -701,5 +706,47 @@ async fn audit_page(
         "audit.html",
         &Page::new("操作日志", &authed),
         list,
+    ))
+}
+
+#[derive(Serialize)]
+pub struct DeletedCardsDto {
+    pub audit_id: i64,
+    pub numbers: Vec<String>,
+}
+
+async fn load_deleted(
+    state: &AppState,
+    authed: &Authed,
+    audit_id: i64,
+) -> ApiResult<DeletedCardsDto> {
+    authed.require(Permission::AuditView)?;
+    let numbers = state
+        .store
+        .list_deleted_numbers(authed.merchant_id(), audit_id)
+        .await?;
+    Ok(DeletedCardsDto { audit_id, numbers })
+}
+
+/// The card numbers one delete removed (the audit log keeps them).
+async fn list_deleted_cards(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(audit_id): Path<i64>,
+) -> ApiResult<Json<DeletedCardsDto>> {
+    Ok(Json(load_deleted(&state, &authed, audit_id).await?))
+}
+
+async fn deleted_cards_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(audit_id): Path<i64>,
+) -> PageResult {
+    let view = load_deleted(&state, &authed, audit_id).await?;
+    Ok(render(
+        &state,
+        "deleted_cards.html",
+        &Page::new("已删除的卡", &authed),
+        view,
     ))
 }

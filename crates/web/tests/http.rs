@@ -214,6 +214,17 @@ async fn bulk_operations(app: TestApp) {
     assert_eq!(actions[0], ("delete_cards".to_owned(), 100));
     assert!(actions.contains(&("activate_cards".to_owned(), 200)));
     assert!(log["items"][0]["actor"] == "owner");
+    let (_, deleted) = client
+        .get(&format!(
+            "/api/v1/audit-log/{}/deleted-cards",
+            log["items"][0]["id"]
+        ))
+        .await;
+    assert_eq!(
+        deleted["numbers"].as_array().unwrap().len(),
+        100,
+        "the audit log keeps what was deleted"
+    );
     assert!(app.store.verify().await.unwrap().is_empty());
 }
 

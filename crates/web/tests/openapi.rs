@@ -62,7 +62,8 @@ async fn every_documented_operation_is_routed() {
                 .replace("{batch_id}", "1")
                 .replace("{distributor_id}", "1")
                 .replace("{staff_id}", "1")
-                .replace("{role_id}", "1"),
+                .replace("{role_id}", "1")
+                .replace("{audit_id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let status = http.request(method, url).send().await.unwrap().status();
