@@ -338,15 +338,7 @@ pub fn load_master_key(config: &Config, create: bool) -> anyhow::Result<MasterKe
             .ok_or_else(|| anyhow!("key file {} is not 64 hex digits", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key = MasterKey::generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .with_context(|| format!("creating key file {}", path.display()))?;
-            writeln!(file, "{}", key.to_hex())?;
-            file.sync_all()?;
+            write_private_file(path, &format!("{}\n", key.to_hex()))?;
             eprintln!(
                 "已创建主密钥文件 {}（权限 0600）。请单独备份它：没有它无法校验或导出任何卡密码。",
                 path.display()
@@ -358,6 +350,31 @@ pub fn load_master_key(config: &Config, create: bool) -> anyhow::Result<MasterKe
             path.display()
         )),
     }
+}
+
+/// Creates a new file only its owner can read (mode 0600) and syncs it.
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Where the first start leaves the owner's initial password.
+pub fn initial_password_path(config: &Config) -> PathBuf {
+    let mut name = config
+        .key_file
+        .file_stem()
+        .unwrap_or_default()
+        .to_os_string();
+    name.push(".initial-password");
+    config.key_file.with_file_name(name)
 }
 
 async fn resolve_merchant(store: &dyn Store, flag: Option<i64>) -> anyhow::Result<i64> {
@@ -514,7 +531,7 @@ async fn serve(
         );
     }
     if store.list_merchants().await?.is_empty() && merchant_flag.is_none() {
-        first_start(store.as_ref()).await?;
+        first_start(store.as_ref(), &config).await?;
     }
     let listen = listen.unwrap_or(config.listen.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -531,9 +548,10 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// On the very first start: a merchant and an owner account whose password
-/// is shown once on the terminal.
-async fn first_start(store: &dyn Store) -> anyhow::Result<()> {
+/// On the very first start: a merchant and an owner account `admin`. Its
+/// initial password goes to a 0600 file beside the key file, never to the
+/// terminal or the logs (which a service manager keeps).
+async fn first_start(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     let merchant = store.create_merchant("我的店铺", kaquan_web::now()).await?;
     let owner_role = store
         .list_roles(merchant.id)
@@ -550,8 +568,13 @@ async fn first_start(store: &dyn Store) -> anyhow::Result<()> {
         role_id: owner_role.id,
         password_hash: hash_staff_password(&password),
     };
+    let password_file = initial_password_path(config);
+    write_private_file(&password_file, &format!("{password}\n"))?;
     store.create_staff(&staff, kaquan_web::now()).await?;
-    eprintln!("首次启动：已创建商户「我的店铺」和店主账号 admin，初始密码 {password}（只显示这一次，请登录后修改）");
+    eprintln!(
+        "首次启动：已创建商户「我的店铺」和店主账号 admin，初始密码在文件 {} 中。登录后请在“管理员”页修改密码，并删除该文件。",
+        password_file.display()
+    );
     Ok(())
 }
 

@@ -546,3 +546,57 @@ async fn tokio_postgres_connect(
         .await
         .unwrap()
 }
+
+#[test]
+fn the_first_serve_creates_an_owner_whose_password_is_in_a_private_file() {
+    use std::io::{Read, Write};
+    let env = Env::sqlite();
+    let mut server = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut address = None;
+    let mut said = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        if let Some(rest) = line.split("http://").nth(1) {
+            address = Some(rest.split('/').next().unwrap().to_owned());
+            break;
+        }
+    }
+    let address = address.expect("serve says where to open the console");
+    let password_file = env.dir.join("test.initial-password");
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(!said.contains(&password), "the password is not printed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&password_file)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let body = format!("{{\"username\":\"admin\",\"password\":\"{password}\"}}");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(stream, "POST /api/v1/sessions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response
+        .to_ascii_lowercase()
+        .contains("set-cookie: kaquan_session="));
+    assert!(response.contains("HttpOnly") && response.contains("SameSite=Strict"));
+}
