@@ -10,6 +10,7 @@ pub mod batch;
 pub mod card;
 pub mod clock;
 pub mod error;
+pub mod goods;
 pub mod money;
 pub mod secrets;
 pub mod store;

@@ -1,5 +1,5 @@
 -- kaquan PostgreSQL schema, migration 1. Migrations are append-only: change the
--- schema by adding a new file to MIGRATIONS in lib.rs, never by editing this.
+-- schema by adding a new file in migrations/ and to MIGRATIONS in lib.rs, never by editing this.
 
 CREATE TABLE merchants (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
