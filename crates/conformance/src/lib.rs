@@ -1155,7 +1155,7 @@ pub async fn goods_are_kept_per_merchant_with_their_images(store: &dyn Store) {
 pub async fn cards_are_linked_to_goods_by_filter(store: &dyn Store) {
     let m = merchant(store, "A").await;
     generate(store, m.id, quantity(10)).await;
-    let [a, b, c] = ["苹果", "桃子", "苹果桃子礼盒"].map(|n| goods_fields(n));
+    let [a, b, c] = ["苹果", "桃子", "苹果桃子礼盒"].map(goods_fields);
     let a = store.create_goods(m.id, &a, NOW).await.unwrap();
     let b = store.create_goods(m.id, &b, NOW).await.unwrap();
     let c = store.create_goods(m.id, &c, NOW).await.unwrap();
