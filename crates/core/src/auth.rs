@@ -17,10 +17,11 @@ pub enum Permission {
     DistributorsManage,
     StaffManage,
     AuditView,
+    GoodsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -29,6 +30,7 @@ impl Permission {
         Self::DistributorsManage,
         Self::StaffManage,
         Self::AuditView,
+        Self::GoodsManage,
     ];
 
     pub fn code(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Permission {
             Self::DistributorsManage => "distributors.manage",
             Self::StaffManage => "staff.manage",
             Self::AuditView => "audit.view",
+            Self::GoodsManage => "goods.manage",
         }
     }
 
@@ -58,6 +61,7 @@ impl Permission {
             Self::DistributorsManage => "券商管理",
             Self::StaffManage => "管理员与角色管理",
             Self::AuditView => "查看操作日志",
+            Self::GoodsManage => "提货商品管理",
         }
     }
 
@@ -92,6 +96,7 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
                 CardsExport,
                 CardsExportSecrets,
                 DistributorsManage,
+                GoodsManage,
             ],
         ),
         ("order_clerk", "订单员", vec![CardsView]),

@@ -142,6 +142,8 @@ pub struct BatchSpec {
     /// 卡号状态: activate the cards as soon as they exist. Off by default:
     /// selling first and activating what was sold is the safe way.
     pub activate: bool,
+    /// 对应商品: the goods every card of the batch may be exchanged for.
+    pub goods_ids: Vec<i64>,
 }
 
 /// Defaults for 快速创建: only the quantity is required.
@@ -166,6 +168,7 @@ pub struct BatchFields {
     pub valid_until: Option<i64>,
     pub remark: Option<String>,
     pub activate: bool,
+    pub goods_ids: Vec<i64>,
 }
 
 impl BatchSpec {
@@ -259,6 +262,7 @@ impl BatchSpec {
             valid_until: fields.valid_until,
             remark,
             activate: fields.activate,
+            goods_ids: fields.goods_ids,
         })
     }
 

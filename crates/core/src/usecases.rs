@@ -3,6 +3,7 @@
 
 use crate::batch::{imported_card, BatchSpec, CardGenerator, NewCard, NumberGenerator, Numbering};
 use crate::card::{CardFilter, CardNumber, CardOp, CardPassword};
+use crate::goods::GoodsLinkMode;
 use crate::secrets::MasterKey;
 use crate::store::{AuditEntry, Batch, BatchSource, CardSource, NewBatch, Store, VecSource};
 use crate::{StoreError, StoreResult};
@@ -42,6 +43,10 @@ pub async fn start_generated_batch(
     created_by: &str,
     now: i64,
 ) -> StoreResult<Batch> {
+    // Refuse unknown goods before any card exists, not after.
+    for goods_id in &spec.goods_ids {
+        store.get_goods(merchant_id, *goods_id).await?;
+    }
     store
         .create_batch(&NewBatch {
             merchant_id,
@@ -88,24 +93,43 @@ pub async fn fill_generated_batch(
     let result =
         fill_generated_batch_inner(store, master, batch, spec, &audit, progress, now).await;
     match &result {
-        Ok(_) if spec.activate => {
-            // A separate, audited step: if it is interrupted the cards stay
-            // inactive, which is the safe state.
+        Ok(_) => {
+            // Separate, audited steps after the all-or-nothing fill: if one is
+            // interrupted the cards stay inactive (the safe state) and can be
+            // linked to goods later through 修改卡属性.
             let filter = CardFilter {
                 batch_id: Some(batch.id),
                 ..Default::default()
             };
-            let activation = AuditEntry {
-                action: "activate_cards".into(),
-                target: filter.describe(),
-                detail: "生成后立即激活".into(),
-                ..audit
-            };
-            store
-                .apply_card_op(batch.merchant_id, &filter, CardOp::Activate, &activation)
-                .await?;
+            if !spec.goods_ids.is_empty() {
+                let link = AuditEntry {
+                    action: "link_goods".into(),
+                    target: filter.describe(),
+                    detail: format!("goods={:?}", spec.goods_ids),
+                    ..audit.clone()
+                };
+                store
+                    .link_card_goods(
+                        batch.merchant_id,
+                        &filter,
+                        &spec.goods_ids,
+                        GoodsLinkMode::Replace,
+                        &link,
+                    )
+                    .await?;
+            }
+            if spec.activate {
+                let activation = AuditEntry {
+                    action: "activate_cards".into(),
+                    target: filter.describe(),
+                    detail: "生成后立即激活".into(),
+                    ..audit
+                };
+                store
+                    .apply_card_op(batch.merchant_id, &filter, CardOp::Activate, &activation)
+                    .await?;
+            }
         }
-        Ok(_) => {}
         Err(error) => {
             // The fill transaction rolled back, so marking the batch failed is all that is left.
             let message = match error {

@@ -191,6 +191,9 @@ pub struct GenerateArgs {
     /// Activate the cards as soon as they exist (default: inactive until sold).
     #[arg(long)]
     pub activate: bool,
+    /// 对应商品: goods ids every card may be exchanged for, e.g. --goods 1,2,3.
+    #[arg(long, value_delimiter = ',')]
+    pub goods: Vec<i64>,
     #[arg(long)]
     pub json: bool,
 }
@@ -796,6 +799,7 @@ async fn batch_command(
                 valid_until: parse_cli_date(args.valid_until.as_deref(), true)?,
                 remark: args.remark,
                 activate: args.activate,
+                goods_ids: args.goods,
             })
             .map_err(|errors| anyhow!(errors.join("; ")))?;
             let strength = spec.strength();

@@ -9,7 +9,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use kaquan_core::auth::Permission;
 use kaquan_core::batch::{
     password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
@@ -116,6 +116,9 @@ pub struct BatchRequest {
     /// 卡号状态: `true` activates the cards as soon as they exist.
     #[serde(default)]
     pub activate: bool,
+    /// 对应商品: goods every card may be exchanged for (one of them).
+    #[serde(default)]
+    pub goods_ids: Vec<i64>,
 }
 
 pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiResult<Option<i64>> {
@@ -162,6 +165,7 @@ impl BatchRequest {
             valid_until: parse_optional_date(self.valid_until.as_deref(), "卡有效期结束", true)?,
             remark: self.remark,
             activate: self.activate,
+            goods_ids: self.goods_ids,
         };
         BatchSpec::new(fields).map_err(|errors| ApiError::Invalid(errors.join("；"), errors))
     }
@@ -596,28 +600,42 @@ struct NewBatchView {
     charsets: Vec<(&'static str, &'static str, usize)>,
     quantity_max: i64,
     error: Option<String>,
+    goods: Vec<(i64, String)>,
 }
 
 async fn new_batch_page(State(state): State<AppState>, authed: Authed) -> PageResult {
     authed.require(Permission::CardsCreate)?;
-    Ok(new_batch_view(&state, &authed, None))
+    Ok(new_batch_view(&state, &authed, None).await?)
 }
 
-fn new_batch_view(state: &AppState, authed: &Authed, error: Option<String>) -> Response {
+async fn new_batch_view(
+    state: &AppState,
+    authed: &Authed,
+    error: Option<String>,
+) -> ApiResult<Response> {
     let charsets = PasswordCharset::ALL
         .iter()
         .map(|c| (c.code(), c.label_zh(), c.alphabet().len()))
         .collect();
-    render(
+    let goods = state
+        .store
+        .list_goods(authed.merchant_id(), true)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect();
+    let view = NewBatchView {
+        charsets,
+        quantity_max: BATCH_QUANTITY_MAX,
+        error,
+        goods,
+    };
+    Ok(render(
         state,
         "batch_new.html",
         &Page::new("创建卡券", authed),
-        NewBatchView {
-            charsets,
-            quantity_max: BATCH_QUANTITY_MAX,
-            error,
-        },
-    )
+        view,
+    ))
 }
 
 /// 创建卡券 as the console form posts it: every field a string.
@@ -678,6 +696,7 @@ impl BatchForm {
             valid_until: self.valid_until,
             remark: self.remark,
             activate: self.activate.is_some(),
+            goods_ids: Vec::new(),
         })
     }
 }
@@ -685,14 +704,34 @@ impl BatchForm {
 async fn create_batch_form(
     State(state): State<AppState>,
     authed: Authed,
-    Form(form): Form<BatchForm>,
+    body: String,
 ) -> PageResult {
+    let form: BatchForm =
+        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
     authed.check_form_csrf(&form.csrf)?;
     authed.require(Permission::CardsCreate)?;
-    let spec = match form.into_request().and_then(BatchRequest::into_spec) {
+    // The 对应商品 checkboxes repeat one key, which a struct cannot hold.
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
+    let goods_ids = pairs
+        .iter()
+        .filter(|(k, _)| k == "goods_id")
+        .map(|(_, v)| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid("提货商品编号不对"))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let spec = match form.into_request().and_then(|request| {
+        BatchRequest {
+            goods_ids,
+            ..request
+        }
+        .into_spec()
+    }) {
         Ok(spec) => spec,
         Err(error) => {
-            let mut response = new_batch_view(&state, &authed, Some(error.public_message()));
+            let mut response =
+                new_batch_view(&state, &authed, Some(error.public_message())).await?;
             *response.status_mut() = error.status();
             return Ok(response);
         }

@@ -508,6 +508,7 @@ struct CardsView {
     states: Vec<(&'static str, &'static str)>,
     ops: Vec<(&'static str, &'static str)>,
     n_pages: i64,
+    goods: Vec<(i64, String)>,
 }
 
 async fn cards_page(
@@ -524,6 +525,13 @@ async fn cards_page(
         .map(|d| (d.id, d.name))
         .collect();
     let n_pages = ((list.total + list.page_size - 1) / list.page_size).max(1);
+    let goods = state
+        .store
+        .list_goods(authed.merchant_id(), false)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect();
     let view = CardsView {
         list,
         filter_query: query.filter.query_string(),
@@ -538,6 +546,7 @@ async fn cards_page(
             .map(|op| (op.code(), op.label_zh()))
             .collect(),
         n_pages,
+        goods,
     };
     Ok(render(
         &state,
@@ -547,7 +556,7 @@ async fn cards_page(
     ))
 }
 
-fn back_to_cards(filter: &CardFilterForm, message: &str) -> Response {
+pub fn back_to_cards(filter: &CardFilterForm, message: &str) -> Response {
     let msg = serde_urlencoded::to_string([("msg", message)]).unwrap_or_default();
     Redirect::to(&format!("/cards?{}&{msg}", filter.query_string())).into_response()
 }

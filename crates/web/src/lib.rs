@@ -10,6 +10,7 @@ pub mod batches;
 pub mod cards;
 pub mod error;
 pub mod exports;
+pub mod goods;
 pub mod openapi;
 pub mod pages;
 pub mod people;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(batches::router())
         .merge(cards::router())
         .merge(people::router())
+        .merge(goods::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .with_state(state)

@@ -29,6 +29,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "deleted_cards.html",
         include_str!("../templates/deleted_cards.html"),
     ),
+    ("goods.html", include_str!("../templates/goods.html")),
+    (
+        "goods_edit.html",
+        include_str!("../templates/goods_edit.html"),
+    ),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

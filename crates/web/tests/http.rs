@@ -16,6 +16,7 @@ on_both_backends! {
     bad_batch_fields_get_a_clear_error_and_create_nothing => bad_batch_fields;
     staff_and_distributors_are_managed_through_the_api => staff_and_distributors;
     a_batch_can_be_activated_as_soon_as_it_is_generated => activate_on_create;
+    goods_are_catalogued_with_images_and_linked_to_cards => goods_catalogue;
 }
 
 async fn create_batch(app: &TestApp, client: &common::Client, body: Value) -> Value {
@@ -526,4 +527,160 @@ async fn activate_on_create(app: TestApp) {
     let (_, log) = client.get("/api/v1/audit-log").await;
     assert_eq!(log["items"][0]["action"], "activate_cards");
     assert_eq!(log["items"][0]["n_affected"], 7);
+}
+
+async fn upload_image(client: &common::Client, goods_id: i64, bytes: Vec<u8>) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("x.png"),
+    );
+    let response = client
+        .http
+        .post(format!("{}/api/v1/goods/{goods_id}/images", client.base))
+        .header("x-csrf-token", &client.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn goods_catalogue(app: TestApp) {
+    let client = app.client("owner").await;
+    let (status, error) = client.post("/api/v1/goods", json!({"name": "  "})).await;
+    assert_eq!(status, 422, "{error}");
+    let (status, apple) = client
+        .post("/api/v1/goods", json!({"name": "苹果", "sku": "APL-5"}))
+        .await;
+    assert_eq!(status, 201, "{apple}");
+    assert_eq!(apple["on_shelf"], true);
+    let (_, peach) = client
+        .post("/api/v1/goods", json!({"name": "桃子", "on_shelf": false}))
+        .await;
+    let (_, gift) = client
+        .post(
+            "/api/v1/goods",
+            json!({"name": "苹果桃子礼盒", "description": "<b>礼盒</b>"}),
+        )
+        .await;
+    let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"x").unwrap(), 2);
+    let (status, image) = upload_image(&client, apple["id"].as_i64().unwrap(), png.clone()).await;
+    assert_eq!(status, 201, "{image}");
+    let (status, body) = upload_image(
+        &client,
+        apple["id"].as_i64().unwrap(),
+        b"<svg onload=alert(1)>".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = upload_image(
+        &client,
+        apple["id"].as_i64().unwrap(),
+        vec![0x89; kaquan_core::goods::GOODS_IMAGE_BYTES_MAX + 1],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let served = reqwest::get(app.url(image["url"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        served.status(),
+        200,
+        "images are public: customers see them"
+    );
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png);
+    let wrong_merchant = reqwest::get(app.url(&format!(
+        "/m/{}/goods-images/{}",
+        app.merchant_id + 1,
+        image["id"]
+    )))
+    .await
+    .unwrap();
+    assert_eq!(wrong_merchant.status(), 404);
+    let (_, apple_now) = client.get(&format!("/api/v1/goods/{}", apple["id"])).await;
+    assert_eq!(apple_now["images"][0]["id"], image["id"]);
+    let (status, _) = client
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/goods/{}", peach["id"]),
+            json!({"name": "桃子", "on_shelf": true}),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    // A batch created with its goods, then more goods added to some cards.
+    let batch = create_batch(
+        &app,
+        &client,
+        json!({"quantity": 6, "goods_ids": [apple["id"], peach["id"]]}),
+    )
+    .await;
+    let (status, body) = client
+        .post(
+            "/api/v1/batches",
+            json!({"quantity": 6, "goods_ids": [99999]}),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "unknown goods are refused before any card exists: {body}"
+    );
+    let (_, changed) = client
+        .post(
+            "/api/v1/cards/link-goods",
+            json!({"filter": {"serial_to": 2}, "goods_ids": [gift["id"]], "mode": "add"}),
+        )
+        .await;
+    assert_eq!(changed["n_cards"], 2);
+    let cards = app
+        .store
+        .list_cards(
+            app.merchant_id,
+            &kaquan_core::card::CardFilter::default(),
+            kaquan_core::store::Page::default(),
+        )
+        .await
+        .unwrap();
+    let names = |idx: usize| {
+        let card_id = cards[idx].id;
+        let store = app.store.clone();
+        let merchant_id = app.merchant_id;
+        async move {
+            store
+                .goods_of_card(merchant_id, card_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| g.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(0).await, ["苹果", "桃子", "苹果桃子礼盒"]);
+    assert_eq!(names(5).await, ["苹果", "桃子"]);
+    assert_eq!(cards[0].batch_id, batch["id"].as_i64().unwrap());
+    let (status, _) = client
+        .post(
+            "/api/v1/cards/link-goods",
+            json!({"filter": {}, "goods_ids": [1], "mode": "merge"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    app.add_staff("viewer", "readonly").await;
+    let viewer = app.client("viewer").await;
+    let (status, _) = viewer.post("/api/v1/goods", json!({"name": "梨"})).await;
+    assert_eq!(status, 403);
+    let (status, _) = viewer
+        .post(
+            "/api/v1/cards/link-goods",
+            json!({"filter": {}, "goods_ids": [apple["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, list) = viewer.get("/api/v1/goods").await;
+    assert_eq!((status, list.as_array().unwrap().len()), (200, 3));
 }

@@ -43,7 +43,8 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "purge",
                 "export",
                 "import",
-                "estimate"
+                "estimate",
+                "link"
             ]
             .contains(&verb),
             "{operation_id}"
@@ -63,7 +64,9 @@ async fn every_documented_operation_is_routed() {
                 .replace("{distributor_id}", "1")
                 .replace("{staff_id}", "1")
                 .replace("{role_id}", "1")
-                .replace("{audit_id}", "1"),
+                .replace("{audit_id}", "1")
+                .replace("{goods_id}", "1")
+                .replace("{image_id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let status = http.request(method, url).send().await.unwrap().status();

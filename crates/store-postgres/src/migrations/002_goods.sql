@@ -32,3 +32,8 @@ CREATE TABLE card_goods (
     PRIMARY KEY (card_id, goods_id)
 );
 CREATE INDEX card_goods_goods ON card_goods (goods_id);
+
+-- Merchants created before this migration: their owners and card managers
+-- may manage goods too, as new merchants' built-in roles do.
+UPDATE roles SET permissions = permissions || ',goods.manage'
+WHERE name IN ('owner', 'card_manager') AND permissions NOT LIKE '%goods.manage%';

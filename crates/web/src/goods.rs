@@ -1,0 +1,614 @@
+//! 提货商品: the goods catalogue in the API and console, image upload and
+//! serving, and linking goods to cards (对应商品).
+
+use crate::auth::Authed;
+use crate::cards::{CardFilterDto, CardFilterForm, ChangedDto};
+use crate::error::{ApiError, ApiResult};
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::Permission;
+use kaquan_core::card::CardFilter;
+use kaquan_core::clock::format_datetime;
+use kaquan_core::goods::{
+    sniff_image_type, Goods, GoodsFields, GoodsLinkMode, GOODS_IMAGES_MAX, GOODS_IMAGE_BYTES_MAX,
+};
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/goods", get(list_goods).post(create_goods))
+        .route("/api/v1/goods/{goods_id}", get(get_goods).put(update_goods))
+        .route("/api/v1/goods/{goods_id}/images", post(create_goods_image))
+        .route(
+            "/api/v1/goods/{goods_id}/images/{image_id}",
+            delete(delete_goods_image),
+        )
+        .route("/api/v1/cards/link-goods", post(link_card_goods))
+        .route(
+            "/m/{merchant_id}/goods-images/{image_id}",
+            get(serve_goods_image),
+        )
+        .route("/goods", get(goods_page).post(create_goods_form))
+        .route(
+            "/goods/{goods_id}",
+            get(goods_edit_page).post(update_goods_form),
+        )
+        .route("/goods/{goods_id}/images", post(add_goods_image_form))
+        .route(
+            "/goods/{goods_id}/images/{image_id}/delete",
+            post(delete_goods_image_form),
+        )
+        .route("/cards/link-goods", post(link_goods_form))
+}
+
+#[derive(Serialize)]
+pub struct GoodsDto {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub sku: String,
+    pub erp_code: String,
+    pub attributes: String,
+    pub on_shelf: bool,
+    /// Image URLs in upload order; the first is the cover.
+    pub images: Vec<GoodsImageDto>,
+    pub updated_at: String,
+}
+
+#[derive(Serialize)]
+pub struct GoodsImageDto {
+    pub id: i64,
+    pub url: String,
+}
+
+/// Where an image of a merchant's goods is served (public: customers see it).
+pub fn image_url(merchant_id: i64, image_id: i64) -> String {
+    format!("/m/{merchant_id}/goods-images/{image_id}")
+}
+
+impl From<&Goods> for GoodsDto {
+    fn from(g: &Goods) -> Self {
+        Self {
+            id: g.id,
+            name: g.name.clone(),
+            description: g.description.clone(),
+            sku: g.sku.clone(),
+            erp_code: g.erp_code.clone(),
+            attributes: g.attributes.clone(),
+            on_shelf: g.on_shelf,
+            images: g
+                .image_ids
+                .iter()
+                .map(|id| GoodsImageDto {
+                    id: *id,
+                    url: image_url(g.merchant_id, *id),
+                })
+                .collect(),
+            updated_at: format_datetime(g.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct GoodsRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub sku: String,
+    #[serde(default)]
+    pub erp_code: String,
+    #[serde(default)]
+    pub attributes: String,
+    /// 上架; defaults to on the shelf.
+    pub on_shelf: Option<bool>,
+}
+
+impl GoodsRequest {
+    fn into_fields(self) -> ApiResult<GoodsFields> {
+        GoodsFields::new(
+            &self.name,
+            &self.description,
+            &self.sku,
+            &self.erp_code,
+            &self.attributes,
+            self.on_shelf.unwrap_or(true),
+        )
+        .map_err(ApiError::invalid)
+    }
+}
+
+async fn add_goods(state: &AppState, authed: &Authed, fields: GoodsFields) -> ApiResult<Goods> {
+    authed.require(Permission::GoodsManage)?;
+    let goods = state
+        .store
+        .create_goods(authed.merchant_id(), &fields, crate::now())
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "create_goods",
+            format!("goods={}", goods.id),
+            goods.name.clone(),
+        ))
+        .await?;
+    Ok(goods)
+}
+
+async fn change_goods(
+    state: &AppState,
+    authed: &Authed,
+    goods_id: i64,
+    fields: GoodsFields,
+) -> ApiResult<()> {
+    authed.require(Permission::GoodsManage)?;
+    state
+        .store
+        .update_goods(authed.merchant_id(), goods_id, &fields, crate::now())
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit("update_goods", format!("goods={goods_id}"), fields.name))
+        .await?;
+    Ok(())
+}
+
+async fn list_goods(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<GoodsDto>>> {
+    authed.require(Permission::CardsView)?;
+    Ok(Json(
+        state
+            .store
+            .list_goods(authed.merchant_id(), false)
+            .await?
+            .iter()
+            .map(GoodsDto::from)
+            .collect(),
+    ))
+}
+
+async fn create_goods(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<GoodsRequest>,
+) -> ApiResult<Response> {
+    let goods = add_goods(&state, &authed, body.into_fields()?).await?;
+    Ok((StatusCode::CREATED, Json(GoodsDto::from(&goods))).into_response())
+}
+
+async fn get_goods(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+) -> ApiResult<Json<GoodsDto>> {
+    authed.require(Permission::CardsView)?;
+    Ok(Json(GoodsDto::from(
+        &state
+            .store
+            .get_goods(authed.merchant_id(), goods_id)
+            .await?,
+    )))
+}
+
+async fn update_goods(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+    Json(body): Json<GoodsRequest>,
+) -> ApiResult<StatusCode> {
+    change_goods(&state, &authed, goods_id, body.into_fields()?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reads the `file` field (and the console's `csrf`) of an image upload.
+async fn read_image_upload(mut multipart: Multipart) -> ApiResult<(Vec<u8>, String)> {
+    let (mut bytes, mut csrf) = (Vec::new(), String::new());
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ApiError::invalid("上传的表单无法解析（文件过大？）"))?
+    {
+        match field.name() {
+            Some("file") => {
+                bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::invalid("图片上传不完整"))?
+                    .to_vec()
+            }
+            Some("csrf") => {
+                csrf = field
+                    .text()
+                    .await
+                    .map_err(|_| ApiError::invalid("表单字段无法读取"))?
+            }
+            _ => {}
+        }
+    }
+    Ok((bytes, csrf))
+}
+
+async fn store_image(
+    state: &AppState,
+    authed: &Authed,
+    goods_id: i64,
+    bytes: &[u8],
+) -> ApiResult<i64> {
+    authed.require(Permission::GoodsManage)?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("请选择图片"));
+    }
+    if bytes.len() > GOODS_IMAGE_BYTES_MAX {
+        return Err(ApiError::invalid(format!(
+            "图片最大 {} MB",
+            GOODS_IMAGE_BYTES_MAX / 1024 / 1024
+        )));
+    }
+    let content_type = sniff_image_type(bytes)
+        .ok_or_else(|| ApiError::invalid("只支持 PNG、JPEG、WebP、GIF 图片"))?;
+    let id = state
+        .store
+        .add_goods_image(
+            authed.merchant_id(),
+            goods_id,
+            content_type,
+            bytes,
+            crate::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Invalid(_) => {
+                ApiError::invalid(format!("每个商品最多 {GOODS_IMAGES_MAX} 张图片"))
+            }
+            other => other.into(),
+        })?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "add_goods_image",
+            format!("goods={goods_id}"),
+            format!("image={id}"),
+        ))
+        .await?;
+    Ok(id)
+}
+
+async fn create_goods_image(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+    multipart: Multipart,
+) -> ApiResult<Response> {
+    let (bytes, _) = read_image_upload(multipart).await?;
+    let id = store_image(&state, &authed, goods_id, &bytes).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(GoodsImageDto {
+            id,
+            url: image_url(authed.merchant_id(), id),
+        }),
+    )
+        .into_response())
+}
+
+async fn remove_image(
+    state: &AppState,
+    authed: &Authed,
+    goods_id: i64,
+    image_id: i64,
+) -> ApiResult<()> {
+    authed.require(Permission::GoodsManage)?;
+    state
+        .store
+        .delete_goods_image(authed.merchant_id(), goods_id, image_id)
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "delete_goods_image",
+            format!("goods={goods_id}"),
+            format!("image={image_id}"),
+        ))
+        .await?;
+    Ok(())
+}
+
+async fn delete_goods_image(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((goods_id, image_id)): Path<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    remove_image(&state, &authed, goods_id, image_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Serves a goods image with the type it was recognised as; browsers must
+/// not guess another.
+async fn serve_goods_image(
+    State(state): State<AppState>,
+    Path((merchant_id, image_id)): Path<(i64, i64)>,
+) -> ApiResult<Response> {
+    let (content_type, bytes) = state.store.get_goods_image(merchant_id, image_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::CACHE_CONTROL, "public, max-age=86400".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LinkGoodsRequest {
+    pub filter: CardFilterDto,
+    pub goods_ids: Vec<i64>,
+    /// `replace` (default): exactly these goods; `add`: these join the cards' goods.
+    pub mode: Option<String>,
+}
+
+fn parse_mode(mode: Option<&str>) -> ApiResult<GoodsLinkMode> {
+    match mode.unwrap_or("replace") {
+        "replace" | "" => Ok(GoodsLinkMode::Replace),
+        "add" => Ok(GoodsLinkMode::Add),
+        _ => Err(ApiError::invalid("mode 应为 replace 或 add")),
+    }
+}
+
+pub async fn apply_link(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilter,
+    goods_ids: &[i64],
+    mode: GoodsLinkMode,
+) -> ApiResult<i64> {
+    authed.require(Permission::CardsManage)?;
+    if goods_ids.is_empty() && mode == GoodsLinkMode::Add {
+        return Err(ApiError::invalid("请选择要增加的提货商品"));
+    }
+    let mode_label = if mode == GoodsLinkMode::Replace {
+        "replace"
+    } else {
+        "add"
+    };
+    let audit = authed.audit(
+        "link_goods",
+        filter.describe(),
+        format!("{mode_label} goods={goods_ids:?}"),
+    );
+    let n = state
+        .store
+        .link_card_goods(authed.merchant_id(), filter, goods_ids, mode, &audit)
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::NotFound => ApiError::invalid("所选提货商品不存在"),
+            kaquan_core::StoreError::Invalid(_) => ApiError::invalid(format!(
+                "每张卡最多对应 {} 个提货商品",
+                kaquan_core::goods::GOODS_PER_CARD_MAX
+            )),
+            other => other.into(),
+        })?;
+    Ok(n)
+}
+
+async fn link_card_goods(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<LinkGoodsRequest>,
+) -> ApiResult<Json<ChangedDto>> {
+    let mode = parse_mode(body.mode.as_deref())?;
+    let filter = body.filter.into_filter()?;
+    Ok(Json(ChangedDto {
+        n_cards: apply_link(&state, &authed, &filter, &body.goods_ids, mode).await?,
+    }))
+}
+
+// ---- console ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct MsgQuery {
+    msg: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GoodsListView {
+    goods: Vec<GoodsDto>,
+}
+
+async fn goods_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::GoodsManage)?;
+    let goods = state
+        .store
+        .list_goods(authed.merchant_id(), false)
+        .await?
+        .iter()
+        .map(GoodsDto::from)
+        .collect();
+    Ok(render(
+        &state,
+        "goods.html",
+        &Page::new("提货商品", &authed).with_message(query.msg),
+        GoodsListView { goods },
+    ))
+}
+
+fn redirect_with(path: &str, message: &str) -> Response {
+    Redirect::to(&format!(
+        "{path}?{}",
+        serde_urlencoded::to_string([("msg", message)]).unwrap_or_default()
+    ))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct GoodsForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    erp_code: String,
+    #[serde(default)]
+    attributes: String,
+    /// The 上架 checkbox.
+    on_shelf: Option<String>,
+}
+
+impl GoodsForm {
+    fn into_fields(self) -> ApiResult<GoodsFields> {
+        GoodsFields::new(
+            &self.name,
+            &self.description,
+            &self.sku,
+            &self.erp_code,
+            &self.attributes,
+            self.on_shelf.is_some(),
+        )
+        .map_err(ApiError::invalid)
+    }
+}
+
+async fn create_goods_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<GoodsForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let goods = add_goods(&state, &authed, form.into_fields()?).await?;
+    Ok(redirect_with(
+        &format!("/goods/{}", goods.id),
+        "已添加提货商品，可以继续上传图片",
+    ))
+}
+
+async fn goods_edit_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::GoodsManage)?;
+    let goods = GoodsDto::from(
+        &state
+            .store
+            .get_goods(authed.merchant_id(), goods_id)
+            .await?,
+    );
+    Ok(render(
+        &state,
+        "goods_edit.html",
+        &Page::new("编辑提货商品", &authed).with_message(query.msg),
+        goods,
+    ))
+}
+
+async fn update_goods_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+    Form(form): Form<GoodsForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    change_goods(&state, &authed, goods_id, form.into_fields()?).await?;
+    Ok(redirect_with(&format!("/goods/{goods_id}"), "已保存"))
+}
+
+async fn add_goods_image_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(goods_id): Path<i64>,
+    multipart: Multipart,
+) -> PageResult {
+    let (bytes, csrf) = read_image_upload(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    store_image(&state, &authed, goods_id, &bytes).await?;
+    Ok(redirect_with(&format!("/goods/{goods_id}"), "图片已上传"))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn delete_goods_image_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((goods_id, image_id)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    remove_image(&state, &authed, goods_id, image_id).await?;
+    Ok(redirect_with(&format!("/goods/{goods_id}"), "图片已删除"))
+}
+
+async fn link_goods_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    body: String,
+) -> PageResult {
+    // Goods checkboxes repeat the `goods_id` key, so read the pairs directly.
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    authed.check_form_csrf(&value("csrf"))?;
+    let goods_ids = pairs
+        .iter()
+        .filter(|(k, _)| k == "goods_id")
+        .map(|(_, v)| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid("提货商品编号不对"))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let filter_form = CardFilterForm {
+        batch_id: value("batch_id"),
+        state: value("state"),
+        activated: value("activated"),
+        used: value("used"),
+        distributor_id: value("distributor_id"),
+        serial_from: value("serial_from"),
+        serial_to: value("serial_to"),
+        number: value("number"),
+    };
+    let mode = parse_mode(Some(&value("mode")))?;
+    let n = apply_link(
+        &state,
+        &authed,
+        &filter_form.into_filter()?,
+        &goods_ids,
+        mode,
+    )
+    .await?;
+    let verb = if mode == GoodsLinkMode::Replace {
+        "设置"
+    } else {
+        "增加"
+    };
+    Ok(crate::cards::back_to_cards(
+        &filter_form,
+        &format!("{verb}对应商品：共 {n} 张卡"),
+    ))
+}
