@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod goods;
 pub mod money;
+pub mod pickup;
 pub mod secrets;
 pub mod store;
 pub mod usecases;
