@@ -8,6 +8,7 @@ use kaquan_core::auth::Permission;
 use kaquan_core::batch::{BatchFields, BatchSpec, NewCard, Numbering, PasswordCharset};
 use kaquan_core::card::{CardEdit, CardFilter, CardNumber, CardOp, CardPassword, CardState};
 use kaquan_core::goods::{GoodsFields, GoodsLinkMode, GOODS_IMAGES_MAX};
+use kaquan_core::pickup::{Channel, Consignee, OrderStatus};
 use kaquan_core::secrets::MasterKey;
 use kaquan_core::store::*;
 use kaquan_core::usecases::{self, BatchProgress, ImportError, ImportRow};
@@ -39,6 +40,11 @@ macro_rules! conformance_tests {
             verify_finds_no_violation_in_a_healthy_database,
             goods_are_kept_per_merchant_with_their_images,
             cards_are_linked_to_goods_by_filter,
+            a_pickup_uses_the_card_and_creates_one_order,
+            cancelling_an_order_makes_the_card_usable_again,
+            shipping_is_all_or_nothing,
+            failed_attempts_are_counted_in_a_window,
+            fifty_simultaneous_pickups_of_one_card_create_one_order,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {
@@ -1262,4 +1268,524 @@ pub async fn cards_are_linked_to_goods_by_filter(store: &dyn Store) {
         "linked cards can be deleted"
     );
     assert!(store.verify().await.unwrap().is_empty());
+}
+
+/// A merchant with `n` active cards linked to two goods; returns (merchant, card ids, goods ids).
+async fn pickup_fixture(store: &dyn Store, n: i64) -> (i64, Vec<i64>, Vec<i64>) {
+    let m = merchant(store, "A").await;
+    generate(store, m.id, quantity(n)).await;
+    let apple = store
+        .create_goods(m.id, &goods_fields("苹果"), NOW)
+        .await
+        .unwrap();
+    let peach = store
+        .create_goods(m.id, &goods_fields("桃子"), NOW)
+        .await
+        .unwrap();
+    store
+        .link_card_goods(
+            m.id,
+            &CardFilter::default(),
+            &[apple.id, peach.id],
+            GoodsLinkMode::Replace,
+            &audit(m.id, "link_goods"),
+        )
+        .await
+        .unwrap();
+    store
+        .apply_card_op(
+            m.id,
+            &CardFilter::default(),
+            CardOp::Activate,
+            &audit(m.id, "activate_cards"),
+        )
+        .await
+        .unwrap();
+    let cards = store
+        .list_cards(m.id, &CardFilter::default(), Page::new(None, Some(200)))
+        .await
+        .unwrap();
+    (
+        m.id,
+        cards.iter().map(|c| c.id).collect(),
+        vec![apple.id, peach.id],
+    )
+}
+
+fn consignee() -> Consignee {
+    Consignee::new(
+        "张三",
+        "13800001234",
+        "浙江省",
+        "杭州市",
+        "西湖区",
+        "文三路 100 号",
+    )
+    .unwrap()
+}
+
+fn new_order(merchant_id: i64, card_id: i64, goods_id: i64, channel: Channel) -> NewOrder {
+    NewOrder {
+        merchant_id,
+        card_id,
+        goods_id,
+        channel,
+        consignee: (channel != Channel::Store).then(consignee),
+        appointment_date: Some("2026-12-01".into()),
+        created_by: "customer".into(),
+        created_at: NOW,
+    }
+}
+
+pub async fn a_pickup_uses_the_card_and_creates_one_order(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 6).await;
+    let order = store
+        .redeem_pickup(
+            &new_order(m, cards[0], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (order.status, order.channel, order.goods_name.as_str()),
+        (OrderStatus::Pending, Channel::Web, "苹果")
+    );
+    assert_eq!(order.consignee, consignee());
+    assert_eq!(order.appointment_date.as_deref(), Some("2026-12-01"));
+    let card = store
+        .list_cards(
+            m,
+            &CardFilter {
+                serial_to: Some(1),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((card.state, card.used_at), (CardState::Used, Some(NOW)));
+    assert_eq!(order.card_number, card.number);
+    let again = store
+        .redeem_pickup(
+            &new_order(m, cards[0], goods[1], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "one card, one order: {again:?}"
+    );
+    // Not linked goods: nothing changes.
+    let other = store
+        .create_goods(m, &goods_fields("梨"), NOW)
+        .await
+        .unwrap();
+    let result = store
+        .redeem_pickup(
+            &new_order(m, cards[1], other.id, Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+    // Inactive and expired cards cannot be used.
+    store
+        .apply_card_op(
+            m,
+            &CardFilter {
+                serial_from: Some(2),
+                serial_to: Some(2),
+                ..Default::default()
+            },
+            CardOp::Deactivate,
+            &audit(m, "d"),
+        )
+        .await
+        .unwrap();
+    let result = store
+        .redeem_pickup(
+            &new_order(m, cards[1], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "inactive: {result:?}"
+    );
+    let expire = CardEdit {
+        valid_until: Some(Some(NOW - 1)),
+        ..Default::default()
+    };
+    store
+        .edit_cards(
+            m,
+            &CardFilter {
+                serial_from: Some(3),
+                serial_to: Some(3),
+                ..Default::default()
+            },
+            &expire,
+            &audit(m, "e"),
+        )
+        .await
+        .unwrap();
+    let result = store
+        .redeem_pickup(
+            &new_order(m, cards[2], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "expired: {result:?}"
+    );
+    let not_yet = CardEdit {
+        valid_from: Some(Some(NOW + 10)),
+        ..Default::default()
+    };
+    store
+        .edit_cards(
+            m,
+            &CardFilter {
+                serial_from: Some(4),
+                serial_to: Some(4),
+                ..Default::default()
+            },
+            &not_yet,
+            &audit(m, "e"),
+        )
+        .await
+        .unwrap();
+    let result = store
+        .redeem_pickup(
+            &new_order(m, cards[3], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "not yet valid: {result:?}"
+    );
+    // In-store pickups are handed over at once; phone pickups join the queue.
+    let in_store = store
+        .redeem_pickup(
+            &new_order(m, cards[4], goods[1], Channel::Store),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_store.status, OrderStatus::PickedUp);
+    assert_eq!(in_store.consignee, Consignee::default());
+    let by_phone = store
+        .redeem_pickup(
+            &new_order(m, cards[5], goods[1], Channel::Phone),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_phone.status, OrderStatus::Pending);
+    assert_eq!(
+        store.latest_order_of_card(m, cards[5]).await.unwrap(),
+        Some(by_phone.clone())
+    );
+    assert_eq!(store.get_order(m, by_phone.id).await.unwrap(), by_phone);
+    let count = |filter: OrderFilter| async move {
+        store
+            .list_orders(m, &filter, Page::default())
+            .await
+            .unwrap()
+            .1
+    };
+    assert_eq!(count(OrderFilter::default()).await, 3);
+    assert_eq!(
+        count(OrderFilter {
+            status: Some(OrderStatus::Pending),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(OrderFilter {
+            channel: Some(Channel::Phone),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(OrderFilter {
+            goods_id: Some(goods[1]),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(OrderFilter {
+            card_number: Some(order.card_number.to_ascii_lowercase()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(OrderFilter {
+            phone: Some("13800001234".into()),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(OrderFilter {
+            appointment_from: Some("2026-12-01".into()),
+            appointment_until: Some("2026-12-01".into()),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(OrderFilter {
+            appointment_from: Some("2026-12-02".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
+    assert_eq!(log[0].entry.action, "redeem_pickup");
+    assert!(log[0]
+        .entry
+        .target
+        .contains(&format!("order={}", by_phone.id)));
+    let other_merchant = merchant(store, "B").await;
+    assert!(matches!(
+        store.get_order(other_merchant.id, order.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.verify().await.unwrap().is_empty());
+}
+
+pub async fn cancelling_an_order_makes_the_card_usable_again(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 2).await;
+    let order = store
+        .redeem_pickup(
+            &new_order(m, cards[0], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    store
+        .cancel_order(m, order.id, &audit(m, "cancel_order"))
+        .await
+        .unwrap();
+    let cancelled = store.get_order(m, order.id).await.unwrap();
+    assert_eq!(
+        (cancelled.status, cancelled.cancelled_at),
+        (OrderStatus::Cancelled, Some(NOW))
+    );
+    assert!(matches!(
+        store
+            .cancel_order(m, order.id, &audit(m, "cancel_order"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .cancel_order(m, 999_999, &audit(m, "cancel_order"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let again = store
+        .redeem_pickup(
+            &new_order(m, cards[0], goods[1], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.goods_name, "桃子", "the card was usable again");
+    let in_store = store
+        .redeem_pickup(
+            &new_order(m, cards[1], goods[0], Channel::Store),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store
+                .cancel_order(m, in_store.id, &audit(m, "cancel_order"))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "handed over already"
+    );
+}
+
+pub async fn shipping_is_all_or_nothing(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 3).await;
+    let o1 = store
+        .redeem_pickup(
+            &new_order(m, cards[0], goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    let o2 = store
+        .redeem_pickup(
+            &new_order(m, cards[1], goods[0], Channel::Phone),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    let ship = |id: i64| Shipment {
+        order_id: id,
+        carrier: "顺丰速运".into(),
+        tracking_number: format!("SF{id:010}"),
+    };
+    let result = store
+        .ship_orders(
+            m,
+            &[ship(o1.id), ship(999_999)],
+            NOW + 5,
+            &audit(m, "ship_orders"),
+        )
+        .await;
+    assert!(
+        matches!(&result, Err(StoreError::Conflict(id)) if id == "999999"),
+        "{result:?}"
+    );
+    assert_eq!(
+        store.get_order(m, o1.id).await.unwrap().status,
+        OrderStatus::Pending,
+        "nothing shipped"
+    );
+    assert_eq!(
+        store
+            .ship_orders(
+                m,
+                &[ship(o1.id), ship(o2.id)],
+                NOW + 5,
+                &audit(m, "ship_orders")
+            )
+            .await
+            .unwrap(),
+        2
+    );
+    let shipped = store.get_order(m, o1.id).await.unwrap();
+    assert_eq!(shipped.status, OrderStatus::Shipped);
+    assert_eq!(
+        (shipped.carrier.as_deref(), shipped.shipped_at),
+        (Some("顺丰速运"), Some(NOW + 5))
+    );
+    assert!(matches!(
+        store
+            .ship_orders(m, &[ship(o1.id)], NOW, &audit(m, "ship_orders"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            store
+                .cancel_order(m, o1.id, &audit(m, "cancel_order"))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "shipped orders stay"
+    );
+    let shipped_today = OrderFilter {
+        shipped_from: Some(NOW),
+        shipped_until: Some(NOW + 10),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_orders(m, &shipped_today, Page::default())
+            .await
+            .unwrap()
+            .1,
+        2
+    );
+    let after = store
+        .orders_after(m, &OrderFilter::default(), 0, 1)
+        .await
+        .unwrap();
+    assert_eq!(after[0].id, o1.id);
+    assert_eq!(
+        store
+            .orders_after(m, &OrderFilter::default(), o1.id, 10)
+            .await
+            .unwrap()[0]
+            .id,
+        o2.id
+    );
+}
+
+pub async fn failed_attempts_are_counted_in_a_window(store: &dyn Store) {
+    let m = merchant(store, "A").await;
+    for offset in [0, 10, 20] {
+        store
+            .record_failure(m.id, "card:A0001", NOW + offset)
+            .await
+            .unwrap();
+    }
+    store
+        .record_failure(m.id, "client:127.0.0.1", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_failures(m.id, "card:A0001", NOW).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .count_failures(m.id, "card:A0001", NOW + 15)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_failures(m.id, "client:127.0.0.1", NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    let other = merchant(store, "B").await;
+    assert_eq!(
+        store
+            .count_failures(other.id, "card:A0001", 0)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 1).await;
+    let attempts = (0..50).map(|i| {
+        let order = new_order(m, cards[0], goods[i % 2], Channel::Web);
+        async move {
+            store
+                .redeem_pickup(&order, &audit(m, "redeem_pickup"))
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
+        .count();
+    assert_eq!((won, lost), (1, 49), "{results:?}");
+    assert_eq!(
+        store
+            .list_orders(m, &OrderFilter::default(), Page::default())
+            .await
+            .unwrap()
+            .1,
+        1
+    );
 }

@@ -60,7 +60,12 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 4] = [Self::Pending, Self::Shipped, Self::PickedUp, Self::Cancelled];
+    pub const ALL: [OrderStatus; 4] = [
+        Self::Pending,
+        Self::Shipped,
+        Self::PickedUp,
+        Self::Cancelled,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -103,14 +108,26 @@ impl std::fmt::Debug for Consignee {
 }
 
 impl Consignee {
-    pub fn new(name: &str, phone: &str, province: &str, city: &str, district: &str, address: &str) -> Result<Self, Vec<String>> {
+    pub fn new(
+        name: &str,
+        phone: &str,
+        province: &str,
+        city: &str,
+        district: &str,
+        address: &str,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 32 {
             errors.push("请填写收货人（最多 32 个字）".to_owned());
         }
-        let phone: String = phone.trim().chars().filter(|c| *c != ' ' && *c != '-').collect();
-        let phone_ok = phone.len() >= 7 && phone.len() <= 15 && phone.bytes().all(|b| b.is_ascii_digit());
+        let phone: String = phone
+            .trim()
+            .chars()
+            .filter(|c| *c != ' ' && *c != '-')
+            .collect();
+        let phone_ok =
+            phone.len() >= 7 && phone.len() <= 15 && phone.bytes().all(|b| b.is_ascii_digit());
         if !phone_ok {
             errors.push("请填写正确的联系电话".to_owned());
         }
@@ -190,9 +207,18 @@ impl AppointmentMode {
 
     /// Checks a chosen date against the mode and the blocked dates.
     /// `today` is the merchant's current calendar date.
-    pub fn check(&self, chosen: Option<Date>, today: Date, blocked: &[Date]) -> Result<Option<Date>, String> {
+    pub fn check(
+        &self,
+        chosen: Option<Date>,
+        today: Date,
+        blocked: &[Date],
+    ) -> Result<Option<Date>, String> {
         let Some(date) = chosen else {
-            return if self.asks_for_date() { Err("请选择预约发货日期".into()) } else { Ok(None) };
+            return if self.asks_for_date() {
+                Err("请选择预约发货日期".into())
+            } else {
+                Ok(None)
+            };
         };
         if !self.asks_for_date() {
             return Ok(None);
@@ -227,13 +253,27 @@ impl AppointmentMode {
 
 /// The common Chinese carriers every merchant starts with (物流配置); a
 /// merchant adds its own named variants such as 省外顺丰.
-pub const CARRIERS: &[&str] =
-    &["顺丰速运", "圆通速递", "中通快递", "申通快递", "韵达快递", "京东物流", "EMS", "极兔速递", "百世快递", "德邦快递", "邮政快递包裹"];
+pub const CARRIERS: &[&str] = &[
+    "顺丰速运",
+    "圆通速递",
+    "中通快递",
+    "申通快递",
+    "韵达快递",
+    "京东物流",
+    "EMS",
+    "极兔速递",
+    "百世快递",
+    "德邦快递",
+    "邮政快递包裹",
+];
 
 /// A tracking number as a carrier prints it: letters, digits and dashes.
 pub fn check_tracking_number(text: &str) -> Result<String, String> {
     let text = text.trim();
-    if text.len() < 6 || text.len() > 40 || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if text.len() < 6
+        || text.len() > 40
+        || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err("运单号须为 6–40 位字母、数字或 -".into());
     }
     Ok(text.to_ascii_uppercase())
@@ -246,7 +286,15 @@ mod tests {
 
     #[test]
     fn consignee_details_are_checked_and_never_printed() {
-        let ok = Consignee::new("张三", "138-0000-0000", "浙江省", "杭州市", "西湖区", "文三路 100 号").unwrap();
+        let ok = Consignee::new(
+            "张三",
+            "138-0000-0000",
+            "浙江省",
+            "杭州市",
+            "西湖区",
+            "文三路 100 号",
+        )
+        .unwrap();
         assert_eq!(ok.phone, "13800000000");
         assert_eq!(format!("{ok:?}"), "Consignee(<personal data>)");
         let errors = Consignee::new("", "12", "", "杭州市", "西湖区", "x").unwrap_err();
@@ -264,24 +312,52 @@ mod tests {
     #[test]
     fn appointment_modes_accept_only_their_dates() {
         let today = date!(2026 - 11 - 23); // a Monday
-        let check = |mode: AppointmentMode, chosen: Option<Date>| mode.check(chosen, today, &[date!(2026 - 11 - 25)]);
+        let check = |mode: AppointmentMode, chosen: Option<Date>| {
+            mode.check(chosen, today, &[date!(2026 - 11 - 25)])
+        };
         assert_eq!(check(AppointmentMode::None, None), Ok(None));
-        assert!(check(AppointmentMode::AnyFutureDate, None).is_err(), "a date is required");
-        assert!(check(AppointmentMode::AnyFutureDate, Some(date!(2026 - 11 - 22))).is_err(), "past");
-        assert!(check(AppointmentMode::AnyFutureDate, Some(date!(2026 - 11 - 25))).is_err(), "blocked");
+        assert!(
+            check(AppointmentMode::AnyFutureDate, None).is_err(),
+            "a date is required"
+        );
+        assert!(
+            check(AppointmentMode::AnyFutureDate, Some(date!(2026 - 11 - 22))).is_err(),
+            "past"
+        );
+        assert!(
+            check(AppointmentMode::AnyFutureDate, Some(date!(2026 - 11 - 25))).is_err(),
+            "blocked"
+        );
         assert!(check(AppointmentMode::AnyFutureDate, Some(today)).is_ok());
-        assert!(check(AppointmentMode::MinDaysAhead(3), Some(date!(2026 - 11 - 24))).is_err());
-        assert!(check(AppointmentMode::MinDaysAhead(3), Some(date!(2026 - 11 - 26))).is_ok());
+        assert!(check(
+            AppointmentMode::MinDaysAhead(3),
+            Some(date!(2026 - 11 - 24))
+        )
+        .is_err());
+        assert!(check(
+            AppointmentMode::MinDaysAhead(3),
+            Some(date!(2026 - 11 - 26))
+        )
+        .is_ok());
         let range = AppointmentMode::DateRange(date!(2026 - 12 - 01), date!(2026 - 12 - 10));
         assert!(check(range.clone(), Some(date!(2026 - 11 - 30))).is_err());
         assert!(check(range, Some(date!(2026 - 12 - 10))).is_ok());
-        assert!(check(AppointmentMode::WeekdaysOnly, Some(date!(2026 - 11 - 28))).is_err(), "Saturday");
-        assert!(check(AppointmentMode::WeekdaysOnly, Some(date!(2026 - 11 - 27))).is_ok(), "Friday");
+        assert!(
+            check(AppointmentMode::WeekdaysOnly, Some(date!(2026 - 11 - 28))).is_err(),
+            "Saturday"
+        );
+        assert!(
+            check(AppointmentMode::WeekdaysOnly, Some(date!(2026 - 11 - 27))).is_ok(),
+            "Friday"
+        );
     }
 
     #[test]
     fn tracking_numbers_are_letters_digits_and_dashes() {
-        assert_eq!(check_tracking_number(" sf1234567890 ").unwrap(), "SF1234567890");
+        assert_eq!(
+            check_tracking_number(" sf1234567890 ").unwrap(),
+            "SF1234567890"
+        );
         assert!(check_tracking_number("12").is_err());
         assert!(check_tracking_number("=HYPERLINK(1)").is_err());
     }

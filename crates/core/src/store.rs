@@ -10,6 +10,7 @@ use crate::auth::Permission;
 use crate::batch::{NewCard, Numbering, PasswordCharset};
 use crate::card::{CardEdit, CardFilter, CardOp, CardState};
 use crate::goods::{Goods, GoodsFields, GoodsLinkMode};
+use crate::pickup::{Channel, Consignee, OrderStatus};
 use crate::StoreResult;
 
 /// Largest page a list returns.
@@ -254,6 +255,78 @@ pub struct CardWithSecret {
     pub key_version: i32,
 }
 
+/// A card with its password digest, for checking a typed password.
+#[derive(Debug, Clone)]
+pub struct CardSecret {
+    pub card: Card,
+    pub secret_digest: Vec<u8>,
+    pub key_version: i32,
+}
+
+/// A pickup as the use case hands it to the store.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub merchant_id: i64,
+    pub card_id: i64,
+    pub goods_id: i64,
+    pub channel: Channel,
+    /// `None` for an in-store pickup: nothing is shipped.
+    pub consignee: Option<Consignee>,
+    /// `YYYY-MM-DD`, when the merchant's appointment mode asks for one.
+    pub appointment_date: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub card_id: i64,
+    pub card_number: String,
+    pub batch_id: i64,
+    pub goods_id: i64,
+    pub goods_name: String,
+    pub channel: Channel,
+    pub status: OrderStatus,
+    pub consignee: Consignee,
+    pub appointment_date: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub shipped_at: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub cancelled_at: Option<i64>,
+}
+
+/// Which orders a list or export covers; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    /// Inclusive `YYYY-MM-DD` bounds on the appointment date.
+    pub appointment_from: Option<String>,
+    pub appointment_until: Option<String>,
+    /// Inclusive timestamp bounds on the shipping time.
+    pub shipped_from: Option<i64>,
+    pub shipped_until: Option<i64>,
+    /// Inclusive timestamp bounds on the order time.
+    pub created_from: Option<i64>,
+    pub created_until: Option<i64>,
+    pub batch_id: Option<i64>,
+    pub goods_id: Option<i64>,
+    pub channel: Option<Channel>,
+    pub card_number: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One order to mark shipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub order_id: i64,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
 /// Who did something, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -489,6 +562,60 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     /// The goods a card may be exchanged for.
     async fn goods_of_card(&self, merchant_id: i64, card_id: i64) -> StoreResult<Vec<Goods>>;
+
+    // Pickups and orders (提货订单).
+    /// The card with this number and its password digest, for checking.
+    async fn card_for_check(
+        &self,
+        merchant_id: i64,
+        number: &str,
+    ) -> StoreResult<Option<CardSecret>>;
+    /// In one transaction: moves the card `active → used` if it is within its
+    /// validity at `created_at` and linked to the goods, inserts the order
+    /// and writes `audit`. `Conflict` when the card is not usable (used,
+    /// inactive, voided, expired, or another pickup won the race); `NotFound`
+    /// when the goods are not among the card's.
+    async fn redeem_pickup(&self, order: &NewOrder, audit: &AuditEntry) -> StoreResult<Order>;
+    async fn get_order(&self, merchant_id: i64, order_id: i64) -> StoreResult<Order>;
+    /// The card's newest order, cancelled ones included.
+    async fn latest_order_of_card(
+        &self,
+        merchant_id: i64,
+        card_id: i64,
+    ) -> StoreResult<Option<Order>>;
+    async fn list_orders(
+        &self,
+        merchant_id: i64,
+        filter: &OrderFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Order>, i64)>;
+    /// Keyset page for exports: orders with id > `after_id`, by id.
+    async fn orders_after(
+        &self,
+        merchant_id: i64,
+        filter: &OrderFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>>;
+    /// Cancels a pending order and makes its card usable again, with `audit`.
+    async fn cancel_order(
+        &self,
+        merchant_id: i64,
+        order_id: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Marks pending orders shipped, all or none, with `audit`. `Conflict`
+    /// names the first order that was not pending.
+    async fn ship_orders(
+        &self,
+        merchant_id: i64,
+        shipments: &[Shipment],
+        now: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// Failed pickup attempts under `key` since `since` (兑换防刷).
+    async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64>;
+    async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()>;
 
     // Audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
