@@ -8,7 +8,7 @@ use kaquan_core::auth::Permission;
 use kaquan_core::batch::{BatchFields, BatchSpec, NewCard, Numbering, PasswordCharset};
 use kaquan_core::card::{CardEdit, CardFilter, CardNumber, CardOp, CardPassword, CardState};
 use kaquan_core::goods::{GoodsFields, GoodsLinkMode, GOODS_IMAGES_MAX};
-use kaquan_core::pickup::{Channel, Consignee, OrderStatus};
+use kaquan_core::pickup::{AppointmentMode, Channel, Consignee, OrderStatus, PickupSettings};
 use kaquan_core::secrets::MasterKey;
 use kaquan_core::store::*;
 use kaquan_core::usecases::{self, BatchProgress, ImportError, ImportRow};
@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             shipping_is_all_or_nothing,
             failed_attempts_are_counted_in_a_window,
             fifty_simultaneous_pickups_of_one_card_create_one_order,
+            pickup_settings_default_until_saved_and_round_trip,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {
@@ -1787,5 +1788,47 @@ pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn
             .unwrap()
             .1,
         1
+    );
+}
+
+pub async fn pickup_settings_default_until_saved_and_round_trip(store: &dyn Store) {
+    let m = merchant(store, "A").await;
+    assert_eq!(
+        store.get_pickup_settings(m.id).await.unwrap(),
+        PickupSettings::default()
+    );
+    let settings = PickupSettings {
+        title: "鲜果提货".into(),
+        notice: "每周一至周五发货".into(),
+        enabled: false,
+        closed_message: "春节暂停提货".into(),
+        appointment: AppointmentMode::DateRange(
+            time::macros::date!(2027 - 01 - 01),
+            time::macros::date!(2027 - 01 - 31),
+        ),
+        blocked_dates: vec![time::macros::date!(2027 - 01 - 10)],
+        redirect_url: Some("https://shop.example.com".into()),
+        attempts_per_card: 3,
+        attempts_per_client: 10,
+    };
+    store
+        .put_pickup_settings(m.id, &settings, &audit(m.id, "update_pickup_settings"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_pickup_settings(m.id).await.unwrap(), settings);
+    let changed = PickupSettings {
+        appointment: AppointmentMode::MinDaysAhead(2),
+        enabled: true,
+        ..settings
+    };
+    store
+        .put_pickup_settings(m.id, &changed, &audit(m.id, "update_pickup_settings"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_pickup_settings(m.id).await.unwrap(), changed);
+    let other = merchant(store, "B").await;
+    assert_eq!(
+        store.get_pickup_settings(other.id).await.unwrap(),
+        PickupSettings::default()
     );
 }

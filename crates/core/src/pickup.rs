@@ -362,3 +362,192 @@ mod tests {
         assert!(check_tracking_number("=HYPERLINK(1)").is_err());
     }
 }
+
+/// 提货设置: the merchant's pickup front page and its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickupSettings {
+    /// 提货网站名称, shown on the customer's page.
+    pub title: String,
+    /// A text shown above the form (opening hours, delivery notes…).
+    pub notice: String,
+    /// 前台提货开关: when off, the page shows `closed_message` and accepts nothing.
+    pub enabled: bool,
+    pub closed_message: String,
+    pub appointment: AppointmentMode,
+    /// Days that cannot be chosen (holidays, stock-taking).
+    pub blocked_dates: Vec<Date>,
+    /// Where the customer goes after a successful order (http/https only).
+    pub redirect_url: Option<String>,
+    /// 兑换防刷: wrong guesses allowed per card, and per client, per hour.
+    pub attempts_per_card: i64,
+    pub attempts_per_client: i64,
+}
+
+/// The window the attempt limits count in.
+pub const ATTEMPT_WINDOW_SECONDS: i64 = 3600;
+pub const ATTEMPT_LIMIT_MAX: i64 = 1000;
+
+impl Default for PickupSettings {
+    fn default() -> Self {
+        Self {
+            title: "提货中心".into(),
+            notice: String::new(),
+            enabled: true,
+            closed_message: "暂停提货，请稍后再来".into(),
+            appointment: AppointmentMode::AnyFutureDate,
+            blocked_dates: Vec::new(),
+            redirect_url: None,
+            attempts_per_card: 5,
+            attempts_per_client: 20,
+        }
+    }
+}
+
+/// Checks a redirect address: http or https, no spaces or control characters.
+pub fn check_redirect_url(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let lower = text.to_ascii_lowercase();
+    let has_host = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !has_host
+        || text.len() > 500
+        || text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>')
+    {
+        return Err("跳转地址须以 http:// 或 https:// 开头，且不能含空格".into());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+impl AppointmentMode {
+    /// The mode as stored: (code, min days, range from, range until).
+    pub fn to_parts(&self) -> (&'static str, Option<i64>, Option<String>, Option<String>) {
+        match self {
+            Self::MinDaysAhead(days) => (self.code(), Some(i64::from(*days)), None, None),
+            Self::DateRange(from, until) => (
+                self.code(),
+                None,
+                Some(from.to_string()),
+                Some(until.to_string()),
+            ),
+            _ => (self.code(), None, None, None),
+        }
+    }
+
+    /// The mode from its stored or submitted parts.
+    pub fn from_parts(
+        code: &str,
+        min_days: Option<i64>,
+        from: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Self, String> {
+        match code {
+            "none" => Ok(Self::None),
+            "any" => Ok(Self::AnyFutureDate),
+            "weekdays" => Ok(Self::WeekdaysOnly),
+            "min_days" => match min_days {
+                Some(days @ 0..=365) => Ok(Self::MinDaysAhead(days as u16)),
+                _ => Err("提前天数须为 0–365".into()),
+            },
+            "range" => {
+                let parse = |d: Option<&str>| d.and_then(crate::clock::parse_date);
+                match (parse(from), parse(until)) {
+                    (Some(from), Some(until)) if from <= until => Ok(Self::DateRange(from, until)),
+                    _ => Err("请填写正确的可预约日期范围".into()),
+                }
+            }
+            _ => Err("未知的提货预约模式".into()),
+        }
+    }
+}
+
+/// Parses blocked dates written one per line or separated by commas.
+pub fn parse_blocked_dates(text: &str) -> Result<Vec<Date>, String> {
+    let mut dates = Vec::new();
+    for part in text
+        .split([',', '\n', '，', ' '])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        dates.push(
+            crate::clock::parse_date(part)
+                .ok_or_else(|| format!("不可预约日期格式不对：{part}"))?,
+        );
+    }
+    dates.sort();
+    dates.dedup();
+    Ok(dates)
+}
+
+pub fn format_blocked_dates(dates: &[Date]) -> String {
+    dates
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn redirect_addresses_must_be_http_or_https() {
+        assert_eq!(check_redirect_url("").unwrap(), None);
+        assert_eq!(
+            check_redirect_url(" https://shop.example.com/ok ")
+                .unwrap()
+                .as_deref(),
+            Some("https://shop.example.com/ok")
+        );
+        assert!(check_redirect_url("http://x.cn").is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "ftp://x",
+            "https://",
+            "//evil.com",
+            "https://a b",
+            "https:///x",
+            "http://x\"onmouseover",
+        ] {
+            assert!(check_redirect_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn appointment_modes_round_trip_through_their_parts() {
+        for mode in [
+            AppointmentMode::None,
+            AppointmentMode::AnyFutureDate,
+            AppointmentMode::WeekdaysOnly,
+            AppointmentMode::MinDaysAhead(3),
+            AppointmentMode::DateRange(
+                time::macros::date!(2026 - 12 - 01),
+                time::macros::date!(2026 - 12 - 31),
+            ),
+        ] {
+            let (code, days, from, until) = mode.to_parts();
+            assert_eq!(
+                AppointmentMode::from_parts(code, days, from.as_deref(), until.as_deref()).unwrap(),
+                mode
+            );
+        }
+        assert!(
+            AppointmentMode::from_parts("range", None, Some("2026-12-31"), Some("2026-12-01"))
+                .is_err()
+        );
+        assert_eq!(
+            parse_blocked_dates("2026-12-25, 2026-10-01\n2026-12-25")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_blocked_dates("tomorrow").is_err());
+    }
+}

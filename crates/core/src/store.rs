@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::batch::{NewCard, Numbering, PasswordCharset};
 use crate::card::{CardEdit, CardFilter, CardOp, CardState};
 use crate::goods::{Goods, GoodsFields, GoodsLinkMode};
-use crate::pickup::{Channel, Consignee, OrderStatus};
+use crate::pickup::{Channel, Consignee, OrderStatus, PickupSettings};
 use crate::StoreResult;
 
 /// Largest page a list returns.
@@ -616,6 +616,15 @@ pub trait Store: Send + Sync + 'static {
     /// Failed pickup attempts under `key` since `since` (兑换防刷).
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64>;
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()>;
+
+    /// 提货设置; the defaults when the merchant never saved any.
+    async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings>;
+    async fn put_pickup_settings(
+        &self,
+        merchant_id: i64,
+        settings: &PickupSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
 
     // Audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;

@@ -12,7 +12,10 @@ use kaquan_core::auth::{builtin_roles, Permission};
 use kaquan_core::batch::{Numbering, PasswordCharset};
 use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
 use kaquan_core::goods::{Goods, GoodsFields, GoodsLinkMode, GOODS_IMAGES_MAX, GOODS_PER_CARD_MAX};
-use kaquan_core::pickup::{Channel, Consignee, OrderStatus};
+use kaquan_core::pickup::{
+    format_blocked_dates, parse_blocked_dates, AppointmentMode, Channel, Consignee, OrderStatus,
+    PickupSettings,
+};
 use kaquan_core::store::*;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -34,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_schema.sql"),
     include_str!("migrations/002_goods.sql"),
     include_str!("migrations/003_orders.sql"),
+    include_str!("migrations/004_pickup_settings.sql"),
 ];
 
 pub struct PgStore {
@@ -1885,6 +1889,83 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT title, notice, enabled, closed_message, appointment_mode, appointment_min_days, appointment_from, \
+                 appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client \
+                 FROM pickup_settings WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        let Some(r) = row else {
+            return Ok(PickupSettings::default());
+        };
+        let (from, until): (Option<String>, Option<String>) = (r.get(6), r.get(7));
+        Ok(PickupSettings {
+            title: r.get(0),
+            notice: r.get(1),
+            enabled: r.get(2),
+            closed_message: r.get(3),
+            appointment: AppointmentMode::from_parts(
+                r.get(4),
+                r.get(5),
+                from.as_deref(),
+                until.as_deref(),
+            )
+            .map_err(StoreError::Backend)?,
+            blocked_dates: parse_blocked_dates(r.get(8)).map_err(StoreError::Backend)?,
+            redirect_url: r.get(9),
+            attempts_per_card: r.get(10),
+            attempts_per_client: r.get(11),
+        })
+    }
+
+    async fn put_pickup_settings(
+        &self,
+        merchant_id: i64,
+        settings: &PickupSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (mode, min_days, from, until) = settings.appointment.to_parts();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
+             appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (merchant_id) DO UPDATE SET title = excluded.title, notice = excluded.notice, enabled = excluded.enabled, \
+             closed_message = excluded.closed_message, appointment_mode = excluded.appointment_mode, \
+             appointment_min_days = excluded.appointment_min_days, appointment_from = excluded.appointment_from, \
+             appointment_until = excluded.appointment_until, blocked_dates = excluded.blocked_dates, \
+             redirect_url = excluded.redirect_url, attempts_per_card = excluded.attempts_per_card, \
+             attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at",
+            &[
+                &merchant_id,
+                &settings.title,
+                &settings.notice,
+                &settings.enabled,
+                &settings.closed_message,
+                &mode,
+                &min_days,
+                &from,
+                &until,
+                &format_blocked_dates(&settings.blocked_dates),
+                &settings.redirect_url,
+                &settings.attempts_per_card,
+                &settings.attempts_per_client,
+                &audit.created_at,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        insert_audit(&tx, audit, 1).await?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

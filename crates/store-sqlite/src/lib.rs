@@ -13,7 +13,10 @@ use kaquan_core::auth::{builtin_roles, Permission};
 use kaquan_core::batch::{Numbering, PasswordCharset};
 use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
 use kaquan_core::goods::{Goods, GoodsFields, GoodsLinkMode, GOODS_PER_CARD_MAX};
-use kaquan_core::pickup::{Channel, Consignee, OrderStatus};
+use kaquan_core::pickup::{
+    format_blocked_dates, parse_blocked_dates, AppointmentMode, Channel, Consignee, OrderStatus,
+    PickupSettings,
+};
 use kaquan_core::store::*;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
@@ -36,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_schema.sql"),
     include_str!("migrations/002_goods.sql"),
     include_str!("migrations/003_orders.sql"),
+    include_str!("migrations/004_pickup_settings.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -1842,6 +1846,86 @@ impl Store for SqliteStore {
                 params![merchant_id, key, now],
             )
             .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT title, notice, enabled, closed_message, appointment_mode, appointment_min_days, appointment_from, \
+                     appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client \
+                     FROM pickup_settings WHERE merchant_id = ?1",
+                    [merchant_id],
+                    |r| {
+                        Ok((
+                            (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, String>(3)?),
+                            (r.get::<_, String>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?),
+                            (r.get::<_, String>(8)?, r.get::<_, Option<String>>(9)?, r.get::<_, i64>(10)?, r.get::<_, i64>(11)?),
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(map_err)?;
+            let Some(((title, notice, enabled, closed_message), (mode, min_days, from, until), (blocked, redirect_url, per_card, per_client))) = row
+            else {
+                return Ok(PickupSettings::default());
+            };
+            Ok(PickupSettings {
+                title,
+                notice,
+                enabled,
+                closed_message,
+                appointment: AppointmentMode::from_parts(&mode, min_days, from.as_deref(), until.as_deref()).map_err(StoreError::Backend)?,
+                blocked_dates: parse_blocked_dates(&blocked).map_err(StoreError::Backend)?,
+                redirect_url,
+                attempts_per_card: per_card,
+                attempts_per_client: per_client,
+            })
+        })
+        .await
+    }
+
+    async fn put_pickup_settings(
+        &self,
+        merchant_id: i64,
+        settings: &PickupSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (settings, audit) = (settings.clone(), audit.clone());
+        self.write(move |conn| {
+            let (mode, min_days, from, until) = settings.appointment.to_parts();
+            conn.execute(
+                "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
+                 appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET title = excluded.title, notice = excluded.notice, enabled = excluded.enabled, \
+                 closed_message = excluded.closed_message, appointment_mode = excluded.appointment_mode, \
+                 appointment_min_days = excluded.appointment_min_days, appointment_from = excluded.appointment_from, \
+                 appointment_until = excluded.appointment_until, blocked_dates = excluded.blocked_dates, \
+                 redirect_url = excluded.redirect_url, attempts_per_card = excluded.attempts_per_card, \
+                 attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at",
+                params![
+                    merchant_id,
+                    settings.title,
+                    settings.notice,
+                    settings.enabled,
+                    settings.closed_message,
+                    mode,
+                    min_days,
+                    from,
+                    until,
+                    format_blocked_dates(&settings.blocked_dates),
+                    settings.redirect_url,
+                    settings.attempts_per_card,
+                    settings.attempts_per_client,
+                    audit.created_at
+                ],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
             Ok(())
         })
         .await

@@ -1,0 +1,18 @@
+-- Migration 4: 提货设置, one row per merchant (absent means the defaults).
+
+CREATE TABLE pickup_settings (
+    merchant_id INTEGER PRIMARY KEY REFERENCES merchants(id),
+    title TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    closed_message TEXT NOT NULL,
+    appointment_mode TEXT NOT NULL CHECK (appointment_mode IN ('none', 'any', 'min_days', 'range', 'weekdays')),
+    appointment_min_days INTEGER,
+    appointment_from TEXT,
+    appointment_until TEXT,
+    blocked_dates TEXT NOT NULL,
+    redirect_url TEXT,
+    attempts_per_card INTEGER NOT NULL CHECK (attempts_per_card > 0),
+    attempts_per_client INTEGER NOT NULL CHECK (attempts_per_client > 0),
+    updated_at INTEGER NOT NULL
+);
