@@ -18,10 +18,13 @@ pub enum Permission {
     StaffManage,
     AuditView,
     GoodsManage,
+    OrdersManage,
+    PickupAssist,
+    PersonalDataView,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 12] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -31,6 +34,9 @@ impl Permission {
         Self::StaffManage,
         Self::AuditView,
         Self::GoodsManage,
+        Self::OrdersManage,
+        Self::PickupAssist,
+        Self::PersonalDataView,
     ];
 
     pub fn code(self) -> &'static str {
@@ -44,6 +50,9 @@ impl Permission {
             Self::StaffManage => "staff.manage",
             Self::AuditView => "audit.view",
             Self::GoodsManage => "goods.manage",
+            Self::OrdersManage => "orders.manage",
+            Self::PickupAssist => "pickup.assist",
+            Self::PersonalDataView => "personal_data.view",
         }
     }
 
@@ -62,6 +71,9 @@ impl Permission {
             Self::StaffManage => "管理员与角色管理",
             Self::AuditView => "查看操作日志",
             Self::GoodsManage => "提货商品管理",
+            Self::OrdersManage => "订单列表、发货、取消订单、提货设置",
+            Self::PickupAssist => "到店提货、电话提货",
+            Self::PersonalDataView => "查看收货人姓名、电话和地址（否则打码显示）",
         }
     }
 
@@ -99,8 +111,12 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
                 GoodsManage,
             ],
         ),
-        ("order_clerk", "订单员", vec![CardsView]),
-        ("verifier", "核销员", vec![]),
+        (
+            "order_clerk",
+            "订单员",
+            vec![CardsView, OrdersManage, PickupAssist, PersonalDataView],
+        ),
+        ("verifier", "核销员", vec![PickupAssist]),
         ("readonly", "只读", vec![CardsView, AuditView]),
     ]
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod goods;
 pub mod money;
 pub mod pickup;
+pub mod redeem;
 pub mod secrets;
 pub mod store;
 pub mod usecases;

@@ -14,6 +14,7 @@ pub mod goods;
 pub mod openapi;
 pub mod pages;
 pub mod people;
+pub mod pickup;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cards::router())
         .merge(people::router())
         .merge(goods::router())
+        .merge(pickup::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .with_state(state)

@@ -34,6 +34,8 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/goods/{goods_id}/images", "create_goods_image", "Upload an image (multipart field file; PNG/JPEG/WebP/GIF, at most 2 MB, 9 per goods)", "goods.manage"),
     ("delete", "/api/v1/goods/{goods_id}/images/{image_id}", "delete_goods_image", "Remove an image", "goods.manage"),
     ("post", "/api/v1/cards/link-goods", "link_card_goods", "对应商品: set (mode=replace) or add (mode=add) the goods of the cards matching a filter", "cards.manage"),
+    ("post", "/api/v1/pickups/check", "check_pickup_card", "到店/电话提货 step 1: check card number + password; returns face value and the goods to choose from", "pickup.assist"),
+    ("post", "/api/v1/pickups", "create_pickup", "Redeem a card for ONE of its goods (channel store|phone|api; consignee and appointment_date unless store)", "pickup.assist"),
     ("get", "/api/v1/distributors", "list_distributors", "Distributors with their card counts", "cards.view"),
     ("post", "/api/v1/distributors", "create_distributor", "Add a distributor", "distributors.manage"),
     ("put", "/api/v1/distributors/{distributor_id}", "update_distributor", "Change a distributor", "distributors.manage"),

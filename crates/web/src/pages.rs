@@ -34,6 +34,19 @@ const TEMPLATES: &[(&str, &str)] = &[
         "goods_edit.html",
         include_str!("../templates/goods_edit.html"),
     ),
+    ("redeem.html", include_str!("../templates/redeem.html")),
+    (
+        "redeem_done.html",
+        include_str!("../templates/redeem_done.html"),
+    ),
+    (
+        "order_lookup.html",
+        include_str!("../templates/order_lookup.html"),
+    ),
+    (
+        "pickup_staff.html",
+        include_str!("../templates/pickup_staff.html"),
+    ),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

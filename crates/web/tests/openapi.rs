@@ -44,7 +44,8 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "export",
                 "import",
                 "estimate",
-                "link"
+                "link",
+                "check"
             ]
             .contains(&verb),
             "{operation_id}"

@@ -16,3 +16,10 @@ CREATE TABLE pickup_settings (
     attempts_per_client BIGINT NOT NULL CHECK (attempts_per_client > 0),
     updated_at BIGINT NOT NULL
 );
+
+-- Merchants created before this migration get the pickup permissions their
+-- built-in roles have for new merchants.
+UPDATE roles SET permissions = permissions || ',orders.manage,pickup.assist,personal_data.view'
+WHERE name IN ('owner', 'order_clerk') AND permissions NOT LIKE '%orders.manage%';
+UPDATE roles SET permissions = permissions || ',pickup.assist'
+WHERE name = 'verifier' AND permissions NOT LIKE '%pickup.assist%';

@@ -1,0 +1,659 @@
+//! 提货: the customer's pickup pages (H5, no account: card number +
+//! password), the order lookup, and staff 到店提货 / 电话提货 in the console
+//! and the API. All of them go through `kaquan_core::redeem`.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::goods::image_url;
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::Permission;
+use kaquan_core::clock::{format_date, format_datetime};
+use kaquan_core::money::format_yuan;
+use kaquan_core::pickup::{Channel, Consignee, PickupSettings};
+use kaquan_core::redeem::{self, CheckedCard, PickupRequest, RedeemError, Redeemer, Requester};
+use kaquan_core::store::{Actor, Order};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/m/{merchant_id}/redeem", get(customer_page))
+        .route("/m/{merchant_id}/redeem/check", post(customer_check))
+        .route("/m/{merchant_id}/redeem/confirm", post(customer_confirm))
+        .route(
+            "/m/{merchant_id}/orders",
+            get(lookup_page).post(lookup_form),
+        )
+        .route("/pickup/{channel}", get(staff_page).post(staff_form))
+        .route("/api/v1/pickups/check", post(check_pickup_card))
+        .route("/api/v1/pickups", post(create_pickup))
+}
+
+/// The one message for every wrong card, password or state.
+pub const REFUSED_MESSAGE: &str = "卡号或密码错误，或该卡暂不能提货";
+
+impl From<RedeemError> for ApiError {
+    fn from(error: RedeemError) -> Self {
+        match error {
+            RedeemError::Refused => ApiError::invalid(REFUSED_MESSAGE),
+            RedeemError::Locked {
+                retry_after_seconds,
+            } => ApiError::TooManyAttempts {
+                retry_after_seconds,
+            },
+            RedeemError::Closed => ApiError::Conflict("暂停提货".into()),
+            RedeemError::GoodsUnavailable => {
+                ApiError::invalid("所选商品不能用这张卡提取，请重新选择")
+            }
+            RedeemError::Invalid(errors) => ApiError::Invalid(errors.join("；"), errors),
+            RedeemError::Store(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+fn customer_requester(address: SocketAddr) -> Requester {
+    Requester {
+        channel: Channel::Web,
+        client_key: address.ip().to_string(),
+        actor: Actor {
+            staff_id: None,
+            label: "customer".into(),
+        },
+    }
+}
+
+fn staff_requester(authed: &Authed, channel: Channel) -> Requester {
+    Requester {
+        channel,
+        client_key: format!("staff-{}", authed.staff.id),
+        actor: authed.actor(),
+    }
+}
+
+fn redeemer(state: &AppState, merchant_id: i64) -> Redeemer<'_> {
+    Redeemer {
+        store: state.store.as_ref(),
+        master: &state.master,
+        merchant_id,
+        now: crate::now(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct GoodsChoiceDto {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub image_urls: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct CheckedCardDto {
+    pub number: String,
+    pub face_value_yuan: Option<String>,
+    pub valid_until: Option<String>,
+    pub goods: Vec<GoodsChoiceDto>,
+}
+
+impl CheckedCardDto {
+    fn new(checked: &CheckedCard) -> Self {
+        Self {
+            number: checked.card.number.clone(),
+            face_value_yuan: checked.card.face_value_fen.map(format_yuan),
+            valid_until: checked.card.valid_until.map(format_date),
+            goods: checked
+                .goods
+                .iter()
+                .map(|g| GoodsChoiceDto {
+                    id: g.id,
+                    name: g.name.clone(),
+                    description: g.description.clone(),
+                    image_urls: g
+                        .image_ids
+                        .iter()
+                        .map(|id| image_url(g.merchant_id, *id))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An order as the customer or staff see it after a pickup.
+#[derive(Serialize)]
+pub struct PickupOrderDto {
+    pub order_id: i64,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub goods_name: String,
+    pub channel: &'static str,
+    pub appointment_date: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&Order> for PickupOrderDto {
+    fn from(o: &Order) -> Self {
+        Self {
+            order_id: o.id,
+            status: o.status.code(),
+            status_label: o.status.label_zh(),
+            goods_name: o.goods_name.clone(),
+            channel: o.channel.code(),
+            appointment_date: o.appointment_date.clone(),
+            carrier: o.carrier.clone(),
+            tracking_number: o.tracking_number.clone(),
+            created_at: format_datetime(o.created_at),
+        }
+    }
+}
+
+/// The fields of a pickup, as forms and JSON carry them.
+#[derive(Deserialize, Default)]
+pub struct PickupForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub number: String,
+    #[serde(default)]
+    pub password: String,
+    pub goods_id: Option<i64>,
+    #[serde(default)]
+    pub consignee: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub province: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub district: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub appointment_date: String,
+}
+
+impl PickupForm {
+    fn into_request(self, channel: Channel) -> ApiResult<PickupRequest> {
+        let goods_id = self
+            .goods_id
+            .ok_or_else(|| ApiError::invalid("请选择要提的商品"))?;
+        let consignee = if channel == Channel::Store {
+            None
+        } else {
+            Some(
+                Consignee::new(
+                    &self.consignee,
+                    &self.phone,
+                    &self.province,
+                    &self.city,
+                    &self.district,
+                    &self.address,
+                )
+                .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))?,
+            )
+        };
+        Ok(PickupRequest {
+            number: self.number,
+            password: self.password,
+            goods_id,
+            consignee,
+            appointment_date: Some(self.appointment_date),
+        })
+    }
+}
+
+// ---- customer pages ---------------------------------------------------------
+
+#[derive(Serialize)]
+struct CustomerView {
+    merchant_id: i64,
+    title: String,
+    notice: String,
+    closed_message: Option<String>,
+    number: String,
+    password: String,
+    error: Option<String>,
+    card: Option<CheckedCardDto>,
+    asks_for_date: bool,
+    min_date: String,
+    form: PickupFormView,
+}
+
+/// What the customer typed, shown again after an error.
+#[derive(Serialize, Default)]
+struct PickupFormView {
+    consignee: String,
+    phone: String,
+    province: String,
+    city: String,
+    district: String,
+    address: String,
+    appointment_date: String,
+    goods_id: Option<i64>,
+}
+
+impl From<&PickupForm> for PickupFormView {
+    fn from(f: &PickupForm) -> Self {
+        Self {
+            consignee: f.consignee.clone(),
+            phone: f.phone.clone(),
+            province: f.province.clone(),
+            city: f.city.clone(),
+            district: f.district.clone(),
+            address: f.address.clone(),
+            appointment_date: f.appointment_date.clone(),
+            goods_id: f.goods_id,
+        }
+    }
+}
+
+async fn settings_of(state: &AppState, merchant_id: i64) -> ApiResult<PickupSettings> {
+    state.store.get_merchant(merchant_id).await?;
+    Ok(state.store.get_pickup_settings(merchant_id).await?)
+}
+
+fn customer_view(merchant_id: i64, settings: &PickupSettings, number: &str) -> CustomerView {
+    CustomerView {
+        merchant_id,
+        title: settings.title.clone(),
+        notice: settings.notice.clone(),
+        closed_message: (!settings.enabled).then(|| settings.closed_message.clone()),
+        number: number.to_owned(),
+        password: String::new(),
+        error: None,
+        card: None,
+        asks_for_date: settings.appointment.asks_for_date(),
+        min_date: format_date(crate::now()),
+        form: PickupFormView::default(),
+    }
+}
+
+fn customer_render(state: &AppState, view: CustomerView, status: StatusCode) -> Response {
+    let page = Page::anonymous(&view.title);
+    let mut response = render(state, "redeem.html", &page, view);
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Deserialize)]
+struct NumberQuery {
+    number: Option<String>,
+}
+
+async fn customer_page(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<NumberQuery>,
+) -> PageResult {
+    let settings = settings_of(&state, merchant_id).await?;
+    let view = customer_view(
+        merchant_id,
+        &settings,
+        query.number.as_deref().unwrap_or(""),
+    );
+    Ok(customer_render(&state, view, StatusCode::OK))
+}
+
+async fn customer_check(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    Form(form): Form<PickupForm>,
+) -> PageResult {
+    let settings = settings_of(&state, merchant_id).await?;
+    let mut view = customer_view(merchant_id, &settings, &form.number);
+    if !settings.enabled {
+        return Ok(customer_render(&state, view, StatusCode::OK));
+    }
+    let r = redeemer(&state, merchant_id);
+    match redeem::check_card(
+        &r,
+        &settings,
+        &form.number,
+        &form.password,
+        &customer_requester(address),
+        false,
+    )
+    .await
+    {
+        Ok(checked) => {
+            view.password = form.password;
+            view.card = Some(CheckedCardDto::new(&checked));
+            Ok(customer_render(&state, view, StatusCode::OK))
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            view.error = Some(error.public_message());
+            Ok(customer_render(&state, view, error.status()))
+        }
+    }
+}
+
+async fn customer_confirm(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    Form(form): Form<PickupForm>,
+) -> PageResult {
+    let settings = settings_of(&state, merchant_id).await?;
+    let mut view = customer_view(merchant_id, &settings, &form.number);
+    view.form = PickupFormView::from(&form);
+    let requester = customer_requester(address);
+    let r = redeemer(&state, merchant_id);
+    let (number, password) = (form.number.clone(), form.password.clone());
+    let result = match form.into_request(Channel::Web) {
+        Ok(request) => redeem::redeem_pickup(&r, &request, &requester)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(order) => {
+            if let Some(url) = &settings.redirect_url {
+                return Ok(Redirect::to(url).into_response());
+            }
+            let page = Page::anonymous(&settings.title);
+            Ok(render(
+                &state,
+                "redeem_done.html",
+                &page,
+                SuccessView {
+                    merchant_id,
+                    title: settings.title,
+                    order: PickupOrderDto::from(&order),
+                },
+            ))
+        }
+        Err(error) => {
+            view.error = Some(error.public_message());
+            // Show the goods again unless the card itself was refused.
+            if !matches!(error, ApiError::TooManyAttempts { .. })
+                && error.public_message() != REFUSED_MESSAGE
+            {
+                if let Ok(checked) =
+                    redeem::check_card(&r, &settings, &number, &password, &requester, false).await
+                {
+                    view.password = password;
+                    view.card = Some(CheckedCardDto::new(&checked));
+                }
+            }
+            Ok(customer_render(&state, view, error.status()))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SuccessView {
+    merchant_id: i64,
+    title: String,
+    order: PickupOrderDto,
+}
+
+#[derive(Serialize)]
+struct LookupView {
+    merchant_id: i64,
+    title: String,
+    number: String,
+    error: Option<String>,
+    order: Option<PickupOrderDto>,
+    searched: bool,
+}
+
+async fn lookup_page(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<NumberQuery>,
+) -> PageResult {
+    let settings = settings_of(&state, merchant_id).await?;
+    let view = LookupView {
+        merchant_id,
+        title: settings.title.clone(),
+        number: query.number.unwrap_or_default(),
+        error: None,
+        order: None,
+        searched: false,
+    };
+    Ok(render(
+        &state,
+        "order_lookup.html",
+        &Page::anonymous(&settings.title),
+        view,
+    ))
+}
+
+async fn lookup_form(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    Form(form): Form<PickupForm>,
+) -> PageResult {
+    let settings = settings_of(&state, merchant_id).await?;
+    let r = redeemer(&state, merchant_id);
+    let mut view = LookupView {
+        merchant_id,
+        title: settings.title.clone(),
+        number: form.number.clone(),
+        error: None,
+        order: None,
+        searched: true,
+    };
+    let mut status = StatusCode::OK;
+    match redeem::find_order(
+        &r,
+        &form.number,
+        &form.password,
+        &customer_requester(address),
+    )
+    .await
+    {
+        Ok(order) => view.order = order.as_ref().map(PickupOrderDto::from),
+        Err(error) => {
+            let error = ApiError::from(error);
+            status = error.status();
+            view.error = Some(error.public_message());
+        }
+    }
+    let mut response = render(
+        &state,
+        "order_lookup.html",
+        &Page::anonymous(&settings.title),
+        view,
+    );
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+// ---- staff: 到店提货 / 电话提货 ----------------------------------------------
+
+fn staff_channel(code: &str) -> ApiResult<Channel> {
+    match code {
+        "store" => Ok(Channel::Store),
+        "phone" => Ok(Channel::Phone),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+#[derive(Serialize)]
+struct StaffView {
+    channel: &'static str,
+    channel_label: &'static str,
+    number: String,
+    password: String,
+    error: Option<String>,
+    card: Option<CheckedCardDto>,
+    done: Option<PickupOrderDto>,
+    asks_for_date: bool,
+    min_date: String,
+    form: PickupFormView,
+}
+
+fn staff_view(channel: Channel, settings: &PickupSettings) -> StaffView {
+    StaffView {
+        channel: channel.code(),
+        channel_label: channel.label_zh(),
+        number: String::new(),
+        password: String::new(),
+        error: None,
+        card: None,
+        done: None,
+        asks_for_date: settings.appointment.asks_for_date() && channel == Channel::Phone,
+        min_date: format_date(crate::now()),
+        form: PickupFormView::default(),
+    }
+}
+
+async fn staff_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(channel): Path<String>,
+) -> PageResult {
+    authed.require(Permission::PickupAssist)?;
+    let channel = staff_channel(&channel)?;
+    let settings = state
+        .store
+        .get_pickup_settings(authed.merchant_id())
+        .await?;
+    let view = staff_view(channel, &settings);
+    Ok(render(
+        &state,
+        "pickup_staff.html",
+        &Page::new(channel.label_zh(), &authed),
+        view,
+    ))
+}
+
+/// One form for both steps: without `goods_id` it checks the card, with it
+/// it redeems.
+async fn staff_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(channel): Path<String>,
+    Form(form): Form<PickupForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    authed.require(Permission::PickupAssist)?;
+    let channel = staff_channel(&channel)?;
+    let settings = state
+        .store
+        .get_pickup_settings(authed.merchant_id())
+        .await?;
+    let mut view = staff_view(channel, &settings);
+    view.number = form.number.clone();
+    view.form = PickupFormView::from(&form);
+    let requester = staff_requester(&authed, channel);
+    let r = redeemer(&state, authed.merchant_id());
+    let checked = redeem::check_card(
+        &r,
+        &settings,
+        &form.number,
+        &form.password,
+        &requester,
+        false,
+    )
+    .await;
+    let mut status = StatusCode::OK;
+    match checked {
+        Err(error) => {
+            let error = ApiError::from(error);
+            status = error.status();
+            view.error = Some(error.public_message());
+        }
+        Ok(checked) if form.goods_id.is_none() => {
+            view.password = form.password;
+            view.card = Some(CheckedCardDto::new(&checked));
+        }
+        Ok(checked) => {
+            let password = form.password.clone();
+            let result = match form.into_request(channel) {
+                Ok(request) => redeem::redeem_pickup(&r, &request, &requester)
+                    .await
+                    .map_err(ApiError::from),
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(order) => view.done = Some(PickupOrderDto::from(&order)),
+                Err(error) => {
+                    status = error.status();
+                    view.error = Some(error.public_message());
+                    view.password = password;
+                    view.card = Some(CheckedCardDto::new(&checked));
+                }
+            }
+        }
+    }
+    let mut response = render(
+        &state,
+        "pickup_staff.html",
+        &Page::new(channel.label_zh(), &authed),
+        view,
+    );
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+// ---- API ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct CheckCardRequest {
+    pub number: String,
+    pub password: String,
+}
+
+/// Staff check a card before a pickup (the API's 到店/电话提货 first step).
+async fn check_pickup_card(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CheckCardRequest>,
+) -> ApiResult<Json<CheckedCardDto>> {
+    authed.require(Permission::PickupAssist)?;
+    let settings = state
+        .store
+        .get_pickup_settings(authed.merchant_id())
+        .await?;
+    let r = redeemer(&state, authed.merchant_id());
+    let checked = redeem::check_card(
+        &r,
+        &settings,
+        &body.number,
+        &body.password,
+        &staff_requester(&authed, Channel::Api),
+        false,
+    )
+    .await?;
+    Ok(Json(CheckedCardDto::new(&checked)))
+}
+
+#[derive(Deserialize)]
+pub struct CreatePickupRequest {
+    /// `store` (handed over now), `phone` or `api` (shipped later).
+    pub channel: String,
+    #[serde(flatten)]
+    pub pickup: PickupForm,
+}
+
+async fn create_pickup(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CreatePickupRequest>,
+) -> ApiResult<Response> {
+    authed.require(Permission::PickupAssist)?;
+    let channel = match body.channel.as_str() {
+        "store" => Channel::Store,
+        "phone" => Channel::Phone,
+        "api" => Channel::Api,
+        _ => return Err(ApiError::invalid("channel 应为 store、phone 或 api")),
+    };
+    let request = body.pickup.into_request(channel)?;
+    let r = redeemer(&state, authed.merchant_id());
+    let order = redeem::redeem_pickup(&r, &request, &staff_requester(&authed, channel)).await?;
+    Ok((StatusCode::CREATED, Json(PickupOrderDto::from(&order))).into_response())
+}
