@@ -626,6 +626,10 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> StoreResult<()>;
 
+    /// The merchant's own carrier names (the common ones are in `pickup::CARRIERS`).
+    async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>>;
+    async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()>;
+
     // Audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     async fn list_audit(

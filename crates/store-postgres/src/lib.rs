@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_goods.sql"),
     include_str!("migrations/003_orders.sql"),
     include_str!("migrations/004_pickup_settings.sql"),
+    include_str!("migrations/005_carriers.sql"),
 ];
 
 pub struct PgStore {
@@ -1966,6 +1967,31 @@ impl Store for PgStore {
         .map_err(map_err)?;
         insert_audit(&tx, audit, 1).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT name FROM carriers WHERE merchant_id = $1 ORDER BY name",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO carriers (merchant_id, name) VALUES ($1, $2)",
+                &[&merchant_id, &name],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_goods.sql"),
     include_str!("migrations/003_orders.sql"),
     include_str!("migrations/004_pickup_settings.sql"),
+    include_str!("migrations/005_carriers.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -1926,6 +1927,32 @@ impl Store for SqliteStore {
             )
             .map_err(map_err)?;
             insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT name FROM carriers WHERE merchant_id = ?1 ORDER BY name")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], |r| r.get(0))
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO carriers (merchant_id, name) VALUES (?1, ?2)",
+                params![merchant_id, name],
+            )
+            .map_err(map_err)?;
             Ok(())
         })
         .await

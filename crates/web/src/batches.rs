@@ -355,22 +355,25 @@ async fn estimate_password_strength(
 /// Column headers of the import template.
 pub const IMPORT_HEADERS: [&str; 2] = ["卡号", "密码"];
 
-/// Reads the rows of an import file (xlsx or CSV, by name or content):
-/// first row is the header, then 卡号 and 密码 in the first two columns.
-pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
+/// Reads the rows of an uploaded table (xlsx or CSV, by name or content):
+/// the first row is the header; each later, non-blank row comes back with
+/// its line number and at least `n_columns` cells (missing ones empty).
+pub fn parse_rows(
+    file_name: &str,
+    bytes: &[u8],
+    n_columns: usize,
+) -> ApiResult<Vec<(usize, Vec<String>)>> {
     let is_xlsx =
         file_name.to_ascii_lowercase().ends_with(".xlsx") || bytes.starts_with(b"PK\x03\x04");
     let mut rows = Vec::new();
-    let mut push = |line: usize, cells: Vec<String>| {
+    let mut push = |line: usize, mut cells: Vec<String>| {
         if cells.iter().all(|c| c.trim().is_empty()) {
             return;
         }
-        let mut cells = cells.into_iter();
-        rows.push(ImportRow {
-            line,
-            number: cells.next().unwrap_or_default(),
-            password: cells.next().unwrap_or_default(),
-        });
+        if cells.len() < n_columns {
+            cells.resize(n_columns, String::new());
+        }
+        rows.push((line, cells));
     };
     if is_xlsx {
         use calamine::{Data, Reader};
@@ -406,6 +409,18 @@ pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportR
         }
     }
     Ok(rows)
+}
+
+/// Reads the rows of an import file: 卡号 and 密码 in the first two columns.
+pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
+    Ok(parse_rows(file_name, bytes, 2)?
+        .into_iter()
+        .map(|(line, mut cells)| ImportRow {
+            line,
+            password: std::mem::take(&mut cells[1]),
+            number: std::mem::take(&mut cells[0]),
+        })
+        .collect())
 }
 
 async fn get_import_template(

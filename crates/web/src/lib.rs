@@ -12,6 +12,7 @@ pub mod error;
 pub mod exports;
 pub mod goods;
 pub mod openapi;
+pub mod orders;
 pub mod pages;
 pub mod people;
 pub mod pickup;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(people::router())
         .merge(goods::router())
         .merge(pickup::router())
+        .merge(orders::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .with_state(state)

@@ -47,6 +47,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "pickup_staff.html",
         include_str!("../templates/pickup_staff.html"),
     ),
+    ("orders.html", include_str!("../templates/orders.html")),
+    (
+        "pickup_settings.html",
+        include_str!("../templates/pickup_settings.html"),
+    ),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

@@ -45,7 +45,9 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "import",
                 "estimate",
                 "link",
-                "check"
+                "check",
+                "cancel",
+                "ship"
             ]
             .contains(&verb),
             "{operation_id}"
@@ -67,7 +69,8 @@ async fn every_documented_operation_is_routed() {
                 .replace("{role_id}", "1")
                 .replace("{audit_id}", "1")
                 .replace("{goods_id}", "1")
-                .replace("{image_id}", "1"),
+                .replace("{image_id}", "1")
+                .replace("{order_id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let status = http.request(method, url).send().await.unwrap().status();

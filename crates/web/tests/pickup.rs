@@ -11,6 +11,8 @@ on_both_backends! {
     every_wrong_answer_looks_the_same_and_guessing_locks_out => uniform_refusals;
     staff_pick_up_in_store_and_by_phone_through_the_api => staff_pickups;
     fifty_simultaneous_pickups_over_http_make_one_order => concurrent_pickups;
+    orders_are_listed_shipped_cancelled_and_exported => orders_flow;
+    pickup_settings_are_validated_and_change_the_customer_page => settings_flow;
 }
 
 /// An active batch of `n` cards linked to two goods; returns (numbers, passwords, goods ids).
@@ -292,4 +294,297 @@ async fn concurrent_pickups(app: TestApp) {
         .await
         .unwrap();
     assert_eq!((total, orders.len()), (1, 1));
+}
+
+async fn web_pickup(
+    app: &TestApp,
+    number: &str,
+    password: &str,
+    goods_id: i64,
+    date: &str,
+    phone: &str,
+) -> u16 {
+    let goods = goods_id.to_string();
+    let mut form = address(number, password, &goods);
+    form[4] = ("phone", phone);
+    form[9] = ("appointment_date", date);
+    post_form(
+        app,
+        &format!("/m/{}/redeem/confirm", app.merchant_id),
+        &form,
+    )
+    .await
+    .0
+}
+
+async fn orders_flow(app: TestApp) {
+    let (numbers, passwords, goods) = pickup_cards(&app, 4).await;
+    let today = kaquan_core::clock::format_date(kaquan_web::now());
+    let tomorrow = {
+        let d = kaquan_core::clock::parse_date(&today).unwrap() + time::Duration::days(1);
+        d.to_string()
+    };
+    assert_eq!(
+        web_pickup(
+            &app,
+            &numbers[0],
+            &passwords[0],
+            goods[0],
+            &today,
+            "13800000001"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        web_pickup(
+            &app,
+            &numbers[1],
+            &passwords[1],
+            goods[1],
+            &tomorrow,
+            "13800000002"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        web_pickup(
+            &app,
+            &numbers[2],
+            &passwords[2],
+            goods[1],
+            &tomorrow,
+            "13800000003"
+        )
+        .await,
+        200
+    );
+    let owner = app.client("owner").await;
+    let (_, pending) = owner.get("/api/v1/orders?status=pending").await;
+    assert_eq!(pending["total"], 3);
+    assert_eq!(owner.get("/api/v1/orders?quick=today").await.1["total"], 1);
+    assert_eq!(
+        owner.get("/api/v1/orders?quick=tomorrow").await.1["total"],
+        2
+    );
+    assert_eq!(
+        owner.get("/api/v1/orders?quick=day_after").await.1["total"],
+        0
+    );
+    assert_eq!(
+        owner.get("/api/v1/orders?phone=13800000002").await.1["total"],
+        1
+    );
+    assert_eq!(
+        owner
+            .get(&format!("/api/v1/orders?card_number={}", numbers[0]))
+            .await
+            .1["total"],
+        1
+    );
+    assert_eq!(owner.get("/api/v1/orders?channel=web").await.1["total"], 3);
+    let ids: Vec<i64> = pending["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        pending["items"][0]["consignee"], "张三",
+        "the owner sees personal data"
+    );
+    // Role without personal-data permission sees it masked.
+    app.add_staff("viewer", "card_manager").await;
+    let (status, _) = app.client("viewer").await.get("/api/v1/orders").await;
+    assert_eq!(status, 403, "card managers do not see orders");
+    let roles = owner.get("/api/v1/roles").await.1;
+    let clerk_role = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "order_clerk")
+        .unwrap()["id"]
+        .clone();
+    let (status, _) = owner
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/roles/{clerk_role}"),
+            json!({"label": "订单员", "permissions": ["orders.manage"]}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    app.add_staff("clerk", "order_clerk").await;
+    let clerk = app.client("clerk").await;
+    let (_, masked) = clerk.get("/api/v1/orders").await;
+    assert_eq!(masked["items"][0]["consignee"], "张*");
+    assert_eq!(masked["items"][0]["phone"], "138****0003");
+    // Ship one, then a file with a bad row ships nothing.
+    let (status, body) = owner.post("/api/v1/orders/ship", json!({"shipments": [{"order_id": ids[0], "carrier": "顺丰速运", "tracking_number": "SF100000001"}]})).await;
+    assert_eq!(status, 200, "{body}");
+    let csv = format!(
+        "订单号,物流公司,运单号\n{},中通快递,ZT2000000001\n{},不存在快递,ZT2000000002\n",
+        ids[1], ids[2]
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("ship.csv"),
+    );
+    let response = owner
+        .http
+        .post(app.url("/api/v1/orders/ship-import"))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let report: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(report["error"]["rows"][0]["line"], 3, "{report}");
+    assert_eq!(
+        owner.get("/api/v1/orders?status=shipped").await.1["total"],
+        1,
+        "nothing else shipped"
+    );
+    let (status, _) = owner
+        .post("/api/v1/carriers", json!({"name": "省外顺丰"}))
+        .await;
+    assert_eq!(status, 201);
+    let csv = format!(
+        "订单号,物流公司,运单号\n{},中通快递,ZT2000000001\n{},省外顺丰,SF2000000002\n",
+        ids[1], ids[2]
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("ship.csv"),
+    );
+    let response = owner
+        .http
+        .post(app.url("/api/v1/orders/ship-import"))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        owner.get("/api/v1/orders?quick=shipped_today").await.1["total"],
+        3
+    );
+    // Cancel: only unshipped orders; the card is usable again.
+    assert_eq!(
+        web_pickup(
+            &app,
+            &numbers[3],
+            &passwords[3],
+            goods[0],
+            &today,
+            "13800000004"
+        )
+        .await,
+        200
+    );
+    let (_, latest) = owner.get("/api/v1/orders?status=pending").await;
+    let pending_id = latest["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = owner
+        .post(&format!("/api/v1/orders/{}/cancel", ids[0]), json!({}))
+        .await;
+    assert_eq!(status, 409, "shipped orders cannot be cancelled");
+    let (status, _) = owner
+        .post(&format!("/api/v1/orders/{pending_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        web_pickup(
+            &app,
+            &numbers[3],
+            &passwords[3],
+            goods[1],
+            &today,
+            "13800000004"
+        )
+        .await,
+        200,
+        "usable again"
+    );
+    // Export reads back with a real reader; user text is escaped.
+    let (status, bytes) = owner
+        .get_bytes("/api/v1/orders/export?status=shipped")
+        .await;
+    assert_eq!(status, 200);
+    let path = common::temp_dir("orders").join("orders.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+    let range = workbook.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0][0], "订单号");
+    assert!(rows[1..]
+        .iter()
+        .any(|r| r[13] == "SF2000000002" && r[12] == "省外顺丰"));
+}
+
+async fn settings_flow(app: TestApp) {
+    let (numbers, passwords, goods) = pickup_cards(&app, 1).await;
+    let owner = app.client("owner").await;
+    let (_, settings) = owner.get("/api/v1/pickup-settings").await;
+    assert_eq!(settings["enabled"], true);
+    let mut bad = settings.clone();
+    bad["redirect_url"] = json!("javascript:alert(1)");
+    bad["attempts_per_card"] = json!(0);
+    let (status, error) = owner
+        .send(reqwest::Method::PUT, "/api/v1/pickup-settings", bad)
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        error["error"]["details"].as_array().unwrap().len(),
+        2,
+        "{error}"
+    );
+    let mut good = settings.clone();
+    good["title"] = json!("鲜果提货");
+    good["appointment_mode"] = json!("weekdays");
+    good["redirect_url"] = json!("https://shop.example.com/thanks");
+    let (status, _) = owner
+        .send(reqwest::Method::PUT, "/api/v1/pickup-settings", good)
+        .await;
+    assert_eq!(status, 204);
+    let page = reqwest::get(app.url(&format!("/m/{}/redeem", app.merchant_id)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("鲜果提货"));
+    // A Saturday is refused in weekdays-only mode; a Monday redirects to the merchant's page.
+    let goods_id = goods[0].to_string();
+    let mut form = address(&numbers[0], &passwords[0], &goods_id);
+    form[9] = ("appointment_date", "2099-01-03");
+    let (status, page) = post_form(
+        &app,
+        &format!("/m/{}/redeem/confirm", app.merchant_id),
+        &form,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("工作日"), "{page}");
+    form[9] = ("appointment_date", "2099-01-05");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url(&format!("/m/{}/redeem/confirm", app.merchant_id)))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "https://shop.example.com/thanks"
+    );
 }

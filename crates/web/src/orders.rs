@@ -1,0 +1,1028 @@
+//! 订单列表: pending and shipped tabs, 今天/明天/后天待发 and 今天/昨天已发,
+//! filters, cancel, shipping one order inline or many from a file (all or
+//! nothing), the xlsx export, carriers (物流配置) and 提货设置.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult, RowErrorDto};
+use crate::exports::{self, escape_formula};
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::Permission;
+use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
+use kaquan_core::pickup::{
+    check_redirect_url, check_tracking_number, format_blocked_dates, mask_name, mask_phone,
+    parse_blocked_dates, AppointmentMode, Channel, OrderStatus, PickupSettings, ATTEMPT_LIMIT_MAX,
+    CARRIERS,
+};
+use kaquan_core::store::{Order, OrderFilter, Page as ListPage, Shipment};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+/// Most orders one shipping file may hold.
+pub const SHIP_IMPORT_ROWS_MAX: usize = 20_000;
+const ORDER_EXPORT_PAGE_ROWS: i64 = 2000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orders", get(list_orders))
+        .route("/api/v1/orders/{order_id}", get(get_order))
+        .route("/api/v1/orders/{order_id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/ship", post(ship_orders))
+        .route("/api/v1/orders/ship-import", post(import_shipments))
+        .route("/api/v1/orders/export", get(export_orders))
+        .route("/api/v1/carriers", get(list_carriers).post(create_carrier))
+        .route(
+            "/api/v1/pickup-settings",
+            get(get_pickup_settings).put(update_pickup_settings),
+        )
+        .route("/orders", get(orders_page))
+        .route("/orders/{order_id}/ship", post(ship_order_form))
+        .route("/orders/{order_id}/cancel", post(cancel_order_form))
+        .route("/orders/ship-import", post(import_shipments_form))
+        .route("/settings/pickup", get(settings_page).post(settings_form))
+        .route("/settings/carriers", post(carrier_form))
+}
+
+/// An order as staff see it; personal data masked without the permission.
+#[derive(Serialize)]
+pub struct OrderDto {
+    pub id: i64,
+    pub card_number: String,
+    pub batch_id: i64,
+    pub goods_id: i64,
+    pub goods_name: String,
+    pub channel: &'static str,
+    pub channel_label: &'static str,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub consignee: String,
+    pub phone: String,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub address: String,
+    pub appointment_date: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub shipped_at: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl OrderDto {
+    pub fn new(o: &Order, show_personal_data: bool) -> Self {
+        let c = &o.consignee;
+        let (consignee, phone, address) = if show_personal_data {
+            (c.name.clone(), c.phone.clone(), c.address.clone())
+        } else {
+            (
+                mask_name(&c.name),
+                mask_phone(&c.phone),
+                if c.address.is_empty() {
+                    String::new()
+                } else {
+                    "****".into()
+                },
+            )
+        };
+        Self {
+            id: o.id,
+            card_number: o.card_number.clone(),
+            batch_id: o.batch_id,
+            goods_id: o.goods_id,
+            goods_name: o.goods_name.clone(),
+            channel: o.channel.code(),
+            channel_label: o.channel.label_zh(),
+            status: o.status.code(),
+            status_label: o.status.label_zh(),
+            consignee,
+            phone,
+            province: c.province.clone(),
+            city: c.city.clone(),
+            district: c.district.clone(),
+            address,
+            appointment_date: o.appointment_date.clone(),
+            carrier: o.carrier.clone(),
+            tracking_number: o.tracking_number.clone(),
+            shipped_at: o.shipped_at.map(format_datetime),
+            created_by: o.created_by.clone(),
+            created_at: format_datetime(o.created_at),
+        }
+    }
+}
+
+/// Order filters as a query string carries them; empty means "any".
+#[derive(Deserialize, Serialize, Default, Clone)]
+pub struct OrderQuery {
+    /// `pending`, `shipped`, `picked_up`, `cancelled`, or empty for all.
+    #[serde(default)]
+    pub status: String,
+    /// `today`, `tomorrow`, `day_after` (to ship, by appointment date) or
+    /// `shipped_today`, `shipped_yesterday`.
+    #[serde(default)]
+    pub quick: String,
+    #[serde(default)]
+    pub batch_id: String,
+    #[serde(default)]
+    pub goods_id: String,
+    #[serde(default)]
+    pub channel: String,
+    /// Order date range, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub date_from: String,
+    #[serde(default)]
+    pub date_until: String,
+    #[serde(default)]
+    pub card_number: String,
+    #[serde(default)]
+    pub phone: String,
+}
+
+fn int(text: &str, field: &str) -> ApiResult<Option<i64>> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("{field}应为整数"))),
+    }
+}
+
+fn date(text: &str, field: &str) -> ApiResult<Option<time::Date>> {
+    match text.trim() {
+        "" => Ok(None),
+        t => parse_date(t)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("{field}格式应为 YYYY-MM-DD"))),
+    }
+}
+
+impl OrderQuery {
+    /// The filter, with quick filters resolved against `now` in the merchant's time zone.
+    pub fn to_filter(&self, now: i64) -> ApiResult<OrderFilter> {
+        let mut filter = OrderFilter {
+            status: match self.status.trim() {
+                "" => None,
+                code => Some(
+                    OrderStatus::parse(code).ok_or_else(|| ApiError::invalid("未知的订单状态"))?,
+                ),
+            },
+            batch_id: int(&self.batch_id, "批次号")?,
+            goods_id: int(&self.goods_id, "商品")?,
+            channel: match self.channel.trim() {
+                "" => None,
+                code => {
+                    Some(Channel::parse(code).ok_or_else(|| ApiError::invalid("未知的提货方式"))?)
+                }
+            },
+            created_from: date(&self.date_from, "开始日期")?.map(start_of_day),
+            created_until: date(&self.date_until, "结束日期")?.map(end_of_day),
+            card_number: Some(self.card_number.trim().to_owned()).filter(|s| !s.is_empty()),
+            phone: Some(self.phone.trim().to_owned()).filter(|s| !s.is_empty()),
+            ..Default::default()
+        };
+        let today = parse_date(&format_date(now)).expect("a formatted date parses");
+        let to_ship = |days: i64, filter: &mut OrderFilter| {
+            let day = (today + Duration::days(days)).to_string();
+            filter.status = Some(OrderStatus::Pending);
+            filter.appointment_from = Some(day.clone());
+            filter.appointment_until = Some(day);
+        };
+        match self.quick.trim() {
+            "" => {}
+            "today" => to_ship(0, &mut filter),
+            "tomorrow" => to_ship(1, &mut filter),
+            "day_after" => to_ship(2, &mut filter),
+            "shipped_today" | "shipped_yesterday" => {
+                let day = if self.quick.trim() == "shipped_today" {
+                    today
+                } else {
+                    today - Duration::days(1)
+                };
+                filter.status = Some(OrderStatus::Shipped);
+                filter.shipped_from = Some(start_of_day(day));
+                filter.shipped_until = Some(end_of_day(day));
+            }
+            _ => return Err(ApiError::invalid("未知的快捷筛选")),
+        }
+        Ok(filter)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OrderListQuery {
+    #[serde(flatten)]
+    pub filter: OrderQuery,
+    pub page: Option<String>,
+    pub msg: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct OrderListDto {
+    pub items: Vec<OrderDto>,
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+async fn load_orders(
+    state: &AppState,
+    authed: &Authed,
+    query: &OrderQuery,
+    page: Option<&str>,
+) -> ApiResult<OrderListDto> {
+    authed.require(Permission::OrdersManage)?;
+    let filter = query.to_filter(crate::now())?;
+    let page = ListPage::new(int(page.unwrap_or(""), "页码")?, None);
+    let (orders, total) = state
+        .store
+        .list_orders(authed.merchant_id(), &filter, page)
+        .await?;
+    let show = authed.can(Permission::PersonalDataView);
+    Ok(OrderListDto {
+        items: orders.iter().map(|o| OrderDto::new(o, show)).collect(),
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    })
+}
+
+async fn list_orders(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<OrderListQuery>,
+) -> ApiResult<Json<OrderListDto>> {
+    Ok(Json(
+        load_orders(&state, &authed, &query.filter, query.page.as_deref()).await?,
+    ))
+}
+
+async fn get_order(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_id): Path<i64>,
+) -> ApiResult<Json<OrderDto>> {
+    authed.require(Permission::OrdersManage)?;
+    let order = state
+        .store
+        .get_order(authed.merchant_id(), order_id)
+        .await?;
+    Ok(Json(OrderDto::new(
+        &order,
+        authed.can(Permission::PersonalDataView),
+    )))
+}
+
+async fn cancel(state: &AppState, authed: &Authed, order_id: i64) -> ApiResult<()> {
+    authed.require(Permission::OrdersManage)?;
+    let audit = authed.audit("cancel_order", format!("order={order_id}"), String::new());
+    state
+        .store
+        .cancel_order(authed.merchant_id(), order_id, &audit)
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Conflict(_) => {
+                ApiError::Conflict("只能取消未发货的订单".into())
+            }
+            other => other.into(),
+        })
+}
+
+async fn cancel_order(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    cancel(&state, &authed, order_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Clone)]
+pub struct ShipmentDto {
+    pub order_id: i64,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+#[derive(Deserialize)]
+pub struct ShipRequest {
+    pub shipments: Vec<ShipmentDto>,
+}
+
+/// Checks the carrier names and tracking numbers; errors name the line.
+async fn validate_shipments(
+    state: &AppState,
+    authed: &Authed,
+    rows: &[(usize, ShipmentDto)],
+) -> ApiResult<Vec<Shipment>> {
+    let merchant_carriers = state.store.list_carriers(authed.merchant_id()).await?;
+    let known =
+        |name: &str| CARRIERS.contains(&name) || merchant_carriers.iter().any(|c| c == name);
+    let mut errors = Vec::new();
+    let mut shipments = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (line, row) in rows {
+        let carrier = row.carrier.trim();
+        let mut problems = Vec::new();
+        if !known(carrier) {
+            problems.push(format!("未知的物流公司“{carrier}”（可在物流配置中添加）"));
+        }
+        let tracking = check_tracking_number(&row.tracking_number)
+            .map_err(|e| problems.push(e))
+            .ok();
+        if !seen.insert(row.order_id) {
+            problems.push("订单号重复".into());
+        }
+        if problems.is_empty() {
+            shipments.push(Shipment {
+                order_id: row.order_id,
+                carrier: carrier.to_owned(),
+                tracking_number: tracking.unwrap_or_default(),
+            });
+        } else {
+            errors.push(kaquan_core::usecases::RowError {
+                line: *line,
+                message: problems.join("；"),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::ImportRows(errors));
+    }
+    Ok(shipments)
+}
+
+async fn ship(state: &AppState, authed: &Authed, rows: &[(usize, ShipmentDto)]) -> ApiResult<i64> {
+    authed.require(Permission::OrdersManage)?;
+    let shipments = validate_shipments(state, authed, rows).await?;
+    if shipments.is_empty() {
+        return Err(ApiError::invalid("没有要发货的订单"));
+    }
+    let audit = authed.audit(
+        "ship_orders",
+        format!("{} orders", shipments.len()),
+        String::new(),
+    );
+    state
+        .store
+        .ship_orders(authed.merchant_id(), &shipments, crate::now(), &audit)
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Conflict(order_id) => {
+                let line = rows
+                    .iter()
+                    .find(|(_, r)| r.order_id.to_string() == order_id)
+                    .map(|(l, _)| *l)
+                    .unwrap_or(0);
+                ApiError::ImportRows(vec![kaquan_core::usecases::RowError {
+                    line,
+                    message: format!("订单 {order_id} 不存在或不是待发货订单"),
+                }])
+            }
+            other => other.into(),
+        })
+}
+
+async fn ship_orders(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<ShipRequest>,
+) -> ApiResult<Json<crate::cards::ChangedDto>> {
+    let rows: Vec<(usize, ShipmentDto)> = body
+        .shipments
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (i + 1, s))
+        .collect();
+    Ok(Json(crate::cards::ChangedDto {
+        n_cards: ship(&state, &authed, &rows).await?,
+    }))
+}
+
+/// Reads a filled shipping file: header row, then 订单号, 物流公司, 运单号.
+fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, ShipmentDto)>> {
+    let rows = crate::batches::parse_rows(file_name, bytes, 3)?;
+    if rows.len() > SHIP_IMPORT_ROWS_MAX {
+        return Err(ApiError::invalid(format!(
+            "一次最多导入 {SHIP_IMPORT_ROWS_MAX} 个订单"
+        )));
+    }
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (line, cells) in rows {
+        match cells[0].trim().parse::<i64>() {
+            Ok(order_id) => out.push((
+                line,
+                ShipmentDto {
+                    order_id,
+                    carrier: cells[1].clone(),
+                    tracking_number: cells[2].clone(),
+                },
+            )),
+            Err(_) => errors.push(kaquan_core::usecases::RowError {
+                line,
+                message: "订单号应为数字".into(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::ImportRows(errors));
+    }
+    Ok(out)
+}
+
+async fn read_file(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>, String)> {
+    let (mut name, mut bytes, mut csrf) = (String::new(), Vec::new(), String::new());
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ApiError::invalid("上传的表单无法解析（文件过大？）"))?
+    {
+        match field.name() {
+            Some("file") => {
+                name = field.file_name().unwrap_or("").to_owned();
+                bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::invalid("文件上传不完整"))?
+                    .to_vec();
+            }
+            Some("csrf") => {
+                csrf = field
+                    .text()
+                    .await
+                    .map_err(|_| ApiError::invalid("表单字段无法读取"))?
+            }
+            _ => {}
+        }
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("请选择要导入的文件"));
+    }
+    Ok((name, bytes, csrf))
+}
+
+async fn import_shipments(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> ApiResult<Json<crate::cards::ChangedDto>> {
+    let (name, bytes, _) = read_file(multipart).await?;
+    let rows = parse_shipping_file(&name, &bytes)?;
+    Ok(Json(crate::cards::ChangedDto {
+        n_cards: ship(&state, &authed, &rows).await?,
+    }))
+}
+
+fn order_cells(o: &OrderDto) -> Vec<String> {
+    vec![
+        o.id.to_string(),
+        o.status_label.to_owned(),
+        o.channel_label.to_owned(),
+        o.card_number.clone(),
+        escape_formula(&o.goods_name),
+        escape_formula(&o.consignee),
+        escape_formula(&o.phone),
+        escape_formula(&o.province),
+        escape_formula(&o.city),
+        escape_formula(&o.district),
+        escape_formula(&o.address),
+        o.appointment_date.clone().unwrap_or_default(),
+        escape_formula(o.carrier.as_deref().unwrap_or("")),
+        o.tracking_number.clone().unwrap_or_default(),
+        o.shipped_at.clone().unwrap_or_default(),
+        o.created_at.clone(),
+    ]
+}
+
+const ORDER_HEADERS: [&str; 16] = [
+    "订单号",
+    "状态",
+    "提货方式",
+    "卡号",
+    "商品",
+    "收货人",
+    "电话",
+    "省",
+    "市",
+    "区/县",
+    "详细地址",
+    "预约发货日期",
+    "物流公司",
+    "运单号",
+    "发货时间",
+    "下单时间",
+];
+
+/// 订单导出: the filtered orders as xlsx; fill 物流公司 and 运单号 and import it back to ship.
+async fn export_orders(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<OrderListQuery>,
+) -> ApiResult<Response> {
+    authed.require(Permission::OrdersManage)?;
+    let filter = query.filter.to_filter(crate::now())?;
+    let show = authed.can(Permission::PersonalDataView);
+    let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+    let path = exports::temp_export_path("xlsx");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(xlsx_err)?;
+    for (c, h) in ORDER_HEADERS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    }
+    let (mut after, mut row, mut n) = (0i64, 1u32, 0i64);
+    loop {
+        let page = state
+            .store
+            .orders_after(authed.merchant_id(), &filter, after, ORDER_EXPORT_PAGE_ROWS)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for order in &page {
+            for (c, cell) in order_cells(&OrderDto::new(order, show)).iter().enumerate() {
+                sheet.write_string(row, c as u16, cell).map_err(xlsx_err)?;
+            }
+            row += 1;
+            n += 1;
+        }
+    }
+    workbook.save(&path).map_err(xlsx_err)?;
+    let mut audit = authed.audit(
+        "export_orders",
+        format!("{:?}", filter.status.map(|s| s.code())),
+        String::new(),
+    );
+    audit.n_affected = n;
+    state.store.append_audit(&audit).await?;
+    exports::stream_file(&path, "订单导出.xlsx", exports::XLSX_CONTENT_TYPE).await
+}
+
+async fn all_carriers(state: &AppState, merchant_id: i64) -> ApiResult<Vec<String>> {
+    let mut carriers: Vec<String> = CARRIERS.iter().map(|c| (*c).to_owned()).collect();
+    carriers.extend(state.store.list_carriers(merchant_id).await?);
+    Ok(carriers)
+}
+
+async fn list_carriers(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<String>>> {
+    authed.require(Permission::OrdersManage)?;
+    Ok(Json(all_carriers(&state, authed.merchant_id()).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CarrierRequest {
+    pub name: String,
+}
+
+async fn add_carrier(state: &AppState, authed: &Authed, name: &str) -> ApiResult<()> {
+    authed.require(Permission::OrdersManage)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 32 || CARRIERS.contains(&name) {
+        return Err(ApiError::invalid(
+            "物流公司名称须为 1–32 个字，且不能与常用物流公司重名",
+        ));
+    }
+    state
+        .store
+        .add_carrier(authed.merchant_id(), name)
+        .await
+        .map_err(|e| match e {
+            kaquan_core::StoreError::Conflict(_) => ApiError::Conflict("已有同名物流公司".into()),
+            other => other.into(),
+        })?;
+    state
+        .store
+        .append_audit(&authed.audit("create_carrier", name.to_owned(), String::new()))
+        .await?;
+    Ok(())
+}
+
+async fn create_carrier(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<CarrierRequest>,
+) -> ApiResult<StatusCode> {
+    add_carrier(&state, &authed, &body.name).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// 提货设置 on the wire.
+#[derive(Serialize, Deserialize, Default, Clone)]
+pub struct PickupSettingsDto {
+    pub title: String,
+    #[serde(default)]
+    pub notice: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub closed_message: String,
+    /// `none`, `any`, `min_days`, `range`, `weekdays`.
+    pub appointment_mode: String,
+    pub appointment_min_days: Option<i64>,
+    pub appointment_from: Option<String>,
+    pub appointment_until: Option<String>,
+    /// Comma-separated `YYYY-MM-DD`.
+    #[serde(default)]
+    pub blocked_dates: String,
+    pub redirect_url: Option<String>,
+    pub attempts_per_card: i64,
+    pub attempts_per_client: i64,
+}
+
+impl From<&PickupSettings> for PickupSettingsDto {
+    fn from(s: &PickupSettings) -> Self {
+        let (mode, days, from, until) = s.appointment.to_parts();
+        Self {
+            title: s.title.clone(),
+            notice: s.notice.clone(),
+            enabled: s.enabled,
+            closed_message: s.closed_message.clone(),
+            appointment_mode: mode.to_owned(),
+            appointment_min_days: days,
+            appointment_from: from,
+            appointment_until: until,
+            blocked_dates: format_blocked_dates(&s.blocked_dates),
+            redirect_url: s.redirect_url.clone(),
+            attempts_per_card: s.attempts_per_card,
+            attempts_per_client: s.attempts_per_client,
+        }
+    }
+}
+
+impl PickupSettingsDto {
+    fn into_settings(self) -> ApiResult<PickupSettings> {
+        let mut errors = Vec::new();
+        if self.title.trim().is_empty() || self.title.chars().count() > 40 {
+            errors.push("提货网站名称须为 1–40 个字".to_owned());
+        }
+        for (value, label) in [
+            (&self.notice, "提示文字"),
+            (&self.closed_message, "暂停提货提示"),
+        ] {
+            if value.chars().count() > 500 {
+                errors.push(format!("{label}最多 500 个字"));
+            }
+        }
+        let appointment = AppointmentMode::from_parts(
+            &self.appointment_mode,
+            self.appointment_min_days,
+            self.appointment_from.as_deref(),
+            self.appointment_until.as_deref(),
+        )
+        .map_err(|e| errors.push(e))
+        .ok();
+        let blocked = parse_blocked_dates(&self.blocked_dates)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let redirect = check_redirect_url(self.redirect_url.as_deref().unwrap_or(""))
+            .map_err(|e| errors.push(e))
+            .ok();
+        for (value, label) in [
+            (self.attempts_per_card, "每张卡"),
+            (self.attempts_per_client, "每个访客"),
+        ] {
+            if !(1..=ATTEMPT_LIMIT_MAX).contains(&value) {
+                errors.push(format!(
+                    "兑换防刷：{label}每小时允许的错误次数须为 1–{ATTEMPT_LIMIT_MAX}"
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors.join("；"), errors));
+        }
+        Ok(PickupSettings {
+            title: self.title.trim().to_owned(),
+            notice: self.notice.trim().to_owned(),
+            enabled: self.enabled,
+            closed_message: self.closed_message.trim().to_owned(),
+            appointment: appointment.expect("checked above"),
+            blocked_dates: blocked.expect("checked above"),
+            redirect_url: redirect.expect("checked above"),
+            attempts_per_card: self.attempts_per_card,
+            attempts_per_client: self.attempts_per_client,
+        })
+    }
+}
+
+async fn get_pickup_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<PickupSettingsDto>> {
+    authed.require(Permission::OrdersManage)?;
+    Ok(Json(PickupSettingsDto::from(
+        &state
+            .store
+            .get_pickup_settings(authed.merchant_id())
+            .await?,
+    )))
+}
+
+async fn save_settings(state: &AppState, authed: &Authed, dto: PickupSettingsDto) -> ApiResult<()> {
+    authed.require(Permission::OrdersManage)?;
+    let settings = dto.into_settings()?;
+    let audit = authed.audit(
+        "update_pickup_settings",
+        String::new(),
+        format!(
+            "enabled={} mode={}",
+            settings.enabled,
+            settings.appointment.code()
+        ),
+    );
+    Ok(state
+        .store
+        .put_pickup_settings(authed.merchant_id(), &settings, &audit)
+        .await?)
+}
+
+async fn update_pickup_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<PickupSettingsDto>,
+) -> ApiResult<StatusCode> {
+    save_settings(&state, &authed, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- console ----------------------------------------------------------------
+
+#[derive(Serialize)]
+struct OrdersView {
+    list: OrderListDto,
+    query: OrderQuery,
+    query_string: String,
+    carriers: Vec<String>,
+    channels: Vec<(&'static str, &'static str)>,
+    rows: Vec<RowErrorDto>,
+    error: Option<String>,
+}
+
+async fn orders_view(
+    state: &AppState,
+    authed: &Authed,
+    query: OrderQuery,
+    page: Option<&str>,
+) -> ApiResult<OrdersView> {
+    let list = load_orders(state, authed, &query, page).await?;
+    Ok(OrdersView {
+        list,
+        query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
+        query,
+        carriers: all_carriers(state, authed.merchant_id()).await?,
+        channels: Channel::ALL
+            .iter()
+            .map(|c| (c.code(), c.label_zh()))
+            .collect(),
+        rows: Vec::new(),
+        error: None,
+    })
+}
+
+async fn orders_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<OrderListQuery>,
+) -> PageResult {
+    let view = orders_view(&state, &authed, query.filter, query.page.as_deref()).await?;
+    Ok(render(
+        &state,
+        "orders.html",
+        &Page::new("订单列表", &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+fn back_to_orders(message: &str) -> Response {
+    let msg =
+        serde_urlencoded::to_string([("msg", message), ("status", "pending")]).unwrap_or_default();
+    Redirect::to(&format!("/orders?{msg}")).into_response()
+}
+
+#[derive(Deserialize)]
+struct ShipForm {
+    csrf: String,
+    carrier: String,
+    tracking_number: String,
+}
+
+async fn ship_order_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_id): Path<i64>,
+    Form(form): Form<ShipForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let row = ShipmentDto {
+        order_id,
+        carrier: form.carrier,
+        tracking_number: form.tracking_number,
+    };
+    match ship(&state, &authed, &[(1, row)]).await {
+        Ok(_) => Ok(back_to_orders(&format!("订单 {order_id} 已发货"))),
+        Err(ApiError::ImportRows(rows)) => Ok(back_to_orders(&format!(
+            "订单 {order_id} 未发货：{}",
+            rows[0].message
+        ))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn cancel_order_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    cancel(&state, &authed, order_id).await?;
+    Ok(back_to_orders(&format!(
+        "订单 {order_id} 已取消，卡可以重新提货"
+    )))
+}
+
+async fn import_shipments_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> PageResult {
+    let (name, bytes, csrf) = read_file(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    let result = match parse_shipping_file(&name, &bytes) {
+        Ok(rows) => ship(&state, &authed, &rows).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(n) => Ok(back_to_orders(&format!("批量发货：共 {n} 个订单"))),
+        Err(error) => {
+            let mut view = orders_view(
+                &state,
+                &authed,
+                OrderQuery {
+                    status: "pending".into(),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await?;
+            view.error = Some(error.public_message());
+            if let ApiError::ImportRows(rows) = &error {
+                view.rows = rows
+                    .iter()
+                    .map(|r| RowErrorDto {
+                        line: r.line,
+                        message: r.message.clone(),
+                    })
+                    .collect();
+            }
+            let mut response = render(&state, "orders.html", &Page::new("订单列表", &authed), view);
+            *response.status_mut() = error.status();
+            Ok(response)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SettingsView {
+    s: PickupSettingsDto,
+    merchant_id: i64,
+    carriers: Vec<String>,
+    own_carriers: Vec<String>,
+    error: Option<String>,
+}
+
+async fn settings_view(
+    state: &AppState,
+    authed: &Authed,
+    s: PickupSettingsDto,
+    error: Option<String>,
+) -> ApiResult<SettingsView> {
+    Ok(SettingsView {
+        s,
+        merchant_id: authed.merchant_id(),
+        carriers: CARRIERS.iter().map(|c| (*c).to_owned()).collect(),
+        own_carriers: state.store.list_carriers(authed.merchant_id()).await?,
+        error,
+    })
+}
+
+#[derive(Deserialize)]
+struct MsgQuery {
+    msg: Option<String>,
+}
+
+async fn settings_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::OrdersManage)?;
+    let dto = PickupSettingsDto::from(
+        &state
+            .store
+            .get_pickup_settings(authed.merchant_id())
+            .await?,
+    );
+    let view = settings_view(&state, &authed, dto, None).await?;
+    Ok(render(
+        &state,
+        "pickup_settings.html",
+        &Page::new("提货设置", &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    csrf: String,
+    title: String,
+    #[serde(default)]
+    notice: String,
+    enabled: Option<String>,
+    #[serde(default)]
+    closed_message: String,
+    appointment_mode: String,
+    #[serde(default)]
+    appointment_min_days: String,
+    #[serde(default)]
+    appointment_from: String,
+    #[serde(default)]
+    appointment_until: String,
+    #[serde(default)]
+    blocked_dates: String,
+    #[serde(default)]
+    redirect_url: String,
+    attempts_per_card: String,
+    attempts_per_client: String,
+}
+
+async fn settings_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<SettingsForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let number = |text: &str, label: &str| int(text, label);
+    let dto = PickupSettingsDto {
+        title: form.title,
+        notice: form.notice,
+        enabled: form.enabled.is_some(),
+        closed_message: form.closed_message,
+        appointment_mode: form.appointment_mode,
+        appointment_min_days: number(&form.appointment_min_days, "提前天数")?,
+        appointment_from: Some(form.appointment_from).filter(|s| !s.is_empty()),
+        appointment_until: Some(form.appointment_until).filter(|s| !s.is_empty()),
+        blocked_dates: form.blocked_dates,
+        redirect_url: Some(form.redirect_url).filter(|s| !s.is_empty()),
+        attempts_per_card: number(&form.attempts_per_card, "兑换防刷")?.unwrap_or(0),
+        attempts_per_client: number(&form.attempts_per_client, "兑换防刷")?.unwrap_or(0),
+    };
+    let shown = dto.clone();
+    match save_settings(&state, &authed, dto).await {
+        Ok(()) => {
+            Ok(Redirect::to("/settings/pickup?msg=%E5%B7%B2%E4%BF%9D%E5%AD%98").into_response())
+        }
+        Err(error) => {
+            let view = settings_view(&state, &authed, shown, Some(error.public_message())).await?;
+            let mut response = render(
+                &state,
+                "pickup_settings.html",
+                &Page::new("提货设置", &authed),
+                view,
+            );
+            *response.status_mut() = error.status();
+            Ok(response)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CarrierForm {
+    csrf: String,
+    name: String,
+}
+
+async fn carrier_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<CarrierForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    add_carrier(&state, &authed, &form.name).await?;
+    Ok(Redirect::to(
+        "/settings/pickup?msg=%E5%B7%B2%E6%B7%BB%E5%8A%A0%E7%89%A9%E6%B5%81%E5%85%AC%E5%8F%B8",
+    )
+    .into_response())
+}
