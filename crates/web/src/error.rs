@@ -68,7 +68,7 @@ impl ApiError {
             Self::Forbidden(what) => format!("没有权限：{what}"),
             Self::NotFound => "找不到该记录".into(),
             Self::Invalid(message, _) => message.clone(),
-            Self::ImportRows(rows) => format!("导入文件有 {} 行错误，未导入任何卡", rows.len()),
+            Self::ImportRows(rows) => format!("文件有 {} 行错误，没有导入任何一行", rows.len()),
             Self::Conflict(message) => message.clone(),
             Self::TooManyAttempts {
                 retry_after_seconds,

@@ -163,3 +163,238 @@ async fn a_read_only_user_sees_cards_but_is_denied_every_change() {
         .screenshot(&shots.join("console-cards-phone.png"))
         .await;
 }
+
+/// An active batch linked to two goods (one with a picture); returns (numbers, passwords).
+async fn pickup_fixture(app: &TestApp, n: i64) -> (Vec<String>, Vec<String>) {
+    use kaquan_core::goods::{GoodsFields, GoodsLinkMode};
+    let store = app.store.as_ref();
+    let m = app.merchant_id;
+    let apple = store
+        .create_goods(
+            m,
+            &GoodsFields::new("苹果礼盒", "烟台红富士 5 斤", "", "", "", true).unwrap(),
+            0,
+        )
+        .await
+        .unwrap();
+    let peach = store
+        .create_goods(
+            m,
+            &GoodsFields::new("桃子礼盒", "", "", "", "", true).unwrap(),
+            0,
+        )
+        .await
+        .unwrap();
+    let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"apple").unwrap(), 4);
+    store
+        .add_goods_image(m, apple.id, "image/png", &png, 0)
+        .await
+        .unwrap();
+    let spec = kaquan_core::batch::BatchSpec::new(kaquan_core::batch::BatchFields {
+        quantity: n,
+        face_value_fen: Some(38800),
+        password_charset: Some(kaquan_core::batch::PasswordCharset::Digits),
+        password_length: Some(10),
+        ..Default::default()
+    })
+    .unwrap();
+    let batch = kaquan_core::usecases::start_generated_batch(store, m, &spec, "test", 0)
+        .await
+        .unwrap();
+    let audit = kaquan_core::store::AuditEntry {
+        merchant_id: m,
+        actor: kaquan_core::store::Actor::cli(),
+        action: "generate_batch".into(),
+        target: String::new(),
+        detail: String::new(),
+        n_affected: 0,
+        created_at: 0,
+    };
+    let progress = std::sync::Arc::new(kaquan_core::usecases::BatchProgress::default());
+    kaquan_core::usecases::fill_generated_batch(
+        store,
+        &app.master,
+        &batch,
+        &spec,
+        audit.clone(),
+        progress,
+        0,
+    )
+    .await
+    .unwrap();
+    store
+        .link_card_goods(
+            m,
+            &CardFilter::default(),
+            &[apple.id, peach.id],
+            GoodsLinkMode::Replace,
+            &audit,
+        )
+        .await
+        .unwrap();
+    store
+        .apply_card_op(
+            m,
+            &CardFilter::default(),
+            kaquan_core::card::CardOp::Activate,
+            &audit,
+        )
+        .await
+        .unwrap();
+    let rows = store
+        .cards_after(m, &CardFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    let keys = app.master.merchant_keys(m, rows[0].key_version);
+    let numbers = rows.iter().map(|r| r.card.number.clone()).collect();
+    let passwords = rows
+        .iter()
+        .map(|r| {
+            keys.open(&r.card.number, r.secret_sealed.as_ref().unwrap())
+                .unwrap()
+        })
+        .collect();
+    (numbers, passwords)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_on_a_phone_picks_up_from_the_qr_link_and_looks_up_the_order() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (numbers, passwords) = pickup_fixture(&app, 2).await;
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    let m = app.merchant_id;
+    // The QR code's link: the number is filled in, only the password to type.
+    browser
+        .goto(&kaquan_web::exports::qr_content(&app.base, m, &numbers[0]))
+        .await;
+    let filled = browser
+        .execute("return document.getElementById('number').value;")
+        .await;
+    assert_eq!(filled.as_str(), Some(numbers[0].as_str()));
+    browser.type_into("#password", &passwords[0]).await;
+    browser.click("#check").await;
+    browser.wait_for_text("#face-value", "388.00").await;
+    assert!(browser.exists("img").await, "goods pictures are shown");
+    browser.click("input[name=goods_id]").await;
+    browser.type_into("#consignee", "张三").await;
+    browser.type_into("#phone", "13800001234").await;
+    browser.type_into("#province", "浙江省").await;
+    browser.type_into("#city", "杭州市").await;
+    browser.type_into("#district", "西湖区").await;
+    browser.type_into("#address", "文三路 100 号").await;
+    browser
+        .execute("document.getElementById('appointment_date').value = '2099-01-05';")
+        .await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser
+        .screenshot(&shots.join("pickup-phone-form.png"))
+        .await;
+    browser.click("#confirm").await;
+    browser.wait_for_text("#pickup-done", "提货成功").await;
+    // Later: the order's status with number + password.
+    browser.goto(&app.url(&format!("/m/{m}/orders"))).await;
+    browser.type_into("#number", &numbers[0]).await;
+    browser.type_into("#password", &passwords[0]).await;
+    browser.click("#lookup").await;
+    browser.wait_for_text("#order-status", "待发货").await;
+    // Wrong passwords on another card, then the lockout message.
+    browser
+        .goto(&app.url(&format!("/m/{m}/redeem?number={}", numbers[1])))
+        .await;
+    for _ in 0..5 {
+        browser.type_into("#password", "0000000000").await;
+        browser.click("#check").await;
+        browser
+            .wait_for_text("#pickup-error", kaquan_web::pickup::REFUSED_MESSAGE)
+            .await;
+        browser.type_into("#number", &numbers[1]).await;
+    }
+    browser.type_into("#password", &passwords[1]).await;
+    browser.click("#check").await;
+    browser.wait_for_text("#pickup-error", "尝试次数过多").await;
+    browser
+        .screenshot(&shots.join("pickup-phone-locked.png"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_hand_over_in_store_and_ship_orders_inline_and_from_a_file() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (numbers, passwords) = pickup_fixture(&app, 4).await;
+    let downloads = common::temp_dir("downloads");
+    let browser = Browser::start(1280, 900, &downloads).await;
+    sign_in(&browser, &app, "owner").await;
+    // 到店提货.
+    browser.goto(&app.url("/pickup/store")).await;
+    browser.type_into("#number", &numbers[0]).await;
+    browser.type_into("#password", &passwords[0]).await;
+    browser.click("#check").await;
+    browser.click("input[name=goods_id]").await;
+    browser.click("#confirm").await;
+    browser.wait_for_text("#pickup-done", "已提货").await;
+    // Two phone pickups join the queue.
+    for idx in 1..=2 {
+        browser.goto(&app.url("/pickup/phone")).await;
+        browser.type_into("#number", &numbers[idx]).await;
+        browser.type_into("#password", &passwords[idx]).await;
+        browser.click("#check").await;
+        browser.click("input[name=goods_id]").await;
+        for (field, value) in [
+            ("#consignee", "李四"),
+            ("#phone", "13900000000"),
+            ("#province", "江苏省"),
+            ("#city", "南京市"),
+            ("#district", "玄武区"),
+            ("#address", "中山路 1 号"),
+        ] {
+            browser.type_into(field, value).await;
+        }
+        browser.execute("var d = document.getElementById('appointment_date'); if (d) d.value = '2099-01-05';").await;
+        browser.click("#confirm").await;
+        browser
+            .wait_for_text("#pickup-done", "已进入待发订单")
+            .await;
+    }
+    let (orders, _) = app
+        .store
+        .list_orders(app.merchant_id, &Default::default(), Default::default())
+        .await
+        .unwrap();
+    let pending: Vec<i64> = orders
+        .iter()
+        .filter(|o| o.status == kaquan_core::pickup::OrderStatus::Pending)
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    // Inline: type the tracking number straight into the list and press Enter.
+    browser.goto(&app.url("/orders?status=pending")).await;
+    browser
+        .type_into(&format!("#tracking-{}", pending[0]), "SF1234567890\u{E007}")
+        .await;
+    browser.wait_for_text("#message", "已发货").await;
+    // A file with one bad row ships nothing and names the row.
+    let file = downloads.join("ship.csv");
+    std::fs::write(
+        &file,
+        format!("订单号,物流公司,运单号\n{},顺丰速运,SF99\n", pending[1]),
+    )
+    .unwrap();
+    browser.goto(&app.url("/orders?status=pending")).await;
+    browser
+        .type_into("#ship-file", file.to_str().unwrap())
+        .await;
+    browser.click("#ship-import").await;
+    browser.wait_for_text("#row-errors", "运单号").await;
+    let order = app
+        .store
+        .get_order(app.merchant_id, pending[1])
+        .await
+        .unwrap();
+    assert_eq!(
+        order.status,
+        kaquan_core::pickup::OrderStatus::Pending,
+        "nothing shipped"
+    );
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("orders-desktop.png")).await;
+}
