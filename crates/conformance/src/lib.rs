@@ -1754,6 +1754,17 @@ pub async fn failed_attempts_are_counted_in_a_window(store: &dyn Store) {
             .unwrap(),
         1
     );
+    assert_eq!(
+        store
+            .oldest_failure(m.id, "card:A0001", NOW + 5)
+            .await
+            .unwrap(),
+        Some(NOW + 10)
+    );
+    assert_eq!(
+        store.oldest_failure(m.id, "card:NONE", NOW).await.unwrap(),
+        None
+    );
     let other = merchant(store, "B").await;
     assert_eq!(
         store

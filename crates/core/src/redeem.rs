@@ -110,16 +110,20 @@ async fn check_limits(
     now: i64,
 ) -> Result<(), RedeemError> {
     let since = now - ATTEMPT_WINDOW_SECONDS;
-    let by_card = store
-        .count_failures(merchant_id, &card_key(number), since)
-        .await?;
-    let by_client = store
-        .count_failures(merchant_id, &client_key(requester), since)
-        .await?;
-    if by_card >= settings.attempts_per_card || by_client >= settings.attempts_per_client {
-        return Err(RedeemError::Locked {
-            retry_after_seconds: ATTEMPT_WINDOW_SECONDS,
-        });
+    for (key, limit) in [
+        (card_key(number), settings.attempts_per_card),
+        (client_key(requester), settings.attempts_per_client),
+    ] {
+        if store.count_failures(merchant_id, &key, since).await? >= limit {
+            // Free again when the oldest failure leaves the window.
+            let oldest = store
+                .oldest_failure(merchant_id, &key, since)
+                .await?
+                .unwrap_or(now);
+            return Err(RedeemError::Locked {
+                retry_after_seconds: (oldest + ATTEMPT_WINDOW_SECONDS - now).max(1),
+            });
+        }
     }
     Ok(())
 }

@@ -615,6 +615,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     /// Failed pickup attempts under `key` since `since` (兑换防刷).
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64>;
+    /// When the oldest failure under `key` since `since` happened.
+    async fn oldest_failure(
+        &self,
+        merchant_id: i64,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<Option<i64>>;
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()>;
 
     /// 提货设置; the defaults when the merchant never saved any.

@@ -1860,6 +1860,21 @@ impl Store for PgStore {
         Ok(shipments.len() as i64)
     }
 
+    async fn oldest_failure(
+        &self,
+        merchant_id: i64,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
         let row = self
             .client()

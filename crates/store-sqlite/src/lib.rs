@@ -1821,6 +1821,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn oldest_failure(
+        &self,
+        merchant_id: i64,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<Option<i64>> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+                params![merchant_id, key, since],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
         let key = key.to_owned();
         self.read(move |conn| {

@@ -72,7 +72,17 @@ impl ApiError {
             Self::Conflict(message) => message.clone(),
             Self::TooManyAttempts {
                 retry_after_seconds,
-            } => format!("尝试次数过多，请 {} 秒后再试", retry_after_seconds),
+            } if *retry_after_seconds >= 60 => {
+                format!(
+                    "尝试次数过多，请 {} 分钟后再试",
+                    (retry_after_seconds + 59) / 60
+                )
+            }
+            Self::TooManyAttempts {
+                retry_after_seconds,
+            } => {
+                format!("尝试次数过多，请 {retry_after_seconds} 秒后再试")
+            }
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
