@@ -600,3 +600,151 @@ fn the_first_serve_creates_an_owner_whose_password_is_in_a_private_file() {
         .contains("set-cookie: kaquan_session="));
     assert!(response.contains("HttpOnly") && response.contains("SameSite=Strict"));
 }
+
+/// Starts `kaquan serve` on a free port and returns it with its address.
+fn start_server(env: &Env) -> (std::process::Child, String) {
+    let mut server = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            let address = rest.split('/').next().unwrap().to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (server, address);
+        }
+    }
+    panic!("kaquan serve did not start");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_order() {
+    let env = Env::postgres().await;
+    let env = tokio::task::spawn_blocking(move || {
+        env.setup();
+        let mut user = env
+            .command(&[
+                "user",
+                "create",
+                "--username",
+                "boss",
+                "--role",
+                "owner",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(user.stdin.as_mut().unwrap(), b"abc12345\n").unwrap();
+        assert!(user.wait().unwrap().success());
+        env
+    })
+    .await
+    .unwrap();
+    let (mut first, first_address) = start_server(&env);
+    let (mut second, second_address) = start_server(&env);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let me: Value = http
+        .post(format!("http://{first_address}/api/v1/sessions"))
+        .json(&serde_json::json!({"username": "boss", "password": "abc12345"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    let goods: Value = http
+        .post(format!("http://{first_address}/api/v1/goods"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"name": "苹果"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let goods_id = goods["id"].as_i64().unwrap().to_string();
+    let csv = env.dir.join("card.csv");
+    let (env, goods_id) = tokio::task::spawn_blocking(move || {
+        env.run(&[
+            "batch",
+            "generate",
+            "--quantity",
+            "1",
+            "--activate",
+            "--goods",
+            &goods_id,
+        ]);
+        env.run(&[
+            "export",
+            "cards",
+            "--batch",
+            "1",
+            "--format",
+            "csv",
+            "--output",
+            csv.to_str().unwrap(),
+            "--with-secrets",
+        ]);
+        (env, goods_id)
+    })
+    .await
+    .unwrap();
+    let (number, password) = read_csv_passwords(&env.dir.join("card.csv")).remove(0);
+    let form = vec![
+        ("number", number.as_str()),
+        ("password", password.as_str()),
+        ("goods_id", goods_id.as_str()),
+        ("consignee", "张三"),
+        ("phone", "13800001234"),
+        ("province", "浙江省"),
+        ("city", "杭州市"),
+        ("district", "西湖区"),
+        ("address", "文三路 100 号"),
+        ("appointment_date", "2099-01-05"),
+    ];
+    let customers = reqwest::Client::new();
+    let attempts = (0..50).map(|i| {
+        let address = if i % 2 == 0 {
+            &first_address
+        } else {
+            &second_address
+        };
+        let request = customers
+            .post(format!("http://{address}/m/1/redeem/confirm"))
+            .form(&form);
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    first.kill().unwrap();
+    second.kill().unwrap();
+    first.wait().unwrap();
+    second.wait().unwrap();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 422 || *s == 429),
+        "no 5xx: {statuses:?}"
+    );
+    let (client, connection) = tokio_postgres_connect(&env.url).await;
+    tokio::spawn(connection);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
