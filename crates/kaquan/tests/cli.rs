@@ -619,6 +619,8 @@ fn start_server(env: &Env) -> (std::process::Child, String) {
             return (server, address);
         }
     }
+    let _ = server.kill();
+    let _ = server.wait();
     panic!("kaquan serve did not start");
 }
 
