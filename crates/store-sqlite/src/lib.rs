@@ -33,7 +33,7 @@ const LOOKUP_CHUNK: usize = 500;
 /// Failed attempts older than this are forgotten.
 const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
 /// Idle read connections kept open.
-const READERS_KEPT_MAX: usize = 8;
+const READERS_KEPT_MAX: usize = 64;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_schema.sql"),
