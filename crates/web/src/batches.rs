@@ -356,8 +356,8 @@ async fn estimate_password_strength(
 pub const IMPORT_HEADERS: [&str; 2] = ["卡号", "密码"];
 
 /// Reads the rows of an uploaded table (xlsx or CSV, by name or content):
-/// the first row is the header; each later, non-blank row comes back with
-/// its line number and at least `n_columns` cells (missing ones empty).
+/// every non-blank row, the header (line 1) included, comes back with its
+/// line number and at least `n_columns` cells (missing ones empty).
 pub fn parse_rows(
     file_name: &str,
     bytes: &[u8],
@@ -385,7 +385,7 @@ pub fn parse_rows(
             .ok_or_else(|| ApiError::invalid("xlsx 文件中没有工作表"))?
             .map_err(|_| ApiError::invalid("无法读取 xlsx 工作表"))?;
         let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
-        for (idx, row) in range.rows().enumerate().skip(1) {
+        for (idx, row) in range.rows().enumerate() {
             let cells = row
                 .iter()
                 .map(|cell| match cell {
@@ -399,13 +399,13 @@ pub fn parse_rows(
         let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
             .map_err(|_| ApiError::invalid("CSV 文件须为 UTF-8 编码"))?;
         let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
+            .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
         for (idx, record) in reader.records().enumerate() {
             let record =
-                record.map_err(|_| ApiError::invalid(format!("CSV 第 {} 行无法解析", idx + 2)))?;
-            push(idx + 2, record.iter().map(str::to_owned).collect());
+                record.map_err(|_| ApiError::invalid(format!("CSV 第 {} 行无法解析", idx + 1)))?;
+            push(idx + 1, record.iter().map(str::to_owned).collect());
         }
     }
     Ok(rows)
@@ -415,6 +415,7 @@ pub fn parse_rows(
 pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
     Ok(parse_rows(file_name, bytes, 2)?
         .into_iter()
+        .skip(1) // the header
         .map(|(line, mut cells)| ImportRow {
             line,
             password: std::mem::take(&mut cells[1]),

@@ -406,22 +406,46 @@ async fn ship_orders(
 
 /// Reads a filled shipping file: header row, then 订单号, 物流公司, 运单号.
 fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, ShipmentDto)>> {
-    let rows = crate::batches::parse_rows(file_name, bytes, 3)?;
+    let mut rows = crate::batches::parse_rows(file_name, bytes, 3)?.into_iter();
+    let Some((_, header)) = rows.next() else {
+        return Err(ApiError::invalid("文件是空的"));
+    };
+    // The columns by their headers, so the 订单导出 file itself can be filled
+    // in and imported back; otherwise 订单号, 物流公司, 运单号 in that order.
+    let column = |name: &str, default: usize| {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .unwrap_or(default)
+    };
+    let (id_col, carrier_col, tracking_col) = (
+        column("订单号", 0),
+        column("物流公司", 1),
+        column("运单号", 2),
+    );
+    let rows: Vec<_> = rows.collect();
     if rows.len() > SHIP_IMPORT_ROWS_MAX {
         return Err(ApiError::invalid(format!(
             "一次最多导入 {SHIP_IMPORT_ROWS_MAX} 个订单"
         )));
     }
+    let cell = |cells: &[String], idx: usize| cells.get(idx).cloned().unwrap_or_default();
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (line, cells) in rows {
-        match cells[0].trim().parse::<i64>() {
+        // Rows of the exported file without a tracking number are not shipped yet.
+        if cell(&cells, tracking_col).trim().is_empty()
+            && cell(&cells, carrier_col).trim().is_empty()
+        {
+            continue;
+        }
+        match cell(&cells, id_col).trim().parse::<i64>() {
             Ok(order_id) => out.push((
                 line,
                 ShipmentDto {
                     order_id,
-                    carrier: cells[1].clone(),
-                    tracking_number: cells[2].clone(),
+                    carrier: cell(&cells, carrier_col),
+                    tracking_number: cell(&cells, tracking_col),
                 },
             )),
             Err(_) => errors.push(kaquan_core::usecases::RowError {

@@ -526,6 +526,38 @@ async fn orders_flow(app: TestApp) {
     assert!(rows[1..]
         .iter()
         .any(|r| r[13] == "SF2000000002" && r[12] == "省外顺丰"));
+    // 批量发货 round trip: export the pending orders, fill 物流公司 and 运单号, import the same layout.
+    let (_, bytes) = owner
+        .get_bytes("/api/v1/orders/export?status=pending")
+        .await;
+    std::fs::write(&path, bytes).unwrap();
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+    let range = workbook.worksheet_range_at(0).unwrap().unwrap();
+    let mut rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "one pending order");
+    rows[1][12] = "韵达快递".into();
+    rows[1][13] = "YD3000000001".into();
+    let csv: String = rows.iter().map(|r| r.join(",") + "\n").collect();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("filled.csv"),
+    );
+    let response = owner
+        .http
+        .post(app.url("/api/v1/orders/ship-import"))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(
+        owner.get("/api/v1/orders?status=pending").await.1["total"],
+        0
+    );
 }
 
 async fn settings_flow(app: TestApp) {
