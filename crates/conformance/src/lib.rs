@@ -1842,4 +1842,26 @@ pub async fn pickup_settings_default_until_saved_and_round_trip(store: &dyn Stor
         store.get_pickup_settings(other.id).await.unwrap(),
         PickupSettings::default()
     );
+    store.add_carrier(m.id, "省外顺丰").await.unwrap();
+    assert!(matches!(
+        store.add_carrier(m.id, "省外顺丰").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_carriers(m.id).await.unwrap(), ["省外顺丰"]);
+    assert!(store.list_carriers(other.id).await.unwrap().is_empty());
+    assert_eq!(store.logo_updated_at(m.id).await.unwrap(), None);
+    store
+        .put_logo(m.id, "image/png", b"\x89PNG1", NOW)
+        .await
+        .unwrap();
+    store
+        .put_logo(m.id, "image/gif", b"GIF89a", NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(store.logo_updated_at(m.id).await.unwrap(), Some(NOW + 1));
+    assert_eq!(
+        store.get_logo(m.id).await.unwrap(),
+        Some(("image/gif".to_owned(), b"GIF89a".to_vec()))
+    );
+    assert_eq!(store.get_logo(other.id).await.unwrap(), None);
 }

@@ -637,6 +637,18 @@ pub trait Store: Send + Sync + 'static {
     async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>>;
     async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()>;
 
+    /// The pickup page's logo (type checked by the caller), replacing any earlier one.
+    async fn put_logo(
+        &self,
+        merchant_id: i64,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// When the logo last changed, or `None` without a logo (cheap: no bytes).
+    async fn logo_updated_at(&self, merchant_id: i64) -> StoreResult<Option<i64>>;
+    async fn get_logo(&self, merchant_id: i64) -> StoreResult<Option<(String, Vec<u8>)>>;
+
     // Audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     async fn list_audit(

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_orders.sql"),
     include_str!("migrations/004_pickup_settings.sql"),
     include_str!("migrations/005_carriers.sql"),
+    include_str!("migrations/006_logos.sql"),
 ];
 
 pub struct PgStore {
@@ -2007,6 +2008,52 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn put_logo(
+        &self,
+        merchant_id: i64,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO merchant_logos (merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+                 updated_at = excluded.updated_at",
+                &[&merchant_id, &content_type, &bytes, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn logo_updated_at(&self, merchant_id: i64) -> StoreResult<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT updated_at FROM merchant_logos WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn get_logo(&self, merchant_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT content_type, bytes FROM merchant_logos WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_orders.sql"),
     include_str!("migrations/004_pickup_settings.sql"),
     include_str!("migrations/005_carriers.sql"),
+    include_str!("migrations/006_logos.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -1972,6 +1973,53 @@ impl Store for SqliteStore {
             )
             .map_err(map_err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_logo(
+        &self,
+        merchant_id: i64,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO merchant_logos (merchant_id, content_type, bytes, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+                 updated_at = excluded.updated_at",
+                params![merchant_id, content_type, bytes, now],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn logo_updated_at(&self, merchant_id: i64) -> StoreResult<Option<i64>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT updated_at FROM merchant_logos WHERE merchant_id = ?1",
+                [merchant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_logo(&self, merchant_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT content_type, bytes FROM merchant_logos WHERE merchant_id = ?1",
+                [merchant_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)
         })
         .await
     }

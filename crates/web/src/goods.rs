@@ -208,7 +208,7 @@ async fn update_goods(
 }
 
 /// Reads the `file` field (and the console's `csrf`) of an image upload.
-async fn read_image_upload(mut multipart: Multipart) -> ApiResult<(Vec<u8>, String)> {
+pub async fn read_image_upload(mut multipart: Multipart) -> ApiResult<(Vec<u8>, String)> {
     let (mut bytes, mut csrf) = (Vec::new(), String::new());
     while let Some(field) = multipart
         .next_field()
@@ -235,13 +235,9 @@ async fn read_image_upload(mut multipart: Multipart) -> ApiResult<(Vec<u8>, Stri
     Ok((bytes, csrf))
 }
 
-async fn store_image(
-    state: &AppState,
-    authed: &Authed,
-    goods_id: i64,
-    bytes: &[u8],
-) -> ApiResult<i64> {
-    authed.require(Permission::GoodsManage)?;
+/// Checks an uploaded image: not empty, within the size limit, and a type
+/// recognised from its bytes. Returns that type.
+pub fn checked_image(bytes: &[u8]) -> ApiResult<&'static str> {
     if bytes.is_empty() {
         return Err(ApiError::invalid("请选择图片"));
     }
@@ -251,8 +247,34 @@ async fn store_image(
             GOODS_IMAGE_BYTES_MAX / 1024 / 1024
         )));
     }
-    let content_type = sniff_image_type(bytes)
-        .ok_or_else(|| ApiError::invalid("只支持 PNG、JPEG、WebP、GIF 图片"))?;
+    sniff_image_type(bytes).ok_or_else(|| ApiError::invalid("只支持 PNG、JPEG、WebP、GIF 图片"))
+}
+
+/// Serves stored image bytes with the type they were recognised as.
+pub fn image_response(content_type: String, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::CACHE_CONTROL, "public, max-age=86400".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn store_image(
+    state: &AppState,
+    authed: &Authed,
+    goods_id: i64,
+    bytes: &[u8],
+) -> ApiResult<i64> {
+    authed.require(Permission::GoodsManage)?;
+    let content_type = checked_image(bytes)?;
     let id = state
         .store
         .add_goods_image(
@@ -336,19 +358,7 @@ async fn serve_goods_image(
     Path((merchant_id, image_id)): Path<(i64, i64)>,
 ) -> ApiResult<Response> {
     let (content_type, bytes) = state.store.get_goods_image(merchant_id, image_id).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            (header::CACHE_CONTROL, "public, max-age=86400".to_owned()),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'".to_owned(),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(image_response(content_type, bytes))
 }
 
 #[derive(Deserialize)]

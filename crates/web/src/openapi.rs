@@ -46,6 +46,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/carriers", "create_carrier", "Add the merchant's own carrier name (物流配置)", "orders.manage"),
     ("get", "/api/v1/pickup-settings", "get_pickup_settings", "提货设置", "orders.manage"),
     ("put", "/api/v1/pickup-settings", "update_pickup_settings", "Change 提货设置 (page texts, switch, appointment mode, blocked dates, redirect URL, attempt limits)", "orders.manage"),
+    ("post", "/api/v1/pickup-settings/logo", "update_pickup_logo", "The pickup page's logo (multipart field file; PNG/JPEG/WebP/GIF, at most 2 MB)", "orders.manage"),
     ("get", "/api/v1/distributors", "list_distributors", "Distributors with their card counts", "cards.view"),
     ("post", "/api/v1/distributors", "create_distributor", "Add a distributor", "distributors.manage"),
     ("put", "/api/v1/distributors/{distributor_id}", "update_distributor", "Change a distributor", "distributors.manage"),

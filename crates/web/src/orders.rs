@@ -46,6 +46,9 @@ pub fn router() -> Router<AppState> {
         .route("/orders/ship-import", post(import_shipments_form))
         .route("/settings/pickup", get(settings_page).post(settings_form))
         .route("/settings/carriers", post(carrier_form))
+        .route("/api/v1/pickup-settings/logo", post(update_pickup_logo))
+        .route("/settings/pickup/logo", post(logo_form))
+        .route("/orders/{order_id}", get(order_page))
 }
 
 /// An order as staff see it; personal data masked without the permission.
@@ -1049,4 +1052,69 @@ async fn carrier_form(
         "/settings/pickup?msg=%E5%B7%B2%E6%B7%BB%E5%8A%A0%E7%89%A9%E6%B5%81%E5%85%AC%E5%8F%B8",
     )
     .into_response())
+}
+
+async fn save_logo(state: &AppState, authed: &Authed, bytes: &[u8]) -> ApiResult<()> {
+    authed.require(Permission::OrdersManage)?;
+    let content_type = crate::goods::checked_image(bytes)?;
+    state
+        .store
+        .put_logo(authed.merchant_id(), content_type, bytes, crate::now())
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit("update_pickup_logo", String::new(), content_type.to_owned()))
+        .await?;
+    Ok(())
+}
+
+/// The pickup page's logo (multipart field `file`; PNG/JPEG/WebP/GIF, at most 2 MB).
+async fn update_pickup_logo(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> ApiResult<StatusCode> {
+    let (bytes, _) = crate::goods::read_image_upload(multipart).await?;
+    save_logo(&state, &authed, &bytes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logo_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    multipart: Multipart,
+) -> PageResult {
+    let (bytes, csrf) = crate::goods::read_image_upload(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    save_logo(&state, &authed, &bytes).await?;
+    Ok(Redirect::to("/settings/pickup?msg=Logo%20%E5%B7%B2%E6%9B%B4%E6%96%B0").into_response())
+}
+
+#[derive(Serialize)]
+struct OrderView {
+    order: OrderDto,
+    carriers: Vec<String>,
+}
+
+/// One order with every detail (订单详情).
+async fn order_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_id): Path<i64>,
+) -> PageResult {
+    authed.require(Permission::OrdersManage)?;
+    let order = state
+        .store
+        .get_order(authed.merchant_id(), order_id)
+        .await?;
+    let view = OrderView {
+        order: OrderDto::new(&order, authed.can(Permission::PersonalDataView)),
+        carriers: all_carriers(&state, authed.merchant_id()).await?,
+    };
+    Ok(render(
+        &state,
+        "order.html",
+        &Page::new(&format!("订单 {order_id}"), &authed),
+        view,
+    ))
 }

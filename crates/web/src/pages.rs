@@ -48,6 +48,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/pickup_staff.html"),
     ),
     ("orders.html", include_str!("../templates/orders.html")),
+    ("order.html", include_str!("../templates/order.html")),
     (
         "pickup_settings.html",
         include_str!("../templates/pickup_settings.html"),

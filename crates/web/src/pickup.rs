@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
             "/m/{merchant_id}/orders",
             get(lookup_page).post(lookup_form),
         )
+        .route("/m/{merchant_id}/logo", get(serve_logo))
         .route("/pickup/{channel}", get(staff_page).post(staff_form))
         .route("/api/v1/pickups/check", post(check_pickup_card))
         .route("/api/v1/pickups", post(create_pickup))
@@ -216,6 +217,8 @@ impl PickupForm {
 #[derive(Serialize)]
 struct CustomerView {
     merchant_id: i64,
+    /// The logo's URL (with a version so browsers refetch after a change).
+    logo_url: Option<String>,
     title: String,
     notice: String,
     closed_message: Option<String>,
@@ -264,6 +267,7 @@ async fn settings_of(state: &AppState, merchant_id: i64) -> ApiResult<PickupSett
 fn customer_view(merchant_id: i64, settings: &PickupSettings, number: &str) -> CustomerView {
     CustomerView {
         merchant_id,
+        logo_url: None,
         title: settings.title.clone(),
         notice: settings.notice.clone(),
         closed_message: (!settings.enabled).then(|| settings.closed_message.clone()),
@@ -277,11 +281,32 @@ fn customer_view(merchant_id: i64, settings: &PickupSettings, number: &str) -> C
     }
 }
 
-fn customer_render(state: &AppState, view: CustomerView, status: StatusCode) -> Response {
+async fn serve_logo(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+) -> ApiResult<Response> {
+    let (content_type, bytes) = state
+        .store
+        .get_logo(merchant_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::goods::image_response(content_type, bytes))
+}
+
+async fn customer_render(
+    state: &AppState,
+    mut view: CustomerView,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    view.logo_url = state
+        .store
+        .logo_updated_at(view.merchant_id)
+        .await?
+        .map(|v| format!("/m/{}/logo?v={v}", view.merchant_id));
     let page = Page::anonymous(&view.title);
     let mut response = render(state, "redeem.html", &page, view);
     *response.status_mut() = status;
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -300,7 +325,7 @@ async fn customer_page(
         &settings,
         query.number.as_deref().unwrap_or(""),
     );
-    Ok(customer_render(&state, view, StatusCode::OK))
+    Ok(customer_render(&state, view, StatusCode::OK).await?)
 }
 
 async fn customer_check(
@@ -312,7 +337,7 @@ async fn customer_check(
     let settings = settings_of(&state, merchant_id).await?;
     let mut view = customer_view(merchant_id, &settings, &form.number);
     if !settings.enabled {
-        return Ok(customer_render(&state, view, StatusCode::OK));
+        return Ok(customer_render(&state, view, StatusCode::OK).await?);
     }
     let r = redeemer(&state, merchant_id);
     match redeem::check_card(
@@ -328,12 +353,12 @@ async fn customer_check(
         Ok(checked) => {
             view.password = form.password;
             view.card = Some(CheckedCardDto::new(&checked));
-            Ok(customer_render(&state, view, StatusCode::OK))
+            Ok(customer_render(&state, view, StatusCode::OK).await?)
         }
         Err(error) => {
             let error = ApiError::from(error);
             view.error = Some(error.public_message());
-            Ok(customer_render(&state, view, error.status()))
+            Ok(customer_render(&state, view, error.status()).await?)
         }
     }
 }
@@ -386,7 +411,7 @@ async fn customer_confirm(
                     view.card = Some(CheckedCardDto::new(&checked));
                 }
             }
-            Ok(customer_render(&state, view, error.status()))
+            Ok(customer_render(&state, view, error.status()).await?)
         }
     }
 }

@@ -619,4 +619,43 @@ async fn settings_flow(app: TestApp) {
         response.headers()["location"],
         "https://shop.example.com/thanks"
     );
+    // The logo shows on the customer's page.
+    let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"logo").unwrap(), 2);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(png.clone()).file_name("logo.png"),
+    );
+    let response = owner
+        .http
+        .post(app.url("/api/v1/pickup-settings/logo"))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let page = reqwest::get(app.url(&format!("/m/{}/redeem", app.merchant_id)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"logo\"") && page.contains("logo?v="),
+        "{page}"
+    );
+    let logo = reqwest::get(app.url(&format!("/m/{}/logo", app.merchant_id)))
+        .await
+        .unwrap();
+    assert_eq!(logo.headers()["content-type"], "image/png");
+    assert_eq!(logo.bytes().await.unwrap().to_vec(), png);
+    // 订单详情 with the consignee for staff allowed to see it.
+    let (orders, _) = app
+        .store
+        .list_orders(app.merchant_id, &Default::default(), Default::default())
+        .await
+        .unwrap();
+    let (status, html) = owner.get_bytes(&format!("/orders/{}", orders[0].id)).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(html).unwrap().contains("文三路 100 号"));
 }
