@@ -6,6 +6,7 @@
 //! forms in a hidden `csrf` field.
 
 use crate::error::{ApiError, ApiResult};
+use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
 use axum::extract::{FromRequestParts, State};
@@ -342,11 +343,6 @@ async fn login_form(State(state): State<AppState>, Form(body): Form<SignInReques
             response
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
 }
 
 async fn logout_form(

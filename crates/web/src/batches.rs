@@ -583,16 +583,10 @@ async fn import_batch(
 
 // ---- console pages ----------------------------------------------------------
 
-#[derive(Deserialize)]
-struct MessageQuery {
-    page: Option<i64>,
-    msg: Option<String>,
-}
-
 async fn batches_page(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<MessageQuery>,
+    Query(query): Query<crate::forms::MsgQuery>,
 ) -> PageResult {
     let list = load_batches(
         &state,
@@ -727,16 +721,7 @@ async fn create_batch_form(
     authed.check_form_csrf(&form.csrf)?;
     authed.require(Permission::CardsCreate)?;
     // The 对应商品 checkboxes repeat one key, which a struct cannot hold.
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
-    let goods_ids = pairs
-        .iter()
-        .filter(|(k, _)| k == "goods_id")
-        .map(|(_, v)| {
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid("提货商品编号不对"))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let goods_ids = crate::forms::FormPairs::parse(&body)?.ids("goods_id")?;
     let spec = match form.into_request().and_then(|request| {
         BatchRequest {
             goods_ids,

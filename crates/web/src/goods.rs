@@ -4,11 +4,12 @@
 use crate::auth::Authed;
 use crate::cards::{CardFilterDto, CardFilterForm, ChangedDto};
 use crate::error::{ApiError, ApiResult};
+use crate::forms::{redirect_with, CsrfForm, FormPairs, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use kaquan_core::auth::Permission;
@@ -427,11 +428,6 @@ async fn link_card_goods(
 
 // ---- console ----------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct MsgQuery {
-    msg: Option<String>,
-}
-
 #[derive(Serialize)]
 struct GoodsListView {
     goods: Vec<GoodsDto>,
@@ -456,14 +452,6 @@ async fn goods_page(
         &Page::new("提货商品", &authed).with_message(query.msg),
         GoodsListView { goods },
     ))
-}
-
-fn redirect_with(path: &str, message: &str) -> Response {
-    Redirect::to(&format!(
-        "{path}?{}",
-        serde_urlencoded::to_string([("msg", message)]).unwrap_or_default()
-    ))
-    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -553,11 +541,6 @@ async fn add_goods_image_form(
     Ok(redirect_with(&format!("/goods/{goods_id}"), "图片已上传"))
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
 async fn delete_goods_image_form(
     State(state): State<AppState>,
     authed: Authed,
@@ -574,25 +557,10 @@ async fn link_goods_form(
     authed: Authed,
     body: String,
 ) -> PageResult {
-    // Goods checkboxes repeat the `goods_id` key, so read the pairs directly.
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
-    let value = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let form = FormPairs::parse(&body)?;
+    let value = |key: &str| form.value(key);
     authed.check_form_csrf(&value("csrf"))?;
-    let goods_ids = pairs
-        .iter()
-        .filter(|(k, _)| k == "goods_id")
-        .map(|(_, v)| {
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid("提货商品编号不对"))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let goods_ids = form.ids("goods_id")?;
     let filter_form = CardFilterForm {
         batch_id: value("batch_id"),
         state: value("state"),

@@ -10,6 +10,7 @@ pub mod batches;
 pub mod cards;
 pub mod error;
 pub mod exports;
+pub mod forms;
 pub mod goods;
 pub mod openapi;
 pub mod orders;

@@ -5,6 +5,7 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult, RowErrorDto};
 use crate::exports::{self, escape_formula};
+use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::{Multipart, Path, Query, State};
@@ -862,11 +863,6 @@ async fn ship_order_form(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
 async fn cancel_order_form(
     State(state): State<AppState>,
     authed: Authed,
@@ -945,11 +941,6 @@ async fn settings_view(
     })
 }
 
-#[derive(Deserialize)]
-struct MsgQuery {
-    msg: Option<String>,
-}
-
 async fn settings_page(
     State(state): State<AppState>,
     authed: Authed,
@@ -1018,9 +1009,7 @@ async fn settings_form(
     };
     let shown = dto.clone();
     match save_settings(&state, &authed, dto).await {
-        Ok(()) => {
-            Ok(Redirect::to("/settings/pickup?msg=%E5%B7%B2%E4%BF%9D%E5%AD%98").into_response())
-        }
+        Ok(()) => Ok(redirect_with("/settings/pickup", "已保存")),
         Err(error) => {
             let view = settings_view(&state, &authed, shown, Some(error.public_message())).await?;
             let mut response = render(
@@ -1087,7 +1076,7 @@ async fn logo_form(
     let (bytes, csrf) = crate::goods::read_image_upload(multipart).await?;
     authed.check_form_csrf(&csrf)?;
     save_logo(&state, &authed, &bytes).await?;
-    Ok(Redirect::to("/settings/pickup?msg=Logo%20%E5%B7%B2%E6%9B%B4%E6%96%B0").into_response())
+    Ok(redirect_with("/settings/pickup", "Logo 已更新"))
 }
 
 #[derive(Serialize)]

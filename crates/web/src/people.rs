@@ -4,11 +4,12 @@
 use crate::auth::Authed;
 use crate::batches::{ListDto, PageQuery};
 use crate::error::{ApiError, ApiResult};
+use crate::forms::{redirect_with, FormPairs, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
 use kaquan_core::auth::{check_staff_password, check_username, hash_staff_password, Permission};
@@ -496,12 +497,6 @@ async fn list_audit_log(
 
 // ---- console ----------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct MsgQuery {
-    msg: Option<String>,
-    page: Option<i64>,
-}
-
 #[derive(Serialize)]
 struct StaffView {
     staff: Vec<StaffDto>,
@@ -547,14 +542,6 @@ async fn staff_page(
         &Page::new("管理员", &authed).with_message(query.msg),
         view,
     ))
-}
-
-fn redirect_with(path: &str, message: &str) -> Response {
-    Redirect::to(&format!(
-        "{path}?{}",
-        serde_urlencoded::to_string([("msg", message)]).unwrap_or_default()
-    ))
-    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -619,25 +606,10 @@ async fn update_role_form(
     Path(role_id): Path<i64>,
     body: String,
 ) -> PageResult {
-    // Checkbox groups repeat the `permission` key, so read the pairs directly.
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
-    let value = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    authed.check_form_csrf(&value("csrf"))?;
-    let permissions = parse_permissions(
-        &pairs
-            .iter()
-            .filter(|(k, _)| k == "permission")
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>(),
-    )?;
-    change_role(&state, &authed, role_id, &value("label"), permissions).await?;
+    let form = FormPairs::parse(&body)?;
+    authed.check_form_csrf(&form.value("csrf"))?;
+    let permissions = parse_permissions(&form.all("permission"))?;
+    change_role(&state, &authed, role_id, &form.value("label"), permissions).await?;
     Ok(redirect_with("/staff", "角色权限已保存"))
 }
 
