@@ -30,16 +30,21 @@ echo "== batch generate, $ROWS cards =="
 DB="sqlite://$WORK/gen.db"
 "$KAQUAN" --database-url "$DB" migrate 2>/dev/null
 "$KAQUAN" --database-url "$DB" merchant create --name bench --json >/dev/null
+sync
 gen_sqlite=$("$KAQUAN" --database-url "$DB" batch generate --quantity "$ROWS" --numbering random --number-length 12 \
   --password-length 12 --password-charset digits --json 2>/dev/null | seconds_of)
+sync
 floor_sqlite=$("$FLOOR" floor-sqlite "$ROWS" "$WORK/floor.db" | seconds_of)
 echo "sqlite:   kaquan $gen_sqlite s ($(rate "$gen_sqlite") cards/s)   floor $floor_sqlite s ($(rate "$floor_sqlite") cards/s)   ratio $(ratio "$gen_sqlite" "$floor_sqlite")x (target <= 1.3x)"
 
 echo "== export $ROWS cards with passwords to xlsx =="
+# Let the writes above reach the disk first, so write-back does not compete.
+sync
 start=$(date +%s.%N)
 /usr/bin/time -v -o "$WORK/export.time" "$KAQUAN" --database-url "$DB" export cards --batch 1 --format xlsx --with-secrets \
   --output "$WORK/export.xlsx" 2>/dev/null
 export_s=$(python3 -c "import time; print(f'{time.time()-$start:.3f}')")
+sync
 start=$(date +%s.%N)
 /usr/bin/time -v -o "$WORK/floor-xlsx.time" "$FLOOR" floor-xlsx "$ROWS" "$WORK/floor.xlsx" >/dev/null
 floor_xlsx_s=$(python3 -c "import time; print(f'{time.time()-$start:.3f}')")
@@ -53,8 +58,10 @@ psql "$PG/postgres" -qc "create database kaquan_bench_gen_$suffix" -qc "create d
 PGGEN="$PG/kaquan_bench_gen_$suffix"
 "$KAQUAN" --database-url "$PGGEN" --key-file "$WORK/pg.key" migrate 2>/dev/null
 "$KAQUAN" --database-url "$PGGEN" --key-file "$WORK/pg.key" merchant create --name bench --json >/dev/null
+sync
 gen_pg=$("$KAQUAN" --database-url "$PGGEN" --key-file "$WORK/pg.key" batch generate --quantity "$ROWS" --numbering random \
   --number-length 12 --password-length 12 --password-charset digits --json 2>/dev/null | seconds_of)
+sync
 floor_pg=$("$FLOOR" floor-postgres "$ROWS" "$PG/kaquan_bench_floor_$suffix" | seconds_of)
 echo "postgres: kaquan $gen_pg s ($(rate "$gen_pg") cards/s)   floor $floor_pg s ($(rate "$floor_pg") cards/s)   ratio $(ratio "$gen_pg" "$floor_pg")x (target <= 2x)"
 psql "$PG/postgres" -qc "drop database kaquan_bench_gen_$suffix" -qc "drop database kaquan_bench_floor_$suffix"
