@@ -217,19 +217,20 @@ pub struct PickupRequest {
 
 /// Checks the card again, the goods, the consignee and the date, then
 /// redeems: the card is used and the order exists, or neither.
+/// `settings` are the merchant's current 提货设置 (the caller usually has them).
 pub async fn redeem_pickup(
     r: &Redeemer<'_>,
+    settings: &PickupSettings,
     request: &PickupRequest,
     requester: &Requester,
 ) -> Result<Order, RedeemError> {
     let (store, merchant_id, now) = (r.store, r.merchant_id, r.now);
-    let settings = store.get_pickup_settings(merchant_id).await?;
     if requester.channel == Channel::Web && !settings.enabled {
         return Err(RedeemError::Closed);
     }
     let checked = check_card(
         r,
-        &settings,
+        settings,
         &request.number,
         &request.password,
         requester,

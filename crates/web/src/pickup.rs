@@ -376,7 +376,7 @@ async fn customer_confirm(
     let r = redeemer(&state, merchant_id);
     let (number, password) = (form.number.clone(), form.password.clone());
     let result = match form.into_request(Channel::Web) {
-        Ok(request) => redeem::redeem_pickup(&r, &request, &requester)
+        Ok(request) => redeem::redeem_pickup(&r, &settings, &request, &requester)
             .await
             .map_err(ApiError::from),
         Err(error) => Err(error),
@@ -599,7 +599,7 @@ async fn staff_form(
         Ok(checked) => {
             let password = form.password.clone();
             let result = match form.into_request(channel) {
-                Ok(request) => redeem::redeem_pickup(&r, &request, &requester)
+                Ok(request) => redeem::redeem_pickup(&r, &settings, &request, &requester)
                     .await
                     .map_err(ApiError::from),
                 Err(error) => Err(error),
@@ -679,6 +679,11 @@ async fn create_pickup(
     };
     let request = body.pickup.into_request(channel)?;
     let r = redeemer(&state, authed.merchant_id());
-    let order = redeem::redeem_pickup(&r, &request, &staff_requester(&authed, channel)).await?;
+    let settings = state
+        .store
+        .get_pickup_settings(authed.merchant_id())
+        .await?;
+    let order =
+        redeem::redeem_pickup(&r, &settings, &request, &staff_requester(&authed, channel)).await?;
     Ok((StatusCode::CREATED, Json(PickupOrderDto::from(&order))).into_response())
 }
