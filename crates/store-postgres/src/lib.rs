@@ -128,6 +128,18 @@ impl PgStore {
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_err)
     }
+
+    /// Runs a query whose statement each connection prepares once; for the
+    /// hot paths (a pickup makes several reads per request).
+    async fn query_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_err)?;
+        client.query(&statement, params).await.map_err(map_err)
+    }
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -269,16 +281,16 @@ async fn query_goods(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> StoreResult<Vec<Goods>> {
-    let rows = client.query(sql, params).await.map_err(map_err)?;
+    let statement = client.prepare_cached(sql).await.map_err(map_err)?;
+    let rows = client.query(&statement, params).await.map_err(map_err)?;
     let mut goods: Vec<Goods> = rows.iter().map(goods_from_row).collect();
     if goods.is_empty() {
         return Ok(goods);
     }
+    let images_sql = "SELECT goods_id, id FROM goods_images WHERE merchant_id = $1 ORDER BY id";
+    let images_statement = client.prepare_cached(images_sql).await.map_err(map_err)?;
     let images = client
-        .query(
-            "SELECT goods_id, id FROM goods_images WHERE merchant_id = $1 ORDER BY id",
-            &[&merchant_id],
-        )
+        .query(&images_statement, &[&merchant_id])
         .await
         .map_err(map_err)?;
     for image in images {
@@ -542,16 +554,13 @@ impl Store for PgStore {
     }
 
     async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let rows = self
+            .query_cached(
                 &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"),
                 &[&merchant_id],
             )
-            .await
-            .map_err(map_err)?;
-        row.as_ref()
+            .await?;
+        rows.first()
             .map(merchant_from_row)
             .ok_or(StoreError::NotFound)
     }
@@ -1594,47 +1603,53 @@ impl Store for PgStore {
         number: &str,
     ) -> StoreResult<Option<CardSecret>> {
         let number = number.trim().to_ascii_uppercase();
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!(
-                    "SELECT {CARD_COLUMNS}, cards.secret_digest, cards.key_version FROM {CARD_FROM} \
-                     WHERE cards.merchant_id = $1 AND cards.number = $2"
-                ),
-                &[&merchant_id, &number],
-            )
-            .await
-            .map_err(map_err)?;
-        row.map(|r| {
-            Ok(CardSecret {
-                card: card_from_row(&r)?,
-                secret_digest: r.get(16),
-                key_version: r.get(17),
+        let sql = format!(
+            "SELECT {CARD_COLUMNS}, cards.secret_digest, cards.key_version FROM {CARD_FROM} \
+             WHERE cards.merchant_id = $1 AND cards.number = $2"
+        );
+        let rows = self.query_cached(&sql, &[&merchant_id, &number]).await?;
+        rows.first()
+            .map(|r| {
+                Ok(CardSecret {
+                    card: card_from_row(r)?,
+                    secret_digest: r.get(16),
+                    key_version: r.get(17),
+                })
             })
-        })
-        .transpose()
+            .transpose()
     }
 
     async fn redeem_pickup(&self, order: &NewOrder, audit: &AuditEntry) -> StoreResult<Order> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let goods_name: String = tx
-            .query_opt(
+        let goods_statement = tx
+            .prepare_cached(
                 "SELECT goods.name FROM card_goods JOIN goods ON goods.id = card_goods.goods_id \
                  WHERE card_goods.card_id = $1 AND card_goods.goods_id = $2 AND goods.merchant_id = $3 AND goods.on_shelf",
+            )
+            .await
+            .map_err(map_err)?;
+        let goods_name: String = tx
+            .query_opt(
+                &goods_statement,
                 &[&order.card_id, &order.goods_id, &order.merchant_id],
             )
             .await
             .map_err(map_err)?
             .ok_or(StoreError::NotFound)?
             .get(0);
-        let used = tx
-            .query_opt(
+        let use_statement = tx
+            .prepare_cached(
                 "UPDATE cards SET state = 'used', used_at = $1 \
                  WHERE id = $2 AND merchant_id = $3 AND state = 'active' \
                  AND (valid_from IS NULL OR valid_from <= $1) AND (valid_until IS NULL OR valid_until >= $1) \
                  RETURNING number, batch_id",
+            )
+            .await
+            .map_err(map_err)?;
+        let used = tx
+            .query_opt(
+                &use_statement,
                 &[&order.created_at, &order.card_id, &order.merchant_id],
             )
             .await
@@ -1647,13 +1662,17 @@ impl Store for PgStore {
             OrderStatus::Pending
         };
         let c = order.consignee.clone().unwrap_or_default();
-        let row = tx
-            .query_one(
-                &format!(
+        let insert_statement = tx
+            .prepare_cached(&format!(
                     "INSERT INTO orders (merchant_id, card_id, card_number, batch_id, goods_id, goods_name, channel, status, \
                      consignee, phone, province, city, district, address, appointment_date, created_by, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {ORDER_COLUMNS}"
-                ),
+            ))
+            .await
+            .map_err(map_err)?;
+        let row = tx
+            .query_one(
+                &insert_statement,
                 &[
                     &order.merchant_id,
                     &order.card_id,
@@ -1877,16 +1896,10 @@ impl Store for PgStore {
     }
 
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3",
-                &[&merchant_id, &key, &since],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(row.get(0))
+        let rows = self
+            .query_cached("SELECT count(*) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
+            .await?;
+        Ok(rows[0].get(0))
     }
 
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
@@ -1909,18 +1922,15 @@ impl Store for PgStore {
     }
 
     async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let rows = self
+            .query_cached(
                 "SELECT title, notice, enabled, closed_message, appointment_mode, appointment_min_days, appointment_from, \
                  appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client \
                  FROM pickup_settings WHERE merchant_id = $1",
                 &[&merchant_id],
             )
-            .await
-            .map_err(map_err)?;
-        let Some(r) = row else {
+            .await?;
+        let Some(r) = rows.first() else {
             return Ok(PickupSettings::default());
         };
         let (from, until): (Option<String>, Option<String>) = (r.get(6), r.get(7));

@@ -62,7 +62,8 @@ pub struct BatchDto {
     pub error: Option<String>,
     pub created_by: String,
     pub created_at: String,
-    /// Cards written so far, while generating in this process.
+    /// Cards written so far while this process generates the batch; it stays
+    /// set until the steps after the fill (对应商品, activation) are done.
     pub progress_done: Option<i64>,
 }
 

@@ -140,7 +140,9 @@ impl TestApp {
         loop {
             let (status, batch) = client.get(&format!("/api/v1/batches/{batch_id}")).await;
             assert_eq!(status, 200);
-            if batch["state"] != "generating" {
+            // `progress_done` stays set until the steps after the fill (goods,
+            // activation) are done too.
+            if batch["state"] != "generating" && batch["progress_done"].is_null() {
                 return batch;
             }
             tokio::task::yield_now().await;
