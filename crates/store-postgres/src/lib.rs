@@ -129,6 +129,33 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
+    /// One page of a merchant's rows of `table`, newest first, and their total.
+    async fn merchant_page(
+        &self,
+        table: &str,
+        columns: &str,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<Row>, i64)> {
+        let client = self.client().await?;
+        let total: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE merchant_id = $1"),
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let rows = client
+            .query(
+                &format!("SELECT {columns} FROM {table} WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
+                &[&merchant_id, &page.page_size, &page.offset()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok((rows, total))
+    }
+
     /// Runs a query whose statement each connection prepares once; for the
     /// hot paths (a pickup makes several reads per request).
     async fn query_cached(
@@ -1059,22 +1086,9 @@ impl Store for PgStore {
     }
 
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)> {
-        let client = self.client().await?;
-        let total: i64 = client
-            .query_one(
-                "SELECT count(*) FROM batches WHERE merchant_id = $1",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
-        let rows = client
-            .query(
-                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
-                &[&merchant_id, &page.page_size, &page.offset()],
-            )
-            .await
-            .map_err(map_err)?;
+        let (rows, total) = self
+            .merchant_page("batches", BATCH_COLUMNS, merchant_id, page)
+            .await?;
         Ok((
             rows.iter()
                 .map(batch_from_row)
@@ -2078,22 +2092,9 @@ impl Store for PgStore {
         merchant_id: i64,
         page: Page,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
-        let client = self.client().await?;
-        let total: i64 = client
-            .query_one(
-                "SELECT count(*) FROM audit_log WHERE merchant_id = $1",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
-        let rows = client
-            .query(
-                &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
-                &[&merchant_id, &page.page_size, &page.offset()],
-            )
-            .await
-            .map_err(map_err)?;
+        let (rows, total) = self
+            .merchant_page("audit_log", AUDIT_COLUMNS, merchant_id, page)
+            .await?;
         Ok((rows.iter().map(audit_from_row).collect(), total))
     }
 

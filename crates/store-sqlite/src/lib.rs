@@ -587,6 +587,31 @@ fn card_filter_sql(merchant_id: i64, filter: &CardFilter) -> (String, Vec<Value>
     (sql, values)
 }
 
+/// One page of a merchant's rows of `table`, newest first, and their total.
+fn merchant_page<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    merchant_id: i64,
+    page: Page,
+    map: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<(Vec<T>, i64)> {
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM {table} WHERE merchant_id = ?1"),
+            [merchant_id],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT {columns} FROM {table} WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"))
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![merchant_id, page.page_size, page.offset()], map)
+        .map_err(map_err)?;
+    Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+}
+
 fn state_list(states: &[CardState]) -> String {
     states
         .iter()
@@ -1105,16 +1130,14 @@ impl Store for SqliteStore {
 
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)> {
         self.read(move |conn| {
-            let total: i64 = conn
-                .query_row("SELECT count(*) FROM batches WHERE merchant_id = ?1", [merchant_id], |r| r.get(0))
-                .map_err(map_err)?;
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {BATCH_COLUMNS} FROM batches WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt.query_map(params![merchant_id, page.page_size, page.offset()], batch_from_row).map_err(map_err)?;
-            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+            merchant_page(
+                conn,
+                "batches",
+                BATCH_COLUMNS,
+                merchant_id,
+                page,
+                batch_from_row,
+            )
         })
         .await
     }
@@ -2039,16 +2062,14 @@ impl Store for SqliteStore {
         page: Page,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         self.read(move |conn| {
-            let total: i64 = conn
-                .query_row("SELECT count(*) FROM audit_log WHERE merchant_id = ?1", [merchant_id], |r| r.get(0))
-                .map_err(map_err)?;
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt.query_map(params![merchant_id, page.page_size, page.offset()], audit_from_row).map_err(map_err)?;
-            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+            merchant_page(
+                conn,
+                "audit_log",
+                AUDIT_COLUMNS,
+                merchant_id,
+                page,
+                audit_from_row,
+            )
         })
         .await
     }
