@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             a_failed_fill_leaves_no_cards_and_a_failed_batch,
             interrupted_batches_become_failed,
             sequential_batches_continue_numbering_and_serials,
+            goods_and_activation_commit_with_the_batch,
             card_operations_follow_the_state_machine_and_are_audited,
             deleting_keeps_the_numbers_in_the_audit_log,
             editing_changes_only_the_chosen_fields,
@@ -366,6 +367,7 @@ pub async fn a_failed_fill_leaves_no_cards_and_a_failed_batch(store: &dyn Store)
             batch.id,
             Box::new(DuplicatingSource(0)),
             &audit(m.id, "generate_batch"),
+            &AfterFill::default(),
             NOW,
         )
         .await;
@@ -406,10 +408,66 @@ pub async fn interrupted_batches_become_failed(store: &dyn Store) {
             batch.id,
             Box::new(VecSource(Some(Vec::new()))),
             &audit(m.id, "x"),
+            &AfterFill::default(),
             NOW,
         )
         .await;
     assert!(result.is_err(), "a failed batch can never be filled later");
+}
+
+pub async fn goods_and_activation_commit_with_the_batch(store: &dyn Store) {
+    let m = merchant(store, "A").await;
+    let apple = store
+        .create_goods(m.id, &goods_fields("苹果"), NOW)
+        .await
+        .unwrap();
+    let batch = generate(
+        store,
+        m.id,
+        BatchFields {
+            quantity: 3,
+            activate: true,
+            goods_ids: vec![apple.id],
+            ..Default::default()
+        },
+    )
+    .await;
+    let cards = store
+        .list_cards(
+            m.id,
+            &CardFilter {
+                batch_id: Some(batch.id),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    for card in &cards {
+        assert_eq!(
+            card.state,
+            CardState::Active,
+            "active as soon as the batch is ready"
+        );
+        assert_eq!(
+            store.goods_of_card(m.id, card.id).await.unwrap()[0].id,
+            apple.id
+        );
+    }
+    let (log, _) = store.list_audit(m.id, Page::default()).await.unwrap();
+    let actions: Vec<_> = log
+        .iter()
+        .map(|r| (r.entry.action.as_str(), r.entry.n_affected))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("activate_cards", 3),
+            ("link_goods", 3),
+            ("generate_batch", 3)
+        ]
+    );
+    assert!(store.verify().await.unwrap().is_empty());
 }
 
 pub async fn sequential_batches_continue_numbering_and_serials(store: &dyn Store) {

@@ -369,6 +369,16 @@ pub trait CardSource: Send {
     fn next_chunk(&mut self) -> Vec<NewCard>;
 }
 
+/// What happens to a batch's cards in the same transaction that fills it,
+/// so a `ready` batch already has its goods and, if chosen, is active.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AfterFill {
+    /// 对应商品 (goods of the batch's merchant, checked beforehand).
+    pub goods_ids: Vec<i64>,
+    /// 生成后立即激活.
+    pub activate: bool,
+}
+
 /// A source over rows already in memory (imports).
 pub struct VecSource(pub Option<Vec<NewCard>>);
 
@@ -451,6 +461,7 @@ pub trait Store: Send + Sync + 'static {
         batch_id: i64,
         source: Box<dyn CardSource>,
         audit: &AuditEntry,
+        after: &AfterFill,
         now: i64,
     ) -> StoreResult<i64>;
     /// Marks a `generating` batch `failed`.

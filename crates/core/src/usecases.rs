@@ -2,10 +2,11 @@
 //! batch, generating or importing its cards, and the checked bulk operations.
 
 use crate::batch::{imported_card, BatchSpec, CardGenerator, NewCard, NumberGenerator, Numbering};
-use crate::card::{CardFilter, CardNumber, CardOp, CardPassword};
-use crate::goods::GoodsLinkMode;
+use crate::card::{CardNumber, CardPassword};
 use crate::secrets::MasterKey;
-use crate::store::{AuditEntry, Batch, BatchSource, CardSource, NewBatch, Store, VecSource};
+use crate::store::{
+    AfterFill, AuditEntry, Batch, BatchSource, CardSource, NewBatch, Store, VecSource,
+};
 use crate::{StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -93,43 +94,7 @@ pub async fn fill_generated_batch(
     let result =
         fill_generated_batch_inner(store, master, batch, spec, &audit, progress, now).await;
     match &result {
-        Ok(_) => {
-            // Separate, audited steps after the all-or-nothing fill: if one is
-            // interrupted the cards stay inactive (the safe state) and can be
-            // linked to goods later through 修改卡属性.
-            let filter = CardFilter {
-                batch_id: Some(batch.id),
-                ..Default::default()
-            };
-            if !spec.goods_ids.is_empty() {
-                let link = AuditEntry {
-                    action: "link_goods".into(),
-                    target: filter.describe(),
-                    detail: format!("goods={:?}", spec.goods_ids),
-                    ..audit.clone()
-                };
-                store
-                    .link_card_goods(
-                        batch.merchant_id,
-                        &filter,
-                        &spec.goods_ids,
-                        GoodsLinkMode::Replace,
-                        &link,
-                    )
-                    .await?;
-            }
-            if spec.activate {
-                let activation = AuditEntry {
-                    action: "activate_cards".into(),
-                    target: filter.describe(),
-                    detail: "生成后立即激活".into(),
-                    ..audit
-                };
-                store
-                    .apply_card_op(batch.merchant_id, &filter, CardOp::Activate, &activation)
-                    .await?;
-            }
-        }
+        Ok(_) => {}
         Err(error) => {
             // The fill transaction rolled back, so marking the batch failed is all that is left.
             let message = match error {
@@ -190,6 +155,10 @@ async fn fill_generated_batch_inner(
             batch.id,
             Box::new(PipelinedSource(receiver)),
             audit,
+            &AfterFill {
+                goods_ids: spec.goods_ids.clone(),
+                activate: spec.activate,
+            },
             now,
         )
         .await?;
@@ -375,6 +344,7 @@ pub async fn import_batch(
             batch.id,
             Box::new(VecSource(Some(rows))),
             &audit,
+            &AfterFill::default(),
             now,
         )
         .await

@@ -939,6 +939,7 @@ impl Store for PgStore {
         batch_id: i64,
         source: Box<dyn CardSource>,
         audit: &AuditEntry,
+        after: &AfterFill,
         now: i64,
     ) -> StoreResult<i64> {
         let mut client = self.client().await?;
@@ -1030,6 +1031,43 @@ impl Store for PgStore {
             .map_err(map_err)?;
         expect_one(n)?;
         insert_audit(&tx, audit, n_cards).await?;
+        if !after.goods_ids.is_empty() {
+            let owned: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
+                    &[&merchant_id, &after.goods_ids],
+                )
+                .await
+                .map_err(map_err)?
+                .get(0);
+            if owned as usize != after.goods_ids.len() {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute(
+                "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
+                 WHERE cards.batch_id = $2 ON CONFLICT DO NOTHING",
+                &[&after.goods_ids, &batch_id],
+            )
+            .await
+            .map_err(map_err)?;
+            let link = AuditEntry {
+                action: "link_goods".into(),
+                detail: format!("goods={:?}", after.goods_ids),
+                ..audit.clone()
+            };
+            insert_audit(&tx, &link, n_cards).await?;
+        }
+        if after.activate {
+            tx.execute("UPDATE cards SET state = 'active', activated_at = $1 WHERE batch_id = $2 AND state = 'inactive'", &[&now, &batch_id])
+                .await
+                .map_err(map_err)?;
+            let activation = AuditEntry {
+                action: "activate_cards".into(),
+                detail: "生成后立即激活".into(),
+                ..audit.clone()
+            };
+            insert_audit(&tx, &activation, n_cards).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(n_cards)
     }

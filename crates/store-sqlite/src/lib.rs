@@ -1037,9 +1037,10 @@ impl Store for SqliteStore {
         batch_id: i64,
         mut source: Box<dyn CardSource>,
         audit: &AuditEntry,
+        after: &AfterFill,
         now: i64,
     ) -> StoreResult<i64> {
-        let audit = audit.clone();
+        let (audit, after) = (audit.clone(), after.clone());
         self.write(move |conn| {
             let (face_value_fen, valid_from, valid_until, remark, key_version): (Option<i64>, Option<i64>, Option<i64>, String, i32) = conn
                 .query_row(
@@ -1091,6 +1092,32 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
             expect_one(n)?;
             insert_audit(conn, &audit, n_cards).map_err(map_err)?;
+            for goods_id in &after.goods_ids {
+                let owned: i64 = conn
+                    .query_row("SELECT count(*) FROM goods WHERE id = ?1 AND merchant_id = ?2", params![goods_id, merchant_id], |r| r.get(0))
+                    .map_err(map_err)?;
+                if owned != 1 {
+                    return Err(StoreError::NotFound);
+                }
+                conn.execute(
+                    "INSERT OR IGNORE INTO card_goods (card_id, goods_id) SELECT id, ?1 FROM cards WHERE batch_id = ?2",
+                    params![goods_id, batch_id],
+                )
+                .map_err(map_err)?;
+            }
+            if !after.goods_ids.is_empty() {
+                let link = AuditEntry { action: "link_goods".into(), detail: format!("goods={:?}", after.goods_ids), ..audit.clone() };
+                insert_audit(conn, &link, n_cards).map_err(map_err)?;
+            }
+            if after.activate {
+                conn.execute(
+                    "UPDATE cards SET state = 'active', activated_at = ?1 WHERE batch_id = ?2 AND state = 'inactive'",
+                    params![now, batch_id],
+                )
+                .map_err(map_err)?;
+                let activation = AuditEntry { action: "activate_cards".into(), detail: "生成后立即激活".into(), ..audit.clone() };
+                insert_audit(conn, &activation, n_cards).map_err(map_err)?;
+            }
             Ok(n_cards)
         })
         .await

@@ -62,8 +62,7 @@ pub struct BatchDto {
     pub error: Option<String>,
     pub created_by: String,
     pub created_at: String,
-    /// Cards written so far while this process generates the batch; it stays
-    /// set until the steps after the fill (对应商品, activation) are done.
+    /// Cards written so far, while this process generates the batch.
     pub progress_done: Option<i64>,
 }
 

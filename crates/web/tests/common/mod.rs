@@ -140,8 +140,7 @@ impl TestApp {
         loop {
             let (status, batch) = client.get(&format!("/api/v1/batches/{batch_id}")).await;
             assert_eq!(status, 200);
-            // `progress_done` stays set until the steps after the fill (goods,
-            // activation) are done too.
+            // `progress_done` is cleared once the generating task has finished.
             if batch["state"] != "generating" && batch["progress_done"].is_null() {
                 return batch;
             }
