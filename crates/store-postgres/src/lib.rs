@@ -129,6 +129,21 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
+    /// The first column of every row, as strings.
+    async fn query_strings(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql, params)
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// One page of a merchant's rows of `table`, newest first, and their total.
     async fn merchant_page(
         &self,
@@ -1140,16 +1155,11 @@ impl Store for PgStore {
         merchant_id: i64,
         prefix: &str,
     ) -> StoreResult<Vec<String>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT number FROM cards WHERE merchant_id = $1 AND left(number, length($2)) = $2",
-                &[&merchant_id, &prefix],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.query_strings(
+            "SELECT number FROM cards WHERE merchant_id = $1 AND left(number, length($2)) = $2",
+            &[&merchant_id, &prefix],
+        )
+        .await
     }
 
     async fn find_taken_numbers(
@@ -1157,16 +1167,11 @@ impl Store for PgStore {
         merchant_id: i64,
         numbers: &[String],
     ) -> StoreResult<Vec<String>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT number FROM cards WHERE merchant_id = $1 AND number = ANY($2)",
-                &[&merchant_id, &numbers],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.query_strings(
+            "SELECT number FROM cards WHERE merchant_id = $1 AND number = ANY($2)",
+            &[&merchant_id, &numbers],
+        )
+        .await
     }
 
     async fn list_cards(
@@ -2048,16 +2053,11 @@ impl Store for PgStore {
     }
 
     async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT name FROM carriers WHERE merchant_id = $1 ORDER BY name",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.query_strings(
+            "SELECT name FROM carriers WHERE merchant_id = $1 ORDER BY name",
+            &[&merchant_id],
+        )
+        .await
     }
 
     async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()> {
@@ -2141,16 +2141,7 @@ impl Store for PgStore {
         merchant_id: i64,
         audit_id: i64,
     ) -> StoreResult<Vec<String>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT number FROM deleted_cards WHERE audit_id = $1 AND merchant_id = $2 ORDER BY serial",
-                &[&audit_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.query_strings("SELECT number FROM deleted_cards WHERE audit_id = $1 AND merchant_id = $2 ORDER BY serial", &[&audit_id, &merchant_id]).await
     }
 
     async fn verify(&self) -> StoreResult<Vec<String>> {

@@ -178,14 +178,8 @@ impl CardDto {
     }
 }
 
-#[derive(Serialize)]
-pub struct CardListDto {
-    pub items: Vec<CardDto>,
-    /// How many cards match the filter (统计).
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
+/// A page of cards with the count for the filter (统计).
+pub type CardListDto = crate::batches::ListDto<CardDto>;
 
 #[derive(Deserialize)]
 pub struct ListQuery {

@@ -226,13 +226,7 @@ pub struct OrderListQuery {
     pub msg: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct OrderListDto {
-    pub items: Vec<OrderDto>,
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
+pub type OrderListDto = crate::batches::ListDto<OrderDto>;
 
 async fn load_orders(
     state: &AppState,
