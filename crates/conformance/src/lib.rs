@@ -15,6 +15,9 @@ use kaquan_core::usecases::{self, BatchProgress, ImportError, ImportRow};
 use kaquan_core::StoreError;
 use std::sync::Arc;
 
+mod stored_value;
+pub use stored_value::*;
+
 pub const NOW: i64 = 1_790_000_000;
 
 /// Generates the `#[tokio::test]` functions for every check.
@@ -47,6 +50,19 @@ macro_rules! conformance_tests {
             failed_attempts_are_counted_in_a_window,
             fifty_simultaneous_pickups_of_one_card_create_one_order,
             pickup_settings_default_until_saved_and_round_trip,
+            offline_codes_redeem_once_into_the_balance,
+            wrong_codes_count_against_the_attempt_limit,
+            expired_and_deleted_codes_are_refused,
+            spends_refunds_and_adjustments_keep_the_balance_at_or_above_zero,
+            idempotency_keys_replay_the_first_outcome,
+            one_hundred_concurrent_replays_have_one_effect,
+            reused_nonces_are_refused,
+            one_thousand_concurrent_redemptions_of_one_code_credit_once,
+            the_overspend_race_never_goes_below_zero,
+            mall_orders_issue_codes_once,
+            api_keys_allow_two_active_at_once,
+            customers_sign_in_by_link_or_phone_with_sessions,
+            random_ledger_operations_keep_every_invariant,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {

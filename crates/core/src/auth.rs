@@ -21,10 +21,14 @@ pub enum Permission {
     OrdersManage,
     PickupAssist,
     PersonalDataView,
+    GiftcardsManage,
+    BalancesView,
+    BalancesAdjust,
+    ApiKeysManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 16] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -37,6 +41,10 @@ impl Permission {
         Self::OrdersManage,
         Self::PickupAssist,
         Self::PersonalDataView,
+        Self::GiftcardsManage,
+        Self::BalancesView,
+        Self::BalancesAdjust,
+        Self::ApiKeysManage,
     ];
 
     pub fn code(self) -> &'static str {
@@ -53,6 +61,10 @@ impl Permission {
             Self::OrdersManage => "orders.manage",
             Self::PickupAssist => "pickup.assist",
             Self::PersonalDataView => "personal_data.view",
+            Self::GiftcardsManage => "giftcards.manage",
+            Self::BalancesView => "balances.view",
+            Self::BalancesAdjust => "balances.adjust",
+            Self::ApiKeysManage => "api_keys.manage",
         }
     }
 
@@ -74,6 +86,10 @@ impl Permission {
             Self::OrdersManage => "订单列表、发货、取消订单、提货设置",
             Self::PickupAssist => "到店提货、电话提货",
             Self::PersonalDataView => "查看收货人姓名、电话和地址（否则打码显示）",
+            Self::GiftcardsManage => "礼品卡设置、线上/线下兑换码、礼品卡商品",
+            Self::BalancesView => "查看顾客余额与余额明细",
+            Self::BalancesAdjust => "调整顾客余额",
+            Self::ApiKeysManage => "开放接口密钥管理",
         }
     }
 

@@ -10,11 +10,14 @@ pub mod batch;
 pub mod card;
 pub mod clock;
 pub mod error;
+pub mod giftcard;
 pub mod goods;
+pub mod ledger;
 pub mod money;
 pub mod pickup;
 pub mod redeem;
 pub mod secrets;
+pub mod signing;
 pub mod store;
 pub mod usecases;
 

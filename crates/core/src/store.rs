@@ -9,7 +9,12 @@
 use crate::auth::Permission;
 use crate::batch::{NewCard, Numbering, PasswordCharset};
 use crate::card::{CardEdit, CardFilter, CardOp, CardState};
+use crate::giftcard::{
+    CodeKind, CodeTemplate, CodeTemplateFields, GiftcardImageSlot, GiftcardProduct,
+    GiftcardProductFields, GiftcardSettings, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+};
 use crate::goods::{Goods, GoodsFields, GoodsLinkMode};
+use crate::ledger::{ApiCall, Called, Customer, LedgerOp, LedgerTransaction};
 use crate::pickup::{Channel, Consignee, OrderStatus, PickupSettings};
 use crate::StoreResult;
 
@@ -389,7 +394,7 @@ impl CardSource for VecSource {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: StoredValueStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and `verify`.
     fn backend(&self) -> &'static str;
 
@@ -676,4 +681,243 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks every invariant the schema cannot; returns one line per violation.
     async fn verify(&self) -> StoreResult<Vec<String>>;
+}
+
+/// An open-API key as the console lists it (the secret is never shown again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub merchant_id: i64,
+    /// The public id sent in `X-Kaquan-Key`.
+    pub key_id: String,
+    pub label: String,
+    pub active: bool,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An active API key with its sealed secret, for checking a signature.
+#[derive(Debug, Clone)]
+pub struct ApiKeySecret {
+    pub merchant_id: i64,
+    pub key_id: String,
+    pub secret_sealed: Vec<u8>,
+    pub key_version: i32,
+}
+
+/// A customer's signed-in session on the H5 pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSession {
+    pub token_hash: String,
+    pub merchant_id: i64,
+    pub customer_id: i64,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+/// Stored value (seed 000, DESIGN.md §6): gift-card settings, codes, mall
+/// orders, customers, the ledger, API keys and the records that make calls
+/// idempotent. Every value-changing method is one transaction with its
+/// ledger postings and audit record.
+#[async_trait::async_trait]
+pub trait StoredValueStore: Send + Sync + 'static {
+    /// 礼品卡设置; the defaults when the merchant never saved any.
+    async fn get_giftcard_settings(&self, merchant_id: i64) -> StoreResult<GiftcardSettings>;
+    async fn put_giftcard_settings(
+        &self,
+        merchant_id: i64,
+        settings: &GiftcardSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn put_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn get_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+    ) -> StoreResult<Option<(String, Vec<u8>)>>;
+    /// Which slots have a picture, and when each last changed (no bytes).
+    async fn giftcard_images(&self, merchant_id: i64)
+        -> StoreResult<Vec<(GiftcardImageSlot, i64)>>;
+
+    /// Creates a template; for an offline one, its `codes` in the same transaction.
+    async fn create_code_template(
+        &self,
+        merchant_id: i64,
+        kind: CodeKind,
+        fields: &CodeTemplateFields,
+        codes: &[NewCode],
+        audit: &AuditEntry,
+    ) -> StoreResult<CodeTemplate>;
+    async fn list_code_templates(
+        &self,
+        merchant_id: i64,
+        kind: CodeKind,
+        page: Page,
+    ) -> StoreResult<(Vec<CodeTemplate>, i64)>;
+    async fn get_code_template(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+    ) -> StoreResult<CodeTemplate>;
+    /// Deletes a template and voids its unused codes, only if exactly
+    /// `expected_unused` are unused (what the merchant confirmed);
+    /// `Conflict` otherwise. Returns how many codes were voided.
+    async fn delete_code_template(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        expected_unused: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// Codes of a template by id (兑换记录 / 查看所有).
+    async fn list_codes(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<IssuedCode>, i64)>;
+    /// Keyset page for exports: codes with id > `after_id`, by id.
+    async fn codes_after(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<IssuedCode>>;
+
+    async fn create_giftcard_product(
+        &self,
+        merchant_id: i64,
+        fields: &GiftcardProductFields,
+        now: i64,
+    ) -> StoreResult<GiftcardProduct>;
+    async fn update_giftcard_product(
+        &self,
+        merchant_id: i64,
+        product_id: i64,
+        fields: &GiftcardProductFields,
+    ) -> StoreResult<()>;
+    async fn list_giftcard_products(&self, merchant_id: i64) -> StoreResult<Vec<GiftcardProduct>>;
+
+    /// Records a paid mall order and its new codes, or returns the codes it
+    /// already has (`replayed`); `OrderMismatch` when it was reported with
+    /// another product or quantity.
+    async fn issue_order_codes(
+        &self,
+        call: &ApiCall,
+        order: &IssueOrderCodes,
+    ) -> StoreResult<Called<MallOrder>>;
+    /// A customer's mall orders with their codes, newest first.
+    async fn list_customer_orders(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+    ) -> StoreResult<Vec<MallOrder>>;
+
+    /// Redeems, spends, refunds or adjusts: the nonce, the idempotency key,
+    /// the guarded balance update, both postings and the audit record
+    /// commit together or not at all.
+    async fn post_ledger(
+        &self,
+        call: &ApiCall,
+        op: &LedgerOp,
+    ) -> StoreResult<Called<LedgerTransaction>>;
+    async fn get_transaction(
+        &self,
+        merchant_id: i64,
+        transaction_id: i64,
+    ) -> StoreResult<LedgerTransaction>;
+    /// 余额明细, newest first.
+    async fn list_statement(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<LedgerTransaction>, i64)>;
+
+    /// The customer the merchant's system knows as `external_id`, created on first sight.
+    async fn ensure_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+        now: i64,
+    ) -> StoreResult<Customer>;
+    /// A customer who signs up with phone + password; `Conflict` if the phone is taken.
+    async fn create_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<Customer>;
+    /// The customer with this phone and their password hash.
+    async fn find_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+    ) -> StoreResult<Option<(Customer, String)>>;
+    async fn get_customer(&self, merchant_id: i64, customer_id: i64) -> StoreResult<Customer>;
+    async fn find_external_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+    ) -> StoreResult<Option<Customer>>;
+    /// Customers by id, optionally only those whose external id, phone or
+    /// nickname contains `search`.
+    async fn list_customers(
+        &self,
+        merchant_id: i64,
+        search: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Customer>, i64)>;
+
+    /// Adds an API key; `Conflict` when the merchant already has two active.
+    async fn create_api_key(
+        &self,
+        merchant_id: i64,
+        key_id: &str,
+        label: &str,
+        secret_sealed: &[u8],
+        key_version: i32,
+        audit: &AuditEntry,
+    ) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self, merchant_id: i64) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// The active key with this public id.
+    async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeySecret>>;
+    /// Remembers a nonce for a read-only call; `Conflict` if it was seen before.
+    async fn record_nonce(
+        &self,
+        merchant_id: i64,
+        key_id: &str,
+        nonce: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    /// Marks a login link used; `Conflict` if it was used before.
+    async fn consume_login_link(&self, nonce: &str, expires_at: i64) -> StoreResult<()>;
+    async fn create_customer_session(&self, session: &CustomerSession) -> StoreResult<()>;
+    async fn find_customer_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<CustomerSession>>;
+    async fn delete_customer_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    /// Forgets what is past keeping: nonces, idempotency keys after
+    /// [`crate::ledger::IDEMPOTENCY_KEPT_SECONDS`], used login links,
+    /// expired sessions and old failed attempts. Returns rows removed.
+    async fn purge_expired(&self, now: i64) -> StoreResult<i64>;
 }

@@ -23,6 +23,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
+mod stored_value;
+
 /// Connections per `kaquan serve` node.
 pub const POOL_SIZE_MAX: usize = 16;
 /// How long start-up waits for a `generating` batch's lock before deciding
@@ -40,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_pickup_settings.sql"),
     include_str!("migrations/005_carriers.sql"),
     include_str!("migrations/006_logos.sql"),
+    include_str!("migrations/007_stored_value.sql"),
 ];
 
 pub struct PgStore {
@@ -56,7 +59,7 @@ fn map_err(error: tokio_postgres::Error) -> StoreError {
         {
             StoreError::Invalid(db_message(&error))
         }
-        _ => StoreError::Backend(error.to_string()),
+        _ => StoreError::Backend(format!("{error}: {}", db_message(&error))),
     }
 }
 
@@ -574,6 +577,14 @@ impl Store for PgStore {
                     &label,
                     &Permission::encode_set(&permissions),
                 ],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+            tx.execute(
+                "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES ($1, $2, $3)",
+                &[&merchant.id, &kind.code(), &kaquan_core::ledger::ASSET_FEN],
             )
             .await
             .map_err(map_err)?;
@@ -2147,7 +2158,10 @@ impl Store for PgStore {
     async fn verify(&self) -> StoreResult<Vec<String>> {
         let client = self.client().await?;
         let mut violations = Vec::new();
-        for (description, sql) in INVARIANT_QUERIES {
+        for (description, sql) in INVARIANT_QUERIES
+            .iter()
+            .chain(stored_value::LEDGER_INVARIANT_QUERIES)
+        {
             let n: i64 = client.query_one(*sql, &[]).await.map_err(map_err)?.get(0);
             if n != 0 {
                 violations.push(format!("{n} {description}"));

@@ -24,6 +24,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
+mod stored_value;
+
 /// Most jobs one group commit takes.
 pub const GROUP_COMMIT_JOBS_MAX: usize = 64;
 /// How long a write waits for another process's lock on the file.
@@ -42,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_pickup_settings.sql"),
     include_str!("migrations/005_carriers.sql"),
     include_str!("migrations/006_logos.sql"),
+    include_str!("migrations/007_stored_value.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -666,6 +669,13 @@ impl Store for SqliteStore {
                 conn.execute(
                     "INSERT INTO roles (merchant_id, name, label, permissions) VALUES (?1, ?2, ?3, ?4)",
                     params![merchant.id, role_name, label, Permission::encode_set(&permissions)],
+                )
+                .map_err(map_err)?;
+            }
+            for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+                conn.execute(
+                    "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES (?1, ?2, ?3)",
+                    params![merchant.id, kind.code(), kaquan_core::ledger::ASSET_FEN],
                 )
                 .map_err(map_err)?;
             }
@@ -2125,7 +2135,10 @@ impl Store for SqliteStore {
             if integrity != "ok" {
                 violations.push(format!("sqlite integrity_check: {integrity}"));
             }
-            for (description, sql) in INVARIANT_QUERIES {
+            for (description, sql) in INVARIANT_QUERIES
+                .iter()
+                .chain(stored_value::LEDGER_INVARIANT_QUERIES)
+            {
                 let n: i64 = conn.query_row(sql, [], |r| r.get(0)).map_err(map_err)?;
                 if n != 0 {
                     violations.push(format!("{n} {description}"));

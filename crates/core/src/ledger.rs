@@ -1,0 +1,447 @@
+//! The ledger (DESIGN.md §6): customers' balances in fen, changed only by
+//! append-only, double-entry transactions, and the idempotency and nonce
+//! records that make a retried API call harmless.
+//!
+//! Every transaction has exactly two postings that sum to zero: the
+//! customer's account and a merchant-side counter account. Only customer
+//! accounts cache a balance (with a database floor of zero); the merchant's
+//! counter accounts are summed when asked, so no hot row is updated by
+//! every redemption.
+
+use crate::pickup::Channel;
+use crate::store::Actor;
+
+/// The only asset so far; points will be a second one, never mixed.
+pub const ASSET_FEN: &str = "fen";
+/// Largest single amount a call may move (¥1,000,000.00).
+pub const AMOUNT_FEN_MAX: i64 = 100_000_000;
+/// Longest Idempotency-Key accepted.
+pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
+/// Idempotency keys are kept at least this long (the API promises 24 h).
+pub const IDEMPOTENCY_KEPT_SECONDS: i64 = 48 * 3600;
+/// Longest external customer id, order id or reference.
+pub const REFERENCE_LENGTH_MAX: usize = 64;
+/// Longest reason text on an adjustment.
+pub const REASON_LENGTH_MAX: usize = 200;
+
+/// What a ledger transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionKind {
+    /// A code was redeemed into the balance (兑换).
+    Redeem,
+    /// Balance was spent, e.g. at the mall's checkout (消费).
+    Spend,
+    /// (Part of) a spend came back (退款).
+    Refund,
+    /// Staff changed the balance by hand with a reason (调整).
+    Adjust,
+}
+
+impl TransactionKind {
+    pub const ALL: [Self; 4] = [Self::Redeem, Self::Spend, Self::Refund, Self::Adjust];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Redeem => "redeem",
+            Self::Spend => "spend",
+            Self::Refund => "refund",
+            Self::Adjust => "adjust",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Redeem => "兑换码兑换",
+            Self::Spend => "余额消费",
+            Self::Refund => "消费退款",
+            Self::Adjust => "余额调整",
+        }
+    }
+    /// The merchant-side account that takes the other posting.
+    pub fn counter_account(self) -> AccountKind {
+        match self {
+            Self::Redeem => AccountKind::GiftcardIssued,
+            Self::Spend | Self::Refund => AccountKind::Sales,
+            Self::Adjust => AccountKind::Adjustments,
+        }
+    }
+}
+
+/// Whose account a posting goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    Customer,
+    /// Value handed out as gift-card codes and redeemed (the merchant's liability source).
+    GiftcardIssued,
+    /// Balance spent at the merchant (and refunded back).
+    Sales,
+    /// Hand corrections.
+    Adjustments,
+}
+
+impl AccountKind {
+    pub const MERCHANT_SIDE: [Self; 3] = [Self::GiftcardIssued, Self::Sales, Self::Adjustments];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::GiftcardIssued => "giftcard_issued",
+            Self::Sales => "sales",
+            Self::Adjustments => "adjustments",
+        }
+    }
+}
+
+/// The two postings of a transaction that moves `customer_delta_fen` into
+/// (positive) or out of (negative) the customer's account. They sum to zero.
+pub fn postings(kind: TransactionKind, customer_delta_fen: i64) -> [(AccountKind, i64); 2] {
+    [
+        (AccountKind::Customer, customer_delta_fen),
+        (kind.counter_account(), -customer_delta_fen),
+    ]
+}
+
+/// A customer (顾客) of one merchant, with their balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: i64,
+    pub merchant_id: i64,
+    /// The id the merchant's own system (mall) knows the customer by.
+    pub external_id: Option<String>,
+    /// Set when the customer signs in with phone + password.
+    pub phone: Option<String>,
+    pub nickname: String,
+    pub balance_fen: i64,
+    pub created_at: i64,
+}
+
+impl Customer {
+    /// How staff see the customer in lists: nickname, else the mall's id, else the phone.
+    pub fn label(&self) -> String {
+        if !self.nickname.is_empty() {
+            return self.nickname.clone();
+        }
+        self.external_id
+            .clone()
+            .or_else(|| self.phone.clone())
+            .unwrap_or_else(|| format!("#{}", self.id))
+    }
+}
+
+/// How a call names a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRef {
+    Id(i64),
+    /// The merchant system's id; a redemption creates the customer on first sight.
+    External(String),
+}
+
+/// One committed ledger transaction as a statement line (余额明细).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerTransaction {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub customer_id: i64,
+    pub kind: TransactionKind,
+    /// The change to the customer's balance (negative for a spend).
+    pub amount_fen: i64,
+    pub balance_after_fen: i64,
+    /// What caused it: `code:<id>`, the mall's order id, `spend:<id>`.
+    pub reference: String,
+    pub reason: String,
+    pub channel: Channel,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// Why a value-changing call changed nothing. Recorded with its
+/// idempotency key (except `Locked` and `NonceReused`) so a replay answers alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, used, voided, expired or not-yet-valid code: one answer.
+    CodeRefused,
+    InsufficientBalance,
+    RefundExceedsSpend,
+    SpendNotFound,
+    CustomerNotFound,
+    /// The product is unknown, off the shelf or its template is gone.
+    ProductUnavailable,
+    /// The same mall order was reported before with another product or quantity.
+    OrderMismatch,
+    /// Too many wrong codes from this customer or client (兑换防刷).
+    Locked {
+        retry_after_seconds: i64,
+    },
+    /// The request's nonce was seen before (a replayed signed request).
+    NonceReused,
+    /// The Idempotency-Key was used before with a different request.
+    IdempotencyMismatch,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CodeRefused => "code_refused",
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::RefundExceedsSpend => "refund_exceeds_spend",
+            Self::SpendNotFound => "spend_not_found",
+            Self::CustomerNotFound => "customer_not_found",
+            Self::ProductUnavailable => "product_unavailable",
+            Self::OrderMismatch => "order_mismatch",
+            Self::Locked { .. } => "locked",
+            Self::NonceReused => "nonce_reused",
+            Self::IdempotencyMismatch => "idempotency_mismatch",
+        }
+    }
+
+    /// Parses a recorded refusal (never `Locked`, which is not recorded).
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Self::CodeRefused,
+            Self::InsufficientBalance,
+            Self::RefundExceedsSpend,
+            Self::SpendNotFound,
+            Self::CustomerNotFound,
+            Self::ProductUnavailable,
+            Self::OrderMismatch,
+            Self::NonceReused,
+            Self::IdempotencyMismatch,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+
+    /// Whether the refusal is kept under the idempotency key.
+    pub fn is_recorded(self) -> bool {
+        !matches!(
+            self,
+            Self::Locked { .. } | Self::NonceReused | Self::IdempotencyMismatch
+        )
+    }
+
+    /// The message a customer or the merchant's system sees.
+    pub fn message_zh(self) -> String {
+        match self {
+            Self::CodeRefused => "兑换码无效或已被使用".into(),
+            Self::InsufficientBalance => "余额不足".into(),
+            Self::RefundExceedsSpend => "退款金额超过该笔消费可退金额".into(),
+            Self::SpendNotFound => "找不到该笔消费".into(),
+            Self::CustomerNotFound => "找不到该顾客".into(),
+            Self::ProductUnavailable => "礼品卡商品不存在或已下架".into(),
+            Self::OrderMismatch => "该订单已上报过，且商品或数量不同".into(),
+            Self::Locked {
+                retry_after_seconds,
+            } => format!(
+                "尝试次数过多，请 {} 分钟后再试",
+                (retry_after_seconds + 59) / 60
+            ),
+            Self::NonceReused => "请求已被使用过（nonce 重复）".into(),
+            Self::IdempotencyMismatch => "Idempotency-Key 已用于另一个不同的请求".into(),
+        }
+    }
+}
+
+/// An Idempotency-Key as a client sent it: 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= IDEMPOTENCY_KEY_LENGTH_MAX
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The idempotency key and a hash of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub key: IdempotencyKey,
+    /// SHA-256 (hex) of method, path and body: the same key with another body is refused.
+    pub request_hash: String,
+}
+
+/// A signed request's nonce, recorded with the call's effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceUse {
+    pub api_key_id: String,
+    pub nonce: String,
+}
+
+/// What guards one call beyond its own preconditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiCall {
+    pub nonce: Option<NonceUse>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// The result of a guarded call: its effect (or refusal), and whether it
+/// is the recorded answer to an earlier call with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Called<T> {
+    pub result: Result<T, Refusal>,
+    pub replayed: bool,
+}
+
+/// Redeeming a code into a customer's balance. The store runs the limit
+/// check, the guarded update, the postings and the audit in one transaction.
+#[derive(Debug, Clone)]
+pub struct RedeemCode {
+    pub merchant_id: i64,
+    pub customer: CustomerRef,
+    /// The code's keyed digest (the code itself never reaches the store).
+    pub digest: Vec<u8>,
+    /// The client's address or API key, for the per-client limit.
+    pub client_key: String,
+    /// The merchant's 兑换防刷: wrong codes allowed per customer and per client in the window.
+    pub attempt_limit: i64,
+    pub attempts_since: i64,
+    pub channel: Channel,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpendBalance {
+    pub merchant_id: i64,
+    pub customer: CustomerRef,
+    pub amount_fen: i64,
+    /// The merchant's order or checkout id.
+    pub reference: String,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefundSpend {
+    pub merchant_id: i64,
+    pub spend_transaction_id: i64,
+    pub amount_fen: i64,
+    pub reason: String,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdjustBalance {
+    pub merchant_id: i64,
+    pub customer_id: i64,
+    /// Positive credits, negative debits (never below zero).
+    pub delta_fen: i64,
+    pub reason: String,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+/// One value-changing ledger call.
+#[derive(Debug, Clone)]
+pub enum LedgerOp {
+    Redeem(RedeemCode),
+    Spend(SpendBalance),
+    Refund(RefundSpend),
+    Adjust(AdjustBalance),
+}
+
+impl LedgerOp {
+    pub fn merchant_id(&self) -> i64 {
+        match self {
+            Self::Redeem(op) => op.merchant_id,
+            Self::Spend(op) => op.merchant_id,
+            Self::Refund(op) => op.merchant_id,
+            Self::Adjust(op) => op.merchant_id,
+        }
+    }
+    pub fn now(&self) -> i64 {
+        match self {
+            Self::Redeem(op) => op.now,
+            Self::Spend(op) => op.now,
+            Self::Refund(op) => op.now,
+            Self::Adjust(op) => op.now,
+        }
+    }
+}
+
+/// Checks an amount a client asked to move: positive and within the limit.
+pub fn check_amount(amount_fen: i64) -> Result<i64, String> {
+    if amount_fen <= 0 {
+        return Err("金额必须大于 0".into());
+    }
+    if amount_fen > AMOUNT_FEN_MAX {
+        return Err("金额超过单笔上限 ¥1,000,000.00".into());
+    }
+    Ok(amount_fen)
+}
+
+/// Checks an external id or reference: 1–64 visible ASCII characters.
+pub fn check_reference(what: &str, text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > REFERENCE_LENGTH_MAX {
+        return Err(format!("{what}必须是 1–{REFERENCE_LENGTH_MAX} 个字符"));
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{what}只能包含字母、数字和符号"));
+    }
+    Ok(text.to_owned())
+}
+
+/// The invariants `verify` checks, stated once for both stores: for each
+/// transaction the postings per asset, for each customer account the
+/// cached balance against its postings, and balances never below zero.
+pub fn describe_violation(what: &str, id: i64, detail: &str) -> String {
+    format!("ledger: {what} {id}: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transaction_kind_posts_two_legs_that_sum_to_zero() {
+        for kind in TransactionKind::ALL {
+            for delta in [1, -1, 12_345, -AMOUNT_FEN_MAX] {
+                let legs = postings(kind, delta);
+                assert_eq!(legs.iter().map(|(_, a)| a).sum::<i64>(), 0);
+                assert_eq!(legs[0], (AccountKind::Customer, delta));
+                assert_ne!(legs[1].0, AccountKind::Customer);
+            }
+        }
+    }
+
+    #[test]
+    fn recorded_refusals_round_trip_through_their_codes() {
+        for code in [
+            "code_refused",
+            "insufficient_balance",
+            "refund_exceeds_spend",
+        ] {
+            assert_eq!(Refusal::parse(code).map(Refusal::code), Some(code));
+        }
+        assert_eq!(Refusal::parse("locked"), None);
+        assert!(!Refusal::Locked {
+            retry_after_seconds: 1
+        }
+        .is_recorded());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_up_to_255_characters() {
+        assert!(IdempotencyKey::parse("order-1:spend").is_some());
+        assert!(IdempotencyKey::parse("").is_none());
+        assert!(IdempotencyKey::parse("has space").is_none());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_none());
+    }
+
+    #[test]
+    fn amounts_must_be_positive_and_bounded() {
+        assert!(check_amount(0).is_err());
+        assert!(check_amount(-5).is_err());
+        assert!(check_amount(AMOUNT_FEN_MAX + 1).is_err());
+        assert_eq!(check_amount(100), Ok(100));
+    }
+}

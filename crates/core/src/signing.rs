@@ -1,0 +1,209 @@
+//! Signatures of the open API and of customer login links.
+//!
+//! A merchant's system signs every request with one of its API keys:
+//! HMAC-SHA256 over the canonical request
+//!
+//! ```text
+//! METHOD \n PATH \n QUERY \n TIMESTAMP \n NONCE \n hex(SHA-256(body))
+//! ```
+//!
+//! sent as lowercase hex in `X-Kaquan-Signature`, with `X-Kaquan-Key`,
+//! `X-Kaquan-Timestamp` (unix seconds, within ±5 minutes) and
+//! `X-Kaquan-Nonce` (16–64 of `[A-Za-z0-9_-]`, never reused).
+//!
+//! A login link is `merchant.customer.expires.nonce.signature`, signed with
+//! the installation key; it works once and only until it expires.
+
+use crate::secrets::{from_hex, random_token_hex, to_hex, MasterKey};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How far a request's timestamp may be from the server's clock.
+pub const TIMESTAMP_SKEW_SECONDS_MAX: i64 = 300;
+/// Nonces are remembered for longer than the skew window, then forgotten.
+pub const NONCE_KEPT_SECONDS: i64 = 2 * TIMESTAMP_SKEW_SECONDS_MAX + 60;
+/// How long a login link works.
+pub const LOGIN_LINK_SECONDS: i64 = 300;
+/// Active API keys a merchant may have at once (two, for rotation).
+pub const API_KEYS_ACTIVE_MAX: i64 = 2;
+const NONCE_LENGTH_MIN: usize = 16;
+const NONCE_LENGTH_MAX: usize = 64;
+
+/// The string a request signature covers.
+pub fn canonical_request(
+    method: &str,
+    path: &str,
+    query: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "{}\n{path}\n{query}\n{timestamp}\n{nonce}\n{}",
+        method.to_ascii_uppercase(),
+        body_hash_hex(body)
+    )
+}
+
+/// SHA-256 of a body, lowercase hex.
+pub fn body_hash_hex(body: &[u8]) -> String {
+    to_hex(&Sha256::digest(body))
+}
+
+/// The signature of a canonical request under an API secret.
+pub fn sign(secret: &str, canonical: &str) -> String {
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(canonical.as_bytes());
+    to_hex(&mac.finalize().into_bytes())
+}
+
+/// Checks a signature in constant time.
+pub fn signature_matches(secret: &str, canonical: &str, signature_hex: &str) -> bool {
+    let Some(signature) = from_hex(signature_hex.trim()) else {
+        return false;
+    };
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(canonical.as_bytes());
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// Whether a request's timestamp is close enough to `now`.
+pub fn timestamp_is_fresh(timestamp: &str, now: i64) -> bool {
+    timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (t - now).abs() <= TIMESTAMP_SKEW_SECONDS_MAX)
+}
+
+pub fn nonce_is_well_formed(nonce: &str) -> bool {
+    (NONCE_LENGTH_MIN..=NONCE_LENGTH_MAX).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A new API key: its public id and its secret (shown to the merchant once).
+pub fn new_api_key() -> (String, String) {
+    (format!("kq_{}", random_token_hex(8)), random_token_hex(32))
+}
+
+/// What a valid login link says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginLink {
+    pub merchant_id: i64,
+    pub customer_id: i64,
+    pub expires_at: i64,
+    /// Recorded when the link is used, so it works once.
+    pub nonce: String,
+}
+
+fn login_link_payload(merchant_id: i64, customer_id: i64, expires_at: i64, nonce: &str) -> String {
+    format!("{merchant_id}.{customer_id}.{expires_at}.{nonce}")
+}
+
+/// A login link token for one customer, valid for [`LOGIN_LINK_SECONDS`].
+pub fn create_login_token(
+    master: &MasterKey,
+    merchant_id: i64,
+    customer_id: i64,
+    now: i64,
+) -> String {
+    let payload = login_link_payload(
+        merchant_id,
+        customer_id,
+        now + LOGIN_LINK_SECONDS,
+        &random_token_hex(12),
+    );
+    let signature = master.installation_hmac("login-link", payload.as_bytes());
+    format!("{payload}.{}", to_hex(&signature))
+}
+
+/// Reads a login token: `None` when forged, altered or expired.
+pub fn read_login_token(master: &MasterKey, token: &str, now: i64) -> Option<LoginLink> {
+    let (payload, signature_hex) = token.rsplit_once('.')?;
+    let expected = master.installation_hmac("login-link", payload.as_bytes());
+    let signature = from_hex(signature_hex)?;
+    // Constant-time comparison of the two MACs.
+    if signature.len() != expected.len()
+        || signature
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0
+    {
+        return None;
+    }
+    let mut parts = payload.split('.');
+    let link = LoginLink {
+        merchant_id: parts.next()?.parse().ok()?,
+        customer_id: parts.next()?.parse().ok()?,
+        expires_at: parts.next()?.parse().ok()?,
+        nonce: parts.next()?.to_owned(),
+    };
+    (parts.next().is_none() && link.expires_at >= now).then_some(link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_covers_every_part_of_the_request() {
+        let secret = "s3cret";
+        let base = (
+            "POST",
+            "/open/v1/redemptions",
+            "",
+            "1700000000",
+            "abcdefghijklmnop",
+            &b"{}"[..],
+        );
+        let canonical = canonical_request(base.0, base.1, base.2, base.3, base.4, base.5);
+        let signature = sign(secret, &canonical);
+        assert!(signature_matches(secret, &canonical, &signature));
+        assert!(!signature_matches("other", &canonical, &signature));
+        for altered in [
+            canonical_request("PUT", base.1, base.2, base.3, base.4, base.5),
+            canonical_request(base.0, "/open/v1/spends", base.2, base.3, base.4, base.5),
+            canonical_request(base.0, base.1, "a=1", base.3, base.4, base.5),
+            canonical_request(base.0, base.1, base.2, "1700000001", base.4, base.5),
+            canonical_request(base.0, base.1, base.2, base.3, "abcdefghijklmnoq", base.5),
+            canonical_request(base.0, base.1, base.2, base.3, base.4, b"{ }"),
+        ] {
+            assert!(!signature_matches(secret, &altered, &signature));
+        }
+        assert!(!signature_matches(secret, &canonical, "zz"));
+    }
+
+    #[test]
+    fn timestamps_must_be_within_five_minutes() {
+        assert!(timestamp_is_fresh("1000", 1300));
+        assert!(timestamp_is_fresh("1600", 1300));
+        assert!(!timestamp_is_fresh("999", 1300));
+        assert!(!timestamp_is_fresh("1601", 1300));
+        assert!(!timestamp_is_fresh("soon", 1300));
+    }
+
+    #[test]
+    fn nonces_are_sixteen_to_sixty_four_safe_characters() {
+        assert!(nonce_is_well_formed("0123456789abcdef"));
+        assert!(!nonce_is_well_formed("short"));
+        assert!(!nonce_is_well_formed("0123456789abcde/"));
+        assert!(!nonce_is_well_formed(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn login_links_are_signed_and_expire() {
+        let master = MasterKey::generate();
+        let token = create_login_token(&master, 7, 42, 1000);
+        let link = read_login_token(&master, &token, 1000).expect("fresh link");
+        assert_eq!((link.merchant_id, link.customer_id), (7, 42));
+        assert!(read_login_token(&master, &token, 1000 + LOGIN_LINK_SECONDS + 1).is_none());
+        assert!(read_login_token(&MasterKey::generate(), &token, 1000).is_none());
+        let forged = token.replacen("7.42.", "7.43.", 1);
+        assert!(read_login_token(&master, &forged, 1000).is_none());
+    }
+}

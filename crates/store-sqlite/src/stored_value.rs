@@ -1,0 +1,1575 @@
+//! SQLite SQL for stored value: gift-card settings, codes, mall orders,
+//! customers, the ledger, API keys, nonces and idempotency keys.
+//!
+//! Every ledger call is one job on the writer thread: the nonce, the
+//! idempotency key, the attempt limit, the guarded update, both postings
+//! and the audit record share the job's savepoint and the group's commit.
+
+use super::{insert_audit, map_err, merchant_page, SqliteStore};
+use kaquan_core::giftcard::{
+    reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
+    CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
+    GiftcardSettings, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+};
+use kaquan_core::ledger::{
+    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, Refusal, TransactionKind,
+    ASSET_FEN,
+};
+use kaquan_core::pickup::Channel;
+use kaquan_core::signing::{API_KEYS_ACTIVE_MAX, NONCE_KEPT_SECONDS};
+use kaquan_core::store::*;
+use kaquan_core::{StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const TEMPLATE_COLUMNS: &str =
+    "t.id, t.merchant_id, t.kind, t.name, t.face_value_fen, t.valid_from, t.valid_until, \
+    t.created_by, t.created_at, t.deleted_at, \
+    (SELECT count(*) FROM codes c WHERE c.template_id = t.id), \
+    (SELECT count(*) FROM codes c WHERE c.template_id = t.id AND c.state = 'used'), \
+    (SELECT count(*) FROM codes c WHERE c.template_id = t.id AND c.state = 'voided')";
+
+fn template_from_row(row: &Row) -> rusqlite::Result<CodeTemplate> {
+    let kind: String = row.get(2)?;
+    Ok(CodeTemplate {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        kind: super::decode(CodeKind::parse(&kind), 2, "code kind")?,
+        fields: CodeTemplateFields {
+            name: row.get(3)?,
+            face_value_fen: row.get(4)?,
+            valid_from: row.get(5)?,
+            valid_until: row.get(6)?,
+        },
+        created_by: row.get(7)?,
+        created_at: row.get(8)?,
+        deleted_at: row.get(9)?,
+        n_issued: row.get(10)?,
+        n_used: row.get(11)?,
+        n_voided: row.get(12)?,
+    })
+}
+
+const CODE_COLUMNS: &str = "c.id, c.template_id, c.state, c.face_value_fen, c.valid_until, c.sealed, c.key_version, \
+    o.order_id, c.customer_id, COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone), c.redeemed_at, c.issued_at";
+const CODE_JOINS: &str = "codes c LEFT JOIN mall_orders o ON o.id = c.mall_order_id \
+    LEFT JOIN customers u ON u.id = c.customer_id";
+
+fn code_from_row(row: &Row) -> rusqlite::Result<IssuedCode> {
+    let state: String = row.get(2)?;
+    Ok(IssuedCode {
+        id: row.get(0)?,
+        template_id: row.get(1)?,
+        state: super::decode(CodeState::parse(&state), 2, "code state")?,
+        face_value_fen: row.get(3)?,
+        valid_until: row.get(4)?,
+        sealed: row.get(5)?,
+        key_version: row.get(6)?,
+        order_id: row.get(7)?,
+        customer_id: row.get(8)?,
+        customer_label: row.get(9)?,
+        redeemed_at: row.get(10)?,
+        issued_at: row.get(11)?,
+    })
+}
+
+const CUSTOMER_COLUMNS: &str =
+    "u.id, u.merchant_id, u.external_id, u.phone, u.nickname, a.balance, u.created_at";
+const CUSTOMER_JOINS: &str =
+    "customers u JOIN ledger_accounts a ON a.customer_id = u.id AND a.asset = 'fen'";
+
+fn customer_from_row(row: &Row) -> rusqlite::Result<Customer> {
+    Ok(Customer {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        external_id: row.get(2)?,
+        phone: row.get(3)?,
+        nickname: row.get(4)?,
+        balance_fen: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+const TRANSACTION_COLUMNS: &str =
+    "id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+    reason, channel, created_by, created_at";
+
+fn transaction_from_row(row: &Row) -> rusqlite::Result<LedgerTransaction> {
+    let (kind, channel): (String, String) = (row.get(3)?, row.get(8)?);
+    Ok(LedgerTransaction {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        customer_id: row.get(2)?,
+        kind: super::decode(TransactionKind::parse(&kind), 3, "transaction kind")?,
+        amount_fen: row.get(4)?,
+        balance_after_fen: row.get(5)?,
+        reference: row.get(6)?,
+        reason: row.get(7)?,
+        channel: super::decode(Channel::parse(&channel), 8, "channel")?,
+        created_by: row.get(9)?,
+        created_at: row.get(10)?,
+    })
+}
+
+const PRODUCT_COLUMNS: &str =
+    "p.id, p.merchant_id, p.name, p.template_id, p.price_fen, p.on_shelf, \
+    t.name, t.face_value_fen, p.created_at";
+
+fn product_from_row(row: &Row) -> rusqlite::Result<GiftcardProduct> {
+    Ok(GiftcardProduct {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        fields: GiftcardProductFields {
+            name: row.get(2)?,
+            template_id: row.get(3)?,
+            price_fen: row.get(4)?,
+            on_shelf: row.get(5)?,
+        },
+        template_name: row.get(6)?,
+        face_value_fen: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+/// Inserts a customer and their balance account.
+fn insert_customer(
+    conn: &Connection,
+    merchant_id: i64,
+    external_id: Option<&str>,
+    phone: Option<&str>,
+    password_hash: Option<&str>,
+    now: i64,
+) -> StoreResult<i64> {
+    let id: i64 = conn
+        .query_row(
+            "INSERT INTO customers (merchant_id, external_id, phone, password_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![merchant_id, external_id, phone, password_hash, now],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO ledger_accounts (merchant_id, kind, customer_id, asset, balance) VALUES (?1, 'customer', ?2, ?3, 0)",
+    )
+    .and_then(|mut s| s.execute(params![merchant_id, id, ASSET_FEN]))
+    .map_err(map_err)?;
+    Ok(id)
+}
+
+/// The customer's id; an external id seen for the first time creates the
+/// customer when `create` is set.
+fn resolve_customer(
+    conn: &Connection,
+    merchant_id: i64,
+    customer: &CustomerRef,
+    now: i64,
+    create: bool,
+) -> StoreResult<Option<i64>> {
+    let found = match customer {
+        CustomerRef::Id(id) => conn
+            .prepare_cached("SELECT id FROM customers WHERE id = ?1 AND merchant_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![id, merchant_id], |r| r.get(0))
+                    .optional()
+            }),
+        CustomerRef::External(external_id) => conn
+            .prepare_cached("SELECT id FROM customers WHERE merchant_id = ?1 AND external_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![merchant_id, external_id], |r| r.get(0))
+                    .optional()
+            }),
+    }
+    .map_err(map_err)?;
+    match (found, customer) {
+        (Some(id), _) => Ok(Some(id)),
+        (None, CustomerRef::External(external_id)) if create => Ok(Some(insert_customer(
+            conn,
+            merchant_id,
+            Some(external_id),
+            None,
+            None,
+            now,
+        )?)),
+        _ => Ok(None),
+    }
+}
+
+/// Moves `delta` into (or out of) the customer's balance with its two
+/// postings and audit record. `InsufficientBalance` when the balance would
+/// drop below zero (the guard is in the UPDATE; the CHECK backs it).
+#[expect(clippy::too_many_arguments, reason = "one posting names every column of its transaction")]
+fn post_transaction(
+    conn: &Connection,
+    merchant_id: i64,
+    customer_id: i64,
+    kind: TransactionKind,
+    delta: i64,
+    reference: &str,
+    reason: &str,
+    channel: Channel,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<Result<LedgerTransaction, Refusal>> {
+    let account: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "UPDATE ledger_accounts SET balance = balance + ?1 \
+             WHERE customer_id = ?2 AND asset = ?3 AND balance + ?1 >= 0 RETURNING id, balance",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![delta, customer_id, ASSET_FEN], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let Some((account_id, balance_after)) = account else {
+        return Ok(Err(Refusal::InsufficientBalance));
+    };
+    let transaction = conn
+        .prepare_cached(&format!(
+            "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+             reason, channel, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             RETURNING {TRANSACTION_COLUMNS}"
+        ))
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    merchant_id,
+                    customer_id,
+                    kind.code(),
+                    delta,
+                    balance_after,
+                    reference,
+                    reason,
+                    channel.code(),
+                    actor.label,
+                    now
+                ],
+                transaction_from_row,
+            )
+        })
+        .map_err(map_err)?;
+    let [(_, customer_amount), (counter, counter_amount)] =
+        kaquan_core::ledger::postings(kind, delta);
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) VALUES \
+             (?1, ?2, ?3, ?4), \
+             (?1, (SELECT id FROM ledger_accounts WHERE merchant_id = ?5 AND kind = ?6 AND customer_id IS NULL AND asset = ?3), ?3, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                transaction.id,
+                account_id,
+                ASSET_FEN,
+                customer_amount,
+                merchant_id,
+                counter.code(),
+                counter_amount
+            ])
+        })
+        .map_err(map_err)?;
+    if n != 2 {
+        return Err(StoreError::Backend(format!(
+            "ledger: {n} postings written, not 2"
+        )));
+    }
+    insert_audit(
+        conn,
+        &AuditEntry {
+            merchant_id,
+            actor: actor.clone(),
+            action: format!("{}_balance", kind.code()),
+            target: format!("customer={customer_id}"),
+            detail: format!(
+                "transaction={} amount_fen={delta} balance_after_fen={balance_after} reference={reference} channel={}",
+                transaction.id,
+                channel.code()
+            ),
+            n_affected: 1,
+            created_at: now,
+        },
+        1,
+    )
+    .map_err(map_err)?;
+    Ok(Ok(transaction))
+}
+
+fn redeem(
+    conn: &Connection,
+    op: &kaquan_core::ledger::RedeemCode,
+) -> StoreResult<Result<LedgerTransaction, Refusal>> {
+    let merchant_id = op.merchant_id;
+    let Some(customer_id) = resolve_customer(conn, merchant_id, &op.customer, op.now, true)? else {
+        return Ok(Err(Refusal::CustomerNotFound));
+    };
+    let customer_key = format!("code-customer:{customer_id}");
+    let client_key = format!("code-client:{}", op.client_key);
+    for key in [&customer_key, &client_key] {
+        let (n, oldest): (i64, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![merchant_id, key, op.attempts_since], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .map_err(map_err)?;
+        if n >= op.attempt_limit {
+            let oldest = oldest.unwrap_or(op.now);
+            return Ok(Err(Refusal::Locked {
+                retry_after_seconds: (oldest - op.attempts_since).max(1),
+            }));
+        }
+    }
+    let used: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "UPDATE codes SET state = 'used', customer_id = ?1, redeemed_at = ?2 \
+             WHERE merchant_id = ?3 AND digest = ?4 AND state = 'unused' \
+             AND (valid_from IS NULL OR valid_from <= ?2) AND (valid_until IS NULL OR valid_until >= ?2) \
+             RETURNING id, face_value_fen",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![customer_id, op.now, merchant_id, op.digest], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let Some((code_id, face_value_fen)) = used else {
+        let facts = conn
+            .prepare_cached(
+                "SELECT state, valid_from, valid_until FROM codes WHERE merchant_id = ?1 AND digest = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![merchant_id, op.digest], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(map_err)?
+            .and_then(|(state, valid_from, valid_until)| {
+                Some(CodeFacts {
+                    state: CodeState::parse(&state)?,
+                    valid_from,
+                    valid_until,
+                })
+            });
+        let reason = refusal_reason(facts, op.now);
+        if reason_is_guess(reason) {
+            for key in [&customer_key, &client_key] {
+                conn.prepare_cached(
+                    "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![merchant_id, key, op.now]))
+                .map_err(map_err)?;
+            }
+        }
+        insert_audit(
+            conn,
+            &AuditEntry {
+                merchant_id,
+                actor: op.actor.clone(),
+                action: "code_refused".into(),
+                target: format!("customer={customer_id}"),
+                detail: format!("channel={} reason={reason}", op.channel.code()),
+                n_affected: 0,
+                created_at: op.now,
+            },
+            0,
+        )
+        .map_err(map_err)?;
+        return Ok(Err(Refusal::CodeRefused));
+    };
+    post_transaction(
+        conn,
+        merchant_id,
+        customer_id,
+        TransactionKind::Redeem,
+        face_value_fen,
+        &format!("code:{code_id}"),
+        "",
+        op.channel,
+        &op.actor,
+        op.now,
+    )
+}
+
+fn run_ledger_op(
+    conn: &Connection,
+    op: &LedgerOp,
+) -> StoreResult<Result<LedgerTransaction, Refusal>> {
+    match op {
+        LedgerOp::Redeem(op) => redeem(conn, op),
+        LedgerOp::Spend(op) => {
+            let Some(customer_id) =
+                resolve_customer(conn, op.merchant_id, &op.customer, op.now, false)?
+            else {
+                return Ok(Err(Refusal::CustomerNotFound));
+            };
+            let spent = post_transaction(
+                conn,
+                op.merchant_id,
+                customer_id,
+                TransactionKind::Spend,
+                -op.amount_fen,
+                &op.reference,
+                "",
+                Channel::Api,
+                &op.actor,
+                op.now,
+            )?;
+            if let Ok(transaction) = &spent {
+                conn.prepare_cached(
+                    "INSERT INTO spend_refunds (transaction_id, merchant_id, customer_id, amount_fen) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![transaction.id, op.merchant_id, customer_id, op.amount_fen]))
+                .map_err(map_err)?;
+            }
+            Ok(spent)
+        }
+        LedgerOp::Refund(op) => {
+            let customer_id: Option<i64> = conn
+                .prepare_cached(
+                    "UPDATE spend_refunds SET refunded_fen = refunded_fen + ?1 \
+                     WHERE transaction_id = ?2 AND merchant_id = ?3 AND refunded_fen + ?1 <= amount_fen \
+                     RETURNING customer_id",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![op.amount_fen, op.spend_transaction_id, op.merchant_id], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(map_err)?;
+            let Some(customer_id) = customer_id else {
+                let exists = conn
+                    .query_row(
+                        "SELECT 1 FROM spend_refunds WHERE transaction_id = ?1 AND merchant_id = ?2",
+                        params![op.spend_transaction_id, op.merchant_id],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                return Ok(Err(if exists.is_some() {
+                    Refusal::RefundExceedsSpend
+                } else {
+                    Refusal::SpendNotFound
+                }));
+            };
+            post_transaction(
+                conn,
+                op.merchant_id,
+                customer_id,
+                TransactionKind::Refund,
+                op.amount_fen,
+                &format!("spend:{}", op.spend_transaction_id),
+                &op.reason,
+                Channel::Api,
+                &op.actor,
+                op.now,
+            )
+        }
+        LedgerOp::Adjust(op) => {
+            let customer = CustomerRef::Id(op.customer_id);
+            if resolve_customer(conn, op.merchant_id, &customer, op.now, false)?.is_none() {
+                return Ok(Err(Refusal::CustomerNotFound));
+            }
+            post_transaction(
+                conn,
+                op.merchant_id,
+                op.customer_id,
+                TransactionKind::Adjust,
+                op.delta_fen,
+                "",
+                &op.reason,
+                Channel::Store,
+                &op.actor,
+                op.now,
+            )
+        }
+    }
+}
+
+/// What an idempotency key recorded earlier.
+struct Recorded {
+    request_hash: String,
+    transaction_id: Option<i64>,
+    mall_order_id: Option<i64>,
+    refusal: Option<String>,
+}
+
+/// Records the nonce and looks the idempotency key up. `Some` is the
+/// whole answer (a reused nonce, a mismatch, or the earlier record).
+fn guard_call(
+    conn: &Connection,
+    merchant_id: i64,
+    call: &ApiCall,
+    now: i64,
+) -> StoreResult<Option<Result<Recorded, Refusal>>> {
+    if let Some(nonce) = &call.nonce {
+        let n = conn
+            .prepare_cached("INSERT INTO api_nonces (key_id, nonce, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute(params![nonce.api_key_id, nonce.nonce, now]))
+            .map_err(map_err)?;
+        if n == 0 {
+            return Ok(Some(Err(Refusal::NonceReused)));
+        }
+    }
+    let Some(claim) = &call.idempotency else {
+        return Ok(None);
+    };
+    let recorded = conn
+        .prepare_cached(
+            "SELECT request_hash, transaction_id, mall_order_id, refusal FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![merchant_id, claim.key.as_str()], |r| {
+                Ok(Recorded {
+                    request_hash: r.get(0)?,
+                    transaction_id: r.get(1)?,
+                    mall_order_id: r.get(2)?,
+                    refusal: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    Ok(recorded.map(|r| {
+        if r.request_hash == claim.request_hash {
+            Ok(r)
+        } else {
+            Err(Refusal::IdempotencyMismatch)
+        }
+    }))
+}
+
+fn record_call(
+    conn: &Connection,
+    merchant_id: i64,
+    call: &ApiCall,
+    transaction_id: Option<i64>,
+    mall_order_id: Option<i64>,
+    refusal: Option<Refusal>,
+    now: i64,
+) -> StoreResult<()> {
+    let Some(claim) = &call.idempotency else {
+        return Ok(());
+    };
+    if refusal.is_some_and(|r| !r.is_recorded()) {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (merchant_id, key, request_hash, transaction_id, mall_order_id, refusal, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            merchant_id,
+            claim.key.as_str(),
+            claim.request_hash,
+            transaction_id,
+            mall_order_id,
+            refusal.map(Refusal::code),
+            now
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn replayed_refusal<T>(recorded: &Recorded) -> StoreResult<Called<T>> {
+    let refusal = recorded
+        .refusal
+        .as_deref()
+        .and_then(Refusal::parse)
+        .ok_or_else(|| StoreError::Backend("idempotency record without an outcome".into()))?;
+    Ok(Called {
+        result: Err(refusal),
+        replayed: true,
+    })
+}
+
+fn get_transaction(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<LedgerTransaction> {
+    conn.prepare_cached(&format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM ledger_transactions WHERE id = ?1 AND merchant_id = ?2"
+    ))
+    .and_then(|mut s| s.query_row(params![id, merchant_id], transaction_from_row))
+    .map_err(map_err)
+}
+
+fn mall_order_codes(conn: &Connection, mall_order_id: i64) -> StoreResult<Vec<IssuedCode>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.mall_order_id = ?1 ORDER BY c.id"
+        ))
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([mall_order_id], code_from_row)
+        .map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
+
+fn get_mall_order(conn: &Connection, id: i64) -> StoreResult<MallOrder> {
+    let mut order = conn
+        .query_row(
+            "SELECT merchant_id, order_id, product_id, product_name, quantity, customer_id, created_at FROM mall_orders WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(MallOrder {
+                    merchant_id: r.get(0)?,
+                    order_id: r.get(1)?,
+                    product_id: r.get(2)?,
+                    product_name: r.get(3)?,
+                    quantity: r.get(4)?,
+                    customer_id: r.get(5)?,
+                    created_at: r.get(6)?,
+                    codes: Vec::new(),
+                })
+            },
+        )
+        .map_err(map_err)?;
+    order.codes = mall_order_codes(conn, id)?;
+    Ok(order)
+}
+
+fn insert_codes(
+    conn: &Connection,
+    merchant_id: i64,
+    template_id: i64,
+    mall_order_id: Option<i64>,
+    codes: &[NewCode],
+    now: i64,
+) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO codes (merchant_id, template_id, digest, sealed, key_version, state, face_value_fen, valid_from, valid_until, \
+             mall_order_id, issued_at) SELECT ?1, t.id, ?3, ?4, ?5, 'unused', t.face_value_fen, t.valid_from, t.valid_until, ?6, ?7 \
+             FROM code_templates t WHERE t.id = ?2 AND t.merchant_id = ?1 AND t.deleted_at IS NULL",
+        )
+        .map_err(map_err)?;
+    for code in codes {
+        let n = stmt
+            .execute(params![
+                merchant_id,
+                template_id,
+                code.digest,
+                code.sealed,
+                code.key_version,
+                mall_order_id,
+                now
+            ])
+            .map_err(map_err)?;
+        if n != 1 {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl StoredValueStore for SqliteStore {
+    async fn get_giftcard_settings(&self, merchant_id: i64) -> StoreResult<GiftcardSettings> {
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login \
+                     FROM giftcard_settings WHERE merchant_id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([merchant_id], |r| {
+                        Ok(GiftcardSettings {
+                            enabled: r.get(0)?,
+                            centre_entry: r.get(1)?,
+                            attempt_limit: r.get(2)?,
+                            centre_name: r.get(3)?,
+                            share_title: r.get(4)?,
+                            description: r.get(5)?,
+                            phone_login: r.get(6)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(map_err)?;
+            Ok(found.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn put_giftcard_settings(
+        &self,
+        merchant_id: i64,
+        settings: &GiftcardSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (s, audit) = (settings.clone(), audit.clone());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO giftcard_settings (merchant_id, enabled, centre_entry, attempt_limit, centre_name, share_title, \
+                 description, phone_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (merchant_id) DO UPDATE SET \
+                 enabled = excluded.enabled, centre_entry = excluded.centre_entry, attempt_limit = excluded.attempt_limit, \
+                 centre_name = excluded.centre_name, share_title = excluded.share_title, description = excluded.description, \
+                 phone_login = excluded.phone_login",
+                params![merchant_id, s.enabled, s.centre_entry, s.attempt_limit, s.centre_name, s.share_title, s.description, s.phone_login],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO giftcard_images (merchant_id, slot, content_type, bytes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (merchant_id, slot) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+                 updated_at = excluded.updated_at",
+                params![merchant_id, slot.code(), content_type, bytes, now],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT content_type, bytes FROM giftcard_images WHERE merchant_id = ?1 AND slot = ?2",
+                params![merchant_id, slot.code()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn giftcard_images(
+        &self,
+        merchant_id: i64,
+    ) -> StoreResult<Vec<(GiftcardImageSlot, i64)>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT slot, updated_at FROM giftcard_images WHERE merchant_id = ?1",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(map_err)?;
+            let rows: Vec<(String, i64)> = rows.collect::<Result<_, _>>().map_err(map_err)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(slot, at)| Some((GiftcardImageSlot::parse(&slot)?, at)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_code_template(
+        &self,
+        merchant_id: i64,
+        kind: CodeKind,
+        fields: &CodeTemplateFields,
+        codes: &[NewCode],
+        audit: &AuditEntry,
+    ) -> StoreResult<CodeTemplate> {
+        let (f, codes, audit) = (fields.clone(), codes.to_vec(), audit.clone());
+        self.write(move |conn| {
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO code_templates (merchant_id, kind, name, face_value_fen, valid_from, valid_until, created_by, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                    params![merchant_id, kind.code(), f.name, f.face_value_fen, f.valid_from, f.valid_until, audit.actor.label, audit.created_at],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            insert_codes(conn, merchant_id, id, None, &codes, audit.created_at)?;
+            let mut audit = audit;
+            audit.target = format!("code_template={id}");
+            insert_audit(conn, &audit, codes.len() as i64).map_err(map_err)?;
+            conn.query_row(
+                &format!("SELECT {TEMPLATE_COLUMNS} FROM code_templates t WHERE t.id = ?1"),
+                [id],
+                template_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_code_templates(
+        &self,
+        merchant_id: i64,
+        kind: CodeKind,
+        page: Page,
+    ) -> StoreResult<(Vec<CodeTemplate>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM code_templates WHERE merchant_id = ?1 AND kind = ?2 AND deleted_at IS NULL",
+                    params![merchant_id, kind.code()],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {TEMPLATE_COLUMNS} FROM code_templates t WHERE t.merchant_id = ?1 AND t.kind = ?2 \
+                     AND t.deleted_at IS NULL ORDER BY t.id DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![merchant_id, kind.code(), page.page_size, page.offset()], template_from_row)
+                .map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn get_code_template(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+    ) -> StoreResult<CodeTemplate> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {TEMPLATE_COLUMNS} FROM code_templates t WHERE t.id = ?1 AND t.merchant_id = ?2"),
+                params![template_id, merchant_id],
+                template_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn delete_code_template(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        expected_unused: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE code_templates SET deleted_at = ?1 WHERE id = ?2 AND merchant_id = ?3 AND deleted_at IS NULL \
+                     AND (SELECT count(*) FROM codes WHERE template_id = ?2 AND state = 'unused') = ?4",
+                    params![audit.created_at, template_id, merchant_id, expected_unused],
+                )
+                .map_err(map_err)?;
+            if n != 1 {
+                return Err(StoreError::Conflict("the number of unused codes changed, or the template is gone".into()));
+            }
+            let voided = conn
+                .execute(
+                    "UPDATE codes SET state = 'voided' WHERE template_id = ?1 AND state = 'unused'",
+                    [template_id],
+                )
+                .map_err(map_err)? as i64;
+            conn.execute(
+                "UPDATE giftcard_products SET on_shelf = 0 WHERE template_id = ?1",
+                [template_id],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, voided).map_err(map_err)?;
+            Ok(voided)
+        })
+        .await
+    }
+
+    async fn list_codes(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<IssuedCode>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM codes WHERE template_id = ?1 AND merchant_id = ?2",
+                    params![template_id, merchant_id],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.template_id = ?1 AND c.merchant_id = ?2 \
+                     ORDER BY c.id LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![template_id, merchant_id, page.page_size, page.offset()], code_from_row)
+                .map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn codes_after(
+        &self,
+        merchant_id: i64,
+        template_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<IssuedCode>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.template_id = ?1 AND c.merchant_id = ?2 AND c.id > ?3 \
+                     ORDER BY c.id LIMIT ?4"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![template_id, merchant_id, after_id, limit], code_from_row)
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_giftcard_product(
+        &self,
+        merchant_id: i64,
+        fields: &GiftcardProductFields,
+        now: i64,
+    ) -> StoreResult<GiftcardProduct> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO giftcard_products (merchant_id, name, template_id, price_fen, on_shelf, created_at) \
+                     SELECT ?1, ?2, t.id, ?4, ?5, ?6 FROM code_templates t \
+                     WHERE t.id = ?3 AND t.merchant_id = ?1 AND t.kind = 'online' AND t.deleted_at IS NULL RETURNING id",
+                    params![merchant_id, f.name, f.template_id, f.price_fen, f.on_shelf, now],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            conn.query_row(
+                &format!("SELECT {PRODUCT_COLUMNS} FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id WHERE p.id = ?1"),
+                [id],
+                product_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_giftcard_product(
+        &self,
+        merchant_id: i64,
+        product_id: i64,
+        fields: &GiftcardProductFields,
+    ) -> StoreResult<()> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE giftcard_products SET name = ?1, template_id = ?2, price_fen = ?3, on_shelf = ?4 \
+                     WHERE id = ?5 AND merchant_id = ?6 AND EXISTS (SELECT 1 FROM code_templates t WHERE t.id = ?2 \
+                     AND t.merchant_id = ?6 AND t.kind = 'online' AND t.deleted_at IS NULL)",
+                    params![f.name, f.template_id, f.price_fen, f.on_shelf, product_id, merchant_id],
+                )
+                .map_err(map_err)?;
+            super::expect_one(n)
+        })
+        .await
+    }
+
+    async fn list_giftcard_products(&self, merchant_id: i64) -> StoreResult<Vec<GiftcardProduct>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {PRODUCT_COLUMNS} FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id \
+                     WHERE p.merchant_id = ?1 ORDER BY p.id DESC"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], product_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn issue_order_codes(
+        &self,
+        call: &ApiCall,
+        order: &IssueOrderCodes,
+    ) -> StoreResult<Called<MallOrder>> {
+        let (call, order) = (call.clone(), order.clone());
+        self.write(move |conn| {
+            let merchant_id = order.merchant_id;
+            match guard_call(conn, merchant_id, &call, order.now)? {
+                Some(Err(refusal)) => return Ok(Called { result: Err(refusal), replayed: false }),
+                Some(Ok(recorded)) => {
+                    return match recorded.mall_order_id {
+                        Some(id) => Ok(Called { result: Ok(get_mall_order(conn, id)?), replayed: true }),
+                        None => replayed_refusal(&recorded),
+                    };
+                }
+                None => {}
+            }
+            let existing: Option<(i64, i64, i64)> = conn
+                .query_row(
+                    "SELECT id, product_id, quantity FROM mall_orders WHERE merchant_id = ?1 AND order_id = ?2",
+                    params![merchant_id, order.order_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(map_err)?;
+            let result = match existing {
+                Some((id, product_id, quantity)) if product_id == order.product_id && quantity == order.quantity => {
+                    record_call(conn, merchant_id, &call, None, Some(id), None, order.now)?;
+                    return Ok(Called { result: Ok(get_mall_order(conn, id)?), replayed: true });
+                }
+                Some(_) => Err(Refusal::OrderMismatch),
+                None => {
+                    let product: Option<(i64, String)> = conn
+                        .query_row(
+                            "SELECT p.template_id, p.name FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id \
+                             WHERE p.id = ?1 AND p.merchant_id = ?2 AND p.on_shelf AND t.deleted_at IS NULL",
+                            params![order.product_id, merchant_id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()
+                        .map_err(map_err)?;
+                    match product {
+                        None => Err(Refusal::ProductUnavailable),
+                        Some((template_id, product_name)) => {
+                            let customer_id = match &order.customer {
+                                Some(customer) => resolve_customer(conn, merchant_id, customer, order.now, true)?,
+                                None => None,
+                            };
+                            let id: i64 = conn
+                                .query_row(
+                                    "INSERT INTO mall_orders (merchant_id, order_id, product_id, product_name, quantity, customer_id, created_at) \
+                                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                                    params![merchant_id, order.order_id, order.product_id, product_name, order.quantity, customer_id, order.now],
+                                    |r| r.get(0),
+                                )
+                                .map_err(map_err)?;
+                            insert_codes(conn, merchant_id, template_id, Some(id), &order.codes, order.now)?;
+                            insert_audit(
+                                conn,
+                                &AuditEntry {
+                                    merchant_id,
+                                    actor: order.actor.clone(),
+                                    action: "issue_order_codes".into(),
+                                    target: format!("mall_order={}", order.order_id),
+                                    detail: format!("product={} quantity={}", order.product_id, order.quantity),
+                                    n_affected: order.quantity,
+                                    created_at: order.now,
+                                },
+                                order.quantity,
+                            )
+                            .map_err(map_err)?;
+                            Ok(id)
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(id) => {
+                    record_call(conn, merchant_id, &call, None, Some(id), None, order.now)?;
+                    Ok(Called { result: Ok(get_mall_order(conn, id)?), replayed: false })
+                }
+                Err(refusal) => {
+                    record_call(conn, merchant_id, &call, None, None, Some(refusal), order.now)?;
+                    Ok(Called { result: Err(refusal), replayed: false })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn list_customer_orders(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+    ) -> StoreResult<Vec<MallOrder>> {
+        self.read(move |conn| {
+            let ids: Vec<i64> = conn
+                .prepare("SELECT id FROM mall_orders WHERE merchant_id = ?1 AND customer_id = ?2 ORDER BY id DESC LIMIT 100")
+                .and_then(|mut s| s.query_map(params![merchant_id, customer_id], |r| r.get(0))?.collect())
+                .map_err(map_err)?;
+            ids.into_iter().map(|id| get_mall_order(conn, id)).collect()
+        })
+        .await
+    }
+
+    async fn post_ledger(
+        &self,
+        call: &ApiCall,
+        op: &LedgerOp,
+    ) -> StoreResult<Called<LedgerTransaction>> {
+        let (call, op) = (call.clone(), op.clone());
+        self.write(move |conn| {
+            let (merchant_id, now) = (op.merchant_id(), op.now());
+            match guard_call(conn, merchant_id, &call, now)? {
+                Some(Err(refusal)) => {
+                    return Ok(Called {
+                        result: Err(refusal),
+                        replayed: false,
+                    })
+                }
+                Some(Ok(recorded)) => {
+                    return match recorded.transaction_id {
+                        Some(id) => Ok(Called {
+                            result: Ok(get_transaction(conn, merchant_id, id)?),
+                            replayed: true,
+                        }),
+                        None => replayed_refusal(&recorded),
+                    };
+                }
+                None => {}
+            }
+            let result = run_ledger_op(conn, &op)?;
+            let (transaction_id, refusal) = match &result {
+                Ok(t) => (Some(t.id), None),
+                Err(r) => (None, Some(*r)),
+            };
+            record_call(conn, merchant_id, &call, transaction_id, None, refusal, now)?;
+            Ok(Called {
+                result,
+                replayed: false,
+            })
+        })
+        .await
+    }
+
+    async fn get_transaction(
+        &self,
+        merchant_id: i64,
+        transaction_id: i64,
+    ) -> StoreResult<LedgerTransaction> {
+        self.read(move |conn| get_transaction(conn, merchant_id, transaction_id))
+            .await
+    }
+
+    async fn list_statement(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<LedgerTransaction>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM ledger_transactions WHERE customer_id = ?1 AND merchant_id = ?2",
+                    params![customer_id, merchant_id],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {TRANSACTION_COLUMNS} FROM ledger_transactions WHERE customer_id = ?1 AND merchant_id = ?2 \
+                     ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![customer_id, merchant_id, page.page_size, page.offset()], transaction_from_row)
+                .map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn ensure_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+        now: i64,
+    ) -> StoreResult<Customer> {
+        let external_id = external_id.to_owned();
+        self.write(move |conn| {
+            let id = resolve_customer(
+                conn,
+                merchant_id,
+                &CustomerRef::External(external_id),
+                now,
+                true,
+            )?
+            .ok_or(StoreError::NotFound)?;
+            get_customer(conn, merchant_id, id)
+        })
+        .await
+    }
+
+    async fn create_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<Customer> {
+        let (phone, password_hash) = (phone.to_owned(), password_hash.to_owned());
+        self.write(move |conn| {
+            let id = insert_customer(
+                conn,
+                merchant_id,
+                None,
+                Some(&phone),
+                Some(&password_hash),
+                now,
+            )?;
+            get_customer(conn, merchant_id, id)
+        })
+        .await
+    }
+
+    async fn find_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+    ) -> StoreResult<Option<(Customer, String)>> {
+        let phone = phone.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CUSTOMER_COLUMNS}, u.password_hash FROM {CUSTOMER_JOINS} WHERE u.merchant_id = ?1 AND u.phone = ?2 AND u.password_hash IS NOT NULL"),
+                params![merchant_id, phone],
+                |r| Ok((customer_from_row(r)?, r.get(7)?)),
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_customer(&self, merchant_id: i64, customer_id: i64) -> StoreResult<Customer> {
+        self.read(move |conn| get_customer(conn, merchant_id, customer_id))
+            .await
+    }
+
+    async fn find_external_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+    ) -> StoreResult<Option<Customer>> {
+        let external_id = external_id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM {CUSTOMER_JOINS} WHERE u.merchant_id = ?1 AND u.external_id = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![merchant_id, external_id], customer_from_row).optional())
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_customers(
+        &self,
+        merchant_id: i64,
+        search: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Customer>, i64)> {
+        let search = search.trim().to_owned();
+        self.read(move |conn| {
+            if search.is_empty() {
+                return merchant_page(
+                    conn,
+                    &format!("(SELECT {CUSTOMER_COLUMNS} FROM {CUSTOMER_JOINS})"),
+                    "*",
+                    merchant_id,
+                    page,
+                    customer_from_row,
+                );
+            }
+            let needle = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let filter = "u.merchant_id = ?1 AND (u.external_id LIKE ?2 ESCAPE '\\' OR u.phone LIKE ?2 ESCAPE '\\' OR u.nickname LIKE ?2 ESCAPE '\\')";
+            let total: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM customers u WHERE {filter}"), params![merchant_id, needle], |r| r.get(0))
+                .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {CUSTOMER_COLUMNS} FROM {CUSTOMER_JOINS} WHERE {filter} ORDER BY u.id DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![merchant_id, needle, page.page_size, page.offset()], customer_from_row)
+                .map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn create_api_key(
+        &self,
+        merchant_id: i64,
+        key_id: &str,
+        label: &str,
+        secret_sealed: &[u8],
+        key_version: i32,
+        audit: &AuditEntry,
+    ) -> StoreResult<ApiKey> {
+        let (key_id, label, sealed, audit) = (
+            key_id.to_owned(),
+            label.to_owned(),
+            secret_sealed.to_vec(),
+            audit.clone(),
+        );
+        self.write(move |conn| {
+            let key = conn
+                .query_row(
+                    "INSERT INTO api_keys (merchant_id, key_id, label, secret_sealed, key_version, active, created_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, 1, ?6 \
+                     WHERE (SELECT count(*) FROM api_keys WHERE merchant_id = ?1 AND active) < ?7 \
+                     RETURNING id, merchant_id, key_id, label, active, created_at, revoked_at",
+                    params![merchant_id, key_id, label, sealed, key_version, audit.created_at, API_KEYS_ACTIVE_MAX],
+                    api_key_from_row,
+                )
+                .optional()
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::Conflict("two API keys are already active".into()))?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, merchant_id: i64) -> StoreResult<Vec<ApiKey>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, merchant_id, key_id, label, active, created_at, revoked_at FROM api_keys \
+                     WHERE merchant_id = ?1 ORDER BY id DESC",
+                )
+                .map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], api_key_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE api_keys SET active = 0, revoked_at = ?1 WHERE id = ?2 AND merchant_id = ?3 AND active",
+                    params![audit.created_at, id, merchant_id],
+                )
+                .map_err(map_err)?;
+            super::expect_one(n)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeySecret>> {
+        let key_id = key_id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT merchant_id, key_id, secret_sealed, key_version FROM api_keys WHERE key_id = ?1 AND active",
+            )
+            .and_then(|mut s| {
+                s.query_row([key_id], |r| {
+                    Ok(ApiKeySecret {
+                        merchant_id: r.get(0)?,
+                        key_id: r.get(1)?,
+                        secret_sealed: r.get(2)?,
+                        key_version: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn record_nonce(
+        &self,
+        _merchant_id: i64,
+        key_id: &str,
+        nonce: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let (key_id, nonce) = (key_id.to_owned(), nonce.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![key_id, nonce, now]))
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn consume_login_link(&self, nonce: &str, expires_at: i64) -> StoreResult<()> {
+        let nonce = nonce.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO login_links (nonce, expires_at) VALUES (?1, ?2)",
+                params![nonce, expires_at],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_customer_session(&self, session: &CustomerSession) -> StoreResult<()> {
+        let s = session.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO customer_sessions (token_hash, merchant_id, customer_id, csrf_token, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.token_hash, s.merchant_id, s.customer_id, s.csrf_token, s.expires_at],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_customer_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<CustomerSession>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT token_hash, merchant_id, customer_id, csrf_token, expires_at FROM customer_sessions \
+                 WHERE token_hash = ?1 AND expires_at > ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![token_hash, now], |r| {
+                    Ok(CustomerSession {
+                        token_hash: r.get(0)?,
+                        merchant_id: r.get(1)?,
+                        customer_id: r.get(2)?,
+                        csrf_token: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn delete_customer_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM customer_sessions WHERE token_hash = ?1",
+                [token_hash],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<i64> {
+        self.write(move |conn| {
+            let mut n = 0;
+            for (sql, before) in [
+                (
+                    "DELETE FROM api_nonces WHERE created_at < ?1",
+                    now - NONCE_KEPT_SECONDS,
+                ),
+                (
+                    "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                    now - kaquan_core::ledger::IDEMPOTENCY_KEPT_SECONDS,
+                ),
+                ("DELETE FROM login_links WHERE expires_at < ?1", now),
+                ("DELETE FROM customer_sessions WHERE expires_at < ?1", now),
+                (
+                    "DELETE FROM attempt_failures WHERE at < ?1",
+                    now - super::ATTEMPT_FAILURES_KEPT_SECONDS,
+                ),
+            ] {
+                n += conn.execute(sql, [before]).map_err(map_err)? as i64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
+
+fn api_key_from_row(row: &Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        key_id: row.get(2)?,
+        label: row.get(3)?,
+        active: row.get(4)?,
+        created_at: row.get(5)?,
+        revoked_at: row.get(6)?,
+    })
+}
+
+fn get_customer(conn: &Connection, merchant_id: i64, customer_id: i64) -> StoreResult<Customer> {
+    conn.prepare_cached(&format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM {CUSTOMER_JOINS} WHERE u.id = ?1 AND u.merchant_id = ?2"
+    ))
+    .and_then(|mut s| s.query_row(params![customer_id, merchant_id], customer_from_row))
+    .map_err(map_err)
+}
+
+/// Ledger invariants `verify` checks; each query counts violating rows.
+pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "ledger transactions whose postings do not sum to zero per asset",
+        "SELECT count(*) FROM (SELECT transaction_id FROM ledger_postings GROUP BY transaction_id, asset HAVING SUM(amount) <> 0) AS x",
+    ),
+    (
+        "ledger transactions without exactly two postings",
+        "SELECT count(*) FROM ledger_transactions t WHERE (SELECT count(*) FROM ledger_postings p WHERE p.transaction_id = t.id) <> 2",
+    ),
+    (
+        "ledger transactions whose amount differs from their customer's posting",
+        "SELECT count(*) FROM ledger_transactions t WHERE t.amount_fen <> (SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p \
+         JOIN ledger_accounts a ON a.id = p.account_id WHERE p.transaction_id = t.id AND a.customer_id = t.customer_id)",
+    ),
+    (
+        "customer balances differ from the sum of their postings",
+        "SELECT count(*) FROM ledger_accounts a WHERE a.kind = 'customer' AND a.balance <> \
+         (SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p WHERE p.account_id = a.id)",
+    ),
+    ("customer balances are below zero", "SELECT count(*) FROM ledger_accounts WHERE balance < 0"),
+    (
+        "statement lines whose balance after differs from the running sum",
+        "SELECT count(*) FROM ledger_transactions t WHERE t.balance_after_fen <> \
+         (SELECT SUM(t2.amount_fen) FROM ledger_transactions t2 WHERE t2.customer_id = t.customer_id AND t2.id <= t.id)",
+    ),
+    (
+        "spends whose refunds do not add up to what was refunded, or exceed the spend",
+        "SELECT count(*) FROM spend_refunds s WHERE s.refunded_fen > s.amount_fen OR s.refunded_fen <> \
+         (SELECT COALESCE(SUM(t.amount_fen), 0) FROM ledger_transactions t WHERE t.merchant_id = s.merchant_id \
+         AND t.kind = 'refund' AND t.reference = 'spend:' || s.transaction_id)",
+    ),
+    (
+        "used codes without their redeem transaction",
+        "SELECT count(*) FROM codes c WHERE c.state = 'used' AND NOT EXISTS (SELECT 1 FROM ledger_transactions t \
+         WHERE t.merchant_id = c.merchant_id AND t.kind = 'redeem' AND t.reference = 'code:' || c.id)",
+    ),
+    (
+        "redeem transactions whose amount differs from their code's face value",
+        "SELECT count(*) FROM ledger_transactions t JOIN codes c ON t.reference = 'code:' || c.id AND c.merchant_id = t.merchant_id \
+         WHERE t.kind = 'redeem' AND t.amount_fen <> c.face_value_fen",
+    ),
+];
