@@ -146,6 +146,46 @@ pub fn read_login_token(master: &MasterKey, token: &str, now: i64) -> Option<Log
     (parts.next().is_none() && link.expires_at >= now).then_some(link)
 }
 
+/// What an API key's secret is sealed to, so a sealed copy cannot move to another key.
+fn api_key_context(key_id: &str) -> String {
+    format!("api-key:{key_id}")
+}
+
+/// Creates an API key for a merchant: returns it and its secret, which is
+/// shown once and kept only sealed under the merchant's key.
+pub async fn create_api_key(
+    store: &dyn crate::store::Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    label: &str,
+    audit: &crate::store::AuditEntry,
+) -> crate::StoreResult<(crate::store::ApiKey, String)> {
+    let merchant = store.get_merchant(merchant_id).await?;
+    let keys = master.merchant_keys(merchant_id, merchant.key_version);
+    let (key_id, secret) = new_api_key();
+    let sealed = keys.seal(&api_key_context(&key_id), &secret);
+    let mut audit = audit.clone();
+    audit.target = format!("api_key={key_id}");
+    let key = store
+        .create_api_key(
+            merchant_id,
+            &key_id,
+            label,
+            &sealed,
+            merchant.key_version,
+            &audit,
+        )
+        .await?;
+    Ok((key, secret))
+}
+
+/// Opens the secret of an API key found by its public id.
+pub fn open_api_secret(master: &MasterKey, key: &crate::store::ApiKeySecret) -> Option<String> {
+    master
+        .merchant_keys(key.merchant_id, key.key_version)
+        .open(&api_key_context(&key.key_id), &key.secret_sealed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

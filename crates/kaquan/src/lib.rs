@@ -76,8 +76,63 @@ pub enum Command {
     /// Exports for the print shop.
     #[command(subcommand)]
     Export(ExportCommand),
-    /// Check every invariant; exits non-zero on any violation.
+    /// Open-API keys of a merchant (two may be active at once, for rotation).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Redemption codes (兑换码) that customers redeem into their balance.
+    #[command(subcommand)]
+    Codes(CodesCommand),
+    /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Create a key; prints its id and secret (shown only this once).
+    Create {
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop accepting requests signed with a key.
+    Revoke {
+        /// The key's public id (kq_…).
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CodesCommand {
+    /// 添加线下兑换码: a batch of codes for printing or hand-out.
+    Generate {
+        #[arg(long)]
+        name: String,
+        /// 兑换面额 in yuan, e.g. 100 or 99.50.
+        #[arg(long)]
+        face_value: String,
+        #[arg(long)]
+        quantity: i64,
+        /// Inclusive YYYY-MM-DD.
+        #[arg(long)]
+        valid_from: Option<String>,
+        #[arg(long)]
+        valid_until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a template's codes in plaintext to xlsx for the print shop (audited).
+    Export {
+        #[arg(long)]
+        template: i64,
+        /// The .xlsx file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -501,6 +556,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
             export_command(&config, store.as_ref(), &master, merchant_id, command).await
         }
+        Command::ApiKey(command) => {
+            let store = open_store(&config, false).await?;
+            let master = load_master_key(&config, false)?;
+            let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
+            api_key_command(store.as_ref(), &master, merchant_id, command).await
+        }
+        Command::Codes(command) => {
+            let store = open_store(&config, false).await?;
+            let master = load_master_key(&config, false)?;
+            let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
+            codes_command(&config, store.as_ref(), &master, merchant_id, command).await
+        }
         Command::Verify => {
             let store = open_store(&config, false).await?;
             store.fail_interrupted_batches().await?;
@@ -517,6 +584,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// How often `serve` forgets expired nonces, idempotency keys and sessions.
+const PURGE_EVERY_SECONDS: u64 = 60;
 
 async fn serve(
     config: Config,
@@ -544,7 +614,18 @@ async fn serve(
     let public_url = public_url
         .or(config.public_url.clone())
         .unwrap_or_else(|| format!("http://{address}"));
-    let state = kaquan_web::AppState::new(store, master, &public_url, config.secure_cookies);
+    let state =
+        kaquan_web::AppState::new(store.clone(), master, &public_url, config.secure_cookies);
+    // Forget nonces, old idempotency keys, used login links and expired sessions.
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(PURGE_EVERY_SECONDS));
+        loop {
+            every.tick().await;
+            if let Err(error) = store.purge_expired(kaquan_web::now()).await {
+                tracing::warn!(%error, "purging expired records failed; will retry");
+            }
+        }
+    });
     tracing::info!(database = %config.database_url, %address, "kaquan serving");
     eprintln!("kaquan 已启动：在浏览器打开 http://{address}/ 登录商户后台");
     kaquan_web::serve(listener, state, shutdown_signal()).await?;
@@ -1030,6 +1111,159 @@ async fn export_command(
     audit.n_affected = n;
     store.append_audit(&audit).await?;
     eprintln!("已导出 {n} 张卡到 {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn api_key_command(
+    store: &dyn Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    command: ApiKeyCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        ApiKeyCommand::Create { label, json } => {
+            let audit = cli_audit(merchant_id, "create_api_key", String::new(), String::new());
+            let (key, secret) =
+                kaquan_core::signing::create_api_key(store, master, merchant_id, &label, &audit)
+                    .await
+                    .map_err(|e| match e {
+                        kaquan_core::StoreError::Conflict(_) => anyhow!(
+                            "two API keys are already active: revoke one with `kaquan api-key revoke KEY_ID`"
+                        ),
+                        other => anyhow!("{other}"),
+                    })?;
+            if json {
+                print_json(
+                    json!({ "merchant_id": merchant_id, "key_id": key.key_id, "secret": secret }),
+                );
+            } else {
+                println!("key_id: {}\nsecret: {secret}\n（secret 只显示这一次，请保存到商城系统的配置中）", key.key_id);
+            }
+        }
+        ApiKeyCommand::List { json } => {
+            let keys = store.list_api_keys(merchant_id).await?;
+            if json {
+                print_json(json!(keys
+                    .iter()
+                    .map(|k| json!({"key_id": k.key_id, "label": k.label, "active": k.active, "created_at": k.created_at}))
+                    .collect::<Vec<_>>()));
+            } else {
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{}",
+                        k.key_id,
+                        if k.active { "启用" } else { "已停用" },
+                        k.label
+                    );
+                }
+            }
+        }
+        ApiKeyCommand::Revoke { key_id } => {
+            let key = store
+                .list_api_keys(merchant_id)
+                .await?
+                .into_iter()
+                .find(|k| k.key_id == key_id && k.active)
+                .ok_or_else(|| anyhow!("no active key {key_id} for merchant {merchant_id}"))?;
+            let audit = cli_audit(
+                merchant_id,
+                "revoke_api_key",
+                format!("api_key={key_id}"),
+                String::new(),
+            );
+            store.revoke_api_key(merchant_id, key.id, &audit).await?;
+            eprintln!("已停用 {key_id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn codes_command(
+    config: &Config,
+    store: &dyn Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    command: CodesCommand,
+) -> anyhow::Result<ExitCode> {
+    use kaquan_core::giftcard::{self, CodeKind, CodeTemplateFields};
+    match command {
+        CodesCommand::Generate {
+            name,
+            face_value,
+            quantity,
+            valid_from,
+            valid_until,
+            json,
+        } => {
+            let fields = CodeTemplateFields {
+                name: name.trim().to_owned(),
+                face_value_fen: kaquan_core::money::parse_yuan(&face_value).ok_or_else(|| {
+                    anyhow!("--face-value must be an amount in yuan, e.g. 100 or 99.50")
+                })?,
+                valid_from: parse_cli_date(valid_from.as_deref(), false)?,
+                valid_until: parse_cli_date(valid_until.as_deref(), true)?,
+            };
+            fields
+                .check()
+                .map_err(|errors| anyhow!(errors.join("; ")))?;
+            if !(1..=giftcard::OFFLINE_CODES_MAX).contains(&quantity) {
+                bail!("--quantity must be 1–{}", giftcard::OFFLINE_CODES_MAX);
+            }
+            let key_version = store.get_merchant(merchant_id).await?.key_version;
+            let codes = giftcard::new_codes(master, merchant_id, key_version, quantity as usize);
+            let audit = cli_audit(
+                merchant_id,
+                "create_code_template",
+                String::new(),
+                format!(
+                    "kind=offline face_value_fen={} quantity={quantity}",
+                    fields.face_value_fen
+                ),
+            );
+            let template = store
+                .create_code_template(merchant_id, CodeKind::Offline, &fields, &codes, &audit)
+                .await?;
+            if json {
+                print_json(json!({ "template_id": template.id, "n_codes": template.n_issued }));
+            } else {
+                println!(
+                    "线下兑换码「{}」：{} 个，模板编号 {}",
+                    template.fields.name, template.n_issued, template.id
+                );
+            }
+        }
+        CodesCommand::Export { template, output } => {
+            let found = store.get_code_template(merchant_id, template).await?;
+            let public_url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen));
+            let (bytes, n_codes) = kaquan_web::giftcards::codes_workbook(
+                store,
+                master,
+                &public_url,
+                merchant_id,
+                template,
+            )
+            .await
+            .map_err(|e| anyhow!("{}", e.public_message()))?;
+            std::fs::write(&output, bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            store
+                .append_audit(&cli_audit(
+                    merchant_id,
+                    "export_codes",
+                    format!("code_template={template}"),
+                    format!("n_codes={n_codes} with_codes=true"),
+                ))
+                .await?;
+            eprintln!(
+                "「{}」：{n_codes} 个兑换码已导出到 {}",
+                found.fields.name,
+                output.display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

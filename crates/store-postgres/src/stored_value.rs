@@ -255,7 +255,10 @@ async fn resolve_customer(
 
 /// Moves `delta` into (or out of) the customer's balance with its two
 /// postings and audit record; `InsufficientBalance` when it would go below zero.
-#[expect(clippy::too_many_arguments, reason = "one posting names every column of its transaction")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one posting names every column of its transaction"
+)]
 async fn post_transaction(
     tx: &Tx<'_>,
     merchant_id: i64,

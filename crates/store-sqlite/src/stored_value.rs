@@ -196,7 +196,10 @@ fn resolve_customer(
 /// Moves `delta` into (or out of) the customer's balance with its two
 /// postings and audit record. `InsufficientBalance` when the balance would
 /// drop below zero (the guard is in the UPDATE; the CHECK backs it).
-#[expect(clippy::too_many_arguments, reason = "one posting names every column of its transaction")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one posting names every column of its transaction"
+)]
 fn post_transaction(
     conn: &Connection,
     merchant_id: i64,

@@ -276,6 +276,17 @@ pub struct ListDto<T> {
     pub page_size: i64,
 }
 
+impl<T> ListDto<T> {
+    pub fn new(items: Vec<T>, total: i64, page: ListPage) -> Self {
+        Self {
+            items,
+            total,
+            page: page.page,
+            page_size: page.page_size,
+        }
+    }
+}
+
 async fn load_batches(
     state: &AppState,
     authed: &Authed,

@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kaquan_core::ledger::Refusal;
 use kaquan_core::usecases::{ImportError, RowError};
 use kaquan_core::StoreError;
 use serde::Serialize;
@@ -20,6 +21,10 @@ pub enum ApiError {
     TooManyAttempts {
         retry_after_seconds: i64,
     },
+    /// A signed open-API request that does not check out (401).
+    BadSignature(&'static str),
+    /// A ledger or code call that changed nothing, with its machine code.
+    Refused(Refusal),
     Internal(String),
 }
 
@@ -57,6 +62,18 @@ impl ApiError {
             Self::Invalid(..) | Self::ImportRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Refused(refusal) => match refusal {
+                Refusal::CodeRefused
+                | Refusal::InsufficientBalance
+                | Refusal::RefundExceedsSpend => StatusCode::UNPROCESSABLE_ENTITY,
+                Refusal::SpendNotFound
+                | Refusal::CustomerNotFound
+                | Refusal::ProductUnavailable => StatusCode::NOT_FOUND,
+                Refusal::OrderMismatch | Refusal::IdempotencyMismatch => StatusCode::CONFLICT,
+                Refusal::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::NonceReused => StatusCode::UNAUTHORIZED,
+            },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +100,8 @@ impl ApiError {
             } => {
                 format!("尝试次数过多，请 {retry_after_seconds} 秒后再试")
             }
+            Self::BadSignature(why) => format!("签名校验失败：{why}"),
+            Self::Refused(refusal) => refusal.message_zh(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -96,6 +115,8 @@ impl ApiError {
             Self::ImportRows(_) => "import_rows_invalid",
             Self::Conflict(_) => "conflict",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::BadSignature(_) => "bad_signature",
+            Self::Refused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
     }
@@ -150,10 +171,16 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyAttempts {
-            retry_after_seconds,
-        } = self
-        {
+        let retry_after = match self {
+            Self::TooManyAttempts {
+                retry_after_seconds,
+            }
+            | Self::Refused(Refusal::Locked {
+                retry_after_seconds,
+            }) => Some(retry_after_seconds),
+            _ => None,
+        };
+        if let Some(retry_after_seconds) = retry_after {
             if let Ok(value) = retry_after_seconds.to_string().parse() {
                 response
                     .headers_mut()

@@ -9,9 +9,12 @@ pub mod auth;
 pub mod batches;
 pub mod cards;
 pub mod error;
+pub mod exchange;
 pub mod exports;
 pub mod forms;
+pub mod giftcards;
 pub mod goods;
+pub mod open_api;
 pub mod openapi;
 pub mod orders;
 pub mod pages;
@@ -43,6 +46,10 @@ pub struct AppState {
     pub templates: Arc<minijinja::Environment<'static>>,
     /// Whether the session cookie is marked `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// Open-API keys this node opened recently.
+    pub api_keys: Arc<open_api::ApiKeyCache>,
+    /// Counters for alerting (`/metrics`).
+    pub metrics: Arc<open_api::Metrics>,
 }
 
 impl AppState {
@@ -59,6 +66,8 @@ impl AppState {
             progress: Arc::default(),
             templates: Arc::new(pages::environment()),
             secure_cookies,
+            api_keys: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -73,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .merge(goods::router())
         .merge(pickup::router())
         .merge(orders::router())
+        .merge(open_api::router())
+        .merge(exchange::router())
+        .merge(giftcards::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .with_state(state)

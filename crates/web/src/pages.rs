@@ -53,6 +53,34 @@ const TEMPLATES: &[(&str, &str)] = &[
         "pickup_settings.html",
         include_str!("../templates/pickup_settings.html"),
     ),
+    ("exchange.html", include_str!("../templates/exchange.html")),
+    (
+        "exchange_balance.html",
+        include_str!("../templates/exchange_balance.html"),
+    ),
+    (
+        "exchange_orders.html",
+        include_str!("../templates/exchange_orders.html"),
+    ),
+    (
+        "giftcard_settings.html",
+        include_str!("../templates/giftcard_settings.html"),
+    ),
+    (
+        "code_templates.html",
+        include_str!("../templates/code_templates.html"),
+    ),
+    ("codes.html", include_str!("../templates/codes.html")),
+    (
+        "giftcard_products.html",
+        include_str!("../templates/giftcard_products.html"),
+    ),
+    (
+        "customers.html",
+        include_str!("../templates/customers.html"),
+    ),
+    ("customer.html", include_str!("../templates/customer.html")),
+    ("api_keys.html", include_str!("../templates/api_keys.html")),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

@@ -1,0 +1,592 @@
+//! 兑换中心: the customer's phone pages for stored value. A customer signs
+//! in through a single-use login link the mall requested for them (or, if
+//! the merchant allows it, with phone + password), redeems codes into their
+//! balance, and sees the balance, its statement (余额明细) and their
+//! gift-card orders with the codes (used ones struck through).
+
+use crate::auth::{constant_time_eq, cookie_value};
+use crate::error::{ApiError, ApiResult};
+use crate::open_api::TransactionDto;
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use kaquan_core::auth::{check_staff_password, hash_staff_password, verify_staff_password};
+use kaquan_core::clock::format_datetime;
+use kaquan_core::giftcard::{self, group_code, open_code, CodeRedeemer, GiftcardImageSlot};
+use kaquan_core::ledger::{ApiCall, Customer, CustomerRef, Refusal};
+use kaquan_core::money::format_yuan;
+use kaquan_core::pickup::{Channel, ATTEMPT_WINDOW_SECONDS};
+use kaquan_core::secrets::{random_token_hex, token_hash_hex};
+use kaquan_core::signing::read_login_token;
+use kaquan_core::store::{Actor, CustomerSession, Page as ListPage};
+use kaquan_core::StoreError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+const CUSTOMER_COOKIE: &str = "kaquan_customer";
+/// How long a customer stays signed in.
+pub const CUSTOMER_SESSION_SECONDS: i64 = 7 * 86_400;
+/// Wrong phone passwords allowed per phone and per client in the attempt window.
+const PHONE_LOGIN_ATTEMPTS_MAX: i64 = 5;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/m/{merchant_id}/exchange", get(centre_page))
+        .route("/m/{merchant_id}/exchange/login", get(login_link))
+        .route("/m/{merchant_id}/exchange/redeem", post(redeem_form))
+        .route("/m/{merchant_id}/exchange/balance", get(balance_page))
+        .route("/m/{merchant_id}/exchange/orders", get(orders_page))
+        .route("/m/{merchant_id}/exchange/signin", post(signin_form))
+        .route("/m/{merchant_id}/exchange/signup", post(signup_form))
+        .route("/m/{merchant_id}/exchange/logout", post(logout_form))
+        .route(
+            "/m/{merchant_id}/giftcard-images/{slot}",
+            get(serve_giftcard_image),
+        )
+}
+
+/// The signed-in customer of the merchant in the path, if any.
+pub struct CustomerAuthed(pub Option<(CustomerSession, Customer)>);
+
+impl FromRequestParts<AppState> for CustomerAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let Some(token) = cookie_value(&parts.headers, CUSTOMER_COOKIE) else {
+            return Ok(Self(None));
+        };
+        let merchant_id = merchant_in_path(parts.uri.path());
+        let Some(session) = state
+            .store
+            .find_customer_session(&token_hash_hex(&token), crate::now())
+            .await?
+        else {
+            return Ok(Self(None));
+        };
+        if Some(session.merchant_id) != merchant_id {
+            return Ok(Self(None));
+        }
+        let customer = state
+            .store
+            .get_customer(session.merchant_id, session.customer_id)
+            .await?;
+        Ok(Self(Some((session, customer))))
+    }
+}
+
+fn merchant_in_path(path: &str) -> Option<i64> {
+    path.strip_prefix("/m/")?.split('/').next()?.parse().ok()
+}
+
+fn session_cookie(state: &AppState, merchant_id: i64, token: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    // Lax, not Strict: the customer arrives by following the mall's link.
+    HeaderValue::from_str(&format!(
+        "{CUSTOMER_COOKIE}={token}; Path=/m/{merchant_id}/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .expect("a cookie of hex and digits is a valid header")
+}
+
+/// Signs the customer in and sends them to the exchange centre.
+async fn start_session(
+    state: &AppState,
+    merchant_id: i64,
+    customer_id: i64,
+) -> ApiResult<Response> {
+    let token = random_token_hex(32);
+    state
+        .store
+        .create_customer_session(&CustomerSession {
+            token_hash: token_hash_hex(&token),
+            merchant_id,
+            customer_id,
+            csrf_token: random_token_hex(16),
+            expires_at: crate::now() + CUSTOMER_SESSION_SECONDS,
+        })
+        .await?;
+    let mut response = Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response();
+    response.headers_mut().insert(
+        SET_COOKIE,
+        session_cookie(state, merchant_id, &token, CUSTOMER_SESSION_SECONDS),
+    );
+    Ok(response)
+}
+
+#[derive(Serialize, Default)]
+struct ImageUrls {
+    banner: Option<String>,
+    share: Option<String>,
+    cover: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CentreView {
+    merchant_id: i64,
+    enabled: bool,
+    centre_name: String,
+    share_title: String,
+    description: String,
+    phone_login: bool,
+    images: ImageUrls,
+    signed_in: bool,
+    customer_label: String,
+    balance_yuan: String,
+    csrf: String,
+    /// Set after a redemption: the success line.
+    redeemed: Option<String>,
+    error: Option<String>,
+}
+
+async fn centre_view(
+    state: &AppState,
+    merchant_id: i64,
+    authed: &CustomerAuthed,
+) -> ApiResult<CentreView> {
+    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    let mut images = ImageUrls::default();
+    for (slot, updated_at) in state.store.giftcard_images(merchant_id).await? {
+        let url = Some(format!(
+            "/m/{merchant_id}/giftcard-images/{}?v={updated_at}",
+            slot.code()
+        ));
+        match slot {
+            GiftcardImageSlot::Banner => images.banner = url,
+            GiftcardImageSlot::Share => images.share = url,
+            GiftcardImageSlot::Cover => images.cover = url,
+        }
+    }
+    let (signed_in, customer_label, balance_yuan, csrf) = match &authed.0 {
+        Some((session, customer)) => (
+            true,
+            customer.label(),
+            format_yuan(customer.balance_fen),
+            session.csrf_token.clone(),
+        ),
+        None => (false, String::new(), String::new(), String::new()),
+    };
+    Ok(CentreView {
+        merchant_id,
+        enabled: settings.enabled,
+        centre_name: settings.centre_name,
+        share_title: settings.share_title,
+        description: settings.description,
+        phone_login: settings.phone_login,
+        images,
+        signed_in,
+        customer_label,
+        balance_yuan,
+        csrf,
+        redeemed: None,
+        error: None,
+    })
+}
+
+fn render_centre(state: &AppState, view: CentreView, status: StatusCode) -> Response {
+    let page = Page::anonymous(&view.centre_name);
+    let mut response = render(state, "exchange.html", &page, view);
+    *response.status_mut() = status;
+    response
+}
+
+async fn centre_page(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    authed: CustomerAuthed,
+) -> PageResult {
+    let view = centre_view(&state, merchant_id, &authed).await?;
+    Ok(render_centre(&state, view, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    token: String,
+}
+
+/// Follows a login link: checks its signature and expiry, uses it up, signs in.
+async fn login_link(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<LoginQuery>,
+) -> PageResult {
+    let now = crate::now();
+    let link = read_login_token(&state.master, &query.token, now)
+        .filter(|link| link.merchant_id == merchant_id)
+        .ok_or_else(|| ApiError::invalid("登录链接无效或已过期，请回到商城重新进入"))?;
+    match state
+        .store
+        .consume_login_link(&link.nonce, link.expires_at)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::invalid("登录链接已使用过，请回到商城重新进入").into())
+        }
+        Err(other) => return Err(ApiError::from(other).into()),
+    }
+    Ok(start_session(&state, merchant_id, link.customer_id).await?)
+}
+
+#[derive(Deserialize)]
+struct RedeemForm {
+    csrf: String,
+    code: String,
+}
+
+async fn redeem_form(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    authed: CustomerAuthed,
+    Form(form): Form<RedeemForm>,
+) -> PageResult {
+    let Some((session, customer)) = &authed.0 else {
+        return Ok(back_to_centre(merchant_id));
+    };
+    if !constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
+        return Err(ApiError::Forbidden("页面已过期，请刷新后重试").into());
+    }
+    let mut view = centre_view(&state, merchant_id, &authed).await?;
+    if !view.enabled {
+        view.error = Some("礼品卡活动未开启".into());
+        return Ok(render_centre(&state, view, StatusCode::CONFLICT));
+    }
+    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    let called = giftcard::redeem_code(
+        state.store.as_ref(),
+        &state.master,
+        &settings,
+        &ApiCall::default(),
+        CodeRedeemer {
+            merchant_id,
+            customer: CustomerRef::Id(customer.id),
+            client_key: format!("ip:{}", address.ip()),
+            channel: Channel::Web,
+            actor: Actor {
+                staff_id: None,
+                label: "customer".into(),
+            },
+            now: crate::now(),
+        },
+        form.code.get(..64).unwrap_or(&form.code),
+    )
+    .await?;
+    state.metrics.count_redemption(&called.result);
+    match called.result {
+        Ok(transaction) => {
+            view.balance_yuan = format_yuan(transaction.balance_after_fen);
+            view.redeemed = Some(format!(
+                "兑换成功！¥{} 已存入余额，当前余额 ¥{}",
+                format_yuan(transaction.amount_fen),
+                format_yuan(transaction.balance_after_fen)
+            ));
+            Ok(render_centre(&state, view, StatusCode::OK))
+        }
+        Err(refusal) => {
+            view.error = Some(refusal.message_zh());
+            let status = ApiError::Refused(refusal).status();
+            Ok(render_centre(&state, view, status))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BalanceView {
+    merchant_id: i64,
+    centre_name: String,
+    balance_yuan: String,
+    lines: Vec<StatementLine>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+#[derive(Serialize)]
+struct StatementLine {
+    #[serde(flatten)]
+    transaction: TransactionDto,
+    amount_yuan: String,
+    balance_after_yuan: String,
+    what: String,
+}
+
+/// A statement line for people: signed yuan amounts and what caused the change.
+fn statement_line(t: &kaquan_core::ledger::LedgerTransaction) -> StatementLine {
+    let what = match t.kind {
+        kaquan_core::ledger::TransactionKind::Redeem => "兑换码兑换".to_owned(),
+        kaquan_core::ledger::TransactionKind::Spend => format!("消费（订单 {}）", t.reference),
+        kaquan_core::ledger::TransactionKind::Refund => {
+            format!(
+                "退款{}",
+                if t.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("：{}", t.reason)
+                }
+            )
+        }
+        kaquan_core::ledger::TransactionKind::Adjust => format!("余额调整：{}", t.reason),
+    };
+    let sign = if t.amount_fen > 0 { "+" } else { "" };
+    StatementLine {
+        transaction: TransactionDto::new(t),
+        amount_yuan: format!("{sign}{}", format_yuan(t.amount_fen)),
+        balance_after_yuan: format_yuan(t.balance_after_fen),
+        what,
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+}
+
+/// The signed-in customer; `None` sends the visitor back to the centre to sign in.
+fn signed_in(authed: &CustomerAuthed) -> Option<&Customer> {
+    authed.0.as_ref().map(|(_, customer)| customer)
+}
+
+fn back_to_centre(merchant_id: i64) -> Response {
+    Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response()
+}
+
+async fn balance_page(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<PageQuery>,
+    authed: CustomerAuthed,
+) -> PageResult {
+    let Some(customer) = signed_in(&authed) else {
+        return Ok(back_to_centre(merchant_id));
+    };
+    let page = ListPage::new(query.page, Some(20));
+    let (lines, total) = state
+        .store
+        .list_statement(merchant_id, customer.id, page)
+        .await?;
+    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    let view = BalanceView {
+        merchant_id,
+        centre_name: settings.centre_name,
+        balance_yuan: format_yuan(customer.balance_fen),
+        lines: lines.iter().map(statement_line).collect(),
+        total,
+        page: page.page,
+        pages: (total + page.page_size - 1) / page.page_size,
+    };
+    Ok(render(
+        &state,
+        "exchange_balance.html",
+        &Page::anonymous("余额明细"),
+        view,
+    ))
+}
+
+#[derive(Serialize)]
+struct OrderView {
+    order_id: String,
+    product_name: String,
+    quantity: i64,
+    created_at: String,
+    codes: Vec<CodeView>,
+}
+
+#[derive(Serialize)]
+struct CodeView {
+    code: String,
+    used: bool,
+    state_label: &'static str,
+    face_value_yuan: String,
+}
+
+/// The customer's gift-card orders with their codes (copy, then redeem).
+async fn orders_page(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    authed: CustomerAuthed,
+) -> PageResult {
+    let Some(customer) = signed_in(&authed) else {
+        return Ok(back_to_centre(merchant_id));
+    };
+    let orders = state
+        .store
+        .list_customer_orders(merchant_id, customer.id)
+        .await?;
+    let views: Vec<OrderView> = orders
+        .iter()
+        .map(|order| OrderView {
+            order_id: order.order_id.clone(),
+            product_name: order.product_name.clone(),
+            quantity: order.quantity,
+            created_at: format_datetime(order.created_at),
+            codes: order
+                .codes
+                .iter()
+                .map(|c| CodeView {
+                    code: c
+                        .sealed
+                        .as_deref()
+                        .and_then(|s| {
+                            open_code(&state.master.merchant_keys(merchant_id, c.key_version), s)
+                        })
+                        .map(|plain| group_code(&plain))
+                        .unwrap_or_default(),
+                    used: c.state != giftcard::CodeState::Unused,
+                    state_label: c.state.label_zh(),
+                    face_value_yuan: format_yuan(c.face_value_fen),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(render(
+        &state,
+        "exchange_orders.html",
+        &Page::anonymous("我的礼品卡"),
+        minijinja::context! { merchant_id => merchant_id, orders => views },
+    ))
+}
+
+#[derive(Deserialize)]
+struct PhoneForm {
+    phone: String,
+    password: String,
+}
+
+fn check_phone(phone: &str) -> ApiResult<String> {
+    let phone = phone.trim();
+    if phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(phone.to_owned())
+    } else {
+        Err(ApiError::invalid("请输入 11 位手机号"))
+    }
+}
+
+async fn phone_login_allowed(state: &AppState, merchant_id: i64) -> ApiResult<()> {
+    if state
+        .store
+        .get_giftcard_settings(merchant_id)
+        .await?
+        .phone_login
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("本店未开启手机号登录，请从商城进入"))
+    }
+}
+
+async fn signin_form(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    Form(form): Form<PhoneForm>,
+) -> PageResult {
+    phone_login_allowed(&state, merchant_id).await?;
+    let phone = check_phone(&form.phone)?;
+    let now = crate::now();
+    let keys = [
+        format!("customer-login:{phone}"),
+        format!("customer-login-client:{}", address.ip()),
+    ];
+    for key in &keys {
+        if state
+            .store
+            .count_failures(merchant_id, key, now - ATTEMPT_WINDOW_SECONDS)
+            .await?
+            >= PHONE_LOGIN_ATTEMPTS_MAX
+        {
+            return Err(ApiError::Refused(Refusal::Locked {
+                retry_after_seconds: ATTEMPT_WINDOW_SECONDS,
+            })
+            .into());
+        }
+    }
+    let found = state.store.find_phone_customer(merchant_id, &phone).await?;
+    let ok = match &found {
+        Some((_, hash)) => verify_staff_password(&form.password, hash),
+        None => {
+            // The same work for an unknown phone as for a wrong password.
+            let _ = hash_staff_password(&form.password);
+            false
+        }
+    };
+    match found {
+        Some((customer, _)) if ok => Ok(start_session(&state, merchant_id, customer.id).await?),
+        _ => {
+            for key in &keys {
+                state.store.record_failure(merchant_id, key, now).await?;
+            }
+            Err(ApiError::invalid("手机号或密码错误").into())
+        }
+    }
+}
+
+async fn signup_form(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    Form(form): Form<PhoneForm>,
+) -> PageResult {
+    phone_login_allowed(&state, merchant_id).await?;
+    let phone = check_phone(&form.phone)?;
+    check_staff_password(&form.password).map_err(ApiError::invalid)?;
+    let customer = match state
+        .store
+        .create_phone_customer(
+            merchant_id,
+            &phone,
+            &hash_staff_password(&form.password),
+            crate::now(),
+        )
+        .await
+    {
+        Ok(customer) => customer,
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict("该手机号已注册，请直接登录".into()).into())
+        }
+        Err(other) => return Err(ApiError::from(other).into()),
+    };
+    Ok(start_session(&state, merchant_id, customer.id).await?)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+async fn logout_form(
+    State(state): State<AppState>,
+    Path(merchant_id): Path<i64>,
+    authed: CustomerAuthed,
+    Form(form): Form<LogoutForm>,
+) -> PageResult {
+    if let Some((session, _)) = &authed.0 {
+        if constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
+            state
+                .store
+                .delete_customer_session(&session.token_hash)
+                .await?;
+        }
+    }
+    let mut response = Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, session_cookie(&state, merchant_id, "", 0));
+    Ok(response)
+}
+
+async fn serve_giftcard_image(
+    State(state): State<AppState>,
+    Path((merchant_id, slot)): Path<(i64, String)>,
+) -> ApiResult<Response> {
+    let slot = GiftcardImageSlot::parse(&slot).ok_or(ApiError::NotFound)?;
+    let (content_type, bytes) = state
+        .store
+        .get_giftcard_image(merchant_id, slot)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::goods::image_response(content_type, bytes))
+}

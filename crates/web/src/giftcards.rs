@@ -1,0 +1,1528 @@
+//! 礼品卡 in the console and the staff API: 礼品卡设置, 线上兑换码 and
+//! 线下兑换码 (with 兑换记录 / 查看所有, export and delete), 礼品卡商品,
+//! customers' balances with their statements and adjustments, and the
+//! merchant's open-API keys.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::exports::{download, escape_formula};
+use crate::forms::{redirect_with, CsrfForm, MsgQuery};
+use crate::open_api::TransactionDto;
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use kaquan_core::auth::Permission;
+use kaquan_core::clock::{format_date, format_datetime};
+use kaquan_core::giftcard::{
+    self, group_code, mask_code, open_code, CodeKind, CodeTemplate, CodeTemplateFields,
+    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, IssuedCode,
+    OFFLINE_CODES_MAX,
+};
+use kaquan_core::ledger::{
+    check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
+    REASON_LENGTH_MAX,
+};
+use kaquan_core::money::{format_yuan, parse_yuan};
+use kaquan_core::signing;
+use kaquan_core::store::Page as ListPage;
+use serde::{Deserialize, Serialize};
+
+/// Rows one codes export holds at most (a whole offline batch).
+const CODES_EXPORT_ROWS_MAX: i64 = OFFLINE_CODES_MAX;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/giftcards/settings",
+            get(settings_page).post(settings_form),
+        )
+        .route("/giftcards/settings/images/{slot}", post(image_form))
+        .route("/giftcards/codes", get(templates_page).post(template_form))
+        .route("/giftcards/codes/{template_id}", get(codes_page))
+        .route("/giftcards/codes/{template_id}/export", get(export_codes))
+        .route("/giftcards/codes/{template_id}/delete", post(delete_form))
+        .route("/giftcards/products", get(products_page).post(product_form))
+        .route(
+            "/giftcards/products/{product_id}",
+            post(product_update_form),
+        )
+        .route("/customers", get(customers_page))
+        .route("/customers/{customer_id}", get(customer_page))
+        .route("/customers/{customer_id}/adjust", post(adjust_form))
+        .route("/settings/api-keys", get(api_keys_page).post(api_key_form))
+        .route("/settings/api-keys/{id}/revoke", post(revoke_form))
+        .route(
+            "/api/v1/giftcard-settings",
+            get(get_settings).put(update_settings),
+        )
+        .route(
+            "/api/v1/code-templates",
+            get(list_code_templates).post(create_code_template),
+        )
+        .route(
+            "/api/v1/code-templates/{template_id}/codes",
+            get(list_codes),
+        )
+        .route(
+            "/api/v1/code-templates/{template_id}/delete",
+            post(delete_code_template),
+        )
+        .route(
+            "/api/v1/giftcard-products",
+            get(list_products).post(create_product),
+        )
+        .route(
+            "/api/v1/giftcard-products/{product_id}",
+            axum::routing::put(update_product),
+        )
+        .route("/api/v1/customers", get(list_customers))
+        .route(
+            "/api/v1/customers/{customer_id}/statement",
+            get(list_statement),
+        )
+        .route(
+            "/api/v1/customers/{customer_id}/adjustments",
+            post(create_adjustment),
+        )
+        .route("/api/v1/api-keys", get(list_api_keys).post(create_api_key))
+        .route("/api/v1/api-keys/{id}/revoke", post(revoke_api_key))
+}
+
+// ---- 礼品卡设置 -----------------------------------------------------------
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct GiftcardSettingsDto {
+    pub enabled: bool,
+    pub centre_entry: bool,
+    pub attempt_limit: i64,
+    pub centre_name: String,
+    pub share_title: String,
+    pub description: String,
+    pub phone_login: bool,
+}
+
+impl GiftcardSettingsDto {
+    fn new(s: &GiftcardSettings) -> Self {
+        Self {
+            enabled: s.enabled,
+            centre_entry: s.centre_entry,
+            attempt_limit: s.attempt_limit,
+            centre_name: s.centre_name.clone(),
+            share_title: s.share_title.clone(),
+            description: s.description.clone(),
+            phone_login: s.phone_login,
+        }
+    }
+    fn into_settings(self) -> GiftcardSettings {
+        GiftcardSettings {
+            enabled: self.enabled,
+            centre_entry: self.centre_entry,
+            attempt_limit: self.attempt_limit,
+            centre_name: self.centre_name.trim().to_owned(),
+            share_title: self.share_title.trim().to_owned(),
+            description: self.description,
+            phone_login: self.phone_login,
+        }
+    }
+}
+
+async fn save_settings(
+    state: &AppState,
+    authed: &Authed,
+    dto: GiftcardSettingsDto,
+) -> ApiResult<()> {
+    authed.require(Permission::GiftcardsManage)?;
+    let settings = dto.into_settings();
+    settings
+        .check()
+        .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))?;
+    state
+        .store
+        .put_giftcard_settings(
+            authed.merchant_id(),
+            &settings,
+            &authed.audit(
+                "update_giftcard_settings",
+                String::new(),
+                format!(
+                    "enabled={} attempt_limit={}",
+                    settings.enabled, settings.attempt_limit
+                ),
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<GiftcardSettingsDto>> {
+    authed.require(Permission::GiftcardsManage)?;
+    let settings = state
+        .store
+        .get_giftcard_settings(authed.merchant_id())
+        .await?;
+    Ok(Json(GiftcardSettingsDto::new(&settings)))
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(dto): Json<GiftcardSettingsDto>,
+) -> ApiResult<Json<GiftcardSettingsDto>> {
+    save_settings(&state, &authed, dto).await?;
+    get_settings(State(state), authed).await
+}
+
+#[derive(Serialize)]
+struct SettingsView {
+    settings: GiftcardSettingsDto,
+    slots: Vec<SlotView>,
+    exchange_url: String,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SlotView {
+    code: &'static str,
+    label: &'static str,
+    url: Option<String>,
+}
+
+async fn settings_view(
+    state: &AppState,
+    authed: &Authed,
+    settings: GiftcardSettingsDto,
+    error: Option<String>,
+) -> ApiResult<SettingsView> {
+    let merchant_id = authed.merchant_id();
+    let images = state.store.giftcard_images(merchant_id).await?;
+    Ok(SettingsView {
+        settings,
+        slots: GiftcardImageSlot::ALL
+            .iter()
+            .map(|slot| SlotView {
+                code: slot.code(),
+                label: slot.label_zh(),
+                url: images
+                    .iter()
+                    .find(|(s, _)| s == slot)
+                    .map(|(s, at)| format!("/m/{merchant_id}/giftcard-images/{}?v={at}", s.code())),
+            })
+            .collect(),
+        exchange_url: format!("{}/m/{merchant_id}/exchange", state.public_url),
+        error,
+    })
+}
+
+async fn settings_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::GiftcardsManage)?;
+    let settings = state
+        .store
+        .get_giftcard_settings(authed.merchant_id())
+        .await?;
+    let view = settings_view(&state, &authed, GiftcardSettingsDto::new(&settings), None).await?;
+    Ok(render(
+        &state,
+        "giftcard_settings.html",
+        &Page::new("礼品卡设置", &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    csrf: String,
+    enabled: Option<String>,
+    centre_entry: Option<String>,
+    phone_login: Option<String>,
+    attempt_limit: String,
+    centre_name: String,
+    share_title: String,
+    description: String,
+}
+
+async fn settings_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<SettingsForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let dto = GiftcardSettingsDto {
+        enabled: form.enabled.is_some(),
+        centre_entry: form.centre_entry.is_some(),
+        phone_login: form.phone_login.is_some(),
+        attempt_limit: form.attempt_limit.trim().parse().unwrap_or(0),
+        centre_name: form.centre_name,
+        share_title: form.share_title,
+        description: form.description,
+    };
+    let shown = dto.clone();
+    match save_settings(&state, &authed, dto).await {
+        Ok(()) => Ok(redirect_with("/giftcards/settings", "已保存")),
+        Err(error) => {
+            let view = settings_view(&state, &authed, shown, Some(error.public_message())).await?;
+            let mut response = render(
+                &state,
+                "giftcard_settings.html",
+                &Page::new("礼品卡设置", &authed),
+                view,
+            );
+            *response.status_mut() = error.status();
+            Ok(response)
+        }
+    }
+}
+
+async fn image_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(slot): Path<String>,
+    multipart: Multipart,
+) -> PageResult {
+    let slot = GiftcardImageSlot::parse(&slot).ok_or(ApiError::NotFound)?;
+    let (bytes, csrf) = crate::goods::read_image_upload(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    authed.require(Permission::GiftcardsManage)?;
+    let content_type = crate::goods::checked_image(&bytes)?;
+    state
+        .store
+        .put_giftcard_image(
+            authed.merchant_id(),
+            slot,
+            content_type,
+            &bytes,
+            crate::now(),
+        )
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "update_giftcard_image",
+            slot.code().into(),
+            content_type.into(),
+        ))
+        .await?;
+    Ok(redirect_with(
+        "/giftcards/settings",
+        &format!("{}已更新", slot.label_zh()),
+    ))
+}
+
+// ---- 线上/线下兑换码 ------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct CodeTemplateRequest {
+    pub kind: String,
+    pub name: String,
+    pub face_value_fen: i64,
+    /// `YYYY-MM-DD`, inclusive.
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    /// 生成数量 (offline only).
+    pub quantity: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct CodeTemplateDto {
+    pub id: i64,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub name: String,
+    pub face_value_fen: i64,
+    pub face_value_yuan: String,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub n_issued: i64,
+    pub n_used: i64,
+    pub n_unused: i64,
+    pub n_voided: i64,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl CodeTemplateDto {
+    fn new(t: &CodeTemplate) -> Self {
+        Self {
+            id: t.id,
+            kind: t.kind.code(),
+            kind_label: t.kind.label_zh(),
+            name: t.fields.name.clone(),
+            face_value_fen: t.fields.face_value_fen,
+            face_value_yuan: format_yuan(t.fields.face_value_fen),
+            valid_from: t.fields.valid_from.map(format_date),
+            valid_until: t.fields.valid_until.map(format_date),
+            n_issued: t.n_issued,
+            n_used: t.n_used,
+            n_unused: t.n_unused(),
+            n_voided: t.n_voided,
+            created_by: t.created_by.clone(),
+            created_at: format_datetime(t.created_at),
+        }
+    }
+}
+
+fn parse_kind(code: &str) -> ApiResult<CodeKind> {
+    CodeKind::parse(code).ok_or_else(|| ApiError::invalid("kind 应为 online 或 offline"))
+}
+
+/// Creates a template; an offline one with its codes, all in one transaction.
+async fn create_template(
+    state: &AppState,
+    authed: &Authed,
+    request: CodeTemplateRequest,
+) -> ApiResult<CodeTemplate> {
+    authed.require(Permission::GiftcardsManage)?;
+    let kind = parse_kind(&request.kind)?;
+    let fields = CodeTemplateFields {
+        name: request.name.trim().to_owned(),
+        face_value_fen: request.face_value_fen,
+        valid_from: crate::batches::parse_optional_date(
+            request.valid_from.as_deref(),
+            "有效期开始",
+            false,
+        )?,
+        valid_until: crate::batches::parse_optional_date(
+            request.valid_until.as_deref(),
+            "有效期结束",
+            true,
+        )?,
+    };
+    fields
+        .check()
+        .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))?;
+    let quantity = match kind {
+        CodeKind::Online => 0,
+        CodeKind::Offline => {
+            let n = request.quantity.unwrap_or(0);
+            if !(1..=OFFLINE_CODES_MAX).contains(&n) {
+                return Err(ApiError::invalid(format!(
+                    "生成数量须为 1–{OFFLINE_CODES_MAX}"
+                )));
+            }
+            n
+        }
+    };
+    let merchant_id = authed.merchant_id();
+    let key_version = state.store.get_merchant(merchant_id).await?.key_version;
+    let master = state.master.clone();
+    let codes = tokio::task::spawn_blocking(move || {
+        giftcard::new_codes(&master, merchant_id, key_version, quantity as usize)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("code generation: {e}")))?;
+    Ok(state
+        .store
+        .create_code_template(
+            merchant_id,
+            kind,
+            &fields,
+            &codes,
+            &authed.audit(
+                "create_code_template",
+                String::new(),
+                format!(
+                    "kind={} face_value_fen={} quantity={quantity}",
+                    kind.code(),
+                    fields.face_value_fen
+                ),
+            ),
+        )
+        .await?)
+}
+
+#[derive(Deserialize)]
+pub struct KindQuery {
+    pub kind: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub msg: Option<String>,
+}
+
+async fn list_code_templates(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<KindQuery>,
+) -> ApiResult<Json<crate::batches::ListDto<CodeTemplateDto>>> {
+    authed.require(Permission::GiftcardsManage)?;
+    let kind = parse_kind(query.kind.as_deref().unwrap_or("offline"))?;
+    let page = ListPage::new(query.page, query.page_size);
+    let (items, total) = state
+        .store
+        .list_code_templates(authed.merchant_id(), kind, page)
+        .await?;
+    Ok(Json(crate::batches::ListDto::new(
+        items.iter().map(CodeTemplateDto::new).collect(),
+        total,
+        page,
+    )))
+}
+
+async fn create_code_template(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(request): Json<CodeTemplateRequest>,
+) -> ApiResult<(StatusCode, Json<CodeTemplateDto>)> {
+    let template = create_template(&state, &authed, request).await?;
+    Ok((StatusCode::CREATED, Json(CodeTemplateDto::new(&template))))
+}
+
+#[derive(Serialize)]
+struct TemplatesView {
+    kind: &'static str,
+    kind_label: &'static str,
+    templates: Vec<CodeTemplateDto>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    offline_max: i64,
+}
+
+async fn templates_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<KindQuery>,
+) -> PageResult {
+    authed.require(Permission::GiftcardsManage)?;
+    let kind = parse_kind(query.kind.as_deref().unwrap_or("offline"))?;
+    let page = ListPage::new(query.page, None);
+    let (items, total) = state
+        .store
+        .list_code_templates(authed.merchant_id(), kind, page)
+        .await?;
+    let view = TemplatesView {
+        kind: kind.code(),
+        kind_label: kind.label_zh(),
+        templates: items.iter().map(CodeTemplateDto::new).collect(),
+        total,
+        page: page.page,
+        pages: (total + page.page_size - 1) / page.page_size,
+        offline_max: OFFLINE_CODES_MAX,
+    };
+    Ok(render(
+        &state,
+        "code_templates.html",
+        &Page::new(kind.label_zh(), &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+#[derive(Deserialize)]
+struct TemplateForm {
+    csrf: String,
+    kind: String,
+    name: String,
+    face_value: String,
+    valid_from: String,
+    valid_until: String,
+    #[serde(default)]
+    quantity: String,
+}
+
+async fn template_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<TemplateForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let face_value_fen = parse_yuan(&form.face_value)
+        .ok_or_else(|| ApiError::invalid("兑换面额应为金额，如 100 或 99.50"))?;
+    let quantity = match form.quantity.trim() {
+        "" => None,
+        t => Some(
+            t.parse()
+                .map_err(|_| ApiError::invalid("生成数量应为整数"))?,
+        ),
+    };
+    let kind = form.kind.clone();
+    let template = create_template(
+        &state,
+        &authed,
+        CodeTemplateRequest {
+            kind: form.kind,
+            name: form.name,
+            face_value_fen,
+            valid_from: Some(form.valid_from),
+            valid_until: Some(form.valid_until),
+            quantity,
+        },
+    )
+    .await?;
+    Ok(redirect_with(
+        &format!("/giftcards/codes?kind={kind}&x="),
+        &format!(
+            "已添加「{}」，共 {} 个兑换码",
+            template.fields.name, template.n_issued
+        ),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct IssuedCodeDto {
+    pub id: i64,
+    /// Only the last four characters: the whole code is in the permitted export.
+    pub code_masked: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub face_value_yuan: String,
+    pub order_id: Option<String>,
+    pub customer_id: Option<i64>,
+    /// 使用人.
+    pub customer_label: Option<String>,
+    pub redeemed_at: Option<String>,
+    pub issued_at: String,
+}
+
+impl IssuedCodeDto {
+    fn new(state: &AppState, merchant_id: i64, c: &IssuedCode) -> Self {
+        let plain = c
+            .sealed
+            .as_deref()
+            .and_then(|s| open_code(&state.master.merchant_keys(merchant_id, c.key_version), s));
+        Self {
+            id: c.id,
+            code_masked: plain
+                .as_deref()
+                .map(mask_code)
+                .unwrap_or_else(|| "（已清除）".into()),
+            state: c.state.code(),
+            state_label: c.state.label_zh(),
+            face_value_yuan: format_yuan(c.face_value_fen),
+            order_id: c.order_id.clone(),
+            customer_id: c.customer_id,
+            customer_label: c.customer_label.clone(),
+            redeemed_at: c.redeemed_at.map(format_datetime),
+            issued_at: format_datetime(c.issued_at),
+        }
+    }
+}
+
+async fn list_codes(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+    Query(query): Query<KindQuery>,
+) -> ApiResult<Json<crate::batches::ListDto<IssuedCodeDto>>> {
+    authed.require(Permission::GiftcardsManage)?;
+    let page = ListPage::new(query.page, query.page_size);
+    let merchant_id = authed.merchant_id();
+    state
+        .store
+        .get_code_template(merchant_id, template_id)
+        .await?;
+    let (codes, total) = state
+        .store
+        .list_codes(merchant_id, template_id, page)
+        .await?;
+    Ok(Json(crate::batches::ListDto::new(
+        codes
+            .iter()
+            .map(|c| IssuedCodeDto::new(&state, merchant_id, c))
+            .collect(),
+        total,
+        page,
+    )))
+}
+
+#[derive(Serialize)]
+struct CodesView {
+    template: CodeTemplateDto,
+    codes: Vec<IssuedCodeDto>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    can_export: bool,
+    deleted: bool,
+}
+
+async fn codes_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::GiftcardsManage)?;
+    let merchant_id = authed.merchant_id();
+    let template = state
+        .store
+        .get_code_template(merchant_id, template_id)
+        .await?;
+    let page = ListPage::new(query.page, None);
+    let (codes, total) = state
+        .store
+        .list_codes(merchant_id, template_id, page)
+        .await?;
+    let title = format!(
+        "{}：{}",
+        if template.kind == CodeKind::Online {
+            "兑换记录"
+        } else {
+            "查看所有"
+        },
+        template.fields.name
+    );
+    let view = CodesView {
+        template: CodeTemplateDto::new(&template),
+        codes: codes
+            .iter()
+            .map(|c| IssuedCodeDto::new(&state, merchant_id, c))
+            .collect(),
+        total,
+        page: page.page,
+        pages: (total + page.page_size - 1) / page.page_size,
+        can_export: authed.can(Permission::CardsExportSecrets),
+        deleted: template.deleted_at.is_some(),
+    };
+    Ok(render(
+        &state,
+        "codes.html",
+        &Page::new(&title, &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+/// A template's codes in plaintext as an xlsx workbook, for the print shop,
+/// with each code's QR content (the exchange centre with the code after `#`).
+/// Returns the workbook and how many codes it holds. Callers check the
+/// permission and write the audit record.
+pub async fn codes_workbook(
+    store: &dyn kaquan_core::store::Store,
+    master: &kaquan_core::secrets::MasterKey,
+    public_url: &str,
+    merchant_id: i64,
+    template_id: i64,
+) -> ApiResult<(Vec<u8>, i64)> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+    for (col, title) in [
+        "兑换码",
+        "面额",
+        "状态",
+        "使用人",
+        "兑换时间",
+        "订单号",
+        "有效期至",
+        "二维码内容",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    }
+    let (mut after, mut n_codes) = (0i64, 0i64);
+    while n_codes < CODES_EXPORT_ROWS_MAX {
+        let page = store
+            .codes_after(merchant_id, template_id, after, 1000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for c in &page {
+            let plain = c
+                .sealed
+                .as_deref()
+                .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
+                .map(|p| group_code(&p))
+                .unwrap_or_default();
+            let qr = if plain.is_empty() {
+                String::new()
+            } else {
+                format!("{public_url}/m/{merchant_id}/exchange#code={plain}")
+            };
+            let cells = [
+                plain,
+                format_yuan(c.face_value_fen),
+                c.state.label_zh().to_owned(),
+                c.customer_label.clone().unwrap_or_default(),
+                c.redeemed_at.map(format_datetime).unwrap_or_default(),
+                c.order_id.clone().unwrap_or_default(),
+                c.valid_until.map(format_date).unwrap_or_default(),
+                qr,
+            ];
+            n_codes += 1;
+            for (col, text) in cells.iter().enumerate() {
+                sheet
+                    .write_string(n_codes as u32, col as u16, escape_formula(text))
+                    .map_err(xlsx)?;
+            }
+        }
+    }
+    Ok((workbook.save_to_buffer().map_err(xlsx)?, n_codes))
+}
+
+/// The template's codes in plaintext, for the print shop: a permitted, audited export.
+async fn export_codes(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+) -> ApiResult<Response> {
+    authed.require(Permission::GiftcardsManage)?;
+    authed.require(Permission::CardsExportSecrets)?;
+    let merchant_id = authed.merchant_id();
+    let template = state
+        .store
+        .get_code_template(merchant_id, template_id)
+        .await?;
+    let (bytes, n_codes) = codes_workbook(
+        state.store.as_ref(),
+        &state.master,
+        &state.public_url,
+        merchant_id,
+        template_id,
+    )
+    .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "export_codes",
+            format!("code_template={template_id}"),
+            format!("n_codes={n_codes} with_codes=true"),
+        ))
+        .await?;
+    Ok(download(
+        bytes,
+        &format!("兑换码-{}.xlsx", template.fields.name),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteTemplateRequest {
+    /// How many unused codes the merchant confirmed voiding (as shown to them).
+    pub confirm_unused: i64,
+}
+
+async fn delete_template(
+    state: &AppState,
+    authed: &Authed,
+    template_id: i64,
+    confirm_unused: i64,
+) -> ApiResult<i64> {
+    authed.require(Permission::GiftcardsManage)?;
+    let merchant_id = authed.merchant_id();
+    let template = state
+        .store
+        .get_code_template(merchant_id, template_id)
+        .await?;
+    if template.n_unused() != confirm_unused {
+        return Err(ApiError::Conflict(format!(
+            "该批兑换码现有 {} 个未兑换（可能已发放给客户）：确认作废的数量不符，请刷新后重新确认",
+            template.n_unused()
+        )));
+    }
+    match state
+        .store
+        .delete_code_template(
+            merchant_id,
+            template_id,
+            confirm_unused,
+            &authed.audit(
+                "delete_code_template",
+                format!("code_template={template_id}"),
+                format!("confirmed_unused={confirm_unused}"),
+            ),
+        )
+        .await
+    {
+        Ok(n) => Ok(n),
+        Err(kaquan_core::StoreError::Conflict(_)) => Err(ApiError::Conflict(
+            "未兑换数量刚刚发生了变化，请刷新后重新确认".into(),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn delete_code_template(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+    Json(request): Json<DeleteTemplateRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let n = delete_template(&state, &authed, template_id, request.confirm_unused).await?;
+    Ok(Json(serde_json::json!({ "n_voided": n })))
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    csrf: String,
+    confirm_unused: i64,
+    confirmed: Option<String>,
+}
+
+async fn delete_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+    Form(form): Form<DeleteForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    if form.confirmed.is_none() {
+        return Err(ApiError::invalid("请勾选确认：删除后未兑换的兑换码将全部作废").into());
+    }
+    let template = state
+        .store
+        .get_code_template(authed.merchant_id(), template_id)
+        .await?;
+    let n = delete_template(&state, &authed, template_id, form.confirm_unused).await?;
+    Ok(redirect_with(
+        &format!("/giftcards/codes?kind={}&x=", template.kind.code()),
+        &format!(
+            "已删除「{}」，作废 {n} 个未兑换的兑换码",
+            template.fields.name
+        ),
+    ))
+}
+
+// ---- 礼品卡商品 -----------------------------------------------------------
+
+#[derive(Serialize, Deserialize)]
+pub struct GiftcardProductDto {
+    #[serde(default)]
+    pub id: i64,
+    pub name: String,
+    /// 关联兑换码: an online code template.
+    pub template_id: i64,
+    #[serde(default)]
+    pub template_name: String,
+    pub price_fen: i64,
+    #[serde(default)]
+    pub face_value_fen: i64,
+    pub on_shelf: bool,
+    #[serde(default)]
+    pub price_yuan: String,
+    /// Whether the linked template still exists (not deleted).
+    #[serde(default)]
+    pub template_live: bool,
+}
+
+impl GiftcardProductDto {
+    fn new(p: &GiftcardProduct) -> Self {
+        Self {
+            id: p.id,
+            name: p.fields.name.clone(),
+            template_id: p.fields.template_id,
+            template_name: p.template_name.clone(),
+            price_fen: p.fields.price_fen,
+            face_value_fen: p.face_value_fen,
+            on_shelf: p.fields.on_shelf,
+            price_yuan: format_yuan(p.fields.price_fen),
+            template_live: false,
+        }
+    }
+    fn fields(&self) -> ApiResult<GiftcardProductFields> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 60 {
+            return Err(ApiError::invalid("商品名称必须是 1–60 个字"));
+        }
+        if !(0..=kaquan_core::ledger::AMOUNT_FEN_MAX).contains(&self.price_fen) {
+            return Err(ApiError::invalid("售价超出范围"));
+        }
+        Ok(GiftcardProductFields {
+            name: name.to_owned(),
+            template_id: self.template_id,
+            price_fen: self.price_fen,
+            on_shelf: self.on_shelf,
+        })
+    }
+}
+
+fn unknown_template(error: kaquan_core::StoreError) -> ApiError {
+    match error {
+        kaquan_core::StoreError::NotFound => {
+            ApiError::invalid("请选择一个有效的线上兑换码作为关联兑换码")
+        }
+        other => other.into(),
+    }
+}
+
+async fn list_products(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<GiftcardProductDto>>> {
+    authed.require(Permission::GiftcardsManage)?;
+    let products = state
+        .store
+        .list_giftcard_products(authed.merchant_id())
+        .await?;
+    Ok(Json(products.iter().map(GiftcardProductDto::new).collect()))
+}
+
+async fn create_product(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(dto): Json<GiftcardProductDto>,
+) -> ApiResult<(StatusCode, Json<GiftcardProductDto>)> {
+    authed.require(Permission::GiftcardsManage)?;
+    let product = state
+        .store
+        .create_giftcard_product(authed.merchant_id(), &dto.fields()?, crate::now())
+        .await
+        .map_err(unknown_template)?;
+    Ok((StatusCode::CREATED, Json(GiftcardProductDto::new(&product))))
+}
+
+async fn update_product(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(product_id): Path<i64>,
+    Json(dto): Json<GiftcardProductDto>,
+) -> ApiResult<StatusCode> {
+    authed.require(Permission::GiftcardsManage)?;
+    state
+        .store
+        .update_giftcard_product(authed.merchant_id(), product_id, &dto.fields()?)
+        .await
+        .map_err(unknown_template)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn products_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::GiftcardsManage)?;
+    let merchant_id = authed.merchant_id();
+    let products = state.store.list_giftcard_products(merchant_id).await?;
+    let (templates, _) = state
+        .store
+        .list_code_templates(
+            merchant_id,
+            CodeKind::Online,
+            ListPage::new(None, Some(kaquan_core::store::PAGE_SIZE_MAX)),
+        )
+        .await?;
+    Ok(render(
+        &state,
+        "giftcard_products.html",
+        &Page::new("礼品卡商品", &authed).with_message(query.msg),
+        minijinja::context! {
+            products => products.iter().map(|p| GiftcardProductDto {
+                template_live: templates.iter().any(|t| t.id == p.fields.template_id),
+                ..GiftcardProductDto::new(p)
+            }).collect::<Vec<_>>(),
+            templates => templates.iter().map(CodeTemplateDto::new).collect::<Vec<_>>(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ProductForm {
+    csrf: String,
+    name: String,
+    template_id: String,
+    price: String,
+    on_shelf: Option<String>,
+}
+
+impl ProductForm {
+    fn dto(&self) -> ApiResult<GiftcardProductDto> {
+        Ok(GiftcardProductDto {
+            id: 0,
+            name: self.name.clone(),
+            template_id: self
+                .template_id
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::invalid("请选择关联兑换码"))?,
+            template_name: String::new(),
+            price_fen: parse_yuan(&self.price)
+                .ok_or_else(|| ApiError::invalid("售价应为金额，如 100 或 99.50"))?,
+            face_value_fen: 0,
+            on_shelf: self.on_shelf.is_some(),
+            price_yuan: String::new(),
+            template_live: true,
+        })
+    }
+}
+
+async fn product_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<ProductForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    authed.require(Permission::GiftcardsManage)?;
+    let fields = form.dto()?.fields()?;
+    state
+        .store
+        .create_giftcard_product(authed.merchant_id(), &fields, crate::now())
+        .await
+        .map_err(unknown_template)?;
+    Ok(redirect_with(
+        "/giftcards/products",
+        &format!("已添加礼品卡商品「{}」", fields.name),
+    ))
+}
+
+async fn product_update_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(product_id): Path<i64>,
+    Form(form): Form<ProductForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    authed.require(Permission::GiftcardsManage)?;
+    let fields = form.dto()?.fields()?;
+    state
+        .store
+        .update_giftcard_product(authed.merchant_id(), product_id, &fields)
+        .await
+        .map_err(unknown_template)?;
+    Ok(redirect_with("/giftcards/products", "已保存"))
+}
+
+// ---- 顾客余额 -------------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct CustomerDto {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub phone: Option<String>,
+    pub label: String,
+    pub balance_fen: i64,
+    pub balance_yuan: String,
+    pub created_at: String,
+}
+
+impl CustomerDto {
+    fn new(c: &Customer, personal_data: bool) -> Self {
+        Self {
+            id: c.id,
+            external_id: c.external_id.clone(),
+            phone: c.phone.as_deref().map(|p| {
+                if personal_data {
+                    p.to_owned()
+                } else {
+                    kaquan_core::pickup::mask_phone(p)
+                }
+            }),
+            label: c.label(),
+            balance_fen: c.balance_fen,
+            balance_yuan: format_yuan(c.balance_fen),
+            created_at: format_datetime(c.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CustomerQuery {
+    pub search: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub msg: Option<String>,
+}
+
+async fn list_customers(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<CustomerQuery>,
+) -> ApiResult<Json<crate::batches::ListDto<CustomerDto>>> {
+    authed.require(Permission::BalancesView)?;
+    let page = ListPage::new(query.page, query.page_size);
+    let (items, total) = state
+        .store
+        .list_customers(
+            authed.merchant_id(),
+            query.search.as_deref().unwrap_or(""),
+            page,
+        )
+        .await?;
+    let personal = authed.can(Permission::PersonalDataView);
+    Ok(Json(crate::batches::ListDto::new(
+        items
+            .iter()
+            .map(|c| CustomerDto::new(c, personal))
+            .collect(),
+        total,
+        page,
+    )))
+}
+
+async fn list_statement(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(customer_id): Path<i64>,
+    Query(query): Query<CustomerQuery>,
+) -> ApiResult<Json<crate::batches::ListDto<TransactionDto>>> {
+    authed.require(Permission::BalancesView)?;
+    let page = ListPage::new(query.page, query.page_size);
+    state
+        .store
+        .get_customer(authed.merchant_id(), customer_id)
+        .await?;
+    let (items, total) = state
+        .store
+        .list_statement(authed.merchant_id(), customer_id, page)
+        .await?;
+    Ok(Json(crate::batches::ListDto::new(
+        items.iter().map(TransactionDto::new).collect(),
+        total,
+        page,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct AdjustmentRequest {
+    /// Positive credits, negative debits.
+    pub delta_fen: i64,
+    pub reason: String,
+}
+
+/// Adjusts a balance by hand with a reason; the Idempotency-Key header makes a retried click harmless.
+async fn adjust(
+    state: &AppState,
+    authed: &Authed,
+    customer_id: i64,
+    request: &AdjustmentRequest,
+    idempotency: Option<IdempotencyClaim>,
+) -> ApiResult<kaquan_core::ledger::LedgerTransaction> {
+    authed.require(Permission::BalancesAdjust)?;
+    check_amount(request.delta_fen.abs()).map_err(ApiError::invalid)?;
+    let reason = request.reason.trim();
+    if reason.is_empty() || reason.chars().count() > REASON_LENGTH_MAX {
+        return Err(ApiError::invalid(format!(
+            "请填写调整原因（最多 {REASON_LENGTH_MAX} 个字）"
+        )));
+    }
+    let called = state
+        .store
+        .post_ledger(
+            &ApiCall {
+                nonce: None,
+                idempotency,
+            },
+            &LedgerOp::Adjust(AdjustBalance {
+                merchant_id: authed.merchant_id(),
+                customer_id,
+                delta_fen: request.delta_fen,
+                reason: reason.to_owned(),
+                actor: authed.actor(),
+                now: crate::now(),
+            }),
+        )
+        .await?;
+    called.result.map_err(ApiError::Refused)
+}
+
+async fn create_adjustment(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(customer_id): Path<i64>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TransactionDto>)> {
+    let request: AdjustmentRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("请求体不是有效的 JSON：{e}")))?;
+    let idempotency = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(text) => Some(IdempotencyClaim {
+            key: IdempotencyKey::parse(text)
+                .ok_or_else(|| ApiError::invalid("Idempotency-Key 须为 1–255 个可见 ASCII 字符"))?,
+            request_hash: signing::body_hash_hex(
+                format!("adjust:{customer_id}:{}", String::from_utf8_lossy(&body)).as_bytes(),
+            ),
+        }),
+    };
+    let transaction = adjust(&state, &authed, customer_id, &request, idempotency).await?;
+    Ok((StatusCode::CREATED, Json(TransactionDto::new(&transaction))))
+}
+
+async fn customers_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<CustomerQuery>,
+) -> PageResult {
+    authed.require(Permission::BalancesView)?;
+    let page = ListPage::new(query.page, None);
+    let search = query.search.clone().unwrap_or_default();
+    let (items, total) = state
+        .store
+        .list_customers(authed.merchant_id(), &search, page)
+        .await?;
+    let personal = authed.can(Permission::PersonalDataView);
+    Ok(render(
+        &state,
+        "customers.html",
+        &Page::new("顾客余额", &authed).with_message(query.msg),
+        minijinja::context! {
+            customers => items.iter().map(|c| CustomerDto::new(c, personal)).collect::<Vec<_>>(),
+            search => search,
+            total => total,
+            page => page.page,
+            pages => (total + page.page_size - 1) / page.page_size,
+        },
+    ))
+}
+
+async fn customer_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(customer_id): Path<i64>,
+    Query(query): Query<CustomerQuery>,
+) -> PageResult {
+    authed.require(Permission::BalancesView)?;
+    let merchant_id = authed.merchant_id();
+    let customer = state.store.get_customer(merchant_id, customer_id).await?;
+    let page = ListPage::new(query.page, None);
+    let (lines, total) = state
+        .store
+        .list_statement(merchant_id, customer_id, page)
+        .await?;
+    Ok(render(
+        &state,
+        "customer.html",
+        &Page::new(&format!("顾客 {}", customer.label()), &authed).with_message(query.msg),
+        minijinja::context! {
+            customer => CustomerDto::new(&customer, authed.can(Permission::PersonalDataView)),
+            lines => lines.iter().map(|t| {
+                let dto = TransactionDto::new(t);
+                minijinja::context! { t => dto, amount_yuan => format_yuan(t.amount_fen), balance_after_yuan => format_yuan(t.balance_after_fen) }
+            }).collect::<Vec<_>>(),
+            total => total,
+            page => page.page,
+            pages => (total + page.page_size - 1) / page.page_size,
+            can_adjust => authed.can(Permission::BalancesAdjust),
+            form_key => kaquan_core::secrets::random_token_hex(12),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct AdjustForm {
+    csrf: String,
+    direction: String,
+    amount: String,
+    reason: String,
+    /// A key made when the page was shown: pressing the button twice adjusts once.
+    form_key: String,
+}
+
+async fn adjust_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(customer_id): Path<i64>,
+    Form(form): Form<AdjustForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let amount = parse_yuan(&form.amount)
+        .ok_or_else(|| ApiError::invalid("调整金额应为金额，如 100 或 99.50"))?;
+    let delta_fen = if form.direction == "debit" {
+        -amount
+    } else {
+        amount
+    };
+    let request = AdjustmentRequest {
+        delta_fen,
+        reason: form.reason,
+    };
+    let idempotency =
+        IdempotencyKey::parse(&format!("console-adjust-{}", form.form_key)).map(|key| {
+            IdempotencyClaim {
+                key,
+                request_hash: signing::body_hash_hex(
+                    format!("adjust:{customer_id}:{delta_fen}:{}", request.reason).as_bytes(),
+                ),
+            }
+        });
+    let t = adjust(&state, &authed, customer_id, &request, idempotency).await?;
+    Ok(redirect_with(
+        &format!("/customers/{customer_id}"),
+        &format!(
+            "已调整 {}，当前余额 ¥{}",
+            format_yuan(t.amount_fen),
+            format_yuan(t.balance_after_fen)
+        ),
+    ))
+}
+
+// ---- 开放接口密钥 ---------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct ApiKeyDto {
+    pub id: i64,
+    pub key_id: String,
+    pub label: String,
+    pub active: bool,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// Only in the answer to creating the key; never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl ApiKeyDto {
+    fn new(k: &kaquan_core::store::ApiKey, secret: Option<String>) -> Self {
+        Self {
+            id: k.id,
+            key_id: k.key_id.clone(),
+            label: k.label.clone(),
+            active: k.active,
+            created_at: format_datetime(k.created_at),
+            revoked_at: k.revoked_at.map(format_datetime),
+            secret,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ApiKeyRequest {
+    #[serde(default)]
+    pub label: String,
+}
+
+async fn new_key(state: &AppState, authed: &Authed, label: &str) -> ApiResult<ApiKeyDto> {
+    authed.require(Permission::ApiKeysManage)?;
+    let label = label.trim();
+    if label.chars().count() > 40 {
+        return Err(ApiError::invalid("备注最多 40 个字"));
+    }
+    match signing::create_api_key(
+        state.store.as_ref(),
+        &state.master,
+        authed.merchant_id(),
+        label,
+        &authed.audit("create_api_key", String::new(), String::new()),
+    )
+    .await
+    {
+        Ok((key, secret)) => Ok(ApiKeyDto::new(&key, Some(secret))),
+        Err(kaquan_core::StoreError::Conflict(_)) => Err(ApiError::Conflict(
+            "最多同时启用两个密钥：请先停用旧密钥".into(),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn revoke_key(state: &AppState, authed: &Authed, id: i64) -> ApiResult<()> {
+    authed.require(Permission::ApiKeysManage)?;
+    let merchant_id = authed.merchant_id();
+    let key = state
+        .store
+        .list_api_keys(merchant_id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or(ApiError::NotFound)?;
+    state
+        .store
+        .revoke_api_key(
+            merchant_id,
+            id,
+            &authed.audit(
+                "revoke_api_key",
+                format!("api_key={}", key.key_id),
+                String::new(),
+            ),
+        )
+        .await?;
+    state.api_keys.forget(&key.key_id);
+    Ok(())
+}
+
+async fn list_api_keys(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<ApiKeyDto>>> {
+    authed.require(Permission::ApiKeysManage)?;
+    let keys = state.store.list_api_keys(authed.merchant_id()).await?;
+    Ok(Json(keys.iter().map(|k| ApiKeyDto::new(k, None)).collect()))
+}
+
+async fn create_api_key(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(request): Json<ApiKeyRequest>,
+) -> ApiResult<(StatusCode, Json<ApiKeyDto>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(new_key(&state, &authed, &request.label).await?),
+    ))
+}
+
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    revoke_key(&state, &authed, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_keys_view(
+    state: &AppState,
+    authed: &Authed,
+    created: Option<ApiKeyDto>,
+    message: Option<String>,
+) -> ApiResult<Response> {
+    let keys = state.store.list_api_keys(authed.merchant_id()).await?;
+    Ok(render(
+        state,
+        "api_keys.html",
+        &Page::new("开放接口密钥", authed).with_message(message),
+        minijinja::context! {
+            keys => keys.iter().map(|k| ApiKeyDto::new(k, None)).collect::<Vec<_>>(),
+            created => created,
+            merchant_id => authed.merchant_id(),
+            public_url => state.public_url.to_string(),
+        },
+    ))
+}
+
+async fn api_keys_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    authed.require(Permission::ApiKeysManage)?;
+    Ok(api_keys_view(&state, &authed, None, query.msg).await?)
+}
+
+#[derive(Deserialize)]
+struct ApiKeyForm {
+    csrf: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn api_key_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<ApiKeyForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let created = new_key(&state, &authed, &form.label).await?;
+    let mut response = api_keys_view(
+        &state,
+        &authed,
+        Some(created),
+        Some("密钥已创建：密钥只显示这一次，请立即复制保存".into()),
+    )
+    .await?;
+    // The page holds a secret: never cache it.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response.into_response())
+}
+
+async fn revoke_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    revoke_key(&state, &authed, id).await?;
+    Ok(redirect_with("/settings/api-keys", "密钥已停用"))
+}

@@ -1,0 +1,647 @@
+//! The open API under `/open/v1` for the merchant's own systems (mall,
+//! checkout): every request signed with one of the merchant's API keys
+//! (scheme in `kaquan_core::signing` and the README), every value-changing
+//! call under an `Idempotency-Key` with Stripe's semantics.
+//!
+//! Also the process's counters for alerting (`GET /metrics`).
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kaquan_core::clock::format_datetime;
+use kaquan_core::giftcard::{self, group_code, open_code, CodeRedeemer, IssueOrderCodesRequest};
+use kaquan_core::ledger::{
+    check_amount, check_reference, ApiCall, Called, CustomerRef, IdempotencyClaim, IdempotencyKey,
+    LedgerOp, LedgerTransaction, NonceUse, RefundSpend, Refusal, SpendBalance, REASON_LENGTH_MAX,
+};
+use kaquan_core::pickup::Channel;
+use kaquan_core::signing;
+use kaquan_core::store::{Actor, Page};
+use kaquan_core::StoreError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Largest open-API request body.
+pub const OPEN_API_BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long a node trusts an API key it looked up; revoking takes effect on
+/// other nodes within this time (on the revoking node at once).
+pub const API_KEY_CACHE_SECONDS: u64 = 30;
+/// Keys kept in the cache at most.
+const API_KEY_CACHE_ENTRIES_MAX: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/open/v1/orders", post(create_order_codes))
+        .route("/open/v1/redemptions", post(create_redemption))
+        .route("/open/v1/spends", post(create_spend))
+        .route("/open/v1/refunds", post(create_refund))
+        .route("/open/v1/login-links", post(create_login_link))
+        .route(
+            "/open/v1/customers/{customer_id}/balance",
+            get(get_customer_balance),
+        )
+        .route(
+            "/open/v1/customers/{customer_id}/statement",
+            get(list_customer_statement),
+        )
+        .route("/metrics", get(metrics))
+}
+
+/// API keys this node has opened recently: public id → (merchant, secret).
+#[derive(Default)]
+pub struct ApiKeyCache {
+    entries: Mutex<HashMap<String, (i64, String, Instant)>>,
+}
+
+impl ApiKeyCache {
+    fn get(&self, key_id: &str) -> Option<(i64, String)> {
+        let entries = self.entries.lock().expect("api key cache lock");
+        let (merchant_id, secret, at) = entries.get(key_id)?;
+        (at.elapsed() < Duration::from_secs(API_KEY_CACHE_SECONDS))
+            .then(|| (*merchant_id, secret.clone()))
+    }
+
+    fn put(&self, key_id: &str, merchant_id: i64, secret: String) {
+        let mut entries = self.entries.lock().expect("api key cache lock");
+        if entries.len() >= API_KEY_CACHE_ENTRIES_MAX {
+            entries.clear();
+        }
+        entries.insert(key_id.to_owned(), (merchant_id, secret, Instant::now()));
+    }
+
+    /// Forgets a key at once (after it was revoked on this node).
+    pub fn forget(&self, key_id: &str) {
+        self.entries
+            .lock()
+            .expect("api key cache lock")
+            .remove(key_id);
+    }
+}
+
+/// Counters for alerting, exposed at `/metrics` in Prometheus' text format.
+#[derive(Default)]
+pub struct Metrics {
+    pub code_redemptions: AtomicU64,
+    pub code_redemption_failures: AtomicU64,
+    pub code_redemption_lockouts: AtomicU64,
+    pub bad_signatures: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one redemption attempt by its outcome.
+    pub fn count_redemption(&self, result: &Result<LedgerTransaction, Refusal>) {
+        self.code_redemptions.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Err(Refusal::CodeRefused) => {
+                self.code_redemption_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Refusal::Locked { .. }) => {
+                self.code_redemption_lockouts
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let lines = [
+        ("kaquan_code_redemptions_total", "Code redemption attempts (customer pages and open API).", &m.code_redemptions),
+        ("kaquan_code_redemption_failures_total", "Redemption attempts refused as wrong, used, expired or unknown codes; alert on its rate against the total.", &m.code_redemption_failures),
+        ("kaquan_code_redemption_lockouts_total", "Redemption attempts refused by the attempt limit (兑换防刷).", &m.code_redemption_lockouts),
+        ("kaquan_open_api_bad_signatures_total", "Open-API requests rejected for their signature, timestamp or nonce.", &m.bad_signatures),
+    ];
+    let mut body = String::new();
+    for (name, help, counter) in lines {
+        body.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            counter.load(Ordering::Relaxed)
+        ));
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A request whose signature checked out, with its body.
+pub struct Signed {
+    pub merchant_id: i64,
+    pub key_id: String,
+    pub nonce: String,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// SHA-256 of method, path and body: what an idempotency key is bound to.
+    pub request_hash: String,
+    pub body: Bytes,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FromRequest<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, OPEN_API_BODY_BYTES_MAX)
+            .await
+            .map_err(|_| ApiError::invalid("请求体过大或无法读取"))?;
+        let bad = |why: &'static str| {
+            state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
+            ApiError::BadSignature(why)
+        };
+        let headers = &parts.headers;
+        let (Some(key_id), Some(timestamp), Some(nonce), Some(signature)) = (
+            header(headers, "x-kaquan-key"),
+            header(headers, "x-kaquan-timestamp"),
+            header(headers, "x-kaquan-nonce"),
+            header(headers, "x-kaquan-signature"),
+        ) else {
+            return Err(bad("缺少 X-Kaquan-Key/Timestamp/Nonce/Signature"));
+        };
+        if !signing::timestamp_is_fresh(timestamp, crate::now()) {
+            return Err(bad("时间戳与服务器时间相差超过 5 分钟"));
+        }
+        if !signing::nonce_is_well_formed(nonce) {
+            return Err(bad("nonce 须为 16–64 个字母、数字、- 或 _"));
+        }
+        let (merchant_id, secret) = match state.api_keys.get(key_id) {
+            Some(found) => found,
+            None => {
+                let key = state
+                    .store
+                    .find_api_key(key_id)
+                    .await?
+                    .ok_or_else(|| bad("未知或已停用的密钥"))?;
+                let secret = signing::open_api_secret(&state.master, &key)
+                    .ok_or_else(|| ApiError::Internal("an API key does not open".into()))?;
+                state.api_keys.put(key_id, key.merchant_id, secret.clone());
+                (key.merchant_id, secret)
+            }
+        };
+        let method = parts.method.as_str();
+        let path = parts.uri.path();
+        let canonical = signing::canonical_request(
+            method,
+            path,
+            parts.uri.query().unwrap_or(""),
+            timestamp,
+            nonce,
+            &body,
+        );
+        if !signing::signature_matches(&secret, &canonical, signature) {
+            return Err(bad("签名不正确"));
+        }
+        let idempotency_key = match header(headers, "idempotency-key") {
+            None => None,
+            Some(text) => Some(IdempotencyKey::parse(text).ok_or_else(|| {
+                ApiError::invalid("Idempotency-Key 须为 1–255 个可见 ASCII 字符")
+            })?),
+        };
+        let mut hashed = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+        hashed.extend_from_slice(method.as_bytes());
+        hashed.push(b'\n');
+        hashed.extend_from_slice(path.as_bytes());
+        hashed.push(b'\n');
+        hashed.extend_from_slice(&body);
+        Ok(Self {
+            merchant_id,
+            key_id: key_id.to_owned(),
+            nonce: nonce.to_owned(),
+            idempotency_key,
+            request_hash: signing::body_hash_hex(&hashed),
+            body,
+        })
+    }
+}
+
+impl Signed {
+    fn json<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::invalid(format!("请求体不是有效的 JSON：{e}")))
+    }
+
+    /// The guards of a value-changing call: its nonce and its (required) Idempotency-Key.
+    fn call(&self) -> ApiResult<ApiCall> {
+        let key = self.idempotency_key.clone().ok_or_else(|| {
+            ApiError::invalid("改变余额或发码的请求必须带 Idempotency-Key 请求头")
+        })?;
+        Ok(ApiCall {
+            nonce: Some(self.nonce_use()),
+            idempotency: Some(IdempotencyClaim {
+                key,
+                request_hash: self.request_hash.clone(),
+            }),
+        })
+    }
+
+    fn nonce_use(&self) -> NonceUse {
+        NonceUse {
+            api_key_id: self.key_id.clone(),
+            nonce: self.nonce.clone(),
+        }
+    }
+
+    /// Records the nonce of a read-only call.
+    async fn record_nonce(&self, state: &AppState) -> ApiResult<()> {
+        match state
+            .store
+            .record_nonce(self.merchant_id, &self.key_id, &self.nonce, crate::now())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::Refused(Refusal::NonceReused))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            staff_id: None,
+            label: format!("api:{}", self.key_id),
+        }
+    }
+}
+
+/// The answer to a guarded call: the effect's JSON (marked when replayed) or its refusal.
+fn respond<T, D: Serialize>(
+    called: Called<T>,
+    status: StatusCode,
+    dto: impl FnOnce(T) -> D,
+) -> ApiResult<Response> {
+    let value = called.result.map_err(ApiError::Refused)?;
+    let mut response = (status, Json(dto(value))).into_response();
+    if called.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// One ledger transaction as the open API and the console show it.
+#[derive(Serialize)]
+pub struct TransactionDto {
+    pub transaction_id: i64,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub amount_fen: i64,
+    pub balance_after_fen: i64,
+    pub reference: String,
+    pub reason: String,
+    pub channel: &'static str,
+    pub created_at: i64,
+    pub created_at_text: String,
+}
+
+impl TransactionDto {
+    pub fn new(t: &LedgerTransaction) -> Self {
+        Self {
+            transaction_id: t.id,
+            kind: t.kind.code(),
+            kind_label: t.kind.label_zh(),
+            amount_fen: t.amount_fen,
+            balance_after_fen: t.balance_after_fen,
+            reference: t.reference.clone(),
+            reason: t.reason.clone(),
+            channel: t.channel.code(),
+            created_at: t.created_at,
+            created_at_text: format_datetime(t.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct IssueOrderRequest {
+    pub order_id: String,
+    pub product_id: i64,
+    pub quantity: i64,
+    /// The buyer's id in the mall: their codes show in their order detail.
+    pub customer_id: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct IssuedCodeDto {
+    /// `ABCD-EFGH-JKMN-PQRS`.
+    pub code: String,
+    pub face_value_fen: i64,
+    pub valid_until: Option<i64>,
+    pub state: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct MallOrderDto {
+    pub order_id: String,
+    pub product_id: i64,
+    pub product_name: String,
+    pub quantity: i64,
+    pub codes: Vec<IssuedCodeDto>,
+}
+
+/// Issues the codes of a paid gift-card order; the same order again returns the same codes.
+async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
+    let request: IssueOrderRequest = signed.json()?;
+    let order_id = check_reference("order_id", &request.order_id).map_err(ApiError::invalid)?;
+    if !(1..=giftcard::ORDER_CODES_MAX).contains(&request.quantity) {
+        return Err(ApiError::invalid(format!(
+            "quantity 须为 1–{}",
+            giftcard::ORDER_CODES_MAX
+        )));
+    }
+    let customer = match request.customer_id.as_deref() {
+        Some(id) => Some(CustomerRef::External(
+            check_reference("customer_id", id).map_err(ApiError::invalid)?,
+        )),
+        None => None,
+    };
+    let call = signed.call()?;
+    let called = giftcard::issue_order_codes(
+        state.store.as_ref(),
+        &state.master,
+        &call,
+        IssueOrderCodesRequest {
+            merchant_id: signed.merchant_id,
+            order_id,
+            product_id: request.product_id,
+            quantity: request.quantity,
+            customer,
+            actor: signed.actor(),
+            now: crate::now(),
+        },
+    )
+    .await?;
+    let replayed = called.replayed;
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let merchant_id = signed.merchant_id;
+    let master = state.master.clone();
+    respond(called, status, move |order| MallOrderDto {
+        order_id: order.order_id,
+        product_id: order.product_id,
+        product_name: order.product_name,
+        quantity: order.quantity,
+        codes: order
+            .codes
+            .iter()
+            .map(|c| IssuedCodeDto {
+                code: c
+                    .sealed
+                    .as_deref()
+                    .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
+                    .map(|plain| group_code(&plain))
+                    .unwrap_or_default(),
+                face_value_fen: c.face_value_fen,
+                valid_until: c.valid_until,
+                state: c.state.code(),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RedeemRequest {
+    pub customer_id: String,
+    pub code: String,
+    /// The customer's own address, if the mall knows it: the per-client limit uses it.
+    pub client_ip: Option<String>,
+}
+
+/// Redeems a code into the customer's balance (created on first sight).
+async fn create_redemption(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
+    let request: RedeemRequest = signed.json()?;
+    let customer =
+        check_reference("customer_id", &request.customer_id).map_err(ApiError::invalid)?;
+    if request.code.len() > 64 {
+        return Err(ApiError::Refused(Refusal::CodeRefused));
+    }
+    let call = signed.call()?;
+    let settings = state
+        .store
+        .get_giftcard_settings(signed.merchant_id)
+        .await?;
+    if !settings.enabled {
+        return Err(ApiError::Conflict("礼品卡活动未开启".into()));
+    }
+    let client_key = match request.client_ip.as_deref().map(str::trim) {
+        Some(ip) if !ip.is_empty() && ip.len() <= 64 => format!("ip:{ip}"),
+        _ => format!("api-customer:{customer}"),
+    };
+    let called = giftcard::redeem_code(
+        state.store.as_ref(),
+        &state.master,
+        &settings,
+        &call,
+        CodeRedeemer {
+            merchant_id: signed.merchant_id,
+            customer: CustomerRef::External(customer),
+            client_key,
+            channel: Channel::Api,
+            actor: signed.actor(),
+            now: crate::now(),
+        },
+        &request.code,
+    )
+    .await?;
+    if !called.replayed {
+        state.metrics.count_redemption(&called.result);
+    }
+    respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
+}
+
+#[derive(Deserialize)]
+pub struct SpendRequest {
+    pub customer_id: String,
+    pub amount_fen: i64,
+    /// The mall's order or checkout id.
+    pub reference: String,
+}
+
+/// Spends balance (e.g. at checkout); never below zero.
+async fn create_spend(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
+    let request: SpendRequest = signed.json()?;
+    let customer =
+        check_reference("customer_id", &request.customer_id).map_err(ApiError::invalid)?;
+    let reference = check_reference("reference", &request.reference).map_err(ApiError::invalid)?;
+    let amount_fen = check_amount(request.amount_fen).map_err(ApiError::invalid)?;
+    let call = signed.call()?;
+    let called = state
+        .store
+        .post_ledger(
+            &call,
+            &LedgerOp::Spend(SpendBalance {
+                merchant_id: signed.merchant_id,
+                customer: CustomerRef::External(customer),
+                amount_fen,
+                reference,
+                actor: signed.actor(),
+                now: crate::now(),
+            }),
+        )
+        .await?;
+    respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
+}
+
+#[derive(Deserialize)]
+pub struct RefundRequest {
+    /// The `transaction_id` of the spend.
+    pub spend_id: i64,
+    pub amount_fen: i64,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Refunds all or part of a spend (never more than what is left of it).
+async fn create_refund(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
+    let request: RefundRequest = signed.json()?;
+    let amount_fen = check_amount(request.amount_fen).map_err(ApiError::invalid)?;
+    if request.reason.chars().count() > REASON_LENGTH_MAX {
+        return Err(ApiError::invalid(format!(
+            "reason 最多 {REASON_LENGTH_MAX} 个字"
+        )));
+    }
+    let call = signed.call()?;
+    let called = state
+        .store
+        .post_ledger(
+            &call,
+            &LedgerOp::Refund(RefundSpend {
+                merchant_id: signed.merchant_id,
+                spend_transaction_id: request.spend_id,
+                amount_fen,
+                reason: request.reason,
+                actor: signed.actor(),
+                now: crate::now(),
+            }),
+        )
+        .await?;
+    respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
+}
+
+#[derive(Deserialize)]
+pub struct LoginLinkRequest {
+    pub customer_id: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginLinkDto {
+    /// Open this in the customer's browser; it works once, for 5 minutes.
+    pub url: String,
+    pub expires_at: i64,
+}
+
+/// A short-lived, single-use link that signs the mall's customer in to the exchange centre.
+async fn create_login_link(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
+    let request: LoginLinkRequest = signed.json()?;
+    let external_id =
+        check_reference("customer_id", &request.customer_id).map_err(ApiError::invalid)?;
+    signed.record_nonce(&state).await?;
+    let now = crate::now();
+    let customer = state
+        .store
+        .ensure_customer(signed.merchant_id, &external_id, now)
+        .await?;
+    let token = signing::create_login_token(&state.master, signed.merchant_id, customer.id, now);
+    let url = format!(
+        "{}/m/{}/exchange/login?{}",
+        state.public_url,
+        signed.merchant_id,
+        serde_urlencoded::to_string([("token", token.as_str())]).unwrap_or_default()
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginLinkDto {
+            url,
+            expires_at: now + signing::LOGIN_LINK_SECONDS,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+pub struct BalanceDto {
+    pub customer_id: String,
+    pub balance_fen: i64,
+}
+
+async fn external_customer(
+    state: &AppState,
+    signed: &Signed,
+    external_id: &str,
+) -> ApiResult<kaquan_core::ledger::Customer> {
+    state
+        .store
+        .find_external_customer(signed.merchant_id, external_id)
+        .await?
+        .ok_or(ApiError::Refused(Refusal::CustomerNotFound))
+}
+
+async fn get_customer_balance(
+    State(state): State<AppState>,
+    Path(customer_id): Path<String>,
+    signed: Signed,
+) -> ApiResult<Json<BalanceDto>> {
+    signed.record_nonce(&state).await?;
+    let customer = external_customer(&state, &signed, &customer_id).await?;
+    Ok(Json(BalanceDto {
+        customer_id,
+        balance_fen: customer.balance_fen,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct StatementDto {
+    pub customer_id: String,
+    pub balance_fen: i64,
+    pub total: i64,
+    pub page: i64,
+    pub items: Vec<TransactionDto>,
+}
+
+async fn list_customer_statement(
+    State(state): State<AppState>,
+    Path(customer_id): Path<String>,
+    Query(query): Query<PageQuery>,
+    signed: Signed,
+) -> ApiResult<Json<StatementDto>> {
+    signed.record_nonce(&state).await?;
+    let customer = external_customer(&state, &signed, &customer_id).await?;
+    let page = Page::new(query.page, query.page_size);
+    let (items, total) = state
+        .store
+        .list_statement(signed.merchant_id, customer.id, page)
+        .await?;
+    Ok(Json(StatementDto {
+        customer_id,
+        balance_fen: customer.balance_fen,
+        total,
+        page: page.page,
+        items: items.iter().map(TransactionDto::new).collect(),
+    }))
+}
