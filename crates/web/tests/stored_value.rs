@@ -1,0 +1,1015 @@
+//! Stored value over HTTP on SQLite and PostgreSQL: the signed open API
+//! (issue, redeem, spend, refund, balance, statement, login links), its
+//! signature and idempotency rules, concurrency, and the console pages.
+
+mod common;
+
+use common::{Client, TestApp};
+use kaquan_core::signing;
+use serde_json::{json, Value};
+
+on_both_backends! {
+    the_mall_issues_codes_and_customers_redeem_spend_and_get_refunds => open_api_flow;
+    bad_signatures_stale_timestamps_and_reused_nonces_get_401 => signature_rules;
+    one_hundred_concurrent_replays_of_a_key_have_one_effect => concurrent_replays;
+    one_thousand_concurrent_redemptions_of_a_code_credit_once => concurrent_redemptions;
+    concurrent_spends_never_take_the_balance_below_zero => overspend_race;
+    a_login_link_signs_the_customer_in_once => login_links;
+    console_pages_create_export_delete_codes_and_adjust_balances => console_flow;
+}
+
+/// The merchant's mall: signs every request with its API key.
+pub struct Mall {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+pub struct Signed {
+    pub status: u16,
+    pub replayed: bool,
+    pub body: Value,
+}
+
+impl Mall {
+    pub async fn new(app: &TestApp) -> Self {
+        let owner = app.client("owner").await;
+        let (status, key) = owner
+            .post("/api/v1/api-keys", json!({"label": "商城"}))
+            .await;
+        assert_eq!(status, 201, "{key}");
+        Self {
+            http: reqwest::Client::new(),
+            base: app.base.clone(),
+            key_id: key["key_id"].as_str().unwrap().to_owned(),
+            secret: key["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Sends a signed request; `idempotency_key` only for POSTs.
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Signed {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let timestamp = kaquan_web::now().to_string();
+        let nonce = kaquan_core::secrets::random_token_hex(16);
+        self.send_raw(
+            method,
+            path,
+            query,
+            &timestamp,
+            &nonce,
+            &body,
+            idempotency_key,
+            &self.secret,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        timestamp: &str,
+        nonce: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+        secret: &str,
+    ) -> Signed {
+        let canonical =
+            signing::canonical_request(method, path, query, timestamp, nonce, body.as_bytes());
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .header("x-kaquan-key", &self.key_id)
+            .header("x-kaquan-timestamp", timestamp)
+            .header("x-kaquan-nonce", nonce)
+            .header("x-kaquan-signature", signing::sign(secret, &canonical))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let replayed = response.headers().get("idempotent-replayed").is_some();
+        Signed {
+            status,
+            replayed,
+            body: response.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, idempotency_key: &str) -> Signed {
+        self.send("POST", path, Some(&body), Some(idempotency_key))
+            .await
+    }
+}
+
+/// An offline batch of `n` codes of `face_value_fen`; returns the plaintext codes.
+pub async fn offline_codes(
+    app: &TestApp,
+    owner: &Client,
+    face_value_fen: i64,
+    n: i64,
+) -> Vec<String> {
+    let (status, template) = owner
+        .post(
+            "/api/v1/code-templates",
+            json!({"kind": "offline", "name": "线下卡", "face_value_fen": face_value_fen, "quantity": n}),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    let keys = app.master.merchant_keys(app.merchant_id, 1);
+    app.store
+        .codes_after(app.merchant_id, template["id"].as_i64().unwrap(), 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| kaquan_core::giftcard::open_code(&keys, c.sealed.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+async fn balance(mall: &Mall, customer: &str) -> i64 {
+    let reply = mall
+        .send(
+            "GET",
+            &format!("/open/v1/customers/{customer}/balance"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["balance_fen"].as_i64().unwrap()
+}
+
+async fn open_api_flow(app: TestApp) {
+    let owner = app.client("owner").await;
+    let mall = Mall::new(&app).await;
+    let (status, online) = owner
+        .post(
+            "/api/v1/code-templates",
+            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
+        )
+        .await;
+    assert_eq!(status, 201, "{online}");
+    let (status, product) = owner
+        .post(
+            "/api/v1/giftcard-products",
+            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{product}");
+    let order = json!({"order_id": "M-1001", "product_id": product["id"], "quantity": 2, "customer_id": "buyer-1"});
+    let issued = mall
+        .post("/open/v1/orders", order.clone(), "order-M-1001")
+        .await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let codes: Vec<String> = issued.body["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 2);
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.len() == 19 && c.matches('-').count() == 3),
+        "{codes:?}"
+    );
+    // The same order again: the same codes, nothing new (with the same key, or a new one).
+    let replay = mall
+        .post("/open/v1/orders", order.clone(), "order-M-1001")
+        .await;
+    assert_eq!((replay.status, replay.replayed), (200, true));
+    assert_eq!(replay.body, issued.body);
+    let again = mall.post("/open/v1/orders", order, "another-key").await;
+    assert_eq!(again.body["codes"], issued.body["codes"]);
+    let changed = mall
+        .post(
+            "/open/v1/orders",
+            json!({"order_id": "M-1001", "product_id": product["id"], "quantity": 3}),
+            "order-M-1001-b",
+        )
+        .await;
+    assert_eq!(
+        (changed.status, changed.body["error"]["code"].as_str()),
+        (409, Some("order_mismatch"))
+    );
+
+    // The buyer redeems one code; the second redemption of it is refused.
+    let redeemed = mall
+        .post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "buyer-1", "code": codes[0]}),
+            "r-1",
+        )
+        .await;
+    assert_eq!(redeemed.status, 201, "{}", redeemed.body);
+    assert_eq!(redeemed.body["balance_after_fen"], 20000);
+    let twice = mall
+        .post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "buyer-1", "code": codes[0]}),
+            "r-2",
+        )
+        .await;
+    assert_eq!(
+        (twice.status, twice.body["error"]["code"].as_str()),
+        (422, Some("code_refused"))
+    );
+    let unknown = mall
+        .post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "buyer-1", "code": "0000-0000-0000-0000"}),
+            "r-3",
+        )
+        .await;
+    assert_eq!(
+        unknown.body["error"], twice.body["error"],
+        "one answer for every wrong code"
+    );
+    let missing_key = mall
+        .send(
+            "POST",
+            "/open/v1/redemptions",
+            Some(&json!({"customer_id": "buyer-1", "code": codes[1]})),
+            None,
+        )
+        .await;
+    assert_eq!(missing_key.status, 422);
+
+    // Spend at checkout, never below zero; refund part of it.
+    let spend = mall
+        .post(
+            "/open/v1/spends",
+            json!({"customer_id": "buyer-1", "amount_fen": 15000, "reference": "checkout-9"}),
+            "s-1",
+        )
+        .await;
+    assert_eq!(
+        (spend.status, spend.body["balance_after_fen"].as_i64()),
+        (201, Some(5000))
+    );
+    let over = mall
+        .post(
+            "/open/v1/spends",
+            json!({"customer_id": "buyer-1", "amount_fen": 5001, "reference": "checkout-10"}),
+            "s-2",
+        )
+        .await;
+    assert_eq!(
+        (over.status, over.body["error"]["code"].as_str()),
+        (422, Some("insufficient_balance"))
+    );
+    let spend_id = spend.body["transaction_id"].as_i64().unwrap();
+    let refund = mall
+        .post(
+            "/open/v1/refunds",
+            json!({"spend_id": spend_id, "amount_fen": 10000, "reason": "退一件"}),
+            "f-1",
+        )
+        .await;
+    assert_eq!(
+        (refund.status, refund.body["balance_after_fen"].as_i64()),
+        (201, Some(15000))
+    );
+    let too_much = mall
+        .post(
+            "/open/v1/refunds",
+            json!({"spend_id": spend_id, "amount_fen": 5001}),
+            "f-2",
+        )
+        .await;
+    assert_eq!(
+        (too_much.status, too_much.body["error"]["code"].as_str()),
+        (422, Some("refund_exceeds_spend"))
+    );
+    let bad_amount = mall
+        .post(
+            "/open/v1/spends",
+            json!({"customer_id": "buyer-1", "amount_fen": -5, "reference": "x"}),
+            "s-3",
+        )
+        .await;
+    assert_eq!(bad_amount.status, 422);
+    assert_eq!(balance(&mall, "buyer-1").await, 15000);
+    let nobody = mall
+        .send("GET", "/open/v1/customers/nobody/balance", None, None)
+        .await;
+    assert_eq!(
+        (nobody.status, nobody.body["error"]["code"].as_str()),
+        (404, Some("customer_not_found"))
+    );
+    let statement = mall
+        .send(
+            "GET",
+            "/open/v1/customers/buyer-1/statement?page=1&page_size=2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(statement.status, 200, "{}", statement.body);
+    assert_eq!(statement.body["total"], 3);
+    assert_eq!(statement.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(statement.body["items"][0]["kind"], "refund");
+    // Staff see the customer, the used code and who used it.
+    let (_, customers) = owner.get("/api/v1/customers?search=buyer").await;
+    assert_eq!(customers["items"][0]["balance_fen"], 15000);
+    let (_, listed) = owner
+        .get(&format!("/api/v1/code-templates/{}/codes", online["id"]))
+        .await;
+    assert_eq!(listed["items"][0]["state"], "used");
+    assert_eq!(listed["items"][0]["customer_label"], "buyer-1");
+    assert_eq!(listed["items"][0]["order_id"], "M-1001");
+    assert!(listed["items"][0]["code_masked"]
+        .as_str()
+        .unwrap()
+        .starts_with("****-****-****-"));
+    let (_, metrics) = owner.get_bytes("/metrics").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("kaquan_code_redemptions_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kaquan_code_redemption_failures_total 2"),
+        "{metrics}"
+    );
+    assert!(app.store.verify().await.unwrap().is_empty());
+}
+
+async fn signature_rules(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let body = json!({"customer_id": "c1", "amount_fen": 1, "reference": "x"}).to_string();
+    let now = kaquan_web::now();
+    let fresh = || kaquan_core::secrets::random_token_hex(16);
+    let check = |reply: Signed, what: &str| {
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert!(
+            matches!(
+                reply.body["error"]["code"].as_str(),
+                Some("bad_signature" | "nonce_reused")
+            ),
+            "{what}: {}",
+            reply.body
+        );
+    };
+    check(
+        mall.send_raw(
+            "POST",
+            "/open/v1/spends",
+            "",
+            &now.to_string(),
+            &fresh(),
+            &body,
+            Some("k1"),
+            "wrong-secret",
+        )
+        .await,
+        "wrong secret",
+    );
+    check(
+        mall.send_raw(
+            "POST",
+            "/open/v1/spends",
+            "",
+            &(now - 301).to_string(),
+            &fresh(),
+            &body,
+            Some("k1"),
+            &mall.secret,
+        )
+        .await,
+        "stale timestamp",
+    );
+    check(
+        mall.send_raw(
+            "POST",
+            "/open/v1/spends",
+            "",
+            &(now + 301).to_string(),
+            &fresh(),
+            &body,
+            Some("k1"),
+            &mall.secret,
+        )
+        .await,
+        "future timestamp",
+    );
+    // An altered body: signed over one body, sent with another.
+    let canonical = signing::canonical_request(
+        "POST",
+        "/open/v1/spends",
+        "",
+        &now.to_string(),
+        "altered-body-nonce-1",
+        body.as_bytes(),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/open/v1/spends", app.base))
+        .header("x-kaquan-key", &mall.key_id)
+        .header("x-kaquan-timestamp", now.to_string())
+        .header("x-kaquan-nonce", "altered-body-nonce-1")
+        .header(
+            "x-kaquan-signature",
+            signing::sign(&mall.secret, &canonical),
+        )
+        .header("idempotency-key", "k1")
+        .body(body.replace("\"amount_fen\":1", "\"amount_fen\":100000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "altered body");
+    let unsigned = reqwest::Client::new()
+        .get(format!("{}/open/v1/customers/c1/balance", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    // A reused nonce: the first request counts, the replay of it does not.
+    let nonce = fresh();
+    let first = mall
+        .send_raw(
+            "GET",
+            "/open/v1/customers/c1/balance",
+            "",
+            &now.to_string(),
+            &nonce,
+            "",
+            None,
+            &mall.secret,
+        )
+        .await;
+    assert_eq!(first.status, 404, "c1 does not exist yet: {}", first.body);
+    check(
+        mall.send_raw(
+            "GET",
+            "/open/v1/customers/c1/balance",
+            "",
+            &now.to_string(),
+            &nonce,
+            "",
+            None,
+            &mall.secret,
+        )
+        .await,
+        "reused nonce on a read",
+    );
+    let codes = offline_codes(&app, &owner, 100, 1).await;
+    let redeem = json!({"customer_id": "c1", "code": codes[0]}).to_string();
+    let nonce = fresh();
+    let first = mall
+        .send_raw(
+            "POST",
+            "/open/v1/redemptions",
+            "",
+            &now.to_string(),
+            &nonce,
+            &redeem,
+            Some("k-redeem"),
+            &mall.secret,
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    check(
+        mall.send_raw(
+            "POST",
+            "/open/v1/redemptions",
+            "",
+            &now.to_string(),
+            &nonce,
+            &redeem,
+            Some("k-other"),
+            &mall.secret,
+        )
+        .await,
+        "reused nonce on a write",
+    );
+    // A query string is part of what is signed.
+    let canonical = signing::canonical_request(
+        "GET",
+        "/open/v1/customers/c1/statement",
+        "page=1",
+        &now.to_string(),
+        "query-nonce-000001",
+        b"",
+    );
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/open/v1/customers/c1/statement?page=2",
+            app.base
+        ))
+        .header("x-kaquan-key", &mall.key_id)
+        .header("x-kaquan-timestamp", now.to_string())
+        .header("x-kaquan-nonce", "query-nonce-000001")
+        .header(
+            "x-kaquan-signature",
+            signing::sign(&mall.secret, &canonical),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "altered query");
+    // A revoked key stops working at once on this node.
+    let (_, keys) = owner.get("/api/v1/api-keys").await;
+    let id = keys[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        owner
+            .post(&format!("/api/v1/api-keys/{id}/revoke"), json!({}))
+            .await
+            .0,
+        204
+    );
+    check(
+        mall.send("GET", "/open/v1/customers/c1/balance", None, None)
+            .await,
+        "revoked key",
+    );
+    let (_, metrics) = owner.get_bytes("/metrics").await;
+    assert!(!String::from_utf8(metrics)
+        .unwrap()
+        .contains("kaquan_open_api_bad_signatures_total 0"));
+}
+
+async fn concurrent_replays(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let codes = offline_codes(&app, &owner, 100_000, 1).await;
+    let credited = mall
+        .post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "c1", "code": codes[0]}),
+            "credit",
+        )
+        .await;
+    assert_eq!(credited.status, 201);
+    let body = json!({"customer_id": "c1", "amount_fen": 700, "reference": "order-7"});
+    let mall = &mall;
+    let replies = futures_util::future::join_all((0..100).map(|_| {
+        let body = body.clone();
+        async move { mall.post("/open/v1/spends", body, "spend-order-7").await }
+    }))
+    .await;
+    assert!(
+        replies.iter().all(|r| r.status == 201),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(replies.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(
+        replies.iter().all(|r| r.body == replies[0].body),
+        "identical responses"
+    );
+    assert_eq!(balance(mall, "c1").await, 100_000 - 700);
+    let other_body = mall
+        .post(
+            "/open/v1/spends",
+            json!({"customer_id": "c1", "amount_fen": 800, "reference": "order-7"}),
+            "spend-order-7",
+        )
+        .await;
+    assert_eq!(
+        (other_body.status, other_body.body["error"]["code"].as_str()),
+        (409, Some("idempotency_mismatch"))
+    );
+    assert_eq!(balance(mall, "c1").await, 100_000 - 700);
+}
+
+async fn concurrent_redemptions(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let (status, _) = owner
+        .send(reqwest::Method::PUT, "/api/v1/giftcard-settings", json!({
+            "enabled": true, "centre_entry": true, "attempt_limit": 1000, "centre_name": "礼品卡中心",
+            "share_title": "", "description": "", "phone_login": false
+        }))
+        .await;
+    assert_eq!(status, 200);
+    let codes = offline_codes(&app, &owner, 5_000, 1).await;
+    let mall = &mall;
+    let code = &codes[0];
+    let replies = futures_util::future::join_all((0..1000).map(|i| async move {
+        mall.post(
+            "/open/v1/redemptions",
+            json!({"customer_id": format!("c{}", i % 20), "code": code, "client_ip": format!("10.0.{}.{}", i / 250, i % 250)}),
+            &format!("redeem-{i}"),
+        )
+        .await
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 422),
+        "no 5xx: {statuses:?}"
+    );
+    let (_, customers) = owner.get("/api/v1/customers?page_size=200").await;
+    let total: i64 = customers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["balance_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 5_000);
+    assert!(app.store.verify().await.unwrap().is_empty());
+}
+
+async fn overspend_race(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let codes = offline_codes(&app, &owner, 10_000, 1).await;
+    assert_eq!(
+        mall.post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "c1", "code": codes[0]}),
+            "credit"
+        )
+        .await
+        .status,
+        201
+    );
+    let mall = &mall;
+    let replies = futures_util::future::join_all((0..400).map(|i| async move {
+        let amount = if i % 2 == 0 { 100 } else { 10_000 };
+        let reply = mall
+            .post(
+                "/open/v1/spends",
+                json!({"customer_id": "c1", "amount_fen": amount, "reference": format!("o{i}")}),
+                &format!("spend-{i}"),
+            )
+            .await;
+        (amount, reply)
+    }))
+    .await;
+    assert!(
+        replies
+            .iter()
+            .all(|(_, r)| r.status == 201 || r.status == 422),
+        "no 5xx"
+    );
+    let spent: i64 = replies
+        .iter()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(a, _)| a)
+        .sum();
+    assert!(spent <= 10_000);
+    let left = balance(mall, "c1").await;
+    assert!(left >= 0);
+    assert_eq!(left, 10_000 - spent);
+    assert!(app.store.verify().await.unwrap().is_empty());
+}
+
+fn customer_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn login_links(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let codes = offline_codes(&app, &owner, 8_800, 2).await;
+    let link = mall
+        .post(
+            "/open/v1/login-links",
+            json!({"customer_id": "shopper-5"}),
+            "link-1",
+        )
+        .await;
+    assert_eq!(link.status, 201, "{}", link.body);
+    let url = link.body["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!(
+        "{}/m/{}/exchange/login?token=",
+        app.base, app.merchant_id
+    )));
+    let browser = customer_browser();
+    let first = browser.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 303);
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // The link works once.
+    let again = customer_browser().get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 422);
+    let tampered = customer_browser()
+        .get(url.replace("token=", "token=9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 422);
+    let centre = browser
+        .get(app.url(&format!("/m/{}/exchange", app.merchant_id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(centre.contains("id=\"balance\">¥0.00"), "{centre}");
+    let csrf = centre
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let redeem = |code: String, csrf: String| {
+        let browser = browser.clone();
+        let url = app.url(&format!("/m/{}/exchange/redeem", app.merchant_id));
+        async move {
+            let response = browser
+                .post(url)
+                .form(&[("csrf", csrf), ("code", code)])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, page) = redeem(codes[0].to_lowercase(), csrf.clone()).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("兑换成功") && page.contains("¥88.00"),
+        "{page}"
+    );
+    let (status, page) = redeem(codes[0].clone(), csrf.clone()).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("兑换码无效或已被使用"));
+    let (status, _) = redeem(codes[1].clone(), "wrong".into()).await;
+    assert_eq!(status, 403, "csrf is checked");
+    let statement = browser
+        .get(app.url(&format!("/m/{}/exchange/balance", app.merchant_id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        statement.contains("兑换码兑换") && statement.contains("+88.00"),
+        "{statement}"
+    );
+    assert_eq!(balance(&mall, "shopper-5").await, 8_800);
+    // A session of one merchant does not open another merchant's centre.
+    let other = app
+        .store
+        .create_merchant("别家", kaquan_web::now())
+        .await
+        .unwrap();
+    let elsewhere = browser
+        .get(app.url(&format!("/m/{}/exchange/balance", other.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 303);
+}
+
+async fn console_flow(app: TestApp) {
+    let owner = app.client("owner").await;
+    let form = |path: &str, fields: Vec<(&'static str, String)>| {
+        let http = owner.http.clone();
+        let url = app.url(path);
+        let mut fields = fields;
+        fields.push(("csrf", owner.csrf.clone()));
+        async move {
+            let response = http.post(url).form(&fields).send().await.unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (status, location, response.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/giftcards/settings",
+        "/giftcards/codes?kind=online",
+        "/giftcards/codes?kind=offline",
+        "/giftcards/products",
+        "/customers",
+        "/settings/api-keys",
+    ] {
+        let (status, _) = owner.get_bytes(path).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, _, page) = form(
+        "/giftcards/codes",
+        vec![
+            ("kind", "offline".into()),
+            ("name", "春节卡".into()),
+            ("face_value", "50".into()),
+            ("valid_from", String::new()),
+            ("valid_until", "2099-12-31".into()),
+            ("quantity", "30".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    let (status, _, page) = form(
+        "/giftcards/codes",
+        vec![
+            ("kind", "offline".into()),
+            ("name", "坏".into()),
+            ("face_value", "abc".into()),
+            ("valid_from", String::new()),
+            ("valid_until", String::new()),
+            ("quantity", "3".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    let (_, templates) = owner.get("/api/v1/code-templates?kind=offline").await;
+    let template = &templates["items"][0];
+    assert_eq!(
+        (template["n_issued"].as_i64(), template["n_unused"].as_i64()),
+        (Some(30), Some(30))
+    );
+    let id = template["id"].as_i64().unwrap();
+    let (status, page) = owner.get_bytes(&format!("/giftcards/codes/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(page)
+        .unwrap()
+        .contains("30 个未兑换的兑换码"));
+    // The export holds the whole codes, read back with a real xlsx reader.
+    let (status, bytes) = owner
+        .get_bytes(&format!("/giftcards/codes/{id}/export"))
+        .await;
+    assert_eq!(status, 200);
+    let path = app.dir.join("codes.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    let rows = read_xlsx(&path);
+    assert_eq!(rows.len(), 31);
+    assert_eq!(rows[0][0], "兑换码");
+    let first_code = rows[1][0].clone();
+    assert!(
+        kaquan_core::giftcard::Code::parse(&first_code).is_some(),
+        "{first_code}"
+    );
+    assert!(rows[1][7].ends_with(&format!(
+        "/m/{}/exchange#code={first_code}",
+        app.merchant_id
+    )));
+    let (audit, _) = app
+        .store
+        .list_audit(app.merchant_id, kaquan_core::store::Page::default())
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|a| a.entry.action == "export_codes"));
+    // A card manager without 导出卡密码 cannot export the codes.
+    app.add_staff("clerk", "order_clerk").await;
+    let clerk = app.client("clerk").await;
+    assert_eq!(
+        clerk
+            .get_bytes(&format!("/giftcards/codes/{id}/export"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(clerk.get_bytes("/customers").await.0, 403);
+    // Deleting asks for the confirmation that names the unused codes.
+    let (status, _, _) = form(
+        &format!("/giftcards/codes/{id}/delete"),
+        vec![("confirm_unused", "30".into())],
+    )
+    .await;
+    assert_eq!(status, 422, "unticked confirmation");
+    let (status, _, _) = form(
+        &format!("/giftcards/codes/{id}/delete"),
+        vec![("confirm_unused", "29".into()), ("confirmed", "on".into())],
+    )
+    .await;
+    assert_eq!(status, 409, "a stale count");
+    let (status, location, _) = form(
+        &format!("/giftcards/codes/{id}/delete"),
+        vec![("confirm_unused", "30".into()), ("confirmed", "on".into())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        location.unwrap().contains("%E4%BD%9C%E5%BA%9F+30"),
+        "作废 30"
+    );
+    // Settings are validated.
+    let (status, _, _) = form(
+        "/giftcards/settings",
+        vec![
+            ("enabled", "on".into()),
+            ("attempt_limit", "0".into()),
+            ("centre_name", "礼品卡中心".into()),
+            ("share_title", String::new()),
+            ("description", String::new()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _, _) = form(
+        "/giftcards/settings",
+        vec![
+            ("enabled", "on".into()),
+            ("phone_login", "on".into()),
+            ("attempt_limit", "3".into()),
+            ("centre_name", "我的礼品卡".into()),
+            ("share_title", "送你礼品卡".into()),
+            ("description", "兑换后可在商城消费".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, settings) = owner.get("/api/v1/giftcard-settings").await;
+    assert_eq!(
+        (
+            settings["attempt_limit"].as_i64(),
+            settings["phone_login"].as_bool()
+        ),
+        (Some(3), Some(true))
+    );
+    // Balances are adjusted by hand with a reason; a double click adjusts once.
+    let customer = app
+        .store
+        .ensure_customer(app.merchant_id, "vip-1", kaquan_web::now())
+        .await
+        .unwrap();
+    let adjust = vec![
+        ("direction", "credit".to_owned()),
+        ("amount", "12.5".into()),
+        ("reason", "补偿".into()),
+        ("form_key", "k-1".into()),
+    ];
+    let path = format!("/customers/{}/adjust", customer.id);
+    assert_eq!(form(&path, adjust.clone()).await.0, 303);
+    assert_eq!(form(&path, adjust).await.0, 303);
+    let debit = vec![
+        ("direction", "debit".to_owned()),
+        ("amount", "20".into()),
+        ("reason", "误充".into()),
+        ("form_key", "k-2".into()),
+    ];
+    assert_eq!(form(&path, debit).await.0, 422, "never below zero");
+    let (status, statement) = owner
+        .get(&format!("/api/v1/customers/{}/statement", customer.id))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(statement["total"], 1);
+    assert_eq!(statement["items"][0]["amount_fen"], 1250);
+    assert_eq!(statement["items"][0]["reason"], "补偿");
+    let (status, page) = owner
+        .get_bytes(&format!("/customers/{}", customer.id))
+        .await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(page).unwrap().contains("¥12.50"));
+    let (status, adjusted) = owner
+        .post(
+            &format!("/api/v1/customers/{}/adjustments", customer.id),
+            json!({"delta_fen": -250, "reason": "扣回"}),
+        )
+        .await;
+    assert_eq!(
+        (status, adjusted["balance_after_fen"].as_i64()),
+        (201, Some(1000))
+    );
+    // API keys: two at once, the secret shown once.
+    let (status, _, page) = form("/settings/api-keys", vec![("label", "商城".into())]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"created-secret\""));
+    assert_eq!(form("/settings/api-keys", vec![]).await.0, 200);
+    assert_eq!(form("/settings/api-keys", vec![]).await.0, 409);
+    assert!(app.store.verify().await.unwrap().is_empty());
+}
+
+fn read_xlsx(path: &std::path::Path) -> Vec<Vec<String>> {
+    use calamine::{open_workbook, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(path).unwrap();
+    let sheet = workbook.sheet_names()[0].clone();
+    let range = workbook.worksheet_range(&sheet).unwrap();
+    range
+        .rows()
+        .map(|row| row.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
