@@ -1,4 +1,4 @@
-//! The OpenAPI document of `/api/v1`, built from one table of operations so
+//! The OpenAPI document of `/api/v1` and the signed `/open/v1`, built from one table of operations so
 //! that ids follow `<verb>_<resource>` and the snapshot test sees every change.
 
 use crate::AppState;
@@ -58,6 +58,28 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("put", "/api/v1/roles/{role_id}", "update_role", "Change a role's label and permissions", "staff.manage"),
     ("get", "/api/v1/audit-log", "list_audit_log", "The audit log, newest first, paged", "audit.view"),
     ("get", "/api/v1/audit-log/{audit_id}/deleted-cards", "list_deleted_cards", "The card numbers one delete removed", "audit.view"),
+    ("get", "/api/v1/giftcard-settings", "get_giftcard_settings", "礼品卡设置", "giftcards.manage"),
+    ("put", "/api/v1/giftcard-settings", "update_giftcard_settings", "Change 礼品卡设置 (activity switch, personal-centre entry, attempt limit, centre name, share title, description, phone login)", "giftcards.manage"),
+    ("get", "/api/v1/code-templates", "list_code_templates", "线上/线下兑换码 (kind=online|offline) with issued, used and unused counts", "giftcards.manage"),
+    ("post", "/api/v1/code-templates", "create_code_template", "Add a code template: kind, name, face_value_fen, valid_from, valid_until; offline also quantity (codes generated at once)", "giftcards.manage"),
+    ("get", "/api/v1/code-templates/{template_id}/codes", "list_codes", "兑换记录 / 查看所有: every code's state, who redeemed it and when (codes masked)", "giftcards.manage"),
+    ("post", "/api/v1/code-templates/{template_id}/delete", "delete_code_template", "Delete a template and void its unused codes; confirm_unused must equal the current unused count", "giftcards.manage"),
+    ("get", "/api/v1/giftcard-products", "list_giftcard_products", "礼品卡商品", "giftcards.manage"),
+    ("post", "/api/v1/giftcard-products", "create_giftcard_product", "Add a gift-card product linked to an online code template (关联兑换码)", "giftcards.manage"),
+    ("put", "/api/v1/giftcard-products/{product_id}", "update_giftcard_product", "Change a gift-card product or put it on/off the shelf", "giftcards.manage"),
+    ("get", "/api/v1/customers", "list_customers", "Customers with their balances (search by mall id, phone or nickname)", "balances.view"),
+    ("get", "/api/v1/customers/{customer_id}/statement", "list_customer_statement", "余额明细 of a customer, newest first", "balances.view"),
+    ("post", "/api/v1/customers/{customer_id}/adjustments", "create_balance_adjustment", "Adjust a balance by delta_fen with a reason (never below zero); optional Idempotency-Key header", "balances.adjust"),
+    ("get", "/api/v1/api-keys", "list_api_keys", "The merchant's open-API keys", "api_keys.manage"),
+    ("post", "/api/v1/api-keys", "create_api_key", "Create an API key; the answer holds its secret, shown only once (two may be active)", "api_keys.manage"),
+    ("post", "/api/v1/api-keys/{id}/revoke", "revoke_api_key", "Stop accepting requests signed with a key", "api_keys.manage"),
+    ("post", "/open/v1/orders", "create_order_codes", "A paid gift-card order (order_id, product_id, quantity, customer_id?): issues that many codes and returns them; the same order again returns the same codes", "signed"),
+    ("post", "/open/v1/redemptions", "create_redemption", "Redeem a code (customer_id, code, client_ip?) into the customer's balance", "signed"),
+    ("post", "/open/v1/spends", "create_spend", "Spend balance (customer_id, amount_fen, reference); never below zero", "signed"),
+    ("post", "/open/v1/refunds", "create_refund", "Refund all or part of a spend (spend_id, amount_fen, reason?); never more than is left of it", "signed"),
+    ("post", "/open/v1/login-links", "create_login_link", "A single-use, 5-minute link that signs the mall's customer in to the exchange centre", "signed"),
+    ("get", "/open/v1/customers/{customer_id}/balance", "get_customer_balance", "A customer's balance by the mall's customer id", "signed"),
+    ("get", "/open/v1/customers/{customer_id}/statement", "list_customer_statement_signed", "A customer's 余额明细 by the mall's customer id (page, page_size)", "signed"),
 ];
 
 pub fn document() -> Value {
@@ -71,15 +93,32 @@ pub fn document() -> Value {
                 "default": {"description": "Error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });
-        let parameters: Vec<Value> = path
+        let signed = path.starts_with("/open/");
+        // The open API names customers by the mall's own (string) ids.
+        let id_type = if signed { "string" } else { "integer" };
+        let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": id_type}}))
             .collect();
+        if signed {
+            for header in [
+                "X-Kaquan-Key",
+                "X-Kaquan-Timestamp",
+                "X-Kaquan-Nonce",
+                "X-Kaquan-Signature",
+            ] {
+                parameters.push(json!({"name": header, "in": "header", "required": true, "schema": {"type": "string"}}));
+            }
+            if *method == "post" {
+                parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": *operation_id != "create_login_link", "schema": {"type": "string", "maxLength": 255}}));
+            }
+            operation["security"] = json!([{"signature": []}]);
+        }
         if !parameters.is_empty() {
             operation["parameters"] = Value::Array(parameters);
         }
-        if *method != "get" && *method != "delete" && *operation_id != "create_session" {
+        if !signed && *method != "get" && *method != "delete" && *operation_id != "create_session" {
             operation["parameters"] = {
                 let mut p = operation
                     .get("parameters")
@@ -108,7 +147,10 @@ pub fn document() -> Value {
                     }}}
                 }
             },
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session"}}
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session"},
+                "signature": {"type": "apiKey", "in": "header", "name": "X-Kaquan-Signature", "description": "HMAC-SHA256 (hex) with the API secret over METHOD\\nPATH\\nQUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body)); see the README"}
+            }
         },
         "security": [{"session": []}]
     })

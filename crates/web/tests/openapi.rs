@@ -47,7 +47,8 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "link",
                 "check",
                 "cancel",
-                "ship"
+                "ship",
+                "revoke"
             ]
             .contains(&verb),
             "{operation_id}"
@@ -70,7 +71,11 @@ async fn every_documented_operation_is_routed() {
                 .replace("{audit_id}", "1")
                 .replace("{goods_id}", "1")
                 .replace("{image_id}", "1")
-                .replace("{order_id}", "1"),
+                .replace("{order_id}", "1")
+                .replace("{template_id}", "1")
+                .replace("{product_id}", "1")
+                .replace("{customer_id}", "1")
+                .replace("{id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let status = http.request(method, url).send().await.unwrap().status();
