@@ -398,3 +398,98 @@ async fn staff_hand_over_in_store_and_ship_orders_inline_and_from_a_file() {
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     browser.screenshot(&shots.join("orders-desktop.png")).await;
 }
+
+/// A customer on a phone: signed in by the mall's login link, redeems a
+/// gift-card code (filled in from a scanned QR link), sees the statement, and
+/// finds the used code struck through in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
+    use serde_json::json;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let m = app.merchant_id;
+    let owner = app.client("owner").await;
+    let mall = common::Mall::new(&app).await;
+    let (_, online) = owner
+        .post(
+            "/api/v1/code-templates",
+            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
+        )
+        .await;
+    let (_, product) = owner
+        .post(
+            "/api/v1/giftcard-products",
+            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
+        )
+        .await;
+    let order = mall
+        .post(
+            "/open/v1/orders",
+            json!({"order_id": "M-77", "product_id": product["id"], "quantity": 2, "customer_id": "shopper-9"}),
+            "order-M-77",
+        )
+        .await;
+    assert_eq!(order.status, 201, "{}", order.body);
+    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+    let link = mall
+        .post(
+            "/open/v1/login-links",
+            json!({"customer_id": "shopper-9"}),
+            "link",
+        )
+        .await;
+    let url = link.body["url"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    browser.goto(&url).await;
+    browser.wait_for_text("#balance", "¥0.00").await;
+    assert!(browser
+        .current_url()
+        .await
+        .ends_with(&format!("/m/{m}/exchange")));
+    // Scanning the card's QR code opens the centre with the code filled in.
+    browser
+        .goto(&app.url(&format!("/m/{m}/exchange#code={code}")))
+        .await;
+    let filled = browser
+        .execute("return document.getElementById('code').value;")
+        .await;
+    assert_eq!(filled.as_str(), Some(code.as_str()));
+    browser.click("#redeem-button").await;
+    browser.wait_for_text("#redeem-done", "兑换成功").await;
+    browser.wait_for_text("#balance", "¥200.00").await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser
+        .screenshot(&shots.join("exchange-phone-redeemed.png"))
+        .await;
+    // Redeeming it again is refused with the one message.
+    browser.type_into("#code", &code).await;
+    browser.click("#redeem-button").await;
+    browser
+        .wait_for_text("#redeem-error", "兑换码无效或已被使用")
+        .await;
+    browser.click("#statement-link").await;
+    browser.wait_for_text("#statement", "+200.00").await;
+    browser.wait_for_text("#statement", "兑换码兑换").await;
+    browser
+        .goto(&app.url(&format!("/m/{m}/exchange/orders")))
+        .await;
+    browser.wait_for_text("del.code.used", &code).await;
+    let unused = browser.text("code.code.unused").await;
+    assert_eq!(unused, order.body["codes"][1]["code"].as_str().unwrap());
+    let struck = browser
+        .execute(
+            "return getComputedStyle(document.querySelector('del.code.used')).textDecorationLine;",
+        )
+        .await;
+    assert_eq!(struck.as_str(), Some("line-through"));
+    let overflow = browser
+        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "no sideways scrolling on a phone"
+    );
+    browser
+        .screenshot(&shots.join("exchange-phone-orders.png"))
+        .await;
+}

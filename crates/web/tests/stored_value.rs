@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{Client, TestApp};
+use common::{Client, Mall, Signed, TestApp};
 use kaquan_core::signing;
-use serde_json::{json, Value};
+use serde_json::json;
 
 on_both_backends! {
     the_mall_issues_codes_and_customers_redeem_spend_and_get_refunds => open_api_flow;
@@ -16,109 +16,6 @@ on_both_backends! {
     concurrent_spends_never_take_the_balance_below_zero => overspend_race;
     a_login_link_signs_the_customer_in_once => login_links;
     console_pages_create_export_delete_codes_and_adjust_balances => console_flow;
-}
-
-/// The merchant's mall: signs every request with its API key.
-pub struct Mall {
-    pub http: reqwest::Client,
-    pub base: String,
-    pub key_id: String,
-    pub secret: String,
-}
-
-pub struct Signed {
-    pub status: u16,
-    pub replayed: bool,
-    pub body: Value,
-}
-
-impl Mall {
-    pub async fn new(app: &TestApp) -> Self {
-        let owner = app.client("owner").await;
-        let (status, key) = owner
-            .post("/api/v1/api-keys", json!({"label": "商城"}))
-            .await;
-        assert_eq!(status, 201, "{key}");
-        Self {
-            http: reqwest::Client::new(),
-            base: app.base.clone(),
-            key_id: key["key_id"].as_str().unwrap().to_owned(),
-            secret: key["secret"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Sends a signed request; `idempotency_key` only for POSTs.
-    pub async fn send(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        body: Option<&Value>,
-        idempotency_key: Option<&str>,
-    ) -> Signed {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let timestamp = kaquan_web::now().to_string();
-        let nonce = kaquan_core::secrets::random_token_hex(16);
-        self.send_raw(
-            method,
-            path,
-            query,
-            &timestamp,
-            &nonce,
-            &body,
-            idempotency_key,
-            &self.secret,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub async fn send_raw(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        timestamp: &str,
-        nonce: &str,
-        body: &str,
-        idempotency_key: Option<&str>,
-        secret: &str,
-    ) -> Signed {
-        let canonical =
-            signing::canonical_request(method, path, query, timestamp, nonce, body.as_bytes());
-        let url = if query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{query}", self.base)
-        };
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), url)
-            .header("x-kaquan-key", &self.key_id)
-            .header("x-kaquan-timestamp", timestamp)
-            .header("x-kaquan-nonce", nonce)
-            .header("x-kaquan-signature", signing::sign(secret, &canonical))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let replayed = response.headers().get("idempotent-replayed").is_some();
-        Signed {
-            status,
-            replayed,
-            body: response.json().await.unwrap_or(Value::Null),
-        }
-    }
-
-    pub async fn post(&self, path: &str, body: Value, idempotency_key: &str) -> Signed {
-        self.send("POST", path, Some(&body), Some(idempotency_key))
-            .await
-    }
 }
 
 /// An offline batch of `n` codes of `face_value_fen`; returns the plaintext codes.
