@@ -750,3 +750,242 @@ async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_orde
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// An API key and one offline code of ¥50 made through the CLI: (key_id, secret, code).
+fn key_and_code(env: &Env) -> (String, String, String) {
+    let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
+    let template = env.json(&[
+        "codes",
+        "generate",
+        "--name",
+        "春节卡",
+        "--face-value",
+        "50",
+        "--quantity",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(template["n_codes"], 1);
+    let xlsx = env.dir.join("codes.xlsx");
+    env.run(&[
+        "codes",
+        "export",
+        "--template",
+        &template["template_id"].to_string(),
+        "--output",
+        xlsx.to_str().unwrap(),
+    ]);
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
+    let sheet = workbook.sheet_names()[0].clone();
+    let range = workbook.worksheet_range(&sheet).unwrap();
+    let code = range.get((1, 0)).unwrap().to_string();
+    assert_eq!(code.len(), 19, "{code}");
+    (
+        key["key_id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+        code,
+    )
+}
+
+/// Signs and sends one open-API POST as the README describes.
+async fn signed_post(
+    http: &reqwest::Client,
+    address: &str,
+    (key_id, secret): (&str, &str),
+    path: &str,
+    body: &Value,
+    idempotency_key: &str,
+) -> (u16, Value) {
+    let body = body.to_string();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let nonce = kaquan_core::secrets::random_token_hex(16);
+    let canonical = kaquan_core::signing::canonical_request(
+        "POST",
+        path,
+        "",
+        &timestamp,
+        &nonce,
+        body.as_bytes(),
+    );
+    let response = http
+        .post(format!("http://{address}{path}"))
+        .header("content-type", "application/json")
+        .header("x-kaquan-key", key_id)
+        .header("x-kaquan-timestamp", timestamp)
+        .header("x-kaquan-nonce", nonce)
+        .header(
+            "x-kaquan-signature",
+            kaquan_core::signing::sign(secret, &canonical),
+        )
+        .header("idempotency-key", idempotency_key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_thousand_redemptions_of_one_code_through_two_servers_on_postgres_credit_once() {
+    let env = Env::postgres().await;
+    let (env, (key_id, secret, code)) = tokio::task::spawn_blocking(move || {
+        env.setup();
+        let made = key_and_code(&env);
+        (env, made)
+    })
+    .await
+    .unwrap();
+    let (mut first, first_address) = start_server(&env);
+    let (mut second, second_address) = start_server(&env);
+    let http = reqwest::Client::new();
+    let attempts = (0..1000).map(|i| {
+        let address = if i % 2 == 0 {
+            &first_address
+        } else {
+            &second_address
+        };
+        let body = serde_json::json!({
+            "customer_id": format!("u{}", i % 25),
+            "code": code,
+            "client_ip": format!("10.1.{}.{}", i / 200, i % 200),
+        });
+        let (http, key_id, secret) = (&http, &key_id, &secret);
+        async move {
+            signed_post(
+                http,
+                address,
+                (key_id, secret),
+                "/open/v1/redemptions",
+                &body,
+                &format!("redeem-{i}"),
+            )
+            .await
+            .0
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    first.kill().unwrap();
+    second.kill().unwrap();
+    first.wait().unwrap();
+    second.wait().unwrap();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 422),
+        "no 5xx: {statuses:?}"
+    );
+    let (client, connection) = tokio_postgres_connect(&env.url).await;
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*), COALESCE(SUM(amount_fen), 0)::BIGINT FROM ledger_transactions WHERE kind = 'redeem'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 5000));
+    tokio::task::spawn_blocking(move || env.run(&["verify"]))
+        .await
+        .unwrap();
+}
+
+/// Runs the README's curl + openssl example against a real server.
+fn run_readme_example(address: &str, key_id: &str, secret: &str, code: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let block = readme
+        .split("<!-- open-api-example:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- open-api-example:end -->").next())
+        .expect("the README holds the open-API example");
+    let script = block
+        .lines()
+        .filter(|line| !line.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = Command::new("bash")
+        .arg("-euc")
+        .arg(&script)
+        .env("KAQUAN", format!("http://{address}"))
+        .env("KEY_ID", key_id)
+        .env("SECRET", secret)
+        .env("CODE", code)
+        .output()
+        .expect("bash, curl and openssl are installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn readme_example_then_corrupt_a_balance(env: Env, corrupt: impl FnOnce(&Env)) {
+    env.setup();
+    let (key_id, secret, code) = key_and_code(&env);
+    let (mut server, address) = start_server(&env);
+    let answer = run_readme_example(&address, &key_id, &secret, &code);
+    let again = run_readme_example(&address, &key_id, &secret, &code);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
+    assert_eq!(answer["balance_after_fen"], 5000, "{answer}");
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again, answer, "the same Idempotency-Key replays the answer");
+    env.run(&["verify"]);
+    corrupt(&env);
+    let output = env.command(&["verify"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("customer balances differ from the sum of their postings"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balance_on_sqlite() {
+    readme_example_then_corrupt_a_balance(Env::sqlite(), |env| {
+        let connection = rusqlite::Connection::open(env.dir.join("kaquan.db")).unwrap();
+        connection
+            .execute(
+                "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'",
+                [],
+            )
+            .unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balance_on_postgres() {
+    let env = Env::postgres().await;
+    let url = env.url.clone();
+    tokio::task::spawn_blocking(move || {
+        readme_example_then_corrupt_a_balance(env, move |_| {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres_connect(&url).await;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(
+                        "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'",
+                    )
+                    .await
+                    .unwrap();
+            });
+        })
+    })
+    .await
+    .unwrap();
+}
