@@ -125,11 +125,11 @@ pub enum CodesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Export a template's codes in plaintext to xlsx for the print shop (audited).
+    /// Export a template's codes in plaintext for the print shop (audited).
     Export {
         #[arg(long)]
         template: i64,
-        /// The .xlsx file to write.
+        /// The file to write: `.csv` writes CSV (code, face value, state), anything else xlsx.
         #[arg(long)]
         output: PathBuf,
     },
@@ -1238,15 +1238,22 @@ async fn codes_command(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            let (bytes, n_codes) = kaquan_web::giftcards::codes_workbook(
-                store,
-                master,
-                &public_url,
-                merchant_id,
-                template,
-            )
-            .await
-            .map_err(|e| anyhow!("{}", e.public_message()))?;
+            let csv = output
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let (bytes, n_codes) = if csv {
+                codes_csv(store, master, merchant_id, template).await?
+            } else {
+                kaquan_web::giftcards::codes_workbook(
+                    store,
+                    master,
+                    &public_url,
+                    merchant_id,
+                    template,
+                )
+                .await
+                .map_err(|e| anyhow!("{}", e.public_message()))?
+            };
             std::fs::write(&output, bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             store
@@ -1265,6 +1272,40 @@ async fn codes_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A template's codes as CSV: code, face value in yuan, state.
+async fn codes_csv(
+    store: &dyn Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    template_id: i64,
+) -> anyhow::Result<(Vec<u8>, i64)> {
+    use kaquan_core::giftcard::{group_code, open_code};
+    let mut text = String::from("兑换码,面额,状态\n");
+    let (mut after, mut n_codes) = (0, 0);
+    loop {
+        let page = store
+            .codes_after(merchant_id, template_id, after, 1000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for c in &page {
+            let plain = c
+                .sealed
+                .as_deref()
+                .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
+                .map(|p| group_code(&p))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "{plain},{},{}\n",
+                kaquan_core::money::format_yuan(c.face_value_fen),
+                c.state.label_zh()
+            ));
+            n_codes += 1;
+        }
+    }
+    Ok((text.into_bytes(), n_codes))
 }
 
 #[cfg(test)]
