@@ -7,6 +7,12 @@
 //! - `floor-postgres ROWS URL`: the same rows with binary COPY (tokio-postgres).
 //! - `floor-xlsx ROWS PATH`: write the export's cells with rust_xlsxwriter
 //!   in constant-memory mode.
+//! - `floor-redeem-sqlite N PATH`: N redemptions, each the guarded code update,
+//!   the balance update and the ledger insert (transaction + two postings),
+//!   from 64 concurrent clients through one writer thread that commits
+//!   groups of up to 64 (WAL, synchronous=FULL).
+//! - `floor-redeem-postgres N URL`: the same statements, one transaction per
+//!   redemption, from 16 connections.
 //!
 //! Each prints one JSON line with the seconds the measured part took.
 
@@ -19,6 +25,8 @@ use kaquan_core::store::Store;
 use kaquan_core::usecases::start_generated_batch;
 use std::collections::HashSet;
 use std::time::Instant;
+
+mod redeem_floor;
 
 fn spec(rows: i64) -> BatchSpec {
     BatchSpec::new(BatchFields {
@@ -196,7 +204,7 @@ fn floor_xlsx(rows: i64, path: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx ROWS PATH_OR_URL";
+    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres ROWS PATH_OR_URL";
     let (Some(command), Some(rows), Some(target)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -206,6 +214,8 @@ fn main() {
         "floor-sqlite" => floor_sqlite(rows, target),
         "floor-postgres" => floor_postgres(rows, target),
         "floor-xlsx" => floor_xlsx(rows, target),
+        "floor-redeem-sqlite" => redeem_floor::sqlite(rows, target),
+        "floor-redeem-postgres" => redeem_floor::postgres(rows, target),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);

@@ -307,23 +307,24 @@ fn redeem(
     };
     let customer_key = format!("code-customer:{customer_id}");
     let client_key = format!("code-client:{}", op.client_key);
-    for key in [&customer_key, &client_key] {
-        let (n, oldest): (i64, Option<i64>) = conn
-            .prepare_cached(
-                "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![merchant_id, key, op.attempts_since], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-            })
-            .map_err(map_err)?;
-        if n >= op.attempt_limit {
-            let oldest = oldest.unwrap_or(op.now);
-            return Ok(Err(Refusal::Locked {
-                retry_after_seconds: (oldest - op.attempts_since).max(1),
-            }));
-        }
+    // Both limits in one query: (failures, oldest failure) per key.
+    let counts: Vec<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT key, count(*), MIN(at) FROM attempt_failures \
+             WHERE merchant_id = ?1 AND key IN (?2, ?3) AND at >= ?4 GROUP BY key",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![merchant_id, customer_key, client_key, op.attempts_since],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect()
+        })
+        .map_err(map_err)?;
+    if let Some((_, _, oldest)) = counts.iter().find(|(_, n, _)| *n >= op.attempt_limit) {
+        return Ok(Err(Refusal::Locked {
+            retry_after_seconds: (oldest - op.attempts_since).max(1),
+        }));
     }
     let used: Option<(i64, i64)> = conn
         .prepare_cached(

@@ -256,7 +256,10 @@ async fn redeem_form(
         view.error = Some("礼品卡活动未开启".into());
         return Ok(render_centre(&state, view, StatusCode::CONFLICT));
     }
-    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    let settings = state
+        .giftcard_settings
+        .get(state.store.as_ref(), merchant_id)
+        .await?;
     let called = giftcard::redeem_code(
         state.store.as_ref(),
         &state.master,

@@ -50,6 +50,8 @@ pub struct AppState {
     pub api_keys: Arc<open_api::ApiKeyCache>,
     /// Counters for alerting (`/metrics`).
     pub metrics: Arc<open_api::Metrics>,
+    /// 礼品卡设置 this node read recently (every redemption needs them).
+    pub giftcard_settings: Arc<giftcards::SettingsCache>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             secure_cookies,
             api_keys: Arc::default(),
             metrics: Arc::default(),
+            giftcard_settings: Arc::default(),
         }
     }
 }

@@ -437,8 +437,8 @@ async fn create_redemption(State(state): State<AppState>, signed: Signed) -> Api
     }
     let call = signed.call()?;
     let settings = state
-        .store
-        .get_giftcard_settings(signed.merchant_id)
+        .giftcard_settings
+        .get(state.store.as_ref(), signed.merchant_id)
         .await?;
     if !settings.enabled {
         return Err(ApiError::Conflict("礼品卡活动未开启".into()));

@@ -90,7 +90,8 @@ CREATE TABLE codes (
 );
 -- One row per code, whatever the concurrency; also the redeem lookup.
 CREATE UNIQUE INDEX codes_digest ON codes (merchant_id, digest);
-CREATE INDEX codes_template ON codes (template_id, state);
+-- Not on state: a redemption then changes no index entry of this table.
+CREATE INDEX codes_template ON codes (template_id, id);
 CREATE INDEX codes_mall_order ON codes (mall_order_id) WHERE mall_order_id IS NOT NULL;
 
 -- Customer accounts cache their balance (floor zero); the merchant-side
