@@ -36,6 +36,12 @@ start_server() { # $1 = label, then kaquan args; sets ADDRESS
   done
 }
 
+stop_servers() {
+  kill "${SERVERS[@]}" 2>/dev/null || true
+  for s in "${SERVERS[@]}"; do wait "$s" 2>/dev/null || true; done
+  SERVERS=()
+}
+
 prepare() { # $1 = label, $2 = database URL: a key, CODES codes, pre-signed requests
   local label=$1 k=(--database-url "$2" --key-file "$WORK/$1.key")
   "$KAQUAN" "${k[@]}" migrate 2>/dev/null
@@ -90,7 +96,7 @@ if [ "${ONLY:-}" != postgres ]; then
   REQUESTS_FILE="$WORK/requests.txt" WRK_THREADS=2 \
     wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$ADDRESS" >"$WORK/redeem.txt"
   wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency "$ADDRESS/healthz" >"$WORK/healthz.txt"
-  kill "${SERVERS[@]}"; wait 2>/dev/null || true; SERVERS=()
+  stop_servers
   sync
   floor=$("$FLOOR" floor-redeem-sqlite "$CODES" "$WORK/floor.db" | tail -n 1)
   report sqlite "$floor" "$WORK/redeem.txt" "$WORK/healthz.txt"
@@ -108,11 +114,12 @@ awk 'NR % 2 == 1' "$WORK/requests.txt" >"$WORK/requests1.txt"
 awk 'NR % 2 == 0' "$WORK/requests.txt" >"$WORK/requests2.txt"
 REQUESTS_FILE="$WORK/requests1.txt" WRK_THREADS=1 \
   wrk -t1 -c32 -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$first" >"$WORK/redeem1.txt" &
+first_wrk=$!
 REQUESTS_FILE="$WORK/requests2.txt" WRK_THREADS=1 \
   wrk -t1 -c32 -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$second" >"$WORK/redeem2.txt"
-wait %1 2>/dev/null || true
+wait "$first_wrk"
 wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency "$first/healthz" >"$WORK/healthz.txt"
-kill "${SERVERS[@]}"; wait 2>/dev/null || true; SERVERS=()
+stop_servers
 psql "$PG/postgres" -qc "drop database $db"
 floor_db="kaquan_bench_floor_$$"
 psql "$PG/postgres" -qc "create database $floor_db"
