@@ -193,14 +193,13 @@ async fn insert_customer(
 
 /// The customer's id; an external id seen for the first time creates the
 /// customer when `create` is set (racing creators meet on the unique index).
-async fn resolve_customer(
+/// The customer's id if they exist (one query, no insert).
+async fn find_customer(
     c: &impl GenericClient,
     merchant_id: i64,
     customer: &CustomerRef,
-    now: i64,
-    create: bool,
 ) -> StoreResult<Option<i64>> {
-    let found = match customer {
+    Ok(match customer {
         CustomerRef::Id(id) => {
             opt(
                 c,
@@ -217,9 +216,32 @@ async fn resolve_customer(
             )
             .await?
         }
-    };
+    }
+    .map(|row| row.get(0)))
+}
+
+async fn resolve_customer(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    customer: &CustomerRef,
+    now: i64,
+    create: bool,
+) -> StoreResult<Option<i64>> {
+    let found = find_customer(c, merchant_id, customer).await?;
+    create_missing_customer(c, merchant_id, customer, now, create, found).await
+}
+
+/// `found`, or (with `create`, for an external id) the customer made now.
+async fn create_missing_customer(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    customer: &CustomerRef,
+    now: i64,
+    create: bool,
+    found: Option<i64>,
+) -> StoreResult<Option<i64>> {
     match (found, customer) {
-        (Some(row), _) => Ok(Some(row.get(0))),
+        (Some(id), _) => Ok(Some(id)),
         (None, CustomerRef::External(external_id)) if create => {
             let inserted = opt(
                 c,
@@ -254,7 +276,8 @@ async fn resolve_customer(
 }
 
 /// Moves `delta` into (or out of) the customer's balance with its two
-/// postings and audit record; `InsufficientBalance` when it would go below zero.
+/// postings and audit record, all in one statement (one round trip);
+/// `InsufficientBalance` when it would go below zero.
 #[expect(
     clippy::too_many_arguments,
     reason = "one posting names every column of its transaction"
@@ -270,121 +293,116 @@ async fn post_transaction(
     channel: Channel,
     actor: &Actor,
     now: i64,
+    idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
-    let Some(account) = opt(
+    let counter = kind.counter_account();
+    let row = opt(
         tx,
-        "UPDATE ledger_accounts SET balance = balance + $1 \
-         WHERE customer_id = $2 AND asset = $3 AND balance + $1 >= 0 RETURNING id, balance",
-        &[&delta, &customer_id, &ASSET_FEN],
-    )
-    .await?
-    else {
-        return Ok(Err(Refusal::InsufficientBalance));
-    };
-    let (account_id, balance_after): (i64, i64) = (account.get(0), account.get(1));
-    let transaction = transaction_from_row(
-        &one(
-            tx,
-            &format!(
-                "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-                 reason, channel, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 RETURNING {TRANSACTION_COLUMNS}"
-            ),
-            &[
-                &merchant_id,
-                &customer_id,
-                &kind.code(),
-                &delta,
-                &balance_after,
-                &reference,
-                &reason,
-                &channel.code(),
-                &actor.label,
-                &now,
-            ],
-        )
-        .await?,
-    )?;
-    let [(_, customer_amount), (counter, counter_amount)] =
-        kaquan_core::ledger::postings(kind, delta);
-    let n = exec(
-        tx,
-        "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) VALUES \
-         ($1, $2, $3, $4), \
-         ($1, (SELECT id FROM ledger_accounts WHERE merchant_id = $5 AND kind = $6 AND customer_id IS NULL AND asset = $3), $3, $7)",
+        &format!(
+            "WITH account AS ( \
+               UPDATE ledger_accounts SET balance = balance + $1 \
+               WHERE customer_id = $2 AND asset = $3 AND balance + $1 >= 0 RETURNING id, balance \
+             ), t AS ( \
+               INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+               reason, channel, created_by, created_at) \
+               SELECT $4, $2, $5, $1, account.balance, $6, $7, $8, $9, $10 FROM account RETURNING {TRANSACTION_COLUMNS} \
+             ), p AS ( \
+               INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+               SELECT t.id, account.id, $3, $1 FROM t, account \
+               UNION ALL \
+               SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $4 AND kind = $11 AND customer_id IS NULL AND asset = $3), $3, -$1 FROM t \
+               RETURNING 1 \
+             ), a AS ( \
+               INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+               SELECT $4, $12, $9, $13, 'customer=' || $2::text, \
+               'transaction=' || t.id || ' amount_fen=' || $1::text || ' balance_after_fen=' || t.balance_after_fen \
+               || ' reference=' || $6 || ' channel=' || $8, 1, $10 FROM t \
+             ), i AS ( \
+               UPDATE idempotency_keys SET transaction_id = t.id FROM t \
+               WHERE idempotency_keys.merchant_id = $4 AND idempotency_keys.key = $14 \
+             ) \
+             SELECT {TRANSACTION_COLUMNS}, (SELECT count(*) FROM p) FROM t"
+        ),
         &[
-            &transaction.id,
-            &account_id,
+            &delta,
+            &customer_id,
             &ASSET_FEN,
-            &customer_amount,
             &merchant_id,
+            &kind.code(),
+            &reference,
+            &reason,
+            &channel.code(),
+            &actor.label,
+            &now,
             &counter.code(),
-            &counter_amount,
+            &actor.staff_id,
+            &format!("{}_balance", kind.code()),
+            &idempotency_key,
         ],
     )
     .await?;
-    if n != 2 {
+    let Some(row) = row else {
+        return Ok(Err(Refusal::InsufficientBalance));
+    };
+    let n_postings: i64 = row.get(11);
+    if n_postings != 2 {
         return Err(StoreError::Backend(format!(
-            "ledger: {n} postings written, not 2"
+            "ledger: {n_postings} postings written, not 2"
         )));
     }
-    insert_audit(
-        tx,
-        &AuditEntry {
-            merchant_id,
-            actor: actor.clone(),
-            action: format!("{}_balance", kind.code()),
-            target: format!("customer={customer_id}"),
-            detail: format!(
-                "transaction={} amount_fen={delta} balance_after_fen={balance_after} reference={reference} channel={}",
-                transaction.id,
-                channel.code()
-            ),
-            n_affected: 1,
-            created_at: now,
-        },
-        1,
-    )
-    .await?;
-    Ok(Ok(transaction))
+    Ok(Ok(transaction_from_row(&row)?))
 }
 
 async fn redeem(
     tx: &Tx<'_>,
     op: &kaquan_core::ledger::RedeemCode,
+    found: Option<i64>,
+    idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     let merchant_id = op.merchant_id;
-    let Some(customer_id) = resolve_customer(tx, merchant_id, &op.customer, op.now, true).await?
+    let Some(customer_id) =
+        create_missing_customer(tx, merchant_id, &op.customer, op.now, true, found).await?
     else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
     let customer_key = format!("code-customer:{customer_id}");
     let client_key = format!("code-client:{}", op.client_key);
-    for key in [&customer_key, &client_key] {
-        let row = one(
-            tx,
-            "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3",
-            &[&merchant_id, key, &op.attempts_since],
-        )
-        .await?;
-        let (n, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
-        if n >= op.attempt_limit {
-            let oldest = oldest.unwrap_or(op.now);
-            return Ok(Err(Refusal::Locked {
-                retry_after_seconds: (oldest - op.attempts_since).max(1),
-            }));
-        }
-    }
+    // The attempt limit is part of the guard: a locked customer or client
+    // redeems nothing, and the happy path costs no extra round trip.
     let used = opt(
         tx,
         "UPDATE codes SET state = 'used', customer_id = $1, redeemed_at = $2 \
          WHERE merchant_id = $3 AND digest = $4 AND state = 'unused' \
          AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR valid_until >= $2) \
+         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $5 AND at >= $7) < $8 \
+         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $6 AND at >= $7) < $8 \
          RETURNING id, face_value_fen",
-        &[&customer_id, &op.now, &merchant_id, &op.digest],
+        &[
+            &customer_id,
+            &op.now,
+            &merchant_id,
+            &op.digest,
+            &customer_key,
+            &client_key,
+            &op.attempts_since,
+            &op.attempt_limit,
+        ],
     )
     .await?;
     let Some(used) = used else {
+        let counts = all(
+            tx,
+            "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key IN ($2, $3) AND at >= $4 \
+             GROUP BY key HAVING count(*) >= $5",
+            &[&merchant_id, &customer_key, &client_key, &op.attempts_since, &op.attempt_limit],
+        )
+        .await?;
+        if let Some(row) = counts.first() {
+            let oldest: i64 = row.get::<_, Option<i64>>(1).unwrap_or(op.now);
+            return Ok(Err(Refusal::Locked {
+                retry_after_seconds: (oldest - op.attempts_since).max(1),
+            }));
+        }
         let facts = opt(
             tx,
             "SELECT state, valid_from, valid_until FROM codes WHERE merchant_id = $1 AND digest = $2",
@@ -400,14 +418,12 @@ async fn redeem(
         });
         let reason = refusal_reason(facts, op.now);
         if reason_is_guess(reason) {
-            for key in [&customer_key, &client_key] {
-                exec(
-                    tx,
-                    "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $3)",
-                    &[&merchant_id, key, &op.now],
-                )
-                .await?;
-            }
+            exec(
+                tx,
+                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $4), ($1, $3, $4)",
+                &[&merchant_id, &customer_key, &client_key, &op.now],
+            )
+            .await?;
         }
         insert_audit(
             tx,
@@ -437,20 +453,22 @@ async fn redeem(
         op.channel,
         &op.actor,
         op.now,
+        idempotency_key,
     )
     .await
 }
 
+/// Runs one ledger operation; `found` is its customer when already looked up.
 async fn run_ledger_op(
     tx: &Tx<'_>,
     op: &LedgerOp,
+    found: Option<i64>,
+    idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     match op {
-        LedgerOp::Redeem(op) => redeem(tx, op).await,
+        LedgerOp::Redeem(op) => redeem(tx, op, found, idempotency_key).await,
         LedgerOp::Spend(op) => {
-            let Some(customer_id) =
-                resolve_customer(tx, op.merchant_id, &op.customer, op.now, false).await?
-            else {
+            let Some(customer_id) = found else {
                 return Ok(Err(Refusal::CustomerNotFound));
             };
             let spent = post_transaction(
@@ -464,6 +482,7 @@ async fn run_ledger_op(
                 Channel::Api,
                 &op.actor,
                 op.now,
+                idempotency_key,
             )
             .await?;
             if let Ok(transaction) = &spent {
@@ -509,6 +528,7 @@ async fn run_ledger_op(
                 Channel::Api,
                 &op.actor,
                 op.now,
+                idempotency_key,
             )
             .await
         }
@@ -531,6 +551,7 @@ async fn run_ledger_op(
                 Channel::Store,
                 &op.actor,
                 op.now,
+                idempotency_key,
             )
             .await
         }
@@ -553,28 +574,40 @@ async fn claim_call(
     call: &ApiCall,
     now: i64,
 ) -> StoreResult<Option<Result<Recorded, Refusal>>> {
-    if let Some(nonce) = &call.nonce {
-        let n = exec(
-            tx,
-            "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&nonce.api_key_id, &nonce.nonce, &now],
-        )
-        .await?;
-        if n == 0 {
-            return Ok(Some(Err(Refusal::NonceReused)));
+    // Both inserts go out together (tokio-postgres pipelines them): one round trip.
+    let nonce = async {
+        match &call.nonce {
+            Some(nonce) => exec(
+                tx,
+                "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&nonce.api_key_id, &nonce.nonce, &now],
+            )
+            .await
+            .map(Some),
+            None => Ok(None),
         }
+    };
+    let claim = async {
+        match &call.idempotency {
+            Some(claim) => exec(
+                tx,
+                "INSERT INTO idempotency_keys (merchant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[&merchant_id, &claim.key.as_str(), &claim.request_hash, &now],
+            )
+            .await
+            .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (nonce_inserted, claimed) = futures_util::try_join!(nonce, claim)?;
+    if nonce_inserted == Some(0) {
+        return Ok(Some(Err(Refusal::NonceReused)));
     }
     let Some(claim) = &call.idempotency else {
         return Ok(None);
     };
-    let claimed = exec(
-        tx,
-        "INSERT INTO idempotency_keys (merchant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT DO NOTHING",
-        &[&merchant_id, &claim.key.as_str(), &claim.request_hash, &now],
-    )
-    .await?;
-    if claimed == 1 {
+    if claimed == Some(1) {
         return Ok(None);
     }
     let row = one(
@@ -629,6 +662,16 @@ async fn record_call(
     )
     .await?;
     Ok(())
+}
+
+/// Commits a guarded call, except one refused for a reused nonce: that
+/// rolls back, so the idempotency key it claimed alongside stays free.
+async fn finish<T>(tx: Tx<'_>, result: &Result<T, Refusal>) -> StoreResult<()> {
+    if matches!(result, Err(Refusal::NonceReused)) {
+        tx.rollback().await.map_err(map_err)
+    } else {
+        tx.commit().await.map_err(map_err)
+    }
 }
 
 fn replayed_refusal<T>(recorded: &Recorded) -> StoreResult<Called<T>> {
@@ -1109,7 +1152,7 @@ impl StoredValueStore for PgStore {
             None => None,
         };
         if let Some(answer) = answer {
-            tx.commit().await.map_err(map_err)?;
+            finish(tx, &answer.result).await?;
             return Ok(answer);
         }
         // Reporting one order twice at once: the second waits on the first's row.
@@ -1229,7 +1272,21 @@ impl StoredValueStore for PgStore {
         let (merchant_id, now) = (op.merchant_id(), op.now());
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let called = match claim_call(&tx, merchant_id, call, now).await? {
+        // The customer lookup goes out with the nonce and the key's claim.
+        let customer = match op {
+            LedgerOp::Redeem(redeem) => Some(&redeem.customer),
+            LedgerOp::Spend(spend) => Some(&spend.customer),
+            LedgerOp::Refund(_) | LedgerOp::Adjust(_) => None,
+        };
+        let find = async {
+            match customer {
+                Some(customer) => find_customer(&tx, merchant_id, customer).await,
+                None => Ok(None),
+            }
+        };
+        let (claimed, found) =
+            futures_util::try_join!(claim_call(&tx, merchant_id, call, now), find)?;
+        let called = match claimed {
             Some(Err(refusal)) => Called {
                 result: Err(refusal),
                 replayed: false,
@@ -1242,19 +1299,19 @@ impl StoredValueStore for PgStore {
                 None => replayed_refusal(&recorded)?,
             },
             None => {
-                let result = run_ledger_op(&tx, op).await?;
-                let (transaction_id, refusal) = match &result {
-                    Ok(t) => (Some(t.id), None),
-                    Err(r) => (None, Some(*r)),
-                };
-                record_call(&tx, merchant_id, call, transaction_id, None, refusal).await?;
+                let key = call.idempotency.as_ref().map(|c| c.key.as_str());
+                let result = run_ledger_op(&tx, op, found, key).await?;
+                // A transaction recorded itself under the key in its own statement.
+                if let Err(refusal) = &result {
+                    record_call(&tx, merchant_id, call, None, None, Some(*refusal)).await?;
+                }
                 Called {
                     result,
                     replayed: false,
                 }
             }
         };
-        tx.commit().await.map_err(map_err)?;
+        finish(tx, &called.result).await?;
         Ok(called)
     }
 
