@@ -34,6 +34,8 @@ const BUSY_TIMEOUT_MS: u64 = 60_000;
 const LOOKUP_CHUNK: usize = 500;
 /// Failed attempts older than this are forgotten.
 const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
+/// How often the checkpoint thread moves the WAL into the database file.
+const CHECKPOINT_EVERY_MS: u64 = 1000;
 /// Prepared statements each connection keeps (rusqlite's default is 16).
 const STATEMENTS_CACHED_MAX: usize = 256;
 /// Idle read connections kept open.
@@ -129,7 +131,7 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
         // writer keeps 64 MB of pages cached: a group commit then costs one
         // WAL append and one fsync, not temp-file writes per job.
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
     )
     .map_err(map_err)?;
     migrate(&conn)?;
@@ -140,12 +142,14 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
         .name("sqlite-writer".into())
         .spawn(move || writer_loop(conn, receiver))
         .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+    let readers = Arc::new(ReaderPool {
+        path: path.to_owned(),
+        idle: Mutex::new(Vec::new()),
+    });
+    start_checkpointer(path, Arc::downgrade(&readers))?;
     Ok(SqliteStore {
         writer: Mutex::new(sender),
-        readers: Arc::new(ReaderPool {
-            path: path.to_owned(),
-            idle: Mutex::new(Vec::new()),
-        }),
+        readers,
     })
 }
 
@@ -179,6 +183,28 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Moves the WAL back into the database file on a thread of its own, so the
+/// writer's commits never wait for a checkpoint (the writer's automatic
+/// checkpoints are off). PASSIVE: it never blocks the writer or readers.
+/// It stops once the store is dropped (`alive` no longer upgrades).
+fn start_checkpointer(path: &Path, alive: std::sync::Weak<ReaderPool>) -> StoreResult<()> {
+    let conn = Connection::open(path).map_err(map_err)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(map_err)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while alive.upgrade().is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_EVERY_MS));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
     Ok(())
 }
 
