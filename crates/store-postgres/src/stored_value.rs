@@ -246,7 +246,7 @@ async fn create_missing_customer(
             let inserted = opt(
                 c,
                 "INSERT INTO customers (merchant_id, external_id, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (merchant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id",
+                 ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING id",
                 &[&merchant_id, external_id, &now],
             )
             .await?;

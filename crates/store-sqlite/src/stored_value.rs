@@ -307,39 +307,53 @@ fn redeem(
     };
     let customer_key = format!("code-customer:{customer_id}");
     let client_key = format!("code-client:{}", op.client_key);
-    // Both limits in one query: (failures, oldest failure) per key.
-    let counts: Vec<(String, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT key, count(*), MIN(at) FROM attempt_failures \
-             WHERE merchant_id = ?1 AND key IN (?2, ?3) AND at >= ?4 GROUP BY key",
-        )
-        .and_then(|mut s| {
-            s.query_map(
-                params![merchant_id, customer_key, client_key, op.attempts_since],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?
-            .collect()
-        })
-        .map_err(map_err)?;
-    if let Some((_, _, oldest)) = counts.iter().find(|(_, n, _)| *n >= op.attempt_limit) {
-        return Ok(Err(Refusal::Locked {
-            retry_after_seconds: (oldest - op.attempts_since).max(1),
-        }));
-    }
+    // The attempt limit is part of the guard: a locked customer or client
+    // redeems nothing, and the happy path runs one statement for it.
     let used: Option<(i64, i64)> = conn
         .prepare_cached(
             "UPDATE codes SET state = 'used', customer_id = ?1, redeemed_at = ?2 \
              WHERE merchant_id = ?3 AND digest = ?4 AND state = 'unused' \
              AND (valid_from IS NULL OR valid_from <= ?2) AND (valid_until IS NULL OR valid_until >= ?2) \
+             AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?5 AND at >= ?7) < ?8 \
+             AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?6 AND at >= ?7) < ?8 \
              RETURNING id, face_value_fen",
         )
         .and_then(|mut s| {
-            s.query_row(params![customer_id, op.now, merchant_id, op.digest], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            s.query_row(
+                params![
+                    customer_id,
+                    op.now,
+                    merchant_id,
+                    op.digest,
+                    customer_key,
+                    client_key,
+                    op.attempts_since,
+                    op.attempt_limit
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
         })
         .map_err(map_err)?;
+    if used.is_none() {
+        for key in [&customer_key, &client_key] {
+            let (n, oldest): (i64, Option<i64>) = conn
+                .prepare_cached(
+                    "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![merchant_id, key, op.attempts_since], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                })
+                .map_err(map_err)?;
+            if n >= op.attempt_limit {
+                return Ok(Err(Refusal::Locked {
+                    retry_after_seconds: (oldest.unwrap_or(op.now) - op.attempts_since).max(1),
+                }));
+            }
+        }
+    }
     let Some((code_id, face_value_fen)) = used else {
         let facts = conn
             .prepare_cached(

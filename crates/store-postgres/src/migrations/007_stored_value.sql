@@ -45,8 +45,10 @@ CREATE TABLE customers (
     nickname TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX customers_external ON customers (merchant_id, external_id) WHERE external_id IS NOT NULL;
-CREATE UNIQUE INDEX customers_phone ON customers (merchant_id, phone) WHERE phone IS NOT NULL;
+-- Not partial indexes: SQLite re-prepares a statement whose bound value decides
+-- whether a partial index applies; unique indexes treat NULLs as distinct anyway.
+CREATE UNIQUE INDEX customers_external ON customers (merchant_id, external_id);
+CREATE UNIQUE INDEX customers_phone ON customers (merchant_id, phone);
 
 CREATE TABLE giftcard_products (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -92,7 +94,7 @@ CREATE TABLE codes (
 CREATE UNIQUE INDEX codes_digest ON codes (merchant_id, digest);
 -- Not on state: a redemption then changes no index entry of this table.
 CREATE INDEX codes_template ON codes (template_id, id);
-CREATE INDEX codes_mall_order ON codes (mall_order_id) WHERE mall_order_id IS NOT NULL;
+CREATE INDEX codes_mall_order ON codes (mall_order_id);
 
 -- Customer accounts cache their balance (floor zero); the merchant-side
 -- counter accounts do not (they are summed when asked), so no row is hot.
@@ -107,7 +109,7 @@ CREATE TABLE ledger_accounts (
     CHECK ((kind = 'customer') = (balance IS NOT NULL)),
     CHECK (balance IS NULL OR balance >= 0)
 );
-CREATE UNIQUE INDEX ledger_accounts_customer ON ledger_accounts (customer_id, asset) WHERE customer_id IS NOT NULL;
+CREATE UNIQUE INDEX ledger_accounts_customer ON ledger_accounts (customer_id, asset);
 CREATE UNIQUE INDEX ledger_accounts_merchant ON ledger_accounts (merchant_id, kind, asset) WHERE customer_id IS NULL;
 
 CREATE TABLE ledger_transactions (
