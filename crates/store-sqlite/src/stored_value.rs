@@ -1565,8 +1565,9 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     ),
     (
         "customer balances differ from the sum of their postings",
-        "SELECT count(*) FROM ledger_accounts a WHERE a.kind = 'customer' AND a.balance <> \
-         (SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p WHERE p.account_id = a.id)",
+        "SELECT count(*) FROM ledger_accounts a LEFT JOIN \
+         (SELECT account_id, SUM(amount) AS total FROM ledger_postings GROUP BY account_id) AS p ON p.account_id = a.id \
+         WHERE a.kind = 'customer' AND a.balance <> COALESCE(p.total, 0)",
     ),
     ("customer balances are below zero", "SELECT count(*) FROM ledger_accounts WHERE balance < 0"),
     (
@@ -1576,14 +1577,17 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     ),
     (
         "spends whose refunds do not add up to what was refunded, or exceed the spend",
-        "SELECT count(*) FROM spend_refunds s WHERE s.refunded_fen > s.amount_fen OR s.refunded_fen <> \
-         (SELECT COALESCE(SUM(t.amount_fen), 0) FROM ledger_transactions t WHERE t.merchant_id = s.merchant_id \
-         AND t.kind = 'refund' AND t.reference = 'spend:' || s.transaction_id)",
+        "SELECT count(*) FROM spend_refunds s LEFT JOIN \
+         (SELECT merchant_id, reference, SUM(amount_fen) AS total FROM ledger_transactions WHERE kind = 'refund' \
+         GROUP BY merchant_id, reference) AS r ON r.merchant_id = s.merchant_id AND r.reference = 'spend:' || s.transaction_id \
+         WHERE s.refunded_fen > s.amount_fen OR s.refunded_fen <> COALESCE(r.total, 0)",
     ),
     (
         "used codes without their redeem transaction",
-        "SELECT count(*) FROM codes c WHERE c.state = 'used' AND NOT EXISTS (SELECT 1 FROM ledger_transactions t \
-         WHERE t.merchant_id = c.merchant_id AND t.kind = 'redeem' AND t.reference = 'code:' || c.id)",
+        "SELECT count(*) FROM codes c LEFT JOIN \
+         (SELECT merchant_id, reference FROM ledger_transactions WHERE kind = 'redeem') AS t \
+         ON t.merchant_id = c.merchant_id AND t.reference = 'code:' || c.id \
+         WHERE c.state = 'used' AND t.reference IS NULL",
     ),
     (
         "redeem transactions whose amount differs from their code's face value",
