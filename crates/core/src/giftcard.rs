@@ -112,6 +112,18 @@ pub fn open_code(keys: &MerchantKeys, sealed: &[u8]) -> Option<String> {
     keys.open(CODE_CONTEXT, sealed)
 }
 
+impl IssuedCode {
+    /// The code in plaintext, grouped (`ABCD-…`); empty once its sealed copy
+    /// was purged. Only for a permitted export and the customer who owns it.
+    pub fn plaintext(&self, master: &MasterKey, merchant_id: i64) -> String {
+        self.sealed
+            .as_deref()
+            .and_then(|s| open_code(&master.merchant_keys(merchant_id, self.key_version), s))
+            .map(|plain| group_code(&plain))
+            .unwrap_or_default()
+    }
+}
+
 /// A code as the store inserts it.
 #[derive(Debug, Clone)]
 pub struct NewCode {

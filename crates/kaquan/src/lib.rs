@@ -1281,7 +1281,6 @@ async fn codes_csv(
     merchant_id: i64,
     template_id: i64,
 ) -> anyhow::Result<(Vec<u8>, i64)> {
-    use kaquan_core::giftcard::{group_code, open_code};
     let mut text = String::from("兑换码,面额,状态\n");
     let (mut after, mut n_codes) = (0, 0);
     loop {
@@ -1291,12 +1290,7 @@ async fn codes_csv(
         let Some(last) = page.last() else { break };
         after = last.id;
         for c in &page {
-            let plain = c
-                .sealed
-                .as_deref()
-                .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
-                .map(|p| group_code(&p))
-                .unwrap_or_default();
+            let plain = c.plaintext(master, merchant_id);
             text.push_str(&format!(
                 "{plain},{},{}\n",
                 kaquan_core::money::format_yuan(c.face_value_fen),

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use kaquan_core::auth::{check_staff_password, hash_staff_password, verify_staff_password};
 use kaquan_core::clock::format_datetime;
-use kaquan_core::giftcard::{self, group_code, open_code, CodeRedeemer, GiftcardImageSlot};
+use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot};
 use kaquan_core::ledger::{ApiCall, Customer, CustomerRef, Refusal};
 use kaquan_core::money::format_yuan;
 use kaquan_core::pickup::{Channel, ATTEMPT_WINDOW_SECONDS};
@@ -431,14 +431,7 @@ async fn orders_page(
                 .codes
                 .iter()
                 .map(|c| CodeView {
-                    code: c
-                        .sealed
-                        .as_deref()
-                        .and_then(|s| {
-                            open_code(&state.master.merchant_keys(merchant_id, c.key_version), s)
-                        })
-                        .map(|plain| group_code(&plain))
-                        .unwrap_or_default(),
+                    code: c.plaintext(&state.master, merchant_id),
                     used: c.state != giftcard::CodeState::Unused,
                     state_label: c.state.label_zh(),
                     face_value_yuan: format_yuan(c.face_value_fen),

@@ -18,9 +18,8 @@ use axum::{Form, Json, Router};
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::giftcard::{
-    self, group_code, mask_code, open_code, CodeKind, CodeTemplate, CodeTemplateFields,
-    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, IssuedCode,
-    OFFLINE_CODES_MAX,
+    self, mask_code, CodeKind, CodeTemplate, CodeTemplateFields, GiftcardImageSlot,
+    GiftcardProduct, GiftcardProductFields, GiftcardSettings, IssuedCode, OFFLINE_CODES_MAX,
 };
 use kaquan_core::ledger::{
     check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
@@ -630,10 +629,7 @@ pub struct IssuedCodeDto {
 
 impl IssuedCodeDto {
     fn new(state: &AppState, merchant_id: i64, c: &IssuedCode) -> Self {
-        let plain = c
-            .sealed
-            .as_deref()
-            .and_then(|s| open_code(&state.master.merchant_keys(merchant_id, c.key_version), s));
+        let plain = Some(c.plaintext(&state.master, merchant_id)).filter(|p| !p.is_empty());
         Self {
             id: c.id,
             code_masked: plain
@@ -773,12 +769,7 @@ pub async fn codes_workbook(
         let Some(last) = page.last() else { break };
         after = last.id;
         for c in &page {
-            let plain = c
-                .sealed
-                .as_deref()
-                .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
-                .map(|p| group_code(&p))
-                .unwrap_or_default();
+            let plain = c.plaintext(master, merchant_id);
             let qr = if plain.is_empty() {
                 String::new()
             } else {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kaquan_core::clock::format_datetime;
-use kaquan_core::giftcard::{self, group_code, open_code, CodeRedeemer, IssueOrderCodesRequest};
+use kaquan_core::giftcard::{self, CodeRedeemer, IssueOrderCodesRequest};
 use kaquan_core::ledger::{
     check_amount, check_reference, ApiCall, Called, CustomerRef, IdempotencyClaim, IdempotencyKey,
     LedgerOp, LedgerTransaction, NonceUse, RefundSpend, Refusal, SpendBalance, REASON_LENGTH_MAX,
@@ -405,12 +405,7 @@ async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> Ap
             .codes
             .iter()
             .map(|c| IssuedCodeDto {
-                code: c
-                    .sealed
-                    .as_deref()
-                    .and_then(|s| open_code(&master.merchant_keys(merchant_id, c.key_version), s))
-                    .map(|plain| group_code(&plain))
-                    .unwrap_or_default(),
+                code: c.plaintext(&master, merchant_id),
                 face_value_fen: c.face_value_fen,
                 valid_until: c.valid_until,
                 state: c.state.code(),
