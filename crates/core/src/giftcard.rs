@@ -325,6 +325,33 @@ pub struct GiftcardSettings {
     pub description: String,
     /// Customers may also sign in with phone + password.
     pub phone_login: bool,
+    /// 是否参与分销: whether the mall pays its distributors on gift-card sales.
+    pub distribution: bool,
+    /// 活动商品展示方式 on the mall's gift-card centre.
+    pub goods_display: GoodsDisplay,
+}
+
+/// 活动商品展示方式.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoodsDisplay {
+    /// 列表.
+    List,
+    /// 大图.
+    Grid,
+}
+
+impl GoodsDisplay {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Grid => "grid",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::List, Self::Grid]
+            .into_iter()
+            .find(|d| d.code() == code)
+    }
 }
 
 impl Default for GiftcardSettings {
@@ -337,6 +364,8 @@ impl Default for GiftcardSettings {
             share_title: String::new(),
             description: String::new(),
             phone_login: false,
+            distribution: false,
+            goods_display: GoodsDisplay::List,
         }
     }
 }

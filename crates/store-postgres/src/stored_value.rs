@@ -11,7 +11,7 @@ use deadpool_postgres::GenericClient;
 use kaquan_core::giftcard::{
     reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
     CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
-    GiftcardSettings, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+    GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
     ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, Refusal, TransactionKind,
@@ -784,22 +784,27 @@ impl StoredValueStore for PgStore {
         let client = self.client().await?;
         let found = opt(
             &client,
-            "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login \
-             FROM giftcard_settings WHERE merchant_id = $1",
+            "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login, \
+             distribution, goods_display FROM giftcard_settings WHERE merchant_id = $1",
             &[&merchant_id],
         )
         .await?;
-        Ok(found
-            .map(|r| GiftcardSettings {
-                enabled: r.get(0),
-                centre_entry: r.get(1),
-                attempt_limit: r.get(2),
-                centre_name: r.get(3),
-                share_title: r.get(4),
-                description: r.get(5),
-                phone_login: r.get(6),
+        found
+            .map(|r| -> StoreResult<GiftcardSettings> {
+                Ok(GiftcardSettings {
+                    enabled: r.get(0),
+                    centre_entry: r.get(1),
+                    attempt_limit: r.get(2),
+                    centre_name: r.get(3),
+                    share_title: r.get(4),
+                    description: r.get(5),
+                    phone_login: r.get(6),
+                    distribution: r.get(7),
+                    goods_display: parse_or(GoodsDisplay::parse(r.get(8)), "goods display")?,
+                })
             })
-            .unwrap_or_default())
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     async fn put_giftcard_settings(
@@ -813,10 +818,11 @@ impl StoredValueStore for PgStore {
         exec(
             &tx,
             "INSERT INTO giftcard_settings (merchant_id, enabled, centre_entry, attempt_limit, centre_name, share_title, \
-             description, phone_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (merchant_id) DO UPDATE SET \
+             description, phone_login, distribution, goods_display) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (merchant_id) DO UPDATE SET \
              enabled = excluded.enabled, centre_entry = excluded.centre_entry, attempt_limit = excluded.attempt_limit, \
              centre_name = excluded.centre_name, share_title = excluded.share_title, description = excluded.description, \
-             phone_login = excluded.phone_login",
+             phone_login = excluded.phone_login, distribution = excluded.distribution, goods_display = excluded.goods_display",
             &[
                 &merchant_id,
                 &s.enabled,
@@ -826,6 +832,8 @@ impl StoredValueStore for PgStore {
                 &s.share_title,
                 &s.description,
                 &s.phone_login,
+                &s.distribution,
+                &s.goods_display.code(),
             ],
         )
         .await?;

@@ -9,7 +9,7 @@ use super::{insert_audit, map_err, merchant_page, SqliteStore};
 use kaquan_core::giftcard::{
     reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
     CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
-    GiftcardSettings, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+    GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
     ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, Refusal, TransactionKind,
@@ -689,7 +689,8 @@ impl StoredValueStore for SqliteStore {
         self.read(move |conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login \
+                    "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login, \
+                     distribution, goods_display \
                      FROM giftcard_settings WHERE merchant_id = ?1",
                 )
                 .and_then(|mut s| {
@@ -702,6 +703,12 @@ impl StoredValueStore for SqliteStore {
                             share_title: r.get(4)?,
                             description: r.get(5)?,
                             phone_login: r.get(6)?,
+                            distribution: r.get(7)?,
+                            goods_display: super::decode(
+                                GoodsDisplay::parse(&r.get::<_, String>(8)?),
+                                8,
+                                "goods display",
+                            )?,
                         })
                     })
                     .optional()
@@ -722,11 +729,12 @@ impl StoredValueStore for SqliteStore {
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO giftcard_settings (merchant_id, enabled, centre_entry, attempt_limit, centre_name, share_title, \
-                 description, phone_login) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (merchant_id) DO UPDATE SET \
+                 description, phone_login, distribution, goods_display) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET \
                  enabled = excluded.enabled, centre_entry = excluded.centre_entry, attempt_limit = excluded.attempt_limit, \
                  centre_name = excluded.centre_name, share_title = excluded.share_title, description = excluded.description, \
-                 phone_login = excluded.phone_login",
-                params![merchant_id, s.enabled, s.centre_entry, s.attempt_limit, s.centre_name, s.share_title, s.description, s.phone_login],
+                 phone_login = excluded.phone_login, distribution = excluded.distribution, goods_display = excluded.goods_display",
+                params![merchant_id, s.enabled, s.centre_entry, s.attempt_limit, s.centre_name, s.share_title, s.description, s.phone_login, s.distribution, s.goods_display.code()],
             )
             .map_err(map_err)?;
             insert_audit(conn, &audit, 1).map_err(map_err)?;

@@ -19,7 +19,8 @@ use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::giftcard::{
     self, mask_code, CodeKind, CodeTemplate, CodeTemplateFields, GiftcardImageSlot,
-    GiftcardProduct, GiftcardProductFields, GiftcardSettings, IssuedCode, OFFLINE_CODES_MAX,
+    GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay, IssuedCode,
+    OFFLINE_CODES_MAX,
 };
 use kaquan_core::ledger::{
     check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
@@ -147,6 +148,16 @@ pub struct GiftcardSettingsDto {
     pub share_title: String,
     pub description: String,
     pub phone_login: bool,
+    /// 是否参与分销.
+    #[serde(default)]
+    pub distribution: bool,
+    /// 活动商品展示方式: `list` or `grid`.
+    #[serde(default = "default_goods_display")]
+    pub goods_display: String,
+}
+
+fn default_goods_display() -> String {
+    GoodsDisplay::List.code().into()
 }
 
 impl GiftcardSettingsDto {
@@ -159,10 +170,12 @@ impl GiftcardSettingsDto {
             share_title: s.share_title.clone(),
             description: s.description.clone(),
             phone_login: s.phone_login,
+            distribution: s.distribution,
+            goods_display: s.goods_display.code().into(),
         }
     }
-    fn into_settings(self) -> GiftcardSettings {
-        GiftcardSettings {
+    fn into_settings(self) -> ApiResult<GiftcardSettings> {
+        Ok(GiftcardSettings {
             enabled: self.enabled,
             centre_entry: self.centre_entry,
             attempt_limit: self.attempt_limit,
@@ -170,7 +183,10 @@ impl GiftcardSettingsDto {
             share_title: self.share_title.trim().to_owned(),
             description: self.description,
             phone_login: self.phone_login,
-        }
+            distribution: self.distribution,
+            goods_display: GoodsDisplay::parse(&self.goods_display)
+                .ok_or_else(|| ApiError::invalid("活动商品展示方式应为 list 或 grid"))?,
+        })
     }
 }
 
@@ -180,7 +196,7 @@ async fn save_settings(
     dto: GiftcardSettingsDto,
 ) -> ApiResult<()> {
     authed.require(Permission::GiftcardsManage)?;
-    let settings = dto.into_settings();
+    let settings = dto.into_settings()?;
     settings
         .check()
         .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))?;
@@ -290,6 +306,9 @@ struct SettingsForm {
     enabled: Option<String>,
     centre_entry: Option<String>,
     phone_login: Option<String>,
+    distribution: Option<String>,
+    #[serde(default = "default_goods_display")]
+    goods_display: String,
     attempt_limit: String,
     centre_name: String,
     share_title: String,
@@ -306,6 +325,8 @@ async fn settings_form(
         enabled: form.enabled.is_some(),
         centre_entry: form.centre_entry.is_some(),
         phone_login: form.phone_login.is_some(),
+        distribution: form.distribution.is_some(),
+        goods_display: form.goods_display,
         attempt_limit: form.attempt_limit.trim().parse().unwrap_or(0),
         centre_name: form.centre_name,
         share_title: form.share_title,

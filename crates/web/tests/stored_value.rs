@@ -831,6 +831,8 @@ async fn console_flow(app: TestApp) {
         vec![
             ("enabled", "on".into()),
             ("phone_login", "on".into()),
+            ("distribution", "on".into()),
+            ("goods_display", "grid".into()),
             ("attempt_limit", "3".into()),
             ("centre_name", "我的礼品卡".into()),
             ("share_title", "送你礼品卡".into()),
@@ -843,10 +845,21 @@ async fn console_flow(app: TestApp) {
     assert_eq!(
         (
             settings["attempt_limit"].as_i64(),
-            settings["phone_login"].as_bool()
+            settings["phone_login"].as_bool(),
+            settings["distribution"].as_bool(),
+            settings["goods_display"].as_str()
         ),
-        (Some(3), Some(true))
+        (Some(3), Some(true), Some(true), Some("grid"))
     );
+    let (status, _) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/giftcard-settings",
+            json!({"enabled": true, "centre_entry": true, "attempt_limit": 3, "centre_name": "x",
+                   "share_title": "", "description": "", "phone_login": false, "goods_display": "mosaic"}),
+        )
+        .await;
+    assert_eq!(status, 422, "an unknown display is refused");
     // Balances are adjusted by hand with a reason; a double click adjusts once.
     let customer = app
         .store

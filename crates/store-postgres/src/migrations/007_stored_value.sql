@@ -10,7 +10,9 @@ CREATE TABLE giftcard_settings (
     centre_name TEXT NOT NULL,
     share_title TEXT NOT NULL,
     description TEXT NOT NULL,
-    phone_login BOOLEAN NOT NULL
+    phone_login BOOLEAN NOT NULL,
+    distribution BOOLEAN NOT NULL,
+    goods_display TEXT NOT NULL CHECK (goods_display IN ('list', 'grid'))
 );
 
 CREATE TABLE giftcard_images (
