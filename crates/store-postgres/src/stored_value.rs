@@ -316,7 +316,8 @@ async fn post_transaction(
                INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
                SELECT $4, $12, $9, $13, 'customer=' || $2::text, \
                'transaction=' || t.id || ' amount_fen=' || $1::text || ' balance_after_fen=' || t.balance_after_fen \
-               || ' reference=' || $6 || ' channel=' || $8, 1, $10 FROM t \
+               || ' reference=' || $6 || ' channel=' || $8 \
+               || CASE WHEN $7 = '' THEN '' ELSE ' reason=' || $7 END, 1, $10 FROM t \
              ), i AS ( \
                UPDATE idempotency_keys SET transaction_id = t.id FROM t \
                WHERE idempotency_keys.merchant_id = $4 AND idempotency_keys.key = $14 \

@@ -284,9 +284,10 @@ fn post_transaction(
             action: format!("{}_balance", kind.code()),
             target: format!("customer={customer_id}"),
             detail: format!(
-                "transaction={} amount_fen={delta} balance_after_fen={balance_after} reference={reference} channel={}",
+                "transaction={} amount_fen={delta} balance_after_fen={balance_after} reference={reference} channel={}{}",
                 transaction.id,
-                channel.code()
+                channel.code(),
+                if reason.is_empty() { String::new() } else { format!(" reason={reason}") }
             ),
             n_affected: 1,
             created_at: now,

@@ -889,6 +889,17 @@ async fn console_flow(app: TestApp) {
     assert_eq!(statement["total"], 1);
     assert_eq!(statement["items"][0]["amount_fen"], 1250);
     assert_eq!(statement["items"][0]["reason"], "补偿");
+    let (audit, _) = app
+        .store
+        .list_audit(app.merchant_id, kaquan_core::store::Page::default())
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.entry.action == "adjust_balance" && a.entry.detail.contains("reason=补偿")),
+        "the adjustment and its reason are audited"
+    );
     let (status, page) = owner
         .get_bytes(&format!("/customers/{}", customer.id))
         .await;
