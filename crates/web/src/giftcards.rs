@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 /// Rows one codes export holds at most (a whole offline batch).
 const CODES_EXPORT_ROWS_MAX: i64 = OFFLINE_CODES_MAX;
+/// Customers one balance export holds at most.
+const CUSTOMERS_EXPORT_ROWS_MAX: i64 = 100_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,6 +82,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(update_product),
         )
         .route("/api/v1/customers", get(list_customers))
+        .route("/api/v1/customers/export", get(export_customers))
         .route(
             "/api/v1/customers/{customer_id}/statement",
             get(list_statement),
@@ -1293,6 +1296,80 @@ async fn create_adjustment(
     };
     let transaction = adjust(&state, &authed, customer_id, &request, idempotency).await?;
     Ok((StatusCode::CREATED, Json(TransactionDto::new(&transaction))))
+}
+
+/// Every matching customer's balance as xlsx, for reconciliation (对账).
+async fn export_customers(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<CustomerQuery>,
+) -> ApiResult<Response> {
+    authed.require(Permission::BalancesView)?;
+    let merchant_id = authed.merchant_id();
+    let search = query.search.clone().unwrap_or_default();
+    let personal = authed.can(Permission::PersonalDataView);
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+    for (col, title) in [
+        "编号",
+        "顾客",
+        "商城顾客编号",
+        "手机号",
+        "余额（元）",
+        "加入时间",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    }
+    let mut row = 0u32;
+    for page_number in 1.. {
+        let page = ListPage::new(Some(page_number), Some(kaquan_core::store::PAGE_SIZE_MAX));
+        let (customers, total) = state
+            .store
+            .list_customers(merchant_id, &search, page)
+            .await?;
+        if total > CUSTOMERS_EXPORT_ROWS_MAX {
+            return Err(ApiError::invalid(format!(
+                "一次最多导出 {CUSTOMERS_EXPORT_ROWS_MAX} 位顾客：请用查询条件缩小范围"
+            )));
+        }
+        for c in customers.iter().map(|c| CustomerDto::new(c, personal)) {
+            row += 1;
+            let cells = [
+                c.id.to_string(),
+                c.label,
+                c.external_id.unwrap_or_default(),
+                c.phone.unwrap_or_default(),
+                c.balance_yuan,
+                c.created_at,
+            ];
+            for (col, text) in cells.iter().enumerate() {
+                sheet
+                    .write_string(row, col as u16, escape_formula(text))
+                    .map_err(xlsx)?;
+            }
+        }
+        if customers.len() < page.page_size as usize {
+            break;
+        }
+    }
+    let bytes = workbook.save_to_buffer().map_err(xlsx)?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "export_customers",
+            String::new(),
+            format!("n_customers={row}"),
+        ))
+        .await?;
+    Ok(download(
+        bytes,
+        "顾客余额.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ))
 }
 
 async fn customers_page(

@@ -68,6 +68,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/giftcard-products", "create_giftcard_product", "Add a gift-card product linked to an online code template (关联兑换码)", "giftcards.manage"),
     ("put", "/api/v1/giftcard-products/{product_id}", "update_giftcard_product", "Change a gift-card product or put it on/off the shelf", "giftcards.manage"),
     ("get", "/api/v1/customers", "list_customers", "Customers with their balances (search by mall id, phone or nickname)", "balances.view"),
+    ("get", "/api/v1/customers/export", "export_customers", "Every matching customer's balance as xlsx (search), audited", "balances.view"),
     ("get", "/api/v1/customers/{customer_id}/statement", "list_customer_statement", "余额明细 of a customer, newest first", "balances.view"),
     ("post", "/api/v1/customers/{customer_id}/adjustments", "create_balance_adjustment", "Adjust a balance by delta_fen with a reason (never below zero); optional Idempotency-Key header", "balances.adjust"),
     ("get", "/api/v1/api-keys", "list_api_keys", "The merchant's open-API keys", "api_keys.manage"),

@@ -900,6 +900,16 @@ async fn console_flow(app: TestApp) {
             .any(|a| a.entry.action == "adjust_balance" && a.entry.detail.contains("reason=补偿")),
         "the adjustment and its reason are audited"
     );
+    let (status, bytes) = owner.get_bytes("/api/v1/customers/export?search=vip").await;
+    assert_eq!(status, 200);
+    let path = app.dir.join("customers.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    let rows = read_xlsx(&path);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[1][2].as_str(), rows[1][4].as_str()),
+        ("vip-1", "12.50")
+    );
     let (status, page) = owner
         .get_bytes(&format!("/customers/{}", customer.id))
         .await;
