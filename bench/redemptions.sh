@@ -100,6 +100,9 @@ if [ "${ONLY:-}" != postgres ]; then
   sync
   floor=$("$FLOOR" floor-redeem-sqlite "$CODES" "$WORK/floor.db" | tail -n 1)
   report sqlite "$floor" "$WORK/redeem.txt" "$WORK/healthz.txt"
+  # Diagnosis: the same store without HTTP, with and without nonce + Idempotency-Key.
+  "$FLOOR" store-redeem-sqlite "$CODES" "$WORK/store.db" | tail -n 1
+  "$FLOOR" store-redeem-sqlite-unguarded "$CODES" "$WORK/store2.db" | tail -n 1
 fi
 [ "${ONLY:-}" = sqlite ] && exit 0
 

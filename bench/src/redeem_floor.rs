@@ -213,3 +213,92 @@ fn pg_digest(i: i64) -> Vec<u8> {
     d[..8].copy_from_slice(&i.to_be_bytes());
     d
 }
+
+/// kaquan's own SQLite store without HTTP: N redemptions through
+/// `post_ledger` from 64 tasks, with (`guarded`) or without a nonce and an
+/// Idempotency-Key per call. Says how much of a redemption's cost is the
+/// store's and how much the guards add.
+pub fn store_sqlite(n: i64, path: &str, guarded: bool) {
+    use kaquan_core::giftcard::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
+    use kaquan_core::ledger::{
+        ApiCall, CustomerRef, IdempotencyClaim, IdempotencyKey, LedgerOp, NonceUse, RedeemCode,
+    };
+    use kaquan_core::pickup::Channel;
+    use kaquan_core::store::{Actor, AuditEntry, Store, StoredValueStore};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = std::sync::Arc::new(
+            kaquan_store_sqlite::open(
+                std::path::Path::new(path),
+                kaquan_store_sqlite::OpenMode::CreateIfMissing,
+            )
+            .unwrap(),
+        );
+        let merchant = store.create_merchant("bench", 0).await.unwrap();
+        let keys = kaquan_core::secrets::MasterKey::generate().merchant_keys(merchant.id, 1);
+        let digests: Vec<Vec<u8>> = (0..n).map(|_| code_digest(&keys, &Code::generate())).collect();
+        let codes: Vec<NewCode> = digests
+            .iter()
+            .map(|d| NewCode { digest: d.clone(), sealed: vec![0; 44], key_version: 1 })
+            .collect();
+        let audit = AuditEntry {
+            merchant_id: merchant.id,
+            actor: Actor::cli(),
+            action: "bench".into(),
+            target: String::new(),
+            detail: String::new(),
+            n_affected: 0,
+            created_at: 0,
+        };
+        store
+            .create_code_template(
+                merchant.id,
+                CodeKind::Offline,
+                &CodeTemplateFields { name: "bench".into(), face_value_fen: 5000, valid_from: None, valid_until: None },
+                &codes,
+                &audit,
+            )
+            .await
+            .unwrap();
+        let digests = std::sync::Arc::new(digests);
+        let started = Instant::now();
+        let tasks = (0..CLIENTS as i64).map(|client| {
+            let (store, digests) = (store.clone(), digests.clone());
+            tokio::spawn(async move {
+                let mut i = client;
+                while i < n {
+                    let call = if guarded {
+                        ApiCall {
+                            nonce: Some(NonceUse { api_key_id: "kq_bench".into(), nonce: format!("nonce-{i:012}") }),
+                            idempotency: Some(IdempotencyClaim {
+                                key: IdempotencyKey::parse(&format!("r-{i}")).unwrap(),
+                                request_hash: "h".into(),
+                            }),
+                        }
+                    } else {
+                        ApiCall::default()
+                    };
+                    let op = LedgerOp::Redeem(RedeemCode {
+                        merchant_id: merchant.id,
+                        customer: CustomerRef::External(format!("c{}", i % 1000)),
+                        digest: digests[i as usize].clone(),
+                        client_key: "bench".into(),
+                        attempt_limit: 5,
+                        attempts_since: 0,
+                        channel: Channel::Api,
+                        actor: Actor::cli(),
+                        now: 1,
+                    });
+                    assert!(store.post_ledger(&call, &op).await.unwrap().result.is_ok());
+                    i += CLIENTS as i64;
+                }
+            })
+        });
+        futures_util::future::join_all(tasks).await;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{{\"store\": \"sqlite\", \"guarded\": {guarded}, \"redemptions\": {n}, \"seconds\": {seconds:.3}, \"per_second\": {:.0}}}",
+            n as f64 / seconds
+        );
+    });
+}
