@@ -7,9 +7,7 @@
 //! redeeming) and a sealed copy (for a permitted export, or for the customer
 //! who bought it); the store never sees it in plaintext.
 
-use crate::ledger::{
-    ApiCall, Called, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode, Refusal,
-};
+use crate::ledger::{ApiCall, Called, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode};
 use crate::pickup::{Channel, ATTEMPT_WINDOW_SECONDS};
 use crate::secrets::{MasterKey, MerchantKeys};
 use crate::store::{Actor, Store};
@@ -562,11 +560,6 @@ pub async fn redeem_code(
             }),
         )
         .await
-}
-
-/// Whether a failure is the attempt-limit lock, for the global failure counter.
-pub fn is_failed_guess(result: &Result<LedgerTransaction, Refusal>) -> bool {
-    matches!(result, Err(Refusal::CodeRefused))
 }
 
 #[cfg(test)]

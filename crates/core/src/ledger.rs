@@ -390,13 +390,6 @@ pub fn check_reference(what: &str, text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// The invariants `verify` checks, stated once for both stores: for each
-/// transaction the postings per asset, for each customer account the
-/// cached balance against its postings, and balances never below zero.
-pub fn describe_violation(what: &str, id: i64, detail: &str) -> String {
-    format!("ledger: {what} {id}: {detail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -300,12 +300,7 @@ async fn load_batches(
         .iter()
         .map(|b| BatchDto::new(b, progress.get(&b.id).map(|p| p.as_ref())))
         .collect();
-    Ok(ListDto {
-        items,
-        total,
-        page: page.page,
-        page_size: page.page_size,
-    })
+    Ok(ListDto::new(items, total, page))
 }
 
 async fn list_batches(

@@ -509,9 +509,13 @@ async fn create_template(
         .await?)
 }
 
+/// The query of every gift-card list, page and export.
 #[derive(Deserialize)]
-pub struct KindQuery {
+pub struct ListQuery {
+    /// `online` or `offline` (code templates).
     pub kind: Option<String>,
+    /// Part of a mall id, phone or nickname (customers).
+    pub search: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
     pub msg: Option<String>,
@@ -520,7 +524,7 @@ pub struct KindQuery {
 async fn list_code_templates(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<KindQuery>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<crate::batches::ListDto<CodeTemplateDto>>> {
     authed.require(Permission::GiftcardsManage)?;
     let kind = parse_kind(query.kind.as_deref().unwrap_or("offline"))?;
@@ -559,7 +563,7 @@ struct TemplatesView {
 async fn templates_page(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<KindQuery>,
+    Query(query): Query<ListQuery>,
 ) -> PageResult {
     authed.require(Permission::GiftcardsManage)?;
     let kind = parse_kind(query.kind.as_deref().unwrap_or("offline"))?;
@@ -676,7 +680,7 @@ async fn list_codes(
     State(state): State<AppState>,
     authed: Authed,
     Path(template_id): Path<i64>,
-    Query(query): Query<KindQuery>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<crate::batches::ListDto<IssuedCodeDto>>> {
     authed.require(Permission::GiftcardsManage)?;
     let page = ListPage::new(query.page, query.page_size);
@@ -1175,18 +1179,10 @@ impl CustomerDto {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CustomerQuery {
-    pub search: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub msg: Option<String>,
-}
-
 async fn list_customers(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<crate::batches::ListDto<CustomerDto>>> {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, query.page_size);
@@ -1213,7 +1209,7 @@ async fn list_statement(
     State(state): State<AppState>,
     authed: Authed,
     Path(customer_id): Path<i64>,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<crate::batches::ListDto<TransactionDto>>> {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, query.page_size);
@@ -1302,7 +1298,7 @@ async fn create_adjustment(
 async fn export_customers(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     authed.require(Permission::BalancesView)?;
     let merchant_id = authed.merchant_id();
@@ -1375,7 +1371,7 @@ async fn export_customers(
 async fn customers_page(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<ListQuery>,
 ) -> PageResult {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, None);
@@ -1403,7 +1399,7 @@ async fn customer_page(
     State(state): State<AppState>,
     authed: Authed,
     Path(customer_id): Path<i64>,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<ListQuery>,
 ) -> PageResult {
     authed.require(Permission::BalancesView)?;
     let merchant_id = authed.merchant_id();

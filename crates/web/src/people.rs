@@ -479,12 +479,7 @@ async fn load_audit(
             created_at: format_datetime(r.entry.created_at),
         })
         .collect();
-    Ok(ListDto {
-        items,
-        total,
-        page: page.page,
-        page_size: page.page_size,
-    })
+    Ok(ListDto::new(items, total, page))
 }
 
 async fn list_audit_log(
