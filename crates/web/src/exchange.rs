@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use kaquan_core::auth::{check_staff_password, hash_staff_password, verify_staff_password};
 use kaquan_core::clock::format_datetime;
-use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot};
+use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot, GiftcardSettings};
 use kaquan_core::ledger::{ApiCall, Customer, CustomerRef, Refusal};
 use kaquan_core::money::format_yuan;
 use kaquan_core::pickup::{Channel, ATTEMPT_WINDOW_SECONDS};
@@ -143,12 +143,21 @@ struct CentreView {
     error: Option<String>,
 }
 
+/// The merchant's 礼品卡设置, through this node's short-lived cache: every
+/// customer page and every redemption needs them.
+async fn settings(state: &AppState, merchant_id: i64) -> ApiResult<GiftcardSettings> {
+    state
+        .giftcard_settings
+        .get(state.store.as_ref(), merchant_id)
+        .await
+}
+
 async fn centre_view(
     state: &AppState,
     merchant_id: i64,
+    settings: GiftcardSettings,
     authed: &CustomerAuthed,
 ) -> ApiResult<CentreView> {
-    let settings = state.store.get_giftcard_settings(merchant_id).await?;
     let mut images = ImageUrls::default();
     for (slot, updated_at) in state.store.giftcard_images(merchant_id).await? {
         let url = Some(format!(
@@ -199,7 +208,8 @@ async fn centre_page(
     Path(merchant_id): Path<i64>,
     authed: CustomerAuthed,
 ) -> PageResult {
-    let view = centre_view(&state, merchant_id, &authed).await?;
+    let settings = settings(&state, merchant_id).await?;
+    let view = centre_view(&state, merchant_id, settings, &authed).await?;
     Ok(render_centre(&state, view, StatusCode::OK))
 }
 
@@ -251,15 +261,12 @@ async fn redeem_form(
     if !constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
         return Err(ApiError::Forbidden("页面已过期，请刷新后重试").into());
     }
-    let mut view = centre_view(&state, merchant_id, &authed).await?;
+    let settings = settings(&state, merchant_id).await?;
+    let mut view = centre_view(&state, merchant_id, settings.clone(), &authed).await?;
     if !view.enabled {
         view.error = Some("礼品卡活动未开启".into());
         return Ok(render_centre(&state, view, StatusCode::CONFLICT));
     }
-    let settings = state
-        .giftcard_settings
-        .get(state.store.as_ref(), merchant_id)
-        .await?;
     let called = giftcard::redeem_code(
         state.store.as_ref(),
         &state.master,
@@ -372,7 +379,7 @@ async fn balance_page(
         .store
         .list_statement(merchant_id, customer.id, page)
         .await?;
-    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    let settings = settings(&state, merchant_id).await?;
     let view = BalanceView {
         merchant_id,
         centre_name: settings.centre_name,
@@ -463,12 +470,7 @@ fn check_phone(phone: &str) -> ApiResult<String> {
 }
 
 async fn phone_login_allowed(state: &AppState, merchant_id: i64) -> ApiResult<()> {
-    if state
-        .store
-        .get_giftcard_settings(merchant_id)
-        .await?
-        .phone_login
-    {
+    if settings(state, merchant_id).await?.phone_login {
         Ok(())
     } else {
         Err(ApiError::Forbidden("本店未开启手机号登录，请从商城进入"))
