@@ -514,17 +514,15 @@ pub async fn reused_nonces_are_refused(store: &dyn Store) {
     );
     assert_eq!(balance(store, m, u).await, 5);
     store
-        .record_nonce(m, "kq_1", "n-other-0123456789", NOW)
+        .record_nonce("kq_1", "n-other-0123456789", NOW)
         .await
         .unwrap();
     assert!(matches!(
-        store
-            .record_nonce(m, "kq_1", "n-other-0123456789", NOW)
-            .await,
+        store.record_nonce("kq_1", "n-other-0123456789", NOW).await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .record_nonce(m, "kq_2", "n-other-0123456789", NOW)
+        .record_nonce("kq_2", "n-other-0123456789", NOW)
         .await
         .expect("nonces are per key");
 }

@@ -76,12 +76,26 @@ impl MasterKey {
     /// A key for things that belong to the installation, not a merchant
     /// (session tokens are hashed with plain SHA-256 and need none).
     pub fn installation_hmac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        self.installation_mac(purpose, message)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    /// Checks a tag made by [`Self::installation_hmac`], in constant time.
+    pub fn installation_hmac_matches(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
+        self.installation_mac(purpose, message)
+            .verify_slice(tag)
+            .is_ok()
+    }
+
+    fn installation_mac(&self, purpose: &str, message: &[u8]) -> HmacSha256 {
         let mut mac =
             <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(message);
-        mac.finalize().into_bytes().into()
+        mac
     }
 }
 

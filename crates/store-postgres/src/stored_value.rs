@@ -1572,13 +1572,7 @@ impl StoredValueStore for PgStore {
         }))
     }
 
-    async fn record_nonce(
-        &self,
-        _merchant_id: i64,
-        key_id: &str,
-        nonce: &str,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn record_nonce(&self, key_id: &str, nonce: &str, now: i64) -> StoreResult<()> {
         let client = self.client().await?;
         exec(
             &client,

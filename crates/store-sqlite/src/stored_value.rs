@@ -1423,13 +1423,7 @@ impl StoredValueStore for SqliteStore {
         .await
     }
 
-    async fn record_nonce(
-        &self,
-        _merchant_id: i64,
-        key_id: &str,
-        nonce: &str,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn record_nonce(&self, key_id: &str, nonce: &str, now: i64) -> StoreResult<()> {
         let (key_id, nonce) = (key_id.to_owned(), nonce.to_owned());
         self.write(move |conn| {
             conn.prepare_cached(

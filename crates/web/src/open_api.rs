@@ -261,7 +261,7 @@ impl Signed {
     async fn record_nonce(&self, state: &AppState) -> ApiResult<()> {
         match state
             .store
-            .record_nonce(self.merchant_id, &self.key_id, &self.nonce, crate::now())
+            .record_nonce(&self.key_id, &self.nonce, crate::now())
             .await
         {
             Ok(()) => Ok(()),
