@@ -129,7 +129,7 @@ pub enum CodesCommand {
     Export {
         #[arg(long)]
         template: i64,
-        /// The file to write: `.csv` writes CSV (code, face value, state), anything else xlsx.
+        /// The file to write: `.csv` writes CSV, anything else xlsx (the same columns).
         #[arg(long)]
         output: PathBuf,
     },
@@ -1238,22 +1238,24 @@ async fn codes_command(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            let csv = output
+            let format = if output
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            let (bytes, n_codes) = if csv {
-                codes_csv(store, master, merchant_id, template).await?
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                kaquan_web::exports::ExportFormat::Csv
             } else {
-                kaquan_web::giftcards::codes_workbook(
-                    store,
-                    master,
-                    &public_url,
-                    merchant_id,
-                    template,
-                )
-                .await
-                .map_err(|e| anyhow!("{}", e.public_message()))?
+                kaquan_web::exports::ExportFormat::Xlsx
             };
+            let (bytes, n_codes) = kaquan_web::giftcards::export_codes_file(
+                store,
+                master,
+                &public_url,
+                merchant_id,
+                template,
+                format,
+            )
+            .await
+            .map_err(|e| anyhow!("{}", e.public_message()))?;
             std::fs::write(&output, bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             store
@@ -1272,34 +1274,6 @@ async fn codes_command(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A template's codes as CSV: code, face value in yuan, state.
-async fn codes_csv(
-    store: &dyn Store,
-    master: &MasterKey,
-    merchant_id: i64,
-    template_id: i64,
-) -> anyhow::Result<(Vec<u8>, i64)> {
-    let mut text = String::from("兑换码,面额,状态\n");
-    let (mut after, mut n_codes) = (0, 0);
-    loop {
-        let page = store
-            .codes_after(merchant_id, template_id, after, 1000)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for c in &page {
-            let plain = c.plaintext(master, merchant_id);
-            text.push_str(&format!(
-                "{plain},{},{}\n",
-                kaquan_core::money::format_yuan(c.face_value_fen),
-                c.state.label_zh()
-            ));
-            n_codes += 1;
-        }
-    }
-    Ok((text.into_bytes(), n_codes))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
-use crate::exports::{download, escape_formula};
+use crate::exports::{download, escape_formula, ExportFormat};
 use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
@@ -760,21 +760,19 @@ async fn codes_page(
     ))
 }
 
-/// A template's codes in plaintext as an xlsx workbook, for the print shop,
-/// with each code's QR content (the exchange centre with the code after `#`).
-/// Returns the workbook and how many codes it holds. Callers check the
+/// A template's codes in plaintext as xlsx or CSV, for the print shop, with
+/// each code's QR content (the exchange centre with the code after `#`).
+/// Returns the file and how many codes it holds. Callers check the
 /// permission and write the audit record.
-pub async fn codes_workbook(
+pub async fn export_codes_file(
     store: &dyn kaquan_core::store::Store,
     master: &kaquan_core::secrets::MasterKey,
     public_url: &str,
     merchant_id: i64,
     template_id: i64,
+    format: ExportFormat,
 ) -> ApiResult<(Vec<u8>, i64)> {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
-    for (col, title) in [
+    const HEADERS: [&str; 8] = [
         "兑换码",
         "面额",
         "状态",
@@ -783,14 +781,10 @@ pub async fn codes_workbook(
         "订单号",
         "有效期至",
         "二维码内容",
-    ]
-    .iter()
-    .enumerate()
-    {
-        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
-    }
-    let (mut after, mut n_codes) = (0i64, 0i64);
-    while n_codes < CODES_EXPORT_ROWS_MAX {
+    ];
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    let mut after = 0i64;
+    while (rows.len() as i64) < CODES_EXPORT_ROWS_MAX {
         let page = store
             .codes_after(merchant_id, template_id, after, 1000)
             .await?;
@@ -803,25 +797,51 @@ pub async fn codes_workbook(
             } else {
                 format!("{public_url}/m/{merchant_id}/exchange#code={plain}")
             };
-            let cells = [
-                plain,
-                format_yuan(c.face_value_fen),
-                c.state.label_zh().to_owned(),
-                c.customer_label.clone().unwrap_or_default(),
-                c.redeemed_at.map(format_datetime).unwrap_or_default(),
-                c.order_id.clone().unwrap_or_default(),
-                c.valid_until.map(format_date).unwrap_or_default(),
-                qr,
-            ];
-            n_codes += 1;
-            for (col, text) in cells.iter().enumerate() {
-                sheet
-                    .write_string(n_codes as u32, col as u16, escape_formula(text))
-                    .map_err(xlsx)?;
-            }
+            rows.push(
+                [
+                    plain,
+                    format_yuan(c.face_value_fen),
+                    c.state.label_zh().to_owned(),
+                    c.customer_label.clone().unwrap_or_default(),
+                    c.redeemed_at.map(format_datetime).unwrap_or_default(),
+                    c.order_id.clone().unwrap_or_default(),
+                    c.valid_until.map(format_date).unwrap_or_default(),
+                    qr,
+                ]
+                .map(|cell| escape_formula(&cell)),
+            );
         }
     }
-    Ok((workbook.save_to_buffer().map_err(xlsx)?, n_codes))
+    let bytes = match format {
+        ExportFormat::Xlsx => {
+            let mut workbook = rust_xlsxwriter::Workbook::new();
+            let sheet = workbook.add_worksheet();
+            let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+            for (row, cells) in std::iter::once(HEADERS.map(String::from))
+                .chain(rows.iter().cloned())
+                .enumerate()
+            {
+                for (col, text) in cells.iter().enumerate() {
+                    sheet
+                        .write_string(row as u32, col as u16, text)
+                        .map_err(xlsx)?;
+                }
+            }
+            workbook.save_to_buffer().map_err(xlsx)?
+        }
+        ExportFormat::Csv => {
+            let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(HEADERS).map_err(csv_err)?;
+            for cells in &rows {
+                writer.write_record(cells).map_err(csv_err)?;
+            }
+            writer
+                .into_inner()
+                .map_err(|e| ApiError::Internal(format!("csv: {e}")))?
+        }
+    };
+    Ok((bytes, rows.len() as i64))
 }
 
 /// The template's codes in plaintext, for the print shop: a permitted, audited export.
@@ -837,12 +857,13 @@ async fn export_codes(
         .store
         .get_code_template(merchant_id, template_id)
         .await?;
-    let (bytes, n_codes) = codes_workbook(
+    let (bytes, n_codes) = export_codes_file(
         state.store.as_ref(),
         &state.master,
         &state.public_url,
         merchant_id,
         template_id,
+        ExportFormat::Xlsx,
     )
     .await?;
     state
