@@ -6,6 +6,7 @@
 
 use crate::auth::{constant_time_eq, cookie_value};
 use crate::error::{ApiError, ApiResult};
+use crate::giftcards::cached_settings;
 use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
@@ -143,15 +144,6 @@ struct CentreView {
     error: Option<String>,
 }
 
-/// The merchant's 礼品卡设置, through this node's short-lived cache: every
-/// customer page and every redemption needs them.
-async fn settings(state: &AppState, merchant_id: i64) -> ApiResult<GiftcardSettings> {
-    state
-        .giftcard_settings
-        .get(state.store.as_ref(), merchant_id)
-        .await
-}
-
 async fn centre_view(
     state: &AppState,
     merchant_id: i64,
@@ -208,7 +200,7 @@ async fn centre_page(
     Path(merchant_id): Path<i64>,
     authed: CustomerAuthed,
 ) -> PageResult {
-    let settings = settings(&state, merchant_id).await?;
+    let settings = cached_settings(&state, merchant_id).await?;
     let view = centre_view(&state, merchant_id, settings, &authed).await?;
     Ok(render_centre(&state, view, StatusCode::OK))
 }
@@ -261,7 +253,7 @@ async fn redeem_form(
     if !constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
         return Err(ApiError::Forbidden("页面已过期，请刷新后重试").into());
     }
-    let settings = settings(&state, merchant_id).await?;
+    let settings = cached_settings(&state, merchant_id).await?;
     let mut view = centre_view(&state, merchant_id, settings.clone(), &authed).await?;
     if !view.enabled {
         view.error = Some("礼品卡活动未开启".into());
@@ -379,7 +371,7 @@ async fn balance_page(
         .store
         .list_statement(merchant_id, customer.id, page)
         .await?;
-    let settings = settings(&state, merchant_id).await?;
+    let settings = cached_settings(&state, merchant_id).await?;
     let view = BalanceView {
         merchant_id,
         centre_name: settings.centre_name,
@@ -470,7 +462,7 @@ fn check_phone(phone: &str) -> ApiResult<String> {
 }
 
 async fn phone_login_allowed(state: &AppState, merchant_id: i64) -> ApiResult<()> {
-    if settings(state, merchant_id).await?.phone_login {
+    if cached_settings(state, merchant_id).await?.phone_login {
         Ok(())
     } else {
         Err(ApiError::Forbidden("本店未开启手机号登录，请从商城进入"))

@@ -101,45 +101,17 @@ pub fn router() -> Router<AppState> {
 /// node takes effect here within this time (on the saving node at once).
 pub const SETTINGS_CACHE_SECONDS: u64 = 5;
 
-type CachedSettings = (GiftcardSettings, std::time::Instant);
-
 /// Each merchant's 礼品卡设置 as this node last read them.
-#[derive(Default)]
-pub struct SettingsCache {
-    entries: std::sync::Mutex<std::collections::HashMap<i64, CachedSettings>>,
-}
+pub type SettingsCache = crate::cache::TtlCache<i64, GiftcardSettings>;
 
-impl SettingsCache {
-    /// The merchant's settings, from the cache while fresh.
-    pub async fn get(
-        &self,
-        store: &dyn kaquan_core::store::Store,
-        merchant_id: i64,
-    ) -> ApiResult<GiftcardSettings> {
-        if let Some((settings, at)) = self
-            .entries
-            .lock()
-            .expect("settings cache lock")
-            .get(&merchant_id)
-        {
-            if at.elapsed() < std::time::Duration::from_secs(SETTINGS_CACHE_SECONDS) {
-                return Ok(settings.clone());
-            }
-        }
-        let settings = store.get_giftcard_settings(merchant_id).await?;
-        self.entries
-            .lock()
-            .expect("settings cache lock")
-            .insert(merchant_id, (settings.clone(), std::time::Instant::now()));
-        Ok(settings)
+/// The merchant's 礼品卡设置, from this node's cache while fresh.
+pub async fn cached_settings(state: &AppState, merchant_id: i64) -> ApiResult<GiftcardSettings> {
+    if let Some(settings) = state.giftcard_settings.get(&merchant_id) {
+        return Ok(settings);
     }
-
-    fn forget(&self, merchant_id: i64) {
-        self.entries
-            .lock()
-            .expect("settings cache lock")
-            .remove(&merchant_id);
-    }
+    let settings = state.store.get_giftcard_settings(merchant_id).await?;
+    state.giftcard_settings.put(merchant_id, settings.clone());
+    Ok(settings)
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -218,7 +190,7 @@ async fn save_settings(
             ),
         )
         .await?;
-    state.giftcard_settings.forget(authed.merchant_id());
+    state.giftcard_settings.forget(&authed.merchant_id());
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batches;
+pub mod cache;
 pub mod cards;
 pub mod error;
 pub mod exchange;
@@ -68,9 +69,11 @@ impl AppState {
             progress: Arc::default(),
             templates: Arc::new(pages::environment()),
             secure_cookies,
-            api_keys: Arc::default(),
+            api_keys: Arc::new(open_api::ApiKeyCache::new(open_api::API_KEY_CACHE_SECONDS)),
             metrics: Arc::default(),
-            giftcard_settings: Arc::default(),
+            giftcard_settings: Arc::new(giftcards::SettingsCache::new(
+                giftcards::SETTINGS_CACHE_SECONDS,
+            )),
         }
     }
 }

@@ -24,18 +24,13 @@ use kaquan_core::signing;
 use kaquan_core::store::{Actor, Page};
 use kaquan_core::StoreError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// Largest open-API request body.
 pub const OPEN_API_BODY_BYTES_MAX: usize = 64 * 1024;
 /// How long a node trusts an API key it looked up; revoking takes effect on
 /// other nodes within this time (on the revoking node at once).
 pub const API_KEY_CACHE_SECONDS: u64 = 30;
-/// Keys kept in the cache at most.
-const API_KEY_CACHE_ENTRIES_MAX: usize = 10_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,35 +51,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// API keys this node has opened recently: public id → (merchant, secret).
-#[derive(Default)]
-pub struct ApiKeyCache {
-    entries: Mutex<HashMap<String, (i64, String, Instant)>>,
-}
-
-impl ApiKeyCache {
-    fn get(&self, key_id: &str) -> Option<(i64, String)> {
-        let entries = self.entries.lock().expect("api key cache lock");
-        let (merchant_id, secret, at) = entries.get(key_id)?;
-        (at.elapsed() < Duration::from_secs(API_KEY_CACHE_SECONDS))
-            .then(|| (*merchant_id, secret.clone()))
-    }
-
-    fn put(&self, key_id: &str, merchant_id: i64, secret: String) {
-        let mut entries = self.entries.lock().expect("api key cache lock");
-        if entries.len() >= API_KEY_CACHE_ENTRIES_MAX {
-            entries.clear();
-        }
-        entries.insert(key_id.to_owned(), (merchant_id, secret, Instant::now()));
-    }
-
-    /// Forgets a key at once (after it was revoked on this node).
-    pub fn forget(&self, key_id: &str) {
-        self.entries
-            .lock()
-            .expect("api key cache lock")
-            .remove(key_id);
-    }
-}
+pub type ApiKeyCache = crate::cache::TtlCache<String, (i64, String)>;
 
 /// Counters for alerting, exposed at `/metrics` in Prometheus' text format.
 #[derive(Default)]
@@ -180,7 +147,7 @@ impl FromRequest<AppState> for Signed {
         if !signing::nonce_is_well_formed(nonce) {
             return Err(bad("nonce 须为 16–64 个字母、数字、- 或 _"));
         }
-        let (merchant_id, secret) = match state.api_keys.get(key_id) {
+        let (merchant_id, secret) = match state.api_keys.get(&key_id.to_owned()) {
             Some(found) => found,
             None => {
                 let key = state
@@ -190,7 +157,9 @@ impl FromRequest<AppState> for Signed {
                     .ok_or_else(|| bad("未知或已停用的密钥"))?;
                 let secret = signing::open_api_secret(&state.master, &key)
                     .ok_or_else(|| ApiError::Internal("an API key does not open".into()))?;
-                state.api_keys.put(key_id, key.merchant_id, secret.clone());
+                state
+                    .api_keys
+                    .put(key_id.to_owned(), (key.merchant_id, secret.clone()));
                 (key.merchant_id, secret)
             }
         };
@@ -431,10 +400,7 @@ async fn create_redemption(State(state): State<AppState>, signed: Signed) -> Api
         return Err(ApiError::Refused(Refusal::CodeRefused));
     }
     let call = signed.call()?;
-    let settings = state
-        .giftcard_settings
-        .get(state.store.as_ref(), signed.merchant_id)
-        .await?;
+    let settings = crate::giftcards::cached_settings(&state, signed.merchant_id).await?;
     if !settings.enabled {
         return Err(ApiError::Conflict("礼品卡活动未开启".into()));
     }
