@@ -58,11 +58,46 @@ pub enum OpenMode {
     MustExist,
 }
 
-/// A job run on the writer thread inside the group's transaction. It returns
-/// whether it succeeded (else its savepoint is rolled back) and a finisher
-/// that is told whether the group committed.
-type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
+/// A write queued for the writer thread. `run` may be called twice: when
+/// another job of its group fails after writing, the group is rolled back
+/// and run again (see [`run_group`]).
+trait Work: Send {
+    /// Runs the work inside the group's transaction; false when it failed.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+type Job = Box<dyn Work>;
+
+struct Pending<T, F> {
+    work: F,
+    result: Option<StoreResult<T>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Work for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = (self.work)(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let result = match (self.result, commit) {
+            (None, _) => Err(StoreError::Backend(
+                "sqlite writer did not run a job".into(),
+            )),
+            (Some(Ok(_)), Err(e)) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+            (Some(result), _) => result,
+        };
+        let _ = self.reply.send(result);
+    }
+}
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Job>>,
@@ -222,36 +257,63 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs drops their reply channels: each caller gets an error.
-            tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
-            continue;
+        run_group(&conn, jobs);
+    }
+}
+
+/// Runs a group of jobs in one transaction and answers them after COMMIT.
+///
+/// The jobs share the transaction without savepoints: most writes succeed,
+/// and a savepoint per job would copy every page it touches. A job that
+/// fails without having changed a row costs nothing; one that fails after
+/// writing makes the group roll back and run again with each job in its own
+/// savepoint, the failed job answered with its error and left out.
+fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+        // Dropping the jobs drops their reply channels: each caller gets an error.
+        tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
+        return;
+    }
+    let mut failed_after_writing = None;
+    for (idx, job) in jobs.iter_mut().enumerate() {
+        let before = conn.total_changes();
+        if !job.run(conn) && conn.total_changes() != before {
+            failed_after_writing = Some(idx);
+            break;
         }
-        let mut finishers = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            // Prepared once: a savepoint per job is on every write's path.
-            let savepoint = run_cached(&conn, "SAVEPOINT job");
-            let (ok, finish) = job(&conn);
+    }
+    if let Some(idx) = failed_after_writing {
+        if let Err(e) = run_cached(conn, "ROLLBACK") {
+            tracing::error!(error = %e, "sqlite writer could not roll a group back");
+            return;
+        }
+        jobs.remove(idx).finish(Ok(()));
+        if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
+            return;
+        }
+        for job in jobs.iter_mut() {
+            let savepoint = run_cached(conn, "SAVEPOINT job");
+            let ok = job.run(conn);
             if savepoint.is_ok() {
                 let end = if ok {
-                    run_cached(&conn, "RELEASE job")
+                    run_cached(conn, "RELEASE job")
                 } else {
-                    run_cached(&conn, "ROLLBACK TO job")
-                        .and_then(|()| run_cached(&conn, "RELEASE job"))
+                    run_cached(conn, "ROLLBACK TO job")
+                        .and_then(|()| run_cached(conn, "RELEASE job"))
                 };
                 if let Err(e) = end {
                     tracing::error!(error = %e, "sqlite writer could not end a savepoint");
                 }
             }
-            finishers.push(finish);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for finish in finishers {
-            finish(commit.clone());
-        }
+    }
+    let commit = run_cached(conn, "COMMIT").map_err(|e| e.to_string());
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for job in jobs {
+        job.finish(commit.clone());
     }
 }
 
@@ -260,20 +322,13 @@ impl SqliteStore {
     /// returns its result once the group has committed.
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        work: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let result = work(conn);
-            let ok = result.is_ok();
-            let finish: Finisher = Box::new(move |commit: Result<(), String>| {
-                let _ = reply.send(match commit {
-                    Ok(()) => result,
-                    Err(e) if ok => Err(StoreError::Backend(format!("commit failed: {e}"))),
-                    Err(_) => result,
-                });
-            });
-            (ok, finish)
+        let job: Job = Box::new(Pending {
+            work,
+            result: None,
+            reply,
         });
         self.writer
             .lock()
@@ -668,9 +723,9 @@ fn state_list(states: &[CardState]) -> String {
 fn insert_audit(conn: &Connection, entry: &AuditEntry, n_affected: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .query_row(
+    .execute(
         params![
             entry.merchant_id,
             entry.actor.staff_id,
@@ -681,8 +736,8 @@ fn insert_audit(conn: &Connection, entry: &AuditEntry, n_affected: i64) -> rusql
             n_affected,
             entry.created_at
         ],
-        |r| r.get(0),
-    )
+    )?;
+    Ok(conn.last_insert_rowid())
 }
 
 fn expect_one(n: usize) -> StoreResult<()> {
@@ -969,7 +1024,7 @@ impl Store for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         let token_hash = token_hash.to_owned();
         self.write(move |conn| {
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])
                 .map_err(map_err)?;
             Ok(())
         })
@@ -990,7 +1045,7 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(map_err)?;
-            Ok(Distributor { id, merchant_id, name: f.name, contact: f.contact, phone: f.phone, remark: f.remark, n_cards: 0 })
+            Ok(Distributor { id, merchant_id, name: f.name.clone(), contact: f.contact.clone(), phone: f.phone.clone(), remark: f.remark.clone(), n_cards: 0 })
         })
         .await
     }
@@ -1369,7 +1424,7 @@ impl Store for SqliteStore {
                         CardOp::Restore => ("voided_at = NULL, activated_at = NULL", false),
                         CardOp::Delete => unreachable!("delete has no target state"),
                     };
-                    let bound = binds_now.then_some(now).into_iter().chain(values);
+                    let bound = binds_now.then_some(now).into_iter().chain(values.iter().cloned());
                     conn.execute(&format!("UPDATE cards SET state = '{}', {set} WHERE {guard}", to.code()), params_from_iter(bound))
                         .map_err(map_err)? as i64
                 }
@@ -1386,7 +1441,7 @@ impl Store for SqliteStore {
                             params_from_iter(bound),
                         )
                         .map_err(map_err)?;
-                    let deleted = conn.execute(&format!("DELETE FROM cards WHERE {guard}"), params_from_iter(values)).map_err(map_err)?;
+                    let deleted = conn.execute(&format!("DELETE FROM cards WHERE {guard}"), params_from_iter(values.iter())).map_err(map_err)?;
                     assert_eq!(kept, deleted, "every deleted card is recorded");
                     conn.execute("UPDATE audit_log SET n_affected = ?1 WHERE id = ?2", params![deleted as i64, audit_id])
                         .map_err(map_err)?;
@@ -1447,7 +1502,7 @@ impl Store for SqliteStore {
             if sets.is_empty() {
                 return Err(StoreError::Invalid("no field chosen".into()));
             }
-            bound.extend(values);
+            bound.extend(values.iter().cloned());
             let n = conn
                 .execute(
                     &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
@@ -1472,7 +1527,7 @@ impl Store for SqliteStore {
             let n = conn
                 .execute(
                     &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
-                    params_from_iter(values),
+                    params_from_iter(values.iter()),
                 )
                 .map_err(map_err)? as i64;
             insert_audit(conn, &audit, n).map_err(map_err)?;
@@ -1500,11 +1555,11 @@ impl Store for SqliteStore {
             Ok(Goods {
                 id,
                 merchant_id,
-                name: f.name,
-                description: f.description,
-                sku: f.sku,
-                erp_code: f.erp_code,
-                attributes: f.attributes,
+                name: f.name.clone(),
+                description: f.description.clone(),
+                sku: f.sku.clone(),
+                erp_code: f.erp_code.clone(),
+                attributes: f.attributes.clone(),
                 on_shelf: f.on_shelf,
                 image_ids: Vec::new(),
                 created_at: now,
@@ -1679,7 +1734,7 @@ impl Store for SqliteStore {
                         "SELECT count(*) FROM (SELECT card_id FROM card_goods WHERE card_id IN \
                          (SELECT cards.id FROM cards WHERE {condition}) GROUP BY card_id HAVING count(*) > {GOODS_PER_CARD_MAX})"
                     ),
-                    params_from_iter(values),
+                    params_from_iter(values.iter()),
                     |r| r.get(0),
                 )
                 .map_err(map_err)?;
@@ -1782,7 +1837,7 @@ impl Store for SqliteStore {
                     order_from_row,
                 )
                 .map_err(map_err)?;
-            let audit = AuditEntry { target: format!("order={} card={}", created.id, created.card_number), ..audit };
+            let audit = AuditEntry { target: format!("order={} card={}", created.id, created.card_number), ..audit.clone() };
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             Ok(created)
         })

@@ -212,45 +212,61 @@ fn post_transaction(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
-    let account: Option<(i64, i64)> = conn
+    // No RETURNING on the hot statements: SQLite buffers RETURNING rows in
+    // a temporary b-tree it opens and closes per call.
+    let n = conn
         .prepare_cached(
             "UPDATE ledger_accounts SET balance = balance + ?1 \
-             WHERE customer_id = ?2 AND asset = ?3 AND balance + ?1 >= 0 RETURNING id, balance",
+             WHERE customer_id = ?2 AND asset = ?3 AND balance + ?1 >= 0",
+        )
+        .and_then(|mut s| s.execute(params![delta, customer_id, ASSET_FEN]))
+        .map_err(map_err)?;
+    if n == 0 {
+        return Ok(Err(Refusal::InsufficientBalance));
+    }
+    let (account_id, balance_after): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT id, balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![delta, customer_id, ASSET_FEN], |r| {
+            s.query_row(params![customer_id, ASSET_FEN], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()
         })
         .map_err(map_err)?;
-    let Some((account_id, balance_after)) = account else {
-        return Ok(Err(Refusal::InsufficientBalance));
+    let mut transaction = LedgerTransaction {
+        id: 0,
+        merchant_id,
+        customer_id,
+        kind,
+        amount_fen: delta,
+        balance_after_fen: balance_after,
+        reference: reference.to_owned(),
+        reason: reason.to_owned(),
+        channel,
+        created_by: actor.label.clone(),
+        created_at: now,
     };
-    let transaction = conn
-        .prepare_cached(&format!(
-            "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-             reason, channel, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             RETURNING {TRANSACTION_COLUMNS}"
-        ))
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    merchant_id,
-                    customer_id,
-                    kind.code(),
-                    delta,
-                    balance_after,
-                    reference,
-                    reason,
-                    channel.code(),
-                    actor.label,
-                    now
-                ],
-                transaction_from_row,
-            )
-        })
-        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+         reason, channel, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            merchant_id,
+            customer_id,
+            kind.code(),
+            delta,
+            balance_after,
+            reference,
+            reason,
+            channel.code(),
+            actor.label,
+            now
+        ])
+    })
+    .map_err(map_err)?;
+    transaction.id = conn.last_insert_rowid();
     let [(_, customer_amount), (counter, counter_amount)] =
         kaquan_core::ledger::postings(kind, delta);
     let n = conn
@@ -310,32 +326,42 @@ fn redeem(
     let client_key = format!("code-client:{}", op.client_key);
     // The attempt limit is part of the guard: a locked customer or client
     // redeems nothing, and the happy path runs one statement for it.
-    let used: Option<(i64, i64)> = conn
+    let n_used = conn
         .prepare_cached(
             "UPDATE codes SET state = 'used', customer_id = ?1, redeemed_at = ?2 \
              WHERE merchant_id = ?3 AND digest = ?4 AND state = 'unused' \
              AND (valid_from IS NULL OR valid_from <= ?2) AND (valid_until IS NULL OR valid_until >= ?2) \
              AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?5 AND at >= ?7) < ?8 \
-             AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?6 AND at >= ?7) < ?8 \
-             RETURNING id, face_value_fen",
+             AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?6 AND at >= ?7) < ?8",
         )
         .and_then(|mut s| {
-            s.query_row(
-                params![
-                    customer_id,
-                    op.now,
-                    merchant_id,
-                    op.digest,
-                    customer_key,
-                    client_key,
-                    op.attempts_since,
-                    op.attempt_limit
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            s.execute(params![
+                customer_id,
+                op.now,
+                merchant_id,
+                op.digest,
+                customer_key,
+                client_key,
+                op.attempts_since,
+                op.attempt_limit
+            ])
         })
         .map_err(map_err)?;
+    let used: Option<(i64, i64)> = if n_used == 1 {
+        Some(
+            conn.prepare_cached(
+                "SELECT id, face_value_fen FROM codes WHERE merchant_id = ?1 AND digest = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![merchant_id, op.digest], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .map_err(map_err)?,
+        )
+    } else {
+        None
+    };
     if used.is_none() {
         for key in [&customer_key, &client_key] {
             let (n, oldest): (i64, Option<i64>) = conn
@@ -826,7 +852,7 @@ impl StoredValueStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             insert_codes(conn, merchant_id, id, None, &codes, audit.created_at)?;
-            let mut audit = audit;
+            let mut audit = audit.clone();
             audit.target = format!("code_template={id}");
             insert_audit(conn, &audit, codes.len() as i64).map_err(map_err)?;
             conn.query_row(
@@ -1225,7 +1251,7 @@ impl StoredValueStore for SqliteStore {
             let id = resolve_customer(
                 conn,
                 merchant_id,
-                &CustomerRef::External(external_id),
+                &CustomerRef::External(external_id.clone()),
                 now,
                 true,
             )?
@@ -1496,7 +1522,7 @@ impl StoredValueStore for SqliteStore {
         self.write(move |conn| {
             conn.execute(
                 "DELETE FROM customer_sessions WHERE token_hash = ?1",
-                [token_hash],
+                [&token_hash],
             )
             .map_err(map_err)?;
             Ok(())
