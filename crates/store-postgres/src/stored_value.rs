@@ -21,6 +21,7 @@ use kaquan_core::pickup::Channel;
 use kaquan_core::signing::{API_KEYS_ACTIVE_MAX, NONCE_KEPT_SECONDS};
 use kaquan_core::store::*;
 use kaquan_core::{StoreError, StoreResult};
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -275,15 +276,142 @@ async fn create_missing_customer(
     }
 }
 
-/// Moves `delta` into (or out of) the customer's balance with its two
-/// postings and audit record, all in one statement (one round trip);
-/// `InsufficientBalance` when it would go below zero.
+/// Where a transaction's amount comes from: given, or the face value of the
+/// code the same statement marks used (a redemption is then one statement).
+enum Source<'a> {
+    Amount { delta: i64, reference: &'a str },
+    Code(&'a kaquan_core::ledger::RedeemCode, &'a str, &'a str),
+}
+
+/// The ledger statement: `src` yields the amount and reference; the balance
+/// update (guarded at zero), the transaction, both postings, the audit record
+/// and the idempotency outcome follow from it in one statement.
+fn ledger_statement(src: &str) -> String {
+    format!(
+        "WITH src AS ({src}), account AS ( \
+           UPDATE ledger_accounts SET balance = balance + src.amount FROM src \
+           WHERE customer_id = $1 AND asset = $2 AND balance + src.amount >= 0 \
+           RETURNING ledger_accounts.id, ledger_accounts.balance, src.amount, src.reference \
+         ), t AS ( \
+           INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+           reason, channel, created_by, created_at) \
+           SELECT $3, $1, $4, account.amount, account.balance, account.reference, $5, $6, $7, $8 FROM account \
+           RETURNING {TRANSACTION_COLUMNS} \
+         ), p AS ( \
+           INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+           SELECT t.id, account.id, $2, t.amount_fen FROM t, account \
+           UNION ALL \
+           SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $3 AND kind = $9 AND customer_id IS NULL AND asset = $2), \
+           $2, -t.amount_fen FROM t \
+           RETURNING 1 \
+         ), a AS ( \
+           INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+           SELECT $3, $10, $7, $11, 'customer=' || $1::text, \
+           'transaction=' || t.id || ' amount_fen=' || t.amount_fen || ' balance_after_fen=' || t.balance_after_fen \
+           || ' reference=' || t.reference || ' channel=' || $6 \
+           || CASE WHEN $5 = '' THEN '' ELSE ' reason=' || $5 END, 1, $8 FROM t \
+         ), i AS ( \
+           UPDATE idempotency_keys SET transaction_id = t.id FROM t \
+           WHERE idempotency_keys.merchant_id = $3 AND idempotency_keys.key = $12 \
+         ) \
+         SELECT {TRANSACTION_COLUMNS}, (SELECT count(*) FROM p) FROM t"
+    )
+}
+
+static AMOUNT_STATEMENT: LazyLock<String> =
+    LazyLock::new(|| ledger_statement("SELECT $13::bigint AS amount, $14::text AS reference"));
+/// The redemption: the code's guarded UPDATE (state, validity, and the
+/// attempt limit per customer and per client) is the statement's source.
+static REDEEM_STATEMENT: LazyLock<String> = LazyLock::new(|| {
+    ledger_statement(
+        "UPDATE codes SET state = 'used', customer_id = $1, redeemed_at = $8 \
+         WHERE merchant_id = $3 AND digest = $13 AND state = 'unused' \
+         AND (valid_from IS NULL OR valid_from <= $8) AND (valid_until IS NULL OR valid_until >= $8) \
+         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $14 AND at >= $16) < $17 \
+         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $15 AND at >= $16) < $17 \
+         RETURNING face_value_fen AS amount, 'code:' || id AS reference",
+    )
+});
+
+/// Moves an amount into (or out of) the customer's balance with its two
+/// postings and audit record, all in one statement (one round trip); `None`
+/// when nothing moved: the balance would go below zero, or the code was
+/// refused.
 #[expect(
     clippy::too_many_arguments,
     reason = "one posting names every column of its transaction"
 )]
 async fn post_transaction(
-    tx: &Tx<'_>,
+    c: &impl GenericClient,
+    merchant_id: i64,
+    customer_id: i64,
+    kind: TransactionKind,
+    source: Source<'_>,
+    reason: &str,
+    channel: Channel,
+    actor: &Actor,
+    now: i64,
+    idempotency_key: Option<&str>,
+) -> StoreResult<Option<LedgerTransaction>> {
+    let counter = kind.counter_account();
+    let action = format!("{}_balance", kind.code());
+    let common: [P<'_>; 12] = [
+        &customer_id,
+        &ASSET_FEN,
+        &merchant_id,
+        &kind.code(),
+        &reason,
+        &channel.code(),
+        &actor.label,
+        &now,
+        &counter.code(),
+        &actor.staff_id,
+        &action,
+        &idempotency_key,
+    ];
+    let row = match source {
+        Source::Amount { delta, reference } => {
+            let params: Vec<P<'_>> = common
+                .iter()
+                .copied()
+                .chain([&delta as P<'_>, &reference])
+                .collect();
+            opt(c, &AMOUNT_STATEMENT, &params).await?
+        }
+        Source::Code(op, customer_key, client_key) => {
+            let params: Vec<P<'_>> = common
+                .iter()
+                .copied()
+                .chain([
+                    &op.digest as P<'_>,
+                    &customer_key,
+                    &client_key,
+                    &op.attempts_since,
+                    &op.attempt_limit,
+                ])
+                .collect();
+            opt(c, &REDEEM_STATEMENT, &params).await?
+        }
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let n_postings: i64 = row.get(11);
+    if n_postings != 2 {
+        return Err(StoreError::Backend(format!(
+            "ledger: {n_postings} postings written, not 2"
+        )));
+    }
+    Ok(Some(transaction_from_row(&row)?))
+}
+
+/// `post_transaction` for a given amount: a spend, refund or adjustment.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one posting names every column of its transaction"
+)]
+async fn post_amount(
+    c: &impl GenericClient,
     merchant_id: i64,
     customer_id: i64,
     kind: TransactionKind,
@@ -295,104 +423,56 @@ async fn post_transaction(
     now: i64,
     idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
-    let counter = kind.counter_account();
-    let row = opt(
-        tx,
-        &format!(
-            "WITH account AS ( \
-               UPDATE ledger_accounts SET balance = balance + $1 \
-               WHERE customer_id = $2 AND asset = $3 AND balance + $1 >= 0 RETURNING id, balance \
-             ), t AS ( \
-               INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-               reason, channel, created_by, created_at) \
-               SELECT $4, $2, $5, $1, account.balance, $6, $7, $8, $9, $10 FROM account RETURNING {TRANSACTION_COLUMNS} \
-             ), p AS ( \
-               INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-               SELECT t.id, account.id, $3, $1 FROM t, account \
-               UNION ALL \
-               SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $4 AND kind = $11 AND customer_id IS NULL AND asset = $3), $3, -$1 FROM t \
-               RETURNING 1 \
-             ), a AS ( \
-               INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
-               SELECT $4, $12, $9, $13, 'customer=' || $2::text, \
-               'transaction=' || t.id || ' amount_fen=' || $1::text || ' balance_after_fen=' || t.balance_after_fen \
-               || ' reference=' || $6 || ' channel=' || $8 \
-               || CASE WHEN $7 = '' THEN '' ELSE ' reason=' || $7 END, 1, $10 FROM t \
-             ), i AS ( \
-               UPDATE idempotency_keys SET transaction_id = t.id FROM t \
-               WHERE idempotency_keys.merchant_id = $4 AND idempotency_keys.key = $14 \
-             ) \
-             SELECT {TRANSACTION_COLUMNS}, (SELECT count(*) FROM p) FROM t"
-        ),
-        &[
-            &delta,
-            &customer_id,
-            &ASSET_FEN,
-            &merchant_id,
-            &kind.code(),
-            &reference,
-            &reason,
-            &channel.code(),
-            &actor.label,
-            &now,
-            &counter.code(),
-            &actor.staff_id,
-            &format!("{}_balance", kind.code()),
-            &idempotency_key,
-        ],
+    let source = Source::Amount { delta, reference };
+    let posted = post_transaction(
+        c,
+        merchant_id,
+        customer_id,
+        kind,
+        source,
+        reason,
+        channel,
+        actor,
+        now,
+        idempotency_key,
     )
     .await?;
-    let Some(row) = row else {
-        return Ok(Err(Refusal::InsufficientBalance));
-    };
-    let n_postings: i64 = row.get(11);
-    if n_postings != 2 {
-        return Err(StoreError::Backend(format!(
-            "ledger: {n_postings} postings written, not 2"
-        )));
-    }
-    Ok(Ok(transaction_from_row(&row)?))
+    Ok(posted.ok_or(Refusal::InsufficientBalance))
 }
 
 async fn redeem(
-    tx: &Tx<'_>,
+    c: &impl GenericClient,
     op: &kaquan_core::ledger::RedeemCode,
     found: Option<i64>,
     idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     let merchant_id = op.merchant_id;
     let Some(customer_id) =
-        create_missing_customer(tx, merchant_id, &op.customer, op.now, true, found).await?
+        create_missing_customer(c, merchant_id, &op.customer, op.now, true, found).await?
     else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
     let customer_key = format!("code-customer:{customer_id}");
     let client_key = format!("code-client:{}", op.client_key);
-    // The attempt limit is part of the guard: a locked customer or client
-    // redeems nothing, and the happy path costs no extra round trip.
-    let used = opt(
-        tx,
-        "UPDATE codes SET state = 'used', customer_id = $1, redeemed_at = $2 \
-         WHERE merchant_id = $3 AND digest = $4 AND state = 'unused' \
-         AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR valid_until >= $2) \
-         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $5 AND at >= $7) < $8 \
-         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $6 AND at >= $7) < $8 \
-         RETURNING id, face_value_fen",
-        &[
-            &customer_id,
-            &op.now,
-            &merchant_id,
-            &op.digest,
-            &customer_key,
-            &client_key,
-            &op.attempts_since,
-            &op.attempt_limit,
-        ],
+    // The attempt limit is part of the code's guard: a locked customer or
+    // client redeems nothing, and the happy path is one statement.
+    let source = Source::Code(op, &customer_key, &client_key);
+    let redeemed = post_transaction(
+        c,
+        merchant_id,
+        customer_id,
+        TransactionKind::Redeem,
+        source,
+        "",
+        op.channel,
+        &op.actor,
+        op.now,
+        idempotency_key,
     )
     .await?;
-    let Some(used) = used else {
+    let Some(transaction) = redeemed else {
         let counts = all(
-            tx,
+            c,
             "SELECT count(*), MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key IN ($2, $3) AND at >= $4 \
              GROUP BY key HAVING count(*) >= $5",
             &[&merchant_id, &customer_key, &client_key, &op.attempts_since, &op.attempt_limit],
@@ -405,7 +485,7 @@ async fn redeem(
             }));
         }
         let facts = opt(
-            tx,
+            c,
             "SELECT state, valid_from, valid_until FROM codes WHERE merchant_id = $1 AND digest = $2",
             &[&merchant_id, &op.digest],
         )
@@ -420,14 +500,14 @@ async fn redeem(
         let reason = refusal_reason(facts, op.now);
         if reason_is_guess(reason) {
             exec(
-                tx,
+                c,
                 "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $4), ($1, $3, $4)",
                 &[&merchant_id, &customer_key, &client_key, &op.now],
             )
             .await?;
         }
         insert_audit(
-            tx,
+            c,
             &AuditEntry {
                 merchant_id,
                 actor: op.actor.clone(),
@@ -442,38 +522,24 @@ async fn redeem(
         .await?;
         return Ok(Err(Refusal::CodeRefused));
     };
-    let (code_id, face_value_fen): (i64, i64) = (used.get(0), used.get(1));
-    post_transaction(
-        tx,
-        merchant_id,
-        customer_id,
-        TransactionKind::Redeem,
-        face_value_fen,
-        &format!("code:{code_id}"),
-        "",
-        op.channel,
-        &op.actor,
-        op.now,
-        idempotency_key,
-    )
-    .await
+    Ok(Ok(transaction))
 }
 
 /// Runs one ledger operation; `found` is its customer when already looked up.
 async fn run_ledger_op(
-    tx: &Tx<'_>,
+    c: &impl GenericClient,
     op: &LedgerOp,
     found: Option<i64>,
     idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     match op {
-        LedgerOp::Redeem(op) => redeem(tx, op, found, idempotency_key).await,
+        LedgerOp::Redeem(op) => redeem(c, op, found, idempotency_key).await,
         LedgerOp::Spend(op) => {
             let Some(customer_id) = found else {
                 return Ok(Err(Refusal::CustomerNotFound));
             };
-            let spent = post_transaction(
-                tx,
+            let spent = post_amount(
+                c,
                 op.merchant_id,
                 customer_id,
                 TransactionKind::Spend,
@@ -488,7 +554,7 @@ async fn run_ledger_op(
             .await?;
             if let Ok(transaction) = &spent {
                 exec(
-                    tx,
+                    c,
                     "INSERT INTO spend_refunds (transaction_id, merchant_id, customer_id, amount_fen) VALUES ($1, $2, $3, $4)",
                     &[&transaction.id, &op.merchant_id, &customer_id, &op.amount_fen],
                 )
@@ -498,7 +564,7 @@ async fn run_ledger_op(
         }
         LedgerOp::Refund(op) => {
             let refunded = opt(
-                tx,
+                c,
                 "UPDATE spend_refunds SET refunded_fen = refunded_fen + $1 \
                  WHERE transaction_id = $2 AND merchant_id = $3 AND refunded_fen + $1 <= amount_fen \
                  RETURNING customer_id",
@@ -507,7 +573,7 @@ async fn run_ledger_op(
             .await?;
             let Some(refunded) = refunded else {
                 let exists = opt(
-                    tx,
+                    c,
                     "SELECT 1 FROM spend_refunds WHERE transaction_id = $1 AND merchant_id = $2",
                     &[&op.spend_transaction_id, &op.merchant_id],
                 )
@@ -518,8 +584,8 @@ async fn run_ledger_op(
                     Refusal::SpendNotFound
                 }));
             };
-            post_transaction(
-                tx,
+            post_amount(
+                c,
                 op.merchant_id,
                 refunded.get(0),
                 TransactionKind::Refund,
@@ -535,14 +601,14 @@ async fn run_ledger_op(
         }
         LedgerOp::Adjust(op) => {
             let customer = CustomerRef::Id(op.customer_id);
-            if resolve_customer(tx, op.merchant_id, &customer, op.now, false)
+            if resolve_customer(c, op.merchant_id, &customer, op.now, false)
                 .await?
                 .is_none()
             {
                 return Ok(Err(Refusal::CustomerNotFound));
             }
-            post_transaction(
-                tx,
+            post_amount(
+                c,
                 op.merchant_id,
                 op.customer_id,
                 TransactionKind::Adjust,
@@ -570,7 +636,7 @@ struct Recorded {
 /// answer: a reused nonce, a mismatch, or what the key's first call recorded
 /// (a concurrent first call is waited for on the key's row).
 async fn claim_call(
-    tx: &Tx<'_>,
+    c: &impl GenericClient,
     merchant_id: i64,
     call: &ApiCall,
     now: i64,
@@ -579,7 +645,7 @@ async fn claim_call(
     let nonce = async {
         match &call.nonce {
             Some(nonce) => exec(
-                tx,
+                c,
                 "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&nonce.api_key_id, &nonce.nonce, &now],
             )
@@ -591,7 +657,7 @@ async fn claim_call(
     let claim = async {
         match &call.idempotency {
             Some(claim) => exec(
-                tx,
+                c,
                 "INSERT INTO idempotency_keys (merchant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT DO NOTHING",
                 &[&merchant_id, &claim.key.as_str(), &claim.request_hash, &now],
@@ -612,7 +678,7 @@ async fn claim_call(
         return Ok(None);
     }
     let row = one(
-        tx,
+        c,
         "SELECT request_hash, transaction_id, mall_order_id, refusal FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
         &[&merchant_id, &claim.key.as_str()],
     )
@@ -631,7 +697,7 @@ async fn claim_call(
 /// Writes the call's outcome under its idempotency key (or gives the key
 /// back when the outcome is not to be kept).
 async fn record_call(
-    tx: &Tx<'_>,
+    c: &impl GenericClient,
     merchant_id: i64,
     call: &ApiCall,
     transaction_id: Option<i64>,
@@ -643,7 +709,7 @@ async fn record_call(
     };
     if refusal.is_some_and(|r| !r.is_recorded()) {
         exec(
-            tx,
+            c,
             "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
             &[&merchant_id, &claim.key.as_str()],
         )
@@ -651,7 +717,7 @@ async fn record_call(
         return Ok(());
     }
     exec(
-        tx,
+        c,
         "UPDATE idempotency_keys SET transaction_id = $3, mall_order_id = $4, refusal = $5 WHERE merchant_id = $1 AND key = $2",
         &[
             &merchant_id,
@@ -672,6 +738,47 @@ async fn finish<T>(tx: Tx<'_>, result: &Result<T, Refusal>) -> StoreResult<()> {
         tx.rollback().await.map_err(map_err)
     } else {
         tx.commit().await.map_err(map_err)
+    }
+}
+
+/// A transaction begun by hand, so that BEGIN travels with its first
+/// statements instead of costing a round trip of its own. Dropped before
+/// `end` (an error, a cancelled request) it closes its connection rather
+/// than give it back to the pool inside an open transaction; the server
+/// then rolls the transaction back.
+struct Pipelined {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl Pipelined {
+    fn new(client: deadpool_postgres::Object) -> Self {
+        Pipelined {
+            client: Some(client),
+        }
+    }
+
+    fn client(&self) -> &deadpool_postgres::Object {
+        self.client
+            .as_ref()
+            .expect("a pipelined transaction has its connection until it ends")
+    }
+
+    /// COMMIT (or ROLLBACK); the connection then goes back to the pool.
+    async fn end(mut self, commit: bool) -> StoreResult<()> {
+        self.client()
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await
+            .map_err(map_err)?;
+        self.client = None;
+        Ok(())
+    }
+}
+
+impl Drop for Pipelined {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
     }
 }
 
@@ -1279,9 +1386,10 @@ impl StoredValueStore for PgStore {
         op: &LedgerOp,
     ) -> StoreResult<Called<LedgerTransaction>> {
         let (merchant_id, now) = (op.merchant_id(), op.now());
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
-        // The customer lookup goes out with the nonce and the key's claim.
+        let tx = Pipelined::new(self.client().await?);
+        let c = tx.client();
+        // BEGIN, the nonce, the key's claim and the customer lookup go out
+        // together (tokio-postgres pipelines them): one round trip.
         let customer = match op {
             LedgerOp::Redeem(redeem) => Some(&redeem.customer),
             LedgerOp::Spend(spend) => Some(&spend.customer),
@@ -1289,12 +1397,13 @@ impl StoredValueStore for PgStore {
         };
         let find = async {
             match customer {
-                Some(customer) => find_customer(&tx, merchant_id, customer).await,
+                Some(customer) => find_customer(c, merchant_id, customer).await,
                 None => Ok(None),
             }
         };
-        let (claimed, found) =
-            futures_util::try_join!(claim_call(&tx, merchant_id, call, now), find)?;
+        let begin = async { c.batch_execute("BEGIN").await.map_err(map_err) };
+        let ((), claimed, found) =
+            futures_util::try_join!(begin, claim_call(c, merchant_id, call, now), find)?;
         let called = match claimed {
             Some(Err(refusal)) => Called {
                 result: Err(refusal),
@@ -1302,17 +1411,17 @@ impl StoredValueStore for PgStore {
             },
             Some(Ok(recorded)) => match recorded.transaction_id {
                 Some(id) => Called {
-                    result: Ok(get_transaction(&tx, merchant_id, id).await?),
+                    result: Ok(get_transaction(c, merchant_id, id).await?),
                     replayed: true,
                 },
                 None => replayed_refusal(&recorded)?,
             },
             None => {
                 let key = call.idempotency.as_ref().map(|c| c.key.as_str());
-                let result = run_ledger_op(&tx, op, found, key).await?;
+                let result = run_ledger_op(c, op, found, key).await?;
                 // A transaction recorded itself under the key in its own statement.
                 if let Err(refusal) = &result {
-                    record_call(&tx, merchant_id, call, None, None, Some(*refusal)).await?;
+                    record_call(c, merchant_id, call, None, None, Some(*refusal)).await?;
                 }
                 Called {
                     result,
@@ -1320,7 +1429,9 @@ impl StoredValueStore for PgStore {
                 }
             }
         };
-        finish(tx, &called.result).await?;
+        // A reused nonce leaves nothing behind, not even the key's claim.
+        tx.end(!matches!(called.result, Err(Refusal::NonceReused)))
+            .await?;
         Ok(called)
     }
 
