@@ -269,7 +269,11 @@ pub fn store_sqlite(n: i64, path: &str, guarded: bool) {
                 while i < n {
                     let call = if guarded {
                         ApiCall {
-                            nonce: Some(NonceUse { api_key_id: "kq_bench".into(), nonce: format!("nonce-{i:012}") }),
+                            nonce: Some(NonceUse {
+                                api_key_id: "kq_bench".into(),
+                                nonce: format!("nonce-{i:012}"),
+                                signed_at: 1,
+                            }),
                             idempotency: Some(IdempotencyClaim {
                                 key: IdempotencyKey::parse(&format!("r-{i}")).unwrap(),
                                 request_hash: "h".into(),

@@ -11,6 +11,7 @@ use kaquan_core::ledger::{
     LedgerTransaction, NonceUse, RefundSpend, Refusal, SpendBalance, TransactionKind,
 };
 use kaquan_core::pickup::Channel;
+use kaquan_core::signing::NONCE_KEPT_SECONDS;
 use kaquan_core::store::*;
 use kaquan_core::StoreError;
 
@@ -495,6 +496,7 @@ pub async fn reused_nonces_are_refused(store: &dyn Store) {
         nonce: Some(NonceUse {
             api_key_id: "kq_1".into(),
             nonce: "n-0123456789abcdef".into(),
+            signed_at: NOW,
         }),
         idempotency: None,
     };
@@ -513,18 +515,34 @@ pub async fn reused_nonces_are_refused(store: &dyn Store) {
         Err(Refusal::NonceReused)
     );
     assert_eq!(balance(store, m, u).await, 5);
-    store
-        .record_nonce("kq_1", "n-other-0123456789", NOW)
-        .await
-        .unwrap();
+    let nonce = |key: &str, signed_at: i64| NonceUse {
+        api_key_id: key.into(),
+        nonce: "n-other-0123456789".into(),
+        signed_at,
+    };
+    store.record_nonce(&nonce("kq_1", NOW)).await.unwrap();
     assert!(matches!(
-        store.record_nonce("kq_1", "n-other-0123456789", NOW).await,
+        store.record_nonce(&nonce("kq_1", NOW)).await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .record_nonce("kq_2", "n-other-0123456789", NOW)
+        .record_nonce(&nonce("kq_2", NOW))
         .await
         .expect("nonces are per key");
+    // Kept while a request signed then could still be accepted, then forgotten.
+    store.purge_expired(NOW + NONCE_KEPT_SECONDS).await.unwrap();
+    assert!(matches!(
+        store.record_nonce(&nonce("kq_1", NOW)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .purge_expired(NOW + NONCE_KEPT_SECONDS + 1)
+        .await
+        .unwrap();
+    store
+        .record_nonce(&nonce("kq_1", NOW))
+        .await
+        .expect("forgotten after NONCE_KEPT_SECONDS");
 }
 
 pub async fn one_thousand_concurrent_redemptions_of_one_code_credit_once(store: &dyn Store) {

@@ -267,11 +267,16 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
 }
 
-/// A signed request's nonce, recorded with the call's effect.
+/// A signed request's nonce, recorded with the call's effect. It is unique
+/// per key and signed timestamp: a replay carries the same (signed)
+/// timestamp, so it is caught, and nonces are kept in time order, appended
+/// rather than scattered, and forgotten by time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceUse {
     pub api_key_id: String,
     pub nonce: String,
+    /// The request's signed `X-Kaquan-Timestamp`.
+    pub signed_at: i64,
 }
 
 /// What guards one call beyond its own preconditions.

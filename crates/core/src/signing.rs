@@ -72,10 +72,12 @@ pub fn signature_matches(secret: &str, canonical: &str, signature_hex: &str) -> 
 }
 
 /// Whether a request's timestamp is close enough to `now`.
-pub fn timestamp_is_fresh(timestamp: &str, now: i64) -> bool {
+/// The request's timestamp if it is within the skew window of `now`.
+pub fn fresh_timestamp(timestamp: &str, now: i64) -> Option<i64> {
     timestamp
         .parse::<i64>()
-        .is_ok_and(|t| (t - now).abs() <= TIMESTAMP_SKEW_SECONDS_MAX)
+        .ok()
+        .filter(|t| (t - now).abs() <= TIMESTAMP_SKEW_SECONDS_MAX)
 }
 
 pub fn nonce_is_well_formed(nonce: &str) -> bool {
@@ -212,11 +214,11 @@ mod tests {
 
     #[test]
     fn timestamps_must_be_within_five_minutes() {
-        assert!(timestamp_is_fresh("1000", 1300));
-        assert!(timestamp_is_fresh("1600", 1300));
-        assert!(!timestamp_is_fresh("999", 1300));
-        assert!(!timestamp_is_fresh("1601", 1300));
-        assert!(!timestamp_is_fresh("soon", 1300));
+        assert_eq!(fresh_timestamp("1000", 1300), Some(1000));
+        assert_eq!(fresh_timestamp("1600", 1300), Some(1600));
+        assert_eq!(fresh_timestamp("999", 1300), None);
+        assert_eq!(fresh_timestamp("1601", 1300), None);
+        assert_eq!(fresh_timestamp("soon", 1300), None);
     }
 
     #[test]

@@ -898,7 +898,7 @@ pub trait StoredValueStore: Send + Sync + 'static {
     /// The active key with this public id.
     async fn find_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeySecret>>;
     /// Remembers a nonce for a read-only call; `Conflict` if it was seen before.
-    async fn record_nonce(&self, key_id: &str, nonce: &str, now: i64) -> StoreResult<()>;
+    async fn record_nonce(&self, nonce: &crate::ledger::NonceUse) -> StoreResult<()>;
 
     /// Marks a login link used; `Conflict` if it was used before.
     async fn consume_login_link(&self, nonce: &str, expires_at: i64) -> StoreResult<()>;

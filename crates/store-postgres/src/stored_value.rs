@@ -646,8 +646,8 @@ async fn claim_call(
         match &call.nonce {
             Some(nonce) => exec(
                 c,
-                "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&nonce.api_key_id, &nonce.nonce, &now],
+                "INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&nonce.signed_at, &nonce.api_key_id, &nonce.nonce],
             )
             .await
             .map(Some),
@@ -1683,12 +1683,12 @@ impl StoredValueStore for PgStore {
         }))
     }
 
-    async fn record_nonce(&self, key_id: &str, nonce: &str, now: i64) -> StoreResult<()> {
+    async fn record_nonce(&self, nonce: &kaquan_core::ledger::NonceUse) -> StoreResult<()> {
         let client = self.client().await?;
         exec(
             &client,
-            "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES ($1, $2, $3)",
-            &[&key_id, &nonce, &now],
+            "INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES ($1, $2, $3)",
+            &[&nonce.signed_at, &nonce.api_key_id, &nonce.nonce],
         )
         .await?;
         Ok(())
@@ -1755,7 +1755,7 @@ impl StoredValueStore for PgStore {
         let mut n = 0;
         for (sql, before) in [
             (
-                "DELETE FROM api_nonces WHERE created_at < $1",
+                "DELETE FROM api_nonces WHERE signed_at < $1",
                 now - NONCE_KEPT_SECONDS,
             ),
             (

@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_carriers.sql"),
     include_str!("migrations/006_logos.sql"),
     include_str!("migrations/007_stored_value.sql"),
+    include_str!("migrations/008_nonces_by_time.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -548,12 +548,11 @@ fn guard_call(
     conn: &Connection,
     merchant_id: i64,
     call: &ApiCall,
-    now: i64,
 ) -> StoreResult<Option<Result<Recorded, Refusal>>> {
     if let Some(nonce) = &call.nonce {
         let n = conn
-            .prepare_cached("INSERT INTO api_nonces (key_id, nonce, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .and_then(|mut s| s.execute(params![nonce.api_key_id, nonce.nonce, now]))
+            .prepare_cached("INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.api_key_id, nonce.nonce]))
             .map_err(map_err)?;
         if n == 0 {
             return Ok(Some(Err(Refusal::NonceReused)));
@@ -1065,7 +1064,7 @@ impl StoredValueStore for SqliteStore {
         let (call, order) = (call.clone(), order.clone());
         self.write(move |conn| {
             let merchant_id = order.merchant_id;
-            match guard_call(conn, merchant_id, &call, order.now)? {
+            match guard_call(conn, merchant_id, &call)? {
                 Some(Err(refusal)) => return Ok(Called { result: Err(refusal), replayed: false }),
                 Some(Ok(recorded)) => {
                     return match recorded.mall_order_id {
@@ -1171,7 +1170,7 @@ impl StoredValueStore for SqliteStore {
         let (call, op) = (call.clone(), op.clone());
         self.write(move |conn| {
             let (merchant_id, now) = (op.merchant_id(), op.now());
-            match guard_call(conn, merchant_id, &call, now)? {
+            match guard_call(conn, merchant_id, &call)? {
                 Some(Err(refusal)) => {
                     return Ok(Called {
                         result: Err(refusal),
@@ -1449,13 +1448,13 @@ impl StoredValueStore for SqliteStore {
         .await
     }
 
-    async fn record_nonce(&self, key_id: &str, nonce: &str, now: i64) -> StoreResult<()> {
-        let (key_id, nonce) = (key_id.to_owned(), nonce.to_owned());
+    async fn record_nonce(&self, nonce: &kaquan_core::ledger::NonceUse) -> StoreResult<()> {
+        let nonce = nonce.clone();
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO api_nonces (key_id, nonce, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES (?1, ?2, ?3)",
             )
-            .and_then(|mut s| s.execute(params![key_id, nonce, now]))
+            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.api_key_id, nonce.nonce]))
             .map_err(map_err)?;
             Ok(())
         })
@@ -1535,7 +1534,7 @@ impl StoredValueStore for SqliteStore {
             let mut n = 0;
             for (sql, before) in [
                 (
-                    "DELETE FROM api_nonces WHERE created_at < ?1",
+                    "DELETE FROM api_nonces WHERE signed_at < ?1",
                     now - NONCE_KEPT_SECONDS,
                 ),
                 (

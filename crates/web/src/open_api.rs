@@ -110,6 +110,8 @@ pub struct Signed {
     pub merchant_id: i64,
     pub key_id: String,
     pub nonce: String,
+    /// The signed `X-Kaquan-Timestamp`.
+    pub signed_at: i64,
     pub idempotency_key: Option<IdempotencyKey>,
     /// SHA-256 of method, path and body: what an idempotency key is bound to.
     pub request_hash: String,
@@ -141,9 +143,9 @@ impl FromRequest<AppState> for Signed {
         ) else {
             return Err(bad("缺少 X-Kaquan-Key/Timestamp/Nonce/Signature"));
         };
-        if !signing::timestamp_is_fresh(timestamp, crate::now()) {
+        let Some(signed_at) = signing::fresh_timestamp(timestamp, crate::now()) else {
             return Err(bad("时间戳与服务器时间相差超过 5 分钟"));
-        }
+        };
         if !signing::nonce_is_well_formed(nonce) {
             return Err(bad("nonce 须为 16–64 个字母、数字、- 或 _"));
         }
@@ -192,6 +194,7 @@ impl FromRequest<AppState> for Signed {
             merchant_id,
             key_id: key_id.to_owned(),
             nonce: nonce.to_owned(),
+            signed_at,
             idempotency_key,
             request_hash: signing::body_hash_hex(&hashed),
             body,
@@ -223,16 +226,13 @@ impl Signed {
         NonceUse {
             api_key_id: self.key_id.clone(),
             nonce: self.nonce.clone(),
+            signed_at: self.signed_at,
         }
     }
 
     /// Records the nonce of a read-only call.
     async fn record_nonce(&self, state: &AppState) -> ApiResult<()> {
-        match state
-            .store
-            .record_nonce(&self.key_id, &self.nonce, crate::now())
-            .await
-        {
+        match state.store.record_nonce(&self.nonce_use()).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => {
                 state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
