@@ -2283,3 +2283,68 @@ const INVARIANT_QUERIES: &[(&str, &str)] = &[
     ),
     ("sessions belong to another merchant than their staff", "SELECT count(*) FROM sessions s JOIN staff t ON t.id = s.staff_id WHERE t.merchant_id <> s.merchant_id"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs that fail after writing (i % 10 == 3) or before (i % 10 == 5),
+    /// sent together with jobs that succeed: the failed ones leave nothing,
+    /// the others all commit, and every caller gets its own answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_job_leaves_nothing_and_spares_its_group() {
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-writer-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
+        store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+                    .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..300_i64)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .write(move |c| {
+                            if i % 10 == 5 {
+                                return Err(StoreError::Invalid("fails before writing".into()));
+                            }
+                            c.execute("INSERT INTO t (v) VALUES (?1)", [i])
+                                .map_err(map_err)?;
+                            if i % 10 == 3 {
+                                return Err(StoreError::Invalid("fails after writing".into()));
+                            }
+                            Ok(i)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (i, task) in (0..300_i64).zip(tasks) {
+            let answer = task.await.unwrap();
+            if i % 10 == 3 || i % 10 == 5 {
+                assert!(matches!(answer, Err(StoreError::Invalid(_))), "job {i}");
+            } else {
+                assert_eq!(answer.unwrap(), i);
+            }
+        }
+        let kept: Vec<i64> = store
+            .read(|c| {
+                c.prepare("SELECT v FROM t ORDER BY v")
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                    .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..300).filter(|i| i % 10 != 3 && i % 10 != 5).collect();
+        assert_eq!(kept, expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
