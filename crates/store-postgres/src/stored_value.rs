@@ -25,7 +25,6 @@ use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-type Tx<'a> = deadpool_postgres::Transaction<'a>;
 type P<'a> = &'a (dyn ToSql + Sync);
 
 /// Runs a statement this connection prepared once.
@@ -731,16 +730,6 @@ async fn record_call(
     Ok(())
 }
 
-/// Commits a guarded call, except one refused for a reused nonce: that
-/// rolls back, so the idempotency key it claimed alongside stays free.
-async fn finish<T>(tx: Tx<'_>, result: &Result<T, Refusal>) -> StoreResult<()> {
-    if matches!(result, Err(Refusal::NonceReused)) {
-        tx.rollback().await.map_err(map_err)
-    } else {
-        tx.commit().await.map_err(map_err)
-    }
-}
-
 /// A transaction begun by hand, so that BEGIN travels with its first
 /// statements instead of costing a round trip of its own. Dropped before
 /// `end` (an error, a cancelled request) it closes its connection rather
@@ -763,12 +752,21 @@ impl Pipelined {
             .expect("a pipelined transaction has its connection until it ends")
     }
 
-    /// COMMIT (or ROLLBACK); the connection then goes back to the pool.
-    async fn end(mut self, commit: bool) -> StoreResult<()> {
-        self.client()
-            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
-            .await
-            .map_err(map_err)?;
+    /// BEGIN; join it with the first statements so they travel together.
+    async fn begin(&self) -> StoreResult<()> {
+        self.client().batch_execute("BEGIN").await.map_err(map_err)
+    }
+
+    /// Commits a guarded call, except one refused for a reused nonce: that
+    /// rolls back, so the idempotency key it claimed alongside stays free.
+    /// The connection then goes back to the pool.
+    async fn finish<T>(mut self, result: &Result<T, Refusal>) -> StoreResult<()> {
+        let end = if matches!(result, Err(Refusal::NonceReused)) {
+            "ROLLBACK"
+        } else {
+            "COMMIT"
+        };
+        self.client().batch_execute(end).await.map_err(map_err)?;
         self.client = None;
         Ok(())
     }
@@ -842,7 +840,7 @@ async fn get_mall_order(c: &impl GenericClient, id: i64) -> StoreResult<MallOrde
 }
 
 async fn insert_codes(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     merchant_id: i64,
     template_id: i64,
     mall_order_id: Option<i64>,
@@ -1251,16 +1249,18 @@ impl StoredValueStore for PgStore {
         order: &IssueOrderCodes,
     ) -> StoreResult<Called<MallOrder>> {
         let merchant_id = order.merchant_id;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
-        let answer = match claim_call(&tx, merchant_id, call, order.now).await? {
+        let tx = Pipelined::new(self.client().await?);
+        let c = tx.client();
+        let ((), claimed) =
+            futures_util::try_join!(tx.begin(), claim_call(c, merchant_id, call, order.now))?;
+        let answer = match claimed {
             Some(Err(refusal)) => Some(Called {
                 result: Err(refusal),
                 replayed: false,
             }),
             Some(Ok(recorded)) => Some(match recorded.mall_order_id {
                 Some(id) => Called {
-                    result: Ok(get_mall_order(&tx, id).await?),
+                    result: Ok(get_mall_order(c, id).await?),
                     replayed: true,
                 },
                 None => replayed_refusal(&recorded)?,
@@ -1268,12 +1268,12 @@ impl StoredValueStore for PgStore {
             None => None,
         };
         if let Some(answer) = answer {
-            finish(tx, &answer.result).await?;
+            tx.finish(&answer.result).await?;
             return Ok(answer);
         }
         // Reporting one order twice at once: the second waits on the first's row.
         let inserted = opt(
-            &tx,
+            c,
             "INSERT INTO mall_orders (merchant_id, order_id, product_id, product_name, quantity, customer_id, created_at) \
              SELECT $1, $2, p.id, p.name, $3, NULL, $4 FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id \
              WHERE p.id = $5 AND p.merchant_id = $1 AND p.on_shelf AND t.deleted_at IS NULL \
@@ -1286,16 +1286,16 @@ impl StoredValueStore for PgStore {
                 let (id, template_id): (i64, i64) = (row.get(0), row.get(1));
                 if let Some(customer) = &order.customer {
                     let customer_id =
-                        resolve_customer(&tx, merchant_id, customer, order.now, true).await?;
+                        resolve_customer(c, merchant_id, customer, order.now, true).await?;
                     exec(
-                        &tx,
+                        c,
                         "UPDATE mall_orders SET customer_id = $1 WHERE id = $2",
                         &[&customer_id, &id],
                     )
                     .await?;
                 }
                 insert_codes(
-                    &tx,
+                    c,
                     merchant_id,
                     template_id,
                     Some(id),
@@ -1304,7 +1304,7 @@ impl StoredValueStore for PgStore {
                 )
                 .await?;
                 insert_audit(
-                    &tx,
+                    c,
                     &AuditEntry {
                         merchant_id,
                         actor: order.actor.clone(),
@@ -1321,7 +1321,7 @@ impl StoredValueStore for PgStore {
             }
             None => {
                 let existing = opt(
-                    &tx,
+                    c,
                     "SELECT id, product_id, quantity FROM mall_orders WHERE merchant_id = $1 AND order_id = $2",
                     &[&merchant_id, &order.order_id],
                 )
@@ -1340,21 +1340,21 @@ impl StoredValueStore for PgStore {
         };
         let called = match result {
             Ok(id) => {
-                record_call(&tx, merchant_id, call, None, Some(id), None).await?;
+                record_call(c, merchant_id, call, None, Some(id), None).await?;
                 Called {
-                    result: Ok(get_mall_order(&tx, id).await?),
+                    result: Ok(get_mall_order(c, id).await?),
                     replayed,
                 }
             }
             Err(refusal) => {
-                record_call(&tx, merchant_id, call, None, None, Some(refusal)).await?;
+                record_call(c, merchant_id, call, None, None, Some(refusal)).await?;
                 Called {
                     result: Err(refusal),
                     replayed: false,
                 }
             }
         };
-        tx.commit().await.map_err(map_err)?;
+        tx.finish(&called.result).await?;
         Ok(called)
     }
 
@@ -1401,9 +1401,8 @@ impl StoredValueStore for PgStore {
                 None => Ok(None),
             }
         };
-        let begin = async { c.batch_execute("BEGIN").await.map_err(map_err) };
         let ((), claimed, found) =
-            futures_util::try_join!(begin, claim_call(c, merchant_id, call, now), find)?;
+            futures_util::try_join!(tx.begin(), claim_call(c, merchant_id, call, now), find)?;
         let called = match claimed {
             Some(Err(refusal)) => Called {
                 result: Err(refusal),
@@ -1429,9 +1428,7 @@ impl StoredValueStore for PgStore {
                 }
             }
         };
-        // A reused nonce leaves nothing behind, not even the key's claim.
-        tx.end(!matches!(called.result, Err(Refusal::NonceReused)))
-            .await?;
+        tx.finish(&called.result).await?;
         Ok(called)
     }
 

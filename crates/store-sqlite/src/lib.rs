@@ -262,6 +262,16 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
     }
 }
 
+/// BEGIN IMMEDIATE for a group; on failure the caller drops the jobs, which
+/// drops their reply channels: each caller gets an error.
+fn begin(conn: &Connection, n_jobs: usize) -> bool {
+    let begun = run_cached(conn, "BEGIN IMMEDIATE");
+    if let Err(e) = &begun {
+        tracing::error!(error = %e, n_jobs, "sqlite writer could not begin a transaction");
+    }
+    begun.is_ok()
+}
+
 /// Runs a group of jobs in one transaction and answers them after COMMIT.
 ///
 /// The jobs share the transaction without savepoints: most writes succeed,
@@ -270,9 +280,7 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
 /// writing makes the group roll back and run again with each job in its own
 /// savepoint, the failed job answered with its error and left out.
 fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
-    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
-        // Dropping the jobs drops their reply channels: each caller gets an error.
-        tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
+    if !begin(conn, jobs.len()) {
         return;
     }
     let mut failed_after_writing = None;
@@ -289,8 +297,7 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
             return;
         }
         jobs.remove(idx).finish(Ok(()));
-        if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, n_jobs = jobs.len(), "sqlite writer could not begin a transaction");
+        if !begin(conn, jobs.len()) {
             return;
         }
         for job in jobs.iter_mut() {
