@@ -106,7 +106,18 @@ if [ "${ONLY:-}" != postgres ]; then
 fi
 [ "${ONLY:-}" = sqlite ] && exit 0
 
+# The machine's pgbench tpcb-like TPS, measured before and after the
+# redemptions (a neighbour's load on a shared VM drifts within a run).
+pgbench_tps() {
+  local pgbench_db="kaquan_bench_pgbench_$$"
+  psql "$PG/postgres" -qc "create database $pgbench_db"
+  pgbench -q -i -s 10 "$PG/$pgbench_db" >/dev/null 2>&1
+  pgbench -c 16 -j 2 -T "$SECONDS_RUN" -b tpcb-like "$PG/$pgbench_db" 2>/dev/null | grep -o 'tps = [0-9.]*' | head -n 1 | cut -d' ' -f3
+  psql "$PG/postgres" -qc "drop database $pgbench_db"
+}
+
 echo "== PostgreSQL, two kaquan serve nodes =="
+tps_before=$(pgbench_tps)
 db="kaquan_bench_redeem_$$"
 psql "$PG/postgres" -qc "create database $db"
 prepare postgres "$PG/$db"
@@ -129,9 +140,4 @@ psql "$PG/postgres" -qc "create database $floor_db"
 floor=$("$FLOOR" floor-redeem-postgres 50000 "$PG/$floor_db" | tail -n 1)
 psql "$PG/postgres" -qc "drop database $floor_db"
 report postgres "$floor" "$WORK/redeem1.txt" "$WORK/redeem2.txt" "$WORK/healthz.txt"
-pgbench_db="kaquan_bench_pgbench_$$"
-psql "$PG/postgres" -qc "create database $pgbench_db"
-pgbench -q -i -s 10 "$PG/$pgbench_db" >/dev/null 2>&1
-tps=$(pgbench -c 16 -j 2 -T "$SECONDS_RUN" -b tpcb-like "$PG/$pgbench_db" 2>/dev/null | grep -o 'tps = [0-9.]*' | head -n 1 | cut -d' ' -f3)
-psql "$PG/postgres" -qc "drop database $pgbench_db"
-echo "pgbench tpcb-like (scale 10, 16 clients): $tps TPS"
+echo "pgbench tpcb-like (scale 10, 16 clients): $tps_before TPS before, $(pgbench_tps) TPS after (the redemptions ran between)"

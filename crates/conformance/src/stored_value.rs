@@ -545,6 +545,157 @@ pub async fn reused_nonces_are_refused(store: &dyn Store) {
         .expect("forgotten after NONCE_KEPT_SECONDS");
 }
 
+/// A signed call: its nonce and, when given, its idempotency key and body.
+fn signed(nonce: &str, key: Option<(&str, &str)>) -> ApiCall {
+    ApiCall {
+        nonce: Some(NonceUse {
+            api_key_id: "kq_1".into(),
+            nonce: nonce.into(),
+            signed_at: NOW,
+        }),
+        idempotency: key.map(|(key, body)| claim(key, body).idempotency.unwrap()),
+    }
+}
+
+async fn redeem_signed(
+    store: &dyn Store,
+    call: &ApiCall,
+    who: CodeRedeemer,
+    code: &str,
+) -> Called<LedgerTransaction> {
+    let settings = GiftcardSettings::default();
+    giftcard::redeem_code(store, &master(), &settings, call, who, code)
+        .await
+        .expect("redeem")
+}
+
+pub async fn signed_redemptions_keep_nonce_and_idempotency_rules(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let (_, codes) = offline_codes(store, m, fields("卡", 2_000), 4).await;
+    let who = || redeemer(m, "u1", "api");
+    // A customer seen for the first time is created and credited.
+    let first = redeem_signed(
+        store,
+        &signed("n-1", Some(("r1", "code 0"))),
+        who(),
+        &codes[0],
+    )
+    .await;
+    assert!(!first.replayed);
+    let first = first.result.expect("credited");
+    assert_eq!(first.balance_after_fen, 2_000);
+    // Known customer: credited again.
+    let second = redeem_signed(
+        store,
+        &signed("n-2", Some(("r2", "code 1"))),
+        who(),
+        &codes[1],
+    )
+    .await;
+    assert_eq!(
+        second.result.as_ref().map(|t| t.balance_after_fen),
+        Ok(4_000)
+    );
+    // The same request again (same nonce): refused, nothing changes.
+    let replayed_nonce = redeem_signed(
+        store,
+        &signed("n-2", Some(("r2", "code 1"))),
+        who(),
+        &codes[1],
+    )
+    .await;
+    assert_eq!(replayed_nonce.result, Err(Refusal::NonceReused));
+    // Re-signed with a new nonce, same key and body: the first answer.
+    let again = redeem_signed(
+        store,
+        &signed("n-3", Some(("r2", "code 1"))),
+        who(),
+        &codes[1],
+    )
+    .await;
+    assert_eq!(
+        again,
+        Called {
+            result: second.result.clone(),
+            replayed: true
+        }
+    );
+    // Same key, another code: 409, and that code stays unused.
+    let mismatch = redeem_signed(
+        store,
+        &signed("n-4", Some(("r2", "code 2"))),
+        who(),
+        &codes[2],
+    )
+    .await;
+    assert_eq!(mismatch.result, Err(Refusal::IdempotencyMismatch));
+    // A reused nonce with a fresh key and a good code redeems nothing either.
+    let reused = redeem_signed(
+        store,
+        &signed("n-1", Some(("r9", "code 2"))),
+        who(),
+        &codes[2],
+    )
+    .await;
+    assert_eq!(reused.result, Err(Refusal::NonceReused));
+    let u1 = customer_id(store, m, "u1").await;
+    assert_eq!(balance(store, m, u1).await, 4_000);
+    let third = redeem_signed(
+        store,
+        &signed("n-5", Some(("r3", "code 2"))),
+        who(),
+        &codes[2],
+    )
+    .await;
+    assert_eq!(third.result.map(|t| t.balance_after_fen), Ok(6_000));
+    // A refusal is kept under its key like a success.
+    let refused = redeem_signed(
+        store,
+        &signed("n-6", Some(("r4", "code 0"))),
+        who(),
+        &codes[0],
+    )
+    .await;
+    assert_eq!(refused.result, Err(Refusal::CodeRefused));
+    let refused_again = redeem_signed(
+        store,
+        &signed("n-7", Some(("r4", "code 0"))),
+        who(),
+        &codes[0],
+    )
+    .await;
+    assert_eq!(
+        refused_again,
+        Called {
+            result: Err(Refusal::CodeRefused),
+            replayed: true
+        }
+    );
+    // Without a key, a signed redemption still credits once.
+    let keyless = redeem_signed(store, &signed("n-8", None), who(), &codes[3]).await;
+    assert_eq!(keyless.result.map(|t| t.balance_after_fen), Ok(8_000));
+    // Fifty concurrent re-signed replays of one key: one effect, one answer.
+    let (_, more) = offline_codes(store, m, fields("卡", 100), 1).await;
+    let more = &more;
+    let calls = (0..50).map(|i| async move {
+        redeem_signed(
+            store,
+            &signed(&format!("n-c{i}"), Some(("r-same", "more 0"))),
+            redeemer(m, "u2", "api"),
+            &more[0],
+        )
+        .await
+    });
+    let results = futures_util::future::join_all(calls).await;
+    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
+    let winner = results.iter().find(|r| !r.replayed).unwrap();
+    assert!(winner.result.is_ok());
+    assert!(results.iter().all(|r| r.result == winner.result));
+    let u2 = customer_id(store, m, "u2").await;
+    assert_eq!(balance(store, m, u2).await, 100);
+    assert_verified(store).await;
+}
+
 pub async fn one_thousand_concurrent_redemptions_of_one_code_credit_once(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let settings = GiftcardSettings {

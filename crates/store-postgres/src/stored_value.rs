@@ -1,10 +1,14 @@
 //! PostgreSQL SQL for stored value: gift-card settings, codes, mall orders,
 //! customers, the ledger, API keys, nonces and idempotency keys.
 //!
-//! A ledger call is one transaction. Its Idempotency-Key row is inserted
-//! first, so a concurrent call with the same key waits on that row and then
-//! answers with the first call's recorded outcome; the customer's account
-//! row is the only balance row a redemption locks.
+//! A ledger call is one transaction. The usual signed redemption (a known
+//! customer, a good code) is a single statement without BEGIN/COMMIT that
+//! also inserts the nonce and records the Idempotency-Key with its outcome;
+//! anything else (a new customer, a refused code, a replay) runs as a
+//! pipelined transaction whose Idempotency-Key row is inserted first, so a
+//! concurrent call with the same key waits on that row and then answers
+//! with the first call's recorded outcome. The customer's account row is
+//! the only balance row a redemption locks.
 
 use super::{insert_audit, map_err, parse_or, PgStore};
 use deadpool_postgres::GenericClient;
@@ -278,23 +282,71 @@ async fn create_missing_customer(
 /// Where a transaction's amount comes from: given, or the face value of the
 /// code the same statement marks used (a redemption is then one statement).
 enum Source<'a> {
-    Amount { delta: i64, reference: &'a str },
-    Code(&'a kaquan_core::ledger::RedeemCode, &'a str, &'a str),
+    Amount {
+        delta: i64,
+        reference: &'a str,
+    },
+    /// The code's guarded UPDATE; the second field is the attempt key of
+    /// the client (the customer's is made by the statement from their id).
+    Code(&'a kaquan_core::ledger::RedeemCode, &'a str),
+}
+
+/// The key under which a customer's failed code attempts are counted; the
+/// redemption statements build the same text from the customer's id.
+fn customer_attempt_key(customer_id: i64) -> String {
+    format!("code-customer:{customer_id}")
+}
+
+/// The key under which a client's (an IP's, an API key's) failed code
+/// attempts are counted.
+fn client_attempt_key(client: &str) -> String {
+    format!("code-client:{client}")
+}
+
+/// How a ledger statement meets its API call.
+#[derive(Clone, Copy)]
+enum CallShape {
+    /// The call's nonce and key were claimed earlier in the transaction:
+    /// the statement writes the outcome into the claimed key (`$1` is the
+    /// customer's id).
+    Claimed,
+    /// The whole call is the statement, run without BEGIN/COMMIT: it looks
+    /// the customer up by external id (`$1`), inserts the nonce and records
+    /// the key with the transaction. A reused nonce or key aborts it with a
+    /// unique violation, so it changes nothing then.
+    Whole,
 }
 
 /// The ledger statement: `src` yields the amount and reference; the balance
 /// update (guarded at zero), the transaction, both postings, the audit record
-/// and the idempotency outcome follow from it in one statement.
-fn ledger_statement(src: &str) -> String {
+/// and the idempotency outcome follow from it in one statement. `who` is
+/// the customer; `$1`–`$12` are `post_transaction`'s common parameters.
+fn ledger_statement(src: &str, shape: CallShape) -> String {
+    let (who, nonce, outcome) = match shape {
+        CallShape::Claimed => (
+            "SELECT $1::bigint AS id",
+            "",
+            "UPDATE idempotency_keys SET transaction_id = t.id FROM t \
+             WHERE idempotency_keys.merchant_id = $3 AND idempotency_keys.key = $12",
+        ),
+        CallShape::Whole => (
+            "SELECT id FROM customers WHERE merchant_id = $3 AND external_id = $1",
+            ", n AS (INSERT INTO api_nonces (signed_at, key_id, nonce) \
+             SELECT $17::bigint, $18::text, $19::text WHERE $18::text IS NOT NULL)",
+            "INSERT INTO idempotency_keys (merchant_id, key, request_hash, transaction_id, created_at) \
+             SELECT $3, $12, $20::text, t.id, $8 FROM t WHERE $12::text IS NOT NULL",
+        ),
+    };
     format!(
-        "WITH src AS ({src}), account AS ( \
-           UPDATE ledger_accounts SET balance = balance + src.amount FROM src \
-           WHERE customer_id = $1 AND asset = $2 AND balance + src.amount >= 0 \
-           RETURNING ledger_accounts.id, ledger_accounts.balance, src.amount, src.reference \
+        "WITH who AS ({who}){nonce}, src AS ({src}), account AS ( \
+           UPDATE ledger_accounts SET balance = balance + src.amount FROM src, who \
+           WHERE ledger_accounts.customer_id = who.id AND ledger_accounts.asset = $2 \
+           AND ledger_accounts.balance + src.amount >= 0 \
+           RETURNING ledger_accounts.id, ledger_accounts.customer_id, ledger_accounts.balance, src.amount, src.reference \
          ), t AS ( \
            INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
            reason, channel, created_by, created_at) \
-           SELECT $3, $1, $4, account.amount, account.balance, account.reference, $5, $6, $7, $8 FROM account \
+           SELECT $3, account.customer_id, $4, account.amount, account.balance, account.reference, $5, $6, $7, $8 FROM account \
            RETURNING {TRANSACTION_COLUMNS} \
          ), p AS ( \
            INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
@@ -305,32 +357,80 @@ fn ledger_statement(src: &str) -> String {
            RETURNING 1 \
          ), a AS ( \
            INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
-           SELECT $3, $10, $7, $11, 'customer=' || $1::text, \
+           SELECT $3, $10, $7, $11, 'customer=' || t.customer_id, \
            'transaction=' || t.id || ' amount_fen=' || t.amount_fen || ' balance_after_fen=' || t.balance_after_fen \
            || ' reference=' || t.reference || ' channel=' || $6 \
            || CASE WHEN $5 = '' THEN '' ELSE ' reason=' || $5 END, 1, $8 FROM t \
-         ), i AS ( \
-           UPDATE idempotency_keys SET transaction_id = t.id FROM t \
-           WHERE idempotency_keys.merchant_id = $3 AND idempotency_keys.key = $12 \
-         ) \
+         ), i AS ({outcome}) \
          SELECT {TRANSACTION_COLUMNS}, (SELECT count(*) FROM p) FROM t"
     )
 }
 
-static AMOUNT_STATEMENT: LazyLock<String> =
-    LazyLock::new(|| ledger_statement("SELECT $13::bigint AS amount, $14::text AS reference"));
-/// The redemption: the code's guarded UPDATE (state, validity, and the
-/// attempt limit per customer and per client) is the statement's source.
-static REDEEM_STATEMENT: LazyLock<String> = LazyLock::new(|| {
+static AMOUNT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     ledger_statement(
-        "UPDATE codes SET state = 'used', customer_id = $1, redeemed_at = $8 \
-         WHERE merchant_id = $3 AND digest = $13 AND state = 'unused' \
-         AND (valid_from IS NULL OR valid_from <= $8) AND (valid_until IS NULL OR valid_until >= $8) \
-         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $14 AND at >= $16) < $17 \
-         AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = $3 AND key = $15 AND at >= $16) < $17 \
-         RETURNING face_value_fen AS amount, 'code:' || id AS reference",
+        "SELECT $13::bigint AS amount, $14::text AS reference",
+        CallShape::Claimed,
     )
 });
+/// The redemption's source: the code's guarded UPDATE (state, validity, and
+/// the attempt limit per customer and per client).
+const REDEEM_SOURCE: &str = "UPDATE codes SET state = 'used', customer_id = who.id, redeemed_at = $8 FROM who \
+     WHERE codes.merchant_id = $3 AND codes.digest = $13 AND codes.state = 'unused' \
+     AND (codes.valid_from IS NULL OR codes.valid_from <= $8) AND (codes.valid_until IS NULL OR codes.valid_until >= $8) \
+     AND (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = $3 AND f.key = 'code-customer:' || who.id AND f.at >= $15) < $16 \
+     AND (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = $3 AND f.key = $14 AND f.at >= $15) < $16 \
+     RETURNING codes.face_value_fen AS amount, 'code:' || codes.id AS reference";
+static REDEEM_STATEMENT: LazyLock<String> =
+    LazyLock::new(|| ledger_statement(REDEEM_SOURCE, CallShape::Claimed));
+static REDEEM_CALL_STATEMENT: LazyLock<String> =
+    LazyLock::new(|| ledger_statement(REDEEM_SOURCE, CallShape::Whole));
+
+/// The twelve parameters every ledger statement takes; `who` is `$1`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one posting names every column of its transaction"
+)]
+fn common_params<'a>(
+    who: P<'a>,
+    merchant_id: &'a i64,
+    kind: &'a &'static str,
+    reason: &'a &'a str,
+    channel: &'a &'static str,
+    actor: &'a Actor,
+    now: &'a i64,
+    counter: &'a &'static str,
+    action: &'a String,
+    idempotency_key: &'a Option<&'a str>,
+) -> Vec<P<'a>> {
+    vec![
+        who,
+        &ASSET_FEN,
+        merchant_id,
+        kind,
+        reason,
+        channel,
+        &actor.label,
+        now,
+        counter,
+        &actor.staff_id,
+        action,
+        idempotency_key,
+    ]
+}
+
+/// The transaction a ledger statement returned, its postings counted.
+fn posted(row: Option<Row>) -> StoreResult<Option<LedgerTransaction>> {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let n_postings: i64 = row.get(11);
+    if n_postings != 2 {
+        return Err(StoreError::Backend(format!(
+            "ledger: {n_postings} postings written, not 2"
+        )));
+    }
+    Ok(Some(transaction_from_row(&row)?))
+}
 
 /// Moves an amount into (or out of) the customer's balance with its two
 /// postings and audit record, all in one statement (one round trip); `None`
@@ -352,56 +452,88 @@ async fn post_transaction(
     now: i64,
     idempotency_key: Option<&str>,
 ) -> StoreResult<Option<LedgerTransaction>> {
-    let counter = kind.counter_account();
-    let action = format!("{}_balance", kind.code());
-    let common: [P<'_>; 12] = [
+    let (kind_code, channel_code) = (kind.code(), channel.code());
+    let counter = kind.counter_account().code();
+    let action = format!("{kind_code}_balance");
+    let mut params = common_params(
         &customer_id,
-        &ASSET_FEN,
         &merchant_id,
-        &kind.code(),
+        &kind_code,
         &reason,
-        &channel.code(),
-        &actor.label,
+        &channel_code,
+        actor,
         &now,
-        &counter.code(),
-        &actor.staff_id,
+        &counter,
         &action,
         &idempotency_key,
-    ];
+    );
     let row = match source {
         Source::Amount { delta, reference } => {
-            let params: Vec<P<'_>> = common
-                .iter()
-                .copied()
-                .chain([&delta as P<'_>, &reference])
-                .collect();
+            params.extend([&delta as P<'_>, &reference]);
             opt(c, &AMOUNT_STATEMENT, &params).await?
         }
-        Source::Code(op, customer_key, client_key) => {
-            let params: Vec<P<'_>> = common
-                .iter()
-                .copied()
-                .chain([
-                    &op.digest as P<'_>,
-                    &customer_key,
-                    &client_key,
-                    &op.attempts_since,
-                    &op.attempt_limit,
-                ])
-                .collect();
+        Source::Code(op, client_key) => {
+            params.extend([
+                &op.digest as P<'_>,
+                &client_key,
+                &op.attempts_since,
+                &op.attempt_limit,
+            ]);
             opt(c, &REDEEM_STATEMENT, &params).await?
         }
     };
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let n_postings: i64 = row.get(11);
-    if n_postings != 2 {
-        return Err(StoreError::Backend(format!(
-            "ledger: {n_postings} postings written, not 2"
-        )));
-    }
-    Ok(Some(transaction_from_row(&row)?))
+    posted(row)
+}
+
+/// A signed redemption for a customer the merchant's system names by
+/// external id, as one statement without BEGIN/COMMIT: nonce, customer,
+/// code, balance, transaction, postings, audit record and idempotency
+/// record. `None` when it changed nothing but the nonce (no such customer
+/// yet, the code refused, a replay): the caller then runs the call the
+/// general way, without the nonce. `Conflict` when the nonce or key was
+/// used before: nothing changed, the general way decides.
+async fn redeem_in_one_statement(
+    c: &impl GenericClient,
+    call: &ApiCall,
+    op: &kaquan_core::ledger::RedeemCode,
+    external_id: &str,
+) -> StoreResult<Option<LedgerTransaction>> {
+    let kind = TransactionKind::Redeem;
+    let (kind_code, channel_code) = (kind.code(), op.channel.code());
+    let counter = kind.counter_account().code();
+    let action = format!("{kind_code}_balance");
+    let key = call.idempotency.as_ref().map(|claim| claim.key.as_str());
+    let request_hash = call.idempotency.as_ref().map(|claim| &claim.request_hash);
+    let client_key = client_attempt_key(&op.client_key);
+    let nonce = call.nonce.as_ref();
+    let (signed_at, key_id, nonce_text) = (
+        nonce.map(|n| n.signed_at),
+        nonce.map(|n| n.api_key_id.as_str()),
+        nonce.map(|n| n.nonce.as_str()),
+    );
+    let mut params = common_params(
+        &external_id,
+        &op.merchant_id,
+        &kind_code,
+        &"",
+        &channel_code,
+        &op.actor,
+        &op.now,
+        &counter,
+        &action,
+        &key,
+    );
+    params.extend([
+        &op.digest as P<'_>,
+        &client_key,
+        &op.attempts_since,
+        &op.attempt_limit,
+        &signed_at,
+        &key_id,
+        &nonce_text,
+        &request_hash,
+    ]);
+    posted(opt(c, &REDEEM_CALL_STATEMENT, &params).await?)
 }
 
 /// `post_transaction` for a given amount: a spend, refund or adjustment.
@@ -451,11 +583,11 @@ async fn redeem(
     else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
-    let customer_key = format!("code-customer:{customer_id}");
-    let client_key = format!("code-client:{}", op.client_key);
+    let customer_key = customer_attempt_key(customer_id);
+    let client_key = client_attempt_key(&op.client_key);
     // The attempt limit is part of the code's guard: a locked customer or
     // client redeems nothing, and the happy path is one statement.
-    let source = Source::Code(op, &customer_key, &client_key);
+    let source = Source::Code(op, &client_key);
     let redeemed = post_transaction(
         c,
         merchant_id,
@@ -1386,7 +1518,34 @@ impl StoredValueStore for PgStore {
         op: &LedgerOp,
     ) -> StoreResult<Called<LedgerTransaction>> {
         let (merchant_id, now) = (op.merchant_id(), op.now());
-        let tx = Pipelined::new(self.client().await?);
+        let client = self.client().await?;
+        // The usual signed redemption (a customer the merchant's system
+        // already sent us, a good code) is one statement: one round trip.
+        let mut rest = None;
+        if let LedgerOp::Redeem(redeem) = op {
+            if let CustomerRef::External(external_id) = &redeem.customer {
+                match redeem_in_one_statement(&client, call, redeem, external_id).await {
+                    Ok(Some(transaction)) => {
+                        return Ok(Called {
+                            result: Ok(transaction),
+                            replayed: false,
+                        })
+                    }
+                    // Only the nonce was recorded: the rest runs as below.
+                    Ok(None) => {
+                        rest = Some(ApiCall {
+                            nonce: None,
+                            ..call.clone()
+                        })
+                    }
+                    // A used nonce or key changed nothing; below says which.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let call = rest.as_ref().unwrap_or(call);
+        let tx = Pipelined::new(client);
         let c = tx.client();
         // BEGIN, the nonce, the key's claim and the customer lookup go out
         // together (tokio-postgres pipelines them): one round trip.
