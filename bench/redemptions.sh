@@ -101,8 +101,10 @@ if [ "${ONLY:-}" != postgres ]; then
   floor=$("$FLOOR" floor-redeem-sqlite "$CODES" "$WORK/floor.db" | tail -n 1)
   report sqlite "$floor" "$WORK/redeem.txt" "$WORK/healthz.txt"
   # Diagnosis: the same store without HTTP, with and without nonce + Idempotency-Key.
-  "$FLOOR" store-redeem-sqlite "$CODES" "$WORK/store.db" | tail -n 1
-  "$FLOOR" store-redeem-sqlite-unguarded "$CODES" "$WORK/store2.db" | tail -n 1
+  for variant in store-redeem-sqlite store-redeem-sqlite-unguarded; do
+    store=$("$FLOOR" "$variant" "$CODES" "$WORK/$variant.db" | tail -n 1)
+    python3 -c 'import json,sys; s,f=(json.loads(a)["per_second"] for a in sys.argv[1:3]); print(f"{sys.argv[3]} (no HTTP): {s:,.0f}/s, ratio to the floor {s/f:.2f}")' "$store" "$floor" "$variant"
+  done
 fi
 [ "${ONLY:-}" = sqlite ] && exit 0
 
