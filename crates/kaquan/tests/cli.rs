@@ -930,7 +930,13 @@ fn run_readme_example(address: &str, key_id: &str, secret: &str, code: &str) -> 
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn readme_example_then_corrupt_a_balance(env: Env, corrupt: impl FnOnce(&Env)) {
+/// Runs the README example, then `corrupt`, then expects `verify` to fail
+/// naming each of `violations`.
+fn readme_example_then_corrupt_a_balance(
+    env: Env,
+    corrupt: impl FnOnce(&Env),
+    violations: &[&str],
+) {
     env.setup();
     let (key_id, secret, code) = key_and_code(&env);
     let (mut server, address) = start_server(&env);
@@ -946,25 +952,27 @@ fn readme_example_then_corrupt_a_balance(env: Env, corrupt: impl FnOnce(&Env)) {
     corrupt(&env);
     let output = env.command(&["verify"]).output().unwrap();
     assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stdout)
-            .contains("customer balances differ from the sum of their postings"),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for violation in violations {
+        assert!(stdout.contains(violation), "{violation}: {stdout}");
+    }
 }
 
 #[test]
 fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balance_on_sqlite() {
-    readme_example_then_corrupt_a_balance(Env::sqlite(), |env| {
-        let connection = rusqlite::Connection::open(env.dir.join("kaquan.db")).unwrap();
-        connection
-            .execute(
-                "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'",
-                [],
-            )
-            .unwrap();
-    });
+    readme_example_then_corrupt_a_balance(
+        Env::sqlite(),
+        |env| {
+            let connection = rusqlite::Connection::open(env.dir.join("kaquan.db")).unwrap();
+            connection
+                .execute(
+                    "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'",
+                    [],
+                )
+                .unwrap();
+        },
+        &["customer balances differ from the sum of their postings"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -972,19 +980,30 @@ async fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balanc
     let env = Env::postgres().await;
     let url = env.url.clone();
     tokio::task::spawn_blocking(move || {
-        readme_example_then_corrupt_a_balance(env, move |_| {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async {
-                let (client, connection) = tokio_postgres_connect(&url).await;
-                tokio::spawn(connection);
-                client
+        readme_example_then_corrupt_a_balance(
+            env,
+            move |_| {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async {
+                    let (client, connection) = tokio_postgres_connect(&url).await;
+                    tokio::spawn(connection);
+                    // The ledger's references to accounts are checked by
+                    // verify, not by a foreign key (migration 009).
+                    client
                     .batch_execute(
-                        "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'",
+                        "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'; \
+                         INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+                         SELECT id, 999999, 'fen', 1 FROM ledger_transactions LIMIT 1",
                     )
                     .await
                     .unwrap();
-            });
-        })
+                });
+            },
+            &[
+                "customer balances differ from the sum of their postings",
+                "ledger postings whose account does not exist",
+            ],
+        )
     })
     .await
     .unwrap();

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_logos.sql"),
     include_str!("migrations/007_stored_value.sql"),
     include_str!("migrations/008_nonces_by_time.sql"),
+    include_str!("migrations/009_no_hot_row_locks.sql"),
 ];
 
 pub struct PgStore {

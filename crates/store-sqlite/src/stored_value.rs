@@ -1622,4 +1622,18 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
         "SELECT count(*) FROM ledger_transactions t JOIN codes c ON t.reference = 'code:' || c.id AND c.merchant_id = t.merchant_id \
          WHERE t.kind = 'redeem' AND t.amount_fen <> c.face_value_fen",
     ),
+    (
+        "ledger postings whose account does not exist",
+        "SELECT count(*) FROM ledger_postings p WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = p.account_id)",
+    ),
+    (
+        "ledger postings on an account of another merchant than their transaction's",
+        "SELECT count(*) FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+         JOIN ledger_accounts a ON a.id = p.account_id WHERE a.merchant_id <> t.merchant_id",
+    ),
+    (
+        "ledger transactions or audit records of no merchant",
+        "SELECT (SELECT count(*) FROM ledger_transactions t WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = t.merchant_id)) \
+         + (SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = a.merchant_id))",
+    ),
 ];
