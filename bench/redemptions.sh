@@ -100,8 +100,9 @@ if [ "${ONLY:-}" != postgres ]; then
   sync
   floor=$("$FLOOR" floor-redeem-sqlite "$CODES" "$WORK/floor.db" | tail -n 1)
   report sqlite "$floor" "$WORK/redeem.txt" "$WORK/healthz.txt"
-  # Diagnosis: the same store without HTTP, with and without nonce + Idempotency-Key.
-  for variant in store-redeem-sqlite store-redeem-sqlite-unguarded; do
+  # Diagnosis: the same store without HTTP, with and without nonce + Idempotency-Key,
+  # and the floor's own work done set-wise (one statement per table per group).
+  for variant in store-redeem-sqlite store-redeem-sqlite-unguarded set-wise-redeem-sqlite; do
     store=$("$FLOOR" "$variant" "$CODES" "$WORK/$variant.db" | tail -n 1)
     python3 -c 'import json,sys; s,f=(json.loads(a)["per_second"] for a in sys.argv[1:3]); print(f"{sys.argv[3]} (no HTTP): {s:,.0f}/s, ratio to the floor {s/f:.2f}")' "$store" "$floor" "$variant"
   done

@@ -13,6 +13,9 @@
 //!   groups of up to 64 (WAL, synchronous=FULL).
 //! - `floor-redeem-postgres N URL`: the same statements, one transaction per
 //!   redemption, from 16 connections.
+//! - `set-wise-redeem-sqlite N PATH`: not a floor but a measure of a
+//!   design: the floor's work, each group done with one statement per table
+//!   for all its redemptions instead of the statements once per redemption.
 //! - `store-redeem-sqlite[-unguarded] N PATH`: not a floor but a diagnosis:
 //!   kaquan's own SQLite store without HTTP, `post_ledger` from 64 tasks,
 //!   with (or without) a nonce and an Idempotency-Key per call.
@@ -207,7 +210,7 @@ fn floor_xlsx(rows: i64, path: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|store-redeem-sqlite|store-redeem-sqlite-unguarded ROWS PATH_OR_URL";
+    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|set-wise-redeem-sqlite|store-redeem-sqlite|store-redeem-sqlite-unguarded ROWS PATH_OR_URL";
     let (Some(command), Some(rows), Some(target)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -218,6 +221,7 @@ fn main() {
         "floor-postgres" => floor_postgres(rows, target),
         "floor-xlsx" => floor_xlsx(rows, target),
         "floor-redeem-sqlite" => redeem_floor::sqlite(rows, target),
+        "set-wise-redeem-sqlite" => redeem_floor::sqlite_set_wise(rows, target),
         "floor-redeem-postgres" => redeem_floor::postgres(rows, target),
         "store-redeem-sqlite" => redeem_floor::store_sqlite(rows, target, true),
         "store-redeem-sqlite-unguarded" => redeem_floor::store_sqlite(rows, target, false),

@@ -58,10 +58,128 @@ fn redeem_sqlite(conn: &rusqlite::Connection, code: i64, customer: i64) -> rusql
 
 type Job = (i64, i64, tokio::sync::oneshot::Sender<()>);
 
+/// How a writer runs one group of (code, customer) redemptions inside its
+/// transaction.
+type RunGroup = fn(&rusqlite::Connection, &[(i64, i64)]);
+
+/// Per job, in a savepoint each: the statements one after another.
+fn group_per_job(conn: &rusqlite::Connection, jobs: &[(i64, i64)]) {
+    for (code, customer) in jobs {
+        conn.execute_batch("SAVEPOINT job").unwrap();
+        redeem_sqlite(conn, *code, *customer).unwrap();
+        conn.execute_batch("RELEASE job").unwrap();
+    }
+}
+
+/// The whole group per statement: one UPDATE of all its codes, one of all
+/// its balances, one INSERT of all its transactions and one of all their
+/// postings (the clients' customers differ within a group, as each client
+/// has one redemption in flight).
+fn group_set_wise(conn: &rusqlite::Connection, jobs: &[(i64, i64)]) {
+    use rusqlite::types::Value;
+    let n = jobs.len();
+    let rows = |width: usize, count: usize| {
+        let one = format!("({})", vec!["?"; width].join(", "));
+        vec![one; count].join(", ")
+    };
+    let codes: Vec<Value> = jobs
+        .iter()
+        .flat_map(|(code, customer)| [Value::Blob(digest(*code)), Value::Integer(*customer)])
+        .collect();
+    let used: Vec<(i64, i64, i64)> = conn
+        .prepare_cached(&format!(
+            "WITH v(digest, customer) AS (VALUES {}) \
+             UPDATE codes SET state = 'used', customer_id = (SELECT customer FROM v WHERE v.digest = codes.digest), redeemed_at = 0 \
+             WHERE codes.digest IN (SELECT digest FROM v) AND codes.state = 'unused' RETURNING codes.id, codes.face_value_fen, codes.customer_id",
+            rows(2, n)
+        ))
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(codes), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(used.len(), n, "every code was unused");
+    let credits: Vec<Value> = used
+        .iter()
+        .flat_map(|(_, value, customer)| [Value::Integer(*customer), Value::Integer(*value)])
+        .collect();
+    let accounts: Vec<(i64, i64, i64)> = conn
+        .prepare_cached(&format!(
+            "UPDATE accounts SET balance = balance + v.column2 FROM (VALUES {}) AS v \
+             WHERE accounts.customer_id = v.column1 RETURNING accounts.id, accounts.customer_id, accounts.balance",
+            rows(2, n)
+        ))
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(credits), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(accounts.len(), n, "every customer has an account");
+    let by_customer: std::collections::HashMap<i64, (i64, i64)> = accounts
+        .iter()
+        .map(|(id, customer, balance)| (*customer, (*id, *balance)))
+        .collect();
+    let transactions: Vec<Value> = used
+        .iter()
+        .flat_map(|(code_id, value, customer)| {
+            [
+                Value::Integer(*customer),
+                Value::Integer(*value),
+                Value::Integer(by_customer[customer].1),
+                Value::Text(format!("code:{code_id}")),
+                Value::Integer(0),
+            ]
+        })
+        .collect();
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "INSERT INTO transactions (customer_id, amount_fen, balance_after_fen, reference, created_at) VALUES {} RETURNING id",
+            rows(5, n)
+        ))
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(transactions), |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let postings: Vec<Value> = ids
+        .iter()
+        .zip(&used)
+        .flat_map(|(id, (_, value, customer))| {
+            [
+                Value::Integer(*id),
+                Value::Integer(by_customer[customer].0),
+                Value::Integer(*value),
+                Value::Integer(*id),
+                Value::Integer(1),
+                Value::Integer(-value),
+            ]
+        })
+        .collect();
+    let written = conn
+        .prepare_cached(&format!(
+            "INSERT INTO postings (transaction_id, account_id, amount) VALUES {}",
+            rows(3, 2 * n)
+        ))
+        .unwrap()
+        .execute(rusqlite::params_from_iter(postings))
+        .unwrap();
+    assert_eq!(written, 2 * n);
+}
+
 pub fn sqlite(n: i64, path: &str) {
+    sqlite_with(n, path, "redeem-sqlite", group_per_job)
+}
+
+/// Not a floor but a measure of a design: the same work done set-wise.
+pub fn sqlite_set_wise(n: i64, path: &str) {
+    sqlite_with(n, path, "redeem-sqlite-set-wise", group_set_wise)
+}
+
+fn sqlite_with(n: i64, path: &str, label: &str, run_group: RunGroup) {
     let conn = rusqlite::Connection::open(path).unwrap();
     // The same settings as kaquan's writer connection.
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;").unwrap();
+    conn.set_prepared_statement_cache_capacity(4 * GROUP_MAX + 16);
     conn.execute_batch(SCHEMA).unwrap();
     conn.execute_batch("BEGIN").unwrap();
     {
@@ -94,12 +212,12 @@ pub fn sqlite(n: i64, path: &str) {
                     Err(_) => break,
                 }
             }
+            let work: Vec<(i64, i64)> = jobs
+                .iter()
+                .map(|(code, customer, _)| (*code, *customer))
+                .collect();
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            for (code, customer, _) in &jobs {
-                conn.execute_batch("SAVEPOINT job").unwrap();
-                redeem_sqlite(&conn, *code, *customer).unwrap();
-                conn.execute_batch("RELEASE job").unwrap();
-            }
+            run_group(&conn, &work);
             conn.execute_batch("COMMIT").unwrap();
             for (_, _, done) in jobs {
                 let _ = done.send(());
@@ -127,7 +245,7 @@ pub fn sqlite(n: i64, path: &str) {
     drop(sender);
     writer.join().unwrap();
     println!(
-        "{{\"floor\": \"redeem-sqlite\", \"redemptions\": {n}, \"seconds\": {seconds:.3}, \"per_second\": {:.0}}}",
+        "{{\"floor\": \"{label}\", \"redemptions\": {n}, \"seconds\": {seconds:.3}, \"per_second\": {:.0}}}",
         n as f64 / seconds
     );
 }
