@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
             one_hundred_concurrent_replays_have_one_effect,
             reused_nonces_are_refused,
             signed_redemptions_keep_nonce_and_idempotency_rules,
+            concurrent_signed_redemptions_credit_each_code_once,
             one_thousand_concurrent_redemptions_of_one_code_credit_once,
             the_overspend_race_never_goes_below_zero,
             mall_orders_issue_codes_once,

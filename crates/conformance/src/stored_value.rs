@@ -696,6 +696,78 @@ pub async fn signed_redemptions_keep_nonce_and_idempotency_rules(store: &dyn Sto
     assert_verified(store).await;
 }
 
+pub async fn concurrent_signed_redemptions_credit_each_code_once(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let (template_id, codes) = offline_codes(store, m, fields("卡", 1_000), 200).await;
+    let mut customers = Vec::new();
+    for c in 0..10 {
+        customers.push(customer_id(store, m, &format!("u{c}")).await);
+    }
+    let codes = &codes;
+    // 300 calls over 200 codes (100 asked twice), ten customers; every
+    // 50th call reuses the first call's nonce; every 7th shares one key
+    // with a body of its own.
+    let calls = (0..300usize).map(|i| async move {
+        let nonce = if i % 50 == 0 {
+            "n-0".to_string()
+        } else {
+            format!("n-{i}")
+        };
+        let code = i % 200;
+        let body = format!("code {code}");
+        let key = if i % 7 == 0 {
+            "k-shared".to_string()
+        } else {
+            format!("k-{i}")
+        };
+        let called = redeem_signed(
+            store,
+            &signed(&nonce, Some((&key, &body))),
+            redeemer(m, &format!("u{}", i % 10), "api"),
+            &codes[code],
+        )
+        .await;
+        (i, called)
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let credited: Vec<&LedgerTransaction> = results
+        .iter()
+        .filter(|(_, c)| !c.replayed)
+        .filter_map(|(_, c)| c.result.as_ref().ok())
+        .collect();
+    let mut references: Vec<&str> = credited.iter().map(|t| t.reference.as_str()).collect();
+    references.sort();
+    references.dedup();
+    assert_eq!(references.len(), credited.len(), "a code credits once");
+    let template = store.get_code_template(m, template_id).await.unwrap();
+    assert_eq!(template.n_used as usize, credited.len());
+    let mut total = 0;
+    for c in &customers {
+        total += balance(store, m, *c).await;
+    }
+    assert_eq!(total, 1_000 * credited.len() as i64);
+    let first_nonce_uses = results
+        .iter()
+        .filter(|(i, c)| i % 50 == 0 && c.result != Err(Refusal::NonceReused))
+        .count();
+    assert_eq!(first_nonce_uses, 1, "a nonce is used once");
+    let shared_key_answers = results
+        .iter()
+        .filter(|(i, c)| i % 7 == 0 && c.result != Err(Refusal::NonceReused))
+        .filter(|(_, c)| c.result != Err(Refusal::IdempotencyMismatch))
+        .count();
+    assert_eq!(shared_key_answers, 1, "a key answers one body");
+    // Every code asked once with its own key and nonce was credited.
+    for (i, called) in &results {
+        let code = i % 200;
+        let asked_twice = code < 100;
+        if !asked_twice && i % 7 != 0 && i % 50 != 0 {
+            assert!(called.result.is_ok(), "call {i}: {:?}", called.result);
+        }
+    }
+    assert_verified(store).await;
+}
+
 pub async fn one_thousand_concurrent_redemptions_of_one_code_credit_once(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let settings = GiftcardSettings {

@@ -2,9 +2,11 @@
 //!
 //! All writes go through one writer thread that groups whatever is queued
 //! (up to [`GROUP_COMMIT_JOBS_MAX`] jobs) into one `BEGIN IMMEDIATE`
-//! transaction, each job in its own savepoint, and answers every job only
-//! after the group's COMMIT is durable: FULL sync costs one fsync per group,
-//! not per write. Reads run on a small pool of read-only connections.
+//! transaction and answers every job only after the group's COMMIT is
+//! durable: FULL sync costs one fsync per group, not per write. The group's
+//! signed redemptions run set-wise before the other jobs (see
+//! `stored_value::redeem_set_wise`). Reads run on a small pool of read-only
+//! connections.
 //!
 //! Architecture invariant: this file and `migrations/` hold all of kaquan's
 //! SQLite SQL.
@@ -67,8 +69,28 @@ trait Work: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller once the group's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
+    /// A redemption the writer may run set-wise with the rest of its group.
+    fn redemption(&mut self) -> Option<&mut stored_value::GroupRedemption> {
+        None
+    }
 }
 type Job = Box<dyn Work>;
+
+/// The answer to a job: its result, unless the group's COMMIT failed.
+fn answer<T>(
+    result: Option<StoreResult<T>>,
+    commit: Result<(), String>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+) {
+    let result = match (result, commit) {
+        (None, _) => Err(StoreError::Backend(
+            "sqlite writer did not run a job".into(),
+        )),
+        (Some(Ok(_)), Err(e)) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+        (Some(result), _) => result,
+    };
+    let _ = reply.send(result);
+}
 
 struct Pending<T, F> {
     work: F,
@@ -89,14 +111,7 @@ where
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
-        let result = match (self.result, commit) {
-            (None, _) => Err(StoreError::Backend(
-                "sqlite writer did not run a job".into(),
-            )),
-            (Some(Ok(_)), Err(e)) => Err(StoreError::Backend(format!("commit failed: {e}"))),
-            (Some(result), _) => result,
-        };
-        let _ = self.reply.send(result);
+        answer(self.result, commit, self.reply);
     }
 }
 
@@ -171,6 +186,7 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
     )
     .map_err(map_err)?;
     migrate(&conn)?;
+    stored_value::create_redemption_tables(&conn)?;
     // The writer runs every write statement there is: keep them all prepared.
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED_MAX);
     let (sender, receiver) = mpsc::channel::<Job>();
@@ -283,24 +299,50 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
     if !begin(conn, jobs.len()) {
         return;
     }
+    // Redemptions first, set-wise: the usual ones take one statement per
+    // table for the whole group; the rest are left to run one by one.
+    let mut redemptions: Vec<&mut stored_value::GroupRedemption> =
+        jobs.iter_mut().filter_map(|job| job.redemption()).collect();
+    let set_wise = if redemptions.len() > 1 {
+        stored_value::redeem_set_wise(conn, &mut redemptions)
+    } else {
+        Ok(())
+    };
+    drop(redemptions);
+    // A failed set-wise phase may have written: everything reruns one by one.
+    let mut rerun = set_wise.is_err();
+    if let Err(e) = &set_wise {
+        tracing::warn!(error = %e, "set-wise redemptions failed; the group runs job by job");
+    }
     let mut failed_after_writing = None;
-    for (idx, job) in jobs.iter_mut().enumerate() {
-        let before = conn.total_changes();
-        if !job.run(conn) && conn.total_changes() != before {
-            failed_after_writing = Some(idx);
-            break;
+    if !rerun {
+        for (idx, job) in jobs.iter_mut().enumerate() {
+            if job.redemption().is_some_and(|r| r.result.is_some()) {
+                continue;
+            }
+            let before = conn.total_changes();
+            if !job.run(conn) && conn.total_changes() != before {
+                failed_after_writing = Some(idx);
+                rerun = true;
+                break;
+            }
         }
     }
-    if let Some(idx) = failed_after_writing {
+    if rerun {
         if let Err(e) = run_cached(conn, "ROLLBACK") {
             tracing::error!(error = %e, "sqlite writer could not roll a group back");
             return;
         }
-        jobs.remove(idx).finish(Ok(()));
+        if let Some(idx) = failed_after_writing {
+            jobs.remove(idx).finish(Ok(()));
+        }
         if !begin(conn, jobs.len()) {
             return;
         }
         for job in jobs.iter_mut() {
+            if let Some(redemption) = job.redemption() {
+                redemption.result = None;
+            }
             let savepoint = run_cached(conn, "SAVEPOINT job");
             let ok = job.run(conn);
             if savepoint.is_ok() {
@@ -338,14 +380,19 @@ impl SqliteStore {
             result: None,
             reply,
         });
+        self.submit(job)?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+    }
+
+    /// Queues a job for the writer thread.
+    fn submit(&self, job: Job) -> StoreResult<()> {
         self.writer
             .lock()
             .expect("writer sender lock")
             .send(job)
-            .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+            .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))
     }
 
     async fn read<T: Send + 'static>(
@@ -2351,6 +2398,151 @@ mod tests {
             .unwrap();
         let expected: Vec<i64> = (0..300).filter(|i| i % 10 != 3 && i % 10 != 5).collect();
         assert_eq!(kept, expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Redemptions whose set-wise statements fail (here: the merchant's
+    /// gift-card counter account is missing, so the postings cannot be
+    /// written): the group is rolled back and run job by job, and nothing
+    /// of it stays. With the account back, the same redemptions all credit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
+        use kaquan_core::giftcard::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
+        use kaquan_core::ledger::{ApiCall, CustomerRef, LedgerOp, RedeemCode};
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-set-wise-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
+        let merchant = store.create_merchant("A", 0).await.unwrap().id;
+        let keys = kaquan_core::secrets::MasterKey::generate().merchant_keys(merchant, 1);
+        let digests: Vec<Vec<u8>> = (0..40)
+            .map(|_| code_digest(&keys, &Code::generate()))
+            .collect();
+        let codes: Vec<NewCode> = digests
+            .iter()
+            .map(|d| NewCode {
+                digest: d.clone(),
+                sealed: vec![0; 44],
+                key_version: 1,
+            })
+            .collect();
+        let audit = AuditEntry {
+            merchant_id: merchant,
+            actor: Actor::cli(),
+            action: "test".into(),
+            target: String::new(),
+            detail: String::new(),
+            n_affected: 0,
+            created_at: 0,
+        };
+        let fields = CodeTemplateFields {
+            name: "卡".into(),
+            face_value_fen: 500,
+            valid_from: None,
+            valid_until: None,
+        };
+        store
+            .create_code_template(merchant, CodeKind::Offline, &fields, &codes, &audit)
+            .await
+            .unwrap();
+        for c in 0..20 {
+            store
+                .ensure_customer(merchant, &format!("u{c}"), 0)
+                .await
+                .unwrap();
+        }
+        let redeem_all = |digests: Vec<Vec<u8>>| {
+            let store = Arc::clone(&store);
+            async move {
+                let tasks: Vec<_> = digests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, digest)| {
+                        let store = Arc::clone(&store);
+                        tokio::spawn(async move {
+                            let op = LedgerOp::Redeem(RedeemCode {
+                                merchant_id: merchant,
+                                customer: CustomerRef::External(format!("u{i}")),
+                                digest,
+                                client_key: "test".into(),
+                                attempt_limit: 5,
+                                attempts_since: 0,
+                                channel: Channel::Api,
+                                actor: Actor::cli(),
+                                now: 1,
+                            });
+                            store.post_ledger(&ApiCall::default(), &op).await
+                        })
+                    })
+                    .collect();
+                let mut answers = Vec::new();
+                for task in tasks {
+                    answers.push(task.await.unwrap());
+                }
+                answers
+            }
+        };
+        let count = |sql: &'static str| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .read(move |c| {
+                        c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                            .map_err(map_err)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        store
+            .write(|c| {
+                c.execute(
+                    "DELETE FROM ledger_accounts WHERE kind = 'giftcard_issued'",
+                    [],
+                )
+                .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        let answers = redeem_all(digests[..20].to_vec()).await;
+        assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+        assert_eq!(
+            count("SELECT count(*) FROM codes WHERE state = 'used'").await,
+            0
+        );
+        assert_eq!(count("SELECT count(*) FROM ledger_transactions").await, 0);
+        assert_eq!(
+            count("SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts").await,
+            0
+        );
+        store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO ledger_accounts (merchant_id, kind, customer_id, asset, balance) \
+                     VALUES (?1, 'giftcard_issued', NULL, 'fen', NULL)",
+                    [merchant],
+                )
+                .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        let answers = redeem_all(digests[20..].to_vec()).await;
+        for answer in &answers {
+            let called = answer.as_ref().expect("credited");
+            assert_eq!(called.result.as_ref().map(|t| t.balance_after_fen), Ok(500));
+        }
+        assert_eq!(
+            count("SELECT count(*) FROM codes WHERE state = 'used'").await,
+            20
+        );
+        assert_eq!(
+            count("SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts").await,
+            20 * 500
+        );
+        assert!(store.verify().await.unwrap().is_empty());
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -3,7 +3,10 @@
 //!
 //! Every ledger call is one job on the writer thread: the nonce, the
 //! idempotency key, the attempt limit, the guarded update, both postings
-//! and the audit record share the job's savepoint and the group's commit.
+//! and the audit record share the group's transaction and commit. Signed
+//! redemptions of a group run set-wise first (`redeem_set_wise`: one read,
+//! then one guarded statement per table for all of them); those it leaves
+//! (new customer, refused code, replay, …) run one by one after.
 
 use super::{insert_audit, map_err, merchant_page, SqliteStore};
 use kaquan_core::giftcard::{
@@ -314,6 +317,17 @@ fn post_transaction(
     Ok(Ok(transaction))
 }
 
+/// The key under which a customer's failed code attempts are counted (the
+/// set-wise read builds the same text from the customer's id).
+fn customer_attempt_key(customer_id: i64) -> String {
+    format!("code-customer:{customer_id}")
+}
+
+/// The key under which a client's failed code attempts are counted.
+fn client_attempt_key(client: &str) -> String {
+    format!("code-client:{client}")
+}
+
 fn redeem(
     conn: &Connection,
     op: &kaquan_core::ledger::RedeemCode,
@@ -322,8 +336,8 @@ fn redeem(
     let Some(customer_id) = resolve_customer(conn, merchant_id, &op.customer, op.now, true)? else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
-    let customer_key = format!("code-customer:{customer_id}");
-    let client_key = format!("code-client:{}", op.client_key);
+    let customer_key = customer_attempt_key(customer_id);
+    let client_key = client_attempt_key(&op.client_key);
     // The attempt limit is part of the guard: a locked customer or client
     // redeems nothing, and the happy path runs one statement for it.
     let n_used = conn
@@ -618,6 +632,44 @@ fn record_call(
     })
     .map_err(map_err)?;
     Ok(())
+}
+
+/// One ledger call on the writer's connection: nonce, idempotency key, the
+/// operation, and its outcome recorded under the key.
+fn post_ledger_job(
+    conn: &Connection,
+    call: &ApiCall,
+    op: &LedgerOp,
+) -> StoreResult<Called<LedgerTransaction>> {
+    let (merchant_id, now) = (op.merchant_id(), op.now());
+    match guard_call(conn, merchant_id, call)? {
+        Some(Err(refusal)) => {
+            return Ok(Called {
+                result: Err(refusal),
+                replayed: false,
+            })
+        }
+        Some(Ok(recorded)) => {
+            return match recorded.transaction_id {
+                Some(id) => Ok(Called {
+                    result: Ok(get_transaction(conn, merchant_id, id)?),
+                    replayed: true,
+                }),
+                None => replayed_refusal(&recorded),
+            };
+        }
+        None => {}
+    }
+    let result = run_ledger_op(conn, op)?;
+    let (transaction_id, refusal) = match &result {
+        Ok(t) => (Some(t.id), None),
+        Err(r) => (None, Some(*r)),
+    };
+    record_call(conn, merchant_id, call, transaction_id, None, refusal, now)?;
+    Ok(Called {
+        result,
+        replayed: false,
+    })
 }
 
 fn replayed_refusal<T>(recorded: &Recorded) -> StoreResult<Called<T>> {
@@ -1168,38 +1220,27 @@ impl StoredValueStore for SqliteStore {
         op: &LedgerOp,
     ) -> StoreResult<Called<LedgerTransaction>> {
         let (call, op) = (call.clone(), op.clone());
-        self.write(move |conn| {
-            let (merchant_id, now) = (op.merchant_id(), op.now());
-            match guard_call(conn, merchant_id, &call)? {
-                Some(Err(refusal)) => {
-                    return Ok(Called {
-                        result: Err(refusal),
-                        replayed: false,
-                    })
-                }
-                Some(Ok(recorded)) => {
-                    return match recorded.transaction_id {
-                        Some(id) => Ok(Called {
-                            result: Ok(get_transaction(conn, merchant_id, id)?),
-                            replayed: true,
-                        }),
-                        None => replayed_refusal(&recorded),
-                    };
-                }
-                None => {}
-            }
-            let result = run_ledger_op(conn, &op)?;
-            let (transaction_id, refusal) = match &result {
-                Ok(t) => (Some(t.id), None),
-                Err(r) => (None, Some(*r)),
-            };
-            record_call(conn, merchant_id, &call, transaction_id, None, refusal, now)?;
-            Ok(Called {
-                result,
-                replayed: false,
-            })
-        })
-        .await
+        if let LedgerOp::Redeem(kaquan_core::ledger::RedeemCode {
+            customer: CustomerRef::External(_),
+            ..
+        }) = &op
+        {
+            // A signed redemption: the writer may run it set-wise.
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.submit(Box::new(RedeemJob {
+                redemption: GroupRedemption {
+                    call,
+                    op,
+                    result: None,
+                },
+                reply,
+            }))?;
+            return answer
+                .await
+                .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?;
+        }
+        self.write(move |conn| post_ledger_job(conn, &call, &op))
+            .await
     }
 
     async fn get_transaction(
@@ -1637,3 +1678,366 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
          + (SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = a.merchant_id))",
     ),
 ];
+
+// ---- set-wise redemptions ------------------------------------------------
+
+/// A signed redemption queued for the writer: it either runs set-wise with
+/// the other redemptions of its group (`redeem_set_wise`) or, when that
+/// leaves it, one by one like any other ledger call.
+pub(crate) struct GroupRedemption {
+    call: ApiCall,
+    op: LedgerOp,
+    /// Set once the job has run (set-wise or alone); cleared when the group
+    /// is rolled back to run again.
+    pub(crate) result: Option<StoreResult<Called<LedgerTransaction>>>,
+}
+
+struct RedeemJob {
+    redemption: GroupRedemption,
+    reply: tokio::sync::oneshot::Sender<StoreResult<Called<LedgerTransaction>>>,
+}
+
+impl super::Work for RedeemJob {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let r = &mut self.redemption;
+        let result = post_ledger_job(conn, &r.call, &r.op);
+        let ok = result.is_ok();
+        r.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        super::answer(self.redemption.result, commit, self.reply);
+    }
+
+    fn redemption(&mut self) -> Option<&mut GroupRedemption> {
+        Some(&mut self.redemption)
+    }
+}
+
+/// The writer's scratch tables for set-wise redemptions (per connection,
+/// in memory: `temp_store = MEMORY`).
+pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS redemption_asks (
+            idx INTEGER PRIMARY KEY,
+            merchant_id INTEGER NOT NULL,
+            external_id TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            client_key TEXT NOT NULL,
+            attempts_since INTEGER NOT NULL,
+            now INTEGER NOT NULL,
+            signed_at INTEGER,
+            key_id TEXT,
+            nonce TEXT,
+            idempotency_key TEXT
+        );
+        CREATE TEMP TABLE IF NOT EXISTS redemption_moves (
+            transaction_id INTEGER PRIMARY KEY,
+            merchant_id INTEGER NOT NULL,
+            customer_id INTEGER NOT NULL,
+            account_id INTEGER NOT NULL UNIQUE,
+            code_id INTEGER NOT NULL UNIQUE,
+            amount_fen INTEGER NOT NULL,
+            counter_amount INTEGER NOT NULL,
+            balance_after_fen INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            actor_staff_id INTEGER,
+            now INTEGER NOT NULL,
+            signed_at INTEGER,
+            key_id TEXT,
+            nonce TEXT,
+            idempotency_key TEXT,
+            request_hash TEXT
+        );",
+    )
+    .map_err(map_err)
+}
+
+/// What the group's one read found for a redemption.
+struct Found {
+    customer_id: Option<i64>,
+    account_id: Option<i64>,
+    balance: Option<i64>,
+    code_id: Option<i64>,
+    face_value_fen: Option<i64>,
+    customer_failures: i64,
+    client_failures: i64,
+    nonce_seen: bool,
+    key_seen: bool,
+}
+
+/// Runs the usual redemptions of a group set-wise: one read for all of
+/// them, then one guarded statement per table (nonces, codes, balances,
+/// transactions, postings, audit records, idempotency records) with its
+/// row count checked. A redemption for a customer not seen before, of a
+/// refused code, past the attempt limit, with a used nonce or key, or
+/// sharing a code, customer, nonce or key with an earlier one of the group
+/// is left alone (`result` stays `None`) and runs one by one after. An
+/// error means the group must be rolled back: it may have written.
+pub(crate) fn redeem_set_wise(
+    conn: &Connection,
+    redemptions: &mut [&mut GroupRedemption],
+) -> StoreResult<()> {
+    super::run_cached(conn, "DELETE FROM temp.redemption_asks").map_err(map_err)?;
+    super::run_cached(conn, "DELETE FROM temp.redemption_moves").map_err(map_err)?;
+    let mut ask = conn
+        .prepare_cached(
+            "INSERT INTO temp.redemption_asks (idx, merchant_id, external_id, digest, client_key, attempts_since, now, \
+             signed_at, key_id, nonce, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(map_err)?;
+    for (idx, r) in redemptions.iter().enumerate() {
+        let LedgerOp::Redeem(op) = &r.op else {
+            continue;
+        };
+        let CustomerRef::External(external_id) = &op.customer else {
+            continue;
+        };
+        let nonce = r.call.nonce.as_ref();
+        ask.execute(params![
+            idx as i64,
+            op.merchant_id,
+            external_id,
+            op.digest,
+            client_attempt_key(&op.client_key),
+            op.attempts_since,
+            op.now,
+            nonce.map(|n| n.signed_at),
+            nonce.map(|n| n.api_key_id.as_str()),
+            nonce.map(|n| n.nonce.as_str()),
+            r.call.idempotency.as_ref().map(|c| c.key.as_str()),
+        ])
+        .map_err(map_err)?;
+    }
+    drop(ask);
+    let mut found: Vec<Option<Found>> = (0..redemptions.len()).map(|_| None).collect();
+    {
+        let mut read = conn
+            .prepare_cached(
+                "SELECT a.idx, cu.id, acc.id, acc.balance, c.id, c.face_value_fen, \
+                 (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
+                  AND f.key = 'code-customer:' || cu.id AND f.at >= a.attempts_since), \
+                 (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
+                  AND f.key = a.client_key AND f.at >= a.attempts_since), \
+                 EXISTS (SELECT 1 FROM api_nonces n WHERE n.signed_at = a.signed_at AND n.key_id = a.key_id AND n.nonce = a.nonce), \
+                 EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.merchant_id = a.merchant_id AND k.key = a.idempotency_key) \
+                 FROM temp.redemption_asks a \
+                 LEFT JOIN customers cu ON cu.merchant_id = a.merchant_id AND cu.external_id = a.external_id \
+                 LEFT JOIN ledger_accounts acc ON acc.customer_id = cu.id AND acc.asset = ?1 \
+                 LEFT JOIN codes c ON c.merchant_id = a.merchant_id AND c.digest = a.digest AND c.state = 'unused' \
+                 AND (c.valid_from IS NULL OR c.valid_from <= a.now) AND (c.valid_until IS NULL OR c.valid_until >= a.now)",
+            )
+            .map_err(map_err)?;
+        let rows = read
+            .query_map(params![ASSET_FEN], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    Found {
+                        customer_id: row.get(1)?,
+                        account_id: row.get(2)?,
+                        balance: row.get(3)?,
+                        code_id: row.get(4)?,
+                        face_value_fen: row.get(5)?,
+                        customer_failures: row.get(6)?,
+                        client_failures: row.get(7)?,
+                        nonce_seen: row.get(8)?,
+                        key_seen: row.get(9)?,
+                    },
+                ))
+            })
+            .map_err(map_err)?;
+        for row in rows {
+            let (idx, f) = row.map_err(map_err)?;
+            found[idx as usize] = Some(f);
+        }
+    }
+    let next_id: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_transactions")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(map_err)?;
+    // Which ones go set-wise: in arrival order, each code, customer, nonce
+    // and idempotency key once.
+    let mut taken = std::collections::HashSet::new();
+    let mut moves = Vec::new();
+    for (idx, f) in found.iter().enumerate() {
+        let (Some(f), LedgerOp::Redeem(op)) = (f, &redemptions[idx].op) else {
+            continue;
+        };
+        let call = &redemptions[idx].call;
+        let (Some(customer_id), Some(account_id), Some(balance), Some(code_id), Some(face)) = (
+            f.customer_id,
+            f.account_id,
+            f.balance,
+            f.code_id,
+            f.face_value_fen,
+        ) else {
+            continue;
+        };
+        if f.customer_failures >= op.attempt_limit
+            || f.client_failures >= op.attempt_limit
+            || f.nonce_seen
+            || f.key_seen
+        {
+            continue;
+        }
+        let mut names = vec![format!("code {code_id}"), format!("customer {customer_id}")];
+        if let Some(n) = &call.nonce {
+            names.push(format!(
+                "nonce {} {} {}",
+                n.signed_at, n.api_key_id, n.nonce
+            ));
+        }
+        if let Some(claim) = &call.idempotency {
+            names.push(format!("key {} {}", op.merchant_id, claim.key.as_str()));
+        }
+        if names.iter().any(|name| taken.contains(name)) {
+            continue;
+        }
+        taken.extend(names);
+        let [(_, customer_amount), (_, counter_amount)] =
+            kaquan_core::ledger::postings(TransactionKind::Redeem, face);
+        let transaction = LedgerTransaction {
+            id: next_id + moves.len() as i64,
+            merchant_id: op.merchant_id,
+            customer_id,
+            kind: TransactionKind::Redeem,
+            amount_fen: customer_amount,
+            balance_after_fen: balance + customer_amount,
+            reference: format!("code:{code_id}"),
+            reason: String::new(),
+            channel: op.channel,
+            created_by: op.actor.label.clone(),
+            created_at: op.now,
+        };
+        moves.push((idx, account_id, code_id, counter_amount, transaction));
+    }
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO temp.redemption_moves (transaction_id, merchant_id, customer_id, account_id, code_id, amount_fen, \
+             counter_amount, balance_after_fen, channel, actor, actor_staff_id, now, signed_at, key_id, nonce, \
+             idempotency_key, request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )
+        .map_err(map_err)?;
+    let (mut n_nonces, mut n_keys) = (0, 0);
+    for (idx, account_id, code_id, counter_amount, t) in &moves {
+        let r = &redemptions[*idx];
+        let LedgerOp::Redeem(op) = &r.op else {
+            continue;
+        };
+        let nonce = r.call.nonce.as_ref();
+        let claim = r.call.idempotency.as_ref();
+        n_nonces += usize::from(nonce.is_some());
+        n_keys += usize::from(claim.is_some());
+        insert
+            .execute(params![
+                t.id,
+                t.merchant_id,
+                t.customer_id,
+                account_id,
+                code_id,
+                t.amount_fen,
+                counter_amount,
+                t.balance_after_fen,
+                t.channel.code(),
+                t.created_by,
+                op.actor.staff_id,
+                t.created_at,
+                nonce.map(|n| n.signed_at),
+                nonce.map(|n| n.api_key_id.as_str()),
+                nonce.map(|n| n.nonce.as_str()),
+                claim.map(|c| c.key.as_str()),
+                claim.map(|c| c.request_hash.as_str()),
+            ])
+            .map_err(map_err)?;
+    }
+    drop(insert);
+    let n = moves.len();
+    let kind = TransactionKind::Redeem;
+    let checked = |what: &str, sql: &str, params: &[&dyn rusqlite::ToSql], expected: usize| {
+        let written = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map_err(map_err)?;
+        if written == expected {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(format!(
+                "set-wise redemptions: {written} {what} written, not {expected}"
+            )))
+        }
+    };
+    checked(
+        "nonces",
+        "INSERT INTO api_nonces (signed_at, key_id, nonce) \
+         SELECT signed_at, key_id, nonce FROM temp.redemption_moves WHERE nonce IS NOT NULL",
+        &[],
+        n_nonces,
+    )?;
+    checked(
+        "codes",
+        "UPDATE codes SET state = 'used', \
+         customer_id = (SELECT m.customer_id FROM temp.redemption_moves m WHERE m.code_id = codes.id), \
+         redeemed_at = (SELECT m.now FROM temp.redemption_moves m WHERE m.code_id = codes.id) \
+         WHERE id IN (SELECT code_id FROM temp.redemption_moves) AND state = 'unused'",
+        &[],
+        n,
+    )?;
+    checked(
+        "balances",
+        "UPDATE ledger_accounts SET balance = balance + \
+         (SELECT m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id) \
+         WHERE id IN (SELECT account_id FROM temp.redemption_moves) \
+         AND balance = (SELECT m.balance_after_fen - m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id)",
+        &[],
+        n,
+    )?;
+    checked(
+        "transactions",
+        "INSERT INTO ledger_transactions (id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+         reason, channel, created_by, created_at) \
+         SELECT transaction_id, merchant_id, customer_id, ?1, amount_fen, balance_after_fen, 'code:' || code_id, '', \
+         channel, actor, now FROM temp.redemption_moves ORDER BY transaction_id",
+        &[&kind.code()],
+        n,
+    )?;
+    checked(
+        "postings",
+        "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+         SELECT transaction_id, account_id, ?1, amount_fen FROM temp.redemption_moves \
+         UNION ALL \
+         SELECT transaction_id, (SELECT a.id FROM ledger_accounts a WHERE a.merchant_id = m.merchant_id AND a.kind = ?2 \
+         AND a.customer_id IS NULL AND a.asset = ?1), ?1, counter_amount FROM temp.redemption_moves m",
+        &[&ASSET_FEN, &kind.counter_account().code()],
+        2 * n,
+    )?;
+    checked(
+        "audit records",
+        "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+         SELECT merchant_id, actor_staff_id, actor, ?1, 'customer=' || customer_id, \
+         'transaction=' || transaction_id || ' amount_fen=' || amount_fen || ' balance_after_fen=' || balance_after_fen \
+         || ' reference=code:' || code_id || ' channel=' || channel, 1, now \
+         FROM temp.redemption_moves ORDER BY transaction_id",
+        &[&format!("{}_balance", kind.code())],
+        n,
+    )?;
+    checked(
+        "idempotency records",
+        "INSERT INTO idempotency_keys (merchant_id, key, request_hash, transaction_id, created_at) \
+         SELECT merchant_id, idempotency_key, request_hash, transaction_id, now FROM temp.redemption_moves \
+         WHERE idempotency_key IS NOT NULL",
+        &[],
+        n_keys,
+    )?;
+    for (idx, _, _, _, transaction) in moves {
+        redemptions[idx].result = Some(Ok(Called {
+            result: Ok(transaction),
+            replayed: false,
+        }));
+    }
+    Ok(())
+}
