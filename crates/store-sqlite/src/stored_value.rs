@@ -24,6 +24,10 @@ use kaquan_core::store::*;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+// Statements on ledger_accounts write the asset as the literal 'fen' (see
+// post_transaction); this keeps the literal and the constant one.
+const _: () = assert!(matches!(ASSET_FEN.as_bytes(), [b'f', b'e', b'n']));
+
 const TEMPLATE_COLUMNS: &str =
     "t.id, t.merchant_id, t.kind, t.name, t.face_value_fen, t.valid_from, t.valid_until, \
     t.created_by, t.created_at, t.deleted_at, \
@@ -216,26 +220,26 @@ fn post_transaction(
     now: i64,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     // No RETURNING on the hot statements: SQLite buffers RETURNING rows in
-    // a temporary b-tree it opens and closes per call.
+    // a temporary b-tree it opens and closes per call. The asset and the
+    // account kind are written into the statements on ledger_accounts, not
+    // bound: SQLite re-prepares a statement on every call when a bound value
+    // could decide whether the partial index ledger_accounts_merchant
+    // applies.
     let n = conn
         .prepare_cached(
             "UPDATE ledger_accounts SET balance = balance + ?1 \
-             WHERE customer_id = ?2 AND asset = ?3 AND balance + ?1 >= 0",
+             WHERE customer_id = ?2 AND asset = 'fen' AND balance + ?1 >= 0",
         )
-        .and_then(|mut s| s.execute(params![delta, customer_id, ASSET_FEN]))
+        .and_then(|mut s| s.execute(params![delta, customer_id]))
         .map_err(map_err)?;
     if n == 0 {
         return Ok(Err(Refusal::InsufficientBalance));
     }
     let (account_id, balance_after): (i64, i64) = conn
         .prepare_cached(
-            "SELECT id, balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = ?2",
+            "SELECT id, balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'fen'",
         )
-        .and_then(|mut s| {
-            s.query_row(params![customer_id, ASSET_FEN], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-        })
+        .and_then(|mut s| s.query_row(params![customer_id], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(map_err)?;
     let mut transaction = LedgerTransaction {
         id: 0,
@@ -273,11 +277,13 @@ fn post_transaction(
     let [(_, customer_amount), (counter, counter_amount)] =
         kaquan_core::ledger::postings(kind, delta);
     let n = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) VALUES \
              (?1, ?2, ?3, ?4), \
-             (?1, (SELECT id FROM ledger_accounts WHERE merchant_id = ?5 AND kind = ?6 AND customer_id IS NULL AND asset = ?3), ?3, ?7)",
-        )
+             (?1, (SELECT id FROM ledger_accounts WHERE merchant_id = ?5 AND kind = '{}' AND customer_id IS NULL \
+             AND asset = 'fen'), ?3, ?6)",
+            counter.code()
+        ))
         .and_then(|mut s| {
             s.execute(params![
                 transaction.id,
@@ -285,7 +291,6 @@ fn post_transaction(
                 ASSET_FEN,
                 customer_amount,
                 merchant_id,
-                counter.code(),
                 counter_amount
             ])
         })
@@ -1825,13 +1830,13 @@ pub(crate) fn redeem_set_wise(
                  EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.merchant_id = a.merchant_id AND k.key = a.idempotency_key) \
                  FROM temp.redemption_asks a \
                  LEFT JOIN customers cu ON cu.merchant_id = a.merchant_id AND cu.external_id = a.external_id \
-                 LEFT JOIN ledger_accounts acc ON acc.customer_id = cu.id AND acc.asset = ?1 \
+                 LEFT JOIN ledger_accounts acc ON acc.customer_id = cu.id AND acc.asset = 'fen' \
                  LEFT JOIN codes c ON c.merchant_id = a.merchant_id AND c.digest = a.digest AND c.state = 'unused' \
                  AND (c.valid_from IS NULL OR c.valid_from <= a.now) AND (c.valid_until IS NULL OR c.valid_until >= a.now)",
             )
             .map_err(map_err)?;
         let rows = read
-            .query_map(params![ASSET_FEN], |row| {
+            .query_map([], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     Found {
@@ -2005,14 +2010,18 @@ pub(crate) fn redeem_set_wise(
         &[&kind.code()],
         n,
     )?;
+    // The asset and the kind are written in, not bound (see post_transaction).
     checked(
         "postings",
-        "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-         SELECT transaction_id, account_id, ?1, amount_fen FROM temp.redemption_moves \
-         UNION ALL \
-         SELECT transaction_id, (SELECT a.id FROM ledger_accounts a WHERE a.merchant_id = m.merchant_id AND a.kind = ?2 \
-         AND a.customer_id IS NULL AND a.asset = ?1), ?1, counter_amount FROM temp.redemption_moves m",
-        &[&ASSET_FEN, &kind.counter_account().code()],
+        &format!(
+            "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+             SELECT transaction_id, account_id, 'fen', amount_fen FROM temp.redemption_moves \
+             UNION ALL \
+             SELECT transaction_id, (SELECT a.id FROM ledger_accounts a WHERE a.merchant_id = m.merchant_id AND a.kind = '{}' \
+             AND a.customer_id IS NULL AND a.asset = 'fen'), 'fen', counter_amount FROM temp.redemption_moves m",
+            kind.counter_account().code()
+        ),
+        &[],
         2 * n,
     )?;
     checked(
