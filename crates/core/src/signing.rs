@@ -71,7 +71,6 @@ pub fn signature_matches(secret: &str, canonical: &str, signature_hex: &str) -> 
     mac.verify_slice(&signature).is_ok()
 }
 
-/// Whether a request's timestamp is close enough to `now`.
 /// The request's timestamp if it is within the skew window of `now`.
 pub fn fresh_timestamp(timestamp: &str, now: i64) -> Option<i64> {
     timestamp

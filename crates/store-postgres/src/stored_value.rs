@@ -18,8 +18,8 @@ use kaquan_core::giftcard::{
     GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
-    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, Refusal, TransactionKind,
-    ASSET_FEN,
+    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode, Refusal,
+    TransactionKind, ASSET_FEN,
 };
 use kaquan_core::pickup::Channel;
 use kaquan_core::signing::{API_KEYS_ACTIVE_MAX, NONCE_KEPT_SECONDS};
@@ -288,7 +288,7 @@ enum Source<'a> {
     },
     /// The code's guarded UPDATE; the second field is the attempt key of
     /// the client (the customer's is made by the statement from their id).
-    Code(&'a kaquan_core::ledger::RedeemCode, &'a str),
+    Code(&'a RedeemCode, &'a str),
 }
 
 /// The key under which a customer's failed code attempts are counted; the
@@ -495,7 +495,7 @@ async fn post_transaction(
 async fn redeem_in_one_statement(
     c: &impl GenericClient,
     call: &ApiCall,
-    op: &kaquan_core::ledger::RedeemCode,
+    op: &RedeemCode,
     external_id: &str,
 ) -> StoreResult<Option<LedgerTransaction>> {
     let kind = TransactionKind::Redeem;
@@ -573,7 +573,7 @@ async fn post_amount(
 
 async fn redeem(
     c: &impl GenericClient,
-    op: &kaquan_core::ledger::RedeemCode,
+    op: &RedeemCode,
     found: Option<i64>,
     idempotency_key: Option<&str>,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {

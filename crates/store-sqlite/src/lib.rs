@@ -374,25 +374,31 @@ impl SqliteStore {
         &self,
         work: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(Pending {
-            work,
-            result: None,
-            reply,
-        });
-        self.submit(job)?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
+        self.queue(|reply| {
+            Box::new(Pending {
+                work,
+                result: None,
+                reply,
+            })
+        })
+        .await
     }
 
-    /// Queues a job for the writer thread.
-    fn submit(&self, job: Job) -> StoreResult<()> {
+    /// Queues the job `make` builds around its reply channel and waits for
+    /// its answer.
+    async fn queue<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<StoreResult<T>>) -> Job,
+    ) -> StoreResult<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         self.writer
             .lock()
             .expect("writer sender lock")
-            .send(job)
-            .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))
+            .send(make(reply))
+            .map_err(|_| StoreError::Backend("sqlite writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
     }
 
     async fn read<T: Send + 'static>(

@@ -15,8 +15,8 @@ use kaquan_core::giftcard::{
     GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
-    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, Refusal, TransactionKind,
-    ASSET_FEN,
+    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode, Refusal,
+    TransactionKind, ASSET_FEN,
 };
 use kaquan_core::pickup::Channel;
 use kaquan_core::signing::{API_KEYS_ACTIVE_MAX, NONCE_KEPT_SECONDS};
@@ -333,10 +333,7 @@ fn client_attempt_key(client: &str) -> String {
     format!("code-client:{client}")
 }
 
-fn redeem(
-    conn: &Connection,
-    op: &kaquan_core::ledger::RedeemCode,
-) -> StoreResult<Result<LedgerTransaction, Refusal>> {
+fn redeem(conn: &Connection, op: &RedeemCode) -> StoreResult<Result<LedgerTransaction, Refusal>> {
     let merchant_id = op.merchant_id;
     let Some(customer_id) = resolve_customer(conn, merchant_id, &op.customer, op.now, true)? else {
         return Ok(Err(Refusal::CustomerNotFound));
@@ -1225,24 +1222,26 @@ impl StoredValueStore for SqliteStore {
         op: &LedgerOp,
     ) -> StoreResult<Called<LedgerTransaction>> {
         let (call, op) = (call.clone(), op.clone());
-        if let LedgerOp::Redeem(kaquan_core::ledger::RedeemCode {
-            customer: CustomerRef::External(_),
-            ..
-        }) = &op
+        if let LedgerOp::Redeem(
+            op @ RedeemCode {
+                customer: CustomerRef::External(_),
+                ..
+            },
+        ) = op
         {
             // A signed redemption: the writer may run it set-wise.
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            self.submit(Box::new(RedeemJob {
-                redemption: GroupRedemption {
-                    call,
-                    op,
-                    result: None,
-                },
-                reply,
-            }))?;
-            return answer
-                .await
-                .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?;
+            return self
+                .queue(|reply| {
+                    Box::new(RedeemJob {
+                        redemption: GroupRedemption {
+                            call,
+                            op,
+                            result: None,
+                        },
+                        reply,
+                    })
+                })
+                .await;
         }
         self.write(move |conn| post_ledger_job(conn, &call, &op))
             .await
@@ -1691,7 +1690,7 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
 /// leaves it, one by one like any other ledger call.
 pub(crate) struct GroupRedemption {
     call: ApiCall,
-    op: LedgerOp,
+    op: RedeemCode,
     /// Set once the job has run (set-wise or alone); cleared when the group
     /// is rolled back to run again.
     pub(crate) result: Option<StoreResult<Called<LedgerTransaction>>>,
@@ -1705,7 +1704,7 @@ struct RedeemJob {
 impl super::Work for RedeemJob {
     fn run(&mut self, conn: &Connection) -> bool {
         let r = &mut self.redemption;
-        let result = post_ledger_job(conn, &r.call, &r.op);
+        let result = post_ledger_job(conn, &r.call, &LedgerOp::Redeem(r.op.clone()));
         let ok = result.is_ok();
         r.result = Some(result);
         ok
@@ -1760,6 +1759,15 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
     .map_err(map_err)
 }
 
+/// What a set-wise redemption uses that no other one of its group may.
+#[derive(PartialEq, Eq, Hash)]
+enum Taken<'a> {
+    Code(i64),
+    Customer(i64),
+    Nonce(i64, &'a str, &'a str),
+    Key(i64, &'a str),
+}
+
 /// What the group's one read found for a redemption.
 struct Found {
     customer_id: Option<i64>,
@@ -1794,9 +1802,7 @@ pub(crate) fn redeem_set_wise(
         )
         .map_err(map_err)?;
     for (idx, r) in redemptions.iter().enumerate() {
-        let LedgerOp::Redeem(op) = &r.op else {
-            continue;
-        };
+        let op = &r.op;
         let CustomerRef::External(external_id) = &op.customer else {
             continue;
         };
@@ -1867,10 +1873,10 @@ pub(crate) fn redeem_set_wise(
     let mut taken = std::collections::HashSet::new();
     let mut moves = Vec::new();
     for (idx, f) in found.iter().enumerate() {
-        let (Some(f), LedgerOp::Redeem(op)) = (f, &redemptions[idx].op) else {
+        let Some(f) = f else {
             continue;
         };
-        let call = &redemptions[idx].call;
+        let (op, call) = (&redemptions[idx].op, &redemptions[idx].call);
         let (Some(customer_id), Some(account_id), Some(balance), Some(code_id), Some(face)) = (
             f.customer_id,
             f.account_id,
@@ -1887,15 +1893,12 @@ pub(crate) fn redeem_set_wise(
         {
             continue;
         }
-        let mut names = vec![format!("code {code_id}"), format!("customer {customer_id}")];
+        let mut names = vec![Taken::Code(code_id), Taken::Customer(customer_id)];
         if let Some(n) = &call.nonce {
-            names.push(format!(
-                "nonce {} {} {}",
-                n.signed_at, n.api_key_id, n.nonce
-            ));
+            names.push(Taken::Nonce(n.signed_at, &n.api_key_id, &n.nonce));
         }
         if let Some(claim) = &call.idempotency {
-            names.push(format!("key {} {}", op.merchant_id, claim.key.as_str()));
+            names.push(Taken::Key(op.merchant_id, claim.key.as_str()));
         }
         if names.iter().any(|name| taken.contains(name)) {
             continue;
@@ -1931,9 +1934,7 @@ pub(crate) fn redeem_set_wise(
     let (mut n_nonces, mut n_keys) = (0, 0);
     for (idx, account_id, code_id, counter_amount, t) in &moves {
         let r = &redemptions[*idx];
-        let LedgerOp::Redeem(op) = &r.op else {
-            continue;
-        };
+        let op = &r.op;
         let nonce = r.call.nonce.as_ref();
         let claim = r.call.idempotency.as_ref();
         n_nonces += usize::from(nonce.is_some());
