@@ -38,6 +38,11 @@ const LOOKUP_CHUNK: usize = 500;
 const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
 /// How often the checkpoint thread moves the WAL into the database file.
 const CHECKPOINT_EVERY_MS: u64 = 1000;
+/// The WAL file is cut back to this size when SQLite starts it over. Under
+/// steady writes the checkpoint thread never catches up with the writer, so
+/// the WAL grows for as long as the load lasts (a gigabyte in seconds at
+/// full speed); without a limit the file would keep that size for good.
+const WAL_BYTES_KEPT_MAX: i64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 /// Prepared statements each connection keeps (rusqlite's default is 16).
 const STATEMENTS_CACHED_MAX: usize = 256;
 /// Idle read connections kept open.
@@ -184,6 +189,10 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
     )
+    .map_err(map_err)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_size_limit = {WAL_BYTES_KEPT_MAX};"
+    ))
     .map_err(map_err)?;
     migrate(&conn)?;
     stored_value::create_redemption_tables(&conn)?;
@@ -2404,6 +2413,56 @@ mod tests {
             .unwrap();
         let expected: Vec<i64> = (0..300).filter(|i| i % 10 != 3 && i % 10 != 5).collect();
         assert_eq!(kept, expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A burst leaves a WAL far longer than the limit; once the checkpoint
+    /// thread has copied it and the writer starts it over, the file is cut
+    /// back to the limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_wal_is_cut_back_once_copied() {
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-wal-limit-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.db");
+        let wal = dir.join("test.db-wal");
+        let store = open(&path, OpenMode::CreateIfMissing).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE TABLE t (v BLOB); \
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+                     INSERT INTO t SELECT randomblob(1000) FROM n;",
+                )
+                .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        let burst = std::fs::metadata(&wal).unwrap().len() as i64;
+        assert!(
+            burst > 2 * WAL_BYTES_KEPT_MAX,
+            "the burst left {burst} bytes"
+        );
+        let mut cut_back = false;
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // Each write lets the writer start the WAL over once it is copied.
+            store
+                .write(|c| {
+                    c.execute("INSERT INTO t VALUES (x'00')", [])
+                        .map_err(map_err)
+                })
+                .await
+                .unwrap();
+            if std::fs::metadata(&wal).unwrap().len() as i64 <= WAL_BYTES_KEPT_MAX {
+                cut_back = true;
+                break;
+            }
+        }
+        assert!(cut_back, "the WAL was not cut back");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
