@@ -12,34 +12,36 @@ end
 
 function init(args)
   local n_threads = tonumber(os.getenv("WRK_THREADS") or "2")
-  key_id = os.getenv("KEY_ID")
-  lines = {}
+  local key_id = os.getenv("KEY_ID")
+  -- Every request is formatted here, before the run: the load generator
+  -- shares the machine's cores with the server, and whatever it spends per
+  -- request is taken from the server.
+  requests = {}
   local index = 0
   for line in io.lines(os.getenv("REQUESTS_FILE")) do
     if index % n_threads == id then
-      table.insert(lines, line)
+      local ts, nonce, signature, key, body = line:match("([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)\t(.+)")
+      table.insert(requests, wrk.format("POST", "/open/v1/redemptions", {
+        ["Content-Type"] = "application/json",
+        ["X-Kaquan-Key"] = key_id,
+        ["X-Kaquan-Timestamp"] = ts,
+        ["X-Kaquan-Nonce"] = nonce,
+        ["X-Kaquan-Signature"] = signature,
+        ["Idempotency-Key"] = key,
+      }, body))
     end
     index = index + 1
   end
-  next_line = 1
+  next_request = 1
   failures = 0
 end
 
+-- Past the last one, the first is sent again: its nonce is used, so the
+-- answer is not 201 and does not count as a redemption.
 function request()
-  local line = lines[next_line]
-  next_line = next_line + 1
-  if line == nil then
-    line = lines[1]
-  end
-  local ts, nonce, signature, key, body = line:match("([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)\t(.+)")
-  return wrk.format("POST", "/open/v1/redemptions", {
-    ["Content-Type"] = "application/json",
-    ["X-Kaquan-Key"] = key_id,
-    ["X-Kaquan-Timestamp"] = ts,
-    ["X-Kaquan-Nonce"] = nonce,
-    ["X-Kaquan-Signature"] = signature,
-    ["Idempotency-Key"] = key,
-  }, body)
+  local request = requests[next_request] or requests[1]
+  next_request = next_request + 1
+  return request
 end
 
 function response(status, headers, body)
