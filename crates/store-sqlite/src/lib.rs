@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_logos.sql"),
     include_str!("migrations/007_stored_value.sql"),
     include_str!("migrations/008_nonces_by_time.sql"),
+    include_str!("migrations/009_statement_chains.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -2413,6 +2414,139 @@ mod tests {
             .unwrap();
         let expected: Vec<i64> = (0..300).filter(|i| i % 10 != 3 && i % 10 != 5).collect();
         assert_eq!(kept, expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Migration 9 links every earlier transaction to its customer's
+    /// previous one and gives each customer account the head and the count
+    /// of its chain; `verify` finds the chains sound and names a broken one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statement_chains_are_filled_by_the_migration_and_checked() {
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-chains-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.db");
+        {
+            // A database as migration 8 left it, with a short ledger.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            )
+            .unwrap();
+            for (idx, sql) in MIGRATIONS[..8].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, 0)",
+                    [idx as i64 + 1],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO merchants (id, name, created_at) VALUES (1, 'A', 0); \
+                 INSERT INTO customers (id, merchant_id, external_id, created_at) VALUES (1, 1, 'u1', 0), (2, 1, 'u2', 0); \
+                 INSERT INTO ledger_accounts (id, merchant_id, kind, customer_id, asset, balance) VALUES \
+                   (1, 1, 'customer', 1, 'fen', 700), (2, 1, 'customer', 2, 'fen', 200), \
+                   (3, 1, 'adjustments', NULL, 'fen', NULL); \
+                 INSERT INTO ledger_transactions (id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, \
+                   reference, reason, channel, created_by, created_at) VALUES \
+                   (1, 1, 1, 'adjust', 500, 500, '', 'r', 'web', 'x', 0), \
+                   (2, 1, 2, 'adjust', 200, 200, '', 'r', 'web', 'x', 0), \
+                   (3, 1, 1, 'adjust', 200, 700, '', 'r', 'web', 'x', 0); \
+                 INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) VALUES \
+                   (1, 1, 'fen', 500), (1, 3, 'fen', -500), (2, 2, 'fen', 200), (2, 3, 'fen', -200), \
+                   (3, 1, 'fen', 200), (3, 3, 'fen', -200);",
+            )
+            .unwrap();
+        }
+        let store = open(&path, OpenMode::MustExist).unwrap();
+        let rows = |sql: &'static str| {
+            let store = &store;
+            async move {
+                store
+                    .read(move |c| {
+                        c.prepare(sql)
+                            .and_then(|mut s| {
+                                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                                    .collect::<rusqlite::Result<Vec<(i64, Option<i64>, i64)>>>()
+                            })
+                            .map_err(map_err)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            rows("SELECT id, previous_id, customer_id FROM ledger_transactions ORDER BY id").await,
+            vec![(1, None, 1), (2, None, 2), (3, Some(1), 1)]
+        );
+        assert_eq!(
+            rows("SELECT id, last_transaction_id, n_transactions FROM ledger_accounts ORDER BY id")
+                .await,
+            vec![(1, Some(3), 2), (2, Some(2), 1), (3, None, 0)]
+        );
+        assert_eq!(store.verify().await.unwrap(), Vec::<String>::new());
+        let (lines, total) = store
+            .list_statement(
+                1,
+                1,
+                Page {
+                    page: 1,
+                    page_size: 20,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(lines.iter().map(|t| t.id).collect::<Vec<_>>(), vec![3, 1]);
+        let (lines, _) = store
+            .list_statement(
+                1,
+                1,
+                Page {
+                    page: 2,
+                    page_size: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(lines.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);
+        // Another merchant sees nothing of this customer.
+        assert_eq!(
+            store
+                .list_statement(
+                    2,
+                    1,
+                    Page {
+                        page: 1,
+                        page_size: 20
+                    }
+                )
+                .await
+                .unwrap(),
+            (vec![], 0)
+        );
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "DROP TRIGGER ledger_transactions_no_update; \
+                     UPDATE ledger_transactions SET previous_id = NULL WHERE id = 3; \
+                     UPDATE ledger_accounts SET n_transactions = 5 WHERE id = 2;",
+                )
+                .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.verify().await.unwrap(),
+            vec![
+                "1 statement chains that skip or repeat a transaction".to_owned(),
+                "1 customer accounts whose last transaction or transaction count is wrong"
+                    .to_owned(),
+            ]
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -225,22 +225,25 @@ fn post_transaction(
     // bound: SQLite re-prepares a statement on every call when a bound value
     // could decide whether the partial index ledger_accounts_merchant
     // applies.
-    let n = conn
+    let account: Option<(i64, i64, Option<i64>)> = conn
         .prepare_cached(
-            "UPDATE ledger_accounts SET balance = balance + ?1 \
-             WHERE customer_id = ?2 AND asset = 'fen' AND balance + ?1 >= 0",
+            "SELECT id, balance, last_transaction_id FROM ledger_accounts \
+             WHERE customer_id = ?1 AND asset = 'fen'",
         )
-        .and_then(|mut s| s.execute(params![delta, customer_id]))
+        .and_then(|mut s| {
+            s.query_row(params![customer_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
         .map_err(map_err)?;
-    if n == 0 {
+    let Some((account_id, balance, previous_id)) = account else {
+        return Ok(Err(Refusal::InsufficientBalance));
+    };
+    let balance_after = balance + delta;
+    if balance_after < 0 {
         return Ok(Err(Refusal::InsufficientBalance));
     }
-    let (account_id, balance_after): (i64, i64) = conn
-        .prepare_cached(
-            "SELECT id, balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'fen'",
-        )
-        .and_then(|mut s| s.query_row(params![customer_id], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(map_err)?;
     let mut transaction = LedgerTransaction {
         id: 0,
         merchant_id,
@@ -256,7 +259,7 @@ fn post_transaction(
     };
     conn.prepare_cached(
         "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-         reason, channel, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         reason, channel, created_by, created_at, previous_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -269,11 +272,26 @@ fn post_transaction(
             reason,
             channel.code(),
             actor.label,
-            now
+            now,
+            previous_id
         ])
     })
     .map_err(map_err)?;
     transaction.id = conn.last_insert_rowid();
+    // The guarded write: the balance read above, never below zero; the
+    // account becomes the head of the customer's statement chain.
+    let n = conn
+        .prepare_cached(
+            "UPDATE ledger_accounts SET balance = balance + ?1, last_transaction_id = ?2, \
+             n_transactions = n_transactions + 1 WHERE id = ?3 AND balance = ?4 AND balance + ?1 >= 0",
+        )
+        .and_then(|mut s| s.execute(params![delta, transaction.id, account_id, balance]))
+        .map_err(map_err)?;
+    if n != 1 {
+        return Err(StoreError::Backend(format!(
+            "ledger: the balance of account {account_id} changed under its transaction"
+        )));
+    }
     let [(_, customer_amount), (counter, counter_amount)] =
         kaquan_core::ledger::postings(kind, delta);
     let n = conn
@@ -1262,18 +1280,26 @@ impl StoredValueStore for SqliteStore {
         customer_id: i64,
         page: Page,
     ) -> StoreResult<(Vec<LedgerTransaction>, i64)> {
+        // Newest first along the customer's chain (see migration 9): the
+        // account names the last transaction and counts them.
         self.read(move |conn| {
             let total: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM ledger_transactions WHERE customer_id = ?1 AND merchant_id = ?2",
-                    params![customer_id, merchant_id],
-                    |r| r.get(0),
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n_transactions), 0) FROM ledger_accounts \
+                     WHERE customer_id = ?1 AND merchant_id = ?2 AND asset = 'fen'",
                 )
+                .and_then(|mut s| s.query_row(params![customer_id, merchant_id], |r| r.get(0)))
                 .map_err(map_err)?;
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {TRANSACTION_COLUMNS} FROM ledger_transactions WHERE customer_id = ?1 AND merchant_id = ?2 \
-                     ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                    "WITH RECURSIVE chain (id, n) AS ( \
+                       SELECT last_transaction_id, 1 FROM ledger_accounts \
+                       WHERE customer_id = ?1 AND merchant_id = ?2 AND asset = 'fen' AND last_transaction_id IS NOT NULL \
+                       UNION ALL \
+                       SELECT t.previous_id, chain.n + 1 FROM chain JOIN ledger_transactions t ON t.id = chain.id \
+                       WHERE t.previous_id IS NOT NULL AND chain.n < ?3 + ?4) \
+                     SELECT {TRANSACTION_COLUMNS} FROM chain JOIN ledger_transactions USING (id) \
+                     ORDER BY chain.n LIMIT ?3 OFFSET ?4"
                 ))
                 .map_err(map_err)?;
             let rows = stmt
@@ -1645,8 +1671,22 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     ("customer balances are below zero", "SELECT count(*) FROM ledger_accounts WHERE balance < 0"),
     (
         "statement lines whose balance after differs from the running sum",
-        "SELECT count(*) FROM ledger_transactions t WHERE t.balance_after_fen <> \
-         (SELECT SUM(t2.amount_fen) FROM ledger_transactions t2 WHERE t2.customer_id = t.customer_id AND t2.id <= t.id)",
+        "SELECT count(*) FROM (SELECT balance_after_fen, \
+         SUM(amount_fen) OVER (PARTITION BY customer_id ORDER BY id) AS running FROM ledger_transactions) \
+         WHERE balance_after_fen <> running",
+    ),
+    (
+        "statement chains that skip or repeat a transaction",
+        "SELECT count(*) FROM (SELECT previous_id, \
+         LAG(id) OVER (PARTITION BY customer_id ORDER BY id) AS before FROM ledger_transactions) \
+         WHERE previous_id IS NOT before",
+    ),
+    (
+        "customer accounts whose last transaction or transaction count is wrong",
+        "SELECT count(*) FROM ledger_accounts a LEFT JOIN \
+         (SELECT customer_id, MAX(id) AS last, count(*) AS n FROM ledger_transactions GROUP BY customer_id) AS t \
+         ON t.customer_id = a.customer_id \
+         WHERE a.kind = 'customer' AND (a.last_transaction_id IS NOT t.last OR a.n_transactions <> COALESCE(t.n, 0))",
     ),
     (
         "spends whose refunds do not add up to what was refunded, or exceed the spend",
@@ -1745,6 +1785,7 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
             amount_fen INTEGER NOT NULL,
             counter_amount INTEGER NOT NULL,
             balance_after_fen INTEGER NOT NULL,
+            previous_id INTEGER,
             channel TEXT NOT NULL,
             actor TEXT NOT NULL,
             actor_staff_id INTEGER,
@@ -1773,12 +1814,25 @@ struct Found {
     customer_id: Option<i64>,
     account_id: Option<i64>,
     balance: Option<i64>,
+    last_transaction_id: Option<i64>,
     code_id: Option<i64>,
     face_value_fen: Option<i64>,
     customer_failures: i64,
     client_failures: i64,
     nonce_seen: bool,
     key_seen: bool,
+}
+
+/// A redemption the set-wise phase writes: its transaction, the accounts
+/// it moves, its code, and the customer's previous transaction (the
+/// statement chain's link).
+struct Move {
+    idx: usize,
+    account_id: i64,
+    code_id: i64,
+    counter_amount: i64,
+    previous_id: Option<i64>,
+    transaction: LedgerTransaction,
 }
 
 /// Runs the usual redemptions of a group set-wise: one read for all of
@@ -1827,7 +1881,7 @@ pub(crate) fn redeem_set_wise(
     {
         let mut read = conn
             .prepare_cached(
-                "SELECT a.idx, cu.id, acc.id, acc.balance, c.id, c.face_value_fen, \
+                "SELECT a.idx, cu.id, acc.id, acc.balance, acc.last_transaction_id, c.id, c.face_value_fen, \
                  (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
                   AND f.key = 'code-customer:' || cu.id AND f.at >= a.attempts_since), \
                  (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
@@ -1849,12 +1903,13 @@ pub(crate) fn redeem_set_wise(
                         customer_id: row.get(1)?,
                         account_id: row.get(2)?,
                         balance: row.get(3)?,
-                        code_id: row.get(4)?,
-                        face_value_fen: row.get(5)?,
-                        customer_failures: row.get(6)?,
-                        client_failures: row.get(7)?,
-                        nonce_seen: row.get(8)?,
-                        key_seen: row.get(9)?,
+                        last_transaction_id: row.get(4)?,
+                        code_id: row.get(5)?,
+                        face_value_fen: row.get(6)?,
+                        customer_failures: row.get(7)?,
+                        client_failures: row.get(8)?,
+                        nonce_seen: row.get(9)?,
+                        key_seen: row.get(10)?,
                     },
                 ))
             })
@@ -1919,7 +1974,14 @@ pub(crate) fn redeem_set_wise(
             created_by: op.actor.label.clone(),
             created_at: op.now,
         };
-        moves.push((idx, account_id, code_id, counter_amount, transaction));
+        moves.push(Move {
+            idx,
+            account_id,
+            code_id,
+            counter_amount,
+            previous_id: f.last_transaction_id,
+            transaction,
+        });
     }
     if moves.is_empty() {
         return Ok(());
@@ -1927,13 +1989,13 @@ pub(crate) fn redeem_set_wise(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO temp.redemption_moves (transaction_id, merchant_id, customer_id, account_id, code_id, amount_fen, \
-             counter_amount, balance_after_fen, channel, actor, actor_staff_id, now, signed_at, key_id, nonce, \
-             idempotency_key, request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             counter_amount, balance_after_fen, previous_id, channel, actor, actor_staff_id, now, signed_at, key_id, nonce, \
+             idempotency_key, request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )
         .map_err(map_err)?;
     let (mut n_nonces, mut n_keys) = (0, 0);
-    for (idx, account_id, code_id, counter_amount, t) in &moves {
-        let r = &redemptions[*idx];
+    for m in &moves {
+        let (r, t) = (&redemptions[m.idx], &m.transaction);
         let op = &r.op;
         let nonce = r.call.nonce.as_ref();
         let claim = r.call.idempotency.as_ref();
@@ -1944,11 +2006,12 @@ pub(crate) fn redeem_set_wise(
                 t.id,
                 t.merchant_id,
                 t.customer_id,
-                account_id,
-                code_id,
+                m.account_id,
+                m.code_id,
                 t.amount_fen,
-                counter_amount,
+                m.counter_amount,
                 t.balance_after_fen,
+                m.previous_id,
                 t.channel.code(),
                 t.created_by,
                 op.actor.staff_id,
@@ -1996,7 +2059,9 @@ pub(crate) fn redeem_set_wise(
     checked(
         "balances",
         "UPDATE ledger_accounts SET balance = balance + \
-         (SELECT m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id) \
+         (SELECT m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id), \
+         last_transaction_id = (SELECT m.transaction_id FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id), \
+         n_transactions = n_transactions + 1 \
          WHERE id IN (SELECT account_id FROM temp.redemption_moves) \
          AND balance = (SELECT m.balance_after_fen - m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id)",
         &[],
@@ -2005,9 +2070,9 @@ pub(crate) fn redeem_set_wise(
     checked(
         "transactions",
         "INSERT INTO ledger_transactions (id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-         reason, channel, created_by, created_at) \
+         reason, channel, created_by, created_at, previous_id) \
          SELECT transaction_id, merchant_id, customer_id, ?1, amount_fen, balance_after_fen, 'code:' || code_id, '', \
-         channel, actor, now FROM temp.redemption_moves ORDER BY transaction_id",
+         channel, actor, now, previous_id FROM temp.redemption_moves ORDER BY transaction_id",
         &[&kind.code()],
         n,
     )?;
@@ -2043,7 +2108,10 @@ pub(crate) fn redeem_set_wise(
         &[],
         n_keys,
     )?;
-    for (idx, _, _, _, transaction) in moves {
+    for Move {
+        idx, transaction, ..
+    } in moves
+    {
         redemptions[idx].result = Some(Ok(Called {
             result: Ok(transaction),
             replayed: false,
