@@ -269,14 +269,31 @@ pub struct IdempotencyClaim {
 
 /// A signed request's nonce, recorded with the call's effect. It is unique
 /// per key and signed timestamp: a replay carries the same (signed)
-/// timestamp, so it is caught, and nonces are kept in time order, appended
-/// rather than scattered, and forgotten by time.
+/// timestamp, so it is caught, and nonces are kept in time order (a new one
+/// lands among those of its second, not anywhere) and forgotten by time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceUse {
     pub api_key_id: String,
     pub nonce: String,
     /// The request's signed `X-Kaquan-Timestamp`.
     pub signed_at: i64,
+}
+
+impl NonceUse {
+    /// The key and nonce as one 64-bit number (the first 8 bytes of their
+    /// SHA-256): what the SQLite store keeps per nonce instead of both
+    /// texts. Two different nonces of one signed second share it with odds
+    /// of 2^-64 per pair, and sharing it can only refuse a request as if
+    /// its nonce had been used, never let a replay through.
+    pub fn digest(&self) -> i64 {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.api_key_id.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.nonce.as_bytes());
+        let hash = hasher.finalize();
+        i64::from_be_bytes(hash[..8].try_into().expect("a SHA-256 has 32 bytes"))
+    }
 }
 
 /// What guards one call beyond its own preconditions.
@@ -398,6 +415,21 @@ pub fn check_reference(what: &str, text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nonce_digest_tells_keys_and_nonces_apart() {
+        let nonce = |key: &str, nonce: &str| NonceUse {
+            api_key_id: key.into(),
+            nonce: nonce.into(),
+            signed_at: 1,
+        };
+        let digest = nonce("kq_a", "n0123456789abcdef").digest();
+        assert_eq!(digest, nonce("kq_a", "n0123456789abcdef").digest());
+        assert_ne!(digest, nonce("kq_b", "n0123456789abcdef").digest());
+        assert_ne!(digest, nonce("kq_a", "n0123456789abcdeF").digest());
+        // The separator keeps the key's end from passing for the nonce's start.
+        assert_ne!(nonce("ab", "c").digest(), nonce("a", "bc").digest());
+    }
 
     #[test]
     fn every_transaction_kind_posts_two_legs_that_sum_to_zero() {

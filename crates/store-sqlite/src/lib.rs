@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_stored_value.sql"),
     include_str!("migrations/008_nonces_by_time.sql"),
     include_str!("migrations/009_statement_chains.sql"),
+    include_str!("migrations/010_compact_nonces.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -245,7 +246,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             }
         }
     }
-    Ok(())
+    stored_value::carry_over_nonces(conn)
 }
 
 /// Moves the WAL back into the database file on a thread of its own, so the
@@ -2418,6 +2419,73 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A database with the first `n` migrations applied.
+    fn migrated_up_to(path: &Path, n: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (idx, sql) in MIGRATIONS[..n].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, 0)",
+                [idx as i64 + 1],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    /// Migration 10 sets the nonces aside and the store carries them over
+    /// as digests when it opens: a nonce seen before the upgrade is still
+    /// refused after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nonces_seen_before_migration_10_stay_used() {
+        use kaquan_core::ledger::NonceUse;
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-nonces-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.db");
+        let seen = NonceUse {
+            api_key_id: "kq_0123456789abcdef".into(),
+            nonce: "0123456789abcdef0123".into(),
+            signed_at: 1_800_000_000,
+        };
+        migrated_up_to(&path, 9)
+            .execute(
+                "INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES (?1, ?2, ?3)",
+                params![seen.signed_at, seen.api_key_id, seen.nonce],
+            )
+            .unwrap();
+        let store = open(&path, OpenMode::MustExist).unwrap();
+        assert!(matches!(
+            store.record_nonce(&seen).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let other = NonceUse {
+            nonce: "0123456789abcdef0124".into(),
+            ..seen.clone()
+        };
+        store.record_nonce(&other).await.unwrap();
+        let set_aside: i64 = store
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = 'api_nonces_before_10'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(set_aside, 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Migration 9 links every earlier transaction to its customer's
     /// previous one and gives each customer account the head and the count
     /// of its chain; `verify` finds the chains sound and names a broken one.
@@ -2431,19 +2499,7 @@ mod tests {
         let path = dir.join("test.db");
         {
             // A database as migration 8 left it, with a short ledger.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-            )
-            .unwrap();
-            for (idx, sql) in MIGRATIONS[..8].iter().enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?1, 0)",
-                    [idx as i64 + 1],
-                )
-                .unwrap();
-            }
+            let conn = migrated_up_to(&path, 8);
             conn.execute_batch(
                 "INSERT INTO merchants (id, name, created_at) VALUES (1, 'A', 0); \
                  INSERT INTO customers (id, merchant_id, external_id, created_at) VALUES (1, 1, 'u1', 0), (2, 1, 'u2', 0); \

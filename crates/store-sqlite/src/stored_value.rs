@@ -15,8 +15,8 @@ use kaquan_core::giftcard::{
     GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
-    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode, Refusal,
-    TransactionKind, ASSET_FEN,
+    ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, NonceUse, RedeemCode,
+    Refusal, TransactionKind, ASSET_FEN,
 };
 use kaquan_core::pickup::Channel;
 use kaquan_core::signing::{API_KEYS_ACTIVE_MAX, NONCE_KEPT_SECONDS};
@@ -585,8 +585,10 @@ fn guard_call(
 ) -> StoreResult<Option<Result<Recorded, Refusal>>> {
     if let Some(nonce) = &call.nonce {
         let n = conn
-            .prepare_cached("INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.api_key_id, nonce.nonce]))
+            .prepare_cached(
+                "INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.digest()]))
             .map_err(map_err)?;
         if n == 0 {
             return Ok(Some(Err(Refusal::NonceReused)));
@@ -1519,14 +1521,12 @@ impl StoredValueStore for SqliteStore {
         .await
     }
 
-    async fn record_nonce(&self, nonce: &kaquan_core::ledger::NonceUse) -> StoreResult<()> {
+    async fn record_nonce(&self, nonce: &NonceUse) -> StoreResult<()> {
         let nonce = nonce.clone();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO api_nonces (signed_at, key_id, nonce) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.api_key_id, nonce.nonce]))
-            .map_err(map_err)?;
+            conn.prepare_cached("INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.digest()]))
+                .map_err(map_err)?;
             Ok(())
         })
         .await
@@ -1624,6 +1624,49 @@ impl StoredValueStore for SqliteStore {
             Ok(n)
         })
         .await
+    }
+}
+
+/// Moves the nonces migration 10 set aside into the compact table: their
+/// digest needs SHA-256, which SQL lacks. One transaction; until it has
+/// committed, every open tries again.
+pub(crate) fn carry_over_nonces(conn: &Connection) -> StoreResult<()> {
+    let set_aside: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'api_nonces_before_10'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    if !set_aside {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    let moved = (|| {
+        let nonces: Vec<NonceUse> = conn
+            .prepare("SELECT signed_at, key_id, nonce FROM api_nonces_before_10")?
+            .query_map([], |r| {
+                Ok(NonceUse {
+                    signed_at: r.get(0)?,
+                    api_key_id: r.get(1)?,
+                    nonce: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut insert = conn.prepare(
+            "INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?;
+        for nonce in &nonces {
+            insert.execute(params![nonce.signed_at, nonce.digest()])?;
+        }
+        conn.execute_batch("DROP TABLE api_nonces_before_10")
+    })();
+    match moved {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(map_err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(map_err(e))
+        }
     }
 }
 
@@ -1772,8 +1815,7 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
             attempts_since INTEGER NOT NULL,
             now INTEGER NOT NULL,
             signed_at INTEGER,
-            key_id TEXT,
-            nonce TEXT,
+            nonce_digest INTEGER,
             idempotency_key TEXT
         );
         CREATE TEMP TABLE IF NOT EXISTS redemption_moves (
@@ -1791,8 +1833,7 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
             actor_staff_id INTEGER,
             now INTEGER NOT NULL,
             signed_at INTEGER,
-            key_id TEXT,
-            nonce TEXT,
+            nonce_digest INTEGER,
             idempotency_key TEXT,
             request_hash TEXT
         );",
@@ -1805,7 +1846,7 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
 enum Taken<'a> {
     Code(i64),
     Customer(i64),
-    Nonce(i64, &'a str, &'a str),
+    Nonce(i64, i64),
     Key(i64, &'a str),
 }
 
@@ -1852,7 +1893,7 @@ pub(crate) fn redeem_set_wise(
     let mut ask = conn
         .prepare_cached(
             "INSERT INTO temp.redemption_asks (idx, merchant_id, external_id, digest, client_key, attempts_since, now, \
-             signed_at, key_id, nonce, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             signed_at, nonce_digest, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(map_err)?;
     for (idx, r) in redemptions.iter().enumerate() {
@@ -1870,8 +1911,7 @@ pub(crate) fn redeem_set_wise(
             op.attempts_since,
             op.now,
             nonce.map(|n| n.signed_at),
-            nonce.map(|n| n.api_key_id.as_str()),
-            nonce.map(|n| n.nonce.as_str()),
+            nonce.map(NonceUse::digest),
             r.call.idempotency.as_ref().map(|c| c.key.as_str()),
         ])
         .map_err(map_err)?;
@@ -1886,7 +1926,7 @@ pub(crate) fn redeem_set_wise(
                   AND f.key = 'code-customer:' || cu.id AND f.at >= a.attempts_since), \
                  (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
                   AND f.key = a.client_key AND f.at >= a.attempts_since), \
-                 EXISTS (SELECT 1 FROM api_nonces n WHERE n.signed_at = a.signed_at AND n.key_id = a.key_id AND n.nonce = a.nonce), \
+                 EXISTS (SELECT 1 FROM api_nonces n WHERE n.signed_at = a.signed_at AND n.digest = a.nonce_digest), \
                  EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.merchant_id = a.merchant_id AND k.key = a.idempotency_key) \
                  FROM temp.redemption_asks a \
                  LEFT JOIN customers cu ON cu.merchant_id = a.merchant_id AND cu.external_id = a.external_id \
@@ -1950,7 +1990,7 @@ pub(crate) fn redeem_set_wise(
         }
         let mut names = vec![Taken::Code(code_id), Taken::Customer(customer_id)];
         if let Some(n) = &call.nonce {
-            names.push(Taken::Nonce(n.signed_at, &n.api_key_id, &n.nonce));
+            names.push(Taken::Nonce(n.signed_at, n.digest()));
         }
         if let Some(claim) = &call.idempotency {
             names.push(Taken::Key(op.merchant_id, claim.key.as_str()));
@@ -1989,8 +2029,8 @@ pub(crate) fn redeem_set_wise(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO temp.redemption_moves (transaction_id, merchant_id, customer_id, account_id, code_id, amount_fen, \
-             counter_amount, balance_after_fen, previous_id, channel, actor, actor_staff_id, now, signed_at, key_id, nonce, \
-             idempotency_key, request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+             counter_amount, balance_after_fen, previous_id, channel, actor, actor_staff_id, now, signed_at, nonce_digest, \
+             idempotency_key, request_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .map_err(map_err)?;
     let (mut n_nonces, mut n_keys) = (0, 0);
@@ -2017,8 +2057,7 @@ pub(crate) fn redeem_set_wise(
                 op.actor.staff_id,
                 t.created_at,
                 nonce.map(|n| n.signed_at),
-                nonce.map(|n| n.api_key_id.as_str()),
-                nonce.map(|n| n.nonce.as_str()),
+                nonce.map(NonceUse::digest),
                 claim.map(|c| c.key.as_str()),
                 claim.map(|c| c.request_hash.as_str()),
             ])
@@ -2042,8 +2081,8 @@ pub(crate) fn redeem_set_wise(
     };
     checked(
         "nonces",
-        "INSERT INTO api_nonces (signed_at, key_id, nonce) \
-         SELECT signed_at, key_id, nonce FROM temp.redemption_moves WHERE nonce IS NOT NULL",
+        "INSERT INTO api_nonces (signed_at, digest) \
+         SELECT signed_at, nonce_digest FROM temp.redemption_moves WHERE nonce_digest IS NOT NULL",
         &[],
         n_nonces,
     )?;
