@@ -2364,11 +2364,7 @@ mod tests {
     /// the others all commit, and every caller gets its own answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_job_leaves_nothing_and_spares_its_group() {
-        let dir = std::env::temp_dir().join(format!(
-            "kaquan-writer-{}",
-            kaquan_core::secrets::random_token_hex(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("writer");
         let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
         store
             .write(|c| {
@@ -2419,6 +2415,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A new, empty folder for one test's database.
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "kaquan-{name}-{}",
+            kaquan_core::secrets::random_token_hex(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A database with the first `n` migrations applied.
     fn migrated_up_to(path: &Path, n: usize) -> Connection {
         let conn = Connection::open(path).unwrap();
@@ -2443,11 +2449,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nonces_seen_before_migration_10_stay_used() {
         use kaquan_core::ledger::NonceUse;
-        let dir = std::env::temp_dir().join(format!(
-            "kaquan-nonces-{}",
-            kaquan_core::secrets::random_token_hex(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("nonces");
         let path = dir.join("test.db");
         let seen = NonceUse {
             api_key_id: "kq_0123456789abcdef".into(),
@@ -2491,11 +2493,7 @@ mod tests {
     /// of its chain; `verify` finds the chains sound and names a broken one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn statement_chains_are_filled_by_the_migration_and_checked() {
-        let dir = std::env::temp_dir().join(format!(
-            "kaquan-chains-{}",
-            kaquan_core::secrets::random_token_hex(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("chains");
         let path = dir.join("test.db");
         {
             // A database as migration 8 left it, with a short ledger.
@@ -2612,11 +2610,7 @@ mod tests {
     /// back to the limit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_wal_is_cut_back_once_copied() {
-        let dir = std::env::temp_dir().join(format!(
-            "kaquan-wal-limit-{}",
-            kaquan_core::secrets::random_token_hex(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("wal-limit");
         let path = dir.join("test.db");
         let wal = dir.join("test.db-wal");
         let store = open(&path, OpenMode::CreateIfMissing).unwrap();
@@ -2665,11 +2659,7 @@ mod tests {
     async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
         use kaquan_core::giftcard::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
         use kaquan_core::ledger::{ApiCall, CustomerRef, LedgerOp, RedeemCode};
-        let dir = std::env::temp_dir().join(format!(
-            "kaquan-set-wise-{}",
-            kaquan_core::secrets::random_token_hex(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("set-wise");
         let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
         let merchant = store.create_merchant("A", 0).await.unwrap().id;
         let keys = kaquan_core::secrets::MasterKey::generate().merchant_keys(merchant, 1);
