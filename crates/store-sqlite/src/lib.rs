@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_nonces_by_time.sql"),
     include_str!("migrations/009_statement_chains.sql"),
     include_str!("migrations/010_compact_nonces.sql"),
+    include_str!("migrations/011_idempotency_in_arrival_order.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -2484,6 +2485,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(set_aside, 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Migration 11 keeps every idempotency record, oldest first, and a
+    /// purge forgets exactly the expired ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idempotency_records_survive_migration_11_and_expire_oldest_first() {
+        let dir = test_dir("idempotency");
+        let path = dir.join("test.db");
+        migrated_up_to(&path, 10)
+            .execute_batch(
+                "INSERT INTO merchants (id, name, created_at) VALUES (1, 'A', 0); \
+                 INSERT INTO idempotency_keys (merchant_id, key, request_hash, refusal, created_at) VALUES \
+                   (1, 'newer', 'h2', 'insufficient_balance', 5000), (1, 'older', 'h1', 'insufficient_balance', 1000);",
+            )
+            .unwrap();
+        let store = open(&path, OpenMode::MustExist).unwrap();
+        let records = || {
+            store.read(|c| {
+                c.prepare("SELECT key, request_hash FROM idempotency_keys ORDER BY id")
+                    .and_then(|mut s| {
+                        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<Vec<(String, String)>>>()
+                    })
+                    .map_err(map_err)
+            })
+        };
+        let kept = kaquan_core::ledger::IDEMPOTENCY_KEPT_SECONDS;
+        assert_eq!(
+            records().await.unwrap(),
+            vec![("older".into(), "h1".into()), ("newer".into(), "h2".into())]
+        );
+        assert_eq!(store.purge_expired(1000 + kept).await.unwrap(), 0);
+        assert_eq!(store.purge_expired(1001 + kept).await.unwrap(), 1);
+        assert_eq!(
+            records().await.unwrap(),
+            vec![("newer".into(), "h2".into())]
+        );
+        assert_eq!(store.purge_expired(5001 + kept).await.unwrap(), 1);
+        assert_eq!(records().await.unwrap(), vec![]);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

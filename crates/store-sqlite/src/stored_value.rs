@@ -1608,8 +1608,13 @@ impl StoredValueStore for SqliteStore {
                     "DELETE FROM api_nonces WHERE signed_at < ?1",
                     now - NONCE_KEPT_SECONDS,
                 ),
+                // Records are appended as calls arrive (migration 11): the
+                // expired ones are the ids before the first one still kept.
+                // The scan for it reads just the records it deletes.
                 (
-                    "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                    "DELETE FROM idempotency_keys WHERE id < COALESCE( \
+                     (SELECT id FROM idempotency_keys WHERE created_at >= ?1 ORDER BY id LIMIT 1), \
+                     (SELECT COALESCE(MAX(id), 0) + 1 FROM idempotency_keys))",
                     now - kaquan_core::ledger::IDEMPOTENCY_KEPT_SECONDS,
                 ),
                 ("DELETE FROM login_links WHERE expires_at < ?1", now),
