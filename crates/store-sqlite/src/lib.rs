@@ -232,22 +232,34 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
         if version <= applied {
             continue;
         }
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
-        let result = conn.execute_batch(sql).and_then(|_| {
+        in_transaction(conn, || {
+            conn.execute_batch(sql)?;
             conn.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
                 [version],
             )
-        });
-        match result {
-            Ok(_) => conn.execute_batch("COMMIT").map_err(map_err)?,
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(map_err(e));
-            }
-        }
+        })?;
     }
     stored_value::carry_over_nonces(conn)
+}
+
+/// Runs `work` in a transaction of its own on a connection that is not the
+/// writer's (opening the store: migrations and the fix-ups after them).
+fn in_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce() -> rusqlite::Result<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    match work() {
+        Ok(done) => {
+            conn.execute_batch("COMMIT").map_err(map_err)?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(map_err(e))
+        }
+    }
 }
 
 /// Moves the WAL back into the database file on a thread of its own, so the
@@ -2412,18 +2424,32 @@ mod tests {
             .unwrap();
         let expected: Vec<i64> = (0..300).filter(|i| i % 10 != 3 && i % 10 != 5).collect();
         assert_eq!(kept, expected);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A new, empty folder for one test's database.
-    fn test_dir(name: &str) -> PathBuf {
+    /// A new, empty folder for one test's database, removed when the test
+    /// ends (declared before the store, it outlives it).
+    struct TestDir(PathBuf);
+
+    impl std::ops::Deref for TestDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn test_dir(name: &str) -> TestDir {
         let dir = std::env::temp_dir().join(format!(
             "kaquan-{name}-{}",
             kaquan_core::secrets::random_token_hex(8)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        TestDir(dir)
     }
 
     /// A database with the first `n` migrations applied.
@@ -2485,8 +2511,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(set_aside, 0);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Migration 11 keeps every idempotency record, oldest first, and a
@@ -2526,8 +2550,6 @@ mod tests {
         );
         assert_eq!(store.purge_expired(5001 + kept).await.unwrap(), 1);
         assert_eq!(records().await.unwrap(), vec![]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Migration 9 links every earlier transaction to its customer's
@@ -2643,8 +2665,6 @@ mod tests {
                     .to_owned(),
             ]
         );
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A burst leaves a WAL far longer than the limit; once the checkpoint
@@ -2689,8 +2709,6 @@ mod tests {
             }
         }
         assert!(cut_back, "the WAL was not cut back");
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Redemptions whose set-wise statements fail (here: the merchant's
@@ -2830,7 +2848,5 @@ mod tests {
             20 * 500
         );
         assert!(store.verify().await.unwrap().is_empty());
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

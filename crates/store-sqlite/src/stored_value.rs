@@ -1254,6 +1254,8 @@ impl StoredValueStore for SqliteStore {
                 .queue(|reply| {
                     Box::new(RedeemJob {
                         redemption: GroupRedemption {
+                            // Hashed here, not on the writer thread.
+                            nonce_digest: call.nonce.as_ref().map(NonceUse::digest),
                             call,
                             op,
                             result: None,
@@ -1294,14 +1296,13 @@ impl StoredValueStore for SqliteStore {
                 .map_err(map_err)?;
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "WITH RECURSIVE chain (id, n) AS ( \
-                       SELECT last_transaction_id, 1 FROM ledger_accounts \
-                       WHERE customer_id = ?1 AND merchant_id = ?2 AND asset = 'fen' AND last_transaction_id IS NOT NULL \
+                    "WITH RECURSIVE chain AS ( \
+                       SELECT t.*, 1 AS n FROM ledger_accounts a JOIN ledger_transactions t ON t.id = a.last_transaction_id \
+                       WHERE a.customer_id = ?1 AND a.merchant_id = ?2 AND a.asset = 'fen' \
                        UNION ALL \
-                       SELECT t.previous_id, chain.n + 1 FROM chain JOIN ledger_transactions t ON t.id = chain.id \
-                       WHERE t.previous_id IS NOT NULL AND chain.n < ?3 + ?4) \
-                     SELECT {TRANSACTION_COLUMNS} FROM chain JOIN ledger_transactions USING (id) \
-                     ORDER BY chain.n LIMIT ?3 OFFSET ?4"
+                       SELECT t.*, chain.n + 1 FROM chain JOIN ledger_transactions t ON t.id = chain.previous_id \
+                       WHERE chain.n < ?3 + ?4) \
+                     SELECT {TRANSACTION_COLUMNS} FROM chain ORDER BY n LIMIT ?3 OFFSET ?4"
                 ))
                 .map_err(map_err)?;
             let rows = stmt
@@ -1522,10 +1523,10 @@ impl StoredValueStore for SqliteStore {
     }
 
     async fn record_nonce(&self, nonce: &NonceUse) -> StoreResult<()> {
-        let nonce = nonce.clone();
+        let (signed_at, digest) = (nonce.signed_at, nonce.digest());
         self.write(move |conn| {
             conn.prepare_cached("INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.digest()]))
+                .and_then(|mut s| s.execute(params![signed_at, digest]))
                 .map_err(map_err)?;
             Ok(())
         })
@@ -1646,8 +1647,7 @@ pub(crate) fn carry_over_nonces(conn: &Connection) -> StoreResult<()> {
     if !set_aside {
         return Ok(());
     }
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
-    let moved = (|| {
+    super::in_transaction(conn, || {
         let nonces: Vec<NonceUse> = conn
             .prepare("SELECT signed_at, key_id, nonce FROM api_nonces_before_10")?
             .query_map([], |r| {
@@ -1665,14 +1665,7 @@ pub(crate) fn carry_over_nonces(conn: &Connection) -> StoreResult<()> {
             insert.execute(params![nonce.signed_at, nonce.digest()])?;
         }
         conn.execute_batch("DROP TABLE api_nonces_before_10")
-    })();
-    match moved {
-        Ok(()) => conn.execute_batch("COMMIT").map_err(map_err),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(map_err(e))
-        }
-    }
+    })
 }
 
 fn api_key_from_row(row: &Row) -> rusqlite::Result<ApiKey> {
@@ -1778,6 +1771,8 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
 /// leaves it, one by one like any other ledger call.
 pub(crate) struct GroupRedemption {
     call: ApiCall,
+    /// The call's `NonceUse::digest`, as the set-wise statements store it.
+    nonce_digest: Option<i64>,
     op: RedeemCode,
     /// Set once the job has run (set-wise or alone); cleared when the group
     /// is rolled back to run again.
@@ -1916,7 +1911,7 @@ pub(crate) fn redeem_set_wise(
             op.attempts_since,
             op.now,
             nonce.map(|n| n.signed_at),
-            nonce.map(NonceUse::digest),
+            r.nonce_digest,
             r.call.idempotency.as_ref().map(|c| c.key.as_str()),
         ])
         .map_err(map_err)?;
@@ -1976,7 +1971,8 @@ pub(crate) fn redeem_set_wise(
         let Some(f) = f else {
             continue;
         };
-        let (op, call) = (&redemptions[idx].op, &redemptions[idx].call);
+        let r = &redemptions[idx];
+        let (op, call) = (&r.op, &r.call);
         let (Some(customer_id), Some(account_id), Some(balance), Some(code_id), Some(face)) = (
             f.customer_id,
             f.account_id,
@@ -1994,8 +1990,8 @@ pub(crate) fn redeem_set_wise(
             continue;
         }
         let mut names = vec![Taken::Code(code_id), Taken::Customer(customer_id)];
-        if let Some(n) = &call.nonce {
-            names.push(Taken::Nonce(n.signed_at, n.digest()));
+        if let (Some(n), Some(digest)) = (&call.nonce, r.nonce_digest) {
+            names.push(Taken::Nonce(n.signed_at, digest));
         }
         if let Some(claim) = &call.idempotency {
             names.push(Taken::Key(op.merchant_id, claim.key.as_str()));
@@ -2062,7 +2058,7 @@ pub(crate) fn redeem_set_wise(
                 op.actor.staff_id,
                 t.created_at,
                 nonce.map(|n| n.signed_at),
-                nonce.map(NonceUse::digest),
+                r.nonce_digest,
                 claim.map(|c| c.key.as_str()),
                 claim.map(|c| c.request_hash.as_str()),
             ])
