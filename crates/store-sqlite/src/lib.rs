@@ -26,6 +26,7 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
+mod nonces;
 mod stored_value;
 
 /// Most jobs one group commit takes.
@@ -60,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_statement_chains.sql"),
     include_str!("migrations/010_compact_nonces.sql"),
     include_str!("migrations/011_idempotency_in_arrival_order.sql"),
+    include_str!("migrations/012_nonce_log.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -69,12 +71,27 @@ pub enum OpenMode {
     MustExist,
 }
 
+/// The writer thread's connection and what it alone keeps beside it: the
+/// nonces seen (`nonces`). Jobs use it as a `Connection`.
+pub(crate) struct Writer {
+    conn: Connection,
+    nonces: std::cell::RefCell<nonces::SeenNonces>,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 /// A write queued for the writer thread. `run` may be called twice: when
 /// another job of its group fails after writing, the group is rolled back
 /// and run again (see [`run_group`]).
 trait Work: Send {
     /// Runs the work inside the group's transaction; false when it failed.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, writer: &Writer) -> bool;
     /// Answers the caller once the group's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
     /// A redemption the writer may run set-wise with the rest of its group.
@@ -109,10 +126,10 @@ struct Pending<T, F> {
 impl<T, F> Work for Pending<T, F>
 where
     T: Send,
-    F: FnMut(&Connection) -> StoreResult<T> + Send,
+    F: FnMut(&Writer) -> StoreResult<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
-        let result = (self.work)(conn);
+    fn run(&mut self, writer: &Writer) -> bool {
+        let result = (self.work)(writer);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -290,6 +307,10 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
+    let writer = Writer {
+        conn,
+        nonces: Default::default(),
+    };
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP_COMMIT_JOBS_MAX {
@@ -298,14 +319,15 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_group(&conn, jobs);
+        run_group(&writer, jobs);
     }
 }
 
 /// BEGIN IMMEDIATE for a group; on failure the caller drops the jobs, which
 /// drops their reply channels: each caller gets an error.
-fn begin(conn: &Connection, n_jobs: usize) -> bool {
-    let begun = run_cached(conn, "BEGIN IMMEDIATE");
+fn begin(writer: &Writer, n_jobs: usize) -> bool {
+    writer.nonces.borrow_mut().begin();
+    let begun = run_cached(writer, "BEGIN IMMEDIATE");
     if let Err(e) = &begun {
         tracing::error!(error = %e, n_jobs, "sqlite writer could not begin a transaction");
     }
@@ -319,8 +341,8 @@ fn begin(conn: &Connection, n_jobs: usize) -> bool {
 /// fails without having changed a row costs nothing; one that fails after
 /// writing makes the group roll back and run again with each job in its own
 /// savepoint, the failed job answered with its error and left out.
-fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
-    if !begin(conn, jobs.len()) {
+fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
+    if !begin(writer, jobs.len()) {
         return;
     }
     // Redemptions first, set-wise: the usual ones take one statement per
@@ -328,7 +350,7 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
     let mut redemptions: Vec<&mut stored_value::GroupRedemption> =
         jobs.iter_mut().filter_map(|job| job.redemption()).collect();
     let set_wise = if redemptions.len() > 1 {
-        stored_value::redeem_set_wise(conn, &mut redemptions)
+        stored_value::redeem_set_wise(writer, &mut redemptions)
     } else {
         Ok(())
     };
@@ -344,8 +366,8 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
             if job.redemption().is_some_and(|r| r.result.is_some()) {
                 continue;
             }
-            let before = conn.total_changes();
-            if !job.run(conn) && conn.total_changes() != before {
+            let before = writer.total_changes();
+            if !job.run(writer) && writer.total_changes() != before {
                 failed_after_writing = Some(idx);
                 rerun = true;
                 break;
@@ -353,28 +375,32 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
         }
     }
     if rerun {
-        if let Err(e) = run_cached(conn, "ROLLBACK") {
+        let rolled_back = run_cached(writer, "ROLLBACK");
+        writer.nonces.borrow_mut().rolled_back();
+        if let Err(e) = rolled_back {
             tracing::error!(error = %e, "sqlite writer could not roll a group back");
             return;
         }
         if let Some(idx) = failed_after_writing {
             jobs.remove(idx).finish(Ok(()));
         }
-        if !begin(conn, jobs.len()) {
+        if !begin(writer, jobs.len()) {
             return;
         }
         for job in jobs.iter_mut() {
             if let Some(redemption) = job.redemption() {
                 redemption.result = None;
             }
-            let savepoint = run_cached(conn, "SAVEPOINT job");
-            let ok = job.run(conn);
+            let savepoint = run_cached(writer, "SAVEPOINT job");
+            let mark = writer.nonces.borrow().mark();
+            let ok = job.run(writer);
             if savepoint.is_ok() {
                 let end = if ok {
-                    run_cached(conn, "RELEASE job")
+                    run_cached(writer, "RELEASE job")
                 } else {
-                    run_cached(conn, "ROLLBACK TO job")
-                        .and_then(|()| run_cached(conn, "RELEASE job"))
+                    writer.nonces.borrow_mut().undo_to(mark);
+                    run_cached(writer, "ROLLBACK TO job")
+                        .and_then(|()| run_cached(writer, "RELEASE job"))
                 };
                 if let Err(e) = end {
                     tracing::error!(error = %e, "sqlite writer could not end a savepoint");
@@ -382,9 +408,12 @@ fn run_group(conn: &Connection, mut jobs: Vec<Job>) {
             }
         }
     }
-    let commit = run_cached(conn, "COMMIT").map_err(|e| e.to_string());
+    let commit = run_cached(writer, "COMMIT").map_err(|e| e.to_string());
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = writer.execute_batch("ROLLBACK");
+        writer.nonces.borrow_mut().rolled_back();
+    } else {
+        writer.nonces.borrow_mut().committed();
     }
     for job in jobs {
         job.finish(commit.clone());
@@ -396,7 +425,7 @@ impl SqliteStore {
     /// returns its result once the group has committed.
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
+        work: impl FnMut(&Writer) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.queue(|reply| {
             Box::new(Pending {
@@ -2513,6 +2542,74 @@ mod tests {
         assert_eq!(set_aside, 0);
     }
 
+    /// The writer decides from the nonces it keeps in memory (nonces.rs):
+    /// those of the log from before migration 12, of an earlier run, and of
+    /// another store on the same file are refused all the same, and a purge
+    /// forgets the expired ones in memory and in the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nonces_are_refused_across_upgrades_restarts_and_processes() {
+        use kaquan_core::ledger::NonceUse;
+        use kaquan_core::signing::NONCE_KEPT_SECONDS;
+        let dir = test_dir("nonce-log");
+        let path = dir.join("test.db");
+        let nonce = |n: &str| NonceUse {
+            api_key_id: "kq_0123456789abcdef".into(),
+            nonce: n.into(),
+            signed_at: 1_800_000_000,
+        };
+        let refused = |answer: StoreResult<()>| matches!(answer, Err(StoreError::Conflict(_)));
+        let before_12 = nonce("before-12");
+        migrated_up_to(&path, 11)
+            .execute(
+                "INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2)",
+                params![before_12.signed_at, before_12.digest()],
+            )
+            .unwrap();
+        let a = open(&path, OpenMode::MustExist).unwrap();
+        assert!(refused(a.record_nonce(&before_12).await));
+        a.record_nonce(&nonce("n1")).await.unwrap();
+        // A second store on the file: a second `kaquan serve`.
+        let b = open(&path, OpenMode::MustExist).unwrap();
+        assert!(refused(b.record_nonce(&nonce("n1")).await));
+        b.record_nonce(&nonce("n2")).await.unwrap();
+        assert!(refused(a.record_nonce(&nonce("n2")).await));
+        a.record_nonce(&nonce("n3")).await.unwrap();
+        assert!(refused(b.record_nonce(&nonce("n3")).await));
+        drop((a, b));
+        let again = open(&path, OpenMode::MustExist).unwrap();
+        for n in ["before-12", "n1", "n2", "n3"] {
+            assert!(refused(again.record_nonce(&nonce(n)).await), "{n}");
+        }
+        let log = || {
+            again.read(|c| {
+                c.query_row("SELECT count(*) FROM api_nonces", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(map_err)
+            })
+        };
+        assert_eq!(log().await.unwrap(), 4);
+        let signed_at = before_12.signed_at;
+        assert_eq!(
+            again
+                .purge_expired(signed_at + NONCE_KEPT_SECONDS)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(refused(again.record_nonce(&nonce("n1")).await));
+        assert_eq!(
+            again
+                .purge_expired(signed_at + NONCE_KEPT_SECONDS + 1)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(log().await.unwrap(), 0);
+        again.record_nonce(&nonce("n1")).await.unwrap();
+        assert_eq!(log().await.unwrap(), 1);
+    }
+
     /// Migration 11 keeps every idempotency record, oldest first, and a
     /// purge forgets exactly the expired ones.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2759,6 +2856,8 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // Each redemption i is signed with the nonce n{i}: the first round
+        // fails, so its nonces must be free again for the second.
         let redeem_all = |digests: Vec<Vec<u8>>| {
             let store = Arc::clone(&store);
             async move {
@@ -2779,7 +2878,15 @@ mod tests {
                                 actor: Actor::cli(),
                                 now: 1,
                             });
-                            store.post_ledger(&ApiCall::default(), &op).await
+                            let call = ApiCall {
+                                nonce: Some(kaquan_core::ledger::NonceUse {
+                                    api_key_id: "kq_1".into(),
+                                    nonce: format!("n{i}"),
+                                    signed_at: 1,
+                                }),
+                                idempotency: None,
+                            };
+                            store.post_ledger(&call, &op).await
                         })
                     })
                     .collect();

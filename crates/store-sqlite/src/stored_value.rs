@@ -8,7 +8,7 @@
 //! then one guarded statement per table for all of them); those it leaves
 //! (new customer, refused code, replay, …) run one by one after.
 
-use super::{insert_audit, map_err, merchant_page, SqliteStore};
+use super::{insert_audit, map_err, merchant_page, SqliteStore, Writer};
 use kaquan_core::giftcard::{
     reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
     CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
@@ -579,18 +579,16 @@ struct Recorded {
 /// Records the nonce and looks the idempotency key up. `Some` is the
 /// whole answer (a reused nonce, a mismatch, or the earlier record).
 fn guard_call(
-    conn: &Connection,
+    conn: &Writer,
     merchant_id: i64,
     call: &ApiCall,
 ) -> StoreResult<Option<Result<Recorded, Refusal>>> {
     if let Some(nonce) = &call.nonce {
-        let n = conn
-            .prepare_cached(
-                "INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![nonce.signed_at, nonce.digest()]))
-            .map_err(map_err)?;
-        if n == 0 {
+        let claimed = conn
+            .nonces
+            .borrow_mut()
+            .claim(conn, nonce.signed_at, nonce.digest())?;
+        if !claimed {
             return Ok(Some(Err(Refusal::NonceReused)));
         }
     }
@@ -659,7 +657,7 @@ fn record_call(
 /// One ledger call on the writer's connection: nonce, idempotency key, the
 /// operation, and its outcome recorded under the key.
 fn post_ledger_job(
-    conn: &Connection,
+    conn: &Writer,
     call: &ApiCall,
     op: &LedgerOp,
 ) -> StoreResult<Called<LedgerTransaction>> {
@@ -1525,10 +1523,11 @@ impl StoredValueStore for SqliteStore {
     async fn record_nonce(&self, nonce: &NonceUse) -> StoreResult<()> {
         let (signed_at, digest) = (nonce.signed_at, nonce.digest());
         self.write(move |conn| {
-            conn.prepare_cached("INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![signed_at, digest]))
-                .map_err(map_err)?;
-            Ok(())
+            if conn.nonces.borrow_mut().claim(conn, signed_at, digest)? {
+                Ok(())
+            } else {
+                Err(crate::nonces::reused())
+            }
         })
         .await
     }
@@ -1604,9 +1603,17 @@ impl StoredValueStore for SqliteStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<i64> {
         self.write(move |conn| {
             let mut n = 0;
+            conn.nonces
+                .borrow_mut()
+                .forget_before(now - NONCE_KEPT_SECONDS);
             for (sql, before) in [
+                // The log is in arrival order: the expired nonces are the
+                // rows before the first one signed late enough to be kept
+                // (a few after it may wait for the next purge).
                 (
-                    "DELETE FROM api_nonces WHERE signed_at < ?1",
+                    "DELETE FROM api_nonces WHERE id < COALESCE( \
+                     (SELECT id FROM api_nonces WHERE signed_at >= ?1 ORDER BY id LIMIT 1), \
+                     (SELECT COALESCE(MAX(id), 0) + 1 FROM api_nonces))",
                     now - NONCE_KEPT_SECONDS,
                 ),
                 // Records are appended as calls arrive (migration 11): the
@@ -1785,7 +1792,7 @@ struct RedeemJob {
 }
 
 impl super::Work for RedeemJob {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Writer) -> bool {
         let r = &mut self.redemption;
         let result = post_ledger_job(conn, &r.call, &LedgerOp::Redeem(r.op.clone()));
         let ok = result.is_ok();
@@ -1814,8 +1821,6 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
             client_key TEXT NOT NULL,
             attempts_since INTEGER NOT NULL,
             now INTEGER NOT NULL,
-            signed_at INTEGER,
-            nonce_digest INTEGER,
             idempotency_key TEXT
         );
         CREATE TEMP TABLE IF NOT EXISTS redemption_moves (
@@ -1846,7 +1851,6 @@ pub(crate) fn create_redemption_tables(conn: &Connection) -> StoreResult<()> {
 enum Taken<'a> {
     Code(i64),
     Customer(i64),
-    Nonce(i64, i64),
     Key(i64, &'a str),
 }
 
@@ -1860,7 +1864,6 @@ struct Found {
     face_value_fen: Option<i64>,
     customer_failures: i64,
     client_failures: i64,
-    nonce_seen: bool,
     key_seen: bool,
 }
 
@@ -1885,7 +1888,7 @@ struct Move {
 /// is left alone (`result` stays `None`) and runs one by one after. An
 /// error means the group must be rolled back: it may have written.
 pub(crate) fn redeem_set_wise(
-    conn: &Connection,
+    conn: &Writer,
     redemptions: &mut [&mut GroupRedemption],
 ) -> StoreResult<()> {
     super::run_cached(conn, "DELETE FROM temp.redemption_asks").map_err(map_err)?;
@@ -1893,7 +1896,7 @@ pub(crate) fn redeem_set_wise(
     let mut ask = conn
         .prepare_cached(
             "INSERT INTO temp.redemption_asks (idx, merchant_id, external_id, digest, client_key, attempts_since, now, \
-             signed_at, nonce_digest, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(map_err)?;
     for (idx, r) in redemptions.iter().enumerate() {
@@ -1901,7 +1904,6 @@ pub(crate) fn redeem_set_wise(
         let CustomerRef::External(external_id) = &op.customer else {
             continue;
         };
-        let nonce = r.call.nonce.as_ref();
         ask.execute(params![
             idx as i64,
             op.merchant_id,
@@ -1910,8 +1912,6 @@ pub(crate) fn redeem_set_wise(
             client_attempt_key(&op.client_key),
             op.attempts_since,
             op.now,
-            nonce.map(|n| n.signed_at),
-            r.nonce_digest,
             r.call.idempotency.as_ref().map(|c| c.key.as_str()),
         ])
         .map_err(map_err)?;
@@ -1926,7 +1926,6 @@ pub(crate) fn redeem_set_wise(
                   AND f.key = 'code-customer:' || cu.id AND f.at >= a.attempts_since), \
                  (SELECT count(*) FROM attempt_failures f WHERE f.merchant_id = a.merchant_id \
                   AND f.key = a.client_key AND f.at >= a.attempts_since), \
-                 EXISTS (SELECT 1 FROM api_nonces n WHERE n.signed_at = a.signed_at AND n.digest = a.nonce_digest), \
                  EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.merchant_id = a.merchant_id AND k.key = a.idempotency_key) \
                  FROM temp.redemption_asks a \
                  LEFT JOIN customers cu ON cu.merchant_id = a.merchant_id AND cu.external_id = a.external_id \
@@ -1948,8 +1947,7 @@ pub(crate) fn redeem_set_wise(
                         face_value_fen: row.get(6)?,
                         customer_failures: row.get(7)?,
                         client_failures: row.get(8)?,
-                        nonce_seen: row.get(9)?,
-                        key_seen: row.get(10)?,
+                        key_seen: row.get(9)?,
                     },
                 ))
             })
@@ -1966,6 +1964,7 @@ pub(crate) fn redeem_set_wise(
     // Which ones go set-wise: in arrival order, each code, customer, nonce
     // and idempotency key once.
     let mut taken = std::collections::HashSet::new();
+    let mut nonces = conn.nonces.borrow_mut();
     let mut moves = Vec::new();
     for (idx, f) in found.iter().enumerate() {
         let Some(f) = f else {
@@ -1984,20 +1983,23 @@ pub(crate) fn redeem_set_wise(
         };
         if f.customer_failures >= op.attempt_limit
             || f.client_failures >= op.attempt_limit
-            || f.nonce_seen
             || f.key_seen
         {
             continue;
         }
         let mut names = vec![Taken::Code(code_id), Taken::Customer(customer_id)];
-        if let (Some(n), Some(digest)) = (&call.nonce, r.nonce_digest) {
-            names.push(Taken::Nonce(n.signed_at, digest));
-        }
         if let Some(claim) = &call.idempotency {
             names.push(Taken::Key(op.merchant_id, claim.key.as_str()));
         }
         if names.iter().any(|name| taken.contains(name)) {
             continue;
+        }
+        // Claimed last, once the redemption goes set-wise: a nonce used
+        // before (or earlier in the group) leaves it to run alone, refused.
+        if let (Some(n), Some(digest)) = (&call.nonce, r.nonce_digest) {
+            if !nonces.claim_unlogged(conn, n.signed_at, digest)? {
+                continue;
+            }
         }
         taken.extend(names);
         let [(_, customer_amount), (_, counter_amount)] =
@@ -2087,6 +2089,10 @@ pub(crate) fn redeem_set_wise(
         &[],
         n_nonces,
     )?;
+    if n_nonces > 0 {
+        nonces.logged(conn);
+    }
+    drop(nonces);
     checked(
         "codes",
         "UPDATE codes SET state = 'used', \
