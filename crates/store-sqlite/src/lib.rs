@@ -37,13 +37,14 @@ const BUSY_TIMEOUT_MS: u64 = 60_000;
 const LOOKUP_CHUNK: usize = 500;
 /// Failed attempts older than this are forgotten.
 const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
-/// How often the checkpoint thread copies the WAL into the database file
-/// while the WAL is short.
-const CHECKPOINT_EVERY_MS: u64 = 1000;
-/// Past this many frames in the WAL, the checkpoint thread copies back to
-/// back (this many ms apart), so the writer finds little left to copy.
-const WAL_FRAMES_LONG: i64 = 16_384;
-const CHECKPOINT_WHILE_LONG_EVERY_MS: u64 = 5;
+/// How often the checkpoint thread copies the WAL into the database file:
+/// while commits keep coming (the WAL changed since its last copy), and
+/// while they do not. Copying often keeps each copy, and the fsync of the
+/// database file that ends it, small, and leaves the writer little to copy
+/// when it starts the WAL over; a second's worth of frames at once made
+/// that fsync stall the writer's own for tens of ms.
+const CHECKPOINT_BUSY_EVERY_MS: u64 = 5;
+const CHECKPOINT_IDLE_EVERY_MS: u64 = 1000;
 /// Past this many frames (about 128 MB), the writer copies what the
 /// checkpoint thread has not yet (SQLite's automatic checkpoint, after the
 /// COMMIT), so that its next transaction can start the WAL over. Under
@@ -298,9 +299,8 @@ fn in_transaction<T>(
 /// Copies the WAL back into the database file on a thread of its own, so
 /// the writer's commits seldom wait for a checkpoint (the writer copies
 /// only what is left past `WAL_FRAMES_CHECKPOINTED_BY_WRITER`). PASSIVE: it
-/// never blocks the writer or readers. Once a second while the WAL is
-/// short, back to back while it is long. It stops once the store is
-/// dropped (`alive` no longer upgrades).
+/// never blocks the writer or readers. It stops once the store is dropped
+/// (`alive` no longer upgrades).
 fn start_checkpointer(path: &Path, alive: std::sync::Weak<ReaderPool>) -> StoreResult<()> {
     let conn = Connection::open(path).map_err(map_err)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -308,17 +308,21 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<ReaderPool>) -> StoreR
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            let mut pause = CHECKPOINT_EVERY_MS;
+            let (mut pause, mut last_length) = (CHECKPOINT_IDLE_EVERY_MS, 0);
             while alive.upgrade().is_some() {
                 std::thread::sleep(std::time::Duration::from_millis(pause));
                 // The second column: the WAL's length in frames.
                 match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                    Ok(frames) if frames > WAL_FRAMES_LONG => {
-                        pause = CHECKPOINT_WHILE_LONG_EVERY_MS;
+                    Ok(length) => {
+                        pause = if length == last_length {
+                            CHECKPOINT_IDLE_EVERY_MS
+                        } else {
+                            CHECKPOINT_BUSY_EVERY_MS
+                        };
+                        last_length = length;
                     }
-                    Ok(_) => pause = CHECKPOINT_EVERY_MS,
                     Err(e) => {
-                        pause = CHECKPOINT_EVERY_MS;
+                        pause = CHECKPOINT_IDLE_EVERY_MS;
                         tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
                     }
                 }
