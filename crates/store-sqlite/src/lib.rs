@@ -78,6 +78,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_compact_nonces.sql"),
     include_str!("migrations/011_idempotency_in_arrival_order.sql"),
     include_str!("migrations/012_nonce_log.sql"),
+    include_str!("migrations/013_room_for_redemption.sql"),
 ];
 
 /// Whether opening may create a missing database file.
@@ -2887,19 +2888,17 @@ mod tests {
         );
     }
 
-    /// Redemptions whose set-wise statements fail (here: the merchant's
-    /// gift-card counter account is missing, so the postings cannot be
-    /// written): the group is rolled back and run job by job, and nothing
-    /// of it stays. With the account back, the same redemptions all credit.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
+    /// Merchant "A" with an offline code template of `n_codes` codes (of
+    /// 5 yuan; their digests are returned) and the customers u0, u1, …
+    async fn codes_and_customers(
+        store: &SqliteStore,
+        n_codes: usize,
+        n_customers: usize,
+    ) -> (i64, Vec<Vec<u8>>) {
         use kaquan_core::giftcard::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
-        use kaquan_core::ledger::{ApiCall, CustomerRef, LedgerOp, RedeemCode};
-        let dir = test_dir("set-wise");
-        let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
         let merchant = store.create_merchant("A", 0).await.unwrap().id;
         let keys = kaquan_core::secrets::MasterKey::generate().merchant_keys(merchant, 1);
-        let digests: Vec<Vec<u8>> = (0..40)
+        let digests: Vec<Vec<u8>> = (0..n_codes)
             .map(|_| code_digest(&keys, &Code::generate()))
             .collect();
         let codes: Vec<NewCode> = digests
@@ -2929,12 +2928,85 @@ mod tests {
             .create_code_template(merchant, CodeKind::Offline, &fields, &codes, &audit)
             .await
             .unwrap();
-        for c in 0..20 {
+        for c in 0..n_customers {
             store
                 .ensure_customer(merchant, &format!("u{c}"), 0)
                 .await
                 .unwrap();
         }
+        (merchant, digests)
+    }
+
+    /// Customer u{customer} of `merchant` redeems the code of `digest`.
+    fn redemption(
+        merchant: i64,
+        customer: usize,
+        digest: Vec<u8>,
+    ) -> kaquan_core::ledger::LedgerOp {
+        use kaquan_core::ledger::{CustomerRef, LedgerOp, RedeemCode};
+        LedgerOp::Redeem(RedeemCode {
+            merchant_id: merchant,
+            customer: CustomerRef::External(format!("u{customer}")),
+            digest,
+            client_key: "test".into(),
+            attempt_limit: 5,
+            attempts_since: 0,
+            channel: Channel::Api,
+            actor: Actor::cli(),
+            now: 1_800_000_000,
+        })
+    }
+
+    /// A new code carries room for its redemption (migration 13): redeeming
+    /// every code of a batch, set-wise and one by one, leaves the codes
+    /// table on as many pages as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redeeming_codes_does_not_grow_their_pages() {
+        use kaquan_core::ledger::ApiCall;
+        let dir = test_dir("room");
+        let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
+        let (merchant, digests) = codes_and_customers(&store, 3000, 300).await;
+        let pages = || {
+            store.read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM dbstat WHERE name = 'codes'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(map_err)
+            })
+        };
+        let before = pages().await.unwrap();
+        let tasks: Vec<_> = digests
+            .into_iter()
+            .enumerate()
+            .map(|(i, digest)| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let op = redemption(merchant, i % 300, digest);
+                    store.post_ledger(&ApiCall::default(), &op).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let called = task.await.unwrap().unwrap();
+            assert!(called.result.is_ok(), "{:?}", called.result);
+        }
+        assert!(before > 20, "{before} pages");
+        assert_eq!(pages().await.unwrap(), before);
+        assert!(store.verify().await.unwrap().is_empty());
+    }
+
+    /// Redemptions whose set-wise statements fail (here: the merchant's
+    /// gift-card counter account is missing, so the postings cannot be
+    /// written): the group is rolled back and run job by job, and nothing
+    /// of it stays. With the account back, the same redemptions all credit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
+        use kaquan_core::ledger::ApiCall;
+        let dir = test_dir("set-wise");
+        let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
+        let (merchant, digests) = codes_and_customers(&store, 40, 20).await;
         // Each redemption i is signed with the nonce n{i}: the first round
         // fails, so its nonces must be free again for the second.
         let redeem_all = |digests: Vec<Vec<u8>>| {
@@ -2946,17 +3018,7 @@ mod tests {
                     .map(|(i, digest)| {
                         let store = Arc::clone(&store);
                         tokio::spawn(async move {
-                            let op = LedgerOp::Redeem(RedeemCode {
-                                merchant_id: merchant,
-                                customer: CustomerRef::External(format!("u{i}")),
-                                digest,
-                                client_key: "test".into(),
-                                attempt_limit: 5,
-                                attempts_since: 0,
-                                channel: Channel::Api,
-                                actor: Actor::cli(),
-                                now: 1,
-                            });
+                            let op = redemption(merchant, i, digest);
                             let call = ApiCall {
                                 nonce: Some(kaquan_core::ledger::NonceUse {
                                     api_key_id: "kq_1".into(),

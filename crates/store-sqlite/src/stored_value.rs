@@ -362,7 +362,7 @@ fn redeem(conn: &Connection, op: &RedeemCode) -> StoreResult<Result<LedgerTransa
     // redeems nothing, and the happy path runs one statement for it.
     let n_used = conn
         .prepare_cached(
-            "UPDATE codes SET state = 'used', customer_id = ?1, redeemed_at = ?2 \
+            "UPDATE codes SET state = 'used', customer_id = ?1, redeemed_at = ?2, room = NULL \
              WHERE merchant_id = ?3 AND digest = ?4 AND state = 'unused' \
              AND (valid_from IS NULL OR valid_from <= ?2) AND (valid_until IS NULL OR valid_until >= ?2) \
              AND (SELECT count(*) FROM attempt_failures WHERE merchant_id = ?3 AND key = ?5 AND at >= ?7) < ?8 \
@@ -758,7 +758,8 @@ fn insert_codes(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO codes (merchant_id, template_id, digest, sealed, key_version, state, face_value_fen, valid_from, valid_until, \
-             mall_order_id, issued_at) SELECT ?1, t.id, ?3, ?4, ?5, 'unused', t.face_value_fen, t.valid_from, t.valid_until, ?6, ?7 \
+             mall_order_id, issued_at, room) SELECT ?1, t.id, ?3, ?4, ?5, 'unused', t.face_value_fen, t.valid_from, t.valid_until, ?6, ?7, \
+             zeroblob(8) \
              FROM code_templates t WHERE t.id = ?2 AND t.merchant_id = ?1 AND t.deleted_at IS NULL",
         )
         .map_err(map_err)?;
@@ -2097,7 +2098,7 @@ pub(crate) fn redeem_set_wise(
         "codes",
         "UPDATE codes SET state = 'used', \
          customer_id = (SELECT m.customer_id FROM temp.redemption_moves m WHERE m.code_id = codes.id), \
-         redeemed_at = (SELECT m.now FROM temp.redemption_moves m WHERE m.code_id = codes.id) \
+         redeemed_at = (SELECT m.now FROM temp.redemption_moves m WHERE m.code_id = codes.id), room = NULL \
          WHERE id IN (SELECT code_id FROM temp.redemption_moves) AND state = 'unused'",
         &[],
         n,
