@@ -2957,12 +2957,46 @@ mod tests {
         })
     }
 
+    /// Redeems the code of each digest at once, the i-th by customer
+    /// u{i % n_customers}, signed with the nonce n{i}; the answers in order.
+    async fn redeem_all(
+        store: &Arc<SqliteStore>,
+        merchant: i64,
+        digests: Vec<Vec<u8>>,
+        n_customers: usize,
+    ) -> Vec<StoreResult<kaquan_core::ledger::Called<kaquan_core::ledger::LedgerTransaction>>> {
+        use kaquan_core::ledger::{ApiCall, NonceUse};
+        let tasks: Vec<_> = digests
+            .into_iter()
+            .enumerate()
+            .map(|(i, digest)| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move {
+                    let call = ApiCall {
+                        nonce: Some(NonceUse {
+                            api_key_id: "kq_1".into(),
+                            nonce: format!("n{i}"),
+                            signed_at: 1,
+                        }),
+                        idempotency: None,
+                    };
+                    let op = redemption(merchant, i % n_customers, digest);
+                    store.post_ledger(&call, &op).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
+
     /// A new code carries room for its redemption (migration 13): redeeming
     /// every code of a batch, set-wise and one by one, leaves the codes
     /// table on as many pages as before.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redeeming_codes_does_not_grow_their_pages() {
-        use kaquan_core::ledger::ApiCall;
         let dir = test_dir("room");
         let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
         let (merchant, digests) = codes_and_customers(&store, 3000, 300).await;
@@ -2977,19 +3011,8 @@ mod tests {
             })
         };
         let before = pages().await.unwrap();
-        let tasks: Vec<_> = digests
-            .into_iter()
-            .enumerate()
-            .map(|(i, digest)| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let op = redemption(merchant, i % 300, digest);
-                    store.post_ledger(&ApiCall::default(), &op).await
-                })
-            })
-            .collect();
-        for task in tasks {
-            let called = task.await.unwrap().unwrap();
+        for answer in redeem_all(&store, merchant, digests, 300).await {
+            let called = answer.unwrap();
             assert!(called.result.is_ok(), "{:?}", called.result);
         }
         assert!(before > 20, "{before} pages");
@@ -3003,41 +3026,12 @@ mod tests {
     /// of it stays. With the account back, the same redemptions all credit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
-        use kaquan_core::ledger::ApiCall;
         let dir = test_dir("set-wise");
         let store = Arc::new(open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap());
         let (merchant, digests) = codes_and_customers(&store, 40, 20).await;
         // Each redemption i is signed with the nonce n{i}: the first round
         // fails, so its nonces must be free again for the second.
-        let redeem_all = |digests: Vec<Vec<u8>>| {
-            let store = Arc::clone(&store);
-            async move {
-                let tasks: Vec<_> = digests
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, digest)| {
-                        let store = Arc::clone(&store);
-                        tokio::spawn(async move {
-                            let op = redemption(merchant, i, digest);
-                            let call = ApiCall {
-                                nonce: Some(kaquan_core::ledger::NonceUse {
-                                    api_key_id: "kq_1".into(),
-                                    nonce: format!("n{i}"),
-                                    signed_at: 1,
-                                }),
-                                idempotency: None,
-                            };
-                            store.post_ledger(&call, &op).await
-                        })
-                    })
-                    .collect();
-                let mut answers = Vec::new();
-                for task in tasks {
-                    answers.push(task.await.unwrap());
-                }
-                answers
-            }
-        };
+        let redeem_all = |digests| redeem_all(&store, merchant, digests, 20);
         let count = |sql: &'static str| {
             let store = Arc::clone(&store);
             async move {
