@@ -41,9 +41,12 @@ const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
 /// while commits keep coming (the WAL changed since its last copy), and
 /// while they do not. Copying often keeps each copy, and the fsync of the
 /// database file that ends it, small, and leaves the writer little to copy
-/// when it starts the WAL over; a second's worth of frames at once made
-/// that fsync stall the writer's own for tens of ms.
-const CHECKPOINT_BUSY_EVERY_MS: u64 = 5;
+/// when it starts the WAL over (a second's worth of frames at once made
+/// that fsync stall the writer's own for tens of ms); not too often, so
+/// that a page the writer changes again and again is copied once per pass
+/// and the disk sees fewer writes and flushes (50 ms measured better than
+/// 5 ms: more redemptions/s and fewer p99 spikes).
+const CHECKPOINT_BUSY_EVERY_MS: u64 = 50;
 const CHECKPOINT_IDLE_EVERY_MS: u64 = 1000;
 /// Past this many frames (about 128 MB), the writer copies what the
 /// checkpoint thread has not yet (SQLite's automatic checkpoint, after the
