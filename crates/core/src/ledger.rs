@@ -269,8 +269,7 @@ pub struct IdempotencyClaim {
 
 /// A signed request's nonce, recorded with the call's effect. It is unique
 /// per key and signed timestamp: a replay carries the same (signed)
-/// timestamp, so it is caught, and nonces are kept in time order (a new one
-/// lands among those of its second, not anywhere) and forgotten by time.
+/// timestamp, so it is caught, and nonces are forgotten by that timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceUse {
     pub api_key_id: String,

@@ -106,6 +106,59 @@ impl std::ops::Deref for Writer {
     }
 }
 
+/// The writer's transaction control: each end of a transaction or savepoint
+/// also settles the nonces claimed in it.
+impl Writer {
+    /// BEGIN IMMEDIATE for a group; on failure the caller drops the jobs,
+    /// which drops their reply channels: each caller gets an error.
+    fn begin(&self, n_jobs: usize) -> bool {
+        self.nonces.borrow_mut().begin();
+        let begun = run_cached(self, "BEGIN IMMEDIATE");
+        if let Err(e) = &begun {
+            tracing::error!(error = %e, n_jobs, "sqlite writer could not begin a transaction");
+        }
+        begun.is_ok()
+    }
+
+    fn rollback(&self) -> rusqlite::Result<()> {
+        self.nonces.borrow_mut().undo_to(0);
+        run_cached(self, "ROLLBACK")
+    }
+
+    /// COMMIT, or on failure ROLLBACK.
+    fn commit(&self) -> Result<(), String> {
+        match run_cached(self, "COMMIT") {
+            Ok(()) => {
+                self.nonces.borrow_mut().committed();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Runs `job` in a savepoint of its own, rolled back if it fails.
+    fn run_in_savepoint(&self, job: &mut Job) {
+        let savepoint = run_cached(self, "SAVEPOINT job");
+        let mark = self.nonces.borrow().mark();
+        let ok = job.run(self);
+        if savepoint.is_err() {
+            return;
+        }
+        let end = if ok {
+            run_cached(self, "RELEASE job")
+        } else {
+            self.nonces.borrow_mut().undo_to(mark);
+            run_cached(self, "ROLLBACK TO job").and_then(|()| run_cached(self, "RELEASE job"))
+        };
+        if let Err(e) = end {
+            tracing::error!(error = %e, "sqlite writer could not end a savepoint");
+        }
+    }
+}
+
 /// A write queued for the writer thread. `run` may be called twice: when
 /// another job of its group fails after writing, the group is rolled back
 /// and run again (see [`run_group`]).
@@ -363,17 +416,6 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
     }
 }
 
-/// BEGIN IMMEDIATE for a group; on failure the caller drops the jobs, which
-/// drops their reply channels: each caller gets an error.
-fn begin(writer: &Writer, n_jobs: usize) -> bool {
-    writer.nonces.borrow_mut().begin();
-    let begun = run_cached(writer, "BEGIN IMMEDIATE");
-    if let Err(e) = &begun {
-        tracing::error!(error = %e, n_jobs, "sqlite writer could not begin a transaction");
-    }
-    begun.is_ok()
-}
-
 /// Runs a group of jobs in one transaction and answers them after COMMIT.
 ///
 /// The jobs share the transaction without savepoints: most writes succeed,
@@ -382,7 +424,7 @@ fn begin(writer: &Writer, n_jobs: usize) -> bool {
 /// writing makes the group roll back and run again with each job in its own
 /// savepoint, the failed job answered with its error and left out.
 fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
-    if !begin(writer, jobs.len()) {
+    if !writer.begin(jobs.len()) {
         return;
     }
     // Redemptions first, set-wise: the usual ones take one statement per
@@ -415,46 +457,24 @@ fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
         }
     }
     if rerun {
-        let rolled_back = run_cached(writer, "ROLLBACK");
-        writer.nonces.borrow_mut().rolled_back();
-        if let Err(e) = rolled_back {
+        if let Err(e) = writer.rollback() {
             tracing::error!(error = %e, "sqlite writer could not roll a group back");
             return;
         }
         if let Some(idx) = failed_after_writing {
             jobs.remove(idx).finish(Ok(()));
         }
-        if !begin(writer, jobs.len()) {
+        if !writer.begin(jobs.len()) {
             return;
         }
         for job in jobs.iter_mut() {
             if let Some(redemption) = job.redemption() {
                 redemption.result = None;
             }
-            let savepoint = run_cached(writer, "SAVEPOINT job");
-            let mark = writer.nonces.borrow().mark();
-            let ok = job.run(writer);
-            if savepoint.is_ok() {
-                let end = if ok {
-                    run_cached(writer, "RELEASE job")
-                } else {
-                    writer.nonces.borrow_mut().undo_to(mark);
-                    run_cached(writer, "ROLLBACK TO job")
-                        .and_then(|()| run_cached(writer, "RELEASE job"))
-                };
-                if let Err(e) = end {
-                    tracing::error!(error = %e, "sqlite writer could not end a savepoint");
-                }
-            }
+            writer.run_in_savepoint(job);
         }
     }
-    let commit = run_cached(writer, "COMMIT").map_err(|e| e.to_string());
-    if commit.is_err() {
-        let _ = writer.execute_batch("ROLLBACK");
-        writer.nonces.borrow_mut().rolled_back();
-    } else {
-        writer.nonces.borrow_mut().committed();
-    }
+    let commit = writer.commit();
     for job in jobs {
         job.finish(commit.clone());
     }

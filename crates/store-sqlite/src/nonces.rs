@@ -42,10 +42,8 @@ pub(crate) struct SeenNonces {
     /// Whether the set has been checked against the log in the open
     /// transaction.
     current: bool,
-    /// The last log row the set holds.
+    /// The last log row the set holds (the claims' own included).
     last_id: i64,
-    /// The last log row committed (what `last_id` goes back to on rollback).
-    last_id_committed: i64,
     /// `PRAGMA data_version` when the set was last brought up to date.
     data_version: i64,
     /// Claimed in the open transaction, in order, each with `last_id` as it
@@ -57,8 +55,6 @@ impl SeenNonces {
     /// A new transaction has begun: the set is checked again on first use.
     pub(crate) fn begin(&mut self) {
         self.current = false;
-        self.claimed.clear();
-        self.last_id = self.last_id_committed;
     }
 
     /// Claims a nonce not seen before and appends its log row; false (and
@@ -109,8 +105,8 @@ impl SeenNonces {
         self.claimed.len()
     }
 
-    /// Undoes the claims after `mark`: their savepoint was rolled back, and
-    /// with it their log rows.
+    /// Undoes the claims after `mark`: their savepoint (or, from 0, their
+    /// transaction) was rolled back, and with it their log rows.
     pub(crate) fn undo_to(&mut self, mark: usize) {
         let undone = self.claimed.split_off(mark);
         if let Some(first) = undone.first() {
@@ -123,16 +119,9 @@ impl SeenNonces {
         }
     }
 
-    /// The open transaction rolled back (or its COMMIT failed).
-    pub(crate) fn rolled_back(&mut self) {
-        self.undo_to(0);
-        self.last_id = self.last_id_committed;
-    }
-
-    /// The open transaction committed.
+    /// The open transaction committed: its claims stay.
     pub(crate) fn committed(&mut self) {
         self.claimed.clear();
-        self.last_id_committed = self.last_id;
     }
 
     /// Forgets the nonces signed before `signed_before`: a request signed
@@ -166,9 +155,6 @@ impl SeenNonces {
                 self.by_second.entry(signed_at).or_default().insert(digest);
                 self.last_id = id;
             }
-            // The set is brought up to date before this transaction's first
-            // claim: what was read was committed, whatever happens next.
-            self.last_id_committed = self.last_id;
             self.loaded = true;
             self.data_version = data_version;
         }

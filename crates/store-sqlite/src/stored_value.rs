@@ -782,6 +782,26 @@ fn insert_codes(
     Ok(())
 }
 
+/// Deletes the expired rows of a table appended in arrival order (nonces,
+/// migration 12; idempotency records, migration 11): the ids before the
+/// first row whose `time` is still kept (`?1`). The scan for it reads just
+/// the rows it deletes; a few expired ones after it wait for the next purge.
+macro_rules! expired_prefix {
+    ($table:literal, $time:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE id < COALESCE((SELECT id FROM ",
+            $table,
+            " WHERE ",
+            $time,
+            " >= ?1 ORDER BY id LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM ",
+            $table,
+            "))"
+        )
+    };
+}
+
 #[async_trait::async_trait]
 impl StoredValueStore for SqliteStore {
     async fn get_giftcard_settings(&self, merchant_id: i64) -> StoreResult<GiftcardSettings> {
@@ -1608,22 +1628,12 @@ impl StoredValueStore for SqliteStore {
                 .borrow_mut()
                 .forget_before(now - NONCE_KEPT_SECONDS);
             for (sql, before) in [
-                // The log is in arrival order: the expired nonces are the
-                // rows before the first one signed late enough to be kept
-                // (a few after it may wait for the next purge).
                 (
-                    "DELETE FROM api_nonces WHERE id < COALESCE( \
-                     (SELECT id FROM api_nonces WHERE signed_at >= ?1 ORDER BY id LIMIT 1), \
-                     (SELECT COALESCE(MAX(id), 0) + 1 FROM api_nonces))",
+                    expired_prefix!("api_nonces", "signed_at"),
                     now - NONCE_KEPT_SECONDS,
                 ),
-                // Records are appended as calls arrive (migration 11): the
-                // expired ones are the ids before the first one still kept.
-                // The scan for it reads just the records it deletes.
                 (
-                    "DELETE FROM idempotency_keys WHERE id < COALESCE( \
-                     (SELECT id FROM idempotency_keys WHERE created_at >= ?1 ORDER BY id LIMIT 1), \
-                     (SELECT COALESCE(MAX(id), 0) + 1 FROM idempotency_keys))",
+                    expired_prefix!("idempotency_keys", "created_at"),
                     now - kaquan_core::ledger::IDEMPOTENCY_KEPT_SECONDS,
                 ),
                 ("DELETE FROM login_links WHERE expires_at < ?1", now),
