@@ -29,8 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Largest open-API request body.
 pub const OPEN_API_BODY_BYTES_MAX: usize = 64 * 1024;
 /// How long a node trusts an API key it looked up; revoking takes effect on
-/// other nodes within this time (on the revoking node at once).
-pub const API_KEY_CACHE_SECONDS: u64 = 30;
+/// other nodes and processes (`kaquan api-key revoke`) within this time, on
+/// the revoking node at once. Short: a busy key costs one indexed read per
+/// node every two seconds, and a leaked key stops working almost at once.
+pub const API_KEY_CACHE_SECONDS: u64 = 2;
 
 pub fn router() -> Router<AppState> {
     Router::new()

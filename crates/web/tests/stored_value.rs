@@ -428,9 +428,48 @@ async fn signature_rules(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), 401, "altered query");
-    // A revoked key stops working at once on this node.
+    // A key revoked by another process (`kaquan api-key revoke`, another
+    // node) stops working here once this node's cache time has passed.
+    let elsewhere = Mall::new(&app).await;
+    let reply = elsewhere
+        .send("GET", "/open/v1/customers/c1/balance", None, None)
+        .await;
+    assert_eq!(reply.status, 200, "the key is now cached: {}", reply.body);
     let (_, keys) = owner.get("/api/v1/api-keys").await;
-    let id = keys[0]["id"].as_i64().unwrap();
+    let id_of = |mall: &Mall| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == mall.key_id.as_str())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (id, elsewhere_id) = (id_of(&mall), id_of(&elsewhere));
+    let audit = kaquan_core::store::AuditEntry {
+        merchant_id: app.merchant_id,
+        actor: kaquan_core::store::Actor::cli(),
+        action: "revoke_api_key".into(),
+        target: String::new(),
+        detail: String::new(),
+        n_affected: 0,
+        created_at: now,
+    };
+    app.store
+        .revoke_api_key(app.merchant_id, elsewhere_id, &audit)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        kaquan_web::open_api::API_KEY_CACHE_SECONDS * 1000 + 200,
+    ))
+    .await;
+    check(
+        elsewhere
+            .send("GET", "/open/v1/customers/c1/balance", None, None)
+            .await,
+        "key revoked by another process",
+    );
+    // A key revoked on this node stops working here at once.
     assert_eq!(
         owner
             .post(&format!("/api/v1/api-keys/{id}/revoke"), json!({}))
