@@ -493,3 +493,104 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
         .screenshot(&shots.join("exchange-phone-orders.png"))
         .await;
 }
+
+/// Every console page at phone width (390 px): nothing makes the page
+/// scroll sideways (wide tables scroll inside their own frame), so staff
+/// can work from a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_console_page_fits_a_phone() {
+    use serde_json::json;
+    let app = TestApp::start(Backend::Sqlite).await;
+    pickup_fixture(&app, 3).await;
+    let owner = app.client("owner").await;
+    let mall = common::Mall::new(&app).await;
+    let (_, offline) = owner
+        .post(
+            "/api/v1/code-templates",
+            json!({"kind": "offline", "name": "100元线下兑换码", "face_value_fen": 10000, "quantity": 5}),
+        )
+        .await;
+    let (_, online) = owner
+        .post(
+            "/api/v1/code-templates",
+            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
+        )
+        .await;
+    let (_, product) = owner
+        .post(
+            "/api/v1/giftcard-products",
+            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
+        )
+        .await;
+    let order = mall
+        .post(
+            "/open/v1/orders",
+            json!({"order_id": "M-1", "product_id": product["id"], "quantity": 1, "customer_id": "shopper-1"}),
+            "order-M-1",
+        )
+        .await;
+    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+    let redeemed = mall
+        .post(
+            "/open/v1/redemptions",
+            json!({"customer_id": "shopper-1", "code": code}),
+            "redeem-1",
+        )
+        .await;
+    assert_eq!(redeemed.status, 201, "{}", redeemed.body);
+    let (_, customers) = owner.get("/api/v1/customers").await;
+    let customer_id = customers["items"][0]["id"].as_i64().unwrap();
+    let batch_id = app
+        .store
+        .list_batches(app.merchant_id, Page::new(None, None))
+        .await
+        .unwrap()
+        .0[0]
+        .id;
+
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    sign_in(&browser, &app, "owner").await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let pages = [
+        "/cards".to_owned(),
+        "/cards/import".into(),
+        "/batches".into(),
+        "/batches/new".into(),
+        format!("/batches/{batch_id}"),
+        "/goods".into(),
+        "/orders".into(),
+        "/settings/pickup".into(),
+        "/pickup/store".into(),
+        "/giftcards/settings".into(),
+        "/giftcards/codes".into(),
+        format!("/giftcards/codes/{}", offline["id"]),
+        format!("/giftcards/codes/{}", online["id"]),
+        "/giftcards/products".into(),
+        "/customers".into(),
+        format!("/customers/{customer_id}"),
+        "/settings/api-keys".into(),
+        "/staff".into(),
+        "/audit".into(),
+    ];
+    let mut too_wide = Vec::new();
+    for path in &pages {
+        browser.goto(&app.url(path)).await;
+        assert!(browser.exists("main").await, "{path} shows a console page");
+        let overflow = browser
+            .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await
+            .as_i64()
+            .unwrap();
+        let name = path.trim_start_matches('/').replace('/', "-");
+        browser
+            .screenshot(&shots.join(format!("phone-{name}.png")))
+            .await;
+        if overflow > 0 {
+            too_wide.push(format!("{path}: {overflow} px"));
+        }
+    }
+    assert!(
+        too_wide.is_empty(),
+        "pages wider than a phone: {too_wide:?}"
+    );
+}
