@@ -59,8 +59,9 @@ pub struct MsgQuery {
 
 /// Redirects to `path` with a flash message.
 pub fn redirect_with(path: &str, message: &str) -> Response {
+    let separator = if path.contains('?') { '&' } else { '?' };
     Redirect::to(&format!(
-        "{path}?{}",
+        "{path}{separator}{}",
         serde_urlencoded::to_string([("msg", message)]).unwrap_or_default()
     ))
     .into_response()

@@ -603,7 +603,7 @@ async fn template_form(
     )
     .await?;
     Ok(redirect_with(
-        &format!("/giftcards/codes?kind={kind}&x="),
+        &format!("/giftcards/codes?kind={kind}"),
         &format!(
             "已添加「{}」，共 {} 个兑换码",
             template.fields.name, template.n_issued
@@ -932,7 +932,7 @@ async fn delete_form(
         .await?;
     let n = delete_template(&state, &authed, template_id, form.confirm_unused).await?;
     Ok(redirect_with(
-        &format!("/giftcards/codes?kind={}&x=", template.kind.code()),
+        &format!("/giftcards/codes?kind={}", template.kind.code()),
         &format!(
             "已删除「{}」，作废 {n} 个未兑换的兑换码",
             template.fields.name

@@ -569,6 +569,7 @@ async fn every_console_page_fits_a_phone() {
         "/customers".into(),
         format!("/customers/{customer_id}"),
         "/settings/api-keys".into(),
+        "/distributors".into(),
         "/staff".into(),
         "/audit".into(),
     ];
@@ -593,4 +594,28 @@ async fn every_console_page_fits_a_phone() {
         too_wide.is_empty(),
         "pages wider than a phone: {too_wide:?}"
     );
+}
+
+/// 线下兑换码 in the console: the merchant fills in name, face value and
+/// quantity, and the list they come back to says how many codes were made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_adds_offline_codes_and_is_told_how_many() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    sign_in(&browser, &app, "owner").await;
+    browser
+        .click("a[href='/giftcards/codes?kind=offline']")
+        .await;
+    browser.type_into("#template-name", "门店活动券").await;
+    browser.type_into("#face-value", "10").await;
+    browser.type_into("#quantity", "200").await;
+    browser.click("#add-template-button").await;
+    browser
+        .wait_for_text("#message", "已添加「门店活动券」，共 200 个兑换码")
+        .await;
+    browser.wait_for_text("#templates", "门店活动券").await;
+    assert!(browser
+        .current_url()
+        .await
+        .contains("/giftcards/codes?kind=offline&msg="));
 }

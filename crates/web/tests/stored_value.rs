@@ -851,8 +851,13 @@ async fn console_flow(app: TestApp) {
     )
     .await;
     assert_eq!(status, 303);
+    // The list it leads back to says what was voided.
+    let (status, page) = owner.get_bytes(&location.unwrap()).await;
+    assert_eq!(status, 200);
     assert!(
-        location.unwrap().contains("%E4%BD%9C%E5%BA%9F+30"),
+        String::from_utf8(page)
+            .unwrap()
+            .contains("作废 30 个未兑换的兑换码"),
         "作废 30"
     );
     // Settings are validated.
