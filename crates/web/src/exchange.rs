@@ -119,11 +119,43 @@ async fn start_session(
     Ok(response)
 }
 
+/// Where a 礼品卡设置 picture is served; `?v=` changes with each upload so
+/// phones and the mall never show a stale copy.
+pub fn giftcard_image_url(merchant_id: i64, slot: GiftcardImageSlot, updated_at: i64) -> String {
+    format!(
+        "/m/{merchant_id}/giftcard-images/{}?v={updated_at}",
+        slot.code()
+    )
+}
+
+/// The merchant's 礼品卡设置 pictures, each address after `prefix` (empty
+/// for this server's pages, the public address for the mall).
 #[derive(Serialize, Default)]
-struct ImageUrls {
-    banner: Option<String>,
-    share: Option<String>,
-    cover: Option<String>,
+pub struct ImageUrls {
+    /// 礼品卡页顶部图片.
+    pub banner: Option<String>,
+    /// 分享图片.
+    pub share: Option<String>,
+    /// 礼品卡首页入口封面图.
+    pub cover: Option<String>,
+}
+
+impl ImageUrls {
+    pub async fn of(state: &AppState, merchant_id: i64, prefix: &str) -> ApiResult<Self> {
+        let mut images = Self::default();
+        for (slot, updated_at) in state.store.giftcard_images(merchant_id).await? {
+            let url = Some(format!(
+                "{prefix}{}",
+                giftcard_image_url(merchant_id, slot, updated_at)
+            ));
+            match slot {
+                GiftcardImageSlot::Banner => images.banner = url,
+                GiftcardImageSlot::Share => images.share = url,
+                GiftcardImageSlot::Cover => images.cover = url,
+            }
+        }
+        Ok(images)
+    }
 }
 
 #[derive(Serialize)]
@@ -135,6 +167,8 @@ struct CentreView {
     description: String,
     phone_login: bool,
     images: ImageUrls,
+    /// 分享图片 at its public address, for the share card (`og:image`).
+    share_image: Option<String>,
     signed_in: bool,
     customer_label: String,
     balance_yuan: String,
@@ -150,18 +184,7 @@ async fn centre_view(
     settings: GiftcardSettings,
     authed: &CustomerAuthed,
 ) -> ApiResult<CentreView> {
-    let mut images = ImageUrls::default();
-    for (slot, updated_at) in state.store.giftcard_images(merchant_id).await? {
-        let url = Some(format!(
-            "/m/{merchant_id}/giftcard-images/{}?v={updated_at}",
-            slot.code()
-        ));
-        match slot {
-            GiftcardImageSlot::Banner => images.banner = url,
-            GiftcardImageSlot::Share => images.share = url,
-            GiftcardImageSlot::Cover => images.cover = url,
-        }
-    }
+    let images = ImageUrls::of(state, merchant_id, "").await?;
     let (signed_in, customer_label, balance_yuan, csrf) = match &authed.0 {
         Some((session, customer)) => (
             true,
@@ -178,6 +201,10 @@ async fn centre_view(
         share_title: settings.share_title,
         description: settings.description,
         phone_login: settings.phone_login,
+        share_image: images
+            .share
+            .as_ref()
+            .map(|url| format!("{}{url}", state.public_url)),
         images,
         signed_in,
         customer_label,

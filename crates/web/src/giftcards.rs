@@ -248,7 +248,7 @@ async fn settings_view(
                 url: images
                     .iter()
                     .find(|(s, _)| s == slot)
-                    .map(|(s, at)| format!("/m/{merchant_id}/giftcard-images/{}?v={at}", s.code())),
+                    .map(|(s, at)| crate::exchange::giftcard_image_url(merchant_id, *s, *at)),
             })
             .collect(),
         exchange_url: format!("{}/m/{merchant_id}/exchange", state.public_url),

@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
             "/open/v1/customers/{customer_id}/statement",
             get(list_customer_statement),
         )
+        .route("/open/v1/giftcard-centre", get(get_giftcard_centre))
         .route("/metrics", get(metrics))
 }
 
@@ -569,6 +570,85 @@ async fn get_customer_balance(
     Ok(Json(BalanceDto {
         customer_id,
         balance_fen: customer.balance_fen,
+    }))
+}
+
+/// What the mall needs to show the merchant's gift cards (礼品卡设置, as
+/// the seed's 小程序 shows them) and to sell them.
+#[derive(Serialize)]
+pub struct GiftcardCentreDto {
+    /// 礼品卡活动.
+    pub enabled: bool,
+    /// 个人中心入口 as set.
+    pub centre_entry: bool,
+    /// Show 线下兑换码 in the customer's 个人中心: whenever the activity is
+    /// on, whatever 个人中心入口 says.
+    pub show_code_entry: bool,
+    /// Show the 礼品卡 entry in the customer's 个人中心.
+    pub show_centre_entry: bool,
+    /// Show the 礼品卡 module on the mall's home page: the activity is on
+    /// and there is a 礼品卡商品 on the shelf or a 礼品卡首页入口封面图.
+    pub show_home_module: bool,
+    pub centre_name: String,
+    pub share_title: String,
+    pub description: String,
+    /// 是否参与分销.
+    pub distribution: bool,
+    /// 活动商品展示方式: `list` or `grid`.
+    pub goods_display: &'static str,
+    /// The exchange centre; the mall sends signed-in customers through
+    /// `POST /open/v1/login-links` instead.
+    pub exchange_url: String,
+    /// Public addresses of the uploaded pictures.
+    pub images: crate::exchange::ImageUrls,
+    /// 礼品卡商品 on the shelf, newest first.
+    pub products: Vec<CentreProductDto>,
+}
+
+#[derive(Serialize)]
+pub struct CentreProductDto {
+    pub id: i64,
+    pub name: String,
+    pub price_fen: i64,
+    /// The balance one code of it credits.
+    pub face_value_fen: i64,
+}
+
+async fn get_giftcard_centre(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> ApiResult<Json<GiftcardCentreDto>> {
+    signed.record_nonce(&state).await?;
+    let merchant_id = signed.merchant_id;
+    let settings = crate::giftcards::cached_settings(&state, merchant_id).await?;
+    let images = crate::exchange::ImageUrls::of(&state, merchant_id, &state.public_url).await?;
+    let products: Vec<CentreProductDto> = state
+        .store
+        .list_giftcard_products(merchant_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.fields.on_shelf)
+        .map(|p| CentreProductDto {
+            id: p.id,
+            name: p.fields.name,
+            price_fen: p.fields.price_fen,
+            face_value_fen: p.face_value_fen,
+        })
+        .collect();
+    Ok(Json(GiftcardCentreDto {
+        enabled: settings.enabled,
+        centre_entry: settings.centre_entry,
+        show_code_entry: settings.enabled,
+        show_centre_entry: settings.enabled && settings.centre_entry,
+        show_home_module: settings.enabled && (!products.is_empty() || images.cover.is_some()),
+        centre_name: settings.centre_name,
+        share_title: settings.share_title,
+        description: settings.description,
+        distribution: settings.distribution,
+        goods_display: settings.goods_display.code(),
+        exchange_url: format!("{}/m/{merchant_id}/exchange", state.public_url),
+        images,
+        products,
     }))
 }
 

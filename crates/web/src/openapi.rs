@@ -81,6 +81,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/open/v1/login-links", "create_login_link", "A single-use, 5-minute link that signs the mall's customer in to the exchange centre", "signed"),
     ("get", "/open/v1/customers/{customer_id}/balance", "get_customer_balance", "A customer's balance by the mall's customer id", "signed"),
     ("get", "/open/v1/customers/{customer_id}/statement", "list_customer_statement_signed", "A customer's 余额明细 by the mall's customer id (page, page_size)", "signed"),
+    ("get", "/open/v1/giftcard-centre", "get_giftcard_centre", "礼品卡设置 as the mall shows them: which entries and modules to show, names, picture addresses, exchange-centre address and the 礼品卡商品 on the shelf", "signed"),
 ];
 
 pub fn document() -> Value {

@@ -409,17 +409,8 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
     let m = app.merchant_id;
     let owner = app.client("owner").await;
     let mall = common::Mall::new(&app).await;
-    let (_, online) = owner
-        .post(
-            "/api/v1/code-templates",
-            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
-        )
-        .await;
     let (_, product) = owner
-        .post(
-            "/api/v1/giftcard-products",
-            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
-        )
+        .giftcard_product("200元电子礼品卡", 20000, 19000)
         .await;
     let order = mall
         .post(
@@ -510,17 +501,8 @@ async fn every_console_page_fits_a_phone() {
             json!({"kind": "offline", "name": "100元线下兑换码", "face_value_fen": 10000, "quantity": 5}),
         )
         .await;
-    let (_, online) = owner
-        .post(
-            "/api/v1/code-templates",
-            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
-        )
-        .await;
-    let (_, product) = owner
-        .post(
-            "/api/v1/giftcard-products",
-            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
-        )
+    let (online, product) = owner
+        .giftcard_product("200元电子礼品卡", 20000, 19000)
         .await;
     let order = mall
         .post(

@@ -16,6 +16,7 @@ on_both_backends! {
     concurrent_spends_never_take_the_balance_below_zero => overspend_race;
     a_login_link_signs_the_customer_in_once => login_links;
     console_pages_create_export_delete_codes_and_adjust_balances => console_flow;
+    the_mall_reads_what_to_show_of_the_giftcard_centre => giftcard_centre;
 }
 
 /// An offline batch of `n` codes of `face_value_fen`; returns the plaintext codes.
@@ -58,20 +59,9 @@ async fn balance(mall: &Mall, customer: &str) -> i64 {
 async fn open_api_flow(app: TestApp) {
     let owner = app.client("owner").await;
     let mall = Mall::new(&app).await;
-    let (status, online) = owner
-        .post(
-            "/api/v1/code-templates",
-            json!({"kind": "online", "name": "200元礼品卡", "face_value_fen": 20000}),
-        )
+    let (online, product) = owner
+        .giftcard_product("200元电子礼品卡", 20000, 19000)
         .await;
-    assert_eq!(status, 201, "{online}");
-    let (status, product) = owner
-        .post(
-            "/api/v1/giftcard-products",
-            json!({"name": "200元电子礼品卡", "template_id": online["id"], "price_fen": 19000, "on_shelf": true}),
-        )
-        .await;
-    assert_eq!(status, 201, "{product}");
     let order = json!({"order_id": "M-1001", "product_id": product["id"], "quantity": 2, "customer_id": "buyer-1"});
     let issued = mall
         .post("/open/v1/orders", order.clone(), "order-M-1001")
@@ -990,4 +980,93 @@ fn read_xlsx(path: &std::path::Path) -> Vec<Vec<String>> {
         .rows()
         .map(|row| row.iter().map(|c| c.to_string()).collect())
         .collect()
+}
+
+/// `GET /open/v1/giftcard-centre`: the seed's display rules for the mall
+/// (线下兑换码 in 个人中心 whenever the activity is on, the 礼品卡 entry only
+/// with 个人中心入口, the home module once a product is on the shelf or a
+/// cover is set), and the share card on the exchange centre.
+async fn giftcard_centre(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let put_settings = |enabled: bool| {
+        let owner = &owner;
+        async move {
+            let (status, body) = owner
+                .send(reqwest::Method::PUT, "/api/v1/giftcard-settings", json!({
+                    "enabled": enabled, "centre_entry": false, "attempt_limit": 5,
+                    "centre_name": "好礼中心", "share_title": "送你一张礼品卡",
+                    "description": "兑换后存入余额", "phone_login": false, "goods_display": "grid"
+                }))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let centre = || async {
+        let reply = mall
+            .send("GET", "/open/v1/giftcard-centre", None, None)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    };
+    // (线下兑换码 in 个人中心, 礼品卡 entry, home-page module)
+    let shows = |shown: &serde_json::Value| {
+        ["show_code_entry", "show_centre_entry", "show_home_module"]
+            .map(|flag| shown[flag].as_bool().unwrap())
+    };
+    put_settings(true).await;
+    let shown = centre().await;
+    assert_eq!(shows(&shown), [true, false, false], "{shown}");
+    assert_eq!(shown["centre_name"], "好礼中心");
+    assert_eq!(shown["goods_display"], "grid");
+    assert_eq!(
+        shown["exchange_url"],
+        app.url(&format!("/m/{}/exchange", app.merchant_id))
+    );
+    assert!(shown["products"].as_array().unwrap().is_empty());
+    assert!(shown["images"]["cover"].is_null());
+
+    // A product on the shelf brings the home module, with what it credits.
+    let (_, product) = owner.giftcard_product("100元电子礼品卡", 10000, 9500).await;
+    let shown = centre().await;
+    assert_eq!(shows(&shown), [true, false, true]);
+    assert_eq!(
+        shown["products"],
+        json!([{"id": product["id"], "name": "100元电子礼品卡", "price_fen": 9500, "face_value_fen": 10000}])
+    );
+
+    // The share picture and title make the exchange centre's share card.
+    let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"share").unwrap(), 2);
+    app.store
+        .put_giftcard_image(
+            app.merchant_id,
+            kaquan_core::giftcard::GiftcardImageSlot::Share,
+            "image/png",
+            &png,
+            kaquan_web::now(),
+        )
+        .await
+        .unwrap();
+    let share = centre().await["images"]["share"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(share.starts_with(&app.url("/")), "{share}");
+    let picture = reqwest::get(&share).await.unwrap();
+    assert_eq!(picture.status(), 200);
+    assert_eq!(picture.bytes().await.unwrap().as_ref(), png.as_slice());
+    let page = reqwest::get(app.url(&format!("/m/{}/exchange", app.merchant_id)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        // The template escapes '/' in attributes, as HTML allows.
+        .replace("&#x2f;", "/");
+    assert!(page.contains(r#"<meta property="og:title" content="送你一张礼品卡">"#));
+    assert!(page.contains(&format!(r#"<meta property="og:image" content="{share}">"#)));
+
+    // With the activity off the mall shows nothing of it.
+    put_settings(false).await;
+    assert_eq!(shows(&centre().await), [false, false, false]);
 }

@@ -196,6 +196,31 @@ impl Client {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+
+    /// An online code template of `face_value_fen` and a 礼品卡商品 on the
+    /// shelf linked to it; returns (template, product).
+    pub async fn giftcard_product(
+        &self,
+        name: &str,
+        face_value_fen: i64,
+        price_fen: i64,
+    ) -> (Value, Value) {
+        let (status, template) = self
+            .post(
+                "/api/v1/code-templates",
+                serde_json::json!({"kind": "online", "name": format!("{name}兑换码"), "face_value_fen": face_value_fen}),
+            )
+            .await;
+        assert_eq!(status, 201, "{template}");
+        let (status, product) = self
+            .post(
+                "/api/v1/giftcard-products",
+                serde_json::json!({"name": name, "template_id": template["id"], "price_fen": price_fen, "on_shelf": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "{product}");
+        (template, product)
+    }
 }
 
 /// The merchant's mall: signs every request with its API key.
