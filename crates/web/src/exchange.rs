@@ -175,6 +175,10 @@ struct CentreView {
     csrf: String,
     /// Set after a redemption: the success line.
     redeemed: Option<String>,
+    /// The phone number a failed sign-in or sign-up was tried with.
+    phone: String,
+    /// The shortest password a customer may choose.
+    password_length_min: usize,
     error: Option<String>,
 }
 
@@ -211,6 +215,8 @@ async fn centre_view(
         balance_yuan,
         csrf,
         redeemed: None,
+        phone: String::new(),
+        password_length_min: kaquan_core::auth::STAFF_PASSWORD_LENGTH_MIN,
         error: None,
     })
 }
@@ -502,7 +508,17 @@ async fn signin_form(
     ConnectInfo(address): ConnectInfo<SocketAddr>,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    phone_login_allowed(&state, merchant_id).await?;
+    let signed_in = sign_in_by_phone(&state, merchant_id, address, &form).await;
+    session_or_centre(&state, merchant_id, &form, signed_in).await
+}
+
+async fn sign_in_by_phone(
+    state: &AppState,
+    merchant_id: i64,
+    address: SocketAddr,
+    form: &PhoneForm,
+) -> ApiResult<Response> {
+    phone_login_allowed(state, merchant_id).await?;
     let phone = check_phone(&form.phone)?;
     let now = crate::now();
     let keys = [
@@ -518,8 +534,7 @@ async fn signin_form(
         {
             return Err(ApiError::Refused(Refusal::Locked {
                 retry_after_seconds: ATTEMPT_WINDOW_SECONDS,
-            })
-            .into());
+            }));
         }
     }
     let found = state.store.find_phone_customer(merchant_id, &phone).await?;
@@ -532,12 +547,12 @@ async fn signin_form(
         }
     };
     match found {
-        Some((customer, _)) if ok => Ok(start_session(&state, merchant_id, customer.id).await?),
+        Some((customer, _)) if ok => start_session(state, merchant_id, customer.id).await,
         _ => {
             for key in &keys {
                 state.store.record_failure(merchant_id, key, now).await?;
             }
-            Err(ApiError::invalid("手机号或密码错误").into())
+            Err(ApiError::invalid("手机号或密码错误"))
         }
     }
 }
@@ -547,7 +562,16 @@ async fn signup_form(
     Path(merchant_id): Path<i64>,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    phone_login_allowed(&state, merchant_id).await?;
+    let signed_up = sign_up_by_phone(&state, merchant_id, &form).await;
+    session_or_centre(&state, merchant_id, &form, signed_up).await
+}
+
+async fn sign_up_by_phone(
+    state: &AppState,
+    merchant_id: i64,
+    form: &PhoneForm,
+) -> ApiResult<Response> {
+    phone_login_allowed(state, merchant_id).await?;
     let phone = check_phone(&form.phone)?;
     check_staff_password(&form.password).map_err(ApiError::invalid)?;
     let customer = match state
@@ -562,11 +586,32 @@ async fn signup_form(
     {
         Ok(customer) => customer,
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict("该手机号已注册，请直接登录".into()).into())
+            return Err(ApiError::Conflict("该手机号已注册，请直接登录".into()))
         }
-        Err(other) => return Err(ApiError::from(other).into()),
+        Err(other) => return Err(other.into()),
     };
-    Ok(start_session(&state, merchant_id, customer.id).await?)
+    start_session(state, merchant_id, customer.id).await
+}
+
+/// A phone sign-in or sign-up that worked goes on with its session; one
+/// that did not shows the centre again with what went wrong and the phone
+/// number kept, so the customer stays on the page they know.
+async fn session_or_centre(
+    state: &AppState,
+    merchant_id: i64,
+    form: &PhoneForm,
+    result: ApiResult<Response>,
+) -> PageResult {
+    let error = match result {
+        Ok(response) => return Ok(response),
+        Err(error @ ApiError::Internal(_)) => return Err(error.into()),
+        Err(error) => error,
+    };
+    let settings = cached_settings(state, merchant_id).await?;
+    let mut view = centre_view(state, merchant_id, settings, &CustomerAuthed(None)).await?;
+    view.error = Some(error.public_message());
+    view.phone = form.phone.trim().chars().take(11).collect();
+    Ok(render_centre(state, view, error.status()))
 }
 
 #[derive(Deserialize)]

@@ -601,3 +601,78 @@ async fn a_merchant_adds_offline_codes_and_is_told_how_many() {
         .await
         .contains("/giftcards/codes?kind=offline&msg="));
 }
+
+/// Fills the exchange centre's phone form and presses `button`.
+async fn phone_form(browser: &Browser, phone: &str, password: &str, button: &str) {
+    browser.type_into("#phone", phone).await;
+    browser.type_into("#password", password).await;
+    browser.click(button).await;
+}
+
+/// A customer of a shop that allows phone sign-in, on a phone: signs up,
+/// redeems a code, signs out, mistypes the password and stays on the
+/// centre with the error and the phone kept, then signs in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_signs_up_with_a_phone_number_and_redeems() {
+    use serde_json::json;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let m = app.merchant_id;
+    let owner = app.client("owner").await;
+    owner
+        .put_giftcard_settings(json!({"phone_login": true}))
+        .await;
+    let mall = common::Mall::new(&app).await;
+    let (_, product) = owner.giftcard_product("50元电子礼品卡", 5000, 5000).await;
+    let order = mall
+        .post(
+            "/open/v1/orders",
+            json!({"order_id": "M-5", "product_id": product["id"], "quantity": 1}),
+            "order-M-5",
+        )
+        .await;
+    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    let centre = app.url(&format!("/m/{m}/exchange"));
+    browser.goto(&centre).await;
+    phone_form(&browser, "13800138000", "short", "#signup-button").await;
+    browser
+        .wait_for_text("#redeem-error", "密码至少 8 位")
+        .await;
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('phone').value;")
+            .await,
+        "13800138000"
+    );
+    phone_form(&browser, "13800138000", "gift2026card", "#signup-button").await;
+    browser.wait_for_text("#balance", "¥0.00").await;
+    browser.type_into("#code", &code).await;
+    browser.click("#redeem-button").await;
+    browser.wait_for_text("#redeem-done", "兑换成功").await;
+    browser.wait_for_text("#balance", "¥50.00").await;
+
+    browser
+        .click("form[action$='/exchange/logout'] button")
+        .await;
+    browser.wait_for_text("#signin-form", "注册并登录").await;
+    phone_form(&browser, "13800138000", "wrong2026card", "#signin-button").await;
+    browser
+        .wait_for_text("#redeem-error", "手机号或密码错误")
+        .await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser
+        .screenshot(&shots.join("exchange-phone-wrong-password.png"))
+        .await;
+    phone_form(&browser, "13800138000", "gift2026card", "#signin-button").await;
+    browser.wait_for_text("#balance", "¥50.00").await;
+    assert_eq!(browser.current_url().await, centre);
+    // Signing up again with the same phone says to sign in instead.
+    browser
+        .click("form[action$='/exchange/logout'] button")
+        .await;
+    phone_form(&browser, "13800138000", "other2026card", "#signup-button").await;
+    browser
+        .wait_for_text("#redeem-error", "该手机号已注册，请直接登录")
+        .await;
+}

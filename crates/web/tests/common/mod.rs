@@ -197,6 +197,21 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Saves 礼品卡设置: the activity on, and `changes` over the defaults.
+    pub async fn put_giftcard_settings(&self, changes: Value) {
+        let mut settings = serde_json::json!({
+            "enabled": true, "centre_entry": true, "attempt_limit": 5, "centre_name": "礼品卡中心",
+            "share_title": "", "description": "", "phone_login": false
+        });
+        for (field, value) in changes.as_object().unwrap() {
+            settings[field] = value.clone();
+        }
+        let (status, body) = self
+            .send(reqwest::Method::PUT, "/api/v1/giftcard-settings", settings)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// An online code template of `face_value_fen` and a 礼品卡商品 on the
     /// shelf linked to it; returns (template, product).
     pub async fn giftcard_product(
