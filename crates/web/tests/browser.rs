@@ -675,4 +675,10 @@ async fn a_customer_signs_up_with_a_phone_number_and_redeems() {
     browser
         .wait_for_text("#redeem-error", "该手机号已注册，请直接登录")
         .await;
+    // A spoilt login link says to go back to the mall, and offers no console.
+    browser
+        .goto(&app.url(&format!("/m/{m}/exchange/login?token=spoilt")))
+        .await;
+    browser.wait_for_text("#error", "请回到商城重新进入").await;
+    assert!(!browser.exists("#console-link").await);
 }
