@@ -682,3 +682,65 @@ async fn a_customer_signs_up_with_a_phone_number_and_redeems() {
     browser.wait_for_text("#error", "请回到商城重新进入").await;
     assert!(!browser.exists("#console-link").await);
 }
+
+/// 礼品卡设置 in the console: the merchant names the centre, sets the share
+/// title and uploads the page banner and share picture; the customer's
+/// exchange centre shows the banner and carries the share card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_sets_up_the_exchange_centre_with_pictures() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let m = app.merchant_id;
+    let downloads = common::temp_dir("downloads");
+    let browser = Browser::start(390, 844, &downloads).await;
+    sign_in(&browser, &app, "owner").await;
+    browser.goto(&app.url("/giftcards/settings")).await;
+    browser.type_into("#centre_name", "好礼兑换").await;
+    browser.type_into("#share_title", "送你一份心意").await;
+    browser
+        .type_into("#description", "兑换后金额存入余额，可在商城抵扣。")
+        .await;
+    browser.click("#save-settings").await;
+    browser.wait_for_text("#message", "已保存").await;
+    let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"banner").unwrap(), 4);
+    let picture = downloads.join("banner.png");
+    std::fs::write(&picture, &png).unwrap();
+    for slot in ["banner", "share"] {
+        browser
+            .type_into(&format!("#file-{slot}"), picture.to_str().unwrap())
+            .await;
+        browser
+            .click(&format!("#image-{slot} button[type=submit]"))
+            .await;
+        browser.wait_for_text("#message", "已更新").await;
+        assert!(browser.exists(&format!("#picture-{slot}")).await);
+    }
+    // Not a picture: refused with a reason, nothing replaced.
+    let text = downloads.join("notes.png");
+    std::fs::write(&text, "not a picture").unwrap();
+    browser
+        .type_into("#file-cover", text.to_str().unwrap())
+        .await;
+    browser.click("#image-cover button[type=submit]").await;
+    browser.wait_for_text("#error", "图片").await;
+
+    browser.goto(&app.url(&format!("/m/{m}/exchange"))).await;
+    browser.wait_for_text("#centre-name", "好礼兑换").await;
+    browser.wait_for_text("#description", "可在商城抵扣").await;
+    let shown = browser
+        .execute(
+            "var i = document.querySelector('img'); return i && i.complete && i.naturalWidth > 0;",
+        )
+        .await;
+    assert_eq!(shown.as_bool(), Some(true), "the banner shows");
+    let share = browser
+        .execute("return document.querySelector('meta[property=\"og:image\"]').content;")
+        .await;
+    assert!(share
+        .as_str()
+        .unwrap()
+        .starts_with(&app.url(&format!("/m/{m}/giftcard-images/share?v="))));
+    let title = browser
+        .execute("return document.querySelector('meta[property=\"og:title\"]').content;")
+        .await;
+    assert_eq!(title.as_str(), Some("送你一份心意"));
+}
