@@ -13,7 +13,7 @@ use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -92,6 +92,35 @@ fn session_cookie(state: &AppState, merchant_id: i64, token: &str, max_age: i64)
         "{CUSTOMER_COOKIE}={token}; Path=/m/{merchant_id}/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
     .expect("a cookie of hex and digits is a valid header")
+}
+
+/// The phone form's token cookie: SameSite=Strict, so another site cannot
+/// post the form with it (below).
+const FORM_COOKIE: &str = "kaquan_form";
+const FORM_COOKIE_SECONDS: i64 = 3600;
+
+fn form_cookie(state: &AppState, merchant_id: i64, token: &str) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{FORM_COOKIE}={token}; Path=/m/{merchant_id}/exchange; HttpOnly; SameSite=Strict; Max-Age={FORM_COOKIE_SECONDS}{secure}"
+    ))
+    .expect("a cookie of hex and digits is a valid header")
+}
+
+/// Phone sign-in and sign-up only from this server's own form: its token
+/// must match the Strict cookie it came with. Otherwise another site could
+/// sign a customer's browser in to the attacker's account (login CSRF), and
+/// the code the customer then redeems would credit the attacker.
+fn check_form_token(headers: &HeaderMap, form: &PhoneForm) -> ApiResult<()> {
+    match cookie_value(headers, FORM_COOKIE) {
+        Some(cookie)
+            if !form.form_token.is_empty()
+                && constant_time_eq(cookie.as_bytes(), form.form_token.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::invalid("页面已过期，请重新提交")),
+    }
 }
 
 /// Signs the customer in and sends them to the exchange centre.
@@ -179,6 +208,8 @@ struct CentreView {
     phone: String,
     /// The shortest password a customer may choose.
     password_length_min: usize,
+    /// The phone form's token (`check_form_token`).
+    form_token: String,
     error: Option<String>,
 }
 
@@ -217,14 +248,22 @@ async fn centre_view(
         redeemed: None,
         phone: String::new(),
         password_length_min: kaquan_core::auth::STAFF_PASSWORD_LENGTH_MIN,
+        form_token: String::new(),
         error: None,
     })
 }
 
-fn render_centre(state: &AppState, view: CentreView, status: StatusCode) -> Response {
+fn render_centre(state: &AppState, mut view: CentreView, status: StatusCode) -> Response {
+    let cookie = (!view.signed_in && view.phone_login).then(|| {
+        view.form_token = random_token_hex(16);
+        form_cookie(state, view.merchant_id, &view.form_token)
+    });
     let page = Page::anonymous(&view.centre_name);
     let mut response = render(state, "exchange.html", &page, view);
     *response.status_mut() = status;
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
     response
 }
 
@@ -483,6 +522,8 @@ async fn orders_page(
 struct PhoneForm {
     phone: String,
     password: String,
+    #[serde(default)]
+    form_token: String,
 }
 
 fn check_phone(phone: &str) -> ApiResult<String> {
@@ -506,9 +547,13 @@ async fn signin_form(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
     ConnectInfo(address): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_in = sign_in_by_phone(&state, merchant_id, address, &form).await;
+    let signed_in = match check_form_token(&headers, &form) {
+        Ok(()) => sign_in_by_phone(&state, merchant_id, address, &form).await,
+        Err(error) => Err(error),
+    };
     session_or_centre(&state, merchant_id, &form, signed_in).await
 }
 
@@ -560,9 +605,13 @@ async fn sign_in_by_phone(
 async fn signup_form(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
+    headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_up = sign_up_by_phone(&state, merchant_id, &form).await;
+    let signed_up = match check_form_token(&headers, &form) {
+        Ok(()) => sign_up_by_phone(&state, merchant_id, &form).await,
+        Err(error) => Err(error),
+    };
     session_or_centre(&state, merchant_id, &form, signed_up).await
 }
 

@@ -675,6 +675,29 @@ async fn a_customer_signs_up_with_a_phone_number_and_redeems() {
     browser
         .wait_for_text("#redeem-error", "该手机号已注册，请直接登录")
         .await;
+    // Another site posting the form (login CSRF) signs nobody in, even with
+    // the right password: it has no token matching the Strict cookie.
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url(&format!("/m/{m}/exchange/signin")))
+        .header("cookie", "kaquan_form=forged")
+        .form(&[
+            ("phone", "13800138000"),
+            ("password", "gift2026card"),
+            ("form_token", "other"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 422);
+    assert!(forged
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("kaquan_customer=")));
+    assert!(forged.text().await.unwrap().contains("页面已过期"));
     // A spoilt login link says to go back to the mall, and offers no console.
     browser
         .goto(&app.url(&format!("/m/{m}/exchange/login?token=spoilt")))
