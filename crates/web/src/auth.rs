@@ -12,7 +12,7 @@ use crate::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -320,19 +320,62 @@ async fn get_me(authed: Authed) -> Json<MeDto> {
 struct LoginView {
     error: Option<String>,
     username: String,
+    form_token: String,
+}
+
+/// Sign-in forms carry a token that must match this SameSite=Strict cookie,
+/// which another site's page cannot send: it cannot sign a browser in to an
+/// account of its choosing (login CSRF). For a customer that would matter
+/// most: the code they then redeem would credit the attacker.
+const FORM_COOKIE: &str = "kaquan_form";
+const FORM_COOKIE_SECONDS: i64 = 3600;
+
+/// A new form token and the cookie, for forms posted under `path`.
+pub fn form_token_cookie(state: &AppState, path: &str) -> (String, HeaderValue) {
+    let token = random_token_hex(16);
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!(
+        "{FORM_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={FORM_COOKIE_SECONDS}{secure}"
+    ))
+    .expect("a cookie of hex, digits and a path is a valid header");
+    (token, cookie)
+}
+
+/// The form's token matches its cookie.
+pub fn check_form_token(headers: &HeaderMap, token: &str) -> ApiResult<()> {
+    match cookie_value(headers, FORM_COOKIE) {
+        Some(cookie)
+            if !token.is_empty() && constant_time_eq(cookie.as_bytes(), token.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::invalid("页面已过期，请重新提交")),
+    }
+}
+
+fn render_login(state: &AppState, mut view: LoginView, status: StatusCode) -> Response {
+    let (token, cookie) = form_token_cookie(state, "/login");
+    view.form_token = token;
+    let mut response = render(state, "login.html", &Page::anonymous("登录"), view);
+    *response.status_mut() = status;
+    response.headers_mut().append(SET_COOKIE, cookie);
+    response
 }
 
 async fn login_page(State(state): State<AppState>) -> Response {
-    render(
-        &state,
-        "login.html",
-        &Page::anonymous("登录"),
-        LoginView::default(),
-    )
+    render_login(&state, LoginView::default(), StatusCode::OK)
 }
 
-async fn login_form(State(state): State<AppState>, Form(body): Form<SignInRequest>) -> Response {
-    match sign_in(&state, &body.username, &body.password).await {
+async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(body): Form<LoginForm>,
+) -> Response {
+    let signed_in = match check_form_token(&headers, &body.form_token) {
+        Ok(()) => sign_in(&state, &body.username, &body.password).await,
+        Err(error) => Err(error),
+    };
+    match signed_in {
         Ok((_, _, cookie)) => {
             let mut response = Redirect::to("/cards").into_response();
             response.headers_mut().insert(SET_COOKIE, cookie);
@@ -342,12 +385,19 @@ async fn login_form(State(state): State<AppState>, Form(body): Form<SignInReques
             let view = LoginView {
                 error: Some(error.public_message()),
                 username: body.username,
+                form_token: String::new(),
             };
-            let mut response = render(&state, "login.html", &Page::anonymous("登录"), view);
-            *response.status_mut() = error.status();
-            response
+            render_login(&state, view, error.status())
         }
     }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    form_token: String,
 }
 
 async fn logout_form(

@@ -4,7 +4,7 @@
 //! balance, and sees the balance, its statement (余额明细) and their
 //! gift-card orders with the codes (used ones struck through).
 
-use crate::auth::{constant_time_eq, cookie_value};
+use crate::auth::{check_form_token, constant_time_eq, cookie_value, form_token_cookie};
 use crate::error::{ApiError, ApiResult};
 use crate::giftcards::cached_settings;
 use crate::open_api::TransactionDto;
@@ -94,35 +94,6 @@ fn session_cookie(state: &AppState, merchant_id: i64, token: &str, max_age: i64)
     .expect("a cookie of hex and digits is a valid header")
 }
 
-/// The phone form's token cookie: SameSite=Strict, so another site cannot
-/// post the form with it (below).
-const FORM_COOKIE: &str = "kaquan_form";
-const FORM_COOKIE_SECONDS: i64 = 3600;
-
-fn form_cookie(state: &AppState, merchant_id: i64, token: &str) -> HeaderValue {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{FORM_COOKIE}={token}; Path=/m/{merchant_id}/exchange; HttpOnly; SameSite=Strict; Max-Age={FORM_COOKIE_SECONDS}{secure}"
-    ))
-    .expect("a cookie of hex and digits is a valid header")
-}
-
-/// Phone sign-in and sign-up only from this server's own form: its token
-/// must match the Strict cookie it came with. Otherwise another site could
-/// sign a customer's browser in to the attacker's account (login CSRF), and
-/// the code the customer then redeems would credit the attacker.
-fn check_form_token(headers: &HeaderMap, form: &PhoneForm) -> ApiResult<()> {
-    match cookie_value(headers, FORM_COOKIE) {
-        Some(cookie)
-            if !form.form_token.is_empty()
-                && constant_time_eq(cookie.as_bytes(), form.form_token.as_bytes()) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::invalid("页面已过期，请重新提交")),
-    }
-}
-
 /// Signs the customer in and sends them to the exchange centre.
 async fn start_session(
     state: &AppState,
@@ -208,7 +179,7 @@ struct CentreView {
     phone: String,
     /// The shortest password a customer may choose.
     password_length_min: usize,
-    /// The phone form's token (`check_form_token`).
+    /// The phone form's token (`auth::check_form_token`).
     form_token: String,
     error: Option<String>,
 }
@@ -255,8 +226,10 @@ async fn centre_view(
 
 fn render_centre(state: &AppState, mut view: CentreView, status: StatusCode) -> Response {
     let cookie = (!view.signed_in && view.phone_login).then(|| {
-        view.form_token = random_token_hex(16);
-        form_cookie(state, view.merchant_id, &view.form_token)
+        let (token, cookie) =
+            form_token_cookie(state, &format!("/m/{}/exchange", view.merchant_id));
+        view.form_token = token;
+        cookie
     });
     let page = Page::anonymous(&view.centre_name);
     let mut response = render(state, "exchange.html", &page, view);
@@ -550,7 +523,7 @@ async fn signin_form(
     headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_in = match check_form_token(&headers, &form) {
+    let signed_in = match check_form_token(&headers, &form.form_token) {
         Ok(()) => sign_in_by_phone(&state, merchant_id, address, &form).await,
         Err(error) => Err(error),
     };
@@ -608,7 +581,7 @@ async fn signup_form(
     headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_up = match check_form_token(&headers, &form) {
+    let signed_up = match check_form_token(&headers, &form.form_token) {
         Ok(()) => sign_up_by_phone(&state, merchant_id, &form).await,
         Err(error) => Err(error),
     };

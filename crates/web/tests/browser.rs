@@ -35,6 +35,18 @@ async fn a_merchant_creates_activates_edits_and_exports_cards_in_the_console() {
     browser
         .wait_for_text("#login-error", "账号或密码错误")
         .await;
+    // Another site posting the sign-in form (login CSRF) signs nobody in.
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/login"))
+        .form(&[("username", "owner"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 422);
+    assert!(forged.text().await.unwrap().contains("页面已过期"));
     sign_in(&browser, &app, "owner").await;
 
     // 创建卡券: a weak password rule shows its warning before submitting.
