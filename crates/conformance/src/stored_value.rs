@@ -202,7 +202,7 @@ pub async fn offline_codes_redeem_once_into_the_balance(store: &dyn Store) {
         (3, 2, 1)
     );
     let (listed, _) = store
-        .list_codes(m, template_id, Page::default())
+        .list_codes(m, template_id, None, Page::default())
         .await
         .unwrap();
     assert_eq!(listed[0].state, CodeState::Used);

@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::batch::{NewCard, Numbering, PasswordCharset};
 use crate::card::{CardEdit, CardFilter, CardOp, CardState};
 use crate::giftcard::{
-    CodeKind, CodeTemplate, CodeTemplateFields, GiftcardImageSlot, GiftcardProduct,
+    CodeKind, CodeState, CodeTemplate, CodeTemplateFields, GiftcardImageSlot, GiftcardProduct,
     GiftcardProductFields, GiftcardSettings, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use crate::goods::{Goods, GoodsFields, GoodsLinkMode};
@@ -776,13 +776,16 @@ pub trait StoredValueStore: Send + Sync + 'static {
         expected_unused: i64,
         audit: &AuditEntry,
     ) -> StoreResult<i64>;
-    /// Codes of a template by id (兑换记录 / 查看所有).
+    /// Codes of a template by id (兑换记录 / 查看所有), all or those in `state`.
     async fn list_codes(
         &self,
         merchant_id: i64,
         template_id: i64,
+        state: Option<CodeState>,
         page: Page,
     ) -> StoreResult<(Vec<IssuedCode>, i64)>;
+    /// The merchant's code with this digest, in whichever template (查码).
+    async fn find_code(&self, merchant_id: i64, digest: &[u8]) -> StoreResult<Option<IssuedCode>>;
     /// Keyset page for exports: codes with id > `after_id`, by id.
     async fn codes_after(
         &self,

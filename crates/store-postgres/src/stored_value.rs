@@ -1267,13 +1267,16 @@ impl StoredValueStore for PgStore {
         &self,
         merchant_id: i64,
         template_id: i64,
+        state: Option<CodeState>,
         page: Page,
     ) -> StoreResult<(Vec<IssuedCode>, i64)> {
         let client = self.client().await?;
+        let state = state.map(CodeState::code);
         let total: i64 = one(
             &client,
-            "SELECT count(*) FROM codes WHERE template_id = $1 AND merchant_id = $2",
-            &[&template_id, &merchant_id],
+            "SELECT count(*) FROM codes WHERE template_id = $1 AND merchant_id = $2 \
+             AND ($3::text IS NULL OR state = $3)",
+            &[&template_id, &merchant_id, &state],
         )
         .await?
         .get(0);
@@ -1281,15 +1284,28 @@ impl StoredValueStore for PgStore {
             &client,
             &format!(
                 "SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.template_id = $1 AND c.merchant_id = $2 \
-                 ORDER BY c.id LIMIT $3 OFFSET $4"
+                 AND ($3::text IS NULL OR c.state = $3) ORDER BY c.id LIMIT $4 OFFSET $5"
             ),
-            &[&template_id, &merchant_id, &page.page_size, &page.offset()],
+            &[&template_id, &merchant_id, &state, &page.page_size, &page.offset()],
         )
         .await?;
         Ok((
             rows.iter().map(code_from_row).collect::<StoreResult<_>>()?,
             total,
         ))
+    }
+
+    async fn find_code(&self, merchant_id: i64, digest: &[u8]) -> StoreResult<Option<IssuedCode>> {
+        let client = self.client().await?;
+        opt(
+            &client,
+            &format!("SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.merchant_id = $1 AND c.digest = $2"),
+            &[&merchant_id, &digest],
+        )
+        .await?
+        .as_ref()
+        .map(code_from_row)
+        .transpose()
     }
 
     async fn codes_after(

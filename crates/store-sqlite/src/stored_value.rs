@@ -1041,26 +1041,46 @@ impl StoredValueStore for SqliteStore {
         &self,
         merchant_id: i64,
         template_id: i64,
+        state: Option<CodeState>,
         page: Page,
     ) -> StoreResult<(Vec<IssuedCode>, i64)> {
+        let state = state.map(CodeState::code);
         self.read(move |conn| {
             let total: i64 = conn
                 .query_row(
-                    "SELECT count(*) FROM codes WHERE template_id = ?1 AND merchant_id = ?2",
-                    params![template_id, merchant_id],
+                    "SELECT count(*) FROM codes WHERE template_id = ?1 AND merchant_id = ?2 \
+                     AND (?3 IS NULL OR state = ?3)",
+                    params![template_id, merchant_id, state],
                     |r| r.get(0),
                 )
                 .map_err(map_err)?;
             let mut stmt = conn
                 .prepare(&format!(
                     "SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.template_id = ?1 AND c.merchant_id = ?2 \
-                     ORDER BY c.id LIMIT ?3 OFFSET ?4"
+                     AND (?3 IS NULL OR c.state = ?3) ORDER BY c.id LIMIT ?4 OFFSET ?5"
                 ))
                 .map_err(map_err)?;
             let rows = stmt
-                .query_map(params![template_id, merchant_id, page.page_size, page.offset()], code_from_row)
+                .query_map(
+                    params![template_id, merchant_id, state, page.page_size, page.offset()],
+                    code_from_row,
+                )
                 .map_err(map_err)?;
             Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn find_code(&self, merchant_id: i64, digest: &[u8]) -> StoreResult<Option<IssuedCode>> {
+        let digest = digest.to_vec();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CODE_COLUMNS} FROM {CODE_JOINS} WHERE c.merchant_id = ?1 AND c.digest = ?2"),
+                params![merchant_id, digest],
+                code_from_row,
+            )
+            .optional()
+            .map_err(map_err)
         })
         .await
     }

@@ -18,9 +18,9 @@ use axum::{Form, Json, Router};
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::giftcard::{
-    self, mask_code, CodeKind, CodeTemplate, CodeTemplateFields, GiftcardImageSlot,
-    GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay, IssuedCode,
-    OFFLINE_CODES_MAX,
+    self, code_digest, mask_code, Code, CodeKind, CodeState, CodeTemplate, CodeTemplateFields,
+    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay,
+    IssuedCode, OFFLINE_CODES_MAX,
 };
 use kaquan_core::ledger::{
     check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/giftcards/settings/images/{slot}", post(image_form))
         .route("/giftcards/codes", get(templates_page).post(template_form))
+        .route("/giftcards/codes/lookup", post(lookup_form))
         .route("/giftcards/codes/{template_id}", get(codes_page))
         .route("/giftcards/codes/{template_id}/export", get(export_codes))
         .route("/giftcards/codes/{template_id}/delete", post(delete_form))
@@ -65,6 +66,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/code-templates",
             get(list_code_templates).post(create_code_template),
         )
+        .route("/api/v1/codes/lookup", post(lookup_code))
         .route(
             "/api/v1/code-templates/{template_id}/codes",
             get(list_codes),
@@ -491,6 +493,18 @@ pub struct ListQuery {
     pub page: Option<i64>,
     pub page_size: Option<i64>,
     pub msg: Option<String>,
+    /// `unused`, `used` or `voided` (a template's codes).
+    pub state: Option<String>,
+}
+
+/// The code state a list asks for: none for all.
+fn parse_code_state(state: Option<&str>) -> ApiResult<Option<CodeState>> {
+    match state.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(code) => CodeState::parse(code)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid("状态应为 unused、used 或 voided")),
+    }
 }
 
 async fn list_code_templates(
@@ -661,9 +675,10 @@ async fn list_codes(
         .store
         .get_code_template(merchant_id, template_id)
         .await?;
+    let code_state = parse_code_state(query.state.as_deref())?;
     let (codes, total) = state
         .store
-        .list_codes(merchant_id, template_id, page)
+        .list_codes(merchant_id, template_id, code_state, page)
         .await?;
     Ok(Json(crate::batches::ListDto::new(
         codes
@@ -682,28 +697,16 @@ struct CodesView {
     total: i64,
     page: i64,
     pages: i64,
+    /// The state shown (`unused`, `used`, `voided`), empty for all.
+    state: &'static str,
+    /// The one code a 查码 found, shown alone.
+    looked_up: bool,
     can_export: bool,
     deleted: bool,
 }
 
-async fn codes_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(template_id): Path<i64>,
-    Query(query): Query<MsgQuery>,
-) -> PageResult {
-    authed.require(Permission::GiftcardsManage)?;
-    let merchant_id = authed.merchant_id();
-    let template = state
-        .store
-        .get_code_template(merchant_id, template_id)
-        .await?;
-    let page = ListPage::new(query.page, None);
-    let (codes, total) = state
-        .store
-        .list_codes(merchant_id, template_id, page)
-        .await?;
-    let title = format!(
+fn codes_title(template: &CodeTemplate) -> String {
+    format!(
         "{}：{}",
         if template.kind == CodeKind::Online {
             "兑换记录"
@@ -711,7 +714,27 @@ async fn codes_page(
             "查看所有"
         },
         template.fields.name
-    );
+    )
+}
+
+async fn codes_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(template_id): Path<i64>,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    authed.require(Permission::GiftcardsManage)?;
+    let merchant_id = authed.merchant_id();
+    let template = state
+        .store
+        .get_code_template(merchant_id, template_id)
+        .await?;
+    let code_state = parse_code_state(query.state.as_deref())?;
+    let page = ListPage::new(query.page, None);
+    let (codes, total) = state
+        .store
+        .list_codes(merchant_id, template_id, code_state, page)
+        .await?;
     let view = CodesView {
         template: CodeTemplateDto::new(&template),
         codes: codes
@@ -721,13 +744,106 @@ async fn codes_page(
         total,
         page: page.page,
         pages: (total + page.page_size - 1) / page.page_size,
+        state: code_state.map_or("", CodeState::code),
+        looked_up: false,
         can_export: authed.can(Permission::CardsExportSecrets),
         deleted: template.deleted_at.is_some(),
     };
     Ok(render(
         &state,
         "codes.html",
-        &Page::new(&title, &authed).with_message(query.msg),
+        &Page::new(&codes_title(&template), &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LookupRequest {
+    /// The code as the customer reads it out: case, spaces and hyphens do
+    /// not matter. Sent in the body, never in a URL.
+    pub code: String,
+}
+
+#[derive(Serialize)]
+pub struct LookedUpCodeDto {
+    pub template: CodeTemplateDto,
+    pub code: IssuedCodeDto,
+}
+
+/// 查码: the merchant's code a customer reads out, in whichever template.
+async fn find_code(
+    state: &AppState,
+    authed: &Authed,
+    code: &str,
+) -> ApiResult<(CodeTemplate, IssuedCode)> {
+    authed.require(Permission::GiftcardsManage)?;
+    let merchant_id = authed.merchant_id();
+    let code = Code::parse(code)
+        .ok_or_else(|| ApiError::invalid("兑换码应为 16 位字母和数字（可带空格或 -）"))?;
+    let keys = state.master.merchant_keys(merchant_id, 1);
+    let found = state
+        .store
+        .find_code(merchant_id, &code_digest(&keys, &code))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let template = state
+        .store
+        .get_code_template(merchant_id, found.template_id)
+        .await?;
+    Ok((template, found))
+}
+
+async fn lookup_code(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(request): Json<LookupRequest>,
+) -> ApiResult<Json<LookedUpCodeDto>> {
+    let (template, code) = find_code(&state, &authed, &request.code).await?;
+    Ok(Json(LookedUpCodeDto {
+        template: CodeTemplateDto::new(&template),
+        code: IssuedCodeDto::new(&state, authed.merchant_id(), &code),
+    }))
+}
+
+#[derive(Deserialize)]
+struct LookupForm {
+    csrf: String,
+    code: String,
+    kind: String,
+}
+
+async fn lookup_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<LookupForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let kind = parse_kind(&form.kind)?;
+    let (template, code) = match find_code(&state, &authed, &form.code).await {
+        Ok(found) => found,
+        Err(ApiError::NotFound) => {
+            return Ok(redirect_with(
+                &format!("/giftcards/codes?kind={}", kind.code()),
+                "没有找到这个兑换码",
+            ))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let view = CodesView {
+        template: CodeTemplateDto::new(&template),
+        codes: vec![IssuedCodeDto::new(&state, authed.merchant_id(), &code)],
+        total: 1,
+        page: 1,
+        pages: 1,
+        state: "",
+        looked_up: true,
+        can_export: authed.can(Permission::CardsExportSecrets),
+        deleted: template.deleted_at.is_some(),
+    };
+    Ok(render(
+        &state,
+        "codes.html",
+        &Page::new(&format!("查码：{}", template.fields.name), &authed),
         view,
     ))
 }

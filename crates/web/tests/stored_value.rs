@@ -17,6 +17,7 @@ on_both_backends! {
     a_login_link_signs_the_customer_in_once => login_links;
     console_pages_create_export_delete_codes_and_adjust_balances => console_flow;
     the_mall_reads_what_to_show_of_the_giftcard_centre => giftcard_centre;
+    staff_filter_codes_by_state_and_look_one_up => code_lookup;
 }
 
 /// An offline batch of `n` codes of `face_value_fen`; returns the plaintext codes.
@@ -1058,4 +1059,126 @@ async fn giftcard_centre(app: TestApp) {
     // With the activity off the mall shows nothing of it.
     put_settings(false).await;
     assert_eq!(shows(&centre().await), [false, false, false]);
+}
+
+/// 查看所有 filtered by state, and 查码: the code a customer reads out
+/// (any case, spaces or hyphens) found in whichever template, with its
+/// state and 使用人; in the JSON API and on the console page.
+async fn code_lookup(app: TestApp) {
+    let mall = Mall::new(&app).await;
+    let owner = app.client("owner").await;
+    let codes = offline_codes(&app, &owner, 2_000, 5).await;
+    for (i, code) in codes.iter().take(2).enumerate() {
+        let reply = mall
+            .post(
+                "/open/v1/redemptions",
+                json!({"customer_id": "walk-in", "code": code}),
+                &format!("redeem-{i}"),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let (_, templates) = owner.get("/api/v1/code-templates?kind=offline").await;
+    let id = templates["items"][0]["id"].as_i64().unwrap();
+    for (filter, expected) in [
+        ("", 5),
+        ("?state=used", 2),
+        ("?state=unused", 3),
+        ("?state=voided", 0),
+    ] {
+        let (status, list) = owner
+            .get(&format!("/api/v1/code-templates/{id}/codes{filter}"))
+            .await;
+        assert_eq!(
+            (status, list["total"].as_i64()),
+            (200, Some(expected)),
+            "{filter}"
+        );
+    }
+    let (status, _) = owner
+        .get(&format!("/api/v1/code-templates/{id}/codes?state=lost"))
+        .await;
+    assert_eq!(status, 422);
+    let (status, page) = owner
+        .get_bytes(&format!("/giftcards/codes/{id}?state=used"))
+        .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(r#"<span id="total">2</span>"#), "{page}");
+
+    // As read out over the phone: lower case, spaces instead of hyphens.
+    let spoken = codes[0].to_lowercase().replace('-', " ");
+    let (status, found) = owner
+        .post("/api/v1/codes/lookup", json!({"code": spoken}))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        (
+            found["template"]["id"].as_i64(),
+            found["code"]["state"].as_str(),
+            found["code"]["customer_label"].as_str(),
+        ),
+        (Some(id), Some("used"), Some("walk-in"))
+    );
+    let (status, found) = owner
+        .post("/api/v1/codes/lookup", json!({"code": codes[4]}))
+        .await;
+    assert_eq!(
+        (status, found["code"]["state"].as_str()),
+        (200, Some("unused"))
+    );
+    let unknown = "ZZZZ-ZZZZ-ZZZZ-ZZZZ";
+    assert_eq!(
+        owner
+            .post("/api/v1/codes/lookup", json!({"code": unknown}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        owner
+            .post("/api/v1/codes/lookup", json!({"code": "short"}))
+            .await
+            .0,
+        422
+    );
+    // The console's 查码 form shows the one code, or says there is none.
+    let form = |code: String| {
+        let http = owner.http.clone();
+        let url = app.url("/giftcards/codes/lookup");
+        let csrf = owner.csrf.clone();
+        async move {
+            let response = http
+                .post(url)
+                .form(&[("csrf", csrf), ("kind", "offline".into()), ("code", code)])
+                .send()
+                .await
+                .unwrap();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (
+                response.status().as_u16(),
+                location,
+                response.text().await.unwrap(),
+            )
+        }
+    };
+    let (status, _, page) = form(codes[1].clone()).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("walk-in") && page.contains("已兑换"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<span id="total">1</span>"#));
+    assert!(!page.contains(&codes[1]), "the page shows the code masked");
+    let (status, location, _) = form(unknown.into()).await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert!(!location.contains("ZZZZ"), "a code never goes into a URL");
+    let (_, page) = owner.get_bytes(&location).await;
+    assert!(String::from_utf8(page)
+        .unwrap()
+        .contains("没有找到这个兑换码"));
 }
