@@ -82,7 +82,8 @@ async fn a_merchant_creates_activates_edits_and_exports_cards_in_the_console() {
     browser.click("#field_remark").await;
     browser.type_into("#new_remark", "中秋礼盒").await;
     browser.click("#edit-submit").await;
-    browser.wait_for_text("#message", "共 10 张卡").await;
+    // Its own message: the page before still says "激活：共 10 张卡".
+    browser.wait_for_text("#message", "修改卡属性").await;
     let cards = app
         .store
         .list_cards(
@@ -739,14 +740,16 @@ async fn a_merchant_sets_up_the_exchange_centre_with_pictures() {
     let png = kaquan_web::exports::qr_png(&qrcode::QrCode::new(b"banner").unwrap(), 4);
     let picture = downloads.join("banner.png");
     std::fs::write(&picture, &png).unwrap();
-    for slot in ["banner", "share"] {
+    for (slot, label) in [("banner", "礼品卡页顶部图片"), ("share", "分享图片")] {
         browser
             .type_into(&format!("#file-{slot}"), picture.to_str().unwrap())
             .await;
         browser
             .click(&format!("#image-{slot} button[type=submit]"))
             .await;
-        browser.wait_for_text("#message", "已更新").await;
+        browser
+            .wait_for_text("#message", &format!("{label}已更新"))
+            .await;
         assert!(browser.exists(&format!("#picture-{slot}")).await);
     }
     // Not a picture: refused with a reason, nothing replaced.
