@@ -35,6 +35,12 @@ pub const POOL_SIZE_MAX: usize = 8;
 const INTERRUPTED_BATCH_LOCK_WAIT_MS: u64 = 5000;
 /// Failed attempts older than this are forgotten.
 const ATTEMPT_FAILURES_KEPT_SECONDS: i64 = 86_400;
+/// Rows a bulk insert adds before the store refreshes its table's planner
+/// statistics at once. Until autovacuum gets round to it (a minute or
+/// more), PostgreSQL plans for the table as it was: right after 100,000 new
+/// codes their export read the whole batch for every page it wrote (3.7 s
+/// instead of 0.45 s; cards 0.79 s instead of 0.27 s).
+const ANALYZE_AFTER_ROWS_MIN: i64 = 10_000;
 /// Key for the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK_KEY: i64 = 0x6b61_7175_616e; // "kaquan"
 
@@ -73,6 +79,18 @@ fn db_message(error: &tokio_postgres::Error) -> String {
         .as_db_error()
         .map(|e| e.message().to_owned())
         .unwrap_or_else(|| error.to_string())
+}
+
+/// After a bulk insert of `n_rows` into `table` has committed: fresh
+/// planner statistics (`ANALYZE_AFTER_ROWS_MIN`). The rows are in either
+/// way; a failure here is only logged.
+async fn refresh_statistics(client: &impl GenericClient, table: &'static str, n_rows: i64) {
+    if n_rows < ANALYZE_AFTER_ROWS_MIN {
+        return;
+    }
+    if let Err(e) = client.batch_execute(&format!("ANALYZE {table}")).await {
+        tracing::warn!(error = %e, table, "could not refresh planner statistics");
+    }
 }
 
 fn pool_err(error: deadpool_postgres::PoolError) -> StoreError {
@@ -1100,6 +1118,7 @@ impl Store for PgStore {
             insert_audit(&tx, &activation, n_cards).await?;
         }
         tx.commit().await.map_err(map_err)?;
+        refresh_statistics(&client, "cards", n_cards).await;
         Ok(n_cards)
     }
 

@@ -1170,6 +1170,7 @@ impl StoredValueStore for PgStore {
             .await?,
         )?;
         tx.commit().await.map_err(map_err)?;
+        super::refresh_statistics(&client, "codes", codes.len() as i64).await;
         Ok(template)
     }
 

@@ -12,3 +12,67 @@ async fn fresh_store() -> Arc<kaquan_store_postgres::PgStore> {
 }
 
 kaquan_conformance::conformance_tests!(fresh_store());
+
+/// A bulk insert refreshes its table's planner statistics once it has
+/// committed: PostgreSQL otherwise plans for the table as it was until
+/// autovacuum comes round, and the export that usually follows a new batch
+/// read the whole batch for every page it wrote.
+#[tokio::test]
+async fn bulk_inserts_leave_fresh_planner_statistics() {
+    use kaquan_core::giftcard::{new_codes, CodeKind, CodeTemplateFields};
+    use kaquan_core::store::{Actor, AuditEntry, Store, StoredValueStore};
+    let url = kaquan_store_postgres::testing::create_test_database().await;
+    let store = kaquan_store_postgres::connect(&url).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // pg_class.reltuples is what the planner estimates from; -1 until the
+    // table is first analyzed.
+    let estimated_rows = |table: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT reltuples::float8 FROM pg_class WHERE relname = $1",
+                    &[&table],
+                )
+                .await
+                .unwrap();
+            row.get::<_, f64>(0)
+        }
+    };
+    let merchant = store.create_merchant("统计", 0).await.unwrap();
+    let audit = AuditEntry {
+        merchant_id: merchant.id,
+        actor: Actor::cli(),
+        action: "create_code_template".into(),
+        target: String::new(),
+        detail: String::new(),
+        n_affected: 0,
+        created_at: 0,
+    };
+    let master = kaquan_core::secrets::MasterKey::from_bytes([9; 32]);
+    let fields = CodeTemplateFields {
+        name: "批量".into(),
+        face_value_fen: 100,
+        valid_from: None,
+        valid_until: None,
+    };
+    let codes = new_codes(&master, merchant.id, 1, 20_000);
+    store
+        .create_code_template(merchant.id, CodeKind::Offline, &fields, &codes, &audit)
+        .await
+        .unwrap();
+    assert!(estimated_rows("codes").await >= 19_000.0);
+    kaquan_conformance::generate(
+        &store,
+        merchant.id,
+        kaquan_core::batch::BatchFields {
+            quantity: 20_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(estimated_rows("cards").await >= 19_000.0);
+}
