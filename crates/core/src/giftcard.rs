@@ -100,7 +100,18 @@ pub fn mask_code(code: &str) -> String {
     format!("****-****-****-{tail}")
 }
 
-/// The keyed digest a code is looked up by.
+/// The key version every code's digest is made with, whatever the
+/// merchant's current version: a code is found by its digest, so all of a
+/// merchant's codes must be digested alike (only the sealed copy follows
+/// the version).
+const CODE_DIGEST_KEY_VERSION: i32 = 1;
+
+/// The keys [`code_digest`] takes for a merchant's codes.
+pub fn digest_keys(master: &MasterKey, merchant_id: i64) -> MerchantKeys {
+    master.merchant_keys(merchant_id, CODE_DIGEST_KEY_VERSION)
+}
+
+/// The keyed digest a code is looked up by (keys from [`digest_keys`]).
 pub fn code_digest(keys: &MerchantKeys, code: &Code) -> Vec<u8> {
     keys.secret_digest(CODE_CONTEXT, code.expose()).to_vec()
 }
@@ -132,12 +143,15 @@ pub struct NewCode {
 
 /// `n` fresh codes with their digests and sealed copies.
 pub fn new_codes(master: &MasterKey, merchant_id: i64, key_version: i32, n: usize) -> Vec<NewCode> {
-    let keys = master.merchant_keys(merchant_id, key_version);
+    let (digest_keys, keys) = (
+        digest_keys(master, merchant_id),
+        master.merchant_keys(merchant_id, key_version),
+    );
     (0..n)
         .map(|_| {
             let code = Code::generate();
             NewCode {
-                digest: code_digest(&keys, &code),
+                digest: code_digest(&digest_keys, &code),
                 sealed: keys.seal(CODE_CONTEXT, code.expose()),
                 key_version,
             }
@@ -535,7 +549,7 @@ pub async fn redeem_code(
     who: CodeRedeemer,
     typed_code: &str,
 ) -> StoreResult<Called<LedgerTransaction>> {
-    let keys = master.merchant_keys(who.merchant_id, 1);
+    let keys = digest_keys(master, who.merchant_id);
     let digest = match Code::parse(typed_code) {
         Some(code) => code_digest(&keys, &code),
         None => {

@@ -18,9 +18,9 @@ use axum::{Form, Json, Router};
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::giftcard::{
-    self, code_digest, mask_code, Code, CodeKind, CodeState, CodeTemplate, CodeTemplateFields,
-    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay,
-    IssuedCode, OFFLINE_CODES_MAX,
+    self, code_digest, digest_keys, mask_code, Code, CodeKind, CodeState, CodeTemplate,
+    CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
+    GiftcardSettings, GoodsDisplay, IssuedCode, OFFLINE_CODES_MAX,
 };
 use kaquan_core::ledger::{
     check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
@@ -780,7 +780,7 @@ async fn find_code(
     let merchant_id = authed.merchant_id();
     let code = Code::parse(code)
         .ok_or_else(|| ApiError::invalid("兑换码应为 16 位字母和数字（可带空格或 -）"))?;
-    let keys = state.master.merchant_keys(merchant_id, 1);
+    let keys = digest_keys(&state.master, merchant_id);
     let found = state
         .store
         .find_code(merchant_id, &code_digest(&keys, &code))
