@@ -371,11 +371,11 @@ async fn login_form(
     headers: HeaderMap,
     Form(body): Form<LoginForm>,
 ) -> Response {
-    let signed_in = match check_form_token(&headers, &body.form_token) {
-        Ok(()) => sign_in(&state, &body.username, &body.password).await,
-        Err(error) => Err(error),
+    let signed_in = async {
+        check_form_token(&headers, &body.form_token)?;
+        sign_in(&state, &body.username, &body.password).await
     };
-    match signed_in {
+    match signed_in.await {
         Ok((_, _, cookie)) => {
             let mut response = Redirect::to("/cards").into_response();
             response.headers_mut().insert(SET_COOKIE, cookie);

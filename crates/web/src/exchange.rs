@@ -523,21 +523,31 @@ async fn signin_form(
     headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_in = match check_form_token(&headers, &form.form_token) {
-        Ok(()) => sign_in_by_phone(&state, merchant_id, address, &form).await,
-        Err(error) => Err(error),
-    };
+    let signed_in = sign_in_by_phone(&state, merchant_id, address, &headers, &form).await;
     session_or_centre(&state, merchant_id, &form, signed_in).await
+}
+
+/// What phone sign-in and sign-up check first: the form is this server's
+/// own (`check_form_token`), the shop allows it, the phone is one; the phone.
+async fn checked_phone(
+    state: &AppState,
+    merchant_id: i64,
+    headers: &HeaderMap,
+    form: &PhoneForm,
+) -> ApiResult<String> {
+    check_form_token(headers, &form.form_token)?;
+    phone_login_allowed(state, merchant_id).await?;
+    check_phone(&form.phone)
 }
 
 async fn sign_in_by_phone(
     state: &AppState,
     merchant_id: i64,
     address: SocketAddr,
+    headers: &HeaderMap,
     form: &PhoneForm,
 ) -> ApiResult<Response> {
-    phone_login_allowed(state, merchant_id).await?;
-    let phone = check_phone(&form.phone)?;
+    let phone = checked_phone(state, merchant_id, headers, form).await?;
     let now = crate::now();
     let keys = [
         format!("customer-login:{phone}"),
@@ -581,20 +591,17 @@ async fn signup_form(
     headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
-    let signed_up = match check_form_token(&headers, &form.form_token) {
-        Ok(()) => sign_up_by_phone(&state, merchant_id, &form).await,
-        Err(error) => Err(error),
-    };
+    let signed_up = sign_up_by_phone(&state, merchant_id, &headers, &form).await;
     session_or_centre(&state, merchant_id, &form, signed_up).await
 }
 
 async fn sign_up_by_phone(
     state: &AppState,
     merchant_id: i64,
+    headers: &HeaderMap,
     form: &PhoneForm,
 ) -> ApiResult<Response> {
-    phone_login_allowed(state, merchant_id).await?;
-    let phone = check_phone(&form.phone)?;
+    let phone = checked_phone(state, merchant_id, headers, form).await?;
     check_staff_password(&form.password).map_err(ApiError::invalid)?;
     let customer = match state
         .store

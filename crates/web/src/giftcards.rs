@@ -705,6 +705,35 @@ struct CodesView {
     deleted: bool,
 }
 
+impl CodesView {
+    /// `codes` of `template`: a page of its list in `code_state`, or the one
+    /// a 查码 found (`looked_up`).
+    fn new(
+        state: &AppState,
+        authed: &Authed,
+        template: &CodeTemplate,
+        codes: &[IssuedCode],
+        (total, page): (i64, ListPage),
+        code_state: Option<CodeState>,
+        looked_up: bool,
+    ) -> Self {
+        Self {
+            template: CodeTemplateDto::new(template),
+            codes: codes
+                .iter()
+                .map(|c| IssuedCodeDto::new(state, authed.merchant_id(), c))
+                .collect(),
+            total,
+            page: page.page,
+            pages: (total + page.page_size - 1) / page.page_size,
+            state: code_state.map_or("", CodeState::code),
+            looked_up,
+            can_export: authed.can(Permission::CardsExportSecrets),
+            deleted: template.deleted_at.is_some(),
+        }
+    }
+}
+
 fn codes_title(template: &CodeTemplate) -> String {
     format!(
         "{}：{}",
@@ -735,20 +764,15 @@ async fn codes_page(
         .store
         .list_codes(merchant_id, template_id, code_state, page)
         .await?;
-    let view = CodesView {
-        template: CodeTemplateDto::new(&template),
-        codes: codes
-            .iter()
-            .map(|c| IssuedCodeDto::new(&state, merchant_id, c))
-            .collect(),
-        total,
-        page: page.page,
-        pages: (total + page.page_size - 1) / page.page_size,
-        state: code_state.map_or("", CodeState::code),
-        looked_up: false,
-        can_export: authed.can(Permission::CardsExportSecrets),
-        deleted: template.deleted_at.is_some(),
-    };
+    let view = CodesView::new(
+        &state,
+        &authed,
+        &template,
+        &codes,
+        (total, page),
+        code_state,
+        false,
+    );
     Ok(render(
         &state,
         "codes.html",
@@ -829,17 +853,15 @@ async fn lookup_form(
         }
         Err(other) => return Err(other.into()),
     };
-    let view = CodesView {
-        template: CodeTemplateDto::new(&template),
-        codes: vec![IssuedCodeDto::new(&state, authed.merchant_id(), &code)],
-        total: 1,
-        page: 1,
-        pages: 1,
-        state: "",
-        looked_up: true,
-        can_export: authed.can(Permission::CardsExportSecrets),
-        deleted: template.deleted_at.is_some(),
-    };
+    let view = CodesView::new(
+        &state,
+        &authed,
+        &template,
+        &[code],
+        (1, ListPage::new(None, None)),
+        None,
+        true,
+    );
     Ok(render(
         &state,
         "codes.html",

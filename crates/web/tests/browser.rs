@@ -425,15 +425,10 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
     let (_, product) = owner
         .giftcard_product("200元电子礼品卡", 20000, 19000)
         .await;
-    let order = mall
-        .post(
-            "/open/v1/orders",
-            json!({"order_id": "M-77", "product_id": product["id"], "quantity": 2, "customer_id": "shopper-9"}),
-            "order-M-77",
-        )
+    let codes = mall
+        .order_codes("M-77", &product, 2, Some("shopper-9"))
         .await;
-    assert_eq!(order.status, 201, "{}", order.body);
-    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+    let code = codes[0].clone();
     let link = mall
         .post(
             "/open/v1/login-links",
@@ -479,7 +474,7 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
         .await;
     browser.wait_for_text("del.code.used", &code).await;
     let unused = browser.text("code.code.unused").await;
-    assert_eq!(unused, order.body["codes"][1]["code"].as_str().unwrap());
+    assert_eq!(unused, codes[1]);
     let struck = browser
         .execute(
             "return getComputedStyle(document.querySelector('del.code.used')).textDecorationLine;",
@@ -517,14 +512,10 @@ async fn every_console_page_fits_a_phone() {
     let (online, product) = owner
         .giftcard_product("200元电子礼品卡", 20000, 19000)
         .await;
-    let order = mall
-        .post(
-            "/open/v1/orders",
-            json!({"order_id": "M-1", "product_id": product["id"], "quantity": 1, "customer_id": "shopper-1"}),
-            "order-M-1",
-        )
-        .await;
-    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+    let code = mall
+        .order_codes("M-1", &product, 1, Some("shopper-1"))
+        .await
+        .remove(0);
     let redeemed = mall
         .post(
             "/open/v1/redemptions",
@@ -636,14 +627,7 @@ async fn a_customer_signs_up_with_a_phone_number_and_redeems() {
         .await;
     let mall = common::Mall::new(&app).await;
     let (_, product) = owner.giftcard_product("50元电子礼品卡", 5000, 5000).await;
-    let order = mall
-        .post(
-            "/open/v1/orders",
-            json!({"order_id": "M-5", "product_id": product["id"], "quantity": 1}),
-            "order-M-5",
-        )
-        .await;
-    let code = order.body["codes"][0]["code"].as_str().unwrap().to_owned();
+    let code = mall.order_codes("M-5", &product, 1, None).await.remove(0);
 
     let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
     let centre = app.url(&format!("/m/{m}/exchange"));

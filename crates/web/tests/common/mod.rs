@@ -349,6 +349,31 @@ impl Mall {
         self.send("POST", path, Some(&body), Some(idempotency_key))
             .await
     }
+
+    /// Reports a paid order of `quantity` of `product` (for `customer`, if
+    /// given); returns the codes issued for it.
+    pub async fn order_codes(
+        &self,
+        order_id: &str,
+        product: &Value,
+        quantity: i64,
+        customer: Option<&str>,
+    ) -> Vec<String> {
+        let mut order = serde_json::json!({"order_id": order_id, "product_id": product["id"], "quantity": quantity});
+        if let Some(customer) = customer {
+            order["customer_id"] = customer.into();
+        }
+        let issued = self
+            .post("/open/v1/orders", order, &format!("order-{order_id}"))
+            .await;
+        assert_eq!(issued.status, 201, "{}", issued.body);
+        issued.body["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap().to_owned())
+            .collect()
+    }
 }
 
 /// Runs a test body once on SQLite and once on PostgreSQL.
