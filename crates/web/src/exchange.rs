@@ -111,12 +111,17 @@ async fn start_session(
             expires_at: crate::now() + CUSTOMER_SESSION_SECONDS,
         })
         .await?;
-    let mut response = Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response();
+    let mut response = Redirect::to(&centre_path(merchant_id)).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
         session_cookie(state, merchant_id, &token, CUSTOMER_SESSION_SECONDS),
     );
     Ok(response)
+}
+
+/// The exchange centre's path (the public address is `public_url` before it).
+pub fn centre_path(merchant_id: i64) -> String {
+    format!("/m/{merchant_id}/exchange")
 }
 
 /// Where a 礼品卡设置 picture is served; `?v=` changes with each upload so
@@ -226,8 +231,7 @@ async fn centre_view(
 
 fn render_centre(state: &AppState, mut view: CentreView, status: StatusCode) -> Response {
     let cookie = (!view.signed_in && view.phone_login).then(|| {
-        let (token, cookie) =
-            form_token_cookie(state, &format!("/m/{}/exchange", view.merchant_id));
+        let (token, cookie) = form_token_cookie(state, &centre_path(view.merchant_id));
         view.form_token = token;
         cookie
     });
@@ -399,7 +403,7 @@ fn signed_in(authed: &CustomerAuthed) -> Option<&Customer> {
 }
 
 fn back_to_centre(merchant_id: i64) -> Response {
-    Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response()
+    Redirect::to(&centre_path(merchant_id)).into_response()
 }
 
 async fn balance_page(
@@ -662,7 +666,7 @@ async fn logout_form(
                 .await?;
         }
     }
-    let mut response = Redirect::to(&format!("/m/{merchant_id}/exchange")).into_response();
+    let mut response = Redirect::to(&centre_path(merchant_id)).into_response();
     response
         .headers_mut()
         .insert(SET_COOKIE, session_cookie(&state, merchant_id, "", 0));

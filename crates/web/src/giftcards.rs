@@ -253,7 +253,11 @@ async fn settings_view(
                     .map(|(s, at)| crate::exchange::giftcard_image_url(merchant_id, *s, *at)),
             })
             .collect(),
-        exchange_url: format!("{}/m/{merchant_id}/exchange", state.public_url),
+        exchange_url: format!(
+            "{}{}",
+            state.public_url,
+            crate::exchange::centre_path(merchant_id)
+        ),
         error,
     })
 }
@@ -905,7 +909,10 @@ pub async fn export_codes_file(
             let qr = if plain.is_empty() {
                 String::new()
             } else {
-                format!("{public_url}/m/{merchant_id}/exchange#code={plain}")
+                format!(
+                    "{public_url}{}#code={plain}",
+                    crate::exchange::centre_path(merchant_id)
+                )
             };
             rows.push(
                 [

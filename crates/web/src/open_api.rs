@@ -646,7 +646,11 @@ async fn get_giftcard_centre(
         description: settings.description,
         distribution: settings.distribution,
         goods_display: settings.goods_display.code(),
-        exchange_url: format!("{}/m/{merchant_id}/exchange", state.public_url),
+        exchange_url: format!(
+            "{}{}",
+            state.public_url,
+            crate::exchange::centre_path(merchant_id)
+        ),
         images,
         products,
     }))
