@@ -845,6 +845,7 @@ pub async fn mall_orders_issue_codes_once(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(product.face_value_fen, 20_000);
+    assert!(product.template_live, "its template exists");
     let request = |order_id: &str, quantity: i64| IssueOrderCodesRequest {
         merchant_id: m,
         order_id: order_id.into(),
@@ -911,7 +912,17 @@ pub async fn mall_orders_issue_codes_once(store: &dyn Store) {
         issue("o2", 1).await.result,
         Err(Refusal::ProductUnavailable)
     );
-    assert_eq!(store.list_giftcard_products(m).await.unwrap().len(), 1);
+    let products = store.list_giftcard_products(m).await.unwrap();
+    assert_eq!(products.len(), 1);
+    assert!(products[0].template_live);
+    // Deleting the template (voiding its one unused code) leaves the
+    // product, which says so.
+    store
+        .delete_code_template(m, online.id, 1, &audit(m, "delete_code_template"))
+        .await
+        .unwrap();
+    let products = store.list_giftcard_products(m).await.unwrap();
+    assert!(!products[0].template_live, "the template is gone");
     assert_verified(store).await;
 }
 

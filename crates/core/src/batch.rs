@@ -211,6 +211,12 @@ impl BatchSpec {
         if fields.face_value_fen.is_some_and(|f| f < 0) {
             errors.push("卡券面值不能为负".into());
         }
+        if fields
+            .face_value_fen
+            .is_some_and(|f| f > crate::money::FEN_MAX)
+        {
+            errors.push("卡券面值超过上限 ¥1,000,000.00".into());
+        }
         if let (Some(from), Some(until)) = (fields.valid_from, fields.valid_until) {
             if until < from {
                 errors.push("卡有效期的结束日期早于开始日期".into());

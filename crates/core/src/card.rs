@@ -217,7 +217,8 @@ impl CardPassword {
 }
 
 /// Which cards a list, count or bulk operation covers. Every field narrows;
-/// the empty filter is every card of the merchant.
+/// the empty filter is every card of the merchant, which a bulk operation
+/// takes only through [`CardFilter::bulk_target`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CardFilter {
     pub batch_id: Option<i64>,
@@ -233,7 +234,32 @@ pub struct CardFilter {
     pub number_contains: Option<String>,
 }
 
+/// A bulk operation (state change, edit, 对应商品, purge, export) named no
+/// condition and did not say that it means every card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no condition chooses the cards and `all` was not given")]
+pub struct UnchosenCards;
+
 impl CardFilter {
+    /// Whether no field narrows the filter, so that it covers every card.
+    pub fn is_everything(&self) -> bool {
+        self.number_needle().is_none()
+            && CardFilter {
+                number_contains: None,
+                ..self.clone()
+            } == CardFilter::default()
+    }
+
+    /// The cards a bulk operation may touch: a filter that narrows, or every
+    /// card when `all` says so. A misspelled or forgotten condition must
+    /// never turn into "every card".
+    pub fn bulk_target(self, all: bool) -> Result<CardFilter, UnchosenCards> {
+        if self.is_everything() && !all {
+            return Err(UnchosenCards);
+        }
+        Ok(self)
+    }
+
     /// A short human description for the audit log.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -320,6 +346,60 @@ impl CardEdit {
 /// A card whose validity ended before `now` is expired, whatever its stored state.
 pub fn is_expired(valid_until: Option<i64>, now: i64) -> bool {
     valid_until.is_some_and(|until| until < now)
+}
+
+#[cfg(test)]
+mod bulk_target_tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_operation_takes_every_card_only_when_told() {
+        assert_eq!(CardFilter::default().bulk_target(false), Err(UnchosenCards));
+        assert!(CardFilter::default().bulk_target(true).is_ok());
+        let blank_number = CardFilter {
+            number_contains: Some("  ".into()),
+            ..Default::default()
+        };
+        assert!(blank_number.is_everything());
+        assert_eq!(blank_number.bulk_target(false), Err(UnchosenCards));
+        for narrowed in [
+            CardFilter {
+                batch_id: Some(1),
+                ..Default::default()
+            },
+            CardFilter {
+                state: Some(CardState::Active),
+                ..Default::default()
+            },
+            CardFilter {
+                activated: Some(false),
+                ..Default::default()
+            },
+            CardFilter {
+                used: Some(false),
+                ..Default::default()
+            },
+            CardFilter {
+                distributor_id: Some(0),
+                ..Default::default()
+            },
+            CardFilter {
+                serial_from: Some(1),
+                ..Default::default()
+            },
+            CardFilter {
+                serial_to: Some(1),
+                ..Default::default()
+            },
+            CardFilter {
+                number_contains: Some("12".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(!narrowed.is_everything(), "{narrowed:?}");
+            assert_eq!(narrowed.clone().bulk_target(false), Ok(narrowed));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,9 +25,17 @@ fn merchant_offset() -> UtcOffset {
     UtcOffset::from_whole_seconds(MERCHANT_UTC_OFFSET_SECONDS).expect("constant offset is valid")
 }
 
-/// Parses `YYYY-MM-DD` as a calendar date.
+/// The earliest year a date field takes.
+pub const DATE_YEAR_MIN: i32 = 2000;
+/// The latest year a date field takes.
+pub const DATE_YEAR_MAX: i32 = 2199;
+
+/// Parses `YYYY-MM-DD` as a calendar date between [`DATE_YEAR_MIN`] and
+/// [`DATE_YEAR_MAX`] (year 0000 is a typo, not a validity period).
 pub fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text.trim(), format_description!("[year]-[month]-[day]")).ok()
+    Date::parse(text.trim(), format_description!("[year]-[month]-[day]"))
+        .ok()
+        .filter(|date| (DATE_YEAR_MIN..=DATE_YEAR_MAX).contains(&date.year()))
 }
 
 /// The first second of `date` in the merchant's time zone.
@@ -79,5 +87,10 @@ mod tests {
         assert_eq!(format_date(end_of_day(date)), "2026-01-01");
         assert!(parse_date("2026-13-01").is_none());
         assert!(parse_date("yesterday").is_none());
+        assert!(parse_date("0000-01-01").is_none());
+        assert!(parse_date("1999-12-31").is_none());
+        assert!(parse_date("2000-01-01").is_some());
+        assert!(parse_date("2199-12-31").is_some());
+        assert!(parse_date("2200-01-01").is_none());
     }
 }

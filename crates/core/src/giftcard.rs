@@ -455,6 +455,8 @@ pub struct GiftcardProduct {
     pub template_name: String,
     pub face_value_fen: i64,
     pub created_at: i64,
+    /// Whether the linked template still exists (it was not deleted).
+    pub template_live: bool,
 }
 
 /// A paid mall order the merchant's system reported, with its codes.

@@ -13,8 +13,8 @@ use crate::store::Actor;
 
 /// The only asset so far; points will be a second one, never mixed.
 pub const ASSET_FEN: &str = "fen";
-/// Largest single amount a call may move (¥1,000,000.00).
-pub const AMOUNT_FEN_MAX: i64 = 100_000_000;
+/// Largest single amount a call may move (¥1,000,000.00): the one money cap.
+pub const AMOUNT_FEN_MAX: i64 = crate::money::FEN_MAX;
 /// Longest Idempotency-Key accepted.
 pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
 /// Idempotency keys are kept at least this long (the API promises 24 h).

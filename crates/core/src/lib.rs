@@ -19,6 +19,7 @@ pub mod redeem;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+pub mod text;
 pub mod usecases;
 
 pub use error::{StoreError, StoreResult};

@@ -119,7 +119,7 @@ fn transaction_from_row(row: &Row) -> rusqlite::Result<LedgerTransaction> {
 
 const PRODUCT_COLUMNS: &str =
     "p.id, p.merchant_id, p.name, p.template_id, p.price_fen, p.on_shelf, \
-    t.name, t.face_value_fen, p.created_at";
+    t.name, t.face_value_fen, p.created_at, t.deleted_at IS NULL";
 
 fn product_from_row(row: &Row) -> rusqlite::Result<GiftcardProduct> {
     Ok(GiftcardProduct {
@@ -134,6 +134,7 @@ fn product_from_row(row: &Row) -> rusqlite::Result<GiftcardProduct> {
         template_name: row.get(6)?,
         face_value_fen: row.get(7)?,
         created_at: row.get(8)?,
+        template_live: row.get(9)?,
     })
 }
 

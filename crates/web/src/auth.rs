@@ -6,6 +6,7 @@
 //! forms in a hidden `csrf` field.
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Form, Json};
 use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
@@ -15,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::{
     hash_staff_password, login_locked_until, verify_staff_password, Permission,
 };
@@ -251,6 +252,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     pub username: String,
     pub password: String,
@@ -393,6 +395,7 @@ async fn login_form(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LoginForm {
     username: String,
     password: String,

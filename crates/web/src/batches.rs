@@ -3,13 +3,14 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
 use crate::pages::{render, Page, PageError, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::batch::{
     password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
@@ -98,6 +99,7 @@ impl BatchDto {
 
 /// The fields of 创建卡券. Only `quantity` is required (快速创建).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub name: Option<String>,
     pub prefix: Option<String>,
@@ -263,6 +265,7 @@ async fn create_batch(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub page: Option<i64>,
     pub page_size: Option<i64>,
@@ -335,6 +338,7 @@ async fn get_batch(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StrengthRequest {
     pub password_length: usize,
     pub password_charset: String,
@@ -483,6 +487,7 @@ async fn get_import_template(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     pub format: Option<String>,
 }
@@ -656,6 +661,7 @@ async fn new_batch_view(
 
 /// 创建卡券 as the console form posts it: every field a string.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BatchForm {
     csrf: String,
     name: Option<String>,
@@ -720,14 +726,14 @@ impl BatchForm {
 async fn create_batch_form(
     State(state): State<AppState>,
     authed: Authed,
-    body: String,
+    crate::extract::FormText(body): crate::extract::FormText,
 ) -> PageResult {
-    let form: BatchForm =
-        serde_urlencoded::from_str(&body).map_err(|_| ApiError::invalid("表单无法解析"))?;
+    let pairs = crate::forms::FormPairs::parse_any(&body)?;
+    let form: BatchForm = crate::extract::parse_urlencoded(&pairs.without("goods_id"))?;
     authed.check_form_csrf(&form.csrf)?;
     authed.require(Permission::CardsCreate)?;
     // The 对应商品 checkboxes repeat one key, which a struct cannot hold.
-    let goods_ids = crate::forms::FormPairs::parse(&body)?.ids("goods_id")?;
+    let goods_ids = pairs.ids("goods_id")?;
     let spec = match form.into_request().and_then(|request| {
         BatchRequest {
             goods_ids,

@@ -4,12 +4,13 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{self, ExportFormat, ExportKind, ExportRequest, QrImageFormat};
+use crate::extract::{Form, Json, Path, Query};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
 use kaquan_core::clock::{format_date, format_datetime};
@@ -36,8 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/cards/{number}/op/{op}", post(single_card_op_form))
 }
 
-/// A card filter as a JSON body carries it.
+/// A card filter as a JSON body carries it. A bulk operation with no
+/// condition needs `"all": true`.
 #[derive(Deserialize, Serialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct CardFilterDto {
     pub batch_id: Option<i64>,
     pub state: Option<String>,
@@ -49,17 +52,32 @@ pub struct CardFilterDto {
     pub serial_to: Option<i64>,
     /// Part of the card number.
     pub number: Option<String>,
+    /// Every card of the merchant: required when no other field narrows.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The refusal of a bulk operation that named no condition.
+fn unchosen_cards(_: kaquan_core::card::UnchosenCards) -> ApiError {
+    ApiError::malformed(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "no_cards_chosen",
+        "没有选择卡：请给出筛选条件；要对全部卡操作，请明确传 all=true",
+    )
 }
 
 impl CardFilterDto {
-    pub fn into_filter(self) -> ApiResult<CardFilter> {
+    fn into_filter(self) -> ApiResult<(CardFilter, bool)> {
         let state = match self.state.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(code) => {
                 Some(CardState::parse(code).ok_or_else(|| ApiError::invalid("未知的卡状态"))?)
             }
         };
-        Ok(CardFilter {
+        if let Some(number) = &self.number {
+            crate::extract::check_chars("number", number, kaquan_core::text::SEARCH_CHARS_MAX)?;
+        }
+        let filter = CardFilter {
             batch_id: self.batch_id,
             state,
             activated: self.activated,
@@ -68,30 +86,73 @@ impl CardFilterDto {
             serial_from: self.serial_from,
             serial_to: self.serial_to,
             number_contains: self.number.filter(|n| !n.trim().is_empty()),
-        })
+        };
+        Ok((filter, self.all))
+    }
+
+    /// The cards a bulk operation touches (see `CardFilter::bulk_target`).
+    pub fn into_target(self) -> ApiResult<CardFilter> {
+        let (filter, all) = self.into_filter()?;
+        filter.bulk_target(all).map_err(unchosen_cards)
     }
 }
 
-/// A card filter as a query string or console form carries it: every field
-/// a string, empty meaning "any".
-#[derive(Deserialize, Serialize, Default, Debug, Clone)]
-pub struct CardFilterForm {
-    #[serde(default)]
-    pub batch_id: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub activated: String,
-    #[serde(default)]
-    pub used: String,
-    #[serde(default)]
-    pub distributor_id: String,
-    #[serde(default)]
-    pub serial_from: String,
-    #[serde(default)]
-    pub serial_to: String,
-    #[serde(default)]
-    pub number: String,
+/// Declares a query-string or form type that carries the card filter's
+/// fields beside its own. serde's `flatten` cannot refuse unknown fields,
+/// so the filter's fields are spelled out once, here, and every type that
+/// carries them is declared through this macro (every field a string,
+/// empty meaning "any").
+macro_rules! with_card_filter {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize, serde::Serialize, Default, Debug, Clone)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default)]
+            pub batch_id: String,
+            #[serde(default)]
+            pub state: String,
+            #[serde(default)]
+            pub activated: String,
+            #[serde(default)]
+            pub used: String,
+            #[serde(default)]
+            pub distributor_id: String,
+            #[serde(default)]
+            pub serial_from: String,
+            #[serde(default)]
+            pub serial_to: String,
+            #[serde(default)]
+            pub number: String,
+            /// `true`: every card, when no other field narrows (bulk operations).
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub all: String,
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The card filter's fields alone.
+            pub fn filter_form(&self) -> $crate::cards::CardFilterForm {
+                $crate::cards::CardFilterForm {
+                    batch_id: self.batch_id.clone(),
+                    state: self.state.clone(),
+                    activated: self.activated.clone(),
+                    used: self.used.clone(),
+                    distributor_id: self.distributor_id.clone(),
+                    serial_from: self.serial_from.clone(),
+                    serial_to: self.serial_to.clone(),
+                    number: self.number.clone(),
+                    all: self.all.clone(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_card_filter;
+
+with_card_filter! {
+    /// A card filter as a query string or console form carries it.
+    pub struct CardFilterForm {}
 }
 
 fn int_field(text: &str, field: &str) -> ApiResult<Option<i64>> {
@@ -114,8 +175,8 @@ fn bool_field(text: &str) -> ApiResult<Option<bool>> {
 }
 
 impl CardFilterForm {
-    pub fn into_filter(&self) -> ApiResult<CardFilter> {
-        CardFilterDto {
+    fn to_dto(&self) -> ApiResult<CardFilterDto> {
+        Ok(CardFilterDto {
             batch_id: int_field(&self.batch_id, "批次号")?,
             state: Some(self.state.clone()),
             activated: bool_field(&self.activated)?,
@@ -124,8 +185,18 @@ impl CardFilterForm {
             serial_from: int_field(&self.serial_from, "卡序号")?,
             serial_to: int_field(&self.serial_to, "卡序号")?,
             number: Some(self.number.clone()),
-        }
-        .into_filter()
+            all: bool_field(&self.all)?.unwrap_or(false),
+        })
+    }
+
+    /// The filter of a list or count, where no condition means every card.
+    pub fn into_filter(&self) -> ApiResult<CardFilter> {
+        Ok(self.to_dto()?.into_filter()?.0)
+    }
+
+    /// The cards a bulk operation or export touches (see `CardFilter::bulk_target`).
+    pub fn into_target(&self) -> ApiResult<CardFilter> {
+        self.to_dto()?.into_target()
     }
 
     fn query_string(&self) -> String {
@@ -181,13 +252,16 @@ impl CardDto {
 /// A page of cards with the count for the filter (统计).
 pub type CardListDto = crate::batches::ListDto<CardDto>;
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(flatten)]
-    pub filter: CardFilterForm,
-    pub page: Option<String>,
-    pub page_size: Option<String>,
-    pub msg: Option<String>,
+with_card_filter! {
+    /// The card list's query: the filter and the page.
+    pub struct ListQuery {
+        #[serde(default)]
+        pub page: Option<String>,
+        #[serde(default)]
+        pub page_size: Option<String>,
+        #[serde(default)]
+        pub msg: Option<String>,
+    }
 }
 
 async fn load_cards(
@@ -196,7 +270,7 @@ async fn load_cards(
     query: &ListQuery,
 ) -> ApiResult<CardListDto> {
     authed.require(Permission::CardsView)?;
-    let filter = query.filter.into_filter()?;
+    let filter = query.filter_form().into_filter()?;
     let page = ListPage::new(
         int_field(query.page.as_deref().unwrap_or(""), "页码")?,
         int_field(query.page_size.as_deref().unwrap_or(""), "每页条数")?,
@@ -224,6 +298,7 @@ async fn list_cards(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CardOpRequest {
     pub filter: CardFilterDto,
 }
@@ -265,7 +340,8 @@ async fn run_op(
     body: CardOpRequest,
     op: CardOp,
 ) -> ApiResult<Json<ChangedDto>> {
-    let filter = body.filter.into_filter()?;
+    authed.require(Permission::CardsManage)?;
+    let filter = body.filter.into_target()?;
     Ok(Json(ChangedDto {
         n_cards: apply_op(&state, &authed, &filter, op).await?,
     }))
@@ -310,6 +386,7 @@ async fn delete_cards(
 /// 修改卡属性: `fields` names the attributes to change; only those change.
 /// A listed field with a null or empty value is cleared.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EditCardsRequest {
     pub filter: CardFilterDto,
     pub fields: Vec<String>,
@@ -328,6 +405,12 @@ impl EditCardsRequest {
                 "face_value" => {
                     if self.face_value_fen.is_some_and(|f| f < 0) {
                         return Err(ApiError::invalid("卡券面值不能为负"));
+                    }
+                    if self
+                        .face_value_fen
+                        .is_some_and(|f| !kaquan_core::money::is_valid_fen(f))
+                    {
+                        return Err(ApiError::invalid("卡券面值超过上限 ¥1,000,000.00"));
                     }
                     edit.face_value_fen = Some(self.face_value_fen);
                 }
@@ -365,7 +448,7 @@ impl EditCardsRequest {
         {
             return Err(ApiError::invalid("卡券备注过长"));
         }
-        Ok((self.filter.into_filter()?, edit))
+        Ok((self.filter.into_target()?, edit))
     }
 }
 
@@ -388,6 +471,7 @@ async fn edit_cards(
     authed: Authed,
     Json(body): Json<EditCardsRequest>,
 ) -> ApiResult<Json<ChangedDto>> {
+    authed.require(Permission::CardsManage)?;
     let (filter, edit) = body.into_edit()?;
     Ok(Json(ChangedDto {
         n_cards: apply_edit(&state, &authed, &filter, &edit).await?,
@@ -408,19 +492,23 @@ async fn purge_card_secrets(
     authed: Authed,
     Json(body): Json<CardOpRequest>,
 ) -> ApiResult<Json<ChangedDto>> {
-    let filter = body.filter.into_filter()?;
+    authed.require(Permission::CardsExportSecrets)?;
+    let filter = body.filter.into_target()?;
     Ok(Json(ChangedDto {
         n_cards: purge(&state, &authed, &filter).await?,
     }))
 }
 
-#[derive(Deserialize)]
-pub struct ExportQuery {
-    #[serde(flatten)]
-    pub filter: CardFilterForm,
-    pub format: Option<String>,
-    pub with_secrets: Option<String>,
-    pub image: Option<String>,
+with_card_filter! {
+    /// An export's query: the filter and what to write.
+    pub struct ExportQuery {
+        #[serde(default)]
+        pub format: Option<String>,
+        #[serde(default)]
+        pub with_secrets: Option<String>,
+        #[serde(default)]
+        pub image: Option<String>,
+    }
 }
 
 async fn export_cards(
@@ -434,7 +522,7 @@ async fn export_cards(
     export(
         &state,
         &authed,
-        &query.filter,
+        &query.filter_form(),
         ExportKind::Cards(format),
         with_secrets,
     )
@@ -451,7 +539,7 @@ async fn export_qr_codes(
     export(
         &state,
         &authed,
-        &query.filter,
+        &query.filter_form(),
         ExportKind::QrCodes(image),
         false,
     )
@@ -470,7 +558,7 @@ async fn export(
     if with_secrets {
         authed.require(Permission::CardsExportSecrets)?;
     }
-    let filter = filter.into_filter()?;
+    let filter = filter.into_target()?;
     let path = exports::temp_export_path(kind.extension());
     let request = ExportRequest {
         store: state.store.as_ref(),
@@ -497,6 +585,8 @@ async fn export(
 struct CardsView {
     list: CardListDto,
     filter: CardFilterForm,
+    /// No condition narrows: bulk operations cover every card.
+    everything: bool,
     filter_query: String,
     distributors: Vec<(i64, String)>,
     states: Vec<(&'static str, &'static str)>,
@@ -519,6 +609,13 @@ async fn cards_page(
         .map(|d| (d.id, d.name))
         .collect();
     let n_pages = ((list.total + list.page_size - 1) / list.page_size).max(1);
+    // With no condition the page's bulk forms and exports act on every
+    // card, and say so: they carry `all=true` and confirm "全部 N 张卡".
+    let mut filter = query.filter_form();
+    let everything = filter.into_filter()?.is_everything();
+    if everything {
+        filter.all = "true".into();
+    }
     let goods = state
         .store
         .list_goods(authed.merchant_id(), false)
@@ -528,8 +625,9 @@ async fn cards_page(
         .collect();
     let view = CardsView {
         list,
-        filter_query: query.filter.query_string(),
-        filter: query.filter,
+        filter_query: filter.query_string(),
+        filter,
+        everything,
         distributors,
         states: CardState::ALL
             .iter()
@@ -545,7 +643,7 @@ async fn cards_page(
     Ok(render(
         &state,
         "cards.html",
-        &Page::new("卡券列表", &authed).with_message(query.msg),
+        &Page::new("卡券列表", &authed).with_message(query.msg.clone()),
         view,
     ))
 }
@@ -555,12 +653,13 @@ pub fn back_to_cards(filter: &CardFilterForm, message: &str) -> Response {
     Redirect::to(&format!("/cards?{}&{msg}", filter.query_string())).into_response()
 }
 
-#[derive(Deserialize)]
-struct CardOpForm {
-    csrf: String,
-    op: String,
-    #[serde(flatten)]
-    filter: CardFilterForm,
+with_card_filter! {
+    /// A bulk operation or purge as the console posts it.
+    pub struct CardOpForm {
+        pub csrf: String,
+        #[serde(default)]
+        pub op: String,
+    }
 }
 
 async fn card_op_form(
@@ -570,15 +669,16 @@ async fn card_op_form(
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
     let op = CardOp::parse(&form.op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
-    let filter = form.filter.into_filter()?;
+    let filter = form.filter_form().into_target()?;
     let n = apply_op(&state, &authed, &filter, op).await?;
     Ok(back_to_cards(
-        &form.filter,
+        &form.filter_form(),
         &format!("{}：共 {n} 张卡", op.label_zh()),
     ))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SingleOpForm {
     csrf: String,
 }
@@ -621,22 +721,31 @@ async fn single_card_op_form(
     ))
 }
 
-/// 修改卡属性 as the console posts it: checkboxes `field_*` choose the fields.
-#[derive(Deserialize)]
-struct EditForm {
-    csrf: String,
-    #[serde(flatten)]
-    filter: CardFilterForm,
-    field_face_value: Option<String>,
-    field_valid_from: Option<String>,
-    field_valid_until: Option<String>,
-    field_remark: Option<String>,
-    field_distributor: Option<String>,
-    new_face_value_yuan: Option<String>,
-    new_valid_from: Option<String>,
-    new_valid_until: Option<String>,
-    new_remark: Option<String>,
-    new_distributor_id: Option<String>,
+with_card_filter! {
+    /// 修改卡属性 as the console posts it: checkboxes `field_*` choose the fields.
+    pub struct EditForm {
+        pub csrf: String,
+        #[serde(default)]
+        pub field_face_value: Option<String>,
+        #[serde(default)]
+        pub field_valid_from: Option<String>,
+        #[serde(default)]
+        pub field_valid_until: Option<String>,
+        #[serde(default)]
+        pub field_remark: Option<String>,
+        #[serde(default)]
+        pub field_distributor: Option<String>,
+        #[serde(default)]
+        pub new_face_value_yuan: Option<String>,
+        #[serde(default)]
+        pub new_valid_from: Option<String>,
+        #[serde(default)]
+        pub new_valid_until: Option<String>,
+        #[serde(default)]
+        pub new_remark: Option<String>,
+        #[serde(default)]
+        pub new_distributor_id: Option<String>,
+    }
 }
 
 async fn edit_cards_form(
@@ -645,6 +754,7 @@ async fn edit_cards_form(
     Form(form): Form<EditForm>,
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
+    let filter_form = form.filter_form();
     let mut fields = Vec::new();
     for (checked, name) in [
         (&form.field_face_value, "face_value"),
@@ -667,7 +777,10 @@ async fn edit_cards_form(
         Some(t) => Some(parse_yuan(t).ok_or_else(|| ApiError::invalid("卡券面值格式不对"))?),
     };
     let request = EditCardsRequest {
-        filter: CardFilterDto::default(),
+        filter: CardFilterDto {
+            all: true,
+            ..Default::default()
+        },
         fields,
         face_value_fen,
         valid_from: form.new_valid_from,
@@ -676,10 +789,10 @@ async fn edit_cards_form(
         distributor_id: int_field(form.new_distributor_id.as_deref().unwrap_or(""), "券商")?,
     };
     let (_, edit) = request.into_edit()?;
-    let filter = form.filter.into_filter()?;
+    let filter = filter_form.into_target()?;
     let n = apply_edit(&state, &authed, &filter, &edit).await?;
     Ok(back_to_cards(
-        &form.filter,
+        &filter_form,
         &format!("修改卡属性（{}）：共 {n} 张卡", edit.describe()),
     ))
 }
@@ -690,10 +803,10 @@ async fn purge_form(
     Form(form): Form<CardOpForm>,
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
-    let filter = form.filter.into_filter()?;
+    let filter = form.filter_form().into_target()?;
     let n = purge(&state, &authed, &filter).await?;
     Ok(back_to_cards(
-        &form.filter,
+        &form.filter_form(),
         &format!("已清除 {n} 张卡的导出密码副本"),
     ))
 }

@@ -25,6 +25,15 @@ pub enum ApiError {
     BadSignature(&'static str),
     /// A ledger or code call that changed nothing, with its machine code.
     Refused(Refusal),
+    /// The request itself does not fit: not JSON, the wrong content type,
+    /// too large, an unknown route or method, an unknown, missing or
+    /// mistyped field, a control character. `code` is stable for programs.
+    Malformed {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Vec<String>,
+    },
     Internal(String),
 }
 
@@ -54,8 +63,18 @@ impl ApiError {
         Self::Invalid(message.into(), Vec::new())
     }
 
+    pub fn malformed(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Malformed {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Malformed { status, .. } => *status,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -84,7 +103,7 @@ impl ApiError {
             Self::Unauthenticated => "请先登录".into(),
             Self::Forbidden(what) => format!("没有权限：{what}"),
             Self::NotFound => "找不到该记录".into(),
-            Self::Invalid(message, _) => message.clone(),
+            Self::Invalid(message, _) | Self::Malformed { message, .. } => message.clone(),
             Self::ImportRows(rows) => format!("文件有 {} 行错误，没有导入任何一行", rows.len()),
             Self::Conflict(message) => message.clone(),
             Self::TooManyAttempts {
@@ -106,8 +125,10 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The stable machine code of the envelope.
+    pub fn code(&self) -> &'static str {
         match self {
+            Self::Malformed { code, .. } => code,
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
@@ -150,7 +171,9 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let (details, rows) = match &self {
-            Self::Invalid(_, details) => (details.clone(), Vec::new()),
+            Self::Invalid(_, details) | Self::Malformed { details, .. } => {
+                (details.clone(), Vec::new())
+            }
             Self::ImportRows(rows) => (
                 Vec::new(),
                 rows.iter()

@@ -6,17 +6,18 @@
 
 use crate::auth::{check_form_token, constant_time_eq, cookie_value, form_token_cookie};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Form, Path, Query};
 use crate::giftcards::cached_settings;
 use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use kaquan_core::auth::{check_staff_password, hash_staff_password, verify_staff_password};
 use kaquan_core::clock::format_datetime;
 use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot, GiftcardSettings};
@@ -255,6 +256,7 @@ async fn centre_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LoginQuery {
     token: String,
 }
@@ -284,6 +286,7 @@ async fn login_link(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RedeemForm {
     csrf: String,
     code: String,
@@ -393,6 +396,7 @@ fn statement_line(t: &kaquan_core::ledger::LedgerTransaction) -> StatementLine {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PageQuery {
     page: Option<i64>,
 }
@@ -496,6 +500,7 @@ async fn orders_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PhoneForm {
     phone: String,
     password: String,
@@ -648,6 +653,7 @@ async fn session_or_centre(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LogoutForm {
     csrf: String,
 }

@@ -11,10 +11,38 @@ use serde::Deserialize;
 pub struct FormPairs(Vec<(String, String)>);
 
 impl FormPairs {
-    pub fn parse(body: &str) -> ApiResult<Self> {
-        serde_urlencoded::from_str(body)
-            .map(Self)
-            .map_err(|_| ApiError::invalid("表单无法解析"))
+    /// Reads a form whose keys are checked by a struct read from the rest
+    /// (see `without`).
+    pub fn parse_any(body: &str) -> ApiResult<Self> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(body).map_err(|_| ApiError::invalid("表单无法解析"))?;
+        for (key, value) in &pairs {
+            crate::extract::check_text(key, value)?;
+        }
+        Ok(Self(pairs))
+    }
+
+    /// Reads a form whose keys must all be among `known` (a misspelled
+    /// key is refused, never ignored).
+    pub fn parse(body: &str, known: &[&str]) -> ApiResult<Self> {
+        let form = Self::parse_any(body)?;
+        for (key, _) in &form.0 {
+            if !known.contains(&key.as_str()) {
+                return Err(ApiError::malformed(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_field",
+                    format!("未知字段：{key}"),
+                ));
+            }
+        }
+        Ok(form)
+    }
+
+    /// The pairs except those of `key`, as a form body again (for a struct
+    /// that cannot hold a repeated key).
+    pub fn without(&self, key: &str) -> String {
+        serde_urlencoded::to_string(self.0.iter().filter(|(k, _)| k != key).collect::<Vec<_>>())
+            .unwrap_or_default()
     }
 
     /// The first value of `key`, or empty.
@@ -46,12 +74,14 @@ impl FormPairs {
 
 /// A form that carries nothing but its CSRF token.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CsrfForm {
     pub csrf: String,
 }
 
 /// The flash message a redirect left in the query string.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MsgQuery {
     pub msg: Option<String>,
     pub page: Option<i64>,

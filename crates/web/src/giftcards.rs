@@ -6,15 +6,16 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{download, escape_formula, ExportFormat};
+use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::giftcard::{
@@ -117,6 +118,7 @@ pub async fn cached_settings(state: &AppState, merchant_id: i64) -> ApiResult<Gi
 }
 
 #[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct GiftcardSettingsDto {
     pub enabled: bool,
     pub centre_entry: bool,
@@ -282,6 +284,7 @@ async fn settings_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SettingsForm {
     csrf: String,
     enabled: Option<String>,
@@ -368,6 +371,7 @@ async fn image_form(
 // ---- 线上/线下兑换码 ------------------------------------------------------
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CodeTemplateRequest {
     pub kind: String,
     pub name: String,
@@ -489,6 +493,7 @@ async fn create_template(
 
 /// The query of every gift-card list, page and export.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `online` or `offline` (code templates).
     pub kind: Option<String>,
@@ -580,6 +585,7 @@ async fn templates_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TemplateForm {
     csrf: String,
     kind: String,
@@ -786,6 +792,7 @@ async fn codes_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LookupRequest {
     /// The code as the customer reads it out: case, spaces and hyphens do
     /// not matter. Sent in the body, never in a URL.
@@ -834,6 +841,7 @@ async fn lookup_code(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LookupForm {
     csrf: String,
     code: String,
@@ -999,6 +1007,7 @@ async fn export_codes(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteTemplateRequest {
     /// How many unused codes the merchant confirmed voiding (as shown to them).
     pub confirm_unused: i64,
@@ -1055,6 +1064,7 @@ async fn delete_code_template(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DeleteForm {
     csrf: String,
     confirm_unused: i64,
@@ -1088,6 +1098,7 @@ async fn delete_form(
 // ---- 礼品卡商品 -----------------------------------------------------------
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GiftcardProductDto {
     #[serde(default)]
     pub id: i64,
@@ -1118,7 +1129,7 @@ impl GiftcardProductDto {
             face_value_fen: p.face_value_fen,
             on_shelf: p.fields.on_shelf,
             price_yuan: format_yuan(p.fields.price_fen),
-            template_live: false,
+            template_live: p.template_live,
         }
     }
     fn fields(&self) -> ApiResult<GiftcardProductFields> {
@@ -1209,16 +1220,14 @@ async fn products_page(
         "giftcard_products.html",
         &Page::new("礼品卡商品", &authed).with_message(query.msg),
         minijinja::context! {
-            products => products.iter().map(|p| GiftcardProductDto {
-                template_live: templates.iter().any(|t| t.id == p.fields.template_id),
-                ..GiftcardProductDto::new(p)
-            }).collect::<Vec<_>>(),
+            products => products.iter().map(GiftcardProductDto::new).collect::<Vec<_>>(),
             templates => templates.iter().map(CodeTemplateDto::new).collect::<Vec<_>>(),
         },
     ))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProductForm {
     csrf: String,
     name: String,
@@ -1367,6 +1376,7 @@ async fn list_statement(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Positive credits, negative debits.
     pub delta_fen: i64,
@@ -1416,8 +1426,7 @@ async fn create_adjustment(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TransactionDto>)> {
-    let request: AdjustmentRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("请求体不是有效的 JSON：{e}")))?;
+    let request: AdjustmentRequest = crate::extract::parse_json(&body)?;
     let idempotency = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         None => None,
         Some(text) => Some(IdempotencyClaim {
@@ -1567,6 +1576,7 @@ async fn customer_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AdjustForm {
     csrf: String,
     direction: String,
@@ -1644,6 +1654,7 @@ impl ApiKeyDto {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
     #[serde(default)]
     pub label: String,
@@ -1757,6 +1768,7 @@ async fn api_keys_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ApiKeyForm {
     csrf: String,
     #[serde(default)]

@@ -2,16 +2,18 @@
 //! serving, and linking goods to cards (对应商品).
 
 use crate::auth::Authed;
-use crate::cards::{CardFilterDto, CardFilterForm, ChangedDto};
+use crate::cards::{CardFilterDto, ChangedDto};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::FormText;
+use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, FormPairs, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::card::CardFilter;
 use kaquan_core::clock::format_datetime;
@@ -96,6 +98,7 @@ impl From<&Goods> for GoodsDto {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GoodsRequest {
     pub name: String,
     #[serde(default)]
@@ -363,6 +366,7 @@ async fn serve_goods_image(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkGoodsRequest {
     pub filter: CardFilterDto,
     pub goods_ids: Vec<i64>,
@@ -419,8 +423,9 @@ async fn link_card_goods(
     authed: Authed,
     Json(body): Json<LinkGoodsRequest>,
 ) -> ApiResult<Json<ChangedDto>> {
+    authed.require(Permission::CardsManage)?;
     let mode = parse_mode(body.mode.as_deref())?;
-    let filter = body.filter.into_filter()?;
+    let filter = body.filter.into_target()?;
     Ok(Json(ChangedDto {
         n_cards: apply_link(&state, &authed, &filter, &body.goods_ids, mode).await?,
     }))
@@ -455,6 +460,7 @@ async fn goods_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GoodsForm {
     csrf: String,
     name: String,
@@ -552,30 +558,31 @@ async fn delete_goods_image_form(
     Ok(redirect_with(&format!("/goods/{goods_id}"), "图片已删除"))
 }
 
+crate::cards::with_card_filter! {
+    /// 对应商品 as the console posts it; the `goods_id` checkboxes repeat a
+    /// key, so they are read beside this struct.
+    pub struct LinkGoodsForm {
+        pub csrf: String,
+        #[serde(default)]
+        pub mode: String,
+    }
+}
+
 async fn link_goods_form(
     State(state): State<AppState>,
     authed: Authed,
-    body: String,
+    FormText(body): FormText,
 ) -> PageResult {
-    let form = FormPairs::parse(&body)?;
-    let value = |key: &str| form.value(key);
-    authed.check_form_csrf(&value("csrf"))?;
-    let goods_ids = form.ids("goods_id")?;
-    let filter_form = CardFilterForm {
-        batch_id: value("batch_id"),
-        state: value("state"),
-        activated: value("activated"),
-        used: value("used"),
-        distributor_id: value("distributor_id"),
-        serial_from: value("serial_from"),
-        serial_to: value("serial_to"),
-        number: value("number"),
-    };
-    let mode = parse_mode(Some(&value("mode")))?;
+    let pairs = FormPairs::parse_any(&body)?;
+    let form: LinkGoodsForm = crate::extract::parse_urlencoded(&pairs.without("goods_id"))?;
+    authed.check_form_csrf(&form.csrf)?;
+    let goods_ids = pairs.ids("goods_id")?;
+    let filter_form = form.filter_form();
+    let mode = parse_mode(Some(&form.mode))?;
     let n = apply_link(
         &state,
         &authed,
-        &filter_form.into_filter()?,
+        &filter_form.into_target()?,
         &goods_ids,
         mode,
     )

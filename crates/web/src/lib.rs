@@ -12,6 +12,7 @@ pub mod cards;
 pub mod error;
 pub mod exchange;
 pub mod exports;
+pub mod extract;
 pub mod forms;
 pub mod giftcards;
 pub mod goods;
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(exchange::router())
         .merge(giftcards::router())
         .merge(openapi::router())
+        .fallback(extract::unknown_route)
+        .method_not_allowed_fallback(extract::unknown_method)
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .with_state(state)
 }

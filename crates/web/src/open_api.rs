@@ -6,13 +6,14 @@
 //! Also the process's counters for alerting (`GET /metrics`).
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::giftcard::{self, CodeRedeemer, IssueOrderCodesRequest};
 use kaquan_core::ledger::{
@@ -132,7 +133,13 @@ impl FromRequest<AppState> for Signed {
         let (parts, body) = request.into_parts();
         let body = axum::body::to_bytes(body, OPEN_API_BODY_BYTES_MAX)
             .await
-            .map_err(|_| ApiError::invalid("请求体过大或无法读取"))?;
+            .map_err(|_| {
+                ApiError::malformed(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "请求体过大或无法读取",
+                )
+            })?;
         let bad = |why: &'static str| {
             state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
             ApiError::BadSignature(why)
@@ -207,8 +214,7 @@ impl FromRequest<AppState> for Signed {
 
 impl Signed {
     fn json<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::invalid(format!("请求体不是有效的 JSON：{e}")))
+        crate::extract::parse_json(&self.body)
     }
 
     /// The guards of a value-changing call: its nonce and its (required) Idempotency-Key.
@@ -302,6 +308,7 @@ impl TransactionDto {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssueOrderRequest {
     pub order_id: String,
     pub product_id: i64,
@@ -387,6 +394,7 @@ async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> Ap
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     pub customer_id: String,
     pub code: String,
@@ -434,6 +442,7 @@ async fn create_redemption(State(state): State<AppState>, signed: Signed) -> Api
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpendRequest {
     pub customer_id: String,
     pub amount_fen: i64,
@@ -467,6 +476,7 @@ async fn create_spend(State(state): State<AppState>, signed: Signed) -> ApiResul
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// The `transaction_id` of the spend.
     pub spend_id: i64,
@@ -503,6 +513,7 @@ async fn create_refund(State(state): State<AppState>, signed: Signed) -> ApiResu
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginLinkRequest {
     pub customer_id: String,
 }
@@ -657,6 +668,7 @@ async fn get_giftcard_centre(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub page: Option<i64>,
     pub page_size: Option<i64>,

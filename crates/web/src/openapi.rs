@@ -1,9 +1,10 @@
 //! The OpenAPI document of `/api/v1` and the signed `/open/v1`, built from one table of operations so
 //! that ids follow `<verb>_<resource>` and the snapshot test sees every change.
 
+use crate::extract::Json;
 use crate::AppState;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Map, Value};
 
 /// (method, path, operation id, summary, permission needed).

@@ -5,14 +5,15 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult, RowErrorDto};
 use crate::exports::{self, escape_formula};
+use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
 use kaquan_core::pickup::{
@@ -122,6 +123,7 @@ impl OrderDto {
 
 /// Order filters as a query string carries them; empty means "any".
 #[derive(Deserialize, Serialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct OrderQuery {
     /// `pending`, `shipped`, `picked_up`, `cancelled`, or empty for all.
     #[serde(default)]
@@ -145,6 +147,12 @@ pub struct OrderQuery {
     pub card_number: String,
     #[serde(default)]
     pub phone: String,
+    /// The list's page (not part of the filter).
+    #[serde(default, skip_serializing)]
+    pub page: Option<String>,
+    /// A flash message a redirect left.
+    #[serde(default, skip_serializing)]
+    pub msg: Option<String>,
 }
 
 fn int(text: &str, field: &str) -> ApiResult<Option<i64>> {
@@ -218,13 +226,8 @@ impl OrderQuery {
     }
 }
 
-#[derive(Deserialize)]
-pub struct OrderListQuery {
-    #[serde(flatten)]
-    pub filter: OrderQuery,
-    pub page: Option<String>,
-    pub msg: Option<String>,
-}
+/// The order list's query: the filter, the page and a flash message.
+pub type OrderListQuery = OrderQuery;
 
 pub type OrderListDto = crate::batches::ListDto<OrderDto>;
 
@@ -256,7 +259,7 @@ async fn list_orders(
     Query(query): Query<OrderListQuery>,
 ) -> ApiResult<Json<OrderListDto>> {
     Ok(Json(
-        load_orders(&state, &authed, &query.filter, query.page.as_deref()).await?,
+        load_orders(&state, &authed, &query, query.page.as_deref()).await?,
     ))
 }
 
@@ -301,6 +304,7 @@ async fn cancel_order(
 }
 
 #[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct ShipmentDto {
     pub order_id: i64,
     pub carrier: String,
@@ -308,6 +312,7 @@ pub struct ShipmentDto {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShipRequest {
     pub shipments: Vec<ShipmentDto>,
 }
@@ -548,7 +553,7 @@ async fn export_orders(
     Query(query): Query<OrderListQuery>,
 ) -> ApiResult<Response> {
     authed.require(Permission::OrdersManage)?;
-    let filter = query.filter.to_filter(crate::now())?;
+    let filter = query.to_filter(crate::now())?;
     let show = authed.can(Permission::PersonalDataView);
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let path = exports::temp_export_path("xlsx");
@@ -601,6 +606,7 @@ async fn list_carriers(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CarrierRequest {
     pub name: String,
 }
@@ -632,13 +638,25 @@ async fn create_carrier(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CarrierRequest>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<CarrierDto>)> {
     add_carrier(&state, &authed, &body.name).await?;
-    Ok(StatusCode::CREATED)
+    Ok((
+        StatusCode::CREATED,
+        Json(CarrierDto {
+            name: body.name.trim().to_owned(),
+        }),
+    ))
+}
+
+/// A carrier the merchant added.
+#[derive(Serialize)]
+pub struct CarrierDto {
+    pub name: String,
 }
 
 /// 提货设置 on the wire.
 #[derive(Serialize, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct PickupSettingsDto {
     pub title: String,
     #[serde(default)]
@@ -813,7 +831,8 @@ async fn orders_page(
     authed: Authed,
     Query(query): Query<OrderListQuery>,
 ) -> PageResult {
-    let view = orders_view(&state, &authed, query.filter, query.page.as_deref()).await?;
+    let page = query.page.clone();
+    let view = orders_view(&state, &authed, query.clone(), page.as_deref()).await?;
     Ok(render(
         &state,
         "orders.html",
@@ -829,6 +848,7 @@ fn back_to_orders(message: &str) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ShipForm {
     csrf: String,
     carrier: String,
@@ -957,6 +977,7 @@ async fn settings_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SettingsForm {
     csrf: String,
     title: String,
@@ -1019,6 +1040,7 @@ async fn settings_form(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CarrierForm {
     csrf: String,
     name: String,

@@ -148,6 +148,12 @@ pub fn render(state: &AppState, template: &str, page: &Page, view: impl Serializ
 
 /// An error as a small page (for console requests).
 pub fn error_page(error: &ApiError) -> Response {
+    error_page_for(error, false)
+}
+
+/// An error as a small page; a customer's (`/m/…`) offers no way into the
+/// staff console.
+pub fn error_page_for(error: &ApiError, customer: bool) -> Response {
     if let ApiError::Internal(cause) = error {
         tracing::error!(error = %cause, "console request failed");
     }
@@ -155,7 +161,7 @@ pub fn error_page(error: &ApiError) -> Response {
     let page = Page::anonymous("出错了");
     let html = env
         .get_template("error.html")
-        .and_then(|t| t.render(minijinja::context! { page => page, v => minijinja::context! { message => error.public_message() } }))
+        .and_then(|t| t.render(minijinja::context! { page => page, v => minijinja::context! { message => error.public_message(), customer => customer } }))
         .unwrap_or_else(|_| "出错了".into());
     (error.status(), Html(html)).into_response()
 }

@@ -4,18 +4,23 @@
 use crate::auth::Authed;
 use crate::batches::{ListDto, PageQuery};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_chars, FormText};
+use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, FormPairs, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::{check_staff_password, check_username, hash_staff_password, Permission};
 use kaquan_core::clock::format_datetime;
 use kaquan_core::store::{
     Distributor, DistributorFields, NewStaff, Page as ListPage, Role, Staff, StaffUpdate,
+};
+use kaquan_core::text::{
+    is_too_long, CONTACT_CHARS_MAX, NAME_CHARS_MAX, PHONE_CHARS_MAX, REMARK_CHARS_MAX,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +101,7 @@ impl From<&Role> for RoleDto {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateStaffRequest {
     pub username: String,
     pub name: String,
@@ -116,6 +122,8 @@ pub async fn add_staff(
     if body.name.trim().is_empty() {
         return Err(ApiError::invalid("请填写管理员姓名"));
     }
+    check_chars("姓名", &body.name, NAME_CHARS_MAX)?;
+    check_chars("手机号", &body.phone, PHONE_CHARS_MAX)?;
     let new = NewStaff {
         merchant_id: authed.merchant_id(),
         username: body.username.trim().to_owned(),
@@ -174,6 +182,7 @@ async fn create_staff(
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateStaffRequest {
     pub name: Option<String>,
     pub phone: Option<String>,
@@ -193,6 +202,12 @@ async fn change_staff(
         && (body.disabled == Some(true) || body.role_id.is_some_and(|r| r != authed.staff.role_id))
     {
         return Err(ApiError::invalid("不能停用自己或修改自己的角色"));
+    }
+    if let Some(name) = &body.name {
+        check_chars("姓名", name, NAME_CHARS_MAX)?;
+    }
+    if let Some(phone) = &body.phone {
+        check_chars("手机号", phone, PHONE_CHARS_MAX)?;
     }
     let password_hash = match body.password.as_deref().filter(|p| !p.is_empty()) {
         Some(password) => {
@@ -246,10 +261,19 @@ async fn list_roles(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     pub name: Option<String>,
     pub label: String,
     pub permissions: Vec<String>,
+}
+
+/// A role's label: what staff read in the console, 1 to `NAME_CHARS_MAX` characters.
+fn check_role_label(label: &str) -> ApiResult<()> {
+    if label.trim().is_empty() {
+        return Err(ApiError::invalid("请填写角色名称"));
+    }
+    check_chars("角色名称", label.trim(), NAME_CHARS_MAX)
 }
 
 fn parse_permissions(codes: &[String]) -> ApiResult<Vec<Permission>> {
@@ -267,6 +291,7 @@ async fn create_role(
     authed.require(Permission::StaffManage)?;
     let name = body.name.unwrap_or_default();
     check_username(&name).map_err(|_| ApiError::invalid("角色代码须为字母、数字或下划线"))?;
+    check_role_label(&body.label)?;
     let role = state
         .store
         .create_role(
@@ -295,6 +320,7 @@ async fn change_role(
     permissions: Vec<Permission>,
 ) -> ApiResult<()> {
     authed.require(Permission::StaffManage)?;
+    check_role_label(label)?;
     if role_id == authed.staff.role_id && !permissions.contains(&Permission::StaffManage) {
         return Err(ApiError::invalid(
             "不能去掉自己角色的“管理员与角色管理”权限",
@@ -333,6 +359,7 @@ async fn update_role(
 }
 
 #[derive(Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct DistributorRequest {
     pub name: String,
     #[serde(default)]
@@ -345,9 +372,14 @@ pub struct DistributorRequest {
 
 impl DistributorRequest {
     fn into_fields(self) -> ApiResult<DistributorFields> {
-        if self.name.trim().is_empty() || self.name.chars().count() > 64 {
-            return Err(ApiError::invalid("券商名称须为 1–64 个字"));
+        if self.name.trim().is_empty() || is_too_long(self.name.trim(), NAME_CHARS_MAX) {
+            return Err(ApiError::invalid(format!(
+                "券商名称须为 1–{NAME_CHARS_MAX} 个字"
+            )));
         }
+        check_chars("联系人", &self.contact, CONTACT_CHARS_MAX)?;
+        check_chars("电话", &self.phone, PHONE_CHARS_MAX)?;
+        check_chars("备注", &self.remark, REMARK_CHARS_MAX)?;
         Ok(DistributorFields {
             name: self.name.trim().to_owned(),
             contact: self.contact.trim().to_owned(),
@@ -540,6 +572,7 @@ async fn staff_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StaffForm {
     csrf: String,
     username: String,
@@ -571,6 +604,7 @@ async fn create_staff_form(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StaffUpdateForm {
     csrf: String,
     role_id: Option<i64>,
@@ -599,9 +633,9 @@ async fn update_role_form(
     State(state): State<AppState>,
     authed: Authed,
     Path(role_id): Path<i64>,
-    body: String,
+    FormText(body): FormText,
 ) -> PageResult {
-    let form = FormPairs::parse(&body)?;
+    let form = FormPairs::parse(&body, &["csrf", "label", "permission"])?;
     authed.check_form_csrf(&form.value("csrf"))?;
     let permissions = parse_permissions(&form.all("permission"))?;
     change_role(&state, &authed, role_id, &form.value("label"), permissions).await?;
@@ -635,10 +669,16 @@ async fn distributors_page(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DistributorForm {
     csrf: String,
-    #[serde(flatten)]
-    fields: DistributorRequest,
+    name: String,
+    #[serde(default)]
+    contact: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    remark: String,
 }
 
 async fn create_distributor_form(
@@ -647,7 +687,13 @@ async fn create_distributor_form(
     Form(form): Form<DistributorForm>,
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
-    let d = add_distributor(&state, &authed, form.fields).await?;
+    let fields = DistributorRequest {
+        name: form.name,
+        contact: form.contact,
+        phone: form.phone,
+        remark: form.remark,
+    };
+    let d = add_distributor(&state, &authed, fields).await?;
     Ok(redirect_with(
         "/distributors",
         &format!("已添加券商 {}", d.name),

@@ -4,14 +4,15 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Form, Json, Path, Query};
 use crate::goods::image_url;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::format_yuan;
@@ -158,7 +159,11 @@ impl From<&Order> for PickupOrderDto {
 
 /// The fields of a pickup, as forms and JSON carry them.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct PickupForm {
+    /// The staff API's channel (`POST /api/v1/pickups`); forms never send it.
+    #[serde(default)]
+    pub channel: String,
     #[serde(default)]
     pub csrf: String,
     #[serde(default)]
@@ -310,6 +315,7 @@ async fn customer_render(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NumberQuery {
     number: Option<String>,
 }
@@ -628,6 +634,7 @@ async fn staff_form(
 // ---- API ----------------------------------------------------------------------
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckCardRequest {
     pub number: String,
     pub password: String,
@@ -657,13 +664,9 @@ async fn check_pickup_card(
     Ok(Json(CheckedCardDto::new(&checked)))
 }
 
-#[derive(Deserialize)]
-pub struct CreatePickupRequest {
-    /// `store` (handed over now), `phone` or `api` (shipped later).
-    pub channel: String,
-    #[serde(flatten)]
-    pub pickup: PickupForm,
-}
+/// A pickup as the staff API takes it: `channel` is `store` (handed over
+/// now), `phone` or `api` (shipped later).
+pub type CreatePickupRequest = PickupForm;
 
 async fn create_pickup(
     State(state): State<AppState>,
@@ -677,7 +680,7 @@ async fn create_pickup(
         "api" => Channel::Api,
         _ => return Err(ApiError::invalid("channel 应为 store、phone 或 api")),
     };
-    let request = body.pickup.into_request(channel)?;
+    let request = body.into_request(channel)?;
     let r = redeemer(&state, authed.merchant_id());
     let settings = state
         .store

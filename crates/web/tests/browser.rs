@@ -162,7 +162,7 @@ async fn a_read_only_user_sees_cards_but_is_denied_every_change() {
     browser.goto(&app.url("/staff")).await;
     browser.wait_for_text("#error", "没有权限").await;
     browser
-        .goto(&app.url("/api/v1/cards/export?format=xlsx&with_secrets=true"))
+        .goto(&app.url("/api/v1/cards/export?format=xlsx&with_secrets=true&all=true"))
         .await;
     let body = browser.execute("return document.body.innerText;").await;
     assert!(body.as_str().unwrap().contains("forbidden"), "{body}");

@@ -195,7 +195,7 @@ async fn bulk_operations(app: TestApp) {
         .await;
     assert_eq!(changed["n_cards"], 50);
     let (_, changed) = client
-        .post("/api/v1/cards/delete", json!({"filter": {}}))
+        .post("/api/v1/cards/delete", json!({"filter": {"all": true}}))
         .await;
     assert_eq!(changed["n_cards"], 100, "only the voided cards go");
     let (_, all) = client.get("/api/v1/cards").await;
@@ -265,17 +265,19 @@ async fn export_permission(app: TestApp) {
         .await;
     assert_eq!(status, 201);
     let printer = app.client("printer").await;
-    let (status, csv) = printer.get_bytes("/api/v1/cards/export?format=csv").await;
+    let (status, csv) = printer
+        .get_bytes("/api/v1/cards/export?format=csv&all=true")
+        .await;
     assert_eq!(status, 200);
     let text = String::from_utf8(csv).unwrap();
     assert_eq!(text.lines().count(), 21);
     assert!(!text.contains("密码"));
     let (status, _) = printer
-        .get_bytes("/api/v1/cards/export?format=csv&with_secrets=true")
+        .get_bytes("/api/v1/cards/export?format=csv&with_secrets=true&all=true")
         .await;
     assert_eq!(status, 403);
     let (status, csv) = owner
-        .get_bytes("/api/v1/cards/export?format=csv&with_secrets=true")
+        .get_bytes("/api/v1/cards/export?format=csv&with_secrets=true&all=true")
         .await;
     assert_eq!(status, 200);
     let text = String::from_utf8(csv).unwrap();

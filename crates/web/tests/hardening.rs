@@ -1,0 +1,413 @@
+//! What a careless integrator or an attacker sends: misspelled fields,
+//! malformed bodies, unknown routes, control characters. Each class is
+//! refused at the edge, the same way on SQLite and PostgreSQL.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+
+on_both_backends! {
+    a_misspelled_filter_never_widens_a_bulk_operation_to_every_card => misspelled_filters;
+    every_refused_api_request_answers_the_envelope => api_envelopes;
+    console_and_customer_pages_answer_malformed_input_with_an_error_page => error_pages;
+    nul_and_control_characters_are_refused_before_the_database => control_characters;
+}
+
+/// Two batches of ten cards each; returns their ids.
+async fn two_batches(app: &TestApp, client: &common::Client) -> (i64, i64) {
+    let mut ids = Vec::new();
+    for name in ["甲", "乙"] {
+        let (status, created) = client
+            .post(
+                "/api/v1/batches",
+                json!({"name": name, "quantity": 10, "face_value_fen": 10_000}),
+            )
+            .await;
+        assert_eq!(status, 202, "{created}");
+        let batch = app
+            .wait_for_batch(client, created["batch_id"].as_i64().unwrap())
+            .await;
+        ids.push(batch["id"].as_i64().unwrap());
+    }
+    (ids[0], ids[1])
+}
+
+async fn misspelled_filters(app: TestApp) {
+    let client = app.client("owner").await;
+    let (first, _) = two_batches(&app, &client).await;
+    let (_, cards) = client.get("/api/v1/cards?state=inactive").await;
+    assert_eq!(cards["total"], 20);
+    for (path, body, field) in [
+        (
+            "/api/v1/cards/void",
+            json!({"filter": {"batchId": first}}),
+            "filter.batchId",
+        ),
+        (
+            "/api/v1/cards/activate",
+            json!({"filter": {"batch": first}}),
+            "filter.batch",
+        ),
+        (
+            "/api/v1/cards/delete",
+            json!({"filter": {"batch": first}}),
+            "filter.batch",
+        ),
+        (
+            "/api/v1/cards/purge-secrets",
+            json!({"filter": {"batch": first}}),
+            "filter.batch",
+        ),
+        (
+            "/api/v1/cards/edit",
+            json!({"filter": {"batch": first}, "fields": ["face_value"], "face_value_fen": 1}),
+            "filter.batch",
+        ),
+        (
+            "/api/v1/cards/link-goods",
+            json!({"filter": {"batch": first}, "goods_ids": []}),
+            "filter.batch",
+        ),
+        (
+            "/api/v1/cards/void",
+            json!({"filter": {"batch_id": first}, "filters": {}}),
+            "filters",
+        ),
+    ] {
+        let (status, body) = client.post(path, body).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "unknown_field", "{path}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("未知字段：{field}"),
+            "{path}"
+        );
+    }
+    // A misspelled query key of an export is refused as well.
+    let response = client
+        .http
+        .get(app.url(&format!(
+            "/api/v1/cards/export?batchid={first}&with_secrets=true"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "未知字段：batchid");
+    // No condition at all needs `all`, for every bulk operation and export.
+    for path in [
+        "/api/v1/cards/void",
+        "/api/v1/cards/activate",
+        "/api/v1/cards/purge-secrets",
+    ] {
+        let (status, body) = client.post(path, json!({"filter": {}})).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "no_cards_chosen");
+    }
+    let (status, _) = client
+        .get_bytes("/api/v1/cards/export?format=csv&with_secrets=true")
+        .await;
+    assert_eq!(status, 422);
+    let (_, cards) = client.get("/api/v1/cards?state=inactive").await;
+    assert_eq!(cards["total"], 20, "nothing changed");
+    // Said explicitly, every card.
+    let (status, changed) = client
+        .post("/api/v1/cards/activate", json!({"filter": {"all": true}}))
+        .await;
+    assert_eq!((status, changed["n_cards"].as_i64()), (200, Some(20)));
+    // The console says 全部 when no condition narrows, and carries all=true.
+    let page = client
+        .http
+        .get(app.url("/cards"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("确定对全部 20 张卡执行"), "{page}");
+    assert!(page.contains(r#"name="all" value="true""#));
+    let page = client
+        .http
+        .get(app.url(&format!("/cards?batch_id={first}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("确定对当前筛选的 10 张卡执行"));
+    // A console form with no condition and no `all` (an old page) changes nothing.
+    let response = client
+        .http
+        .post(app.url("/cards/op"))
+        .form(&[("csrf", client.csrf.as_str()), ("op", "deactivate")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let (_, cards) = client.get("/api/v1/cards?state=active").await;
+    assert_eq!(cards["total"], 20);
+}
+
+/// Sends a raw request and returns the status and the parsed envelope.
+async fn raw(
+    client: &common::Client,
+    method: reqwest::Method,
+    url: String,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = client
+        .http
+        .request(method, url)
+        .header("x-csrf-token", &client.csrf)
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: {content_type}: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).expect("the envelope is JSON");
+    (status, body)
+}
+
+async fn api_envelopes(app: TestApp) {
+    let client = app.client("owner").await;
+    let json = Some("application/json");
+    let post = reqwest::Method::POST;
+    let batches = app.url("/api/v1/batches");
+    for (method, url, content_type, body, status, code) in [
+        (
+            post.clone(),
+            batches.clone(),
+            json,
+            b"{".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            post.clone(),
+            batches.clone(),
+            None,
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post.clone(),
+            batches.clone(),
+            Some("text/plain"),
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post.clone(),
+            batches.clone(),
+            json,
+            br#"{"quantity": "ten"}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
+        (
+            post.clone(),
+            app.url("/api/v1/carriers"),
+            json,
+            b"{}".to_vec(),
+            422,
+            "missing_field",
+        ),
+        (
+            post.clone(),
+            batches.clone(),
+            json,
+            vec![b' '; 2 * 1024 * 1024],
+            413,
+            "body_too_large",
+        ),
+        (
+            reqwest::Method::GET,
+            app.url("/api/v1/batches/abc"),
+            None,
+            Vec::new(),
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            app.url("/api/v1/no-such-thing"),
+            None,
+            Vec::new(),
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::DELETE,
+            app.url("/api/v1/cards/void"),
+            None,
+            Vec::new(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            post.clone(),
+            app.url("/open/v1/orders"),
+            json,
+            b"{}".to_vec(),
+            401,
+            "bad_signature",
+        ),
+    ] {
+        let (got, body) = raw(&client, method.clone(), url.clone(), content_type, body).await;
+        assert_eq!(got, status, "{method} {url}: {body}");
+        assert_eq!(body["error"]["code"], code, "{method} {url}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // A create answers what it created.
+    let (status, body) = client
+        .post("/api/v1/carriers", json!({"name": "同城快送"}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["name"], "同城快送");
+}
+
+async fn error_pages(app: TestApp) {
+    let client = app.client("owner").await;
+    let page = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        assert!(content_type.starts_with("text/html"), "{status}: {text}");
+        assert!(text.contains("出错了"), "{text}");
+        (status, text)
+    };
+    let (status, text) = page(
+        client
+            .http
+            .get(app.url("/no-such-page"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        text.contains("卡券列表"),
+        "staff get the way back into the console"
+    );
+    let (status, _) = page(
+        client
+            .http
+            .post(app.url("/cards/op"))
+            .form(&[
+                ("csrf", client.csrf.as_str()),
+                ("op", "void"),
+                ("batchid", "1"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = page(client.http.get(app.url("/batches/x")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    let customer = reqwest::Client::new();
+    let (status, text) = page(
+        customer
+            .post(app.url(&format!("/m/{}/redeem/check", app.merchant_id)))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(
+        !text.contains("卡券列表"),
+        "customers get no link into the console"
+    );
+    let (status, _) = page(
+        customer
+            .get(app.url(&format!("/m/{}/nothing-here", app.merchant_id)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+async fn control_characters(app: TestApp) {
+    let anonymous = reqwest::Client::new();
+    // Sign-in, anonymous.
+    let response = anonymous
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!({"username": "own\u{0}er", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "control_character");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("username"));
+    // The pickup page's check and the order lookup, anonymous.
+    for path in ["redeem/check", "orders"] {
+        let response = anonymous
+            .post(app.url(&format!("/m/{}/{path}", app.merchant_id)))
+            .form(&[("number", "12\u{0}34"), ("password", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{path}");
+        assert!(response.text().await.unwrap().contains("控制字符"));
+    }
+    // A signed read with NUL in its path.
+    let mall = common::Mall::new(&app).await;
+    let signed = mall
+        .send("GET", "/open/v1/customers/a%00b/balance", None, None)
+        .await;
+    assert_eq!(signed.status, 422, "{}", signed.body);
+    assert_eq!(signed.body["error"]["code"], "control_character");
+    // Staff writes: NUL, escape and the other controls; newlines pass where text spans lines.
+    let client = app.client("owner").await;
+    for name in ["a\u{0}b", "\u{1b}[31m红", "a\u{7f}", "a\u{85}"] {
+        let (status, body) = client
+            .post("/api/v1/distributors", json!({"name": name}))
+            .await;
+        assert_eq!(status, 422, "{name:?}: {body}");
+        assert_eq!(body["error"]["code"], "control_character");
+    }
+    let (_, list) = client.get("/api/v1/distributors").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing was stored");
+    let (status, body) = client
+        .post(
+            "/api/v1/distributors",
+            json!({"name": "华东", "remark": "第一行\r\n第二行"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
