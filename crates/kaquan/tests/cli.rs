@@ -1008,3 +1008,23 @@ async fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balanc
     .await
     .unwrap();
 }
+
+#[test]
+fn a_hostile_xlsx_is_refused_with_a_message_not_a_crash() {
+    let env = Env::sqlite();
+    env.setup();
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "卡号").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    let file = env.dir.join("far.xlsx");
+    std::fs::write(&file, workbook.save_to_buffer().unwrap()).unwrap();
+    let output = env
+        .command(&["batch", "import", "--file", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "refused, not aborted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("行"), "{stderr}");
+    env.run(&["verify"]);
+}

@@ -365,65 +365,9 @@ async fn estimate_password_strength(
 /// Column headers of the import template.
 pub const IMPORT_HEADERS: [&str; 2] = ["卡号", "密码"];
 
-/// Reads the rows of an uploaded table (xlsx or CSV, by name or content):
-/// every non-blank row, the header (line 1) included, comes back with its
-/// line number and at least `n_columns` cells (missing ones empty).
-pub fn parse_rows(
-    file_name: &str,
-    bytes: &[u8],
-    n_columns: usize,
-) -> ApiResult<Vec<(usize, Vec<String>)>> {
-    let is_xlsx =
-        file_name.to_ascii_lowercase().ends_with(".xlsx") || bytes.starts_with(b"PK\x03\x04");
-    let mut rows = Vec::new();
-    let mut push = |line: usize, mut cells: Vec<String>| {
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            return;
-        }
-        if cells.len() < n_columns {
-            cells.resize(n_columns, String::new());
-        }
-        rows.push((line, cells));
-    };
-    if is_xlsx {
-        use calamine::{Data, Reader};
-        let mut workbook: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
-                .map_err(|_| ApiError::invalid("无法读取 xlsx 文件"))?;
-        let range = workbook
-            .worksheet_range_at(0)
-            .ok_or_else(|| ApiError::invalid("xlsx 文件中没有工作表"))?
-            .map_err(|_| ApiError::invalid("无法读取 xlsx 工作表"))?;
-        let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
-        for (idx, row) in range.rows().enumerate() {
-            let cells = row
-                .iter()
-                .map(|cell| match cell {
-                    Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
-                    other => other.to_string(),
-                })
-                .collect();
-            push(first_row + idx + 1, cells);
-        }
-    } else {
-        let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
-            .map_err(|_| ApiError::invalid("CSV 文件须为 UTF-8 编码"))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        for (idx, record) in reader.records().enumerate() {
-            let record =
-                record.map_err(|_| ApiError::invalid(format!("CSV 第 {} 行无法解析", idx + 1)))?;
-            push(idx + 1, record.iter().map(str::to_owned).collect());
-        }
-    }
-    Ok(rows)
-}
-
 /// Reads the rows of an import file: 卡号 and 密码 in the first two columns.
 pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
-    Ok(parse_rows(file_name, bytes, 2)?
+    Ok(crate::tables::parse_rows(file_name, bytes, 2)?
         .into_iter()
         .skip(1) // the header
         .map(|(line, mut cells)| ImportRow {
@@ -470,12 +414,16 @@ async fn get_import_template(
             write(sheet, r as u32 + 1, c as u16, v)?;
         }
     }
-    sheet
-        .set_column_width(0, 24)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    sheet
-        .set_column_width(1, 24)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Both columns are text: Excel keeps only 15 digits of a number, so a
+    // longer card number typed into a number cell would be rounded.
+    let text = rust_xlsxwriter::Format::new().set_num_format("@");
+    for column in 0..2 {
+        sheet
+            .set_column_width(column, 24)
+            .and_then(|sheet| sheet.set_column_format(column, &text))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    write(sheet, 0, 3, "说明：卡号和密码两列须为“文本”格式（本模板已设好）；数字格式超过 15 位会失真，这样的行会被拒绝。")?;
     let bytes = workbook
         .save_to_buffer()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -551,7 +499,8 @@ async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
 
 async fn run_import(state: &AppState, authed: &Authed, upload: &ImportUpload) -> ApiResult<Batch> {
     authed.require(Permission::CardsCreate)?;
-    let rows = parse_import_file(&upload.file_name, &upload.bytes)?;
+    let (file_name, bytes) = (upload.file_name.clone(), upload.bytes.clone());
+    let rows = crate::off_runtime(move || parse_import_file(&file_name, &bytes)).await??;
     let cards =
         usecases::validate_import(state.store.as_ref(), authed.merchant_id(), &rows).await?;
     let face_value_fen = match upload.face_value.trim() {

@@ -22,6 +22,7 @@ pub mod orders;
 pub mod pages;
 pub mod people;
 pub mod pickup;
+pub mod tables;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -112,6 +113,17 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Runs CPU-heavy work (parsing an upload, writing an export, hashing a
+/// password) on the blocking pool, so the runtime's threads keep answering
+/// every other request meanwhile.
+pub async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, error::ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error::ApiError::Internal(format!("blocking work failed: {e}")))
 }
 
 /// The current time in unix seconds.

@@ -409,7 +409,7 @@ async fn ship_orders(
 
 /// Reads a filled shipping file: header row, then 订单号, 物流公司, 运单号.
 fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, ShipmentDto)>> {
-    let mut rows = crate::batches::parse_rows(file_name, bytes, 3)?.into_iter();
+    let mut rows = crate::tables::parse_rows(file_name, bytes, 3)?.into_iter();
     let Some((_, header)) = rows.next() else {
         return Err(ApiError::invalid("文件是空的"));
     };
@@ -500,7 +500,7 @@ async fn import_shipments(
     multipart: Multipart,
 ) -> ApiResult<Json<crate::cards::ChangedDto>> {
     let (name, bytes, _) = read_file(multipart).await?;
-    let rows = parse_shipping_file(&name, &bytes)?;
+    let rows = crate::off_runtime(move || parse_shipping_file(&name, &bytes)).await??;
     Ok(Json(crate::cards::ChangedDto {
         n_cards: ship(&state, &authed, &rows).await?,
     }))
@@ -897,7 +897,7 @@ async fn import_shipments_form(
 ) -> PageResult {
     let (name, bytes, csrf) = read_file(multipart).await?;
     authed.check_form_csrf(&csrf)?;
-    let result = match parse_shipping_file(&name, &bytes) {
+    let result = match crate::off_runtime(move || parse_shipping_file(&name, &bytes)).await? {
         Ok(rows) => ship(&state, &authed, &rows).await,
         Err(error) => Err(error),
     };

@@ -12,6 +12,7 @@ on_both_backends! {
     every_refused_api_request_answers_the_envelope => api_envelopes;
     console_and_customer_pages_answer_malformed_input_with_an_error_page => error_pages;
     nul_and_control_characters_are_refused_before_the_database => control_characters;
+    a_hostile_xlsx_is_refused_and_the_server_keeps_serving => hostile_uploads;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -410,4 +411,40 @@ async fn control_characters(app: TestApp) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// An xlsx of 5 KB whose two cells sit at A1 and XFD1048576.
+fn far_cells_xlsx() -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "卡号").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    workbook.save_to_buffer().unwrap()
+}
+
+async fn hostile_uploads(app: TestApp) {
+    let owner = app.client("owner").await;
+    let bytes = far_cells_xlsx();
+    for path in ["/api/v1/batches/import", "/api/v1/orders/ship-import"] {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name("x.xlsx"),
+        );
+        let response = owner
+            .http
+            .post(app.url(path))
+            .header("x-csrf-token", &owner.csrf)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("行"),
+            "{body}"
+        );
+    }
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "the server is still up");
 }
