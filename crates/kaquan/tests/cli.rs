@@ -11,6 +11,8 @@ const KAQUAN: &str = env!("CARGO_BIN_EXE_kaquan");
 struct Env {
     dir: PathBuf,
     url: String,
+    /// The PostgreSQL database, dropped when the test ends.
+    _database: Option<kaquan_store_postgres::testing::TestDatabase>,
 }
 
 impl Env {
@@ -21,7 +23,11 @@ impl Env {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("kaquan.db").display());
-        Self { dir, url }
+        Self {
+            dir,
+            url,
+            _database: None,
+        }
     }
 
     async fn postgres() -> Self {
@@ -30,9 +36,11 @@ impl Env {
             kaquan_core::secrets::random_token_hex(6)
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        let database = kaquan_store_postgres::testing::create_test_database().await;
         Self {
             dir,
-            url: kaquan_store_postgres::testing::create_test_database().await,
+            url: database.url.clone(),
+            _database: Some(database),
         }
     }
 

@@ -2,13 +2,28 @@
 
 use std::sync::Arc;
 
-async fn fresh_store() -> Arc<kaquan_store_postgres::PgStore> {
-    let url = kaquan_store_postgres::testing::create_test_database().await;
-    Arc::new(
-        kaquan_store_postgres::connect(&url)
-            .await
-            .expect("connect to the test database"),
-    )
+/// A store on a database of its own, which goes when the test ends.
+struct FreshStore {
+    store: Arc<kaquan_store_postgres::PgStore>,
+    _database: kaquan_store_postgres::testing::TestDatabase,
+}
+
+impl AsRef<kaquan_store_postgres::PgStore> for FreshStore {
+    fn as_ref(&self) -> &kaquan_store_postgres::PgStore {
+        &self.store
+    }
+}
+
+async fn fresh_store() -> FreshStore {
+    let database = kaquan_store_postgres::testing::create_test_database().await;
+    FreshStore {
+        store: Arc::new(
+            kaquan_store_postgres::connect(&database.url)
+                .await
+                .expect("connect to the test database"),
+        ),
+        _database: database,
+    }
 }
 
 kaquan_conformance::conformance_tests!(fresh_store());
@@ -21,7 +36,8 @@ kaquan_conformance::conformance_tests!(fresh_store());
 async fn bulk_inserts_leave_fresh_planner_statistics() {
     use kaquan_core::giftcard::{new_codes, CodeKind, CodeTemplateFields};
     use kaquan_core::store::{Actor, AuditEntry, Store, StoredValueStore};
-    let url = kaquan_store_postgres::testing::create_test_database().await;
+    let database = kaquan_store_postgres::testing::create_test_database().await;
+    let url = database.url.clone();
     let store = kaquan_store_postgres::connect(&url).await.unwrap();
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await

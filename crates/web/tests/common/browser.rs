@@ -3,6 +3,7 @@
 //! `chromium-driver`). A missing browser fails the test; it never skips.
 
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,13 +17,41 @@ pub struct Browser {
     driver: Child,
     http: reqwest::Client,
     session: String,
+    /// chromedriver's address, `127.0.0.1:PORT`.
+    driver_address: String,
+    user_data: PathBuf,
     pub download_dir: PathBuf,
 }
 
+/// Ends the browser when the test ends, passed or failed: the session is
+/// closed (Chromium quits), then chromedriver's whole process group is
+/// killed, so no Chromium outlives its test even if the session hangs.
 impl Drop for Browser {
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let path = self
+            .session
+            .split_once(&self.driver_address)
+            .map(|(_, path)| path.to_owned())
+            .unwrap_or_default();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&self.driver_address) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                self.driver_address
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
+        // chromedriver leads a process group of its own (see `start`).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.user_data);
     }
 }
 
@@ -61,6 +90,8 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(&driver_path)
             .arg(format!("--port={port}"))
+            // A group of its own, which Chromium joins, so one kill ends both.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,6 +144,8 @@ impl Browser {
             driver,
             http,
             session: format!("{base}/session/{session}"),
+            driver_address: format!("127.0.0.1:{port}"),
+            user_data,
             download_dir: download_dir.to_owned(),
         };
         browser

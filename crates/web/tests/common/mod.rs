@@ -28,6 +28,8 @@ pub struct TestApp {
     pub merchant_id: i64,
     pub dir: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Dropped last: the PostgreSQL database of this test.
+    _database: Option<kaquan_store_postgres::testing::TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -47,18 +49,30 @@ pub fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
-pub async fn store_for(backend: Backend, dir: &std::path::Path) -> Arc<dyn Store> {
+/// A fresh store, and for PostgreSQL the guard that drops its database
+/// when the test ends.
+pub async fn store_for(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> (
+    Arc<dyn Store>,
+    Option<kaquan_store_postgres::testing::TestDatabase>,
+) {
     match backend {
-        Backend::Sqlite => Arc::new(
-            kaquan_store_sqlite::open(
-                &dir.join("kaquan.db"),
-                kaquan_store_sqlite::OpenMode::CreateIfMissing,
-            )
-            .unwrap(),
+        Backend::Sqlite => (
+            Arc::new(
+                kaquan_store_sqlite::open(
+                    &dir.join("kaquan.db"),
+                    kaquan_store_sqlite::OpenMode::CreateIfMissing,
+                )
+                .unwrap(),
+            ),
+            None,
         ),
         Backend::Postgres => {
-            let url = kaquan_store_postgres::testing::create_test_database().await;
-            Arc::new(kaquan_store_postgres::connect(&url).await.unwrap())
+            let database = kaquan_store_postgres::testing::create_test_database().await;
+            let store = kaquan_store_postgres::connect(&database.url).await.unwrap();
+            (Arc::new(store), Some(database))
         }
     }
 }
@@ -66,7 +80,7 @@ pub async fn store_for(backend: Backend, dir: &std::path::Path) -> Arc<dyn Store
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         let dir = temp_dir("web");
-        let store = store_for(backend, &dir).await;
+        let (store, database) = store_for(backend, &dir).await;
         let master = MasterKey::generate();
         let merchant = store
             .create_merchant("测试商户", kaquan_web::now())
@@ -86,6 +100,7 @@ impl TestApp {
             merchant_id: merchant.id,
             dir,
             shutdown: Some(tx),
+            _database: database,
         };
         app.add_staff("owner", "owner").await;
         app
