@@ -352,12 +352,30 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Whether a log event may be written at all: kaquan's own events at any
+/// level (they never carry personal data or secrets), other crates' at
+/// `info` and above only. Below that the PostgreSQL driver logs every query
+/// parameter (consignees, phones, addresses, form tokens) and the HTTP
+/// stack logs headers (session cookies), whatever `KAQUAN_LOG` asks for.
+pub fn may_log(target: &str, level: &tracing::Level) -> bool {
+    target.starts_with("kaquan") || *level <= tracing::Level::INFO
+}
+
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("KAQUAN_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    may_log(meta.target(), meta.level())
+                })),
+        )
         .try_init();
 }
 
@@ -1274,6 +1292,21 @@ async fn codes_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod logging_tests {
+    use tracing::Level;
+
+    #[test]
+    fn only_kaquan_logs_below_info() {
+        assert!(super::may_log("kaquan_web::orders", &Level::TRACE));
+        assert!(super::may_log("tokio_postgres::query", &Level::INFO));
+        assert!(super::may_log("tokio_postgres::query", &Level::WARN));
+        assert!(super::may_log("hyper", &Level::ERROR));
+        assert!(!super::may_log("tokio_postgres::query", &Level::DEBUG));
+        assert!(!super::may_log("hyper::proto", &Level::TRACE));
+    }
 }
 
 #[cfg(test)]

@@ -611,8 +611,23 @@ fn the_first_serve_creates_an_owner_whose_password_is_in_a_private_file() {
 
 /// Starts `kaquan serve` on a free port and returns it with its address.
 fn start_server(env: &Env) -> (std::process::Child, String) {
+    let (server, address, _) = start_server_logging(env, "warn");
+    (server, address)
+}
+
+/// Starts `kaquan serve` logging at `level`, with everything it logs.
+fn start_server_logging(
+    env: &Env,
+    level: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut server = env
         .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("KAQUAN_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -620,11 +635,19 @@ fn start_server(env: &Env) -> (std::process::Child, String) {
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
+        log.lock().unwrap().push_str(&line);
+        if let Some(rest) = line.split("打开 http://").nth(1) {
             let address = rest.split('/').next().unwrap().to_owned();
             // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (server, address);
+            let kept = std::sync::Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut kept = kept.lock().unwrap();
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            });
+            return (server, address, log);
         }
     }
     let _ = server.kill();
@@ -657,7 +680,9 @@ async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_orde
     })
     .await
     .unwrap();
-    let (mut first, first_address) = start_server(&env);
+    // The first server logs everything it can: no level may print the
+    // customer's personal data, the card's password or a form token.
+    let (mut first, first_address, first_log) = start_server_logging(&env, "trace");
     let (mut second, second_address) = start_server(&env);
     let http = reqwest::Client::builder()
         .cookie_store(true)
@@ -757,6 +782,17 @@ async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_orde
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    let log = first_log.lock().unwrap().clone();
+    assert!(log.contains("kaquan 已启动"), "{log}");
+    for secret in [
+        "13800001234",
+        "张三",
+        "文三路",
+        password.as_str(),
+        csrf.as_str(),
+    ] {
+        assert!(!log.contains(secret), "the trace log holds {secret:?}");
+    }
 }
 
 /// An API key and one offline code of ¥50 made through the CLI: (key_id, secret, code).
