@@ -183,6 +183,19 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_staff_password(&random_token_hex(16)))
 }
 
+/// Hashes a password (argon2id) on the blocking pool: tens of milliseconds
+/// of CPU that must not hold up a runtime thread.
+pub async fn hash_password(password: &str) -> ApiResult<String> {
+    let password = password.to_owned();
+    crate::off_runtime(move || hash_staff_password(&password)).await
+}
+
+/// Verifies a password against its hash on the blocking pool.
+pub async fn verify_password(password: &str, hash: &str) -> ApiResult<bool> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    crate::off_runtime(move || verify_staff_password(&password, &hash)).await
+}
+
 /// Checks a username and password, counting failures and locking after
 /// repeated ones. On success, creates a session and returns the cookie.
 pub async fn sign_in(
@@ -193,7 +206,7 @@ pub async fn sign_in(
     let now = crate::now();
     let staff = state.store.find_staff_by_username(username.trim()).await?;
     let Some(staff) = staff else {
-        verify_staff_password(password, decoy_hash());
+        verify_password(password, decoy_hash()).await?;
         return Err(ApiError::invalid("账号或密码错误"));
     };
     if let Some(until) = staff.locked_until.filter(|until| *until > now) {
@@ -201,7 +214,7 @@ pub async fn sign_in(
             retry_after_seconds: until - now,
         });
     }
-    if staff.disabled || !verify_staff_password(password, &staff.password_hash) {
+    if staff.disabled || !verify_password(password, &staff.password_hash).await? {
         let failures = staff.failed_logins + 1;
         let locked_until = login_locked_until(failures, now);
         state

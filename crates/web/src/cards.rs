@@ -559,6 +559,7 @@ async fn export(
         authed.require(Permission::CardsExportSecrets)?;
     }
     let filter = filter.into_target()?;
+    let _slot = state.exports.take(authed.merchant_id())?;
     let path = exports::temp_export_path(kind.extension());
     let request = ExportRequest {
         store: state.store.as_ref(),

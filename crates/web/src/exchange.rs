@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use kaquan_core::auth::{check_staff_password, hash_staff_password, verify_staff_password};
+use kaquan_core::auth::check_staff_password;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot, GiftcardSettings};
 use kaquan_core::ledger::{ApiCall, Customer, CustomerRef, Refusal};
@@ -576,10 +576,10 @@ async fn sign_in_by_phone(
     }
     let found = state.store.find_phone_customer(merchant_id, &phone).await?;
     let ok = match &found {
-        Some((_, hash)) => verify_staff_password(&form.password, hash),
+        Some((_, hash)) => crate::auth::verify_password(&form.password, hash).await?,
         None => {
             // The same work for an unknown phone as for a wrong password.
-            let _ = hash_staff_password(&form.password);
+            crate::auth::hash_password(&form.password).await?;
             false
         }
     };
@@ -617,7 +617,7 @@ async fn sign_up_by_phone(
         .create_phone_customer(
             merchant_id,
             &phone,
-            &hash_staff_password(&form.password),
+            &crate::auth::hash_password(&form.password).await?,
             crate::now(),
         )
         .await

@@ -27,6 +27,53 @@ const EXPORT_PAGES_AHEAD: usize = 2;
 /// xlsx worksheets hold at most this many rows (header included).
 const XLSX_ROWS_MAX: i64 = 1_048_576;
 
+/// Exports one merchant may have running at once: each keeps a core busy,
+/// and the machine's other merchants and customers need the rest.
+pub const EXPORTS_PER_MERCHANT_MAX: usize = 2;
+
+/// The exports running now, by merchant.
+#[derive(Default)]
+pub struct ExportSlots(std::sync::Mutex<std::collections::HashMap<i64, usize>>);
+
+/// One running export; its slot frees when this drops.
+pub struct ExportSlot {
+    slots: std::sync::Arc<ExportSlots>,
+    merchant_id: i64,
+}
+
+impl ExportSlots {
+    /// Takes a slot for the merchant, or refuses when it has
+    /// [`EXPORTS_PER_MERCHANT_MAX`] exports running.
+    pub fn take(self: &std::sync::Arc<Self>, merchant_id: i64) -> ApiResult<ExportSlot> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = running.entry(merchant_id).or_insert(0);
+        if *n >= EXPORTS_PER_MERCHANT_MAX {
+            return Err(ApiError::malformed(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "exports_busy",
+                format!("已有 {EXPORTS_PER_MERCHANT_MAX} 个导出正在进行，请等它们完成后再试"),
+            ));
+        }
+        *n += 1;
+        Ok(ExportSlot {
+            slots: std::sync::Arc::clone(self),
+            merchant_id,
+        })
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = running.get_mut(&self.merchant_id) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.merchant_id);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Xlsx,
@@ -100,67 +147,68 @@ fn headers(with_secrets: bool) -> Vec<&'static str> {
     headers
 }
 
-/// One exported row, every cell a string.
 /// Turns card rows into cells, deriving each key version's keys once per
-/// export rather than once per card.
-struct CellWriter<'a> {
-    request: &'a ExportRequest<'a>,
+/// export rather than once per card. It owns what it needs, so that it can
+/// work on the blocking pool.
+struct CellWriter {
+    master: MasterKey,
+    merchant_id: i64,
+    with_secrets: bool,
+    public_url: String,
     keys: std::collections::HashMap<i32, MerchantKeys>,
 }
 
-impl<'a> CellWriter<'a> {
-    fn new(request: &'a ExportRequest<'a>) -> Self {
+impl CellWriter {
+    fn new(request: &ExportRequest<'_>) -> Self {
         Self {
-            request,
+            master: request.master.clone(),
+            merchant_id: request.merchant_id,
+            with_secrets: request.with_secrets,
+            public_url: request.public_url.to_owned(),
             keys: std::collections::HashMap::new(),
         }
     }
 
     fn cells(&mut self, row: &CardWithSecret) -> ApiResult<Vec<String>> {
-        let request = self.request;
-        let keys = self.keys.entry(row.key_version).or_insert_with(|| {
-            request
-                .master
-                .merchant_keys(request.merchant_id, row.key_version)
-        });
-        cells(request, keys, row)
+        let (master, merchant_id) = (&self.master, self.merchant_id);
+        let keys = self
+            .keys
+            .entry(row.key_version)
+            .or_insert_with(|| master.merchant_keys(merchant_id, row.key_version));
+        let card = &row.card;
+        let mut cells = vec![card.serial.to_string(), card.number.clone()];
+        if self.with_secrets {
+            let password = match &row.secret_sealed {
+                Some(sealed) => keys.open(&card.number, sealed).ok_or_else(|| {
+                    ApiError::Internal(format!("sealed password of card {} does not open", card.id))
+                })?,
+                None => "（已清除）".to_owned(),
+            };
+            cells.push(password);
+        }
+        cells.extend([
+            qr_content(&self.public_url, self.merchant_id, &card.number),
+            card.face_value_fen.map(format_yuan).unwrap_or_default(),
+            card.valid_from.map(format_date).unwrap_or_default(),
+            card.valid_until.map(format_date).unwrap_or_default(),
+            card.state.label_zh().to_owned(),
+            escape_formula(card.distributor_name.as_deref().unwrap_or("")),
+            card.batch_id.to_string(),
+            escape_formula(&card.remark),
+        ]);
+        Ok(cells)
     }
 }
 
-fn cells(
-    request: &ExportRequest,
-    keys: &MerchantKeys,
-    row: &CardWithSecret,
-) -> ApiResult<Vec<String>> {
-    let card = &row.card;
-    let mut cells = vec![card.serial.to_string(), card.number.clone()];
-    if request.with_secrets {
-        let password = match &row.secret_sealed {
-            Some(sealed) => keys.open(&card.number, sealed).ok_or_else(|| {
-                ApiError::Internal(format!("sealed password of card {} does not open", card.id))
-            })?,
-            None => "（已清除）".to_owned(),
-        };
-        cells.push(password);
-    }
-    cells.extend([
-        qr_content(request.public_url, request.merchant_id, &card.number),
-        card.face_value_fen.map(format_yuan).unwrap_or_default(),
-        card.valid_from.map(format_date).unwrap_or_default(),
-        card.valid_until.map(format_date).unwrap_or_default(),
-        card.state.label_zh().to_owned(),
-        escape_formula(card.distributor_name.as_deref().unwrap_or("")),
-        card.batch_id.to_string(),
-        escape_formula(&card.remark),
-    ]);
-    Ok(cells)
-}
-
-/// Pages through the cards, calling `write` for each page.
-async fn for_each_page(
+/// Pages through the cards and hands each page to `write` with the export's
+/// state. The runtime's thread only reads pages: decrypting, encoding and
+/// writing run on the blocking pool, so an export of a million cards or of
+/// thousands of QR images never holds up the server's other requests.
+async fn for_each_page<S: Send + 'static>(
     request: &ExportRequest<'_>,
-    mut write: impl FnMut(&[CardWithSecret]) -> ApiResult<()>,
-) -> ApiResult<i64> {
+    mut state: S,
+    write: fn(&mut S, &[CardWithSecret]) -> ApiResult<()>,
+) -> ApiResult<(i64, S)> {
     let (mut after, mut n_cards) = (0i64, 0i64);
     loop {
         let page = request
@@ -170,9 +218,9 @@ async fn for_each_page(
         let Some(last) = page.last() else { break };
         after = last.card.serial;
         n_cards += page.len() as i64;
-        write(&page)?;
+        state = crate::off_runtime(move || write(&mut state, &page).map(|()| state)).await??;
     }
-    Ok(n_cards)
+    Ok((n_cards, state))
 }
 
 fn xlsx_err(error: rust_xlsxwriter::XlsxError) -> ApiError {
@@ -225,18 +273,24 @@ pub async fn export_cards(
                 }
                 workbook.save(&path).map_err(xlsx_err)
             });
-            let mut cell_writer = CellWriter::new(request);
-            let n = for_each_page(request, |page| {
-                let rows = page
-                    .iter()
-                    .map(|row| cell_writer.cells(row))
-                    .collect::<ApiResult<Vec<_>>>()?;
-                sender
-                    .send(rows)
-                    .map_err(|_| ApiError::Internal("xlsx writer stopped".into()))
-            })
-            .await;
-            drop(sender);
+            let n = for_each_page(
+                request,
+                (CellWriter::new(request), sender),
+                |(cell_writer, sender), page| {
+                    let rows = page
+                        .iter()
+                        .map(|row| cell_writer.cells(row))
+                        .collect::<ApiResult<Vec<_>>>()?;
+                    sender
+                        .send(rows)
+                        .map_err(|_| ApiError::Internal("xlsx writer stopped".into()))
+                },
+            )
+            .await
+            .map(|(n, state)| {
+                drop(state);
+                n
+            });
             let written = writer
                 .await
                 .map_err(|e| ApiError::Internal(format!("xlsx writer failed: {e}")))?;
@@ -254,18 +308,21 @@ pub async fn export_cards(
             writer
                 .write_record(headers(request.with_secrets))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let mut cell_writer = CellWriter::new(request);
-            let n = for_each_page(request, |page| {
-                for row in page {
-                    writer
-                        .write_record(cell_writer.cells(row)?)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
-                }
-                Ok(())
-            })
+            let (n, (mut writer, _)) = for_each_page(
+                request,
+                (writer, CellWriter::new(request)),
+                |(writer, cell_writer), page| {
+                    for row in page {
+                        writer
+                            .write_record(cell_writer.cells(row)?)
+                            .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    }
+                    Ok(())
+                },
+            )
             .await?;
-            writer
-                .flush()
+            crate::off_runtime(move || writer.flush())
+                .await?
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(n)
         }
@@ -280,30 +337,68 @@ pub async fn export_qr_codes(
 ) -> ApiResult<i64> {
     let file = std::fs::File::create(path)
         .map_err(|e| ApiError::Internal(format!("create export file: {e}")))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    let options = zip::write::SimpleFileOptions::default();
-    let zip_err = |e: zip::result::ZipError| ApiError::Internal(format!("zip: {e}"));
-    let n = for_each_page(request, |page| {
+    let zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    /// What each page of a QR export needs.
+    struct QrZip {
+        zip: zip::ZipWriter<std::io::BufWriter<std::fs::File>>,
+        image: QrImageFormat,
+        public_url: String,
+        merchant_id: i64,
+    }
+    let state = QrZip {
+        zip,
+        image,
+        public_url: request.public_url.to_owned(),
+        merchant_id: request.merchant_id,
+    };
+    let (n, state) = for_each_page(request, state, |state, page| {
+        let options = zip::write::SimpleFileOptions::default();
         for row in page {
-            let content = qr_content(request.public_url, request.merchant_id, &row.card.number);
+            let content = qr_content(&state.public_url, state.merchant_id, &row.card.number);
             let code = qrcode::QrCode::new(content.as_bytes())
                 .map_err(|e| ApiError::Internal(format!("qr: {e}")))?;
-            let (name, bytes) = match image {
+            let (name, bytes) = match state.image {
                 QrImageFormat::Svg => (
                     format!("{}.svg", row.card.number),
                     qr_svg(&code).into_bytes(),
                 ),
                 QrImageFormat::Png => (format!("{}.png", row.card.number), qr_png(&code, 8)),
             };
-            zip.start_file(name, options).map_err(zip_err)?;
-            zip.write_all(&bytes)
+            state.zip.start_file(name, options).map_err(zip_err)?;
+            state
+                .zip
+                .write_all(&bytes)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         Ok(())
     })
     .await?;
-    zip.finish().map_err(zip_err)?;
+    crate::off_runtime(move || state.zip.finish().map(drop))
+        .await?
+        .map_err(zip_err)?;
     Ok(n)
+}
+
+fn zip_err(error: zip::result::ZipError) -> ApiError {
+    ApiError::Internal(format!("zip: {error}"))
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn a_merchant_runs_at_most_two_exports_at_once() {
+        let slots = std::sync::Arc::new(ExportSlots::default());
+        let first = slots.take(1).unwrap();
+        let _second = slots.take(1).unwrap();
+        let refused = slots.take(1).err().unwrap();
+        assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.code(), "exports_busy");
+        let _other_merchant = slots.take(2).unwrap();
+        drop(first);
+        assert!(slots.take(1).is_ok(), "a finished export frees its slot");
+    }
 }
 
 /// Modules of quiet zone around a QR code.

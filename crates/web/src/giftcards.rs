@@ -904,15 +904,24 @@ pub async fn export_codes_file(
         "有效期至",
         "二维码内容",
     ];
-    let mut rows: Vec<[String; 8]> = Vec::new();
+    // The runtime's thread only reads the codes; opening them and writing
+    // the file run on the blocking pool (100,000 codes take a while).
+    let mut codes = Vec::new();
     let mut after = 0i64;
-    while (rows.len() as i64) < CODES_EXPORT_ROWS_MAX {
+    while (codes.len() as i64) < CODES_EXPORT_ROWS_MAX {
         let page = store
             .codes_after(merchant_id, template_id, after, 1000)
             .await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        for c in &page {
+        codes.extend(page);
+    }
+    codes.truncate(CODES_EXPORT_ROWS_MAX as usize);
+    let (master, public_url) = (master.clone(), public_url.to_owned());
+    crate::off_runtime(move || -> ApiResult<(Vec<u8>, i64)> {
+        let master = &master;
+        let mut rows: Vec<[String; 8]> = Vec::with_capacity(codes.len());
+        for c in &codes {
             let plain = c.plaintext(master, merchant_id);
             let qr = if plain.is_empty() {
                 String::new()
@@ -936,37 +945,38 @@ pub async fn export_codes_file(
                 .map(|cell| escape_formula(&cell)),
             );
         }
-    }
-    let bytes = match format {
-        ExportFormat::Xlsx => {
-            let mut workbook = rust_xlsxwriter::Workbook::new();
-            let sheet = workbook.add_worksheet();
-            let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
-            for (row, cells) in std::iter::once(HEADERS.map(String::from))
-                .chain(rows.iter().cloned())
-                .enumerate()
-            {
-                for (col, text) in cells.iter().enumerate() {
-                    sheet
-                        .write_string(row as u32, col as u16, text)
-                        .map_err(xlsx)?;
+        let bytes = match format {
+            ExportFormat::Xlsx => {
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                let sheet = workbook.add_worksheet();
+                let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+                for (row, cells) in std::iter::once(HEADERS.map(String::from))
+                    .chain(rows.iter().cloned())
+                    .enumerate()
+                {
+                    for (col, text) in cells.iter().enumerate() {
+                        sheet
+                            .write_string(row as u32, col as u16, text)
+                            .map_err(xlsx)?;
+                    }
                 }
+                workbook.save_to_buffer().map_err(xlsx)?
             }
-            workbook.save_to_buffer().map_err(xlsx)?
-        }
-        ExportFormat::Csv => {
-            let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(HEADERS).map_err(csv_err)?;
-            for cells in &rows {
-                writer.write_record(cells).map_err(csv_err)?;
+            ExportFormat::Csv => {
+                let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                writer.write_record(HEADERS).map_err(csv_err)?;
+                for cells in &rows {
+                    writer.write_record(cells).map_err(csv_err)?;
+                }
+                writer
+                    .into_inner()
+                    .map_err(|e| ApiError::Internal(format!("csv: {e}")))?
             }
-            writer
-                .into_inner()
-                .map_err(|e| ApiError::Internal(format!("csv: {e}")))?
-        }
-    };
-    Ok((bytes, rows.len() as i64))
+        };
+        Ok((bytes, rows.len() as i64))
+    })
+    .await?
 }
 
 /// The template's codes in plaintext, for the print shop: a permitted, audited export.
@@ -982,6 +992,7 @@ async fn export_codes(
         .store
         .get_code_template(merchant_id, template_id)
         .await?;
+    let _slot = state.exports.take(merchant_id)?;
     let (bytes, n_codes) = export_codes_file(
         state.store.as_ref(),
         &state.master,

@@ -55,6 +55,8 @@ pub struct AppState {
     pub metrics: Arc<open_api::Metrics>,
     /// 礼品卡设置 this node read recently (every redemption needs them).
     pub giftcard_settings: Arc<giftcards::SettingsCache>,
+    /// The exports running on this node, by merchant.
+    pub exports: Arc<exports::ExportSlots>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             giftcard_settings: Arc::new(giftcards::SettingsCache::new(
                 giftcards::SETTINGS_CACHE_SECONDS,
             )),
+            exports: Arc::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use kaquan_core::auth::{check_staff_password, check_username, hash_staff_password, Permission};
+use kaquan_core::auth::{check_staff_password, check_username, Permission};
 use kaquan_core::clock::format_datetime;
 use kaquan_core::store::{
     Distributor, DistributorFields, NewStaff, Page as ListPage, Role, Staff, StaffUpdate,
@@ -130,7 +130,7 @@ pub async fn add_staff(
         name: body.name.trim().to_owned(),
         phone: body.phone.trim().to_owned(),
         role_id: body.role_id,
-        password_hash: hash_staff_password(&body.password),
+        password_hash: crate::auth::hash_password(&body.password).await?,
     };
     let staff = state
         .store
@@ -212,7 +212,7 @@ async fn change_staff(
     let password_hash = match body.password.as_deref().filter(|p| !p.is_empty()) {
         Some(password) => {
             check_staff_password(password).map_err(ApiError::invalid)?;
-            Some(hash_staff_password(password))
+            Some(crate::auth::hash_password(password).await?)
         }
         None => None,
     };

@@ -13,6 +13,7 @@ on_both_backends! {
     console_and_customer_pages_answer_malformed_input_with_an_error_page => error_pages;
     nul_and_control_characters_are_refused_before_the_database => control_characters;
     a_hostile_xlsx_is_refused_and_the_server_keeps_serving => hostile_uploads;
+    the_server_keeps_answering_during_large_exports => exports_do_not_stall;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -447,4 +448,75 @@ async fn hostile_uploads(app: TestApp) {
     }
     let health = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200, "the server is still up");
+}
+
+/// The median time of `n` GETs of `path`, each checked for a 200.
+async fn median_latency(app: &TestApp, path: &str, n: usize) -> std::time::Duration {
+    let http = reqwest::Client::new();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let response = http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[n / 2]
+}
+
+async fn exports_do_not_stall(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, created) = owner
+        .post("/api/v1/batches", json!({"name": "大批", "quantity": 1500}))
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let batch_id = created["batch_id"].as_i64().unwrap();
+    app.wait_for_batch(&owner, batch_id).await;
+    let pickup_page = format!("/m/{}/redeem", app.merchant_id);
+    let idle_health = median_latency(&app, "/healthz", 21).await;
+    let idle_pickup = median_latency(&app, &pickup_page, 21).await;
+    // Two QR exports (PNG: the most CPU per card), the merchant's limit.
+    let export_url = app.url(&format!(
+        "/api/v1/cards/qr-codes?batch_id={batch_id}&image=png"
+    ));
+    let export = move |owner: &common::Client| {
+        let request = owner.http.get(export_url.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().len())
+        }
+    };
+    let exports = tokio::spawn({
+        let owner = app.client("owner").await;
+        let second = app.client("owner").await;
+        async move { tokio::join!(export(&owner), export(&second)) }
+    });
+    // A third while both run is refused, not queued behind them.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = owner
+        .get(&format!(
+            "/api/v1/cards/qr-codes?batch_id={batch_id}&image=png"
+        ))
+        .await;
+    let busy_health = median_latency(&app, "/healthz", 21).await;
+    let busy_pickup = median_latency(&app, &pickup_page, 21).await;
+    let still_running = !exports.is_finished();
+    let ((first, n_first), (second, n_second)) = exports.await.unwrap();
+    assert_eq!((first, second), (200, 200));
+    assert!(n_first > 0 && n_second > 0);
+    assert!(still_running, "the exports outlasted the measurement");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "exports_busy");
+    // Generous: a stalled runtime answered in seconds (15.6 s for /healthz).
+    let bound = |idle: std::time::Duration| (idle * 50).max(std::time::Duration::from_millis(250));
+    assert!(
+        busy_health <= bound(idle_health),
+        "/healthz: idle {idle_health:?}, during exports {busy_health:?}"
+    );
+    assert!(
+        busy_pickup <= bound(idle_pickup),
+        "pickup page: idle {idle_pickup:?}, during exports {busy_pickup:?}"
+    );
 }
