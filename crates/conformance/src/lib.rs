@@ -49,10 +49,12 @@ macro_rules! conformance_tests {
             shipping_is_all_or_nothing,
             failed_attempts_are_counted_in_a_window,
             fifty_simultaneous_pickups_of_one_card_create_one_order,
+            pickup_refusals_take_the_same_time_whatever_the_reason,
             pickup_settings_default_until_saved_and_round_trip,
             offline_codes_redeem_once_into_the_balance,
             wrong_codes_count_against_the_attempt_limit,
             expired_and_deleted_codes_are_refused,
+            code_refusals_take_the_same_time_whatever_the_reason,
             spends_refunds_and_adjustments_keep_the_balance_at_or_above_zero,
             idempotency_keys_replay_the_first_outcome,
             one_hundred_concurrent_replays_have_one_effect,
@@ -1849,6 +1851,132 @@ pub async fn failed_attempts_are_counted_in_a_window(store: &dyn Store) {
             .unwrap(),
         0
     );
+}
+
+/// The median of `times`.
+fn median(times: &mut [std::time::Duration]) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Runs each class of `attempt` `n` times, the classes taking turns so that
+/// whatever else the machine does falls on all of them alike, and checks
+/// that no class's median time is more than 20% above another's.
+pub(crate) async fn assert_same_time<F, Fut>(classes: &[&str], n: usize, mut attempt: F)
+where
+    F: FnMut(usize, usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut times = vec![Vec::with_capacity(n); classes.len()];
+    for round in 0..n {
+        for (class, times) in times.iter_mut().enumerate() {
+            let started = std::time::Instant::now();
+            attempt(class, round).await;
+            times.push(started.elapsed());
+        }
+    }
+    let medians: Vec<_> = times.iter_mut().map(|t| median(t)).collect();
+    let (fastest, slowest) = (
+        *medians.iter().min().unwrap(),
+        *medians.iter().max().unwrap(),
+    );
+    let report: Vec<_> = classes.iter().zip(&medians).collect();
+    assert!(
+        slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.2,
+        "refusals differ in time: {report:?}"
+    );
+}
+
+/// A wrong guess and a right password on a card that cannot be picked up
+/// (unsold, voided, used, expired) are refused alike, and take the same
+/// time: otherwise a guesser could confirm the passwords of unsold cards.
+pub async fn pickup_refusals_take_the_same_time_whatever_the_reason(store: &dyn Store) {
+    use kaquan_core::redeem::{check_card, RedeemError, Redeemer, Requester};
+    let (m, _, goods) = pickup_fixture(store, 5).await;
+    let keys = master().merchant_keys(m, 1);
+    let cards: Vec<(String, String)> = store
+        .cards_after(m, &CardFilter::default(), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let sealed = row.secret_sealed.as_deref().unwrap();
+            (
+                row.card.number.clone(),
+                keys.open(&row.card.number, sealed).unwrap(),
+            )
+        })
+        .collect();
+    let serial = |serial| CardFilter {
+        serial_from: Some(serial),
+        serial_to: Some(serial),
+        ..Default::default()
+    };
+    for (card_serial, op) in [(1, CardOp::Deactivate), (2, CardOp::Void)] {
+        store
+            .apply_card_op(m, &serial(card_serial), op, &audit(m, "op"))
+            .await
+            .unwrap();
+    }
+    let cards_ids = store
+        .list_cards(m, &serial(3), Page::default())
+        .await
+        .unwrap();
+    store
+        .redeem_pickup(
+            &new_order(m, cards_ids[0].id, goods[0], Channel::Web),
+            &audit(m, "redeem_pickup"),
+        )
+        .await
+        .unwrap();
+    store
+        .edit_cards(
+            m,
+            &serial(4),
+            &CardEdit {
+                valid_until: Some(Some(NOW - 86_400)),
+                ..Default::default()
+            },
+            &audit(m, "edit_cards"),
+        )
+        .await
+        .unwrap();
+    let settings = PickupSettings {
+        attempts_per_card: i64::MAX,
+        attempts_per_client: i64::MAX,
+        ..Default::default()
+    };
+    let master = master();
+    let redeemer = Redeemer {
+        store,
+        master: &master,
+        merchant_id: m,
+        now: NOW,
+    };
+    let attempts: [(&str, &str, &str); 6] = [
+        ("unknown number", "ZZ99999999", "abcd1234"),
+        ("wrong password", &cards[4].0, "wrong9999"),
+        ("right password, inactive", &cards[0].0, &cards[0].1),
+        ("right password, voided", &cards[1].0, &cards[1].1),
+        ("right password, used", &cards[2].0, &cards[2].1),
+        ("right password, expired", &cards[3].0, &cards[3].1),
+    ];
+    let classes: Vec<&str> = attempts.iter().map(|a| a.0).collect();
+    assert_same_time(&classes, 200, |class, round| {
+        let (_, number, password) = attempts[class];
+        let requester = Requester {
+            channel: Channel::Web,
+            client_key: format!("client-{round}"),
+            actor: Actor::cli(),
+        };
+        let redeemer = &redeemer;
+        let settings = &settings;
+        async move {
+            let result = check_card(redeemer, settings, number, password, &requester, false).await;
+            assert!(matches!(result, Err(RedeemError::Refused)), "{result:?}");
+        }
+    })
+    .await;
 }
 
 pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn Store) {

@@ -337,6 +337,55 @@ pub async fn expired_and_deleted_codes_are_refused(store: &dyn Store) {
     assert_verified(store).await;
 }
 
+/// An unknown code and a used, voided or expired one are refused alike and
+/// take the same time, whichever customer and client ask.
+pub async fn code_refusals_take_the_same_time_whatever_the_reason(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let settings = GiftcardSettings {
+        attempt_limit: i64::MAX,
+        ..GiftcardSettings::default()
+    };
+    let expired = CodeTemplateFields {
+        valid_until: Some(NOW - 1),
+        ..fields("过期", 100)
+    };
+    let (_, expired) = offline_codes(store, m, expired, 1).await;
+    let (_, used) = offline_codes(store, m, fields("已用", 100), 1).await;
+    redeem(store, &settings, redeemer(m, "u0", "ip"), &used[0])
+        .await
+        .unwrap();
+    let (template_id, voided) = offline_codes(store, m, fields("作废", 100), 1).await;
+    store
+        .delete_code_template(m, template_id, 1, &audit(m, "delete_code_template"))
+        .await
+        .unwrap();
+    let (_, unknown) =
+        offline_codes(store, merchant(store, "B").await.id, fields("别家", 100), 1).await;
+    let codes = [&unknown[0], &used[0], &voided[0], &expired[0]];
+    // One customer per round: a new customer is created on its first
+    // redemption, which the timing must not depend on; warm them all up.
+    for round in 0..200 {
+        let who = redeemer(m, &format!("u{round}"), &format!("ip{round}"));
+        let _ = redeem(store, &settings, who, &unknown[0]).await;
+    }
+    super::assert_same_time(
+        &["unknown", "used", "voided", "expired"],
+        200,
+        |class, round| {
+            let who = redeemer(m, &format!("u{round}"), &format!("ip{round}"));
+            let code = codes[class].clone();
+            let settings = &settings;
+            async move {
+                assert_eq!(
+                    redeem(store, settings, who, &code).await,
+                    Err(Refusal::CodeRefused)
+                );
+            }
+        },
+    )
+    .await;
+}
+
 pub async fn spends_refunds_and_adjustments_keep_the_balance_at_or_above_zero(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let u = customer_id(store, m, "u1").await;

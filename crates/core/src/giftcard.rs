@@ -315,11 +315,6 @@ pub fn refusal_reason(found: Option<CodeFacts>, now: i64) -> &'static str {
     }
 }
 
-/// Whether a reason is a guess (counts against 兑换防刷).
-pub fn reason_is_guess(reason: &str) -> bool {
-    reason == "unknown_code"
-}
-
 /// 礼品卡设置.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GiftcardSettings {
@@ -643,7 +638,5 @@ mod tests {
             refusal_reason(facts(CodeState::Unused, Some(20), None), 10),
             "not_yet_valid"
         );
-        assert!(reason_is_guess("unknown_code"));
-        assert!(!reason_is_guess("used"));
     }
 }

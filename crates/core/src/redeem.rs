@@ -3,8 +3,10 @@
 //!
 //! Every wrong answer (unknown number, wrong password, inactive, voided,
 //! expired, already used) is one [`RedeemError::Refused`] to the caller;
-//! the precise reason goes to the audit log only. An unknown number still
-//! costs one HMAC, so it answers in about the time a wrong password does.
+//! the precise reason goes to the audit log only. Every refusal also does
+//! the same work, so its time tells nothing either: an unknown number still
+//! costs one HMAC, and every refusal counts against the attempt limits (a
+//! right password on an unsold card must not answer faster than a guess).
 
 use crate::card::{CardPassword, CardState};
 use crate::clock::format_date;
@@ -77,11 +79,6 @@ impl Reason {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
         }
-    }
-
-    /// Guesses count against the limits; a real card in the wrong state does not.
-    fn is_guess(self) -> bool {
-        matches!(self, Self::UnknownNumber | Self::WrongPassword)
     }
 }
 
@@ -169,14 +166,12 @@ pub async fn check_card(
         },
     };
     if let Some(reason) = reason {
-        if reason.is_guess() {
-            store
-                .record_failure(merchant_id, &card_key(number), now)
-                .await?;
-            store
-                .record_failure(merchant_id, &client_key(requester), now)
-                .await?;
-        }
+        store
+            .record_failure(merchant_id, &card_key(number), now)
+            .await?;
+        store
+            .record_failure(merchant_id, &client_key(requester), now)
+            .await?;
         store
             .append_audit(&AuditEntry {
                 merchant_id,

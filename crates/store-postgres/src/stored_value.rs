@@ -13,9 +13,9 @@
 use super::{insert_audit, map_err, parse_or, PgStore};
 use deadpool_postgres::GenericClient;
 use kaquan_core::giftcard::{
-    reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
-    CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
-    GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+    refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate, CodeTemplateFields,
+    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay,
+    IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
     ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, RedeemCode, Refusal,
@@ -630,14 +630,14 @@ async fn redeem(
             })
         });
         let reason = refusal_reason(facts, op.now);
-        if reason_is_guess(reason) {
-            exec(
-                c,
-                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $4), ($1, $3, $4)",
-                &[&merchant_id, &customer_key, &client_key, &op.now],
-            )
-            .await?;
-        }
+        // Every refusal counts against 兑换防刷, whatever its reason, so
+        // every refusal does the same work and takes the same time.
+        exec(
+            c,
+            "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $4), ($1, $3, $4)",
+            &[&merchant_id, &customer_key, &client_key, &op.now],
+        )
+        .await?;
         insert_audit(
             c,
             &AuditEntry {

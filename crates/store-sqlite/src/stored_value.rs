@@ -10,9 +10,9 @@
 
 use super::{insert_audit, map_err, merchant_page, SqliteStore, Writer};
 use kaquan_core::giftcard::{
-    reason_is_guess, refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate,
-    CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
-    GiftcardSettings, GoodsDisplay, IssueOrderCodes, IssuedCode, MallOrder, NewCode,
+    refusal_reason, CodeFacts, CodeKind, CodeState, CodeTemplate, CodeTemplateFields,
+    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay,
+    IssueOrderCodes, IssuedCode, MallOrder, NewCode,
 };
 use kaquan_core::ledger::{
     ApiCall, Called, Customer, CustomerRef, LedgerOp, LedgerTransaction, NonceUse, RedeemCode,
@@ -436,14 +436,14 @@ fn redeem(conn: &Connection, op: &RedeemCode) -> StoreResult<Result<LedgerTransa
                 })
             });
         let reason = refusal_reason(facts, op.now);
-        if reason_is_guess(reason) {
-            for key in [&customer_key, &client_key] {
-                conn.prepare_cached(
-                    "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![merchant_id, key, op.now]))
-                .map_err(map_err)?;
-            }
+        // Every refusal counts against 兑换防刷, whatever its reason, so
+        // every refusal does the same work and takes the same time.
+        for key in [&customer_key, &client_key] {
+            conn.prepare_cached(
+                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![merchant_id, key, op.now]))
+            .map_err(map_err)?;
         }
         insert_audit(
             conn,
