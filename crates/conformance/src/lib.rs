@@ -1851,6 +1851,19 @@ pub async fn failed_attempts_are_counted_in_a_window(store: &dyn Store) {
             .unwrap(),
         0
     );
+    store.clear_failures(m.id, "card:A0001").await.unwrap();
+    assert_eq!(
+        store.count_failures(m.id, "card:A0001", 0).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count_failures(m.id, "client:127.0.0.1", 0)
+            .await
+            .unwrap(),
+        1,
+        "other keys stay"
+    );
 }
 
 /// The median of `times`.

@@ -240,19 +240,14 @@ pub async fn wrong_codes_count_against_the_attempt_limit(store: &dyn Store) {
         ..Default::default()
     };
     let (_, codes) = offline_codes(store, m, fields("卡", 100), 2).await;
-    // A used code is not a guess and does not count.
     redeem(store, &settings, redeemer(m, "u1", "ip1"), &codes[0])
         .await
         .unwrap();
-    for _ in 0..3 {
+    // Every refusal counts, a used code as much as a guess: all do the same
+    // work, so none answers faster than another.
+    for code in [codes[0].as_str(), "not a code", "ZZZZ-ZZZZ-ZZZZ-ZZZZ"] {
         assert_eq!(
-            redeem(store, &settings, redeemer(m, "u1", "ip1"), &codes[0]).await,
-            Err(Refusal::CodeRefused)
-        );
-    }
-    for guess in ["0000-0000-0000-0000", "not a code", "ZZZZ-ZZZZ-ZZZZ-ZZZZ"] {
-        assert_eq!(
-            redeem(store, &settings, redeemer(m, "u1", "ip1"), guess).await,
+            redeem(store, &settings, redeemer(m, "u1", "ip1"), code).await,
             Err(Refusal::CodeRefused)
         );
     }

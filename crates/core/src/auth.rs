@@ -184,20 +184,41 @@ pub fn verify_staff_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Failed sign-ins allowed before the account is locked.
-pub const LOGIN_FAILURES_BEFORE_LOCK: i64 = 5;
-/// Longest lock after repeated failures.
-pub const LOGIN_LOCK_SECONDS_MAX: i64 = 3600;
+/// How long failed sign-ins count: a username or a client address that
+/// failed too often waits until its oldest failure in the window leaves it.
+pub const LOGIN_WINDOW_SECONDS: i64 = 3600;
+/// Failed sign-ins per username per window, whether the username exists or
+/// not, so the answer never tells which names exist.
+pub const LOGIN_FAILURES_PER_NAME_MAX: i64 = 5;
+/// Failed sign-ins per client address per window, across usernames.
+pub const LOGIN_FAILURES_PER_CLIENT_MAX: i64 = 20;
+/// Sign-in failures are kept under no merchant: a login name is global.
+pub const LOGIN_FAILURES_MERCHANT_ID: i64 = 0;
 
-/// After `failed_logins` consecutive failures (counting this one), until
-/// when is the account locked? One minute after the fifth failure, doubling
-/// with each further one up to an hour.
-pub fn login_locked_until(failed_logins: i64, now: i64) -> Option<i64> {
-    if failed_logins < LOGIN_FAILURES_BEFORE_LOCK {
-        return None;
+/// The attempt-limit key of a typed username (exact, as typed but trimmed).
+pub fn login_name_key(username: &str) -> String {
+    format!("login-name:{}", username.trim())
+}
+
+/// The attempt-limit key of a client address.
+pub fn login_client_key(client: &str) -> String {
+    format!("login-client:{client}")
+}
+
+/// The merchant whose staff sign in with their bare username: the first,
+/// which `kaquan serve` creates on a fresh database (one shop).
+pub const FIRST_MERCHANT_ID: i64 = 1;
+
+/// The name a staff member signs in with. Every other merchant's staff add
+/// `@` and the merchant's number (`alice@2`), so usernames are unique per
+/// merchant: creating one never tells another merchant which names exist.
+/// Accounts created before this rule keep the names they had.
+pub fn login_name(merchant_id: i64, username: &str) -> String {
+    if merchant_id == FIRST_MERCHANT_ID {
+        username.to_owned()
+    } else {
+        format!("{username}@{merchant_id}")
     }
-    let doublings = (failed_logins - LOGIN_FAILURES_BEFORE_LOCK).min(10) as u32;
-    Some(now + (60i64 << doublings).min(LOGIN_LOCK_SECONDS_MAX))
 }
 
 #[cfg(test)]
@@ -223,11 +244,16 @@ mod tests {
     }
 
     #[test]
-    fn logins_lock_after_five_failures_and_back_off() {
-        assert_eq!(login_locked_until(4, 0), None);
-        assert_eq!(login_locked_until(5, 0), Some(60));
-        assert_eq!(login_locked_until(6, 0), Some(120));
-        assert_eq!(login_locked_until(50, 0), Some(LOGIN_LOCK_SECONDS_MAX));
+    fn other_merchants_staff_sign_in_with_their_merchant_number() {
+        assert_eq!(login_name(FIRST_MERCHANT_ID, "alice"), "alice");
+        assert_eq!(login_name(2, "alice"), "alice@2");
+        assert_eq!(login_name(17, "a.b_c"), "a.b_c@17");
+        assert!(
+            check_username("alice@2").is_err(),
+            "an @ is never typed into a username"
+        );
+        assert_eq!(login_name_key(" boss "), "login-name:boss");
+        assert_eq!(login_client_key("127.0.0.1"), "login-client:127.0.0.1");
     }
 
     #[test]

@@ -639,6 +639,9 @@ pub trait Store: StoredValueStore + Send + Sync + 'static {
         since: i64,
     ) -> StoreResult<Option<i64>>;
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()>;
+    /// Forgets the failures under `key` (a successful sign-in, an operator's
+    /// password reset).
+    async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()>;
 
     /// 提货设置; the defaults when the merchant never saved any.
     async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings>;

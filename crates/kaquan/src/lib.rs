@@ -10,7 +10,10 @@ pub mod config;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::{Config, DEFAULT_CONFIG};
-use kaquan_core::auth::{check_staff_password, check_username, hash_staff_password};
+use kaquan_core::auth::{
+    check_staff_password, check_username, hash_staff_password, login_name, login_name_key,
+    LOGIN_FAILURES_MERCHANT_ID,
+};
 use kaquan_core::batch::{BatchFields, BatchSpec, Numbering, PasswordCharset};
 use kaquan_core::card::{CardFilter, CardOp};
 use kaquan_core::clock::{end_of_day, format_datetime, parse_date, start_of_day};
@@ -169,6 +172,18 @@ pub enum UserCommand {
         json: bool,
     },
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password for a staff account and lift its sign-in lock, so
+    /// an operator can always get an owner back in. USERNAME is the name the
+    /// account signs in with (see `user list`); the password is asked for,
+    /// or read from stdin.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long)]
         json: bool,
     },
@@ -770,6 +785,7 @@ async fn user_command(
             })?;
             let password = read_password(password_stdin)?;
             check_staff_password(&password).map_err(|e| anyhow!(e))?;
+            let username = login_name(merchant_id, &username);
             let staff = NewStaff {
                 merchant_id,
                 username: username.clone(),
@@ -801,6 +817,42 @@ async fn user_command(
                 );
             } else {
                 println!("已创建管理员 {}（{}）", staff.username, role.label);
+            }
+        }
+        UserCommand::ResetPassword {
+            username,
+            password_stdin,
+            json,
+        } => {
+            let staff = store
+                .find_staff_by_username(username.trim())
+                .await?
+                .ok_or_else(|| anyhow!("no staff account signs in as {username:?}"))?;
+            let password = read_password(password_stdin)?;
+            check_staff_password(&password).map_err(|e| anyhow!(e))?;
+            let update = kaquan_core::store::StaffUpdate {
+                password_hash: Some(hash_staff_password(&password)),
+                ..Default::default()
+            };
+            store
+                .update_staff(staff.merchant_id, staff.id, &update)
+                .await?;
+            store
+                .clear_failures(LOGIN_FAILURES_MERCHANT_ID, &login_name_key(&staff.username))
+                .await?;
+            store.record_login(staff.id, true, None).await?;
+            store
+                .append_audit(&cli_audit(
+                    staff.merchant_id,
+                    "reset_password",
+                    staff.username.clone(),
+                    String::new(),
+                ))
+                .await?;
+            if json {
+                print_json(json!({ "staff_id": staff.id, "username": staff.username }));
+            } else {
+                println!("已重设 {} 的密码，并解除登录锁定", staff.username);
             }
         }
         UserCommand::List { json } => {

@@ -1074,3 +1074,75 @@ fn a_hostile_xlsx_is_refused_with_a_message_not_a_crash() {
     assert!(stderr.contains("行"), "{stderr}");
     env.run(&["verify"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_resets_a_locked_out_owner() {
+    let env = tokio::task::spawn_blocking(|| {
+        let env = Env::sqlite();
+        env.setup();
+        let mut user = env
+            .command(&[
+                "user",
+                "create",
+                "--username",
+                "boss",
+                "--role",
+                "owner",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(user.stdin.as_mut().unwrap(), b"abc12345\n").unwrap();
+        assert!(user.wait().unwrap().success());
+        env
+    })
+    .await
+    .unwrap();
+    let (mut server, address) = start_server(&env);
+    let http = reqwest::Client::new();
+    let sign_in = |password: &'static str| {
+        let request = http
+            .post(format!("http://{address}/api/v1/sessions"))
+            .json(&serde_json::json!({"username": "boss", "password": password}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..5 {
+        sign_in("wrong1234").await;
+    }
+    assert_eq!(
+        sign_in("abc12345").await,
+        429,
+        "someone locked the owner out"
+    );
+    let env = tokio::task::spawn_blocking(move || {
+        let mut reset = env
+            .command(&[
+                "user",
+                "reset-password",
+                "--username",
+                "boss",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(reset.stdin.as_mut().unwrap(), b"new12345x\n").unwrap();
+        let output = reset.wait_with_output().unwrap();
+        assert!(output.status.success());
+        assert!(String::from_utf8_lossy(&output.stdout).contains("解除登录锁定"));
+        env
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sign_in("new12345x").await,
+        200,
+        "the operator got the owner back in"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(env);
+}

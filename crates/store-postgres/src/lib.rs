@@ -1994,6 +1994,18 @@ impl Store for PgStore {
         Ok(rows[0].get(0))
     }
 
+    async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2",
+                &[&merchant_id, &key],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
         let client = self.client().await?;
         client

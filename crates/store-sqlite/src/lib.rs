@@ -2186,6 +2186,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2",
+                params![merchant_id, key],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
         let key = key.to_owned();
         self.write(move |conn| {

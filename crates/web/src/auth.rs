@@ -10,7 +10,7 @@ use crate::extract::{Form, Json};
 use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -18,11 +18,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::{
-    hash_staff_password, login_locked_until, verify_staff_password, Permission,
+    hash_staff_password, login_client_key, login_name_key, verify_staff_password, Permission,
+    LOGIN_FAILURES_MERCHANT_ID, LOGIN_FAILURES_PER_CLIENT_MAX, LOGIN_FAILURES_PER_NAME_MAX,
+    LOGIN_WINDOW_SECONDS,
 };
 use kaquan_core::secrets::{random_token_hex, token_hash_hex};
 use kaquan_core::store::{Actor, AuditEntry, Session, Staff};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 pub const SESSION_COOKIE: &str = "kaquan_session";
@@ -196,39 +199,70 @@ pub async fn verify_password(password: &str, hash: &str) -> ApiResult<bool> {
     crate::off_runtime(move || verify_staff_password(&password, &hash)).await
 }
 
-/// Checks a username and password, counting failures and locking after
-/// repeated ones. On success, creates a session and returns the cookie.
+/// Refuses a sign-in while its username or its client address has failed
+/// too often in the window.
+async fn check_login_limits(state: &AppState, keys: &[(String, i64)], now: i64) -> ApiResult<()> {
+    let since = now - LOGIN_WINDOW_SECONDS;
+    for (key, limit) in keys {
+        let store = &state.store;
+        if store
+            .count_failures(LOGIN_FAILURES_MERCHANT_ID, key, since)
+            .await?
+            >= *limit
+        {
+            let oldest = store
+                .oldest_failure(LOGIN_FAILURES_MERCHANT_ID, key, since)
+                .await?
+                .unwrap_or(now);
+            return Err(ApiError::TooManyAttempts {
+                retry_after_seconds: (oldest + LOGIN_WINDOW_SECONDS - now).max(1),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a username and password under the sign-in limits: failures count
+/// by the username typed, whether or not it exists (so the answers never
+/// tell which names exist), and by the client's address. On success,
+/// creates a session and returns the cookie.
 pub async fn sign_in(
     state: &AppState,
     username: &str,
     password: &str,
+    client: &str,
 ) -> ApiResult<(Staff, String, HeaderValue)> {
     let now = crate::now();
+    let keys = [
+        (login_name_key(username), LOGIN_FAILURES_PER_NAME_MAX),
+        (login_client_key(client), LOGIN_FAILURES_PER_CLIENT_MAX),
+    ];
+    check_login_limits(state, &keys, now).await?;
     let staff = state.store.find_staff_by_username(username.trim()).await?;
-    let Some(staff) = staff else {
-        verify_password(password, decoy_hash()).await?;
-        return Err(ApiError::invalid("账号或密码错误"));
+    // An unknown username costs the same hash as a wrong password.
+    let hash = staff
+        .as_ref()
+        .map_or(decoy_hash(), |s| s.password_hash.as_str());
+    let password_ok = verify_password(password, hash).await?;
+    let staff = match staff {
+        Some(staff) if password_ok && !staff.disabled => staff,
+        _ => {
+            for (key, _) in &keys {
+                state
+                    .store
+                    .record_failure(LOGIN_FAILURES_MERCHANT_ID, key, now)
+                    .await?;
+            }
+            tracing::info!("failed sign-in");
+            // The failure that reaches a limit answers as the lock does.
+            check_login_limits(state, &keys, now).await?;
+            return Err(ApiError::invalid("账号或密码错误"));
+        }
     };
-    if let Some(until) = staff.locked_until.filter(|until| *until > now) {
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: until - now,
-        });
-    }
-    if staff.disabled || !verify_password(password, &staff.password_hash).await? {
-        let failures = staff.failed_logins + 1;
-        let locked_until = login_locked_until(failures, now);
-        state
-            .store
-            .record_login(staff.id, false, locked_until)
-            .await?;
-        tracing::info!(staff.id = staff.id, failures, "failed sign-in");
-        return Err(match locked_until {
-            Some(until) => ApiError::TooManyAttempts {
-                retry_after_seconds: until - now,
-            },
-            None => ApiError::invalid("账号或密码错误"),
-        });
-    }
+    state
+        .store
+        .clear_failures(LOGIN_FAILURES_MERCHANT_ID, &keys[0].0)
+        .await?;
     state.store.record_login(staff.id, true, None).await?;
     let token = random_token_hex(32);
     let csrf_token = random_token_hex(16);
@@ -298,9 +332,16 @@ impl MeDto {
 
 async fn create_session(
     State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
     Json(body): Json<SignInRequest>,
 ) -> ApiResult<Response> {
-    let (staff, csrf_token, cookie) = sign_in(&state, &body.username, &body.password).await?;
+    let (staff, csrf_token, cookie) = sign_in(
+        &state,
+        &body.username,
+        &body.password,
+        &address.ip().to_string(),
+    )
+    .await?;
     let roles = state.store.list_roles(staff.merchant_id).await?;
     let role = roles.into_iter().find(|r| r.id == staff.role_id);
     let (label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
@@ -383,12 +424,19 @@ async fn login_page(State(state): State<AppState>) -> Response {
 
 async fn login_form(
     State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(body): Form<LoginForm>,
 ) -> Response {
     let signed_in = async {
         check_form_token(&headers, &body.form_token)?;
-        sign_in(&state, &body.username, &body.password).await
+        sign_in(
+            &state,
+            &body.username,
+            &body.password,
+            &address.ip().to_string(),
+        )
+        .await
     };
     match signed_in.await {
         Ok((_, _, cookie)) => {

@@ -126,7 +126,7 @@ pub async fn add_staff(
     check_chars("手机号", &body.phone, PHONE_CHARS_MAX)?;
     let new = NewStaff {
         merchant_id: authed.merchant_id(),
-        username: body.username.trim().to_owned(),
+        username: kaquan_core::auth::login_name(authed.merchant_id(), body.username.trim()),
         name: body.name.trim().to_owned(),
         phone: body.phone.trim().to_owned(),
         role_id: body.role_id,
@@ -526,6 +526,9 @@ async fn list_audit_log(
 
 #[derive(Serialize)]
 struct StaffView {
+    /// What this merchant's new accounts sign in as, after the typed name
+    /// (empty for the first merchant, `@N` for merchant N).
+    login_suffix: String,
     staff: Vec<StaffDto>,
     roles: Vec<RoleDto>,
     permissions: Vec<(&'static str, &'static str)>,
@@ -558,6 +561,7 @@ async fn staff_page(
         .map(|p| (p.code(), p.label_zh()))
         .collect();
     let view = StaffView {
+        login_suffix: kaquan_core::auth::login_name(authed.merchant_id(), ""),
         staff,
         roles,
         permissions,
@@ -599,7 +603,7 @@ async fn create_staff_form(
     let staff = add_staff(&state, &authed, body).await?;
     Ok(redirect_with(
         "/staff",
-        &format!("已添加管理员 {}", staff.username),
+        &format!("已添加管理员，登录账号为 {}", staff.username),
     ))
 }
 

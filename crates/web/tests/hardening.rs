@@ -14,6 +14,8 @@ on_both_backends! {
     nul_and_control_characters_are_refused_before_the_database => control_characters;
     a_hostile_xlsx_is_refused_and_the_server_keeps_serving => hostile_uploads;
     the_server_keeps_answering_during_large_exports => exports_do_not_stall;
+    sign_in_never_tells_which_usernames_exist => sign_in_enumeration;
+    sign_in_failures_are_throttled_per_client_address => sign_in_per_client;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -519,4 +521,87 @@ async fn exports_do_not_stall(app: TestApp) {
         busy_pickup <= bound(idle_pickup),
         "pickup page: idle {idle_pickup:?}, during exports {busy_pickup:?}"
     );
+}
+
+/// Signs in and returns the status.
+async fn sign_in_status(app: &TestApp, username: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn sign_in_enumeration(app: TestApp) {
+    // An unknown name and a known one answer alike, lock alike.
+    for name in ["owner", "nobody"] {
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(sign_in_status(&app, name, "wrong1234").await);
+        }
+        assert_eq!(statuses, [422, 422, 422, 422, 429], "{name}");
+        assert_eq!(sign_in_status(&app, name, "wrong1234").await, 429, "{name}");
+    }
+    assert_eq!(
+        sign_in_status(&app, "owner", common::PASSWORD).await,
+        429,
+        "the right password waits out the lock too"
+    );
+    // Another merchant's staff: their names never collide with ours.
+    let other = app
+        .store
+        .create_merchant("别家", kaquan_web::now())
+        .await
+        .unwrap();
+    let roles = app.store.list_roles(other.id).await.unwrap();
+    let owner_role = roles.iter().find(|r| r.name == "owner").unwrap();
+    let boss = format!("boss@{}", other.id);
+    app.store
+        .create_staff(
+            &kaquan_core::store::NewStaff {
+                merchant_id: other.id,
+                username: boss.clone(),
+                name: "老板".into(),
+                phone: String::new(),
+                role_id: owner_role.id,
+                password_hash: kaquan_core::auth::hash_staff_password(common::PASSWORD),
+            },
+            kaquan_web::now(),
+        )
+        .await
+        .unwrap();
+    let boss_client = app.client(&boss).await;
+    let new_staff = json!({"username": "owner", "name": "店长", "password": "abc12345", "role_id": owner_role.id});
+    let (status, created) = boss_client.post("/api/v1/staff", new_staff.clone()).await;
+    assert_eq!(
+        status, 201,
+        "a name another merchant uses is free here: {created}"
+    );
+    assert_eq!(created["username"], format!("owner@{}", other.id));
+    let (status, body) = boss_client.post("/api/v1/staff", new_staff).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        sign_in_status(&app, &format!("owner@{}", other.id), "abc12345").await,
+        200
+    );
+}
+
+async fn sign_in_per_client(app: TestApp) {
+    // Twenty failures from one address, each under another name, and the
+    // address waits, whatever name it tries next.
+    for idx in 0..kaquan_core::auth::LOGIN_FAILURES_PER_CLIENT_MAX {
+        assert_eq!(
+            sign_in_status(&app, &format!("guess{idx}"), "wrong1234").await,
+            if idx + 1 < kaquan_core::auth::LOGIN_FAILURES_PER_CLIENT_MAX {
+                422
+            } else {
+                429
+            },
+            "attempt {idx}"
+        );
+    }
+    assert_eq!(sign_in_status(&app, "owner", common::PASSWORD).await, 429);
 }
