@@ -3,10 +3,10 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Multipart, Path, Query};
 use crate::pages::{render, Page, PageError, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};

@@ -366,6 +366,43 @@ impl<S: Send + Sync> FromRequest<S> for FormText {
     }
 }
 
+/// A multipart upload (import files, pictures); a malformed one (a missing
+/// or wrong boundary, another content type) answers as every rejection does.
+pub struct Multipart(axum::extract::Multipart);
+
+impl Multipart {
+    /// The next field of the upload (see `axum::extract::Multipart`).
+    pub async fn next_field(
+        &mut self,
+    ) -> Result<Option<axum::extract::multipart::Field<'_>>, axum::extract::multipart::MultipartError>
+    {
+        self.0.next_field().await
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Multipart {
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let uri = request.uri().clone();
+        axum::extract::Multipart::from_request(request, state)
+            .await
+            .map(Multipart)
+            .map_err(|rejection| {
+                let error = if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    unsupported_media_type("multipart/form-data")
+                } else {
+                    ApiError::malformed(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_multipart",
+                        "上传的表单无法解析（multipart/form-data 的 boundary 不对）",
+                    )
+                };
+                Rejection::new(&uri, error)
+            })
+    }
+}
+
 /// A query string.
 pub struct Query<T>(pub T);
 

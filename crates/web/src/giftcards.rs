@@ -6,12 +6,12 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{download, escape_formula, ExportFormat};
-use crate::extract::{Form, Json, Path, Query};
+use crate::extract::{Form, Json, Multipart, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

@@ -4,12 +4,11 @@
 use crate::auth::Authed;
 use crate::cards::{CardFilterDto, ChangedDto};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::FormText;
-use crate::extract::{Form, Json, Path, Query};
+use crate::extract::{Form, FormText, Json, Multipart, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, FormPairs, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};

@@ -5,11 +5,11 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult, RowErrorDto};
 use crate::exports::{self, escape_formula};
-use crate::extract::{Form, Json, Path, Query};
+use crate::extract::{Form, Json, Multipart, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, MsgQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};

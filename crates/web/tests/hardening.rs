@@ -168,6 +168,8 @@ async fn raw(
         .http
         .request(method, url)
         .header("x-csrf-token", &client.csrf)
+        // A refused body may be left unread: never reuse that connection.
+        .header("connection", "close")
         .body(body);
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
