@@ -17,7 +17,7 @@ pub const ASSET_FEN: &str = "fen";
 pub const AMOUNT_FEN_MAX: i64 = crate::money::FEN_MAX;
 /// Longest Idempotency-Key accepted.
 pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
-/// Idempotency keys are kept at least this long (the API promises 24 h).
+/// Idempotency keys are kept at least this long (the README promises 48 h).
 pub const IDEMPOTENCY_KEPT_SECONDS: i64 = 48 * 3600;
 /// Longest external customer id, order id or reference.
 pub const REFERENCE_LENGTH_MAX: usize = 64;
@@ -470,7 +470,49 @@ mod tests {
     fn amounts_must_be_positive_and_bounded() {
         assert!(check_amount(0).is_err());
         assert!(check_amount(-5).is_err());
+        assert_eq!(check_amount(1), Ok(1));
         assert!(check_amount(AMOUNT_FEN_MAX + 1).is_err());
+        assert_eq!(
+            check_amount(AMOUNT_FEN_MAX),
+            Ok(100_000_000),
+            "¥1,000,000.00 itself is allowed"
+        );
         assert_eq!(check_amount(100), Ok(100));
+    }
+
+    /// What the README promises, pinned: keys are kept 48 hours.
+    #[test]
+    fn idempotency_keys_are_kept_two_days() {
+        assert_eq!(IDEMPOTENCY_KEPT_SECONDS, 172_800);
+    }
+
+    /// The words staff and customers read in 余额明细 and the console.
+    #[test]
+    fn transaction_kinds_and_customers_read_as_people_expect() {
+        let labels: Vec<_> = TransactionKind::ALL.iter().map(|k| k.label_zh()).collect();
+        assert_eq!(labels, ["兑换码兑换", "余额消费", "消费退款", "余额调整"]);
+        for kind in TransactionKind::ALL {
+            assert_eq!(TransactionKind::parse(kind.code()), Some(kind));
+        }
+        assert_eq!(TransactionKind::parse("transfer"), None);
+        let customer = |nickname: &str, external_id: Option<&str>, phone: Option<&str>| Customer {
+            id: 7,
+            merchant_id: 1,
+            external_id: external_id.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            nickname: nickname.into(),
+            balance_fen: 0,
+            created_at: 0,
+        };
+        assert_eq!(customer("小王", Some("u1"), Some("138")).label(), "小王");
+        assert_eq!(customer("", Some("u1"), Some("138")).label(), "u1");
+        assert_eq!(customer("", None, Some("138")).label(), "138");
+        assert_eq!(customer("", None, None).label(), "#7");
+        let codes: Vec<_> = AccountKind::MERCHANT_SIDE
+            .iter()
+            .map(|a| a.code())
+            .collect();
+        assert_eq!(codes, ["giftcard_issued", "sales", "adjustments"]);
+        assert_eq!(AccountKind::Customer.code(), "customer");
     }
 }
