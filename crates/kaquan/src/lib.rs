@@ -1167,6 +1167,7 @@ async fn export_command(
         filter: &filter,
         with_secrets,
         public_url: public_url.trim_end_matches('/'),
+        progress: None,
     };
     let n = kind
         .write(&request, &output)

@@ -568,6 +568,7 @@ async fn export(
         filter: &filter,
         with_secrets,
         public_url: &state.public_url,
+        progress: None,
     };
     let n = kind.write(&request, &path).await?;
     let mut audit = authed.audit(
@@ -588,6 +589,9 @@ struct CardsView {
     filter: CardFilterForm,
     /// No condition narrows: bulk operations cover every card.
     everything: bool,
+    /// So many cards that the export buttons start background exports.
+    background_exports: bool,
+    background_rows: i64,
     filter_query: String,
     distributors: Vec<(i64, String)>,
     states: Vec<(&'static str, &'static str)>,
@@ -625,6 +629,8 @@ async fn cards_page(
         .map(|g| (g.id, g.name))
         .collect();
     let view = CardsView {
+        background_exports: list.total > crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
+        background_rows: crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
         list,
         filter_query: filter.query_string(),
         filter,

@@ -127,6 +127,8 @@ pub struct ExportRequest<'a> {
     pub filter: &'a CardFilter,
     pub with_secrets: bool,
     pub public_url: &'a str,
+    /// Counts the cards written so far, for a background export's progress.
+    pub progress: Option<&'a std::sync::atomic::AtomicI64>,
 }
 
 fn headers(with_secrets: bool) -> Vec<&'static str> {
@@ -218,7 +220,11 @@ async fn for_each_page<S: Send + 'static>(
         let Some(last) = page.last() else { break };
         after = last.card.serial;
         n_cards += page.len() as i64;
+        let n_page = page.len() as i64;
         state = crate::off_runtime(move || write(&mut state, &page).map(|()| state)).await??;
+        if let Some(progress) = request.progress {
+            progress.fetch_add(n_page, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     Ok((n_cards, state))
 }
@@ -488,10 +494,21 @@ pub fn download(bytes: Vec<u8>, file_name: &str, content_type: &str) -> Response
 /// Streams a finished export file to the client. The file is unlinked
 /// first: the open handle keeps it readable and nothing is left behind.
 pub async fn stream_file(path: &Path, file_name: &str, content_type: &str) -> ApiResult<Response> {
+    let response = stream_kept_file(path, file_name, content_type).await?;
+    let _ = tokio::fs::remove_file(path).await;
+    Ok(response)
+}
+
+/// Streams a file that stays where it is (a background export, which may
+/// be downloaded again until it expires).
+pub async fn stream_kept_file(
+    path: &Path,
+    file_name: &str,
+    content_type: &str,
+) -> ApiResult<Response> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ApiError::Internal(format!("open export: {e}")))?;
-    let _ = tokio::fs::remove_file(path).await;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     Ok((
         [

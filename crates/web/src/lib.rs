@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cards;
 pub mod error;
 pub mod exchange;
+pub mod export_jobs;
 pub mod exports;
 pub mod extract;
 pub mod forms;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub giftcard_settings: Arc<giftcards::SettingsCache>,
     /// The exports running on this node, by merchant.
     pub exports: Arc<exports::ExportSlots>,
+    /// Background exports of this node, with their progress and files.
+    pub export_jobs: Arc<export_jobs::ExportJobs>,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
                 giftcards::SETTINGS_CACHE_SECONDS,
             )),
             exports: Arc::default(),
+            export_jobs: Arc::default(),
         }
     }
 }
@@ -89,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(batches::router())
         .merge(cards::router())
+        .merge(export_jobs::router())
         .merge(people::router())
         .merge(goods::router())
         .merge(pickup::router())

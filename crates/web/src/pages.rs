@@ -12,6 +12,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("cards.html", include_str!("../templates/cards.html")),
+    ("export.html", include_str!("../templates/export.html")),
     ("batches.html", include_str!("../templates/batches.html")),
     (
         "batch_new.html",

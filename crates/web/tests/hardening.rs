@@ -16,6 +16,8 @@ on_both_backends! {
     the_server_keeps_answering_during_large_exports => exports_do_not_stall;
     sign_in_never_tells_which_usernames_exist => sign_in_enumeration;
     sign_in_failures_are_throttled_per_client_address => sign_in_per_client;
+    an_export_runs_in_the_background_and_leaves_a_download => background_export;
+    the_console_exports_many_cards_in_the_background => console_background_export;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -606,4 +608,147 @@ async fn sign_in_per_client(app: TestApp) {
         );
     }
     assert_eq!(sign_in_status(&app, "owner", common::PASSWORD).await, 429);
+}
+
+/// Polls an export's status until it is no longer running.
+async fn wait_for_export(client: &common::Client, status_url: &str) -> Value {
+    for _ in 0..600 {
+        let (status, job) = client.get(status_url).await;
+        assert_eq!(status, 200, "{job}");
+        if job["state"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the export did not finish");
+}
+
+async fn background_export(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (batch_id, _) = two_batches(&app, &owner).await;
+    let (status, body) = owner
+        .post("/api/v1/exports", json!({"kind": "cards", "filter": {}}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("no_cards_chosen"))
+    );
+    let (status, body) = owner
+        .post(
+            "/api/v1/exports",
+            json!({"kind": "pdf", "filter": {"all": true}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, started) = owner
+        .post(
+            "/api/v1/exports",
+            json!({"kind": "cards", "format": "csv", "with_secrets": true, "filter": {"batch_id": batch_id}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["n_total"], 10);
+    let job = wait_for_export(&owner, started["status_url"].as_str().unwrap()).await;
+    assert_eq!(
+        (job["state"].as_str(), job["n_done"].as_i64()),
+        (Some("ready"), Some(10))
+    );
+    let download = job["download_url"].as_str().unwrap();
+    for _ in 0..2 {
+        let (status, bytes) = owner.get_bytes(download).await;
+        assert_eq!(status, 200, "it can be downloaded again until it expires");
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.lines().count(), 11, "{text}");
+        assert!(text.lines().next().unwrap().contains("密码"));
+    }
+    let (_, log) = owner.get("/api/v1/audit-log").await;
+    let exported = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "export_cards")
+        .cloned()
+        .expect("the export is audited");
+    assert_eq!(exported["n_affected"], 10);
+    // Another staff member sees nothing of it.
+    app.add_staff("printer", "card_manager").await;
+    let printer = app.client("printer").await;
+    let (status, _) = printer.get(started["status_url"].as_str().unwrap()).await;
+    assert_eq!(status, 404);
+    let (status, _) = printer.get_bytes(download).await;
+    assert_eq!(status, 404);
+    let (status, _) = owner.get("/api/v1/exports/0123456789abcdef").await;
+    assert_eq!(status, 404);
+}
+
+async fn console_background_export(app: TestApp) {
+    let owner = app.client("owner").await;
+    let quantity = kaquan_web::export_jobs::EXPORT_IN_BACKGROUND_ROWS + 1;
+    let (status, created) = owner
+        .post(
+            "/api/v1/batches",
+            json!({"name": "大批", "quantity": quantity}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let batch_id = created["batch_id"].as_i64().unwrap();
+    app.wait_for_batch(&owner, batch_id).await;
+    let page = owner
+        .http
+        .get(app.url("/cards"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"action="/exports""#),
+        "large exports are forms"
+    );
+    assert!(page.contains("在后台进行"));
+    let response = owner
+        .http
+        .post(app.url("/exports"))
+        .form(&[
+            ("csrf", owner.csrf.as_str()),
+            ("kind", "cards"),
+            ("format", "csv"),
+            ("batch_id", &batch_id.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let page_url = response.headers()["location"].to_str().unwrap().to_owned();
+    let mut html = String::new();
+    for _ in 0..600 {
+        html = owner
+            .http
+            .get(app.url(&page_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !html.contains(r#"data-state="running""#) {
+            break;
+        }
+        assert!(html.contains("正在导出"), "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("导出完成"), "{html}");
+    let link = html
+        .split(r#"id="export-download" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a download link")
+        .replace("&#x2f;", "/");
+    let (status, bytes) = owner.get_bytes(&link).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(bytes).unwrap().lines().count() as i64,
+        quantity + 1
+    );
 }
