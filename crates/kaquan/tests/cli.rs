@@ -609,6 +609,30 @@ fn the_first_serve_creates_an_owner_whose_password_is_in_a_private_file() {
     assert!(response.contains("HttpOnly") && response.contains("SameSite=Strict"));
 }
 
+/// Creates an owner account through `kaquan user create`, the password on stdin.
+fn create_owner(env: &Env, username: &str, password: &str) {
+    let mut user = env
+        .command(&[
+            "user",
+            "create",
+            "--username",
+            username,
+            "--role",
+            "owner",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        user.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(user.wait().unwrap().success());
+}
+
 /// Starts `kaquan serve` on a free port and returns it with its address.
 fn start_server(env: &Env) -> (std::process::Child, String) {
     let (server, address, _) = start_server_logging(env, "warn");
@@ -660,22 +684,7 @@ async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_orde
     let env = Env::postgres().await;
     let env = tokio::task::spawn_blocking(move || {
         env.setup();
-        let mut user = env
-            .command(&[
-                "user",
-                "create",
-                "--username",
-                "boss",
-                "--role",
-                "owner",
-                "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(user.stdin.as_mut().unwrap(), b"abc12345\n").unwrap();
-        assert!(user.wait().unwrap().success());
+        create_owner(&env, "boss", "abc12345");
         env
     })
     .await
@@ -1080,22 +1089,7 @@ async fn an_operator_resets_a_locked_out_owner() {
     let env = tokio::task::spawn_blocking(|| {
         let env = Env::sqlite();
         env.setup();
-        let mut user = env
-            .command(&[
-                "user",
-                "create",
-                "--username",
-                "boss",
-                "--role",
-                "owner",
-                "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(user.stdin.as_mut().unwrap(), b"abc12345\n").unwrap();
-        assert!(user.wait().unwrap().success());
+        create_owner(&env, "boss", "abc12345");
         env
     })
     .await

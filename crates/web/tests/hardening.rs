@@ -124,26 +124,10 @@ async fn misspelled_filters(app: TestApp) {
         .await;
     assert_eq!((status, changed["n_cards"].as_i64()), (200, Some(20)));
     // The console says 全部 when no condition narrows, and carries all=true.
-    let page = client
-        .http
-        .get(app.url("/cards"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = client.page("/cards").await;
     assert!(page.contains("确定对全部 20 张卡执行"), "{page}");
     assert!(page.contains(r#"name="all" value="true""#));
-    let page = client
-        .http
-        .get(app.url(&format!("/cards?batch_id={first}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = client.page(&format!("/cards?batch_id={first}")).await;
     assert!(page.contains("确定对当前筛选的 10 张卡执行"));
     // A console form with no condition and no `all` (an old page) changes nothing.
     let response = client
@@ -693,15 +677,7 @@ async fn console_background_export(app: TestApp) {
     assert_eq!(status, 202, "{created}");
     let batch_id = created["batch_id"].as_i64().unwrap();
     app.wait_for_batch(&owner, batch_id).await;
-    let page = owner
-        .http
-        .get(app.url("/cards"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = owner.page("/cards").await;
     assert!(
         page.contains(r#"action="/exports""#),
         "large exports are forms"
@@ -723,15 +699,7 @@ async fn console_background_export(app: TestApp) {
     let page_url = response.headers()["location"].to_str().unwrap().to_owned();
     let mut html = String::new();
     for _ in 0..600 {
-        html = owner
-            .http
-            .get(app.url(&page_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        html = owner.page(&page_url).await;
         if !html.contains(r#"data-state="running""#) {
             break;
         }

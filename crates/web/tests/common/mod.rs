@@ -182,6 +182,18 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A console page's HTML.
+    pub async fn page(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
         let response = self
             .http
