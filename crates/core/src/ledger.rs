@@ -480,6 +480,42 @@ mod tests {
         assert_eq!(check_amount(100), Ok(100));
     }
 
+    /// The words a customer or the merchant's system reads on a refusal.
+    #[test]
+    fn refusals_say_what_happened_in_chinese() {
+        let check = |refusal: Refusal, message: &str| assert_eq!(refusal.message_zh(), message);
+        check(Refusal::CodeRefused, "兑换码无效或已被使用");
+        check(Refusal::InsufficientBalance, "余额不足");
+        check(Refusal::RefundExceedsSpend, "退款金额超过该笔消费可退金额");
+        check(Refusal::SpendNotFound, "找不到该笔消费");
+        check(Refusal::CustomerNotFound, "找不到该顾客");
+        check(Refusal::ProductUnavailable, "礼品卡商品不存在或已下架");
+        check(Refusal::OrderMismatch, "该订单已上报过，且商品或数量不同");
+        check(
+            Refusal::Locked {
+                retry_after_seconds: 1,
+            },
+            "尝试次数过多，请 1 分钟后再试",
+        );
+        check(
+            Refusal::Locked {
+                retry_after_seconds: 60,
+            },
+            "尝试次数过多，请 1 分钟后再试",
+        );
+        check(
+            Refusal::Locked {
+                retry_after_seconds: 61,
+            },
+            "尝试次数过多，请 2 分钟后再试",
+        );
+        check(Refusal::NonceReused, "请求已被使用过（nonce 重复）");
+        check(
+            Refusal::IdempotencyMismatch,
+            "Idempotency-Key 已用于另一个不同的请求",
+        );
+    }
+
     /// What the README promises, pinned: keys are kept 48 hours.
     #[test]
     fn idempotency_keys_are_kept_two_days() {
