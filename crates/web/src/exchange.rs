@@ -255,8 +255,11 @@ async fn centre_page(
     Ok(render_centre(&state, view, StatusCode::OK))
 }
 
+/// Lenient on purpose: a customer's landing page, opened from printed QR
+/// codes, WeChat shares and the mall, which append their own parameters
+/// (`from`, `isappinstalled`, `utm_*`); it changes nothing, so an unknown
+/// parameter is ignored rather than refused.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LoginQuery {
     token: String,
 }
@@ -395,8 +398,11 @@ fn statement_line(t: &kaquan_core::ledger::LedgerTransaction) -> StatementLine {
     }
 }
 
+/// Lenient on purpose: a customer's landing page, opened from printed QR
+/// codes, WeChat shares and the mall, which append their own parameters
+/// (`from`, `isappinstalled`, `utm_*`); it changes nothing, so an unknown
+/// parameter is ignored rather than refused.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PageQuery {
     page: Option<i64>,
 }

@@ -314,8 +314,11 @@ async fn customer_render(
     Ok(response)
 }
 
+/// Lenient on purpose: a customer's landing page, opened from printed QR
+/// codes, WeChat shares and the mall, which append their own parameters
+/// (`from`, `isappinstalled`, `utm_*`); it changes nothing, so an unknown
+/// parameter is ignored rather than refused.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NumberQuery {
     number: Option<String>,
 }

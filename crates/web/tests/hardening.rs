@@ -339,6 +339,16 @@ async fn error_pages(app: TestApp) {
         !text.contains("卡券列表"),
         "customers get no link into the console"
     );
+    // Customers' landing pages take the parameters WeChat and the mall append.
+    let landing = customer
+        .get(app.url(&format!(
+            "/m/{}/redeem?number=A0001&from=singlemessage&isappinstalled=0&utm_source=mall",
+            app.merchant_id
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landing.status(), 200);
     let (status, _) = page(
         customer
             .get(app.url(&format!("/m/{}/nothing-here", app.merchant_id)))
