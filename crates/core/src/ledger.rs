@@ -480,6 +480,29 @@ mod tests {
         assert_eq!(check_amount(100), Ok(100));
     }
 
+    #[test]
+    fn references_are_one_to_sixty_four_visible_ascii_characters() {
+        assert_eq!(
+            check_reference("订单号", " o-1001 "),
+            Ok("o-1001".to_owned())
+        );
+        assert_eq!(
+            check_reference("订单号", &"r".repeat(64)),
+            Ok("r".repeat(64))
+        );
+        assert_eq!(
+            check_reference("订单号", ""),
+            Err("订单号必须是 1–64 个字符".to_owned())
+        );
+        assert!(check_reference("订单号", "   ").is_err());
+        assert!(check_reference("订单号", &"r".repeat(65)).is_err());
+        assert_eq!(
+            check_reference("订单号", "订单1"),
+            Err("订单号只能包含字母、数字和符号".to_owned())
+        );
+        assert!(check_reference("订单号", "a b").is_err());
+    }
+
     /// The words a customer or the merchant's system reads on a refusal.
     #[test]
     fn refusals_say_what_happened_in_chinese() {
