@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             failed_attempts_are_counted_in_a_window,
             fifty_simultaneous_pickups_of_one_card_create_one_order,
             pickup_refusals_take_the_same_time_whatever_the_reason,
+            pickup_checks_follow_the_card_and_the_attempt_limits,
             pickup_settings_default_until_saved_and_round_trip,
             offline_codes_redeem_once_into_the_balance,
             wrong_codes_count_against_the_attempt_limit,
@@ -1900,6 +1901,149 @@ where
     );
 }
 
+/// Numbers and passwords of the merchant's cards, by serial.
+async fn card_secrets(store: &dyn Store, merchant_id: i64) -> Vec<(String, String)> {
+    let keys = master().merchant_keys(merchant_id, 1);
+    store
+        .cards_after(merchant_id, &CardFilter::default(), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let sealed = row.secret_sealed.as_deref().unwrap();
+            (
+                row.card.number.clone(),
+                keys.open(&row.card.number, sealed).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A pickup check passes a right card and password with the card's goods,
+/// refuses everything else with one answer and the precise reason in the
+/// audit log, and locks a card or a client after the merchant's limit of
+/// refusals in the window, until the oldest leaves it.
+pub async fn pickup_checks_follow_the_card_and_the_attempt_limits(store: &dyn Store) {
+    use kaquan_core::pickup::ATTEMPT_WINDOW_SECONDS;
+    use kaquan_core::redeem::{check_card, RedeemError, Redeemer, Requester};
+    let (m, _, goods) = pickup_fixture(store, 3).await;
+    let cards = card_secrets(store, m).await;
+    let master = master();
+    let settings = PickupSettings {
+        attempts_per_card: 3,
+        attempts_per_client: 5,
+        ..Default::default()
+    };
+    let requester = |client: &str| Requester {
+        channel: Channel::Web,
+        client_key: client.into(),
+        actor: Actor::cli(),
+    };
+    let check = |number: String, password: String, client: &'static str, now: i64| {
+        let (master, settings) = (&master, &settings);
+        async move {
+            let redeemer = Redeemer {
+                store,
+                master,
+                merchant_id: m,
+                now,
+            };
+            check_card(
+                &redeemer,
+                settings,
+                &number,
+                &password,
+                &requester(client),
+                false,
+            )
+            .await
+        }
+    };
+    let (number, password) = cards[0].clone();
+    let checked = check(number.clone(), password.clone(), "c1", NOW)
+        .await
+        .expect("the right card and password pass");
+    assert_eq!(checked.card.number, number);
+    assert_eq!(
+        checked.goods.iter().map(|g| g.id).collect::<Vec<_>>(),
+        goods,
+        "with the card's goods"
+    );
+    // Typed in lower case, the number is the same card.
+    assert!(check(number.to_lowercase(), password.clone(), "c1", NOW)
+        .await
+        .is_ok());
+    // Wrong passwords: refused, counted per card whatever the case typed.
+    for typed in [number.clone(), number.to_lowercase(), number.clone()] {
+        assert_eq!(
+            check(typed, "wrong9999".into(), "c1", NOW).await.err(),
+            Some(RedeemError::Refused)
+        );
+    }
+    let locked = check(number.clone(), password.clone(), "c2", NOW + 10).await;
+    assert_eq!(
+        locked.err(),
+        Some(RedeemError::Locked {
+            retry_after_seconds: ATTEMPT_WINDOW_SECONDS - 9
+        }),
+        "the card waits until its oldest failure leaves the window, whoever asks"
+    );
+    let at = |now: i64| check(number.clone(), password.clone(), "c2", now);
+    assert!(
+        matches!(
+            at(NOW + ATTEMPT_WINDOW_SECONDS).await,
+            Err(RedeemError::Locked {
+                retry_after_seconds: 1
+            })
+        ),
+        "a failure counts for the whole window"
+    );
+    assert!(
+        at(NOW + ATTEMPT_WINDOW_SECONDS + 1).await.is_ok(),
+        "and then the card passes again, when Retry-After said"
+    );
+    // Per client: two more refusals on other cards reach c1's limit of five.
+    let (other, other_password) = cards[1].clone();
+    for _ in 0..2 {
+        assert_eq!(
+            check(other.clone(), "wrong9999".into(), "c1", NOW + 20)
+                .await
+                .err(),
+            Some(RedeemError::Refused)
+        );
+    }
+    assert_eq!(
+        check(other.clone(), other_password.clone(), "c1", NOW + 30)
+            .await
+            .err(),
+        Some(RedeemError::Locked {
+            retry_after_seconds: ATTEMPT_WINDOW_SECONDS - 29
+        })
+    );
+    assert!(check(other, other_password, "c3", NOW + 30).await.is_ok());
+    // The audit log has the precise reasons; the caller never does.
+    let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
+    let reasons: Vec<_> = log
+        .iter()
+        .filter(|a| a.entry.action == "pickup_refused")
+        .map(|a| a.entry.detail.clone())
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == "channel=web reason=wrong_password"),
+        "{reasons:?}"
+    );
+    let unknown = check("ZZ0000".into(), "abcd1234".into(), "c4", NOW).await;
+    assert_eq!(unknown.err(), Some(RedeemError::Refused));
+    let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|a| a.entry.detail == "channel=web reason=unknown_number"
+            && a.entry.target == "card=ZZ0000"));
+}
+
 /// A wrong guess and a right password on a card that cannot be picked up
 /// (unsold, voided, used, expired) are refused alike, and take the same
 /// time: otherwise a guesser could confirm the passwords of unsold cards.
@@ -1990,6 +2134,24 @@ pub async fn pickup_refusals_take_the_same_time_whatever_the_reason(store: &dyn 
         }
     })
     .await;
+    // The last round's refusals, newest first, with their precise reasons.
+    let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
+    let mut reasons: Vec<_> = log[..6]
+        .iter()
+        .map(|a| a.entry.detail.trim_start_matches("channel=web reason="))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "expired",
+            "inactive",
+            "unknown_number",
+            "used",
+            "voided",
+            "wrong_password"
+        ]
+    );
 }
 
 pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn Store) {

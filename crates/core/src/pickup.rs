@@ -280,6 +280,24 @@ pub fn check_tracking_number(text: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_lifts_the_second_after_its_oldest_failure_leaves_the_window() {
+        let now = 10_000;
+        let since = now - ATTEMPT_WINDOW_SECONDS;
+        assert_eq!(retry_after_seconds(now, since), ATTEMPT_WINDOW_SECONDS + 1);
+        assert_eq!(
+            retry_after_seconds(now - 10, since),
+            ATTEMPT_WINDOW_SECONDS - 9
+        );
+        assert_eq!(retry_after_seconds(since, since), 1);
+        assert_eq!(retry_after_seconds(since - 5, since), 1, "never zero");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
@@ -385,6 +403,14 @@ pub struct PickupSettings {
 
 /// The window the attempt limits count in.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 3600;
+
+/// How long a locked card, client, customer or name waits, in seconds, when
+/// failures count from `since` (now minus the window) and the oldest of them
+/// happened at `oldest_failure`: it counts up to and including
+/// `oldest_failure + window`, so the lock lifts one second later.
+pub fn retry_after_seconds(oldest_failure: i64, since: i64) -> i64 {
+    (oldest_failure - since + 1).max(1)
+}
 pub const ATTEMPT_LIMIT_MAX: i64 = 1000;
 
 impl Default for PickupSettings {

@@ -118,7 +118,7 @@ async fn check_limits(
                 .await?
                 .unwrap_or(now);
             return Err(RedeemError::Locked {
-                retry_after_seconds: (oldest + ATTEMPT_WINDOW_SECONDS - now).max(1),
+                retry_after_seconds: crate::pickup::retry_after_seconds(oldest, since),
             });
         }
     }

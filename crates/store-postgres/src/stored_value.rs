@@ -613,7 +613,10 @@ async fn redeem(
         if let Some(row) = counts.first() {
             let oldest: i64 = row.get::<_, Option<i64>>(1).unwrap_or(op.now);
             return Ok(Err(Refusal::Locked {
-                retry_after_seconds: (oldest - op.attempts_since).max(1),
+                retry_after_seconds: kaquan_core::pickup::retry_after_seconds(
+                    oldest,
+                    op.attempts_since,
+                ),
             }));
         }
         let facts = opt(

@@ -411,7 +411,10 @@ fn redeem(conn: &Connection, op: &RedeemCode) -> StoreResult<Result<LedgerTransa
                 .map_err(map_err)?;
             if n >= op.attempt_limit {
                 return Ok(Err(Refusal::Locked {
-                    retry_after_seconds: (oldest.unwrap_or(op.now) - op.attempts_since).max(1),
+                    retry_after_seconds: kaquan_core::pickup::retry_after_seconds(
+                        oldest.unwrap_or(op.now),
+                        op.attempts_since,
+                    ),
                 }));
             }
         }

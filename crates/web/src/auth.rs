@@ -215,7 +215,7 @@ async fn check_login_limits(state: &AppState, keys: &[(String, i64)], now: i64) 
                 .await?
                 .unwrap_or(now);
             return Err(ApiError::TooManyAttempts {
-                retry_after_seconds: (oldest + LOGIN_WINDOW_SECONDS - now).max(1),
+                retry_after_seconds: kaquan_core::pickup::retry_after_seconds(oldest, since),
             });
         }
     }
