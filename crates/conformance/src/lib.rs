@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             fifty_simultaneous_pickups_of_one_card_create_one_order,
             pickup_refusals_take_the_same_time_whatever_the_reason,
             pickup_checks_follow_the_card_and_the_attempt_limits,
+            a_pickup_follows_the_channel_goods_consignee_and_date_rules,
             pickup_settings_default_until_saved_and_round_trip,
             offline_codes_redeem_once_into_the_balance,
             wrong_codes_count_against_the_attempt_limit,
@@ -2042,6 +2043,255 @@ pub async fn pickup_checks_follow_the_card_and_the_attempt_limits(store: &dyn St
         .iter()
         .any(|a| a.entry.detail == "channel=web reason=unknown_number"
             && a.entry.target == "card=ZZ0000"));
+}
+
+/// Redeeming a pickup card: the page may be closed to customers, the goods
+/// must be one of the card's, customers and phone orders need a consignee
+/// and a date the merchant's mode allows, a counter handover needs neither;
+/// the order lookup finds the order of a used card.
+pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: &dyn Store) {
+    use kaquan_core::redeem::{
+        check_card, find_order, redeem_pickup, PickupRequest, RedeemError, Redeemer, Requester,
+    };
+    let (m, _, goods) = pickup_fixture(store, 4).await;
+    let cards = card_secrets(store, m).await;
+    let master = master();
+    let redeemer = Redeemer {
+        store,
+        master: &master,
+        merchant_id: m,
+        now: NOW,
+    };
+    let requester = |channel| Requester {
+        channel,
+        client_key: "c".into(),
+        actor: Actor::cli(),
+    };
+    let request =
+        |card: usize, goods_id: i64, with_consignee: bool, date: Option<&str>| PickupRequest {
+            number: cards[card].0.clone(),
+            password: cards[card].1.clone(),
+            goods_id,
+            consignee: with_consignee.then(consignee),
+            appointment_date: date.map(str::to_owned),
+        };
+    let mut settings = PickupSettings {
+        appointment: AppointmentMode::MinDaysAhead(2),
+        ..Default::default()
+    };
+    let today = kaquan_core::clock::format_date(NOW);
+    let date = |days: i64| {
+        (kaquan_core::clock::parse_date(&today).unwrap() + time::Duration::days(days)).to_string()
+    };
+    let in_three_days = date(3);
+    // Closed to customers: the page takes nothing, staff still can.
+    settings.enabled = false;
+    let web = requester(Channel::Web);
+    assert_eq!(
+        redeem_pickup(
+            &redeemer,
+            &settings,
+            &request(0, goods[0], true, Some(&in_three_days)),
+            &web
+        )
+        .await
+        .err(),
+        Some(RedeemError::Closed)
+    );
+    settings.enabled = true;
+    // Goods that are not the card's.
+    assert_eq!(
+        redeem_pickup(
+            &redeemer,
+            &settings,
+            &request(0, -1, true, Some(&in_three_days)),
+            &web
+        )
+        .await
+        .err(),
+        Some(RedeemError::GoodsUnavailable)
+    );
+    // No consignee, a date too soon, a malformed date: every problem at once.
+    match redeem_pickup(
+        &redeemer,
+        &settings,
+        &request(0, goods[0], false, Some(&date(1))),
+        &web,
+    )
+    .await
+    {
+        Err(RedeemError::Invalid(errors)) => assert_eq!(errors.len(), 2, "{errors:?}"),
+        other => panic!("{other:?}"),
+    }
+    match redeem_pickup(
+        &redeemer,
+        &settings,
+        &request(0, goods[0], true, Some("2026/13/01")),
+        &web,
+    )
+    .await
+    {
+        Err(RedeemError::Invalid(errors)) => {
+            assert!(
+                errors.iter().any(|e| e.contains("YYYY-MM-DD")),
+                "{errors:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A customer's order: consignee and the allowed date kept.
+    let order = redeem_pickup(
+        &redeemer,
+        &settings,
+        &request(0, goods[1], true, Some(&in_three_days)),
+        &web,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            order.channel,
+            order.goods_id,
+            order.appointment_date.as_deref()
+        ),
+        (Channel::Web, goods[1], Some(in_three_days.as_str()))
+    );
+    assert!(order.consignee == consignee());
+    // The same card again: refused like any used card.
+    assert_eq!(
+        redeem_pickup(
+            &redeemer,
+            &settings,
+            &request(0, goods[0], true, Some(&in_three_days)),
+            &web
+        )
+        .await
+        .err(),
+        Some(RedeemError::Refused)
+    );
+    // A counter handover: no consignee, no date, even with the page closed.
+    settings.enabled = false;
+    let handed = redeem_pickup(
+        &redeemer,
+        &settings,
+        &request(1, goods[0], false, None),
+        &requester(Channel::Store),
+    )
+    .await
+    .unwrap();
+    assert!(handed.consignee == Consignee::default());
+    assert_eq!(handed.appointment_date, None);
+    // A phone order needs the consignee even with the page closed.
+    assert!(matches!(
+        redeem_pickup(
+            &redeemer,
+            &settings,
+            &request(2, goods[0], false, Some(&in_three_days)),
+            &requester(Channel::Phone)
+        )
+        .await,
+        Err(RedeemError::Invalid(_))
+    ));
+    // The lookup finds a used card's order; the check for a pickup refuses it.
+    let found = find_order(&redeemer, &cards[0].0, &cards[0].1, &web)
+        .await
+        .unwrap()
+        .expect("the order of the used card");
+    assert_eq!(found.id, order.id);
+    assert_eq!(
+        find_order(&redeemer, &cards[3].0, &cards[3].1, &web)
+            .await
+            .unwrap(),
+        None,
+        "an unused card has no order"
+    );
+    assert_eq!(
+        check_card(&redeemer, &settings, &cards[0].0, &cards[0].1, &web, false)
+            .await
+            .err(),
+        Some(RedeemError::Refused)
+    );
+    // A card valid only from tomorrow is refused until then.
+    let tomorrow = NOW + 86_400;
+    store
+        .edit_cards(
+            m,
+            &CardFilter {
+                serial_from: Some(4),
+                serial_to: Some(4),
+                ..Default::default()
+            },
+            &CardEdit {
+                valid_from: Some(Some(tomorrow)),
+                ..Default::default()
+            },
+            &audit(m, "edit_cards"),
+        )
+        .await
+        .unwrap();
+    let at = |now| Redeemer {
+        store,
+        master: &master,
+        merchant_id: m,
+        now,
+    };
+    assert_eq!(
+        check_card(
+            &at(tomorrow - 1),
+            &settings,
+            &cards[3].0,
+            &cards[3].1,
+            &web,
+            false
+        )
+        .await
+        .err(),
+        Some(RedeemError::Refused)
+    );
+    assert!(check_card(
+        &at(tomorrow),
+        &settings,
+        &cards[3].0,
+        &cards[3].1,
+        &web,
+        false
+    )
+    .await
+    .is_ok());
+    // A card valid until now passes now and is refused a second later; the
+    // lookup still finds an expired card's order.
+    store
+        .edit_cards(
+            m,
+            &CardFilter {
+                serial_from: Some(1),
+                serial_to: Some(3),
+                ..Default::default()
+            },
+            &CardEdit {
+                valid_until: Some(Some(NOW)),
+                ..Default::default()
+            },
+            &audit(m, "edit_cards"),
+        )
+        .await
+        .unwrap();
+    let (number, password) = (&cards[2].0, &cards[2].1);
+    assert!(
+        check_card(&at(NOW), &settings, number, password, &web, false)
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        check_card(&at(NOW + 1), &settings, number, password, &web, false)
+            .await
+            .err(),
+        Some(RedeemError::Refused)
+    );
+    assert!(find_order(&at(NOW + 1), &cards[0].0, &cards[0].1, &web)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// A wrong guess and a right password on a card that cannot be picked up
