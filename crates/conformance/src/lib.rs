@@ -2111,6 +2111,30 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
         .err(),
         Some(RedeemError::GoodsUnavailable)
     );
+    // Goods of the card's that went off the shelf.
+    let off_shelf = GoodsFields {
+        on_shelf: false,
+        ..goods_fields("苹果")
+    };
+    store
+        .update_goods(m, goods[0], &off_shelf, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        redeem_pickup(
+            &redeemer,
+            &settings,
+            &request(0, goods[0], true, Some(&in_three_days)),
+            &web
+        )
+        .await
+        .err(),
+        Some(RedeemError::GoodsUnavailable)
+    );
+    store
+        .update_goods(m, goods[0], &goods_fields("苹果"), NOW)
+        .await
+        .unwrap();
     // No consignee, a date too soon, a malformed date: every problem at once.
     match redeem_pickup(
         &redeemer,
