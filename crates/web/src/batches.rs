@@ -474,6 +474,7 @@ async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
             .text()
             .await
             .map_err(|_| ApiError::invalid("表单字段无法读取"))?;
+        crate::extract::check_text(&name, &text)?;
         match name.as_str() {
             "name" => upload.name = text,
             "face_value_fen" => {
@@ -488,7 +489,7 @@ async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
             "valid_until" => upload.valid_until = text,
             "remark" => upload.remark = text,
             "csrf" => upload.csrf = text,
-            _ => {}
+            other => return Err(crate::extract::unknown_field(other)),
         }
     }
     if upload.bytes.is_empty() {

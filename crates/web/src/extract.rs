@@ -366,6 +366,16 @@ impl<S: Send + Sync> FromRequest<S> for FormText {
     }
 }
 
+/// The 422 for a field a request does not take (multipart and paired forms,
+/// which serde does not read).
+pub fn unknown_field(name: &str) -> ApiError {
+    ApiError::malformed(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        format!("未知字段：{name}"),
+    )
+}
+
 /// A multipart upload (import files, pictures); a malformed one (a missing
 /// or wrong boundary, another content type) answers as every rejection does.
 pub struct Multipart(axum::extract::Multipart);

@@ -28,11 +28,7 @@ impl FormPairs {
         let form = Self::parse_any(body)?;
         for (key, _) in &form.0 {
             if !known.contains(&key.as_str()) {
-                return Err(ApiError::malformed(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_field",
-                    format!("未知字段：{key}"),
-                ));
+                return Err(crate::extract::unknown_field(key));
             }
         }
         Ok(form)

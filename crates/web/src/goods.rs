@@ -232,7 +232,7 @@ pub async fn read_image_upload(mut multipart: Multipart) -> ApiResult<(Vec<u8>, 
                     .await
                     .map_err(|_| ApiError::invalid("表单字段无法读取"))?
             }
-            _ => {}
+            other => return Err(crate::extract::unknown_field(other.unwrap_or(""))),
         }
     }
     Ok((bytes, csrf))

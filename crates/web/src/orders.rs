@@ -485,7 +485,7 @@ async fn read_file(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>, Stri
                     .await
                     .map_err(|_| ApiError::invalid("表单字段无法读取"))?
             }
-            _ => {}
+            other => return Err(crate::extract::unknown_field(other.unwrap_or(""))),
         }
     }
     if bytes.is_empty() {

@@ -448,6 +448,27 @@ async fn hostile_uploads(app: TestApp) {
     }
     let health = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200, "the server is still up");
+    // A misspelled field of an upload is refused, like any other.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"\xEF\xBB\xBF\xE5\x8D\xA1\xE5\x8F\xB7,\xE5\xAF\x86\xE7\xA0\x81\nIMP0001,abcd1234\n".to_vec())
+                .file_name("cards.csv"),
+        )
+        .text("face_value_fenn", "10000");
+    let response = owner
+        .http
+        .post(app.url("/api/v1/batches/import"))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "未知字段：face_value_fenn");
+    let (_, cards) = owner.get("/api/v1/cards").await;
+    assert_eq!(cards["total"], 0, "nothing imported");
 }
 
 /// The median time of `n` GETs of `path`, each checked for a 200.
