@@ -30,6 +30,9 @@ pub const DATE_YEAR_MIN: i32 = 2000;
 /// The latest year a date field takes.
 pub const DATE_YEAR_MAX: i32 = 2199;
 
+/// What a date field takes, as messages say it.
+pub const DATE_FORMAT_HINT: &str = "YYYY-MM-DD，年份在 2000–2199 之间";
+
 /// Parses `YYYY-MM-DD` as a calendar date between [`DATE_YEAR_MIN`] and
 /// [`DATE_YEAR_MAX`] (year 0000 is a typo, not a validity period).
 pub fn parse_date(text: &str) -> Option<Date> {

@@ -258,7 +258,7 @@ pub async fn redeem_pickup(
             Some(text) => match crate::clock::parse_date(text) {
                 Some(date) => Some(date),
                 None => {
-                    errors.push("预约日期格式应为 YYYY-MM-DD".to_owned());
+                    errors.push(format!("预约日期应为 {}", crate::clock::DATE_FORMAT_HINT));
                     None
                 }
             },

@@ -502,7 +502,8 @@ fn cli_audit(merchant_id: i64, action: &str, target: String, detail: String) -> 
 
 fn parse_cli_date(text: Option<&str>, end: bool) -> anyhow::Result<Option<i64>> {
     text.map(|t| {
-        let date = parse_date(t).ok_or_else(|| anyhow!("date {t:?} must be YYYY-MM-DD"))?;
+        let date = parse_date(t)
+            .ok_or_else(|| anyhow!("date {t:?} must be YYYY-MM-DD, between 2000 and 2199"))?;
         Ok(if end {
             end_of_day(date)
         } else {

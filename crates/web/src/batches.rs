@@ -127,8 +127,12 @@ pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiRes
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => {
-            let date = parse_date(t)
-                .ok_or_else(|| ApiError::invalid(format!("{field}格式应为 YYYY-MM-DD")))?;
+            let date = parse_date(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{field}应为 {}",
+                    kaquan_core::clock::DATE_FORMAT_HINT
+                ))
+            })?;
             Ok(Some(if end {
                 end_of_day(date)
             } else {

@@ -168,9 +168,12 @@ fn int(text: &str, field: &str) -> ApiResult<Option<i64>> {
 fn date(text: &str, field: &str) -> ApiResult<Option<time::Date>> {
     match text.trim() {
         "" => Ok(None),
-        t => parse_date(t)
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(format!("{field}格式应为 YYYY-MM-DD"))),
+        t => parse_date(t).map(Some).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{field}应为 {}",
+                kaquan_core::clock::DATE_FORMAT_HINT
+            ))
+        }),
     }
 }
 
