@@ -18,6 +18,7 @@ on_both_backends! {
     sign_in_failures_are_throttled_per_client_address => sign_in_per_client;
     an_export_runs_in_the_background_and_leaves_a_download => background_export;
     the_console_exports_many_cards_in_the_background => console_background_export;
+    every_field_has_a_limit_and_money_one_cap => field_limits;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -750,4 +751,91 @@ async fn console_background_export(app: TestApp) {
         String::from_utf8(bytes).unwrap().lines().count() as i64,
         quantity + 1
     );
+}
+
+async fn field_limits(app: TestApp) {
+    let owner = app.client("owner").await;
+    let long = |n: usize| "字".repeat(n);
+    for (path, body, field) in [
+        (
+            "/api/v1/distributors",
+            json!({"name": long(65)}),
+            "券商名称",
+        ),
+        (
+            "/api/v1/distributors",
+            json!({"name": "华东", "contact": long(101)}),
+            "联系人",
+        ),
+        (
+            "/api/v1/distributors",
+            json!({"name": "华东", "phone": "1".repeat(21)}),
+            "电话",
+        ),
+        (
+            "/api/v1/distributors",
+            json!({"name": "华东", "remark": long(201)}),
+            "备注",
+        ),
+        (
+            "/api/v1/distributors",
+            json!({"name": "华东", "remark": long(20_001)}),
+            "remark",
+        ),
+        (
+            "/api/v1/staff",
+            json!({"username": "clerk", "name": long(65), "password": "abc12345", "role_id": 1}),
+            "姓名",
+        ),
+        (
+            "/api/v1/staff",
+            json!({"username": "clerk", "name": "店员", "phone": "1".repeat(21), "password": "abc12345", "role_id": 1}),
+            "手机号",
+        ),
+        (
+            "/api/v1/roles",
+            json!({"name": "printer", "label": long(65), "permissions": []}),
+            "角色名称",
+        ),
+        (
+            "/api/v1/batches",
+            json!({"quantity": 5, "face_value_fen": i64::MAX}),
+            "上限",
+        ),
+        (
+            "/api/v1/batches",
+            json!({"quantity": 5, "valid_from": "0000-01-01"}),
+            "2000",
+        ),
+    ] {
+        let (status, body) = owner.post(path, body).await;
+        assert_eq!(status, 422, "{path} {field}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{path} {field}: {body}"
+        );
+    }
+    // Exactly at the limits, everything is taken.
+    let (status, body) = owner
+        .post(
+            "/api/v1/distributors",
+            json!({"name": long(64), "contact": long(100), "phone": "1".repeat(20), "remark": long(200)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = owner
+        .post(
+            "/api/v1/batches",
+            json!({"quantity": 2, "face_value_fen": 100_000_000}),
+        )
+        .await;
+    assert_eq!(status, 202, "¥1,000,000.00 itself is allowed: {created}");
+    app.wait_for_batch(&owner, created["batch_id"].as_i64().unwrap())
+        .await;
+    let edit =
+        json!({"filter": {"all": true}, "fields": ["face_value"], "face_value_fen": 100_000_001});
+    let (status, body) = owner.post("/api/v1/cards/edit", edit).await;
+    assert_eq!(status, 422, "{body}");
+    let (_, cards) = owner.get("/api/v1/cards").await;
+    assert_eq!(cards["items"][0]["face_value_fen"], 100_000_000);
 }
