@@ -361,6 +361,57 @@ mod boundary_tests {
         assert_eq!(template(10, 3, 2).n_unused(), 5);
     }
 
+    #[test]
+    fn an_issued_code_opens_to_its_grouped_plaintext_and_a_purged_one_to_nothing() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let new = crate::giftcard::new_codes(&master, 7, 1, 1).remove(0);
+        let issued = |sealed: Option<Vec<u8>>| crate::giftcard::IssuedCode {
+            id: 1,
+            template_id: 1,
+            state: CodeState::Unused,
+            face_value_fen: 100,
+            valid_until: None,
+            sealed,
+            key_version: 1,
+            order_id: None,
+            customer_id: None,
+            customer_label: None,
+            redeemed_at: None,
+            issued_at: 0,
+        };
+        let plain = issued(Some(new.sealed.clone())).plaintext(&master, 7);
+        assert_eq!(plain.len(), 19, "{plain}");
+        assert_eq!(plain.matches('-').count(), 3);
+        let code = crate::giftcard::Code::parse(&plain).expect("it reads back");
+        assert_eq!(
+            crate::giftcard::code_digest(&crate::giftcard::digest_keys(&master, 7), &code),
+            new.digest,
+            "the plaintext is the code whose digest was stored"
+        );
+        assert_eq!(issued(None).plaintext(&master, 7), "");
+        assert_eq!(
+            issued(Some(new.sealed)).plaintext(&master, 8),
+            "",
+            "another merchant's key"
+        );
+    }
+
+    #[test]
+    fn exactly_forty_bits_of_password_is_enough() {
+        use crate::batch::{password_strength, Numbering, PasswordCharset};
+        // 32 characters: 5 bits each, 8 of them make 40.
+        assert!(
+            password_strength(8, PasswordCharset::Unambiguous, Numbering::Random)
+                .warnings
+                .is_empty()
+        );
+        assert!(
+            !password_strength(7, PasswordCharset::Unambiguous, Numbering::Random)
+                .warnings
+                .is_empty()
+        );
+    }
+
     fn test_template() -> CodeTemplate {
         CodeTemplate {
             id: 1,
