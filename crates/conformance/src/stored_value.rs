@@ -264,6 +264,22 @@ pub async fn wrong_codes_count_against_the_attempt_limit(store: &dyn Store) {
     redeem(store, &settings, redeemer(m, "u2", "ip2"), &codes[1])
         .await
         .expect("u2 from ip2 redeems");
+    // The lock lifts once the refusals are older than the window.
+    let (_, later) = offline_codes(store, m, fields("卡", 100), 2).await;
+    let at = |now: i64| CodeRedeemer {
+        now,
+        ..redeemer(m, "u1", "ip1")
+    };
+    let window = kaquan_core::pickup::ATTEMPT_WINDOW_SECONDS;
+    assert!(matches!(
+        redeem(store, &settings, at(NOW + window), &later[0]).await,
+        Err(Refusal::Locked {
+            retry_after_seconds: 1
+        })
+    ));
+    redeem(store, &settings, at(NOW + window + 1), &later[0])
+        .await
+        .expect("u1 redeems again an hour after its refusals");
     assert_verified(store).await;
 }
 

@@ -255,6 +255,12 @@ mod boundary_tests {
         assert!(check_redirect_url("https://shop.example/a b").is_err());
         assert!(check_redirect_url("ftp://shop.example").is_err());
         assert!(check_redirect_url("https:///path").is_err());
+        for bad in ["\"", "<", ">", "\u{7}", "\t"] {
+            assert!(
+                check_redirect_url(&format!("https://shop.example/{bad}x")).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -262,6 +268,12 @@ mod boundary_tests {
         assert_eq!(mask_phone("13800001234"), "138****1234");
         assert_eq!(mask_phone("1234"), "****");
         assert_eq!(mask_phone("12345678"), "123*5678");
+        assert_eq!(mask_phone("1234567"), "12*4567");
+        assert_eq!(
+            mask_phone("12345"),
+            "*2345",
+            "a short number still hides one"
+        );
     }
 
     #[test]
@@ -287,6 +299,24 @@ mod boundary_tests {
         assert!(!nonce_is_well_formed(&"a".repeat(65)));
         assert!(nonce_is_well_formed("abcdefgh-_ABC123"));
         assert!(!nonce_is_well_formed("abcdefgh.ABC1234"));
+    }
+
+    #[test]
+    fn api_keys_are_a_kq_id_and_a_long_random_secret() {
+        let (key_id, secret) = crate::signing::new_api_key();
+        let (other_id, other_secret) = crate::signing::new_api_key();
+        assert!(key_id.starts_with("kq_") && key_id.len() == 19, "{key_id}");
+        assert!(key_id[3..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(secret.len(), 64);
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key_id, other_id);
+        assert_ne!(secret, other_secret);
+    }
+
+    #[test]
+    fn merchant_keys_never_print_their_secrets() {
+        let keys = MasterKey::from_bytes([7; 32]).merchant_keys(1, 3);
+        assert_eq!(format!("{keys:?}"), "MerchantKeys(v3, <redacted>)");
     }
 
     #[test]

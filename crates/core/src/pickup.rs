@@ -160,7 +160,8 @@ pub fn mask_phone(phone: &str) -> String {
     if chars.len() <= 4 {
         return "*".repeat(chars.len());
     }
-    let keep_head = 3.min(chars.len() - 4);
+    // At least one character is hidden, however short the number.
+    let keep_head = 3.min(chars.len() - 5);
     let head: String = chars[..keep_head].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - 4))
