@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             the_overspend_race_never_goes_below_zero,
             mall_orders_issue_codes_once,
             api_keys_allow_two_active_at_once,
+            an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,
             random_ledger_operations_keep_every_invariant,
         );
