@@ -1903,6 +1903,23 @@ where
     );
 }
 
+/// Changes the chosen fields of the cards with serials `from..=to`.
+async fn edit_serials(store: &dyn Store, merchant_id: i64, from: i64, to: i64, edit: CardEdit) {
+    store
+        .edit_cards(
+            merchant_id,
+            &CardFilter {
+                serial_from: Some(from),
+                serial_to: Some(to),
+                ..Default::default()
+            },
+            &edit,
+            &audit(merchant_id, "edit_cards"),
+        )
+        .await
+        .unwrap();
+}
+
 /// Numbers and passwords of the merchant's cards, by serial.
 async fn card_secrets(store: &dyn Store, merchant_id: i64) -> Vec<(String, String)> {
     let keys = master().merchant_keys(merchant_id, 1);
@@ -2238,22 +2255,17 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
     );
     // A card valid only from tomorrow is refused until then.
     let tomorrow = NOW + 86_400;
-    store
-        .edit_cards(
-            m,
-            &CardFilter {
-                serial_from: Some(4),
-                serial_to: Some(4),
-                ..Default::default()
-            },
-            &CardEdit {
-                valid_from: Some(Some(tomorrow)),
-                ..Default::default()
-            },
-            &audit(m, "edit_cards"),
-        )
-        .await
-        .unwrap();
+    edit_serials(
+        store,
+        m,
+        4,
+        4,
+        CardEdit {
+            valid_from: Some(Some(tomorrow)),
+            ..Default::default()
+        },
+    )
+    .await;
     let at = |now| Redeemer {
         store,
         master: &master,
@@ -2285,22 +2297,17 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
     .is_ok());
     // A card valid until now passes now and is refused a second later; the
     // lookup still finds an expired card's order.
-    store
-        .edit_cards(
-            m,
-            &CardFilter {
-                serial_from: Some(1),
-                serial_to: Some(3),
-                ..Default::default()
-            },
-            &CardEdit {
-                valid_until: Some(Some(NOW)),
-                ..Default::default()
-            },
-            &audit(m, "edit_cards"),
-        )
-        .await
-        .unwrap();
+    edit_serials(
+        store,
+        m,
+        1,
+        3,
+        CardEdit {
+            valid_until: Some(Some(NOW)),
+            ..Default::default()
+        },
+    )
+    .await;
     let (number, password) = (&cards[2].0, &cards[2].1);
     assert!(
         check_card(&at(NOW), &settings, number, password, &web, false)
@@ -2325,20 +2332,7 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
 pub async fn pickup_refusals_take_the_same_time_whatever_the_reason(store: &dyn Store) {
     use kaquan_core::redeem::{check_card, RedeemError, Redeemer, Requester};
     let (m, _, goods) = pickup_fixture(store, 5).await;
-    let keys = master().merchant_keys(m, 1);
-    let cards: Vec<(String, String)> = store
-        .cards_after(m, &CardFilter::default(), 0, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let sealed = row.secret_sealed.as_deref().unwrap();
-            (
-                row.card.number.clone(),
-                keys.open(&row.card.number, sealed).unwrap(),
-            )
-        })
-        .collect();
+    let cards = card_secrets(store, m).await;
     let serial = |serial| CardFilter {
         serial_from: Some(serial),
         serial_to: Some(serial),
@@ -2361,18 +2355,17 @@ pub async fn pickup_refusals_take_the_same_time_whatever_the_reason(store: &dyn 
         )
         .await
         .unwrap();
-    store
-        .edit_cards(
-            m,
-            &serial(4),
-            &CardEdit {
-                valid_until: Some(Some(NOW - 86_400)),
-                ..Default::default()
-            },
-            &audit(m, "edit_cards"),
-        )
-        .await
-        .unwrap();
+    edit_serials(
+        store,
+        m,
+        4,
+        4,
+        CardEdit {
+            valid_until: Some(Some(NOW - 86_400)),
+            ..Default::default()
+        },
+    )
+    .await;
     let settings = PickupSettings {
         attempts_per_card: i64::MAX,
         attempts_per_client: i64::MAX,
