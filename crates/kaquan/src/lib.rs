@@ -386,6 +386,8 @@ fn init_logging() {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colours only on a terminal: a log file gets plain text.
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_filter(filter)
                 .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
                     may_log(meta.target(), meta.level())

@@ -793,6 +793,22 @@ async fn fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_orde
     assert_eq!(n, 1);
     let log = first_log.lock().unwrap().clone();
     assert!(log.contains("kaquan 已启动"), "{log}");
+    // Every request runs in a span with its matched route (never the raw
+    // path, which may hold a card number), status and duration.
+    assert!(
+        log.lines().any(
+            |line| line.contains("route=/m/{merchant_id}/redeem/confirm")
+                && line.contains("status=")
+                && line.contains("duration_ms=")
+                && line.contains("request finished")
+        ),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|line| line.contains("route=/api/v1/goods") && line.contains("merchant.id=1")),
+        "signed-in requests name their merchant: {log}"
+    );
     for secret in [
         "13800001234",
         "张三",

@@ -152,6 +152,7 @@ impl FromRequestParts<AppState> for Authed {
         if staff.disabled {
             return Err(reject(ApiError::Unauthenticated));
         }
+        crate::record_merchant(staff.merchant_id);
         let safe_method = matches!(parts.method, Method::GET | Method::HEAD);
         if api && !safe_method {
             let sent = parts

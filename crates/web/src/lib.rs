@@ -87,6 +87,43 @@ impl AppState {
     }
 }
 
+/// Runs every routed request in a `request` span with its method, matched
+/// route, the merchant once known (`merchant.id`, recorded by the sign-in
+/// extractors), and when done its status and `duration_ms`; a 5xx is logged
+/// once with its cause inside that span (`ApiError`). Each finished request
+/// is a `debug` event, so the default `info` level stays quiet.
+async fn trace_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        merchant.id = tracing::field::Empty,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.record("status", response.status().as_u16());
+    span.record("duration_ms", duration_ms);
+    span.in_scope(|| tracing::debug!("request finished"));
+    response
+}
+
+/// Records the merchant a request acts for on its `request` span.
+pub fn record_merchant(merchant_id: i64) {
+    tracing::Span::current().record("merchant.id", merchant_id);
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -102,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .merge(exchange::router())
         .merge(giftcards::router())
         .merge(openapi::router())
+        .route_layer(axum::middleware::from_fn(trace_request))
         .fallback(extract::unknown_route)
         .method_not_allowed_fallback(extract::unknown_method)
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))

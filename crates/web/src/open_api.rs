@@ -175,6 +175,7 @@ impl FromRequest<AppState> for Signed {
                 (key.merchant_id, secret)
             }
         };
+        crate::record_merchant(merchant_id);
         let method = parts.method.as_str();
         let path = parts.uri.path();
         let canonical = signing::canonical_request(
