@@ -5,10 +5,12 @@
 //! use cases and the `Store` trait. Wire types (the `*Dto`, `*Request` and
 //! view structs) live here and only here derive serde.
 
+pub mod api_keys;
 pub mod auth;
 pub mod batches;
 pub mod cache;
 pub mod cards;
+pub mod customers;
 pub mod error;
 pub mod exchange;
 pub mod export_jobs;
@@ -138,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .merge(open_api::router())
         .merge(exchange::router())
         .merge(giftcards::router())
+        .merge(customers::router())
+        .merge(api_keys::router())
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(trace_request))
         .fallback(extract::unknown_route)
