@@ -22,7 +22,6 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/store-sqlite/src/lib.rs", 3130),
     ("crates/store-sqlite/src/stored_value.rs", 2202),
     ("crates/web/src/giftcards.rs", 1280),
-    ("crates/web/src/orders.rs", 1128),
     ("crates/web/tests/stored_value.rs", 1184),
 ];
 

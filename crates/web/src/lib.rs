@@ -25,6 +25,7 @@ pub mod orders;
 pub mod pages;
 pub mod people;
 pub mod pickup;
+pub mod pickup_settings;
 pub mod tables;
 
 use axum::extract::DefaultBodyLimit;
@@ -137,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .merge(goods::router())
         .merge(pickup::router())
         .merge(orders::router())
+        .merge(pickup_settings::router())
         .merge(open_api::router())
         .merge(exchange::router())
         .merge(giftcards::router())

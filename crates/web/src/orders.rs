@@ -6,7 +6,7 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult, RowErrorDto};
 use crate::exports::{self, escape_formula};
 use crate::extract::{Form, Json, Multipart, Path, Query};
-use crate::forms::{redirect_with, CsrfForm, MsgQuery};
+use crate::forms::CsrfForm;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -17,9 +17,7 @@ use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
 use kaquan_core::pickup::{
-    check_redirect_url, check_tracking_number, format_blocked_dates, mask_name, mask_phone,
-    parse_blocked_dates, AppointmentMode, Channel, OrderStatus, PickupSettings, ATTEMPT_LIMIT_MAX,
-    CARRIERS,
+    check_tracking_number, mask_name, mask_phone, Channel, OrderStatus, CARRIERS,
 };
 use kaquan_core::store::{Order, OrderFilter, Page as ListPage, Shipment};
 use serde::{Deserialize, Serialize};
@@ -38,18 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orders/ship-import", post(import_shipments))
         .route("/api/v1/orders/export", get(export_orders))
         .route("/api/v1/carriers", get(list_carriers).post(create_carrier))
-        .route(
-            "/api/v1/pickup-settings",
-            get(get_pickup_settings).put(update_pickup_settings),
-        )
         .route("/orders", get(orders_page))
         .route("/orders/{order_id}/ship", post(ship_order_form))
         .route("/orders/{order_id}/cancel", post(cancel_order_form))
         .route("/orders/ship-import", post(import_shipments_form))
-        .route("/settings/pickup", get(settings_page).post(settings_form))
-        .route("/settings/carriers", post(carrier_form))
-        .route("/api/v1/pickup-settings/logo", post(update_pickup_logo))
-        .route("/settings/pickup/logo", post(logo_form))
         .route("/orders/{order_id}", get(order_page))
 }
 
@@ -155,7 +145,7 @@ pub struct OrderQuery {
     pub msg: Option<String>,
 }
 
-fn int(text: &str, field: &str) -> ApiResult<Option<i64>> {
+pub(crate) fn int(text: &str, field: &str) -> ApiResult<Option<i64>> {
     match text.trim() {
         "" => Ok(None),
         t => t
@@ -594,7 +584,7 @@ async fn export_orders(
     exports::stream_file(&path, "订单导出.xlsx", exports::XLSX_CONTENT_TYPE).await
 }
 
-async fn all_carriers(state: &AppState, merchant_id: i64) -> ApiResult<Vec<String>> {
+pub(crate) async fn all_carriers(state: &AppState, merchant_id: i64) -> ApiResult<Vec<String>> {
     let mut carriers: Vec<String> = CARRIERS.iter().map(|c| (*c).to_owned()).collect();
     carriers.extend(state.store.list_carriers(merchant_id).await?);
     Ok(carriers)
@@ -614,7 +604,7 @@ pub struct CarrierRequest {
     pub name: String,
 }
 
-async fn add_carrier(state: &AppState, authed: &Authed, name: &str) -> ApiResult<()> {
+pub(crate) async fn add_carrier(state: &AppState, authed: &Authed, name: &str) -> ApiResult<()> {
     authed.require(Permission::OrdersManage)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 32 || CARRIERS.contains(&name) {
@@ -655,144 +645,6 @@ async fn create_carrier(
 #[derive(Serialize)]
 pub struct CarrierDto {
     pub name: String,
-}
-
-/// 提货设置 on the wire.
-#[derive(Serialize, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct PickupSettingsDto {
-    pub title: String,
-    #[serde(default)]
-    pub notice: String,
-    pub enabled: bool,
-    #[serde(default)]
-    pub closed_message: String,
-    /// `none`, `any`, `min_days`, `range`, `weekdays`.
-    pub appointment_mode: String,
-    pub appointment_min_days: Option<i64>,
-    pub appointment_from: Option<String>,
-    pub appointment_until: Option<String>,
-    /// Comma-separated `YYYY-MM-DD`.
-    #[serde(default)]
-    pub blocked_dates: String,
-    pub redirect_url: Option<String>,
-    pub attempts_per_card: i64,
-    pub attempts_per_client: i64,
-}
-
-impl From<&PickupSettings> for PickupSettingsDto {
-    fn from(s: &PickupSettings) -> Self {
-        let (mode, days, from, until) = s.appointment.to_parts();
-        Self {
-            title: s.title.clone(),
-            notice: s.notice.clone(),
-            enabled: s.enabled,
-            closed_message: s.closed_message.clone(),
-            appointment_mode: mode.to_owned(),
-            appointment_min_days: days,
-            appointment_from: from,
-            appointment_until: until,
-            blocked_dates: format_blocked_dates(&s.blocked_dates),
-            redirect_url: s.redirect_url.clone(),
-            attempts_per_card: s.attempts_per_card,
-            attempts_per_client: s.attempts_per_client,
-        }
-    }
-}
-
-impl PickupSettingsDto {
-    fn into_settings(self) -> ApiResult<PickupSettings> {
-        let mut errors = Vec::new();
-        if self.title.trim().is_empty() || self.title.chars().count() > 40 {
-            errors.push("提货网站名称须为 1–40 个字".to_owned());
-        }
-        for (value, label) in [
-            (&self.notice, "提示文字"),
-            (&self.closed_message, "暂停提货提示"),
-        ] {
-            if value.chars().count() > 500 {
-                errors.push(format!("{label}最多 500 个字"));
-            }
-        }
-        let appointment = AppointmentMode::from_parts(
-            &self.appointment_mode,
-            self.appointment_min_days,
-            self.appointment_from.as_deref(),
-            self.appointment_until.as_deref(),
-        )
-        .map_err(|e| errors.push(e))
-        .ok();
-        let blocked = parse_blocked_dates(&self.blocked_dates)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let redirect = check_redirect_url(self.redirect_url.as_deref().unwrap_or(""))
-            .map_err(|e| errors.push(e))
-            .ok();
-        for (value, label) in [
-            (self.attempts_per_card, "每张卡"),
-            (self.attempts_per_client, "每个访客"),
-        ] {
-            if !(1..=ATTEMPT_LIMIT_MAX).contains(&value) {
-                errors.push(format!(
-                    "兑换防刷：{label}每小时允许的错误次数须为 1–{ATTEMPT_LIMIT_MAX}"
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors.join("；"), errors));
-        }
-        Ok(PickupSettings {
-            title: self.title.trim().to_owned(),
-            notice: self.notice.trim().to_owned(),
-            enabled: self.enabled,
-            closed_message: self.closed_message.trim().to_owned(),
-            appointment: appointment.expect("checked above"),
-            blocked_dates: blocked.expect("checked above"),
-            redirect_url: redirect.expect("checked above"),
-            attempts_per_card: self.attempts_per_card,
-            attempts_per_client: self.attempts_per_client,
-        })
-    }
-}
-
-async fn get_pickup_settings(
-    State(state): State<AppState>,
-    authed: Authed,
-) -> ApiResult<Json<PickupSettingsDto>> {
-    authed.require(Permission::OrdersManage)?;
-    Ok(Json(PickupSettingsDto::from(
-        &state
-            .store
-            .get_pickup_settings(authed.merchant_id())
-            .await?,
-    )))
-}
-
-async fn save_settings(state: &AppState, authed: &Authed, dto: PickupSettingsDto) -> ApiResult<()> {
-    authed.require(Permission::OrdersManage)?;
-    let settings = dto.into_settings()?;
-    let audit = authed.audit(
-        "update_pickup_settings",
-        String::new(),
-        format!(
-            "enabled={} mode={}",
-            settings.enabled,
-            settings.appointment.code()
-        ),
-    );
-    Ok(state
-        .store
-        .put_pickup_settings(authed.merchant_id(), &settings, &audit)
-        .await?)
-}
-
-async fn update_pickup_settings(
-    State(state): State<AppState>,
-    authed: Authed,
-    Json(body): Json<PickupSettingsDto>,
-) -> ApiResult<StatusCode> {
-    save_settings(&state, &authed, body).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- console ----------------------------------------------------------------
@@ -932,170 +784,6 @@ async fn import_shipments_form(
             Ok(response)
         }
     }
-}
-
-#[derive(Serialize)]
-struct SettingsView {
-    s: PickupSettingsDto,
-    merchant_id: i64,
-    carriers: Vec<String>,
-    own_carriers: Vec<String>,
-    error: Option<String>,
-}
-
-async fn settings_view(
-    state: &AppState,
-    authed: &Authed,
-    s: PickupSettingsDto,
-    error: Option<String>,
-) -> ApiResult<SettingsView> {
-    Ok(SettingsView {
-        s,
-        merchant_id: authed.merchant_id(),
-        carriers: CARRIERS.iter().map(|c| (*c).to_owned()).collect(),
-        own_carriers: state.store.list_carriers(authed.merchant_id()).await?,
-        error,
-    })
-}
-
-async fn settings_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Query(query): Query<MsgQuery>,
-) -> PageResult {
-    authed.require(Permission::OrdersManage)?;
-    let dto = PickupSettingsDto::from(
-        &state
-            .store
-            .get_pickup_settings(authed.merchant_id())
-            .await?,
-    );
-    let view = settings_view(&state, &authed, dto, None).await?;
-    Ok(render(
-        &state,
-        "pickup_settings.html",
-        &Page::new("提货设置", &authed).with_message(query.msg),
-        view,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsForm {
-    csrf: String,
-    title: String,
-    #[serde(default)]
-    notice: String,
-    enabled: Option<String>,
-    #[serde(default)]
-    closed_message: String,
-    appointment_mode: String,
-    #[serde(default)]
-    appointment_min_days: String,
-    #[serde(default)]
-    appointment_from: String,
-    #[serde(default)]
-    appointment_until: String,
-    #[serde(default)]
-    blocked_dates: String,
-    #[serde(default)]
-    redirect_url: String,
-    attempts_per_card: String,
-    attempts_per_client: String,
-}
-
-async fn settings_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    Form(form): Form<SettingsForm>,
-) -> PageResult {
-    authed.check_form_csrf(&form.csrf)?;
-    let number = |text: &str, label: &str| int(text, label);
-    let dto = PickupSettingsDto {
-        title: form.title,
-        notice: form.notice,
-        enabled: form.enabled.is_some(),
-        closed_message: form.closed_message,
-        appointment_mode: form.appointment_mode,
-        appointment_min_days: number(&form.appointment_min_days, "提前天数")?,
-        appointment_from: Some(form.appointment_from).filter(|s| !s.is_empty()),
-        appointment_until: Some(form.appointment_until).filter(|s| !s.is_empty()),
-        blocked_dates: form.blocked_dates,
-        redirect_url: Some(form.redirect_url).filter(|s| !s.is_empty()),
-        attempts_per_card: number(&form.attempts_per_card, "兑换防刷")?.unwrap_or(0),
-        attempts_per_client: number(&form.attempts_per_client, "兑换防刷")?.unwrap_or(0),
-    };
-    let shown = dto.clone();
-    match save_settings(&state, &authed, dto).await {
-        Ok(()) => Ok(redirect_with("/settings/pickup", "已保存")),
-        Err(error) => {
-            let view = settings_view(&state, &authed, shown, Some(error.public_message())).await?;
-            let mut response = render(
-                &state,
-                "pickup_settings.html",
-                &Page::new("提货设置", &authed),
-                view,
-            );
-            *response.status_mut() = error.status();
-            Ok(response)
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CarrierForm {
-    csrf: String,
-    name: String,
-}
-
-async fn carrier_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    Form(form): Form<CarrierForm>,
-) -> PageResult {
-    authed.check_form_csrf(&form.csrf)?;
-    add_carrier(&state, &authed, &form.name).await?;
-    Ok(Redirect::to(
-        "/settings/pickup?msg=%E5%B7%B2%E6%B7%BB%E5%8A%A0%E7%89%A9%E6%B5%81%E5%85%AC%E5%8F%B8",
-    )
-    .into_response())
-}
-
-async fn save_logo(state: &AppState, authed: &Authed, bytes: &[u8]) -> ApiResult<()> {
-    authed.require(Permission::OrdersManage)?;
-    let content_type = crate::goods::checked_image(bytes)?;
-    state
-        .store
-        .put_logo(authed.merchant_id(), content_type, bytes, crate::now())
-        .await?;
-    state
-        .store
-        .append_audit(&authed.audit("update_pickup_logo", String::new(), content_type.to_owned()))
-        .await?;
-    Ok(())
-}
-
-/// The pickup page's logo (multipart field `file`; PNG/JPEG/WebP/GIF, at most 2 MB).
-async fn update_pickup_logo(
-    State(state): State<AppState>,
-    authed: Authed,
-    multipart: Multipart,
-) -> ApiResult<StatusCode> {
-    let (bytes, _) = crate::goods::read_image_upload(multipart).await?;
-    save_logo(&state, &authed, &bytes).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn logo_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    multipart: Multipart,
-) -> PageResult {
-    let (bytes, csrf) = crate::goods::read_image_upload(multipart).await?;
-    authed.check_form_csrf(&csrf)?;
-    save_logo(&state, &authed, &bytes).await?;
-    Ok(redirect_with("/settings/pickup", "Logo 已更新"))
 }
 
 #[derive(Serialize)]
