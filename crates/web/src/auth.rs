@@ -6,7 +6,7 @@
 //! forms in a hidden `csrf` field.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Form, Json};
+use crate::extract::{Audience, Form, Json, Rejection};
 use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
@@ -111,19 +111,22 @@ pub fn cookie_value(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
 /// Why a request is not let in: API callers get the JSON envelope, console
 /// pages a redirect to the sign-in page.
 pub struct AuthRejection {
-    api: bool,
+    audience: Audience,
     error: ApiError,
 }
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        if self.api || !matches!(self.error, ApiError::Unauthenticated) {
-            if self.api {
-                return self.error.into_response();
-            }
-            return crate::pages::error_page(&self.error);
+        // Staff who are not signed in go to the sign-in page; everything else
+        // is answered in its audience's shape, as the edge answers.
+        if self.audience == Audience::Staff && matches!(self.error, ApiError::Unauthenticated) {
+            return Redirect::to("/login").into_response();
         }
-        Redirect::to("/login").into_response()
+        Rejection {
+            audience: self.audience,
+            error: self.error,
+        }
+        .into_response()
     }
 }
 
@@ -134,8 +137,9 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let api = parts.uri.path().starts_with("/api/");
-        let reject = |error| AuthRejection { api, error };
+        let audience = Audience::of(parts.uri.path());
+        let api = audience == Audience::Program;
+        let reject = |error| AuthRejection { audience, error };
         let token =
             session_token(&parts.headers).ok_or_else(|| reject(ApiError::Unauthenticated))?;
         let session = state
