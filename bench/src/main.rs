@@ -23,12 +23,12 @@
 //! Each prints one JSON line with the seconds the measured part took.
 
 use futures_util::pin_mut;
+use kaquan_core::batch::usecases::start_generated_batch;
 use kaquan_core::batch::{
     BatchFields, BatchSpec, CardGenerator, NewCard, NumberGenerator, Numbering, PasswordCharset,
 };
 use kaquan_core::secrets::MasterKey;
 use kaquan_core::store::Store;
-use kaquan_core::usecases::start_generated_batch;
 use std::collections::HashSet;
 use std::time::Instant;
 

@@ -337,12 +337,15 @@ fn pg_digest(i: i64) -> Vec<u8> {
 /// Idempotency-Key per call. Says how much of a redemption's cost is the
 /// store's and how much the guards add.
 pub fn store_sqlite(n: i64, path: &str, guarded: bool) {
-    use kaquan_core::giftcard::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
+    use kaquan_core::audit::{Actor, AuditEntry};
+    use kaquan_core::code::CodeStore;
+    use kaquan_core::code::{code_digest, Code, CodeKind, CodeTemplateFields, NewCode};
+    use kaquan_core::ledger::LedgerStore;
     use kaquan_core::ledger::{
         ApiCall, CustomerRef, IdempotencyClaim, IdempotencyKey, LedgerOp, NonceUse, RedeemCode,
     };
+    use kaquan_core::merchant::MerchantStore;
     use kaquan_core::pickup::Channel;
-    use kaquan_core::store::{Actor, AuditEntry, Store, StoredValueStore};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = std::sync::Arc::new(

@@ -5,6 +5,9 @@
 //! state a card may move to from which; stores turn [`CardOp`] into one
 //! guarded `UPDATE … WHERE state IN (…)` and never decide it themselves.
 
+use crate::audit::AuditEntry;
+use crate::store::Page;
+use crate::StoreResult;
 use std::fmt;
 
 /// The stored state of a card. `expired` is derived from `valid_until` and
@@ -346,6 +349,90 @@ impl CardEdit {
 /// A card whose validity ended before `now` is expired, whatever its stored state.
 pub fn is_expired(valid_until: Option<i64>, now: i64) -> bool {
     valid_until.is_some_and(|until| until < now)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub batch_id: i64,
+    pub serial: i64,
+    pub number: String,
+    pub state: CardState,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub distributor_id: Option<i64>,
+    pub distributor_name: Option<String>,
+    pub activated_at: Option<i64>,
+    pub used_at: Option<i64>,
+    pub voided_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A card with its sealed password, for a permitted export only.
+#[derive(Debug, Clone)]
+pub struct CardWithSecret {
+    pub card: Card,
+    /// `None` once the merchant purged the sealed copies after printing.
+    pub secret_sealed: Option<Vec<u8>>,
+    pub key_version: i32,
+}
+
+/// A card with its password digest, for checking a typed password.
+#[derive(Debug, Clone)]
+pub struct CardSecret {
+    pub card: Card,
+    pub secret_digest: Vec<u8>,
+    pub key_version: i32,
+}
+
+/// Cards in the database. Cards of batches that are not `ready` are
+/// invisible to all of these.
+#[async_trait::async_trait]
+pub trait CardStore: Send + Sync + 'static {
+    async fn list_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        page: Page,
+    ) -> StoreResult<Vec<Card>>;
+    async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64>;
+    /// Keyset page for streaming exports: cards with serial > `after_serial`, by serial.
+    async fn cards_after(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        after_serial: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CardWithSecret>>;
+    async fn get_card_by_number(&self, merchant_id: i64, number: &str)
+        -> StoreResult<Option<Card>>;
+    /// Applies a state change to the matching cards that are in one of the
+    /// operation's `from_states`; for delete, also records their numbers.
+    async fn apply_card_op(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        op: CardOp,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// Changes only the chosen fields of the matching cards.
+    async fn edit_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        edit: &CardEdit,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// Drops the sealed password copies of the matching cards (after printing).
+    async fn purge_card_secrets(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //! Single goods and gift boxes are both just goods (seed 003). A card is
 //! linked to any number of goods and redeems exactly ONE of them.
 
+use crate::audit::AuditEntry;
+use crate::card::CardFilter;
+use crate::StoreResult;
+
 /// Most characters in a goods name.
 pub const GOODS_NAME_LENGTH_MAX: usize = 100;
 /// Most characters in a description (rich text as the merchant writes it).
@@ -104,6 +108,60 @@ pub enum GoodsLinkMode {
     Replace,
     /// These goods join whatever the cards had (a newly combined gift box).
     Add,
+}
+
+/// Goods (提货商品) and which cards may be exchanged for them.
+#[async_trait::async_trait]
+pub trait GoodsStore: Send + Sync + 'static {
+    async fn create_goods(
+        &self,
+        merchant_id: i64,
+        fields: &GoodsFields,
+        now: i64,
+    ) -> StoreResult<Goods>;
+    async fn update_goods(
+        &self,
+        merchant_id: i64,
+        goods_id: i64,
+        fields: &GoodsFields,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// All goods of the merchant, or only those on the shelf.
+    async fn list_goods(&self, merchant_id: i64, on_shelf_only: bool) -> StoreResult<Vec<Goods>>;
+    async fn get_goods(&self, merchant_id: i64, goods_id: i64) -> StoreResult<Goods>;
+    /// Stores an image (already checked: a known type, within the size limit).
+    async fn add_goods_image(
+        &self,
+        merchant_id: i64,
+        goods_id: i64,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<i64>;
+    async fn delete_goods_image(
+        &self,
+        merchant_id: i64,
+        goods_id: i64,
+        image_id: i64,
+    ) -> StoreResult<()>;
+    /// The content type and bytes of one image.
+    async fn get_goods_image(
+        &self,
+        merchant_id: i64,
+        image_id: i64,
+    ) -> StoreResult<(String, Vec<u8>)>;
+    /// Links the matching cards to `goods_ids` (all of the merchant), in one
+    /// transaction with `audit`; returns how many cards were matched.
+    async fn link_card_goods(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        goods_ids: &[i64],
+        mode: GoodsLinkMode,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// The goods a card may be exchanged for.
+    async fn goods_of_card(&self, merchant_id: i64, card_id: i64) -> StoreResult<Vec<Goods>>;
 }
 
 #[cfg(test)]

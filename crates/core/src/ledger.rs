@@ -8,8 +8,10 @@
 //! counter accounts are summed when asked, so no hot row is updated by
 //! every redemption.
 
+use crate::audit::Actor;
 use crate::pickup::Channel;
-use crate::store::Actor;
+use crate::store::Page;
+use crate::StoreResult;
 
 /// The only asset so far; points will be a second one, never mixed.
 pub const ASSET_FEN: &str = "fen";
@@ -101,33 +103,6 @@ pub fn postings(kind: TransactionKind, customer_delta_fen: i64) -> [(AccountKind
         (AccountKind::Customer, customer_delta_fen),
         (kind.counter_account(), -customer_delta_fen),
     ]
-}
-
-/// A customer (顾客) of one merchant, with their balance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Customer {
-    pub id: i64,
-    pub merchant_id: i64,
-    /// The id the merchant's own system (mall) knows the customer by.
-    pub external_id: Option<String>,
-    /// Set when the customer signs in with phone + password.
-    pub phone: Option<String>,
-    pub nickname: String,
-    pub balance_fen: i64,
-    pub created_at: i64,
-}
-
-impl Customer {
-    /// How staff see the customer in lists: nickname, else the mall's id, else the phone.
-    pub fn label(&self) -> String {
-        if !self.nickname.is_empty() {
-            return self.nickname.clone();
-        }
-        self.external_id
-            .clone()
-            .or_else(|| self.phone.clone())
-            .unwrap_or_else(|| format!("#{}", self.id))
-    }
 }
 
 /// How a call names a customer.
@@ -411,9 +386,35 @@ pub fn check_reference(what: &str, text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// The ledger in the database.
+#[async_trait::async_trait]
+pub trait LedgerStore: Send + Sync + 'static {
+    /// Redeems, spends, refunds or adjusts: the nonce, the idempotency key,
+    /// the guarded balance update, both postings and the audit record
+    /// commit together or not at all.
+    async fn post_ledger(
+        &self,
+        call: &ApiCall,
+        op: &LedgerOp,
+    ) -> StoreResult<Called<LedgerTransaction>>;
+    async fn get_transaction(
+        &self,
+        merchant_id: i64,
+        transaction_id: i64,
+    ) -> StoreResult<LedgerTransaction>;
+    /// 余额明细, newest first.
+    async fn list_statement(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<LedgerTransaction>, i64)>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::customer::Customer;
 
     #[test]
     fn a_nonce_digest_tells_keys_and_nonces_apart() {

@@ -5,22 +5,29 @@
 //! the use cases in [`usecases`] are written against [`store::Store`] and
 //! run the same on every backend.
 
+pub mod api_key;
+pub mod attempts;
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod card;
 pub mod clock;
+pub mod code;
+pub mod customer;
+pub mod distributor;
 pub mod error;
 pub mod giftcard;
 pub mod goods;
 pub mod ledger;
+pub mod mall;
+pub mod merchant;
 pub mod money;
 pub mod pickup;
-pub mod redeem;
 pub mod secrets;
 pub mod signing;
+pub mod staff;
 pub mod store;
 pub mod text;
-pub mod usecases;
 
 pub use error::{StoreError, StoreResult};
 
@@ -31,7 +38,8 @@ pub use error::{StoreError, StoreResult};
 mod label_tests {
     use crate::batch::{Numbering, PasswordCharset};
     use crate::card::{CardOp, CardState};
-    use crate::giftcard::{CodeKind, CodeState, GiftcardImageSlot, GoodsDisplay};
+    use crate::code::{CodeKind, CodeState};
+    use crate::giftcard::{GiftcardImageSlot, GoodsDisplay};
     use crate::pickup::{Channel, OrderStatus};
 
     fn pinned<T: Copy + PartialEq + std::fmt::Debug>(
@@ -198,9 +206,8 @@ mod label_tests {
 #[cfg(test)]
 mod boundary_tests {
     use crate::card::{CardEdit, CardFilter, CardNumber, CardPassword, Prefix};
-    use crate::giftcard::{
-        refusal_reason, CodeFacts, CodeState, CodeTemplate, CodeTemplateFields, GiftcardSettings,
-    };
+    use crate::code::{refusal_reason, CodeFacts, CodeState, CodeTemplate, CodeTemplateFields};
+    use crate::giftcard::GiftcardSettings;
     use crate::pickup::{check_redirect_url, check_tracking_number, mask_phone, AppointmentMode};
     use crate::secrets::{random_token_hex, token_hash_hex, MasterKey};
     use crate::signing::{nonce_is_well_formed, NONCE_KEPT_SECONDS};
@@ -394,8 +401,8 @@ mod boundary_tests {
     #[test]
     fn an_issued_code_opens_to_its_grouped_plaintext_and_a_purged_one_to_nothing() {
         let master = MasterKey::from_bytes([3; 32]);
-        let new = crate::giftcard::new_codes(&master, 7, 1, 1).remove(0);
-        let issued = |sealed: Option<Vec<u8>>| crate::giftcard::IssuedCode {
+        let new = crate::code::new_codes(&master, 7, 1, 1).remove(0);
+        let issued = |sealed: Option<Vec<u8>>| crate::code::IssuedCode {
             id: 1,
             template_id: 1,
             state: CodeState::Unused,
@@ -412,9 +419,9 @@ mod boundary_tests {
         let plain = issued(Some(new.sealed.clone())).plaintext(&master, 7);
         assert_eq!(plain.len(), 19, "{plain}");
         assert_eq!(plain.matches('-').count(), 3);
-        let code = crate::giftcard::Code::parse(&plain).expect("it reads back");
+        let code = crate::code::Code::parse(&plain).expect("it reads back");
         assert_eq!(
-            crate::giftcard::code_digest(&crate::giftcard::digest_keys(&master, 7), &code),
+            crate::code::code_digest(&crate::code::digest_keys(&master, 7), &code),
             new.digest,
             "the plaintext is the code whose digest was stored"
         );
@@ -446,7 +453,7 @@ mod boundary_tests {
         CodeTemplate {
             id: 1,
             merchant_id: 1,
-            kind: crate::giftcard::CodeKind::Offline,
+            kind: crate::code::CodeKind::Offline,
             fields: CodeTemplateFields {
                 name: "卡".into(),
                 face_value_fen: 100,

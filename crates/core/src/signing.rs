@@ -151,8 +151,8 @@ pub async fn create_api_key(
     master: &MasterKey,
     merchant_id: i64,
     label: &str,
-    audit: &crate::store::AuditEntry,
-) -> crate::StoreResult<(crate::store::ApiKey, String)> {
+    audit: &crate::audit::AuditEntry,
+) -> crate::StoreResult<(crate::api_key::ApiKey, String)> {
     let merchant = store.get_merchant(merchant_id).await?;
     let keys = master.merchant_keys(merchant_id, merchant.key_version);
     let (key_id, secret) = new_api_key();
@@ -173,7 +173,7 @@ pub async fn create_api_key(
 }
 
 /// Opens the secret of an API key found by its public id.
-pub fn open_api_secret(master: &MasterKey, key: &crate::store::ApiKeySecret) -> Option<String> {
+pub fn open_api_secret(master: &MasterKey, key: &crate::api_key::ApiKeySecret) -> Option<String> {
     master
         .merchant_keys(key.merchant_id, key.key_version)
         .open(&api_key_context(&key.key_id), &key.secret_sealed)

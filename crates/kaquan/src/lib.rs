@@ -10,16 +10,18 @@ pub mod config;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::{Config, DEFAULT_CONFIG};
+use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::auth::{
     check_staff_password, check_username, hash_staff_password, login_name, login_name_key,
     LOGIN_FAILURES_MERCHANT_ID,
 };
+use kaquan_core::batch::usecases::{self as usecases, BatchProgress};
 use kaquan_core::batch::{BatchFields, BatchSpec, Numbering, PasswordCharset};
 use kaquan_core::card::{CardFilter, CardOp};
 use kaquan_core::clock::{end_of_day, format_datetime, parse_date, start_of_day};
 use kaquan_core::secrets::MasterKey;
-use kaquan_core::store::{Actor, AuditEntry, NewStaff, Page, Store};
-use kaquan_core::usecases::{self, BatchProgress};
+use kaquan_core::staff::NewStaff;
+use kaquan_core::store::{Page, Store};
 use serde_json::json;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -607,7 +609,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify => {
             let store = open_store(&config, false).await?;
             store.fail_interrupted_batches().await?;
-            let violations = store.verify().await?;
+            let violations = store.check_invariants().await?;
             if violations.is_empty() {
                 eprintln!("verify: no violation ({})", store.backend());
                 Ok(ExitCode::SUCCESS)
@@ -833,7 +835,7 @@ async fn user_command(
                 .ok_or_else(|| anyhow!("no staff account signs in as {username:?}"))?;
             let password = read_password(password_stdin)?;
             check_staff_password(&password).map_err(|e| anyhow!(e))?;
-            let update = kaquan_core::store::StaffUpdate {
+            let update = kaquan_core::staff::StaffUpdate {
                 password_hash: Some(hash_staff_password(&password)),
                 ..Default::default()
             };
@@ -1259,7 +1261,7 @@ async fn codes_command(
     merchant_id: i64,
     command: CodesCommand,
 ) -> anyhow::Result<ExitCode> {
-    use kaquan_core::giftcard::{self, CodeKind, CodeTemplateFields};
+    use kaquan_core::code::{CodeKind, CodeTemplateFields};
     match command {
         CodesCommand::Generate {
             name,
@@ -1280,11 +1282,15 @@ async fn codes_command(
             fields
                 .check()
                 .map_err(|errors| anyhow!(errors.join("; ")))?;
-            if !(1..=giftcard::OFFLINE_CODES_MAX).contains(&quantity) {
-                bail!("--quantity must be 1–{}", giftcard::OFFLINE_CODES_MAX);
+            if !(1..=kaquan_core::code::OFFLINE_CODES_MAX).contains(&quantity) {
+                bail!(
+                    "--quantity must be 1–{}",
+                    kaquan_core::code::OFFLINE_CODES_MAX
+                );
             }
             let key_version = store.get_merchant(merchant_id).await?.key_version;
-            let codes = giftcard::new_codes(master, merchant_id, key_version, quantity as usize);
+            let codes =
+                kaquan_core::code::new_codes(master, merchant_id, key_version, quantity as usize);
             let audit = cli_audit(
                 merchant_id,
                 "create_code_template",

@@ -302,7 +302,7 @@ fn an_xlsx_export_reads_back_with_numbers_passwords_and_no_formulas() {
     // The passwords are the cards' real passwords: they open from the sealed copies too.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use kaquan_core::store::Store;
+        use kaquan_core::card::CardStore;
         let store = kaquan_store_sqlite::open(
             &env.dir.join("kaquan.db"),
             kaquan_store_sqlite::OpenMode::MustExist,

@@ -34,8 +34,10 @@ kaquan_conformance::conformance_tests!(fresh_store());
 /// read the whole batch for every page it wrote.
 #[tokio::test]
 async fn bulk_inserts_leave_fresh_planner_statistics() {
-    use kaquan_core::giftcard::{new_codes, CodeKind, CodeTemplateFields};
-    use kaquan_core::store::{Actor, AuditEntry, Store, StoredValueStore};
+    use kaquan_core::audit::{Actor, AuditEntry};
+    use kaquan_core::code::CodeStore;
+    use kaquan_core::code::{new_codes, CodeKind, CodeTemplateFields};
+    use kaquan_core::merchant::MerchantStore;
     let database = kaquan_store_postgres::testing::create_test_database().await;
     let url = database.url.clone();
     let store = kaquan_store_postgres::connect(&url).await.unwrap();

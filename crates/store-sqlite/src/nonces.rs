@@ -24,7 +24,9 @@ use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, HashSet};
 
-use super::map_err;
+use crate::engine::in_transaction;
+use crate::sql::map_err;
+use kaquan_core::ledger::NonceUse;
 
 struct Claim {
     signed_at: i64,
@@ -166,4 +168,39 @@ impl SeenNonces {
 /// A nonce the set refused, as the store reports it.
 pub(crate) fn reused() -> StoreError {
     StoreError::Conflict("nonce already used".into())
+}
+
+/// Moves the nonces migration 10 set aside into the compact table: their
+/// digest needs SHA-256, which SQL lacks. One transaction; until it has
+/// committed, every open tries again.
+pub(crate) fn carry_over_nonces(conn: &Connection) -> StoreResult<()> {
+    let set_aside: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'api_nonces_before_10'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    if !set_aside {
+        return Ok(());
+    }
+    in_transaction(conn, || {
+        let nonces: Vec<NonceUse> = conn
+            .prepare("SELECT signed_at, key_id, nonce FROM api_nonces_before_10")?
+            .query_map([], |r| {
+                Ok(NonceUse {
+                    signed_at: r.get(0)?,
+                    api_key_id: r.get(1)?,
+                    nonce: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut insert = conn.prepare(
+            "INSERT INTO api_nonces (signed_at, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?;
+        for nonce in &nonces {
+            insert.execute(params![nonce.signed_at, nonce.digest()])?;
+        }
+        conn.execute_batch("DROP TABLE api_nonces_before_10")
+    })
 }

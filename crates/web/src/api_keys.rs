@@ -39,7 +39,7 @@ pub struct ApiKeyDto {
 }
 
 impl ApiKeyDto {
-    fn new(k: &kaquan_core::store::ApiKey, secret: Option<String>) -> Self {
+    fn new(k: &kaquan_core::api_key::ApiKey, secret: Option<String>) -> Self {
         Self {
             id: k.id,
             key_id: k.key_id.clone(),

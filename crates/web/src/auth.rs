@@ -17,13 +17,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::auth::{
     hash_staff_password, login_client_key, login_name_key, verify_staff_password, Permission,
     LOGIN_FAILURES_MERCHANT_ID, LOGIN_FAILURES_PER_CLIENT_MAX, LOGIN_FAILURES_PER_NAME_MAX,
     LOGIN_WINDOW_SECONDS,
 };
 use kaquan_core::secrets::{random_token_hex, token_hash_hex};
-use kaquan_core::store::{Actor, AuditEntry, Session, Staff};
+use kaquan_core::staff::{Session, Staff};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -220,7 +221,7 @@ async fn check_login_limits(state: &AppState, keys: &[(String, i64)], now: i64) 
                 .await?
                 .unwrap_or(now);
             return Err(ApiError::TooManyAttempts {
-                retry_after_seconds: kaquan_core::pickup::retry_after_seconds(oldest, since),
+                retry_after_seconds: kaquan_core::attempts::retry_after_seconds(oldest, since),
             });
         }
     }

@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
+use kaquan_core::batch::usecases::{self as usecases, BatchProgress, ImportFields, ImportRow};
+use kaquan_core::batch::Batch;
 use kaquan_core::batch::{
     password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
 };
 use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
 use kaquan_core::money::{format_yuan, parse_yuan};
-use kaquan_core::store::{Batch, Page as ListPage};
-use kaquan_core::usecases::{self, BatchProgress, ImportFields, ImportRow};
+use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

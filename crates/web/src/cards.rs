@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
+use kaquan_core::card::Card;
 use kaquan_core::card::{CardEdit, CardFilter, CardOp, CardState};
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::{format_yuan, parse_yuan};
-use kaquan_core::store::{Card, Page as ListPage};
+use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {

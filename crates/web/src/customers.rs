@@ -17,8 +17,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_datetime;
+use kaquan_core::customer::Customer;
 use kaquan_core::ledger::{
-    check_amount, AdjustBalance, ApiCall, Customer, IdempotencyClaim, IdempotencyKey, LedgerOp,
+    check_amount, AdjustBalance, ApiCall, IdempotencyClaim, IdempotencyKey, LedgerOp,
     REASON_LENGTH_MAX,
 };
 use kaquan_core::money::{format_yuan, parse_yuan};

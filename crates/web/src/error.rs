@@ -4,8 +4,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kaquan_core::batch::usecases::{ImportError, RowError};
 use kaquan_core::ledger::Refusal;
-use kaquan_core::usecases::{ImportError, RowError};
 use kaquan_core::StoreError;
 use serde::Serialize;
 

@@ -18,15 +18,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::attempts::ATTEMPT_WINDOW_SECONDS;
+use kaquan_core::audit::Actor;
 use kaquan_core::auth::check_staff_password;
 use kaquan_core::clock::format_datetime;
-use kaquan_core::giftcard::{self, CodeRedeemer, GiftcardImageSlot, GiftcardSettings};
-use kaquan_core::ledger::{ApiCall, Customer, CustomerRef, Refusal};
+use kaquan_core::code::CodeRedeemer;
+use kaquan_core::customer::Customer;
+use kaquan_core::customer::CustomerSession;
+use kaquan_core::giftcard::{GiftcardImageSlot, GiftcardSettings};
+use kaquan_core::ledger::{ApiCall, CustomerRef, Refusal};
 use kaquan_core::money::format_yuan;
-use kaquan_core::pickup::{Channel, ATTEMPT_WINDOW_SECONDS};
+use kaquan_core::pickup::Channel;
 use kaquan_core::secrets::{random_token_hex, token_hash_hex};
 use kaquan_core::signing::read_login_token;
-use kaquan_core::store::{Actor, CustomerSession, Page as ListPage};
+use kaquan_core::store::Page as ListPage;
 use kaquan_core::StoreError;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -314,7 +319,7 @@ async fn redeem_form(
         view.error = Some("礼品卡活动未开启".into());
         return Ok(render_centre(&state, view, StatusCode::CONFLICT));
     }
-    let called = giftcard::redeem_code(
+    let called = kaquan_core::code::redeem_code(
         state.store.as_ref(),
         &state.master,
         &settings,
@@ -490,7 +495,7 @@ async fn orders_page(
                 .iter()
                 .map(|c| CodeView {
                     code: c.plaintext(&state.master, merchant_id),
-                    used: c.state != giftcard::CodeState::Unused,
+                    used: c.state != kaquan_core::code::CodeState::Unused,
                     state_label: c.state.label_zh(),
                     face_value_yuan: format_yuan(c.face_value_fen),
                 })

@@ -11,10 +11,11 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use kaquan_core::card::CardFilter;
+use kaquan_core::card::CardWithSecret;
 use kaquan_core::clock::format_date;
 use kaquan_core::money::format_yuan;
 use kaquan_core::secrets::{MasterKey, MerchantKeys};
-use kaquan_core::store::{CardWithSecret, Store};
+use kaquan_core::store::Store;
 use std::io::Write;
 use std::path::Path;
 

@@ -17,10 +17,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
+use kaquan_core::code::{
+    code_digest, digest_keys, mask_code, Code, CodeKind, CodeState, CodeTemplate,
+    CodeTemplateFields, IssuedCode, OFFLINE_CODES_MAX,
+};
 use kaquan_core::giftcard::{
-    self, code_digest, digest_keys, mask_code, Code, CodeKind, CodeState, CodeTemplate,
-    CodeTemplateFields, GiftcardImageSlot, GiftcardProduct, GiftcardProductFields,
-    GiftcardSettings, GoodsDisplay, IssuedCode, OFFLINE_CODES_MAX,
+    GiftcardImageSlot, GiftcardProduct, GiftcardProductFields, GiftcardSettings, GoodsDisplay,
 };
 use kaquan_core::money::{format_yuan, parse_yuan};
 use kaquan_core::store::Page as ListPage;
@@ -442,7 +444,7 @@ async fn create_template(
     let key_version = state.store.get_merchant(merchant_id).await?.key_version;
     let master = state.master.clone();
     let codes = tokio::task::spawn_blocking(move || {
-        giftcard::new_codes(&master, merchant_id, key_version, quantity as usize)
+        kaquan_core::code::new_codes(&master, merchant_id, key_version, quantity as usize)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("code generation: {e}")))?;

@@ -14,15 +14,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::audit::Actor;
 use kaquan_core::clock::format_datetime;
-use kaquan_core::giftcard::{self, CodeRedeemer, IssueOrderCodesRequest};
+use kaquan_core::code::CodeRedeemer;
 use kaquan_core::ledger::{
     check_amount, check_reference, ApiCall, Called, CustomerRef, IdempotencyClaim, IdempotencyKey,
     LedgerOp, LedgerTransaction, NonceUse, RefundSpend, Refusal, SpendBalance, REASON_LENGTH_MAX,
 };
+use kaquan_core::mall::IssueOrderCodesRequest;
 use kaquan_core::pickup::Channel;
 use kaquan_core::signing;
-use kaquan_core::store::{Actor, Page};
+use kaquan_core::store::Page;
 use kaquan_core::StoreError;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -340,10 +342,10 @@ pub struct MallOrderDto {
 async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> ApiResult<Response> {
     let request: IssueOrderRequest = signed.json()?;
     let order_id = check_reference("order_id", &request.order_id).map_err(ApiError::invalid)?;
-    if !(1..=giftcard::ORDER_CODES_MAX).contains(&request.quantity) {
+    if !(1..=kaquan_core::mall::ORDER_CODES_MAX).contains(&request.quantity) {
         return Err(ApiError::invalid(format!(
             "quantity 须为 1–{}",
-            giftcard::ORDER_CODES_MAX
+            kaquan_core::mall::ORDER_CODES_MAX
         )));
     }
     let customer = match request.customer_id.as_deref() {
@@ -353,7 +355,7 @@ async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> Ap
         None => None,
     };
     let call = signed.call()?;
-    let called = giftcard::issue_order_codes(
+    let called = kaquan_core::mall::issue_order_codes(
         state.store.as_ref(),
         &state.master,
         &call,
@@ -420,7 +422,7 @@ async fn create_redemption(State(state): State<AppState>, signed: Signed) -> Api
         Some(ip) if !ip.is_empty() && ip.len() <= 64 => format!("ip:{ip}"),
         _ => format!("api-customer:{customer}"),
     };
-    let called = giftcard::redeem_code(
+    let called = kaquan_core::code::redeem_code(
         state.store.as_ref(),
         &state.master,
         &settings,
@@ -564,7 +566,7 @@ async fn external_customer(
     state: &AppState,
     signed: &Signed,
     external_id: &str,
-) -> ApiResult<kaquan_core::ledger::Customer> {
+) -> ApiResult<kaquan_core::customer::Customer> {
     state
         .store
         .find_external_customer(signed.merchant_id, external_id)

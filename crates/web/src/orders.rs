@@ -16,10 +16,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
+use kaquan_core::pickup::order::{PickupOrder, PickupOrderFilter, Shipment};
 use kaquan_core::pickup::{
     check_tracking_number, mask_name, mask_phone, Channel, OrderStatus, CARRIERS,
 };
-use kaquan_core::store::{Order, OrderFilter, Page as ListPage, Shipment};
+use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
@@ -70,7 +71,7 @@ pub struct OrderDto {
 }
 
 impl OrderDto {
-    pub fn new(o: &Order, show_personal_data: bool) -> Self {
+    pub fn new(o: &PickupOrder, show_personal_data: bool) -> Self {
         let c = &o.consignee;
         let (consignee, phone, address) = if show_personal_data {
             (c.name.clone(), c.phone.clone(), c.address.clone())
@@ -169,8 +170,8 @@ fn date(text: &str, field: &str) -> ApiResult<Option<time::Date>> {
 
 impl OrderQuery {
     /// The filter, with quick filters resolved against `now` in the merchant's time zone.
-    pub fn to_filter(&self, now: i64) -> ApiResult<OrderFilter> {
-        let mut filter = OrderFilter {
+    pub fn to_filter(&self, now: i64) -> ApiResult<PickupOrderFilter> {
+        let mut filter = PickupOrderFilter {
             status: match self.status.trim() {
                 "" => None,
                 code => Some(
@@ -192,7 +193,7 @@ impl OrderQuery {
             ..Default::default()
         };
         let today = parse_date(&format_date(now)).expect("a formatted date parses");
-        let to_ship = |days: i64, filter: &mut OrderFilter| {
+        let to_ship = |days: i64, filter: &mut PickupOrderFilter| {
             let day = (today + Duration::days(days)).to_string();
             filter.status = Some(OrderStatus::Pending);
             filter.appointment_from = Some(day.clone());
@@ -341,7 +342,7 @@ async fn validate_shipments(
                 tracking_number: tracking.unwrap_or_default(),
             });
         } else {
-            errors.push(kaquan_core::usecases::RowError {
+            errors.push(kaquan_core::batch::usecases::RowError {
                 line: *line,
                 message: problems.join("；"),
             });
@@ -375,7 +376,7 @@ async fn ship(state: &AppState, authed: &Authed, rows: &[(usize, ShipmentDto)]) 
                     .find(|(_, r)| r.order_id.to_string() == order_id)
                     .map(|(l, _)| *l)
                     .unwrap_or(0);
-                ApiError::ImportRows(vec![kaquan_core::usecases::RowError {
+                ApiError::ImportRows(vec![kaquan_core::batch::usecases::RowError {
                     line,
                     message: format!("订单 {order_id} 不存在或不是待发货订单"),
                 }])
@@ -444,7 +445,7 @@ fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, S
                     tracking_number: cell(&cells, tracking_col),
                 },
             )),
-            Err(_) => errors.push(kaquan_core::usecases::RowError {
+            Err(_) => errors.push(kaquan_core::batch::usecases::RowError {
                 line,
                 message: "订单号应为数字".into(),
             }),

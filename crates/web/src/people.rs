@@ -16,9 +16,9 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use kaquan_core::auth::{check_staff_password, check_username, Permission};
 use kaquan_core::clock::format_datetime;
-use kaquan_core::store::{
-    Distributor, DistributorFields, NewStaff, Page as ListPage, Role, Staff, StaffUpdate,
-};
+use kaquan_core::distributor::{Distributor, DistributorFields};
+use kaquan_core::staff::{NewStaff, Role, Staff, StaffUpdate};
+use kaquan_core::store::Page as ListPage;
 use kaquan_core::text::{
     is_too_long, CONTACT_CHARS_MAX, NAME_CHARS_MAX, PHONE_CHARS_MAX, REMARK_CHARS_MAX,
 };

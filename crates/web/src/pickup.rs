@@ -13,12 +13,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::audit::Actor;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::format_yuan;
+use kaquan_core::pickup::order::PickupOrder;
+use kaquan_core::pickup::redeem::{
+    self as redeem, CheckedCard, PickupRequest, RedeemError, Redeemer, Requester,
+};
 use kaquan_core::pickup::{Channel, Consignee, PickupSettings};
-use kaquan_core::redeem::{self, CheckedCard, PickupRequest, RedeemError, Redeemer, Requester};
-use kaquan_core::store::{Actor, Order};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -141,8 +144,8 @@ pub struct PickupOrderDto {
     pub created_at: String,
 }
 
-impl From<&Order> for PickupOrderDto {
-    fn from(o: &Order) -> Self {
+impl From<&PickupOrder> for PickupOrderDto {
+    fn from(o: &PickupOrder) -> Self {
         Self {
             order_id: o.id,
             status: o.status.code(),

@@ -14,10 +14,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::attempts::ATTEMPT_LIMIT_MAX;
 use kaquan_core::auth::Permission;
 use kaquan_core::pickup::{
     check_redirect_url, format_blocked_dates, parse_blocked_dates, AppointmentMode, PickupSettings,
-    ATTEMPT_LIMIT_MAX, CARRIERS,
+    CARRIERS,
 };
 use serde::{Deserialize, Serialize};
 

@@ -14,11 +14,11 @@
 //!   format the column as text, never silently rounded.
 
 use crate::error::{ApiError, ApiResult};
-use kaquan_core::usecases::RowError;
+use kaquan_core::batch::usecases::RowError;
 use std::io::Read;
 
 /// Most lines a table may have, its header included.
-pub const TABLE_ROWS_MAX: usize = kaquan_core::usecases::IMPORT_ROWS_MAX + 1;
+pub const TABLE_ROWS_MAX: usize = kaquan_core::batch::usecases::IMPORT_ROWS_MAX + 1;
 /// Most columns a table may use (the 订单导出 file has fewer than 30).
 pub const TABLE_COLUMNS_MAX: usize = 64;
 /// Longest cell, in characters.

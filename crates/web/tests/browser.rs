@@ -211,20 +211,20 @@ async fn pickup_fixture(app: &TestApp, n: i64) -> (Vec<String>, Vec<String>) {
         ..Default::default()
     })
     .unwrap();
-    let batch = kaquan_core::usecases::start_generated_batch(store, m, &spec, "test", 0)
+    let batch = kaquan_core::batch::usecases::start_generated_batch(store, m, &spec, "test", 0)
         .await
         .unwrap();
-    let audit = kaquan_core::store::AuditEntry {
+    let audit = kaquan_core::audit::AuditEntry {
         merchant_id: m,
-        actor: kaquan_core::store::Actor::cli(),
+        actor: kaquan_core::audit::Actor::cli(),
         action: "generate_batch".into(),
         target: String::new(),
         detail: String::new(),
         n_affected: 0,
         created_at: 0,
     };
-    let progress = std::sync::Arc::new(kaquan_core::usecases::BatchProgress::default());
-    kaquan_core::usecases::fill_generated_batch(
+    let progress = std::sync::Arc::new(kaquan_core::batch::usecases::BatchProgress::default());
+    kaquan_core::batch::usecases::fill_generated_batch(
         store,
         &app.master,
         &batch,

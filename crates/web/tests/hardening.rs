@@ -581,7 +581,7 @@ async fn sign_in_enumeration(app: TestApp) {
     let boss = format!("boss@{}", other.id);
     app.store
         .create_staff(
-            &kaquan_core::store::NewStaff {
+            &kaquan_core::staff::NewStaff {
                 merchant_id: other.id,
                 username: boss.clone(),
                 name: "老板".into(),

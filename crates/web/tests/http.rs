@@ -226,7 +226,7 @@ async fn bulk_operations(app: TestApp) {
         100,
         "the audit log keeps what was deleted"
     );
-    assert!(app.store.verify().await.unwrap().is_empty());
+    assert!(app.store.check_invariants().await.unwrap().is_empty());
 }
 
 async fn read_only_user(app: TestApp) {

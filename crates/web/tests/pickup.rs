@@ -140,9 +140,9 @@ async fn customer_pickup(app: TestApp) {
         closed_message: "春节暂停提货".into(),
         ..Default::default()
     };
-    let audit = kaquan_core::store::AuditEntry {
+    let audit = kaquan_core::audit::AuditEntry {
         merchant_id: m,
-        actor: kaquan_core::store::Actor::cli(),
+        actor: kaquan_core::audit::Actor::cli(),
         action: "update_pickup_settings".into(),
         target: String::new(),
         detail: String::new(),

@@ -40,7 +40,7 @@ pub async fn offline_codes(
         .await
         .unwrap()
         .iter()
-        .map(|c| kaquan_core::giftcard::open_code(&keys, c.sealed.as_deref().unwrap()).unwrap())
+        .map(|c| kaquan_core::code::open_code(&keys, c.sealed.as_deref().unwrap()).unwrap())
         .collect()
 }
 
@@ -240,7 +240,7 @@ async fn open_api_flow(app: TestApp) {
         metrics.contains("kaquan_code_redemption_failures_total 2"),
         "{metrics}"
     );
-    assert!(app.store.verify().await.unwrap().is_empty());
+    assert!(app.store.check_invariants().await.unwrap().is_empty());
 }
 
 async fn signature_rules(app: TestApp) {
@@ -437,9 +437,9 @@ async fn signature_rules(app: TestApp) {
             .unwrap()
     };
     let (id, elsewhere_id) = (id_of(&mall), id_of(&elsewhere));
-    let audit = kaquan_core::store::AuditEntry {
+    let audit = kaquan_core::audit::AuditEntry {
         merchant_id: app.merchant_id,
-        actor: kaquan_core::store::Actor::cli(),
+        actor: kaquan_core::audit::Actor::cli(),
         action: "revoke_api_key".into(),
         target: String::new(),
         detail: String::new(),
@@ -559,7 +559,7 @@ async fn concurrent_redemptions(app: TestApp) {
         .map(|c| c["balance_fen"].as_i64().unwrap())
         .sum();
     assert_eq!(total, 5_000);
-    assert!(app.store.verify().await.unwrap().is_empty());
+    assert!(app.store.check_invariants().await.unwrap().is_empty());
 }
 
 async fn overspend_race(app: TestApp) {
@@ -604,7 +604,7 @@ async fn overspend_race(app: TestApp) {
     let left = balance(mall, "c1").await;
     assert!(left >= 0);
     assert_eq!(left, 10_000 - spent);
-    assert!(app.store.verify().await.unwrap().is_empty());
+    assert!(app.store.check_invariants().await.unwrap().is_empty());
 }
 
 fn customer_browser() -> reqwest::Client {
@@ -795,7 +795,7 @@ async fn console_flow(app: TestApp) {
     assert_eq!(rows[0][0], "兑换码");
     let first_code = rows[1][0].clone();
     assert!(
-        kaquan_core::giftcard::Code::parse(&first_code).is_some(),
+        kaquan_core::code::Code::parse(&first_code).is_some(),
         "{first_code}"
     );
     assert!(rows[1][7].ends_with(&format!(
@@ -965,7 +965,7 @@ async fn console_flow(app: TestApp) {
     assert!(page.contains("id=\"created-secret\""));
     assert_eq!(form("/settings/api-keys", vec![]).await.0, 200);
     assert_eq!(form("/settings/api-keys", vec![]).await.0, 409);
-    assert!(app.store.verify().await.unwrap().is_empty());
+    assert!(app.store.check_invariants().await.unwrap().is_empty());
 }
 
 fn read_xlsx(path: &std::path::Path) -> Vec<Vec<String>> {

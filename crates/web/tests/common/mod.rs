@@ -7,7 +7,8 @@ pub mod browser;
 
 use kaquan_core::auth::hash_staff_password;
 use kaquan_core::secrets::MasterKey;
-use kaquan_core::store::{NewStaff, Store};
+use kaquan_core::staff::NewStaff;
+use kaquan_core::store::Store;
 use kaquan_web::AppState;
 use serde_json::Value;
 use std::path::PathBuf;

@@ -1,13 +1,21 @@
 //! Batches (批次): the numbering and password rules a merchant chooses, how
-//! strong they are, and the generator that turns them into card rows.
+//! strong they are, the batch records and their store; the generator that
+//! turns rules into card rows is in [`generate`], the generate and import
+//! use cases in [`usecases`].
 
+use crate::audit::AuditEntry;
 use crate::card::{
     CardNumber, CardPassword, Prefix, CARD_NUMBER_LENGTH_MAX, PASSWORD_LENGTH_MAX,
     PASSWORD_LENGTH_MIN,
 };
 use crate::secrets::{MerchantKeys, DIGEST_LENGTH};
-use rand::Rng;
-use std::collections::HashSet;
+use crate::store::Page;
+use crate::StoreResult;
+
+pub mod generate;
+pub mod usecases;
+
+pub use generate::{generate_password, imported_card, CardGenerator, NewCard, NumberGenerator};
 
 /// Most cards one batch may hold.
 pub const BATCH_QUANTITY_MAX: i64 = 1_000_000;
@@ -277,172 +285,169 @@ impl BatchSpec {
     }
 }
 
-/// One card to insert. The plaintext password is gone by the time a row
-/// exists: only its digest and sealed copy travel to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchState {
+    /// Cards are being written; none of them is usable yet.
+    Generating,
+    Ready,
+    /// Generation stopped (error or crash); the batch holds no cards.
+    Failed,
+}
+
+impl BatchState {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Generating => "generating",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Generating, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Generating => "生成中",
+            Self::Ready => "已完成",
+            Self::Failed => "失败",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSource {
+    Generated,
+    Imported,
+}
+
+impl BatchSource {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Generated => "generated",
+            Self::Imported => "imported",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "generated" => Some(Self::Generated),
+            "imported" => Some(Self::Imported),
+            _ => None,
+        }
+    }
+}
+
+/// A batch as the store creates it (before its cards exist).
 #[derive(Debug, Clone)]
-pub struct NewCard {
-    pub serial: i64,
-    pub number: String,
-    pub secret_digest: [u8; DIGEST_LENGTH],
-    pub secret_sealed: Vec<u8>,
+pub struct NewBatch {
+    pub merchant_id: i64,
+    pub name: String,
+    pub source: BatchSource,
+    pub prefix: String,
+    pub number_length: i64,
+    pub numbering: Numbering,
+    pub start_number: Option<i64>,
+    pub password_length: i64,
+    pub password_charset: PasswordCharset,
+    pub quantity: i64,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub created_by: String,
+    pub created_at: i64,
 }
 
-pub fn generate_password(
-    length: usize,
-    charset: PasswordCharset,
-    rng: &mut impl Rng,
-) -> CardPassword {
-    let alphabet = charset.alphabet();
-    let text: String = (0..length)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
-        .collect();
-    CardPassword::from_generated(text)
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub name: String,
+    pub source: BatchSource,
+    pub prefix: String,
+    pub number_length: i64,
+    pub numbering: Numbering,
+    pub start_number: Option<i64>,
+    pub password_length: i64,
+    pub password_charset: PasswordCharset,
+    pub quantity: i64,
+    pub face_value_fen: Option<i64>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub remark: String,
+    pub state: BatchState,
+    /// The first serial (卡序号) reserved for this batch's cards.
+    pub serial_first: i64,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
 }
 
-/// Makes card numbers for a spec, skipping any in `taken` (numbers that
-/// already exist for the merchant with this prefix).
-pub struct NumberGenerator {
-    spec_prefix: String,
-    number_length: usize,
-    numbering: Numbering,
-    next_sequential: u64,
-    pad: bool,
-    seen: HashSet<u64>,
-    taken: HashSet<String>,
+/// Feeds a batch's card rows to a store. `next_chunk` may block while rows
+/// are computed on another thread; an empty chunk means the end.
+pub trait CardSource: Send {
+    fn next_chunk(&mut self) -> Vec<NewCard>;
 }
 
-impl NumberGenerator {
-    /// `sequential_after` is the highest numeric part already used with this
-    /// prefix and length, so sequential batches continue where the last stopped.
-    pub fn new(spec: &BatchSpec, taken: HashSet<String>, sequential_after: u64) -> Self {
-        let (next_sequential, pad) = match spec.start_number {
-            Some(start) => (start + 1, false),
-            None => (sequential_after + 1, true),
-        };
-        Self {
-            spec_prefix: spec.prefix.as_str().to_owned(),
-            number_length: spec.number_length,
-            numbering: spec.numbering,
-            next_sequential,
-            pad,
-            seen: HashSet::new(),
-            taken,
-        }
-    }
+/// What happens to a batch's cards in the same transaction that fills it,
+/// so a `ready` batch already has its goods and, if chosen, is active.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AfterFill {
+    /// 对应商品 (goods of the batch's merchant, checked beforehand).
+    pub goods_ids: Vec<i64>,
+    /// 生成后立即激活.
+    pub activate: bool,
+}
 
-    fn format(&self, digits: u64) -> String {
-        if self.pad {
-            format!(
-                "{}{:0width$}",
-                self.spec_prefix,
-                digits,
-                width = self.number_length
-            )
-        } else {
-            format!("{}{}", self.spec_prefix, digits)
-        }
-    }
+/// A source over rows already in memory (imports).
+pub struct VecSource(pub Option<Vec<NewCard>>);
 
-    /// The next free number; `None` when the space is exhausted.
-    pub fn next_number(&mut self, rng: &mut impl Rng) -> Option<String> {
-        let space = 10u64
-            .checked_pow(self.number_length as u32)
-            .unwrap_or(u64::MAX);
-        loop {
-            let digits = match self.numbering {
-                Numbering::Sequential => {
-                    let d = self.next_sequential;
-                    if self.pad && d >= space {
-                        return None;
-                    }
-                    self.next_sequential += 1;
-                    d
-                }
-                Numbering::Random => {
-                    let d = rng.gen_range(0..space);
-                    if !self.seen.insert(d) {
-                        continue;
-                    }
-                    d
-                }
-            };
-            let number = self.format(digits);
-            if self.taken.is_empty() || !self.taken.contains(&number) {
-                return Some(number);
-            }
-        }
+impl CardSource for VecSource {
+    fn next_chunk(&mut self) -> Vec<NewCard> {
+        self.0.take().unwrap_or_default()
     }
 }
 
-/// Produces one batch's card rows: number, digest and sealed password.
-pub struct CardGenerator {
-    numbers: NumberGenerator,
-    keys: MerchantKeys,
-    password_length: usize,
-    password_charset: PasswordCharset,
-    next_serial: i64,
-    remaining: i64,
-}
-
-impl CardGenerator {
-    pub fn new(
-        spec: &BatchSpec,
-        keys: MerchantKeys,
-        first_serial: i64,
-        numbers: NumberGenerator,
-    ) -> Self {
-        Self {
-            numbers,
-            keys,
-            password_length: spec.password_length,
-            password_charset: spec.password_charset,
-            next_serial: first_serial,
-            remaining: spec.quantity,
-        }
-    }
-
-    /// Up to `n` more cards; empty when the batch is complete.
-    pub fn next_chunk(&mut self, n: usize) -> Vec<NewCard> {
-        let mut rng = rand::thread_rng();
-        let n = (n as i64).min(self.remaining).max(0) as usize;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let Some(number) = self.numbers.next_number(&mut rng) else {
-                break;
-            };
-            let password = generate_password(self.password_length, self.password_charset, &mut rng);
-            out.push(NewCard {
-                serial: self.next_serial,
-                secret_digest: self.keys.secret_digest(&number, password.expose()),
-                secret_sealed: self.keys.seal(&number, password.expose()),
-                number,
-            });
-            self.next_serial += 1;
-        }
-        self.remaining -= out.len() as i64;
-        out
-    }
-}
-
-/// Builds a row for an imported card with the merchant's own number and password.
-pub fn imported_card(
-    keys: &MerchantKeys,
-    serial: i64,
-    number: &CardNumber,
-    password: &CardPassword,
-) -> NewCard {
-    NewCard {
-        serial,
-        number: number.as_str().to_owned(),
-        secret_digest: keys.secret_digest(number.as_str(), password.expose()),
-        secret_sealed: keys.seal(number.as_str(), password.expose()),
-    }
+/// Batches in the database.
+#[async_trait::async_trait]
+pub trait BatchStore: Send + Sync + 'static {
+    /// Creates the batch row in state `generating` and reserves its serials.
+    async fn create_batch(&self, batch: &NewBatch) -> StoreResult<Batch>;
+    /// Inserts every card of a `generating` batch and marks it `ready`, all in
+    /// one transaction with `audit`: afterwards the batch is complete or absent.
+    async fn fill_batch(
+        &self,
+        merchant_id: i64,
+        batch_id: i64,
+        source: Box<dyn CardSource>,
+        audit: &AuditEntry,
+        after: &AfterFill,
+        now: i64,
+    ) -> StoreResult<i64>;
+    /// Marks a `generating` batch `failed`.
+    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()>;
+    /// At start-up: batches left `generating` by a dead process become `failed`.
+    async fn fail_interrupted_batches(&self) -> StoreResult<u64>;
+    async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;
+    async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)>;
+    /// Every card number of the merchant that starts with `prefix`.
+    async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str)
+        -> StoreResult<Vec<String>>;
+    /// Which of `numbers` the merchant already has.
+    async fn find_taken_numbers(
+        &self,
+        merchant_id: i64,
+        numbers: &[String],
+    ) -> StoreResult<Vec<String>>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secrets::MasterKey;
+    use std::collections::HashSet;
 
     fn spec(fields: BatchFields) -> BatchSpec {
         BatchSpec::new(fields).unwrap()

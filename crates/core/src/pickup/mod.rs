@@ -6,6 +6,11 @@
 //! order and writes the audit record; a card has at most one order that is
 //! not cancelled (a partial unique index backs this).
 
+pub mod order;
+pub mod redeem;
+
+use crate::audit::AuditEntry;
+use crate::StoreResult;
 use time::{Date, Duration, Weekday};
 
 /// How a pickup reached us (recorded on every order).
@@ -281,24 +286,6 @@ pub fn check_tracking_number(text: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod retry_tests {
-    use super::*;
-
-    #[test]
-    fn a_lock_lifts_the_second_after_its_oldest_failure_leaves_the_window() {
-        let now = 10_000;
-        let since = now - ATTEMPT_WINDOW_SECONDS;
-        assert_eq!(retry_after_seconds(now, since), ATTEMPT_WINDOW_SECONDS + 1);
-        assert_eq!(
-            retry_after_seconds(now - 10, since),
-            ATTEMPT_WINDOW_SECONDS - 9
-        );
-        assert_eq!(retry_after_seconds(since, since), 1);
-        assert_eq!(retry_after_seconds(since - 5, since), 1, "never zero");
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
@@ -401,18 +388,6 @@ pub struct PickupSettings {
     pub attempts_per_card: i64,
     pub attempts_per_client: i64,
 }
-
-/// The window the attempt limits count in.
-pub const ATTEMPT_WINDOW_SECONDS: i64 = 3600;
-
-/// How long a locked card, client, customer or name waits, in seconds, when
-/// failures count from `since` (now minus the window) and the oldest of them
-/// happened at `oldest_failure`: it counts up to and including
-/// `oldest_failure + window`, so the lock lifts one second later.
-pub fn retry_after_seconds(oldest_failure: i64, since: i64) -> i64 {
-    (oldest_failure - since + 1).max(1)
-}
-pub const ATTEMPT_LIMIT_MAX: i64 = 1000;
 
 impl Default for PickupSettings {
     fn default() -> Self {
@@ -577,4 +552,33 @@ mod settings_tests {
         );
         assert!(parse_blocked_dates("tomorrow").is_err());
     }
+}
+
+/// 提货设置, carriers and the pickup page's logo in the database.
+#[async_trait::async_trait]
+pub trait PickupSettingsStore: Send + Sync + 'static {
+    /// 提货设置; the defaults when the merchant never saved any.
+    async fn get_pickup_settings(&self, merchant_id: i64) -> StoreResult<PickupSettings>;
+    async fn put_pickup_settings(
+        &self,
+        merchant_id: i64,
+        settings: &PickupSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
+    /// The merchant's own carrier names (the common ones are in `pickup::CARRIERS`).
+    async fn list_carriers(&self, merchant_id: i64) -> StoreResult<Vec<String>>;
+    async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()>;
+
+    /// The pickup page's logo (type checked by the caller), replacing any earlier one.
+    async fn put_logo(
+        &self,
+        merchant_id: i64,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// When the logo last changed, or `None` without a logo (cheap: no bytes).
+    async fn logo_updated_at(&self, merchant_id: i64) -> StoreResult<Option<i64>>;
+    async fn get_logo(&self, merchant_id: i64) -> StoreResult<Option<(String, Vec<u8>)>>;
 }

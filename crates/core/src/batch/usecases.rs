@@ -1,12 +1,12 @@
 //! Use cases shared by the console, the JSON API and the CLI: creating a
 //! batch, generating or importing its cards, and the checked bulk operations.
 
+use crate::audit::AuditEntry;
 use crate::batch::{imported_card, BatchSpec, CardGenerator, NewCard, NumberGenerator, Numbering};
+use crate::batch::{AfterFill, Batch, BatchSource, CardSource, NewBatch, VecSource};
 use crate::card::{CardNumber, CardPassword};
 use crate::secrets::MasterKey;
-use crate::store::{
-    AfterFill, AuditEntry, Batch, BatchSource, CardSource, NewBatch, Store, VecSource,
-};
+use crate::store::Store;
 use crate::{StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -8,12 +8,16 @@
 //! costs one HMAC, and every refusal counts against the attempt limits (a
 //! right password on an unsold card must not answer faster than a guess).
 
+use crate::attempts::{retry_after_seconds, ATTEMPT_WINDOW_SECONDS};
+use crate::audit::{Actor, AuditEntry};
+use crate::card::Card;
 use crate::card::{CardPassword, CardState};
 use crate::clock::format_date;
 use crate::goods::Goods;
-use crate::pickup::{Channel, Consignee, PickupSettings, ATTEMPT_WINDOW_SECONDS};
+use crate::pickup::order::{NewPickupOrder, PickupOrder};
+use crate::pickup::{Channel, Consignee, PickupSettings};
 use crate::secrets::MasterKey;
-use crate::store::{Actor, AuditEntry, Card, NewOrder, Order, Store};
+use crate::store::Store;
 use crate::StoreError;
 
 /// Why a check or pickup did not go through, as the caller may know it.
@@ -118,7 +122,7 @@ async fn check_limits(
                 .await?
                 .unwrap_or(now);
             return Err(RedeemError::Locked {
-                retry_after_seconds: crate::pickup::retry_after_seconds(oldest, since),
+                retry_after_seconds: retry_after_seconds(oldest, since),
             });
         }
     }
@@ -218,7 +222,7 @@ pub async fn redeem_pickup(
     settings: &PickupSettings,
     request: &PickupRequest,
     requester: &Requester,
-) -> Result<Order, RedeemError> {
+) -> Result<PickupOrder, RedeemError> {
     let (store, merchant_id, now) = (r.store, r.merchant_id, r.now);
     if requester.channel == Channel::Web && !settings.enabled {
         return Err(RedeemError::Closed);
@@ -277,7 +281,7 @@ pub async fn redeem_pickup(
     if !errors.is_empty() {
         return Err(RedeemError::Invalid(errors));
     }
-    let order = NewOrder {
+    let order = NewPickupOrder {
         merchant_id,
         card_id: checked.card.id,
         goods_id: request.goods_id,
@@ -311,7 +315,7 @@ pub async fn find_order(
     number: &str,
     password: &str,
     requester: &Requester,
-) -> Result<Option<Order>, RedeemError> {
+) -> Result<Option<PickupOrder>, RedeemError> {
     let settings = r.store.get_pickup_settings(r.merchant_id).await?;
     let checked = check_card(r, &settings, number, password, requester, true).await?;
     Ok(r.store

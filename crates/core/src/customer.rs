@@ -1,0 +1,91 @@
+//! Customers (顾客): who holds a balance, how the mall names them or how
+//! they sign in by phone, their H5 sessions and one-time login links.
+
+use crate::store::Page;
+use crate::StoreResult;
+
+/// A customer (顾客) of one merchant, with their balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: i64,
+    pub merchant_id: i64,
+    /// The id the merchant's own system (mall) knows the customer by.
+    pub external_id: Option<String>,
+    /// Set when the customer signs in with phone + password.
+    pub phone: Option<String>,
+    pub nickname: String,
+    pub balance_fen: i64,
+    pub created_at: i64,
+}
+
+impl Customer {
+    /// How staff see the customer in lists: nickname, else the mall's id, else the phone.
+    pub fn label(&self) -> String {
+        if !self.nickname.is_empty() {
+            return self.nickname.clone();
+        }
+        self.external_id
+            .clone()
+            .or_else(|| self.phone.clone())
+            .unwrap_or_else(|| format!("#{}", self.id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSession {
+    pub token_hash: String,
+    pub merchant_id: i64,
+    pub customer_id: i64,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+/// Customers, their sign-in sessions and login links in the database.
+#[async_trait::async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
+    /// The customer the merchant's system knows as `external_id`, created on first sight.
+    async fn ensure_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+        now: i64,
+    ) -> StoreResult<Customer>;
+    /// A customer who signs up with phone + password; `Conflict` if the phone is taken.
+    async fn create_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<Customer>;
+    /// The customer with this phone and their password hash.
+    async fn find_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+    ) -> StoreResult<Option<(Customer, String)>>;
+    async fn get_customer(&self, merchant_id: i64, customer_id: i64) -> StoreResult<Customer>;
+    async fn find_external_customer(
+        &self,
+        merchant_id: i64,
+        external_id: &str,
+    ) -> StoreResult<Option<Customer>>;
+    /// Customers by id, optionally only those whose external id, phone or
+    /// nickname contains `search`.
+    async fn list_customers(
+        &self,
+        merchant_id: i64,
+        search: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Customer>, i64)>;
+
+    /// Marks a login link used; `Conflict` if it was used before.
+    async fn consume_login_link(&self, nonce: &str, expires_at: i64) -> StoreResult<()>;
+    async fn create_customer_session(&self, session: &CustomerSession) -> StoreResult<()>;
+    async fn find_customer_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<CustomerSession>>;
+    async fn delete_customer_session(&self, token_hash: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,78 @@
+//! Failed-attempt counters (兑换防刷); core decides, this only counts.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, audit::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
+    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
+    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::StoreResult;
+
+/// The key under which a customer's failed code attempts are counted; the
+/// redemption statements build the same text from the customer's id.
+pub(crate) fn customer_attempt_key(customer_id: i64) -> String {
+    format!("code-customer:{customer_id}")
+}
+
+/// The key under which a client's (an IP's, an API key's) failed code
+/// attempts are counted.
+pub(crate) fn client_attempt_key(client: &str) -> String {
+    format!("code-client:{client}")
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::attempts::AttemptStore for PgStore {
+    async fn oldest_failure(
+        &self,
+        merchant_id: i64,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
+    async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
+        let rows = self
+            .query_cached("SELECT count(*) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2",
+                &[&merchant_id, &key],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at < $3",
+                &[&merchant_id, &key, &(now - ATTEMPT_FAILURES_KEPT_SECONDS)],
+            )
+            .await
+            .map_err(map_err)?;
+        client
+            .execute(
+                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $3)",
+                &[&merchant_id, &key, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}

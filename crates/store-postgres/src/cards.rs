@@ -1,0 +1,368 @@
+//! Cards: the filter SQL, lists, keyset pages for exports, and the guarded
+//! state changes and edits (one statement each, with the audit record).
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, codes::*, customers::*, distributors::*,
+    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
+    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::{audit::*, card::*, store::*};
+use kaquan_core::{StoreError, StoreResult};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+pub(crate) const CARD_COLUMNS: &str = "cards.id, cards.merchant_id, cards.batch_id, cards.serial, cards.number, cards.state, \
+    cards.face_value_fen, cards.valid_from, cards.valid_until, cards.remark, cards.distributor_id, distributors.name, \
+    cards.activated_at, cards.used_at, cards.voided_at, cards.created_at";
+pub(crate) const CARD_FROM: &str =
+    "cards LEFT JOIN distributors ON distributors.id = cards.distributor_id";
+
+pub(crate) fn card_from_row(row: &Row) -> StoreResult<Card> {
+    Ok(Card {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        batch_id: row.get(2),
+        serial: row.get(3),
+        number: row.get(4),
+        state: parse_or(CardState::parse(row.get(5)), "card state")?,
+        face_value_fen: row.get(6),
+        valid_from: row.get(7),
+        valid_until: row.get(8),
+        remark: row.get(9),
+        distributor_id: row.get(10),
+        distributor_name: row.get(11),
+        activated_at: row.get(12),
+        used_at: row.get(13),
+        voided_at: row.get(14),
+        created_at: row.get(15),
+    })
+}
+
+/// `WHERE` conditions for a card filter; placeholders continue after the
+/// `params` already bound.
+pub(crate) fn card_filter_sql(
+    merchant_id: i64,
+    filter: &CardFilter,
+    params: &mut Params,
+) -> String {
+    let bind = |params: &mut Params, value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let mut sql = format!(
+        "cards.merchant_id = {}",
+        bind(params, Box::new(merchant_id))
+    );
+    if let Some(v) = filter.batch_id {
+        sql.push_str(&format!(
+            " AND cards.batch_id = {}",
+            bind(params, Box::new(v))
+        ));
+    }
+    if let Some(v) = filter.state {
+        sql.push_str(&format!(
+            " AND cards.state = {}",
+            bind(params, Box::new(v.code()))
+        ));
+    }
+    match filter.activated {
+        Some(true) => sql.push_str(" AND cards.state IN ('active', 'used')"),
+        Some(false) => sql.push_str(" AND cards.state NOT IN ('active', 'used')"),
+        None => {}
+    }
+    match filter.used {
+        Some(true) => sql.push_str(" AND cards.state = 'used'"),
+        Some(false) => sql.push_str(" AND cards.state <> 'used'"),
+        None => {}
+    }
+    match filter.distributor_id {
+        Some(0) => sql.push_str(" AND cards.distributor_id IS NULL"),
+        Some(v) => sql.push_str(&format!(
+            " AND cards.distributor_id = {}",
+            bind(params, Box::new(v))
+        )),
+        None => {}
+    }
+    if let Some(v) = filter.serial_from {
+        sql.push_str(&format!(
+            " AND cards.serial >= {}",
+            bind(params, Box::new(v))
+        ));
+    }
+    if let Some(v) = filter.serial_to {
+        sql.push_str(&format!(
+            " AND cards.serial <= {}",
+            bind(params, Box::new(v))
+        ));
+    }
+    if let Some(needle) = filter.number_needle() {
+        sql.push_str(&format!(
+            " AND strpos(cards.number, {}) > 0",
+            bind(params, Box::new(needle))
+        ));
+    }
+    sql
+}
+
+pub(crate) fn state_list(states: &[CardState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::card::CardStore for PgStore {
+    async fn list_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        page: Page,
+    ) -> StoreResult<Vec<Card>> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = params.len();
+        params.push(Box::new(page.page_size));
+        params.push(Box::new(page.offset()));
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {condition} ORDER BY cards.serial LIMIT ${} OFFSET ${}", n + 1, n + 2),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!("SELECT count(*) FROM cards WHERE {condition}"),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
+    async fn cards_after(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        after_serial: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CardWithSecret>> {
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = params.len();
+        params.push(Box::new(after_serial));
+        params.push(Box::new(limit));
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {CARD_COLUMNS}, cards.secret_sealed, cards.key_version FROM {CARD_FROM} \
+                     WHERE {condition} AND cards.serial > ${} ORDER BY cards.serial LIMIT ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CardWithSecret {
+                    card: card_from_row(r)?,
+                    secret_sealed: r.get(16),
+                    key_version: r.get(17),
+                })
+            })
+            .collect()
+    }
+
+    async fn get_card_by_number(
+        &self,
+        merchant_id: i64,
+        number: &str,
+    ) -> StoreResult<Option<Card>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.merchant_id = $1 AND cards.number = $2"),
+                &[&merchant_id, &number],
+            )
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    async fn apply_card_op(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        op: CardOp,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = Vec::new();
+        let n = match op.to_state() {
+            Some(to) => {
+                let set = match op {
+                    CardOp::Activate => {
+                        params.push(Box::new(audit.created_at));
+                        "activated_at = $1"
+                    }
+                    CardOp::Deactivate => "activated_at = NULL",
+                    CardOp::Void => {
+                        params.push(Box::new(audit.created_at));
+                        "voided_at = $1"
+                    }
+                    CardOp::Restore => "voided_at = NULL, activated_at = NULL",
+                    CardOp::Delete => unreachable!("delete has no target state"),
+                };
+                let condition = card_filter_sql(merchant_id, filter, &mut params);
+                let guard = format!(
+                    "{condition} AND cards.state IN ({})",
+                    state_list(op.from_states())
+                );
+                let n = tx
+                    .execute(
+                        &format!(
+                            "UPDATE cards SET state = '{}', {set} WHERE {guard}",
+                            to.code()
+                        ),
+                        &refs(&params),
+                    )
+                    .await
+                    .map_err(map_err)? as i64;
+                insert_audit(&tx, audit, n).await?;
+                n
+            }
+            None => {
+                let audit_id = insert_audit(&tx, audit, 0).await?;
+                params.push(Box::new(audit_id));
+                let condition = card_filter_sql(merchant_id, filter, &mut params);
+                let guard = format!(
+                    "{condition} AND cards.state IN ({})",
+                    state_list(op.from_states())
+                );
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "WITH gone AS (DELETE FROM cards WHERE {guard} RETURNING merchant_id, batch_id, serial, number), \
+                             kept AS (INSERT INTO deleted_cards (audit_id, merchant_id, batch_id, serial, number) \
+                                      SELECT $1, merchant_id, batch_id, serial, number FROM gone RETURNING 1) \
+                             SELECT count(*) FROM kept"
+                        ),
+                        &refs(&params),
+                    )
+                    .await
+                    .map_err(map_err)?;
+                let n: i64 = row.get(0);
+                tx.execute(
+                    "UPDATE audit_log SET n_affected = $1 WHERE id = $2",
+                    &[&n, &audit_id],
+                )
+                .await
+                .map_err(map_err)?;
+                n
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn edit_cards(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        edit: &CardEdit,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        if let Some(Some(distributor_id)) = edit.distributor_id {
+            let n: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2",
+                    &[&distributor_id, &merchant_id],
+                )
+                .await
+                .map_err(map_err)?
+                .get(0);
+            if n != 1 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        let mut params: Params = Vec::new();
+        let mut sets = Vec::new();
+        let mut set = |params: &mut Params, column: &str, value: Box<dyn ToSql + Sync + Send>| {
+            params.push(value);
+            sets.push(format!("{column} = ${}", params.len()));
+        };
+        if let Some(v) = edit.face_value_fen {
+            set(&mut params, "face_value_fen", Box::new(v));
+        }
+        if let Some(v) = edit.valid_from {
+            set(&mut params, "valid_from", Box::new(v));
+        }
+        if let Some(v) = edit.valid_until {
+            set(&mut params, "valid_until", Box::new(v));
+        }
+        if let Some(v) = &edit.remark {
+            set(&mut params, "remark", Box::new(v.clone()));
+        }
+        if let Some(v) = edit.distributor_id {
+            set(&mut params, "distributor_id", Box::new(v));
+        }
+        if sets.is_empty() {
+            return Err(StoreError::Invalid("no field chosen".into()));
+        }
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = tx
+            .execute(
+                &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)? as i64;
+        insert_audit(&tx, audit, n).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn purge_card_secrets(
+        &self,
+        merchant_id: i64,
+        filter: &CardFilter,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = Vec::new();
+        let condition = card_filter_sql(merchant_id, filter, &mut params);
+        let n = tx
+            .execute(
+                &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
+                &refs(&params),
+            )
+            .await
+            .map_err(map_err)? as i64;
+        insert_audit(&tx, audit, n).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+}

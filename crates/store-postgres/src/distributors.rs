@@ -1,0 +1,83 @@
+//! Distributors (券商).
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*, engine::*,
+    giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, pickup_orders::*,
+    pickup_settings::*, sql::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::distributor::*;
+use kaquan_core::StoreResult;
+
+#[async_trait::async_trait]
+impl kaquan_core::distributor::DistributorStore for PgStore {
+    async fn create_distributor(
+        &self,
+        merchant_id: i64,
+        f: &DistributorFields,
+    ) -> StoreResult<Distributor> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "INSERT INTO distributors (merchant_id, name, contact, phone, remark) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&merchant_id, &f.name, &f.contact, &f.phone, &f.remark],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Distributor {
+            id: row.get(0),
+            merchant_id,
+            name: f.name.clone(),
+            contact: f.contact.clone(),
+            phone: f.phone.clone(),
+            remark: f.remark.clone(),
+            n_cards: 0,
+        })
+    }
+
+    async fn update_distributor(
+        &self,
+        merchant_id: i64,
+        distributor_id: i64,
+        f: &DistributorFields,
+    ) -> StoreResult<()> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE distributors SET name = $1, contact = $2, phone = $3, remark = $4 WHERE id = $5 AND merchant_id = $6",
+                &[&f.name, &f.contact, &f.phone, &f.remark, &distributor_id, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        expect_one(n)
+    }
+
+    async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT d.id, d.merchant_id, d.name, d.contact, d.phone, d.remark, \
+                 (SELECT count(*) FROM cards WHERE cards.distributor_id = d.id) \
+                 FROM distributors d WHERE d.merchant_id = $1 ORDER BY d.id",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Distributor {
+                id: r.get(0),
+                merchant_id: r.get(1),
+                name: r.get(2),
+                contact: r.get(3),
+                phone: r.get(4),
+                remark: r.get(5),
+                n_cards: r.get(6),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,157 @@
+//! What belongs to the database as a whole: the invariant checks `kaquan
+//! verify` runs and purging what is past keeping.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, mall::*, merchants::*,
+    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::signing::*;
+use kaquan_core::StoreResult;
+
+/// Each query counts the rows that break one invariant.
+pub(crate) const INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "live orders belong to a card that is not used",
+        "SELECT count(*) FROM orders o JOIN cards c ON c.id = o.card_id WHERE o.status <> 'cancelled' AND c.state <> 'used'",
+    ),
+    (
+        "cards belong to a batch that is not ready",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.state <> 'ready'",
+    ),
+    (
+        "cards belong to another merchant's batch",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.merchant_id <> c.merchant_id",
+    ),
+    (
+        "cards have a serial outside their batch's reserved range",
+        "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id \
+         WHERE c.serial < b.serial_first OR c.serial >= b.serial_first + b.quantity",
+    ),
+    (
+        "active or used cards have no activation time",
+        "SELECT count(*) FROM cards WHERE state IN ('active', 'used') AND activated_at IS NULL AND used_at IS NULL",
+    ),
+    ("used cards have no use time", "SELECT count(*) FROM cards WHERE state = 'used' AND used_at IS NULL"),
+    ("voided cards have no void time", "SELECT count(*) FROM cards WHERE state = 'voided' AND voided_at IS NULL"),
+    (
+        "ready batches hold a different number of cards than their quantity (deleted cards counted)",
+        "SELECT count(*) FROM batches b WHERE b.state = 'ready' AND b.quantity <> \
+         (SELECT count(*) FROM cards c WHERE c.batch_id = b.id) + (SELECT count(*) FROM deleted_cards d WHERE d.batch_id = b.id)",
+    ),
+    (
+        "merchants would hand out a serial already used",
+        "SELECT count(*) FROM merchants m WHERE m.next_serial <= (SELECT COALESCE(MAX(serial), 0) FROM cards c WHERE c.merchant_id = m.id)",
+    ),
+    (
+        "sessions belong to another merchant than their staff",
+        "SELECT count(*) FROM sessions s JOIN staff t ON t.id = s.staff_id WHERE t.merchant_id <> s.merchant_id",
+    ),
+];
+
+/// Ledger invariants `verify` checks; each query counts violating rows.
+pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "ledger transactions whose postings do not sum to zero per asset",
+        "SELECT count(*) FROM (SELECT transaction_id FROM ledger_postings GROUP BY transaction_id, asset HAVING SUM(amount) <> 0) AS x",
+    ),
+    (
+        "ledger transactions without exactly two postings",
+        "SELECT count(*) FROM ledger_transactions t WHERE (SELECT count(*) FROM ledger_postings p WHERE p.transaction_id = t.id) <> 2",
+    ),
+    (
+        "ledger transactions whose amount differs from their customer's posting",
+        "SELECT count(*) FROM ledger_transactions t WHERE t.amount_fen <> (SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p \
+         JOIN ledger_accounts a ON a.id = p.account_id WHERE p.transaction_id = t.id AND a.customer_id = t.customer_id)",
+    ),
+    (
+        "customer balances differ from the sum of their postings",
+        "SELECT count(*) FROM ledger_accounts a LEFT JOIN \
+         (SELECT account_id, SUM(amount) AS total FROM ledger_postings GROUP BY account_id) AS p ON p.account_id = a.id \
+         WHERE a.kind = 'customer' AND a.balance <> COALESCE(p.total, 0)",
+    ),
+    ("customer balances are below zero", "SELECT count(*) FROM ledger_accounts WHERE balance < 0"),
+    (
+        "statement lines whose balance after differs from the running sum",
+        "SELECT count(*) FROM ledger_transactions t WHERE t.balance_after_fen <> \
+         (SELECT SUM(t2.amount_fen) FROM ledger_transactions t2 WHERE t2.customer_id = t.customer_id AND t2.id <= t.id)",
+    ),
+    (
+        "spends whose refunds do not add up to what was refunded, or exceed the spend",
+        "SELECT count(*) FROM spend_refunds s LEFT JOIN \
+         (SELECT merchant_id, reference, SUM(amount_fen) AS total FROM ledger_transactions WHERE kind = 'refund' \
+         GROUP BY merchant_id, reference) AS r ON r.merchant_id = s.merchant_id AND r.reference = 'spend:' || s.transaction_id \
+         WHERE s.refunded_fen > s.amount_fen OR s.refunded_fen <> COALESCE(r.total, 0)",
+    ),
+    (
+        "used codes without their redeem transaction",
+        "SELECT count(*) FROM codes c LEFT JOIN \
+         (SELECT merchant_id, reference FROM ledger_transactions WHERE kind = 'redeem') AS t \
+         ON t.merchant_id = c.merchant_id AND t.reference = 'code:' || c.id \
+         WHERE c.state = 'used' AND t.reference IS NULL",
+    ),
+    (
+        "redeem transactions whose amount differs from their code's face value",
+        "SELECT count(*) FROM ledger_transactions t JOIN codes c ON t.reference = 'code:' || c.id AND c.merchant_id = t.merchant_id \
+         WHERE t.kind = 'redeem' AND t.amount_fen <> c.face_value_fen",
+    ),
+    (
+        "ledger postings whose account does not exist",
+        "SELECT count(*) FROM ledger_postings p WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = p.account_id)",
+    ),
+    (
+        "ledger postings on an account of another merchant than their transaction's",
+        "SELECT count(*) FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+         JOIN ledger_accounts a ON a.id = p.account_id WHERE a.merchant_id <> t.merchant_id",
+    ),
+    (
+        "ledger transactions or audit records of no merchant",
+        "SELECT (SELECT count(*) FROM ledger_transactions t WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = t.merchant_id)) \
+         + (SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = a.merchant_id))",
+    ),
+];
+
+#[async_trait::async_trait]
+impl kaquan_core::store::MaintenanceStore for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check_invariants(&self) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let mut violations = Vec::new();
+        for (description, sql) in INVARIANT_QUERIES.iter().chain(LEDGER_INVARIANT_QUERIES) {
+            let n: i64 = client.query_one(*sql, &[]).await.map_err(map_err)?.get(0);
+            if n != 0 {
+                violations.push(format!("{n} {description}"));
+            }
+        }
+        Ok(violations)
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let mut n = 0;
+        for (sql, before) in [
+            (
+                "DELETE FROM api_nonces WHERE signed_at < $1",
+                now - NONCE_KEPT_SECONDS,
+            ),
+            (
+                "DELETE FROM idempotency_keys WHERE created_at < $1",
+                now - kaquan_core::ledger::IDEMPOTENCY_KEPT_SECONDS,
+            ),
+            ("DELETE FROM login_links WHERE expires_at < $1", now),
+            ("DELETE FROM customer_sessions WHERE expires_at < $1", now),
+            (
+                "DELETE FROM attempt_failures WHERE at < $1",
+                now - ATTEMPT_FAILURES_KEPT_SECONDS,
+            ),
+        ] {
+            n += exec(&client, sql, &[&before]).await? as i64;
+        }
+        Ok(n)
+    }
+}

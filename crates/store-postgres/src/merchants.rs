@@ -1,0 +1,84 @@
+//! Merchants (店铺) and their built-in roles.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
+    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::{auth::*, merchant::*};
+use kaquan_core::{StoreError, StoreResult};
+use tokio_postgres::Row;
+
+pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+
+pub(crate) fn merchant_from_row(row: &Row) -> Merchant {
+    Merchant {
+        id: row.get(0),
+        name: row.get(1),
+        key_version: row.get(2),
+        created_at: row.get(3),
+    }
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::merchant::MerchantStore for PgStore {
+    async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let row = tx
+            .query_one(&format!("INSERT INTO merchants (name, created_at) VALUES ($1, $2) RETURNING {MERCHANT_COLUMNS}"), &[&name, &now])
+            .await
+            .map_err(map_err)?;
+        let merchant = merchant_from_row(&row);
+        for (role_name, label, permissions) in builtin_roles() {
+            tx.execute(
+                "INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4)",
+                &[
+                    &merchant.id,
+                    &role_name,
+                    &label,
+                    &Permission::encode_set(&permissions),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+            tx.execute(
+                "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES ($1, $2, $3)",
+                &[&merchant.id, &kind.code(), &kaquan_core::ledger::ASSET_FEN],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(merchant)
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(merchant_from_row).collect())
+    }
+
+    async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
+        let rows = self
+            .query_cached(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"),
+                &[&merchant_id],
+            )
+            .await?;
+        rows.first()
+            .map(merchant_from_row)
+            .ok_or(StoreError::NotFound)
+    }
+}

@@ -1,0 +1,104 @@
+//! Query helpers every domain file uses: error mapping, prepared-statement
+//! shortcuts (`opt`, `one`, `all`, `exec`), parameter lists, the audit
+//! insert and the one-row check.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
+    merchants::*, pickup_orders::*, pickup_settings::*, staff::*,
+};
+use deadpool_postgres::GenericClient;
+use kaquan_core::audit::*;
+use kaquan_core::{StoreError, StoreResult};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+pub(crate) fn map_err(error: tokio_postgres::Error) -> StoreError {
+    match error.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict(db_message(&error))
+        }
+        Some(code)
+            if *code == SqlState::CHECK_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION =>
+        {
+            StoreError::Invalid(db_message(&error))
+        }
+        _ => StoreError::Backend(format!("{error}: {}", db_message(&error))),
+    }
+}
+
+pub(crate) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+pub(crate) fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+pub(crate) fn parse_or<T>(value: Option<T>, what: &str) -> StoreResult<T> {
+    value.ok_or_else(|| StoreError::Backend(format!("unknown {what} in database")))
+}
+
+pub(crate) async fn insert_audit(
+    client: &impl GenericClient,
+    entry: &AuditEntry,
+    n_affected: i64,
+) -> StoreResult<i64> {
+    let row = client
+        .query_one(
+            "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            &[
+                &entry.merchant_id,
+                &entry.actor.staff_id,
+                &entry.actor.label,
+                &entry.action,
+                &entry.target,
+                &entry.detail,
+                &n_affected,
+                &entry.created_at,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+    Ok(row.get(0))
+}
+
+pub(crate) fn expect_one(n: u64) -> StoreResult<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+pub(crate) type P<'a> = &'a (dyn ToSql + Sync);
+
+/// Runs a statement this connection prepared once.
+pub(crate) async fn opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[P<'_>],
+) -> StoreResult<Option<Row>> {
+    let statement = c.prepare_cached(sql).await.map_err(map_err)?;
+    c.query_opt(&statement, params).await.map_err(map_err)
+}
+pub(crate) async fn one(c: &impl GenericClient, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
+    let statement = c.prepare_cached(sql).await.map_err(map_err)?;
+    c.query_one(&statement, params).await.map_err(map_err)
+}
+pub(crate) async fn all(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[P<'_>],
+) -> StoreResult<Vec<Row>> {
+    let statement = c.prepare_cached(sql).await.map_err(map_err)?;
+    c.query(&statement, params).await.map_err(map_err)
+}
+pub(crate) async fn exec(c: &impl GenericClient, sql: &str, params: &[P<'_>]) -> StoreResult<u64> {
+    let statement = c.prepare_cached(sql).await.map_err(map_err)?;
+    c.execute(&statement, params).await.map_err(map_err)
+}

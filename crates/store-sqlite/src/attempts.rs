@@ -1,0 +1,86 @@
+//! Failed-attempt counters (兑换防刷); core decides, this only counts.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, audit::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
+    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
+    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
+};
+use kaquan_core::StoreResult;
+use rusqlite::params;
+
+/// The key under which a customer's failed code attempts are counted (the
+/// set-wise read builds the same text from the customer's id).
+pub(crate) fn customer_attempt_key(customer_id: i64) -> String {
+    format!("code-customer:{customer_id}")
+}
+
+/// The key under which a client's failed code attempts are counted.
+pub(crate) fn client_attempt_key(client: &str) -> String {
+    format!("code-client:{client}")
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::attempts::AttemptStore for SqliteStore {
+    async fn oldest_failure(
+        &self,
+        merchant_id: i64,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<Option<i64>> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+                params![merchant_id, key, since],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+                params![merchant_id, key, since],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2",
+                params![merchant_id, key],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at < ?3",
+                params![merchant_id, key, now - ATTEMPT_FAILURES_KEPT_SECONDS],
+            )
+            .map_err(map_err)?;
+            conn.execute(
+                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
+                params![merchant_id, key, now],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,77 @@
+//! The audit log.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
+    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
+    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
+};
+use kaquan_core::StoreResult;
+use kaquan_core::{audit::*, store::*};
+use rusqlite::{params, Row};
+
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
+
+pub(crate) fn audit_from_row(row: &Row) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.get(0)?,
+        entry: AuditEntry {
+            merchant_id: row.get(1)?,
+            actor: Actor {
+                staff_id: row.get(2)?,
+                label: row.get(3)?,
+            },
+            action: row.get(4)?,
+            target: row.get(5)?,
+            detail: row.get(6)?,
+            n_affected: row.get(7)?,
+            created_at: row.get(8)?,
+        },
+    })
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::audit::AuditStore for SqliteStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let entry = entry.clone();
+        self.write(move |conn| {
+            insert_audit(conn, &entry, entry.n_affected).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        self.read(move |conn| {
+            merchant_page(
+                conn,
+                "audit_log",
+                AUDIT_COLUMNS,
+                merchant_id,
+                page,
+                audit_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn list_deleted_numbers(
+        &self,
+        merchant_id: i64,
+        audit_id: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT number FROM deleted_cards WHERE audit_id = ?1 AND merchant_id = ?2 ORDER BY serial")
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params![audit_id, merchant_id], |r| r.get(0)).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,218 @@
+//! 礼品卡设置, its pictures and 礼品卡商品.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
+    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
+};
+use kaquan_core::StoreResult;
+use kaquan_core::{audit::*, giftcard::*};
+use rusqlite::{params, OptionalExtension, Row};
+
+pub(crate) const PRODUCT_COLUMNS: &str =
+    "p.id, p.merchant_id, p.name, p.template_id, p.price_fen, p.on_shelf, \
+    t.name, t.face_value_fen, p.created_at, t.deleted_at IS NULL";
+
+pub(crate) fn product_from_row(row: &Row) -> rusqlite::Result<GiftcardProduct> {
+    Ok(GiftcardProduct {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        fields: GiftcardProductFields {
+            name: row.get(2)?,
+            template_id: row.get(3)?,
+            price_fen: row.get(4)?,
+            on_shelf: row.get(5)?,
+        },
+        template_name: row.get(6)?,
+        face_value_fen: row.get(7)?,
+        created_at: row.get(8)?,
+        template_live: row.get(9)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::giftcard::GiftcardStore for SqliteStore {
+    async fn get_giftcard_settings(&self, merchant_id: i64) -> StoreResult<GiftcardSettings> {
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT enabled, centre_entry, attempt_limit, centre_name, share_title, description, phone_login, \
+                     distribution, goods_display \
+                     FROM giftcard_settings WHERE merchant_id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([merchant_id], |r| {
+                        Ok(GiftcardSettings {
+                            enabled: r.get(0)?,
+                            centre_entry: r.get(1)?,
+                            attempt_limit: r.get(2)?,
+                            centre_name: r.get(3)?,
+                            share_title: r.get(4)?,
+                            description: r.get(5)?,
+                            phone_login: r.get(6)?,
+                            distribution: r.get(7)?,
+                            goods_display: decode(
+                                GoodsDisplay::parse(&r.get::<_, String>(8)?),
+                                8,
+                                "goods display",
+                            )?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(map_err)?;
+            Ok(found.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn put_giftcard_settings(
+        &self,
+        merchant_id: i64,
+        settings: &GiftcardSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (s, audit) = (settings.clone(), audit.clone());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO giftcard_settings (merchant_id, enabled, centre_entry, attempt_limit, centre_name, share_title, \
+                 description, phone_login, distribution, goods_display) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET \
+                 enabled = excluded.enabled, centre_entry = excluded.centre_entry, attempt_limit = excluded.attempt_limit, \
+                 centre_name = excluded.centre_name, share_title = excluded.share_title, description = excluded.description, \
+                 phone_login = excluded.phone_login, distribution = excluded.distribution, goods_display = excluded.goods_display",
+                params![merchant_id, s.enabled, s.centre_entry, s.attempt_limit, s.centre_name, s.share_title, s.description, s.phone_login, s.distribution, s.goods_display.code()],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+        content_type: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        let (content_type, bytes) = (content_type.to_owned(), bytes.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO giftcard_images (merchant_id, slot, content_type, bytes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (merchant_id, slot) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+                 updated_at = excluded.updated_at",
+                params![merchant_id, slot.code(), content_type, bytes, now],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_giftcard_image(
+        &self,
+        merchant_id: i64,
+        slot: GiftcardImageSlot,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT content_type, bytes FROM giftcard_images WHERE merchant_id = ?1 AND slot = ?2",
+                params![merchant_id, slot.code()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn giftcard_images(
+        &self,
+        merchant_id: i64,
+    ) -> StoreResult<Vec<(GiftcardImageSlot, i64)>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT slot, updated_at FROM giftcard_images WHERE merchant_id = ?1",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(map_err)?;
+            let rows: Vec<(String, i64)> = rows.collect::<Result<_, _>>().map_err(map_err)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(slot, at)| Some((GiftcardImageSlot::parse(&slot)?, at)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_giftcard_product(
+        &self,
+        merchant_id: i64,
+        fields: &GiftcardProductFields,
+        now: i64,
+    ) -> StoreResult<GiftcardProduct> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO giftcard_products (merchant_id, name, template_id, price_fen, on_shelf, created_at) \
+                     SELECT ?1, ?2, t.id, ?4, ?5, ?6 FROM code_templates t \
+                     WHERE t.id = ?3 AND t.merchant_id = ?1 AND t.kind = 'online' AND t.deleted_at IS NULL RETURNING id",
+                    params![merchant_id, f.name, f.template_id, f.price_fen, f.on_shelf, now],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            conn.query_row(
+                &format!("SELECT {PRODUCT_COLUMNS} FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id WHERE p.id = ?1"),
+                [id],
+                product_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_giftcard_product(
+        &self,
+        merchant_id: i64,
+        product_id: i64,
+        fields: &GiftcardProductFields,
+    ) -> StoreResult<()> {
+        let f = fields.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE giftcard_products SET name = ?1, template_id = ?2, price_fen = ?3, on_shelf = ?4 \
+                     WHERE id = ?5 AND merchant_id = ?6 AND EXISTS (SELECT 1 FROM code_templates t WHERE t.id = ?2 \
+                     AND t.merchant_id = ?6 AND t.kind = 'online' AND t.deleted_at IS NULL)",
+                    params![f.name, f.template_id, f.price_fen, f.on_shelf, product_id, merchant_id],
+                )
+                .map_err(map_err)?;
+            expect_one(n)
+        })
+        .await
+    }
+
+    async fn list_giftcard_products(&self, merchant_id: i64) -> StoreResult<Vec<GiftcardProduct>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {PRODUCT_COLUMNS} FROM giftcard_products p JOIN code_templates t ON t.id = p.template_id \
+                     WHERE p.merchant_id = ?1 ORDER BY p.id DESC"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], product_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+}

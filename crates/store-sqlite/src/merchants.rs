@@ -1,0 +1,79 @@
+//! Merchants (店铺) and their built-in roles.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
+    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
+};
+use kaquan_core::StoreResult;
+use kaquan_core::{auth::*, merchant::*};
+use rusqlite::{params, Row};
+
+pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+
+pub(crate) fn merchant_from_row(row: &Row) -> rusqlite::Result<Merchant> {
+    Ok(Merchant {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        key_version: row.get(2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::merchant::MerchantStore for SqliteStore {
+    async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let merchant = conn
+                .query_row(
+                    &format!("INSERT INTO merchants (name, created_at) VALUES (?1, ?2) RETURNING {MERCHANT_COLUMNS}"),
+                    params![name, now],
+                    merchant_from_row,
+                )
+                .map_err(map_err)?;
+            for (role_name, label, permissions) in builtin_roles() {
+                conn.execute(
+                    "INSERT INTO roles (merchant_id, name, label, permissions) VALUES (?1, ?2, ?3, ?4)",
+                    params![merchant.id, role_name, label, Permission::encode_set(&permissions)],
+                )
+                .map_err(map_err)?;
+            }
+            for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+                conn.execute(
+                    "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES (?1, ?2, ?3)",
+                    params![merchant.id, kind.code(), kaquan_core::ledger::ASSET_FEN],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(merchant)
+        })
+        .await
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([], merchant_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"),
+                [merchant_id],
+                merchant_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,96 @@
+//! Query helpers every domain file uses: error mapping, column decoding,
+//! paged merchant lists, the audit insert and the one-row check.
+
+#[allow(unused_imports)]
+use crate::{
+    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
+    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
+    merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, staff::*,
+};
+use kaquan_core::{audit::*, store::*};
+use kaquan_core::{StoreError, StoreResult};
+use rusqlite::{params, Connection, Row};
+
+pub(crate) fn map_err(error: rusqlite::Error) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(e, message)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let message = message.clone().unwrap_or_default();
+            if message.contains("UNIQUE") {
+                StoreError::Conflict(message)
+            } else {
+                StoreError::Invalid(message)
+            }
+        }
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+pub(crate) fn decode<T>(value: Option<T>, column: usize, what: &str) -> rusqlite::Result<T> {
+    value.ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    })
+}
+
+/// One page of a merchant's rows of `table`, newest first, and their total.
+pub(crate) fn merchant_page<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    merchant_id: i64,
+    page: Page,
+    map: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<(Vec<T>, i64)> {
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM {table} WHERE merchant_id = ?1"),
+            [merchant_id],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT {columns} FROM {table} WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"))
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![merchant_id, page.page_size, page.offset()], map)
+        .map_err(map_err)?;
+    Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+}
+
+pub(crate) fn insert_audit(
+    conn: &Connection,
+    entry: &AuditEntry,
+    n_affected: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(
+        params![
+            entry.merchant_id,
+            entry.actor.staff_id,
+            entry.actor.label,
+            entry.action,
+            entry.target,
+            entry.detail,
+            n_affected,
+            entry.created_at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(crate) fn expect_one(n: usize) -> StoreResult<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
