@@ -15,6 +15,36 @@ pub fn retry_after_seconds(oldest_failure: i64, since: i64) -> i64 {
 }
 pub const ATTEMPT_LIMIT_MAX: i64 = 1000;
 
+/// The 兑换防刷 decision, the one place it is made (the stores count, and
+/// run this inside their transaction): with `n_failures` under a key since
+/// `since`, the oldest at `oldest_failure`, is the next attempt refused?
+/// `Some(seconds to wait)` when it is.
+pub fn lock(n_failures: i64, oldest_failure: Option<i64>, since: i64, limit: i64) -> Option<i64> {
+    is_locked(n_failures, limit).then(|| {
+        retry_after_seconds(
+            oldest_failure.unwrap_or(since + ATTEMPT_WINDOW_SECONDS),
+            since,
+        )
+    })
+}
+
+/// Whether `n_failures` within the window reach `limit`.
+pub fn is_locked(n_failures: i64, limit: i64) -> bool {
+    n_failures >= limit
+}
+
+/// The key a customer's failed code redemptions are counted under. The
+/// set-wise SQL spells the same prefix (`'code-customer:' || id`).
+pub fn code_customer_key(customer_id: i64) -> String {
+    format!("code-customer:{customer_id}")
+}
+
+/// The key a client's (an address's, an API key's) failed code
+/// redemptions are counted under.
+pub fn code_client_key(client: &str) -> String {
+    format!("code-client:{client}")
+}
+
 /// Failed-attempt counters in the database (the decision is here, not there).
 #[async_trait::async_trait]
 pub trait AttemptStore: Send + Sync + 'static {
@@ -35,6 +65,22 @@ pub trait AttemptStore: Send + Sync + 'static {
 #[cfg(test)]
 mod retry_tests {
     use super::*;
+
+    #[test]
+    fn the_limit_locks_at_the_limit_and_says_how_long() {
+        let since = 10_000;
+        assert_eq!(lock(2, Some(since + 5), since, 3), None);
+        assert_eq!(lock(3, Some(since + 5), since, 3), Some(6));
+        assert_eq!(lock(4, Some(since), since, 3), Some(1));
+        assert_eq!(
+            lock(3, None, since, 3),
+            Some(ATTEMPT_WINDOW_SECONDS + 1),
+            "no oldest failure known: a whole window"
+        );
+        assert!(is_locked(0, 0), "a limit of zero refuses everything");
+        assert_eq!(code_customer_key(7), "code-customer:7");
+        assert_eq!(code_client_key("ip:1"), "code-client:ip:1");
+    }
 
     #[test]
     fn a_lock_lifts_the_second_after_its_oldest_failure_leaves_the_window() {

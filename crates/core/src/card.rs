@@ -122,6 +122,36 @@ impl CardOp {
     }
 }
 
+/// The moves a card makes on its own, outside the console's operations:
+/// the store turns each into one guarded `UPDATE … SET state = to WHERE
+/// state = from` (see [`CardMove::from_state`], [`CardMove::to_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardMove {
+    /// 生成后立即激活: a new batch's cards, in the transaction that fills it.
+    ActivateOnFill,
+    /// A pickup uses the card (within its validity).
+    Use,
+    /// Cancelling a pickup order makes its card usable again.
+    Unuse,
+}
+
+impl CardMove {
+    pub fn from_state(self) -> CardState {
+        match self {
+            Self::ActivateOnFill => CardState::Inactive,
+            Self::Use => CardState::Active,
+            Self::Unuse => CardState::Used,
+        }
+    }
+
+    pub fn to_state(self) -> CardState {
+        match self {
+            Self::ActivateOnFill | Self::Unuse => CardState::Active,
+            Self::Use => CardState::Used,
+        }
+    }
+}
+
 /// Longest card number we accept, prefix included.
 pub const CARD_NUMBER_LENGTH_MAX: usize = 32;
 /// Shortest card number we accept from an import.

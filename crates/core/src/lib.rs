@@ -31,6 +31,21 @@ pub mod text;
 
 pub use error::{StoreError, StoreResult};
 
+/// Runs CPU-heavy work of a use case (making thousands of codes) on a
+/// thread of its own, so no thread of the caller's async runtime waits on
+/// it; core stays free of any runtime.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> StoreResult<T> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver
+        .await
+        .map_err(|_| StoreError::Backend("a worker thread stopped".into()))
+}
+
 /// The words people read (console, pages, exports) and the codes stored and
 /// sent on the wire, pinned in one place: changing one is a change users or
 /// integrators see, and must be deliberate.

@@ -1024,7 +1024,7 @@ async fn batch_command(
                 .and_then(|n| n.to_str())
                 .unwrap_or("")
                 .to_owned();
-            let rows = kaquan_web::batches::parse_import_file(&file_name, &bytes)
+            let rows = kaquan_web::tables::parse_import_file(&file_name, &bytes)
                 .map_err(|e| anyhow!(e.public_message()))?;
             let cards = match usecases::validate_import(store, merchant_id, &rows).await {
                 Ok(cards) => cards,
@@ -1279,30 +1279,20 @@ async fn codes_command(
                 valid_from: parse_cli_date(valid_from.as_deref(), false)?,
                 valid_until: parse_cli_date(valid_until.as_deref(), true)?,
             };
-            fields
-                .check()
-                .map_err(|errors| anyhow!(errors.join("; ")))?;
-            if !(1..=kaquan_core::code::OFFLINE_CODES_MAX).contains(&quantity) {
-                bail!(
-                    "--quantity must be 1–{}",
-                    kaquan_core::code::OFFLINE_CODES_MAX
-                );
-            }
-            let key_version = store.get_merchant(merchant_id).await?.key_version;
-            let codes =
-                kaquan_core::code::new_codes(master, merchant_id, key_version, quantity as usize);
-            let audit = cli_audit(
+            let request = kaquan_core::code::CodeTemplateRequest {
+                kind: CodeKind::Offline,
+                fields,
+                quantity,
+            };
+            let template = kaquan_core::code::create_code_template(
+                store,
+                master,
                 merchant_id,
-                "create_code_template",
-                String::new(),
-                format!(
-                    "kind=offline face_value_fen={} quantity={quantity}",
-                    fields.face_value_fen
-                ),
-            );
-            let template = store
-                .create_code_template(merchant_id, CodeKind::Offline, &fields, &codes, &audit)
-                .await?;
+                &request,
+                Actor::cli(),
+                kaquan_web::now(),
+            )
+            .await?;
             if json {
                 print_json(json!({ "template_id": template.id, "n_codes": template.n_issued }));
             } else {
@@ -1326,7 +1316,7 @@ async fn codes_command(
             } else {
                 kaquan_web::exports::ExportFormat::Xlsx
             };
-            let (bytes, n_codes) = kaquan_web::giftcards::export_codes_file(
+            let (bytes, n_codes) = kaquan_web::exports::export_codes_file(
                 store,
                 master,
                 &public_url,

@@ -9,18 +9,6 @@ use crate::{
 use deadpool_postgres::GenericClient;
 use kaquan_core::StoreResult;
 
-/// The key under which a customer's failed code attempts are counted; the
-/// redemption statements build the same text from the customer's id.
-pub(crate) fn customer_attempt_key(customer_id: i64) -> String {
-    format!("code-customer:{customer_id}")
-}
-
-/// The key under which a client's (an IP's, an API key's) failed code
-/// attempts are counted.
-pub(crate) fn client_attempt_key(client: &str) -> String {
-    format!("code-client:{client}")
-}
-
 #[async_trait::async_trait]
 impl kaquan_core::attempts::AttemptStore for PgStore {
     async fn oldest_failure(

@@ -46,6 +46,16 @@ pub(crate) fn batch_from_row(row: &Row) -> StoreResult<Batch> {
     })
 }
 
+/// 生成后立即激活: the new batch's cards, in the transaction that fills it.
+async fn activate_on_fill(tx: &impl GenericClient, batch_id: i64, now: i64) -> StoreResult<u64> {
+    let sql = format!(
+        "UPDATE cards SET state = '{}', activated_at = $1 WHERE batch_id = $2 AND state = '{}'",
+        CardMove::ActivateOnFill.to_state().code(),
+        CardMove::ActivateOnFill.from_state().code(),
+    );
+    exec(tx, &sql, &[&now, &batch_id]).await
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::batch::BatchStore for PgStore {
     async fn create_batch(&self, b: &NewBatch) -> StoreResult<Batch> {
@@ -221,9 +231,7 @@ impl kaquan_core::batch::BatchStore for PgStore {
             insert_audit(&tx, &link, n_cards).await?;
         }
         if after.activate {
-            tx.execute("UPDATE cards SET state = 'active', activated_at = $1 WHERE batch_id = $2 AND state = 'inactive'", &[&now, &batch_id])
-                .await
-                .map_err(map_err)?;
+            activate_on_fill(&tx, batch_id, now).await?;
             let activation = AuditEntry {
                 action: "activate_cards".into(),
                 detail: "生成后立即激活".into(),

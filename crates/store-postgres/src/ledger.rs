@@ -10,6 +10,7 @@ use crate::{
     pickup_orders::*, pickup_settings::*, sql::*, staff::*,
 };
 use deadpool_postgres::GenericClient;
+use kaquan_core::attempts::{code_client_key, code_customer_key, lock};
 use kaquan_core::{audit::*, code::*, ledger::*, pickup::*, store::*};
 use kaquan_core::{StoreError, StoreResult};
 use std::sync::LazyLock;
@@ -236,7 +237,7 @@ pub(crate) async fn redeem_in_one_statement(
     let action = format!("{kind_code}_balance");
     let key = call.idempotency.as_ref().map(|claim| claim.key.as_str());
     let request_hash = call.idempotency.as_ref().map(|claim| &claim.request_hash);
-    let client_key = client_attempt_key(&op.client_key);
+    let client_key = code_client_key(&op.client_key);
     let nonce = call.nonce.as_ref();
     let (signed_at, key_id, nonce_text) = (
         nonce.map(|n| n.signed_at),
@@ -315,8 +316,8 @@ pub(crate) async fn redeem(
     else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
-    let customer_key = customer_attempt_key(customer_id);
-    let client_key = client_attempt_key(&op.client_key);
+    let customer_key = code_customer_key(customer_id);
+    let client_key = code_client_key(&op.client_key);
     // The attempt limit is part of the code's guard: a locked customer or
     // client redeems nothing, and the happy path is one statement.
     let source = Source::Code(op, &client_key);
@@ -342,12 +343,10 @@ pub(crate) async fn redeem(
         )
         .await?;
         if let Some(row) = counts.first() {
-            let oldest: i64 = row.get::<_, Option<i64>>(1).unwrap_or(op.now);
+            let retry_after_seconds =
+                lock(row.get(0), row.get(1), op.attempts_since, op.attempt_limit).unwrap_or(1);
             return Ok(Err(Refusal::Locked {
-                retry_after_seconds: kaquan_core::attempts::retry_after_seconds(
-                    oldest,
-                    op.attempts_since,
-                ),
+                retry_after_seconds,
             }));
         }
         let facts = opt(

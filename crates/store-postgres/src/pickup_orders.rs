@@ -149,10 +149,14 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             .get(0);
         let use_statement = tx
             .prepare_cached(
-                "UPDATE cards SET state = 'used', used_at = $1 \
-                 WHERE id = $2 AND merchant_id = $3 AND state = 'active' \
-                 AND (valid_from IS NULL OR valid_from <= $1) AND (valid_until IS NULL OR valid_until >= $1) \
-                 RETURNING number, batch_id",
+                &format!(
+                    "UPDATE cards SET state = '{}', used_at = $1 \
+                     WHERE id = $2 AND merchant_id = $3 AND state = '{}' \
+                     AND (valid_from IS NULL OR valid_from <= $1) AND (valid_until IS NULL OR valid_until >= $1) \
+                     RETURNING number, batch_id",
+                    CardMove::Use.to_state().code(),
+                    CardMove::Use.from_state().code(),
+                ),
             )
             .await
             .map_err(map_err)?;
@@ -338,7 +342,11 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         let card_id: i64 = row.get(0);
         let n = tx
             .execute(
-                "UPDATE cards SET state = 'active', used_at = NULL WHERE id = $1 AND merchant_id = $2 AND state = 'used'",
+                &format!(
+                    "UPDATE cards SET state = '{}', used_at = NULL WHERE id = $1 AND merchant_id = $2 AND state = '{}'",
+                    CardMove::Unuse.to_state().code(),
+                    CardMove::Unuse.from_state().code(),
+                ),
                 &[&card_id, &merchant_id],
             )
             .await

@@ -7,6 +7,7 @@ use crate::{
     engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
     pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
 };
+use kaquan_core::card::CardMove;
 use kaquan_core::{audit::*, batch::*, store::*};
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
@@ -180,7 +181,11 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
             }
             if after.activate {
                 conn.execute(
-                    "UPDATE cards SET state = 'active', activated_at = ?1 WHERE batch_id = ?2 AND state = 'inactive'",
+                    &format!(
+                        "UPDATE cards SET state = '{}', activated_at = ?1 WHERE batch_id = ?2 AND state = '{}'",
+                        CardMove::ActivateOnFill.to_state().code(),
+                        CardMove::ActivateOnFill.from_state().code(),
+                    ),
                     params![now, batch_id],
                 )
                 .map_err(map_err)?;

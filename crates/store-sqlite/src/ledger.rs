@@ -9,6 +9,7 @@ use crate::{
     distributors::*, engine::*, giftcard::*, goods::*, maintenance::*, mall::*, merchants::*,
     nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
 };
+use kaquan_core::attempts::{code_client_key, code_customer_key, lock};
 use kaquan_core::{audit::*, code::*, ledger::*, pickup::*, store::*};
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -186,8 +187,8 @@ pub(crate) fn redeem(
     let Some(customer_id) = resolve_customer(conn, merchant_id, &op.customer, op.now, true)? else {
         return Ok(Err(Refusal::CustomerNotFound));
     };
-    let customer_key = customer_attempt_key(customer_id);
-    let client_key = client_attempt_key(&op.client_key);
+    let customer_key = code_customer_key(customer_id);
+    let client_key = code_client_key(&op.client_key);
     // The attempt limit is part of the guard: a locked customer or client
     // redeems nothing, and the happy path runs one statement for it.
     let n_used = conn
@@ -238,12 +239,9 @@ pub(crate) fn redeem(
                     })
                 })
                 .map_err(map_err)?;
-            if n >= op.attempt_limit {
+            if let Some(wait) = lock(n, oldest, op.attempts_since, op.attempt_limit) {
                 return Ok(Err(Refusal::Locked {
-                    retry_after_seconds: kaquan_core::attempts::retry_after_seconds(
-                        oldest.unwrap_or(op.now),
-                        op.attempts_since,
-                    ),
+                    retry_after_seconds: wait,
                 }));
             }
         }

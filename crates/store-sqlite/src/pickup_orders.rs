@@ -143,10 +143,14 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 .ok_or(StoreError::NotFound)?;
             let used: Option<(String, i64)> = conn
                 .query_row(
-                    "UPDATE cards SET state = 'used', used_at = ?1 \
-                     WHERE id = ?2 AND merchant_id = ?3 AND state = 'active' \
-                     AND (valid_from IS NULL OR valid_from <= ?1) AND (valid_until IS NULL OR valid_until >= ?1) \
-                     RETURNING number, batch_id",
+                    &format!(
+                        "UPDATE cards SET state = '{}', used_at = ?1 \
+                         WHERE id = ?2 AND merchant_id = ?3 AND state = '{}' \
+                         AND (valid_from IS NULL OR valid_from <= ?1) AND (valid_until IS NULL OR valid_until >= ?1) \
+                         RETURNING number, batch_id",
+                        CardMove::Use.to_state().code(),
+                        CardMove::Use.from_state().code(),
+                    ),
                     params![order.created_at, order.card_id, order.merchant_id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
@@ -290,7 +294,11 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             };
             let n = conn
                 .execute(
-                    "UPDATE cards SET state = 'active', used_at = NULL WHERE id = ?1 AND merchant_id = ?2 AND state = 'used'",
+                    &format!(
+                        "UPDATE cards SET state = '{}', used_at = NULL WHERE id = ?1 AND merchant_id = ?2 AND state = '{}'",
+                        CardMove::Unuse.to_state().code(),
+                        CardMove::Unuse.from_state().code(),
+                    ),
                     params![card_id, merchant_id],
                 )
                 .map_err(map_err)?;

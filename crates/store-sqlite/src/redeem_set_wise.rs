@@ -9,6 +9,7 @@ use crate::{
     distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
     merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, sql::*, staff::*,
 };
+use kaquan_core::attempts::{code_client_key, is_locked};
 use kaquan_core::ledger::*;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
@@ -149,7 +150,7 @@ pub(crate) fn redeem_set_wise(
             op.merchant_id,
             external_id,
             op.digest,
-            client_attempt_key(&op.client_key),
+            code_client_key(&op.client_key),
             op.attempts_since,
             op.now,
             r.call.idempotency.as_ref().map(|c| c.key.as_str()),
@@ -221,8 +222,8 @@ pub(crate) fn redeem_set_wise(
         ) else {
             continue;
         };
-        if f.customer_failures >= op.attempt_limit
-            || f.client_failures >= op.attempt_limit
+        if is_locked(f.customer_failures, op.attempt_limit)
+            || is_locked(f.client_failures, op.attempt_limit)
             || f.key_seen
         {
             continue;

@@ -309,10 +309,8 @@ async fn statement_chains_are_filled_by_the_migration_and_checked() {
             .await,
         vec![(1, Some(3), 2), (2, Some(2), 1), (3, None, 0)]
     );
-    assert_eq!(
-        store.check_invariants().await.unwrap(),
-        Vec::<String>::new()
-    );
+    let violations = store.check_invariants().await.unwrap();
+    assert_eq!(violations, Vec::<String>::new());
     let (lines, total) = store
         .list_statement(
             1,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
-use kaquan_core::batch::usecases::{self as usecases, BatchProgress, ImportFields, ImportRow};
+use kaquan_core::batch::usecases::{self as usecases, BatchProgress, ImportFields};
 use kaquan_core::batch::Batch;
 use kaquan_core::batch::{
     password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
@@ -370,19 +370,6 @@ async fn estimate_password_strength(
 /// Column headers of the import template.
 pub const IMPORT_HEADERS: [&str; 2] = ["卡号", "密码"];
 
-/// Reads the rows of an import file: 卡号 and 密码 in the first two columns.
-pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
-    Ok(crate::tables::parse_rows(file_name, bytes, 2)?
-        .into_iter()
-        .skip(1) // the header
-        .map(|(line, mut cells)| ImportRow {
-            line,
-            password: std::mem::take(&mut cells[1]),
-            number: std::mem::take(&mut cells[0]),
-        })
-        .collect())
-}
-
 async fn get_import_template(
     authed: Authed,
     Query(query): Query<FormatQuery>,
@@ -506,7 +493,8 @@ async fn read_upload(mut multipart: Multipart) -> ApiResult<ImportUpload> {
 async fn run_import(state: &AppState, authed: &Authed, upload: &ImportUpload) -> ApiResult<Batch> {
     authed.require(Permission::CardsCreate)?;
     let (file_name, bytes) = (upload.file_name.clone(), upload.bytes.clone());
-    let rows = crate::off_runtime(move || parse_import_file(&file_name, &bytes)).await??;
+    let rows =
+        crate::off_runtime(move || crate::tables::parse_import_file(&file_name, &bytes)).await??;
     let cards =
         usecases::validate_import(state.store.as_ref(), authed.merchant_id(), &rows).await?;
     let face_value_fen = match upload.face_value.trim() {

@@ -154,6 +154,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<kaquan_core::code::CodeTemplateError> for ApiError {
+    fn from(error: kaquan_core::code::CodeTemplateError) -> Self {
+        match error {
+            kaquan_core::code::CodeTemplateError::Invalid(errors) => {
+                Self::Invalid(errors.join("；"), errors)
+            }
+            kaquan_core::code::CodeTemplateError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<ImportError> for ApiError {
     fn from(error: ImportError) -> Self {
         match error {

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use kaquan_core::card::CardFilter;
 use kaquan_core::card::CardWithSecret;
-use kaquan_core::clock::format_date;
+use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::format_yuan;
 use kaquan_core::secrets::{MasterKey, MerchantKeys};
 use kaquan_core::store::Store;
@@ -388,6 +388,103 @@ pub async fn export_qr_codes(
 
 fn zip_err(error: zip::result::ZipError) -> ApiError {
     ApiError::Internal(format!("zip: {error}"))
+}
+
+/// A template's codes in plaintext as xlsx or CSV, for the print shop, with
+/// each code's QR content (the exchange centre with the code after `#`).
+/// Returns the file and how many codes it holds. Callers check the
+/// permission and write the audit record.
+pub async fn export_codes_file(
+    store: &dyn kaquan_core::store::Store,
+    master: &kaquan_core::secrets::MasterKey,
+    public_url: &str,
+    merchant_id: i64,
+    template_id: i64,
+    format: ExportFormat,
+) -> ApiResult<(Vec<u8>, i64)> {
+    const HEADERS: [&str; 8] = [
+        "兑换码",
+        "面额",
+        "状态",
+        "使用人",
+        "兑换时间",
+        "订单号",
+        "有效期至",
+        "二维码内容",
+    ];
+    // The runtime's thread only reads the codes; opening them and writing
+    // the file run on the blocking pool (100,000 codes take a while).
+    let mut codes = Vec::new();
+    let mut after = 0i64;
+    while (codes.len() as i64) < kaquan_core::code::OFFLINE_CODES_MAX {
+        let page = store
+            .codes_after(merchant_id, template_id, after, 1000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        codes.extend(page);
+    }
+    codes.truncate(kaquan_core::code::OFFLINE_CODES_MAX as usize);
+    let (master, public_url) = (master.clone(), public_url.to_owned());
+    crate::off_runtime(move || -> ApiResult<(Vec<u8>, i64)> {
+        let master = &master;
+        let mut rows: Vec<[String; 8]> = Vec::with_capacity(codes.len());
+        for c in &codes {
+            let plain = c.plaintext(master, merchant_id);
+            let qr = if plain.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{public_url}{}#code={plain}",
+                    crate::exchange::centre_path(merchant_id)
+                )
+            };
+            rows.push(
+                [
+                    plain,
+                    format_yuan(c.face_value_fen),
+                    c.state.label_zh().to_owned(),
+                    c.customer_label.clone().unwrap_or_default(),
+                    c.redeemed_at.map(format_datetime).unwrap_or_default(),
+                    c.order_id.clone().unwrap_or_default(),
+                    c.valid_until.map(format_date).unwrap_or_default(),
+                    qr,
+                ]
+                .map(|cell| escape_formula(&cell)),
+            );
+        }
+        let bytes = match format {
+            ExportFormat::Xlsx => {
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                let sheet = workbook.add_worksheet();
+                let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+                for (row, cells) in std::iter::once(HEADERS.map(String::from))
+                    .chain(rows.iter().cloned())
+                    .enumerate()
+                {
+                    for (col, text) in cells.iter().enumerate() {
+                        sheet
+                            .write_string(row as u32, col as u16, text)
+                            .map_err(xlsx)?;
+                    }
+                }
+                workbook.save_to_buffer().map_err(xlsx)?
+            }
+            ExportFormat::Csv => {
+                let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                writer.write_record(HEADERS).map_err(csv_err)?;
+                for cells in &rows {
+                    writer.write_record(cells).map_err(csv_err)?;
+                }
+                writer
+                    .into_inner()
+                    .map_err(|e| ApiError::Internal(format!("csv: {e}")))?
+            }
+        };
+        Ok((bytes, rows.len() as i64))
+    })
+    .await?
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
-use crate::exports::{download, escape_formula, ExportFormat};
+use crate::exports::{download, ExportFormat};
 use crate::extract::{Form, Json, Multipart, Path, Query};
 use crate::forms::{redirect_with, MsgQuery};
 use crate::pages::{render, Page, PageResult};
@@ -27,9 +27,6 @@ use kaquan_core::giftcard::{
 use kaquan_core::money::{format_yuan, parse_yuan};
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
-
-/// Rows one codes export holds at most (a whole offline batch).
-const CODES_EXPORT_ROWS_MAX: i64 = OFFLINE_CODES_MAX;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -425,47 +422,20 @@ async fn create_template(
             true,
         )?,
     };
-    fields
-        .check()
-        .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))?;
-    let quantity = match kind {
-        CodeKind::Online => 0,
-        CodeKind::Offline => {
-            let n = request.quantity.unwrap_or(0);
-            if !(1..=OFFLINE_CODES_MAX).contains(&n) {
-                return Err(ApiError::invalid(format!(
-                    "生成数量须为 1–{OFFLINE_CODES_MAX}"
-                )));
-            }
-            n
-        }
+    let request = kaquan_core::code::CodeTemplateRequest {
+        kind,
+        fields,
+        quantity: request.quantity.unwrap_or(0),
     };
-    let merchant_id = authed.merchant_id();
-    let key_version = state.store.get_merchant(merchant_id).await?.key_version;
-    let master = state.master.clone();
-    let codes = tokio::task::spawn_blocking(move || {
-        kaquan_core::code::new_codes(&master, merchant_id, key_version, quantity as usize)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("code generation: {e}")))?;
-    Ok(state
-        .store
-        .create_code_template(
-            merchant_id,
-            kind,
-            &fields,
-            &codes,
-            &authed.audit(
-                "create_code_template",
-                String::new(),
-                format!(
-                    "kind={} face_value_fen={} quantity={quantity}",
-                    kind.code(),
-                    fields.face_value_fen
-                ),
-            ),
-        )
-        .await?)
+    Ok(kaquan_core::code::create_code_template(
+        state.store.as_ref(),
+        &state.master,
+        authed.merchant_id(),
+        &request,
+        authed.actor(),
+        crate::now(),
+    )
+    .await?)
 }
 
 /// The query of every gift-card list, page and export.
@@ -859,103 +829,6 @@ async fn lookup_form(
     ))
 }
 
-/// A template's codes in plaintext as xlsx or CSV, for the print shop, with
-/// each code's QR content (the exchange centre with the code after `#`).
-/// Returns the file and how many codes it holds. Callers check the
-/// permission and write the audit record.
-pub async fn export_codes_file(
-    store: &dyn kaquan_core::store::Store,
-    master: &kaquan_core::secrets::MasterKey,
-    public_url: &str,
-    merchant_id: i64,
-    template_id: i64,
-    format: ExportFormat,
-) -> ApiResult<(Vec<u8>, i64)> {
-    const HEADERS: [&str; 8] = [
-        "兑换码",
-        "面额",
-        "状态",
-        "使用人",
-        "兑换时间",
-        "订单号",
-        "有效期至",
-        "二维码内容",
-    ];
-    // The runtime's thread only reads the codes; opening them and writing
-    // the file run on the blocking pool (100,000 codes take a while).
-    let mut codes = Vec::new();
-    let mut after = 0i64;
-    while (codes.len() as i64) < CODES_EXPORT_ROWS_MAX {
-        let page = store
-            .codes_after(merchant_id, template_id, after, 1000)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        codes.extend(page);
-    }
-    codes.truncate(CODES_EXPORT_ROWS_MAX as usize);
-    let (master, public_url) = (master.clone(), public_url.to_owned());
-    crate::off_runtime(move || -> ApiResult<(Vec<u8>, i64)> {
-        let master = &master;
-        let mut rows: Vec<[String; 8]> = Vec::with_capacity(codes.len());
-        for c in &codes {
-            let plain = c.plaintext(master, merchant_id);
-            let qr = if plain.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "{public_url}{}#code={plain}",
-                    crate::exchange::centre_path(merchant_id)
-                )
-            };
-            rows.push(
-                [
-                    plain,
-                    format_yuan(c.face_value_fen),
-                    c.state.label_zh().to_owned(),
-                    c.customer_label.clone().unwrap_or_default(),
-                    c.redeemed_at.map(format_datetime).unwrap_or_default(),
-                    c.order_id.clone().unwrap_or_default(),
-                    c.valid_until.map(format_date).unwrap_or_default(),
-                    qr,
-                ]
-                .map(|cell| escape_formula(&cell)),
-            );
-        }
-        let bytes = match format {
-            ExportFormat::Xlsx => {
-                let mut workbook = rust_xlsxwriter::Workbook::new();
-                let sheet = workbook.add_worksheet();
-                let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
-                for (row, cells) in std::iter::once(HEADERS.map(String::from))
-                    .chain(rows.iter().cloned())
-                    .enumerate()
-                {
-                    for (col, text) in cells.iter().enumerate() {
-                        sheet
-                            .write_string(row as u32, col as u16, text)
-                            .map_err(xlsx)?;
-                    }
-                }
-                workbook.save_to_buffer().map_err(xlsx)?
-            }
-            ExportFormat::Csv => {
-                let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
-                let mut writer = csv::Writer::from_writer(Vec::new());
-                writer.write_record(HEADERS).map_err(csv_err)?;
-                for cells in &rows {
-                    writer.write_record(cells).map_err(csv_err)?;
-                }
-                writer
-                    .into_inner()
-                    .map_err(|e| ApiError::Internal(format!("csv: {e}")))?
-            }
-        };
-        Ok((bytes, rows.len() as i64))
-    })
-    .await?
-}
-
 /// The template's codes in plaintext, for the print shop: a permitted, audited export.
 async fn export_codes(
     State(state): State<AppState>,
@@ -970,7 +843,7 @@ async fn export_codes(
         .get_code_template(merchant_id, template_id)
         .await?;
     let _slot = state.exports.take(merchant_id)?;
-    let (bytes, n_codes) = export_codes_file(
+    let (bytes, n_codes) = crate::exports::export_codes_file(
         state.store.as_ref(),
         &state.master,
         &state.public_url,

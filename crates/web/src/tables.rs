@@ -14,7 +14,7 @@
 //!   format the column as text, never silently rounded.
 
 use crate::error::{ApiError, ApiResult};
-use kaquan_core::batch::usecases::RowError;
+use kaquan_core::batch::usecases::{ImportRow, RowError};
 use std::io::Read;
 
 /// Most lines a table may have, its header included.
@@ -241,6 +241,19 @@ fn read_csv(bytes: &[u8], collector: &mut Collector) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// Reads the rows of an import file: 卡号 and 密码 in the first two columns.
+pub fn parse_import_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<ImportRow>> {
+    Ok(parse_rows(file_name, bytes, 2)?
+        .into_iter()
+        .skip(1) // the header
+        .map(|(line, mut cells)| ImportRow {
+            line,
+            password: std::mem::take(&mut cells[1]),
+            number: std::mem::take(&mut cells[0]),
+        })
+        .collect())
 }
 
 #[cfg(test)]

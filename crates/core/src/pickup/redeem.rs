@@ -8,7 +8,7 @@
 //! costs one HMAC, and every refusal counts against the attempt limits (a
 //! right password on an unsold card must not answer faster than a guess).
 
-use crate::attempts::{retry_after_seconds, ATTEMPT_WINDOW_SECONDS};
+use crate::attempts::{is_locked, lock, ATTEMPT_WINDOW_SECONDS};
 use crate::audit::{Actor, AuditEntry};
 use crate::card::Card;
 use crate::card::{CardPassword, CardState};
@@ -115,15 +115,15 @@ async fn check_limits(
         (card_key(number), settings.attempts_per_card),
         (client_key(requester), settings.attempts_per_client),
     ] {
-        if store.count_failures(merchant_id, &key, since).await? >= limit {
+        let n_failures = store.count_failures(merchant_id, &key, since).await?;
+        if is_locked(n_failures, limit) {
             // Free again when the oldest failure leaves the window.
-            let oldest = store
-                .oldest_failure(merchant_id, &key, since)
-                .await?
-                .unwrap_or(now);
-            return Err(RedeemError::Locked {
-                retry_after_seconds: retry_after_seconds(oldest, since),
-            });
+            let oldest = store.oldest_failure(merchant_id, &key, since).await?;
+            if let Some(retry_after_seconds) = lock(n_failures, oldest, since, limit) {
+                return Err(RedeemError::Locked {
+                    retry_after_seconds,
+                });
+            }
         }
     }
     Ok(())
