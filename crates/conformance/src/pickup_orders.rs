@@ -4,10 +4,10 @@
 use crate::fixtures::*;
 use crate::NOW;
 use kaquan_core::pickup::redeem::*;
-use kaquan_core::StoreError;
 use kaquan_core::{
     attempts::*, audit::*, card::*, goods::*, pickup::order::*, pickup::*, store::*,
 };
+use kaquan_core::{Conflict, StoreError};
 
 pub async fn a_pickup_uses_the_card_and_creates_one_order(store: &dyn Store) {
     let (m, cards, goods) = pickup_fixture(store, 6).await;
@@ -326,7 +326,7 @@ pub async fn shipping_is_all_or_nothing(store: &dyn Store) {
         )
         .await;
     assert!(
-        matches!(&result, Err(StoreError::Conflict(id)) if id == "999999"),
+        matches!(&result, Err(StoreError::Conflict(Conflict::OrderNotPending { order_id })) if *order_id == 999999),
         "{result:?}"
     );
     assert_eq!(

@@ -6,14 +6,36 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// A unique constraint or a guarded precondition did not hold.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
     /// The database rejected the value (a CHECK constraint).
     #[error("invalid: {0}")]
     Invalid(String),
     /// The database could not be reached or failed; the message is for logs only.
     #[error("database error: {0}")]
     Backend(String),
+}
+
+/// Which uniqueness or precondition a write ran into. Handlers map each to
+/// its own answer; nothing parses a database's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// A unique name, number, phone, key, nonce or link exists already.
+    Duplicate,
+    /// The card is not active within its validity (used, inactive, voided,
+    /// expired, or another pickup won the race).
+    CardNotUsable,
+    /// The order is not pending (shipped, picked up or cancelled).
+    OrderNotPending { order_id: i64 },
+    /// The order's card is no longer used, so cancelling cannot give it back.
+    CardNotUsed,
+    /// The template's unused codes are not what the merchant confirmed, or
+    /// the template is gone.
+    CodesChanged,
+    /// The merchant already has the most active API keys allowed.
+    ApiKeysFull,
+    /// A signed request's nonce was seen before.
+    NonceUsed,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -29,7 +29,7 @@ pub mod staff;
 pub mod store;
 pub mod text;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Conflict, StoreError, StoreResult};
 
 /// Runs CPU-heavy work of a use case (making thousands of codes) on a
 /// thread of its own, so no thread of the caller's async runtime waits on

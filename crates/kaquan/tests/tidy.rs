@@ -221,6 +221,37 @@ fn every_conformance_check_runs_on_both_databases() {
     );
 }
 
+/// Store conflicts are typed (`kaquan_core::Conflict`): a handler matches
+/// the kind, never text a backend wrote.
+#[test]
+fn store_conflicts_carry_a_kind_not_text() {
+    let mut found = Vec::new();
+    for (path, source) in rust_sources() {
+        // The HTTP error's own `Conflict(String)` is a message for people.
+        if path.ends_with("tests/tidy.rs") || path == "crates/web/src/error.rs" {
+            continue;
+        }
+        for (n, line) in source.lines().enumerate() {
+            let built_from_text = [
+                "StoreError::Conflict(\"",
+                "StoreError::Conflict(format!",
+                "Conflict(String)",
+            ]
+            .iter()
+            .any(|pattern| line.contains(pattern))
+                && !line.contains("ApiError");
+            if built_from_text {
+                found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "store conflicts built from text:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_function_finder_counts_bodies() {
     let source = "fn a() {\n    let x = 1;\n}\n\nfn b();\npub async fn c(\n    x: i64,\n) -> i64 {\n    x\n}\n";

@@ -8,7 +8,7 @@ use crate::{
 };
 use deadpool_postgres::GenericClient;
 use kaquan_core::{api_key::*, audit::*, signing::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 pub(crate) const API_KEY_COLUMNS: &str =
@@ -66,7 +66,7 @@ impl kaquan_core::api_key::ApiKeyStore for PgStore {
         )
         .await?
         .map(|r| api_key_from_row(&r))
-        .ok_or_else(|| StoreError::Conflict("two API keys are already active".into()))?;
+        .ok_or(StoreError::Conflict(Conflict::ApiKeysFull))?;
         insert_audit(&tx, audit, 1).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(key)

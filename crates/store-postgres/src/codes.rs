@@ -8,7 +8,7 @@ use crate::{
 };
 use deadpool_postgres::GenericClient;
 use kaquan_core::{audit::*, code::*, store::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 pub(crate) const TEMPLATE_COLUMNS: &str =
@@ -202,7 +202,7 @@ impl kaquan_core::code::CodeStore for PgStore {
         )
         .await?;
         if n != 1 {
-            return Err(StoreError::Conflict("the template is gone".into()));
+            return Err(StoreError::Conflict(Conflict::CodesChanged));
         }
         let voided = exec(
             &tx,
@@ -211,9 +211,7 @@ impl kaquan_core::code::CodeStore for PgStore {
         )
         .await? as i64;
         if voided != expected_unused {
-            return Err(StoreError::Conflict(
-                "the number of unused codes changed".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::CodesChanged));
         }
         exec(
             &tx,

@@ -9,7 +9,7 @@ use crate::{
 };
 use deadpool_postgres::GenericClient;
 use kaquan_core::{audit::*, card::*, pickup::order::*, pickup::*, store::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -167,7 +167,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             )
             .await
             .map_err(map_err)?
-            .ok_or_else(|| StoreError::Conflict("card is not usable".into()))?;
+            .ok_or(StoreError::Conflict(Conflict::CardNotUsable))?;
         let (card_number, batch_id): (String, i64) = (used.get(0), used.get(1));
         let status = if order.channel == Channel::Store {
             OrderStatus::PickedUp
@@ -334,7 +334,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
                 .map_err(map_err)?
                 .get(0);
             return Err(if exists == 1 {
-                StoreError::Conflict("order is not pending".into())
+                StoreError::Conflict(Conflict::OrderNotPending { order_id })
             } else {
                 StoreError::NotFound
             });
@@ -352,7 +352,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             .await
             .map_err(map_err)?;
         if n != 1 {
-            return Err(StoreError::Conflict("the order's card is not used".into()));
+            return Err(StoreError::Conflict(Conflict::CardNotUsed));
         }
         insert_audit(&tx, audit, 1).await?;
         tx.commit().await.map_err(map_err)
@@ -389,7 +389,9 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
                 .await
                 .map_err(map_err)?;
             if n != 1 {
-                return Err(StoreError::Conflict(s.order_id.to_string()));
+                return Err(StoreError::Conflict(Conflict::OrderNotPending {
+                    order_id: s.order_id,
+                }));
             }
         }
         insert_audit(&tx, audit, shipments.len() as i64).await?;

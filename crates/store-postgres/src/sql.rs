@@ -10,7 +10,7 @@ use crate::{
 };
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::*;
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 pub(crate) fn map_err(error: tokio_postgres::Error) -> StoreError {
     match error.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
-            StoreError::Conflict(db_message(&error))
+            StoreError::Conflict(Conflict::Duplicate)
         }
         Some(code)
             if *code == SqlState::CHECK_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION =>

@@ -7,7 +7,7 @@ use crate::{
     pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
 };
 use kaquan_core::{api_key::*, audit::*, ledger::*, signing::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, OptionalExtension, Row};
 
 pub(crate) fn api_key_from_row(row: &Row) -> rusqlite::Result<ApiKey> {
@@ -51,7 +51,7 @@ impl kaquan_core::api_key::ApiKeyStore for SqliteStore {
                 )
                 .optional()
                 .map_err(map_err)?
-                .ok_or_else(|| StoreError::Conflict("two API keys are already active".into()))?;
+                .ok_or(StoreError::Conflict(Conflict::ApiKeysFull))?;
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             Ok(key)
         })

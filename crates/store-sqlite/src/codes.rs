@@ -7,7 +7,7 @@ use crate::{
     pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
 };
 use kaquan_core::{audit::*, code::*, store::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub(crate) const TEMPLATE_COLUMNS: &str =
@@ -191,7 +191,7 @@ impl kaquan_core::code::CodeStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             if n != 1 {
-                return Err(StoreError::Conflict("the number of unused codes changed, or the template is gone".into()));
+                return Err(StoreError::Conflict(Conflict::CodesChanged));
             }
             let voided = conn
                 .execute(

@@ -20,7 +20,7 @@
 //!   says another connection has committed, the writer reads the log rows
 //!   after the last one it knows before it decides.
 
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, HashSet};
 
@@ -167,7 +167,7 @@ impl SeenNonces {
 
 /// A nonce the set refused, as the store reports it.
 pub(crate) fn reused() -> StoreError {
-    StoreError::Conflict("nonce already used".into())
+    StoreError::Conflict(Conflict::NonceUsed)
 }
 
 /// Moves the nonces migration 10 set aside into the compact table: their

@@ -8,7 +8,7 @@ use crate::{
     merchants::*, nonces::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
 };
 use kaquan_core::{audit::*, card::*, pickup::order::*, pickup::*, store::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
@@ -157,7 +157,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 .optional()
                 .map_err(map_err)?;
             let Some((card_number, batch_id)) = used else {
-                return Err(StoreError::Conflict("card is not usable".into()));
+                return Err(StoreError::Conflict(Conflict::CardNotUsable));
             };
             let status = if order.channel == Channel::Store { OrderStatus::PickedUp } else { OrderStatus::Pending };
             let c = order.consignee.clone().unwrap_or_default();
@@ -290,7 +290,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 let exists: i64 = conn
                     .query_row("SELECT count(*) FROM orders WHERE id = ?1 AND merchant_id = ?2", params![order_id, merchant_id], |r| r.get(0))
                     .map_err(map_err)?;
-                return Err(if exists == 1 { StoreError::Conflict("order is not pending".into()) } else { StoreError::NotFound });
+                return Err(if exists == 1 { StoreError::Conflict(Conflict::OrderNotPending { order_id }) } else { StoreError::NotFound });
             };
             let n = conn
                 .execute(
@@ -303,7 +303,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             if n != 1 {
-                return Err(StoreError::Conflict("the order's card is not used".into()));
+                return Err(StoreError::Conflict(Conflict::CardNotUsed));
             }
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             Ok(())
@@ -329,7 +329,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             for s in &shipments {
                 let n = stmt.execute(params![s.carrier, s.tracking_number, now, s.order_id, merchant_id]).map_err(map_err)?;
                 if n != 1 {
-                    return Err(StoreError::Conflict(s.order_id.to_string()));
+                    return Err(StoreError::Conflict(Conflict::OrderNotPending { order_id: s.order_id }));
                 }
             }
             insert_audit(conn, &audit, shipments.len() as i64).map_err(map_err)?;

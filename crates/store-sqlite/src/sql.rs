@@ -8,7 +8,7 @@ use crate::{
     merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, staff::*,
 };
 use kaquan_core::{audit::*, store::*};
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 
 pub(crate) fn map_err(error: rusqlite::Error) -> StoreError {
@@ -18,7 +18,7 @@ pub(crate) fn map_err(error: rusqlite::Error) -> StoreError {
         {
             let message = message.clone().unwrap_or_default();
             if message.contains("UNIQUE") {
-                StoreError::Conflict(message)
+                StoreError::Conflict(Conflict::Duplicate)
             } else {
                 StoreError::Invalid(message)
             }

@@ -18,6 +18,8 @@ pub enum ApiError {
     Invalid(String, Vec<String>),
     ImportRows(Vec<RowError>),
     Conflict(String),
+    /// A store conflict no handler answered itself: its own stable code.
+    StoreConflict(kaquan_core::Conflict),
     TooManyAttempts {
         retry_after_seconds: i64,
     },
@@ -79,7 +81,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Invalid(..) | Self::ImportRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::StoreConflict(_) => StatusCode::CONFLICT,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Refused(refusal) => match refusal {
@@ -106,6 +108,7 @@ impl ApiError {
             Self::Invalid(message, _) | Self::Malformed { message, .. } => message.clone(),
             Self::ImportRows(rows) => format!("文件有 {} 行错误，没有导入任何一行", rows.len()),
             Self::Conflict(message) => message.clone(),
+            Self::StoreConflict(conflict) => conflict_message(conflict),
             Self::TooManyAttempts {
                 retry_after_seconds,
             } if *retry_after_seconds >= 60 => {
@@ -135,6 +138,7 @@ impl ApiError {
             Self::Invalid(..) => "invalid",
             Self::ImportRows(_) => "import_rows_invalid",
             Self::Conflict(_) => "conflict",
+            Self::StoreConflict(conflict) => conflict_code(conflict),
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::BadSignature(_) => "bad_signature",
             Self::Refused(refusal) => refusal.code(),
@@ -143,11 +147,38 @@ impl ApiError {
     }
 }
 
+/// The stable error code of each store conflict (the API's contract).
+pub fn conflict_code(conflict: &kaquan_core::Conflict) -> &'static str {
+    use kaquan_core::Conflict as C;
+    match conflict {
+        C::Duplicate => "conflict",
+        C::CardNotUsable => "card_not_usable",
+        C::OrderNotPending { .. } => "order_not_pending",
+        C::CardNotUsed => "card_not_used",
+        C::CodesChanged => "codes_changed",
+        C::ApiKeysFull => "api_keys_full",
+        C::NonceUsed => "nonce_reused",
+    }
+}
+
+fn conflict_message(conflict: &kaquan_core::Conflict) -> String {
+    use kaquan_core::Conflict as C;
+    match conflict {
+        C::Duplicate => "与已有记录冲突（名称或卡号重复）".into(),
+        C::CardNotUsable => "卡不可用（未激活、已使用、已作废或不在有效期内）".into(),
+        C::OrderNotPending { order_id } => format!("订单 {order_id} 不是待发货订单"),
+        C::CardNotUsed => "订单的卡已不是已使用状态".into(),
+        C::CodesChanged => "未使用的兑换码数量已变化，请刷新后再确认".into(),
+        C::ApiKeysFull => "最多同时启用两个密钥，请先停用一个".into(),
+        C::NonceUsed => "请求的 nonce 已使用过".into(),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::NotFound,
-            StoreError::Conflict(_) => Self::Conflict("与已有记录冲突（名称或卡号重复）".into()),
+            StoreError::Conflict(conflict) => Self::StoreConflict(conflict),
             StoreError::Invalid(_) => Self::invalid("数据不符合规则"),
             StoreError::Backend(message) => Self::Internal(message),
         }

@@ -370,10 +370,12 @@ async fn ship(state: &AppState, authed: &Authed, rows: &[(usize, ShipmentDto)]) 
         .ship_orders(authed.merchant_id(), &shipments, crate::now(), &audit)
         .await
         .map_err(|e| match e {
-            kaquan_core::StoreError::Conflict(order_id) => {
+            kaquan_core::StoreError::Conflict(kaquan_core::Conflict::OrderNotPending {
+                order_id,
+            }) => {
                 let line = rows
                     .iter()
-                    .find(|(_, r)| r.order_id.to_string() == order_id)
+                    .find(|(_, r)| r.order_id == order_id)
                     .map(|(l, _)| *l)
                     .unwrap_or(0);
                 ApiError::ImportRows(vec![kaquan_core::batch::usecases::RowError {
