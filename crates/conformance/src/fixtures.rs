@@ -157,7 +157,7 @@ pub(crate) fn new_order(
         card_id,
         goods_id,
         channel,
-        consignee: (channel != Channel::Store).then(consignee),
+        consignee: (channel != Channel::AtLocation).then(consignee),
         appointment_date: Some("2026-12-01".into()),
         created_by: "customer".into(),
         created_at: NOW,

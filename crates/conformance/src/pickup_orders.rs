@@ -141,7 +141,7 @@ pub async fn a_pickup_uses_the_card_and_creates_one_order(store: &dyn Store) {
     // In-store pickups are handed over at once; phone pickups join the queue.
     let in_store = store
         .redeem_pickup(
-            &new_order(m, cards[4], goods[1], Channel::Store),
+            &new_order(m, cards[4], goods[1], Channel::AtLocation),
             &audit(m, "redeem_pickup"),
         )
         .await
@@ -280,7 +280,7 @@ pub async fn cancelling_an_order_makes_the_card_usable_again(store: &dyn Store) 
     assert_eq!(again.goods_name, "桃子", "the card was usable again");
     let in_store = store
         .redeem_pickup(
-            &new_order(m, cards[1], goods[0], Channel::Store),
+            &new_order(m, cards[1], goods[0], Channel::AtLocation),
             &audit(m, "redeem_pickup"),
         )
         .await
@@ -669,7 +669,7 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
         &redeemer,
         &settings,
         &request(1, goods[0], false, None),
-        &requester(Channel::Store),
+        &requester(Channel::AtLocation),
     )
     .await
     .unwrap();

@@ -58,45 +58,32 @@ pub trait MaintenanceStore: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64) -> StoreResult<i64>;
 }
 
-/// Every domain's store: what a backend implements and callers hold.
-pub trait Store:
-    crate::merchant::MerchantStore
-    + crate::staff::StaffStore
-    + crate::distributor::DistributorStore
-    + crate::batch::BatchStore
-    + crate::card::CardStore
-    + crate::goods::GoodsStore
-    + crate::pickup::PickupSettingsStore
-    + crate::pickup::order::PickupOrderStore
-    + crate::attempts::AttemptStore
-    + crate::audit::AuditStore
-    + crate::giftcard::GiftcardStore
-    + crate::code::CodeStore
-    + crate::mall::MallStore
-    + crate::ledger::LedgerStore
-    + crate::customer::CustomerStore
-    + crate::api_key::ApiKeyStore
-    + MaintenanceStore
-{
+/// Declares `Store` as the union of the domains' sub-traits, and implements
+/// it for every type that implements them all: a new domain is one line.
+macro_rules! store_union {
+    ($($domain:path),* $(,)?) => {
+        /// Every domain's store: what a backend implements and callers hold.
+        pub trait Store: $($domain +)* MaintenanceStore {}
+
+        impl<T> Store for T where T: $($domain +)* MaintenanceStore {}
+    };
 }
 
-impl<T> Store for T where
-    T: crate::merchant::MerchantStore
-        + crate::staff::StaffStore
-        + crate::distributor::DistributorStore
-        + crate::batch::BatchStore
-        + crate::card::CardStore
-        + crate::goods::GoodsStore
-        + crate::pickup::PickupSettingsStore
-        + crate::pickup::order::PickupOrderStore
-        + crate::attempts::AttemptStore
-        + crate::audit::AuditStore
-        + crate::giftcard::GiftcardStore
-        + crate::code::CodeStore
-        + crate::mall::MallStore
-        + crate::ledger::LedgerStore
-        + crate::customer::CustomerStore
-        + crate::api_key::ApiKeyStore
-        + MaintenanceStore
-{
-}
+store_union!(
+    crate::merchant::MerchantStore,
+    crate::staff::StaffStore,
+    crate::distributor::DistributorStore,
+    crate::batch::BatchStore,
+    crate::card::CardStore,
+    crate::goods::GoodsStore,
+    crate::pickup::PickupSettingsStore,
+    crate::pickup::order::PickupOrderStore,
+    crate::attempts::AttemptStore,
+    crate::audit::AuditStore,
+    crate::giftcard::GiftcardStore,
+    crate::code::CodeStore,
+    crate::mall::MallStore,
+    crate::ledger::LedgerStore,
+    crate::customer::CustomerStore,
+    crate::api_key::ApiKeyStore,
+);

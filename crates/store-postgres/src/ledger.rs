@@ -480,7 +480,7 @@ pub(crate) async fn run_ledger_op(
                 op.delta_fen,
                 "",
                 &op.reason,
-                Channel::Store,
+                Channel::AtLocation,
                 &op.actor,
                 op.now,
                 idempotency_key,

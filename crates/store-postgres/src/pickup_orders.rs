@@ -169,7 +169,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             .map_err(map_err)?
             .ok_or(StoreError::Conflict(Conflict::CardNotUsable))?;
         let (card_number, batch_id): (String, i64) = (used.get(0), used.get(1));
-        let status = if order.channel == Channel::Store {
+        let status = if order.channel == Channel::AtLocation {
             OrderStatus::PickedUp
         } else {
             OrderStatus::Pending

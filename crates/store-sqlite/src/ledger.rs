@@ -391,7 +391,7 @@ pub(crate) fn run_ledger_op(
                 op.delta_fen,
                 "",
                 &op.reason,
-                Channel::Store,
+                Channel::AtLocation,
                 &op.actor,
                 op.now,
             )

@@ -159,7 +159,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             let Some((card_number, batch_id)) = used else {
                 return Err(StoreError::Conflict(Conflict::CardNotUsable));
             };
-            let status = if order.channel == Channel::Store { OrderStatus::PickedUp } else { OrderStatus::Pending };
+            let status = if order.channel == Channel::AtLocation { OrderStatus::PickedUp } else { OrderStatus::Pending };
             let c = order.consignee.clone().unwrap_or_default();
             let created = conn
                 .query_row(

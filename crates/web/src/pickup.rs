@@ -195,7 +195,7 @@ impl PickupForm {
         let goods_id = self
             .goods_id
             .ok_or_else(|| ApiError::invalid("请选择要提的商品"))?;
-        let consignee = if channel == Channel::Store {
+        let consignee = if channel == Channel::AtLocation {
             None
         } else {
             Some(
@@ -513,7 +513,7 @@ async fn lookup_form(
 
 fn staff_channel(code: &str) -> ApiResult<Channel> {
     match code {
-        "store" => Ok(Channel::Store),
+        "store" => Ok(Channel::AtLocation),
         "phone" => Ok(Channel::Phone),
         _ => Err(ApiError::NotFound),
     }
@@ -681,7 +681,7 @@ async fn create_pickup(
 ) -> ApiResult<Response> {
     authed.require(Permission::PickupAssist)?;
     let channel = match body.channel.as_str() {
-        "store" => Channel::Store,
+        "store" => Channel::AtLocation,
         "phone" => Channel::Phone,
         "api" => Channel::Api,
         _ => return Err(ApiError::invalid("channel 应为 store、phone 或 api")),

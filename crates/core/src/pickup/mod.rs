@@ -18,8 +18,9 @@ use time::{Date, Duration, Weekday};
 pub enum Channel {
     /// The customer's own pickup page (提货前台).
     Web,
-    /// 到店提货: staff hand the goods over in the store.
-    Store,
+    /// 到店提货: staff hand the goods over at a location (门店). Its wire
+    /// code stays `store` (the API's contract).
+    AtLocation,
     /// 电话提货: staff enter the customer's details on their behalf.
     Phone,
     /// The merchant's systems through the open API.
@@ -27,12 +28,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Self::Web, Self::Store, Self::Phone, Self::Api];
+    pub const ALL: [Channel; 4] = [Self::Web, Self::AtLocation, Self::Phone, Self::Api];
 
     pub fn code(self) -> &'static str {
         match self {
             Self::Web => "web",
-            Self::Store => "store",
+            Self::AtLocation => "store",
             Self::Phone => "phone",
             Self::Api => "api",
         }
@@ -45,7 +46,7 @@ impl Channel {
     pub fn label_zh(self) -> &'static str {
         match self {
             Self::Web => "顾客自助",
-            Self::Store => "到店提货",
+            Self::AtLocation => "到店提货",
             Self::Phone => "电话提货",
             Self::Api => "接口",
         }

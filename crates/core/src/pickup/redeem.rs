@@ -209,7 +209,7 @@ pub struct PickupRequest {
     pub number: String,
     pub password: String,
     pub goods_id: i64,
-    /// Required unless the channel is [`Channel::Store`].
+    /// Required unless the channel is [`Channel::AtLocation`].
     pub consignee: Option<Consignee>,
     pub appointment_date: Option<String>,
 }
@@ -241,14 +241,14 @@ pub async fn redeem_pickup(
     }
     let mut errors = Vec::new();
     let consignee = match (&request.consignee, requester.channel) {
-        (_, Channel::Store) => None,
+        (_, Channel::AtLocation) => None,
         (Some(c), _) => Some(c.clone()),
         (None, _) => {
             errors.push("请填写收货信息".to_owned());
             None
         }
     };
-    let appointment_date = if requester.channel == Channel::Store {
+    let appointment_date = if requester.channel == Channel::AtLocation {
         None
     } else {
         let today = crate::clock::parse_date(&format_date(now)).expect("a formatted date parses");
