@@ -524,6 +524,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_card_moves_on_its_own_only_between_these_states() {
+        assert_eq!(
+            [CardMove::ActivateOnFill, CardMove::Use, CardMove::Unuse]
+                .map(|m| (m.from_state(), m.to_state())),
+            [
+                (CardState::Inactive, CardState::Active),
+                (CardState::Active, CardState::Used),
+                (CardState::Used, CardState::Active),
+            ]
+        );
+    }
+
+    #[test]
     fn only_unused_cards_can_be_voided_and_only_voided_cards_deleted() {
         assert!(CardOp::Void.from_states().contains(&CardState::Inactive));
         assert!(CardOp::Void.from_states().contains(&CardState::Active));

@@ -505,6 +505,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_template_request_checks_its_fields_and_an_offline_quantity() {
+        let request = |kind, quantity| CodeTemplateRequest {
+            kind,
+            fields: CodeTemplateFields {
+                name: "端午".into(),
+                face_value_fen: 100,
+                valid_from: None,
+                valid_until: None,
+            },
+            quantity,
+        };
+        assert!(request(CodeKind::Offline, 1).check().is_ok());
+        assert!(request(CodeKind::Offline, OFFLINE_CODES_MAX)
+            .check()
+            .is_ok());
+        assert_eq!(
+            request(CodeKind::Offline, 0).check().unwrap_err(),
+            [format!("生成数量须为 1–{OFFLINE_CODES_MAX}")]
+        );
+        assert!(request(CodeKind::Offline, OFFLINE_CODES_MAX + 1)
+            .check()
+            .is_err());
+        assert!(
+            request(CodeKind::Online, 0).check().is_ok(),
+            "online issues per order"
+        );
+        assert_eq!(request(CodeKind::Online, 5).n_codes(), 0);
+        assert_eq!(request(CodeKind::Offline, 5).n_codes(), 5);
+        let mut both = request(CodeKind::Offline, 0);
+        both.fields.name = String::new();
+        assert_eq!(both.check().unwrap_err().len(), 2, "every problem at once");
+    }
+
+    #[test]
     fn generated_codes_are_sixteen_crockford_characters_and_parse_back() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {

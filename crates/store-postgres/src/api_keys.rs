@@ -1,13 +1,17 @@
 //! Open-API keys and the nonces of signed read-only calls.
 
-#[allow(unused_imports)]
-use crate::{
-    attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::opt;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{api_key::*, audit::*, signing::*};
+use kaquan_core::api_key::ApiKey;
+use kaquan_core::api_key::ApiKeySecret;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::signing::API_KEYS_ACTIVE_MAX;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 

@@ -1,11 +1,8 @@
 //! Failed-attempt counters (兑换防刷); core decides, this only counts.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, audit::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::StoreResult;
 

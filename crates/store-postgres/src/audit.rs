@@ -1,13 +1,12 @@
 //! The audit log.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::insert_audit;
+use crate::PgStore;
+use kaquan_core::audit::Actor;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::audit::AuditRecord;
+use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
-use kaquan_core::{audit::*, store::*};
 use tokio_postgres::Row;
 
 pub(crate) const AUDIT_COLUMNS: &str =

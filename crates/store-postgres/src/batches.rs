@@ -1,15 +1,28 @@
 //! Batches: creating, filling in one transaction (binary COPY of the cards,
 //! serials, goods links, activation, audit), failing, listing.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::engine::refresh_statistics;
+use crate::engine::INTERRUPTED_BATCH_LOCK_WAIT_MS;
+use crate::sql::exec;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::parse_or;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use futures_util::pin_mut;
-use kaquan_core::{audit::*, batch::*, card::*, store::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::batch::AfterFill;
+use kaquan_core::batch::Batch;
+use kaquan_core::batch::BatchSource;
+use kaquan_core::batch::BatchState;
+use kaquan_core::batch::CardSource;
+use kaquan_core::batch::NewBatch;
+use kaquan_core::batch::Numbering;
+use kaquan_core::batch::PasswordCharset;
+use kaquan_core::card::CardMove;
+use kaquan_core::card::CardState;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;

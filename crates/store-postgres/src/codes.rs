@@ -1,13 +1,23 @@
 //! Code templates and codes (兑换码).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::engine::refresh_statistics;
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::one;
+use crate::sql::opt;
+use crate::sql::parse_or;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{audit::*, code::*, store::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::CodeKind;
+use kaquan_core::code::CodeState;
+use kaquan_core::code::CodeTemplate;
+use kaquan_core::code::CodeTemplateFields;
+use kaquan_core::code::IssuedCode;
+use kaquan_core::code::NewCode;
+use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 

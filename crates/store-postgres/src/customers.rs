@@ -1,13 +1,18 @@
 //! Customers, their H5 sessions and login links.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, distributors::*, engine::*,
-    giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, pickup_orders::*,
-    pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::map_err;
+use crate::sql::one;
+use crate::sql::opt;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{customer::*, ledger::*, store::*};
+use kaquan_core::customer::Customer;
+use kaquan_core::customer::CustomerSession;
+use kaquan_core::ledger::CustomerRef;
+use kaquan_core::ledger::RedeemCode;
+use kaquan_core::ledger::ASSET_FEN;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 

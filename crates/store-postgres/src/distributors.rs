@@ -1,13 +1,11 @@
 //! Distributors (券商).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*, engine::*,
-    giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, pickup_orders::*,
-    pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::expect_one;
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::distributor::*;
+use kaquan_core::distributor::Distributor;
+use kaquan_core::distributor::DistributorFields;
 use kaquan_core::StoreResult;
 
 #[async_trait::async_trait]

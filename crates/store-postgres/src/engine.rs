@@ -12,15 +12,11 @@
 //! records carry no foreign key to the merchant or to accounts (each
 //! redemption would lock the same rows); the invariant checks cover them.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::map_err;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use kaquan_core::{ledger::*, store::*};
+use kaquan_core::ledger::Refusal;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};

@@ -1,13 +1,21 @@
 //! 礼品卡设置, its pictures and 礼品卡商品.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::one;
+use crate::sql::opt;
+use crate::sql::parse_or;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{audit::*, giftcard::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::giftcard::GiftcardImageSlot;
+use kaquan_core::giftcard::GiftcardProduct;
+use kaquan_core::giftcard::GiftcardProductFields;
+use kaquan_core::giftcard::GiftcardSettings;
+use kaquan_core::giftcard::GoodsDisplay;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 

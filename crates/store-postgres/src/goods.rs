@@ -1,13 +1,20 @@
 //! Goods (提货商品), their images and which cards may be exchanged for them.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::cards::card_filter_sql;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::refs;
+use crate::sql::Params;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{audit::*, card::*, goods::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::card::CardFilter;
+use kaquan_core::goods::Goods;
+use kaquan_core::goods::GoodsFields;
+use kaquan_core::goods::GoodsLinkMode;
+use kaquan_core::goods::GOODS_IMAGES_MAX;
+use kaquan_core::goods::GOODS_PER_CARD_MAX;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;

@@ -3,15 +3,37 @@
 //! the idempotency record, the guarded balance update, both postings and
 //! the audit record.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, maintenance::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::customers::create_missing_customer;
+use crate::customers::find_customer;
+use crate::customers::resolve_customer;
+use crate::customers::Source;
+use crate::engine::Pipelined;
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::insert_audit;
+use crate::sql::one;
+use crate::sql::opt;
+use crate::sql::parse_or;
+use crate::sql::P;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::attempts::{code_client_key, code_customer_key, lock};
-use kaquan_core::{audit::*, code::*, ledger::*, pickup::*, store::*};
+use kaquan_core::audit::Actor;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::refusal_reason;
+use kaquan_core::code::CodeFacts;
+use kaquan_core::code::CodeState;
+use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Called;
+use kaquan_core::ledger::CustomerRef;
+use kaquan_core::ledger::LedgerOp;
+use kaquan_core::ledger::LedgerTransaction;
+use kaquan_core::ledger::RedeemCode;
+use kaquan_core::ledger::Refusal;
+use kaquan_core::ledger::TransactionKind;
+use kaquan_core::ledger::ASSET_FEN;
+use kaquan_core::pickup::Channel;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use std::sync::LazyLock;
 use tokio_postgres::Row;

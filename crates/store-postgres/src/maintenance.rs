@@ -1,14 +1,12 @@
 //! What belongs to the database as a whole: the invariant checks `kaquan
 //! verify` runs and purging what is past keeping.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, mall::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
+use crate::sql::exec;
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::signing::*;
+use kaquan_core::signing::NONCE_KEPT_SECONDS;
 use kaquan_core::StoreResult;
 
 /// Each query counts the rows that break one invariant.

@@ -1,14 +1,28 @@
 //! Mall orders and the codes they issue, once per order.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, merchants::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::codes::code_from_row;
+use crate::codes::insert_codes;
+use crate::codes::CODE_COLUMNS;
+use crate::codes::CODE_JOINS;
+use crate::customers::resolve_customer;
+use crate::engine::Pipelined;
+use crate::ledger::claim_call;
+use crate::ledger::record_call;
+use crate::ledger::replayed_refusal;
+use crate::sql::all;
+use crate::sql::exec;
+use crate::sql::insert_audit;
+use crate::sql::one;
+use crate::sql::opt;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Called;
+use kaquan_core::ledger::Refusal;
+use kaquan_core::mall::IssueOrderCodes;
+use kaquan_core::mall::MallOrder;
 use kaquan_core::StoreResult;
-use kaquan_core::{audit::*, ledger::*, mall::*};
 
 pub(crate) async fn get_mall_order(c: &impl GenericClient, id: i64) -> StoreResult<MallOrder> {
     let r = one(

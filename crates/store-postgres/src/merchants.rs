@@ -1,13 +1,11 @@
 //! Merchants (店铺) and their built-in roles.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{auth::*, merchant::*};
+use kaquan_core::auth::builtin_roles;
+use kaquan_core::auth::Permission;
+use kaquan_core::merchant::Merchant;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 

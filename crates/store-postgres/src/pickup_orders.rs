@@ -1,14 +1,27 @@
 //! Pickups and pickup orders (提货订单): the guarded `active → used` with the
 //! order, lists and exports, cancelling and shipping.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::cards::card_from_row;
+use crate::cards::CARD_COLUMNS;
+use crate::cards::CARD_FROM;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::parse_or;
+use crate::sql::refs;
+use crate::sql::Params;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{audit::*, card::*, pickup::order::*, pickup::*, store::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::card::CardMove;
+use kaquan_core::card::CardSecret;
+use kaquan_core::pickup::order::NewPickupOrder;
+use kaquan_core::pickup::order::PickupOrder;
+use kaquan_core::pickup::order::PickupOrderFilter;
+use kaquan_core::pickup::order::Shipment;
+use kaquan_core::pickup::Channel;
+use kaquan_core::pickup::Consignee;
+use kaquan_core::pickup::OrderStatus;
+use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;

@@ -1,13 +1,12 @@
 //! 提货设置, the merchant's carriers and the pickup page's logo.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, pickup_orders::*, sql::*, staff::*,
-};
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{audit::*, pickup::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::pickup::AppointmentMode;
+use kaquan_core::pickup::{format_blocked_dates, parse_blocked_dates, PickupSettings};
 use kaquan_core::{StoreError, StoreResult};
 
 #[async_trait::async_trait]

@@ -2,14 +2,9 @@
 //! shortcuts (`opt`, `one`, `all`, `exec`), parameter lists, the audit
 //! insert and the one-row check.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, pickup_orders::*, pickup_settings::*, staff::*,
-};
+use crate::engine::db_message;
 use deadpool_postgres::GenericClient;
-use kaquan_core::audit::*;
+use kaquan_core::audit::AuditEntry;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;

@@ -1,13 +1,15 @@
 //! Roles, staff accounts, sign-in counts and sessions.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, pickup_orders::*, pickup_settings::*, sql::*,
-};
+use crate::sql::expect_one;
+use crate::sql::map_err;
+use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::{auth::*, staff::*};
+use kaquan_core::auth::Permission;
+use kaquan_core::staff::NewStaff;
+use kaquan_core::staff::Role;
+use kaquan_core::staff::Session;
+use kaquan_core::staff::Staff;
+use kaquan_core::staff::StaffUpdate;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 

@@ -1,12 +1,14 @@
 //! Open-API keys and the nonces of signed read-only calls.
 
-#[allow(unused_imports)]
-use crate::{
-    attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::{api_key::*, audit::*, ledger::*, signing::*};
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::api_key::ApiKey;
+use kaquan_core::api_key::ApiKeySecret;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::ledger::NonceUse;
+use kaquan_core::signing::API_KEYS_ACTIVE_MAX;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, OptionalExtension, Row};
 

@@ -1,13 +1,14 @@
 //! The audit log.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, batches::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::merchant_page;
+use crate::SqliteStore;
+use kaquan_core::audit::Actor;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::audit::AuditRecord;
+use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
-use kaquan_core::{audit::*, store::*};
 use rusqlite::{params, Row};
 
 pub(crate) const AUDIT_COLUMNS: &str =

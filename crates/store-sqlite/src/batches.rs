@@ -1,14 +1,24 @@
 //! Batches: creating, filling in one transaction (cards, goods links,
 //! activation, audit), failing, listing; the numbers a batch may not reuse.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, cards::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::engine::LOOKUP_CHUNK;
+use crate::sql::decode;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::sql::merchant_page;
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::batch::AfterFill;
+use kaquan_core::batch::Batch;
+use kaquan_core::batch::BatchSource;
+use kaquan_core::batch::BatchState;
+use kaquan_core::batch::CardSource;
+use kaquan_core::batch::NewBatch;
+use kaquan_core::batch::Numbering;
+use kaquan_core::batch::PasswordCharset;
 use kaquan_core::card::CardMove;
-use kaquan_core::{audit::*, batch::*, store::*};
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Row};

@@ -1,13 +1,18 @@
 //! Cards: the filter SQL, lists, keyset pages for exports, and the guarded
 //! state changes and edits (one statement each, with the audit record).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, codes::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::{audit::*, card::*, store::*};
+use crate::sql::decode;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::card::Card;
+use kaquan_core::card::CardEdit;
+use kaquan_core::card::CardFilter;
+use kaquan_core::card::CardOp;
+use kaquan_core::card::CardState;
+use kaquan_core::card::CardWithSecret;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};

@@ -1,12 +1,17 @@
 //! Code templates and codes (兑换码).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, customers::*, distributors::*,
-    engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::{audit::*, code::*, store::*};
+use crate::sql::decode;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::CodeKind;
+use kaquan_core::code::CodeState;
+use kaquan_core::code::CodeTemplate;
+use kaquan_core::code::CodeTemplateFields;
+use kaquan_core::code::IssuedCode;
+use kaquan_core::code::NewCode;
+use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 

@@ -1,12 +1,13 @@
 //! Customers, their H5 sessions and login links.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, distributors::*, engine::*,
-    giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::{customer::*, ledger::*, store::*};
+use crate::sql::map_err;
+use crate::sql::merchant_page;
+use crate::SqliteStore;
+use kaquan_core::customer::Customer;
+use kaquan_core::customer::CustomerSession;
+use kaquan_core::ledger::CustomerRef;
+use kaquan_core::ledger::ASSET_FEN;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 

@@ -1,12 +1,10 @@
 //! Distributors (券商).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*, engine::*,
-    giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::distributor::*;
+use crate::sql::expect_one;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::distributor::Distributor;
+use kaquan_core::distributor::DistributorFields;
 use kaquan_core::StoreResult;
 use rusqlite::params;
 

@@ -19,12 +19,11 @@
 //! it over. SQLite is built to sync with fdatasync (`.cargo/config.toml`:
 //! `HAVE_FDATASYNC`, as SQLite's own Linux build does).
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::nonces::carry_over_nonces;
+use crate::redeem_set_wise::create_redemption_tables;
+use crate::redeem_set_wise::redeem_set_wise;
+use crate::redeem_set_wise::GroupRedemption;
+use crate::sql::map_err;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};

@@ -1,13 +1,17 @@
 //! 礼品卡设置, its pictures and 礼品卡商品.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, goods::*, ledger::*, maintenance::*, mall::*, merchants::*,
-    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::sql::decode;
+use crate::sql::expect_one;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::giftcard::GiftcardImageSlot;
+use kaquan_core::giftcard::GiftcardProduct;
+use kaquan_core::giftcard::GiftcardProductFields;
+use kaquan_core::giftcard::GiftcardSettings;
+use kaquan_core::giftcard::GoodsDisplay;
 use kaquan_core::StoreResult;
-use kaquan_core::{audit::*, giftcard::*};
 use rusqlite::{params, OptionalExtension, Row};
 
 pub(crate) const PRODUCT_COLUMNS: &str =

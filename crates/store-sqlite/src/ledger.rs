@@ -3,14 +3,32 @@
 //! record share the group's transaction. On SQLite a customer's statement
 //! is a chain (`previous_id`), not an index.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, maintenance::*, mall::*, merchants::*,
-    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::customers::resolve_customer;
+use crate::engine::Writer;
+use crate::redeem_set_wise::GroupRedemption;
+use crate::redeem_set_wise::RedeemJob;
+use crate::sql::decode;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
 use kaquan_core::attempts::{code_client_key, code_customer_key, lock};
-use kaquan_core::{audit::*, code::*, ledger::*, pickup::*, store::*};
+use kaquan_core::audit::Actor;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::refusal_reason;
+use kaquan_core::code::CodeFacts;
+use kaquan_core::code::CodeState;
+use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Called;
+use kaquan_core::ledger::CustomerRef;
+use kaquan_core::ledger::LedgerOp;
+use kaquan_core::ledger::LedgerTransaction;
+use kaquan_core::ledger::NonceUse;
+use kaquan_core::ledger::RedeemCode;
+use kaquan_core::ledger::Refusal;
+use kaquan_core::ledger::TransactionKind;
+use kaquan_core::ledger::ASSET_FEN;
+use kaquan_core::pickup::Channel;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 

@@ -1,13 +1,10 @@
 //! What belongs to the database as a whole: the invariant checks `kaquan
 //! verify` runs and purging what is past keeping.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, mall::*, merchants::*, nonces::*,
-    pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
-use kaquan_core::signing::*;
+use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::signing::NONCE_KEPT_SECONDS;
 use kaquan_core::StoreResult;
 
 /// Each query counts the rows that break one invariant.

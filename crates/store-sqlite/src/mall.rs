@@ -1,13 +1,24 @@
 //! Mall orders and the codes they issue, once per order.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, merchants::*,
-    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::codes::code_from_row;
+use crate::codes::insert_codes;
+use crate::codes::CODE_COLUMNS;
+use crate::codes::CODE_JOINS;
+use crate::customers::resolve_customer;
+use crate::ledger::guard_call;
+use crate::ledger::record_call;
+use crate::ledger::replayed_refusal;
+use crate::sql::insert_audit;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::IssuedCode;
+use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Called;
+use kaquan_core::ledger::Refusal;
+use kaquan_core::mall::IssueOrderCodes;
+use kaquan_core::mall::MallOrder;
 use kaquan_core::StoreResult;
-use kaquan_core::{audit::*, code::*, ledger::*, mall::*};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(crate) fn mall_order_codes(

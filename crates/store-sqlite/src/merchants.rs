@@ -1,13 +1,11 @@
 //! Merchants (店铺) and their built-in roles.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*, staff::*,
-};
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::auth::builtin_roles;
+use kaquan_core::auth::Permission;
+use kaquan_core::merchant::Merchant;
 use kaquan_core::StoreResult;
-use kaquan_core::{auth::*, merchant::*};
 use rusqlite::{params, Row};
 
 pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";

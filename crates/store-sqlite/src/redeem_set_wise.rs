@@ -3,14 +3,20 @@
 //! counts; the ones that need more (new customer, refusal, replay, a
 //! repeated code, customer, nonce or key) run job by job after.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, sql::*, staff::*,
-};
+use crate::engine::answer;
+use crate::engine::run_cached;
+use crate::engine::Work;
+use crate::engine::Writer;
+use crate::ledger::post_ledger_job;
+use crate::sql::map_err;
 use kaquan_core::attempts::{code_client_key, is_locked};
-use kaquan_core::ledger::*;
+use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Called;
+use kaquan_core::ledger::CustomerRef;
+use kaquan_core::ledger::LedgerOp;
+use kaquan_core::ledger::LedgerTransaction;
+use kaquan_core::ledger::RedeemCode;
+use kaquan_core::ledger::TransactionKind;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 

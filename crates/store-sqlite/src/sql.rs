@@ -1,13 +1,8 @@
 //! Query helpers every domain file uses: error mapping, column decoding,
 //! paged merchant lists, the audit insert and the one-row check.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, staff::*,
-};
-use kaquan_core::{audit::*, store::*};
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 

@@ -1,12 +1,14 @@
 //! Roles, staff accounts, sign-in counts and sessions.
 
-#[allow(unused_imports)]
-use crate::{
-    api_keys::*, attempts::*, audit::*, batches::*, cards::*, codes::*, customers::*,
-    distributors::*, engine::*, giftcard::*, goods::*, ledger::*, maintenance::*, mall::*,
-    merchants::*, nonces::*, pickup_orders::*, pickup_settings::*, redeem_set_wise::*, sql::*,
-};
-use kaquan_core::{auth::*, staff::*};
+use crate::sql::expect_one;
+use crate::sql::map_err;
+use crate::SqliteStore;
+use kaquan_core::auth::Permission;
+use kaquan_core::staff::NewStaff;
+use kaquan_core::staff::Role;
+use kaquan_core::staff::Session;
+use kaquan_core::staff::Staff;
+use kaquan_core::staff::StaffUpdate;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};

@@ -1,8 +1,16 @@
 //! Engine tests: group commit, checkpoints, the WAL, crash recovery.
+
 use crate::{engine::*, sql::*};
-use kaquan_core::{
-    api_key::*, audit::*, code::*, customer::*, ledger::*, merchant::*, pickup::*, store::*,
-};
+use kaquan_core::api_key::ApiKeyStore;
+use kaquan_core::audit::Actor;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::code::CodeStore;
+use kaquan_core::customer::CustomerStore;
+use kaquan_core::ledger::LedgerStore;
+use kaquan_core::merchant::MerchantStore;
+use kaquan_core::pickup::Channel;
+use kaquan_core::store::MaintenanceStore;
+use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,9 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Multipart, Path, Query};
+use crate::lists::parse_optional_date;
+use crate::lists::ListDto;
+use crate::lists::PageQuery;
 use crate::pages::{render, Page, PageError, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -17,7 +20,7 @@ use kaquan_core::batch::Batch;
 use kaquan_core::batch::{
     password_strength, BatchFields, BatchSpec, Numbering, PasswordCharset, BATCH_QUANTITY_MAX,
 };
-use kaquan_core::clock::{end_of_day, format_date, format_datetime, parse_date, start_of_day};
+use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::{format_yuan, parse_yuan};
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
@@ -122,25 +125,6 @@ pub struct BatchRequest {
     /// 对应商品: goods every card may be exchanged for (one of them).
     #[serde(default)]
     pub goods_ids: Vec<i64>,
-}
-
-pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiResult<Option<i64>> {
-    match text.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) => {
-            let date = parse_date(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{field}应为 {}",
-                    kaquan_core::clock::DATE_FORMAT_HINT
-                ))
-            })?;
-            Ok(Some(if end {
-                end_of_day(date)
-            } else {
-                start_of_day(date)
-            }))
-        }
-    }
 }
 
 impl BatchRequest {
@@ -267,32 +251,6 @@ async fn create_batch(
         },
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct ListDto<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
-
-impl<T> ListDto<T> {
-    pub fn new(items: Vec<T>, total: i64, page: ListPage) -> Self {
-        Self {
-            items,
-            total,
-            page: page.page,
-            page_size: page.page_size,
-        }
-    }
 }
 
 async fn load_batches(

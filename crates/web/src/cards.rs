@@ -5,6 +5,7 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{self, ExportFormat, ExportKind, ExportRequest, QrImageFormat};
 use crate::extract::{Form, Json, Path, Query};
+use crate::lists::ChangedDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -251,7 +252,7 @@ impl CardDto {
 }
 
 /// A page of cards with the count for the filter (统计).
-pub type CardListDto = crate::batches::ListDto<CardDto>;
+pub type CardListDto = crate::lists::ListDto<CardDto>;
 
 with_card_filter! {
     /// The card list's query: the filter and the page.
@@ -302,11 +303,6 @@ async fn list_cards(
 #[serde(deny_unknown_fields)]
 pub struct CardOpRequest {
     pub filter: CardFilterDto,
-}
-
-#[derive(Serialize)]
-pub struct ChangedDto {
-    pub n_cards: i64,
 }
 
 /// Applies a bulk state change and records who did it, to what, and how many.
@@ -416,14 +412,14 @@ impl EditCardsRequest {
                     edit.face_value_fen = Some(self.face_value_fen);
                 }
                 "valid_from" => {
-                    edit.valid_from = Some(crate::batches::parse_optional_date(
+                    edit.valid_from = Some(crate::lists::parse_optional_date(
                         self.valid_from.as_deref(),
                         "卡有效期开始",
                         false,
                     )?)
                 }
                 "valid_until" => {
-                    edit.valid_until = Some(crate::batches::parse_optional_date(
+                    edit.valid_until = Some(crate::lists::parse_optional_date(
                         self.valid_until.as_deref(),
                         "卡有效期结束",
                         true,

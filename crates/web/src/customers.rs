@@ -6,8 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::exports::{download, escape_formula};
 use crate::extract::{Form, Json, Path, Query};
 use crate::forms::redirect_with;
-use crate::giftcards::ListQuery;
-use crate::open_api::TransactionDto;
+use crate::lists::ListQuery;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -18,6 +17,7 @@ use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::customer::Customer;
+use kaquan_core::ledger::LedgerTransaction;
 use kaquan_core::ledger::{
     check_amount, AdjustBalance, ApiCall, IdempotencyClaim, IdempotencyKey, LedgerOp,
     REASON_LENGTH_MAX,
@@ -29,6 +29,40 @@ use serde::{Deserialize, Serialize};
 
 /// Customers one balance export holds at most.
 const CUSTOMERS_EXPORT_ROWS_MAX: i64 = 100_000;
+
+/// One ledger transaction as people read it: the console (page and staff
+/// API) and the customer's 余额明细. Not the partner contract, which is
+/// `open_api::TransactionDto`.
+#[derive(Serialize)]
+pub struct TransactionView {
+    pub transaction_id: i64,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub amount_fen: i64,
+    pub balance_after_fen: i64,
+    pub reference: String,
+    pub reason: String,
+    pub channel: &'static str,
+    pub created_at: i64,
+    pub created_at_text: String,
+}
+
+impl TransactionView {
+    pub fn new(t: &LedgerTransaction) -> Self {
+        Self {
+            transaction_id: t.id,
+            kind: t.kind.code(),
+            kind_label: t.kind.label_zh(),
+            amount_fen: t.amount_fen,
+            balance_after_fen: t.balance_after_fen,
+            reference: t.reference.clone(),
+            reason: t.reason.clone(),
+            channel: t.channel.code(),
+            created_at: t.created_at,
+            created_at_text: format_datetime(t.created_at),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,7 +116,7 @@ async fn list_customers(
     State(state): State<AppState>,
     authed: Authed,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<crate::batches::ListDto<CustomerDto>>> {
+) -> ApiResult<Json<crate::lists::ListDto<CustomerDto>>> {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, query.page_size);
     let (items, total) = state
@@ -94,7 +128,7 @@ async fn list_customers(
         )
         .await?;
     let personal = authed.can(Permission::PersonalDataView);
-    Ok(Json(crate::batches::ListDto::new(
+    Ok(Json(crate::lists::ListDto::new(
         items
             .iter()
             .map(|c| CustomerDto::new(c, personal))
@@ -109,7 +143,7 @@ async fn list_statement(
     authed: Authed,
     Path(customer_id): Path<i64>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<crate::batches::ListDto<TransactionDto>>> {
+) -> ApiResult<Json<crate::lists::ListDto<TransactionView>>> {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, query.page_size);
     state
@@ -120,8 +154,8 @@ async fn list_statement(
         .store
         .list_statement(authed.merchant_id(), customer_id, page)
         .await?;
-    Ok(Json(crate::batches::ListDto::new(
-        items.iter().map(TransactionDto::new).collect(),
+    Ok(Json(crate::lists::ListDto::new(
+        items.iter().map(TransactionView::new).collect(),
         total,
         page,
     )))
@@ -177,7 +211,7 @@ async fn create_adjustment(
     Path(customer_id): Path<i64>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<TransactionDto>)> {
+) -> ApiResult<(StatusCode, Json<TransactionView>)> {
     let request: AdjustmentRequest = crate::extract::parse_json(&body)?;
     let idempotency = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         None => None,
@@ -190,7 +224,10 @@ async fn create_adjustment(
         }),
     };
     let transaction = adjust(&state, &authed, customer_id, &request, idempotency).await?;
-    Ok((StatusCode::CREATED, Json(TransactionDto::new(&transaction))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TransactionView::new(&transaction)),
+    ))
 }
 
 /// Every matching customer's balance as xlsx, for reconciliation (对账).
@@ -315,7 +352,7 @@ async fn customer_page(
         minijinja::context! {
             customer => CustomerDto::new(&customer, authed.can(Permission::PersonalDataView)),
             lines => lines.iter().map(|t| {
-                let dto = TransactionDto::new(t);
+                let dto = TransactionView::new(t);
                 minijinja::context! { t => dto, amount_yuan => format_yuan(t.amount_fen), balance_after_yuan => format_yuan(t.balance_after_fen) }
             }).collect::<Vec<_>>(),
             total => total,

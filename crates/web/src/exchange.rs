@@ -5,10 +5,10 @@
 //! gift-card orders with the codes (used ones struck through).
 
 use crate::auth::{check_form_token, constant_time_eq, cookie_value, form_token_cookie};
+use crate::customers::TransactionView;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Path, Query};
 use crate::giftcards::cached_settings;
-use crate::open_api::TransactionDto;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -371,7 +371,7 @@ struct BalanceView {
 #[derive(Serialize)]
 struct StatementLine {
     #[serde(flatten)]
-    transaction: TransactionDto,
+    transaction: TransactionView,
     amount_yuan: String,
     balance_after_yuan: String,
     what: String,
@@ -396,7 +396,7 @@ fn statement_line(t: &kaquan_core::ledger::LedgerTransaction) -> StatementLine {
     };
     let sign = if t.amount_fen > 0 { "+" } else { "" };
     StatementLine {
-        transaction: TransactionDto::new(t),
+        transaction: TransactionView::new(t),
         amount_yuan: format!("{sign}{}", format_yuan(t.amount_fen)),
         balance_after_yuan: format_yuan(t.balance_after_fen),
         what,
@@ -700,5 +700,5 @@ async fn serve_giftcard_image(
         .get_giftcard_image(merchant_id, slot)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(crate::goods::image_response(content_type, bytes))
+    Ok(crate::images::image_response(content_type, bytes))
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod batches;
 pub mod cache;
 pub mod cards;
+pub mod codes;
 pub mod customers;
 pub mod error;
 pub mod exchange;
@@ -19,6 +20,8 @@ pub mod extract;
 pub mod forms;
 pub mod giftcards;
 pub mod goods;
+pub mod images;
+pub mod lists;
 pub mod open_api;
 pub mod openapi;
 pub mod orders;
@@ -142,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .merge(open_api::router())
         .merge(exchange::router())
         .merge(giftcards::router())
+        .merge(codes::router())
         .merge(customers::router())
         .merge(api_keys::router())
         .merge(openapi::router())

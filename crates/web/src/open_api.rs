@@ -278,7 +278,9 @@ fn respond<T, D: Serialize>(
     Ok(response)
 }
 
-/// One ledger transaction as the open API and the console show it.
+/// One ledger transaction as the open API answers it: the partner
+/// contract. The console and the H5 pages have their own view
+/// (`customers::TransactionView`), so a display change never changes this.
 #[derive(Serialize)]
 pub struct TransactionDto {
     pub transaction_id: i64,

@@ -223,7 +223,7 @@ impl OrderQuery {
 /// The order list's query: the filter, the page and a flash message.
 pub type OrderListQuery = OrderQuery;
 
-pub type OrderListDto = crate::batches::ListDto<OrderDto>;
+pub type OrderListDto = crate::lists::ListDto<OrderDto>;
 
 async fn load_orders(
     state: &AppState,
@@ -391,14 +391,14 @@ async fn ship_orders(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<ShipRequest>,
-) -> ApiResult<Json<crate::cards::ChangedDto>> {
+) -> ApiResult<Json<crate::lists::ChangedDto>> {
     let rows: Vec<(usize, ShipmentDto)> = body
         .shipments
         .into_iter()
         .enumerate()
         .map(|(i, s)| (i + 1, s))
         .collect();
-    Ok(Json(crate::cards::ChangedDto {
+    Ok(Json(crate::lists::ChangedDto {
         n_cards: ship(&state, &authed, &rows).await?,
     }))
 }
@@ -494,10 +494,10 @@ async fn import_shipments(
     State(state): State<AppState>,
     authed: Authed,
     multipart: Multipart,
-) -> ApiResult<Json<crate::cards::ChangedDto>> {
+) -> ApiResult<Json<crate::lists::ChangedDto>> {
     let (name, bytes, _) = read_file(multipart).await?;
     let rows = crate::off_runtime(move || parse_shipping_file(&name, &bytes)).await??;
-    Ok(Json(crate::cards::ChangedDto {
+    Ok(Json(crate::lists::ChangedDto {
         n_cards: ship(&state, &authed, &rows).await?,
     }))
 }

@@ -2,11 +2,11 @@
 //! the audit log (操作日志).
 
 use crate::auth::Authed;
-use crate::batches::{ListDto, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_chars, FormText};
 use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, FormPairs, MsgQuery};
+use crate::lists::{ListDto, PageQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;

@@ -298,7 +298,7 @@ async fn serve_logo(
         .get_logo(merchant_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(crate::goods::image_response(content_type, bytes))
+    Ok(crate::images::image_response(content_type, bytes))
 }
 
 async fn customer_render(

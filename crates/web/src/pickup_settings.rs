@@ -14,12 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use kaquan_core::attempts::ATTEMPT_LIMIT_MAX;
 use kaquan_core::auth::Permission;
-use kaquan_core::pickup::{
-    check_redirect_url, format_blocked_dates, parse_blocked_dates, AppointmentMode, PickupSettings,
-    CARRIERS,
-};
+use kaquan_core::pickup::{PickupSettings, PickupSettingsFields, CARRIERS};
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
@@ -59,76 +55,42 @@ pub struct PickupSettingsDto {
 
 impl From<&PickupSettings> for PickupSettingsDto {
     fn from(s: &PickupSettings) -> Self {
-        let (mode, days, from, until) = s.appointment.to_parts();
+        let f = s.to_fields();
         Self {
-            title: s.title.clone(),
-            notice: s.notice.clone(),
-            enabled: s.enabled,
-            closed_message: s.closed_message.clone(),
-            appointment_mode: mode.to_owned(),
-            appointment_min_days: days,
-            appointment_from: from,
-            appointment_until: until,
-            blocked_dates: format_blocked_dates(&s.blocked_dates),
-            redirect_url: s.redirect_url.clone(),
-            attempts_per_card: s.attempts_per_card,
-            attempts_per_client: s.attempts_per_client,
+            title: f.title,
+            notice: f.notice,
+            enabled: f.enabled,
+            closed_message: f.closed_message,
+            appointment_mode: f.appointment_mode,
+            appointment_min_days: f.appointment_min_days,
+            appointment_from: f.appointment_from,
+            appointment_until: f.appointment_until,
+            blocked_dates: f.blocked_dates,
+            redirect_url: f.redirect_url,
+            attempts_per_card: f.attempts_per_card,
+            attempts_per_client: f.attempts_per_client,
         }
     }
 }
 
 impl PickupSettingsDto {
+    /// The rules are core's (`PickupSettings::from_fields`); this only moves the fields.
     fn into_settings(self) -> ApiResult<PickupSettings> {
-        let mut errors = Vec::new();
-        if self.title.trim().is_empty() || self.title.chars().count() > 40 {
-            errors.push("提货网站名称须为 1–40 个字".to_owned());
-        }
-        for (value, label) in [
-            (&self.notice, "提示文字"),
-            (&self.closed_message, "暂停提货提示"),
-        ] {
-            if value.chars().count() > 500 {
-                errors.push(format!("{label}最多 500 个字"));
-            }
-        }
-        let appointment = AppointmentMode::from_parts(
-            &self.appointment_mode,
-            self.appointment_min_days,
-            self.appointment_from.as_deref(),
-            self.appointment_until.as_deref(),
-        )
-        .map_err(|e| errors.push(e))
-        .ok();
-        let blocked = parse_blocked_dates(&self.blocked_dates)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let redirect = check_redirect_url(self.redirect_url.as_deref().unwrap_or(""))
-            .map_err(|e| errors.push(e))
-            .ok();
-        for (value, label) in [
-            (self.attempts_per_card, "每张卡"),
-            (self.attempts_per_client, "每个访客"),
-        ] {
-            if !(1..=ATTEMPT_LIMIT_MAX).contains(&value) {
-                errors.push(format!(
-                    "兑换防刷：{label}每小时允许的错误次数须为 1–{ATTEMPT_LIMIT_MAX}"
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors.join("；"), errors));
-        }
-        Ok(PickupSettings {
-            title: self.title.trim().to_owned(),
-            notice: self.notice.trim().to_owned(),
+        PickupSettings::from_fields(&PickupSettingsFields {
+            title: self.title,
+            notice: self.notice,
             enabled: self.enabled,
-            closed_message: self.closed_message.trim().to_owned(),
-            appointment: appointment.expect("checked above"),
-            blocked_dates: blocked.expect("checked above"),
-            redirect_url: redirect.expect("checked above"),
+            closed_message: self.closed_message,
+            appointment_mode: self.appointment_mode,
+            appointment_min_days: self.appointment_min_days,
+            appointment_from: self.appointment_from,
+            appointment_until: self.appointment_until,
+            blocked_dates: self.blocked_dates,
+            redirect_url: self.redirect_url,
             attempts_per_card: self.attempts_per_card,
             attempts_per_client: self.attempts_per_client,
         })
+        .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))
     }
 }
 
@@ -304,7 +266,7 @@ async fn carrier_form(
 
 async fn save_logo(state: &AppState, authed: &Authed, bytes: &[u8]) -> ApiResult<()> {
     authed.require(Permission::OrdersManage)?;
-    let content_type = crate::goods::checked_image(bytes)?;
+    let content_type = crate::images::checked_image(bytes)?;
     state
         .store
         .put_logo(authed.merchant_id(), content_type, bytes, crate::now())
@@ -322,7 +284,7 @@ async fn update_pickup_logo(
     authed: Authed,
     multipart: Multipart,
 ) -> ApiResult<StatusCode> {
-    let (bytes, _) = crate::goods::read_image_upload(multipart).await?;
+    let (bytes, _) = crate::images::read_image_upload(multipart).await?;
     save_logo(&state, &authed, &bytes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,7 +294,7 @@ async fn logo_form(
     authed: Authed,
     multipart: Multipart,
 ) -> PageResult {
-    let (bytes, csrf) = crate::goods::read_image_upload(multipart).await?;
+    let (bytes, csrf) = crate::images::read_image_upload(multipart).await?;
     authed.check_form_csrf(&csrf)?;
     save_logo(&state, &authed, &bytes).await?;
     Ok(redirect_with("/settings/pickup", "Logo 已更新"))

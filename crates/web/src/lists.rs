@@ -1,0 +1,74 @@
+//! The shapes every list shares: the page a client asks for, the list
+//! envelope `{items, total, page, page_size}`, the query of the
+//! stored-value lists and pages, the count a bulk change reports, and the
+//! optional dates of a filter.
+
+use crate::error::{ApiError, ApiResult};
+use kaquan_core::clock::{end_of_day, parse_date, start_of_day};
+use kaquan_core::store::Page as ListPage;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ListDto<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl<T> ListDto<T> {
+    pub fn new(items: Vec<T>, total: i64, page: ListPage) -> Self {
+        Self {
+            items,
+            total,
+            page: page.page,
+            page_size: page.page_size,
+        }
+    }
+}
+
+/// The query of every gift-card list, page and export.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `online` or `offline` (code templates).
+    pub kind: Option<String>,
+    /// Part of a mall id, phone or nickname (customers).
+    pub search: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub msg: Option<String>,
+    /// `unused`, `used` or `voided` (a template's codes).
+    pub state: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ChangedDto {
+    pub n_cards: i64,
+}
+
+pub fn parse_optional_date(text: Option<&str>, field: &str, end: bool) -> ApiResult<Option<i64>> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => {
+            let date = parse_date(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{field}应为 {}",
+                    kaquan_core::clock::DATE_FORMAT_HINT
+                ))
+            })?;
+            Ok(Some(if end {
+                end_of_day(date)
+            } else {
+                start_of_day(date)
+            }))
+        }
+    }
+}
