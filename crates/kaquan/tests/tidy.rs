@@ -13,7 +13,6 @@ const FN_LINES_MAX: usize = 100;
 
 /// Files over the limit today, with their line counts: they may only shrink.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("crates/kaquan/src/lib.rs", 1371),
     ("crates/kaquan/tests/cli.rs", 1158),
     ("crates/web/tests/stored_value.rs", 1184),
 ];
@@ -29,9 +28,9 @@ const LONG_FNS: &[(&str, usize)] = &[
     ("crates/conformance/src/pickup_orders.rs::a_pickup_follows_the_channel_goods_consignee_and_date_rules", 255),
     ("crates/conformance/src/pickup_orders.rs::a_pickup_uses_the_card_and_creates_one_order", 230),
     ("crates/conformance/src/pickup_orders.rs::pickup_checks_follow_the_card_and_the_attempt_limits", 118),
-    ("crates/kaquan/src/lib.rs::batch_command", 188),
+    ("crates/kaquan/src/batches.rs::batch_command", 188),
     ("crates/kaquan/src/lib.rs::dispatch", 105),
-    ("crates/kaquan/src/lib.rs::user_command", 127),
+    ("crates/kaquan/src/staff.rs::user_command", 127),
     ("crates/kaquan/tests/cli.rs::an_xlsx_export_reads_back_with_numbers_passwords_and_no_formulas", 114),
     ("crates/kaquan/tests/cli.rs::fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_order", 139),
     ("crates/kaquan/tests/cli.rs::scripted_commands_print_one_json_document_and_refuse_bad_input", 120),

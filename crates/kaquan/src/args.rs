@@ -1,0 +1,326 @@
+//! The command line's definition (clap): commands, flags and their help.
+//! Operators and print shops script these names: a contract.
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kaquan_core::card::CardFilter;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kaquan",
+    version,
+    about = "kaquan 卡券: cards and vouchers for merchants"
+)]
+pub struct Cli {
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB (default sqlite://kaquan.db).
+    #[arg(long, global = true, env = "KAQUAN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A TOML config file (see `kaquan default-config`).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The master key file (default: beside the SQLite file, else ./kaquan.key).
+    #[arg(long, global = true)]
+    pub key_file: Option<PathBuf>,
+    /// Which merchant; may be omitted when the database holds exactly one.
+    #[arg(long, global = true)]
+    pub merchant: Option<i64>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the admin console and JSON API.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// The address customers reach kaquan at (for QR codes).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Print a commented example config file.
+    DefaultConfig,
+    /// Merchants (tenants).
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Card batches.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Card state changes, selected by batch and/or serial range.
+    #[command(subcommand)]
+    Cards(CardsCommand),
+    /// Exports for the print shop.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Open-API keys of a merchant (two may be active at once, for rotation).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Redemption codes (兑换码) that customers redeem into their balance.
+    #[command(subcommand)]
+    Codes(CodesCommand),
+    /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Create a key; prints its id and secret (shown only this once).
+    Create {
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop accepting requests signed with a key.
+    Revoke {
+        /// The key's public id (kq_…).
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CodesCommand {
+    /// 添加线下兑换码: a batch of codes for printing or hand-out.
+    Generate {
+        #[arg(long)]
+        name: String,
+        /// 兑换面额 in yuan, e.g. 100 or 99.50.
+        #[arg(long)]
+        face_value: String,
+        #[arg(long)]
+        quantity: i64,
+        /// Inclusive YYYY-MM-DD.
+        #[arg(long)]
+        valid_from: Option<String>,
+        #[arg(long)]
+        valid_until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a template's codes in plaintext for the print shop (audited).
+    Export {
+        #[arg(long)]
+        template: i64,
+        /// The file to write: `.csv` writes CSV, anything else xlsx (the same columns).
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MerchantCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a staff account; the password is asked for, or read from stdin.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// owner, card_manager, order_clerk, verifier, readonly, or a custom role name.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        phone: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password for a staff account and lift its sign-in lock, so
+    /// an operator can always get an owner back in. USERNAME is the name the
+    /// account signs in with (see `user list`); the password is asked for,
+    /// or read from stdin.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum NumberingArg {
+    Random,
+    Sequential,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CharsetArg {
+    Digits,
+    Letters,
+    Mixed,
+    Unambiguous,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BatchCommand {
+    /// Generate a batch of cards (all or nothing), with a progress bar.
+    Generate(GenerateArgs),
+    /// Import cards with their own numbers and passwords from xlsx or CSV.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        face_value_fen: Option<i64>,
+        #[arg(long)]
+        valid_from: Option<String>,
+        #[arg(long)]
+        valid_until: Option<String>,
+        #[arg(long)]
+        remark: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub quantity: i64,
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long)]
+    pub number_length: Option<usize>,
+    #[arg(long, value_enum)]
+    pub numbering: Option<NumberingArg>,
+    #[arg(long)]
+    pub start_number: Option<u64>,
+    #[arg(long)]
+    pub password_length: Option<usize>,
+    #[arg(long, value_enum)]
+    pub password_charset: Option<CharsetArg>,
+    #[arg(long)]
+    pub face_value_fen: Option<i64>,
+    /// YYYY-MM-DD
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// YYYY-MM-DD (inclusive)
+    #[arg(long)]
+    pub valid_until: Option<String>,
+    #[arg(long)]
+    pub remark: Option<String>,
+    /// Activate the cards as soon as they exist (default: inactive until sold).
+    #[arg(long)]
+    pub activate: bool,
+    /// 对应商品: goods ids every card may be exchanged for, e.g. --goods 1,2,3.
+    #[arg(long, value_delimiter = ',')]
+    pub goods: Vec<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Selection {
+    #[arg(long)]
+    pub batch: Option<i64>,
+    #[arg(long)]
+    pub serial_from: Option<i64>,
+    #[arg(long)]
+    pub serial_to: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Selection {
+    pub(crate) fn filter(&self) -> anyhow::Result<CardFilter> {
+        if self.batch.is_none() && self.serial_from.is_none() && self.serial_to.is_none() {
+            bail!("select cards with --batch ID and/or --serial-from A --serial-to B");
+        }
+        Ok(CardFilter {
+            batch_id: self.batch,
+            serial_from: self.serial_from,
+            serial_to: self.serial_to,
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CardsCommand {
+    Activate(Selection),
+    Deactivate(Selection),
+    Void(Selection),
+    Restore(Selection),
+    /// Delete voided cards (irreversible; the audit log keeps their numbers).
+    Delete(Selection),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    Xlsx,
+    Csv,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageArg {
+    Png,
+    Svg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Cards as xlsx or CSV; passwords only with --with-secrets (audited).
+    Cards {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: FormatArg,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        with_secrets: bool,
+        /// The address QR codes point at (default: server.public_url or http://LISTEN).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// A zip of QR code images, one per card, named by card number.
+    QrCodes {
+        #[arg(long)]
+        batch: Option<i64>,
+        #[arg(long, value_enum, default_value = "png")]
+        image: ImageArg,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+}

@@ -1,0 +1,89 @@
+//! `kaquan export`: cards to xlsx, CSV, QR images or a zip.
+
+use crate::cli_audit;
+use crate::config::Config;
+use crate::ExportCommand;
+use crate::FormatArg;
+use crate::ImageArg;
+use anyhow::anyhow;
+use kaquan_core::card::CardFilter;
+use kaquan_core::secrets::MasterKey;
+use kaquan_core::store::Store;
+use std::process::ExitCode;
+
+pub(crate) async fn export_command(
+    config: &Config,
+    store: &dyn Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    command: ExportCommand,
+) -> anyhow::Result<ExitCode> {
+    let default_public_url = || {
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen))
+    };
+    use kaquan_web::exports::{ExportFormat, ExportKind, QrImageFormat};
+    let (batch, kind, output, with_secrets, public_url) = match command {
+        ExportCommand::Cards {
+            batch,
+            format,
+            output,
+            with_secrets,
+            public_url,
+        } => {
+            let format = match format {
+                FormatArg::Xlsx => ExportFormat::Xlsx,
+                FormatArg::Csv => ExportFormat::Csv,
+            };
+            (
+                batch,
+                ExportKind::Cards(format),
+                output,
+                with_secrets,
+                public_url,
+            )
+        }
+        ExportCommand::QrCodes {
+            batch,
+            image,
+            output,
+            public_url,
+        } => {
+            let image = match image {
+                ImageArg::Png => QrImageFormat::Png,
+                ImageArg::Svg => QrImageFormat::Svg,
+            };
+            (batch, ExportKind::QrCodes(image), output, false, public_url)
+        }
+    };
+    let filter = CardFilter {
+        batch_id: batch,
+        ..Default::default()
+    };
+    let public_url = public_url.unwrap_or_else(default_public_url);
+    let request = kaquan_web::exports::ExportRequest {
+        store,
+        master,
+        merchant_id,
+        filter: &filter,
+        with_secrets,
+        public_url: public_url.trim_end_matches('/'),
+        progress: None,
+    };
+    let n = kind
+        .write(&request, &output)
+        .await
+        .map_err(|e| anyhow!(e.public_message()))?;
+    let detail = format!(
+        "{} output={}",
+        kind.audit_detail(with_secrets),
+        output.display()
+    );
+    let mut audit = cli_audit(merchant_id, kind.action(), filter.describe(), detail);
+    audit.n_affected = n;
+    store.append_audit(&audit).await?;
+    eprintln!("已导出 {n} 张卡到 {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
