@@ -1,9 +1,8 @@
 //! Failed-attempt counters (兑换防刷); core decides, this only counts.
 
 use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
-use crate::sql::map_err;
+use crate::sql::{exec, one};
 use crate::PgStore;
-use deadpool_postgres::GenericClient;
 use kaquan_core::StoreResult;
 
 #[async_trait::async_trait]
@@ -14,12 +13,12 @@ impl kaquan_core::attempts::AttemptStore for PgStore {
         key: &str,
         since: i64,
     ) -> StoreResult<Option<i64>> {
-        let row = self
-            .client()
-            .await?
-            .query_one("SELECT MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
-            .await
-            .map_err(map_err)?;
+        let row = one(
+            &self.client().await?,
+            "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3",
+            &[&merchant_id, &key, &since],
+        )
+        .await?;
         Ok(row.get(0))
     }
 
@@ -31,33 +30,29 @@ impl kaquan_core::attempts::AttemptStore for PgStore {
     }
 
     async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2",
-                &[&merchant_id, &key],
-            )
-            .await
-            .map_err(map_err)?;
+        exec(
+            &self.client().await?,
+            "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2",
+            &[&merchant_id, &key],
+        )
+        .await?;
         Ok(())
     }
 
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at < $3",
-                &[&merchant_id, &key, &(now - ATTEMPT_FAILURES_KEPT_SECONDS)],
-            )
-            .await
-            .map_err(map_err)?;
-        client
-            .execute(
-                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $3)",
-                &[&merchant_id, &key, &now],
-            )
-            .await
-            .map_err(map_err)?;
+        exec(
+            &client,
+            "DELETE FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at < $3",
+            &[&merchant_id, &key, &(now - ATTEMPT_FAILURES_KEPT_SECONDS)],
+        )
+        .await?;
+        exec(
+            &client,
+            "INSERT INTO attempt_failures (merchant_id, key, at) VALUES ($1, $2, $3)",
+            &[&merchant_id, &key, &now],
+        )
+        .await?;
         Ok(())
     }
 }

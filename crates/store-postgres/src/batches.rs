@@ -3,11 +3,11 @@
 
 use crate::engine::refresh_statistics;
 use crate::engine::INTERRUPTED_BATCH_LOCK_WAIT_MS;
-use crate::sql::exec;
 use crate::sql::expect_one;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::parse_or;
+use crate::sql::{exec, one, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use futures_util::pin_mut;
@@ -74,18 +74,11 @@ impl kaquan_core::batch::BatchStore for PgStore {
     async fn create_batch(&self, b: &NewBatch) -> StoreResult<Batch> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let serial_first: i64 = tx
-            .query_opt(
-                "UPDATE merchants SET next_serial = next_serial + $1 WHERE id = $2 RETURNING next_serial - $1",
-                &[&b.quantity, &b.merchant_id],
-            )
-            .await
-            .map_err(map_err)?
+        let serial_first: i64 = opt(&tx, "UPDATE merchants SET next_serial = next_serial + $1 WHERE id = $2 RETURNING next_serial - $1",
+                &[&b.quantity, &b.merchant_id]).await?
             .ok_or(StoreError::NotFound)?
             .get(0);
-        let row = tx
-            .query_one(
-                &format!(
+        let row = one(&tx, &format!(
                     "INSERT INTO batches (merchant_id, name, source, prefix, number_length, numbering, start_number, \
                      password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
                      serial_first, created_by, created_at) \
@@ -110,10 +103,7 @@ impl kaquan_core::batch::BatchStore for PgStore {
                     &serial_first,
                     &b.created_by,
                     &b.created_at,
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+                ]).await?;
         let batch = batch_from_row(&row)?;
         tx.commit().await.map_err(map_err)?;
         Ok(batch)
@@ -130,16 +120,15 @@ impl kaquan_core::batch::BatchStore for PgStore {
     ) -> StoreResult<i64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let row = tx
-            .query_opt(
-                "SELECT b.face_value_fen, b.valid_from, b.valid_until, b.remark, m.key_version \
+        let row = opt(
+            &tx,
+            "SELECT b.face_value_fen, b.valid_from, b.valid_until, b.remark, m.key_version \
                  FROM batches b JOIN merchants m ON m.id = b.merchant_id \
                  WHERE b.id = $1 AND b.merchant_id = $2 AND b.state = 'generating' FOR UPDATE OF b",
-                &[&batch_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
+            &[&batch_id, &merchant_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let (face_value_fen, valid_from, valid_until, remark, key_version): (
             Option<i64>,
             Option<i64>,
@@ -211,31 +200,23 @@ impl kaquan_core::batch::BatchStore for PgStore {
             n_cards += chunk.len() as i64;
         }
         writer.finish().await.map_err(map_err)?;
-        let n = tx
-            .execute("UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating'", &[&now, &batch_id])
-            .await
-            .map_err(map_err)?;
+        let n = exec(&tx, "UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating'", &[&now, &batch_id]).await?;
         expect_one(n)?;
         insert_audit(&tx, audit, n_cards).await?;
         if !after.goods_ids.is_empty() {
-            let owned: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
-                    &[&merchant_id, &after.goods_ids],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let owned: i64 = one(
+                &tx,
+                "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
+                &[&merchant_id, &after.goods_ids],
+            )
+            .await?
+            .get(0);
             if owned as usize != after.goods_ids.len() {
                 return Err(StoreError::NotFound);
             }
-            tx.execute(
-                "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
+            exec(&tx, "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
                  WHERE cards.batch_id = $2 ON CONFLICT DO NOTHING",
-                &[&after.goods_ids, &batch_id],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&after.goods_ids, &batch_id]).await?;
             let link = AuditEntry {
                 action: "link_goods".into(),
                 detail: format!("goods={:?}", after.goods_ids),
@@ -258,11 +239,7 @@ impl kaquan_core::batch::BatchStore for PgStore {
     }
 
     async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute("UPDATE batches SET state = 'failed', error = $1 WHERE id = $2 AND state = 'generating'", &[&error, &batch_id])
-            .await
-            .map_err(map_err)?;
+        exec(&self.client().await?, "UPDATE batches SET state = 'failed', error = $1 WHERE id = $2 AND state = 'generating'", &[&error, &batch_id]).await?;
         Ok(())
     }
 
@@ -296,15 +273,12 @@ impl kaquan_core::batch::BatchStore for PgStore {
     }
 
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1 AND merchant_id = $2"),
-                &[&batch_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(
+            &self.client().await?,
+            &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1 AND merchant_id = $2"),
+            &[&batch_id, &merchant_id],
+        )
+        .await?;
         batch_from_row(&row.ok_or(StoreError::NotFound)?)
     }
 

@@ -6,6 +6,7 @@ use crate::sql::map_err;
 use crate::sql::parse_or;
 use crate::sql::refs;
 use crate::sql::Params;
+use crate::sql::{all, exec, one, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
@@ -134,30 +135,20 @@ impl kaquan_core::card::CardStore for PgStore {
         let n = params.len();
         params.push(Box::new(page.page_size));
         params.push(Box::new(page.offset()));
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {condition} ORDER BY cards.serial LIMIT ${} OFFSET ${}", n + 1, n + 2),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(&self.client().await?, &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {condition} ORDER BY cards.serial LIMIT ${} OFFSET ${}", n + 1, n + 2),
+                &refs(&params)).await?;
         rows.iter().map(card_from_row).collect()
     }
 
     async fn count_cards(&self, merchant_id: i64, filter: &CardFilter) -> StoreResult<i64> {
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                &format!("SELECT count(*) FROM cards WHERE {condition}"),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?;
+        let row = one(
+            &self.client().await?,
+            &format!("SELECT count(*) FROM cards WHERE {condition}"),
+            &refs(&params),
+        )
+        .await?;
         Ok(row.get(0))
     }
 
@@ -173,20 +164,17 @@ impl kaquan_core::card::CardStore for PgStore {
         let n = params.len();
         params.push(Box::new(after_serial));
         params.push(Box::new(limit));
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {CARD_COLUMNS}, cards.secret_sealed, cards.key_version FROM {CARD_FROM} \
+        let rows = all(
+            &self.client().await?,
+            &format!(
+                "SELECT {CARD_COLUMNS}, cards.secret_sealed, cards.key_version FROM {CARD_FROM} \
                      WHERE {condition} AND cards.serial > ${} ORDER BY cards.serial LIMIT ${}",
-                    n + 1,
-                    n + 2
-                ),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?;
+                n + 1,
+                n + 2
+            ),
+            &refs(&params),
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(CardWithSecret {
@@ -203,15 +191,8 @@ impl kaquan_core::card::CardStore for PgStore {
         merchant_id: i64,
         number: &str,
     ) -> StoreResult<Option<Card>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.merchant_id = $1 AND cards.number = $2"),
-                &[&merchant_id, &number],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(&self.client().await?, &format!("SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.merchant_id = $1 AND cards.number = $2"),
+                &[&merchant_id, &number]).await?;
         row.as_ref().map(card_from_row).transpose()
     }
 
@@ -245,16 +226,15 @@ impl kaquan_core::card::CardStore for PgStore {
                     "{condition} AND cards.state IN ({})",
                     state_list(op.from_states())
                 );
-                let n = tx
-                    .execute(
-                        &format!(
-                            "UPDATE cards SET state = '{}', {set} WHERE {guard}",
-                            to.code()
-                        ),
-                        &refs(&params),
-                    )
-                    .await
-                    .map_err(map_err)? as i64;
+                let n = exec(
+                    &tx,
+                    &format!(
+                        "UPDATE cards SET state = '{}', {set} WHERE {guard}",
+                        to.code()
+                    ),
+                    &refs(&params),
+                )
+                .await? as i64;
                 insert_audit(&tx, audit, n).await?;
                 n
             }
@@ -266,25 +246,20 @@ impl kaquan_core::card::CardStore for PgStore {
                     "{condition} AND cards.state IN ({})",
                     state_list(op.from_states())
                 );
-                let row = tx
-                    .query_one(
-                        &format!(
+                let row = one(&tx, &format!(
                             "WITH gone AS (DELETE FROM cards WHERE {guard} RETURNING merchant_id, batch_id, serial, number), \
                              kept AS (INSERT INTO deleted_cards (audit_id, merchant_id, batch_id, serial, number) \
                                       SELECT $1, merchant_id, batch_id, serial, number FROM gone RETURNING 1) \
                              SELECT count(*) FROM kept"
                         ),
-                        &refs(&params),
-                    )
-                    .await
-                    .map_err(map_err)?;
+                        &refs(&params)).await?;
                 let n: i64 = row.get(0);
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE audit_log SET n_affected = $1 WHERE id = $2",
                     &[&n, &audit_id],
                 )
-                .await
-                .map_err(map_err)?;
+                .await?;
                 n
             }
         };
@@ -302,14 +277,13 @@ impl kaquan_core::card::CardStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         if let Some(Some(distributor_id)) = edit.distributor_id {
-            let n: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2",
-                    &[&distributor_id, &merchant_id],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let n: i64 = one(
+                &tx,
+                "SELECT count(*) FROM distributors WHERE id = $1 AND merchant_id = $2",
+                &[&distributor_id, &merchant_id],
+            )
+            .await?
+            .get(0);
             if n != 1 {
                 return Err(StoreError::NotFound);
             }
@@ -339,13 +313,12 @@ impl kaquan_core::card::CardStore for PgStore {
             return Err(StoreError::Invalid("no field chosen".into()));
         }
         let condition = card_filter_sql(merchant_id, filter, &mut params);
-        let n = tx
-            .execute(
-                &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)? as i64;
+        let n = exec(
+            &tx,
+            &format!("UPDATE cards SET {} WHERE {condition}", sets.join(", ")),
+            &refs(&params),
+        )
+        .await? as i64;
         insert_audit(&tx, audit, n).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)
@@ -361,13 +334,8 @@ impl kaquan_core::card::CardStore for PgStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
-        let n = tx
-            .execute(
-                &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)? as i64;
+        let n = exec(&tx, &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
+                &refs(&params)).await? as i64;
         insert_audit(&tx, audit, n).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)

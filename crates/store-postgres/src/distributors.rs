@@ -1,9 +1,8 @@
 //! Distributors (券商).
 
 use crate::sql::expect_one;
-use crate::sql::map_err;
+use crate::sql::{all, exec, one};
 use crate::PgStore;
-use deadpool_postgres::GenericClient;
 use kaquan_core::distributor::Distributor;
 use kaquan_core::distributor::DistributorFields;
 use kaquan_core::StoreResult;
@@ -15,15 +14,8 @@ impl kaquan_core::distributor::DistributorStore for PgStore {
         merchant_id: i64,
         f: &DistributorFields,
     ) -> StoreResult<Distributor> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "INSERT INTO distributors (merchant_id, name, contact, phone, remark) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&merchant_id, &f.name, &f.contact, &f.phone, &f.remark],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = one(&self.client().await?, "INSERT INTO distributors (merchant_id, name, contact, phone, remark) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&merchant_id, &f.name, &f.contact, &f.phone, &f.remark]).await?;
         Ok(Distributor {
             id: row.get(0),
             merchant_id,
@@ -41,30 +33,20 @@ impl kaquan_core::distributor::DistributorStore for PgStore {
         distributor_id: i64,
         f: &DistributorFields,
     ) -> StoreResult<()> {
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE distributors SET name = $1, contact = $2, phone = $3, remark = $4 WHERE id = $5 AND merchant_id = $6",
-                &[&f.name, &f.contact, &f.phone, &f.remark, &distributor_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let n = exec(&self.client().await?, "UPDATE distributors SET name = $1, contact = $2, phone = $3, remark = $4 WHERE id = $5 AND merchant_id = $6",
+                &[&f.name, &f.contact, &f.phone, &f.remark, &distributor_id, &merchant_id]).await?;
         expect_one(n)
     }
 
     async fn list_distributors(&self, merchant_id: i64) -> StoreResult<Vec<Distributor>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT d.id, d.merchant_id, d.name, d.contact, d.phone, d.remark, \
+        let rows = all(
+            &self.client().await?,
+            "SELECT d.id, d.merchant_id, d.name, d.contact, d.phone, d.remark, \
                  (SELECT count(*) FROM cards WHERE cards.distributor_id = d.id) \
                  FROM distributors d WHERE d.merchant_id = $1 ORDER BY d.id",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+            &[&merchant_id],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| Distributor {

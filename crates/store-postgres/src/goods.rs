@@ -6,6 +6,7 @@ use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::refs;
 use crate::sql::Params;
+use crate::sql::{exec, one, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
@@ -74,16 +75,9 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         f: &GoodsFields,
         now: i64,
     ) -> StoreResult<Goods> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "INSERT INTO goods (merchant_id, name, description, sku, erp_code, attributes, on_shelf, created_at, updated_at) \
+        let row = one(&self.client().await?, "INSERT INTO goods (merchant_id, name, description, sku, erp_code, attributes, on_shelf, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                &[&merchant_id, &f.name, &f.description, &f.sku, &f.erp_code, &f.attributes, &f.on_shelf, &now],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&merchant_id, &f.name, &f.description, &f.sku, &f.erp_code, &f.attributes, &f.on_shelf, &now]).await?;
         Ok(Goods {
             id: row.get(0),
             merchant_id,
@@ -106,16 +100,9 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         f: &GoodsFields,
         now: i64,
     ) -> StoreResult<()> {
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE goods SET name = $1, description = $2, sku = $3, erp_code = $4, attributes = $5, on_shelf = $6, \
+        let n = exec(&self.client().await?, "UPDATE goods SET name = $1, description = $2, sku = $3, erp_code = $4, attributes = $5, on_shelf = $6, \
                  updated_at = $7 WHERE id = $8 AND merchant_id = $9",
-                &[&f.name, &f.description, &f.sku, &f.erp_code, &f.attributes, &f.on_shelf, &now, &goods_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&f.name, &f.description, &f.sku, &f.erp_code, &f.attributes, &f.on_shelf, &now, &goods_id, &merchant_id]).await?;
         expect_one(n)
     }
 
@@ -152,31 +139,25 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         // Locking the goods row serialises concurrent uploads, so the image limit holds.
-        tx.query_opt(
+        opt(
+            &tx,
             "SELECT id FROM goods WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
             &[&goods_id, &merchant_id],
         )
-        .await
-        .map_err(map_err)?
+        .await?
         .ok_or(StoreError::NotFound)?;
-        let n: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM goods_images WHERE goods_id = $1",
-                &[&goods_id],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
+        let n: i64 = one(
+            &tx,
+            "SELECT count(*) FROM goods_images WHERE goods_id = $1",
+            &[&goods_id],
+        )
+        .await?
+        .get(0);
         if n as usize >= GOODS_IMAGES_MAX {
             return Err(StoreError::Invalid("too many images".into()));
         }
-        let row = tx
-            .query_one(
-                "INSERT INTO goods_images (merchant_id, goods_id, content_type, bytes, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&merchant_id, &goods_id, &content_type, &bytes, &now],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = one(&tx, "INSERT INTO goods_images (merchant_id, goods_id, content_type, bytes, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&merchant_id, &goods_id, &content_type, &bytes, &now]).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(row.get(0))
     }
@@ -187,15 +168,12 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         goods_id: i64,
         image_id: i64,
     ) -> StoreResult<()> {
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "DELETE FROM goods_images WHERE id = $1 AND goods_id = $2 AND merchant_id = $3",
-                &[&image_id, &goods_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let n = exec(
+            &self.client().await?,
+            "DELETE FROM goods_images WHERE id = $1 AND goods_id = $2 AND merchant_id = $3",
+            &[&image_id, &goods_id, &merchant_id],
+        )
+        .await?;
         expect_one(n)
     }
 
@@ -204,16 +182,13 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         merchant_id: i64,
         image_id: i64,
     ) -> StoreResult<(String, Vec<u8>)> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT content_type, bytes FROM goods_images WHERE id = $1 AND merchant_id = $2",
-                &[&image_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
+        let row = opt(
+            &self.client().await?,
+            "SELECT content_type, bytes FROM goods_images WHERE id = $1 AND merchant_id = $2",
+            &[&image_id, &merchant_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
         Ok((row.get(0), row.get(1)))
     }
 
@@ -230,54 +205,41 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         goods_ids.dedup();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let n: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
-                &[&merchant_id, &goods_ids],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
+        let n: i64 = one(
+            &tx,
+            "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
+            &[&merchant_id, &goods_ids],
+        )
+        .await?
+        .get(0);
         if n as usize != goods_ids.len() {
             return Err(StoreError::NotFound);
         }
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
-        let n_cards: i64 = tx
-            .query_one(
-                &format!("SELECT count(*) FROM cards WHERE {condition}"),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
+        let n_cards: i64 = one(
+            &tx,
+            &format!("SELECT count(*) FROM cards WHERE {condition}"),
+            &refs(&params),
+        )
+        .await?
+        .get(0);
         if mode == GoodsLinkMode::Replace {
-            tx.execute(&format!("DELETE FROM card_goods WHERE card_id IN (SELECT cards.id FROM cards WHERE {condition})"), &refs(&params))
-                .await
-                .map_err(map_err)?;
+            exec(&tx, &format!("DELETE FROM card_goods WHERE card_id IN (SELECT cards.id FROM cards WHERE {condition})"), &refs(&params)).await?;
         }
         let goods_placeholder = params.len() + 1;
         params.push(Box::new(goods_ids.clone()));
-        tx.execute(
-            &format!(
+        exec(&tx, &format!(
                 "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest(${goods_placeholder}::bigint[]) AS g \
                  WHERE {condition} ON CONFLICT DO NOTHING"
             ),
-            &refs(&params),
-        )
-        .await
-        .map_err(map_err)?;
+            &refs(&params)).await?;
         params.pop();
-        let overfull: i64 = tx
-            .query_one(
-                &format!(
+        let overfull: i64 = one(&tx, &format!(
                     "SELECT count(*) FROM (SELECT card_id FROM card_goods WHERE card_id IN \
                      (SELECT cards.id FROM cards WHERE {condition}) GROUP BY card_id HAVING count(*) > {GOODS_PER_CARD_MAX}) AS o"
                 ),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?
+                &refs(&params)).await?
             .get(0);
         if overfull > 0 {
             return Err(StoreError::Invalid(format!(

@@ -2,10 +2,8 @@
 //! verify` runs and purging what is past keeping.
 
 use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
-use crate::sql::exec;
-use crate::sql::map_err;
+use crate::sql::{exec, one};
 use crate::PgStore;
-use deadpool_postgres::GenericClient;
 use kaquan_core::signing::NONCE_KEPT_SECONDS;
 use kaquan_core::StoreResult;
 
@@ -121,7 +119,7 @@ impl kaquan_core::store::MaintenanceStore for PgStore {
         let client = self.client().await?;
         let mut violations = Vec::new();
         for (description, sql) in INVARIANT_QUERIES.iter().chain(LEDGER_INVARIANT_QUERIES) {
-            let n: i64 = client.query_one(*sql, &[]).await.map_err(map_err)?.get(0);
+            let n: i64 = one(&client, sql, &[]).await?.get(0);
             if n != 0 {
                 violations.push(format!("{n} {description}"));
             }

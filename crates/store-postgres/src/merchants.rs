@@ -1,6 +1,7 @@
 //! Merchants (店铺) and their built-in roles.
 
 use crate::sql::map_err;
+use crate::sql::{all, exec, one};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::auth::builtin_roles;
@@ -25,13 +26,11 @@ impl kaquan_core::merchant::MerchantStore for PgStore {
     async fn create_merchant(&self, name: &str, now: i64) -> StoreResult<Merchant> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let row = tx
-            .query_one(&format!("INSERT INTO merchants (name, created_at) VALUES ($1, $2) RETURNING {MERCHANT_COLUMNS}"), &[&name, &now])
-            .await
-            .map_err(map_err)?;
+        let row = one(&tx, &format!("INSERT INTO merchants (name, created_at) VALUES ($1, $2) RETURNING {MERCHANT_COLUMNS}"), &[&name, &now]).await?;
         let merchant = merchant_from_row(&row);
         for (role_name, label, permissions) in builtin_roles() {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4)",
                 &[
                     &merchant.id,
@@ -40,31 +39,27 @@ impl kaquan_core::merchant::MerchantStore for PgStore {
                     &Permission::encode_set(&permissions),
                 ],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         }
         for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES ($1, $2, $3)",
                 &[&merchant.id, &kind.code(), &kaquan_core::ledger::ASSET_FEN],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(merchant)
     }
 
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"),
-                &[],
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(
+            &self.client().await?,
+            &format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY id"),
+            &[],
+        )
+        .await?;
         Ok(rows.iter().map(merchant_from_row).collect())
     }
 

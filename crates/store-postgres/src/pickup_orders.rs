@@ -9,6 +9,7 @@ use crate::sql::map_err;
 use crate::sql::parse_or;
 use crate::sql::refs;
 use crate::sql::Params;
+use crate::sql::{all, exec, one, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
@@ -232,16 +233,13 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
     }
 
     async fn get_order(&self, merchant_id: i64, order_id: i64) -> StoreResult<PickupOrder> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND merchant_id = $2"),
-                &[&order_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
+        let row = opt(
+            &self.client().await?,
+            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND merchant_id = $2"),
+            &[&order_id, &merchant_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
         order_from_row(&row)
     }
 
@@ -250,15 +248,8 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         merchant_id: i64,
         card_id: i64,
     ) -> StoreResult<Option<PickupOrder>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND card_id = $2 ORDER BY id DESC LIMIT 1"),
-                &[&merchant_id, &card_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(&self.client().await?, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND card_id = $2 ORDER BY id DESC LIMIT 1"),
+                &[&merchant_id, &card_id]).await?;
         row.as_ref().map(order_from_row).transpose()
     }
 
@@ -271,24 +262,18 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         let client = self.client().await?;
         let mut params: Params = Vec::new();
         let condition = order_filter_sql(merchant_id, filter, &mut params);
-        let total: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM orders WHERE {condition}"),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
+        let total: i64 = one(
+            &client,
+            &format!("SELECT count(*) FROM orders WHERE {condition}"),
+            &refs(&params),
+        )
+        .await?
+        .get(0);
         let n = params.len();
         params.push(Box::new(page.page_size));
         params.push(Box::new(page.offset()));
-        let rows = client
-            .query(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(&client, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2),
+                &refs(&params)).await?;
         Ok((
             rows.iter()
                 .map(order_from_row)
@@ -309,15 +294,8 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         let n = params.len();
         params.push(Box::new(after_id));
         params.push(Box::new(limit));
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} AND id > ${} ORDER BY id LIMIT ${}", n + 1, n + 2),
-                &refs(&params),
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(&self.client().await?, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} AND id > ${} ORDER BY id LIMIT ${}", n + 1, n + 2),
+                &refs(&params)).await?;
         rows.iter().map(order_from_row).collect()
     }
 
@@ -329,23 +307,17 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let row = tx
-            .query_opt(
-                "UPDATE orders SET status = 'cancelled', cancelled_at = $1 WHERE id = $2 AND merchant_id = $3 AND status = 'pending' \
+        let row = opt(&tx, "UPDATE orders SET status = 'cancelled', cancelled_at = $1 WHERE id = $2 AND merchant_id = $3 AND status = 'pending' \
                  RETURNING card_id",
-                &[&audit.created_at, &order_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&audit.created_at, &order_id, &merchant_id]).await?;
         let Some(row) = row else {
-            let exists: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM orders WHERE id = $1 AND merchant_id = $2",
-                    &[&order_id, &merchant_id],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let exists: i64 = one(
+                &tx,
+                "SELECT count(*) FROM orders WHERE id = $1 AND merchant_id = $2",
+                &[&order_id, &merchant_id],
+            )
+            .await?
+            .get(0);
             return Err(if exists == 1 {
                 StoreError::Conflict(Conflict::OrderNotPending { order_id })
             } else {
@@ -353,17 +325,12 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             });
         };
         let card_id: i64 = row.get(0);
-        let n = tx
-            .execute(
-                &format!(
+        let n = exec(&tx, &format!(
                     "UPDATE cards SET state = '{}', used_at = NULL WHERE id = $1 AND merchant_id = $2 AND state = '{}'",
                     CardMove::Unuse.to_state().code(),
                     CardMove::Unuse.from_state().code(),
                 ),
-                &[&card_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&card_id, &merchant_id]).await?;
         if n != 1 {
             return Err(StoreError::Conflict(Conflict::CardNotUsed));
         }

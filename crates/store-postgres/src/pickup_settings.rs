@@ -2,6 +2,7 @@
 
 use crate::sql::insert_audit;
 use crate::sql::map_err;
+use crate::sql::{exec, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
@@ -52,8 +53,7 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
         let (mode, min_days, from, until) = settings.appointment.to_parts();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        tx.execute(
-            "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
+        exec(&tx, "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
              appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (merchant_id) DO UPDATE SET title = excluded.title, notice = excluded.notice, enabled = excluded.enabled, \
@@ -77,10 +77,7 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
                 &settings.attempts_per_card,
                 &settings.attempts_per_client,
                 &audit.created_at,
-            ],
-        )
-        .await
-        .map_err(map_err)?;
+            ]).await?;
         insert_audit(&tx, audit, 1).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -94,14 +91,12 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
     }
 
     async fn add_carrier(&self, merchant_id: i64, name: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO carriers (merchant_id, name) VALUES ($1, $2)",
-                &[&merchant_id, &name],
-            )
-            .await
-            .map_err(map_err)?;
+        exec(
+            &self.client().await?,
+            "INSERT INTO carriers (merchant_id, name) VALUES ($1, $2)",
+            &[&merchant_id, &name],
+        )
+        .await?;
         Ok(())
     }
 
@@ -112,42 +107,30 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
         bytes: &[u8],
         now: i64,
     ) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO merchant_logos (merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4) \
+        exec(&self.client().await?, "INSERT INTO merchant_logos (merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (merchant_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
                  updated_at = excluded.updated_at",
-                &[&merchant_id, &content_type, &bytes, &now],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&merchant_id, &content_type, &bytes, &now]).await?;
         Ok(())
     }
 
     async fn logo_updated_at(&self, merchant_id: i64) -> StoreResult<Option<i64>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT updated_at FROM merchant_logos WHERE merchant_id = $1",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(
+            &self.client().await?,
+            "SELECT updated_at FROM merchant_logos WHERE merchant_id = $1",
+            &[&merchant_id],
+        )
+        .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     async fn get_logo(&self, merchant_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT content_type, bytes FROM merchant_logos WHERE merchant_id = $1",
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(
+            &self.client().await?,
+            "SELECT content_type, bytes FROM merchant_logos WHERE merchant_id = $1",
+            &[&merchant_id],
+        )
+        .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::sql::expect_one;
 use crate::sql::map_err;
+use crate::sql::{all, exec, one, opt};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::auth::Permission;
@@ -47,15 +48,12 @@ pub(crate) fn staff_from_row(row: &Row) -> Staff {
 #[async_trait::async_trait]
 impl kaquan_core::staff::StaffStore for PgStore {
     async fn list_roles(&self, merchant_id: i64) -> StoreResult<Vec<Role>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = $1 ORDER BY id"),
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(
+            &self.client().await?,
+            &format!("SELECT {ROLE_COLUMNS} FROM roles WHERE merchant_id = $1 ORDER BY id"),
+            &[&merchant_id],
+        )
+        .await?;
         Ok(rows.iter().map(role_from_row).collect())
     }
 
@@ -66,15 +64,8 @@ impl kaquan_core::staff::StaffStore for PgStore {
         label: &str,
         permissions: &[Permission],
     ) -> StoreResult<Role> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                &format!("INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4) RETURNING {ROLE_COLUMNS}"),
-                &[&merchant_id, &name, &label, &Permission::encode_set(permissions)],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = one(&self.client().await?, &format!("INSERT INTO roles (merchant_id, name, label, permissions) VALUES ($1, $2, $3, $4) RETURNING {ROLE_COLUMNS}"),
+                &[&merchant_id, &name, &label, &Permission::encode_set(permissions)]).await?;
         Ok(role_from_row(&row))
     }
 
@@ -85,37 +76,27 @@ impl kaquan_core::staff::StaffStore for PgStore {
         label: &str,
         permissions: &[Permission],
     ) -> StoreResult<()> {
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE roles SET label = $1, permissions = $2 WHERE id = $3 AND merchant_id = $4",
-                &[
-                    &label,
-                    &Permission::encode_set(permissions),
-                    &role_id,
-                    &merchant_id,
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+        let n = exec(
+            &self.client().await?,
+            "UPDATE roles SET label = $1, permissions = $2 WHERE id = $3 AND merchant_id = $4",
+            &[
+                &label,
+                &Permission::encode_set(permissions),
+                &role_id,
+                &merchant_id,
+            ],
+        )
+        .await?;
         expect_one(n)
     }
 
     async fn create_staff(&self, s: &NewStaff, now: i64) -> StoreResult<Staff> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!(
+        let row = opt(&self.client().await?, &format!(
                     "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at) \
                      SELECT $1, $2, $3, $4, id, $6, $7 FROM roles WHERE id = $5 AND merchant_id = $1 \
                      RETURNING {STAFF_COLUMNS}"
                 ),
-                &[&s.merchant_id, &s.username, &s.name, &s.phone, &s.role_id, &s.password_hash, &now],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&s.merchant_id, &s.username, &s.name, &s.phone, &s.role_id, &s.password_hash, &now]).await?;
         row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
     }
 
@@ -128,74 +109,62 @@ impl kaquan_core::staff::StaffStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         if let Some(role_id) = u.role_id {
-            let n: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM roles WHERE id = $1 AND merchant_id = $2",
-                    &[&role_id, &merchant_id],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let n: i64 = one(
+                &tx,
+                "SELECT count(*) FROM roles WHERE id = $1 AND merchant_id = $2",
+                &[&role_id, &merchant_id],
+            )
+            .await?
+            .get(0);
             if n != 1 {
                 return Err(StoreError::NotFound);
             }
         }
-        let n = tx
-            .execute(
-                "UPDATE staff SET name = COALESCE($1, name), phone = COALESCE($2, phone), role_id = COALESCE($3, role_id), \
+        let n = exec(&tx, "UPDATE staff SET name = COALESCE($1, name), phone = COALESCE($2, phone), role_id = COALESCE($3, role_id), \
                  password_hash = COALESCE($4, password_hash), disabled = COALESCE($5, disabled), \
                  failed_logins = CASE WHEN $4::text IS NULL THEN failed_logins ELSE 0 END, \
                  locked_until = CASE WHEN $4::text IS NULL THEN locked_until ELSE NULL END \
                  WHERE id = $6 AND merchant_id = $7",
-                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id]).await?;
         expect_one(n)?;
         if u.disabled == Some(true) || u.password_hash.is_some() {
-            tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id])
-                .await
-                .map_err(map_err)?;
+            exec(
+                &tx,
+                "DELETE FROM sessions WHERE staff_id = $1",
+                &[&staff_id],
+            )
+            .await?;
         }
         tx.commit().await.map_err(map_err)
     }
 
     async fn list_staff(&self, merchant_id: i64) -> StoreResult<Vec<Staff>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = $1 ORDER BY id"),
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = all(
+            &self.client().await?,
+            &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE merchant_id = $1 ORDER BY id"),
+            &[&merchant_id],
+        )
+        .await?;
         Ok(rows.iter().map(staff_from_row).collect())
     }
 
     async fn get_staff(&self, staff_id: i64) -> StoreResult<Staff> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"),
-                &[&staff_id],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(
+            &self.client().await?,
+            &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"),
+            &[&staff_id],
+        )
+        .await?;
         row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
     }
 
     async fn find_staff_by_username(&self, username: &str) -> StoreResult<Option<Staff>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"),
-                &[&username],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(
+            &self.client().await?,
+            &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"),
+            &[&username],
+        )
+        .await?;
         Ok(row.as_ref().map(staff_from_row))
     }
 
@@ -225,33 +194,20 @@ impl kaquan_core::staff::StaffStore for PgStore {
 
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM sessions WHERE expires_at < $1",
-                &[&(s.expires_at - 86_400 * 30)],
-            )
-            .await
-            .map_err(map_err)?;
-        client
-            .execute(
-                "INSERT INTO sessions (token_hash, staff_id, merchant_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&s.token_hash, &s.staff_id, &s.merchant_id, &s.csrf_token, &s.expires_at],
-            )
-            .await
-            .map_err(map_err)?;
+        exec(
+            &client,
+            "DELETE FROM sessions WHERE expires_at < $1",
+            &[&(s.expires_at - 86_400 * 30)],
+        )
+        .await?;
+        exec(&client, "INSERT INTO sessions (token_hash, staff_id, merchant_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&s.token_hash, &s.staff_id, &s.merchant_id, &s.csrf_token, &s.expires_at]).await?;
         Ok(())
     }
 
     async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<Session>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT token_hash, staff_id, merchant_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
-                &[&token_hash, &now],
-            )
-            .await
-            .map_err(map_err)?;
+        let row = opt(&self.client().await?, "SELECT token_hash, staff_id, merchant_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&token_hash, &now]).await?;
         Ok(row.map(|r| Session {
             token_hash: r.get(0),
             staff_id: r.get(1),
@@ -262,11 +218,12 @@ impl kaquan_core::staff::StaffStore for PgStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
-            .await
-            .map_err(map_err)?;
+        exec(
+            &self.client().await?,
+            "DELETE FROM sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?;
         Ok(())
     }
 }
