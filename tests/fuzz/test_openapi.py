@@ -1,6 +1,7 @@
 """A fuzz pass over the OpenAPI document of a running kaquan, signed in as
-an owner: no request may get a 5xx, and every error answer must be the one
-JSON envelope ({"error": {"code", "message"}}).
+an owner: no request may get a 5xx, every error answer must be the one
+JSON envelope ({"error": {"code", "message"}}), and every answer must match
+the document (its status, content type and body schema).
 
 Run by scripts/fuzz, which starts the server; KAQUAN_URL, KAQUAN_USERNAME
 and KAQUAN_PASSWORD say where and as whom.
@@ -65,3 +66,10 @@ def test_every_answer_is_a_success_or_the_envelope(case):
     headers = {"X-CSRF-Token": CSRF}
     response = case.call(base_url=BASE, headers=headers, cookies=COOKIES, timeout=60)
     check_envelope(response)
+    case.validate_response(
+        response,
+        checks=[
+            schemathesis.checks.response_schema_conformance,
+            schemathesis.checks.content_type_conformance,
+        ],
+    )

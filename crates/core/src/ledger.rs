@@ -374,6 +374,15 @@ pub fn check_amount(amount_fen: i64) -> Result<i64, String> {
     Ok(amount_fen)
 }
 
+/// Checks a balance adjustment: a credit or debit of at most the one cap,
+/// never zero (and never an amount whose size cannot be taken).
+pub fn check_delta(delta_fen: i64) -> Result<i64, String> {
+    let size = delta_fen
+        .checked_abs()
+        .ok_or_else(|| "金额超过单笔上限 ¥1,000,000.00".to_owned())?;
+    check_amount(size).map(|_| delta_fen)
+}
+
 /// Checks an external id or reference: 1–64 visible ASCII characters.
 pub fn check_reference(what: &str, text: &str) -> Result<String, String> {
     let text = text.trim();
@@ -465,6 +474,22 @@ mod tests {
         assert!(IdempotencyKey::parse("").is_none());
         assert!(IdempotencyKey::parse("has space").is_none());
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_none());
+    }
+
+    #[test]
+    fn adjustments_are_bounded_both_ways_and_never_overflow() {
+        assert_eq!(check_delta(-5), Ok(-5));
+        assert_eq!(check_delta(AMOUNT_FEN_MAX), Ok(AMOUNT_FEN_MAX));
+        assert_eq!(check_delta(-AMOUNT_FEN_MAX), Ok(-AMOUNT_FEN_MAX));
+        for bad in [
+            0,
+            AMOUNT_FEN_MAX + 1,
+            -AMOUNT_FEN_MAX - 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert!(check_delta(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

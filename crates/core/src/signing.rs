@@ -73,10 +73,10 @@ pub fn signature_matches(secret: &str, canonical: &str, signature_hex: &str) -> 
 
 /// The request's timestamp if it is within the skew window of `now`.
 pub fn fresh_timestamp(timestamp: &str, now: i64) -> Option<i64> {
-    timestamp
-        .parse::<i64>()
-        .ok()
-        .filter(|t| (t - now).abs() <= TIMESTAMP_SKEW_SECONDS_MAX)
+    timestamp.parse::<i64>().ok().filter(|t| {
+        t.checked_sub(now)
+            .is_some_and(|skew| skew.unsigned_abs() <= TIMESTAMP_SKEW_SECONDS_MAX.unsigned_abs())
+    })
 }
 
 pub fn nonce_is_well_formed(nonce: &str) -> bool {
@@ -182,6 +182,20 @@ pub fn open_api_secret(master: &MasterKey, key: &crate::api_key::ApiKeySecret) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_overflowed() {
+        let now = 1_790_000_000;
+        for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            assert_eq!(fresh_timestamp(&t.to_string(), now), None, "{t}");
+        }
+        assert_eq!(
+            fresh_timestamp(&(now - 300).to_string(), now),
+            Some(now - 300)
+        );
+        assert_eq!(fresh_timestamp(&(now + 301).to_string(), now), None);
+        assert_eq!(fresh_timestamp(&now.to_string(), i64::MIN), None);
+    }
 
     #[test]
     fn a_signature_covers_every_part_of_the_request() {

@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/api-keys/{id}/revoke", post(revoke_api_key))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyDto {
     pub id: i64,
     pub key_id: String,
@@ -52,7 +52,7 @@ impl ApiKeyDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
     #[serde(default)]

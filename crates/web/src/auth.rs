@@ -304,14 +304,14 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/cards") }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MeDto {
     pub staff_id: i64,
     pub merchant_id: i64,

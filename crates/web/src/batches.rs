@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A batch as the API and console show it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchDto {
     pub id: i64,
     pub name: String,
@@ -102,7 +102,7 @@ impl BatchDto {
 }
 
 /// The fields of 创建卡券. Only `quantity` is required (快速创建).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub name: Option<String>,
@@ -162,13 +162,13 @@ impl BatchRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StrengthDto {
     pub bits: f64,
     pub warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedBatchDto {
     pub batch_id: i64,
     pub state: &'static str,
@@ -300,7 +300,7 @@ async fn get_batch(
     Ok(Json(load_batch(&state, &authed, batch_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrengthRequest {
     pub password_length: usize,
@@ -384,8 +384,9 @@ async fn get_import_template(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     pub format: Option<String>,
 }

@@ -41,7 +41,7 @@ pub fn router() -> Router<AppState> {
 
 /// A card filter as a JSON body carries it. A bulk operation with no
 /// condition needs `"all": true`.
-#[derive(Deserialize, Serialize, Default, Debug, Clone)]
+#[derive(Deserialize, Serialize, Default, Debug, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardFilterDto {
     pub batch_id: Option<i64>,
@@ -107,7 +107,8 @@ impl CardFilterDto {
 macro_rules! with_card_filter {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
         $(#[$meta])*
-        #[derive(serde::Deserialize, serde::Serialize, Default, Debug, Clone)]
+        #[derive(serde::Deserialize, serde::Serialize, Default, Debug, Clone, utoipa::IntoParams)]
+        #[into_params(parameter_in = Query)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             #[serde(default)]
@@ -206,7 +207,7 @@ impl CardFilterForm {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CardDto {
     pub id: i64,
     pub batch_id: i64,
@@ -299,7 +300,7 @@ async fn list_cards(
     Ok(Json(load_cards(&state, &authed, &query).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardOpRequest {
     pub filter: CardFilterDto,
@@ -382,7 +383,7 @@ async fn delete_cards(
 
 /// 修改卡属性: `fields` names the attributes to change; only those change.
 /// A listed field with a null or empty value is cleared.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditCardsRequest {
     pub filter: CardFilterDto,

@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
 
 // ---- 线上/线下兑换码 ------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeTemplateRequest {
     pub kind: String,
@@ -62,7 +62,7 @@ pub struct CodeTemplateRequest {
     pub quantity: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CodeTemplateDto {
     pub id: i64,
     pub kind: &'static str,
@@ -272,7 +272,7 @@ async fn template_form(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuedCodeDto {
     pub id: i64,
     /// Only the last four characters: the whole code is in the permitted export.
@@ -428,7 +428,7 @@ async fn codes_page(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
     /// The code as the customer reads it out: case, spaces and hyphens do
@@ -436,7 +436,7 @@ pub struct LookupRequest {
     pub code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LookedUpCodeDto {
     pub template: CodeTemplateDto,
     pub code: IssuedCodeDto,
@@ -557,7 +557,7 @@ async fn export_codes(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteTemplateRequest {
     /// How many unused codes the merchant confirmed voiding (as shown to them).
@@ -609,9 +609,16 @@ async fn delete_code_template(
     authed: Authed,
     Path(template_id): Path<i64>,
     Json(request): Json<DeleteTemplateRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let n = delete_template(&state, &authed, template_id, request.confirm_unused).await?;
-    Ok(Json(serde_json::json!({ "n_voided": n })))
+) -> ApiResult<Json<DeletedTemplateDto>> {
+    let n_voided = delete_template(&state, &authed, template_id, request.confirm_unused).await?;
+    Ok(Json(DeletedTemplateDto { n_voided }))
+}
+
+/// What deleting a template did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeletedTemplateDto {
+    /// The unused codes voided with it.
+    pub n_voided: i64,
 }
 
 #[derive(Deserialize)]

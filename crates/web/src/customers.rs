@@ -19,7 +19,7 @@ use kaquan_core::clock::format_datetime;
 use kaquan_core::customer::Customer;
 use kaquan_core::ledger::LedgerTransaction;
 use kaquan_core::ledger::{
-    check_amount, AdjustBalance, ApiCall, IdempotencyClaim, IdempotencyKey, LedgerOp,
+    check_delta, AdjustBalance, ApiCall, IdempotencyClaim, IdempotencyKey, LedgerOp,
     REASON_LENGTH_MAX,
 };
 use kaquan_core::money::{format_yuan, parse_yuan};
@@ -33,7 +33,7 @@ const CUSTOMERS_EXPORT_ROWS_MAX: i64 = 100_000;
 /// One ledger transaction as people read it: the console (page and staff
 /// API) and the customer's 余额明细. Not the partner contract, which is
 /// `open_api::TransactionDto`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TransactionView {
     pub transaction_id: i64,
     pub kind: &'static str,
@@ -81,7 +81,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CustomerDto {
     pub id: i64,
     pub external_id: Option<String>,
@@ -161,7 +161,7 @@ async fn list_statement(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Positive credits, negative debits.
@@ -178,7 +178,7 @@ async fn adjust(
     idempotency: Option<IdempotencyClaim>,
 ) -> ApiResult<kaquan_core::ledger::LedgerTransaction> {
     authed.require(Permission::BalancesAdjust)?;
-    check_amount(request.delta_fen.abs()).map_err(ApiError::invalid)?;
+    check_delta(request.delta_fen).map_err(ApiError::invalid)?;
     let reason = request.reason.trim();
     if reason.is_empty() || reason.chars().count() > REASON_LENGTH_MAX {
         return Err(ApiError::invalid(format!(

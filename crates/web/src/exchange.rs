@@ -141,7 +141,7 @@ pub fn giftcard_image_url(merchant_id: i64, slot: GiftcardImageSlot, updated_at:
 
 /// The merchant's 礼品卡设置 pictures, each address after `prefix` (empty
 /// for this server's pages, the public address for the mall).
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 pub struct ImageUrls {
     /// 礼品卡页顶部图片.
     pub banner: Option<String>,

@@ -118,7 +118,7 @@ impl ExportJobs {
 }
 
 /// An export to start, as the API takes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportJobRequest {
     /// `cards` (xlsx or CSV) or `qr_codes` (a zip of images).
@@ -149,7 +149,7 @@ fn export_kind(kind: &str, format: Option<&str>, image: Option<&str>) -> ApiResu
 }
 
 /// How an export stands, on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ExportJobDto {
     pub export_id: String,
     /// `running`, `ready` or `failed`.

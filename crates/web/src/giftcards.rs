@@ -67,7 +67,7 @@ pub async fn cached_settings(state: &AppState, merchant_id: i64) -> ApiResult<Gi
     Ok(settings)
 }
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GiftcardSettingsDto {
     pub enabled: bool,
@@ -320,7 +320,7 @@ async fn image_form(
 
 // ---- 礼品卡商品 -----------------------------------------------------------
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GiftcardProductDto {
     #[serde(default)]

@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/cards/link-goods", post(link_goods_form))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GoodsDto {
     pub id: i64,
     pub name: String,
@@ -64,7 +64,7 @@ pub struct GoodsDto {
     pub updated_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GoodsImageDto {
     pub id: i64,
     pub url: String,
@@ -98,7 +98,7 @@ impl From<&Goods> for GoodsDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoodsRequest {
     pub name: String,
@@ -306,7 +306,7 @@ async fn serve_goods_image(
     Ok(image_response(content_type, bytes))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkGoodsRequest {
     pub filter: CardFilterDto,

@@ -8,14 +8,15 @@ use kaquan_core::clock::{end_of_day, parse_date, start_of_day};
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub page: Option<i64>,
     pub page_size: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListDto<T> {
     pub items: Vec<T>,
     pub total: i64,
@@ -35,8 +36,9 @@ impl<T> ListDto<T> {
 }
 
 /// The query of every gift-card list, page and export.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `online` or `offline` (code templates).
     pub kind: Option<String>,
@@ -49,7 +51,7 @@ pub struct ListQuery {
     pub state: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ChangedDto {
     pub n_cards: i64,
 }

@@ -281,7 +281,8 @@ fn respond<T, D: Serialize>(
 /// One ledger transaction as the open API answers it: the partner
 /// contract. The console and the H5 pages have their own view
 /// (`customers::TransactionView`), so a display change never changes this.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"transaction_id": 42, "kind": "redeem", "kind_label": "兑换", "amount_fen": 10000, "balance_after_fen": 10000, "reference": "", "reason": "", "channel": "api", "created_at": 1790000000, "created_at_text": "2026-09-22 01:33"}))]
 pub struct TransactionDto {
     pub transaction_id: i64,
     pub kind: &'static str,
@@ -312,17 +313,22 @@ impl TransactionDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"order_id": "M20260601001", "product_id": 1, "quantity": 2, "customer_id": "u-1001"}))]
 pub struct IssueOrderRequest {
+    /// The mall's order id: reporting it again returns the same codes.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub order_id: String,
     pub product_id: i64,
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
     /// The buyer's id in the mall: their codes show in their order detail.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub customer_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuedCodeDto {
     /// `ABCD-EFGH-JKMN-PQRS`.
     pub code: String,
@@ -331,7 +337,7 @@ pub struct IssuedCodeDto {
     pub state: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MallOrderDto {
     pub order_id: String,
     pub product_id: i64,
@@ -398,10 +404,15 @@ async fn create_order_codes(State(state): State<AppState>, signed: Signed) -> Ap
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "u-1001", "code": "ABCD-EFGH-JKMN-PQRS"}))]
 pub struct RedeemRequest {
+    /// The mall's id of the customer (created on first sight).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub customer_id: String,
+    /// The code as the customer typed it (case, spaces and hyphens do not matter).
+    #[schema(max_length = 64)]
     pub code: String,
     /// The customer's own address, if the mall knows it: the per-client limit uses it.
     pub client_ip: Option<String>,
@@ -446,12 +457,16 @@ async fn create_redemption(State(state): State<AppState>, signed: Signed) -> Api
     respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "u-1001", "amount_fen": 2500, "reference": "checkout-77"}))]
 pub struct SpendRequest {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub customer_id: String,
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub amount_fen: i64,
     /// The mall's order or checkout id.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub reference: String,
 }
 
@@ -480,13 +495,16 @@ async fn create_spend(State(state): State<AppState>, signed: Signed) -> ApiResul
     respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"spend_id": 43, "amount_fen": 500, "reason": "退货"}))]
 pub struct RefundRequest {
     /// The `transaction_id` of the spend.
     pub spend_id: i64,
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub amount_fen: i64,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub reason: String,
 }
 
@@ -517,13 +535,15 @@ async fn create_refund(State(state): State<AppState>, signed: Signed) -> ApiResu
     respond(called, StatusCode::CREATED, |t| TransactionDto::new(&t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "u-1001"}))]
 pub struct LoginLinkRequest {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub customer_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginLinkDto {
     /// Open this in the customer's browser; it works once, for 5 minutes.
     pub url: String,
@@ -558,7 +578,7 @@ async fn create_login_link(State(state): State<AppState>, signed: Signed) -> Api
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BalanceDto {
     pub customer_id: String,
     pub balance_fen: i64,
@@ -591,7 +611,7 @@ async fn get_customer_balance(
 
 /// What the mall needs to show the merchant's gift cards (礼品卡设置, as
 /// the seed's 小程序 shows them) and to sell them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GiftcardCentreDto {
     /// 礼品卡活动.
     pub enabled: bool,
@@ -621,7 +641,7 @@ pub struct GiftcardCentreDto {
     pub products: Vec<CentreProductDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CentreProductDto {
     pub id: i64,
     pub name: String,
@@ -672,14 +692,18 @@ async fn get_giftcard_centre(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1-based.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StatementDto {
     pub customer_id: String,
     pub balance_fen: i64,

@@ -6,6 +6,368 @@ use crate::AppState;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+/// What one operation takes and answers beyond its path and headers, from
+/// the wire types themselves (their `utoipa` derives), so the schema and
+/// the type cannot drift apart.
+struct Io<'a> {
+    components: &'a mut Map<String, Value>,
+    body: Option<Value>,
+    query: Vec<Value>,
+    responses: Map<String, Value>,
+}
+
+impl<'a> Io<'a> {
+    fn new(components: &'a mut Map<String, Value>) -> Self {
+        Self {
+            components,
+            body: None,
+            query: Vec::new(),
+            responses: Map::new(),
+        }
+    }
+
+    /// A `$ref` to `T`'s component schema, adding it and the schemas it uses.
+    fn schema<T: ToSchema>(&mut self) -> Value {
+        let mut nested = Vec::new();
+        T::schemas(&mut nested);
+        for (name, schema) in nested {
+            self.components.insert(
+                name,
+                serde_json::to_value(schema).expect("a schema serializes"),
+            );
+        }
+        let name = T::name().into_owned();
+        let schema =
+            serde_json::to_value(<T as PartialSchema>::schema()).expect("a schema serializes");
+        self.components.insert(name.clone(), schema);
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// A JSON request body of type `T`.
+    fn json<T: ToSchema>(mut self) -> Self {
+        let schema = self.schema::<T>();
+        self.body =
+            Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}));
+        self
+    }
+
+    /// Query parameters of type `T`.
+    fn query<T: IntoParams>(mut self) -> Self {
+        for parameter in T::into_params(|| Some(ParameterIn::Query)) {
+            self.query
+                .push(serde_json::to_value(parameter).expect("a parameter serializes"));
+        }
+        self
+    }
+
+    /// An answer with no body.
+    fn empty(mut self, status: u16, description: &str) -> Self {
+        self.responses
+            .insert(status.to_string(), json!({"description": description}));
+        self
+    }
+
+    /// A file download in one of `content_types`.
+    fn file(mut self, description: &str, content_types: &[&str]) -> Self {
+        let content: Map<String, Value> = content_types
+            .iter()
+            .map(|t| {
+                (
+                    t.to_string(),
+                    json!({"schema": {"type": "string", "contentMediaType": t}}),
+                )
+            })
+            .collect();
+        self.responses.insert(
+            "200".into(),
+            json!({"description": description, "content": content}),
+        );
+        self
+    }
+
+    /// A multipart upload whose fields `fields` names (each a string; `file` binary).
+    fn multipart(mut self, required: &[&str], fields: &[&str]) -> Self {
+        let properties: Map<String, Value> = fields
+            .iter()
+            .map(|f| {
+                let schema = if *f == "file" {
+                    json!({"type": "string", "contentMediaType": "application/octet-stream"})
+                } else {
+                    json!({"type": "string"})
+                };
+                (f.to_string(), schema)
+            })
+            .collect();
+        self.body = Some(
+            json!({"required": true, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": required, "properties": properties
+            }}}}),
+        );
+        self
+    }
+
+    /// A JSON array of `T` with 200.
+    fn answers_many<T: ToSchema>(mut self, description: &str) -> Self {
+        let item = self.schema::<T>();
+        self.responses.insert(
+            "200".into(),
+            json!({"description": description, "content": {"application/json": {"schema": {"type": "array", "items": item}}}}),
+        );
+        self
+    }
+
+    /// A page of `T` in the list envelope `{items, total, page, page_size}` with 200.
+    fn answers_page<T: ToSchema>(mut self, description: &str) -> Self {
+        let item = self.schema::<T>();
+        let count = json!({"type": "integer", "format": "int64"});
+        self.responses.insert(
+            "200".into(),
+            json!({"description": description, "content": {"application/json": {"schema": {
+                "type": "object",
+                "required": ["items", "total", "page", "page_size"],
+                "properties": {
+                    "items": {"type": "array", "items": item},
+                    "total": count, "page": count, "page_size": count
+                }
+            }}}}),
+        );
+        self
+    }
+
+    /// A JSON answer of type `T` with `status`.
+    fn answers<T: ToSchema>(mut self, status: u16, description: &str) -> Self {
+        let schema = self.schema::<T>();
+        self.responses.insert(
+            status.to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": schema}}}),
+        );
+        self
+    }
+}
+
+/// The request and success answers of the operations described so far,
+/// by operation id; the others document their path, headers and errors.
+fn describe(
+    operation_id: &str,
+    io: Io<'_>,
+) -> Option<(Option<Value>, Vec<Value>, Map<String, Value>)> {
+    use crate::open_api as open;
+    const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+    let io = match operation_id {
+        "create_session" => io
+            .json::<crate::auth::SignInRequest>()
+            .answers::<crate::auth::MeDto>(200, "Signed in: the session cookie is set"),
+        "delete_session" => io.empty(204, "Signed out"),
+        "get_me" => io.answers::<crate::auth::MeDto>(200, "The signed-in staff member"),
+        "list_batches" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::batches::BatchDto>("Batches, newest first"),
+        "create_batch" => io
+            .json::<crate::batches::BatchRequest>()
+            .answers::<crate::batches::CreatedBatchDto>(202, "Generation started"),
+        "get_batch" => io.answers::<crate::batches::BatchDto>(200, "The batch"),
+        "estimate_password_strength" => {
+            io.json::<crate::batches::StrengthRequest>()
+                .answers::<crate::batches::StrengthDto>(200, "Bits and warnings")
+        }
+        "import_batch" => io
+            .multipart(
+                &["file"],
+                &[
+                    "file",
+                    "name",
+                    "face_value_fen",
+                    "valid_from",
+                    "valid_until",
+                    "remark",
+                    "activate",
+                ],
+            )
+            .answers::<crate::batches::BatchDto>(201, "The imported batch"),
+        "get_import_template" => io
+            .query::<crate::batches::FormatQuery>()
+            .file("The import template", &[XLSX, "text/csv"]),
+        "list_cards" => io
+            .query::<crate::cards::ListQuery>()
+            .answers_page::<crate::cards::CardDto>("Cards and their total"),
+        "activate_cards" | "deactivate_cards" | "void_cards" | "restore_cards" | "delete_cards"
+        | "purge_card_secrets" => io
+            .json::<crate::cards::CardOpRequest>()
+            .answers::<crate::lists::ChangedDto>(200, "How many cards changed"),
+        "edit_cards" => io
+            .json::<crate::cards::EditCardsRequest>()
+            .answers::<crate::lists::ChangedDto>(200, "How many cards changed"),
+        "export_cards" => io
+            .query::<crate::cards::ExportQuery>()
+            .file("The cards", &[XLSX, "text/csv"]),
+        "export_qr_codes" => io
+            .query::<crate::cards::ExportQuery>()
+            .file("A zip of QR images", &["application/zip"]),
+        "create_export" => io
+            .json::<crate::export_jobs::ExportJobRequest>()
+            .answers::<crate::export_jobs::ExportJobDto>(202, "The export started"),
+        "get_export" => {
+            io.answers::<crate::export_jobs::ExportJobDto>(200, "How the export stands")
+        }
+        "get_export_file" => io.file(
+            "The finished export",
+            &[XLSX, "text/csv", "application/zip"],
+        ),
+        "list_goods" => io.answers_many::<crate::goods::GoodsDto>("The goods"),
+        "create_goods" => io
+            .json::<crate::goods::GoodsRequest>()
+            .answers::<crate::goods::GoodsDto>(201, "The new goods"),
+        "get_goods" => io.answers::<crate::goods::GoodsDto>(200, "The goods"),
+        "update_goods" => io
+            .json::<crate::goods::GoodsRequest>()
+            .empty(204, "Changed"),
+        "create_goods_image" => io
+            .multipart(&["file"], &["file"])
+            .answers::<crate::goods::GoodsImageDto>(201, "The stored image"),
+        "delete_goods_image" => io.empty(204, "Removed"),
+        "link_card_goods" => io
+            .json::<crate::goods::LinkGoodsRequest>()
+            .answers::<crate::lists::ChangedDto>(200, "How many cards were linked"),
+        "check_pickup_card" => io
+            .json::<crate::pickup::CheckCardRequest>()
+            .answers::<crate::pickup::CheckedCardDto>(
+            200,
+            "The card and the goods to choose from",
+        ),
+        "create_pickup" => io
+            .json::<crate::pickup::CreatePickupRequest>()
+            .answers::<crate::pickup::PickupOrderDto>(201, "The order"),
+        "list_orders" => io
+            .query::<crate::orders::OrderListQuery>()
+            .answers_page::<crate::orders::OrderDto>("Orders and their total"),
+        "get_order" => io.answers::<crate::orders::OrderDto>(200, "The order"),
+        "cancel_order" => io.empty(204, "Cancelled; the card is usable again"),
+        "ship_orders" => io
+            .json::<crate::orders::ShipRequest>()
+            .answers::<crate::lists::ChangedDto>(200, "How many orders were shipped"),
+        "import_shipments" => io
+            .multipart(&["file"], &["file"])
+            .answers::<crate::lists::ChangedDto>(200, "How many orders were shipped"),
+        "export_orders" => io
+            .query::<crate::orders::OrderListQuery>()
+            .file("The orders", &[XLSX]),
+        "list_carriers" => io.answers_many::<String>("Carrier names"),
+        "create_carrier" => io
+            .json::<crate::orders::CarrierRequest>()
+            .answers::<crate::orders::CarrierDto>(201, "The carrier"),
+        "get_pickup_settings" => {
+            io.answers::<crate::pickup_settings::PickupSettingsDto>(200, "提货设置")
+        }
+        "update_pickup_settings" => io
+            .json::<crate::pickup_settings::PickupSettingsDto>()
+            .empty(204, "Saved"),
+        "update_pickup_logo" => io.multipart(&["file"], &["file"]).empty(204, "Saved"),
+        "list_distributors" => io.answers_many::<crate::people::DistributorDto>("Distributors"),
+        "create_distributor" => io
+            .json::<crate::people::DistributorRequest>()
+            .answers::<crate::people::DistributorDto>(201, "The distributor"),
+        "update_distributor" => io
+            .json::<crate::people::DistributorRequest>()
+            .empty(204, "Changed"),
+        "list_staff" => io.answers_many::<crate::people::StaffDto>("Staff accounts"),
+        "create_staff" => io
+            .json::<crate::people::CreateStaffRequest>()
+            .answers::<crate::people::StaffDto>(201, "The account"),
+        "update_staff" => io
+            .json::<crate::people::UpdateStaffRequest>()
+            .empty(204, "Changed"),
+        "list_roles" => io.answers_many::<crate::people::RoleDto>("Roles"),
+        "create_role" => io
+            .json::<crate::people::RoleRequest>()
+            .answers::<crate::people::RoleDto>(201, "The role"),
+        "update_role" => io
+            .json::<crate::people::RoleRequest>()
+            .empty(204, "Changed"),
+        "list_audit_log" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::people::AuditDto>("The audit log, newest first"),
+        "list_deleted_cards" => io.answers::<crate::people::DeletedCardsDto>(200, "The numbers"),
+        "get_giftcard_settings" => {
+            io.answers::<crate::giftcards::GiftcardSettingsDto>(200, "礼品卡设置")
+        }
+        "update_giftcard_settings" => {
+            io.json::<crate::giftcards::GiftcardSettingsDto>()
+                .answers::<crate::giftcards::GiftcardSettingsDto>(200, "The saved settings")
+        }
+        "list_code_templates" => io
+            .query::<crate::lists::ListQuery>()
+            .answers_page::<crate::codes::CodeTemplateDto>("Templates"),
+        "create_code_template" => io
+            .json::<crate::codes::CodeTemplateRequest>()
+            .answers::<crate::codes::CodeTemplateDto>(201, "The template"),
+        "list_codes" => io
+            .query::<crate::lists::ListQuery>()
+            .answers_page::<crate::codes::IssuedCodeDto>("Codes, masked"),
+        "get_code" => io
+            .json::<crate::codes::LookupRequest>()
+            .answers::<crate::codes::LookedUpCodeDto>(200, "The code"),
+        "delete_code_template" => {
+            io.json::<crate::codes::DeleteTemplateRequest>()
+                .answers::<crate::codes::DeletedTemplateDto>(200, "How many codes were voided")
+        }
+        "list_giftcard_products" => {
+            io.answers_many::<crate::giftcards::GiftcardProductDto>("礼品卡商品")
+        }
+        "create_giftcard_product" => {
+            io.json::<crate::giftcards::GiftcardProductDto>()
+                .answers::<crate::giftcards::GiftcardProductDto>(201, "The product")
+        }
+        "update_giftcard_product" => io
+            .json::<crate::giftcards::GiftcardProductDto>()
+            .empty(204, "Changed"),
+        "list_customers" => io
+            .query::<crate::lists::ListQuery>()
+            .answers_page::<crate::customers::CustomerDto>("Customers"),
+        "export_customers" => io
+            .query::<crate::lists::ListQuery>()
+            .file("Customers' balances", &[XLSX]),
+        "list_customer_statement" => io
+            .query::<crate::lists::ListQuery>()
+            .answers_page::<crate::customers::TransactionView>("余额明细"),
+        "create_balance_adjustment" => {
+            io.json::<crate::customers::AdjustmentRequest>()
+                .answers::<crate::customers::TransactionView>(201, "The adjustment")
+        }
+        "list_api_keys" => io.answers_many::<crate::api_keys::ApiKeyDto>("API keys"),
+        "create_api_key" => io
+            .json::<crate::api_keys::ApiKeyRequest>()
+            .answers::<crate::api_keys::ApiKeyDto>(201, "The key with its secret, shown this once"),
+        "revoke_api_key" => io.empty(204, "Revoked"),
+        "create_order_codes" => io
+            .json::<open::IssueOrderRequest>()
+            .answers::<open::MallOrderDto>(
+                201,
+                "The order's codes (the same codes when the order is reported again)",
+            ),
+        "create_redemption" => io
+            .json::<open::RedeemRequest>()
+            .answers::<open::TransactionDto>(201, "The redemption's ledger transaction"),
+        "create_spend" => io
+            .json::<open::SpendRequest>()
+            .answers::<open::TransactionDto>(201, "The spend's ledger transaction"),
+        "create_refund" => io
+            .json::<open::RefundRequest>()
+            .answers::<open::TransactionDto>(201, "The refund's ledger transaction"),
+        "create_login_link" => io
+            .json::<open::LoginLinkRequest>()
+            .answers::<open::LoginLinkDto>(201, "The single-use link"),
+        "get_customer_balance" => io.answers::<open::BalanceDto>(200, "The customer's balance"),
+        "list_customer_statement_signed" => io
+            .query::<open::PageQuery>()
+            .answers::<open::StatementDto>(200, "余额明细, newest first"),
+        "get_giftcard_centre" => io.answers::<open::GiftcardCentreDto>(200, "What the mall shows"),
+        _ => return None,
+    };
+    Some((io.body, io.query, io.responses))
+}
 
 /// (method, path, operation id, summary, permission needed).
 pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
@@ -91,6 +453,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
 
 pub fn document() -> Value {
     let mut paths = Map::new();
+    let mut components = Map::new();
     for (method, path, operation_id, summary, permission) in OPERATIONS {
         let mut operation = json!({
             "operationId": operation_id,
@@ -136,6 +499,23 @@ pub fn document() -> Value {
                 Value::Array(p)
             };
         }
+        if let Some((body, query, responses)) = describe(operation_id, Io::new(&mut components)) {
+            if let Some(body) = body {
+                operation["requestBody"] = body;
+            }
+            if !query.is_empty() {
+                let mut p = operation
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                p.extend(query);
+                operation["parameters"] = Value::Array(p);
+            }
+            for (status, response) in responses {
+                operation["responses"][status] = response;
+            }
+        }
         paths.entry(path.to_string()).or_insert_with(|| json!({}))[*method] = operation;
     }
     json!({
@@ -143,23 +523,30 @@ pub fn document() -> Value {
         "info": {"title": "kaquan API", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
+            "schemas": schemas(components),
+            "securitySchemes": security_schemes(),
+        },
+        "security": [{"session": []}]
+    })
+}
+
+fn schemas(mut components: Map<String, Value>) -> Value {
+    components.insert("Error".into(), json!({
+        "type": "object",
                     "required": ["error"],
                     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"},
                         "details": {"type": "array", "items": {"type": "string"}},
                         "rows": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "message": {"type": "string"}}}}
                     }}}
-                }
-            },
-            "securitySchemes": {
+    }));
+    Value::Object(components)
+}
+
+fn security_schemes() -> Value {
+    json!({
                 "session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session"},
                 "signature": {"type": "apiKey", "in": "header", "name": "X-Kaquan-Signature", "description": "HMAC-SHA256 (hex) with the API secret over METHOD\\nPATH\\nQUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body)); see the README"}
-            }
-        },
-        "security": [{"session": []}]
     })
 }
 

@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An order as staff see it; personal data masked without the permission.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderDto {
     pub id: i64,
     pub card_number: String,
@@ -113,8 +113,9 @@ impl OrderDto {
 }
 
 /// Order filters as a query string carries them; empty means "any".
-#[derive(Deserialize, Serialize, Default, Clone)]
+#[derive(Deserialize, Serialize, Default, Clone, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// `pending`, `shipped`, `picked_up`, `cancelled`, or empty for all.
     #[serde(default)]
@@ -297,7 +298,7 @@ async fn cancel_order(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentDto {
     pub order_id: i64,
@@ -305,7 +306,7 @@ pub struct ShipmentDto {
     pub tracking_number: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipRequest {
     pub shipments: Vec<ShipmentDto>,
@@ -601,7 +602,7 @@ async fn list_carriers(
     Ok(Json(all_carriers(&state, authed.merchant_id()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CarrierRequest {
     pub name: String,
@@ -645,7 +646,7 @@ async fn create_carrier(
 }
 
 /// A carrier the merchant added.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CarrierDto {
     pub name: String,
 }

@@ -54,7 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit/{audit_id}/deleted-cards", get(deleted_cards_page))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StaffDto {
     pub id: i64,
     pub username: String,
@@ -81,7 +81,7 @@ impl StaffDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoleDto {
     pub id: i64,
     pub name: String,
@@ -100,7 +100,7 @@ impl From<&Role> for RoleDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStaffRequest {
     pub username: String,
@@ -181,7 +181,7 @@ async fn create_staff(
         .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStaffRequest {
     pub name: Option<String>,
@@ -260,7 +260,7 @@ async fn list_roles(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     pub name: Option<String>,
@@ -358,7 +358,7 @@ async fn update_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DistributorRequest {
     pub name: String,
@@ -389,7 +389,7 @@ impl DistributorRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DistributorDto {
     pub id: i64,
     pub name: String,
@@ -480,7 +480,7 @@ async fn update_distributor(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditDto {
     pub id: i64,
     pub actor: String,
@@ -726,7 +726,7 @@ async fn audit_page(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeletedCardsDto {
     pub audit_id: i64,
     pub numbers: Vec<String>,

@@ -90,7 +90,7 @@ fn redeemer(state: &AppState, merchant_id: i64) -> Redeemer<'_> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GoodsChoiceDto {
     pub id: i64,
     pub name: String,
@@ -98,7 +98,7 @@ pub struct GoodsChoiceDto {
     pub image_urls: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckedCardDto {
     pub number: String,
     pub face_value_yuan: Option<String>,
@@ -131,7 +131,7 @@ impl CheckedCardDto {
 }
 
 /// An order as the customer or staff see it after a pickup.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PickupOrderDto {
     pub order_id: i64,
     pub status: &'static str,
@@ -161,7 +161,7 @@ impl From<&PickupOrder> for PickupOrderDto {
 }
 
 /// The fields of a pickup, as forms and JSON carry them.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PickupForm {
     /// The staff API's channel (`POST /api/v1/pickups`); forms never send it.
@@ -639,7 +639,7 @@ async fn staff_form(
 
 // ---- API ----------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckCardRequest {
     pub number: String,

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 提货设置 on the wire.
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PickupSettingsDto {
     pub title: String,

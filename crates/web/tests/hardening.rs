@@ -19,6 +19,7 @@ on_both_backends! {
     an_export_runs_in_the_background_and_leaves_a_download => background_export;
     the_console_exports_many_cards_in_the_background => console_background_export;
     every_field_has_a_limit_and_money_one_cap => field_limits;
+    the_most_extreme_numbers_are_refused_not_overflowed => extreme_numbers;
 }
 
 /// Two batches of ten cards each; returns their ids.
@@ -838,4 +839,21 @@ async fn field_limits(app: TestApp) {
     assert_eq!(status, 422, "{body}");
     let (_, cards) = owner.get("/api/v1/cards").await;
     assert_eq!(cards["items"][0]["face_value_fen"], 100_000_000);
+}
+
+/// The fuzzer's find once the document described the bodies: a balance
+/// adjustment of `i64::MIN` overflowed taking its magnitude and dropped the
+/// connection. Every extreme integer must answer the envelope.
+async fn extreme_numbers(app: TestApp) {
+    let owner = app.client("owner").await;
+    for delta in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let (status, body) = owner
+            .post(
+                "/api/v1/customers/1/adjustments",
+                json!({"delta_fen": delta, "reason": "测试"}),
+            )
+            .await;
+        assert_eq!(status, 422, "{delta}: {body}");
+        assert_eq!(body["error"]["code"], "invalid", "{body}");
+    }
 }
