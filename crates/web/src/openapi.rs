@@ -148,12 +148,12 @@ impl<'a> Io<'a> {
     }
 }
 
+/// An operation's request body, query parameters and success answers.
+type Described = (Option<Value>, Vec<Value>, Map<String, Value>);
+
 /// The request and success answers of the operations described so far,
 /// by operation id; the others document their path, headers and errors.
-fn describe(
-    operation_id: &str,
-    io: Io<'_>,
-) -> Option<(Option<Value>, Vec<Value>, Map<String, Value>)> {
+fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
     use crate::open_api as open;
     const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
     let io = match operation_id {
