@@ -472,18 +472,10 @@ pub fn document() -> Value {
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": id_type}}))
             .collect();
         if signed {
-            for header in [
-                "X-Kaquan-Key",
-                "X-Kaquan-Timestamp",
-                "X-Kaquan-Nonce",
-                "X-Kaquan-Signature",
-            ] {
-                parameters.push(json!({"name": header, "in": "header", "required": true, "schema": {"type": "string"}}));
-            }
             if *method == "post" {
                 parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": *operation_id != "create_login_link", "schema": {"type": "string", "maxLength": 255}}));
             }
-            operation["security"] = json!([{"signature": []}]);
+            operation["security"] = json!([{"kaquanKey": [], "kaquanTimestamp": [], "kaquanNonce": [], "kaquanSignature": []}]);
         }
         if !parameters.is_empty() {
             operation["parameters"] = Value::Array(parameters);
@@ -544,9 +536,13 @@ fn schemas(mut components: Map<String, Value>) -> Value {
 }
 
 fn security_schemes() -> Value {
+    let header = |name: &str, description: &str| json!({"type": "apiKey", "in": "header", "name": name, "description": description});
     json!({
-                "session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session"},
-                "signature": {"type": "apiKey", "in": "header", "name": "X-Kaquan-Signature", "description": "HMAC-SHA256 (hex) with the API secret over METHOD\\nPATH\\nQUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body)); see the README"}
+        "session": {"type": "apiKey", "in": "cookie", "name": "kaquan_session", "description": "The console's session (POST /api/v1/sessions); every request that changes something also sends X-CSRF-Token"},
+        "kaquanKey": header("X-Kaquan-Key", "The public id of one of the merchant's API keys (开放接口密钥)"),
+        "kaquanTimestamp": header("X-Kaquan-Timestamp", "Unix seconds, within 5 minutes of the server's clock"),
+        "kaquanNonce": header("X-Kaquan-Nonce", "16–64 of [A-Za-z0-9_-], never reused"),
+        "kaquanSignature": header("X-Kaquan-Signature", "Lowercase hex HMAC-SHA256 with the API secret over METHOD\\nPATH\\nQUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body)); see the README"),
     })
 }
 
