@@ -547,5 +547,122 @@ fn security_schemes() -> Value {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
+    Router::new()
+        .route("/api/v1/openapi.json", get(|| async { Json(document()) }))
+        .route("/api/reference", get(reference_page))
+}
+
+/// The same document as a page a person reads (API 参考), served by kaquan
+/// itself: no CDN, no script.
+async fn reference_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    crate::pages::render(
+        &state,
+        "api_reference.html",
+        &crate::pages::Page::anonymous("API 参考"),
+        reference_view(&document()),
+    )
+}
+
+/// A schema's type as one short phrase: `string ≤ 64`, `array of X`, `X`.
+fn type_text(schema: &Value) -> String {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        return reference.rsplit('/').next().unwrap_or(reference).to_owned();
+    }
+    let mut text = match schema.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        _ => "object".into(),
+    };
+    if let Some(items) = schema.get("items") {
+        text = format!("array of {}", type_text(items));
+    }
+    for (key, label) in [
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minimum", "≥"),
+        ("maximum", "≤"),
+        ("pattern", "pattern"),
+        ("contentMediaType", ""),
+    ] {
+        if let Some(value) = schema.get(key) {
+            let value = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            text = format!("{text}, {label} {value}");
+        }
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        text = format!("{text}, one of {}", values.join(", "));
+    }
+    text
+}
+
+/// The document as the reference page lists it: operations in table
+/// order, then every schema with its fields.
+fn reference_view(document: &Value) -> Value {
+    let mut operations = Vec::new();
+    for (method, path, operation_id, _, _) in OPERATIONS {
+        let op = &document["paths"][path][method];
+        let parameters: Vec<Value> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| json!({"name": p["name"], "in": p["in"], "required": p["required"], "type": type_text(&p["schema"]), "description": p["description"]}))
+            .collect();
+        let body = op["requestBody"]["content"].as_object().map(|content| {
+            content
+                .iter()
+                .map(|(media, c)| json!({"media": media, "type": type_text(&c["schema"])}))
+                .collect::<Vec<_>>()
+        });
+        let responses: Vec<Value> = op["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(status, r)| {
+                let content: Vec<Value> = r["content"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(media, c)| json!({"media": media, "type": type_text(&c["schema"])}))
+                    .collect();
+                json!({"status": status, "description": r["description"], "content": content})
+            })
+            .collect();
+        operations.push(json!({
+            "method": method.to_uppercase(), "path": path, "id": operation_id,
+            "summary": op["summary"], "permission": op["x-permission"],
+            "signed": op.get("security").is_some(),
+            "parameters": parameters, "body": body, "responses": responses,
+        }));
+    }
+    let schemas: Vec<Value> = document["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, schema)| {
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let fields: Vec<Value> = schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(field, s)| json!({"name": field, "type": type_text(s), "required": required.contains(&field.as_str()), "description": s["description"]}))
+                .collect();
+            json!({"name": name, "description": schema["description"], "fields": fields, "example": schema.get("example").map(|e| serde_json::to_string_pretty(e).unwrap_or_default())})
+        })
+        .collect();
+    json!({"operations": operations, "schemas": schemas, "version": document["info"]["version"]})
 }

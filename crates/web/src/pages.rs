@@ -82,6 +82,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("customer.html", include_str!("../templates/customer.html")),
     ("api_keys.html", include_str!("../templates/api_keys.html")),
+    (
+        "api_reference.html",
+        include_str!("../templates/api_reference.html"),
+    ),
 ];
 
 pub fn environment() -> minijinja::Environment<'static> {

@@ -482,7 +482,9 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
         .await;
     assert_eq!(struck.as_str(), Some("line-through"));
     let overflow = browser
-        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
         .await;
     assert!(
         overflow.as_i64().unwrap() <= 0,
@@ -564,7 +566,7 @@ async fn every_console_page_fits_a_phone() {
         browser.goto(&app.url(path)).await;
         assert!(browser.exists("main").await, "{path} shows a console page");
         let overflow = browser
-            .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+            .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             .await
             .as_i64()
             .unwrap();
@@ -765,4 +767,28 @@ async fn a_merchant_sets_up_the_exchange_centre_with_pictures() {
         .execute("return document.querySelector('meta[property=\"og:title\"]').content;")
         .await;
     assert_eq!(title.as_str(), Some("送你一份心意"));
+}
+
+/// 开放接口 links to the API reference, which reads on a phone without
+/// scrolling sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_is_one_click_from_the_keys_page_and_fits_a_phone() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    sign_in(&browser, &app, "owner").await;
+    browser.goto(&app.url("/settings/api-keys")).await;
+    browser.click("#api-reference-link").await;
+    browser.wait_for_text("h1", "API 参考").await;
+    assert!(browser.exists("#create_redemption").await);
+    assert!(browser.exists("#schema-RedeemRequest").await);
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
+        .await;
+    assert!(overflow.as_i64().unwrap() <= 0, "sideways by {overflow}px");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser
+        .screenshot(&shots.join("api-reference-phone.png"))
+        .await;
 }

@@ -83,3 +83,31 @@ async fn every_documented_operation_is_routed() {
         assert_ne!(status, 405, "{operation_id} is routed with another method");
     }
 }
+
+#[tokio::test]
+async fn the_reference_page_lists_every_operation_and_schema() {
+    let app = common::TestApp::start(common::Backend::Sqlite).await;
+    let response = reqwest::get(app.url("/api/reference")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap().replace("&#x2f;", "/");
+    for (_, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+        assert!(
+            html.contains(&format!("id=\"{operation_id}\"")),
+            "{operation_id}"
+        );
+        assert!(html.contains(path), "{path}");
+    }
+    let document = kaquan_web::openapi::document();
+    for name in document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        assert!(html.contains(&format!("id=\"schema-{name}\"")), "{name}");
+    }
+    assert!(html.contains("customer_id"), "fields are listed");
+    assert!(
+        !html.contains("<script src="),
+        "nothing is fetched from elsewhere"
+    );
+}
