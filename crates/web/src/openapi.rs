@@ -148,6 +148,79 @@ impl<'a> Io<'a> {
     }
 }
 
+/// The error codes an operation may answer with in the envelope, from what
+/// it reads (a JSON body, a query, an upload, a signature) and what it
+/// changes. Programs branch on these; the README's table says what each means.
+pub fn error_codes(
+    method: &str,
+    path: &str,
+    operation_id: &str,
+    has_body: bool,
+    has_query: bool,
+) -> Vec<&'static str> {
+    let signed = path.starts_with("/open/");
+    let mut codes = vec!["internal"];
+    if signed {
+        codes.extend(["bad_signature", "nonce_reused"]);
+        if method == "post" {
+            codes.push("idempotency_mismatch");
+        }
+    } else if operation_id != "create_session" {
+        codes.extend(["unauthenticated", "forbidden"]);
+    }
+    if path.contains('{') {
+        codes.push("not_found");
+    }
+    if has_body || method != "get" {
+        codes.extend([
+            "malformed_json",
+            "body_too_large",
+            "unsupported_media_type",
+            "unreadable_body",
+        ]);
+    }
+    if has_body || has_query || method != "get" {
+        codes.extend([
+            "unknown_field",
+            "missing_field",
+            "invalid_field",
+            "duplicate_field",
+            "control_character",
+            "too_long",
+            "invalid",
+        ]);
+    }
+    let specific: &[&str] = match operation_id {
+        "create_session" => &["too_many_attempts"],
+        "activate_cards" | "deactivate_cards" | "void_cards" | "restore_cards" | "delete_cards"
+        | "purge_card_secrets" | "edit_cards" | "link_card_goods" | "export_cards"
+        | "export_qr_codes" => &["no_cards_chosen", "exports_busy"],
+        "create_export" => &["no_cards_chosen", "exports_busy"],
+        "get_export_file" => &["export_not_ready"],
+        "import_batch" | "import_shipments" => &["import_rows_invalid", "order_not_pending"],
+        "check_pickup_card" => &["too_many_attempts"],
+        "create_pickup" => &["too_many_attempts", "card_not_usable"],
+        "cancel_order" => &["order_not_pending", "card_not_used"],
+        "ship_orders" => &["order_not_pending"],
+        "delete_code_template" => &["codes_changed"],
+        "create_api_key" => &["api_keys_full"],
+        "create_balance_adjustment" => &["insufficient_balance", "idempotency_mismatch"],
+        "create_order_codes" => &["product_unavailable", "order_mismatch"],
+        "create_redemption" => &["code_refused", "locked"],
+        "create_spend" => &["insufficient_balance"],
+        "create_refund" => &["refund_exceeds_spend", "spend_not_found"],
+        "get_customer_balance" | "list_customer_statement_signed" => &["customer_not_found"],
+        _ => &[],
+    };
+    codes.extend(specific);
+    if method == "post" && !signed && operation_id.starts_with("create_") {
+        codes.push("conflict");
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
 /// An operation's request body, query parameters and success answers.
 type Described = (Option<Value>, Vec<Value>, Map<String, Value>);
 
@@ -508,6 +581,20 @@ pub fn document() -> Value {
                 operation["responses"][status] = response;
             }
         }
+        let codes = error_codes(
+            method,
+            path,
+            operation_id,
+            operation.get("requestBody").is_some(),
+            operation["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["in"] == "query")),
+        );
+        operation["responses"]["default"]["description"] = json!(format!(
+            "The error envelope; `code` is one of: {}",
+            codes.join(", ")
+        ));
+        operation["x-error-codes"] = json!(codes);
         paths.entry(path.to_string()).or_insert_with(|| json!({}))[*method] = operation;
     }
     json!({
@@ -642,6 +729,7 @@ fn reference_view(document: &Value) -> Value {
             "summary": op["summary"], "permission": op["x-permission"],
             "signed": op.get("security").is_some(),
             "parameters": parameters, "body": body, "responses": responses,
+            "errors": op["x-error-codes"],
         }));
     }
     let schemas: Vec<Value> = document["components"]["schemas"]

@@ -111,3 +111,26 @@ async fn the_reference_page_lists_every_operation_and_schema() {
         "nothing is fetched from elsewhere"
     );
 }
+
+/// Every error code an operation documents is explained in the README's
+/// table, so an integrator can branch on it knowingly.
+#[test]
+fn every_documented_error_code_is_explained_in_the_readme() {
+    let document = kaquan_web::openapi::document();
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let mut unexplained = std::collections::BTreeSet::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for code in operation["x-error-codes"].as_array().unwrap() {
+                let code = code.as_str().unwrap();
+                if !readme.contains(&format!("`{code}`")) {
+                    unexplained.insert(code.to_owned());
+                }
+            }
+        }
+    }
+    assert!(unexplained.is_empty(), "not in the README: {unexplained:?}");
+}
