@@ -20,34 +20,55 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Draws a progress bar on stderr until the generation finishes.
+/// Shows a batch's generation on stderr until it finishes: on a terminal an
+/// `indicatif` bar with the rate and the time left; in a pipe or a log a
+/// plain line every 10% (scripts and the kill-and-restart test read them),
+/// never an escape code.
 pub(crate) fn spawn_progress_bar(
     progress: Arc<BatchProgress>,
     quantity: i64,
 ) -> tokio::task::JoinHandle<()> {
+    let total = u64::try_from(quantity).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "生成中 [{bar:25}] {percent:>3}% {human_pos}/{human_len} {rate} 剩余 {eta}",
+            )
+            .expect("a valid progress template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} 张/秒", state.per_sec());
+                },
+            )
+            .progress_chars("#>-"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
     tokio::spawn(async move {
-        let interactive = std::io::stderr().is_terminal();
         let mut last_reported = -1i64;
         loop {
             let (done, _) = progress.snapshot();
-            let percent = if quantity > 0 {
-                done * 100 / quantity
-            } else {
-                100
-            };
-            if interactive {
-                let filled = (percent / 4) as usize;
-                eprint!(
-                    "\r生成中 [{}{}] {percent:>3}% {done}/{quantity}",
-                    "#".repeat(filled),
-                    " ".repeat(25 - filled.min(25))
-                );
-            } else if percent / 10 != last_reported / 10 {
-                eprintln!("生成中 {percent}% {done}/{quantity}");
-                last_reported = percent;
+            match &bar {
+                Some(bar) => bar.set_position(u64::try_from(done).unwrap_or(0)),
+                None => {
+                    let percent = if quantity > 0 {
+                        done * 100 / quantity
+                    } else {
+                        100
+                    };
+                    if percent / 10 != last_reported / 10 {
+                        eprintln!("生成中 {percent}% {done}/{quantity}");
+                        last_reported = percent;
+                    }
+                }
             }
             if done >= quantity {
-                if interactive {
+                if let Some(bar) = &bar {
+                    bar.finish();
                     eprintln!();
                 }
                 break;
@@ -122,7 +143,12 @@ pub(crate) async fn batch_command(
                 kaquan_web::now(),
             )
             .await;
-            bar.abort();
+            if result.is_ok() {
+                // Every card counted: the bar draws its last frame and ends its line.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bar).await;
+            } else {
+                bar.abort();
+            }
             let n_cards =
                 result.map_err(|e| anyhow!("batch {} failed and holds no cards: {e}", batch.id))?;
             let seconds = started.elapsed().as_secs_f64();
