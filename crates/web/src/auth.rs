@@ -11,7 +11,7 @@ use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -99,14 +99,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 
 /// The value of the cookie called `cookie_name`, if the request carries it.
 pub fn cookie_value(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == cookie_name)
-        .map(|(_, value)| value.to_owned())
+    crate::cookies::value(headers, cookie_name)
 }
 
 /// Why a request is not let in: API callers get the JSON envelope, console
@@ -282,14 +275,19 @@ pub async fn sign_in(
             expires_at: now + SESSION_SECONDS,
         })
         .await?;
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}");
-    let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cookie = crate::cookies::set(
+        SESSION_COOKIE,
+        &token,
+        "/",
+        cookie::SameSite::Strict,
+        SESSION_SECONDS,
+        state.secure_cookies,
+    );
     Ok((staff, csrf_token, cookie))
 }
 
 fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("kaquan_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    crate::cookies::set(SESSION_COOKIE, "", "/", cookie::SameSite::Strict, 0, false)
 }
 
 pub fn router() -> Router<AppState> {
@@ -395,11 +393,14 @@ const FORM_COOKIE_SECONDS: i64 = 3600;
 /// A new form token and the cookie, for forms posted under `path`.
 pub fn form_token_cookie(state: &AppState, path: &str) -> (String, HeaderValue) {
     let token = random_token_hex(16);
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = HeaderValue::from_str(&format!(
-        "{FORM_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={FORM_COOKIE_SECONDS}{secure}"
-    ))
-    .expect("a cookie of hex, digits and a path is a valid header");
+    let cookie = crate::cookies::set(
+        FORM_COOKIE,
+        &token,
+        path,
+        cookie::SameSite::Strict,
+        FORM_COOKIE_SECONDS,
+        state.secure_cookies,
+    );
     (token, cookie)
 }
 

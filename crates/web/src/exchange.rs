@@ -92,12 +92,15 @@ fn merchant_in_path(path: &str) -> Option<i64> {
 }
 
 fn session_cookie(state: &AppState, merchant_id: i64, token: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
     // Lax, not Strict: the customer arrives by following the mall's link.
-    HeaderValue::from_str(&format!(
-        "{CUSTOMER_COOKIE}={token}; Path=/m/{merchant_id}/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .expect("a cookie of hex and digits is a valid header")
+    crate::cookies::set(
+        CUSTOMER_COOKIE,
+        token,
+        &format!("/m/{merchant_id}/"),
+        cookie::SameSite::Lax,
+        max_age,
+        state.secure_cookies,
+    )
 }
 
 /// Signs the customer in and sends them to the exchange centre.

@@ -11,6 +11,7 @@ pub mod batches;
 pub mod cache;
 pub mod cards;
 pub mod codes;
+pub mod cookies;
 pub mod customers;
 pub mod error;
 pub mod exchange;
