@@ -27,7 +27,6 @@ use kaquan_core::signing;
 use kaquan_core::store::Page;
 use kaquan_core::StoreError;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest open-API request body.
 pub const OPEN_API_BODY_BYTES_MAX: usize = 64 * 1024;
@@ -59,54 +58,69 @@ pub fn router() -> Router<AppState> {
 /// API keys this node has opened recently: public id → (merchant, secret).
 pub type ApiKeyCache = crate::cache::TtlCache<String, (i64, String)>;
 
-/// Counters for alerting, exposed at `/metrics` in Prometheus' text format.
-#[derive(Default)]
+/// Counters for alerting, kept with the `metrics` facade in this node's own
+/// Prometheus recorder (one per server, so servers in one process, as in
+/// the tests, do not share counts) and rendered at `/metrics` by its
+/// exporter.
 pub struct Metrics {
-    pub code_redemptions: AtomicU64,
-    pub code_redemption_failures: AtomicU64,
-    pub code_redemption_lockouts: AtomicU64,
-    pub bad_signatures: AtomicU64,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    pub code_redemptions: metrics::Counter,
+    pub code_redemption_failures: metrics::Counter,
+    pub code_redemption_lockouts: metrics::Counter,
+    pub bad_signatures: metrics::Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let counter = |name: &'static str, help: &'static str| {
+                metrics::describe_counter!(name, help);
+                metrics::counter!(name)
+            };
+            Self {
+                handle: handle.clone(),
+                code_redemptions: counter(
+                    "kaquan_code_redemptions_total",
+                    "Code redemption attempts (customer pages and open API).",
+                ),
+                code_redemption_failures: counter(
+                    "kaquan_code_redemption_failures_total",
+                    "Redemption attempts refused as wrong, used, expired or unknown codes; alert on its rate against the total.",
+                ),
+                code_redemption_lockouts: counter(
+                    "kaquan_code_redemption_lockouts_total",
+                    "Redemption attempts refused by the attempt limit (兑换防刷).",
+                ),
+                bad_signatures: counter(
+                    "kaquan_open_api_bad_signatures_total",
+                    "Open-API requests rejected for their signature, timestamp or nonce.",
+                ),
+            }
+        })
+    }
 }
 
 impl Metrics {
     /// Counts one redemption attempt by its outcome.
     pub fn count_redemption(&self, result: &Result<LedgerTransaction, Refusal>) {
-        self.code_redemptions.fetch_add(1, Ordering::Relaxed);
+        self.code_redemptions.increment(1);
         match result {
-            Err(Refusal::CodeRefused) => {
-                self.code_redemption_failures
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            Err(Refusal::Locked { .. }) => {
-                self.code_redemption_lockouts
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            Err(Refusal::CodeRefused) => self.code_redemption_failures.increment(1),
+            Err(Refusal::Locked { .. }) => self.code_redemption_lockouts.increment(1),
             _ => {}
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let m = &state.metrics;
-    let lines = [
-        ("kaquan_code_redemptions_total", "Code redemption attempts (customer pages and open API).", &m.code_redemptions),
-        ("kaquan_code_redemption_failures_total", "Redemption attempts refused as wrong, used, expired or unknown codes; alert on its rate against the total.", &m.code_redemption_failures),
-        ("kaquan_code_redemption_lockouts_total", "Redemption attempts refused by the attempt limit (兑换防刷).", &m.code_redemption_lockouts),
-        ("kaquan_open_api_bad_signatures_total", "Open-API requests rejected for their signature, timestamp or nonce.", &m.bad_signatures),
-    ];
-    let mut body = String::new();
-    for (name, help, counter) in lines {
-        body.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-            counter.load(Ordering::Relaxed)
-        ));
-    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        state.metrics.handle.render(),
     )
         .into_response()
 }
@@ -143,7 +157,7 @@ impl FromRequest<AppState> for Signed {
                 )
             })?;
         let bad = |why: &'static str| {
-            state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
+            state.metrics.bad_signatures.increment(1);
             ApiError::BadSignature(why)
         };
         let headers = &parts.headers;
@@ -247,7 +261,7 @@ impl Signed {
         match state.store.record_nonce(&self.nonce_use()).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => {
-                state.metrics.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                state.metrics.bad_signatures.increment(1);
                 Err(ApiError::Refused(Refusal::NonceReused))
             }
             Err(other) => Err(other.into()),
