@@ -94,36 +94,71 @@ impl AppState {
     }
 }
 
-/// Runs every routed request in a `request` span with its method, matched
-/// route, the merchant once known (`merchant.id`, recorded by the sign-in
-/// extractors), and when done its status and `duration_ms`; a 5xx is logged
-/// once with its cause inside that span (`ApiError`). Each finished request
-/// is a `debug` event, so the default `info` level stays quiet.
-async fn trace_request(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use tracing::Instrument;
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |path| path.as_str())
-        .to_owned();
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route = %route,
-        merchant.id = tracing::field::Empty,
-        status = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
-    );
-    let started = std::time::Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.record("status", response.status().as_u16());
-    span.record("duration_ms", duration_ms);
-    span.in_scope(|| tracing::debug!("request finished"));
-    response
+/// The request span's layer, with its span maker and response hook as plain functions.
+type RequestTrace = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::extract::Request) -> tracing::Span,
+    (),
+    fn(&axum::response::Response, std::time::Duration, &tracing::Span),
+    (),
+    (),
+    (),
+>;
+
+/// Runs every routed request in a `request` span (tower-http's
+/// `TraceLayer`) with its method, matched route (never the raw path),
+/// the merchant once known (`merchant.id`, recorded by the sign-in
+/// extractors), and when done its status and `duration_ms`. A 5xx is
+/// logged once with its cause inside that span, by `ApiError`, so the
+/// layer's own failure log is off. Each finished request is a `debug`
+/// event: the default `info` level stays quiet.
+fn trace_layer() -> RequestTrace {
+    fn span(request: &axum::extract::Request) -> tracing::Span {
+        let route = request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("unmatched", |path| path.as_str());
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = %route,
+            merchant.id = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    }
+    fn finished(
+        response: &axum::response::Response,
+        latency: std::time::Duration,
+        span: &tracing::Span,
+    ) {
+        span.record("status", response.status().as_u16());
+        span.record("duration_ms", latency.as_secs_f64() * 1000.0);
+        tracing::debug!("request finished");
+    }
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(span as fn(&axum::extract::Request) -> tracing::Span)
+        .on_request(())
+        .on_response(finished as fn(&axum::response::Response, std::time::Duration, &tracing::Span))
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
+}
+
+/// Compresses answers for clients that ask (phones on the H5 pages, the
+/// console's lists) except what is compressed already: zip archives, xlsx
+/// workbooks and images.
+fn compression_layer(
+) -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, Predicate};
+    tower_http::compression::CompressionLayer::new().compress_when(
+        tower_http::compression::DefaultPredicate::new()
+            .and(NotForContentType::const_new("application/zip"))
+            .and(NotForContentType::const_new(
+                "application/vnd.openxmlformats",
+            ))
+            .and(NotForContentType::const_new("image/")),
+    )
 }
 
 /// Records the merchant a request acts for on its `request` span.
@@ -150,10 +185,11 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::router())
         .merge(api_keys::router())
         .merge(openapi::router())
-        .route_layer(axum::middleware::from_fn(trace_request))
+        .route_layer(trace_layer())
         .fallback(extract::unknown_route)
         .method_not_allowed_fallback(extract::unknown_method)
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
+        .layer(compression_layer())
         .with_state(state)
 }
 

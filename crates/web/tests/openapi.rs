@@ -134,3 +134,42 @@ fn every_documented_error_code_is_explained_in_the_readme() {
     }
     assert!(unexplained.is_empty(), "not in the README: {unexplained:?}");
 }
+
+/// Answers are gzipped for clients that ask, except what is compressed
+/// already (xlsx, zip), and never for clients that do not ask.
+#[tokio::test]
+async fn answers_are_compressed_only_when_asked_and_worth_it() {
+    let app = common::TestApp::start(common::Backend::Sqlite).await;
+    let owner = app.client("owner").await;
+    let get = |path: &'static str, gzip: bool| {
+        let request = owner.http.get(app.url(path));
+        let request = if gzip {
+            request.header("accept-encoding", "gzip")
+        } else {
+            request
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        get("/api/v1/openapi.json", true).await.as_deref(),
+        Some("gzip")
+    );
+    assert_eq!(get("/api/reference", true).await.as_deref(), Some("gzip"));
+    assert_eq!(get("/api/v1/openapi.json", false).await, None);
+    assert_eq!(
+        get("/api/v1/batches/import-template?format=xlsx", true).await,
+        None,
+        "an xlsx is a zip already"
+    );
+}
