@@ -8,6 +8,7 @@ use crate::parse_cli_date;
 use crate::print_json;
 use crate::BatchCommand;
 use crate::CharsetArg;
+use crate::GenerateArgs;
 use crate::NumberingArg;
 use anyhow::{anyhow, bail, Context};
 use kaquan_core::batch::usecases::{self as usecases, BatchProgress};
@@ -78,6 +79,91 @@ pub(crate) fn spawn_progress_bar(
     })
 }
 
+/// `kaquan batch generate`: the batch, its cards with a progress bar, and
+/// a summary (or one JSON document).
+async fn generate_batch(
+    config: &Config,
+    store: &dyn Store,
+    merchant_id: i64,
+    args: GenerateArgs,
+) -> anyhow::Result<ExitCode> {
+    let master = load_master_key(config, false)?;
+    let spec = BatchSpec::new(BatchFields {
+        name: args.name,
+        prefix: args.prefix,
+        number_length: args.number_length,
+        numbering: args.numbering.map(|n| match n {
+            NumberingArg::Random => Numbering::Random,
+            NumberingArg::Sequential => Numbering::Sequential,
+        }),
+        start_number: args.start_number,
+        password_length: args.password_length,
+        password_charset: args.password_charset.map(|c| match c {
+            CharsetArg::Digits => PasswordCharset::Digits,
+            CharsetArg::Letters => PasswordCharset::Letters,
+            CharsetArg::Mixed => PasswordCharset::Mixed,
+            CharsetArg::Unambiguous => PasswordCharset::Unambiguous,
+        }),
+        quantity: args.quantity,
+        face_value_fen: args.face_value_fen,
+        valid_from: parse_cli_date(args.valid_from.as_deref(), false)?,
+        valid_until: parse_cli_date(args.valid_until.as_deref(), true)?,
+        remark: args.remark,
+        activate: args.activate,
+        goods_ids: args.goods,
+    })
+    .map_err(|errors| anyhow!(errors.join("; ")))?;
+    let strength = spec.strength();
+    for warning in &strength.warnings {
+        eprintln!("警告：{warning}");
+    }
+    let started = std::time::Instant::now();
+    let batch =
+        usecases::start_generated_batch(store, merchant_id, &spec, "cli", kaquan_web::now())
+            .await?;
+    let progress = Arc::new(BatchProgress::default());
+    let bar = spawn_progress_bar(Arc::clone(&progress), spec.quantity);
+    let audit = cli_audit(
+        merchant_id,
+        "generate_batch",
+        format!("batch={}", batch.id),
+        spec.name.clone(),
+    );
+    let result = usecases::fill_generated_batch(
+        store,
+        &master,
+        &batch,
+        &spec,
+        audit,
+        Arc::clone(&progress),
+        kaquan_web::now(),
+    )
+    .await;
+    if result.is_ok() {
+        // Every card counted: the bar draws its last frame and ends its line.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bar).await;
+    } else {
+        bar.abort();
+    }
+    let n_cards =
+        result.map_err(|e| anyhow!("batch {} failed and holds no cards: {e}", batch.id))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        print_json(json!({
+            "batch_id": batch.id, "n_cards": n_cards, "serial_first": batch.serial_first,
+            "password_bits": (strength.bits * 10.0).round() / 10.0, "warnings": strength.warnings, "seconds": seconds
+        }));
+    } else {
+        println!(
+            "批次 {} 已生成 {n_cards} 张卡（卡序号 {}–{}），用时 {seconds:.1} 秒",
+            batch.id,
+            batch.serial_first,
+            batch.serial_first + n_cards - 1
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn batch_command(
     config: &Config,
     store: &dyn Store,
@@ -86,85 +172,7 @@ pub(crate) async fn batch_command(
 ) -> anyhow::Result<ExitCode> {
     match command {
         BatchCommand::Generate(args) => {
-            let master = load_master_key(config, false)?;
-            let spec = BatchSpec::new(BatchFields {
-                name: args.name,
-                prefix: args.prefix,
-                number_length: args.number_length,
-                numbering: args.numbering.map(|n| match n {
-                    NumberingArg::Random => Numbering::Random,
-                    NumberingArg::Sequential => Numbering::Sequential,
-                }),
-                start_number: args.start_number,
-                password_length: args.password_length,
-                password_charset: args.password_charset.map(|c| match c {
-                    CharsetArg::Digits => PasswordCharset::Digits,
-                    CharsetArg::Letters => PasswordCharset::Letters,
-                    CharsetArg::Mixed => PasswordCharset::Mixed,
-                    CharsetArg::Unambiguous => PasswordCharset::Unambiguous,
-                }),
-                quantity: args.quantity,
-                face_value_fen: args.face_value_fen,
-                valid_from: parse_cli_date(args.valid_from.as_deref(), false)?,
-                valid_until: parse_cli_date(args.valid_until.as_deref(), true)?,
-                remark: args.remark,
-                activate: args.activate,
-                goods_ids: args.goods,
-            })
-            .map_err(|errors| anyhow!(errors.join("; ")))?;
-            let strength = spec.strength();
-            for warning in &strength.warnings {
-                eprintln!("警告：{warning}");
-            }
-            let started = std::time::Instant::now();
-            let batch = usecases::start_generated_batch(
-                store,
-                merchant_id,
-                &spec,
-                "cli",
-                kaquan_web::now(),
-            )
-            .await?;
-            let progress = Arc::new(BatchProgress::default());
-            let bar = spawn_progress_bar(Arc::clone(&progress), spec.quantity);
-            let audit = cli_audit(
-                merchant_id,
-                "generate_batch",
-                format!("batch={}", batch.id),
-                spec.name.clone(),
-            );
-            let result = usecases::fill_generated_batch(
-                store,
-                &master,
-                &batch,
-                &spec,
-                audit,
-                Arc::clone(&progress),
-                kaquan_web::now(),
-            )
-            .await;
-            if result.is_ok() {
-                // Every card counted: the bar draws its last frame and ends its line.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bar).await;
-            } else {
-                bar.abort();
-            }
-            let n_cards =
-                result.map_err(|e| anyhow!("batch {} failed and holds no cards: {e}", batch.id))?;
-            let seconds = started.elapsed().as_secs_f64();
-            if args.json {
-                print_json(json!({
-                    "batch_id": batch.id, "n_cards": n_cards, "serial_first": batch.serial_first,
-                    "password_bits": (strength.bits * 10.0).round() / 10.0, "warnings": strength.warnings, "seconds": seconds
-                }));
-            } else {
-                println!(
-                    "批次 {} 已生成 {n_cards} 张卡（卡序号 {}–{}），用时 {seconds:.1} 秒",
-                    batch.id,
-                    batch.serial_first,
-                    batch.serial_first + n_cards - 1
-                );
-            }
+            return generate_batch(config, store, merchant_id, args).await
         }
         BatchCommand::Import {
             file,

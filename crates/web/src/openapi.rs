@@ -224,12 +224,20 @@ pub fn error_codes(
 /// An operation's request body, query parameters and success answers.
 type Described = (Option<Value>, Vec<Value>, Map<String, Value>);
 
-/// The request and success answers of the operations described so far,
-/// by operation id; the others document their path, headers and errors.
+/// The request and success answers of an operation, by operation id.
 fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
-    use crate::open_api as open;
-    const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-    let io = match operation_id {
+    let io = describe_cards(operation_id, io)
+        .or_else(|io| describe_pickups(operation_id, io))
+        .or_else(|io| describe_stored_value(operation_id, io))
+        .ok()?;
+    Some((io.body, io.query, io.responses))
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Sign-in, batches, cards and exports.
+fn describe_cards<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
+    Ok(match operation_id {
         "create_session" => io
             .json::<crate::auth::SignInRequest>()
             .answers::<crate::auth::MeDto>(200, "Signed in: the session cookie is set"),
@@ -289,6 +297,13 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
             "The finished export",
             &[XLSX, "text/csv", "application/zip"],
         ),
+        _ => return Err(io),
+    })
+}
+
+/// Goods, pickups, orders, 提货设置 and people.
+fn describe_pickups<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
+    Ok(match operation_id {
         "list_goods" => io.answers_many::<crate::goods::GoodsDto>("The goods"),
         "create_goods" => io
             .json::<crate::goods::GoodsRequest>()
@@ -363,6 +378,14 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::people::AuditDto>("The audit log, newest first"),
         "list_deleted_cards" => io.answers::<crate::people::DeletedCardsDto>(200, "The numbers"),
+        _ => return Err(io),
+    })
+}
+
+/// 礼品卡, codes, customers, API keys and the open API.
+fn describe_stored_value<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
+    use crate::open_api as open;
+    Ok(match operation_id {
         "get_giftcard_settings" => {
             io.answers::<crate::giftcards::GiftcardSettingsDto>(200, "礼品卡设置")
         }
@@ -437,9 +460,8 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
             .query::<open::PageQuery>()
             .answers::<open::StatementDto>(200, "余额明细, newest first"),
         "get_giftcard_centre" => io.answers::<open::GiftcardCentreDto>(200, "What the mall shows"),
-        _ => return None,
-    };
-    Some((io.body, io.query, io.responses))
+        _ => return Err(io),
+    })
 }
 
 /// (method, path, operation id, summary, permission needed).
