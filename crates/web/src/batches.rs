@@ -105,19 +105,33 @@ impl BatchDto {
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    #[schema(max_length = 64)]
     pub name: Option<String>,
+    /// 卡号前缀.
+    #[schema(max_length = 12)]
     pub prefix: Option<String>,
+    /// 卡号长度: digits after the prefix (without a start number).
+    #[schema(minimum = 4, maximum = 18)]
     pub number_length: Option<usize>,
+    /// `sequential` (default) or `random`.
+    #[schema(pattern = "^(sequential|random)$")]
     pub numbering: Option<String>,
+    /// 起始号 for sequential numbering.
     pub start_number: Option<u64>,
+    #[schema(minimum = 4, maximum = 32)]
     pub password_length: Option<usize>,
+    /// 密码规则: `digits`, `letters`, `mixed` or `unambiguous` (default).
+    #[schema(pattern = "^(digits|letters|mixed|unambiguous)$")]
     pub password_charset: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub face_value_fen: Option<i64>,
     /// `YYYY-MM-DD`, the first day the card can be used.
     pub valid_from: Option<String>,
     /// `YYYY-MM-DD`, the last day the card can be used.
     pub valid_until: Option<String>,
+    #[schema(max_length = 200)]
     pub remark: Option<String>,
     /// 卡号状态: `true` activates the cards as soon as they exist.
     #[serde(default)]

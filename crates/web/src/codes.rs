@@ -52,13 +52,18 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeTemplateRequest {
+    /// `online` (issued per paid mall order) or `offline` (a printed batch).
+    #[schema(pattern = "^(online|offline)$")]
     pub kind: String,
+    #[schema(min_length = 1, max_length = 60)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub face_value_fen: i64,
     /// `YYYY-MM-DD`, inclusive.
     pub valid_from: Option<String>,
     pub valid_until: Option<String>,
     /// 生成数量 (offline only).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub quantity: Option<i64>,
 }
 

@@ -164,8 +164,10 @@ async fn list_statement(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
-    /// Positive credits, negative debits.
+    /// Positive credits, negative debits; never zero.
+    #[schema(minimum = -100_000_000, maximum = 100_000_000)]
     pub delta_fen: i64,
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 

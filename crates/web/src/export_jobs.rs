@@ -122,12 +122,15 @@ impl ExportJobs {
 #[serde(deny_unknown_fields)]
 pub struct ExportJobRequest {
     /// `cards` (xlsx or CSV) or `qr_codes` (a zip of images).
+    #[schema(pattern = "^(cards|qr_codes)$")]
     pub kind: String,
     /// For `cards`: `xlsx` (default) or `csv`.
     #[serde(default)]
+    #[schema(pattern = "^(xlsx|csv)$")]
     pub format: Option<String>,
     /// For `qr_codes`: `png` (default) or `svg`.
     #[serde(default)]
+    #[schema(pattern = "^(png|svg)$")]
     pub image: Option<String>,
     /// For `cards`: include the passwords (needs `cards.export_secrets`).
     #[serde(default)]

@@ -361,12 +361,16 @@ async fn update_role(
 #[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DistributorRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub contact: String,
     #[serde(default)]
+    #[schema(max_length = 20)]
     pub phone: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub remark: String,
 }
 
