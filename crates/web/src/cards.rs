@@ -45,6 +45,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CardFilterDto {
     pub batch_id: Option<i64>,
+    /// `inactive`, `active`, `used` or `voided`.
+    #[schema(pattern = "^(inactive|active|used|voided)$")]
     pub state: Option<String>,
     pub activated: Option<bool>,
     pub used: Option<bool>,

@@ -100,15 +100,23 @@ impl From<&Goods> for GoodsDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "五常大米礼盒 5kg", "sku": "RICE-5KG", "on_shelf": true}))]
 pub struct GoodsRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// 商品详细内容 as the merchant writes it.
     #[serde(default)]
+    #[schema(max_length = 20_000)]
     pub description: String,
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub sku: String,
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub erp_code: String,
+    /// 扩展属性.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub attributes: String,
     /// 上架; defaults to on the shelf.
     pub on_shelf: Option<bool>,

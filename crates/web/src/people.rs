@@ -102,11 +102,18 @@ impl From<&Role> for RoleDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "clerk.1", "name": "张店员", "phone": "13800000000", "password": "kaquan2026", "role_id": 3}))]
 pub struct CreateStaffRequest {
+    /// Letters, digits, `_` and `.`; merchant N's staff sign in as `username@N`.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_.]+$")]
     pub username: String,
+    #[schema(max_length = 64)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 20)]
     pub phone: String,
+    /// At least 8 characters, letters and digits both.
+    #[schema(min_length = 8)]
     pub password: String,
     pub role_id: i64,
 }
