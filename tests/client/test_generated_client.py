@@ -9,19 +9,18 @@ and says where: KAQUAN_URL, KAQUAN_USERNAME, KAQUAN_PASSWORD, KAQUAN_CLIENT_DIR
 (where the generated package lives).
 """
 
-import hashlib
-import hmac
 import importlib
 import os
-import secrets
 import sys
-import time
 import uuid
+from pathlib import Path
 
 import requests
 
 BASE = os.environ["KAQUAN_URL"].rstrip("/")
 sys.path.insert(0, os.environ["KAQUAN_CLIENT_DIR"])
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kaquan_signing import signature_headers  # noqa: E402
 
 kaquan_client = importlib.import_module("kaquan_client")
 from kaquan_client.api.default import (  # noqa: E402
@@ -59,24 +58,16 @@ def signing_hook(key_id, secret):
 
     def sign(request):
         body = request.read() if hasattr(request, "read") else request.content
-        timestamp = str(int(time.time()))
-        nonce = secrets.token_hex(16)
-        canonical = "\n".join(
-            [
-                request.method.upper(),
+        request.headers.update(
+            signature_headers(
+                key_id,
+                secret,
+                request.method,
                 request.url.raw_path.decode().split("?")[0],
                 request.url.query.decode(),
-                timestamp,
-                nonce,
-                hashlib.sha256(body).hexdigest(),
-            ]
+                body,
+            )
         )
-        request.headers["X-Kaquan-Key"] = key_id
-        request.headers["X-Kaquan-Timestamp"] = timestamp
-        request.headers["X-Kaquan-Nonce"] = nonce
-        request.headers["X-Kaquan-Signature"] = hmac.new(
-            secret.encode(), canonical.encode(), hashlib.sha256
-        ).hexdigest()
 
     return sign
 

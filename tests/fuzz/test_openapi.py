@@ -8,17 +8,18 @@ Run by scripts/fuzz, which starts the server; KAQUAN_URL, KAQUAN_USERNAME
 and KAQUAN_PASSWORD say where and as whom.
 """
 
-import hashlib
-import hmac
 import os
-import secrets
-import time
+import sys
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kaquan_signing import signature_headers  # noqa: E402
 
 BASE = os.environ["KAQUAN_URL"].rstrip("/")
 EXAMPLES = int(os.environ.get("KAQUAN_FUZZ_EXAMPLES", "25"))
@@ -72,17 +73,9 @@ def call_signed(case):
     if isinstance(body, str):
         body = body.encode()
     url = urlsplit(prepared.url)
-    timestamp = str(int(time.time()))
-    nonce = secrets.token_hex(16)
-    canonical = "\n".join(
-        [prepared.method, url.path, url.query, timestamp, nonce, hashlib.sha256(body).hexdigest()]
+    prepared.headers.update(
+        signature_headers(KEY_ID, SECRET, prepared.method, url.path, url.query, body)
     )
-    prepared.headers["X-Kaquan-Key"] = KEY_ID
-    prepared.headers["X-Kaquan-Timestamp"] = timestamp
-    prepared.headers["X-Kaquan-Nonce"] = nonce
-    prepared.headers["X-Kaquan-Signature"] = hmac.new(
-        SECRET.encode(), canonical.encode(), hashlib.sha256
-    ).hexdigest()
     response = HTTP.send(prepared, timeout=60)
     SIGNED_STATUSES.append(response.status_code)
     return response
