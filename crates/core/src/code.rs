@@ -320,7 +320,7 @@ pub fn refusal_reason(found: Option<CodeFacts>, now: i64) -> &'static str {
 /// What a merchant asks for when creating a code template, from the
 /// console, the API or the CLI alike.
 #[derive(Debug, Clone)]
-pub struct CodeTemplateRequest {
+pub struct NewCodeTemplate {
     pub kind: CodeKind,
     pub fields: CodeTemplateFields,
     /// Codes to make with an offline template; an online one issues its
@@ -328,7 +328,7 @@ pub struct CodeTemplateRequest {
     pub quantity: i64,
 }
 
-impl CodeTemplateRequest {
+impl NewCodeTemplate {
     /// Every problem with the request, in Chinese, at once.
     pub fn check(&self) -> Result<(), Vec<String>> {
         let mut errors = self.fields.check().err().unwrap_or_default();
@@ -369,17 +369,20 @@ pub async fn create_code_template(
     store: &dyn Store,
     master: &MasterKey,
     merchant_id: i64,
-    request: &CodeTemplateRequest,
+    request: &NewCodeTemplate,
     actor: Actor,
     now: i64,
 ) -> Result<CodeTemplate, CodeTemplateError> {
     request.check().map_err(CodeTemplateError::Invalid)?;
     let quantity = request.n_codes();
     let key_version = store.get_merchant(merchant_id).await?.key_version;
-    let master = master.clone();
-    let codes =
+    let codes = if quantity == 0 {
+        Vec::new() // an online template issues its codes per paid order
+    } else {
+        let master = master.clone();
         crate::off_thread(move || new_codes(&master, merchant_id, key_version, quantity as usize))
-            .await?;
+            .await?
+    };
     let audit = AuditEntry {
         merchant_id,
         actor,
@@ -506,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_template_request_checks_its_fields_and_an_offline_quantity() {
-        let request = |kind, quantity| CodeTemplateRequest {
+        let request = |kind, quantity| NewCodeTemplate {
             kind,
             fields: CodeTemplateFields {
                 name: "端午".into(),

@@ -37,7 +37,7 @@ pub(crate) async fn codes_command(
                 valid_from: parse_cli_date(valid_from.as_deref(), false)?,
                 valid_until: parse_cli_date(valid_until.as_deref(), true)?,
             };
-            let request = kaquan_core::code::CodeTemplateRequest {
+            let request = kaquan_core::code::NewCodeTemplate {
                 kind: CodeKind::Offline,
                 fields,
                 quantity,

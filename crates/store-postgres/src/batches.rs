@@ -1,6 +1,7 @@
 //! Batches: creating, filling in one transaction (binary COPY of the cards,
 //! serials, goods links, activation, audit), failing, listing.
 
+use crate::cards::card_move_sql;
 use crate::engine::refresh_statistics;
 use crate::engine::INTERRUPTED_BATCH_LOCK_WAIT_MS;
 use crate::sql::expect_one;
@@ -57,16 +58,6 @@ pub(crate) fn batch_from_row(row: &Row) -> StoreResult<Batch> {
         created_at: row.get(19),
         completed_at: row.get(20),
     })
-}
-
-/// 生成后立即激活: the new batch's cards, in the transaction that fills it.
-async fn activate_on_fill(tx: &impl GenericClient, batch_id: i64, now: i64) -> StoreResult<u64> {
-    let sql = format!(
-        "UPDATE cards SET state = '{}', activated_at = $1 WHERE batch_id = $2 AND state = '{}'",
-        CardMove::ActivateOnFill.to_state().code(),
-        CardMove::ActivateOnFill.from_state().code(),
-    );
-    exec(tx, &sql, &[&now, &batch_id]).await
 }
 
 #[async_trait::async_trait]
@@ -225,7 +216,12 @@ impl kaquan_core::batch::BatchStore for PgStore {
             insert_audit(&tx, &link, n_cards).await?;
         }
         if after.activate {
-            activate_on_fill(&tx, batch_id, now).await?;
+            exec(
+                &tx,
+                card_move_sql(CardMove::ActivateOnFill),
+                &[&now, &batch_id],
+            )
+            .await?;
             let activation = AuditEntry {
                 action: "activate_cards".into(),
                 detail: "生成后立即激活".into(),

@@ -13,6 +13,7 @@ use kaquan_core::audit::AuditEntry;
 use kaquan_core::card::Card;
 use kaquan_core::card::CardEdit;
 use kaquan_core::card::CardFilter;
+use kaquan_core::card::CardMove;
 use kaquan_core::card::CardOp;
 use kaquan_core::card::CardState;
 use kaquan_core::card::CardWithSecret;
@@ -120,6 +121,32 @@ pub(crate) fn state_list(states: &[CardState]) -> String {
         .map(|s| format!("'{}'", s.code()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The one guarded statement of each move a card makes on its own
+/// (`card::CardMove`): its states come from core, and the text is built
+/// once, not per pickup.
+pub(crate) fn card_move_sql(card_move: CardMove) -> &'static str {
+    static SQL: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        [CardMove::ActivateOnFill, CardMove::Use, CardMove::Unuse].map(|m| {
+            let (to, from) = (m.to_state().code(), m.from_state().code());
+            match m {
+                CardMove::ActivateOnFill => format!(
+                    "UPDATE cards SET state = '{to}', activated_at = $1 WHERE batch_id = $2 AND state = '{from}'"
+                ),
+                CardMove::Use => format!(
+                    "UPDATE cards SET state = '{to}', used_at = $1 \
+                     WHERE id = $2 AND merchant_id = $3 AND state = '{from}' \
+                     AND (valid_from IS NULL OR valid_from <= $1) AND (valid_until IS NULL OR valid_until >= $1) \
+                     RETURNING number, batch_id"
+                ),
+                CardMove::Unuse => format!(
+                    "UPDATE cards SET state = '{to}', used_at = NULL WHERE id = $1 AND merchant_id = $2 AND state = '{from}'"
+                ),
+            }
+        })
+    });
+    &SQL[card_move as usize]
 }
 
 #[async_trait::async_trait]

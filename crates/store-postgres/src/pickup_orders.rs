@@ -2,6 +2,7 @@
 //! order, lists and exports, cancelling and shipping.
 
 use crate::cards::card_from_row;
+use crate::cards::card_move_sql;
 use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
 use crate::sql::insert_audit;
@@ -162,16 +163,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             .ok_or(StoreError::NotFound)?
             .get(0);
         let use_statement = tx
-            .prepare_cached(
-                &format!(
-                    "UPDATE cards SET state = '{}', used_at = $1 \
-                     WHERE id = $2 AND merchant_id = $3 AND state = '{}' \
-                     AND (valid_from IS NULL OR valid_from <= $1) AND (valid_until IS NULL OR valid_until >= $1) \
-                     RETURNING number, batch_id",
-                    CardMove::Use.to_state().code(),
-                    CardMove::Use.from_state().code(),
-                ),
-            )
+            .prepare_cached(card_move_sql(CardMove::Use))
             .await
             .map_err(map_err)?;
         let used = tx
@@ -325,12 +317,12 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             });
         };
         let card_id: i64 = row.get(0);
-        let n = exec(&tx, &format!(
-                    "UPDATE cards SET state = '{}', used_at = NULL WHERE id = $1 AND merchant_id = $2 AND state = '{}'",
-                    CardMove::Unuse.to_state().code(),
-                    CardMove::Unuse.from_state().code(),
-                ),
-                &[&card_id, &merchant_id]).await?;
+        let n = exec(
+            &tx,
+            card_move_sql(CardMove::Unuse),
+            &[&card_id, &merchant_id],
+        )
+        .await?;
         if n != 1 {
             return Err(StoreError::Conflict(Conflict::CardNotUsed));
         }

@@ -1,6 +1,7 @@
 //! Batches: creating, filling in one transaction (cards, goods links,
 //! activation, audit), failing, listing; the numbers a batch may not reuse.
 
+use crate::cards::card_move_sql;
 use crate::engine::LOOKUP_CHUNK;
 use crate::sql::decode;
 use crate::sql::expect_one;
@@ -191,11 +192,7 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
             }
             if after.activate {
                 conn.execute(
-                    &format!(
-                        "UPDATE cards SET state = '{}', activated_at = ?1 WHERE batch_id = ?2 AND state = '{}'",
-                        CardMove::ActivateOnFill.to_state().code(),
-                        CardMove::ActivateOnFill.from_state().code(),
-                    ),
+                    card_move_sql(CardMove::ActivateOnFill),
                     params![now, batch_id],
                 )
                 .map_err(map_err)?;

@@ -2,6 +2,7 @@
 //! order, lists and exports, cancelling and shipping.
 
 use crate::cards::card_from_row;
+use crate::cards::card_move_sql;
 use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
 use crate::sql::decode;
@@ -154,14 +155,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 .ok_or(StoreError::NotFound)?;
             let used: Option<(String, i64)> = conn
                 .query_row(
-                    &format!(
-                        "UPDATE cards SET state = '{}', used_at = ?1 \
-                         WHERE id = ?2 AND merchant_id = ?3 AND state = '{}' \
-                         AND (valid_from IS NULL OR valid_from <= ?1) AND (valid_until IS NULL OR valid_until >= ?1) \
-                         RETURNING number, batch_id",
-                        CardMove::Use.to_state().code(),
-                        CardMove::Use.from_state().code(),
-                    ),
+                    card_move_sql(CardMove::Use),
                     params![order.created_at, order.card_id, order.merchant_id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
@@ -305,11 +299,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             };
             let n = conn
                 .execute(
-                    &format!(
-                        "UPDATE cards SET state = '{}', used_at = NULL WHERE id = ?1 AND merchant_id = ?2 AND state = '{}'",
-                        CardMove::Unuse.to_state().code(),
-                        CardMove::Unuse.from_state().code(),
-                    ),
+                    card_move_sql(CardMove::Unuse),
                     params![card_id, merchant_id],
                 )
                 .map_err(map_err)?;

@@ -94,12 +94,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, SESSION_COOKIE)
-}
-
-/// The value of the cookie called `cookie_name`, if the request carries it.
-pub fn cookie_value(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
-    crate::cookies::value(headers, cookie_name)
+    crate::cookies::value(headers, SESSION_COOKIE)
 }
 
 /// Why a request is not let in: API callers get the JSON envelope, console
@@ -406,7 +401,7 @@ pub fn form_token_cookie(state: &AppState, path: &str) -> (String, HeaderValue) 
 
 /// The form's token matches its cookie.
 pub fn check_form_token(headers: &HeaderMap, token: &str) -> ApiResult<()> {
-    match cookie_value(headers, FORM_COOKIE) {
+    match crate::cookies::value(headers, FORM_COOKIE) {
         Some(cookie)
             if !token.is_empty() && constant_time_eq(cookie.as_bytes(), token.as_bytes()) =>
         {

@@ -132,7 +132,7 @@ async fn create_template(
             true,
         )?,
     };
-    let request = kaquan_core::code::CodeTemplateRequest {
+    let request = kaquan_core::code::NewCodeTemplate {
         kind,
         fields,
         quantity: request.quantity.unwrap_or(0),

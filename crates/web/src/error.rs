@@ -108,7 +108,7 @@ impl ApiError {
             Self::Invalid(message, _) | Self::Malformed { message, .. } => message.clone(),
             Self::ImportRows(rows) => format!("文件有 {} 行错误，没有导入任何一行", rows.len()),
             Self::Conflict(message) => message.clone(),
-            Self::StoreConflict(conflict) => conflict_message(conflict),
+            Self::StoreConflict(conflict) => conflict_answer(conflict).1,
             Self::TooManyAttempts {
                 retry_after_seconds,
             } if *retry_after_seconds >= 60 => {
@@ -138,7 +138,7 @@ impl ApiError {
             Self::Invalid(..) => "invalid",
             Self::ImportRows(_) => "import_rows_invalid",
             Self::Conflict(_) => "conflict",
-            Self::StoreConflict(conflict) => conflict_code(conflict),
+            Self::StoreConflict(conflict) => conflict_answer(conflict).0,
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::BadSignature(_) => "bad_signature",
             Self::Refused(refusal) => refusal.code(),
@@ -147,30 +147,26 @@ impl ApiError {
     }
 }
 
-/// The stable error code of each store conflict (the API's contract).
-pub fn conflict_code(conflict: &kaquan_core::Conflict) -> &'static str {
+/// The stable error code (the API's contract) and the message of each store conflict.
+fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
     use kaquan_core::Conflict as C;
     match conflict {
-        C::Duplicate => "conflict",
-        C::CardNotUsable => "card_not_usable",
-        C::OrderNotPending { .. } => "order_not_pending",
-        C::CardNotUsed => "card_not_used",
-        C::CodesChanged => "codes_changed",
-        C::ApiKeysFull => "api_keys_full",
-        C::NonceUsed => "nonce_reused",
-    }
-}
-
-fn conflict_message(conflict: &kaquan_core::Conflict) -> String {
-    use kaquan_core::Conflict as C;
-    match conflict {
-        C::Duplicate => "与已有记录冲突（名称或卡号重复）".into(),
-        C::CardNotUsable => "卡不可用（未激活、已使用、已作废或不在有效期内）".into(),
-        C::OrderNotPending { order_id } => format!("订单 {order_id} 不是待发货订单"),
-        C::CardNotUsed => "订单的卡已不是已使用状态".into(),
-        C::CodesChanged => "未使用的兑换码数量已变化，请刷新后再确认".into(),
-        C::ApiKeysFull => "最多同时启用两个密钥，请先停用一个".into(),
-        C::NonceUsed => "请求的 nonce 已使用过".into(),
+        C::Duplicate => ("conflict", "与已有记录冲突（名称或卡号重复）".into()),
+        C::CardNotUsable => (
+            "card_not_usable",
+            "卡不可用（未激活、已使用、已作废或不在有效期内）".into(),
+        ),
+        C::OrderNotPending { order_id } => (
+            "order_not_pending",
+            format!("订单 {order_id} 不是待发货订单"),
+        ),
+        C::CardNotUsed => ("card_not_used", "订单的卡已不是已使用状态".into()),
+        C::CodesChanged => (
+            "codes_changed",
+            "未使用的兑换码数量已变化，请刷新后再确认".into(),
+        ),
+        C::ApiKeysFull => ("api_keys_full", "最多同时启用两个密钥，请先停用一个".into()),
+        C::NonceUsed => ("nonce_reused", "请求的 nonce 已使用过".into()),
     }
 }
 

@@ -4,7 +4,7 @@
 //! balance, and sees the balance, its statement (余额明细) and their
 //! gift-card orders with the codes (used ones struck through).
 
-use crate::auth::{check_form_token, constant_time_eq, cookie_value, form_token_cookie};
+use crate::auth::{check_form_token, constant_time_eq, form_token_cookie};
 use crate::customers::TransactionView;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Path, Query};
@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for CustomerAuthed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let Some(token) = cookie_value(&parts.headers, CUSTOMER_COOKIE) else {
+        let Some(token) = crate::cookies::value(&parts.headers, CUSTOMER_COOKIE) else {
             return Ok(Self(None));
         };
         let merchant_id = merchant_in_path(parts.uri.path());

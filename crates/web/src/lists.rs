@@ -16,7 +16,7 @@ pub struct PageQuery {
     pub page_size: Option<i64>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
 pub struct ListDto<T> {
     pub items: Vec<T>,
     pub total: i64,

@@ -112,34 +112,32 @@ impl<'a> Io<'a> {
     /// A JSON array of `T` with 200.
     fn answers_many<T: ToSchema>(mut self, description: &str) -> Self {
         let item = self.schema::<T>();
-        self.responses.insert(
-            "200".into(),
-            json!({"description": description, "content": {"application/json": {"schema": {"type": "array", "items": item}}}}),
-        );
-        self
+        self.json_answer(200, description, json!({"type": "array", "items": item}))
     }
 
     /// A page of `T` in the list envelope `{items, total, page, page_size}` with 200.
     fn answers_page<T: ToSchema>(mut self, description: &str) -> Self {
         let item = self.schema::<T>();
         let count = json!({"type": "integer", "format": "int64"});
-        self.responses.insert(
-            "200".into(),
-            json!({"description": description, "content": {"application/json": {"schema": {
-                "type": "object",
-                "required": ["items", "total", "page", "page_size"],
-                "properties": {
-                    "items": {"type": "array", "items": item},
-                    "total": count, "page": count, "page_size": count
-                }
-            }}}}),
-        );
-        self
+        let page = json!({
+            "type": "object",
+            "required": ["items", "total", "page", "page_size"],
+            "properties": {
+                "items": {"type": "array", "items": item},
+                "total": count, "page": count, "page_size": count
+            }
+        });
+        self.json_answer(200, description, page)
     }
 
     /// A JSON answer of type `T` with `status`.
     fn answers<T: ToSchema>(mut self, status: u16, description: &str) -> Self {
         let schema = self.schema::<T>();
+        self.json_answer(status, description, schema)
+    }
+
+    /// A JSON answer with `schema` and `status`.
+    fn json_answer(mut self, status: u16, description: &str, schema: Value) -> Self {
         self.responses.insert(
             status.to_string(),
             json!({"description": description, "content": {"application/json": {"schema": schema}}}),
@@ -151,7 +149,7 @@ impl<'a> Io<'a> {
 /// The error codes an operation may answer with in the envelope, from what
 /// it reads (a JSON body, a query, an upload, a signature) and what it
 /// changes. Programs branch on these; the README's table says what each means.
-pub fn error_codes(
+fn error_codes(
     method: &str,
     path: &str,
     operation_id: &str,
