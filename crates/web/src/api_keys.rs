@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 2, "key_id": "kq_7f3a9c2e51b04d68", "label": "商城", "active": true, "created_at": "2026-11-30 14:05:00", "revoked_at": null, "secret": "3f9d0c6e8b2a47f1a5c9e0d4b7f2a8c1e6d3b9f0a4c7e2d5b8f1a3c6e9d0b7f4"}))]
 pub struct ApiKeyDto {
     pub id: i64,
     pub key_id: String,
@@ -54,6 +55,7 @@ impl ApiKeyDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"label": "商城"}))]
 pub struct ApiKeyRequest {
     #[serde(default)]
     pub label: String,

@@ -299,12 +299,14 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "owner", "password": "kaquan2026"}))]
 pub struct SignInRequest {
     pub username: String,
     pub password: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"staff_id": 1, "merchant_id": 1, "username": "owner", "name": "店主", "role": "owner", "permissions": ["cards.view", "orders.manage"], "csrf_token": "5b1e9d3f7a2c4e6b8d0f1a3c5e7b9d2f"}))]
 pub struct MeDto {
     pub staff_id: i64,
     pub merchant_id: i64,

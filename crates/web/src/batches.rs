@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
 
 /// A batch as the API and console show it.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 12, "name": "2026 中秋提货卡", "source": "generated", "state": "ready", "state_label": "已完成", "quantity": 1000, "prefix": "88", "number_length": 12, "numbering": "sequential", "start_number": 1, "password_length": 10, "password_charset": "digits", "face_value_fen": 29900, "face_value_yuan": "299.00", "valid_from": "2026-09-01", "valid_until": "2026-12-31", "remark": "中秋团购", "serial_first": 1, "serial_last": 1000, "progress_done": null, "error": null, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}))]
 pub struct BatchDto {
     pub id: i64,
     pub name: String,
@@ -104,6 +105,7 @@ impl BatchDto {
 /// The fields of 创建卡券. Only `quantity` is required (快速创建).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "2026 中秋提货卡", "quantity": 1000, "prefix": "88", "number_length": 12, "numbering": "sequential", "start_number": 1, "password_length": 10, "password_charset": "digits", "face_value_fen": 29900, "valid_from": "2026-09-01", "valid_until": "2026-12-31", "remark": "中秋团购", "goods_ids": [3], "activate": false}))]
 pub struct BatchRequest {
     #[schema(max_length = 64)]
     pub name: Option<String>,
@@ -177,12 +179,14 @@ impl BatchRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"bits": 33.2, "warnings": []}))]
 pub struct StrengthDto {
     pub bits: f64,
     pub warnings: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"batch_id": 12, "n_cards": 1000, "state": "generating", "strength": {"bits": 33.2, "warnings": []}}))]
 pub struct CreatedBatchDto {
     pub batch_id: i64,
     pub state: &'static str,
@@ -316,6 +320,7 @@ async fn get_batch(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"password_length": 10, "password_charset": "digits", "numbering": "sequential"}))]
 pub struct StrengthRequest {
     pub password_length: usize,
     pub password_charset: String,

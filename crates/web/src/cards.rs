@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
 /// condition needs `"all": true`.
 #[derive(Deserialize, Serialize, Default, Debug, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch_id": 12, "state": "inactive", "serial_from": 1, "serial_to": 500}))]
 pub struct CardFilterDto {
     pub batch_id: Option<i64>,
     /// `inactive`, `active`, `used` or `voided`.
@@ -210,6 +211,7 @@ impl CardFilterForm {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 501, "batch_id": 12, "serial": 1, "number": "880000000001", "state": "active", "state_label": "已激活", "face_value_fen": 29900, "face_value_yuan": "299.00", "valid_from": "2026-09-01", "valid_until": "2026-12-31", "expired": false, "distributor_id": 4, "distributor_name": "华东经销", "remark": "", "activated_at": "2026-11-30 14:05:00", "used_at": null, "created_at": "2026-11-30 14:05:00"}))]
 pub struct CardDto {
     pub id: i64,
     pub batch_id: i64,
@@ -304,6 +306,7 @@ async fn list_cards(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"batch_id": 12, "serial_from": 1, "serial_to": 500}}))]
 pub struct CardOpRequest {
     pub filter: CardFilterDto,
 }
@@ -387,6 +390,7 @@ async fn delete_cards(
 /// A listed field with a null or empty value is cleared.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"batch_id": 12}, "fields": ["valid_until", "remark"], "valid_until": "2027-03-31", "remark": "延期至 3 月底"}))]
 pub struct EditCardsRequest {
     pub filter: CardFilterDto,
     pub fields: Vec<String>,

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "offline", "name": "双十一 100 元兑换码", "face_value_fen": 10000, "valid_from": "2026-11-01", "valid_until": "2027-01-31", "quantity": 500}))]
 pub struct CodeTemplateRequest {
     /// `online` (issued per paid mall order) or `offline` (a printed batch).
     #[schema(pattern = "^(online|offline)$")]
@@ -68,6 +69,7 @@ pub struct CodeTemplateRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 7, "kind": "offline", "kind_label": "线下兑换码", "name": "双十一 100 元兑换码", "face_value_fen": 10000, "face_value_yuan": "100.00", "valid_from": "2026-11-01", "valid_until": "2027-01-31", "n_issued": 500, "n_used": 120, "n_unused": 380, "n_voided": 0, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}))]
 pub struct CodeTemplateDto {
     pub id: i64,
     pub kind: &'static str,
@@ -278,6 +280,7 @@ async fn template_form(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "****-****-****-PQRS", "face_value_fen": 10000, "state": "unused", "valid_until": 1801000000}))]
 pub struct IssuedCodeDto {
     pub id: i64,
     /// Only the last four characters: the whole code is in the permitted export.
@@ -435,6 +438,7 @@ async fn codes_page(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "ABCD-EFGH-JKMN-PQRS"}))]
 pub struct LookupRequest {
     /// The code as the customer reads it out: case, spaces and hyphens do
     /// not matter. Sent in the body, never in a URL.
@@ -442,6 +446,7 @@ pub struct LookupRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": {"code": "****-****-****-PQRS", "face_value_fen": 10000, "state": "used", "valid_until": 1801000000}, "template": {"id": 7, "kind": "offline", "kind_label": "线下兑换码", "name": "双十一 100 元兑换码", "face_value_fen": 10000, "face_value_yuan": "100.00", "valid_from": "2026-11-01", "valid_until": "2027-01-31", "n_issued": 500, "n_used": 120, "n_unused": 380, "n_voided": 0, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}}))]
 pub struct LookedUpCodeDto {
     pub template: CodeTemplateDto,
     pub code: IssuedCodeDto,
@@ -564,6 +569,7 @@ async fn export_codes(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"confirm_unused": 380}))]
 pub struct DeleteTemplateRequest {
     /// How many unused codes the merchant confirmed voiding (as shown to them).
     pub confirm_unused: i64,
@@ -621,6 +627,7 @@ async fn delete_code_template(
 
 /// What deleting a template did.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"n_voided": 380}))]
 pub struct DeletedTemplateDto {
     /// The unused codes voided with it.
     pub n_voided: i64,

@@ -34,6 +34,7 @@ const CUSTOMERS_EXPORT_ROWS_MAX: i64 = 100_000;
 /// API) and the customer's 余额明细. Not the partner contract, which is
 /// `open_api::TransactionDto`.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"transaction_id": 44, "kind": "redeem", "kind_label": "兑换码兑换", "amount_fen": 10000, "balance_after_fen": 17500, "reference": "", "reason": "", "channel": "web", "created_at": 1790000200, "created_at_text": "2026-09-22 01:36"}))]
 pub struct TransactionView {
     pub transaction_id: i64,
     pub kind: &'static str,
@@ -82,6 +83,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 31, "external_id": "u-1001", "phone": "138****0000", "label": "小王", "balance_fen": 7500, "balance_yuan": "75.00", "created_at": "2026-11-30 14:05:00"}))]
 pub struct CustomerDto {
     pub id: i64,
     pub external_id: Option<String>,
@@ -163,6 +165,7 @@ async fn list_statement(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"delta_fen": -500, "reason": "顾客投诉补偿冲正"}))]
 pub struct AdjustmentRequest {
     /// Positive credits, negative debits; never zero.
     #[schema(minimum = -100_000_000, maximum = 100_000_000)]

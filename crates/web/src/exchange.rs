@@ -145,6 +145,7 @@ pub fn giftcard_image_url(merchant_id: i64, slot: GiftcardImageSlot, updated_at:
 /// The merchant's 礼品卡设置 pictures, each address after `prefix` (empty
 /// for this server's pages, the public address for the mall).
 #[derive(Serialize, Default, utoipa::ToSchema)]
+#[schema(example = json!({"banner": null, "cover": "/media/giftcards/cover.png", "share": null}))]
 pub struct ImageUrls {
     /// 礼品卡页顶部图片.
     pub banner: Option<String>,

@@ -120,6 +120,7 @@ impl ExportJobs {
 /// An export to start, as the API takes it.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "cards", "format": "xlsx", "with_secrets": false, "filter": {"batch_id": 12}}))]
 pub struct ExportJobRequest {
     /// `cards` (xlsx or CSV) or `qr_codes` (a zip of images).
     #[schema(pattern = "^(cards|qr_codes)$")]
@@ -153,6 +154,7 @@ fn export_kind(kind: &str, format: Option<&str>, image: Option<&str>) -> ApiResu
 
 /// How an export stands, on the wire.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"export_id": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "state": "running", "n_done": 40000, "n_total": 100000, "file_name": "cards-12.xlsx", "message": null, "status_url": "/api/v1/exports/9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "download_url": null, "expires_at": 1795000000}))]
 pub struct ExportJobDto {
     pub export_id: String,
     /// `running`, `ready` or `failed`.

@@ -69,6 +69,7 @@ pub async fn cached_settings(state: &AppState, merchant_id: i64) -> ApiResult<Gi
 
 #[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "centre_entry": true, "distribution": false, "attempt_limit": 10, "centre_name": "礼品卡中心", "share_title": "送你一张礼品卡", "description": "礼品卡可用于本店全部商品", "goods_display": "grid", "phone_login": false}))]
 pub struct GiftcardSettingsDto {
     pub enabled: bool,
     pub centre_entry: bool,
@@ -322,6 +323,7 @@ async fn image_form(
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": 1, "name": "100 元礼品卡", "template_id": 5, "template_name": "商城 100 元礼品卡", "template_live": true, "face_value_fen": 10000, "price_fen": 9500, "price_yuan": "95.00", "on_shelf": true}))]
 pub struct GiftcardProductDto {
     #[serde(default)]
     pub id: i64,

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 3, "name": "五常大米礼盒 5kg", "description": "当季新米", "sku": "RICE-5KG", "erp_code": "100203", "attributes": "5kg/盒", "on_shelf": true, "images": [{"id": 1, "url": "/media/goods/3/1.jpg"}], "updated_at": "2026-11-30 14:05:00"}))]
 pub struct GoodsDto {
     pub id: i64,
     pub name: String,
@@ -65,6 +66,7 @@ pub struct GoodsDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 1, "url": "/media/goods/3/1.jpg"}))]
 pub struct GoodsImageDto {
     pub id: i64,
     pub url: String,
@@ -316,6 +318,7 @@ async fn serve_goods_image(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"batch_id": 12}, "goods_ids": [3, 4], "mode": "replace"}))]
 pub struct LinkGoodsRequest {
     pub filter: CardFilterDto,
     pub goods_ids: Vec<i64>,

@@ -52,6 +52,7 @@ pub struct ListQuery {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"n_cards": 500}))]
 pub struct ChangedDto {
     pub n_cards: i64,
 }

@@ -296,7 +296,7 @@ fn respond<T, D: Serialize>(
 /// contract. The console and the H5 pages have their own view
 /// (`customers::TransactionView`), so a display change never changes this.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"transaction_id": 42, "kind": "redeem", "kind_label": "兑换", "amount_fen": 10000, "balance_after_fen": 10000, "reference": "", "reason": "", "channel": "api", "created_at": 1790000000, "created_at_text": "2026-09-22 01:33"}))]
+#[schema(example = json!({"transaction_id": 42, "kind": "redeem", "kind_label": "兑换码兑换", "amount_fen": 10000, "balance_after_fen": 10000, "reference": "", "reason": "", "channel": "api", "created_at": 1790000000, "created_at_text": "2026-09-22 01:33"}))]
 pub struct TransactionDto {
     pub transaction_id: i64,
     pub kind: &'static str,
@@ -343,6 +343,7 @@ pub struct IssueOrderRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "****-****-****-PQRS", "face_value_fen": 10000, "state": "unused", "valid_until": 1801000000}))]
 pub struct IssuedCodeDto {
     /// `ABCD-EFGH-JKMN-PQRS`.
     pub code: String,
@@ -352,6 +353,7 @@ pub struct IssuedCodeDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"order_id": "M20260601001", "product_id": 1, "product_name": "100 元礼品卡", "quantity": 1, "codes": [{"code": "ABCD-EFGH-JKMN-PQRS", "face_value_fen": 10000, "state": "unused", "valid_until": 1801000000}]}))]
 pub struct MallOrderDto {
     pub order_id: String,
     pub product_id: i64,
@@ -558,6 +560,7 @@ pub struct LoginLinkRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"url": "https://kaquan.example.com/exchange/login?token=3c9a0e7f", "expires_at": 1795000300}))]
 pub struct LoginLinkDto {
     /// Open this in the customer's browser; it works once, for 5 minutes.
     pub url: String,
@@ -593,6 +596,7 @@ async fn create_login_link(State(state): State<AppState>, signed: Signed) -> Api
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"customer_id": "u-1001", "balance_fen": 7500}))]
 pub struct BalanceDto {
     pub customer_id: String,
     pub balance_fen: i64,
@@ -626,6 +630,7 @@ async fn get_customer_balance(
 /// What the mall needs to show the merchant's gift cards (礼品卡设置, as
 /// the seed's 小程序 shows them) and to sell them.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"enabled": true, "centre_entry": true, "show_centre_entry": true, "show_code_entry": true, "show_home_module": true, "distribution": false, "centre_name": "礼品卡中心", "share_title": "送你一张礼品卡", "description": "礼品卡可用于本店全部商品", "goods_display": "grid", "exchange_url": "https://shop.example.com/giftcards/exchange", "images": {"banner": null, "cover": null, "share": null}, "products": [{"id": 1, "name": "100 元礼品卡", "face_value_fen": 10000, "price_fen": 9500}]}))]
 pub struct GiftcardCentreDto {
     /// 礼品卡活动.
     pub enabled: bool,
@@ -656,6 +661,7 @@ pub struct GiftcardCentreDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 1, "name": "100 元礼品卡", "face_value_fen": 10000, "price_fen": 9500}))]
 pub struct CentreProductDto {
     pub id: i64,
     pub name: String,
@@ -718,6 +724,7 @@ pub struct PageQuery {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"customer_id": "u-1001", "balance_fen": 7500, "total": 2, "page": 1, "items": [{"transaction_id": 43, "kind": "spend", "kind_label": "余额消费", "amount_fen": -2500, "balance_after_fen": 7500, "reference": "checkout-77", "reason": "", "channel": "api", "created_at": 1790000100, "created_at_text": "2026-09-22 01:35"}]}))]
 pub struct StatementDto {
     pub customer_id: String,
     pub balance_fen: i64,

@@ -46,9 +46,16 @@ impl<'a> Io<'a> {
         json!({"$ref": format!("#/components/schemas/{name}")})
     }
 
-    /// A JSON request body of type `T`.
-    fn json<T: ToSchema>(mut self) -> Self {
+    /// A JSON request body of type `T`. Its example must be a `T` the
+    /// server reads: the document is built in tests, so an example that
+    /// drifted from the type fails them.
+    fn json<T: ToSchema + serde::de::DeserializeOwned>(mut self) -> Self {
         let schema = self.schema::<T>();
+        if let Some(example) = self.components[T::name().as_ref()].get("example") {
+            if let Err(e) = serde_json::from_value::<T>(example.clone()) {
+                panic!("the example of {} is not one: {e}", T::name());
+            }
+        }
         self.body =
             Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}));
         self
@@ -77,7 +84,7 @@ impl<'a> Io<'a> {
             .map(|t| {
                 (
                     t.to_string(),
-                    json!({"schema": {"type": "string", "contentMediaType": t}}),
+                    json!({"schema": {"type": "string", "format": "binary", "contentMediaType": t}}),
                 )
             })
             .collect();
@@ -94,7 +101,7 @@ impl<'a> Io<'a> {
             .iter()
             .map(|f| {
                 let schema = if *f == "file" {
-                    json!({"type": "string", "contentMediaType": "application/octet-stream"})
+                    json!({"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"})
                 } else {
                     json!({"type": "string"})
                 };
@@ -340,7 +347,11 @@ fn describe_pickups<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>
         "export_orders" => io
             .query::<crate::orders::OrderListQuery>()
             .file("The orders", &[XLSX]),
-        "list_carriers" => io.answers_many::<String>("Carrier names"),
+        "list_carriers" => io.json_answer(
+            200,
+            "Carrier names",
+            json!({"type": "array", "items": {"type": "string"}, "example": ["顺丰速运", "同城闪送"]}),
+        ),
         "create_carrier" => io
             .json::<crate::orders::CarrierRequest>()
             .answers::<crate::orders::CarrierDto>(201, "The carrier"),
@@ -632,6 +643,7 @@ pub fn document() -> Value {
 fn schemas(mut components: Map<String, Value>) -> Value {
     components.insert("Error".into(), json!({
         "type": "object",
+        "example": {"error": {"code": "invalid_field", "message": "quantity: 应为整数"}},
                     "required": ["error"],
                     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"},

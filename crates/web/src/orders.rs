@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
 
 /// An order as staff see it; personal data masked without the permission.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 88, "card_number": "880012345678", "batch_id": 12, "goods_id": 3, "goods_name": "五常大米礼盒 5kg", "channel": "web", "channel_label": "顾客自助", "status": "pending", "status_label": "待发货", "consignee": "张三", "phone": "13800000000", "province": "浙江省", "city": "杭州市", "district": "西湖区", "address": "文三路 100 号 2 幢 301", "appointment_date": "2026-12-08", "carrier": null, "tracking_number": null, "shipped_at": null, "created_by": "", "created_at": "2026-11-30 14:05:00"}))]
 pub struct OrderDto {
     pub id: i64,
     pub card_number: String,
@@ -119,25 +120,46 @@ impl OrderDto {
 pub struct OrderQuery {
     /// `pending`, `shipped`, `picked_up`, `cancelled`, or empty for all.
     #[serde(default)]
+    #[param(
+        pattern = "^(|pending|shipped|picked_up|cancelled)$",
+        example = "pending"
+    )]
     pub status: String,
     /// `today`, `tomorrow`, `day_after` (to ship, by appointment date) or
     /// `shipped_today`, `shipped_yesterday`.
     #[serde(default)]
+    #[param(
+        pattern = "^(|today|tomorrow|day_after|shipped_today|shipped_yesterday)$",
+        example = "tomorrow"
+    )]
     pub quick: String,
+    /// The cards' batch id.
     #[serde(default)]
+    #[param(pattern = "^[0-9]*$", example = "12")]
     pub batch_id: String,
+    /// The chosen goods' id.
     #[serde(default)]
+    #[param(pattern = "^[0-9]*$", example = "3")]
     pub goods_id: String,
+    /// `web` (the customer's page), `store` (到店提货), `phone` (电话提货) or `api`.
     #[serde(default)]
+    #[param(pattern = "^(|web|store|phone|api)$", example = "web")]
     pub channel: String,
-    /// Order date range, `YYYY-MM-DD`.
+    /// Orders placed on or after this day, `YYYY-MM-DD` (2000–2199).
     #[serde(default)]
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$", example = "2026-11-01")]
     pub date_from: String,
+    /// Orders placed on or before this day, `YYYY-MM-DD` (2000–2199).
     #[serde(default)]
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$", example = "2026-11-30")]
     pub date_until: String,
+    /// Part of the card number.
     #[serde(default)]
+    #[param(max_length = 64, example = "0001")]
     pub card_number: String,
+    /// Part of the consignee's phone.
     #[serde(default)]
+    #[param(max_length = 64, example = "1380")]
     pub phone: String,
     /// The list's page (not part of the filter).
     #[serde(default, skip_serializing)]
@@ -172,6 +194,9 @@ fn date(text: &str, field: &str) -> ApiResult<Option<time::Date>> {
 impl OrderQuery {
     /// The filter, with quick filters resolved against `now` in the merchant's time zone.
     pub fn to_filter(&self, now: i64) -> ApiResult<PickupOrderFilter> {
+        for (field, text) in [("card_number", &self.card_number), ("phone", &self.phone)] {
+            crate::extract::check_chars(field, text, kaquan_core::text::SEARCH_CHARS_MAX)?;
+        }
         let mut filter = PickupOrderFilter {
             status: match self.status.trim() {
                 "" => None,
@@ -300,6 +325,7 @@ async fn cancel_order(
 
 #[derive(Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"order_id": 88, "carrier": "顺丰速运", "tracking_number": "SF1234567890123"}))]
 pub struct ShipmentDto {
     pub order_id: i64,
     pub carrier: String,
@@ -308,6 +334,7 @@ pub struct ShipmentDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"shipments": [{"order_id": 88, "carrier": "顺丰速运", "tracking_number": "SF1234567890123"}]}))]
 pub struct ShipRequest {
     pub shipments: Vec<ShipmentDto>,
 }
@@ -604,6 +631,7 @@ async fn list_carriers(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "同城闪送"}))]
 pub struct CarrierRequest {
     pub name: String,
 }
@@ -647,6 +675,7 @@ async fn create_carrier(
 
 /// A carrier the merchant added.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "同城闪送"}))]
 pub struct CarrierDto {
     pub name: String,
 }

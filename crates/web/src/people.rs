@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 5, "username": "clerk.1", "name": "张店员", "phone": "13800000000", "role_id": 3, "disabled": false, "locked": false, "created_at": "2026-11-30 14:05:00"}))]
 pub struct StaffDto {
     pub id: i64,
     pub username: String,
@@ -82,10 +83,12 @@ impl StaffDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 4, "name": "desk", "label": "前台", "permissions": ["pickup.assist", "cards.view"]}))]
 pub struct RoleDto {
     pub id: i64,
     pub name: String,
     pub label: String,
+    #[schema(schema_with = permission_codes)]
     pub permissions: Vec<&'static str>,
 }
 
@@ -190,11 +193,18 @@ async fn create_staff(
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "李店员", "role_id": 4, "disabled": false}))]
 pub struct UpdateStaffRequest {
+    /// 姓名; only the fields sent change.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
+    #[schema(max_length = 20)]
     pub phone: Option<String>,
+    /// Not the signed-in member's own.
     pub role_id: Option<i64>,
+    /// A new password: at least 8 characters, letters and digits both; empty keeps it.
     pub password: Option<String>,
+    /// Stops the account signing in (not one's own).
     pub disabled: Option<bool>,
 }
 
@@ -269,10 +279,30 @@ async fn list_roles(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "desk", "label": "前台", "permissions": ["pickup.assist", "cards.view"]}))]
 pub struct RoleRequest {
+    /// The role's code, fixed once created: letters, digits, `_` and `.`
+    /// (ignored when a role is changed).
+    #[schema(max_length = 32, pattern = "^[A-Za-z0-9_.]*$")]
     pub name: Option<String>,
+    /// 角色名称 as staff read it.
+    #[schema(min_length = 1, max_length = 64)]
     pub label: String,
+    /// What the role may do.
+    #[schema(schema_with = permission_codes)]
     pub permissions: Vec<String>,
+}
+
+/// The schema of a list of permission codes: each one of [`Permission::ALL`].
+fn permission_codes() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(Permission::ALL.map(Permission::code))),
+        )
+        .build()
 }
 
 /// A role's label: what staff read in the console, 1 to `NAME_CHARS_MAX` characters.
@@ -367,6 +397,7 @@ async fn update_role(
 
 #[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "华东经销", "contact": "王经理", "phone": "13900000000", "remark": ""}))]
 pub struct DistributorRequest {
     #[schema(min_length = 1, max_length = 64)]
     pub name: String,
@@ -401,6 +432,7 @@ impl DistributorRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 4, "name": "华东经销", "contact": "王经理", "phone": "13900000000", "remark": "", "n_cards": 2000}))]
 pub struct DistributorDto {
     pub id: i64,
     pub name: String,
@@ -492,6 +524,7 @@ async fn update_distributor(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 120, "actor": "owner", "action": "cards.void", "target": "批次 12", "detail": "作废 100 张", "n_affected": 100, "created_at": "2026-11-30 14:05:00"}))]
 pub struct AuditDto {
     pub id: i64,
     pub actor: String,
@@ -738,6 +771,7 @@ async fn audit_page(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"audit_id": 120, "numbers": ["880000000001", "880000000002"]}))]
 pub struct DeletedCardsDto {
     pub audit_id: i64,
     pub numbers: Vec<String>,

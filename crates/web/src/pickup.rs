@@ -91,6 +91,7 @@ fn redeemer(state: &AppState, merchant_id: i64) -> Redeemer<'_> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 3, "name": "五常大米礼盒 5kg", "description": "当季新米", "image_urls": ["/media/goods/3/1.jpg"]}))]
 pub struct GoodsChoiceDto {
     pub id: i64,
     pub name: String,
@@ -99,6 +100,7 @@ pub struct GoodsChoiceDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"number": "880012345678", "face_value_yuan": "299.00", "valid_until": "2026-12-31", "goods": [{"id": 3, "name": "五常大米礼盒 5kg", "description": "当季新米", "image_urls": ["/media/goods/3/1.jpg"]}]}))]
 pub struct CheckedCardDto {
     pub number: String,
     pub face_value_yuan: Option<String>,
@@ -132,6 +134,7 @@ impl CheckedCardDto {
 
 /// An order as the customer or staff see it after a pickup.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"order_id": 88, "goods_name": "五常大米礼盒 5kg", "channel": "phone", "status": "pending", "status_label": "待发货", "appointment_date": "2026-12-08", "carrier": null, "tracking_number": null, "created_at": "2026-11-30 14:05:00"}))]
 pub struct PickupOrderDto {
     pub order_id: i64,
     pub status: &'static str,
@@ -163,30 +166,59 @@ impl From<&PickupOrder> for PickupOrderDto {
 /// The fields of a pickup, as forms and JSON carry them.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "channel": "phone", "number": "880012345678", "password": "4829371650",
+    "goods_id": 3, "consignee": "张三", "phone": "13800000000",
+    "province": "浙江省", "city": "杭州市", "district": "西湖区",
+    "address": "文三路 100 号 2 幢 301", "appointment_date": "2026-12-08"
+}))]
 pub struct PickupForm {
-    /// The staff API's channel (`POST /api/v1/pickups`); forms never send it.
+    /// The staff API's channel (`POST /api/v1/pickups`): `store` (到店提货,
+    /// handed over now), `phone` (电话提货) or `api` (shipped later). Forms never send it.
     #[serde(default)]
+    #[schema(pattern = "^(store|phone|api)$")]
     pub channel: String,
+    /// The form's CSRF token; the API ignores it (it reads `X-CSRF-Token`).
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub csrf: String,
+    /// 卡号.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub number: String,
+    /// 密码.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub password: String,
+    /// The ONE goods chosen among the card's goods.
     pub goods_id: Option<i64>,
+    /// 收货人, 1–32 characters; not needed for `store`.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub consignee: String,
+    /// 联系电话: 7–15 digits (spaces and `-` are dropped).
     #[serde(default)]
+    #[schema(max_length = 20)]
     pub phone: String,
+    /// 省, 1–32 characters.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub province: String,
+    /// 市, 1–32 characters.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub city: String,
+    /// 区/县, 1–32 characters.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub district: String,
+    /// 详细地址, 4–200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub address: String,
+    /// 预约日期 `YYYY-MM-DD`, as 提货设置's appointment mode allows; not needed for `store`.
     #[serde(default)]
+    #[schema(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub appointment_date: String,
 }
 
@@ -641,8 +673,13 @@ async fn staff_form(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"number": "880012345678", "password": "4829371650"}))]
 pub struct CheckCardRequest {
+    /// 卡号.
+    #[schema(max_length = 32)]
     pub number: String,
+    /// 密码.
+    #[schema(max_length = 32)]
     pub password: String,
 }
 

@@ -33,23 +33,50 @@ pub fn router() -> Router<AppState> {
 /// 提货设置 on the wire.
 #[derive(Serialize, Deserialize, Default, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "title": "年货提货中心", "notice": "请在 12 月 31 日前提货", "enabled": true,
+    "closed_message": "春节期间暂停提货", "appointment_mode": "min_days",
+    "appointment_min_days": 2, "appointment_from": null, "appointment_until": null,
+    "blocked_dates": "2027-01-28,2027-01-29", "redirect_url": null,
+    "attempts_per_card": 5, "attempts_per_client": 20
+}))]
 pub struct PickupSettingsDto {
+    /// 提货网站名称, 1–40 characters.
+    #[schema(min_length = 1, max_length = 40)]
     pub title: String,
+    /// 提示文字 on the pickup page, at most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub notice: String,
+    /// 提货开关: false closes the pickup page.
     pub enabled: bool,
+    /// 暂停提货提示 shown while closed, at most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub closed_message: String,
-    /// `none`, `any`, `min_days`, `range`, `weekdays`.
+    /// 预约方式: `none`, `any`, `min_days` (at least N days ahead), `range`
+    /// (between two dates) or `weekdays`.
+    #[schema(pattern = "^(none|any|min_days|range|weekdays)$")]
     pub appointment_mode: String,
+    /// For `min_days`: how many days ahead at least, 0–365.
+    #[schema(minimum = 0, maximum = 365)]
     pub appointment_min_days: Option<i64>,
+    /// For `range`: the first day, `YYYY-MM-DD`.
+    #[schema(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub appointment_from: Option<String>,
+    /// For `range`: the last day, `YYYY-MM-DD`.
+    #[schema(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub appointment_until: Option<String>,
-    /// Comma-separated `YYYY-MM-DD`.
+    /// 不可预约日期: comma-separated `YYYY-MM-DD`.
     #[serde(default)]
     pub blocked_dates: String,
+    /// 提货后跳转: an `https://` (or `http://`) address, or null.
     pub redirect_url: Option<String>,
+    /// 兑换防刷: wrong passwords allowed per card per hour, 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub attempts_per_card: i64,
+    /// 兑换防刷: wrong passwords allowed per visitor per hour, 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub attempts_per_client: i64,
 }
 

@@ -57,6 +57,48 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
     }
 }
 
+/// Every operation shows what it takes and answers by example: each JSON
+/// request body and each JSON success answer reaches a schema with an
+/// `example` (request examples are also parsed as the server's own types
+/// when the document is built).
+#[test]
+fn every_operation_has_an_example() {
+    let document = kaquan_web::openapi::document();
+    let schemas = &document["components"]["schemas"];
+    let has_example = |schema: &serde_json::Value| -> bool {
+        let mut schema = schema;
+        loop {
+            if schema.get("example").is_some() {
+                return true;
+            }
+            if let Some(name) = schema["$ref"].as_str() {
+                schema = &schemas[name.rsplit('/').next().unwrap()];
+            } else if schema.get("items").is_some() {
+                schema = &schema["items"];
+            } else if let Some(items) = schema["properties"].get("items") {
+                schema = items;
+            } else {
+                return false;
+            }
+        }
+    };
+    let mut missing = Vec::new();
+    for (method, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+        let operation = &document["paths"][path][method];
+        let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+        if !body.is_null() && !has_example(body) {
+            missing.push(format!("{operation_id} request"));
+        }
+        for (status, answer) in operation["responses"].as_object().unwrap() {
+            let schema = &answer["content"]["application/json"]["schema"];
+            if !schema.is_null() && !has_example(schema) {
+                missing.push(format!("{operation_id} {status}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no example: {missing:?}");
+}
+
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
     let app = common::TestApp::start(common::Backend::Sqlite).await;
