@@ -1,8 +1,15 @@
-"""The mall's flow through a Python client generated from the served
+"""Two integrations through a Python client generated from the served
 OpenAPI document with openapi-python-client (a maintained generator from
-PyPI): a paid order issues codes, one is redeemed, part of the balance is
-spent and part of the spend refunded, and the balance and statement agree.
-The only hand-written part is the signing hook, as an integrator writes it.
+PyPI):
+
+- the mall's flow on the signed open API: a paid order issues codes, one is
+  redeemed, part of the balance is spent and part of the spend refunded,
+  and the balance and statement agree. The only hand-written part is the
+  signing hook, as an integrator writes it;
+- a back-office script on the console API: it signs in (session cookie and
+  CSRF token), adds goods, activates and links a batch, downloads the cards
+  with their passwords as xlsx (read back with openpyxl), checks a card and
+  hands its goods over at the desk, and finds the order.
 
 Run by scripts/client-test, which starts the server (SQLite or PostgreSQL)
 and says where: KAQUAN_URL, KAQUAN_USERNAME, KAQUAN_PASSWORD, KAQUAN_CLIENT_DIR
@@ -11,10 +18,12 @@ and says where: KAQUAN_URL, KAQUAN_USERNAME, KAQUAN_PASSWORD, KAQUAN_CLIENT_DIR
 
 import importlib
 import os
+from http.cookies import SimpleCookie
 import sys
 import uuid
 from pathlib import Path
 
+import openpyxl
 import requests
 
 BASE = os.environ["KAQUAN_URL"].rstrip("/")
@@ -24,6 +33,16 @@ from kaquan_signing import signature_headers  # noqa: E402
 
 kaquan_client = importlib.import_module("kaquan_client")
 from kaquan_client.api.default import (  # noqa: E402
+    activate_cards,
+    check_pickup_card,
+    create_goods,
+    create_pickup,
+    create_session,
+    export_cards,
+    get_me,
+    link_card_goods,
+    list_batches,
+    list_orders,
     create_order_codes,
     create_redemption,
     create_refund,
@@ -32,6 +51,13 @@ from kaquan_client.api.default import (  # noqa: E402
     list_customer_statement_signed,
 )
 from kaquan_client.models import (  # noqa: E402
+    CardFilterDto,
+    CardOpRequest,
+    CheckCardRequest,
+    GoodsRequest,
+    LinkGoodsRequest,
+    PickupForm,
+    SignInRequest,
     IssueOrderRequest,
     RedeemRequest,
     RefundRequest,
@@ -150,3 +176,75 @@ def test_the_malls_flow_through_the_generated_client():
     )
     refused = get_customer_balance.sync_detailed(client=forged, customer_id=customer)
     assert refused.status_code == 401
+
+
+def test_a_back_office_script_through_the_generated_client():
+    anonymous = kaquan_client.Client(base_url=BASE)
+    signed_in = create_session.sync_detailed(
+        client=anonymous,
+        body=SignInRequest(
+            username=os.environ["KAQUAN_USERNAME"], password=os.environ["KAQUAN_PASSWORD"]
+        ),
+    )
+    assert signed_in.status_code == 200, signed_in.content
+    csrf = signed_in.parsed.csrf_token
+    cookie = SimpleCookie(signed_in.headers["set-cookie"])
+    client = kaquan_client.Client(
+        base_url=BASE, cookies={name: morsel.value for name, morsel in cookie.items()}
+    )
+    me = get_me.sync_detailed(client=client)
+    assert me.status_code == 200, me.content
+    assert "cards.export_secrets" in me.parsed.permissions
+
+    goods = create_goods.sync_detailed(
+        client=client,
+        body=GoodsRequest(name="五常大米礼盒 5kg", sku=f"RICE-{uuid.uuid4().hex[:6]}", on_shelf=True),
+        x_csrf_token=csrf,
+    )
+    assert goods.status_code == 201, goods.content
+    batches = list_batches.sync_detailed(client=client)
+    assert batches.status_code == 200, batches.content
+    batch_id = batches.parsed.items[-1].id
+    mine = CardFilterDto(batch_id=batch_id)
+    activated = activate_cards.sync_detailed(
+        client=client, body=CardOpRequest(filter_=mine), x_csrf_token=csrf
+    )
+    assert activated.status_code == 200, activated.content
+    linked = link_card_goods.sync_detailed(
+        client=client,
+        body=LinkGoodsRequest(filter_=mine, goods_ids=[goods.parsed.id], mode="replace"),
+        x_csrf_token=csrf,
+    )
+    assert linked.status_code == 200, linked.content
+    assert linked.parsed.n_cards > 0
+
+    exported = export_cards.sync_detailed(
+        client=client, batch_id=str(batch_id), format_="xlsx", with_secrets="true"
+    )
+    assert exported.status_code == 200, exported.content
+    rows = list(openpyxl.load_workbook(exported.parsed.payload).active.iter_rows(values_only=True))
+    header = list(rows[0])
+    number, password = (rows[1][header.index("卡号")], rows[1][header.index("密码")])
+    assert number and password
+
+    checked = check_pickup_card.sync_detailed(
+        client=client,
+        body=CheckCardRequest(number=str(number), password=str(password)),
+        x_csrf_token=csrf,
+    )
+    assert checked.status_code == 200, checked.content
+    assert [g.id for g in checked.parsed.goods] == [goods.parsed.id]
+    handed_over = create_pickup.sync_detailed(
+        client=client,
+        body=PickupForm(
+            channel="store", number=str(number), password=str(password), goods_id=goods.parsed.id
+        ),
+        x_csrf_token=csrf,
+    )
+    assert handed_over.status_code == 201, handed_over.content
+    assert handed_over.parsed.status == "picked_up"
+
+    orders = list_orders.sync_detailed(client=client, card_number=str(number))
+    assert orders.status_code == 200, orders.content
+    assert [o.id for o in orders.parsed.items] == [handed_over.parsed.order_id]
+    assert orders.parsed.items[0].goods_name == "五常大米礼盒 5kg"

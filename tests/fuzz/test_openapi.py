@@ -136,3 +136,30 @@ def test_signed_calls_got_past_the_signature():
     assert SIGNED_STATUSES, "no /open/v1 case ran"
     past = [s for s in SIGNED_STATUSES if s != 401]
     assert len(past) * 2 > len(SIGNED_STATUSES), sorted(set(SIGNED_STATUSES))
+
+
+def test_every_example_fits_its_schema():
+    """The document's examples are what the server sends and takes: each
+    schema's example validates against that schema (request examples are
+    also parsed as the server's own types when the document is built)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    document = requests.get(f"{BASE}/api/v1/openapi.json", timeout=30).json()
+    registry = Registry().with_resource(
+        "urn:kaquan", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    checked, problems = 0, []
+    for name, schema in document["components"]["schemas"].items():
+        if "example" not in schema:
+            continue
+        validator = Draft202012Validator(
+            {"$ref": f"urn:kaquan#/components/schemas/{name}"},
+            registry=registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        checked += 1
+        problems += [f"{name}: {e.message}" for e in validator.iter_errors(schema["example"])]
+    assert checked >= 50, checked
+    assert not problems, problems

@@ -280,8 +280,9 @@ async fn template_form(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"code": "****-****-****-PQRS", "face_value_fen": 10000, "state": "unused", "valid_until": 1801000000}))]
-pub struct IssuedCodeDto {
+#[schema(example = json!({"id": 9, "code_masked": "****-****-****-PQRS", "state": "used", "state_label": "已兑换", "face_value_yuan": "100.00", "order_id": "M20260601001", "customer_id": 31, "customer_label": "小王", "redeemed_at": "2026-11-30 14:05:00", "issued_at": "2026-11-29 10:00:00"}))]
+/// An issued code as the console lists it: masked.
+pub struct MaskedCodeDto {
     pub id: i64,
     /// Only the last four characters: the whole code is in the permitted export.
     pub code_masked: String,
@@ -296,7 +297,7 @@ pub struct IssuedCodeDto {
     pub issued_at: String,
 }
 
-impl IssuedCodeDto {
+impl MaskedCodeDto {
     fn new(state: &AppState, merchant_id: i64, c: &IssuedCode) -> Self {
         let plain = Some(c.plaintext(&state.master, merchant_id)).filter(|p| !p.is_empty());
         Self {
@@ -322,7 +323,7 @@ async fn list_codes(
     authed: Authed,
     Path(template_id): Path<i64>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<crate::lists::ListDto<IssuedCodeDto>>> {
+) -> ApiResult<Json<crate::lists::ListDto<MaskedCodeDto>>> {
     authed.require(Permission::GiftcardsManage)?;
     let page = ListPage::new(query.page, query.page_size);
     let merchant_id = authed.merchant_id();
@@ -338,7 +339,7 @@ async fn list_codes(
     Ok(Json(crate::lists::ListDto::new(
         codes
             .iter()
-            .map(|c| IssuedCodeDto::new(&state, merchant_id, c))
+            .map(|c| MaskedCodeDto::new(&state, merchant_id, c))
             .collect(),
         total,
         page,
@@ -348,7 +349,7 @@ async fn list_codes(
 #[derive(Serialize)]
 struct CodesView {
     template: CodeTemplateDto,
-    codes: Vec<IssuedCodeDto>,
+    codes: Vec<MaskedCodeDto>,
     total: i64,
     page: i64,
     pages: i64,
@@ -376,7 +377,7 @@ impl CodesView {
             template: CodeTemplateDto::new(template),
             codes: codes
                 .iter()
-                .map(|c| IssuedCodeDto::new(state, authed.merchant_id(), c))
+                .map(|c| MaskedCodeDto::new(state, authed.merchant_id(), c))
                 .collect(),
             total,
             page: page.page,
@@ -446,10 +447,10 @@ pub struct LookupRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"code": {"code": "****-****-****-PQRS", "face_value_fen": 10000, "state": "used", "valid_until": 1801000000}, "template": {"id": 7, "kind": "offline", "kind_label": "线下兑换码", "name": "双十一 100 元兑换码", "face_value_fen": 10000, "face_value_yuan": "100.00", "valid_from": "2026-11-01", "valid_until": "2027-01-31", "n_issued": 500, "n_used": 120, "n_unused": 380, "n_voided": 0, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}}))]
+#[schema(example = json!({"code": {"id": 9, "code_masked": "****-****-****-PQRS", "state": "used", "state_label": "已兑换", "face_value_yuan": "100.00", "order_id": null, "customer_id": 31, "customer_label": "小王", "redeemed_at": "2026-11-30 14:05:00", "issued_at": "2026-11-29 10:00:00"}, "template": {"id": 7, "kind": "offline", "kind_label": "线下兑换码", "name": "双十一 100 元兑换码", "face_value_fen": 10000, "face_value_yuan": "100.00", "valid_from": "2026-11-01", "valid_until": "2027-01-31", "n_issued": 500, "n_used": 120, "n_unused": 380, "n_voided": 0, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}}))]
 pub struct LookedUpCodeDto {
     pub template: CodeTemplateDto,
-    pub code: IssuedCodeDto,
+    pub code: MaskedCodeDto,
 }
 
 /// 查码: the merchant's code a customer reads out, in whichever template.
@@ -483,7 +484,7 @@ async fn lookup_code(
     let (template, code) = find_code(&state, &authed, &request.code).await?;
     Ok(Json(LookedUpCodeDto {
         template: CodeTemplateDto::new(&template),
-        code: IssuedCodeDto::new(&state, authed.merchant_id(), &code),
+        code: MaskedCodeDto::new(&state, authed.merchant_id(), &code),
     }))
 }
 

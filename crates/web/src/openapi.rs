@@ -34,7 +34,7 @@ impl<'a> Io<'a> {
         let mut nested = Vec::new();
         T::schemas(&mut nested);
         for (name, schema) in nested {
-            self.components.insert(
+            self.add(
                 name,
                 serde_json::to_value(schema).expect("a schema serializes"),
             );
@@ -42,8 +42,18 @@ impl<'a> Io<'a> {
         let name = T::name().into_owned();
         let schema =
             serde_json::to_value(<T as PartialSchema>::schema()).expect("a schema serializes");
-        self.components.insert(name.clone(), schema);
+        self.add(name.clone(), schema);
         json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// Adds a component schema; two different wire types with one name
+    /// would silently describe one of them wrongly, so they fail the build
+    /// of the document (and with it the tests).
+    fn add(&mut self, name: String, schema: Value) {
+        if let Some(known) = self.components.get(&name) {
+            assert_eq!(known, &schema, "two wire types are both named {name}");
+        }
+        self.components.insert(name, schema);
     }
 
     /// A JSON request body of type `T`. Its example must be a `T` the
@@ -410,7 +420,7 @@ fn describe_stored_value<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, I
             .answers::<crate::codes::CodeTemplateDto>(201, "The template"),
         "list_codes" => io
             .query::<crate::lists::ListQuery>()
-            .answers_page::<crate::codes::IssuedCodeDto>("Codes, masked"),
+            .answers_page::<crate::codes::MaskedCodeDto>("Codes, masked"),
         "get_code" => io
             .json::<crate::codes::LookupRequest>()
             .answers::<crate::codes::LookedUpCodeDto>(200, "The code"),
