@@ -407,6 +407,8 @@ async fn get_import_template(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
+    /// `xlsx` (the default) or `csv`.
+    #[param(pattern = "^(|xlsx|csv)$", example = "xlsx")]
     pub format: Option<String>,
 }
 

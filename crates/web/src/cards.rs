@@ -506,11 +506,17 @@ async fn purge_card_secrets(
 with_card_filter! {
     /// An export's query: the filter and what to write.
     pub struct ExportQuery {
+        /// `xlsx` (the default) or `csv`.
         #[serde(default)]
+        #[param(pattern = "^(|xlsx|csv)$", example = "xlsx")]
         pub format: Option<String>,
+        /// `true` adds the passwords (needs cards.export_secrets; audited).
         #[serde(default)]
+        #[param(pattern = "^(|true|false|1|0|yes|no)$", example = "false")]
         pub with_secrets: Option<String>,
+        /// The QR images' format: `png` (the default) or `svg`.
         #[serde(default)]
+        #[param(pattern = "^(|png|svg)$", example = "png")]
         pub image: Option<String>,
     }
 }

@@ -123,11 +123,7 @@ async fn list_customers(
     let page = ListPage::new(query.page, query.page_size);
     let (items, total) = state
         .store
-        .list_customers(
-            authed.merchant_id(),
-            query.search.as_deref().unwrap_or(""),
-            page,
-        )
+        .list_customers(authed.merchant_id(), &query.search()?, page)
         .await?;
     let personal = authed.can(Permission::PersonalDataView);
     Ok(Json(crate::lists::ListDto::new(
@@ -243,7 +239,7 @@ async fn export_customers(
 ) -> ApiResult<Response> {
     authed.require(Permission::BalancesView)?;
     let merchant_id = authed.merchant_id();
-    let search = query.search.clone().unwrap_or_default();
+    let search = query.search()?;
     let personal = authed.can(Permission::PersonalDataView);
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
@@ -316,7 +312,7 @@ async fn customers_page(
 ) -> PageResult {
     authed.require(Permission::BalancesView)?;
     let page = ListPage::new(query.page, None);
-    let search = query.search.clone().unwrap_or_default();
+    let search = query.search()?;
     let (items, total) = state
         .store
         .list_customers(authed.merchant_id(), &search, page)

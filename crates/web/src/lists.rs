@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1-based; 1 when absent.
+    #[param(minimum = 1, example = 1)]
     pub page: Option<i64>,
+    /// 50 when absent, at most 200.
+    #[param(minimum = 1, maximum = 200, example = 50)]
     pub page_size: Option<i64>,
 }
 
@@ -41,14 +45,32 @@ impl<T> ListDto<T> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `online` or `offline` (code templates).
+    #[param(pattern = "^(|online|offline)$", example = "online")]
     pub kind: Option<String>,
     /// Part of a mall id, phone or nickname (customers).
+    #[param(max_length = 64, example = "1380")]
     pub search: Option<String>,
+    /// 1-based; 1 when absent.
+    #[param(minimum = 1, example = 1)]
     pub page: Option<i64>,
+    /// 50 when absent, at most 200.
+    #[param(minimum = 1, maximum = 200, example = 50)]
     pub page_size: Option<i64>,
+    /// A notice the console's own redirects carry; programs leave it out.
+    #[param(max_length = 200)]
     pub msg: Option<String>,
     /// `unused`, `used` or `voided` (a template's codes).
+    #[param(pattern = "^(|unused|used|voided)$", example = "unused")]
     pub state: Option<String>,
+}
+
+impl ListQuery {
+    /// The search text, bounded like every search.
+    pub fn search(&self) -> ApiResult<String> {
+        let search = self.search.clone().unwrap_or_default();
+        crate::extract::check_chars("search", &search, kaquan_core::text::SEARCH_CHARS_MAX)?;
+        Ok(search)
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

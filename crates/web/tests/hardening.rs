@@ -839,6 +839,17 @@ async fn field_limits(app: TestApp) {
     assert_eq!(status, 422, "{body}");
     let (_, cards) = owner.get("/api/v1/cards").await;
     assert_eq!(cards["items"][0]["face_value_fen"], 100_000_000);
+    // Every search is bounded at 64 characters, lists and exports alike.
+    for path in [
+        "/api/v1/customers?search=",
+        "/api/v1/customers/export?search=",
+        "/api/v1/orders?phone=",
+        "/api/v1/cards?number=",
+    ] {
+        let (status, body) = owner.get(&format!("{path}{}", "1".repeat(65))).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "too_long", "{path}");
+    }
 }
 
 /// The fuzzer's find once the document described the bodies: a balance
