@@ -78,7 +78,7 @@ pub async fn a_failed_fill_leaves_no_cards_and_a_failed_batch(store: &dyn Store)
         )
         .await;
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
-    store.fail_batch(batch.id, "卡号冲突").await.unwrap();
+    store.fail_batch(batch.id, "卡号冲突", NOW).await.unwrap();
     assert_eq!(
         store
             .count_cards(m.id, &CardFilter::default())

@@ -12,6 +12,7 @@ mod batches;
 mod cards;
 mod codes;
 mod customers;
+mod events;
 mod fixtures;
 mod goods;
 mod ledger;
@@ -28,6 +29,7 @@ pub use batches::*;
 pub use cards::*;
 pub use codes::*;
 pub use customers::*;
+pub use events::*;
 pub use fixtures::generate;
 pub use goods::*;
 pub use ledger::*;
@@ -78,6 +80,14 @@ macro_rules! conformance_tests {
             expired_and_deleted_codes_are_refused,
             code_refusals_take_the_same_time_whatever_the_reason,
             spends_refunds_and_adjustments_keep_the_balance_at_or_above_zero,
+            changes_record_their_events_in_their_own_transaction,
+            balance_changes_and_redemptions_record_their_events,
+            simultaneous_redemptions_each_record_their_events,
+            events_fan_out_once_to_the_endpoints_that_want_them,
+            a_delivery_is_leased_retried_and_delivered_once,
+            concurrent_claims_never_take_one_delivery_twice,
+            failing_endpoints_are_disabled_and_audited,
+            rotation_keeps_the_previous_secret_for_its_grace_period,
             idempotency_keys_replay_the_first_outcome,
             one_hundred_concurrent_replays_have_one_effect,
             reused_nonces_are_refused,

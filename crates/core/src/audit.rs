@@ -19,6 +19,15 @@ impl Actor {
             label: "cli".into(),
         }
     }
+
+    /// kaquan itself, for what its background work decides (disabling a
+    /// webhook endpoint that keeps failing).
+    pub fn system() -> Self {
+        Self {
+            staff_id: None,
+            label: "system".into(),
+        }
+    }
 }
 
 /// One audit record. Stores write `n_affected` themselves when the entry

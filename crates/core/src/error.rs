@@ -36,6 +36,9 @@ pub enum Conflict {
     ApiKeysFull,
     /// A signed request's nonce was seen before.
     NonceUsed,
+    /// A webhook delivery's lease ended and another attempt was counted
+    /// before this one's outcome was recorded.
+    DeliveryLeaseLost,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -16,6 +16,7 @@ pub mod code;
 pub mod customer;
 pub mod distributor;
 pub mod error;
+pub mod event;
 pub mod giftcard;
 pub mod goods;
 pub mod ledger;

@@ -86,4 +86,5 @@ store_union!(
     crate::ledger::LedgerStore,
     crate::customer::CustomerStore,
     crate::api_key::ApiKeyStore,
+    crate::event::EventStore,
 );

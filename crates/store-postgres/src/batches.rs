@@ -4,7 +4,7 @@
 use crate::cards::card_move_sql;
 use crate::engine::refresh_statistics;
 use crate::engine::INTERRUPTED_BATCH_LOCK_WAIT_MS;
-use crate::sql::expect_one;
+use crate::events::insert_event;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::parse_or;
@@ -22,7 +22,9 @@ use kaquan_core::batch::NewBatch;
 use kaquan_core::batch::Numbering;
 use kaquan_core::batch::PasswordCharset;
 use kaquan_core::card::CardMove;
+use kaquan_core::card::CardOp;
 use kaquan_core::card::CardState;
+use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -191,52 +193,41 @@ impl kaquan_core::batch::BatchStore for PgStore {
             n_cards += chunk.len() as i64;
         }
         writer.finish().await.map_err(map_err)?;
-        let n = exec(&tx, "UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating'", &[&now, &batch_id]).await?;
-        expect_one(n)?;
+        let name: String = opt(
+            &tx,
+            "UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating' RETURNING name",
+            &[&now, &batch_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .get(0);
         insert_audit(&tx, audit, n_cards).await?;
-        if !after.goods_ids.is_empty() {
-            let owned: i64 = one(
-                &tx,
-                "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
-                &[&merchant_id, &after.goods_ids],
-            )
-            .await?
-            .get(0);
-            if owned as usize != after.goods_ids.len() {
-                return Err(StoreError::NotFound);
-            }
-            exec(&tx, "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
-                 WHERE cards.batch_id = $2 ON CONFLICT DO NOTHING",
-                &[&after.goods_ids, &batch_id]).await?;
-            let link = AuditEntry {
-                action: "link_goods".into(),
-                detail: format!("goods={:?}", after.goods_ids),
-                ..audit.clone()
-            };
-            insert_audit(&tx, &link, n_cards).await?;
-        }
-        if after.activate {
-            exec(
-                &tx,
-                card_move_sql(CardMove::ActivateOnFill),
-                &[&now, &batch_id],
-            )
-            .await?;
-            let activation = AuditEntry {
-                action: "activate_cards".into(),
-                detail: "生成后立即激活".into(),
-                ..audit.clone()
-            };
-            insert_audit(&tx, &activation, n_cards).await?;
-        }
+        insert_event(
+            &tx,
+            &NewEvent::batch(merchant_id, batch_id, &name, Ok(n_cards), now),
+        )
+        .await?;
+        apply_after_fill(&tx, merchant_id, batch_id, audit, after, n_cards, now).await?;
         tx.commit().await.map_err(map_err)?;
         refresh_statistics(&client, "cards", n_cards).await;
         Ok(n_cards)
     }
 
-    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()> {
-        exec(&self.client().await?, "UPDATE batches SET state = 'failed', error = $1 WHERE id = $2 AND state = 'generating'", &[&error, &batch_id]).await?;
-        Ok(())
+    async fn fail_batch(&self, batch_id: i64, error: &str, now: i64) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let failed = opt(
+            &tx,
+            "UPDATE batches SET state = 'failed', error = $1 WHERE id = $2 AND state = 'generating' \
+             RETURNING merchant_id, name",
+            &[&error, &batch_id],
+        )
+        .await?;
+        if let Some(row) = failed {
+            let event = NewEvent::batch(row.get(0), batch_id, row.get(1), Err(error), now);
+            insert_event(&tx, &event).await?;
+        }
+        tx.commit().await.map_err(map_err)
     }
 
     async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
@@ -313,4 +304,56 @@ impl kaquan_core::batch::BatchStore for PgStore {
         )
         .await
     }
+}
+
+/// What a fill does after the cards are in, in its transaction: link the
+/// chosen goods and activate the cards at once, each audited.
+async fn apply_after_fill(
+    tx: &deadpool_postgres::Transaction<'_>,
+    merchant_id: i64,
+    batch_id: i64,
+    audit: &AuditEntry,
+    after: &AfterFill,
+    n_cards: i64,
+    now: i64,
+) -> StoreResult<()> {
+    if !after.goods_ids.is_empty() {
+        let owned: i64 = one(
+            tx,
+            "SELECT count(*) FROM goods WHERE merchant_id = $1 AND id = ANY($2)",
+            &[&merchant_id, &after.goods_ids],
+        )
+        .await?
+        .get(0);
+        if owned as usize != after.goods_ids.len() {
+            return Err(StoreError::NotFound);
+        }
+        exec(tx, "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
+             WHERE cards.batch_id = $2 ON CONFLICT DO NOTHING",
+            &[&after.goods_ids, &batch_id]).await?;
+        let link = AuditEntry {
+            action: "link_goods".into(),
+            detail: format!("goods={:?}", after.goods_ids),
+            ..audit.clone()
+        };
+        insert_audit(tx, &link, n_cards).await?;
+    }
+    if after.activate {
+        exec(
+            tx,
+            card_move_sql(CardMove::ActivateOnFill),
+            &[&now, &batch_id],
+        )
+        .await?;
+        let activation = AuditEntry {
+            action: "activate_cards".into(),
+            detail: "生成后立即激活".into(),
+            ..audit.clone()
+        };
+        insert_audit(tx, &activation, n_cards).await?;
+        if let Some(event) = NewEvent::cards(CardOp::Activate, &activation, n_cards) {
+            insert_event(tx, &event).await?;
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Cards: the filter SQL, lists, keyset pages for exports, and the guarded
 //! state changes and edits (one statement each, with the audit record).
 
+use crate::events::insert_event;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::parse_or;
@@ -17,6 +18,7 @@ use kaquan_core::card::CardMove;
 use kaquan_core::card::CardOp;
 use kaquan_core::card::CardState;
 use kaquan_core::card::CardWithSecret;
+use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
@@ -263,6 +265,9 @@ impl kaquan_core::card::CardStore for PgStore {
                 )
                 .await? as i64;
                 insert_audit(&tx, audit, n).await?;
+                if let Some(event) = NewEvent::cards(op, audit, n) {
+                    insert_event(&tx, &event).await?;
+                }
                 n
             }
             None => {

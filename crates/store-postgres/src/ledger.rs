@@ -116,6 +116,14 @@ pub(crate) fn ledger_statement(src: &str, shape: CallShape) -> String {
            'transaction=' || t.id || ' amount_fen=' || t.amount_fen || ' balance_after_fen=' || t.balance_after_fen \
            || ' reference=' || t.reference || ' channel=' || $6 \
            || CASE WHEN $5 = '' THEN '' ELSE ' reason=' || $5 END, 1, $8 FROM t \
+         ), ev AS ( \
+           INSERT INTO events (merchant_id, event_type, data, created_at) \
+           SELECT $3, x.event_type, jsonb_build_object('amount_fen', t.amount_fen, \
+           'balance_after_fen', t.balance_after_fen, 'channel', t.channel, \
+           'customer_id', (SELECT c.external_id FROM customers c WHERE c.id = t.customer_id), \
+           'kind', t.kind, 'reference', t.reference, 'transaction_id', t.id)::text, $8 \
+           FROM t CROSS JOIN (VALUES ('balance.changed'), ('code.redeemed')) x(event_type) \
+           WHERE x.event_type = 'balance.changed' OR t.kind = 'redeem' \
          ), i AS ({outcome}) \
          SELECT {TRANSACTION_COLUMNS}, (SELECT count(*) FROM p) FROM t"
     )

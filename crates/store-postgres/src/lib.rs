@@ -18,6 +18,7 @@ mod codes;
 mod customers;
 mod distributors;
 mod engine;
+mod events;
 mod giftcard;
 mod goods;
 mod ledger;

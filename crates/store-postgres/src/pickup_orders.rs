@@ -5,6 +5,7 @@ use crate::cards::card_from_row;
 use crate::cards::card_move_sql;
 use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
+use crate::events::insert_event;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::parse_or;
@@ -16,6 +17,7 @@ use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::card::CardMove;
 use kaquan_core::card::CardSecret;
+use kaquan_core::event::{EventType, NewEvent};
 use kaquan_core::pickup::order::NewPickupOrder;
 use kaquan_core::pickup::order::PickupOrder;
 use kaquan_core::pickup::order::PickupOrderFilter;
@@ -220,6 +222,11 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
             ..audit.clone()
         };
         insert_audit(&tx, &audit, 1).await?;
+        insert_event(
+            &tx,
+            &NewEvent::order(&created, EventType::PickupOrderCreated, order.created_at),
+        )
+        .await?;
         tx.commit().await.map_err(map_err)?;
         Ok(created)
     }
@@ -299,9 +306,15 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let row = opt(&tx, "UPDATE orders SET status = 'cancelled', cancelled_at = $1 WHERE id = $2 AND merchant_id = $3 AND status = 'pending' \
-                 RETURNING card_id",
-                &[&audit.created_at, &order_id, &merchant_id]).await?;
+        let row = opt(
+            &tx,
+            &format!(
+                "UPDATE orders SET status = 'cancelled', cancelled_at = $1 WHERE id = $2 AND merchant_id = $3 \
+                 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+            ),
+            &[&audit.created_at, &order_id, &merchant_id],
+        )
+        .await?;
         let Some(row) = row else {
             let exists: i64 = one(
                 &tx,
@@ -316,17 +329,26 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
                 StoreError::NotFound
             });
         };
-        let card_id: i64 = row.get(0);
+        let cancelled = order_from_row(&row)?;
         let n = exec(
             &tx,
             card_move_sql(CardMove::Unuse),
-            &[&card_id, &merchant_id],
+            &[&cancelled.card_id, &merchant_id],
         )
         .await?;
         if n != 1 {
             return Err(StoreError::Conflict(Conflict::CardNotUsed));
         }
         insert_audit(&tx, audit, 1).await?;
+        insert_event(
+            &tx,
+            &NewEvent::order(
+                &cancelled,
+                EventType::PickupOrderCancelled,
+                audit.created_at,
+            ),
+        )
+        .await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -340,15 +362,15 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let stmt = tx
-            .prepare(
+            .prepare(&format!(
                 "UPDATE orders SET status = 'shipped', carrier = $1, tracking_number = $2, shipped_at = $3 \
-                 WHERE id = $4 AND merchant_id = $5 AND status = 'pending'",
-            )
+                 WHERE id = $4 AND merchant_id = $5 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+            ))
             .await
             .map_err(map_err)?;
         for s in shipments {
-            let n = tx
-                .execute(
+            let row = tx
+                .query_opt(
                     &stmt,
                     &[
                         &s.carrier,
@@ -359,12 +381,16 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
                     ],
                 )
                 .await
-                .map_err(map_err)?;
-            if n != 1 {
-                return Err(StoreError::Conflict(Conflict::OrderNotPending {
+                .map_err(map_err)?
+                .ok_or(StoreError::Conflict(Conflict::OrderNotPending {
                     order_id: s.order_id,
-                }));
-            }
+                }))?;
+            let shipped = order_from_row(&row)?;
+            insert_event(
+                &tx,
+                &NewEvent::order(&shipped, EventType::PickupOrderShipped, now),
+            )
+            .await?;
         }
         insert_audit(&tx, audit, shipments.len() as i64).await?;
         tx.commit().await.map_err(map_err)?;

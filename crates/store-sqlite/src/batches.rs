@@ -3,8 +3,8 @@
 
 use crate::cards::card_move_sql;
 use crate::engine::LOOKUP_CHUNK;
+use crate::events::insert_event;
 use crate::sql::decode;
-use crate::sql::expect_one;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::merchant_page;
@@ -19,10 +19,12 @@ use kaquan_core::batch::NewBatch;
 use kaquan_core::batch::Numbering;
 use kaquan_core::batch::PasswordCharset;
 use kaquan_core::card::CardMove;
+use kaquan_core::card::CardOp;
+use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 pub(crate) const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_length, numbering, start_number, \
     password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
@@ -165,14 +167,15 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
                 }
                 n_cards += chunk.len() as i64;
             }
-            let n = conn
-                .execute(
-                    "UPDATE batches SET state = 'ready', completed_at = ?1 WHERE id = ?2 AND state = 'generating'",
+            let name: String = conn
+                .query_row(
+                    "UPDATE batches SET state = 'ready', completed_at = ?1 WHERE id = ?2 AND state = 'generating' RETURNING name",
                     params![now, batch_id],
+                    |r| r.get(0),
                 )
                 .map_err(map_err)?;
-            expect_one(n)?;
             insert_audit(conn, &audit, n_cards).map_err(map_err)?;
+            insert_event(conn, &NewEvent::batch(merchant_id, batch_id, &name, Ok(n_cards), now))?;
             for goods_id in &after.goods_ids {
                 let owned: i64 = conn
                     .query_row("SELECT count(*) FROM goods WHERE id = ?1 AND merchant_id = ?2", params![goods_id, merchant_id], |r| r.get(0))
@@ -198,17 +201,30 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
                 .map_err(map_err)?;
                 let activation = AuditEntry { action: "activate_cards".into(), detail: "生成后立即激活".into(), ..audit.clone() };
                 insert_audit(conn, &activation, n_cards).map_err(map_err)?;
+                if let Some(event) = NewEvent::cards(CardOp::Activate, &activation, n_cards) {
+                    insert_event(conn, &event)?;
+                }
             }
             Ok(n_cards)
         })
         .await
     }
 
-    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()> {
+    async fn fail_batch(&self, batch_id: i64, error: &str, now: i64) -> StoreResult<()> {
         let error = error.to_owned();
         self.write(move |conn| {
-            conn.execute("UPDATE batches SET state = 'failed', error = ?1 WHERE id = ?2 AND state = 'generating'", params![error, batch_id])
+            let failed: Option<(i64, String)> = conn
+                .query_row(
+                    "UPDATE batches SET state = 'failed', error = ?1 WHERE id = ?2 AND state = 'generating' \
+                     RETURNING merchant_id, name",
+                    params![error, batch_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
                 .map_err(map_err)?;
+            if let Some((merchant_id, name)) = failed {
+                insert_event(conn, &NewEvent::batch(merchant_id, batch_id, &name, Err(&error), now))?;
+            }
             Ok(())
         })
         .await

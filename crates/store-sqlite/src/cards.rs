@@ -1,6 +1,7 @@
 //! Cards: the filter SQL, lists, keyset pages for exports, and the guarded
 //! state changes and edits (one statement each, with the audit record).
 
+use crate::events::insert_event;
 use crate::sql::decode;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
@@ -13,6 +14,7 @@ use kaquan_core::card::CardMove;
 use kaquan_core::card::CardOp;
 use kaquan_core::card::CardState;
 use kaquan_core::card::CardWithSecret;
+use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
@@ -253,6 +255,9 @@ impl kaquan_core::card::CardStore for SqliteStore {
                 }
             };
             insert_audit(conn, &audit, n).map_err(map_err)?;
+            if let Some(event) = NewEvent::cards(op, &audit, n) {
+                insert_event(conn, &event)?;
+            }
             Ok(n)
         })
         .await

@@ -82,6 +82,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/011_idempotency_in_arrival_order.sql"),
     include_str!("migrations/012_nonce_log.sql"),
     include_str!("migrations/013_room_for_redemption.sql"),
+    include_str!("migrations/014_events.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -5,6 +5,7 @@
 
 use crate::customers::resolve_customer;
 use crate::engine::Writer;
+use crate::events::insert_event;
 use crate::redeem_set_wise::GroupRedemption;
 use crate::redeem_set_wise::RedeemJob;
 use crate::sql::decode;
@@ -175,26 +176,47 @@ pub(crate) fn post_transaction(
             "ledger: {n} postings written, not 2"
         )));
     }
-    insert_audit(
-        conn,
-        &AuditEntry {
-            merchant_id,
-            actor: actor.clone(),
-            action: format!("{}_balance", kind.code()),
-            target: format!("customer={customer_id}"),
-            detail: format!(
-                "transaction={} amount_fen={delta} balance_after_fen={balance_after} reference={reference} channel={}{}",
-                transaction.id,
-                channel.code(),
-                if reason.is_empty() { String::new() } else { format!(" reason={reason}") }
-            ),
-            n_affected: 1,
-            created_at: now,
-        },
-        1,
-    )
-    .map_err(map_err)?;
+    record_ledger_change(conn, &transaction, actor)?;
     Ok(Ok(transaction))
+}
+
+/// The audit record and the events of a ledger transaction, in its
+/// transaction.
+fn record_ledger_change(
+    conn: &Connection,
+    t: &LedgerTransaction,
+    actor: &Actor,
+) -> StoreResult<()> {
+    let reason = if t.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" reason={}", t.reason)
+    };
+    let entry = AuditEntry {
+        merchant_id: t.merchant_id,
+        actor: actor.clone(),
+        action: format!("{}_balance", t.kind.code()),
+        target: format!("customer={}", t.customer_id),
+        detail: format!(
+            "transaction={} amount_fen={} balance_after_fen={} reference={} channel={}{reason}",
+            t.id,
+            t.amount_fen,
+            t.balance_after_fen,
+            t.reference,
+            t.channel.code(),
+        ),
+        n_affected: 1,
+        created_at: t.created_at,
+    };
+    insert_audit(conn, &entry, 1).map_err(map_err)?;
+    let external_id: Option<String> = conn
+        .prepare_cached("SELECT external_id FROM customers WHERE id = ?1")
+        .and_then(|mut s| s.query_row([t.customer_id], |r| r.get(0)))
+        .map_err(map_err)?;
+    for event in kaquan_core::event::ledger_events(t, external_id.as_deref()) {
+        insert_event(conn, &event)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn redeem(

@@ -16,6 +16,7 @@ mod codes;
 mod customers;
 mod distributors;
 mod engine;
+mod events;
 mod giftcard;
 mod goods;
 mod ledger;

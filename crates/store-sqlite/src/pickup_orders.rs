@@ -5,6 +5,7 @@ use crate::cards::card_from_row;
 use crate::cards::card_move_sql;
 use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
+use crate::events::insert_event;
 use crate::sql::decode;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
@@ -12,6 +13,7 @@ use crate::SqliteStore;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::card::CardMove;
 use kaquan_core::card::CardSecret;
+use kaquan_core::event::{EventType, NewEvent};
 use kaquan_core::pickup::order::NewPickupOrder;
 use kaquan_core::pickup::order::PickupOrder;
 use kaquan_core::pickup::order::PickupOrderFilter;
@@ -197,6 +199,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
                 .map_err(map_err)?;
             let audit = AuditEntry { target: format!("order={} card={}", created.id, created.card_number), ..audit.clone() };
             insert_audit(conn, &audit, 1).map_err(map_err)?;
+            insert_event(conn, &NewEvent::order(&created, EventType::PickupOrderCreated, order.created_at))?;
             Ok(created)
         })
         .await
@@ -282,16 +285,18 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
     ) -> StoreResult<()> {
         let audit = audit.clone();
         self.write(move |conn| {
-            let card_id: Option<i64> = conn
+            let cancelled: Option<PickupOrder> = conn
                 .query_row(
-                    "UPDATE orders SET status = 'cancelled', cancelled_at = ?1 WHERE id = ?2 AND merchant_id = ?3 AND status = 'pending' \
-                     RETURNING card_id",
+                    &format!(
+                        "UPDATE orders SET status = 'cancelled', cancelled_at = ?1 WHERE id = ?2 AND merchant_id = ?3 \
+                         AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+                    ),
                     params![audit.created_at, order_id, merchant_id],
-                    |r| r.get(0),
+                    order_from_row,
                 )
                 .optional()
                 .map_err(map_err)?;
-            let Some(card_id) = card_id else {
+            let Some(cancelled) = cancelled else {
                 let exists: i64 = conn
                     .query_row("SELECT count(*) FROM orders WHERE id = ?1 AND merchant_id = ?2", params![order_id, merchant_id], |r| r.get(0))
                     .map_err(map_err)?;
@@ -300,13 +305,14 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             let n = conn
                 .execute(
                     card_move_sql(CardMove::Unuse),
-                    params![card_id, merchant_id],
+                    params![cancelled.card_id, merchant_id],
                 )
                 .map_err(map_err)?;
             if n != 1 {
                 return Err(StoreError::Conflict(Conflict::CardNotUsed));
             }
             insert_audit(conn, &audit, 1).map_err(map_err)?;
+            insert_event(conn, &NewEvent::order(&cancelled, EventType::PickupOrderCancelled, audit.created_at))?;
             Ok(())
         })
         .await
@@ -322,16 +328,18 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
         let (shipments, audit) = (shipments.to_vec(), audit.clone());
         self.write(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE orders SET status = 'shipped', carrier = ?1, tracking_number = ?2, shipped_at = ?3 \
-                     WHERE id = ?4 AND merchant_id = ?5 AND status = 'pending'",
-                )
+                     WHERE id = ?4 AND merchant_id = ?5 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+                ))
                 .map_err(map_err)?;
             for s in &shipments {
-                let n = stmt.execute(params![s.carrier, s.tracking_number, now, s.order_id, merchant_id]).map_err(map_err)?;
-                if n != 1 {
-                    return Err(StoreError::Conflict(Conflict::OrderNotPending { order_id: s.order_id }));
-                }
+                let shipped = stmt
+                    .query_row(params![s.carrier, s.tracking_number, now, s.order_id, merchant_id], order_from_row)
+                    .optional()
+                    .map_err(map_err)?
+                    .ok_or(StoreError::Conflict(Conflict::OrderNotPending { order_id: s.order_id }))?;
+                insert_event(conn, &NewEvent::order(&shipped, EventType::PickupOrderShipped, now))?;
             }
             insert_audit(conn, &audit, shipments.len() as i64).map_err(map_err)?;
             Ok(shipments.len() as i64)

@@ -314,22 +314,8 @@ pub(crate) fn redeem_set_wise(
             .map_err(map_err)?;
     }
     drop(insert);
-    let n = moves.len();
-    let kind = TransactionKind::Redeem;
-    let checked = |what: &str, sql: &str, params: &[&dyn rusqlite::ToSql], expected: usize| {
-        let written = conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(params))
-            .map_err(map_err)?;
-        if written == expected {
-            Ok(())
-        } else {
-            Err(StoreError::Backend(format!(
-                "set-wise redemptions: {written} {what} written, not {expected}"
-            )))
-        }
-    };
     checked(
+        conn,
         "nonces",
         "INSERT INTO api_nonces (signed_at, digest) \
          SELECT signed_at, nonce_digest FROM temp.redemption_moves WHERE nonce_digest IS NOT NULL",
@@ -340,7 +326,25 @@ pub(crate) fn redeem_set_wise(
         nonces.logged(conn);
     }
     drop(nonces);
+    write_moves(conn, moves.len(), n_keys)?;
+    for Move {
+        idx, transaction, ..
+    } in moves
+    {
+        redemptions[idx].result = Some(Ok(Called {
+            result: Ok(transaction),
+            replayed: false,
+        }));
+    }
+    Ok(())
+}
+
+/// Writes the group's moves from `temp.redemption_moves`: one guarded
+/// statement per table, each with its row count checked.
+fn write_moves(conn: &Connection, n: usize, n_keys: usize) -> StoreResult<()> {
+    let kind = TransactionKind::Redeem;
     checked(
+        conn,
         "codes",
         "UPDATE codes SET state = 'used', \
          customer_id = (SELECT m.customer_id FROM temp.redemption_moves m WHERE m.code_id = codes.id), \
@@ -350,6 +354,7 @@ pub(crate) fn redeem_set_wise(
         n,
     )?;
     checked(
+        conn,
         "balances",
         "UPDATE ledger_accounts SET balance = balance + \
          (SELECT m.amount_fen FROM temp.redemption_moves m WHERE m.account_id = ledger_accounts.id), \
@@ -361,6 +366,7 @@ pub(crate) fn redeem_set_wise(
         n,
     )?;
     checked(
+        conn,
         "transactions",
         "INSERT INTO ledger_transactions (id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
          reason, channel, created_by, created_at, previous_id) \
@@ -371,6 +377,7 @@ pub(crate) fn redeem_set_wise(
     )?;
     // The asset and the kind are written in, not bound (see post_transaction).
     checked(
+        conn,
         "postings",
         &format!(
             "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
@@ -384,6 +391,7 @@ pub(crate) fn redeem_set_wise(
         2 * n,
     )?;
     checked(
+        conn,
         "audit records",
         "INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
          SELECT merchant_id, actor_staff_id, actor, ?1, 'customer=' || customer_id, \
@@ -393,7 +401,23 @@ pub(crate) fn redeem_set_wise(
         &[&format!("{}_balance", kind.code())],
         n,
     )?;
+    // The outbox: each redemption changes a balance and redeems a code
+    // (the data's keys in the order `kaquan_core::event` writes them).
     checked(
+        conn,
+        "events",
+        "INSERT INTO events (merchant_id, event_type, data, created_at) \
+         SELECT m.merchant_id, t.event_type, json_object('amount_fen', m.amount_fen, \
+         'balance_after_fen', m.balance_after_fen, 'channel', m.channel, \
+         'customer_id', (SELECT c.external_id FROM customers c WHERE c.id = m.customer_id), \
+         'kind', ?1, 'reference', 'code:' || m.code_id, 'transaction_id', m.transaction_id), m.now \
+         FROM temp.redemption_moves m, (SELECT 'balance.changed' AS event_type UNION ALL SELECT 'code.redeemed') t \
+         ORDER BY m.transaction_id, t.event_type",
+        &[&kind.code()],
+        2 * n,
+    )?;
+    checked(
+        conn,
         "idempotency records",
         "INSERT INTO idempotency_keys (merchant_id, key, request_hash, transaction_id, created_at) \
          SELECT merchant_id, idempotency_key, request_hash, transaction_id, now FROM temp.redemption_moves \
@@ -401,14 +425,26 @@ pub(crate) fn redeem_set_wise(
         &[],
         n_keys,
     )?;
-    for Move {
-        idx, transaction, ..
-    } in moves
-    {
-        redemptions[idx].result = Some(Ok(Called {
-            result: Ok(transaction),
-            replayed: false,
-        }));
-    }
     Ok(())
+}
+
+/// Runs one set-wise statement and checks it wrote `expected` rows.
+fn checked(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    expected: usize,
+) -> StoreResult<()> {
+    let written = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(map_err)?;
+    if written == expected {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(format!(
+            "set-wise redemptions: {written} {what} written, not {expected}"
+        )))
+    }
 }

@@ -426,8 +426,8 @@ pub trait BatchStore: Send + Sync + 'static {
         after: &AfterFill,
         now: i64,
     ) -> StoreResult<i64>;
-    /// Marks a `generating` batch `failed`.
-    async fn fail_batch(&self, batch_id: i64, error: &str) -> StoreResult<()>;
+    /// Marks a `generating` batch `failed`, with its `batch.failed` event.
+    async fn fail_batch(&self, batch_id: i64, error: &str, now: i64) -> StoreResult<()>;
     /// At start-up: batches left `generating` by a dead process become `failed`.
     async fn fail_interrupted_batches(&self) -> StoreResult<u64>;
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;

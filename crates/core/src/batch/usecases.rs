@@ -101,7 +101,7 @@ pub async fn fill_generated_batch(
                 StoreError::Conflict(_) => "卡号与已有卡冲突，请重试或更换卡号前缀",
                 _ => "生成失败",
             };
-            store.fail_batch(batch.id, message).await?;
+            store.fail_batch(batch.id, message, now).await?;
         }
     }
     result
@@ -351,7 +351,7 @@ pub async fn import_batch(
     {
         Ok(_) => store.get_batch(merchant_id, batch.id).await,
         Err(error) => {
-            store.fail_batch(batch.id, "导入失败").await?;
+            store.fail_batch(batch.id, "导入失败", now).await?;
             Err(error)
         }
     }

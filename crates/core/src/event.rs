@@ -1,0 +1,783 @@
+//! 事件 and 推送: every business change other systems care about is
+//! recorded as an event in the outbox (`events`) in the change's own
+//! transaction, then delivered from there to the merchant's webhook
+//! endpoints (Standard Webhooks), retried on a fixed schedule until it
+//! succeeds or is given up. A crash between the change and its delivery
+//! loses nothing; a delivery is leased, so two nodes never send it at once.
+
+use crate::audit::AuditEntry;
+use crate::clock::format_date;
+use crate::ledger::LedgerTransaction;
+use crate::pickup::order::PickupOrder;
+use crate::store::Page;
+use crate::StoreResult;
+use serde_json::{json, Value};
+
+/// What happened; the wire codes are dot-delimited as Standard Webhooks asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    BatchReady,
+    BatchFailed,
+    CardsActivated,
+    CardsDeactivated,
+    CardsVoided,
+    PickupOrderCreated,
+    PickupOrderShipped,
+    PickupOrderCancelled,
+    CodeRedeemed,
+    BalanceChanged,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        Self::BatchReady,
+        Self::BatchFailed,
+        Self::CardsActivated,
+        Self::CardsDeactivated,
+        Self::CardsVoided,
+        Self::PickupOrderCreated,
+        Self::PickupOrderShipped,
+        Self::PickupOrderCancelled,
+        Self::CodeRedeemed,
+        Self::BalanceChanged,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BatchReady => "batch.ready",
+            Self::BatchFailed => "batch.failed",
+            Self::CardsActivated => "cards.activated",
+            Self::CardsDeactivated => "cards.deactivated",
+            Self::CardsVoided => "cards.voided",
+            Self::PickupOrderCreated => "pickup_order.created",
+            Self::PickupOrderShipped => "pickup_order.shipped",
+            Self::PickupOrderCancelled => "pickup_order.cancelled",
+            Self::CodeRedeemed => "code.redeemed",
+            Self::BalanceChanged => "balance.changed",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// The event a bulk card operation records, if any.
+    pub fn of_card_op(op: crate::card::CardOp) -> Option<Self> {
+        use crate::card::CardOp;
+        match op {
+            CardOp::Activate => Some(Self::CardsActivated),
+            CardOp::Deactivate => Some(Self::CardsDeactivated),
+            CardOp::Void => Some(Self::CardsVoided),
+            CardOp::Restore | CardOp::Delete => None,
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::BatchReady => "批次生成完成",
+            Self::BatchFailed => "批次生成失败",
+            Self::CardsActivated => "卡激活",
+            Self::CardsDeactivated => "卡反激活",
+            Self::CardsVoided => "卡作废",
+            Self::PickupOrderCreated => "提货订单提交",
+            Self::PickupOrderShipped => "提货订单发货",
+            Self::PickupOrderCancelled => "提货订单取消",
+            Self::CodeRedeemed => "兑换码兑换",
+            Self::BalanceChanged => "余额变动",
+        }
+    }
+}
+
+/// An event to record in the change's transaction: `data` is a JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub merchant_id: i64,
+    pub event_type: EventType,
+    pub data: String,
+    pub created_at: i64,
+}
+
+impl NewEvent {
+    fn new(merchant_id: i64, event_type: EventType, data: Value, created_at: i64) -> Self {
+        Self {
+            merchant_id,
+            event_type,
+            data: data.to_string(),
+            created_at,
+        }
+    }
+
+    /// A batch finished generating with `n_cards` (`batch.ready`) or gave
+    /// up with an error (`batch.failed`).
+    pub fn batch(
+        merchant_id: i64,
+        batch_id: i64,
+        name: &str,
+        outcome: Result<i64, &str>,
+        now: i64,
+    ) -> Self {
+        let (event_type, n_cards, error) = match outcome {
+            Ok(n) => (EventType::BatchReady, Some(n), None),
+            Err(e) => (EventType::BatchFailed, None, Some(e)),
+        };
+        Self::new(
+            merchant_id,
+            event_type,
+            json!({"batch_id": batch_id, "name": name, "n_cards": n_cards, "error": error}),
+            now,
+        )
+    }
+
+    /// A bulk card change: how many cards and which filter chose them (the
+    /// audit entry's own description); none when the operation records no
+    /// event or changed no card.
+    pub fn cards(op: crate::card::CardOp, audit: &AuditEntry, n_cards: i64) -> Option<Self> {
+        let event_type = EventType::of_card_op(op).filter(|_| n_cards > 0)?;
+        Some(Self::cards_of(event_type, audit, n_cards))
+    }
+
+    fn cards_of(event_type: EventType, audit: &AuditEntry, n_cards: i64) -> Self {
+        Self::new(
+            audit.merchant_id,
+            event_type,
+            json!({"n_cards": n_cards, "filter": audit.target, "actor": audit.actor.label}),
+            audit.created_at,
+        )
+    }
+
+    /// A pickup order was submitted, shipped or cancelled.
+    pub fn order(order: &PickupOrder, event_type: EventType, now: i64) -> Self {
+        let c = &order.consignee;
+        Self::new(
+            order.merchant_id,
+            event_type,
+            json!({
+                "order_id": order.id,
+                "status": order.status.code(),
+                "channel": order.channel.code(),
+                "card_number": order.card_number,
+                "batch_id": order.batch_id,
+                "goods_id": order.goods_id,
+                "goods_name": order.goods_name,
+                "consignee": c.name,
+                "phone": c.phone,
+                "province": c.province,
+                "city": c.city,
+                "district": c.district,
+                "address": c.address,
+                "appointment_date": order.appointment_date,
+                "carrier": order.carrier,
+                "tracking_number": order.tracking_number,
+                "created_at": format_date(order.created_at),
+            }),
+            now,
+        )
+    }
+
+    /// A balance changed; `external_id` is the mall's customer id, if any.
+    pub fn balance(t: &LedgerTransaction, external_id: Option<&str>) -> Self {
+        Self::new(
+            t.merchant_id,
+            EventType::BalanceChanged,
+            balance_data(t, external_id),
+            t.created_at,
+        )
+    }
+}
+
+/// The data of `balance.changed` (and of `code.redeemed`, which carries
+/// the same fields).
+fn balance_data(t: &LedgerTransaction, external_id: Option<&str>) -> Value {
+    json!({
+        "transaction_id": t.id,
+        "customer_id": external_id,
+        "kind": t.kind.code(),
+        "amount_fen": t.amount_fen,
+        "balance_after_fen": t.balance_after_fen,
+        "reference": t.reference,
+        "channel": t.channel.code(),
+    })
+}
+
+/// The events of one ledger transaction: every one changes a balance, and
+/// a redemption also redeems a code.
+pub fn ledger_events(t: &LedgerTransaction, external_id: Option<&str>) -> Vec<NewEvent> {
+    let mut events = vec![NewEvent::balance(t, external_id)];
+    if t.kind == crate::ledger::TransactionKind::Redeem {
+        events.push(NewEvent {
+            event_type: EventType::CodeRedeemed,
+            ..NewEvent::balance(t, external_id)
+        });
+    }
+    events
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub event_type: EventType,
+    pub data: String,
+    pub created_at: i64,
+}
+
+impl Event {
+    /// The `webhook-id`: the same on every attempt and every replay, so a
+    /// receiver deduplicates by it.
+    pub fn webhook_id(&self) -> String {
+        format!("evt_{}", self.id)
+    }
+
+    /// The body every endpoint receives: `{type, timestamp, data}`.
+    pub fn body(&self) -> String {
+        let timestamp = time::OffsetDateTime::from_unix_timestamp(self.created_at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        let data: Value = serde_json::from_str(&self.data).unwrap_or(Value::Null);
+        json!({"type": self.event_type.code(), "timestamp": timestamp, "data": data}).to_string()
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// An attempt was answered 2xx.
+    Delivered,
+    /// Given up: every attempt failed, or the endpoint answered 410 Gone.
+    Failed,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 3] = [Self::Pending, Self::Delivered, Self::Failed];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Pending => "待推送",
+            Self::Delivered => "已送达",
+            Self::Failed => "已放弃",
+        }
+    }
+}
+
+/// The delay after each failed attempt (Standard Webhooks' example
+/// schedule): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; the
+/// tenth failure gives up, about three days after the first attempt.
+pub const RETRY_DELAYS: [i64; 9] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
+
+/// Attempts before a delivery is given up.
+pub const ATTEMPTS_MAX: i64 = RETRY_DELAYS.len() as i64 + 1;
+
+/// An endpoint failing without a single success for this long is disabled
+/// (and the merchant told on the 事件推送 page and in the audit log).
+pub const DISABLE_AFTER_FAILING_SECONDS: i64 = 5 * 86_400;
+
+/// When the attempt after failed attempt number `attempts` (1-based) runs,
+/// or `None` when that was the last. `jitter_permille` (0–999) spreads a
+/// wave of retries over up to a tenth more of the delay.
+pub fn next_attempt_at(attempts: i64, now: i64, jitter_permille: i64) -> Option<i64> {
+    let delay = *RETRY_DELAYS.get(usize::try_from(attempts - 1).ok()?)?;
+    Some(now + delay + delay * jitter_permille.clamp(0, 999) / 10_000)
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// The response status, when the endpoint answered.
+    pub status: Option<u16>,
+    /// Why it failed (connection, timeout, refused address, non-2xx).
+    pub error: String,
+    pub duration_ms: i64,
+}
+
+impl AttemptOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// 410 Gone: the receiver asks us to stop (Standard Webhooks).
+    pub fn gone(&self) -> bool {
+        self.status == Some(410)
+    }
+
+    /// Why the endpoint is disabled, should this failure disable it.
+    pub fn disable_reason(&self) -> String {
+        if self.gone() {
+            "推送地址回复 410 Gone，已停用".to_owned()
+        } else {
+            format!(
+                "连续 {} 天推送失败，已停用",
+                DISABLE_AFTER_FAILING_SECONDS / 86_400
+            )
+        }
+    }
+}
+
+/// The state a delivery takes after attempt number `attempts` ended with
+/// `outcome`, and when its next attempt runs.
+pub fn after_attempt(
+    attempts: i64,
+    outcome: &AttemptOutcome,
+    now: i64,
+    jitter_permille: i64,
+) -> (DeliveryState, Option<i64>) {
+    if outcome.succeeded() {
+        return (DeliveryState::Delivered, None);
+    }
+    if outcome.gone() {
+        return (DeliveryState::Failed, None);
+    }
+    match next_attempt_at(attempts, now, jitter_permille) {
+        Some(at) => (DeliveryState::Pending, Some(at)),
+        None => (DeliveryState::Failed, None),
+    }
+}
+
+/// A merchant's webhook endpoint (开放接口 → 事件推送).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEndpoint {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub url: String,
+    pub description: String,
+    /// Empty means every event type.
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+    /// Why kaquan disabled it (410 Gone, failing for days); empty otherwise.
+    pub disabled_reason: String,
+    /// The first failure since the last success.
+    pub failing_since: Option<i64>,
+    /// While set and in the future, deliveries are also signed with the
+    /// previous secret (rotation's grace period).
+    pub previous_secret_until: Option<i64>,
+    pub created_at: i64,
+}
+
+impl WebhookEndpoint {
+    pub fn wants(&self, event_type: EventType) -> bool {
+        self.event_types.is_empty() || self.event_types.contains(&event_type)
+    }
+}
+
+/// The event types as stored: `,a,b,` (so one LIKE finds a type), or empty for all.
+pub fn event_types_to_text(types: &[EventType]) -> String {
+    if types.is_empty() {
+        return String::new();
+    }
+    let codes: Vec<&str> = types.iter().map(|t| t.code()).collect();
+    format!(",{},", codes.join(","))
+}
+
+pub fn event_types_from_text(text: &str) -> Vec<EventType> {
+    text.split(',').filter_map(EventType::parse).collect()
+}
+
+/// An endpoint's fields as the console and the API set them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointFields {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+}
+
+/// A new endpoint with its sealed secret.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub merchant_id: i64,
+    pub fields: EndpointFields,
+    pub secret_sealed: Vec<u8>,
+    pub key_version: i32,
+    pub created_at: i64,
+}
+
+/// An endpoint's secrets for signing: the current one, and the previous
+/// one while its grace period lasts.
+#[derive(Debug, Clone)]
+pub struct EndpointSecrets {
+    pub secret_sealed: Vec<u8>,
+    pub key_version: i32,
+    pub previous: Option<(Vec<u8>, i32)>,
+}
+
+/// A delivery as the console lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub event_id: i64,
+    pub event_type: EventType,
+    pub endpoint_id: i64,
+    pub endpoint_url: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_status: Option<u16>,
+    pub last_error: String,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub attempt_no: i64,
+    pub status: Option<u16>,
+    pub error: String,
+    pub duration_ms: i64,
+    pub created_at: i64,
+}
+
+/// A delivery claimed for an attempt: what to send where, signed how.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: i64,
+    /// This attempt's number (1-based), counting every round.
+    pub attempt_no: i64,
+    /// This attempt's number within its round (a replay starts a new one),
+    /// which the retry schedule counts.
+    pub round_attempt: i64,
+    pub event: Event,
+    pub endpoint_id: i64,
+    pub url: String,
+    pub secrets: EndpointSecrets,
+}
+
+impl ClaimedDelivery {
+    /// The audit record of kaquan disabling this delivery's endpoint by itself.
+    pub fn disabled_audit(&self, reason: &str, now: i64) -> AuditEntry {
+        AuditEntry {
+            merchant_id: self.event.merchant_id,
+            actor: crate::audit::Actor::system(),
+            action: "disable_webhook_endpoint".into(),
+            target: format!("webhook_endpoint={}", self.endpoint_id),
+            detail: reason.to_owned(),
+            n_affected: 1,
+            created_at: now,
+        }
+    }
+}
+
+/// Which deliveries a list shows; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<i64>,
+    pub state: Option<DeliveryState>,
+    pub event_type: Option<EventType>,
+}
+
+/// The outbox, endpoints and deliveries in the database.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    async fn create_endpoint(
+        &self,
+        endpoint: &NewEndpoint,
+        audit: &AuditEntry,
+    ) -> StoreResult<WebhookEndpoint>;
+    async fn update_endpoint(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        fields: &EndpointFields,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Replaces the secret; the old one keeps signing until `previous_until`.
+    async fn rotate_endpoint_secret(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        secret_sealed: &[u8],
+        key_version: i32,
+        previous_until: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn delete_endpoint(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn list_endpoints(&self, merchant_id: i64) -> StoreResult<Vec<WebhookEndpoint>>;
+    async fn get_endpoint(&self, merchant_id: i64, id: i64) -> StoreResult<WebhookEndpoint>;
+    /// Records events outside any other change (a test send, a batch that failed).
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// The merchant's recent events, newest first.
+    async fn list_events(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Event>, i64)>;
+    /// Fans up to `limit` undispatched events out into one pending delivery
+    /// per enabled endpoint that wants them, and marks them dispatched, in
+    /// one transaction; rows another node is dispatching are skipped.
+    /// Returns how many events it dispatched.
+    async fn dispatch_events(&self, limit: i64, now: i64) -> StoreResult<i64>;
+    /// Leases up to `limit` due deliveries until `now + lease_seconds` and
+    /// counts the attempt; a leased delivery is not claimed again before
+    /// its lease ends, so no two nodes send it at once.
+    async fn claim_deliveries(
+        &self,
+        limit: i64,
+        lease_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and its delivery's new state, and the endpoint's
+    /// health (a success clears `failing_since`; a 410 or failing past
+    /// [`DISABLE_AFTER_FAILING_SECONDS`] disables it with `audit`), in one
+    /// transaction. `Conflict` when the lease was lost (another attempt
+    /// has been counted since).
+    async fn record_attempt(
+        &self,
+        claimed: &ClaimedDelivery,
+        outcome: &AttemptOutcome,
+        state: DeliveryState,
+        next_attempt_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn list_deliveries(
+        &self,
+        merchant_id: i64,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Delivery>, i64)>;
+    async fn get_delivery(
+        &self,
+        merchant_id: i64,
+        id: i64,
+    ) -> StoreResult<(Delivery, Vec<Attempt>)>;
+    /// Sends a delivery again now: a pending one keeps its attempts; a
+    /// delivered or failed one starts a new round with the same `webhook-id`.
+    async fn replay_delivery(
+        &self,
+        merchant_id: i64,
+        id: i64,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<()>;
+}
+
+/// A Standard Webhooks secret: `whsec_` and the base64 of 24–64 random bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(…)")
+    }
+}
+
+impl WebhookSecret {
+    /// A new secret of 32 random bytes.
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bytes = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Reads `whsec_<base64>`; `None` unless it holds 24–64 bytes.
+    pub fn parse(text: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.strip_prefix("whsec_")?)
+            .ok()?;
+        (24..=64).contains(&bytes.len()).then_some(Self(bytes))
+    }
+
+    /// `whsec_<base64>`, as the merchant copies it once.
+    pub fn to_text(&self) -> String {
+        use base64::Engine;
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(&self.0)
+        )
+    }
+
+    /// `v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">`.
+    pub fn sign(&self, webhook_id: &str, timestamp: i64, body: &[u8]) -> String {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes any key length");
+        mac.update(webhook_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        )
+    }
+}
+
+/// The `webhook-signature` header: one `v1,…` per secret, space-separated,
+/// so a receiver holding either the new or the old secret (during
+/// rotation's grace period) accepts the message.
+pub fn signature_header(
+    secrets: &[WebhookSecret],
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    secrets
+        .iter()
+        .map(|s| s.sign(webhook_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_standard_webhooks_and_gives_up_after_ten_attempts() {
+        let mut at = 0;
+        let mut cumulative = Vec::new();
+        for attempts in 1..ATTEMPTS_MAX {
+            at = next_attempt_at(attempts, at, 0).unwrap();
+            cumulative.push(at);
+        }
+        // 00:00:05, 00:05:05, 00:35:05, 02:35:05, 07:35:05, 17:35:05,
+        // 31:35:05, 51:35:05, 75:35:05 after the first attempt.
+        assert_eq!(
+            cumulative,
+            [5, 305, 2_105, 9_305, 27_305, 63_305, 113_705, 185_705, 272_105]
+        );
+        assert_eq!(next_attempt_at(ATTEMPTS_MAX, at, 0), None);
+        assert_eq!(next_attempt_at(0, 0, 0), None);
+        // Jitter adds at most a tenth of the delay.
+        assert_eq!(next_attempt_at(2, 0, 999), Some(300 + 29));
+        assert_eq!(next_attempt_at(2, 0, 5_000), Some(300 + 29));
+        assert_eq!(next_attempt_at(2, 0, -3), Some(300));
+    }
+
+    fn outcome(status: Option<u16>) -> AttemptOutcome {
+        AttemptOutcome {
+            status,
+            error: String::new(),
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn only_2xx_delivers_and_410_gives_up_at_once() {
+        assert_eq!(
+            after_attempt(1, &outcome(Some(200)), 0, 0),
+            (DeliveryState::Delivered, None)
+        );
+        assert_eq!(
+            after_attempt(1, &outcome(Some(299)), 0, 0),
+            (DeliveryState::Delivered, None)
+        );
+        for failing in [Some(199), Some(300), Some(302), Some(429), Some(500), None] {
+            assert_eq!(
+                after_attempt(1, &outcome(failing), 0, 0),
+                (DeliveryState::Pending, Some(5)),
+                "{failing:?}"
+            );
+        }
+        assert_eq!(
+            after_attempt(1, &outcome(Some(410)), 0, 0),
+            (DeliveryState::Failed, None)
+        );
+        assert_eq!(
+            after_attempt(ATTEMPTS_MAX, &outcome(Some(500)), 0, 0),
+            (DeliveryState::Failed, None)
+        );
+    }
+
+    #[test]
+    fn event_types_round_trip_through_their_stored_text() {
+        assert_eq!(event_types_to_text(&[]), "");
+        let some = [EventType::PickupOrderShipped, EventType::BalanceChanged];
+        let text = event_types_to_text(&some);
+        assert_eq!(text, ",pickup_order.shipped,balance.changed,");
+        assert_eq!(event_types_from_text(&text), some);
+        let endpoint = |types: Vec<EventType>| WebhookEndpoint {
+            id: 1,
+            merchant_id: 1,
+            url: String::new(),
+            description: String::new(),
+            event_types: types,
+            enabled: true,
+            disabled_reason: String::new(),
+            failing_since: None,
+            previous_secret_until: None,
+            created_at: 0,
+        };
+        assert!(endpoint(vec![]).wants(EventType::CardsVoided));
+        assert!(endpoint(some.to_vec()).wants(EventType::BalanceChanged));
+        assert!(!endpoint(some.to_vec()).wants(EventType::CardsVoided));
+    }
+
+    #[test]
+    fn the_body_is_type_timestamp_and_data() {
+        let event = Event {
+            id: 7,
+            merchant_id: 1,
+            event_type: EventType::CardsVoided,
+            data: r#"{"n_cards":3}"#.into(),
+            created_at: 1_614_265_330,
+        };
+        assert_eq!(event.webhook_id(), "evt_7");
+        assert_eq!(
+            event.body(),
+            r#"{"data":{"n_cards":3},"timestamp":"2021-02-25T15:02:10Z","type":"cards.voided"}"#
+        );
+    }
+
+    /// The vector every official Standard Webhooks library tests against
+    /// (integrations.md §1.2, recomputed there and pinned here).
+    #[test]
+    fn the_signature_matches_the_published_vector() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            secret.sign(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let other = WebhookSecret::generate();
+        let header = signature_header(&[secret.clone(), other.clone()], "m", 1, b"b");
+        assert_eq!(
+            header,
+            format!("{} {}", secret.sign("m", 1, b"b"), other.sign("m", 1, b"b"))
+        );
+        assert_eq!(WebhookSecret::parse(&other.to_text()), Some(other));
+        assert_eq!(format!("{secret:?}"), "WebhookSecret(…)");
+    }
+
+    #[test]
+    fn a_secret_is_whsec_and_24_to_64_bytes() {
+        assert!(WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_none());
+        assert!(WebhookSecret::parse("whsec_not base64").is_none());
+        assert!(WebhookSecret::parse("whsec_AAAA").is_none(), "3 bytes");
+        assert!(
+            WebhookSecret::parse(&format!("whsec_{}", "A".repeat(84))).is_some(),
+            "63 bytes"
+        );
+        assert!(
+            WebhookSecret::parse(&format!("whsec_{}", "A".repeat(88))).is_none(),
+            "66 bytes"
+        );
+        assert!(WebhookSecret::generate().to_text().starts_with("whsec_"));
+    }
+}
