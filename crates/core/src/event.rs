@@ -9,6 +9,7 @@ use crate::audit::AuditEntry;
 use crate::clock::format_date;
 use crate::ledger::LedgerTransaction;
 use crate::pickup::order::PickupOrder;
+use crate::secrets::MasterKey;
 use crate::store::Page;
 use crate::StoreResult;
 use serde_json::{json, Value};
@@ -519,6 +520,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn get_endpoint(&self, merchant_id: i64, id: i64) -> StoreResult<WebhookEndpoint>;
     /// Records events outside any other change (a test send, a batch that failed).
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    async fn get_event(&self, merchant_id: i64, id: i64) -> StoreResult<Event>;
     /// The merchant's recent events, newest first.
     async fn list_events(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Event>, i64)>;
     /// Fans up to `limit` undispatched events out into one pending delivery
@@ -639,6 +641,128 @@ pub fn signature_header(
         .map(|s| s.sign(webhook_id, timestamp, body))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The context webhook secrets are sealed under (see [`crate::secrets`]).
+const WEBHOOK_SECRET_CONTEXT: &str = "webhook-endpoint";
+
+/// How long a rotated-out secret keeps signing: receivers have a day to
+/// switch to the new one.
+pub const ROTATION_GRACE_SECONDS: i64 = 86_400;
+
+/// Adds an endpoint with a new secret, sealed with the merchant's key;
+/// returns it with the secret, shown this once.
+pub async fn create_endpoint(
+    store: &dyn crate::store::Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    fields: EndpointFields,
+    audit: &AuditEntry,
+) -> StoreResult<(WebhookEndpoint, WebhookSecret)> {
+    let merchant = store.get_merchant(merchant_id).await?;
+    let secret = WebhookSecret::generate();
+    let sealed = master
+        .merchant_keys(merchant_id, merchant.key_version)
+        .seal(WEBHOOK_SECRET_CONTEXT, &secret.to_text());
+    let endpoint = NewEndpoint {
+        merchant_id,
+        fields,
+        secret_sealed: sealed,
+        key_version: merchant.key_version,
+        created_at: audit.created_at,
+    };
+    Ok((store.create_endpoint(&endpoint, audit).await?, secret))
+}
+
+/// Replaces an endpoint's secret; the old one keeps signing for
+/// [`ROTATION_GRACE_SECONDS`]. Returns the new secret, shown this once.
+pub async fn rotate_endpoint_secret(
+    store: &dyn crate::store::Store,
+    master: &MasterKey,
+    merchant_id: i64,
+    endpoint_id: i64,
+    audit: &AuditEntry,
+) -> StoreResult<WebhookSecret> {
+    let merchant = store.get_merchant(merchant_id).await?;
+    let secret = WebhookSecret::generate();
+    let sealed = master
+        .merchant_keys(merchant_id, merchant.key_version)
+        .seal(WEBHOOK_SECRET_CONTEXT, &secret.to_text());
+    store
+        .rotate_endpoint_secret(
+            merchant_id,
+            endpoint_id,
+            &sealed,
+            merchant.key_version,
+            audit.created_at + ROTATION_GRACE_SECONDS,
+            audit,
+        )
+        .await?;
+    Ok(secret)
+}
+
+/// The secrets a claimed delivery is signed with: the current one, then
+/// the previous one while its grace lasts. Empty if none opens (a sealed
+/// value that does not belong to this merchant).
+pub fn open_secrets(master: &MasterKey, claimed: &ClaimedDelivery) -> Vec<WebhookSecret> {
+    let s = &claimed.secrets;
+    let merchant_id = claimed.event.merchant_id;
+    std::iter::once((&s.secret_sealed, s.key_version))
+        .chain(
+            s.previous
+                .as_ref()
+                .map(|(sealed, version)| (sealed, *version)),
+        )
+        .filter_map(|(sealed, version)| {
+            master
+                .merchant_keys(merchant_id, version)
+                .open(WEBHOOK_SECRET_CONTEXT, sealed)
+        })
+        .filter_map(|text| WebhookSecret::parse(&text))
+        .collect()
+}
+
+/// Whether a webhook may be sent to `ip`: not loopback, private, link-local,
+/// shared (CGNAT), multicast, reserved or unspecified, in IPv4 or IPv6
+/// (IPv4-mapped and NAT64 addresses are judged by the IPv4 inside), unless
+/// the operator allowed private addresses.
+pub fn is_public_address(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    let v4 = |ip: Ipv4Addr| {
+        let [a, b, ..] = ip.octets();
+        !(ip.is_unspecified()
+            || ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || ip.is_documentation()
+            || a == 0
+            || a >= 240
+            || (a == 100 && (64..128).contains(&b))
+            || (a == 198 && (18..20).contains(&b))
+            || (a == 192 && b == 0 && ip.octets()[2] == 0))
+    };
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            let segments = ip.segments();
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = segments[6].to_be_bytes();
+                let [c, d] = segments[7].to_be_bytes();
+                return v4(Ipv4Addr::new(a, b, c, d));
+            }
+            !(ip.is_unspecified()
+                || ip.is_loopback()
+                || ip.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || (segments[0] == 0x2001 && segments[1] == 0x0db8))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -779,5 +903,97 @@ mod tests {
             "66 bytes"
         );
         assert!(WebhookSecret::generate().to_text().starts_with("whsec_"));
+    }
+
+    #[test]
+    fn only_public_addresses_are_reached_unless_allowed() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!is_public_address(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.255.255",
+            "172.32.0.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "192.0.1.1",
+            "223.255.255.255",
+            "2400:3200::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            assert!(is_public_address(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn unsealed_secrets_open_only_for_their_merchant() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let secret = WebhookSecret::generate();
+        let sealed = master
+            .merchant_keys(1, 1)
+            .seal(WEBHOOK_SECRET_CONTEXT, &secret.to_text());
+        let claimed = |merchant_id, previous| ClaimedDelivery {
+            delivery_id: 1,
+            attempt_no: 1,
+            round_attempt: 1,
+            event: Event {
+                id: 1,
+                merchant_id,
+                event_type: EventType::CardsVoided,
+                data: "{}".into(),
+                created_at: 0,
+            },
+            endpoint_id: 1,
+            url: String::new(),
+            secrets: EndpointSecrets {
+                secret_sealed: sealed.clone(),
+                key_version: 1,
+                previous,
+            },
+        };
+        assert_eq!(
+            open_secrets(&master, &claimed(1, None)),
+            std::slice::from_ref(&secret)
+        );
+        assert!(open_secrets(&master, &claimed(2, None)).is_empty());
+        let old = WebhookSecret::generate();
+        let old_sealed = master
+            .merchant_keys(1, 1)
+            .seal(WEBHOOK_SECRET_CONTEXT, &old.to_text());
+        assert_eq!(
+            open_secrets(&master, &claimed(1, Some((old_sealed, 1)))),
+            [secret, old]
+        );
     }
 }

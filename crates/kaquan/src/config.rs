@@ -12,6 +12,7 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     pub server: ServerSection,
     pub keys: KeysSection,
+    pub webhooks: WebhooksSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -26,6 +27,12 @@ pub struct ServerSection {
     pub listen: Option<String>,
     pub public_url: Option<String>,
     pub secure_cookies: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSection {
+    pub allow_private_addresses: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -74,6 +81,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub secure_cookies: bool,
     pub key_file: PathBuf,
+    /// Webhooks may go to loopback and private addresses (SSRF guard off).
+    pub webhooks_allow_private: bool,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -106,6 +115,12 @@ impl Config {
                 .context("KAQUAN__SERVER__SECURE_COOKIES must be true or false")?,
             None => file.server.secure_cookies.unwrap_or(false),
         };
+        let webhooks_allow_private = match env("KAQUAN__WEBHOOKS__ALLOW_PRIVATE_ADDRESSES") {
+            Some(v) => v
+                .parse()
+                .context("KAQUAN__WEBHOOKS__ALLOW_PRIVATE_ADDRESSES must be true or false")?,
+            None => file.webhooks.allow_private_addresses.unwrap_or(false),
+        };
         let key_file = key_file_flag
             .map(Path::to_path_buf)
             .or_else(|| env("KAQUAN__KEYS__KEY_FILE").map(PathBuf::from))
@@ -128,6 +143,7 @@ impl Config {
             public_url: env("KAQUAN__SERVER__PUBLIC_URL").or(file.server.public_url),
             secure_cookies,
             key_file,
+            webhooks_allow_private,
         })
     }
 }
@@ -175,6 +191,12 @@ secure_cookies = false
 # without it no card password can be checked or exported. Instead of a file,
 # the key can come from the environment as KAQUAN_MASTER_KEY (64 hex digits).
 # key_file = "kaquan.key"
+
+[webhooks]
+# 事件推送 never goes to loopback, private or link-local addresses (so a
+# merchant cannot make kaquan reach into its own network). Allow them only
+# when every merchant is your own and the receivers live on your network.
+allow_private_addresses = false
 "#;
 
 #[cfg(test)]

@@ -342,7 +342,10 @@ async fn serve(
         .or(config.public_url.clone())
         .unwrap_or_else(|| format!("http://{address}"));
     let state =
-        kaquan_web::AppState::new(store.clone(), master, &public_url, config.secure_cookies);
+        kaquan_web::AppState::new(store.clone(), master, &public_url, config.secure_cookies)
+            .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
+                allow_private_addresses: config.webhooks_allow_private,
+            });
     // Forget nonces, old idempotency keys, used login links and expired sessions.
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(PURGE_EVERY_SECONDS));

@@ -281,6 +281,18 @@ impl kaquan_core::event::EventStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn get_event(&self, merchant_id: i64, id: i64) -> StoreResult<Event> {
+        let client = self.client().await?;
+        let row = opt(
+            &client,
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND merchant_id = $2"),
+            &[&id, &merchant_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        event_from_row(&row, 0)
+    }
+
     async fn list_events(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Event>, i64)> {
         let (rows, total) = self
             .merchant_page("events", EVENT_COLUMNS, merchant_id, page)

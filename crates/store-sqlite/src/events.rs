@@ -254,6 +254,18 @@ impl kaquan_core::event::EventStore for SqliteStore {
             .await
     }
 
+    async fn get_event(&self, merchant_id: i64, id: i64) -> StoreResult<Event> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 AND merchant_id = ?2"),
+                params![id, merchant_id],
+                event_from_row,
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn list_events(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Event>, i64)> {
         self.read(move |conn| {
             merchant_page(

@@ -26,11 +26,13 @@ pub mod lists;
 pub mod open_api;
 pub mod openapi;
 pub mod orders;
+pub mod outbox;
 pub mod pages;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
 pub mod tables;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub exports: Arc<exports::ExportSlots>,
     /// Background exports of this node, with their progress and files.
     pub export_jobs: Arc<export_jobs::ExportJobs>,
+    /// Where webhooks may go (the operator's `[webhooks]` settings).
+    pub webhook_policy: outbox::WebhookPolicy,
 }
 
 impl AppState {
@@ -90,7 +94,14 @@ impl AppState {
             )),
             exports: Arc::default(),
             export_jobs: Arc::default(),
+            webhook_policy: outbox::WebhookPolicy::default(),
         }
+    }
+
+    /// The same state with webhooks allowed (or not) to reach private addresses.
+    pub fn with_webhook_policy(mut self, policy: outbox::WebhookPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
     }
 }
 
@@ -184,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .merge(codes::router())
         .merge(customers::router())
         .merge(api_keys::router())
+        .merge(webhooks::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)
@@ -200,12 +212,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let worker = outbox::spawn(state.clone());
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    worker.abort();
+    served
 }
 
 /// Runs CPU-heavy work (parsing an upload, writing an export, hashing a

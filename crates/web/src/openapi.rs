@@ -219,6 +219,7 @@ fn error_codes(
         "ship_orders" => &["order_not_pending"],
         "delete_code_template" => &["codes_changed"],
         "create_api_key" => &["api_keys_full"],
+        "create_webhook_endpoint" => &["invalid"],
         "create_balance_adjustment" => &["insufficient_balance", "idempotency_mismatch"],
         "create_order_codes" => &["product_unavailable", "order_mismatch"],
         "create_redemption" => &["code_refused", "locked"],
@@ -456,6 +457,34 @@ fn describe_stored_value<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, I
             .json::<crate::api_keys::ApiKeyRequest>()
             .answers::<crate::api_keys::ApiKeyDto>(201, "The key with its secret, shown this once"),
         "revoke_api_key" => io.empty(204, "Revoked"),
+        "list_webhook_endpoints" => {
+            io.answers_many::<crate::webhooks::WebhookEndpointDto>("The endpoints")
+        }
+        "create_webhook_endpoint" => io
+            .json::<crate::webhooks::WebhookEndpointRequest>()
+            .answers::<crate::webhooks::WebhookEndpointDto>(
+            201,
+            "The endpoint with its secret, shown this once",
+        ),
+        "update_webhook_endpoint" => io
+            .json::<crate::webhooks::WebhookEndpointRequest>()
+            .empty(204, "Changed"),
+        "delete_webhook_endpoint" => io.empty(204, "Deleted"),
+        "rotate_webhook_endpoint_secret" => io.answers::<crate::webhooks::WebhookEndpointDto>(
+            200,
+            "The endpoint with its new secret, shown this once",
+        ),
+        "list_webhook_deliveries" => {
+            io.query::<crate::webhooks::DeliveryQuery>()
+                .answers_page::<crate::webhooks::WebhookDeliveryDto>("Deliveries, newest first")
+        }
+        "get_webhook_delivery" => {
+            io.answers::<crate::webhooks::WebhookDeliveryDetailDto>(200, "The delivery")
+        }
+        "replay_webhook_delivery" => io.empty(204, "Queued to be sent now"),
+        "list_events" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::webhooks::EventDto>("Events, newest first"),
         "create_order_codes" => io
             .json::<open::IssueOrderRequest>()
             .answers::<open::MallOrderDto>(
@@ -555,6 +584,15 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/api-keys", "list_api_keys", "The merchant's open-API keys", "api_keys.manage"),
     ("post", "/api/v1/api-keys", "create_api_key", "Create an API key; the answer holds its secret, shown only once (two may be active)", "api_keys.manage"),
     ("post", "/api/v1/api-keys/{id}/revoke", "revoke_api_key", "Stop accepting requests signed with a key", "api_keys.manage"),
+    ("get", "/api/v1/webhook-endpoints", "list_webhook_endpoints", "事件推送: the merchant's webhook endpoints (secrets never shown again)", "api_keys.manage"),
+    ("post", "/api/v1/webhook-endpoints", "create_webhook_endpoint", "Add a webhook endpoint (url, description, event_types, enabled); the answer holds its whsec_ secret, shown only once (at most 10 endpoints)", "api_keys.manage"),
+    ("put", "/api/v1/webhook-endpoints/{endpoint_id}", "update_webhook_endpoint", "Change an endpoint's url, description, event types or enabled (enabling clears kaquan's disabling)", "api_keys.manage"),
+    ("delete", "/api/v1/webhook-endpoints/{endpoint_id}", "delete_webhook_endpoint", "Delete an endpoint; its pending deliveries are given up", "api_keys.manage"),
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "rotate_webhook_endpoint_secret", "A new secret, shown only once; the old one keeps signing beside it for 24 hours", "api_keys.manage"),
+    ("get", "/api/v1/webhook-deliveries", "list_webhook_deliveries", "The delivery log, newest first (endpoint_id, state, event_type)", "api_keys.manage"),
+    ("get", "/api/v1/webhook-deliveries/{delivery_id}", "get_webhook_delivery", "One delivery with every attempt and the body it sends", "api_keys.manage"),
+    ("post", "/api/v1/webhook-deliveries/{delivery_id}/replay", "replay_webhook_delivery", "Send a delivery again now, with the same webhook-id", "api_keys.manage"),
+    ("get", "/api/v1/events", "list_events", "The recorded events (the outbox), newest first", "api_keys.manage"),
     ("post", "/open/v1/orders", "create_order_codes", "A paid gift-card order (order_id, product_id, quantity, customer_id?): issues that many codes and returns them; the same order again returns the same codes", "signed"),
     ("post", "/open/v1/redemptions", "create_redemption", "Redeem a code (customer_id, code, client_ip?) into the customer's balance", "signed"),
     ("post", "/open/v1/spends", "create_spend", "Spend balance (customer_id, amount_fen, reference); never below zero", "signed"),

@@ -82,6 +82,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("customer.html", include_str!("../templates/customer.html")),
     ("api_keys.html", include_str!("../templates/api_keys.html")),
+    ("webhooks.html", include_str!("../templates/webhooks.html")),
+    (
+        "webhook_delivery.html",
+        include_str!("../templates/webhook_delivery.html"),
+    ),
     (
         "api_reference.html",
         include_str!("../templates/api_reference.html"),

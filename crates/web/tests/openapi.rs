@@ -48,7 +48,9 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "check",
                 "cancel",
                 "ship",
-                "revoke"
+                "revoke",
+                "rotate",
+                "replay"
             ]
             .contains(&verb),
             "{operation_id}"
@@ -117,6 +119,8 @@ async fn every_documented_operation_is_routed() {
                 .replace("{template_id}", "1")
                 .replace("{product_id}", "1")
                 .replace("{customer_id}", "1")
+                .replace("{endpoint_id}", "1")
+                .replace("{delivery_id}", "1")
                 .replace("{id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -89,7 +89,11 @@ impl TestApp {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(Arc::clone(&store), master.clone(), &base, false);
+        // Tests receive webhooks on 127.0.0.1.
+        let state = AppState::new(Arc::clone(&store), master.clone(), &base, false)
+            .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
+                allow_private_addresses: true,
+            });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(kaquan_web::serve(listener, state, async {
             let _ = rx.await;
