@@ -12,10 +12,7 @@ const FILE_LINES_MAX: usize = 1000;
 const FN_LINES_MAX: usize = 100;
 
 /// Files over the limit today, with their line counts: they may only shrink.
-const LONG_FILES: &[(&str, usize)] = &[
-    ("crates/kaquan/tests/cli.rs", 1158),
-    ("crates/web/tests/stored_value.rs", 1184),
-];
+const LONG_FILES: &[(&str, usize)] = &[("crates/web/tests/stored_value.rs", 1184)];
 
 /// Functions over the limit today (`path::name`), with their line counts.
 const LONG_FNS: &[(&str, usize)] = &[
@@ -32,7 +29,6 @@ const LONG_FNS: &[(&str, usize)] = &[
     ("crates/kaquan/src/lib.rs::dispatch", 105),
     ("crates/kaquan/src/staff.rs::user_command", 127),
     ("crates/kaquan/tests/cli.rs::an_xlsx_export_reads_back_with_numbers_passwords_and_no_formulas", 114),
-    ("crates/kaquan/tests/cli.rs::fifty_pickups_of_one_card_through_two_servers_on_postgres_make_one_order", 139),
     ("crates/kaquan/tests/cli.rs::scripted_commands_print_one_json_document_and_refuse_bad_input", 120),
     ("crates/store-postgres/src/batches.rs::fill_batch", 137),
     ("crates/store-postgres/src/mall.rs::issue_order_codes", 114),

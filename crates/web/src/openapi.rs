@@ -245,6 +245,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
     let io = describe_cards(operation_id, io)
         .or_else(|io| describe_pickups(operation_id, io))
         .or_else(|io| describe_stored_value(operation_id, io))
+        .or_else(|io| describe_integration(operation_id, io))
         .ok()?;
     Some((io.body, io.query, io.responses))
 }
@@ -452,6 +453,36 @@ fn describe_stored_value<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, I
             io.json::<crate::customers::AdjustmentRequest>()
                 .answers::<crate::customers::TransactionView>(201, "The adjustment")
         }
+        "create_order_codes" => io
+            .json::<open::IssueOrderRequest>()
+            .answers::<open::MallOrderDto>(
+                201,
+                "The order's codes (the same codes when the order is reported again)",
+            ),
+        "create_redemption" => io
+            .json::<open::RedeemRequest>()
+            .answers::<open::TransactionDto>(201, "The redemption's ledger transaction"),
+        "create_spend" => io
+            .json::<open::SpendRequest>()
+            .answers::<open::TransactionDto>(201, "The spend's ledger transaction"),
+        "create_refund" => io
+            .json::<open::RefundRequest>()
+            .answers::<open::TransactionDto>(201, "The refund's ledger transaction"),
+        "create_login_link" => io
+            .json::<open::LoginLinkRequest>()
+            .answers::<open::LoginLinkDto>(201, "The single-use link"),
+        "get_customer_balance" => io.answers::<open::BalanceDto>(200, "The customer's balance"),
+        "list_customer_statement_signed" => io
+            .query::<open::PageQuery>()
+            .answers::<open::StatementDto>(200, "余额明细, newest first"),
+        "get_giftcard_centre" => io.answers::<open::GiftcardCentreDto>(200, "What the mall shows"),
+        _ => return Err(io),
+    })
+}
+
+/// API keys, webhook endpoints, their deliveries and the event log.
+fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
+    Ok(match operation_id {
         "list_api_keys" => io.answers_many::<crate::api_keys::ApiKeyDto>("API keys"),
         "create_api_key" => io
             .json::<crate::api_keys::ApiKeyRequest>()
@@ -485,29 +516,6 @@ fn describe_stored_value<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, I
         "list_events" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::webhooks::EventDto>("Events, newest first"),
-        "create_order_codes" => io
-            .json::<open::IssueOrderRequest>()
-            .answers::<open::MallOrderDto>(
-                201,
-                "The order's codes (the same codes when the order is reported again)",
-            ),
-        "create_redemption" => io
-            .json::<open::RedeemRequest>()
-            .answers::<open::TransactionDto>(201, "The redemption's ledger transaction"),
-        "create_spend" => io
-            .json::<open::SpendRequest>()
-            .answers::<open::TransactionDto>(201, "The spend's ledger transaction"),
-        "create_refund" => io
-            .json::<open::RefundRequest>()
-            .answers::<open::TransactionDto>(201, "The refund's ledger transaction"),
-        "create_login_link" => io
-            .json::<open::LoginLinkRequest>()
-            .answers::<open::LoginLinkDto>(201, "The single-use link"),
-        "get_customer_balance" => io.answers::<open::BalanceDto>(200, "The customer's balance"),
-        "list_customer_statement_signed" => io
-            .query::<open::PageQuery>()
-            .answers::<open::StatementDto>(200, "余额明细, newest first"),
-        "get_giftcard_centre" => io.answers::<open::GiftcardCentreDto>(200, "What the mall shows"),
         _ => return Err(io),
     })
 }

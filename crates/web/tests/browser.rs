@@ -330,6 +330,48 @@ async fn a_customer_on_a_phone_picks_up_from_the_qr_link_and_looks_up_the_order(
         .await;
 }
 
+/// 电话提货 at the desk: the clerk types the caller's card and address.
+async fn phone_pickup(browser: &Browser, app: &TestApp, number: &str, password: &str) {
+    browser.goto(&app.url("/pickup/phone")).await;
+    browser.type_into("#number", number).await;
+    browser.type_into("#password", password).await;
+    browser.click("#check").await;
+    browser.click("input[name=goods_id]").await;
+    for (field, value) in [
+        ("#consignee", "李四"),
+        ("#phone", "13900000000"),
+        ("#province", "江苏省"),
+        ("#city", "南京市"),
+        ("#district", "玄武区"),
+        ("#address", "中山路 1 号"),
+    ] {
+        browser.type_into(field, value).await;
+    }
+    browser
+        .execute(
+            "var d = document.getElementById('appointment_date'); if (d) d.value = '2099-01-05';",
+        )
+        .await;
+    browser.click("#confirm").await;
+    browser
+        .wait_for_text("#pickup-done", "已进入待发订单")
+        .await;
+}
+
+/// The ids of the merchant's pending orders.
+async fn pending_orders(app: &TestApp) -> Vec<i64> {
+    let (orders, _) = app
+        .store
+        .list_orders(app.merchant_id, &Default::default(), Default::default())
+        .await
+        .unwrap();
+    orders
+        .iter()
+        .filter(|o| o.status == kaquan_core::pickup::OrderStatus::Pending)
+        .map(|o| o.id)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_hand_over_in_store_and_ship_orders_inline_and_from_a_file() {
     let app = TestApp::start(Backend::Sqlite).await;
@@ -347,37 +389,9 @@ async fn staff_hand_over_in_store_and_ship_orders_inline_and_from_a_file() {
     browser.wait_for_text("#pickup-done", "已提货").await;
     // Two phone pickups join the queue.
     for idx in 1..=2 {
-        browser.goto(&app.url("/pickup/phone")).await;
-        browser.type_into("#number", &numbers[idx]).await;
-        browser.type_into("#password", &passwords[idx]).await;
-        browser.click("#check").await;
-        browser.click("input[name=goods_id]").await;
-        for (field, value) in [
-            ("#consignee", "李四"),
-            ("#phone", "13900000000"),
-            ("#province", "江苏省"),
-            ("#city", "南京市"),
-            ("#district", "玄武区"),
-            ("#address", "中山路 1 号"),
-        ] {
-            browser.type_into(field, value).await;
-        }
-        browser.execute("var d = document.getElementById('appointment_date'); if (d) d.value = '2099-01-05';").await;
-        browser.click("#confirm").await;
-        browser
-            .wait_for_text("#pickup-done", "已进入待发订单")
-            .await;
+        phone_pickup(&browser, &app, &numbers[idx], &passwords[idx]).await;
     }
-    let (orders, _) = app
-        .store
-        .list_orders(app.merchant_id, &Default::default(), Default::default())
-        .await
-        .unwrap();
-    let pending: Vec<i64> = orders
-        .iter()
-        .filter(|o| o.status == kaquan_core::pickup::OrderStatus::Pending)
-        .map(|o| o.id)
-        .collect();
+    let pending = pending_orders(&app).await;
     assert_eq!(pending.len(), 2);
     // Inline: type the tracking number straight into the list and press Enter.
     browser.goto(&app.url("/orders?status=pending")).await;
@@ -557,6 +571,7 @@ async fn every_console_page_fits_a_phone() {
         "/customers".into(),
         format!("/customers/{customer_id}"),
         "/settings/api-keys".into(),
+        "/settings/webhooks".into(),
         "/distributors".into(),
         "/staff".into(),
         "/audit".into(),
@@ -791,4 +806,55 @@ async fn the_api_reference_is_one_click_from_the_keys_page_and_fits_a_phone() {
     browser
         .screenshot(&shots.join("api-reference-phone.png"))
         .await;
+}
+
+/// 开放接口 → 事件推送 on a phone: the owner adds an endpoint for shipped
+/// orders, ships one, and finds the delivery with its attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_adds_a_webhook_endpoint_and_sees_a_shipped_order_delivered() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (numbers, passwords) = pickup_fixture(&app, 1).await;
+    let (receiver, url) = common::receiver::Receiver::start(&[]).await;
+    let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
+    sign_in(&browser, &app, "owner").await;
+    browser.goto(&app.url("/settings/webhooks")).await;
+    browser.type_into("#endpoint-url", &url).await;
+    browser
+        .click("input[name=event_type][value='pickup_order.shipped']")
+        .await;
+    browser.click("#create-endpoint").await;
+    browser.wait_for_text("#created-secret", "whsec_").await;
+    phone_pickup(&browser, &app, &numbers[0], &passwords[0]).await;
+    let order_id = pending_orders(&app).await[0];
+    browser.goto(&app.url("/orders?status=pending")).await;
+    browser
+        .type_into(&format!("#tracking-{order_id}"), "SF1234567890\u{E007}")
+        .await;
+    browser.wait_for_text("#message", "已发货").await;
+    let seen = receiver.wait_for(1).await;
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].1).unwrap();
+    assert_eq!(body["type"], "pickup_order.shipped");
+    assert_eq!(body["data"]["tracking_number"], "SF1234567890");
+    common::browser::wait_until("the delivery shown as delivered", || async {
+        browser.goto(&app.url("/settings/webhooks")).await;
+        browser
+            .exists("#deliveries tr[data-state=delivered]")
+            .await
+            .then_some(())
+    })
+    .await;
+    browser
+        .click("#deliveries tr[data-state=delivered] a")
+        .await;
+    browser.wait_for_text("#delivery-state", "已送达").await;
+    browser.wait_for_text("#attempts", "200").await;
+    browser
+        .wait_for_text("#delivery-body", "SF1234567890")
+        .await;
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
+        .await;
+    assert_eq!(overflow, 0, "the delivery page fits a phone");
 }

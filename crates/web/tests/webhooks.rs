@@ -7,64 +7,16 @@
 mod common;
 
 use axum::http::HeaderMap;
+use common::receiver::Receiver;
 use common::TestApp;
 use kaquan_core::event::WebhookSecret;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 on_both_backends! {
     deliveries_are_signed_retried_logged_and_replayed => delivered;
     endpoints_are_checked_and_their_secret_shown_once => endpoint_rules;
     an_endpoint_that_answers_gone_is_disabled_and_rotation_signs_with_both_secrets => gone_and_rotation;
-}
-
-/// One request as the receiver saw it: its headers and raw body.
-type Seen = (HeaderMap, Vec<u8>);
-
-/// What the receiver saw, and what it answers.
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// The statuses to answer with, in order; 200 once they run out.
-    answers: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Receiver {
-    async fn start(answers: &[u16]) -> (Self, String) {
-        let receiver = Receiver::default();
-        receiver.answers.lock().unwrap().extend(answers);
-        let r = receiver.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let r = r.clone();
-                async move {
-                    r.seen.lock().unwrap().push((headers, body.to_vec()));
-                    let status = r.answers.lock().unwrap().pop_front().unwrap_or(200);
-                    axum::http::StatusCode::from_u16(status).unwrap()
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
-    }
-
-    /// Waits until at least `n` requests arrived; returns them.
-    async fn wait_for(&self, n: usize) -> Vec<Seen> {
-        for _ in 0..300 {
-            if self.seen.lock().unwrap().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let seen = self.seen.lock().unwrap().clone();
-        assert!(seen.len() >= n, "{} of {n} requests arrived", seen.len());
-        seen
-    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {

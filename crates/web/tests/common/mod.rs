@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod browser;
+pub mod receiver;
 
 use kaquan_core::auth::hash_staff_password;
 use kaquan_core::secrets::MasterKey;
