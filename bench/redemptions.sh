@@ -7,6 +7,9 @@
 # to the database), and on PostgreSQL the machine's pgbench tpcb-like TPS.
 # Needs wrk and pgbench (Debian: wrk, postgresql-client) and PostgreSQL on
 # 127.0.0.1:5432.   Usage: bench/redemptions.sh [SECONDS]
+# BEFORE=<git revision> also builds that revision's kaquan and measures its
+# redemptions over HTTP in the same run (e.g. BEFORE=0993106, the last
+# commit without the outbox, shows what recording events costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN="${1:-10}"
@@ -20,10 +23,16 @@ PG="${KAQUAN_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v pgbench >/dev/null || { echo "pgbench is needed: apt-get install postgresql-client" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/kaquan-redemptions.XXXXXX)
+if [ -n "${BEFORE:-}" ]; then
+  git worktree add -q --detach "$WORK/before-src" "$BEFORE"
+  (cd "$WORK/before-src" && cargo build --release -q -p kaquan)
+  cp "$CARGO_TARGET_DIR/release/kaquan" "$WORK/kaquan-before"
+  git worktree remove --force "$WORK/before-src"
+fi
 cargo build --release -q -p kaquan -p kaquan-bench
 KAQUAN="$CARGO_TARGET_DIR/release/kaquan"
 FLOOR="$CARGO_TARGET_DIR/release/kaquan-bench"
-WORK=$(mktemp -d /tmp/kaquan-redemptions.XXXXXX)
 export KAQUAN_LOG=warn
 SERVERS=()
 cleanup() { for s in "${SERVERS[@]:-}"; do [ -n "$s" ] && kill "$s" 2>/dev/null; done; rm -rf "$WORK"; }
@@ -109,6 +118,16 @@ PY
 
 if [ "${ONLY:-}" != postgres ]; then
   echo "== SQLite (synchronous=FULL) =="
+  if [ -n "${BEFORE:-}" ]; then
+    ours=$KAQUAN KAQUAN="$WORK/kaquan-before"
+    prepare before "sqlite://$WORK/before.db"
+    start_server before --database-url "sqlite://$WORK/before.db" --key-file "$WORK/before.key"
+    sync
+    REQUESTS_FILE="$WORK/requests.txt" WRK_THREADS=2 \
+      wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$ADDRESS" >"$WORK/redeem-before.txt"
+    stop_servers
+    KAQUAN=$ours
+  fi
   prepare sqlite "sqlite://$WORK/bench.db"
   start_server sqlite --database-url "sqlite://$WORK/bench.db" --key-file "$WORK/sqlite.key"
   sync
@@ -116,6 +135,19 @@ if [ "${ONLY:-}" != postgres ]; then
     wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$ADDRESS" >"$WORK/redeem.txt"
   wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency "$ADDRESS/healthz" >"$WORK/healthz.txt"
   stop_servers
+  if [ -n "${BEFORE:-}" ]; then
+    python3 - "$WORK/redeem-before.txt" "$WORK/redeem.txt" "$BEFORE" <<'PY'
+import re, sys
+def created(path):
+    t = open(path).read()
+    n = int(re.search(r"(\d+) requests in", t).group(1)) - int(re.search(r"NON201 (\d+)", t).group(1))
+    m = re.search(r"requests in ([\d.]+)(ms|s|m)\b", t)
+    v, unit = float(m.group(1)), m.group(2)
+    return n / (v / 1000 if unit == "ms" else v * 60 if unit == "m" else v)
+before, after = created(sys.argv[1]), created(sys.argv[2])
+print(f"sqlite before ({sys.argv[3]}): redemptions {before:,.0f}/s; now {after:,.0f}/s, ratio now/before {after / before:.3f}")
+PY
+  fi
   sync
   floor=$("$FLOOR" floor-redeem-sqlite "$FLOOR_N" "$WORK/floor.db" | tail -n 1)
   report sqlite "$floor" "$WORK/redeem.txt" "$WORK/healthz.txt"

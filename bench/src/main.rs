@@ -19,6 +19,8 @@
 //! - `store-redeem-sqlite[-unguarded] N PATH`: not a floor but a diagnosis:
 //!   kaquan's own SQLite store without HTTP, `post_ledger` from 64 tasks,
 //!   with (or without) a nonce and an Idempotency-Key per call.
+//! - `receive-webhooks N ADDRESS_FILE`: a bare HTTP receiver for
+//!   `bench/webhooks.sh` (see `receiver.rs`).
 //!
 //! Each prints one JSON line with the seconds the measured part took.
 
@@ -32,6 +34,7 @@ use kaquan_core::store::Store;
 use std::collections::HashSet;
 use std::time::Instant;
 
+mod receiver;
 mod redeem_floor;
 
 fn spec(rows: i64) -> BatchSpec {
@@ -210,7 +213,7 @@ fn floor_xlsx(rows: i64, path: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|set-wise-redeem-sqlite|store-redeem-sqlite|store-redeem-sqlite-unguarded ROWS PATH_OR_URL";
+    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|set-wise-redeem-sqlite|store-redeem-sqlite|store-redeem-sqlite-unguarded|receive-webhooks ROWS PATH_OR_URL";
     let (Some(command), Some(rows), Some(target)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -225,6 +228,7 @@ fn main() {
         "floor-redeem-postgres" => redeem_floor::postgres(rows, target),
         "store-redeem-sqlite" => redeem_floor::store_sqlite(rows, target, true),
         "store-redeem-sqlite-unguarded" => redeem_floor::store_sqlite(rows, target, false),
+        "receive-webhooks" => receiver::receive(rows, target),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);

@@ -9,6 +9,7 @@
 mod api_keys;
 mod attempts;
 mod batches;
+mod card_sales;
 mod cards;
 mod codes;
 mod customers;
@@ -26,6 +27,7 @@ mod staff;
 pub use api_keys::*;
 pub use attempts::*;
 pub use batches::*;
+pub use card_sales::*;
 pub use cards::*;
 pub use codes::*;
 pub use customers::*;
@@ -96,6 +98,9 @@ macro_rules! conformance_tests {
             one_thousand_concurrent_redemptions_of_one_code_credit_once,
             the_overspend_race_never_goes_below_zero,
             mall_orders_issue_codes_once,
+            a_sale_takes_unsold_cards_once_per_order_with_their_passwords,
+            a_refund_deactivates_the_unused_cards_which_are_never_sold_again,
+            concurrent_sales_take_each_card_once,
             api_keys_allow_two_active_at_once,
             an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,

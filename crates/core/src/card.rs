@@ -133,21 +133,35 @@ pub enum CardMove {
     Use,
     /// Cancelling a pickup order makes its card usable again.
     Unuse,
+    /// 商城卖卡: a sold card is activated for its buyer.
+    Sell,
+    /// A refunded sale's card goes back to inactive (never to be sold again).
+    Refund,
 }
 
 impl CardMove {
+    /// Every move, in declaration order (a move's index is `as usize`).
+    pub const ALL: [CardMove; 5] = [
+        Self::ActivateOnFill,
+        Self::Use,
+        Self::Unuse,
+        Self::Sell,
+        Self::Refund,
+    ];
+
     pub fn from_state(self) -> CardState {
         match self {
-            Self::ActivateOnFill => CardState::Inactive,
-            Self::Use => CardState::Active,
+            Self::ActivateOnFill | Self::Sell => CardState::Inactive,
+            Self::Use | Self::Refund => CardState::Active,
             Self::Unuse => CardState::Used,
         }
     }
 
     pub fn to_state(self) -> CardState {
         match self {
-            Self::ActivateOnFill | Self::Unuse => CardState::Active,
+            Self::ActivateOnFill | Self::Unuse | Self::Sell => CardState::Active,
             Self::Use => CardState::Used,
+            Self::Refund => CardState::Inactive,
         }
     }
 }
@@ -526,12 +540,13 @@ mod tests {
     #[test]
     fn a_card_moves_on_its_own_only_between_these_states() {
         assert_eq!(
-            [CardMove::ActivateOnFill, CardMove::Use, CardMove::Unuse]
-                .map(|m| (m.from_state(), m.to_state())),
+            CardMove::ALL.map(|m| (m.from_state(), m.to_state())),
             [
                 (CardState::Inactive, CardState::Active),
                 (CardState::Active, CardState::Used),
                 (CardState::Used, CardState::Active),
+                (CardState::Inactive, CardState::Active),
+                (CardState::Active, CardState::Inactive),
             ]
         );
     }

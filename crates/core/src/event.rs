@@ -137,6 +137,12 @@ impl NewEvent {
         Some(Self::cards_of(event_type, audit, n_cards))
     }
 
+    /// A change of `n_cards` cards recorded as `event_type` (cards a sale
+    /// activated, a refund deactivated); none when no card changed.
+    pub fn cards_moved(event_type: EventType, audit: &AuditEntry, n_cards: i64) -> Option<Self> {
+        (n_cards > 0).then(|| Self::cards_of(event_type, audit, n_cards))
+    }
+
     fn cards_of(event_type: EventType, audit: &AuditEntry, n_cards: i64) -> Self {
         Self::new(
             audit.merchant_id,

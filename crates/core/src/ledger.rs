@@ -143,7 +143,8 @@ pub enum Refusal {
     CustomerNotFound,
     /// The product is unknown, off the shelf or its template is gone.
     ProductUnavailable,
-    /// The same mall order was reported before with another product or quantity.
+    /// The same mall order was reported before with another product (or
+    /// batch) or quantity.
     OrderMismatch,
     /// Too many wrong codes from this customer or client (兑换防刷).
     Locked {
@@ -153,6 +154,13 @@ pub enum Refusal {
     NonceReused,
     /// The Idempotency-Key was used before with a different request.
     IdempotencyMismatch,
+    /// A card sale asked for more cards than the batch has unsold and
+    /// inactive (nothing was taken).
+    CardsOutOfStock,
+    /// A card sale named a batch the merchant does not have.
+    BatchNotFound,
+    /// A refund named an order that was never sold.
+    SaleNotFound,
 }
 
 impl Refusal {
@@ -168,6 +176,9 @@ impl Refusal {
             Self::Locked { .. } => "locked",
             Self::NonceReused => "nonce_reused",
             Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::CardsOutOfStock => "out_of_stock",
+            Self::BatchNotFound => "batch_not_found",
+            Self::SaleNotFound => "sale_not_found",
         }
     }
 
@@ -183,16 +194,23 @@ impl Refusal {
             Self::OrderMismatch,
             Self::NonceReused,
             Self::IdempotencyMismatch,
+            Self::BatchNotFound,
         ]
         .into_iter()
         .find(|r| r.code() == code)
     }
 
-    /// Whether the refusal is kept under the idempotency key.
+    /// Whether the refusal is kept under the idempotency key: not when a
+    /// retry may succeed later (a lock that ends, stock that is added, a
+    /// sale that arrives after its refund).
     pub fn is_recorded(self) -> bool {
         !matches!(
             self,
-            Self::Locked { .. } | Self::NonceReused | Self::IdempotencyMismatch
+            Self::Locked { .. }
+                | Self::NonceReused
+                | Self::IdempotencyMismatch
+                | Self::CardsOutOfStock
+                | Self::SaleNotFound
         )
     }
 
@@ -214,6 +232,9 @@ impl Refusal {
             ),
             Self::NonceReused => "请求已被使用过（nonce 重复）".into(),
             Self::IdempotencyMismatch => "Idempotency-Key 已用于另一个不同的请求".into(),
+            Self::CardsOutOfStock => "该批次可售的未激活卡不足，没有售出任何卡".into(),
+            Self::BatchNotFound => "找不到该批次".into(),
+            Self::SaleNotFound => "找不到该订单的售卡记录".into(),
         }
     }
 }

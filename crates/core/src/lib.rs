@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod card;
+pub mod card_sale;
 pub mod clock;
 pub mod code;
 pub mod customer;

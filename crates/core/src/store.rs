@@ -83,6 +83,7 @@ store_union!(
     crate::giftcard::GiftcardStore,
     crate::code::CodeStore,
     crate::mall::MallStore,
+    crate::card_sale::CardSaleStore,
     crate::ledger::LedgerStore,
     crate::customer::CustomerStore,
     crate::api_key::ApiKeyStore,

@@ -51,6 +51,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_nonces_by_time.sql"),
     include_str!("migrations/009_no_hot_row_locks.sql"),
     include_str!("migrations/010_events.sql"),
+    include_str!("migrations/011_card_sales.sql"),
 ];
 
 pub struct PgStore {

@@ -524,6 +524,7 @@ pub(crate) async fn run_ledger_op(
 pub(crate) struct Recorded {
     pub(crate) transaction_id: Option<i64>,
     pub(crate) mall_order_id: Option<i64>,
+    pub(crate) card_sale_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -574,7 +575,7 @@ pub(crate) async fn claim_call(
     }
     let row = one(
         c,
-        "SELECT request_hash, transaction_id, mall_order_id, refusal FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
         &[&merchant_id, &claim.key.as_str()],
     )
     .await?;
@@ -586,6 +587,7 @@ pub(crate) async fn claim_call(
         transaction_id: row.get(1),
         mall_order_id: row.get(2),
         refusal: row.get(3),
+        card_sale_id: row.get(4),
     })))
 }
 

@@ -13,6 +13,7 @@ mod api_keys;
 mod attempts;
 mod audit;
 mod batches;
+mod card_sales;
 mod cards;
 mod codes;
 mod customers;

@@ -101,12 +101,24 @@ pub(crate) fn state_list(states: &[CardState]) -> String {
         .join(", ")
 }
 
+/// The ids of the batch's first unsold cards that a sale may take
+/// (`?1` now, `?3` batch, `?4` merchant, `?5` how many): inactive, never
+/// sold, with a password to show, not past their validity.
+pub(crate) fn unsold_cards_sql() -> String {
+    format!(
+        "SELECT id FROM cards WHERE batch_id = ?3 AND merchant_id = ?4 \
+         AND state = '{}' AND sale_id IS NULL AND secret_sealed IS NOT NULL \
+         AND (valid_until IS NULL OR valid_until >= ?1) ORDER BY serial LIMIT ?5",
+        CardMove::Sell.from_state().code()
+    )
+}
+
 /// The one guarded statement of each move a card makes on its own
 /// (`card::CardMove`): its states come from core, and the text is built
 /// once, not per pickup.
 pub(crate) fn card_move_sql(card_move: CardMove) -> &'static str {
-    static SQL: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
-        [CardMove::ActivateOnFill, CardMove::Use, CardMove::Unuse].map(|m| {
+    static SQL: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::new(|| {
+        CardMove::ALL.map(|m| {
             let (to, from) = (m.to_state().code(), m.from_state().code());
             match m {
                 CardMove::ActivateOnFill => format!(
@@ -120,6 +132,15 @@ pub(crate) fn card_move_sql(card_move: CardMove) -> &'static str {
                 ),
                 CardMove::Unuse => format!(
                     "UPDATE cards SET state = '{to}', used_at = NULL WHERE id = ?1 AND merchant_id = ?2 AND state = '{from}'"
+                ),
+                // The batch's first unsold cards that have a password to
+                // show and are not past their validity.
+                CardMove::Sell => format!(
+                    "UPDATE cards SET state = '{to}', activated_at = ?1, sale_id = ?2 WHERE id IN ({})",
+                    unsold_cards_sql()
+                ),
+                CardMove::Refund => format!(
+                    "UPDATE cards SET state = '{to}', activated_at = NULL WHERE sale_id = ?1 AND merchant_id = ?2 AND state = '{from}'"
                 ),
             }
         })

@@ -444,6 +444,7 @@ pub(crate) struct Recorded {
     pub(crate) request_hash: String,
     pub(crate) transaction_id: Option<i64>,
     pub(crate) mall_order_id: Option<i64>,
+    pub(crate) card_sale_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -468,7 +469,7 @@ pub(crate) fn guard_call(
     };
     let recorded = conn
         .prepare_cached(
-            "SELECT request_hash, transaction_id, mall_order_id, refusal FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
+            "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![merchant_id, claim.key.as_str()], |r| {
@@ -477,6 +478,7 @@ pub(crate) fn guard_call(
                     transaction_id: r.get(1)?,
                     mall_order_id: r.get(2)?,
                     refusal: r.get(3)?,
+                    card_sale_id: r.get(4)?,
                 })
             })
             .optional()

@@ -11,6 +11,7 @@ mod api_keys;
 mod attempts;
 mod audit;
 mod batches;
+mod card_sales;
 mod cards;
 mod codes;
 mod customers;

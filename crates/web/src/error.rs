@@ -90,8 +90,12 @@ impl ApiError {
                 | Refusal::RefundExceedsSpend => StatusCode::UNPROCESSABLE_ENTITY,
                 Refusal::SpendNotFound
                 | Refusal::CustomerNotFound
-                | Refusal::ProductUnavailable => StatusCode::NOT_FOUND,
-                Refusal::OrderMismatch | Refusal::IdempotencyMismatch => StatusCode::CONFLICT,
+                | Refusal::ProductUnavailable
+                | Refusal::BatchNotFound
+                | Refusal::SaleNotFound => StatusCode::NOT_FOUND,
+                Refusal::OrderMismatch
+                | Refusal::IdempotencyMismatch
+                | Refusal::CardsOutOfStock => StatusCode::CONFLICT,
                 Refusal::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
                 Refusal::NonceReused => StatusCode::UNAUTHORIZED,
             },
