@@ -89,3 +89,14 @@ pub trait CustomerStore: Send + Sync + 'static {
     ) -> StoreResult<Option<CustomerSession>>;
     async fn delete_customer_session(&self, token_hash: &str) -> StoreResult<()>;
 }
+
+/// A mainland mobile number (11 digits starting with 1), trimmed: what a
+/// customer signs up with and what a text message goes to.
+pub fn check_mobile(phone: &str) -> Result<String, &'static str> {
+    let phone = phone.trim();
+    if phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(phone.to_owned())
+    } else {
+        Err("请输入 11 位手机号")
+    }
+}

@@ -30,6 +30,7 @@ pub mod signing;
 pub mod staff;
 pub mod store;
 pub mod text;
+pub mod webhook;
 
 pub use error::{Conflict, StoreError, StoreResult};
 

@@ -524,12 +524,7 @@ struct PhoneForm {
 }
 
 fn check_phone(phone: &str) -> ApiResult<String> {
-    let phone = phone.trim();
-    if phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(phone.to_owned())
-    } else {
-        Err(ApiError::invalid("请输入 11 位手机号"))
-    }
+    kaquan_core::customer::check_mobile(phone).map_err(ApiError::invalid)
 }
 
 async fn phone_login_allowed(state: &AppState, merchant_id: i64) -> ApiResult<()> {

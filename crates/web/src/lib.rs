@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod batches;
 pub mod cache;
+pub mod card_sales;
 pub mod cards;
 pub mod codes;
 pub mod cookies;
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(pickup_settings::router())
         .merge(open_api::router())
+        .merge(card_sales::router())
         .merge(exchange::router())
         .merge(giftcards::router())
         .merge(codes::router())

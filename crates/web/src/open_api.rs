@@ -230,12 +230,12 @@ impl FromRequest<AppState> for Signed {
 }
 
 impl Signed {
-    fn json<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
         crate::extract::parse_json(&self.body)
     }
 
     /// The guards of a value-changing call: its nonce and its (required) Idempotency-Key.
-    fn call(&self) -> ApiResult<ApiCall> {
+    pub(crate) fn call(&self) -> ApiResult<ApiCall> {
         let key = self.idempotency_key.clone().ok_or_else(|| {
             ApiError::invalid("改变余额或发码的请求必须带 Idempotency-Key 请求头")
         })?;
@@ -268,7 +268,7 @@ impl Signed {
         }
     }
 
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor {
             staff_id: None,
             label: format!("api:{}", self.key_id),
@@ -277,7 +277,7 @@ impl Signed {
 }
 
 /// The answer to a guarded call: the effect's JSON (marked when replayed) or its refusal.
-fn respond<T, D: Serialize>(
+pub(crate) fn respond<T, D: Serialize>(
     called: Called<T>,
     status: StatusCode,
     dto: impl FnOnce(T) -> D,

@@ -222,6 +222,8 @@ fn error_codes(
         "create_webhook_endpoint" => &["invalid"],
         "create_balance_adjustment" => &["insufficient_balance", "idempotency_mismatch"],
         "create_order_codes" => &["product_unavailable", "order_mismatch"],
+        "create_card_sale" => &["batch_not_found", "out_of_stock", "order_mismatch"],
+        "create_card_sale_refund" => &["sale_not_found"],
         "create_redemption" => &["code_refused", "locked"],
         "create_spend" => &["insufficient_balance"],
         "create_refund" => &["refund_exceeds_spend", "spend_not_found"],
@@ -513,6 +515,19 @@ fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io
             io.answers::<crate::webhooks::WebhookDeliveryDetailDto>(200, "The delivery")
         }
         "replay_webhook_delivery" => io.empty(204, "Queued to be sent now"),
+        "list_card_sales" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::card_sales::CardSaleView>("Card sales, newest first"),
+        "create_card_sale" => io
+            .json::<crate::card_sales::CardSaleRequest>()
+            .answers::<crate::card_sales::CardSaleDto>(
+                201,
+                "The sale with every card's number and password (200 and the same cards when the order is reported again)",
+            ),
+        "create_card_sale_refund" => io.answers::<crate::card_sales::CardSaleDto>(
+            200,
+            "The refunded sale, its cards with their states now",
+        ),
         "list_events" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::webhooks::EventDto>("Events, newest first"),
@@ -600,8 +615,11 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/webhook-deliveries", "list_webhook_deliveries", "The delivery log, newest first (endpoint_id, state, event_type)", "api_keys.manage"),
     ("get", "/api/v1/webhook-deliveries/{delivery_id}", "get_webhook_delivery", "One delivery with every attempt and the body it sends", "api_keys.manage"),
     ("post", "/api/v1/webhook-deliveries/{delivery_id}/replay", "replay_webhook_delivery", "Send a delivery again now, with the same webhook-id", "api_keys.manage"),
+    ("get", "/api/v1/card-sales", "list_card_sales", "商城卖卡: the sales the mall reported, newest first, with their card numbers and states (never passwords)", "cards.view"),
     ("get", "/api/v1/events", "list_events", "The recorded events (the outbox), newest first", "api_keys.manage"),
     ("post", "/open/v1/orders", "create_order_codes", "A paid gift-card order (order_id, product_id, quantity, customer_id?): issues that many codes and returns them; the same order again returns the same codes", "signed"),
+    ("post", "/open/v1/card-sales", "create_card_sale", "商城卖卡: a paid order for pickup cards (order_id, batch_id, quantity, phone?): activates that many unsold inactive cards of the batch and returns their numbers and passwords; the same order again returns the same cards", "signed"),
+    ("post", "/open/v1/card-sales/{order_id}/refund", "create_card_sale_refund", "The order was refunded: its cards still active become inactive (and are never sold again); returns the sale", "signed"),
     ("post", "/open/v1/redemptions", "create_redemption", "Redeem a code (customer_id, code, client_ip?) into the customer's balance", "signed"),
     ("post", "/open/v1/spends", "create_spend", "Spend balance (customer_id, amount_fen, reference); never below zero", "signed"),
     ("post", "/open/v1/refunds", "create_refund", "Refund all or part of a spend (spend_id, amount_fen, reason?); never more than is left of it", "signed"),

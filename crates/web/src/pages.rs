@@ -84,6 +84,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("api_keys.html", include_str!("../templates/api_keys.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
     (
+        "card_sales.html",
+        include_str!("../templates/card_sales.html"),
+    ),
+    (
         "webhook_delivery.html",
         include_str!("../templates/webhook_delivery.html"),
     ),
