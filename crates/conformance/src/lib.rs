@@ -22,6 +22,7 @@ mod mall;
 mod merchants;
 mod pickup_orders;
 mod pickup_settings;
+mod sms;
 mod staff;
 
 pub use api_keys::*;
@@ -40,6 +41,7 @@ pub use mall::*;
 pub use merchants::*;
 pub use pickup_orders::*;
 pub use pickup_settings::*;
+pub use sms::*;
 pub use staff::*;
 
 pub const NOW: i64 = 1_790_000_000;
@@ -101,6 +103,9 @@ macro_rules! conformance_tests {
             a_sale_takes_unsold_cards_once_per_order_with_their_passwords,
             a_refund_deactivates_the_unused_cards_which_are_never_sold_again,
             concurrent_sales_take_each_card_once,
+            sms_settings_are_saved_with_the_secret_sealed_and_kept,
+            pickup_orders_plan_texts_by_the_switches,
+            texts_are_leased_to_one_sender_and_retried_after_their_delay,
             api_keys_allow_two_active_at_once,
             an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,

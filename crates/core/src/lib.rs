@@ -27,6 +27,7 @@ pub mod money;
 pub mod pickup;
 pub mod secrets;
 pub mod signing;
+pub mod sms;
 pub mod staff;
 pub mod store;
 pub mod text;

@@ -88,4 +88,5 @@ store_union!(
     crate::customer::CustomerStore,
     crate::api_key::ApiKeyStore,
     crate::event::EventStore,
+    crate::sms::SmsStore,
 );

@@ -52,6 +52,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_no_hot_row_locks.sql"),
     include_str!("migrations/010_events.sql"),
     include_str!("migrations/011_card_sales.sql"),
+    include_str!("migrations/012_sms.sql"),
 ];
 
 pub struct PgStore {

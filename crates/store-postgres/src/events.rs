@@ -22,7 +22,7 @@ use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
-/// Records an event in the caller's transaction.
+/// Records an event in the caller's transaction, with the texts it causes.
 pub(crate) async fn insert_event(c: &impl GenericClient, event: &NewEvent) -> StoreResult<()> {
     exec(
         c,
@@ -35,7 +35,7 @@ pub(crate) async fn insert_event(c: &impl GenericClient, event: &NewEvent) -> St
         ],
     )
     .await?;
-    Ok(())
+    crate::sms::plan_sms(c, event).await
 }
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, description, event_types, enabled, \

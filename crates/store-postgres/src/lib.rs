@@ -28,6 +28,7 @@ mod mall;
 mod merchants;
 mod pickup_orders;
 mod pickup_settings;
+mod sms;
 mod sql;
 mod staff;
 pub mod testing;

@@ -28,6 +28,7 @@ mod nonces;
 mod pickup_orders;
 mod pickup_settings;
 mod redeem_set_wise;
+mod sms;
 mod sql;
 mod staff;
 #[cfg(test)]

@@ -572,6 +572,7 @@ async fn every_console_page_fits_a_phone() {
         format!("/customers/{customer_id}"),
         "/settings/api-keys".into(),
         "/settings/webhooks".into(),
+        "/card-sales".into(),
         "/distributors".into(),
         "/staff".into(),
         "/audit".into(),
