@@ -13,6 +13,14 @@ pub struct FileConfig {
     pub server: ServerSection,
     pub keys: KeysSection,
     pub webhooks: WebhooksSection,
+    pub sms: SmsSection,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsSection {
+    pub aliyun_endpoint: Option<String>,
+    pub tencent_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -83,6 +91,9 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Webhooks may go to loopback and private addresses (SSRF guard off).
     pub webhooks_allow_private: bool,
+    /// Where the SMS providers' APIs are, when not their public hosts.
+    pub sms_aliyun_endpoint: Option<String>,
+    pub sms_tencent_endpoint: Option<String>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -144,6 +155,9 @@ impl Config {
             secure_cookies,
             key_file,
             webhooks_allow_private,
+            sms_aliyun_endpoint: env("KAQUAN__SMS__ALIYUN_ENDPOINT").or(file.sms.aliyun_endpoint),
+            sms_tencent_endpoint: env("KAQUAN__SMS__TENCENT_ENDPOINT")
+                .or(file.sms.tencent_endpoint),
         })
     }
 }
@@ -197,6 +211,12 @@ secure_cookies = false
 # merchant cannot make kaquan reach into its own network). Allow them only
 # when every merchant is your own and the receivers live on your network.
 allow_private_addresses = false
+
+[sms]
+# 短信 goes to the providers' public APIs. Point these elsewhere only for a
+# proxy in front of them (or a test double): scheme, host and port.
+# aliyun_endpoint = "https://dysmsapi.aliyuncs.com"
+# tencent_endpoint = "https://sms.tencentcloudapi.com"
 "#;
 
 #[cfg(test)]

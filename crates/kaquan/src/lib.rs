@@ -345,7 +345,8 @@ async fn serve(
         kaquan_web::AppState::new(store.clone(), master, &public_url, config.secure_cookies)
             .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
                 allow_private_addresses: config.webhooks_allow_private,
-            });
+            })
+            .with_sms_endpoints(sms_endpoints(&config));
     // Forget nonces, old idempotency keys, used login links and expired sessions.
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(PURGE_EVERY_SECONDS));
@@ -430,5 +431,17 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+/// The SMS providers' APIs: the public hosts unless the operator moved them.
+fn sms_endpoints(config: &config::Config) -> kaquan_web::sms::SmsEndpoints {
+    let default = kaquan_web::sms::SmsEndpoints::default();
+    kaquan_web::sms::SmsEndpoints {
+        aliyun: config.sms_aliyun_endpoint.clone().unwrap_or(default.aliyun),
+        tencent: config
+            .sms_tencent_endpoint
+            .clone()
+            .unwrap_or(default.tencent),
     }
 }

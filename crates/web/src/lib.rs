@@ -32,6 +32,7 @@ pub mod pages;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
+pub mod sms;
 pub mod tables;
 pub mod webhooks;
 
@@ -72,6 +73,8 @@ pub struct AppState {
     pub export_jobs: Arc<export_jobs::ExportJobs>,
     /// Where webhooks may go (the operator's `[webhooks]` settings).
     pub webhook_policy: outbox::WebhookPolicy,
+    /// Where the SMS providers' APIs are (the operator's `[sms]` settings).
+    pub sms_endpoints: sms::SmsEndpoints,
 }
 
 impl AppState {
@@ -96,7 +99,14 @@ impl AppState {
             exports: Arc::default(),
             export_jobs: Arc::default(),
             webhook_policy: outbox::WebhookPolicy::default(),
+            sms_endpoints: sms::SmsEndpoints::default(),
         }
+    }
+
+    /// The same state with the SMS providers' APIs elsewhere.
+    pub fn with_sms_endpoints(mut self, endpoints: sms::SmsEndpoints) -> Self {
+        self.sms_endpoints = endpoints;
+        self
     }
 
     /// The same state with webhooks allowed (or not) to reach private addresses.
@@ -198,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::router())
         .merge(api_keys::router())
         .merge(webhooks::router())
+        .merge(sms::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)
@@ -215,6 +226,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let worker = outbox::spawn(state.clone());
+    let sender = sms::spawn(state.clone());
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -222,6 +234,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     worker.abort();
+    sender.abort();
     served
 }
 

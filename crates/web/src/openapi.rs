@@ -515,6 +515,16 @@ fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io
             io.answers::<crate::webhooks::WebhookDeliveryDetailDto>(200, "The delivery")
         }
         "replay_webhook_delivery" => io.empty(204, "Queued to be sent now"),
+        "get_sms_settings" => io.answers::<crate::sms::SmsSettingsDto>(200, "通知设置"),
+        "update_sms_settings" => io
+            .json::<crate::sms::SmsSettingsRequest>()
+            .answers::<crate::sms::SmsSettingsDto>(200, "The saved settings"),
+        "create_sms_test" => io
+            .json::<crate::sms::SmsTestRequest>()
+            .answers::<crate::sms::SmsTestDto>(200, "What the provider answered"),
+        "list_sms_messages" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::sms::SmsMessageDto>("Texts, newest first"),
         "list_card_sales" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::card_sales::CardSaleView>("Card sales, newest first"),
@@ -615,6 +625,10 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/webhook-deliveries", "list_webhook_deliveries", "The delivery log, newest first (endpoint_id, state, event_type)", "api_keys.manage"),
     ("get", "/api/v1/webhook-deliveries/{delivery_id}", "get_webhook_delivery", "One delivery with every attempt and the body it sends", "api_keys.manage"),
     ("post", "/api/v1/webhook-deliveries/{delivery_id}/replay", "replay_webhook_delivery", "Send a delivery again now, with the same webhook-id", "api_keys.manage"),
+    ("get", "/api/v1/sms-settings", "get_sms_settings", "通知设置: the SMS provider, signature, switches A/B/C and their templates (the AccessKey secret never shown)", "api_keys.manage"),
+    ("put", "/api/v1/sms-settings", "update_sms_settings", "Save 通知设置; leave access_key_secret empty to keep the saved one", "api_keys.manage"),
+    ("post", "/api/v1/sms-settings/test", "create_sms_test", "Send a sample text now with the saved settings and the first template set; answers what the provider said", "api_keys.manage"),
+    ("get", "/api/v1/sms-messages", "list_sms_messages", "The texts sent (or being retried), newest first, with the provider's answer", "api_keys.manage"),
     ("get", "/api/v1/card-sales", "list_card_sales", "商城卖卡: the sales the mall reported, newest first, with their card numbers and states (never passwords)", "cards.view"),
     ("get", "/api/v1/events", "list_events", "The recorded events (the outbox), newest first", "api_keys.manage"),
     ("post", "/open/v1/orders", "create_order_codes", "A paid gift-card order (order_id, product_id, quantity, customer_id?): issues that many codes and returns them; the same order again returns the same codes", "signed"),

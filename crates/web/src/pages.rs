@@ -83,6 +83,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("customer.html", include_str!("../templates/customer.html")),
     ("api_keys.html", include_str!("../templates/api_keys.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
+    ("sms.html", include_str!("../templates/sms.html")),
     (
         "card_sales.html",
         include_str!("../templates/card_sales.html"),

@@ -572,6 +572,7 @@ async fn every_console_page_fits_a_phone() {
         format!("/customers/{customer_id}"),
         "/settings/api-keys".into(),
         "/settings/webhooks".into(),
+        "/settings/sms".into(),
         "/card-sales".into(),
         "/distributors".into(),
         "/staff".into(),
@@ -809,8 +810,9 @@ async fn the_api_reference_is_one_click_from_the_keys_page_and_fits_a_phone() {
         .await;
 }
 
-/// 开放接口 → 事件推送 on a phone: the owner adds an endpoint for shipped
-/// orders, ships one, and finds the delivery with its attempt.
+/// 开放接口 → 事件推送 and 通知设置 on a phone: the owner adds an endpoint
+/// for shipped orders and turns on switch C, ships an order, and finds the
+/// webhook delivery with its attempt and the text in the SMS log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merchant_adds_a_webhook_endpoint_and_sees_a_shipped_order_delivered() {
     let app = TestApp::start(Backend::Sqlite).await;
@@ -825,6 +827,19 @@ async fn a_merchant_adds_a_webhook_endpoint_and_sees_a_shipped_order_delivered()
         .await;
     browser.click("#create-endpoint").await;
     browser.wait_for_text("#created-secret", "whsec_").await;
+    // 通知设置: switch C texts the customer when the order ships.
+    browser.goto(&app.url("/settings/sms")).await;
+    for (field, value) in [
+        ("#sms-key-id", common::providers::ACCESS_KEY_ID),
+        ("#sms-key-secret", common::providers::ACCESS_KEY_SECRET),
+        ("#sms-sign", common::providers::SIGN_NAME),
+        ("#sms-template-c", "SMS_1003"),
+    ] {
+        browser.type_into(field, value).await;
+    }
+    browser.click("#sms-switch-c").await;
+    browser.click("#save-sms").await;
+    browser.wait_for_text("#message", "通知设置已保存").await;
     phone_pickup(&browser, &app, &numbers[0], &passwords[0]).await;
     let order_id = pending_orders(&app).await[0];
     browser.goto(&app.url("/orders?status=pending")).await;
@@ -858,4 +873,19 @@ async fn a_merchant_adds_a_webhook_endpoint_and_sees_a_shipped_order_delivered()
         )
         .await;
     assert_eq!(overflow, 0, "the delivery page fits a phone");
+    // The text went to the customer's phone, and the log says so.
+    common::browser::wait_until("the text shown as sent", || async {
+        browser.goto(&app.url("/settings/sms")).await;
+        browser
+            .exists("#sms-messages tr[data-state=sent]")
+            .await
+            .then_some(())
+    })
+    .await;
+    browser
+        .wait_for_text("#sms-messages", "C 订单发货，通知顾客")
+        .await;
+    let sent = app.providers.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].params["number"], "SF1234567890");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{address, pickup_cards, post_form, TestApp};
 use serde_json::json;
 
 on_both_backends! {
@@ -13,67 +13,6 @@ on_both_backends! {
     fifty_simultaneous_pickups_over_http_make_one_order => concurrent_pickups;
     orders_are_listed_shipped_cancelled_and_exported => orders_flow;
     pickup_settings_are_validated_and_change_the_customer_page => settings_flow;
-}
-
-/// An active batch of `n` cards linked to two goods; returns (numbers, passwords, goods ids).
-pub async fn pickup_cards(app: &TestApp, n: i64) -> (Vec<String>, Vec<String>, Vec<i64>) {
-    let client = app.client("owner").await;
-    let (_, apple) = client.post("/api/v1/goods", json!({"name": "苹果"})).await;
-    let (_, peach) = client.post("/api/v1/goods", json!({"name": "桃子"})).await;
-    let goods = vec![apple["id"].as_i64().unwrap(), peach["id"].as_i64().unwrap()];
-    let (status, created) = client
-        .post(
-            "/api/v1/batches",
-            json!({"quantity": n, "face_value_fen": 38800, "goods_ids": goods, "activate": true}),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let batch = app
-        .wait_for_batch(&client, created["batch_id"].as_i64().unwrap())
-        .await;
-    assert_eq!(batch["state"], "ready");
-    let (_, csv) = client
-        .get_bytes(&format!(
-            "/api/v1/cards/export?batch_id={}&format=csv&with_secrets=true",
-            batch["id"]
-        ))
-        .await;
-    let text = String::from_utf8(csv).unwrap();
-    let rows: Vec<(String, String)> = text
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cells: Vec<_> = l.split(',').collect();
-            (cells[1].to_owned(), cells[2].to_owned())
-        })
-        .collect();
-    let (numbers, passwords) = rows.into_iter().unzip();
-    (numbers, passwords, goods)
-}
-
-async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let response = reqwest::Client::new()
-        .post(app.url(path))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
-fn address<'a>(number: &'a str, password: &'a str, goods_id: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("number", number),
-        ("password", password),
-        ("goods_id", goods_id),
-        ("consignee", "张三"),
-        ("phone", "13800001234"),
-        ("province", "浙江省"),
-        ("city", "杭州市"),
-        ("district", "西湖区"),
-        ("address", "文三路 100 号"),
-        ("appointment_date", "2099-01-05"),
-    ]
 }
 
 async fn customer_pickup(app: TestApp) {

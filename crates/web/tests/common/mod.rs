@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod browser;
+pub mod providers;
 pub mod receiver;
 
 use kaquan_core::auth::hash_staff_password;
@@ -30,6 +31,8 @@ pub struct TestApp {
     pub merchant_id: i64,
     pub dir: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The SMS providers' doubles this app texts through.
+    pub providers: providers::Providers,
     /// Dropped last: the PostgreSQL database of this test.
     _database: Option<kaquan_store_postgres::testing::TestDatabase>,
 }
@@ -90,11 +93,13 @@ impl TestApp {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        // Tests receive webhooks on 127.0.0.1.
+        // Tests receive webhooks on 127.0.0.1, and texts go to the providers' doubles.
+        let (providers, sms_endpoints) = providers::Providers::start().await;
         let state = AppState::new(Arc::clone(&store), master.clone(), &base, false)
             .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
                 allow_private_addresses: true,
-            });
+            })
+            .with_sms_endpoints(sms_endpoints);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(kaquan_web::serve(listener, state, async {
             let _ = rx.await;
@@ -106,6 +111,7 @@ impl TestApp {
             merchant_id: merchant.id,
             dir,
             shutdown: Some(tx),
+            providers,
             _database: database,
         };
         app.add_staff("owner", "owner").await;
@@ -430,4 +436,73 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// An active batch of `n` cards linked to two goods; returns (numbers, passwords, goods ids).
+pub async fn pickup_cards(app: &TestApp, n: i64) -> (Vec<String>, Vec<String>, Vec<i64>) {
+    let client = app.client("owner").await;
+    let (_, apple) = client
+        .post("/api/v1/goods", serde_json::json!({"name": "苹果"}))
+        .await;
+    let (_, peach) = client
+        .post("/api/v1/goods", serde_json::json!({"name": "桃子"}))
+        .await;
+    let goods = vec![apple["id"].as_i64().unwrap(), peach["id"].as_i64().unwrap()];
+    let (status, created) = client
+        .post(
+            "/api/v1/batches",
+            serde_json::json!({"quantity": n, "face_value_fen": 38800, "goods_ids": goods, "activate": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let batch = app
+        .wait_for_batch(&client, created["batch_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(batch["state"], "ready");
+    let (_, csv) = client
+        .get_bytes(&format!(
+            "/api/v1/cards/export?batch_id={}&format=csv&with_secrets=true",
+            batch["id"]
+        ))
+        .await;
+    let text = String::from_utf8(csv).unwrap();
+    let rows: Vec<(String, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<_> = l.split(',').collect();
+            (cells[1].to_owned(), cells[2].to_owned())
+        })
+        .collect();
+    let (numbers, passwords) = rows.into_iter().unzip();
+    (numbers, passwords, goods)
+}
+
+pub async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(app.url(path))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+pub fn address<'a>(
+    number: &'a str,
+    password: &'a str,
+    goods_id: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("number", number),
+        ("password", password),
+        ("goods_id", goods_id),
+        ("consignee", "张三"),
+        ("phone", "13800001234"),
+        ("province", "浙江省"),
+        ("city", "杭州市"),
+        ("district", "西湖区"),
+        ("address", "文三路 100 号"),
+        ("appointment_date", "2099-01-05"),
+    ]
 }

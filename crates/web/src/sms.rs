@@ -1,0 +1,873 @@
+//! 短信 (全局设置 → 通知设置): the merchant's SMS provider, the seed's
+//! switches A/B/C, a test send, the log of every text, and the sender that
+//! runs beside the server on every node. Texts are planned by the store in
+//! the transaction of the order's event; the sender leases due ones, calls
+//! Aliyun (`SendSms`, ACS3-HMAC-SHA256) or Tencent Cloud (`SendSms`
+//! 2021-01-11, TC3-HMAC-SHA256) with a timeout, and records the provider's
+//! answer. A slow provider never slows a customer's request.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Form, Json, Query};
+use crate::forms::redirect_with;
+use crate::lists::{ListDto, PageQuery};
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use kaquan_core::auth::Permission;
+use kaquan_core::clock::format_datetime;
+use kaquan_core::pickup::mask_phone;
+use kaquan_core::sms::{
+    aliyun_authorization, check_settings, open_secret, percent_encode, seal_secret, sha256_hex,
+    tencent_authorization, SignedRequest, SmsKind, SmsMessage, SmsOutcome, SmsProvider,
+    SmsSettings, SmsSettingsFields,
+};
+use kaquan_core::store::Page as ListPage;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Where the providers' APIs are: their public hosts, or an operator's
+/// override (`[sms] aliyun_endpoint`, `tencent_endpoint`; tests point them
+/// at a local double).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsEndpoints {
+    pub aliyun: String,
+    pub tencent: String,
+}
+
+impl Default for SmsEndpoints {
+    fn default() -> Self {
+        Self {
+            aliyun: "https://dysmsapi.aliyuncs.com".into(),
+            tencent: "https://sms.tencentcloudapi.com".into(),
+        }
+    }
+}
+
+/// How long one call to a provider may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Texts in flight per node.
+const CONCURRENT_SENDS_MAX: i64 = 16;
+/// A claimed text's lease: longer than any call.
+const LEASE_SECONDS: i64 = 60;
+/// How long the sender rests when nothing is due.
+const IDLE: Duration = Duration::from_millis(500);
+/// The most of a provider's answer read.
+const ANSWER_BYTES_MAX: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/sms", get(sms_page).post(save_form))
+        .route("/settings/sms/test", post(test_form))
+        .route(
+            "/api/v1/sms-settings",
+            get(get_sms_settings).put(update_sms_settings),
+        )
+        .route("/api/v1/sms-settings/test", post(create_sms_test))
+        .route("/api/v1/sms-messages", get(list_sms_messages))
+}
+
+// ---- sending ---------------------------------------------------------------------
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(SEND_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("kaquan-sms/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the SMS client builds")
+}
+
+/// One text as a provider takes it.
+pub struct Text<'a> {
+    pub kind: SmsKind,
+    pub phone: &'a str,
+    pub template: &'a str,
+    /// The template's variables, a JSON object.
+    pub params: &'a str,
+}
+
+/// `Host` as the request will carry it: with the port when not the default.
+fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn failed(code: &str, message: impl Into<String>) -> SmsOutcome {
+    SmsOutcome {
+        sent: false,
+        provider_code: code.into(),
+        provider_message: message.into(),
+    }
+}
+
+/// Sends one text with the merchant's settings; the provider's answer.
+pub async fn send(
+    client: &reqwest::Client,
+    endpoints: &SmsEndpoints,
+    settings: &SmsSettings,
+    secret: &str,
+    text: &Text<'_>,
+) -> SmsOutcome {
+    let params: Value = serde_json::from_str(text.params).unwrap_or_else(|_| json!({}));
+    let answer = match settings.fields.provider {
+        SmsProvider::Aliyun => {
+            send_aliyun(client, &endpoints.aliyun, settings, secret, text, &params).await
+        }
+        SmsProvider::Tencent => {
+            send_tencent(client, &endpoints.tencent, settings, secret, text, &params).await
+        }
+    };
+    answer.unwrap_or_else(|outcome| outcome)
+}
+
+/// Reads at most [`ANSWER_BYTES_MAX`] of an answer as JSON.
+async fn read_answer(response: reqwest::Response) -> Result<(u16, Value), SmsOutcome> {
+    let status = response.status().as_u16();
+    let mut response = response;
+    let mut kept = Vec::new();
+    while kept.len() < ANSWER_BYTES_MAX {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    serde_json::from_slice(&kept)
+        .map(|v| (status, v))
+        .map_err(|_| failed(&format!("HTTP {status}"), "短信平台的回复无法解析"))
+}
+
+fn sent_error(error: &reqwest::Error) -> SmsOutcome {
+    if error.is_timeout() {
+        failed("timeout", "短信平台超时未回复")
+    } else {
+        failed("unreachable", "无法连接短信平台")
+    }
+}
+
+async fn send_aliyun(
+    client: &reqwest::Client,
+    endpoint: &str,
+    settings: &SmsSettings,
+    secret: &str,
+    text: &Text<'_>,
+    params: &Value,
+) -> Result<SmsOutcome, SmsOutcome> {
+    let f = &settings.fields;
+    let url = reqwest::Url::parse(endpoint).map_err(|_| failed("config", "短信平台地址无效"))?;
+    let template_param = params.to_string();
+    let query = [
+        ("PhoneNumbers", text.phone),
+        ("SignName", f.sign_name.as_str()),
+        ("TemplateCode", text.template),
+        ("TemplateParam", template_param.as_str()),
+    ];
+    let host = host_of(&url);
+    let date = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let date = format!("{}Z", &date[..19.min(date.len())]);
+    let nonce = kaquan_core::secrets::random_token_hex(16);
+    let payload_hash = sha256_hex(b"");
+    let headers = [
+        ("host", host.as_str()),
+        ("x-acs-action", "SendSms"),
+        ("x-acs-version", "2017-05-25"),
+        ("x-acs-date", date.as_str()),
+        ("x-acs-signature-nonce", nonce.as_str()),
+        ("x-acs-content-sha256", payload_hash.as_str()),
+    ];
+    let authorization = aliyun_authorization(
+        &SignedRequest {
+            method: "POST",
+            path: "/",
+            query: &query,
+            headers: &headers,
+            payload_hash: &payload_hash,
+        },
+        &f.access_key_id,
+        secret,
+    );
+    let mut sorted = query;
+    sorted.sort();
+    let encoded: Vec<String> = sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect();
+    let mut request = client.post(format!(
+        "{}/?{}",
+        endpoint.trim_end_matches('/'),
+        encoded.join("&")
+    ));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .header("authorization", authorization)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| sent_error(&e))?;
+    let (_, answer) = read_answer(response).await?;
+    let code = answer["Code"].as_str().unwrap_or("").to_owned();
+    let message = answer["Message"].as_str().unwrap_or("").to_owned();
+    Ok(SmsOutcome {
+        sent: code == "OK",
+        provider_code: code,
+        provider_message: message,
+    })
+}
+
+async fn send_tencent(
+    client: &reqwest::Client,
+    endpoint: &str,
+    settings: &SmsSettings,
+    secret: &str,
+    text: &Text<'_>,
+    params: &Value,
+) -> Result<SmsOutcome, SmsOutcome> {
+    let f = &settings.fields;
+    let url = reqwest::Url::parse(endpoint).map_err(|_| failed("config", "短信平台地址无效"))?;
+    let template_params: Vec<String> = text
+        .kind
+        .variables()
+        .iter()
+        .map(|name| params[*name].as_str().unwrap_or("").to_owned())
+        .collect();
+    let body = json!({
+        "PhoneNumberSet": [format!("+86{}", text.phone)],
+        "SmsSdkAppId": f.sdk_app_id,
+        "SignName": f.sign_name,
+        "TemplateId": text.template,
+        "TemplateParamSet": template_params,
+    })
+    .to_string();
+    let host = host_of(&url);
+    let timestamp = crate::now();
+    let content_type = "application/json; charset=utf-8";
+    let region = if f.region.trim().is_empty() {
+        "ap-guangzhou"
+    } else {
+        f.region.trim()
+    };
+    let authorization = tencent_authorization(
+        "sms",
+        &[
+            ("content-type", content_type),
+            ("host", &host),
+            ("x-tc-action", "SendSms"),
+        ],
+        body.as_bytes(),
+        timestamp,
+        &f.access_key_id,
+        secret,
+    );
+    let response = client
+        .post(format!("{}/", endpoint.trim_end_matches('/')))
+        .header("content-type", content_type)
+        .header("host", &host)
+        .header("x-tc-action", "SendSms")
+        .header("x-tc-version", "2021-01-11")
+        .header("x-tc-timestamp", timestamp.to_string())
+        .header("x-tc-region", region)
+        .header("authorization", authorization)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| sent_error(&e))?;
+    let (_, answer) = read_answer(response).await?;
+    let answer = &answer["Response"];
+    if let Some(error) = answer.get("Error") {
+        return Ok(failed(
+            error["Code"].as_str().unwrap_or("Error"),
+            error["Message"].as_str().unwrap_or(""),
+        ));
+    }
+    let status = &answer["SendStatusSet"][0];
+    let code = status["Code"].as_str().unwrap_or("").to_owned();
+    Ok(SmsOutcome {
+        sent: code == "Ok",
+        provider_code: code,
+        provider_message: status["Message"].as_str().unwrap_or("").to_owned(),
+    })
+}
+
+// ---- the sender ------------------------------------------------------------------
+
+/// Starts the sender; it stops when the returned handle is aborted.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(state))
+}
+
+async fn run(state: AppState) {
+    let client = http_client();
+    loop {
+        let now = crate::now();
+        let claimed = match state
+            .store
+            .claim_sms(CONCURRENT_SENDS_MAX, LEASE_SECONDS, now)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming texts failed; will retry");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        }
+        let mut sends = tokio::task::JoinSet::new();
+        for text in claimed {
+            let (state, client) = (state.clone(), client.clone());
+            sends.spawn(async move { deliver(&state, &client, text).await });
+        }
+        while sends.join_next().await.is_some() {}
+    }
+}
+
+/// One try of one text, and its outcome recorded.
+async fn deliver(state: &AppState, client: &reqwest::Client, text: SmsMessage) {
+    let outcome = match state.store.get_sms_settings(text.merchant_id).await {
+        Ok(Some(settings)) => match open_secret(&state.master, &settings) {
+            Some(secret) => {
+                let message = Text {
+                    kind: text.kind,
+                    phone: &text.phone,
+                    template: &text.template,
+                    params: &text.params,
+                };
+                send(client, &state.sms_endpoints, &settings, &secret, &message).await
+            }
+            None => failed("config", "AccessKey Secret 无法解密，请重新填写"),
+        },
+        Ok(None) => failed("config", "尚未设置短信"),
+        Err(error) => failed("internal", format!("读取短信设置失败：{error}")),
+    };
+    metrics::counter!("kaquan_sms_attempts_total", "sent" => if outcome.sent { "true" } else { "false" })
+        .increment(1);
+    if let Err(error) = state
+        .store
+        .record_sms_attempt(text.id, text.attempts, &outcome, crate::now())
+        .await
+    {
+        tracing::warn!(%error, sms.id = text.id, "recording a text's try failed");
+    }
+}
+
+// ---- settings: API and console ---------------------------------------------------
+
+/// 通知设置 as the API and the console show them: the AccessKey secret
+/// never, only whether one is saved.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "has_secret": true, "sdk_app_id": "", "region": "", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": true, "template_admin": "SMS_465000002", "admin_phones": ["13900000001"], "notify_customer_on_ship": true, "template_ship": "SMS_465000003"}))]
+pub struct SmsSettingsDto {
+    /// `aliyun` or `tencent`.
+    pub provider: &'static str,
+    /// AccessKey ID (Tencent: SecretId).
+    pub access_key_id: String,
+    /// Whether an AccessKey secret is saved (it is never shown).
+    pub has_secret: bool,
+    /// Tencent's SdkAppId.
+    pub sdk_app_id: String,
+    /// Tencent's region; `ap-guangzhou` when empty.
+    pub region: String,
+    /// 短信签名.
+    pub sign_name: String,
+    /// A: text the customer when they submit a pickup order.
+    pub notify_customer_on_submit: bool,
+    pub template_submit: String,
+    /// B: text the admin phones when a pickup order is submitted.
+    pub notify_admin_on_submit: bool,
+    pub template_admin: String,
+    pub admin_phones: Vec<String>,
+    /// C: text the customer when the order is shipped.
+    pub notify_customer_on_ship: bool,
+    pub template_ship: String,
+}
+
+impl SmsSettingsDto {
+    fn new(settings: Option<&SmsSettings>) -> Self {
+        let default = SmsSettings::default();
+        let s = settings.unwrap_or(&default);
+        let f = &s.fields;
+        Self {
+            provider: f.provider.code(),
+            access_key_id: f.access_key_id.clone(),
+            has_secret: s.secret_sealed.is_some(),
+            sdk_app_id: f.sdk_app_id.clone(),
+            region: f.region.clone(),
+            sign_name: f.sign_name.clone(),
+            notify_customer_on_submit: f.notify_customer_on_submit,
+            template_submit: f.template_submit.clone(),
+            notify_admin_on_submit: f.notify_admin_on_submit,
+            template_admin: f.template_admin.clone(),
+            admin_phones: f.admin_phones.clone(),
+            notify_customer_on_ship: f.notify_customer_on_ship,
+            template_ship: f.template_ship.clone(),
+        }
+    }
+}
+
+/// The settings to save. Leave `access_key_secret` out (or empty) to keep
+/// the saved one.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "access_key_secret": "example-secret", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": false, "template_admin": "", "admin_phones": [], "notify_customer_on_ship": true, "template_ship": "SMS_465000003"}))]
+pub struct SmsSettingsRequest {
+    #[schema(pattern = "^(aliyun|tencent)$")]
+    pub provider: String,
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    pub access_key_id: String,
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    pub access_key_secret: String,
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    pub sdk_app_id: String,
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    pub region: String,
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    pub sign_name: String,
+    #[serde(default)]
+    pub notify_customer_on_submit: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_submit: String,
+    #[serde(default)]
+    pub notify_admin_on_submit: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_admin: String,
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub admin_phones: Vec<String>,
+    #[serde(default)]
+    pub notify_customer_on_ship: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_ship: String,
+}
+
+impl SmsSettingsRequest {
+    fn fields(self) -> ApiResult<SmsSettingsFields> {
+        let provider = SmsProvider::parse(&self.provider)
+            .ok_or_else(|| ApiError::invalid("provider 须为 aliyun 或 tencent"))?;
+        Ok(SmsSettingsFields {
+            provider,
+            access_key_id: self.access_key_id.trim().to_owned(),
+            access_key_secret: self.access_key_secret.trim().to_owned(),
+            sdk_app_id: self.sdk_app_id.trim().to_owned(),
+            region: self.region.trim().to_owned(),
+            sign_name: self.sign_name.trim().to_owned(),
+            notify_customer_on_submit: self.notify_customer_on_submit,
+            template_submit: self.template_submit.trim().to_owned(),
+            notify_admin_on_submit: self.notify_admin_on_submit,
+            template_admin: self.template_admin.trim().to_owned(),
+            admin_phones: self
+                .admin_phones
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            notify_customer_on_ship: self.notify_customer_on_ship,
+            template_ship: self.template_ship.trim().to_owned(),
+        })
+    }
+}
+
+async fn save(
+    state: &AppState,
+    authed: &Authed,
+    fields: SmsSettingsFields,
+) -> ApiResult<SmsSettings> {
+    authed.require(Permission::ApiKeysManage)?;
+    let merchant_id = authed.merchant_id();
+    let saved = state.store.get_sms_settings(merchant_id).await?;
+    let has_saved_secret = saved.as_ref().is_some_and(|s| s.secret_sealed.is_some());
+    check_settings(&fields, has_saved_secret).map_err(ApiError::invalid)?;
+    let merchant = state.store.get_merchant(merchant_id).await?;
+    let secret_sealed = (!fields.access_key_secret.is_empty()).then(|| {
+        seal_secret(
+            &state.master,
+            merchant_id,
+            merchant.key_version,
+            &fields.access_key_secret,
+        )
+    });
+    let switches = format!(
+        "A={} B={} C={}",
+        fields.notify_customer_on_submit,
+        fields.notify_admin_on_submit,
+        fields.notify_customer_on_ship
+    );
+    let settings = SmsSettings {
+        merchant_id,
+        fields: SmsSettingsFields {
+            access_key_secret: String::new(),
+            ..fields
+        },
+        key_version: merchant.key_version,
+        secret_sealed,
+        updated_at: crate::now(),
+    };
+    state
+        .store
+        .save_sms_settings(
+            &settings,
+            &authed.audit(
+                "save_sms_settings",
+                settings.fields.provider.code().into(),
+                switches,
+            ),
+        )
+        .await?;
+    Ok(state
+        .store
+        .get_sms_settings(merchant_id)
+        .await?
+        .unwrap_or(settings))
+}
+
+/// Sends a sample text with the first template that is set, now; the
+/// provider's answer. Nothing is logged but the audit record.
+async fn test_send(state: &AppState, authed: &Authed, phone: &str) -> ApiResult<SmsOutcome> {
+    authed.require(Permission::ApiKeysManage)?;
+    let phone = kaquan_core::customer::check_mobile(phone).map_err(ApiError::invalid)?;
+    let settings = state
+        .store
+        .get_sms_settings(authed.merchant_id())
+        .await?
+        .ok_or_else(|| ApiError::invalid("请先保存短信设置"))?;
+    let secret = open_secret(&state.master, &settings)
+        .ok_or_else(|| ApiError::invalid("请先填写 AccessKey Secret"))?;
+    let f = &settings.fields;
+    let (kind, template) = [
+        (SmsKind::OrderSubmitted, &f.template_submit),
+        (SmsKind::OrderSubmittedAdmin, &f.template_admin),
+        (SmsKind::OrderShipped, &f.template_ship),
+    ]
+    .into_iter()
+    .find(|(_, t)| !t.is_empty())
+    .ok_or_else(|| ApiError::invalid("请先填写至少一个模板 ID"))?;
+    let params = json!({"order": "10001", "goods": "测试商品", "date": "2026-12-08", "consignee": "张三", "carrier": "顺丰速运", "number": "SF0000000000"}).to_string();
+    let text = Text {
+        kind,
+        phone: &phone,
+        template,
+        params: &params,
+    };
+    let outcome = send(
+        &http_client(),
+        &state.sms_endpoints,
+        &settings,
+        &secret,
+        &text,
+    )
+    .await;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "test_sms",
+            mask_phone(&phone),
+            format!("{} {}", outcome.provider_code, outcome.provider_message),
+        ))
+        .await?;
+    Ok(outcome)
+}
+
+async fn get_sms_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<SmsSettingsDto>> {
+    authed.require(Permission::ApiKeysManage)?;
+    let settings = state.store.get_sms_settings(authed.merchant_id()).await?;
+    Ok(Json(SmsSettingsDto::new(settings.as_ref())))
+}
+
+async fn update_sms_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(request): Json<SmsSettingsRequest>,
+) -> ApiResult<Json<SmsSettingsDto>> {
+    let saved = save(&state, &authed, request.fields()?).await?;
+    Ok(Json(SmsSettingsDto::new(Some(&saved))))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "13800001234"}))]
+pub struct SmsTestRequest {
+    #[schema(pattern = "^1[0-9]{10}$")]
+    pub phone: String,
+}
+
+/// What the provider answered a test text.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"sent": true, "provider_code": "OK", "provider_message": "OK"}))]
+pub struct SmsTestDto {
+    pub sent: bool,
+    pub provider_code: String,
+    pub provider_message: String,
+}
+
+async fn create_sms_test(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(request): Json<SmsTestRequest>,
+) -> ApiResult<(StatusCode, Json<SmsTestDto>)> {
+    let outcome = test_send(&state, &authed, &request.phone).await?;
+    Ok((
+        StatusCode::OK,
+        Json(SmsTestDto {
+            sent: outcome.sent,
+            provider_code: outcome.provider_code,
+            provider_message: outcome.provider_message,
+        }),
+    ))
+}
+
+/// One text in the log.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 7, "kind": "order_shipped", "kind_label": "C 订单发货，通知顾客", "phone": "138****1234", "template": "SMS_465000003", "state": "sent", "state_label": "已发送", "attempts": 1, "next_attempt_at": null, "provider_code": "OK", "provider_message": "OK", "created_at": "2026-12-06 09:30:00", "sent_at": "2026-12-06 09:30:01"}))]
+pub struct SmsMessageDto {
+    pub id: i64,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    /// Masked unless the staff member may see personal data.
+    pub phone: String,
+    pub template: String,
+    /// `pending`, `sent` or `failed`.
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub provider_code: String,
+    pub provider_message: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+impl SmsMessageDto {
+    fn new(m: &SmsMessage, show_phone: bool) -> Self {
+        Self {
+            id: m.id,
+            kind: m.kind.code(),
+            kind_label: m.kind.label(),
+            phone: if show_phone {
+                m.phone.clone()
+            } else {
+                mask_phone(&m.phone)
+            },
+            template: m.template.clone(),
+            state: m.state.code(),
+            state_label: m.state.label(),
+            attempts: m.attempts,
+            next_attempt_at: m
+                .next_attempt_at
+                .filter(|_| m.state == kaquan_core::sms::SmsState::Pending)
+                .map(format_datetime),
+            provider_code: m.provider_code.clone(),
+            provider_message: m.provider_message.clone(),
+            created_at: format_datetime(m.created_at),
+            sent_at: m.sent_at.map(format_datetime),
+        }
+    }
+}
+
+async fn messages_page(
+    state: &AppState,
+    authed: &Authed,
+    query: &PageQuery,
+) -> ApiResult<ListDto<SmsMessageDto>> {
+    authed.require(Permission::ApiKeysManage)?;
+    let page = ListPage::new(query.page, query.page_size);
+    let (items, total) = state.store.list_sms(authed.merchant_id(), page).await?;
+    let show_phone = authed.can(Permission::PersonalDataView);
+    Ok(ListDto::new(
+        items
+            .iter()
+            .map(|m| SmsMessageDto::new(m, show_phone))
+            .collect(),
+        total,
+        page,
+    ))
+}
+
+async fn list_sms_messages(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<ListDto<SmsMessageDto>>> {
+    Ok(Json(messages_page(&state, &authed, &query).await?))
+}
+
+async fn sms_view(
+    state: &AppState,
+    authed: &Authed,
+    query: &PageQuery,
+    message: Option<String>,
+) -> ApiResult<Response> {
+    let settings = state.store.get_sms_settings(authed.merchant_id()).await?;
+    let messages = messages_page(state, authed, query).await?;
+    let providers: Vec<Value> = SmsProvider::ALL
+        .iter()
+        .map(|p| json!({"code": p.code(), "label": p.label()}))
+        .collect();
+    let kinds: Vec<Value> = SmsKind::ALL
+        .iter()
+        .map(|k| json!({"label": k.label(), "variables": k.variables().iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(" ")}))
+        .collect();
+    Ok(render(
+        state,
+        "sms.html",
+        &Page::new("通知设置", authed).with_message(message),
+        minijinja::context! {
+            settings => SmsSettingsDto::new(settings.as_ref()),
+            messages => messages,
+            providers => providers,
+            kinds => kinds,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsPageQuery {
+    msg: Option<String>,
+    page: Option<i64>,
+}
+
+async fn sms_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<SmsPageQuery>,
+) -> PageResult {
+    authed.require(Permission::ApiKeysManage)?;
+    let page = PageQuery {
+        page: query.page,
+        page_size: None,
+    };
+    Ok(sms_view(&state, &authed, &page, query.msg).await?)
+}
+
+/// The console's form: switches as checkboxes, admin phones one per line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsForm {
+    csrf: String,
+    provider: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    sdk_app_id: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    sign_name: String,
+    #[serde(default)]
+    notify_customer_on_submit: Option<String>,
+    #[serde(default)]
+    template_submit: String,
+    #[serde(default)]
+    notify_admin_on_submit: Option<String>,
+    #[serde(default)]
+    template_admin: String,
+    #[serde(default)]
+    admin_phones: String,
+    #[serde(default)]
+    notify_customer_on_ship: Option<String>,
+    #[serde(default)]
+    template_ship: String,
+}
+
+async fn save_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<SmsForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let request = SmsSettingsRequest {
+        provider: form.provider,
+        access_key_id: form.access_key_id,
+        access_key_secret: form.access_key_secret,
+        sdk_app_id: form.sdk_app_id,
+        region: form.region,
+        sign_name: form.sign_name,
+        notify_customer_on_submit: form.notify_customer_on_submit.is_some(),
+        template_submit: form.template_submit,
+        notify_admin_on_submit: form.notify_admin_on_submit.is_some(),
+        template_admin: form.template_admin,
+        admin_phones: form
+            .admin_phones
+            .split(|c: char| c == ',' || c == '，' || c.is_whitespace())
+            .map(str::to_owned)
+            .collect(),
+        notify_customer_on_ship: form.notify_customer_on_ship.is_some(),
+        template_ship: form.template_ship,
+    };
+    match save(&state, &authed, request.fields()?).await {
+        Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),
+        Err(ApiError::Invalid(message, _)) => Ok(sms_view(
+            &state,
+            &authed,
+            &PageQuery {
+                page: None,
+                page_size: None,
+            },
+            Some(message),
+        )
+        .await?),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestForm {
+    csrf: String,
+    phone: String,
+}
+
+async fn test_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<TestForm>,
+) -> PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let message = match test_send(&state, &authed, &form.phone).await {
+        Ok(outcome) if outcome.sent => "测试短信已发送，请查收".to_owned(),
+        Ok(outcome) => format!(
+            "测试短信发送失败：{} {}",
+            outcome.provider_code, outcome.provider_message
+        ),
+        Err(ApiError::Invalid(message, _)) => message,
+        Err(other) => return Err(other.into()),
+    };
+    Ok(sms_view(
+        &state,
+        &authed,
+        &PageQuery {
+            page: None,
+            page_size: None,
+        },
+        Some(message),
+    )
+    .await?
+    .into_response())
+}

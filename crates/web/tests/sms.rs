@@ -1,0 +1,271 @@
+//! 短信 (通知设置) over HTTP: settings through the staff API, texts sent by
+//! the switches through the Aliyun and Tencent Cloud doubles (which check
+//! every signature from the raw request), a provider's refusal retried, a
+//! test send, and the log.
+
+mod common;
+
+use common::providers::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, SDK_APP_ID, SIGN_NAME};
+use common::{address, pickup_cards, post_form, Client, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+on_both_backends! {
+    switches_a_b_and_c_text_through_aliyun => aliyun_switches;
+    a_refused_text_is_retried_and_a_test_send_checks_tencent_settings => tencent_retry;
+    settings_are_checked_and_the_secret_never_shown => settings_rules;
+}
+
+fn aliyun_settings() -> Value {
+    json!({
+        "provider": "aliyun",
+        "access_key_id": ACCESS_KEY_ID,
+        "access_key_secret": ACCESS_KEY_SECRET,
+        "sign_name": SIGN_NAME,
+        "notify_customer_on_submit": true,
+        "template_submit": "SMS_1001",
+        "notify_admin_on_submit": true,
+        "template_admin": "SMS_1002",
+        "admin_phones": ["13900000001"],
+        "notify_customer_on_ship": true,
+        "template_ship": "SMS_1003"
+    })
+}
+
+/// A customer's pickup order through the H5 form; its id.
+async fn order(app: &TestApp, owner: &Client) -> i64 {
+    let (numbers, passwords, goods) = pickup_cards(app, 1).await;
+    let goods = goods[0].to_string();
+    let (status, page) = post_form(
+        app,
+        &format!("/m/{}/redeem/confirm", app.merchant_id),
+        &address(&numbers[0], &passwords[0], &goods),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let (_, orders) = owner.get("/api/v1/orders").await;
+    orders["items"][0]["id"].as_i64().unwrap()
+}
+
+/// Waits until the doubles accepted `n` texts.
+async fn sent(app: &TestApp, n: usize) -> Vec<common::providers::Sent> {
+    for _ in 0..300 {
+        if app.providers.sent().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = app.providers.sent();
+    assert_eq!(sent.len(), n, "{sent:?}");
+    sent
+}
+
+async fn aliyun_switches(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, saved) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/sms-settings",
+            aliyun_settings(),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let order_id = order(&app, &owner).await;
+    let texts = sent(&app, 2).await;
+    let customer = texts.iter().find(|t| t.template == "SMS_1001").unwrap();
+    assert_eq!(
+        (customer.provider, customer.phone.as_str()),
+        ("aliyun", "13800001234")
+    );
+    assert_eq!(customer.params["order"], order_id.to_string());
+    assert_eq!(customer.params["goods"], "苹果");
+    let admin = texts.iter().find(|t| t.template == "SMS_1002").unwrap();
+    assert_eq!(admin.phone, "13900000001");
+    assert_eq!(admin.params["consignee"], "张三");
+    let (status, shipped) = owner
+        .post(
+            "/api/v1/orders/ship",
+            json!({"shipments": [{"order_id": order_id, "carrier": "顺丰速运", "tracking_number": "SF1234567890"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{shipped}");
+    let texts = sent(&app, 3).await;
+    let shipped = texts.iter().find(|t| t.template == "SMS_1003").unwrap();
+    assert_eq!(
+        shipped.params,
+        json!({"order": order_id.to_string(), "carrier": "顺丰速运", "number": "SF1234567890"})
+    );
+    assert_eq!(*app.providers.bad_signatures.lock().unwrap(), 0);
+    // The log shows each text with the provider's answer.
+    let (_, log) = owner.get("/api/v1/sms-messages").await;
+    assert_eq!(log["total"], 3);
+    for item in log["items"].as_array().unwrap() {
+        assert_eq!(
+            (item["state"].as_str(), item["provider_code"].as_str()),
+            (Some("sent"), Some("OK")),
+            "{item}"
+        );
+    }
+    let page = owner.page("/settings/sms").await;
+    assert!(
+        page.contains("已发送") && page.contains("C 订单发货，通知顾客"),
+        "{page}"
+    );
+}
+
+async fn tencent_retry(app: TestApp) {
+    let owner = app.client("owner").await;
+    let mut settings = json!({
+        "provider": "tencent",
+        "access_key_id": ACCESS_KEY_ID,
+        "access_key_secret": "not-the-secret",
+        "sdk_app_id": SDK_APP_ID,
+        "sign_name": SIGN_NAME,
+        "notify_customer_on_submit": true,
+        "template_submit": "1001"
+    });
+    let (status, saved) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/sms-settings",
+            settings.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    order(&app, &owner).await;
+    // The double refuses the signature, as Tencent answers it.
+    let mut refused = Value::Null;
+    for _ in 0..100 {
+        let (_, log) = owner.get("/api/v1/sms-messages").await;
+        if log["items"][0]["attempts"] == 1 && log["items"][0]["provider_code"] != "" {
+            refused = log["items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        refused["provider_code"], "AuthFailure.SignatureFailure",
+        "{refused}"
+    );
+    assert_eq!(refused["state"], "pending");
+    assert!(refused["next_attempt_at"].is_string());
+    assert_eq!(*app.providers.bad_signatures.lock().unwrap(), 1);
+    // The right secret: a test send passes, and the text goes on its retry.
+    settings["access_key_secret"] = ACCESS_KEY_SECRET.into();
+    let (status, _) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/sms-settings",
+            settings.clone(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, test) = owner
+        .post("/api/v1/sms-settings/test", json!({"phone": "13700000000"}))
+        .await;
+    assert_eq!(
+        (status, &test["sent"], &test["provider_code"]),
+        (200, &json!(true), &json!("Ok")),
+        "{test}"
+    );
+    let texts = sent(&app, 2).await;
+    assert_eq!(texts[0].phone, "13700000000");
+    assert_eq!(texts[0].params, json!(["10001", "测试商品", "2026-12-08"]));
+    assert_eq!(
+        texts[1].phone, "13800001234",
+        "sent on its retry, 10 s later"
+    );
+    assert_eq!(texts[1].params[1], "苹果");
+    // A signature name the provider has not approved: the test says so.
+    settings["sign_name"] = "别家".into();
+    settings["access_key_secret"] = "".into();
+    owner
+        .send(reqwest::Method::PUT, "/api/v1/sms-settings", settings)
+        .await;
+    let (_, test) = owner
+        .post("/api/v1/sms-settings/test", json!({"phone": "13700000000"}))
+        .await;
+    assert_eq!(test["sent"], false);
+    assert_eq!(
+        test["provider_code"],
+        "FailedOperation.SignatureIncorrectOrUnapproved"
+    );
+}
+
+async fn settings_rules(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, test) = owner
+        .post("/api/v1/sms-settings/test", json!({"phone": "13700000000"}))
+        .await;
+    assert_eq!(
+        (status, test["error"]["code"].as_str()),
+        (422, Some("invalid"))
+    );
+    let (_, empty) = owner.get("/api/v1/sms-settings").await;
+    assert_eq!(
+        (empty["has_secret"].as_bool(), empty["provider"].as_str()),
+        (Some(false), Some("aliyun"))
+    );
+    let cases = [
+        ("template_submit", json!(""), "模板"),
+        ("admin_phones", json!(["123"]), "123"),
+        ("sign_name", json!(""), "签名"),
+        ("access_key_secret", json!(""), "AccessKey"),
+        ("provider", json!("qcloud"), "provider"),
+    ];
+    for (field, value, said) in cases {
+        let mut settings = aliyun_settings();
+        settings[field] = value;
+        let (status, answer) = owner
+            .send(reqwest::Method::PUT, "/api/v1/sms-settings", settings)
+            .await;
+        assert_eq!(status, 422, "{field}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(said),
+            "{field}: {answer}"
+        );
+    }
+    let mut misspelled = aliyun_settings();
+    misspelled["notify_on_ship"] = json!(true);
+    let (status, answer) = owner
+        .send(reqwest::Method::PUT, "/api/v1/sms-settings", misspelled)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("unknown_field"))
+    );
+    let (status, saved) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/sms-settings",
+            aliyun_settings(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(saved["has_secret"], true);
+    let (_, read) = owner.get("/api/v1/sms-settings").await;
+    assert!(!read.to_string().contains(ACCESS_KEY_SECRET), "{read}");
+    assert!(!owner
+        .page("/settings/sms")
+        .await
+        .contains(ACCESS_KEY_SECRET));
+    // A wrong AccessKey secret: Aliyun refuses the signature, and the test says so.
+    let mut wrong = aliyun_settings();
+    wrong["access_key_secret"] = "wrong-secret".into();
+    owner
+        .send(reqwest::Method::PUT, "/api/v1/sms-settings", wrong)
+        .await;
+    let (_, test) = owner
+        .post("/api/v1/sms-settings/test", json!({"phone": "13700000000"}))
+        .await;
+    assert_eq!(
+        (test["sent"].as_bool(), test["provider_code"].as_str()),
+        (Some(false), Some("SignatureDoesNotMatch")),
+        "{test}"
+    );
+    assert_eq!(*app.providers.bad_signatures.lock().unwrap(), 1);
+    // A read-only role may not see or change them.
+    app.add_staff("viewer", "readonly").await;
+    let viewer = app.client("viewer").await;
+    assert_eq!(viewer.get("/api/v1/sms-settings").await.0, 403);
+}
