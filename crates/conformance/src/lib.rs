@@ -13,6 +13,7 @@ mod card_sales;
 mod cards;
 mod codes;
 mod customers;
+mod erp;
 mod events;
 mod fixtures;
 mod goods;
@@ -32,6 +33,7 @@ pub use card_sales::*;
 pub use cards::*;
 pub use codes::*;
 pub use customers::*;
+pub use erp::*;
 pub use events::*;
 pub use fixtures::generate;
 pub use goods::*;
@@ -106,6 +108,7 @@ macro_rules! conformance_tests {
             sms_settings_are_saved_with_the_secret_sealed_and_kept,
             pickup_orders_plan_texts_by_the_switches,
             texts_are_leased_to_one_sender_and_retried_after_their_delay,
+            orders_to_deliver_plan_erp_pushes_when_the_switch_is_on,
             api_keys_allow_two_active_at_once,
             an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,

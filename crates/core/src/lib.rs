@@ -16,6 +16,7 @@ pub mod clock;
 pub mod code;
 pub mod customer;
 pub mod distributor;
+pub mod erp;
 pub mod error;
 pub mod event;
 pub mod giftcard;

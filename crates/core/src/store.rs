@@ -89,4 +89,5 @@ store_union!(
     crate::api_key::ApiKeyStore,
     crate::event::EventStore,
     crate::sms::SmsStore,
+    crate::erp::ErpStore,
 );

@@ -53,6 +53,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_events.sql"),
     include_str!("migrations/011_card_sales.sql"),
     include_str!("migrations/012_sms.sql"),
+    include_str!("migrations/013_erp.sql"),
 ];
 
 pub struct PgStore {

@@ -22,7 +22,8 @@ use kaquan_core::store::Page;
 use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
-/// Records an event in the caller's transaction, with the texts it causes.
+/// Records an event in the caller's transaction, with the texts and the
+/// ERP push it causes.
 pub(crate) async fn insert_event(c: &impl GenericClient, event: &NewEvent) -> StoreResult<()> {
     exec(
         c,
@@ -35,7 +36,8 @@ pub(crate) async fn insert_event(c: &impl GenericClient, event: &NewEvent) -> St
         ],
     )
     .await?;
-    crate::sms::plan_sms(c, event).await
+    crate::sms::plan_sms(c, event).await?;
+    crate::erp::plan_push(c, event).await
 }
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, description, event_types, enabled, \

@@ -19,6 +19,7 @@ mod codes;
 mod customers;
 mod distributors;
 mod engine;
+mod erp;
 mod events;
 mod giftcard;
 mod goods;

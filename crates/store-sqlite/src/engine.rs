@@ -85,6 +85,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/014_events.sql"),
     include_str!("migrations/015_card_sales.sql"),
     include_str!("migrations/016_sms.sql"),
+    include_str!("migrations/017_erp.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -18,7 +18,8 @@ use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-/// Records an event in the caller's transaction, with the texts it causes.
+/// Records an event in the caller's transaction, with the texts and the
+/// ERP push it causes.
 pub(crate) fn insert_event(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO events (merchant_id, event_type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -32,7 +33,8 @@ pub(crate) fn insert_event(conn: &Connection, event: &NewEvent) -> StoreResult<(
         ])
     })
     .map_err(map_err)?;
-    crate::sms::plan_sms(conn, event)
+    crate::sms::plan_sms(conn, event)?;
+    crate::erp::plan_push(conn, event)
 }
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, description, event_types, enabled, \

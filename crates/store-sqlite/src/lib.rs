@@ -17,6 +17,7 @@ mod codes;
 mod customers;
 mod distributors;
 mod engine;
+mod erp;
 mod events;
 mod giftcard;
 mod goods;
