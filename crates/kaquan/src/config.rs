@@ -14,6 +14,13 @@ pub struct FileConfig {
     pub keys: KeysSection,
     pub webhooks: WebhooksSection,
     pub sms: SmsSection,
+    pub erp: ErpSection,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErpSection {
+    pub wdt_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -94,6 +101,8 @@ pub struct Config {
     /// Where the SMS providers' APIs are, when not their public hosts.
     pub sms_aliyun_endpoint: Option<String>,
     pub sms_tencent_endpoint: Option<String>,
+    /// 旺店通's `trade_push.php`, when not the production one.
+    pub wdt_endpoint: Option<String>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -158,6 +167,7 @@ impl Config {
             sms_aliyun_endpoint: env("KAQUAN__SMS__ALIYUN_ENDPOINT").or(file.sms.aliyun_endpoint),
             sms_tencent_endpoint: env("KAQUAN__SMS__TENCENT_ENDPOINT")
                 .or(file.sms.tencent_endpoint),
+            wdt_endpoint: env("KAQUAN__ERP__WDT_ENDPOINT").or(file.erp.wdt_endpoint),
         })
     }
 }
@@ -217,6 +227,11 @@ allow_private_addresses = false
 # proxy in front of them (or a test double): scheme, host and port.
 # aliyun_endpoint = "https://dysmsapi.aliyuncs.com"
 # tencent_endpoint = "https://sms.tencentcloudapi.com"
+
+[erp]
+# 旺店通 企业版 trade_push; the sandbox is
+# https://sandbox.wangdian.cn/openapi2/trade_push.php
+# wdt_endpoint = "https://api.wangdian.cn/openapi2/trade_push.php"
 "#;
 
 #[cfg(test)]

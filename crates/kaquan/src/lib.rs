@@ -346,7 +346,13 @@ async fn serve(
             .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
                 allow_private_addresses: config.webhooks_allow_private,
             })
-            .with_sms_endpoints(sms_endpoints(&config));
+            .with_sms_endpoints(sms_endpoints(&config))
+            .with_wdt_endpoint(
+                config
+                    .wdt_endpoint
+                    .as_deref()
+                    .unwrap_or(kaquan_web::erp::WDT_ENDPOINT),
+            );
     // Forget nonces, old idempotency keys, used login links and expired sessions.
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(PURGE_EVERY_SECONDS));

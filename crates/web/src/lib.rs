@@ -14,6 +14,7 @@ pub mod cards;
 pub mod codes;
 pub mod cookies;
 pub mod customers;
+pub mod erp;
 pub mod error;
 pub mod exchange;
 pub mod export_jobs;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub webhook_policy: outbox::WebhookPolicy,
     /// Where the SMS providers' APIs are (the operator's `[sms]` settings).
     pub sms_endpoints: sms::SmsEndpoints,
+    /// 旺店通's `trade_push.php` (the operator's `[erp] wdt_endpoint`).
+    pub wdt_endpoint: String,
 }
 
 impl AppState {
@@ -100,7 +103,14 @@ impl AppState {
             export_jobs: Arc::default(),
             webhook_policy: outbox::WebhookPolicy::default(),
             sms_endpoints: sms::SmsEndpoints::default(),
+            wdt_endpoint: erp::WDT_ENDPOINT.into(),
         }
+    }
+
+    /// The same state with 旺店通's API elsewhere.
+    pub fn with_wdt_endpoint(mut self, endpoint: &str) -> Self {
+        self.wdt_endpoint = endpoint.into();
+        self
     }
 
     /// The same state with the SMS providers' APIs elsewhere.
@@ -209,6 +219,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(webhooks::router())
         .merge(sms::router())
+        .merge(erp::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)
@@ -227,6 +238,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let worker = outbox::spawn(state.clone());
     let sender = sms::spawn(state.clone());
+    let pusher = erp::spawn(state.clone());
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -235,6 +247,7 @@ pub async fn serve(
     .await;
     worker.abort();
     sender.abort();
+    pusher.abort();
     served
 }
 

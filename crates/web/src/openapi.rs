@@ -525,6 +525,13 @@ fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io
         "list_sms_messages" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::sms::SmsMessageDto>("Texts, newest first"),
+        "get_erp_settings" => io.answers::<crate::erp::ErpSettingsDto>(200, "ERP 参数"),
+        "update_erp_settings" => io
+            .json::<crate::erp::ErpSettingsRequest>()
+            .answers::<crate::erp::ErpSettingsDto>(200, "The saved settings"),
+        "list_erp_pushes" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<crate::erp::ErpPushDto>("Pushes, newest first"),
         "list_card_sales" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::card_sales::CardSaleView>("Card sales, newest first"),
@@ -629,6 +636,9 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("put", "/api/v1/sms-settings", "update_sms_settings", "Save 通知设置; leave access_key_secret empty to keep the saved one", "api_keys.manage"),
     ("post", "/api/v1/sms-settings/test", "create_sms_test", "Send a sample text now with the saved settings and the first template set; answers what the provider said", "api_keys.manage"),
     ("get", "/api/v1/sms-messages", "list_sms_messages", "The texts sent (or being retried), newest first, with the provider's answer", "api_keys.manage"),
+    ("get", "/api/v1/erp-settings", "get_erp_settings", "ERP 参数: the 旺店通 account and switch (the appsecret never shown)", "api_keys.manage"),
+    ("put", "/api/v1/erp-settings", "update_erp_settings", "Save ERP 参数; leave appsecret empty to keep the saved one", "api_keys.manage"),
+    ("get", "/api/v1/erp-pushes", "list_erp_pushes", "The pushes of pickup orders to 旺店通, newest first, with its answer", "api_keys.manage"),
     ("get", "/api/v1/card-sales", "list_card_sales", "商城卖卡: the sales the mall reported, newest first, with their card numbers and states (never passwords)", "cards.view"),
     ("get", "/api/v1/events", "list_events", "The recorded events (the outbox), newest first", "api_keys.manage"),
     ("post", "/open/v1/orders", "create_order_codes", "A paid gift-card order (order_id, product_id, quantity, customer_id?): issues that many codes and returns them; the same order again returns the same codes", "signed"),

@@ -84,6 +84,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("api_keys.html", include_str!("../templates/api_keys.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
     ("sms.html", include_str!("../templates/sms.html")),
+    ("erp.html", include_str!("../templates/erp.html")),
     (
         "card_sales.html",
         include_str!("../templates/card_sales.html"),

@@ -23,6 +23,11 @@ pub const SDK_APP_ID: &str = "1400006666";
 /// Templates the doubles have approved (Aliyun's, then Tencent's).
 pub const TEMPLATES: [&str; 6] = ["SMS_1001", "SMS_1002", "SMS_1003", "1001", "1002", "1003"];
 
+/// The 旺店通 account the double knows.
+pub const WDT_SID: &str = "kaquan";
+pub const WDT_APPKEY: &str = "kaquan2-ot";
+pub const WDT_SECRET: &str = "wdt-double-secret";
+
 /// A text a double accepted: provider, phone, template, parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
@@ -35,6 +40,8 @@ pub struct Sent {
 #[derive(Clone, Default)]
 pub struct Providers {
     pub sent: Arc<Mutex<Vec<Sent>>>,
+    /// The trades 旺店通's double accepted, in order.
+    pub trades: Arc<Mutex<Vec<Value>>>,
     /// Requests refused for their signature.
     pub bad_signatures: Arc<Mutex<usize>>,
 }
@@ -97,8 +104,8 @@ fn encode(text: &str) -> String {
 }
 
 impl Providers {
-    /// Starts both doubles; the endpoints to give the app.
-    pub async fn start() -> (Self, kaquan_web::sms::SmsEndpoints) {
+    /// Starts the doubles; the SMS endpoints and 旺店通's `trade_push.php`.
+    pub async fn start() -> (Self, kaquan_web::sms::SmsEndpoints, String) {
         let providers = Self::default();
         let aliyun = {
             let p = providers.clone();
@@ -116,8 +123,15 @@ impl Providers {
                 async move { p.tencent(&headers, &body) }
             })
         };
+        let wdt = {
+            let p = providers.clone();
+            axum::Router::new().fallback(move |body: Bytes| {
+                let p = p.clone();
+                async move { p.wdt(&body) }
+            })
+        };
         let mut urls = Vec::new();
-        for app in [aliyun, tencent] {
+        for app in [aliyun, tencent, wdt] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             urls.push(format!("http://{}", listener.local_addr().unwrap()));
             tokio::spawn(async move { axum::serve(listener, app).await });
@@ -126,7 +140,67 @@ impl Providers {
             aliyun: urls[0].clone(),
             tencent: urls[1].clone(),
         };
-        (providers, endpoints)
+        let wdt = format!("{}/openapi2/trade_push.php", urls[2]);
+        (providers, endpoints, wdt)
+    }
+
+    pub fn trades(&self) -> Vec<Value> {
+        self.trades.lock().unwrap().clone()
+    }
+
+    /// 旺店通 企业版 `trade_push.php`: the sign recomputed from the form as
+    /// openapi2 defines it (`NN-key:LLLL-value` joined by `;`, lengths in
+    /// characters, appsecret appended, MD5). The error code of a bad sign
+    /// is not documented where we could read it; the double answers a
+    /// non-zero `code` with a message, as every 旺店通 error does.
+    fn wdt(&self, body: &[u8]) -> axum::Json<Value> {
+        let form: Vec<(String, String)> = String::from_utf8_lossy(body)
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        let get = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut signed: Vec<&(String, String)> = form.iter().filter(|(k, _)| k != "sign").collect();
+        signed.sort();
+        let packed = signed
+            .iter()
+            .map(|(k, v)| format!("{:02}-{k}:{:04}-{v}", k.chars().count(), v.chars().count()))
+            .collect::<Vec<_>>()
+            .join(";");
+        let expected = hex(&md5::Md5::digest(
+            format!("{packed}{WDT_SECRET}").as_bytes(),
+        ));
+        if get("sid") != WDT_SID || get("appkey") != WDT_APPKEY {
+            return axum::Json(json!({"code": 1, "message": "卖家账号或appkey不存在"}));
+        }
+        if expected != get("sign") {
+            *self.bad_signatures.lock().unwrap() += 1;
+            return axum::Json(json!({"code": 1, "message": "签名错误"}));
+        }
+        let timestamp: i64 = get("timestamp").parse().unwrap_or(0);
+        if (timestamp - kaquan_web::now()).abs() > 300 {
+            return axum::Json(json!({"code": 1, "message": "时间戳过期"}));
+        }
+        let trades: Vec<Value> = serde_json::from_str(&get("trade_list")).unwrap_or_default();
+        let mut kept = self.trades.lock().unwrap();
+        let (mut new, mut changed) = (0, 0);
+        for trade in trades {
+            if kept.iter().any(|t| t["tid"] == trade["tid"]) {
+                changed += 1;
+            } else {
+                new += 1;
+            }
+            kept.push(trade);
+        }
+        axum::Json(json!({"code": 0, "message": "", "new_count": new, "chg_count": changed}))
     }
 
     pub fn sent(&self) -> Vec<Sent> {
