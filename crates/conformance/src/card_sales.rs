@@ -12,6 +12,7 @@ fn sale(m: i64, batch_id: i64, order_id: &str, quantity: i64) -> NewCardSale {
         batch_id,
         quantity,
         phone: "13800001234".into(),
+        send_sms: false,
         actor: Actor::cli(),
         now: NOW,
     }

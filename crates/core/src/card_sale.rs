@@ -57,6 +57,8 @@ pub struct NewCardSale {
     /// The customer's phone, kept with the sale for the merchant (and for
     /// a text message once SMS is set up); empty when not given.
     pub phone: String,
+    /// Text the cards to `phone` (通知设置 switch D), with the sale.
+    pub send_sms: bool,
     pub actor: Actor,
     pub now: i64,
 }
@@ -124,6 +126,12 @@ pub trait CardSaleStore: Send + Sync + 'static {
         call: &ApiCall,
         refund: &RefundCardSale,
     ) -> StoreResult<Called<CardSale>>;
+    /// The sale of a mall order, with its cards.
+    async fn get_card_sale(
+        &self,
+        merchant_id: i64,
+        order_id: &str,
+    ) -> StoreResult<Option<CardSale>>;
     /// Sales, newest first, with their cards.
     async fn list_card_sales(
         &self,

@@ -57,13 +57,17 @@ pub enum SmsKind {
     OrderSubmittedAdmin,
     /// C: the order was shipped.
     OrderShipped,
+    /// D: cards sold through the open platform go to the buyer's phone
+    /// (their passwords are read when the text is sent, never stored with it).
+    CardsSold,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 3] = [
+    pub const ALL: [SmsKind; 4] = [
         Self::OrderSubmitted,
         Self::OrderSubmittedAdmin,
         Self::OrderShipped,
+        Self::CardsSold,
     ];
 
     pub fn code(self) -> &'static str {
@@ -71,6 +75,7 @@ impl SmsKind {
             Self::OrderSubmitted => "order_submitted",
             Self::OrderSubmittedAdmin => "order_submitted_admin",
             Self::OrderShipped => "order_shipped",
+            Self::CardsSold => "cards_sold",
         }
     }
 
@@ -79,6 +84,7 @@ impl SmsKind {
             Self::OrderSubmitted => "A 提货订单提交，通知顾客",
             Self::OrderSubmittedAdmin => "B 提货订单提交，通知管理员",
             Self::OrderShipped => "C 订单发货，通知顾客",
+            Self::CardsSold => "D 商城卖卡，卡号密码发给顾客",
         }
     }
 
@@ -93,6 +99,7 @@ impl SmsKind {
             Self::OrderSubmitted => &["order", "goods", "date"],
             Self::OrderSubmittedAdmin => &["order", "goods", "consignee"],
             Self::OrderShipped => &["order", "carrier", "number"],
+            Self::CardsSold => &["order", "cards"],
         }
     }
 }
@@ -120,6 +127,8 @@ pub struct SmsSettingsFields {
     pub admin_phones: Vec<String>,
     pub notify_customer_on_ship: bool,
     pub template_ship: String,
+    pub notify_buyer_on_sale: bool,
+    pub template_sale: String,
 }
 
 /// The saved settings: the secret sealed with the merchant's key.
@@ -140,6 +149,7 @@ impl SmsSettings {
             SmsKind::OrderSubmitted => (f.notify_customer_on_submit, &f.template_submit),
             SmsKind::OrderSubmittedAdmin => (f.notify_admin_on_submit, &f.template_admin),
             SmsKind::OrderShipped => (f.notify_customer_on_ship, &f.template_ship),
+            SmsKind::CardsSold => (f.notify_buyer_on_sale, &f.template_sale),
         };
         (on && !template.is_empty()).then_some(template.as_str())
     }
@@ -189,6 +199,7 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
         ),
         (fields.notify_admin_on_submit, &fields.template_admin, "B"),
         (fields.notify_customer_on_ship, &fields.template_ship, "C"),
+        (fields.notify_buyer_on_sale, &fields.template_sale, "D"),
     ];
     for (on, template, letter) in switches {
         if on && template.trim().is_empty() {
@@ -292,6 +303,37 @@ pub fn messages_for(event: &NewEvent, settings: &SmsSettings) -> Vec<NewSms> {
         _ => {}
     }
     messages
+}
+
+/// The text of a card sale (switch D) to the buyer's phone, if the switch
+/// is on: its parameters name the order only; the cards and passwords are
+/// read from the sale when it is sent.
+pub fn sale_message(
+    settings: &SmsSettings,
+    phone: &str,
+    order_id: &str,
+    now: i64,
+) -> Option<NewSms> {
+    let template = settings.template(SmsKind::CardsSold)?;
+    crate::customer::check_mobile(phone).ok()?;
+    Some(NewSms {
+        merchant_id: settings.merchant_id,
+        kind: SmsKind::CardsSold,
+        phone: phone.to_owned(),
+        template: template.to_owned(),
+        params: serde_json::json!({"order": order_id}).to_string(),
+        created_at: now,
+    })
+}
+
+/// The `cards` variable of a card sale's text: each card's number and
+/// password, `；`-separated.
+pub fn cards_param(cards: &[crate::card_sale::SoldCardView]) -> String {
+    cards
+        .iter()
+        .map(|c| format!("卡号{} 密码{}", c.number, c.password))
+        .collect::<Vec<_>>()
+        .join("；")
 }
 
 /// Where a text stands.
@@ -692,6 +734,38 @@ mod tests {
         assert_eq!(at, 10 + 60 + 300 + 1_800);
         assert_eq!(after_sms_attempt(5, &failed, at), (SmsState::Failed, None));
         assert_eq!(next_sms_attempt_at(0, 0), None);
+    }
+
+    #[test]
+    fn a_card_sale_texts_the_buyer_only_with_switch_d_and_never_its_passwords() {
+        let mut on = settings();
+        assert_eq!(sale_message(&on, "13800001234", "M1", 7), None);
+        on.fields.notify_buyer_on_sale = true;
+        on.fields.template_sale = "SMS_4".into();
+        let text = sale_message(&on, "13800001234", "M1", 7).unwrap();
+        assert_eq!(
+            (text.kind, text.template.as_str(), text.params.as_str()),
+            (SmsKind::CardsSold, "SMS_4", r#"{"order":"M1"}"#)
+        );
+        assert_eq!(sale_message(&on, "0571", "M1", 7), None);
+        let cards = [
+            crate::card_sale::SoldCardView {
+                number: "A1".into(),
+                password: "11".into(),
+                state: crate::card::CardState::Active,
+            },
+            crate::card_sale::SoldCardView {
+                number: "A2".into(),
+                password: "22".into(),
+                state: crate::card::CardState::Active,
+            },
+        ];
+        assert_eq!(cards_param(&cards), "卡号A1 密码11；卡号A2 密码22");
+        let mut no_template = on.fields.clone();
+        no_template.template_sale.clear();
+        assert!(check_settings(&no_template, true)
+            .unwrap_err()
+            .contains("D"));
     }
 
     #[test]

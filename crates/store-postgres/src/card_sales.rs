@@ -203,6 +203,9 @@ async fn take_cards(
     if let Some(event) = NewEvent::cards_moved(EventType::CardsActivated, &audit, n) {
         insert_event(c, &event).await?;
     }
+    if sale.send_sms {
+        crate::sms::plan_sale_sms(c, sale).await?;
+    }
     Ok(Ok((id, false)))
 }
 
@@ -277,6 +280,24 @@ impl kaquan_core::card_sale::CardSaleStore for PgStore {
             }
         };
         finish(tx, m, call, outcome).await
+    }
+
+    async fn get_card_sale(
+        &self,
+        merchant_id: i64,
+        order_id: &str,
+    ) -> StoreResult<Option<CardSale>> {
+        let client = self.client().await?;
+        let row = opt(
+            &client,
+            "SELECT id FROM card_sales WHERE merchant_id = $1 AND order_id = $2",
+            &[&merchant_id, &order_id],
+        )
+        .await?;
+        match row {
+            Some(r) => Ok(Some(get_sale(&client, r.get(0)).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn list_card_sales(

@@ -22,7 +22,8 @@ use tokio_postgres::Row;
 
 const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id, secret_sealed, key_version, \
     sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
-    notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at";
+    notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
+    notify_buyer_on_sale, template_sale";
 
 fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
     let phones: String = r.get(12);
@@ -46,6 +47,8 @@ fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
                 .collect(),
             notify_customer_on_ship: r.get(13),
             template_ship: r.get(14),
+            notify_buyer_on_sale: r.get(16),
+            template_sale: r.get(17),
         },
         secret_sealed: r.get(3),
         key_version: r.get(4),
@@ -78,15 +81,34 @@ pub(crate) async fn plan_sms(c: &impl GenericClient, event: &NewEvent) -> StoreR
         return Ok(());
     };
     for sms in messages_for(event, &settings) {
-        exec(
-            c,
-            "INSERT INTO sms_messages (merchant_id, kind, phone, template, params, state, next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
-            &[&sms.merchant_id, &sms.kind.code(), &sms.phone, &sms.template, &sms.params, &sms.created_at],
-        )
-        .await?;
+        insert_sms(c, &sms).await?;
     }
     Ok(())
+}
+
+async fn insert_sms(c: &impl GenericClient, sms: &kaquan_core::sms::NewSms) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO sms_messages (merchant_id, kind, phone, template, params, state, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        &[&sms.merchant_id, &sms.kind.code(), &sms.phone, &sms.template, &sms.params, &sms.created_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Plans a card sale's text to the buyer (switch D), in the sale's transaction.
+pub(crate) async fn plan_sale_sms(
+    c: &impl GenericClient,
+    sale: &kaquan_core::card_sale::NewCardSale,
+) -> StoreResult<()> {
+    let Some(settings) = get_settings(c, sale.merchant_id).await? else {
+        return Ok(());
+    };
+    match kaquan_core::sms::sale_message(&settings, &sale.phone, &sale.order_id, sale.now) {
+        Some(sms) => insert_sms(c, &sms).await,
+        None => Ok(()),
+    }
 }
 
 const SMS_COLUMNS: &str = "id, merchant_id, kind, phone, template, params, state, attempts, \
@@ -128,8 +150,9 @@ impl kaquan_core::sms::SmsStore for PgStore {
             &tx,
             "INSERT INTO sms_settings (merchant_id, provider, access_key_id, secret_sealed, key_version, \
              sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
-             notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
+                 notify_buyer_on_sale, template_sale) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT (merchant_id) DO UPDATE SET provider = excluded.provider, \
              access_key_id = excluded.access_key_id, \
              secret_sealed = coalesce(excluded.secret_sealed, sms_settings.secret_sealed), \
@@ -138,7 +161,8 @@ impl kaquan_core::sms::SmsStore for PgStore {
              notify_customer_on_submit = excluded.notify_customer_on_submit, template_submit = excluded.template_submit, \
              notify_admin_on_submit = excluded.notify_admin_on_submit, template_admin = excluded.template_admin, \
              admin_phones = excluded.admin_phones, notify_customer_on_ship = excluded.notify_customer_on_ship, \
-             template_ship = excluded.template_ship, updated_at = excluded.updated_at",
+             template_ship = excluded.template_ship, updated_at = excluded.updated_at, \
+                 notify_buyer_on_sale = excluded.notify_buyer_on_sale, template_sale = excluded.template_sale",
             &[
                 &settings.merchant_id,
                 &f.provider.code(),
@@ -156,6 +180,8 @@ impl kaquan_core::sms::SmsStore for PgStore {
                 &f.notify_customer_on_ship,
                 &f.template_ship,
                 &settings.updated_at,
+                &f.notify_buyer_on_sale,
+                &f.template_sale,
             ],
         )
         .await?;

@@ -199,6 +199,9 @@ fn take_cards(conn: &Connection, sale: &NewCardSale) -> StoreResult<Result<(i64,
     if let Some(event) = NewEvent::cards_moved(EventType::CardsActivated, &audit, n) {
         insert_event(conn, &event)?;
     }
+    if sale.send_sms {
+        crate::sms::plan_sale_sms(conn, sale)?;
+    }
     Ok(Ok((id, false)))
 }
 
@@ -289,6 +292,26 @@ impl kaquan_core::card_sale::CardSaleStore for SqliteStore {
                 }
             };
             finish(conn, m, &call, outcome, refund.now)
+        })
+        .await
+    }
+
+    async fn get_card_sale(
+        &self,
+        merchant_id: i64,
+        order_id: &str,
+    ) -> StoreResult<Option<CardSale>> {
+        let order_id = order_id.to_owned();
+        self.read(move |conn| {
+            let id: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM card_sales WHERE merchant_id = ?1 AND order_id = ?2",
+                    params![merchant_id, order_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            id.map(|id| get_sale(conn, id)).transpose()
         })
         .await
     }

@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"order_id": "M20261206001", "batch_id": 3, "quantity": 2, "phone": "13800001234"}))]
+#[schema(example = json!({"order_id": "M20261206001", "batch_id": 3, "quantity": 2, "phone": "13800001234", "send_sms": true}))]
 pub struct CardSaleRequest {
     /// The mall's order id: reporting it again returns the same cards.
     #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
@@ -51,6 +51,10 @@ pub struct CardSaleRequest {
     /// The buyer's mobile number (11 digits), kept with the sale.
     #[schema(pattern = "^1[0-9]{10}$")]
     pub phone: Option<String>,
+    /// Also text the cards and passwords to `phone` (通知设置 switch D
+    /// must be on); the text goes after the answer, from the outbox.
+    #[serde(default)]
+    pub send_sms: bool,
 }
 
 /// A sold card as the mall receives it: number, password and state.
@@ -138,6 +142,20 @@ async fn create_card_sale(State(state): State<AppState>, signed: Signed) -> ApiR
         None | Some("") => String::new(),
         Some(phone) => kaquan_core::customer::check_mobile(phone).map_err(ApiError::invalid)?,
     };
+    if request.send_sms {
+        if phone.is_empty() {
+            return Err(ApiError::invalid("send_sms 须同时给出顾客手机号 phone"));
+        }
+        let settings = state.store.get_sms_settings(signed.merchant_id).await?;
+        let ready = settings.as_ref().is_some_and(|s| {
+            s.secret_sealed.is_some() && s.template(kaquan_core::sms::SmsKind::CardsSold).is_some()
+        });
+        if !ready {
+            return Err(ApiError::invalid(
+                "通知设置未开启 D（商城卖卡，卡号密码发给顾客）：无法短信发卡",
+            ));
+        }
+    }
     let call = signed.call()?;
     let sale = NewCardSale {
         merchant_id: signed.merchant_id,
@@ -145,6 +163,7 @@ async fn create_card_sale(State(state): State<AppState>, signed: Signed) -> ApiR
         batch_id: request.batch_id,
         quantity: request.quantity,
         phone,
+        send_sms: request.send_sms,
         actor: signed.actor(),
         now: crate::now(),
     };

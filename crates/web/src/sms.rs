@@ -336,20 +336,42 @@ async fn run(state: AppState) {
     }
 }
 
+/// The variables of a text as sent: a card sale's cards and passwords are
+/// read from the sale now (they are never stored with the text).
+async fn params_of(state: &AppState, text: &SmsMessage) -> Result<String, SmsOutcome> {
+    if text.kind != SmsKind::CardsSold {
+        return Ok(text.params.clone());
+    }
+    let params: Value = serde_json::from_str(&text.params).unwrap_or_default();
+    let order = params["order"].as_str().unwrap_or_default();
+    let sale = match state.store.get_card_sale(text.merchant_id, order).await {
+        Ok(Some(sale)) => sale,
+        Ok(None) => return Err(failed("internal", "找不到该订单的售卡记录")),
+        Err(error) => return Err(failed("internal", format!("读取售卡记录失败：{error}"))),
+    };
+    let sold = kaquan_core::card_sale::open_sale(&state.master, sale)
+        .map_err(|error| failed("internal", format!("卡密无法解密：{error}")))?;
+    Ok(json!({"order": order, "cards": kaquan_core::sms::cards_param(&sold.cards)}).to_string())
+}
+
 /// One try of one text, and its outcome recorded.
 async fn deliver(state: &AppState, client: &reqwest::Client, text: SmsMessage) {
     let outcome = match state.store.get_sms_settings(text.merchant_id).await {
-        Ok(Some(settings)) => match open_secret(&state.master, &settings) {
-            Some(secret) => {
+        Ok(Some(settings)) => match (
+            open_secret(&state.master, &settings),
+            params_of(state, &text).await,
+        ) {
+            (Some(secret), Ok(params)) => {
                 let message = Text {
                     kind: text.kind,
                     phone: &text.phone,
                     template: &text.template,
-                    params: &text.params,
+                    params: &params,
                 };
                 send(client, &state.sms_endpoints, &settings, &secret, &message).await
             }
-            None => failed("config", "AccessKey Secret 无法解密，请重新填写"),
+            (None, _) => failed("config", "AccessKey Secret 无法解密，请重新填写"),
+            (_, Err(outcome)) => outcome,
         },
         Ok(None) => failed("config", "尚未设置短信"),
         Err(error) => failed("internal", format!("读取短信设置失败：{error}")),
@@ -394,6 +416,10 @@ pub struct SmsSettingsDto {
     /// C: text the customer when the order is shipped.
     pub notify_customer_on_ship: bool,
     pub template_ship: String,
+    /// D: text cards sold through the open platform to the buyer, when the
+    /// mall asks (`send_sms`).
+    pub notify_buyer_on_sale: bool,
+    pub template_sale: String,
 }
 
 impl SmsSettingsDto {
@@ -415,6 +441,8 @@ impl SmsSettingsDto {
             admin_phones: f.admin_phones.clone(),
             notify_customer_on_ship: f.notify_customer_on_ship,
             template_ship: f.template_ship.clone(),
+            notify_buyer_on_sale: f.notify_buyer_on_sale,
+            template_sale: f.template_sale.clone(),
         }
     }
 }
@@ -460,6 +488,11 @@ pub struct SmsSettingsRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub template_ship: String,
+    #[serde(default)]
+    pub notify_buyer_on_sale: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_sale: String,
 }
 
 impl SmsSettingsRequest {
@@ -485,6 +518,8 @@ impl SmsSettingsRequest {
                 .collect(),
             notify_customer_on_ship: self.notify_customer_on_ship,
             template_ship: self.template_ship.trim().to_owned(),
+            notify_buyer_on_sale: self.notify_buyer_on_sale,
+            template_sale: self.template_sale.trim().to_owned(),
         })
     }
 }
@@ -559,11 +594,12 @@ async fn test_send(state: &AppState, authed: &Authed, phone: &str) -> ApiResult<
         (SmsKind::OrderSubmitted, &f.template_submit),
         (SmsKind::OrderSubmittedAdmin, &f.template_admin),
         (SmsKind::OrderShipped, &f.template_ship),
+        (SmsKind::CardsSold, &f.template_sale),
     ]
     .into_iter()
     .find(|(_, t)| !t.is_empty())
     .ok_or_else(|| ApiError::invalid("请先填写至少一个模板 ID"))?;
-    let params = json!({"order": "10001", "goods": "测试商品", "date": "2026-12-08", "consignee": "张三", "carrier": "顺丰速运", "number": "SF0000000000"}).to_string();
+    let params = json!({"order": "10001", "goods": "测试商品", "date": "2026-12-08", "consignee": "张三", "carrier": "顺丰速运", "number": "SF0000000000", "cards": "卡号A0000000001 密码123456"}).to_string();
     let text = Text {
         kind,
         phone: &phone,
@@ -794,6 +830,10 @@ struct SmsForm {
     notify_customer_on_ship: Option<String>,
     #[serde(default)]
     template_ship: String,
+    #[serde(default)]
+    notify_buyer_on_sale: Option<String>,
+    #[serde(default)]
+    template_sale: String,
 }
 
 async fn save_form(
@@ -820,6 +860,8 @@ async fn save_form(
             .collect(),
         notify_customer_on_ship: form.notify_customer_on_ship.is_some(),
         template_ship: form.template_ship,
+        notify_buyer_on_sale: form.notify_buyer_on_sale.is_some(),
+        template_sale: form.template_sale,
     };
     match save(&state, &authed, request.fields()?).await {
         Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),

@@ -11,6 +11,7 @@ on_both_backends! {
     a_mall_sells_cards_once_per_order_and_refunds_them => sells_and_refunds;
     fifty_callbacks_of_one_paid_order_allocate_once => fifty_callbacks;
     bad_sales_are_refused_with_a_clear_error_and_take_nothing => refusals;
+    sold_cards_are_texted_to_the_buyer_when_asked => texted;
 }
 
 /// A ready batch of `quantity` inactive cards; its id.
@@ -278,4 +279,63 @@ async fn refusals(app: TestApp) {
         )
         .await;
     assert_eq!(with_body.status, 422, "{}", with_body.body);
+}
+
+async fn texted(app: TestApp) {
+    use common::providers::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, SIGN_NAME};
+    let owner = app.client("owner").await;
+    let mall = Mall::new(&app).await;
+    let batch_id = batch(&app, &owner, 2).await;
+    let order = json!({"order_id": "M7", "batch_id": batch_id, "quantity": 2, "phone": "13800001234", "send_sms": true});
+    // Switch D is off: refused, nothing taken.
+    let refused = mall
+        .post("/open/v1/card-sales", order.clone(), "sms-off")
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("D"));
+    let (status, saved) = owner
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/sms-settings",
+            json!({"provider": "aliyun", "access_key_id": ACCESS_KEY_ID, "access_key_secret": ACCESS_KEY_SECRET,
+                   "sign_name": SIGN_NAME, "notify_buyer_on_sale": true, "template_sale": "SMS_1001"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let sold = mall.post("/open/v1/card-sales", order, "sms-on").await;
+    assert_eq!(sold.status, 201, "{}", sold.body);
+    let mut sent = Vec::new();
+    for _ in 0..200 {
+        sent = app.providers.sent();
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].phone, "13800001234");
+    let cards = sent[0].params["cards"].as_str().unwrap().to_owned();
+    for card in sold.body["cards"].as_array().unwrap() {
+        let (number, password) = (
+            card["number"].as_str().unwrap(),
+            card["password"].as_str().unwrap(),
+        );
+        assert!(
+            cards.contains(&format!("卡号{number} 密码{password}")),
+            "{cards}"
+        );
+        // The stored text names the order only, never a password.
+        let (texts, _) = app
+            .store
+            .list_sms(app.merchant_id, Default::default())
+            .await
+            .unwrap();
+        assert!(texts.iter().all(|t| !t.params.contains(password)));
+    }
+    let (_, log) = owner.get("/api/v1/sms-messages").await;
+    assert_eq!(log["items"][0]["kind"], "cards_sold");
+    assert_eq!(log["items"][0]["state"], "sent");
 }

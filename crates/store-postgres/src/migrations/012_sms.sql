@@ -21,6 +21,8 @@ CREATE TABLE sms_settings (
     admin_phones TEXT NOT NULL,
     notify_customer_on_ship BOOLEAN NOT NULL,
     template_ship TEXT NOT NULL,
+    notify_buyer_on_sale BOOLEAN NOT NULL,
+    template_sale TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
 
