@@ -9,6 +9,7 @@ use crate::event::{EventType, NewEvent};
 use crate::pickup::order::PickupOrder;
 use crate::pickup::OrderStatus;
 use crate::secrets::MasterKey;
+use crate::signing::md5_hex;
 use crate::StoreResult;
 use serde_json::{json, Value};
 
@@ -177,12 +178,6 @@ pub fn wdt_sign(params: &[(&str, &str)], appsecret: &str) -> String {
         .collect::<Vec<_>>()
         .join(";");
     md5_hex(format!("{packed}{appsecret}").as_bytes())
-}
-
-/// Lowercase hex MD5, as 旺店通 (and the carriers) sign.
-pub fn md5_hex(bytes: &[u8]) -> String {
-    use md5::Digest;
-    crate::secrets::to_hex(&md5::Md5::digest(bytes))
 }
 
 /// Where a push stands.

@@ -32,6 +32,7 @@ pub mod sms;
 pub mod staff;
 pub mod store;
 pub mod text;
+pub mod waybill;
 pub mod webhook;
 
 pub use error::{Conflict, StoreError, StoreResult};

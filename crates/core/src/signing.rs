@@ -179,6 +179,18 @@ pub fn open_api_secret(master: &MasterKey, key: &crate::api_key::ApiKeySecret) -
         .open(&api_key_context(&key.key_id), &key.secret_sealed)
 }
 
+/// Lowercase hex MD5, as 旺店通 and the carriers sign (MD5 is their
+/// choice, not ours: it authenticates a request with a shared secret).
+pub fn md5_hex(bytes: &[u8]) -> String {
+    crate::secrets::to_hex(&md5_raw(bytes))
+}
+
+/// The 16 bytes of MD5.
+pub fn md5_raw(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(bytes).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
