@@ -25,6 +25,7 @@ mod pickup_orders;
 mod pickup_settings;
 mod sms;
 mod staff;
+mod waybills;
 
 pub use api_keys::*;
 pub use attempts::*;
@@ -45,6 +46,7 @@ pub use pickup_orders::*;
 pub use pickup_settings::*;
 pub use sms::*;
 pub use staff::*;
+pub use waybills::*;
 
 pub const NOW: i64 = 1_790_000_000;
 
@@ -109,6 +111,8 @@ macro_rules! conformance_tests {
             pickup_orders_plan_texts_by_the_switches,
             texts_are_leased_to_one_sender_and_retried_after_their_delay,
             orders_to_deliver_plan_erp_pushes_when_the_switch_is_on,
+            waybill_settings_are_saved_with_their_secrets_sealed_and_kept,
+            an_order_gets_one_waybill_however_often_it_is_asked,
             api_keys_allow_two_active_at_once,
             an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,

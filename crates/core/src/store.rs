@@ -90,4 +90,5 @@ store_union!(
     crate::event::EventStore,
     crate::sms::SmsStore,
     crate::erp::ErpStore,
+    crate::waybill::WaybillStore,
 );

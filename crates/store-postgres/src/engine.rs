@@ -54,6 +54,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/011_card_sales.sql"),
     include_str!("migrations/012_sms.sql"),
     include_str!("migrations/013_erp.sql"),
+    include_str!("migrations/014_waybills.sql"),
 ];
 
 pub struct PgStore {

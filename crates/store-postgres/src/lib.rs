@@ -33,5 +33,6 @@ mod sms;
 mod sql;
 mod staff;
 pub mod testing;
+mod waybills;
 
 pub use engine::{connect, PgStore, POOL_SIZE_MAX};

@@ -86,6 +86,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/015_card_sales.sql"),
     include_str!("migrations/016_sms.sql"),
     include_str!("migrations/017_erp.sql"),
+    include_str!("migrations/018_waybills.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -34,5 +34,6 @@ mod sql;
 mod staff;
 #[cfg(test)]
 mod tests;
+mod waybills;
 
 pub use engine::{open, OpenMode, SqliteStore, GROUP_COMMIT_JOBS_MAX};
