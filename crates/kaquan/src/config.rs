@@ -15,6 +15,14 @@ pub struct FileConfig {
     pub webhooks: WebhooksSection,
     pub sms: SmsSection,
     pub erp: ErpSection,
+    pub waybill: WaybillSection,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaybillSection {
+    pub sf_endpoint: Option<String>,
+    pub kuaidi100_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -103,6 +111,9 @@ pub struct Config {
     pub sms_tencent_endpoint: Option<String>,
     /// 旺店通's `trade_push.php`, when not the production one.
     pub wdt_endpoint: Option<String>,
+    /// The e-waybill channels, when not their production gateways.
+    pub waybill_sf_endpoint: Option<String>,
+    pub waybill_kuaidi100_endpoint: Option<String>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -168,6 +179,9 @@ impl Config {
             sms_tencent_endpoint: env("KAQUAN__SMS__TENCENT_ENDPOINT")
                 .or(file.sms.tencent_endpoint),
             wdt_endpoint: env("KAQUAN__ERP__WDT_ENDPOINT").or(file.erp.wdt_endpoint),
+            waybill_sf_endpoint: env("KAQUAN__WAYBILL__SF_ENDPOINT").or(file.waybill.sf_endpoint),
+            waybill_kuaidi100_endpoint: env("KAQUAN__WAYBILL__KUAIDI100_ENDPOINT")
+                .or(file.waybill.kuaidi100_endpoint),
         })
     }
 }
@@ -232,6 +246,11 @@ allow_private_addresses = false
 # 旺店通 企业版 trade_push; the sandbox is
 # https://sandbox.wangdian.cn/openapi2/trade_push.php
 # wdt_endpoint = "https://api.wangdian.cn/openapi2/trade_push.php"
+
+[waybill]
+# 电子面单 channels; SF's sandbox is https://sfapi-sbox.sf-express.com/std/service
+# sf_endpoint = "https://sfapi.sf-express.com/std/service"
+# kuaidi100_endpoint = "https://api.kuaidi100.com/label/order"
 "#;
 
 #[cfg(test)]

@@ -347,6 +347,7 @@ async fn serve(
                 allow_private_addresses: config.webhooks_allow_private,
             })
             .with_sms_endpoints(sms_endpoints(&config))
+            .with_waybill_endpoints(waybill_endpoints(&config))
             .with_wdt_endpoint(
                 config
                     .wdt_endpoint
@@ -449,5 +450,17 @@ fn sms_endpoints(config: &config::Config) -> kaquan_web::sms::SmsEndpoints {
             .sms_tencent_endpoint
             .clone()
             .unwrap_or(default.tencent),
+    }
+}
+
+/// The e-waybill channels: the production gateways unless the operator moved them.
+fn waybill_endpoints(config: &config::Config) -> kaquan_web::waybills::WaybillEndpoints {
+    let default = kaquan_web::waybills::WaybillEndpoints::default();
+    kaquan_web::waybills::WaybillEndpoints {
+        sf: config.waybill_sf_endpoint.clone().unwrap_or(default.sf),
+        kuaidi100: config
+            .waybill_kuaidi100_endpoint
+            .clone()
+            .unwrap_or(default.kuaidi100),
     }
 }

@@ -41,6 +41,11 @@ impl FormPairs {
             .unwrap_or_default()
     }
 
+    /// Every key, in order (repeated keys repeated).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
     /// The first value of `key`, or empty.
     pub fn value(&self, key: &str) -> String {
         self.0

@@ -35,6 +35,7 @@ pub mod pickup;
 pub mod pickup_settings;
 pub mod sms;
 pub mod tables;
+pub mod waybills;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub sms_endpoints: sms::SmsEndpoints,
     /// 旺店通's `trade_push.php` (the operator's `[erp] wdt_endpoint`).
     pub wdt_endpoint: String,
+    /// The e-waybill channels' APIs (the operator's `[waybill]` settings).
+    pub waybill_endpoints: waybills::WaybillEndpoints,
 }
 
 impl AppState {
@@ -104,7 +107,14 @@ impl AppState {
             webhook_policy: outbox::WebhookPolicy::default(),
             sms_endpoints: sms::SmsEndpoints::default(),
             wdt_endpoint: erp::WDT_ENDPOINT.into(),
+            waybill_endpoints: waybills::WaybillEndpoints::default(),
         }
+    }
+
+    /// The same state with the e-waybill channels' APIs elsewhere.
+    pub fn with_waybill_endpoints(mut self, endpoints: waybills::WaybillEndpoints) -> Self {
+        self.waybill_endpoints = endpoints;
+        self
     }
 
     /// The same state with 旺店通's API elsewhere.
@@ -220,6 +230,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(sms::router())
         .merge(erp::router())
+        .merge(waybills::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)

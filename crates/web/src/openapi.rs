@@ -525,6 +525,13 @@ fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io
         "list_sms_messages" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<crate::sms::SmsMessageDto>("Texts, newest first"),
+        "get_waybill_settings" => io.answers::<crate::waybills::WaybillSettingsDto>(200, "电子面单设置"),
+        "update_waybill_settings" => io
+            .json::<crate::waybills::WaybillSettingsRequest>()
+            .answers::<crate::waybills::WaybillSettingsDto>(200, "The saved settings"),
+        "create_waybills" => io
+            .json::<crate::waybills::WaybillsRequest>()
+            .answers::<crate::waybills::WaybillsDto>(200, "Each order's waybill or error"),
         "get_erp_settings" => io.answers::<crate::erp::ErpSettingsDto>(200, "ERP 参数"),
         "update_erp_settings" => io
             .json::<crate::erp::ErpSettingsRequest>()
@@ -636,6 +643,9 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("put", "/api/v1/sms-settings", "update_sms_settings", "Save 通知设置; leave access_key_secret empty to keep the saved one", "api_keys.manage"),
     ("post", "/api/v1/sms-settings/test", "create_sms_test", "Send a sample text now with the saved settings and the first template set; answers what the provider said", "api_keys.manage"),
     ("get", "/api/v1/sms-messages", "list_sms_messages", "The texts sent (or being retried), newest first, with the provider's answer", "api_keys.manage"),
+    ("get", "/api/v1/waybill-settings", "get_waybill_settings", "电子面单设置: the sender, the channels' accounts and each carrier's channel (secrets never shown)", "orders.manage"),
+    ("put", "/api/v1/waybill-settings", "update_waybill_settings", "Save 电子面单设置; leave sf_check_word / kuaidi100_secret empty to keep the saved ones", "orders.manage"),
+    ("post", "/api/v1/orders/waybills", "create_waybills", "电子面单发货: make each pending order's waybill with the carrier's channel (once per order, however often asked) and ship it; a failure is reported for its order only", "orders.manage"),
     ("get", "/api/v1/erp-settings", "get_erp_settings", "ERP 参数: the 旺店通 account and switch (the appsecret never shown)", "api_keys.manage"),
     ("put", "/api/v1/erp-settings", "update_erp_settings", "Save ERP 参数; leave appsecret empty to keep the saved one", "api_keys.manage"),
     ("get", "/api/v1/erp-pushes", "list_erp_pushes", "The pushes of pickup orders to 旺店通, newest first, with its answer", "api_keys.manage"),

@@ -729,6 +729,28 @@ async fn orders_page(
     ))
 }
 
+/// The pending orders, with a message and the orders an action failed on
+/// (their id in `line`), as 电子面单发货 shows its outcome.
+pub(crate) async fn pending_orders_page(
+    state: &AppState,
+    authed: &Authed,
+    rows: Vec<RowErrorDto>,
+    message: Option<String>,
+) -> ApiResult<Response> {
+    let query = OrderQuery {
+        status: "pending".into(),
+        ..Default::default()
+    };
+    let mut view = orders_view(state, authed, query, None).await?;
+    view.rows = rows;
+    Ok(render(
+        state,
+        "orders.html",
+        &Page::new("订单列表", authed).with_message(message),
+        view,
+    ))
+}
+
 fn back_to_orders(message: &str) -> Response {
     let msg =
         serde_urlencoded::to_string([("msg", message), ("status", "pending")]).unwrap_or_default();

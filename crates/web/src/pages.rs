@@ -86,6 +86,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sms.html", include_str!("../templates/sms.html")),
     ("erp.html", include_str!("../templates/erp.html")),
     (
+        "waybill_settings.html",
+        include_str!("../templates/waybill_settings.html"),
+    ),
+    (
+        "waybill_label.html",
+        include_str!("../templates/waybill_label.html"),
+    ),
+    (
         "card_sales.html",
         include_str!("../templates/card_sales.html"),
     ),

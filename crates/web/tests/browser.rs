@@ -573,6 +573,8 @@ async fn every_console_page_fits_a_phone() {
         "/settings/api-keys".into(),
         "/settings/webhooks".into(),
         "/settings/sms".into(),
+        "/settings/erp".into(),
+        "/settings/waybill".into(),
         "/card-sales".into(),
         "/distributors".into(),
         "/staff".into(),

@@ -94,13 +94,15 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         // Tests receive webhooks on 127.0.0.1, and texts go to the providers' doubles.
-        let (providers, sms_endpoints, wdt_endpoint) = providers::Providers::start().await;
+        let (providers, sms_endpoints, wdt_endpoint, waybill_endpoints) =
+            providers::Providers::start().await;
         let state = AppState::new(Arc::clone(&store), master.clone(), &base, false)
             .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
                 allow_private_addresses: true,
             })
             .with_sms_endpoints(sms_endpoints)
-            .with_wdt_endpoint(&wdt_endpoint);
+            .with_wdt_endpoint(&wdt_endpoint)
+            .with_waybill_endpoints(waybill_endpoints);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(kaquan_web::serve(listener, state, async {
             let _ = rx.await;

@@ -28,6 +28,22 @@ pub const WDT_SID: &str = "kaquan";
 pub const WDT_APPKEY: &str = "kaquan2-ot";
 pub const WDT_SECRET: &str = "wdt-double-secret";
 
+/// The e-waybill accounts the carriers' doubles know.
+pub const SF_PARTNER_ID: &str = "KQ_SF_DOUBLE";
+pub const SF_CHECK_WORD: &str = "fjcg5PGKaNpPSHFAZ4QsCOkV71R3zVci";
+pub const KUAIDI100_KEY: &str = "kd100-double-key";
+pub const KUAIDI100_SECRET: &str = "kd100-double-secret";
+
+/// What the carriers' doubles made: waybill numbers by the order id they
+/// were given, and how many create calls they answered.
+#[derive(Default)]
+pub struct Waybills {
+    pub by_order: std::collections::BTreeMap<String, String>,
+    pub create_calls: usize,
+    /// The next create makes its waybill but the answer is lost (a 502).
+    pub lose_next_answer: bool,
+}
+
 /// A text a double accepted: provider, phone, template, parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
@@ -42,6 +58,8 @@ pub struct Providers {
     pub sent: Arc<Mutex<Vec<Sent>>>,
     /// The trades 旺店通's double accepted, in order.
     pub trades: Arc<Mutex<Vec<Value>>>,
+    /// The waybills the carriers' doubles made.
+    pub waybills: Arc<Mutex<Waybills>>,
     /// Requests refused for their signature.
     pub bad_signatures: Arc<Mutex<usize>>,
 }
@@ -104,8 +122,14 @@ fn encode(text: &str) -> String {
 }
 
 impl Providers {
-    /// Starts the doubles; the SMS endpoints and 旺店通's `trade_push.php`.
-    pub async fn start() -> (Self, kaquan_web::sms::SmsEndpoints, String) {
+    /// Starts the doubles; the SMS endpoints, 旺店通's `trade_push.php` and
+    /// the carriers' e-waybill gateways.
+    pub async fn start() -> (
+        Self,
+        kaquan_web::sms::SmsEndpoints,
+        String,
+        kaquan_web::waybills::WaybillEndpoints,
+    ) {
         let providers = Self::default();
         let aliyun = {
             let p = providers.clone();
@@ -130,8 +154,22 @@ impl Providers {
                 async move { p.wdt(&body) }
             })
         };
+        let sf = {
+            let p = providers.clone();
+            axum::Router::new().fallback(move |body: Bytes| {
+                let p = p.clone();
+                async move { p.sf(&body) }
+            })
+        };
+        let kuaidi100 = {
+            let p = providers.clone();
+            axum::Router::new().fallback(move |body: Bytes| {
+                let p = p.clone();
+                async move { p.kuaidi100(&body) }
+            })
+        };
         let mut urls = Vec::new();
-        for app in [aliyun, tencent, wdt] {
+        for app in [aliyun, tencent, wdt, sf, kuaidi100] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             urls.push(format!("http://{}", listener.local_addr().unwrap()));
             tokio::spawn(async move { axum::serve(listener, app).await });
@@ -141,7 +179,11 @@ impl Providers {
             tencent: urls[1].clone(),
         };
         let wdt = format!("{}/openapi2/trade_push.php", urls[2]);
-        (providers, endpoints, wdt)
+        let waybills = kaquan_web::waybills::WaybillEndpoints {
+            sf: format!("{}/std/service", urls[3]),
+            kuaidi100: format!("{}/label/order", urls[4]),
+        };
+        (providers, endpoints, wdt, waybills)
     }
 
     pub fn trades(&self) -> Vec<Value> {
@@ -488,4 +530,159 @@ impl Providers {
             ),
         )
     }
+
+    /// SF's `/std/service`: `msgDigest` recomputed as 标准MD5 (Java
+    /// URL-encoding of `msgData + timestamp + checkWord`, MD5, base64);
+    /// `EXP_RECE_CREATE_ORDER` makes one waybill per `orderId` and answers a
+    /// repeated one with `8016 重复下单`, as SF documents;
+    /// `EXP_RECE_SEARCH_ORDER_RESP` finds it. The codes for a bad digest and
+    /// an incomplete address are the double's own (not found in SF's docs).
+    fn sf(&self, body: &[u8]) -> (StatusCode, axum::Json<Value>) {
+        let form = form_pairs(body);
+        let get = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let outer = |code: &str, message: &str, data: Option<Value>| {
+            (
+                StatusCode::OK,
+                axum::Json(
+                    json!({"apiErrorMsg": message, "apiResponseID": "D0UBLE", "apiResultCode": code,
+                    "apiResultData": data.map(|d| d.to_string())}),
+                ),
+            )
+        };
+        let to_verify = format!("{}{}{SF_CHECK_WORD}", get("msgData"), get("timestamp"));
+        let encoded: String = to_verify
+            .bytes()
+            .map(|b| match b {
+                b' ' => "+".to_owned(),
+                b if b.is_ascii_alphanumeric() || b".-*_".contains(&b) => (b as char).to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect();
+        use base64::Engine;
+        let digest =
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(encoded.as_bytes()));
+        if get("partnerID") != SF_PARTNER_ID || digest != get("msgDigest") {
+            *self.bad_signatures.lock().unwrap() += 1;
+            return outer("A1006", "数字签名无效", None);
+        }
+        let msg: Value = serde_json::from_str(&get("msgData")).unwrap_or(Value::Null);
+        let order_id = msg["orderId"].as_str().unwrap_or("").to_owned();
+        let mut waybills = self.waybills.lock().unwrap();
+        let found = |no: &String| {
+            json!({"success": true, "errorCode": "S0000", "errorMsg": null,
+            "msgData": {"orderId": order_id, "waybillNoInfoList": [{"waybillType": 1, "waybillNo": no}]}})
+        };
+        match get("serviceCode").as_str() {
+            "EXP_RECE_CREATE_ORDER" => {
+                waybills.create_calls += 1;
+                let complete = msg["contactInfoList"].as_array().is_some_and(|list| {
+                    list.len() == 2
+                        && list.iter().all(|c| {
+                            ["province", "city", "county", "address"]
+                                .iter()
+                                .all(|f| c[*f].as_str().is_some_and(|v| !v.is_empty()))
+                        })
+                });
+                if !complete || msg["monthlyCard"].as_str().unwrap_or("").is_empty() {
+                    return outer(
+                        "A1000",
+                        "",
+                        Some(
+                            json!({"success": false, "errorCode": "1010", "errorMsg": "寄件或收件地址不完整"}),
+                        ),
+                    );
+                }
+                if waybills.by_order.contains_key(&order_id) {
+                    return outer(
+                        "A1000",
+                        "",
+                        Some(
+                            json!({"success": false, "errorCode": "8016", "errorMsg": "重复下单"}),
+                        ),
+                    );
+                }
+                let no = format!(
+                    "SF{:013}",
+                    7_444_407_670_710u64 + waybills.by_order.len() as u64
+                );
+                waybills.by_order.insert(order_id.clone(), no.clone());
+                if std::mem::take(&mut waybills.lose_next_answer) {
+                    return (StatusCode::BAD_GATEWAY, axum::Json(Value::Null));
+                }
+                outer("A1000", "", Some(found(&no)))
+            }
+            "EXP_RECE_SEARCH_ORDER_RESP" => match waybills.by_order.get(&order_id) {
+                Some(no) => outer("A1000", "", Some(found(no))),
+                None => outer(
+                    "A1000",
+                    "",
+                    Some(
+                        json!({"success": false, "errorCode": "8018", "errorMsg": "未获取到订单信息"}),
+                    ),
+                ),
+            },
+            _ => outer("A1004", "无对应服务权限", None),
+        }
+    }
+
+    /// 快递100 `label/order`: `sign` recomputed as upper(MD5(param + t +
+    /// key + secret)); the same `orderId` with `reorder=false` answers the
+    /// first waybill, as 快递100 documents. The code for a bad sign is the
+    /// double's own.
+    fn kuaidi100(&self, body: &[u8]) -> axum::Json<Value> {
+        let form = form_pairs(body);
+        let get = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let expected = hex(&md5::Md5::digest(
+            format!(
+                "{}{}{}{KUAIDI100_SECRET}",
+                get("param"),
+                get("t"),
+                get("key")
+            )
+            .as_bytes(),
+        ))
+        .to_ascii_uppercase();
+        if get("key") != KUAIDI100_KEY || expected != get("sign") {
+            *self.bad_signatures.lock().unwrap() += 1;
+            return axum::Json(json!({"code": 30002, "message": "验证签名失败", "data": null}));
+        }
+        let param: Value = serde_json::from_str(&get("param")).unwrap_or(Value::Null);
+        if get("method") != "order" || param["kuaidicom"].as_str().unwrap_or("").is_empty() {
+            return axum::Json(json!({"code": 30001, "message": "参数错误", "data": null}));
+        }
+        let order_id = param["orderId"].as_str().unwrap_or("").to_owned();
+        let mut waybills = self.waybills.lock().unwrap();
+        waybills.create_calls += 1;
+        let next = 73_100_000_000_000u64 + waybills.by_order.len() as u64;
+        let no = waybills
+            .by_order
+            .entry(order_id)
+            .or_insert_with(|| format!("ZT{next}"))
+            .clone();
+        axum::Json(
+            json!({"code": 200, "message": "success", "time": 0, "data": {"kuaidinum": no, "taskId": "D0UBLE"}}),
+        )
+    }
+}
+
+/// A form body's pairs, percent-decoded.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
