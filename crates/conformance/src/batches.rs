@@ -103,11 +103,19 @@ pub async fn interrupted_batches_become_failed(store: &dyn Store) {
     let batch = usecases::start_generated_batch(store, m.id, &spec, "test", NOW)
         .await
         .unwrap();
-    assert_eq!(store.fail_interrupted_batches().await.unwrap(), 1);
+    assert_eq!(store.fail_interrupted_batches(NOW + 5).await.unwrap(), 1);
     assert_eq!(
         store.get_batch(m.id, batch.id).await.unwrap().state,
         BatchState::Failed
     );
+    let events = store.list_events(m.id, Page::default()).await.unwrap().0;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].event_type,
+        kaquan_core::event::EventType::BatchFailed
+    );
+    assert!(events[0].data.contains("生成被中断"), "{}", events[0].data);
+    assert_eq!(events[0].created_at, NOW + 5);
     let result = store
         .fill_batch(
             m.id,

@@ -224,7 +224,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let store = open_store(&config, true).await?;
             load_master_key(&config, true)?;
-            let n = store.fail_interrupted_batches().await?;
+            let n = store.fail_interrupted_batches(kaquan_web::now()).await?;
             eprintln!(
                 "数据库已是最新结构（{}）{}",
                 config.database_url,
@@ -297,7 +297,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify => {
             let store = open_store(&config, false).await?;
-            store.fail_interrupted_batches().await?;
+            store.fail_interrupted_batches(kaquan_web::now()).await?;
             let violations = store.check_invariants().await?;
             if violations.is_empty() {
                 eprintln!("verify: no violation ({})", store.backend());
@@ -323,7 +323,7 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let store = open_store(&config, true).await?;
     let master = load_master_key(&config, true)?;
-    let n = store.fail_interrupted_batches().await?;
+    let n = store.fail_interrupted_batches(kaquan_web::now()).await?;
     if n > 0 {
         tracing::warn!(
             n_batches = n,

@@ -230,7 +230,7 @@ impl kaquan_core::batch::BatchStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
+    async fn fail_interrupted_batches(&self, now: i64) -> StoreResult<u64> {
         // A live fill holds its batch row locked (FOR UPDATE) until it commits;
         // a killed client's transaction is aborted by the server moments after
         // its socket closes. So wait a little for the lock: a batch that is
@@ -244,15 +244,26 @@ impl kaquan_core::batch::BatchStore for PgStore {
         .await
         .map_err(map_err)?;
         let result = tx
-            .execute(
-                "UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE state = 'generating'",
+            .query(
+                "UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE state = 'generating' \
+                 RETURNING merchant_id, id, name",
                 &[],
             )
             .await;
         match result {
-            Ok(n) => {
+            Ok(rows) => {
+                for r in &rows {
+                    let event = NewEvent::batch(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        Err("生成被中断（进程退出）"),
+                        now,
+                    );
+                    insert_event(&tx, &event).await?;
+                }
                 tx.commit().await.map_err(map_err)?;
-                Ok(n)
+                Ok(rows.len() as u64)
             }
             Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(0),
             Err(e) => Err(map_err(e)),

@@ -68,6 +68,9 @@ pub(crate) fn batch_from_row(row: &Row) -> rusqlite::Result<Batch> {
     })
 }
 
+/// Why a batch left `generating` by a dead process failed.
+const INTERRUPTED: &str = "生成被中断（进程退出）";
+
 #[async_trait::async_trait]
 impl kaquan_core::batch::BatchStore for SqliteStore {
     async fn create_batch(&self, b: &NewBatch) -> StoreResult<Batch> {
@@ -230,12 +233,19 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
         .await
     }
 
-    async fn fail_interrupted_batches(&self) -> StoreResult<u64> {
-        self.write(|conn| {
-            let n = conn
-                .execute("UPDATE batches SET state = 'failed', error = '生成被中断（进程退出）' WHERE state = 'generating'", [])
+    async fn fail_interrupted_batches(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let failed: Vec<(i64, i64, String)> = conn
+                .prepare(&format!(
+                    "UPDATE batches SET state = 'failed', error = '{INTERRUPTED}' WHERE state = 'generating' \
+                     RETURNING merchant_id, id, name"
+                ))
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
                 .map_err(map_err)?;
-            Ok(n as u64)
+            for (merchant_id, batch_id, name) in &failed {
+                insert_event(conn, &NewEvent::batch(*merchant_id, *batch_id, name, Err(INTERRUPTED), now))?;
+            }
+            Ok(failed.len() as u64)
         })
         .await
     }

@@ -65,16 +65,22 @@ pub fn router() -> Router<AppState> {
 
 // ---- calling the channels -------------------------------------------------------
 
-async fn answer_json(response: reqwest::Response) -> Result<Value, String> {
+/// Reads at most 256 KiB of a carrier's answer as JSON.
+async fn answer_json(mut response: reqwest::Response) -> Result<Value, String> {
+    const ANSWER_BYTES_MAX: usize = 256 * 1024;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
+    let mut kept = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|_| "快递公司的回复读取失败".to_owned())?;
-    if bytes.len() > 256 * 1024 {
-        return Err("快递公司的回复过大".into());
+        .map_err(|_| "快递公司的回复读取失败".to_owned())?
+    {
+        if kept.len() + chunk.len() > ANSWER_BYTES_MAX {
+            return Err("快递公司的回复过大".into());
+        }
+        kept.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes).map_err(|_| format!("快递公司的回复无法解析（HTTP {status}）"))
+    serde_json::from_slice(&kept).map_err(|_| format!("快递公司的回复无法解析（HTTP {status}）"))
 }
 
 fn sent_error(error: &reqwest::Error) -> String {

@@ -428,8 +428,9 @@ pub trait BatchStore: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     /// Marks a `generating` batch `failed`, with its `batch.failed` event.
     async fn fail_batch(&self, batch_id: i64, error: &str, now: i64) -> StoreResult<()>;
-    /// At start-up: batches left `generating` by a dead process become `failed`.
-    async fn fail_interrupted_batches(&self) -> StoreResult<u64>;
+    /// At start-up: batches left `generating` by a dead process become
+    /// `failed`, each with its `batch.failed` event.
+    async fn fail_interrupted_batches(&self, now: i64) -> StoreResult<u64>;
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)>;
     /// Every card number of the merchant that starts with `prefix`.
