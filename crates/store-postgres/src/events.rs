@@ -395,7 +395,9 @@ impl kaquan_core::event::EventStore for PgStore {
         if o.succeeded() {
             exec(
                 &tx,
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1",
+                // Only an endpoint that was failing is written: every delivery to
+                // one endpoint would otherwise queue on its row.
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
                 &[&c.endpoint_id],
             )
             .await?;

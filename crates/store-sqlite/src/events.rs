@@ -375,7 +375,7 @@ impl kaquan_core::event::EventStore for SqliteStore {
             )
             .map_err(map_err)?;
             if o.succeeded() {
-                conn.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1", [c.endpoint_id])
+                conn.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL", [c.endpoint_id])
                     .map_err(map_err)?;
                 return Ok(());
             }

@@ -30,6 +30,10 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const LEASE_SECONDS: i64 = 60;
 /// Events fanned out per step.
 const DISPATCH_BATCH: i64 = 500;
+/// A busy worker claims when this many slots are free (or after
+/// [`CLAIM_GATHER`]): one claim per delivery would double the writes.
+const CLAIM_BATCH_MIN: usize = 16;
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 /// How long the worker rests when there is nothing to do.
 const IDLE: Duration = Duration::from_millis(200);
 /// The most of an answer kept (the rest is not read).
@@ -134,39 +138,55 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 async fn run(state: AppState) {
     let client = http_client(state.webhook_policy);
     let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES_MAX));
+    let mut dispatched = 0;
+    let mut dispatched_at = Instant::now() - IDLE;
     loop {
         let now = crate::now();
-        let dispatched = match state.store.dispatch_events(DISPATCH_BATCH, now).await {
-            Ok(n) => n,
-            Err(error) => {
-                tracing::warn!(%error, "fanning events out failed; will retry");
-                0
-            }
-        };
-        let free = slots.available_permits() as i64;
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            match state.store.claim_deliveries(free, LEASE_SECONDS, now).await {
-                Ok(claimed) => claimed,
+        // Fan out while there is more to fan out, else at most every IDLE.
+        if dispatched > 0 || dispatched_at.elapsed() >= IDLE {
+            dispatched_at = Instant::now();
+            dispatched = match state.store.dispatch_events(DISPATCH_BATCH, now).await {
+                Ok(n) => n,
                 Err(error) => {
-                    tracing::warn!(%error, "claiming deliveries failed; will retry");
-                    Vec::new()
+                    tracing::warn!(%error, "fanning events out failed; will retry");
+                    0
                 }
+            };
+        }
+        // Wait for a free slot (not for the idle pause); when most slots
+        // are busy, let a few more deliveries end so claims come in batches.
+        let first = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore stays open");
+        if slots.available_permits() + 1 < CLAIM_BATCH_MIN {
+            tokio::time::sleep(CLAIM_GATHER).await;
+        }
+        let mut permits = vec![first];
+        while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            permits.push(permit);
+        }
+        let claimed = match state
+            .store
+            .claim_deliveries(permits.len() as i64, LEASE_SECONDS, now)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming deliveries failed; will retry");
+                Vec::new()
             }
         };
         let idle = dispatched == 0 && claimed.is_empty();
-        for delivery in claimed {
-            let permit = Arc::clone(&slots)
-                .acquire_owned()
-                .await
-                .expect("the semaphore stays open");
+        for (delivery, permit) in claimed.into_iter().zip(permits.drain(..)) {
             let (state, client) = (state.clone(), client.clone());
             tokio::spawn(async move {
                 deliver(&state, &client, delivery).await;
                 drop(permit);
             });
         }
+        // The permits not used go back here.
+        drop(permits);
         if idle {
             tokio::time::sleep(IDLE).await;
         }
