@@ -361,6 +361,82 @@ mod tests {
     }
 
     #[test]
+    fn the_appsecret_is_sealed_for_its_merchant_only() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let settings = ErpSettings {
+            merchant_id: 4,
+            key_version: 1,
+            secret_sealed: Some(seal_secret(&master, 4, 1, "appsecret")),
+            ..Default::default()
+        };
+        assert_eq!(
+            open_secret(&master, &settings).as_deref(),
+            Some("appsecret")
+        );
+        let other = ErpSettings {
+            merchant_id: 5,
+            ..settings.clone()
+        };
+        assert_eq!(open_secret(&master, &other), None);
+        assert_eq!(open_secret(&master, &ErpSettings::default()), None);
+    }
+
+    #[test]
+    fn a_trade_carries_the_order_its_status_and_the_erp_code() {
+        assert_eq!(
+            [
+                OrderStatus::Pending,
+                OrderStatus::Shipped,
+                OrderStatus::PickedUp,
+                OrderStatus::Cancelled
+            ]
+            .map(trade_status),
+            [30, 50, 70, 90]
+        );
+        let order = PickupOrder {
+            id: 42,
+            merchant_id: 1,
+            card_id: 7,
+            card_number: "A0001".into(),
+            batch_id: 2,
+            goods_id: 3,
+            goods_name: "苹果礼盒".into(),
+            channel: crate::pickup::Channel::Web,
+            status: OrderStatus::Shipped,
+            consignee: crate::pickup::Consignee::new(
+                "张三",
+                "13800001234",
+                "浙江省",
+                "杭州市",
+                "西湖区",
+                "文三路 100 号",
+            )
+            .unwrap(),
+            appointment_date: Some("2026-12-08".into()),
+            carrier: None,
+            tracking_number: None,
+            shipped_at: None,
+            created_by: "customer".into(),
+            created_at: 0,
+            cancelled_at: None,
+        };
+        let t = trade(&order, "APPLE-5");
+        assert_eq!(t["tid"], "KQ42");
+        assert_eq!(t["trade_status"], 50);
+        assert_eq!(
+            (t["receiver_name"].as_str(), t["receiver_mobile"].as_str()),
+            (Some("张三"), Some("13800001234"))
+        );
+        assert_eq!(t["receiver_district"], "西湖区");
+        assert_eq!(t["buyer_message"], "提货卡 A0001");
+        assert_eq!(t["seller_memo"], "预约发货 2026-12-08");
+        assert_eq!(t["order_list"][0]["oid"], "KQ42-1");
+        assert_eq!(t["order_list"][0]["goods_no"], "APPLE-5");
+        assert_eq!(t["order_list"][0]["status"], 50);
+        assert_eq!(t["order_list"][0]["goods_id"], "3");
+    }
+
+    #[test]
     fn settings_need_everything_once_on() {
         let mut fields = ErpSettingsFields::default();
         assert_eq!(check_settings(&fields, false), Ok(()));
@@ -373,7 +449,11 @@ mod tests {
             .unwrap_err()
             .contains("appsecret"));
         assert_eq!(check_settings(&fields, true), Ok(()));
+        fields.shop_no = "x".repeat(64);
+        assert_eq!(check_settings(&fields, true), Ok(()));
         fields.shop_no = "x".repeat(65);
+        assert!(check_settings(&fields, true).is_err());
+        fields.shop_no = "a\u{0}b".into();
         assert!(check_settings(&fields, true).is_err());
     }
 }

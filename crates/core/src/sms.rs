@@ -769,6 +769,81 @@ mod tests {
     }
 
     #[test]
+    fn the_secret_is_sealed_for_its_merchant_only() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let saved = SmsSettings {
+            merchant_id: 4,
+            key_version: 1,
+            secret_sealed: Some(seal_secret(&master, 4, 1, "ak-secret")),
+            ..Default::default()
+        };
+        assert_eq!(open_secret(&master, &saved).as_deref(), Some("ak-secret"));
+        assert_eq!(
+            open_secret(
+                &master,
+                &SmsSettings {
+                    merchant_id: 5,
+                    ..saved.clone()
+                }
+            ),
+            None
+        );
+        assert_eq!(open_secret(&master, &SmsSettings::default()), None);
+    }
+
+    #[test]
+    fn switches_and_limits_are_exact() {
+        let mut s = settings();
+        assert!(s.any_on());
+        s.fields.notify_customer_on_submit = false;
+        s.fields.notify_admin_on_submit = false;
+        assert!(!s.any_on());
+        let mut f = settings().fields;
+        f.sign_name = "签".repeat(32);
+        assert_eq!(check_settings(&f, true), Ok(()));
+        f.sign_name = "签".repeat(33);
+        assert!(check_settings(&f, true).is_err());
+        f.sign_name = "果\u{7}园".into();
+        assert!(check_settings(&f, true).is_err());
+        let mut phones = settings().fields;
+        phones.admin_phones = vec!["13900000001".into(); ADMIN_PHONES_MAX];
+        assert_eq!(check_settings(&phones, true), Ok(()));
+        assert_eq!(
+            SmsKind::OrderSubmitted.variables(),
+            ["order", "goods", "date"]
+        );
+        assert_eq!(
+            SmsKind::OrderSubmittedAdmin.variables(),
+            ["order", "goods", "consignee"]
+        );
+        assert_eq!(
+            SmsKind::OrderShipped.variables(),
+            ["order", "carrier", "number"]
+        );
+        assert_eq!(SmsKind::CardsSold.variables(), ["order", "cards"]);
+        // A shipped order of a landline customer texts nobody.
+        let mut on = settings();
+        on.fields.notify_customer_on_ship = true;
+        assert!(messages_for(
+            &order_event(EventType::PickupOrderShipped, "057188880000"),
+            &on
+        )
+        .is_empty());
+        let labels: std::collections::HashSet<_> = SmsKind::ALL
+            .iter()
+            .map(|k| k.label())
+            .chain(SmsProvider::ALL.iter().map(|p| p.label()))
+            .chain(
+                [SmsState::Pending, SmsState::Sent, SmsState::Failed]
+                    .iter()
+                    .map(|s| s.label()),
+            )
+            .collect();
+        assert_eq!(labels.len(), 9);
+        assert!(labels.iter().all(|l| !l.is_empty() && !l.contains("xyzzy")));
+    }
+
+    #[test]
     fn codes_round_trip() {
         for p in SmsProvider::ALL {
             assert_eq!(SmsProvider::parse(p.code()), Some(p));

@@ -457,6 +457,84 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_exact_and_secrets_sealed_per_merchant() {
+        let known = vec!["省外顺丰".to_owned()];
+        let mut f = settings();
+        f.sender.address = "路".repeat(100);
+        assert_eq!(check_settings(&f, None, &known), Ok(()));
+        f.sender.address = "路".repeat(101);
+        assert!(check_settings(&f, None, &known).is_err());
+        f.sender.address = "文三路\u{0}".into();
+        assert!(check_settings(&f, None, &known).is_err());
+        let mut f = settings();
+        f.carriers[0].monthly_account = "7".repeat(64);
+        assert_eq!(check_settings(&f, None, &known), Ok(()));
+        f.carriers[0].monthly_account = "7".repeat(65);
+        assert!(check_settings(&f, None, &known).is_err());
+        f.carriers[0].monthly_account = "7\u{1}".into();
+        assert!(check_settings(&f, None, &known).is_err());
+        let mut f = settings();
+        f.carriers[0].product_type = " ".into();
+        assert!(check_settings(&f, None, &known)
+            .unwrap_err()
+            .contains("产品类型"));
+        let many: Vec<String> = (0..=CARRIER_CHANNELS_MAX)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let mut f = settings();
+        f.carriers = many[..CARRIER_CHANNELS_MAX]
+            .iter()
+            .map(|c| CarrierChannel {
+                carrier: c.clone(),
+                ..settings().carriers[0].clone()
+            })
+            .collect();
+        assert_eq!(check_settings(&f, None, &many), Ok(()));
+        f.carriers.push(CarrierChannel {
+            carrier: many[CARRIER_CHANNELS_MAX].clone(),
+            ..settings().carriers[0].clone()
+        });
+        assert!(check_settings(&f, None, &many)
+            .unwrap_err()
+            .contains("最多"));
+        // An account id without its secret (saved or given) is not set up.
+        let mut f = settings();
+        f.sf_partner_id.clear();
+        assert!(check_settings(&f, None, &known)
+            .unwrap_err()
+            .contains("顾客编码"));
+        let master = MasterKey::from_bytes([3; 32]);
+        let saved = WaybillSettings {
+            merchant_id: 4,
+            key_version: 1,
+            sf_check_word_sealed: Some(seal_sf(&master, 4, 1, "check")),
+            kuaidi100_secret_sealed: Some(seal_kuaidi100(&master, 4, 1, "kd")),
+            ..Default::default()
+        };
+        assert_eq!(
+            open_secrets(&master, &saved),
+            (Some("check".into()), Some("kd".into()))
+        );
+        assert_eq!(
+            open_secrets(
+                &master,
+                &WaybillSettings {
+                    merchant_id: 5,
+                    ..saved.clone()
+                }
+            ),
+            (None, None)
+        );
+        assert_ne!(
+            WaybillChannel::SfExpress.label(),
+            WaybillChannel::Kuaidi100.label()
+        );
+        assert!(WaybillChannel::ALL
+            .iter()
+            .all(|c| c.label().contains("顺丰") || c.label().contains("快递100")));
+    }
+
+    #[test]
     fn kuaidi100_matches_the_pinned_vector() {
         assert_eq!(
             kuaidi100_sign(r#"{"a":1}"#, "1700000000000", "key", "secret"),
