@@ -324,7 +324,13 @@ mod tests {
         assert_eq!(after_push(0, false, at), (PushState::Failed, None));
         for s in [PushState::Pending, PushState::Pushed, PushState::Failed] {
             assert_eq!(PushState::parse(s.code()), Some(s));
+            assert!(
+                s.label().starts_with("待")
+                    || s.label().starts_with("推送")
+                    || s.label().starts_with("已")
+            );
         }
+        assert_eq!(PushState::Pushed.label(), "已推送");
     }
 
     #[test]
