@@ -694,6 +694,113 @@ mod tests {
     }
 
     #[test]
+    fn card_operations_and_moves_record_their_events_only_when_cards_changed() {
+        use crate::card::CardOp;
+        assert_eq!(
+            EventType::of_card_op(CardOp::Activate),
+            Some(EventType::CardsActivated)
+        );
+        assert_eq!(
+            EventType::of_card_op(CardOp::Deactivate),
+            Some(EventType::CardsDeactivated)
+        );
+        assert_eq!(
+            EventType::of_card_op(CardOp::Void),
+            Some(EventType::CardsVoided)
+        );
+        assert_eq!(EventType::of_card_op(CardOp::Restore), None);
+        assert_eq!(EventType::of_card_op(CardOp::Delete), None);
+        let audit = AuditEntry {
+            merchant_id: 3,
+            actor: crate::audit::Actor::cli(),
+            action: "void".into(),
+            target: "batch=1".into(),
+            detail: String::new(),
+            n_affected: 0,
+            created_at: 9,
+        };
+        assert_eq!(NewEvent::cards(CardOp::Void, &audit, 0), None);
+        let voided = NewEvent::cards(CardOp::Void, &audit, 1).unwrap();
+        assert_eq!(
+            (voided.event_type, voided.merchant_id, voided.created_at),
+            (EventType::CardsVoided, 3, 9)
+        );
+        assert_eq!(
+            voided.data,
+            r#"{"actor":"命令行","filter":"batch=1","n_cards":1}"#
+                .replace("命令行", &audit.actor.label)
+        );
+        assert_eq!(
+            NewEvent::cards_moved(EventType::CardsActivated, &audit, 0),
+            None
+        );
+        assert_eq!(
+            NewEvent::cards_moved(EventType::CardsActivated, &audit, -1),
+            None
+        );
+        assert_eq!(
+            NewEvent::cards_moved(EventType::CardsActivated, &audit, 2)
+                .unwrap()
+                .event_type,
+            EventType::CardsActivated
+        );
+        let labels: std::collections::HashSet<_> =
+            EventType::ALL.iter().map(|t| t.label_zh()).collect();
+        assert_eq!(labels.len(), EventType::ALL.len());
+        assert!(labels.iter().all(|l| !l.is_empty() && !l.contains("xyzzy")));
+    }
+
+    #[test]
+    fn a_redemption_records_its_balance_change_and_the_code_redeemed() {
+        let t = |kind| LedgerTransaction {
+            id: 12,
+            merchant_id: 3,
+            customer_id: 5,
+            kind,
+            amount_fen: 5000,
+            balance_after_fen: 8000,
+            reference: "code:7".into(),
+            reason: String::new(),
+            channel: crate::pickup::Channel::Api,
+            created_by: "api".into(),
+            created_at: 77,
+        };
+        let redeemed = ledger_events(&t(crate::ledger::TransactionKind::Redeem), Some("u1001"));
+        let types: Vec<_> = redeemed.iter().map(|e| e.event_type).collect();
+        assert_eq!(types, [EventType::BalanceChanged, EventType::CodeRedeemed]);
+        assert_eq!(redeemed[0].data, redeemed[1].data);
+        let data: Value = serde_json::from_str(&redeemed[0].data).unwrap();
+        assert_eq!(
+            data,
+            json!({"transaction_id": 12, "customer_id": "u1001", "kind": "redeem", "amount_fen": 5000, "balance_after_fen": 8000, "reference": "code:7", "channel": "api"})
+        );
+        let spent = ledger_events(&t(crate::ledger::TransactionKind::Spend), None);
+        assert_eq!(spent.len(), 1);
+        assert_eq!(spent[0].event_type, EventType::BalanceChanged);
+        assert_eq!(spent[0].created_at, 77);
+    }
+
+    #[test]
+    fn delivery_states_round_trip_and_jitter_adds_a_share_of_the_delay() {
+        for s in [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+        ] {
+            assert_eq!(DeliveryState::parse(s.code()), Some(s));
+            assert!(!s.label_zh().is_empty() && !s.label_zh().contains("xyzzy"));
+        }
+        assert_eq!(DeliveryState::parse("PENDING"), None);
+        assert_eq!(DeliveryState::Delivered.code(), "delivered");
+        // The second retry waits 300 s, plus up to a tenth of it.
+        assert_eq!(next_attempt_at(2, 0, 0), Some(300));
+        assert_eq!(next_attempt_at(2, 0, 500), Some(315));
+        assert_eq!(next_attempt_at(2, 0, 999), Some(329));
+        assert!(outcome(Some(410)).disable_reason().contains("410"));
+        assert!(outcome(Some(500)).disable_reason().contains("5 天"));
+    }
+
+    #[test]
     fn only_2xx_delivers_and_410_gives_up_at_once() {
         assert_eq!(
             after_attempt(1, &outcome(Some(200)), 0, 0),

@@ -158,6 +158,19 @@ mod tests {
     }
 
     #[test]
+    fn only_public_addresses_are_reached_unless_allowed_documentation_prefix_included() {
+        let public: std::net::IpAddr = "2001:4860::8888".parse().unwrap();
+        assert!(
+            is_public_address(public),
+            "2001:: outside the documentation prefix"
+        );
+        let docs: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(!is_public_address(docs));
+        let other: std::net::IpAddr = "2002:db8::1".parse().unwrap();
+        assert!(is_public_address(other));
+    }
+
+    #[test]
     fn only_public_addresses_are_reached_unless_allowed() {
         for private in [
             "127.0.0.1",
