@@ -392,7 +392,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, text: SmsMessage) {
 /// 通知设置 as the API and the console show them: the AccessKey secret
 /// never, only whether one is saved.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "has_secret": true, "sdk_app_id": "", "region": "", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": true, "template_admin": "SMS_465000002", "admin_phones": ["13900000001"], "notify_customer_on_ship": true, "template_ship": "SMS_465000003"}))]
+#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "has_secret": true, "sdk_app_id": "", "region": "", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": true, "template_admin": "SMS_465000002", "admin_phones": ["13900000001"], "notify_customer_on_ship": true, "template_ship": "SMS_465000003", "notify_buyer_on_sale": false, "template_sale": ""}))]
 pub struct SmsSettingsDto {
     /// `aliyun` or `tencent`.
     pub provider: &'static str,
