@@ -159,15 +159,29 @@ async fn a_server_killed_mid_delivery_delivers_the_pickup_order_once_after_resta
     receiver
         .wait_until(120, |seen| !seen.acknowledged.is_empty())
         .await;
-    // Long enough for a wrong second delivery to show.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once recorded delivered, nothing sends it again: wait for that.
+    let db = rusqlite::Connection::open(env.dir.join("kaquan.db")).unwrap();
+    let delivered = || {
+        db.query_row(
+            "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    for _ in 0..100 {
+        if delivered() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     kill(server);
     let seen = receiver.seen.lock().unwrap();
     assert_eq!(seen.arrived.len(), 1, "one event, one webhook-id");
     let (id, arrivals) = seen.arrived.iter().next().unwrap();
     assert_eq!(*arrivals, 2, "the killed attempt and the one after restart");
     assert_eq!(seen.acknowledged[id], 1);
-    let db = rusqlite::Connection::open(env.dir.join("kaquan.db")).unwrap();
     let (state, attempts): (String, i64) = db
         .query_row("SELECT state, attempts FROM webhook_deliveries", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -216,7 +230,21 @@ async fn two_nodes_on_postgres_deliver_a_thousand_events_each_once_never_twice_a
     receiver
         .wait_until(120, |seen| seen.acknowledged.len() == 1000)
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once all are recorded delivered, nothing sends one again: wait for that.
+    for _ in 0..100 {
+        let delivered: i64 = client
+            .query_one(
+                "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if delivered == 1000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     kill(first);
     kill(second);
     {

@@ -307,14 +307,10 @@ async fn texted(app: TestApp) {
     assert_eq!(status, 200, "{saved}");
     let sold = mall.post("/open/v1/card-sales", order, "sms-on").await;
     assert_eq!(sold.status, 201, "{}", sold.body);
-    let mut sent = Vec::new();
-    for _ in 0..200 {
-        sent = app.providers.sent();
-        if !sent.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let sent = common::browser::wait_until("the text of the sale", || async {
+        Some(app.providers.sent()).filter(|sent| !sent.is_empty())
+    })
+    .await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].phone, "13800001234");
     let cards = sent[0].params["cards"].as_str().unwrap().to_owned();

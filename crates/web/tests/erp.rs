@@ -4,10 +4,10 @@
 
 mod common;
 
+use common::browser::wait_until;
 use common::providers::{WDT_APPKEY, WDT_SECRET, WDT_SID};
-use common::{address, pickup_cards, post_form, TestApp};
+use common::{h5_orders, pickup_cards, TestApp};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 on_both_backends! {
     orders_to_deliver_are_pushed_to_wangdiantong_and_updated_when_shipped => pushed;
@@ -20,35 +20,23 @@ fn settings(secret: &str) -> Value {
 
 /// One order through the H5 form for goods with ERP 编码 `APPLE-5`; its id.
 async fn order(app: &TestApp, owner: &common::Client) -> i64 {
-    let (numbers, passwords, goods) = pickup_cards(app, 1).await;
+    let cards = pickup_cards(app, 1).await;
     let (status, _) = owner
         .send(
             reqwest::Method::PUT,
-            &format!("/api/v1/goods/{}", goods[0]),
+            &format!("/api/v1/goods/{}", cards.2[0]),
             json!({"name": "苹果", "erp_code": "APPLE-5"}),
         )
         .await;
     assert_eq!(status, 204);
-    let goods = goods[0].to_string();
-    let (status, page) = post_form(
-        app,
-        &format!("/m/{}/redeem/confirm", app.merchant_id),
-        &address(&numbers[0], &passwords[0], &goods),
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    let (_, orders) = owner.get("/api/v1/orders").await;
-    orders["items"][0]["id"].as_i64().unwrap()
+    h5_orders(app, owner, cards).await[0]
 }
 
 async fn trades(app: &TestApp, n: usize) -> Vec<Value> {
-    for _ in 0..300 {
-        if app.providers.trades().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let trades = app.providers.trades();
+    let trades = wait_until("the pushed trades", || async {
+        Some(app.providers.trades()).filter(|trades| trades.len() >= n)
+    })
+    .await;
     assert_eq!(trades.len(), n, "{trades:?}");
     trades
 }
@@ -109,15 +97,12 @@ async fn refused(app: TestApp) {
         )
         .await;
     let order_id = order(&app, &owner).await;
-    let mut logged = Value::Null;
-    for _ in 0..100 {
+    let logged = wait_until("the refused push in the log", || async {
         let (_, log) = owner.get("/api/v1/erp-pushes").await;
-        if log["items"][0]["attempts"] == 1 && log["items"][0]["result_code"] != "" {
-            logged = log["items"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let first = log["items"][0].clone();
+        (first["attempts"] == 1 && first["result_code"] != "").then_some(first)
+    })
+    .await;
     assert_eq!(
         (logged["state"].as_str(), logged["result_message"].as_str()),
         (Some("pending"), Some("签名错误")),

@@ -5,10 +5,10 @@
 
 mod common;
 
+use common::browser::wait_until;
 use common::providers::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, SDK_APP_ID, SIGN_NAME};
-use common::{address, pickup_cards, post_form, Client, TestApp};
+use common::{h5_orders, pickup_cards, Client, TestApp};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 on_both_backends! {
     switches_a_b_and_c_text_through_aliyun => aliyun_switches;
@@ -32,32 +32,19 @@ fn aliyun_settings() -> Value {
     })
 }
 
-/// A customer's pickup order through the H5 form; its id.
-async fn order(app: &TestApp, owner: &Client) -> i64 {
-    let (numbers, passwords, goods) = pickup_cards(app, 1).await;
-    let goods = goods[0].to_string();
-    let (status, page) = post_form(
-        app,
-        &format!("/m/{}/redeem/confirm", app.merchant_id),
-        &address(&numbers[0], &passwords[0], &goods),
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    let (_, orders) = owner.get("/api/v1/orders").await;
-    orders["items"][0]["id"].as_i64().unwrap()
-}
-
 /// Waits until the doubles accepted `n` texts.
 async fn sent(app: &TestApp, n: usize) -> Vec<common::providers::Sent> {
-    for _ in 0..300 {
-        if app.providers.sent().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let sent = app.providers.sent();
+    let sent = wait_until("the texts", || async {
+        Some(app.providers.sent()).filter(|sent| sent.len() >= n)
+    })
+    .await;
     assert_eq!(sent.len(), n, "{sent:?}");
     sent
+}
+
+/// One customer's pickup order through the H5 form; its id.
+async fn order(app: &TestApp, owner: &Client) -> i64 {
+    h5_orders(app, owner, pickup_cards(app, 1).await).await[0]
 }
 
 async fn aliyun_switches(app: TestApp) {
@@ -134,15 +121,12 @@ async fn tencent_retry(app: TestApp) {
     assert_eq!(status, 200, "{saved}");
     order(&app, &owner).await;
     // The double refuses the signature, as Tencent answers it.
-    let mut refused = Value::Null;
-    for _ in 0..100 {
+    let refused = wait_until("the refused try in the log", || async {
         let (_, log) = owner.get("/api/v1/sms-messages").await;
-        if log["items"][0]["attempts"] == 1 && log["items"][0]["provider_code"] != "" {
-            refused = log["items"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let first = log["items"][0].clone();
+        (first["attempts"] == 1 && first["provider_code"] != "").then_some(first)
+    })
+    .await;
     assert_eq!(
         refused["provider_code"], "AuthFailure.SignatureFailure",
         "{refused}"

@@ -6,7 +6,7 @@
 mod common;
 
 use common::providers::{KUAIDI100_KEY, KUAIDI100_SECRET, SF_CHECK_WORD, SF_PARTNER_ID};
-use common::{address, pickup_cards, post_form, Client, TestApp};
+use common::{h5_orders, pickup_cards, Client, TestApp};
 use serde_json::{json, Value};
 
 on_both_backends! {
@@ -27,26 +27,7 @@ fn settings(carriers: Value) -> Value {
 
 /// `n` pending orders through the H5 form; their ids, oldest first.
 async fn orders(app: &TestApp, owner: &Client, n: usize) -> Vec<i64> {
-    let (numbers, passwords, goods) = pickup_cards(app, n as i64).await;
-    let goods = goods[0].to_string();
-    for i in 0..n {
-        let (status, page) = post_form(
-            app,
-            &format!("/m/{}/redeem/confirm", app.merchant_id),
-            &address(&numbers[i], &passwords[i], &goods),
-        )
-        .await;
-        assert_eq!(status, 200, "{page}");
-    }
-    let (_, listed) = owner.get("/api/v1/orders?status=pending").await;
-    let mut ids: Vec<i64> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_i64().unwrap())
-        .collect();
-    ids.sort();
-    ids
+    h5_orders(app, owner, pickup_cards(app, n as i64).await).await
 }
 
 async fn waybills(owner: &Client, order_ids: &[i64], carrier: &str) -> Value {

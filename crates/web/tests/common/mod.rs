@@ -509,3 +509,32 @@ pub fn address<'a>(
         ("appointment_date", "2099-01-05"),
     ]
 }
+
+/// Pickup orders through the customer's H5 form, one per card of
+/// `cards` (as `pickup_cards` makes them, for its first goods); their ids,
+/// oldest first.
+pub async fn h5_orders(
+    app: &TestApp,
+    owner: &Client,
+    (numbers, passwords, goods): (Vec<String>, Vec<String>, Vec<i64>),
+) -> Vec<i64> {
+    let goods = goods[0].to_string();
+    for (number, password) in numbers.iter().zip(&passwords) {
+        let (status, page) = post_form(
+            app,
+            &format!("/m/{}/redeem/confirm", app.merchant_id),
+            &address(number, password, &goods),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+    }
+    let (_, listed) = owner.get("/api/v1/orders?status=pending").await;
+    let mut ids: Vec<i64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}

@@ -4,7 +4,6 @@
 use axum::http::HeaderMap;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// One request as the receiver saw it: its headers and raw body.
 pub type Seen = (HeaderMap, Vec<u8>);
@@ -41,14 +40,10 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived; returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<Seen> {
-        for _ in 0..300 {
-            if self.seen.lock().unwrap().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let seen = self.seen.lock().unwrap().clone();
-        assert!(seen.len() >= n, "{} of {n} requests arrived", seen.len());
-        seen
+        super::browser::wait_until(&format!("{n} requests"), || async {
+            let seen = self.seen.lock().unwrap().clone();
+            (seen.len() >= n).then_some(seen)
+        })
+        .await
     }
 }
