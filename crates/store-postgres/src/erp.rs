@@ -1,7 +1,6 @@
 //! ERP 参数 (旺店通) and the pushes planned with their orders' events,
 //! leased to the pushers one try at a time (`FOR UPDATE SKIP LOCKED`).
 
-use crate::sql::all;
 use crate::sql::exec;
 use crate::sql::expect_one;
 use crate::sql::insert_audit;
@@ -119,16 +118,11 @@ impl kaquan_core::erp::ErpStore for PgStore {
         lease_seconds: i64,
         now: i64,
     ) -> StoreResult<Vec<ErpPush>> {
-        let lease_until = now + lease_seconds;
-        all(
+        crate::sql::lease_due(
             &self.client().await?,
-            &format!(
-                "UPDATE erp_pushes SET lease_until = $1, attempts = attempts + 1 \
-                 WHERE id IN (SELECT id FROM erp_pushes WHERE state = 'pending' \
-                 AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at, id LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING {PUSH_COLUMNS}"
-            ),
-            &[&lease_until, &now, &limit],
+            "erp_pushes",
+            PUSH_COLUMNS,
+            (limit, lease_seconds, now),
         )
         .await?
         .iter()

@@ -2,7 +2,6 @@
 //! and leased to the senders one try at a time (`FOR UPDATE SKIP LOCKED`,
 //! so two nodes never send one text at once).
 
-use crate::sql::all;
 use crate::sql::exec;
 use crate::sql::expect_one;
 use crate::sql::insert_audit;
@@ -195,16 +194,11 @@ impl kaquan_core::sms::SmsStore for PgStore {
         lease_seconds: i64,
         now: i64,
     ) -> StoreResult<Vec<SmsMessage>> {
-        let lease_until = now + lease_seconds;
-        all(
+        crate::sql::lease_due(
             &self.client().await?,
-            &format!(
-                "UPDATE sms_messages SET lease_until = $1, attempts = attempts + 1 \
-                 WHERE id IN (SELECT id FROM sms_messages WHERE state = 'pending' \
-                 AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at, id LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING {SMS_COLUMNS}"
-            ),
-            &[&lease_until, &now, &limit],
+            "sms_messages",
+            SMS_COLUMNS,
+            (limit, lease_seconds, now),
         )
         .await?
         .iter()

@@ -97,3 +97,26 @@ pub(crate) async fn exec(c: &impl GenericClient, sql: &str, params: &[P<'_>]) ->
     let statement = c.prepare_cached(sql).await.map_err(map_err)?;
     c.execute(&statement, params).await.map_err(map_err)
 }
+
+/// Leases up to `limit` due rows of an outbound queue (`sms_messages`,
+/// `erp_pushes`: `state`, `next_attempt_at`, `lease_until`, `attempts`)
+/// for `lease_seconds`, counting the attempt; returns the rows of
+/// `columns`. Rows another node is leasing are skipped, never waited for.
+pub(crate) async fn lease_due(
+    c: &impl GenericClient,
+    table: &str,
+    columns: &str,
+    (limit, lease_seconds, now): (i64, i64, i64),
+) -> StoreResult<Vec<Row>> {
+    all(
+        c,
+        &format!(
+            "UPDATE {table} SET lease_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' \
+             AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at, id LIMIT $3 \
+             FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+        ),
+        &[&(now + lease_seconds), &now, &limit],
+    )
+    .await
+}

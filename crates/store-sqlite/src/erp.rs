@@ -118,18 +118,13 @@ impl kaquan_core::erp::ErpStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Vec<ErpPush>> {
         self.write(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "UPDATE erp_pushes SET lease_until = ?1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM erp_pushes WHERE state = 'pending' \
-                     AND next_attempt_at <= ?2 AND lease_until <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) \
-                     RETURNING {PUSH_COLUMNS}"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(params![now + lease_seconds, now, limit], push_from_row)
-                .map_err(map_err)?;
-            rows.collect::<Result<_, _>>().map_err(map_err)
+            crate::sql::lease_due(
+                conn,
+                "erp_pushes",
+                PUSH_COLUMNS,
+                (limit, lease_seconds, now),
+                push_from_row,
+            )
         })
         .await
     }

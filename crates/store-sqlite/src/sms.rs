@@ -199,18 +199,13 @@ impl kaquan_core::sms::SmsStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Vec<SmsMessage>> {
         self.write(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "UPDATE sms_messages SET lease_until = ?1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM sms_messages WHERE state = 'pending' \
-                     AND next_attempt_at <= ?2 AND lease_until <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) \
-                     RETURNING {SMS_COLUMNS}"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(params![now + lease_seconds, now, limit], sms_from_row)
-                .map_err(map_err)?;
-            rows.collect::<Result<_, _>>().map_err(map_err)
+            crate::sql::lease_due(
+                conn,
+                "sms_messages",
+                SMS_COLUMNS,
+                (limit, lease_seconds, now),
+                sms_from_row,
+            )
         })
         .await
     }

@@ -89,3 +89,28 @@ pub(crate) fn expect_one(n: usize) -> StoreResult<()> {
         Err(StoreError::NotFound)
     }
 }
+
+/// Leases up to `limit` due rows of an outbound queue (`sms_messages`,
+/// `erp_pushes`: `state`, `next_attempt_at`, `lease_until`, `attempts`)
+/// for `lease_seconds`, counting the attempt; returns them as `map` reads
+/// `columns`. The writer runs it alone, so no row is leased twice.
+pub(crate) fn lease_due<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    (limit, lease_seconds, now): (i64, i64, i64),
+    map: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE {table} SET lease_until = ?1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' \
+             AND next_attempt_at <= ?2 AND lease_until <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) \
+             RETURNING {columns}"
+        ))
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![now + lease_seconds, now, limit], map)
+        .map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
