@@ -83,6 +83,25 @@ async fn answer_json(mut response: reqwest::Response) -> Result<Value, String> {
     serde_json::from_slice(&kept).map_err(|_| format!("快递公司的回复无法解析（HTTP {status}）"))
 }
 
+/// POSTs a form to a carrier and reads its JSON answer.
+async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<Value, String> {
+    let response = client
+        .post(url)
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        )
+        .body(serde_urlencoded::to_string(form).unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| sent_error(&e))?;
+    answer_json(response).await
+}
+
 fn sent_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "快递公司超时未回复，可以稍后重试（不会重复下单）".into()
@@ -111,17 +130,7 @@ async fn sf_call(
         ("msgData", msg_data),
         ("msgDigest", digest.as_str()),
     ];
-    let response = client
-        .post(&state.waybill_endpoints.sf)
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded;charset=UTF-8",
-        )
-        .body(serde_urlencoded::to_string(form).unwrap_or_default())
-        .send()
-        .await
-        .map_err(|e| sent_error(&e))?;
-    let outer = answer_json(response).await?;
+    let outer = post_form(client, &state.waybill_endpoints.sf, &form).await?;
     if outer["apiResultCode"] != "A1000" {
         return Err(format!(
             "顺丰：{} {}",
@@ -245,17 +254,7 @@ async fn kuaidi100_create(
         ("param", param.as_str()),
         ("sign", sign.as_str()),
     ];
-    let response = client
-        .post(&state.waybill_endpoints.kuaidi100)
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded;charset=UTF-8",
-        )
-        .body(serde_urlencoded::to_string(form).unwrap_or_default())
-        .send()
-        .await
-        .map_err(|e| sent_error(&e))?;
-    let answer = answer_json(response).await?;
+    let answer = post_form(client, &state.waybill_endpoints.kuaidi100, &form).await?;
     if answer["code"] == 200 {
         if let Some(no) = answer["data"]["kuaidinum"].as_str() {
             return Ok(no.to_owned());
