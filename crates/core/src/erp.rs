@@ -47,9 +47,7 @@ pub fn check_settings(fields: &ErpSettingsFields, has_saved_secret: bool) -> Res
         ("appsecret", &fields.appsecret),
         ("店铺编号", &fields.shop_no),
     ] {
-        if value.chars().count() > 64 || value.chars().any(char::is_control) {
-            return Err(format!("{what}最多 64 个字符"));
-        }
+        crate::text::check_field(what, value, 64)?;
     }
     if fields.enabled {
         let missing = [

@@ -166,13 +166,7 @@ const SMS_SECRET_CONTEXT: &str = "sms-settings";
 /// Checks the fields: a signature and the AccessKey when any switch is on,
 /// a template for each switch that is on, 11-digit admin phones.
 pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Result<(), String> {
-    let text = |what: &str, value: &str, max: usize| -> Result<(), String> {
-        if value.chars().count() > max || value.chars().any(char::is_control) {
-            Err(format!("{what}最多 {max} 个字符"))
-        } else {
-            Ok(())
-        }
-    };
+    let text = crate::text::check_field;
     text("AccessKey ID", &fields.access_key_id, 128)?;
     text("AccessKey Secret", &fields.access_key_secret, 128)?;
     text("短信应用 ID", &fields.sdk_app_id, 32)?;

@@ -19,9 +19,29 @@ pub fn is_too_long(text: &str, chars_max: usize) -> bool {
     text.chars().nth(chars_max).is_some()
 }
 
+/// A settings field: at most `chars_max` characters and no control
+/// character; the error names the field.
+pub fn check_field(what: &str, value: &str, chars_max: usize) -> Result<(), String> {
+    if is_too_long(value, chars_max) || value.chars().any(char::is_control) {
+        Err(format!("{what}最多 {chars_max} 个字符"))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_is_bounded_and_free_of_control_characters() {
+        assert_eq!(check_field("签名", "果园", 2), Ok(()));
+        assert_eq!(
+            check_field("签名", "果园仓", 2),
+            Err("签名最多 2 个字符".into())
+        );
+        assert!(check_field("签名", "果\u{7}", 2).is_err());
+    }
 
     #[test]
     fn a_limit_counts_characters_not_bytes() {

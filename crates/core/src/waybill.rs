@@ -117,9 +117,7 @@ pub fn check_settings(
         ("快递100 secret", &fields.kuaidi100_secret, 64),
     ];
     for (what, value, max) in limits {
-        if value.chars().count() > max || value.chars().any(char::is_control) {
-            return Err(format!("{what}最多 {max} 个字符"));
-        }
+        crate::text::check_field(what, value, max)?;
     }
     for (what, value) in [
         ("寄件人", &s.name),
@@ -154,9 +152,7 @@ pub fn check_settings(
             ("产品类型", &c.product_type),
             ("快递公司编码", &c.carrier_code),
         ] {
-            if value.chars().count() > 64 || value.chars().any(char::is_control) {
-                return Err(format!("{}的{what}最多 64 个字符", c.carrier));
-            }
+            crate::text::check_field(&format!("{}的{what}", c.carrier), value, 64)?;
         }
         if c.monthly_account.trim().is_empty() || c.product_type.trim().is_empty() {
             return Err(format!("请填写{}的月结代码和产品类型", c.carrier));
