@@ -36,8 +36,12 @@ pub(crate) async fn insert_event(c: &impl GenericClient, event: &NewEvent) -> St
         ],
     )
     .await?;
-    crate::sms::plan_sms(c, event).await?;
-    crate::erp::plan_push(c, event).await
+    // Both read their settings; pipelined, they cost one round trip.
+    futures_util::try_join!(
+        crate::sms::plan_sms(c, event),
+        crate::erp::plan_push(c, event)
+    )?;
+    Ok(())
 }
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, description, event_types, enabled, \
