@@ -319,3 +319,51 @@ pub async fn imports_are_validated_completely_before_anything_is_written(store: 
     );
     assert!(CardNumber::parse("IMP0001").is_ok() && CardPassword::parse("pass1234").is_ok());
 }
+
+/// A batch's cards are counted by state, every batch asked in one call.
+pub async fn batch_cards_are_counted_by_state(store: &dyn Store) {
+    let m = merchant(store, "计数店").await;
+    let first = generate(store, m.id, quantity(5)).await;
+    let second = generate(store, m.id, quantity(2)).await;
+    let serials = |from, to| CardFilter {
+        batch_id: Some(first.id),
+        serial_from: Some(from),
+        serial_to: Some(to),
+        ..Default::default()
+    };
+    store
+        .apply_card_op(m.id, &serials(1, 3), CardOp::Activate, &audit(m.id, "a"))
+        .await
+        .unwrap();
+    store
+        .apply_card_op(m.id, &serials(1, 1), CardOp::Deactivate, &audit(m.id, "d"))
+        .await
+        .unwrap();
+    store
+        .apply_card_op(m.id, &serials(1, 1), CardOp::Void, &audit(m.id, "v"))
+        .await
+        .unwrap();
+    let counts = store
+        .batch_card_counts(m.id, &[second.id, first.id, 999_999])
+        .await
+        .unwrap();
+    let plain = |c: &BatchCardCounts| (c.batch_id, c.inactive, c.active, c.used, c.voided);
+    assert_eq!(
+        counts.iter().map(plain).collect::<Vec<_>>(),
+        [
+            (second.id, 2, 0, 0, 0),
+            (first.id, 2, 2, 0, 1),
+            (999_999, 0, 0, 0, 0)
+        ]
+    );
+    let other = merchant(store, "别家").await;
+    let theirs = store
+        .batch_card_counts(other.id, &[first.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        plain(&theirs[0]),
+        (first.id, 0, 0, 0, 0),
+        "only the merchant's own"
+    );
+}

@@ -248,3 +248,35 @@ pub async fn code_refusals_take_the_same_time_whatever_the_reason(store: &dyn St
     )
     .await;
 }
+
+/// 余额明细 names what was redeemed: each code's template, in one call.
+pub async fn a_redeemed_codes_template_name_is_found_for_the_statement(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let (template_id, _) = offline_codes(store, m, fields("中秋卡", 10_000), 2).await;
+    let (second_id, _) = offline_codes(store, m, fields("端午卡", 500), 1).await;
+    let (codes, _) = store
+        .list_codes(m, template_id, None, Page::default())
+        .await
+        .unwrap();
+    let (other, _) = store
+        .list_codes(m, second_id, None, Page::default())
+        .await
+        .unwrap();
+    let names = store
+        .template_names_of_codes(m, &[other[0].id, codes[0].id, 999_999])
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        [
+            (other[0].id, "端午卡".to_owned()),
+            (codes[0].id, "中秋卡".to_owned())
+        ]
+    );
+    let b = merchant(store, "B").await.id;
+    assert!(store
+        .template_names_of_codes(b, &[codes[0].id])
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -214,3 +214,29 @@ pub async fn cards_are_linked_to_goods_by_filter(store: &dyn Store) {
     );
     assert!(store.check_invariants().await.unwrap().is_empty());
 }
+
+/// The card list's 对应商品: every card of a page with its goods' names in
+/// one call, only the merchant's own.
+pub async fn the_goods_names_of_a_page_of_cards_come_in_one_call(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 3).await;
+    let names = store
+        .goods_names_of_cards(m, &[cards[1], cards[0], 999_999])
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        [
+            (cards[1], "苹果".to_owned()),
+            (cards[1], "桃子".to_owned()),
+            (cards[0], "苹果".to_owned()),
+            (cards[0], "桃子".to_owned()),
+        ]
+    );
+    assert_eq!(goods.len(), 2);
+    let other = merchant(store, "别家").await;
+    assert!(store
+        .goods_names_of_cards(other.id, &cards)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod attempts;
+mod audit;
 mod batches;
 mod card_sales;
 mod cards;
@@ -22,6 +23,7 @@ mod maintenance;
 mod mall;
 mod merchants;
 mod pickup_orders;
+mod pickup_refusals;
 mod pickup_settings;
 mod sms;
 mod staff;
@@ -29,6 +31,7 @@ mod waybills;
 
 pub use api_keys::*;
 pub use attempts::*;
+pub use audit::*;
 pub use batches::*;
 pub use card_sales::*;
 pub use cards::*;
@@ -43,6 +46,7 @@ pub use maintenance::*;
 pub use mall::*;
 pub use merchants::*;
 pub use pickup_orders::*;
+pub use pickup_refusals::*;
 pub use pickup_settings::*;
 pub use sms::*;
 pub use staff::*;
@@ -56,10 +60,12 @@ macro_rules! conformance_tests {
     ($make_store:expr) => {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
+            the_audit_log_is_searched_by_actor_action_text_and_time,
             staff_usernames_are_unique_and_roles_stay_within_their_merchant,
             failed_logins_count_up_and_success_resets_them,
             sessions_expire_and_can_be_deleted,
             a_generated_batch_is_complete_and_ready,
+            batch_cards_are_counted_by_state,
             a_failed_fill_leaves_no_cards_and_a_failed_batch,
             interrupted_batches_become_failed,
             sequential_batches_continue_numbering_and_serials,
@@ -73,8 +79,11 @@ macro_rules! conformance_tests {
             exports_page_through_every_card_with_its_sealed_password,
             verify_finds_no_violation_in_a_healthy_database,
             goods_are_kept_per_merchant_with_their_images,
+            the_goods_names_of_a_page_of_cards_come_in_one_call,
             cards_are_linked_to_goods_by_filter,
             a_pickup_uses_the_card_and_creates_one_order,
+            pending_orders_list_soonest_due_first_and_count_the_overdue,
+            a_refusal_names_its_reason_and_the_card_only_after_a_right_password,
             cancelling_an_order_makes_the_card_usable_again,
             shipping_is_all_or_nothing,
             failed_attempts_are_counted_in_a_window,
@@ -84,6 +93,7 @@ macro_rules! conformance_tests {
             a_pickup_follows_the_channel_goods_consignee_and_date_rules,
             pickup_settings_default_until_saved_and_round_trip,
             offline_codes_redeem_once_into_the_balance,
+            a_redeemed_codes_template_name_is_found_for_the_statement,
             wrong_codes_count_against_the_attempt_limit,
             expired_and_deleted_codes_are_refused,
             code_refusals_take_the_same_time_whatever_the_reason,

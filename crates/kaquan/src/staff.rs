@@ -44,16 +44,11 @@ pub(crate) async fn user_command(
         } => {
             check_username(&username).map_err(|e| anyhow!(e))?;
             let roles = store.list_roles(merchant_id).await?;
-            let role = roles.iter().find(|r| r.name == role).ok_or_else(|| {
-                anyhow!(
-                    "unknown role {role:?}; roles: {}",
-                    roles
-                        .iter()
-                        .map(|r| r.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
+            let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+            let role = roles
+                .iter()
+                .find(|r| r.name == role)
+                .ok_or_else(|| anyhow!("unknown role {role:?}; roles: {}", names.join(", ")))?;
             let password = read_password(password_stdin)?;
             check_staff_password(&password).map_err(|e| anyhow!(e))?;
             let username = login_name(merchant_id, &username);
@@ -64,6 +59,7 @@ pub(crate) async fn user_command(
                 phone,
                 role_id: role.id,
                 password_hash: hash_staff_password(&password),
+                must_change_password: false,
             };
             let staff = store
                 .create_staff(&staff, kaquan_web::now())

@@ -1,9 +1,10 @@
 //! The audit log.
 
-use crate::sql::insert_audit;
+use crate::sql::{all, insert_audit, one, refs, Params};
 use crate::PgStore;
 use kaquan_core::audit::Actor;
 use kaquan_core::audit::AuditEntry;
+use kaquan_core::audit::AuditFilter;
 use kaquan_core::audit::AuditRecord;
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
@@ -30,6 +31,35 @@ pub(crate) fn audit_from_row(row: &Row) -> AuditRecord {
     }
 }
 
+fn audit_filter_sql(merchant_id: i64, filter: &AuditFilter, params: &mut Params) -> String {
+    params.push(Box::new(merchant_id));
+    let mut sql = String::from("merchant_id = $1");
+    if let Some(actor) = &filter.actor {
+        params.push(Box::new(actor.clone()));
+        sql.push_str(&format!(" AND actor = ${}", params.len()));
+    }
+    if !filter.actions.is_empty() {
+        params.push(Box::new(filter.actions.clone()));
+        sql.push_str(&format!(" AND action = ANY(${})", params.len()));
+    }
+    if let Some(text) = &filter.text {
+        params.push(Box::new(text.clone()));
+        let n = params.len();
+        sql.push_str(&format!(
+            " AND (strpos(target, ${n}) > 0 OR strpos(detail, ${n}) > 0)"
+        ));
+    }
+    if let Some(from) = filter.created_from {
+        params.push(Box::new(from));
+        sql.push_str(&format!(" AND created_at >= ${}", params.len()));
+    }
+    if let Some(until) = filter.created_until {
+        params.push(Box::new(until));
+        sql.push_str(&format!(" AND created_at <= ${}", params.len()));
+    }
+    sql
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::audit::AuditStore for PgStore {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
@@ -39,14 +69,26 @@ impl kaquan_core::audit::AuditStore for PgStore {
             .map(|_| ())
     }
 
-    async fn list_audit(
+    async fn search_audit(
         &self,
         merchant_id: i64,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
-        let (rows, total) = self
-            .merchant_page("audit_log", AUDIT_COLUMNS, merchant_id, page)
-            .await?;
+        let client = self.client().await?;
+        let mut params: Params = Vec::new();
+        let condition = audit_filter_sql(merchant_id, filter, &mut params);
+        let total: i64 = one(
+            &client,
+            &format!("SELECT count(*) FROM audit_log WHERE {condition}"),
+            &refs(&params),
+        )
+        .await?
+        .get(0);
+        let n = params.len();
+        params.push(Box::new(page.page_size));
+        params.push(Box::new(page.offset()));
+        let rows = all(&client, &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2), &refs(&params)).await?;
         Ok((rows.iter().map(audit_from_row).collect(), total))
     }
 

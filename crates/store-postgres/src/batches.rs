@@ -15,6 +15,7 @@ use futures_util::pin_mut;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::batch::AfterFill;
 use kaquan_core::batch::Batch;
+use kaquan_core::batch::BatchCardCounts;
 use kaquan_core::batch::BatchSource;
 use kaquan_core::batch::BatchState;
 use kaquan_core::batch::CardSource;
@@ -290,6 +291,36 @@ impl kaquan_core::batch::BatchStore for PgStore {
                 .collect::<StoreResult<_>>()?,
             total,
         ))
+    }
+
+    async fn batch_card_counts(
+        &self,
+        merchant_id: i64,
+        batch_ids: &[i64],
+    ) -> StoreResult<Vec<BatchCardCounts>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT batch_id, state, count(*) FROM cards WHERE batch_id = ANY($1) AND merchant_id = $2 GROUP BY batch_id, state",
+                &[&batch_ids, &merchant_id],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut counts: Vec<_> = batch_ids
+            .iter()
+            .map(|&batch_id| BatchCardCounts {
+                batch_id,
+                ..Default::default()
+            })
+            .collect();
+        for row in rows {
+            let (batch_id, state, n): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+            let state = parse_or(CardState::parse(&state), "card state")?;
+            for count in counts.iter_mut().filter(|c| c.batch_id == batch_id) {
+                count.add(state, n);
+            }
+        }
+        Ok(counts)
     }
 
     async fn numbers_with_prefix(

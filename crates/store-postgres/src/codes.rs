@@ -279,6 +279,25 @@ impl kaquan_core::code::CodeStore for PgStore {
         .transpose()
     }
 
+    async fn template_names_of_codes(
+        &self,
+        merchant_id: i64,
+        code_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let rows = all(
+            &self.client().await?,
+            "SELECT codes.id, code_templates.name FROM codes JOIN code_templates ON code_templates.id = codes.template_id \
+             WHERE codes.id = ANY($1) AND codes.merchant_id = $2",
+            &[&code_ids, &merchant_id],
+        )
+        .await?;
+        let names: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(code_ids
+            .iter()
+            .filter_map(|id| names.iter().find(|(c, _)| c == id).cloned())
+            .collect())
+    }
+
     async fn codes_after(
         &self,
         merchant_id: i64,

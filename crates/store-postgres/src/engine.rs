@@ -55,6 +55,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/012_sms.sql"),
     include_str!("migrations/013_erp.sql"),
     include_str!("migrations/014_waybills.sql"),
+    include_str!("migrations/015_batch_counts.sql"),
+    include_str!("migrations/016_must_change_password.sql"),
 ];
 
 pub struct PgStore {

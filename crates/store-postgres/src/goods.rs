@@ -259,4 +259,26 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         );
         query_goods(&client, merchant_id, &sql, &[&merchant_id, &card_id]).await
     }
+
+    async fn goods_names_of_cards(
+        &self,
+        merchant_id: i64,
+        card_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT card_goods.card_id, goods.name FROM card_goods JOIN goods ON goods.id = card_goods.goods_id \
+                 WHERE card_goods.card_id = ANY($1) AND goods.merchant_id = $2 ORDER BY card_goods.card_id, goods.id",
+                &[&card_ids, &merchant_id],
+            )
+            .await
+            .map_err(crate::sql::map_err)?;
+        let names: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // In the order the cards were asked for.
+        Ok(card_ids
+            .iter()
+            .flat_map(|id| names.iter().filter(move |(c, _)| c == id).cloned())
+            .collect())
+    }
 }

@@ -63,6 +63,15 @@ pub(crate) fn order_from_row(row: &Row) -> StoreResult<PickupOrder> {
     })
 }
 
+/// A list's order: newest first, or the soonest due first.
+fn list_order(filter: &PickupOrderFilter) -> &'static str {
+    if filter.soonest_due_first {
+        "appointment_date NULLS LAST, created_at, id"
+    } else {
+        "id DESC"
+    }
+}
+
 pub(crate) fn order_filter_sql(
     merchant_id: i64,
     filter: &PickupOrderFilter,
@@ -113,6 +122,14 @@ pub(crate) fn order_filter_sql(
     }
     if let Some(v) = &filter.phone {
         push(params, " AND phone = ?", Box::new(v.trim().to_owned()));
+    }
+    if let Some((day, start)) = &filter.due_before {
+        push(params, " AND (appointment_date < ?", Box::new(day.clone()));
+        push(
+            params,
+            " OR (appointment_date IS NULL AND created_at < ?))",
+            Box::new(*start),
+        );
     }
     sql
 }
@@ -271,7 +288,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         let n = params.len();
         params.push(Box::new(page.page_size));
         params.push(Box::new(page.offset()));
-        let rows = all(&client, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2),
+        let rows = all(&client, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY {} LIMIT ${} OFFSET ${}", list_order(filter), n + 1, n + 2),
                 &refs(&params)).await?;
         Ok((
             rows.iter()
@@ -279,6 +296,27 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
                 .collect::<StoreResult<_>>()?,
             total,
         ))
+    }
+
+    async fn count_orders(
+        &self,
+        merchant_id: i64,
+        filters: &[PickupOrderFilter],
+    ) -> StoreResult<Vec<i64>> {
+        let client = self.client().await?;
+        let mut counts = Vec::with_capacity(filters.len());
+        for filter in filters {
+            let mut params: Params = Vec::new();
+            let condition = order_filter_sql(merchant_id, filter, &mut params);
+            let row = one(
+                &client,
+                &format!("SELECT count(*) FROM orders WHERE {condition}"),
+                &refs(&params),
+            )
+            .await?;
+            counts.push(row.get(0));
+        }
+        Ok(counts)
     }
 
     async fn orders_after(

@@ -27,7 +27,7 @@ pub(crate) fn role_from_row(row: &Row) -> Role {
 }
 
 pub(crate) const STAFF_COLUMNS: &str =
-    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at";
+    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password";
 
 pub(crate) fn staff_from_row(row: &Row) -> Staff {
     Staff {
@@ -42,6 +42,7 @@ pub(crate) fn staff_from_row(row: &Row) -> Staff {
         locked_until: row.get(8),
         disabled: row.get(9),
         created_at: row.get(10),
+        must_change_password: row.get(11),
     }
 }
 
@@ -92,11 +93,11 @@ impl kaquan_core::staff::StaffStore for PgStore {
 
     async fn create_staff(&self, s: &NewStaff, now: i64) -> StoreResult<Staff> {
         let row = opt(&self.client().await?, &format!(
-                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at) \
-                     SELECT $1, $2, $3, $4, id, $6, $7 FROM roles WHERE id = $5 AND merchant_id = $1 \
+                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at, must_change_password) \
+                     SELECT $1, $2, $3, $4, id, $6, $7, $8 FROM roles WHERE id = $5 AND merchant_id = $1 \
                      RETURNING {STAFF_COLUMNS}"
                 ),
-                &[&s.merchant_id, &s.username, &s.name, &s.phone, &s.role_id, &s.password_hash, &now]).await?;
+                &[&s.merchant_id, &s.username, &s.name, &s.phone, &s.role_id, &s.password_hash, &now, &s.must_change_password]).await?;
         row.as_ref().map(staff_from_row).ok_or(StoreError::NotFound)
     }
 
@@ -123,9 +124,10 @@ impl kaquan_core::staff::StaffStore for PgStore {
         let n = exec(&tx, "UPDATE staff SET name = COALESCE($1, name), phone = COALESCE($2, phone), role_id = COALESCE($3, role_id), \
                  password_hash = COALESCE($4, password_hash), disabled = COALESCE($5, disabled), \
                  failed_logins = CASE WHEN $4::text IS NULL THEN failed_logins ELSE 0 END, \
-                 locked_until = CASE WHEN $4::text IS NULL THEN locked_until ELSE NULL END \
+                 locked_until = CASE WHEN $4::text IS NULL THEN locked_until ELSE NULL END, \
+                 must_change_password = COALESCE($8, must_change_password) \
                  WHERE id = $6 AND merchant_id = $7",
-                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id]).await?;
+                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id, &u.must_change_password]).await?;
         expect_one(n)?;
         if u.disabled == Some(true) || u.password_hash.is_some() {
             exec(

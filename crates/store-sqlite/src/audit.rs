@@ -2,14 +2,15 @@
 
 use crate::sql::insert_audit;
 use crate::sql::map_err;
-use crate::sql::merchant_page;
 use crate::SqliteStore;
 use kaquan_core::audit::Actor;
 use kaquan_core::audit::AuditEntry;
+use kaquan_core::audit::AuditFilter;
 use kaquan_core::audit::AuditRecord;
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
-use rusqlite::{params, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Row};
 
 pub(crate) const AUDIT_COLUMNS: &str =
     "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
@@ -32,6 +33,34 @@ pub(crate) fn audit_from_row(row: &Row) -> rusqlite::Result<AuditRecord> {
     })
 }
 
+fn audit_filter_sql(merchant_id: i64, filter: &AuditFilter) -> (String, Vec<Value>) {
+    let mut sql = String::from("merchant_id = ?");
+    let mut values = vec![Value::Integer(merchant_id)];
+    if let Some(actor) = &filter.actor {
+        sql.push_str(" AND actor = ?");
+        values.push(Value::Text(actor.clone()));
+    }
+    if !filter.actions.is_empty() {
+        let marks = vec!["?"; filter.actions.len()].join(", ");
+        sql.push_str(&format!(" AND action IN ({marks})"));
+        values.extend(filter.actions.iter().cloned().map(Value::Text));
+    }
+    if let Some(text) = &filter.text {
+        sql.push_str(" AND (instr(target, ?) > 0 OR instr(detail, ?) > 0)");
+        values.push(Value::Text(text.clone()));
+        values.push(Value::Text(text.clone()));
+    }
+    if let Some(from) = filter.created_from {
+        sql.push_str(" AND created_at >= ?");
+        values.push(Value::Integer(from));
+    }
+    if let Some(until) = filter.created_until {
+        sql.push_str(" AND created_at <= ?");
+        values.push(Value::Integer(until));
+    }
+    (sql, values)
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::audit::AuditStore for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
@@ -43,20 +72,25 @@ impl kaquan_core::audit::AuditStore for SqliteStore {
         .await
     }
 
-    async fn list_audit(
+    async fn search_audit(
         &self,
         merchant_id: i64,
+        filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let (condition, values) = audit_filter_sql(merchant_id, filter);
         self.read(move |conn| {
-            merchant_page(
-                conn,
-                "audit_log",
-                AUDIT_COLUMNS,
-                merchant_id,
-                page,
-                audit_from_row,
-            )
+            let total: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM audit_log WHERE {condition}"), params_from_iter(values.clone()), |r| r.get(0))
+                .map_err(map_err)?;
+            let mut bound = values;
+            bound.push(Value::Integer(page.page_size));
+            bound.push(Value::Integer(page.offset()));
+            let mut stmt = conn
+                .prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?"))
+                .map_err(map_err)?;
+            let rows = stmt.query_map(params_from_iter(bound), audit_from_row).map_err(map_err)?;
+            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
         })
         .await
     }

@@ -12,6 +12,7 @@ use crate::SqliteStore;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::batch::AfterFill;
 use kaquan_core::batch::Batch;
+use kaquan_core::batch::BatchCardCounts;
 use kaquan_core::batch::BatchSource;
 use kaquan_core::batch::BatchState;
 use kaquan_core::batch::CardSource;
@@ -20,6 +21,7 @@ use kaquan_core::batch::Numbering;
 use kaquan_core::batch::PasswordCharset;
 use kaquan_core::card::CardMove;
 use kaquan_core::card::CardOp;
+use kaquan_core::card::CardState;
 use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
@@ -272,6 +274,36 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
                 page,
                 batch_from_row,
             )
+        })
+        .await
+    }
+
+    async fn batch_card_counts(
+        &self,
+        merchant_id: i64,
+        batch_ids: &[i64],
+    ) -> StoreResult<Vec<BatchCardCounts>> {
+        let ids = batch_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT state, count(*) FROM cards WHERE batch_id = ?1 AND merchant_id = ?2 GROUP BY state")
+                .map_err(map_err)?;
+            let mut counts = Vec::with_capacity(ids.len());
+            for batch_id in ids {
+                let mut count = BatchCardCounts { batch_id, ..Default::default() };
+                let rows = stmt
+                    .query_map(params![batch_id, merchant_id], |r| {
+                        let state = decode(CardState::parse(&r.get::<_, String>(0)?), 0, "card state")?;
+                        Ok((state, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    let (state, n) = row.map_err(map_err)?;
+                    count.add(state, n);
+                }
+                counts.push(count);
+            }
+            Ok(counts)
         })
         .await
     }

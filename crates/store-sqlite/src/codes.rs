@@ -263,6 +263,32 @@ impl kaquan_core::code::CodeStore for SqliteStore {
         .await
     }
 
+    async fn template_names_of_codes(
+        &self,
+        merchant_id: i64,
+        code_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let ids = code_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT code_templates.name FROM codes JOIN code_templates ON code_templates.id = codes.template_id \
+                     WHERE codes.id = ?1 AND codes.merchant_id = ?2",
+                )
+                .map_err(map_err)?;
+            let mut names = Vec::new();
+            for id in ids {
+                let name: Option<String> = stmt
+                    .query_row(params![id, merchant_id], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                names.extend(name.map(|n| (id, n)));
+            }
+            Ok(names)
+        })
+        .await
+    }
+
     async fn codes_after(
         &self,
         merchant_id: i64,

@@ -87,6 +87,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/016_sms.sql"),
     include_str!("migrations/017_erp.sql"),
     include_str!("migrations/018_waybills.sql"),
+    include_str!("migrations/019_batch_counts.sql"),
+    include_str!("migrations/020_must_change_password.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -298,4 +298,31 @@ impl kaquan_core::goods::GoodsStore for SqliteStore {
         })
         .await
     }
+
+    async fn goods_names_of_cards(
+        &self,
+        merchant_id: i64,
+        card_ids: &[i64],
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let ids = card_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT goods.name FROM card_goods JOIN goods ON goods.id = card_goods.goods_id \
+                     WHERE card_goods.card_id = ?1 AND goods.merchant_id = ?2 ORDER BY goods.id",
+                )
+                .map_err(map_err)?;
+            let mut names = Vec::new();
+            for card_id in ids {
+                let rows = stmt
+                    .query_map(params![card_id, merchant_id], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                for name in rows {
+                    names.push((card_id, name.map_err(map_err)?));
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
 }

@@ -63,6 +63,15 @@ pub(crate) fn order_from_row(row: &Row) -> rusqlite::Result<PickupOrder> {
     })
 }
 
+/// A list's order: newest first, or the soonest due first.
+fn list_order(filter: &PickupOrderFilter) -> &'static str {
+    if filter.soonest_due_first {
+        "appointment_date IS NULL, appointment_date, created_at, id"
+    } else {
+        "id DESC"
+    }
+}
+
 pub(crate) fn order_filter_sql(
     merchant_id: i64,
     filter: &PickupOrderFilter,
@@ -111,6 +120,13 @@ pub(crate) fn order_filter_sql(
     }
     if let Some(v) = &filter.phone {
         push(" AND phone = ?", Value::Text(v.trim().to_owned()));
+    }
+    if let Some((day, start)) = &filter.due_before {
+        sql.push_str(
+            " AND (appointment_date < ? OR (appointment_date IS NULL AND created_at < ?))",
+        );
+        values.push(Value::Text(day.clone()));
+        values.push(Value::Integer(*start));
     }
     (sql, values)
 }
@@ -241,6 +257,7 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
         page: Page,
     ) -> StoreResult<(Vec<PickupOrder>, i64)> {
         let (condition, values) = order_filter_sql(merchant_id, filter);
+        let order = list_order(filter);
         self.read(move |conn| {
             let total: i64 = conn
                 .query_row(&format!("SELECT count(*) FROM orders WHERE {condition}"), params_from_iter(values.clone()), |r| r.get(0))
@@ -249,10 +266,35 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
             bound.push(Value::Integer(page.page_size));
             bound.push(Value::Integer(page.offset()));
             let mut stmt = conn
-                .prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?"))
+                .prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"))
                 .map_err(map_err)?;
             let rows = stmt.query_map(params_from_iter(bound), order_from_row).map_err(map_err)?;
             Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+        })
+        .await
+    }
+
+    async fn count_orders(
+        &self,
+        merchant_id: i64,
+        filters: &[PickupOrderFilter],
+    ) -> StoreResult<Vec<i64>> {
+        let conditions: Vec<_> = filters
+            .iter()
+            .map(|f| order_filter_sql(merchant_id, f))
+            .collect();
+        self.read(move |conn| {
+            conditions
+                .into_iter()
+                .map(|(condition, values)| {
+                    conn.query_row(
+                        &format!("SELECT count(*) FROM orders WHERE {condition}"),
+                        params_from_iter(values),
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)
+                })
+                .collect()
         })
         .await
     }

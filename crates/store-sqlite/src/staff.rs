@@ -26,7 +26,7 @@ pub(crate) fn role_from_row(row: &Row) -> rusqlite::Result<Role> {
 }
 
 pub(crate) const STAFF_COLUMNS: &str =
-    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at";
+    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password";
 
 pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
     Ok(Staff {
@@ -41,6 +41,7 @@ pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
         locked_until: row.get(8)?,
         disabled: row.get(9)?,
         created_at: row.get(10)?,
+        must_change_password: row.get(11)?,
     })
 }
 
@@ -109,11 +110,11 @@ impl kaquan_core::staff::StaffStore for SqliteStore {
         self.write(move |conn| {
             conn.query_row(
                 &format!(
-                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at) \
-                     SELECT ?1, ?2, ?3, ?4, id, ?6, ?7 FROM roles WHERE id = ?5 AND merchant_id = ?1 \
+                    "INSERT INTO staff (merchant_id, username, name, phone, role_id, password_hash, created_at, must_change_password) \
+                     SELECT ?1, ?2, ?3, ?4, id, ?6, ?7, ?8 FROM roles WHERE id = ?5 AND merchant_id = ?1 \
                      RETURNING {STAFF_COLUMNS}"
                 ),
-                params![staff.merchant_id, staff.username, staff.name, staff.phone, staff.role_id, staff.password_hash, now],
+                params![staff.merchant_id, staff.username, staff.name, staff.phone, staff.role_id, staff.password_hash, now, staff.must_change_password],
                 staff_from_row,
             )
             .map_err(map_err)
@@ -144,9 +145,10 @@ impl kaquan_core::staff::StaffStore for SqliteStore {
                     "UPDATE staff SET name = COALESCE(?1, name), phone = COALESCE(?2, phone), role_id = COALESCE(?3, role_id), \
                      password_hash = COALESCE(?4, password_hash), disabled = COALESCE(?5, disabled), \
                      failed_logins = CASE WHEN ?4 IS NULL THEN failed_logins ELSE 0 END, \
-                     locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE NULL END \
+                     locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE NULL END, \
+                     must_change_password = COALESCE(?8, must_change_password) \
                      WHERE id = ?6 AND merchant_id = ?7",
-                    params![update.name, update.phone, update.role_id, update.password_hash, update.disabled, staff_id, merchant_id],
+                    params![update.name, update.phone, update.role_id, update.password_hash, update.disabled, staff_id, merchant_id, update.must_change_password],
                 )
                 .map_err(map_err)?;
             if update.disabled == Some(true) || update.password_hash.is_some() {

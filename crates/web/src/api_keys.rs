@@ -149,7 +149,7 @@ async fn api_keys_view(
     Ok(render(
         state,
         "api_keys.html",
-        &Page::new("开放接口密钥", authed).with_message(message),
+        &Page::settings("开放接口", authed).with_message(message),
         minijinja::context! {
             keys => keys.iter().map(|k| ApiKeyDto::new(k, None)).collect::<Vec<_>>(),
             created => created,

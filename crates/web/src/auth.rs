@@ -102,12 +102,20 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 pub struct AuthRejection {
     audience: Audience,
     error: ApiError,
+    /// A console page sends the person here first (to choose a password).
+    redirect: Option<&'static str>,
 }
+
+/// Where staff whose password someone else chose set their own.
+pub const ACCOUNT_PASSWORD_PATH: &str = "/account/password";
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         // Staff who are not signed in go to the sign-in page; everything else
         // is answered in its audience's shape, as the edge answers.
+        if let Some(to) = self.redirect {
+            return Redirect::to(to).into_response();
+        }
         if self.audience == Audience::Staff && matches!(self.error, ApiError::Unauthenticated) {
             return Redirect::to("/login").into_response();
         }
@@ -128,7 +136,11 @@ impl FromRequestParts<AppState> for Authed {
     ) -> Result<Self, Self::Rejection> {
         let audience = Audience::of(parts.uri.path());
         let api = audience == Audience::Program;
-        let reject = |error| AuthRejection { audience, error };
+        let reject = |error| AuthRejection {
+            audience,
+            error,
+            redirect: None,
+        };
         let token =
             session_token(&parts.headers).ok_or_else(|| reject(ApiError::Unauthenticated))?;
         let session = state
@@ -144,6 +156,19 @@ impl FromRequestParts<AppState> for Authed {
             .map_err(|e| reject(e.into()))?;
         if staff.disabled {
             return Err(reject(ApiError::Unauthenticated));
+        }
+        // A password someone else chose: the console asks for one's own first.
+        let path = parts.uri.path();
+        if staff.must_change_password
+            && audience == Audience::Staff
+            && path != ACCOUNT_PASSWORD_PATH
+            && path != "/logout"
+        {
+            return Err(AuthRejection {
+                audience,
+                error: ApiError::Unauthenticated,
+                redirect: Some(ACCOUNT_PASSWORD_PATH),
+            });
         }
         crate::record_merchant(staff.merchant_id);
         let safe_method = matches!(parts.method, Method::GET | Method::HEAD);
@@ -294,7 +319,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(get_me))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", post(logout_form))
-        .route("/", get(|| async { Redirect::to("/cards") }))
+        .route(
+            ACCOUNT_PASSWORD_PATH,
+            get(password_page).post(password_form),
+        )
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -378,6 +406,10 @@ struct LoginView {
     error: Option<String>,
     username: String,
     form_token: String,
+    /// The shop's name and logo, when the server runs one shop.
+    shop: Option<String>,
+    message: Option<String>,
+    logo: Option<String>,
 }
 
 /// Sign-in forms carry a token that must match this SameSite=Strict cookie,
@@ -413,17 +445,40 @@ pub fn check_form_token(headers: &HeaderMap, token: &str) -> ApiResult<()> {
     }
 }
 
-fn render_login(state: &AppState, mut view: LoginView, status: StatusCode) -> Response {
+async fn render_login(state: &AppState, mut view: LoginView, status: StatusCode) -> Response {
     let (token, cookie) = form_token_cookie(state, "/login");
     view.form_token = token;
+    // One shop on this server: its name and logo greet its staff.
+    if let Ok([merchant]) = state.store.list_merchants().await.as_deref() {
+        view.shop = Some(merchant.name.clone());
+        if let Ok(Some(_)) = state.store.logo_updated_at(merchant.id).await {
+            view.logo = Some(format!("/m/{}/logo", merchant.id));
+        }
+    }
     let mut response = render(state, "login.html", &Page::anonymous("登录"), view);
     *response.status_mut() = status;
     response.headers_mut().append(SET_COOKIE, cookie);
     response
 }
 
-async fn login_page(State(state): State<AppState>) -> Response {
-    render_login(&state, LoginView::default(), StatusCode::OK)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginQuery {
+    /// After one's own new password was saved.
+    changed: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    crate::extract::Query(query): crate::extract::Query<LoginQuery>,
+) -> Response {
+    let view = LoginView {
+        message: query
+            .changed
+            .map(|_| "新密码已保存，请用新密码登录".to_owned()),
+        ..Default::default()
+    };
+    render_login(&state, view, StatusCode::OK).await
 }
 
 async fn login_form(
@@ -444,7 +499,7 @@ async fn login_form(
     };
     match signed_in.await {
         Ok((_, _, cookie)) => {
-            let mut response = Redirect::to("/cards").into_response();
+            let mut response = Redirect::to("/").into_response();
             response.headers_mut().insert(SET_COOKIE, cookie);
             response
         }
@@ -452,9 +507,9 @@ async fn login_form(
             let view = LoginView {
                 error: Some(error.public_message()),
                 username: body.username,
-                form_token: String::new(),
+                ..Default::default()
             };
-            render_login(&state, view, error.status())
+            render_login(&state, view, error.status()).await
         }
     }
 }
@@ -481,4 +536,73 @@ async fn logout_form(
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(SET_COOKIE, clear_cookie());
     Ok(response)
+}
+
+#[derive(Serialize, Default)]
+struct PasswordView {
+    error: Option<String>,
+    must_change: bool,
+}
+
+fn render_password(state: &AppState, authed: &Authed, error: Option<String>) -> Response {
+    let view = PasswordView {
+        must_change: authed.staff.must_change_password,
+        error,
+    };
+    let mut page = Page::new("修改密码", authed);
+    if authed.staff.must_change_password {
+        // Until a password of one's own is set, there is nowhere else to go.
+        page.nav.clear();
+    }
+    render(state, "account_password.html", &page, view)
+}
+
+async fn password_page(State(state): State<AppState>, authed: Authed) -> Response {
+    render_password(&state, &authed, None)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordForm {
+    csrf: String,
+    password: String,
+    password_again: String,
+}
+
+/// One's own new password, typed twice. Every session of the account ends
+/// (as with any password change), so the person signs in again with it.
+async fn password_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Form(form): Form<PasswordForm>,
+) -> crate::pages::PageResult {
+    authed.check_form_csrf(&form.csrf)?;
+    let problem = if form.password != form.password_again {
+        Some("两次输入的新密码不一致".to_owned())
+    } else {
+        kaquan_core::auth::check_staff_password(&form.password).err()
+    };
+    if let Some(problem) = problem {
+        let mut response = render_password(&state, &authed, Some(problem));
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(response);
+    }
+    let update = kaquan_core::staff::StaffUpdate {
+        password_hash: Some(hash_password(&form.password).await?),
+        must_change_password: Some(false),
+        ..Default::default()
+    };
+    state
+        .store
+        .update_staff(authed.merchant_id(), authed.staff.id, &update)
+        .await?;
+    state
+        .store
+        .append_audit(&authed.audit(
+            "update_staff",
+            format!("staff={}", authed.staff.id),
+            "own password".into(),
+        ))
+        .await?;
+    Ok(Redirect::to("/login?changed=1").into_response())
 }

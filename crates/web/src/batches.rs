@@ -531,12 +531,82 @@ async fn batches_page(
         },
     )
     .await?;
+    let ids: Vec<i64> = list.items.iter().map(|b| b.id).collect();
+    let counts = state
+        .store
+        .batch_card_counts(authed.merchant_id(), &ids)
+        .await?;
+    let rows = list
+        .items
+        .into_iter()
+        .zip(counts)
+        .map(|(batch, counts)| BatchRow {
+            counts: CountsView::from(counts),
+            batch,
+        })
+        .collect();
+    let view = BatchesView {
+        rows,
+        total: list.total,
+        page: list.page,
+        page_size: list.page_size,
+    };
     Ok(render(
         &state,
         "batches.html",
         &Page::new("批次", &authed).with_message(query.msg),
-        list,
+        view,
     ))
+}
+
+/// A batch's cards by state, as the console shows them.
+#[derive(Serialize)]
+struct CountsView {
+    inactive: i64,
+    active: i64,
+    used: i64,
+    voided: i64,
+    /// Activated: sold and in circulation (active or used).
+    activated: i64,
+}
+
+impl From<kaquan_core::batch::BatchCardCounts> for CountsView {
+    fn from(c: kaquan_core::batch::BatchCardCounts) -> Self {
+        Self {
+            inactive: c.inactive,
+            active: c.active,
+            used: c.used,
+            voided: c.voided,
+            activated: c.active + c.used,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BatchRow {
+    batch: BatchDto,
+    counts: CountsView,
+}
+
+#[derive(Serialize)]
+struct BatchesView {
+    rows: Vec<BatchRow>,
+    total: i64,
+    page: i64,
+    page_size: i64,
+}
+
+/// 批次 page: the print shop's hub.
+#[derive(Serialize)]
+struct BatchView {
+    b: BatchDto,
+    numbering_label: &'static str,
+    charset_label: &'static str,
+    source_label: &'static str,
+    counts: CountsView,
+    goods: Vec<String>,
+    /// Why QR codes exported now would not open on a phone.
+    qr_problem: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -681,12 +751,45 @@ async fn batch_page(
     authed: Authed,
     Path(batch_id): Path<i64>,
 ) -> PageResult {
-    let batch = load_batch(&state, &authed, batch_id).await?;
+    let b = load_batch(&state, &authed, batch_id).await?;
+    let m = authed.merchant_id();
+    let batch = state.store.get_batch(m, batch_id).await?;
+    let counts = state
+        .store
+        .batch_card_counts(m, &[batch_id])
+        .await?
+        .remove(0);
+    // 对应商品 as the batch's first card has them (a batch is made with one set).
+    let first = kaquan_core::card::CardFilter {
+        batch_id: Some(batch_id),
+        ..Default::default()
+    };
+    let goods = match state
+        .store
+        .list_cards(m, &first, ListPage::new(Some(1), Some(1)))
+        .await?
+        .first()
+    {
+        Some(card) => state.store.goods_of_card(m, card.id).await?,
+        None => Vec::new(),
+    };
+    let view = BatchView {
+        numbering_label: batch.numbering.label_zh(),
+        charset_label: batch.password_charset.label_zh(),
+        source_label: match batch.source {
+            kaquan_core::batch::BatchSource::Generated => "系统生成",
+            kaquan_core::batch::BatchSource::Imported => "导入",
+        },
+        counts: CountsView::from(counts),
+        goods: goods.into_iter().map(|g| g.name).collect(),
+        qr_problem: crate::exports::public_url_problem(&state.public_url),
+        b,
+    };
     Ok(render(
         &state,
         "batch.html",
-        &Page::new(&format!("批次 {}", batch.id), &authed),
-        batch,
+        &Page::new(&format!("批次 {}", batch_id), &authed),
+        view,
     ))
 }
 

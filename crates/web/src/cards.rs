@@ -233,7 +233,7 @@ pub struct CardDto {
 }
 
 impl CardDto {
-    fn new(card: &Card, now: i64) -> Self {
+    pub fn new(card: &Card, now: i64) -> Self {
         Self {
             id: card.id,
             batch_id: card.batch_id,
@@ -588,7 +588,27 @@ async fn export(
     );
     audit.n_affected = n;
     state.store.append_audit(&audit).await?;
-    exports::stream_file(&path, &kind.file_name(), kind.content_type()).await
+    let name = export_file_name(state, authed, kind, with_secrets, &filter).await?;
+    exports::stream_file(&path, &name, kind.content_type()).await
+}
+
+/// What an export's file is called: by what it holds, its batch and the day.
+pub(crate) async fn export_file_name(
+    state: &AppState,
+    authed: &Authed,
+    kind: ExportKind,
+    with_secrets: bool,
+    filter: &CardFilter,
+) -> ApiResult<String> {
+    let batch = match filter.batch_id {
+        Some(id) => Some(state.store.get_batch(authed.merchant_id(), id).await?),
+        None => None,
+    };
+    Ok(kind.file_name(
+        with_secrets,
+        batch.as_ref().map(|b| (b.id, b.name.as_str())),
+        crate::now(),
+    ))
 }
 
 // ---- console ----------------------------------------------------------------
@@ -601,6 +621,8 @@ struct CardsView {
     everything: bool,
     /// So many cards that the export buttons start background exports.
     background_exports: bool,
+    /// Why QR codes exported now would not open on a phone.
+    qr_problem: Option<&'static str>,
     background_rows: i64,
     filter_query: String,
     distributors: Vec<(i64, String)>,
@@ -608,6 +630,9 @@ struct CardsView {
     ops: Vec<(&'static str, &'static str)>,
     n_pages: i64,
     goods: Vec<(i64, String)>,
+    batches: Vec<(i64, String)>,
+    /// 对应商品 of each listed card, by card id.
+    card_goods: std::collections::HashMap<String, String>,
 }
 
 async fn cards_page(
@@ -638,8 +663,38 @@ async fn cards_page(
         .into_iter()
         .map(|g| (g.id, g.name))
         .collect();
+    let m = authed.merchant_id();
+    let (batches, _) = state
+        .store
+        .list_batches(
+            m,
+            ListPage::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX)),
+        )
+        .await?;
+    let ids: Vec<i64> = list.items.iter().map(|c| c.id).collect();
+    let mut card_goods = std::collections::HashMap::<String, String>::new();
+    for (card_id, name) in state.store.goods_names_of_cards(m, &ids).await? {
+        let names = card_goods.entry(card_id.to_string()).or_default();
+        if !names.is_empty() {
+            names.push('、');
+        }
+        names.push_str(&name);
+    }
+    let mut batches: Vec<(i64, String)> = batches
+        .into_iter()
+        .map(|b| (b.id, format!("{} · {}", b.id, b.name)))
+        .collect();
+    // A batch older than the drop-down's still shows as chosen.
+    if let Ok(Some(id)) = int_field(&filter.batch_id, "批次号") {
+        if !batches.iter().any(|(b, _)| *b == id) {
+            batches.push((id, id.to_string()));
+        }
+    }
     let view = CardsView {
+        batches,
+        card_goods,
         background_exports: list.total > crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
+        qr_problem: crate::exports::public_url_problem(&state.public_url),
         background_rows: crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
         list,
         filter_query: filter.query_string(),
@@ -687,17 +742,49 @@ async fn card_op_form(
     authed.check_form_csrf(&form.csrf)?;
     let op = CardOp::parse(&form.op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
     let filter = form.filter_form().into_target()?;
+    let passed_over = passed_over(&state, &authed, &filter, op).await?;
     let n = apply_op(&state, &authed, &filter, op).await?;
-    Ok(back_to_cards(
-        &form.filter_form(),
-        &format!("{}：共 {n} 张卡", op.label_zh()),
-    ))
+    let mut message = format!("{}：共 {n} 张卡", op.label_zh());
+    for reason in passed_over {
+        message.push('；');
+        message.push_str(&reason);
+    }
+    Ok(back_to_cards(&form.filter_form(), &message))
+}
+
+/// The cards of `filter` an operation will pass over, by state, and why
+/// (counted just before it runs, for the console's message).
+async fn passed_over(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilter,
+    op: CardOp,
+) -> ApiResult<Vec<String>> {
+    let mut reasons = Vec::new();
+    for card_state in CardState::ALL {
+        if op.from_states().contains(&card_state) || filter.state.is_some_and(|s| s != card_state) {
+            continue;
+        }
+        let in_state = CardFilter {
+            state: Some(card_state),
+            ..filter.clone()
+        };
+        let count = state
+            .store
+            .count_cards(authed.merchant_id(), &in_state)
+            .await?;
+        reasons.extend(op.passed_over(card_state, count));
+    }
+    Ok(reasons)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SingleOpForm {
     csrf: String,
+    /// `store` or `phone`: back to 到店提货 / 电话提货, which offered the button.
+    #[serde(default)]
+    back: String,
 }
 
 async fn single_card_op_form(
@@ -719,23 +806,27 @@ async fn single_card_op_form(
         ..Default::default()
     };
     let n = apply_op(&state, &authed, &filter, op).await?;
+    let message = format!(
+        "卡 {}：{}{}",
+        card.number,
+        op.label_zh(),
+        if n == 1 {
+            "成功"
+        } else {
+            "未执行（状态不符）"
+        }
+    );
+    if matches!(form.back.as_str(), "store" | "phone") {
+        return Ok(crate::forms::redirect_with(
+            &format!("/pickup/{}", form.back),
+            &message,
+        ));
+    }
     let form = CardFilterForm {
         number: card.number.clone(),
         ..Default::default()
     };
-    Ok(back_to_cards(
-        &form,
-        &format!(
-            "卡 {}：{}{}",
-            card.number,
-            op.label_zh(),
-            if n == 1 {
-                "成功"
-            } else {
-                "未执行（状态不符）"
-            }
-        ),
-    ))
+    Ok(back_to_cards(&form, &message))
 }
 
 with_card_filter! {

@@ -364,7 +364,7 @@ async fn erp_view(
     Ok(render(
         state,
         "erp.html",
-        &Page::new("ERP 参数", authed).with_message(message),
+        &Page::settings("ERP 参数", authed).with_message(message),
         minijinja::context! { settings => ErpSettingsDto::new(settings.as_ref()), pushes => pushes },
     ))
 }

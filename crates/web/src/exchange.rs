@@ -209,7 +209,7 @@ async fn centre_view(
     let (signed_in, customer_label, balance_yuan, csrf) = match &authed.0 {
         Some((session, customer)) => (
             true,
-            customer.label(),
+            customer.greeting(),
             format_yuan(customer.balance_fen),
             session.csrf_token.clone(),
         ),
@@ -381,10 +381,23 @@ struct StatementLine {
     what: String,
 }
 
-/// A statement line for people: signed yuan amounts and what caused the change.
-fn statement_line(t: &kaquan_core::ledger::LedgerTransaction) -> StatementLine {
+/// A statement line for people: signed yuan amounts and what caused the
+/// change (a redemption names the card's or code's name, from `names`).
+fn statement_line(
+    t: &kaquan_core::ledger::LedgerTransaction,
+    names: &[(i64, String)],
+) -> StatementLine {
+    let code_id = t
+        .reference
+        .strip_prefix("code:")
+        .and_then(|id| id.parse::<i64>().ok());
     let what = match t.kind {
-        kaquan_core::ledger::TransactionKind::Redeem => "兑换码兑换".to_owned(),
+        kaquan_core::ledger::TransactionKind::Redeem => {
+            match names.iter().find(|(id, _)| Some(*id) == code_id) {
+                Some((_, name)) => format!("兑换「{name}」"),
+                None => "兑换码兑换".to_owned(),
+            }
+        }
         kaquan_core::ledger::TransactionKind::Spend => format!("消费（订单 {}）", t.reference),
         kaquan_core::ledger::TransactionKind::Refund => {
             format!(
@@ -440,11 +453,19 @@ async fn balance_page(
         .list_statement(merchant_id, customer.id, page)
         .await?;
     let settings = cached_settings(&state, merchant_id).await?;
+    let code_ids: Vec<i64> = lines
+        .iter()
+        .filter_map(|t| t.reference.strip_prefix("code:")?.parse().ok())
+        .collect();
+    let names = state
+        .store
+        .template_names_of_codes(merchant_id, &code_ids)
+        .await?;
     let view = BalanceView {
         merchant_id,
         centre_name: settings.centre_name,
         balance_yuan: format_yuan(customer.balance_fen),
-        lines: lines.iter().map(statement_line).collect(),
+        lines: lines.iter().map(|t| statement_line(t, &names)).collect(),
         total,
         page: page.page,
         pages: (total + page.page_size - 1) / page.page_size,

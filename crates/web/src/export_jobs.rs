@@ -57,6 +57,8 @@ pub struct ExportJob {
     merchant_id: i64,
     staff_id: i64,
     kind: ExportKind,
+    /// The download's name (what it holds, its batch, the day).
+    file_name: String,
     n_total: i64,
     n_done: AtomicI64,
     outcome: Mutex<Outcome>,
@@ -154,7 +156,7 @@ fn export_kind(kind: &str, format: Option<&str>, image: Option<&str>) -> ApiResu
 
 /// How an export stands, on the wire.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"export_id": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "state": "running", "n_done": 40000, "n_total": 100000, "file_name": "cards-12.xlsx", "message": null, "status_url": "/api/v1/exports/9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "download_url": null, "expires_at": 1795000000}))]
+#[schema(example = json!({"export_id": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "state": "running", "n_done": 40000, "n_total": 100000, "file_name": "卡券数据-中秋提货卡-批次12-20261201.xlsx", "message": null, "status_url": "/api/v1/exports/9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c", "download_url": null, "expires_at": 1795000000}))]
 pub struct ExportJobDto {
     pub export_id: String,
     /// `running`, `ready` or `failed`.
@@ -186,7 +188,7 @@ impl ExportJobDto {
             state,
             n_done: job.n_done.load(Ordering::Relaxed),
             n_total: job.n_total,
-            file_name: job.kind.file_name(),
+            file_name: job.file_name.clone(),
             message,
             status_url: format!("/api/v1/exports/{}", job.id),
             download_url: (outcome == Outcome::Ready)
@@ -218,11 +220,14 @@ pub async fn start_export(
         .await?;
     let now = crate::now();
     state.export_jobs.sweep(now);
+    let file_name =
+        crate::cards::export_file_name(state, authed, kind, with_secrets, &filter).await?;
     let job = Arc::new(ExportJob {
         id: kaquan_core::secrets::random_token_hex(16),
         merchant_id: authed.merchant_id(),
         staff_id: authed.staff.id,
         kind,
+        file_name,
         n_total,
         n_done: AtomicI64::new(0),
         outcome: Mutex::new(Outcome::Running),
@@ -302,8 +307,7 @@ async fn get_export_file(
     let job = state.export_jobs.get(&export_id, &authed)?;
     match job.outcome() {
         Outcome::Ready => {
-            exports::stream_kept_file(&job.path, &job.kind.file_name(), job.kind.content_type())
-                .await
+            exports::stream_kept_file(&job.path, &job.file_name, job.kind.content_type()).await
         }
         Outcome::Running => Err(ApiError::malformed(
             StatusCode::CONFLICT,

@@ -116,6 +116,27 @@ pub fn escape_formula(text: &str) -> String {
 }
 
 /// What a card's QR code holds: its pickup/redeem page with the number filled in.
+/// Why QR codes made with this public address would not open on a
+/// customer's phone: a loopback or private address, or none that is an
+/// address at all. `None` for a public IP or a domain name.
+pub fn public_url_problem(public_url: &str) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(public_url) else {
+        return Some("公网地址不是有效的网址");
+    };
+    match url.host() {
+        None => Some("公网地址不是有效的网址"),
+        Some(url::Host::Domain(name)) => {
+            let name = name.to_ascii_lowercase();
+            (name == "localhost" || name.ends_with(".localhost") || !name.contains('.'))
+                .then_some("公网地址是本机或内网的名字，顾客的手机打不开")
+        }
+        Some(url::Host::Ipv4(ip)) => (!kaquan_core::webhook::is_public_address(ip.into()))
+            .then_some("公网地址是本机或内网地址，顾客的手机打不开"),
+        Some(url::Host::Ipv6(ip)) => (!kaquan_core::webhook::is_public_address(ip.into()))
+            .then_some("公网地址是本机或内网地址，顾客的手机打不开"),
+    }
+}
+
 pub fn qr_content(public_url: &str, merchant_id: i64, number: &str) -> String {
     format!("{public_url}/m/{merchant_id}/redeem?number={number}")
 }
@@ -234,6 +255,51 @@ fn xlsx_err(error: rust_xlsxwriter::XlsxError) -> ApiError {
     ApiError::Internal(format!("xlsx: {error}"))
 }
 
+/// Writes the card rows `receiver` hands over to an xlsx file at `path`,
+/// with 卡序号, 面值 and 批次号 as number cells so Excel sums and sorts them.
+fn write_xlsx(
+    headers: &[&str],
+    receiver: std::sync::mpsc::Receiver<Vec<Vec<String>>>,
+    path: &Path,
+) -> ApiResult<()> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(xlsx_err)?;
+    sheet.set_name("卡券").map_err(xlsx_err)?;
+    for (c, h) in headers.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    }
+    // 卡序号, 面值 and 批次号 are numbers, so Excel sums and sorts them.
+    let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
+    let plain = rust_xlsxwriter::Format::new();
+    let numeric: Vec<Option<&rust_xlsxwriter::Format>> = headers
+        .iter()
+        .map(|h| match *h {
+            "卡券面值(元)" => Some(&money),
+            "卡序号" | "批次号" => Some(&plain),
+            _ => None,
+        })
+        .collect();
+    let mut next_row = 1u32;
+    for page in receiver {
+        for cells in page {
+            for (c, cell) in cells.iter().enumerate() {
+                let number = numeric[c].and_then(|f| Some((cell.parse::<f64>().ok()?, f)));
+                match number {
+                    Some((n, format)) => sheet
+                        .write_number_with_format(next_row, c as u16, n, format)
+                        .map(|_| ()),
+                    None => sheet.write_string(next_row, c as u16, cell).map(|_| ()),
+                }
+                .map_err(xlsx_err)?;
+            }
+            next_row += 1;
+        }
+    }
+    workbook.save(path).map_err(xlsx_err)
+}
+
 /// Writes the cards to `path`; returns how many were written.
 pub async fn export_cards(
     request: &ExportRequest<'_>,
@@ -258,28 +324,7 @@ pub async fn export_cards(
                 std::sync::mpsc::sync_channel::<Vec<Vec<String>>>(EXPORT_PAGES_AHEAD);
             let headers = headers(request.with_secrets);
             let path = path.to_owned();
-            let writer = tokio::task::spawn_blocking(move || -> ApiResult<()> {
-                let mut workbook = rust_xlsxwriter::Workbook::new();
-                let sheet = workbook
-                    .add_worksheet_with_constant_memory()
-                    .map_err(xlsx_err)?;
-                sheet.set_name("卡券").map_err(xlsx_err)?;
-                for (c, h) in headers.iter().enumerate() {
-                    sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
-                }
-                let mut next_row = 1u32;
-                for page in receiver {
-                    for cells in page {
-                        for (c, cell) in cells.iter().enumerate() {
-                            sheet
-                                .write_string(next_row, c as u16, cell)
-                                .map_err(xlsx_err)?;
-                        }
-                        next_row += 1;
-                    }
-                }
-                workbook.save(&path).map_err(xlsx_err)
-            });
+            let writer = tokio::task::spawn_blocking(move || write_xlsx(&headers, receiver, &path));
             let n = for_each_page(
                 request,
                 (CellWriter::new(request), sender),
@@ -653,6 +698,29 @@ pub fn temp_export_path(extension: &str) -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_public_address_makes_qr_codes_that_open_on_a_phone() {
+        use super::public_url_problem;
+        for ok in [
+            "https://card.example.com",
+            "http://36.110.1.2:8080",
+            "https://卡券.中国",
+        ] {
+            assert_eq!(public_url_problem(ok), None, "{ok}");
+        }
+        for dead in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://192.168.1.5",
+            "http://10.0.0.2",
+            "http://[::1]:8080",
+            "http://shop-server",
+            "not a url",
+        ] {
+            assert!(public_url_problem(dead).is_some(), "{dead}");
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -704,11 +772,31 @@ impl ExportKind {
         }
     }
 
-    pub fn file_name(self) -> String {
-        match self {
-            Self::Cards(_) => format!("卡券导出.{}", self.extension()),
-            Self::QrCodes(_) => "卡号二维码.zip".to_owned(),
+    /// The file's name says what it holds: `卡号密码-588卡-批次3-20261201.xlsx`,
+    /// `卡券数据-…`, `二维码-….zip` (the batch's name and id when the
+    /// export is of one batch; the day it was made).
+    pub fn file_name(self, with_secrets: bool, batch: Option<(i64, &str)>, now: i64) -> String {
+        let what = match self {
+            Self::Cards(_) if with_secrets => "卡号密码",
+            Self::Cards(_) => "卡券数据",
+            Self::QrCodes(_) => "二维码",
+        };
+        let mut name = what.to_owned();
+        if let Some((id, batch_name)) = batch {
+            let safe: String = batch_name
+                .chars()
+                .filter(|c| !c.is_control() && !r#"/\:*?"<>|"#.contains(*c))
+                .map(|c| if c.is_whitespace() { '_' } else { c })
+                .take(40)
+                .collect();
+            if !safe.is_empty() {
+                name.push('-');
+                name.push_str(&safe);
+            }
+            name.push_str(&format!("-批次{id}"));
         }
+        let day = format_date(now).replace('-', "");
+        format!("{name}-{day}.{}", self.extension())
     }
 
     /// The audit log's name for this export.

@@ -6,9 +6,11 @@
 //! view structs) live here and only here derive serde.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod batches;
 pub mod cache;
+pub mod card_page;
 pub mod card_sales;
 pub mod cards;
 pub mod codes;
@@ -23,10 +25,13 @@ pub mod extract;
 pub mod forms;
 pub mod giftcards;
 pub mod goods;
+pub mod home;
 pub mod images;
 pub mod lists;
+pub mod nav;
 pub mod open_api;
 pub mod openapi;
+pub mod order_pages;
 pub mod orders;
 pub mod outbox;
 pub mod pages;
@@ -212,13 +217,17 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(auth::router())
+        .merge(home::router())
         .merge(batches::router())
         .merge(cards::router())
+        .merge(card_page::router())
         .merge(export_jobs::router())
         .merge(people::router())
+        .merge(audit::router())
         .merge(goods::router())
         .merge(pickup::router())
         .merge(orders::router())
+        .merge(order_pages::router())
         .merge(pickup_settings::router())
         .merge(open_api::router())
         .merge(card_sales::router())
@@ -235,6 +244,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)
         .method_not_allowed_fallback(extract::unknown_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::frame_errors,
+        ))
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .layer(compression_layer())
         .with_state(state)

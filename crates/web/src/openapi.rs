@@ -398,9 +398,12 @@ fn describe_pickups<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>
             .json::<crate::people::RoleRequest>()
             .empty(204, "Changed"),
         "list_audit_log" => io
-            .query::<crate::lists::PageQuery>()
-            .answers_page::<crate::people::AuditDto>("The audit log, newest first"),
-        "list_deleted_cards" => io.answers::<crate::people::DeletedCardsDto>(200, "The numbers"),
+            .query::<crate::audit::AuditQuery>()
+            .answers_page::<crate::audit::AuditDto>("The audit log, newest first"),
+        "export_audit_log" => io
+            .query::<crate::audit::AuditQuery>()
+            .file("The filtered audit log, newest first", &[XLSX]),
+        "list_deleted_cards" => io.answers::<crate::audit::DeletedCardsDto>(200, "The numbers"),
         _ => return Err(io),
     })
 }
@@ -612,7 +615,8 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/roles", "list_roles", "Roles and their permissions", "staff.manage"),
     ("post", "/api/v1/roles", "create_role", "Add a role", "staff.manage"),
     ("put", "/api/v1/roles/{role_id}", "update_role", "Change a role's label and permissions", "staff.manage"),
-    ("get", "/api/v1/audit-log", "list_audit_log", "The audit log, newest first, paged", "audit.view"),
+    ("get", "/api/v1/audit-log", "list_audit_log", "The audit log, newest first, paged; filtered by actor, action, text (a card or order number) and dates", "audit.view"),
+    ("get", "/api/v1/audit-log/export", "export_audit_log", "The filtered audit log as xlsx (操作日志导出), at most 100000 rows", "audit.view"),
     ("get", "/api/v1/audit-log/{audit_id}/deleted-cards", "list_deleted_cards", "The card numbers one delete removed", "audit.view"),
     ("get", "/api/v1/giftcard-settings", "get_giftcard_settings", "礼品卡设置", "giftcards.manage"),
     ("put", "/api/v1/giftcard-settings", "update_giftcard_settings", "Change 礼品卡设置 (activity switch, personal-centre entry, attempt limit, centre name, share title, description, phone login)", "giftcards.manage"),

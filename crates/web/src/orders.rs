@@ -3,15 +3,13 @@
 //! nothing), the xlsx export, carriers (物流配置) and 提货设置.
 
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult, RowErrorDto};
+use crate::error::{ApiError, ApiResult};
 use crate::exports::{self, escape_formula};
-use crate::extract::{Form, Json, Multipart, Path, Query};
-use crate::forms::CsrfForm;
-use crate::pages::{render, Page, PageResult};
+use crate::extract::{Json, Multipart, Path, Query};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
@@ -37,11 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orders/ship-import", post(import_shipments))
         .route("/api/v1/orders/export", get(export_orders))
         .route("/api/v1/carriers", get(list_carriers).post(create_carrier))
-        .route("/orders", get(orders_page))
-        .route("/orders/{order_id}/ship", post(ship_order_form))
-        .route("/orders/{order_id}/cancel", post(cancel_order_form))
-        .route("/orders/ship-import", post(import_shipments_form))
-        .route("/orders/{order_id}", get(order_page))
 }
 
 /// An order as staff see it; personal data masked without the permission.
@@ -125,11 +118,12 @@ pub struct OrderQuery {
         example = "pending"
     )]
     pub status: String,
-    /// `today`, `tomorrow`, `day_after` (to ship, by appointment date) or
-    /// `shipped_today`, `shipped_yesterday`.
+    /// `today`, `tomorrow`, `day_after` (to ship, by appointment date),
+    /// `overdue` (逾期待发: due before today, not shipped), `placed_today`,
+    /// `placed_yesterday` (by order date), `shipped_today`, `shipped_yesterday`.
     #[serde(default)]
     #[param(
-        pattern = "^(|today|tomorrow|day_after|shipped_today|shipped_yesterday)$",
+        pattern = "^(|today|tomorrow|day_after|overdue|placed_today|placed_yesterday|shipped_today|shipped_yesterday)$",
         example = "tomorrow"
     )]
     pub quick: String,
@@ -230,6 +224,17 @@ impl OrderQuery {
             "today" => to_ship(0, &mut filter),
             "tomorrow" => to_ship(1, &mut filter),
             "day_after" => to_ship(2, &mut filter),
+            "overdue" => {
+                filter.status = Some(OrderStatus::Pending);
+                filter.due_before = crate::home::DayFilters::at(now).overdue.due_before;
+            }
+            "placed_today" => {
+                filter.created_from = Some(start_of_day(today));
+            }
+            "placed_yesterday" => {
+                filter.created_from = Some(start_of_day(today - Duration::days(1)));
+                filter.created_until = Some(end_of_day(today - Duration::days(1)));
+            }
             "shipped_today" | "shipped_yesterday" => {
                 let day = if self.quick.trim() == "shipped_today" {
                     today
@@ -242,6 +247,8 @@ impl OrderQuery {
             }
             _ => return Err(ApiError::invalid("未知的快捷筛选")),
         }
+        // 待发 is worked through by due date, the soonest first.
+        filter.soonest_due_first = filter.status == Some(OrderStatus::Pending);
         Ok(filter)
     }
 }
@@ -251,7 +258,7 @@ pub type OrderListQuery = OrderQuery;
 
 pub type OrderListDto = crate::lists::ListDto<OrderDto>;
 
-async fn load_orders(
+pub(crate) async fn load_orders(
     state: &AppState,
     authed: &Authed,
     query: &OrderQuery,
@@ -299,7 +306,7 @@ async fn get_order(
     )))
 }
 
-async fn cancel(state: &AppState, authed: &Authed, order_id: i64) -> ApiResult<()> {
+pub(crate) async fn cancel(state: &AppState, authed: &Authed, order_id: i64) -> ApiResult<()> {
     authed.require(Permission::OrdersManage)?;
     let audit = authed.audit("cancel_order", format!("order={order_id}"), String::new());
     state
@@ -382,7 +389,11 @@ async fn validate_shipments(
     Ok(shipments)
 }
 
-async fn ship(state: &AppState, authed: &Authed, rows: &[(usize, ShipmentDto)]) -> ApiResult<i64> {
+pub(crate) async fn ship(
+    state: &AppState,
+    authed: &Authed,
+    rows: &[(usize, ShipmentDto)],
+) -> ApiResult<i64> {
     authed.require(Permission::OrdersManage)?;
     let shipments = validate_shipments(state, authed, rows).await?;
     if shipments.is_empty() {
@@ -432,7 +443,10 @@ async fn ship_orders(
 }
 
 /// Reads a filled shipping file: header row, then 订单号, 物流公司, 运单号.
-fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, ShipmentDto)>> {
+pub(crate) fn parse_shipping_file(
+    file_name: &str,
+    bytes: &[u8],
+) -> ApiResult<Vec<(usize, ShipmentDto)>> {
     let mut rows = crate::tables::parse_rows(file_name, bytes, 3)?.into_iter();
     let Some((_, header)) = rows.next() else {
         return Err(ApiError::invalid("文件是空的"));
@@ -487,7 +501,7 @@ fn parse_shipping_file(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, S
     Ok(out)
 }
 
-async fn read_file(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>, String)> {
+pub(crate) async fn read_file(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>, String)> {
     let (mut name, mut bytes, mut csrf) = (String::new(), Vec::new(), String::new());
     while let Some(field) = multipart
         .next_field()
@@ -607,7 +621,10 @@ async fn export_orders(
     workbook.save(&path).map_err(xlsx_err)?;
     let mut audit = authed.audit(
         "export_orders",
-        format!("{:?}", filter.status.map(|s| s.code())),
+        filter
+            .status
+            .map(|s| format!("status={}", s.code()))
+            .unwrap_or_default(),
         String::new(),
     );
     audit.n_affected = n;
@@ -678,194 +695,4 @@ async fn create_carrier(
 #[schema(example = json!({"name": "同城闪送"}))]
 pub struct CarrierDto {
     pub name: String,
-}
-
-// ---- console ----------------------------------------------------------------
-
-#[derive(Serialize)]
-struct OrdersView {
-    list: OrderListDto,
-    query: OrderQuery,
-    query_string: String,
-    carriers: Vec<String>,
-    channels: Vec<(&'static str, &'static str)>,
-    rows: Vec<RowErrorDto>,
-    error: Option<String>,
-}
-
-async fn orders_view(
-    state: &AppState,
-    authed: &Authed,
-    query: OrderQuery,
-    page: Option<&str>,
-) -> ApiResult<OrdersView> {
-    let list = load_orders(state, authed, &query, page).await?;
-    Ok(OrdersView {
-        list,
-        query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
-        query,
-        carriers: all_carriers(state, authed.merchant_id()).await?,
-        channels: Channel::ALL
-            .iter()
-            .map(|c| (c.code(), c.label_zh()))
-            .collect(),
-        rows: Vec::new(),
-        error: None,
-    })
-}
-
-async fn orders_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Query(query): Query<OrderListQuery>,
-) -> PageResult {
-    let page = query.page.clone();
-    let view = orders_view(&state, &authed, query.clone(), page.as_deref()).await?;
-    Ok(render(
-        &state,
-        "orders.html",
-        &Page::new("订单列表", &authed).with_message(query.msg),
-        view,
-    ))
-}
-
-/// The pending orders, with a message and the orders an action failed on
-/// (their id in `line`), as 电子面单发货 shows its outcome.
-pub(crate) async fn pending_orders_page(
-    state: &AppState,
-    authed: &Authed,
-    rows: Vec<RowErrorDto>,
-    message: Option<String>,
-) -> ApiResult<Response> {
-    let query = OrderQuery {
-        status: "pending".into(),
-        ..Default::default()
-    };
-    let mut view = orders_view(state, authed, query, None).await?;
-    view.rows = rows;
-    Ok(render(
-        state,
-        "orders.html",
-        &Page::new("订单列表", authed).with_message(message),
-        view,
-    ))
-}
-
-fn back_to_orders(message: &str) -> Response {
-    let msg =
-        serde_urlencoded::to_string([("msg", message), ("status", "pending")]).unwrap_or_default();
-    Redirect::to(&format!("/orders?{msg}")).into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShipForm {
-    csrf: String,
-    carrier: String,
-    tracking_number: String,
-}
-
-async fn ship_order_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(order_id): Path<i64>,
-    Form(form): Form<ShipForm>,
-) -> PageResult {
-    authed.check_form_csrf(&form.csrf)?;
-    let row = ShipmentDto {
-        order_id,
-        carrier: form.carrier,
-        tracking_number: form.tracking_number,
-    };
-    match ship(&state, &authed, &[(1, row)]).await {
-        Ok(_) => Ok(back_to_orders(&format!("订单 {order_id} 已发货"))),
-        Err(ApiError::ImportRows(rows)) => Ok(back_to_orders(&format!(
-            "订单 {order_id} 未发货：{}",
-            rows[0].message
-        ))),
-        Err(error) => Err(error.into()),
-    }
-}
-
-async fn cancel_order_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(order_id): Path<i64>,
-    Form(form): Form<CsrfForm>,
-) -> PageResult {
-    authed.check_form_csrf(&form.csrf)?;
-    cancel(&state, &authed, order_id).await?;
-    Ok(back_to_orders(&format!(
-        "订单 {order_id} 已取消，卡可以重新提货"
-    )))
-}
-
-async fn import_shipments_form(
-    State(state): State<AppState>,
-    authed: Authed,
-    multipart: Multipart,
-) -> PageResult {
-    let (name, bytes, csrf) = read_file(multipart).await?;
-    authed.check_form_csrf(&csrf)?;
-    let result = match crate::off_runtime(move || parse_shipping_file(&name, &bytes)).await? {
-        Ok(rows) => ship(&state, &authed, &rows).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(n) => Ok(back_to_orders(&format!("批量发货：共 {n} 个订单"))),
-        Err(error) => {
-            let mut view = orders_view(
-                &state,
-                &authed,
-                OrderQuery {
-                    status: "pending".into(),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await?;
-            view.error = Some(error.public_message());
-            if let ApiError::ImportRows(rows) = &error {
-                view.rows = rows
-                    .iter()
-                    .map(|r| RowErrorDto {
-                        line: r.line,
-                        message: r.message.clone(),
-                    })
-                    .collect();
-            }
-            let mut response = render(&state, "orders.html", &Page::new("订单列表", &authed), view);
-            *response.status_mut() = error.status();
-            Ok(response)
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct OrderView {
-    order: OrderDto,
-    carriers: Vec<String>,
-}
-
-/// One order with every detail (订单详情).
-async fn order_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(order_id): Path<i64>,
-) -> PageResult {
-    authed.require(Permission::OrdersManage)?;
-    let order = state
-        .store
-        .get_order(authed.merchant_id(), order_id)
-        .await?;
-    let view = OrderView {
-        order: OrderDto::new(&order, authed.can(Permission::PersonalDataView)),
-        carriers: all_carriers(&state, authed.merchant_id()).await?,
-    };
-    Ok(render(
-        &state,
-        "order.html",
-        &Page::new(&format!("订单 {order_id}"), &authed),
-        view,
-    ))
 }

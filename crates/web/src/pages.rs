@@ -10,6 +10,20 @@ use serde::Serialize;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    (
+        "pickup_fields.html",
+        include_str!("../templates/pickup_fields.html"),
+    ),
+    (
+        "account_password.html",
+        include_str!("../templates/account_password.html"),
+    ),
+    ("card.html", include_str!("../templates/card.html")),
+    (
+        "pickup_site.html",
+        include_str!("../templates/pickup_site.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
     ("cards.html", include_str!("../templates/cards.html")),
     ("export.html", include_str!("../templates/export.html")),
@@ -127,6 +141,10 @@ pub struct Page {
     pub csrf: String,
     pub permissions: Vec<&'static str>,
     pub message: Option<String>,
+    /// The menu this role sees.
+    pub nav: Vec<crate::nav::NavGroup>,
+    /// 全局设置's tabs, on its pages.
+    pub tabs: Vec<crate::nav::NavEntry>,
 }
 
 impl Page {
@@ -138,6 +156,8 @@ impl Page {
             csrf: String::new(),
             permissions: Vec::new(),
             message: None,
+            nav: Vec::new(),
+            tabs: Vec::new(),
         }
     }
 
@@ -149,6 +169,16 @@ impl Page {
             csrf: authed.csrf_token.clone(),
             permissions: authed.permissions.iter().map(|p| p.code()).collect(),
             message: None,
+            nav: crate::nav::menu_for(&authed.permissions),
+            tabs: Vec::new(),
+        }
+    }
+
+    /// A page of 全局设置: it shows the settings' tabs.
+    pub fn settings(title: &str, authed: &Authed) -> Self {
+        Self {
+            tabs: crate::nav::settings_tabs(&authed.permissions),
+            ..Self::new(title, authed)
         }
     }
 
@@ -176,18 +206,91 @@ pub fn error_page(error: &ApiError) -> Response {
 }
 
 /// An error as a small page; a customer's (`/m/…`) offers no way into the
-/// staff console.
+/// staff console. A console error page is marked ([`ConsoleError`]) so that
+/// [`frame_errors`] can show it inside the menu of whoever is signed in.
 pub fn error_page_for(error: &ApiError, customer: bool) -> Response {
     if let ApiError::Internal(cause) = error {
         tracing::error!(error = %cause, "console request failed");
     }
     let env = environment();
-    let page = Page::anonymous("出错了");
-    let html = env
-        .get_template("error.html")
-        .and_then(|t| t.render(minijinja::context! { page => page, v => minijinja::context! { message => error.public_message(), customer => customer } }))
-        .unwrap_or_else(|_| "出错了".into());
-    (error.status(), Html(html)).into_response()
+    let shown = ConsoleError {
+        message: error.public_message(),
+        forbidden: matches!(error, ApiError::Forbidden(_)),
+    };
+    let mut response = (
+        error.status(),
+        Html(error_html(
+            &env,
+            &Page::anonymous("出错了"),
+            &shown,
+            customer,
+        )),
+    )
+        .into_response();
+    if !customer {
+        response.extensions_mut().insert(shown);
+    }
+    response
+}
+
+fn error_html(
+    env: &minijinja::Environment<'_>,
+    page: &Page,
+    error: &ConsoleError,
+    customer: bool,
+) -> String {
+    let view = minijinja::context! {
+        message => error.message,
+        customer => customer,
+        forbidden => error.forbidden,
+    };
+    env.get_template("error.html")
+        .and_then(|t| t.render(minijinja::context! { page => page, v => view }))
+        .unwrap_or_else(|_| "出错了".into())
+}
+
+/// The error a console page answered with, as shown.
+#[derive(Clone)]
+pub struct ConsoleError {
+    message: String,
+    forbidden: bool,
+}
+
+/// Shows a console error page inside the header and menu of the staff
+/// member signed in, so that every page, errors included, keeps the way
+/// on (the menu, 首页, 退出).
+pub async fn frame_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (uri, headers) = (request.uri().clone(), request.headers().clone());
+    let response = next.run(request).await;
+    let Some(error) = response.extensions().get::<ConsoleError>().cloned() else {
+        return response;
+    };
+    let mut probe = axum::http::Request::new(());
+    *probe.uri_mut() = uri;
+    *probe.headers_mut() = headers;
+    let (mut parts, ()) = probe.into_parts();
+    let Ok(authed) = <Authed as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &state,
+    )
+    .await
+    else {
+        return response;
+    };
+    let html = error_html(
+        &state.templates,
+        &Page::new("出错了", &authed),
+        &error,
+        false,
+    );
+    let (mut response_parts, _) = response.into_parts();
+    response_parts
+        .headers
+        .remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(response_parts, axum::body::Body::from(html))
 }
 
 /// Console handlers return this so errors become pages, not JSON.

@@ -1,12 +1,10 @@
-//! Staff (管理员), roles with permission checkboxes, distributors (券商) and
-//! the audit log (操作日志).
+//! Staff (管理员), roles with permission checkboxes and distributors (券商).
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_chars, FormText};
 use crate::extract::{Form, Json, Path, Query};
 use crate::forms::{redirect_with, FormPairs, MsgQuery};
-use crate::lists::{ListDto, PageQuery};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -18,7 +16,6 @@ use kaquan_core::auth::{check_staff_password, check_username, Permission};
 use kaquan_core::clock::format_datetime;
 use kaquan_core::distributor::{Distributor, DistributorFields};
 use kaquan_core::staff::{NewStaff, Role, Staff, StaffUpdate};
-use kaquan_core::store::Page as ListPage;
 use kaquan_core::text::{
     is_too_long, CONTACT_CHARS_MAX, NAME_CHARS_MAX, PHONE_CHARS_MAX, REMARK_CHARS_MAX,
 };
@@ -38,11 +35,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/distributors/{distributor_id}",
             put(update_distributor),
         )
-        .route("/api/v1/audit-log", get(list_audit_log))
-        .route(
-            "/api/v1/audit-log/{audit_id}/deleted-cards",
-            get(list_deleted_cards),
-        )
         .route("/staff", get(staff_page).post(create_staff_form))
         .route("/staff/{staff_id}", post(update_staff_form))
         .route("/roles/{role_id}", post(update_role_form))
@@ -50,8 +42,6 @@ pub fn router() -> Router<AppState> {
             "/distributors",
             get(distributors_page).post(create_distributor_form),
         )
-        .route("/audit", get(audit_page))
-        .route("/audit/{audit_id}/deleted-cards", get(deleted_cards_page))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -141,6 +131,8 @@ pub async fn add_staff(
         phone: body.phone.trim().to_owned(),
         role_id: body.role_id,
         password_hash: crate::auth::hash_password(&body.password).await?,
+        // The admin chose it: the new staff member picks their own at sign-in.
+        must_change_password: true,
     };
     let staff = state
         .store
@@ -233,12 +225,16 @@ async fn change_staff(
         }
         None => None,
     };
+    // A password set for someone else is theirs to replace at sign-in;
+    // one's own new password is one's own.
+    let must_change_password = password_hash.as_ref().map(|_| staff_id != authed.staff.id);
     let update = StaffUpdate {
         name: body.name,
         phone: body.phone,
         role_id: body.role_id,
         password_hash,
         disabled: body.disabled,
+        must_change_password,
     };
     state
         .store
@@ -523,49 +519,6 @@ async fn update_distributor(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": 120, "actor": "owner", "action": "cards.void", "target": "批次 12", "detail": "作废 100 张", "n_affected": 100, "created_at": "2026-11-30 14:05:00"}))]
-pub struct AuditDto {
-    pub id: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub detail: String,
-    pub n_affected: i64,
-    pub created_at: String,
-}
-
-async fn load_audit(
-    state: &AppState,
-    authed: &Authed,
-    query: &PageQuery,
-) -> ApiResult<ListDto<AuditDto>> {
-    authed.require(Permission::AuditView)?;
-    let page = ListPage::new(query.page, query.page_size);
-    let (records, total) = state.store.list_audit(authed.merchant_id(), page).await?;
-    let items = records
-        .into_iter()
-        .map(|r| AuditDto {
-            id: r.id,
-            actor: r.entry.actor.label,
-            action: r.entry.action,
-            target: r.entry.target,
-            detail: r.entry.detail,
-            n_affected: r.entry.n_affected,
-            created_at: format_datetime(r.entry.created_at),
-        })
-        .collect();
-    Ok(ListDto::new(items, total, page))
-}
-
-async fn list_audit_log(
-    State(state): State<AppState>,
-    authed: Authed,
-    Query(query): Query<PageQuery>,
-) -> ApiResult<Json<ListDto<AuditDto>>> {
-    Ok(Json(load_audit(&state, &authed, &query).await?))
-}
-
 // ---- console ----------------------------------------------------------------
 
 #[derive(Serialize)]
@@ -657,6 +610,8 @@ struct StaffUpdateForm {
     csrf: String,
     role_id: Option<i64>,
     password: Option<String>,
+    /// The new password typed again (changing one's own asks for it twice).
+    password_again: Option<String>,
     disabled: Option<String>,
 }
 
@@ -667,6 +622,9 @@ async fn update_staff_form(
     Form(form): Form<StaffUpdateForm>,
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
+    if form.password_again.is_some() && form.password_again != form.password {
+        return Err(ApiError::invalid("两次输入的新密码不一致").into());
+    }
     let body = UpdateStaffRequest {
         role_id: form.role_id,
         password: form.password,
@@ -745,70 +703,5 @@ async fn create_distributor_form(
     Ok(redirect_with(
         "/distributors",
         &format!("已添加券商 {}", d.name),
-    ))
-}
-
-async fn audit_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Query(query): Query<MsgQuery>,
-) -> PageResult {
-    let list = load_audit(
-        &state,
-        &authed,
-        &PageQuery {
-            page: query.page,
-            page_size: None,
-        },
-    )
-    .await?;
-    Ok(render(
-        &state,
-        "audit.html",
-        &Page::new("操作日志", &authed),
-        list,
-    ))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"audit_id": 120, "numbers": ["880000000001", "880000000002"]}))]
-pub struct DeletedCardsDto {
-    pub audit_id: i64,
-    pub numbers: Vec<String>,
-}
-
-async fn load_deleted(
-    state: &AppState,
-    authed: &Authed,
-    audit_id: i64,
-) -> ApiResult<DeletedCardsDto> {
-    authed.require(Permission::AuditView)?;
-    let numbers = state
-        .store
-        .list_deleted_numbers(authed.merchant_id(), audit_id)
-        .await?;
-    Ok(DeletedCardsDto { audit_id, numbers })
-}
-
-/// The card numbers one delete removed (the audit log keeps them).
-async fn list_deleted_cards(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(audit_id): Path<i64>,
-) -> ApiResult<Json<DeletedCardsDto>> {
-    Ok(Json(load_deleted(&state, &authed, audit_id).await?))
-}
-
-async fn deleted_cards_page(
-    State(state): State<AppState>,
-    authed: Authed,
-    Path(audit_id): Path<i64>,
-) -> PageResult {
-    let view = load_deleted(&state, &authed, audit_id).await?;
-    Ok(render(
-        &state,
-        "deleted_cards.html",
-        &Page::new("已删除的卡", &authed),
-        view,
     ))
 }

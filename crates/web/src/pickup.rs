@@ -19,7 +19,8 @@ use kaquan_core::clock::{format_date, format_datetime};
 use kaquan_core::money::format_yuan;
 use kaquan_core::pickup::order::PickupOrder;
 use kaquan_core::pickup::redeem::{
-    self as redeem, CheckedCard, PickupRequest, RedeemError, Redeemer, Requester,
+    self as redeem, CheckedCard, PickupRefusal, PickupRequest, Reason, RedeemError, Redeemer,
+    Requester,
 };
 use kaquan_core::pickup::{Channel, Consignee, PickupSettings};
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
             get(lookup_page).post(lookup_form),
         )
         .route("/m/{merchant_id}/logo", get(serve_logo))
+        .route("/m/divisions.json", get(serve_divisions))
         .route("/pickup/{channel}", get(staff_page).post(staff_form))
         .route("/api/v1/pickups/check", post(check_pickup_card))
         .route("/api/v1/pickups", post(create_pickup))
@@ -46,7 +48,7 @@ pub const REFUSED_MESSAGE: &str = "卡号或密码错误，或该卡暂不能提
 impl From<RedeemError> for ApiError {
     fn from(error: RedeemError) -> Self {
         match error {
-            RedeemError::Refused => ApiError::invalid(REFUSED_MESSAGE),
+            RedeemError::Refused(_) => ApiError::invalid(REFUSED_MESSAGE),
             RedeemError::Locked {
                 retry_after_seconds,
             } => ApiError::TooManyAttempts {
@@ -196,7 +198,8 @@ pub struct PickupForm {
     #[serde(default)]
     #[schema(max_length = 32)]
     pub consignee: String,
-    /// 联系电话: 7–15 digits (spaces and `-` are dropped).
+    /// 手机号: a mainland mobile, 11 digits starting 1 then 3–9 (spaces,
+    /// `-` and a +86 prefix are dropped).
     #[serde(default)]
     #[schema(max_length = 20)]
     pub phone: String,
@@ -267,8 +270,37 @@ struct CustomerView {
     error: Option<String>,
     card: Option<CheckedCardDto>,
     asks_for_date: bool,
-    min_date: String,
+    date: DatePicker,
     form: PickupFormView,
+    /// Every batch's passwords are digits: phones offer the number pad.
+    digit_passwords: bool,
+}
+
+/// The appointment date picker as the mode allows it: its bounds, the
+/// blocked days, weekdays only, and the rule in words.
+#[derive(Serialize, Default)]
+struct DatePicker {
+    min: String,
+    max: Option<String>,
+    blocked: String,
+    weekdays_only: bool,
+    rule: String,
+}
+
+impl DatePicker {
+    fn of(settings: &PickupSettings) -> Self {
+        let today = kaquan_core::clock::parse_date(&format_date(crate::now()))
+            .expect("a formatted date parses");
+        let mode = &settings.appointment;
+        let (min, max) = mode.date_bounds(today);
+        Self {
+            min: min.to_string(),
+            max: max.map(|d| d.to_string()),
+            blocked: kaquan_core::pickup::format_blocked_dates(&settings.blocked_dates),
+            weekdays_only: *mode == kaquan_core::pickup::AppointmentMode::WeekdaysOnly,
+            rule: mode.rule_zh(today, &settings.blocked_dates),
+        }
+    }
 }
 
 /// What the customer typed, shown again after an error.
@@ -316,9 +348,28 @@ fn customer_view(merchant_id: i64, settings: &PickupSettings, number: &str) -> C
         error: None,
         card: None,
         asks_for_date: settings.appointment.asks_for_date(),
-        min_date: format_date(crate::now()),
+        date: DatePicker::of(settings),
         form: PickupFormView::default(),
+        digit_passwords: false,
     }
+}
+
+/// The 省/市/区县 table the address picker offers (`assets/DIVISIONS.md`),
+/// compiled into the binary: no CDN.
+const DIVISIONS: &str = include_str!("../assets/divisions.json");
+
+async fn serve_divisions() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        DIVISIONS,
+    )
+        .into_response()
 }
 
 async fn serve_logo(
@@ -364,11 +415,22 @@ async fn customer_page(
     Query(query): Query<NumberQuery>,
 ) -> PageResult {
     let settings = settings_of(&state, merchant_id).await?;
-    let view = customer_view(
+    let mut view = customer_view(
         merchant_id,
         &settings,
         query.number.as_deref().unwrap_or(""),
     );
+    let (batches, _) = state
+        .store
+        .list_batches(
+            merchant_id,
+            kaquan_core::store::Page::new(Some(1), Some(50)),
+        )
+        .await?;
+    view.digit_passwords = !batches.is_empty()
+        && batches
+            .iter()
+            .all(|b| b.password_charset == kaquan_core::batch::PasswordCharset::Digits);
     Ok(customer_render(&state, view, StatusCode::OK).await?)
 }
 
@@ -400,11 +462,57 @@ async fn customer_check(
             Ok(customer_render(&state, view, StatusCode::OK).await?)
         }
         Err(error) => {
+            if let Some(page) =
+                used_card_order(&state, merchant_id, &settings, &form.number, &error).await?
+            {
+                return Ok(page);
+            }
             let error = ApiError::from(error);
             view.error = Some(error.public_message());
             Ok(customer_render(&state, view, error.status()).await?)
         }
     }
+}
+
+/// A right password on a card already used: instead of the one answer for
+/// every wrong card, that card's order (masked, as the order lookup shows
+/// it). Nothing else a customer is told depends on why a card was refused.
+async fn used_card_order(
+    state: &AppState,
+    merchant_id: i64,
+    settings: &PickupSettings,
+    number: &str,
+    error: &RedeemError,
+) -> ApiResult<Option<Response>> {
+    let RedeemError::Refused(PickupRefusal {
+        reason: Reason::Used,
+        card_id: Some(card_id),
+    }) = error
+    else {
+        return Ok(None);
+    };
+    let order = state
+        .store
+        .latest_order_of_card(merchant_id, *card_id)
+        .await?;
+    let view = LookupView {
+        merchant_id,
+        title: settings.title.clone(),
+        number: number.trim().to_ascii_uppercase(),
+        error: None,
+        order: order.as_ref().map(PickupOrderDto::from),
+        searched: true,
+        used: true,
+    };
+    // 409: this request made no order, the card's earlier one is shown.
+    let mut page = render(
+        state,
+        "order_lookup.html",
+        &Page::anonymous(&settings.title),
+        view,
+    );
+    *page.status_mut() = StatusCode::CONFLICT;
+    Ok(Some(page))
 }
 
 async fn customer_confirm(
@@ -420,9 +528,17 @@ async fn customer_confirm(
     let r = redeemer(&state, merchant_id);
     let (number, password) = (form.number.clone(), form.password.clone());
     let result = match form.into_request(Channel::Web) {
-        Ok(request) => redeem::redeem_pickup(&r, &settings, &request, &requester)
-            .await
-            .map_err(ApiError::from),
+        Ok(request) => match redeem::redeem_pickup(&r, &settings, &request, &requester).await {
+            Ok(order) => Ok(order),
+            Err(error) => {
+                if let Some(page) =
+                    used_card_order(&state, merchant_id, &settings, &number, &error).await?
+                {
+                    return Ok(page);
+                }
+                Err(ApiError::from(error))
+            }
+        },
         Err(error) => Err(error),
     };
     match result {
@@ -438,6 +554,19 @@ async fn customer_confirm(
                 SuccessView {
                     merchant_id,
                     title: settings.title,
+                    consignee: format!(
+                        "{} {}",
+                        order.consignee.name,
+                        kaquan_core::pickup::mask_phone(&order.consignee.phone)
+                    ),
+                    address: format!(
+                        "{}{}{}{}",
+                        order.consignee.province,
+                        order.consignee.city,
+                        order.consignee.district,
+                        order.consignee.address
+                    ),
+                    number: order.card_number.clone(),
                     order: PickupOrderDto::from(&order),
                 },
             ))
@@ -465,6 +594,10 @@ struct SuccessView {
     merchant_id: i64,
     title: String,
     order: PickupOrderDto,
+    /// The address the customer typed, to check.
+    consignee: String,
+    address: String,
+    number: String,
 }
 
 #[derive(Serialize)]
@@ -475,6 +608,8 @@ struct LookupView {
     error: Option<String>,
     order: Option<PickupOrderDto>,
     searched: bool,
+    /// Shown because the card the customer typed was already used.
+    used: bool,
 }
 
 async fn lookup_page(
@@ -490,6 +625,7 @@ async fn lookup_page(
         error: None,
         order: None,
         searched: false,
+        used: false,
     };
     Ok(render(
         &state,
@@ -514,6 +650,7 @@ async fn lookup_form(
         error: None,
         order: None,
         searched: true,
+        used: false,
     };
     let mut status = StatusCode::OK;
     match redeem::find_order(
@@ -561,8 +698,84 @@ struct StaffView {
     card: Option<CheckedCardDto>,
     done: Option<PickupOrderDto>,
     asks_for_date: bool,
-    min_date: String,
+    date: DatePicker,
     form: PickupFormView,
+    refusal: Option<StaffRefusal>,
+}
+
+/// Why a card was refused, as signed-in staff are told it: the reason, the
+/// card's order when it was used, and 激活 for those allowed when it is not
+/// yet active.
+#[derive(Serialize)]
+struct StaffRefusal {
+    reason: &'static str,
+    /// The reason is the card's state (not its number or password).
+    about_card: bool,
+    number: String,
+    order_id: Option<i64>,
+    order_time: Option<String>,
+    order_status: Option<&'static str>,
+    can_activate: bool,
+    can_view_order: bool,
+}
+
+impl StaffRefusal {
+    /// One line for the API's message and the page's heading.
+    fn message(&self) -> String {
+        match (self.order_id, &self.order_time) {
+            (Some(id), Some(time)) => format!("该卡{}：订单 {id}，{time}", self.reason),
+            _ if self.about_card => format!("该卡{}", self.reason),
+            _ => self.reason.to_owned(),
+        }
+    }
+}
+
+async fn staff_refusal(
+    state: &AppState,
+    authed: &Authed,
+    number: &str,
+    refusal: PickupRefusal,
+) -> ApiResult<StaffRefusal> {
+    let order = match (refusal.reason, refusal.card_id) {
+        (Reason::Used, Some(card_id)) => {
+            state
+                .store
+                .latest_order_of_card(authed.merchant_id(), card_id)
+                .await?
+        }
+        _ => None,
+    };
+    Ok(StaffRefusal {
+        reason: refusal.reason.label_zh(),
+        about_card: !matches!(
+            refusal.reason,
+            Reason::UnknownNumber | Reason::WrongPassword
+        ),
+        number: number.trim().to_ascii_uppercase(),
+        order_id: order.as_ref().map(|o| o.id),
+        order_time: order.as_ref().map(|o| format_datetime(o.created_at)),
+        order_status: order.as_ref().map(|o| o.status.label_zh()),
+        can_activate: refusal.reason == Reason::Inactive && authed.can(Permission::CardsManage),
+        can_view_order: authed.can(Permission::OrdersManage),
+    })
+}
+
+/// A refusal as staff are told it; any other error as it is.
+async fn for_staff(
+    state: &AppState,
+    authed: &Authed,
+    number: &str,
+    error: RedeemError,
+) -> ApiError {
+    match error {
+        RedeemError::Refused(refusal) => {
+            match staff_refusal(state, authed, number, refusal).await {
+                Ok(refusal) => ApiError::invalid(refusal.message()),
+                Err(error) => error,
+            }
+        }
+        other => other.into(),
+    }
 }
 
 fn staff_view(channel: Channel, settings: &PickupSettings) -> StaffView {
@@ -575,8 +788,9 @@ fn staff_view(channel: Channel, settings: &PickupSettings) -> StaffView {
         card: None,
         done: None,
         asks_for_date: settings.appointment.asks_for_date() && channel == Channel::Phone,
-        min_date: format_date(crate::now()),
+        date: DatePicker::of(settings),
         form: PickupFormView::default(),
+        refusal: None,
     }
 }
 
@@ -584,6 +798,7 @@ async fn staff_page(
     State(state): State<AppState>,
     authed: Authed,
     Path(channel): Path<String>,
+    Query(query): Query<crate::forms::MsgQuery>,
 ) -> PageResult {
     authed.require(Permission::PickupAssist)?;
     let channel = staff_channel(&channel)?;
@@ -595,7 +810,7 @@ async fn staff_page(
     Ok(render(
         &state,
         "pickup_staff.html",
-        &Page::new(channel.label_zh(), &authed),
+        &Page::new(channel.label_zh(), &authed).with_message(query.msg),
         view,
     ))
 }
@@ -631,6 +846,12 @@ async fn staff_form(
     .await;
     let mut status = StatusCode::OK;
     match checked {
+        Err(RedeemError::Refused(refusal)) => {
+            let refusal = staff_refusal(&state, &authed, &form.number, refusal).await?;
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            view.error = Some(refusal.message());
+            view.refusal = Some(refusal);
+        }
         Err(error) => {
             let error = ApiError::from(error);
             status = error.status();
@@ -642,10 +863,14 @@ async fn staff_form(
         }
         Ok(checked) => {
             let password = form.password.clone();
+            let number = form.number.clone();
             let result = match form.into_request(channel) {
-                Ok(request) => redeem::redeem_pickup(&r, &settings, &request, &requester)
-                    .await
-                    .map_err(ApiError::from),
+                Ok(request) => {
+                    match redeem::redeem_pickup(&r, &settings, &request, &requester).await {
+                        Ok(order) => Ok(order),
+                        Err(error) => Err(for_staff(&state, &authed, &number, error).await),
+                    }
+                }
                 Err(error) => Err(error),
             };
             match result {
@@ -703,8 +928,11 @@ async fn check_pickup_card(
         &staff_requester(&authed, Channel::Api),
         false,
     )
-    .await?;
-    Ok(Json(CheckedCardDto::new(&checked)))
+    .await;
+    match checked {
+        Ok(checked) => Ok(Json(CheckedCardDto::new(&checked))),
+        Err(error) => Err(for_staff(&state, &authed, &body.number, error).await),
+    }
 }
 
 /// A pickup as the staff API takes it: `channel` is `store` (handed over
@@ -729,7 +957,13 @@ async fn create_pickup(
         .store
         .get_pickup_settings(authed.merchant_id())
         .await?;
+    let number = request.number.clone();
     let order =
-        redeem::redeem_pickup(&r, &settings, &request, &staff_requester(&authed, channel)).await?;
+        match redeem::redeem_pickup(&r, &settings, &request, &staff_requester(&authed, channel))
+            .await
+        {
+            Ok(order) => order,
+            Err(error) => return Err(for_staff(&state, &authed, &number, error).await),
+        };
     Ok((StatusCode::CREATED, Json(PickupOrderDto::from(&order))).into_response())
 }

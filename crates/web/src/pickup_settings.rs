@@ -170,6 +170,8 @@ struct SettingsView {
     carriers: Vec<String>,
     own_carriers: Vec<String>,
     error: Option<String>,
+    pickup_url: String,
+    qr_problem: Option<&'static str>,
 }
 
 async fn settings_view(
@@ -184,6 +186,8 @@ async fn settings_view(
         carriers: CARRIERS.iter().map(|c| (*c).to_owned()).collect(),
         own_carriers: state.store.list_carriers(authed.merchant_id()).await?,
         error,
+        pickup_url: crate::home::pickup_url(state, authed.merchant_id()),
+        qr_problem: crate::exports::public_url_problem(&state.public_url),
     })
 }
 
@@ -203,7 +207,7 @@ async fn settings_page(
     Ok(render(
         &state,
         "pickup_settings.html",
-        &Page::new("提货设置", &authed).with_message(query.msg),
+        &Page::settings("提货设置", &authed).with_message(query.msg),
         view,
     ))
 }
@@ -262,7 +266,7 @@ async fn settings_form(
             let mut response = render(
                 &state,
                 "pickup_settings.html",
-                &Page::new("提货设置", &authed),
+                &Page::settings("提货设置", &authed),
                 view,
             );
             *response.status_mut() = error.status();

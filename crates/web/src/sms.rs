@@ -770,7 +770,7 @@ async fn sms_view(
     Ok(render(
         state,
         "sms.html",
-        &Page::new("通知设置", authed).with_message(message),
+        &Page::settings("通知设置", authed).with_message(message),
         minijinja::context! {
             settings => SmsSettingsDto::new(settings.as_ref()),
             messages => messages,

@@ -459,7 +459,7 @@ async fn waybills_form(
     let results = match make_waybills(&state, &authed, ids, form.value("carrier").trim()).await {
         Ok(results) => results,
         Err(ApiError::Invalid(message, _)) => {
-            return Ok(crate::orders::pending_orders_page(
+            return Ok(crate::order_pages::pending_orders_page(
                 &state,
                 &authed,
                 Vec::new(),
@@ -489,7 +489,7 @@ async fn waybills_form(
         "电子面单发货：{shipped} 个订单已发货，{} 个订单失败（下表，订单号与原因）",
         failed.len()
     );
-    Ok(crate::orders::pending_orders_page(&state, &authed, failed, Some(message)).await?)
+    Ok(crate::order_pages::pending_orders_page(&state, &authed, failed, Some(message)).await?)
 }
 
 /// The label to print: sender, receiver, goods, carrier and waybill number
@@ -759,7 +759,7 @@ async fn settings_view(
     Ok(render(
         state,
         "waybill_settings.html",
-        &Page::new("电子面单设置", authed).with_message(message),
+        &Page::settings("物流配置", authed).with_message(message),
         minijinja::context! { settings => dto, carriers => carriers },
     ))
 }

@@ -558,7 +558,7 @@ async fn webhooks_view(
     let mut response = render(
         state,
         "webhooks.html",
-        &Page::new("事件推送", authed).with_message(message),
+        &Page::settings("事件推送", authed).with_message(message),
         minijinja::context! {
             endpoints => endpoints.iter().map(|e| WebhookEndpointDto::new(e, None)).collect::<Vec<_>>(),
             created => created,

@@ -8,18 +8,7 @@ use kaquan_core::card::CardFilter;
 use kaquan_core::store::Page;
 
 async fn sign_in(browser: &Browser, app: &TestApp, username: &str) {
-    browser.goto(&app.url("/login")).await;
-    browser.type_into("#username", username).await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("#login").await;
-    common::browser::wait_until("the card list after sign-in", || async {
-        browser
-            .current_url()
-            .await
-            .ends_with("/cards")
-            .then_some(())
-    })
-    .await;
+    browser.sign_in(app, username).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +94,7 @@ async fn a_merchant_creates_activates_edits_and_exports_cards_in_the_console() {
         assert_eq!(card.face_value_fen, None, "face value was not chosen");
     }
 
-    // 导出卡号和密码: the ten filtered cards with their passwords.
+    browser.accept_confirms().await; // a loopback public URL makes 导出 ask first
     browser.click("#export-secrets").await;
     let file = browser.wait_for_download("xlsx").await;
     let rows = read_xlsx(&file);
@@ -291,9 +280,7 @@ async fn a_customer_on_a_phone_picks_up_from_the_qr_link_and_looks_up_the_order(
     browser.click("input[name=goods_id]").await;
     browser.type_into("#consignee", "张三").await;
     browser.type_into("#phone", "13800001234").await;
-    browser.type_into("#province", "浙江省").await;
-    browser.type_into("#city", "杭州市").await;
-    browser.type_into("#district", "西湖区").await;
+    browser.choose_region("浙江省", "杭州市", "西湖区").await;
     browser.type_into("#address", "文三路 100 号").await;
     browser
         .execute("document.getElementById('appointment_date').value = '2099-01-05';")
@@ -407,6 +394,7 @@ async fn staff_hand_over_in_store_and_ship_orders_inline_and_from_a_file() {
     )
     .unwrap();
     browser.goto(&app.url("/orders?status=pending")).await;
+    browser.click("#bulk summary").await;
     browser
         .type_into("#ship-file", file.to_str().unwrap())
         .await;
@@ -482,7 +470,7 @@ async fn a_customer_redeems_a_code_in_the_exchange_centre_on_a_phone() {
         .await;
     browser.click("#statement-link").await;
     browser.wait_for_text("#statement", "+200.00").await;
-    browser.wait_for_text("#statement", "兑换码兑换").await;
+    browser.wait_for_text("#statement", "兑换「").await;
     browser
         .goto(&app.url(&format!("/m/{m}/exchange/orders")))
         .await;
@@ -610,6 +598,8 @@ async fn a_merchant_adds_offline_codes_and_is_told_how_many() {
     let app = TestApp::start(Backend::Sqlite).await;
     let browser = Browser::start(390, 844, &common::temp_dir("downloads")).await;
     sign_in(&browser, &app, "owner").await;
+    // On a phone the menu is a drawer behind ☰.
+    browser.click("#menu-toggle").await;
     browser
         .click("a[href='/giftcards/codes?kind=offline']")
         .await;
@@ -764,7 +754,7 @@ async fn a_merchant_sets_up_the_exchange_centre_with_pictures() {
         .type_into("#file-cover", text.to_str().unwrap())
         .await;
     browser.click("#image-cover button[type=submit]").await;
-    browser.wait_for_text("#error", "图片").await;
+    browser.wait_for_text("#form-error", "图片").await;
 
     browser.goto(&app.url(&format!("/m/{m}/exchange"))).await;
     browser.wait_for_text("#centre-name", "好礼兑换").await;

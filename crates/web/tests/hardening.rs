@@ -589,6 +589,7 @@ async fn sign_in_enumeration(app: TestApp) {
                 phone: String::new(),
                 role_id: owner_role.id,
                 password_hash: kaquan_core::auth::hash_staff_password(common::PASSWORD),
+                must_change_password: false,
             },
             kaquan_web::now(),
         )

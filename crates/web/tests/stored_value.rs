@@ -699,7 +699,7 @@ async fn login_links(app: TestApp) {
         .await
         .unwrap();
     assert!(
-        statement.contains("兑换码兑换") && statement.contains("+88.00"),
+        statement.contains("兑换「") && statement.contains("+88.00"),
         "{statement}"
     );
     assert_eq!(balance(&mall, "shopper-5").await, 8_800);

@@ -410,6 +410,29 @@ impl CardSource for VecSource {
     }
 }
 
+/// A batch's cards by state (批次's 已激活/已兑换/已作废 counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCardCounts {
+    pub batch_id: i64,
+    pub inactive: i64,
+    pub active: i64,
+    pub used: i64,
+    pub voided: i64,
+}
+
+impl BatchCardCounts {
+    /// Adds `n` cards in `state`.
+    pub fn add(&mut self, state: crate::card::CardState, n: i64) {
+        use crate::card::CardState::*;
+        match state {
+            Inactive => self.inactive += n,
+            Active => self.active += n,
+            Used => self.used += n,
+            Voided => self.voided += n,
+        }
+    }
+}
+
 /// Batches in the database.
 #[async_trait::async_trait]
 pub trait BatchStore: Send + Sync + 'static {
@@ -433,6 +456,13 @@ pub trait BatchStore: Send + Sync + 'static {
     async fn fail_interrupted_batches(&self, now: i64) -> StoreResult<u64>;
     async fn get_batch(&self, merchant_id: i64, batch_id: i64) -> StoreResult<Batch>;
     async fn list_batches(&self, merchant_id: i64, page: Page) -> StoreResult<(Vec<Batch>, i64)>;
+    /// The cards of each of `batch_ids` (the merchant's) by state, in the
+    /// order asked; a batch without cards counts zero.
+    async fn batch_card_counts(
+        &self,
+        merchant_id: i64,
+        batch_ids: &[i64],
+    ) -> StoreResult<Vec<BatchCardCounts>>;
     /// Every card number of the merchant that starts with `prefix`.
     async fn numbers_with_prefix(&self, merchant_id: i64, prefix: &str)
         -> StoreResult<Vec<String>>;

@@ -131,16 +131,11 @@ impl Consignee {
         if name.is_empty() || name.chars().count() > 32 {
             errors.push("请填写收货人（最多 32 个字）".to_owned());
         }
-        let phone: String = phone
-            .trim()
-            .chars()
-            .filter(|c| *c != ' ' && *c != '-')
-            .collect();
-        let phone_ok =
-            phone.len() >= 7 && phone.len() <= 15 && phone.bytes().all(|b| b.is_ascii_digit());
-        if !phone_ok {
-            errors.push("请填写正确的联系电话".to_owned());
+        let phone = mobile_number(phone);
+        if phone.is_none() {
+            errors.push("请填写 11 位手机号（1 开头，第二位 3–9）".to_owned());
         }
+        let phone = phone.unwrap_or_default();
         for (value, label) in [(province, "省"), (city, "市"), (district, "区/县")] {
             if value.trim().is_empty() || value.trim().chars().count() > 32 {
                 errors.push(format!("请选择{label}"));
@@ -162,6 +157,26 @@ impl Consignee {
             address: address.to_owned(),
         })
     }
+}
+
+/// A mainland mobile number as typed (spaces, dashes and a +86 prefix
+/// allowed): its 11 digits, `1` then `3`–`9`; `None` when it is not one.
+pub fn mobile_number(typed: &str) -> Option<String> {
+    let digits: String = typed
+        .trim()
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .collect();
+    let digits = digits
+        .strip_prefix("+86")
+        .or_else(|| digits.strip_prefix("86").filter(|d| d.len() == 11))
+        .unwrap_or(&digits);
+    let bytes = digits.as_bytes();
+    let ok = bytes.len() == 11
+        && bytes[0] == b'1'
+        && (b'3'..=b'9').contains(&bytes[1])
+        && bytes.iter().all(u8::is_ascii_digit);
+    ok.then(|| digits.to_owned())
 }
 
 /// Masks a phone number for staff who may not see personal data: 138****0000.
@@ -214,6 +229,37 @@ impl AppointmentMode {
 
     pub fn asks_for_date(&self) -> bool {
         *self != Self::None
+    }
+
+    /// The earliest and latest day the customer's date picker offers
+    /// (`None`: no latest).
+    pub fn date_bounds(&self, today: Date) -> (Date, Option<Date>) {
+        match self {
+            Self::MinDaysAhead(days) => (today + Duration::days(i64::from(*days)), None),
+            Self::DateRange(from, until) => ((*from).max(today), Some(*until)),
+            Self::None | Self::AnyFutureDate | Self::WeekdaysOnly => (today, None),
+        }
+    }
+
+    /// The rule printed beside the date picker, with the blocked days.
+    pub fn rule_zh(&self, today: Date, blocked: &[Date]) -> String {
+        let (earliest, _) = self.date_bounds(today);
+        let mut rule = match self {
+            Self::None => String::new(),
+            Self::AnyFutureDate => "可选今天及以后的任一天".to_owned(),
+            Self::MinDaysAhead(days) => format!("须提前 {days} 天预约，最早 {earliest}"),
+            Self::DateRange(_, until) => format!("只能选 {earliest} 至 {until}"),
+            Self::WeekdaysOnly => "只能选工作日（周一至周五）".to_owned(),
+        };
+        let upcoming: Vec<String> = blocked
+            .iter()
+            .filter(|d| **d >= earliest)
+            .map(|d| d.to_string())
+            .collect();
+        if self.asks_for_date() && !upcoming.is_empty() {
+            rule.push_str(&format!("；不可预约：{}", upcoming.join("、")));
+        }
+        rule
     }
 
     /// Checks a chosen date against the mode and the blocked dates.
@@ -307,6 +353,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.phone, "13800000000");
+        for typed in [
+            "13800000000",
+            "+86 138 0000 0000",
+            "8613800000000",
+            "199-0000-0000",
+        ] {
+            assert!(mobile_number(typed).is_some(), "{typed}");
+        }
+        for typed in [
+            "12800000000",
+            "1380000000",
+            "138000000000",
+            "0571-88888888",
+            "1380000000a",
+            "+8512800000000",
+        ] {
+            assert_eq!(mobile_number(typed), None, "{typed}");
+        }
+        assert_eq!(
+            mobile_number("+8613912345678").as_deref(),
+            Some("13912345678")
+        );
         assert_eq!(format!("{ok:?}"), "Consignee(<personal data>)");
         let errors = Consignee::new("", "12", "", "杭州市", "西湖区", "x").unwrap_err();
         assert_eq!(errors.len(), 4, "{errors:?}");
@@ -318,6 +386,55 @@ mod tests {
         assert_eq!(mask_phone("123"), "***");
         assert_eq!(mask_name("张三丰"), "张**");
         assert_eq!(mask_name("李"), "李*");
+    }
+
+    #[test]
+    fn the_date_picker_offers_what_the_mode_accepts_and_says_its_rule() {
+        let today = date!(2026 - 11 - 23);
+        let blocked = [date!(2026 - 11 - 20), date!(2026 - 11 - 25)];
+        use AppointmentMode::{AnyFutureDate, DateRange, MinDaysAhead, WeekdaysOnly};
+        assert_eq!(AnyFutureDate.date_bounds(today), (today, None));
+        assert_eq!(WeekdaysOnly.date_bounds(today), (today, None));
+        assert_eq!(
+            MinDaysAhead(3).date_bounds(today),
+            (date!(2026 - 11 - 26), None)
+        );
+        let range = DateRange(date!(2026 - 11 - 01), date!(2026 - 12 - 31));
+        assert_eq!(
+            range.date_bounds(today),
+            (today, Some(date!(2026 - 12 - 31)))
+        );
+        let later = DateRange(date!(2026 - 12 - 01), date!(2026 - 12 - 31));
+        assert_eq!(later.date_bounds(today).0, date!(2026 - 12 - 01));
+        assert_eq!(
+            AnyFutureDate.rule_zh(today, &blocked),
+            "可选今天及以后的任一天；不可预约：2026-11-25",
+            "only blocked days still ahead"
+        );
+        assert_eq!(
+            MinDaysAhead(3).rule_zh(today, &[]),
+            "须提前 3 天预约，最早 2026-11-26"
+        );
+        assert_eq!(later.rule_zh(today, &[]), "只能选 2026-12-01 至 2026-12-31");
+        assert_eq!(
+            WeekdaysOnly.rule_zh(today, &[]),
+            "只能选工作日（周一至周五）"
+        );
+        assert_eq!(AppointmentMode::None.rule_zh(today, &blocked), "");
+        // Every day the picker offers from its earliest is one the check takes (but blocked and weekend days).
+        for mode in [AnyFutureDate, MinDaysAhead(3), later, WeekdaysOnly] {
+            let (earliest, _) = mode.date_bounds(today);
+            assert!(
+                mode.check(Some(earliest - Duration::days(1)), today, &[])
+                    .is_err()
+                    || earliest == today
+            );
+            let mut day = earliest;
+            while matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
+                day += Duration::days(1);
+            }
+            assert_eq!(mode.check(Some(day), today, &[]), Ok(Some(day)), "{mode:?}");
+        }
     }
 
     #[test]

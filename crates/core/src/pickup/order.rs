@@ -61,6 +61,13 @@ pub struct PickupOrderFilter {
     pub channel: Option<Channel>,
     pub card_number: Option<String>,
     pub phone: Option<String>,
+    /// 逾期待发: orders due before this day (`YYYY-MM-DD`, with the
+    /// timestamp of its start): an appointment date before it, or no
+    /// appointment date and placed before it.
+    pub due_before: Option<(String, i64)>,
+    /// Lists the soonest due first (appointment date, then order time)
+    /// instead of the newest first. Exports keep their order by id.
+    pub soonest_due_first: bool,
 }
 
 /// One order to mark shipped.
@@ -103,6 +110,12 @@ pub trait PickupOrderStore: Send + Sync + 'static {
         filter: &PickupOrderFilter,
         page: Page,
     ) -> StoreResult<(Vec<PickupOrder>, i64)>;
+    /// How many orders each filter matches, in the filters' order.
+    async fn count_orders(
+        &self,
+        merchant_id: i64,
+        filters: &[PickupOrderFilter],
+    ) -> StoreResult<Vec<i64>>;
     /// Keyset page for exports: orders with id > `after_id`, by id.
     async fn orders_after(
         &self,

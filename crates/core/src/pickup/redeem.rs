@@ -2,8 +2,10 @@
 //! merchant's attempt limits, and turning a good check into an order.
 //!
 //! Every wrong answer (unknown number, wrong password, inactive, voided,
-//! expired, already used) is one [`RedeemError::Refused`] to the caller;
-//! the precise reason goes to the audit log only. Every refusal also does
+//! expired, already used) is one [`RedeemError::Refused`]; it carries the
+//! precise reason, which the audit log records and signed-in staff are
+//! shown, while an anonymous customer gets one answer for all of them (only
+//! a right password on a used card shows that card's order). Every refusal also does
 //! the same work, so its time tells nothing either: an unknown number still
 //! costs one HMAC, and every refusal counts against the attempt limits (a
 //! right password on an unsold card must not answer faster than a guess).
@@ -23,8 +25,8 @@ use crate::StoreError;
 /// Why a check or pickup did not go through, as the caller may know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedeemError {
-    /// The same answer for every wrong card, password or state.
-    Refused,
+    /// A wrong card, password or state; customers are given one answer for all.
+    Refused(PickupRefusal),
     /// Too many wrong guesses for this card or from this client.
     Locked {
         retry_after_seconds: i64,
@@ -36,6 +38,21 @@ pub enum RedeemError {
     /// The consignee or appointment date are not acceptable.
     Invalid(Vec<String>),
     Store(String),
+}
+
+/// Why a card was refused, for the audit log and signed-in staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PickupRefusal {
+    pub reason: Reason,
+    /// The card, only when its password was right (so only its owner or
+    /// staff who hold the card learn anything of it).
+    pub card_id: Option<i64>,
+}
+
+impl RedeemError {
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused(_))
+    }
 }
 
 impl From<StoreError> for RedeemError {
@@ -60,9 +77,10 @@ pub struct CheckedCard {
     pub goods: Vec<Goods>,
 }
 
-/// The precise reason a check failed, for the audit log.
+/// The precise reason a check failed: for the audit log, and for signed-in
+/// staff, never for an anonymous customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
+pub enum Reason {
     UnknownNumber,
     WrongPassword,
     Inactive,
@@ -73,7 +91,33 @@ enum Reason {
 }
 
 impl Reason {
-    fn code(self) -> &'static str {
+    pub const ALL: [Reason; 7] = [
+        Self::UnknownNumber,
+        Self::WrongPassword,
+        Self::Inactive,
+        Self::Voided,
+        Self::Used,
+        Self::Expired,
+        Self::NotYetValid,
+    ];
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::UnknownNumber => "卡号不存在",
+            Self::WrongPassword => "密码错误",
+            Self::Inactive => "未激活",
+            Self::Voided => "已作废",
+            Self::Used => "已提货",
+            Self::Expired => "已过期",
+            Self::NotYetValid => "未到有效期",
+        }
+    }
+
+    pub fn code(self) -> &'static str {
         match self {
             Self::UnknownNumber => "unknown_number",
             Self::WrongPassword => "wrong_password",
@@ -191,7 +235,10 @@ pub async fn check_card(
                 created_at: now,
             })
             .await?;
-        return Err(RedeemError::Refused);
+        return Err(RedeemError::Refused(PickupRefusal {
+            reason,
+            card_id: found.filter(|_| password_ok).map(|f| f.card.id),
+        }));
     }
     let card = found.expect("a card without a refusal reason exists").card;
     let goods = store
@@ -295,7 +342,7 @@ pub async fn redeem_pickup(
         merchant_id,
         actor: requester.actor.clone(),
         action: "redeem_pickup".into(),
-        target: String::new(),
+        target: format!("card={}", checked.card.number),
         detail: format!("channel={}", requester.channel.code()),
         n_affected: 1,
         created_at: now,
@@ -303,7 +350,10 @@ pub async fn redeem_pickup(
     match store.redeem_pickup(&order, &audit).await {
         Ok(order) => Ok(order),
         // Another pickup of the same card won the race.
-        Err(StoreError::Conflict(_)) => Err(RedeemError::Refused),
+        Err(StoreError::Conflict(_)) => Err(RedeemError::Refused(PickupRefusal {
+            reason: Reason::Used,
+            card_id: Some(order.card_id),
+        })),
         Err(StoreError::NotFound) => Err(RedeemError::GoodsUnavailable),
         Err(other) => Err(other.into()),
     }

@@ -83,6 +83,43 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
+    /// Signs `username` in through the sign-in page and waits for the page
+    /// their role lands on.
+    pub async fn sign_in(&self, app: &super::TestApp, username: &str) {
+        self.goto(&app.url("/login")).await;
+        self.type_into("#username", username).await;
+        self.type_into("#password", super::PASSWORD).await;
+        self.click("#login").await;
+        wait_until("the landing page after sign-in", || async {
+            let url = self.current_url().await;
+            (!url.contains("/login")).then_some(())
+        })
+        .await;
+    }
+
+    /// Chooses 省, 市 and 区/县 in the customer's cascade of drop-downs,
+    /// once the division table has turned the fields into them.
+    pub async fn choose_region(&self, province: &str, city: &str, district: &str) {
+        wait_until("the region drop-downs", || async {
+            (self
+                .execute("return document.getElementById('district').tagName;")
+                .await
+                == "SELECT")
+                .then_some(())
+        })
+        .await;
+        for (id, value) in [
+            ("province", province),
+            ("city", city),
+            ("district", district),
+        ] {
+            let chosen = self
+                .execute(&format!("var s = document.getElementById('{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change')); return s.value;"))
+                .await;
+            assert_eq!(chosen, value, "{id} offers {value}");
+        }
+    }
+
     pub async fn start(width: u32, height: u32, download_dir: &Path) -> Self {
         let driver_path =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
@@ -153,6 +190,16 @@ impl Browser {
                 "POST",
                 "/goog/cdp/execute",
                 json!({"cmd": "Page.setDownloadBehavior", "params": {"behavior": "allow", "downloadPath": download_dir.display().to_string()}}),
+            )
+            .await;
+        // A window cannot be narrower than Chromium's minimum (about 500
+        // px), so a phone's width is emulated: the page lays out at exactly
+        // `width` CSS pixels, as on the phone.
+        browser
+            .command(
+                "POST",
+                "/goog/cdp/execute",
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 800}}),
             )
             .await;
         browser

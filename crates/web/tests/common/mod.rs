@@ -132,6 +132,7 @@ impl TestApp {
             phone: String::new(),
             role_id: role.id,
             password_hash: hash_staff_password(PASSWORD),
+            must_change_password: false,
         };
         self.store
             .create_staff(&staff, kaquan_web::now())
@@ -537,4 +538,19 @@ pub async fn h5_orders(
         .collect();
     ids.sort();
     ids
+}
+
+/// The text of the one QR code in a greyscale PNG, read by a real decoder.
+pub fn decode_qr_png(bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (width, height) = (info.width as usize, info.height as usize);
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    grids[0].decode().unwrap().1
 }

@@ -1,0 +1,260 @@
+//! 概况 (each role's home), the entry of 全局设置 and 提货前台 (the
+//! customers' pickup address with its QR code).
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::nav;
+use crate::pages::{render, Page, PageResult};
+use crate::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use axum::Router;
+use kaquan_core::audit::AuditFilter;
+use kaquan_core::auth::Permission;
+use kaquan_core::card::{CardFilter, CardState};
+use kaquan_core::clock::{format_date, parse_date, start_of_day};
+use kaquan_core::pickup::order::PickupOrderFilter;
+use kaquan_core::pickup::OrderStatus;
+use kaquan_core::store::Page as ListPage;
+use serde::Serialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home_page))
+        .route("/settings", get(settings_entry))
+        .route("/pickup/site", get(site_page))
+        .route("/pickup/site/qr.png", get(site_qr))
+}
+
+/// The order tabs a clerk works from, at `now` in the merchant's days.
+pub struct DayFilters {
+    pub pending: PickupOrderFilter,
+    pub overdue: PickupOrderFilter,
+    pub shipped_today: PickupOrderFilter,
+    pub placed_today: PickupOrderFilter,
+}
+
+impl DayFilters {
+    pub fn at(now: i64) -> Self {
+        let today = parse_date(&format_date(now)).expect("a formatted date parses");
+        let start = start_of_day(today);
+        let pending = PickupOrderFilter {
+            status: Some(OrderStatus::Pending),
+            ..Default::default()
+        };
+        Self {
+            overdue: PickupOrderFilter {
+                due_before: Some((today.to_string(), start)),
+                ..pending.clone()
+            },
+            shipped_today: PickupOrderFilter {
+                status: Some(OrderStatus::Shipped),
+                shipped_from: Some(start),
+                ..Default::default()
+            },
+            placed_today: PickupOrderFilter {
+                created_from: Some(start),
+                ..Default::default()
+            },
+            pending,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OrderCounts {
+    pending: i64,
+    overdue: i64,
+    shipped_today: i64,
+    placed_today: i64,
+}
+
+#[derive(Serialize)]
+struct CardCounts {
+    total: i64,
+    inactive: i64,
+    active: i64,
+    used: i64,
+    voided: i64,
+}
+
+/// One step of 三步上手.
+#[derive(Serialize)]
+struct Step {
+    label: &'static str,
+    hint: &'static str,
+    href: &'static str,
+    done: bool,
+}
+
+#[derive(Serialize)]
+struct Overview {
+    orders: Option<OrderCounts>,
+    cards: Option<CardCounts>,
+    steps: Vec<Step>,
+}
+
+async fn order_counts(state: &AppState, authed: &Authed) -> Result<OrderCounts, ApiError> {
+    let d = DayFilters::at(crate::now());
+    let counts = state
+        .store
+        .count_orders(
+            authed.merchant_id(),
+            &[d.pending, d.overdue, d.shipped_today, d.placed_today],
+        )
+        .await?;
+    Ok(OrderCounts {
+        pending: counts[0],
+        overdue: counts[1],
+        shipped_today: counts[2],
+        placed_today: counts[3],
+    })
+}
+
+async fn card_counts(state: &AppState, authed: &Authed) -> Result<CardCounts, ApiError> {
+    let m = authed.merchant_id();
+    let mut by_state = Vec::new();
+    for card_state in CardState::ALL {
+        let filter = CardFilter {
+            state: Some(card_state),
+            ..Default::default()
+        };
+        by_state.push((card_state, state.store.count_cards(m, &filter).await?));
+    }
+    let count = |s: CardState| {
+        by_state
+            .iter()
+            .find(|(c, _)| *c == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok(CardCounts {
+        total: by_state.iter().map(|(_, n)| n).sum(),
+        inactive: count(CardState::Inactive),
+        active: count(CardState::Active),
+        used: count(CardState::Used),
+        voided: count(CardState::Voided),
+    })
+}
+
+/// 三步上手 (seed 003's QA): goods entered, cards made and exported, the
+/// pickup site named and given a logo. Each step ticks itself.
+async fn steps(state: &AppState, authed: &Authed) -> Result<Vec<Step>, ApiError> {
+    if !authed.can(Permission::StaffManage) {
+        return Ok(Vec::new());
+    }
+    let m = authed.merchant_id();
+    let has_goods = !state.store.list_goods(m, false).await?.is_empty();
+    let exports = AuditFilter {
+        actions: vec!["export_cards".into(), "export_qr_codes".into()],
+        ..Default::default()
+    };
+    let (_, exported) = state
+        .store
+        .search_audit(m, &exports, ListPage::new(Some(1), Some(1)))
+        .await?;
+    let settings = state.store.get_pickup_settings(m).await?;
+    let default_title = kaquan_core::pickup::PickupSettings::default().title;
+    let named = settings.title != default_title && state.store.logo_updated_at(m).await?.is_some();
+    Ok(vec![
+        Step {
+            label: "录入提货商品",
+            hint: "顾客能提你们哪款商品",
+            href: "/goods",
+            done: has_goods,
+        },
+        Step {
+            label: "创建卡券并导出",
+            hint: "在卡券管理中创建对应的卡，导出卡号和密码交给印刷厂",
+            href: "/batches/new",
+            done: exported > 0,
+        },
+        Step {
+            label: "提货设置",
+            hint: "把提货网站名称、Logo 换成你们自己的，并打开前台提货开关",
+            href: "/settings/pickup",
+            done: named && settings.enabled,
+        },
+    ])
+}
+
+async fn home_page(State(state): State<AppState>, authed: Authed) -> PageResult {
+    if let Some(home) = nav::home_for(&authed.permissions) {
+        return Ok(Redirect::to(home).into_response());
+    }
+    let orders = if authed.can(Permission::OrdersManage) {
+        Some(order_counts(&state, &authed).await?)
+    } else {
+        None
+    };
+    let cards = if authed.can(Permission::CardsView) {
+        Some(card_counts(&state, &authed).await?)
+    } else {
+        None
+    };
+    let view = Overview {
+        orders,
+        cards,
+        steps: steps(&state, &authed).await?,
+    };
+    Ok(render(
+        &state,
+        "home.html",
+        &Page::new("概况", &authed),
+        view,
+    ))
+}
+
+/// 全局设置 opens on the first tab this role may use.
+async fn settings_entry(authed: Authed) -> PageResult {
+    match nav::settings_tabs(&authed.permissions).first() {
+        Some(tab) => Ok(Redirect::to(tab.href).into_response()),
+        None => Err(ApiError::Forbidden(Permission::OrdersManage.label_zh()).into()),
+    }
+}
+
+/// The customers' pickup address (提货网址).
+pub fn pickup_url(state: &AppState, merchant_id: i64) -> String {
+    format!("{}/m/{merchant_id}/redeem", state.public_url)
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    url: String,
+    problem: Option<&'static str>,
+    enabled: bool,
+    title: String,
+}
+
+async fn site_page(State(state): State<AppState>, authed: Authed) -> PageResult {
+    authed.require(Permission::PickupAssist)?;
+    let settings = state
+        .store
+        .get_pickup_settings(authed.merchant_id())
+        .await?;
+    let view = SiteView {
+        url: pickup_url(&state, authed.merchant_id()),
+        problem: crate::exports::public_url_problem(&state.public_url),
+        enabled: settings.enabled,
+        title: settings.title,
+    };
+    Ok(render(
+        &state,
+        "pickup_site.html",
+        &Page::new("提货前台", &authed),
+        view,
+    ))
+}
+
+/// The pickup address as a QR code to save and print.
+async fn site_qr(State(state): State<AppState>, authed: Authed) -> PageResult {
+    authed.require(Permission::PickupAssist)?;
+    let url = pickup_url(&state, authed.merchant_id());
+    let code = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("QR code of the pickup address: {e}")))?;
+    Ok(crate::exports::download(
+        crate::exports::qr_png(&code, 10),
+        "提货网址二维码.png",
+        "image/png",
+    ))
+}
