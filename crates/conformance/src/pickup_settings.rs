@@ -25,6 +25,7 @@ pub async fn pickup_settings_default_until_saved_and_round_trip(store: &dyn Stor
         redirect_url: Some("https://shop.example.com".into()),
         attempts_per_card: 3,
         attempts_per_client: 10,
+        public_url: Some("https://card.example.com".into()),
     };
     store
         .put_pickup_settings(m.id, &settings, &audit(m.id, "update_pickup_settings"))
@@ -34,6 +35,7 @@ pub async fn pickup_settings_default_until_saved_and_round_trip(store: &dyn Stor
     let changed = PickupSettings {
         appointment: AppointmentMode::MinDaysAhead(2),
         enabled: true,
+        public_url: None,
         ..settings
     };
     store

@@ -308,7 +308,7 @@ pub enum ExportCommand {
         output: PathBuf,
         #[arg(long)]
         with_secrets: bool,
-        /// The address QR codes point at (default: server.public_url or http://LISTEN).
+        /// The address QR codes point at (default: 提货设置's 公网地址, else server.public_url, else http://LISTEN).
         #[arg(long)]
         public_url: Option<String>,
     },

@@ -62,10 +62,7 @@ pub(crate) async fn codes_command(
         }
         CodesCommand::Export { template, output } => {
             let found = store.get_code_template(merchant_id, template).await?;
-            let public_url = config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.listen));
+            let public_url = shop_public_url(config, store, merchant_id).await?;
             let format = if output
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -102,4 +99,20 @@ pub(crate) async fn codes_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the shop's customers reach it, for QR codes and links: the 公网地址
+/// of its 提货设置, else `server.public_url`, else `http://LISTEN`.
+pub(crate) async fn shop_public_url(
+    config: &Config,
+    store: &dyn Store,
+    merchant_id: i64,
+) -> anyhow::Result<String> {
+    let settings = store.get_pickup_settings(merchant_id).await?;
+    Ok(settings.public_url.unwrap_or_else(|| {
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen))
+    }))
 }

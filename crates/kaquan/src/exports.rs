@@ -18,12 +18,6 @@ pub(crate) async fn export_command(
     merchant_id: i64,
     command: ExportCommand,
 ) -> anyhow::Result<ExitCode> {
-    let default_public_url = || {
-        config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.listen))
-    };
     use kaquan_web::exports::{ExportFormat, ExportKind, QrImageFormat};
     let (batch, kind, output, with_secrets, public_url) = match command {
         ExportCommand::Cards {
@@ -62,7 +56,10 @@ pub(crate) async fn export_command(
         batch_id: batch,
         ..Default::default()
     };
-    let public_url = public_url.unwrap_or_else(default_public_url);
+    let public_url = match public_url {
+        Some(url) => url,
+        None => crate::codes::shop_public_url(config, store, merchant_id).await?,
+    };
     let request = kaquan_web::exports::ExportRequest {
         store,
         master,

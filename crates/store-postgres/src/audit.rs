@@ -1,6 +1,6 @@
 //! The audit log.
 
-use crate::sql::{all, insert_audit, one, refs, Params};
+use crate::sql::{filtered_page, insert_audit, Params};
 use crate::PgStore;
 use kaquan_core::audit::Actor;
 use kaquan_core::audit::AuditEntry;
@@ -75,20 +75,11 @@ impl kaquan_core::audit::AuditStore for PgStore {
         filter: &AuditFilter,
         page: Page,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
-        let client = self.client().await?;
         let mut params: Params = Vec::new();
         let condition = audit_filter_sql(merchant_id, filter, &mut params);
-        let total: i64 = one(
-            &client,
-            &format!("SELECT count(*) FROM audit_log WHERE {condition}"),
-            &refs(&params),
-        )
-        .await?
-        .get(0);
-        let n = params.len();
-        params.push(Box::new(page.page_size));
-        params.push(Box::new(page.offset()));
-        let rows = all(&client, &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2), &refs(&params)).await?;
+        let what = ("audit_log", AUDIT_COLUMNS, "id DESC");
+        let (rows, total) =
+            filtered_page(&self.client().await?, what, &condition, params, page).await?;
         Ok((rows.iter().map(audit_from_row).collect(), total))
     }
 

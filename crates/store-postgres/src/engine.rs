@@ -57,6 +57,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/014_waybills.sql"),
     include_str!("migrations/015_batch_counts.sql"),
     include_str!("migrations/016_must_change_password.sql"),
+    include_str!("migrations/017_public_url.sql"),
 ];
 
 pub struct PgStore {
@@ -171,23 +172,16 @@ impl PgStore {
         merchant_id: i64,
         page: Page,
     ) -> StoreResult<(Vec<Row>, i64)> {
-        let client = self.client().await?;
-        let total: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE merchant_id = $1"),
-                &[&merchant_id],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
-        let rows = client
-            .query(
-                &format!("SELECT {columns} FROM {table} WHERE merchant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
-                &[&merchant_id, &page.page_size, &page.offset()],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok((rows, total))
+        let merchant: crate::sql::Params = vec![Box::new(merchant_id)];
+        let what = (table, columns, "id DESC");
+        crate::sql::filtered_page(
+            &self.client().await?,
+            what,
+            "merchant_id = $1",
+            merchant,
+            page,
+        )
+        .await
     }
 
     /// Runs a query whose statement each connection prepares once; for the

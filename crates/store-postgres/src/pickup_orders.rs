@@ -6,6 +6,7 @@ use crate::cards::card_move_sql;
 use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
 use crate::events::insert_event;
+use crate::sql::filtered_page;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::sql::parse_or;
@@ -275,21 +276,11 @@ impl kaquan_core::pickup::order::PickupOrderStore for PgStore {
         filter: &PickupOrderFilter,
         page: Page,
     ) -> StoreResult<(Vec<PickupOrder>, i64)> {
-        let client = self.client().await?;
         let mut params: Params = Vec::new();
         let condition = order_filter_sql(merchant_id, filter, &mut params);
-        let total: i64 = one(
-            &client,
-            &format!("SELECT count(*) FROM orders WHERE {condition}"),
-            &refs(&params),
-        )
-        .await?
-        .get(0);
-        let n = params.len();
-        params.push(Box::new(page.page_size));
-        params.push(Box::new(page.offset()));
-        let rows = all(&client, &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY {} LIMIT ${} OFFSET ${}", list_order(filter), n + 1, n + 2),
-                &refs(&params)).await?;
+        let what = ("orders", ORDER_COLUMNS, list_order(filter));
+        let (rows, total) =
+            filtered_page(&self.client().await?, what, &condition, params, page).await?;
         Ok((
             rows.iter()
                 .map(order_from_row)

@@ -16,7 +16,7 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
         let rows = self
             .query_cached(
                 "SELECT title, notice, enabled, closed_message, appointment_mode, appointment_min_days, appointment_from, \
-                 appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client \
+                 appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, public_url \
                  FROM pickup_settings WHERE merchant_id = $1",
                 &[&merchant_id],
             )
@@ -38,6 +38,7 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
             )
             .map_err(StoreError::Backend)?,
             blocked_dates: parse_blocked_dates(r.get(8)).map_err(StoreError::Backend)?,
+            public_url: r.get(12),
             redirect_url: r.get(9),
             attempts_per_card: r.get(10),
             attempts_per_client: r.get(11),
@@ -54,14 +55,15 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         exec(&tx, "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
-             appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at, public_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (merchant_id) DO UPDATE SET title = excluded.title, notice = excluded.notice, enabled = excluded.enabled, \
              closed_message = excluded.closed_message, appointment_mode = excluded.appointment_mode, \
              appointment_min_days = excluded.appointment_min_days, appointment_from = excluded.appointment_from, \
              appointment_until = excluded.appointment_until, blocked_dates = excluded.blocked_dates, \
              redirect_url = excluded.redirect_url, attempts_per_card = excluded.attempts_per_card, \
-             attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at",
+             attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at, \
+             public_url = excluded.public_url",
             &[
                 &merchant_id,
                 &settings.title,
@@ -77,6 +79,7 @@ impl kaquan_core::pickup::PickupSettingsStore for PgStore {
                 &settings.attempts_per_card,
                 &settings.attempts_per_client,
                 &audit.created_at,
+                &settings.public_url,
             ]).await?;
         insert_audit(&tx, audit, 1).await?;
         tx.commit().await.map_err(map_err)

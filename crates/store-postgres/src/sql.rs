@@ -93,6 +93,27 @@ pub(crate) async fn all(
     let statement = c.prepare_cached(sql).await.map_err(map_err)?;
     c.query(&statement, params).await.map_err(map_err)
 }
+/// One page of the rows of `table` that match `condition` (with `params`),
+/// in `order`, and how many match in all.
+pub(crate) async fn filtered_page(
+    c: &impl GenericClient,
+    (table, columns, order): (&str, &str, &str),
+    condition: &str,
+    mut params: Params,
+    page: kaquan_core::store::Page,
+) -> StoreResult<(Vec<Row>, i64)> {
+    let count = format!("SELECT count(*) FROM {table} WHERE {condition}");
+    let total: i64 = one(c, &count, &refs(&params)).await?.get(0);
+    let n = params.len();
+    params.push(Box::new(page.page_size));
+    params.push(Box::new(page.offset()));
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    Ok((all(c, &sql, &refs(&params)).await?, total))
+}
 pub(crate) async fn exec(c: &impl GenericClient, sql: &str, params: &[P<'_>]) -> StoreResult<u64> {
     let statement = c.prepare_cached(sql).await.map_err(map_err)?;
     c.execute(&statement, params).await.map_err(map_err)

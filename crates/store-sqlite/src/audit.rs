@@ -1,5 +1,6 @@
 //! The audit log.
 
+use crate::sql::filtered_page;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::SqliteStore;
@@ -10,7 +11,7 @@ use kaquan_core::audit::AuditRecord;
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Row};
+use rusqlite::{params, Row};
 
 pub(crate) const AUDIT_COLUMNS: &str =
     "id, merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at";
@@ -80,17 +81,14 @@ impl kaquan_core::audit::AuditStore for SqliteStore {
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let (condition, values) = audit_filter_sql(merchant_id, filter);
         self.read(move |conn| {
-            let total: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM audit_log WHERE {condition}"), params_from_iter(values.clone()), |r| r.get(0))
-                .map_err(map_err)?;
-            let mut bound = values;
-            bound.push(Value::Integer(page.page_size));
-            bound.push(Value::Integer(page.offset()));
-            let mut stmt = conn
-                .prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?"))
-                .map_err(map_err)?;
-            let rows = stmt.query_map(params_from_iter(bound), audit_from_row).map_err(map_err)?;
-            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+            filtered_page(
+                conn,
+                ("audit_log", AUDIT_COLUMNS, "id DESC"),
+                &condition,
+                values,
+                page,
+                audit_from_row,
+            )
         })
         .await
     }

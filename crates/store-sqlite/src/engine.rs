@@ -89,6 +89,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/018_waybills.sql"),
     include_str!("migrations/019_batch_counts.sql"),
     include_str!("migrations/020_must_change_password.sql"),
+    include_str!("migrations/021_public_url.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -7,6 +7,7 @@ use crate::cards::CARD_COLUMNS;
 use crate::cards::CARD_FROM;
 use crate::events::insert_event;
 use crate::sql::decode;
+use crate::sql::filtered_page;
 use crate::sql::insert_audit;
 use crate::sql::map_err;
 use crate::SqliteStore;
@@ -259,17 +260,14 @@ impl kaquan_core::pickup::order::PickupOrderStore for SqliteStore {
         let (condition, values) = order_filter_sql(merchant_id, filter);
         let order = list_order(filter);
         self.read(move |conn| {
-            let total: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM orders WHERE {condition}"), params_from_iter(values.clone()), |r| r.get(0))
-                .map_err(map_err)?;
-            let mut bound = values;
-            bound.push(Value::Integer(page.page_size));
-            bound.push(Value::Integer(page.offset()));
-            let mut stmt = conn
-                .prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"))
-                .map_err(map_err)?;
-            let rows = stmt.query_map(params_from_iter(bound), order_from_row).map_err(map_err)?;
-            Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
+            filtered_page(
+                conn,
+                ("orders", ORDER_COLUMNS, order),
+                &condition,
+                values,
+                page,
+                order_from_row,
+            )
         })
         .await
     }

@@ -16,7 +16,7 @@ impl kaquan_core::pickup::PickupSettingsStore for SqliteStore {
             let row = conn
                 .query_row(
                     "SELECT title, notice, enabled, closed_message, appointment_mode, appointment_min_days, appointment_from, \
-                     appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client \
+                     appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, public_url \
                      FROM pickup_settings WHERE merchant_id = ?1",
                     [merchant_id],
                     |r| {
@@ -24,12 +24,13 @@ impl kaquan_core::pickup::PickupSettingsStore for SqliteStore {
                             (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, String>(3)?),
                             (r.get::<_, String>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?),
                             (r.get::<_, String>(8)?, r.get::<_, Option<String>>(9)?, r.get::<_, i64>(10)?, r.get::<_, i64>(11)?),
+                            r.get::<_, Option<String>>(12)?,
                         ))
                     },
                 )
                 .optional()
                 .map_err(map_err)?;
-            let Some(((title, notice, enabled, closed_message), (mode, min_days, from, until), (blocked, redirect_url, per_card, per_client))) = row
+            let Some(((title, notice, enabled, closed_message), (mode, min_days, from, until), (blocked, redirect_url, per_card, per_client), public_url)) = row
             else {
                 return Ok(PickupSettings::default());
             };
@@ -43,6 +44,7 @@ impl kaquan_core::pickup::PickupSettingsStore for SqliteStore {
                 redirect_url,
                 attempts_per_card: per_card,
                 attempts_per_client: per_client,
+                public_url,
             })
         })
         .await
@@ -59,14 +61,15 @@ impl kaquan_core::pickup::PickupSettingsStore for SqliteStore {
             let (mode, min_days, from, until) = settings.appointment.to_parts();
             conn.execute(
                 "INSERT INTO pickup_settings (merchant_id, title, notice, enabled, closed_message, appointment_mode, appointment_min_days, \
-                 appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                 appointment_from, appointment_until, blocked_dates, redirect_url, attempts_per_card, attempts_per_client, updated_at, public_url) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                  ON CONFLICT (merchant_id) DO UPDATE SET title = excluded.title, notice = excluded.notice, enabled = excluded.enabled, \
                  closed_message = excluded.closed_message, appointment_mode = excluded.appointment_mode, \
                  appointment_min_days = excluded.appointment_min_days, appointment_from = excluded.appointment_from, \
                  appointment_until = excluded.appointment_until, blocked_dates = excluded.blocked_dates, \
                  redirect_url = excluded.redirect_url, attempts_per_card = excluded.attempts_per_card, \
-                 attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at",
+                 attempts_per_client = excluded.attempts_per_client, updated_at = excluded.updated_at, \
+                 public_url = excluded.public_url",
                 params![
                     merchant_id,
                     settings.title,
@@ -81,7 +84,8 @@ impl kaquan_core::pickup::PickupSettingsStore for SqliteStore {
                     settings.redirect_url,
                     settings.attempts_per_card,
                     settings.attempts_per_client,
-                    audit.created_at
+                    audit.created_at,
+                    settings.public_url
                 ],
             )
             .map_err(map_err)?;

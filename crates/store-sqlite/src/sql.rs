@@ -42,18 +42,43 @@ pub(crate) fn merchant_page<T>(
     page: Page,
     map: impl FnMut(&Row) -> rusqlite::Result<T>,
 ) -> StoreResult<(Vec<T>, i64)> {
+    let merchant = vec![rusqlite::types::Value::Integer(merchant_id)];
+    filtered_page(
+        conn,
+        (table, columns, "id DESC"),
+        "merchant_id = ?",
+        merchant,
+        page,
+        map,
+    )
+}
+
+/// One page of the rows of `table` that match `condition` (with `values`),
+/// in `order`, and how many match in all.
+pub(crate) fn filtered_page<T>(
+    conn: &Connection,
+    (table, columns, order): (&str, &str, &str),
+    condition: &str,
+    mut values: Vec<rusqlite::types::Value>,
+    page: Page,
+    map: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<(Vec<T>, i64)> {
     let total: i64 = conn
         .query_row(
-            &format!("SELECT count(*) FROM {table} WHERE merchant_id = ?1"),
-            [merchant_id],
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+            rusqlite::params_from_iter(values.clone()),
             |r| r.get(0),
         )
         .map_err(map_err)?;
+    values.push(rusqlite::types::Value::Integer(page.page_size));
+    values.push(rusqlite::types::Value::Integer(page.offset()));
     let mut stmt = conn
-        .prepare(&format!("SELECT {columns} FROM {table} WHERE merchant_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"))
+        .prepare(&format!(
+            "SELECT {columns} FROM {table} WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"
+        ))
         .map_err(map_err)?;
     let rows = stmt
-        .query_map(params![merchant_id, page.page_size, page.offset()], map)
+        .query_map(rusqlite::params_from_iter(values), map)
         .map_err(map_err)?;
     Ok((rows.collect::<Result<_, _>>().map_err(map_err)?, total))
 }

@@ -154,7 +154,7 @@ async fn api_keys_view(
             keys => keys.iter().map(|k| ApiKeyDto::new(k, None)).collect::<Vec<_>>(),
             created => created,
             merchant_id => authed.merchant_id(),
-            public_url => state.public_url.to_string(),
+            public_url => state.public_url_for(authed.merchant_id()).await?,
         },
     ))
 }

@@ -782,7 +782,7 @@ async fn batch_page(
         },
         counts: CountsView::from(counts),
         goods: goods.into_iter().map(|g| g.name).collect(),
-        qr_problem: crate::exports::public_url_problem(&state.public_url),
+        qr_problem: crate::exports::public_url_problem(&state.public_url_for(m).await?),
         b,
     };
     Ok(render(
@@ -851,4 +851,26 @@ async fn import_form(
     let mut response = render(&state, "import.html", &page, view);
     *response.status_mut() = status;
     Ok(response)
+}
+
+/// The batch drop-down of the card and order filters: the newest batches
+/// as `(id, "id · name")`, and `chosen` too when it is an older one, so the
+/// filter shows what it applies.
+pub(crate) async fn batch_choices(
+    state: &AppState,
+    merchant_id: i64,
+    chosen: &str,
+) -> ApiResult<Vec<(i64, String)>> {
+    let newest = ListPage::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX));
+    let (batches, _) = state.store.list_batches(merchant_id, newest).await?;
+    let mut choices: Vec<(i64, String)> = batches
+        .into_iter()
+        .map(|b| (b.id, format!("{} · {}", b.id, b.name)))
+        .collect();
+    if let Ok(id) = chosen.trim().parse::<i64>() {
+        if !choices.iter().any(|(b, _)| *b == id) {
+            choices.push((id, id.to_string()));
+        }
+    }
+    Ok(choices)
 }

@@ -571,13 +571,14 @@ async fn export(
     let filter = filter.into_target()?;
     let _slot = state.exports.take(authed.merchant_id())?;
     let path = exports::temp_export_path(kind.extension());
+    let public_url = state.public_url_for(authed.merchant_id()).await?;
     let request = ExportRequest {
         store: state.store.as_ref(),
         master: &state.master,
         merchant_id: authed.merchant_id(),
         filter: &filter,
         with_secrets,
-        public_url: &state.public_url,
+        public_url: &public_url,
         progress: None,
     };
     let n = kind.write(&request, &path).await?;
@@ -664,13 +665,6 @@ async fn cards_page(
         .map(|g| (g.id, g.name))
         .collect();
     let m = authed.merchant_id();
-    let (batches, _) = state
-        .store
-        .list_batches(
-            m,
-            ListPage::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX)),
-        )
-        .await?;
     let ids: Vec<i64> = list.items.iter().map(|c| c.id).collect();
     let mut card_goods = std::collections::HashMap::<String, String>::new();
     for (card_id, name) in state.store.goods_names_of_cards(m, &ids).await? {
@@ -680,21 +674,12 @@ async fn cards_page(
         }
         names.push_str(&name);
     }
-    let mut batches: Vec<(i64, String)> = batches
-        .into_iter()
-        .map(|b| (b.id, format!("{} · {}", b.id, b.name)))
-        .collect();
-    // A batch older than the drop-down's still shows as chosen.
-    if let Ok(Some(id)) = int_field(&filter.batch_id, "批次号") {
-        if !batches.iter().any(|(b, _)| *b == id) {
-            batches.push((id, id.to_string()));
-        }
-    }
+    let batches = crate::batches::batch_choices(&state, m, &filter.batch_id).await?;
     let view = CardsView {
         batches,
         card_goods,
         background_exports: list.total > crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
-        qr_problem: crate::exports::public_url_problem(&state.public_url),
+        qr_problem: crate::exports::public_url_problem(&state.public_url_for(m).await?),
         background_rows: crate::export_jobs::EXPORT_IN_BACKGROUND_ROWS,
         list,
         filter_query: filter.query_string(),

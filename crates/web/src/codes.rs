@@ -544,10 +544,11 @@ async fn export_codes(
         .get_code_template(merchant_id, template_id)
         .await?;
     let _slot = state.exports.take(merchant_id)?;
+    let public_url = state.public_url_for(merchant_id).await?;
     let (bytes, n_codes) = crate::exports::export_codes_file(
         state.store.as_ref(),
         &state.master,
-        &state.public_url,
+        &public_url,
         merchant_id,
         template_id,
         ExportFormat::Xlsx,

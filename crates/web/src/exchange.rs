@@ -206,6 +206,7 @@ async fn centre_view(
     authed: &CustomerAuthed,
 ) -> ApiResult<CentreView> {
     let images = ImageUrls::of(state, merchant_id, "").await?;
+    let public_url = state.public_url_for(merchant_id).await?;
     let (signed_in, customer_label, balance_yuan, csrf) = match &authed.0 {
         Some((session, customer)) => (
             true,
@@ -225,7 +226,7 @@ async fn centre_view(
         share_image: images
             .share
             .as_ref()
-            .map(|url| format!("{}{url}", state.public_url)),
+            .map(|url| format!("{}{url}", public_url)),
         images,
         signed_in,
         customer_label,

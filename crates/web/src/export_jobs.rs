@@ -240,6 +240,7 @@ pub async fn start_export(
         filter.describe(),
         kind.audit_detail(with_secrets),
     );
+    let public_url = state.public_url_for(authed.merchant_id()).await?;
     let (state, running) = (state.clone(), Arc::clone(&job));
     tokio::spawn(async move {
         let _slot = slot;
@@ -249,7 +250,7 @@ pub async fn start_export(
             merchant_id: running.merchant_id,
             filter: &filter,
             with_secrets,
-            public_url: &state.public_url,
+            public_url: &public_url,
             progress: Some(&running.n_done),
         };
         let written = running.kind.write(&request, &running.path).await;

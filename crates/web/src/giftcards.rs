@@ -208,7 +208,7 @@ async fn settings_view(
             .collect(),
         exchange_url: format!(
             "{}{}",
-            state.public_url,
+            state.public_url_for(merchant_id).await?,
             crate::exchange::centre_path(merchant_id)
         ),
         error,

@@ -2,7 +2,7 @@
 //! customers' pickup address with its QR code).
 
 use crate::auth::Authed;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::nav;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
@@ -214,8 +214,11 @@ async fn settings_entry(authed: Authed) -> PageResult {
 }
 
 /// The customers' pickup address (提货网址).
-pub fn pickup_url(state: &AppState, merchant_id: i64) -> String {
-    format!("{}/m/{merchant_id}/redeem", state.public_url)
+pub async fn pickup_url(state: &AppState, merchant_id: i64) -> ApiResult<String> {
+    Ok(format!(
+        "{}/m/{merchant_id}/redeem",
+        state.public_url_for(merchant_id).await?
+    ))
 }
 
 #[derive(Serialize)]
@@ -232,9 +235,10 @@ async fn site_page(State(state): State<AppState>, authed: Authed) -> PageResult 
         .store
         .get_pickup_settings(authed.merchant_id())
         .await?;
+    let public_url = state.public_url_for(authed.merchant_id()).await?;
     let view = SiteView {
-        url: pickup_url(&state, authed.merchant_id()),
-        problem: crate::exports::public_url_problem(&state.public_url),
+        url: pickup_url(&state, authed.merchant_id()).await?,
+        problem: crate::exports::public_url_problem(&public_url),
         enabled: settings.enabled,
         title: settings.title,
     };
@@ -249,7 +253,7 @@ async fn site_page(State(state): State<AppState>, authed: Authed) -> PageResult 
 /// The pickup address as a QR code to save and print.
 async fn site_qr(State(state): State<AppState>, authed: Authed) -> PageResult {
     authed.require(Permission::PickupAssist)?;
-    let url = pickup_url(&state, authed.merchant_id());
+    let url = pickup_url(&state, authed.merchant_id()).await?;
     let code = qrcode::QrCode::new(url.as_bytes())
         .map_err(|e| ApiError::Internal(format!("QR code of the pickup address: {e}")))?;
     Ok(crate::exports::download(

@@ -89,6 +89,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Where a merchant's customers reach it (QR codes, links): the 公网地址
+    /// of its 提货设置, else the server's `--public-url`.
+    pub async fn public_url_for(&self, merchant_id: i64) -> error::ApiResult<String> {
+        let settings = self.store.get_pickup_settings(merchant_id).await?;
+        Ok(settings
+            .public_url
+            .unwrap_or_else(|| self.public_url.to_string()))
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         master: MasterKey,

@@ -581,7 +581,7 @@ async fn create_login_link(State(state): State<AppState>, signed: Signed) -> Api
     let token = signing::create_login_token(&state.master, signed.merchant_id, customer.id, now);
     let url = format!(
         "{}/m/{}/exchange/login?{}",
-        state.public_url,
+        state.public_url_for(signed.merchant_id).await?,
         signed.merchant_id,
         serde_urlencoded::to_string([("token", token.as_str())]).unwrap_or_default()
     );
@@ -677,7 +677,8 @@ async fn get_giftcard_centre(
     signed.record_nonce(&state).await?;
     let merchant_id = signed.merchant_id;
     let settings = crate::giftcards::cached_settings(&state, merchant_id).await?;
-    let images = crate::exchange::ImageUrls::of(&state, merchant_id, &state.public_url).await?;
+    let public_url = state.public_url_for(merchant_id).await?;
+    let images = crate::exchange::ImageUrls::of(&state, merchant_id, &public_url).await?;
     let products: Vec<CentreProductDto> = state
         .store
         .list_giftcard_products(merchant_id)
@@ -704,7 +705,7 @@ async fn get_giftcard_centre(
         goods_display: settings.goods_display.code(),
         exchange_url: format!(
             "{}{}",
-            state.public_url,
+            state.public_url_for(merchant_id).await?,
             crate::exchange::centre_path(merchant_id)
         ),
         images,

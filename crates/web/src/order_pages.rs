@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::pickup::Channel;
-use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
@@ -134,22 +133,13 @@ async fn orders_view(
 ) -> ApiResult<OrdersView> {
     let list = load_orders(state, authed, &query, page).await?;
     let m = authed.merchant_id();
-    let (batches, _) = state
-        .store
-        .list_batches(
-            m,
-            ListPage::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX)),
-        )
-        .await?;
+    let batches = crate::batches::batch_choices(state, m, &query.batch_id).await?;
     let goods = state.store.list_goods(m, false).await?;
     Ok(OrdersView {
         list,
         query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
         tabs: order_tabs(state, authed, &query).await?,
-        batches: batches
-            .into_iter()
-            .map(|b| (b.id, format!("{} · {}", b.id, b.name)))
-            .collect(),
+        batches,
         goods: goods.into_iter().map(|g| (g.id, g.name)).collect(),
         query,
         carriers: all_carriers(state, authed.merchant_id()).await?,

@@ -38,7 +38,8 @@ pub fn router() -> Router<AppState> {
     "closed_message": "春节期间暂停提货", "appointment_mode": "min_days",
     "appointment_min_days": 2, "appointment_from": null, "appointment_until": null,
     "blocked_dates": "2027-01-28,2027-01-29", "redirect_url": null,
-    "attempts_per_card": 5, "attempts_per_client": 20
+    "attempts_per_card": 5, "attempts_per_client": 20,
+    "public_url": "https://card.example.com"
 }))]
 pub struct PickupSettingsDto {
     /// 提货网站名称, 1–40 characters.
@@ -78,6 +79,12 @@ pub struct PickupSettingsDto {
     /// 兑换防刷: wrong passwords allowed per visitor per hour, 1–1000.
     #[schema(minimum = 1, maximum = 1000)]
     pub attempts_per_client: i64,
+    /// 公网地址: `https://host[:port]` where this shop's customers reach it,
+    /// printed in QR codes and links; null or absent: the server's
+    /// `--public-url`.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub public_url: Option<String>,
 }
 
 impl From<&PickupSettings> for PickupSettingsDto {
@@ -96,6 +103,7 @@ impl From<&PickupSettings> for PickupSettingsDto {
             redirect_url: f.redirect_url,
             attempts_per_card: f.attempts_per_card,
             attempts_per_client: f.attempts_per_client,
+            public_url: f.public_url,
         }
     }
 }
@@ -116,6 +124,7 @@ impl PickupSettingsDto {
             redirect_url: self.redirect_url,
             attempts_per_card: self.attempts_per_card,
             attempts_per_client: self.attempts_per_client,
+            public_url: self.public_url,
         })
         .map_err(|errors| ApiError::Invalid(errors.join("；"), errors))
     }
@@ -186,8 +195,10 @@ async fn settings_view(
         carriers: CARRIERS.iter().map(|c| (*c).to_owned()).collect(),
         own_carriers: state.store.list_carriers(authed.merchant_id()).await?,
         error,
-        pickup_url: crate::home::pickup_url(state, authed.merchant_id()),
-        qr_problem: crate::exports::public_url_problem(&state.public_url),
+        pickup_url: crate::home::pickup_url(state, authed.merchant_id()).await?,
+        qr_problem: crate::exports::public_url_problem(
+            &state.public_url_for(authed.merchant_id()).await?,
+        ),
     })
 }
 
@@ -235,6 +246,8 @@ struct SettingsForm {
     redirect_url: String,
     attempts_per_card: String,
     attempts_per_client: String,
+    #[serde(default)]
+    public_url: String,
 }
 
 async fn settings_form(
@@ -257,6 +270,7 @@ async fn settings_form(
         redirect_url: Some(form.redirect_url).filter(|s| !s.is_empty()),
         attempts_per_card: number(&form.attempts_per_card, "兑换防刷")?.unwrap_or(0),
         attempts_per_client: number(&form.attempts_per_client, "兑换防刷")?.unwrap_or(0),
+        public_url: Some(form.public_url).filter(|s| !s.is_empty()),
     };
     let shown = dto.clone();
     match save_settings(&state, &authed, dto).await {

@@ -124,13 +124,7 @@ async fn a_merchant_creates_activates_edits_and_exports_cards_in_the_console() {
 }
 
 fn read_xlsx(path: &std::path::Path) -> Vec<Vec<String>> {
-    use calamine::Reader;
-    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(path).unwrap();
-    let range = workbook.worksheet_range_at(0).unwrap().unwrap();
-    range
-        .rows()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect()
+    common::xlsx_rows(path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,19 @@ async fn the_pickup_site_shows_its_address_its_qr_code_and_a_dead_address_warnin
         common::decode_qr_png(&png),
         app.url(&format!("/m/{}/redeem", app.merchant_id))
     );
+    // 提货设置's 公网地址: the site, its QR code and the exports use it.
+    let owner = app.client("owner").await;
+    let (_, mut settings) = owner.get("/api/v1/pickup-settings").await;
+    settings["public_url"] = serde_json::json!("https://card.example.com/");
+    let (status, body) = owner
+        .send(reqwest::Method::PUT, "/api/v1/pickup-settings", settings)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    browser.goto(&app.url("/pickup/site")).await;
+    assert!(!browser.exists("#public-url-problem").await);
+    let shop = format!("https://card.example.com/m/{}/redeem", app.merchant_id);
+    let (_, png) = desk.get_bytes("/pickup/site/qr.png").await;
+    assert_eq!(common::decode_qr_png(&png), shop);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,13 +297,8 @@ async fn the_audit_log_reads_in_chinese_filters_and_exports() {
     assert_eq!(status, 200);
     let path = common::temp_dir("audit").join("audit.xlsx");
     std::fs::write(&path, bytes).unwrap();
-    use calamine::Reader;
-    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
-    let range = workbook.worksheet_range_at(0).unwrap().unwrap();
-    let rows: Vec<Vec<String>> = range
-        .rows()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect();
+    let range = common::xlsx_range(&path);
+    let rows = common::xlsx_rows(&path);
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0][2], "操作");
     assert_eq!(rows[1][2], "提货被拒（密码错误）");
@@ -569,9 +577,7 @@ async fn the_batch_page_is_the_print_shops_hub() {
         name.starts_with("卡号密码-") && name.contains("-批次1-"),
         "{name}"
     );
-    use calamine::Reader;
-    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&file).unwrap();
-    let range = workbook.worksheet_range_at(0).unwrap().unwrap();
+    let range = common::xlsx_range(&file);
     assert_eq!(range.get((0, 0)).unwrap().to_string(), "卡序号");
     assert!(
         matches!(range.get((1, 0)), Some(calamine::Data::Float(_))),

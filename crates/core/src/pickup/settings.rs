@@ -26,6 +26,9 @@ pub struct PickupSettings {
     /// 兑换防刷: wrong guesses allowed per card, and per client, per hour.
     pub attempts_per_card: i64,
     pub attempts_per_client: i64,
+    /// 公网地址: where customers reach this shop (printed in QR codes and
+    /// links); `None`: the server's `--public-url`.
+    pub public_url: Option<String>,
 }
 
 impl Default for PickupSettings {
@@ -40,6 +43,7 @@ impl Default for PickupSettings {
             redirect_url: None,
             attempts_per_card: 5,
             attempts_per_client: 20,
+            public_url: None,
         }
     }
 }
@@ -62,6 +66,28 @@ pub fn check_redirect_url(text: &str) -> Result<Option<String>, String> {
             .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>')
     {
         return Err("跳转地址须以 http:// 或 https:// 开头，且不能含空格".into());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Checks a 公网地址: `http(s)://host[:port]`, nothing after but an
+/// optional `/`, which is dropped; empty means none.
+pub fn check_public_url(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim().trim_end_matches('/');
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let lower = text.to_ascii_lowercase();
+    let host = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or("");
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c) || !c.is_ascii());
+    if !host_ok || text.len() > 200 {
+        return Err("公网地址须形如 https://card.example.com（只写到域名或端口，不含路径）".into());
     }
     Ok(Some(text.to_owned()))
 }
@@ -156,6 +182,7 @@ pub struct PickupSettingsFields {
     pub redirect_url: Option<String>,
     pub attempts_per_card: i64,
     pub attempts_per_client: i64,
+    pub public_url: Option<String>,
 }
 
 impl PickupSettings {
@@ -185,6 +212,9 @@ impl PickupSettings {
         let redirect = check_redirect_url(f.redirect_url.as_deref().unwrap_or(""))
             .map_err(|e| errors.push(e))
             .ok();
+        let public_url = check_public_url(f.public_url.as_deref().unwrap_or(""))
+            .map_err(|e| errors.push(e))
+            .ok();
         for (value, label) in [
             (f.attempts_per_card, "每张卡"),
             (f.attempts_per_client, "每个访客"),
@@ -195,8 +225,10 @@ impl PickupSettings {
                 ));
             }
         }
-        match (appointment, blocked, redirect) {
-            (Some(appointment), Some(blocked_dates), Some(redirect_url)) if errors.is_empty() => {
+        match (appointment, blocked, redirect, public_url) {
+            (Some(appointment), Some(blocked_dates), Some(redirect_url), Some(public_url))
+                if errors.is_empty() =>
+            {
                 Ok(Self {
                     title: f.title.trim().to_owned(),
                     notice: f.notice.trim().to_owned(),
@@ -207,6 +239,7 @@ impl PickupSettings {
                     redirect_url,
                     attempts_per_card: f.attempts_per_card,
                     attempts_per_client: f.attempts_per_client,
+                    public_url,
                 })
             }
             _ => Err(errors),
@@ -229,6 +262,7 @@ impl PickupSettings {
             redirect_url: self.redirect_url.clone(),
             attempts_per_card: self.attempts_per_card,
             attempts_per_client: self.attempts_per_client,
+            public_url: self.public_url.clone(),
         }
     }
 }
@@ -268,6 +302,42 @@ mod settings_tests {
 
     fn good() -> PickupSettingsFields {
         PickupSettings::default().to_fields()
+    }
+
+    #[test]
+    fn a_public_url_is_a_scheme_and_a_host_only() {
+        assert_eq!(check_public_url(""), Ok(None));
+        assert_eq!(
+            check_public_url(" https://card.example.com/ ")
+                .unwrap()
+                .as_deref(),
+            Some("https://card.example.com")
+        );
+        assert!(check_public_url("http://203.0.113.9:8080")
+            .unwrap()
+            .is_some());
+        assert!(check_public_url("https://卡券.中国").unwrap().is_some());
+        for bad in [
+            "card.example.com",
+            "ftp://x.com",
+            "https://x.com/path",
+            "https://x.com?a=1",
+            "https://",
+            "https://a b.com",
+            "javascript:alert(1)",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+        let saved = PickupSettings::from_fields(&PickupSettingsFields {
+            public_url: Some("https://card.example.com/".into()),
+            ..good()
+        })
+        .unwrap();
+        assert_eq!(
+            saved.public_url.as_deref(),
+            Some("https://card.example.com")
+        );
+        assert_eq!(PickupSettings::from_fields(&saved.to_fields()), Ok(saved));
     }
 
     #[test]

@@ -554,3 +554,18 @@ pub fn decode_qr_png(bytes: &[u8]) -> String {
     assert_eq!(grids.len(), 1, "one QR code");
     grids[0].decode().unwrap().1
 }
+
+/// The first sheet of an xlsx file, read by a real reader (calamine).
+pub fn xlsx_range(path: &std::path::Path) -> calamine::Range<calamine::Data> {
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(path).unwrap();
+    workbook.worksheet_range_at(0).unwrap().unwrap()
+}
+
+/// The first sheet of an xlsx file as text, row by row.
+pub fn xlsx_rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    xlsx_range(path)
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
