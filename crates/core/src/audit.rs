@@ -323,6 +323,21 @@ mod tests {
             "something_new",
             "unknown codes pass through"
         );
+        let words = entry(
+            "x",
+            "order=7 staff=3 role=2 distributor=5 goods=[1,2]",
+            "activated=true used=false",
+            0,
+        )
+        .text_zh();
+        assert_eq!(words.target, "订单 7 管理员 #3 角色 #2 券商 #5 商品 [1,2]");
+        assert_eq!(words.detail, "已激活 未兑换");
+        assert_eq!(
+            entry("x", "activated=false used=true", "", 0)
+                .text_zh()
+                .target,
+            "未激活 已兑换"
+        );
     }
 
     #[test]

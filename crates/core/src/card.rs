@@ -704,6 +704,16 @@ mod tests {
             Some(false)
         );
         assert_eq!(mine.covered(&card(1, 1, "X")), None);
+        assert_eq!(
+            CardFilter::from_description("number=A58"),
+            None,
+            "a number is searched with ~"
+        );
+        for conditional in ["state=active", "activated=true", "used=false"] {
+            let f = CardFilter::from_description(conditional).unwrap();
+            assert_eq!(f.covered(&card(1, 1, "X")), Some(true), "{conditional}");
+        }
+        assert_eq!(CardFilter::default().covered(&card(1, 1, "X")), Some(false));
     }
 
     #[test]

@@ -317,6 +317,13 @@ mod settings_tests {
             .unwrap()
             .is_some());
         assert!(check_public_url("https://卡券.中国").unwrap().is_some());
+        let longest = format!("https://{}.com", "a".repeat(200 - 12));
+        assert_eq!(longest.len(), 200);
+        assert!(
+            check_public_url(&longest).unwrap().is_some(),
+            "200 characters is the limit"
+        );
+        assert!(check_public_url(&format!("{longest}m")).is_err());
         for bad in [
             "card.example.com",
             "ftp://x.com",
