@@ -321,13 +321,11 @@ async fn phone_pickup(browser: &Browser, app: &TestApp, number: &str, password: 
     for (field, value) in [
         ("#consignee", "李四"),
         ("#phone", "13900000000"),
-        ("#province", "江苏省"),
-        ("#city", "南京市"),
-        ("#district", "玄武区"),
         ("#address", "中山路 1 号"),
     ] {
         browser.type_into(field, value).await;
     }
+    browser.choose_region("江苏省", "南京市", "玄武区").await;
     browser
         .execute(
             "var d = document.getElementById('appointment_date'); if (d) d.value = '2099-01-05';",
