@@ -79,18 +79,11 @@ impl Receiver {
 
     /// Waits up to `seconds` until `done` holds of what was seen.
     async fn wait_until(&self, seconds: u64, done: impl Fn(&Seen) -> bool) {
-        for _ in 0..seconds * 10 {
-            if done(&self.seen.lock().unwrap()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let seen = self.seen.lock().unwrap();
-        panic!(
-            "timed out: {} ids arrived, {} acknowledged",
-            seen.arrived.len(),
-            seen.acknowledged.len()
-        );
+        let what = "the receiver to see the deliveries";
+        common::wait_until(what, Duration::from_secs(seconds), || async {
+            done(&self.seen.lock().unwrap()).then_some(())
+        })
+        .await;
     }
 }
 
@@ -170,12 +163,12 @@ async fn a_server_killed_mid_delivery_delivers_the_pickup_order_once_after_resta
         .unwrap()
             == 1
     };
-    for _ in 0..100 {
-        if delivered() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until(
+        "the delivery recorded delivered",
+        Duration::from_secs(10),
+        || async { delivered().then_some(()) },
+    )
+    .await;
     kill(server);
     let seen = receiver.seen.lock().unwrap();
     assert_eq!(seen.arrived.len(), 1, "one event, one webhook-id");
@@ -231,20 +224,22 @@ async fn two_nodes_on_postgres_deliver_a_thousand_events_each_once_never_twice_a
         .wait_until(120, |seen| seen.acknowledged.len() == 1000)
         .await;
     // Once all are recorded delivered, nothing sends one again: wait for that.
-    for _ in 0..100 {
-        let delivered: i64 = client
-            .query_one(
-                "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if delivered == 1000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until(
+        "all 1000 recorded delivered",
+        Duration::from_secs(10),
+        || async {
+            let delivered: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (delivered == 1000).then_some(())
+        },
+    )
+    .await;
     kill(first);
     kill(second);
     {
