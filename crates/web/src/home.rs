@@ -13,9 +13,6 @@ use axum::Router;
 use kaquan_core::audit::AuditFilter;
 use kaquan_core::auth::Permission;
 use kaquan_core::card::{CardFilter, CardState};
-use kaquan_core::clock::{format_date, parse_date, start_of_day};
-use kaquan_core::pickup::order::PickupOrderFilter;
-use kaquan_core::pickup::OrderStatus;
 use kaquan_core::store::Page as ListPage;
 use serde::Serialize;
 
@@ -25,41 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(settings_entry))
         .route("/pickup/site", get(site_page))
         .route("/pickup/site/qr.png", get(site_qr))
-}
-
-/// The order tabs a clerk works from, at `now` in the merchant's days.
-pub struct DayFilters {
-    pub pending: PickupOrderFilter,
-    pub overdue: PickupOrderFilter,
-    pub shipped_today: PickupOrderFilter,
-    pub placed_today: PickupOrderFilter,
-}
-
-impl DayFilters {
-    pub fn at(now: i64) -> Self {
-        let today = parse_date(&format_date(now)).expect("a formatted date parses");
-        let start = start_of_day(today);
-        let pending = PickupOrderFilter {
-            status: Some(OrderStatus::Pending),
-            ..Default::default()
-        };
-        Self {
-            overdue: PickupOrderFilter {
-                due_before: Some((today.to_string(), start)),
-                ..pending.clone()
-            },
-            shipped_today: PickupOrderFilter {
-                status: Some(OrderStatus::Shipped),
-                shipped_from: Some(start),
-                ..Default::default()
-            },
-            placed_today: PickupOrderFilter {
-                created_from: Some(start),
-                ..Default::default()
-            },
-            pending,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -96,13 +58,18 @@ struct Overview {
 }
 
 async fn order_counts(state: &AppState, authed: &Authed) -> Result<OrderCounts, ApiError> {
-    let d = DayFilters::at(crate::now());
+    // The same filters as 订单列表's tabs the tiles open.
+    let now = crate::now();
+    let tab = |status, quick| crate::orders::tab_filter(status, quick, now);
+    let filters = [
+        tab("pending", "")?,
+        tab("pending", "overdue")?,
+        tab("", "shipped_today")?,
+        tab("", "placed_today")?,
+    ];
     let counts = state
         .store
-        .count_orders(
-            authed.merchant_id(),
-            &[d.pending, d.overdue, d.shipped_today, d.placed_today],
-        )
+        .count_orders(authed.merchant_id(), &filters)
         .await?;
     Ok(OrderCounts {
         pending: counts[0],

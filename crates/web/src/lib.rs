@@ -63,6 +63,11 @@ pub struct AppState {
     pub master: Arc<MasterKey>,
     /// The address customers reach kaquan at, for QR codes (no trailing slash).
     pub public_url: Arc<str>,
+    /// Each shop's address as `public_url_for` found it recently.
+    pub shop_urls: Arc<cache::TtlCache<i64, String>>,
+    /// Whether each shop's passwords are all digits (the pickup page's
+    /// number pad), as found recently: the landing page asks on every scan.
+    pub digit_passwords: Arc<cache::TtlCache<i64, bool>>,
     /// Progress of batches this process is generating.
     pub progress: Arc<Mutex<HashMap<i64, Arc<BatchProgress>>>>,
     pub templates: Arc<minijinja::Environment<'static>>,
@@ -92,10 +97,15 @@ impl AppState {
     /// Where a merchant's customers reach it (QR codes, links): the 公网地址
     /// of its 提货设置, else the server's `--public-url`.
     pub async fn public_url_for(&self, merchant_id: i64) -> error::ApiResult<String> {
+        if let Some(url) = self.shop_urls.get(&merchant_id) {
+            return Ok(url);
+        }
         let settings = self.store.get_pickup_settings(merchant_id).await?;
-        Ok(settings
+        let url = settings
             .public_url
-            .unwrap_or_else(|| self.public_url.to_string()))
+            .unwrap_or_else(|| self.public_url.to_string());
+        self.shop_urls.put(merchant_id, url.clone());
+        Ok(url)
     }
 
     pub fn new(
@@ -108,6 +118,8 @@ impl AppState {
             store,
             master: Arc::new(master),
             public_url: public_url.trim_end_matches('/').into(),
+            shop_urls: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
+            digit_passwords: Arc::new(cache::TtlCache::new(60)),
             progress: Arc::default(),
             templates: Arc::new(pages::environment()),
             secure_cookies,

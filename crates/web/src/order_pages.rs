@@ -83,14 +83,7 @@ async fn order_tabs(
     let now = crate::now();
     let filters = tabs
         .iter()
-        .map(|(_, _, status, quick)| {
-            OrderQuery {
-                status: (*status).into(),
-                quick: (*quick).into(),
-                ..Default::default()
-            }
-            .to_filter(now)
-        })
+        .map(|(_, _, status, quick)| tab_filter(status, quick, now))
         .collect::<ApiResult<Vec<_>>>()?;
     let counts = state
         .store

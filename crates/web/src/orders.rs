@@ -226,7 +226,7 @@ impl OrderQuery {
             "day_after" => to_ship(2, &mut filter),
             "overdue" => {
                 filter.status = Some(OrderStatus::Pending);
-                filter.due_before = crate::home::DayFilters::at(now).overdue.due_before;
+                filter.due_before = Some((today.to_string(), start_of_day(today)));
             }
             "placed_today" => {
                 filter.created_from = Some(start_of_day(today));
@@ -251,6 +251,16 @@ impl OrderQuery {
         filter.soonest_due_first = filter.status == Some(OrderStatus::Pending);
         Ok(filter)
     }
+}
+
+/// The filter of a tab of 订单列表 (a status and a quick filter) at `now`.
+pub(crate) fn tab_filter(status: &str, quick: &str, now: i64) -> ApiResult<PickupOrderFilter> {
+    OrderQuery {
+        status: status.into(),
+        quick: quick.into(),
+        ..Default::default()
+    }
+    .to_filter(now)
 }
 
 /// The order list's query: the filter, the page and a flash message.

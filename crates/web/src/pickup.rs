@@ -420,18 +420,24 @@ async fn customer_page(
         &settings,
         query.number.as_deref().unwrap_or(""),
     );
-    let (batches, _) = state
-        .store
-        .list_batches(
-            merchant_id,
-            kaquan_core::store::Page::new(Some(1), Some(50)),
-        )
-        .await?;
-    view.digit_passwords = !batches.is_empty()
+    view.digit_passwords = digit_passwords(&state, merchant_id).await?;
+    Ok(customer_render(&state, view, StatusCode::OK).await?)
+}
+
+/// Whether the shop's newest batches all have digit passwords, so a phone
+/// offers its number pad (cached a minute: the landing page is every scan).
+async fn digit_passwords(state: &AppState, merchant_id: i64) -> ApiResult<bool> {
+    if let Some(digits) = state.digit_passwords.get(&merchant_id) {
+        return Ok(digits);
+    }
+    let newest = kaquan_core::store::Page::new(Some(1), Some(50));
+    let (batches, _) = state.store.list_batches(merchant_id, newest).await?;
+    let digits = !batches.is_empty()
         && batches
             .iter()
             .all(|b| b.password_charset == kaquan_core::batch::PasswordCharset::Digits);
-    Ok(customer_render(&state, view, StatusCode::OK).await?)
+    state.digit_passwords.put(merchant_id, digits);
+    Ok(digits)
 }
 
 async fn customer_check(

@@ -155,10 +155,12 @@ async fn save_settings(state: &AppState, authed: &Authed, dto: PickupSettingsDto
             settings.appointment.code()
         ),
     );
-    Ok(state
+    state
         .store
         .put_pickup_settings(authed.merchant_id(), &settings, &audit)
-        .await?)
+        .await?;
+    state.shop_urls.forget(&authed.merchant_id());
+    Ok(())
 }
 
 async fn update_pickup_settings(
