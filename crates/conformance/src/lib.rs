@@ -13,6 +13,7 @@ mod batches;
 mod card_sales;
 mod cards;
 mod codes;
+mod coupons;
 mod customers;
 mod erp;
 mod events;
@@ -36,6 +37,7 @@ pub use batches::*;
 pub use card_sales::*;
 pub use cards::*;
 pub use codes::*;
+pub use coupons::*;
 pub use customers::*;
 pub use erp::*;
 pub use events::*;
@@ -127,6 +129,18 @@ macro_rules! conformance_tests {
             an_api_key_secret_is_sealed_to_its_key_and_opens_again,
             customers_sign_in_by_link_or_phone_with_sessions,
             random_ledger_operations_keep_every_invariant,
+            coupon_stock_and_claim_limits_hold_and_programs_follow_their_states,
+            one_thousand_concurrent_claims_of_a_hundred_stock_take_exactly_one_hundred,
+            one_customer_racing_fifty_claims_of_a_limit_one_program_gets_one,
+            fifty_concurrent_verifications_of_one_coupon_verify_it_once,
+            validity_modes_reach_the_coupons_and_widen_with_their_program,
+            verification_checks_the_location_the_verifier_and_the_threshold,
+            undo_keeps_its_window_and_reconciliation_counts_it,
+            a_hard_end_and_a_fixed_range_bound_every_claim,
+            rotating_codes_find_the_coupon_and_the_counter_refuses_the_fixed_one,
+            a_gift_moves_the_coupon_to_the_friend_once,
+            mall_order_lines_issue_coupons_once,
+            locations_and_verifier_bindings_stay_within_their_merchant,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {

@@ -25,10 +25,12 @@ pub enum Permission {
     BalancesView,
     BalancesAdjust,
     ApiKeysManage,
+    CouponsManage,
+    CouponsVerify,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 18] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -45,6 +47,8 @@ impl Permission {
         Self::BalancesView,
         Self::BalancesAdjust,
         Self::ApiKeysManage,
+        Self::CouponsManage,
+        Self::CouponsVerify,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,6 +69,8 @@ impl Permission {
             Self::BalancesView => "balances.view",
             Self::BalancesAdjust => "balances.adjust",
             Self::ApiKeysManage => "api_keys.manage",
+            Self::CouponsManage => "coupons.manage",
+            Self::CouponsVerify => "coupons.verify",
         }
     }
 
@@ -90,6 +96,8 @@ impl Permission {
             Self::BalancesView => "查看顾客余额与余额明细",
             Self::BalancesAdjust => "调整顾客余额",
             Self::ApiKeysManage => "开放接口密钥管理",
+            Self::CouponsManage => "优惠券、投放、门店与核销员、核销记录与数据对账",
+            Self::CouponsVerify => "核销优惠券",
         }
     }
 
@@ -132,7 +140,7 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
             "订单员",
             vec![CardsView, OrdersManage, PickupAssist, PersonalDataView],
         ),
-        ("verifier", "核销员", vec![PickupAssist]),
+        ("verifier", "核销员", vec![PickupAssist, CouponsVerify]),
         ("readonly", "只读", vec![CardsView, AuditView]),
     ]
 }

@@ -39,6 +39,9 @@ pub enum Conflict {
     /// A webhook delivery's lease ended and another attempt was counted
     /// before this one's outcome was recorded.
     DeliveryLeaseLost,
+    /// A coupon program was edited or changed state since the version an
+    /// edit was made on.
+    ProgramChanged,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -29,10 +29,13 @@ pub enum EventType {
     PickupOrderCancelled,
     CodeRedeemed,
     BalanceChanged,
+    CouponClaimed,
+    CouponVerified,
+    CouponUndone,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 13] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -43,6 +46,9 @@ impl EventType {
         Self::PickupOrderCancelled,
         Self::CodeRedeemed,
         Self::BalanceChanged,
+        Self::CouponClaimed,
+        Self::CouponVerified,
+        Self::CouponUndone,
     ];
 
     pub fn code(self) -> &'static str {
@@ -57,6 +63,9 @@ impl EventType {
             Self::PickupOrderCancelled => "pickup_order.cancelled",
             Self::CodeRedeemed => "code.redeemed",
             Self::BalanceChanged => "balance.changed",
+            Self::CouponClaimed => "coupon.claimed",
+            Self::CouponVerified => "coupon.verified",
+            Self::CouponUndone => "coupon.undone",
         }
     }
 
@@ -87,6 +96,9 @@ impl EventType {
             Self::PickupOrderCancelled => "提货订单取消",
             Self::CodeRedeemed => "兑换码兑换",
             Self::BalanceChanged => "余额变动",
+            Self::CouponClaimed => "领取优惠券",
+            Self::CouponVerified => "核销优惠券",
+            Self::CouponUndone => "撤销核销",
         }
     }
 }
@@ -178,6 +190,60 @@ impl NewEvent {
                 "carrier": order.carrier,
                 "tracking_number": order.tracking_number,
                 "created_at": format_date(order.created_at),
+            }),
+            now,
+        )
+    }
+
+    /// Coupons were given out (领取, 定向发放, the mall's order): one event
+    /// per issue, naming every coupon.
+    pub fn coupons_issued(
+        merchant_id: i64,
+        program_id: i64,
+        source: &str,
+        order: Option<&(String, String)>,
+        coupons: &[(i64, i64)],
+        now: i64,
+    ) -> Self {
+        let coupons: Vec<Value> = coupons
+            .iter()
+            .map(|(coupon_id, customer_id)| json!({"coupon_id": coupon_id, "customer_id": customer_id}))
+            .collect();
+        Self::new(
+            merchant_id,
+            EventType::CouponClaimed,
+            json!({
+                "program_id": program_id,
+                "source": source,
+                "order_id": order.map(|o| &o.0),
+                "order_line": order.map(|o| &o.1),
+                "coupons": coupons,
+            }),
+            now,
+        )
+    }
+
+    /// A coupon was verified (`coupon.verified`) or its verification undone
+    /// (`coupon.undone`).
+    pub fn coupon_verification(
+        v: &crate::coupon::usage::CouponVerification,
+        event_type: EventType,
+        now: i64,
+    ) -> Self {
+        Self::new(
+            v.merchant_id,
+            event_type,
+            json!({
+                "verification_id": v.id,
+                "coupon_id": v.coupon_id,
+                "program_id": v.program_id,
+                "customer_id": v.customer_id,
+                "location_id": v.location_id,
+                "verifier": v.verifier,
+                "channel": v.channel.code(),
+                "order_amount_fen": v.order_amount_fen,
+                "discount_fen": v.discount_fen,
+                "order_ref": v.order_ref,
             }),
             now,
         )

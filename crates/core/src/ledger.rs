@@ -301,8 +301,8 @@ pub struct ApiCall {
 /// The result of a guarded call: its effect (or refusal), and whether it
 /// is the recorded answer to an earlier call with the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Called<T> {
-    pub result: Result<T, Refusal>,
+pub struct Called<T, R = Refusal> {
+    pub result: Result<T, R>,
     pub replayed: bool,
 }
 

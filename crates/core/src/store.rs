@@ -91,4 +91,6 @@ store_union!(
     crate::sms::SmsStore,
     crate::erp::ErpStore,
     crate::waybill::WaybillStore,
+    crate::location::LocationStore,
+    crate::coupon::usage::CouponStore,
 );

@@ -58,6 +58,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/015_batch_counts.sql"),
     include_str!("migrations/016_must_change_password.sql"),
     include_str!("migrations/017_public_url.sql"),
+    include_str!("migrations/018_coupons.sql"),
 ];
 
 pub struct PgStore {

@@ -525,6 +525,8 @@ pub(crate) struct Recorded {
     pub(crate) transaction_id: Option<i64>,
     pub(crate) mall_order_id: Option<i64>,
     pub(crate) card_sale_id: Option<i64>,
+    pub(crate) coupon_issue_id: Option<i64>,
+    pub(crate) coupon_verification_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -575,7 +577,7 @@ pub(crate) async fn claim_call(
     }
     let row = one(
         c,
-        "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
         &[&merchant_id, &claim.key.as_str()],
     )
     .await?;
@@ -588,6 +590,8 @@ pub(crate) async fn claim_call(
         mall_order_id: row.get(2),
         refusal: row.get(3),
         card_sale_id: row.get(4),
+        coupon_issue_id: row.get(5),
+        coupon_verification_id: row.get(6),
     })))
 }
 

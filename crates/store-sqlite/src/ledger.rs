@@ -445,6 +445,8 @@ pub(crate) struct Recorded {
     pub(crate) transaction_id: Option<i64>,
     pub(crate) mall_order_id: Option<i64>,
     pub(crate) card_sale_id: Option<i64>,
+    pub(crate) coupon_issue_id: Option<i64>,
+    pub(crate) coupon_verification_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -469,7 +471,7 @@ pub(crate) fn guard_call(
     };
     let recorded = conn
         .prepare_cached(
-            "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
+            "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![merchant_id, claim.key.as_str()], |r| {
@@ -479,6 +481,8 @@ pub(crate) fn guard_call(
                     mall_order_id: r.get(2)?,
                     refusal: r.get(3)?,
                     card_sale_id: r.get(4)?,
+                    coupon_issue_id: r.get(5)?,
+                    coupon_verification_id: r.get(6)?,
                 })
             })
             .optional()

@@ -172,6 +172,10 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
         C::ApiKeysFull => ("api_keys_full", "最多同时启用两个密钥，请先停用一个".into()),
         C::NonceUsed => ("nonce_reused", "请求的 nonce 已使用过".into()),
         C::DeliveryLeaseLost => ("conflict", "推送正在由另一进程处理".into()),
+        C::ProgramChanged => (
+            "coupon_program_changed",
+            "该优惠券刚被修改过，请刷新后再保存".into(),
+        ),
     }
 }
 

@@ -1,0 +1,427 @@
+//! The coupon use cases the console, the H5 pages, the verifier page, the
+//! open API and the CLI share: 制券, 投放 (claim, targeted issue, the
+//! mall's order), 核销 and its undo, and 转赠.
+
+use super::code::{
+    coupon_code_digest, digest_keys, new_coupon_codes, open_coupon_code, rotating_code_matches,
+    TypedCode,
+};
+use super::usage::{
+    check_usable, check_verifier_location, CouponRefusal, CouponSource, CouponVerification,
+    HeldCoupon, IssueCoupons, UndoVerification, VerifyChannel, VerifyCoupon,
+};
+use super::{check_edit, Benefit, CouponProgram, CouponProgramFields, ProgramState, STOCK_MAX};
+use crate::attempts::{lock, ATTEMPT_WINDOW_SECONDS};
+use crate::audit::{Actor, AuditEntry};
+use crate::ledger::{ApiCall, Called};
+use crate::secrets::{random_token_hex, MasterKey};
+use crate::store::Store;
+use crate::{StoreError, StoreResult};
+
+/// Wrong codes a verifier (a staff account) may type per window before waiting.
+pub const VERIFIER_FAILURES_MAX: i64 = 20;
+/// Wrong codes one API key may send per window.
+pub const API_CODE_FAILURES_MAX: i64 = 500;
+/// Most coupons one call issues (a mall order line, a targeted list).
+pub const ISSUE_COUPONS_MAX: i64 = 10_000;
+
+/// Why a program was not created or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("{}", .0.join("；"))]
+    Invalid(Vec<String>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn audit(
+    merchant_id: i64,
+    actor: &Actor,
+    action: &str,
+    target: String,
+    detail: String,
+    now: i64,
+) -> AuditEntry {
+    AuditEntry {
+        merchant_id,
+        actor: actor.clone(),
+        action: action.into(),
+        target,
+        detail,
+        n_affected: 0,
+        created_at: now,
+    }
+}
+
+/// 制券: creates a program as a draft with `quantity` in stock.
+pub async fn create_coupon_program(
+    store: &dyn Store,
+    merchant_id: i64,
+    fields: &CouponProgramFields,
+    quantity: i64,
+    actor: &Actor,
+    now: i64,
+) -> Result<CouponProgram, ProgramError> {
+    let mut errors = fields.check().err().unwrap_or_default();
+    if !(1..=STOCK_MAX).contains(&quantity) {
+        errors.push(format!("库存须为 1–{STOCK_MAX}"));
+    }
+    if !errors.is_empty() {
+        return Err(ProgramError::Invalid(errors));
+    }
+    let entry = audit(
+        merchant_id,
+        actor,
+        "create_coupon_program",
+        String::new(),
+        format!("kind={} quantity={quantity}", fields.benefit.kind().code()),
+        now,
+    );
+    Ok(store
+        .create_coupon_program(merchant_id, fields, quantity, &random_token_hex(16), &entry)
+        .await?)
+}
+
+/// Saves an edit made on `version`: anything while a draft; once投放, the
+/// benefit stays and the validity only widens.
+pub async fn edit_coupon_program(
+    store: &dyn Store,
+    merchant_id: i64,
+    program_id: i64,
+    version: i64,
+    fields: &CouponProgramFields,
+    actor: &Actor,
+    now: i64,
+) -> Result<CouponProgram, ProgramError> {
+    let program = store.get_coupon_program(merchant_id, program_id).await?;
+    check_edit(&program, fields).map_err(ProgramError::Invalid)?;
+    let entry = audit(
+        merchant_id,
+        actor,
+        "update_coupon_program",
+        format!("coupon_program={program_id}"),
+        format!("validity={}", fields.validity.text_zh()),
+        now,
+    );
+    Ok(store
+        .update_coupon_program(merchant_id, program_id, version, fields, &entry)
+        .await?)
+}
+
+/// Moves a program to `to`; `Ok(false)` when its state does not allow it.
+pub async fn set_program_state(
+    store: &dyn Store,
+    merchant_id: i64,
+    program_id: i64,
+    to: ProgramState,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<bool> {
+    let entry = audit(
+        merchant_id,
+        actor,
+        "set_coupon_program_state",
+        format!("coupon_program={program_id}"),
+        format!("state={}", to.code()),
+        now,
+    );
+    Ok(store
+        .set_coupon_program_state(merchant_id, program_id, to, &entry)
+        .await?
+        == 1)
+}
+
+/// Adds or removes stock; `Ok(false)` when the stock would fall below what
+/// was claimed or rise above the limit.
+pub async fn change_stock(
+    store: &dyn Store,
+    merchant_id: i64,
+    program_id: i64,
+    delta: i64,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<bool> {
+    if delta == 0 || delta.abs() > STOCK_MAX {
+        return Ok(false);
+    }
+    let entry = audit(
+        merchant_id,
+        actor,
+        "change_coupon_stock",
+        format!("coupon_program={program_id}"),
+        format!("delta={delta}"),
+        now,
+    );
+    Ok(store
+        .change_coupon_stock(merchant_id, program_id, delta, &entry)
+        .await?
+        == 1)
+}
+
+/// Whether a program may give out coupons now.
+pub fn check_issuable(program: &CouponProgram, now: i64) -> Result<(), CouponRefusal> {
+    match program.state {
+        ProgramState::Active => {}
+        ProgramState::Paused => return Err(CouponRefusal::ProgramPaused),
+        ProgramState::Draft | ProgramState::Ended => return Err(CouponRefusal::ProgramNotActive),
+    }
+    if !program.fields.validity.claimable_at(now) {
+        return Err(CouponRefusal::ProgramExpired);
+    }
+    Ok(())
+}
+
+/// Who receives coupons, and why.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    pub source: CouponSource,
+    /// One entry per coupon: the customer who gets it.
+    pub customer_ids: Vec<i64>,
+    /// The mall's order and line (获取卡券ID).
+    pub order: Option<(String, String)>,
+}
+
+/// 领取, 定向发放 or 获取卡券ID: makes one code per coupon (on a thread of
+/// its own for long lists) and issues them all or none.
+pub async fn issue_coupons(
+    store: &dyn Store,
+    master: &MasterKey,
+    call: &ApiCall,
+    program: &CouponProgram,
+    recipients: Recipients,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<Called<Vec<super::usage::Coupon>, CouponRefusal>> {
+    if let Err(refusal) = check_issuable(program, now) {
+        return Ok(Called {
+            result: Err(refusal),
+            replayed: false,
+        });
+    }
+    let merchant_id = program.merchant_id;
+    let key_version = store.get_merchant(merchant_id).await?.key_version;
+    let n = recipients.customer_ids.len();
+    let master = master.clone();
+    let codes = if n > 100 {
+        crate::off_thread(move || new_coupon_codes(&master, merchant_id, key_version, n)).await?
+    } else {
+        new_coupon_codes(&master, merchant_id, key_version, n)
+    };
+    let issue = IssueCoupons {
+        merchant_id,
+        program_id: program.id,
+        source: recipients.source,
+        coupons: recipients.customer_ids.into_iter().zip(codes).collect(),
+        order: recipients.order,
+        actor: actor.clone(),
+        now,
+    };
+    store.issue_coupons(call, &issue).await
+}
+
+/// Who looks a code up, for the throttle: a staff account or an API key.
+#[derive(Debug, Clone)]
+pub struct CodeReader {
+    pub merchant_id: i64,
+    /// `coupon-verifier:{staff_id}` or `coupon-client:{key}`.
+    pub attempt_key: String,
+    pub failures_max: i64,
+    /// Staff at the counter: a rotating program's fixed code is refused.
+    pub at_counter: bool,
+}
+
+impl CodeReader {
+    pub fn staff(merchant_id: i64, staff_id: i64) -> Self {
+        Self {
+            merchant_id,
+            attempt_key: format!("coupon-verifier:{staff_id}"),
+            failures_max: VERIFIER_FAILURES_MAX,
+            at_counter: true,
+        }
+    }
+    pub fn api(merchant_id: i64, api_key_id: &str) -> Self {
+        Self {
+            merchant_id,
+            attempt_key: format!("coupon-client:{api_key_id}"),
+            failures_max: API_CODE_FAILURES_MAX,
+            at_counter: false,
+        }
+    }
+}
+
+/// Finds the coupon a typed or scanned code names, under the reader's
+/// throttle. Every malformed or unknown code does the same work and gets
+/// the same answer.
+pub async fn look_up_code(
+    store: &dyn Store,
+    master: &MasterKey,
+    reader: &CodeReader,
+    typed: &str,
+    now: i64,
+) -> StoreResult<Result<HeldCoupon, CouponRefusal>> {
+    let m = reader.merchant_id;
+    let since = now - ATTEMPT_WINDOW_SECONDS;
+    let n_failures = store.count_failures(m, &reader.attempt_key, since).await?;
+    if crate::attempts::is_locked(n_failures, reader.failures_max) {
+        let oldest = store.oldest_failure(m, &reader.attempt_key, since).await?;
+        if let Some(retry_after_seconds) = lock(n_failures, oldest, since, reader.failures_max) {
+            return Ok(Err(CouponRefusal::Locked {
+                retry_after_seconds,
+            }));
+        }
+    }
+    let keys = digest_keys(master, m);
+    let found = match TypedCode::parse(typed) {
+        TypedCode::Fixed(code) => {
+            let digest = coupon_code_digest(&keys, code.expose());
+            store
+                .find_coupon_by_digest(m, &digest)
+                .await?
+                .map(|held| (held, true))
+        }
+        TypedCode::Rotating { coupon_id, otp } => {
+            let held = store.get_coupon(m, coupon_id).await?;
+            held.filter(|h| {
+                open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
+                    .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
+            })
+            .map(|held| (held, false))
+        }
+        TypedCode::Malformed => {
+            let _ = coupon_code_digest(&keys, typed);
+            None
+        }
+    };
+    match found {
+        None => {
+            store.record_failure(m, &reader.attempt_key, now).await?;
+            Ok(Err(CouponRefusal::UnknownCode))
+        }
+        Some((held, true)) if reader.at_counter && held.program.fields.rotating_code => {
+            Ok(Err(CouponRefusal::RotatingCodeRequired))
+        }
+        Some((held, _)) => Ok(Ok(held)),
+    }
+}
+
+/// A verification as staff or a system asks for it.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub location_id: Option<i64>,
+    /// The locations the verifier is bound to (empty: all; always empty for the API).
+    pub verifier_locations: Vec<i64>,
+    pub channel: VerifyChannel,
+    pub order_amount_fen: Option<i64>,
+    pub order_ref: String,
+    /// 使用卡券ID: only a 兑换券 (of this goods item, when given) is taken.
+    pub exchange_goods: Option<Option<i64>>,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+/// What step 1 of the verifier page shows: whether the coupon may be
+/// verified here now, and the discount an amount would get.
+pub fn preview(held: &HeldCoupon, request: &VerifyRequest) -> Result<i64, CouponRefusal> {
+    check_verifier_location(&request.verifier_locations, request.location_id)?;
+    check_usable(
+        &held.program,
+        &held.coupon,
+        request.location_id,
+        request.now,
+    )?;
+    if let Some(goods) = request.exchange_goods {
+        match held.benefit() {
+            Benefit::Gift { goods_id, .. } if goods.is_none() || goods == *goods_id => {}
+            _ => return Err(CouponRefusal::NotAnExchange),
+        }
+    }
+    held.benefit().discount_fen(request.order_amount_fen)
+}
+
+/// 核销: checks the coupon again and records the verification.
+pub async fn verify_coupon(
+    store: &dyn Store,
+    call: &ApiCall,
+    held: &HeldCoupon,
+    request: &VerifyRequest,
+) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
+    let discount_fen = match preview(held, request) {
+        Ok(fen) => fen,
+        Err(refusal) => {
+            return Ok(Called {
+                result: Err(refusal),
+                replayed: false,
+            })
+        }
+    };
+    let verify = VerifyCoupon {
+        merchant_id: held.coupon.merchant_id,
+        coupon_id: held.coupon.id,
+        location_id: request.location_id,
+        actor: request.actor.clone(),
+        channel: request.channel,
+        order_amount_fen: request.order_amount_fen,
+        discount_fen,
+        order_ref: request.order_ref.clone(),
+        now: request.now,
+    };
+    store.verify_coupon(call, &verify).await
+}
+
+/// Undoes a verification inside the merchant's window.
+pub async fn undo_verification(
+    store: &dyn Store,
+    call: &ApiCall,
+    merchant_id: i64,
+    verification_id: i64,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
+    let settings = store.get_coupon_settings(merchant_id).await?;
+    let undo = UndoVerification {
+        merchant_id,
+        verification_id,
+        window_seconds: settings.undo_window_minutes * 60,
+        actor: actor.clone(),
+        now,
+    };
+    store.undo_coupon_verification(call, &undo).await
+}
+
+/// 转赠: opens a gift link on the holder's usable coupon and returns its
+/// token (shown once, in the link; only its hash is kept).
+pub async fn offer_gift(
+    store: &dyn Store,
+    held: &HeldCoupon,
+    customer_id: i64,
+    now: i64,
+) -> StoreResult<Result<String, CouponRefusal>> {
+    if !held.program.fields.can_give_friend {
+        return Ok(Err(CouponRefusal::GiftNotAllowed));
+    }
+    if held.coupon.customer_id != customer_id {
+        return Err(StoreError::NotFound);
+    }
+    let status = held.coupon.status(now);
+    if !matches!(
+        status,
+        super::usage::CouponStatus::Usable | super::usage::CouponStatus::NotYetValid
+    ) {
+        return Ok(Err(CouponRefusal::GiftUnavailable));
+    }
+    let token = random_token_hex(16);
+    let n = store
+        .offer_coupon_gift(
+            held.coupon.merchant_id,
+            held.coupon.id,
+            customer_id,
+            &crate::secrets::token_hash_hex(&token),
+            now,
+        )
+        .await?;
+    Ok(if n == 1 {
+        Ok(token)
+    } else {
+        Err(CouponRefusal::GiftUnavailable)
+    })
+}

@@ -1,0 +1,900 @@
+//! 优惠券: programs, the coupons customers hold and how they are given out.
+//! Verifications, their reconciliation, gifts and settings are in
+//! `coupon_verifications.rs`. The single writer runs each job alone, so
+//! what a job reads before it writes is what it writes over.
+
+use crate::events::insert_event;
+use crate::ledger::{guard_call, record_call};
+use crate::sql::{decode, filtered_page, insert_audit, map_err};
+use crate::SqliteStore;
+use kaquan_core::audit::AuditEntry;
+use kaquan_core::coupon::usage::{
+    check_issue, refusal_of_guard, Coupon, CouponRefusal, CouponSource, CouponState, HeldCoupon,
+    IssueCoupons, ProgramFilter, WalletTab,
+};
+use kaquan_core::coupon::{
+    decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
+    CouponProgram, CouponProgramFields, ProgramState, TimeLimit, Validity,
+};
+use kaquan_core::ledger::{ApiCall, Called};
+use kaquan_core::store::Page;
+use kaquan_core::{Conflict, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+/// A program's own columns, in `program_at`'s order.
+pub(crate) const PROGRAM_COLUMNS: &str = "p.id, p.merchant_id, p.kind, p.percent_off, p.cap_fen, \
+    p.least_cost_fen, p.reduce_cost_fen, p.goods_id, p.detail, p.price_fen, p.title, p.sub_title, \
+    p.brand_name, p.logo_url, p.color, p.notice, p.description, p.service_phone, p.get_limit, \
+    p.use_limit, p.validity_type, p.begin_at, p.end_at, p.term_days, p.begin_after_days, p.hard_end, \
+    p.weekdays, p.day_begin_minute, p.day_end_minute, p.use_all_locations, p.location_ids, \
+    p.code_type, p.rotating_code, p.can_give_friend, p.can_use_with_other_discount, p.state, \
+    p.quantity, p.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
+/// The program's counts, for lists (lookups at the counter skip them).
+const PROGRAM_COUNTS: &str = "(SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'verified'), \
+    (SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'available' AND c.valid_until < unixepoch())";
+const NO_COUNTS: &str = "0, 0";
+
+/// The columns a program's fields are written to, in [`field_values`]' order.
+const FIELD_COLUMNS: &str = "kind, percent_off, cap_fen, least_cost_fen, reduce_cost_fen, goods_id, detail, \
+    price_fen, title, sub_title, brand_name, logo_url, color, notice, description, service_phone, get_limit, \
+    use_limit, validity_type, begin_at, end_at, term_days, begin_after_days, hard_end, weekdays, \
+    day_begin_minute, day_end_minute, use_all_locations, location_ids, code_type, rotating_code, \
+    can_give_friend, can_use_with_other_discount";
+
+fn field_values(f: &CouponProgramFields) -> Vec<Value> {
+    let b = f.benefit.to_columns();
+    let (validity_type, begin_at, end_at, term_days, begin_after_days, hard_end) =
+        f.validity.to_columns();
+    let text = |t: &str| Value::Text(t.to_owned());
+    let int = |i: Option<i64>| i.map_or(Value::Null, Value::Integer);
+    let flag = |b: bool| Value::Integer(i64::from(b));
+    vec![
+        text(f.benefit.kind().code()),
+        int(b.percent_off),
+        int(b.cap_fen),
+        int(b.least_cost_fen),
+        int(b.reduce_cost_fen),
+        int(b.goods_id),
+        text(&b.detail),
+        int(b.price_fen),
+        text(&f.title),
+        text(&f.sub_title),
+        text(&f.brand_name),
+        text(&f.logo_url),
+        text(&f.color),
+        text(&f.notice),
+        text(&f.description),
+        text(&f.service_phone),
+        Value::Integer(f.get_limit),
+        Value::Integer(f.use_limit),
+        text(validity_type),
+        int(begin_at),
+        int(end_at),
+        int(term_days),
+        int(begin_after_days),
+        int(hard_end),
+        Value::Integer(i64::from(f.time_limit.weekdays)),
+        int(f.time_limit.day_minutes.map(|m| m.0)),
+        int(f.time_limit.day_minutes.map(|m| m.1)),
+        flag(f.use_all_locations),
+        text(&encode_location_ids(&f.location_ids)),
+        text(f.code_type.code()),
+        flag(f.rotating_code),
+        flag(f.can_give_friend),
+        flag(f.can_use_with_other_discount),
+    ]
+}
+
+/// Reads a program from `row` starting at column `at`.
+pub(crate) fn program_at(r: &Row, at: usize) -> rusqlite::Result<CouponProgram> {
+    let kind: String = r.get(at + 2)?;
+    let kind = decode(CouponKind::parse(&kind), at + 2, "coupon kind")?;
+    let benefit = Benefit::from_columns(
+        kind,
+        BenefitColumns {
+            percent_off: r.get(at + 3)?,
+            cap_fen: r.get(at + 4)?,
+            least_cost_fen: r.get(at + 5)?,
+            reduce_cost_fen: r.get(at + 6)?,
+            goods_id: r.get(at + 7)?,
+            detail: r.get(at + 8)?,
+            price_fen: r.get(at + 9)?,
+        },
+    );
+    let validity_type: String = r.get(at + 20)?;
+    let validity = Validity::from_columns(
+        &validity_type,
+        (
+            r.get(at + 21)?,
+            r.get(at + 22)?,
+            r.get(at + 23)?,
+            r.get(at + 24)?,
+            r.get(at + 25)?,
+        ),
+    );
+    let code_type: String = r.get(at + 31)?;
+    let state: String = r.get(at + 35)?;
+    let location_ids: String = r.get(at + 30)?;
+    Ok(CouponProgram {
+        id: r.get(at)?,
+        merchant_id: r.get(at + 1)?,
+        fields: CouponProgramFields {
+            benefit: decode(benefit, at + 3, "coupon benefit")?,
+            title: r.get(at + 10)?,
+            sub_title: r.get(at + 11)?,
+            brand_name: r.get(at + 12)?,
+            logo_url: r.get(at + 13)?,
+            color: r.get(at + 14)?,
+            notice: r.get(at + 15)?,
+            description: r.get(at + 16)?,
+            service_phone: r.get(at + 17)?,
+            get_limit: r.get(at + 18)?,
+            use_limit: r.get(at + 19)?,
+            validity: decode(validity, at + 20, "coupon validity")?,
+            time_limit: TimeLimit::from_columns(r.get(at + 26)?, r.get(at + 27)?, r.get(at + 28)?),
+            use_all_locations: r.get(at + 29)?,
+            location_ids: decode_location_ids(&location_ids),
+            code_type: decode(CodeType::parse(&code_type), at + 31, "code type")?,
+            rotating_code: r.get(at + 32)?,
+            can_give_friend: r.get(at + 33)?,
+            can_use_with_other_discount: r.get(at + 34)?,
+        },
+        state: decode(ProgramState::parse(&state), at + 35, "program state")?,
+        quantity: r.get(at + 36)?,
+        n_claimed: r.get(at + 37)?,
+        claim_token: r.get(at + 38)?,
+        version: r.get(at + 39)?,
+        created_by: r.get(at + 40)?,
+        created_at: r.get(at + 41)?,
+        n_verified: r.get(at + 42)?,
+        n_expired: r.get(at + 43)?,
+    })
+}
+
+fn program_from_row(r: &Row) -> rusqlite::Result<CouponProgram> {
+    program_at(r, 0)
+}
+
+pub(crate) fn get_program(
+    conn: &Connection,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<CouponProgram> {
+    conn.query_row(
+        &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.id = ?1 AND p.merchant_id = ?2"),
+        params![id, merchant_id],
+        program_from_row,
+    )
+    .map_err(map_err)
+}
+
+pub(crate) const COUPON_COLUMNS: &str = "c.id, c.merchant_id, c.program_id, c.customer_id, c.state, \
+    c.valid_from, c.valid_until, c.sealed, c.key_version, c.source, i.order_id, c.claimed_at, c.verified_at, \
+    c.gift_token_hash IS NOT NULL";
+const N_COUPON_COLUMNS: usize = 14;
+/// A held coupon's tables: the coupon, its issue and its program.
+pub(crate) const HELD_FROM: &str = "coupons c JOIN coupon_issues i ON i.id = c.issue_id \
+    JOIN coupon_programs p ON p.id = c.program_id";
+
+fn coupon_from_row(r: &Row) -> rusqlite::Result<Coupon> {
+    let state: String = r.get(4)?;
+    let source: String = r.get(9)?;
+    Ok(Coupon {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        program_id: r.get(2)?,
+        customer_id: r.get(3)?,
+        state: decode(CouponState::parse(&state), 4, "coupon state")?,
+        valid_from: r.get(5)?,
+        valid_until: r.get(6)?,
+        sealed: r.get(7)?,
+        key_version: r.get(8)?,
+        source: decode(CouponSource::parse(&source), 9, "coupon source")?,
+        order_id: r.get(10)?,
+        claimed_at: r.get(11)?,
+        verified_at: r.get(12)?,
+        gifting: r.get(13)?,
+    })
+}
+
+pub(crate) fn held_from_row(r: &Row) -> rusqlite::Result<HeldCoupon> {
+    Ok(HeldCoupon {
+        coupon: coupon_from_row(r)?,
+        program: program_at(r, N_COUPON_COLUMNS)?,
+    })
+}
+
+/// The held coupons matching `condition`, without the programs' counts.
+pub(crate) fn held_where(
+    conn: &Connection,
+    condition: &str,
+    values: impl rusqlite::Params,
+) -> StoreResult<Vec<HeldCoupon>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS}, {PROGRAM_COLUMNS}, {NO_COUNTS} FROM {HELD_FROM} WHERE {condition}"
+        ))
+        .map_err(map_err)?;
+    let rows = stmt.query_map(values, held_from_row).map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
+
+fn coupons_of_issue(conn: &Connection, issue_id: i64) -> StoreResult<Vec<Coupon>> {
+    Ok(
+        held_where(conn, "c.issue_id = ?1 ORDER BY c.id", [issue_id])?
+            .into_iter()
+            .map(|h| h.coupon)
+            .collect(),
+    )
+}
+
+fn refused<T>(refusal: CouponRefusal) -> StoreResult<Called<T, CouponRefusal>> {
+    Ok(Called {
+        result: Err(refusal),
+        replayed: false,
+    })
+}
+
+/// Keeps the call's outcome under its idempotency key in `column`.
+pub(crate) fn record_coupon_call(
+    conn: &Connection,
+    merchant_id: i64,
+    call: &ApiCall,
+    column: &str,
+    id: i64,
+    now: i64,
+) -> StoreResult<()> {
+    record_call(conn, merchant_id, call, None, None, None, now)?;
+    if let Some(claim) = &call.idempotency {
+        conn.execute(
+            &format!(
+                "UPDATE idempotency_keys SET {column} = ?1 WHERE merchant_id = ?2 AND key = ?3"
+            ),
+            params![id, merchant_id, claim.key.as_str()],
+        )
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn issue_job(
+    conn: &crate::engine::Writer,
+    call: &ApiCall,
+    issue: &IssueCoupons,
+) -> StoreResult<Called<Vec<Coupon>, CouponRefusal>> {
+    let m = issue.merchant_id;
+    let replayed = |id| -> StoreResult<Called<Vec<Coupon>, CouponRefusal>> {
+        Ok(Called {
+            result: Ok(coupons_of_issue(conn, id)?),
+            replayed: true,
+        })
+    };
+    match guard_call(conn, m, call)? {
+        Some(Err(refusal)) => return refused(refusal_of_guard(refusal)),
+        Some(Ok(recorded)) => {
+            return replayed(
+                recorded.coupon_issue_id.ok_or_else(|| {
+                    StoreError::Backend("an idempotency key of another call".into())
+                })?,
+            )
+        }
+        None => {}
+    }
+    match earlier_line(conn, issue)? {
+        Some(Ok(id)) => {
+            record_coupon_call(conn, m, call, "coupon_issue_id", id, issue.now)?;
+            return replayed(id);
+        }
+        Some(Err(refusal)) => return refused(refusal),
+        None => {}
+    }
+    let program = match check_issue_job(conn, issue)? {
+        Ok(program) => program,
+        Err(refusal) => return refused(refusal),
+    };
+    let issue_id = write_issue(conn, issue, &program)?;
+    record_coupon_call(conn, m, call, "coupon_issue_id", issue_id, issue.now)?;
+    Ok(Called {
+        result: Ok(coupons_of_issue(conn, issue_id)?),
+        replayed: false,
+    })
+}
+
+/// The earlier issue of the same order line: its id, or a mismatch.
+fn earlier_line(
+    conn: &Connection,
+    issue: &IssueCoupons,
+) -> StoreResult<Option<Result<i64, CouponRefusal>>> {
+    let Some((order_id, line)) = &issue.order else {
+        return Ok(None);
+    };
+    let earlier: Option<(i64, i64, i64)> = conn
+        .query_row(
+            "SELECT id, program_id, quantity FROM coupon_issues WHERE merchant_id = ?1 AND order_id = ?2 AND order_line = ?3",
+            params![issue.merchant_id, order_id, line],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(map_err)?;
+    Ok(earlier.map(|(id, program_id, quantity)| {
+        if program_id == issue.program_id && quantity == issue.coupons.len() as i64 {
+            Ok(id)
+        } else {
+            Err(CouponRefusal::OrderMismatch)
+        }
+    }))
+}
+
+/// Whether the issue may go ahead: the program, stock, customers and limits.
+fn check_issue_job(
+    conn: &Connection,
+    issue: &IssueCoupons,
+) -> StoreResult<Result<CouponProgram, CouponRefusal>> {
+    let Some(program) = conn
+        .query_row(
+            &format!("SELECT {PROGRAM_COLUMNS}, {NO_COUNTS} FROM coupon_programs p WHERE p.id = ?1 AND p.merchant_id = ?2"),
+            params![issue.program_id, issue.merchant_id],
+            program_from_row,
+        )
+        .optional()
+        .map_err(map_err)?
+    else {
+        return Ok(Err(CouponRefusal::ProgramNotFound));
+    };
+    for (customer_id, k) in issue.per_customer() {
+        let known: Option<Option<i64>> = conn
+            .query_row(
+                "SELECT (SELECT n_claimed FROM coupon_holdings WHERE program_id = ?1 AND customer_id = ?2) \
+                 FROM customers WHERE id = ?2 AND merchant_id = ?3",
+                params![issue.program_id, customer_id, issue.merchant_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map_err(map_err)?;
+        let Some(n_claimed) = known else {
+            return Ok(Err(CouponRefusal::CustomerNotFound));
+        };
+        let claim = (issue.source == CouponSource::Claim)
+            .then(|| (n_claimed.unwrap_or(0), program.fields.get_limit));
+        if let Err(refusal) = check_issue(program.state, program.stock_left(), k, claim) {
+            return Ok(Err(refusal));
+        }
+    }
+    let n = issue.coupons.len() as i64;
+    Ok(check_issue(program.state, program.stock_left(), n, None).map(|()| program))
+}
+
+/// Takes the stock and writes the issue, its coupons, the holders' counts,
+/// the audit record and the event; returns the issue's id.
+fn write_issue(
+    conn: &Connection,
+    issue: &IssueCoupons,
+    program: &CouponProgram,
+) -> StoreResult<i64> {
+    let (m, n) = (issue.merchant_id, issue.coupons.len() as i64);
+    crate::sql::expect_one(
+        conn.execute(
+            "UPDATE coupon_programs SET n_claimed = n_claimed + ?1 WHERE id = ?2 AND state = 'active' AND quantity - n_claimed >= ?1",
+            params![n, issue.program_id],
+        )
+        .map_err(map_err)?,
+    )?;
+    let (order_id, line) = issue.order.clone().unzip();
+    let issue_id: i64 = conn
+        .query_row(
+            "INSERT INTO coupon_issues (merchant_id, program_id, source, order_id, order_line, quantity, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            params![m, issue.program_id, issue.source.code(), order_id, line, n, issue.now],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let (valid_from, valid_until) = program.fields.validity.window(issue.now);
+    let mut made = Vec::with_capacity(issue.coupons.len());
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO coupons (merchant_id, program_id, customer_id, digest, sealed, key_version, state, valid_from, \
+             valid_until, source, issue_id, claimed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'available', ?7, ?8, ?9, ?10, ?11) RETURNING id",
+        )
+        .map_err(map_err)?;
+    for (customer_id, code) in &issue.coupons {
+        let id: i64 = insert
+            .query_row(
+                params![
+                    m,
+                    issue.program_id,
+                    customer_id,
+                    code.digest,
+                    code.sealed,
+                    code.key_version,
+                    valid_from,
+                    valid_until,
+                    issue.source.code(),
+                    issue_id,
+                    issue.now
+                ],
+                |r| r.get(0),
+            )
+            .map_err(map_err)?;
+        made.push((id, *customer_id));
+    }
+    for (customer_id, k) in issue.per_customer() {
+        conn.execute(
+            "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES (?1, ?2, ?3, 0) \
+             ON CONFLICT (program_id, customer_id) DO UPDATE SET n_claimed = n_claimed + excluded.n_claimed",
+            params![issue.program_id, customer_id, k],
+        )
+        .map_err(map_err)?;
+    }
+    if let Some(audit) = issue.audit(issue_id) {
+        insert_audit(conn, &audit, n).map_err(map_err)?;
+    }
+    insert_event(conn, &issue.event(&made))?;
+    Ok(issue_id)
+}
+
+/// The condition and values of a wallet tab.
+fn wallet_condition(tab: Option<WalletTab>, now: i64) -> (&'static str, Vec<Value>) {
+    match tab {
+        None => ("", vec![]),
+        Some(WalletTab::Usable) => (
+            " AND c.state = 'available' AND c.valid_until >= ?",
+            vec![Value::Integer(now)],
+        ),
+        Some(WalletTab::Used) => (" AND c.state = 'verified'", vec![]),
+        Some(WalletTab::Expired) => (
+            " AND c.state = 'available' AND c.valid_until < ?",
+            vec![Value::Integer(now)],
+        ),
+    }
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
+    async fn create_coupon_program(
+        &self,
+        merchant_id: i64,
+        fields: &CouponProgramFields,
+        quantity: i64,
+        claim_token: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<CouponProgram> {
+        let (mut values, audit, token) =
+            (field_values(fields), audit.clone(), claim_token.to_owned());
+        self.write(move |conn| {
+            let mut values = std::mem::take(&mut values);
+            values.extend([
+                Value::Integer(merchant_id),
+                Value::Integer(quantity),
+                Value::Text(token.clone()),
+                Value::Text(audit.actor.label.clone()),
+                Value::Integer(audit.created_at),
+            ]);
+            let placeholders = vec!["?"; values.len()].join(", ");
+            let id: i64 = conn
+                .query_row(
+                    &format!(
+                        "INSERT INTO coupon_programs ({FIELD_COLUMNS}, merchant_id, quantity, claim_token, created_by, created_at, state) \
+                         VALUES ({placeholders}, 'draft') RETURNING id"
+                    ),
+                    params_from_iter(values),
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            let mut audit = audit.clone();
+            audit.target = format!("coupon_program={id}");
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            get_program(conn, merchant_id, id)
+        })
+        .await
+    }
+
+    async fn update_coupon_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        version: i64,
+        fields: &CouponProgramFields,
+        audit: &AuditEntry,
+    ) -> StoreResult<CouponProgram> {
+        let (values, audit) = (field_values(fields), audit.clone());
+        self.write(move |conn| {
+            let assignments = FIELD_COLUMNS
+                .split(',')
+                .map(|c| format!("{} = ?", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut values = values.clone();
+            values.extend([Value::Integer(program_id), Value::Integer(merchant_id), Value::Integer(version)]);
+            let n = conn
+                .execute(
+                    &format!(
+                        "UPDATE coupon_programs SET {assignments}, version = version + 1 WHERE id = ? AND merchant_id = ? AND version = ?"
+                    ),
+                    params_from_iter(values),
+                )
+                .map_err(map_err)?;
+            if n != 1 {
+                return Err(StoreError::Conflict(Conflict::ProgramChanged));
+            }
+            // A widened validity reaches the coupons already held.
+            let program = get_program(conn, merchant_id, program_id)?;
+            widen_held_coupons(conn, &program)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(program)
+        })
+        .await
+    }
+
+    async fn set_coupon_program_state(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        to: ProgramState,
+        audit: &AuditEntry,
+    ) -> StoreResult<u64> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let sources: Vec<Value> = ProgramState::sources_of(to)
+                .iter()
+                .map(|s| Value::Text(s.code().into()))
+                .collect();
+            if sources.is_empty() {
+                return Ok(0);
+            }
+            let placeholders = vec!["?"; sources.len()].join(", ");
+            let mut values = vec![
+                Value::Text(to.code().into()),
+                Value::Integer(program_id),
+                Value::Integer(merchant_id),
+            ];
+            values.extend(sources);
+            let n = conn
+                .execute(
+                    &format!(
+                        "UPDATE coupon_programs SET state = ?, version = version + 1 WHERE id = ? AND merchant_id = ? AND state IN ({placeholders})"
+                    ),
+                    params_from_iter(values),
+                )
+                .map_err(map_err)?;
+            if n == 1 {
+                insert_audit(conn, &audit, 1).map_err(map_err)?;
+            }
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn change_coupon_stock(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        delta: i64,
+        audit: &AuditEntry,
+    ) -> StoreResult<u64> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE coupon_programs SET quantity = quantity + ?1 WHERE id = ?2 AND merchant_id = ?3 \
+                     AND quantity + ?1 >= n_claimed AND quantity + ?1 <= ?4",
+                    params![delta, program_id, merchant_id, kaquan_core::coupon::STOCK_MAX],
+                )
+                .map_err(map_err)?;
+            if n == 1 {
+                insert_audit(conn, &audit, 1).map_err(map_err)?;
+            }
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get_coupon_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+    ) -> StoreResult<CouponProgram> {
+        self.read(move |conn| get_program(conn, merchant_id, program_id))
+            .await
+    }
+
+    async fn find_program_by_claim_token(&self, token: &str) -> StoreResult<Option<CouponProgram>> {
+        let token = token.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.claim_token = ?1"),
+                [token],
+                program_from_row,
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_coupon_programs(
+        &self,
+        merchant_id: i64,
+        filter: &ProgramFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<CouponProgram>, i64)> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let mut condition = "p.merchant_id = ?".to_owned();
+            let mut values = vec![Value::Integer(merchant_id)];
+            if let Some(state) = filter.state {
+                condition.push_str(" AND p.state = ?");
+                values.push(Value::Text(state.code().into()));
+            }
+            if let Some(kind) = filter.kind {
+                condition.push_str(" AND p.kind = ?");
+                values.push(Value::Text(kind.code().into()));
+            }
+            if let Some(title) = filter.title.filter(|t| !t.is_empty()) {
+                condition.push_str(" AND instr(p.title, ?) > 0");
+                values.push(Value::Text(title));
+            }
+            filtered_page(
+                conn,
+                (
+                    "coupon_programs p",
+                    &format!("{PROGRAM_COLUMNS}, {PROGRAM_COUNTS}"),
+                    "p.id DESC",
+                ),
+                &condition,
+                values,
+                page,
+                program_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn issue_coupons(
+        &self,
+        call: &ApiCall,
+        issue: &IssueCoupons,
+    ) -> StoreResult<Called<Vec<Coupon>, CouponRefusal>> {
+        let (call, issue) = (call.clone(), issue.clone());
+        self.write(move |conn| issue_job(conn, &call, &issue)).await
+    }
+
+    async fn find_coupon_by_digest(
+        &self,
+        merchant_id: i64,
+        digest: &[u8],
+    ) -> StoreResult<Option<HeldCoupon>> {
+        let digest = digest.to_vec();
+        self.read(move |conn| {
+            Ok(held_where(
+                conn,
+                "c.merchant_id = ?1 AND c.digest = ?2",
+                params![merchant_id, digest],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn get_coupon(
+        &self,
+        merchant_id: i64,
+        coupon_id: i64,
+    ) -> StoreResult<Option<HeldCoupon>> {
+        self.read(move |conn| {
+            Ok(held_where(
+                conn,
+                "c.id = ?1 AND c.merchant_id = ?2",
+                params![coupon_id, merchant_id],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn list_customer_coupons(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        tab: Option<WalletTab>,
+        now: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<HeldCoupon>, i64)> {
+        self.read(move |conn| {
+            let (tab_condition, tab_values) = wallet_condition(tab, now);
+            let mut values = vec![Value::Integer(customer_id), Value::Integer(merchant_id)];
+            values.extend(tab_values);
+            filtered_page(
+                conn,
+                (
+                    HELD_FROM,
+                    &format!("{COUPON_COLUMNS}, {PROGRAM_COLUMNS}, {NO_COUNTS}"),
+                    "c.id DESC",
+                ),
+                &format!("c.customer_id = ? AND c.merchant_id = ?{tab_condition}"),
+                values,
+                page,
+                held_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn verify_coupon(
+        &self,
+        call: &ApiCall,
+        verify: &kaquan_core::coupon::usage::VerifyCoupon,
+    ) -> StoreResult<Called<kaquan_core::coupon::usage::CouponVerification, CouponRefusal>> {
+        let (call, verify) = (call.clone(), verify.clone());
+        self.write(move |conn| crate::coupon_verifications::verify_job(conn, &call, &verify))
+            .await
+    }
+
+    async fn undo_coupon_verification(
+        &self,
+        call: &ApiCall,
+        undo: &kaquan_core::coupon::usage::UndoVerification,
+    ) -> StoreResult<Called<kaquan_core::coupon::usage::CouponVerification, CouponRefusal>> {
+        let (call, undo) = (call.clone(), undo.clone());
+        self.write(move |conn| crate::coupon_verifications::undo_job(conn, &call, &undo))
+            .await
+    }
+
+    async fn get_coupon_verification(
+        &self,
+        merchant_id: i64,
+        verification_id: i64,
+    ) -> StoreResult<Option<kaquan_core::coupon::usage::CouponVerification>> {
+        self.read(move |conn| {
+            crate::coupon_verifications::get_verification(conn, merchant_id, verification_id)
+        })
+        .await
+    }
+
+    async fn list_coupon_verifications(
+        &self,
+        merchant_id: i64,
+        filter: &kaquan_core::coupon::usage::VerificationFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<kaquan_core::coupon::usage::CouponVerification>, i64)> {
+        let filter = filter.clone();
+        self.read(move |conn| crate::coupon_verifications::list(conn, merchant_id, &filter, page))
+            .await
+    }
+
+    async fn daily_verification_stats(
+        &self,
+        merchant_id: i64,
+        filter: &kaquan_core::coupon::usage::VerificationFilter,
+    ) -> StoreResult<Vec<kaquan_core::coupon::usage::DailyVerificationStats>> {
+        let filter = filter.clone();
+        self.read(move |conn| crate::coupon_verifications::daily_stats(conn, merchant_id, &filter))
+            .await
+    }
+
+    async fn verifier_stats(
+        &self,
+        merchant_id: i64,
+        filter: &kaquan_core::coupon::usage::VerificationFilter,
+    ) -> StoreResult<Vec<kaquan_core::coupon::usage::VerifierStats>> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            crate::coupon_verifications::verifier_stats(conn, merchant_id, &filter)
+        })
+        .await
+    }
+
+    async fn offer_coupon_gift(
+        &self,
+        merchant_id: i64,
+        coupon_id: i64,
+        customer_id: i64,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE coupons SET gift_token_hash = ?1 WHERE id = ?2 AND merchant_id = ?3 AND customer_id = ?4 \
+                     AND state = 'available' AND gift_token_hash IS NULL AND valid_until >= ?5 \
+                     AND (SELECT can_give_friend FROM coupon_programs WHERE id = coupons.program_id)",
+                    params![token_hash, coupon_id, merchant_id, customer_id, now],
+                )
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn cancel_coupon_gift(
+        &self,
+        merchant_id: i64,
+        coupon_id: i64,
+        customer_id: i64,
+    ) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE coupons SET gift_token_hash = NULL WHERE id = ?1 AND merchant_id = ?2 AND customer_id = ?3 \
+                     AND state = 'available' AND gift_token_hash IS NOT NULL",
+                    params![coupon_id, merchant_id, customer_id],
+                )
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn find_coupon_gift(&self, token_hash: &str) -> StoreResult<Option<HeldCoupon>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| Ok(held_where(conn, "c.gift_token_hash = ?1", [token_hash])?.pop()))
+            .await
+    }
+
+    async fn accept_coupon_gift(
+        &self,
+        merchant_id: i64,
+        token_hash: &str,
+        friend_id: i64,
+        now: i64,
+    ) -> StoreResult<Result<Coupon, CouponRefusal>> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |conn| {
+            crate::coupon_verifications::accept_gift(conn, merchant_id, &token_hash, friend_id, now)
+        })
+        .await
+    }
+
+    async fn get_coupon_settings(
+        &self,
+        merchant_id: i64,
+    ) -> StoreResult<kaquan_core::coupon::usage::CouponSettings> {
+        self.read(move |conn| crate::coupon_verifications::get_settings(conn, merchant_id))
+            .await
+    }
+
+    async fn save_coupon_settings(
+        &self,
+        merchant_id: i64,
+        settings: &kaquan_core::coupon::usage::CouponSettings,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (settings, audit) = (*settings, audit.clone());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO coupon_settings (merchant_id, undo_window_minutes) VALUES (?1, ?2) \
+                 ON CONFLICT (merchant_id) DO UPDATE SET undo_window_minutes = excluded.undo_window_minutes",
+                params![merchant_id, settings.undo_window_minutes],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Gives the held coupons of a program its (widened) validity: a fixed
+/// range as it is, a relative one from each coupon's day of claim.
+fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult<()> {
+    let offset = i64::from(kaquan_core::clock::MERCHANT_UTC_OFFSET_SECONDS);
+    match program.fields.validity {
+        Validity::Fixed { begin, end } => conn.execute(
+            "UPDATE coupons SET valid_from = ?1, valid_until = ?2 WHERE program_id = ?3 AND state = 'available'",
+            params![begin, end, program.id],
+        ),
+        Validity::Relative {
+            term_days,
+            begin_after_days,
+            hard_end,
+        } => conn.execute(
+            "UPDATE coupons SET valid_from = day + ?1 * 86400, valid_until = min(day + (?1 + ?2) * 86400 - 1, ?3) \
+             FROM (SELECT id AS coupon_id, ((claimed_at + ?4) / 86400) * 86400 - ?4 AS day FROM coupons WHERE program_id = ?5) \
+             WHERE coupons.id = coupon_id AND program_id = ?5 AND state = 'available'",
+            params![begin_after_days, term_days, hard_end.unwrap_or(i64::MAX), offset, program.id],
+        ),
+    }
+    .map_err(map_err)?;
+    Ok(())
+}
