@@ -27,6 +27,8 @@ pub enum ApiError {
     BadSignature(&'static str),
     /// A ledger or code call that changed nothing, with its machine code.
     Refused(Refusal),
+    /// A coupon call that changed nothing, with its precise reason.
+    CouponRefused(kaquan_core::coupon::usage::CouponRefusal),
     /// The request itself does not fit: not JSON, the wrong content type,
     /// too large, an unknown route or method, an unknown, missing or
     /// mistyped field, a control character. `code` is stable for programs.
@@ -99,6 +101,7 @@ impl ApiError {
                 Refusal::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
                 Refusal::NonceReused => StatusCode::UNAUTHORIZED,
             },
+            Self::CouponRefused(refusal) => coupon_status(*refusal),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +131,7 @@ impl ApiError {
             }
             Self::BadSignature(why) => format!("签名校验失败：{why}"),
             Self::Refused(refusal) => refusal.message_zh(),
+            Self::CouponRefused(refusal) => refusal.message_zh(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -146,8 +150,27 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::BadSignature(_) => "bad_signature",
             Self::Refused(refusal) => refusal.code(),
+            Self::CouponRefused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
+    }
+}
+
+/// The status of a coupon refusal: 404 for nothing by that name, 429 for
+/// a locked verifier, 401 for a reused nonce, 409 for what the coupon's or
+/// program's state refuses, 422 for what the request asks wrongly.
+fn coupon_status(refusal: kaquan_core::coupon::usage::CouponRefusal) -> StatusCode {
+    use kaquan_core::coupon::usage::CouponRefusal as R;
+    match refusal {
+        r if r.is_not_found() => StatusCode::NOT_FOUND,
+        R::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        R::NonceReused => StatusCode::UNAUTHORIZED,
+        R::BelowThreshold { .. }
+        | R::LocationRequired
+        | R::RotatingCodeRequired
+        | R::NotAnExchange
+        | R::OwnGift => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::CONFLICT,
     }
 }
 
@@ -246,6 +269,9 @@ impl IntoResponse for ApiError {
                 retry_after_seconds,
             }
             | Self::Refused(Refusal::Locked {
+                retry_after_seconds,
+            })
+            | Self::CouponRefused(kaquan_core::coupon::usage::CouponRefusal::Locked {
                 retry_after_seconds,
             }) => Some(retry_after_seconds),
             _ => None,

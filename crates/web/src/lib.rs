@@ -5,6 +5,9 @@
 //! use cases and the `Store` trait. Wire types (the `*Dto`, `*Request` and
 //! view structs) live here and only here derive serde.
 
+// The OpenAPI examples of the coupon program are large `json!` literals.
+#![recursion_limit = "256"]
+
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -15,6 +18,10 @@ pub mod card_sales;
 pub mod cards;
 pub mod codes;
 pub mod cookies;
+pub mod coupon_issues;
+pub mod coupon_open;
+pub mod coupon_records;
+pub mod coupons;
 pub mod customers;
 pub mod erp;
 pub mod error;
@@ -28,6 +35,7 @@ pub mod goods;
 pub mod home;
 pub mod images;
 pub mod lists;
+pub mod locations;
 pub mod nav;
 pub mod open_api;
 pub mod openapi;
@@ -261,6 +269,11 @@ pub fn router(state: AppState) -> Router {
         .merge(sms::router())
         .merge(erp::router())
         .merge(waybills::router())
+        .merge(coupons::router())
+        .merge(coupon_issues::router())
+        .merge(locations::router())
+        .merge(coupon_records::router())
+        .merge(coupon_open::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)

@@ -257,7 +257,7 @@ impl Signed {
     }
 
     /// Records the nonce of a read-only call.
-    async fn record_nonce(&self, state: &AppState) -> ApiResult<()> {
+    pub(crate) async fn record_nonce(&self, state: &AppState) -> ApiResult<()> {
         match state.store.record_nonce(&self.nonce_use()).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => {

@@ -9,6 +9,8 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::path::ParameterIn;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+mod coupons;
+
 /// What one operation takes and answers beyond its path and headers, from
 /// the wire types themselves (their `utoipa` derives), so the schema and
 /// the type cannot drift apart.
@@ -231,6 +233,7 @@ fn error_codes(
         _ => &[],
     };
     codes.extend(specific);
+    codes.extend(coupons::error_codes(operation_id));
     if method == "post" && !signed && operation_id.starts_with("create_") {
         codes.push("conflict");
     }
@@ -248,6 +251,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
         .or_else(|io| describe_pickups(operation_id, io))
         .or_else(|io| describe_stored_value(operation_id, io))
         .or_else(|io| describe_integration(operation_id, io))
+        .or_else(|io| coupons::describe(operation_id, io))
         .ok()?;
     Some((io.body, io.query, io.responses))
 }
@@ -665,6 +669,32 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/open/v1/customers/{customer_id}/balance", "get_customer_balance", "A customer's balance by the mall's customer id", "signed"),
     ("get", "/open/v1/customers/{customer_id}/statement", "list_customer_statement_signed", "A customer's 余额明细 by the mall's customer id (page, page_size)", "signed"),
     ("get", "/open/v1/giftcard-centre", "get_giftcard_centre", "礼品卡设置 as the mall shows them: which entries and modules to show, names, picture addresses, exchange-centre address and the 礼品卡商品 on the shelf", "signed"),
+    ("get", "/api/v1/coupon-programs", "list_coupon_programs", "优惠券: programs with their stock, claimed, verified and expired counts and claim links (state, kind, title filter)", "coupons.manage"),
+    ("post", "/api/v1/coupon-programs", "create_coupon_program", "制券: a program of one of the five kinds with its quantity (库存), limits, validity, time and location rules; created as a draft", "coupons.manage"),
+    ("get", "/api/v1/coupon-programs/{program_id}", "get_coupon_program", "One program", "coupons.manage"),
+    ("put", "/api/v1/coupon-programs/{program_id}", "update_coupon_program", "Edit a program made on `version`: anything while a draft; once active the benefit stays and the validity only widens (held coupons follow)", "coupons.manage"),
+    ("post", "/api/v1/coupon-programs/{program_id}/state", "update_coupon_program_state", "开始投放 / 暂停 / 结束 (state active, paused or ended)", "coupons.manage"),
+    ("post", "/api/v1/coupon-programs/{program_id}/stock", "update_coupon_program_stock", "Add to (or take from) the stock, never below what was claimed", "coupons.manage"),
+    ("post", "/api/v1/coupon-programs/{program_id}/issues", "create_coupon_issue", "定向发放: one coupon per recipient (phone or the mall's customer id), all or none with a per-row report", "coupons.manage"),
+    ("get", "/api/v1/coupon-programs/{program_id}/qr", "get_coupon_program_qr", "The claim link's QR code for posters (format=png|svg)", "coupons.manage"),
+    ("get", "/api/v1/locations", "list_locations", "门店", "coupons.verify"),
+    ("post", "/api/v1/locations", "create_location", "Add a location (门店)", "coupons.manage"),
+    ("put", "/api/v1/locations/{location_id}", "update_location", "Change a location, or close it (enabled false)", "coupons.manage"),
+    ("get", "/api/v1/staff/{staff_id}/locations", "get_staff_locations", "The locations a 核销员 is bound to (empty: all)", "coupons.manage"),
+    ("put", "/api/v1/staff/{staff_id}/locations", "update_staff_locations", "Bind a 核销员 to locations (empty: all)", "coupons.manage"),
+    ("get", "/api/v1/coupon-settings", "get_coupon_settings", "Coupon settings (the undo window)", "coupons.manage"),
+    ("put", "/api/v1/coupon-settings", "update_coupon_settings", "Save the coupon settings", "coupons.manage"),
+    ("get", "/api/v1/coupon-verifications", "list_coupon_verifications", "核销记录, newest first (program, location, verifier, channel, dates)", "coupons.manage"),
+    ("post", "/api/v1/coupon-verifications", "create_coupon_verification", "确认核销 of a scanned or typed code at a location, with the order amount; irreversible from the console", "coupons.verify"),
+    ("post", "/api/v1/coupon-verifications/check", "check_coupon_code", "Step 1 of 核销: what the code is and whether it may be used here now, with the exact reason when not", "coupons.verify"),
+    ("get", "/api/v1/coupon-verifications/export", "export_coupon_verifications", "核销记录 as xlsx (the same filters), at most 100000 rows", "coupons.manage"),
+    ("get", "/api/v1/coupon-verifications/stats", "get_coupon_verification_stats", "数据与对账: per day and location, and per verifier: count, order amounts, discounts, undone", "coupons.manage"),
+    ("post", "/open/v1/coupons", "create_coupon", "获取卡券ID: issue a program's coupons for a paid order line (one per unit); the same line again returns the same coupons", "signed"),
+    ("get", "/open/v1/customers/{customer_id}/coupons", "list_customer_coupons", "A customer's coupons by the mall's customer id (status usable|used|expired)", "signed"),
+    ("post", "/open/v1/coupons/query", "check_coupon", "Query a code: its state, where and when it may be used, and the discount for order_amount_fen", "signed"),
+    ("post", "/open/v1/coupon-verifications", "create_coupon_verification_signed", "核销 a code with its location, order reference and amount (the discount is returned)", "signed"),
+    ("post", "/open/v1/coupon-verifications/{verification_id}/undo", "create_coupon_verification_undo", "Undo a verification within the merchant's window (default 60 minutes): the coupon is usable again", "signed"),
+    ("post", "/open/v1/coupon-exchanges", "create_coupon_exchange", "使用卡券ID: a 兑换券 exchanges for its goods (goods_id checked)", "signed"),
 ];
 
 pub fn document() -> Value {
@@ -680,16 +710,22 @@ pub fn document() -> Value {
             }
         });
         let signed = path.starts_with("/open/");
-        // The open API names customers by the mall's own (string) ids.
-        let id_type = if signed { "string" } else { "integer" };
+        // The open API names customers and orders by the mall's own (string) ids.
+        let id_type = |name: &str| {
+            if signed && name != "verification_id" {
+                "string"
+            } else {
+                "integer"
+            }
+        };
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": id_type}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": id_type(name)}}))
             .collect();
         if signed {
             if *method == "post" {
-                parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": *operation_id != "create_login_link", "schema": {"type": "string", "maxLength": 255}}));
+                parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": !["create_login_link", "check_coupon"].contains(operation_id), "schema": {"type": "string", "maxLength": 255}}));
             }
             operation["security"] = json!([{"kaquanKey": [], "kaquanTimestamp": [], "kaquanNonce": [], "kaquanSignature": []}]);
         }

@@ -121,6 +121,9 @@ async fn every_documented_operation_is_routed() {
                 .replace("{customer_id}", "1")
                 .replace("{endpoint_id}", "1")
                 .replace("{delivery_id}", "1")
+                .replace("{program_id}", "1")
+                .replace("{location_id}", "1")
+                .replace("{verification_id}", "1")
                 .replace("{id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

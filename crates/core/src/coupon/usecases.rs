@@ -347,6 +347,9 @@ pub async fn verify_coupon(
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
     let discount_fen = match preview(held, request) {
         Ok(fen) => fen,
+        // A retry of a verification that went through finds its coupon
+        // used: its key, in the store, answers with the first outcome.
+        Err(CouponRefusal::Used { .. }) if call.idempotency.is_some() => 0,
         Err(refusal) => {
             return Ok(Called {
                 result: Err(refusal),

@@ -1,0 +1,239 @@
+//! 投放 by staff: 定向发放 to one customer or a list (all or none, with a
+//! per-row report), and the poster-ready QR code of a program's claim link.
+
+use crate::auth::Authed;
+use crate::coupons::claim_path;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use kaquan_core::auth::Permission;
+use kaquan_core::coupon::usage::CouponSource;
+use kaquan_core::coupon::usecases::{self, Recipients};
+use kaquan_core::ledger::ApiCall;
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/coupon-programs/{program_id}/issues",
+            post(create_coupon_issue),
+        )
+        .route(
+            "/api/v1/coupon-programs/{program_id}/qr",
+            get(get_coupon_program_qr),
+        )
+}
+
+// ---- 定向发放 ----------------------------------------------------------------
+
+/// One recipient of a targeted issue: a mobile number or the mall's customer id.
+#[derive(Deserialize, utoipa::ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "13800001234"}))]
+pub struct Recipient {
+    pub phone: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"recipients": [{"phone": "13800001234"}, {"customer_id": "u-1001"}]}))]
+pub struct CouponIssueRequest {
+    /// One coupon per entry (a customer listed twice gets two); at most 10000.
+    pub recipients: Vec<Recipient>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"program_id": 3, "n_issued": 2, "stock_left": 878}))]
+pub struct CouponIssueDto {
+    pub program_id: i64,
+    pub n_issued: i64,
+    pub stock_left: i64,
+}
+
+/// Finds or makes the customer each recipient names; every bad row is
+/// reported (its 1-based line), and then nothing is issued.
+pub async fn resolve_recipients(
+    state: &AppState,
+    merchant_id: i64,
+    recipients: &[Recipient],
+) -> ApiResult<Vec<i64>> {
+    if recipients.is_empty() || recipients.len() as i64 > usecases::ISSUE_COUPONS_MAX {
+        return Err(ApiError::invalid(format!(
+            "每次发放 1–{} 张",
+            usecases::ISSUE_COUPONS_MAX
+        )));
+    }
+    let mut rows = Vec::new();
+    let mut ids = Vec::with_capacity(recipients.len());
+    let now = crate::now();
+    for (idx, r) in recipients.iter().enumerate() {
+        let line = idx + 1;
+        let phone = r.phone.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        let external = r
+            .customer_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        let found = match (phone, external) {
+            (Some(phone), None) => match kaquan_core::pickup::mobile_number(phone) {
+                Some(phone) => Some(phone_customer(state, merchant_id, &phone, now).await?),
+                None => {
+                    rows.push(row_error(line, "手机号应为 11 位手机号码"));
+                    None
+                }
+            },
+            (None, Some(id)) => match kaquan_core::ledger::check_reference("customer_id", id) {
+                Ok(id) => Some(state.store.ensure_customer(merchant_id, &id, now).await?.id),
+                Err(e) => {
+                    rows.push(row_error(line, &e));
+                    None
+                }
+            },
+            _ => {
+                rows.push(row_error(line, "须填写手机号或商城顾客编号之一"));
+                None
+            }
+        };
+        ids.extend(found);
+    }
+    if !rows.is_empty() {
+        return Err(ApiError::ImportRows(rows));
+    }
+    Ok(ids)
+}
+
+fn row_error(line: usize, message: &str) -> kaquan_core::batch::usecases::RowError {
+    kaquan_core::batch::usecases::RowError {
+        line,
+        message: message.to_owned(),
+    }
+}
+
+/// The customer with this phone, made (without a password) when new.
+async fn phone_customer(
+    state: &AppState,
+    merchant_id: i64,
+    phone: &str,
+    now: i64,
+) -> ApiResult<i64> {
+    if let Some((customer, _)) = state.store.find_phone_customer(merchant_id, phone).await? {
+        return Ok(customer.id);
+    }
+    match state
+        .store
+        .create_phone_customer(merchant_id, phone, "", now)
+        .await
+    {
+        Ok(customer) => Ok(customer.id),
+        Err(kaquan_core::StoreError::Conflict(_)) => Ok(state
+            .store
+            .find_phone_customer(merchant_id, phone)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .0
+            .id),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 定向发放: one coupon per recipient, all or none.
+pub async fn issue_to(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    recipients: &[Recipient],
+) -> ApiResult<CouponIssueDto> {
+    authed.require(Permission::CouponsManage)?;
+    let m = authed.merchant_id();
+    let program = state.store.get_coupon_program(m, program_id).await?;
+    let customer_ids = resolve_recipients(state, m, recipients).await?;
+    let n = customer_ids.len() as i64;
+    let called = usecases::issue_coupons(
+        state.store.as_ref(),
+        &state.master,
+        &ApiCall::default(),
+        &program,
+        Recipients {
+            source: CouponSource::Targeted,
+            customer_ids,
+            order: None,
+        },
+        &authed.actor(),
+        crate::now(),
+    )
+    .await?;
+    called.result.map_err(ApiError::CouponRefused)?;
+    let program = state.store.get_coupon_program(m, program_id).await?;
+    Ok(CouponIssueDto {
+        program_id,
+        n_issued: n,
+        stock_left: program.stock_left(),
+    })
+}
+
+async fn create_coupon_issue(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(program_id): Path<i64>,
+    Json(request): Json<CouponIssueRequest>,
+) -> ApiResult<(StatusCode, Json<CouponIssueDto>)> {
+    let issued = issue_to(&state, &authed, program_id, &request.recipients).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+// ---- the claim QR code ------------------------------------------------------
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct QrQuery {
+    /// `png` (default, for print) or `svg` (for posters).
+    pub format: Option<String>,
+}
+
+/// The poster-ready QR code of a program's claim link.
+pub async fn claim_qr(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    format: Option<&str>,
+) -> ApiResult<Response> {
+    authed.require(Permission::CouponsManage)?;
+    let m = authed.merchant_id();
+    let program = state.store.get_coupon_program(m, program_id).await?;
+    let url = format!(
+        "{}{}",
+        state.public_url_for(m).await?,
+        claim_path(m, &program.claim_token)
+    );
+    let code = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("a claim link does not fit a QR code: {e}")))?;
+    let title = program.fields.title.clone();
+    Ok(match format.unwrap_or("png") {
+        "png" => {
+            let png = crate::off_runtime(move || crate::exports::qr_png(&code, 12)).await?;
+            crate::exports::download(png, &format!("领券二维码-{title}.png"), "image/png")
+        }
+        "svg" => crate::exports::download(
+            crate::exports::qr_svg(&code).into_bytes(),
+            &format!("领券二维码-{title}.svg"),
+            "image/svg+xml",
+        ),
+        _ => return Err(ApiError::invalid("format 应为 png 或 svg")),
+    })
+}
+
+async fn get_coupon_program_qr(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(program_id): Path<i64>,
+    Query(query): Query<QrQuery>,
+) -> ApiResult<Response> {
+    claim_qr(&state, &authed, program_id, query.format.as_deref()).await
+}
