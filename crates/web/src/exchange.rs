@@ -103,11 +103,30 @@ fn session_cookie(state: &AppState, merchant_id: i64, token: &str, max_age: i64)
     )
 }
 
-/// Signs the customer in and sends them to the exchange centre.
+/// Where a sign-in goes on to: `next` when it is one of this shop's own
+/// customer pages, else the exchange centre.
+pub fn after_sign_in(merchant_id: i64, next: Option<&str>) -> String {
+    let prefix = format!("/m/{merchant_id}/");
+    match next {
+        Some(path)
+            if path.starts_with(&prefix)
+                && !path.contains("//")
+                && !path.contains('\\')
+                && path.len() <= 300
+                && path.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            path.to_owned()
+        }
+        _ => centre_path(merchant_id),
+    }
+}
+
+/// Signs the customer in and sends them on to `next` (see [`after_sign_in`]).
 async fn start_session(
     state: &AppState,
     merchant_id: i64,
     customer_id: i64,
+    next: Option<&str>,
 ) -> ApiResult<Response> {
     let token = random_token_hex(32);
     state
@@ -120,7 +139,7 @@ async fn start_session(
             expires_at: crate::now() + CUSTOMER_SESSION_SECONDS,
         })
         .await?;
-    let mut response = Redirect::to(&centre_path(merchant_id)).into_response();
+    let mut response = Redirect::to(&after_sign_in(merchant_id, next)).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
         session_cookie(state, merchant_id, &token, CUSTOMER_SESSION_SECONDS),
@@ -197,6 +216,8 @@ struct CentreView {
     /// The phone form's token (`auth::check_form_token`).
     form_token: String,
     error: Option<String>,
+    /// Where sign-in goes on to.
+    next: String,
 }
 
 async fn centre_view(
@@ -237,6 +258,7 @@ async fn centre_view(
         password_length_min: kaquan_core::auth::STAFF_PASSWORD_LENGTH_MIN,
         form_token: String::new(),
         error: None,
+        next: String::new(),
     })
 }
 
@@ -255,13 +277,28 @@ fn render_centre(state: &AppState, mut view: CentreView, status: StatusCode) -> 
     response
 }
 
+/// Lenient on purpose: a customer's landing page, opened from printed QR
+/// codes, WeChat shares and the mall, which append their own parameters;
+/// `next` is where sign-in goes on to (a coupon's page).
+#[derive(Deserialize)]
+struct CentreQuery {
+    next: Option<String>,
+}
+
 async fn centre_page(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
     authed: CustomerAuthed,
+    Query(query): Query<CentreQuery>,
 ) -> PageResult {
+    if authed.0.is_some() {
+        if let Some(next) = query.next.as_deref() {
+            return Ok(Redirect::to(&after_sign_in(merchant_id, Some(next))).into_response());
+        }
+    }
     let settings = cached_settings(&state, merchant_id).await?;
-    let view = centre_view(&state, merchant_id, settings, &authed).await?;
+    let mut view = centre_view(&state, merchant_id, settings, &authed).await?;
+    view.next = query.next.unwrap_or_default();
     Ok(render_centre(&state, view, StatusCode::OK))
 }
 
@@ -272,6 +309,9 @@ async fn centre_page(
 #[derive(Deserialize)]
 struct LoginQuery {
     token: String,
+    /// The page to go on to (the mall may send its customer to a coupon's
+    /// claim page or 我的卡券).
+    next: Option<String>,
 }
 
 /// Follows a login link: checks its signature and expiry, uses it up, signs in.
@@ -295,7 +335,7 @@ async fn login_link(
         }
         Err(other) => return Err(ApiError::from(other).into()),
     }
-    Ok(start_session(&state, merchant_id, link.customer_id).await?)
+    Ok(start_session(&state, merchant_id, link.customer_id, query.next.as_deref()).await?)
 }
 
 #[derive(Deserialize)]
@@ -543,6 +583,9 @@ struct PhoneForm {
     password: String,
     #[serde(default)]
     form_token: String,
+    /// The page to go on to after signing in (a coupon's claim page).
+    #[serde(default)]
+    next: String,
 }
 
 fn check_phone(phone: &str) -> ApiResult<String> {
@@ -616,7 +659,9 @@ async fn sign_in_by_phone(
         }
     };
     match found {
-        Some((customer, _)) if ok => start_session(state, merchant_id, customer.id).await,
+        Some((customer, _)) if ok => {
+            start_session(state, merchant_id, customer.id, Some(&form.next)).await
+        }
         _ => {
             for key in &keys {
                 state.store.record_failure(merchant_id, key, now).await?;
@@ -660,7 +705,7 @@ async fn sign_up_by_phone(
         }
         Err(other) => return Err(other.into()),
     };
-    start_session(state, merchant_id, customer.id).await
+    start_session(state, merchant_id, customer.id, Some(&form.next)).await
 }
 
 /// A phone sign-in or sign-up that worked goes on with its session; one
@@ -681,6 +726,7 @@ async fn session_or_centre(
     let mut view = centre_view(state, merchant_id, settings, &CustomerAuthed(None)).await?;
     view.error = Some(error.public_message());
     view.phone = form.phone.trim().chars().take(11).collect();
+    view.next = form.next.clone();
     Ok(render_centre(state, view, error.status()))
 }
 

@@ -614,8 +614,19 @@ mod tests {
     fn every_wire_type_refuses_unknown_fields() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut lax = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        let mut paths: Vec<std::path::PathBuf> = Vec::new();
+        let mut dirs = vec![dir];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    paths.push(path);
+                }
+            }
+        }
+        for path in paths {
             let source = std::fs::read_to_string(&path).unwrap();
             let lines: Vec<&str> = source.lines().collect();
             for (idx, line) in lines.iter().enumerate() {

@@ -20,6 +20,7 @@ pub mod codes;
 pub mod cookies;
 pub mod coupon_issues;
 pub mod coupon_open;
+pub mod coupon_pages;
 pub mod coupon_records;
 pub mod coupons;
 pub mod customers;
@@ -48,6 +49,8 @@ pub mod pickup;
 pub mod pickup_settings;
 pub mod sms;
 pub mod tables;
+pub mod verify;
+pub mod wallet;
 pub mod waybills;
 pub mod webhooks;
 
@@ -274,6 +277,9 @@ pub fn router(state: AppState) -> Router {
         .merge(locations::router())
         .merge(coupon_records::router())
         .merge(coupon_open::router())
+        .merge(verify::router())
+        .merge(wallet::router())
+        .merge(coupon_pages::router())
         .merge(openapi::router())
         .route_layer(trace_layer())
         .fallback(extract::unknown_route)

@@ -60,6 +60,16 @@ const MENU: &[Group] = &[
         entries: &[entry("订单列表", "/orders?status=pending", OrdersManage)],
     },
     Group {
+        label: "优惠券",
+        entries: &[
+            entry("优惠券", "/coupons", CouponsManage),
+            entry("核销", "/verify", CouponsVerify),
+            entry("门店与核销员", "/coupons/locations", CouponsManage),
+            entry("核销记录", "/coupons/verifications", CouponsManage),
+            entry("数据与对账", "/coupons/reconciliation", CouponsManage),
+        ],
+    },
+    Group {
         label: "营销·礼品卡",
         entries: &[
             entry("礼品卡设置", "/giftcards/settings", GiftcardsManage),
@@ -122,12 +132,14 @@ pub fn menu_for(permissions: &[Permission]) -> Vec<NavGroup> {
 }
 
 /// Where a role lands after signing in: an order clerk (orders but no card
-/// making and no staff) on 待发 orders, a verifier (pickups and nothing of
-/// the cards) on 到店提货, everyone else on 概况.
+/// making and no staff) on 待发 orders, a verifier (nothing of the cards) on
+/// 核销 (or 到店提货 when they only help with pickups), everyone else on 概况.
 pub fn home_for(permissions: &[Permission]) -> Option<&'static str> {
     let can = |p| permissions.contains(&p);
     if can(OrdersManage) && !can(CardsCreate) && !can(StaffManage) {
         Some("/orders?status=pending")
+    } else if can(CouponsVerify) && !can(CardsView) && !can(OrdersManage) {
+        Some("/verify")
     } else if can(PickupAssist) && !can(CardsView) && !can(OrdersManage) {
         Some("/pickup/store")
     } else {
@@ -184,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             labels(&role("verifier")),
-            ["概况", "提货前台", "到店提货", "电话提货"]
+            ["概况", "提货前台", "到店提货", "电话提货", "核销"]
         );
         assert!(!labels(&role("order_clerk")).contains(&"管理员"));
         assert!(labels(&role("order_clerk")).contains(&"订单列表"));
@@ -200,7 +212,8 @@ mod tests {
             home_for(&role("order_clerk")),
             Some("/orders?status=pending")
         );
-        assert_eq!(home_for(&role("verifier")), Some("/pickup/store"));
+        assert_eq!(home_for(&role("verifier")), Some("/verify"));
+        assert_eq!(home_for(&[PickupAssist]), Some("/pickup/store"));
         assert_eq!(
             home_for(&[PickupAssist, CardsView]),
             None,

@@ -9,6 +9,30 @@ use serde::Serialize;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("verify.html", include_str!("../templates/verify.html")),
+    (
+        "coupon_claim.html",
+        include_str!("../templates/coupon_claim.html"),
+    ),
+    ("wallet.html", include_str!("../templates/wallet.html")),
+    ("coupons.html", include_str!("../templates/coupons.html")),
+    (
+        "coupon_form.html",
+        include_str!("../templates/coupon_form.html"),
+    ),
+    ("coupon.html", include_str!("../templates/coupon.html")),
+    (
+        "coupon_locations.html",
+        include_str!("../templates/coupon_locations.html"),
+    ),
+    (
+        "coupon_records.html",
+        include_str!("../templates/coupon_records.html"),
+    ),
+    (
+        "wallet_coupon.html",
+        include_str!("../templates/wallet_coupon.html"),
+    ),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),
     (

@@ -111,17 +111,16 @@ async fn each_role_lands_on_its_work_and_every_menu_entry_opens() {
     assert!(browser.exists(".sidebar").await && browser.exists("#logout").await);
     sign_out(&browser).await;
 
-    // The verifier lands on 到店提货 with the desk's menu.
+    // The verifier lands on 核销 with the desk's menu.
     browser.sign_in(&app, "desk").await;
-    assert_eq!(path(&browser).await, "/pickup/store");
+    assert_eq!(path(&browser).await, "/verify");
     let desk_menu: Vec<_> = menu(&browser).await.into_iter().map(|(l, _)| l).collect();
-    assert_eq!(desk_menu, ["概况", "提货前台", "到店提货", "电话提货"]);
-    browser.goto(&app.url("/")).await;
     assert_eq!(
-        path(&browser).await,
-        "/pickup/store",
-        "the desk's home is 到店提货"
+        desk_menu,
+        ["概况", "提货前台", "到店提货", "电话提货", "核销"]
     );
+    browser.goto(&app.url("/")).await;
+    assert_eq!(path(&browser).await, "/verify", "the desk's home is 核销");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
