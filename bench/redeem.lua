@@ -1,5 +1,6 @@
 -- wrk script: each request redeems a different code through the signed open
--- API. REQUESTS_FILE holds one pre-signed request per line:
+-- API (or, with REQUEST_PATH, makes another signed POST: a coupon issue or
+-- verification). REQUESTS_FILE holds one pre-signed request per line:
 -- timestamp \t nonce \t signature \t idempotency key \t body.
 local threads = {}
 local counter = 0
@@ -13,6 +14,7 @@ end
 function init(args)
   local n_threads = tonumber(os.getenv("WRK_THREADS") or "2")
   local key_id = os.getenv("KEY_ID")
+  local path = os.getenv("REQUEST_PATH") or "/open/v1/redemptions"
   -- Every request is formatted here, before the run: the load generator
   -- shares the machine's cores with the server, and whatever it spends per
   -- request is taken from the server.
@@ -21,7 +23,7 @@ function init(args)
   for line in io.lines(os.getenv("REQUESTS_FILE")) do
     if index % n_threads == id then
       local ts, nonce, signature, key, body = line:match("([^\t]+)\t([^\t]+)\t([^\t]+)\t([^\t]+)\t(.+)")
-      table.insert(requests, wrk.format("POST", "/open/v1/redemptions", {
+      table.insert(requests, wrk.format("POST", path, {
         ["Content-Type"] = "application/json",
         ["X-Kaquan-Key"] = key_id,
         ["X-Kaquan-Timestamp"] = ts,

@@ -13,6 +13,7 @@ mod batches;
 mod card_sales;
 mod cards;
 mod codes;
+mod coupon_verifications;
 mod coupons;
 mod customers;
 mod erp;
@@ -37,6 +38,7 @@ pub use batches::*;
 pub use card_sales::*;
 pub use cards::*;
 pub use codes::*;
+pub use coupon_verifications::*;
 pub use coupons::*;
 pub use customers::*;
 pub use erp::*;
@@ -141,6 +143,8 @@ macro_rules! conformance_tests {
             a_gift_moves_the_coupon_to_the_friend_once,
             mall_order_lines_issue_coupons_once,
             locations_and_verifier_bindings_stay_within_their_merchant,
+            coupons_past_their_validity_are_announced_once,
+            a_phone_sent_coupons_before_signing_up_is_taken_over_once,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {

@@ -105,6 +105,16 @@ pub trait CustomerStore: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Customer>;
     /// The customer with this phone and their password hash.
+    /// Sets the password of the phone's customer who has none yet (one a
+    /// merchant's 定向发放 made): signing up with that phone takes the
+    /// account, and the coupons sent to it, over. `None` when there is no
+    /// such customer.
+    async fn adopt_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<Customer>>;
     async fn find_phone_customer(
         &self,
         merchant_id: i64,

@@ -32,10 +32,11 @@ pub enum EventType {
     CouponClaimed,
     CouponVerified,
     CouponUndone,
+    CouponExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -49,6 +50,7 @@ impl EventType {
         Self::CouponClaimed,
         Self::CouponVerified,
         Self::CouponUndone,
+        Self::CouponExpired,
     ];
 
     pub fn code(self) -> &'static str {
@@ -66,6 +68,7 @@ impl EventType {
             Self::CouponClaimed => "coupon.claimed",
             Self::CouponVerified => "coupon.verified",
             Self::CouponUndone => "coupon.undone",
+            Self::CouponExpired => "coupon.expired",
         }
     }
 
@@ -99,6 +102,7 @@ impl EventType {
             Self::CouponClaimed => "领取优惠券",
             Self::CouponVerified => "核销优惠券",
             Self::CouponUndone => "撤销核销",
+            Self::CouponExpired => "优惠券过期",
         }
     }
 }
@@ -244,6 +248,21 @@ impl NewEvent {
                 "order_amount_fen": v.order_amount_fen,
                 "discount_fen": v.discount_fen,
                 "order_ref": v.order_ref,
+            }),
+            now,
+        )
+    }
+
+    /// A held coupon passed its validity unused (`coupon.expired`).
+    pub fn coupon_expired(expired: &crate::coupon::usage::ExpiredCoupon, now: i64) -> Self {
+        Self::new(
+            expired.merchant_id,
+            EventType::CouponExpired,
+            json!({
+                "coupon_id": expired.coupon_id,
+                "program_id": expired.program_id,
+                "customer_id": expired.customer_id,
+                "valid_until": expired.valid_until,
             }),
             now,
         )

@@ -13,8 +13,8 @@ use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
     check_undo, format_day_number, recheck, Coupon, CouponRefusal, CouponState, CouponVerification,
-    DailyVerificationStats, UndoVerification, VerificationFilter, VerifierStats, VerifyChannel,
-    VerifyCoupon, VerifyFacts,
+    DailyVerificationStats, ExpiredCoupon, UndoVerification, VerificationFilter, VerifierStats,
+    VerifyChannel, VerifyCoupon, VerifyFacts,
 };
 use kaquan_core::coupon::{CouponKind, ProgramState};
 use kaquan_core::event::{EventType, NewEvent};
@@ -493,4 +493,31 @@ pub(crate) async fn accept_gift(
         }
         _ => CouponRefusal::GiftUnavailable,
     }))
+}
+
+/// Announces up to `limit` coupons that passed their validity unused; two
+/// nodes sweeping at once skip each other's rows.
+pub(crate) async fn announce_expired(store: &PgStore, now: i64, limit: i64) -> StoreResult<i64> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(crate::sql::map_err)?;
+    let rows = all(
+        &tx,
+        "UPDATE coupons SET expiry_announced = true WHERE id IN (SELECT id FROM coupons \
+         WHERE state = 'available' AND NOT expiry_announced AND valid_until < $1 ORDER BY valid_until LIMIT $2 \
+         FOR UPDATE SKIP LOCKED) RETURNING id, merchant_id, program_id, customer_id, valid_until",
+        &[&now, &limit],
+    )
+    .await?;
+    for r in &rows {
+        let expired = ExpiredCoupon {
+            coupon_id: r.get(0),
+            merchant_id: r.get(1),
+            program_id: r.get(2),
+            customer_id: r.get(3),
+            valid_until: r.get(4),
+        };
+        insert_event(&tx, &NewEvent::coupon_expired(&expired, now)).await?;
+    }
+    tx.commit().await.map_err(crate::sql::map_err)?;
+    Ok(rows.len() as i64)
 }

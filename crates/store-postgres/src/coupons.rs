@@ -917,6 +917,10 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
             .await
     }
 
+    async fn announce_expired_coupons(&self, now: i64, limit: i64) -> StoreResult<i64> {
+        crate::coupon_verifications::announce_expired(self, now, limit).await
+    }
+
     async fn get_coupon_settings(
         &self,
         merchant_id: i64,

@@ -217,6 +217,25 @@ impl kaquan_core::customer::CustomerStore for PgStore {
         Ok(customer)
     }
 
+    async fn adopt_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<Customer>> {
+        let client = self.client().await?;
+        let row = opt(
+            &client,
+            "UPDATE customers SET password_hash = $3 WHERE merchant_id = $1 AND phone = $2 AND password_hash = '' RETURNING id",
+            &[&merchant_id, &phone, &password_hash],
+        )
+        .await?;
+        match row {
+            Some(r) => Ok(Some(get_customer(&client, merchant_id, r.get(0)).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn find_phone_customer(
         &self,
         merchant_id: i64,

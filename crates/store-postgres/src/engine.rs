@@ -59,6 +59,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/016_must_change_password.sql"),
     include_str!("migrations/017_public_url.sql"),
     include_str!("migrations/018_coupons.sql"),
+    include_str!("migrations/019_coupon_expiry.sql"),
 ];
 
 pub struct PgStore {

@@ -9,8 +9,8 @@ use crate::sql::{decode, filtered_page, insert_audit, map_err};
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
     check_undo, format_day_number, recheck, refusal_of_guard, Coupon, CouponRefusal,
-    CouponSettings, CouponState, CouponVerification, DailyVerificationStats, UndoVerification,
-    VerificationFilter, VerifierStats, VerifyChannel, VerifyCoupon, VerifyFacts,
+    CouponSettings, CouponState, CouponVerification, DailyVerificationStats, ExpiredCoupon,
+    UndoVerification, VerificationFilter, VerifierStats, VerifyChannel, VerifyCoupon, VerifyFacts,
 };
 use kaquan_core::coupon::{CouponKind, ProgramState};
 use kaquan_core::event::{EventType, NewEvent};
@@ -428,6 +428,41 @@ pub(crate) fn accept_gift(
         .pop()
         .map(|h| h.coupon)
         .ok_or(CouponRefusal::GiftUnavailable))
+}
+
+/// Announces up to `limit` coupons that passed their validity unused.
+pub(crate) fn announce_expired(conn: &Connection, now: i64, limit: i64) -> StoreResult<i64> {
+    let expired: Vec<ExpiredCoupon> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, merchant_id, program_id, customer_id, valid_until FROM coupons \
+                 WHERE state = 'available' AND expiry_announced = 0 AND valid_until < ?1 ORDER BY valid_until LIMIT ?2",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![now, limit], |r| {
+                Ok(ExpiredCoupon {
+                    coupon_id: r.get(0)?,
+                    merchant_id: r.get(1)?,
+                    program_id: r.get(2)?,
+                    customer_id: r.get(3)?,
+                    valid_until: r.get(4)?,
+                })
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<_, _>>().map_err(map_err)?
+    };
+    for coupon in &expired {
+        crate::sql::expect_one(
+            conn.execute(
+                "UPDATE coupons SET expiry_announced = 1 WHERE id = ?1 AND expiry_announced = 0",
+                [coupon.coupon_id],
+            )
+            .map_err(map_err)?,
+        )?;
+        insert_event(conn, &NewEvent::coupon_expired(coupon, now))?;
+    }
+    Ok(expired.len() as i64)
 }
 
 pub(crate) fn get_settings(conn: &Connection, merchant_id: i64) -> StoreResult<CouponSettings> {

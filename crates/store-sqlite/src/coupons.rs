@@ -846,6 +846,11 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
         .await
     }
 
+    async fn announce_expired_coupons(&self, now: i64, limit: i64) -> StoreResult<i64> {
+        self.write(move |conn| crate::coupon_verifications::announce_expired(conn, now, limit))
+            .await
+    }
+
     async fn get_coupon_settings(
         &self,
         merchant_id: i64,

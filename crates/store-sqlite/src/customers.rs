@@ -148,6 +148,27 @@ impl kaquan_core::customer::CustomerStore for SqliteStore {
         .await
     }
 
+    async fn adopt_phone_customer(
+        &self,
+        merchant_id: i64,
+        phone: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<Customer>> {
+        let (phone, password_hash) = (phone.to_owned(), password_hash.to_owned());
+        self.write(move |conn| {
+            let id: Option<i64> = conn
+                .query_row(
+                    "UPDATE customers SET password_hash = ?3 WHERE merchant_id = ?1 AND phone = ?2 AND password_hash = '' RETURNING id",
+                    params![merchant_id, phone, password_hash],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            id.map(|id| get_customer(conn, merchant_id, id)).transpose()
+        })
+        .await
+    }
+
     async fn find_phone_customer(
         &self,
         merchant_id: i64,

@@ -91,6 +91,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/020_must_change_password.sql"),
     include_str!("migrations/021_public_url.sql"),
     include_str!("migrations/022_coupons.sql"),
+    include_str!("migrations/023_coupon_expiry.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -724,3 +724,30 @@ pub fn cached_image(bytes: Vec<u8>, content_type: &'static str) -> Response {
     )
         .into_response()
 }
+
+/// How long the expiry sweep rests when nothing more has expired.
+const EXPIRY_SWEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The sweep beside every server that records `coupon.expired` once for
+/// each coupon that passes its validity unused (nodes share the work).
+pub fn spawn_expiry_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let max = kaquan_core::coupon::usage::EXPIRY_SWEEP_MAX;
+            let announced = match state
+                .store
+                .announce_expired_coupons(crate::now(), max)
+                .await
+            {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "announcing expired coupons failed; will retry");
+                    0
+                }
+            };
+            if announced < max {
+                tokio::time::sleep(EXPIRY_SWEEP_IDLE).await;
+            }
+        }
+    })
+}

@@ -701,7 +701,16 @@ async fn sign_up_by_phone(
     {
         Ok(customer) => customer,
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict("该手机号已注册，请直接登录".into()))
+            // A merchant sent coupons to this phone before it signed up.
+            let hash = crate::auth::hash_password(&form.password).await?;
+            match state
+                .store
+                .adopt_phone_customer(merchant_id, &phone, &hash)
+                .await?
+            {
+                Some(customer) => customer,
+                None => return Err(ApiError::Conflict("该手机号已注册，请直接登录".into())),
+            }
         }
         Err(other) => return Err(other.into()),
     };

@@ -303,6 +303,7 @@ pub async fn serve(
     let worker = outbox::spawn(state.clone());
     let sender = sms::spawn(state.clone());
     let pusher = erp::spawn(state.clone());
+    let sweep = coupons::spawn_expiry_sweep(state.clone());
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -312,6 +313,7 @@ pub async fn serve(
     worker.abort();
     sender.abort();
     pusher.abort();
+    sweep.abort();
     served
 }
 

@@ -723,6 +723,19 @@ impl HeldCoupon {
     }
 }
 
+/// A held coupon that passed its validity unused, announced once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredCoupon {
+    pub merchant_id: i64,
+    pub coupon_id: i64,
+    pub program_id: i64,
+    pub customer_id: i64,
+    pub valid_until: i64,
+}
+
+/// Most expired coupons one sweep announces.
+pub const EXPIRY_SWEEP_MAX: i64 = 500;
+
 /// Coupon programs, held coupons and their verifications in the database.
 #[async_trait::async_trait]
 pub trait CouponStore: Send + Sync + 'static {
@@ -867,6 +880,11 @@ pub trait CouponStore: Send + Sync + 'static {
         friend_id: i64,
         now: i64,
     ) -> StoreResult<Result<Coupon, CouponRefusal>>;
+
+    /// Records `coupon.expired` once for up to `limit` coupons that passed
+    /// their validity unused by `now`, each in the transaction that marks
+    /// it announced (two nodes never announce one twice); returns how many.
+    async fn announce_expired_coupons(&self, now: i64, limit: i64) -> StoreResult<i64>;
 
     async fn get_coupon_settings(&self, merchant_id: i64) -> StoreResult<CouponSettings>;
     async fn save_coupon_settings(

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# 优惠券 over HTTP through the signed open API, 64 concurrent connections,
+# each request a different customer (issues: 获取卡券ID, the stock and the
+# holder's count as guarded statements) or a different coupon
+# (verifications: 核销 with an order amount), on SQLite (synchronous=FULL)
+# and on PostgreSQL with two `kaquan serve` nodes. Beside them in the same
+# run: the same server's GET /healthz and its code redemptions (the existing
+# redemption figure), against which verifications are held (target ≥ 0.8).
+# Needs wrk and PostgreSQL on 127.0.0.1:5432.   Usage: bench/coupons.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_RUN="${1:-10}"
+# Enough pre-signed requests that none repeats within a run.
+N="${N:-$((SECONDS_RUN * 30000))}"
+PG="${KAQUAN_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/kaquan-coupons.XXXXXX)
+cargo build --release -q -p kaquan
+KAQUAN="$CARGO_TARGET_DIR/release/kaquan"
+export KAQUAN_LOG=warn
+SERVERS=()
+cleanup() { for s in "${SERVERS[@]:-}"; do [ -n "$s" ] && kill "$s" 2>/dev/null; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start_server() { # $1 = label, then kaquan args; sets ADDRESS
+  local label=$1; shift
+  "$KAQUAN" "$@" serve --listen 127.0.0.1:0 2>"$WORK/$label.log" &
+  SERVERS+=($!)
+  ADDRESS=""
+  for _ in $(seq 1 100); do
+    ADDRESS=$(grep -o 'http://[0-9.:]*' "$WORK/$label.log" | head -n 1 || true)
+    [ -n "$ADDRESS" ] && break
+    sleep 0.1
+  done
+}
+
+stop_servers() {
+  kill "${SERVERS[@]}" 2>/dev/null || true
+  for s in "${SERVERS[@]}"; do wait "$s" 2>/dev/null || true; done
+  SERVERS=()
+}
+
+prepare() { # $1 = label, $2 = database URL: a key, codes, a program, coupons, pre-signed requests
+  local label=$1 k=(--database-url "$2" --key-file "$WORK/$1.key")
+  "$KAQUAN" "${k[@]}" migrate 2>/dev/null
+  "$KAQUAN" "${k[@]}" merchant create --name bench --json >/dev/null
+  "$KAQUAN" "${k[@]}" api-key create --json >"$WORK/key.json"
+  printf 'bench1234\n' | "$KAQUAN" "${k[@]}" user create --username boss --role owner --password-stdin >/dev/null
+  local left=$N template
+  : >"$WORK/codes.csv"
+  while [ "$left" -gt 0 ]; do
+    local quantity=$((left < 100000 ? left : 100000))
+    "$KAQUAN" "${k[@]}" codes generate --name bench --face-value 50 --quantity "$quantity" --json >"$WORK/template.json"
+    template=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["template_id"])' "$WORK/template.json")
+    "$KAQUAN" "${k[@]}" codes export --template "$template" --output "$WORK/batch.csv" 2>/dev/null
+    tail -n +2 "$WORK/batch.csv" >>"$WORK/codes.csv"
+    left=$((left - quantity))
+  done
+  start_server "$label-prepare" "${k[@]}"
+  python3 bench/coupons_prepare.py "$ADDRESS" "$WORK" "$N"
+  stop_servers
+  KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_id"])' "$WORK/key.json")
+  export KEY_ID
+}
+
+run() { # $1 = label, then addresses: issues, verifications, redemptions, healthz
+  local label=$1; shift
+  local addresses=("$@") n=${#addresses[@]} t=$((2 / ${#addresses[@]}))
+  for kind in redeem issue verify; do
+    local path
+    case $kind in
+      redeem) path=/open/v1/redemptions ;;
+      issue) path=/open/v1/coupons ;;
+      verify) path=/open/v1/coupon-verifications ;;
+    esac
+    local pids=() i=0
+    for address in "${addresses[@]}"; do
+      awk -v n="$n" -v i="$i" 'NR % n == i' "$WORK/$kind.txt" >"$WORK/$kind-$i.txt"
+      REQUESTS_FILE="$WORK/$kind-$i.txt" REQUEST_PATH=$path WRK_THREADS=$((t > 0 ? t : 1)) \
+        wrk -t$((t > 0 ? t : 1)) -c$((64 / n)) -d"${SECONDS_RUN}s" --latency -s bench/redeem.lua "$address" >"$WORK/$label-$kind-$i.txt" &
+      pids+=($!); i=$((i + 1))
+    done
+    wait "${pids[@]}"
+  done
+  wrk -t2 -c64 -d"${SECONDS_RUN}s" --latency "${addresses[0]}/healthz" >"$WORK/$label-healthz.txt"
+  python3 - "$label" "$WORK" "$n" <<'PY'
+import re, sys
+label, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def read(name): return open(f"{work}/{label}-{name}.txt").read()
+def seconds(t):
+    m = re.search(r"requests in ([\d.]+)(ms|s|m)\b", t)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "ms" else v * 60 if unit == "m" else v
+def created(t): return int(re.search(r"(\d+) requests in", t).group(1)) - int(re.search(r"NON201 (\d+)", t).group(1))
+def p99(t):
+    m = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", t)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+def rate(kind):
+    texts = [read(f"{kind}-{i}") for i in range(n)]
+    return sum(created(t) / seconds(t) for t in texts), max(p99(t) for t in texts), sum(int(re.search(r"NON201 (\d+)", t).group(1)) for t in texts)
+healthz = float(re.search(r"Requests/sec:\s+([\d.]+)", read("healthz")).group(1))
+redeem, issue, verify = rate("redeem"), rate("issue"), rate("verify")
+print(f"{label}: healthz {healthz:,.0f}/s")
+print(f"{label}: code redemptions {redeem[0]:,.0f}/s p99 {redeem[1]:.2f} ms ({redeem[2]} not 201), ratio to healthz {redeem[0]/healthz:.3f}")
+print(f"{label}: coupon issues {issue[0]:,.0f}/s p99 {issue[1]:.2f} ms ({issue[2]} not 201), ratio to healthz {issue[0]/healthz:.3f}")
+print(f"{label}: coupon verifications {verify[0]:,.0f}/s p99 {verify[1]:.2f} ms ({verify[2]} not 201), ratio to healthz {verify[0]/healthz:.3f}, "
+      f"ratio to code redemptions {verify[0]/redeem[0]:.2f} (target >= 0.8)")
+PY
+}
+
+if [ "${ONLY:-}" != postgres ]; then
+  echo "== SQLite (synchronous=FULL) =="
+  prepare sqlite "sqlite://$WORK/bench.db"
+  start_server sqlite --database-url "sqlite://$WORK/bench.db" --key-file "$WORK/sqlite.key"
+  sync
+  run sqlite "$ADDRESS"
+  stop_servers
+fi
+[ "${ONLY:-}" = sqlite ] && exit 0
+
+echo "== PostgreSQL, two kaquan serve nodes =="
+db="kaquan_bench_coupons_$$"
+psql "$PG/postgres" -qc "create database $db"
+prepare postgres "$PG/$db"
+start_server pg1 --database-url "$PG/$db" --key-file "$WORK/postgres.key"; first=$ADDRESS
+start_server pg2 --database-url "$PG/$db" --key-file "$WORK/postgres.key"; second=$ADDRESS
+run postgres "$first" "$second"
+stop_servers
+psql "$PG/postgres" -qc "drop database $db"

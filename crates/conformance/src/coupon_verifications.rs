@@ -1,0 +1,440 @@
+//! 核销 across the stores: location and verifier checks, the undo window
+//! and reconciliation, rotating codes and the verifier's throttle, gifts,
+//! and the expiry announcement. The shared fixtures are in `coupons.rs`.
+
+use crate::coupons::{
+    active_program, at_location, cash_program_fields, claim_one, code_of, verify,
+};
+use crate::fixtures::*;
+use crate::NOW;
+use kaquan_core::coupon::code::{digest_keys, rotating_code, ROTATION_SECONDS};
+use kaquan_core::coupon::usage::*;
+use kaquan_core::coupon::usecases::{self, CodeReader};
+use kaquan_core::location::LocationFields;
+use kaquan_core::{audit::*, ledger::*, store::*};
+
+fn actor() -> Actor {
+    Actor::cli()
+}
+/// A merchant with three locations and a coupon valid at the first two.
+async fn coupon_at_two_of_three_locations(store: &dyn Store) -> (i64, [i64; 3], Coupon) {
+    let m = merchant(store, "A").await.id;
+    let location = |name: &str| LocationFields {
+        name: name.into(),
+        address: "中山路 1 号".into(),
+        phone: String::new(),
+        hours: "09:00-21:00".into(),
+        enabled: true,
+    };
+    let one = store
+        .create_location(m, &location("一店"), &audit(m, "create_location"))
+        .await
+        .unwrap();
+    let two = store
+        .create_location(m, &location("二店"), &audit(m, "create_location"))
+        .await
+        .unwrap();
+    let three = store
+        .create_location(m, &location("三店"), &audit(m, "create_location"))
+        .await
+        .unwrap();
+    let program = active_program(store, m, &cash_program_fields(vec![one.id, two.id]), 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let coupon = claim_one(store, &program, alice, NOW).await.unwrap();
+    (m, [one.id, two.id, three.id], coupon)
+}
+
+pub async fn verification_checks_the_location_the_verifier_and_the_threshold(store: &dyn Store) {
+    let (m, [one, two, three], coupon) = coupon_at_two_of_three_locations(store).await;
+    let later = NOW + 3600;
+    assert_eq!(
+        verify(
+            store,
+            &coupon,
+            &at_location(Some(three), later),
+            &ApiCall::default()
+        )
+        .await,
+        Err(CouponRefusal::WrongLocation)
+    );
+    let mut bound = at_location(Some(one), later);
+    bound.verifier_locations = vec![two];
+    assert_eq!(
+        verify(store, &coupon, &bound, &ApiCall::default()).await,
+        Err(CouponRefusal::NotYourLocation)
+    );
+    let mut below = at_location(Some(one), later);
+    below.order_amount_fen = Some(9_999);
+    assert_eq!(
+        verify(store, &coupon, &below, &ApiCall::default()).await,
+        Err(CouponRefusal::BelowThreshold {
+            least_cost_fen: 10_000
+        })
+    );
+    let key = claim("verify-1", "h1");
+    let done = verify(store, &coupon, &at_location(Some(one), later), &key)
+        .await
+        .expect("verified at a listed location");
+    assert_eq!(
+        (done.discount_fen, done.order_amount_fen),
+        (2_000, Some(12_000))
+    );
+    assert_eq!(done.location_name.as_deref(), Some("一店"));
+    let replay = usecases::verify_coupon(
+        store,
+        &key,
+        &store.get_coupon(m, coupon.id).await.unwrap().unwrap(),
+        &at_location(Some(one), later),
+    )
+    .await
+    .unwrap();
+    assert!(
+        replay.replayed,
+        "a retry with the key answers the first verification"
+    );
+    assert_eq!(replay.result.map(|v| v.id), Ok(done.id));
+    let again = usecases::verify_coupon(
+        store,
+        &ApiCall::default(),
+        &store.get_coupon(m, coupon.id).await.unwrap().unwrap(),
+        &at_location(Some(one), later),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(again.result, Err(CouponRefusal::Used { .. })),
+        "without the key it is used"
+    );
+    let replay = store
+        .verify_coupon(
+            &key,
+            &VerifyCoupon {
+                merchant_id: m,
+                coupon_id: coupon.id,
+                location_id: Some(one),
+                actor: actor(),
+                channel: VerifyChannel::Api,
+                order_amount_fen: None,
+                discount_fen: 0,
+                order_ref: String::new(),
+                now: later,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(replay.replayed);
+    assert_eq!(
+        replay.result.unwrap().id,
+        done.id,
+        "the key answers the first verification"
+    );
+}
+
+pub async fn undo_keeps_its_window_and_reconciliation_counts_it(store: &dyn Store) {
+    let (m, [one, two, _], coupon) = coupon_at_two_of_three_locations(store).await;
+    let later = NOW + 3600;
+    let done = verify(
+        store,
+        &coupon,
+        &at_location(Some(one), later),
+        &ApiCall::default(),
+    )
+    .await
+    .expect("verified");
+    // Undo: outside the window refused, inside it the coupon is usable again, once.
+    let outside = usecases::undo_verification(
+        store,
+        &ApiCall::default(),
+        m,
+        done.id,
+        &actor(),
+        later + 3601,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outside.result,
+        Err(CouponRefusal::UndoWindowPassed { window_minutes: 60 })
+    );
+    let undone = usecases::undo_verification(
+        store,
+        &ApiCall::default(),
+        m,
+        done.id,
+        &actor(),
+        later + 3599,
+    )
+    .await
+    .unwrap()
+    .result
+    .expect("undone inside the window");
+    assert!(undone.undone_at.is_some());
+    let again = usecases::undo_verification(
+        store,
+        &ApiCall::default(),
+        m,
+        done.id,
+        &actor(),
+        later + 3599,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.result, Err(CouponRefusal::AlreadyUndone));
+    assert!(
+        verify(
+            store,
+            &coupon,
+            &at_location(Some(two), later + 3700),
+            &ApiCall::default()
+        )
+        .await
+        .is_ok(),
+        "usable again after the undo"
+    );
+    let stats = store
+        .daily_verification_stats(m, &VerificationFilter::default())
+        .await
+        .unwrap();
+    let verified: i64 = stats.iter().map(|s| s.n_verified).sum();
+    let undone: i64 = stats.iter().map(|s| s.n_undone).sum();
+    assert_eq!((verified, undone), (1, 1));
+    let by_verifier = store
+        .verifier_stats(m, &VerificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(by_verifier.len(), 1);
+    assert_eq!(
+        (
+            by_verifier[0].verifier.as_str(),
+            by_verifier[0].n_verified,
+            by_verifier[0].discount_fen
+        ),
+        ("desk", 1, 2_000)
+    );
+    let at_two = VerificationFilter {
+        location_id: Some(two),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_coupon_verifications(m, &at_two, Page::default())
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    verifications_are_audited_and_the_window_is_a_setting(store, m).await;
+}
+
+async fn verifications_are_audited_and_the_window_is_a_setting(store: &dyn Store, m: i64) {
+    let actions: Vec<String> = store
+        .list_audit(m, Page::default())
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|r| r.entry.action)
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "verify_coupon").count(), 2);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "undo_coupon_verification")
+            .count(),
+        1
+    );
+    let settings = CouponSettings {
+        undo_window_minutes: 5,
+    };
+    store
+        .save_coupon_settings(m, &settings, &audit(m, "save_coupon_settings"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_coupon_settings(m).await.unwrap(), settings);
+}
+
+pub async fn rotating_codes_find_the_coupon_and_the_counter_refuses_the_fixed_one(
+    store: &dyn Store,
+) {
+    let m = merchant(store, "A").await.id;
+    let mut fields = cash_program_fields(Vec::new());
+    fields.rotating_code = true;
+    let program = active_program(store, m, &fields, 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let coupon = claim_one(store, &program, alice, NOW).await.unwrap();
+    let code = code_of(&coupon);
+    let staff = CodeReader::staff(m, 99);
+    let keys = digest_keys(&master(), m);
+    let now = NOW + 100;
+    let shown = rotating_code(&keys, coupon.id, &code, now);
+    let found = usecases::look_up_code(store, &master(), &staff, &shown, now + ROTATION_SECONDS)
+        .await
+        .unwrap()
+        .expect("the rotating code of the last step finds the coupon");
+    assert_eq!(found.coupon.id, coupon.id);
+    assert_eq!(
+        usecases::look_up_code(store, &master(), &staff, &shown, now + 3 * ROTATION_SECONDS)
+            .await
+            .unwrap()
+            .map(|h| h.coupon.id),
+        Err(CouponRefusal::UnknownCode),
+        "a screenshot a minute later is useless"
+    );
+    assert_eq!(
+        usecases::look_up_code(store, &master(), &staff, &code, now)
+            .await
+            .unwrap()
+            .map(|h| h.coupon.id),
+        Err(CouponRefusal::RotatingCodeRequired)
+    );
+    let api = CodeReader::api(m, "key-1");
+    assert_eq!(
+        usecases::look_up_code(store, &master(), &api, &code, now)
+            .await
+            .unwrap()
+            .map(|h| h.coupon.id),
+        Ok(coupon.id),
+        "the mall's systems may use the fixed code"
+    );
+    // Wrong codes lock the verifier.
+    for _ in 0..usecases::VERIFIER_FAILURES_MAX {
+        let _ = usecases::look_up_code(store, &master(), &staff, "00000000000000000000", now).await;
+    }
+    assert!(matches!(
+        usecases::look_up_code(store, &master(), &staff, &shown, now)
+            .await
+            .unwrap(),
+        Err(CouponRefusal::Locked { .. })
+    ));
+}
+
+pub async fn a_gift_moves_the_coupon_to_the_friend_once(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let program = active_program(store, m, &cash_program_fields(Vec::new()), 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let bob = customer_id(store, m, "bob").await;
+    let carol = customer_id(store, m, "carol").await;
+    let coupon = claim_one(store, &program, alice, NOW).await.unwrap();
+    let held = store.get_coupon(m, coupon.id).await.unwrap().unwrap();
+    let token = usecases::offer_gift(store, &held, alice, NOW)
+        .await
+        .unwrap()
+        .expect("offered");
+    let hash = kaquan_core::secrets::token_hash_hex(&token);
+    let gifting = store
+        .find_coupon_gift(&hash)
+        .await
+        .unwrap()
+        .expect("open gift");
+    assert_eq!(gifting.coupon.status(NOW), CouponStatus::Gifting);
+    assert!(matches!(
+        verify(
+            store,
+            &coupon,
+            &at_location(None, NOW + 60),
+            &ApiCall::default()
+        )
+        .await,
+        Err(CouponRefusal::Gifting)
+    ));
+    assert_eq!(
+        store
+            .accept_coupon_gift(m, &hash, alice, NOW)
+            .await
+            .unwrap(),
+        Err(CouponRefusal::OwnGift)
+    );
+    let (b, c) = futures_util::join!(
+        store.accept_coupon_gift(m, &hash, bob, NOW),
+        store.accept_coupon_gift(m, &hash, carol, NOW)
+    );
+    let (b, c) = (b.unwrap(), c.unwrap());
+    assert_eq!(b.is_ok() as u8 + c.is_ok() as u8, 1, "once: {b:?} {c:?}");
+    let winner = if b.is_ok() { bob } else { carol };
+    let moved = store
+        .get_coupon(m, coupon.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .coupon;
+    assert_eq!(
+        (moved.customer_id, moved.source, moved.gifting),
+        (winner, CouponSource::Gift, false)
+    );
+    assert_eq!(
+        store
+            .list_customer_coupons(m, alice, None, NOW, Page::default())
+            .await
+            .unwrap()
+            .1,
+        0,
+        "the giver lost it"
+    );
+    assert_eq!(
+        store.accept_coupon_gift(m, &hash, bob, NOW).await.unwrap(),
+        Err(CouponRefusal::GiftUnavailable)
+    );
+    let mut no_gifts = cash_program_fields(Vec::new());
+    no_gifts.can_give_friend = false;
+    let no_gifts = active_program(store, m, &no_gifts, 10).await;
+    let kept = claim_one(store, &no_gifts, alice, NOW).await.unwrap();
+    let held = store.get_coupon(m, kept.id).await.unwrap().unwrap();
+    assert_eq!(
+        usecases::offer_gift(store, &held, alice, NOW)
+            .await
+            .unwrap(),
+        Err(CouponRefusal::GiftNotAllowed)
+    );
+}
+
+pub async fn coupons_past_their_validity_are_announced_once(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let mut fields = cash_program_fields(Vec::new());
+    fields.get_limit = 5;
+    let program = active_program(store, m, &fields, 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let expiring = claim_one(store, &program, alice, NOW).await.unwrap();
+    let used = claim_one(store, &program, alice, NOW).await.unwrap();
+    verify(
+        store,
+        &used,
+        &at_location(None, NOW + 60),
+        &ApiCall::default(),
+    )
+    .await
+    .expect("verified before it expired");
+    let after = expiring.valid_until + 1;
+    assert_eq!(
+        store
+            .announce_expired_coupons(expiring.valid_until, 100)
+            .await
+            .unwrap(),
+        0,
+        "not before its last second ends"
+    );
+    let (a, b) = futures_util::join!(
+        store.announce_expired_coupons(after, 100),
+        store.announce_expired_coupons(after, 100)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        1,
+        "once, whoever sweeps; a used coupon never"
+    );
+    assert_eq!(
+        store
+            .announce_expired_coupons(after + 86_400, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
+    let expired: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert!(expired[0]
+        .data
+        .contains(&format!("\"coupon_id\":{}", expiring.id)));
+}
