@@ -5,7 +5,9 @@
 
 use crate::auth::Authed;
 use crate::coupon_issues::{claim_qr, issue_to, Recipient};
-use crate::coupon_records::{export_verifications, stats, verification_page, VerificationQuery};
+use crate::coupon_records::{
+    export_stats, export_verifications, stats, verification_page, VerificationQuery,
+};
 use crate::coupons::{
     change_program_stock, create_program, edit_program, move_program, program_page,
     CouponProgramDto, CouponProgramRequest, CouponProgramUpdate, ProgramQuery,
@@ -41,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/coupons/verifications", get(records_page))
         .route("/coupons/verifications/export", get(records_export))
         .route("/coupons/reconciliation", get(reconciliation_page))
+        .route("/coupons/reconciliation/export", get(reconciliation_export))
         .route("/coupons/{program_id}", get(program_page_one))
         .route("/coupons/{program_id}/edit", get(edit_page).post(edit_form))
         .route("/coupons/{program_id}/state", post(state_form))
@@ -725,4 +728,12 @@ async fn reconciliation_page(
         &Page::new("数据与对账", &authed),
         view,
     ))
+}
+
+async fn reconciliation_export(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<VerificationQuery>,
+) -> ApiResult<Response> {
+    export_stats(&state, &authed, &query).await
 }

@@ -45,6 +45,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/coupon-verifications/stats",
             get(get_coupon_verification_stats),
         )
+        .route(
+            "/api/v1/coupon-verifications/stats/export",
+            get(export_coupon_verification_stats),
+        )
 }
 
 /// A customer as a verifier sees them: masked unless they may see personal data.
@@ -614,4 +618,86 @@ async fn get_coupon_verification_stats(
     Query(query): Query<VerificationQuery>,
 ) -> ApiResult<Json<VerificationStatsDto>> {
     Ok(Json(stats(&state, &authed, &query).await?))
+}
+
+/// 数据与对账导出: both tables as one xlsx, a sheet each.
+pub async fn export_stats(
+    state: &AppState,
+    authed: &Authed,
+    query: &VerificationQuery,
+) -> ApiResult<Response> {
+    let stats = stats(state, authed, query).await?;
+    let path = exports::temp_export_path("xlsx");
+    let written = path.clone();
+    crate::off_runtime(move || write_stats(&stats, &written)).await??;
+    let name = format!(
+        "数据与对账-{}.xlsx",
+        format_date(crate::now()).replace('-', "")
+    );
+    exports::stream_file(&path, &name, exports::XLSX_CONTENT_TYPE).await
+}
+
+fn write_stats(stats: &VerificationStatsDto, path: &std::path::Path) -> ApiResult<()> {
+    let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
+    let yuan = |text: &str| text.parse::<f64>().unwrap_or_default();
+    let days = workbook.add_worksheet();
+    days.set_name("按日期和门店").map_err(xlsx_err)?;
+    for (c, h) in ["日期", "门店", "核销张数", "订单金额", "优惠金额", "撤销"]
+        .iter()
+        .enumerate()
+    {
+        days.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    }
+    for (i, d) in stats.days.iter().enumerate() {
+        let row = i as u32 + 1;
+        days.write_string(row, 0, &d.day).map_err(xlsx_err)?;
+        let location = d.location_name.as_deref().unwrap_or("（未指定门店）");
+        days.write_string(row, 1, exports::escape_formula(location))
+            .map_err(xlsx_err)?;
+        days.write_number(row, 2, d.n_verified as f64)
+            .map_err(xlsx_err)?;
+        days.write_number_with_format(row, 3, yuan(&d.order_amount_yuan), &money)
+            .map_err(xlsx_err)?;
+        days.write_number_with_format(row, 4, yuan(&d.discount_yuan), &money)
+            .map_err(xlsx_err)?;
+        days.write_number(row, 5, d.n_undone as f64)
+            .map_err(xlsx_err)?;
+    }
+    let verifiers = workbook.add_worksheet();
+    verifiers.set_name("按核销员").map_err(xlsx_err)?;
+    for (c, h) in ["核销员", "核销张数", "订单金额", "优惠金额", "撤销"]
+        .iter()
+        .enumerate()
+    {
+        verifiers.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    }
+    for (i, v) in stats.verifiers.iter().enumerate() {
+        let row = i as u32 + 1;
+        verifiers
+            .write_string(row, 0, exports::escape_formula(&v.verifier))
+            .map_err(xlsx_err)?;
+        verifiers
+            .write_number(row, 1, v.n_verified as f64)
+            .map_err(xlsx_err)?;
+        verifiers
+            .write_number_with_format(row, 2, yuan(&v.order_amount_yuan), &money)
+            .map_err(xlsx_err)?;
+        verifiers
+            .write_number_with_format(row, 3, yuan(&v.discount_yuan), &money)
+            .map_err(xlsx_err)?;
+        verifiers
+            .write_number(row, 4, v.n_undone as f64)
+            .map_err(xlsx_err)?;
+    }
+    workbook.save(path).map_err(xlsx_err)
+}
+
+async fn export_coupon_verification_stats(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<VerificationQuery>,
+) -> ApiResult<Response> {
+    export_stats(&state, &authed, &query).await
 }

@@ -688,6 +688,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/coupon-verifications", "create_coupon_verification", "确认核销 of a scanned or typed code at a location, with the order amount; irreversible from the console", "coupons.verify"),
     ("post", "/api/v1/coupon-verifications/check", "check_coupon_code", "Step 1 of 核销: what the code is and whether it may be used here now, with the exact reason when not", "coupons.verify"),
     ("get", "/api/v1/coupon-verifications/export", "export_coupon_verifications", "核销记录 as xlsx (the same filters), at most 100000 rows", "coupons.manage"),
+    ("get", "/api/v1/coupon-verifications/stats/export", "export_coupon_verification_stats", "数据与对账 as xlsx (the same filters)", "coupons.manage"),
     ("get", "/api/v1/coupon-verifications/stats", "get_coupon_verification_stats", "数据与对账: per day and location, and per verifier: count, order amounts, discounts, undone", "coupons.manage"),
     ("post", "/open/v1/coupons", "create_coupon", "获取卡券ID: issue a program's coupons for a paid order line (one per unit); the same line again returns the same coupons", "signed"),
     ("get", "/open/v1/customers/{customer_id}/coupons", "list_customer_coupons", "A customer's coupons by the mall's customer id (status usable|used|expired)", "signed"),

@@ -414,6 +414,15 @@ async fn records_show_the_verification(app: &TestApp, owner: &Client, desk: &Cli
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1][1], "一店");
     assert_eq!(rows[1][9], "20");
+    let (status, xlsx) = owner
+        .get_bytes("/api/v1/coupon-verifications/stats/export")
+        .await;
+    assert_eq!(status, 200);
+    let path = app.dir.join("stats.xlsx");
+    std::fs::write(&path, xlsx).unwrap();
+    let rows = common::xlsx_rows(&path);
+    assert_eq!(rows[0][..3], ["日期", "门店", "核销张数"]);
+    assert_eq!((rows[1][1].as_str(), rows[1][2].as_str()), ("一店", "1"));
 }
 
 /// The code of the first coupon the customer with `phone` holds.

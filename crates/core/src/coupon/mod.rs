@@ -913,4 +913,6 @@ pub fn check_edit(
 }
 
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod tests;

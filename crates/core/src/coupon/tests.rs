@@ -43,7 +43,7 @@ pub(crate) fn cash_fields() -> CouponProgramFields {
     }
 }
 
-fn program(fields: CouponProgramFields, state: ProgramState) -> CouponProgram {
+pub(crate) fn program(fields: CouponProgramFields, state: ProgramState) -> CouponProgram {
     CouponProgram {
         id: 1,
         merchant_id: 1,
@@ -60,7 +60,7 @@ fn program(fields: CouponProgramFields, state: ProgramState) -> CouponProgram {
     }
 }
 
-fn coupon(valid_from: i64, valid_until: i64) -> Coupon {
+pub(crate) fn coupon(valid_from: i64, valid_until: i64) -> Coupon {
     Coupon {
         id: 1,
         merchant_id: 1,

@@ -109,6 +109,9 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         "export_coupon_verifications" => io
             .query::<records::VerificationQuery>()
             .file("核销记录 as xlsx", &[super::XLSX]),
+        "export_coupon_verification_stats" => io
+            .query::<records::VerificationQuery>()
+            .file("数据与对账 as xlsx: a sheet per day × location, one per verifier", &[super::XLSX]),
         "get_coupon_verification_stats" => io
             .query::<records::VerificationQuery>()
             .answers::<records::VerificationStatsDto>(200, "数据与对账"),
