@@ -179,7 +179,7 @@ pub fn rotating_code_matches(keys: &MerchantKeys, code: &str, otp: u64, now: i64
     let step = now.div_euclid(ROTATION_SECONDS);
     // Both steps are always computed, so a match costs what a miss costs.
     let (current, previous) = (otp_at(keys, code, step), otp_at(keys, code, step - 1));
-    (current == otp) | (previous == otp)
+    current == otp || previous == otp
 }
 
 /// Seconds until the rotating code changes, for the wallet's countdown.

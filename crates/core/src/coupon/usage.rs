@@ -594,9 +594,10 @@ pub fn local_day_number(timestamp: i64) -> i64 {
     (timestamp + i64::from(crate::clock::MERCHANT_UTC_OFFSET_SECONDS)).div_euclid(86_400)
 }
 
-/// A day number back as `YYYY-MM-DD`.
+/// A day number back as `YYYY-MM-DD` (midnight UTC of that day number is
+/// 08:00 in China, the same calendar day).
 pub fn format_day_number(day: i64) -> String {
-    format_date(day * 86_400 - i64::from(crate::clock::MERCHANT_UTC_OFFSET_SECONDS))
+    format_date(day * 86_400)
 }
 
 /// Coupons to give out in one transaction, all or none.
