@@ -694,18 +694,33 @@ async fn records_view(
     })
 }
 
+/// 核销记录 (`with_stats` false) or 数据与对账 (true), on one template.
+async fn records_or_stats(
+    state: &AppState,
+    authed: &Authed,
+    query: VerificationQuery,
+    with_stats: bool,
+) -> PageResult {
+    let title = if with_stats {
+        "数据与对账"
+    } else {
+        "核销记录"
+    };
+    let view = records_view(state, authed, query, with_stats).await?;
+    Ok(render(
+        state,
+        "coupon_records.html",
+        &Page::new(title, authed),
+        view,
+    ))
+}
+
 async fn records_page(
     State(state): State<AppState>,
     authed: Authed,
     Query(query): Query<VerificationQuery>,
 ) -> PageResult {
-    let view = records_view(&state, &authed, query, false).await?;
-    Ok(render(
-        &state,
-        "coupon_records.html",
-        &Page::new("核销记录", &authed),
-        view,
-    ))
+    records_or_stats(&state, &authed, query, false).await
 }
 
 async fn records_export(
@@ -721,13 +736,7 @@ async fn reconciliation_page(
     authed: Authed,
     Query(query): Query<VerificationQuery>,
 ) -> PageResult {
-    let view = records_view(&state, &authed, query, true).await?;
-    Ok(render(
-        &state,
-        "coupon_records.html",
-        &Page::new("数据与对账", &authed),
-        view,
-    ))
+    records_or_stats(&state, &authed, query, true).await
 }
 
 async fn reconciliation_export(

@@ -309,10 +309,9 @@ async fn coupon_view(state: &AppState, held: &HeldCoupon, now: i64) -> ApiResult
         status_label: status.label_zh(),
         valid_from: format_date(held.coupon.valid_from),
         valid_until: format_date(held.coupon.valid_until),
-        usable: matches!(status, CouponStatus::Usable | CouponStatus::NotYetValid),
+        usable: holds_value(status),
         gifting: held.coupon.gifting,
-        can_give: held.program.fields.can_give_friend
-            && matches!(status, CouponStatus::Usable | CouponStatus::NotYetValid),
+        can_give: held.program.fields.can_give_friend && holds_value(status),
     })
 }
 
@@ -485,10 +484,7 @@ async fn coupon_page_view(
 ) -> ApiResult<CouponPageView> {
     let now = crate::now();
     let coupon = coupon_view(state, held, now).await?;
-    let shows_code = matches!(
-        held.coupon.status(now),
-        CouponStatus::Usable | CouponStatus::NotYetValid
-    );
+    let shows_code = holds_value(held.coupon.status(now));
     Ok(CouponPageView {
         merchant_id,
         code: if shows_code {
@@ -519,18 +515,26 @@ async fn coupon_page(
     let held = own_coupon(&state, merchant_id, coupon_id, &customer).await?;
     let mut view = coupon_page_view(&state, merchant_id, &held, &session).await?;
     view.claimed = query.claimed.is_some();
-    let mut response = render(
+    Ok(no_store(render(
         &state,
         "wallet_coupon.html",
         &Page::anonymous(&held.program.fields.title),
         view,
-    );
-    // A coupon's code is never kept by a shared cache.
+    )))
+}
+
+/// A coupon's code is never kept by a cache.
+fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
-    Ok(response)
+    response
+}
+
+/// Whether a coupon in this status shows its code (and may be given).
+fn holds_value(status: CouponStatus) -> bool {
+    matches!(status, CouponStatus::Usable | CouponStatus::NotYetValid)
 }
 
 /// The code now, for the page's refresh of a 动态码.
@@ -542,20 +546,14 @@ async fn coupon_code(
     let (_, customer) = signed_in(authed).ok_or(ApiError::Unauthenticated)?;
     let held = own_coupon(&state, merchant_id, coupon_id, &customer).await?;
     let now = crate::now();
-    if !matches!(
-        held.coupon.status(now),
-        CouponStatus::Usable | CouponStatus::NotYetValid
-    ) {
+    if !holds_value(held.coupon.status(now)) {
         return Err(ApiError::CouponRefused(
             kaquan_core::coupon::usage::CouponRefusal::GiftUnavailable,
         ));
     }
-    let mut response = Json(code_now(&state, &held, now)?).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(no_store(
+        Json(code_now(&state, &held, now)?).into_response(),
+    ))
 }
 
 /// 转赠: opens a gift link and shows it to copy and send.
