@@ -94,14 +94,17 @@ async fn open_call(
 ) -> StoreResult<Result<Pipelined, Called<CouponVerification, CouponRefusal>>> {
     let tx = Pipelined::new(store.client().await?);
     let c = tx.client();
-    let ((), claimed) = futures_util::try_join!(tx.begin(), claim_call(c, merchant_id, call, now))?;
+    // BEGIN, the guard's inserts and the savepoint travel together: one
+    // round trip (a replay's answer does not mind the savepoint).
+    let savepoint = async {
+        c.batch_execute("SAVEPOINT work")
+            .await
+            .map_err(crate::sql::map_err)
+    };
+    let ((), claimed, ()) =
+        futures_util::try_join!(tx.begin(), claim_call(c, merchant_id, call, now), savepoint)?;
     let called = match guard_answer(claimed) {
-        None => {
-            c.batch_execute("SAVEPOINT work")
-                .await
-                .map_err(crate::sql::map_err)?;
-            return Ok(Ok(tx));
-        }
+        None => return Ok(Ok(tx)),
         Some(Err(refusal)) => Called {
             result: Err(refusal),
             replayed: false,
@@ -126,14 +129,15 @@ async fn close_call(
     tx: Pipelined,
     merchant_id: i64,
     call: &ApiCall,
-    outcome: Result<i64, CouponRefusal>,
+    outcome: Result<CouponVerification, CouponRefusal>,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
     let c = tx.client();
     let called = match outcome {
-        Ok(id) => {
+        Ok(verification) => {
+            let id = verification.id;
             record_coupon_call(c, merchant_id, call, "coupon_verification_id", id).await?;
             Called {
-                result: Ok(must_get(c, merchant_id, id).await?),
+                result: Ok(verification),
                 replayed: false,
             }
         }
@@ -182,7 +186,7 @@ async fn verify_facts(
 async fn verify_in(
     c: &impl GenericClient,
     verify: &VerifyCoupon,
-) -> StoreResult<Result<i64, CouponRefusal>> {
+) -> StoreResult<Result<CouponVerification, CouponRefusal>> {
     let m = verify.merchant_id;
     let taken = opt(
         c,
@@ -227,18 +231,10 @@ async fn verify_in(
     .await?
     .get(0);
     let verification = must_get(c, m, id).await?;
-    insert_audit(
-        c,
-        &verification_audit(&verification, "verify_coupon", &verify.actor, verify.now),
-        1,
-    )
-    .await?;
-    insert_event(
-        c,
-        &NewEvent::coupon_verification(&verification, EventType::CouponVerified, verify.now),
-    )
-    .await?;
-    Ok(Ok(id))
+    let audit = verification_audit(&verification, "verify_coupon", &verify.actor, verify.now);
+    let event = NewEvent::coupon_verification(&verification, EventType::CouponVerified, verify.now);
+    futures_util::try_join!(insert_audit(c, &audit, 1), insert_event(c, &event))?;
+    Ok(Ok(verification))
 }
 
 pub(crate) async fn verify(
@@ -281,7 +277,7 @@ fn verification_audit(
 async fn undo_in(
     c: &impl GenericClient,
     undo: &UndoVerification,
-) -> StoreResult<Result<i64, CouponRefusal>> {
+) -> StoreResult<Result<CouponVerification, CouponRefusal>> {
     let m = undo.merchant_id;
     let taken = opt(
         c,
@@ -317,23 +313,15 @@ async fn undo_in(
     )
     .await?;
     let verification = must_get(c, m, undo.verification_id).await?;
-    insert_audit(
-        c,
-        &verification_audit(
-            &verification,
-            "undo_coupon_verification",
-            &undo.actor,
-            undo.now,
-        ),
-        1,
-    )
-    .await?;
-    insert_event(
-        c,
-        &NewEvent::coupon_verification(&verification, EventType::CouponUndone, undo.now),
-    )
-    .await?;
-    Ok(Ok(undo.verification_id))
+    let audit = verification_audit(
+        &verification,
+        "undo_coupon_verification",
+        &undo.actor,
+        undo.now,
+    );
+    let event = NewEvent::coupon_verification(&verification, EventType::CouponUndone, undo.now);
+    futures_util::try_join!(insert_audit(c, &audit, 1), insert_event(c, &event))?;
+    Ok(Ok(verification))
 }
 
 pub(crate) async fn undo(

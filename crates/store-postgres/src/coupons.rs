@@ -11,7 +11,7 @@
 
 use crate::engine::Pipelined;
 use crate::events::insert_event;
-use crate::ledger::{claim_call, record_call, Recorded};
+use crate::ledger::{claim_call, Recorded};
 use crate::sql::{exec, filtered_page, insert_audit, map_err, one, opt, parse_or, Params};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
@@ -292,7 +292,8 @@ pub(crate) async fn give_back(
     Ok(())
 }
 
-/// Keeps the call's outcome under its idempotency key in `column`.
+/// Keeps the call's outcome under its idempotency key in `column` (the
+/// key's row was claimed by `claim_call`: one update).
 pub(crate) async fn record_coupon_call(
     c: &impl GenericClient,
     merchant_id: i64,
@@ -300,7 +301,6 @@ pub(crate) async fn record_coupon_call(
     column: &str,
     id: i64,
 ) -> StoreResult<()> {
-    record_call(c, merchant_id, call, None, None, None).await?;
     if let Some(claim) = &call.idempotency {
         exec(
             c,

@@ -29,6 +29,10 @@ const VERIFICATION_FROM: &str =
     JOIN coupons c ON c.id = v.coupon_id JOIN customers u ON u.id = v.customer_id \
     LEFT JOIN locations l ON l.id = v.location_id";
 
+static GET_VERIFICATION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {VERIFICATION_COLUMNS} FROM {VERIFICATION_FROM} WHERE v.id = ?1 AND v.merchant_id = ?2")
+});
+
 fn verification_from_row(r: &Row) -> rusqlite::Result<CouponVerification> {
     let kind: String = r.get(5)?;
     let channel: String = r.get(10)?;
@@ -62,8 +66,9 @@ pub(crate) fn get_verification(
     merchant_id: i64,
     id: i64,
 ) -> StoreResult<Option<CouponVerification>> {
-    conn.query_row(
-        &format!("SELECT {VERIFICATION_COLUMNS} FROM {VERIFICATION_FROM} WHERE v.id = ?1 AND v.merchant_id = ?2"),
+    crate::sql::cached_row(
+        conn,
+        &GET_VERIFICATION,
         params![id, merchant_id],
         verification_from_row,
     )
@@ -112,8 +117,7 @@ pub(crate) fn verify_job(
     if let Some(answer) = guarded(conn, m, call)? {
         return Ok(answer);
     }
-    let facts = conn
-        .query_row(
+    let facts = crate::sql::cached_row(conn,
             "SELECT c.state, c.verified_at, c.gift_token_hash IS NOT NULL, p.state, c.valid_from, c.valid_until, \
              COALESCE(h.n_used, 0), p.use_limit, c.program_id, c.customer_id \
              FROM coupons c JOIN coupon_programs p ON p.id = c.program_id \
@@ -148,20 +152,21 @@ pub(crate) fn verify_job(
         return refused(refusal);
     }
     crate::sql::expect_one(
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "UPDATE coupons SET state = 'verified', verified_at = ?1 WHERE id = ?2 AND state = 'available' AND gift_token_hash IS NULL",
             params![verify.now, verify.coupon_id],
         )
         .map_err(map_err)?,
     )?;
-    conn.execute(
+    crate::sql::cached_execute(
+            conn,
         "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES (?1, ?2, 0, 1) \
          ON CONFLICT (program_id, customer_id) DO UPDATE SET n_used = n_used + 1",
         params![program_id, customer_id],
     )
     .map_err(map_err)?;
-    let id: i64 = conn
-        .query_row(
+    let id: i64 = crate::sql::cached_row(conn,
             "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
              channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
             params![m, verify.coupon_id, program_id, customer_id, verify.location_id, verify.actor.staff_id, verify.actor.label,
@@ -232,20 +237,23 @@ pub(crate) fn undo_job(
         return refused(refusal);
     }
     crate::sql::expect_one(
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "UPDATE coupon_verifications SET undone_at = ?1, undone_by = ?2 WHERE id = ?3 AND undone_at IS NULL",
             params![undo.now, undo.actor.label, before.id],
         )
         .map_err(map_err)?,
     )?;
     crate::sql::expect_one(
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "UPDATE coupons SET state = 'available', verified_at = NULL WHERE id = ?1 AND state = 'verified'",
             [before.coupon_id],
         )
         .map_err(map_err)?,
     )?;
-    conn.execute(
+    crate::sql::cached_execute(
+            conn,
         "UPDATE coupon_holdings SET n_used = n_used - 1 WHERE program_id = ?1 AND customer_id = ?2 AND n_used > 0",
         params![before.program_id, before.customer_id],
     )
@@ -406,18 +414,19 @@ pub(crate) fn accept_gift(
     if held.coupon.state != CouponState::Available || held.coupon.valid_until < now {
         return Ok(Err(CouponRefusal::GiftUnavailable));
     }
-    let friend_known: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM customers WHERE id = ?1 AND merchant_id = ?2",
-            params![friend_id, merchant_id],
-            |r| r.get(0),
-        )
-        .map_err(map_err)?;
+    let friend_known: i64 = crate::sql::cached_row(
+        conn,
+        "SELECT count(*) FROM customers WHERE id = ?1 AND merchant_id = ?2",
+        params![friend_id, merchant_id],
+        |r| r.get(0),
+    )
+    .map_err(map_err)?;
     if friend_known != 1 {
         return Ok(Err(CouponRefusal::CustomerNotFound));
     }
     crate::sql::expect_one(
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "UPDATE coupons SET customer_id = ?1, gift_token_hash = NULL, gift_from = ?2, source = 'gift' \
              WHERE id = ?3 AND gift_token_hash = ?4 AND state = 'available' AND customer_id = ?2",
             params![friend_id, giver, held.coupon.id, token_hash],
@@ -454,7 +463,8 @@ pub(crate) fn announce_expired(conn: &Connection, now: i64, limit: i64) -> Store
     };
     for coupon in &expired {
         crate::sql::expect_one(
-            conn.execute(
+            crate::sql::cached_execute(
+                conn,
                 "UPDATE coupons SET expiry_announced = 1 WHERE id = ?1 AND expiry_announced = 0",
                 [coupon.coupon_id],
             )
@@ -466,17 +476,17 @@ pub(crate) fn announce_expired(conn: &Connection, now: i64, limit: i64) -> Store
 }
 
 pub(crate) fn get_settings(conn: &Connection, merchant_id: i64) -> StoreResult<CouponSettings> {
-    Ok(conn
-        .query_row(
-            "SELECT undo_window_minutes FROM coupon_settings WHERE merchant_id = ?1",
-            [merchant_id],
-            |r| {
-                Ok(CouponSettings {
-                    undo_window_minutes: r.get(0)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(map_err)?
-        .unwrap_or_default())
+    Ok(crate::sql::cached_row(
+        conn,
+        "SELECT undo_window_minutes FROM coupon_settings WHERE merchant_id = ?1",
+        [merchant_id],
+        |r| {
+            Ok(CouponSettings {
+                undo_window_minutes: r.get(0)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(map_err)?
+    .unwrap_or_default())
 }

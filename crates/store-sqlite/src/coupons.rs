@@ -161,7 +161,7 @@ pub(crate) fn get_program(
     merchant_id: i64,
     id: i64,
 ) -> StoreResult<CouponProgram> {
-    conn.query_row(
+    crate::sql::cached_row(conn,
         &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.id = ?1 AND p.merchant_id = ?2"),
         params![id, merchant_id],
         program_from_row,
@@ -247,7 +247,8 @@ pub(crate) fn record_coupon_call(
 ) -> StoreResult<()> {
     record_call(conn, merchant_id, call, None, None, None, now)?;
     if let Some(claim) = &call.idempotency {
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             &format!(
                 "UPDATE idempotency_keys SET {column} = ?1 WHERE merchant_id = ?2 AND key = ?3"
             ),
@@ -309,8 +310,7 @@ fn earlier_line(
     let Some((order_id, line)) = &issue.order else {
         return Ok(None);
     };
-    let earlier: Option<(i64, i64, i64)> = conn
-        .query_row(
+    let earlier: Option<(i64, i64, i64)> = crate::sql::cached_row(conn,
             "SELECT id, program_id, quantity FROM coupon_issues WHERE merchant_id = ?1 AND order_id = ?2 AND order_line = ?3",
             params![issue.merchant_id, order_id, line],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -331,8 +331,7 @@ fn check_issue_job(
     conn: &Connection,
     issue: &IssueCoupons,
 ) -> StoreResult<Result<CouponProgram, CouponRefusal>> {
-    let Some(program) = conn
-        .query_row(
+    let Some(program) = crate::sql::cached_row(conn,
             &format!("SELECT {PROGRAM_COLUMNS}, {NO_COUNTS} FROM coupon_programs p WHERE p.id = ?1 AND p.merchant_id = ?2"),
             params![issue.program_id, issue.merchant_id],
             program_from_row,
@@ -343,8 +342,7 @@ fn check_issue_job(
         return Ok(Err(CouponRefusal::ProgramNotFound));
     };
     for (customer_id, k) in issue.per_customer() {
-        let known: Option<Option<i64>> = conn
-            .query_row(
+        let known: Option<Option<i64>> = crate::sql::cached_row(conn,
                 "SELECT (SELECT n_claimed FROM coupon_holdings WHERE program_id = ?1 AND customer_id = ?2) \
                  FROM customers WHERE id = ?2 AND merchant_id = ?3",
                 params![issue.program_id, customer_id, issue.merchant_id],
@@ -374,15 +372,15 @@ fn write_issue(
 ) -> StoreResult<i64> {
     let (m, n) = (issue.merchant_id, issue.coupons.len() as i64);
     crate::sql::expect_one(
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "UPDATE coupon_programs SET n_claimed = n_claimed + ?1 WHERE id = ?2 AND state = 'active' AND quantity - n_claimed >= ?1",
             params![n, issue.program_id],
         )
         .map_err(map_err)?,
     )?;
     let (order_id, line) = issue.order.clone().unzip();
-    let issue_id: i64 = conn
-        .query_row(
+    let issue_id: i64 = crate::sql::cached_row(conn,
             "INSERT INTO coupon_issues (merchant_id, program_id, source, order_id, order_line, quantity, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![m, issue.program_id, issue.source.code(), order_id, line, n, issue.now],
@@ -419,7 +417,8 @@ fn write_issue(
         made.push((id, *customer_id));
     }
     for (customer_id, k) in issue.per_customer() {
-        conn.execute(
+        crate::sql::cached_execute(
+            conn,
             "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES (?1, ?2, ?3, 0) \
              ON CONFLICT (program_id, customer_id) DO UPDATE SET n_claimed = n_claimed + excluded.n_claimed",
             params![issue.program_id, customer_id, k],
@@ -471,8 +470,7 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
                 Value::Integer(audit.created_at),
             ]);
             let placeholders = vec!["?"; values.len()].join(", ");
-            let id: i64 = conn
-                .query_row(
+            let id: i64 = crate::sql::cached_row(conn,
                     &format!(
                         "INSERT INTO coupon_programs ({FIELD_COLUMNS}, merchant_id, quantity, claim_token, created_by, created_at, state) \
                          VALUES ({placeholders}, 'draft') RETURNING id"
@@ -601,7 +599,7 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
     async fn find_program_by_claim_token(&self, token: &str) -> StoreResult<Option<CouponProgram>> {
         let token = token.to_owned();
         self.read(move |conn| {
-            conn.query_row(
+            crate::sql::cached_row(conn,
                 &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.claim_token = ?1"),
                 [token],
                 program_from_row,
@@ -867,7 +865,8 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
     ) -> StoreResult<()> {
         let (settings, audit) = (*settings, audit.clone());
         self.write(move |conn| {
-            conn.execute(
+            crate::sql::cached_execute(
+            conn,
                 "INSERT INTO coupon_settings (merchant_id, undo_window_minutes) VALUES (?1, ?2) \
                  ON CONFLICT (merchant_id) DO UPDATE SET undo_window_minutes = excluded.undo_window_minutes",
                 params![merchant_id, settings.undo_window_minutes],
@@ -885,7 +884,8 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
 fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult<()> {
     let offset = i64::from(kaquan_core::clock::MERCHANT_UTC_OFFSET_SECONDS);
     match program.fields.validity {
-        Validity::Fixed { begin, end } => conn.execute(
+        Validity::Fixed { begin, end } => crate::sql::cached_execute(
+            conn,
             "UPDATE coupons SET valid_from = ?1, valid_until = ?2 WHERE program_id = ?3 AND state = 'available'",
             params![begin, end, program.id],
         ),
@@ -893,7 +893,8 @@ fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult
             term_days,
             begin_after_days,
             hard_end,
-        } => conn.execute(
+        } => crate::sql::cached_execute(
+            conn,
             "UPDATE coupons SET valid_from = day + ?1 * 86400, valid_until = min(day + (?1 + ?2) * 86400 - 1, ?3) \
              FROM (SELECT id AS coupon_id, ((claimed_at + ?4) / 86400) * 86400 - ?4 AS day FROM coupons WHERE program_id = ?5) \
              WHERE coupons.id = coupon_id AND program_id = ?5 AND state = 'available'",

@@ -107,6 +107,26 @@ pub(crate) fn insert_audit(
     Ok(conn.last_insert_rowid())
 }
 
+/// Runs a statement through the connection's statement cache: a job that
+/// runs thousands of times a second does not parse its SQL each time.
+pub(crate) fn cached_execute<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// [`cached_execute`] for a statement that answers one row.
+pub(crate) fn cached_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, map)
+}
+
 pub(crate) fn expect_one(n: usize) -> StoreResult<()> {
     if n == 1 {
         Ok(())

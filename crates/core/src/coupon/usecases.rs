@@ -261,7 +261,35 @@ pub async fn look_up_code(
 ) -> StoreResult<Result<HeldCoupon, CouponRefusal>> {
     let m = reader.merchant_id;
     let since = now - ATTEMPT_WINDOW_SECONDS;
-    let n_failures = store.count_failures(m, &reader.attempt_key, since).await?;
+    let keys = digest_keys(master, m);
+    // The throttle's count and the look-up go to the store together.
+    let lookup = async {
+        Ok::<_, StoreError>(match TypedCode::parse(typed) {
+            TypedCode::Fixed(code) => {
+                let digest = coupon_code_digest(&keys, code.expose());
+                store
+                    .find_coupon_by_digest(m, &digest)
+                    .await?
+                    .map(|held| (held, true))
+            }
+            TypedCode::Rotating { coupon_id, otp } => {
+                let held = store.get_coupon(m, coupon_id).await?;
+                held.filter(|h| {
+                    open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
+                        .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
+                })
+                .map(|held| (held, false))
+            }
+            TypedCode::Malformed => {
+                let _ = coupon_code_digest(&keys, typed);
+                None
+            }
+        })
+    };
+    let (n_failures, found) =
+        futures_util::future::join(store.count_failures(m, &reader.attempt_key, since), lookup)
+            .await;
+    let (n_failures, found) = (n_failures?, found?);
     if crate::attempts::is_locked(n_failures, reader.failures_max) {
         let oldest = store.oldest_failure(m, &reader.attempt_key, since).await?;
         if let Some(retry_after_seconds) = lock(n_failures, oldest, since, reader.failures_max) {
@@ -270,28 +298,6 @@ pub async fn look_up_code(
             }));
         }
     }
-    let keys = digest_keys(master, m);
-    let found = match TypedCode::parse(typed) {
-        TypedCode::Fixed(code) => {
-            let digest = coupon_code_digest(&keys, code.expose());
-            store
-                .find_coupon_by_digest(m, &digest)
-                .await?
-                .map(|held| (held, true))
-        }
-        TypedCode::Rotating { coupon_id, otp } => {
-            let held = store.get_coupon(m, coupon_id).await?;
-            held.filter(|h| {
-                open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
-                    .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
-            })
-            .map(|held| (held, false))
-        }
-        TypedCode::Malformed => {
-            let _ = coupon_code_digest(&keys, typed);
-            None
-        }
-    };
     match found {
         None => {
             store.record_failure(m, &reader.attempt_key, now).await?;
