@@ -16,6 +16,9 @@ use kaquan_core::coupon::usage::CouponSource;
 use kaquan_core::coupon::usecases::{self, Recipients};
 use kaquan_core::ledger::ApiCall;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,7 +51,7 @@ pub struct CouponIssueRequest {
     pub recipients: Vec<Recipient>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema, Clone)]
 #[schema(example = json!({"program_id": 3, "n_issued": 2, "stock_left": 878}))]
 pub struct CouponIssueDto {
     pub program_id: i64,
@@ -62,6 +65,7 @@ pub async fn resolve_recipients(
     state: &AppState,
     merchant_id: i64,
     recipients: &[Recipient],
+    progress: Option<&AtomicI64>,
 ) -> ApiResult<Vec<i64>> {
     if recipients.is_empty() || recipients.len() as i64 > usecases::ISSUE_COUPONS_MAX {
         return Err(ApiError::invalid(format!(
@@ -101,6 +105,9 @@ pub async fn resolve_recipients(
             }
         };
         ids.extend(found);
+        if let Some(progress) = progress {
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
     }
     if !rows.is_empty() {
         return Err(ApiError::ImportRows(rows));
@@ -150,9 +157,29 @@ pub async fn issue_to(
     recipients: &[Recipient],
 ) -> ApiResult<CouponIssueDto> {
     authed.require(Permission::CouponsManage)?;
-    let m = authed.merchant_id();
+    issue_for(
+        state,
+        authed.merchant_id(),
+        &authed.actor(),
+        program_id,
+        recipients,
+        None,
+    )
+    .await
+}
+
+/// 定向发放 for a merchant, counting each recipient resolved in `progress`.
+async fn issue_for(
+    state: &AppState,
+    merchant_id: i64,
+    actor: &kaquan_core::audit::Actor,
+    program_id: i64,
+    recipients: &[Recipient],
+    progress: Option<&AtomicI64>,
+) -> ApiResult<CouponIssueDto> {
+    let m = merchant_id;
     let program = state.store.get_coupon_program(m, program_id).await?;
-    let customer_ids = resolve_recipients(state, m, recipients).await?;
+    let customer_ids = resolve_recipients(state, m, recipients, progress).await?;
     let n = customer_ids.len() as i64;
     let called = usecases::issue_coupons(
         state.store.as_ref(),
@@ -164,7 +191,7 @@ pub async fn issue_to(
             customer_ids,
             order: None,
         },
-        &authed.actor(),
+        actor,
         crate::now(),
     )
     .await?;
@@ -175,6 +202,118 @@ pub async fn issue_to(
         n_issued: n,
         stock_left: program.stock_left(),
     })
+}
+
+/// A list's bad rows named by their lines in the uploaded file (`lines[i]`
+/// is the line of the list's entry `i + 1`).
+pub fn on_file_lines(error: ApiError, lines: &[usize]) -> ApiError {
+    match error {
+        ApiError::ImportRows(rows) => ApiError::ImportRows(
+            rows.into_iter()
+                .map(|mut r| {
+                    r.line = lines.get(r.line.wrapping_sub(1)).copied().unwrap_or(r.line);
+                    r
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Lists longer than this are issued by a background job with progress (console).
+pub const ISSUE_IN_BACKGROUND_ROWS: usize = 1000;
+/// How long a finished job's outcome is kept to be read.
+const ISSUE_JOB_KEPT_SECONDS: i64 = 3600;
+
+/// How a background 定向发放 ended: what was issued, or why nothing was
+/// (the message and each bad row with its line).
+pub type IssueOutcome = Result<CouponIssueDto, (String, Vec<(usize, String)>)>;
+
+/// A 定向发放 running in the background on this node.
+pub struct IssueJob {
+    pub id: String,
+    merchant_id: i64,
+    staff_id: i64,
+    pub program_id: i64,
+    pub n_total: i64,
+    pub n_done: AtomicI64,
+    started_at: i64,
+    /// `None` while running; then what was issued, or why nothing was
+    /// (the message and each bad row).
+    pub outcome: Mutex<Option<IssueOutcome>>,
+}
+
+/// The background issues of this node (lost on restart: nothing is issued
+/// until the whole list is resolved, so a lost job issued nothing).
+#[derive(Default)]
+pub struct IssueJobs(Mutex<HashMap<String, Arc<IssueJob>>>);
+
+impl IssueJobs {
+    /// The job, for the staff member who started it.
+    pub fn get(&self, authed: &Authed, id: &str) -> Option<Arc<IssueJob>> {
+        let jobs = self.0.lock().expect("the job list is never poisoned");
+        jobs.get(id)
+            .filter(|j| j.merchant_id == authed.merchant_id() && j.staff_id == authed.staff.id)
+            .cloned()
+    }
+}
+
+/// Starts 定向发放 of a long list in the background; returns the job.
+pub fn start_issue_job(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    recipients: Vec<Recipient>,
+    lines: Vec<usize>,
+) -> ApiResult<Arc<IssueJob>> {
+    authed.require(Permission::CouponsManage)?;
+    let now = crate::now();
+    let job = Arc::new(IssueJob {
+        id: kaquan_core::secrets::random_token_hex(8),
+        merchant_id: authed.merchant_id(),
+        staff_id: authed.staff.id,
+        program_id,
+        n_total: recipients.len() as i64,
+        n_done: AtomicI64::new(0),
+        started_at: now,
+        outcome: Mutex::new(None),
+    });
+    {
+        let mut jobs = state
+            .issue_jobs
+            .0
+            .lock()
+            .expect("the job list is never poisoned");
+        jobs.retain(|_, j| j.started_at + ISSUE_JOB_KEPT_SECONDS > now);
+        jobs.insert(job.id.clone(), Arc::clone(&job));
+    }
+    let (state, actor, running) = (state.clone(), authed.actor(), Arc::clone(&job));
+    tokio::spawn(async move {
+        let issued = issue_for(
+            &state,
+            running.merchant_id,
+            &actor,
+            program_id,
+            &recipients,
+            Some(&running.n_done),
+        )
+        .await;
+        let outcome = issued.map_err(|e| {
+            let e = on_file_lines(e, &lines);
+            let rows = match &e {
+                ApiError::ImportRows(rows) => {
+                    rows.iter().map(|r| (r.line, r.message.clone())).collect()
+                }
+                _ => Vec::new(),
+            };
+            (e.public_message(), rows)
+        });
+        *running
+            .outcome
+            .lock()
+            .expect("a job's outcome is never poisoned") = Some(outcome);
+    });
+    Ok(job)
 }
 
 async fn create_coupon_issue(

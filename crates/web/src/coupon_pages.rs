@@ -22,7 +22,7 @@ use crate::pages::{render, Page, PageResult};
 
 use crate::AppState;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
@@ -50,6 +50,10 @@ pub fn router() -> Router<AppState> {
         .route("/coupons/{program_id}/stock", post(stock_form))
         .route("/coupons/{program_id}/issues", post(issue_form))
         .route("/coupons/{program_id}/issues/upload", post(issue_upload))
+        .route(
+            "/coupons/{program_id}/issues/jobs/{job_id}",
+            get(issue_job_page),
+        )
         .route("/coupons/{program_id}/qr", get(qr_download))
 }
 
@@ -469,8 +473,26 @@ async fn issue_upload(
     let (name, bytes, csrf) = crate::orders::read_file(multipart).await?;
     authed.check_form_csrf(&csrf)?;
     let rows = crate::off_runtime(move || crate::tables::parse_rows(&name, &bytes, 1)).await??;
-    let recipients = recipients_of_lines(rows.iter().skip(1).map(|(_, cells)| cells[0].as_str()));
-    let issued = issue_to(&state, &authed, program_id, &recipients).await?;
+    // Each recipient's line in the file, so a bad row is named as the file numbers it.
+    let (lines, cells): (Vec<usize>, Vec<&str>) = rows
+        .iter()
+        .skip(1)
+        .filter(|(_, cells)| !cells[0].trim().is_empty())
+        .map(|(line, cells)| (*line, cells[0].as_str()))
+        .unzip();
+    let recipients = recipients_of_lines(cells.into_iter());
+    if recipients.len() > crate::coupon_issues::ISSUE_IN_BACKGROUND_ROWS {
+        let job =
+            crate::coupon_issues::start_issue_job(&state, &authed, program_id, recipients, lines)?;
+        return Ok(axum::response::Redirect::to(&format!(
+            "/coupons/{program_id}/issues/jobs/{}",
+            job.id
+        ))
+        .into_response());
+    }
+    let issued = issue_to(&state, &authed, program_id, &recipients)
+        .await
+        .map_err(|e| crate::coupon_issues::on_file_lines(e, &lines))?;
     Ok(redirect_with(
         &format!("/coupons/{program_id}"),
         &format!(
@@ -745,4 +767,53 @@ async fn reconciliation_export(
     Query(query): Query<VerificationQuery>,
 ) -> ApiResult<Response> {
     export_stats(&state, &authed, &query).await
+}
+
+#[derive(Serialize)]
+struct IssueJobView {
+    program_id: i64,
+    n_total: i64,
+    n_done: i64,
+    running: bool,
+    issued: Option<crate::coupon_issues::CouponIssueDto>,
+    error: Option<String>,
+    rows: Vec<(usize, String)>,
+}
+
+/// The progress of a long 定向发放, refreshed every second until it ends.
+async fn issue_job_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((program_id, job_id)): Path<(i64, String)>,
+) -> PageResult {
+    let job = state
+        .issue_jobs
+        .get(&authed, &job_id)
+        .filter(|j| j.program_id == program_id)
+        .ok_or(ApiError::NotFound)?;
+    let outcome = job
+        .outcome
+        .lock()
+        .expect("a job's outcome is never poisoned")
+        .clone();
+    let (issued, error, rows) = match outcome {
+        None => (None, None, Vec::new()),
+        Some(Ok(issued)) => (Some(issued), None, Vec::new()),
+        Some(Err((message, rows))) => (None, Some(message), rows),
+    };
+    let view = IssueJobView {
+        program_id,
+        n_total: job.n_total,
+        n_done: job.n_done.load(std::sync::atomic::Ordering::Relaxed),
+        running: issued.is_none() && error.is_none(),
+        issued,
+        error,
+        rows,
+    };
+    Ok(render(
+        &state,
+        "coupon_issue_job.html",
+        &Page::new("定向发放", &authed),
+        view,
+    ))
 }

@@ -94,6 +94,8 @@ pub struct AppState {
     pub exports: Arc<exports::ExportSlots>,
     /// Background exports of this node, with their progress and files.
     pub export_jobs: Arc<export_jobs::ExportJobs>,
+    /// Background 定向发放 of long lists on this node, with their progress.
+    pub issue_jobs: Arc<coupon_issues::IssueJobs>,
     /// Where webhooks may go (the operator's `[webhooks]` settings).
     pub webhook_policy: outbox::WebhookPolicy,
     /// Where the SMS providers' APIs are (the operator's `[sms]` settings).
@@ -141,6 +143,7 @@ impl AppState {
             )),
             exports: Arc::default(),
             export_jobs: Arc::default(),
+            issue_jobs: Arc::default(),
             webhook_policy: outbox::WebhookPolicy::default(),
             sms_endpoints: sms::SmsEndpoints::default(),
             wdt_endpoint: erp::WDT_ENDPOINT.into(),

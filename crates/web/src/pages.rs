@@ -22,6 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("coupon.html", include_str!("../templates/coupon.html")),
     (
+        "coupon_issue_job.html",
+        include_str!("../templates/coupon_issue_job.html"),
+    ),
+    (
         "coupon_locations.html",
         include_str!("../templates/coupon_locations.html"),
     ),

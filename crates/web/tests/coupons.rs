@@ -12,6 +12,7 @@ on_both_backends! {
     the_mall_issues_queries_verifies_undoes_and_exchanges => mall_flow;
     staff_make_programs_and_verify_only_where_a_coupon_is_valid => staff_flow;
     bad_programs_and_targeted_lists_are_refused_with_every_reason => refusals;
+    a_long_list_is_issued_in_the_background_all_or_nothing => long_list;
 }
 
 async fn location(owner: &Client, name: &str) -> i64 {
@@ -554,4 +555,75 @@ async fn refusals(app: TestApp) {
         .post("/api/v1/locations", json!({"name": "一店"}))
         .await;
     assert_eq!(status, 409, "{body}");
+}
+
+/// Uploads a 定向发放 list (first column: phones) through the console;
+/// returns the job page's path it redirects to.
+async fn upload_list(owner: &Client, program_id: i64, phones: &[String]) -> String {
+    let csv = std::iter::once("手机号".to_owned())
+        .chain(phones.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", owner.csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("list.csv"),
+        );
+    let response = owner
+        .http
+        .post(format!("{}/coupons/{program_id}/issues/upload", owner.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let path = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        path.contains("/issues/jobs/"),
+        "a long list runs in the background: {path}"
+    );
+    path
+}
+
+/// Waits for a background 定向发放 to end; returns its page.
+async fn job_outcome(owner: &Client, path: &str) -> String {
+    common::browser::wait_until("the background issue to end", || async {
+        let page = owner.page(path).await;
+        (page.contains("id=\"job-issued\"") || page.contains("id=\"job-error\"")).then_some(page)
+    })
+    .await
+}
+
+async fn long_list(app: TestApp) {
+    let owner = app.client("owner").await;
+    let program = cash_program(&owner, &[], 1).await;
+    let id = program["id"].as_i64().unwrap();
+    let mut phones: Vec<String> = (0..1001).map(|i| format!("1380000{i:04}")).collect();
+    phones[500] = "坏号".into();
+    let page = job_outcome(&owner, &upload_list(&owner, id, &phones).await).await;
+    assert!(page.contains("id=\"job-rows\""), "the bad row is listed");
+    assert!(
+        page.contains("<td>502</td>"),
+        "by its line (the header is line 1)"
+    );
+    let (_, after) = owner.get(&format!("/api/v1/coupon-programs/{id}")).await;
+    assert_eq!(after["n_claimed"], 0, "nothing was issued");
+    phones[500] = "13899999999".into();
+    let page = job_outcome(&owner, &upload_list(&owner, id, &phones).await).await;
+    assert!(
+        page.contains("优惠券已领完"),
+        "a stock of 100 holds: nothing is issued"
+    );
+    let (status, _) = owner
+        .post(
+            &format!("/api/v1/coupon-programs/{id}/stock"),
+            json!({"delta": 1000}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = job_outcome(&owner, &upload_list(&owner, id, &phones).await).await;
+    assert!(page.contains("已发放 1001 张"), "{page}");
+    let (_, after) = owner.get(&format!("/api/v1/coupon-programs/{id}")).await;
+    assert_eq!(after["n_claimed"], 1001);
 }
