@@ -1,7 +1,7 @@
 //! 核销: verifications and their undo, 核销记录 and 数据与对账, gifts
 //! (转赠) and the merchant's coupon settings.
 
-use crate::coupons::{held_where, record_coupon_call};
+use crate::coupons::{held_where, record_coupon_call, refused};
 use crate::engine::Writer;
 use crate::events::insert_event;
 use crate::ledger::guard_call;
@@ -78,13 +78,6 @@ pub(crate) fn get_verification(
 
 fn must_get(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<CouponVerification> {
     get_verification(conn, merchant_id, id)?.ok_or(StoreError::NotFound)
-}
-
-fn refused<T>(refusal: CouponRefusal) -> StoreResult<Called<T, CouponRefusal>> {
-    Ok(Called {
-        result: Err(refusal),
-        replayed: false,
-    })
 }
 
 /// The guard's answer: a refusal, the recorded verification, or nothing.

@@ -229,7 +229,8 @@ fn coupons_of_issue(conn: &Connection, issue_id: i64) -> StoreResult<Vec<Coupon>
     )
 }
 
-fn refused<T>(refusal: CouponRefusal) -> StoreResult<Called<T, CouponRefusal>> {
+/// A coupon call refused before it wrote anything.
+pub(crate) fn refused<T>(refusal: CouponRefusal) -> StoreResult<Called<T, CouponRefusal>> {
     Ok(Called {
         result: Err(refusal),
         replayed: false,

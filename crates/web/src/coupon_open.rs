@@ -7,11 +7,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::open_api::Signed;
+use crate::open_api::{respond, Signed};
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::coupon::code::open_coupon_code;
@@ -122,25 +122,16 @@ pub struct CouponIssueOrderDto {
     pub coupons: Vec<CouponDto>,
 }
 
-/// The answer of a guarded coupon call: its JSON (marked when replayed) or its refusal.
-fn respond<T, D: Serialize>(
-    called: Called<T, CouponRefusal>,
-    status: StatusCode,
-    dto: impl FnOnce(T) -> D,
-) -> ApiResult<Response> {
-    let value = called.result.map_err(ApiError::CouponRefused)?;
-    let status = if called.replayed {
+/// `created` for a first call, 200 for a replay of a key or order line.
+fn created_unless_replayed<T>(
+    called: &Called<T, CouponRefusal>,
+    created: StatusCode,
+) -> StatusCode {
+    if called.replayed {
         StatusCode::OK
     } else {
-        status
-    };
-    let mut response = (status, Json(dto(value))).into_response();
-    if called.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        created
     }
-    Ok(response)
 }
 
 /// 获取卡券ID: issues a program's coupons for a paid order line.
@@ -182,7 +173,8 @@ async fn create_coupon(State(state): State<AppState>, signed: Signed) -> ApiResu
         now,
     )
     .await?;
-    respond(called, StatusCode::CREATED, |coupons| CouponIssueOrderDto {
+    let status = created_unless_replayed(&called, StatusCode::CREATED);
+    respond(called, status, |coupons| CouponIssueOrderDto {
         order_id,
         order_line,
         coupons: coupons
@@ -419,14 +411,11 @@ async fn create_coupon_verification_signed(
         order_ref,
     )?;
     let called = verify_signed(&state, &signed, &request.code, verify, None).await?;
-    let window = state
-        .store
-        .get_coupon_settings(signed.merchant_id)
+    let window = crate::locations::cached_coupon_settings(&state, signed.merchant_id)
         .await?
         .undo_window_minutes;
-    respond(called, StatusCode::CREATED, |v| {
-        verification_dto(&v, window)
-    })
+    let status = created_unless_replayed(&called, StatusCode::CREATED);
+    respond(called, status, |v| verification_dto(&v, window))
 }
 
 /// Undoes a verification inside the merchant's window: the coupon is usable again.
@@ -449,12 +438,11 @@ async fn create_coupon_verification_undo(
         crate::now(),
     )
     .await?;
-    let window = state
-        .store
-        .get_coupon_settings(m)
+    let window = crate::locations::cached_coupon_settings(&state, m)
         .await?
         .undo_window_minutes;
-    respond(called, StatusCode::OK, |v| verification_dto(&v, window))
+    let status = created_unless_replayed(&called, StatusCode::OK);
+    respond(called, status, |v| verification_dto(&v, window))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -495,9 +483,7 @@ async fn create_coupon_exchange(
         Some(request.goods_id),
     )
     .await?;
-    let window = state
-        .store
-        .get_coupon_settings(signed.merchant_id)
+    let window = crate::locations::cached_coupon_settings(&state, signed.merchant_id)
         .await?
         .undo_window_minutes;
     let m = signed.merchant_id;
@@ -505,7 +491,8 @@ async fn create_coupon_exchange(
         Ok(v) => Some(state.store.get_coupon_program(m, v.program_id).await?),
         Err(_) => None,
     };
-    respond(called, StatusCode::CREATED, |v| {
+    let status = created_unless_replayed(&called, StatusCode::CREATED);
+    respond(called, status, |v| {
         let (goods_id, gift) = match program.map(|p| p.fields.benefit) {
             Some(Benefit::Gift { goods_id, gift }) => (goods_id, gift),
             _ => (None, String::new()),

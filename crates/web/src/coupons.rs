@@ -11,13 +11,12 @@ use crate::extract::{Json, Path, Query};
 use crate::lists::ListDto;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
-use kaquan_core::coupon::usage::{CouponRefusal, ProgramFilter};
+use kaquan_core::coupon::usage::ProgramFilter;
 use kaquan_core::coupon::usecases::{self, ProgramError};
 use kaquan_core::coupon::{
     color_hex, Benefit, CodeType, CouponKind, CouponProgram, CouponProgramFields, ProgramState,
@@ -706,23 +705,6 @@ async fn update_coupon_program_stock(
     let program = change_program_stock(&state, &authed, program_id, request.delta).await?;
     let public_url = state.public_url_for(authed.merchant_id()).await?;
     Ok(Json(CouponProgramDto::new(&program, &public_url)))
-}
-
-/// The answer of a coupon refusal as an error (for handlers that return `ApiResult`).
-pub fn refused(refusal: CouponRefusal) -> ApiError {
-    ApiError::CouponRefused(refusal)
-}
-
-/// An image answer that phones may keep for a while (QR codes of links that do not change).
-pub fn cached_image(bytes: Vec<u8>, content_type: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "private, max-age=300"),
-        ],
-        bytes,
-    )
-        .into_response()
 }
 
 /// How long the expiry sweep rests when nothing more has expired.

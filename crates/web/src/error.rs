@@ -202,6 +202,18 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<kaquan_core::coupon::usage::CouponRefusal> for ApiError {
+    fn from(refusal: kaquan_core::coupon::usage::CouponRefusal) -> Self {
+        Self::CouponRefused(refusal)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

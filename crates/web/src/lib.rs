@@ -76,6 +76,9 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Each shop's address as `public_url_for` found it recently.
     pub shop_urls: Arc<cache::TtlCache<i64, String>>,
+    /// Each shop's coupon settings as found recently (every verification
+    /// through the open API answers its undo deadline).
+    pub coupon_settings: Arc<cache::TtlCache<i64, kaquan_core::coupon::usage::CouponSettings>>,
     /// Whether each shop's passwords are all digits (the pickup page's
     /// number pad), as found recently: the landing page asks on every scan.
     pub digit_passwords: Arc<cache::TtlCache<i64, bool>>,
@@ -133,6 +136,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').into(),
             shop_urls: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
             digit_passwords: Arc::new(cache::TtlCache::new(60)),
+            coupon_settings: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
             progress: Arc::default(),
             templates: Arc::new(pages::environment()),
             secure_cookies,

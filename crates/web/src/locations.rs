@@ -272,7 +272,7 @@ pub async fn save_settings(state: &AppState, authed: &Authed, minutes: i64) -> A
     }
     let mut entry = audit(authed, "save_coupon_settings", String::new());
     entry.detail = format!("undo_window_minutes={minutes}");
-    Ok(state
+    state
         .store
         .save_coupon_settings(
             authed.merchant_id(),
@@ -281,7 +281,9 @@ pub async fn save_settings(state: &AppState, authed: &Authed, minutes: i64) -> A
             },
             &entry,
         )
-        .await?)
+        .await?;
+    state.coupon_settings.forget(&authed.merchant_id());
+    Ok(())
 }
 
 async fn update_coupon_settings(
@@ -291,4 +293,17 @@ async fn update_coupon_settings(
 ) -> ApiResult<Json<CouponSettingsDto>> {
     save_settings(&state, &authed, request.undo_window_minutes).await?;
     Ok(Json(request))
+}
+
+/// A shop's coupon settings, from this node's cache when it read them recently.
+pub async fn cached_coupon_settings(
+    state: &AppState,
+    merchant_id: i64,
+) -> ApiResult<CouponSettings> {
+    if let Some(settings) = state.coupon_settings.get(&merchant_id) {
+        return Ok(settings);
+    }
+    let settings = state.store.get_coupon_settings(merchant_id).await?;
+    state.coupon_settings.put(merchant_id, settings);
+    Ok(settings)
 }

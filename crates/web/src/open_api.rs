@@ -277,12 +277,15 @@ impl Signed {
 }
 
 /// The answer to a guarded call: the effect's JSON (marked when replayed) or its refusal.
-pub(crate) fn respond<T, D: Serialize>(
-    called: Called<T>,
+pub(crate) fn respond<T, R, D: Serialize>(
+    called: Called<T, R>,
     status: StatusCode,
     dto: impl FnOnce(T) -> D,
-) -> ApiResult<Response> {
-    let value = called.result.map_err(ApiError::Refused)?;
+) -> ApiResult<Response>
+where
+    ApiError: From<R>,
+{
+    let value = called.result.map_err(ApiError::from)?;
     let mut response = (status, Json(dto(value))).into_response();
     if called.replayed {
         response

@@ -106,12 +106,6 @@ async fn program_view(state: &AppState, p: &CouponProgram) -> ApiResult<ProgramV
     })
 }
 
-/// The signed-in customer of this shop, or the page that signs them in
-/// and comes back to `here`.
-fn signed_in(authed: CustomerAuthed) -> Option<(CustomerSession, Customer)> {
-    authed.0
-}
-
 #[derive(Serialize)]
 struct ClaimView {
     merchant_id: i64,
@@ -205,7 +199,7 @@ async fn claim_page(
     authed: CustomerAuthed,
 ) -> PageResult {
     let program = program_of_link(&state, merchant_id, &token).await?;
-    let session = signed_in(authed);
+    let session = authed.0;
     let view = claim_view(
         &state,
         merchant_id,
@@ -221,6 +215,13 @@ async fn claim_page(
 #[serde(deny_unknown_fields)]
 struct CsrfForm {
     csrf: String,
+}
+
+/// The signed-in customer of a form that changes their coupon, its token checked.
+fn form_customer(authed: CustomerAuthed, csrf: &str) -> ApiResult<(CustomerSession, Customer)> {
+    let (session, customer) = authed.0.ok_or(ApiError::Unauthenticated)?;
+    check_csrf(&session, csrf)?;
+    Ok((session, customer))
 }
 
 fn check_csrf(session: &CustomerSession, csrf: &str) -> ApiResult<()> {
@@ -239,7 +240,7 @@ async fn claim_form(
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
     let program = program_of_link(&state, merchant_id, &token).await?;
-    let session = signed_in(authed);
+    let session = authed.0;
     let Some((s, customer)) = &session else {
         return Ok(Redirect::to(&format!("/m/{merchant_id}/coupons/{token}")).into_response());
     };
@@ -346,7 +347,7 @@ async fn wallet_page(
     authed: CustomerAuthed,
     Query(query): Query<WalletQuery>,
 ) -> PageResult {
-    let Some((_, customer)) = signed_in(authed) else {
+    let Some((_, customer)) = authed.0 else {
         return Ok(sign_in_first(
             merchant_id,
             &format!("/m/{merchant_id}/wallet"),
@@ -506,7 +507,7 @@ async fn coupon_page(
     authed: CustomerAuthed,
     Query(query): Query<CouponQuery>,
 ) -> PageResult {
-    let Some((session, customer)) = signed_in(authed) else {
+    let Some((session, customer)) = authed.0 else {
         return Ok(sign_in_first(
             merchant_id,
             &format!("/m/{merchant_id}/wallet/{coupon_id}"),
@@ -543,7 +544,7 @@ async fn coupon_code(
     Path((merchant_id, coupon_id)): Path<(i64, i64)>,
     authed: CustomerAuthed,
 ) -> ApiResult<Response> {
-    let (_, customer) = signed_in(authed).ok_or(ApiError::Unauthenticated)?;
+    let (_, customer) = authed.0.ok_or(ApiError::Unauthenticated)?;
     let held = own_coupon(&state, merchant_id, coupon_id, &customer).await?;
     let now = crate::now();
     if !holds_value(held.coupon.status(now)) {
@@ -563,10 +564,7 @@ async fn gift_form(
     authed: CustomerAuthed,
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
-    let Some((session, customer)) = signed_in(authed) else {
-        return Err(ApiError::Unauthenticated.into());
-    };
-    check_csrf(&session, &form.csrf)?;
+    let (session, customer) = form_customer(authed, &form.csrf)?;
     let held = own_coupon(&state, merchant_id, coupon_id, &customer).await?;
     let offered =
         usecases::offer_gift(state.store.as_ref(), &held, customer.id, crate::now()).await?;
@@ -595,10 +593,7 @@ async fn cancel_gift_form(
     authed: CustomerAuthed,
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
-    let Some((session, customer)) = signed_in(authed) else {
-        return Err(ApiError::Unauthenticated.into());
-    };
-    check_csrf(&session, &form.csrf)?;
+    let (_, customer) = form_customer(authed, &form.csrf)?;
     state
         .store
         .cancel_coupon_gift(merchant_id, coupon_id, customer.id)
@@ -619,7 +614,7 @@ async fn gift_page(
         .ok_or(ApiError::CouponRefused(
             kaquan_core::coupon::usage::CouponRefusal::GiftUnavailable,
         ))?;
-    let session = signed_in(authed);
+    let session = authed.0;
     let mut view = claim_view(
         &state,
         merchant_id,
@@ -639,7 +634,7 @@ async fn accept_gift_form(
     authed: CustomerAuthed,
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
-    let Some((session, customer)) = signed_in(authed) else {
+    let Some((session, customer)) = authed.0 else {
         return Ok(Redirect::to(&format!("/m/{merchant_id}/gifts/{token}")).into_response());
     };
     check_csrf(&session, &form.csrf)?;
