@@ -3,7 +3,7 @@
 //! of one coupon: the first commits, the rest re-read `state` and find it
 //! verified) and one of the holder's use count.
 
-use crate::coupons::{ending, give_back, guard_answer, held_where, record_coupon_call};
+use crate::coupons::{give_back, guard_answer, held_where, record_coupon_call, rolls_back};
 use crate::engine::Pipelined;
 use crate::events::insert_event;
 use crate::ledger::claim_call;
@@ -119,7 +119,7 @@ async fn open_call(
             }
         }
     };
-    tx.finish(&ending(&called.result)).await?;
+    tx.end(rolls_back(&called.result)).await?;
     Ok(Err(called))
 }
 
@@ -149,7 +149,7 @@ async fn close_call(
             }
         }
     };
-    tx.finish(&ending(&called.result)).await?;
+    tx.end(rolls_back(&called.result)).await?;
     Ok(called)
 }
 

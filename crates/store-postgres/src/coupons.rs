@@ -263,13 +263,10 @@ pub(crate) fn guard_answer(
     claimed.map(|c| c.map_err(refusal_of_guard))
 }
 
-/// The ledger outcome a pipelined transaction ends on: a reused nonce
-/// rolls back (its key stays free), anything else commits.
-pub(crate) fn ending<T>(result: &Result<T, CouponRefusal>) -> Result<(), Refusal> {
-    match result {
-        Err(CouponRefusal::NonceReused) => Err(Refusal::NonceReused),
-        _ => Ok(()),
-    }
+/// Whether a coupon call's transaction rolls back: only one refused for a
+/// reused nonce, so the idempotency key it claimed alongside stays free.
+pub(crate) fn rolls_back<T>(result: &Result<T, CouponRefusal>) -> bool {
+    matches!(result, Err(CouponRefusal::NonceReused))
 }
 
 /// Rolls a refused call back to its savepoint and gives its key back.
@@ -743,7 +740,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
                 }
             }
         };
-        tx.finish(&ending(&called.result)).await?;
+        tx.end(rolls_back(&called.result)).await?;
         Ok(called)
     }
 

@@ -229,12 +229,14 @@ impl Pipelined {
     /// Commits a guarded call, except one refused for a reused nonce: that
     /// rolls back, so the idempotency key it claimed alongside stays free.
     /// The connection then goes back to the pool.
-    pub(crate) async fn finish<T>(mut self, result: &Result<T, Refusal>) -> StoreResult<()> {
-        let end = if matches!(result, Err(Refusal::NonceReused)) {
-            "ROLLBACK"
-        } else {
-            "COMMIT"
-        };
+    pub(crate) async fn finish<T>(self, result: &Result<T, Refusal>) -> StoreResult<()> {
+        self.end(matches!(result, Err(Refusal::NonceReused))).await
+    }
+
+    /// Commits, or rolls back when `roll_back`; the connection then goes
+    /// back to the pool.
+    pub(crate) async fn end(mut self, roll_back: bool) -> StoreResult<()> {
+        let end = if roll_back { "ROLLBACK" } else { "COMMIT" };
         self.client().batch_execute(end).await.map_err(map_err)?;
         self.client = None;
         Ok(())
