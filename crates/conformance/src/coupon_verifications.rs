@@ -92,7 +92,15 @@ pub async fn verification_checks_the_location_the_verifier_and_the_threshold(sto
         replay.replayed,
         "a retry with the key answers the first verification"
     );
-    assert_eq!(replay.result.map(|v| v.id), Ok(done.id));
+    assert_eq!(
+        replay.result.as_ref(),
+        Ok(&done),
+        "the first answer is the verification as recorded"
+    );
+    assert_eq!(
+        store.get_coupon_verification(m, done.id).await.unwrap(),
+        Some(done.clone())
+    );
     let again = usecases::verify_coupon(
         store,
         &ApiCall::default(),

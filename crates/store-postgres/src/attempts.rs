@@ -5,6 +5,22 @@ use crate::sql::{exec, one};
 use crate::PgStore;
 use kaquan_core::StoreResult;
 
+/// Failures of `key` since `since`.
+pub(crate) async fn count_failures(
+    c: &impl deadpool_postgres::GenericClient,
+    merchant_id: i64,
+    key: &str,
+    since: i64,
+) -> StoreResult<i64> {
+    let row = one(
+        c,
+        "SELECT count(*) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3",
+        &[&merchant_id, &key, &since],
+    )
+    .await?;
+    Ok(row.get(0))
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::attempts::AttemptStore for PgStore {
     async fn oldest_failure(
@@ -23,10 +39,7 @@ impl kaquan_core::attempts::AttemptStore for PgStore {
     }
 
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
-        let rows = self
-            .query_cached("SELECT count(*) FROM attempt_failures WHERE merchant_id = $1 AND key = $2 AND at >= $3", &[&merchant_id, &key, &since])
-            .await?;
-        Ok(rows[0].get(0))
+        count_failures(&self.client().await?, merchant_id, key, since).await
     }
 
     async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {

@@ -17,8 +17,8 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    check_issue, refusal_of_guard, Coupon, CouponRefusal, CouponSource, CouponState, HeldCoupon,
-    IssueCoupons, ProgramFilter, WalletTab,
+    check_issue, refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState,
+    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -744,18 +744,36 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         Ok(called)
     }
 
-    async fn find_coupon_by_digest(
+    async fn find_coupon_for_reader(
         &self,
         merchant_id: i64,
-        digest: &[u8],
-    ) -> StoreResult<Option<HeldCoupon>> {
-        Ok(held_where(
-            &self.client().await?,
-            "c.merchant_id = $1 AND c.digest = $2",
-            &[&merchant_id, &digest],
-        )
-        .await?
-        .pop())
+        lookup: CouponLookup<'_>,
+        attempt_key: &str,
+        since: i64,
+    ) -> StoreResult<(Option<HeldCoupon>, i64)> {
+        let c = self.client().await?;
+        // Both statements go out together on one connection: one round trip.
+        let held = async {
+            Ok(match lookup {
+                CouponLookup::Digest(digest) => {
+                    held_where(
+                        &c,
+                        "c.merchant_id = $1 AND c.digest = $2",
+                        &[&merchant_id, &digest],
+                    )
+                    .await?
+                }
+                CouponLookup::Id(id) => {
+                    held_where(&c, "c.merchant_id = $1 AND c.id = $2", &[&merchant_id, &id]).await?
+                }
+                CouponLookup::Nothing => Vec::new(),
+            })
+        };
+        let (mut held, n_failures) = futures_util::try_join!(
+            held,
+            crate::attempts::count_failures(&c, merchant_id, attempt_key, since)
+        )?;
+        Ok((held.pop(), n_failures))
     }
 
     async fn get_coupon(

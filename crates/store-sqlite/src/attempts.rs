@@ -6,6 +6,22 @@ use crate::SqliteStore;
 use kaquan_core::StoreResult;
 use rusqlite::params;
 
+/// Failures of `key` since `since`.
+pub(crate) fn count_failures(
+    conn: &rusqlite::Connection,
+    merchant_id: i64,
+    key: &str,
+    since: i64,
+) -> StoreResult<i64> {
+    crate::sql::cached_row(
+        conn,
+        "SELECT count(*) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+        params![merchant_id, key, since],
+        |r| r.get(0),
+    )
+    .map_err(map_err)
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::attempts::AttemptStore for SqliteStore {
     async fn oldest_failure(
@@ -16,7 +32,7 @@ impl kaquan_core::attempts::AttemptStore for SqliteStore {
     ) -> StoreResult<Option<i64>> {
         let key = key.to_owned();
         self.read(move |conn| {
-            conn.query_row(
+            crate::sql::cached_row(conn,
                 "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
                 params![merchant_id, key, since],
                 |r| r.get(0),
@@ -28,21 +44,15 @@ impl kaquan_core::attempts::AttemptStore for SqliteStore {
 
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
         let key = key.to_owned();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT count(*) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
-                params![merchant_id, key, since],
-                |r| r.get(0),
-            )
-            .map_err(map_err)
-        })
-        .await
+        self.read(move |conn| count_failures(conn, merchant_id, &key, since))
+            .await
     }
 
     async fn clear_failures(&self, merchant_id: i64, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            crate::sql::cached_execute(
+                conn,
                 "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2",
                 params![merchant_id, key],
             )
@@ -55,12 +65,14 @@ impl kaquan_core::attempts::AttemptStore for SqliteStore {
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
         let key = key.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            crate::sql::cached_execute(
+                conn,
                 "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at < ?3",
                 params![merchant_id, key, now - ATTEMPT_FAILURES_KEPT_SECONDS],
             )
             .map_err(map_err)?;
-            conn.execute(
+            crate::sql::cached_execute(
+                conn,
                 "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
                 params![merchant_id, key, now],
             )

@@ -101,6 +101,73 @@ fn guarded(
     })
 }
 
+/// What the verification reads of its coupon before it writes: the facts
+/// its rules are checked against again, and what its record shows.
+struct Taking {
+    facts: VerifyFacts,
+    /// The record as it will be written, but for its id.
+    record: CouponVerification,
+}
+
+fn read_taking(conn: &Connection, verify: &VerifyCoupon) -> StoreResult<Option<Taking>> {
+    crate::sql::cached_row(
+        conn,
+        "SELECT c.state, c.verified_at, c.gift_token_hash IS NOT NULL, p.state, c.valid_from, c.valid_until, \
+         COALESCE(h.n_used, 0), p.use_limit, c.program_id, c.customer_id, p.title, p.kind, c.sealed, c.key_version, \
+         COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone, ''), \
+         (SELECT l.name FROM locations l WHERE l.id = ?3 AND l.merchant_id = ?2) \
+         FROM coupons c JOIN coupon_programs p ON p.id = c.program_id JOIN customers u ON u.id = c.customer_id \
+         LEFT JOIN coupon_holdings h ON h.program_id = c.program_id AND h.customer_id = c.customer_id \
+         WHERE c.id = ?1 AND c.merchant_id = ?2",
+        params![verify.coupon_id, verify.merchant_id, verify.location_id],
+        |r| {
+            let state: String = r.get(0)?;
+            let program_state: String = r.get(3)?;
+            let kind: String = r.get(11)?;
+            Ok(Taking {
+                facts: VerifyFacts {
+                    state: decode(CouponState::parse(&state), 0, "coupon state")?,
+                    verified_at: r.get(1)?,
+                    gifting: r.get(2)?,
+                    program_state: decode(ProgramState::parse(&program_state), 3, "program state")?,
+                    valid_from: r.get(4)?,
+                    valid_until: r.get(5)?,
+                    n_used: r.get(6)?,
+                    use_limit: r.get(7)?,
+                },
+                record: CouponVerification {
+                    id: 0,
+                    merchant_id: verify.merchant_id,
+                    coupon_id: verify.coupon_id,
+                    program_id: r.get(8)?,
+                    program_title: r.get(10)?,
+                    kind: decode(CouponKind::parse(&kind), 11, "coupon kind")?,
+                    location_id: verify.location_id,
+                    location_name: r.get(15)?,
+                    staff_id: verify.actor.staff_id,
+                    verifier: verify.actor.label.clone(),
+                    channel: verify.channel,
+                    order_amount_fen: verify.order_amount_fen,
+                    discount_fen: verify.discount_fen,
+                    order_ref: verify.order_ref.clone(),
+                    customer_id: r.get(9)?,
+                    customer_label: r.get(14)?,
+                    sealed: r.get(12)?,
+                    key_version: r.get(13)?,
+                    created_at: verify.now,
+                    undone_at: None,
+                    undone_by: None,
+                },
+            })
+        },
+    )
+    .optional()
+    .map_err(map_err)
+}
+
+/// 核销 on the writer: the call's guard, the coupon's facts checked again,
+/// then one guarded update of the coupon, the holder's use count, the
+/// record, its audit record and event, and the key's outcome.
 pub(crate) fn verify_job(
     conn: &Writer,
     call: &ApiCall,
@@ -110,35 +177,7 @@ pub(crate) fn verify_job(
     if let Some(answer) = guarded(conn, m, call)? {
         return Ok(answer);
     }
-    let facts = crate::sql::cached_row(conn,
-            "SELECT c.state, c.verified_at, c.gift_token_hash IS NOT NULL, p.state, c.valid_from, c.valid_until, \
-             COALESCE(h.n_used, 0), p.use_limit, c.program_id, c.customer_id \
-             FROM coupons c JOIN coupon_programs p ON p.id = c.program_id \
-             LEFT JOIN coupon_holdings h ON h.program_id = c.program_id AND h.customer_id = c.customer_id \
-             WHERE c.id = ?1 AND c.merchant_id = ?2",
-            params![verify.coupon_id, m],
-            |r| {
-                let state: String = r.get(0)?;
-                let program_state: String = r.get(3)?;
-                Ok((
-                    VerifyFacts {
-                        state: decode(CouponState::parse(&state), 0, "coupon state")?,
-                        verified_at: r.get(1)?,
-                        gifting: r.get(2)?,
-                        program_state: decode(ProgramState::parse(&program_state), 3, "program state")?,
-                        valid_from: r.get(4)?,
-                        valid_until: r.get(5)?,
-                        n_used: r.get(6)?,
-                        use_limit: r.get(7)?,
-                    },
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, i64>(9)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(map_err)?;
-    let Some((facts, program_id, customer_id)) = facts else {
+    let Some(Taking { facts, mut record }) = read_taking(conn, verify)? else {
         return refused(CouponRefusal::UnknownCode);
     };
     if let Err(refusal) = recheck(&facts, verify.now) {
@@ -153,34 +192,41 @@ pub(crate) fn verify_job(
         .map_err(map_err)?,
     )?;
     crate::sql::cached_execute(
-            conn,
+        conn,
         "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES (?1, ?2, 0, 1) \
          ON CONFLICT (program_id, customer_id) DO UPDATE SET n_used = n_used + 1",
-        params![program_id, customer_id],
+        params![record.program_id, record.customer_id],
     )
     .map_err(map_err)?;
-    let id: i64 = crate::sql::cached_row(conn,
-            "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
-             channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
-            params![m, verify.coupon_id, program_id, customer_id, verify.location_id, verify.actor.staff_id, verify.actor.label,
-                verify.channel.code(), verify.order_amount_fen, verify.discount_fen, verify.order_ref, verify.now],
-            |r| r.get(0),
-        )
-        .map_err(map_err)?;
-    let verification = must_get(conn, m, id)?;
+    record.id = crate::sql::cached_row(
+        conn,
+        "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
+         channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+        params![m, record.coupon_id, record.program_id, record.customer_id, record.location_id, record.staff_id,
+            record.verifier, record.channel.code(), record.order_amount_fen, record.discount_fen, record.order_ref, record.created_at],
+        |r| r.get(0),
+    )
+    .map_err(map_err)?;
     insert_audit(
         conn,
-        &verification_audit(&verification, "verify_coupon", &verify.actor, verify.now),
+        &verification_audit(&record, "verify_coupon", &verify.actor, verify.now),
         1,
     )
     .map_err(map_err)?;
     insert_event(
         conn,
-        &NewEvent::coupon_verification(&verification, EventType::CouponVerified, verify.now),
+        &NewEvent::coupon_verification(&record, EventType::CouponVerified, verify.now),
     )?;
-    record_coupon_call(conn, m, call, "coupon_verification_id", id, verify.now)?;
+    record_coupon_call(
+        conn,
+        m,
+        call,
+        "coupon_verification_id",
+        record.id,
+        verify.now,
+    )?;
     Ok(Called {
-        result: Ok(verification),
+        result: Ok(record),
         replayed: false,
     })
 }

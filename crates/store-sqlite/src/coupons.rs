@@ -4,13 +4,13 @@
 //! what a job reads before it writes is what it writes over.
 
 use crate::events::insert_event;
-use crate::ledger::{guard_call, record_call};
+use crate::ledger::guard_call;
 use crate::sql::{decode, filtered_page, insert_audit, map_err};
 use crate::SqliteStore;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    check_issue, refusal_of_guard, Coupon, CouponRefusal, CouponSource, CouponState, HeldCoupon,
-    IssueCoupons, ProgramFilter, WalletTab,
+    check_issue, refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState,
+    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -246,14 +246,14 @@ pub(crate) fn record_coupon_call(
     id: i64,
     now: i64,
 ) -> StoreResult<()> {
-    record_call(conn, merchant_id, call, None, None, None, now)?;
     if let Some(claim) = &call.idempotency {
         crate::sql::cached_execute(
             conn,
             &format!(
-                "UPDATE idempotency_keys SET {column} = ?1 WHERE merchant_id = ?2 AND key = ?3"
+                "INSERT INTO idempotency_keys (merchant_id, key, request_hash, {column}, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)"
             ),
-            params![id, merchant_id, claim.key.as_str()],
+            params![merchant_id, claim.key.as_str(), claim.request_hash, id, now],
         )
         .map_err(map_err)?;
     }
@@ -658,19 +658,33 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
         self.write(move |conn| issue_job(conn, &call, &issue)).await
     }
 
-    async fn find_coupon_by_digest(
+    async fn find_coupon_for_reader(
         &self,
         merchant_id: i64,
-        digest: &[u8],
-    ) -> StoreResult<Option<HeldCoupon>> {
-        let digest = digest.to_vec();
+        lookup: CouponLookup<'_>,
+        attempt_key: &str,
+        since: i64,
+    ) -> StoreResult<(Option<HeldCoupon>, i64)> {
+        let (by, value): (&str, Value) = match lookup {
+            CouponLookup::Digest(digest) => ("c.digest", Value::Blob(digest.to_vec())),
+            CouponLookup::Id(id) => ("c.id", Value::Integer(id)),
+            CouponLookup::Nothing => ("", Value::Null),
+        };
+        let attempt_key = attempt_key.to_owned();
         self.read(move |conn| {
-            Ok(held_where(
-                conn,
-                "c.merchant_id = ?1 AND c.digest = ?2",
-                params![merchant_id, digest],
-            )?
-            .pop())
+            let n_failures =
+                crate::attempts::count_failures(conn, merchant_id, &attempt_key, since)?;
+            let held = if by.is_empty() {
+                None
+            } else {
+                held_where(
+                    conn,
+                    &format!("c.merchant_id = ?1 AND {by} = ?2"),
+                    params![merchant_id, value],
+                )?
+                .pop()
+            };
+            Ok((held, n_failures))
         })
         .await
     }

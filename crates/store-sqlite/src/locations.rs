@@ -25,7 +25,8 @@ fn location_from_row(r: &Row) -> rusqlite::Result<Location> {
 }
 
 fn get_location(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<Location> {
-    conn.query_row(
+    crate::sql::cached_row(
+        conn,
         &format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?1 AND merchant_id = ?2"),
         params![id, merchant_id],
         location_from_row,

@@ -65,7 +65,8 @@ impl kaquan_core::merchant::MerchantStore for SqliteStore {
 
     async fn get_merchant(&self, merchant_id: i64) -> StoreResult<Merchant> {
         self.read(move |conn| {
-            conn.query_row(
+            crate::sql::cached_row(
+                conn,
                 &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"),
                 [merchant_id],
                 merchant_from_row,

@@ -522,6 +522,16 @@ impl VerifyChannel {
     }
 }
 
+/// How a typed code names its coupon: by its digest (the fixed code), by
+/// its id (the 动态码, whose one-time part is checked after), or not at all
+/// (a malformed code).
+#[derive(Debug, Clone, Copy)]
+pub enum CouponLookup<'a> {
+    Digest(&'a [u8]),
+    Id(i64),
+    Nothing,
+}
+
 /// One verification (核销记录).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CouponVerification {
@@ -798,12 +808,16 @@ pub trait CouponStore: Send + Sync + 'static {
         call: &ApiCall,
         issue: &IssueCoupons,
     ) -> StoreResult<Called<Vec<Coupon>, CouponRefusal>>;
-    /// The coupon with this code digest.
-    async fn find_coupon_by_digest(
+    /// The coupon a typed code names, and how often the reader failed
+    /// since `since` (`AttemptStore::count_failures`), in one visit to the
+    /// store: the verification's one read.
+    async fn find_coupon_for_reader(
         &self,
         merchant_id: i64,
-        digest: &[u8],
-    ) -> StoreResult<Option<HeldCoupon>>;
+        lookup: CouponLookup<'_>,
+        attempt_key: &str,
+        since: i64,
+    ) -> StoreResult<(Option<HeldCoupon>, i64)>;
     async fn get_coupon(&self, merchant_id: i64, coupon_id: i64)
         -> StoreResult<Option<HeldCoupon>>;
     /// A customer's coupons in one wallet tab, newest first.

@@ -7,8 +7,8 @@ use super::code::{
     TypedCode,
 };
 use super::usage::{
-    check_usable, check_verifier_location, CouponRefusal, CouponSource, CouponVerification,
-    HeldCoupon, IssueCoupons, UndoVerification, VerifyChannel, VerifyCoupon,
+    check_usable, check_verifier_location, CouponLookup, CouponRefusal, CouponSource,
+    CouponVerification, HeldCoupon, IssueCoupons, UndoVerification, VerifyChannel, VerifyCoupon,
 };
 use super::{check_edit, Benefit, CouponProgram, CouponProgramFields, ProgramState, STOCK_MAX};
 use crate::attempts::{lock, ATTEMPT_WINDOW_SECONDS};
@@ -262,34 +262,34 @@ pub async fn look_up_code(
     let m = reader.merchant_id;
     let since = now - ATTEMPT_WINDOW_SECONDS;
     let keys = digest_keys(master, m);
-    // The throttle's count and the look-up go to the store together.
-    let lookup = async {
-        Ok::<_, StoreError>(match TypedCode::parse(typed) {
-            TypedCode::Fixed(code) => {
-                let digest = coupon_code_digest(&keys, code.expose());
-                store
-                    .find_coupon_by_digest(m, &digest)
-                    .await?
-                    .map(|held| (held, true))
-            }
-            TypedCode::Rotating { coupon_id, otp } => {
-                let held = store.get_coupon(m, coupon_id).await?;
-                held.filter(|h| {
-                    open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
-                        .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
-                })
-                .map(|held| (held, false))
-            }
-            TypedCode::Malformed => {
-                let _ = coupon_code_digest(&keys, typed);
-                None
-            }
-        })
+    let parsed = TypedCode::parse(typed);
+    let digest = match &parsed {
+        TypedCode::Fixed(code) => Some(coupon_code_digest(&keys, code.expose())),
+        TypedCode::Rotating { .. } => None,
+        TypedCode::Malformed => {
+            let _ = coupon_code_digest(&keys, typed);
+            None
+        }
     };
-    let (n_failures, found) =
-        futures_util::future::join(store.count_failures(m, &reader.attempt_key, since), lookup)
-            .await;
-    let (n_failures, found) = (n_failures?, found?);
+    let lookup = match (&parsed, &digest) {
+        (TypedCode::Fixed(_), Some(digest)) => CouponLookup::Digest(digest),
+        (TypedCode::Rotating { coupon_id, .. }, _) => CouponLookup::Id(*coupon_id),
+        _ => CouponLookup::Nothing,
+    };
+    // The throttle's count and the look-up go to the store together.
+    let (found, n_failures) = store
+        .find_coupon_for_reader(m, lookup, &reader.attempt_key, since)
+        .await?;
+    let found = match parsed {
+        TypedCode::Fixed(_) => found.map(|held| (held, true)),
+        TypedCode::Rotating { otp, .. } => found
+            .filter(|h| {
+                open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
+                    .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
+            })
+            .map(|held| (held, false)),
+        TypedCode::Malformed => None,
+    };
     if crate::attempts::is_locked(n_failures, reader.failures_max) {
         let oldest = store.oldest_failure(m, &reader.attempt_key, since).await?;
         if let Some(retry_after_seconds) = lock(n_failures, oldest, since, reader.failures_max) {
