@@ -119,6 +119,8 @@ pub async fn verification_checks_the_location_the_verifier_and_the_threshold(sto
             &VerifyCoupon {
                 merchant_id: m,
                 coupon_id: coupon.id,
+                program_id: coupon.program_id,
+                customer_id: coupon.customer_id,
                 location_id: Some(one),
                 actor: actor(),
                 channel: VerifyChannel::Api,

@@ -10,7 +10,6 @@ use crate::ledger::claim_call;
 use crate::sql::{all, exec, filtered_page, insert_audit, opt, parse_or, Params};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
     check_undo, format_day_number, recheck, Coupon, CouponRefusal, CouponState, CouponVerification,
     DailyVerificationStats, ExpiredCoupon, UndoVerification, VerificationFilter, VerifierStats,
@@ -21,6 +20,7 @@ use kaquan_core::event::{EventType, NewEvent};
 use kaquan_core::ledger::{ApiCall, Called};
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
+use std::sync::LazyLock;
 use tokio_postgres::Row;
 
 const VERIFICATION_COLUMNS: &str = "v.id, v.merchant_id, v.coupon_id, v.program_id, p.title, p.kind, \
@@ -231,10 +231,134 @@ async fn verify_in(
     .await?
     .get(0);
     let verification = must_get(c, m, id).await?;
-    let audit = verification_audit(&verification, "verify_coupon", &verify.actor, verify.now);
+    let audit = verification.audit("verify_coupon", &verify.actor, verify.now);
     let event = NewEvent::coupon_verification(&verification, EventType::CouponVerified, verify.now);
     futures_util::try_join!(insert_audit(c, &audit, 1), insert_event(c, &event))?;
     Ok(Ok(verification))
+}
+
+/// The usual verification as one statement: the nonce, the coupon's
+/// guarded update, the holder's use count under its limit, the record, its
+/// audit record and event, and the key's outcome. Its audit detail and
+/// event data are core's, for the record as it will be written; only the
+/// record's id is filled in by the statement.
+static VERIFY_STATEMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH nonce AS (INSERT INTO api_nonces (signed_at, key_id, nonce) \
+           SELECT $1::bigint, $2::text, $3::text WHERE $2::text IS NOT NULL), \
+         taken AS (UPDATE coupons SET state = 'verified', verified_at = $4 FROM coupon_programs p \
+           WHERE coupons.id = $5 AND coupons.merchant_id = $6 AND coupons.program_id = $7 AND coupons.customer_id = $8 \
+           AND coupons.state = 'available' AND coupons.gift_token_hash IS NULL AND p.id = coupons.program_id \
+           AND p.state IN ('active', 'ended') AND coupons.valid_from <= $4 AND coupons.valid_until >= $4 \
+           RETURNING coupons.id, coupons.program_id, coupons.customer_id, p.use_limit), \
+         counted AS (INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) \
+           SELECT program_id, customer_id, 0, 1 FROM taken \
+           ON CONFLICT (program_id, customer_id) DO UPDATE SET n_used = coupon_holdings.n_used + 1 \
+           WHERE coupon_holdings.n_used < (SELECT use_limit FROM taken) RETURNING 1), \
+         v AS (INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, \
+           staff_id, verifier, channel, order_amount_fen, discount_fen, order_ref, created_at) \
+           SELECT $6, id, program_id, customer_id, $9, $10, $11, $12, $13, $14, $15, $4 FROM taken RETURNING *), \
+         audit AS (INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \
+           SELECT $6, $10, $11, $16, 'coupon_verification=' || v.id, $17, 1, $4 FROM v), \
+         event AS (INSERT INTO events (merchant_id, event_type, data, created_at) \
+           SELECT $6, $18, jsonb_set($19::text::jsonb, '{{verification_id}}', to_jsonb(v.id))::text, $4 FROM v), \
+         outcome AS (INSERT INTO idempotency_keys (merchant_id, key, request_hash, coupon_verification_id, created_at) \
+           SELECT $6, $20::text, $21::text, v.id, $4 FROM v WHERE $20::text IS NOT NULL) \
+         SELECT {VERIFICATION_COLUMNS}, (SELECT count(*) FROM counted) \
+         FROM v JOIN coupon_programs p ON p.id = v.program_id JOIN coupons c ON c.id = v.coupon_id \
+         JOIN customers u ON u.id = v.customer_id LEFT JOIN locations l ON l.id = v.location_id"
+    )
+});
+
+/// Runs [`VERIFY_STATEMENT`] after BEGIN, in one round trip, and commits
+/// what it did. `None` when anything went otherwise (the coupon refused or
+/// given away, its holder's use limit reached, the nonce or key used
+/// before): rolled back, nothing kept, and the general way decides why.
+async fn verify_in_one_statement(
+    store: &PgStore,
+    call: &ApiCall,
+    verify: &VerifyCoupon,
+) -> StoreResult<Option<CouponVerification>> {
+    let event_type = EventType::CouponVerified;
+    if kaquan_core::sms::wants(event_type) || kaquan_core::erp::wants(event_type) {
+        return Ok(None);
+    }
+    let record = CouponVerification {
+        id: 0,
+        merchant_id: verify.merchant_id,
+        coupon_id: verify.coupon_id,
+        program_id: verify.program_id,
+        program_title: String::new(),
+        kind: CouponKind::Cash,
+        location_id: verify.location_id,
+        location_name: None,
+        staff_id: verify.actor.staff_id,
+        verifier: verify.actor.label.clone(),
+        channel: verify.channel,
+        order_amount_fen: verify.order_amount_fen,
+        discount_fen: verify.discount_fen,
+        order_ref: verify.order_ref.clone(),
+        customer_id: verify.customer_id,
+        customer_label: String::new(),
+        sealed: Vec::new(),
+        key_version: 0,
+        created_at: verify.now,
+        undone_at: None,
+        undone_by: None,
+    };
+    let audit = record.audit("verify_coupon", &verify.actor, verify.now);
+    let event = NewEvent::coupon_verification(&record, event_type, verify.now);
+    let nonce = call.nonce.as_ref();
+    let (signed_at, key_id, nonce_text) = (
+        nonce.map(|n| n.signed_at),
+        nonce.map(|n| n.api_key_id.as_str()),
+        nonce.map(|n| n.nonce.as_str()),
+    );
+    let key = call.idempotency.as_ref().map(|c| c.key.as_str());
+    let request_hash = call.idempotency.as_ref().map(|c| c.request_hash.as_str());
+    let channel = verify.channel.code();
+    let event_code = event_type.code();
+    let tx = Pipelined::new(store.client().await?);
+    let c = tx.client();
+    let params: [crate::sql::P<'_>; 21] = [
+        &signed_at,
+        &key_id,
+        &nonce_text,
+        &verify.now,
+        &verify.coupon_id,
+        &verify.merchant_id,
+        &verify.program_id,
+        &verify.customer_id,
+        &verify.location_id,
+        &verify.actor.staff_id,
+        &verify.actor.label,
+        &channel,
+        &verify.order_amount_fen,
+        &verify.discount_fen,
+        &verify.order_ref,
+        &audit.action,
+        &audit.detail,
+        &event_code,
+        &event.data,
+        &key,
+        &request_hash,
+    ];
+    let run = async { opt(c, &VERIFY_STATEMENT, &params).await };
+    let row = match futures_util::try_join!(tx.begin(), run) {
+        Ok(((), row)) => row,
+        // A used nonce or key: nothing kept; the general way says which.
+        Err(StoreError::Conflict(_)) => {
+            tx.end(true).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let done = match row {
+        Some(row) if row.get::<_, i64>(21) == 1 => Some(verification_from_row(&row)?),
+        _ => None,
+    };
+    tx.end(done.is_none()).await?;
+    Ok(done)
 }
 
 pub(crate) async fn verify(
@@ -242,36 +366,18 @@ pub(crate) async fn verify(
     call: &ApiCall,
     verify: &VerifyCoupon,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
+    if let Some(done) = verify_in_one_statement(store, call, verify).await? {
+        return Ok(Called {
+            result: Ok(done),
+            replayed: false,
+        });
+    }
     let tx = match open_call(store, verify.merchant_id, call, verify.now).await? {
         Ok(tx) => tx,
         Err(answer) => return Ok(answer),
     };
     let outcome = verify_in(tx.client(), verify).await?;
     close_call(tx, verify.merchant_id, call, outcome).await
-}
-
-fn verification_audit(
-    v: &CouponVerification,
-    action: &str,
-    actor: &kaquan_core::audit::Actor,
-    now: i64,
-) -> AuditEntry {
-    AuditEntry {
-        merchant_id: v.merchant_id,
-        actor: actor.clone(),
-        action: action.into(),
-        target: format!("coupon_verification={}", v.id),
-        detail: format!(
-            "coupon={} program={} location={} channel={} discount_fen={}",
-            v.coupon_id,
-            v.program_id,
-            v.location_id.map(|id| id.to_string()).unwrap_or_default(),
-            v.channel.code(),
-            v.discount_fen
-        ),
-        n_affected: 1,
-        created_at: now,
-    }
 }
 
 async fn undo_in(
@@ -313,12 +419,7 @@ async fn undo_in(
     )
     .await?;
     let verification = must_get(c, m, undo.verification_id).await?;
-    let audit = verification_audit(
-        &verification,
-        "undo_coupon_verification",
-        &undo.actor,
-        undo.now,
-    );
+    let audit = verification.audit("undo_coupon_verification", &undo.actor, undo.now);
     let event = NewEvent::coupon_verification(&verification, EventType::CouponUndone, undo.now);
     futures_util::try_join!(insert_audit(c, &audit, 1), insert_event(c, &event))?;
     Ok(Ok(verification))

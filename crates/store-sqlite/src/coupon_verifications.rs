@@ -6,7 +6,6 @@ use crate::engine::Writer;
 use crate::events::insert_event;
 use crate::ledger::guard_call;
 use crate::sql::{decode, filtered_page, insert_audit, map_err};
-use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
     check_undo, format_day_number, recheck, refusal_of_guard, Coupon, CouponRefusal,
     CouponSettings, CouponState, CouponVerification, DailyVerificationStats, ExpiredCoupon,
@@ -209,7 +208,7 @@ pub(crate) fn verify_job(
     .map_err(map_err)?;
     insert_audit(
         conn,
-        &verification_audit(&record, "verify_coupon", &verify.actor, verify.now),
+        &record.audit("verify_coupon", &verify.actor, verify.now),
         1,
     )
     .map_err(map_err)?;
@@ -229,30 +228,6 @@ pub(crate) fn verify_job(
         result: Ok(record),
         replayed: false,
     })
-}
-
-pub(crate) fn verification_audit(
-    v: &CouponVerification,
-    action: &str,
-    actor: &kaquan_core::audit::Actor,
-    now: i64,
-) -> AuditEntry {
-    AuditEntry {
-        merchant_id: v.merchant_id,
-        actor: actor.clone(),
-        action: action.into(),
-        target: format!("coupon_verification={}", v.id),
-        detail: format!(
-            "coupon={} program={} location={} channel={} discount_fen={}",
-            v.coupon_id,
-            v.program_id,
-            v.location_id.map(|id| id.to_string()).unwrap_or_default(),
-            v.channel.code(),
-            v.discount_fen
-        ),
-        n_affected: 1,
-        created_at: now,
-    }
 }
 
 pub(crate) fn undo_job(
@@ -300,12 +275,7 @@ pub(crate) fn undo_job(
     let verification = must_get(conn, m, before.id)?;
     insert_audit(
         conn,
-        &verification_audit(
-            &verification,
-            "undo_coupon_verification",
-            &undo.actor,
-            undo.now,
-        ),
+        &verification.audit("undo_coupon_verification", &undo.actor, undo.now),
         1,
     )
     .map_err(map_err)?;

@@ -186,6 +186,8 @@ async fn verifies_and_undoes(app: &TestApp, mall: &Mall, code: &str, coupons: &[
             &kaquan_core::coupon::usage::VerifyCoupon {
                 merchant_id: app.merchant_id,
                 coupon_id: held.coupon.id,
+                program_id: held.coupon.program_id,
+                customer_id: held.coupon.customer_id,
                 location_id: None,
                 actor: kaquan_core::audit::Actor::cli(),
                 channel: kaquan_core::coupon::usage::VerifyChannel::Api,

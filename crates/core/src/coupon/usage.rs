@@ -561,6 +561,30 @@ pub struct CouponVerification {
     pub undone_by: Option<String>,
 }
 
+impl CouponVerification {
+    /// The audit record of a verification (`verify_coupon`) or of its undo.
+    pub fn audit(&self, action: &str, actor: &Actor, now: i64) -> AuditEntry {
+        AuditEntry {
+            merchant_id: self.merchant_id,
+            actor: actor.clone(),
+            action: action.into(),
+            target: format!("coupon_verification={}", self.id),
+            detail: format!(
+                "coupon={} program={} location={} channel={} discount_fen={}",
+                self.coupon_id,
+                self.program_id,
+                self.location_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                self.channel.code(),
+                self.discount_fen
+            ),
+            n_affected: 1,
+            created_at: now,
+        }
+    }
+}
+
 /// Which verifications a list covers; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerificationFilter {
@@ -675,6 +699,10 @@ impl IssueCoupons {
 pub struct VerifyCoupon {
     pub merchant_id: i64,
     pub coupon_id: i64,
+    /// The coupon's program and holder as the caller read them (a coupon
+    /// given to a friend since is verified for its new holder).
+    pub program_id: i64,
+    pub customer_id: i64,
     pub location_id: Option<i64>,
     pub actor: Actor,
     pub channel: VerifyChannel,

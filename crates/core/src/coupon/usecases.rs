@@ -366,6 +366,8 @@ pub async fn verify_coupon(
     let verify = VerifyCoupon {
         merchant_id: held.coupon.merchant_id,
         coupon_id: held.coupon.id,
+        program_id: held.coupon.program_id,
+        customer_id: held.coupon.customer_id,
         location_id: request.location_id,
         actor: request.actor.clone(),
         channel: request.channel,
