@@ -2,7 +2,8 @@
 # 优惠券 over HTTP through the signed open API, 64 concurrent connections,
 # each request a different customer (issues: 获取卡券ID, the stock and the
 # holder's count as guarded statements) or a different coupon
-# (verifications: 核销 with an order amount), on SQLite (synchronous=FULL)
+# (verifications: 核销 with an order amount, consecutive ones of different
+# holders), on SQLite (synchronous=FULL)
 # and on PostgreSQL with two `kaquan serve` nodes. Beside them in the same
 # run: the same server's GET /healthz and its code redemptions (the existing
 # redemption figure), against which verifications are held (target ≥ 0.8).

@@ -57,7 +57,12 @@ def issue_line(j):
 
 
 with concurrent.futures.ThreadPoolExecutor(8) as pool:
-    codes = [c for line in pool.map(issue_line, range((n + 99) // 100)) for c in line][:n]
+    lines = list(pool.map(issue_line, range((n + 99) // 100)))
+# Each holder's 100 coupons are spread over the run (the first coupon of
+# every holder, then every second one, …): requests in flight together are
+# of different customers, as at real counters, instead of 64 of one
+# customer's coupons contending for that holder's use count.
+codes = [line[k] for k in range(100) for line in lines if k < len(line)][:n]
 
 ts = str(int(time.time()))
 with open(f"{work}/redeem.txt", "w") as out:

@@ -297,6 +297,48 @@ pub async fn fifty_concurrent_verifications_of_one_coupon_verify_it_once(store: 
     assert_eq!((records.len(), total), (1, 1));
 }
 
+/// 每人可用: a holder of five coupons with a use limit of two, all five
+/// verified at once (each with its own key): two go through, three are
+/// refused for the limit and leave nothing behind.
+pub async fn a_holders_use_limit_holds_when_their_coupons_are_verified_at_once(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let mut fields = cash_program_fields(Vec::new());
+    (fields.get_limit, fields.use_limit) = (5, 2);
+    let program = active_program(store, m, &fields, 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let mut coupons = Vec::new();
+    for _ in 0..5 {
+        coupons.push(claim_one(store, &program, alice, NOW).await.unwrap());
+    }
+    let request = at_location(None, NOW + 60);
+    let calls: Vec<ApiCall> = (0..5)
+        .map(|i| claim(&format!("use-{i}"), &format!("h{i}")))
+        .collect();
+    let verifications = coupons
+        .iter()
+        .zip(&calls)
+        .map(|(coupon, call)| verify(store, coupon, &request, call));
+    let results = futures_util::future::join_all(verifications).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        2,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || *r == Err(CouponRefusal::UseLimitReached { use_limit: 2 })));
+    let (records, total) = store
+        .list_coupon_verifications(m, &VerificationFilter::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!((records.len(), total), (2, 2));
+    let (usable, _) = store
+        .list_customer_coupons(m, alice, Some(WalletTab::Usable), NOW + 60, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(usable.len(), 3, "the refused ones stay usable");
+}
+
 pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let alice = customer_id(store, m, "alice").await;

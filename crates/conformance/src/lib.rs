@@ -135,6 +135,7 @@ macro_rules! conformance_tests {
             one_thousand_concurrent_claims_of_a_hundred_stock_take_exactly_one_hundred,
             one_customer_racing_fifty_claims_of_a_limit_one_program_gets_one,
             fifty_concurrent_verifications_of_one_coupon_verify_it_once,
+            a_holders_use_limit_holds_when_their_coupons_are_verified_at_once,
             validity_modes_reach_the_coupons_and_widen_with_their_program,
             verification_checks_the_location_the_verifier_and_the_threshold,
             undo_keeps_its_window_and_reconciliation_counts_it,

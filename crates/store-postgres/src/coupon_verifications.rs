@@ -7,7 +7,7 @@ use crate::coupons::{give_back, guard_answer, held_where, record_coupon_call, ro
 use crate::engine::Pipelined;
 use crate::events::insert_event;
 use crate::ledger::claim_call;
-use crate::sql::{all, exec, filtered_page, insert_audit, opt, parse_or, Params};
+use crate::sql::{all, exec, filtered_page, insert_audit, map_err, opt, parse_or, Params};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::coupon::usage::{
@@ -237,11 +237,13 @@ async fn verify_in(
     Ok(Ok(verification))
 }
 
-/// The usual verification as one statement: the nonce, the coupon's
-/// guarded update, the holder's use count under its limit, the record, its
-/// audit record and event, and the key's outcome. Its audit detail and
-/// event data are core's, for the record as it will be written; only the
-/// record's id is filled in by the statement.
+/// The usual verification as one statement (autocommit: one round trip):
+/// the nonce, the coupon's guarded update, the holder's use count under its
+/// limit, the record, its audit record and event, and the key's outcome.
+/// A coupon taken whose holder is at the use limit ends it with
+/// `kaquan_abort` (migration 020), so nothing is kept. Its audit detail
+/// and event data are core's, for the record as it will be written; only
+/// the record's id is filled in by the statement.
 static VERIFY_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH nonce AS (INSERT INTO api_nonces (signed_at, key_id, nonce) \
@@ -264,24 +266,34 @@ static VERIFY_STATEMENT: LazyLock<String> = LazyLock::new(|| {
            SELECT $6, $18, jsonb_set($19::text::jsonb, '{{verification_id}}', to_jsonb(v.id))::text, $4 FROM v), \
          outcome AS (INSERT INTO idempotency_keys (merchant_id, key, request_hash, coupon_verification_id, created_at) \
            SELECT $6, $20::text, $21::text, v.id, $4 FROM v WHERE $20::text IS NOT NULL) \
-         SELECT {VERIFICATION_COLUMNS}, (SELECT count(*) FROM counted) \
+         SELECT {VERIFICATION_COLUMNS}, \
+           CASE WHEN (SELECT count(*) FROM counted) = 1 THEN 1 ELSE kaquan_abort('use limit reached') END \
          FROM v JOIN coupon_programs p ON p.id = v.program_id JOIN coupons c ON c.id = v.coupon_id \
          JOIN customers u ON u.id = v.customer_id LEFT JOIN locations l ON l.id = v.location_id"
     )
 });
 
-/// Runs [`VERIFY_STATEMENT`] after BEGIN, in one round trip, and commits
-/// what it did. `None` when anything went otherwise (the coupon refused or
-/// given away, its holder's use limit reached, the nonce or key used
-/// before): rolled back, nothing kept, and the general way decides why.
+/// What [`VERIFY_STATEMENT`] did.
+enum OneStatement {
+    Verified(CouponVerification),
+    /// Only the nonce was kept: the coupon was refused (or gone to a
+    /// friend since it was read).
+    NonceKept,
+    /// Nothing was kept: the holder's use limit, a used nonce or key.
+    NothingKept,
+}
+
+/// The abort of migration 020's `kaquan_abort`.
+const ABORTED: &str = "KQ001";
+
 async fn verify_in_one_statement(
     store: &PgStore,
     call: &ApiCall,
     verify: &VerifyCoupon,
-) -> StoreResult<Option<CouponVerification>> {
+) -> StoreResult<OneStatement> {
     let event_type = EventType::CouponVerified;
     if kaquan_core::sms::wants(event_type) || kaquan_core::erp::wants(event_type) {
-        return Ok(None);
+        return Ok(OneStatement::NothingKept);
     }
     let record = CouponVerification {
         id: 0,
@@ -318,8 +330,6 @@ async fn verify_in_one_statement(
     let request_hash = call.idempotency.as_ref().map(|c| c.request_hash.as_str());
     let channel = verify.channel.code();
     let event_code = event_type.code();
-    let tx = Pipelined::new(store.client().await?);
-    let c = tx.client();
     let params: [crate::sql::P<'_>; 21] = [
         &signed_at,
         &key_id,
@@ -343,22 +353,19 @@ async fn verify_in_one_statement(
         &key,
         &request_hash,
     ];
-    let run = async { opt(c, &VERIFY_STATEMENT, &params).await };
-    let row = match futures_util::try_join!(tx.begin(), run) {
-        Ok(((), row)) => row,
-        // A used nonce or key: nothing kept; the general way says which.
-        Err(StoreError::Conflict(_)) => {
-            tx.end(true).await?;
-            return Ok(None);
+    let c = store.client().await?;
+    let statement = c.prepare_cached(&VERIFY_STATEMENT).await.map_err(map_err)?;
+    match c.query_opt(&statement, &params).await {
+        Ok(Some(row)) => Ok(OneStatement::Verified(verification_from_row(&row)?)),
+        Ok(None) => Ok(OneStatement::NonceKept),
+        Err(e) if e.code().is_some_and(|code| code.code() == ABORTED) => {
+            Ok(OneStatement::NothingKept)
         }
-        Err(e) => return Err(e),
-    };
-    let done = match row {
-        Some(row) if row.get::<_, i64>(21) == 1 => Some(verification_from_row(&row)?),
-        _ => None,
-    };
-    tx.end(done.is_none()).await?;
-    Ok(done)
+        Err(e) => match map_err(e) {
+            StoreError::Conflict(_) => Ok(OneStatement::NothingKept),
+            other => Err(other),
+        },
+    }
 }
 
 pub(crate) async fn verify(
@@ -366,12 +373,23 @@ pub(crate) async fn verify(
     call: &ApiCall,
     verify: &VerifyCoupon,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
-    if let Some(done) = verify_in_one_statement(store, call, verify).await? {
-        return Ok(Called {
-            result: Ok(done),
-            replayed: false,
-        });
-    }
+    let rest;
+    let call = match verify_in_one_statement(store, call, verify).await? {
+        OneStatement::Verified(done) => {
+            return Ok(Called {
+                result: Ok(done),
+                replayed: false,
+            })
+        }
+        OneStatement::NonceKept => {
+            rest = ApiCall {
+                nonce: None,
+                ..call.clone()
+            };
+            &rest
+        }
+        OneStatement::NothingKept => call,
+    };
     let tx = match open_call(store, verify.merchant_id, call, verify.now).await? {
         Ok(tx) => tx,
         Err(answer) => return Ok(answer),

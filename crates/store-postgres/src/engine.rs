@@ -60,6 +60,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/017_public_url.sql"),
     include_str!("migrations/018_coupons.sql"),
     include_str!("migrations/019_coupon_expiry.sql"),
+    include_str!("migrations/020_abort.sql"),
 ];
 
 pub struct PgStore {
