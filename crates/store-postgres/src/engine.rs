@@ -61,6 +61,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/018_coupons.sql"),
     include_str!("migrations/019_coupon_expiry.sql"),
     include_str!("migrations/020_abort.sql"),
+    include_str!("migrations/021_verification_keys.sql"),
 ];
 
 pub struct PgStore {

@@ -42,6 +42,12 @@ pub(crate) const INVARIANT_QUERIES: &[(&str, &str)] = &[
         "SELECT count(*) FROM merchants m WHERE m.next_serial <= (SELECT COALESCE(MAX(serial), 0) FROM cards c WHERE c.merchant_id = m.id)",
     ),
     (
+        "coupon verifications whose merchant, program or location is not their coupon's",
+        "SELECT count(*) FROM coupon_verifications v JOIN coupons c ON c.id = v.coupon_id \
+         WHERE v.merchant_id <> c.merchant_id OR v.program_id <> c.program_id OR (v.location_id IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.id = v.location_id AND l.merchant_id = v.merchant_id))",
+    ),
+    (
         "sessions belong to another merchant than their staff",
         "SELECT count(*) FROM sessions s JOIN staff t ON t.id = s.staff_id WHERE t.merchant_id <> s.merchant_id",
     ),
