@@ -337,7 +337,10 @@ pub async fn a_holders_use_limit_holds_when_their_coupons_are_verified_at_once(s
         .await
         .unwrap();
     assert_eq!(usable.len(), 3, "the refused ones stay usable");
-    assert_eq!(store.check_invariants().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.check_invariants().await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store: &dyn Store) {

@@ -3,8 +3,9 @@
 //! `coupon_verifications.rs`.
 //!
 //! Stock and limits hold under concurrency on any number of nodes because
-//! each is one guarded statement on its row: the program's `n_claimed`
-//! (`quantity - n_claimed >= n`) and the holder's `coupon_holdings` row
+//! each is one guarded statement on its row: the program's `coupon_stock`
+//! row (`quantity - n_claimed >= n`; kept apart from the program's own row,
+//! which every verification reads) and the holder's `coupon_holdings` row
 //! (`n_claimed + k <= get_limit`); a waiting writer re-reads the row after
 //! the first commits. A refused call rolls back to the savepoint taken after
 //! its guard and gives its idempotency key back.
@@ -37,7 +38,10 @@ pub(crate) const PROGRAM_COLUMNS: &str = "p.id, p.merchant_id, p.kind, p.percent
     p.use_limit, p.validity_type, p.begin_at, p.end_at, p.term_days, p.begin_after_days, p.hard_end, \
     p.weekdays, p.day_begin_minute, p.day_end_minute, p.use_all_locations, p.location_ids, \
     p.code_type, p.rotating_code, p.can_give_friend, p.can_use_with_other_discount, p.state, \
-    p.quantity, p.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
+    s.quantity, s.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
+/// Where [`PROGRAM_COLUMNS`] are read: the program and its stock.
+pub(crate) const PROGRAM_FROM: &str =
+    "coupon_programs p JOIN coupon_stock s ON s.program_id = p.id";
 const PROGRAM_COUNTS: &str =
     "(SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'verified'), \
     (SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'available' \
@@ -190,7 +194,7 @@ pub(crate) async fn get_program(
 ) -> StoreResult<CouponProgram> {
     let row = one(
         c,
-        &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.id = $1 AND p.merchant_id = $2"),
+        &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM {PROGRAM_FROM} WHERE p.id = $1 AND p.merchant_id = $2"),
         &[&id, &merchant_id],
     )
     .await?;
@@ -202,7 +206,7 @@ pub(crate) const COUPON_COLUMNS: &str = "c.id, c.merchant_id, c.program_id, c.cu
     c.gift_token_hash IS NOT NULL";
 const N_COUPON_COLUMNS: usize = 14;
 pub(crate) const HELD_FROM: &str = "coupons c JOIN coupon_issues i ON i.id = c.issue_id \
-    JOIN coupon_programs p ON p.id = c.program_id";
+    JOIN coupon_programs p ON p.id = c.program_id JOIN coupon_stock s ON s.program_id = p.id";
 
 fn coupon_from_row(r: &Row) -> StoreResult<Coupon> {
     Ok(Coupon {
@@ -409,8 +413,9 @@ async fn take_stock(
     let taken = opt(
         c,
         &format!(
-            "UPDATE coupon_programs p SET n_claimed = n_claimed + $1 WHERE id = $2 AND merchant_id = $3 \
-             AND state = 'active' AND quantity - n_claimed >= $1 RETURNING {PROGRAM_COLUMNS}, {NO_COUNTS}"
+            "UPDATE coupon_stock s SET n_claimed = s.n_claimed + $1 FROM coupon_programs p \
+             WHERE s.program_id = $2 AND p.id = s.program_id AND p.merchant_id = $3 \
+             AND p.state = 'active' AND s.quantity - s.n_claimed >= $1 RETURNING {PROGRAM_COLUMNS}, {NO_COUNTS}"
         ),
         &[&n, &issue.program_id, &m],
     )
@@ -420,7 +425,8 @@ async fn take_stock(
     }
     let row = opt(
         c,
-        "SELECT state, quantity - n_claimed FROM coupon_programs WHERE id = $1 AND merchant_id = $2",
+        "SELECT p.state, s.quantity - s.n_claimed FROM coupon_programs p JOIN coupon_stock s ON s.program_id = p.id \
+         WHERE p.id = $1 AND p.merchant_id = $2",
         &[&issue.program_id, &m],
     )
     .await?;
@@ -520,7 +526,6 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
     ) -> StoreResult<CouponProgram> {
         let mut values = field_values(fields);
         values.push(Box::new(merchant_id));
-        values.push(Box::new(quantity));
         values.push(Box::new(claim_token.to_owned()));
         values.push(Box::new(audit.actor.label.clone()));
         values.push(Box::new(audit.created_at));
@@ -530,7 +535,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         let id: i64 = one(
             &tx,
             &format!(
-                "INSERT INTO coupon_programs ({}, merchant_id, quantity, claim_token, created_by, created_at, state) \
+                "INSERT INTO coupon_programs ({}, merchant_id, claim_token, created_by, created_at, state) \
                  VALUES ({}, 'draft') RETURNING id",
                 FIELD_COLUMNS.join(", "),
                 placeholders.join(", ")
@@ -539,6 +544,12 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         )
         .await?
         .get(0);
+        exec(
+            &tx,
+            "INSERT INTO coupon_stock (program_id, quantity) VALUES ($1, $2)",
+            &[&id, &quantity],
+        )
+        .await?;
         let mut audit = audit.clone();
         audit.target = format!("coupon_program={id}");
         insert_audit(&tx, &audit, 1).await?;
@@ -626,9 +637,15 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let n = exec(
             &tx,
-            "UPDATE coupon_programs SET quantity = quantity + $1 WHERE id = $2 AND merchant_id = $3 \
-             AND quantity + $1 >= n_claimed AND quantity + $1 <= $4",
-            &[&delta, &program_id, &merchant_id, &kaquan_core::coupon::STOCK_MAX],
+            "UPDATE coupon_stock s SET quantity = s.quantity + $1 FROM coupon_programs p \
+             WHERE s.program_id = $2 AND p.id = s.program_id AND p.merchant_id = $3 \
+             AND s.quantity + $1 >= s.n_claimed AND s.quantity + $1 <= $4",
+            &[
+                &delta,
+                &program_id,
+                &merchant_id,
+                &kaquan_core::coupon::STOCK_MAX,
+            ],
         )
         .await?;
         if n == 1 {
@@ -649,7 +666,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
     async fn find_program_by_claim_token(&self, token: &str) -> StoreResult<Option<CouponProgram>> {
         opt(
             &self.client().await?,
-            &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM coupon_programs p WHERE p.claim_token = $1"),
+            &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM {PROGRAM_FROM} WHERE p.claim_token = $1"),
             &[&token],
         )
         .await?
@@ -680,7 +697,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         let (rows, total) = filtered_page(
             &self.client().await?,
             (
-                "coupon_programs p",
+                PROGRAM_FROM,
                 &format!("{PROGRAM_COLUMNS}, {PROGRAM_COUNTS}"),
                 "p.id DESC",
             ),

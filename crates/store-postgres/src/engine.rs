@@ -62,6 +62,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/019_coupon_expiry.sql"),
     include_str!("migrations/020_abort.sql"),
     include_str!("migrations/021_verification_keys.sql"),
+    include_str!("migrations/022_coupon_stock.sql"),
 ];
 
 pub struct PgStore {
