@@ -3,7 +3,7 @@
 # each request a different customer (issues: 获取卡券ID, the stock and the
 # holder's count as guarded statements) or a different coupon
 # (verifications: 核销 with an order amount, consecutive ones of different
-# holders), on SQLite (synchronous=FULL)
+# holders, in blocks of 64), on SQLite (synchronous=FULL)
 # and on PostgreSQL with two `kaquan serve` nodes. Beside them in the same
 # run: the same server's GET /healthz and its code redemptions (the existing
 # redemption figure), against which verifications are held (target ≥ 0.8).

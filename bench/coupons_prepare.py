@@ -58,11 +58,13 @@ def issue_line(j):
 
 with concurrent.futures.ThreadPoolExecutor(8) as pool:
     lines = list(pool.map(issue_line, range((n + 99) // 100)))
-# Each holder's 100 coupons are spread over the run (the first coupon of
-# every holder, then every second one, …): requests in flight together are
-# of different customers, as at real counters, instead of 64 of one
-# customer's coupons contending for that holder's use count.
-codes = [line[k] for k in range(100) for line in lines if k < len(line)][:n]
+# Verified in blocks of 64 holders (the first coupon of each of the 64,
+# then the second, …; then the next 64 holders): requests in flight
+# together are of different customers, as at real counters, instead of 64
+# of one customer's coupons queueing on that holder's use count; and like
+# the redemptions' codes, the coupons verified together lie close together.
+codes = [block[h][k] for b in range(0, len(lines), 64) for block in [lines[b:b + 64]]
+         for k in range(100) for h in range(len(block)) if k < len(block[h])][:n]
 
 ts = str(int(time.time()))
 with open(f"{work}/redeem.txt", "w") as out:

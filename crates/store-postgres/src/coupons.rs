@@ -326,9 +326,17 @@ async fn issue_in(
         Ok(Err(earlier)) => return Ok(Ok((earlier, true))),
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let program = match take_stock(c, issue).await? {
-        Ok(program) => program,
-        Err(refusal) => return Ok(Err(refusal)),
+    // The stock is taken last: its row is the one every claim of the
+    // program waits for, so it stays locked only until the commit.
+    let program = match opt(
+        c,
+        &format!("SELECT {PROGRAM_COLUMNS}, {NO_COUNTS} FROM {PROGRAM_FROM} WHERE p.id = $1 AND p.merchant_id = $2"),
+        &[&issue.program_id, &issue.merchant_id],
+    )
+    .await?
+    {
+        Some(row) => program_at(&row, 0)?,
+        None => return Ok(Err(CouponRefusal::ProgramNotFound)),
     };
     if let Err(refusal) = count_holders(c, issue, program.fields.get_limit).await? {
         return Ok(Err(refusal));
@@ -366,6 +374,9 @@ async fn issue_in(
         insert_audit(c, &audit, audit.n_affected).await?;
     }
     insert_event(c, &issue.event(&made)).await?;
+    if let Err(refusal) = take_stock(c, issue).await? {
+        return Ok(Err(refusal));
+    }
     Ok(Ok((issue_id, false)))
 }
 
@@ -408,20 +419,18 @@ async fn insert_issue(
 async fn take_stock(
     c: &impl GenericClient,
     issue: &IssueCoupons,
-) -> StoreResult<Result<CouponProgram, CouponRefusal>> {
+) -> StoreResult<Result<(), CouponRefusal>> {
     let (m, n) = (issue.merchant_id, issue.coupons.len() as i64);
-    let taken = opt(
+    let taken = exec(
         c,
-        &format!(
-            "UPDATE coupon_stock s SET n_claimed = s.n_claimed + $1 FROM coupon_programs p \
-             WHERE s.program_id = $2 AND p.id = s.program_id AND p.merchant_id = $3 \
-             AND p.state = 'active' AND s.quantity - s.n_claimed >= $1 RETURNING {PROGRAM_COLUMNS}, {NO_COUNTS}"
-        ),
+        "UPDATE coupon_stock s SET n_claimed = s.n_claimed + $1 FROM coupon_programs p \
+         WHERE s.program_id = $2 AND p.id = s.program_id AND p.merchant_id = $3 \
+         AND p.state = 'active' AND s.quantity - s.n_claimed >= $1",
         &[&n, &issue.program_id, &m],
     )
     .await?;
-    if let Some(row) = taken {
-        return Ok(Ok(program_at(&row, 0)?));
+    if taken == 1 {
+        return Ok(Ok(()));
     }
     let row = opt(
         c,
