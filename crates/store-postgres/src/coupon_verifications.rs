@@ -275,7 +275,7 @@ static VERIFY_STATEMENT: LazyLock<String> = LazyLock::new(|| {
 
 /// What [`VERIFY_STATEMENT`] did.
 enum OneStatement {
-    Verified(CouponVerification),
+    Verified(Box<CouponVerification>),
     /// Only the nonce was kept: the coupon was refused (or gone to a
     /// friend since it was read).
     NonceKept,
@@ -356,7 +356,9 @@ async fn verify_in_one_statement(
     let c = store.client().await?;
     let statement = c.prepare_cached(&VERIFY_STATEMENT).await.map_err(map_err)?;
     match c.query_opt(&statement, &params).await {
-        Ok(Some(row)) => Ok(OneStatement::Verified(verification_from_row(&row)?)),
+        Ok(Some(row)) => Ok(OneStatement::Verified(Box::new(verification_from_row(
+            &row,
+        )?))),
         Ok(None) => Ok(OneStatement::NonceKept),
         Err(e) if e.code().is_some_and(|code| code.code() == ABORTED) => {
             Ok(OneStatement::NothingKept)
@@ -377,7 +379,7 @@ pub(crate) async fn verify(
     let call = match verify_in_one_statement(store, call, verify).await? {
         OneStatement::Verified(done) => {
             return Ok(Called {
-                result: Ok(done),
+                result: Ok(*done),
                 replayed: false,
             })
         }

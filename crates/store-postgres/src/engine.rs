@@ -6,7 +6,8 @@
 //! `codes` after a bulk insert of many rows commits (`refresh_statistics`:
 //! stale statistics made the export that follows a new batch read the whole
 //! batch per page). A signed redemption for a known customer is one
-//! autocommit statement (`ledger::redeem_in_one_statement`); any other
+//! autocommit statement (`ledger::redeem_in_one_statement`), and so is the
+//! usual coupon verification (`coupon_verifications::VERIFY_STATEMENT`); any other
 //! ledger call is a `Pipelined` transaction whose ledger statement is one
 //! CTE: three round trips. The ledger's postings, transactions and audit
 //! records carry no foreign key to the merchant or to accounts (each

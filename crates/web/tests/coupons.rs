@@ -26,8 +26,15 @@ async fn location(owner: &Client, name: &str) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
-/// An active 满100减20 program valid at `location_ids` (all when empty).
+/// An active 满100减20 program valid at `location_ids` (all when empty),
+/// from yesterday (so that a verification an hour old fits in it at any
+/// time of day) for a month.
 async fn cash_program(owner: &Client, location_ids: &[i64], get_limit: i64) -> Value {
+    let now = kaquan_web::now();
+    let (begin, end) = (
+        kaquan_core::clock::format_date(now - 86_400),
+        kaquan_core::clock::format_date(now + 30 * 86_400),
+    );
     let (status, program) = owner
         .post(
             "/api/v1/coupon-programs",
@@ -35,7 +42,7 @@ async fn cash_program(owner: &Client, location_ids: &[i64], get_limit: i64) -> V
                 "kind": "cash", "least_cost_fen": 10000, "reduce_cost_fen": 2000,
                 "title": "满100减20", "brand_name": "果园", "quantity": 100,
                 "get_limit": get_limit, "use_limit": 5,
-                "validity_type": "relative", "term_days": 30,
+                "validity_type": "fixed", "begin_date": begin, "end_date": end,
                 "use_all_locations": location_ids.is_empty(), "location_ids": location_ids,
             }),
         )
@@ -173,34 +180,7 @@ async fn verifies_and_undoes(app: &TestApp, mall: &Mall, code: &str, coupons: &[
 
     // A verification an hour and a minute old cannot be undone.
     let second = coupons[1]["code"].as_str().unwrap();
-    let held = app
-        .store
-        .get_coupon(app.merchant_id, coupons[1]["coupon_id"].as_i64().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let old = app
-        .store
-        .verify_coupon(
-            &Default::default(),
-            &kaquan_core::coupon::usage::VerifyCoupon {
-                merchant_id: app.merchant_id,
-                coupon_id: held.coupon.id,
-                program_id: held.coupon.program_id,
-                customer_id: held.coupon.customer_id,
-                location_id: None,
-                actor: kaquan_core::audit::Actor::cli(),
-                channel: kaquan_core::coupon::usage::VerifyChannel::Api,
-                order_amount_fen: None,
-                discount_fen: 2000,
-                order_ref: "POS-OLD".into(),
-                now: kaquan_web::now() - 3660,
-            },
-        )
-        .await
-        .unwrap()
-        .result
-        .unwrap();
+    let old = verify_an_hour_ago(app, coupons[1]["coupon_id"].as_i64().unwrap()).await;
     let late = mall
         .post(
             &format!("/open/v1/coupon-verifications/{}/undo", old.id),
@@ -537,7 +517,8 @@ async fn refusals(app: TestApp) {
         .unwrap()
         .contains("有效期只能延长"));
     narrower["version"] = json!(0);
-    let stale = json!({"version": 0, "program": {"kind": "cash", "least_cost_fen": 10000, "reduce_cost_fen": 2000, "title": "满100减20", "validity_type": "relative", "term_days": 60, "use_all_locations": true}});
+    let wider_end = kaquan_core::clock::format_date(kaquan_web::now() + 60 * 86_400);
+    let stale = json!({"version": 0, "program": {"kind": "cash", "least_cost_fen": 10000, "reduce_cost_fen": 2000, "title": "满100减20", "validity_type": "fixed", "begin_date": program["begin_date"], "end_date": wider_end, "use_all_locations": true}});
     let (status, body) = owner
         .send(
             reqwest::Method::PUT,
@@ -628,4 +609,38 @@ async fn long_list(app: TestApp) {
     assert!(page.contains("已发放 1001 张"), "{page}");
     let (_, after) = owner.get(&format!("/api/v1/coupon-programs/{id}")).await;
     assert_eq!(after["n_claimed"], 1001);
+}
+
+/// Verifies a coupon as if an hour and a minute ago, straight in the store.
+async fn verify_an_hour_ago(
+    app: &TestApp,
+    coupon_id: i64,
+) -> kaquan_core::coupon::usage::CouponVerification {
+    let held = app
+        .store
+        .get_coupon(app.merchant_id, coupon_id)
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .verify_coupon(
+            &Default::default(),
+            &kaquan_core::coupon::usage::VerifyCoupon {
+                merchant_id: app.merchant_id,
+                coupon_id: held.coupon.id,
+                program_id: held.coupon.program_id,
+                customer_id: held.coupon.customer_id,
+                location_id: None,
+                actor: kaquan_core::audit::Actor::cli(),
+                channel: kaquan_core::coupon::usage::VerifyChannel::Api,
+                order_amount_fen: None,
+                discount_fen: 2000,
+                order_ref: "POS-OLD".into(),
+                now: kaquan_web::now() - 3660,
+            },
+        )
+        .await
+        .unwrap()
+        .result
+        .unwrap()
 }
