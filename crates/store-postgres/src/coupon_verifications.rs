@@ -295,29 +295,7 @@ async fn verify_in_one_statement(
     if kaquan_core::sms::wants(event_type) || kaquan_core::erp::wants(event_type) {
         return Ok(OneStatement::NothingKept);
     }
-    let record = CouponVerification {
-        id: 0,
-        merchant_id: verify.merchant_id,
-        coupon_id: verify.coupon_id,
-        program_id: verify.program_id,
-        program_title: String::new(),
-        kind: CouponKind::Cash,
-        location_id: verify.location_id,
-        location_name: None,
-        staff_id: verify.actor.staff_id,
-        verifier: verify.actor.label.clone(),
-        channel: verify.channel,
-        order_amount_fen: verify.order_amount_fen,
-        discount_fen: verify.discount_fen,
-        order_ref: verify.order_ref.clone(),
-        customer_id: verify.customer_id,
-        customer_label: String::new(),
-        sealed: Vec::new(),
-        key_version: 0,
-        created_at: verify.now,
-        undone_at: None,
-        undone_by: None,
-    };
+    let record = verify.record();
     let audit = record.audit("verify_coupon", &verify.actor, verify.now);
     let event = NewEvent::coupon_verification(&record, event_type, verify.now);
     let nonce = call.nonce.as_ref();

@@ -712,6 +712,37 @@ pub struct VerifyCoupon {
     pub now: i64,
 }
 
+impl VerifyCoupon {
+    /// The record this verification writes, as far as the request says
+    /// it: no id yet, and the program's title and kind, the location's and
+    /// customer's names and the sealed code left for the store to read.
+    pub fn record(&self) -> CouponVerification {
+        CouponVerification {
+            id: 0,
+            merchant_id: self.merchant_id,
+            coupon_id: self.coupon_id,
+            program_id: self.program_id,
+            program_title: String::new(),
+            kind: CouponKind::Cash,
+            location_id: self.location_id,
+            location_name: None,
+            staff_id: self.actor.staff_id,
+            verifier: self.actor.label.clone(),
+            channel: self.channel,
+            order_amount_fen: self.order_amount_fen,
+            discount_fen: self.discount_fen,
+            order_ref: self.order_ref.clone(),
+            customer_id: self.customer_id,
+            customer_label: String::new(),
+            sealed: Vec::new(),
+            key_version: 0,
+            created_at: self.now,
+            undone_at: None,
+            undone_by: None,
+        }
+    }
+}
+
 /// An undo of a verification, within the merchant's window.
 #[derive(Debug, Clone)]
 pub struct UndoVerification {
