@@ -316,6 +316,17 @@ pub async fn rotating_codes_find_the_coupon_and_the_counter_refuses_the_fixed_on
             .unwrap(),
         Err(CouponRefusal::Locked { .. })
     ));
+    // Failures older than the window no longer count.
+    let later = now + kaquan_core::attempts::ATTEMPT_WINDOW_SECONDS + 1;
+    let fresh = rotating_code(&keys, coupon.id, &code, later);
+    assert_eq!(
+        usecases::look_up_code(store, &master(), &staff, &fresh, later)
+            .await
+            .unwrap()
+            .map(|h| h.coupon.id),
+        Ok(coupon.id),
+        "the verifier is let in again once the window has passed"
+    );
 }
 
 pub async fn a_gift_moves_the_coupon_to_the_friend_once(store: &dyn Store) {
