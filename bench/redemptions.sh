@@ -34,27 +34,7 @@ cargo build --release -q -p kaquan -p kaquan-bench
 KAQUAN="$CARGO_TARGET_DIR/release/kaquan"
 FLOOR="$CARGO_TARGET_DIR/release/kaquan-bench"
 export KAQUAN_LOG=warn
-SERVERS=()
-cleanup() { for s in "${SERVERS[@]:-}"; do [ -n "$s" ] && kill "$s" 2>/dev/null; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-start_server() { # $1 = label, then kaquan args; sets ADDRESS
-  local label=$1; shift
-  "$KAQUAN" "$@" serve --listen 127.0.0.1:0 2>"$WORK/$label.log" &
-  SERVERS+=($!)
-  ADDRESS=""
-  for _ in $(seq 1 100); do
-    ADDRESS=$(grep -o 'http://[0-9.:]*' "$WORK/$label.log" | head -n 1 || true)
-    [ -n "$ADDRESS" ] && break
-    sleep 0.1
-  done
-}
-
-stop_servers() {
-  kill "${SERVERS[@]}" 2>/dev/null || true
-  for s in "${SERVERS[@]}"; do wait "$s" 2>/dev/null || true; done
-  SERVERS=()
-}
+. bench/servers.sh
 
 prepare() { # $1 = label, $2 = database URL: a key, CODES codes, pre-signed requests
   local label=$1 k=(--database-url "$2" --key-file "$WORK/$1.key")
