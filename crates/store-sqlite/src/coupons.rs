@@ -665,24 +665,23 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
         attempt_key: &str,
         since: i64,
     ) -> StoreResult<(Option<HeldCoupon>, i64)> {
-        let (by, value): (&str, Value) = match lookup {
-            CouponLookup::Digest(digest) => ("c.digest", Value::Blob(digest.to_vec())),
-            CouponLookup::Id(id) => ("c.id", Value::Integer(id)),
-            CouponLookup::Nothing => ("", Value::Null),
+        let by: Option<(&str, Value)> = match lookup {
+            CouponLookup::Digest(digest) => Some(("c.digest", Value::Blob(digest.to_vec()))),
+            CouponLookup::Id(id) => Some(("c.id", Value::Integer(id))),
+            CouponLookup::Nothing => None,
         };
         let attempt_key = attempt_key.to_owned();
         self.read(move |conn| {
             let n_failures =
                 crate::attempts::count_failures(conn, merchant_id, &attempt_key, since)?;
-            let held = if by.is_empty() {
-                None
-            } else {
-                held_where(
+            let held = match by {
+                Some((column, value)) => held_where(
                     conn,
-                    &format!("c.merchant_id = ?1 AND {by} = ?2"),
+                    &format!("c.merchant_id = ?1 AND {column} = ?2"),
                     params![merchant_id, value],
                 )?
-                .pop()
+                .pop(),
+                None => None,
             };
             Ok((held, n_failures))
         })
