@@ -199,16 +199,20 @@ async fn claim_page(
     authed: CustomerAuthed,
 ) -> PageResult {
     let program = program_of_link(&state, merchant_id, &token).await?;
-    let session = authed.0;
-    let view = claim_view(
-        &state,
-        merchant_id,
-        &program,
-        format!("/m/{merchant_id}/coupons/{token}"),
-        &session,
-    )
-    .await?;
+    let view = link_claim_view(&state, merchant_id, &token, &program, &authed.0).await?;
     Ok(render_claim(&state, view, StatusCode::OK))
+}
+
+/// The claim link's page, its form posting back to the link.
+async fn link_claim_view(
+    state: &AppState,
+    merchant_id: i64,
+    token: &str,
+    program: &CouponProgram,
+    session: &Option<(CustomerSession, Customer)>,
+) -> ApiResult<ClaimView> {
+    let action = format!("/m/{merchant_id}/coupons/{token}");
+    claim_view(state, merchant_id, program, action, session).await
 }
 
 #[derive(Deserialize)]
@@ -269,14 +273,7 @@ async fn claim_form(
         ))
         .into_response()),
         Err(refusal) => {
-            let mut view = claim_view(
-                &state,
-                merchant_id,
-                &program,
-                format!("/m/{merchant_id}/coupons/{token}"),
-                &session,
-            )
-            .await?;
+            let mut view = link_claim_view(&state, merchant_id, &token, &program, &session).await?;
             view.error = Some(refusal.message_zh());
             Ok(render_claim(
                 &state,
