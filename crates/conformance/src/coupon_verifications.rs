@@ -459,3 +459,76 @@ pub async fn coupons_past_their_validity_are_announced_once(store: &dyn Store) {
         .data
         .contains(&format!("\"coupon_id\":{}", expiring.id)));
 }
+
+/// 核销 and its undo keep the program's counts (verified; expired is
+/// what is left unused past its end, by the real clock), and a coupon
+/// whose verification is undone after its validity ended is announced
+/// expired then, once.
+pub async fn a_program_counts_its_verified_and_expired_coupons_through_undo(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let mut fields = cash_program_fields(Vec::new());
+    fields.get_limit = 5;
+    let program = active_program(store, m, &fields, 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(claim_one(store, &program, alice, NOW).await.unwrap());
+    }
+    let counts = |n_verified: i64, n_expired: i64, why: &'static str| async move {
+        let p = store.get_coupon_program(m, program.id).await.unwrap();
+        assert_eq!(
+            (p.n_verified, p.n_expired),
+            (n_verified, n_expired),
+            "{why}"
+        );
+        assert_eq!(
+            store.check_invariants().await.unwrap(),
+            Vec::<String>::new()
+        );
+    };
+    // Claimed at NOW, they ended long before the real clock's today.
+    counts(0, 3, "claimed, unused, past their end").await;
+    let end = held[0].valid_until;
+    let done = verify(
+        store,
+        &held[0],
+        &at_location(None, end - 30),
+        &ApiCall::default(),
+    )
+    .await
+    .expect("verified in its last minute");
+    counts(1, 2, "one verified").await;
+    assert_eq!(
+        store.announce_expired_coupons(end + 1, 100).await.unwrap(),
+        2,
+        "the two unused ones; the verified one never"
+    );
+    usecases::undo_verification(store, &ApiCall::default(), m, done.id, &actor(), end + 60)
+        .await
+        .unwrap()
+        .result
+        .expect("undone inside the window, after the end");
+    counts(0, 3, "the undone one is unused again").await;
+    assert_eq!(
+        store
+            .announce_expired_coupons(end + 120, 100)
+            .await
+            .unwrap(),
+        1,
+        "the undone one is due now"
+    );
+    assert_eq!(
+        store
+            .announce_expired_coupons(end + 180, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
+    let announced = events
+        .iter()
+        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
+        .filter(|e| e.data.contains(&format!("\"coupon_id\":{}", held[0].id)))
+        .count();
+    assert_eq!(announced, 1);
+}

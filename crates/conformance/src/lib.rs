@@ -145,6 +145,7 @@ macro_rules! conformance_tests {
             mall_order_lines_issue_coupons_once,
             locations_and_verifier_bindings_stay_within_their_merchant,
             coupons_past_their_validity_are_announced_once,
+            a_program_counts_its_verified_and_expired_coupons_through_undo,
             a_phone_sent_coupons_before_signing_up_is_taken_over_once,
         );
     };

@@ -178,6 +178,14 @@ pub(crate) fn verify_job(
         )
         .map_err(map_err)?,
     )?;
+    crate::sql::expect_one(
+        crate::sql::cached_execute(
+            conn,
+            "UPDATE coupon_programs SET n_verified = n_verified + 1 WHERE id = ?1",
+            [record.program_id],
+        )
+        .map_err(map_err)?,
+    )?;
     crate::sql::cached_execute(
         conn,
         "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES (?1, ?2, 0, 1) \
@@ -249,8 +257,16 @@ pub(crate) fn undo_job(
     crate::sql::expect_one(
         crate::sql::cached_execute(
             conn,
-            "UPDATE coupons SET state = 'available', verified_at = NULL WHERE id = ?1 AND state = 'verified'",
+            "UPDATE coupons SET state = 'available', verified_at = NULL, expiry_announced = 0 WHERE id = ?1 AND state = 'verified'",
             [before.coupon_id],
+        )
+        .map_err(map_err)?,
+    )?;
+    crate::sql::expect_one(
+        crate::sql::cached_execute(
+            conn,
+            "UPDATE coupon_programs SET n_verified = n_verified - 1 WHERE id = ?1 AND n_verified > 0",
+            [before.program_id],
         )
         .map_err(map_err)?,
     )?;
@@ -437,7 +453,15 @@ pub(crate) fn accept_gift(
 }
 
 /// Announces up to `limit` coupons that passed their validity unused.
+/// The used ones that passed it leave the sweep's index first, without an
+/// event, in one statement (核销 leaves them there: see migration 024).
 pub(crate) fn announce_expired(conn: &Connection, now: i64, limit: i64) -> StoreResult<i64> {
+    crate::sql::cached_execute(
+        conn,
+        "UPDATE coupons SET expiry_announced = 1 WHERE expiry_announced = 0 AND valid_until < ?1 AND state = 'verified'",
+        [now],
+    )
+    .map_err(map_err)?;
     let expired: Vec<ExpiredCoupon> = {
         let mut stmt = conn
             .prepare_cached(

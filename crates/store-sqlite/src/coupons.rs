@@ -31,7 +31,7 @@ pub(crate) const PROGRAM_COLUMNS: &str = "p.id, p.merchant_id, p.kind, p.percent
     p.code_type, p.rotating_code, p.can_give_friend, p.can_use_with_other_discount, p.state, \
     p.quantity, p.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
 /// The program's counts, for lists (lookups at the counter skip them).
-const PROGRAM_COUNTS: &str = "(SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'verified'), \
+const PROGRAM_COUNTS: &str = "p.n_verified, \
     (SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'available' AND c.valid_until < unixepoch())";
 const NO_COUNTS: &str = "0, 0";
 
@@ -910,7 +910,7 @@ fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult
         } => crate::sql::cached_execute(
             conn,
             "UPDATE coupons SET valid_from = day + ?1 * 86400, valid_until = min(day + (?1 + ?2) * 86400 - 1, ?3) \
-             FROM (SELECT id AS coupon_id, ((claimed_at + ?4) / 86400) * 86400 - ?4 AS day FROM coupons WHERE program_id = ?5) \
+             FROM (SELECT id AS coupon_id, ((claimed_at + ?4) / 86400) * 86400 - ?4 AS day FROM coupons WHERE program_id = ?5 AND state = 'available') \
              WHERE coupons.id = coupon_id AND program_id = ?5 AND state = 'available'",
             params![begin_after_days, term_days, hard_end.unwrap_or(i64::MAX), offset, program.id],
         ),

@@ -82,6 +82,12 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
          (SELECT account_id, SUM(amount) AS total FROM ledger_postings GROUP BY account_id) AS p ON p.account_id = a.id \
          WHERE a.kind = 'customer' AND a.balance <> COALESCE(p.total, 0)",
     ),
+    (
+        "coupon programs whose verified count is not their verified coupons'",
+        "SELECT count(*) FROM coupon_programs p LEFT JOIN \
+         (SELECT program_id, count(*) AS n FROM coupons WHERE state = 'verified' GROUP BY program_id) AS v \
+         ON v.program_id = p.id WHERE p.n_verified <> COALESCE(v.n, 0)",
+    ),
     ("customer balances are below zero", "SELECT count(*) FROM ledger_accounts WHERE balance < 0"),
     (
         "statement lines whose balance after differs from the running sum",
