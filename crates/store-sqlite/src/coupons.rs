@@ -670,10 +670,9 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
             CouponLookup::Id(id) => Some(("c.id", Value::Integer(id))),
             CouponLookup::Nothing => None,
         };
-        let attempt_key = attempt_key.to_owned();
-        self.read(move |conn| {
+        self.read_point(|conn| {
             let n_failures =
-                crate::attempts::count_failures(conn, merchant_id, &attempt_key, since)?;
+                crate::attempts::count_failures(conn, merchant_id, attempt_key, since)?;
             let held = match by {
                 Some((column, value)) => held_where(
                     conn,
@@ -685,7 +684,6 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
             };
             Ok((held, n_failures))
         })
-        .await
     }
 
     async fn get_coupon(

@@ -529,6 +529,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("sqlite writer dropped a job".into()))?
     }
 
+    /// A point read on the calling thread: a few rows found through a
+    /// unique index, on the hot path of a request (the code a verifier
+    /// scans). Such a read takes microseconds; sending it to the blocking
+    /// pool and waking the task again cost more than the read (measured:
+    /// coupon verifications 0.60× of code redemptions through `read`,
+    /// 0.68× through this). Lists, counts and exports, which may scan, use
+    /// [`SqliteStore::read`].
+    pub(crate) fn read_point<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let conn = self.readers.take()?;
+        let result = work(&conn);
+        self.readers.give(conn);
+        result
+    }
+
     pub(crate) async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
