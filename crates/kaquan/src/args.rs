@@ -65,8 +65,32 @@ pub enum Command {
     /// Redemption codes (兑换码) that customers redeem into their balance.
     #[command(subcommand)]
     Codes(CodesCommand),
+    /// 优惠券: the programs with their counts, and 定向发放 from a list file.
+    #[command(subcommand)]
+    Coupons(CouponsCommand),
     /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CouponsCommand {
+    /// The programs: kind, title, state, stock left, claimed, verified, expired.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// 定向发放: one coupon to each customer listed in an xlsx or CSV file
+    /// (line 1 a header; the first column an 11-digit mobile number or the
+    /// mall's customer id), all or none; bad rows are named by their line.
+    Issue {
+        /// The program's id (see `kaquan coupons list`).
+        #[arg(long)]
+        program: i64,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,6 +10,7 @@ mod args;
 mod batches;
 mod codes;
 pub mod config;
+mod coupons;
 mod exports;
 mod merchants;
 mod staff;
@@ -206,6 +207,17 @@ pub(crate) fn parse_cli_date(text: Option<&str>, end: bool) -> anyhow::Result<Op
     .transpose()
 }
 
+/// The store, the master key and the merchant a command works for.
+async fn open_for_merchant(
+    config: &Config,
+    merchant: Option<i64>,
+) -> anyhow::Result<(Arc<dyn Store>, MasterKey, i64)> {
+    let store = open_store(config, false).await?;
+    let master = load_master_key(config, false)?;
+    let merchant_id = resolve_merchant(store.as_ref(), merchant).await?;
+    Ok((store, master, merchant_id))
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::DefaultConfig = cli.command {
         print!("{DEFAULT_CONFIG}");
@@ -278,22 +290,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(command) => {
-            let store = open_store(&config, false).await?;
-            let master = load_master_key(&config, false)?;
-            let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
+            let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             exports::export_command(&config, store.as_ref(), &master, merchant_id, command).await
         }
         Command::ApiKey(command) => {
-            let store = open_store(&config, false).await?;
-            let master = load_master_key(&config, false)?;
-            let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
+            let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             api_keys::api_key_command(store.as_ref(), &master, merchant_id, command).await
         }
         Command::Codes(command) => {
-            let store = open_store(&config, false).await?;
-            let master = load_master_key(&config, false)?;
-            let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
+            let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             codes::codes_command(&config, store.as_ref(), &master, merchant_id, command).await
+        }
+        Command::Coupons(command) => {
+            let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            coupons::coupons_command(store.as_ref(), &master, merchant_id, command).await
         }
         Command::Verify => {
             let store = open_store(&config, false).await?;

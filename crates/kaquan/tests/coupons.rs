@@ -2,7 +2,8 @@
 //! 1,000 simultaneous issues of a 100-stock program make exactly 100
 //! coupons and no 5xx; one customer's 50 simultaneous claims of a limit-1
 //! program make one; 50 simultaneous verifications of one coupon verify it
-//! once.
+//! once. And `kaquan coupons`: the programs' counts and 定向发放 from a
+//! list file, all or none.
 
 mod common;
 
@@ -56,6 +57,79 @@ async fn program(
         .map(|(_, p)| format!("/m/{p}"))
         .unwrap();
     (id, path)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_issues_a_list_file_all_or_none_and_lists_the_counts() {
+    let env = Env::sqlite().with_owner().await;
+    let (mut server, address) = start_server(&env);
+    let http = cookie_client();
+    let csrf = sign_in(&http, &address).await;
+    let (id, _) = program(&http, &address, &csrf, 3).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let id_text = id.to_string();
+    let counts = |env: &Env| {
+        let listed = env.json(&["coupons", "list", "--json"]);
+        let p = listed["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["program_id"] == id)
+            .cloned()
+            .expect("the program is listed");
+        assert_eq!(p["kind"], "cash");
+        assert_eq!(p["state"], "active");
+        (
+            p["stock_left"].as_i64().unwrap(),
+            p["n_claimed"].as_i64().unwrap(),
+        )
+    };
+    let issue = |rows: &str| {
+        let file = env.dir.join("名单.csv");
+        std::fs::write(&file, format!("手机号或顾客编号\n{rows}")).unwrap();
+        env.command(&[
+            "coupons",
+            "issue",
+            "--program",
+            &id_text,
+            "--file",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap()
+    };
+    assert_eq!(counts(&env), (3, 0));
+    // A bad row (line 3 of the file: a blank line is skipped but counted).
+    let refused = issue("13800000001\n\n12345678901\nu-1\n");
+    assert!(!refused.status.success());
+    let answer: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(answer["issued"], false);
+    assert_eq!(answer["errors"][0]["line"], 4, "{answer}");
+    assert!(answer["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("手机号"));
+    assert_eq!(counts(&env), (3, 0), "nothing issued");
+    // More than the stock: nothing issued either.
+    let refused = issue("13800000001\nu-1\nu-2\nu-3\n");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("领完"), "{stderr}");
+    assert_eq!(counts(&env), (3, 0));
+    let issued = issue("13800000001\nu-1\nu-2\n");
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&issued.stdout).unwrap();
+    assert_eq!(
+        (answer["n_issued"].as_i64(), answer["stock_left"].as_i64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(counts(&env), (0, 3));
 }
 
 #[tokio::test(flavor = "multi_thread")]

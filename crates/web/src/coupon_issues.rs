@@ -12,12 +12,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
-use kaquan_core::coupon::usage::CouponSource;
-use kaquan_core::coupon::usecases::{self, Recipients};
-use kaquan_core::ledger::ApiCall;
+use kaquan_core::coupon::targeted::{self, ListRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 pub fn router() -> Router<AppState> {
@@ -59,93 +57,12 @@ pub struct CouponIssueDto {
     pub stock_left: i64,
 }
 
-/// Finds or makes the customer each recipient names; every bad row is
-/// reported (its 1-based line), and then nothing is issued.
-pub async fn resolve_recipients(
-    state: &AppState,
-    merchant_id: i64,
-    recipients: &[Recipient],
-    progress: Option<&AtomicI64>,
-) -> ApiResult<Vec<i64>> {
-    if recipients.is_empty() || recipients.len() as i64 > usecases::ISSUE_COUPONS_MAX {
-        return Err(ApiError::invalid(format!(
-            "每次发放 1–{} 张",
-            usecases::ISSUE_COUPONS_MAX
-        )));
-    }
-    let mut rows = Vec::new();
-    let mut ids = Vec::with_capacity(recipients.len());
-    let now = crate::now();
-    for (idx, r) in recipients.iter().enumerate() {
-        let line = idx + 1;
-        let phone = r.phone.as_deref().map(str::trim).filter(|p| !p.is_empty());
-        let external = r
-            .customer_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty());
-        let found = match (phone, external) {
-            (Some(phone), None) => match kaquan_core::pickup::mobile_number(phone) {
-                Some(phone) => Some(phone_customer(state, merchant_id, &phone, now).await?),
-                None => {
-                    rows.push(row_error(line, "手机号应为 11 位手机号码"));
-                    None
-                }
-            },
-            (None, Some(id)) => match kaquan_core::ledger::check_reference("customer_id", id) {
-                Ok(id) => Some(state.store.ensure_customer(merchant_id, &id, now).await?.id),
-                Err(e) => {
-                    rows.push(row_error(line, &e));
-                    None
-                }
-            },
-            _ => {
-                rows.push(row_error(line, "须填写手机号或商城顾客编号之一"));
-                None
-            }
-        };
-        ids.extend(found);
-        if let Some(progress) = progress {
-            progress.fetch_add(1, Ordering::Relaxed);
+impl From<&Recipient> for targeted::Recipient {
+    fn from(r: &Recipient) -> Self {
+        targeted::Recipient {
+            phone: r.phone.clone(),
+            customer_id: r.customer_id.clone(),
         }
-    }
-    if !rows.is_empty() {
-        return Err(ApiError::ImportRows(rows));
-    }
-    Ok(ids)
-}
-
-fn row_error(line: usize, message: &str) -> kaquan_core::batch::usecases::RowError {
-    kaquan_core::batch::usecases::RowError {
-        line,
-        message: message.to_owned(),
-    }
-}
-
-/// The customer with this phone, made (without a password) when new.
-async fn phone_customer(
-    state: &AppState,
-    merchant_id: i64,
-    phone: &str,
-    now: i64,
-) -> ApiResult<i64> {
-    if let Some((customer, _)) = state.store.find_phone_customer(merchant_id, phone).await? {
-        return Ok(customer.id);
-    }
-    match state
-        .store
-        .create_phone_customer(merchant_id, phone, "", now)
-        .await
-    {
-        Ok(customer) => Ok(customer.id),
-        Err(kaquan_core::StoreError::Conflict(_)) => Ok(state
-            .store
-            .find_phone_customer(merchant_id, phone)
-            .await?
-            .ok_or(ApiError::NotFound)?
-            .0
-            .id),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -154,7 +71,7 @@ pub async fn issue_to(
     state: &AppState,
     authed: &Authed,
     program_id: i64,
-    recipients: &[Recipient],
+    recipients: &[targeted::Recipient],
 ) -> ApiResult<CouponIssueDto> {
     authed.require(Permission::CouponsManage)?;
     issue_for(
@@ -174,34 +91,26 @@ async fn issue_for(
     merchant_id: i64,
     actor: &kaquan_core::audit::Actor,
     program_id: i64,
-    recipients: &[Recipient],
+    recipients: &[targeted::Recipient],
     progress: Option<&AtomicI64>,
 ) -> ApiResult<CouponIssueDto> {
-    let m = merchant_id;
-    let program = state.store.get_coupon_program(m, program_id).await?;
-    let customer_ids = resolve_recipients(state, m, recipients, progress).await?;
-    let n = customer_ids.len() as i64;
-    let called = usecases::issue_coupons(
-        state.store.as_ref(),
-        &state.master,
-        &ApiCall::default(),
-        &program,
-        Recipients {
-            source: CouponSource::Targeted,
-            customer_ids,
-            order: None,
-        },
-        actor,
-        crate::now(),
-    )
-    .await?;
-    called.result.map_err(ApiError::CouponRefused)?;
-    let program = state.store.get_coupon_program(m, program_id).await?;
-    Ok(CouponIssueDto {
+    let list = targeted::ListIssue {
+        merchant_id,
         program_id,
-        n_issued: n,
-        stock_left: program.stock_left(),
-    })
+        recipients,
+        actor,
+        now: crate::now(),
+    };
+    match targeted::issue_to_list(state.store.as_ref(), &state.master, &list, progress).await? {
+        Ok(issued) => Ok(CouponIssueDto {
+            program_id,
+            n_issued: issued.n_issued,
+            stock_left: issued.stock_left,
+        }),
+        Err(ListRefusal::Rows(rows)) => Err(ApiError::ImportRows(rows)),
+        Err(ListRefusal::Refused(refusal)) => Err(ApiError::CouponRefused(refusal)),
+        Err(refusal @ ListRefusal::Size) => Err(ApiError::invalid(refusal.message())),
+    }
 }
 
 /// A list's bad rows named by their lines in the uploaded file (`lines[i]`
@@ -263,7 +172,7 @@ pub fn start_issue_job(
     state: &AppState,
     authed: &Authed,
     program_id: i64,
-    recipients: Vec<Recipient>,
+    recipients: Vec<targeted::Recipient>,
     lines: Vec<usize>,
 ) -> ApiResult<Arc<IssueJob>> {
     authed.require(Permission::CouponsManage)?;
@@ -322,7 +231,8 @@ async fn create_coupon_issue(
     Path(program_id): Path<i64>,
     Json(request): Json<CouponIssueRequest>,
 ) -> ApiResult<(StatusCode, Json<CouponIssueDto>)> {
-    let issued = issue_to(&state, &authed, program_id, &request.recipients).await?;
+    let recipients: Vec<targeted::Recipient> = request.recipients.iter().map(Into::into).collect();
+    let issued = issue_to(&state, &authed, program_id, &recipients).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

@@ -4,7 +4,7 @@
 //! and 数据与对账. Every page calls the same functions as the staff API.
 
 use crate::auth::Authed;
-use crate::coupon_issues::{claim_qr, issue_to, Recipient};
+use crate::coupon_issues::{claim_qr, issue_to};
 use crate::coupon_records::{
     export_stats, export_verifications, stats, verification_page, VerificationQuery,
 };
@@ -19,6 +19,7 @@ use crate::locations::{
     add_location, bind_staff, change_location, save_settings, LocationDto, LocationRequest,
 };
 use crate::pages::{render, Page, PageResult};
+use kaquan_core::coupon::targeted::Recipient;
 
 use crate::AppState;
 use axum::extract::State;
@@ -421,19 +422,7 @@ fn recipients_of_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Recipien
     lines
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            if l.len() == 11 && l.starts_with('1') && l.bytes().all(|b| b.is_ascii_digit()) {
-                Recipient {
-                    phone: Some(l.to_owned()),
-                    customer_id: None,
-                }
-            } else {
-                Recipient {
-                    phone: None,
-                    customer_id: Some(l.to_owned()),
-                }
-            }
-        })
+        .map(Recipient::of_cell)
         .collect()
 }
 

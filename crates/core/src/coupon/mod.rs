@@ -9,6 +9,7 @@
 //! kaquan is the coupon platform itself and calls no one.
 
 pub mod code;
+pub mod targeted;
 pub mod usage;
 pub mod usecases;
 
