@@ -10,7 +10,7 @@ use crate::BatchCommand;
 use crate::CharsetArg;
 use crate::GenerateArgs;
 use crate::NumberingArg;
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use kaquan_core::batch::usecases::{self as usecases, BatchProgress};
 use kaquan_core::batch::{BatchFields, BatchSpec, Numbering, PasswordCharset};
 use kaquan_core::card::CardFilter;
@@ -184,13 +184,7 @@ pub(crate) async fn batch_command(
             json,
         } => {
             let master = load_master_key(config, false)?;
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let file_name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_owned();
+            let (file_name, bytes) = crate::read_input_file(&file)?;
             let rows = kaquan_web::tables::parse_import_file(&file_name, &bytes)
                 .map_err(|e| anyhow!(e.public_message()))?;
             let cards = match usecases::validate_import(store, merchant_id, &rows).await {

@@ -3,7 +3,7 @@
 
 use crate::print_json;
 use crate::CouponsCommand;
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use kaquan_core::audit::Actor;
 use kaquan_core::coupon::targeted::{issue_to_list, ListIssue, ListRefusal, Recipient};
 use kaquan_core::coupon::usage::ProgramFilter;
@@ -27,13 +27,7 @@ pub(crate) async fn coupons_command(
             file,
             json,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let file_name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_owned();
+            let (file_name, bytes) = crate::read_input_file(&file)?;
             let rows = kaquan_web::tables::parse_rows(&file_name, &bytes, 1)
                 .map_err(|e| anyhow!(e.public_message()))?;
             // Line 1 is the header; each recipient keeps its line in the file.

@@ -207,6 +207,13 @@ pub(crate) fn parse_cli_date(text: Option<&str>, end: bool) -> anyhow::Result<Op
     .transpose()
 }
 
+/// An input file's name (which tells xlsx from CSV) and its bytes.
+pub(crate) fn read_input_file(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    Ok((name.to_owned(), bytes))
+}
+
 /// The store, the master key and the merchant a command works for.
 async fn open_for_merchant(
     config: &Config,

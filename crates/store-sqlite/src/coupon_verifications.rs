@@ -170,21 +170,12 @@ pub(crate) fn verify_job(
     if let Err(refusal) = recheck(&facts, verify.now) {
         return refused(refusal);
     }
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupons SET state = 'verified', verified_at = ?1 WHERE id = ?2 AND state = 'available' AND gift_token_hash IS NULL",
-            params![verify.now, verify.coupon_id],
-        )
-        .map_err(map_err)?,
-    )?;
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupon_programs SET n_verified = n_verified + 1 WHERE id = ?1",
-            [record.program_id],
-        )
-        .map_err(map_err)?,
+    crate::sql::execute_one(conn, "UPDATE coupons SET state = 'verified', verified_at = ?1 WHERE id = ?2 AND state = 'available' AND gift_token_hash IS NULL",
+            params![verify.now, verify.coupon_id])?;
+    crate::sql::execute_one(
+        conn,
+        "UPDATE coupon_programs SET n_verified = n_verified + 1 WHERE id = ?1",
+        [record.program_id],
     )?;
     crate::sql::cached_execute(
         conn,
@@ -246,29 +237,14 @@ pub(crate) fn undo_job(
     ) {
         return refused(refusal);
     }
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupon_verifications SET undone_at = ?1, undone_by = ?2 WHERE id = ?3 AND undone_at IS NULL",
-            params![undo.now, undo.actor.label, before.id],
-        )
-        .map_err(map_err)?,
-    )?;
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupons SET state = 'available', verified_at = NULL, expiry_announced = 0 WHERE id = ?1 AND state = 'verified'",
-            [before.coupon_id],
-        )
-        .map_err(map_err)?,
-    )?;
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupon_programs SET n_verified = n_verified - 1 WHERE id = ?1 AND n_verified > 0",
-            [before.program_id],
-        )
-        .map_err(map_err)?,
+    crate::sql::execute_one(conn, "UPDATE coupon_verifications SET undone_at = ?1, undone_by = ?2 WHERE id = ?3 AND undone_at IS NULL",
+            params![undo.now, undo.actor.label, before.id])?;
+    crate::sql::execute_one(conn, "UPDATE coupons SET state = 'available', verified_at = NULL, expiry_announced = 0 WHERE id = ?1 AND state = 'verified'",
+            [before.coupon_id])?;
+    crate::sql::execute_one(
+        conn,
+        "UPDATE coupon_programs SET n_verified = n_verified - 1 WHERE id = ?1 AND n_verified > 0",
+        [before.program_id],
     )?;
     crate::sql::cached_execute(
             conn,
@@ -437,15 +413,9 @@ pub(crate) fn accept_gift(
     if friend_known != 1 {
         return Ok(Err(CouponRefusal::CustomerNotFound));
     }
-    crate::sql::expect_one(
-        crate::sql::cached_execute(
-            conn,
-            "UPDATE coupons SET customer_id = ?1, gift_token_hash = NULL, gift_from = ?2, source = 'gift' \
+    crate::sql::execute_one(conn, "UPDATE coupons SET customer_id = ?1, gift_token_hash = NULL, gift_from = ?2, source = 'gift' \
              WHERE id = ?3 AND gift_token_hash = ?4 AND state = 'available' AND customer_id = ?2",
-            params![friend_id, giver, held.coupon.id, token_hash],
-        )
-        .map_err(map_err)?,
-    )?;
+            params![friend_id, giver, held.coupon.id, token_hash])?;
     Ok(held_where(conn, "c.id = ?1", [held.coupon.id])?
         .pop()
         .map(|h| h.coupon)
@@ -483,13 +453,10 @@ pub(crate) fn announce_expired(conn: &Connection, now: i64, limit: i64) -> Store
         rows.collect::<Result<_, _>>().map_err(map_err)?
     };
     for coupon in &expired {
-        crate::sql::expect_one(
-            crate::sql::cached_execute(
-                conn,
-                "UPDATE coupons SET expiry_announced = 1 WHERE id = ?1 AND expiry_announced = 0",
-                [coupon.coupon_id],
-            )
-            .map_err(map_err)?,
+        crate::sql::execute_one(
+            conn,
+            "UPDATE coupons SET expiry_announced = 1 WHERE id = ?1 AND expiry_announced = 0",
+            [coupon.coupon_id],
         )?;
         insert_event(conn, &NewEvent::coupon_expired(coupon, now))?;
     }

@@ -127,6 +127,16 @@ pub(crate) fn cached_row<T, P: rusqlite::Params>(
     conn.prepare_cached(sql)?.query_row(params, map)
 }
 
+/// A guarded write through the statement cache that must change exactly
+/// one row ([`expect_one`]).
+pub(crate) fn execute_one<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> StoreResult<()> {
+    expect_one(cached_execute(conn, sql, params).map_err(map_err)?)
+}
+
 pub(crate) fn expect_one(n: usize) -> StoreResult<()> {
     if n == 1 {
         Ok(())
