@@ -381,6 +381,14 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
         .await,
         Err(CouponRefusal::Expired { .. })
     ));
+    let old_end = coupon.valid_until;
+    assert_eq!(
+        store
+            .announce_expired_coupons(old_end + 1, 100)
+            .await
+            .unwrap(),
+        1
+    );
     // Widened after claims: the held coupon follows (same claim day).
     let mut wider = fields.clone();
     wider.validity = Validity::Relative {
@@ -421,6 +429,33 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
         .coupon;
     assert_eq!(held.valid_from, day + 86_400);
     assert_eq!(held.valid_until, day + 11 * 86_400 - 1);
+    // Its expiry was announced at the old end; it expires again at the new one.
+    assert_eq!(
+        store
+            .announce_expired_coupons(old_end + 1, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .announce_expired_coupons(held.valid_until + 1, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
+    let ends: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
+        .map(|e| e.data.clone())
+        .collect();
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(
+        ends.iter()
+            .any(|d| d.contains(&format!("{}", held.valid_until))),
+        "{ends:?}"
+    );
     assert!(
         matches!(
             usecases::edit_coupon_program(

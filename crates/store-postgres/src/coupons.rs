@@ -11,15 +11,14 @@
 //! its guard and gives its idempotency key back.
 
 use crate::engine::Pipelined;
-use crate::events::insert_event;
 use crate::ledger::{claim_call, Recorded};
 use crate::sql::{exec, filtered_page, insert_audit, map_err, one, opt, parse_or, Params};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    check_issue, refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState,
-    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
+    refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState, HeldCoupon,
+    IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -46,7 +45,7 @@ const PROGRAM_COUNTS: &str =
     "(SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'verified'), \
     (SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'available' \
     AND c.valid_until < extract(epoch FROM now())::bigint)";
-const NO_COUNTS: &str = "0::bigint, 0::bigint";
+pub(crate) const NO_COUNTS: &str = "0::bigint, 0::bigint";
 
 const FIELD_COLUMNS: [&str; 33] = [
     "kind",
@@ -315,186 +314,15 @@ pub(crate) async fn record_coupon_call(
     Ok(())
 }
 
-/// Gives the coupons out inside the open transaction (after `SAVEPOINT
-/// work`): `Ok(Ok(issue id, replayed))` or the refusal, to roll back.
-async fn issue_in(
-    c: &impl GenericClient,
-    issue: &IssueCoupons,
-) -> StoreResult<Result<(i64, bool), CouponRefusal>> {
-    let issue_id = match insert_issue(c, issue).await? {
-        Ok(Ok(id)) => id,
-        Ok(Err(earlier)) => return Ok(Ok((earlier, true))),
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    // The stock is taken last: its row is the one every claim of the
-    // program waits for, so it stays locked only until the commit.
-    let program = match opt(
-        c,
-        &format!("SELECT {PROGRAM_COLUMNS}, {NO_COUNTS} FROM {PROGRAM_FROM} WHERE p.id = $1 AND p.merchant_id = $2"),
-        &[&issue.program_id, &issue.merchant_id],
-    )
-    .await?
-    {
-        Some(row) => program_at(&row, 0)?,
-        None => return Ok(Err(CouponRefusal::ProgramNotFound)),
-    };
-    if let Err(refusal) = count_holders(c, issue, program.fields.get_limit).await? {
-        return Ok(Err(refusal));
-    }
-    let (valid_from, valid_until) = program.fields.validity.window(issue.now);
-    let customers: Vec<i64> = issue.coupons.iter().map(|(id, _)| *id).collect();
-    let digests: Vec<&[u8]> = issue
-        .coupons
-        .iter()
-        .map(|(_, code)| code.digest.as_slice())
-        .collect();
-    let sealed: Vec<&[u8]> = issue
-        .coupons
-        .iter()
-        .map(|(_, code)| code.sealed.as_slice())
-        .collect();
-    let key_version = issue
-        .coupons
-        .first()
-        .map_or(1, |(_, code)| code.key_version);
-    let made: Vec<(i64, i64)> = crate::sql::all(
-        c,
-        "INSERT INTO coupons (merchant_id, program_id, customer_id, digest, sealed, key_version, state, valid_from, \
-         valid_until, source, issue_id, claimed_at) \
-         SELECT $1, $2, customer, digest, sealed, $6, 'available', $7, $8, $9, $10, $11 \
-         FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(customer, digest, sealed) RETURNING id, customer_id",
-        &[&issue.merchant_id, &issue.program_id, &customers, &digests, &sealed, &key_version, &valid_from, &valid_until,
-            &issue.source.code(), &issue_id, &issue.now],
-    )
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
-    if let Some(audit) = issue.audit(issue_id) {
-        insert_audit(c, &audit, audit.n_affected).await?;
-    }
-    insert_event(c, &issue.event(&made)).await?;
-    if let Err(refusal) = take_stock(c, issue).await? {
-        return Ok(Err(refusal));
-    }
-    Ok(Ok((issue_id, false)))
-}
-
-/// The issue's row: `Ok(Ok(id))` new, `Ok(Err(id))` the same order line
-/// issued before; a line issued with another program or quantity is refused.
-/// The same order line at once: the second waits here for the first.
-async fn insert_issue(
-    c: &impl GenericClient,
-    issue: &IssueCoupons,
-) -> StoreResult<Result<Result<i64, i64>, CouponRefusal>> {
-    let (m, n) = (issue.merchant_id, issue.coupons.len() as i64);
-    let (order_id, line) = issue.order.clone().unzip();
-    let inserted = opt(
-        c,
-        "INSERT INTO coupon_issues (merchant_id, program_id, source, order_id, order_line, quantity, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (merchant_id, order_id, order_line) DO NOTHING RETURNING id",
-        &[&m, &issue.program_id, &issue.source.code(), &order_id, &line, &n, &issue.now],
-    )
-    .await?;
-    if let Some(row) = inserted {
-        return Ok(Ok(Ok(row.get(0))));
-    }
-    let r = one(
-        c,
-        "SELECT id, program_id, quantity FROM coupon_issues WHERE merchant_id = $1 AND order_id = $2 AND order_line = $3",
-        &[&m, &order_id, &line],
-    )
-    .await?;
-    Ok(
-        if r.get::<_, i64>(1) == issue.program_id && r.get::<_, i64>(2) == n {
-            Ok(Err(r.get(0)))
-        } else {
-            Err(CouponRefusal::OrderMismatch)
-        },
-    )
-}
-
-/// Takes the issue's stock from its program in one guarded update, or
-/// names why not.
-async fn take_stock(
-    c: &impl GenericClient,
-    issue: &IssueCoupons,
-) -> StoreResult<Result<(), CouponRefusal>> {
-    let (m, n) = (issue.merchant_id, issue.coupons.len() as i64);
-    let taken = exec(
-        c,
-        "UPDATE coupon_stock s SET n_claimed = s.n_claimed + $1 FROM coupon_programs p \
-         WHERE s.program_id = $2 AND p.id = s.program_id AND p.merchant_id = $3 \
-         AND p.state = 'active' AND s.quantity - s.n_claimed >= $1",
-        &[&n, &issue.program_id, &m],
-    )
-    .await?;
-    if taken == 1 {
-        return Ok(Ok(()));
-    }
-    let row = opt(
-        c,
-        "SELECT p.state, s.quantity - s.n_claimed FROM coupon_programs p JOIN coupon_stock s ON s.program_id = p.id \
-         WHERE p.id = $1 AND p.merchant_id = $2",
-        &[&issue.program_id, &m],
-    )
-    .await?;
-    let Some(row) = row else {
-        return Ok(Err(CouponRefusal::ProgramNotFound));
-    };
-    let state = parse_or(ProgramState::parse(row.get(0)), "program state")?;
-    Ok(Err(check_issue(state, row.get(1), n, None)
-        .err()
-        .unwrap_or(CouponRefusal::OutOfStock)))
-}
-
-/// Counts the coupons on each holder's row, within the claim limit for a
-/// claim (one guarded upsert per holder).
-async fn count_holders(
-    c: &impl GenericClient,
-    issue: &IssueCoupons,
-    get_limit: i64,
-) -> StoreResult<Result<(), CouponRefusal>> {
-    let per_customer = issue.per_customer();
-    let ids: Vec<i64> = per_customer.iter().map(|(id, _)| *id).collect();
-    let known: i64 = one(
-        c,
-        "SELECT count(*) FROM customers WHERE id = ANY($1) AND merchant_id = $2",
-        &[&ids, &issue.merchant_id],
-    )
-    .await?
-    .get(0);
-    if known != ids.len() as i64 {
-        return Ok(Err(CouponRefusal::CustomerNotFound));
-    }
-    let limit = if issue.source == CouponSource::Claim {
-        get_limit
-    } else {
-        i64::MAX
-    };
-    for (customer_id, k) in &per_customer {
-        let held = opt(
-            c,
-            "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) SELECT $1::bigint, $2::bigint, $3::bigint, 0 WHERE $3::bigint <= $4::bigint \
-             ON CONFLICT (program_id, customer_id) DO UPDATE SET n_claimed = coupon_holdings.n_claimed + excluded.n_claimed \
-             WHERE coupon_holdings.n_claimed + excluded.n_claimed <= $4 RETURNING 1",
-            &[&issue.program_id, customer_id, k, &limit],
-        )
-        .await?;
-        if held.is_none() {
-            return Ok(Err(CouponRefusal::ClaimLimitReached { get_limit }));
-        }
-    }
-    Ok(Ok(()))
-}
-
 /// Gives the held coupons of a program its (widened) validity.
 async fn widen_held_coupons(c: &impl GenericClient, program: &CouponProgram) -> StoreResult<()> {
     let offset = i64::from(kaquan_core::clock::MERCHANT_UTC_OFFSET_SECONDS);
     match program.fields.validity {
         Validity::Fixed { begin, end } => exec(
             c,
-            "UPDATE coupons SET valid_from = $1, valid_until = $2 WHERE program_id = $3 AND state = 'available'",
+            "UPDATE coupons SET valid_from = $1, valid_until = $2, \
+             expiry_announced = expiry_announced AND valid_until = $2 \
+             WHERE program_id = $3 AND state = 'available'",
             &[&begin, &end, &program.id],
         )
         .await?,
@@ -504,7 +332,8 @@ async fn widen_held_coupons(c: &impl GenericClient, program: &CouponProgram) -> 
             hard_end,
         } => exec(
             c,
-            "UPDATE coupons SET valid_from = d.day + $1::bigint * 86400, valid_until = LEAST(d.day + ($1::bigint + $2::bigint) * 86400 - 1, $3::bigint) \
+            "UPDATE coupons SET valid_from = d.day + $1::bigint * 86400, valid_until = LEAST(d.day + ($1::bigint + $2::bigint) * 86400 - 1, $3::bigint), \
+             expiry_announced = coupons.expiry_announced AND coupons.valid_until = LEAST(d.day + ($1::bigint + $2::bigint) * 86400 - 1, $3::bigint) \
              FROM (SELECT id, ((claimed_at + $4::bigint) / 86400) * 86400 - $4::bigint AS day FROM coupons WHERE program_id = $5) d \
              WHERE coupons.id = d.id AND coupons.state = 'available'",
             &[&begin_after_days, &term_days, &hard_end.unwrap_or(i64::MAX), &offset, &program.id],
@@ -748,7 +577,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
             }
             None => {
                 c.batch_execute("SAVEPOINT work").await.map_err(map_err)?;
-                match issue_in(c, issue).await? {
+                match crate::coupon_issues::issue_in(c, issue).await? {
                     Ok((id, replayed)) => {
                         record_coupon_call(c, m, call, "coupon_issue_id", id).await?;
                         Called {

@@ -892,13 +892,17 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
 }
 
 /// Gives the held coupons of a program its (widened) validity: a fixed
-/// range as it is, a relative one from each coupon's day of claim.
+/// range as it is, a relative one from each coupon's day of claim. A
+/// coupon whose end moves is due to be announced expired again (at its
+/// new end, when that comes).
 fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult<()> {
     let offset = i64::from(kaquan_core::clock::MERCHANT_UTC_OFFSET_SECONDS);
     match program.fields.validity {
         Validity::Fixed { begin, end } => crate::sql::cached_execute(
             conn,
-            "UPDATE coupons SET valid_from = ?1, valid_until = ?2 WHERE program_id = ?3 AND state = 'available'",
+            "UPDATE coupons SET valid_from = ?1, valid_until = ?2, \
+             expiry_announced = CASE WHEN valid_until <> ?2 THEN 0 ELSE expiry_announced END \
+             WHERE program_id = ?3 AND state = 'available'",
             params![begin, end, program.id],
         ),
         Validity::Relative {
@@ -907,7 +911,8 @@ fn widen_held_coupons(conn: &Connection, program: &CouponProgram) -> StoreResult
             hard_end,
         } => crate::sql::cached_execute(
             conn,
-            "UPDATE coupons SET valid_from = day + ?1 * 86400, valid_until = min(day + (?1 + ?2) * 86400 - 1, ?3) \
+            "UPDATE coupons SET valid_from = day + ?1 * 86400, valid_until = min(day + (?1 + ?2) * 86400 - 1, ?3), \
+             expiry_announced = CASE WHEN valid_until <> min(day + (?1 + ?2) * 86400 - 1, ?3) THEN 0 ELSE expiry_announced END \
              FROM (SELECT id AS coupon_id, ((claimed_at + ?4) / 86400) * 86400 - ?4 AS day FROM coupons WHERE program_id = ?5 AND state = 'available') \
              WHERE coupons.id = coupon_id AND program_id = ?5 AND state = 'available'",
             params![begin_after_days, term_days, hard_end.unwrap_or(i64::MAX), offset, program.id],
