@@ -396,31 +396,25 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
         begin_after_days: 1,
         hard_end: None,
     };
-    let narrower_refused = usecases::edit_coupon_program(
-        store,
-        m,
-        relative.id,
-        relative.version,
-        &fields_with_term(&fields, 3),
-        &actor(),
-        NOW,
-    )
-    .await;
+    let edit = |fields: CouponProgramFields| async move {
+        usecases::edit_coupon_program(
+            store,
+            m,
+            relative.id,
+            relative.version,
+            &fields,
+            &actor(),
+            NOW,
+        )
+        .await
+    };
     assert!(matches!(
-        narrower_refused,
+        edit(fields_with_term(&fields, 3)).await,
         Err(usecases::ProgramError::Invalid(_))
     ));
-    usecases::edit_coupon_program(
-        store,
-        m,
-        relative.id,
-        relative.version,
-        &wider,
-        &actor(),
-        NOW,
-    )
-    .await
-    .expect("a wider validity is saved");
+    edit(wider.clone())
+        .await
+        .expect("a wider validity is saved");
     let held = store
         .get_coupon(m, coupon.id)
         .await
@@ -429,33 +423,7 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
         .coupon;
     assert_eq!(held.valid_from, day + 86_400);
     assert_eq!(held.valid_until, day + 11 * 86_400 - 1);
-    // Its expiry was announced at the old end; it expires again at the new one.
-    assert_eq!(
-        store
-            .announce_expired_coupons(old_end + 1, 100)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .announce_expired_coupons(held.valid_until + 1, 100)
-            .await
-            .unwrap(),
-        1
-    );
-    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
-    let ends: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
-        .map(|e| e.data.clone())
-        .collect();
-    assert_eq!(ends.len(), 2, "{ends:?}");
-    assert!(
-        ends.iter()
-            .any(|d| d.contains(&format!("{}", held.valid_until))),
-        "{ends:?}"
-    );
+    expires_again_at_its_new_end(store, m, old_end, held.valid_until).await;
     assert!(
         matches!(
             usecases::edit_coupon_program(
@@ -473,6 +441,36 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
             ))
         ),
         "an edit of an old version is refused"
+    );
+}
+
+/// A coupon announced expired at `old_end`, then widened to `new_end`:
+/// not expired in between, announced again once after its new end.
+async fn expires_again_at_its_new_end(store: &dyn Store, m: i64, old_end: i64, new_end: i64) {
+    assert_eq!(
+        store
+            .announce_expired_coupons(old_end + 1, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .announce_expired_coupons(new_end + 1, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
+    let ends: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
+        .map(|e| e.data.clone())
+        .collect();
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(
+        ends.iter().any(|d| d.contains(&format!("{new_end}"))),
+        "{ends:?}"
     );
 }
 
@@ -726,4 +724,47 @@ pub async fn a_phone_sent_coupons_before_signing_up_is_taken_over_once(store: &d
         .await
         .unwrap()
         .is_none());
+}
+
+/// An uploaded logo replaces the one before, and the program points at it
+/// as a new version; another merchant cannot put one on the program.
+pub async fn a_program_keeps_the_logo_uploaded_for_it(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let other = merchant(store, "B").await.id;
+    let program = active_program(store, m, &cash_program_fields(Vec::new()), 10).await;
+    let logo = |merchant_id: i64, bytes: &[u8]| CouponLogo {
+        merchant_id,
+        program_id: program.id,
+        content_type: "image/png",
+        bytes: bytes.to_vec(),
+        url: format!("/m/coupon-logos/{}?v=1", program.id),
+        now: NOW,
+    };
+    assert_eq!(store.get_coupon_logo(program.id).await.unwrap(), None);
+    for bytes in [&b"first"[..], &b"second"[..]] {
+        store
+            .put_coupon_logo(&logo(m, bytes), &audit(m, "upload_coupon_logo"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_coupon_logo(program.id).await.unwrap(),
+            Some(("image/png".to_owned(), bytes.to_vec()))
+        );
+    }
+    let saved = store.get_coupon_program(m, program.id).await.unwrap();
+    assert_eq!(
+        saved.fields.logo_url,
+        format!("/m/coupon-logos/{}?v=1", program.id)
+    );
+    assert_eq!(saved.version, program.version + 2);
+    assert!(matches!(
+        store
+            .put_coupon_logo(&logo(other, b"theirs"), &audit(other, "upload_coupon_logo"))
+            .await,
+        Err(kaquan_core::StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.get_coupon_logo(program.id).await.unwrap(),
+        Some(("image/png".to_owned(), b"second".to_vec()))
+    );
 }

@@ -147,6 +147,7 @@ macro_rules! conformance_tests {
             coupons_past_their_validity_are_announced_once,
             a_program_counts_its_verified_and_expired_coupons_through_undo,
             a_phone_sent_coupons_before_signing_up_is_taken_over_once,
+            a_program_keeps_the_logo_uploaded_for_it,
         );
     };
     (@each $make_store:expr; $($name:ident),* $(,)?) => {

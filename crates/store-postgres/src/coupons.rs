@@ -17,8 +17,8 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState, HeldCoupon,
-    IssueCoupons, ProgramFilter, WalletTab,
+    refusal_of_guard, Coupon, CouponLogo, CouponLookup, CouponRefusal, CouponSource, CouponState,
+    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -499,6 +499,40 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         program_id: i64,
     ) -> StoreResult<CouponProgram> {
         get_program(&self.client().await?, merchant_id, program_id).await
+    }
+
+    async fn put_coupon_logo(&self, logo: &CouponLogo, audit: &AuditEntry) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let n = exec(
+            &tx,
+            "UPDATE coupon_programs SET logo_url = $1, version = version + 1 WHERE id = $2 AND merchant_id = $3",
+            &[&logo.url, &logo.program_id, &logo.merchant_id],
+        )
+        .await?;
+        if n != 1 {
+            return Err(StoreError::NotFound);
+        }
+        exec(
+            &tx,
+            "INSERT INTO coupon_logos (program_id, merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (program_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+             updated_at = excluded.updated_at",
+            &[&logo.program_id, &logo.merchant_id, &logo.content_type, &logo.bytes, &logo.now],
+        )
+        .await?;
+        insert_audit(&tx, audit, 1).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_coupon_logo(&self, program_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
+        Ok(opt(
+            &self.client().await?,
+            "SELECT content_type, bytes FROM coupon_logos WHERE program_id = $1",
+            &[&program_id],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
     }
 
     async fn find_program_by_claim_token(&self, token: &str) -> StoreResult<Option<CouponProgram>> {

@@ -64,6 +64,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/020_abort.sql"),
     include_str!("migrations/021_verification_keys.sql"),
     include_str!("migrations/022_coupon_stock.sql"),
+    include_str!("migrations/023_coupon_logos.sql"),
 ];
 
 pub struct PgStore {

@@ -9,8 +9,8 @@ use crate::sql::{decode, filtered_page, insert_audit, map_err};
 use crate::SqliteStore;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    check_issue, refusal_of_guard, Coupon, CouponLookup, CouponRefusal, CouponSource, CouponState,
-    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
+    check_issue, refusal_of_guard, Coupon, CouponLogo, CouponLookup, CouponRefusal, CouponSource,
+    CouponState, HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -595,6 +595,44 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
     ) -> StoreResult<CouponProgram> {
         self.read(move |conn| get_program(conn, merchant_id, program_id))
             .await
+    }
+
+    async fn put_coupon_logo(&self, logo: &CouponLogo, audit: &AuditEntry) -> StoreResult<()> {
+        let (m, id, now) = (logo.merchant_id, logo.program_id, logo.now);
+        let (content_type, bytes, url) = (logo.content_type, logo.bytes.clone(), logo.url.clone());
+        let audit = audit.clone();
+        self.write(move |conn| {
+            crate::sql::execute_one(
+                conn,
+                "UPDATE coupon_programs SET logo_url = ?1, version = version + 1 WHERE id = ?2 AND merchant_id = ?3",
+                params![url, id, m],
+            )?;
+            crate::sql::cached_execute(
+                conn,
+                "INSERT INTO coupon_logos (program_id, merchant_id, content_type, bytes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (program_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+                 updated_at = excluded.updated_at",
+                params![id, m, content_type, bytes, now],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_coupon_logo(&self, program_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
+        self.read(move |conn| {
+            crate::sql::cached_row(
+                conn,
+                "SELECT content_type, bytes FROM coupon_logos WHERE program_id = ?1",
+                [program_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
     }
 
     async fn find_program_by_claim_token(&self, token: &str) -> StoreResult<Option<CouponProgram>> {

@@ -93,6 +93,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/022_coupons.sql"),
     include_str!("migrations/023_coupon_expiry.sql"),
     include_str!("migrations/024_coupon_counts.sql"),
+    include_str!("migrations/025_coupon_logos.sql"),
 ];
 
 /// Whether opening may create a missing database file.

@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/coupons/{program_id}/edit", get(edit_page).post(edit_form))
         .route("/coupons/{program_id}/state", post(state_form))
         .route("/coupons/{program_id}/stock", post(stock_form))
+        .route("/coupons/{program_id}/logo", post(logo_form))
         .route("/coupons/{program_id}/issues", post(issue_form))
         .route("/coupons/{program_id}/issues/upload", post(issue_upload))
         .route(
@@ -323,14 +324,33 @@ async fn edit_form(
         .value("version")
         .parse()
         .map_err(|_| ApiError::invalid("请刷新页面后再保存"))?;
-    let update = CouponProgramUpdate {
-        version,
-        program: program_request(&form)?,
-    };
+    // The form has no logo field: the uploaded one (or the API's URL) stays.
+    let current = state
+        .store
+        .get_coupon_program(authed.merchant_id(), program_id)
+        .await?;
+    let mut program = program_request(&form)?;
+    program.logo_url = Some(current.fields.logo_url);
+    let update = CouponProgramUpdate { version, program };
     let program = edit_program(&state, &authed, program_id, &update).await?;
     Ok(redirect_with(
         &format!("/coupons/{program_id}"),
         &format!("已保存「{}」", program.fields.title),
+    ))
+}
+
+async fn logo_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(program_id): Path<i64>,
+    multipart: crate::extract::Multipart,
+) -> PageResult {
+    let (bytes, csrf) = crate::images::read_image_upload(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    crate::coupons::upload_program_logo(&state, &authed, program_id, bytes).await?;
+    Ok(redirect_with(
+        &format!("/coupons/{program_id}"),
+        "Logo 已更新",
     ))
 }
 

@@ -43,6 +43,11 @@ pub fn router() -> Router<AppState> {
             "/api/v1/coupon-programs/{program_id}/stock",
             post(update_coupon_program_stock),
         )
+        .route(
+            "/api/v1/coupon-programs/{program_id}/logo",
+            post(update_coupon_program_logo),
+        )
+        .route("/m/coupon-logos/{program_id}", get(serve_coupon_logo))
 }
 
 // ---- programs ---------------------------------------------------------------
@@ -705,6 +710,64 @@ async fn update_coupon_program_stock(
     let program = change_program_stock(&state, &authed, program_id, request.delta).await?;
     let public_url = state.public_url_for(authed.merchant_id()).await?;
     Ok(Json(CouponProgramDto::new(&program, &public_url)))
+}
+
+/// Keeps an uploaded logo for the program (checked to be an image) and
+/// points its `logo_url` at where the customer's pages fetch it.
+pub async fn upload_program_logo(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    bytes: Vec<u8>,
+) -> ApiResult<CouponProgram> {
+    authed.require(Permission::CouponsManage)?;
+    let content_type = crate::images::checked_image(&bytes)?;
+    let m = authed.merchant_id();
+    let logo = kaquan_core::coupon::usage::CouponLogo {
+        merchant_id: m,
+        program_id,
+        content_type,
+        bytes,
+        // A new address each upload, so no cache keeps the old picture.
+        url: format!(
+            "/m/coupon-logos/{program_id}?v={}",
+            kaquan_core::secrets::random_token_hex(4)
+        ),
+        now: crate::now(),
+    };
+    let audit = authed.audit(
+        "upload_coupon_logo",
+        format!("program={program_id}"),
+        content_type.to_owned(),
+    );
+    state.store.put_coupon_logo(&logo, &audit).await?;
+    Ok(state.store.get_coupon_program(m, program_id).await?)
+}
+
+/// The program's logo (multipart field `file`; PNG/JPEG/WebP/GIF, at most 2 MB).
+async fn update_coupon_program_logo(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(program_id): Path<i64>,
+    multipart: crate::extract::Multipart,
+) -> ApiResult<Json<CouponProgramDto>> {
+    let (bytes, _) = crate::images::read_image_upload(multipart).await?;
+    let program = upload_program_logo(&state, &authed, program_id, bytes).await?;
+    let public_url = state.public_url_for(authed.merchant_id()).await?;
+    Ok(Json(CouponProgramDto::new(&program, &public_url)))
+}
+
+/// An uploaded logo, for the claim page and the wallet (public).
+async fn serve_coupon_logo(
+    State(state): State<AppState>,
+    Path(program_id): Path<i64>,
+) -> ApiResult<axum::response::Response> {
+    let (content_type, bytes) = state
+        .store
+        .get_coupon_logo(program_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::images::image_response(content_type, bytes))
 }
 
 /// How long the expiry sweep rests when nothing more has expired.

@@ -675,6 +675,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("put", "/api/v1/coupon-programs/{program_id}", "update_coupon_program", "Edit a program made on `version`: anything while a draft; once active the benefit stays and the validity only widens (held coupons follow)", "coupons.manage"),
     ("post", "/api/v1/coupon-programs/{program_id}/state", "update_coupon_program_state", "开始投放 / 暂停 / 结束 (state active, paused or ended)", "coupons.manage"),
     ("post", "/api/v1/coupon-programs/{program_id}/stock", "update_coupon_program_stock", "Add to (or take from) the stock, never below what was claimed", "coupons.manage"),
+    ("post", "/api/v1/coupon-programs/{program_id}/logo", "update_coupon_program_logo", "Upload the program's logo (multipart field file; PNG/JPEG/WebP/GIF, at most 2 MB); logo_url then points at it", "coupons.manage"),
     ("post", "/api/v1/coupon-programs/{program_id}/issues", "create_coupon_issue", "定向发放: one coupon per recipient (phone or the mall's customer id), all or none with a per-row report", "coupons.manage"),
     ("get", "/api/v1/coupon-programs/{program_id}/qr", "get_coupon_program_qr", "The claim link's QR code for posters (format=png|svg)", "coupons.manage"),
     ("get", "/api/v1/locations", "list_locations", "门店", "coupons.verify"),

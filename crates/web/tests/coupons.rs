@@ -13,6 +13,7 @@ on_both_backends! {
     staff_make_programs_and_verify_only_where_a_coupon_is_valid => staff_flow;
     bad_programs_and_targeted_lists_are_refused_with_every_reason => refusals;
     a_long_list_is_issued_in_the_background_all_or_nothing => long_list;
+    a_program_logo_is_uploaded_served_to_customers_and_kept_by_an_edit => logo_flow;
 }
 
 async fn location(owner: &Client, name: &str) -> i64 {
@@ -643,4 +644,82 @@ async fn verify_an_hour_ago(
         .unwrap()
         .result
         .unwrap()
+}
+
+/// Uploads `bytes` as the program's logo through the staff API.
+async fn upload_logo(owner: &Client, program_id: i64, bytes: &[u8]) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("logo.png"),
+    );
+    let response = owner
+        .http
+        .post(format!(
+            "{}/api/v1/coupon-programs/{program_id}/logo",
+            owner.base
+        ))
+        .header("x-csrf-token", owner.csrf.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn logo_flow(app: TestApp) {
+    let owner = app.client("owner").await;
+    let program = cash_program(&owner, &[], 1).await;
+    let id = program["id"].as_i64().unwrap();
+    let (status, body) = upload_logo(&owner, id, b"<svg onload=alert(1)>").await;
+    assert_eq!(status, 422, "not an image: {body}");
+    let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 64][..]].concat();
+    let (status, body) = upload_logo(&owner, id, &png).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["logo_url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("/m/coupon-logos/{id}?v=")),
+        "{url}"
+    );
+    // Customers fetch it without signing in.
+    let served = reqwest::get(app.url(&url)).await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), &png[..]);
+    assert!(owner
+        .page(&format!("/coupons/{id}"))
+        .await
+        .contains("id=\"program-logo\""));
+    // Saving the program in the console keeps it (the form has no logo field).
+    let version = body["version"].as_i64().unwrap().to_string();
+    let (begin, end) = (
+        body["begin_date"].as_str().unwrap().to_owned(),
+        body["end_date"].as_str().unwrap().to_owned(),
+    );
+    let edit = [
+        ("csrf", owner.csrf.as_str()),
+        ("version", &version),
+        ("kind", "cash"),
+        ("least_cost", "100"),
+        ("reduce_cost", "20"),
+        ("title", "满百减二十"),
+        ("quantity", "100"),
+        ("get_limit", "1"),
+        ("use_limit", "5"),
+        ("validity_type", "fixed"),
+        ("begin_date", &begin),
+        ("end_date", &end),
+        ("use_all_locations", "all"),
+    ];
+    let response = owner
+        .http
+        .post(format!("{}/coupons/{id}/edit", owner.base))
+        .form(&edit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let (_, saved) = owner.get(&format!("/api/v1/coupon-programs/{id}")).await;
+    assert_eq!(saved["title"], "满百减二十");
+    assert_eq!(saved["logo_url"], url.as_str());
 }

@@ -780,6 +780,17 @@ pub struct ProgramFilter {
     pub title: Option<String>,
 }
 
+/// A program's uploaded logo (checked to be an image) and where the
+/// customer's pages fetch it.
+pub struct CouponLogo {
+    pub merchant_id: i64,
+    pub program_id: i64,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+    pub url: String,
+    pub now: i64,
+}
+
 /// A coupon with its program, as the wallet, the verifier and the API show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCoupon {
@@ -845,6 +856,12 @@ pub trait CouponStore: Send + Sync + 'static {
         delta: i64,
         audit: &AuditEntry,
     ) -> StoreResult<u64>;
+    /// Keeps an uploaded logo for the program (replacing any before) and
+    /// points its `logo_url` at it, as a new version; `NotFound` when the
+    /// program is not the merchant's.
+    async fn put_coupon_logo(&self, logo: &CouponLogo, audit: &AuditEntry) -> StoreResult<()>;
+    /// An uploaded logo: its content type and bytes.
+    async fn get_coupon_logo(&self, program_id: i64) -> StoreResult<Option<(String, Vec<u8>)>>;
     async fn get_coupon_program(
         &self,
         merchant_id: i64,

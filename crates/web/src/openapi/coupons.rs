@@ -73,6 +73,9 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         "update_coupon_program_state" => io
             .json::<c::ProgramStateRequest>()
             .answers::<c::CouponProgramDto>(200, "The program in its new state"),
+        "update_coupon_program_logo" => io
+            .multipart(&["file"], &["file"])
+            .answers::<c::CouponProgramDto>(200, "The program with its new logo_url"),
         "update_coupon_program_stock" => io
             .json::<c::StockRequest>()
             .answers::<c::CouponProgramDto>(200, "The program with its new stock"),
