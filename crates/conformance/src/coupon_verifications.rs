@@ -449,15 +449,9 @@ pub async fn coupons_past_their_validity_are_announced_once(store: &dyn Store) {
             .unwrap(),
         0
     );
-    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
-    let expired: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
-        .collect();
+    let expired = crate::coupons::expired_events(store, m).await;
     assert_eq!(expired.len(), 1);
-    assert!(expired[0]
-        .data
-        .contains(&format!("\"coupon_id\":{}", expiring.id)));
+    assert!(expired[0].contains(&format!("\"coupon_id\":{}", expiring.id)));
 }
 
 /// 核销 and its undo keep the program's counts (verified; expired is
@@ -524,11 +518,10 @@ pub async fn a_program_counts_its_verified_and_expired_coupons_through_undo(stor
             .unwrap(),
         0
     );
-    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
-    let announced = events
+    let announced = crate::coupons::expired_events(store, m)
+        .await
         .iter()
-        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
-        .filter(|e| e.data.contains(&format!("\"coupon_id\":{}", held[0].id)))
+        .filter(|data| data.contains(&format!("\"coupon_id\":{}", held[0].id)))
         .count();
     assert_eq!(announced, 1);
 }

@@ -444,6 +444,16 @@ pub async fn validity_modes_reach_the_coupons_and_widen_with_their_program(store
     );
 }
 
+/// The data of the merchant's `coupon.expired` events.
+pub(crate) async fn expired_events(store: &dyn Store, m: i64) -> Vec<String> {
+    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
+        .map(|e| e.data)
+        .collect()
+}
+
 /// A coupon announced expired at `old_end`, then widened to `new_end`:
 /// not expired in between, announced again once after its new end.
 async fn expires_again_at_its_new_end(store: &dyn Store, m: i64, old_end: i64, new_end: i64) {
@@ -461,12 +471,7 @@ async fn expires_again_at_its_new_end(store: &dyn Store, m: i64, old_end: i64, n
             .unwrap(),
         1
     );
-    let (events, _) = store.list_events(m, Page::default()).await.unwrap();
-    let ends: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == kaquan_core::event::EventType::CouponExpired)
-        .map(|e| e.data.clone())
-        .collect();
+    let ends = expired_events(store, m).await;
     assert_eq!(ends.len(), 2, "{ends:?}");
     assert!(
         ends.iter().any(|d| d.contains(&format!("{new_end}"))),
