@@ -100,7 +100,7 @@ macro_rules! conformance_tests {
             a_redeemed_codes_template_name_is_found_for_the_statement,
             wrong_codes_count_against_the_attempt_limit,
             expired_and_deleted_codes_are_refused,
-            code_refusals_take_the_same_time_whatever_the_reason,
+            code_refusals_count_against_the_limit_whatever_the_reason,
             spends_refunds_and_adjustments_keep_the_balance_at_or_above_zero,
             changes_record_their_events_in_their_own_transaction,
             balance_changes_and_redemptions_record_their_events,
