@@ -164,40 +164,6 @@ pub(crate) fn new_order(
     }
 }
 
-/// The median of `times`.
-pub(crate) fn median(times: &mut [std::time::Duration]) -> std::time::Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// Runs each class of `attempt` `n` times, the classes taking turns so that
-/// whatever else the machine does falls on all of them alike, and checks
-/// that no class's median time is more than 20% above another's.
-pub(crate) async fn assert_same_time<F, Fut>(classes: &[&str], n: usize, mut attempt: F)
-where
-    F: FnMut(usize, usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut times = vec![Vec::with_capacity(n); classes.len()];
-    for round in 0..n {
-        for (class, times) in times.iter_mut().enumerate() {
-            let started = std::time::Instant::now();
-            attempt(class, round).await;
-            times.push(started.elapsed());
-        }
-    }
-    let medians: Vec<_> = times.iter_mut().map(|t| median(t)).collect();
-    let (fastest, slowest) = (
-        *medians.iter().min().unwrap(),
-        *medians.iter().max().unwrap(),
-    );
-    let report: Vec<_> = classes.iter().zip(&medians).collect();
-    assert!(
-        slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.2,
-        "refusals differ in time: {report:?}"
-    );
-}
-
 /// Changes the chosen fields of the cards with serials `from..=to`.
 pub(crate) async fn edit_serials(
     store: &dyn Store,

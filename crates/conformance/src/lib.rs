@@ -92,7 +92,7 @@ macro_rules! conformance_tests {
             shipping_is_all_or_nothing,
             failed_attempts_are_counted_in_a_window,
             fifty_simultaneous_pickups_of_one_card_create_one_order,
-            pickup_refusals_take_the_same_time_whatever_the_reason,
+            pickup_refusals_count_against_the_limit_whatever_the_reason,
             pickup_checks_follow_the_card_and_the_attempt_limits,
             a_pickup_follows_the_channel_goods_consignee_and_date_rules,
             pickup_settings_default_until_saved_and_round_trip,
