@@ -198,7 +198,26 @@ pub async fn issue_to_list(
 
 #[cfg(test)]
 mod tests {
-    use super::Recipient;
+    use super::{ListRefusal, Recipient};
+    use crate::batch::usecases::RowError;
+    use crate::coupon::usage::CouponRefusal;
+
+    #[test]
+    fn a_refused_list_says_why_in_chinese() {
+        assert_eq!(ListRefusal::Size.message(), "每次发放 1–10000 张");
+        let row = |line| RowError {
+            line,
+            message: String::new(),
+        };
+        assert_eq!(
+            ListRefusal::Rows(vec![row(2), row(5)]).message(),
+            "名单有 2 行有误，未发放"
+        );
+        assert_eq!(
+            ListRefusal::Refused(CouponRefusal::OutOfStock).message(),
+            "优惠券已领完"
+        );
+    }
 
     #[test]
     fn a_cell_is_a_mobile_number_only_when_it_looks_like_one() {
