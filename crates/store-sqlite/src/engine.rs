@@ -9,6 +9,10 @@
 //! phase that fails after writing makes the group roll back and rerun with
 //! a savepoint per job.
 //!
+//! Reads take a read-only connection from the pool on tokio's blocking
+//! pool (`read`), except a point read on a request's hot path (the code a
+//! verifier scans), which runs on the request's own thread (`read_point`).
+//!
 //! Tuning: a checkpoint thread copies the WAL into the database file
 //! (PASSIVE; every [`CHECKPOINT_BUSY_EVERY_MS`] while commits keep coming,
 //! so each copy and its fsync stay small; once a second when idle); past
