@@ -27,6 +27,12 @@ pub(crate) async fn coupons_command(
             file,
             json,
         } => {
+            match store.get_coupon_program(merchant_id, program).await {
+                Err(kaquan_core::StoreError::NotFound) => {
+                    bail!("优惠券 {program} 不存在（见 kaquan coupons list）")
+                }
+                other => other?,
+            };
             let (file_name, bytes) = crate::read_input_file(&file)?;
             let rows = kaquan_web::tables::parse_rows(&file_name, &bytes, 1)
                 .map_err(|e| anyhow!(e.public_message()))?;

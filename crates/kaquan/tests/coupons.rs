@@ -101,6 +101,23 @@ async fn the_cli_issues_a_list_file_all_or_none_and_lists_the_counts() {
         .unwrap()
     };
     assert_eq!(counts(&env), (3, 0));
+    // A program that is not there is named as such.
+    let file = env.dir.join("one.csv");
+    std::fs::write(&file, "手机号\n13800000001\n").unwrap();
+    let missing = env
+        .command(&[
+            "coupons",
+            "issue",
+            "--program",
+            "999",
+            "--file",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("优惠券 999 不存在"), "{stderr}");
     // A bad row (line 3 of the file: a blank line is skipped but counted).
     let refused = issue("13800000001\n\n12345678901\nu-1\n");
     assert!(!refused.status.success());
