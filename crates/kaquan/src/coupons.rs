@@ -5,7 +5,9 @@ use crate::print_json;
 use crate::CouponsCommand;
 use anyhow::{anyhow, bail};
 use kaquan_core::audit::Actor;
-use kaquan_core::coupon::targeted::{issue_to_list, ListIssue, ListRefusal, Recipient};
+use kaquan_core::coupon::targeted::{
+    issue_to_list, on_file_lines, ListIssue, ListRefusal, Recipient,
+};
 use kaquan_core::coupon::usage::ProgramFilter;
 use kaquan_core::secrets::MasterKey;
 use kaquan_core::store::{Page, Store};
@@ -65,12 +67,9 @@ pub(crate) async fn coupons_command(
                 ),
                 Err(refusal) => {
                     let rows: Vec<(usize, String)> = match &refusal {
-                        ListRefusal::Rows(rows) => rows
-                            .iter()
-                            .map(|r| {
-                                let line = lines.get(r.line.wrapping_sub(1)).copied();
-                                (line.unwrap_or(r.line), r.message.clone())
-                            })
+                        ListRefusal::Rows(rows) => on_file_lines(rows.clone(), &lines)
+                            .into_iter()
+                            .map(|r| (r.line, r.message))
                             .collect(),
                         _ => Vec::new(),
                     };

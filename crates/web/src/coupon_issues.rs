@@ -117,14 +117,7 @@ async fn issue_for(
 /// is the line of the list's entry `i + 1`).
 pub fn on_file_lines(error: ApiError, lines: &[usize]) -> ApiError {
     match error {
-        ApiError::ImportRows(rows) => ApiError::ImportRows(
-            rows.into_iter()
-                .map(|mut r| {
-                    r.line = lines.get(r.line.wrapping_sub(1)).copied().unwrap_or(r.line);
-                    r
-                })
-                .collect(),
-        ),
+        ApiError::ImportRows(rows) => ApiError::ImportRows(targeted::on_file_lines(rows, lines)),
         other => other,
     }
 }

@@ -59,6 +59,17 @@ impl ListRefusal {
     }
 }
 
+/// Names each bad row by its line in the file the list was read from
+/// (`lines[i]` is the line of the list's entry `i + 1`).
+pub fn on_file_lines(rows: Vec<RowError>, lines: &[usize]) -> Vec<RowError> {
+    rows.into_iter()
+        .map(|mut r| {
+            r.line = lines.get(r.line.wrapping_sub(1)).copied().unwrap_or(r.line);
+            r
+        })
+        .collect()
+}
+
 /// What a list issued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListIssued {
