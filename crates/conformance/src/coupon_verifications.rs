@@ -525,3 +525,186 @@ pub async fn a_program_counts_its_verified_and_expired_coupons_through_undo(stor
         .count();
     assert_eq!(announced, 1);
 }
+
+/// A signed call: its idempotency key and request, and its nonce.
+fn signed_call(key: &str, nonce: &str) -> ApiCall {
+    ApiCall {
+        nonce: Some(NonceUse {
+            api_key_id: "kq_test".into(),
+            nonce: nonce.into(),
+            signed_at: NOW,
+        }),
+        ..claim(key, key)
+    }
+}
+
+/// Verifications sent at once (which a store may write together, as the
+/// SQLite writer does) record exactly what verifications one at a time
+/// do: the record, its audit record and event, the holder's and the
+/// program's counts; and each rule holds inside the crowd: a coupon sent
+/// twice is verified once, a key sent twice is one verification, a nonce
+/// sent twice passes once.
+pub async fn verifications_at_once_record_what_one_at_a_time_records(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let program = active_program(store, m, &cash_program_fields(Vec::new()), 100).await;
+    let mut coupons = Vec::new();
+    for i in 0..41 {
+        let holder = customer_id(store, m, &format!("c{i}")).await;
+        coupons.push(claim_one(store, &program, holder, NOW).await.unwrap());
+    }
+    let request = at_location(None, NOW + 60);
+    let mut verified = Vec::new();
+    for (i, coupon) in coupons[..10].iter().enumerate() {
+        let call = signed_call(&format!("alone-{i}"), &format!("n-alone-{i}"));
+        verified.push(verify(store, coupon, &request, &call).await.unwrap());
+    }
+    // The crowd: coupons 10..40, then coupon 10 again (another key), key
+    // many-11 again (the same request), and coupon 40 with 12's nonce.
+    let mut calls: Vec<(usize, ApiCall)> = (10..40)
+        .map(|i| (i, signed_call(&format!("many-{i}"), &format!("n-many-{i}"))))
+        .collect();
+    calls.push((10, signed_call("many-again", "n-again")));
+    calls.push((11, signed_call("many-11", "n-many-11-again")));
+    calls.push((40, signed_call("many-40", "n-many-12")));
+    let crowd = calls
+        .iter()
+        .map(|(i, call)| verify(store, &coupons[*i], &request, call));
+    let results = futures_util::future::join_all(crowd).await;
+    let twice = |a: usize, b: usize| [&results[a], &results[b]];
+    let used = Err(CouponRefusal::Used {
+        verified_at: NOW + 60,
+    });
+    assert_eq!(twice(0, 30).iter().filter(|r| ***r == used).count(), 1);
+    assert_eq!(
+        results[1].as_ref().map(|v| v.id),
+        results[31].as_ref().map(|v| v.id),
+        "one key, one verification"
+    );
+    let reused = Err(CouponRefusal::NonceReused);
+    assert_eq!(twice(2, 32).iter().filter(|r| ***r == reused).count(), 1);
+    verified.extend(results.iter().filter_map(|r| r.as_ref().ok()).cloned());
+    verified.sort_by_key(|v| v.id);
+    verified.dedup_by_key(|v| v.id);
+    // The coupon whose nonce was taken, verified again with its own.
+    for (coupon, result) in [(12, &results[2]), (40, &results[32])] {
+        if result.is_err() {
+            let call = signed_call("later", "n-later");
+            verified.push(
+                verify(store, &coupons[coupon], &request, &call)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    assert_eq!(verified.len(), 41, "{results:?}");
+    let first = verified[0].clone();
+    for v in &verified {
+        let holder = coupons.iter().position(|c| c.id == v.coupon_id).unwrap();
+        assert_eq!(
+            (
+                v.customer_id,
+                v.program_id,
+                v.discount_fen,
+                v.order_amount_fen
+            ),
+            (coupons[holder].customer_id, program.id, 2_000, Some(12_000))
+        );
+        assert_eq!(
+            (
+                &v.program_title,
+                v.kind,
+                &v.verifier,
+                v.channel,
+                v.created_at
+            ),
+            (
+                &first.program_title,
+                first.kind,
+                &first.verifier,
+                first.channel,
+                first.created_at
+            )
+        );
+        assert_eq!(v.customer_label, format!("c{holder}"));
+        assert_eq!(
+            store
+                .get_coupon_verification(m, v.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(v)
+        );
+    }
+    written_alike(store, m, &verified, &request.actor).await;
+    let program = store.get_coupon_program(m, program.id).await.unwrap();
+    assert_eq!(program.n_verified, 41);
+    assert_eq!(
+        store.check_invariants().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+/// The audit records and events of `verified` are the ones core makes.
+async fn written_alike(store: &dyn Store, m: i64, verified: &[CouponVerification], actor: &Actor) {
+    let page = Page {
+        page: 1,
+        page_size: PAGE_SIZE_MAX,
+    };
+    type Row = (i64, Option<i64>, String, String, String, String, i64, i64);
+    let row = |e: AuditEntry| -> Row {
+        let AuditEntry {
+            merchant_id,
+            actor,
+            action,
+            target,
+            detail,
+            n_affected,
+            created_at,
+        } = e;
+        (
+            merchant_id,
+            actor.staff_id,
+            actor.label,
+            action,
+            target,
+            detail,
+            n_affected,
+            created_at,
+        )
+    };
+    let mut audited: Vec<Row> = store
+        .list_audit(m, page)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|r| row(r.entry))
+        .filter(|e| e.3 == "verify_coupon")
+        .collect();
+    let mut expected: Vec<Row> = verified
+        .iter()
+        .map(|v| row(v.audit("verify_coupon", actor, v.created_at)))
+        .collect();
+    audited.sort();
+    expected.sort();
+    assert_eq!(audited, expected);
+    let verified_type = kaquan_core::event::EventType::CouponVerified;
+    let mut events: Vec<String> = store
+        .list_events(m, page)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .filter(|e| e.event_type == verified_type)
+        .map(|e| e.data)
+        .collect();
+    let mut expected: Vec<String> = verified
+        .iter()
+        .map(|v| {
+            kaquan_core::event::NewEvent::coupon_verification(v, verified_type, v.created_at).data
+        })
+        .collect();
+    events.sort();
+    expected.sort();
+    assert_eq!(events, expected);
+}

@@ -102,51 +102,74 @@ fn guarded(
 
 /// What the verification reads of its coupon before it writes: the facts
 /// its rules are checked against again, and what its record shows.
-struct Taking {
-    facts: VerifyFacts,
+pub(crate) struct Taking {
+    pub(crate) facts: VerifyFacts,
     /// The record as it will be written, but for its id.
-    record: CouponVerification,
+    pub(crate) record: CouponVerification,
 }
+
+/// The columns [`taking_at`] reads and the tables they come from, for the
+/// coupon, merchant and location that `ask` names: SQL expressions, the
+/// parameters of one verification or the columns of a group's asks
+/// (`verify_set_wise`).
+pub(crate) fn taking_sql(ask: [&str; 3]) -> (String, String) {
+    let [coupon, merchant, location] = ask;
+    (
+        format!(
+            "c.state, c.verified_at, c.gift_token_hash IS NOT NULL, p.state, c.valid_from, c.valid_until, \
+             COALESCE(h.n_used, 0), p.use_limit, c.program_id, c.customer_id, p.title, p.kind, c.sealed, c.key_version, \
+             COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone, ''), \
+             (SELECT l.name FROM locations l WHERE l.id = {location} AND l.merchant_id = {merchant})"
+        ),
+        format!(
+            "coupons c JOIN coupon_programs p ON p.id = c.program_id JOIN customers u ON u.id = c.customer_id \
+             LEFT JOIN coupon_holdings h ON h.program_id = c.program_id AND h.customer_id = c.customer_id \
+             WHERE c.id = {coupon} AND c.merchant_id = {merchant}"
+        ),
+    )
+}
+
+/// What [`taking_sql`]'s columns read from column `at` on, for `verify`.
+pub(crate) fn taking_at(r: &Row, at: usize, verify: &VerifyCoupon) -> rusqlite::Result<Taking> {
+    let state: String = r.get(at)?;
+    let program_state: String = r.get(at + 3)?;
+    let kind: String = r.get(at + 11)?;
+    Ok(Taking {
+        facts: VerifyFacts {
+            state: decode(CouponState::parse(&state), at, "coupon state")?,
+            verified_at: r.get(at + 1)?,
+            gifting: r.get(at + 2)?,
+            program_state: decode(ProgramState::parse(&program_state), at + 3, "program state")?,
+            valid_from: r.get(at + 4)?,
+            valid_until: r.get(at + 5)?,
+            n_used: r.get(at + 6)?,
+            use_limit: r.get(at + 7)?,
+        },
+        record: CouponVerification {
+            program_id: r.get(at + 8)?,
+            program_title: r.get(at + 10)?,
+            kind: decode(CouponKind::parse(&kind), at + 11, "coupon kind")?,
+            location_name: r.get(at + 15)?,
+            customer_id: r.get(at + 9)?,
+            customer_label: r.get(at + 14)?,
+            sealed: r.get(at + 12)?,
+            key_version: r.get(at + 13)?,
+            ..verify.record()
+        },
+    })
+}
+
+static READ_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let (columns, from) = taking_sql(["?1", "?2", "?3"]);
+    format!("SELECT {columns} FROM {from}")
+});
 
 fn read_taking(conn: &Connection, verify: &VerifyCoupon) -> StoreResult<Option<Taking>> {
     crate::sql::cached_row(
         conn,
-        "SELECT c.state, c.verified_at, c.gift_token_hash IS NOT NULL, p.state, c.valid_from, c.valid_until, \
-         COALESCE(h.n_used, 0), p.use_limit, c.program_id, c.customer_id, p.title, p.kind, c.sealed, c.key_version, \
-         COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone, ''), \
-         (SELECT l.name FROM locations l WHERE l.id = ?3 AND l.merchant_id = ?2) \
-         FROM coupons c JOIN coupon_programs p ON p.id = c.program_id JOIN customers u ON u.id = c.customer_id \
-         LEFT JOIN coupon_holdings h ON h.program_id = c.program_id AND h.customer_id = c.customer_id \
-         WHERE c.id = ?1 AND c.merchant_id = ?2",
+        &READ_TAKING,
         params![verify.coupon_id, verify.merchant_id, verify.location_id],
-        |r| {
-            let state: String = r.get(0)?;
-            let program_state: String = r.get(3)?;
-            let kind: String = r.get(11)?;
-            Ok(Taking {
-                facts: VerifyFacts {
-                    state: decode(CouponState::parse(&state), 0, "coupon state")?,
-                    verified_at: r.get(1)?,
-                    gifting: r.get(2)?,
-                    program_state: decode(ProgramState::parse(&program_state), 3, "program state")?,
-                    valid_from: r.get(4)?,
-                    valid_until: r.get(5)?,
-                    n_used: r.get(6)?,
-                    use_limit: r.get(7)?,
-                },
-                record: CouponVerification {
-                    program_id: r.get(8)?,
-                    program_title: r.get(10)?,
-                    kind: decode(CouponKind::parse(&kind), 11, "coupon kind")?,
-                    location_name: r.get(15)?,
-                    customer_id: r.get(9)?,
-                    customer_label: r.get(14)?,
-                    sealed: r.get(12)?,
-                    key_version: r.get(13)?,
-                    ..verify.record()
-                },
-            })
-        },
+        |r| taking_at(r, 0, verify),
     )
     .optional()
     .map_err(map_err)
@@ -184,18 +207,23 @@ pub(crate) fn verify_job(
         params![record.program_id, record.customer_id],
     )
     .map_err(map_err)?;
-    record.id = crate::sql::cached_row(
+    // Not RETURNING: SQLite buffers a RETURNING row in a table of its own.
+    crate::sql::cached_execute(
         conn,
         "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
-         channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+         channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![m, record.coupon_id, record.program_id, record.customer_id, record.location_id, record.staff_id,
             record.verifier, record.channel.code(), record.order_amount_fen, record.discount_fen, record.order_ref, record.created_at],
-        |r| r.get(0),
     )
     .map_err(map_err)?;
+    record.id = conn.last_insert_rowid();
     insert_audit(
         conn,
-        &record.audit("verify_coupon", &verify.actor, verify.now),
+        &record.audit(
+            crate::verify_set_wise::VERIFY_ACTION,
+            &verify.actor,
+            verify.now,
+        ),
         1,
     )
     .map_err(map_err)?;

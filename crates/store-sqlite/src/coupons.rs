@@ -774,8 +774,22 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
         verify: &kaquan_core::coupon::usage::VerifyCoupon,
     ) -> StoreResult<Called<kaquan_core::coupon::usage::CouponVerification, CouponRefusal>> {
         let (call, verify) = (call.clone(), verify.clone());
-        self.write(move |conn| crate::coupon_verifications::verify_job(conn, &call, &verify))
-            .await
+        self.queue(|reply| {
+            Box::new(crate::verify_set_wise::VerifyJob {
+                verification: crate::verify_set_wise::GroupVerification {
+                    // Hashed here, not on the writer thread.
+                    nonce_digest: call
+                        .nonce
+                        .as_ref()
+                        .map(kaquan_core::ledger::NonceUse::digest),
+                    call,
+                    verify,
+                    result: None,
+                },
+                reply,
+            })
+        })
+        .await
     }
 
     async fn undo_coupon_verification(

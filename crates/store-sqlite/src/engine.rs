@@ -5,9 +5,9 @@
 //! (up to [`GROUP_COMMIT_JOBS_MAX`] jobs) into one `BEGIN IMMEDIATE`
 //! transaction and answers every job only after the group's COMMIT is
 //! durable: FULL sync costs one fsync per group, not per write. A group's
-//! signed redemptions run set-wise first (`redeem_set_wise`); a job or
-//! phase that fails after writing makes the group roll back and rerun with
-//! a savepoint per job.
+//! signed redemptions and coupon verifications run set-wise first
+//! (`redeem_set_wise`, `verify_set_wise`); a job or phase that fails after
+//! writing makes the group roll back and rerun with a savepoint per job.
 //!
 //! Reads take a read-only connection from the pool on tokio's blocking
 //! pool (`read`), except a point read on a request's hot path (the code a
@@ -28,6 +28,9 @@ use crate::redeem_set_wise::create_redemption_tables;
 use crate::redeem_set_wise::redeem_set_wise;
 use crate::redeem_set_wise::GroupRedemption;
 use crate::sql::map_err;
+use crate::verify_set_wise::create_verification_tables;
+use crate::verify_set_wise::verify_set_wise;
+use crate::verify_set_wise::GroupVerification;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -187,6 +190,24 @@ pub(crate) trait Work: Send {
     fn redemption(&mut self) -> Option<&mut GroupRedemption> {
         None
     }
+    /// A verification the writer may run set-wise with the rest of its group.
+    fn verification(&mut self) -> Option<&mut GroupVerification> {
+        None
+    }
+    /// Whether the group's set-wise phase has run the job.
+    fn ran_set_wise(&mut self) -> bool {
+        self.redemption().is_some_and(|r| r.result.is_some())
+            || self.verification().is_some_and(|v| v.result.is_some())
+    }
+    /// Forgets what the set-wise phase did: its group was rolled back.
+    fn forget_set_wise(&mut self) {
+        if let Some(r) = self.redemption() {
+            r.result = None;
+        }
+        if let Some(v) = self.verification() {
+            v.result = None;
+        }
+    }
 }
 pub(crate) type Job = Box<dyn Work>;
 
@@ -313,6 +334,7 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
     .map_err(map_err)?;
     migrate(&conn)?;
     create_redemption_tables(&conn)?;
+    create_verification_tables(&conn)?;
     plan_once(&conn)?;
     let (sender, receiver) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -447,25 +469,16 @@ pub(crate) fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
     if !writer.begin(jobs.len()) {
         return;
     }
-    // Redemptions first, set-wise: the usual ones take one statement per
-    // table for the whole group; the rest are left to run one by one.
-    let mut redemptions: Vec<&mut GroupRedemption> =
-        jobs.iter_mut().filter_map(|job| job.redemption()).collect();
-    let set_wise = if redemptions.len() > 1 {
-        redeem_set_wise(writer, &mut redemptions)
-    } else {
-        Ok(())
-    };
-    drop(redemptions);
     // A failed set-wise phase may have written: everything reruns one by one.
+    let set_wise = run_set_wise(writer, &mut jobs);
     let mut rerun = set_wise.is_err();
     if let Err(e) = &set_wise {
-        tracing::warn!(error = %e, "set-wise redemptions failed; the group runs job by job");
+        tracing::warn!(error = %e, "a set-wise phase failed; the group runs job by job");
     }
     let mut failed_after_writing = None;
     if !rerun {
         for (idx, job) in jobs.iter_mut().enumerate() {
-            if job.redemption().is_some_and(|r| r.result.is_some()) {
+            if job.ran_set_wise() {
                 continue;
             }
             let before = writer.total_changes();
@@ -488,9 +501,7 @@ pub(crate) fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
             return;
         }
         for job in jobs.iter_mut() {
-            if let Some(redemption) = job.redemption() {
-                redemption.result = None;
-            }
+            job.forget_set_wise();
             writer.run_in_savepoint(job);
         }
     }
@@ -498,6 +509,25 @@ pub(crate) fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
     for job in jobs {
         job.finish(commit.clone());
     }
+}
+
+/// Redemptions and verifications first, set-wise: the usual ones take one
+/// statement per table for the whole group; the rest are left to run one
+/// by one.
+fn run_set_wise(writer: &Writer, jobs: &mut [Job]) -> StoreResult<()> {
+    let mut redemptions: Vec<&mut GroupRedemption> =
+        jobs.iter_mut().filter_map(|job| job.redemption()).collect();
+    if redemptions.len() > 1 {
+        redeem_set_wise(writer, &mut redemptions)?;
+    }
+    let mut verifications: Vec<&mut GroupVerification> = jobs
+        .iter_mut()
+        .filter_map(|job| job.verification())
+        .collect();
+    if verifications.len() > 1 {
+        verify_set_wise(writer, &mut verifications)?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {

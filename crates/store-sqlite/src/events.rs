@@ -33,6 +33,12 @@ pub(crate) fn insert_event(conn: &Connection, event: &NewEvent) -> StoreResult<(
         ])
     })
     .map_err(map_err)?;
+    plan_deliveries(conn, event)
+}
+
+/// What an event written sets going beside the outbox: its text messages
+/// and its ERP pushes.
+pub(crate) fn plan_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
     crate::sms::plan_sms(conn, event)?;
     crate::erp::plan_push(conn, event)
 }

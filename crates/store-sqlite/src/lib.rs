@@ -37,6 +37,7 @@ mod sql;
 mod staff;
 #[cfg(test)]
 mod tests;
+mod verify_set_wise;
 mod waybills;
 
 pub use engine::{open, OpenMode, SqliteStore, GROUP_COMMIT_JOBS_MAX};

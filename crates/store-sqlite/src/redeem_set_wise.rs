@@ -429,7 +429,7 @@ fn write_moves(conn: &Connection, n: usize, n_keys: usize) -> StoreResult<()> {
 }
 
 /// Runs one set-wise statement and checks it wrote `expected` rows.
-fn checked(
+pub(crate) fn checked(
     conn: &Connection,
     what: &str,
     sql: &str,
@@ -444,7 +444,7 @@ fn checked(
         Ok(())
     } else {
         Err(StoreError::Backend(format!(
-            "set-wise redemptions: {written} {what} written, not {expected}"
+            "set-wise phase: {written} {what} written, not {expected}"
         )))
     }
 }

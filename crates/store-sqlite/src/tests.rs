@@ -666,6 +666,27 @@ async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
     assert!(store.check_invariants().await.unwrap().is_empty());
 }
 
+/// Verifications whose set-wise phase fails (here: a trigger on the
+/// writer's scratch table refuses every move) are rolled back and run job
+/// by job, and record exactly what they would have: the conformance check
+/// of verifications at once passes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_whose_set_wise_phase_fails_run_job_by_job() {
+    let dir = test_dir("verify-set-wise");
+    let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
+    store
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER refuse_moves BEFORE INSERT ON verification_moves \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .map_err(map_err)
+        })
+        .await
+        .unwrap();
+    kaquan_conformance::verifications_at_once_record_what_one_at_a_time_records(&store).await;
+}
+
 /// A cached statement that joins tables is prepared once: binding new
 /// values does not make SQLite plan it again on the writer or on a reader
 /// (by default it re-prepares a join whenever a `column = ?` term gets a
