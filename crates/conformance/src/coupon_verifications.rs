@@ -566,9 +566,23 @@ pub async fn verifications_at_once_record_what_one_at_a_time_records(store: &dyn
     calls.push((10, signed_call("many-again", "n-again")));
     calls.push((11, signed_call("many-11", "n-many-11-again")));
     calls.push((40, signed_call("many-40", "n-many-12")));
-    let crowd = calls
-        .iter()
-        .map(|(i, call)| verify(store, &coupons[*i], &request, call));
+    // Every other one by its typed code (looked up in the same visit
+    // where the store can), the rest by the coupon looked up before.
+    let reader = CodeReader::api(m, "kq_test");
+    let crowd = calls.iter().enumerate().map(|(k, (i, call))| {
+        let (coupon, request, reader) = (&coupons[*i], &request, &reader);
+        async move {
+            if k % 2 == 0 {
+                let typed = code_of(coupon);
+                usecases::verify_code(store, &master(), reader, call, &typed, request)
+                    .await
+                    .expect("verify")
+                    .result
+            } else {
+                verify(store, coupon, request, call).await
+            }
+        }
+    });
     let results = futures_util::future::join_all(crowd).await;
     let twice = |a: usize, b: usize| [&results[a], &results[b]];
     let used = Err(CouponRefusal::Used {
@@ -717,4 +731,59 @@ async fn written_alike(store: &dyn Store, m: i64, verified: &[CouponVerification
     events.sort();
     expected.sort();
     assert_eq!(events, expected);
+}
+
+/// 核销 of a typed code in one call (`usecases::verify_code`, which a
+/// store may run as one visit): unknown codes count against the reader
+/// until it is locked out, even with a good code; another reader verifies
+/// that code once, its retry replays, and a second verification finds it
+/// used.
+pub async fn a_typed_code_is_verified_under_its_readers_throttle(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let program = active_program(store, m, &cash_program_fields(Vec::new()), 10).await;
+    let alice = customer_id(store, m, "alice").await;
+    let coupon = claim_one(store, &program, alice, NOW).await.unwrap();
+    let code = code_of(&coupon);
+    let request = at_location(None, NOW + 60);
+    let reader = |key: &str| CodeReader {
+        failures_max: 3,
+        ..CodeReader::api(m, key)
+    };
+    let verify = |reader: CodeReader, typed: String, call: ApiCall| {
+        let request = request.clone();
+        async move {
+            usecases::verify_code(store, &master(), &reader, &call, &typed, &request)
+                .await
+                .expect("verify")
+        }
+    };
+    for typed in ["12345678901234567890", "not a code", "00000000000000000000"] {
+        let called = verify(reader("kq_a"), typed.into(), ApiCall::default()).await;
+        assert_eq!(called.result, Err(CouponRefusal::UnknownCode), "{typed}");
+    }
+    let locked = verify(reader("kq_a"), code.clone(), ApiCall::default()).await;
+    assert!(
+        matches!(locked.result, Err(CouponRefusal::Locked { retry_after_seconds }) if retry_after_seconds > 0),
+        "{locked:?}"
+    );
+    let first = verify(reader("kq_b"), code.clone(), claim("typed-1", "h")).await;
+    let verified = first.result.expect("verified");
+    assert_eq!(
+        (verified.coupon_id, verified.discount_fen),
+        (coupon.id, 2_000)
+    );
+    let retry = verify(reader("kq_b"), code.clone(), claim("typed-1", "h")).await;
+    assert!(retry.replayed);
+    assert_eq!(retry.result.map(|v| v.id), Ok(verified.id));
+    let again = verify(reader("kq_b"), code, claim("typed-2", "h")).await;
+    assert_eq!(
+        again.result,
+        Err(CouponRefusal::Used {
+            verified_at: NOW + 60
+        })
+    );
+    assert_eq!(
+        store.check_invariants().await.unwrap(),
+        Vec::<String>::new()
+    );
 }

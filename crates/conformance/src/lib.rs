@@ -147,6 +147,7 @@ macro_rules! conformance_tests {
             coupons_past_their_validity_are_announced_once,
             a_program_counts_its_verified_and_expired_coupons_through_undo,
             verifications_at_once_record_what_one_at_a_time_records,
+            a_typed_code_is_verified_under_its_readers_throttle,
             a_phone_sent_coupons_before_signing_up_is_taken_over_once,
             a_program_keeps_the_logo_uploaded_for_it,
         );

@@ -22,6 +22,44 @@ pub(crate) fn count_failures(
     .map_err(map_err)
 }
 
+/// The first failure of `key` since `since`.
+pub(crate) fn oldest_failure(
+    conn: &rusqlite::Connection,
+    merchant_id: i64,
+    key: &str,
+    since: i64,
+) -> StoreResult<Option<i64>> {
+    crate::sql::cached_row(
+        conn,
+        "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
+        params![merchant_id, key, since],
+        |r| r.get(0),
+    )
+    .map_err(map_err)
+}
+
+/// Counts a failure of `key` at `now`, forgetting its old ones.
+pub(crate) fn record_failure(
+    conn: &rusqlite::Connection,
+    merchant_id: i64,
+    key: &str,
+    now: i64,
+) -> StoreResult<()> {
+    crate::sql::cached_execute(
+        conn,
+        "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at < ?3",
+        params![merchant_id, key, now - ATTEMPT_FAILURES_KEPT_SECONDS],
+    )
+    .map_err(map_err)?;
+    crate::sql::cached_execute(
+        conn,
+        "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
+        params![merchant_id, key, now],
+    )
+    .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::attempts::AttemptStore for SqliteStore {
     async fn oldest_failure(
@@ -31,15 +69,8 @@ impl kaquan_core::attempts::AttemptStore for SqliteStore {
         since: i64,
     ) -> StoreResult<Option<i64>> {
         let key = key.to_owned();
-        self.read(move |conn| {
-            crate::sql::cached_row(conn,
-                "SELECT MIN(at) FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at >= ?3",
-                params![merchant_id, key, since],
-                |r| r.get(0),
-            )
-            .map_err(map_err)
-        })
-        .await
+        self.read(move |conn| oldest_failure(conn, merchant_id, &key, since))
+            .await
     }
 
     async fn count_failures(&self, merchant_id: i64, key: &str, since: i64) -> StoreResult<i64> {
@@ -64,21 +95,7 @@ impl kaquan_core::attempts::AttemptStore for SqliteStore {
 
     async fn record_failure(&self, merchant_id: i64, key: &str, now: i64) -> StoreResult<()> {
         let key = key.to_owned();
-        self.write(move |conn| {
-            crate::sql::cached_execute(
-                conn,
-                "DELETE FROM attempt_failures WHERE merchant_id = ?1 AND key = ?2 AND at < ?3",
-                params![merchant_id, key, now - ATTEMPT_FAILURES_KEPT_SECONDS],
-            )
-            .map_err(map_err)?;
-            crate::sql::cached_execute(
-                conn,
-                "INSERT INTO attempt_failures (merchant_id, key, at) VALUES (?1, ?2, ?3)",
-                params![merchant_id, key, now],
-            )
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| record_failure(conn, merchant_id, &key, now))
+            .await
     }
 }

@@ -773,23 +773,20 @@ impl kaquan_core::coupon::usage::CouponStore for SqliteStore {
         call: &ApiCall,
         verify: &kaquan_core::coupon::usage::VerifyCoupon,
     ) -> StoreResult<Called<kaquan_core::coupon::usage::CouponVerification, CouponRefusal>> {
-        let (call, verify) = (call.clone(), verify.clone());
-        self.queue(|reply| {
-            Box::new(crate::verify_set_wise::VerifyJob {
-                verification: crate::verify_set_wise::GroupVerification {
-                    // Hashed here, not on the writer thread.
-                    nonce_digest: call
-                        .nonce
-                        .as_ref()
-                        .map(kaquan_core::ledger::NonceUse::digest),
-                    call,
-                    verify,
-                    result: None,
-                },
-                reply,
-            })
-        })
-        .await
+        let ask = crate::verify_set_wise::VerifyAsk::Coupon(verify.clone());
+        crate::verify_set_wise::queue_verification(self, call, ask).await
+    }
+
+    async fn verify_coupon_code(
+        &self,
+        call: &ApiCall,
+        ask: &kaquan_core::coupon::usecases::CodeVerification,
+    ) -> StoreResult<Option<Called<kaquan_core::coupon::usage::CouponVerification, CouponRefusal>>>
+    {
+        let ask = crate::verify_set_wise::VerifyAsk::Code(ask.clone());
+        Ok(Some(
+            crate::verify_set_wise::queue_verification(self, call, ask).await?,
+        ))
     }
 
     async fn undo_coupon_verification(

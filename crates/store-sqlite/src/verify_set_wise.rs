@@ -1,15 +1,18 @@
-//! Signed and staff 核销 of one group, set-wise: the group's asks in a
+//! 核销 of one group, set-wise: the codes looked up, the group's asks in a
 //! temp table, one read, then one guarded statement per table with checked
-//! row counts. The ones that need more (a refusal, a replay, a used nonce
-//! or key, a coupon, holder or key shared with an earlier one of the group)
-//! run job by job after, as `verify_job`.
+//! row counts. The ones that need more (an unknown code, a refusal, a
+//! replay, a used nonce or key, a coupon, holder or key shared with an
+//! earlier one of the group) run job by job after, as `verify_job`.
 
 use crate::coupon_verifications::{taking_at, taking_sql, verify_job, Taking};
+use crate::coupons::{held_where, refused};
 use crate::engine::{answer, run_cached, Work, Writer};
 use crate::events::plan_deliveries;
 use crate::redeem_set_wise::checked;
 use crate::sql::map_err;
+use kaquan_core::attempts::is_locked;
 use kaquan_core::coupon::usage::{recheck, CouponRefusal, CouponVerification, VerifyCoupon};
+use kaquan_core::coupon::usecases::{answer_look_up, verification_of, CodeVerification};
 use kaquan_core::event::{EventType, NewEvent};
 use kaquan_core::ledger::{ApiCall, Called};
 use kaquan_core::StoreResult;
@@ -17,13 +20,46 @@ use rusqlite::{params, Connection};
 
 pub(crate) type Verified = StoreResult<Called<CouponVerification, CouponRefusal>>;
 
+/// Queues a verification for the writer and waits for its answer.
+pub(crate) async fn queue_verification(
+    store: &crate::SqliteStore,
+    call: &ApiCall,
+    ask: VerifyAsk,
+) -> Verified {
+    let call = call.clone();
+    store
+        .queue(|reply| {
+            Box::new(VerifyJob {
+                verification: GroupVerification {
+                    // Hashed here, not on the writer thread.
+                    nonce_digest: call
+                        .nonce
+                        .as_ref()
+                        .map(kaquan_core::ledger::NonceUse::digest),
+                    call,
+                    ask,
+                    result: None,
+                },
+                reply,
+            })
+        })
+        .await
+}
+
+/// What a verification names: a coupon already looked up, or a fixed code
+/// the writer looks up (`usecases::verify_code`).
+pub(crate) enum VerifyAsk {
+    Coupon(VerifyCoupon),
+    Code(CodeVerification),
+}
+
 /// A verification queued for the writer: set-wise with the others of its
 /// group (`verify_set_wise`) or, when that leaves it, alone (`verify_job`).
 pub(crate) struct GroupVerification {
     pub(crate) call: ApiCall,
     /// The call's `NonceUse::digest`, hashed before the writer.
     pub(crate) nonce_digest: Option<i64>,
-    pub(crate) verify: VerifyCoupon,
+    pub(crate) ask: VerifyAsk,
     /// Set once the job has run (set-wise or alone); cleared when the group
     /// is rolled back to run again.
     pub(crate) result: Option<Verified>,
@@ -37,7 +73,10 @@ pub(crate) struct VerifyJob {
 impl Work for VerifyJob {
     fn run(&mut self, conn: &Writer) -> bool {
         let v = &mut self.verification;
-        let result = verify_job(conn, &v.call, &v.verify);
+        let result = match &v.ask {
+            VerifyAsk::Coupon(verify) => verify_job(conn, &v.call, verify),
+            VerifyAsk::Code(code) => verify_code_job(conn, &v.call, code),
+        };
         let ok = result.is_ok();
         v.result = Some(result);
         ok
@@ -49,6 +88,54 @@ impl Work for VerifyJob {
 
     fn verification(&mut self) -> Option<&mut GroupVerification> {
         Some(&mut self.verification)
+    }
+}
+
+/// The verification a fixed code asks for, looked up on the writer (as
+/// `usecases::look_up_code` then `verification_of` do), or why not. An
+/// unknown code's failure is left to the caller to record.
+fn look_up_on_writer(
+    conn: &Connection,
+    call: &ApiCall,
+    code: &CodeVerification,
+) -> StoreResult<Result<VerifyCoupon, CouponRefusal>> {
+    let r = &code.reader;
+    let (m, key) = (r.merchant_id, r.attempt_key.as_str());
+    let n_failures = crate::attempts::count_failures(conn, m, key, code.since)?;
+    let found = held_where(
+        conn,
+        "c.merchant_id = ?1 AND c.digest = ?2",
+        params![m, code.digest],
+    )?
+    .pop();
+    let oldest = if is_locked(n_failures, r.failures_max) {
+        crate::attempts::oldest_failure(conn, m, key, code.since)?
+    } else {
+        None
+    };
+    Ok(
+        answer_look_up(r, found.map(|h| (h, true)), n_failures, oldest, code.since)
+            .and_then(|held| verification_of(&held, call, &code.request)),
+    )
+}
+
+/// 核销 of a fixed code on the writer, alone: its look-up, then
+/// `verify_job`; an unknown code counts against its reader.
+fn verify_code_job(conn: &Writer, call: &ApiCall, code: &CodeVerification) -> Verified {
+    match look_up_on_writer(conn, call, code)? {
+        Ok(verify) => verify_job(conn, call, &verify),
+        Err(refusal) => {
+            if refusal == CouponRefusal::UnknownCode {
+                let r = &code.reader;
+                crate::attempts::record_failure(
+                    conn,
+                    r.merchant_id,
+                    &r.attempt_key,
+                    code.request.now,
+                )?;
+            }
+            refused(refusal)
+        }
     }
 }
 
@@ -123,7 +210,15 @@ pub(crate) fn verify_set_wise(
     conn: &Writer,
     verifications: &mut [&mut GroupVerification],
 ) -> StoreResult<()> {
-    let found = read_asks(conn, verifications)?;
+    // The codes looked up first; the ones refused are left to run alone.
+    let mut asks = Vec::with_capacity(verifications.len());
+    for v in verifications.iter() {
+        asks.push(match &v.ask {
+            VerifyAsk::Coupon(verify) => Some(verify.clone()),
+            VerifyAsk::Code(code) => look_up_on_writer(conn, &v.call, code)?.ok(),
+        });
+    }
+    let found = read_asks(conn, verifications, &asks)?;
     let next_id: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM coupon_verifications")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
@@ -132,19 +227,20 @@ pub(crate) fn verify_set_wise(
     let mut nonces = conn.nonces.borrow_mut();
     let mut moves = Vec::new();
     for (idx, found) in found.into_iter().enumerate() {
-        let Some((Taking { facts, mut record }, key_seen)) = found else {
+        let (Some((Taking { facts, mut record }, key_seen)), Some(verify)) = (found, &asks[idx])
+        else {
             continue;
         };
         let v = &verifications[idx];
-        if key_seen || recheck(&facts, v.verify.now).is_err() {
+        if key_seen || recheck(&facts, verify.now).is_err() {
             continue;
         }
         let mut names = vec![
-            Taken::Coupon(v.verify.coupon_id),
+            Taken::Coupon(verify.coupon_id),
             Taken::Holder(record.program_id, record.customer_id),
         ];
         if let Some(claim) = &v.call.idempotency {
-            names.push(Taken::Key(v.verify.merchant_id, claim.key.as_str()));
+            names.push(Taken::Key(verify.merchant_id, claim.key.as_str()));
         }
         if names.iter().any(|name| taken.contains(name)) {
             continue;
@@ -156,8 +252,8 @@ pub(crate) fn verify_set_wise(
         }
         taken.extend(names);
         record.id = next_id + moves.len() as i64;
-        let audit = record.audit(VERIFY_ACTION, &v.verify.actor, v.verify.now);
-        let event = NewEvent::coupon_verification(&record, EventType::CouponVerified, v.verify.now);
+        let audit = record.audit(VERIFY_ACTION, &verify.actor, verify.now);
+        let event = NewEvent::coupon_verification(&record, EventType::CouponVerified, verify.now);
         moves.push(Move {
             idx,
             record,
@@ -212,6 +308,7 @@ static READ_ASKS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 fn read_asks(
     conn: &Connection,
     verifications: &[&mut GroupVerification],
+    asks: &[Option<VerifyCoupon>],
 ) -> StoreResult<Vec<Option<(Taking, bool)>>> {
     run_cached(conn, "DELETE FROM temp.verification_asks").map_err(map_err)?;
     let mut ask = conn
@@ -220,22 +317,28 @@ fn read_asks(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(map_err)?;
-    for (idx, v) in verifications.iter().enumerate() {
+    for (idx, (v, verify)) in verifications.iter().zip(asks).enumerate() {
+        let Some(verify) = verify else {
+            continue;
+        };
         ask.execute(params![
             idx as i64,
-            v.verify.merchant_id,
-            v.verify.coupon_id,
-            v.verify.location_id,
+            verify.merchant_id,
+            verify.coupon_id,
+            verify.location_id,
             v.call.idempotency.as_ref().map(|c| c.key.as_str()),
         ])
         .map_err(map_err)?;
     }
-    let mut found: Vec<Option<(Taking, bool)>> = (0..verifications.len()).map(|_| None).collect();
+    let mut found: Vec<Option<(Taking, bool)>> = (0..asks.len()).map(|_| None).collect();
     let mut read = conn.prepare_cached(&READ_ASKS).map_err(map_err)?;
     let mut rows = read.query([]).map_err(map_err)?;
     while let Some(row) = rows.next().map_err(map_err)? {
         let idx = row.get::<_, i64>(0).map_err(map_err)? as usize;
-        let taking = taking_at(row, 2, &verifications[idx].verify).map_err(map_err)?;
+        let Some(verify) = &asks[idx] else {
+            continue;
+        };
+        let taking = taking_at(row, 2, verify).map_err(map_err)?;
         found[idx] = Some((taking, row.get(1).map_err(map_err)?));
     }
     Ok(found)

@@ -393,8 +393,10 @@ async fn verify_signed(
     if let Some(id) = verify.location_id {
         crate::coupon_records::checked_location(state, signed.merchant_id, Some(id)).await?;
     }
-    let held = look_up(state, signed, code).await?;
-    Ok(usecases::verify_coupon(state.store.as_ref(), &call, &held, &verify).await?)
+    crate::extract::check_chars("code", code, 64)?;
+    let reader = CodeReader::api(signed.merchant_id, &signed.key_id);
+    let store = state.store.as_ref();
+    Ok(usecases::verify_code(store, &state.master, &reader, &call, code, &verify).await?)
 }
 
 /// 核销 by the mall or POS.

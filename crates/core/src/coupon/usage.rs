@@ -894,6 +894,15 @@ pub trait CouponStore: Send + Sync + 'static {
         attempt_key: &str,
         since: i64,
     ) -> StoreResult<(Option<HeldCoupon>, i64)>;
+    /// 核销 of a fixed code looked up inside the verifying transaction
+    /// (`usecases::verify_code`); `None`: the store has no such path.
+    async fn verify_coupon_code(
+        &self,
+        _call: &ApiCall,
+        _ask: &super::usecases::CodeVerification,
+    ) -> StoreResult<Option<Called<CouponVerification, CouponRefusal>>> {
+        Ok(None)
+    }
     async fn get_coupon(&self, merchant_id: i64, coupon_id: i64)
         -> StoreResult<Option<HeldCoupon>>;
     /// A customer's coupons in one wallet tab, newest first.

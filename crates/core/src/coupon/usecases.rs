@@ -290,23 +290,85 @@ pub async fn look_up_code(
             .map(|held| (held, false)),
         TypedCode::Malformed => None,
     };
-    if crate::attempts::is_locked(n_failures, reader.failures_max) {
-        let oldest = store.oldest_failure(m, &reader.attempt_key, since).await?;
-        if let Some(retry_after_seconds) = lock(n_failures, oldest, since, reader.failures_max) {
-            return Ok(Err(CouponRefusal::Locked {
-                retry_after_seconds,
-            }));
-        }
+    let oldest = if crate::attempts::is_locked(n_failures, reader.failures_max) {
+        store.oldest_failure(m, &reader.attempt_key, since).await?
+    } else {
+        None
+    };
+    let answer = answer_look_up(reader, found, n_failures, oldest, since);
+    if answer.as_ref().err() == Some(&CouponRefusal::UnknownCode) {
+        store.record_failure(m, &reader.attempt_key, now).await?;
+    }
+    Ok(answer)
+}
+
+/// What a look-up answers once its throttle's count is known: the coupon
+/// (`found`, with whether its fixed code was typed), or why not.
+/// `oldest_failure` need only be read when the reader may be locked out.
+/// The caller records the failure of an `UnknownCode`.
+pub fn answer_look_up(
+    reader: &CodeReader,
+    found: Option<(HeldCoupon, bool)>,
+    n_failures: i64,
+    oldest_failure: Option<i64>,
+    since: i64,
+) -> Result<HeldCoupon, CouponRefusal> {
+    if let Some(retry_after_seconds) = lock(n_failures, oldest_failure, since, reader.failures_max)
+    {
+        return Err(CouponRefusal::Locked {
+            retry_after_seconds,
+        });
     }
     match found {
-        None => {
-            store.record_failure(m, &reader.attempt_key, now).await?;
-            Ok(Err(CouponRefusal::UnknownCode))
-        }
+        None => Err(CouponRefusal::UnknownCode),
         Some((held, true)) if reader.at_counter && held.program.fields.rotating_code => {
-            Ok(Err(CouponRefusal::RotatingCodeRequired))
+            Err(CouponRefusal::RotatingCodeRequired)
         }
-        Some((held, _)) => Ok(Ok(held)),
+        Some((held, _)) => Ok(held),
+    }
+}
+
+/// A fixed code and the verification asked of it, for a store that looks
+/// the code up inside the verifying transaction
+/// (`CouponStore::verify_coupon_code`): as [`look_up_code`] then
+/// [`verify_coupon`] do, in one visit to the store.
+#[derive(Debug, Clone)]
+pub struct CodeVerification {
+    pub reader: CodeReader,
+    pub digest: Vec<u8>,
+    /// Where the throttle's window starts.
+    pub since: i64,
+    pub request: VerifyRequest,
+}
+
+/// 核销 of a typed or scanned code: the look-up under the reader's
+/// throttle, then the verification; in one visit to a store that can.
+pub async fn verify_code(
+    store: &dyn Store,
+    master: &MasterKey,
+    reader: &CodeReader,
+    call: &ApiCall,
+    typed: &str,
+    request: &VerifyRequest,
+) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
+    if let TypedCode::Fixed(code) = TypedCode::parse(typed) {
+        let keys = digest_keys(master, reader.merchant_id);
+        let ask = CodeVerification {
+            reader: reader.clone(),
+            digest: coupon_code_digest(&keys, code.expose()),
+            since: request.now - ATTEMPT_WINDOW_SECONDS,
+            request: request.clone(),
+        };
+        if let Some(called) = store.verify_coupon_code(call, &ask).await? {
+            return Ok(called);
+        }
+    }
+    match look_up_code(store, master, reader, typed, request.now).await? {
+        Ok(held) => verify_coupon(store, call, &held, request).await,
+        Err(refusal) => Ok(Called {
+            result: Err(refusal),
+            replayed: false,
+        }),
     }
 }
 
@@ -351,19 +413,30 @@ pub async fn verify_coupon(
     held: &HeldCoupon,
     request: &VerifyRequest,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
+    match verification_of(held, call, request) {
+        Ok(verify) => store.verify_coupon(call, &verify).await,
+        Err(refusal) => Ok(Called {
+            result: Err(refusal),
+            replayed: false,
+        }),
+    }
+}
+
+/// The verification of a looked-up coupon the store is asked to record,
+/// or why it may not be used here now ([`preview`]).
+pub fn verification_of(
+    held: &HeldCoupon,
+    call: &ApiCall,
+    request: &VerifyRequest,
+) -> Result<VerifyCoupon, CouponRefusal> {
     let discount_fen = match preview(held, request) {
         Ok(fen) => fen,
         // A retry of a verification that went through finds its coupon
         // used: its key, in the store, answers with the first outcome.
         Err(CouponRefusal::Used { .. }) if call.idempotency.is_some() => 0,
-        Err(refusal) => {
-            return Ok(Called {
-                result: Err(refusal),
-                replayed: false,
-            })
-        }
+        Err(refusal) => return Err(refusal),
     };
-    let verify = VerifyCoupon {
+    Ok(VerifyCoupon {
         merchant_id: held.coupon.merchant_id,
         coupon_id: held.coupon.id,
         program_id: held.coupon.program_id,
@@ -375,8 +448,7 @@ pub async fn verify_coupon(
         discount_fen,
         order_ref: request.order_ref.clone(),
         now: request.now,
-    };
-    store.verify_coupon(call, &verify).await
+    })
 }
 
 /// Undoes a verification inside the merchant's window.
