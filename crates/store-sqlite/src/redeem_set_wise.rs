@@ -314,18 +314,8 @@ pub(crate) fn redeem_set_wise(
             .map_err(map_err)?;
     }
     drop(insert);
-    checked(
-        conn,
-        "nonces",
-        "INSERT INTO api_nonces (signed_at, digest) \
-         SELECT signed_at, nonce_digest FROM temp.redemption_moves WHERE nonce_digest IS NOT NULL",
-        &[],
-        n_nonces,
-    )?;
-    if n_nonces > 0 {
-        nonces.logged(conn);
-    }
     drop(nonces);
+    log_nonces(conn, "redemption_moves", n_nonces)?;
     write_moves(conn, moves.len(), n_keys)?;
     for Move {
         idx, transaction, ..
@@ -425,6 +415,20 @@ fn write_moves(conn: &Connection, n: usize, n_keys: usize) -> StoreResult<()> {
         &[],
         n_keys,
     )?;
+    Ok(())
+}
+
+/// Logs the `n` nonces a set-wise phase claimed, from the `signed_at` and
+/// `nonce_digest` columns of its temp table `moves`.
+pub(crate) fn log_nonces(conn: &Writer, moves: &str, n: usize) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO api_nonces (signed_at, digest) \
+         SELECT signed_at, nonce_digest FROM temp.{moves} WHERE nonce_digest IS NOT NULL"
+    );
+    checked(conn, "nonces", &sql, &[], n)?;
+    if n > 0 {
+        conn.nonces.borrow_mut().logged(conn);
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::coupon_verifications::{taking_at, taking_sql, verify_job, Taking};
 use crate::coupons::{held_where, refused};
 use crate::engine::{answer, run_cached, Work, Writer};
 use crate::events::plan_deliveries;
-use crate::redeem_set_wise::checked;
+use crate::redeem_set_wise::{checked, log_nonces};
 use crate::sql::map_err;
 use kaquan_core::attempts::is_locked;
 use kaquan_core::coupon::usage::{recheck, CouponRefusal, CouponVerification, VerifyCoupon};
@@ -265,19 +265,9 @@ pub(crate) fn verify_set_wise(
     if moves.is_empty() {
         return Ok(());
     }
-    let n_nonces = write_moves_table(conn, verifications, &moves)?;
-    checked(
-        conn,
-        "nonces",
-        "INSERT INTO api_nonces (signed_at, digest) \
-         SELECT signed_at, nonce_digest FROM temp.verification_moves WHERE nonce_digest IS NOT NULL",
-        &[],
-        n_nonces,
-    )?;
-    if n_nonces > 0 {
-        nonces.logged(conn);
-    }
     drop(nonces);
+    let n_nonces = write_moves_table(conn, verifications, &moves)?;
+    log_nonces(conn, "verification_moves", n_nonces)?;
     let n_keys = moves
         .iter()
         .filter(|m| verifications[m.idx].call.idempotency.is_some())
