@@ -9,7 +9,7 @@ use crate::fixtures::*;
 use crate::NOW;
 use kaquan_core::coupon::code::{digest_keys, rotating_code, ROTATION_SECONDS};
 use kaquan_core::coupon::usage::*;
-use kaquan_core::coupon::usecases::{self, CodeReader};
+use kaquan_core::coupon::usecases::{self, CodeReader, VerifyRequest};
 use kaquan_core::location::LocationFields;
 use kaquan_core::{audit::*, ledger::*, store::*};
 
@@ -558,32 +558,7 @@ pub async fn verifications_at_once_record_what_one_at_a_time_records(store: &dyn
         let call = signed_call(&format!("alone-{i}"), &format!("n-alone-{i}"));
         verified.push(verify(store, coupon, &request, &call).await.unwrap());
     }
-    // The crowd: coupons 10..40, then coupon 10 again (another key), key
-    // many-11 again (the same request), and coupon 40 with 12's nonce.
-    let mut calls: Vec<(usize, ApiCall)> = (10..40)
-        .map(|i| (i, signed_call(&format!("many-{i}"), &format!("n-many-{i}"))))
-        .collect();
-    calls.push((10, signed_call("many-again", "n-again")));
-    calls.push((11, signed_call("many-11", "n-many-11-again")));
-    calls.push((40, signed_call("many-40", "n-many-12")));
-    // Every other one by its typed code (looked up in the same visit
-    // where the store can), the rest by the coupon looked up before.
-    let reader = CodeReader::api(m, "kq_test");
-    let crowd = calls.iter().enumerate().map(|(k, (i, call))| {
-        let (coupon, request, reader) = (&coupons[*i], &request, &reader);
-        async move {
-            if k % 2 == 0 {
-                let typed = code_of(coupon);
-                usecases::verify_code(store, &master(), reader, call, &typed, request)
-                    .await
-                    .expect("verify")
-                    .result
-            } else {
-                verify(store, coupon, request, call).await
-            }
-        }
-    });
-    let results = futures_util::future::join_all(crowd).await;
+    let results = verify_a_crowd(store, m, &coupons, &request).await;
     let twice = |a: usize, b: usize| [&results[a], &results[b]];
     let used = Err(CouponRefusal::Used {
         verified_at: NOW + 60,
@@ -656,6 +631,41 @@ pub async fn verifications_at_once_record_what_one_at_a_time_records(store: &dyn
         store.check_invariants().await.unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// The crowd of `verifications_at_once_record_what_one_at_a_time_records`,
+/// sent at once: coupons 10..40, then coupon 10 again (another key), key
+/// many-11 again (the same request), and coupon 40 with 12's nonce; every
+/// other one by its typed code (looked up in the same visit where the
+/// store can), the rest by the coupon looked up before.
+async fn verify_a_crowd(
+    store: &dyn Store,
+    m: i64,
+    coupons: &[Coupon],
+    request: &VerifyRequest,
+) -> Vec<Result<CouponVerification, CouponRefusal>> {
+    let mut calls: Vec<(usize, ApiCall)> = (10..40)
+        .map(|i| (i, signed_call(&format!("many-{i}"), &format!("n-many-{i}"))))
+        .collect();
+    calls.push((10, signed_call("many-again", "n-again")));
+    calls.push((11, signed_call("many-11", "n-many-11-again")));
+    calls.push((40, signed_call("many-40", "n-many-12")));
+    let reader = CodeReader::api(m, "kq_test");
+    let crowd = calls.iter().enumerate().map(|(k, (i, call))| {
+        let (coupon, reader) = (&coupons[*i], &reader);
+        async move {
+            if k % 2 == 0 {
+                let typed = code_of(coupon);
+                usecases::verify_code(store, &master(), reader, call, &typed, request)
+                    .await
+                    .expect("verify")
+                    .result
+            } else {
+                verify(store, coupon, request, call).await
+            }
+        }
+    });
+    futures_util::future::join_all(crowd).await
 }
 
 /// An event's data in one spelling (PostgreSQL keeps it as jsonb).
