@@ -668,6 +668,66 @@ async fn verify_a_crowd(
     futures_util::future::join_all(crowd).await
 }
 
+/// A used code sent again without a key is refused before anything is
+/// written: its nonce stays free for the next request. Failures older
+/// than the throttle's window do not count.
+async fn refusals_leave_the_nonce_and_old_failures_lapse(
+    store: &dyn Store,
+    program: &kaquan_core::coupon::CouponProgram,
+    used_code: &str,
+    request: &VerifyRequest,
+) {
+    let m = program.merchant_id;
+    let nonce_only = ApiCall {
+        idempotency: None,
+        ..signed_call("unused", "n-free")
+    };
+    let reader = CodeReader::api(m, "kq_c");
+    let verify = |typed: String| {
+        let (reader, nonce_only) = (&reader, &nonce_only);
+        async move {
+            usecases::verify_code(store, &master(), reader, nonce_only, &typed, request)
+                .await
+                .expect("verify")
+                .result
+        }
+    };
+    let refused = verify(used_code.into()).await;
+    assert!(
+        matches!(refused, Err(CouponRefusal::Used { .. })),
+        "{refused:?}"
+    );
+    let bob = customer_id(store, m, "bob").await;
+    let fresh = claim_one(store, program, bob, NOW).await.unwrap();
+    let verified = verify(code_of(&fresh))
+        .await
+        .expect("the nonce was still free");
+    assert_eq!(verified.coupon_id, fresh.id);
+    // kq_d's failures all lie before the window: it is not locked out.
+    let lapsed = request.now - kaquan_core::attempts::ATTEMPT_WINDOW_SECONDS - 1;
+    for _ in 0..3 {
+        store
+            .record_failure(m, "coupon-client:kq_d", lapsed)
+            .await
+            .unwrap();
+    }
+    let throttled = CodeReader {
+        failures_max: 3,
+        ..CodeReader::api(m, "kq_d")
+    };
+    let called = usecases::verify_code(
+        store,
+        &master(),
+        &throttled,
+        &ApiCall::default(),
+        "12345678901234567890",
+        request,
+    )
+    .await
+    .unwrap();
+    assert_eq!(called.result, Err(CouponRefusal::UnknownCode));
+}
+
 /// An event's data in one spelling (PostgreSQL keeps it as jsonb).
 fn json(data: &str) -> String {
     serde_json::from_str::<serde_json::Value>(data)
@@ -785,13 +845,14 @@ pub async fn a_typed_code_is_verified_under_its_readers_throttle(store: &dyn Sto
     let retry = verify(reader("kq_b"), code.clone(), claim("typed-1", "h")).await;
     assert!(retry.replayed);
     assert_eq!(retry.result.map(|v| v.id), Ok(verified.id));
-    let again = verify(reader("kq_b"), code, claim("typed-2", "h")).await;
+    let again = verify(reader("kq_b"), code.clone(), claim("typed-2", "h")).await;
     assert_eq!(
         again.result,
         Err(CouponRefusal::Used {
             verified_at: NOW + 60
         })
     );
+    refusals_leave_the_nonce_and_old_failures_lapse(store, &program, &code, &request).await;
     assert_eq!(
         store.check_invariants().await.unwrap(),
         Vec::<String>::new()
