@@ -271,9 +271,14 @@ pub struct CouponQueryDto {
     pub can_use_with_other_discount: bool,
 }
 
-async fn look_up(state: &AppState, signed: &Signed, code: &str) -> ApiResult<HeldCoupon> {
+/// The API key's throttle over the codes it sends, once the code is checked.
+fn code_reader(signed: &Signed, code: &str) -> ApiResult<CodeReader> {
     crate::extract::check_chars("code", code, 64)?;
-    let reader = CodeReader::api(signed.merchant_id, &signed.key_id);
+    Ok(CodeReader::api(signed.merchant_id, &signed.key_id))
+}
+
+async fn look_up(state: &AppState, signed: &Signed, code: &str) -> ApiResult<HeldCoupon> {
+    let reader = code_reader(signed, code)?;
     usecases::look_up_code(
         state.store.as_ref(),
         &state.master,
@@ -393,8 +398,7 @@ async fn verify_signed(
     if let Some(id) = verify.location_id {
         crate::coupon_records::checked_location(state, signed.merchant_id, Some(id)).await?;
     }
-    crate::extract::check_chars("code", code, 64)?;
-    let reader = CodeReader::api(signed.merchant_id, &signed.key_id);
+    let reader = code_reader(signed, code)?;
     let store = state.store.as_ref();
     Ok(usecases::verify_code(store, &state.master, &reader, &call, code, &verify).await?)
 }

@@ -14,7 +14,7 @@ use super::{check_edit, Benefit, CouponProgram, CouponProgramFields, ProgramStat
 use crate::attempts::{lock, ATTEMPT_WINDOW_SECONDS};
 use crate::audit::{Actor, AuditEntry};
 use crate::ledger::{ApiCall, Called};
-use crate::secrets::{random_token_hex, MasterKey};
+use crate::secrets::{random_token_hex, MasterKey, MerchantKeys};
 use crate::store::Store;
 use crate::{StoreError, StoreResult};
 
@@ -259,18 +259,37 @@ pub async fn look_up_code(
     typed: &str,
     now: i64,
 ) -> StoreResult<Result<HeldCoupon, CouponRefusal>> {
-    let m = reader.merchant_id;
-    let since = now - ATTEMPT_WINDOW_SECONDS;
-    let keys = digest_keys(master, m);
+    let keys = digest_keys(master, reader.merchant_id);
     let parsed = TypedCode::parse(typed);
-    let digest = match &parsed {
-        TypedCode::Fixed(code) => Some(coupon_code_digest(&keys, code.expose())),
+    let digest = code_digest(&keys, &parsed, typed);
+    look_up_parsed(store, master, reader, &keys, parsed, digest, now).await
+}
+
+/// The digest a fixed code is found by; a malformed code is hashed too,
+/// so that it costs what an unknown one does.
+fn code_digest(keys: &MerchantKeys, parsed: &TypedCode, typed: &str) -> Option<Vec<u8>> {
+    match parsed {
+        TypedCode::Fixed(code) => Some(coupon_code_digest(keys, code.expose())),
         TypedCode::Rotating { .. } => None,
         TypedCode::Malformed => {
-            let _ = coupon_code_digest(&keys, typed);
+            let _ = coupon_code_digest(keys, typed);
             None
         }
-    };
+    }
+}
+
+/// [`look_up_code`] of a code already parsed and hashed.
+async fn look_up_parsed(
+    store: &dyn Store,
+    master: &MasterKey,
+    reader: &CodeReader,
+    keys: &MerchantKeys,
+    parsed: TypedCode,
+    digest: Option<Vec<u8>>,
+    now: i64,
+) -> StoreResult<Result<HeldCoupon, CouponRefusal>> {
+    let m = reader.merchant_id;
+    let since = now - ATTEMPT_WINDOW_SECONDS;
     let lookup = match (&parsed, &digest) {
         (TypedCode::Fixed(_), Some(digest)) => CouponLookup::Digest(digest),
         (TypedCode::Rotating { coupon_id, .. }, _) => CouponLookup::Id(*coupon_id),
@@ -285,7 +304,7 @@ pub async fn look_up_code(
         TypedCode::Rotating { otp, .. } => found
             .filter(|h| {
                 open_coupon_code(master, m, h.coupon.key_version, &h.coupon.sealed)
-                    .is_some_and(|code| rotating_code_matches(&keys, &code, otp, now))
+                    .is_some_and(|code| rotating_code_matches(keys, &code, otp, now))
             })
             .map(|held| (held, false)),
         TypedCode::Malformed => None,
@@ -351,11 +370,13 @@ pub async fn verify_code(
     typed: &str,
     request: &VerifyRequest,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
-    if let TypedCode::Fixed(code) = TypedCode::parse(typed) {
-        let keys = digest_keys(master, reader.merchant_id);
+    let keys = digest_keys(master, reader.merchant_id);
+    let parsed = TypedCode::parse(typed);
+    let digest = code_digest(&keys, &parsed, typed);
+    if let (TypedCode::Fixed(_), Some(digest)) = (&parsed, &digest) {
         let ask = CodeVerification {
             reader: reader.clone(),
-            digest: coupon_code_digest(&keys, code.expose()),
+            digest: digest.clone(),
             since: request.now - ATTEMPT_WINDOW_SECONDS,
             request: request.clone(),
         };
@@ -363,7 +384,8 @@ pub async fn verify_code(
             return Ok(called);
         }
     }
-    match look_up_code(store, master, reader, typed, request.now).await? {
+    let now = request.now;
+    match look_up_parsed(store, master, reader, &keys, parsed, digest, now).await? {
         Ok(held) => verify_coupon(store, call, &held, request).await,
         Err(refusal) => Ok(Called {
             result: Err(refusal),
