@@ -33,10 +33,12 @@ pub enum EventType {
     CouponVerified,
     CouponUndone,
     CouponExpired,
+    MemberActivated,
+    MemberChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -51,6 +53,8 @@ impl EventType {
         Self::CouponVerified,
         Self::CouponUndone,
         Self::CouponExpired,
+        Self::MemberActivated,
+        Self::MemberChanged,
     ];
 
     pub fn code(self) -> &'static str {
@@ -69,6 +73,8 @@ impl EventType {
             Self::CouponVerified => "coupon.verified",
             Self::CouponUndone => "coupon.undone",
             Self::CouponExpired => "coupon.expired",
+            Self::MemberActivated => "member.activated",
+            Self::MemberChanged => "member.changed",
         }
     }
 
@@ -103,6 +109,8 @@ impl EventType {
             Self::CouponVerified => "核销优惠券",
             Self::CouponUndone => "撤销核销",
             Self::CouponExpired => "优惠券过期",
+            Self::MemberActivated => "会员开卡",
+            Self::MemberChanged => "会员积分或余额变动",
         }
     }
 }
@@ -276,6 +284,48 @@ impl NewEvent {
             balance_data(t, external_id),
             t.created_at,
         )
+    }
+}
+
+impl NewEvent {
+    /// What a call on a member did, as one event: `member.activated` for
+    /// 开卡, else `member.changed` when points or balance moved (one event
+    /// per operation, so a payment that moves both is one message). The
+    /// data carries the merged notice the member is sent.
+    pub fn member_operation(
+        op: &crate::member::operation::MemberOperation,
+        member: &crate::member::Member,
+        number: &str,
+    ) -> Option<Self> {
+        use crate::member::operation::OperationKind;
+        let notice = op.notice();
+        let event_type = match (op.kind, &notice) {
+            (OperationKind::Activate, _) => EventType::MemberActivated,
+            (_, Some(_)) => EventType::MemberChanged,
+            (_, None) => return None,
+        };
+        Some(Self::new(
+            op.merchant_id,
+            event_type,
+            json!({
+                "member_id": op.member_id,
+                "member_number": number,
+                "program_id": member.program_id,
+                "customer_id": member.external_id,
+                "phone": member.phone,
+                "operation_id": op.id,
+                "operation": op.kind.code(),
+                "reference": op.reference,
+                "points_delta": op.points_delta(),
+                "balance_delta_fen": op.balance_delta_fen(),
+                "points": op.points_after,
+                "balance_fen": op.balance_after_fen,
+                "tier": op.tier_after,
+                "notice": notice.map(|n| n.kind.code()),
+                "message": notice.map(|n| n.text_zh()),
+            }),
+            op.created_at,
+        ))
     }
 }
 

@@ -2,19 +2,53 @@
 //! append-only, double-entry transactions, and the idempotency and nonce
 //! records that make a retried API call harmless.
 //!
-//! Every transaction has exactly two postings that sum to zero: the
-//! customer's account and a merchant-side counter account. Only customer
-//! accounts cache a balance (with a database floor of zero); the merchant's
-//! counter accounts are summed when asked, so no hot row is updated by
-//! every redemption.
+//! Two assets live in it, never mixed: money in fen (余额, stored value)
+//! and points (积分, of a 会员卡). Every transaction moves one asset and has
+//! exactly two postings in it that sum to zero: the customer's account and
+//! a merchant-side counter account. A member payment that spends balance
+//! and earns points is several transactions committed together. Only
+//! customer accounts cache a balance (with a database floor of zero); the
+//! merchant's counter accounts are summed when asked, so no hot row is
+//! updated by every redemption.
 
 use crate::audit::Actor;
 use crate::pickup::Channel;
 use crate::store::Page;
 use crate::StoreResult;
 
-/// The only asset so far; points will be a second one, never mixed.
+/// The money asset's code (fen, 分).
 pub const ASSET_FEN: &str = "fen";
+/// The points asset's code (积分).
+pub const ASSET_POINTS: &str = "points";
+
+/// What a ledger account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Asset {
+    /// Money in fen: stored value (储值, 余额).
+    Fen,
+    /// A member's points (积分).
+    Points,
+}
+
+impl Asset {
+    pub const ALL: [Self; 2] = [Self::Fen, Self::Points];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Fen => ASSET_FEN,
+            Self::Points => ASSET_POINTS,
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.code() == code)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Fen => "余额",
+            Self::Points => "积分",
+        }
+    }
+}
 /// Largest single amount a call may move (¥1,000,000.00): the one money cap.
 pub const AMOUNT_FEN_MAX: i64 = crate::money::FEN_MAX;
 /// Longest Idempotency-Key accepted.
@@ -37,10 +71,40 @@ pub enum TransactionKind {
     Refund,
     /// Staff changed the balance by hand with a reason (调整).
     Adjust,
+    /// A paid top-up of stored value (充值): prepaid money the merchant holds.
+    Recharge,
+    /// The bonus of a top-up (充 100 送 10), posted apart so a refund can
+    /// take back exactly it.
+    RechargeBonus,
+    /// Points earned by a payment or given on activation (积分获得).
+    Earn,
+    /// Points used to pay part of an order (积分抵扣).
+    UsePoints,
+    /// Earned points taken back by a refund (退款扣回积分).
+    ReverseEarn,
+    /// Used points given back by a refund (退款退还积分).
+    ReturnPoints,
+    /// Points that lapsed under the program's expiry policy (积分过期).
+    ExpirePoints,
+    /// Staff changed the points by hand with a reason (积分调整).
+    AdjustPoints,
 }
 
 impl TransactionKind {
-    pub const ALL: [Self; 4] = [Self::Redeem, Self::Spend, Self::Refund, Self::Adjust];
+    pub const ALL: [Self; 12] = [
+        Self::Redeem,
+        Self::Spend,
+        Self::Refund,
+        Self::Adjust,
+        Self::Recharge,
+        Self::RechargeBonus,
+        Self::Earn,
+        Self::UsePoints,
+        Self::ReverseEarn,
+        Self::ReturnPoints,
+        Self::ExpirePoints,
+        Self::AdjustPoints,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -48,6 +112,14 @@ impl TransactionKind {
             Self::Spend => "spend",
             Self::Refund => "refund",
             Self::Adjust => "adjust",
+            Self::Recharge => "recharge",
+            Self::RechargeBonus => "recharge_bonus",
+            Self::Earn => "earn",
+            Self::UsePoints => "use_points",
+            Self::ReverseEarn => "reverse_earn",
+            Self::ReturnPoints => "return_points",
+            Self::ExpirePoints => "expire_points",
+            Self::AdjustPoints => "adjust_points",
         }
     }
     pub fn parse(code: &str) -> Option<Self> {
@@ -59,6 +131,31 @@ impl TransactionKind {
             Self::Spend => "余额消费",
             Self::Refund => "消费退款",
             Self::Adjust => "余额调整",
+            Self::Recharge => "储值充值",
+            Self::RechargeBonus => "充值赠送",
+            Self::Earn => "积分获得",
+            Self::UsePoints => "积分抵扣",
+            Self::ReverseEarn => "退款扣回积分",
+            Self::ReturnPoints => "退款退还积分",
+            Self::ExpirePoints => "积分过期",
+            Self::AdjustPoints => "积分调整",
+        }
+    }
+    /// The asset the transaction moves.
+    pub fn asset(self) -> Asset {
+        match self {
+            Self::Redeem
+            | Self::Spend
+            | Self::Refund
+            | Self::Adjust
+            | Self::Recharge
+            | Self::RechargeBonus => Asset::Fen,
+            Self::Earn
+            | Self::UsePoints
+            | Self::ReverseEarn
+            | Self::ReturnPoints
+            | Self::ExpirePoints
+            | Self::AdjustPoints => Asset::Points,
         }
     }
     /// The merchant-side account that takes the other posting.
@@ -66,7 +163,12 @@ impl TransactionKind {
         match self {
             Self::Redeem => AccountKind::GiftcardIssued,
             Self::Spend | Self::Refund => AccountKind::Sales,
-            Self::Adjust => AccountKind::Adjustments,
+            Self::Adjust | Self::AdjustPoints => AccountKind::Adjustments,
+            Self::Recharge => AccountKind::Recharges,
+            Self::RechargeBonus => AccountKind::RechargeBonus,
+            Self::Earn | Self::ReverseEarn => AccountKind::PointsIssued,
+            Self::UsePoints | Self::ReturnPoints => AccountKind::PointsUsed,
+            Self::ExpirePoints => AccountKind::PointsExpired,
         }
     }
 }
@@ -79,12 +181,33 @@ pub enum AccountKind {
     GiftcardIssued,
     /// Balance spent at the merchant (and refunded back).
     Sales,
-    /// Hand corrections.
+    /// Hand corrections (one account per asset).
     Adjustments,
+    /// Prepaid money received for top-ups (预付储值: the merchant owes it).
+    Recharges,
+    /// Top-up bonuses given.
+    RechargeBonus,
+    /// Points given by payments and on activation.
+    PointsIssued,
+    /// Points taken as payment.
+    PointsUsed,
+    /// Points that lapsed.
+    PointsExpired,
 }
 
 impl AccountKind {
-    pub const MERCHANT_SIDE: [Self; 3] = [Self::GiftcardIssued, Self::Sales, Self::Adjustments];
+    /// Every merchant-side account a merchant has, with its asset.
+    pub const MERCHANT_SIDE: [(Self, Asset); 9] = [
+        (Self::GiftcardIssued, Asset::Fen),
+        (Self::Sales, Asset::Fen),
+        (Self::Adjustments, Asset::Fen),
+        (Self::Recharges, Asset::Fen),
+        (Self::RechargeBonus, Asset::Fen),
+        (Self::Adjustments, Asset::Points),
+        (Self::PointsIssued, Asset::Points),
+        (Self::PointsUsed, Asset::Points),
+        (Self::PointsExpired, Asset::Points),
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -92,6 +215,11 @@ impl AccountKind {
             Self::GiftcardIssued => "giftcard_issued",
             Self::Sales => "sales",
             Self::Adjustments => "adjustments",
+            Self::Recharges => "recharges",
+            Self::RechargeBonus => "recharge_bonus",
+            Self::PointsIssued => "points_issued",
+            Self::PointsUsed => "points_used",
+            Self::PointsExpired => "points_expired",
         }
     }
 }
@@ -596,7 +724,23 @@ mod tests {
     #[test]
     fn transaction_kinds_and_customers_read_as_people_expect() {
         let labels: Vec<_> = TransactionKind::ALL.iter().map(|k| k.label_zh()).collect();
-        assert_eq!(labels, ["兑换码兑换", "余额消费", "消费退款", "余额调整"]);
+        assert_eq!(
+            labels,
+            [
+                "兑换码兑换",
+                "余额消费",
+                "消费退款",
+                "余额调整",
+                "储值充值",
+                "充值赠送",
+                "积分获得",
+                "积分抵扣",
+                "退款扣回积分",
+                "退款退还积分",
+                "积分过期",
+                "积分调整"
+            ]
+        );
         for kind in TransactionKind::ALL {
             assert_eq!(TransactionKind::parse(kind.code()), Some(kind));
         }
@@ -616,9 +760,26 @@ mod tests {
         assert_eq!(customer("", None, None).label(), "#7");
         let codes: Vec<_> = AccountKind::MERCHANT_SIDE
             .iter()
-            .map(|a| a.code())
+            .map(|(a, asset)| format!("{}:{}", a.code(), asset.code()))
             .collect();
-        assert_eq!(codes, ["giftcard_issued", "sales", "adjustments"]);
+        assert_eq!(
+            codes,
+            [
+                "giftcard_issued:fen",
+                "sales:fen",
+                "adjustments:fen",
+                "recharges:fen",
+                "recharge_bonus:fen",
+                "adjustments:points",
+                "points_issued:points",
+                "points_used:points",
+                "points_expired:points"
+            ]
+        );
+        // Every kind's counter account exists in the kind's asset.
+        for kind in TransactionKind::ALL {
+            assert!(AccountKind::MERCHANT_SIDE.contains(&(kind.counter_account(), kind.asset())));
+        }
         assert_eq!(AccountKind::Customer.code(), "customer");
     }
 }

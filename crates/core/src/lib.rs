@@ -25,6 +25,7 @@ pub mod goods;
 pub mod ledger;
 pub mod location;
 pub mod mall;
+pub mod member;
 pub mod merchant;
 pub mod money;
 pub mod pickup;

@@ -93,4 +93,6 @@ store_union!(
     crate::waybill::WaybillStore,
     crate::location::LocationStore,
     crate::coupon::usage::CouponStore,
+    crate::member::MemberStore,
+    crate::member::operation::MemberOpStore,
 );
