@@ -23,6 +23,7 @@ mod goods;
 mod ledger;
 mod maintenance;
 mod mall;
+mod members;
 mod merchants;
 mod pickup_orders;
 mod pickup_refusals;
@@ -48,6 +49,7 @@ pub use goods::*;
 pub use ledger::*;
 pub use maintenance::*;
 pub use mall::*;
+pub use members::*;
 pub use merchants::*;
 pub use pickup_orders::*;
 pub use pickup_refusals::*;
@@ -64,6 +66,12 @@ macro_rules! conformance_tests {
     ($make_store:expr) => {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
+            a_member_pays_with_discount_points_and_balance_and_reaches_a_tier,
+            refunds_give_back_in_proportion_and_add_up_to_the_whole,
+            each_member_operation_is_one_event_merged_when_both_assets_move,
+            member_calls_replay_under_their_key_and_refuse_another_body,
+            concurrent_point_deductions_never_overdraw,
+            programs_are_kept_per_merchant_and_members_are_filtered,
             the_audit_log_is_searched_by_actor_action_text_and_time,
             staff_usernames_are_unique_and_roles_stay_within_their_merchant,
             failed_logins_count_up_and_success_resets_them,

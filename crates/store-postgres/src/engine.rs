@@ -65,6 +65,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/021_verification_keys.sql"),
     include_str!("migrations/022_coupon_stock.sql"),
     include_str!("migrations/023_coupon_logos.sql"),
+    include_str!("migrations/024_members.sql"),
 ];
 
 pub struct PgStore {

@@ -527,6 +527,7 @@ pub(crate) struct Recorded {
     pub(crate) card_sale_id: Option<i64>,
     pub(crate) coupon_issue_id: Option<i64>,
     pub(crate) coupon_verification_id: Option<i64>,
+    pub(crate) member_operation_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -577,7 +578,8 @@ pub(crate) async fn claim_call(
     }
     let row = one(
         c,
-        "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id, \
+         member_operation_id FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
         &[&merchant_id, &claim.key.as_str()],
     )
     .await?;
@@ -592,6 +594,7 @@ pub(crate) async fn claim_call(
         card_sale_id: row.get(4),
         coupon_issue_id: row.get(5),
         coupon_verification_id: row.get(6),
+        member_operation_id: row.get(7),
     })))
 }
 
@@ -760,7 +763,7 @@ impl kaquan_core::ledger::LedgerStore for PgStore {
         let client = self.client().await?;
         let total: i64 = one(
             &client,
-            "SELECT count(*) FROM ledger_transactions WHERE customer_id = $1 AND merchant_id = $2",
+            "SELECT count(*) FROM ledger_transactions WHERE customer_id = $1 AND merchant_id = $2 AND asset = 'fen'",
             &[&customer_id, &merchant_id],
         )
         .await?
@@ -769,7 +772,7 @@ impl kaquan_core::ledger::LedgerStore for PgStore {
             &client,
             &format!(
                 "SELECT {TRANSACTION_COLUMNS} FROM ledger_transactions WHERE customer_id = $1 AND merchant_id = $2 \
-                 ORDER BY id DESC LIMIT $3 OFFSET $4"
+                 AND asset = 'fen' ORDER BY id DESC LIMIT $3 OFFSET $4"
             ),
             &[&customer_id, &merchant_id, &page.page_size, &page.offset()],
         )

@@ -30,6 +30,7 @@ mod ledger;
 mod locations;
 mod maintenance;
 mod mall;
+mod members;
 mod merchants;
 mod pickup_orders;
 mod pickup_settings;

@@ -78,7 +78,7 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     (
         "statement lines whose balance after differs from the running sum",
         "SELECT count(*) FROM ledger_transactions t WHERE t.balance_after_fen <> \
-         (SELECT SUM(t2.amount_fen) FROM ledger_transactions t2 WHERE t2.customer_id = t.customer_id AND t2.id <= t.id)",
+         (SELECT SUM(t2.amount_fen) FROM ledger_transactions t2 WHERE t2.customer_id = t.customer_id AND t2.asset = t.asset AND t2.id <= t.id)",
     ),
     (
         "spends whose refunds do not add up to what was refunded, or exceed the spend",

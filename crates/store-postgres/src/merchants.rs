@@ -41,11 +41,11 @@ impl kaquan_core::merchant::MerchantStore for PgStore {
             )
             .await?;
         }
-        for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+        for (kind, asset) in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
             exec(
                 &tx,
                 "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES ($1, $2, $3)",
-                &[&merchant.id, &kind.code(), &kaquan_core::ledger::ASSET_FEN],
+                &[&merchant.id, &kind.code(), &asset.code()],
             )
             .await?;
         }

@@ -32,7 +32,7 @@ use crate::verify_set_wise::create_verification_tables;
 use crate::verify_set_wise::verify_set_wise;
 use crate::verify_set_wise::GroupVerification;
 use kaquan_core::{StoreError, StoreResult};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -101,7 +101,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/023_coupon_expiry.sql"),
     include_str!("migrations/024_coupon_counts.sql"),
     include_str!("migrations/025_coupon_logos.sql"),
+    include_str!("migrations/026_members.sql"),
 ];
+
+/// The first line of a migration that rebuilds a table others refer to:
+/// SQLite's documented rebuild runs with foreign keys off (a pragma that
+/// cannot change inside a transaction) and checks them before commit.
+const FOREIGN_KEYS_OFF: &str = "-- foreign_keys off";
 
 /// Whether opening may create a missing database file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,13 +373,36 @@ pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
         if version <= applied {
             continue;
         }
-        in_transaction(conn, || {
+        let rebuilds = sql.starts_with(FOREIGN_KEYS_OFF);
+        if rebuilds {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .map_err(map_err)?;
+        }
+        let applied = in_transaction(conn, || {
             conn.execute_batch(sql)?;
+            if rebuilds {
+                let broken: Option<String> = conn
+                    .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                    .optional()?;
+                if let Some(table) = broken {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                        Some(format!(
+                            "migration {version} left a broken foreign key in {table}"
+                        )),
+                    ));
+                }
+            }
             conn.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
                 [version],
             )
-        })?;
+        });
+        if rebuilds {
+            conn.execute_batch("PRAGMA foreign_keys = ON")
+                .map_err(map_err)?;
+        }
+        applied?;
     }
     carry_over_nonces(conn)
 }

@@ -19,6 +19,7 @@ use kaquan_core::code::refusal_reason;
 use kaquan_core::code::CodeFacts;
 use kaquan_core::code::CodeState;
 use kaquan_core::ledger::ApiCall;
+use kaquan_core::ledger::Asset;
 use kaquan_core::ledger::Called;
 use kaquan_core::ledger::CustomerRef;
 use kaquan_core::ledger::LedgerOp;
@@ -33,9 +34,13 @@ use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-// Statements on ledger_accounts write the asset as the literal 'fen' (see
-// post_transaction); this keeps the literal and the constant one.
+// Statements on ledger_accounts write the asset as a literal (see
+// account_sql); this keeps the literals and the constants one.
 const _: () = assert!(matches!(ASSET_FEN.as_bytes(), [b'f', b'e', b'n']));
+const _: () = assert!(matches!(
+    kaquan_core::ledger::ASSET_POINTS.as_bytes(),
+    [b'p', b'o', b'i', b'n', b't', b's']
+));
 
 pub(crate) const TRANSACTION_COLUMNS: &str =
     "id, merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
@@ -77,67 +82,92 @@ pub(crate) fn post_transaction(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<Result<LedgerTransaction, Refusal>> {
+    let posted = post_postings(
+        conn,
+        &LedgerTransaction {
+            id: 0,
+            merchant_id,
+            customer_id,
+            kind,
+            amount_fen: delta,
+            balance_after_fen: 0,
+            reference: reference.to_owned(),
+            reason: reason.to_owned(),
+            channel,
+            created_by: actor.label.clone(),
+            created_at: now,
+        },
+    )?;
+    let Some(transaction) = posted else {
+        return Ok(Err(Refusal::InsufficientBalance));
+    };
+    record_ledger_change(conn, &transaction, actor)?;
+    Ok(Ok(transaction))
+}
+
+/// The ledger part of a transaction: the guarded update of the customer's
+/// account in the kind's asset (never below zero; it becomes the head of
+/// the account's statement chain), the transaction and both postings.
+/// `None` when the account would drop below zero or does not exist. The
+/// caller records the audit and events (a member operation records one
+/// of each for all its transactions).
+pub(crate) fn post_postings(
+    conn: &Connection,
+    t: &LedgerTransaction,
+) -> StoreResult<Option<LedgerTransaction>> {
     // No RETURNING on the hot statements: SQLite buffers RETURNING rows in
     // a temporary b-tree it opens and closes per call. The asset and the
     // account kind are written into the statements on ledger_accounts, not
     // bound: SQLite re-prepares a statement on every call when a bound value
     // could decide whether the partial index ledger_accounts_merchant
-    // applies.
+    // applies. Both come from closed sets of codes.
+    let asset = t.kind.asset();
     let account: Option<(i64, i64, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT id, balance, last_transaction_id FROM ledger_accounts \
-             WHERE customer_id = ?1 AND asset = 'fen'",
-        )
+        .prepare_cached(match asset {
+            Asset::Fen => "SELECT id, balance, last_transaction_id FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'fen'",
+            Asset::Points => "SELECT id, balance, last_transaction_id FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'points'",
+        })
         .and_then(|mut s| {
-            s.query_row(params![customer_id], |r| {
+            s.query_row(params![t.customer_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
         })
         .map_err(map_err)?;
     let Some((account_id, balance, previous_id)) = account else {
-        return Ok(Err(Refusal::InsufficientBalance));
+        return Ok(None);
     };
+    let delta = t.amount_fen;
     let balance_after = balance + delta;
     if balance_after < 0 {
-        return Ok(Err(Refusal::InsufficientBalance));
+        return Ok(None);
     }
     let mut transaction = LedgerTransaction {
-        id: 0,
-        merchant_id,
-        customer_id,
-        kind,
-        amount_fen: delta,
         balance_after_fen: balance_after,
-        reference: reference.to_owned(),
-        reason: reason.to_owned(),
-        channel,
-        created_by: actor.label.clone(),
-        created_at: now,
+        ..t.clone()
     };
     conn.prepare_cached(
         "INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
-         reason, channel, created_by, created_at, previous_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         reason, channel, created_by, created_at, previous_id, asset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            merchant_id,
-            customer_id,
-            kind.code(),
+            t.merchant_id,
+            t.customer_id,
+            t.kind.code(),
             delta,
             balance_after,
-            reference,
-            reason,
-            channel.code(),
-            actor.label,
-            now,
-            previous_id
+            t.reference,
+            t.reason,
+            t.channel.code(),
+            t.created_by,
+            t.created_at,
+            previous_id,
+            asset.code()
         ])
     })
     .map_err(map_err)?;
     transaction.id = conn.last_insert_rowid();
-    // The guarded write: the balance read above, never below zero; the
-    // account becomes the head of the customer's statement chain.
     let n = conn
         .prepare_cached(
             "UPDATE ledger_accounts SET balance = balance + ?1, last_transaction_id = ?2, \
@@ -151,22 +181,23 @@ pub(crate) fn post_transaction(
         )));
     }
     let [(_, customer_amount), (counter, counter_amount)] =
-        kaquan_core::ledger::postings(kind, delta);
+        kaquan_core::ledger::postings(t.kind, delta);
     let n = conn
         .prepare_cached(&format!(
             "INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) VALUES \
              (?1, ?2, ?3, ?4), \
              (?1, (SELECT id FROM ledger_accounts WHERE merchant_id = ?5 AND kind = '{}' AND customer_id IS NULL \
-             AND asset = 'fen'), ?3, ?6)",
-            counter.code()
+             AND asset = '{}'), ?3, ?6)",
+            counter.code(),
+            asset.code()
         ))
         .and_then(|mut s| {
             s.execute(params![
                 transaction.id,
                 account_id,
-                ASSET_FEN,
+                asset.code(),
                 customer_amount,
-                merchant_id,
+                t.merchant_id,
                 counter_amount
             ])
         })
@@ -176,8 +207,7 @@ pub(crate) fn post_transaction(
             "ledger: {n} postings written, not 2"
         )));
     }
-    record_ledger_change(conn, &transaction, actor)?;
-    Ok(Ok(transaction))
+    Ok(Some(transaction))
 }
 
 /// The audit record and the events of a ledger transaction, in its
@@ -447,6 +477,7 @@ pub(crate) struct Recorded {
     pub(crate) card_sale_id: Option<i64>,
     pub(crate) coupon_issue_id: Option<i64>,
     pub(crate) coupon_verification_id: Option<i64>,
+    pub(crate) member_operation_id: Option<i64>,
     pub(crate) refusal: Option<String>,
 }
 
@@ -471,7 +502,8 @@ pub(crate) fn guard_call(
     };
     let recorded = conn
         .prepare_cached(
-            "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
+            "SELECT request_hash, transaction_id, mall_order_id, refusal, card_sale_id, coupon_issue_id, coupon_verification_id, \
+             member_operation_id FROM idempotency_keys WHERE merchant_id = ?1 AND key = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![merchant_id, claim.key.as_str()], |r| {
@@ -483,6 +515,7 @@ pub(crate) fn guard_call(
                     card_sale_id: r.get(4)?,
                     coupon_issue_id: r.get(5)?,
                     coupon_verification_id: r.get(6)?,
+                    member_operation_id: r.get(7)?,
                 })
             })
             .optional()

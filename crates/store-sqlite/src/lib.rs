@@ -27,6 +27,7 @@ mod ledger;
 mod locations;
 mod maintenance;
 mod mall;
+mod members;
 mod merchants;
 mod nonces;
 mod pickup_orders;

@@ -92,20 +92,20 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     (
         "statement lines whose balance after differs from the running sum",
         "SELECT count(*) FROM (SELECT balance_after_fen, \
-         SUM(amount_fen) OVER (PARTITION BY customer_id ORDER BY id) AS running FROM ledger_transactions) \
+         SUM(amount_fen) OVER (PARTITION BY customer_id, asset ORDER BY id) AS running FROM ledger_transactions) \
          WHERE balance_after_fen <> running",
     ),
     (
         "statement chains that skip or repeat a transaction",
         "SELECT count(*) FROM (SELECT previous_id, \
-         LAG(id) OVER (PARTITION BY customer_id ORDER BY id) AS before FROM ledger_transactions) \
+         LAG(id) OVER (PARTITION BY customer_id, asset ORDER BY id) AS before FROM ledger_transactions) \
          WHERE previous_id IS NOT before",
     ),
     (
         "customer accounts whose last transaction or transaction count is wrong",
         "SELECT count(*) FROM ledger_accounts a LEFT JOIN \
-         (SELECT customer_id, MAX(id) AS last, count(*) AS n FROM ledger_transactions GROUP BY customer_id) AS t \
-         ON t.customer_id = a.customer_id \
+         (SELECT customer_id, asset, MAX(id) AS last, count(*) AS n FROM ledger_transactions GROUP BY customer_id, asset) AS t \
+         ON t.customer_id = a.customer_id AND t.asset = a.asset \
          WHERE a.kind = 'customer' AND (a.last_transaction_id IS NOT t.last OR a.n_transactions <> COALESCE(t.n, 0))",
     ),
     (

@@ -38,10 +38,10 @@ impl kaquan_core::merchant::MerchantStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             }
-            for kind in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
+            for (kind, asset) in kaquan_core::ledger::AccountKind::MERCHANT_SIDE {
                 conn.execute(
                     "INSERT INTO ledger_accounts (merchant_id, kind, asset) VALUES (?1, ?2, ?3)",
-                    params![merchant.id, kind.code(), kaquan_core::ledger::ASSET_FEN],
+                    params![merchant.id, kind.code(), asset.code()],
                 )
                 .map_err(map_err)?;
             }

@@ -313,7 +313,7 @@ async fn statement_chains_are_filled_by_the_migration_and_checked() {
         vec![(1, None, 1), (2, None, 2), (3, Some(1), 1)]
     );
     assert_eq!(
-        rows("SELECT id, last_transaction_id, n_transactions FROM ledger_accounts ORDER BY id")
+        rows("SELECT id, last_transaction_id, n_transactions FROM ledger_accounts WHERE id <= 3 ORDER BY id")
             .await,
         vec![(1, Some(3), 2), (2, Some(2), 1), (3, None, 0)]
     );

@@ -113,7 +113,12 @@ impl PointsRule {
             (self.init_increase_bonus, 0, POINTS_MAX, "开卡赠送积分"),
             (self.cost_bonus_unit, 1, POINTS_MAX, "每使用积分"),
             (self.reduce_money, 0, money, "抵扣金额（分）"),
-            (self.least_money_to_use_bonus, 0, money, "订单满多少可用积分（分）"),
+            (
+                self.least_money_to_use_bonus,
+                0,
+                money,
+                "订单满多少可用积分（分）",
+            ),
             (self.max_reduce_bonus, 0, POINTS_MAX, "单笔最多使用积分"),
         ];
         for (value, low, high, what) in checks {
@@ -250,7 +255,9 @@ pub enum PointsExpiry {
     /// All points are cleared at the end of each year (merchant time).
     YearEnd,
     /// Points lapse this many months after they were earned.
-    Rolling { months: i64 },
+    Rolling {
+        months: i64,
+    },
 }
 
 impl PointsExpiry {
@@ -372,7 +379,10 @@ impl ProgramFields {
         }
         self.check_tiers()?;
         self.check_items()?;
-        if !self.number_prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+        if !self
+            .number_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
             || self.number_prefix.len() > NUMBER_PREFIX_CHARS_MAX
         {
             return Err(format!(

@@ -222,6 +222,28 @@ impl MemberOperation {
     }
 }
 
+/// The audit record's detail of an operation.
+pub fn audit_detail(op: &MemberOperation) -> String {
+    let mut detail = format!(
+        "operation={} kind={} reference={} amount_fen={} points_delta={} balance_delta_fen={} \
+         points_after={} balance_after_fen={} tier={}",
+        op.id,
+        op.kind.code(),
+        op.reference,
+        op.amount_fen,
+        op.points_delta(),
+        op.balance_delta_fen(),
+        op.points_after,
+        op.balance_after_fen,
+        op.tier_after
+    );
+    if !op.reason.is_empty() {
+        detail.push_str(" reason=");
+        detail.push_str(&op.reason);
+    }
+    detail
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
     Points,
@@ -258,10 +280,7 @@ pub struct Notice {
 impl Notice {
     /// The message text, e.g. `积分 +12，当前 112；余额 -¥25.00，当前 ¥75.00`.
     pub fn text_zh(&self) -> String {
-        let points = format!(
-            "积分 {:+}，当前 {}",
-            self.points_delta, self.points_after
-        );
+        let points = format!("积分 {:+}，当前 {}", self.points_delta, self.points_after);
         let sign = if self.balance_delta_fen < 0 { "-" } else { "+" };
         let balance = format!(
             "余额 {sign}¥{}，当前 ¥{}",

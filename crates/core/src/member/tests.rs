@@ -91,13 +91,7 @@ fn earning_is_capped_and_crossing_a_threshold_raises_the_tier_in_the_same_plan()
     let plan = plan_payment(&program(), ProgramState::Active, &m, &pay(1100, 0, 0)).unwrap();
     assert_eq!(plan.points_earned, 10);
     assert_eq!(plan.tier_after, 1, "exactly 100 earned reaches 银卡");
-    let plan = plan_payment(
-        &program(),
-        ProgramState::Active,
-        &m,
-        &pay(10_000_000, 0, 0),
-    )
-    .unwrap();
+    let plan = plan_payment(&program(), ProgramState::Active, &m, &pay(10_000_000, 0, 0)).unwrap();
     assert_eq!(plan.points_earned, 500, "the per-payment cap");
     assert_eq!(plan.tier_after, 1);
     // A member's tier never falls by a payment, and its discount applies.
@@ -265,7 +259,10 @@ fn one_operation_is_one_message_merged_when_both_assets_moved() {
     let op = payment();
     let notice = op.notice().unwrap();
     assert_eq!(notice.kind, NoticeKind::Merged);
-    assert_eq!((notice.points_delta, notice.balance_delta_fen), (-107, -2000));
+    assert_eq!(
+        (notice.points_delta, notice.balance_delta_fen),
+        (-107, -2000)
+    );
     assert_eq!(
         notice.text_zh(),
         "积分 -107，当前 393；余额 -¥20.00，当前 ¥30.00"
@@ -382,7 +379,10 @@ fn lists_round_trip_through_their_line_format() {
         activation_fields: ActivationField::ALL.to_vec(),
         ..program()
     };
-    assert_eq!(lines::parse_tiers(&lines::tiers(&p.tiers)), Some(p.tiers.clone()));
+    assert_eq!(
+        lines::parse_tiers(&lines::tiers(&p.tiers)),
+        Some(p.tiers.clone())
+    );
     assert_eq!(
         lines::parse_fields(&lines::fields(&p.custom_fields)),
         Some(p.custom_fields.clone())

@@ -1,0 +1,1132 @@
+//! 会员卡 on PostgreSQL: programs, members, and every call on a member in
+//! one transaction — nonce and idempotency key claimed first, the member
+//! and its accounts locked (so the plan from core holds until commit, on
+//! every node), the ledger's transactions in both assets, the member's
+//! counters, the operation record, one audit record and one event.
+
+use crate::customers::resolve_customer;
+use crate::events::insert_event;
+use crate::ledger::{claim_call, transaction_from_row, TRANSACTION_COLUMNS};
+use crate::sql::{
+    all, exec, expect_one, filtered_page, insert_audit, map_err, one, opt, parse_or, Params, P,
+};
+use crate::PgStore;
+use deadpool_postgres::GenericClient;
+use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::event::NewEvent;
+use kaquan_core::ledger::{ApiCall, Called, LedgerTransaction, Refusal, TransactionKind};
+use kaquan_core::member::operation::{
+    audit_detail, plan_payment, plan_refund, ActivateMember, AdjustPoints, MemberAction, MemberOp,
+    MemberOperation, MemberRef, MemberRefusal, OperationKind, Recharge, RefundPayment,
+    ReportPayment,
+};
+use kaquan_core::member::{
+    lines, Gender, Member, MemberFilter, MemberProgram, PointsExpiry, PointsRule, ProgramFields,
+    ProgramState, TierBasis,
+};
+use kaquan_core::pickup::Channel;
+use kaquan_core::store::Page;
+use kaquan_core::{StoreError, StoreResult};
+use tokio_postgres::Row;
+
+const PROGRAM_COLUMNS: &str = "id, merchant_id, state, title, brand_name, color, prerogative, discount_percent_off, \
+    points_enabled, cost_money_unit, increase_bonus, max_increase_bonus, init_increase_bonus, cost_bonus_unit, \
+    reduce_money, least_money_to_use_bonus, max_reduce_bonus, stored_value_enabled, tier_basis, tiers, custom_fields, \
+    custom_links, activation_fields, auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
+    notify_coupon_program_id, created_by, created_at, updated_at, \
+    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)";
+
+fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
+    let points = PointsRule {
+        cost_money_unit: r.get(9),
+        increase_bonus: r.get(10),
+        max_increase_bonus: r.get(11),
+        init_increase_bonus: r.get(12),
+        cost_bonus_unit: r.get(13),
+        reduce_money: r.get(14),
+        least_money_to_use_bonus: r.get(15),
+        max_reduce_bonus: r.get(16),
+    };
+    let fields = ProgramFields {
+        title: r.get(3),
+        brand_name: r.get(4),
+        color: r.get(5),
+        prerogative: r.get(6),
+        discount_percent_off: r.get(7),
+        points: r.get::<_, bool>(8).then_some(points),
+        stored_value: r.get(17),
+        tier_basis: parse_or(TierBasis::parse(r.get(18)), "tier basis")?,
+        tiers: parse_or(lines::parse_tiers(r.get(19)), "tiers")?,
+        custom_fields: parse_or(lines::parse_fields(r.get(20)), "custom fields")?,
+        custom_links: parse_or(lines::parse_links(r.get(21)), "custom links")?,
+        activation_fields: parse_or(lines::parse_activation(r.get(22)), "form")?,
+        auto_activate: r.get(23),
+        number_prefix: r.get(24),
+        number_length: r.get(25),
+        expiry: parse_or(PointsExpiry::parse(r.get(26), r.get(27)), "expiry")?,
+        notify: r.get(28),
+        notify_coupon_program_id: r.get(29),
+    };
+    Ok(MemberProgram {
+        id: r.get(0),
+        merchant_id: r.get(1),
+        state: parse_or(ProgramState::parse(r.get(2)), "program state")?,
+        fields,
+        created_by: r.get(30),
+        created_at: r.get(31),
+        updated_at: r.get(32),
+        n_members: r.get(33),
+    })
+}
+
+/// The program's columns after `merchant_id, state` as parameters $3–$29.
+fn program_values(f: &ProgramFields) -> Params {
+    let rule = f.points.unwrap_or_default();
+    vec![
+        Box::new(f.title.clone()),
+        Box::new(f.brand_name.clone()),
+        Box::new(f.color.clone()),
+        Box::new(f.prerogative.clone()),
+        Box::new(f.discount_percent_off),
+        Box::new(f.points.is_some()),
+        Box::new(rule.cost_money_unit),
+        Box::new(rule.increase_bonus),
+        Box::new(rule.max_increase_bonus),
+        Box::new(rule.init_increase_bonus),
+        Box::new(rule.cost_bonus_unit),
+        Box::new(rule.reduce_money),
+        Box::new(rule.least_money_to_use_bonus),
+        Box::new(rule.max_reduce_bonus),
+        Box::new(f.stored_value),
+        Box::new(f.tier_basis.code()),
+        Box::new(lines::tiers(&f.tiers)),
+        Box::new(lines::fields(&f.custom_fields)),
+        Box::new(lines::links(&f.custom_links)),
+        Box::new(lines::activation(&f.activation_fields)),
+        Box::new(f.auto_activate),
+        Box::new(f.number_prefix.clone()),
+        Box::new(f.number_length),
+        Box::new(f.expiry.code()),
+        Box::new(f.expiry.months()),
+        Box::new(f.notify),
+        Box::new(f.notify_coupon_program_id),
+    ]
+}
+
+const PROGRAM_SET: &str = "title = $3, brand_name = $4, color = $5, prerogative = $6, discount_percent_off = $7, \
+    points_enabled = $8, cost_money_unit = $9, increase_bonus = $10, max_increase_bonus = $11, \
+    init_increase_bonus = $12, cost_bonus_unit = $13, reduce_money = $14, least_money_to_use_bonus = $15, \
+    max_reduce_bonus = $16, stored_value_enabled = $17, tier_basis = $18, tiers = $19, custom_fields = $20, \
+    custom_links = $21, activation_fields = $22, auto_activate = $23, number_prefix = $24, number_length = $25, \
+    expiry = $26, expiry_months = $27, notify = $28, notify_coupon_program_id = $29";
+
+async fn get_program(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    program_id: i64,
+) -> StoreResult<Option<MemberProgram>> {
+    let sql =
+        format!("SELECT {PROGRAM_COLUMNS} FROM member_programs WHERE id = $1 AND merchant_id = $2");
+    opt(c, &sql, &[&program_id, &merchant_id])
+        .await?
+        .map(|r| program_from_row(&r))
+        .transpose()
+}
+
+const MEMBER_COLUMNS: &str = "m.id, m.merchant_id, m.program_id, m.customer_id, c.external_id, m.phone, m.name, \
+    m.birthday, m.gender, m.tier, m.points_earned, m.spend_fen, COALESCE(p.balance, 0), COALESCE(f.balance, 0), \
+    m.activated_at";
+const MEMBER_FROM: &str = "members m JOIN customers c ON c.id = m.customer_id \
+    LEFT JOIN ledger_accounts p ON p.customer_id = m.customer_id AND p.asset = 'points' \
+    LEFT JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen'";
+
+fn member_from_row(r: &Row) -> Member {
+    let gender: Option<String> = r.get(8);
+    Member {
+        id: r.get(0),
+        merchant_id: r.get(1),
+        program_id: r.get(2),
+        customer_id: r.get(3),
+        external_id: r.get(4),
+        phone: r.get(5),
+        name: r.get(6),
+        birthday: r.get(7),
+        gender: gender.as_deref().and_then(Gender::parse),
+        tier: usize::try_from(r.get::<_, i64>(9)).unwrap_or(0),
+        points_earned: r.get(10),
+        spend_fen: r.get(11),
+        points: r.get(12),
+        balance_fen: r.get(13),
+        activated_at: r.get(14),
+    }
+}
+
+async fn find_member(
+    c: &impl GenericClient,
+    condition: &str,
+    params: &[P<'_>],
+) -> StoreResult<Vec<Member>> {
+    let sql =
+        format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE {condition} ORDER BY m.id DESC");
+    Ok(all(c, &sql, params)
+        .await?
+        .iter()
+        .map(member_from_row)
+        .collect())
+}
+
+async fn member_by_id(c: &impl GenericClient, member_id: i64) -> StoreResult<Member> {
+    find_member(c, "m.id = $1", &[&member_id])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// The member a call names, locked with its accounts until commit.
+async fn resolve_member(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    member: &MemberRef,
+) -> StoreResult<Result<Member, MemberRefusal>> {
+    let ids: Vec<(i64, i64)> = match member {
+        MemberRef::Id(id) => {
+            all(
+                c,
+                "SELECT id, customer_id FROM members WHERE id = $1 AND merchant_id = $2",
+                &[id, &merchant_id],
+            )
+            .await?
+        }
+        MemberRef::Customer {
+            customer,
+            program_id,
+        } => {
+            let Some(customer_id) = resolve_customer(c, merchant_id, customer, 0, false).await?
+            else {
+                return Ok(Err(MemberRefusal::NotAMember));
+            };
+            all(
+                c,
+                "SELECT id, customer_id FROM members WHERE customer_id = $1 AND merchant_id = $2 \
+                 AND ($3::bigint IS NULL OR program_id = $3)",
+                &[&customer_id, &merchant_id, program_id],
+            )
+            .await?
+        }
+    }
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let (member_id, customer_id) = match ids.as_slice() {
+        [] => return Ok(Err(MemberRefusal::NotAMember)),
+        [one] => *one,
+        _ => return Ok(Err(MemberRefusal::ProgramRequired)),
+    };
+    // Members before accounts, in id order: every call locks alike.
+    exec(
+        c,
+        "SELECT 1 FROM members WHERE id = $1 FOR UPDATE",
+        &[&member_id],
+    )
+    .await?;
+    exec(
+        c,
+        "SELECT 1 FROM ledger_accounts WHERE customer_id = $1 ORDER BY id FOR UPDATE",
+        &[&customer_id],
+    )
+    .await?;
+    Ok(Ok(member_by_id(c, member_id).await?))
+}
+
+const OPERATION_COLUMNS: &str = "id, merchant_id, member_id, kind, reference, payment_id, location_id, amount_fen, \
+    discount_fen, points_used, points_deduction_fen, balance_fen, bonus_fen, points_earned, points_after, \
+    balance_after_fen, tier_after, refunded_fen, reason, created_by, created_at";
+
+fn operation_from_row(r: &Row) -> StoreResult<MemberOperation> {
+    Ok(MemberOperation {
+        id: r.get(0),
+        merchant_id: r.get(1),
+        member_id: r.get(2),
+        kind: parse_or(OperationKind::parse(r.get(3)), "operation")?,
+        reference: r.get(4),
+        payment_id: r.get(5),
+        location_id: r.get(6),
+        amount_fen: r.get(7),
+        discount_fen: r.get(8),
+        points_used: r.get(9),
+        points_deduction_fen: r.get(10),
+        balance_fen: r.get(11),
+        bonus_fen: r.get(12),
+        points_earned: r.get(13),
+        points_after: r.get(14),
+        balance_after_fen: r.get(15),
+        tier_after: usize::try_from(r.get::<_, i64>(16)).unwrap_or(0),
+        refunded_fen: r.get(17),
+        reason: r.get(18),
+        created_by: r.get(19),
+        created_at: r.get(20),
+    })
+}
+
+async fn get_operation(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<MemberOperation> {
+    let sql = format!(
+        "SELECT {OPERATION_COLUMNS} FROM member_operations WHERE id = $1 AND merchant_id = $2"
+    );
+    let row = opt(c, &sql, &[&id, &merchant_id])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    operation_from_row(&row)
+}
+
+/// One transaction of a member operation in the ledger, in one statement:
+/// the guarded account update, the transaction and both postings. `false`
+/// when the account would drop below zero.
+struct Posting<'a> {
+    member: &'a Member,
+    reference: String,
+    reason: &'a str,
+    actor: &'a Actor,
+    now: i64,
+}
+
+const POSTING_STATEMENT: &str = "WITH account AS ( \
+      UPDATE ledger_accounts SET balance = balance + $1 WHERE customer_id = $2 AND asset = $3 AND balance + $1 >= 0 \
+      RETURNING id, balance \
+    ), t AS ( \
+      INSERT INTO ledger_transactions (merchant_id, customer_id, kind, amount_fen, balance_after_fen, reference, \
+      reason, channel, created_by, created_at, asset) \
+      SELECT $4, $2, $5, $1, account.balance, $6, $7, $8, $9, $10, $3 FROM account RETURNING id \
+    ), p AS ( \
+      INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
+      SELECT t.id, account.id, $3, $1 FROM t, account \
+      UNION ALL \
+      SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $4 AND kind = $11 AND customer_id IS NULL \
+      AND asset = $3), $3, -$1 FROM t \
+      RETURNING 1 \
+    ) SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p)";
+
+impl Posting<'_> {
+    async fn post(
+        &self,
+        c: &impl GenericClient,
+        kind: TransactionKind,
+        delta: i64,
+    ) -> StoreResult<bool> {
+        if delta == 0 {
+            return Ok(true);
+        }
+        let (asset, code, channel, counter) = (
+            kind.asset().code(),
+            kind.code(),
+            Channel::Api.code(),
+            kind.counter_account().code(),
+        );
+        let row = one(
+            c,
+            POSTING_STATEMENT,
+            &[
+                &delta,
+                &self.member.customer_id,
+                &asset,
+                &self.member.merchant_id,
+                &code,
+                &self.reference,
+                &self.reason,
+                &channel,
+                &self.actor.label,
+                &self.now,
+                &counter,
+            ],
+        )
+        .await?;
+        let (n_transactions, n_postings): (i64, i64) = (row.get(0), row.get(1));
+        match (n_transactions, n_postings) {
+            (0, _) => Ok(false),
+            (1, 2) => Ok(true),
+            _ => Err(StoreError::Backend(format!(
+                "ledger: {n_postings} postings written, not 2"
+            ))),
+        }
+    }
+
+    async fn post_all(
+        &self,
+        c: &impl GenericClient,
+        moves: [(TransactionKind, i64); 3],
+    ) -> StoreResult<()> {
+        for (kind, delta) in moves {
+            // The plan read the accounts under lock: a guard that fails
+            // now is a broken invariant, not a race.
+            if !self.post(c, kind, delta).await? {
+                return Err(StoreError::Backend(format!(
+                    "member {}: {} overdrew its account",
+                    self.member.id,
+                    kind.code()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the operation record, its audit record and its event.
+async fn record_operation(
+    c: &impl GenericClient,
+    mut op: MemberOperation,
+    program: &ProgramFields,
+    actor: &Actor,
+) -> StoreResult<MemberOperation> {
+    let member = member_by_id(c, op.member_id).await?;
+    op.points_after = member.points;
+    op.balance_after_fen = member.balance_fen;
+    op.tier_after = member.tier;
+    let tier = i64::try_from(op.tier_after).unwrap_or(0);
+    op.id = one(
+        c,
+        "INSERT INTO member_operations (merchant_id, member_id, kind, reference, payment_id, location_id, amount_fen, \
+         discount_fen, points_used, points_deduction_fen, balance_fen, bonus_fen, points_earned, points_after, \
+         balance_after_fen, tier_after, refunded_fen, reason, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $18, $19) RETURNING id",
+        &[
+            &op.merchant_id,
+            &op.member_id,
+            &op.kind.code(),
+            &op.reference,
+            &op.payment_id,
+            &op.location_id,
+            &op.amount_fen,
+            &op.discount_fen,
+            &op.points_used,
+            &op.points_deduction_fen,
+            &op.balance_fen,
+            &op.bonus_fen,
+            &op.points_earned,
+            &op.points_after,
+            &op.balance_after_fen,
+            &tier,
+            &op.reason,
+            &op.created_by,
+            &op.created_at,
+        ],
+    )
+    .await?
+    .get(0);
+    let entry = AuditEntry {
+        merchant_id: op.merchant_id,
+        actor: actor.clone(),
+        action: format!("member_{}", op.kind.code()),
+        target: format!("member={}", op.member_id),
+        detail: audit_detail(&op),
+        n_affected: 1,
+        created_at: op.created_at,
+    };
+    insert_audit(c, &entry, 1).await?;
+    let number = program.member_number(member.id);
+    if let Some(event) = NewEvent::member_operation(&op, &member, &number) {
+        if program.notify || op.kind == OperationKind::Activate {
+            insert_event(c, &event).await?;
+        }
+    }
+    Ok(op)
+}
+
+fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
+    MemberOperation {
+        id: 0,
+        merchant_id: op.merchant_id,
+        member_id,
+        kind,
+        reference: String::new(),
+        payment_id: None,
+        location_id: None,
+        amount_fen: 0,
+        discount_fen: 0,
+        points_used: 0,
+        points_deduction_fen: 0,
+        balance_fen: 0,
+        bonus_fen: 0,
+        points_earned: 0,
+        points_after: 0,
+        balance_after_fen: 0,
+        tier_after: 0,
+        refunded_fen: 0,
+        reason: String::new(),
+        created_by: op.actor.label.clone(),
+        created_at: op.now,
+    }
+}
+
+type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
+
+async fn program_of(c: &impl GenericClient, member: &Member) -> StoreResult<MemberProgram> {
+    get_program(c, member.merchant_id, member.program_id)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> Outcome {
+    let Some(program) = get_program(c, op.merchant_id, a.program_id).await? else {
+        return Ok(Err(MemberRefusal::ProgramNotFound));
+    };
+    if program.state != ProgramState::Active {
+        return Ok(Err(MemberRefusal::ProgramDisabled));
+    }
+    let Some(customer_id) = resolve_customer(c, op.merchant_id, &a.customer, op.now, true).await?
+    else {
+        return Ok(Err(MemberRefusal::NotAMember));
+    };
+    let f = &program.fields;
+    let initial = f.points.map_or(0, |rule| rule.init_increase_bonus);
+    let tier = i64::try_from(f.tier_reached(initial, 0)).unwrap_or(0);
+    // Racing activations of one customer meet on the unique index: the
+    // later waits for the first and then finds its card.
+    let inserted = opt(
+        c,
+        "INSERT INTO members (merchant_id, program_id, customer_id, phone, name, birthday, gender, tier, \
+         points_earned, spend_fen, activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) \
+         ON CONFLICT (program_id, customer_id) DO NOTHING RETURNING id",
+        &[
+            &op.merchant_id,
+            &a.program_id,
+            &customer_id,
+            &a.phone,
+            &a.name,
+            &a.birthday,
+            &a.gender.map(Gender::code),
+            &tier,
+            &initial,
+            &op.now,
+        ],
+    )
+    .await?;
+    let Some(row) = inserted else {
+        let row = one(
+            c,
+            "SELECT o.id FROM members m JOIN member_operations o ON o.member_id = m.id AND o.kind = 'activate' \
+             WHERE m.program_id = $1 AND m.customer_id = $2",
+            &[&a.program_id, &customer_id],
+        )
+        .await?;
+        return Ok(Ok((
+            get_operation(c, op.merchant_id, row.get(0)).await?,
+            true,
+        )));
+    };
+    let member_id: i64 = row.get(0);
+    exec(
+        c,
+        "INSERT INTO ledger_accounts (merchant_id, kind, customer_id, asset, balance) \
+         VALUES ($1, 'customer', $2, 'points', 0) ON CONFLICT DO NOTHING",
+        &[&op.merchant_id, &customer_id],
+    )
+    .await?;
+    let member = member_by_id(c, member_id).await?;
+    let posting = Posting {
+        member: &member,
+        reference: format!("member:{member_id}"),
+        reason: "开卡赠送",
+        actor: &op.actor,
+        now: op.now,
+    };
+    posting
+        .post_all(
+            c,
+            [
+                (TransactionKind::Earn, initial),
+                (TransactionKind::Earn, 0),
+                (TransactionKind::Earn, 0),
+            ],
+        )
+        .await?;
+    let mut record = blank_operation(op, member_id, OperationKind::Activate);
+    record.reference = format!("member:{member_id}");
+    record.points_earned = initial;
+    Ok(Ok((
+        record_operation(c, record, f, &op.actor).await?,
+        false,
+    )))
+}
+
+async fn reference_taken(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    kind: OperationKind,
+    reference: &str,
+) -> StoreResult<bool> {
+    Ok(opt(
+        c,
+        "SELECT 1 FROM member_operations WHERE merchant_id = $1 AND kind = $2 AND reference = $3",
+        &[&merchant_id, &kind.code(), &reference],
+    )
+    .await?
+    .is_some())
+}
+
+async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcome {
+    let member = match resolve_member(c, op.merchant_id, &p.member).await? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program = program_of(c, &member).await?;
+    let plan = match plan_payment(&program.fields, program.state, &member, p) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if reference_taken(c, op.merchant_id, OperationKind::Payment, &p.reference).await? {
+        return Ok(Err(MemberRefusal::PaymentExists));
+    }
+    let posting = Posting {
+        member: &member,
+        reference: p.reference.clone(),
+        reason: "",
+        actor: &op.actor,
+        now: op.now,
+    };
+    posting
+        .post_all(
+            c,
+            [
+                (TransactionKind::UsePoints, -plan.points_used),
+                (TransactionKind::Spend, -plan.balance_fen),
+                (TransactionKind::Earn, plan.points_earned),
+            ],
+        )
+        .await?;
+    let tier = i64::try_from(plan.tier_after).unwrap_or(0);
+    expect_one(
+        exec(
+            c,
+            "UPDATE members SET points_earned = points_earned + $1, spend_fen = spend_fen + $2, tier = $3 \
+             WHERE id = $4 AND tier <= $3",
+            &[&plan.points_earned, &plan.paid_fen, &tier, &member.id],
+        )
+        .await?,
+    )?;
+    let mut record = blank_operation(op, member.id, OperationKind::Payment);
+    record.reference = p.reference.clone();
+    record.location_id = p.location_id;
+    record.amount_fen = p.amount_fen;
+    record.discount_fen = plan.discount_fen;
+    record.points_used = plan.points_used;
+    record.points_deduction_fen = plan.points_deduction_fen;
+    record.balance_fen = plan.balance_fen;
+    record.points_earned = plan.points_earned;
+    Ok(Ok((
+        record_operation(c, record, &program.fields, &op.actor).await?,
+        false,
+    )))
+}
+
+async fn refund(c: &impl GenericClient, op: &MemberOp, r: &RefundPayment) -> Outcome {
+    // The payment's row first: refunds of one payment queue on it.
+    let locked = opt(
+        c,
+        "SELECT 1 FROM member_operations WHERE id = $1 AND merchant_id = $2 AND kind = 'payment' FOR UPDATE",
+        &[&r.payment_id, &op.merchant_id],
+    )
+    .await?;
+    if locked.is_none() {
+        return Ok(Err(MemberRefusal::PaymentNotFound));
+    }
+    let payment = get_operation(c, op.merchant_id, r.payment_id).await?;
+    let member = match resolve_member(c, op.merchant_id, &MemberRef::Id(payment.member_id)).await? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program = program_of(c, &member).await?;
+    let plan = match plan_refund(&payment, r.amount_fen, member.points) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    expect_one(
+        exec(
+            c,
+            "UPDATE member_operations SET refunded_fen = $1 WHERE id = $2 AND refunded_fen = $3",
+            &[&plan.refunded_after, &payment.id, &payment.refunded_fen],
+        )
+        .await?,
+    )?;
+    let posting = Posting {
+        member: &member,
+        reference: format!("payment:{}", payment.id),
+        reason: &r.reason,
+        actor: &op.actor,
+        now: op.now,
+    };
+    posting
+        .post_all(
+            c,
+            [
+                (TransactionKind::ReturnPoints, plan.points_returned),
+                (TransactionKind::Refund, plan.balance_returned_fen),
+                (TransactionKind::ReverseEarn, -plan.points_reversed),
+            ],
+        )
+        .await?;
+    expect_one(
+        exec(
+            c,
+            "UPDATE members SET points_earned = GREATEST(points_earned - $1, 0), \
+             spend_fen = GREATEST(spend_fen - $2, 0) WHERE id = $3",
+            &[&plan.points_reversed, &plan.spend_reversed_fen, &member.id],
+        )
+        .await?,
+    )?;
+    let mut record = blank_operation(op, member.id, OperationKind::Refund);
+    record.reference = format!("payment:{}", payment.id);
+    record.payment_id = Some(payment.id);
+    record.amount_fen = r.amount_fen;
+    record.points_used = plan.points_returned;
+    record.balance_fen = plan.balance_returned_fen;
+    record.points_earned = -plan.points_reversed;
+    record.reason = r.reason.clone();
+    Ok(Ok((
+        record_operation(c, record, &program.fields, &op.actor).await?,
+        false,
+    )))
+}
+
+async fn recharge(c: &impl GenericClient, op: &MemberOp, r: &Recharge) -> Outcome {
+    let member = match resolve_member(c, op.merchant_id, &r.member).await? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program = program_of(c, &member).await?;
+    if program.state != ProgramState::Active {
+        return Ok(Err(MemberRefusal::ProgramDisabled));
+    }
+    if !program.fields.stored_value {
+        return Ok(Err(MemberRefusal::StoredValueDisabled));
+    }
+    if reference_taken(c, op.merchant_id, OperationKind::Recharge, &r.reference).await? {
+        return Ok(Err(MemberRefusal::PaymentExists));
+    }
+    let posting = Posting {
+        member: &member,
+        reference: r.reference.clone(),
+        reason: "",
+        actor: &op.actor,
+        now: op.now,
+    };
+    posting
+        .post_all(
+            c,
+            [
+                (TransactionKind::Recharge, r.amount_fen),
+                (TransactionKind::RechargeBonus, r.bonus_fen),
+                (TransactionKind::Recharge, 0),
+            ],
+        )
+        .await?;
+    let mut record = blank_operation(op, member.id, OperationKind::Recharge);
+    record.reference = r.reference.clone();
+    record.amount_fen = r.amount_fen;
+    record.balance_fen = r.amount_fen;
+    record.bonus_fen = r.bonus_fen;
+    Ok(Ok((
+        record_operation(c, record, &program.fields, &op.actor).await?,
+        false,
+    )))
+}
+
+async fn adjust_points(c: &impl GenericClient, op: &MemberOp, a: &AdjustPoints) -> Outcome {
+    let member = match resolve_member(c, op.merchant_id, &MemberRef::Id(a.member_id)).await? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program = program_of(c, &member).await?;
+    let posting = Posting {
+        member: &member,
+        reference: String::new(),
+        reason: &a.reason,
+        actor: &op.actor,
+        now: op.now,
+    };
+    if !posting
+        .post(c, TransactionKind::AdjustPoints, a.delta)
+        .await?
+    {
+        return Ok(Err(MemberRefusal::InsufficientPoints));
+    }
+    let mut record = blank_operation(op, member.id, OperationKind::AdjustPoints);
+    record.points_earned = a.delta;
+    record.reason = a.reason.clone();
+    Ok(Ok((
+        record_operation(c, record, &program.fields, &op.actor).await?,
+        false,
+    )))
+}
+
+async fn run_member_op(c: &impl GenericClient, op: &MemberOp) -> Outcome {
+    match &op.action {
+        MemberAction::Activate(a) => activate(c, op, a).await,
+        MemberAction::Pay(p) => pay(c, op, p).await,
+        MemberAction::Refund(r) => refund(c, op, r).await,
+        MemberAction::Recharge(r) => recharge(c, op, r).await,
+        MemberAction::AdjustPoints(a) => adjust_points(c, op, a).await,
+    }
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::member::operation::MemberOpStore for PgStore {
+    async fn post_member_op(
+        &self,
+        call: &ApiCall,
+        op: &MemberOp,
+    ) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
+        let merchant_id = op.merchant_id;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let claimed = claim_call(&tx, merchant_id, call, op.now).await?;
+        let called = match claimed {
+            Some(Err(refusal)) => {
+                let refusal = match refusal {
+                    Refusal::NonceReused => MemberRefusal::NonceReused,
+                    _ => MemberRefusal::IdempotencyMismatch,
+                };
+                // Nothing to keep: the claim of a reused nonce rolls back.
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(Called {
+                    result: Err(refusal),
+                    replayed: false,
+                });
+            }
+            Some(Ok(recorded)) => {
+                let result = match (recorded.member_operation_id, recorded.refusal.as_deref()) {
+                    (Some(id), _) => Ok(get_operation(&tx, merchant_id, id).await?),
+                    (None, Some(code)) => Err(MemberRefusal::parse(code).ok_or_else(|| {
+                        StoreError::Backend("idempotency record without an outcome".into())
+                    })?),
+                    (None, None) => Err(MemberRefusal::IdempotencyMismatch),
+                };
+                Called {
+                    result,
+                    replayed: true,
+                }
+            }
+            None => {
+                let outcome = run_member_op(&tx, op).await?;
+                if let Some(claim) = &call.idempotency {
+                    let (operation_id, refusal) = match &outcome {
+                        Ok((record, _)) => (Some(record.id), None),
+                        Err(refusal) => (None, Some(refusal.code())),
+                    };
+                    exec(
+                        &tx,
+                        "UPDATE idempotency_keys SET member_operation_id = $3, refusal = $4 \
+                         WHERE merchant_id = $1 AND key = $2",
+                        &[&merchant_id, &claim.key.as_str(), &operation_id, &refusal],
+                    )
+                    .await?;
+                }
+                match outcome {
+                    Ok((record, replayed)) => Called {
+                        result: Ok(record),
+                        replayed,
+                    },
+                    Err(refusal) => Called {
+                        result: Err(refusal),
+                        replayed: false,
+                    },
+                }
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(called)
+    }
+
+    async fn get_member_operation(
+        &self,
+        merchant_id: i64,
+        operation_id: i64,
+    ) -> StoreResult<MemberOperation> {
+        get_operation(&self.client().await?, merchant_id, operation_id).await
+    }
+
+    async fn list_member_operations(
+        &self,
+        merchant_id: i64,
+        member_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<MemberOperation>, i64)> {
+        let (rows, total) = filtered_page(
+            &self.client().await?,
+            ("member_operations", OPERATION_COLUMNS, "id DESC"),
+            "merchant_id = $1 AND member_id = $2",
+            vec![Box::new(merchant_id), Box::new(member_id)],
+            page,
+        )
+        .await?;
+        let ops = rows
+            .iter()
+            .map(operation_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((ops, total))
+    }
+}
+
+async fn audit_program(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    program_id: i64,
+    action: &str,
+    detail: &str,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<()> {
+    let entry = AuditEntry {
+        merchant_id,
+        actor: actor.clone(),
+        action: action.into(),
+        target: format!("member_program={program_id}"),
+        detail: detail.into(),
+        n_affected: 1,
+        created_at: now,
+    };
+    insert_audit(c, &entry, 1).await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::member::MemberStore for PgStore {
+    async fn create_member_program(
+        &self,
+        merchant_id: i64,
+        fields: &ProgramFields,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = vec![Box::new(merchant_id), Box::new("active")];
+        params.extend(program_values(fields));
+        params.extend([Box::new(actor.label.clone()) as _, Box::new(now) as _]);
+        let id: i64 = one(
+            &tx,
+            "INSERT INTO member_programs (merchant_id, state, title, brand_name, color, prerogative, \
+             discount_percent_off, points_enabled, cost_money_unit, increase_bonus, max_increase_bonus, \
+             init_increase_bonus, cost_bonus_unit, reduce_money, least_money_to_use_bonus, max_reduce_bonus, \
+             stored_value_enabled, tier_basis, tiers, custom_fields, custom_links, activation_fields, \
+             auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
+             notify_coupon_program_id, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $31) RETURNING id",
+            &crate::sql::refs(&params),
+        )
+        .await?
+        .get(0);
+        audit_program(
+            &tx,
+            merchant_id,
+            id,
+            "create_member_program",
+            &fields.title,
+            actor,
+            now,
+        )
+        .await?;
+        let program = get_program(&tx, merchant_id, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(program)
+    }
+
+    async fn update_member_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        fields: &ProgramFields,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut params: Params = vec![Box::new(program_id), Box::new(merchant_id)];
+        params.extend(program_values(fields));
+        params.push(Box::new(now));
+        let sql = format!(
+            "UPDATE member_programs SET {PROGRAM_SET}, updated_at = $30 WHERE id = $1 AND merchant_id = $2"
+        );
+        expect_one(exec(&tx, &sql, &crate::sql::refs(&params)).await?)?;
+        audit_program(
+            &tx,
+            merchant_id,
+            program_id,
+            "update_member_program",
+            &fields.title,
+            actor,
+            now,
+        )
+        .await?;
+        let program = get_program(&tx, merchant_id, program_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(program)
+    }
+
+    async fn set_member_program_state(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        state: ProgramState,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        expect_one(
+            exec(
+                &tx,
+                "UPDATE member_programs SET state = $1, updated_at = $2 WHERE id = $3 AND merchant_id = $4",
+                &[&state.code(), &now, &program_id, &merchant_id],
+            )
+            .await?,
+        )?;
+        audit_program(
+            &tx,
+            merchant_id,
+            program_id,
+            "set_member_program_state",
+            state.code(),
+            actor,
+            now,
+        )
+        .await?;
+        let program = get_program(&tx, merchant_id, program_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(program)
+    }
+
+    async fn get_member_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+    ) -> StoreResult<MemberProgram> {
+        get_program(&self.client().await?, merchant_id, program_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_member_programs(&self, merchant_id: i64) -> StoreResult<Vec<MemberProgram>> {
+        let sql = format!(
+            "SELECT {PROGRAM_COLUMNS} FROM member_programs WHERE merchant_id = $1 ORDER BY id DESC"
+        );
+        all(&self.client().await?, &sql, &[&merchant_id])
+            .await?
+            .iter()
+            .map(program_from_row)
+            .collect()
+    }
+
+    async fn get_member(&self, merchant_id: i64, member_id: i64) -> StoreResult<Member> {
+        find_member(
+            &self.client().await?,
+            "m.id = $1 AND m.merchant_id = $2",
+            &[&member_id, &merchant_id],
+        )
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn find_customer_members(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+    ) -> StoreResult<Vec<Member>> {
+        find_member(
+            &self.client().await?,
+            "m.customer_id = $1 AND m.merchant_id = $2",
+            &[&customer_id, &merchant_id],
+        )
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        merchant_id: i64,
+        filter: &MemberFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Member>, i64)> {
+        let (condition, params) = member_condition(merchant_id, filter);
+        let (rows, total) = filtered_page(
+            &self.client().await?,
+            (MEMBER_FROM, MEMBER_COLUMNS, "m.id DESC"),
+            &condition,
+            params,
+            page,
+        )
+        .await?;
+        Ok((rows.iter().map(member_from_row).collect(), total))
+    }
+
+    async fn list_points_statement(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<LedgerTransaction>, i64)> {
+        let (rows, total) = filtered_page(
+            &self.client().await?,
+            ("ledger_transactions", TRANSACTION_COLUMNS, "id DESC"),
+            "merchant_id = $1 AND customer_id = $2 AND asset = 'points'",
+            vec![Box::new(merchant_id), Box::new(customer_id)],
+            page,
+        )
+        .await?;
+        let lines = rows
+            .iter()
+            .map(transaction_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((lines, total))
+    }
+}
+
+fn member_condition(merchant_id: i64, f: &MemberFilter) -> (String, Params) {
+    let mut condition = String::from("m.merchant_id = $1");
+    let mut params: Params = vec![Box::new(merchant_id)];
+    let mut add = |sql: &str, value: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
+        params.push(value);
+        condition.push_str(&sql.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(program_id) = f.program_id {
+        add(" AND m.program_id = ?", Box::new(program_id));
+    }
+    if let Some(tier) = f.tier {
+        add(
+            " AND m.tier = ?",
+            Box::new(i64::try_from(tier).unwrap_or(0)),
+        );
+    }
+    if let Some(from) = f.activated_from {
+        add(" AND m.activated_at >= ?", Box::new(from));
+    }
+    if let Some(until) = f.activated_until {
+        add(" AND m.activated_at <= ?", Box::new(until));
+    }
+    if let Some(points) = f.points_at_least {
+        add(" AND COALESCE(p.balance, 0) >= ?", Box::new(points));
+    }
+    if let Some(balance) = f.balance_at_least_fen {
+        add(" AND COALESCE(f.balance, 0) >= ?", Box::new(balance));
+    }
+    if let Some(search) = f.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", search.replace(['%', '_', '\\'], ""));
+        add(" AND (m.phone LIKE ?", Box::new(pattern.clone()));
+        add(" OR m.name LIKE ?", Box::new(pattern));
+        let id = search
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .trim_start_matches('0')
+            .to_owned();
+        add(" OR m.id::text = ?)", Box::new(id));
+    }
+    (condition, params)
+}

@@ -1,0 +1,1020 @@
+//! 会员卡 on SQLite: programs, members, and every call on a member as one
+//! writer job — nonce, idempotency key, the plan from core, the ledger's
+//! transactions in both assets, the member's counters, the operation
+//! record, one audit record and one event.
+
+use crate::customers::resolve_customer;
+use crate::engine::Writer;
+use crate::events::insert_event;
+use crate::ledger::{guard_call, post_postings, TRANSACTION_COLUMNS};
+use crate::sql::{decode, execute_one, insert_audit, map_err};
+use crate::SqliteStore;
+use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::event::NewEvent;
+use kaquan_core::ledger::{ApiCall, Called, LedgerTransaction, TransactionKind};
+use kaquan_core::member::operation::{
+    plan_payment, plan_refund, ActivateMember, AdjustPoints, MemberAction, MemberOp,
+    MemberOperation, MemberRef, MemberRefusal, OperationKind, Recharge, RefundPayment,
+    ReportPayment,
+};
+use kaquan_core::member::{
+    lines, Gender, Member, MemberFilter, MemberProgram, PointsExpiry, PointsRule, ProgramFields,
+    ProgramState, TierBasis,
+};
+use kaquan_core::pickup::Channel;
+use kaquan_core::store::Page;
+use kaquan_core::{StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const PROGRAM_COLUMNS: &str = "id, merchant_id, state, title, brand_name, color, prerogative, discount_percent_off, \
+    points_enabled, cost_money_unit, increase_bonus, max_increase_bonus, init_increase_bonus, cost_bonus_unit, \
+    reduce_money, least_money_to_use_bonus, max_reduce_bonus, stored_value_enabled, tier_basis, tiers, custom_fields, \
+    custom_links, activation_fields, auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
+    notify_coupon_program_id, created_by, created_at, updated_at, \
+    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)";
+
+fn program_from_row(r: &Row) -> rusqlite::Result<MemberProgram> {
+    let text = |i: usize| r.get::<_, String>(i);
+    let points = PointsRule {
+        cost_money_unit: r.get(9)?,
+        increase_bonus: r.get(10)?,
+        max_increase_bonus: r.get(11)?,
+        init_increase_bonus: r.get(12)?,
+        cost_bonus_unit: r.get(13)?,
+        reduce_money: r.get(14)?,
+        least_money_to_use_bonus: r.get(15)?,
+        max_reduce_bonus: r.get(16)?,
+    };
+    let fields = ProgramFields {
+        title: text(3)?,
+        brand_name: text(4)?,
+        color: text(5)?,
+        prerogative: text(6)?,
+        discount_percent_off: r.get(7)?,
+        points: r.get::<_, bool>(8)?.then_some(points),
+        stored_value: r.get(17)?,
+        tier_basis: decode(TierBasis::parse(&text(18)?), 18, "tier basis")?,
+        tiers: decode(lines::parse_tiers(&text(19)?), 19, "tiers")?,
+        custom_fields: decode(lines::parse_fields(&text(20)?), 20, "custom fields")?,
+        custom_links: decode(lines::parse_links(&text(21)?), 21, "custom links")?,
+        activation_fields: decode(lines::parse_activation(&text(22)?), 22, "form")?,
+        auto_activate: r.get(23)?,
+        number_prefix: text(24)?,
+        number_length: r.get(25)?,
+        expiry: decode(PointsExpiry::parse(&text(26)?, r.get(27)?), 26, "expiry")?,
+        notify: r.get(28)?,
+        notify_coupon_program_id: r.get(29)?,
+    };
+    Ok(MemberProgram {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        state: decode(ProgramState::parse(&text(2)?), 2, "program state")?,
+        fields,
+        created_by: text(30)?,
+        created_at: r.get(31)?,
+        updated_at: r.get(32)?,
+        n_members: r.get(33)?,
+    })
+}
+
+/// The program's columns after `merchant_id, state` as parameters ?3–?29.
+fn program_values(f: &ProgramFields) -> Vec<Value> {
+    let rule = f.points.unwrap_or_default();
+    let int = Value::Integer;
+    let text = |s: &str| Value::Text(s.to_owned());
+    vec![
+        text(&f.title),
+        text(&f.brand_name),
+        text(&f.color),
+        text(&f.prerogative),
+        int(f.discount_percent_off),
+        int(i64::from(f.points.is_some())),
+        int(rule.cost_money_unit),
+        int(rule.increase_bonus),
+        int(rule.max_increase_bonus),
+        int(rule.init_increase_bonus),
+        int(rule.cost_bonus_unit),
+        int(rule.reduce_money),
+        int(rule.least_money_to_use_bonus),
+        int(rule.max_reduce_bonus),
+        int(i64::from(f.stored_value)),
+        text(f.tier_basis.code()),
+        text(&lines::tiers(&f.tiers)),
+        text(&lines::fields(&f.custom_fields)),
+        text(&lines::links(&f.custom_links)),
+        text(&lines::activation(&f.activation_fields)),
+        int(i64::from(f.auto_activate)),
+        text(&f.number_prefix),
+        int(f.number_length),
+        text(f.expiry.code()),
+        int(f.expiry.months()),
+        int(i64::from(f.notify)),
+        f.notify_coupon_program_id.map_or(Value::Null, int),
+    ]
+}
+
+const PROGRAM_SET: &str = "title = ?3, brand_name = ?4, color = ?5, prerogative = ?6, discount_percent_off = ?7, \
+    points_enabled = ?8, cost_money_unit = ?9, increase_bonus = ?10, max_increase_bonus = ?11, \
+    init_increase_bonus = ?12, cost_bonus_unit = ?13, reduce_money = ?14, least_money_to_use_bonus = ?15, \
+    max_reduce_bonus = ?16, stored_value_enabled = ?17, tier_basis = ?18, tiers = ?19, custom_fields = ?20, \
+    custom_links = ?21, activation_fields = ?22, auto_activate = ?23, number_prefix = ?24, number_length = ?25, \
+    expiry = ?26, expiry_months = ?27, notify = ?28, notify_coupon_program_id = ?29";
+
+pub(crate) fn get_program(
+    conn: &Connection,
+    merchant_id: i64,
+    program_id: i64,
+) -> StoreResult<Option<MemberProgram>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PROGRAM_COLUMNS} FROM member_programs WHERE id = ?1 AND merchant_id = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![program_id, merchant_id], program_from_row)
+            .optional()
+    })
+    .map_err(map_err)
+}
+
+const MEMBER_SELECT: &str = "SELECT m.id, m.merchant_id, m.program_id, m.customer_id, c.external_id, m.phone, m.name, \
+    m.birthday, m.gender, m.tier, m.points_earned, m.spend_fen, COALESCE(p.balance, 0), COALESCE(f.balance, 0), \
+    m.activated_at FROM members m JOIN customers c ON c.id = m.customer_id \
+    LEFT JOIN ledger_accounts p ON p.customer_id = m.customer_id AND p.asset = 'points' \
+    LEFT JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen'";
+
+fn member_from_row(r: &Row) -> rusqlite::Result<Member> {
+    let gender: Option<String> = r.get(8)?;
+    Ok(Member {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        program_id: r.get(2)?,
+        customer_id: r.get(3)?,
+        external_id: r.get(4)?,
+        phone: r.get(5)?,
+        name: r.get(6)?,
+        birthday: r.get(7)?,
+        gender: gender.as_deref().and_then(Gender::parse),
+        tier: usize::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
+        points_earned: r.get(10)?,
+        spend_fen: r.get(11)?,
+        points: r.get(12)?,
+        balance_fen: r.get(13)?,
+        activated_at: r.get(14)?,
+    })
+}
+
+fn find_member(
+    conn: &Connection,
+    condition: &str,
+    values: impl rusqlite::Params,
+) -> StoreResult<Vec<Member>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{MEMBER_SELECT} WHERE {condition} ORDER BY m.id DESC"
+        ))
+        .map_err(map_err)?;
+    let rows = stmt.query_map(values, member_from_row).map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
+
+/// The member a call names, or why there is none.
+fn resolve_member(
+    conn: &Connection,
+    merchant_id: i64,
+    member: &MemberRef,
+) -> StoreResult<Result<Member, MemberRefusal>> {
+    let found = match member {
+        MemberRef::Id(id) => find_member(
+            conn,
+            "m.id = ?1 AND m.merchant_id = ?2",
+            params![id, merchant_id],
+        )?,
+        MemberRef::Customer {
+            customer,
+            program_id,
+        } => {
+            let Some(customer_id) = resolve_customer(conn, merchant_id, customer, 0, false)? else {
+                return Ok(Err(MemberRefusal::NotAMember));
+            };
+            find_member(
+                conn,
+                "m.customer_id = ?1 AND m.merchant_id = ?2 AND (?3 IS NULL OR m.program_id = ?3)",
+                params![customer_id, merchant_id, program_id],
+            )?
+        }
+    };
+    Ok(match found.as_slice() {
+        [] => Err(MemberRefusal::NotAMember),
+        [one] => Ok(one.clone()),
+        _ => Err(MemberRefusal::ProgramRequired),
+    })
+}
+
+const OPERATION_COLUMNS: &str = "id, merchant_id, member_id, kind, reference, payment_id, location_id, amount_fen, \
+    discount_fen, points_used, points_deduction_fen, balance_fen, bonus_fen, points_earned, points_after, \
+    balance_after_fen, tier_after, refunded_fen, reason, created_by, created_at";
+
+fn operation_from_row(r: &Row) -> rusqlite::Result<MemberOperation> {
+    Ok(MemberOperation {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        member_id: r.get(2)?,
+        kind: decode(
+            OperationKind::parse(&r.get::<_, String>(3)?),
+            3,
+            "operation",
+        )?,
+        reference: r.get(4)?,
+        payment_id: r.get(5)?,
+        location_id: r.get(6)?,
+        amount_fen: r.get(7)?,
+        discount_fen: r.get(8)?,
+        points_used: r.get(9)?,
+        points_deduction_fen: r.get(10)?,
+        balance_fen: r.get(11)?,
+        bonus_fen: r.get(12)?,
+        points_earned: r.get(13)?,
+        points_after: r.get(14)?,
+        balance_after_fen: r.get(15)?,
+        tier_after: usize::try_from(r.get::<_, i64>(16)?).unwrap_or(0),
+        refunded_fen: r.get(17)?,
+        reason: r.get(18)?,
+        created_by: r.get(19)?,
+        created_at: r.get(20)?,
+    })
+}
+
+fn get_operation(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<MemberOperation> {
+    conn.prepare_cached(&format!(
+        "SELECT {OPERATION_COLUMNS} FROM member_operations WHERE id = ?1 AND merchant_id = ?2"
+    ))
+    .and_then(|mut s| s.query_row(params![id, merchant_id], operation_from_row))
+    .optional()
+    .map_err(map_err)?
+    .ok_or(StoreError::NotFound)
+}
+
+/// One transaction of a member operation in the ledger; `false` when the
+/// account would drop below zero.
+struct Posting<'a> {
+    conn: &'a Connection,
+    member: &'a Member,
+    reference: String,
+    reason: &'a str,
+    actor: &'a Actor,
+    now: i64,
+}
+
+impl Posting<'_> {
+    fn post(&self, kind: TransactionKind, delta: i64) -> StoreResult<bool> {
+        if delta == 0 {
+            return Ok(true);
+        }
+        let t = LedgerTransaction {
+            id: 0,
+            merchant_id: self.member.merchant_id,
+            customer_id: self.member.customer_id,
+            kind,
+            amount_fen: delta,
+            balance_after_fen: 0,
+            reference: self.reference.clone(),
+            reason: self.reason.to_owned(),
+            channel: Channel::Api,
+            created_by: self.actor.label.clone(),
+            created_at: self.now,
+        };
+        Ok(post_postings(self.conn, &t)?.is_some())
+    }
+}
+
+/// Writes the operation record, its audit record and its event; returns
+/// the record as read back (with the balances after it).
+fn record_operation(
+    conn: &Connection,
+    mut op: MemberOperation,
+    program: &ProgramFields,
+    actor: &Actor,
+) -> StoreResult<MemberOperation> {
+    let member = find_member(conn, "m.id = ?1", params![op.member_id])?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
+    op.points_after = member.points;
+    op.balance_after_fen = member.balance_fen;
+    op.tier_after = member.tier;
+    conn.prepare_cached(
+        "INSERT INTO member_operations (merchant_id, member_id, kind, reference, payment_id, location_id, amount_fen, \
+         discount_fen, points_used, points_deduction_fen, balance_fen, bonus_fen, points_earned, points_after, \
+         balance_after_fen, tier_after, refunded_fen, reason, created_by, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0, ?17, ?18, ?19)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            op.merchant_id,
+            op.member_id,
+            op.kind.code(),
+            op.reference,
+            op.payment_id,
+            op.location_id,
+            op.amount_fen,
+            op.discount_fen,
+            op.points_used,
+            op.points_deduction_fen,
+            op.balance_fen,
+            op.bonus_fen,
+            op.points_earned,
+            op.points_after,
+            op.balance_after_fen,
+            i64::try_from(op.tier_after).unwrap_or(0),
+            op.reason,
+            op.created_by,
+            op.created_at
+        ])
+    })
+    .map_err(map_err)?;
+    op.id = conn.last_insert_rowid();
+    let entry = AuditEntry {
+        merchant_id: op.merchant_id,
+        actor: actor.clone(),
+        action: format!("member_{}", op.kind.code()),
+        target: format!("member={}", op.member_id),
+        detail: kaquan_core::member::operation::audit_detail(&op),
+        n_affected: 1,
+        created_at: op.created_at,
+    };
+    insert_audit(conn, &entry, 1).map_err(map_err)?;
+    let number = program.member_number(member.id);
+    if let Some(event) = NewEvent::member_operation(&op, &member, &number) {
+        if program.notify || op.kind == OperationKind::Activate {
+            insert_event(conn, &event)?;
+        }
+    }
+    Ok(op)
+}
+
+fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
+    MemberOperation {
+        id: 0,
+        merchant_id: op.merchant_id,
+        member_id,
+        kind,
+        reference: String::new(),
+        payment_id: None,
+        location_id: None,
+        amount_fen: 0,
+        discount_fen: 0,
+        points_used: 0,
+        points_deduction_fen: 0,
+        balance_fen: 0,
+        bonus_fen: 0,
+        points_earned: 0,
+        points_after: 0,
+        balance_after_fen: 0,
+        tier_after: 0,
+        refunded_fen: 0,
+        reason: String::new(),
+        created_by: op.actor.label.clone(),
+        created_at: op.now,
+    }
+}
+
+type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
+
+fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
+    let Some(program) = get_program(conn, op.merchant_id, a.program_id)? else {
+        return Ok(Err(MemberRefusal::ProgramNotFound));
+    };
+    if program.state != ProgramState::Active {
+        return Ok(Err(MemberRefusal::ProgramDisabled));
+    }
+    let Some(customer_id) = resolve_customer(conn, op.merchant_id, &a.customer, op.now, true)?
+    else {
+        return Ok(Err(MemberRefusal::NotAMember));
+    };
+    let existing: Option<i64> = conn
+        .prepare_cached(
+            "SELECT o.id FROM members m JOIN member_operations o ON o.member_id = m.id AND o.kind = 'activate' \
+             WHERE m.program_id = ?1 AND m.customer_id = ?2",
+        )
+        .and_then(|mut s| s.query_row(params![a.program_id, customer_id], |r| r.get(0)).optional())
+        .map_err(map_err)?;
+    if let Some(id) = existing {
+        // One card per customer per program: the first activation answers.
+        return Ok(Ok((get_operation(conn, op.merchant_id, id)?, true)));
+    }
+    let f = &program.fields;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO ledger_accounts (merchant_id, kind, customer_id, asset, balance) \
+         VALUES (?1, 'customer', ?2, 'points', 0)",
+    )
+    .and_then(|mut s| s.execute(params![op.merchant_id, customer_id]))
+    .map_err(map_err)?;
+    let initial = f.points.map_or(0, |rule| rule.init_increase_bonus);
+    let tier = f.tier_reached(initial, 0);
+    conn.prepare_cached(
+        "INSERT INTO members (merchant_id, program_id, customer_id, phone, name, birthday, gender, tier, \
+         points_earned, spend_fen, activated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            op.merchant_id,
+            a.program_id,
+            customer_id,
+            a.phone,
+            a.name,
+            a.birthday,
+            a.gender.map(Gender::code),
+            i64::try_from(tier).unwrap_or(0),
+            initial,
+            op.now
+        ])
+    })
+    .map_err(map_err)?;
+    let member_id = conn.last_insert_rowid();
+    let member = find_member(conn, "m.id = ?1", params![member_id])?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
+    let posting = Posting {
+        conn,
+        member: &member,
+        reference: format!("member:{member_id}"),
+        reason: "开卡赠送",
+        actor: &op.actor,
+        now: op.now,
+    };
+    if !posting.post(TransactionKind::Earn, initial)? {
+        return Err(StoreError::Backend("points account missing".into()));
+    }
+    let mut record = blank_operation(op, member_id, OperationKind::Activate);
+    record.reference = format!("member:{member_id}");
+    record.points_earned = initial;
+    Ok(Ok((record_operation(conn, record, f, &op.actor)?, false)))
+}
+
+fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
+    let member = match resolve_member(conn, op.merchant_id, &p.member)? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program =
+        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+    let plan = match plan_payment(&program.fields, program.state, &member, p) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let taken: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM member_operations WHERE merchant_id = ?1 AND kind = 'payment' AND reference = ?2",
+        )
+        .and_then(|mut s| s.query_row(params![op.merchant_id, p.reference], |r| r.get(0)).optional())
+        .map_err(map_err)?;
+    if taken.is_some() {
+        return Ok(Err(MemberRefusal::PaymentExists));
+    }
+    let posting = Posting {
+        conn,
+        member: &member,
+        reference: p.reference.clone(),
+        reason: "",
+        actor: &op.actor,
+        now: op.now,
+    };
+    // The plan read the balances in this transaction and the writer is
+    // alone: a guard that fails now is a broken invariant, not a race.
+    for (kind, delta) in [
+        (TransactionKind::UsePoints, -plan.points_used),
+        (TransactionKind::Spend, -plan.balance_fen),
+        (TransactionKind::Earn, plan.points_earned),
+    ] {
+        if !posting.post(kind, delta)? {
+            return Err(StoreError::Backend(format!(
+                "member {}: {} overdrew its account",
+                member.id,
+                kind.code()
+            )));
+        }
+    }
+    execute_one(
+        conn,
+        "UPDATE members SET points_earned = points_earned + ?1, spend_fen = spend_fen + ?2, tier = ?3 \
+         WHERE id = ?4 AND tier <= ?3",
+        params![
+            plan.points_earned,
+            plan.paid_fen,
+            i64::try_from(plan.tier_after).unwrap_or(0),
+            member.id
+        ],
+    )?;
+    let mut record = blank_operation(op, member.id, OperationKind::Payment);
+    record.reference = p.reference.clone();
+    record.location_id = p.location_id;
+    record.amount_fen = p.amount_fen;
+    record.discount_fen = plan.discount_fen;
+    record.points_used = plan.points_used;
+    record.points_deduction_fen = plan.points_deduction_fen;
+    record.balance_fen = plan.balance_fen;
+    record.points_earned = plan.points_earned;
+    Ok(Ok((
+        record_operation(conn, record, &program.fields, &op.actor)?,
+        false,
+    )))
+}
+
+fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
+    let payment = match get_operation(conn, op.merchant_id, r.payment_id) {
+        Ok(p) if p.kind == OperationKind::Payment => p,
+        Ok(_) | Err(StoreError::NotFound) => return Ok(Err(MemberRefusal::PaymentNotFound)),
+        Err(e) => return Err(e),
+    };
+    let member = match resolve_member(conn, op.merchant_id, &MemberRef::Id(payment.member_id))? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program =
+        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+    let plan = match plan_refund(&payment, r.amount_fen, member.points) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    execute_one(
+        conn,
+        "UPDATE member_operations SET refunded_fen = ?1 WHERE id = ?2 AND refunded_fen = ?3",
+        params![plan.refunded_after, payment.id, payment.refunded_fen],
+    )?;
+    let posting = Posting {
+        conn,
+        member: &member,
+        reference: format!("payment:{}", payment.id),
+        reason: &r.reason,
+        actor: &op.actor,
+        now: op.now,
+    };
+    for (kind, delta) in [
+        (TransactionKind::ReturnPoints, plan.points_returned),
+        (TransactionKind::Refund, plan.balance_returned_fen),
+        (TransactionKind::ReverseEarn, -plan.points_reversed),
+    ] {
+        if !posting.post(kind, delta)? {
+            return Err(StoreError::Backend(format!(
+                "member {}: {} overdrew its account",
+                member.id,
+                kind.code()
+            )));
+        }
+    }
+    execute_one(
+        conn,
+        "UPDATE members SET points_earned = MAX(points_earned - ?1, 0), spend_fen = MAX(spend_fen - ?2, 0) \
+         WHERE id = ?3",
+        params![plan.points_reversed, plan.spend_reversed_fen, member.id],
+    )?;
+    let mut record = blank_operation(op, member.id, OperationKind::Refund);
+    record.reference = format!("payment:{}", payment.id);
+    record.payment_id = Some(payment.id);
+    record.amount_fen = r.amount_fen;
+    record.points_used = plan.points_returned;
+    record.balance_fen = plan.balance_returned_fen;
+    record.points_earned = -plan.points_reversed;
+    record.reason = r.reason.clone();
+    Ok(Ok((
+        record_operation(conn, record, &program.fields, &op.actor)?,
+        false,
+    )))
+}
+
+fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
+    let member = match resolve_member(conn, op.merchant_id, &r.member)? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program =
+        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+    if program.state != ProgramState::Active {
+        return Ok(Err(MemberRefusal::ProgramDisabled));
+    }
+    if !program.fields.stored_value {
+        return Ok(Err(MemberRefusal::StoredValueDisabled));
+    }
+    let taken: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM member_operations WHERE merchant_id = ?1 AND kind = 'recharge' AND reference = ?2",
+        )
+        .and_then(|mut s| s.query_row(params![op.merchant_id, r.reference], |x| x.get(0)).optional())
+        .map_err(map_err)?;
+    if taken.is_some() {
+        return Ok(Err(MemberRefusal::PaymentExists));
+    }
+    let posting = Posting {
+        conn,
+        member: &member,
+        reference: r.reference.clone(),
+        reason: "",
+        actor: &op.actor,
+        now: op.now,
+    };
+    posting.post(TransactionKind::Recharge, r.amount_fen)?;
+    posting.post(TransactionKind::RechargeBonus, r.bonus_fen)?;
+    let mut record = blank_operation(op, member.id, OperationKind::Recharge);
+    record.reference = r.reference.clone();
+    record.amount_fen = r.amount_fen;
+    record.balance_fen = r.amount_fen;
+    record.bonus_fen = r.bonus_fen;
+    Ok(Ok((
+        record_operation(conn, record, &program.fields, &op.actor)?,
+        false,
+    )))
+}
+
+fn adjust_points(conn: &Connection, op: &MemberOp, a: &AdjustPoints) -> Outcome {
+    let member = match resolve_member(conn, op.merchant_id, &MemberRef::Id(a.member_id))? {
+        Ok(member) => member,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let program =
+        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+    let posting = Posting {
+        conn,
+        member: &member,
+        reference: String::new(),
+        reason: &a.reason,
+        actor: &op.actor,
+        now: op.now,
+    };
+    if !posting.post(TransactionKind::AdjustPoints, a.delta)? {
+        return Ok(Err(MemberRefusal::InsufficientPoints));
+    }
+    let mut record = blank_operation(op, member.id, OperationKind::AdjustPoints);
+    record.points_earned = a.delta;
+    record.reason = a.reason.clone();
+    Ok(Ok((
+        record_operation(conn, record, &program.fields, &op.actor)?,
+        false,
+    )))
+}
+
+fn run_member_op(conn: &Connection, op: &MemberOp) -> Outcome {
+    match &op.action {
+        MemberAction::Activate(a) => activate(conn, op, a),
+        MemberAction::Pay(p) => pay(conn, op, p),
+        MemberAction::Refund(r) => refund(conn, op, r),
+        MemberAction::Recharge(r) => recharge(conn, op, r),
+        MemberAction::AdjustPoints(a) => adjust_points(conn, op, a),
+    }
+}
+
+fn post_member_job(
+    conn: &Writer,
+    call: &ApiCall,
+    op: &MemberOp,
+) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
+    let merchant_id = op.merchant_id;
+    match guard_call(conn, merchant_id, call)? {
+        Some(Err(refusal)) => {
+            let refusal = match refusal {
+                kaquan_core::ledger::Refusal::NonceReused => MemberRefusal::NonceReused,
+                _ => MemberRefusal::IdempotencyMismatch,
+            };
+            return Ok(Called {
+                result: Err(refusal),
+                replayed: false,
+            });
+        }
+        Some(Ok(recorded)) => {
+            let result = match (recorded.member_operation_id, recorded.refusal.as_deref()) {
+                (Some(id), _) => Ok(get_operation(conn, merchant_id, id)?),
+                (None, Some(code)) => Err(MemberRefusal::parse(code).ok_or_else(|| {
+                    StoreError::Backend("idempotency record without an outcome".into())
+                })?),
+                // The key was used by another kind of call.
+                (None, None) => Err(MemberRefusal::IdempotencyMismatch),
+            };
+            return Ok(Called {
+                result,
+                replayed: true,
+            });
+        }
+        None => {}
+    }
+    let outcome = run_member_op(conn, op)?;
+    let (operation_id, refusal) = match &outcome {
+        Ok((record, _)) => (Some(record.id), None),
+        Err(refusal) => (None, Some(*refusal)),
+    };
+    if let Some(claim) = &call.idempotency {
+        if refusal.is_none_or(MemberRefusal::is_recorded) {
+            conn.prepare_cached(
+                "INSERT INTO idempotency_keys (merchant_id, key, request_hash, member_operation_id, refusal, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    merchant_id,
+                    claim.key.as_str(),
+                    claim.request_hash,
+                    operation_id,
+                    refusal.map(MemberRefusal::code),
+                    op.now
+                ])
+            })
+            .map_err(map_err)?;
+        }
+    }
+    Ok(match outcome {
+        Ok((record, replayed)) => Called {
+            result: Ok(record),
+            replayed,
+        },
+        Err(refusal) => Called {
+            result: Err(refusal),
+            replayed: false,
+        },
+    })
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::member::operation::MemberOpStore for SqliteStore {
+    async fn post_member_op(
+        &self,
+        call: &ApiCall,
+        op: &MemberOp,
+    ) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
+        let (call, op) = (call.clone(), op.clone());
+        self.write(move |conn| post_member_job(conn, &call, &op))
+            .await
+    }
+
+    async fn get_member_operation(
+        &self,
+        merchant_id: i64,
+        operation_id: i64,
+    ) -> StoreResult<MemberOperation> {
+        self.read(move |conn| get_operation(conn, merchant_id, operation_id))
+            .await
+    }
+
+    async fn list_member_operations(
+        &self,
+        merchant_id: i64,
+        member_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<MemberOperation>, i64)> {
+        self.read(move |conn| {
+            crate::sql::filtered_page(
+                conn,
+                ("member_operations", OPERATION_COLUMNS, "id DESC"),
+                "merchant_id = ? AND member_id = ?",
+                vec![Value::Integer(merchant_id), Value::Integer(member_id)],
+                page,
+                operation_from_row,
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl kaquan_core::member::MemberStore for SqliteStore {
+    async fn create_member_program(
+        &self,
+        merchant_id: i64,
+        fields: &ProgramFields,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let (fields, actor) = (fields.clone(), actor.clone());
+        self.write(move |conn| {
+            let mut values = vec![Value::Integer(merchant_id), Value::Text("active".into())];
+            values.extend(program_values(&fields));
+            values.extend([
+                Value::Text(actor.label.clone()),
+                Value::Integer(now),
+            ]);
+            conn.execute(
+                "INSERT INTO member_programs (merchant_id, state, title, brand_name, color, prerogative, \
+                 discount_percent_off, points_enabled, cost_money_unit, increase_bonus, max_increase_bonus, \
+                 init_increase_bonus, cost_bonus_unit, reduce_money, least_money_to_use_bonus, max_reduce_bonus, \
+                 stored_value_enabled, tier_basis, tiers, custom_fields, custom_links, activation_fields, \
+                 auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
+                 notify_coupon_program_id, created_by, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?31)",
+                rusqlite::params_from_iter(values),
+            )
+            .map_err(map_err)?;
+            let id = conn.last_insert_rowid();
+            audit_program(conn, merchant_id, id, "create_member_program", &fields.title, &actor, now)?;
+            get_program(conn, merchant_id, id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn update_member_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        fields: &ProgramFields,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let (fields, actor) = (fields.clone(), actor.clone());
+        self.write(move |conn| {
+            let mut values = vec![Value::Integer(program_id), Value::Integer(merchant_id)];
+            values.extend(program_values(&fields));
+            values.push(Value::Integer(now));
+            execute_one(
+                conn,
+                &format!(
+                    "UPDATE member_programs SET {PROGRAM_SET}, updated_at = ?30 WHERE id = ?1 AND merchant_id = ?2"
+                ),
+                rusqlite::params_from_iter(values),
+            )?;
+            audit_program(conn, merchant_id, program_id, "update_member_program", &fields.title, &actor, now)?;
+            get_program(conn, merchant_id, program_id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn set_member_program_state(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+        state: ProgramState,
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let actor = actor.clone();
+        self.write(move |conn| {
+            execute_one(
+                conn,
+                "UPDATE member_programs SET state = ?1, updated_at = ?2 WHERE id = ?3 AND merchant_id = ?4",
+                params![state.code(), now, program_id, merchant_id],
+            )?;
+            audit_program(conn, merchant_id, program_id, "set_member_program_state", state.code(), &actor, now)?;
+            get_program(conn, merchant_id, program_id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn get_member_program(
+        &self,
+        merchant_id: i64,
+        program_id: i64,
+    ) -> StoreResult<MemberProgram> {
+        self.read(move |conn| {
+            get_program(conn, merchant_id, program_id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn list_member_programs(&self, merchant_id: i64) -> StoreResult<Vec<MemberProgram>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {PROGRAM_COLUMNS} FROM member_programs WHERE merchant_id = ?1 ORDER BY id DESC"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([merchant_id], program_from_row).map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_member(&self, merchant_id: i64, member_id: i64) -> StoreResult<Member> {
+        self.read(move |conn| {
+            find_member(
+                conn,
+                "m.id = ?1 AND m.merchant_id = ?2",
+                params![member_id, merchant_id],
+            )?
+            .pop()
+            .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn find_customer_members(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+    ) -> StoreResult<Vec<Member>> {
+        self.read(move |conn| {
+            find_member(
+                conn,
+                "m.customer_id = ?1 AND m.merchant_id = ?2",
+                params![customer_id, merchant_id],
+            )
+        })
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        merchant_id: i64,
+        filter: &MemberFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Member>, i64)> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let (condition, values) = member_condition(merchant_id, &filter);
+            let from = "members m JOIN customers c ON c.id = m.customer_id \
+                LEFT JOIN ledger_accounts p ON p.customer_id = m.customer_id AND p.asset = 'points' \
+                LEFT JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen'";
+            let columns = MEMBER_SELECT
+                .trim_start_matches("SELECT ")
+                .split(" FROM ")
+                .next()
+                .unwrap_or_default();
+            crate::sql::filtered_page(conn, (from, columns, "m.id DESC"), &condition, values, page, member_from_row)
+        })
+        .await
+    }
+
+    async fn list_points_statement(
+        &self,
+        merchant_id: i64,
+        customer_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<LedgerTransaction>, i64)> {
+        self.read(move |conn| {
+            crate::sql::filtered_page(
+                conn,
+                ("ledger_transactions", TRANSACTION_COLUMNS, "id DESC"),
+                "merchant_id = ? AND customer_id = ? AND asset = 'points'",
+                vec![Value::Integer(merchant_id), Value::Integer(customer_id)],
+                page,
+                crate::ledger::transaction_from_row,
+            )
+        })
+        .await
+    }
+}
+
+fn member_condition(merchant_id: i64, f: &MemberFilter) -> (String, Vec<Value>) {
+    let mut condition = String::from("m.merchant_id = ?");
+    let mut values = vec![Value::Integer(merchant_id)];
+    let mut add = |sql: &str, value: Value| {
+        condition.push_str(sql);
+        values.push(value);
+    };
+    if let Some(program_id) = f.program_id {
+        add(" AND m.program_id = ?", Value::Integer(program_id));
+    }
+    if let Some(tier) = f.tier {
+        add(
+            " AND m.tier = ?",
+            Value::Integer(i64::try_from(tier).unwrap_or(0)),
+        );
+    }
+    if let Some(from) = f.activated_from {
+        add(" AND m.activated_at >= ?", Value::Integer(from));
+    }
+    if let Some(until) = f.activated_until {
+        add(" AND m.activated_at <= ?", Value::Integer(until));
+    }
+    if let Some(points) = f.points_at_least {
+        add(" AND COALESCE(p.balance, 0) >= ?", Value::Integer(points));
+    }
+    if let Some(balance) = f.balance_at_least_fen {
+        add(" AND COALESCE(f.balance, 0) >= ?", Value::Integer(balance));
+    }
+    if let Some(search) = f.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", search.replace(['%', '_', '\\'], ""));
+        condition.push_str(" AND (m.phone LIKE ? OR m.name LIKE ? OR CAST(m.id AS TEXT) = ?)");
+        values.extend([
+            Value::Text(pattern.clone()),
+            Value::Text(pattern),
+            Value::Text(
+                search
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .trim_start_matches('0')
+                    .to_owned(),
+            ),
+        ]);
+    }
+    (condition, values)
+}
+
+fn audit_program(
+    conn: &Connection,
+    merchant_id: i64,
+    program_id: i64,
+    action: &str,
+    detail: &str,
+    actor: &Actor,
+    now: i64,
+) -> StoreResult<()> {
+    insert_audit(
+        conn,
+        &AuditEntry {
+            merchant_id,
+            actor: actor.clone(),
+            action: action.into(),
+            target: format!("member_program={program_id}"),
+            detail: detail.into(),
+            n_affected: 1,
+            created_at: now,
+        },
+        1,
+    )
+    .map_err(map_err)?;
+    Ok(())
+}
