@@ -211,6 +211,13 @@ pub async fn a_member_pays_with_discount_points_and_balance_and_reaches_a_tier(s
     );
     assert_eq!(gold.points_earned, 8, "on ¥8.00 paid");
     assert_eq!(gold.points_after, 115 - 100 + 8);
+    payments_refuse_beyond_funds_repeats_and_strangers(store, m).await;
+    statements_show_each_asset_apart(store, m, member.customer_id).await;
+    assert_verified(store).await;
+}
+
+/// The refusals of the check above: funds, a repeated order, a stranger.
+async fn payments_refuse_beyond_funds_repeats_and_strangers(store: &dyn Store, m: i64) {
     let refused = run(
         store,
         &ApiCall::default(),
@@ -241,8 +248,12 @@ pub async fn a_member_pays_with_discount_points_and_balance_and_reaches_a_tier(s
         .result,
         Err(MemberRefusal::NotAMember)
     );
+}
+
+/// The points and balance statements of the check above, each its own asset.
+async fn statements_show_each_asset_apart(store: &dyn Store, m: i64, customer_id: i64) {
     let (points, total) = store
-        .list_points_statement(m, member.customer_id, Page::default())
+        .list_points_statement(m, customer_id, Page::default())
         .await
         .unwrap();
     let kinds: Vec<_> = points.iter().map(|t| (t.kind, t.amount_fen)).collect();
@@ -257,7 +268,7 @@ pub async fn a_member_pays_with_discount_points_and_balance_and_reaches_a_tier(s
         ]
     );
     let (fen, _) = store
-        .list_statement(m, member.customer_id, Page::default())
+        .list_statement(m, customer_id, Page::default())
         .await
         .unwrap();
     let kinds: Vec<_> = fen
@@ -272,7 +283,6 @@ pub async fn a_member_pays_with_discount_points_and_balance_and_reaches_a_tier(s
             (TransactionKind::Recharge, 10_000, 10_000)
         ]
     );
-    assert_verified(store).await;
 }
 
 pub async fn refunds_give_back_in_proportion_and_add_up_to_the_whole(store: &dyn Store) {

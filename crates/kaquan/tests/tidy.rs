@@ -32,7 +32,6 @@ const LONG_FNS: &[(&str, usize)] = &[
     ("crates/kaquan/tests/cli.rs::scripted_commands_print_one_json_document_and_refuse_bad_input", 120),
     ("crates/store-postgres/src/batches.rs::fill_batch", 137),
     ("crates/store-postgres/src/mall.rs::issue_order_codes", 114),
-    ("crates/store-sqlite/src/ledger.rs::post_transaction", 132),
     ("crates/store-sqlite/src/ledger.rs::redeem", 125),
     ("crates/store-sqlite/src/redeem_set_wise.rs::redeem_set_wise", 278),
     ("crates/store-sqlite/src/tests.rs::statement_chains_are_filled_by_the_migration_and_checked", 110),

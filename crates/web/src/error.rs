@@ -29,6 +29,8 @@ pub enum ApiError {
     Refused(Refusal),
     /// A coupon call that changed nothing, with its precise reason.
     CouponRefused(kaquan_core::coupon::usage::CouponRefusal),
+    /// A call on a member that changed nothing.
+    MemberRefused(kaquan_core::member::operation::MemberRefusal),
     /// The request itself does not fit: not JSON, the wrong content type,
     /// too large, an unknown route or method, an unknown, missing or
     /// mistyped field, a control character. `code` is stable for programs.
@@ -102,6 +104,7 @@ impl ApiError {
                 Refusal::NonceReused => StatusCode::UNAUTHORIZED,
             },
             Self::CouponRefused(refusal) => coupon_status(*refusal),
+            Self::MemberRefused(refusal) => member_status(*refusal),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +135,7 @@ impl ApiError {
             Self::BadSignature(why) => format!("签名校验失败：{why}"),
             Self::Refused(refusal) => refusal.message_zh(),
             Self::CouponRefused(refusal) => refusal.message_zh(),
+            Self::MemberRefused(refusal) => refusal.message_zh().into(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -151,6 +155,7 @@ impl ApiError {
             Self::BadSignature(_) => "bad_signature",
             Self::Refused(refusal) => refusal.code(),
             Self::CouponRefused(refusal) => refusal.code(),
+            Self::MemberRefused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
     }
@@ -171,6 +176,19 @@ fn coupon_status(refusal: kaquan_core::coupon::usage::CouponRefusal) -> StatusCo
         | R::NotAnExchange
         | R::OwnGift => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::CONFLICT,
+    }
+}
+
+/// The status of a refused call on a member: 404 for nothing by that
+/// name, 401 for a reused nonce, 409 for what state or an earlier call
+/// refuses, 422 for what the request asks beyond the rules or the funds.
+fn member_status(refusal: kaquan_core::member::operation::MemberRefusal) -> StatusCode {
+    use kaquan_core::member::operation::MemberRefusal as R;
+    match refusal {
+        R::ProgramNotFound | R::NotAMember | R::PaymentNotFound => StatusCode::NOT_FOUND,
+        R::NonceReused => StatusCode::UNAUTHORIZED,
+        R::ProgramDisabled | R::PaymentExists | R::IdempotencyMismatch => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -205,6 +223,12 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         Self::Refused(refusal)
+    }
+}
+
+impl From<kaquan_core::member::operation::MemberRefusal> for ApiError {
+    fn from(refusal: kaquan_core::member::operation::MemberRefusal) -> Self {
+        Self::MemberRefused(refusal)
     }
 }
 

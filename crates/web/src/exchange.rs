@@ -451,6 +451,7 @@ fn statement_line(
             )
         }
         kaquan_core::ledger::TransactionKind::Adjust => format!("余额调整：{}", t.reason),
+        other => other.label_zh().to_owned(),
     };
     let sign = if t.amount_fen > 0 { "+" } else { "" };
     StatementLine {

@@ -37,6 +37,7 @@ pub mod home;
 pub mod images;
 pub mod lists;
 pub mod locations;
+pub mod member_open;
 pub mod nav;
 pub mod open_api;
 pub mod openapi;
@@ -284,6 +285,7 @@ pub fn router(state: AppState) -> Router {
         .merge(locations::router())
         .merge(coupon_records::router())
         .merge(coupon_open::router())
+        .merge(member_open::router())
         .merge(verify::router())
         .merge(wallet::router())
         .merge(coupon_pages::router())

@@ -10,6 +10,7 @@ use utoipa::openapi::path::ParameterIn;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 mod coupons;
+mod members;
 
 /// What one operation takes and answers beyond its path and headers, from
 /// the wire types themselves (their `utoipa` derives), so the schema and
@@ -234,6 +235,7 @@ fn error_codes(
     };
     codes.extend(specific);
     codes.extend(coupons::error_codes(operation_id));
+    codes.extend(members::error_codes(operation_id));
     if method == "post" && !signed && operation_id.starts_with("create_") {
         codes.push("conflict");
     }
@@ -252,6 +254,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
         .or_else(|io| describe_stored_value(operation_id, io))
         .or_else(|io| describe_integration(operation_id, io))
         .or_else(|io| coupons::describe(operation_id, io))
+        .or_else(|io| members::describe(operation_id, io))
         .ok()?;
     Some((io.body, io.query, io.responses))
 }
@@ -697,6 +700,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/open/v1/coupon-verifications", "create_coupon_verification_signed", "核销 a code with its location, order reference and amount (the discount is returned)", "signed"),
     ("post", "/open/v1/coupon-verifications/{verification_id}/undo", "create_coupon_verification_undo", "Undo a verification within the merchant's window (default 60 minutes): the coupon is usable again", "signed"),
     ("post", "/open/v1/coupon-exchanges", "create_coupon_exchange", "使用卡券ID: a 兑换券 exchanges for its goods (goods_id checked)", "signed"),
+    ("post", "/open/v1/members", "create_member", "开卡: the mall's customer becomes a member of a 会员卡 program (one card per customer per program; initial points given)", "signed"),
+    ("get", "/open/v1/members/{customer_id}", "get_member", "A member by the mall's customer id: number, tier, discount, points and balance", "signed"),
+    ("get", "/open/v1/members/{customer_id}/points-statement", "list_member_points", "积分明细 of a member, newest first", "signed"),
+    ("post", "/open/v1/payments", "create_payment", "买单: report a payment; the member discount, points used and balance spent as asked, points earned on what was paid, tier raised", "signed"),
+    ("post", "/open/v1/payments/{payment_id}/refunds", "create_payment_refund", "Refund (part of) a payment: used points and balance come back and earned points are taken back in proportion", "signed"),
+    ("post", "/open/v1/recharges", "create_recharge", "充值: prepaid stored value for a member, with its bonus posted apart", "signed"),
 ];
 
 pub fn document() -> Value {

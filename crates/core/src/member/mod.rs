@@ -581,6 +581,19 @@ pub mod lines {
     }
 }
 
+/// Checks a birthday: a real `YYYY-MM-DD` date from 1900 on.
+pub fn check_birthday(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
+    .filter(|date| (1900..=2199).contains(&date.year()))
+    .map(|_| text.to_owned())
+    .ok_or_else(|| "生日须为 YYYY-MM-DD".to_owned())
+}
+
 /// A program as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberProgram {

@@ -222,6 +222,43 @@ impl MemberOperation {
     }
 }
 
+impl crate::event::NewEvent {
+    /// What a call on a member did, as one event: `member.activated` for
+    /// 开卡, else `member.changed` when points or balance moved (one event
+    /// per operation, so a payment that moves both is one message). The
+    /// data carries the merged notice the member is sent.
+    pub fn member_operation(op: &MemberOperation, member: &Member, number: &str) -> Option<Self> {
+        let notice = op.notice();
+        let event_type = match (op.kind, &notice) {
+            (OperationKind::Activate, _) => crate::event::EventType::MemberActivated,
+            (_, Some(_)) => crate::event::EventType::MemberChanged,
+            (_, None) => return None,
+        };
+        Some(Self::new(
+            op.merchant_id,
+            event_type,
+            serde_json::json!({
+                "member_id": op.member_id,
+                "member_number": number,
+                "program_id": member.program_id,
+                "customer_id": member.external_id,
+                "phone": member.phone,
+                "operation_id": op.id,
+                "operation": op.kind.code(),
+                "reference": op.reference,
+                "points_delta": op.points_delta(),
+                "balance_delta_fen": op.balance_delta_fen(),
+                "points": op.points_after,
+                "balance_fen": op.balance_after_fen,
+                "tier": op.tier_after,
+                "notice": notice.map(|n| n.kind.code()),
+                "message": notice.map(|n| n.text_zh()),
+            }),
+            op.created_at,
+        ))
+    }
+}
+
 /// The audit record's detail of an operation.
 pub fn audit_detail(op: &MemberOperation) -> String {
     let mut detail = format!(

@@ -413,3 +413,11 @@ fn a_tier_discount_replaces_the_programs_and_zero_keeps_it() {
     assert_eq!(p.tier_reached(5000, 999), 1);
     assert_eq!(p.tier_reached(0, 1000), 2);
 }
+
+#[test]
+fn birthdays_are_real_dates_from_1900() {
+    assert_eq!(check_birthday(" 1990-05-01 "), Ok("1990-05-01".to_owned()));
+    for bad in ["1990-02-30", "1899-12-31", "1990/05/01", "90-05-01", ""] {
+        assert!(check_birthday(bad).is_err(), "{bad}");
+    }
+}

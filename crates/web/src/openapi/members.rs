@@ -1,0 +1,72 @@
+//! The 会员卡 operations' bodies, queries and answers (the mall's and
+//! POS's member contract), beside the rest in `openapi.rs`.
+
+use super::Io;
+
+/// The stable error codes a member operation may answer beyond the common ones.
+pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
+    match operation_id {
+        "create_member" => &[
+            "program_not_found",
+            "program_disabled",
+            "idempotency_mismatch",
+        ],
+        "get_member" | "list_member_points" => &["not_a_member", "program_required"],
+        "create_payment" => &[
+            "not_a_member",
+            "program_required",
+            "program_disabled",
+            "points_disabled",
+            "stored_value_disabled",
+            "insufficient_points",
+            "insufficient_balance",
+            "points_below_minimum_order",
+            "points_over_maximum",
+            "points_exceed_order",
+            "balance_exceeds_order",
+            "payment_exists",
+            "idempotency_mismatch",
+        ],
+        "create_payment_refund" => &[
+            "payment_not_found",
+            "refund_exceeds_payment",
+            "idempotency_mismatch",
+        ],
+        "create_recharge" => &[
+            "not_a_member",
+            "program_required",
+            "program_disabled",
+            "stored_value_disabled",
+            "payment_exists",
+            "idempotency_mismatch",
+        ],
+        _ => &[],
+    }
+}
+
+/// 开卡, members, 买单, refunds, 充值 and points statements.
+pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
+    use crate::member_open as open;
+    Ok(match operation_id {
+        "create_member" => io.json::<open::MemberRequest>().answers::<open::MemberDto>(
+            201,
+            "The member (200 with the existing card when already a member)",
+        ),
+        "get_member" => io
+            .query::<open::MemberQuery>()
+            .answers::<open::MemberDto>(200, "The member: tier, discount, points and balance"),
+        "list_member_points" => io
+            .query::<open::PointsQuery>()
+            .answers::<open::PointsStatementDto>(200, "积分明细, newest first"),
+        "create_payment" => io
+            .json::<open::PaymentRequest>()
+            .answers::<open::MemberOperationDto>(201, "What the payment did (200 when replayed)"),
+        "create_payment_refund" => io
+            .json::<open::PaymentRefundRequest>()
+            .answers::<open::MemberOperationDto>(201, "What the refund gave back and took back"),
+        "create_recharge" => io
+            .json::<open::RechargeRequest>()
+            .answers::<open::MemberOperationDto>(201, "The top-up and its bonus"),
+        _ => return Err(io),
+    })
+}
