@@ -27,10 +27,12 @@ pub enum Permission {
     ApiKeysManage,
     CouponsManage,
     CouponsVerify,
+    MembersManage,
+    MembersView,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 20] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -49,6 +51,8 @@ impl Permission {
         Self::ApiKeysManage,
         Self::CouponsManage,
         Self::CouponsVerify,
+        Self::MembersManage,
+        Self::MembersView,
     ];
 
     pub fn code(self) -> &'static str {
@@ -71,6 +75,8 @@ impl Permission {
             Self::ApiKeysManage => "api_keys.manage",
             Self::CouponsManage => "coupons.manage",
             Self::CouponsVerify => "coupons.verify",
+            Self::MembersManage => "members.manage",
+            Self::MembersView => "members.view",
         }
     }
 
@@ -98,6 +104,8 @@ impl Permission {
             Self::ApiKeysManage => "开放接口密钥管理",
             Self::CouponsManage => "优惠券、投放、门店与核销员、核销记录与数据对账",
             Self::CouponsVerify => "核销优惠券",
+            Self::MembersManage => "会员卡设置、积分调整",
+            Self::MembersView => "查看会员、积分与余额明细、导出会员",
         }
     }
 

@@ -38,6 +38,8 @@ pub mod images;
 pub mod lists;
 pub mod locations;
 pub mod member_open;
+pub mod member_pages;
+pub mod members;
 pub mod nav;
 pub mod open_api;
 pub mod openapi;
@@ -286,6 +288,8 @@ pub fn router(state: AppState) -> Router {
         .merge(coupon_records::router())
         .merge(coupon_open::router())
         .merge(member_open::router())
+        .merge(members::router())
+        .merge(member_pages::router())
         .merge(verify::router())
         .merge(wallet::router())
         .merge(coupon_pages::router())

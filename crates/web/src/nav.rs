@@ -70,6 +70,13 @@ const MENU: &[Group] = &[
         ],
     },
     Group {
+        label: "会员卡",
+        entries: &[
+            entry("会员卡", "/member-programs", MembersView),
+            entry("会员", "/members", MembersView),
+        ],
+    },
+    Group {
         label: "营销·礼品卡",
         entries: &[
             entry("礼品卡设置", "/giftcards/settings", GiftcardsManage),

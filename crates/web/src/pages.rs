@@ -9,6 +9,20 @@ use serde::Serialize;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    (
+        "member_programs.html",
+        include_str!("../templates/member_programs.html"),
+    ),
+    (
+        "member_program_form.html",
+        include_str!("../templates/member_program_form.html"),
+    ),
+    (
+        "member_program.html",
+        include_str!("../templates/member_program.html"),
+    ),
+    ("members.html", include_str!("../templates/members.html")),
+    ("member.html", include_str!("../templates/member.html")),
     ("verify.html", include_str!("../templates/verify.html")),
     (
         "coupon_claim.html",

@@ -11,6 +11,142 @@ use serde_json::json;
 
 on_both_backends! {
     the_pos_opens_a_card_tops_up_pays_and_refunds => pos_flow;
+    staff_make_a_card_in_the_console_and_adjust_points_once => console_flow;
+}
+
+/// The 新建会员卡 form as a merchant fills it (yuan and 折 as typed).
+fn program_form(csrf: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("csrf", csrf),
+        ("title", "果园会员卡"),
+        ("brand_name", "果园"),
+        ("color", "#336699"),
+        ("discount", "9.5"),
+        ("points_enabled", "on"),
+        ("cost_money_unit", "1"),
+        ("increase_bonus", "1"),
+        ("init_increase_bonus", "50"),
+        ("cost_bonus_unit", "100"),
+        ("reduce_money", "1"),
+        ("stored_value", "on"),
+        ("tier_basis", "spend"),
+        ("tier_name", "金卡"),
+        ("tier_threshold", "1000"),
+        ("tier_discount", "9"),
+        ("tier_name", ""),
+        ("tier_threshold", ""),
+        ("tier_discount", ""),
+        ("field_name", "等级"),
+        ("field_kind", "tier"),
+        ("link_name", "商城"),
+        ("link_url", "https://shop.example.com"),
+        ("activation_fields", "name"),
+        ("activation_fields", "birthday"),
+        ("number_prefix", "VIP"),
+        ("number_length", "8"),
+        ("expiry", "rolling"),
+        ("expiry_months", "12"),
+        ("notify", "on"),
+    ]
+}
+
+async fn console_flow(app: TestApp) {
+    let owner = app.client("owner").await;
+    let form = program_form(&owner.csrf);
+    let response = owner
+        .http
+        .post(format!("{}/member-programs/new", owner.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        303,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let (status, programs) = owner.get("/api/v1/member-programs").await;
+    assert_eq!(status, 200);
+    let program = &programs[0];
+    assert_eq!(program["discount_label"], "9.5折");
+    assert_eq!(program["tiers"][0]["threshold"], 100_000, "¥1000 as fen");
+    assert_eq!(program["tiers"][0]["discount_percent_off"], 10);
+    assert_eq!(program["expiry_label"], "获得后 12 个月过期");
+    assert_eq!(program["points_rule"]["init_increase_bonus"], 50);
+    let id = program["id"].as_i64().unwrap();
+    let page = owner.page(&format!("/member-programs/{id}")).await;
+    assert!(
+        page.contains("id=\"open-url\"") && page.contains("<svg"),
+        "{page}"
+    );
+    let edit = owner.page(&format!("/member-programs/{id}/edit")).await;
+    assert!(edit.contains("value=\"金卡\""), "{edit}");
+    // A bad rule is refused with its reason, and nothing is saved.
+    let (status, refused) = owner
+        .post(
+            "/api/v1/member-programs",
+            json!({"title": "x", "color": "red"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["message"].as_str()),
+        (422, Some("卡面颜色须为 #RRGGBB"))
+    );
+    let (status, _) = owner
+        .post(
+            "/api/v1/member-programs",
+            json!({"title": "x", "colour": "#000000"}),
+        )
+        .await;
+    assert_eq!(status, 422, "a misspelled field");
+
+    let mall = Mall::new(&app).await;
+    let open =
+        json!({"program_id": id, "customer_id": "u-9", "phone": "13900000000", "name": "李四"});
+    let card = mall.post("/open/v1/members", open, "open-9").await;
+    assert_eq!(card.status, 201, "{}", card.body);
+    let member_id = card.body["member_id"].as_i64().unwrap();
+    assert!(owner.page("/member-programs").await.contains("果园会员卡"));
+    let list = owner.page("/members?search=13900000000").await;
+    assert!(
+        list.contains(&format!("id=\"member-{member_id}\"")),
+        "{list}"
+    );
+    let (_, members) = owner
+        .get(&format!(
+            "/api/v1/members?program_id={id}&points_at_least=50"
+        ))
+        .await;
+    assert_eq!(members["total"], 1);
+    let (_, none) = owner
+        .get(&format!(
+            "/api/v1/members?program_id={id}&points_at_least=51"
+        ))
+        .await;
+    assert_eq!(none["total"], 0);
+
+    adjust_and_export(
+        &app,
+        &owner,
+        id,
+        member_id,
+        card.body["member_number"].as_str().unwrap(),
+    )
+    .await;
+    let (status, disabled) = owner
+        .post(
+            &format!("/api/v1/member-programs/{id}/state"),
+            json!({"state": "disabled"}),
+        )
+        .await;
+    assert_eq!(
+        (status, disabled["state"].as_str()),
+        (200, Some("disabled"))
+    );
+    let pay = json!({"customer_id": "u-9", "amount_fen": 100, "order_id": "M9"});
+    let refused = mall.post("/open/v1/payments", pay, "pay-9").await;
+    assert_eq!(refused.body["error"]["code"], "program_disabled");
 }
 
 async fn pos_flow(app: TestApp) {
@@ -77,6 +213,62 @@ async fn pos_flow(app: TestApp) {
     }
 
     pays_and_refunds(&app, &mall).await;
+}
+
+/// 积分调整 (twice with one form key), the member's page and the export.
+async fn adjust_and_export(
+    app: &TestApp,
+    owner: &common::Client,
+    id: i64,
+    member_id: i64,
+    number: &str,
+) {
+    // 积分调整 pressed twice with one form key: one adjustment.
+    let adjust = [
+        ("csrf", owner.csrf.as_str()),
+        ("form_key", "k1"),
+        ("direction", "credit"),
+        ("points", "30"),
+        ("reason", "活动补发"),
+    ];
+    for _ in 0..2 {
+        let response = owner
+            .http
+            .post(format!("{}/members/{member_id}/points", owner.base))
+            .form(&adjust)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+    }
+    let (_, member) = owner.get(&format!("/api/v1/members/{member_id}")).await;
+    assert_eq!(member["points"], 80);
+    let (status, too_much) = owner
+        .post(
+            &format!("/api/v1/members/{member_id}/points-adjustments"),
+            json!({"delta": -81, "reason": "纠正"}),
+        )
+        .await;
+    assert_eq!(
+        (status, too_much["error"]["code"].as_str()),
+        (422, Some("insufficient_points"))
+    );
+    let detail = owner.page(&format!("/members/{member_id}")).await;
+    assert!(
+        detail.contains("活动补发") && detail.contains("开卡赠送"),
+        "{detail}"
+    );
+
+    let (status, bytes) = owner
+        .get_bytes(&format!("/members/export?program_id={id}"))
+        .await;
+    assert_eq!(status, 200);
+    let path = app.dir.join("members.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    let rows = common::xlsx_rows(&path);
+    assert_eq!(rows[0][0], "会员号");
+    assert_eq!(rows[1][0], number);
+    assert_eq!(rows[1][8], "80");
 }
 
 async fn pays_and_refunds(app: &TestApp, mall: &Mall) {

@@ -125,6 +125,7 @@ async fn every_documented_operation_is_routed() {
                 .replace("{location_id}", "1")
                 .replace("{verification_id}", "1")
                 .replace("{payment_id}", "1")
+                .replace("{member_id}", "1")
                 .replace("{id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

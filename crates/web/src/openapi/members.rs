@@ -11,7 +11,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "program_disabled",
             "idempotency_mismatch",
         ],
-        "get_member" | "list_member_points" => &["not_a_member", "program_required"],
+        "get_member_signed" | "list_member_points" => &["not_a_member", "program_required"],
         "create_payment" => &[
             "not_a_member",
             "program_required",
@@ -40,6 +40,11 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "payment_exists",
             "idempotency_mismatch",
         ],
+        "create_points_adjustment" => &[
+            "insufficient_points",
+            "not_a_member",
+            "idempotency_mismatch",
+        ],
         _ => &[],
     }
 }
@@ -47,12 +52,46 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
 /// 开卡, members, 买单, refunds, 充值 and points statements.
 pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
     use crate::member_open as open;
+    use crate::members as staff;
     Ok(match operation_id {
+        "list_member_programs" => {
+            io.answers_many::<staff::MemberProgramDto>("会员卡, newest first")
+        }
+        "create_member_program" => io
+            .json::<staff::MemberProgramRequest>()
+            .answers::<staff::MemberProgramDto>(201, "The program, active, with its 开卡 link"),
+        "get_member_program" => io.answers::<staff::MemberProgramDto>(200, "The program"),
+        "update_member_program" => io
+            .json::<staff::MemberProgramRequest>()
+            .answers::<staff::MemberProgramDto>(200, "The saved program"),
+        "update_member_program_state" => {
+            io.json::<staff::MemberProgramStateRequest>()
+                .answers::<staff::MemberProgramDto>(200, "The program in its new state")
+        }
+        "list_members" => io
+            .query::<staff::MemberQuery>()
+            .answers_page::<staff::MemberView>("Members, newest first"),
+        "export_members" => io
+            .query::<staff::MemberQuery>()
+            .file("The matching members as xlsx", &[super::XLSX]),
+        "get_member" => io.answers::<staff::MemberView>(200, "The member with points and balance"),
+        "list_member_points_statement" => {
+            io.query::<staff::PageQuery>()
+                .answers_page::<crate::customers::TransactionView>("积分明细, newest first")
+        }
+        "list_member_operations" => io
+            .query::<staff::PageQuery>()
+            .answers_page::<staff::MemberOperationView>(
+                "The member's operations (开卡, 买单, 退款, 充值, 积分调整), newest first",
+            ),
+        "create_points_adjustment" => io
+            .json::<staff::PointsAdjustmentRequest>()
+            .answers::<staff::MemberOperationView>(201, "The adjustment"),
         "create_member" => io.json::<open::MemberRequest>().answers::<open::MemberDto>(
             201,
             "The member (200 with the existing card when already a member)",
         ),
-        "get_member" => io
+        "get_member_signed" => io
             .query::<open::MemberQuery>()
             .answers::<open::MemberDto>(200, "The member: tier, discount, points and balance"),
         "list_member_points" => io
