@@ -62,9 +62,9 @@ fn endpoint_from_row(row: &Row) -> WebhookEndpoint {
     }
 }
 
-const EVENT_COLUMNS: &str = "id, merchant_id, event_type, data, created_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, merchant_id, event_type, data, created_at";
 
-fn event_from_row(row: &Row, first: usize) -> StoreResult<Event> {
+pub(crate) fn event_from_row(row: &Row, first: usize) -> StoreResult<Event> {
     Ok(Event {
         id: row.get(first),
         merchant_id: row.get(first + 1),

@@ -322,6 +322,26 @@ impl kaquan_core::member::MemberStore for PgStore {
         Ok((rows.iter().map(member_from_row).collect(), total))
     }
 
+    async fn list_member_messages(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<kaquan_core::event::Event>, i64)> {
+        let (rows, total) = filtered_page(
+            &self.client().await?,
+            ("events", crate::events::EVENT_COLUMNS, "id DESC"),
+            "merchant_id = $1 AND event_type = 'member.changed'",
+            vec![Box::new(merchant_id)],
+            page,
+        )
+        .await?;
+        let events = rows
+            .iter()
+            .map(|r| crate::events::event_from_row(r, 0))
+            .collect::<StoreResult<_>>()?;
+        Ok((events, total))
+    }
+
     async fn list_points_statement(
         &self,
         merchant_id: i64,

@@ -61,9 +61,9 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<WebhookEndpoint> {
     })
 }
 
-const EVENT_COLUMNS: &str = "id, merchant_id, event_type, data, created_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, merchant_id, event_type, data, created_at";
 
-fn event_from_row(row: &Row) -> rusqlite::Result<Event> {
+pub(crate) fn event_from_row(row: &Row) -> rusqlite::Result<Event> {
     Ok(Event {
         id: row.get(0)?,
         merchant_id: row.get(1)?,

@@ -283,6 +283,24 @@ impl kaquan_core::member::MemberStore for SqliteStore {
         .await
     }
 
+    async fn list_member_messages(
+        &self,
+        merchant_id: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<kaquan_core::event::Event>, i64)> {
+        self.read(move |conn| {
+            crate::sql::filtered_page(
+                conn,
+                ("events", crate::events::EVENT_COLUMNS, "id DESC"),
+                "merchant_id = ? AND event_type = 'member.changed'",
+                vec![Value::Integer(merchant_id)],
+                page,
+                crate::events::event_from_row,
+            )
+        })
+        .await
+    }
+
     async fn list_points_statement(
         &self,
         merchant_id: i64,

@@ -37,8 +37,10 @@ pub mod home;
 pub mod images;
 pub mod lists;
 pub mod locations;
+pub mod member_card;
 pub mod member_open;
 pub mod member_pages;
+pub mod member_programs;
 pub mod members;
 pub mod nav;
 pub mod open_api;
@@ -289,7 +291,9 @@ pub fn router(state: AppState) -> Router {
         .merge(coupon_open::router())
         .merge(member_open::router())
         .merge(members::router())
+        .merge(member_programs::router())
         .merge(member_pages::router())
+        .merge(member_card::router())
         .merge(verify::router())
         .merge(wallet::router())
         .merge(coupon_pages::router())

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/member-programs/{program_id}/state", post(state_form))
         .route("/member-programs/{program_id}/qr", get(qr_download))
         .route("/members", get(members_page))
+        .route("/members/messages", get(messages_page))
         .route("/members/export", get(members_export))
         .route("/members/{member_id}", get(member_detail))
         .route("/members/{member_id}/points", post(adjust_form))
@@ -593,4 +594,33 @@ async fn adjust_form(
         ),
     )
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageOnly {
+    page: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct MessagesView {
+    list: crate::lists::ListDto<crate::members::MemberMessageView>,
+    pages: i64,
+}
+
+/// 消息记录: what members were told, one line per operation.
+async fn messages_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<PageOnly>,
+) -> PageResult {
+    let list =
+        crate::members::message_page(&state, &authed, ListPage::new(query.page, Some(50))).await?;
+    let pages = (list.total + list.page_size - 1) / list.page_size;
+    Ok(render(
+        &state,
+        "member_messages.html",
+        &Page::new("消息记录", &authed),
+        MessagesView { list, pages },
+    ))
 }

@@ -74,6 +74,7 @@ const MENU: &[Group] = &[
         entries: &[
             entry("会员卡", "/member-programs", MembersView),
             entry("会员", "/members", MembersView),
+            entry("消息记录", "/members/messages", MembersView),
         ],
     },
     Group {

@@ -711,6 +711,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/members/{member_id}/points-statement", "list_member_points_statement", "积分明细 of a member", "members.view"),
     ("get", "/api/v1/members/{member_id}/operations", "list_member_operations", "A member's operations", "members.view"),
     ("post", "/api/v1/members/{member_id}/points-adjustments", "create_points_adjustment", "积分调整 with a reason (audited; an Idempotency-Key replays)", "members.manage"),
+    ("get", "/api/v1/member-messages", "list_member_messages", "消息记录: one message per operation that moved points or balance (merged when both moved), newest first", "members.view"),
     ("post", "/open/v1/members", "create_member", "开卡: the mall's customer becomes a member of a 会员卡 program (one card per customer per program; initial points given)", "signed"),
     ("get", "/open/v1/members/{customer_id}", "get_member_signed", "A member by the mall's customer id: number, tier, discount, points and balance", "signed"),
     ("get", "/open/v1/members/{customer_id}/points-statement", "list_member_points", "积分明细 of a member, newest first", "signed"),

@@ -10,6 +10,18 @@ use serde::Serialize;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     (
+        "member_messages.html",
+        include_str!("../templates/member_messages.html"),
+    ),
+    (
+        "member_open.html",
+        include_str!("../templates/member_open.html"),
+    ),
+    (
+        "member_card.html",
+        include_str!("../templates/member_card.html"),
+    ),
+    (
         "member_programs.html",
         include_str!("../templates/member_programs.html"),
     ),

@@ -333,7 +333,7 @@ struct WalletView {
 }
 
 /// Sends a signed-out customer to sign in and come back.
-fn sign_in_first(merchant_id: i64, here: &str) -> Response {
+pub(crate) fn sign_in_first(merchant_id: i64, here: &str) -> Response {
     let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
     Redirect::to(&format!("/m/{merchant_id}/exchange?next={next}")).into_response()
 }
@@ -440,9 +440,15 @@ fn code_now(state: &AppState, held: &HeldCoupon, now: i64) -> ApiResult<CodeDto>
     })
 }
 
-/// A Code 128 (set C) barcode of a digit string, as SVG.
+/// A Code 128 barcode as SVG: set C for an even number of digits (the
+/// densest), set B for anything else (a member number with a prefix).
 pub fn barcode_svg(digits: &str) -> String {
-    let modules = barcoders::sym::code128::Code128::new(format!("\u{0106}{digits}"))
+    let set = if digits.len().is_multiple_of(2) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        '\u{0106}'
+    } else {
+        '\u{0181}'
+    };
+    let modules = barcoders::sym::code128::Code128::new(format!("{set}{digits}"))
         .map(|b| b.encode())
         .unwrap_or_default();
     let quiet = 10;

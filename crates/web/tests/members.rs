@@ -12,6 +12,131 @@ use serde_json::json;
 on_both_backends! {
     the_pos_opens_a_card_tops_up_pays_and_refunds => pos_flow;
     staff_make_a_card_in_the_console_and_adjust_points_once => console_flow;
+    the_open_form_checks_what_the_card_asks_and_opens_once => open_form_flow;
+}
+
+/// The 开卡 form's refusals: each with its message and the form again.
+async fn refusals_show_the_form_again(browser: &reqwest::Client, url: &str, csrf: &str) {
+    for (form, message) in [
+        (vec![("csrf", csrf), ("phone", "13800000000")], "请填写生日"),
+        (
+            vec![
+                ("csrf", csrf),
+                ("phone", "1380000"),
+                ("birthday", "1990-01-01"),
+            ],
+            "手机号",
+        ),
+        (
+            vec![
+                ("csrf", csrf),
+                ("phone", "13800000000"),
+                ("birthday", "1990-02-30"),
+            ],
+            "生日须为 YYYY-MM-DD",
+        ),
+    ] {
+        let refused = browser.post(url).form(&form).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 422);
+        let body = refused.text().await.unwrap();
+        assert!(
+            body.contains(message) && body.contains("id=\"open-form\""),
+            "{message}: {body}"
+        );
+    }
+}
+
+/// The customer's 开卡 form over HTTP: signed in by the mall's link, a
+/// missing field or a bad phone is refused with the form again, and two
+/// submissions give one card.
+async fn open_form_flow(app: TestApp) {
+    let fields = ProgramFields {
+        activation_fields: vec![kaquan_core::member::ActivationField::Birthday],
+        ..ProgramFields::default()
+    };
+    let program = app
+        .store
+        .create_member_program(
+            app.merchant_id,
+            &fields,
+            &kaquan_core::audit::Actor::cli(),
+            kaquan_web::now(),
+        )
+        .await
+        .unwrap();
+    let mall = Mall::new(&app).await;
+    let link = mall
+        .post("/open/v1/login-links", json!({"customer_id": "u-5"}), "l-5")
+        .await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let path = format!("/m/{}/member-cards/{}", app.merchant_id, program.id);
+    let signed_out = browser.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(signed_out.status().as_u16(), 303);
+    let login = browser
+        .get(link.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let page = browser
+        .get(app.url(&path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    refusals_show_the_form_again(&browser, &app.url(&path), &csrf).await;
+    let forged = browser
+        .post(app.url(&path))
+        .form(&[
+            ("csrf", "x"),
+            ("phone", "13800000000"),
+            ("birthday", "1990-01-01"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("phone", "13800000000"),
+        ("birthday", "1990-01-01"),
+    ];
+    for _ in 0..2 {
+        let opened = browser
+            .post(app.url(&path))
+            .form(&good)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status().as_u16(), 303);
+    }
+    let (members, total) = app
+        .store
+        .list_members(app.merchant_id, &Default::default(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (total, members[0].birthday.as_deref()),
+        (1, Some("1990-01-01"))
+    );
+    let card = browser
+        .get(app.url(&format!("{path}/card")))
+        .send()
+        .await
+        .unwrap();
+    assert!(card.text().await.unwrap().contains("id=\"member-qr\""));
 }
 
 /// The 新建会员卡 form as a merchant fills it (yuan and 折 as typed).

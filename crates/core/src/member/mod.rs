@@ -718,6 +718,13 @@ pub trait MemberStore: Send + Sync + 'static {
         filter: &MemberFilter,
         page: crate::store::Page,
     ) -> StoreResult<(Vec<Member>, i64)>;
+    /// 消息记录: the `member.changed` events (one per operation that moved
+    /// points or balance, merged when both moved), newest first.
+    async fn list_member_messages(
+        &self,
+        merchant_id: i64,
+        page: crate::store::Page,
+    ) -> StoreResult<(Vec<crate::event::Event>, i64)>;
     /// 积分明细, newest first.
     async fn list_points_statement(
         &self,

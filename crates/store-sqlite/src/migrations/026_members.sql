@@ -152,6 +152,10 @@ CREATE UNIQUE INDEX member_operations_reference ON member_operations (merchant_i
     WHERE kind IN ('payment', 'recharge');
 CREATE INDEX member_operations_member ON member_operations (member_id, id);
 
+-- 消息记录 reads member messages alone; the partial index costs nothing
+-- to the events of other kinds.
+CREATE INDEX events_member_messages ON events (merchant_id, id) WHERE event_type = 'member.changed';
+
 ALTER TABLE idempotency_keys ADD COLUMN member_operation_id INTEGER;
 
 UPDATE roles SET permissions = permissions || ',members.manage,members.view'

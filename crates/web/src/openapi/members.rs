@@ -84,6 +84,9 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
             .answers_page::<staff::MemberOperationView>(
                 "The member's operations (开卡, 买单, 退款, 充值, 积分调整), newest first",
             ),
+        "list_member_messages" => io
+            .query::<staff::PageQuery>()
+            .answers_page::<staff::MemberMessageView>("消息记录, newest first"),
         "create_points_adjustment" => io
             .json::<staff::PointsAdjustmentRequest>()
             .answers::<staff::MemberOperationView>(201, "The adjustment"),
