@@ -25,6 +25,7 @@ mod maintenance;
 mod mall;
 mod members;
 mod merchants;
+mod pay_gift;
 mod pickup_orders;
 mod pickup_refusals;
 mod pickup_settings;
@@ -51,6 +52,7 @@ pub use maintenance::*;
 pub use mall::*;
 pub use members::*;
 pub use merchants::*;
+pub use pay_gift::*;
 pub use pickup_orders::*;
 pub use pickup_refusals::*;
 pub use pickup_settings::*;
@@ -72,6 +74,8 @@ macro_rules! conformance_tests {
             member_calls_replay_under_their_key_and_refuse_another_body,
             concurrent_point_deductions_never_overdraw,
             programs_are_kept_per_merchant_and_members_are_filtered,
+            a_merchant_id_belongs_to_one_live_rule_and_void_rules_free_it,
+            a_payment_sends_one_claim_message_never_to_a_member_nor_from_a_void_rule,
             the_audit_log_is_searched_by_actor_action_text_and_time,
             staff_usernames_are_unique_and_roles_stay_within_their_merchant,
             failed_logins_count_up_and_success_resets_them,

@@ -35,10 +35,11 @@ pub enum EventType {
     CouponExpired,
     MemberActivated,
     MemberChanged,
+    MemberInvited,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -55,6 +56,7 @@ impl EventType {
         Self::CouponExpired,
         Self::MemberActivated,
         Self::MemberChanged,
+        Self::MemberInvited,
     ];
 
     pub fn code(self) -> &'static str {
@@ -75,6 +77,7 @@ impl EventType {
             Self::CouponExpired => "coupon.expired",
             Self::MemberActivated => "member.activated",
             Self::MemberChanged => "member.changed",
+            Self::MemberInvited => "member.invited",
         }
     }
 
@@ -111,6 +114,7 @@ impl EventType {
             Self::CouponExpired => "优惠券过期",
             Self::MemberActivated => "会员开卡",
             Self::MemberChanged => "会员积分或余额变动",
+            Self::MemberInvited => "支付后赠会员卡",
         }
     }
 }

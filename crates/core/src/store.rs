@@ -95,4 +95,5 @@ store_union!(
     crate::coupon::usage::CouponStore,
     crate::member::MemberStore,
     crate::member::operation::MemberOpStore,
+    crate::member::pay_gift::PayGiftStore,
 );

@@ -33,6 +33,7 @@ mod mall;
 mod member_programs;
 mod members;
 mod merchants;
+mod pay_gift;
 mod pickup_orders;
 mod pickup_settings;
 mod sms;

@@ -31,6 +31,7 @@ mod member_programs;
 mod members;
 mod merchants;
 mod nonces;
+mod pay_gift;
 mod pickup_orders;
 mod pickup_settings;
 mod redeem_set_wise;

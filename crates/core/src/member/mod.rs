@@ -13,6 +13,7 @@
 //! ([`operation`]); stores run it in one transaction.
 
 pub mod operation;
+pub mod pay_gift;
 
 use crate::text::check_field;
 use crate::StoreResult;

@@ -115,6 +115,38 @@ CREATE INDEX member_operations_member ON member_operations (member_id, id);
 -- to the events of other kinds.
 CREATE INDEX events_member_messages ON events (merchant_id, id) WHERE event_type = 'member.changed';
 
+-- 支付后赠会员卡: rules and the payments they answered (one per payment id).
+CREATE TABLE pay_gift_rules (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    merchant_id BIGINT NOT NULL REFERENCES merchants(id),
+    program_id BIGINT NOT NULL REFERENCES member_programs(id),
+    mch_ids TEXT NOT NULL,
+    least_cost_fen BIGINT NOT NULL CHECK (least_cost_fen >= 0),
+    max_cost_fen BIGINT CHECK (max_cost_fen IS NULL OR max_cost_fen >= least_cost_fen),
+    begin_at BIGINT NOT NULL,
+    end_at BIGINT NOT NULL CHECK (end_at >= begin_at),
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    deleted_at BIGINT
+);
+CREATE INDEX pay_gift_rules_merchant ON pay_gift_rules (merchant_id, id);
+
+CREATE TABLE pay_gift_sends (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    merchant_id BIGINT NOT NULL REFERENCES merchants(id),
+    payment_id TEXT NOT NULL,
+    mch_id TEXT NOT NULL,
+    amount_fen BIGINT NOT NULL,
+    paid_at BIGINT NOT NULL,
+    customer_ref TEXT,
+    phone TEXT,
+    rule_id BIGINT REFERENCES pay_gift_rules(id),
+    program_id BIGINT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'no_live_rule', 'amount_out_of_range', 'already_member')),
+    created_at BIGINT NOT NULL,
+    UNIQUE (merchant_id, payment_id)
+);
+
 ALTER TABLE idempotency_keys ADD COLUMN member_operation_id BIGINT;
 
 UPDATE roles SET permissions = permissions || ',members.manage,members.view'

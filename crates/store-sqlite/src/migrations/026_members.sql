@@ -156,6 +156,38 @@ CREATE INDEX member_operations_member ON member_operations (member_id, id);
 -- to the events of other kinds.
 CREATE INDEX events_member_messages ON events (merchant_id, id) WHERE event_type = 'member.changed';
 
+-- 支付后赠会员卡: rules and the payments they answered (one per payment id).
+CREATE TABLE pay_gift_rules (
+    id INTEGER PRIMARY KEY,
+    merchant_id INTEGER NOT NULL REFERENCES merchants(id),
+    program_id INTEGER NOT NULL REFERENCES member_programs(id),
+    mch_ids TEXT NOT NULL,
+    least_cost_fen INTEGER NOT NULL CHECK (least_cost_fen >= 0),
+    max_cost_fen INTEGER CHECK (max_cost_fen IS NULL OR max_cost_fen >= least_cost_fen),
+    begin_at INTEGER NOT NULL,
+    end_at INTEGER NOT NULL CHECK (end_at >= begin_at),
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE INDEX pay_gift_rules_merchant ON pay_gift_rules (merchant_id, id);
+
+CREATE TABLE pay_gift_sends (
+    id INTEGER PRIMARY KEY,
+    merchant_id INTEGER NOT NULL REFERENCES merchants(id),
+    payment_id TEXT NOT NULL,
+    mch_id TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    paid_at INTEGER NOT NULL,
+    customer_ref TEXT,
+    phone TEXT,
+    rule_id INTEGER REFERENCES pay_gift_rules(id),
+    program_id INTEGER,
+    outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'no_live_rule', 'amount_out_of_range', 'already_member')),
+    created_at INTEGER NOT NULL,
+    UNIQUE (merchant_id, payment_id)
+);
+
 ALTER TABLE idempotency_keys ADD COLUMN member_operation_id INTEGER;
 
 UPDATE roles SET permissions = permissions || ',members.manage,members.view'
