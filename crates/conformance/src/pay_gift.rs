@@ -123,6 +123,46 @@ pub async fn a_merchant_id_belongs_to_one_live_rule_and_void_rules_free_it(store
     );
 }
 
+/// A member of the program (by the mall's id or by phone) hears nothing.
+async fn members_hear_nothing(store: &dyn Store, m: i64, program_id: i64) {
+    let activation = MemberOp {
+        merchant_id: m,
+        action: MemberAction::Activate(ActivateMember {
+            merchant_id: m,
+            program_id,
+            customer: CustomerRef::External("u3".into()),
+            phone: "13800000003".into(),
+            name: String::new(),
+            birthday: None,
+            gender: None,
+        }),
+        actor: Actor::cli(),
+        now: NOW,
+    };
+    store
+        .post_member_op(&ApiCall::default(), &activation)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        notify(store, m, &notice("p7", "m1", 2_000, "u3"))
+            .await
+            .0
+            .outcome,
+        GiftOutcome::AlreadyMember
+    );
+    let by_phone = PaymentNotice {
+        customer_id: None,
+        phone: Some("13800000003".into()),
+        ..notice("p8", "m1", 2_000, "")
+    };
+    assert_eq!(
+        notify(store, m, &by_phone).await.0.outcome,
+        GiftOutcome::AlreadyMember
+    );
+}
+
 pub async fn a_payment_sends_one_claim_message_never_to_a_member_nor_from_a_void_rule(
     store: &dyn Store,
 ) {
@@ -188,43 +228,7 @@ pub async fn a_payment_sends_one_claim_message_never_to_a_member_nor_from_a_void
         "its last second"
     );
 
-    // A member of the program hears nothing.
-    let activation = MemberOp {
-        merchant_id: m,
-        action: MemberAction::Activate(ActivateMember {
-            merchant_id: m,
-            program_id: program.id,
-            customer: CustomerRef::External("u3".into()),
-            phone: "13800000003".into(),
-            name: String::new(),
-            birthday: None,
-            gender: None,
-        }),
-        actor: Actor::cli(),
-        now: NOW,
-    };
-    store
-        .post_member_op(&ApiCall::default(), &activation)
-        .await
-        .unwrap()
-        .result
-        .unwrap();
-    assert_eq!(
-        notify(store, m, &notice("p7", "m1", 2_000, "u3"))
-            .await
-            .0
-            .outcome,
-        GiftOutcome::AlreadyMember
-    );
-    let by_phone = PaymentNotice {
-        customer_id: None,
-        phone: Some("13800000003".into()),
-        ..notice("p8", "m1", 2_000, "")
-    };
-    assert_eq!(
-        notify(store, m, &by_phone).await.0.outcome,
-        GiftOutcome::AlreadyMember
-    );
+    members_hear_nothing(store, m, program.id).await;
 
     // A disabled program's rule is void.
     store

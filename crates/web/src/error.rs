@@ -31,6 +31,8 @@ pub enum ApiError {
     CouponRefused(kaquan_core::coupon::usage::CouponRefusal),
     /// A call on a member that changed nothing.
     MemberRefused(kaquan_core::member::operation::MemberRefusal),
+    /// A 支付后赠会员卡 rule that could not be saved.
+    RuleRefused(kaquan_core::member::pay_gift::RuleRefusal),
     /// The request itself does not fit: not JSON, the wrong content type,
     /// too large, an unknown route or method, an unknown, missing or
     /// mistyped field, a control character. `code` is stable for programs.
@@ -105,6 +107,10 @@ impl ApiError {
             },
             Self::CouponRefused(refusal) => coupon_status(*refusal),
             Self::MemberRefused(refusal) => member_status(*refusal),
+            Self::RuleRefused(kaquan_core::member::pay_gift::RuleRefusal::ProgramNotFound) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::RuleRefused(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -136,6 +142,7 @@ impl ApiError {
             Self::Refused(refusal) => refusal.message_zh(),
             Self::CouponRefused(refusal) => refusal.message_zh(),
             Self::MemberRefused(refusal) => refusal.message_zh().into(),
+            Self::RuleRefused(refusal) => refusal.message_zh(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -156,6 +163,7 @@ impl ApiError {
             Self::Refused(refusal) => refusal.code(),
             Self::CouponRefused(refusal) => refusal.code(),
             Self::MemberRefused(refusal) => refusal.code(),
+            Self::RuleRefused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
     }

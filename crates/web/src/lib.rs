@@ -49,6 +49,7 @@ pub mod order_pages;
 pub mod orders;
 pub mod outbox;
 pub mod pages;
+pub mod pay_gift;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
@@ -294,6 +295,7 @@ pub fn router(state: AppState) -> Router {
         .merge(member_programs::router())
         .merge(member_pages::router())
         .merge(member_card::router())
+        .merge(pay_gift::router())
         .merge(verify::router())
         .merge(wallet::router())
         .merge(coupon_pages::router())

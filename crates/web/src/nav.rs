@@ -75,6 +75,7 @@ const MENU: &[Group] = &[
             entry("会员卡", "/member-programs", MembersView),
             entry("会员", "/members", MembersView),
             entry("消息记录", "/members/messages", MembersView),
+            entry("支付后赠会员卡", "/member-programs/pay-gift", MembersView),
         ],
     },
     Group {

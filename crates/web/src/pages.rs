@@ -9,6 +9,7 @@ use serde::Serialize;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("pay_gift.html", include_str!("../templates/pay_gift.html")),
     (
         "member_messages.html",
         include_str!("../templates/member_messages.html"),

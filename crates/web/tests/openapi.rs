@@ -126,6 +126,7 @@ async fn every_documented_operation_is_routed() {
                 .replace("{verification_id}", "1")
                 .replace("{payment_id}", "1")
                 .replace("{member_id}", "1")
+                .replace("{rule_id}", "1")
                 .replace("{id}", "1"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -40,6 +40,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "payment_exists",
             "idempotency_mismatch",
         ],
+        "create_pay_gift_rule" => &["mch_id_taken", "program_not_found"],
         "create_points_adjustment" => &[
             "insufficient_points",
             "not_a_member",
@@ -84,6 +85,23 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
             .answers_page::<staff::MemberOperationView>(
                 "The member's operations (开卡, 买单, 退款, 充值, 积分调整), newest first",
             ),
+        "list_pay_gift_rules" => {
+            io.answers_many::<crate::pay_gift::PayGiftRuleDto>("Rules, newest first")
+        }
+        "create_pay_gift_rule" => io
+            .json::<crate::pay_gift::PayGiftRuleRequest>()
+            .answers::<crate::pay_gift::PayGiftRuleDto>(201, "The rule"),
+        "delete_pay_gift_rule" => io.empty(204, "Deleted: the rule is 已失效"),
+        "list_pay_gift_sends" => {
+            io.query::<crate::pay_gift::SendQuery>()
+                .answers_page::<crate::pay_gift::GiftSendDto>("Reported payments, newest first")
+        }
+        "create_payment_notification" => io
+            .json::<crate::pay_gift::PaymentNotificationRequest>()
+            .answers::<crate::pay_gift::GiftSendDto>(
+            201,
+            "What the payment led to (200 when its id was reported before)",
+        ),
         "list_member_messages" => io
             .query::<staff::PageQuery>()
             .answers_page::<staff::MemberMessageView>("消息记录, newest first"),
