@@ -23,6 +23,7 @@ mod goods;
 mod ledger;
 mod maintenance;
 mod mall;
+mod member_expiry;
 mod members;
 mod merchants;
 mod pay_gift;
@@ -50,6 +51,7 @@ pub use goods::*;
 pub use ledger::*;
 pub use maintenance::*;
 pub use mall::*;
+pub use member_expiry::*;
 pub use members::*;
 pub use merchants::*;
 pub use pay_gift::*;
@@ -75,6 +77,8 @@ macro_rules! conformance_tests {
             concurrent_point_deductions_never_overdraw,
             programs_are_kept_per_merchant_and_members_are_filtered,
             a_merchant_id_belongs_to_one_live_rule_and_void_rules_free_it,
+            points_lapse_oldest_first_exactly_once_with_a_notice_before,
+            year_end_clears_what_was_earned_before_the_new_year,
             a_payment_sends_one_claim_message_never_to_a_member_nor_from_a_void_rule,
             the_audit_log_is_searched_by_actor_action_text_and_time,
             staff_usernames_are_unique_and_roles_stay_within_their_merchant,

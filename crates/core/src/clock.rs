@@ -48,6 +48,12 @@ pub fn start_of_day(date: Date) -> i64 {
         .unix_timestamp()
 }
 
+/// The first second of the merchant-local day `timestamp` falls in.
+pub fn start_of_today(timestamp: i64) -> i64 {
+    let local = timestamp + i64::from(MERCHANT_UTC_OFFSET_SECONDS);
+    local - local.rem_euclid(86_400) - i64::from(MERCHANT_UTC_OFFSET_SECONDS)
+}
+
 /// The last second of `date` in the merchant's time zone (validity is inclusive).
 pub fn end_of_day(date: Date) -> i64 {
     start_of_day(date) + 86_399

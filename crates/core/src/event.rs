@@ -36,10 +36,11 @@ pub enum EventType {
     MemberActivated,
     MemberChanged,
     MemberInvited,
+    MemberPointsExpiring,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 18] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -57,6 +58,7 @@ impl EventType {
         Self::MemberActivated,
         Self::MemberChanged,
         Self::MemberInvited,
+        Self::MemberPointsExpiring,
     ];
 
     pub fn code(self) -> &'static str {
@@ -78,6 +80,7 @@ impl EventType {
             Self::MemberActivated => "member.activated",
             Self::MemberChanged => "member.changed",
             Self::MemberInvited => "member.invited",
+            Self::MemberPointsExpiring => "member.points_expiring",
         }
     }
 
@@ -115,6 +118,7 @@ impl EventType {
             Self::MemberActivated => "会员开卡",
             Self::MemberChanged => "会员积分或余额变动",
             Self::MemberInvited => "支付后赠会员卡",
+            Self::MemberPointsExpiring => "积分即将过期",
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) async fn find_member(
         .collect())
 }
 
-async fn member_by_id(c: &impl GenericClient, member_id: i64) -> StoreResult<Member> {
+pub(crate) async fn member_by_id(c: &impl GenericClient, member_id: i64) -> StoreResult<Member> {
     find_member(c, "m.id = $1", &[&member_id])
         .await?
         .pop()
@@ -162,7 +162,7 @@ fn operation_from_row(r: &Row) -> StoreResult<MemberOperation> {
     })
 }
 
-async fn get_operation(
+pub(crate) async fn get_operation(
     c: &impl GenericClient,
     merchant_id: i64,
     id: i64,
@@ -179,12 +179,12 @@ async fn get_operation(
 /// One transaction of a member operation in the ledger, in one statement:
 /// the guarded account update, the transaction and both postings. `false`
 /// when the account would drop below zero.
-struct Posting<'a> {
-    member: &'a Member,
-    reference: String,
-    reason: &'a str,
-    actor: &'a Actor,
-    now: i64,
+pub(crate) struct Posting<'a> {
+    pub(crate) member: &'a Member,
+    pub(crate) reference: String,
+    pub(crate) reason: &'a str,
+    pub(crate) actor: &'a Actor,
+    pub(crate) now: i64,
 }
 
 const POSTING_STATEMENT: &str = "WITH account AS ( \
@@ -204,7 +204,7 @@ const POSTING_STATEMENT: &str = "WITH account AS ( \
     ) SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p)";
 
 impl Posting<'_> {
-    async fn post(
+    pub(crate) async fn post(
         &self,
         c: &impl GenericClient,
         kind: TransactionKind,
@@ -268,7 +268,7 @@ impl Posting<'_> {
 }
 
 /// Writes the operation record, its audit record and its event.
-async fn record_operation(
+pub(crate) async fn record_operation(
     c: &impl GenericClient,
     mut op: MemberOperation,
     program: &ProgramFields,
@@ -329,29 +329,13 @@ async fn record_operation(
 }
 
 fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
-    MemberOperation {
-        id: 0,
-        merchant_id: op.merchant_id,
+    kaquan_core::member::operation::blank_operation(
+        op.merchant_id,
         member_id,
         kind,
-        reference: String::new(),
-        payment_id: None,
-        location_id: None,
-        amount_fen: 0,
-        discount_fen: 0,
-        points_used: 0,
-        points_deduction_fen: 0,
-        balance_fen: 0,
-        bonus_fen: 0,
-        points_earned: 0,
-        points_after: 0,
-        balance_after_fen: 0,
-        tier_after: 0,
-        refunded_fen: 0,
-        reason: String::new(),
-        created_by: op.actor.label.clone(),
-        created_at: op.now,
-    }
+        &op.actor,
+        op.now,
+    )
 }
 
 type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
@@ -739,6 +723,14 @@ impl kaquan_core::member::operation::MemberOpStore for PgStore {
         operation_id: i64,
     ) -> StoreResult<MemberOperation> {
         get_operation(&self.client().await?, merchant_id, operation_id).await
+    }
+
+    async fn expire_points(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<kaquan_core::member::expiry::PointsSweep> {
+        self.sweep_points(now, limit).await
     }
 
     async fn list_member_operations(

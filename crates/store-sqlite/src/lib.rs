@@ -27,6 +27,7 @@ mod ledger;
 mod locations;
 mod maintenance;
 mod mall;
+mod member_expiry;
 mod member_programs;
 mod members;
 mod merchants;

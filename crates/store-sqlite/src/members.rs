@@ -133,7 +133,11 @@ fn operation_from_row(r: &Row) -> rusqlite::Result<MemberOperation> {
     })
 }
 
-fn get_operation(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<MemberOperation> {
+pub(crate) fn get_operation(
+    conn: &Connection,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<MemberOperation> {
     conn.prepare_cached(&format!(
         "SELECT {OPERATION_COLUMNS} FROM member_operations WHERE id = ?1 AND merchant_id = ?2"
     ))
@@ -145,17 +149,17 @@ fn get_operation(conn: &Connection, merchant_id: i64, id: i64) -> StoreResult<Me
 
 /// One transaction of a member operation in the ledger; `false` when the
 /// account would drop below zero.
-struct Posting<'a> {
-    conn: &'a Connection,
-    member: &'a Member,
-    reference: String,
-    reason: &'a str,
-    actor: &'a Actor,
-    now: i64,
+pub(crate) struct Posting<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) member: &'a Member,
+    pub(crate) reference: String,
+    pub(crate) reason: &'a str,
+    pub(crate) actor: &'a Actor,
+    pub(crate) now: i64,
 }
 
 impl Posting<'_> {
-    fn post(&self, kind: TransactionKind, delta: i64) -> StoreResult<bool> {
+    pub(crate) fn post(&self, kind: TransactionKind, delta: i64) -> StoreResult<bool> {
         if delta == 0 {
             return Ok(true);
         }
@@ -178,7 +182,7 @@ impl Posting<'_> {
 
 /// Writes the operation record, its audit record and its event; returns
 /// the record as read back (with the balances after it).
-fn record_operation(
+pub(crate) fn record_operation(
     conn: &Connection,
     mut op: MemberOperation,
     program: &ProgramFields,
@@ -241,29 +245,13 @@ fn record_operation(
 }
 
 fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
-    MemberOperation {
-        id: 0,
-        merchant_id: op.merchant_id,
+    kaquan_core::member::operation::blank_operation(
+        op.merchant_id,
         member_id,
         kind,
-        reference: String::new(),
-        payment_id: None,
-        location_id: None,
-        amount_fen: 0,
-        discount_fen: 0,
-        points_used: 0,
-        points_deduction_fen: 0,
-        balance_fen: 0,
-        bonus_fen: 0,
-        points_earned: 0,
-        points_after: 0,
-        balance_after_fen: 0,
-        tier_after: 0,
-        refunded_fen: 0,
-        reason: String::new(),
-        created_by: op.actor.label.clone(),
-        created_at: op.now,
-    }
+        &op.actor,
+        op.now,
+    )
 }
 
 type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
@@ -637,6 +625,15 @@ impl kaquan_core::member::operation::MemberOpStore for SqliteStore {
         operation_id: i64,
     ) -> StoreResult<MemberOperation> {
         self.read(move |conn| get_operation(conn, merchant_id, operation_id))
+            .await
+    }
+
+    async fn expire_points(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<kaquan_core::member::expiry::PointsSweep> {
+        self.write(move |conn| crate::member_expiry::expire_points(conn, now, limit))
             .await
     }
 

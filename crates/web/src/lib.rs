@@ -323,6 +323,7 @@ pub async fn serve(
     let sender = sms::spawn(state.clone());
     let pusher = erp::spawn(state.clone());
     let sweep = coupons::spawn_expiry_sweep(state.clone());
+    let points = members::spawn_points_sweep(state.clone());
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -333,6 +334,7 @@ pub async fn serve(
     sender.abort();
     pusher.abort();
     sweep.abort();
+    points.abort();
     served
 }
 

@@ -586,3 +586,37 @@ async fn list_member_messages(
     let page = ListPage::new(query.page, query.page_size);
     Ok(Json(message_page(&state, &authed, page).await?))
 }
+
+/// Members one 积分有效期 sweep looks at; a full sweep goes on at once.
+pub const POINTS_SWEEP_MAX: i64 = 500;
+/// How long the sweep rests once it found less than a full sweep's work
+/// (every member is looked at once a day; a sweep is cheap when done).
+const POINTS_SWEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// 积分有效期 beside every server: lapses points and sends the notices
+/// before they do, on any number of nodes (each point lapses once).
+pub fn spawn_points_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let looked_at = match state
+                .store
+                .expire_points(crate::now(), POINTS_SWEEP_MAX)
+                .await
+            {
+                Ok(sweep) => {
+                    if sweep.expired + sweep.noticed > 0 {
+                        tracing::info!(sweep.expired, sweep.noticed, "points expiry sweep");
+                    }
+                    sweep.looked_at
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the points expiry sweep failed; will retry");
+                    0
+                }
+            };
+            if looked_at < POINTS_SWEEP_MAX {
+                tokio::time::sleep(POINTS_SWEEP_IDLE).await;
+            }
+        }
+    })
+}

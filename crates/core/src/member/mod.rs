@@ -12,6 +12,7 @@
 //! What a payment, refund or top-up does is decided here
 //! ([`operation`]); stores run it in one transaction.
 
+pub mod expiry;
 pub mod operation;
 pub mod pay_gift;
 

@@ -259,6 +259,39 @@ impl crate::event::NewEvent {
     }
 }
 
+/// An operation record with nothing moved yet, for a store to fill in.
+pub fn blank_operation(
+    merchant_id: i64,
+    member_id: i64,
+    kind: OperationKind,
+    actor: &Actor,
+    now: i64,
+) -> MemberOperation {
+    MemberOperation {
+        id: 0,
+        merchant_id,
+        member_id,
+        kind,
+        reference: String::new(),
+        payment_id: None,
+        location_id: None,
+        amount_fen: 0,
+        discount_fen: 0,
+        points_used: 0,
+        points_deduction_fen: 0,
+        balance_fen: 0,
+        bonus_fen: 0,
+        points_earned: 0,
+        points_after: 0,
+        balance_after_fen: 0,
+        tier_after: 0,
+        refunded_fen: 0,
+        reason: String::new(),
+        created_by: actor.label.clone(),
+        created_at: now,
+    }
+}
+
 /// The audit record's detail of an operation.
 pub fn audit_detail(op: &MemberOperation) -> String {
     let mut detail = format!(
@@ -589,4 +622,9 @@ pub trait MemberOpStore: Send + Sync + 'static {
         member_id: i64,
         page: crate::store::Page,
     ) -> StoreResult<(Vec<MemberOperation>, i64)>;
+    /// One sweep of 积分有效期 over at most `limit` members not checked
+    /// today: what lapsed is posted as `expire_points` (exactly once, see
+    /// [`super::expiry`]), and points lapsing within the notice days get
+    /// one `member.points_expiring` each.
+    async fn expire_points(&self, now: i64, limit: i64) -> StoreResult<super::expiry::PointsSweep>;
 }

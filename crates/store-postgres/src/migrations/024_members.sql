@@ -76,10 +76,22 @@ CREATE TABLE members (
     points_earned BIGINT NOT NULL DEFAULT 0 CHECK (points_earned >= 0),
     spend_fen BIGINT NOT NULL DEFAULT 0 CHECK (spend_fen >= 0),
     activated_at BIGINT NOT NULL,
+    -- 积分有效期: the sweep looks at a member once a day.
+    expiry_checked_at BIGINT NOT NULL DEFAULT 0,
     UNIQUE (program_id, customer_id)
 );
 CREATE INDEX members_merchant ON members (merchant_id, id);
 CREATE INDEX members_customer ON members (customer_id, id);
+
+-- One notice per member for the points about to lapse, keyed on when the
+-- last of them was earned.
+CREATE TABLE member_expiry_notices (
+    member_id BIGINT NOT NULL REFERENCES members(id),
+    cutoff BIGINT NOT NULL,
+    points BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (member_id, cutoff)
+);
 
 -- What each call on a member did (开卡, 买单, 退款, 充值, 积分调整, 过期):
 -- the receipt an idempotency key replays and a refund counts against.
