@@ -68,8 +68,45 @@ pub enum Command {
     /// 优惠券: the programs with their counts, and 定向发放 from a list file.
     #[command(subcommand)]
     Coupons(CouponsCommand),
+    /// 会员卡: the programs, the members as xlsx, 积分调整, the 积分有效期 sweep.
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersCommand {
+    /// The 会员卡 programs with their states and member counts.
+    Programs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every member (of one program with --program) as xlsx: number, card,
+    /// the mall's id, phone, name, birthday, gender, tier, points, balance.
+    Export {
+        #[arg(long)]
+        program: Option<i64>,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// 积分调整: add (positive) or take (negative, never below zero) points, with a reason.
+    AdjustPoints {
+        /// The member's id (the digits of the member number).
+        #[arg(long)]
+        member: i64,
+        #[arg(long, allow_hyphen_values = true)]
+        points: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs the 积分有效期 sweep now (the servers run it by themselves).
+    ExpirePoints {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

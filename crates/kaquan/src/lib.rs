@@ -12,6 +12,7 @@ mod codes;
 pub mod config;
 mod coupons;
 mod exports;
+mod members;
 mod merchants;
 mod staff;
 
@@ -311,6 +312,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coupons(command) => {
             let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             coupons::coupons_command(store.as_ref(), &master, merchant_id, command).await
+        }
+        Command::Members(command) => {
+            let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            members::members_command(store.as_ref(), merchant_id, command).await
         }
         Command::Verify => {
             let store = open_store(&config, false).await?;

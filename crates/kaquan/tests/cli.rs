@@ -851,3 +851,113 @@ async fn an_operator_resets_a_locked_out_owner() {
     server.wait().unwrap();
     drop(env);
 }
+
+/// A member of a year-end program who got 50 points on opening last year.
+async fn member_from_last_year(env: &Env) {
+    let path = env.url.trim_start_matches("sqlite://").to_owned();
+    {
+        use kaquan_core::member::operation::{ActivateMember, MemberAction, MemberOp};
+        use kaquan_core::member::{PointsExpiry, PointsRule, ProgramFields};
+        use kaquan_core::store::Store;
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            kaquan_store_sqlite::open(
+                std::path::Path::new(&path),
+                kaquan_store_sqlite::OpenMode::MustExist,
+            )
+            .unwrap(),
+        );
+        let now = kaquan_web::now();
+        let last_year =
+            kaquan_core::member::expiry::cutoff(PointsExpiry::YearEnd, now).unwrap() - 86_400;
+        let fields = ProgramFields {
+            title: "果园会员卡".into(),
+            points: Some(PointsRule {
+                init_increase_bonus: 50,
+                ..PointsRule::default()
+            }),
+            expiry: PointsExpiry::YearEnd,
+            ..ProgramFields::default()
+        };
+        let program = store
+            .create_member_program(1, &fields, &kaquan_core::audit::Actor::cli(), last_year)
+            .await
+            .unwrap();
+        let open = MemberOp {
+            merchant_id: 1,
+            action: MemberAction::Activate(ActivateMember {
+                merchant_id: 1,
+                program_id: program.id,
+                customer: kaquan_core::ledger::CustomerRef::External("u1".into()),
+                phone: "13800000000".into(),
+                name: "王小明".into(),
+                birthday: None,
+                gender: None,
+            }),
+            actor: kaquan_core::audit::Actor::cli(),
+            now: last_year,
+        };
+        store
+            .post_member_op(&Default::default(), &open)
+            .await
+            .unwrap()
+            .result
+            .unwrap();
+    }
+}
+
+/// `kaquan members`: the programs, 积分调整 (refused below zero), one run
+/// of the 积分有效期 sweep, and the export read back with a real xlsx reader.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_are_listed_adjusted_expired_and_exported_from_the_command_line() {
+    let env = Env::sqlite();
+    env.setup();
+    member_from_last_year(&env).await;
+    let programs = env.json(&["members", "programs", "--json"]);
+    assert_eq!(programs["programs"][0]["n_members"], 1);
+    let adjusted = env.json(&[
+        "members",
+        "adjust-points",
+        "--member",
+        "1",
+        "--points",
+        "-5",
+        "--reason",
+        "纠正",
+        "--json",
+    ]);
+    assert_eq!(adjusted["points_after"], 45);
+    let swept = env.json(&["members", "expire-points", "--json"]);
+    assert_eq!(
+        (swept["expired"].as_i64(), swept["noticed"].as_i64()),
+        (Some(1), Some(0))
+    );
+    let refused = env
+        .command(&[
+            "members",
+            "adjust-points",
+            "--member",
+            "1",
+            "--points",
+            "-1",
+            "--reason",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("积分不足"));
+    let xlsx = env.dir.join("members.xlsx");
+    env.run(&["members", "export", "--output", xlsx.to_str().unwrap()]);
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
+    let sheet = workbook.sheet_names()[0].clone();
+    let range = workbook.worksheet_range(&sheet).unwrap();
+    assert_eq!(range.get((0, 0)).unwrap().to_string(), "会员号");
+    assert_eq!(range.get((1, 3)).unwrap().to_string(), "13800000000");
+    assert_eq!(
+        range.get((1, 8)).unwrap().to_string(),
+        "0",
+        "50 − 5 used − 45 lapsed"
+    );
+    env.run(&["verify"]);
+}

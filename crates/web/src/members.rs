@@ -462,7 +462,8 @@ pub async fn export_member_file(
     crate::exports::stream_file(&path, &name, crate::exports::XLSX_CONTENT_TYPE).await
 }
 
-fn write_members(rows: &[MemberView], path: &std::path::Path) -> ApiResult<()> {
+/// Writes members as xlsx (the console's and the CLI's export).
+pub fn write_members(rows: &[MemberView], path: &std::path::Path) -> ApiResult<()> {
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
