@@ -6,7 +6,7 @@
 //! within the notice days get one notice each.
 
 use crate::events::insert_event;
-use crate::member_programs::get_program;
+use crate::member_programs::program_rules;
 use crate::members::{member_by_id, record_operation, Posting};
 use crate::sql::{all, exec, map_err, one};
 use crate::PgStore;
@@ -77,7 +77,7 @@ async fn expire_member(
     )
     .await?;
     let member = member_by_id(tx, member_id).await?;
-    let program = get_program(tx, merchant_id, member.program_id)
+    let program = program_rules(tx, merchant_id, member.program_id)
         .await?
         .ok_or(StoreError::NotFound)?;
     let policy = program.fields.expiry;

@@ -7,7 +7,7 @@
 use crate::customers::resolve_customer;
 use crate::events::insert_event;
 use crate::ledger::claim_call;
-use crate::member_programs::get_program;
+use crate::member_programs::program_rules;
 use crate::sql::{
     all, exec, expect_one, filtered_page, insert_audit, map_err, one, opt, parse_or, P,
 };
@@ -341,13 +341,13 @@ fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> Member
 type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
 
 async fn program_of(c: &impl GenericClient, member: &Member) -> StoreResult<MemberProgram> {
-    get_program(c, member.merchant_id, member.program_id)
+    program_rules(c, member.merchant_id, member.program_id)
         .await?
         .ok_or(StoreError::NotFound)
 }
 
 async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> Outcome {
-    let Some(program) = get_program(c, op.merchant_id, a.program_id).await? else {
+    let Some(program) = program_rules(c, op.merchant_id, a.program_id).await? else {
         return Ok(Err(MemberRefusal::ProgramNotFound));
     };
     if program.state != ProgramState::Active {

@@ -6,7 +6,7 @@
 //! message; points lapsing within the notice days get one notice each.
 
 use crate::events::insert_event;
-use crate::member_programs::get_program;
+use crate::member_programs::program_rules;
 use crate::members::{find_member, record_operation, Posting};
 use crate::sql::map_err;
 use kaquan_core::audit::Actor;
@@ -68,7 +68,7 @@ pub(crate) fn expire_points(conn: &Connection, now: i64, limit: i64) -> StoreRes
             .pop()
             .ok_or(StoreError::NotFound)?;
         let program =
-            get_program(conn, merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+            program_rules(conn, merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
         let policy: PointsExpiry = program.fields.expiry;
         let soon = now + NOTICE_DAYS * 86_400;
         let (Some(cut), Some(soon_cut)) = (cutoff(policy, now), cutoff(policy, soon)) else {

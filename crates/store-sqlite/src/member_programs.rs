@@ -111,13 +111,40 @@ const PROGRAM_SET: &str = "title = ?3, brand_name = ?4, color = ?5, prerogative 
     custom_links = ?21, activation_fields = ?22, auto_activate = ?23, number_prefix = ?24, number_length = ?25, \
     expiry = ?26, expiry_months = ?27, notify = ?28, notify_coupon_program_id = ?29";
 
+/// A program with its member count (the console's).
 pub(crate) fn get_program(
     conn: &Connection,
     merchant_id: i64,
     program_id: i64,
 ) -> StoreResult<Option<MemberProgram>> {
+    read_program(conn, merchant_id, program_id, PROGRAM_COLUMNS)
+}
+
+/// A program without its member count (0): what every call on a member
+/// reads, which must not count the program's members each time.
+pub(crate) fn program_rules(
+    conn: &Connection,
+    merchant_id: i64,
+    program_id: i64,
+) -> StoreResult<Option<MemberProgram>> {
+    read_program(conn, merchant_id, program_id, &PROGRAM_RULE_COLUMNS)
+}
+
+static PROGRAM_RULE_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    PROGRAM_COLUMNS.replace(
+        "(SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)",
+        "0",
+    )
+});
+
+fn read_program(
+    conn: &Connection,
+    merchant_id: i64,
+    program_id: i64,
+    columns: &str,
+) -> StoreResult<Option<MemberProgram>> {
     conn.prepare_cached(&format!(
-        "SELECT {PROGRAM_COLUMNS} FROM member_programs WHERE id = ?1 AND merchant_id = ?2"
+        "SELECT {columns} FROM member_programs WHERE id = ?1 AND merchant_id = ?2"
     ))
     .and_then(|mut s| {
         s.query_row(params![program_id, merchant_id], program_from_row)

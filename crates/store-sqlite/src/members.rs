@@ -7,7 +7,7 @@ use crate::customers::resolve_customer;
 use crate::engine::Writer;
 use crate::events::insert_event;
 use crate::ledger::{guard_call, post_postings};
-use crate::member_programs::get_program;
+use crate::member_programs::program_rules;
 use crate::sql::{decode, execute_one, insert_audit, map_err};
 use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
@@ -257,7 +257,7 @@ fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> Member
 type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
 
 fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
-    let Some(program) = get_program(conn, op.merchant_id, a.program_id)? else {
+    let Some(program) = program_rules(conn, op.merchant_id, a.program_id)? else {
         return Ok(Err(MemberRefusal::ProgramNotFound));
     };
     if program.state != ProgramState::Active {
@@ -333,7 +333,7 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
         Err(refusal) => return Ok(Err(refusal)),
     };
     let program =
-        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+        program_rules(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
     let plan = match plan_payment(&program.fields, program.state, &member, p) {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
@@ -407,7 +407,7 @@ fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
         Err(refusal) => return Ok(Err(refusal)),
     };
     let program =
-        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+        program_rules(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
     let plan = match plan_refund(&payment, r.amount_fen, member.points) {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
@@ -464,7 +464,7 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
         Err(refusal) => return Ok(Err(refusal)),
     };
     let program =
-        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+        program_rules(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
     if program.state != ProgramState::Active {
         return Ok(Err(MemberRefusal::ProgramDisabled));
     }
@@ -507,7 +507,7 @@ fn adjust_points(conn: &Connection, op: &MemberOp, a: &AdjustPoints) -> Outcome 
         Err(refusal) => return Ok(Err(refusal)),
     };
     let program =
-        get_program(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
+        program_rules(conn, op.merchant_id, member.program_id)?.ok_or(StoreError::NotFound)?;
     let posting = Posting {
         conn,
         member: &member,

@@ -119,8 +119,12 @@ CREATE TABLE member_operations (
     created_at BIGINT NOT NULL,
     CHECK (kind <> 'payment' OR refunded_fen <= amount_fen - discount_fen)
 );
-CREATE UNIQUE INDEX member_operations_reference ON member_operations (merchant_id, kind, reference)
-    WHERE kind IN ('payment', 'recharge');
+-- One payment per order and one top-up per payment id; a partial index
+-- per kind, so that a lookup by kind = 'payment' can use it.
+CREATE UNIQUE INDEX member_payments_reference ON member_operations (merchant_id, reference)
+    WHERE kind = 'payment';
+CREATE UNIQUE INDEX member_recharges_reference ON member_operations (merchant_id, reference)
+    WHERE kind = 'recharge';
 CREATE INDEX member_operations_member ON member_operations (member_id, id);
 
 -- 消息记录 reads member messages alone; the partial index costs nothing
