@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             concurrent_point_deductions_never_overdraw,
             programs_are_kept_per_merchant_and_members_are_filtered,
             random_member_operations_keep_every_invariant,
+            the_points_message_carries_the_programs_coupon,
             a_merchant_id_belongs_to_one_live_rule_and_void_rules_free_it,
             points_lapse_oldest_first_exactly_once_with_a_notice_before,
             year_end_clears_what_was_earned_before_the_new_year,

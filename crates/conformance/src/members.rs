@@ -717,3 +717,61 @@ impl ZeroFilter for MemberAction {
         }
     }
 }
+
+/// 积分变动消息下发优惠券: a message that tells of points carries the
+/// coupon's claim path; one of balance alone does not.
+pub async fn the_points_message_carries_the_programs_coupon(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let coupon = kaquan_core::coupon::usecases::create_coupon_program(
+        store,
+        m,
+        &crate::coupons::cash_program_fields(vec![]),
+        100,
+        &Actor::cli(),
+        NOW,
+    )
+    .await
+    .unwrap();
+    let with_coupon = ProgramFields {
+        notify_coupon_program_id: Some(coupon.id),
+        ..fields()
+    };
+    let p = program(store, m, with_coupon).await;
+    activate(store, m, p.id, "u1").await;
+    run(
+        store,
+        &ApiCall::default(),
+        m,
+        recharge("u1", 5_000, 0, "r-1"),
+    )
+    .await
+    .result
+    .unwrap();
+    run(
+        store,
+        &ApiCall::default(),
+        m,
+        payment("u1", 1_000, 0, 0, "o-1"),
+    )
+    .await
+    .result
+    .unwrap();
+    let (events, _) = store
+        .list_member_messages(m, Page::default())
+        .await
+        .unwrap();
+    let paths: Vec<_> = events
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["coupon_claim_path"].clone()
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            serde_json::Value::String(format!("/m/{m}/coupons/{}", coupon.claim_token)),
+            serde_json::Value::Null
+        ],
+        "the payment's points message, then the top-up's balance message"
+    );
+}

@@ -126,7 +126,7 @@ async fn expire_member(
                 now,
             )
         };
-        record_operation(tx, record, &program.fields, actor).await?;
+        record_operation(tx, record, &program.fields, actor, &member).await?;
         lapsed = true;
     }
     let upcoming = lapse(matured_soon, taken + lapsing);

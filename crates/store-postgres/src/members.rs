@@ -15,7 +15,7 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::event::NewEvent;
-use kaquan_core::ledger::{ApiCall, Called, Refusal, TransactionKind};
+use kaquan_core::ledger::{ApiCall, Called, CustomerRef, Refusal, TransactionKind};
 use kaquan_core::member::operation::{
     audit_detail, plan_payment, plan_refund, ActivateMember, AdjustPoints, MemberAction, MemberOp,
     MemberOperation, MemberRef, MemberRefusal, OperationKind, Recharge, RefundPayment,
@@ -82,11 +82,14 @@ async fn resolve_member(
     merchant_id: i64,
     member: &MemberRef,
 ) -> StoreResult<Result<Member, MemberRefusal>> {
+    // The member's row is found and locked in one round trip; the member
+    // is then read with its two accounts locked in a second. Members
+    // before accounts: every call locks alike.
     let ids: Vec<(i64, i64)> = match member {
         MemberRef::Id(id) => {
             all(
                 c,
-                "SELECT id, customer_id FROM members WHERE id = $1 AND merchant_id = $2",
+                "SELECT id, customer_id FROM members WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
                 &[id, &merchant_id],
             )
             .await?
@@ -95,15 +98,17 @@ async fn resolve_member(
             customer,
             program_id,
         } => {
-            let Some(customer_id) = resolve_customer(c, merchant_id, customer, 0, false).await?
-            else {
-                return Ok(Err(MemberRefusal::NotAMember));
+            let (by_id, external) = match customer {
+                CustomerRef::Id(id) => (Some(*id), None),
+                CustomerRef::External(external) => (None, Some(external.as_str())),
             };
             all(
                 c,
-                "SELECT id, customer_id FROM members WHERE customer_id = $1 AND merchant_id = $2 \
-                 AND ($3::bigint IS NULL OR program_id = $3)",
-                &[&customer_id, &merchant_id, program_id],
+                "SELECT m.id, m.customer_id FROM members m JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.merchant_id = $1 AND c.merchant_id = $1 AND ($2::bigint IS NULL OR c.id = $2) \
+                 AND ($3::text IS NULL OR c.external_id = $3) AND ($4::bigint IS NULL OR m.program_id = $4) \
+                 ORDER BY m.id FOR UPDATE OF m",
+                &[&merchant_id, &by_id, &external, program_id],
             )
             .await?
         }
@@ -111,25 +116,19 @@ async fn resolve_member(
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect();
-    let (member_id, customer_id) = match ids.as_slice() {
+    let member_id = match ids.as_slice() {
         [] => return Ok(Err(MemberRefusal::NotAMember)),
-        [one] => *one,
+        [(member_id, _)] => *member_id,
         _ => return Ok(Err(MemberRefusal::ProgramRequired)),
     };
-    // Members before accounts, in id order: every call locks alike.
-    exec(
-        c,
-        "SELECT 1 FROM members WHERE id = $1 FOR UPDATE",
-        &[&member_id],
-    )
-    .await?;
-    exec(
-        c,
-        "SELECT 1 FROM ledger_accounts WHERE customer_id = $1 ORDER BY id FOR UPDATE",
-        &[&customer_id],
-    )
-    .await?;
-    Ok(Ok(member_by_id(c, member_id).await?))
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m JOIN customers c ON c.id = m.customer_id \
+         JOIN ledger_accounts p ON p.customer_id = m.customer_id AND p.asset = 'points' \
+         JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen' \
+         WHERE m.id = $1 FOR UPDATE OF p, f"
+    );
+    let row = one(c, &sql, &[&member_id]).await?;
+    Ok(Ok(member_from_row(&row)))
 }
 
 const OPERATION_COLUMNS: &str = "id, merchant_id, member_id, kind, reference, payment_id, location_id, amount_fen, \
@@ -273,8 +272,24 @@ pub(crate) async fn record_operation(
     mut op: MemberOperation,
     program: &ProgramFields,
     actor: &Actor,
+    before: &Member,
 ) -> StoreResult<MemberOperation> {
-    let member = member_by_id(c, op.member_id).await?;
+    // The member as the operation left them: their balances and tier
+    // (the rest is as read before it).
+    let row = one(
+        c,
+        "SELECT (SELECT balance FROM ledger_accounts WHERE customer_id = $1 AND asset = 'points'), \
+         (SELECT balance FROM ledger_accounts WHERE customer_id = $1 AND asset = 'fen'), tier \
+         FROM members WHERE id = $2",
+        &[&before.customer_id, &op.member_id],
+    )
+    .await?;
+    let member = Member {
+        points: row.get::<_, Option<i64>>(0).unwrap_or(0),
+        balance_fen: row.get::<_, Option<i64>>(1).unwrap_or(0),
+        tier: usize::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+        ..before.clone()
+    };
     op.points_after = member.points;
     op.balance_after_fen = member.balance_fen;
     op.tier_after = member.tier;
@@ -320,7 +335,17 @@ pub(crate) async fn record_operation(
     };
     insert_audit(c, &entry, 1).await?;
     let number = program.member_number(member.id);
-    if let Some(event) = NewEvent::member_operation(&op, &member, &number) {
+    let coupon = match program.notify_coupon_program_id {
+        Some(id) if op.points_delta() != 0 => opt(
+            c,
+            "SELECT claim_token FROM coupon_programs WHERE id = $1 AND merchant_id = $2",
+            &[&id, &op.merchant_id],
+        )
+        .await?
+        .map(|r| format!("/m/{}/coupons/{}", op.merchant_id, r.get::<_, String>(0))),
+        _ => None,
+    };
+    if let Some(event) = NewEvent::member_operation(&op, &member, &number, coupon.as_deref()) {
         if program.notify || op.kind == OperationKind::Activate {
             insert_event(c, &event).await?;
         }
@@ -424,7 +449,7 @@ async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> 
     record.reference = format!("member:{member_id}");
     record.points_earned = initial;
     Ok(Ok((
-        record_operation(c, record, f, &op.actor).await?,
+        record_operation(c, record, f, &op.actor, &member).await?,
         false,
     )))
 }
@@ -449,12 +474,16 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
         Ok(member) => member,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let program = program_of(c, &member).await?;
+    // Both go out together (tokio-postgres pipelines them): one round trip.
+    let (program, taken) = futures_util::try_join!(
+        program_of(c, &member),
+        reference_taken(c, op.merchant_id, OperationKind::Payment, &p.reference)
+    )?;
     let plan = match plan_payment(&program.fields, program.state, &member, p) {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    if reference_taken(c, op.merchant_id, OperationKind::Payment, &p.reference).await? {
+    if taken {
         return Ok(Err(MemberRefusal::PaymentExists));
     }
     let posting = Posting {
@@ -494,7 +523,7 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
     record.balance_fen = plan.balance_fen;
     record.points_earned = plan.points_earned;
     Ok(Ok((
-        record_operation(c, record, &program.fields, &op.actor).await?,
+        record_operation(c, record, &program.fields, &op.actor, &member).await?,
         false,
     )))
 }
@@ -563,7 +592,7 @@ async fn refund(c: &impl GenericClient, op: &MemberOp, r: &RefundPayment) -> Out
     record.points_earned = -plan.points_reversed;
     record.reason = r.reason.clone();
     Ok(Ok((
-        record_operation(c, record, &program.fields, &op.actor).await?,
+        record_operation(c, record, &program.fields, &op.actor, &member).await?,
         false,
     )))
 }
@@ -606,7 +635,7 @@ async fn recharge(c: &impl GenericClient, op: &MemberOp, r: &Recharge) -> Outcom
     record.balance_fen = r.amount_fen;
     record.bonus_fen = r.bonus_fen;
     Ok(Ok((
-        record_operation(c, record, &program.fields, &op.actor).await?,
+        record_operation(c, record, &program.fields, &op.actor, &member).await?,
         false,
     )))
 }
@@ -634,7 +663,7 @@ async fn adjust_points(c: &impl GenericClient, op: &MemberOp, a: &AdjustPoints) 
     record.points_earned = a.delta;
     record.reason = a.reason.clone();
     Ok(Ok((
-        record_operation(c, record, &program.fields, &op.actor).await?,
+        record_operation(c, record, &program.fields, &op.actor, &member).await?,
         false,
     )))
 }

@@ -103,7 +103,7 @@ pub(crate) fn expire_points(conn: &Connection, now: i64, limit: i64) -> StoreRes
                     now,
                 )
             };
-            record_operation(conn, record, &program.fields, &actor)?;
+            record_operation(conn, record, &program.fields, &actor, &member)?;
             expired += 1;
         }
         let upcoming = lapse(matured_soon, taken + lapsing);

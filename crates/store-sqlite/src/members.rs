@@ -187,10 +187,27 @@ pub(crate) fn record_operation(
     mut op: MemberOperation,
     program: &ProgramFields,
     actor: &Actor,
+    before: &Member,
 ) -> StoreResult<MemberOperation> {
-    let member = find_member(conn, "m.id = ?1", params![op.member_id])?
-        .pop()
-        .ok_or(StoreError::NotFound)?;
+    // The member as the operation left them: their balances and tier
+    // (the rest is as read before it).
+    let member = conn
+        .prepare_cached(
+            "SELECT (SELECT balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'points'), \
+             (SELECT balance FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'fen'), tier \
+             FROM members WHERE id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![before.customer_id, op.member_id], |r| {
+                Ok(Member {
+                    points: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                    balance_fen: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                    tier: usize::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    ..before.clone()
+                })
+            })
+        })
+        .map_err(map_err)?;
     op.points_after = member.points;
     op.balance_after_fen = member.balance_fen;
     op.tier_after = member.tier;
@@ -236,7 +253,20 @@ pub(crate) fn record_operation(
     };
     insert_audit(conn, &entry, 1).map_err(map_err)?;
     let number = program.member_number(member.id);
-    if let Some(event) = NewEvent::member_operation(&op, &member, &number) {
+    let coupon = match program.notify_coupon_program_id {
+        Some(id) if op.points_delta() != 0 => conn
+            .prepare_cached(
+                "SELECT claim_token FROM coupon_programs WHERE id = ?1 AND merchant_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id, op.merchant_id], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(map_err)?
+            .map(|token| format!("/m/{}/coupons/{token}", op.merchant_id)),
+        _ => None,
+    };
+    if let Some(event) = NewEvent::member_operation(&op, &member, &number, coupon.as_deref()) {
         if program.notify || op.kind == OperationKind::Activate {
             insert_event(conn, &event)?;
         }
@@ -324,7 +354,10 @@ fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
     let mut record = blank_operation(op, member_id, OperationKind::Activate);
     record.reference = format!("member:{member_id}");
     record.points_earned = initial;
-    Ok(Ok((record_operation(conn, record, f, &op.actor)?, false)))
+    Ok(Ok((
+        record_operation(conn, record, f, &op.actor, &member)?,
+        false,
+    )))
 }
 
 fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
@@ -391,7 +424,7 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
     record.balance_fen = plan.balance_fen;
     record.points_earned = plan.points_earned;
     Ok(Ok((
-        record_operation(conn, record, &program.fields, &op.actor)?,
+        record_operation(conn, record, &program.fields, &op.actor, &member)?,
         false,
     )))
 }
@@ -453,7 +486,7 @@ fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
     record.points_earned = -plan.points_reversed;
     record.reason = r.reason.clone();
     Ok(Ok((
-        record_operation(conn, record, &program.fields, &op.actor)?,
+        record_operation(conn, record, &program.fields, &op.actor, &member)?,
         false,
     )))
 }
@@ -496,7 +529,7 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
     record.balance_fen = r.amount_fen;
     record.bonus_fen = r.bonus_fen;
     Ok(Ok((
-        record_operation(conn, record, &program.fields, &op.actor)?,
+        record_operation(conn, record, &program.fields, &op.actor, &member)?,
         false,
     )))
 }
@@ -523,7 +556,7 @@ fn adjust_points(conn: &Connection, op: &MemberOp, a: &AdjustPoints) -> Outcome 
     record.points_earned = a.delta;
     record.reason = a.reason.clone();
     Ok(Ok((
-        record_operation(conn, record, &program.fields, &op.actor)?,
+        record_operation(conn, record, &program.fields, &op.actor, &member)?,
         false,
     )))
 }

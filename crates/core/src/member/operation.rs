@@ -226,9 +226,17 @@ impl crate::event::NewEvent {
     /// What a call on a member did, as one event: `member.activated` for
     /// 开卡, else `member.changed` when points or balance moved (one event
     /// per operation, so a payment that moves both is one message). The
-    /// data carries the merged notice the member is sent.
-    pub fn member_operation(op: &MemberOperation, member: &Member, number: &str) -> Option<Self> {
+    /// data carries the merged notice the member is sent, and when points
+    /// moved and the program names one (积分变动消息下发优惠券), the claim
+    /// path of its coupon.
+    pub fn member_operation(
+        op: &MemberOperation,
+        member: &Member,
+        number: &str,
+        coupon_claim_path: Option<&str>,
+    ) -> Option<Self> {
         let notice = op.notice();
+        let coupon = coupon_claim_path.filter(|_| notice.is_some_and(|n| n.points_delta != 0));
         let event_type = match (op.kind, &notice) {
             (OperationKind::Activate, _) => crate::event::EventType::MemberActivated,
             (_, Some(_)) => crate::event::EventType::MemberChanged,
@@ -253,6 +261,7 @@ impl crate::event::NewEvent {
                 "tier": op.tier_after,
                 "notice": notice.map(|n| n.kind.code()),
                 "message": notice.map(|n| n.text_zh()),
+                "coupon_claim_path": coupon,
             }),
             op.created_at,
         ))
