@@ -378,3 +378,16 @@ pub(crate) async fn redeem_signed(
 pub(crate) fn goods_fields(name: &str) -> GoodsFields {
     GoodsFields::new(name, "<p>产地直发</p>", "SKU-1", "ERP-1", "规格: 5斤", true).unwrap()
 }
+
+/// A small deterministic generator, so a failing sequence can be replayed.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}

@@ -466,19 +466,6 @@ pub async fn the_overspend_race_never_goes_below_zero(store: &dyn Store) {
     assert_verified(store).await;
 }
 
-/// A small deterministic generator, so a failing sequence can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 pub async fn random_ledger_operations_keep_every_invariant(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let settings = GiftcardSettings {

@@ -48,6 +48,19 @@ fn pay(reference: &str) -> MemberAction {
     })
 }
 
+/// 开卡 of customer u1.
+fn open_card(merchant_id: i64, program_id: i64) -> MemberAction {
+    MemberAction::Activate(ActivateMember {
+        merchant_id,
+        program_id,
+        customer: CustomerRef::External("u1".into()),
+        phone: "13800000000".into(),
+        name: String::new(),
+        birthday: None,
+        gender: None,
+    })
+}
+
 pub async fn points_lapse_oldest_first_exactly_once_with_a_notice_before(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let fields = ProgramFields {
@@ -59,15 +72,7 @@ pub async fn points_lapse_oldest_first_exactly_once_with_a_notice_before(store: 
         .create_member_program(m, &fields, &Actor::cli(), NOW - 500 * DAY)
         .await
         .unwrap();
-    let activation = MemberAction::Activate(ActivateMember {
-        merchant_id: m,
-        program_id: program.id,
-        customer: CustomerRef::External("u1".into()),
-        phone: "13800000000".into(),
-        name: String::new(),
-        birthday: None,
-        gender: None,
-    });
+    let activation = open_card(m, program.id);
     let opened = at(store, m, NOW - 400 * DAY, activation).await;
     at(store, m, NOW - 400 * DAY, pay("old")).await; // 100 points, 400 days ago
     at(store, m, NOW - 100 * DAY, pay("new")).await; // 100 points, 100 days ago
@@ -129,15 +134,7 @@ pub async fn year_end_clears_what_was_earned_before_the_new_year(store: &dyn Sto
         .create_member_program(m, &fields, &Actor::cli(), NOW - 500 * DAY)
         .await
         .unwrap();
-    let activation = MemberAction::Activate(ActivateMember {
-        merchant_id: m,
-        program_id: program.id,
-        customer: CustomerRef::External("u1".into()),
-        phone: "13800000000".into(),
-        name: String::new(),
-        birthday: None,
-        gender: None,
-    });
+    let activation = open_card(m, program.id);
     // NOW is 2026-09-21; points of last year and of this year.
     let last_year =
         kaquan_core::member::expiry::cutoff(PointsExpiry::YearEnd, NOW).unwrap() - 10 * DAY;

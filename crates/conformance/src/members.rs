@@ -598,19 +598,6 @@ pub async fn programs_are_kept_per_merchant_and_members_are_filtered(store: &dyn
     assert_verified(store).await;
 }
 
-/// A small deterministic generator, so a failing sequence can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Random payments (with points and balance), refunds, top-ups and point
 /// adjustments of three members: every answer agrees with a model of
 /// points and balance kept here, nothing goes below zero, and `verify`

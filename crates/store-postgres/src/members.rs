@@ -98,18 +98,24 @@ async fn resolve_member(
             customer,
             program_id,
         } => {
-            let (by_id, external) = match customer {
-                CustomerRef::Id(id) => (Some(*id), None),
-                CustomerRef::External(external) => (None, Some(external.as_str())),
+            // One statement per way of naming the customer, so that each
+            // finds the customer by its index (an `$n IS NULL OR …` of both
+            // would be planned as a scan).
+            let (sql, who): (&str, &(dyn tokio_postgres::types::ToSql + Sync)) = match customer {
+                CustomerRef::Id(id) => (
+                    "SELECT m.id, m.customer_id FROM members m JOIN customers c ON c.id = m.customer_id \
+                     WHERE c.id = $2 AND c.merchant_id = $1 AND m.merchant_id = $1 \
+                     AND ($3::bigint IS NULL OR m.program_id = $3) ORDER BY m.id FOR UPDATE OF m",
+                    id,
+                ),
+                CustomerRef::External(external) => (
+                    "SELECT m.id, m.customer_id FROM members m JOIN customers c ON c.id = m.customer_id \
+                     WHERE c.merchant_id = $1 AND c.external_id = $2 AND m.merchant_id = $1 \
+                     AND ($3::bigint IS NULL OR m.program_id = $3) ORDER BY m.id FOR UPDATE OF m",
+                    external,
+                ),
             };
-            all(
-                c,
-                "SELECT m.id, m.customer_id FROM members m JOIN customers c ON c.id = m.customer_id \
-                 WHERE m.merchant_id = $1 AND c.merchant_id = $1 AND ($2::bigint IS NULL OR c.id = $2) \
-                 AND ($3::text IS NULL OR c.external_id = $3) AND ($4::bigint IS NULL OR m.program_id = $4) \
-                 ORDER BY m.id FOR UPDATE OF m",
-                &[&merchant_id, &by_id, &external, program_id],
-            )
+            all(c, sql, &[&merchant_id, who, program_id])
             .await?
         }
     }
@@ -249,9 +255,9 @@ impl Posting<'_> {
     async fn post_all(
         &self,
         c: &impl GenericClient,
-        moves: [(TransactionKind, i64); 3],
+        moves: &[(TransactionKind, i64)],
     ) -> StoreResult<()> {
-        for (kind, delta) in moves {
+        for &(kind, delta) in moves {
             // The plan read the accounts under lock: a guard that fails
             // now is a broken invariant, not a race.
             if !self.post(c, kind, delta).await? {
@@ -436,14 +442,7 @@ async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> 
         now: op.now,
     };
     posting
-        .post_all(
-            c,
-            [
-                (TransactionKind::Earn, initial),
-                (TransactionKind::Earn, 0),
-                (TransactionKind::Earn, 0),
-            ],
-        )
+        .post_all(c, &[(TransactionKind::Earn, initial)])
         .await?;
     let mut record = blank_operation(op, member_id, OperationKind::Activate);
     record.reference = format!("member:{member_id}");
@@ -496,7 +495,7 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
     posting
         .post_all(
             c,
-            [
+            &[
                 (TransactionKind::UsePoints, -plan.points_used),
                 (TransactionKind::Spend, -plan.balance_fen),
                 (TransactionKind::Earn, plan.points_earned),
@@ -567,7 +566,7 @@ async fn refund(c: &impl GenericClient, op: &MemberOp, r: &RefundPayment) -> Out
     posting
         .post_all(
             c,
-            [
+            &[
                 (TransactionKind::ReturnPoints, plan.points_returned),
                 (TransactionKind::Refund, plan.balance_returned_fen),
                 (TransactionKind::ReverseEarn, -plan.points_reversed),
@@ -622,10 +621,9 @@ async fn recharge(c: &impl GenericClient, op: &MemberOp, r: &Recharge) -> Outcom
     posting
         .post_all(
             c,
-            [
+            &[
                 (TransactionKind::Recharge, r.amount_fen),
                 (TransactionKind::RechargeBonus, r.bonus_fen),
-                (TransactionKind::Recharge, 0),
             ],
         )
         .await?;

@@ -178,6 +178,22 @@ impl Posting<'_> {
         };
         Ok(post_postings(self.conn, &t)?.is_some())
     }
+
+    /// Posts each move in turn. The plan read the balances in this
+    /// transaction and the writer is alone: a guard that fails now is a
+    /// broken invariant, not a race.
+    pub(crate) fn post_all(&self, moves: &[(TransactionKind, i64)]) -> StoreResult<()> {
+        for (kind, delta) in moves {
+            if !self.post(*kind, *delta)? {
+                return Err(StoreError::Backend(format!(
+                    "member {}: {} overdrew its account",
+                    self.member.id,
+                    kind.code()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes the operation record, its audit record and its event; returns
@@ -348,9 +364,7 @@ fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
         actor: &op.actor,
         now: op.now,
     };
-    if !posting.post(TransactionKind::Earn, initial)? {
-        return Err(StoreError::Backend("points account missing".into()));
-    }
+    posting.post_all(&[(TransactionKind::Earn, initial)])?;
     let mut record = blank_operation(op, member_id, OperationKind::Activate);
     record.reference = format!("member:{member_id}");
     record.points_earned = initial;
@@ -358,6 +372,25 @@ fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
         record_operation(conn, record, f, &op.actor, &member)?,
         false,
     )))
+}
+
+/// Whether an order (or top-up id) was reported before. The kind is
+/// written in, so that SQLite uses the kind's partial unique index.
+fn reference_taken(
+    conn: &Connection,
+    merchant_id: i64,
+    kind: OperationKind,
+    reference: &str,
+) -> StoreResult<bool> {
+    let sql = match kind {
+        OperationKind::Payment => {
+            "SELECT 1 FROM member_operations WHERE merchant_id = ?1 AND kind = 'payment' AND reference = ?2"
+        }
+        _ => "SELECT 1 FROM member_operations WHERE merchant_id = ?1 AND kind = 'recharge' AND reference = ?2",
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.exists(params![merchant_id, reference]))
+        .map_err(map_err)
 }
 
 fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
@@ -371,13 +404,7 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let taken: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM member_operations WHERE merchant_id = ?1 AND kind = 'payment' AND reference = ?2",
-        )
-        .and_then(|mut s| s.query_row(params![op.merchant_id, p.reference], |r| r.get(0)).optional())
-        .map_err(map_err)?;
-    if taken.is_some() {
+    if reference_taken(conn, op.merchant_id, OperationKind::Payment, &p.reference)? {
         return Ok(Err(MemberRefusal::PaymentExists));
     }
     let posting = Posting {
@@ -388,21 +415,11 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
         actor: &op.actor,
         now: op.now,
     };
-    // The plan read the balances in this transaction and the writer is
-    // alone: a guard that fails now is a broken invariant, not a race.
-    for (kind, delta) in [
+    posting.post_all(&[
         (TransactionKind::UsePoints, -plan.points_used),
         (TransactionKind::Spend, -plan.balance_fen),
         (TransactionKind::Earn, plan.points_earned),
-    ] {
-        if !posting.post(kind, delta)? {
-            return Err(StoreError::Backend(format!(
-                "member {}: {} overdrew its account",
-                member.id,
-                kind.code()
-            )));
-        }
-    }
+    ])?;
     execute_one(
         conn,
         "UPDATE members SET points_earned = points_earned + ?1, spend_fen = spend_fen + ?2, tier = ?3 \
@@ -458,19 +475,11 @@ fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
         actor: &op.actor,
         now: op.now,
     };
-    for (kind, delta) in [
+    posting.post_all(&[
         (TransactionKind::ReturnPoints, plan.points_returned),
         (TransactionKind::Refund, plan.balance_returned_fen),
         (TransactionKind::ReverseEarn, -plan.points_reversed),
-    ] {
-        if !posting.post(kind, delta)? {
-            return Err(StoreError::Backend(format!(
-                "member {}: {} overdrew its account",
-                member.id,
-                kind.code()
-            )));
-        }
-    }
+    ])?;
     execute_one(
         conn,
         "UPDATE members SET points_earned = MAX(points_earned - ?1, 0), spend_fen = MAX(spend_fen - ?2, 0) \
@@ -504,13 +513,7 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
     if !program.fields.stored_value {
         return Ok(Err(MemberRefusal::StoredValueDisabled));
     }
-    let taken: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM member_operations WHERE merchant_id = ?1 AND kind = 'recharge' AND reference = ?2",
-        )
-        .and_then(|mut s| s.query_row(params![op.merchant_id, r.reference], |x| x.get(0)).optional())
-        .map_err(map_err)?;
-    if taken.is_some() {
+    if reference_taken(conn, op.merchant_id, OperationKind::Recharge, &r.reference)? {
         return Ok(Err(MemberRefusal::PaymentExists));
     }
     let posting = Posting {
@@ -521,8 +524,10 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
         actor: &op.actor,
         now: op.now,
     };
-    posting.post(TransactionKind::Recharge, r.amount_fen)?;
-    posting.post(TransactionKind::RechargeBonus, r.bonus_fen)?;
+    posting.post_all(&[
+        (TransactionKind::Recharge, r.amount_fen),
+        (TransactionKind::RechargeBonus, r.bonus_fen),
+    ])?;
     let mut record = blank_operation(op, member.id, OperationKind::Recharge);
     record.reference = r.reference.clone();
     record.amount_fen = r.amount_fen;
