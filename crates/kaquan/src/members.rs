@@ -31,8 +31,9 @@ pub(crate) async fn members_command(
             reason,
             json,
         } => {
-            if points == 0 || reason.trim().is_empty() {
-                bail!("请给出非零的 --points 和调整原因 --reason");
+            kaquan_core::member::check_points_delta(points).map_err(|e| anyhow!(e))?;
+            if reason.trim().is_empty() {
+                bail!("请给出调整原因 --reason");
             }
             let op = MemberOp {
                 merchant_id,

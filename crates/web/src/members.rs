@@ -21,7 +21,7 @@ use kaquan_core::ledger::{ApiCall, IdempotencyClaim, IdempotencyKey};
 use kaquan_core::member::operation::{
     AdjustPoints, MemberAction, MemberOp, MemberOperation, OperationKind,
 };
-use kaquan_core::member::{Member, MemberFilter, MemberProgram, POINTS_MAX};
+use kaquan_core::member::{Member, MemberFilter, MemberProgram};
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 
@@ -360,11 +360,7 @@ pub async fn adjust_points(
     idempotency: Option<IdempotencyClaim>,
 ) -> ApiResult<MemberOperation> {
     authed.require(Permission::MembersManage)?;
-    if request.delta == 0 || request.delta.abs() > POINTS_MAX {
-        return Err(ApiError::invalid(
-            "调整积分须为非零整数，绝对值不超过 100000000",
-        ));
-    }
+    kaquan_core::member::check_points_delta(request.delta).map_err(ApiError::invalid)?;
     let reason = request.reason.trim();
     if reason.is_empty() {
         return Err(ApiError::invalid("请填写调整原因"));

@@ -378,6 +378,14 @@ async fn adjust_and_export(
         (status, too_much["error"]["code"].as_str()),
         (422, Some("insufficient_points"))
     );
+    // The fuzzer's find: the smallest i64 has no size; it is refused, not a crash.
+    let (status, _) = owner
+        .post(
+            &format!("/api/v1/members/{member_id}/points-adjustments"),
+            json!({"delta": i64::MIN, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422);
     let detail = owner.page(&format!("/members/{member_id}")).await;
     assert!(
         detail.contains("活动补发") && detail.contains("开卡赠送"),

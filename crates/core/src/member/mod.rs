@@ -583,6 +583,15 @@ pub mod lines {
     }
 }
 
+/// Checks a hand adjustment of points: non-zero, at most [`POINTS_MAX`]
+/// either way (and never a figure whose size cannot be taken).
+pub fn check_points_delta(delta: i64) -> Result<i64, String> {
+    match delta.checked_abs() {
+        Some(size) if size > 0 && size <= POINTS_MAX => Ok(delta),
+        _ => Err(format!("调整积分须为非零整数，绝对值不超过 {POINTS_MAX}")),
+    }
+}
+
 /// Checks a birthday: a real `YYYY-MM-DD` date from 1900 on.
 pub fn check_birthday(text: &str) -> Result<String, String> {
     let text = text.trim();

@@ -421,3 +421,13 @@ fn birthdays_are_real_dates_from_1900() {
         assert!(check_birthday(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn point_adjustments_are_bounded_both_ways_and_never_overflow() {
+    assert_eq!(check_points_delta(-5), Ok(-5));
+    assert_eq!(check_points_delta(POINTS_MAX), Ok(POINTS_MAX));
+    assert_eq!(check_points_delta(-POINTS_MAX), Ok(-POINTS_MAX));
+    for bad in [0, POINTS_MAX + 1, -POINTS_MAX - 1, i64::MIN, i64::MAX] {
+        assert!(check_points_delta(bad).is_err(), "{bad}");
+    }
+}

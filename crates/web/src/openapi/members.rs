@@ -98,20 +98,21 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         }
         "create_payment_notification" => io
             .json::<crate::pay_gift::PaymentNotificationRequest>()
+            .answers::<crate::pay_gift::GiftSendDto>(201, "What the payment led to")
             .answers::<crate::pay_gift::GiftSendDto>(
-            201,
-            "What the payment led to (200 when its id was reported before)",
-        ),
+                200,
+                "The first answer: the payment id was reported before",
+            ),
         "list_member_messages" => io
             .query::<staff::PageQuery>()
             .answers_page::<staff::MemberMessageView>("消息记录, newest first"),
         "create_points_adjustment" => io
             .json::<staff::PointsAdjustmentRequest>()
             .answers::<staff::MemberOperationView>(201, "The adjustment"),
-        "create_member" => io.json::<open::MemberRequest>().answers::<open::MemberDto>(
-            201,
-            "The member (200 with the existing card when already a member)",
-        ),
+        "create_member" => io
+            .json::<open::MemberRequest>()
+            .answers::<open::MemberDto>(201, "The member, with their new card")
+            .answers::<open::MemberDto>(200, "Already a member: the existing card"),
         "get_member_signed" => io
             .query::<open::MemberQuery>()
             .answers::<open::MemberDto>(200, "The member: tier, discount, points and balance"),
@@ -120,7 +121,7 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
             .answers::<open::PointsStatementDto>(200, "积分明细, newest first"),
         "create_payment" => io
             .json::<open::PaymentRequest>()
-            .answers::<open::MemberOperationDto>(201, "What the payment did (200 when replayed)"),
+            .answers::<open::MemberOperationDto>(201, "What the payment did"),
         "create_payment_refund" => io
             .json::<open::PaymentRefundRequest>()
             .answers::<open::MemberOperationDto>(201, "What the refund gave back and took back"),
