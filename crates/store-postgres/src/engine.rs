@@ -66,6 +66,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/022_coupon_stock.sql"),
     include_str!("migrations/023_coupon_logos.sql"),
     include_str!("migrations/024_members.sql"),
+    include_str!("migrations/025_member_sms.sql"),
 ];
 
 pub struct PgStore {

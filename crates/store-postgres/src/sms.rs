@@ -22,7 +22,8 @@ use tokio_postgres::Row;
 const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id, secret_sealed, key_version, \
     sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
     notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
-    notify_buyer_on_sale, template_sale";
+    notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
+    notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring";
 
 fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
     let phones: String = r.get(12);
@@ -48,6 +49,12 @@ fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
             template_ship: r.get(14),
             notify_buyer_on_sale: r.get(16),
             template_sale: r.get(17),
+            notify_member_on_change: r.get(18),
+            template_member_change: r.get(19),
+            notify_customer_on_invite: r.get(20),
+            template_invite: r.get(21),
+            notify_member_on_expiry: r.get(22),
+            template_points_expiring: r.get(23),
         },
         secret_sealed: r.get(3),
         key_version: r.get(4),
@@ -55,7 +62,7 @@ fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
     })
 }
 
-async fn get_settings(
+pub(crate) async fn get_settings(
     c: &impl GenericClient,
     merchant_id: i64,
 ) -> StoreResult<Option<SmsSettings>> {
@@ -150,8 +157,9 @@ impl kaquan_core::sms::SmsStore for PgStore {
             "INSERT INTO sms_settings (merchant_id, provider, access_key_id, secret_sealed, key_version, \
              sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
              notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
-                 notify_buyer_on_sale, template_sale) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                 notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
+                 notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
              ON CONFLICT (merchant_id) DO UPDATE SET provider = excluded.provider, \
              access_key_id = excluded.access_key_id, \
              secret_sealed = coalesce(excluded.secret_sealed, sms_settings.secret_sealed), \
@@ -161,7 +169,10 @@ impl kaquan_core::sms::SmsStore for PgStore {
              notify_admin_on_submit = excluded.notify_admin_on_submit, template_admin = excluded.template_admin, \
              admin_phones = excluded.admin_phones, notify_customer_on_ship = excluded.notify_customer_on_ship, \
              template_ship = excluded.template_ship, updated_at = excluded.updated_at, \
-                 notify_buyer_on_sale = excluded.notify_buyer_on_sale, template_sale = excluded.template_sale",
+                 notify_buyer_on_sale = excluded.notify_buyer_on_sale, template_sale = excluded.template_sale, \
+                 notify_member_on_change = excluded.notify_member_on_change, template_member_change = excluded.template_member_change, \
+                 notify_customer_on_invite = excluded.notify_customer_on_invite, template_invite = excluded.template_invite, \
+                 notify_member_on_expiry = excluded.notify_member_on_expiry, template_points_expiring = excluded.template_points_expiring",
             &[
                 &settings.merchant_id,
                 &f.provider.code(),
@@ -181,6 +192,12 @@ impl kaquan_core::sms::SmsStore for PgStore {
                 &settings.updated_at,
                 &f.notify_buyer_on_sale,
                 &f.template_sale,
+                &f.notify_member_on_change,
+                &f.template_member_change,
+                &f.notify_customer_on_invite,
+                &f.template_invite,
+                &f.notify_member_on_expiry,
+                &f.template_points_expiring,
             ],
         )
         .await?;

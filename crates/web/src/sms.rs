@@ -392,7 +392,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, text: SmsMessage) {
 /// 通知设置 as the API and the console show them: the AccessKey secret
 /// never, only whether one is saved.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "has_secret": true, "sdk_app_id": "", "region": "", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": true, "template_admin": "SMS_465000002", "admin_phones": ["13900000001"], "notify_customer_on_ship": true, "template_ship": "SMS_465000003", "notify_buyer_on_sale": false, "template_sale": ""}))]
+#[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "has_secret": true, "sdk_app_id": "", "region": "", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": true, "template_admin": "SMS_465000002", "admin_phones": ["13900000001"], "notify_customer_on_ship": true, "template_ship": "SMS_465000003", "notify_buyer_on_sale": false, "template_sale": "", "notify_member_on_change": true, "template_member_change": "SMS_465000005", "notify_customer_on_invite": false, "template_invite": "", "notify_member_on_expiry": false, "template_points_expiring": ""}))]
 pub struct SmsSettingsDto {
     /// `aliyun` or `tencent`.
     pub provider: &'static str,
@@ -420,6 +420,16 @@ pub struct SmsSettingsDto {
     /// mall asks (`send_sms`).
     pub notify_buyer_on_sale: bool,
     pub template_sale: String,
+    /// E: text a member when their points or balance change (one text
+    /// when both do; the card's 消息通知 must be on too).
+    pub notify_member_on_change: bool,
+    pub template_member_change: String,
+    /// F: text the 开卡 link of 支付后赠会员卡 to the paying customer.
+    pub notify_customer_on_invite: bool,
+    pub template_invite: String,
+    /// G: text a member whose points lapse within 7 days.
+    pub notify_member_on_expiry: bool,
+    pub template_points_expiring: String,
 }
 
 impl SmsSettingsDto {
@@ -443,6 +453,12 @@ impl SmsSettingsDto {
             template_ship: f.template_ship.clone(),
             notify_buyer_on_sale: f.notify_buyer_on_sale,
             template_sale: f.template_sale.clone(),
+            notify_member_on_change: f.notify_member_on_change,
+            template_member_change: f.template_member_change.clone(),
+            notify_customer_on_invite: f.notify_customer_on_invite,
+            template_invite: f.template_invite.clone(),
+            notify_member_on_expiry: f.notify_member_on_expiry,
+            template_points_expiring: f.template_points_expiring.clone(),
         }
     }
 }
@@ -493,6 +509,21 @@ pub struct SmsSettingsRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub template_sale: String,
+    #[serde(default)]
+    pub notify_member_on_change: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_member_change: String,
+    #[serde(default)]
+    pub notify_customer_on_invite: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_invite: String,
+    #[serde(default)]
+    pub notify_member_on_expiry: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_points_expiring: String,
 }
 
 impl SmsSettingsRequest {
@@ -520,6 +551,12 @@ impl SmsSettingsRequest {
             template_ship: self.template_ship.trim().to_owned(),
             notify_buyer_on_sale: self.notify_buyer_on_sale,
             template_sale: self.template_sale.trim().to_owned(),
+            notify_member_on_change: self.notify_member_on_change,
+            template_member_change: self.template_member_change.trim().to_owned(),
+            notify_customer_on_invite: self.notify_customer_on_invite,
+            template_invite: self.template_invite.trim().to_owned(),
+            notify_member_on_expiry: self.notify_member_on_expiry,
+            template_points_expiring: self.template_points_expiring.trim().to_owned(),
         })
     }
 }
@@ -595,11 +632,14 @@ async fn test_send(state: &AppState, authed: &Authed, phone: &str) -> ApiResult<
         (SmsKind::OrderSubmittedAdmin, &f.template_admin),
         (SmsKind::OrderShipped, &f.template_ship),
         (SmsKind::CardsSold, &f.template_sale),
+        (SmsKind::MemberChanged, &f.template_member_change),
+        (SmsKind::MemberInvited, &f.template_invite),
+        (SmsKind::PointsExpiring, &f.template_points_expiring),
     ]
     .into_iter()
     .find(|(_, t)| !t.is_empty())
     .ok_or_else(|| ApiError::invalid("请先填写至少一个模板 ID"))?;
-    let params = json!({"order": "10001", "goods": "测试商品", "date": "2026-12-08", "consignee": "张三", "carrier": "顺丰速运", "number": "SF0000000000", "cards": "卡号A0000000001 密码123456"}).to_string();
+    let params = json!({"order": "10001", "goods": "测试商品", "date": "2026-12-08", "consignee": "张三", "carrier": "顺丰速运", "number": "SF0000000000", "cards": "卡号A0000000001 密码123456", "number": "VIP00000001", "points_change": "+10", "points": "110", "balance_change": "-25.00", "balance": "75.00", "link": "https://example.com/m/1/member-cards/1"}).to_string();
     let text = Text {
         kind,
         phone: &phone,
@@ -834,6 +874,18 @@ struct SmsForm {
     notify_buyer_on_sale: Option<String>,
     #[serde(default)]
     template_sale: String,
+    #[serde(default)]
+    notify_member_on_change: Option<String>,
+    #[serde(default)]
+    template_member_change: String,
+    #[serde(default)]
+    notify_customer_on_invite: Option<String>,
+    #[serde(default)]
+    template_invite: String,
+    #[serde(default)]
+    notify_member_on_expiry: Option<String>,
+    #[serde(default)]
+    template_points_expiring: String,
 }
 
 async fn save_form(
@@ -862,6 +914,12 @@ async fn save_form(
         template_ship: form.template_ship,
         notify_buyer_on_sale: form.notify_buyer_on_sale.is_some(),
         template_sale: form.template_sale,
+        notify_member_on_change: form.notify_member_on_change.is_some(),
+        template_member_change: form.template_member_change,
+        notify_customer_on_invite: form.notify_customer_on_invite.is_some(),
+        template_invite: form.template_invite,
+        notify_member_on_expiry: form.notify_member_on_expiry.is_some(),
+        template_points_expiring: form.template_points_expiring,
     };
     match save(&state, &authed, request.fields()?).await {
         Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),

@@ -7,13 +7,14 @@ mod common;
 
 use common::browser::wait_until;
 use common::providers::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, SDK_APP_ID, SIGN_NAME};
-use common::{h5_orders, pickup_cards, Client, TestApp};
+use common::{h5_orders, pickup_cards, Client, Mall, TestApp};
 use serde_json::{json, Value};
 
 on_both_backends! {
     switches_a_b_and_c_text_through_aliyun => aliyun_switches;
     a_refused_text_is_retried_and_a_test_send_checks_tencent_settings => tencent_retry;
     settings_are_checked_and_the_secret_never_shown => settings_rules;
+    a_member_gets_one_text_per_payment_and_a_paying_stranger_the_card_link => member_texts;
 }
 
 fn aliyun_settings() -> Value {
@@ -252,4 +253,96 @@ async fn settings_rules(app: TestApp) {
     app.add_staff("viewer", "readonly").await;
     let viewer = app.client("viewer").await;
     assert_eq!(viewer.get("/api/v1/sms-settings").await.0, 403);
+}
+
+/// Switches E and F: a payment that earns points and spends balance is
+/// one text with both changes; 支付后赠会员卡 texts the 开卡 link.
+async fn member_texts(app: TestApp) {
+    let owner = app.client("owner").await;
+    let mut settings = aliyun_settings();
+    settings["notify_member_on_change"] = json!(true);
+    settings["template_member_change"] = json!("SMS_1005");
+    settings["notify_customer_on_invite"] = json!(true);
+    settings["template_invite"] = json!("SMS_1006");
+    let (status, saved) = owner
+        .send(reqwest::Method::PUT, "/api/v1/sms-settings", settings)
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        (
+            saved["template_member_change"].as_str(),
+            saved["notify_member_on_expiry"].as_bool()
+        ),
+        (Some("SMS_1005"), Some(false))
+    );
+    let fields = kaquan_core::member::ProgramFields {
+        title: "果园会员卡".into(),
+        points: Some(kaquan_core::member::PointsRule::default()),
+        number_prefix: "VIP".into(),
+        number_length: 8,
+        ..Default::default()
+    };
+    let program = app
+        .store
+        .create_member_program(
+            app.merchant_id,
+            &fields,
+            &kaquan_core::audit::Actor::cli(),
+            kaquan_web::now(),
+        )
+        .await
+        .unwrap();
+    let mall = Mall::new(&app).await;
+    let open = json!({"program_id": program.id, "customer_id": "u-1", "phone": "13800000000"});
+    assert_eq!(
+        mall.post("/open/v1/members", open, "open-1").await.status,
+        201
+    );
+    let top_up = json!({"customer_id": "u-1", "amount_fen": 10000, "recharge_id": "R1"});
+    assert_eq!(
+        mall.post("/open/v1/recharges", top_up, "top-1")
+            .await
+            .status,
+        201
+    );
+    let pay =
+        json!({"customer_id": "u-1", "amount_fen": 3000, "balance_fen": 2500, "order_id": "M1"});
+    let paid = mall.post("/open/v1/payments", pay, "pay-1").await;
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    // The top-up and the payment: two texts, the payment's one merged.
+    let texts = sent(&app, 2).await;
+    let payment = texts
+        .iter()
+        .find(|t| t.params["points_change"] == "+30")
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert_eq!(
+        (payment.template.as_str(), payment.phone.as_str()),
+        ("SMS_1005", "13800000000")
+    );
+    assert_eq!(payment.params["number"], "VIP00000001");
+    assert_eq!(payment.params["balance_change"], "-25.00");
+    assert_eq!(payment.params["balance"], "75.00");
+    assert_eq!(payment.params["points"], "30");
+
+    let rule = json!({"program_id": program.id, "mch_ids": ["1900000109"], "begin_date": "2020-01-01", "end_date": "2199-12-31"});
+    let (status, rule) = owner.post("/api/v1/pay-gift-rules", rule).await;
+    assert_eq!(status, 201, "{rule}");
+    let notice = json!({"payment_id": "wx-1", "mch_id": "1900000109", "amount_fen": 8800, "phone": "13700000000"});
+    let notified = mall
+        .send(
+            "POST",
+            "/open/v1/payment-notifications",
+            Some(&notice),
+            None,
+        )
+        .await;
+    assert_eq!(notified.body["outcome"], "sent", "{}", notified.body);
+    let texts = sent(&app, 3).await;
+    let invite = texts.iter().find(|t| t.template == "SMS_1006").unwrap();
+    assert_eq!(invite.phone, "13700000000");
+    let link = invite.params["link"].as_str().unwrap();
+    assert!(
+        link.starts_with("http") && link.ends_with(&format!("/member-cards/{}", program.id)),
+        "{link}"
+    );
 }
