@@ -10,7 +10,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::exchange::CustomerAuthed;
 use crate::extract::{Form, Path, Query};
-use crate::members::{discount_label, open_path};
+use crate::member_programs::{discount_label, open_path};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;

@@ -7,11 +7,13 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, FormText, Path, Query};
 use crate::forms::{redirect_with, FormPairs};
+use crate::member_programs::{
+    create_program, edit_program, move_program, program_dto, program_list, CustomFieldDto,
+    CustomLinkDto, MemberProgramDto, MemberProgramRequest, PointsRuleDto, TierDto,
+};
 use crate::members::{
-    adjust_points, create_program, edit_program, member_page, member_view, move_program,
-    operations, points_statement, program_dto, program_list, CustomFieldDto, CustomLinkDto,
-    MemberProgramDto, MemberProgramRequest, MemberQuery, PointsAdjustmentRequest, PointsRuleDto,
-    TierDto,
+    adjust_points, member_page, member_view, operations, points_statement, MemberQuery,
+    PointsAdjustmentRequest,
 };
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;

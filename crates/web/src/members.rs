@@ -9,6 +9,7 @@ use crate::customers::TransactionView;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::lists::{parse_optional_date, ListDto};
+use crate::member_programs::discount_label;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,8 +25,6 @@ use kaquan_core::member::operation::{
 use kaquan_core::member::{Member, MemberFilter, MemberProgram};
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
-
-pub use crate::member_programs::*;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Json, Path, Query};
 use crate::forms::redirect_with;
 use crate::lists::ListDto;
-use crate::members::open_path;
+use crate::member_programs::open_path;
 use crate::open_api::Signed;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;

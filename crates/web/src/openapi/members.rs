@@ -53,21 +53,25 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
 /// 开卡, members, 买单, refunds, 充值 and points statements.
 pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
     use crate::member_open as open;
+    use crate::member_programs as programs;
     use crate::members as staff;
     Ok(match operation_id {
         "list_member_programs" => {
-            io.answers_many::<staff::MemberProgramDto>("会员卡, newest first")
+            io.answers_many::<programs::MemberProgramDto>("会员卡, newest first")
         }
         "create_member_program" => io
-            .json::<staff::MemberProgramRequest>()
-            .answers::<staff::MemberProgramDto>(201, "The program, active, with its 开卡 link"),
-        "get_member_program" => io.answers::<staff::MemberProgramDto>(200, "The program"),
+            .json::<programs::MemberProgramRequest>()
+            .answers::<programs::MemberProgramDto>(
+            201,
+            "The program, active, with its 开卡 link",
+        ),
+        "get_member_program" => io.answers::<programs::MemberProgramDto>(200, "The program"),
         "update_member_program" => io
-            .json::<staff::MemberProgramRequest>()
-            .answers::<staff::MemberProgramDto>(200, "The saved program"),
+            .json::<programs::MemberProgramRequest>()
+            .answers::<programs::MemberProgramDto>(200, "The saved program"),
         "update_member_program_state" => {
-            io.json::<staff::MemberProgramStateRequest>()
-                .answers::<staff::MemberProgramDto>(200, "The program in its new state")
+            io.json::<programs::MemberProgramStateRequest>()
+                .answers::<programs::MemberProgramDto>(200, "The program in its new state")
         }
         "list_members" => io
             .query::<staff::MemberQuery>()
