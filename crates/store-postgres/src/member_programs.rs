@@ -26,7 +26,7 @@ const PROGRAM_COLUMNS: &str = "id, merchant_id, state, title, brand_name, color,
     notify_coupon_program_id, created_by, created_at, updated_at, \
     (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)";
 
-fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
+pub(crate) fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
     let points = PointsRule {
         cost_money_unit: r.get(9),
         increase_bonus: r.get(10),
@@ -129,12 +129,13 @@ pub(crate) async fn program_rules(
     read_program(c, merchant_id, program_id, &PROGRAM_RULE_COLUMNS).await
 }
 
-static PROGRAM_RULE_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    PROGRAM_COLUMNS.replace(
-        "(SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)",
-        "0::bigint",
-    )
-});
+pub(crate) static PROGRAM_RULE_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        PROGRAM_COLUMNS.replace(
+            "(SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)",
+            "0::bigint",
+        )
+    });
 
 async fn read_program(
     c: &impl GenericClient,

@@ -35,23 +35,28 @@ pub(crate) const MEMBER_FROM: &str = "members m JOIN customers c ON c.id = m.cus
     LEFT JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen'";
 
 pub(crate) fn member_from_row(r: &Row) -> Member {
-    let gender: Option<String> = r.get(8);
+    member_from_row_at(r, 0)
+}
+
+/// The member whose [`MEMBER_COLUMNS`] start at column `at`.
+pub(crate) fn member_from_row_at(r: &Row, at: usize) -> Member {
+    let gender: Option<String> = r.get(at + 8);
     Member {
-        id: r.get(0),
-        merchant_id: r.get(1),
-        program_id: r.get(2),
-        customer_id: r.get(3),
-        external_id: r.get(4),
-        phone: r.get(5),
-        name: r.get(6),
-        birthday: r.get(7),
+        id: r.get(at),
+        merchant_id: r.get(at + 1),
+        program_id: r.get(at + 2),
+        customer_id: r.get(at + 3),
+        external_id: r.get(at + 4),
+        phone: r.get(at + 5),
+        name: r.get(at + 6),
+        birthday: r.get(at + 7),
         gender: gender.as_deref().and_then(Gender::parse),
-        tier: usize::try_from(r.get::<_, i64>(9)).unwrap_or(0),
-        points_earned: r.get(10),
-        spend_fen: r.get(11),
-        points: r.get(12),
-        balance_fen: r.get(13),
-        activated_at: r.get(14),
+        tier: usize::try_from(r.get::<_, i64>(at + 9)).unwrap_or(0),
+        points_earned: r.get(at + 10),
+        spend_fen: r.get(at + 11),
+        points: r.get(at + 12),
+        balance_fen: r.get(at + 13),
+        activated_at: r.get(at + 14),
     }
 }
 
@@ -685,6 +690,15 @@ impl kaquan_core::member::operation::MemberOpStore for PgStore {
     ) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
         let merchant_id = op.merchant_id;
         let mut client = self.client().await?;
+        if let MemberAction::Pay(p) = &op.action {
+            let paid = crate::member_payments::pay_in_one_statement(&client, call, op, p).await?;
+            if let Some(record) = paid {
+                return Ok(Called {
+                    result: Ok(record),
+                    replayed: false,
+                });
+            }
+        }
         let tx = client.transaction().await.map_err(map_err)?;
         let claimed = claim_call(&tx, merchant_id, call, op.now).await?;
         let called = match claimed {
