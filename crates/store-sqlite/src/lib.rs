@@ -28,6 +28,7 @@ mod locations;
 mod maintenance;
 mod mall;
 mod member_expiry;
+mod member_payments;
 mod member_programs;
 mod members;
 mod merchants;

@@ -7,15 +7,16 @@ use crate::customers::resolve_customer;
 use crate::engine::Writer;
 use crate::events::insert_event;
 use crate::ledger::{guard_call, post_postings};
+use crate::member_payments::{pay_planned, plan_on_reader, PlannedPayment};
 use crate::member_programs::program_rules;
 use crate::sql::{decode, execute_one, insert_audit, map_err};
 use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::event::NewEvent;
-use kaquan_core::ledger::{ApiCall, Called, LedgerTransaction, TransactionKind};
+use kaquan_core::ledger::{ApiCall, Called, CustomerRef, LedgerTransaction, TransactionKind};
 use kaquan_core::member::operation::{
     plan_payment, plan_refund, ActivateMember, AdjustPoints, MemberAction, MemberOp,
-    MemberOperation, MemberRef, MemberRefusal, OperationKind, Recharge, RefundPayment,
+    MemberOperation, MemberRef, MemberRefusal, OperationKind, PaymentPlan, Recharge, RefundPayment,
     ReportPayment,
 };
 use kaquan_core::member::{Gender, Member, ProgramFields, ProgramState};
@@ -67,7 +68,7 @@ pub(crate) fn find_member(
 }
 
 /// The member a call names, or why there is none.
-fn resolve_member(
+pub(crate) fn resolve_member(
     conn: &Connection,
     merchant_id: i64,
     member: &MemberRef,
@@ -82,13 +83,21 @@ fn resolve_member(
             customer,
             program_id,
         } => {
-            let Some(customer_id) = resolve_customer(conn, merchant_id, customer, 0, false)? else {
-                return Ok(Err(MemberRefusal::NotAMember));
+            // The customer and their cards in one read, by the customer's index.
+            let by = match customer {
+                CustomerRef::Id(_) => "c.id = ?1",
+                CustomerRef::External(_) => "c.external_id = ?1",
+            };
+            let who: &dyn rusqlite::ToSql = match customer {
+                CustomerRef::Id(id) => id,
+                CustomerRef::External(external) => external,
             };
             find_member(
                 conn,
-                "m.customer_id = ?1 AND m.merchant_id = ?2 AND (?3 IS NULL OR m.program_id = ?3)",
-                params![customer_id, merchant_id, program_id],
+                &format!(
+                    "{by} AND c.merchant_id = ?2 AND m.merchant_id = ?2 AND (?3 IS NULL OR m.program_id = ?3)"
+                ),
+                params![who, merchant_id, program_id],
             )?
         }
     };
@@ -200,7 +209,7 @@ impl Posting<'_> {
 /// the record as read back (with the balances after it).
 pub(crate) fn record_operation(
     conn: &Connection,
-    mut op: MemberOperation,
+    op: MemberOperation,
     program: &ProgramFields,
     actor: &Actor,
     before: &Member,
@@ -224,6 +233,18 @@ pub(crate) fn record_operation(
             })
         })
         .map_err(map_err)?;
+    record_operation_after(conn, op, program, actor, &member)
+}
+
+/// [`record_operation`] when the caller knows the member as the operation
+/// left them (`member`: balances and tier after it).
+fn record_operation_after(
+    conn: &Connection,
+    mut op: MemberOperation,
+    program: &ProgramFields,
+    actor: &Actor,
+    member: &Member,
+) -> StoreResult<MemberOperation> {
     op.points_after = member.points;
     op.balance_after_fen = member.balance_fen;
     op.tier_after = member.tier;
@@ -282,7 +303,7 @@ pub(crate) fn record_operation(
             .map(|token| format!("/m/{}/coupons/{token}", op.merchant_id)),
         _ => None,
     };
-    if let Some(event) = NewEvent::member_operation(&op, &member, &number, coupon.as_deref()) {
+    if let Some(event) = NewEvent::member_operation(&op, member, &number, coupon.as_deref()) {
         if program.notify || op.kind == OperationKind::Activate {
             insert_event(conn, &event)?;
         }
@@ -300,7 +321,9 @@ fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> Member
     )
 }
 
-type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
+/// What a call on a member did (and whether it answers an earlier call), or why not.
+pub(crate) type Answer = Result<(MemberOperation, bool), MemberRefusal>;
+type Outcome = StoreResult<Answer>;
 
 fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
     let Some(program) = program_rules(conn, op.merchant_id, a.program_id)? else {
@@ -404,12 +427,26 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    write_payment(conn, op, p, &member, &program.fields, &plan)
+}
+
+/// Writes a payment planned from `member` as they are now: unless the
+/// order was reported before, the ledger's transactions, the member's
+/// counters and tier, and the operation's records.
+pub(crate) fn write_payment(
+    conn: &Connection,
+    op: &MemberOp,
+    p: &ReportPayment,
+    member: &Member,
+    fields: &ProgramFields,
+    plan: &PaymentPlan,
+) -> Outcome {
     if reference_taken(conn, op.merchant_id, OperationKind::Payment, &p.reference)? {
         return Ok(Err(MemberRefusal::PaymentExists));
     }
     let posting = Posting {
         conn,
-        member: &member,
+        member,
         reference: p.reference.clone(),
         reason: "",
         actor: &op.actor,
@@ -440,8 +477,15 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
     record.points_deduction_fen = plan.points_deduction_fen;
     record.balance_fen = plan.balance_fen;
     record.points_earned = plan.points_earned;
+    // The member was read in this transaction: what the payment leaves is known.
+    let after = Member {
+        points: member.points - plan.points_used + plan.points_earned,
+        balance_fen: member.balance_fen - plan.balance_fen,
+        tier: plan.tier_after.max(member.tier),
+        ..member.clone()
+    };
     Ok(Ok((
-        record_operation(conn, record, &program.fields, &op.actor, &member)?,
+        record_operation_after(conn, record, fields, &op.actor, &after)?,
         false,
     )))
 }
@@ -580,6 +624,7 @@ fn post_member_job(
     conn: &Writer,
     call: &ApiCall,
     op: &MemberOp,
+    planned: Option<&PlannedPayment>,
 ) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
     let merchant_id = op.merchant_id;
     match guard_call(conn, merchant_id, call)? {
@@ -609,7 +654,14 @@ fn post_member_job(
         }
         None => {}
     }
-    let outcome = run_member_op(conn, op)?;
+    let paid = match (planned, &op.action) {
+        (Some(planned), MemberAction::Pay(p)) => pay_planned(conn, op, p, planned)?,
+        _ => None,
+    };
+    let outcome = match paid {
+        Some(outcome) => outcome,
+        None => run_member_op(conn, op)?,
+    };
     let (operation_id, refusal) = match &outcome {
         Ok((record, _)) => (Some(record.id), None),
         Err(refusal) => (None, Some(*refusal)),
@@ -652,8 +704,16 @@ impl kaquan_core::member::operation::MemberOpStore for SqliteStore {
         call: &ApiCall,
         op: &MemberOp,
     ) -> StoreResult<Called<MemberOperation, MemberRefusal>> {
+        // A payment is planned here, on the request's thread; the writer
+        // only checks that the plan still holds.
+        let planned = match &op.action {
+            MemberAction::Pay(p) => {
+                self.read_point(|conn| plan_on_reader(conn, op.merchant_id, p))?
+            }
+            _ => None,
+        };
         let (call, op) = (call.clone(), op.clone());
-        self.write(move |conn| post_member_job(conn, &call, &op))
+        self.write(move |conn| post_member_job(conn, &call, &op, planned.as_ref()))
             .await
     }
 

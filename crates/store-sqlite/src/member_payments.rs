@@ -1,0 +1,79 @@
+//! A payment reported for a member on SQLite, planned before it reaches the
+//! writer: the member, their program and core's plan are read on the
+//! request's own thread ([`plan_on_reader`]), so that the one writer thread
+//! only checks that the member's tier, counters and balances are still what
+//! the plan saw (one point read) and writes. When they changed (another call
+//! on the member came between), or nothing could be planned (a refusal, an
+//! unknown customer), the writer runs the call the general way.
+
+use crate::member_programs::program_rules;
+use crate::members::{resolve_member, write_payment, Answer};
+use crate::sql::map_err;
+use kaquan_core::member::operation::{plan_payment, MemberOp, PaymentPlan, ReportPayment};
+use kaquan_core::member::{Member, ProgramFields};
+use kaquan_core::StoreResult;
+use rusqlite::{params, Connection};
+
+/// What a payment's plan was made from, and the plan.
+pub(crate) struct PlannedPayment {
+    member: Member,
+    fields: ProgramFields,
+    plan: PaymentPlan,
+}
+
+/// Plans a payment on a read connection; `None` when the general way must
+/// decide (no such member, or core refuses: the refusal is recorded there).
+pub(crate) fn plan_on_reader(
+    conn: &Connection,
+    merchant_id: i64,
+    p: &ReportPayment,
+) -> StoreResult<Option<PlannedPayment>> {
+    let Ok(member) = resolve_member(conn, merchant_id, &p.member)? else {
+        return Ok(None);
+    };
+    let Some(program) = program_rules(conn, merchant_id, member.program_id)? else {
+        return Ok(None);
+    };
+    let Ok(plan) = plan_payment(&program.fields, program.state, &member, p) else {
+        return Ok(None);
+    };
+    Ok(Some(PlannedPayment {
+        member,
+        fields: program.fields,
+        plan,
+    }))
+}
+
+/// On the writer: the planned payment, if the member is as the plan saw
+/// them; `None` (nothing written) when they are not.
+pub(crate) fn pay_planned(
+    conn: &Connection,
+    op: &MemberOp,
+    p: &ReportPayment,
+    planned: &PlannedPayment,
+) -> StoreResult<Option<Answer>> {
+    let m = &planned.member;
+    let unchanged = conn
+        .prepare_cached(
+            "SELECT 1 FROM members m \
+             JOIN ledger_accounts pa ON pa.customer_id = m.customer_id AND pa.asset = 'points' \
+             JOIN ledger_accounts fa ON fa.customer_id = m.customer_id AND fa.asset = 'fen' \
+             WHERE m.id = ?1 AND m.tier = ?2 AND m.points_earned = ?3 AND m.spend_fen = ?4 \
+             AND pa.balance = ?5 AND fa.balance = ?6",
+        )
+        .and_then(|mut s| {
+            s.exists(params![
+                m.id,
+                i64::try_from(m.tier).unwrap_or(-1),
+                m.points_earned,
+                m.spend_fen,
+                m.points,
+                m.balance_fen
+            ])
+        })
+        .map_err(map_err)?;
+    if !unchanged {
+        return Ok(None);
+    }
+    write_payment(conn, op, p, m, &planned.fields, &planned.plan).map(Some)
+}
