@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             refunds_give_back_in_proportion_and_add_up_to_the_whole,
             each_member_operation_is_one_event_merged_when_both_assets_move,
             member_calls_replay_under_their_key_and_refuse_another_body,
+            a_refund_takes_the_tier_down_only_under_the_downgrade_rule,
             concurrent_point_deductions_never_overdraw,
             programs_are_kept_per_merchant_and_members_are_filtered,
             random_member_operations_keep_every_invariant,

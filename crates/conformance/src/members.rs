@@ -366,6 +366,58 @@ pub async fn refunds_give_back_in_proportion_and_add_up_to_the_whole(store: &dyn
     assert_verified(store).await;
 }
 
+pub async fn a_refund_takes_the_tier_down_only_under_the_downgrade_rule(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    for (rule, customer) in [(false, "keeps"), (true, "falls")] {
+        let p = program(
+            store,
+            m,
+            ProgramFields {
+                downgrade_on_refund: rule,
+                ..fields()
+            },
+        )
+        .await;
+        assert_eq!(p.fields.downgrade_on_refund, rule, "saved as given");
+        let opened = activate(store, m, p.id, customer).await;
+        let order = format!("o-{customer}");
+        let paid = run(
+            store,
+            &ApiCall::default(),
+            m,
+            payment(customer, 10_000, 0, 0, &order),
+        )
+        .await
+        .result
+        .unwrap();
+        // 20 on 开卡 and 95 earned: 115 reaches 金卡 (100).
+        assert_eq!(paid.tier_after, 1);
+        let refunded = run(
+            store,
+            &ApiCall::default(),
+            m,
+            MemberAction::Refund(RefundPayment {
+                payment_id: paid.id,
+                amount_fen: 4_750,
+                reason: "退货".into(),
+            }),
+        )
+        .await
+        .result
+        .unwrap();
+        // 47 reversed: 68 earned in all, below 金卡's 100.
+        let member = store.get_member(m, opened.member_id).await.unwrap();
+        assert_eq!(member.points_earned, 68);
+        let tier = usize::from(!rule);
+        assert_eq!(
+            (member.tier, refunded.tier_after),
+            (tier, tier),
+            "rule {rule}"
+        );
+    }
+    assert_verified(store).await;
+}
+
 pub async fn each_member_operation_is_one_event_merged_when_both_assets_move(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let p = program(store, m, fields()).await;

@@ -67,6 +67,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/023_coupon_logos.sql"),
     include_str!("migrations/024_members.sql"),
     include_str!("migrations/025_member_sms.sql"),
+    include_str!("migrations/026_member_card_face.sql"),
 ];
 
 pub struct PgStore {

@@ -22,12 +22,11 @@ use crate::member_programs::program_from_row;
 use crate::members::{member_from_row_at, MEMBER_COLUMNS};
 use crate::sql::{all, map_err, P};
 use deadpool_postgres::GenericClient;
-use kaquan_core::audit::AuditEntry;
 use kaquan_core::event::NewEvent;
 use kaquan_core::ledger::{ApiCall, CustomerRef, TransactionKind};
 use kaquan_core::member::operation::{
     audit_detail, blank_operation, plan_payment, MemberOp, MemberOperation, MemberRef,
-    OperationKind, ReportPayment,
+    OperationKind, PaymentPlan, ReportPayment,
 };
 use kaquan_core::member::Member;
 use kaquan_core::pickup::Channel;
@@ -196,8 +195,48 @@ pub(crate) async fn pay_in_one_statement(
     if found.reported {
         return Ok(None);
     }
+    let (record, after) = planned_record(&found, &plan, op, p);
+    let number = program.fields.member_number(member.id);
+    let coupon = found
+        .coupon_claim_token
+        .as_ref()
+        .filter(|_| record.points_delta() != 0)
+        .map(|token| format!("/m/{merchant_id}/coupons/{token}"));
+    let event = NewEvent::member_operation(&record, &after, &number, coupon.as_deref())
+        .filter(|_| program.fields.notify);
+    if event
+        .as_ref()
+        .is_some_and(|e| kaquan_core::erp::wants(e.event_type))
+    {
+        return Ok(None);
+    }
+    let texts: Vec<kaquan_core::sms::NewSms> = match (&event, &sms) {
+        (Some(event), Some(settings)) if kaquan_core::sms::wants(event.event_type) => {
+            kaquan_core::sms::messages_for(event, settings)
+        }
+        _ => Vec::new(),
+    };
+    let written = Written {
+        record: &record,
+        plan: &plan,
+        event: event.as_ref(),
+        texts: &texts,
+    };
+    Ok(write(c, call, op, &found, &written)
+        .await?
+        .then_some(record))
+}
+
+/// The operation record of a planned payment, and the member as it leaves them.
+fn planned_record(
+    found: &Found,
+    plan: &PaymentPlan,
+    op: &MemberOp,
+    p: &ReportPayment,
+) -> (MemberOperation, Member) {
+    let member = &found.member;
     let mut record = blank_operation(
-        merchant_id,
+        op.merchant_id,
         member.id,
         OperationKind::Payment,
         &op.actor,
@@ -221,10 +260,31 @@ pub(crate) async fn pay_in_one_statement(
         tier: record.tier_after,
         ..member.clone()
     };
+    (record, after)
+}
 
-    // The ledger's transactions, in the order the general way posts them.
+/// What the statement writes besides the ledger.
+struct Written<'a> {
+    record: &'a MemberOperation,
+    plan: &'a PaymentPlan,
+    event: Option<&'a NewEvent>,
+    texts: &'a [kaquan_core::sms::NewSms],
+}
+
+/// The ledger's transactions of a payment, column by column.
+struct Moves {
+    kinds: Vec<&'static str>,
+    amounts: Vec<i64>,
+    afters: Vec<i64>,
+    assets: Vec<&'static str>,
+    counters: Vec<&'static str>,
+}
+
+/// The transactions that move something, in the order the general way
+/// posts them, each with its balance after.
+fn moves(member: &Member, plan: &PaymentPlan) -> Moves {
     let points_used = member.points - plan.points_used;
-    let moves = [
+    let all = [
         (TransactionKind::UsePoints, -plan.points_used, points_used),
         (
             TransactionKind::Spend,
@@ -237,43 +297,37 @@ pub(crate) async fn pay_in_one_statement(
             points_used + plan.points_earned,
         ),
     ];
-    let moves: Vec<_> = moves.iter().filter(|m| m.1 != 0).collect();
-    let kinds: Vec<&str> = moves.iter().map(|m| m.0.code()).collect();
-    let amounts: Vec<i64> = moves.iter().map(|m| m.1).collect();
-    let afters: Vec<i64> = moves.iter().map(|m| m.2).collect();
-    let assets: Vec<&str> = moves.iter().map(|m| m.0.asset().code()).collect();
-    let counters: Vec<&str> = moves.iter().map(|m| m.0.counter_account().code()).collect();
-
-    let number = program.fields.member_number(member.id);
-    let coupon = found
-        .coupon_claim_token
-        .as_ref()
-        .filter(|_| record.points_delta() != 0)
-        .map(|token| format!("/m/{merchant_id}/coupons/{token}"));
-    let event = NewEvent::member_operation(&record, &after, &number, coupon.as_deref())
-        .filter(|_| program.fields.notify);
-    if event
-        .as_ref()
-        .is_some_and(|e| kaquan_core::erp::wants(e.event_type))
-    {
-        return Ok(None);
+    let moving: Vec<_> = all.iter().filter(|m| m.1 != 0).collect();
+    Moves {
+        kinds: moving.iter().map(|m| m.0.code()).collect(),
+        amounts: moving.iter().map(|m| m.1).collect(),
+        afters: moving.iter().map(|m| m.2).collect(),
+        assets: moving.iter().map(|m| m.0.asset().code()).collect(),
+        counters: moving
+            .iter()
+            .map(|m| m.0.counter_account().code())
+            .collect(),
     }
-    let texts: Vec<kaquan_core::sms::NewSms> = match (&event, &sms) {
-        (Some(event), Some(settings)) if kaquan_core::sms::wants(event.event_type) => {
-            kaquan_core::sms::messages_for(event, settings)
-        }
-        _ => Vec::new(),
-    };
-    let audit = AuditEntry {
-        merchant_id,
-        actor: op.actor.clone(),
-        action: "member_payment".into(),
-        target: format!("member={}", member.id),
-        detail: audit_detail(&record),
-        n_affected: 1,
-        created_at: op.now,
-    };
+}
 
+/// Runs the guarded statement; false when a guard failed (nothing written).
+async fn write(
+    c: &impl GenericClient,
+    call: &ApiCall,
+    op: &MemberOp,
+    found: &Found,
+    w: &Written<'_>,
+) -> StoreResult<bool> {
+    let (member, record, plan) = (&found.member, w.record, w.plan);
+    let Moves {
+        kinds,
+        amounts,
+        afters,
+        assets,
+        counters,
+    } = moves(member, plan);
+    let target = format!("member={}", member.id);
+    let detail = audit_detail(record);
     let nonce = call.nonce.as_ref();
     let signed_at: Vec<i64> = nonce.iter().map(|n| n.signed_at).collect();
     let key_ids: Vec<&str> = nonce.iter().map(|n| n.api_key_id.as_str()).collect();
@@ -286,17 +340,17 @@ pub(crate) async fn pay_in_one_statement(
     let points_delta = plan.points_earned - plan.points_used;
     let balance_delta = -plan.balance_fen;
     let channel = Channel::Api.code();
-    let event_types: Vec<&str> = event.iter().map(|e| e.event_type.code()).collect();
-    let event_data: Vec<&str> = event.iter().map(|e| e.data.as_str()).collect();
-    let text_kinds: Vec<&str> = texts.iter().map(|t| t.kind.code()).collect();
-    let text_phones: Vec<&str> = texts.iter().map(|t| t.phone.as_str()).collect();
-    let text_templates: Vec<&str> = texts.iter().map(|t| t.template.as_str()).collect();
-    let text_params: Vec<&str> = texts.iter().map(|t| t.params.as_str()).collect();
+    let event_types: Vec<&str> = w.event.iter().map(|e| e.event_type.code()).collect();
+    let event_data: Vec<&str> = w.event.iter().map(|e| e.data.as_str()).collect();
+    let text_kinds: Vec<&str> = w.texts.iter().map(|t| t.kind.code()).collect();
+    let text_phones: Vec<&str> = w.texts.iter().map(|t| t.phone.as_str()).collect();
+    let text_templates: Vec<&str> = w.texts.iter().map(|t| t.template.as_str()).collect();
+    let text_params: Vec<&str> = w.texts.iter().map(|t| t.params.as_str()).collect();
     let params: [P<'_>; 48] = [
         &signed_at,
         &key_ids,
         &nonces,
-        &merchant_id,
+        &op.merchant_id,
         &record.id,
         &op.now,
         &keys,
@@ -333,8 +387,8 @@ pub(crate) async fn pay_in_one_statement(
         &record.points_after,
         &record.balance_after_fen,
         &op.actor.staff_id,
-        &audit.target,
-        &audit.detail,
+        &target,
+        &detail,
         &event_types,
         &event_data,
         &text_kinds,
@@ -344,7 +398,7 @@ pub(crate) async fn pay_in_one_statement(
     ];
     let statement = c.prepare_cached(WRITE_STATEMENT).await.map_err(map_err)?;
     match c.query_one(&statement, &params).await {
-        Ok(_) => Ok(Some(record)),
+        Ok(_) => Ok(true),
         // A guard failed, or the same order was reported at once: nothing
         // was written; the general way decides under lock.
         Err(e)
@@ -352,7 +406,7 @@ pub(crate) async fn pay_in_one_statement(
                 *code == SqlState::DIVISION_BY_ZERO || *code == SqlState::UNIQUE_VIOLATION
             }) =>
         {
-            Ok(None)
+            Ok(false)
         }
         Err(e) => Err(map_err(e)),
     }

@@ -5,15 +5,15 @@
 use crate::ledger::{transaction_from_row, TRANSACTION_COLUMNS};
 use crate::members::{find_member, member_from_row, MEMBER_COLUMNS, MEMBER_FROM};
 use crate::sql::{
-    all, exec, expect_one, filtered_page, insert_audit, map_err, one, opt, parse_or, Params,
+    all, exec, expect_one, filtered_page, insert_audit, map_err, opt, parse_or, Params,
 };
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::ledger::LedgerTransaction;
 use kaquan_core::member::{
-    lines, Member, MemberFilter, MemberProgram, PointsExpiry, PointsRule, ProgramFields,
-    ProgramState, TierBasis,
+    lines, CardPicture, CardPictureUpload, Member, MemberFilter, MemberProgram, PointsExpiry,
+    PointsRule, ProgramFields, ProgramState, TierBasis,
 };
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
@@ -24,7 +24,7 @@ const PROGRAM_COLUMNS: &str = "id, merchant_id, state, title, brand_name, color,
     reduce_money, least_money_to_use_bonus, max_reduce_bonus, stored_value_enabled, tier_basis, tiers, custom_fields, \
     custom_links, activation_fields, auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
     notify_coupon_program_id, created_by, created_at, updated_at, \
-    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)";
+    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id), background_pic_url, logo_url, downgrade_on_refund";
 
 pub(crate) fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
     let points = PointsRule {
@@ -41,11 +41,14 @@ pub(crate) fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
         title: r.get(3),
         brand_name: r.get(4),
         color: r.get(5),
+        background_pic_url: r.get(34),
+        logo_url: r.get(35),
         prerogative: r.get(6),
         discount_percent_off: r.get(7),
         points: r.get::<_, bool>(8).then_some(points),
         stored_value: r.get(17),
         tier_basis: parse_or(TierBasis::parse(r.get(18)), "tier basis")?,
+        downgrade_on_refund: r.get(36),
         tiers: parse_or(lines::parse_tiers(r.get(19)), "tiers")?,
         custom_fields: parse_or(lines::parse_fields(r.get(20)), "custom fields")?,
         custom_links: parse_or(lines::parse_links(r.get(21)), "custom links")?,
@@ -69,7 +72,7 @@ pub(crate) fn program_from_row(r: &Row) -> StoreResult<MemberProgram> {
     })
 }
 
-/// The program's columns after `merchant_id, state` as parameters $3–$29.
+/// The program's columns after `merchant_id, state` as parameters $3–$32.
 fn program_values(f: &ProgramFields) -> Params {
     let rule = f.points.unwrap_or_default();
     vec![
@@ -100,6 +103,9 @@ fn program_values(f: &ProgramFields) -> Params {
         Box::new(f.expiry.months()),
         Box::new(f.notify),
         Box::new(f.notify_coupon_program_id),
+        Box::new(f.background_pic_url.clone()),
+        Box::new(f.logo_url.clone()),
+        Box::new(f.downgrade_on_refund),
     ]
 }
 
@@ -108,7 +114,8 @@ const PROGRAM_SET: &str = "title = $3, brand_name = $4, color = $5, prerogative 
     init_increase_bonus = $12, cost_bonus_unit = $13, reduce_money = $14, least_money_to_use_bonus = $15, \
     max_reduce_bonus = $16, stored_value_enabled = $17, tier_basis = $18, tiers = $19, custom_fields = $20, \
     custom_links = $21, activation_fields = $22, auto_activate = $23, number_prefix = $24, number_length = $25, \
-    expiry = $26, expiry_months = $27, notify = $28, notify_coupon_program_id = $29";
+    expiry = $26, expiry_months = $27, notify = $28, notify_coupon_program_id = $29, \
+    background_pic_url = $30, logo_url = $31, downgrade_on_refund = $32";
 
 /// A program with its member count (the console's).
 pub(crate) async fn get_program(
@@ -172,6 +179,34 @@ async fn audit_program(
     Ok(())
 }
 
+impl PgStore {
+    /// One statement on a program (`sql` with `params`, returning the
+    /// program's id), its audit record (`action`, `detail`), and the
+    /// program as saved, in one transaction.
+    async fn write_program(
+        &self,
+        merchant_id: i64,
+        sql: &str,
+        params: Params,
+        (action, detail): (&str, &str),
+        actor: &Actor,
+        now: i64,
+    ) -> StoreResult<MemberProgram> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let id: i64 = opt(&tx, sql, &crate::sql::refs(&params))
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .get(0);
+        audit_program(&tx, merchant_id, id, action, detail, actor, now).await?;
+        let program = get_program(&tx, merchant_id, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(program)
+    }
+}
+
 #[async_trait::async_trait]
 impl kaquan_core::member::MemberStore for PgStore {
     async fn create_member_program(
@@ -181,40 +216,21 @@ impl kaquan_core::member::MemberStore for PgStore {
         actor: &Actor,
         now: i64,
     ) -> StoreResult<MemberProgram> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = vec![Box::new(merchant_id), Box::new("active")];
         params.extend(program_values(fields));
         params.extend([Box::new(actor.label.clone()) as _, Box::new(now) as _]);
-        let id: i64 = one(
-            &tx,
-            "INSERT INTO member_programs (merchant_id, state, title, brand_name, color, prerogative, \
+        let sql = "INSERT INTO member_programs (merchant_id, state, title, brand_name, color, prerogative, \
              discount_percent_off, points_enabled, cost_money_unit, increase_bonus, max_increase_bonus, \
              init_increase_bonus, cost_bonus_unit, reduce_money, least_money_to_use_bonus, max_reduce_bonus, \
              stored_value_enabled, tier_basis, tiers, custom_fields, custom_links, activation_fields, \
              auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
-             notify_coupon_program_id, created_by, created_at, updated_at) \
+             notify_coupon_program_id, background_pic_url, logo_url, downgrade_on_refund, created_by, created_at, \
+             updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $31) RETURNING id",
-            &crate::sql::refs(&params),
-        )
-        .await?
-        .get(0);
-        audit_program(
-            &tx,
-            merchant_id,
-            id,
-            "create_member_program",
-            &fields.title,
-            actor,
-            now,
-        )
-        .await?;
-        let program = get_program(&tx, merchant_id, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(program)
+             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $34) RETURNING id";
+        let audit = ("create_member_program", fields.title.as_str());
+        self.write_program(merchant_id, sql, params, audit, actor, now)
+            .await
     }
 
     async fn update_member_program(
@@ -225,30 +241,15 @@ impl kaquan_core::member::MemberStore for PgStore {
         actor: &Actor,
         now: i64,
     ) -> StoreResult<MemberProgram> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = vec![Box::new(program_id), Box::new(merchant_id)];
         params.extend(program_values(fields));
         params.push(Box::new(now));
         let sql = format!(
-            "UPDATE member_programs SET {PROGRAM_SET}, updated_at = $30 WHERE id = $1 AND merchant_id = $2"
+            "UPDATE member_programs SET {PROGRAM_SET}, updated_at = $33 WHERE id = $1 AND merchant_id = $2 RETURNING id"
         );
-        expect_one(exec(&tx, &sql, &crate::sql::refs(&params)).await?)?;
-        audit_program(
-            &tx,
-            merchant_id,
-            program_id,
-            "update_member_program",
-            &fields.title,
-            actor,
-            now,
-        )
-        .await?;
-        let program = get_program(&tx, merchant_id, program_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(program)
+        let audit = ("update_member_program", fields.title.as_str());
+        self.write_program(merchant_id, &sql, params, audit, actor, now)
+            .await
     }
 
     async fn set_member_program_state(
@@ -259,31 +260,60 @@ impl kaquan_core::member::MemberStore for PgStore {
         actor: &Actor,
         now: i64,
     ) -> StoreResult<MemberProgram> {
+        let params: Params = vec![
+            Box::new(state.code()),
+            Box::new(now),
+            Box::new(program_id),
+            Box::new(merchant_id),
+        ];
+        let sql = "UPDATE member_programs SET state = $1, updated_at = $2 WHERE id = $3 AND merchant_id = $4 \
+                   RETURNING id";
+        let audit = ("set_member_program_state", state.code());
+        self.write_program(merchant_id, sql, params, audit, actor, now)
+            .await
+    }
+
+    async fn put_card_picture(
+        &self,
+        upload: &CardPictureUpload,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        // The column is named by the picture's kind, from a closed set.
+        let column = match upload.picture {
+            CardPicture::Logo => "logo_url",
+            CardPicture::Background => "background_pic_url",
+        };
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        expect_one(
-            exec(
-                &tx,
-                "UPDATE member_programs SET state = $1, updated_at = $2 WHERE id = $3 AND merchant_id = $4",
-                &[&state.code(), &now, &program_id, &merchant_id],
-            )
-            .await?,
-        )?;
-        audit_program(
+        let sql = format!(
+            "UPDATE member_programs SET {column} = $1, updated_at = $2 WHERE id = $3 AND merchant_id = $4"
+        );
+        let (id, m) = (upload.program_id, upload.merchant_id);
+        expect_one(exec(&tx, &sql, &[&upload.url, &upload.now, &id, &m]).await?)?;
+        exec(
             &tx,
-            merchant_id,
-            program_id,
-            "set_member_program_state",
-            state.code(),
-            actor,
-            now,
+            "INSERT INTO member_card_pictures (program_id, picture, merchant_id, content_type, bytes, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (program_id, picture) DO UPDATE SET \
+             content_type = excluded.content_type, bytes = excluded.bytes, updated_at = excluded.updated_at",
+            &[&id, &upload.picture.code(), &m, &upload.content_type, &upload.bytes, &upload.now],
         )
         .await?;
-        let program = get_program(&tx, merchant_id, program_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(program)
+        insert_audit(&tx, audit, 1).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_card_picture(
+        &self,
+        program_id: i64,
+        picture: CardPicture,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        Ok(opt(
+            &self.client().await?,
+            "SELECT content_type, bytes FROM member_card_pictures WHERE program_id = $1 AND picture = $2",
+            &[&program_id, &picture.code()],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
     }
 
     async fn get_member_program(

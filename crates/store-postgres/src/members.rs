@@ -578,12 +578,25 @@ async fn refund(c: &impl GenericClient, op: &MemberOp, r: &RefundPayment) -> Out
             ],
         )
         .await?;
+    let points_earned = (member.points_earned - plan.points_reversed).max(0);
+    let spend_fen = (member.spend_fen - plan.spend_reversed_fen).max(0);
+    let tier = program
+        .fields
+        .tier_after_refund(member.tier, points_earned, spend_fen);
+    let tier = i64::try_from(tier).unwrap_or(0);
     expect_one(
         exec(
             c,
-            "UPDATE members SET points_earned = GREATEST(points_earned - $1, 0), \
-             spend_fen = GREATEST(spend_fen - $2, 0) WHERE id = $3",
-            &[&plan.points_reversed, &plan.spend_reversed_fen, &member.id],
+            "UPDATE members SET points_earned = $1, spend_fen = $2, tier = $3 \
+             WHERE id = $4 AND points_earned = $5 AND spend_fen = $6",
+            &[
+                &points_earned,
+                &spend_fen,
+                &tier,
+                &member.id,
+                &member.points_earned,
+                &member.spend_fen,
+            ],
         )
         .await?,
     )?;

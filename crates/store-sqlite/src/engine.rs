@@ -103,6 +103,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/025_coupon_logos.sql"),
     include_str!("migrations/026_members.sql"),
     include_str!("migrations/027_member_sms.sql"),
+    include_str!("migrations/028_member_card_face.sql"),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to:

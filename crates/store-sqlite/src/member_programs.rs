@@ -9,8 +9,8 @@ use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::ledger::LedgerTransaction;
 use kaquan_core::member::{
-    lines, Member, MemberFilter, MemberProgram, PointsExpiry, PointsRule, ProgramFields,
-    ProgramState, TierBasis,
+    lines, CardPicture, CardPictureUpload, Member, MemberFilter, MemberProgram, PointsExpiry,
+    PointsRule, ProgramFields, ProgramState, TierBasis,
 };
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
@@ -22,7 +22,7 @@ const PROGRAM_COLUMNS: &str = "id, merchant_id, state, title, brand_name, color,
     reduce_money, least_money_to_use_bonus, max_reduce_bonus, stored_value_enabled, tier_basis, tiers, custom_fields, \
     custom_links, activation_fields, auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
     notify_coupon_program_id, created_by, created_at, updated_at, \
-    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id)";
+    (SELECT count(*) FROM members m WHERE m.program_id = member_programs.id), background_pic_url, logo_url, downgrade_on_refund";
 
 fn program_from_row(r: &Row) -> rusqlite::Result<MemberProgram> {
     let text = |i: usize| r.get::<_, String>(i);
@@ -40,11 +40,14 @@ fn program_from_row(r: &Row) -> rusqlite::Result<MemberProgram> {
         title: text(3)?,
         brand_name: text(4)?,
         color: text(5)?,
+        background_pic_url: text(34)?,
+        logo_url: text(35)?,
         prerogative: text(6)?,
         discount_percent_off: r.get(7)?,
         points: r.get::<_, bool>(8)?.then_some(points),
         stored_value: r.get(17)?,
         tier_basis: decode(TierBasis::parse(&text(18)?), 18, "tier basis")?,
+        downgrade_on_refund: r.get(36)?,
         tiers: decode(lines::parse_tiers(&text(19)?), 19, "tiers")?,
         custom_fields: decode(lines::parse_fields(&text(20)?), 20, "custom fields")?,
         custom_links: decode(lines::parse_links(&text(21)?), 21, "custom links")?,
@@ -68,7 +71,7 @@ fn program_from_row(r: &Row) -> rusqlite::Result<MemberProgram> {
     })
 }
 
-/// The program's columns after `merchant_id, state` as parameters ?3–?29.
+/// The program's columns after `merchant_id, state` as parameters ?3–?32.
 fn program_values(f: &ProgramFields) -> Vec<Value> {
     let rule = f.points.unwrap_or_default();
     let int = Value::Integer;
@@ -101,6 +104,9 @@ fn program_values(f: &ProgramFields) -> Vec<Value> {
         int(f.expiry.months()),
         int(i64::from(f.notify)),
         f.notify_coupon_program_id.map_or(Value::Null, int),
+        text(&f.background_pic_url),
+        text(&f.logo_url),
+        int(i64::from(f.downgrade_on_refund)),
     ]
 }
 
@@ -109,7 +115,8 @@ const PROGRAM_SET: &str = "title = ?3, brand_name = ?4, color = ?5, prerogative 
     init_increase_bonus = ?12, cost_bonus_unit = ?13, reduce_money = ?14, least_money_to_use_bonus = ?15, \
     max_reduce_bonus = ?16, stored_value_enabled = ?17, tier_basis = ?18, tiers = ?19, custom_fields = ?20, \
     custom_links = ?21, activation_fields = ?22, auto_activate = ?23, number_prefix = ?24, number_length = ?25, \
-    expiry = ?26, expiry_months = ?27, notify = ?28, notify_coupon_program_id = ?29";
+    expiry = ?26, expiry_months = ?27, notify = ?28, notify_coupon_program_id = ?29, \
+    background_pic_url = ?30, logo_url = ?31, downgrade_on_refund = ?32";
 
 /// A program with its member count (the console's).
 pub(crate) fn get_program(
@@ -176,9 +183,10 @@ impl kaquan_core::member::MemberStore for SqliteStore {
                  init_increase_bonus, cost_bonus_unit, reduce_money, least_money_to_use_bonus, max_reduce_bonus, \
                  stored_value_enabled, tier_basis, tiers, custom_fields, custom_links, activation_fields, \
                  auto_activate, number_prefix, number_length, expiry, expiry_months, notify, \
-                 notify_coupon_program_id, created_by, created_at, updated_at) \
+                 notify_coupon_program_id, background_pic_url, logo_url, downgrade_on_refund, created_by, created_at, \
+                 updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?31)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?34)",
                 rusqlite::params_from_iter(values),
             )
             .map_err(map_err)?;
@@ -205,7 +213,7 @@ impl kaquan_core::member::MemberStore for SqliteStore {
             execute_one(
                 conn,
                 &format!(
-                    "UPDATE member_programs SET {PROGRAM_SET}, updated_at = ?30 WHERE id = ?1 AND merchant_id = ?2"
+                    "UPDATE member_programs SET {PROGRAM_SET}, updated_at = ?33 WHERE id = ?1 AND merchant_id = ?2"
                 ),
                 rusqlite::params_from_iter(values),
             )?;
@@ -232,6 +240,62 @@ impl kaquan_core::member::MemberStore for SqliteStore {
             )?;
             audit_program(conn, merchant_id, program_id, "set_member_program_state", state.code(), &actor, now)?;
             get_program(conn, merchant_id, program_id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn put_card_picture(
+        &self,
+        upload: &CardPictureUpload,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (upload, audit) = (upload.clone(), audit.clone());
+        self.write(move |conn| {
+            // The column is named by the picture's kind, from a closed set.
+            let column = match upload.picture {
+                CardPicture::Logo => "logo_url",
+                CardPicture::Background => "background_pic_url",
+            };
+            execute_one(
+                conn,
+                &format!(
+                    "UPDATE member_programs SET {column} = ?1, updated_at = ?2 WHERE id = ?3 AND merchant_id = ?4"
+                ),
+                params![upload.url, upload.now, upload.program_id, upload.merchant_id],
+            )?;
+            conn.execute(
+                "INSERT INTO member_card_pictures (program_id, picture, merchant_id, content_type, bytes, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (program_id, picture) DO UPDATE SET \
+                 content_type = excluded.content_type, bytes = excluded.bytes, updated_at = excluded.updated_at",
+                params![
+                    upload.program_id,
+                    upload.picture.code(),
+                    upload.merchant_id,
+                    upload.content_type,
+                    upload.bytes,
+                    upload.now
+                ],
+            )
+            .map_err(map_err)?;
+            insert_audit(conn, &audit, 1).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_card_picture(
+        &self,
+        program_id: i64,
+        picture: CardPicture,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT content_type, bytes FROM member_card_pictures WHERE program_id = ?1 AND picture = ?2",
+                params![program_id, picture.code()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)
         })
         .await
     }

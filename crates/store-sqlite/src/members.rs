@@ -524,11 +524,23 @@ fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
         (TransactionKind::Refund, plan.balance_returned_fen),
         (TransactionKind::ReverseEarn, -plan.points_reversed),
     ])?;
+    let points_earned = (member.points_earned - plan.points_reversed).max(0);
+    let spend_fen = (member.spend_fen - plan.spend_reversed_fen).max(0);
+    let tier = program
+        .fields
+        .tier_after_refund(member.tier, points_earned, spend_fen);
     execute_one(
         conn,
-        "UPDATE members SET points_earned = MAX(points_earned - ?1, 0), spend_fen = MAX(spend_fen - ?2, 0) \
-         WHERE id = ?3",
-        params![plan.points_reversed, plan.spend_reversed_fen, member.id],
+        "UPDATE members SET points_earned = ?1, spend_fen = ?2, tier = ?3 \
+         WHERE id = ?4 AND points_earned = ?5 AND spend_fen = ?6",
+        params![
+            points_earned,
+            spend_fen,
+            i64::try_from(tier).unwrap_or(0),
+            member.id,
+            member.points_earned,
+            member.spend_fen
+        ],
     )?;
     let mut record = blank_operation(op, member.id, OperationKind::Refund);
     record.reference = format!("payment:{}", payment.id);

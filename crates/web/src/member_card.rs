@@ -75,6 +75,8 @@ struct FaceView {
     title: String,
     brand_name: String,
     color: String,
+    background_pic_url: String,
+    logo_url: String,
     prerogative: String,
     discount_label: String,
 }
@@ -84,6 +86,8 @@ fn face(p: &MemberProgram) -> FaceView {
         title: p.fields.title.clone(),
         brand_name: p.fields.brand_name.clone(),
         color: p.fields.color.clone(),
+        background_pic_url: p.fields.background_pic_url.clone(),
+        logo_url: p.fields.logo_url.clone(),
         prerogative: p.fields.prerogative.clone(),
         discount_label: discount_label(p.fields.discount_percent_off),
     }

@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/member-programs/{program_id}/state", post(state_form))
         .route("/member-programs/{program_id}/qr", get(qr_download))
+        .route(
+            "/member-programs/{program_id}/pictures/{picture}",
+            post(picture_form),
+        )
         .route("/members", get(members_page))
         .route("/members/messages", get(messages_page))
         .route("/members/export", get(members_export))
@@ -148,6 +152,7 @@ const PROGRAM_FORM_KEYS: &[&str] = &[
     "max_reduce_bonus",
     "stored_value",
     "tier_basis",
+    "downgrade_on_refund",
     "tier_name",
     "tier_threshold",
     "tier_discount",
@@ -258,12 +263,16 @@ fn program_request(form: &FormPairs) -> ApiResult<MemberProgramRequest> {
         title: text("title"),
         brand_name: text("brand_name"),
         color: Some(text("color")).filter(|c| !c.is_empty()),
+        // Uploaded on the card's page: an edit keeps them.
+        background_pic_url: None,
+        logo_url: None,
         prerogative: form.value("prerogative"),
         discount_percent_off: percent_off(&form.value("discount"), "会员折扣")?,
         points_rule,
         stored_value: Some(checked("stored_value")),
         tier_basis: Some(basis).filter(|b| !b.is_empty()),
         tiers,
+        downgrade_on_refund: checked("downgrade_on_refund"),
         custom_fields: pairs(form.all("field_name"), form.all("field_kind"))
             .into_iter()
             .map(|(name, kind)| CustomFieldDto { name, kind })
@@ -396,6 +405,22 @@ async fn state_form(
     Ok(redirect_with(
         &format!("/member-programs/{program_id}"),
         &format!("「{}」{}", program.fields.title, program.state.label_zh()),
+    ))
+}
+
+async fn picture_form(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((program_id, picture)): Path<(i64, String)>,
+    multipart: crate::extract::Multipart,
+) -> PageResult {
+    let (bytes, csrf) = crate::images::read_image_upload(multipart).await?;
+    authed.check_form_csrf(&csrf)?;
+    crate::member_programs::upload_card_picture(&state, &authed, program_id, &picture, bytes)
+        .await?;
+    Ok(redirect_with(
+        &format!("/member-programs/{program_id}"),
+        "卡面图片已更新",
     ))
 }
 

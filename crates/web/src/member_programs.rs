@@ -12,8 +12,9 @@ use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::member::{
-    ActivationField, CustomField, CustomLink, FieldKind, MemberProgram, PointsExpiry, PointsRule,
-    ProgramFields, ProgramState, Tier, TierBasis,
+    ActivationField, CardPicture, CardPictureUpload, CustomField, CustomLink, FieldKind,
+    MemberProgram, PointsExpiry, PointsRule, ProgramFields, ProgramState, Tier, TierBasis,
+    CARD_PICTURE_PATH,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/member-programs/{program_id}/state",
             post(update_member_program_state),
+        )
+        .route(
+            "/api/v1/member-programs/{program_id}/pictures/{picture}",
+            post(update_member_program_picture),
+        )
+        .route(
+            "/m/member-card-pictures/{program_id}/{picture}",
+            get(serve_card_picture),
         )
 }
 
@@ -126,6 +135,13 @@ pub struct MemberProgramRequest {
     pub brand_name: String,
     /// `#RRGGBB`.
     pub color: Option<String>,
+    /// 卡面背景图, shown over the colour: an `https://` address (or upload
+    /// one to `…/pictures/background`). Absent: unchanged (none on create);
+    /// empty: none.
+    pub background_pic_url: Option<String>,
+    /// 商户 logo: an `https://` address (or upload one to `…/pictures/logo`).
+    /// Absent: unchanged (none on create); empty: none.
+    pub logo_url: Option<String>,
     /// 特权说明.
     #[serde(default)]
     pub prerogative: String,
@@ -140,6 +156,10 @@ pub struct MemberProgramRequest {
     pub tier_basis: Option<String>,
     #[serde(default)]
     pub tiers: Vec<TierDto>,
+    /// 降级规则: a refund that takes the member's total below their tier's
+    /// threshold takes the tier down (default off: tiers never fall).
+    #[serde(default)]
+    pub downgrade_on_refund: bool,
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldDto>,
     #[serde(default)]
@@ -171,6 +191,18 @@ impl MemberProgramRequest {
             title: self.title.trim().to_owned(),
             brand_name: self.brand_name.trim().to_owned(),
             color: self.color.clone().unwrap_or(defaults.color),
+            background_pic_url: self
+                .background_pic_url
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            logo_url: self
+                .logo_url
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             prerogative: self.prerogative.clone(),
             discount_percent_off: self.discount_percent_off,
             points: self.points_rule.map(PointsRule::from),
@@ -188,6 +220,7 @@ impl MemberProgramRequest {
                     discount_percent_off: t.discount_percent_off,
                 })
                 .collect(),
+            downgrade_on_refund: self.downgrade_on_refund,
             custom_fields: self
                 .custom_fields
                 .iter()
@@ -238,6 +271,10 @@ pub struct MemberProgramDto {
     pub title: String,
     pub brand_name: String,
     pub color: String,
+    /// 卡面背景图 (empty: the colour only).
+    pub background_pic_url: String,
+    /// 商户 logo (empty: none).
+    pub logo_url: String,
     pub prerogative: String,
     pub discount_percent_off: i64,
     /// The discount as people say it: `9.5折`, or empty for none.
@@ -246,6 +283,8 @@ pub struct MemberProgramDto {
     pub stored_value: bool,
     pub tier_basis: &'static str,
     pub tiers: Vec<TierDto>,
+    /// 降级规则 on: a refund may take the tier down.
+    pub downgrade_on_refund: bool,
     pub custom_fields: Vec<CustomFieldDto>,
     pub custom_links: Vec<CustomLinkDto>,
     pub activation_fields: Vec<&'static str>,
@@ -286,6 +325,8 @@ impl MemberProgramDto {
             title: f.title.clone(),
             brand_name: f.brand_name.clone(),
             color: f.color.clone(),
+            background_pic_url: f.background_pic_url.clone(),
+            logo_url: f.logo_url.clone(),
             prerogative: f.prerogative.clone(),
             discount_percent_off: f.discount_percent_off,
             discount_label: discount_label(f.discount_percent_off),
@@ -301,6 +342,7 @@ impl MemberProgramDto {
                     discount_percent_off: t.discount_percent_off,
                 })
                 .collect(),
+            downgrade_on_refund: f.downgrade_on_refund,
             custom_fields: f
                 .custom_fields
                 .iter()
@@ -377,8 +419,22 @@ pub async fn edit_program(
     request: &MemberProgramRequest,
 ) -> ApiResult<MemberProgram> {
     authed.require(Permission::MembersManage)?;
-    let fields = request.fields()?;
+    let mut fields = request.fields()?;
     check_coupon_reference(state, authed.merchant_id(), &fields).await?;
+    // Pictures the request leaves out stay as they are (the console's
+    // form has none: they are uploaded on the program's page).
+    if request.background_pic_url.is_none() || request.logo_url.is_none() {
+        let current = state
+            .store
+            .get_member_program(authed.merchant_id(), program_id)
+            .await?;
+        if request.background_pic_url.is_none() {
+            fields.background_pic_url = current.fields.background_pic_url;
+        }
+        if request.logo_url.is_none() {
+            fields.logo_url = current.fields.logo_url;
+        }
+    }
     Ok(state
         .store
         .update_member_program(
@@ -491,4 +547,70 @@ async fn update_member_program_state(
 ) -> ApiResult<Json<MemberProgramDto>> {
     let program = move_program(&state, &authed, program_id, &request.state).await?;
     Ok(Json(program_dto(&state, &authed, &program).await?))
+}
+
+fn card_picture(code: &str) -> ApiResult<CardPicture> {
+    CardPicture::parse(code).ok_or(ApiError::NotFound)
+}
+
+/// Keeps an uploaded card picture (checked to be an image) and points the
+/// program's logo or background at where the customer's pages fetch it.
+pub async fn upload_card_picture(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    picture: &str,
+    bytes: Vec<u8>,
+) -> ApiResult<MemberProgram> {
+    authed.require(Permission::MembersManage)?;
+    let picture = card_picture(picture)?;
+    let content_type = crate::images::checked_image(&bytes)?;
+    let m = authed.merchant_id();
+    let upload = CardPictureUpload {
+        merchant_id: m,
+        program_id,
+        picture,
+        content_type,
+        bytes,
+        // A new address each upload, so no cache keeps the old picture.
+        url: format!(
+            "{CARD_PICTURE_PATH}{program_id}/{}?v={}",
+            picture.code(),
+            kaquan_core::secrets::random_token_hex(4)
+        ),
+        now: crate::now(),
+    };
+    let audit = authed.audit(
+        "upload_member_card_picture",
+        format!("member_program={program_id}"),
+        format!("picture={} {content_type}", picture.code()),
+    );
+    state.store.put_card_picture(&upload, &audit).await?;
+    Ok(state.store.get_member_program(m, program_id).await?)
+}
+
+/// The card's logo or background picture (`logo` or `background`;
+/// multipart field `file`; PNG/JPEG/WebP/GIF, at most 2 MB).
+async fn update_member_program_picture(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((program_id, picture)): Path<(i64, String)>,
+    multipart: crate::extract::Multipart,
+) -> ApiResult<Json<MemberProgramDto>> {
+    let (bytes, _) = crate::images::read_image_upload(multipart).await?;
+    let program = upload_card_picture(&state, &authed, program_id, &picture, bytes).await?;
+    Ok(Json(program_dto(&state, &authed, &program).await?))
+}
+
+/// An uploaded card picture, for the customer's pages (public).
+async fn serve_card_picture(
+    State(state): State<AppState>,
+    Path((program_id, picture)): Path<(i64, String)>,
+) -> ApiResult<axum::response::Response> {
+    let (content_type, bytes) = state
+        .store
+        .get_card_picture(program_id, card_picture(&picture)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::images::image_response(content_type, bytes))
 }

@@ -9,6 +9,10 @@ use serde::Serialize;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    (
+        "member_face.html",
+        include_str!("../templates/member_face.html"),
+    ),
     ("pay_gift.html", include_str!("../templates/pay_gift.html")),
     (
         "member_messages.html",

@@ -5,14 +5,15 @@
 
 mod common;
 
-use common::{Mall, TestApp};
+use common::{Client, Mall, TestApp};
 use kaquan_core::member::{PointsRule, ProgramFields, Tier};
-use serde_json::json;
+use serde_json::{json, Value};
 
 on_both_backends! {
     the_pos_opens_a_card_tops_up_pays_and_refunds => pos_flow;
     staff_make_a_card_in_the_console_and_adjust_points_once => console_flow;
     the_open_form_checks_what_the_card_asks_and_opens_once => open_form_flow;
+    a_card_face_shows_its_pictures_and_an_edit_keeps_them => card_face;
 }
 
 /// The 开卡 form's refusals: each with its message and the form again.
@@ -155,6 +156,7 @@ fn program_form(csrf: &str) -> Vec<(&str, &str)> {
         ("reduce_money", "1"),
         ("stored_value", "on"),
         ("tier_basis", "spend"),
+        ("downgrade_on_refund", "on"),
         ("tier_name", "金卡"),
         ("tier_threshold", "1000"),
         ("tier_discount", "9"),
@@ -495,4 +497,152 @@ async fn pays_and_refunds(app: &TestApp, mall: &Mall) {
     assert_eq!(kinds, ["reverse_earn", "earn", "earn"]);
     let (violations, _) = (app.store.check_invariants().await.unwrap(), ());
     assert!(violations.is_empty(), "{violations:?}");
+}
+
+/// Uploads `bytes` as the program's `picture` through the staff API.
+async fn upload_picture(owner: &Client, id: i64, picture: &str, bytes: &[u8]) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("face.png"),
+    );
+    let response = owner
+        .http
+        .post(format!(
+            "{}/api/v1/member-programs/{id}/pictures/{picture}",
+            owner.base
+        ))
+        .header("x-csrf-token", owner.csrf.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// 卡面: a background picture and a logo, uploaded or given as addresses,
+/// on the 开卡 page; an edit that leaves them out keeps them.
+async fn card_face(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, program) = owner
+        .post(
+            "/api/v1/member-programs",
+            json!({"title": "果园会员卡", "brand_name": "果园"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{program}");
+    let id = program["id"].as_i64().unwrap();
+    assert_eq!(
+        (
+            program["logo_url"].as_str(),
+            program["background_pic_url"].as_str()
+        ),
+        (Some(""), Some(""))
+    );
+    let (status, body) = upload_picture(&owner, id, "logo", b"<svg onload=alert(1)>").await;
+    assert_eq!(status, 422, "not an image: {body}");
+    let (status, _) = upload_picture(&owner, id, "banner", b"\x89PNG\r\n\x1a\n").await;
+    assert_eq!(status, 404, "only logo and background");
+    let background = upload_background(&app, &owner, id).await;
+    addresses_and_edits(&owner, id, &background).await;
+}
+
+/// Uploads a background picture that customers fetch; its address.
+async fn upload_background(app: &TestApp, owner: &Client, id: i64) -> String {
+    let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 64][..]].concat();
+    let (status, body) = upload_picture(owner, id, "background", &png).await;
+    assert_eq!(status, 200, "{body}");
+    let background = body["background_pic_url"].as_str().unwrap().to_owned();
+    assert!(
+        background.starts_with(&format!("/m/member-card-pictures/{id}/background?v=")),
+        "{background}"
+    );
+    // Customers fetch it without signing in.
+    let served = reqwest::get(app.url(&background)).await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), &png[..]);
+
+    background
+}
+
+/// A logo by address (a hostile one refused), the card's page, an edit
+/// that keeps both pictures, and clearing them.
+async fn addresses_and_edits(owner: &Client, id: i64, background: &str) {
+    // An address for the logo; a hostile one is refused.
+    let (status, refused) = owner
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/member-programs/{id}"),
+            json!({"title": "果园会员卡", "logo_url": "javascript:alert(1)"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("invalid")),
+        "{refused}"
+    );
+    let logo = "https://cdn.example.com/logo.png";
+    let (status, saved) = owner
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/member-programs/{id}"),
+            json!({"title": "果园会员卡", "brand_name": "果园", "logo_url": logo}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        (
+            saved["logo_url"].as_str(),
+            saved["background_pic_url"].as_str()
+        ),
+        (Some(logo), Some(background))
+    );
+    // The card face on the card's page (the customer's pages draw it alike).
+    let page = owner.page(&format!("/member-programs/{id}")).await;
+    assert!(
+        page.replace("&#x2f;", "/").contains(&format!(
+            "src=\"{background}\" alt=\"\" id=\"member-card-background\""
+        )),
+        "{page}"
+    );
+    assert!(page.contains("id=\"member-card-logo\""), "{page}");
+    // The console's edit form has no pictures: saving it keeps both.
+    let response = owner
+        .http
+        .post(format!("{}/member-programs/{id}/edit", owner.base))
+        .form(&program_form(&owner.csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let (_, kept) = owner.get(&format!("/api/v1/member-programs/{id}")).await;
+    assert_eq!(kept["downgrade_on_refund"], true, "the form's 降级规则");
+    assert!(owner
+        .page(&format!("/member-programs/{id}"))
+        .await
+        .contains("退款使累计低于所在等级门槛时随之降级"));
+    assert_eq!(
+        (
+            kept["logo_url"].as_str(),
+            kept["background_pic_url"].as_str()
+        ),
+        (Some(logo), Some(background))
+    );
+    assert!(page.contains("id=\"logo-form\"") && page.contains("id=\"background-form\""));
+    // Empty clears it.
+    let (_, cleared) = owner
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/member-programs/{id}"),
+            json!({"title": "果园会员卡", "logo_url": "", "background_pic_url": ""}),
+        )
+        .await;
+    assert_eq!(
+        (
+            cleared["logo_url"].as_str(),
+            cleared["background_pic_url"].as_str()
+        ),
+        (Some(""), Some(""))
+    );
 }

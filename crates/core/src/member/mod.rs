@@ -300,6 +300,11 @@ pub struct ProgramFields {
     pub brand_name: String,
     /// The card's background colour, `#RRGGBB`.
     pub color: String,
+    /// 卡面背景图 (WeChat's `background_pic_url`): shown instead of the
+    /// colour; an `https://` address or a picture uploaded here. Empty: none.
+    pub background_pic_url: String,
+    /// 商户 logo (WeChat's `logo_url`), as the background. Empty: none.
+    pub logo_url: String,
     /// 特权说明.
     pub prerogative: String,
     /// The member discount in percent off (5 = 9.5折, 0 = none).
@@ -311,6 +316,10 @@ pub struct ProgramFields {
     pub tier_basis: TierBasis,
     /// Ascending thresholds; the first may be 0 (everyone's tier).
     pub tiers: Vec<Tier>,
+    /// 降级规则: a refund that takes the member's total below their tier's
+    /// threshold takes the tier down with it. Off: tiers never fall (they
+    /// rise by themselves either way).
+    pub downgrade_on_refund: bool,
     pub custom_fields: Vec<CustomField>,
     pub custom_links: Vec<CustomLink>,
     pub activation_fields: Vec<ActivationField>,
@@ -335,12 +344,15 @@ impl Default for ProgramFields {
             title: "会员卡".into(),
             brand_name: String::new(),
             color: "#63b359".into(),
+            background_pic_url: String::new(),
+            logo_url: String::new(),
             prerogative: String::new(),
             discount_percent_off: 0,
             points: Some(PointsRule::default()),
             stored_value: true,
             tier_basis: TierBasis::PointsEarned,
             tiers: Vec::new(),
+            downgrade_on_refund: false,
             custom_fields: Vec::new(),
             custom_links: Vec::new(),
             activation_fields: vec![ActivationField::Name],
@@ -352,6 +364,56 @@ impl Default for ProgramFields {
             notify_coupon_program_id: None,
         }
     }
+}
+
+/// Where uploaded card pictures are served: `{CARD_PICTURE_PATH}{program}/{kind}`.
+pub const CARD_PICTURE_PATH: &str = "/m/member-card-pictures/";
+
+/// A card picture's address: empty, `https://`, or one of ours.
+fn check_picture(what: &str, url: &str) -> Result<(), String> {
+    check_field(what, url, URL_CHARS_MAX)?;
+    if url.is_empty() || url.starts_with(CARD_PICTURE_PATH) {
+        return Ok(());
+    }
+    if !url.starts_with("https://") || url.contains(char::is_whitespace) || url.contains('"') {
+        return Err(format!("{what}须为 https:// 开头的图片地址，或在此上传"));
+    }
+    Ok(())
+}
+
+/// Which picture of a card face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardPicture {
+    Logo,
+    Background,
+}
+
+impl CardPicture {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Logo => "logo",
+            Self::Background => "background",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Logo, Self::Background]
+            .into_iter()
+            .find(|p| p.code() == code)
+    }
+}
+
+/// An uploaded card picture (checked to be an image) and the address the
+/// program then shows it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardPictureUpload {
+    pub merchant_id: i64,
+    pub program_id: i64,
+    pub picture: CardPicture,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+    pub url: String,
+    pub now: i64,
 }
 
 fn check_name(what: &str, name: &str, chars_max: usize) -> Result<(), String> {
@@ -370,6 +432,8 @@ impl ProgramFields {
         if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("卡面颜色须为 #RRGGBB".into());
         }
+        check_picture("卡面背景图", &self.background_pic_url)?;
+        check_picture("商户 logo", &self.logo_url)?;
         if is_too_long_text(&self.prerogative) {
             return Err(format!("特权说明最多 {PREROGATIVE_CHARS_MAX} 个字符"));
         }
@@ -460,6 +524,17 @@ impl ProgramFields {
             TierBasis::Spend => spend_fen,
         };
         self.tiers.iter().filter(|t| basis >= t.threshold).count()
+    }
+
+    /// The tier a member of tier `tier` keeps after a refund leaves them
+    /// `points_earned` points earned and `spend_fen` paid in total: lower
+    /// only under [`ProgramFields::downgrade_on_refund`], never higher.
+    pub fn tier_after_refund(&self, tier: usize, points_earned: i64, spend_fen: i64) -> usize {
+        if self.downgrade_on_refund {
+            tier.min(self.tier_reached(points_earned, spend_fen))
+        } else {
+            tier
+        }
     }
 
     /// The discount (percent off) a member of tier `rank` gets: the tier's
@@ -710,6 +785,20 @@ pub trait MemberStore: Send + Sync + 'static {
         actor: &crate::audit::Actor,
         now: i64,
     ) -> StoreResult<MemberProgram>;
+    /// Keeps an uploaded card picture (replacing the one before) and points
+    /// the program's logo or background at it; `NotFound` when the merchant
+    /// has no such program.
+    async fn put_card_picture(
+        &self,
+        upload: &CardPictureUpload,
+        audit: &crate::audit::AuditEntry,
+    ) -> StoreResult<()>;
+    /// An uploaded card picture: its content type and bytes.
+    async fn get_card_picture(
+        &self,
+        program_id: i64,
+        picture: CardPicture,
+    ) -> StoreResult<Option<(String, Vec<u8>)>>;
     async fn get_member_program(
         &self,
         merchant_id: i64,

@@ -415,6 +415,20 @@ fn a_tier_discount_replaces_the_programs_and_zero_keeps_it() {
 }
 
 #[test]
+fn a_refund_takes_a_tier_down_only_under_the_rule_and_never_up() {
+    let mut p = program();
+    p.tier_basis = TierBasis::Spend;
+    // Spend 1000 reaches tier 2; a refund leaves 999: tier 1 by the rule.
+    assert_eq!(p.tier_after_refund(2, 0, 999), 2, "off: tiers never fall");
+    p.downgrade_on_refund = true;
+    assert_eq!(p.tier_after_refund(2, 0, 999), 1);
+    assert_eq!(p.tier_after_refund(2, 0, 1000), 2);
+    assert_eq!(p.tier_after_refund(2, 0, 0), 0);
+    // A tier held above what the totals reach is never raised by a refund.
+    assert_eq!(p.tier_after_refund(1, 0, 5000), 1);
+}
+
+#[test]
 fn birthdays_are_real_dates_from_1900() {
     assert_eq!(check_birthday(" 1990-05-01 "), Ok("1990-05-01".to_owned()));
     for bad in ["1990-02-30", "1899-12-31", "1990/05/01", "90-05-01", ""] {

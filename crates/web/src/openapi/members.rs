@@ -66,6 +66,12 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
             "The program, active, with its 开卡 link",
         ),
         "get_member_program" => io.answers::<programs::MemberProgramDto>(200, "The program"),
+        "update_member_program_picture" => io
+            .multipart(&["file"], &["file"])
+            .answers::<programs::MemberProgramDto>(
+            200,
+            "The program with its new logo_url or background_pic_url",
+        ),
         "update_member_program" => io
             .json::<programs::MemberProgramRequest>()
             .answers::<programs::MemberProgramDto>(200, "The saved program"),
