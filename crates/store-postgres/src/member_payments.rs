@@ -25,8 +25,8 @@ use deadpool_postgres::GenericClient;
 use kaquan_core::event::NewEvent;
 use kaquan_core::ledger::{ApiCall, CustomerRef, TransactionKind};
 use kaquan_core::member::operation::{
-    audit_detail, blank_operation, plan_payment, MemberOp, MemberOperation, MemberRef,
-    OperationKind, PaymentPlan, ReportPayment,
+    audit_detail, plan_payment, MemberOp, MemberOperation, MemberRef, OperationKind, PaymentPlan,
+    ReportPayment,
 };
 use kaquan_core::member::Member;
 use kaquan_core::pickup::Channel;
@@ -235,13 +235,7 @@ fn planned_record(
     p: &ReportPayment,
 ) -> (MemberOperation, Member) {
     let member = &found.member;
-    let mut record = blank_operation(
-        op.merchant_id,
-        member.id,
-        OperationKind::Payment,
-        &op.actor,
-        op.now,
-    );
+    let mut record = op.blank_operation(member.id, OperationKind::Payment);
     record.id = found.operation_id;
     record.reference = p.reference.clone();
     record.location_id = p.location_id;

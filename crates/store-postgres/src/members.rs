@@ -364,16 +364,6 @@ pub(crate) async fn record_operation(
     Ok(op)
 }
 
-fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
-    kaquan_core::member::operation::blank_operation(
-        op.merchant_id,
-        member_id,
-        kind,
-        &op.actor,
-        op.now,
-    )
-}
-
 type Outcome = StoreResult<Result<(MemberOperation, bool), MemberRefusal>>;
 
 async fn program_of(c: &impl GenericClient, member: &Member) -> StoreResult<MemberProgram> {
@@ -449,7 +439,7 @@ async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> 
     posting
         .post_all(c, &[(TransactionKind::Earn, initial)])
         .await?;
-    let mut record = blank_operation(op, member_id, OperationKind::Activate);
+    let mut record = op.blank_operation(member_id, OperationKind::Activate);
     record.reference = format!("member:{member_id}");
     record.points_earned = initial;
     Ok(Ok((
@@ -517,7 +507,7 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
         )
         .await?,
     )?;
-    let mut record = blank_operation(op, member.id, OperationKind::Payment);
+    let mut record = op.blank_operation(member.id, OperationKind::Payment);
     record.reference = p.reference.clone();
     record.location_id = p.location_id;
     record.amount_fen = p.amount_fen;
@@ -600,7 +590,7 @@ async fn refund(c: &impl GenericClient, op: &MemberOp, r: &RefundPayment) -> Out
         )
         .await?,
     )?;
-    let mut record = blank_operation(op, member.id, OperationKind::Refund);
+    let mut record = op.blank_operation(member.id, OperationKind::Refund);
     record.reference = format!("payment:{}", payment.id);
     record.payment_id = Some(payment.id);
     record.amount_fen = r.amount_fen;
@@ -645,7 +635,7 @@ async fn recharge(c: &impl GenericClient, op: &MemberOp, r: &Recharge) -> Outcom
             ],
         )
         .await?;
-    let mut record = blank_operation(op, member.id, OperationKind::Recharge);
+    let mut record = op.blank_operation(member.id, OperationKind::Recharge);
     record.reference = r.reference.clone();
     record.amount_fen = r.amount_fen;
     record.balance_fen = r.amount_fen;
@@ -675,7 +665,7 @@ async fn adjust_points(c: &impl GenericClient, op: &MemberOp, a: &AdjustPoints) 
     {
         return Ok(Err(MemberRefusal::InsufficientPoints));
     }
-    let mut record = blank_operation(op, member.id, OperationKind::AdjustPoints);
+    let mut record = op.blank_operation(member.id, OperationKind::AdjustPoints);
     record.points_earned = a.delta;
     record.reason = a.reason.clone();
     Ok(Ok((

@@ -311,16 +311,6 @@ fn record_operation_after(
     Ok(op)
 }
 
-fn blank_operation(op: &MemberOp, member_id: i64, kind: OperationKind) -> MemberOperation {
-    kaquan_core::member::operation::blank_operation(
-        op.merchant_id,
-        member_id,
-        kind,
-        &op.actor,
-        op.now,
-    )
-}
-
 /// What a call on a member did (and whether it answers an earlier call), or why not.
 pub(crate) type Answer = Result<(MemberOperation, bool), MemberRefusal>;
 type Outcome = StoreResult<Answer>;
@@ -388,7 +378,7 @@ fn activate(conn: &Connection, op: &MemberOp, a: &ActivateMember) -> Outcome {
         now: op.now,
     };
     posting.post_all(&[(TransactionKind::Earn, initial)])?;
-    let mut record = blank_operation(op, member_id, OperationKind::Activate);
+    let mut record = op.blank_operation(member_id, OperationKind::Activate);
     record.reference = format!("member:{member_id}");
     record.points_earned = initial;
     Ok(Ok((
@@ -468,7 +458,7 @@ pub(crate) fn write_payment(
             member.id
         ],
     )?;
-    let mut record = blank_operation(op, member.id, OperationKind::Payment);
+    let mut record = op.blank_operation(member.id, OperationKind::Payment);
     record.reference = p.reference.clone();
     record.location_id = p.location_id;
     record.amount_fen = p.amount_fen;
@@ -542,7 +532,7 @@ fn refund(conn: &Connection, op: &MemberOp, r: &RefundPayment) -> Outcome {
             member.spend_fen
         ],
     )?;
-    let mut record = blank_operation(op, member.id, OperationKind::Refund);
+    let mut record = op.blank_operation(member.id, OperationKind::Refund);
     record.reference = format!("payment:{}", payment.id);
     record.payment_id = Some(payment.id);
     record.amount_fen = r.amount_fen;
@@ -584,7 +574,7 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
         (TransactionKind::Recharge, r.amount_fen),
         (TransactionKind::RechargeBonus, r.bonus_fen),
     ])?;
-    let mut record = blank_operation(op, member.id, OperationKind::Recharge);
+    let mut record = op.blank_operation(member.id, OperationKind::Recharge);
     record.reference = r.reference.clone();
     record.amount_fen = r.amount_fen;
     record.balance_fen = r.amount_fen;
@@ -613,7 +603,7 @@ fn adjust_points(conn: &Connection, op: &MemberOp, a: &AdjustPoints) -> Outcome 
     if !posting.post(TransactionKind::AdjustPoints, a.delta)? {
         return Ok(Err(MemberRefusal::InsufficientPoints));
     }
-    let mut record = blank_operation(op, member.id, OperationKind::AdjustPoints);
+    let mut record = op.blank_operation(member.id, OperationKind::AdjustPoints);
     record.points_earned = a.delta;
     record.reason = a.reason.clone();
     Ok(Ok((

@@ -268,6 +268,13 @@ impl crate::event::NewEvent {
     }
 }
 
+impl MemberOp {
+    /// This call's operation record on `member_id`, nothing moved yet.
+    pub fn blank_operation(&self, member_id: i64, kind: OperationKind) -> MemberOperation {
+        blank_operation(self.merchant_id, member_id, kind, &self.actor, self.now)
+    }
+}
+
 /// An operation record with nothing moved yet, for a store to fill in.
 pub fn blank_operation(
     merchant_id: i64,
