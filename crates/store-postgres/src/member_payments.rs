@@ -25,8 +25,7 @@ use deadpool_postgres::GenericClient;
 use kaquan_core::event::NewEvent;
 use kaquan_core::ledger::{ApiCall, CustomerRef, TransactionKind};
 use kaquan_core::member::operation::{
-    audit_detail, plan_payment, MemberOp, MemberOperation, MemberRef, OperationKind, PaymentPlan,
-    ReportPayment,
+    audit_detail, plan_payment, MemberOp, MemberOperation, MemberRef, PaymentPlan, ReportPayment,
 };
 use kaquan_core::member::Member;
 use kaquan_core::pickup::Channel;
@@ -195,7 +194,8 @@ pub(crate) async fn pay_in_one_statement(
     if found.reported {
         return Ok(None);
     }
-    let (record, after) = planned_record(&found, &plan, op, p);
+    let (mut record, after) = plan.record(op, member, p);
+    record.id = found.operation_id;
     let number = program.fields.member_number(member.id);
     let coupon = found
         .coupon_claim_token
@@ -225,36 +225,6 @@ pub(crate) async fn pay_in_one_statement(
     Ok(write(c, call, op, &found, &written)
         .await?
         .then_some(record))
-}
-
-/// The operation record of a planned payment, and the member as it leaves them.
-fn planned_record(
-    found: &Found,
-    plan: &PaymentPlan,
-    op: &MemberOp,
-    p: &ReportPayment,
-) -> (MemberOperation, Member) {
-    let member = &found.member;
-    let mut record = op.blank_operation(member.id, OperationKind::Payment);
-    record.id = found.operation_id;
-    record.reference = p.reference.clone();
-    record.location_id = p.location_id;
-    record.amount_fen = p.amount_fen;
-    record.discount_fen = plan.discount_fen;
-    record.points_used = plan.points_used;
-    record.points_deduction_fen = plan.points_deduction_fen;
-    record.balance_fen = plan.balance_fen;
-    record.points_earned = plan.points_earned;
-    record.points_after = member.points - plan.points_used + plan.points_earned;
-    record.balance_after_fen = member.balance_fen - plan.balance_fen;
-    record.tier_after = plan.tier_after.max(member.tier);
-    let after = Member {
-        points: record.points_after,
-        balance_fen: record.balance_after_fen,
-        tier: record.tier_after,
-        ..member.clone()
-    };
-    (record, after)
 }
 
 /// What the statement writes besides the ledger.

@@ -507,15 +507,7 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
         )
         .await?,
     )?;
-    let mut record = op.blank_operation(member.id, OperationKind::Payment);
-    record.reference = p.reference.clone();
-    record.location_id = p.location_id;
-    record.amount_fen = p.amount_fen;
-    record.discount_fen = plan.discount_fen;
-    record.points_used = plan.points_used;
-    record.points_deduction_fen = plan.points_deduction_fen;
-    record.balance_fen = plan.balance_fen;
-    record.points_earned = plan.points_earned;
+    let (record, _) = plan.record(op, &member, p);
     Ok(Ok((
         record_operation(c, record, &program.fields, &op.actor, &member).await?,
         false,

@@ -458,22 +458,8 @@ pub(crate) fn write_payment(
             member.id
         ],
     )?;
-    let mut record = op.blank_operation(member.id, OperationKind::Payment);
-    record.reference = p.reference.clone();
-    record.location_id = p.location_id;
-    record.amount_fen = p.amount_fen;
-    record.discount_fen = plan.discount_fen;
-    record.points_used = plan.points_used;
-    record.points_deduction_fen = plan.points_deduction_fen;
-    record.balance_fen = plan.balance_fen;
-    record.points_earned = plan.points_earned;
     // The member was read in this transaction: what the payment leaves is known.
-    let after = Member {
-        points: member.points - plan.points_used + plan.points_earned,
-        balance_fen: member.balance_fen - plan.balance_fen,
-        tier: plan.tier_after.max(member.tier),
-        ..member.clone()
-    };
+    let (record, after) = plan.record(op, member, p);
     Ok(Ok((
         record_operation_after(conn, record, fields, &op.actor, &after)?,
         false,

@@ -648,23 +648,9 @@ async fn verify_an_hour_ago(
 
 /// Uploads `bytes` as the program's logo through the staff API.
 async fn upload_logo(owner: &Client, program_id: i64, bytes: &[u8]) -> (u16, Value) {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("logo.png"),
-    );
-    let response = owner
-        .http
-        .post(format!(
-            "{}/api/v1/coupon-programs/{program_id}/logo",
-            owner.base
-        ))
-        .header("x-csrf-token", owner.csrf.clone())
-        .multipart(form)
-        .send()
+    owner
+        .upload(&format!("/api/v1/coupon-programs/{program_id}/logo"), bytes)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn logo_flow(app: TestApp) {

@@ -501,23 +501,12 @@ async fn pays_and_refunds(app: &TestApp, mall: &Mall) {
 
 /// Uploads `bytes` as the program's `picture` through the staff API.
 async fn upload_picture(owner: &Client, id: i64, picture: &str, bytes: &[u8]) -> (u16, Value) {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("face.png"),
-    );
-    let response = owner
-        .http
-        .post(format!(
-            "{}/api/v1/member-programs/{id}/pictures/{picture}",
-            owner.base
-        ))
-        .header("x-csrf-token", owner.csrf.clone())
-        .multipart(form)
-        .send()
+    owner
+        .upload(
+            &format!("/api/v1/member-programs/{id}/pictures/{picture}"),
+            bytes,
+        )
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// 卡面: a background picture and a logo, uploaded or given as addresses,

@@ -490,6 +490,37 @@ pub struct PaymentPlan {
     pub tier_after: usize,
 }
 
+impl PaymentPlan {
+    /// The payment's operation record, with the balances and tier it
+    /// leaves, and the member as it leaves them (`member` as planned from).
+    pub fn record(
+        &self,
+        op: &MemberOp,
+        member: &Member,
+        p: &ReportPayment,
+    ) -> (MemberOperation, Member) {
+        let mut record = op.blank_operation(member.id, OperationKind::Payment);
+        record.reference = p.reference.clone();
+        record.location_id = p.location_id;
+        record.amount_fen = p.amount_fen;
+        record.discount_fen = self.discount_fen;
+        record.points_used = self.points_used;
+        record.points_deduction_fen = self.points_deduction_fen;
+        record.balance_fen = self.balance_fen;
+        record.points_earned = self.points_earned;
+        record.points_after = member.points - self.points_used + self.points_earned;
+        record.balance_after_fen = member.balance_fen - self.balance_fen;
+        record.tier_after = self.tier_after.max(member.tier);
+        let after = Member {
+            points: record.points_after,
+            balance_fen: record.balance_after_fen,
+            tier: record.tier_after,
+            ..member.clone()
+        };
+        (record, after)
+    }
+}
+
 /// `value × numerator ÷ denominator`, rounded down, without overflow.
 fn share(value: i64, numerator: i64, denominator: i64) -> i64 {
     if denominator == 0 {

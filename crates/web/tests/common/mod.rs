@@ -240,6 +240,24 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Uploads `bytes` as the multipart field `file` of a staff API POST.
+    pub async fn upload(&self, path: &str, bytes: &[u8]) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("picture.png"),
+        );
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Saves 礼品卡设置: the activity on, and `changes` over the defaults.
     pub async fn put_giftcard_settings(&self, changes: Value) {
         let mut settings = serde_json::json!({
