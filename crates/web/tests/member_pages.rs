@@ -32,16 +32,7 @@ async fn a_customer_opens_a_card_on_a_phone_and_sees_a_payment_as_one_message() 
         number_length: 8,
         ..ProgramFields::default()
     };
-    let program = app
-        .store
-        .create_member_program(
-            app.merchant_id,
-            &fields,
-            &kaquan_core::audit::Actor::cli(),
-            kaquan_web::now(),
-        )
-        .await
-        .unwrap();
+    let program = app.member_program(&fields).await;
     let (_, dto) = owner
         .get(&format!("/api/v1/member-programs/{}", program.id))
         .await;

@@ -55,16 +55,7 @@ async fn open_form_flow(app: TestApp) {
         activation_fields: vec![kaquan_core::member::ActivationField::Birthday],
         ..ProgramFields::default()
     };
-    let program = app
-        .store
-        .create_member_program(
-            app.merchant_id,
-            &fields,
-            &kaquan_core::audit::Actor::cli(),
-            kaquan_web::now(),
-        )
-        .await
-        .unwrap();
+    let program = app.member_program(&fields).await;
     let mall = Mall::new(&app).await;
     let link = mall
         .post("/open/v1/login-links", json!({"customer_id": "u-5"}), "l-5")
@@ -293,16 +284,7 @@ async fn pos_flow(app: TestApp) {
         number_length: 8,
         ..ProgramFields::default()
     };
-    let program = app
-        .store
-        .create_member_program(
-            app.merchant_id,
-            &fields,
-            &kaquan_core::audit::Actor::cli(),
-            kaquan_web::now(),
-        )
-        .await
-        .unwrap();
+    let program = app.member_program(&fields).await;
     let mall = Mall::new(&app).await;
     let open = json!({"program_id": program.id, "customer_id": "u-1", "phone": "13800000000",
         "name": "王小明", "birthday": "1990-05-01", "gender": "female"});

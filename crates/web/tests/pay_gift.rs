@@ -14,16 +14,7 @@ on_both_backends! {
 }
 
 async fn rule_flow(app: TestApp) {
-    let program = app
-        .store
-        .create_member_program(
-            app.merchant_id,
-            &ProgramFields::default(),
-            &kaquan_core::audit::Actor::cli(),
-            kaquan_web::now(),
-        )
-        .await
-        .unwrap();
+    let program = app.member_program(&ProgramFields::default()).await;
     let owner = app.client("owner").await;
     let today = kaquan_core::clock::format_date(kaquan_web::now());
     let program_id = program.id.to_string();

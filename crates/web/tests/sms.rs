@@ -282,16 +282,7 @@ async fn member_texts(app: TestApp) {
         number_length: 8,
         ..Default::default()
     };
-    let program = app
-        .store
-        .create_member_program(
-            app.merchant_id,
-            &fields,
-            &kaquan_core::audit::Actor::cli(),
-            kaquan_web::now(),
-        )
-        .await
-        .unwrap();
+    let program = app.member_program(&fields).await;
     let mall = Mall::new(&app).await;
     let open = json!({"program_id": program.id, "customer_id": "u-1", "phone": "13800000000"});
     assert_eq!(

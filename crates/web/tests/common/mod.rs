@@ -83,6 +83,22 @@ pub async fn store_for(
 }
 
 impl TestApp {
+    /// A 会员卡 program of the app's merchant, made by the store.
+    pub async fn member_program(
+        &self,
+        fields: &kaquan_core::member::ProgramFields,
+    ) -> kaquan_core::member::MemberProgram {
+        self.store
+            .create_member_program(
+                self.merchant_id,
+                fields,
+                &kaquan_core::audit::Actor::cli(),
+                kaquan_web::now(),
+            )
+            .await
+            .unwrap()
+    }
+
     pub async fn start(backend: Backend) -> Self {
         let dir = temp_dir("web");
         let (store, database) = store_for(backend, &dir).await;
