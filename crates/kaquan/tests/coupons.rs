@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{sign_in, signed_post, start_server, Env};
+use common::{api_key, sign_in, signed_post, start_server, Env};
 use serde_json::{json, Value};
 
 fn cookie_client() -> reqwest::Client {
@@ -157,11 +157,7 @@ async fn two_nodes_on_postgres_hold_stock_claim_limits_and_single_verification()
     let nodes = [a.as_str(), b.as_str()];
     let http = cookie_client();
     let csrf = sign_in(&http, &a).await;
-    let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
-    let key = (
-        key["key_id"].as_str().unwrap().to_owned(),
-        key["secret"].as_str().unwrap().to_owned(),
-    );
+    let key = api_key(&env, "商城");
     let key = (key.0.as_str(), key.1.as_str());
     let plain = reqwest::Client::new();
 

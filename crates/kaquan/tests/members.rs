@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{sign_in, signed_post, start_server, Env};
+use common::{api_key, sign_in, signed_post, start_server, Env};
 use serde_json::{json, Value};
 
 /// Sends `n` payments at once, alternating between the nodes; the status
@@ -75,11 +75,7 @@ async fn two_nodes_on_postgres_never_overdraw_points_or_balance() {
     let program_id = program["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("{program}"));
-    let key = env.json(&["api-key", "create", "--label", "收银", "--json"]);
-    let key = (
-        key["key_id"].as_str().unwrap().to_owned(),
-        key["secret"].as_str().unwrap().to_owned(),
-    );
+    let key = api_key(&env, "收银");
     let key = (key.0.as_str(), key.1.as_str());
     let plain = reqwest::Client::new();
     let open = json!({"program_id": program_id, "customer_id": "u-1", "phone": "13800000000"});

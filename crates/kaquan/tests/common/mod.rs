@@ -189,6 +189,15 @@ pub fn start_server_logging(
     panic!("kaquan serve did not start");
 }
 
+/// An API key made through the CLI: (key_id, secret).
+pub fn api_key(env: &Env, label: &str) -> (String, String) {
+    let key = env.json(&["api-key", "create", "--label", label, "--json"]);
+    (
+        key["key_id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// An API key and one offline code of ¥50 made through the CLI: (key_id, secret, code).
 pub fn key_and_code(env: &Env) -> (String, String, String) {
     let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
