@@ -299,6 +299,47 @@ fn one_operation_is_one_message_merged_when_both_assets_moved() {
 }
 
 #[test]
+fn card_pictures_are_https_addresses_or_ours() {
+    let with = |background: &str, logo: &str| {
+        ProgramFields {
+            background_pic_url: background.into(),
+            logo_url: logo.into(),
+            ..program()
+        }
+        .check()
+    };
+    assert_eq!(with("", ""), Ok(()));
+    assert_eq!(
+        with(
+            "https://cdn.example.com/bg.jpg",
+            "/m/member-card-pictures/3/logo?v=ab12"
+        ),
+        Ok(())
+    );
+    for bad in [
+        "javascript:alert(1)",
+        "http://cdn.example.com/bg.jpg",
+        "https://cdn.example.com/a b.jpg",
+        "https://x\"onerror=\"alert(1)",
+        "/m/coupon-logos/3",
+    ] {
+        assert!(
+            with(bad, "").unwrap_err().starts_with("卡面背景图"),
+            "{bad}"
+        );
+        assert!(with("", bad).unwrap_err().starts_with("商户 logo"), "{bad}");
+    }
+    let long = format!("https://cdn.example.com/{}", "a".repeat(URL_CHARS_MAX));
+    assert!(with(&long, "").is_err());
+    assert_eq!(CardPicture::parse("logo"), Some(CardPicture::Logo));
+    assert_eq!(
+        CardPicture::parse(CardPicture::Background.code()),
+        Some(CardPicture::Background)
+    );
+    assert_eq!(CardPicture::parse("banner"), None);
+}
+
+#[test]
 fn programs_check_their_fields_in_chinese() {
     assert_eq!(program().check(), Ok(()));
     let bad = |f: ProgramFields| f.check().unwrap_err();
