@@ -464,6 +464,19 @@ fn an_invitation_and_an_expiry_notice_text_by_switches_f_and_g() {
             r#"{"date":"2026-12-31","number":"VIP7","points":"30"}"#
         )
     );
+    // Only a mobile number is texted.
+    for (event_type, data) in [
+        (
+            EventType::MemberInvited,
+            serde_json::json!({"phone": "057188880000", "open_url": "https://shop.example/m"}),
+        ),
+        (
+            EventType::MemberPointsExpiring,
+            serde_json::json!({"phone": "", "points": 30, "expires_by": "2026-12-31"}),
+        ),
+    ] {
+        assert!(messages_for(&event(event_type, data), &member_settings()).is_empty());
+    }
     let mut off = member_settings();
     off.fields.notify_customer_on_invite = false;
     off.fields.notify_member_on_expiry = false;
