@@ -486,3 +486,18 @@ fn point_adjustments_are_bounded_both_ways_and_never_overflow() {
         assert!(check_points_delta(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn an_expiry_notice_names_the_day_the_points_lapse_by() {
+    // 2026-06-15 12:00 in Shanghai.
+    let june = 1_781_496_000;
+    let by = |expiry| {
+        let event = super::expiry::expiring_event(&member(30, 0), "VIP1", 30, expiry, june);
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(data["points"], 30);
+        data["expires_by"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(by(PointsExpiry::YearEnd), "2026-12-31");
+    // Rolling: the notice goes out a week before they lapse.
+    assert_eq!(by(PointsExpiry::Rolling { months: 12 }), "2026-06-22");
+}
