@@ -70,6 +70,12 @@ static READ_BY_EXTERNAL_ID: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| read_statement("c.external_id = $2"));
 static READ_BY_CUSTOMER_ID: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| read_statement("c.id = $2"));
+/// Where the member's columns start in a read: after the program's.
+static MEMBER_AT: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    crate::member_programs::PROGRAM_RULE_COLUMNS
+        .split(", ")
+        .count()
+});
 
 const WRITE_STATEMENT: &str = "WITH nonce AS ( \
       INSERT INTO api_nonces (signed_at, key_id, nonce) \
@@ -155,9 +161,7 @@ async fn read(
     let [row] = rows.as_slice() else {
         return Ok(None);
     };
-    let n = crate::member_programs::PROGRAM_RULE_COLUMNS
-        .split(", ")
-        .count();
+    let n = *MEMBER_AT;
     Ok(Some(Found {
         program: program_from_row(row)?,
         member: member_from_row_at(row, n),
