@@ -1,7 +1,7 @@
 //! A payment reported for a member, on PostgreSQL, in two round trips and
 //! without BEGIN/COMMIT: one read (the member with its program, accounts
 //! and counters, whether the order was reported, the operation's id, and
-//! the merchant's SMS settings, pipelined), core's plan, then one guarded
+//! the merchant's SMS settings), core's plan, then one guarded
 //! statement that writes everything the general way writes — nonce,
 //! idempotency key, both accounts, the ledger's transactions and postings,
 //! the member's counters and tier, the operation record, its audit record,
@@ -47,22 +47,34 @@ static PROGRAM_COLUMNS_OF_G: std::sync::LazyLock<String> = std::sync::LazyLock::
         .join(", ")
 });
 
+/// The merchant's SMS settings' columns, each named through their alias.
+static SMS_COLUMNS_OF_S: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::sms::SETTINGS_COLUMNS
+        .split(", ")
+        .map(|column| format!("s.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
 /// Columns after the program's: the member, its accounts, whether the order
 /// was reported, the operation's id, the claim token of the coupon the
-/// points message carries.
+/// points message carries, the merchant's SMS settings (if any).
 fn read_statement(who: &str) -> String {
     format!(
         "SELECT {program}, {MEMBER_COLUMNS}, p.id, f.id, \
          EXISTS (SELECT 1 FROM member_operations o WHERE o.merchant_id = $1 AND o.kind = 'payment' AND o.reference = $4), \
          nextval(pg_get_serial_sequence('member_operations', 'id')), \
-         (SELECT claim_token FROM coupon_programs k WHERE k.id = g.notify_coupon_program_id AND k.merchant_id = $1) \
+         (SELECT claim_token FROM coupon_programs k WHERE k.id = g.notify_coupon_program_id AND k.merchant_id = $1), \
+         {sms} \
          FROM members m JOIN customers c ON c.id = m.customer_id \
          JOIN ledger_accounts p ON p.customer_id = m.customer_id AND p.asset = 'points' \
          JOIN ledger_accounts f ON f.customer_id = m.customer_id AND f.asset = 'fen' \
          JOIN member_programs g ON g.id = m.program_id \
+         LEFT JOIN sms_settings s ON s.merchant_id = $1 \
          WHERE {who} AND c.merchant_id = $1 AND m.merchant_id = $1 \
          AND ($3::bigint IS NULL OR m.program_id = $3) LIMIT 2",
-        program = *PROGRAM_COLUMNS_OF_G
+        program = *PROGRAM_COLUMNS_OF_G,
+        sms = *SMS_COLUMNS_OF_S
     )
 }
 
@@ -77,7 +89,16 @@ static MEMBER_AT: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
         .count()
 });
 
-const WRITE_STATEMENT: &str = "WITH nonce AS ( \
+/// The guarded statement; `texts` when the payment sends texts (a
+/// statement without them leaves `sms_messages` and its indexes alone).
+fn write_statement(texts: bool) -> String {
+    let (texts_cte, texts_guard) = if texts {
+        (TEXTS_CTE, TEXTS_GUARD)
+    } else {
+        ("", "")
+    };
+    format!(
+        "WITH nonce AS ( \
       INSERT INTO api_nonces (signed_at, key_id, nonce) \
       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING 1 \
     ), claim AS ( \
@@ -118,17 +139,25 @@ const WRITE_STATEMENT: &str = "WITH nonce AS ( \
     ), event AS ( \
       INSERT INTO events (merchant_id, event_type, data, created_at) \
       SELECT $4, u.event_type, u.data, $6 FROM unnest($43::text[], $44::text[]) AS u(event_type, data) RETURNING 1 \
-    ), texts AS ( \
-      INSERT INTO sms_messages (merchant_id, kind, phone, template, params, state, next_attempt_at, created_at) \
-      SELECT $4, u.kind, u.phone, u.template, u.params, 'pending', $6, $6 \
-      FROM unnest($45::text[], $46::text[], $47::text[], $48::text[]) AS u(kind, phone, template, params) RETURNING 1 \
-    ) SELECT 1 / (CASE WHEN (SELECT count(*) FROM nonce) = cardinality($1::bigint[]) \
+    ){texts_cte} SELECT 1 / (CASE WHEN (SELECT count(*) FROM nonce) = cardinality($1::bigint[]) \
       AND (SELECT count(*) FROM claim) = cardinality($7::text[]) \
       AND EXISTS (SELECT 1 FROM member) AND EXISTS (SELECT 1 FROM points) AND EXISTS (SELECT 1 FROM fen) \
       AND (SELECT count(*) FROM posted) = 2 * cardinality($26::text[]) \
       AND (SELECT count(*) FROM operation) + (SELECT count(*) FROM audit) = 2 \
-      AND (SELECT count(*) FROM event) = cardinality($43::text[]) \
-      AND (SELECT count(*) FROM texts) = cardinality($45::text[]) THEN 1 ELSE 0 END)";
+      AND (SELECT count(*) FROM event) = cardinality($43::text[]){texts_guard} THEN 1 ELSE 0 END)"
+    )
+}
+
+const TEXTS_CTE: &str = ", texts AS ( \
+      INSERT INTO sms_messages (merchant_id, kind, phone, template, params, state, next_attempt_at, created_at) \
+      SELECT $4, u.kind, u.phone, u.template, u.params, 'pending', $6, $6 \
+      FROM unnest($45::text[], $46::text[], $47::text[], $48::text[]) AS u(kind, phone, template, params) RETURNING 1 \
+    )";
+const TEXTS_GUARD: &str = " AND (SELECT count(*) FROM texts) = cardinality($45::text[])";
+static WRITE_WITH_TEXTS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| write_statement(true));
+static WRITE_WITHOUT_TEXTS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| write_statement(false));
 
 /// What the read found: the member, their program, accounts and the rest.
 struct Found {
@@ -139,6 +168,7 @@ struct Found {
     reported: bool,
     operation_id: i64,
     coupon_claim_token: Option<String>,
+    sms: Option<kaquan_core::sms::SmsSettings>,
 }
 
 async fn read(
@@ -170,6 +200,10 @@ async fn read(
         reported: row.get(n + 17),
         operation_id: row.get(n + 18),
         coupon_claim_token: row.get(n + 19),
+        sms: match row.get::<_, Option<i64>>(n + 20) {
+            Some(_) => Some(crate::sms::settings_from_row_at(row, n + 20)?),
+            None => None,
+        },
     }))
 }
 
@@ -182,11 +216,7 @@ pub(crate) async fn pay_in_one_statement(
     p: &ReportPayment,
 ) -> StoreResult<Option<MemberOperation>> {
     let merchant_id = op.merchant_id;
-    let (found, sms) = futures_util::try_join!(
-        read(c, merchant_id, p),
-        crate::sms::get_settings(c, merchant_id)
-    )?;
-    let Some(found) = found else {
+    let Some(found) = read(c, merchant_id, p).await? else {
         return Ok(None);
     };
     let Found {
@@ -214,7 +244,7 @@ pub(crate) async fn pay_in_one_statement(
     {
         return Ok(None);
     }
-    let texts: Vec<kaquan_core::sms::NewSms> = match (&event, &sms) {
+    let texts: Vec<kaquan_core::sms::NewSms> = match (&event, &found.sms) {
         (Some(event), Some(settings)) if kaquan_core::sms::wants(event.event_type) => {
             kaquan_core::sms::messages_for(event, settings)
         }
@@ -364,8 +394,14 @@ async fn write(
         &text_templates,
         &text_params,
     ];
-    let statement = c.prepare_cached(WRITE_STATEMENT).await.map_err(map_err)?;
-    match c.query_one(&statement, &params).await {
+    // Without texts, the statement names 44 parameters, not 48.
+    let (sql, params): (&str, &[P<'_>]) = if w.texts.is_empty() {
+        (&WRITE_WITHOUT_TEXTS, &params[..44])
+    } else {
+        (&WRITE_WITH_TEXTS, &params)
+    };
+    let statement = c.prepare_cached(sql).await.map_err(map_err)?;
+    match c.query_one(&statement, params).await {
         Ok(_) => Ok(true),
         // A guard failed, or the same order was reported at once: nothing
         // was written; the general way decides under lock.

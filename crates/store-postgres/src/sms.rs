@@ -19,46 +19,47 @@ use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
 use tokio_postgres::Row;
 
-const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id, secret_sealed, key_version, \
+pub(crate) const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id, secret_sealed, key_version, \
     sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
     notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
     notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
     notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring";
 
-fn settings_from_row(r: &Row) -> StoreResult<SmsSettings> {
-    let phones: String = r.get(12);
+/// The settings whose columns ([`SETTINGS_COLUMNS`]) start at `at`.
+pub(crate) fn settings_from_row_at(r: &Row, at: usize) -> StoreResult<SmsSettings> {
+    let phones: String = r.get(at + 12);
     Ok(SmsSettings {
-        merchant_id: r.get(0),
+        merchant_id: r.get(at),
         fields: SmsSettingsFields {
-            provider: parse_or(SmsProvider::parse(r.get(1)), "sms provider")?,
-            access_key_id: r.get(2),
+            provider: parse_or(SmsProvider::parse(r.get(at + 1)), "sms provider")?,
+            access_key_id: r.get(at + 2),
             access_key_secret: String::new(),
-            sdk_app_id: r.get(5),
-            region: r.get(6),
-            sign_name: r.get(7),
-            notify_customer_on_submit: r.get(8),
-            template_submit: r.get(9),
-            notify_admin_on_submit: r.get(10),
-            template_admin: r.get(11),
+            sdk_app_id: r.get(at + 5),
+            region: r.get(at + 6),
+            sign_name: r.get(at + 7),
+            notify_customer_on_submit: r.get(at + 8),
+            template_submit: r.get(at + 9),
+            notify_admin_on_submit: r.get(at + 10),
+            template_admin: r.get(at + 11),
             admin_phones: phones
                 .split(',')
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            notify_customer_on_ship: r.get(13),
-            template_ship: r.get(14),
-            notify_buyer_on_sale: r.get(16),
-            template_sale: r.get(17),
-            notify_member_on_change: r.get(18),
-            template_member_change: r.get(19),
-            notify_customer_on_invite: r.get(20),
-            template_invite: r.get(21),
-            notify_member_on_expiry: r.get(22),
-            template_points_expiring: r.get(23),
+            notify_customer_on_ship: r.get(at + 13),
+            template_ship: r.get(at + 14),
+            notify_buyer_on_sale: r.get(at + 16),
+            template_sale: r.get(at + 17),
+            notify_member_on_change: r.get(at + 18),
+            template_member_change: r.get(at + 19),
+            notify_customer_on_invite: r.get(at + 20),
+            template_invite: r.get(at + 21),
+            notify_member_on_expiry: r.get(at + 22),
+            template_points_expiring: r.get(at + 23),
         },
-        secret_sealed: r.get(3),
-        key_version: r.get(4),
-        updated_at: r.get(15),
+        secret_sealed: r.get(at + 3),
+        key_version: r.get(at + 4),
+        updated_at: r.get(at + 15),
     })
 }
 
@@ -73,7 +74,7 @@ pub(crate) async fn get_settings(
     )
     .await?
     .as_ref()
-    .map(settings_from_row)
+    .map(|r| settings_from_row_at(r, 0))
     .transpose()
 }
 

@@ -105,6 +105,15 @@ pub(crate) fn post_transaction(
     Ok(Ok(transaction))
 }
 
+/// A customer's account in one asset as the writer last saw it: the
+/// balance and the head of its statement chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccountHead {
+    pub(crate) id: i64,
+    pub(crate) balance: i64,
+    pub(crate) last_transaction_id: Option<i64>,
+}
+
 /// The ledger part of a transaction: the guarded update of the customer's
 /// account in the kind's asset (never below zero; it becomes the head of
 /// the account's statement chain), the transaction and both postings.
@@ -121,22 +130,42 @@ pub(crate) fn post_postings(
     // bound: SQLite re-prepares a statement on every call when a bound value
     // could decide whether the partial index ledger_accounts_merchant
     // applies. Both come from closed sets of codes.
-    let asset = t.kind.asset();
-    let account: Option<(i64, i64, Option<i64>)> = conn
-        .prepare_cached(match asset {
+    let account = conn
+        .prepare_cached(match t.kind.asset() {
             Asset::Fen => "SELECT id, balance, last_transaction_id FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'fen'",
             Asset::Points => "SELECT id, balance, last_transaction_id FROM ledger_accounts WHERE customer_id = ?1 AND asset = 'points'",
         })
         .and_then(|mut s| {
             s.query_row(params![t.customer_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(AccountHead {
+                    id: r.get(0)?,
+                    balance: r.get(1)?,
+                    last_transaction_id: r.get(2)?,
+                })
             })
             .optional()
         })
         .map_err(map_err)?;
-    let Some((account_id, balance, previous_id)) = account else {
+    let Some(mut head) = account else {
         return Ok(None);
     };
+    post_on(conn, t, &mut head)
+}
+
+/// [`post_postings`] on an account the caller read in this transaction
+/// (`head`, which then names the new transaction): `None` when it would
+/// drop below zero; an error when the account is no longer as read.
+pub(crate) fn post_on(
+    conn: &Connection,
+    t: &LedgerTransaction,
+    head: &mut AccountHead,
+) -> StoreResult<Option<LedgerTransaction>> {
+    let asset = t.kind.asset();
+    let AccountHead {
+        id: account_id,
+        balance,
+        last_transaction_id: previous_id,
+    } = *head;
     let delta = t.amount_fen;
     let balance_after = balance + delta;
     if balance_after < 0 {
@@ -207,6 +236,11 @@ pub(crate) fn post_postings(
             "ledger: {n} postings written, not 2"
         )));
     }
+    *head = AccountHead {
+        id: account_id,
+        balance: balance_after,
+        last_transaction_id: Some(transaction.id),
+    };
     Ok(Some(transaction))
 }
 

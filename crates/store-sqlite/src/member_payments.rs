@@ -6,13 +6,14 @@
 //! on the member came between), or nothing could be planned (a refusal, an
 //! unknown customer), the writer runs the call the general way.
 
+use crate::ledger::AccountHead;
 use crate::member_programs::program_rules;
-use crate::members::{resolve_member, write_payment, Answer};
+use crate::members::{resolve_member, write_payment, Answer, MemberAccounts};
 use crate::sql::map_err;
 use kaquan_core::member::operation::{plan_payment, MemberOp, PaymentPlan, ReportPayment};
 use kaquan_core::member::{Member, ProgramFields};
 use kaquan_core::StoreResult;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a payment's plan was made from, and the plan.
 pub(crate) struct PlannedPayment {
@@ -45,7 +46,9 @@ pub(crate) fn plan_on_reader(
 }
 
 /// On the writer: the planned payment, if the member is as the plan saw
-/// them; `None` (nothing written) when they are not.
+/// them and the order was not reported; `None` (nothing written) when not.
+/// One read finds both, with the member's accounts, which the postings
+/// then use without reading them again.
 pub(crate) fn pay_planned(
     conn: &Connection,
     op: &MemberOp,
@@ -53,27 +56,48 @@ pub(crate) fn pay_planned(
     planned: &PlannedPayment,
 ) -> StoreResult<Option<Answer>> {
     let m = &planned.member;
-    let unchanged = conn
+    let accounts = conn
         .prepare_cached(
-            "SELECT 1 FROM members m \
+            "SELECT pa.id, pa.last_transaction_id, fa.id, fa.last_transaction_id FROM members m \
              JOIN ledger_accounts pa ON pa.customer_id = m.customer_id AND pa.asset = 'points' \
              JOIN ledger_accounts fa ON fa.customer_id = m.customer_id AND fa.asset = 'fen' \
              WHERE m.id = ?1 AND m.tier = ?2 AND m.points_earned = ?3 AND m.spend_fen = ?4 \
-             AND pa.balance = ?5 AND fa.balance = ?6",
+             AND pa.balance = ?5 AND fa.balance = ?6 AND NOT EXISTS (SELECT 1 FROM member_operations o \
+             WHERE o.merchant_id = ?7 AND o.kind = 'payment' AND o.reference = ?8)",
         )
         .and_then(|mut s| {
-            s.exists(params![
-                m.id,
-                i64::try_from(m.tier).unwrap_or(-1),
-                m.points_earned,
-                m.spend_fen,
-                m.points,
-                m.balance_fen
-            ])
+            s.query_row(
+                params![
+                    m.id,
+                    i64::try_from(m.tier).unwrap_or(-1),
+                    m.points_earned,
+                    m.spend_fen,
+                    m.points,
+                    m.balance_fen,
+                    op.merchant_id,
+                    p.reference
+                ],
+                |r| {
+                    Ok(MemberAccounts {
+                        points: AccountHead {
+                            id: r.get(0)?,
+                            balance: m.points,
+                            last_transaction_id: r.get(1)?,
+                        },
+                        fen: AccountHead {
+                            id: r.get(2)?,
+                            balance: m.balance_fen,
+                            last_transaction_id: r.get(3)?,
+                        },
+                    })
+                },
+            )
+            .optional()
         })
         .map_err(map_err)?;
-    if !unchanged {
+    let Some(mut accounts) = accounts else {
         return Ok(None);
-    }
-    write_payment(conn, op, p, m, &planned.fields, &planned.plan).map(Some)
+    };
+    let program = (m, &planned.fields);
+    write_payment(conn, op, p, program, &planned.plan, Some(&mut accounts)).map(Some)
 }

@@ -6,14 +6,16 @@
 use crate::customers::resolve_customer;
 use crate::engine::Writer;
 use crate::events::insert_event;
-use crate::ledger::{guard_call, post_postings};
+use crate::ledger::{guard_call, post_on, post_postings, AccountHead};
 use crate::member_payments::{pay_planned, plan_on_reader, PlannedPayment};
 use crate::member_programs::program_rules;
 use crate::sql::{decode, execute_one, insert_audit, map_err};
 use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::event::NewEvent;
-use kaquan_core::ledger::{ApiCall, Called, CustomerRef, LedgerTransaction, TransactionKind};
+use kaquan_core::ledger::{
+    ApiCall, Asset, Called, CustomerRef, LedgerTransaction, TransactionKind,
+};
 use kaquan_core::member::operation::{
     plan_payment, plan_refund, ActivateMember, AdjustPoints, MemberAction, MemberOp,
     MemberOperation, MemberRef, MemberRefusal, OperationKind, PaymentPlan, Recharge, RefundPayment,
@@ -168,11 +170,8 @@ pub(crate) struct Posting<'a> {
 }
 
 impl Posting<'_> {
-    pub(crate) fn post(&self, kind: TransactionKind, delta: i64) -> StoreResult<bool> {
-        if delta == 0 {
-            return Ok(true);
-        }
-        let t = LedgerTransaction {
+    fn transaction(&self, kind: TransactionKind, delta: i64) -> LedgerTransaction {
+        LedgerTransaction {
             id: 0,
             merchant_id: self.member.merchant_id,
             customer_id: self.member.customer_id,
@@ -184,16 +183,49 @@ impl Posting<'_> {
             channel: Channel::Api,
             created_by: self.actor.label.clone(),
             created_at: self.now,
-        };
-        Ok(post_postings(self.conn, &t)?.is_some())
+        }
+    }
+
+    pub(crate) fn post(&self, kind: TransactionKind, delta: i64) -> StoreResult<bool> {
+        if delta == 0 {
+            return Ok(true);
+        }
+        Ok(post_postings(self.conn, &self.transaction(kind, delta))?.is_some())
     }
 
     /// Posts each move in turn. The plan read the balances in this
     /// transaction and the writer is alone: a guard that fails now is a
     /// broken invariant, not a race.
     pub(crate) fn post_all(&self, moves: &[(TransactionKind, i64)]) -> StoreResult<()> {
+        self.post_all_with(moves, |kind, delta| self.post(kind, delta))
+    }
+
+    /// [`Posting::post_all`] on the member's accounts as read in this
+    /// transaction (`heads`: points, then fen), without reading them again.
+    pub(crate) fn post_all_on(
+        &self,
+        moves: &[(TransactionKind, i64)],
+        heads: &mut MemberAccounts,
+    ) -> StoreResult<()> {
+        self.post_all_with(moves, |kind, delta| {
+            if delta == 0 {
+                return Ok(true);
+            }
+            let head = match kind.asset() {
+                Asset::Points => &mut heads.points,
+                Asset::Fen => &mut heads.fen,
+            };
+            Ok(post_on(self.conn, &self.transaction(kind, delta), head)?.is_some())
+        })
+    }
+
+    fn post_all_with(
+        &self,
+        moves: &[(TransactionKind, i64)],
+        mut post: impl FnMut(TransactionKind, i64) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
         for (kind, delta) in moves {
-            if !self.post(*kind, *delta)? {
+            if !post(*kind, *delta)? {
                 return Err(StoreError::Backend(format!(
                     "member {}: {} overdrew its account",
                     self.member.id,
@@ -203,6 +235,12 @@ impl Posting<'_> {
         }
         Ok(())
     }
+}
+
+/// A member's two accounts as the writer read them in this transaction.
+pub(crate) struct MemberAccounts {
+    pub(crate) points: AccountHead,
+    pub(crate) fen: AccountHead,
 }
 
 /// Writes the operation record, its audit record and its event; returns
@@ -417,21 +455,25 @@ fn pay(conn: &Connection, op: &MemberOp, p: &ReportPayment) -> Outcome {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    write_payment(conn, op, p, &member, &program.fields, &plan)
+    write_payment(conn, op, p, (&member, &program.fields), &plan, None)
 }
 
 /// Writes a payment planned from `member` as they are now: unless the
 /// order was reported before, the ledger's transactions, the member's
-/// counters and tier, and the operation's records.
+/// counters and tier, and the operation's records. `accounts`: the
+/// member's accounts as read in this transaction by a caller that also
+/// found the order not yet reported.
 pub(crate) fn write_payment(
     conn: &Connection,
     op: &MemberOp,
     p: &ReportPayment,
-    member: &Member,
-    fields: &ProgramFields,
+    (member, fields): (&Member, &ProgramFields),
     plan: &PaymentPlan,
+    accounts: Option<&mut MemberAccounts>,
 ) -> Outcome {
-    if reference_taken(conn, op.merchant_id, OperationKind::Payment, &p.reference)? {
+    if accounts.is_none()
+        && reference_taken(conn, op.merchant_id, OperationKind::Payment, &p.reference)?
+    {
         return Ok(Err(MemberRefusal::PaymentExists));
     }
     let posting = Posting {
@@ -442,11 +484,15 @@ pub(crate) fn write_payment(
         actor: &op.actor,
         now: op.now,
     };
-    posting.post_all(&[
+    let moves = [
         (TransactionKind::UsePoints, -plan.points_used),
         (TransactionKind::Spend, -plan.balance_fen),
         (TransactionKind::Earn, plan.points_earned),
-    ])?;
+    ];
+    match accounts {
+        Some(accounts) => posting.post_all_on(&moves, accounts)?,
+        None => posting.post_all(&moves)?,
+    }
     execute_one(
         conn,
         "UPDATE members SET points_earned = points_earned + ?1, spend_fen = spend_fen + ?2, tier = ?3 \
