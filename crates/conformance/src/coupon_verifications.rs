@@ -527,17 +527,6 @@ pub async fn a_program_counts_its_verified_and_expired_coupons_through_undo(stor
 }
 
 /// A signed call: its idempotency key and request, and its nonce.
-fn signed_call(key: &str, nonce: &str) -> ApiCall {
-    ApiCall {
-        nonce: Some(NonceUse {
-            api_key_id: "kq_test".into(),
-            nonce: nonce.into(),
-            signed_at: NOW,
-        }),
-        ..claim(key, key)
-    }
-}
-
 /// Verifications sent at once (which a store may write together, as the
 /// SQLite writer does) record exactly what verifications one at a time
 /// do: the record, its audit record and event, the holder's and the

@@ -277,6 +277,18 @@ pub(crate) async fn redeem(
         .result
 }
 
+/// A signed call under `key` (its body hashed as the key) with `nonce`.
+pub(crate) fn signed_call(key: &str, nonce: &str) -> ApiCall {
+    ApiCall {
+        nonce: Some(NonceUse {
+            api_key_id: "kq_test".into(),
+            nonce: nonce.into(),
+            signed_at: NOW,
+        }),
+        ..claim(key, key)
+    }
+}
+
 pub(crate) fn claim(key: &str, body: &str) -> ApiCall {
     ApiCall {
         nonce: None,

@@ -24,6 +24,7 @@ mod ledger;
 mod maintenance;
 mod mall;
 mod member_expiry;
+mod member_payments;
 mod members;
 mod merchants;
 mod pay_gift;
@@ -52,6 +53,7 @@ pub use ledger::*;
 pub use maintenance::*;
 pub use mall::*;
 pub use member_expiry::*;
+pub use member_payments::*;
 pub use members::*;
 pub use merchants::*;
 pub use pay_gift::*;
@@ -78,6 +80,7 @@ macro_rules! conformance_tests {
             concurrent_point_deductions_never_overdraw,
             programs_are_kept_per_merchant_and_members_are_filtered,
             random_member_operations_keep_every_invariant,
+            payments_at_once_record_what_one_at_a_time_records,
             the_points_message_carries_the_programs_coupon,
             a_merchant_id_belongs_to_one_live_rule_and_void_rules_free_it,
             points_lapse_oldest_first_exactly_once_with_a_notice_before,

@@ -23,7 +23,7 @@ fn rule() -> PointsRule {
     }
 }
 
-fn fields() -> ProgramFields {
+pub(crate) fn fields() -> ProgramFields {
     ProgramFields {
         title: "果园会员卡".into(),
         discount_percent_off: 5,
@@ -39,7 +39,11 @@ fn fields() -> ProgramFields {
     }
 }
 
-async fn program(store: &dyn Store, merchant_id: i64, fields: ProgramFields) -> MemberProgram {
+pub(crate) async fn program(
+    store: &dyn Store,
+    merchant_id: i64,
+    fields: ProgramFields,
+) -> MemberProgram {
     store
         .create_member_program(merchant_id, &fields, &Actor::cli(), NOW)
         .await
@@ -55,7 +59,7 @@ fn op(merchant_id: i64, action: MemberAction) -> MemberOp {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     store: &dyn Store,
     call: &ApiCall,
     merchant_id: i64,
@@ -67,7 +71,12 @@ async fn run(
         .expect("member op")
 }
 
-async fn activate(store: &dyn Store, m: i64, program_id: i64, customer: &str) -> MemberOperation {
+pub(crate) async fn activate(
+    store: &dyn Store,
+    m: i64,
+    program_id: i64,
+    customer: &str,
+) -> MemberOperation {
     run(
         store,
         &ApiCall::default(),
@@ -91,7 +100,7 @@ fn activation(program_id: i64, customer: &str) -> MemberAction {
     })
 }
 
-fn payment(
+pub(crate) fn payment(
     customer: &str,
     amount_fen: i64,
     use_points: i64,
@@ -111,7 +120,12 @@ fn payment(
     })
 }
 
-fn recharge(customer: &str, amount_fen: i64, bonus_fen: i64, reference: &str) -> MemberAction {
+pub(crate) fn recharge(
+    customer: &str,
+    amount_fen: i64,
+    bonus_fen: i64,
+    reference: &str,
+) -> MemberAction {
     MemberAction::Recharge(Recharge {
         member: MemberRef::Customer {
             customer: CustomerRef::External(customer.into()),

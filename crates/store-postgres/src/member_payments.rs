@@ -394,11 +394,16 @@ async fn write(
         &text_templates,
         &text_params,
     ];
-    // Without texts, the statement names 44 parameters, not 48.
-    let (sql, params): (&str, &[P<'_>]) = if w.texts.is_empty() {
-        (&WRITE_WITHOUT_TEXTS, &params[..44])
+    run_write(c, &params, !w.texts.is_empty()).await
+}
+
+/// Runs the guarded statement with or without its texts (without, it
+/// names 44 parameters, not 48); false when a guard failed.
+async fn run_write(c: &impl GenericClient, params: &[P<'_>; 48], texts: bool) -> StoreResult<bool> {
+    let (sql, params): (&str, &[P<'_>]) = if texts {
+        (&WRITE_WITH_TEXTS, params)
     } else {
-        (&WRITE_WITH_TEXTS, &params)
+        (&WRITE_WITHOUT_TEXTS, &params[..44])
     };
     let statement = c.prepare_cached(sql).await.map_err(map_err)?;
     match c.query_one(&statement, params).await {

@@ -24,6 +24,7 @@
 //! `HAVE_FDATASYNC`, as SQLite's own Linux build does).
 
 use crate::nonces::carry_over_nonces;
+use crate::pay_set_wise::{create_payment_tables, pay_set_wise, GroupPayment};
 use crate::redeem_set_wise::create_redemption_tables;
 use crate::redeem_set_wise::redeem_set_wise;
 use crate::redeem_set_wise::GroupRedemption;
@@ -202,10 +203,15 @@ pub(crate) trait Work: Send {
     fn verification(&mut self) -> Option<&mut GroupVerification> {
         None
     }
+    /// A planned payment the writer may run set-wise with the rest of its group.
+    fn payment(&mut self) -> Option<&mut GroupPayment> {
+        None
+    }
     /// Whether the group's set-wise phase has run the job.
     fn ran_set_wise(&mut self) -> bool {
         self.redemption().is_some_and(|r| r.result.is_some())
             || self.verification().is_some_and(|v| v.result.is_some())
+            || self.payment().is_some_and(|p| p.result.is_some())
     }
     /// Forgets what the set-wise phase did: its group was rolled back.
     fn forget_set_wise(&mut self) {
@@ -214,6 +220,9 @@ pub(crate) trait Work: Send {
         }
         if let Some(v) = self.verification() {
             v.result = None;
+        }
+        if let Some(p) = self.payment() {
+            p.result = None;
         }
     }
 }
@@ -343,6 +352,7 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
     migrate(&conn)?;
     create_redemption_tables(&conn)?;
     create_verification_tables(&conn)?;
+    create_payment_tables(&conn)?;
     plan_once(&conn)?;
     let (sender, receiver) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -542,7 +552,7 @@ pub(crate) fn run_group(writer: &Writer, mut jobs: Vec<Job>) {
     }
 }
 
-/// Redemptions and verifications first, set-wise: the usual ones take one
+/// Redemptions, verifications and payments first, set-wise: the usual ones take one
 /// statement per table for the whole group; the rest are left to run one
 /// by one.
 fn run_set_wise(writer: &Writer, jobs: &mut [Job]) -> StoreResult<()> {
@@ -557,6 +567,11 @@ fn run_set_wise(writer: &Writer, jobs: &mut [Job]) -> StoreResult<()> {
         .collect();
     if verifications.len() > 1 {
         verify_set_wise(writer, &mut verifications)?;
+    }
+    let mut payments: Vec<&mut GroupPayment> =
+        jobs.iter_mut().filter_map(|job| job.payment()).collect();
+    if payments.len() > 1 {
+        pay_set_wise(writer, &mut payments)?;
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod members;
 mod merchants;
 mod nonces;
 mod pay_gift;
+mod pay_set_wise;
 mod pickup_orders;
 mod pickup_settings;
 mod redeem_set_wise;

@@ -17,9 +17,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a payment's plan was made from, and the plan.
 pub(crate) struct PlannedPayment {
-    member: Member,
-    fields: ProgramFields,
-    plan: PaymentPlan,
+    pub(crate) member: Member,
+    pub(crate) fields: ProgramFields,
+    pub(crate) plan: PaymentPlan,
 }
 
 /// Plans a payment on a read connection; `None` when the general way must

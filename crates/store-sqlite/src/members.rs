@@ -654,7 +654,7 @@ fn run_member_op(conn: &Connection, op: &MemberOp) -> Outcome {
     }
 }
 
-fn post_member_job(
+pub(crate) fn post_member_job(
     conn: &Writer,
     call: &ApiCall,
     op: &MemberOp,
@@ -746,8 +746,11 @@ impl kaquan_core::member::operation::MemberOpStore for SqliteStore {
             }
             _ => None,
         };
+        if let Some(planned) = planned {
+            return crate::pay_set_wise::queue_payment(self, call, op, planned).await;
+        }
         let (call, op) = (call.clone(), op.clone());
-        self.write(move |conn| post_member_job(conn, &call, &op, planned.as_ref()))
+        self.write(move |conn| post_member_job(conn, &call, &op, None))
             .await
     }
 

@@ -64,7 +64,10 @@ fn settings_from_row(r: &Row) -> rusqlite::Result<SmsSettings> {
     })
 }
 
-fn get_settings(conn: &Connection, merchant_id: i64) -> StoreResult<Option<SmsSettings>> {
+pub(crate) fn get_settings(
+    conn: &Connection,
+    merchant_id: i64,
+) -> StoreResult<Option<SmsSettings>> {
     conn.prepare_cached(&format!(
         "SELECT {SETTINGS_COLUMNS} FROM sms_settings WHERE merchant_id = ?1"
     ))
@@ -87,7 +90,7 @@ pub(crate) fn plan_sms(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
     Ok(())
 }
 
-fn insert_sms(conn: &Connection, sms: &kaquan_core::sms::NewSms) -> StoreResult<()> {
+pub(crate) fn insert_sms(conn: &Connection, sms: &kaquan_core::sms::NewSms) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO sms_messages (merchant_id, kind, phone, template, params, state, next_attempt_at, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",

@@ -687,6 +687,27 @@ async fn verifications_whose_set_wise_phase_fails_run_job_by_job() {
     kaquan_conformance::verifications_at_once_record_what_one_at_a_time_records(&store).await;
 }
 
+/// Payments whose set-wise phase fails (here: a trigger on the writer's
+/// scratch table refuses every move) are rolled back and run job by job,
+/// and record exactly what they would have: the conformance check of
+/// payments at once passes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
+    let dir = test_dir("pay-set-wise");
+    let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
+    store
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER refuse_payments BEFORE INSERT ON payment_transactions \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .map_err(map_err)
+        })
+        .await
+        .unwrap();
+    kaquan_conformance::payments_at_once_record_what_one_at_a_time_records(&store).await;
+}
+
 /// A cached statement that joins tables is prepared once: binding new
 /// values does not make SQLite plan it again on the writer or on a reader
 /// (by default it re-prepares a join whenever a `column = ?` term gets a
