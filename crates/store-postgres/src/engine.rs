@@ -68,6 +68,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/024_members.sql"),
     include_str!("migrations/025_member_sms.sql"),
     include_str!("migrations/026_member_card_face.sql"),
+    include_str!("migrations/027_member_operation_owner.sql"),
 ];
 
 pub struct PgStore {

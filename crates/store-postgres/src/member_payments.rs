@@ -63,7 +63,7 @@ fn read_statement(who: &str) -> String {
     format!(
         "SELECT {program}, {MEMBER_COLUMNS}, p.id, f.id, \
          EXISTS (SELECT 1 FROM member_operations o WHERE o.merchant_id = $1 AND o.kind = 'payment' AND o.reference = $4), \
-         nextval(pg_get_serial_sequence('member_operations', 'id')), \
+         nextval('member_operations_id_seq'), \
          (SELECT claim_token FROM coupon_programs k WHERE k.id = g.notify_coupon_program_id AND k.merchant_id = $1), \
          {sms} \
          FROM members m JOIN customers c ON c.id = m.customer_id \
