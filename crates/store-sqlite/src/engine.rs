@@ -5,8 +5,9 @@
 //! (up to [`GROUP_COMMIT_JOBS_MAX`] jobs) into one `BEGIN IMMEDIATE`
 //! transaction and answers every job only after the group's COMMIT is
 //! durable: FULL sync costs one fsync per group, not per write. A group's
-//! signed redemptions and coupon verifications run set-wise first
-//! (`redeem_set_wise`, `verify_set_wise`); a job or phase that fails after
+//! signed redemptions, coupon verifications and planned member payments
+//! run set-wise first (`redeem_set_wise`, `verify_set_wise`,
+//! `pay_set_wise`); a job or phase that fails after
 //! writing makes the group roll back and rerun with a savepoint per job.
 //!
 //! Reads take a read-only connection from the pool on tokio's blocking

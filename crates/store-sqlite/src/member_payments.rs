@@ -2,9 +2,11 @@
 //! writer: the member, their program and core's plan are read on the
 //! request's own thread ([`plan_on_reader`]), so that the one writer thread
 //! only checks that the member's tier, counters and balances are still what
-//! the plan saw (one point read) and writes. When they changed (another call
-//! on the member came between), or nothing could be planned (a refusal, an
-//! unknown customer), the writer runs the call the general way.
+//! the plan saw and the order was not reported (one point read) and writes;
+//! with others of its group, set-wise (`pay_set_wise`). When the member
+//! changed (another call on the member came between), or nothing could be
+//! planned (a refusal, an unknown customer), the writer runs the call the
+//! general way.
 
 use crate::ledger::AccountHead;
 use crate::member_programs::program_rules;
