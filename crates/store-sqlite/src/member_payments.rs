@@ -68,17 +68,9 @@ pub(crate) fn pay_planned(
              WHERE o.merchant_id = ?7 AND o.kind = 'payment' AND o.reference = ?8)",
         )
         .and_then(|mut s| {
+            let [id, tier, earned, spend, points, balance] = as_planned(m);
             s.query_row(
-                params![
-                    m.id,
-                    i64::try_from(m.tier).unwrap_or(-1),
-                    m.points_earned,
-                    m.spend_fen,
-                    m.points,
-                    m.balance_fen,
-                    op.merchant_id,
-                    p.reference
-                ],
+                params![id, tier, earned, spend, points, balance, op.merchant_id, p.reference],
                 |r| {
                     Ok(MemberAccounts {
                         points: AccountHead {
@@ -102,4 +94,17 @@ pub(crate) fn pay_planned(
     };
     let program = (m, &planned.fields);
     write_payment(conn, op, p, program, &planned.plan, Some(&mut accounts)).map(Some)
+}
+
+/// The member as a plan saw them, as the checks bind it: id, tier, points
+/// earned, spend, points, balance.
+pub(crate) fn as_planned(m: &Member) -> [i64; 6] {
+    [
+        m.id,
+        i64::try_from(m.tier).unwrap_or(-1),
+        m.points_earned,
+        m.spend_fen,
+        m.points,
+        m.balance_fen,
+    ]
 }

@@ -11,7 +11,7 @@
 
 use crate::engine::{answer, run_cached, Work, Writer};
 use crate::ledger::AccountHead;
-use crate::member_payments::PlannedPayment;
+use crate::member_payments::{as_planned, PlannedPayment};
 use crate::members::post_member_job;
 use crate::redeem_set_wise::{checked, log_nonces};
 use crate::sql::map_err;
@@ -341,18 +341,20 @@ fn read_asks(conn: &Connection, payments: &[&mut GroupPayment]) -> StoreResult<V
         let (Some(planned), MemberAction::Pay(p)) = (&g.planned, &g.op.action) else {
             continue;
         };
-        let m = &planned.member;
+        let [id, tier, earned, spend, points, balance] = as_planned(&planned.member);
+        let key = g.call.idempotency.as_ref().map(|c| c.key.as_str());
+        let merchant_id = g.op.merchant_id;
         ask.execute(params![
             idx as i64,
-            m.id,
-            i64::try_from(m.tier).unwrap_or(-1),
-            m.points_earned,
-            m.spend_fen,
-            m.points,
-            m.balance_fen,
-            g.op.merchant_id,
+            id,
+            tier,
+            earned,
+            spend,
+            points,
+            balance,
+            merchant_id,
             p.reference,
-            g.call.idempotency.as_ref().map(|c| c.key.as_str()),
+            key
         ])
         .map_err(map_err)?;
     }
@@ -376,16 +378,8 @@ fn read_asks(conn: &Connection, payments: &[&mut GroupPayment]) -> StoreResult<V
             Ok((
                 r.get::<_, i64>(0)?,
                 Found {
-                    points: AccountHead {
-                        id: r.get(1)?,
-                        balance: r.get(2)?,
-                        last_transaction_id: r.get(3)?,
-                    },
-                    fen: AccountHead {
-                        id: r.get(4)?,
-                        balance: r.get(5)?,
-                        last_transaction_id: r.get(6)?,
-                    },
+                    points: head_at(r, 1)?,
+                    fen: head_at(r, 4)?,
                     key_seen: r.get(7)?,
                 },
             ))
@@ -396,6 +390,15 @@ fn read_asks(conn: &Connection, payments: &[&mut GroupPayment]) -> StoreResult<V
         found[idx as usize] = Some(f);
     }
     Ok(found)
+}
+
+/// The account whose id, balance and last transaction start at column `at`.
+fn head_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<AccountHead> {
+    Ok(AccountHead {
+        id: r.get(at)?,
+        balance: r.get(at + 1)?,
+        last_transaction_id: r.get(at + 2)?,
+    })
 }
 
 /// The moves in `temp.payment_moves` and `temp.payment_transactions`;

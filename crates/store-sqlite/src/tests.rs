@@ -672,19 +672,25 @@ async fn a_failed_set_wise_phase_leaves_nothing_and_reruns_job_by_job() {
 /// of verifications at once passes whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verifications_whose_set_wise_phase_fails_run_job_by_job() {
-    let dir = test_dir("verify-set-wise");
+    let (_dir, store) = refusing_moves("verify-set-wise", "verification_moves").await;
+    kaquan_conformance::verifications_at_once_record_what_one_at_a_time_records(&store).await;
+}
+
+/// A store whose writer's scratch table `moves` refuses every row (a
+/// trigger): every set-wise phase that writes there fails. The store's
+/// folder goes with the `TestDir`.
+async fn refusing_moves(name: &str, moves: &str) -> (TestDir, SqliteStore) {
+    let dir = test_dir(name);
     let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
+    let sql = format!(
+        "CREATE TEMP TRIGGER refuse_moves BEFORE INSERT ON {moves} \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+    );
     store
-        .write(|c| {
-            c.execute_batch(
-                "CREATE TEMP TRIGGER refuse_moves BEFORE INSERT ON verification_moves \
-                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-            )
-            .map_err(map_err)
-        })
+        .write(move |c| c.execute_batch(&sql).map_err(map_err))
         .await
         .unwrap();
-    kaquan_conformance::verifications_at_once_record_what_one_at_a_time_records(&store).await;
+    (dir, store)
 }
 
 /// Payments whose set-wise phase fails (here: a trigger on the writer's
@@ -693,18 +699,7 @@ async fn verifications_whose_set_wise_phase_fails_run_job_by_job() {
 /// payments at once passes whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
-    let dir = test_dir("pay-set-wise");
-    let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
-    store
-        .write(|c| {
-            c.execute_batch(
-                "CREATE TEMP TRIGGER refuse_payments BEFORE INSERT ON payment_transactions \
-                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-            )
-            .map_err(map_err)
-        })
-        .await
-        .unwrap();
+    let (_dir, store) = refusing_moves("pay-set-wise", "payment_transactions").await;
     kaquan_conformance::payments_at_once_record_what_one_at_a_time_records(&store).await;
 }
 
