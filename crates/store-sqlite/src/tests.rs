@@ -703,6 +703,151 @@ async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
     kaquan_conformance::payments_at_once_record_what_one_at_a_time_records(&store).await;
 }
 
+/// Payments queued while the writer is busy go set-wise once it is free:
+/// the writer is held by a job until ten payments of ten members are in
+/// its queue (each future polled once queues its job), and then writes at
+/// least nine of them through its scratch tables (a trigger counts them),
+/// each answered with its own record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_queued_together_go_set_wise() {
+    use kaquan_core::ledger::{ApiCall, CustomerRef};
+    use kaquan_core::member::operation::*;
+    use std::future::Future;
+    let dir = test_dir("pay-set-wise-queued");
+    let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
+    let m = members_topped_up(&store, 10).await;
+    let op = |action| MemberOp {
+        merchant_id: m,
+        action,
+        actor: Actor::cli(),
+        now: 0,
+    };
+    let who = |i: usize| MemberRef::Customer {
+        customer: CustomerRef::External(format!("c{i}")),
+        program_id: None,
+    };
+    store
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TEMP TABLE set_wise_payments (operation_id INTEGER NOT NULL); \
+                 CREATE TEMP TRIGGER count_payments AFTER INSERT ON payment_moves \
+                 BEGIN INSERT INTO set_wise_payments VALUES (NEW.operation_id); END;",
+            )
+            .map_err(map_err)
+        })
+        .await
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut blocker = Box::pin(store.write(move |_| {
+        let _ = held.recv();
+        Ok(())
+    }));
+    let _ = blocker.as_mut().poll(&mut context);
+    let payments: Vec<MemberOp> = (0..10)
+        .map(|i| {
+            op(MemberAction::Pay(ReportPayment {
+                member: who(i),
+                amount_fen: 3_000,
+                use_points: 0,
+                balance_fen: 1_000,
+                reference: format!("o{i}"),
+                location_id: None,
+            }))
+        })
+        .collect();
+    let call = ApiCall::default();
+    let mut queued: Vec<_> = payments
+        .iter()
+        .map(|p| Box::pin(store.post_member_op(&call, p)))
+        .collect();
+    for payment in &mut queued {
+        assert!(payment.as_mut().poll(&mut context).is_pending());
+    }
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    let mut earned = Vec::new();
+    for payment in queued {
+        let paid = payment.await.unwrap().result.unwrap();
+        assert_eq!(paid.balance_after_fen, 4_000);
+        earned.push(paid.points_earned);
+    }
+    assert!(
+        earned.iter().all(|e| *e == earned[0] && *e > 0),
+        "{earned:?}"
+    );
+    let (n, written) = store
+        .write(|c| {
+            c.query_row(
+                "SELECT count(*), count(o.id) FROM temp.set_wise_payments s \
+                 LEFT JOIN member_operations o ON o.id = s.operation_id AND o.kind = 'payment'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(map_err)
+        })
+        .await
+        .unwrap();
+    assert!(n >= 9, "{n} payments went set-wise");
+    assert_eq!(written, n);
+    assert!(store.check_invariants().await.unwrap().is_empty());
+}
+
+/// A merchant whose members c0.. (n of them) each hold ¥50.00 on a card
+/// that earns a point per yuan.
+async fn members_topped_up(store: &SqliteStore, n: usize) -> i64 {
+    use kaquan_core::ledger::{ApiCall, CustomerRef};
+    use kaquan_core::member::operation::*;
+    use kaquan_core::member::{MemberStore, PointsRule, ProgramFields};
+    let m = store.create_merchant("甲", 0).await.unwrap().id;
+    let fields = ProgramFields {
+        title: "会员卡".into(),
+        points: Some(PointsRule {
+            cost_money_unit: 100,
+            increase_bonus: 1,
+            ..PointsRule::default()
+        }),
+        ..ProgramFields::default()
+    };
+    let program = store
+        .create_member_program(m, &fields, &Actor::cli(), 0)
+        .await
+        .unwrap();
+    let op = |action| MemberOp {
+        merchant_id: m,
+        action,
+        actor: Actor::cli(),
+        now: 0,
+    };
+    let who = |i: usize| MemberRef::Customer {
+        customer: CustomerRef::External(format!("c{i}")),
+        program_id: None,
+    };
+    for i in 0..n {
+        for action in [
+            MemberAction::Activate(ActivateMember {
+                merchant_id: m,
+                program_id: program.id,
+                customer: CustomerRef::External(format!("c{i}")),
+                phone: "13800000000".into(),
+                name: String::new(),
+                birthday: None,
+                gender: None,
+            }),
+            MemberAction::Recharge(Recharge {
+                member: who(i),
+                amount_fen: 5_000,
+                bonus_fen: 0,
+                reference: format!("r{i}"),
+            }),
+        ] {
+            let done = store.post_member_op(&ApiCall::default(), &op(action)).await;
+            done.unwrap().result.unwrap();
+        }
+    }
+    m
+}
+
 /// A cached statement that joins tables is prepared once: binding new
 /// values does not make SQLite plan it again on the writer or on a reader
 /// (by default it re-prepares a join whenever a `column = ?` term gets a
