@@ -214,8 +214,13 @@ pub(crate) fn pay_set_wise(conn: &Writer, payments: &mut [&mut GroupPayment]) ->
         let (mut record, after) = plan.record(&g.op, member, p);
         record.id = next_operation + moves.len() as i64;
         let merchant_id = g.op.merchant_id;
-        // A coupon in the points message is looked up one by one.
-        if f.key_seen || (fields.notify_coupon_program_id.is_some() && record.points_delta() != 0) {
+        // A replay answers from its record, one by one.
+        if f.key_seen {
+            continue;
+        }
+        // A program whose points message carries a coupon: one by one,
+        // where the coupon's claim path is looked up.
+        if fields.notify_coupon_program_id.is_some() {
             continue;
         }
         let event =

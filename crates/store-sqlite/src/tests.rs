@@ -712,6 +712,7 @@ async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
 async fn payments_queued_together_go_set_wise() {
     use kaquan_core::ledger::{ApiCall, CustomerRef};
     use kaquan_core::member::operation::*;
+    use kaquan_core::member::MemberStore;
     use std::future::Future;
     let dir = test_dir("pay-set-wise-queued");
     let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
@@ -749,27 +750,52 @@ async fn payments_queued_together_go_set_wise() {
             op(MemberAction::Pay(ReportPayment {
                 member: who(i),
                 amount_fen: 3_000,
-                use_points: 0,
+                use_points: 10,
                 balance_fen: 1_000,
                 reference: format!("o{i}"),
                 location_id: None,
             }))
         })
         .collect();
-    let call = ApiCall::default();
+    // Signed, each under its own key and nonce.
+    let calls: Vec<ApiCall> = (0..10)
+        .map(|i| ApiCall {
+            nonce: Some(kaquan_core::ledger::NonceUse {
+                api_key_id: "kq_test".into(),
+                nonce: format!("n{i}"),
+                signed_at: 0,
+            }),
+            idempotency: Some(kaquan_core::ledger::IdempotencyClaim {
+                key: kaquan_core::ledger::IdempotencyKey::parse(&format!("k{i}")).unwrap(),
+                request_hash: format!("h{i}"),
+            }),
+        })
+        .collect();
     let mut queued: Vec<_> = payments
         .iter()
-        .map(|p| Box::pin(store.post_member_op(&call, p)))
+        .zip(&calls)
+        .map(|(p, call)| Box::pin(store.post_member_op(call, p)))
         .collect();
     for payment in &mut queued {
         assert!(payment.as_mut().poll(&mut context).is_pending());
     }
     release.send(()).unwrap();
     blocker.await.unwrap();
+    // Each as one alone would be: ¥10.00 of the balance and 10 of the 20
+    // points spent, its id after every earlier operation's, the member
+    // left as its record says.
     let mut earned = Vec::new();
-    for payment in queued {
+    for (i, payment) in queued.into_iter().enumerate() {
         let paid = payment.await.unwrap().result.unwrap();
-        assert_eq!(paid.balance_after_fen, 4_000);
+        assert_eq!((paid.balance_after_fen, paid.points_used), (4_000, 10));
+        assert_eq!(paid.points_after, 20 - 10 + paid.points_earned);
+        assert!(paid.id > 2 * 10, "{paid:?}");
+        let member = store.get_member(m, paid.member_id).await.unwrap();
+        assert_eq!(
+            (member.points, member.balance_fen),
+            (paid.points_after, 4_000)
+        );
+        assert_eq!(paid.reference, format!("o{i}"));
         earned.push(paid.points_earned);
     }
     assert!(
@@ -793,8 +819,8 @@ async fn payments_queued_together_go_set_wise() {
     assert!(store.check_invariants().await.unwrap().is_empty());
 }
 
-/// A merchant whose members c0.. (n of them) each hold ¥50.00 on a card
-/// that earns a point per yuan.
+/// A merchant whose members c0.. (n of them) each hold ¥50.00 and 20
+/// points on a card that earns a point per yuan and takes a point as a fen.
 async fn members_topped_up(store: &SqliteStore, n: usize) -> i64 {
     use kaquan_core::ledger::{ApiCall, CustomerRef};
     use kaquan_core::member::operation::*;
@@ -805,6 +831,9 @@ async fn members_topped_up(store: &SqliteStore, n: usize) -> i64 {
         points: Some(PointsRule {
             cost_money_unit: 100,
             increase_bonus: 1,
+            init_increase_bonus: 20,
+            cost_bonus_unit: 1,
+            reduce_money: 1,
             ..PointsRule::default()
         }),
         ..ProgramFields::default()
