@@ -710,7 +710,7 @@ async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
 /// each answered with its own record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_queued_together_go_set_wise() {
-    use kaquan_core::ledger::{ApiCall, CustomerRef};
+    use kaquan_core::ledger::CustomerRef;
     use kaquan_core::member::operation::*;
     use kaquan_core::member::MemberStore;
     use std::future::Future;
@@ -757,20 +757,7 @@ async fn payments_queued_together_go_set_wise() {
             }))
         })
         .collect();
-    // Signed, each under its own key and nonce.
-    let calls: Vec<ApiCall> = (0..10)
-        .map(|i| ApiCall {
-            nonce: Some(kaquan_core::ledger::NonceUse {
-                api_key_id: "kq_test".into(),
-                nonce: format!("n{i}"),
-                signed_at: 0,
-            }),
-            idempotency: Some(kaquan_core::ledger::IdempotencyClaim {
-                key: kaquan_core::ledger::IdempotencyKey::parse(&format!("k{i}")).unwrap(),
-                request_hash: format!("h{i}"),
-            }),
-        })
-        .collect();
+    let calls = signed_calls(10);
     let mut queued: Vec<_> = payments
         .iter()
         .zip(&calls)
@@ -817,6 +804,24 @@ async fn payments_queued_together_go_set_wise() {
     assert!(n >= 9, "{n} payments went set-wise");
     assert_eq!(written, n);
     assert!(store.check_invariants().await.unwrap().is_empty());
+}
+
+/// Calls signed under keys k0.. and nonces n0.. (n of each).
+fn signed_calls(n: usize) -> Vec<kaquan_core::ledger::ApiCall> {
+    use kaquan_core::ledger::{ApiCall, IdempotencyClaim, IdempotencyKey, NonceUse};
+    (0..n)
+        .map(|i| ApiCall {
+            nonce: Some(NonceUse {
+                api_key_id: "kq_test".into(),
+                nonce: format!("n{i}"),
+                signed_at: 0,
+            }),
+            idempotency: Some(IdempotencyClaim {
+                key: IdempotencyKey::parse(&format!("k{i}")).unwrap(),
+                request_hash: format!("h{i}"),
+            }),
+        })
+        .collect()
 }
 
 /// A merchant whose members c0.. (n of them) each hold ¥50.00 and 20
