@@ -710,23 +710,13 @@ async fn payments_whose_set_wise_phase_fails_run_job_by_job() {
 /// each answered with its own record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_queued_together_go_set_wise() {
-    use kaquan_core::ledger::CustomerRef;
     use kaquan_core::member::operation::*;
     use kaquan_core::member::MemberStore;
     use std::future::Future;
     let dir = test_dir("pay-set-wise-queued");
     let store = open(&dir.join("test.db"), OpenMode::CreateIfMissing).unwrap();
     let m = members_topped_up(&store, 10).await;
-    let op = |action| MemberOp {
-        merchant_id: m,
-        action,
-        actor: Actor::cli(),
-        now: 0,
-    };
-    let who = |i: usize| MemberRef::Customer {
-        customer: CustomerRef::External(format!("c{i}")),
-        program_id: None,
-    };
+    let op = |action| member_op(m, action);
     store
         .write(|c| {
             c.execute_batch(
@@ -806,6 +796,27 @@ async fn payments_queued_together_go_set_wise() {
     assert!(store.check_invariants().await.unwrap().is_empty());
 }
 
+/// A call by the CLI on a member of merchant `m`, at time 0.
+fn member_op(
+    m: i64,
+    action: kaquan_core::member::operation::MemberAction,
+) -> kaquan_core::member::operation::MemberOp {
+    kaquan_core::member::operation::MemberOp {
+        merchant_id: m,
+        action,
+        actor: Actor::cli(),
+        now: 0,
+    }
+}
+
+/// Member c`i`, named by the mall's customer id.
+fn who(i: usize) -> kaquan_core::member::operation::MemberRef {
+    kaquan_core::member::operation::MemberRef::Customer {
+        customer: kaquan_core::ledger::CustomerRef::External(format!("c{i}")),
+        program_id: None,
+    }
+}
+
 /// Calls signed under keys k0.. and nonces n0.. (n of each).
 fn signed_calls(n: usize) -> Vec<kaquan_core::ledger::ApiCall> {
     use kaquan_core::ledger::{ApiCall, IdempotencyClaim, IdempotencyKey, NonceUse};
@@ -847,16 +858,7 @@ async fn members_topped_up(store: &SqliteStore, n: usize) -> i64 {
         .create_member_program(m, &fields, &Actor::cli(), 0)
         .await
         .unwrap();
-    let op = |action| MemberOp {
-        merchant_id: m,
-        action,
-        actor: Actor::cli(),
-        now: 0,
-    };
-    let who = |i: usize| MemberRef::Customer {
-        customer: CustomerRef::External(format!("c{i}")),
-        program_id: None,
-    };
+    let op = |action| member_op(m, action);
     for i in 0..n {
         for action in [
             MemberAction::Activate(ActivateMember {
