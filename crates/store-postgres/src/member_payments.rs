@@ -281,21 +281,20 @@ struct Moves {
 /// The transactions that move something, in the order the general way
 /// posts them, each with its balance after.
 fn moves(member: &Member, plan: &PaymentPlan) -> Moves {
-    let points_used = member.points - plan.points_used;
-    let all = [
-        (TransactionKind::UsePoints, -plan.points_used, points_used),
-        (
-            TransactionKind::Spend,
-            -plan.balance_fen,
-            member.balance_fen - plan.balance_fen,
-        ),
-        (
-            TransactionKind::Earn,
-            plan.points_earned,
-            points_used + plan.points_earned,
-        ),
-    ];
-    let moving: Vec<_> = all.iter().filter(|m| m.1 != 0).collect();
+    let (mut points, mut fen) = (member.points, member.balance_fen);
+    let moving: Vec<(TransactionKind, i64, i64)> = plan
+        .ledger_moves()
+        .into_iter()
+        .filter(|(_, delta)| *delta != 0)
+        .map(|(kind, delta)| {
+            let balance = match kind.asset() {
+                kaquan_core::ledger::Asset::Points => &mut points,
+                kaquan_core::ledger::Asset::Fen => &mut fen,
+            };
+            *balance += delta;
+            (kind, delta, *balance)
+        })
+        .collect();
     Moves {
         kinds: moving.iter().map(|m| m.0.code()).collect(),
         amounts: moving.iter().map(|m| m.1).collect(),

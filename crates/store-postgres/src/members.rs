@@ -487,16 +487,7 @@ async fn pay(c: &impl GenericClient, op: &MemberOp, p: &ReportPayment) -> Outcom
         actor: &op.actor,
         now: op.now,
     };
-    posting
-        .post_all(
-            c,
-            &[
-                (TransactionKind::UsePoints, -plan.points_used),
-                (TransactionKind::Spend, -plan.balance_fen),
-                (TransactionKind::Earn, plan.points_earned),
-            ],
-        )
-        .await?;
+    posting.post_all(c, &plan.ledger_moves()).await?;
     let tier = i64::try_from(plan.tier_after).unwrap_or(0);
     expect_one(
         exec(

@@ -484,11 +484,7 @@ pub(crate) fn write_payment(
         actor: &op.actor,
         now: op.now,
     };
-    let moves = [
-        (TransactionKind::UsePoints, -plan.points_used),
-        (TransactionKind::Spend, -plan.balance_fen),
-        (TransactionKind::Earn, plan.points_earned),
-    ];
+    let moves = plan.ledger_moves();
     match accounts {
         Some(accounts) => posting.post_all_on(&moves, accounts)?,
         None => posting.post_all(&moves)?,

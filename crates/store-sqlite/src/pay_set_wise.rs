@@ -287,11 +287,7 @@ fn transactions_of(
     next: &mut i64,
 ) -> Vec<(i64, i64, TransactionKind, i64, i64, Option<i64>)> {
     let mut transactions = Vec::new();
-    for (kind, delta) in [
-        (TransactionKind::UsePoints, -plan.points_used),
-        (TransactionKind::Spend, -plan.balance_fen),
-        (TransactionKind::Earn, plan.points_earned),
-    ] {
+    for (kind, delta) in plan.ledger_moves() {
         if delta == 0 {
             continue;
         }

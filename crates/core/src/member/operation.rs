@@ -7,7 +7,7 @@
 
 use super::{Member, ProgramFields, ProgramState};
 use crate::audit::Actor;
-use crate::ledger::{ApiCall, Called, CustomerRef};
+use crate::ledger::{ApiCall, Called, CustomerRef, TransactionKind};
 use crate::StoreResult;
 
 /// How a call names a member.
@@ -491,6 +491,16 @@ pub struct PaymentPlan {
 }
 
 impl PaymentPlan {
+    /// The ledger's transactions of the payment, in the order every store
+    /// posts them (a zero amount posts nothing).
+    pub fn ledger_moves(&self) -> [(TransactionKind, i64); 3] {
+        [
+            (TransactionKind::UsePoints, -self.points_used),
+            (TransactionKind::Spend, -self.balance_fen),
+            (TransactionKind::Earn, self.points_earned),
+        ]
+    }
+
     /// The payment's operation record, with the balances and tier it
     /// leaves, and the member as it leaves them (`member` as planned from).
     pub fn record(
