@@ -44,6 +44,8 @@ pub(crate) fn cash_program_fields(location_ids: Vec<i64>) -> CouponProgramFields
         rotating_code: false,
         can_give_friend: true,
         can_use_with_other_discount: false,
+        shared: None,
+        give_program_id: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod cards;
 mod codes;
 mod coupon_verifications;
 mod coupons;
+mod credits;
 mod customers;
 mod erp;
 mod events;
@@ -44,6 +45,7 @@ pub use cards::*;
 pub use codes::*;
 pub use coupon_verifications::*;
 pub use coupons::*;
+pub use credits::*;
 pub use customers::*;
 pub use erp::*;
 pub use events::*;
@@ -72,6 +74,12 @@ macro_rules! conformance_tests {
     ($make_store:expr) => {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
+            stock_costs_credits_by_condition_and_free_credits_go_first,
+            a_purchase_is_confirmed_or_cancelled_once,
+            racing_stock_purchases_never_overdraw,
+            expired_stock_returns_its_credits_to_the_kind_they_came_from,
+            shared_programs_keep_their_own_rules,
+            operators_are_named_staff_and_every_change_is_audited,
             a_member_pays_with_discount_points_and_balance_and_reaches_a_tier,
             refunds_give_back_in_proportion_and_add_up_to_the_whole,
             each_member_operation_is_one_event_merged_when_both_assets_move,

@@ -6,7 +6,7 @@ use crate::NOW;
 use kaquan_core::StoreError;
 use kaquan_core::{staff::*, store::*};
 
-fn new_staff(merchant_id: i64, role_id: i64, username: &str) -> NewStaff {
+pub(crate) fn new_staff(merchant_id: i64, role_id: i64, username: &str) -> NewStaff {
     NewStaff {
         merchant_id,
         username: username.into(),

@@ -148,6 +148,13 @@ const ACTION_LABELS: &[(&str, &str)] = &[
     ("adjust_balance", "调整余额"),
     ("sell_cards", "商城卖卡"),
     ("refund_card_sale", "卖卡退款"),
+    ("grant_credits", "赠送券点"),
+    ("request_credit_purchase", "申请购买券点"),
+    ("confirm_credit_purchase", "确认券点到账"),
+    ("cancel_credit_purchase", "取消购买券点"),
+    ("buy_coupon_stock", "券点兑换库存"),
+    ("return_coupon_stock", "过期库存退还券点"),
+    ("set_operator", "设置平台运营"),
 ];
 
 /// The actions the audit log's filter offers, by their labels.

@@ -37,10 +37,12 @@ pub enum EventType {
     MemberChanged,
     MemberInvited,
     MemberPointsExpiring,
+    CreditsChanged,
+    CreditPurchaseChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 20] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -59,6 +61,8 @@ impl EventType {
         Self::MemberChanged,
         Self::MemberInvited,
         Self::MemberPointsExpiring,
+        Self::CreditsChanged,
+        Self::CreditPurchaseChanged,
     ];
 
     pub fn code(self) -> &'static str {
@@ -81,6 +85,8 @@ impl EventType {
             Self::MemberChanged => "member.changed",
             Self::MemberInvited => "member.invited",
             Self::MemberPointsExpiring => "member.points_expiring",
+            Self::CreditsChanged => "credits.changed",
+            Self::CreditPurchaseChanged => "credit_purchase.changed",
         }
     }
 
@@ -119,6 +125,8 @@ impl EventType {
             Self::MemberChanged => "会员积分或余额变动",
             Self::MemberInvited => "支付后赠会员卡",
             Self::MemberPointsExpiring => "积分即将过期",
+            Self::CreditsChanged => "券点变动",
+            Self::CreditPurchaseChanged => "券点购买申请变动",
         }
     }
 }
@@ -269,6 +277,41 @@ impl NewEvent {
                 "order_amount_fen": v.order_amount_fen,
                 "discount_fen": v.discount_fen,
                 "order_ref": v.order_ref,
+            }),
+            now,
+        )
+    }
+
+    /// A merchant's credits moved (`credits.changed`): a grant, a
+    /// confirmed purchase, stock bought or returned.
+    pub fn credits(t: &crate::credit::CreditTransaction) -> Self {
+        Self::new(
+            t.merchant_id,
+            EventType::CreditsChanged,
+            json!({
+                "transaction_id": t.id,
+                "kind": t.kind.code(),
+                "holder": t.holder.code(),
+                "amount_tenths": t.amount_tenths,
+                "balance_after_tenths": t.balance_after_tenths,
+                "program_id": t.program_id,
+                "purchase_id": t.purchase_id,
+            }),
+            t.created_at,
+        )
+    }
+
+    /// A purchase of credits was requested, confirmed or cancelled
+    /// (`credit_purchase.changed`).
+    pub fn credit_purchase(p: &crate::credit::CreditPurchase, now: i64) -> Self {
+        Self::new(
+            p.merchant_id,
+            EventType::CreditPurchaseChanged,
+            json!({
+                "purchase_id": p.id,
+                "credits": p.credits,
+                "amount_fen": p.amount_fen,
+                "state": p.state.code(),
             }),
             now,
         )

@@ -15,6 +15,7 @@ pub mod card_sale;
 pub mod clock;
 pub mod code;
 pub mod coupon;
+pub mod credit;
 pub mod customer;
 pub mod distributor;
 pub mod erp;

@@ -93,6 +93,7 @@ store_union!(
     crate::waybill::WaybillStore,
     crate::location::LocationStore,
     crate::coupon::usage::CouponStore,
+    crate::credit::CreditStore,
     crate::member::MemberStore,
     crate::member::operation::MemberOpStore,
     crate::member::pay_gift::PayGiftStore,

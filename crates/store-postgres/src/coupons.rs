@@ -22,7 +22,7 @@ use kaquan_core::coupon::usage::{
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
-    CouponProgram, CouponProgramFields, ProgramState, TimeLimit, Validity,
+    CouponProgram, CouponProgramFields, ProgramState, SharedCoupon, TimeLimit, Validity,
 };
 use kaquan_core::ledger::{ApiCall, Called, Refusal};
 use kaquan_core::store::Page;
@@ -37,7 +37,8 @@ pub(crate) const PROGRAM_COLUMNS: &str = "p.id, p.merchant_id, p.kind, p.percent
     p.use_limit, p.validity_type, p.begin_at, p.end_at, p.term_days, p.begin_after_days, p.hard_end, \
     p.weekdays, p.day_begin_minute, p.day_end_minute, p.use_all_locations, p.location_ids, \
     p.code_type, p.rotating_code, p.can_give_friend, p.can_use_with_other_discount, p.state, \
-    s.quantity, s.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
+    s.quantity, s.n_claimed, p.claim_token, p.version, p.created_by, p.created_at, \
+    p.shared, p.cover_url, p.abstract_text, p.detail_text, p.give_program_id";
 /// Where [`PROGRAM_COLUMNS`] are read: the program and its stock.
 pub(crate) const PROGRAM_FROM: &str =
     "coupon_programs p JOIN coupon_stock s ON s.program_id = p.id";
@@ -47,7 +48,7 @@ const PROGRAM_COUNTS: &str =
     AND c.valid_until < extract(epoch FROM now())::bigint)";
 pub(crate) const NO_COUNTS: &str = "0::bigint, 0::bigint";
 
-const FIELD_COLUMNS: [&str; 33] = [
+const FIELD_COLUMNS: [&str; 38] = [
     "kind",
     "percent_off",
     "cap_fen",
@@ -81,12 +82,18 @@ const FIELD_COLUMNS: [&str; 33] = [
     "rotating_code",
     "can_give_friend",
     "can_use_with_other_discount",
+    "shared",
+    "cover_url",
+    "abstract_text",
+    "detail_text",
+    "give_program_id",
 ];
 
 fn field_values(f: &CouponProgramFields) -> Params {
     let b = f.benefit.to_columns();
     let (validity_type, begin_at, end_at, term_days, begin_after_days, hard_end) =
         f.validity.to_columns();
+    let shared = f.shared.clone().unwrap_or_default();
     let values: Vec<Box<dyn ToSql + Sync + Send>> = vec![
         Box::new(f.benefit.kind().code()),
         Box::new(b.percent_off),
@@ -121,6 +128,11 @@ fn field_values(f: &CouponProgramFields) -> Params {
         Box::new(f.rotating_code),
         Box::new(f.can_give_friend),
         Box::new(f.can_use_with_other_discount),
+        Box::new(f.shared.is_some()),
+        Box::new(shared.cover_url),
+        Box::new(shared.abstract_text),
+        Box::new(shared.detail_text),
+        Box::new(f.give_program_id),
     ];
     values
 }
@@ -173,6 +185,12 @@ pub(crate) fn program_at(r: &Row, at: usize) -> StoreResult<CouponProgram> {
             rotating_code: r.get(at + 32),
             can_give_friend: r.get(at + 33),
             can_use_with_other_discount: r.get(at + 34),
+            shared: r.get::<_, bool>(at + 42).then_some(SharedCoupon {
+                cover_url: r.get(at + 43),
+                abstract_text: r.get(at + 44),
+                detail_text: r.get(at + 45),
+            }),
+            give_program_id: r.get(at + 46),
         },
         state: parse_or(ProgramState::parse(r.get(at + 35)), "program state")?,
         quantity: r.get(at + 36),
@@ -181,8 +199,8 @@ pub(crate) fn program_at(r: &Row, at: usize) -> StoreResult<CouponProgram> {
         version: r.get(at + 39),
         created_by: r.get(at + 40),
         created_at: r.get(at + 41),
-        n_verified: r.get(at + 42),
-        n_expired: r.get(at + 43),
+        n_verified: r.get(at + 47),
+        n_expired: r.get(at + 48),
     })
 }
 
@@ -191,12 +209,13 @@ pub(crate) async fn get_program(
     merchant_id: i64,
     id: i64,
 ) -> StoreResult<CouponProgram> {
-    let row = one(
+    let row = opt(
         c,
         &format!("SELECT {PROGRAM_COLUMNS}, {PROGRAM_COUNTS} FROM {PROGRAM_FROM} WHERE p.id = $1 AND p.merchant_id = $2"),
         &[&id, &merchant_id],
     )
-    .await?;
+    .await?
+    .ok_or(StoreError::NotFound)?;
     program_at(&row, 0)
 }
 

@@ -69,6 +69,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/025_member_sms.sql"),
     include_str!("migrations/026_member_card_face.sql"),
     include_str!("migrations/027_member_operation_owner.sql"),
+    include_str!("migrations/028_credits.sql"),
 ];
 
 pub struct PgStore {

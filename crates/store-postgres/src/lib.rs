@@ -19,6 +19,7 @@ mod codes;
 mod coupon_issues;
 mod coupon_verifications;
 mod coupons;
+mod credits;
 mod customers;
 mod distributors;
 mod engine;

@@ -14,7 +14,7 @@ use kaquan_core::coupon::usage::{
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
-    CouponProgram, CouponProgramFields, ProgramState, TimeLimit, Validity,
+    CouponProgram, CouponProgramFields, ProgramState, SharedCoupon, TimeLimit, Validity,
 };
 use kaquan_core::ledger::{ApiCall, Called};
 use kaquan_core::store::Page;
@@ -29,7 +29,8 @@ pub(crate) const PROGRAM_COLUMNS: &str = "p.id, p.merchant_id, p.kind, p.percent
     p.use_limit, p.validity_type, p.begin_at, p.end_at, p.term_days, p.begin_after_days, p.hard_end, \
     p.weekdays, p.day_begin_minute, p.day_end_minute, p.use_all_locations, p.location_ids, \
     p.code_type, p.rotating_code, p.can_give_friend, p.can_use_with_other_discount, p.state, \
-    p.quantity, p.n_claimed, p.claim_token, p.version, p.created_by, p.created_at";
+    p.quantity, p.n_claimed, p.claim_token, p.version, p.created_by, p.created_at, \
+    p.shared, p.cover_url, p.abstract_text, p.detail_text, p.give_program_id";
 /// The program's counts, for lists (lookups at the counter skip them).
 const PROGRAM_COUNTS: &str = "p.n_verified, \
     (SELECT count(*) FROM coupons c WHERE c.program_id = p.id AND c.state = 'available' AND c.valid_until < unixepoch())";
@@ -40,7 +41,7 @@ const FIELD_COLUMNS: &str = "kind, percent_off, cap_fen, least_cost_fen, reduce_
     price_fen, title, sub_title, brand_name, logo_url, color, notice, description, service_phone, get_limit, \
     use_limit, validity_type, begin_at, end_at, term_days, begin_after_days, hard_end, weekdays, \
     day_begin_minute, day_end_minute, use_all_locations, location_ids, code_type, rotating_code, \
-    can_give_friend, can_use_with_other_discount";
+    can_give_friend, can_use_with_other_discount, shared, cover_url, abstract_text, detail_text, give_program_id";
 
 fn field_values(f: &CouponProgramFields) -> Vec<Value> {
     let b = f.benefit.to_columns();
@@ -49,6 +50,7 @@ fn field_values(f: &CouponProgramFields) -> Vec<Value> {
     let text = |t: &str| Value::Text(t.to_owned());
     let int = |i: Option<i64>| i.map_or(Value::Null, Value::Integer);
     let flag = |b: bool| Value::Integer(i64::from(b));
+    let shared = f.shared.clone().unwrap_or_default();
     vec![
         text(f.benefit.kind().code()),
         int(b.percent_off),
@@ -83,6 +85,11 @@ fn field_values(f: &CouponProgramFields) -> Vec<Value> {
         flag(f.rotating_code),
         flag(f.can_give_friend),
         flag(f.can_use_with_other_discount),
+        flag(f.shared.is_some()),
+        text(&shared.cover_url),
+        text(&shared.abstract_text),
+        text(&shared.detail_text),
+        int(f.give_program_id),
     ]
 }
 
@@ -139,6 +146,12 @@ pub(crate) fn program_at(r: &Row, at: usize) -> rusqlite::Result<CouponProgram> 
             rotating_code: r.get(at + 32)?,
             can_give_friend: r.get(at + 33)?,
             can_use_with_other_discount: r.get(at + 34)?,
+            shared: r.get::<_, bool>(at + 42)?.then_some(SharedCoupon {
+                cover_url: r.get(at + 43)?,
+                abstract_text: r.get(at + 44)?,
+                detail_text: r.get(at + 45)?,
+            }),
+            give_program_id: r.get(at + 46)?,
         },
         state: decode(ProgramState::parse(&state), at + 35, "program state")?,
         quantity: r.get(at + 36)?,
@@ -147,8 +160,8 @@ pub(crate) fn program_at(r: &Row, at: usize) -> rusqlite::Result<CouponProgram> 
         version: r.get(at + 39)?,
         created_by: r.get(at + 40)?,
         created_at: r.get(at + 41)?,
-        n_verified: r.get(at + 42)?,
-        n_expired: r.get(at + 43)?,
+        n_verified: r.get(at + 47)?,
+        n_expired: r.get(at + 48)?,
     })
 }
 

@@ -16,6 +16,7 @@ mod cards;
 mod codes;
 mod coupon_verifications;
 mod coupons;
+mod credits;
 mod customers;
 mod distributors;
 mod engine;

@@ -143,6 +143,50 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The credit ledger's invariants (券点): the same rules as the customer
+/// ledger's, per merchant and holder, and shared programs' stock.
+pub(crate) const CREDIT_INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "credit transactions without exactly two postings summing to zero",
+        "SELECT count(*) FROM credit_transactions t WHERE (SELECT count(*) FROM credit_postings p WHERE p.transaction_id = t.id) <> 2 \
+         OR (SELECT SUM(p.amount) FROM credit_postings p WHERE p.transaction_id = t.id) <> 0",
+    ),
+    (
+        "credit transactions whose amount differs from their holder's posting",
+        "SELECT count(*) FROM credit_transactions t WHERE t.amount_tenths <> (SELECT COALESCE(SUM(p.amount), 0) \
+         FROM credit_postings p JOIN credit_accounts a ON a.id = p.account_id WHERE p.transaction_id = t.id AND a.kind = t.holder)",
+    ),
+    (
+        "credit balances that differ from the sum of their postings or are below zero",
+        "SELECT count(*) FROM credit_accounts a LEFT JOIN \
+         (SELECT account_id, SUM(amount) AS total FROM credit_postings GROUP BY account_id) AS p ON p.account_id = a.id \
+         WHERE a.kind IN ('free', 'paid') AND (a.balance <> COALESCE(p.total, 0) OR a.balance < 0)",
+    ),
+    (
+        "credit statement lines whose balance after differs from the running sum",
+        "SELECT count(*) FROM (SELECT balance_after_tenths, \
+         SUM(amount_tenths) OVER (PARTITION BY merchant_id, holder ORDER BY id) AS running FROM credit_transactions) AS s \
+         WHERE balance_after_tenths <> running",
+    ),
+    (
+        "merchants whose credits in stock differ from the stock they bought less what came back",
+        "SELECT count(*) FROM credit_accounts a WHERE a.kind = 'stock' AND \
+         COALESCE((SELECT SUM(p.amount) FROM credit_postings p WHERE p.account_id = a.id), 0) <> \
+         COALESCE((SELECT SUM(s.free_tenths + s.paid_tenths) FROM coupon_stock_purchases s WHERE s.merchant_id = a.merchant_id), 0) \
+         - COALESCE((SELECT SUM(t.amount_tenths) FROM credit_transactions t WHERE t.merchant_id = a.merchant_id AND t.kind = 'return_stock'), 0)",
+    ),
+    (
+        "confirmed credit purchases without exactly their paid credits",
+        "SELECT count(*) FROM credit_purchases c WHERE (c.state = 'confirmed') <> EXISTS \
+         (SELECT 1 FROM credit_transactions t WHERE t.purchase_id = c.id AND t.kind = 'purchase' AND t.amount_tenths = c.credits * 10)",
+    ),
+    (
+        "shared coupon programs whose stock is not what credits bought",
+        "SELECT count(*) FROM coupon_programs p WHERE p.shared = 1 AND p.stock_returned_at IS NULL AND p.quantity <> \
+         COALESCE((SELECT SUM(s.units) FROM coupon_stock_purchases s WHERE s.program_id = p.id), 0)",
+    ),
+];
+
 #[async_trait::async_trait]
 impl kaquan_core::store::MaintenanceStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -158,7 +202,11 @@ impl kaquan_core::store::MaintenanceStore for SqliteStore {
             if integrity != "ok" {
                 violations.push(format!("sqlite integrity_check: {integrity}"));
             }
-            for (description, sql) in INVARIANT_QUERIES.iter().chain(LEDGER_INVARIANT_QUERIES) {
+            for (description, sql) in INVARIANT_QUERIES
+                .iter()
+                .chain(LEDGER_INVARIANT_QUERIES)
+                .chain(CREDIT_INVARIANT_QUERIES)
+            {
                 let n: i64 = conn.query_row(sql, [], |r| r.get(0)).map_err(map_err)?;
                 if n != 0 {
                     violations.push(format!("{n} {description}"));

@@ -10,7 +10,7 @@ use crate::coupon_records::{
 };
 use crate::coupons::{
     change_program_stock, create_program, edit_program, move_program, program_page,
-    CouponProgramDto, CouponProgramRequest, CouponProgramUpdate, ProgramQuery,
+    CouponProgramDto, CouponProgramRequest, CouponProgramUpdate, ProgramQuery, SharedCouponDto,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, FormText, Multipart, Path, Query};
@@ -155,6 +155,11 @@ async fn new_page(State(state): State<AppState>, authed: Authed) -> PageResult {
 
 const PROGRAM_FORM_KEYS: &[&str] = &[
     "csrf",
+    "shared",
+    "cover_url",
+    "abstract_text",
+    "detail_text",
+    "give_program_id",
     "version",
     "kind",
     "percent_off",
@@ -267,6 +272,12 @@ fn program_request(form: &FormPairs) -> ApiResult<CouponProgramRequest> {
         rotating_code: checked("rotating_code"),
         can_give_friend: Some(checked("can_give_friend")),
         can_use_with_other_discount: checked("can_use_with_other_discount"),
+        shared: checked("shared").then(|| SharedCouponDto {
+            cover_url: form.value("cover_url"),
+            abstract_text: form.value("abstract_text"),
+            detail_text: form.value("detail_text"),
+        }),
+        give_program_id: int("give_program_id", "核销后返券")?,
     })
 }
 

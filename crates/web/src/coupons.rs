@@ -20,7 +20,7 @@ use kaquan_core::coupon::usage::ProgramFilter;
 use kaquan_core::coupon::usecases::{self, ProgramError};
 use kaquan_core::coupon::{
     color_hex, Benefit, CodeType, CouponKind, CouponProgram, CouponProgramFields, ProgramState,
-    TimeLimit, Validity, ALL_WEEKDAYS,
+    SharedCoupon, TimeLimit, Validity, ALL_WEEKDAYS,
 };
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,36 @@ pub struct CouponProgramRequest {
     /// 可与其他优惠同享.
     #[serde(default)]
     pub can_use_with_other_discount: bool,
+    /// 朋友的券: shared with friends, offline only, claimed by link or QR
+    /// code; its stock is bought with 券点 (create it with `quantity` 0).
+    pub shared: Option<SharedCouponDto>,
+    /// 核销后返券: a program (this one or another) to give the customer one
+    /// coupon of when theirs is verified.
+    pub give_program_id: Option<i64>,
+}
+
+/// What a 朋友的券 shows besides an ordinary coupon; all three are required.
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCouponDto {
+    /// 封面: a picture uploaded through `/api/v1/images`-style uploads (`/images/…`).
+    pub cover_url: String,
+    /// 简介, at most 24 characters.
+    #[schema(max_length = 24)]
+    pub abstract_text: String,
+    /// 图文详情, at most 2000 characters.
+    #[schema(max_length = 2000)]
+    pub detail_text: String,
+}
+
+impl SharedCouponDto {
+    fn of(shared: &SharedCoupon) -> Self {
+        Self {
+            cover_url: shared.cover_url.clone(),
+            abstract_text: shared.abstract_text.clone(),
+            detail_text: shared.detail_text.clone(),
+        }
+    }
 }
 
 fn text(value: &Option<String>) -> String {
@@ -261,6 +291,12 @@ impl CouponProgramRequest {
             rotating_code: self.rotating_code,
             can_give_friend: self.can_give_friend.unwrap_or(true),
             can_use_with_other_discount: self.can_use_with_other_discount,
+            shared: self.shared.as_ref().map(|s| SharedCoupon {
+                cover_url: s.cover_url.trim().to_owned(),
+                abstract_text: s.abstract_text.trim().to_owned(),
+                detail_text: s.detail_text.clone(),
+            }),
+            give_program_id: self.give_program_id,
         };
         fields.check().map_err(invalid_all)?;
         Ok(fields)
@@ -280,7 +316,7 @@ fn program_error(error: ProgramError) -> ApiError {
 
 /// A coupon program as the staff API and the console show it.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": 3, "kind": "cash", "kind_label": "代金券", "benefit": "满100.00元减20.00元", "percent_off": null, "cap_fen": null, "least_cost_fen": 10000, "reduce_cost_fen": 2000, "goods_id": null, "detail": "", "price_fen": null, "title": "满100减20", "sub_title": "", "brand_name": "果园", "logo_url": "", "color": "Color010", "color_hex": "#63b359", "notice": "结账时出示", "description": "", "service_phone": "", "get_limit": 1, "use_limit": 1, "validity_type": "fixed", "begin_date": "2026-12-01", "end_date": "2026-12-31", "term_days": null, "begin_after_days": null, "hard_end_date": null, "validity_text": "2026-12-01 至 2026-12-31", "weekdays": [1, 2, 3, 4, 5, 6, 7], "time_begin": null, "time_end": null, "time_limit_text": "不限", "use_all_locations": false, "location_ids": [1, 2], "code_type": "qrcode", "code_type_label": "二维码（显示券码）", "rotating_code": false, "can_give_friend": true, "can_use_with_other_discount": false, "state": "active", "state_label": "投放中", "quantity": 1000, "n_claimed": 120, "stock_left": 880, "n_verified": 45, "n_expired": 0, "claim_url": "https://shop.example.com/m/1/coupons/3f9a…", "version": 2, "created_by": "owner", "created_at": "2026-11-30 10:00:00"}))]
+#[schema(example = json!({"id": 3, "kind": "cash", "kind_label": "代金券", "benefit": "满100.00元减20.00元", "percent_off": null, "cap_fen": null, "least_cost_fen": 10000, "reduce_cost_fen": 2000, "goods_id": null, "detail": "", "price_fen": null, "title": "满100减20", "sub_title": "", "brand_name": "果园", "logo_url": "", "color": "Color010", "color_hex": "#63b359", "notice": "结账时出示", "description": "", "service_phone": "", "get_limit": 1, "use_limit": 1, "validity_type": "fixed", "begin_date": "2026-12-01", "end_date": "2026-12-31", "term_days": null, "begin_after_days": null, "hard_end_date": null, "validity_text": "2026-12-01 至 2026-12-31", "weekdays": [1, 2, 3, 4, 5, 6, 7], "time_begin": null, "time_end": null, "time_limit_text": "不限", "use_all_locations": false, "location_ids": [1, 2], "code_type": "qrcode", "code_type_label": "二维码（显示券码）", "rotating_code": false, "can_give_friend": true, "can_use_with_other_discount": false, "shared": null, "unit_price_tenths": null, "give_program_id": null, "state": "active", "state_label": "投放中", "quantity": 1000, "n_claimed": 120, "stock_left": 880, "n_verified": 45, "n_expired": 0, "claim_url": "https://shop.example.com/m/1/coupons/3f9a…", "version": 2, "created_by": "owner", "created_at": "2026-11-30 10:00:00"}))]
 pub struct CouponProgramDto {
     pub id: i64,
     pub kind: &'static str,
@@ -324,6 +360,12 @@ pub struct CouponProgramDto {
     pub rotating_code: bool,
     pub can_give_friend: bool,
     pub can_use_with_other_discount: bool,
+    /// 朋友的券's cover, 简介 and 图文详情; `null` for an ordinary program.
+    pub shared: Option<SharedCouponDto>,
+    /// A 朋友的券's price of one unit of stock, in tenths of a 券点 (2 or 4).
+    pub unit_price_tenths: Option<i64>,
+    /// 核销后返券: the program a verified coupon gives one of.
+    pub give_program_id: Option<i64>,
     /// `draft`, `active`, `paused` or `ended`.
     pub state: &'static str,
     pub state_label: &'static str,
@@ -400,6 +442,12 @@ impl CouponProgramDto {
             rotating_code: f.rotating_code,
             can_give_friend: f.can_give_friend,
             can_use_with_other_discount: f.can_use_with_other_discount,
+            shared: f.shared.as_ref().map(SharedCouponDto::of),
+            unit_price_tenths: f
+                .shared
+                .is_some()
+                .then(|| kaquan_core::credit::unit_price_tenths(f)),
+            give_program_id: f.give_program_id,
             state: p.state.code(),
             state_label: p.state.label_zh(),
             quantity: p.quantity,
@@ -640,7 +688,8 @@ pub async fn move_program(
         &authed.actor(),
         crate::now(),
     )
-    .await?;
+    .await
+    .map_err(program_error)?;
     let program = state.store.get_coupon_program(m, program_id).await?;
     if !moved && program.state != to {
         return Err(ApiError::Conflict(format!(
@@ -690,7 +739,8 @@ pub async fn change_program_stock(
         &authed.actor(),
         crate::now(),
     )
-    .await?;
+    .await
+    .map_err(program_error)?;
     if !changed {
         return Err(ApiError::invalid(format!(
             "库存调整后须在 {}（已领取）到 {} 之间，且调整数量不为 0",

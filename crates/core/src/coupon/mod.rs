@@ -39,6 +39,12 @@ pub const TERM_DAYS_MAX: i64 = 3650;
 pub const BEGIN_AFTER_DAYS_MAX: i64 = 365;
 /// Most locations one program lists.
 pub const PROGRAM_LOCATIONS_MAX: usize = 500;
+/// A 朋友的券's longest validity, in days.
+pub const SHARED_VALIDITY_DAYS_MAX: i64 = 90;
+/// A 朋友的券's 简介 (WeChat's `abstract`).
+pub const ABSTRACT_CHARS_MAX: usize = 24;
+/// A 朋友的券's 图文详情 text.
+pub const DETAIL_TEXT_CHARS_MAX: usize = 2000;
 
 /// WeChat's five coupon kinds (`card_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -380,6 +386,15 @@ impl Validity {
                 let until = from + term_days * 86_400 - 1;
                 (from, hard_end.map_or(until, |end| until.min(end)))
             }
+        }
+    }
+
+    /// The most days a coupon of this validity is usable: the fixed
+    /// range's days, or the relative term.
+    pub fn longest_days(&self) -> i64 {
+        match *self {
+            Self::Fixed { begin, end } => (end - begin + 1 + 86_399).div_euclid(86_400),
+            Self::Relative { term_days, .. } => term_days,
         }
     }
 
@@ -740,6 +755,60 @@ pub struct CouponProgramFields {
     pub can_give_friend: bool,
     /// 可与其他优惠同享.
     pub can_use_with_other_discount: bool,
+    /// 朋友的券: shared with friends, stock bought with 券点; `None` for
+    /// an ordinary program.
+    pub shared: Option<SharedCoupon>,
+    /// 核销后返券: the program (this one or another) a customer gets one
+    /// coupon of when theirs is verified.
+    pub give_program_id: Option<i64>,
+}
+
+/// What a 朋友的券 shows besides an ordinary coupon (WeChat's
+/// `advanced_info.abstract` and `text_image_list`); all three are required.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SharedCoupon {
+    /// 封面: a picture uploaded through the console (`/images/…`).
+    pub cover_url: String,
+    /// 简介.
+    pub abstract_text: String,
+    /// 图文详情.
+    pub detail_text: String,
+}
+
+impl SharedCoupon {
+    /// The kinds a 朋友的券 may be: 无门槛代金券, 满减代金券 and 兑换券.
+    pub const KINDS: [CouponKind; 2] = [CouponKind::Cash, CouponKind::Gift];
+
+    fn check(&self, fields: &CouponProgramFields, errors: &mut Vec<String>) {
+        if !Self::KINDS.contains(&fields.benefit.kind()) {
+            errors.push("朋友的券只能是代金券（无门槛或满减）或兑换券".into());
+        }
+        for (what, value, max) in [
+            ("封面", &self.cover_url, 300),
+            ("简介", &self.abstract_text, ABSTRACT_CHARS_MAX),
+        ] {
+            if value.trim().is_empty() {
+                errors.push(format!("朋友的券须填写{what}"));
+            } else if let Err(e) = check_field(what, value, max) {
+                errors.push(e);
+            }
+        }
+        if self.detail_text.trim().is_empty() {
+            errors.push("朋友的券须填写图文详情".into());
+        } else if crate::text::is_too_long(&self.detail_text, DETAIL_TEXT_CHARS_MAX)
+            || self
+                .detail_text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r')
+        {
+            errors.push(format!("图文详情最多 {DETAIL_TEXT_CHARS_MAX} 个字符"));
+        }
+        if fields.validity.longest_days() > SHARED_VALIDITY_DAYS_MAX {
+            errors.push(format!(
+                "朋友的券的有效期最长 {SHARED_VALIDITY_DAYS_MAX} 天"
+            ));
+        }
+    }
 }
 
 impl CouponProgramFields {
@@ -790,6 +859,12 @@ impl CouponProgramFields {
         }
         if self.location_ids.len() > PROGRAM_LOCATIONS_MAX {
             errors.push(format!("适用门店最多 {PROGRAM_LOCATIONS_MAX} 家"));
+        }
+        if let Some(shared) = &self.shared {
+            shared.check(self, &mut errors);
+        }
+        if self.give_program_id.is_some_and(|id| id <= 0) {
+            errors.push("请选择核销后赠送的券".into());
         }
         if errors.is_empty() {
             Ok(())
@@ -885,6 +960,17 @@ impl CouponProgram {
     pub fn stock_left(&self) -> i64 {
         (self.quantity - self.n_claimed).max(0)
     }
+
+    /// A 朋友的券 (its stock is bought with 券点).
+    pub fn is_shared(&self) -> bool {
+        self.fields.shared.is_some()
+    }
+
+    /// Whether the program can never give out another coupon: ended, or
+    /// past the last day a claim could still be used.
+    pub fn is_closed_at(&self, now: i64) -> bool {
+        self.state == ProgramState::Ended || !self.fields.validity.claimable_at(now)
+    }
 }
 
 /// Why an edit of a program was refused.
@@ -906,6 +992,9 @@ pub fn check_edit(
     if fields.rotating_code != program.fields.rotating_code {
         errors.push("投放后不能修改动态码设置".to_owned());
     }
+    if fields.shared.is_some() != program.fields.shared.is_some() {
+        errors.push("投放后不能改变是否为朋友的券".to_owned());
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -916,4 +1005,4 @@ pub fn check_edit(
 #[cfg(test)]
 mod rule_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -40,6 +40,8 @@ pub(crate) fn cash_fields() -> CouponProgramFields {
         rotating_code: false,
         can_give_friend: true,
         can_use_with_other_discount: false,
+        shared: None,
+        give_program_id: None,
     }
 }
 

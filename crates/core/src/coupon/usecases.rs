@@ -63,9 +63,14 @@ pub async fn create_coupon_program(
     now: i64,
 ) -> Result<CouponProgram, ProgramError> {
     let mut errors = fields.check().err().unwrap_or_default();
-    if !(1..=STOCK_MAX).contains(&quantity) {
+    if fields.shared.is_some() {
+        if quantity != 0 {
+            errors.push("朋友的券的库存须用券点增加，制券时库存为 0".into());
+        }
+    } else if !(1..=STOCK_MAX).contains(&quantity) {
         errors.push(format!("库存须为 1–{STOCK_MAX}"));
     }
+    check_give_program(store, merchant_id, fields, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ProgramError::Invalid(errors));
     }
@@ -82,6 +87,23 @@ pub async fn create_coupon_program(
         .await?)
 }
 
+/// 核销后返券 names a program of the same merchant.
+async fn check_give_program(
+    store: &dyn Store,
+    merchant_id: i64,
+    fields: &CouponProgramFields,
+    errors: &mut Vec<String>,
+) -> StoreResult<()> {
+    if let Some(give) = fields.give_program_id.filter(|id| *id > 0) {
+        match store.get_coupon_program(merchant_id, give).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => errors.push("核销后赠送的券不存在".into()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Saves an edit made on `version`: anything while a draft; once投放, the
 /// benefit stays and the validity only widens.
 pub async fn edit_coupon_program(
@@ -95,6 +117,11 @@ pub async fn edit_coupon_program(
 ) -> Result<CouponProgram, ProgramError> {
     let program = store.get_coupon_program(merchant_id, program_id).await?;
     check_edit(&program, fields).map_err(ProgramError::Invalid)?;
+    let mut errors = Vec::new();
+    check_give_program(store, merchant_id, fields, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(ProgramError::Invalid(errors));
+    }
     let entry = audit(
         merchant_id,
         actor,
@@ -116,7 +143,15 @@ pub async fn set_program_state(
     to: ProgramState,
     actor: &Actor,
     now: i64,
-) -> StoreResult<bool> {
+) -> Result<bool, ProgramError> {
+    if to == ProgramState::Active {
+        let program = store.get_coupon_program(merchant_id, program_id).await?;
+        if program.is_shared() && program.quantity == 0 {
+            return Err(ProgramError::Invalid(vec![
+                "朋友的券库存为 0，请先用券点增加库存再投放".into(),
+            ]));
+        }
+    }
     let entry = audit(
         merchant_id,
         actor,
@@ -140,9 +175,18 @@ pub async fn change_stock(
     delta: i64,
     actor: &Actor,
     now: i64,
-) -> StoreResult<bool> {
+) -> Result<bool, ProgramError> {
     if delta == 0 || delta.abs() > STOCK_MAX {
         return Ok(false);
+    }
+    if store
+        .get_coupon_program(merchant_id, program_id)
+        .await?
+        .is_shared()
+    {
+        return Err(ProgramError::Invalid(vec![
+            "朋友的券的库存用券点增加（增加库存），不能直接修改".into(),
+        ]));
     }
     let entry = audit(
         merchant_id,
