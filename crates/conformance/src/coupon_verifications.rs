@@ -82,6 +82,7 @@ pub async fn verification_checks_the_location_the_verifier_and_the_threshold(sto
     assert_eq!(done.location_name.as_deref(), Some("一店"));
     let replay = usecases::verify_coupon(
         store,
+        &master(),
         &key,
         &store.get_coupon(m, coupon.id).await.unwrap().unwrap(),
         &at_location(Some(one), later),
@@ -103,6 +104,7 @@ pub async fn verification_checks_the_location_the_verifier_and_the_threshold(sto
     );
     let again = usecases::verify_coupon(
         store,
+        &master(),
         &ApiCall::default(),
         &store.get_coupon(m, coupon.id).await.unwrap().unwrap(),
         &at_location(Some(one), later),
@@ -127,6 +129,7 @@ pub async fn verification_checks_the_location_the_verifier_and_the_threshold(sto
                 order_amount_fen: None,
                 discount_fen: 0,
                 order_ref: String::new(),
+                give: None,
                 now: later,
             },
         )

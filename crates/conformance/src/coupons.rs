@@ -77,6 +77,7 @@ pub(crate) async fn claim_one(
         source: CouponSource::Claim,
         customer_ids: vec![customer_id],
         order: None,
+        shared_by: None,
     };
     let called = usecases::issue_coupons(
         store,
@@ -112,6 +113,7 @@ pub(crate) fn at_location(location_id: Option<i64>, now: i64) -> VerifyRequest {
         order_amount_fen: Some(12_000),
         order_ref: "POS-1".into(),
         exchange_goods: None,
+        give_code: None,
         actor: Actor {
             staff_id: None,
             label: "desk".into(),
@@ -131,7 +133,7 @@ pub(crate) async fn verify(
         .await
         .unwrap()
         .expect("held coupon");
-    usecases::verify_coupon(store, call, &held, request)
+    usecases::verify_coupon(store, &master(), call, &held, request)
         .await
         .expect("verify")
         .result
@@ -539,6 +541,7 @@ pub async fn mall_order_lines_issue_coupons_once(store: &dyn Store) {
         source: CouponSource::Order,
         customer_ids: vec![alice; n],
         order: Some(("M-1".into(), line.into())),
+        shared_by: None,
     };
     let program = &program;
     let issue = |recipients, call: ApiCall| async move {
@@ -581,6 +584,7 @@ pub async fn mall_order_lines_issue_coupons_once(store: &dyn Store) {
         source: CouponSource::Targeted,
         customer_ids: vec![alice, 999_999],
         order: None,
+        shared_by: None,
     };
     assert_eq!(
         issue(stranger, ApiCall::default()).await.result,

@@ -32,6 +32,7 @@ mod pay_gift;
 mod pickup_orders;
 mod pickup_refusals;
 mod pickup_settings;
+mod shared_coupons;
 mod sms;
 mod staff;
 mod waybills;
@@ -62,6 +63,7 @@ pub use pay_gift::*;
 pub use pickup_orders::*;
 pub use pickup_refusals::*;
 pub use pickup_settings::*;
+pub use shared_coupons::*;
 pub use sms::*;
 pub use staff::*;
 pub use waybills::*;
@@ -80,6 +82,8 @@ macro_rules! conformance_tests {
             expired_stock_returns_its_credits_to_the_kind_they_came_from,
             shared_programs_keep_their_own_rules,
             operators_are_named_staff_and_every_change_is_audited,
+            friends_claim_a_shared_coupon_through_a_share_link_within_its_limits,
+            a_verified_coupon_gives_one_back_while_the_give_program_has_stock,
             a_member_pays_with_discount_points_and_balance_and_reaches_a_tier,
             refunds_give_back_in_proportion_and_add_up_to_the_whole,
             each_member_operation_is_one_event_merged_when_both_assets_move,

@@ -42,6 +42,10 @@ pub enum Conflict {
     /// A coupon program was edited or changed state since the version an
     /// edit was made on.
     ProgramChanged,
+    /// The store found, looking a code up inside its transaction, that the
+    /// verification needs something made outside it first (the code of the
+    /// coupon 核销后返券 gives): the caller looks the code up, then verifies.
+    LookUpFirst,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -7,7 +7,7 @@ use crate::coupons::{program_at, NO_COUNTS, PROGRAM_COLUMNS, PROGRAM_FROM};
 use crate::events::insert_event;
 use crate::sql::{exec, insert_audit, one, opt, parse_or};
 use deadpool_postgres::GenericClient;
-use kaquan_core::coupon::usage::{check_issue, CouponRefusal, CouponSource, IssueCoupons};
+use kaquan_core::coupon::usage::{check_issue, CouponRefusal, IssueCoupons};
 use kaquan_core::coupon::ProgramState;
 use kaquan_core::StoreResult;
 /// Gives the coupons out inside the open transaction (after `SAVEPOINT
@@ -55,11 +55,11 @@ pub(crate) async fn issue_in(
     let made: Vec<(i64, i64)> = crate::sql::all(
         c,
         "INSERT INTO coupons (merchant_id, program_id, customer_id, digest, sealed, key_version, state, valid_from, \
-         valid_until, source, issue_id, claimed_at) \
-         SELECT $1, $2, customer, digest, sealed, $6, 'available', $7, $8, $9, $10, $11 \
+         valid_until, source, issue_id, claimed_at, shared_by) \
+         SELECT $1, $2, customer, digest, sealed, $6, 'available', $7, $8, $9, $10, $11, $12 \
          FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(customer, digest, sealed) RETURNING id, customer_id",
         &[&issue.merchant_id, &issue.program_id, &customers, &digests, &sealed, &key_version, &valid_from, &valid_until,
-            &issue.source.code(), &issue_id, &issue.now],
+            &issue.source.code(), &issue_id, &issue.now, &issue.shared_by],
     )
     .await?
     .iter()
@@ -73,6 +73,48 @@ pub(crate) async fn issue_in(
         return Ok(Err(refusal));
     }
     Ok(Ok((issue_id, false)))
+}
+
+/// 核销后返券 inside the verification's transaction: one coupon of the
+/// give program to the verified coupon's holder when the program is
+/// issuing, has stock and the holder is within 每人可领; otherwise nothing
+/// (what the attempt wrote is rolled back to its savepoint).
+pub(crate) async fn give_back_in(
+    c: &impl GenericClient,
+    issue: &IssueCoupons,
+) -> StoreResult<Option<i64>> {
+    let program = opt(
+        c,
+        &format!("SELECT {PROGRAM_COLUMNS}, {NO_COUNTS} FROM {PROGRAM_FROM} WHERE p.id = $1 AND p.merchant_id = $2"),
+        &[&issue.program_id, &issue.merchant_id],
+    )
+    .await?;
+    let issuable = match program {
+        Some(row) => {
+            kaquan_core::coupon::usecases::check_issuable(&program_at(&row, 0)?, issue.now).is_ok()
+        }
+        None => false,
+    };
+    if !issuable {
+        return Ok(None);
+    }
+    exec(c, "SAVEPOINT give_back", &[]).await?;
+    match issue_in(c, issue).await? {
+        Ok((issue_id, _)) => {
+            exec(c, "RELEASE SAVEPOINT give_back", &[]).await?;
+            let row = one(
+                c,
+                "SELECT id FROM coupons WHERE issue_id = $1",
+                &[&issue_id],
+            )
+            .await?;
+            Ok(Some(row.get(0)))
+        }
+        Err(_) => {
+            exec(c, "ROLLBACK TO SAVEPOINT give_back", &[]).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The issue's row: `Ok(Ok(id))` new, `Ok(Err(id))` the same order line
@@ -162,7 +204,7 @@ async fn count_holders(
     if known != ids.len() as i64 {
         return Ok(Err(CouponRefusal::CustomerNotFound));
     }
-    let limit = if issue.source == CouponSource::Claim {
+    let limit = if issue.within_claim_limit() {
         get_limit
     } else {
         i64::MAX

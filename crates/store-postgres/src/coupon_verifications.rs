@@ -26,7 +26,7 @@ use tokio_postgres::Row;
 const VERIFICATION_COLUMNS: &str = "v.id, v.merchant_id, v.coupon_id, v.program_id, p.title, p.kind, \
     v.location_id, l.name, v.staff_id, v.verifier, v.channel, v.order_amount_fen, v.discount_fen, v.order_ref, \
     v.customer_id, COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone, ''), c.sealed, c.key_version, \
-    v.created_at, v.undone_at, v.undone_by";
+    v.created_at, v.undone_at, v.undone_by, v.given_coupon_id";
 const VERIFICATION_FROM: &str =
     "coupon_verifications v JOIN coupon_programs p ON p.id = v.program_id \
     JOIN coupons c ON c.id = v.coupon_id JOIN customers u ON u.id = v.customer_id \
@@ -55,6 +55,7 @@ fn verification_from_row(r: &Row) -> StoreResult<CouponVerification> {
         created_at: r.get(18),
         undone_at: r.get(19),
         undone_by: r.get(20),
+        given_coupon_id: r.get(21),
     })
 }
 
@@ -221,12 +222,22 @@ async fn verify_in(
     if counted.is_none() {
         return Ok(Err(CouponRefusal::UseLimitReached { use_limit }));
     }
+    let given_coupon_id = match verify.give_back() {
+        Some(mut give) => {
+            // The holder as the coupon says now (it may have been given to a friend).
+            give.coupons[0].0 = customer_id;
+            crate::coupon_issues::give_back_in(c, &give).await?
+        }
+        None => None,
+    };
     let id: i64 = crate::sql::one(
         c,
         "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
-         channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+         channel, order_amount_fen, discount_fen, order_ref, created_at, given_coupon_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         &[&m, &verify.coupon_id, &program_id, &customer_id, &verify.location_id, &verify.actor.staff_id, &verify.actor.label,
-            &verify.channel.code(), &verify.order_amount_fen, &verify.discount_fen, &verify.order_ref, &verify.now],
+            &verify.channel.code(), &verify.order_amount_fen, &verify.discount_fen, &verify.order_ref, &verify.now,
+            &given_coupon_id],
     )
     .await?
     .get(0);
@@ -292,7 +303,11 @@ async fn verify_in_one_statement(
     verify: &VerifyCoupon,
 ) -> StoreResult<OneStatement> {
     let event_type = EventType::CouponVerified;
-    if kaquan_core::sms::wants(event_type) || kaquan_core::erp::wants(event_type) {
+    // 核销后返券 gives a coupon: the transaction of `verify_in` does it.
+    if verify.give.is_some()
+        || kaquan_core::sms::wants(event_type)
+        || kaquan_core::erp::wants(event_type)
+    {
         return Ok(OneStatement::NothingKept);
     }
     let record = verify.record();

@@ -22,7 +22,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 const VERIFICATION_COLUMNS: &str = "v.id, v.merchant_id, v.coupon_id, v.program_id, p.title, p.kind, \
     v.location_id, l.name, v.staff_id, v.verifier, v.channel, v.order_amount_fen, v.discount_fen, v.order_ref, \
     v.customer_id, COALESCE(NULLIF(u.nickname, ''), u.external_id, u.phone, ''), c.sealed, c.key_version, \
-    v.created_at, v.undone_at, v.undone_by";
+    v.created_at, v.undone_at, v.undone_by, v.given_coupon_id";
 const VERIFICATION_FROM: &str =
     "coupon_verifications v JOIN coupon_programs p ON p.id = v.program_id \
     JOIN coupons c ON c.id = v.coupon_id JOIN customers u ON u.id = v.customer_id \
@@ -57,6 +57,7 @@ fn verification_from_row(r: &Row) -> rusqlite::Result<CouponVerification> {
         created_at: r.get(18)?,
         undone_at: r.get(19)?,
         undone_by: r.get(20)?,
+        given_coupon_id: r.get(21)?,
     })
 }
 
@@ -207,13 +208,20 @@ pub(crate) fn verify_job(
         params![record.program_id, record.customer_id],
     )
     .map_err(map_err)?;
+    if let Some(mut give) = verify.give_back() {
+        // The holder as the coupon says now (it may have been given to a friend).
+        give.coupons[0].0 = record.customer_id;
+        record.given_coupon_id = crate::coupons::give_back(conn, &give)?;
+    }
     // Not RETURNING: SQLite buffers a RETURNING row in a table of its own.
     crate::sql::cached_execute(
         conn,
         "INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, staff_id, verifier, \
-         channel, order_amount_fen, discount_fen, order_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         channel, order_amount_fen, discount_fen, order_ref, created_at, given_coupon_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![m, record.coupon_id, record.program_id, record.customer_id, record.location_id, record.staff_id,
-            record.verifier, record.channel.code(), record.order_amount_fen, record.discount_fen, record.order_ref, record.created_at],
+            record.verifier, record.channel.code(), record.order_amount_fen, record.discount_fen, record.order_ref,
+            record.created_at, record.given_coupon_id],
     )
     .map_err(map_err)?;
     record.id = conn.last_insert_rowid();

@@ -367,7 +367,8 @@ fn check_issue_job(
         let Some(n_claimed) = known else {
             return Ok(Err(CouponRefusal::CustomerNotFound));
         };
-        let claim = (issue.source == CouponSource::Claim)
+        let claim = issue
+            .within_claim_limit()
             .then(|| (n_claimed.unwrap_or(0), program.fields.get_limit));
         if let Err(refusal) = check_issue(program.state, program.stock_left(), k, claim) {
             return Ok(Err(refusal));
@@ -375,6 +376,26 @@ fn check_issue_job(
     }
     let n = issue.coupons.len() as i64;
     Ok(check_issue(program.state, program.stock_left(), n, None).map(|()| program))
+}
+
+/// 核销后返券 inside the verification's job: one coupon of the give
+/// program to the verified coupon's holder when the program is issuing,
+/// has stock and the holder is within 每人可领; otherwise nothing.
+pub(crate) fn give_back(conn: &Connection, issue: &IssueCoupons) -> StoreResult<Option<i64>> {
+    let program = match check_issue_job(conn, issue)? {
+        Ok(program) => program,
+        Err(_) => return Ok(None),
+    };
+    if kaquan_core::coupon::usecases::check_issuable(&program, issue.now).is_err() {
+        return Ok(None);
+    }
+    let issue_id = write_issue(conn, issue, &program)?;
+    Ok(Some(
+        coupons_of_issue(conn, issue_id)?
+            .first()
+            .map(|c| c.id)
+            .ok_or(StoreError::NotFound)?,
+    ))
 }
 
 /// Takes the stock and writes the issue, its coupons, the holders' counts,
@@ -406,7 +427,7 @@ fn write_issue(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO coupons (merchant_id, program_id, customer_id, digest, sealed, key_version, state, valid_from, \
-             valid_until, source, issue_id, claimed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'available', ?7, ?8, ?9, ?10, ?11) RETURNING id",
+             valid_until, source, issue_id, claimed_at, shared_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'available', ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         )
         .map_err(map_err)?;
     for (customer_id, code) in &issue.coupons {
@@ -423,7 +444,8 @@ fn write_issue(
                     valid_until,
                     issue.source.code(),
                     issue_id,
-                    issue.now
+                    issue.now,
+                    issue.shared_by
                 ],
                 |r| r.get(0),
             )

@@ -15,7 +15,7 @@ use kaquan_core::coupon::usage::{recheck, CouponRefusal, CouponVerification, Ver
 use kaquan_core::coupon::usecases::{answer_look_up, verification_of, CodeVerification};
 use kaquan_core::event::{EventType, NewEvent};
 use kaquan_core::ledger::{ApiCall, Called};
-use kaquan_core::StoreResult;
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 
 pub(crate) type Verified = StoreResult<Called<CouponVerification, CouponRefusal>>;
@@ -113,10 +113,14 @@ fn look_up_on_writer(
     } else {
         None
     };
-    Ok(
-        answer_look_up(r, found.map(|h| (h, true)), n_failures, oldest, code.since)
-            .and_then(|held| verification_of(&held, call, &code.request)),
-    )
+    let answer = answer_look_up(r, found.map(|h| (h, true)), n_failures, oldest, code.since);
+    if let Ok(held) = &answer {
+        if held.program.fields.give_program_id.is_some() && code.request.give_code.is_none() {
+            // 核销后返券 needs a code the writer cannot make.
+            return Err(StoreError::Conflict(Conflict::LookUpFirst));
+        }
+    }
+    Ok(answer.and_then(|held| verification_of(&held, call, &code.request)))
 }
 
 /// 核销 of a fixed code on the writer, alone: its look-up, then
@@ -213,9 +217,14 @@ pub(crate) fn verify_set_wise(
     // The codes looked up first; the ones refused are left to run alone.
     let mut asks = Vec::with_capacity(verifications.len());
     for v in verifications.iter() {
+        // One that gives a coupon back runs alone (`verify_job`).
         asks.push(match &v.ask {
-            VerifyAsk::Coupon(verify) => Some(verify.clone()),
-            VerifyAsk::Code(code) => look_up_on_writer(conn, &v.call, code)?.ok(),
+            VerifyAsk::Coupon(verify) => Some(verify.clone()).filter(|v| v.give.is_none()),
+            VerifyAsk::Code(code) => match look_up_on_writer(conn, &v.call, code) {
+                Ok(found) => found.ok(),
+                Err(StoreError::Conflict(Conflict::LookUpFirst)) => None,
+                Err(e) => return Err(e),
+            },
         });
     }
     let found = read_asks(conn, verifications, &asks)?;

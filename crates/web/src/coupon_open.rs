@@ -168,6 +168,7 @@ async fn create_coupon(State(state): State<AppState>, signed: Signed) -> ApiResu
             source: CouponSource::Order,
             customer_ids: vec![customer_id; quantity as usize],
             order: Some((order_id.clone(), order_line.clone())),
+            shared_by: None,
         },
         &signed.actor(),
         now,
@@ -306,6 +307,7 @@ fn api_request(
         order_amount_fen,
         order_ref,
         exchange_goods: None,
+        give_code: None,
         actor: signed.actor(),
         now: crate::now(),
     })

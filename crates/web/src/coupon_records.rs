@@ -149,6 +149,7 @@ pub async fn staff_request(
         order_amount_fen,
         order_ref,
         exchange_goods: None,
+        give_code: None,
         actor: authed.actor(),
         now: crate::now(),
     })
@@ -335,10 +336,16 @@ pub async fn staff_verify(
     )
     .await?;
     let held = staff_look_up(state, authed, &request.code).await?;
-    usecases::verify_coupon(state.store.as_ref(), &ApiCall::default(), &held, &verify)
-        .await?
-        .result
-        .map_err(ApiError::CouponRefused)
+    usecases::verify_coupon(
+        state.store.as_ref(),
+        &state.master,
+        &ApiCall::default(),
+        &held,
+        &verify,
+    )
+    .await?
+    .result
+    .map_err(ApiError::CouponRefused)
 }
 
 async fn create_coupon_verification(

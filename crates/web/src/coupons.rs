@@ -824,7 +824,8 @@ async fn serve_coupon_logo(
 const EXPIRY_SWEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The sweep beside every server that records `coupon.expired` once for
-/// each coupon that passes its validity unused (nodes share the work).
+/// each coupon that passes its validity unused, and gives back the 券点 of
+/// closed 朋友的券 programs' unused stock (nodes share the work).
 pub fn spawn_expiry_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -840,7 +841,14 @@ pub fn spawn_expiry_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
                     0
                 }
             };
-            if announced < max {
+            let returned = match state.store.return_expired_stock(crate::now(), max).await {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "returning expired stock's credits failed; will retry");
+                    0
+                }
+            };
+            if announced < max && returned < max {
                 tokio::time::sleep(EXPIRY_SWEEP_IDLE).await;
             }
         }

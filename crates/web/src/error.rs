@@ -225,6 +225,8 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
             "coupon_program_changed",
             "该优惠券刚被修改过，请刷新后再保存".into(),
         ),
+        // Handled by the use case (`verify_code`), never answered.
+        C::LookUpFirst => ("conflict", "请重试".into()),
     }
 }
 

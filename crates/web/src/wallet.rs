@@ -258,6 +258,7 @@ async fn claim_form(
             source: CouponSource::Claim,
             customer_ids: vec![customer.id],
             order: None,
+            shared_by: None,
         },
         &Actor {
             staff_id: None,

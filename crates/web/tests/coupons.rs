@@ -637,6 +637,7 @@ async fn verify_an_hour_ago(
                 order_amount_fen: None,
                 discount_fen: 2000,
                 order_ref: "POS-OLD".into(),
+                give: None,
                 now: kaquan_web::now() - 3660,
             },
         )

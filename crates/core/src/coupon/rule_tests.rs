@@ -554,6 +554,7 @@ fn issue(source: CouponSource, customers: &[i64], order: Option<(&str, &str)>) -
         source,
         coupons: customers.iter().map(|c| (*c, code())).collect(),
         order: order.map(|(o, l)| (o.into(), l.into())),
+        shared_by: None,
         actor: crate::audit::Actor::cli(),
         now: 5,
     }

@@ -191,6 +191,7 @@ pub async fn issue_to_list(
             source: CouponSource::Targeted,
             customer_ids,
             order: None,
+            shared_by: None,
         },
         actor,
         now,

@@ -48,16 +48,29 @@ pub enum CouponSource {
     Order,
     /// 转赠: a friend gave it.
     Gift,
+    /// 朋友的券: claimed through a friend's share link.
+    Share,
+    /// 核销后返券: given when another coupon was verified.
+    GiveBack,
 }
 
 impl CouponSource {
-    pub const ALL: [Self; 4] = [Self::Claim, Self::Targeted, Self::Order, Self::Gift];
+    pub const ALL: [Self; 6] = [
+        Self::Claim,
+        Self::Targeted,
+        Self::Order,
+        Self::Gift,
+        Self::Share,
+        Self::GiveBack,
+    ];
     pub fn code(self) -> &'static str {
         match self {
             Self::Claim => "claim",
             Self::Targeted => "targeted",
             Self::Order => "order",
             Self::Gift => "gift",
+            Self::Share => "share",
+            Self::GiveBack => "give_back",
         }
     }
     pub fn parse(code: &str) -> Option<Self> {
@@ -69,6 +82,8 @@ impl CouponSource {
             Self::Targeted => "定向发放",
             Self::Order => "商城购买",
             Self::Gift => "好友转赠",
+            Self::Share => "好友分享",
+            Self::GiveBack => "核销后返券",
         }
     }
 }
@@ -230,6 +245,13 @@ pub enum CouponRefusal {
     NonceReused,
     /// The Idempotency-Key was used before with another request.
     IdempotencyMismatch,
+    /// A 朋友的券 is given out only by its claim link, QR code or a
+    /// friend's share link.
+    ClaimOnly,
+    /// A 朋友的券 is verified at a location, never through the mall's API.
+    OfflineOnly,
+    /// Only a 朋友的券 is shared with friends.
+    NotShared,
 }
 
 impl CouponRefusal {
@@ -266,6 +288,9 @@ impl CouponRefusal {
             Self::Locked { .. } => "locked",
             Self::NonceReused => "nonce_reused",
             Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::ClaimOnly => "coupon_claim_only",
+            Self::OfflineOnly => "coupon_offline_only",
+            Self::NotShared => "coupon_not_shared",
         }
     }
 
@@ -331,6 +356,9 @@ impl CouponRefusal {
             ),
             Self::NonceReused => "请求已被使用过（nonce 重复）".into(),
             Self::IdempotencyMismatch => "Idempotency-Key 已用于另一个不同的请求".into(),
+            Self::ClaimOnly => "朋友的券只能通过领券二维码、链接或好友分享领取".into(),
+            Self::OfflineOnly => "朋友的券仅限到店核销".into(),
+            Self::NotShared => "该券不能分享给朋友".into(),
         }
     }
 }
@@ -559,6 +587,8 @@ pub struct CouponVerification {
     pub created_at: i64,
     pub undone_at: Option<i64>,
     pub undone_by: Option<String>,
+    /// 核销后返券: the coupon the customer was given, if one was.
+    pub given_coupon_id: Option<i64>,
 }
 
 impl CouponVerification {
@@ -644,11 +674,22 @@ pub struct IssueCoupons {
     pub coupons: Vec<(i64, NewCouponCode)>,
     /// The mall's order and line (获取卡券ID): issued once per line.
     pub order: Option<(String, String)>,
+    /// The customer whose share link a friend claimed through.
+    pub shared_by: Option<i64>,
     pub actor: Actor,
     pub now: i64,
 }
 
 impl IssueCoupons {
+    /// Whether the holders' 每人可领 applies: to what customers take
+    /// themselves or are given back, not to what the merchant hands out.
+    pub fn within_claim_limit(&self) -> bool {
+        matches!(
+            self.source,
+            CouponSource::Claim | CouponSource::Share | CouponSource::GiveBack
+        )
+    }
+
     /// How many coupons each customer gets, in the order they first appear.
     pub fn per_customer(&self) -> Vec<(i64, i64)> {
         let mut counts: Vec<(i64, i64)> = Vec::new();
@@ -664,7 +705,7 @@ impl IssueCoupons {
     /// The audit record of a targeted issue or a mall order's coupons
     /// (customers' own claims are not audited: they are the customers' acts).
     pub fn audit(&self, issue_id: i64) -> Option<AuditEntry> {
-        (self.source != CouponSource::Claim).then(|| AuditEntry {
+        (!matches!(self.source, CouponSource::Claim | CouponSource::Share)).then(|| AuditEntry {
             merchant_id: self.merchant_id,
             actor: self.actor.clone(),
             action: "issue_coupons".into(),
@@ -709,10 +750,28 @@ pub struct VerifyCoupon {
     pub order_amount_fen: Option<i64>,
     pub discount_fen: i64,
     pub order_ref: String,
+    /// 核销后返券: the program to give one coupon of, and its code.
+    pub give: Option<(i64, NewCouponCode)>,
     pub now: i64,
 }
 
 impl VerifyCoupon {
+    /// The one coupon 核销后返券 gives, as an issue the store tries inside
+    /// the verification's transaction.
+    pub fn give_back(&self) -> Option<IssueCoupons> {
+        let (program_id, code) = self.give.clone()?;
+        Some(IssueCoupons {
+            merchant_id: self.merchant_id,
+            program_id,
+            source: CouponSource::GiveBack,
+            coupons: vec![(self.customer_id, code)],
+            order: None,
+            shared_by: None,
+            actor: self.actor.clone(),
+            now: self.now,
+        })
+    }
+
     /// The record this verification writes, as far as the request says
     /// it: no id yet, and the program's title and kind, the location's and
     /// customer's names and the sealed code left for the store to read.
@@ -739,6 +798,7 @@ impl VerifyCoupon {
             created_at: self.now,
             undone_at: None,
             undone_by: None,
+            given_coupon_id: None,
         }
     }
 }

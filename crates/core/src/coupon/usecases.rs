@@ -4,7 +4,7 @@
 
 use super::code::{
     coupon_code_digest, digest_keys, new_coupon_codes, open_coupon_code, rotating_code_matches,
-    TypedCode,
+    NewCouponCode, TypedCode,
 };
 use super::usage::{
     check_usable, check_verifier_location, CouponLookup, CouponRefusal, CouponSource,
@@ -223,6 +223,18 @@ pub struct Recipients {
     pub customer_ids: Vec<i64>,
     /// The mall's order and line (获取卡券ID).
     pub order: Option<(String, String)>,
+    /// The customer whose share link a friend claimed through (朋友的券).
+    pub shared_by: Option<i64>,
+}
+
+/// How a 朋友的券 may be given out: by its claim link or QR code, or a
+/// friend's share link; and only a 朋友的券 is claimed through a share link.
+pub fn check_source(program: &CouponProgram, source: CouponSource) -> Result<(), CouponRefusal> {
+    match (program.is_shared(), source) {
+        (false, CouponSource::Share) => Err(CouponRefusal::NotShared),
+        (true, CouponSource::Targeted | CouponSource::Order) => Err(CouponRefusal::ClaimOnly),
+        _ => Ok(()),
+    }
 }
 
 /// 领取, 定向发放 or 获取卡券ID: makes one code per coupon (on a thread of
@@ -236,7 +248,9 @@ pub async fn issue_coupons(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<Called<Vec<super::usage::Coupon>, CouponRefusal>> {
-    if let Err(refusal) = check_issuable(program, now) {
+    if let Err(refusal) =
+        check_issuable(program, now).and_then(|()| check_source(program, recipients.source))
+    {
         return Ok(Called {
             result: Err(refusal),
             replayed: false,
@@ -257,6 +271,7 @@ pub async fn issue_coupons(
         source: recipients.source,
         coupons: recipients.customer_ids.into_iter().zip(codes).collect(),
         order: recipients.order,
+        shared_by: recipients.shared_by,
         actor: actor.clone(),
         now,
     };
@@ -424,13 +439,17 @@ pub async fn verify_code(
             since: request.now - ATTEMPT_WINDOW_SECONDS,
             request: request.clone(),
         };
-        if let Some(called) = store.verify_coupon_code(call, &ask).await? {
-            return Ok(called);
+        match store.verify_coupon_code(call, &ask).await {
+            Ok(Some(called)) => return Ok(called),
+            // The coupon's program gives one back on verification: its
+            // code is made here, after the look-up.
+            Ok(None) | Err(StoreError::Conflict(crate::Conflict::LookUpFirst)) => {}
+            Err(e) => return Err(e),
         }
     }
     let now = request.now;
     match look_up_parsed(store, master, reader, &keys, parsed, digest, now).await? {
-        Ok(held) => verify_coupon(store, call, &held, request).await,
+        Ok(held) => verify_coupon(store, master, call, &held, request).await,
         Err(refusal) => Ok(Called {
             result: Err(refusal),
             replayed: false,
@@ -449,6 +468,9 @@ pub struct VerifyRequest {
     pub order_ref: String,
     /// 使用卡券ID: only a 兑换券 (of this goods item, when given) is taken.
     pub exchange_goods: Option<Option<i64>>,
+    /// The code of the coupon 核销后返券 gives, made by [`verify_coupon`]
+    /// when the program names one (`None` otherwise).
+    pub give_code: Option<NewCouponCode>,
     pub actor: Actor,
     pub now: i64,
 }
@@ -456,6 +478,9 @@ pub struct VerifyRequest {
 /// What step 1 of the verifier page shows: whether the coupon may be
 /// verified here now, and the discount an amount would get.
 pub fn preview(held: &HeldCoupon, request: &VerifyRequest) -> Result<i64, CouponRefusal> {
+    if held.program.is_shared() && request.channel == VerifyChannel::Api {
+        return Err(CouponRefusal::OfflineOnly);
+    }
     check_verifier_location(&request.verifier_locations, request.location_id)?;
     check_usable(
         &held.program,
@@ -472,14 +497,21 @@ pub fn preview(held: &HeldCoupon, request: &VerifyRequest) -> Result<i64, Coupon
     held.benefit().discount_fen(request.order_amount_fen)
 }
 
-/// 核销: checks the coupon again and records the verification.
+/// 核销: checks the coupon again and records the verification, with the
+/// coupon 核销后返券 gives when its program names one.
 pub async fn verify_coupon(
     store: &dyn Store,
+    master: &MasterKey,
     call: &ApiCall,
     held: &HeldCoupon,
     request: &VerifyRequest,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
-    match verification_of(held, call, request) {
+    let mut request = request.clone();
+    if held.program.fields.give_program_id.is_some() && request.give_code.is_none() {
+        let c = &held.coupon;
+        request.give_code = new_coupon_codes(master, c.merchant_id, c.key_version, 1).pop();
+    }
+    match verification_of(held, call, &request) {
         Ok(verify) => store.verify_coupon(call, &verify).await,
         Err(refusal) => Ok(Called {
             result: Err(refusal),
@@ -513,6 +545,11 @@ pub fn verification_of(
         order_amount_fen: request.order_amount_fen,
         discount_fen,
         order_ref: request.order_ref.clone(),
+        give: held
+            .program
+            .fields
+            .give_program_id
+            .zip(request.give_code.clone()),
         now: request.now,
     })
 }
