@@ -744,6 +744,7 @@ pub async fn a_program_keeps_the_logo_uploaded_for_it(store: &dyn Store) {
     let other = merchant(store, "B").await.id;
     let program = active_program(store, m, &cash_program_fields(Vec::new()), 10).await;
     let logo = |merchant_id: i64, bytes: &[u8]| CouponLogo {
+        picture: CouponPicture::Logo,
         merchant_id,
         program_id: program.id,
         content_type: "image/png",
@@ -751,14 +752,23 @@ pub async fn a_program_keeps_the_logo_uploaded_for_it(store: &dyn Store) {
         url: format!("/m/coupon-logos/{}?v=1", program.id),
         now: NOW,
     };
-    assert_eq!(store.get_coupon_logo(program.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_coupon_logo(program.id, CouponPicture::Logo)
+            .await
+            .unwrap(),
+        None
+    );
     for bytes in [&b"first"[..], &b"second"[..]] {
         store
             .put_coupon_logo(&logo(m, bytes), &audit(m, "upload_coupon_logo"))
             .await
             .unwrap();
         assert_eq!(
-            store.get_coupon_logo(program.id).await.unwrap(),
+            store
+                .get_coupon_logo(program.id, CouponPicture::Logo)
+                .await
+                .unwrap(),
             Some(("image/png".to_owned(), bytes.to_vec()))
         );
     }
@@ -775,7 +785,10 @@ pub async fn a_program_keeps_the_logo_uploaded_for_it(store: &dyn Store) {
         Err(kaquan_core::StoreError::NotFound)
     ));
     assert_eq!(
-        store.get_coupon_logo(program.id).await.unwrap(),
+        store
+            .get_coupon_logo(program.id, CouponPicture::Logo)
+            .await
+            .unwrap(),
         Some(("image/png".to_owned(), b"second".to_vec()))
     );
 }

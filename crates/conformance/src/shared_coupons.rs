@@ -118,20 +118,28 @@ pub async fn friends_claim_a_shared_coupon_through_a_share_link_within_its_limit
     assert_verified(store).await;
 }
 
-pub async fn a_verified_coupon_gives_one_back_while_the_give_program_has_stock(store: &dyn Store) {
-    let m = merchant(store, "A").await.id;
+/// A program (stock 5) whose verified coupons give one of another (stock `gift_stock`).
+async fn give_back_programs(
+    store: &dyn Store,
+    m: i64,
+    gift_stock: i64,
+) -> (CouponProgram, CouponProgram) {
     let mut gift_fields = cash_program_fields(vec![]);
     gift_fields.get_limit = 5;
-    let gift = active_program(store, m, &gift_fields, 1).await;
+    let gift = active_program(store, m, &gift_fields, gift_stock).await;
     let mut fields = cash_program_fields(vec![]);
     fields.get_limit = 5;
     fields.use_limit = 5;
     fields.give_program_id = Some(gift.id);
-    let program = active_program(store, m, &fields, 5).await;
+    (gift.clone(), active_program(store, m, &fields, 5).await)
+}
+
+pub async fn a_verified_coupon_gives_one_back_while_the_give_program_has_stock(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let (gift, program) = give_back_programs(store, m, 1).await;
     let alice = customer_id(store, m, "alice").await;
     let first = claim_one(store, &program, alice, NOW).await.unwrap();
     let second = claim_one(store, &program, alice, NOW).await.unwrap();
-    let third = claim_one(store, &program, alice, NOW).await.unwrap();
 
     let done = verify(
         store,
@@ -177,7 +185,14 @@ pub async fn a_verified_coupon_gives_one_back_while_the_give_program_has_stock(s
             .state,
         CouponState::Verified
     );
+    assert_verified(store).await;
+}
 
+pub async fn a_typed_code_and_a_program_of_its_own_give_back_too(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let (gift, program) = give_back_programs(store, m, 1).await;
+    let alice = customer_id(store, m, "alice").await;
+    let third = claim_one(store, &program, alice, NOW).await.unwrap();
     // A typed code takes the same way, with its code made after the look-up.
     let gift = store.get_coupon_program(m, gift.id).await.unwrap();
     let more = usecases::edit_coupon_program(
@@ -216,9 +231,9 @@ pub async fn a_verified_coupon_gives_one_back_while_the_give_program_has_stock(s
     assert_eq!(
         wallet
             .iter()
-            .filter(|h| h.coupon.source == CouponSource::GiveBack)
+            .filter(|h| h.coupon.source == CouponSource::GiveBack && h.coupon.program_id == gift.id)
             .count(),
-        2
+        1
     );
 
     // A program that gives one of its own.

@@ -383,11 +383,11 @@ pub enum StockRefusal {
 impl StockRefusal {
     pub fn code(self) -> &'static str {
         match self {
-            Self::ProgramNotFound => "program_not_found",
-            Self::NotShared => "not_shared",
-            Self::ProgramClosed => "program_closed",
-            Self::QuantityChanged => "quantity_changed",
-            Self::BadUnits => "bad_units",
+            Self::ProgramNotFound => "coupon_program_not_found",
+            Self::NotShared => "coupon_not_shared",
+            Self::ProgramClosed => "coupon_program_closed",
+            Self::QuantityChanged => "coupon_stock_changed",
+            Self::BadUnits => "coupon_stock_units",
             Self::Insufficient(_) => "insufficient_credits",
         }
     }

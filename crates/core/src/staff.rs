@@ -29,6 +29,9 @@ pub struct Staff {
     pub created_at: i64,
     /// Someone else chose the password: sign-in asks for a new one.
     pub must_change_password: bool,
+    /// The installation's operator (平台运营): grants 券点 and confirms
+    /// their purchase for every merchant.
+    pub operator: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -71,8 +71,86 @@ pub enum Command {
     /// 会员卡: the programs, the members as xlsx, 积分调整, the 积分有效期 sweep.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// 券点: a merchant's credit account, grants, purchases and 增加库存 of a 朋友的券.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// The installation's operators (平台运营), who grant 券点 and confirm purchases.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreditsCommand {
+    /// The merchant's free and paid 券点.
+    Balance {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The 券点 statement, newest first.
+    Statement {
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give the merchant free 券点 (活动奖励), e.g. --credits 100 or 0.5.
+    Grant {
+        #[arg(long)]
+        credits: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The merchant's purchases of paid 券点 (--state requested|confirmed|cancelled).
+    Purchases {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The purchase was paid: its 券点 go in (once).
+    Confirm {
+        #[arg(long)]
+        purchase: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// 增加库存 of a 朋友的券 with the merchant's 券点 (free ones first).
+    BuyStock {
+        #[arg(long)]
+        program: i64,
+        #[arg(long)]
+        units: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Make a staff account an operator; with no such account, create it
+    /// (in --merchant, role owner; the password is asked for, or read from stdin).
+    Create {
+        /// The name the account signs in with.
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The account is no longer an operator (it stays a staff account).
+    Remove {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

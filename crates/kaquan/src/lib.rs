@@ -11,6 +11,7 @@ mod batches;
 mod codes;
 pub mod config;
 mod coupons;
+mod credits;
 mod exports;
 mod members;
 mod merchants;
@@ -273,29 +274,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(command) => {
             let store = open_store(&config, false).await?;
             let merchant_id = resolve_merchant(store.as_ref(), cli.merchant).await?;
-            let (op, selection) = match &command {
-                CardsCommand::Activate(s) => (CardOp::Activate, s),
-                CardsCommand::Deactivate(s) => (CardOp::Deactivate, s),
-                CardsCommand::Void(s) => (CardOp::Void, s),
-                CardsCommand::Restore(s) => (CardOp::Restore, s),
-                CardsCommand::Delete(s) => (CardOp::Delete, s),
-            };
-            let filter = selection.filter()?;
-            let audit = cli_audit(
-                merchant_id,
-                &format!("{}_cards", op.code()),
-                filter.describe(),
-                String::new(),
-            );
-            let n = store
-                .apply_card_op(merchant_id, &filter, op, &audit)
-                .await?;
-            if selection.json {
-                print_json(json!({ "operation": op.code(), "n_cards": n }));
-            } else {
-                println!("{}：{n} 张卡", op.label_zh());
-            }
-            Ok(ExitCode::SUCCESS)
+            cards_command(store.as_ref(), merchant_id, &command).await
         }
         Command::Export(command) => {
             let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
@@ -312,6 +291,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coupons(command) => {
             let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             coupons::coupons_command(store.as_ref(), &master, merchant_id, command).await
+        }
+        Command::Credits(command) => {
+            let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            credits::credits_command(store.as_ref(), merchant_id, command).await
+        }
+        Command::Operator(command) => {
+            let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            credits::operator_command(store.as_ref(), merchant_id, command).await
         }
         Command::Members(command) => {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
@@ -332,6 +319,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `kaquan cards …`: a state change of the cards a selection names.
+async fn cards_command(
+    store: &dyn Store,
+    merchant_id: i64,
+    command: &CardsCommand,
+) -> anyhow::Result<ExitCode> {
+    let (op, selection) = match command {
+        CardsCommand::Activate(s) => (CardOp::Activate, s),
+        CardsCommand::Deactivate(s) => (CardOp::Deactivate, s),
+        CardsCommand::Void(s) => (CardOp::Void, s),
+        CardsCommand::Restore(s) => (CardOp::Restore, s),
+        CardsCommand::Delete(s) => (CardOp::Delete, s),
+    };
+    let filter = selection.filter()?;
+    let audit = cli_audit(
+        merchant_id,
+        &format!("{}_cards", op.code()),
+        filter.describe(),
+        String::new(),
+    );
+    let n = store
+        .apply_card_op(merchant_id, &filter, op, &audit)
+        .await?;
+    if selection.json {
+        print_json(json!({ "operation": op.code(), "n_cards": n }));
+    } else {
+        println!("{}：{n} 张卡", op.label_zh());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How often `serve` forgets expired nonces, idempotency keys and sessions.

@@ -26,7 +26,6 @@ const LONG_FNS: &[(&str, usize)] = &[
     ("crates/conformance/src/pickup_orders.rs::a_pickup_uses_the_card_and_creates_one_order", 230),
     ("crates/conformance/src/pickup_orders.rs::pickup_checks_follow_the_card_and_the_attempt_limits", 118),
     ("crates/kaquan/src/batches.rs::batch_command", 115),
-    ("crates/kaquan/src/lib.rs::dispatch", 107),
     ("crates/kaquan/src/staff.rs::user_command", 127),
     ("crates/kaquan/tests/cli.rs::an_xlsx_export_reads_back_with_numbers_passwords_and_no_formulas", 114),
     ("crates/kaquan/tests/cli.rs::scripted_commands_print_one_json_document_and_refuse_bad_input", 120),

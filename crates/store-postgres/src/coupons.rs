@@ -17,8 +17,8 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::coupon::usage::{
-    refusal_of_guard, Coupon, CouponLogo, CouponLookup, CouponRefusal, CouponSource, CouponState,
-    HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
+    refusal_of_guard, Coupon, CouponLogo, CouponLookup, CouponPicture, CouponRefusal, CouponSource,
+    CouponState, HeldCoupon, IssueCoupons, ProgramFilter, WalletTab,
 };
 use kaquan_core::coupon::{
     decode_location_ids, encode_location_ids, Benefit, BenefitColumns, CodeType, CouponKind,
@@ -135,6 +135,14 @@ fn field_values(f: &CouponProgramFields) -> Params {
         Box::new(f.give_program_id),
     ];
     values
+}
+
+/// The program's column and the table of an uploaded picture.
+fn picture_place(picture: CouponPicture) -> (&'static str, &'static str) {
+    match picture {
+        CouponPicture::Logo => ("logo_url", "coupon_logos"),
+        CouponPicture::Cover => ("cover_url", "coupon_covers"),
+    }
 }
 
 /// Reads a program from `row` starting at column `at`.
@@ -523,9 +531,10 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
     async fn put_coupon_logo(&self, logo: &CouponLogo, audit: &AuditEntry) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
+        let (column, table) = picture_place(logo.picture);
         let n = exec(
             &tx,
-            "UPDATE coupon_programs SET logo_url = $1, version = version + 1 WHERE id = $2 AND merchant_id = $3",
+            &format!("UPDATE coupon_programs SET {column} = $1, version = version + 1 WHERE id = $2 AND merchant_id = $3"),
             &[&logo.url, &logo.program_id, &logo.merchant_id],
         )
         .await?;
@@ -534,9 +543,9 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         }
         exec(
             &tx,
-            "INSERT INTO coupon_logos (program_id, merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4, $5) \
+            &format!("INSERT INTO {table} (program_id, merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (program_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at"),
             &[&logo.program_id, &logo.merchant_id, &logo.content_type, &logo.bytes, &logo.now],
         )
         .await?;
@@ -544,10 +553,15 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn get_coupon_logo(&self, program_id: i64) -> StoreResult<Option<(String, Vec<u8>)>> {
+    async fn get_coupon_logo(
+        &self,
+        program_id: i64,
+        picture: CouponPicture,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        let table = picture_place(picture).1;
         Ok(opt(
             &self.client().await?,
-            "SELECT content_type, bytes FROM coupon_logos WHERE program_id = $1",
+            &format!("SELECT content_type, bytes FROM {table} WHERE program_id = $1"),
             &[&program_id],
         )
         .await?

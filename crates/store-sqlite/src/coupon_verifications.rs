@@ -211,7 +211,7 @@ pub(crate) fn verify_job(
     if let Some(mut give) = verify.give_back() {
         // The holder as the coupon says now (it may have been given to a friend).
         give.coupons[0].0 = record.customer_id;
-        record.given_coupon_id = crate::coupons::give_back(conn, &give)?;
+        record.given_coupon_id = crate::coupon_issues::give_back(conn, &give)?;
     }
     // Not RETURNING: SQLite buffers a RETURNING row in a table of its own.
     crate::sql::cached_execute(

@@ -14,6 +14,7 @@ mod batches;
 mod card_sales;
 mod cards;
 mod codes;
+mod coupon_issues;
 mod coupon_verifications;
 mod coupons;
 mod credits;

@@ -26,7 +26,8 @@ pub(crate) fn role_from_row(row: &Row) -> rusqlite::Result<Role> {
 }
 
 pub(crate) const STAFF_COLUMNS: &str =
-    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password";
+    "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password, \
+    EXISTS (SELECT 1 FROM operators o WHERE o.staff_id = staff.id)";
 
 pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
     Ok(Staff {
@@ -42,6 +43,7 @@ pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
         disabled: row.get(9)?,
         created_at: row.get(10)?,
         must_change_password: row.get(11)?,
+        operator: row.get(12)?,
     })
 }
 

@@ -358,7 +358,7 @@ pub struct CouponVerificationSignedRequest {
 
 /// A verification as the mall receives it (the partner contract).
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"verification_id": 501, "coupon_id": 88, "program_id": 3, "location_id": 1, "order_ref": "POS-20261206-001", "order_amount_fen": 12000, "discount_fen": 2000, "verified_at": 1796200000, "undone_at": null, "undo_until": 1796203600}))]
+#[schema(example = json!({"verification_id": 501, "coupon_id": 88, "program_id": 3, "location_id": 1, "order_ref": "POS-20261206-001", "order_amount_fen": 12000, "discount_fen": 2000, "verified_at": 1796200000, "undone_at": null, "undo_until": 1796203600, "given_coupon_id": null}))]
 pub struct CouponVerificationDto {
     pub verification_id: i64,
     pub coupon_id: i64,
@@ -371,6 +371,8 @@ pub struct CouponVerificationDto {
     pub undone_at: Option<i64>,
     /// The last second the verification may be undone.
     pub undo_until: i64,
+    /// 核销后返券: the coupon the customer was given (`null`: none).
+    pub given_coupon_id: Option<i64>,
 }
 
 fn verification_dto(v: &CouponVerification, window_minutes: i64) -> CouponVerificationDto {
@@ -385,6 +387,7 @@ fn verification_dto(v: &CouponVerification, window_minutes: i64) -> CouponVerifi
         verified_at: v.created_at,
         undone_at: v.undone_at,
         undo_until: v.created_at + window_minutes * 60,
+        given_coupon_id: v.given_coupon_id,
     }
 }
 

@@ -100,6 +100,8 @@ struct FormView {
     colors: &'static [(&'static str, &'static str)],
     locations: Vec<LocationDto>,
     goods: Vec<(i64, String)>,
+    /// Programs 核销后返券 may give (this one included once it exists).
+    programs: Vec<(i64, String)>,
     action: String,
 }
 
@@ -138,6 +140,19 @@ async fn form_view(
             .await?
             .into_iter()
             .map(|g| (g.id, g.name))
+            .collect(),
+        programs: state
+            .store
+            .list_coupon_programs(
+                m,
+                &kaquan_core::coupon::usage::ProgramFilter::default(),
+                kaquan_core::store::Page::new(Some(1), Some(200)),
+            )
+            .await?
+            .0
+            .into_iter()
+            .filter(|p| p.state != ProgramState::Ended)
+            .map(|p| (p.id, p.fields.title))
             .collect(),
         action,
     })
@@ -249,7 +264,12 @@ fn program_request(form: &FormPairs) -> ApiResult<CouponProgramRequest> {
         notice: text("notice"),
         description: Some(form.value("description")),
         service_phone: text("service_phone"),
-        quantity: int("quantity", "库存")?,
+        // A 朋友的券's stock is bought with 券点 once it exists.
+        quantity: if checked("shared") {
+            Some(0)
+        } else {
+            int("quantity", "库存")?
+        },
         get_limit: int("get_limit", "每人可领")?,
         use_limit: int("use_limit", "每人可用")?,
         validity_type: form.value("validity_type"),
@@ -369,6 +389,11 @@ async fn logo_form(
 struct ProgramPageView {
     program: CouponProgramDto,
     moves: Vec<(&'static str, &'static str)>,
+    /// A 朋友的券's 券点账户 and the stock it bought.
+    credits: Option<crate::credits::CreditAccountDto>,
+    stock_purchases: Vec<crate::credits::StockPurchaseDto>,
+    /// 核销后返券: the title of the program it gives.
+    give_title: Option<String>,
 }
 
 async fn program_page_one(
@@ -389,11 +414,36 @@ async fn program_page_one(
     .map(|to| (to.code(), ProgramState::verb_zh(to)))
     .collect();
     let title = program.title.clone();
+    let m = authed.merchant_id();
+    let (credits, stock_purchases) = if program.shared.is_some() {
+        let account = state.store.get_credit_balance(m).await?;
+        let bought = state.store.list_stock_purchases(m, program_id).await?;
+        (
+            Some(crate::credits::CreditAccountDto::new(&account)),
+            bought
+                .iter()
+                .map(crate::credits::StockPurchaseDto::new)
+                .collect(),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let give_title = match program.give_program_id {
+        Some(id) => Some(state.store.get_coupon_program(m, id).await?.fields.title),
+        None => None,
+    };
+    let view = ProgramPageView {
+        program,
+        moves,
+        credits,
+        stock_purchases,
+        give_title,
+    };
     Ok(render(
         &state,
         "coupon.html",
         &Page::new(&title, &authed).with_message(query.msg),
-        ProgramPageView { program, moves },
+        view,
     ))
 }
 

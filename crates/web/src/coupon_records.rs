@@ -254,7 +254,7 @@ pub struct CouponVerifyRequest {
 
 /// A verification as staff see it (核销记录).
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": 501, "created_at": "2026-12-06 12:30:00", "location_id": 1, "location_name": "中山路店", "verifier": "desk", "channel": "scan", "channel_label": "扫码核销", "program_id": 3, "program_title": "满100减20", "kind_label": "代金券", "code_masked": "**** **** **** **** 7890", "customer": "138****1234", "order_amount_fen": 12000, "order_amount_yuan": "120.00", "discount_fen": 2000, "discount_yuan": "20.00", "order_ref": "POS-20261206-001", "undone_at": null, "undone_by": null}))]
+#[schema(example = json!({"id": 501, "created_at": "2026-12-06 12:30:00", "location_id": 1, "location_name": "中山路店", "verifier": "desk", "channel": "scan", "channel_label": "扫码核销", "program_id": 3, "program_title": "满100减20", "kind_label": "代金券", "code_masked": "**** **** **** **** 7890", "customer": "138****1234", "order_amount_fen": 12000, "order_amount_yuan": "120.00", "discount_fen": 2000, "discount_yuan": "20.00", "order_ref": "POS-20261206-001", "undone_at": null, "undone_by": null, "given_coupon_id": null}))]
 pub struct CouponVerificationView {
     pub id: i64,
     pub created_at: String,
@@ -276,6 +276,8 @@ pub struct CouponVerificationView {
     pub order_ref: String,
     pub undone_at: Option<String>,
     pub undone_by: Option<String>,
+    /// 核销后返券: the coupon the customer was given (`null`: none).
+    pub given_coupon_id: Option<i64>,
 }
 
 impl CouponVerificationView {
@@ -303,6 +305,7 @@ impl CouponVerificationView {
             order_ref: v.order_ref.clone(),
             undone_at: v.undone_at.map(format_datetime),
             undone_by: v.undone_by.clone(),
+            given_coupon_id: v.given_coupon_id,
         }
     }
 }

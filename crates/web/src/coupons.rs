@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::{format_date, format_datetime};
+use kaquan_core::coupon::usage::CouponPicture;
 use kaquan_core::coupon::usage::ProgramFilter;
 use kaquan_core::coupon::usecases::{self, ProgramError};
 use kaquan_core::coupon::{
@@ -48,6 +49,11 @@ pub fn router() -> Router<AppState> {
             post(update_coupon_program_logo),
         )
         .route("/m/coupon-logos/{program_id}", get(serve_coupon_logo))
+        .route("/m/coupon-covers/{program_id}", get(serve_coupon_cover))
+        .route(
+            "/api/v1/coupon-programs/{program_id}/cover",
+            post(update_coupon_program_cover),
+        )
 }
 
 // ---- programs ---------------------------------------------------------------
@@ -770,23 +776,39 @@ pub async fn upload_program_logo(
     program_id: i64,
     bytes: Vec<u8>,
 ) -> ApiResult<CouponProgram> {
+    upload_program_picture(state, authed, program_id, bytes, CouponPicture::Logo).await
+}
+
+/// Keeps an uploaded logo or 朋友的券 cover and points the program at it.
+pub async fn upload_program_picture(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    bytes: Vec<u8>,
+    picture: CouponPicture,
+) -> ApiResult<CouponProgram> {
     authed.require(Permission::CouponsManage)?;
     let content_type = crate::images::checked_image(&bytes)?;
     let m = authed.merchant_id();
+    let (path, action) = match picture {
+        CouponPicture::Logo => ("coupon-logos", "upload_coupon_logo"),
+        CouponPicture::Cover => ("coupon-covers", "upload_coupon_cover"),
+    };
     let logo = kaquan_core::coupon::usage::CouponLogo {
+        picture,
         merchant_id: m,
         program_id,
         content_type,
         bytes,
         // A new address each upload, so no cache keeps the old picture.
         url: format!(
-            "/m/coupon-logos/{program_id}?v={}",
+            "/m/{path}/{program_id}?v={}",
             kaquan_core::secrets::random_token_hex(4)
         ),
         now: crate::now(),
     };
     let audit = authed.audit(
-        "upload_coupon_logo",
+        action,
         format!("program={program_id}"),
         content_type.to_owned(),
     );
@@ -812,12 +834,42 @@ async fn serve_coupon_logo(
     State(state): State<AppState>,
     Path(program_id): Path<i64>,
 ) -> ApiResult<axum::response::Response> {
+    serve_picture(&state, program_id, CouponPicture::Logo).await
+}
+
+/// A 朋友的券's uploaded cover, for the claim and share pages (public).
+async fn serve_coupon_cover(
+    State(state): State<AppState>,
+    Path(program_id): Path<i64>,
+) -> ApiResult<axum::response::Response> {
+    serve_picture(&state, program_id, CouponPicture::Cover).await
+}
+
+async fn serve_picture(
+    state: &AppState,
+    program_id: i64,
+    picture: CouponPicture,
+) -> ApiResult<axum::response::Response> {
     let (content_type, bytes) = state
         .store
-        .get_coupon_logo(program_id)
+        .get_coupon_logo(program_id, picture)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(crate::images::image_response(content_type, bytes))
+}
+
+/// A 朋友的券's cover (multipart field `file`; PNG/JPEG/WebP/GIF, at most 2 MB).
+async fn update_coupon_program_cover(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(program_id): Path<i64>,
+    multipart: crate::extract::Multipart,
+) -> ApiResult<Json<CouponProgramDto>> {
+    let (bytes, _) = crate::images::read_image_upload(multipart).await?;
+    let picture = CouponPicture::Cover;
+    let program = upload_program_picture(&state, &authed, program_id, bytes, picture).await?;
+    let public_url = state.public_url_for(authed.merchant_id()).await?;
+    Ok(Json(CouponProgramDto::new(&program, &public_url)))
 }
 
 /// How long the expiry sweep rests when nothing more has expired.

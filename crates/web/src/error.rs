@@ -33,6 +33,8 @@ pub enum ApiError {
     MemberRefused(kaquan_core::member::operation::MemberRefusal),
     /// A 支付后赠会员卡 rule that could not be saved.
     RuleRefused(kaquan_core::member::pay_gift::RuleRefusal),
+    /// 增加库存 with 券点 that changed nothing.
+    StockRefused(kaquan_core::credit::StockRefusal),
     /// The request itself does not fit: not JSON, the wrong content type,
     /// too large, an unknown route or method, an unknown, missing or
     /// mistyped field, a control character. `code` is stable for programs.
@@ -111,6 +113,16 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::RuleRefused(_) => StatusCode::CONFLICT,
+            Self::StockRefused(refusal) => {
+                use kaquan_core::credit::StockRefusal as S;
+                match refusal {
+                    S::ProgramNotFound => StatusCode::NOT_FOUND,
+                    S::BadUnits => StatusCode::UNPROCESSABLE_ENTITY,
+                    S::NotShared | S::ProgramClosed | S::QuantityChanged | S::Insufficient(_) => {
+                        StatusCode::CONFLICT
+                    }
+                }
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +155,7 @@ impl ApiError {
             Self::CouponRefused(refusal) => refusal.message_zh(),
             Self::MemberRefused(refusal) => refusal.message_zh().into(),
             Self::RuleRefused(refusal) => refusal.message_zh(),
+            Self::StockRefused(refusal) => refusal.message_zh(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -164,6 +177,7 @@ impl ApiError {
             Self::CouponRefused(refusal) => refusal.code(),
             Self::MemberRefused(refusal) => refusal.code(),
             Self::RuleRefused(refusal) => refusal.code(),
+            Self::StockRefused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
     }
@@ -245,6 +259,17 @@ impl From<kaquan_core::member::operation::MemberRefusal> for ApiError {
 impl From<kaquan_core::coupon::usage::CouponRefusal> for ApiError {
     fn from(refusal: kaquan_core::coupon::usage::CouponRefusal) -> Self {
         Self::CouponRefused(refusal)
+    }
+}
+
+impl From<kaquan_core::credit::CreditError> for ApiError {
+    fn from(error: kaquan_core::credit::CreditError) -> Self {
+        use kaquan_core::credit::CreditError as E;
+        match error {
+            E::Invalid(message) => Self::invalid(message),
+            E::Stock(refusal) => Self::StockRefused(refusal),
+            E::Store(e) => e.into(),
+        }
     }
 }
 

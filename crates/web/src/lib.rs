@@ -23,6 +23,8 @@ pub mod coupon_open;
 pub mod coupon_pages;
 pub mod coupon_records;
 pub mod coupons;
+pub mod credit_pages;
+pub mod credits;
 pub mod customers;
 pub mod erp;
 pub mod error;
@@ -286,6 +288,8 @@ pub fn router(state: AppState) -> Router {
         .merge(erp::router())
         .merge(waybills::router())
         .merge(coupons::router())
+        .merge(credits::router())
+        .merge(credit_pages::router())
         .merge(coupon_issues::router())
         .merge(locations::router())
         .merge(coupon_records::router())

@@ -67,6 +67,7 @@ const MENU: &[Group] = &[
             entry("门店与核销员", "/coupons/locations", CouponsManage),
             entry("核销记录", "/coupons/verifications", CouponsManage),
             entry("数据与对账", "/coupons/reconciliation", CouponsManage),
+            entry("券点账户", "/credits", CouponsManage),
         ],
     },
     Group {
@@ -138,6 +139,18 @@ pub fn menu_for(permissions: &[Permission]) -> Vec<NavGroup> {
         })
         .filter(|group| !group.entries.is_empty())
         .collect()
+}
+
+/// The installation's operator's own group (平台运营), beside the menu
+/// their role gives them.
+pub fn operator_group() -> NavGroup {
+    NavGroup {
+        label: "平台运营",
+        entries: vec![NavEntry {
+            label: "商户券点",
+            href: "/operator",
+        }],
+    }
 }
 
 /// Where a role lands after signing in: an order clerk (orders but no card

@@ -52,6 +52,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/coupon_form.html"),
     ),
     ("coupon.html", include_str!("../templates/coupon.html")),
+    ("credits.html", include_str!("../templates/credits.html")),
+    ("operator.html", include_str!("../templates/operator.html")),
     (
         "coupon_issue_job.html",
         include_str!("../templates/coupon_issue_job.html"),
@@ -228,7 +230,13 @@ impl Page {
             csrf: authed.csrf_token.clone(),
             permissions: authed.permissions.iter().map(|p| p.code()).collect(),
             message: None,
-            nav: crate::nav::menu_for(&authed.permissions),
+            nav: {
+                let mut nav = crate::nav::menu_for(&authed.permissions);
+                if authed.staff.operator {
+                    nav.push(crate::nav::operator_group());
+                }
+                nav
+            },
             tabs: Vec::new(),
         }
     }

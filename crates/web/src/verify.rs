@@ -54,6 +54,8 @@ struct DoneView {
     discount_yuan: String,
     location_name: Option<String>,
     verified_at: String,
+    /// 核销后返券: the title of the coupon the customer was given.
+    given_title: Option<String>,
 }
 
 /// The locations this staff member verifies at: their bound ones, else
@@ -220,11 +222,20 @@ async fn confirm_form(
     };
     match staff_verify(&state, &authed, &request).await {
         Ok(done) => {
+            let given_title = match done.given_coupon_id {
+                Some(id) => state
+                    .store
+                    .get_coupon(authed.merchant_id(), id)
+                    .await?
+                    .map(|held| held.program.fields.title),
+                None => None,
+            };
             page.done = Some(DoneView {
                 title: done.program_title.clone(),
                 discount_yuan: format_yuan(done.discount_fen),
                 location_name: done.location_name.clone(),
                 verified_at: kaquan_core::clock::format_datetime(done.created_at),
+                given_title,
             });
             show(&state, &authed, page, StatusCode::OK)
         }

@@ -18,7 +18,8 @@ use axum::Router;
 use kaquan_core::audit::Actor;
 use kaquan_core::clock::format_date;
 use kaquan_core::coupon::code::{
-    digest_keys, group_digits, open_coupon_code, rotating_code, seconds_until_rotation,
+    digest_keys, group_digits, open_coupon_code, rotating_code, seconds_until_rotation, share_tag,
+    share_tag_matches,
 };
 use kaquan_core::coupon::usage::{CouponSource, CouponStatus, HeldCoupon, WalletTab};
 use kaquan_core::coupon::usecases::{self, Recipients};
@@ -47,6 +48,10 @@ pub fn router() -> Router<AppState> {
             "/m/{merchant_id}/gifts/{token}",
             get(gift_page).post(accept_gift_form),
         )
+        .route(
+            "/m/{merchant_id}/shared/{coupon_id}/{tag}",
+            get(shared_page).post(shared_claim_form),
+        )
 }
 
 /// What every coupon page shows of a program.
@@ -66,6 +71,15 @@ struct ProgramView {
     service_phone: String,
     locations: Vec<String>,
     stock_left: i64,
+    /// 朋友的券: cover, 简介 and 图文详情.
+    shared: Option<SharedView>,
+}
+
+#[derive(Serialize)]
+struct SharedView {
+    cover_url: String,
+    abstract_text: String,
+    detail_text: String,
 }
 
 async fn program_view(state: &AppState, p: &CouponProgram) -> ApiResult<ProgramView> {
@@ -103,6 +117,11 @@ async fn program_view(state: &AppState, p: &CouponProgram) -> ApiResult<ProgramV
         service_phone: f.service_phone.clone(),
         locations,
         stock_left: p.stock_left(),
+        shared: f.shared.as_ref().map(|s| SharedView {
+            cover_url: s.cover_url.clone(),
+            abstract_text: s.abstract_text.clone(),
+            detail_text: s.detail_text.clone(),
+        }),
     })
 }
 
@@ -122,6 +141,8 @@ struct ClaimView {
     form_token: String,
     /// A gift from a friend rather than a claim link.
     gift: bool,
+    /// A 朋友的券 a friend shared: the sharer's greeting.
+    shared_by: Option<String>,
 }
 
 async fn claim_view(
@@ -158,6 +179,7 @@ async fn claim_view(
             .phone_login,
         form_token: String::new(),
         gift: false,
+        shared_by: None,
     })
 }
 
@@ -478,6 +500,8 @@ struct CouponPageView {
     claimed: bool,
     csrf: String,
     gift_link: Option<String>,
+    /// 朋友的券: the link friends claim one through.
+    share_link: Option<String>,
     error: Option<String>,
 }
 
@@ -501,6 +525,16 @@ async fn coupon_page_view(
         claimed: false,
         csrf: session.csrf_token.clone(),
         gift_link: None,
+        share_link: if held.program.is_shared() {
+            let tag = share_tag(&state.master, merchant_id, held.coupon.id);
+            let public_url = state.public_url_for(merchant_id).await?;
+            Some(format!(
+                "{public_url}/m/{merchant_id}/shared/{}/{tag}",
+                held.coupon.id
+            ))
+        } else {
+            None
+        },
         error: None,
     })
 }
@@ -657,5 +691,104 @@ async fn accept_gift_form(
                 .into_response(),
         ),
         Err(refusal) => Err(ApiError::CouponRefused(refusal).into()),
+    }
+}
+
+/// The sharer's coupon a share link names, its tag checked; the program as
+/// it is now comes with it.
+async fn shared_coupon(
+    state: &AppState,
+    merchant_id: i64,
+    coupon_id: i64,
+    tag: &str,
+) -> ApiResult<HeldCoupon> {
+    if !share_tag_matches(&state.master, merchant_id, coupon_id, tag) {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .get_coupon(merchant_id, coupon_id)
+        .await?
+        .filter(|held| held.program.is_shared())
+        .ok_or(ApiError::NotFound)
+}
+
+async fn shared_view(
+    state: &AppState,
+    merchant_id: i64,
+    held: &HeldCoupon,
+    tag: &str,
+    session: &Option<(CustomerSession, Customer)>,
+) -> ApiResult<ClaimView> {
+    let action = format!("/m/{merchant_id}/shared/{}/{tag}", held.coupon.id);
+    let mut view = claim_view(state, merchant_id, &held.program, action, session).await?;
+    let sharer = state
+        .store
+        .get_customer(merchant_id, held.coupon.customer_id)
+        .await?;
+    view.shared_by = Some(sharer.greeting());
+    Ok(view)
+}
+
+/// 朋友的券: what a friend sees opening a share link, the same coupon to
+/// claim from the program's stock.
+async fn shared_page(
+    State(state): State<AppState>,
+    Path((merchant_id, coupon_id, tag)): Path<(i64, i64, String)>,
+    authed: CustomerAuthed,
+) -> PageResult {
+    let held = shared_coupon(&state, merchant_id, coupon_id, &tag).await?;
+    let view = shared_view(&state, merchant_id, &held, &tag, &authed.0).await?;
+    Ok(render_claim(&state, view, StatusCode::OK))
+}
+
+/// A friend claims one through the share link, within 每人可领.
+async fn shared_claim_form(
+    State(state): State<AppState>,
+    Path((merchant_id, coupon_id, tag)): Path<(i64, i64, String)>,
+    authed: CustomerAuthed,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    let held = shared_coupon(&state, merchant_id, coupon_id, &tag).await?;
+    let session = authed.0;
+    let Some((s, customer)) = &session else {
+        return Ok(
+            Redirect::to(&format!("/m/{merchant_id}/shared/{coupon_id}/{tag}")).into_response(),
+        );
+    };
+    check_csrf(s, &form.csrf)?;
+    let called = usecases::issue_coupons(
+        state.store.as_ref(),
+        &state.master,
+        &ApiCall::default(),
+        &held.program,
+        Recipients {
+            source: CouponSource::Share,
+            customer_ids: vec![customer.id],
+            order: None,
+            shared_by: Some(held.coupon.customer_id),
+        },
+        &Actor {
+            staff_id: None,
+            label: format!("customer:{}", customer.id),
+        },
+        crate::now(),
+    )
+    .await?;
+    match called.result {
+        Ok(coupons) => Ok(Redirect::to(&format!(
+            "/m/{merchant_id}/wallet/{}?claimed=1",
+            coupons.first().map_or(0, |c| c.id)
+        ))
+        .into_response()),
+        Err(refusal) => {
+            let mut view = shared_view(&state, merchant_id, &held, &tag, &session).await?;
+            view.error = Some(refusal.message_zh());
+            Ok(render_claim(
+                &state,
+                view,
+                ApiError::CouponRefused(refusal).status(),
+            ))
+        }
     }
 }

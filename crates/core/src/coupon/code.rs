@@ -187,6 +187,32 @@ pub fn seconds_until_rotation(now: i64) -> i64 {
     ROTATION_SECONDS - now.rem_euclid(ROTATION_SECONDS)
 }
 
+/// The tag of a 朋友的券's share link (`/m/{merchant}/shared/{coupon}/{tag}`):
+/// a keyed hash of the sharer's coupon, so a link names that coupon and no
+/// one can make a link for another.
+pub fn share_tag(master: &MasterKey, merchant_id: i64, coupon_id: i64) -> String {
+    crate::secrets::to_hex(
+        &master.installation_hmac(SHARE_PURPOSE, &share_message(merchant_id, coupon_id)),
+    )
+}
+
+/// Whether `tag` is the share tag of the coupon, in constant time.
+pub fn share_tag_matches(master: &MasterKey, merchant_id: i64, coupon_id: i64, tag: &str) -> bool {
+    crate::secrets::from_hex(tag).is_some_and(|bytes| {
+        master.installation_hmac_matches(
+            SHARE_PURPOSE,
+            &share_message(merchant_id, coupon_id),
+            &bytes,
+        )
+    })
+}
+
+fn share_message(merchant_id: i64, coupon_id: i64) -> Vec<u8> {
+    format!("{merchant_id}:{coupon_id}").into_bytes()
+}
+
+const SHARE_PURPOSE: &str = "coupon-share";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +310,23 @@ mod tests {
         );
         assert_ne!(made[0].digest, made[1].digest);
         assert!(open_coupon_code(&master, 4, 2, &made[0].sealed).is_none());
+    }
+
+    #[test]
+    fn a_share_tag_names_one_coupon_of_one_merchant() {
+        let master = MasterKey::from_bytes([7; 32]);
+        let tag = share_tag(&master, 1, 42);
+        assert_eq!(tag.len(), 64);
+        assert!(share_tag_matches(&master, 1, 42, &tag));
+        assert!(!share_tag_matches(&master, 1, 43, &tag));
+        assert!(!share_tag_matches(&master, 2, 42, &tag));
+        assert!(!share_tag_matches(&master, 1, 42, &tag[..62]));
+        assert!(!share_tag_matches(&master, 1, 42, "zz"));
+        assert!(!share_tag_matches(
+            &MasterKey::from_bytes([8; 32]),
+            1,
+            42,
+            &tag
+        ));
     }
 }

@@ -9,9 +9,13 @@
 //! kaquan is the coupon platform itself and calls no one.
 
 pub mod code;
+pub mod refusal;
+pub mod shared;
 pub mod targeted;
 pub mod usage;
 pub mod usecases;
+
+pub use shared::SharedCoupon;
 
 use crate::clock::{end_of_day, format_date, start_of_day, MERCHANT_UTC_OFFSET_SECONDS};
 use crate::money::{format_yuan, FEN_MAX};
@@ -39,12 +43,6 @@ pub const TERM_DAYS_MAX: i64 = 3650;
 pub const BEGIN_AFTER_DAYS_MAX: i64 = 365;
 /// Most locations one program lists.
 pub const PROGRAM_LOCATIONS_MAX: usize = 500;
-/// A 朋友的券's longest validity, in days.
-pub const SHARED_VALIDITY_DAYS_MAX: i64 = 90;
-/// A 朋友的券's 简介 (WeChat's `abstract`).
-pub const ABSTRACT_CHARS_MAX: usize = 24;
-/// A 朋友的券's 图文详情 text.
-pub const DETAIL_TEXT_CHARS_MAX: usize = 2000;
 
 /// WeChat's five coupon kinds (`card_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -761,54 +759,6 @@ pub struct CouponProgramFields {
     /// 核销后返券: the program (this one or another) a customer gets one
     /// coupon of when theirs is verified.
     pub give_program_id: Option<i64>,
-}
-
-/// What a 朋友的券 shows besides an ordinary coupon (WeChat's
-/// `advanced_info.abstract` and `text_image_list`); all three are required.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SharedCoupon {
-    /// 封面: a picture uploaded through the console (`/images/…`).
-    pub cover_url: String,
-    /// 简介.
-    pub abstract_text: String,
-    /// 图文详情.
-    pub detail_text: String,
-}
-
-impl SharedCoupon {
-    /// The kinds a 朋友的券 may be: 无门槛代金券, 满减代金券 and 兑换券.
-    pub const KINDS: [CouponKind; 2] = [CouponKind::Cash, CouponKind::Gift];
-
-    fn check(&self, fields: &CouponProgramFields, errors: &mut Vec<String>) {
-        if !Self::KINDS.contains(&fields.benefit.kind()) {
-            errors.push("朋友的券只能是代金券（无门槛或满减）或兑换券".into());
-        }
-        for (what, value, max) in [
-            ("封面", &self.cover_url, 300),
-            ("简介", &self.abstract_text, ABSTRACT_CHARS_MAX),
-        ] {
-            if value.trim().is_empty() {
-                errors.push(format!("朋友的券须填写{what}"));
-            } else if let Err(e) = check_field(what, value, max) {
-                errors.push(e);
-            }
-        }
-        if self.detail_text.trim().is_empty() {
-            errors.push("朋友的券须填写图文详情".into());
-        } else if crate::text::is_too_long(&self.detail_text, DETAIL_TEXT_CHARS_MAX)
-            || self
-                .detail_text
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\r')
-        {
-            errors.push(format!("图文详情最多 {DETAIL_TEXT_CHARS_MAX} 个字符"));
-        }
-        if fields.validity.longest_days() > SHARED_VALIDITY_DAYS_MAX {
-            errors.push(format!(
-                "朋友的券的有效期最长 {SHARED_VALIDITY_DAYS_MAX} 天"
-            ));
-        }
-    }
 }
 
 impl CouponProgramFields {

@@ -305,6 +305,8 @@ fn the_words_and_codes_of_held_coupons_are_pinned() {
             ("targeted", "定向发放"),
             ("order", "商城购买"),
             ("gift", "好友转赠"),
+            ("share", "好友分享"),
+            ("give_back", "核销后返券"),
         ],
     );
     pinned(

@@ -146,10 +146,20 @@ pub async fn set_program_state(
 ) -> Result<bool, ProgramError> {
     if to == ProgramState::Active {
         let program = store.get_coupon_program(merchant_id, program_id).await?;
+        let mut errors = Vec::new();
         if program.is_shared() && program.quantity == 0 {
-            return Err(ProgramError::Invalid(vec![
-                "朋友的券库存为 0，请先用券点增加库存再投放".into(),
-            ]));
+            errors.push("朋友的券库存为 0，请先用券点增加库存再投放".into());
+        }
+        if program
+            .fields
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.cover_url.trim().is_empty())
+        {
+            errors.push("朋友的券须先上传封面再投放".into());
+        }
+        if !errors.is_empty() {
+            return Err(ProgramError::Invalid(errors));
         }
     }
     let entry = audit(

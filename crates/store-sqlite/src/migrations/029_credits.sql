@@ -8,6 +8,14 @@ ALTER TABLE coupon_programs ADD COLUMN cover_url TEXT NOT NULL DEFAULT '';
 ALTER TABLE coupon_programs ADD COLUMN abstract_text TEXT NOT NULL DEFAULT '';
 ALTER TABLE coupon_programs ADD COLUMN detail_text TEXT NOT NULL DEFAULT '';
 ALTER TABLE coupon_programs ADD COLUMN give_program_id INTEGER REFERENCES coupon_programs(id);
+-- A 朋友的券's uploaded cover (封面), as coupon_logos keeps logos.
+CREATE TABLE coupon_covers (
+    program_id INTEGER PRIMARY KEY REFERENCES coupon_programs(id),
+    merchant_id INTEGER NOT NULL REFERENCES merchants(id),
+    content_type TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 -- When an expired shared program's unused stock gave its credits back.
 ALTER TABLE coupon_programs ADD COLUMN stock_returned_at INTEGER;
 

@@ -18,6 +18,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "customer_not_found",
             "order_mismatch",
             "idempotency_mismatch",
+            "coupon_claim_only",
         ],
         "check_coupon_code"
         | "check_coupon"
@@ -38,6 +39,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "coupon_use_limit",
             "coupon_rotating_code_required",
             "coupon_not_an_exchange",
+            "coupon_offline_only",
             "locked",
             "idempotency_mismatch",
         ],
@@ -48,6 +50,17 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "idempotency_mismatch",
         ],
         "list_customer_coupons" => &["customer_not_found"],
+        "create_stock_purchase" => &[
+            "coupon_program_not_found",
+            "coupon_not_shared",
+            "coupon_program_closed",
+            "coupon_stock_changed",
+            "coupon_stock_units",
+            "insufficient_credits",
+        ],
+        "cancel_credit_purchase"
+        | "create_credit_purchase_confirmation"
+        | "cancel_merchant_credit_purchase" => &["conflict"],
         _ => &[],
     }
 }
@@ -58,8 +71,32 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
     use crate::coupon_open as open;
     use crate::coupon_records as records;
     use crate::coupons as c;
+    use crate::credits as cr;
     use crate::locations as l;
     Ok(match operation_id {
+        "get_credit_account" => io.answers::<cr::CreditAccountDto>(200, "The 券点账户"),
+        "list_credit_transactions" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<cr::CreditTransactionDto>("The 券点 statement, newest first"),
+        "list_credit_purchases" | "list_credit_requests" => io
+            .query::<cr::PurchaseQuery>()
+            .answers_page::<cr::CreditPurchaseDto>("Purchases, newest first"),
+        "create_credit_purchase" => io
+            .json::<cr::PurchaseRequest>()
+            .answers::<cr::CreditPurchaseDto>(201, "The purchase, awaiting payment"),
+        "cancel_credit_purchase" | "create_credit_purchase_confirmation" | "cancel_merchant_credit_purchase" => {
+            io.answers::<cr::CreditPurchaseDto>(200, "The purchase, decided")
+        }
+        "list_stock_purchases" => io.answers_many::<cr::StockPurchaseDto>("Stock bought, oldest first"),
+        "create_stock_purchase" => io
+            .json::<cr::StockPurchaseRequest>()
+            .answers::<cr::StockPurchaseDto>(201, "The stock bought and what it cost"),
+        "list_merchant_credits" => io
+            .query::<crate::lists::PageQuery>()
+            .answers_page::<cr::MerchantCreditsDto>("Merchants by id"),
+        "create_credit_grant" => io
+            .json::<cr::GrantRequest>()
+            .answers::<cr::CreditTransactionDto>(201, "The grant's statement line"),
         "list_coupon_programs" => io
             .query::<c::ProgramQuery>()
             .answers_page::<c::CouponProgramDto>("Programs, newest first, with stock and counts"),
@@ -73,6 +110,9 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         "update_coupon_program_state" => io
             .json::<c::ProgramStateRequest>()
             .answers::<c::CouponProgramDto>(200, "The program in its new state"),
+        "update_coupon_program_cover" => io
+            .multipart(&["file"], &["file"])
+            .answers::<c::CouponProgramDto>(200, "The program with its new cover_url"),
         "update_coupon_program_logo" => io
             .multipart(&["file"], &["file"])
             .answers::<c::CouponProgramDto>(200, "The program with its new logo_url"),
