@@ -31,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route("/coupons/{program_id}/stock-purchases", post(stock_form))
         .route("/coupons/{program_id}/cover", post(cover_form))
         .route("/operator", get(operator_page))
+        .route(
+            "/operator/merchants/{merchant_id}",
+            get(operator_merchant_page),
+        )
         .route("/operator/merchants/{merchant_id}/grants", post(grant_form))
         .route(
             "/operator/merchants/{merchant_id}/purchases/{purchase_id}/{decision}",
@@ -231,6 +235,39 @@ async fn operator_page(
         &state,
         "operator.html",
         &Page::new("平台运营：商户券点", &authed).with_message(query.msg),
+        view,
+    ))
+}
+
+#[derive(Serialize)]
+struct MerchantStatementView {
+    merchant_id: i64,
+    merchant_name: String,
+    lines: ListDto<CreditTransactionDto>,
+    pages: i64,
+}
+
+/// 平台运营: one merchant's 券点 statement.
+async fn operator_merchant_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<MsgQuery>,
+) -> PageResult {
+    credits::require_operator(&authed)?;
+    let merchant = state.store.get_merchant(merchant_id).await?;
+    let lines =
+        credits::statement_of(&state, merchant_id, ListPage::new(query.page, Some(50))).await?;
+    let view = MerchantStatementView {
+        merchant_id,
+        merchant_name: merchant.name,
+        pages: (lines.total + lines.page_size - 1) / lines.page_size,
+        lines,
+    };
+    Ok(render(
+        &state,
+        "operator_merchant.html",
+        &Page::new("平台运营：商户券点明细", &authed).with_message(query.msg),
         view,
     ))
 }

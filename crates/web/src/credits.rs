@@ -43,6 +43,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/credits/merchants", get(list_merchant_credits))
         .route(
+            "/api/v1/credits/merchants/{merchant_id}/transactions",
+            get(list_merchant_credit_transactions),
+        )
+        .route(
             "/api/v1/credits/merchants/{merchant_id}/grants",
             post(create_credit_grant),
         )
@@ -328,9 +332,18 @@ pub async fn transaction_page(
     page: ListPage,
 ) -> ApiResult<ListDto<CreditTransactionDto>> {
     authed.require(Permission::CouponsManage)?;
+    statement_of(state, authed.merchant_id(), page).await
+}
+
+/// A merchant's 券点 statement, for its staff or the operator.
+pub async fn statement_of(
+    state: &AppState,
+    merchant_id: i64,
+    page: ListPage,
+) -> ApiResult<ListDto<CreditTransactionDto>> {
     let (lines, total) = state
         .store
-        .list_credit_transactions(authed.merchant_id(), page)
+        .list_credit_transactions(merchant_id, page)
         .await?;
     Ok(ListDto::new(
         lines.iter().map(CreditTransactionDto::new).collect(),
@@ -492,6 +505,17 @@ async fn list_merchant_credits(
 ) -> ApiResult<Json<ListDto<MerchantCreditsDto>>> {
     let page = ListPage::new(query.page, query.page_size);
     Ok(Json(merchant_page(&state, &authed, page).await?))
+}
+
+async fn list_merchant_credit_transactions(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(merchant_id): Path<i64>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<ListDto<CreditTransactionDto>>> {
+    require_operator(&authed)?;
+    let page = ListPage::new(query.page, query.page_size);
+    Ok(Json(statement_of(&state, merchant_id, page).await?))
 }
 
 /// The operator gives a merchant free 券点 (活动奖励).

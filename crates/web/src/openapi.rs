@@ -709,6 +709,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("get", "/api/v1/coupon-programs/{program_id}/stock-purchases", "list_stock_purchases", "A 朋友的券's stock bought with 券点, oldest first, with what each cost of each kind", "coupons.manage"),
     ("post", "/api/v1/coupon-programs/{program_id}/stock-purchases", "create_stock_purchase", "增加库存 of a 朋友的券 with 券点 (0.2 a unit, 0.4 with conditions; free ones first), atomic with the stock", "coupons.manage"),
     ("get", "/api/v1/credits/merchants", "list_merchant_credits", "平台运营: every merchant with its 券点 balances and purchases awaiting confirmation", "operator"),
+    ("get", "/api/v1/credits/merchants/{merchant_id}/transactions", "list_merchant_credit_transactions", "平台运营: a merchant's 券点 statement, newest first", "operator"),
     ("post", "/api/v1/credits/merchants/{merchant_id}/grants", "create_credit_grant", "平台运营: give a merchant free 券点 (活动奖励), audited", "operator"),
     ("get", "/api/v1/credits/requests", "list_credit_requests", "平台运营: purchases of every merchant (state, merchant_id filters)", "operator"),
     ("post", "/api/v1/credits/merchants/{merchant_id}/purchases/{purchase_id}/confirm", "create_credit_purchase_confirmation", "平台运营: the purchase was paid; its 券点 go in, once", "operator"),

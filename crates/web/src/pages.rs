@@ -55,6 +55,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("credits.html", include_str!("../templates/credits.html")),
     ("operator.html", include_str!("../templates/operator.html")),
     (
+        "operator_merchant.html",
+        include_str!("../templates/operator_merchant.html"),
+    ),
+    (
         "coupon_issue_job.html",
         include_str!("../templates/coupon_issue_job.html"),
     ),

@@ -156,6 +156,24 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Makes the merchant's first staff account (the owner) the operator (平台运营).
+    pub async fn make_owner_operator(&self) {
+        let staff = self.store.list_staff(self.merchant_id).await.unwrap();
+        let audit = kaquan_core::audit::AuditEntry {
+            merchant_id: self.merchant_id,
+            actor: kaquan_core::audit::Actor::cli(),
+            action: "set_operator".into(),
+            target: staff[0].username.clone(),
+            detail: String::new(),
+            n_affected: 1,
+            created_at: kaquan_web::now(),
+        };
+        self.store
+            .set_operator(staff[0].id, true, &audit)
+            .await
+            .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
