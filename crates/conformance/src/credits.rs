@@ -47,6 +47,15 @@ pub(crate) async fn shared_program(
         .expect("create shared program")
 }
 
+/// 开始投放, and the program as it is then.
+pub(crate) async fn start(store: &dyn Store, m: i64, program_id: i64) -> CouponProgram {
+    let cli = Actor::cli();
+    let started =
+        usecases::set_program_state(store, m, program_id, ProgramState::Active, &cli, NOW);
+    assert!(started.await.unwrap());
+    store.get_coupon_program(m, program_id).await.unwrap()
+}
+
 pub(crate) async fn grant(store: &dyn Store, m: i64, credits: i64) -> CreditTransaction {
     grant_credits(
         store,
@@ -292,17 +301,7 @@ pub async fn expired_stock_returns_its_credits_to_the_kind_they_came_from(store:
     // 100 units: 10 free credits, then 10 paid.
     let bought = buy_stock(store, &buy(m, program.id, 100)).await.unwrap();
     assert_eq!((bought.free_tenths, bought.paid_tenths), (100, 100));
-    usecases::set_program_state(
-        store,
-        m,
-        program.id,
-        ProgramState::Active,
-        &Actor::cli(),
-        NOW,
-    )
-    .await
-    .unwrap();
-    let program = store.get_coupon_program(m, program.id).await.unwrap();
+    let program = start(store, m, program.id).await;
     for i in 0..60 {
         let customer = customer_id(store, m, &format!("c{i}")).await;
         claim_one(store, &program, customer, NOW).await.unwrap();

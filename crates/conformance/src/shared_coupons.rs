@@ -6,7 +6,7 @@
 use crate::coupons::{
     active_program, at_location, cash_program_fields, claim_one, code_of, verify,
 };
-use crate::credits::{buy, grant, shared_fields, shared_program};
+use crate::credits::{buy, grant, shared_fields, shared_program, start};
 use crate::fixtures::*;
 use crate::NOW;
 use kaquan_core::audit::Actor;
@@ -52,17 +52,7 @@ pub async fn friends_claim_a_shared_coupon_through_a_share_link_within_its_limit
     grant(store, m, 1).await;
     let program = shared_program(store, m, &shared_fields()).await;
     buy_stock(store, &buy(m, program.id, 3)).await.unwrap();
-    usecases::set_program_state(
-        store,
-        m,
-        program.id,
-        ProgramState::Active,
-        &Actor::cli(),
-        NOW,
-    )
-    .await
-    .unwrap();
-    let program = store.get_coupon_program(m, program.id).await.unwrap();
+    let program = start(store, m, program.id).await;
     let [alice, bob, carol, dan] = [
         customer_id(store, m, "alice").await,
         customer_id(store, m, "bob").await,

@@ -231,6 +231,26 @@ fn value_of<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 impl AuditEntry {
+    /// The record of one change (`n_affected` left for the store).
+    pub fn new(
+        merchant_id: i64,
+        actor: &Actor,
+        action: &str,
+        target: String,
+        detail: String,
+        now: i64,
+    ) -> Self {
+        Self {
+            merchant_id,
+            actor: actor.clone(),
+            action: action.into(),
+            target,
+            detail,
+            n_affected: 0,
+            created_at: now,
+        }
+    }
+
     /// This record as the merchant reads it.
     pub fn text_zh(&self) -> AuditText {
         let mut action = ACTION_LABELS

@@ -605,25 +605,5 @@ pub fn check_buy(
     Ok((price, split))
 }
 
-/// The audit record of a move the operator or the system made.
-pub fn credit_audit(
-    merchant_id: i64,
-    actor: &Actor,
-    action: &str,
-    target: String,
-    detail: String,
-    now: i64,
-) -> AuditEntry {
-    AuditEntry {
-        merchant_id,
-        actor: actor.clone(),
-        action: action.into(),
-        target,
-        detail,
-        n_affected: 0,
-        created_at: now,
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -854,18 +854,10 @@ async fn an_operator_resets_a_locked_out_owner() {
 
 /// A member of a year-end program who got 50 points on opening last year.
 async fn member_from_last_year(env: &Env) {
-    let path = env.url.trim_start_matches("sqlite://").to_owned();
     {
         use kaquan_core::member::operation::{ActivateMember, MemberAction, MemberOp};
         use kaquan_core::member::{PointsExpiry, PointsRule, ProgramFields};
-        use kaquan_core::store::Store;
-        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-            kaquan_store_sqlite::open(
-                std::path::Path::new(&path),
-                kaquan_store_sqlite::OpenMode::MustExist,
-            )
-            .unwrap(),
-        );
+        let store = env.sqlite_store();
         let now = kaquan_web::now();
         let last_year =
             kaquan_core::member::expiry::cutoff(PointsExpiry::YearEnd, now).unwrap() - 86_400;

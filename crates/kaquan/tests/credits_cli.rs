@@ -12,15 +12,7 @@ use common::*;
 /// A 朋友的券 with stock 0 (0.2 券点 a unit), made through core as the console does.
 async fn shared_program(env: &Env) -> i64 {
     use kaquan_core::coupon::*;
-    use kaquan_core::store::Store;
-    let path = env.url.trim_start_matches("sqlite://").to_owned();
-    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-        kaquan_store_sqlite::open(
-            std::path::Path::new(&path),
-            kaquan_store_sqlite::OpenMode::MustExist,
-        )
-        .unwrap(),
-    );
+    let store = env.sqlite_store();
     let now = kaquan_web::now();
     let fields = CouponProgramFields {
         benefit: Benefit::Cash {

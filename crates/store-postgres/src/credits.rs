@@ -14,10 +14,10 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::credit::{
-    check_buy, credit_audit, credit_postings, format_credits, stock_return, BuyStock,
-    CreditBalance, CreditKind, CreditPurchase, CreditStore, CreditTransaction,
-    CreditTransactionKind, GrantCredits, MerchantCredits, PurchaseFilter, PurchaseState,
-    StockPurchase, StockRefusal, FEN_PER_CREDIT, TENTHS_PER_CREDIT,
+    check_buy, credit_postings, format_credits, stock_return, BuyStock, CreditBalance, CreditKind,
+    CreditPurchase, CreditStore, CreditTransaction, CreditTransactionKind, GrantCredits,
+    MerchantCredits, PurchaseFilter, PurchaseState, StockPurchase, StockRefusal, FEN_PER_CREDIT,
+    TENTHS_PER_CREDIT,
 };
 use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
@@ -252,7 +252,7 @@ async fn decide_purchase(
         purchase.credits, purchase.amount_fen
     );
     let target = format!("credit_purchase={purchase_id}");
-    let audit = credit_audit(merchant_id, actor, action, target, detail, now);
+    let audit = AuditEntry::new(merchant_id, actor, action, target, detail, now);
     insert_audit(c, &audit, 1).await?;
     insert_event(c, &NewEvent::credit_purchase(&purchase, now)).await?;
     Ok(Some(purchase))
@@ -380,7 +380,7 @@ async fn return_stock(
         format_credits(paid)
     );
     let target = format!("coupon_program={program_id}");
-    let audit = credit_audit(
+    let audit = AuditEntry::new(
         merchant_id,
         &system,
         "return_coupon_stock",
@@ -445,7 +445,7 @@ impl CreditStore for PgStore {
             format_credits(grant.tenths),
             grant.reason
         );
-        let audit = credit_audit(
+        let audit = AuditEntry::new(
             grant.merchant_id,
             &grant.actor,
             "grant_credits",
@@ -477,7 +477,7 @@ impl CreditStore for PgStore {
         .get(0);
         let purchase = get_purchase(&tx, merchant_id, id).await?;
         let detail = format!("credits={credits}");
-        let audit = credit_audit(
+        let audit = AuditEntry::new(
             merchant_id,
             actor,
             "request_credit_purchase",

@@ -8,10 +8,10 @@ use crate::sql::{decode, expect_one, filtered_page, insert_audit, map_err, merch
 use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::credit::{
-    check_buy, credit_audit, credit_postings, format_credits, stock_return, BuyStock,
-    CreditBalance, CreditKind, CreditPurchase, CreditStore, CreditTransaction,
-    CreditTransactionKind, GrantCredits, MerchantCredits, PurchaseFilter, PurchaseState,
-    StockPurchase, StockRefusal, FEN_PER_CREDIT, TENTHS_PER_CREDIT,
+    check_buy, credit_postings, format_credits, stock_return, BuyStock, CreditBalance, CreditKind,
+    CreditPurchase, CreditStore, CreditTransaction, CreditTransactionKind, GrantCredits,
+    MerchantCredits, PurchaseFilter, PurchaseState, StockPurchase, StockRefusal, FEN_PER_CREDIT,
+    TENTHS_PER_CREDIT,
 };
 use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
@@ -247,7 +247,7 @@ fn decide_purchase(
         purchase.credits, purchase.amount_fen
     );
     let target = format!("credit_purchase={purchase_id}");
-    let audit = credit_audit(merchant_id, actor, action, target, detail, now);
+    let audit = AuditEntry::new(merchant_id, actor, action, target, detail, now);
     insert_audit(conn, &audit, 1).map_err(map_err)?;
     insert_event(conn, &NewEvent::credit_purchase(&purchase, now))?;
     Ok(Some(purchase))
@@ -356,7 +356,7 @@ fn return_stock(conn: &Connection, merchant_id: i64, program_id: i64, now: i64) 
         format_credits(paid)
     );
     let target = format!("coupon_program={program_id}");
-    let audit = credit_audit(
+    let audit = AuditEntry::new(
         merchant_id,
         &system,
         "return_coupon_stock",
@@ -418,7 +418,7 @@ impl CreditStore for SqliteStore {
                 format_credits(grant.tenths),
                 grant.reason
             );
-            let audit = credit_audit(
+            let audit = AuditEntry::new(
                 grant.merchant_id,
                 &grant.actor,
                 "grant_credits",
@@ -451,7 +451,7 @@ impl CreditStore for SqliteStore {
                 .map_err(map_err)?;
             let purchase = get_purchase(conn, merchant_id, id)?;
             let detail = format!("credits={credits}");
-            let audit = credit_audit(merchant_id, &actor, "request_credit_purchase", format!("credit_purchase={id}"), detail, now);
+            let audit = AuditEntry::new(merchant_id, &actor, "request_credit_purchase", format!("credit_purchase={id}"), detail, now);
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             insert_event(conn, &NewEvent::credit_purchase(&purchase, now))?;
             Ok(purchase)

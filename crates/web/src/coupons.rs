@@ -823,8 +823,20 @@ async fn update_coupon_program_logo(
     Path(program_id): Path<i64>,
     multipart: crate::extract::Multipart,
 ) -> ApiResult<Json<CouponProgramDto>> {
+    let picture = CouponPicture::Logo;
+    upload_answer(&state, &authed, program_id, multipart, picture).await
+}
+
+/// Keeps an uploaded picture and answers with the program.
+async fn upload_answer(
+    state: &AppState,
+    authed: &Authed,
+    program_id: i64,
+    multipart: crate::extract::Multipart,
+    picture: CouponPicture,
+) -> ApiResult<Json<CouponProgramDto>> {
     let (bytes, _) = crate::images::read_image_upload(multipart).await?;
-    let program = upload_program_logo(&state, &authed, program_id, bytes).await?;
+    let program = upload_program_picture(state, authed, program_id, bytes, picture).await?;
     let public_url = state.public_url_for(authed.merchant_id()).await?;
     Ok(Json(CouponProgramDto::new(&program, &public_url)))
 }
@@ -865,11 +877,8 @@ async fn update_coupon_program_cover(
     Path(program_id): Path<i64>,
     multipart: crate::extract::Multipart,
 ) -> ApiResult<Json<CouponProgramDto>> {
-    let (bytes, _) = crate::images::read_image_upload(multipart).await?;
     let picture = CouponPicture::Cover;
-    let program = upload_program_picture(&state, &authed, program_id, bytes, picture).await?;
-    let public_url = state.public_url_for(authed.merchant_id()).await?;
-    Ok(Json(CouponProgramDto::new(&program, &public_url)))
+    upload_answer(&state, &authed, program_id, multipart, picture).await
 }
 
 /// How long the expiry sweep rests when nothing more has expired.

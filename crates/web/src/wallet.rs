@@ -258,6 +258,43 @@ fn check_csrf(session: &CustomerSession, csrf: &str) -> ApiResult<()> {
     }
 }
 
+/// One coupon of `program` to the signed-in customer, by a claim link or a
+/// friend's share link: the way to it in 我的卡券, or why not.
+async fn claim_one(
+    state: &AppState,
+    program: &CouponProgram,
+    source: CouponSource,
+    shared_by: Option<i64>,
+    customer: &Customer,
+) -> ApiResult<Result<Response, kaquan_core::coupon::usage::CouponRefusal>> {
+    let called = usecases::issue_coupons(
+        state.store.as_ref(),
+        &state.master,
+        &ApiCall::default(),
+        program,
+        Recipients {
+            source,
+            customer_ids: vec![customer.id],
+            order: None,
+            shared_by,
+        },
+        &Actor {
+            staff_id: None,
+            label: format!("customer:{}", customer.id),
+        },
+        crate::now(),
+    )
+    .await?;
+    Ok(called.result.map(|coupons| {
+        Redirect::to(&format!(
+            "/m/{}/wallet/{}?claimed=1",
+            program.merchant_id,
+            coupons.first().map_or(0, |c| c.id)
+        ))
+        .into_response()
+    }))
+}
+
 /// 领取: one coupon into 我的卡券, subject to stock and the claim limit.
 async fn claim_form(
     State(state): State<AppState>,
@@ -271,30 +308,8 @@ async fn claim_form(
         return Ok(Redirect::to(&format!("/m/{merchant_id}/coupons/{token}")).into_response());
     };
     check_csrf(s, &form.csrf)?;
-    let called = usecases::issue_coupons(
-        state.store.as_ref(),
-        &state.master,
-        &ApiCall::default(),
-        &program,
-        Recipients {
-            source: CouponSource::Claim,
-            customer_ids: vec![customer.id],
-            order: None,
-            shared_by: None,
-        },
-        &Actor {
-            staff_id: None,
-            label: format!("customer:{}", customer.id),
-        },
-        crate::now(),
-    )
-    .await?;
-    match called.result {
-        Ok(coupons) => Ok(Redirect::to(&format!(
-            "/m/{merchant_id}/wallet/{}?claimed=1",
-            coupons.first().map_or(0, |c| c.id)
-        ))
-        .into_response()),
+    match claim_one(&state, &program, CouponSource::Claim, None, customer).await? {
+        Ok(to_wallet) => Ok(to_wallet),
         Err(refusal) => {
             let mut view = link_claim_view(&state, merchant_id, &token, &program, &session).await?;
             view.error = Some(refusal.message_zh());
@@ -757,30 +772,9 @@ async fn shared_claim_form(
         );
     };
     check_csrf(s, &form.csrf)?;
-    let called = usecases::issue_coupons(
-        state.store.as_ref(),
-        &state.master,
-        &ApiCall::default(),
-        &held.program,
-        Recipients {
-            source: CouponSource::Share,
-            customer_ids: vec![customer.id],
-            order: None,
-            shared_by: Some(held.coupon.customer_id),
-        },
-        &Actor {
-            staff_id: None,
-            label: format!("customer:{}", customer.id),
-        },
-        crate::now(),
-    )
-    .await?;
-    match called.result {
-        Ok(coupons) => Ok(Redirect::to(&format!(
-            "/m/{merchant_id}/wallet/{}?claimed=1",
-            coupons.first().map_or(0, |c| c.id)
-        ))
-        .into_response()),
+    let sharer = Some(held.coupon.customer_id);
+    match claim_one(&state, &held.program, CouponSource::Share, sharer, customer).await? {
+        Ok(to_wallet) => Ok(to_wallet),
         Err(refusal) => {
             let mut view = shared_view(&state, merchant_id, &held, &tag, &session).await?;
             view.error = Some(refusal.message_zh());

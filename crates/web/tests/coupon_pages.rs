@@ -7,22 +7,9 @@
 
 mod common;
 
-use common::browser::Browser;
+use common::browser::{phone, set_value, Browser};
 use common::{Backend, TestApp};
 use serde_json::json;
-
-async fn phone(dir: &str) -> Browser {
-    Browser::start(390, 844, &common::temp_dir(dir)).await
-}
-
-/// Sets a form field's value through the page (date inputs, selects).
-async fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser
-        .execute(&format!(
-            "var el = document.querySelector('{css}'); el.value = '{value}'; el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await;
-}
 
 async fn add_location(browser: &Browser, name: &str) {
     browser.type_into("#location-name", name).await;

@@ -8,21 +8,9 @@
 
 mod common;
 
-use common::browser::Browser;
+use common::browser::{phone, set_value, Browser};
 use common::{Backend, TestApp};
 use serde_json::json;
-
-async fn phone(dir: &str) -> Browser {
-    Browser::start(390, 844, &common::temp_dir(dir)).await
-}
-
-async fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser
-        .execute(&format!(
-            "var el = document.querySelector('{css}'); el.value = '{value}'; el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await;
-}
 
 /// The operator (the shop's owner) grants 100 free 券点 on 平台运营.
 async fn operator_grants(app: &TestApp, owner: &Browser) {

@@ -34,25 +34,6 @@ pub enum ProgramError {
     Store(#[from] StoreError),
 }
 
-fn audit(
-    merchant_id: i64,
-    actor: &Actor,
-    action: &str,
-    target: String,
-    detail: String,
-    now: i64,
-) -> AuditEntry {
-    AuditEntry {
-        merchant_id,
-        actor: actor.clone(),
-        action: action.into(),
-        target,
-        detail,
-        n_affected: 0,
-        created_at: now,
-    }
-}
-
 /// 制券: creates a program as a draft with `quantity` in stock.
 pub async fn create_coupon_program(
     store: &dyn Store,
@@ -74,7 +55,7 @@ pub async fn create_coupon_program(
     if !errors.is_empty() {
         return Err(ProgramError::Invalid(errors));
     }
-    let entry = audit(
+    let entry = AuditEntry::new(
         merchant_id,
         actor,
         "create_coupon_program",
@@ -122,7 +103,7 @@ pub async fn edit_coupon_program(
     if !errors.is_empty() {
         return Err(ProgramError::Invalid(errors));
     }
-    let entry = audit(
+    let entry = AuditEntry::new(
         merchant_id,
         actor,
         "update_coupon_program",
@@ -162,7 +143,7 @@ pub async fn set_program_state(
             return Err(ProgramError::Invalid(errors));
         }
     }
-    let entry = audit(
+    let entry = AuditEntry::new(
         merchant_id,
         actor,
         "set_coupon_program_state",
@@ -198,7 +179,7 @@ pub async fn change_stock(
             "朋友的券的库存用券点增加（增加库存），不能直接修改".into(),
         ]));
     }
-    let entry = audit(
+    let entry = AuditEntry::new(
         merchant_id,
         actor,
         "change_coupon_stock",

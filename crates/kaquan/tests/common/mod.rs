@@ -99,6 +99,18 @@ impl Env {
         .unwrap()
     }
 
+    /// The SQLite database the commands use, opened as the server does.
+    pub fn sqlite_store(&self) -> std::sync::Arc<dyn kaquan_core::store::Store> {
+        let path = self.url.trim_start_matches("sqlite://").to_owned();
+        std::sync::Arc::new(
+            kaquan_store_sqlite::open(
+                std::path::Path::new(&path),
+                kaquan_store_sqlite::OpenMode::MustExist,
+            )
+            .unwrap(),
+        )
+    }
+
     pub fn setup(&self) {
         self.run(&["migrate"]);
         assert_eq!(

@@ -340,3 +340,17 @@ impl Browser {
         .await
     }
 }
+
+/// A phone-sized browser (390 × 844) downloading into a new folder.
+pub async fn phone(dir: &str) -> Browser {
+    Browser::start(390, 844, &super::temp_dir(dir)).await
+}
+
+/// Sets a form field's value through the page (date inputs, selects).
+pub async fn set_value(browser: &Browser, css: &str, value: &str) {
+    browser
+        .execute(&format!(
+            "var el = document.querySelector('{css}'); el.value = '{value}'; el.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        ))
+        .await;
+}
