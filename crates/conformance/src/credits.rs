@@ -462,6 +462,21 @@ pub async fn a_shared_program_needs_stock_and_a_cover_before_it_is_given_out(sto
     assert_verified(store).await;
 }
 
+pub async fn stock_changes_by_hand_stay_between_what_was_claimed_and_the_limit(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let program = active_program(store, m, &cash_program_fields(vec![]), 1).await;
+    let cli = Actor::cli();
+    let change = |delta| usecases::change_stock(store, m, program.id, delta, &cli, NOW);
+    for delta in [0, STOCK_MAX + 1, -(STOCK_MAX + 1), 2 - STOCK_MAX, -2] {
+        assert!(!change(delta).await.unwrap(), "{delta}");
+    }
+    assert!(change(-1).await.unwrap(), "down to nothing left");
+    assert!(change(STOCK_MAX).await.unwrap(), "up to the limit");
+    assert!(!change(1).await.unwrap(), "past the limit");
+    let program = store.get_coupon_program(m, program.id).await.unwrap();
+    assert_eq!(program.quantity, STOCK_MAX);
+}
+
 pub async fn operators_are_named_staff_and_every_change_is_audited(store: &dyn Store) {
     let m = merchant(store, "A").await.id;
     let role = store.list_roles(m).await.unwrap()[0].id;

@@ -83,6 +83,7 @@ macro_rules! conformance_tests {
             shared_programs_are_made_by_their_own_rules,
             a_shared_program_needs_stock_and_a_cover_before_it_is_given_out,
             operators_are_named_staff_and_every_change_is_audited,
+            stock_changes_by_hand_stay_between_what_was_claimed_and_the_limit,
             friends_claim_a_shared_coupon_through_a_share_link_within_its_limits,
             a_verified_coupon_gives_one_back_while_the_give_program_has_stock,
             a_typed_code_and_a_program_of_its_own_give_back_too,

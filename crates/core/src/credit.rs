@@ -195,12 +195,6 @@ impl CreditBalance {
     pub fn total_tenths(&self) -> i64 {
         self.free_tenths + self.paid_tenths
     }
-    pub fn of(&self, kind: CreditKind) -> i64 {
-        match kind {
-            CreditKind::Free => self.free_tenths,
-            CreditKind::Paid => self.paid_tenths,
-        }
-    }
 }
 
 /// One change of a holder account, with the balance after it.

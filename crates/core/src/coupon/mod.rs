@@ -391,7 +391,8 @@ impl Validity {
     /// range's days, or the relative term.
     pub fn longest_days(&self) -> i64 {
         match *self {
-            Self::Fixed { begin, end } => (end - begin + 1 + 86_399).div_euclid(86_400),
+            // A range runs from a day's first second to a day's last.
+            Self::Fixed { begin, end } => (end - begin).div_euclid(86_400) + 1,
             Self::Relative { term_days, .. } => term_days,
         }
     }

@@ -60,3 +60,81 @@ impl SharedCoupon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coupon::tests::cash_fields;
+    use crate::coupon::{Benefit, Validity};
+
+    fn errors_of(fields: &CouponProgramFields) -> Vec<String> {
+        fields.check().err().unwrap_or_default()
+    }
+
+    fn shared(abstract_text: &str, detail_text: &str) -> CouponProgramFields {
+        let mut fields = cash_fields();
+        fields.shared = Some(SharedCoupon {
+            cover_url: String::new(),
+            abstract_text: abstract_text.into(),
+            detail_text: detail_text.into(),
+        });
+        fields
+    }
+
+    #[test]
+    fn a_shared_coupon_is_a_cash_or_gift_coupon_with_its_texts_and_ninety_days_at_most() {
+        assert_eq!(
+            errors_of(&shared("进店立减", "全场通用\r\n每单一张")),
+            Vec::<String>::new()
+        );
+        let mut gift = shared("兑换", "到店兑换");
+        gift.benefit = Benefit::Gift {
+            goods_id: None,
+            gift: "咖啡一杯".into(),
+        };
+        assert!(errors_of(&gift).is_empty());
+        let mut discount = shared("打折", "全场");
+        discount.benefit = Benefit::Discount {
+            percent_off: 10,
+            cap_fen: None,
+        };
+        assert_eq!(
+            errors_of(&discount),
+            ["朋友的券只能是代金券（无门槛或满减）或兑换券"]
+        );
+        assert_eq!(errors_of(&shared(" ", "x")), ["朋友的券须填写简介"]);
+        assert_eq!(errors_of(&shared("x", " ")), ["朋友的券须填写图文详情"]);
+        assert!(errors_of(&shared(&"简".repeat(ABSTRACT_CHARS_MAX), "x")).is_empty());
+        assert_eq!(
+            errors_of(&shared(&"简".repeat(ABSTRACT_CHARS_MAX + 1), "x")).len(),
+            1
+        );
+        assert!(errors_of(&shared("x", &"详".repeat(DETAIL_TEXT_CHARS_MAX))).is_empty());
+        let too_long = format!("图文详情最多 {DETAIL_TEXT_CHARS_MAX} 个字符");
+        assert_eq!(
+            errors_of(&shared("x", &"详".repeat(DETAIL_TEXT_CHARS_MAX + 1))),
+            [too_long.as_str()]
+        );
+        assert_eq!(errors_of(&shared("x", "a\u{0}b")), [too_long.as_str()]);
+        let mut cover = shared("x", "y");
+        cover.shared.as_mut().unwrap().cover_url = "x".repeat(301);
+        assert_eq!(errors_of(&cover).len(), 1);
+        for (term_days, ok) in [(90, true), (91, false), (1, true)] {
+            let mut relative = shared("x", "y");
+            relative.validity = Validity::Relative {
+                term_days,
+                begin_after_days: 5,
+                hard_end: None,
+            };
+            assert_eq!(errors_of(&relative).is_empty(), ok, "{term_days} days");
+        }
+        for (days, ok) in [(90, true), (91, false)] {
+            let mut fixed = shared("x", "y");
+            fixed.validity = Validity::Fixed {
+                begin: 1_790_000_000,
+                end: 1_790_000_000 + days * 86_400 - 1,
+            };
+            assert_eq!(errors_of(&fixed).is_empty(), ok, "{days} days");
+        }
+    }
+}

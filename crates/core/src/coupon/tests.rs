@@ -9,7 +9,7 @@ fn date(text: &str) -> time::Date {
     parse_date(text).unwrap()
 }
 
-fn at(text: &str) -> i64 {
+pub(crate) fn at(text: &str) -> i64 {
     // `YYYY-MM-DD HH:MM` in China time.
     let (day, clock) = text.split_once(' ').unwrap();
     let (h, m) = clock.split_once(':').unwrap();

@@ -75,7 +75,7 @@ async fn check_give_program(
     fields: &CouponProgramFields,
     errors: &mut Vec<String>,
 ) -> StoreResult<()> {
-    if let Some(give) = fields.give_program_id.filter(|id| *id > 0) {
+    if let Some(give) = fields.give_program_id {
         match store.get_coupon_program(merchant_id, give).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => errors.push("核销后赠送的券不存在".into()),
@@ -459,8 +459,8 @@ pub struct VerifyRequest {
     pub order_ref: String,
     /// 使用卡券ID: only a 兑换券 (of this goods item, when given) is taken.
     pub exchange_goods: Option<Option<i64>>,
-    /// The code of the coupon 核销后返券 gives, made by [`verify_coupon`]
-    /// when the program names one (`None` otherwise).
+    /// The code of the coupon 核销后返券 gives: callers leave it `None`;
+    /// [`verify_coupon`] makes it when the program names a give program.
     pub give_code: Option<NewCouponCode>,
     pub actor: Actor,
     pub now: i64,
@@ -498,7 +498,7 @@ pub async fn verify_coupon(
     request: &VerifyRequest,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
     let mut request = request.clone();
-    if held.program.fields.give_program_id.is_some() && request.give_code.is_none() {
+    if held.program.fields.give_program_id.is_some() {
         let c = &held.coupon;
         request.give_code = new_coupon_codes(master, c.merchant_id, c.key_version, 1).pop();
     }

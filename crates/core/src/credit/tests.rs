@@ -1,5 +1,6 @@
 use super::*;
-use crate::coupon::tests::cash_fields;
+use crate::coupon::tests::{cash_fields, program};
+use crate::coupon::{ProgramState, SharedCoupon, Validity, STOCK_MAX};
 
 fn purchase(units: i64, price: i64, free: i64, paid: i64) -> StockPurchase {
     StockPurchase {
@@ -106,6 +107,7 @@ fn purchases_and_grants_keep_their_limits() {
     assert!(check_grant(1000, "开业活动").is_ok());
     assert!(check_grant(0, "开业活动").is_err());
     assert!(check_grant(1000, " ").is_err());
+    assert!(check_grant(GRANT_CREDITS_MAX * TENTHS_PER_CREDIT, "x").is_ok());
     assert!(check_grant(GRANT_CREDITS_MAX * TENTHS_PER_CREDIT + 1, "x").is_err());
 }
 
@@ -122,5 +124,91 @@ fn codes_read_back_as_what_they_name() {
     }
     for k in PurchaseState::ALL {
         assert_eq!(PurchaseState::parse(k.code()), Some(k));
+    }
+}
+
+fn shared(mut fields: crate::coupon::CouponProgramFields) -> crate::coupon::CouponProgramFields {
+    fields.shared = Some(SharedCoupon {
+        cover_url: "/m/coupon-covers/1".into(),
+        abstract_text: "进店立减".into(),
+        detail_text: "全场通用".into(),
+    });
+    fields
+}
+
+#[test]
+fn stock_is_bought_only_for_an_open_shared_program_as_it_was_seen() {
+    let now = crate::coupon::tests::at("2026-12-10 12:00");
+    let held = CreditBalance {
+        merchant_id: 1,
+        free_tenths: 100,
+        paid_tenths: 50,
+    };
+    let buy = |units, expected_quantity| BuyStock {
+        merchant_id: 1,
+        program_id: 1,
+        units,
+        expected_quantity,
+        actor: crate::audit::Actor::cli(),
+        now,
+    };
+    // cash_fields: listed locations and 满100减20, so 0.4 a unit.
+    let open = program(shared(cash_fields()), ProgramState::Active);
+    assert_eq!(
+        check_buy(Some(&open), &buy(30, Some(100)), &held),
+        Ok((4, (100, 20)))
+    );
+    assert_eq!(
+        check_buy(Some(&open), &buy(30, None), &held),
+        Ok((4, (100, 20)))
+    );
+    assert_eq!(
+        check_buy(Some(&open), &buy(38, None), &held),
+        Err(StockRefusal::Insufficient(Shortfall {
+            needed_tenths: 152,
+            held_tenths: 150
+        }))
+    );
+    assert_eq!(
+        check_buy(None, &buy(1, None), &held),
+        Err(StockRefusal::ProgramNotFound)
+    );
+    let ordinary = program(cash_fields(), ProgramState::Active);
+    assert_eq!(
+        check_buy(Some(&ordinary), &buy(1, None), &held),
+        Err(StockRefusal::NotShared)
+    );
+    let ended = program(shared(cash_fields()), ProgramState::Ended);
+    assert_eq!(
+        check_buy(Some(&ended), &buy(1, None), &held),
+        Err(StockRefusal::ProgramClosed)
+    );
+    let mut past = shared(cash_fields());
+    past.validity = Validity::Fixed {
+        begin: now - 10 * 86_400,
+        end: now - 1,
+    };
+    let past = program(past, ProgramState::Active);
+    assert_eq!(
+        check_buy(Some(&past), &buy(1, None), &held),
+        Err(StockRefusal::ProgramClosed)
+    );
+    assert_eq!(
+        check_buy(Some(&open), &buy(1, Some(99)), &held),
+        Err(StockRefusal::QuantityChanged)
+    );
+    // The program holds 100: at most STOCK_MAX - 100 more.
+    let rich = CreditBalance {
+        merchant_id: 1,
+        free_tenths: i64::MAX / 4,
+        paid_tenths: 0,
+    };
+    assert!(check_buy(Some(&open), &buy(STOCK_MAX - 100, None), &rich).is_ok());
+    for units in [STOCK_MAX - 99, 0, -1] {
+        assert_eq!(
+            check_buy(Some(&open), &buy(units, None), &rich),
+            Err(StockRefusal::BadUnits),
+            "{units}"
+        );
     }
 }
