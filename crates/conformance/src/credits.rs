@@ -63,6 +63,7 @@ pub(crate) async fn grant(store: &dyn Store, m: i64, credits: i64) -> CreditTran
             merchant_id: m,
             tenths: credits * TENTHS_PER_CREDIT,
             reason: "开业活动".into(),
+            expected_free_tenths: None,
             actor: operator(),
             now: NOW,
         },
@@ -509,6 +510,7 @@ pub async fn operators_are_named_staff_and_every_change_is_audited(store: &dyn S
                 merchant_id: m,
                 tenths: 0,
                 reason: "x".into(),
+                expected_free_tenths: None,
                 actor: operator(),
                 now: NOW
             }
@@ -516,6 +518,23 @@ pub async fn operators_are_named_staff_and_every_change_is_audited(store: &dyn S
         .await,
         Err(CreditError::Invalid(_))
     ));
+    // A grant made on the balance seen goes in once.
+    let seen = GrantCredits {
+        merchant_id: m,
+        tenths: 5,
+        reason: "活动".into(),
+        expected_free_tenths: Some(30),
+        actor: operator(),
+        now: NOW,
+    };
+    grant_credits(store, &seen).await.unwrap();
+    assert!(matches!(
+        grant_credits(store, &seen).await,
+        Err(CreditError::Store(kaquan_core::StoreError::Conflict(
+            kaquan_core::Conflict::CreditsChanged
+        )))
+    ));
+    assert_eq!(held(store, m).await, (35, 0));
     let (records, _) = store
         .search_audit(
             m,
@@ -527,7 +546,7 @@ pub async fn operators_are_named_staff_and_every_change_is_audited(store: &dyn S
         )
         .await
         .unwrap();
-    assert_eq!(records.len(), 1);
+    assert_eq!(records.len(), 2);
     assert_eq!(records[0].entry.actor.label, "platform");
     let events = store.list_events(m, Page::default()).await.unwrap().0;
     assert!(events

@@ -439,6 +439,10 @@ pub struct GrantCredits {
     pub merchant_id: i64,
     pub tenths: i64,
     pub reason: String,
+    /// The free balance the operator saw: a grant sent again after the
+    /// first went in finds another and is refused
+    /// ([`crate::Conflict::CreditsChanged`]); `None` grants whatever it is.
+    pub expected_free_tenths: Option<i64>,
     pub actor: Actor,
     pub now: i64,
 }

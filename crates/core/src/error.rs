@@ -46,6 +46,8 @@ pub enum Conflict {
     /// verification needs something made outside it first (the code of the
     /// coupon 核销后返券 gives): the caller looks the code up, then verifies.
     LookUpFirst,
+    /// A merchant's 券点 balance is not the one a grant was made on.
+    CreditsChanged,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

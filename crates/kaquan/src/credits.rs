@@ -120,6 +120,7 @@ async fn grant(
         merchant_id,
         tenths,
         reason: reason.trim().to_owned(),
+        expected_free_tenths: None,
         actor: Actor::cli(),
         now: kaquan_web::now(),
     };

@@ -21,7 +21,7 @@ use kaquan_core::credit::{
 };
 use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 const TRANSACTION_COLUMNS: &str =
@@ -433,7 +433,10 @@ impl CreditStore for PgStore {
     async fn grant_credits(&self, grant: &GrantCredits) -> StoreResult<CreditTransaction> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        lock_balance(&tx, grant.merchant_id).await?;
+        let free = lock_balance(&tx, grant.merchant_id).await?.free_tenths;
+        if grant.expected_free_tenths.is_some_and(|seen| seen != free) {
+            return Err(StoreError::Conflict(Conflict::CreditsChanged));
+        }
         let refs = Refs {
             reason: grant.reason.clone(),
             ..Refs::default()

@@ -15,7 +15,7 @@ use kaquan_core::credit::{
 };
 use kaquan_core::event::NewEvent;
 use kaquan_core::store::Page;
-use kaquan_core::{StoreError, StoreResult};
+use kaquan_core::{Conflict, StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -400,6 +400,10 @@ impl CreditStore for SqliteStore {
     async fn grant_credits(&self, grant: &GrantCredits) -> StoreResult<CreditTransaction> {
         let grant = grant.clone();
         self.write(move |conn| {
+            let free = balance_of(conn, grant.merchant_id)?.free_tenths;
+            if grant.expected_free_tenths.is_some_and(|seen| seen != free) {
+                return Err(StoreError::Conflict(Conflict::CreditsChanged));
+            }
             let refs = Refs {
                 reason: grant.reason.clone(),
                 ..Refs::default()

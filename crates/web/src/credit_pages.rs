@@ -278,6 +278,7 @@ struct GrantForm {
     csrf: String,
     credits: String,
     reason: String,
+    expected_free_tenths: i64,
 }
 
 async fn grant_form(
@@ -292,6 +293,7 @@ async fn grant_form(
     let request = GrantRequest {
         tenths,
         reason: form.reason,
+        expected_free_tenths: Some(form.expected_free_tenths),
     };
     let line = credits::grant(&state, &authed, merchant_id, &request).await?;
     Ok(redirect_with(

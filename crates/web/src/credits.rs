@@ -236,7 +236,7 @@ impl StockPurchaseDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"tenths": 1000, "reason": "开业活动奖励"}))]
+#[schema(example = json!({"tenths": 1000, "reason": "开业活动奖励", "expected_free_tenths": 0}))]
 pub struct GrantRequest {
     /// Free 券点 to give, in tenths (1000 is 100 券点).
     #[schema(minimum = 1)]
@@ -244,6 +244,10 @@ pub struct GrantRequest {
     /// Why (the 活动 it rewards), at most 200 characters.
     #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
+    /// The merchant's free balance the operator saw: refused
+    /// (`credits_changed`) when it changed since, so a grant sent twice
+    /// goes in once. Leave it out to grant whatever the balance is.
+    pub expected_free_tenths: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -530,6 +534,7 @@ pub async fn grant(
         merchant_id,
         tenths: request.tenths,
         reason: request.reason.trim().to_owned(),
+        expected_free_tenths: request.expected_free_tenths,
         actor: authed.actor(),
         now: crate::now(),
     };

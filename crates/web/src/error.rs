@@ -241,6 +241,10 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
         ),
         // Handled by the use case (`verify_code`), never answered.
         C::LookUpFirst => ("conflict", "请重试".into()),
+        C::CreditsChanged => (
+            "credits_changed",
+            "该商户的券点余额已变化，请刷新后确认是否还需赠送".into(),
+        ),
     }
 }
 

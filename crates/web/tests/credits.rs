@@ -48,8 +48,14 @@ async fn operator_flow(app: TestApp) {
     assert_eq!(owner.post(&grants, grant.clone()).await.0, 403);
     app.make_owner_operator().await;
 
-    let (status, line) = owner.post(&grants, grant).await;
+    let grant = json!({"tenths": 1000, "reason": "开业活动", "expected_free_tenths": 0});
+    let (status, line) = owner.post(&grants, grant.clone()).await;
     assert_eq!(status, 201, "{line}");
+    let (status, twice) = owner.post(&grants, grant).await;
+    assert_eq!(
+        (status, &twice["error"]["code"]),
+        (409, &json!("credits_changed"))
+    );
     assert_eq!(
         (&line["kind"], &line["balance_after_tenths"]),
         (&json!("grant"), &json!(1000))

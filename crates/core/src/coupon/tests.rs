@@ -535,3 +535,61 @@ fn every_refusal_has_its_own_code() {
     );
     assert!(UnknownCode.is_not_found() && !Used { verified_at: 0 }.is_not_found());
 }
+
+#[test]
+fn an_exchange_takes_only_a_gift_coupon_of_the_goods_asked_and_a_shared_one_only_offline() {
+    use super::usage::{HeldCoupon, VerifyChannel};
+    use super::usecases::{preview, VerifyRequest};
+    let now = at("2026-12-10 12:00");
+    let mut fields = cash_fields();
+    fields.use_all_locations = true;
+    fields.benefit = Benefit::Gift {
+        goods_id: Some(7),
+        gift: "咖啡".into(),
+    };
+    let held = |fields: CouponProgramFields| HeldCoupon {
+        coupon: coupon(now - 60, now + 60),
+        program: program(fields, ProgramState::Active),
+    };
+    let request = |exchange_goods, channel| VerifyRequest {
+        location_id: None,
+        verifier_locations: Vec::new(),
+        channel,
+        order_amount_fen: None,
+        order_ref: String::new(),
+        exchange_goods,
+        give_code: None,
+        actor: crate::audit::Actor::cli(),
+        now,
+    };
+    let gift = held(fields.clone());
+    for (goods, expected) in [
+        (None, Ok(0)),
+        (Some(None), Ok(0)),
+        (Some(Some(7)), Ok(0)),
+        (Some(Some(8)), Err(CouponRefusal::NotAnExchange)),
+    ] {
+        assert_eq!(
+            preview(&gift, &request(goods, VerifyChannel::Api)),
+            expected,
+            "{goods:?}"
+        );
+    }
+    let mut everywhere = held(cash_fields());
+    everywhere.program.fields.use_all_locations = true;
+    assert_eq!(
+        preview(&everywhere, &request(Some(None), VerifyChannel::Api)),
+        Err(CouponRefusal::NotAnExchange)
+    );
+    let mut shared = fields;
+    shared.shared = Some(super::SharedCoupon::default());
+    let shared = held(shared);
+    assert_eq!(
+        preview(&shared, &request(None, VerifyChannel::Api)),
+        Err(CouponRefusal::OfflineOnly)
+    );
+    assert_eq!(
+        preview(&shared, &request(None, VerifyChannel::Typed)),
+        Ok(0)
+    );
+}

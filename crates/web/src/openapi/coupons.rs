@@ -61,6 +61,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
         "cancel_credit_purchase"
         | "create_credit_purchase_confirmation"
         | "cancel_merchant_credit_purchase" => &["conflict"],
+        "create_credit_grant" => &["credits_changed"],
         _ => &[],
     }
 }
