@@ -18,6 +18,7 @@ pub mod coupon;
 pub mod credit;
 pub mod customer;
 pub mod distributor;
+pub mod ecard;
 pub mod erp;
 pub mod error;
 pub mod event;
