@@ -155,6 +155,7 @@ const ACTION_LABELS: &[(&str, &str)] = &[
     ("buy_coupon_stock", "券点兑换库存"),
     ("return_coupon_stock", "过期库存退还券点"),
     ("set_operator", "设置平台运营"),
+    ("export_credit_statement", "导出券点明细"),
 ];
 
 /// The actions the audit log's filter offers, by their labels.

@@ -30,6 +30,10 @@ pub fn router() -> Router<AppState> {
             get(list_credit_transactions),
         )
         .route(
+            "/api/v1/credits/transactions/export",
+            get(export_credit_transactions),
+        )
+        .route(
             "/api/v1/credits/purchases",
             get(list_credit_purchases).post(create_credit_purchase),
         )
@@ -363,6 +367,80 @@ async fn list_credit_transactions(
 ) -> ApiResult<Json<ListDto<CreditTransactionDto>>> {
     let page = ListPage::new(query.page, query.page_size);
     Ok(Json(transaction_page(&state, &authed, page).await?))
+}
+
+/// The most statement lines one export holds.
+pub const STATEMENT_EXPORT_ROWS_MAX: i64 = 100_000;
+
+/// 券点明细 as xlsx: amounts and balances are number cells in 券点.
+async fn export_credit_transactions(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<axum::response::Response> {
+    authed.require(Permission::CouponsManage)?;
+    let m = authed.merchant_id();
+    let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let titles = [
+        "时间",
+        "类型",
+        "券点种类",
+        "变动（券点）",
+        "变动后余额（券点）",
+        "券",
+        "说明",
+        "操作人",
+    ];
+    for (col, title) in titles.iter().enumerate() {
+        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    }
+    let mut row = 0u32;
+    for page_number in 1.. {
+        let page = ListPage::new(Some(page_number), Some(kaquan_core::store::PAGE_SIZE_MAX));
+        let (lines, total) = state.store.list_credit_transactions(m, page).await?;
+        if total > STATEMENT_EXPORT_ROWS_MAX {
+            return Err(ApiError::invalid(format!(
+                "一次最多导出 {STATEMENT_EXPORT_ROWS_MAX} 条券点明细"
+            )));
+        }
+        for t in &lines {
+            row += 1;
+            let text = [
+                format_datetime(t.created_at),
+                t.kind.label_zh().to_owned(),
+                t.holder.label_zh().to_owned(),
+            ];
+            for (col, cell) in text.iter().enumerate() {
+                sheet.write_string(row, col as u16, cell).map_err(xlsx)?;
+            }
+            for (col, tenths) in [(3, t.amount_tenths), (4, t.balance_after_tenths)] {
+                sheet
+                    .write_number(row, col, tenths as f64 / credit::TENTHS_PER_CREDIT as f64)
+                    .map_err(xlsx)?;
+            }
+            let program = t.program_id.map(|id| format!("#{id}")).unwrap_or_default();
+            for (col, cell) in [(5, &program), (6, &t.reason), (7, &t.created_by)] {
+                let cell = crate::exports::escape_formula(cell);
+                sheet.write_string(row, col, cell).map_err(xlsx)?;
+            }
+        }
+        if lines.len() < page.page_size as usize {
+            break;
+        }
+    }
+    let bytes = workbook.save_to_buffer().map_err(xlsx)?;
+    let audit = authed.audit(
+        "export_credit_statement",
+        String::new(),
+        format!("n_lines={row}"),
+    );
+    state.store.append_audit(&audit).await?;
+    Ok(crate::exports::download(
+        bytes,
+        "券点明细.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ))
 }
 
 pub async fn purchase_page(

@@ -703,6 +703,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/open/v1/coupon-exchanges", "create_coupon_exchange", "使用卡券ID: a 兑换券 exchanges for its goods (goods_id checked)", "signed"),
     ("get", "/api/v1/credits", "get_credit_account", "券点账户: free and paid balances (in tenths of a 券点) and the unit prices of a 朋友的券's stock", "coupons.manage"),
     ("get", "/api/v1/credits/transactions", "list_credit_transactions", "The 券点 statement, newest first: every change with its amount, balance after and cause", "coupons.manage"),
+    ("get", "/api/v1/credits/transactions/export", "export_credit_transactions", "The 券点 statement as xlsx (amounts as number cells in 券点), at most 100000 lines; audited", "coupons.manage"),
     ("get", "/api/v1/credits/purchases", "list_credit_purchases", "The merchant's purchases of paid 券点 (state filter)", "coupons.manage"),
     ("post", "/api/v1/credits/purchases", "create_credit_purchase", "Ask to buy paid 券点 (1 券点 = ¥1, at least 100); the operator confirms it once paid", "coupons.manage"),
     ("post", "/api/v1/credits/purchases/{purchase_id}/cancel", "cancel_credit_purchase", "Withdraw a purchase not yet confirmed", "coupons.manage"),

@@ -176,6 +176,17 @@ async fn purchases(app: &TestApp, owner: &Client) {
         .map(|t| t["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["purchase", "buy_stock", "grant"]);
+    let (status, bytes) = owner.get_bytes("/api/v1/credits/transactions/export").await;
+    assert_eq!(status, 200);
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&sheet).unwrap();
+    assert_eq!(range.get((0, 3)).unwrap().to_string(), "变动（券点）");
+    assert_eq!(range.get((1, 1)).unwrap().to_string(), "付费充值");
+    assert_eq!(range.get((1, 3)), Some(&calamine::Data::Float(100.0)));
+    assert_eq!(range.get((2, 3)), Some(&calamine::Data::Float(-80.0)));
     let (_, audit) = owner.get("/api/v1/audit-log?action=grant_credits").await;
     assert_eq!(audit["total"], 1, "{audit}");
     let page = owner.page("/credits").await;

@@ -76,6 +76,7 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
     use crate::locations as l;
     Ok(match operation_id {
         "get_credit_account" => io.answers::<cr::CreditAccountDto>(200, "The 券点账户"),
+        "export_credit_transactions" => io.file("券点明细 as xlsx", &[super::XLSX]),
         "list_credit_transactions" | "list_merchant_credit_transactions" => io
             .query::<crate::lists::PageQuery>()
             .answers_page::<cr::CreditTransactionDto>("The 券点 statement, newest first"),
