@@ -113,7 +113,6 @@ pub(crate) fn at_location(location_id: Option<i64>, now: i64) -> VerifyRequest {
         order_amount_fen: Some(12_000),
         order_ref: "POS-1".into(),
         exchange_goods: None,
-        give_code: None,
         actor: Actor {
             staff_id: None,
             label: "desk".into(),

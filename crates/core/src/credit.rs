@@ -154,9 +154,6 @@ impl CreditAccountKind {
             CreditKind::Paid => Self::Paid,
         }
     }
-    pub fn is_holder(self) -> bool {
-        matches!(self, Self::Free | Self::Paid)
-    }
 }
 
 /// The two postings of a transaction moving `delta_tenths` into `holder`.

@@ -115,7 +115,7 @@ fn look_up_on_writer(
     };
     let answer = answer_look_up(r, found.map(|h| (h, true)), n_failures, oldest, code.since);
     if let Ok(held) = &answer {
-        if held.program.fields.give_program_id.is_some() && code.request.give_code.is_none() {
+        if held.program.fields.give_program_id.is_some() {
             // 核销后返券 needs a code the writer cannot make.
             return Err(StoreError::Conflict(Conflict::LookUpFirst));
         }

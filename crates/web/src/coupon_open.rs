@@ -307,7 +307,6 @@ fn api_request(
         order_amount_fen,
         order_ref,
         exchange_goods: None,
-        give_code: None,
         actor: signed.actor(),
         now: crate::now(),
     })

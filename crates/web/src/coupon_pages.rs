@@ -378,7 +378,8 @@ async fn logo_form(
 ) -> PageResult {
     let (bytes, csrf) = crate::images::read_image_upload(multipart).await?;
     authed.check_form_csrf(&csrf)?;
-    crate::coupons::upload_program_logo(&state, &authed, program_id, bytes).await?;
+    let picture = kaquan_core::coupon::usage::CouponPicture::Logo;
+    crate::coupons::upload_program_picture(&state, &authed, program_id, bytes, picture).await?;
     Ok(redirect_with(
         &format!("/coupons/{program_id}"),
         "Logo 已更新",

@@ -149,7 +149,6 @@ pub async fn staff_request(
         order_amount_fen,
         order_ref,
         exchange_goods: None,
-        give_code: None,
         actor: authed.actor(),
         now: crate::now(),
     })

@@ -770,15 +770,6 @@ async fn update_coupon_program_stock(
 
 /// Keeps an uploaded logo for the program (checked to be an image) and
 /// points its `logo_url` at where the customer's pages fetch it.
-pub async fn upload_program_logo(
-    state: &AppState,
-    authed: &Authed,
-    program_id: i64,
-    bytes: Vec<u8>,
-) -> ApiResult<CouponProgram> {
-    upload_program_picture(state, authed, program_id, bytes, CouponPicture::Logo).await
-}
-
 /// Keeps an uploaded logo or 朋友的券 cover and points the program at it.
 pub async fn upload_program_picture(
     state: &AppState,

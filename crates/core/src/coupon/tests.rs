@@ -558,7 +558,6 @@ fn an_exchange_takes_only_a_gift_coupon_of_the_goods_asked_and_a_shared_one_only
         order_amount_fen: None,
         order_ref: String::new(),
         exchange_goods,
-        give_code: None,
         actor: crate::audit::Actor::cli(),
         now,
     };

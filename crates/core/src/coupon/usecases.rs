@@ -4,7 +4,7 @@
 
 use super::code::{
     coupon_code_digest, digest_keys, new_coupon_codes, open_coupon_code, rotating_code_matches,
-    NewCouponCode, TypedCode,
+    TypedCode,
 };
 use super::usage::{
     check_usable, check_verifier_location, CouponLookup, CouponRefusal, CouponSource,
@@ -459,9 +459,6 @@ pub struct VerifyRequest {
     pub order_ref: String,
     /// 使用卡券ID: only a 兑换券 (of this goods item, when given) is taken.
     pub exchange_goods: Option<Option<i64>>,
-    /// The code of the coupon 核销后返券 gives: callers leave it `None`;
-    /// [`verify_coupon`] makes it when the program names a give program.
-    pub give_code: Option<NewCouponCode>,
     pub actor: Actor,
     pub now: i64,
 }
@@ -497,13 +494,18 @@ pub async fn verify_coupon(
     held: &HeldCoupon,
     request: &VerifyRequest,
 ) -> StoreResult<Called<CouponVerification, CouponRefusal>> {
-    let mut request = request.clone();
-    if held.program.fields.give_program_id.is_some() {
-        let c = &held.coupon;
-        request.give_code = new_coupon_codes(master, c.merchant_id, c.key_version, 1).pop();
-    }
-    match verification_of(held, call, &request) {
-        Ok(verify) => store.verify_coupon(call, &verify).await,
+    match verification_of(held, call, request) {
+        Ok(mut verify) => {
+            // 核销后返券: the code of the coupon it gives is made here,
+            // where the master key is, and only for a program that names one.
+            if let Some(give_program_id) = held.program.fields.give_program_id {
+                let c = &held.coupon;
+                verify.give = new_coupon_codes(master, c.merchant_id, c.key_version, 1)
+                    .pop()
+                    .map(|code| (give_program_id, code));
+            }
+            store.verify_coupon(call, &verify).await
+        }
         Err(refusal) => Ok(Called {
             result: Err(refusal),
             replayed: false,
@@ -536,11 +538,8 @@ pub fn verification_of(
         order_amount_fen: request.order_amount_fen,
         discount_fen,
         order_ref: request.order_ref.clone(),
-        give: held
-            .program
-            .fields
-            .give_program_id
-            .zip(request.give_code.clone()),
+        // Filled by `verify_coupon`, which makes the give-back code.
+        give: None,
         now: request.now,
     })
 }

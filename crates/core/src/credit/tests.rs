@@ -91,8 +91,15 @@ fn postings_of_a_credit_transaction_sum_to_zero() {
         for holder in CreditKind::ALL {
             let [(a, x), (b, y)] = credit_postings(kind, holder, -7);
             assert_eq!(x + y, 0);
-            assert!(a.is_holder());
-            assert!(!b.is_holder());
+            assert_eq!(b, kind.counter_account());
+            assert!(matches!(
+                a,
+                CreditAccountKind::Free | CreditAccountKind::Paid
+            ));
+            assert!(!matches!(
+                b,
+                CreditAccountKind::Free | CreditAccountKind::Paid
+            ));
             assert_eq!(a, CreditAccountKind::holder(holder));
         }
     }
