@@ -331,13 +331,24 @@ impl Browser {
 
     /// Waits for a finished download whose name ends with `extension`.
     pub async fn wait_for_download(&self, extension: &str) -> PathBuf {
-        wait_until(&format!("a .{extension} download"), || async {
+        let path = wait_until(&format!("a .{extension} download"), || async {
             std::fs::read_dir(&self.download_dir)
                 .ok()?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| p.extension().is_some_and(|x| x == extension))
         })
-        .await
+        .await;
+        // A zip (xlsx) may show under its name before its last bytes are
+        // written: wait for its end-of-central-directory record.
+        if extension == "xlsx" || extension == "zip" {
+            wait_until(&format!("the whole .{extension} download"), || async {
+                std::fs::read(&path)
+                    .ok()
+                    .filter(|b| b.windows(4).rev().take(65_557).any(|w| w == b"PK\x05\x06"))
+            })
+            .await;
+        }
+        path
     }
 }
 
