@@ -17,6 +17,7 @@ mod coupon_verifications;
 mod coupons;
 mod credits;
 mod customers;
+mod ecards;
 mod erp;
 mod events;
 mod fixtures;
@@ -48,6 +49,7 @@ pub use coupon_verifications::*;
 pub use coupons::*;
 pub use credits::*;
 pub use customers::*;
+pub use ecards::*;
 pub use erp::*;
 pub use events::*;
 pub use fixtures::generate;
@@ -87,6 +89,13 @@ macro_rules! conformance_tests {
             friends_claim_a_shared_coupon_through_a_share_link_within_its_limits,
             a_verified_coupon_gives_one_back_while_the_give_program_has_stock,
             a_typed_code_and_a_program_of_its_own_give_back_too,
+            stock_is_imported_once_and_kept_sealed,
+            a_paid_order_is_delivered_once_from_stock,
+            out_of_stock_delivers_nothing_until_stock_arrives,
+            a_refund_returns_unseen_cards_and_voids_revealed_ones,
+            a_card_is_verified_three_ways_once,
+            racing_paid_events_deliver_each_line_once,
+            an_orders_evidence_holds_every_step,
             a_member_pays_with_discount_points_and_balance_and_reaches_a_tier,
             refunds_give_back_in_proportion_and_add_up_to_the_whole,
             each_member_operation_is_one_event_merged_when_both_assets_move,

@@ -156,6 +156,17 @@ const ACTION_LABELS: &[(&str, &str)] = &[
     ("return_coupon_stock", "过期库存退还券点"),
     ("set_operator", "设置平台运营"),
     ("export_credit_statement", "导出券点明细"),
+    ("create_ecard_product", "新建虚拟商品"),
+    ("update_ecard_product", "修改虚拟商品"),
+    ("import_ecard_stock", "导入卡密"),
+    ("reveal_ecard_stock", "查看库存卡密"),
+    ("deliver_ecards", "自动发货"),
+    ("ecard_out_of_stock", "卡密缺货"),
+    ("refund_ecards", "订单退款"),
+    ("reveal_ecard", "查看卡密"),
+    ("verify_ecard", "核销电子卡密"),
+    ("export_ecard_orders", "导出电子卡密订单"),
+    ("export_ecard_evidence", "导出证据"),
 ];
 
 /// The actions the audit log's filter offers, by their labels.

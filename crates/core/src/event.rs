@@ -39,10 +39,15 @@ pub enum EventType {
     MemberPointsExpiring,
     CreditsChanged,
     CreditPurchaseChanged,
+    EcardDelivered,
+    EcardOutOfStock,
+    EcardLowStock,
+    EcardVerified,
+    EcardRefunded,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 25] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -63,6 +68,11 @@ impl EventType {
         Self::MemberPointsExpiring,
         Self::CreditsChanged,
         Self::CreditPurchaseChanged,
+        Self::EcardDelivered,
+        Self::EcardOutOfStock,
+        Self::EcardLowStock,
+        Self::EcardVerified,
+        Self::EcardRefunded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -87,6 +97,11 @@ impl EventType {
             Self::MemberPointsExpiring => "member.points_expiring",
             Self::CreditsChanged => "credits.changed",
             Self::CreditPurchaseChanged => "credit_purchase.changed",
+            Self::EcardDelivered => "ecard.delivered",
+            Self::EcardOutOfStock => "ecard.out_of_stock",
+            Self::EcardLowStock => "ecard.low_stock",
+            Self::EcardVerified => "ecard.verified",
+            Self::EcardRefunded => "ecard.refunded",
         }
     }
 
@@ -127,6 +142,11 @@ impl EventType {
             Self::MemberPointsExpiring => "积分即将过期",
             Self::CreditsChanged => "券点变动",
             Self::CreditPurchaseChanged => "券点购买申请变动",
+            Self::EcardDelivered => "电子卡密发货",
+            Self::EcardOutOfStock => "电子卡密缺货",
+            Self::EcardLowStock => "卡密库存不足",
+            Self::EcardVerified => "电子卡密核销",
+            Self::EcardRefunded => "电子卡密退款",
         }
     }
 }
@@ -312,6 +332,71 @@ impl NewEvent {
                 "credits": p.credits,
                 "amount_fen": p.amount_fen,
                 "state": p.state.code(),
+            }),
+            now,
+        )
+    }
+
+    /// Something happened to a marketplace order's e-cards: delivered,
+    /// out of stock, verified or refunded. Names the order and counts;
+    /// never a secret or the delivery link.
+    pub fn ecard_order(
+        order: &crate::ecard::EcardOrder,
+        what: crate::ecard::EcardHappening<'_>,
+        now: i64,
+    ) -> Self {
+        use crate::ecard::EcardHappening as H;
+        let (event_type, detail) = match what {
+            H::Delivered {
+                line_id,
+                product_id,
+                cards,
+            } => (
+                EventType::EcardDelivered,
+                json!({"line_id": line_id, "product_id": product_id, "cards": cards, "phone": order.buyer_phone}),
+            ),
+            H::OutOfStock {
+                line_id,
+                product_id,
+                cards,
+            } => (
+                EventType::EcardOutOfStock,
+                json!({"line_id": line_id, "product_id": product_id, "cards": cards}),
+            ),
+            H::Refunded {
+                line_id,
+                returned,
+                voided,
+            } => (
+                EventType::EcardRefunded,
+                json!({"line_id": line_id, "returned": returned, "voided": voided}),
+            ),
+            H::Verified { delivery_id, way } => (
+                EventType::EcardVerified,
+                json!({"delivery_id": delivery_id, "way": way.code()}),
+            ),
+        };
+        let mut data = json!({
+            "order_ref": order.id,
+            "marketplace": order.marketplace.code(),
+            "order_id": order.order_id,
+        });
+        if let (Value::Object(data), Value::Object(detail)) = (&mut data, detail) {
+            data.extend(detail);
+        }
+        Self::new(order.merchant_id, event_type, data, now)
+    }
+
+    /// A product's available stock fell to its threshold (`ecard.low_stock`).
+    pub fn ecard_low_stock(product: &crate::ecard::EcardProduct, available: i64, now: i64) -> Self {
+        Self::new(
+            product.merchant_id,
+            EventType::EcardLowStock,
+            json!({
+                "product_id": product.id,
+                "name": product.fields.name,
+                "available": available,
+                "threshold": product.low_stock_threshold,
             }),
             now,
         )

@@ -94,6 +94,7 @@ store_union!(
     crate::location::LocationStore,
     crate::coupon::usage::CouponStore,
     crate::credit::CreditStore,
+    crate::ecard::EcardStore,
     crate::member::MemberStore,
     crate::member::operation::MemberOpStore,
     crate::member::pay_gift::PayGiftStore,

@@ -70,6 +70,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/026_member_card_face.sql"),
     include_str!("migrations/027_member_operation_owner.sql"),
     include_str!("migrations/028_credits.sql"),
+    include_str!("migrations/029_ecards.sql"),
 ];
 
 pub struct PgStore {

@@ -22,6 +22,8 @@ mod coupons;
 mod credits;
 mod customers;
 mod distributors;
+mod ecard_orders;
+mod ecards;
 mod engine;
 mod erp;
 mod events;

@@ -7,8 +7,12 @@
 //! A delivered card's status is derived from facts (verified, refunded,
 //! its validity), never stored beside them.
 
+pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod usecases;
+
+pub use store::*;
 
 use crate::text::check_field;
 
@@ -282,6 +286,38 @@ impl DeliveredFacts {
         !reminded
             && self.status(now) == DeliveredStatus::Unverified
             && now >= self.valid_until - remind_days * 86_400
+    }
+}
+
+/// How a delivered card was confirmed used (核销), the seed's three ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerificationWay {
+    /// 第三方平台核销回传: the redeeming platform's signed callback.
+    Callback,
+    /// kaquan's own verification code, on the verifier page or the API.
+    OwnCode,
+    /// Staff marked it, with a note and perhaps the customer's screenshot.
+    Manual,
+}
+
+impl VerificationWay {
+    pub const ALL: [Self; 3] = [Self::Callback, Self::OwnCode, Self::Manual];
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Callback => "callback",
+            Self::OwnCode => "own_code",
+            Self::Manual => "manual",
+        }
+    }
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.code() == code)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Callback => "第三方回传",
+            Self::OwnCode => "核销码",
+            Self::Manual => "手动标记",
+        }
     }
 }
 
