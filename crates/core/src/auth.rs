@@ -29,10 +29,12 @@ pub enum Permission {
     CouponsVerify,
     MembersManage,
     MembersView,
+    EcardsManage,
+    EcardsReveal,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 22] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -53,6 +55,8 @@ impl Permission {
         Self::CouponsVerify,
         Self::MembersManage,
         Self::MembersView,
+        Self::EcardsManage,
+        Self::EcardsReveal,
     ];
 
     pub fn code(self) -> &'static str {
@@ -77,6 +81,8 @@ impl Permission {
             Self::CouponsVerify => "coupons.verify",
             Self::MembersManage => "members.manage",
             Self::MembersView => "members.view",
+            Self::EcardsManage => "ecards.manage",
+            Self::EcardsReveal => "ecards.reveal",
         }
     }
 
@@ -106,6 +112,8 @@ impl Permission {
             Self::CouponsVerify => "核销优惠券",
             Self::MembersManage => "会员卡设置、积分调整",
             Self::MembersView => "查看会员、积分与余额明细、导出会员",
+            Self::EcardsManage => "电子卡密：虚拟商品、卡密库存、订单、手动核销、证据与数据",
+            Self::EcardsReveal => "查看卡密明文（记录在操作日志）",
         }
     }
 

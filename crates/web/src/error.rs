@@ -35,6 +35,10 @@ pub enum ApiError {
     RuleRefused(kaquan_core::member::pay_gift::RuleRefusal),
     /// 增加库存 with 券点 that changed nothing.
     StockRefused(kaquan_core::credit::StockRefusal),
+    /// A paid event that recorded nothing.
+    OrderRefused(kaquan_core::ecard::OrderRefusal),
+    /// A 核销 of an e-card that marked nothing.
+    EcardRefused(kaquan_core::ecard::EcardRefusal),
     /// The request itself does not fit: not JSON, the wrong content type,
     /// too large, an unknown route or method, an unknown, missing or
     /// mistyped field, a control character. `code` is stable for programs.
@@ -123,6 +127,14 @@ impl ApiError {
                     }
                 }
             }
+            Self::OrderRefused(kaquan_core::ecard::OrderRefusal::UnknownListing { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::OrderRefused(_) => StatusCode::CONFLICT,
+            Self::EcardRefused(kaquan_core::ecard::EcardRefusal::UnknownCard) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::EcardRefused(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +168,8 @@ impl ApiError {
             Self::MemberRefused(refusal) => refusal.message_zh().into(),
             Self::RuleRefused(refusal) => refusal.message_zh(),
             Self::StockRefused(refusal) => refusal.message_zh(),
+            Self::OrderRefused(refusal) => refusal.message_zh(),
+            Self::EcardRefused(refusal) => refusal.message_zh().into(),
             Self::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -178,6 +192,8 @@ impl ApiError {
             Self::MemberRefused(refusal) => refusal.code(),
             Self::RuleRefused(refusal) => refusal.code(),
             Self::StockRefused(refusal) => refusal.code(),
+            Self::OrderRefused(refusal) => refusal.code(),
+            Self::EcardRefused(refusal) => refusal.code(),
             Self::Internal(_) => "internal",
         }
     }

@@ -26,6 +26,9 @@ pub mod coupons;
 pub mod credit_pages;
 pub mod credits;
 pub mod customers;
+pub mod delivery;
+pub mod ecard_open;
+pub mod ecards;
 pub mod erp;
 pub mod error;
 pub mod exchange;
@@ -294,6 +297,9 @@ pub fn router(state: AppState) -> Router {
         .merge(locations::router())
         .merge(coupon_records::router())
         .merge(coupon_open::router())
+        .merge(ecard_open::router())
+        .merge(ecards::router())
+        .merge(delivery::router())
         .merge(member_open::router())
         .merge(members::router())
         .merge(member_programs::router())

@@ -259,7 +259,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
     Some((io.body, io.query, io.responses))
 }
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// Sign-in, batches, cards and exports.
 fn describe_cards<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("delivery.html", include_str!("../templates/delivery.html")),
     (
         "member_face.html",
         include_str!("../templates/member_face.html"),

@@ -190,6 +190,25 @@ pub enum OrderRefusal {
     LineChanged { line_id: String },
 }
 
+impl OrderRefusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownListing { .. } => "ecard_unknown_listing",
+            Self::LineChanged { .. } => "ecard_line_changed",
+        }
+    }
+    pub fn message_zh(&self) -> String {
+        match self {
+            Self::UnknownListing { line_id } => {
+                format!("订单行 {line_id} 的平台商品没有对应的虚拟商品，没有记录这个订单")
+            }
+            Self::LineChanged { line_id } => {
+                format!("订单行 {line_id} 已按另一商品或数量付款，没有记录这次推送")
+            }
+        }
+    }
+}
+
 /// A delivered card with its facts; its secret and code stay sealed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeliveredCard {

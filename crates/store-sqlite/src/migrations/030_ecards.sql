@@ -135,3 +135,8 @@ CREATE TABLE ecard_proofs (
     content_type TEXT NOT NULL,
     bytes BLOB NOT NULL
 );
+
+-- The owner role gains 电子卡密's permissions; 核销员 verify own codes
+-- through coupons.verify already.
+UPDATE roles SET permissions = permissions || ',ecards.manage,ecards.reveal'
+WHERE name = 'owner';
