@@ -633,7 +633,9 @@ pub(crate) fn order_condition(f: &OrderFilter) -> (String, Params) {
         params.push(Box::new(f.now));
         let now = params.len();
         let card = match status {
-            DeliveredStatus::Verified => format!("d.verified_at IS NOT NULL AND ${now}::bigint IS NOT NULL"),
+            DeliveredStatus::Verified => {
+                format!("d.verified_at IS NOT NULL AND ${now}::bigint IS NOT NULL")
+            }
             DeliveredStatus::Refunded => {
                 format!("d.verified_at IS NULL AND d.refunded_at IS NOT NULL AND ${now}::bigint IS NOT NULL")
             }

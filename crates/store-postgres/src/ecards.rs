@@ -15,10 +15,10 @@ use crate::PgStore;
 use deadpool_postgres::GenericClient;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::ecard::{
-    DeliveredCard, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields, EcardRefusal,
-    EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock, OrderFilter,
-    OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter, StockImport, StockItem,
-    StockState, VerifyEcard,
+    DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
+    EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
+    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter,
+    StockImport, StockItem, StockState, VerifyEcard,
 };
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
@@ -599,5 +599,35 @@ impl EcardStore for PgStore {
         )
         .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn list_delivery_facts(
+        &self,
+        merchant_id: i64,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<DeliveryFact>> {
+        let rows = all(
+            &self.client().await?,
+            "SELECT d.product_id, o.marketplace, d.delivered_at, d.valid_until, d.verified_at, d.refunded_at \
+             FROM ecard_deliveries d JOIN ecard_orders o ON o.id = d.order_ref \
+             WHERE d.merchant_id = $1 AND d.delivered_at >= $2 AND d.delivered_at < $3",
+            &[&merchant_id, &from, &to],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryFact {
+                    product_id: r.get(0),
+                    marketplace: parse_or(Marketplace::parse(r.get(1)), "marketplace")?,
+                    delivered_at: r.get(2),
+                    facts: kaquan_core::ecard::DeliveredFacts {
+                        valid_until: r.get(3),
+                        verified_at: r.get(4),
+                        refunded_at: r.get(5),
+                    },
+                })
+            })
+            .collect()
     }
 }

@@ -12,10 +12,10 @@ use crate::sql::{
 use crate::SqliteStore;
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::ecard::{
-    DeliveredCard, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields, EcardRefusal,
-    EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock, OrderFilter,
-    OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter, StockImport, StockItem,
-    StockState, VerifyEcard,
+    DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
+    EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
+    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter,
+    StockImport, StockItem, StockState, VerifyEcard,
 };
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
@@ -548,6 +548,40 @@ impl EcardStore for SqliteStore {
             )
             .optional()
             .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_delivery_facts(
+        &self,
+        merchant_id: i64,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<DeliveryFact>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT d.product_id, o.marketplace, d.delivered_at, d.valid_until, d.verified_at, d.refunded_at \
+                     FROM ecard_deliveries d JOIN ecard_orders o ON o.id = d.order_ref \
+                     WHERE d.merchant_id = ?1 AND d.delivered_at >= ?2 AND d.delivered_at < ?3",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([merchant_id, from, to], |r| {
+                    let m: String = r.get(1)?;
+                    Ok(DeliveryFact {
+                        product_id: r.get(0)?,
+                        marketplace: decode(Marketplace::parse(&m), 1, "marketplace")?,
+                        delivered_at: r.get(2)?,
+                        facts: kaquan_core::ecard::DeliveredFacts {
+                            valid_until: r.get(3)?,
+                            verified_at: r.get(4)?,
+                            refunded_at: r.get(5)?,
+                        },
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
         })
         .await
     }

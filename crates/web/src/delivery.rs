@@ -89,7 +89,10 @@ fn private(mut response: Response) -> Response {
         axum::http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    headers.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
     headers.insert(
         axum::http::header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -125,9 +128,10 @@ async fn delivery_page(
             });
         }
     }
-    let waiting = order.lines.iter().any(|l| {
-        l.state() == Some(kaquan_core::ecard::LineState::OutOfStock)
-    });
+    let waiting = order
+        .lines
+        .iter()
+        .any(|l| l.state() == Some(kaquan_core::ecard::LineState::OutOfStock));
     let view = DeliveryView {
         merchant_id,
         token,
@@ -177,8 +181,8 @@ async fn reveal_card(
     let order = order_of(&state, merchant_id, &token).await?;
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
         .chars()
         .filter(|c| !c.is_control())
         .take(200)

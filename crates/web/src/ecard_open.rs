@@ -29,12 +29,18 @@ use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/open/v1/marketplace-orders", post(create_marketplace_order))
+        .route(
+            "/open/v1/marketplace-orders",
+            post(create_marketplace_order),
+        )
         .route(
             "/open/v1/marketplace-orders/refunds",
             post(create_marketplace_refund),
         )
-        .route("/open/v1/ecard-verifications", post(create_ecard_verification))
+        .route(
+            "/open/v1/ecard-verifications",
+            post(create_ecard_verification),
+        )
 }
 
 fn marketplace(code: &str) -> ApiResult<Marketplace> {
@@ -169,7 +175,10 @@ pub(crate) async fn delivery_url(state: &AppState, order: &EcardOrder) -> ApiRes
     ))
 }
 
-async fn order_dto(state: &AppState, order: &EcardOrder) -> ApiResult<MarketplaceOrderDto> {
+pub(crate) async fn order_dto(
+    state: &AppState,
+    order: &EcardOrder,
+) -> ApiResult<MarketplaceOrderDto> {
     Ok(MarketplaceOrderDto {
         order_ref: order.id,
         marketplace: order.marketplace.code(),
@@ -183,7 +192,9 @@ async fn order_dto(state: &AppState, order: &EcardOrder) -> ApiResult<Marketplac
 
 fn paid_lines(lines: Vec<PaidLineRequest>) -> ApiResult<Vec<PaidLine>> {
     if lines.is_empty() || lines.len() > ORDER_LINES_MAX {
-        return Err(ApiError::invalid(format!("lines 须有 1–{ORDER_LINES_MAX} 行")));
+        return Err(ApiError::invalid(format!(
+            "lines 须有 1–{ORDER_LINES_MAX} 行"
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     lines
@@ -232,7 +243,10 @@ async fn create_marketplace_order(
     let lines = paid_lines(request.lines)?;
     signed.record_nonce(&state).await?;
     let m = signed.merchant_id;
-    let known = state.store.find_ecard_order(m, marketplace, &order_id).await?;
+    let known = state
+        .store
+        .find_ecard_order(m, marketplace, &order_id)
+        .await?;
     let key_version = state.store.get_merchant(m).await?.key_version;
     let event = PaidEvent {
         merchant_id: m,
@@ -257,7 +271,7 @@ async fn create_marketplace_order(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"marketplace": "pinduoduo", "order_id": "240601-123456", "line_id": "1"}))]
-pub struct RefundRequest {
+pub struct MarketplaceRefundRequest {
     pub marketplace: String,
     #[schema(min_length = 1, max_length = 64)]
     pub order_id: String,
@@ -273,7 +287,7 @@ async fn create_marketplace_refund(
     State(state): State<AppState>,
     signed: Signed,
 ) -> ApiResult<Json<MarketplaceOrderDto>> {
-    let request: RefundRequest = signed.json()?;
+    let request: MarketplaceRefundRequest = signed.json()?;
     let marketplace = marketplace(&request.marketplace)?;
     let order_id = check_reference("order_id", &request.order_id).map_err(ApiError::invalid)?;
     let line_id = match request.line_id.as_deref() {
@@ -347,7 +361,10 @@ async fn create_ecard_verification(
     let m = signed.merchant_id;
     let key_version = state.store.get_merchant(m).await?.key_version;
     let keys = state.master.merchant_keys(m, key_version);
-    let (target, way) = match (request.card_number.as_deref(), request.verification_code.as_deref()) {
+    let (target, way) = match (
+        request.card_number.as_deref(),
+        request.verification_code.as_deref(),
+    ) {
         (Some(number), None) if !number.trim().is_empty() => (
             VerifyTarget::StockDigest(usecases::stock_digest(&keys, number.trim(), "")),
             VerificationWay::Callback,

@@ -23,7 +23,7 @@ use kaquan_core::ecard::{
     DeliveryForm, EcardProduct, EcardProductFields, EcardValidity, Listing, Marketplace,
     StockCounts, StockFilter, StockImport, StockItem, StockState,
 };
-use kaquan_core::money::{format_yuan, parse_yuan};
+use kaquan_core::money::parse_yuan;
 use kaquan_core::store::Page as ListPage;
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,10 @@ pub fn router() -> Router<AppState> {
             get(list_ecard_stock_imports),
         )
         .route("/api/v1/ecard-stock", get(list_ecard_stock))
-        .route("/api/v1/ecard-stock/template", get(get_ecard_stock_template))
+        .route(
+            "/api/v1/ecard-stock/template",
+            get(get_ecard_stock_template),
+        )
         .route(
             "/api/v1/ecard-stock/{stock_id}/reveal",
             post(create_ecard_stock_reveal),
@@ -185,7 +188,11 @@ pub(crate) fn product_fields(r: &EcardProductRequest) -> ApiResult<(EcardProduct
         errors.push("发货形式应为 number_password、code、link 或 qr_image".to_owned());
         DeliveryForm::Code
     });
-    let until = r.valid_until.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let until = r
+        .valid_until
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let validity = match (r.valid_days, until) {
         (Some(days), None) => EcardValidity::DaysAfterDelivery(days),
         (None, Some(date)) => match parse_date(date) {
@@ -320,7 +327,11 @@ pub(crate) async fn update_product(
         updated_at: crate::now(),
         ..before
     };
-    match state.store.update_ecard_product(&product, &authed.actor()).await {
+    match state
+        .store
+        .update_ecard_product(&product, &authed.actor())
+        .await
+    {
         Err(kaquan_core::StoreError::Conflict(_)) => Err(ApiError::Conflict(
             "有平台商品已对应另一个虚拟商品（同一平台商品 ID 与 SKU 只能对应一个）".into(),
         )),
@@ -341,6 +352,7 @@ async fn update_ecard_product(
 // ---- stock -------------------------------------------------------------------
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 4, "product_id": 3, "file_name": "卡密.xlsx", "file_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "n_rows": 3, "n_imported": 2, "created_by": "owner", "created_at": 1796100000}))]
 pub struct StockImportDto {
     pub id: i64,
     pub product_id: i64,
@@ -414,7 +426,12 @@ pub(crate) async fn import_rows(
     let m = authed.merchant_id();
     let key_version = state.store.get_merchant(m).await?.key_version;
     let lines: Vec<usize> = rows.iter().map(|(line, _, _)| *line).collect();
-    let line_of = |row: usize| row.checked_sub(1).and_then(|i| lines.get(i)).copied().unwrap_or(0);
+    let line_of = |row: usize| {
+        row.checked_sub(1)
+            .and_then(|i| lines.get(i))
+            .copied()
+            .unwrap_or(0)
+    };
     let actor = authed.actor();
     let request = ImportRequest {
         merchant_id: m,
@@ -457,7 +474,9 @@ pub(crate) async fn import_rows(
 }
 
 /// An uploaded stock file: its name and bytes.
-pub(crate) async fn read_stock_upload(mut multipart: Multipart) -> ApiResult<(String, Vec<u8>, String)> {
+pub(crate) async fn read_stock_upload(
+    mut multipart: Multipart,
+) -> ApiResult<(String, Vec<u8>, String)> {
     let (mut file_name, mut bytes, mut csrf) = (String::new(), Vec::new(), String::new());
     while let Some(field) = multipart
         .next_field()
@@ -529,13 +548,20 @@ pub(crate) async fn generate_codes(
 ) -> ApiResult<StockImportResultDto> {
     authed.require(Permission::EcardsManage)?;
     if !(1..=GENERATE_CODES_MAX).contains(&count) {
-        return Err(ApiError::invalid(format!("数量须为 1–{GENERATE_CODES_MAX}")));
+        return Err(ApiError::invalid(format!(
+            "数量须为 1–{GENERATE_CODES_MAX}"
+        )));
     }
-    let product = state.store.get_ecard_product(authed.merchant_id(), product_id).await?;
+    let product = state
+        .store
+        .get_ecard_product(authed.merchant_id(), product_id)
+        .await?;
     if product.fields.delivery_form == DeliveryForm::NumberAndPassword
         || product.fields.delivery_form == DeliveryForm::Link
     {
-        return Err(ApiError::invalid("只有兑换码或二维码形式的商品可以由系统生成卡密"));
+        return Err(ApiError::invalid(
+            "只有兑换码或二维码形式的商品可以由系统生成卡密",
+        ));
     }
     let codes = crate::off_runtime(move || generate_stock_codes(count as usize)).await?;
     let rows = codes
@@ -585,6 +611,7 @@ pub struct StockQuery {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 120, "product_id": 3, "import_id": 4, "masked": "••••3456", "state": "available", "state_label": "可用", "created_at": 1796100000}))]
 pub struct StockItemDto {
     pub id: i64,
     pub product_id: i64,
@@ -628,7 +655,11 @@ pub(crate) async fn stock_page(
     };
     let page = ListPage::new(query.page, query.page_size);
     let (items, total) = state.store.list_ecard_stock(&filter, page).await?;
-    Ok(ListDto::new(items.iter().map(stock_dto).collect(), total, page))
+    Ok(ListDto::new(
+        items.iter().map(stock_dto).collect(),
+        total,
+        page,
+    ))
 }
 
 async fn list_ecard_stock(
@@ -655,7 +686,11 @@ async fn get_ecard_stock_template(authed: Authed) -> ApiResult<Response> {
     sheet.write_string(1, 0, "8800123456").map_err(xlsx)?;
     sheet.write_string(1, 1, "A1B2C3D4").map_err(xlsx)?;
     let bytes = workbook.save_to_buffer().map_err(xlsx)?;
-    Ok(crate::exports::download(bytes, "卡密导入模板.xlsx", crate::openapi::XLSX))
+    Ok(crate::exports::download(
+        bytes,
+        "卡密导入模板.xlsx",
+        crate::openapi::XLSX,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -695,9 +730,4 @@ async fn create_ecard_stock_reveal(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
-}
-
-/// 面值 as the console shows it.
-pub(crate) fn face_value(p: &EcardProduct) -> String {
-    format_yuan(p.fields.face_value_fen)
 }

@@ -27,7 +27,10 @@ pub mod credit_pages;
 pub mod credits;
 pub mod customers;
 pub mod delivery;
+pub mod ecard_analytics;
 pub mod ecard_open;
+pub mod ecard_orders;
+pub mod ecard_pages;
 pub mod ecards;
 pub mod erp;
 pub mod error;
@@ -55,6 +58,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pages;
 pub mod pay_gift;
+pub mod pdf;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
@@ -299,6 +303,9 @@ pub fn router(state: AppState) -> Router {
         .merge(coupon_open::router())
         .merge(ecard_open::router())
         .merge(ecards::router())
+        .merge(ecard_orders::router())
+        .merge(ecard_analytics::router())
+        .merge(ecard_pages::router())
         .merge(delivery::router())
         .merge(member_open::router())
         .merge(members::router())

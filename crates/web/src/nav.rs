@@ -80,6 +80,14 @@ const MENU: &[Group] = &[
         ],
     },
     Group {
+        label: "电子卡密",
+        entries: &[
+            entry("虚拟商品", "/ecards", EcardsManage),
+            entry("电子卡密订单", "/ecards/orders", EcardsManage),
+            entry("数据分析", "/ecards/analytics", EcardsManage),
+        ],
+    },
+    Group {
         label: "营销·礼品卡",
         entries: &[
             entry("礼品卡设置", "/giftcards/settings", GiftcardsManage),

@@ -10,6 +10,7 @@ use utoipa::openapi::path::ParameterIn;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 mod coupons;
+mod ecards;
 mod members;
 
 /// What one operation takes and answers beyond its path and headers, from
@@ -236,6 +237,7 @@ fn error_codes(
     codes.extend(specific);
     codes.extend(coupons::error_codes(operation_id));
     codes.extend(members::error_codes(operation_id));
+    codes.extend(ecards::error_codes(operation_id));
     if method == "post" && !signed && operation_id.starts_with("create_") {
         codes.push("conflict");
     }
@@ -255,6 +257,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
         .or_else(|io| describe_integration(operation_id, io))
         .or_else(|io| coupons::describe(operation_id, io))
         .or_else(|io| members::describe(operation_id, io))
+        .or_else(|io| ecards::describe(operation_id, io))
         .ok()?;
     Some((io.body, io.query, io.responses))
 }
@@ -570,7 +573,21 @@ fn describe_integration<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io
 }
 
 /// (method, path, operation id, summary, permission needed).
-pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
+/// Every operation: (method, path, operation id, summary, permission or
+/// `signed`).
+pub fn operations() -> impl Iterator<
+    Item = &'static (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ),
+> {
+    OPERATIONS.iter().chain(ecards::OPERATIONS)
+}
+
+const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/sessions", "create_session", "Sign in with username and password; sets the session cookie and returns the CSRF token", "-"),
     ("delete", "/api/v1/sessions", "delete_session", "Sign out", "-"),
     ("get", "/api/v1/me", "get_me", "The signed-in staff member, permissions and CSRF token", "-"),
@@ -743,7 +760,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
 pub fn document() -> Value {
     let mut paths = Map::new();
     let mut components = Map::new();
-    for (method, path, operation_id, summary, permission) in OPERATIONS {
+    for (method, path, operation_id, summary, permission) in operations() {
         let mut operation = json!({
             "operationId": operation_id,
             "summary": summary,
@@ -918,8 +935,8 @@ fn type_text(schema: &Value) -> String {
 /// The document as the reference page lists it: operations in table
 /// order, then every schema with its fields.
 fn reference_view(document: &Value) -> Value {
-    let mut operations = Vec::new();
-    for (method, path, operation_id, _, _) in OPERATIONS {
+    let mut listed = Vec::new();
+    for (method, path, operation_id, _, _) in operations() {
         let op = &document["paths"][path][method];
         let parameters: Vec<Value> = op["parameters"]
             .as_array()
@@ -947,7 +964,7 @@ fn reference_view(document: &Value) -> Value {
                 json!({"status": status, "description": r["description"], "content": content})
             })
             .collect();
-        operations.push(json!({
+        listed.push(json!({
             "method": method.to_uppercase(), "path": path, "id": operation_id,
             "summary": op["summary"], "permission": op["x-permission"],
             "signed": op.get("security").is_some(),
@@ -975,5 +992,5 @@ fn reference_view(document: &Value) -> Value {
             json!({"name": name, "description": schema["description"], "fields": fields, "example": schema.get("example").map(|e| serde_json::to_string_pretty(e).unwrap_or_default())})
         })
         .collect();
-    json!({"operations": operations, "schemas": schemas, "version": document["info"]["version"]})
+    json!({"operations": listed, "schemas": schemas, "version": document["info"]["version"]})
 }

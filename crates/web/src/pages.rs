@@ -10,6 +10,28 @@ use serde::Serialize;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("delivery.html", include_str!("../templates/delivery.html")),
+    ("ecards.html", include_str!("../templates/ecards.html")),
+    (
+        "ecard_fields.html",
+        include_str!("../templates/ecard_fields.html"),
+    ),
+    (
+        "ecard_form.html",
+        include_str!("../templates/ecard_form.html"),
+    ),
+    ("ecard.html", include_str!("../templates/ecard.html")),
+    (
+        "ecard_orders.html",
+        include_str!("../templates/ecard_orders.html"),
+    ),
+    (
+        "ecard_order.html",
+        include_str!("../templates/ecard_order.html"),
+    ),
+    (
+        "ecard_analytics.html",
+        include_str!("../templates/ecard_analytics.html"),
+    ),
     (
         "member_face.html",
         include_str!("../templates/member_face.html"),

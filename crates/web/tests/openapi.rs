@@ -26,7 +26,7 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
         .await
         .unwrap();
     assert_eq!(served, kaquan_web::openapi::document());
-    for (_, _, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+    for (_, _, operation_id, _, _) in kaquan_web::openapi::operations() {
         let (verb, resource) = operation_id.split_once('_').unwrap();
         assert!(
             [
@@ -85,7 +85,7 @@ fn every_operation_has_an_example() {
         }
     };
     let mut missing = Vec::new();
-    for (method, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+    for (method, path, operation_id, _, _) in kaquan_web::openapi::operations() {
         let operation = &document["paths"][path][method];
         let body = &operation["requestBody"]["content"]["application/json"]["schema"];
         if !body.is_null() && !has_example(body) {
@@ -105,7 +105,7 @@ fn every_operation_has_an_example() {
 async fn every_documented_operation_is_routed() {
     let app = common::TestApp::start(common::Backend::Sqlite).await;
     let http = reqwest::Client::new();
-    for (method, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+    for (method, path, operation_id, _, _) in kaquan_web::openapi::operations() {
         let url = app.url(
             &path
                 .replace("{batch_id}", "1")
@@ -142,7 +142,7 @@ async fn the_reference_page_lists_every_operation_and_schema() {
     let response = reqwest::get(app.url("/api/reference")).await.unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap().replace("&#x2f;", "/");
-    for (_, path, operation_id, _, _) in kaquan_web::openapi::OPERATIONS {
+    for (_, path, operation_id, _, _) in kaquan_web::openapi::operations() {
         assert!(
             html.contains(&format!("id=\"{operation_id}\"")),
             "{operation_id}"

@@ -7,6 +7,7 @@
 //! A delivered card's status is derived from facts (verified, refunded,
 //! its validity), never stored beside them.
 
+pub mod analytics;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -438,6 +438,15 @@ pub struct Reveal {
     pub now: i64,
 }
 
+/// One delivered card's facts, for 数据驱动's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFact {
+    pub product_id: i64,
+    pub marketplace: Marketplace,
+    pub delivered_at: i64,
+    pub facts: DeliveredFacts,
+}
+
 /// The 电子卡密 port.
 #[async_trait::async_trait]
 pub trait EcardStore: Send + Sync + 'static {
@@ -528,6 +537,13 @@ pub trait EcardStore: Send + Sync + 'static {
         &self,
         verify: &VerifyEcard,
     ) -> StoreResult<Result<EcardVerification, EcardRefusal>>;
+    /// The facts of every card delivered in `[from, to)`, for analytics.
+    async fn list_delivery_facts(
+        &self,
+        merchant_id: i64,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<DeliveryFact>>;
     /// A manual mark's proof picture.
     async fn get_ecard_proof(
         &self,

@@ -137,6 +137,23 @@ impl TestApp {
         app
     }
 
+    /// A second server on this app's PostgreSQL database (its own pool, the
+    /// same master key), as a second node would run; its base URL. It
+    /// stops with the test's runtime.
+    pub async fn second_node(&self) -> String {
+        let url = &self
+            ._database
+            .as_ref()
+            .expect("a second node needs PostgreSQL")
+            .url;
+        let store: Arc<dyn Store> = Arc::new(kaquan_store_postgres::connect(url).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(store, self.master.clone(), &base, false);
+        tokio::spawn(kaquan_web::serve(listener, state, std::future::pending()));
+        base
+    }
+
     /// Adds a staff member with one of the built-in roles; password [`PASSWORD`].
     pub async fn add_staff(&self, username: &str, role: &str) {
         let roles = self.store.list_roles(self.merchant_id).await.unwrap();
