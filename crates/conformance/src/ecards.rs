@@ -24,6 +24,8 @@ pub(crate) fn product_fields(own_code: bool) -> EcardProductFields {
             product_id: "pdd-100".into(),
             sku_id: String::new(),
         }],
+        remind_days: 3,
+        refund_expired: false,
     }
 }
 
@@ -595,4 +597,95 @@ pub async fn an_orders_evidence_holds_every_step(store: &dyn Store) {
     assert!(evidence.steps[1].entry.detail.contains("ua=WeChat"));
     assert_eq!(evidence.imports.len(), 1);
     assert_eq!(evidence.imports[0].file_digest, "ab".repeat(32));
+}
+
+pub async fn reminders_and_expiry_are_announced_once(store: &dyn Store) {
+    use kaquan_core::sms::{SmsKind, SmsProvider, SmsSettings, SmsSettingsFields};
+    let m = merchant(store, "A").await.id;
+    let settings = SmsSettings {
+        merchant_id: m,
+        fields: SmsSettingsFields {
+            provider: SmsProvider::Aliyun,
+            access_key_id: "AK".into(),
+            sign_name: "果园".into(),
+            notify_buyer_on_ecard: true,
+            template_ecard: "SMS_H".into(),
+            notify_buyer_on_ecard_expiry: true,
+            template_ecard_expiring: "SMS_I".into(),
+            ..Default::default()
+        },
+        secret_sealed: None,
+        key_version: 1,
+        updated_at: NOW,
+    };
+    store
+        .save_sms_settings(&settings, &audit(m, "save_sms_settings"))
+        .await
+        .unwrap();
+    let mut fields = product_fields(false);
+    fields.refund_expired = true;
+    let p = store
+        .create_ecard_product(m, &fields, 0, &Actor::cli(), NOW)
+        .await
+        .unwrap();
+    stock(store, m, p.id, 3).await;
+    let (order, _) = pay(store, m, "O-1", vec![line("L1", 2)], NOW)
+        .await
+        .unwrap();
+    let end = order.lines[0].cards[0].facts.valid_until;
+    // A used card is never reminded nor announced as expired.
+    let used = VerifyEcard {
+        merchant_id: m,
+        target: VerifyTarget::Delivery(order.lines[0].cards[1].id),
+        way: VerificationWay::Manual,
+        note: String::new(),
+        proof: None,
+        actor: Actor::cli(),
+        now: NOW + 1,
+    };
+    store.verify_ecard(&used).await.unwrap().unwrap();
+    let remind_at = end - 3 * 86_400;
+    assert_eq!(
+        store.sweep_ecard_expiry(remind_at - 1, 100).await.unwrap(),
+        (0, 0),
+        "not yet"
+    );
+    assert_eq!(
+        store.sweep_ecard_expiry(remind_at, 100).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        store.sweep_ecard_expiry(remind_at + 60, 100).await.unwrap(),
+        (0, 0),
+        "once"
+    );
+    assert_eq!(events_of(store, m, EventType::EcardExpiring).await, 1);
+    assert_eq!(
+        store.sweep_ecard_expiry(end, 100).await.unwrap(),
+        (0, 0),
+        "the last second is still valid"
+    );
+    assert_eq!(
+        store.sweep_ecard_expiry(end + 1, 100).await.unwrap(),
+        (0, 1)
+    );
+    assert_eq!(
+        store.sweep_ecard_expiry(end + 2, 100).await.unwrap(),
+        (0, 0),
+        "once"
+    );
+    assert_eq!(events_of(store, m, EventType::EcardExpired).await, 1);
+    let reminded = store.get_ecard_order(m, order.id).await.unwrap();
+    assert!(reminded.lines[0].cards[0].reminded_at.is_some());
+    // The texts: the delivery (H) and the reminder (I), naming the order,
+    // never carrying the link or a secret.
+    let (texts, _) = store.list_sms(m, Page::default()).await.unwrap();
+    let kinds: Vec<SmsKind> = texts.iter().rev().map(|t| t.kind).collect();
+    assert_eq!(kinds, vec![SmsKind::EcardDelivered, SmsKind::EcardExpiring]);
+    assert!(texts
+        .iter()
+        .all(|t| t.phone == "13800138000" && t.params.contains("\"order_ref\"")));
+    assert!(texts
+        .iter()
+        .all(|t| !t.params.contains("/d/") && !t.params.contains("pw")));
 }

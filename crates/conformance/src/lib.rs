@@ -96,6 +96,7 @@ macro_rules! conformance_tests {
             a_card_is_verified_three_ways_once,
             racing_paid_events_deliver_each_line_once,
             an_orders_evidence_holds_every_step,
+            reminders_and_expiry_are_announced_once,
             a_member_pays_with_discount_points_and_balance_and_reaches_a_tier,
             refunds_give_back_in_proportion_and_add_up_to_the_whole,
             each_member_operation_is_one_event_merged_when_both_assets_move,

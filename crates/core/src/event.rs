@@ -44,10 +44,12 @@ pub enum EventType {
     EcardLowStock,
     EcardVerified,
     EcardRefunded,
+    EcardExpiring,
+    EcardExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 27] = [
         Self::BatchReady,
         Self::BatchFailed,
         Self::CardsActivated,
@@ -73,6 +75,8 @@ impl EventType {
         Self::EcardLowStock,
         Self::EcardVerified,
         Self::EcardRefunded,
+        Self::EcardExpiring,
+        Self::EcardExpired,
     ];
 
     pub fn code(self) -> &'static str {
@@ -102,6 +106,8 @@ impl EventType {
             Self::EcardLowStock => "ecard.low_stock",
             Self::EcardVerified => "ecard.verified",
             Self::EcardRefunded => "ecard.refunded",
+            Self::EcardExpiring => "ecard.expiring",
+            Self::EcardExpired => "ecard.expired",
         }
     }
 
@@ -147,6 +153,8 @@ impl EventType {
             Self::EcardLowStock => "卡密库存不足",
             Self::EcardVerified => "电子卡密核销",
             Self::EcardRefunded => "电子卡密退款",
+            Self::EcardExpiring => "电子卡密即将过期",
+            Self::EcardExpired => "电子卡密过期未用",
         }
     }
 }
@@ -374,6 +382,22 @@ impl NewEvent {
             H::Verified { delivery_id, way } => (
                 EventType::EcardVerified,
                 json!({"delivery_id": delivery_id, "way": way.code()}),
+            ),
+            H::Expiring {
+                delivery_id,
+                product_id,
+                valid_until,
+            } => (
+                EventType::EcardExpiring,
+                json!({"delivery_id": delivery_id, "product_id": product_id, "valid_until": valid_until, "phone": order.buyer_phone}),
+            ),
+            H::Expired {
+                delivery_id,
+                product_id,
+                valid_until,
+            } => (
+                EventType::EcardExpired,
+                json!({"delivery_id": delivery_id, "product_id": product_id, "valid_until": valid_until}),
             ),
         };
         let mut data = json!({

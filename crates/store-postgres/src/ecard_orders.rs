@@ -512,44 +512,47 @@ pub(crate) async fn refund_line(
     insert_event(c, &NewEvent::ecard_order(&order, what, refund.now)).await
 }
 
+/// The delivered card a target names (a secret's live delivery first),
+/// locked when `lock`: (order_ref, product_id, card).
+pub(crate) async fn find_card(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    target: &VerifyTarget,
+    lock: bool,
+) -> StoreResult<Option<(i64, i64, DeliveredCard)>> {
+    let lock = if lock { " FOR UPDATE OF d" } else { "" };
+    let from = format!("SELECT {CARD_COLUMNS}, d.product_id FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id");
+    let row = match target {
+        VerifyTarget::StockDigest(d) => {
+            let sql = format!(
+                "{from} WHERE d.merchant_id = $1 AND s.merchant_id = $1 AND s.digest = $2 \
+                 ORDER BY d.refunded_at IS NULL DESC, d.id DESC LIMIT 1{lock}"
+            );
+            opt(c, &sql, &[&merchant_id, &d.as_slice()]).await?
+        }
+        VerifyTarget::CodeDigest(d) => {
+            let sql = format!("{from} WHERE d.merchant_id = $1 AND d.code_digest = $2{lock}");
+            opt(c, &sql, &[&merchant_id, &d.as_slice()]).await?
+        }
+        VerifyTarget::Delivery(id) => {
+            let sql = format!("{from} WHERE d.merchant_id = $1 AND d.id = $2{lock}");
+            opt(c, &sql, &[&merchant_id, id]).await?
+        }
+    };
+    Ok(row.map(|r| {
+        let (_, order_ref, card) = card_from_row(&r);
+        (order_ref, r.get(16), card)
+    }))
+}
+
 pub(crate) async fn verify_in(
     c: &impl GenericClient,
     v: &VerifyEcard,
 ) -> StoreResult<Result<EcardVerification, EcardRefusal>> {
-    let found = match &v.target {
-        VerifyTarget::StockDigest(d) => opt(
-            c,
-            &format!(
-                "SELECT {CARD_COLUMNS} FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id \
-                 WHERE d.merchant_id = $1 AND s.merchant_id = $1 AND s.digest = $2 \
-                 ORDER BY d.refunded_at IS NULL DESC, d.id DESC LIMIT 1 FOR UPDATE OF d"
-            ),
-            &[&v.merchant_id, &d.as_slice()],
-        )
-        .await?,
-        VerifyTarget::CodeDigest(d) => opt(
-            c,
-            &format!(
-                "SELECT {CARD_COLUMNS} FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id \
-                 WHERE d.merchant_id = $1 AND d.code_digest = $2 FOR UPDATE OF d"
-            ),
-            &[&v.merchant_id, &d.as_slice()],
-        )
-        .await?,
-        VerifyTarget::Delivery(id) => opt(
-            c,
-            &format!(
-                "SELECT {CARD_COLUMNS} FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id \
-                 WHERE d.merchant_id = $1 AND d.id = $2 FOR UPDATE OF d"
-            ),
-            &[&v.merchant_id, id],
-        )
-        .await?,
-    };
-    let Some(row) = found else {
+    let found = find_card(c, v.merchant_id, &v.target, true).await?;
+    let Some((order_ref, _, card)) = found else {
         return Ok(Err(EcardRefusal::UnknownCard));
     };
-    let (_, order_ref, card) = card_from_row(&row);
     if let (Some(at), Some(way)) = (card.facts.verified_at, card.verified_way) {
         return Ok(Ok(EcardVerification {
             delivery_id: card.id,
@@ -663,4 +666,57 @@ pub(crate) fn order_condition(f: &OrderFilter) -> (String, Params) {
         }
     }
     (condition, params)
+}
+
+/// 过期预警 and expiry, up to `limit` cards of each, rows other nodes
+/// sweep skipped: a due reminder is marked once (`ecard.expiring`); a card
+/// past its end unused is noted once (`ecard.expired` when its product
+/// refunds expired cards).
+pub(crate) async fn expiry_in(
+    c: &impl GenericClient,
+    now: i64,
+    limit: i64,
+) -> StoreResult<(i64, i64)> {
+    let due = all(
+        c,
+        "UPDATE ecard_deliveries d SET reminded_at = $1 FROM ecard_products p WHERE p.id = d.product_id \
+         AND d.id IN (SELECT d2.id FROM ecard_deliveries d2 JOIN ecard_products p2 ON p2.id = d2.product_id \
+           WHERE d2.verified_at IS NULL AND d2.refunded_at IS NULL AND d2.expiry_noted_at IS NULL \
+           AND d2.reminded_at IS NULL AND p2.remind_days > 0 \
+           AND d2.valid_until >= $1 AND d2.valid_until - p2.remind_days * 86400 <= $1 \
+           ORDER BY d2.valid_until LIMIT $2 FOR UPDATE OF d2 SKIP LOCKED) \
+         AND d.reminded_at IS NULL \
+         RETURNING d.id, d.merchant_id, d.order_ref, d.product_id, d.valid_until",
+        &[&now, &limit],
+    )
+    .await?;
+    for r in &due {
+        let order = order_by_id(c, r.get(1), r.get(2)).await?;
+        let what = EcardHappening::Expiring {
+            delivery_id: r.get(0),
+            product_id: r.get(3),
+            valid_until: r.get(4),
+        };
+        insert_event(c, &NewEvent::ecard_order(&order, what, now)).await?;
+    }
+    let ended = all(
+        c,
+        "UPDATE ecard_deliveries d SET expiry_noted_at = $1 FROM ecard_products p WHERE p.id = d.product_id \
+         AND d.id IN (SELECT id FROM ecard_deliveries WHERE verified_at IS NULL AND refunded_at IS NULL \
+           AND expiry_noted_at IS NULL AND valid_until < $1 ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         AND d.expiry_noted_at IS NULL \
+         RETURNING d.id, d.merchant_id, d.order_ref, d.product_id, d.valid_until, p.refund_expired",
+        &[&now, &limit],
+    )
+    .await?;
+    for r in ended.iter().filter(|r| r.get::<_, bool>(5)) {
+        let order = order_by_id(c, r.get(1), r.get(2)).await?;
+        let what = EcardHappening::Expired {
+            delivery_id: r.get(0),
+            product_id: r.get(3),
+            valid_until: r.get(4),
+        };
+        insert_event(c, &NewEvent::ecard_order(&order, what, now)).await?;
+    }
+    Ok((due.len() as i64, ended.len() as i64))
 }

@@ -2,7 +2,9 @@
 //! three ways of 核销, reveals, and the order list's filter.
 
 use crate::events::insert_event;
-use crate::sql::{cached_execute, cached_row, decode, expect_one, insert_audit, map_err};
+use crate::sql::{
+    cached_execute, cached_row, decode, execute_one, expect_one, insert_audit, map_err,
+};
 use kaquan_core::audit::{Actor, AuditEntry};
 use kaquan_core::ecard::{
     refund_outcome, DeliveredCard, DeliveredFacts, DeliveredStatus, EcardHappening, EcardLine,
@@ -573,11 +575,14 @@ pub(crate) fn waiting_job(
     Ok(delivered)
 }
 
-pub(crate) fn verify_job(
+/// The delivered card a target names (a secret's live delivery first):
+/// (order_ref, product_id, card).
+pub(crate) fn find_card(
     conn: &Connection,
-    v: &VerifyEcard,
-) -> StoreResult<Result<EcardVerification, EcardRefusal>> {
-    let (condition, value): (&str, Value) = match &v.target {
+    merchant_id: i64,
+    target: &VerifyTarget,
+) -> StoreResult<Option<(i64, i64, DeliveredCard)>> {
+    let (condition, value): (&str, Value) = match target {
         VerifyTarget::StockDigest(d) => (
             "d.stock_id = (SELECT id FROM ecard_stock WHERE merchant_id = ?1 AND digest = ?2)",
             Value::Blob(d.clone()),
@@ -585,17 +590,24 @@ pub(crate) fn verify_job(
         VerifyTarget::CodeDigest(d) => ("d.code_digest = ?2", Value::Blob(d.clone())),
         VerifyTarget::Delivery(id) => ("d.id = ?2", Value::Integer(*id)),
     };
-    let found = conn
-        .query_row(
-            &format!(
-                "SELECT {CARD_COLUMNS}, d.order_ref FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id \
-                 WHERE d.merchant_id = ?1 AND {condition} ORDER BY d.refunded_at IS NULL DESC, d.id DESC LIMIT 1"
-            ),
-            params![v.merchant_id, value],
-            |r| Ok((card_from_row(r)?.1, r.get::<_, i64>(15)?)),
-        )
-        .optional()
-        .map_err(map_err)?;
+    conn.query_row(
+        &format!(
+            "SELECT {CARD_COLUMNS}, d.order_ref, d.product_id FROM ecard_deliveries d JOIN ecard_stock s ON s.id = d.stock_id \
+             WHERE d.merchant_id = ?1 AND {condition} ORDER BY d.refunded_at IS NULL DESC, d.id DESC LIMIT 1"
+        ),
+        params![merchant_id, value],
+        |r| Ok((r.get::<_, i64>(15)?, r.get::<_, i64>(16)?, card_from_row(r)?.1)),
+    )
+    .optional()
+    .map_err(map_err)
+}
+
+pub(crate) fn verify_job(
+    conn: &Connection,
+    v: &VerifyEcard,
+) -> StoreResult<Result<EcardVerification, EcardRefusal>> {
+    let found =
+        find_card(conn, v.merchant_id, &v.target)?.map(|(order_ref, _, card)| (card, order_ref));
     let Some((card, order_ref)) = found else {
         return Ok(Err(EcardRefusal::UnknownCard));
     };
@@ -741,4 +753,84 @@ pub(crate) fn order_condition(f: &OrderFilter) -> (String, Vec<Value>) {
         }
     }
     (condition, values)
+}
+
+/// 过期预警 and expiry, up to `limit` cards of each: a due reminder is
+/// marked once (`ecard.expiring`); a card past its end unused is noted once
+/// (`ecard.expired` when its product refunds expired cards).
+pub(crate) fn expiry_job(conn: &Connection, now: i64, limit: i64) -> StoreResult<(i64, i64)> {
+    let due: Vec<(i64, i64, i64, i64, i64)> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.id, d.merchant_id, d.order_ref, d.product_id, d.valid_until FROM ecard_deliveries d \
+                 JOIN ecard_products p ON p.id = d.product_id \
+                 WHERE d.verified_at IS NULL AND d.refunded_at IS NULL AND d.expiry_noted_at IS NULL \
+                 AND d.reminded_at IS NULL AND p.remind_days > 0 \
+                 AND d.valid_until >= ?1 AND d.valid_until - p.remind_days * 86400 <= ?1 \
+                 ORDER BY d.valid_until LIMIT ?2",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([now, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<_, _>>().map_err(map_err)?
+    };
+    for (id, merchant_id, order_ref, product_id, valid_until) in &due {
+        execute_one(
+            conn,
+            "UPDATE ecard_deliveries SET reminded_at = ?2 WHERE id = ?1 AND reminded_at IS NULL \
+             AND verified_at IS NULL AND refunded_at IS NULL",
+            [*id, now],
+        )?;
+        let order = order_by_id(conn, *merchant_id, *order_ref)?;
+        let what = EcardHappening::Expiring {
+            delivery_id: *id,
+            product_id: *product_id,
+            valid_until: *valid_until,
+        };
+        insert_event(conn, &NewEvent::ecard_order(&order, what, now))?;
+    }
+    let ended: Vec<(i64, i64, i64, i64, i64, bool)> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.id, d.merchant_id, d.order_ref, d.product_id, d.valid_until, p.refund_expired \
+                 FROM ecard_deliveries d JOIN ecard_products p ON p.id = d.product_id \
+                 WHERE d.verified_at IS NULL AND d.refunded_at IS NULL AND d.expiry_noted_at IS NULL \
+                 AND d.valid_until < ?1 ORDER BY d.valid_until LIMIT ?2",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([now, limit], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(map_err)?;
+        rows.collect::<Result<_, _>>().map_err(map_err)?
+    };
+    for (id, merchant_id, order_ref, product_id, valid_until, refund) in &ended {
+        execute_one(
+            conn,
+            "UPDATE ecard_deliveries SET expiry_noted_at = ?2 WHERE id = ?1 AND expiry_noted_at IS NULL \
+             AND verified_at IS NULL AND refunded_at IS NULL",
+            [*id, now],
+        )?;
+        if *refund {
+            let order = order_by_id(conn, *merchant_id, *order_ref)?;
+            let what = EcardHappening::Expired {
+                delivery_id: *id,
+                product_id: *product_id,
+                valid_until: *valid_until,
+            };
+            insert_event(conn, &NewEvent::ecard_order(&order, what, now))?;
+        }
+    }
+    Ok((due.len() as i64, ended.len() as i64))
 }

@@ -15,7 +15,7 @@ use kaquan_core::ecard::{
     DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
     EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
     OrderFilter, OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter,
-    StockImport, StockItem, StockState, VerifyEcard,
+    StockImport, StockItem, StockState, VerifyEcard, VerifyTarget,
 };
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const PRODUCT_COLUMNS: &str =
     "id, merchant_id, name, face_value_fen, delivery_form, instructions, \
-    valid_until, valid_days, own_code, low_stock_threshold, created_at, updated_at";
+    valid_until, valid_days, own_code, low_stock_threshold, created_at, updated_at, remind_days, refund_expired";
 
 fn product_from_row(r: &Row) -> rusqlite::Result<EcardProduct> {
     let form: String = r.get(4)?;
@@ -44,6 +44,8 @@ fn product_from_row(r: &Row) -> rusqlite::Result<EcardProduct> {
             },
             own_verification_code: r.get(8)?,
             listings: Vec::new(),
+            remind_days: r.get(12)?,
+            refund_expired: r.get(13)?,
         },
         low_stock_threshold: r.get(9)?,
         created_at: r.get(10)?,
@@ -252,10 +254,10 @@ impl EcardStore for SqliteStore {
             let id: i64 = cached_row(
                 conn,
                 "INSERT INTO ecard_products (merchant_id, name, face_value_fen, delivery_form, instructions, valid_until, \
-                 valid_days, own_code, low_stock_threshold, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
+                 valid_days, own_code, low_stock_threshold, created_at, updated_at, remind_days, refund_expired) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12) RETURNING id",
                 params![merchant_id, fields.name.trim(), fields.face_value_fen, fields.delivery_form.code(), fields.instructions,
-                    until, days, fields.own_verification_code, low_stock_threshold, now],
+                    until, days, fields.own_verification_code, low_stock_threshold, now, fields.remind_days, fields.refund_expired],
                 |r| r.get(0),
             )
             .map_err(map_err)?;
@@ -279,10 +281,12 @@ impl EcardStore for SqliteStore {
             let n = cached_execute(
                 conn,
                 "UPDATE ecard_products SET name = ?3, face_value_fen = ?4, delivery_form = ?5, instructions = ?6, \
-                 valid_until = ?7, valid_days = ?8, own_code = ?9, low_stock_threshold = ?10, updated_at = ?11 \
+                 valid_until = ?7, valid_days = ?8, own_code = ?9, low_stock_threshold = ?10, updated_at = ?11, \
+                 remind_days = ?12, refund_expired = ?13 \
                  WHERE merchant_id = ?1 AND id = ?2",
                 params![product.merchant_id, product.id, f.name.trim(), f.face_value_fen, f.delivery_form.code(), f.instructions,
-                    until, days, f.own_verification_code, product.low_stock_threshold, product.updated_at],
+                    until, days, f.own_verification_code, product.low_stock_threshold, product.updated_at,
+                    f.remind_days, f.refund_expired],
             )
             .map_err(map_err)?;
             expect_one(n)?;
@@ -584,5 +588,19 @@ impl EcardStore for SqliteStore {
             rows.collect::<Result<_, _>>().map_err(map_err)
         })
         .await
+    }
+
+    async fn find_ecard_card(
+        &self,
+        merchant_id: i64,
+        target: &VerifyTarget,
+    ) -> StoreResult<Option<(i64, i64, DeliveredCard)>> {
+        let target = target.clone();
+        self.read(move |conn| find_card(conn, merchant_id, &target))
+            .await
+    }
+
+    async fn sweep_ecard_expiry(&self, now: i64, limit: i64) -> StoreResult<(i64, i64)> {
+        self.write(move |conn| expiry_job(conn, now, limit)).await
     }
 }

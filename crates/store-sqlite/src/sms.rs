@@ -21,7 +21,8 @@ const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id, secret_sea
     sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
     notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
     notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
-    notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring";
+    notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring, \
+    notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring";
 
 fn settings_from_row(r: &Row) -> rusqlite::Result<SmsSettings> {
     let phones: String = r.get(12)?;
@@ -57,6 +58,10 @@ fn settings_from_row(r: &Row) -> rusqlite::Result<SmsSettings> {
             template_invite: r.get(21)?,
             notify_member_on_expiry: r.get(22)?,
             template_points_expiring: r.get(23)?,
+            notify_buyer_on_ecard: r.get(24)?,
+            template_ecard: r.get(25)?,
+            notify_buyer_on_ecard_expiry: r.get(26)?,
+            template_ecard_expiring: r.get(27)?,
         },
         secret_sealed: r.get(3)?,
         key_version: r.get(4)?,
@@ -163,8 +168,9 @@ impl kaquan_core::sms::SmsStore for SqliteStore {
                  sdk_app_id, region, sign_name, notify_customer_on_submit, template_submit, \
                  notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
                  notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
-                 notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) \
+                 notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring, \
+                 notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
                  ON CONFLICT (merchant_id) DO UPDATE SET provider = excluded.provider, \
                  access_key_id = excluded.access_key_id, \
                  secret_sealed = coalesce(excluded.secret_sealed, sms_settings.secret_sealed), \
@@ -177,7 +183,9 @@ impl kaquan_core::sms::SmsStore for SqliteStore {
                  notify_buyer_on_sale = excluded.notify_buyer_on_sale, template_sale = excluded.template_sale, \
                  notify_member_on_change = excluded.notify_member_on_change, template_member_change = excluded.template_member_change, \
                  notify_customer_on_invite = excluded.notify_customer_on_invite, template_invite = excluded.template_invite, \
-                 notify_member_on_expiry = excluded.notify_member_on_expiry, template_points_expiring = excluded.template_points_expiring",
+                 notify_member_on_expiry = excluded.notify_member_on_expiry, template_points_expiring = excluded.template_points_expiring, \
+                 notify_buyer_on_ecard = excluded.notify_buyer_on_ecard, template_ecard = excluded.template_ecard, \
+                 notify_buyer_on_ecard_expiry = excluded.notify_buyer_on_ecard_expiry, template_ecard_expiring = excluded.template_ecard_expiring",
                 params![
                     settings.merchant_id,
                     f.provider.code(),
@@ -203,6 +211,10 @@ impl kaquan_core::sms::SmsStore for SqliteStore {
                     f.template_invite,
                     f.notify_member_on_expiry,
                     f.template_points_expiring,
+                    f.notify_buyer_on_ecard,
+                    f.template_ecard,
+                    f.notify_buyer_on_ecard_expiry,
+                    f.template_ecard_expiring,
                 ],
             )
             .map_err(map_err)?;

@@ -900,7 +900,15 @@ pub fn spawn_expiry_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
                     0
                 }
             };
-            if announced < max && returned < max {
+            let (reminded, expired) = match state.store.sweep_ecard_expiry(crate::now(), max).await
+            {
+                Ok(swept) => swept,
+                Err(error) => {
+                    tracing::warn!(%error, "sweeping e-cards' reminders and expiry failed; will retry");
+                    (0, 0)
+                }
+            };
+            if announced < max && returned < max && reminded < max && expired < max {
                 tokio::time::sleep(EXPIRY_SWEEP_IDLE).await;
             }
         }

@@ -114,6 +114,8 @@ struct ProductFormView {
     low_stock_threshold: String,
     /// One listing a line: `平台,商品ID,SKU`.
     listings: String,
+    remind_days: String,
+    refund_expired: bool,
 }
 
 fn form_view(dto: &EcardProductDto) -> ProductFormView {
@@ -144,6 +146,8 @@ fn form_view(dto: &EcardProductDto) -> ProductFormView {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        remind_days: dto.remind_days.to_string(),
+        refund_expired: dto.refund_expired,
     }
 }
 
@@ -161,6 +165,7 @@ async fn new_page(State(state): State<AppState>, authed: Authed) -> PageResult {
         validity_mode: "days".into(),
         valid_days: "30".into(),
         low_stock_threshold: "0".into(),
+        remind_days: "3".into(),
         ..Default::default()
     };
     let view = NewView {
@@ -194,6 +199,9 @@ struct ProductForm {
     low_stock_threshold: String,
     #[serde(default)]
     listings: String,
+    #[serde(default)]
+    remind_days: String,
+    refund_expired: Option<String>,
 }
 
 /// The form as an API request: listings one a line, `平台,商品ID[,SKU]`,
@@ -248,6 +256,8 @@ fn request_of(form: ProductForm) -> Result<EcardProductRequest, ApiError> {
         own_verification_code: form.own_verification_code.is_some(),
         low_stock_threshold: number(&form.low_stock_threshold, "低库存预警")?,
         listings,
+        remind_days: number(&form.remind_days, "过期预警天数")?,
+        refund_expired: form.refund_expired.is_some(),
     })
 }
 

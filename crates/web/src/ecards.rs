@@ -78,7 +78,7 @@ pub struct ListingDto {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "视频会员月卡", "face_value_yuan": "19.90", "delivery_form": "number_password", "instructions": "打开视频 App → 我的 → 兑换会员，输入卡号和密码", "valid_days": 30, "own_verification_code": false, "low_stock_threshold": 20, "listings": [{"marketplace": "pinduoduo", "product_id": "pdd-100", "sku_id": ""}]}))]
+#[schema(example = json!({"name": "视频会员月卡", "face_value_yuan": "19.90", "delivery_form": "number_password", "instructions": "打开视频 App → 我的 → 兑换会员，输入卡号和密码", "valid_days": 30, "own_verification_code": false, "low_stock_threshold": 20, "listings": [{"marketplace": "pinduoduo", "product_id": "pdd-100", "sku_id": ""}], "remind_days": 3, "refund_expired": false}))]
 pub struct EcardProductRequest {
     #[schema(min_length = 1, max_length = 60)]
     pub name: String,
@@ -102,6 +102,14 @@ pub struct EcardProductRequest {
     pub low_stock_threshold: i64,
     #[serde(default)]
     pub listings: Vec<ListingDto>,
+    /// 过期预警: days before its end an unused card's buyer is reminded
+    /// once (SMS I and `ecard.expiring`); 0 (default) never.
+    #[serde(default)]
+    pub remind_days: i64,
+    /// An unused card past its end raises `ecard.expired` for the
+    /// merchant's system to refund.
+    #[serde(default)]
+    pub refund_expired: bool,
 }
 
 #[derive(Serialize, Default, utoipa::ToSchema)]
@@ -126,7 +134,7 @@ impl From<StockCounts> for StockCountsDto {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": 3, "name": "视频会员月卡", "face_value_fen": 1990, "delivery_form": "number_password", "delivery_form_label": "卡号+密码", "instructions": "打开视频 App → 我的 → 兑换会员", "valid_days": 30, "valid_until": null, "own_verification_code": false, "low_stock_threshold": 20, "listings": [{"marketplace": "pinduoduo", "product_id": "pdd-100", "sku_id": ""}], "stock": {"available": 120, "delivered": 30, "used": 12, "expired": 1, "voided": 0}, "created_at": 1796100000, "updated_at": 1796100000}))]
+#[schema(example = json!({"id": 3, "name": "视频会员月卡", "face_value_fen": 1990, "delivery_form": "number_password", "delivery_form_label": "卡号+密码", "instructions": "打开视频 App → 我的 → 兑换会员", "valid_days": 30, "valid_until": null, "own_verification_code": false, "low_stock_threshold": 20, "listings": [{"marketplace": "pinduoduo", "product_id": "pdd-100", "sku_id": ""}], "remind_days": 3, "refund_expired": false, "stock": {"available": 120, "delivered": 30, "used": 12, "expired": 1, "voided": 0}, "created_at": 1796100000, "updated_at": 1796100000}))]
 pub struct EcardProductDto {
     pub id: i64,
     pub name: String,
@@ -140,6 +148,8 @@ pub struct EcardProductDto {
     pub own_verification_code: bool,
     pub low_stock_threshold: i64,
     pub listings: Vec<ListingDto>,
+    pub remind_days: i64,
+    pub refund_expired: bool,
     pub stock: Option<StockCountsDto>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -171,6 +181,8 @@ pub(crate) fn product_dto(p: &EcardProduct, counts: Option<StockCounts>) -> Ecar
                 sku_id: l.sku_id.clone(),
             })
             .collect(),
+        remind_days: f.remind_days,
+        refund_expired: f.refund_expired,
         stock: counts.map(StockCountsDto::from),
         created_at: p.created_at,
         updated_at: p.updated_at,
@@ -229,6 +241,8 @@ pub(crate) fn product_fields(r: &EcardProductRequest) -> ApiResult<(EcardProduct
         validity,
         own_verification_code: r.own_verification_code,
         listings,
+        remind_days: r.remind_days,
+        refund_expired: r.refund_expired,
     };
     if let Err(more) = fields.check() {
         errors.extend(more);

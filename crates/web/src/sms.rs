@@ -339,6 +339,9 @@ async fn run(state: AppState) {
 /// The variables of a text as sent: a card sale's cards and passwords are
 /// read from the sale now (they are never stored with the text).
 async fn params_of(state: &AppState, text: &SmsMessage) -> Result<String, SmsOutcome> {
+    if matches!(text.kind, SmsKind::EcardDelivered | SmsKind::EcardExpiring) {
+        return ecard_params(state, text).await;
+    }
     if text.kind != SmsKind::CardsSold {
         return Ok(text.params.clone());
     }
@@ -352,6 +355,29 @@ async fn params_of(state: &AppState, text: &SmsMessage) -> Result<String, SmsOut
     let sold = kaquan_core::card_sale::open_sale(&state.master, sale)
         .map_err(|error| failed("internal", format!("卡密无法解密：{error}")))?;
     Ok(json!({"order": order, "cards": kaquan_core::sms::cards_param(&sold.cards)}).to_string())
+}
+
+/// An e-card text's variables with the delivery link made now (the link
+/// is the cards' bearer and is never stored with the text).
+async fn ecard_params(state: &AppState, text: &SmsMessage) -> Result<String, SmsOutcome> {
+    let mut params: Value = serde_json::from_str(&text.params).unwrap_or_default();
+    let order_ref = params["order_ref"].as_i64().unwrap_or_default();
+    let order = match state
+        .store
+        .get_ecard_order(text.merchant_id, order_ref)
+        .await
+    {
+        Ok(order) => order,
+        Err(error) => return Err(failed("internal", format!("读取电子卡密订单失败：{error}"))),
+    };
+    let link = crate::ecard_open::delivery_url(state, &order)
+        .await
+        .map_err(|_| failed("internal", "无法生成卡密查看链接"))?;
+    if let Value::Object(map) = &mut params {
+        map.remove("order_ref");
+        map.insert("link".into(), Value::String(link));
+    }
+    Ok(params.to_string())
 }
 
 /// One try of one text, and its outcome recorded.
@@ -430,6 +456,13 @@ pub struct SmsSettingsDto {
     /// G: text a member whose points lapse within 7 days.
     pub notify_member_on_expiry: bool,
     pub template_points_expiring: String,
+    /// H: text an e-card buyer the delivery page's link (variables
+    /// `order`, `link`).
+    pub notify_buyer_on_ecard: bool,
+    pub template_ecard: String,
+    /// I: 过期预警 of an unused e-card (variables `order`, `date`, `link`).
+    pub notify_buyer_on_ecard_expiry: bool,
+    pub template_ecard_expiring: String,
 }
 
 impl SmsSettingsDto {
@@ -459,6 +492,10 @@ impl SmsSettingsDto {
             template_invite: f.template_invite.clone(),
             notify_member_on_expiry: f.notify_member_on_expiry,
             template_points_expiring: f.template_points_expiring.clone(),
+            notify_buyer_on_ecard: f.notify_buyer_on_ecard,
+            template_ecard: f.template_ecard.clone(),
+            notify_buyer_on_ecard_expiry: f.notify_buyer_on_ecard_expiry,
+            template_ecard_expiring: f.template_ecard_expiring.clone(),
         }
     }
 }
@@ -524,6 +561,16 @@ pub struct SmsSettingsRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub template_points_expiring: String,
+    #[serde(default)]
+    pub notify_buyer_on_ecard: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_ecard: String,
+    #[serde(default)]
+    pub notify_buyer_on_ecard_expiry: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_ecard_expiring: String,
 }
 
 impl SmsSettingsRequest {
@@ -557,6 +604,10 @@ impl SmsSettingsRequest {
             template_invite: self.template_invite.trim().to_owned(),
             notify_member_on_expiry: self.notify_member_on_expiry,
             template_points_expiring: self.template_points_expiring.trim().to_owned(),
+            notify_buyer_on_ecard: self.notify_buyer_on_ecard,
+            template_ecard: self.template_ecard.trim().to_owned(),
+            notify_buyer_on_ecard_expiry: self.notify_buyer_on_ecard_expiry,
+            template_ecard_expiring: self.template_ecard_expiring.trim().to_owned(),
         })
     }
 }
@@ -635,6 +686,8 @@ async fn test_send(state: &AppState, authed: &Authed, phone: &str) -> ApiResult<
         (SmsKind::MemberChanged, &f.template_member_change),
         (SmsKind::MemberInvited, &f.template_invite),
         (SmsKind::PointsExpiring, &f.template_points_expiring),
+        (SmsKind::EcardDelivered, &f.template_ecard),
+        (SmsKind::EcardExpiring, &f.template_ecard_expiring),
     ]
     .into_iter()
     .find(|(_, t)| !t.is_empty())
@@ -886,6 +939,14 @@ struct SmsForm {
     notify_member_on_expiry: Option<String>,
     #[serde(default)]
     template_points_expiring: String,
+    #[serde(default)]
+    notify_buyer_on_ecard: Option<String>,
+    #[serde(default)]
+    template_ecard: String,
+    #[serde(default)]
+    notify_buyer_on_ecard_expiry: Option<String>,
+    #[serde(default)]
+    template_ecard_expiring: String,
 }
 
 async fn save_form(
@@ -920,6 +981,10 @@ async fn save_form(
         template_invite: form.template_invite,
         notify_member_on_expiry: form.notify_member_on_expiry.is_some(),
         template_points_expiring: form.template_points_expiring,
+        notify_buyer_on_ecard: form.notify_buyer_on_ecard.is_some(),
+        template_ecard: form.template_ecard,
+        notify_buyer_on_ecard_expiry: form.notify_buyer_on_ecard_expiry.is_some(),
+        template_ecard_expiring: form.template_ecard_expiring,
     };
     match save(&state, &authed, request.fields()?).await {
         Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),

@@ -46,6 +46,71 @@ struct VerifyView {
     done: Option<DoneView>,
     error: Option<String>,
     can_pickup: bool,
+    /// Step 1's answer for an e-card's own 核销码.
+    ecard: Option<EcardCheckView>,
+    /// Step 2's answer for it.
+    ecard_done: Option<String>,
+}
+
+/// A delivered e-card named by its 16-digit 核销码.
+#[derive(Serialize)]
+struct EcardCheckView {
+    product_name: String,
+    order: String,
+    tail: String,
+    status_label: &'static str,
+    valid_until: String,
+    usable: bool,
+}
+
+/// Whether a typed code is an e-card's own 核销码 (16 digits; coupon
+/// codes have 20).
+fn own_ecard_code(code: &str) -> Option<String> {
+    let digits: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    (digits.len() == kaquan_core::ecard::usecases::OWN_CODE_DIGITS
+        && digits.bytes().all(|b| b.is_ascii_digit()))
+    .then_some(digits)
+}
+
+async fn ecard_target(
+    state: &AppState,
+    authed: &Authed,
+    code: &str,
+) -> ApiResult<kaquan_core::ecard::VerifyTarget> {
+    let m = authed.merchant_id();
+    let key_version = state.store.get_merchant(m).await?.key_version;
+    let keys = state.master.merchant_keys(m, key_version);
+    Ok(kaquan_core::ecard::VerifyTarget::CodeDigest(
+        kaquan_core::ecard::usecases::own_code_digest(&keys, code),
+    ))
+}
+
+/// Step 1 for an e-card: what the code names and whether it may be used.
+async fn check_ecard(state: &AppState, authed: &Authed, code: &str) -> ApiResult<EcardCheckView> {
+    let m = authed.merchant_id();
+    let target = ecard_target(state, authed, code).await?;
+    let (order_ref, product_id, card) =
+        state
+            .store
+            .find_ecard_card(m, &target)
+            .await?
+            .ok_or(ApiError::EcardRefused(
+                kaquan_core::ecard::EcardRefusal::UnknownCard,
+            ))?;
+    let order = state.store.get_ecard_order(m, order_ref).await?;
+    let product = state.store.get_ecard_product(m, product_id).await?;
+    let status = card.status(crate::now());
+    Ok(EcardCheckView {
+        product_name: product.fields.name,
+        order: format!("{} {}", order.marketplace.label_zh(), order.order_id),
+        tail: card.tail.clone(),
+        status_label: status.label_zh(),
+        valid_until: kaquan_core::clock::format_datetime(card.facts.valid_until),
+        usable: status == kaquan_core::ecard::DeliveredStatus::Unverified,
+    })
 }
 
 #[derive(Serialize)]
@@ -175,6 +240,15 @@ async fn check_form(
     page.code = form.code.trim().to_owned();
     page.order_amount = form.order_amount.trim().to_owned();
     page.channel = form.channel().code();
+    if let Some(code) = own_ecard_code(&form.code) {
+        return match check_ecard(&state, &authed, &code).await {
+            Ok(view) => {
+                page.ecard = Some(view);
+                show(&state, &authed, page, StatusCode::OK)
+            }
+            Err(error) => refused(&state, &authed, page, error),
+        };
+    }
     let checked = async {
         let request = staff_request(
             &state,
@@ -213,6 +287,28 @@ async fn confirm_form(
     authed.check_form_csrf(&form.csrf)?;
     let location_id = form.location_id()?;
     let mut page = view(&state, &authed, location_id).await?;
+    if let Some(code) = own_ecard_code(&form.code) {
+        let verify = kaquan_core::ecard::VerifyEcard {
+            merchant_id: authed.merchant_id(),
+            target: ecard_target(&state, &authed, &code).await?,
+            way: kaquan_core::ecard::VerificationWay::OwnCode,
+            note: String::new(),
+            proof: None,
+            actor: authed.actor(),
+            now: crate::now(),
+        };
+        return match state.store.verify_ecard(&verify).await? {
+            Ok(done) if !done.repeated => {
+                page.ecard_done = Some(kaquan_core::clock::format_datetime(done.verified_at));
+                show(&state, &authed, page, StatusCode::OK)
+            }
+            Ok(_) => {
+                let error = ApiError::Conflict("这张卡已核销过，不能重复核销".into());
+                refused(&state, &authed, page, error)
+            }
+            Err(refusal) => refused(&state, &authed, page, ApiError::EcardRefused(refusal)),
+        };
+    }
     let request = CouponVerifyRequest {
         code: form.code.clone(),
         location_id,

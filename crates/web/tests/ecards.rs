@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::browser::wait_until;
+use common::providers::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, SIGN_NAME};
 use common::{Client, Mall, TestApp};
 use serde_json::{json, Value};
 
@@ -71,6 +73,14 @@ async fn reveal(app: &TestApp, page: &str, card_id: i64, header: bool) -> (u16, 
 async fn order_flow(app: TestApp) {
     let owner = app.client("owner").await;
     let mall = Mall::new(&app).await;
+    let sms = json!({
+        "provider": "aliyun", "access_key_id": ACCESS_KEY_ID, "access_key_secret": ACCESS_KEY_SECRET,
+        "sign_name": SIGN_NAME, "notify_buyer_on_ecard": true, "template_ecard": "SMS_1008",
+    });
+    let (status, saved) = owner
+        .send(reqwest::Method::PUT, "/api/v1/sms-settings", sms)
+        .await;
+    assert_eq!(status, 200, "{saved}");
     let (status, bad) = owner
         .post(
             "/api/v1/ecard-products",
@@ -107,6 +117,21 @@ async fn order_flow(app: TestApp) {
         !first.body.to_string().contains("pw-"),
         "no secret in the answer"
     );
+    // Text H carries the link, made when it is sent (the text stored keeps
+    // only the order).
+    let texts = wait_until("the delivery text", || async {
+        Some(app.providers.sent()).filter(|sent| !sent.is_empty())
+    })
+    .await;
+    assert_eq!(
+        (texts[0].template.as_str(), texts[0].phone.as_str()),
+        ("SMS_1008", "13800138000")
+    );
+    assert_eq!(
+        (&texts[0].params["link"], &texts[0].params["order"]),
+        (&json!(url), &json!("PDD-1"))
+    );
+    assert!(texts[0].params.get("order_ref").is_none());
     let again = paid(&mall, "PDD-1", 1).await;
     assert_eq!(
         (again.status, &again.body["delivery_url"]),
@@ -245,7 +270,10 @@ async fn stock_and_refunds(app: TestApp) {
     let p = product(&owner, "code", false).await;
     let id = p["id"].as_i64().unwrap();
     let (status, hostile) = import_csv(&owner, id, "卡号,卡密\n,CODE\u{7}\n").await;
-    assert_eq!((status, &hostile["error"]["code"]), (422, &json!("control_character")));
+    assert_eq!(
+        (status, &hostile["error"]["code"]),
+        (422, &json!("control_character"))
+    );
     let (status, wrong) = import_csv(&owner, id, "卡号,卡密\n,CODE-1\nN1,\n").await;
     assert_eq!(status, 422, "{wrong}");
     assert_eq!(wrong["error"]["code"], "import_rows_invalid");
@@ -257,7 +285,10 @@ async fn stock_and_refunds(app: TestApp) {
         .collect();
     assert_eq!(lines, vec![3], "{wrong}");
     let (_, product) = owner.get(&format!("/api/v1/ecard-products/{id}")).await;
-    assert_eq!(product["stock"]["available"], 0, "a refused file stores nothing");
+    assert_eq!(
+        product["stock"]["available"], 0,
+        "a refused file stores nothing"
+    );
     let (status, made) = owner
         .post(
             &format!("/api/v1/ecard-products/{id}/stock/generate"),

@@ -153,6 +153,12 @@ pub struct EcardProductFields {
     /// kaquan issues its own verification code per delivered card.
     pub own_verification_code: bool,
     pub listings: Vec<Listing>,
+    /// 过期预警: days before its end an unused card's buyer is reminded once
+    /// (0: never).
+    pub remind_days: i64,
+    /// An unused card past its end raises `ecard.expired`, for the
+    /// merchant's system to refund the buyer.
+    pub refund_expired: bool,
 }
 
 impl EcardProductFields {
@@ -176,6 +182,9 @@ impl EcardProductFields {
             if !(1..=VALID_DAYS_MAX).contains(&days) {
                 errors.push(format!("发货后有效天数须为 1–{VALID_DAYS_MAX}"));
             }
+        }
+        if !(0..=REMIND_DAYS_MAX).contains(&self.remind_days) {
+            errors.push(format!("过期预警须为 0–{REMIND_DAYS_MAX} 天（0 为不提醒）"));
         }
         if self.listings.len() > LISTINGS_MAX {
             errors.push(format!("一个商品最多对应 {LISTINGS_MAX} 个平台商品"));

@@ -362,6 +362,18 @@ pub enum EcardHappening<'a> {
         delivery_id: i64,
         way: VerificationWay,
     },
+    /// 过期预警: the card ends within the product's reminder days, unused.
+    Expiring {
+        delivery_id: i64,
+        product_id: i64,
+        valid_until: i64,
+    },
+    /// The card ended unused; the merchant's system may refund it.
+    Expired {
+        delivery_id: i64,
+        product_id: i64,
+        valid_until: i64,
+    },
 }
 
 /// Who marks a delivered card used, and how.
@@ -544,6 +556,19 @@ pub trait EcardStore: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> StoreResult<Vec<DeliveryFact>>;
+    /// The delivered card a verification target names, without changing
+    /// it: (order_ref, product_id, card).
+    async fn find_ecard_card(
+        &self,
+        merchant_id: i64,
+        target: &VerifyTarget,
+    ) -> StoreResult<Option<(i64, i64, DeliveredCard)>>;
+    /// 过期预警 and expiry: marks up to `limit` unused cards whose
+    /// reminder is due (`ecard.expiring`, once each) and up to `limit`
+    /// that ended unused under a product that refunds them
+    /// (`ecard.expired`, once each; every ended card is noted once, with or
+    /// without the event). Returns (reminded, ended).
+    async fn sweep_ecard_expiry(&self, now: i64, limit: i64) -> StoreResult<(i64, i64)>;
     /// A manual mark's proof picture.
     async fn get_ecard_proof(
         &self,

@@ -13,6 +13,8 @@ fn fields() -> EcardProductFields {
             product_id: "pdd-1".into(),
             sku_id: String::new(),
         }],
+        remind_days: 3,
+        refund_expired: false,
     }
 }
 
@@ -157,4 +159,18 @@ fn codes_read_back_as_what_they_name() {
     assert_eq!(forms, ["卡号+密码", "兑换码", "兑换链接", "二维码"]);
     let markets: Vec<_> = Marketplace::ALL.iter().map(|m| m.label_zh()).collect();
     assert_eq!(markets, ["拼多多", "淘宝/天猫", "抖音", "闲鱼", "自有商城"]);
+}
+
+#[test]
+fn a_reminder_is_at_most_ninety_days_ahead() {
+    let mut f = fields();
+    for (days, ok) in [
+        (0, true),
+        (REMIND_DAYS_MAX, true),
+        (-1, false),
+        (REMIND_DAYS_MAX + 1, false),
+    ] {
+        f.remind_days = days;
+        assert_eq!(f.check().is_ok(), ok, "{days}");
+    }
 }

@@ -69,10 +69,15 @@ pub enum SmsKind {
     MemberInvited,
     /// G: a member's points lapse soon.
     PointsExpiring,
+    /// H: 电子卡密 delivered: the delivery page's link to the buyer (the
+    /// link is made when the text is sent, never stored with it).
+    EcardDelivered,
+    /// I: 过期预警 of an unused e-card, with its link.
+    EcardExpiring,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 7] = [
+    pub const ALL: [SmsKind; 9] = [
         Self::OrderSubmitted,
         Self::OrderSubmittedAdmin,
         Self::OrderShipped,
@@ -80,6 +85,8 @@ impl SmsKind {
         Self::MemberChanged,
         Self::MemberInvited,
         Self::PointsExpiring,
+        Self::EcardDelivered,
+        Self::EcardExpiring,
     ];
 
     pub fn code(self) -> &'static str {
@@ -91,6 +98,8 @@ impl SmsKind {
             Self::MemberChanged => "member_changed",
             Self::MemberInvited => "member_invited",
             Self::PointsExpiring => "points_expiring",
+            Self::EcardDelivered => "ecard_delivered",
+            Self::EcardExpiring => "ecard_expiring",
         }
     }
 
@@ -103,6 +112,8 @@ impl SmsKind {
             Self::MemberChanged => "E 会员积分/余额变动，通知会员",
             Self::MemberInvited => "F 支付后赠会员卡，发送领卡链接",
             Self::PointsExpiring => "G 积分即将过期，提醒会员",
+            Self::EcardDelivered => "H 电子卡密自动发货，发送卡密查看链接",
+            Self::EcardExpiring => "I 电子卡密即将过期，提醒买家使用",
         }
     }
 
@@ -127,6 +138,8 @@ impl SmsKind {
             ],
             Self::MemberInvited => &["link"],
             Self::PointsExpiring => &["number", "points", "date"],
+            Self::EcardDelivered => &["order", "link"],
+            Self::EcardExpiring => &["order", "date", "link"],
         }
     }
 }
@@ -162,6 +175,10 @@ pub struct SmsSettingsFields {
     pub template_invite: String,
     pub notify_member_on_expiry: bool,
     pub template_points_expiring: String,
+    pub notify_buyer_on_ecard: bool,
+    pub template_ecard: String,
+    pub notify_buyer_on_ecard_expiry: bool,
+    pub template_ecard_expiring: String,
 }
 
 /// The saved settings: the secret sealed with the merchant's key.
@@ -186,6 +203,8 @@ impl SmsSettings {
             SmsKind::MemberChanged => (f.notify_member_on_change, &f.template_member_change),
             SmsKind::MemberInvited => (f.notify_customer_on_invite, &f.template_invite),
             SmsKind::PointsExpiring => (f.notify_member_on_expiry, &f.template_points_expiring),
+            SmsKind::EcardDelivered => (f.notify_buyer_on_ecard, &f.template_ecard),
+            SmsKind::EcardExpiring => (f.notify_buyer_on_ecard_expiry, &f.template_ecard_expiring),
         };
         (on && !template.is_empty()).then_some(template.as_str())
     }
@@ -216,6 +235,8 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
         &fields.template_member_change,
         &fields.template_invite,
         &fields.template_points_expiring,
+        &fields.template_ecard,
+        &fields.template_ecard_expiring,
     ] {
         text("模板 ID", template, 64)?;
     }
@@ -248,6 +269,12 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
             fields.notify_member_on_expiry,
             &fields.template_points_expiring,
             "G",
+        ),
+        (fields.notify_buyer_on_ecard, &fields.template_ecard, "H"),
+        (
+            fields.notify_buyer_on_ecard_expiry,
+            &fields.template_ecard_expiring,
+            "I",
         ),
     ];
     for (on, template, letter) in switches {
@@ -314,6 +341,8 @@ pub fn wants(event_type: EventType) -> bool {
             | EventType::MemberChanged
             | EventType::MemberInvited
             | EventType::MemberPointsExpiring
+            | EventType::EcardDelivered
+            | EventType::EcardExpiring
     )
 }
 
@@ -377,6 +406,21 @@ pub fn messages_for(event: &NewEvent, settings: &SmsSettings) -> Vec<NewSms> {
         EventType::MemberPointsExpiring if mobile(&customer) => {
             let params = serde_json::json!({"number": field("member_number"), "points": field("points"), "date": field("expires_by")});
             messages.extend(planned(SmsKind::PointsExpiring, &customer, params));
+        }
+        // The link is the cards' bearer: the text keeps the order's id and
+        // the sender makes the link when it sends.
+        EventType::EcardDelivered if mobile(&customer) => {
+            let params =
+                serde_json::json!({"order": field("order_id"), "order_ref": data["order_ref"]});
+            messages.extend(planned(SmsKind::EcardDelivered, &customer, params));
+        }
+        EventType::EcardExpiring if mobile(&customer) => {
+            let date = data["valid_until"]
+                .as_i64()
+                .map(crate::clock::format_date)
+                .unwrap_or_default();
+            let params = serde_json::json!({"order": field("order_id"), "date": date, "order_ref": data["order_ref"]});
+            messages.extend(planned(SmsKind::EcardExpiring, &customer, params));
         }
         _ => {}
     }

@@ -249,7 +249,7 @@ fn switches_and_limits_are_exact() {
                 .map(|s| s.label()),
         )
         .collect();
-    assert_eq!(labels.len(), 12);
+    assert_eq!(labels.len(), 14);
     assert!(labels.iter().all(|l| !l.is_empty() && !l.contains("xyzzy")));
 }
 
@@ -487,4 +487,52 @@ fn an_invitation_and_an_expiry_notice_text_by_switches_f_and_g() {
     assert!(check_settings(&no_template, true)
         .unwrap_err()
         .contains('G'));
+}
+
+#[test]
+fn e_card_texts_name_the_order_and_never_carry_the_link() {
+    let mut on = settings();
+    on.fields.notify_buyer_on_ecard = true;
+    on.fields.template_ecard = "SMS_H".into();
+    on.fields.notify_buyer_on_ecard_expiry = true;
+    on.fields.template_ecard_expiring = "SMS_I".into();
+    let event = |event_type, phone: &str| {
+        NewEvent {
+        merchant_id: 1,
+        event_type,
+        data: serde_json::json!({"order_ref": 7, "order_id": "PDD-1", "phone": phone, "valid_until": 1_800_000_000}).to_string(),
+        created_at: 1,
+    }
+    };
+    let delivered = messages_for(&event(EventType::EcardDelivered, "13800138000"), &on);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].kind, SmsKind::EcardDelivered);
+    let params: serde_json::Value = serde_json::from_str(&delivered[0].params).unwrap();
+    assert_eq!(
+        params,
+        serde_json::json!({"order": "PDD-1", "order_ref": 7})
+    );
+    let expiring = messages_for(&event(EventType::EcardExpiring, "13800138000"), &on);
+    let params: serde_json::Value = serde_json::from_str(&expiring[0].params).unwrap();
+    assert_eq!(params["date"], "2027-01-15");
+    assert_eq!(expiring[0].template, "SMS_I");
+    assert!(
+        messages_for(&event(EventType::EcardDelivered, ""), &on).is_empty(),
+        "no phone, no text"
+    );
+    assert!(
+        messages_for(
+            &event(EventType::EcardDelivered, "13800138000"),
+            &settings()
+        )
+        .is_empty(),
+        "switch off"
+    );
+    assert!(wants(EventType::EcardDelivered) && wants(EventType::EcardExpiring));
+    assert!(!wants(EventType::EcardVerified));
+    assert_eq!(SmsKind::EcardDelivered.variables(), ["order", "link"]);
+    assert_eq!(
+        SmsKind::EcardExpiring.variables(),
+        ["order", "date", "link"]
+    );
 }

@@ -15,6 +15,10 @@ CREATE TABLE ecard_products (
     valid_days BIGINT CHECK (valid_days > 0),
     own_code BOOLEAN NOT NULL DEFAULT false,
     low_stock_threshold BIGINT NOT NULL DEFAULT 0 CHECK (low_stock_threshold >= 0),
+    -- 过期预警: days before a card's end its unused holder is reminded (0: never).
+    remind_days BIGINT NOT NULL DEFAULT 0 CHECK (remind_days >= 0),
+    -- An unused card past its end raises ecard.expired for the merchant's refund.
+    refund_expired BOOLEAN NOT NULL DEFAULT false,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     CHECK ((valid_until IS NULL) <> (valid_days IS NULL))
@@ -120,6 +124,8 @@ CREATE TABLE ecard_deliveries (
     refunded_at BIGINT,
     revealed_at BIGINT,
     reminded_at BIGINT,
+    -- When an unused card's end was noticed (ecard.expired, once).
+    expiry_noted_at BIGINT,
     CHECK ((verified_at IS NULL) = (verified_way IS NULL)),
     UNIQUE (merchant_id, code_digest)
 );
@@ -140,3 +146,13 @@ CREATE TABLE ecard_proofs (
 -- through coupons.verify already.
 UPDATE roles SET permissions = permissions || ',ecards.manage,ecards.reveal'
 WHERE name = 'owner';
+
+-- 通知设置 H: the delivery link to the buyer; I: 过期预警 of an unused card.
+ALTER TABLE sms_settings ADD COLUMN notify_buyer_on_ecard BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE sms_settings ADD COLUMN template_ecard TEXT NOT NULL DEFAULT '';
+ALTER TABLE sms_settings ADD COLUMN notify_buyer_on_ecard_expiry BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE sms_settings ADD COLUMN template_ecard_expiring TEXT NOT NULL DEFAULT '';
+-- The cards still live (unused, not refunded, not past their end):
+-- what the reminder and expiry sweep reads.
+CREATE INDEX ecard_deliveries_live ON ecard_deliveries (valid_until)
+    WHERE verified_at IS NULL AND refunded_at IS NULL AND expiry_noted_at IS NULL;

@@ -103,9 +103,10 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         "create_marketplace_order" => io
             .json::<open::PaidOrderRequest>()
             .answers::<open::MarketplaceOrderDto>(201, "The order as delivered (200 for a repeat)"),
-        "create_marketplace_refund" => io
-            .json::<open::MarketplaceRefundRequest>()
-            .answers::<open::MarketplaceOrderDto>(200, "The order after the refund"),
+        "create_marketplace_refund" => {
+            io.json::<open::MarketplaceRefundRequest>()
+                .answers::<open::MarketplaceOrderDto>(200, "The order after the refund")
+        }
         "create_ecard_verification" => {
             io.json::<open::EcardVerificationRequest>()
                 .answers::<open::EcardVerificationDto>(201, "The verification (200 when repeated)")

@@ -21,8 +21,8 @@ pub const ACCESS_KEY_SECRET: &str = "double-secret-0123456789";
 pub const SIGN_NAME: &str = "果园";
 pub const SDK_APP_ID: &str = "1400006666";
 /// Templates the doubles have approved (Aliyun's, then Tencent's).
-pub const TEMPLATES: [&str; 8] = [
-    "SMS_1001", "SMS_1002", "SMS_1003", "SMS_1005", "SMS_1006", "1001", "1002", "1003",
+pub const TEMPLATES: [&str; 9] = [
+    "SMS_1001", "SMS_1002", "SMS_1003", "SMS_1005", "SMS_1006", "SMS_1008", "1001", "1002", "1003",
 ];
 
 /// The 旺店通 account the double knows.
