@@ -56,6 +56,7 @@ pub(crate) async fn import(
             .collect(),
         actor: &cli,
         now: NOW,
+        progress: None,
     };
     usecases::import_stock(store, &master(), request)
         .await

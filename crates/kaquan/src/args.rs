@@ -77,6 +77,9 @@ pub enum Command {
     /// The installation's operators (平台运营), who grant 券点 and confirm purchases.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// 电子卡密: products with their stock, large stock imports, 补发缺货.
+    #[command(subcommand)]
+    Ecards(EcardsCommand),
     /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
     Verify,
 }
@@ -124,6 +127,31 @@ pub enum CreditsCommand {
         program: i64,
         #[arg(long)]
         units: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EcardsCommand {
+    /// 虚拟商品 with their stock counts.
+    Products {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import secrets into a product's stock from xlsx or CSV (卡号, 卡密
+    /// columns; up to 1,000,000 rows), all or nothing; duplicates skipped
+    /// and listed. Shows progress on stderr.
+    Import {
+        #[arg(long)]
+        product: i64,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// 补发缺货: deliver the 缺货 lines that stock now covers.
+    DeliverWaiting {
         #[arg(long)]
         json: bool,
     },

@@ -12,6 +12,7 @@ mod codes;
 pub mod config;
 mod coupons;
 mod credits;
+mod ecards;
 mod exports;
 mod members;
 mod merchants;
@@ -299,6 +300,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Operator(command) => {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             credits::operator_command(store.as_ref(), merchant_id, command).await
+        }
+        Command::Ecards(command) => {
+            let (store, master, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            ecards::ecards_command(store.as_ref(), &master, merchant_id, command).await
         }
         Command::Members(command) => {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;

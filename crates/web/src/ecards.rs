@@ -415,8 +415,12 @@ pub const TEMPLATE_HEADER: [&str; 2] = ["卡号", "卡密（密码/兑换码/兑
 
 /// Rows of an uploaded table as (line, number, secret): the header line
 /// (its first cell 卡号) is skipped.
-pub(crate) fn stock_rows(file_name: &str, bytes: &[u8]) -> ApiResult<Vec<(usize, String, String)>> {
-    let rows = crate::tables::parse_rows(file_name, bytes, 2)?;
+pub fn stock_rows(
+    file_name: &str,
+    bytes: &[u8],
+    limits: crate::tables::TableLimits,
+) -> ApiResult<Vec<(usize, String, String)>> {
+    let rows = crate::tables::parse_rows_within(file_name, bytes, 2, limits)?;
     Ok(rows
         .into_iter()
         .filter(|(line, cells)| !(*line == 1 && cells[0].trim() == TEMPLATE_HEADER[0]))
@@ -456,6 +460,7 @@ pub(crate) async fn import_rows(
         rows: rows.into_iter().map(|(_, n, s)| (n, s)).collect(),
         actor: &actor,
         now: crate::now(),
+        progress: None,
     };
     match usecases::import_stock(state.store.as_ref(), &state.master, request).await {
         Ok(ImportOutcome::Stored { import, skipped }) => Ok(StockImportResultDto {
@@ -530,7 +535,8 @@ pub(crate) async fn import_upload(
     authed.require(Permission::EcardsManage)?;
     let digest = kaquan_core::signing::body_hash_hex(&bytes);
     let name = file_name.clone();
-    let rows = crate::off_runtime(move || stock_rows(&name, &bytes)).await??;
+    let limits = crate::tables::TableLimits::UPLOAD;
+    let rows = crate::off_runtime(move || stock_rows(&name, &bytes, limits)).await??;
     import_rows(state, authed, product_id, (file_name, digest), rows).await
 }
 

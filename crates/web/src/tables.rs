@@ -35,9 +35,26 @@ const EXACT_NUMBER_MAX: f64 = 1e15;
 /// `n_columns` cells (missing ones empty).
 pub type Rows = Vec<(usize, Vec<String>)>;
 
+/// How much of a table is read: lines (the header included) and the text
+/// kept. Uploads take [`TableLimits::UPLOAD`]; the command line reads
+/// larger files.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    pub rows_max: usize,
+    pub text_bytes_max: usize,
+}
+
+impl TableLimits {
+    pub const UPLOAD: Self = Self {
+        rows_max: TABLE_ROWS_MAX,
+        text_bytes_max: TABLE_TEXT_BYTES_MAX,
+    };
+}
+
 /// Collects rows under the limits while a reader feeds it cells.
 struct Collector {
     n_columns: usize,
+    limits: TableLimits,
     rows: Rows,
     kept_bytes: usize,
     /// Number cells that were refused, by line.
@@ -45,9 +62,10 @@ struct Collector {
 }
 
 impl Collector {
-    fn new(n_columns: usize) -> Self {
+    fn new(n_columns: usize, limits: TableLimits) -> Self {
         Self {
             n_columns,
+            limits,
             rows: Vec::new(),
             kept_bytes: 0,
             inexact: Vec::new(),
@@ -59,9 +77,10 @@ impl Collector {
         if text.trim().is_empty() {
             return Ok(());
         }
-        if line > TABLE_ROWS_MAX {
+        if line > self.limits.rows_max {
             return Err(ApiError::invalid(format!(
-                "文件超过 {TABLE_ROWS_MAX} 行（含表头），请分成几个文件导入"
+                "文件超过 {} 行（含表头），请分成几个文件导入",
+                self.limits.rows_max
             )));
         }
         if column >= TABLE_COLUMNS_MAX {
@@ -78,7 +97,7 @@ impl Collector {
         }
         crate::extract::check_text(&format!("第 {line} 行第 {} 列", column + 1), &text)?;
         self.kept_bytes += text.len();
-        if self.kept_bytes > TABLE_TEXT_BYTES_MAX {
+        if self.kept_bytes > self.limits.text_bytes_max {
             return Err(ApiError::invalid("文件内容过多，请分成几个文件导入"));
         }
         let row_idx = match self.rows.binary_search_by_key(&line, |(l, _)| *l) {
@@ -113,9 +132,19 @@ impl Collector {
 /// every non-blank row, the header (line 1) included, comes back with its
 /// line number and at least `n_columns` cells (missing ones empty).
 pub fn parse_rows(file_name: &str, bytes: &[u8], n_columns: usize) -> ApiResult<Rows> {
+    parse_rows_within(file_name, bytes, n_columns, TableLimits::UPLOAD)
+}
+
+/// [`parse_rows`] under other limits.
+pub fn parse_rows_within(
+    file_name: &str,
+    bytes: &[u8],
+    n_columns: usize,
+    limits: TableLimits,
+) -> ApiResult<Rows> {
     let is_xlsx =
         file_name.to_ascii_lowercase().ends_with(".xlsx") || bytes.starts_with(b"PK\x03\x04");
-    let mut collector = Collector::new(n_columns);
+    let mut collector = Collector::new(n_columns, limits);
     if is_xlsx {
         read_xlsx(bytes, &mut collector)?;
     } else {
