@@ -348,6 +348,14 @@ impl Browser {
             })
             .await;
         }
+        if extension == "pdf" {
+            wait_until("the whole .pdf download", || async {
+                std::fs::read(&path)
+                    .ok()
+                    .filter(|b| b.ends_with(b"%%EOF\n"))
+            })
+            .await;
+        }
         path
     }
 }
