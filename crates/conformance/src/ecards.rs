@@ -411,6 +411,7 @@ pub async fn a_refund_returns_unseen_cards_and_voids_revealed_ones(store: &dyn S
         .await
         .unwrap();
     assert_eq!(whole.cards().count(), 0);
+    assert_eq!(store.check_invariants().await.unwrap(), Vec::<String>::new());
 }
 
 pub async fn a_card_is_verified_three_ways_once(store: &dyn Store) {
@@ -543,6 +544,10 @@ pub async fn racing_paid_events_deliver_each_line_once(store: &dyn Store) {
     }
     assert_eq!(counts(store, m, p.id, NOW).await.available, 10);
     assert_eq!(events_of(store, m, EventType::EcardDelivered).await, 20);
+    assert_eq!(
+        store.check_invariants().await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 pub async fn an_orders_evidence_holds_every_step(store: &dyn Store) {

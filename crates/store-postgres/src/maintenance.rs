@@ -117,6 +117,26 @@ pub(crate) const LEDGER_INVARIANT_QUERIES: &[(&str, &str)] = &[
 
 /// The credit ledger's invariants (券点): the same rules as the customer
 /// ledger's, per merchant and holder, and shared programs' stock.
+/// 电子卡密's invariants: a secret is delivered exactly when one delivery
+/// holds it, a delivered line has as many cards as it was paid for, and no
+/// card is both used and refunded.
+pub(crate) const ECARD_INVARIANT_QUERIES: &[(&str, &str)] = &[
+    (
+        "e-card secrets marked delivered without exactly one live delivery, or live in a delivery while not delivered",
+        "SELECT count(*) FROM ecard_stock s WHERE (s.state = 'delivered') <> \
+         ((SELECT count(*) FROM ecard_deliveries d WHERE d.stock_id = s.id AND d.refunded_at IS NULL) = 1)",
+    ),
+    (
+        "delivered e-card order lines whose cards are not the quantity paid for",
+        "SELECT count(*) FROM ecard_order_lines l WHERE l.delivered_at IS NOT NULL \
+         AND (SELECT count(*) FROM ecard_deliveries d WHERE d.line_ref = l.id) <> l.quantity",
+    ),
+    (
+        "e-cards both verified and refunded",
+        "SELECT count(*) FROM ecard_deliveries WHERE verified_at IS NOT NULL AND refunded_at IS NOT NULL",
+    ),
+];
+
 pub(crate) const CREDIT_INVARIANT_QUERIES: &[(&str, &str)] = &[
     (
         "credit transactions without exactly two postings summing to zero",
@@ -172,6 +192,7 @@ impl kaquan_core::store::MaintenanceStore for PgStore {
             .iter()
             .chain(LEDGER_INVARIANT_QUERIES)
             .chain(CREDIT_INVARIANT_QUERIES)
+            .chain(ECARD_INVARIANT_QUERIES)
         {
             let n: i64 = one(&client, sql, &[]).await?.get(0);
             if n != 0 {
