@@ -411,7 +411,10 @@ pub async fn a_refund_returns_unseen_cards_and_voids_revealed_ones(store: &dyn S
         .await
         .unwrap();
     assert_eq!(whole.cards().count(), 0);
-    assert_eq!(store.check_invariants().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.check_invariants().await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 pub async fn a_card_is_verified_three_ways_once(store: &dyn Store) {

@@ -63,6 +63,7 @@ pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
 pub mod sms;
+pub mod sms_pages;
 pub mod tables;
 pub mod verify;
 pub mod wallet;
@@ -292,6 +293,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(webhooks::router())
         .merge(sms::router())
+        .merge(sms_pages::router())
         .merge(erp::router())
         .merge(waybills::router())
         .merge(coupons::router())

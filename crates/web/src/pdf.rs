@@ -45,7 +45,7 @@ fn ucs2_hex(text: &str) -> String {
     let mut hex = String::with_capacity(text.len() * 4);
     for c in text.chars() {
         let code = match u32::from(c) {
-            code if code < 0x20 || code > 0xFFFF => u32::from('?'),
+            code if !(0x20..=0xFFFF).contains(&code) => u32::from('?'),
             code => code,
         };
         hex.push_str(&format!("{code:04X}"));

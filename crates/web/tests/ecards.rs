@@ -142,8 +142,16 @@ async fn order_flow(app: TestApp) {
         first.body["lines"][0]["cards"]
     );
 
-    // The link alone shows no secret; 查看 needs the page's own request.
-    let page = path_of(&url);
+    let code = the_link_reveals(&app, &url, &card).await;
+    verified_by_code(&mall, &code).await;
+    let order_ref = first.body["order_ref"].as_i64().unwrap();
+    evidenced_and_counted(&app, &owner, order_ref).await;
+}
+
+/// The link alone shows no secret; 查看 needs the page's own request.
+/// Returns the card's own 核销码.
+async fn the_link_reveals(app: &TestApp, url: &str, card: &Value) -> String {
+    let page = path_of(url);
     let html = reqwest::get(app.url(&page)).await.unwrap();
     assert_eq!(html.headers()["cache-control"], "no-store");
     let html = html.text().await.unwrap();
@@ -156,8 +164,8 @@ async fn order_flow(app: TestApp) {
         "{html}"
     );
     let card_id = card["card_id"].as_i64().unwrap();
-    assert_eq!(reveal(&app, &page, card_id, false).await.0, 403);
-    let (status, shown) = reveal(&app, &page, card_id, true).await;
+    assert_eq!(reveal(app, &page, card_id, false).await.0, 403);
+    let (status, shown) = reveal(app, &page, card_id, true).await;
     assert_eq!(status, 200, "{shown}");
     assert!(shown["secret"].as_str().unwrap().starts_with("pw-"));
     let code = shown["code"].as_str().unwrap().to_owned();
@@ -169,8 +177,11 @@ async fn order_flow(app: TestApp) {
             .status(),
         404
     );
+    code
+}
 
-    // 核销 by kaquan's own code through the open API; a repeat answers the first.
+/// 核销 by kaquan's own code through the open API; a repeat answers the first.
+async fn verified_by_code(mall: &Mall, code: &str) {
     let body = json!({"verification_code": code});
     let verified = mall
         .send("POST", "/open/v1/ecard-verifications", Some(&body), None)
@@ -196,8 +207,10 @@ async fn order_flow(app: TestApp) {
         (refused.status, &refused.body["error"]["code"]),
         (404, &json!("ecard_unknown"))
     );
+}
 
-    let order_ref = first.body["order_ref"].as_i64().unwrap();
+/// The console sees the card used; the evidence holds every step; analytics counts it.
+async fn evidenced_and_counted(app: &TestApp, owner: &Client, order_ref: i64) {
     let (_, order) = owner
         .get(&format!("/api/v1/marketplace-orders/{order_ref}"))
         .await;
@@ -232,7 +245,7 @@ async fn order_flow(app: TestApp) {
         ))
         .await;
     assert_eq!(status, 200);
-    let text = pdf_text(&app, &pdf);
+    let text = pdf_text(app, &pdf);
     for expected in ["PDD-1", "自动发货", "查看卡密", "核销电子卡密"] {
         assert!(text.contains(expected), "{expected} in {text}");
     }
@@ -330,12 +343,21 @@ async fn stock_and_refunds(app: TestApp) {
         .await;
     assert_eq!(delivered["delivered_lines"], 1);
 
-    // A refund: the revealed card is voided, the unseen one returns to stock.
-    let page = path_of(order.body["delivery_url"].as_str().unwrap());
-    let seen = order.body["lines"][0]["cards"][0]["card_id"]
-        .as_i64()
-        .unwrap();
-    let (status, shown) = reveal(&app, &page, seen, true).await;
+    refunds_void_revealed_cards(&app, &owner, &mall, &order.body, id).await;
+    marked_used_by_hand_and_exported(&app, &owner, &mall).await;
+}
+
+/// A refund: the revealed card is voided, the unseen one returns to stock.
+async fn refunds_void_revealed_cards(
+    app: &TestApp,
+    owner: &Client,
+    mall: &Mall,
+    order: &Value,
+    id: i64,
+) {
+    let page = path_of(order["delivery_url"].as_str().unwrap());
+    let seen = order["lines"][0]["cards"][0]["card_id"].as_i64().unwrap();
+    let (status, shown) = reveal(app, &page, seen, true).await;
     assert_eq!(status, 200);
     assert!(shown["qr_svg"].as_str().unwrap().starts_with("<svg"));
     let body = json!({"marketplace": "pinduoduo", "order_id": "PDD-9"});
@@ -356,7 +378,7 @@ async fn stock_and_refunds(app: TestApp) {
         .collect();
     assert_eq!(statuses, vec!["refunded", "refunded"]);
     assert_eq!(
-        reveal(&app, &page, seen, true).await.0,
+        reveal(app, &page, seen, true).await.0,
         404,
         "a refunded card opens no more"
     );
@@ -366,8 +388,11 @@ async fn stock_and_refunds(app: TestApp) {
         (&json!(1), &json!(1)),
         "{product}"
     );
-    // Manual 核销 with a note and a screenshot, through the API.
-    let other = paid(&mall, "PDD-11", 1).await;
+}
+
+/// Manual 核销 with a note and a screenshot, through the API; refusals; the export.
+async fn marked_used_by_hand_and_exported(app: &TestApp, owner: &Client, mall: &Mall) {
+    let other = paid(mall, "PDD-11", 1).await;
     let order_ref = other.body["order_ref"].as_i64().unwrap();
     let card_id = other.body["lines"][0]["cards"][0]["card_id"]
         .as_i64()
@@ -398,7 +423,7 @@ async fn stock_and_refunds(app: TestApp) {
         .await;
     assert_eq!((status, proof.as_slice()), (200, png.as_slice()));
     // A line paid again with another quantity is refused; an unknown listing too.
-    let changed = paid(&mall, "PDD-11", 3).await;
+    let changed = paid(mall, "PDD-11", 3).await;
     assert_eq!(
         (changed.status, &changed.body["error"]["code"]),
         (409, &json!("ecard_line_changed"))

@@ -80,12 +80,12 @@ pub fn figures<'a>(facts: impl IntoIterator<Item = &'a DeliveryFact>, now: i64) 
     f
 }
 
+/// Figures by product id and by marketplace.
+pub type Breakdown = (Vec<(i64, Figures)>, Vec<(Marketplace, Figures)>);
+
 /// The figures by product (ids ascending) and by marketplace (in
 /// [`Marketplace::ALL`]'s order), groups without deliveries left out.
-pub fn by_product_and_marketplace(
-    facts: &[DeliveryFact],
-    now: i64,
-) -> (Vec<(i64, Figures)>, Vec<(Marketplace, Figures)>) {
+pub fn by_product_and_marketplace(facts: &[DeliveryFact], now: i64) -> Breakdown {
     let products: std::collections::BTreeSet<i64> = facts.iter().map(|f| f.product_id).collect();
     let by_product = products
         .into_iter()
