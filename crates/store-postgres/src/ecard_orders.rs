@@ -4,7 +4,8 @@
 use crate::events::insert_event;
 use crate::sql::{all, exec, expect_one, insert_audit, one, opt, parse_or, Params};
 use deadpool_postgres::GenericClient;
-use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::audit::Actor;
+use kaquan_core::ecard::audit::{self as ecard_audit, LineStep};
 use kaquan_core::ecard::{
     refund_outcome, DeliveredCard, DeliveredFacts, DeliveredStatus, EcardHappening, EcardLine,
     EcardOrder, EcardProduct, EcardRefusal, EcardVerification, Marketplace, OrderFilter,
@@ -209,6 +210,19 @@ pub(crate) struct Waiting<'a> {
     pub(crate) codes: &'a [OwnCode],
 }
 
+impl Waiting<'_> {
+    /// The line's step as the audit log records it.
+    fn step(&self) -> LineStep<'_> {
+        LineStep {
+            merchant_id: self.merchant_id,
+            order_ref: self.order_ref,
+            line_id: self.line_id,
+            product_id: self.product_id,
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// Delivers a locked line all or nothing; returns whether it did.
 pub(crate) async fn deliver_line(
     c: &impl GenericClient,
@@ -240,10 +254,10 @@ pub(crate) async fn deliver_line(
         .await?,
     )?;
     let valid_until = product.fields.validity.valid_until(now);
-    let mut ids = Vec::with_capacity(taken.len());
+    let mut stock_ids = Vec::with_capacity(taken.len());
     for (i, row) in taken.iter().enumerate() {
         let (stock_id, key_version): (i64, i32) = (row.get(0), row.get(1));
-        ids.push(stock_id.to_string());
+        stock_ids.push(stock_id);
         let code = w
             .codes
             .get(i)
@@ -257,20 +271,7 @@ pub(crate) async fn deliver_line(
         )
         .await?;
     }
-    let audit = AuditEntry::new(
-        w.merchant_id,
-        actor,
-        "deliver_ecards",
-        format!("ecard_order={}", w.order_ref),
-        format!(
-            "line={} ecard_product={} cards={} stock={}",
-            w.line_id,
-            w.product_id,
-            w.quantity,
-            ids.join(",")
-        ),
-        now,
-    );
+    let audit = w.step().delivered(&stock_ids, actor, now);
     insert_audit(c, &audit, w.quantity).await?;
     let order = order_by_id(c, w.merchant_id, w.order_ref).await?;
     let what = EcardHappening::Delivered {
@@ -312,17 +313,7 @@ pub(crate) async fn out_of_stock(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<()> {
-    let audit = AuditEntry::new(
-        w.merchant_id,
-        actor,
-        "ecard_out_of_stock",
-        format!("ecard_order={}", w.order_ref),
-        format!(
-            "line={} ecard_product={} cards={}",
-            w.line_id, w.product_id, w.quantity
-        ),
-        now,
-    );
+    let audit = w.step().out_of_stock(actor, now);
     insert_audit(c, &audit, 0).await?;
     let order = order_by_id(c, w.merchant_id, w.order_ref).await?;
     let what = EcardHappening::OutOfStock {
@@ -494,14 +485,7 @@ pub(crate) async fn refund_line(
             .await?,
         )?;
     }
-    let audit = AuditEntry::new(
-        refund.merchant_id,
-        &refund.actor,
-        "refund_ecards",
-        format!("ecard_order={order_ref}"),
-        format!("line={line_id} returned={returned} voided={voided}"),
-        refund.now,
-    );
+    let audit = ecard_audit::refunded(refund, (order_ref, line_id), (returned, voided));
     insert_audit(c, &audit, cards.len() as i64).await?;
     let order = order_by_id(c, refund.merchant_id, order_ref).await?;
     let what = EcardHappening::Refunded {
@@ -584,20 +568,7 @@ pub(crate) async fn verify_in(
         )
         .await?;
     }
-    let audit = AuditEntry::new(
-        v.merchant_id,
-        &v.actor,
-        "verify_ecard",
-        format!("ecard_order={order_ref}"),
-        format!(
-            "card=…{} way={} proof={} note={}",
-            card.tail,
-            v.way.code(),
-            v.proof.is_some(),
-            v.note
-        ),
-        v.now,
-    );
+    let audit = ecard_audit::verified(v, order_ref, &card.tail);
     insert_audit(c, &audit, 1).await?;
     let order = order_by_id(c, v.merchant_id, order_ref).await?;
     let what = EcardHappening::Verified {

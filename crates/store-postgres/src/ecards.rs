@@ -9,11 +9,16 @@
 //! wait on each other; a line that cannot take all it needs takes none
 //! (its savepoint is rolled back) and waits as 缺货.
 
-use crate::ecard_orders::*;
+use crate::ecard_orders::{
+    card_from_row, deliver_line, expiry_in, find_card, order_by_id, order_condition,
+    order_from_row, paid_in, refund_in, verify_in, with_lines, Waiting, CARD_COLUMNS,
+    ORDER_COLUMNS,
+};
 use crate::sql::{all, exec, expect_one, filtered_page, insert_audit, one, opt, parse_or, Params};
 use crate::PgStore;
 use deadpool_postgres::GenericClient;
-use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::audit::Actor;
+use kaquan_core::ecard::audit as ecard_audit;
 use kaquan_core::ecard::{
     DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
     EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
@@ -109,17 +114,6 @@ async fn put_listings(c: &impl GenericClient, product: &EcardProduct) -> StoreRe
     Ok(())
 }
 
-fn product_audit(product: &EcardProduct, action: &str, actor: &Actor, now: i64) -> AuditEntry {
-    AuditEntry::new(
-        product.merchant_id,
-        actor,
-        action,
-        format!("ecard_product={}", product.id),
-        format!("name={}", product.fields.name),
-        now,
-    )
-}
-
 async fn counts_of(c: &impl GenericClient, product_id: i64, now: i64) -> StoreResult<StockCounts> {
     let stock = one(
         c,
@@ -202,20 +196,7 @@ async fn add_stock(c: &impl GenericClient, stock: &NewStock) -> StoreResult<Stoc
         )
         .await?;
     }
-    let audit = AuditEntry::new(
-        stock.merchant_id,
-        &stock.actor,
-        "import_ecard_stock",
-        format!("ecard_product={} import={id}", stock.product_id),
-        format!(
-            "file={} sha256={} rows={} imported={}",
-            stock.file_name.replace(char::is_whitespace, "_"),
-            stock.file_digest,
-            stock.n_rows,
-            n_imported
-        ),
-        stock.now,
-    );
+    let audit = ecard_audit::import(stock, id);
     insert_audit(c, &audit, n_imported).await?;
     let row = one(
         c,
@@ -260,7 +241,7 @@ impl EcardStore for PgStore {
         put_listings(&tx, &product).await?;
         insert_audit(
             &tx,
-            &product_audit(&product, "create_ecard_product", actor, now),
+            &ecard_audit::product(&product, "create_ecard_product", actor, now),
             1,
         )
         .await?;
@@ -294,7 +275,7 @@ impl EcardStore for PgStore {
         put_listings(&tx, product).await?;
         insert_audit(
             &tx,
-            &product_audit(product, "update_ecard_product", actor, product.updated_at),
+            &ecard_audit::product(product, "update_ecard_product", actor, product.updated_at),
             1,
         )
         .await?;
@@ -415,14 +396,8 @@ impl EcardStore for PgStore {
         .await?
         .ok_or(StoreError::NotFound)?;
         let (product_id, tail): (i64, String) = (row.get(0), row.get(1));
-        let audit = AuditEntry::new(
-            merchant_id,
-            actor,
-            "reveal_ecard_stock",
-            format!("ecard_product={product_id} stock={stock_id}"),
-            format!("card=…{tail}"),
-            now,
-        );
+        let audit =
+            ecard_audit::stock_revealed(merchant_id, actor, (product_id, stock_id, &tail), now);
         insert_audit(&tx, &audit, 1).await?;
         tx.commit().await.map_err(crate::sql::map_err)?;
         Ok((row.get(2), row.get(3)))
@@ -567,14 +542,7 @@ impl EcardStore for PgStore {
         )
         .await?;
         let (_, order_ref, card) = card_from_row(&row);
-        let audit = AuditEntry::new(
-            r.merchant_id,
-            &r.actor,
-            "reveal_ecard",
-            format!("ecard_order={order_ref}"),
-            format!("card=…{} ip={} ua={}", card.tail, r.ip, r.user_agent),
-            r.now,
-        );
+        let audit = ecard_audit::revealed(r, order_ref, &card.tail);
         insert_audit(&tx, &audit, 1).await?;
         tx.commit().await.map_err(crate::sql::map_err)?;
         Ok(card)

@@ -5,7 +5,8 @@ use crate::events::insert_event;
 use crate::sql::{
     cached_execute, cached_row, decode, execute_one, expect_one, insert_audit, map_err,
 };
-use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::audit::Actor;
+use kaquan_core::ecard::audit::{self as ecard_audit, LineStep};
 use kaquan_core::ecard::{
     refund_outcome, DeliveredCard, DeliveredFacts, DeliveredStatus, EcardHappening, EcardLine,
     EcardOrder, EcardProduct, EcardRefusal, EcardVerification, Marketplace, OrderFilter,
@@ -211,6 +212,19 @@ pub(crate) struct Waiting<'a> {
     pub(crate) codes: &'a [OwnCode],
 }
 
+impl Waiting<'_> {
+    /// The line's step as the audit log records it.
+    fn step(&self) -> LineStep<'_> {
+        LineStep {
+            merchant_id: self.merchant_id,
+            order_ref: self.order_ref,
+            line_id: self.line_id,
+            product_id: self.product_id,
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// Takes `quantity` secrets of the product for the line, or none when
 /// stock is short (the writer runs alone: the count is what the update
 /// takes). Returns whether the line was delivered.
@@ -270,21 +284,8 @@ pub(crate) fn deliver_line(
         )
         .map_err(map_err)?;
     }
-    let ids: Vec<String> = taken.iter().map(|(id, _)| id.to_string()).collect();
-    let audit = AuditEntry::new(
-        w.merchant_id,
-        actor,
-        "deliver_ecards",
-        format!("ecard_order={}", w.order_ref),
-        format!(
-            "line={} ecard_product={} cards={} stock={}",
-            w.line_id,
-            w.product_id,
-            w.quantity,
-            ids.join(",")
-        ),
-        now,
-    );
+    let stock_ids: Vec<i64> = taken.iter().map(|(id, _)| *id).collect();
+    let audit = w.step().delivered(&stock_ids, actor, now);
     insert_audit(conn, &audit, w.quantity).map_err(map_err)?;
     let order = order_by_id(conn, w.merchant_id, w.order_ref)?;
     let what = EcardHappening::Delivered {
@@ -328,17 +329,7 @@ pub(crate) fn out_of_stock(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<()> {
-    let audit = AuditEntry::new(
-        w.merchant_id,
-        actor,
-        "ecard_out_of_stock",
-        format!("ecard_order={}", w.order_ref),
-        format!(
-            "line={} ecard_product={} cards={}",
-            w.line_id, w.product_id, w.quantity
-        ),
-        now,
-    );
+    let audit = w.step().out_of_stock(actor, now);
     insert_audit(conn, &audit, 0).map_err(map_err)?;
     let order = order_by_id(conn, w.merchant_id, w.order_ref)?;
     let what = EcardHappening::OutOfStock {
@@ -518,14 +509,7 @@ pub(crate) fn refund_line(
             .map_err(map_err)?,
         )?;
     }
-    let audit = AuditEntry::new(
-        refund.merchant_id,
-        &refund.actor,
-        "refund_ecards",
-        format!("ecard_order={order_ref}"),
-        format!("line={line_id} returned={returned} voided={voided}"),
-        refund.now,
-    );
+    let audit = ecard_audit::refunded(refund, (order_ref, line_id), (returned, voided));
     insert_audit(conn, &audit, cards.len() as i64).map_err(map_err)?;
     let order = order_by_id(conn, refund.merchant_id, order_ref)?;
     let what = EcardHappening::Refunded {
@@ -642,20 +626,7 @@ pub(crate) fn verify_job(
         )
         .map_err(map_err)?;
     }
-    let audit = AuditEntry::new(
-        v.merchant_id,
-        &v.actor,
-        "verify_ecard",
-        format!("ecard_order={order_ref}"),
-        format!(
-            "card=…{} way={} proof={} note={}",
-            card.tail,
-            v.way.code(),
-            v.proof.is_some(),
-            v.note
-        ),
-        v.now,
-    );
+    let audit = ecard_audit::verified(v, order_ref, &card.tail);
     insert_audit(conn, &audit, 1).map_err(map_err)?;
     let order = order_by_id(conn, v.merchant_id, order_ref)?;
     let what = EcardHappening::Verified {
@@ -691,14 +662,7 @@ pub(crate) fn reveal_job(conn: &Connection, r: &Reveal) -> StoreResult<Delivered
     )
     .map_err(map_err)?;
     let card = line_ref_card.1;
-    let audit = AuditEntry::new(
-        r.merchant_id,
-        &r.actor,
-        "reveal_ecard",
-        format!("ecard_order={order_ref}"),
-        format!("card=…{} ip={} ua={}", card.tail, r.ip, r.user_agent),
-        r.now,
-    );
+    let audit = ecard_audit::revealed(r, order_ref, &card.tail);
     insert_audit(conn, &audit, 1).map_err(map_err)?;
     Ok(card)
 }

@@ -5,12 +5,16 @@
 //! one guarded statement in the same transaction as the deliveries, the
 //! audit record and the event.
 
-use crate::ecard_orders::*;
+use crate::ecard_orders::{
+    expiry_job, find_card, order_by_id, order_condition, order_from_row, order_where, paid_job,
+    refund_job, reveal_job, verify_job, waiting_job, with_lines, ORDER_COLUMNS,
+};
 use crate::sql::{
     cached_execute, cached_row, decode, expect_one, filtered_page, insert_audit, map_err,
 };
 use crate::SqliteStore;
-use kaquan_core::audit::{Actor, AuditEntry};
+use kaquan_core::audit::Actor;
+use kaquan_core::ecard::audit as ecard_audit;
 use kaquan_core::ecard::{
     DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
     EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
@@ -114,17 +118,6 @@ fn put_listings(conn: &Connection, product: &EcardProduct) -> StoreResult<()> {
     Ok(())
 }
 
-fn product_audit(product: &EcardProduct, action: &str, actor: &Actor, now: i64) -> AuditEntry {
-    AuditEntry::new(
-        product.merchant_id,
-        actor,
-        action,
-        format!("ecard_product={}", product.id),
-        format!("name={}", product.fields.name),
-        now,
-    )
-}
-
 fn counts_of(conn: &Connection, product_id: i64, now: i64) -> StoreResult<StockCounts> {
     let (available, voided): (i64, i64) = cached_row(
         conn,
@@ -214,20 +207,7 @@ fn add_stock(conn: &Connection, stock: &NewStock) -> StoreResult<StockImport> {
             ])
             .map_err(map_err)?;
     }
-    let audit = AuditEntry::new(
-        stock.merchant_id,
-        &stock.actor,
-        "import_ecard_stock",
-        format!("ecard_product={} import={id}", stock.product_id),
-        format!(
-            "file={} sha256={} rows={} imported={}",
-            stock.file_name.replace(char::is_whitespace, "_"),
-            stock.file_digest,
-            stock.n_rows,
-            stock.items.len()
-        ),
-        stock.now,
-    );
+    let audit = ecard_audit::import(stock, id);
     insert_audit(conn, &audit, stock.items.len() as i64).map_err(map_err)?;
     cached_row(
         conn,
@@ -263,7 +243,7 @@ impl EcardStore for SqliteStore {
             .map_err(map_err)?;
             let product = EcardProduct { id, merchant_id, fields: fields.clone(), low_stock_threshold, created_at: now, updated_at: now };
             put_listings(conn, &product)?;
-            insert_audit(conn, &product_audit(&product, "create_ecard_product", &actor, now), 1).map_err(map_err)?;
+            insert_audit(conn, &ecard_audit::product(&product, "create_ecard_product", &actor, now), 1).map_err(map_err)?;
             get_product(conn, merchant_id, id)
         })
         .await
@@ -291,7 +271,7 @@ impl EcardStore for SqliteStore {
             .map_err(map_err)?;
             expect_one(n)?;
             put_listings(conn, &product)?;
-            let audit = product_audit(&product, "update_ecard_product", &actor, product.updated_at);
+            let audit = ecard_audit::product(&product, "update_ecard_product", &actor, product.updated_at);
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             get_product(conn, product.merchant_id, product.id)
         })
@@ -420,14 +400,7 @@ impl EcardStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(map_err)?;
-            let audit = AuditEntry::new(
-                merchant_id,
-                &actor,
-                "reveal_ecard_stock",
-                format!("ecard_product={product_id} stock={stock_id}"),
-                format!("card=…{tail}"),
-                now,
-            );
+            let audit = ecard_audit::stock_revealed(merchant_id, &actor, (product_id, stock_id, &tail), now);
             insert_audit(conn, &audit, 1).map_err(map_err)?;
             Ok((key_version, sealed))
         })

@@ -8,6 +8,7 @@
 //! its validity), never stored beside them.
 
 pub mod analytics;
+pub mod audit;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -354,7 +354,7 @@ pub async fn evidence(
     order_ref: i64,
 ) -> crate::StoreResult<Evidence> {
     let order = store.get_ecard_order(merchant_id, order_ref).await?;
-    let target = format!("ecard_order={order_ref}");
+    let target = super::audit::order_target(order_ref);
     let filter = crate::audit::AuditFilter {
         text: Some(target.clone()),
         ..Default::default()
