@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN="${1:-10}"
 IMPORT="${IMPORT:-1000000}"
-N_SQLITE="${N:-$((SECONDS_RUN * 8000))}"
+N_SQLITE="${N:-$((SECONDS_RUN * 20000))}"
 N_POSTGRES="${N:-$((SECONDS_RUN * 4000))}"
 PG="${KAQUAN_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -16,7 +16,7 @@ use kaquan_core::event::NewEvent;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
-use crate::ecards::get_product;
+use crate::ecards::product_row;
 
 pub(crate) const CARD_COLUMNS: &str = "d.id, d.stock_id, s.tail, d.delivered_at, d.valid_until, d.verified_at, \
     d.refunded_at, d.verified_way, d.revealed_at, d.reminded_at, d.key_version, s.sealed, d.code_sealed, d.line_ref, d.order_ref, s.import_id";
@@ -115,6 +115,23 @@ pub(crate) async fn with_lines(
         }
     }
     Ok(orders)
+}
+
+/// An order without its lines: what an event names.
+pub(crate) async fn order_header(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<EcardOrder> {
+    let row = one(
+        c,
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM ecard_orders o WHERE o.merchant_id = $1 AND o.id = $2"
+        ),
+        &[&merchant_id, &id],
+    )
+    .await?;
+    order_from_row(&row)
 }
 
 pub(crate) async fn order_by_id(
@@ -230,21 +247,24 @@ pub(crate) async fn deliver_line(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<bool> {
-    let product = get_product(c, w.merchant_id, w.product_id).await?;
-    exec(c, "SAVEPOINT take_stock", &[]).await?;
-    let taken = all(
-        c,
-        "UPDATE ecard_stock SET state = 'delivered' WHERE id IN \
-         (SELECT id FROM ecard_stock WHERE product_id = $1 AND state = 'available' ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, key_version",
-        &[&w.product_id, &w.quantity],
-    )
-    .await?;
+    let product = product_row(c, w.merchant_id, w.product_id).await?;
+    // All or nothing in one statement: the rows picked (others' locked rows
+    // skipped) are taken only when there are as many as the line needs.
+    // The quantity is written into the statement (1–100, an integer): with
+    // LIMIT as a parameter the generic plan assumes a tenth of the rows and
+    // sorts the product's whole stock instead of reading the first rows of
+    // the available-stock index.
+    let take = format!(
+        "WITH picked AS (SELECT id FROM ecard_stock WHERE product_id = $1 AND state = 'available' \
+         ORDER BY id LIMIT {q} FOR UPDATE SKIP LOCKED) \
+         UPDATE ecard_stock s SET state = 'delivered' FROM picked \
+         WHERE s.id = picked.id AND (SELECT count(*) FROM picked) = {q} RETURNING s.id, s.key_version",
+        q = w.quantity
+    );
+    let taken = all(c, &take, &[&w.product_id]).await?;
     if (taken.len() as i64) < w.quantity {
-        exec(c, "ROLLBACK TO SAVEPOINT take_stock", &[]).await?;
         return Ok(false);
     }
-    exec(c, "RELEASE SAVEPOINT take_stock", &[]).await?;
     expect_one(
         exec(
             c,
@@ -273,7 +293,7 @@ pub(crate) async fn deliver_line(
     }
     let audit = w.step().delivered(&stock_ids, actor, now);
     insert_audit(c, &audit, w.quantity).await?;
-    let order = order_by_id(c, w.merchant_id, w.order_ref).await?;
+    let order = order_header(c, w.merchant_id, w.order_ref).await?;
     let what = EcardHappening::Delivered {
         line_id: w.line_id,
         product_id: w.product_id,
@@ -315,7 +335,7 @@ pub(crate) async fn out_of_stock(
 ) -> StoreResult<()> {
     let audit = w.step().out_of_stock(actor, now);
     insert_audit(c, &audit, 0).await?;
-    let order = order_by_id(c, w.merchant_id, w.order_ref).await?;
+    let order = order_header(c, w.merchant_id, w.order_ref).await?;
     let what = EcardHappening::OutOfStock {
         line_id: w.line_id,
         product_id: w.product_id,

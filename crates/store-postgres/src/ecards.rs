@@ -66,7 +66,8 @@ fn validity_columns(v: EcardValidity) -> (Option<i64>, Option<i64>) {
     }
 }
 
-pub(crate) async fn get_product(
+/// A product without its listings.
+pub(crate) async fn product_row(
     c: &impl GenericClient,
     merchant_id: i64,
     id: i64,
@@ -78,7 +79,15 @@ pub(crate) async fn get_product(
     )
     .await?
     .ok_or(StoreError::NotFound)?;
-    let mut product = product_from_row(&row)?;
+    product_from_row(&row)
+}
+
+pub(crate) async fn get_product(
+    c: &impl GenericClient,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<EcardProduct> {
+    let mut product = product_row(c, merchant_id, id).await?;
     let rows = all(
         c,
         "SELECT marketplace, listing_id, sku_id FROM ecard_listings WHERE product_id = $1 ORDER BY id",
