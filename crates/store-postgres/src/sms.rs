@@ -24,7 +24,8 @@ pub(crate) const SETTINGS_COLUMNS: &str = "merchant_id, provider, access_key_id,
     notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
     notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
     notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring, \
-    notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring";
+    notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring, \
+    notify_admin_on_low_stock, template_low_stock";
 
 /// The settings whose columns ([`SETTINGS_COLUMNS`]) start at `at`.
 pub(crate) fn settings_from_row_at(r: &Row, at: usize) -> StoreResult<SmsSettings> {
@@ -61,6 +62,8 @@ pub(crate) fn settings_from_row_at(r: &Row, at: usize) -> StoreResult<SmsSetting
             template_ecard: r.get(at + 25),
             notify_buyer_on_ecard_expiry: r.get(at + 26),
             template_ecard_expiring: r.get(at + 27),
+            notify_admin_on_low_stock: r.get(at + 28),
+            template_low_stock: r.get(at + 29),
         },
         secret_sealed: r.get(at + 3),
         key_version: r.get(at + 4),
@@ -165,8 +168,9 @@ impl kaquan_core::sms::SmsStore for PgStore {
              notify_admin_on_submit, template_admin, admin_phones, notify_customer_on_ship, template_ship, updated_at, \
                  notify_buyer_on_sale, template_sale, notify_member_on_change, template_member_change, \
                  notify_customer_on_invite, template_invite, notify_member_on_expiry, template_points_expiring, \
-                 notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
+                 notify_buyer_on_ecard, template_ecard, notify_buyer_on_ecard_expiry, template_ecard_expiring, \
+                 notify_admin_on_low_stock, template_low_stock) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) \
              ON CONFLICT (merchant_id) DO UPDATE SET provider = excluded.provider, \
              access_key_id = excluded.access_key_id, \
              secret_sealed = coalesce(excluded.secret_sealed, sms_settings.secret_sealed), \
@@ -181,7 +185,8 @@ impl kaquan_core::sms::SmsStore for PgStore {
                  notify_customer_on_invite = excluded.notify_customer_on_invite, template_invite = excluded.template_invite, \
                  notify_member_on_expiry = excluded.notify_member_on_expiry, template_points_expiring = excluded.template_points_expiring, \
                  notify_buyer_on_ecard = excluded.notify_buyer_on_ecard, template_ecard = excluded.template_ecard, \
-                 notify_buyer_on_ecard_expiry = excluded.notify_buyer_on_ecard_expiry, template_ecard_expiring = excluded.template_ecard_expiring",
+                 notify_buyer_on_ecard_expiry = excluded.notify_buyer_on_ecard_expiry, template_ecard_expiring = excluded.template_ecard_expiring, \
+                 notify_admin_on_low_stock = excluded.notify_admin_on_low_stock, template_low_stock = excluded.template_low_stock",
             &[
                 &settings.merchant_id,
                 &f.provider.code(),
@@ -211,6 +216,8 @@ impl kaquan_core::sms::SmsStore for PgStore {
                 &f.template_ecard,
                 &f.notify_buyer_on_ecard_expiry,
                 &f.template_ecard_expiring,
+                &f.notify_admin_on_low_stock,
+                &f.template_low_stock,
             ],
         )
         .await?;

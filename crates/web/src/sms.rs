@@ -458,6 +458,10 @@ pub struct SmsSettingsDto {
     /// I: 过期预警 of an unused e-card (variables `order`, `date`, `link`).
     pub notify_buyer_on_ecard_expiry: bool,
     pub template_ecard_expiring: String,
+    /// J: text the admin phones when a 虚拟商品's stock falls to its
+    /// 低库存预警 (variables `goods`, `number`: what is left).
+    pub notify_admin_on_low_stock: bool,
+    pub template_low_stock: String,
 }
 
 impl SmsSettingsDto {
@@ -491,6 +495,8 @@ impl SmsSettingsDto {
             template_ecard: f.template_ecard.clone(),
             notify_buyer_on_ecard_expiry: f.notify_buyer_on_ecard_expiry,
             template_ecard_expiring: f.template_ecard_expiring.clone(),
+            notify_admin_on_low_stock: f.notify_admin_on_low_stock,
+            template_low_stock: f.template_low_stock.clone(),
         }
     }
 }
@@ -566,6 +572,11 @@ pub struct SmsSettingsRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub template_ecard_expiring: String,
+    #[serde(default)]
+    pub notify_admin_on_low_stock: bool,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub template_low_stock: String,
 }
 
 impl SmsSettingsRequest {
@@ -603,6 +614,8 @@ impl SmsSettingsRequest {
             template_ecard: self.template_ecard.trim().to_owned(),
             notify_buyer_on_ecard_expiry: self.notify_buyer_on_ecard_expiry,
             template_ecard_expiring: self.template_ecard_expiring.trim().to_owned(),
+            notify_admin_on_low_stock: self.notify_admin_on_low_stock,
+            template_low_stock: self.template_low_stock.trim().to_owned(),
         })
     }
 }
@@ -687,6 +700,7 @@ pub(crate) async fn test_send(
         (SmsKind::PointsExpiring, &f.template_points_expiring),
         (SmsKind::EcardDelivered, &f.template_ecard),
         (SmsKind::EcardExpiring, &f.template_ecard_expiring),
+        (SmsKind::EcardLowStock, &f.template_low_stock),
     ]
     .into_iter()
     .find(|(_, t)| !t.is_empty())

@@ -127,6 +127,10 @@ struct SmsForm {
     notify_buyer_on_ecard_expiry: Option<String>,
     #[serde(default)]
     template_ecard_expiring: String,
+    #[serde(default)]
+    notify_admin_on_low_stock: Option<String>,
+    #[serde(default)]
+    template_low_stock: String,
 }
 
 async fn save_form(
@@ -165,6 +169,8 @@ async fn save_form(
         template_ecard: form.template_ecard,
         notify_buyer_on_ecard_expiry: form.notify_buyer_on_ecard_expiry.is_some(),
         template_ecard_expiring: form.template_ecard_expiring,
+        notify_admin_on_low_stock: form.notify_admin_on_low_stock.is_some(),
+        template_low_stock: form.template_low_stock,
     };
     match save(&state, &authed, request.fields()?).await {
         Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),

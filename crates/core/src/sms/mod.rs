@@ -74,10 +74,12 @@ pub enum SmsKind {
     EcardDelivered,
     /// I: 过期预警 of an unused e-card, with its link.
     EcardExpiring,
+    /// J: a 虚拟商品's stock fell to its 低库存预警: the admin phones hear.
+    EcardLowStock,
 }
 
 impl SmsKind {
-    pub const ALL: [SmsKind; 9] = [
+    pub const ALL: [SmsKind; 10] = [
         Self::OrderSubmitted,
         Self::OrderSubmittedAdmin,
         Self::OrderShipped,
@@ -87,6 +89,7 @@ impl SmsKind {
         Self::PointsExpiring,
         Self::EcardDelivered,
         Self::EcardExpiring,
+        Self::EcardLowStock,
     ];
 
     pub fn code(self) -> &'static str {
@@ -100,6 +103,7 @@ impl SmsKind {
             Self::PointsExpiring => "points_expiring",
             Self::EcardDelivered => "ecard_delivered",
             Self::EcardExpiring => "ecard_expiring",
+            Self::EcardLowStock => "ecard_low_stock",
         }
     }
 
@@ -114,6 +118,7 @@ impl SmsKind {
             Self::PointsExpiring => "G 积分即将过期，提醒会员",
             Self::EcardDelivered => "H 电子卡密自动发货，发送卡密查看链接",
             Self::EcardExpiring => "I 电子卡密即将过期，提醒买家使用",
+            Self::EcardLowStock => "J 卡密库存不足，通知管理员",
         }
     }
 
@@ -140,6 +145,7 @@ impl SmsKind {
             Self::PointsExpiring => &["number", "points", "date"],
             Self::EcardDelivered => &["order", "link"],
             Self::EcardExpiring => &["order", "date", "link"],
+            Self::EcardLowStock => &["goods", "number"],
         }
     }
 }
@@ -179,6 +185,8 @@ pub struct SmsSettingsFields {
     pub template_ecard: String,
     pub notify_buyer_on_ecard_expiry: bool,
     pub template_ecard_expiring: String,
+    pub notify_admin_on_low_stock: bool,
+    pub template_low_stock: String,
 }
 
 /// The saved settings: the secret sealed with the merchant's key.
@@ -205,6 +213,7 @@ impl SmsSettings {
             SmsKind::PointsExpiring => (f.notify_member_on_expiry, &f.template_points_expiring),
             SmsKind::EcardDelivered => (f.notify_buyer_on_ecard, &f.template_ecard),
             SmsKind::EcardExpiring => (f.notify_buyer_on_ecard_expiry, &f.template_ecard_expiring),
+            SmsKind::EcardLowStock => (f.notify_admin_on_low_stock, &f.template_low_stock),
         };
         (on && !template.is_empty()).then_some(template.as_str())
     }
@@ -237,6 +246,7 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
         &fields.template_points_expiring,
         &fields.template_ecard,
         &fields.template_ecard_expiring,
+        &fields.template_low_stock,
     ] {
         text("模板 ID", template, 64)?;
     }
@@ -276,6 +286,11 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
             &fields.template_ecard_expiring,
             "I",
         ),
+        (
+            fields.notify_admin_on_low_stock,
+            &fields.template_low_stock,
+            "J",
+        ),
     ];
     for (on, template, letter) in switches {
         if on && template.trim().is_empty() {
@@ -284,6 +299,9 @@ pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Res
     }
     if fields.notify_admin_on_submit && fields.admin_phones.is_empty() {
         return Err("开启通知 B 须填写管理员手机号".into());
+    }
+    if fields.notify_admin_on_low_stock && fields.admin_phones.is_empty() {
+        return Err("开启通知 J 须填写管理员手机号".into());
     }
     if switches.iter().any(|(on, ..)| *on) {
         if fields.sign_name.trim().is_empty() {
@@ -343,6 +361,7 @@ pub fn wants(event_type: EventType) -> bool {
             | EventType::MemberPointsExpiring
             | EventType::EcardDelivered
             | EventType::EcardExpiring
+            | EventType::EcardLowStock
     )
 }
 
@@ -421,6 +440,12 @@ pub fn messages_for(event: &NewEvent, settings: &SmsSettings) -> Vec<NewSms> {
                 .unwrap_or_default();
             let params = serde_json::json!({"order": field("order_id"), "date": date, "order_ref": data["order_ref"]});
             messages.extend(planned(SmsKind::EcardExpiring, &customer, params));
+        }
+        EventType::EcardLowStock => {
+            let params = serde_json::json!({"goods": field("name"), "number": field("available")});
+            for admin in &settings.fields.admin_phones {
+                messages.extend(planned(SmsKind::EcardLowStock, admin, params.clone()));
+            }
         }
         _ => {}
     }

@@ -249,7 +249,7 @@ fn switches_and_limits_are_exact() {
                 .map(|s| s.label()),
         )
         .collect();
-    assert_eq!(labels.len(), 14);
+    assert_eq!(labels.len(), 15);
     assert!(labels.iter().all(|l| !l.is_empty() && !l.contains("xyzzy")));
 }
 
@@ -535,4 +535,34 @@ fn e_card_texts_name_the_order_and_never_carry_the_link() {
         SmsKind::EcardExpiring.variables(),
         ["order", "date", "link"]
     );
+}
+
+#[test]
+fn low_stock_texts_every_admin_phone() {
+    let mut on = settings();
+    on.fields.notify_admin_on_low_stock = true;
+    on.fields.template_low_stock = "SMS_J".into();
+    on.fields.admin_phones = vec!["13900000001".into(), "13900000002".into()];
+    let event = NewEvent {
+        merchant_id: 1,
+        event_type: EventType::EcardLowStock,
+        data: serde_json::json!({"product_id": 3, "name": "视频会员月卡", "available": 5, "threshold": 5}).to_string(),
+        created_at: 1,
+    };
+    let texts = messages_for(&event, &on);
+    assert_eq!(
+        texts.iter().map(|t| t.phone.as_str()).collect::<Vec<_>>(),
+        ["13900000001", "13900000002"]
+    );
+    let params: serde_json::Value = serde_json::from_str(&texts[0].params).unwrap();
+    assert_eq!(
+        params,
+        serde_json::json!({"goods": "视频会员月卡", "number": "5"})
+    );
+    let mut no_phones = on.clone();
+    no_phones.fields.admin_phones.clear();
+    no_phones.fields.notify_admin_on_submit = false;
+    assert!(check_settings(&no_phones.fields, true)
+        .unwrap_err()
+        .contains("J"));
 }

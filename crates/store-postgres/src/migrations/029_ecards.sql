@@ -147,11 +147,14 @@ CREATE TABLE ecard_proofs (
 UPDATE roles SET permissions = permissions || ',ecards.manage,ecards.reveal'
 WHERE name = 'owner';
 
--- 通知设置 H: the delivery link to the buyer; I: 过期预警 of an unused card.
+-- 通知设置 H: the delivery link to the buyer; I: 过期预警 of an unused card;
 ALTER TABLE sms_settings ADD COLUMN notify_buyer_on_ecard BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE sms_settings ADD COLUMN template_ecard TEXT NOT NULL DEFAULT '';
 ALTER TABLE sms_settings ADD COLUMN notify_buyer_on_ecard_expiry BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE sms_settings ADD COLUMN template_ecard_expiring TEXT NOT NULL DEFAULT '';
+-- J: 低库存预警 to the admin phones.
+ALTER TABLE sms_settings ADD COLUMN notify_admin_on_low_stock BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE sms_settings ADD COLUMN template_low_stock TEXT NOT NULL DEFAULT '';
 -- The cards still live (unused, not refunded, not past their end):
 -- what the reminder and expiry sweep reads.
 CREATE INDEX ecard_deliveries_live ON ecard_deliveries (valid_until)
