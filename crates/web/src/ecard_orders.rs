@@ -51,6 +51,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/marketplace-orders/{order_ref}/evidence",
             get(export_ecard_evidence),
         )
+        .route(
+            "/api/v1/marketplace-orders/{order_ref}/delivery-qr",
+            get(get_delivery_qr),
+        )
 }
 
 /// Most orders one export holds.
@@ -393,6 +397,30 @@ async fn get_ecard_proof(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(crate::images::image_response(content_type, bytes))
+}
+
+/// The delivery link as a QR code (PNG), for a buyer served in person or
+/// on the phone; it is the cards' bearer, so it is never cached.
+async fn get_delivery_qr(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(order_ref): Path<i64>,
+) -> ApiResult<Response> {
+    authed.require(Permission::EcardsManage)?;
+    let order = state
+        .store
+        .get_ecard_order(authed.merchant_id(), order_ref)
+        .await?;
+    let url = crate::ecard_open::delivery_url(&state, &order).await?;
+    let code = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("a delivery link does not fit a QR code: {e}")))?;
+    let png = crate::off_runtime(move || crate::exports::qr_png(&code, 8)).await?;
+    let mut response = crate::images::image_response("image/png".into(), png);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -211,6 +211,19 @@ async fn verified_by_code(mall: &Mall, code: &str) {
 
 /// The console sees the card used; the evidence holds every step; analytics counts it.
 async fn evidenced_and_counted(app: &TestApp, owner: &Client, order_ref: i64) {
+    let (status, png) = owner
+        .get_bytes(&format!(
+            "/api/v1/marketplace-orders/{order_ref}/delivery-qr"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let (_, order) = owner
+        .get(&format!("/api/v1/marketplace-orders/{order_ref}"))
+        .await;
+    assert_eq!(
+        common::decode_qr_png(&png),
+        order["delivery_url"].as_str().unwrap()
+    );
     let (_, order) = owner
         .get(&format!("/api/v1/marketplace-orders/{order_ref}"))
         .await;

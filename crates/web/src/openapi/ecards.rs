@@ -23,6 +23,7 @@ pub(super) const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ("post", "/api/v1/marketplace-orders/{order_ref}/cards/{card_id}/verification", "create_ecard_manual_verification", "手动核销 a delivered card (multipart: note, optional proof picture); audited", "ecards.manage"),
     ("get", "/api/v1/marketplace-orders/{order_ref}/cards/{card_id}/proof", "get_ecard_proof", "A manual 核销's proof picture", "ecards.manage"),
     ("get", "/api/v1/marketplace-orders/{order_ref}/evidence", "export_ecard_evidence", "证据保留: every step of the order (stock import with file digest, delivery, reveals with IP and user agent, 核销 and its way, refunds) as xlsx or PDF; audited", "ecards.manage"),
+    ("get", "/api/v1/marketplace-orders/{order_ref}/delivery-qr", "get_delivery_qr", "The order's delivery link as a QR code (PNG, never cached)", "ecards.manage"),
     ("get", "/api/v1/ecard-analytics", "get_ecard_analytics", "数据驱动选品: per product and marketplace over a period, 核销率, time to redeem (median, p90, distribution), 退款率, 过期率", "ecards.manage"),
     ("get", "/api/v1/ecard-analytics/export", "export_ecard_analytics", "The analytics as xlsx", "ecards.manage"),
     ("post", "/open/v1/marketplace-orders", "create_marketplace_order", "A paid marketplace order: each line delivered from stock exactly once per (marketplace, order_id, line_id); answers the delivery link (201 first, 200 repeated); 缺货 lines wait", "signed"),
@@ -94,6 +95,7 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
         "export_ecard_evidence" => io
             .query::<o::EvidenceQuery>()
             .file("The evidence", &[super::XLSX, "application/pdf"]),
+        "get_delivery_qr" => io.file("The delivery link's QR code", &["image/png"]),
         "get_ecard_analytics" => io
             .query::<a::AnalyticsQuery>()
             .answers::<a::AnalyticsDto>(200, "The figures"),
