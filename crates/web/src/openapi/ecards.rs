@@ -104,7 +104,8 @@ pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<
             .file("The figures as xlsx", &[super::XLSX]),
         "create_marketplace_order" => io
             .json::<open::PaidOrderRequest>()
-            .answers::<open::MarketplaceOrderDto>(201, "The order as delivered (200 for a repeat)"),
+            .answers::<open::MarketplaceOrderDto>(201, "The order as delivered")
+            .answers::<open::MarketplaceOrderDto>(200, "A repeat: the order as it stands"),
         "create_marketplace_refund" => {
             io.json::<open::MarketplaceRefundRequest>()
                 .answers::<open::MarketplaceOrderDto>(200, "The order after the refund")
