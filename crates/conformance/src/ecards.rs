@@ -576,6 +576,13 @@ pub async fn an_orders_evidence_holds_every_step(store: &dyn Store) {
         now: NOW + 1,
     };
     store.reveal_ecard(&reveal).await.unwrap();
+    // More steps than one page of the audit log: every one is in.
+    for i in 0..205 {
+        let mut again = reveal.clone();
+        again.now = NOW + 1;
+        again.user_agent = format!("UA-{i}");
+        store.reveal_ecard(&again).await.unwrap();
+    }
     let verify = VerifyEcard {
         merchant_id: m,
         target: VerifyTarget::Delivery(order.lines[0].cards[0].id),
@@ -593,15 +600,11 @@ pub async fn an_orders_evidence_holds_every_step(store: &dyn Store) {
         .iter()
         .map(|s| s.entry.action.as_str())
         .collect();
-    assert_eq!(
-        actions,
-        vec![
-            "deliver_ecards",
-            "reveal_ecard",
-            "verify_ecard",
-            "refund_ecards"
-        ]
-    );
+    let mut expected = vec!["deliver_ecards"];
+    expected.extend(["reveal_ecard"; 206]);
+    expected.extend(["verify_ecard", "refund_ecards"]);
+    assert_eq!(actions, expected);
+    assert!(evidence.steps[206].entry.detail.ends_with("ua=UA-204"));
     assert!(evidence.steps[1].entry.detail.contains("ip=198.51.100.7"));
     assert!(evidence.steps[1].entry.detail.contains("ua=WeChat"));
     assert_eq!(evidence.imports.len(), 1);

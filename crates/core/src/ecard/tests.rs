@@ -174,3 +174,66 @@ fn a_reminder_is_at_most_ninety_days_ahead() {
         assert_eq!(f.check().is_ok(), ok, "{days}");
     }
 }
+
+#[test]
+fn a_line_is_delivered_refunded_or_waiting_by_its_facts() {
+    use crate::ecard::{EcardLine, EcardOrder, LineState};
+    let mut line = EcardLine {
+        id: 1,
+        line_id: "1".into(),
+        product_id: Some(1),
+        product_name: String::new(),
+        quantity: 1,
+        paid_at: None,
+        delivered_at: None,
+        refunded_at: None,
+        cards: vec![],
+    };
+    assert_eq!(
+        line.state(),
+        None,
+        "known only from a refund that has not come"
+    );
+    line.paid_at = Some(1);
+    assert_eq!(line.state(), Some(LineState::OutOfStock));
+    line.refunded_at = Some(2);
+    assert_eq!(line.state(), Some(LineState::Refunded));
+    line.delivered_at = Some(1);
+    assert_eq!(
+        line.state(),
+        Some(LineState::Delivered),
+        "a delivered line shows its refund on the cards"
+    );
+    let card = crate::ecard::DeliveredCard {
+        id: 9,
+        stock_id: 3,
+        import_id: 1,
+        tail: "0001".into(),
+        delivered_at: 1,
+        facts: DeliveredFacts {
+            valid_until: 10,
+            verified_at: None,
+            refunded_at: None,
+        },
+        verified_way: None,
+        revealed_at: None,
+        reminded_at: None,
+        key_version: 1,
+        sealed: b"sealed-secret".to_vec(),
+        code_sealed: None,
+    };
+    assert!(!format!("{card:?}").contains("sealed-secret"));
+    assert!(format!("{card:?}").starts_with("DeliveredCard(#9 …0001"));
+    line.cards.push(card);
+    let order = EcardOrder {
+        id: 1,
+        merchant_id: 1,
+        marketplace: Marketplace::Own,
+        order_id: "O".into(),
+        buyer_phone: String::new(),
+        created_at: 0,
+        refunded_at: None,
+        lines: vec![line.clone(), line],
+    };
+    assert_eq!(order.cards().map(|c| c.id).collect::<Vec<_>>(), vec![9, 9]);
+}

@@ -139,6 +139,19 @@ pub fn check_stock_row(form: DeliveryForm, number: &str, secret: &str) -> Result
     Ok(())
 }
 
+/// An import has at least one row and at most [`IMPORT_ROWS_MAX`]; the
+/// refusal names no row (0).
+pub fn check_row_count(n: usize) -> Result<(), RowReport> {
+    let message = if n == 0 {
+        "文件中没有卡密".to_owned()
+    } else if n > IMPORT_ROWS_MAX {
+        format!("一次最多导入 {IMPORT_ROWS_MAX} 条")
+    } else {
+        return Ok(());
+    };
+    Err(RowReport { row: 0, message })
+}
+
 /// One row's fate in an import's report (rows count from 1, as a
 /// spreadsheet shows them after its header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,17 +235,8 @@ pub async fn import_stock(
     let product = store
         .get_ecard_product(request.merchant_id, request.product_id)
         .await?;
-    if request.rows.is_empty() {
-        return Ok(ImportOutcome::Refused(vec![RowReport {
-            row: 0,
-            message: "文件中没有卡密".into(),
-        }]));
-    }
-    if request.rows.len() > IMPORT_ROWS_MAX {
-        return Ok(ImportOutcome::Refused(vec![RowReport {
-            row: 0,
-            message: format!("一次最多导入 {IMPORT_ROWS_MAX} 条"),
-        }]));
+    if let Err(why) = check_row_count(request.rows.len()) {
+        return Ok(ImportOutcome::Refused(vec![why]));
     }
     let form = product.fields.delivery_form;
     let wrong: Vec<RowReport> = request
@@ -355,6 +359,8 @@ pub async fn evidence(
 ) -> crate::StoreResult<Evidence> {
     let order = store.get_ecard_order(merchant_id, order_ref).await?;
     let target = super::audit::order_target(order_ref);
+    // The text narrows the search (an index's work); the exact target
+    // keeps order 1's steps apart from order 12's.
     let filter = crate::audit::AuditFilter {
         text: Some(target.clone()),
         ..Default::default()
@@ -362,12 +368,11 @@ pub async fn evidence(
     let mut steps = Vec::new();
     for page in 1.. {
         let page = crate::store::Page::new(Some(page), Some(crate::store::PAGE_SIZE_MAX));
-        let (records, total) = store.search_audit(merchant_id, &filter, page).await?;
-        let done = records.is_empty() || page.offset() + page.page_size >= total;
-        steps.extend(records.into_iter().filter(|r| r.entry.target == target));
-        if done {
+        let (records, _) = store.search_audit(merchant_id, &filter, page).await?;
+        if records.is_empty() {
             break;
         }
+        steps.extend(records.into_iter().filter(|r| r.entry.target == target));
     }
     steps.reverse();
     let mut imports = Vec::new();
@@ -445,6 +450,28 @@ mod tests {
         }
         let distinct: std::collections::HashSet<_> = codes.iter().collect();
         assert_eq!(distinct.len(), 50);
+    }
+
+    #[test]
+    fn an_import_has_one_to_a_million_rows() {
+        assert_eq!(check_row_count(1), Ok(()));
+        assert_eq!(check_row_count(IMPORT_ROWS_MAX), Ok(()));
+        assert_eq!(check_row_count(0).unwrap_err().message, "文件中没有卡密");
+        let over = check_row_count(IMPORT_ROWS_MAX + 1).unwrap_err();
+        assert_eq!((over.row, over.message.contains("1000000")), (0, true));
+    }
+
+    #[test]
+    fn own_codes_have_digests_of_their_own_and_debug_shows_no_secret() {
+        let k = keys();
+        let a = own_code_digest(&k, "1111222233334444");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, own_code_digest(&k, "1111222233334445"));
+        let (code, stored) = new_own_code(&k);
+        assert!(!format!("{stored:?}").contains(&code));
+        assert_eq!(format!("{stored:?}"), "OwnCode(<sealed>)");
+        let sealed = seal_stock(&k, "8800123456", "pw-secret");
+        assert_eq!(format!("{sealed:?}"), "SealedStock(…3456)");
     }
 
     #[test]
