@@ -10,7 +10,7 @@ start_server() { # $1 = label, then kaquan args; sets ADDRESS
   SERVERS+=($!)
   ADDRESS=""
   for _ in $(seq 1 100); do
-    ADDRESS=$(grep -o 'http://[0-9.:]*' "$WORK/$label.log" | head -n 1 || true)
+    ADDRESS=$(grep -so 'http://[0-9.:]*' "$WORK/$label.log" | head -n 1 || true)
     [ -n "$ADDRESS" ] && break
     sleep 0.1
   done
