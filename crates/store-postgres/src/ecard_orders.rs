@@ -507,7 +507,7 @@ pub(crate) async fn refund_line(
     }
     let audit = ecard_audit::refunded(refund, (order_ref, line_id), (returned, voided));
     insert_audit(c, &audit, cards.len() as i64).await?;
-    let order = order_by_id(c, refund.merchant_id, order_ref).await?;
+    let order = order_header(c, refund.merchant_id, order_ref).await?;
     let what = EcardHappening::Refunded {
         line_id,
         returned,
@@ -590,7 +590,7 @@ pub(crate) async fn verify_in(
     }
     let audit = ecard_audit::verified(v, order_ref, &card.tail);
     insert_audit(c, &audit, 1).await?;
-    let order = order_by_id(c, v.merchant_id, order_ref).await?;
+    let order = order_header(c, v.merchant_id, order_ref).await?;
     let what = EcardHappening::Verified {
         delivery_id: card.id,
         way: v.way,
@@ -682,7 +682,7 @@ pub(crate) async fn expiry_in(
     )
     .await?;
     for r in &due {
-        let order = order_by_id(c, r.get(1), r.get(2)).await?;
+        let order = order_header(c, r.get(1), r.get(2)).await?;
         let what = EcardHappening::Expiring {
             delivery_id: r.get(0),
             product_id: r.get(3),
@@ -701,7 +701,7 @@ pub(crate) async fn expiry_in(
     )
     .await?;
     for r in ended.iter().filter(|r| r.get::<_, bool>(5)) {
-        let order = order_by_id(c, r.get(1), r.get(2)).await?;
+        let order = order_header(c, r.get(1), r.get(2)).await?;
         let what = EcardHappening::Expired {
             delivery_id: r.get(0),
             product_id: r.get(3),

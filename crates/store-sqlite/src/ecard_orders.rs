@@ -18,7 +18,7 @@ use kaquan_core::{StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::ecards::get_product;
+use crate::ecards::product_row;
 
 pub(crate) const CARD_COLUMNS: &str = "d.id, d.stock_id, s.tail, d.delivered_at, d.valid_until, d.verified_at, \
     d.refunded_at, d.verified_way, d.revealed_at, d.reminded_at, d.key_version, s.sealed, d.code_sealed, d.line_ref, s.import_id";
@@ -131,6 +131,21 @@ pub(crate) fn order_by_id(conn: &Connection, merchant_id: i64, id: i64) -> Store
     .ok_or(StoreError::NotFound)
 }
 
+/// An order without its lines: what an event names.
+pub(crate) fn order_header(
+    conn: &Connection,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<EcardOrder> {
+    cached_row(
+        conn,
+        &format!("SELECT {ORDER_COLUMNS} FROM ecard_orders WHERE merchant_id = ?1 AND id = ?2"),
+        [merchant_id, id],
+        order_from_row,
+    )
+    .map_err(map_err)
+}
+
 /// The order row of (marketplace, order id), made when it is new.
 pub(crate) fn upsert_order(
     conn: &Connection,
@@ -234,7 +249,7 @@ pub(crate) fn deliver_line(
     actor: &Actor,
     now: i64,
 ) -> StoreResult<bool> {
-    let product = get_product(conn, w.merchant_id, w.product_id)?;
+    let product = product_row(conn, w.merchant_id, w.product_id)?;
     let available: i64 = cached_row(
         conn,
         "SELECT count(*) FROM (SELECT 1 FROM ecard_stock WHERE product_id = ?1 AND state = 'available' LIMIT ?2)",
@@ -287,7 +302,7 @@ pub(crate) fn deliver_line(
     let stock_ids: Vec<i64> = taken.iter().map(|(id, _)| *id).collect();
     let audit = w.step().delivered(&stock_ids, actor, now);
     insert_audit(conn, &audit, w.quantity).map_err(map_err)?;
-    let order = order_by_id(conn, w.merchant_id, w.order_ref)?;
+    let order = order_header(conn, w.merchant_id, w.order_ref)?;
     let what = EcardHappening::Delivered {
         line_id: w.line_id,
         product_id: w.product_id,
@@ -331,7 +346,7 @@ pub(crate) fn out_of_stock(
 ) -> StoreResult<()> {
     let audit = w.step().out_of_stock(actor, now);
     insert_audit(conn, &audit, 0).map_err(map_err)?;
-    let order = order_by_id(conn, w.merchant_id, w.order_ref)?;
+    let order = order_header(conn, w.merchant_id, w.order_ref)?;
     let what = EcardHappening::OutOfStock {
         line_id: w.line_id,
         product_id: w.product_id,
@@ -511,7 +526,7 @@ pub(crate) fn refund_line(
     }
     let audit = ecard_audit::refunded(refund, (order_ref, line_id), (returned, voided));
     insert_audit(conn, &audit, cards.len() as i64).map_err(map_err)?;
-    let order = order_by_id(conn, refund.merchant_id, order_ref)?;
+    let order = order_header(conn, refund.merchant_id, order_ref)?;
     let what = EcardHappening::Refunded {
         line_id,
         returned,
@@ -628,7 +643,7 @@ pub(crate) fn verify_job(
     }
     let audit = ecard_audit::verified(v, order_ref, &card.tail);
     insert_audit(conn, &audit, 1).map_err(map_err)?;
-    let order = order_by_id(conn, v.merchant_id, order_ref)?;
+    let order = order_header(conn, v.merchant_id, order_ref)?;
     let what = EcardHappening::Verified {
         delivery_id: card.id,
         way: v.way,
@@ -748,7 +763,7 @@ pub(crate) fn expiry_job(conn: &Connection, now: i64, limit: i64) -> StoreResult
              AND verified_at IS NULL AND refunded_at IS NULL",
             [*id, now],
         )?;
-        let order = order_by_id(conn, *merchant_id, *order_ref)?;
+        let order = order_header(conn, *merchant_id, *order_ref)?;
         let what = EcardHappening::Expiring {
             delivery_id: *id,
             product_id: *product_id,
@@ -787,7 +802,7 @@ pub(crate) fn expiry_job(conn: &Connection, now: i64, limit: i64) -> StoreResult
             [*id, now],
         )?;
         if *refund {
-            let order = order_by_id(conn, *merchant_id, *order_ref)?;
+            let order = order_header(conn, *merchant_id, *order_ref)?;
             let what = EcardHappening::Expired {
                 delivery_id: *id,
                 product_id: *product_id,

@@ -83,18 +83,27 @@ fn listings_of(conn: &Connection, product_id: i64) -> StoreResult<Vec<Listing>> 
     rows.collect::<Result<_, _>>().map_err(map_err)
 }
 
-pub(crate) fn get_product(
+/// A product without its listings.
+pub(crate) fn product_row(
     conn: &Connection,
     merchant_id: i64,
     id: i64,
 ) -> StoreResult<EcardProduct> {
-    let mut product = cached_row(
+    cached_row(
         conn,
         &format!("SELECT {PRODUCT_COLUMNS} FROM ecard_products WHERE merchant_id = ?1 AND id = ?2"),
         [merchant_id, id],
         product_from_row,
     )
-    .map_err(map_err)?;
+    .map_err(map_err)
+}
+
+pub(crate) fn get_product(
+    conn: &Connection,
+    merchant_id: i64,
+    id: i64,
+) -> StoreResult<EcardProduct> {
+    let mut product = product_row(conn, merchant_id, id)?;
     product.fields.listings = listings_of(conn, id)?;
     Ok(product)
 }
