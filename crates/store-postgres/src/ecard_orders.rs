@@ -9,8 +9,8 @@ use kaquan_core::ecard::audit::{self as ecard_audit, LineStep};
 use kaquan_core::ecard::{
     refund_outcome, DeliveredCard, DeliveredFacts, DeliveredStatus, EcardHappening, EcardLine,
     EcardOrder, EcardProduct, EcardRefusal, EcardVerification, Marketplace, OrderFilter,
-    OrderRefund, OrderRefusal, OwnCode, PaidLine, PaidOrder, RefundOutcome, StockState,
-    VerificationWay, VerifyEcard, VerifyTarget,
+    OrderRefund, OrderRefusal, OwnCode, PaidLine, PaidOrder, PaidOutcome, RefundOutcome,
+    StockState, VerificationWay, VerifyEcard, VerifyTarget,
 };
 use kaquan_core::event::NewEvent;
 use kaquan_core::{StoreError, StoreResult};
@@ -378,7 +378,7 @@ pub(crate) async fn resolve_lines(
 pub(crate) async fn paid_in(
     c: &impl GenericClient,
     paid: &PaidOrder,
-) -> StoreResult<Result<EcardOrder, OrderRefusal>> {
+) -> StoreResult<Result<PaidOutcome, OrderRefusal>> {
     let products = match resolve_lines(c, paid).await? {
         Ok(products) => products,
         Err(refusal) => return Ok(Err(refusal)),
@@ -386,6 +386,7 @@ pub(crate) async fn paid_in(
     let key = (paid.merchant_id, paid.marketplace, paid.order_id.as_str());
     let (order_ref, order_refunded) =
         upsert_order(c, key, &paid.token_hash, &paid.buyer_phone, paid.now).await?;
+    let mut any_new = false;
     for (i, line) in paid.lines.iter().enumerate() {
         let newly_paid = exec(
             c,
@@ -397,6 +398,7 @@ pub(crate) async fn paid_in(
         )
         .await?
             == 1;
+        any_new |= newly_paid;
         let row = one(
             c,
             "SELECT id, delivered_at, refunded_at FROM ecard_order_lines WHERE order_ref = $1 AND line_id = $2 FOR UPDATE",
@@ -420,7 +422,10 @@ pub(crate) async fn paid_in(
             out_of_stock(c, &w, &paid.actor, paid.now).await?;
         }
     }
-    Ok(Ok(order_by_id(c, paid.merchant_id, order_ref).await?))
+    Ok(Ok(PaidOutcome {
+        order: order_by_id(c, paid.merchant_id, order_ref).await?,
+        newly_paid: any_new,
+    }))
 }
 
 pub(crate) async fn refund_in(

@@ -22,8 +22,8 @@ use kaquan_core::ecard::audit as ecard_audit;
 use kaquan_core::ecard::{
     DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
     EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
-    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter,
-    StockImport, StockItem, StockState, VerifyEcard, VerifyTarget,
+    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, PaidOutcome, Reveal, StockCounts,
+    StockFilter, StockImport, StockItem, StockState, VerifyEcard, VerifyTarget,
 };
 use kaquan_core::store::Page;
 use kaquan_core::{StoreError, StoreResult};
@@ -415,7 +415,7 @@ impl EcardStore for PgStore {
     async fn record_paid_order(
         &self,
         paid: &PaidOrder,
-    ) -> StoreResult<Result<EcardOrder, OrderRefusal>> {
+    ) -> StoreResult<Result<PaidOutcome, OrderRefusal>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(crate::sql::map_err)?;
         let outcome = paid_in(&tx, paid).await?;
@@ -473,27 +473,6 @@ impl EcardStore for PgStore {
 
     async fn get_ecard_order(&self, merchant_id: i64, id: i64) -> StoreResult<EcardOrder> {
         order_by_id(&self.client().await?, merchant_id, id).await
-    }
-
-    async fn find_ecard_order(
-        &self,
-        merchant_id: i64,
-        marketplace: Marketplace,
-        order_id: &str,
-    ) -> StoreResult<Option<EcardOrder>> {
-        let c = self.client().await?;
-        let row = opt(
-            &c,
-            &format!("SELECT {ORDER_COLUMNS} FROM ecard_orders o WHERE o.merchant_id = $1 AND o.marketplace = $2 AND o.order_id = $3"),
-            &[&merchant_id, &marketplace.code(), &order_id],
-        )
-        .await?;
-        match row {
-            Some(row) => Ok(Some(
-                with_lines(&c, vec![order_from_row(&row)?]).await?.remove(0),
-            )),
-            None => Ok(None),
-        }
     }
 
     async fn find_ecard_order_by_token(

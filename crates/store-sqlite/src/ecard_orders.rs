@@ -10,7 +10,7 @@ use kaquan_core::ecard::audit::{self as ecard_audit, LineStep};
 use kaquan_core::ecard::{
     refund_outcome, DeliveredCard, DeliveredFacts, DeliveredStatus, EcardHappening, EcardLine,
     EcardOrder, EcardProduct, EcardRefusal, EcardVerification, Marketplace, OrderFilter,
-    OrderRefund, OrderRefusal, OwnCode, PaidOrder, RefundOutcome, Reveal, StockState,
+    OrderRefund, OrderRefusal, OwnCode, PaidOrder, PaidOutcome, RefundOutcome, Reveal, StockState,
     VerificationWay, VerifyEcard, VerifyTarget,
 };
 use kaquan_core::event::NewEvent;
@@ -358,7 +358,7 @@ pub(crate) fn out_of_stock(
 pub(crate) fn paid_job(
     conn: &Connection,
     paid: &PaidOrder,
-) -> StoreResult<Result<EcardOrder, OrderRefusal>> {
+) -> StoreResult<Result<PaidOutcome, OrderRefusal>> {
     let mut products = Vec::with_capacity(paid.lines.len());
     for line in &paid.lines {
         match resolve_listing(conn, paid.merchant_id, paid.marketplace, line)? {
@@ -392,6 +392,7 @@ pub(crate) fn paid_job(
     let (order_ref, order_refunded) =
         upsert_order(conn, key, &paid.token_hash, &paid.buyer_phone, paid.now)?;
     let mut waiting = Vec::new();
+    let mut any_new = false;
     for (i, line) in paid.lines.iter().enumerate() {
         let newly_paid = cached_execute(
             conn,
@@ -403,6 +404,7 @@ pub(crate) fn paid_job(
         )
         .map_err(map_err)?
             == 1;
+        any_new |= newly_paid;
         let (line_ref, delivered, refunded): (i64, Option<i64>, Option<i64>) = cached_row(
             conn,
             "SELECT id, delivered_at, refunded_at FROM ecard_order_lines WHERE order_ref = ?1 AND line_id = ?2",
@@ -430,7 +432,10 @@ pub(crate) fn paid_job(
             out_of_stock(conn, w, &paid.actor, paid.now)?;
         }
     }
-    Ok(Ok(order_by_id(conn, paid.merchant_id, order_ref)?))
+    Ok(Ok(PaidOutcome {
+        order: order_by_id(conn, paid.merchant_id, order_ref)?,
+        newly_paid: any_new,
+    }))
 }
 
 pub(crate) fn refund_job(conn: &Connection, refund: &OrderRefund) -> StoreResult<EcardOrder> {

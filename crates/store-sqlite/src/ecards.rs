@@ -18,8 +18,8 @@ use kaquan_core::ecard::audit as ecard_audit;
 use kaquan_core::ecard::{
     DeliveredCard, DeliveryFact, DeliveryForm, EcardOrder, EcardProduct, EcardProductFields,
     EcardRefusal, EcardStore, EcardValidity, EcardVerification, Listing, Marketplace, NewStock,
-    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, Reveal, StockCounts, StockFilter,
-    StockImport, StockItem, StockState, VerifyEcard, VerifyTarget,
+    OrderFilter, OrderRefund, OrderRefusal, PaidOrder, PaidOutcome, Reveal, StockCounts,
+    StockFilter, StockImport, StockItem, StockState, VerifyEcard, VerifyTarget,
 };
 use kaquan_core::store::Page;
 use kaquan_core::StoreResult;
@@ -419,7 +419,7 @@ impl EcardStore for SqliteStore {
     async fn record_paid_order(
         &self,
         paid: &PaidOrder,
-    ) -> StoreResult<Result<EcardOrder, OrderRefusal>> {
+    ) -> StoreResult<Result<PaidOutcome, OrderRefusal>> {
         let paid = std::sync::Arc::new(paid.clone());
         self.write(move |conn| paid_job(conn, &paid)).await
     }
@@ -438,27 +438,6 @@ impl EcardStore for SqliteStore {
     async fn get_ecard_order(&self, merchant_id: i64, id: i64) -> StoreResult<EcardOrder> {
         self.read(move |conn| order_by_id(conn, merchant_id, id))
             .await
-    }
-
-    async fn find_ecard_order(
-        &self,
-        merchant_id: i64,
-        marketplace: Marketplace,
-        order_id: &str,
-    ) -> StoreResult<Option<EcardOrder>> {
-        let order_id = order_id.to_owned();
-        self.read(move |conn| {
-            order_where(
-                conn,
-                "merchant_id = ? AND marketplace = ? AND order_id = ?",
-                vec![
-                    Value::Integer(merchant_id),
-                    Value::Text(marketplace.code().into()),
-                    Value::Text(order_id),
-                ],
-            )
-        })
-        .await
     }
 
     async fn find_ecard_order_by_token(

@@ -243,10 +243,6 @@ async fn create_marketplace_order(
     let lines = paid_lines(request.lines)?;
     signed.record_nonce(&state).await?;
     let m = signed.merchant_id;
-    let known = state
-        .store
-        .find_ecard_order(m, marketplace, &order_id)
-        .await?;
     let key_version = state.store.get_merchant(m).await?.key_version;
     let event = PaidEvent {
         merchant_id: m,
@@ -258,14 +254,15 @@ async fn create_marketplace_order(
         actor: &signed.actor(),
         now: crate::now(),
     };
-    let (order, _) = usecases::record_paid_order(state.store.as_ref(), &state.master, event)
+    let (paid, _) = usecases::record_paid_order(state.store.as_ref(), &state.master, event)
         .await?
         .map_err(ApiError::OrderRefused)?;
-    let status = match known {
-        Some(before) if before.lines.len() == order.lines.len() => StatusCode::OK,
-        _ => StatusCode::CREATED,
+    let status = if paid.newly_paid {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((status, Json(order_dto(&state, &order).await?)))
+    Ok((status, Json(order_dto(&state, &paid.order).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

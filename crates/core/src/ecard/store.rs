@@ -181,6 +181,14 @@ pub struct OrderRefund {
     pub now: i64,
 }
 
+/// A paid event recorded: the order as it stands, and whether this event
+/// paid any line (a repeat pays none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidOutcome {
+    pub order: EcardOrder,
+    pub newly_paid: bool,
+}
+
 /// Why a paid event was refused as a whole (nothing recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderRefusal {
@@ -516,7 +524,7 @@ pub trait EcardStore: Send + Sync + 'static {
     async fn record_paid_order(
         &self,
         paid: &PaidOrder,
-    ) -> StoreResult<Result<EcardOrder, OrderRefusal>>;
+    ) -> StoreResult<Result<PaidOutcome, OrderRefusal>>;
     /// Records a refund: unused cards of the refunded lines are refunded,
     /// unseen secrets back to stock, revealed ones voided; a line not yet
     /// paid is refunded before it arrives.
@@ -525,12 +533,6 @@ pub trait EcardStore: Send + Sync + 'static {
     /// how many lines were delivered.
     async fn deliver_waiting(&self, merchant_id: i64, actor: &Actor, now: i64) -> StoreResult<i64>;
     async fn get_ecard_order(&self, merchant_id: i64, id: i64) -> StoreResult<EcardOrder>;
-    async fn find_ecard_order(
-        &self,
-        merchant_id: i64,
-        marketplace: Marketplace,
-        order_id: &str,
-    ) -> StoreResult<Option<EcardOrder>>;
     async fn find_ecard_order_by_token(
         &self,
         merchant_id: i64,

@@ -3,7 +3,7 @@
 //! its per-row report, and the paid event.
 
 use super::store::{
-    EcardOrder, EcardStore, NewStock, OrderRefusal, OwnCode, PaidOrder, SealedStock,
+    EcardOrder, EcardStore, NewStock, OrderRefusal, OwnCode, PaidOrder, PaidOutcome, SealedStock,
 };
 use super::{dedupe_import, DeliveryForm, Marketplace};
 use crate::audit::Actor;
@@ -304,13 +304,13 @@ pub struct PaidEvent<'a> {
     pub now: i64,
 }
 
-/// Records a paid event and delivers it; answers the order and its
+/// Records a paid event and delivers it; answers the outcome and the
 /// delivery token (the link's bearer, the same on every repeat).
 pub async fn record_paid_order(
     store: &dyn EcardStore,
     master: &MasterKey,
     event: PaidEvent<'_>,
-) -> crate::StoreResult<Result<(EcardOrder, String), OrderRefusal>> {
+) -> crate::StoreResult<Result<(PaidOutcome, String), OrderRefusal>> {
     let token = delivery_token(
         master,
         event.merchant_id,
@@ -338,7 +338,7 @@ pub async fn record_paid_order(
     Ok(store
         .record_paid_order(&paid)
         .await?
-        .map(|order| (order, token)))
+        .map(|outcome| (outcome, token)))
 }
 
 /// 证据保留: an order with every step taken on it (allocation, delivery,
