@@ -128,12 +128,7 @@ pub(crate) async fn refund(
 }
 
 async fn counts(store: &dyn Store, m: i64, product_id: i64, now: i64) -> StockCounts {
-    let products = store.list_ecard_products(m, now).await.unwrap();
-    products
-        .into_iter()
-        .find(|(p, _)| p.id == product_id)
-        .map(|(_, c)| c)
-        .unwrap()
+    store.ecard_stock_counts(m, product_id, now).await.unwrap()
 }
 
 async fn events_of(store: &dyn Store, m: i64, event_type: EventType) -> usize {

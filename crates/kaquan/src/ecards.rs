@@ -43,9 +43,12 @@ pub(crate) async fn ecards_command(
 }
 
 async fn products(store: &dyn Store, merchant_id: i64, json: bool) -> anyhow::Result<()> {
-    let products = store
-        .list_ecard_products(merchant_id, kaquan_web::now())
-        .await?;
+    let now = kaquan_web::now();
+    let mut products = Vec::new();
+    for p in store.list_ecard_products(merchant_id).await? {
+        let counts = store.ecard_stock_counts(merchant_id, p.id, now).await?;
+        products.push((p, counts));
+    }
     if json {
         let items: Vec<_> = products
             .iter()

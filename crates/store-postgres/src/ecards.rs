@@ -297,11 +297,7 @@ impl EcardStore for PgStore {
         get_product(&self.client().await?, merchant_id, id).await
     }
 
-    async fn list_ecard_products(
-        &self,
-        merchant_id: i64,
-        now: i64,
-    ) -> StoreResult<Vec<(EcardProduct, StockCounts)>> {
+    async fn list_ecard_products(&self, merchant_id: i64) -> StoreResult<Vec<EcardProduct>> {
         let c = self.client().await?;
         let rows = all(
             &c,
@@ -311,13 +307,20 @@ impl EcardStore for PgStore {
         .await?;
         let mut products = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.get(0);
-            products.push((
-                get_product(&c, merchant_id, id).await?,
-                counts_of(&c, id, now).await?,
-            ));
+            products.push(get_product(&c, merchant_id, r.get(0)).await?);
         }
         Ok(products)
+    }
+
+    async fn ecard_stock_counts(
+        &self,
+        merchant_id: i64,
+        product_id: i64,
+        now: i64,
+    ) -> StoreResult<StockCounts> {
+        let c = self.client().await?;
+        product_row(&c, merchant_id, product_id).await?;
+        counts_of(&c, product_id, now).await
     }
 
     async fn known_ecard_digests(

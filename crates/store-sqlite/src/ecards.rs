@@ -292,11 +292,7 @@ impl EcardStore for SqliteStore {
             .await
     }
 
-    async fn list_ecard_products(
-        &self,
-        merchant_id: i64,
-        now: i64,
-    ) -> StoreResult<Vec<(EcardProduct, StockCounts)>> {
+    async fn list_ecard_products(&self, merchant_id: i64) -> StoreResult<Vec<EcardProduct>> {
         self.read(move |conn| {
             let ids: Vec<i64> = {
                 let mut stmt = conn
@@ -310,13 +306,21 @@ impl EcardStore for SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(map_err)?
             };
             ids.into_iter()
-                .map(|id| {
-                    Ok((
-                        get_product(conn, merchant_id, id)?,
-                        counts_of(conn, id, now)?,
-                    ))
-                })
+                .map(|id| get_product(conn, merchant_id, id))
                 .collect()
+        })
+        .await
+    }
+
+    async fn ecard_stock_counts(
+        &self,
+        merchant_id: i64,
+        product_id: i64,
+        now: i64,
+    ) -> StoreResult<StockCounts> {
+        self.read(move |conn| {
+            product_row(conn, merchant_id, product_id)?;
+            counts_of(conn, product_id, now)
         })
         .await
     }

@@ -120,7 +120,7 @@ pub(crate) async fn analytics(
     }
     let m = authed.merchant_id();
     let facts = state.store.list_delivery_facts(m, from, to).await?;
-    let products = state.store.list_ecard_products(m, now).await?;
+    let products = state.store.list_ecard_products(m).await?;
     let (by_product, by_marketplace) = by_product_and_marketplace(&facts, now);
     Ok(AnalyticsDto {
         from: format_date(from),
@@ -133,8 +133,8 @@ pub(crate) async fn analytics(
                 product_id: *id,
                 name: products
                     .iter()
-                    .find(|(p, _)| p.id == *id)
-                    .map(|(p, _)| p.fields.name.clone())
+                    .find(|p| p.id == *id)
+                    .map(|p| p.fields.name.clone())
                     .unwrap_or_default(),
                 figures: f.into(),
             })

@@ -80,16 +80,8 @@ async fn products_page(
     authed: Authed,
     Query(query): Query<MsgQuery>,
 ) -> PageResult {
-    authed.require(Permission::EcardsManage)?;
-    let products = state
-        .store
-        .list_ecard_products(authed.merchant_id(), crate::now())
-        .await?;
     let view = ProductsView {
-        products: products
-            .iter()
-            .map(|(p, c)| product_dto(p, Some(*c)))
-            .collect(),
+        products: ecards::products_with_counts(&state, &authed).await?,
     };
     Ok(render(
         &state,
@@ -315,12 +307,12 @@ async fn product_page(
 ) -> PageResult {
     authed.require(Permission::EcardsManage)?;
     let m = authed.merchant_id();
-    let products = state.store.list_ecard_products(m, crate::now()).await?;
-    let (product, counts) = products
-        .iter()
-        .find(|(p, _)| p.id == product_id)
-        .ok_or(ApiError::NotFound)?;
-    let dto = product_dto(product, Some(*counts));
+    let product = state.store.get_ecard_product(m, product_id).await?;
+    let counts = state
+        .store
+        .ecard_stock_counts(m, product_id, crate::now())
+        .await?;
+    let dto = product_dto(&product, Some(counts));
     let stock_query = StockQuery {
         product_id: Some(product_id),
         state: query.state.clone(),
@@ -525,7 +517,7 @@ async fn orders_list_page(
     .unwrap_or_default();
     let products = state
         .store
-        .list_ecard_products(authed.merchant_id(), now)
+        .list_ecard_products(authed.merchant_id())
         .await?;
     let view = OrdersView {
         rows,
@@ -544,7 +536,7 @@ async fn orders_list_page(
             .collect(),
         products: products
             .iter()
-            .map(|(p, _)| (p.id, p.fields.name.clone()))
+            .map(|p| (p.id, p.fields.name.clone()))
             .collect(),
     };
     Ok(render(

@@ -254,21 +254,26 @@ pub(crate) fn product_fields(r: &EcardProductRequest) -> ApiResult<(EcardProduct
     }
 }
 
+/// Every product with its stock counts, as the list shows them.
+pub(crate) async fn products_with_counts(
+    state: &AppState,
+    authed: &Authed,
+) -> ApiResult<Vec<EcardProductDto>> {
+    authed.require(Permission::EcardsManage)?;
+    let (m, now) = (authed.merchant_id(), crate::now());
+    let mut products = Vec::new();
+    for p in state.store.list_ecard_products(m).await? {
+        let counts = state.store.ecard_stock_counts(m, p.id, now).await?;
+        products.push(product_dto(&p, Some(counts)));
+    }
+    Ok(products)
+}
+
 async fn list_ecard_products(
     State(state): State<AppState>,
     authed: Authed,
 ) -> ApiResult<Json<Vec<EcardProductDto>>> {
-    authed.require(Permission::EcardsManage)?;
-    let products = state
-        .store
-        .list_ecard_products(authed.merchant_id(), crate::now())
-        .await?;
-    Ok(Json(
-        products
-            .iter()
-            .map(|(p, c)| product_dto(p, Some(*c)))
-            .collect(),
-    ))
+    Ok(Json(products_with_counts(&state, &authed).await?))
 }
 
 pub(crate) async fn create_product(
@@ -315,12 +320,9 @@ async fn get_ecard_product(
     let product = state.store.get_ecard_product(m, product_id).await?;
     let counts = state
         .store
-        .list_ecard_products(m, crate::now())
-        .await?
-        .into_iter()
-        .find(|(p, _)| p.id == product_id)
-        .map(|(_, c)| c);
-    Ok(Json(product_dto(&product, counts)))
+        .ecard_stock_counts(m, product_id, crate::now())
+        .await?;
+    Ok(Json(product_dto(&product, Some(counts))))
 }
 
 pub(crate) async fn update_product(

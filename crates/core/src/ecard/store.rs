@@ -484,12 +484,15 @@ pub trait EcardStore: Send + Sync + 'static {
         actor: &Actor,
     ) -> StoreResult<EcardProduct>;
     async fn get_ecard_product(&self, merchant_id: i64, id: i64) -> StoreResult<EcardProduct>;
-    /// Every product with its stock counts at `now`.
-    async fn list_ecard_products(
+    /// Every product, newest first.
+    async fn list_ecard_products(&self, merchant_id: i64) -> StoreResult<Vec<EcardProduct>>;
+    /// A product's stock by what became of each secret, at `now`.
+    async fn ecard_stock_counts(
         &self,
         merchant_id: i64,
+        product_id: i64,
         now: i64,
-    ) -> StoreResult<Vec<(EcardProduct, StockCounts)>>;
+    ) -> StoreResult<StockCounts>;
 
     /// Which of these digests some stock of the merchant has already.
     async fn known_ecard_digests(
