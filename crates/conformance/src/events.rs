@@ -293,7 +293,7 @@ pub async fn events_fan_out_once_to_the_endpoints_that_want_them(store: &dyn Sto
     );
 }
 
-async fn one_pending(store: &dyn Store, m: i64) -> WebhookEndpoint {
+pub(crate) async fn one_pending(store: &dyn Store, m: i64) -> WebhookEndpoint {
     let e = store
         .create_endpoint(
             &endpoint(m, "https://a.example/", vec![], true),
@@ -306,7 +306,7 @@ async fn one_pending(store: &dyn Store, m: i64) -> WebhookEndpoint {
     e
 }
 
-fn answered(status: u16) -> AttemptOutcome {
+pub(crate) fn answered(status: u16) -> AttemptOutcome {
     AttemptOutcome {
         status: Some(status),
         error: String::new(),

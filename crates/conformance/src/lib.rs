@@ -17,6 +17,7 @@ mod coupon_verifications;
 mod coupons;
 mod credits;
 mod customers;
+mod dashboard;
 mod ecards;
 mod erp;
 mod events;
@@ -49,6 +50,7 @@ pub use coupon_verifications::*;
 pub use coupons::*;
 pub use credits::*;
 pub use customers::*;
+pub use dashboard::*;
 pub use ecards::*;
 pub use erp::*;
 pub use events::*;
@@ -78,6 +80,9 @@ macro_rules! conformance_tests {
     ($make_store:expr) => {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
+            tallied_events_add_what_they_name_to_their_day,
+            tallies_are_cut_by_local_day_and_location,
+            liabilities_and_failures_are_summed_per_merchant,
             stock_costs_credits_by_condition_and_free_credits_go_first,
             a_purchase_is_confirmed_or_cancelled_once,
             racing_stock_purchases_never_overdraw,

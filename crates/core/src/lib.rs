@@ -17,6 +17,7 @@ pub mod code;
 pub mod coupon;
 pub mod credit;
 pub mod customer;
+pub mod dashboard;
 pub mod distributor;
 pub mod ecard;
 pub mod erp;

@@ -86,6 +86,7 @@ store_union!(
     crate::card_sale::CardSaleStore,
     crate::ledger::LedgerStore,
     crate::customer::CustomerStore,
+    crate::dashboard::DashboardStore,
     crate::api_key::ApiKeyStore,
     crate::event::EventStore,
     crate::sms::SmsStore,

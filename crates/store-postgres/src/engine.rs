@@ -71,6 +71,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/027_member_operation_owner.sql"),
     include_str!("migrations/028_credits.sql"),
     include_str!("migrations/029_ecards.sql"),
+    include_str!("migrations/030_daily_tallies.sql"),
 ];
 
 pub struct PgStore {

@@ -21,6 +21,7 @@ mod coupon_verifications;
 mod coupons;
 mod credits;
 mod customers;
+mod dashboard;
 mod distributors;
 mod ecard_orders;
 mod ecards;

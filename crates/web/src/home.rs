@@ -1,8 +1,9 @@
-//! 概况 (each role's home), the entry of 全局设置 and 提货前台 (the
+//! 概况 (each role's home; its figures in `dashboard.rs`), the entry of 全局设置 and 提货前台 (the
 //! customers' pickup address with its QR code).
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::nav;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
@@ -12,9 +13,9 @@ use axum::routing::get;
 use axum::Router;
 use kaquan_core::audit::AuditFilter;
 use kaquan_core::auth::Permission;
-use kaquan_core::card::{CardFilter, CardState};
+use kaquan_core::dashboard::Period;
 use kaquan_core::store::Page as ListPage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,21 +25,11 @@ pub fn router() -> Router<AppState> {
         .route("/pickup/site/qr.png", get(site_qr))
 }
 
+/// 概况: the period's figures across every product, and 三步上手.
 #[derive(Serialize)]
-struct OrderCounts {
-    pending: i64,
-    overdue: i64,
-    shipped_today: i64,
-    placed_today: i64,
-}
-
-#[derive(Serialize)]
-struct CardCounts {
-    total: i64,
-    inactive: i64,
-    active: i64,
-    used: i64,
-    voided: i64,
+struct HomeView {
+    overview: crate::dashboard::Overview,
+    steps: Vec<Step>,
 }
 
 /// One step of 三步上手.
@@ -50,58 +41,13 @@ struct Step {
     done: bool,
 }
 
-#[derive(Serialize)]
-struct Overview {
-    orders: Option<OrderCounts>,
-    cards: Option<CardCounts>,
-    steps: Vec<Step>,
-}
-
-async fn order_counts(state: &AppState, authed: &Authed) -> Result<OrderCounts, ApiError> {
-    // The same filters as 订单列表's tabs the tiles open.
-    let now = crate::now();
-    let tab = |status, quick| crate::orders::tab_filter(status, quick, now);
-    let filters = [
-        tab("pending", "")?,
-        tab("pending", "overdue")?,
-        tab("", "shipped_today")?,
-        tab("", "placed_today")?,
-    ];
-    let counts = state
-        .store
-        .count_orders(authed.merchant_id(), &filters)
-        .await?;
-    Ok(OrderCounts {
-        pending: counts[0],
-        overdue: counts[1],
-        shipped_today: counts[2],
-        placed_today: counts[3],
-    })
-}
-
-async fn card_counts(state: &AppState, authed: &Authed) -> Result<CardCounts, ApiError> {
-    let m = authed.merchant_id();
-    let mut by_state = Vec::new();
-    for card_state in CardState::ALL {
-        let filter = CardFilter {
-            state: Some(card_state),
-            ..Default::default()
-        };
-        by_state.push((card_state, state.store.count_cards(m, &filter).await?));
-    }
-    let count = |s: CardState| {
-        by_state
-            .iter()
-            .find(|(c, _)| *c == s)
-            .map_or(0, |(_, n)| *n)
-    };
-    Ok(CardCounts {
-        total: by_state.iter().map(|(_, n)| n).sum(),
-        inactive: count(CardState::Inactive),
-        active: count(CardState::Active),
-        used: count(CardState::Used),
-        voided: count(CardState::Voided),
-    })
+/// 概况's query: the period it covers.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HomeQuery {
+    /// `today` (the default), `7d` or `30d`.
+    #[serde(default)]
+    period: String,
 }
 
 /// 三步上手 (seed 003's QA): goods entered, cards made and exported, the
@@ -145,30 +91,31 @@ async fn steps(state: &AppState, authed: &Authed) -> Result<Vec<Step>, ApiError>
     ])
 }
 
-async fn home_page(State(state): State<AppState>, authed: Authed) -> PageResult {
+async fn home_page(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<HomeQuery>,
+) -> PageResult {
     if let Some(home) = nav::home_for(&authed.permissions) {
         return Ok(Redirect::to(home).into_response());
     }
-    let orders = if authed.can(Permission::OrdersManage) {
-        Some(order_counts(&state, &authed).await?)
-    } else {
-        None
+    let period = match query.period.as_str() {
+        "" => Period::Today,
+        code => Period::parse(code).ok_or_else(|| ApiError::invalid("未知的统计周期"))?,
     };
-    let cards = if authed.can(Permission::CardsView) {
-        Some(card_counts(&state, &authed).await?)
-    } else {
-        None
-    };
-    let view = Overview {
-        orders,
-        cards,
-        steps: steps(&state, &authed).await?,
-    };
+    let (overview, mut steps) = tokio::try_join!(
+        crate::dashboard::overview(&state, &authed, period),
+        steps(&state, &authed)
+    )?;
+    // 三步上手 steps aside once all three are done.
+    if steps.iter().all(|s| s.done) {
+        steps.clear();
+    }
     Ok(render(
         &state,
         "home.html",
         &Page::new("概况", &authed),
-        view,
+        HomeView { overview, steps },
     ))
 }
 

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod card_page;
 pub mod card_sales;
 pub mod cards;
+pub mod charts;
 pub mod codes;
 pub mod cookies;
 pub mod coupon_issues;
@@ -26,6 +27,7 @@ pub mod coupons;
 pub mod credit_pages;
 pub mod credits;
 pub mod customers;
+pub mod dashboard;
 pub mod delivery;
 pub mod ecard_analytics;
 pub mod ecard_open;
@@ -62,6 +64,7 @@ pub mod pdf;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
+pub mod search;
 pub mod sms;
 pub mod sms_pages;
 pub mod tables;
@@ -273,6 +276,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(auth::router())
         .merge(home::router())
+        .merge(search::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())

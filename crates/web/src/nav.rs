@@ -1,6 +1,6 @@
 //! The console's menu: modules and their entries, each entry behind the
 //! permission its page checks, so a role sees only what it may use. A new
-//! module (优惠券, 会员卡, 电子卡密, 核销台) is one more group here.
+//! module is one more group here.
 
 use kaquan_core::auth::Permission;
 use serde::Serialize;
@@ -56,6 +56,10 @@ const MENU: &[Group] = &[
         ],
     },
     Group {
+        label: "核销台",
+        entries: &[entry("核销", "/verify", CouponsVerify)],
+    },
+    Group {
         label: "订单发货",
         entries: &[entry("订单列表", "/orders?status=pending", OrdersManage)],
     },
@@ -63,7 +67,6 @@ const MENU: &[Group] = &[
         label: "优惠券",
         entries: &[
             entry("优惠券", "/coupons", CouponsManage),
-            entry("核销", "/verify", CouponsVerify),
             entry("门店与核销员", "/coupons/locations", CouponsManage),
             entry("核销记录", "/coupons/verifications", CouponsManage),
             entry("数据与对账", "/coupons/reconciliation", CouponsManage),
@@ -104,6 +107,13 @@ const MENU: &[Group] = &[
             entry("礼品卡商品", "/giftcards/products", GiftcardsManage),
             entry("顾客余额", "/customers", BalancesView),
             entry("商城卖卡", "/card-sales", CardsView),
+        ],
+    },
+    Group {
+        label: "通知与推送",
+        entries: &[
+            entry("通知设置", "/settings/sms", ApiKeysManage),
+            entry("事件推送", "/settings/webhooks", ApiKeysManage),
         ],
     },
     Group {

@@ -99,6 +99,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),
+    ("search.html", include_str!("../templates/search.html")),
     (
         "pickup_fields.html",
         include_str!("../templates/pickup_fields.html"),
