@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// The longest search: longer than any number, code or phone.
 pub const SEARCH_CHARS_MAX: usize = 64;
+/// The shortest phone searched for (a landline without its area code).
+const PHONE_DIGITS_MIN: usize = 7;
 /// Finds listed per kind.
 const HITS_PER_KIND_MAX: i64 = 5;
 
@@ -89,15 +91,16 @@ async fn pickup_orders(state: &AppState, authed: &Authed, q: &str) -> ApiResult<
     }
     let m = authed.merchant_id();
     let mut orders = Vec::new();
-    if let Ok(id) = q.parse::<i64>() {
+    // An order id as written: a card number's leading zeros are no order.
+    if let Some(id) = q.parse::<i64>().ok().filter(|id| id.to_string() == q) {
         match state.store.get_order(m, id).await {
             Ok(order) => orders.push(order),
             Err(kaquan_core::StoreError::NotFound) => {}
             Err(other) => return Err(other.into()),
         }
     }
-    // A phone is searched from its last four digits up.
-    if q.len() >= 4 {
+    // A consignee's phone, whole.
+    if q.len() >= PHONE_DIGITS_MIN {
         let filter = PickupOrderFilter {
             phone: Some(q.to_owned()),
             ..Default::default()
@@ -175,7 +178,7 @@ async fn members(state: &AppState, authed: &Authed, q: &str) -> ApiResult<Vec<Hi
             }
         }
     }
-    if is_digits(q) && q.len() >= 4 {
+    if is_digits(q) && q.len() >= PHONE_DIGITS_MIN {
         let filter = MemberFilter {
             search: Some(q.to_owned()),
             ..Default::default()

@@ -67,7 +67,12 @@ async fn each_role_lands_on_its_work_and_every_menu_entry_opens() {
         "卡券管理",
         "提货管理",
         "订单发货",
+        "核销台",
+        "优惠券",
+        "会员卡",
+        "电子卡密",
         "营销·礼品卡",
+        "通知与推送",
         "系统设置",
     ] {
         assert!(browser.text(".sidebar").await.contains(group), "{group}");
@@ -178,9 +183,28 @@ async fn the_overview_counts_the_day_and_ticks_the_first_steps() {
         .await;
     assert_eq!(done, 2);
     assert!(browser.text("#tile-pending").await.starts_with('3'));
-    assert!(browser.text("#tile-placed-today").await.starts_with('3'));
+    assert!(browser
+        .text("#figure-pickups_placed")
+        .await
+        .starts_with('3'));
     assert!(browser.text("#tile-overdue").await.starts_with('0'));
-    assert!(browser.text("#tile-used").await.starts_with('3'));
+    // Every chart is well-formed SVG (the browser's own XML parser reads
+    // it), and its last column, today, is the figure.
+    let charts = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#figures svg')).map(s => {
+               var doc = new DOMParser().parseFromString(s.outerHTML, 'image/svg+xml');
+               var bars = Array.from(doc.querySelectorAll('rect.bar')).map(b => +b.getAttribute('data-value'));
+               return [doc.getElementsByTagName('parsererror').length, bars.length, bars[bars.length - 1],
+                       +s.closest('.tile').getAttribute('data-total')];
+             });",
+        )
+        .await;
+    let charts: Vec<[i64; 4]> = serde_json::from_value(charts).unwrap();
+    assert!(charts.len() >= 8, "{charts:?}");
+    for [errors, n_bars, today, total] in charts {
+        assert_eq!((errors, n_bars, today), (0, 7, total));
+    }
     browser.click("#tile-pending").await;
     browser.wait_for_text("h1", "订单").await;
 }

@@ -1,0 +1,223 @@
+//! 概况 and 全局搜索 against the real app on SQLite and PostgreSQL: the
+//! figures of a seeded shop across products, their daily columns, what is
+//! owed, the period picker, and one box that finds a card, an order and a
+//! phone, masked by permission.
+
+mod common;
+
+use common::TestApp;
+use kaquan_core::audit::Actor;
+use kaquan_core::event::{EventType, NewEvent};
+use kaquan_core::ledger::{AdjustBalance, ApiCall, LedgerOp};
+use serde_json::json;
+
+on_both_backends! {
+    the_overview_sums_a_seeded_shop_across_products => overview_of_a_seeded_shop;
+    the_overview_refuses_an_unknown_period_and_hides_what_a_role_may_not_open => overview_by_role;
+    one_search_box_finds_cards_orders_and_phones_masked_by_permission => search_finds;
+}
+
+/// The `data-value`s of the bars of a tile's chart, in order.
+fn bars_of(page: &str, tile_id: &str) -> Vec<i64> {
+    let start = page
+        .find(&format!("id=\"{tile_id}\""))
+        .unwrap_or_else(|| panic!("{tile_id} on the page"));
+    let tile = &page[start..];
+    let tile = &tile[..tile.find("</svg>").expect("the tile's chart")];
+    tile.split("data-value=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn total_of(page: &str, tile_id: &str) -> i64 {
+    let start = page.find(&format!("id=\"{tile_id}\"")).unwrap();
+    let rest = &page[start..];
+    let at = rest.find("data-total=\"").unwrap() + "data-total=\"".len();
+    rest[at..].split('"').next().unwrap().parse().unwrap()
+}
+
+async fn seed(app: &TestApp) -> i64 {
+    let owner = app.client("owner").await;
+    // Three cards made and picked up through the customer's page.
+    let cards = common::pickup_cards(app, 3).await;
+    common::h5_orders(app, &owner, cards).await;
+    // Two 门店 and five coupons verified in them, one undone.
+    let mut locations = Vec::new();
+    for name in ["西湖店", "滨江店"] {
+        let (status, created) = owner.post("/api/v1/locations", json!({"name": name})).await;
+        assert_eq!(status, 201, "{created}");
+        locations.push(created["id"].as_i64().unwrap());
+    }
+    let now = kaquan_web::now();
+    let m = app.merchant_id;
+    let verified = |event_type, location: i64| NewEvent {
+        merchant_id: m,
+        event_type,
+        data: json!({"location_id": location, "discount_fen": 500}).to_string(),
+        created_at: now,
+    };
+    app.store
+        .record_events(&[
+            verified(EventType::CouponVerified, locations[0]),
+            verified(EventType::CouponVerified, locations[0]),
+            verified(EventType::CouponVerified, locations[0]),
+            verified(EventType::CouponVerified, locations[1]),
+            verified(EventType::CouponVerified, locations[1]),
+            verified(EventType::CouponUndone, locations[1]),
+        ])
+        .await
+        .unwrap();
+    // A customer holding ¥123.45 of stored value.
+    let customer = app.store.ensure_customer(m, "u1", now).await.unwrap();
+    let op = LedgerOp::Adjust(AdjustBalance {
+        merchant_id: m,
+        customer_id: customer.id,
+        delta_fen: 12_345,
+        reason: "测试".into(),
+        actor: Actor::cli(),
+        now,
+    });
+    app.store
+        .post_ledger(&ApiCall::default(), &op)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    locations[0]
+}
+
+async fn overview_of_a_seeded_shop(app: TestApp) {
+    seed(&app).await;
+    let owner = app.client("owner").await;
+    let page = owner.page("/").await;
+    assert_eq!(total_of(&page, "figure-pickups_placed"), 3);
+    assert_eq!(total_of(&page, "figure-coupons_verified"), 4);
+    assert!(page.contains("¥20.00"), "the discount of four coupons");
+    assert_eq!(total_of(&page, "figure-members_joined"), 0);
+    // Today is the last of the week's columns.
+    let pickups = bars_of(&page, "figure-pickups_placed");
+    assert_eq!(pickups.len(), 7);
+    assert_eq!(pickups, [0, 0, 0, 0, 0, 0, 3]);
+    assert_eq!(bars_of(&page, "figure-coupons_verified")[6], 4);
+    // 待处理: three pending orders, none due today, all due later.
+    assert!(page.contains(r#"id="tile-pending"><b>3</b>"#), "{page}");
+    assert!(page.contains(r#"id="tile-overdue"><b>0</b>"#));
+    assert!(page.contains(r#"id="owed-balance"><b>¥123.45</b>"#));
+    assert!(page.contains(r#"id="tile-failed-webhooks"><b>0</b>"#));
+    // Coupons verified per 门店, the most first.
+    let by_location = &page[page.find("id=\"by-location\"").unwrap()..];
+    let west = by_location
+        .find(r#"data-label="西湖店" data-value="3""#)
+        .unwrap();
+    let river = by_location
+        .find(r#"data-label="滨江店" data-value="1""#)
+        .unwrap();
+    assert!(west < river);
+    // Each figure links to its list, filtered to the period.
+    let today = kaquan_core::clock::format_date(kaquan_web::now());
+    assert!(
+        page.contains(&format!("orders?date_from={today}\"")),
+        "{page}"
+    );
+    // Thirty days chart thirty columns with the same totals.
+    let month = owner.page("/?period=30d").await;
+    assert_eq!(bars_of(&month, "figure-pickups_placed").len(), 30);
+    assert_eq!(total_of(&month, "figure-pickups_placed"), 3);
+    assert!(month.contains(r#"id="period-30d" class="current""#));
+}
+
+async fn overview_by_role(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, _) = owner.get("/?period=week").await;
+    assert_eq!(status, 422);
+    let (status, _) = owner.get("/?perod=7d").await;
+    assert_eq!(status, 422, "a misspelled field is refused");
+    // A read-only role sees the cards activated (it reads the 操作日志
+    // they link to) and nothing of orders, money owed or coupons.
+    app.add_staff("viewer", "readonly").await;
+    let viewer = app.client("viewer").await;
+    let page = viewer.page("/").await;
+    assert!(page.contains("id=\"figure-cards_activated\""));
+    for hidden in [
+        "figure-pickups_placed",
+        "figure-coupons_verified",
+        "figure-ecards_delivered",
+        "id=\"owed\"",
+        "tile-pending",
+        "tile-failed-webhooks",
+    ] {
+        assert!(!page.contains(hidden), "{hidden}");
+    }
+}
+
+async fn search(client: &common::Client, q: &str) -> (u16, String, String) {
+    let response = client
+        .http
+        .post(format!("{}/search", client.base))
+        .form(&[("csrf", client.csrf.as_str()), ("q", q)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, location, response.text().await.unwrap())
+}
+
+async fn search_finds(app: TestApp) {
+    let owner = app.client("owner").await;
+    let cards = common::pickup_cards(&app, 2).await;
+    let number = cards.0[0].clone();
+    let orders = common::h5_orders(&app, &owner, cards).await;
+    // One find opens at once.
+    let (status, location, _) = search(&owner, &number).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/cards/{number}").as_str())
+    );
+    let (status, location, _) = search(&owner, &format!(" {} ", orders[1])).await;
+    assert_eq!(status, 303);
+    assert_eq!(location, format!("/orders/{}", orders[1]));
+    // A phone finds both its orders, listed.
+    let (status, _, page) = search(&owner, "13800001234").await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("<tr><td>提货订单</td>").count(), 2, "{page}");
+    assert!(page.contains("13800001234"));
+    // Nothing found says what can be searched.
+    let (status, _, page) = search(&owner, "nothing-like-this").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"no-hits\""));
+    // A clerk without personal data sees phones masked.
+    let (status, role) = owner
+        .post(
+            "/api/v1/roles",
+            json!({"name": "shipper", "label": "发货", "permissions": ["orders.manage"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{role}");
+    app.add_staff("clerk", "shipper").await;
+    let clerk = app.client("clerk").await;
+    let (_, _, page) = search(&clerk, "13800001234").await;
+    assert!(!page.contains("13800001234"), "{page}");
+    assert!(page.contains("138****1234"));
+    // Bad input gets a clear refusal; the search never travels in a URL.
+    let (status, _, _) = search(&owner, "a\u{0}b").await;
+    assert_eq!(status, 422);
+    let (status, _, _) = search(&owner, &"9".repeat(65)).await;
+    assert_eq!(status, 422);
+    let (status, _) = owner.get("/search?q=1234").await;
+    assert_eq!(status, 405);
+    // Without the form's token nothing is searched.
+    let response = owner
+        .http
+        .post(format!("{}/search", owner.base))
+        .form(&[("q", "1234")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+}
