@@ -59,6 +59,22 @@ pub async fn staff_usernames_are_unique_and_roles_stay_within_their_merchant(sto
         ("李四", true, "13800000000")
     );
     assert!(found.must_change_password, "kept until changed");
+    assert_eq!(found.language, None, "a new account follows the browser");
+    let english = StaffUpdate {
+        language: Some("en".into()),
+        ..Default::default()
+    };
+    store.update_staff(a.id, staff.id, &english).await.unwrap();
+    let found = store.get_staff(staff.id).await.unwrap();
+    assert_eq!(
+        (found.language.as_deref(), found.name.as_str()),
+        (Some("en"), "李四")
+    );
+    let unknown = StaffUpdate {
+        language: Some("fr".into()),
+        ..Default::default()
+    };
+    assert!(store.update_staff(a.id, staff.id, &unknown).await.is_err());
     let chosen = StaffUpdate {
         password_hash: Some("own".into()),
         must_change_password: Some(false),

@@ -73,7 +73,7 @@ impl Figure {
         match self {
             Self::CardsActivated => "卡券激活",
             Self::PickupsPlaced => "提货下单",
-            Self::OrdersShipped => "订单发货",
+            Self::OrdersShipped => "已发货",
             Self::CodesRedeemed => "兑换码兑换",
             Self::CouponsClaimed => "优惠券领取",
             Self::CouponsVerified => "优惠券核销",

@@ -32,6 +32,9 @@ pub struct Staff {
     /// The installation's operator (平台运营): grants 券点 and confirms
     /// their purchase for every merchant.
     pub operator: bool,
+    /// The console's language this person chose (`en`, `zh-CN`), restored
+    /// at every sign-in; `None`: the browser's.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub struct StaffUpdate {
     pub password_hash: Option<String>,
     pub disabled: Option<bool>,
     pub must_change_password: Option<bool>,
+    /// `en` or `zh-CN`.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

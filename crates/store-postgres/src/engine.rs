@@ -72,6 +72,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/028_credits.sql"),
     include_str!("migrations/029_ecards.sql"),
     include_str!("migrations/030_daily_tallies.sql"),
+    include_str!("migrations/031_staff_language.sql"),
 ];
 
 pub struct PgStore {

@@ -28,7 +28,7 @@ pub(crate) fn role_from_row(row: &Row) -> Role {
 
 pub(crate) const STAFF_COLUMNS: &str =
     "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password, \
-    EXISTS (SELECT 1 FROM operators o WHERE o.staff_id = staff.id)";
+    EXISTS (SELECT 1 FROM operators o WHERE o.staff_id = staff.id), language";
 
 pub(crate) fn staff_from_row(row: &Row) -> Staff {
     Staff {
@@ -45,6 +45,7 @@ pub(crate) fn staff_from_row(row: &Row) -> Staff {
         created_at: row.get(10),
         must_change_password: row.get(11),
         operator: row.get(12),
+        language: row.get(13),
     }
 }
 
@@ -127,9 +128,9 @@ impl kaquan_core::staff::StaffStore for PgStore {
                  password_hash = COALESCE($4, password_hash), disabled = COALESCE($5, disabled), \
                  failed_logins = CASE WHEN $4::text IS NULL THEN failed_logins ELSE 0 END, \
                  locked_until = CASE WHEN $4::text IS NULL THEN locked_until ELSE NULL END, \
-                 must_change_password = COALESCE($8, must_change_password) \
+                 must_change_password = COALESCE($8, must_change_password), language = COALESCE($9, language) \
                  WHERE id = $6 AND merchant_id = $7",
-                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id, &u.must_change_password]).await?;
+                &[&u.name, &u.phone, &u.role_id, &u.password_hash, &u.disabled, &staff_id, &merchant_id, &u.must_change_password, &u.language]).await?;
         expect_one(n)?;
         if u.disabled == Some(true) || u.password_hash.is_some() {
             exec(

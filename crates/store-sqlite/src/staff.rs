@@ -27,7 +27,7 @@ pub(crate) fn role_from_row(row: &Row) -> rusqlite::Result<Role> {
 
 pub(crate) const STAFF_COLUMNS: &str =
     "id, merchant_id, username, name, phone, role_id, password_hash, failed_logins, locked_until, disabled, created_at, must_change_password, \
-    EXISTS (SELECT 1 FROM operators o WHERE o.staff_id = staff.id)";
+    EXISTS (SELECT 1 FROM operators o WHERE o.staff_id = staff.id), language";
 
 pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
     Ok(Staff {
@@ -44,6 +44,7 @@ pub(crate) fn staff_from_row(row: &Row) -> rusqlite::Result<Staff> {
         created_at: row.get(10)?,
         must_change_password: row.get(11)?,
         operator: row.get(12)?,
+        language: row.get(13)?,
     })
 }
 
@@ -148,9 +149,9 @@ impl kaquan_core::staff::StaffStore for SqliteStore {
                      password_hash = COALESCE(?4, password_hash), disabled = COALESCE(?5, disabled), \
                      failed_logins = CASE WHEN ?4 IS NULL THEN failed_logins ELSE 0 END, \
                      locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE NULL END, \
-                     must_change_password = COALESCE(?8, must_change_password) \
+                     must_change_password = COALESCE(?8, must_change_password), language = COALESCE(?9, language) \
                      WHERE id = ?6 AND merchant_id = ?7",
-                    params![update.name, update.phone, update.role_id, update.password_hash, update.disabled, staff_id, merchant_id, update.must_change_password],
+                    params![update.name, update.phone, update.role_id, update.password_hash, update.disabled, staff_id, merchant_id, update.must_change_password, update.language],
                 )
                 .map_err(map_err)?;
             if update.disabled == Some(true) || update.password_hash.is_some() {

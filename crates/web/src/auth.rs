@@ -41,6 +41,8 @@ pub struct Authed {
     pub role_label: String,
     pub permissions: Vec<Permission>,
     pub csrf_token: String,
+    /// The language this request is answered in.
+    pub lang: crate::i18n::Lang,
 }
 
 impl Authed {
@@ -93,7 +95,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
     crate::cookies::value(headers, SESSION_COOKIE)
 }
 
@@ -189,11 +191,17 @@ impl FromRequestParts<AppState> for Authed {
             .map_err(|e| reject(e.into()))?;
         let role = roles.into_iter().find(|r| r.id == staff.role_id);
         let (role_label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
+        let lang = parts
+            .extensions
+            .get::<crate::i18n::RequestLang>()
+            .map(|l| l.0)
+            .unwrap_or_default();
         Ok(Authed {
             staff,
             role_label,
             permissions,
             csrf_token: session.csrf_token,
+            lang,
         })
     }
 }
@@ -306,6 +314,16 @@ pub async fn sign_in(
     Ok((staff, csrf_token, cookie))
 }
 
+/// A staff member who chose a language gets it back at every sign-in,
+/// on any browser.
+fn restore_language(state: &AppState, staff: &Staff, response: &mut Response) {
+    if let Some(lang) = staff.language.as_deref().and_then(crate::i18n::Lang::parse) {
+        response
+            .headers_mut()
+            .append(SET_COOKIE, crate::i18n::lang_cookie(state, lang));
+    }
+}
+
 fn clear_cookie() -> HeaderValue {
     crate::cookies::set(SESSION_COOKIE, "", "/", cookie::SameSite::Strict, 0, false)
 }
@@ -376,6 +394,7 @@ async fn create_session(
     let (label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
     let mut response = Json(MeDto::new(&staff, label, &permissions, csrf_token)).into_response();
     response.headers_mut().insert(SET_COOKIE, cookie);
+    restore_language(&state, &staff, &mut response);
     Ok(response)
 }
 
@@ -498,9 +517,10 @@ async fn login_form(
         .await
     };
     match signed_in.await {
-        Ok((_, _, cookie)) => {
+        Ok((staff, _, cookie)) => {
             let mut response = Redirect::to("/").into_response();
             response.headers_mut().insert(SET_COOKIE, cookie);
+            restore_language(&state, &staff, &mut response);
             response
         }
         Err(error) => {

@@ -44,6 +44,7 @@ pub mod forms;
 pub mod giftcards;
 pub mod goods;
 pub mod home;
+pub mod i18n;
 pub mod images;
 pub mod lists;
 pub mod locations;
@@ -329,6 +330,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             pages::frame_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            i18n::layer,
         ))
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .layer(compression_layer())

@@ -234,6 +234,8 @@ pub struct Page {
     pub nav: Vec<crate::nav::NavGroup>,
     /// 全局设置's tabs, on its pages.
     pub tabs: Vec<crate::nav::NavEntry>,
+    /// `zh-CN` or `en`: the header offers the other.
+    pub lang: &'static str,
 }
 
 impl Page {
@@ -247,6 +249,7 @@ impl Page {
             message: None,
             nav: Vec::new(),
             tabs: Vec::new(),
+            lang: crate::i18n::Lang::ZhCn.code(),
         }
     }
 
@@ -266,6 +269,7 @@ impl Page {
                 nav
             },
             tabs: Vec::new(),
+            lang: authed.lang.code(),
         }
     }
 

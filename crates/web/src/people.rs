@@ -235,6 +235,7 @@ async fn change_staff(
         password_hash,
         disabled: body.disabled,
         must_change_password,
+        language: None,
     };
     state
         .store
