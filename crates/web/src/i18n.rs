@@ -95,6 +95,11 @@ pub fn has_cjk(text: &str) -> bool {
     text.chars().any(is_cjk)
 }
 
+/// A Chinese character (not punctuation).
+fn is_ideograph(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}' | '\u{f900}'..='\u{faff}')
+}
+
 fn is_cjk(c: char) -> bool {
     matches!(c,
         '\u{3000}'..='\u{303f}' // CJK punctuation
@@ -160,8 +165,14 @@ impl Catalogue {
                 exact.insert(zh, en);
             }
         }
-        patterns
-            .sort_by_key(|p| std::cmp::Reverse(p.pieces.iter().map(String::len).sum::<usize>()));
+        // Patterns with words first, the longest first; those of bare
+        // separators (`{}：{}`, `{} · {}`) last, so they only split what
+        // nothing more specific explains.
+        patterns.sort_by_key(|p| {
+            let words = p.pieces.iter().any(|piece| piece.chars().any(is_ideograph));
+            let literal: usize = p.pieces.iter().map(String::len).sum();
+            (!words, std::cmp::Reverse(literal))
+        });
         Ok(Self { exact, patterns })
     }
 
@@ -184,7 +195,7 @@ impl Catalogue {
         if let Some(en) = self.exact.get(zh) {
             return Some(en.clone());
         }
-        if depth > 3 || !has_cjk(zh) {
+        if depth > 8 || !has_cjk(zh) {
             return None;
         }
         for pattern in &self.patterns {

@@ -7,6 +7,7 @@
 mod common;
 
 use common::TestApp;
+use serde_json::json;
 
 on_both_backends! {
     a_chosen_language_is_kept_by_the_cookie_and_the_account => chosen_language_is_kept;
@@ -26,6 +27,8 @@ const SHOP_DATA: &[&str] = &[
     "杭州市",
     "西湖区",
     "文三路 100 号",
+    // The name a quick-created batch is given, stored with it.
+    "快速创建",
 ];
 
 /// The Chinese a page shows a reader: its text outside scripts and
@@ -76,41 +79,83 @@ fn visible_chinese(html: &str) -> Vec<String> {
     found
 }
 
-/// The console's pages an owner opens from the menu and the settings'
-/// tabs.
-fn console_pages(home: &str) -> Vec<String> {
-    let mut pages: Vec<String> = home
-        .split("<a href=\"")
+/// The console's addresses a page links to: its own pages, not the API,
+/// the customers' pages, downloads or signing out.
+fn console_links(html: &str) -> Vec<String> {
+    html.split("href=\"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
         .map(|href| href.replace("&#x2f;", "/").replace("&amp;", "&"))
         .filter(|href| href.starts_with('/') && !href.starts_with("//"))
-        .collect();
-    pages.extend(
-        [
-            "/settings/pickup",
-            "/settings/waybill",
-            "/settings/sms",
-            "/settings/api-keys",
-            "/settings/webhooks",
-            "/settings/erp",
-        ]
-        .map(String::from),
-    );
-    pages.sort();
-    pages.dedup();
-    pages
+        .filter(|href| {
+            ![
+                "/api", "/open", "/m/", "/logout", "export", "download", "/qr", ".png", ".xlsx",
+                ".csv", ".pdf", ".svg", "evidence", "/images/", "/logo", "lang=",
+            ]
+            .iter()
+            .any(|skip| href.contains(skip))
+        })
+        .collect()
+}
+
+/// A shop with something of every product, written in English so that
+/// any Chinese left on a page is the console's own.
+async fn seed_in_english(app: &TestApp, owner: &common::Client) {
+    let today = kaquan_core::clock::format_date(kaquan_web::now());
+    let bodies = [
+        (
+            "/api/v1/distributors",
+            json!({"name": "East", "contact": "Wang", "phone": "13900000000"}),
+        ),
+        (
+            "/api/v1/locations",
+            json!({"name": "Main St", "address": "1 Main St", "hours": "09:00-21:00", "enabled": true}),
+        ),
+        (
+            "/api/v1/coupon-programs",
+            json!({"begin_date": today, "brand_name": "Orchard", "code_type": "qrcode", "color": "Color010", "end_date": "2199-12-31", "get_limit": 1, "kind": "cash", "least_cost_fen": 10000, "location_ids": [], "notice": "Show at the till", "quantity": 1000, "reduce_cost_fen": 2000, "title": "Save 20", "use_all_locations": true, "use_limit": 1, "validity_type": "fixed"}),
+        ),
+        (
+            "/api/v1/member-programs",
+            json!({"activation_fields": ["name"], "brand_name": "Orchard", "color": "#63b359", "discount_percent_off": 5, "expiry": "year_end", "number_length": 8, "number_prefix": "VIP", "points_rule": {"cost_bonus_unit": 100, "cost_money_unit": 100, "increase_bonus": 1, "init_increase_bonus": 20, "reduce_money": 100}, "prerogative": "5% off", "stored_value": true, "tier_basis": "points", "tiers": [{"discount_percent_off": 10, "name": "Gold", "threshold": 1000}], "title": "Orchard card"}),
+        ),
+        (
+            "/api/v1/ecard-products",
+            json!({"delivery_form": "number_password", "face_value_yuan": "19.90", "instructions": "Open the app and enter the code", "listings": [{"marketplace": "pinduoduo", "product_id": "pdd-100", "sku_id": ""}], "low_stock_threshold": 20, "name": "Video month", "own_verification_code": false, "refund_expired": false, "remind_days": 3, "valid_days": 30}),
+        ),
+        (
+            "/api/v1/code-templates",
+            json!({"face_value_fen": 10000, "kind": "offline", "name": "Offline 100", "quantity": 5, "valid_from": today, "valid_until": "2199-12-31"}),
+        ),
+        (
+            "/api/v1/code-templates",
+            json!({"face_value_fen": 10000, "kind": "online", "name": "Online 100", "valid_from": today, "valid_until": "2199-12-31"}),
+        ),
+        (
+            "/api/v1/webhook-endpoints",
+            json!({"description": "ERP", "enabled": true, "event_types": [], "url": "https://erp.example.com/kaquan/webhooks"}),
+        ),
+        ("/api/v1/api-keys", json!({"label": "Mall"})),
+    ];
+    for (path, body) in bodies {
+        let (status, answer) = owner.post(path, body).await;
+        assert!((200..300).contains(&status), "{path}: {answer}");
+    }
+    let cards = common::pickup_cards(app, 2).await;
+    common::h5_orders(app, owner, cards).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_console_page_in_english_shows_no_chinese_but_the_shops_own() {
     let app = TestApp::start(common::Backend::Sqlite).await;
     let owner = app.client("owner").await;
-    let cards = common::pickup_cards(&app, 2).await;
-    common::h5_orders(&app, &owner, cards).await;
-    let home = owner.page("/?lang=en").await;
+    seed_in_english(&app, &owner).await;
+    owner.page("/?lang=en").await;
+    // Every page the console links to, from the overview on.
+    let mut queue: Vec<String> = vec!["/".into()];
+    let mut seen: std::collections::BTreeSet<String> = queue.iter().cloned().collect();
     let mut missing: Vec<String> = Vec::new();
-    for page in console_pages(&home) {
+    while let Some(page) = queue.pop() {
         let response = owner.http.get(app.url(&page)).send().await.unwrap();
         if response.status().is_redirection() {
             continue;
@@ -121,13 +166,20 @@ async fn every_console_page_in_english_shows_no_chinese_but_the_shops_own() {
         for text in visible_chinese(&html) {
             missing.push(format!("{page}\t{text}"));
         }
+        for link in console_links(&html) {
+            if seen.len() < 400 && seen.insert(link.clone()) {
+                queue.push(link);
+            }
+        }
     }
+    assert!(seen.len() > 60, "the walk reached {} pages", seen.len());
     missing.sort();
     missing.dedup();
     assert!(
         missing.is_empty(),
-        "{} texts untranslated:\n{}",
+        "{} texts untranslated on {} pages:\n{}",
         missing.len(),
+        seen.len(),
         missing.join("\n")
     );
 }
