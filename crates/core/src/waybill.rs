@@ -147,12 +147,12 @@ pub fn check_settings(
         if fields.carriers[..i].iter().any(|d| d.carrier == c.carrier) {
             return Err(format!("物流公司「{}」配置了两次", c.carrier));
         }
-        for (what, value) in [
-            ("月结代码", &c.monthly_account),
-            ("产品类型", &c.product_type),
-            ("快递公司编码", &c.carrier_code),
+        for (field, value) in [
+            (format!("{}的月结代码", c.carrier), &c.monthly_account),
+            (format!("{}的产品类型", c.carrier), &c.product_type),
+            (format!("{}的快递公司编码", c.carrier), &c.carrier_code),
         ] {
-            crate::text::check_field(&format!("{}的{what}", c.carrier), value, 64)?;
+            crate::text::check_field(&field, value, 64)?;
         }
         if c.monthly_account.trim().is_empty() || c.product_type.trim().is_empty() {
             return Err(format!("请填写{}的月结代码和产品类型", c.carrier));

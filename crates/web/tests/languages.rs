@@ -247,3 +247,76 @@ async fn with_language(app: &TestApp, path: &str, accept_language: &str) -> (u16
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+/// The customers' pages (提货, 兑换中心, 领券, 开卡) follow the phone's
+/// language, and so do their refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_pages_follow_the_phones_language() {
+    let app = TestApp::start(common::Backend::Sqlite).await;
+    let owner = app.client("owner").await;
+    seed_in_english(&app, &owner).await;
+    let (numbers, passwords, goods) = common::pickup_cards(&app, 1).await;
+    let (_, coupon) = owner.get("/api/v1/coupon-programs/1").await;
+    let (_, card) = owner.get("/api/v1/member-programs/1").await;
+    let base = app.url("");
+    let relative = |url: &str| url.trim_start_matches(&base).to_owned();
+    let m = app.merchant_id;
+    let english = reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(
+            [(
+                reqwest::header::ACCEPT_LANGUAGE,
+                reqwest::header::HeaderValue::from_static("en-US,en;q=0.9"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let mut pages: Vec<(String, String)> = Vec::new();
+    for path in [
+        format!("/m/{m}/redeem"),
+        format!("/m/{m}/orders"),
+        format!("/m/{m}/exchange/login"),
+        format!("/m/{m}/wallet"),
+        relative(coupon["claim_url"].as_str().unwrap()),
+        relative(card["open_url"].as_str().unwrap()),
+        format!("/m/{m}/d/no-such-token"),
+        format!("/m/{m}/no-such-page"),
+    ] {
+        let response = english.get(app.url(&path)).send().await.unwrap();
+        pages.push((path, response.text().await.unwrap()));
+    }
+    // A card checked, a wrong password refused, and the order placed.
+    let goods_id = goods[0].to_string();
+    let form = common::address(&numbers[0], &passwords[0], &goods_id);
+    let wrong = common::address(&numbers[0], "WRONG-PASSWORD", &goods_id);
+    for (label, path, form) in [
+        ("check", "redeem/check", &form),
+        ("refused", "redeem/confirm", &wrong),
+        ("confirm", "redeem/confirm", &form),
+    ] {
+        let response = english
+            .post(app.url(&format!("/m/{m}/{path}")))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        pages.push((label.into(), response.text().await.unwrap()));
+    }
+    let mut missing = Vec::new();
+    for (path, html) in &pages {
+        assert!(html.contains("<html lang=\"en\">"), "{path}: {html}");
+        for text in visible_chinese(html) {
+            missing.push(format!("{path}\t{text}"));
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "{} texts untranslated:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}

@@ -111,3 +111,143 @@ fn accept_language_prefers_the_highest_weight_and_chinese_by_default() {
     assert_eq!(Lang::parse("zh-cn"), Some(Lang::ZhCn));
     assert_eq!(Lang::parse("fr"), None);
 }
+
+/// Every Chinese string literal of the web crate and of core (messages,
+/// labels, refusals), its `{…}` placeholders as `{}`, reads wholly in
+/// English through the catalogue: what the code can say, the catalogue
+/// can translate. English sentences that name a Chinese term (the API
+/// reference's summaries) and the API's sample data are not UI.
+#[test]
+fn every_chinese_literal_of_the_code_has_its_english() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    for dir in [root.join("src"), root.join("../core/src")] {
+        for path in rust_files(&dir) {
+            let source = std::fs::read_to_string(&path).unwrap();
+            // Unit tests at the end of a file say what they test in Chinese.
+            let source = source.split("#[cfg(test)]").next().unwrap_or("");
+            for literal in chinese_literals(source) {
+                let english = catalogue().translate(&literal);
+                if english.as_deref().is_none_or(has_cjk) {
+                    missing.push(format!("{}: {literal}", path.display()));
+                }
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "{} without English:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && !path.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n == "tests.rs" || n.ends_with("_tests.rs")
+            })
+            // The API reference is English for engineers, naming our terms.
+            && !path.to_string_lossy().contains("openapi")
+        {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Sample data, not words of the UI: the values of the test text sent to
+/// the merchant's own SMS templates (which are Chinese) and the request
+/// examples of the API reference.
+const SAMPLES: &[&str] = &[
+    "张三",
+    "测试商品",
+    "文三路 100 号 2 幢 301",
+    "杭州市",
+    "浙江省",
+    "西湖区",
+    "年货提货中心",
+    "春节期间暂停提货",
+    "请在 12 月 31 日前提货",
+];
+
+/// The string literals holding Chinese outside comments, attributes
+/// (`#[schema(example = …)]`) and doc text, placeholders as `{}`.
+fn chinese_literals(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let code = line.trim_start();
+        if code.starts_with("//")
+            || code.starts_with("#[")
+            || code.starts_with('(') && code.contains("\"/")
+        {
+            continue;
+        }
+        let mut rest = code;
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let mut end = None;
+            let mut escaped = false;
+            for (i, c) in after.char_indices() {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = end else { break };
+            let literal = &after[..end];
+            rest = &after[end + 1..];
+            let english_sentence = literal
+                .split_whitespace()
+                .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                .count()
+                >= 3;
+            if literal.chars().any(is_ideograph) && !english_sentence && !SAMPLES.contains(&literal)
+            {
+                found.push(placeholders_as_braces(&literal.replace("\\n", "\n")));
+            }
+        }
+    }
+    found
+}
+
+/// `{field}`, `{NAME_MAX}`, `{:+}` → `{}`; `{{`/`}}` → `{`/`}`.
+fn placeholders_as_braces(literal: &str) -> String {
+    let mut out = String::new();
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                for d in chars.by_ref() {
+                    if d == '}' {
+                        break;
+                    }
+                }
+                out.push_str("{}");
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
