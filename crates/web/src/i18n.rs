@@ -18,8 +18,9 @@
 //! The language comes from `?lang=en` or `?lang=zh-CN` on any page (which
 //! also sets the `kaquan_lang` cookie and, for a signed-in staff member,
 //! their saved preference, restored at every sign-in), else the cookie,
-//! else `Accept-Language`, else zh-CN. `lang` is taken out of the query
-//! before any handler reads it.
+//! else, for the customers' pages and the API, `Accept-Language`; else
+//! zh-CN (the console does not follow the browser: a staff member chooses).
+//! `lang` is taken out of the query before any handler reads it.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -218,7 +218,19 @@ pub fn environment() -> minijinja::Environment<'static> {
         env.add_template(name, source)
             .expect("console templates are valid");
     }
+    env.add_filter("actor", actor_name);
     env
+}
+
+/// Who did something, as people read it: kaquan's own actors by name
+/// (命令行, 系统, 顾客), a staff member by their username.
+fn actor_name(label: String) -> String {
+    match label.as_str() {
+        "cli" => "命令行".into(),
+        "system" => "系统".into(),
+        "customer" => "顾客".into(),
+        _ => label,
+    }
 }
 
 /// What the page frame shows: the title, who is signed in and what they may do.

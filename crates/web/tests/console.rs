@@ -8,6 +8,7 @@ use common::browser::Browser;
 use common::{Backend, TestApp};
 
 const LAPTOP: (u32, u32) = (1366, 900);
+const DESK: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
 
 async fn browser(size: (u32, u32)) -> Browser {
@@ -175,8 +176,9 @@ async fn the_overview_counts_the_day_and_ticks_the_first_steps() {
     let owner = app.client("owner").await;
     // Goods entered, a batch made and exported: two of the three steps.
     let cards = common::pickup_cards(&app, 3).await;
+    let number = cards.0[0].clone();
     common::h5_orders(&app, &owner, cards).await;
-    let browser = browser(LAPTOP).await;
+    let browser = browser(DESK).await;
     browser.sign_in(&app, "owner").await;
     let done = browser
         .execute("return document.querySelectorAll('#steps li.done').length;")
@@ -207,6 +209,32 @@ async fn the_overview_counts_the_day_and_ticks_the_first_steps() {
     }
     browser.click("#tile-pending").await;
     browser.wait_for_text("h1", "订单").await;
+    // The header's search box opens the one card it finds.
+    browser.type_into("#search-q", &format!("{number}\n")).await;
+    browser.wait_for_text("h1", &number).await;
+
+    // On a phone: the same figures and charts, nothing wider than the
+    // screen, and the page switches to English from the header.
+    let phone = self::browser(PHONE).await;
+    phone.sign_in(&app, "owner").await;
+    assert_eq!(path(&phone).await, "/");
+    assert!(phone.text("#figure-pickups_placed").await.starts_with('3'));
+    let n_charts = phone
+        .execute("return document.querySelectorAll('#figures svg rect.bar').length;")
+        .await;
+    assert!(n_charts.as_i64().unwrap() >= 7 * 8, "{n_charts}");
+    let overflow = phone
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
+        .await;
+    assert_eq!(overflow, 0);
+    phone.click("#lang-switch").await;
+    phone.wait_for_text("h1", "Overview").await;
+    assert!(phone
+        .text("#figure-pickups_placed")
+        .await
+        .contains("Pickups placed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,10 +31,10 @@ const SHOP_DATA: &[&str] = &[
     "快速创建",
 ];
 
-/// The Chinese a page shows a reader: its text outside scripts and
-/// styles, and the attributes people read; the shop's own words and the
-/// language switch (中文, written in its own language) left out.
-fn visible_chinese(html: &str) -> Vec<String> {
+/// The lines of text a page shows a reader: its text outside scripts,
+/// styles, text areas and `<pre>` (data as it was sent), and the
+/// attributes people read.
+fn visible_lines(html: &str) -> Vec<String> {
     let mut text = String::new();
     let mut rest = html;
     while let Some(open) = rest.find('<') {
@@ -56,7 +56,7 @@ fn visible_chinese(html: &str) -> Vec<String> {
             }
         }
         rest = &rest[(close + 1).min(rest.len())..];
-        for raw in ["script", "style", "textarea"] {
+        for raw in ["script", "style", "textarea", "pre"] {
             if tag.starts_with(&format!("<{raw}")) {
                 let end = rest.find(&format!("</{raw}")).unwrap_or(rest.len());
                 rest = &rest[end..];
@@ -64,8 +64,17 @@ fn visible_chinese(html: &str) -> Vec<String> {
         }
     }
     text.push_str(rest);
+    text.lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The Chinese a page shows a reader, the shop's own words and the
+/// language switch (中文, written in its own language) left out.
+fn visible_chinese(html: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for line in text.lines() {
+    for line in visible_lines(html) {
         let mut line = line.replace("id=\"lang-switch\"", "");
         for data in SHOP_DATA {
             line = line.replace(data, "");
@@ -74,6 +83,142 @@ fn visible_chinese(html: &str) -> Vec<String> {
         let line = line.trim().trim_matches(|c| c == '、' || c == ' ');
         if line != "中文" && kaquan_web::i18n::has_cjk(line) {
             found.push(line.to_owned());
+        }
+    }
+    found
+}
+
+/// English words the Chinese console may show: names of formats, systems
+/// and protocols, and what people type in Latin letters anyway.
+const TECHNICAL_WORDS: &[&str] = &[
+    "kaquan",
+    "Logo",
+    "logo",
+    "API",
+    "ERP",
+    "SKU",
+    "ID",
+    "URL",
+    "CSV",
+    "csv",
+    "xlsx",
+    "PNG",
+    "JPEG",
+    "WebP",
+    "GIF",
+    "SVG",
+    "MB",
+    "QR",
+    "HTTP",
+    "http",
+    "https",
+    "JSON",
+    "Standard",
+    "Webhooks",
+    "AccessKey",
+    "Secret",
+    "SecretId",
+    "SecretKey",
+    "SdkAppId",
+    "appsecret",
+    "sid",
+    "key",
+    "secret",
+    "webhook",
+    "id",
+    "POST",
+    "GET",
+    "PUT",
+    "open",
+    "v1",
+    "EMS",
+    "KQ",
+    "SHA",
+    "CODE",
+    "Excel",
+    "Content",
+    "Type",
+    "Idempotency",
+    "Key",
+    "Nonce",
+    "Timestamp",
+    "Signature",
+    "Token",
+    "CSRF",
+    "serve",
+    "public",
+    "url",
+    "English",
+    "expressTypeId",
+    "zhongtong",
+    "ap",
+    "guangzhou",
+    "Gone",
+    "PDF",
+    "pdf",
+    "png",
+    "svg",
+    "example",
+    "com",
+    "card",
+    "your",
+    "domain",
+    "Kaquan",
+    "X",
+    "In",
+    "store",
+    "pickup",
+    "pinduoduo",
+    "sms",
+    "send",
+    "order",
+    "date",
+    "link",
+    "goods",
+    "number",
+    "type",
+    "timestamp",
+    "data",
+    "refund",
+    "sales",
+    "marketplace",
+    "orders",
+    "the",
+    "P90",
+    "ms",
+    "appkey",
+    "ecards",
+    "import",
+    "p90",
+];
+
+/// The English UI words a Chinese page shows: Latin words that are not a
+/// technical name, a code (`member.changed`, `send_sms`) or the shop's own.
+fn visible_english(html: &str, shop_words: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in visible_lines(html) {
+        // Addresses, `key=value` codes and SMS template variables are not words.
+        let line = line.replace("&#x2f;", "/");
+        let line: String = line
+            .split(' ')
+            .filter(|part| !part.contains('=') && !part.starts_with("${") && !part.contains("://"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for token in line.split(|c: char| {
+            !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' || c == '/' || c == ':')
+        }) {
+            let word = token.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+            // Codes (`member.changed`, `send_sms`, `--public-url`), masked
+            // codes and acronyms (`XXXX`, `EMS`) are not words either.
+            let is_code = word.contains(['_', '.', '/', ':', '-'])
+                || word.chars().any(|c| c.is_ascii_digit())
+                || word.chars().all(|c| c.is_ascii_uppercase());
+            if word.len() < 2 || is_code || !word.chars().any(|c| c.is_ascii_alphabetic()) {
+                continue;
+            }
+            if !TECHNICAL_WORDS.contains(&word) && !shop_words.contains(word) {
+                found.push(format!("{word}\t{line}"));
+            }
         }
     }
     found
@@ -97,6 +242,11 @@ fn console_links(html: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The words of the seeded shop's own names and texts.
+const SEED_WORDS: &str = "East Wang Main St Orchard Save Show at the till Orchard card off Gold \
+    Video month Open app and enter code Offline Online ERP Mall bench goods Zhang Zhejiang Hangzhou Xihu \
+    Wensan Rd owner";
 
 /// A shop with something of every product, written in English so that
 /// any Chinese left on a page is the console's own.
@@ -145,16 +295,11 @@ async fn seed_in_english(app: &TestApp, owner: &common::Client) {
     common::h5_orders(app, owner, cards).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_console_page_in_english_shows_no_chinese_but_the_shops_own() {
-    let app = TestApp::start(common::Backend::Sqlite).await;
-    let owner = app.client("owner").await;
-    seed_in_english(&app, &owner).await;
-    owner.page("/?lang=en").await;
-    // Every page the console links to, from the overview on.
+/// Every console page reachable from 概况, with its HTML.
+async fn crawl(app: &TestApp, owner: &common::Client) -> Vec<(String, String)> {
     let mut queue: Vec<String> = vec!["/".into()];
     let mut seen: std::collections::BTreeSet<String> = queue.iter().cloned().collect();
-    let mut missing: Vec<String> = Vec::new();
+    let mut pages = Vec::new();
     while let Some(page) = queue.pop() {
         let response = owner.http.get(app.url(&page)).send().await.unwrap();
         if response.status().is_redirection() {
@@ -162,25 +307,68 @@ async fn every_console_page_in_english_shows_no_chinese_but_the_shops_own() {
         }
         assert_eq!(response.status(), 200, "{page}");
         let html = response.text().await.unwrap();
-        assert!(html.contains("<html lang=\"en\">"), "{page} is in English");
-        for text in visible_chinese(&html) {
-            missing.push(format!("{page}\t{text}"));
-        }
         for link in console_links(&html) {
             if seen.len() < 400 && seen.insert(link.clone()) {
                 queue.push(link);
             }
         }
+        pages.push((page, html));
     }
-    assert!(seen.len() > 60, "the walk reached {} pages", seen.len());
+    assert!(pages.len() > 60, "the walk reached {} pages", pages.len());
+    pages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_console_page_in_english_shows_no_chinese_but_the_shops_own() {
+    let app = TestApp::start(common::Backend::Sqlite).await;
+    let owner = app.client("owner").await;
+    seed_in_english(&app, &owner).await;
+    owner.page("/?lang=en").await;
+    let pages = crawl(&app, &owner).await;
+    let mut missing: Vec<String> = Vec::new();
+    for (page, html) in &pages {
+        assert!(html.contains("<html lang=\"en\">"), "{page} is in English");
+        for text in visible_chinese(html) {
+            missing.push(format!("{page}\t{text}"));
+        }
+    }
     missing.sort();
     missing.dedup();
     assert!(
         missing.is_empty(),
         "{} texts untranslated on {} pages:\n{}",
         missing.len(),
-        seen.len(),
+        pages.len(),
         missing.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_console_page_in_chinese_shows_no_english_ui_words() {
+    let app = TestApp::start(common::Backend::Sqlite).await;
+    let owner = app.client("owner").await;
+    seed_in_english(&app, &owner).await;
+    // The seed's own words are the shop's data.
+    let shop_words: std::collections::BTreeSet<String> =
+        SEED_WORDS.split_whitespace().map(String::from).collect();
+    let pages = crawl(&app, &owner).await;
+    let mut english: Vec<String> = Vec::new();
+    for (page, html) in &pages {
+        assert!(
+            html.contains("<html lang=\"zh-CN\">"),
+            "{page} is in Chinese"
+        );
+        for word in visible_english(html, &shop_words) {
+            english.push(format!("{page}\t{word}"));
+        }
+    }
+    english.sort();
+    english.dedup();
+    assert!(
+        english.is_empty(),
+        "{} English words on Chinese pages:\n{}",
+        english.len(),
+        english.join("\n")
     );
 }
 
@@ -203,15 +391,21 @@ async fn chosen_language_is_kept(app: TestApp) {
     owner.page("/?lang=zh-CN").await;
     let again = app.client("owner").await;
     assert!(again.page("/").await.contains(">概况<"));
-    // A stranger's browser says what it prefers.
-    let (status, body) = with_language(&app, "/login", "en-US,en;q=0.9").await;
+    // A customer's phone says what it prefers; the console waits for a
+    // staff member to choose.
+    let redeem = format!("/m/{}/redeem", app.merchant_id);
+    let (status, body) = with_language(&app, &redeem, "en-US,en;q=0.9").await;
     assert_eq!(status, 200);
     assert!(
-        body.contains("<html lang=\"en\">") && body.contains("Sign in"),
+        body.contains("<html lang=\"en\">") && body.contains("Pickup centre"),
         "{body}"
     );
-    let (_, body) = with_language(&app, "/login", "zh-CN,zh;q=0.9,en;q=0.8").await;
+    let (_, body) = with_language(&app, &redeem, "zh-CN,zh;q=0.9,en;q=0.8").await;
     assert!(body.contains("<html lang=\"zh-CN\">"));
+    let (_, body) = with_language(&app, "/login", "en-US,en;q=0.9").await;
+    assert!(body.contains("<html lang=\"zh-CN\">") && body.contains("登录"));
+    let (_, body) = with_language(&app, "/login?lang=en", "zh-CN").await;
+    assert!(body.contains("<html lang=\"en\">") && body.contains("Sign in"));
     // An unknown language changes nothing.
     let page = again.page("/?lang=fr").await;
     assert!(page.contains(">概况<"));

@@ -3,6 +3,7 @@
 //! downloads, pictures) passes untouched.
 
 use super::{catalogue, translate_html, Lang, LANG_COOKIE, LANG_COOKIE_SECONDS};
+use crate::extract::Audience;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -105,9 +106,18 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         None => None,
     };
     let headers = request.headers();
+    // The console is zh-CN until its user chooses; a customer's phone and
+    // a program say what they read in `Accept-Language`.
+    let console = Audience::of(request.uri().path()) == Audience::Staff;
     let lang = chosen
         .or_else(|| crate::cookies::value(headers, LANG_COOKIE).and_then(|c| Lang::parse(&c)))
-        .unwrap_or_else(|| accepted(headers));
+        .unwrap_or_else(|| {
+            if console {
+                Lang::ZhCn
+            } else {
+                accepted(headers)
+            }
+        });
     if let Some(lang) = chosen {
         save_choice(&state, headers, lang).await;
     }

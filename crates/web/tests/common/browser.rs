@@ -160,8 +160,11 @@ impl Browser {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                          "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         format!("--window-size={width},{height}"), format!("--user-data-dir={}", user_data.display())],
-                "prefs": {"download.default_directory": download_dir.display().to_string(), "download.prompt_for_download": false}
+                         "--lang=zh-CN", format!("--window-size={width},{height}"), format!("--user-data-dir={}", user_data.display())],
+                // A Chinese phone or desk, as our users have: the customers'
+                // pages follow the browser's languages.
+                "prefs": {"download.default_directory": download_dir.display().to_string(), "download.prompt_for_download": false,
+                          "intl.accept_languages": "zh-CN,zh"}
             }
         }}});
         let response: Value = http
