@@ -6,7 +6,7 @@
 //! keep the tallies (a trigger on the outbox, `events`, in each backend's
 //! migration) and sum what still stands (balances owed, deliveries given up).
 
-use crate::clock::{format_date, MERCHANT_UTC_OFFSET_SECONDS};
+use crate::clock::MERCHANT_UTC_OFFSET_SECONDS;
 use crate::event::EventType;
 use crate::StoreResult;
 
@@ -157,9 +157,15 @@ pub fn day_of(timestamp: i64) -> i64 {
     (timestamp + i64::from(MERCHANT_UTC_OFFSET_SECONDS)).div_euclid(86_400)
 }
 
+/// The Julian day number of 1970-01-01, day 0 of [`day_of`].
+const JULIAN_DAY_OF_EPOCH: i64 = 2_440_588;
+
 /// The date of a day number, `YYYY-MM-DD`.
 pub fn date_of_day(day: i64) -> String {
-    format_date(day * 86_400 - i64::from(MERCHANT_UTC_OFFSET_SECONDS))
+    i32::try_from(day + JULIAN_DAY_OF_EPOCH)
+        .ok()
+        .and_then(|julian| time::Date::from_julian_day(julian).ok())
+        .map_or_else(String::new, |date| date.to_string())
 }
 
 /// One row of the tallies: the events of one type on one day (at one
