@@ -514,3 +514,73 @@ async fn customer_pages_follow_the_phones_language() {
         missing.join("\n")
     );
 }
+
+/// The form fields of a page no one can name: an input, select or text
+/// area outside any `<label>`, without `aria-label` or `title`, and whose
+/// id no `<label for>` names.
+fn unlabelled_fields(html: &str) -> Vec<String> {
+    let fors: Vec<&str> = html
+        .split("<label for=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    let mut found = Vec::new();
+    let mut depth = 0usize;
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        let close = rest[open..].find('>').map_or(rest.len(), |c| open + c);
+        let tag = &rest[open..close];
+        rest = &rest[(close + 1).min(rest.len())..];
+        if tag.starts_with("<label") {
+            depth += 1;
+        } else if tag.starts_with("</label") {
+            depth = depth.saturating_sub(1);
+        } else if ["<input", "<select", "<textarea"]
+            .iter()
+            .any(|t| tag.starts_with(t))
+        {
+            let hidden = ["type=\"hidden\"", "type=\"submit\"", "type=\"button\""]
+                .iter()
+                .any(|t| tag.contains(t));
+            let named = tag.contains("aria-label=") || tag.contains("title=");
+            let id = tag
+                .split(" id=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("");
+            if !hidden && !named && depth == 0 && (id.is_empty() || !fors.contains(&id)) {
+                found.push(tag.chars().take(120).collect());
+            }
+        }
+        for raw in ["script", "style"] {
+            if tag.starts_with(&format!("<{raw}")) {
+                let end = rest.find(&format!("</{raw}")).unwrap_or(rest.len());
+                rest = &rest[end..];
+            }
+        }
+    }
+    found
+}
+
+/// Every form field of every console page has a name a screen reader
+/// reads out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_field_of_the_console_is_labelled() {
+    let app = TestApp::start(common::Backend::Sqlite).await;
+    let owner = app.client("owner").await;
+    seed_in_english(&app, &owner).await;
+    let mut unlabelled = Vec::new();
+    for (page, html) in crawl(&app, &owner).await {
+        for field in unlabelled_fields(&html) {
+            unlabelled.push(format!("{page}\t{field}"));
+        }
+    }
+    unlabelled.sort();
+    unlabelled.dedup();
+    assert!(
+        unlabelled.is_empty(),
+        "{} fields without a label:\n{}",
+        unlabelled.len(),
+        unlabelled.join("\n")
+    );
+}
