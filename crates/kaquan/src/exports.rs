@@ -68,6 +68,8 @@ pub(crate) async fn export_command(
         with_secrets,
         public_url: public_url.trim_end_matches('/'),
         progress: None,
+        // Files for other systems keep their Chinese headers.
+        lang: kaquan_web::i18n::Lang::ZhCn,
     };
     let n = kind
         .write(&request, &output)

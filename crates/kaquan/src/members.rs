@@ -133,6 +133,7 @@ async fn export(
             break;
         }
     }
-    kaquan_web::members::write_members(&rows, output).map_err(|e| anyhow!(e.public_message()))?;
+    kaquan_web::members::write_members(&rows, output, kaquan_web::i18n::Lang::ZhCn)
+        .map_err(|e| anyhow!(e.public_message()))?;
     Ok(rows.len())
 }

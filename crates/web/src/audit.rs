@@ -177,8 +177,13 @@ async fn export_audit_log(
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .map_err(xlsx_err)?;
-    for (c, h) in AUDIT_HEADERS.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    for (c, h) in authed
+        .export_lang
+        .headers(&AUDIT_HEADERS)
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     let (mut row, mut written) = (1u32, 0i64);
     let page_size = kaquan_core::store::PAGE_SIZE_MAX;

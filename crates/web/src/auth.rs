@@ -43,6 +43,9 @@ pub struct Authed {
     pub csrf_token: String,
     /// The language this request is answered in.
     pub lang: crate::i18n::Lang,
+    /// The language this person chose for the headers of their exports
+    /// (zh-CN unless they chose).
+    pub export_lang: crate::i18n::Lang,
 }
 
 impl Authed {
@@ -196,12 +199,18 @@ impl FromRequestParts<AppState> for Authed {
             .get::<crate::i18n::RequestLang>()
             .map(|l| l.0)
             .unwrap_or_default();
+        let export_lang = parts
+            .extensions
+            .get::<crate::i18n::ExportLang>()
+            .map(|l| l.0)
+            .unwrap_or_default();
         Ok(Authed {
             staff,
             role_label,
             permissions,
             csrf_token: session.csrf_token,
             lang,
+            export_lang,
         })
     }
 }

@@ -580,6 +580,7 @@ async fn export(
         with_secrets,
         public_url: &public_url,
         progress: None,
+        lang: authed.export_lang,
     };
     let n = kind.write(&request, &path).await?;
     let mut audit = authed.audit(

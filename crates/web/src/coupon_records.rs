@@ -480,7 +480,8 @@ pub async fn export_verifications(
     }
     let path = exports::temp_export_path("xlsx");
     let written = path.clone();
-    crate::off_runtime(move || write_verifications(&rows, &written)).await??;
+    let lang = authed.export_lang;
+    crate::off_runtime(move || write_verifications(&rows, &written, lang)).await??;
     let name = format!(
         "核销记录-{}.xlsx",
         format_date(crate::now()).replace('-', "")
@@ -488,14 +489,18 @@ pub async fn export_verifications(
     exports::stream_file(&path, &name, exports::XLSX_CONTENT_TYPE).await
 }
 
-fn write_verifications(rows: &[CouponVerificationView], path: &std::path::Path) -> ApiResult<()> {
+fn write_verifications(
+    rows: &[CouponVerificationView],
+    path: &std::path::Path,
+    lang: crate::i18n::Lang,
+) -> ApiResult<()> {
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("核销记录").map_err(xlsx_err)?;
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
-    for (c, h) in VERIFICATION_HEADERS.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    for (c, h) in lang.headers(&VERIFICATION_HEADERS).iter().enumerate() {
+        sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     for (i, v) in rows.iter().enumerate() {
         let row = i as u32 + 1;
@@ -638,7 +643,8 @@ pub async fn export_stats(
     let stats = stats(state, authed, query).await?;
     let path = exports::temp_export_path("xlsx");
     let written = path.clone();
-    crate::off_runtime(move || write_stats(&stats, &written)).await??;
+    let lang = authed.export_lang;
+    crate::off_runtime(move || write_stats(&stats, &written, lang)).await??;
     let name = format!(
         "数据与对账-{}.xlsx",
         format_date(crate::now()).replace('-', "")
@@ -646,18 +652,20 @@ pub async fn export_stats(
     exports::stream_file(&path, &name, exports::XLSX_CONTENT_TYPE).await
 }
 
-fn write_stats(stats: &VerificationStatsDto, path: &std::path::Path) -> ApiResult<()> {
+fn write_stats(
+    stats: &VerificationStatsDto,
+    path: &std::path::Path,
+    lang: crate::i18n::Lang,
+) -> ApiResult<()> {
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     let yuan = |text: &str| text.parse::<f64>().unwrap_or_default();
     let days = workbook.add_worksheet();
     days.set_name("按日期和门店").map_err(xlsx_err)?;
-    for (c, h) in ["日期", "门店", "核销张数", "订单金额", "优惠金额", "撤销"]
-        .iter()
-        .enumerate()
-    {
-        days.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    let titles = ["日期", "门店", "核销张数", "订单金额", "优惠金额", "撤销"];
+    for (c, h) in lang.headers(&titles).iter().enumerate() {
+        days.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     for (i, d) in stats.days.iter().enumerate() {
         let row = i as u32 + 1;
@@ -676,11 +684,9 @@ fn write_stats(stats: &VerificationStatsDto, path: &std::path::Path) -> ApiResul
     }
     let verifiers = workbook.add_worksheet();
     verifiers.set_name("按核销员").map_err(xlsx_err)?;
-    for (c, h) in ["核销员", "核销张数", "订单金额", "优惠金额", "撤销"]
-        .iter()
-        .enumerate()
-    {
-        verifiers.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    let titles = ["核销员", "核销张数", "订单金额", "优惠金额", "撤销"];
+    for (c, h) in lang.headers(&titles).iter().enumerate() {
+        verifiers.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     for (i, v) in stats.verifiers.iter().enumerate() {
         let row = i as u32 + 1;

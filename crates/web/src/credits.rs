@@ -392,8 +392,8 @@ async fn export_credit_transactions(
         "说明",
         "操作人",
     ];
-    for (col, title) in titles.iter().enumerate() {
-        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    for (col, title) in authed.export_lang.headers(&titles).iter().enumerate() {
+        sheet.write_string(0, col as u16, title).map_err(xlsx)?;
     }
     let mut row = 0u32;
     for page_number in 1.. {

@@ -244,18 +244,16 @@ async fn export_customers(
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
-    for (col, title) in [
+    let titles = [
         "编号",
         "顾客",
         "商城顾客编号",
         "手机号",
         "余额（元）",
         "加入时间",
-    ]
-    .iter()
-    .enumerate()
-    {
-        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    ];
+    for (col, title) in authed.export_lang.headers(&titles).iter().enumerate() {
+        sheet.write_string(0, col as u16, title).map_err(xlsx)?;
     }
     let mut row = 0u32;
     for page_number in 1.. {

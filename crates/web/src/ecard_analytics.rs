@@ -213,8 +213,8 @@ async fn export_ecard_analytics(
             "核销时效P90（小时）",
         ];
         titles.extend(a.buckets.iter());
-        for (col, t) in titles.iter().enumerate() {
-            sheet.write_string(0, col as u16, *t).map_err(xlsx)?;
+        for (col, t) in authed.export_lang.headers(&titles).iter().enumerate() {
+            sheet.write_string(0, col as u16, t).map_err(xlsx)?;
         }
         for (i, (name, f)) in rows.iter().enumerate() {
             let row = i as u32 + 1;

@@ -192,8 +192,8 @@ async fn export_marketplace_orders(
         "退款时间",
         "首次查看",
     ];
-    for (col, title) in titles.iter().enumerate() {
-        sheet.write_string(0, col as u16, *title).map_err(xlsx)?;
+    for (col, title) in authed.export_lang.headers(&titles).iter().enumerate() {
+        sheet.write_string(0, col as u16, title).map_err(xlsx)?;
     }
     let (mut row, now) = (0u32, crate::now());
     let time = |t: Option<i64>| t.map(format_datetime).unwrap_or_default();

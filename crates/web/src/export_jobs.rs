@@ -241,6 +241,7 @@ pub async fn start_export(
         kind.audit_detail(with_secrets),
     );
     let public_url = state.public_url_for(authed.merchant_id()).await?;
+    let lang = authed.export_lang;
     let (state, running) = (state.clone(), Arc::clone(&job));
     tokio::spawn(async move {
         let _slot = slot;
@@ -252,6 +253,7 @@ pub async fn start_export(
             with_secrets,
             public_url: &public_url,
             progress: Some(&running.n_done),
+            lang,
         };
         let written = running.kind.write(&request, &running.path).await;
         let audited = match written {

@@ -151,9 +151,11 @@ pub struct ExportRequest<'a> {
     pub public_url: &'a str,
     /// Counts the cards written so far, for a background export's progress.
     pub progress: Option<&'a std::sync::atomic::AtomicI64>,
+    /// The language of the header row (zh-CN unless the person chose).
+    pub lang: crate::i18n::Lang,
 }
 
-fn headers(with_secrets: bool) -> Vec<&'static str> {
+fn headers(with_secrets: bool, lang: crate::i18n::Lang) -> Vec<String> {
     let mut headers = vec!["卡序号", "卡号"];
     if with_secrets {
         headers.push("密码");
@@ -168,7 +170,7 @@ fn headers(with_secrets: bool) -> Vec<&'static str> {
         "批次号",
         "卡券备注",
     ]);
-    headers
+    lang.headers(&headers)
 }
 
 /// Turns card rows into cells, deriving each key version's keys once per
@@ -258,7 +260,7 @@ fn xlsx_err(error: rust_xlsxwriter::XlsxError) -> ApiError {
 /// Writes the card rows `receiver` hands over to an xlsx file at `path`,
 /// with 卡序号, 面值 and 批次号 as number cells so Excel sums and sorts them.
 fn write_xlsx(
-    headers: &[&str],
+    headers: &[String],
     receiver: std::sync::mpsc::Receiver<Vec<Vec<String>>>,
     path: &Path,
 ) -> ApiResult<()> {
@@ -268,17 +270,23 @@ fn write_xlsx(
         .map_err(xlsx_err)?;
     sheet.set_name("卡券").map_err(xlsx_err)?;
     for (c, h) in headers.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+        sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     // 卡序号, 面值 and 批次号 are numbers, so Excel sums and sorts them.
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     let plain = rust_xlsxwriter::Format::new();
     let numeric: Vec<Option<&rust_xlsxwriter::Format>> = headers
         .iter()
-        .map(|h| match *h {
-            "卡券面值(元)" => Some(&money),
-            "卡序号" | "批次号" => Some(&plain),
-            _ => None,
+        .map(|h| {
+            // The header in either language names its column.
+            let is = |zh: &str| *h == zh || *h == crate::i18n::Lang::En.text(zh);
+            if is("卡券面值(元)") {
+                Some(&money)
+            } else if is("卡序号") || is("批次号") {
+                Some(&plain)
+            } else {
+                None
+            }
         })
         .collect();
     let mut next_row = 1u32;
@@ -322,7 +330,7 @@ pub async fn export_cards(
             // and decrypts the next page, so both cores share the export.
             let (sender, receiver) =
                 std::sync::mpsc::sync_channel::<Vec<Vec<String>>>(EXPORT_PAGES_AHEAD);
-            let headers = headers(request.with_secrets);
+            let headers = headers(request.with_secrets, request.lang);
             let path = path.to_owned();
             let writer = tokio::task::spawn_blocking(move || write_xlsx(&headers, receiver, &path));
             let n = for_each_page(
@@ -358,7 +366,7 @@ pub async fn export_cards(
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let mut writer = csv::Writer::from_writer(out);
             writer
-                .write_record(headers(request.with_secrets))
+                .write_record(headers(request.with_secrets, request.lang))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let (n, (mut writer, _)) = for_each_page(
                 request,

@@ -81,6 +81,11 @@ impl Lang {
         best.0
     }
 
+    /// An export's header row in this language.
+    pub fn headers(self, zh: &[&str]) -> Vec<String> {
+        zh.iter().map(|h| self.text(h)).collect()
+    }
+
     /// `zh` in this language: itself in Chinese, the catalogue's English
     /// (or `zh` unchanged when the catalogue lacks it).
     pub fn text(self, zh: &str) -> String {
@@ -260,7 +265,7 @@ mod html;
 mod layer;
 
 pub use html::translate_html;
-pub use layer::{lang_cookie, layer, RequestLang};
+pub use layer::{lang_cookie, layer, ExportLang, RequestLang};
 
 #[cfg(test)]
 mod tests;

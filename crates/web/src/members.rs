@@ -452,19 +452,25 @@ pub async fn export_member_file(
     }
     let path = crate::exports::temp_export_path("xlsx");
     let written = path.clone();
-    crate::off_runtime(move || write_members(&rows, &written)).await??;
+    let lang = authed.export_lang;
+    crate::off_runtime(move || write_members(&rows, &written, lang)).await??;
     let name = format!("会员-{}.xlsx", format_date(crate::now()).replace('-', ""));
     crate::exports::stream_file(&path, &name, crate::exports::XLSX_CONTENT_TYPE).await
 }
 
-/// Writes members as xlsx (the console's and the CLI's export).
-pub fn write_members(rows: &[MemberView], path: &std::path::Path) -> ApiResult<()> {
+/// Writes members as xlsx (the console's and the CLI's export), its
+/// headers in `lang`.
+pub fn write_members(
+    rows: &[MemberView],
+    path: &std::path::Path,
+    lang: crate::i18n::Lang,
+) -> ApiResult<()> {
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("会员").map_err(xlsx_err)?;
-    for (c, h) in MEMBER_HEADERS.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    for (c, h) in lang.headers(&MEMBER_HEADERS).iter().enumerate() {
+        sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     for (i, m) in rows.iter().enumerate() {

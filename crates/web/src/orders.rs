@@ -463,10 +463,12 @@ pub(crate) fn parse_shipping_file(
     };
     // The columns by their headers, so the 订单导出 file itself can be filled
     // in and imported back; otherwise 订单号, 物流公司, 运单号 in that order.
+    // An export in English is read back by its English headers too.
     let column = |name: &str, default: usize| {
+        let english = crate::i18n::Lang::En.text(name);
         header
             .iter()
-            .position(|h| h.trim() == name)
+            .position(|h| h.trim() == name || h.trim() == english)
             .unwrap_or(default)
     };
     let (id_col, carrier_col, tracking_col) = (
@@ -609,8 +611,13 @@ async fn export_orders(
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .map_err(xlsx_err)?;
-    for (c, h) in ORDER_HEADERS.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).map_err(xlsx_err)?;
+    for (c, h) in authed
+        .export_lang
+        .headers(&ORDER_HEADERS)
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     let (mut after, mut row, mut n) = (0i64, 1u32, 0i64);
     loop {

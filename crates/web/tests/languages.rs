@@ -12,6 +12,7 @@ use serde_json::json;
 on_both_backends! {
     a_chosen_language_is_kept_by_the_cookie_and_the_account => chosen_language_is_kept;
     api_errors_follow_the_language_and_keep_their_codes => api_errors_follow;
+    exports_follow_only_a_chosen_language_and_read_back => exports_follow;
 }
 
 /// Chinese the shop itself wrote (goods, the shop's name, a 门店), which
@@ -582,5 +583,76 @@ async fn every_form_field_of_the_console_is_labelled() {
         "{} fields without a label:\n{}",
         unlabelled.len(),
         unlabelled.join("\n")
+    );
+}
+
+/// The header row of an xlsx download.
+async fn export_headers(client: &common::Client, path: &str, accept_language: &str) -> Vec<String> {
+    let response = client
+        .http
+        .get(format!("{}{path}", client.base))
+        .header("accept-language", accept_language)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let bytes = response.bytes().await.unwrap();
+    let file = common::temp_dir("export").join("export.xlsx");
+    std::fs::write(&file, &bytes).unwrap();
+    common::xlsx_rows(&file).into_iter().next().unwrap()
+}
+
+async fn exports_follow(app: TestApp) {
+    let owner = app.client("owner").await;
+    let cards = common::pickup_cards(&app, 2).await;
+    let orders = common::h5_orders(&app, &owner, cards).await;
+    // Other systems read exports by their headers: a program's language
+    // never changes them.
+    let zh = export_headers(&owner, "/api/v1/orders/export?status=pending", "en-US,en").await;
+    assert_eq!(&zh[..3], ["订单号", "状态", "提货方式"]);
+    // A person who chose English gets English headers.
+    owner.page("/?lang=en").await;
+    let en = export_headers(&owner, "/api/v1/orders/export?status=pending", "zh-CN").await;
+    assert_eq!(&en[..3], ["Order number", "Status", "Pickup channel"]);
+    assert!(en.iter().all(|h| !kaquan_web::i18n::has_cjk(h)), "{en:?}");
+    for path in [
+        "/api/v1/audit-log/export",
+        "/api/v1/cards/export?all=true&format=xlsx",
+        "/api/v1/customers/export",
+    ] {
+        let headers = export_headers(&owner, path, "zh-CN").await;
+        assert!(
+            headers.iter().all(|h| !kaquan_web::i18n::has_cjk(h)),
+            "{path}: {headers:?}"
+        );
+    }
+    // The English file, filled in, ships its orders: columns are found by
+    // their English headers, in any order.
+    let csv = format!(
+        "Tracking number,Order number,Carrier\nSF100001,{},顺丰速运\nSF100002,{},顺丰速运\n",
+        orders[0], orders[1]
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("ship.csv"),
+    );
+    let response = owner
+        .http
+        .post(format!("{}/api/v1/orders/ship-import", owner.base))
+        .header("x-csrf-token", &owner.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(status, 200, "{}", response.text().await.unwrap());
+    let (_, shipped) = owner.get("/api/v1/orders?status=shipped").await;
+    assert_eq!(shipped["total"], 2, "{shipped}");
+    assert_eq!(
+        shipped["items"][0]["tracking_number"]
+            .as_str()
+            .unwrap()
+            .len(),
+        8
     );
 }

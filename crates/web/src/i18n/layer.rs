@@ -13,10 +13,31 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-/// The language a request is answered in, for handlers that write what
-/// the layer cannot translate (exports).
+/// The language a request is answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestLang(pub Lang);
+
+/// The language an export's headers are written in: the one a person
+/// chose (`?lang=`, the cookie, their account), else zh-CN. A program's
+/// `Accept-Language` never changes a file other systems read by its
+/// headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportLang(pub Lang);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ExportLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ExportLang>()
+            .copied()
+            .unwrap_or_default())
+    }
+}
 
 /// The largest page or error translated; larger answers (none of ours)
 /// pass untranslated rather than be held in memory.
@@ -109,19 +130,22 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     // The console is zh-CN until its user chooses; a customer's phone and
     // a program say what they read in `Accept-Language`.
     let console = Audience::of(request.uri().path()) == Audience::Staff;
-    let lang = chosen
-        .or_else(|| crate::cookies::value(headers, LANG_COOKIE).and_then(|c| Lang::parse(&c)))
-        .unwrap_or_else(|| {
-            if console {
-                Lang::ZhCn
-            } else {
-                accepted(headers)
-            }
-        });
+    let kept = chosen
+        .or_else(|| crate::cookies::value(headers, LANG_COOKIE).and_then(|c| Lang::parse(&c)));
+    let lang = kept.unwrap_or_else(|| {
+        if console {
+            Lang::ZhCn
+        } else {
+            accepted(headers)
+        }
+    });
     if let Some(lang) = chosen {
         save_choice(&state, headers, lang).await;
     }
     request.extensions_mut().insert(RequestLang(lang));
+    request
+        .extensions_mut()
+        .insert(ExportLang(kept.unwrap_or_default()));
     let mut response = next.run(request).await;
     if let Some(lang) = chosen {
         response
