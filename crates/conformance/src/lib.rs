@@ -6,6 +6,7 @@
 //! empty store, so every check runs on its own database. The tidy test
 //! fails when a public check is missing from the macro's list.
 
+mod analytics;
 mod api_keys;
 mod attempts;
 mod audit;
@@ -39,6 +40,7 @@ mod sms;
 mod staff;
 mod waybills;
 
+pub use analytics::*;
 pub use api_keys::*;
 pub use attempts::*;
 pub use audit::*;
@@ -81,6 +83,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
             tallied_events_add_what_they_name_to_their_day,
+            issue_facts_follow_what_was_issued_and_redeemed,
             tallies_are_cut_by_local_day_and_location,
             liabilities_and_failures_are_summed_per_merchant,
             stock_costs_credits_by_condition_and_free_credits_go_first,

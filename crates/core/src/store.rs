@@ -87,6 +87,7 @@ store_union!(
     crate::ledger::LedgerStore,
     crate::customer::CustomerStore,
     crate::dashboard::DashboardStore,
+    crate::analytics::AnalyticsStore,
     crate::api_key::ApiKeyStore,
     crate::event::EventStore,
     crate::sms::SmsStore,

@@ -9,6 +9,7 @@
 //! Architecture invariant: this crate (its modules and `migrations/`) holds
 //! all of kaquan's PostgreSQL SQL.
 
+mod analytics;
 mod api_keys;
 mod attempts;
 mod audit;

@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate (its modules and `migrations/`) holds
 //! all of kaquan's SQLite SQL.
 
+mod analytics;
 mod api_keys;
 mod attempts;
 mod audit;

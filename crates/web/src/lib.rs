@@ -8,6 +8,7 @@
 // The OpenAPI examples of the coupon program are large `json!` literals.
 #![recursion_limit = "256"]
 
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -278,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(home::router())
         .merge(search::router())
+        .merge(analytics::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())

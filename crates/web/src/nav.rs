@@ -30,11 +30,14 @@ use Permission::*;
 const MENU: &[Group] = &[
     Group {
         label: "首页",
-        entries: &[Entry {
-            label: "概况",
-            href: "/",
-            permission: None,
-        }],
+        entries: &[
+            Entry {
+                label: "概况",
+                href: "/",
+                permission: None,
+            },
+            entry("数据分析", "/analytics", CardsView),
+        ],
     },
     Group {
         label: "卡券管理",

@@ -101,6 +101,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("../templates/home.html")),
     ("search.html", include_str!("../templates/search.html")),
     (
+        "analytics.html",
+        include_str!("../templates/analytics.html"),
+    ),
+    (
         "pickup_fields.html",
         include_str!("../templates/pickup_fields.html"),
     ),

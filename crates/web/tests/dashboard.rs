@@ -15,6 +15,7 @@ on_both_backends! {
     the_overview_sums_a_seeded_shop_across_products => overview_of_a_seeded_shop;
     the_overview_refuses_an_unknown_period_and_hides_what_a_role_may_not_open => overview_by_role;
     one_search_box_finds_cards_orders_and_phones_masked_by_permission => search_finds;
+    analytics_count_a_batch_its_pickups_and_their_times_and_export_them => analytics_of_a_batch;
 }
 
 /// The `data-value`s of the bars of a tile's chart, in order.
@@ -220,4 +221,48 @@ async fn search_finds(app: TestApp) {
         .await
         .unwrap();
     assert!(response.status().is_client_error());
+}
+
+async fn analytics_of_a_batch(app: TestApp) {
+    let owner = app.client("owner").await;
+    let cards = common::pickup_cards(&app, 3).await;
+    common::h5_orders(&app, &owner, cards).await;
+    let page = owner.page("/analytics").await;
+    let row = &page[page.find("id=\"instrument-").expect("the batch's row")..];
+    assert!(
+        row.contains(r#"data-issued="3" data-redeemed="3""#),
+        "{row}"
+    );
+    // All three picked up within the hour: the first column holds them.
+    let chart = &row[..row.find("</svg>").unwrap()];
+    let bars: Vec<i64> = chart
+        .split("data-value=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(bars, [3, 0, 0, 0, 0, 0]);
+    assert!(row.contains("100.0%"));
+    // Nothing issued of the other kinds; an unknown kind is refused.
+    assert!(owner
+        .page("/analytics?kind=codes")
+        .await
+        .contains("id=\"no-figures\""));
+    let (status, _) = owner.get("/analytics?kind=cards").await;
+    assert_eq!(status, 422);
+    let (status, _) = owner.get("/analytics?from=2026-12-31&to=2026-01-01").await;
+    assert_eq!(status, 422);
+    // The same figures as xlsx, read by a real reader.
+    let (status, bytes) = owner.get_bytes("/analytics/export").await;
+    assert_eq!(status, 200);
+    let file = common::temp_dir("analytics").join("analytics.xlsx");
+    std::fs::write(&file, bytes).unwrap();
+    let rows = common::xlsx_rows(&file);
+    assert_eq!(&rows[0][..3], ["名称", "发放数", "已兑换"]);
+    assert_eq!(&rows[1][1..3], ["3", "3"]);
+    assert_eq!(rows[1][9], "3", "the first bucket");
+    // One without the cards' permission may not look.
+    app.add_staff("desk", "verifier").await;
+    let desk = app.client("desk").await;
+    let (status, _) = desk.get("/analytics").await;
+    assert_eq!(status, 403);
 }

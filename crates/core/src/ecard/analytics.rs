@@ -4,16 +4,8 @@
 
 use super::{DeliveredStatus, DeliveryFact, Marketplace};
 
-/// The distribution's buckets of time to redeem: upper bounds in seconds
-/// (the last is open) and their labels.
-pub const REDEEM_BUCKETS: [(i64, &str); 6] = [
-    (3_600, "1 小时内"),
-    (86_400, "1–24 小时"),
-    (3 * 86_400, "1–3 天"),
-    (7 * 86_400, "3–7 天"),
-    (30 * 86_400, "7–30 天"),
-    (i64::MAX, "30 天以上"),
-];
+pub use crate::analytics::REDEEM_BUCKETS;
+use crate::analytics::{bucket_of, percentile};
 
 /// The figures of one group of delivered cards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,15 +33,6 @@ impl Figures {
     }
 }
 
-/// The nearest-rank percentile `p` (0–100) of sorted values.
-fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    Some(sorted[rank - 1])
-}
-
 /// The figures of `facts` at `now`.
 pub fn figures<'a>(facts: impl IntoIterator<Item = &'a DeliveryFact>, now: i64) -> Figures {
     let mut f = Figures::default();
@@ -63,11 +46,7 @@ pub fn figures<'a>(facts: impl IntoIterator<Item = &'a DeliveryFact>, now: i64) 
                     - fact.delivered_at)
                     .max(0);
                 waits.push(wait);
-                let bucket = REDEEM_BUCKETS
-                    .iter()
-                    .position(|(bound, _)| wait < *bound)
-                    .unwrap_or(5);
-                f.buckets[bucket] += 1;
+                f.buckets[bucket_of(wait)] += 1;
             }
             DeliveredStatus::Refunded => f.refunded += 1,
             DeliveredStatus::Expired => f.expired += 1,

@@ -1,0 +1,53 @@
+//! 数据分析's facts: one row per card activated, code issued or coupon
+//! claimed in a period (each query gives instrument, issued, redeemed,
+//! lapsed, value).
+
+use crate::sql::all;
+use crate::PgStore;
+use kaquan_core::analytics::{AnalyticsStore, InstrumentKind, IssueFact};
+use kaquan_core::StoreResult;
+
+fn facts_sql(kind: InstrumentKind) -> &'static str {
+    match kind {
+        InstrumentKind::Batch => {
+            "SELECT batch_id, activated_at, CASE WHEN state = 'used' THEN used_at END, \
+             COALESCE(state = 'voided' OR (state = 'active' AND valid_until < $4), false), \
+             COALESCE(face_value_fen, 0) \
+             FROM cards WHERE merchant_id = $1 AND activated_at >= $2 AND activated_at < $3"
+        }
+        InstrumentKind::CodeTemplate => {
+            "SELECT template_id, issued_at, CASE WHEN state = 'used' THEN redeemed_at END, \
+             COALESCE(state = 'voided' OR (state = 'unused' AND valid_until < $4), false), face_value_fen \
+             FROM codes WHERE merchant_id = $1 AND issued_at >= $2 AND issued_at < $3"
+        }
+        InstrumentKind::CouponProgram => {
+            "SELECT program_id, claimed_at, verified_at, state = 'available' AND valid_until < $4, 0::bigint \
+             FROM coupons WHERE merchant_id = $1 AND claimed_at >= $2 AND claimed_at < $3"
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AnalyticsStore for PgStore {
+    async fn issue_facts(
+        &self,
+        merchant_id: i64,
+        kind: InstrumentKind,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> StoreResult<Vec<IssueFact>> {
+        let c = self.client().await?;
+        let rows = all(&c, facts_sql(kind), &[&merchant_id, &from, &to, &now]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| IssueFact {
+                instrument_id: row.get(0),
+                issued_at: row.get(1),
+                redeemed_at: row.get(2),
+                lapsed: row.get(3),
+                value_fen: row.get(4),
+            })
+            .collect())
+    }
+}
