@@ -247,5 +247,10 @@ mod tests {
             ],
             [0, 0, 1, 5]
         );
+        assert_eq!(
+            bucket_of(i64::MAX),
+            5,
+            "the open bucket takes even the longest wait"
+        );
     }
 }
