@@ -7,7 +7,7 @@
 
 use crate::auth::Authed;
 use crate::charts::{self, Bar};
-use crate::ecard_analytics::{duration_zh, percent, PERIOD_DAYS_DEFAULT, PERIOD_DAYS_MAX};
+use crate::ecard_analytics::{duration_zh, percent, period};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::pages::{render, Page, PageResult};
@@ -150,17 +150,7 @@ pub async fn analytics(
     };
     authed.require(permission_of(kind))?;
     let now = crate::now();
-    let blank = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
-    let to = crate::lists::parse_optional_date(blank(&query.to).as_deref(), "结束日期", true)?
-        .unwrap_or_else(|| kaquan_core::clock::start_of_today(now) + 86_399)
-        + 1;
-    let from = crate::lists::parse_optional_date(blank(&query.from).as_deref(), "开始日期", false)?
-        .unwrap_or(to - PERIOD_DAYS_DEFAULT * 86_400);
-    if from >= to || to - from > PERIOD_DAYS_MAX * 86_400 {
-        return Err(ApiError::invalid(format!(
-            "统计区间须为 1–{PERIOD_DAYS_MAX} 天，且开始不晚于结束"
-        )));
-    }
+    let (from, to) = period(Some(&query.from), Some(&query.to), now)?;
     let m = authed.merchant_id();
     let facts = state.store.issue_facts(m, kind, from, to, now).await?;
     let mut instruments = Vec::new();

@@ -100,6 +100,23 @@ pub struct AnalyticsDto {
     pub marketplaces: Vec<MarketplaceFiguresDto>,
 }
 
+/// An analytics period `[from, to)` from its optional days (`to`
+/// inclusive): the last [`PERIOD_DAYS_DEFAULT`] days up to today when
+/// absent, at most [`PERIOD_DAYS_MAX`] days.
+pub(crate) fn period(from: Option<&str>, to: Option<&str>, now: i64) -> ApiResult<(i64, i64)> {
+    let to = crate::lists::parse_optional_date(to, "结束日期", true)?
+        .unwrap_or_else(|| kaquan_core::clock::start_of_today(now) + 86_399)
+        + 1;
+    let from = crate::lists::parse_optional_date(from, "开始日期", false)?
+        .unwrap_or(to - PERIOD_DAYS_DEFAULT * 86_400);
+    if from >= to || to - from > PERIOD_DAYS_MAX * 86_400 {
+        return Err(ApiError::invalid(format!(
+            "统计区间须为 1–{PERIOD_DAYS_MAX} 天，且开始不晚于结束"
+        )));
+    }
+    Ok((from, to))
+}
+
 /// The figures of a query's period.
 pub(crate) async fn analytics(
     state: &AppState,
@@ -108,16 +125,7 @@ pub(crate) async fn analytics(
 ) -> ApiResult<AnalyticsDto> {
     authed.require(Permission::EcardsManage)?;
     let now = crate::now();
-    let to = crate::lists::parse_optional_date(query.to.as_deref(), "结束日期", true)?
-        .unwrap_or_else(|| kaquan_core::clock::start_of_today(now) + 86_399)
-        + 1;
-    let from = crate::lists::parse_optional_date(query.from.as_deref(), "开始日期", false)?
-        .unwrap_or(to - PERIOD_DAYS_DEFAULT * 86_400);
-    if from >= to || to - from > PERIOD_DAYS_MAX * 86_400 {
-        return Err(ApiError::invalid(format!(
-            "统计区间须为 1–{PERIOD_DAYS_MAX} 天，且开始不晚于结束"
-        )));
-    }
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), now)?;
     let m = authed.merchant_id();
     let facts = state.store.list_delivery_facts(m, from, to).await?;
     let products = state.store.list_ecard_products(m).await?;
