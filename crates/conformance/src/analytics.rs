@@ -30,7 +30,7 @@ pub async fn issue_facts_follow_what_was_issued_and_redeemed(store: &dyn Store) 
     assert_eq!(batch[0].redeemed_at, Some(NOW));
     assert!(batch.iter().all(|f| f.issued_at == NOW && !f.lapsed));
     assert!(batch[1..].iter().all(|f| f.redeemed_at.is_none()));
-    let figures = figures(&batch);
+    let figures = figures(&batch, &[]);
     assert_eq!(
         (
             figures[0].issued,
@@ -80,4 +80,117 @@ pub async fn issue_facts_follow_what_was_issued_and_redeemed(store: &dyn Store) 
             .unwrap()
             .is_empty());
     }
+}
+
+/// A card sale refunded in the period counts against its batch, and only
+/// in the period it was refunded.
+pub async fn card_sale_refunds_count_against_their_batch(store: &dyn Store) {
+    use crate::card_sales::{refund, sale, sell};
+    let m = merchant(store, "A").await.id;
+    let batch = generate(store, m, quantity(5)).await;
+    sell(store, sale(m, batch.id, "o1", 2))
+        .await
+        .result
+        .unwrap();
+    sell(store, sale(m, batch.id, "o2", 1))
+        .await
+        .result
+        .unwrap();
+    refund(store, m, "o1").await.result.unwrap();
+    let counted = store
+        .refunded_counts(m, InstrumentKind::Batch, NOW, NOW + 120)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        vec![Refunded {
+            instrument_id: batch.id,
+            count: 2
+        }]
+    );
+    let facts = store
+        .issue_facts(m, InstrumentKind::Batch, NOW, NOW + 120, NOW + 120)
+        .await
+        .unwrap();
+    let f = &figures(&facts, &counted)[0];
+    assert_eq!(
+        (f.issued, f.refunded),
+        (1, 2),
+        "refunded cards are inactive"
+    );
+    for (from, to) in [(NOW + 61, NOW + 120), (NOW, NOW + 60)] {
+        assert!(store
+            .refunded_counts(m, InstrumentKind::Batch, from, to)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    for kind in [InstrumentKind::CodeTemplate, InstrumentKind::CouponProgram] {
+        assert!(store
+            .refunded_counts(m, kind, 0, i64::MAX)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    let other = merchant(store, "B").await.id;
+    assert!(store
+        .refunded_counts(other, InstrumentKind::Batch, 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// 会员卡 analytics: members joined, points issued and used, top-ups and
+/// spending per program, and what the members hold now.
+pub async fn member_programs_add_up_what_their_members_did(store: &dyn Store) {
+    use crate::members::{activate, fields, payment, program, recharge, run};
+    use kaquan_core::ledger::ApiCall;
+    let m = merchant(store, "A").await.id;
+    let p = program(store, m, fields()).await;
+    let quiet = program(store, m, fields()).await;
+    activate(store, m, p.id, "u1").await;
+    activate(store, m, p.id, "u2").await;
+    run(
+        store,
+        &ApiCall::default(),
+        m,
+        recharge("u1", 10_000, 1_000, "r-1"),
+    )
+    .await
+    .result
+    .unwrap();
+    let paid = run(
+        store,
+        &ApiCall::default(),
+        m,
+        payment("u1", 10_000, 0, 2_000, "o-1"),
+    )
+    .await
+    .result
+    .unwrap();
+    let totals = store
+        .member_operation_totals(m, NOW, NOW + 1)
+        .await
+        .unwrap();
+    let holdings = store.program_holdings(m).await.unwrap();
+    let all = program_figures(&totals, &holdings);
+    assert_eq!(all.len(), 1, "a program without members shows nothing");
+    let f = &all[0];
+    assert_eq!(f.program_id, p.id);
+    assert_ne!(f.program_id, quiet.id);
+    assert_eq!(f.joined, 2);
+    assert_eq!(f.points_issued, 20 + 20 + paid.points_earned);
+    assert_eq!((f.recharged_fen, f.bonus_fen), (10_000, 1_000));
+    assert_eq!(f.balance_spent_fen, 2_000);
+    assert_eq!(f.spend_fen, 10_000 - paid.discount_fen);
+    assert_eq!(f.holdings.members, 2);
+    assert_eq!(f.holdings.points, 40 + paid.points_earned);
+    assert_eq!(f.holdings.balance_fen, 11_000 - 2_000);
+    assert!(store
+        .member_operation_totals(m, NOW + 1, NOW + 2)
+        .await
+        .unwrap()
+        .is_empty());
+    let other = merchant(store, "B").await.id;
+    assert!(store.program_holdings(other).await.unwrap().is_empty());
 }

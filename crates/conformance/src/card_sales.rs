@@ -5,7 +5,7 @@ use crate::NOW;
 use kaquan_core::card_sale::{self, NewCardSale, RefundCardSale, SaleState, SoldCards};
 use kaquan_core::{audit::*, card::*, event::*, ledger::*, store::*};
 
-fn sale(m: i64, batch_id: i64, order_id: &str, quantity: i64) -> NewCardSale {
+pub(crate) fn sale(m: i64, batch_id: i64, order_id: &str, quantity: i64) -> NewCardSale {
     NewCardSale {
         merchant_id: m,
         order_id: order_id.into(),
@@ -18,13 +18,13 @@ fn sale(m: i64, batch_id: i64, order_id: &str, quantity: i64) -> NewCardSale {
     }
 }
 
-async fn sell(store: &dyn Store, sale: NewCardSale) -> Called<SoldCards> {
+pub(crate) async fn sell(store: &dyn Store, sale: NewCardSale) -> Called<SoldCards> {
     card_sale::sell_cards(store, &master(), &ApiCall::default(), &sale)
         .await
         .expect("sell cards")
 }
 
-async fn refund(store: &dyn Store, m: i64, order_id: &str) -> Called<SoldCards> {
+pub(crate) async fn refund(store: &dyn Store, m: i64, order_id: &str) -> Called<SoldCards> {
     let refund = RefundCardSale {
         merchant_id: m,
         order_id: order_id.into(),

@@ -84,6 +84,8 @@ macro_rules! conformance_tests {
             merchants_start_with_the_builtin_roles,
             tallied_events_add_what_they_name_to_their_day,
             issue_facts_follow_what_was_issued_and_redeemed,
+            card_sale_refunds_count_against_their_batch,
+            member_programs_add_up_what_their_members_did,
             tallies_are_cut_by_local_day_and_location,
             liabilities_and_failures_are_summed_per_merchant,
             stock_costs_credits_by_condition_and_free_credits_go_first,

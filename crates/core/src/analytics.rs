@@ -3,7 +3,12 @@
 //! was issued in a period, how much was redeemed, how soon (median, p90 and
 //! a distribution), how much lapsed unused, and what is still outstanding.
 //! The stores give one fact per issued thing; the figures are made here.
+//! 会员卡 programs are counted by what their members did in the period
+//! (joined, points issued, used and lapsed, top-ups and spending) and
+//! what they hold now, from the stores' sums per program and operation
+//! kind.
 
+use crate::member::operation::OperationKind;
 use crate::StoreResult;
 
 /// The distribution's buckets of time to redeem: upper bounds in seconds
@@ -94,6 +99,9 @@ pub struct InstrumentFigures {
     pub outstanding: i64,
     /// What the outstanding ones are worth.
     pub outstanding_fen: i64,
+    /// Sold and then refunded in the period (a card sale's refund gives
+    /// its cards back to inactive, so they are no longer issued).
+    pub refunded: i64,
     /// Seconds from issue to redemption: the median and the 90th
     /// percentile (nearest rank), none when nothing was redeemed.
     pub median_seconds: Option<i64>,
@@ -113,15 +121,29 @@ impl InstrumentFigures {
     }
 }
 
-/// The figures of each instrument among `facts`, by instrument id.
-pub fn figures(facts: &[IssueFact]) -> Vec<InstrumentFigures> {
+/// How many of an instrument's things were refunded in a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refunded {
+    pub instrument_id: i64,
+    pub count: i64,
+}
+
+/// The figures of each instrument among `facts` and `refunds`, by
+/// instrument id.
+pub fn figures(facts: &[IssueFact], refunds: &[Refunded]) -> Vec<InstrumentFigures> {
     let mut ids: Vec<i64> = facts.iter().map(|f| f.instrument_id).collect();
+    ids.extend(refunds.iter().map(|r| r.instrument_id));
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter()
         .map(|id| {
             let mut f = InstrumentFigures {
                 instrument_id: id,
+                refunded: refunds
+                    .iter()
+                    .filter(|r| r.instrument_id == id)
+                    .map(|r| r.count)
+                    .sum(),
                 ..Default::default()
             };
             let mut waits = Vec::new();
@@ -149,6 +171,113 @@ pub fn figures(facts: &[IssueFact]) -> Vec<InstrumentFigures> {
         .collect()
 }
 
+/// The sums of one kind of operation on one program's members in a
+/// period, as the stores add them up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationTotals {
+    pub program_id: i64,
+    pub kind: OperationKind,
+    pub count: i64,
+    /// Points earned, of the operations that added points.
+    pub points_gained: i64,
+    /// Points taken (as a positive number), of those that took points.
+    pub points_lost: i64,
+    pub points_used: i64,
+    pub balance_fen: i64,
+    pub bonus_fen: i64,
+    pub amount_fen: i64,
+    pub discount_fen: i64,
+}
+
+/// What one program's members hold now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramHoldings {
+    pub program_id: i64,
+    pub members: i64,
+    /// Their points and stored value; a customer who holds cards of two
+    /// programs counts in each, since points and balance are the
+    /// customer's.
+    pub points: i64,
+    pub balance_fen: i64,
+}
+
+/// The figures of one 会员卡 program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramFigures {
+    pub program_id: i64,
+    /// 新会员: cards opened in the period.
+    pub joined: i64,
+    /// 积分发放: points earned (开卡赠送, 消费, 手动增加).
+    pub points_issued: i64,
+    /// 积分使用: points spent on payments, less those refunds gave back.
+    pub points_used: i64,
+    /// 积分过期.
+    pub points_expired: i64,
+    /// 积分扣回: points taken back by refunds and by hand.
+    pub points_taken: i64,
+    /// 充值 and its 赠送.
+    pub recharged_fen: i64,
+    pub bonus_fen: i64,
+    /// 储值消费: balance spent on payments, less what refunds gave back.
+    pub balance_spent_fen: i64,
+    /// 会员消费: what members paid after their discount, less refunds.
+    pub spend_fen: i64,
+    pub holdings: ProgramHoldings,
+}
+
+/// The figures of each program among `totals` and `holdings`.
+pub fn program_figures(
+    totals: &[OperationTotals],
+    holdings: &[ProgramHoldings],
+) -> Vec<ProgramFigures> {
+    let mut ids: Vec<i64> = totals.iter().map(|t| t.program_id).collect();
+    ids.extend(holdings.iter().map(|h| h.program_id));
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let mut f = ProgramFigures {
+                program_id: id,
+                holdings: holdings
+                    .iter()
+                    .find(|h| h.program_id == id)
+                    .copied()
+                    .unwrap_or(ProgramHoldings {
+                        program_id: id,
+                        ..Default::default()
+                    }),
+                ..Default::default()
+            };
+            for t in totals.iter().filter(|t| t.program_id == id) {
+                f.points_issued += t.points_gained;
+                match t.kind {
+                    OperationKind::Activate => f.joined += t.count,
+                    OperationKind::Payment => {
+                        f.points_used += t.points_used;
+                        f.balance_spent_fen += t.balance_fen;
+                        f.spend_fen += t.amount_fen - t.discount_fen;
+                    }
+                    OperationKind::Refund => {
+                        f.points_used -= t.points_used;
+                        f.balance_spent_fen -= t.balance_fen;
+                        f.spend_fen -= t.amount_fen;
+                    }
+                    OperationKind::Recharge => {
+                        f.recharged_fen += t.balance_fen;
+                        f.bonus_fen += t.bonus_fen;
+                    }
+                    OperationKind::ExpirePoints => f.points_expired += t.points_lost,
+                    OperationKind::AdjustPoints => {}
+                }
+                if !matches!(t.kind, OperationKind::ExpirePoints) {
+                    f.points_taken += t.points_lost;
+                }
+            }
+            f
+        })
+        .collect()
+}
+
 /// The facts analytics reads.
 #[async_trait::async_trait]
 pub trait AnalyticsStore: Send + Sync + 'static {
@@ -162,6 +291,28 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         to: i64,
         now: i64,
     ) -> StoreResult<Vec<IssueFact>>;
+
+    /// How many things of `kind` were refunded in `[from, to)`, per
+    /// instrument (card sales' refunds; nothing else is refunded).
+    async fn refunded_counts(
+        &self,
+        merchant_id: i64,
+        kind: InstrumentKind,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<Refunded>>;
+
+    /// The sums of the operations on the merchant's members in
+    /// `[from, to)`, per program and kind.
+    async fn member_operation_totals(
+        &self,
+        merchant_id: i64,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<OperationTotals>>;
+
+    /// What each program's members hold now.
+    async fn program_holdings(&self, merchant_id: i64) -> StoreResult<Vec<ProgramHoldings>>;
 }
 
 #[cfg(test)]
@@ -188,7 +339,7 @@ mod tests {
             fact(2, None, false),
             fact(1, None, false),
         ];
-        let all = figures(&facts);
+        let all = figures(&facts, &[]);
         assert_eq!(all.len(), 2);
         let (one, two) = (&all[0], &all[1]);
         assert_eq!(one.instrument_id, 1);
@@ -215,12 +366,97 @@ mod tests {
     }
 
     #[test]
+    fn refunds_count_per_instrument_even_without_an_issue() {
+        let refunds = [
+            Refunded {
+                instrument_id: 2,
+                count: 3,
+            },
+            Refunded {
+                instrument_id: 2,
+                count: 1,
+            },
+            Refunded {
+                instrument_id: 7,
+                count: 5,
+            },
+        ];
+        let all = figures(&[fact(2, None, false)], &refunds);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].instrument_id, all[0].refunded), (2, 4));
+        assert_eq!(all[0].issued, 1);
+        assert_eq!(
+            (all[1].instrument_id, all[1].refunded, all[1].issued),
+            (7, 5, 0)
+        );
+    }
+
+    fn totals(kind: OperationKind, n: i64) -> OperationTotals {
+        OperationTotals {
+            program_id: 1,
+            kind,
+            count: n,
+            points_gained: 10 * n,
+            points_lost: 3 * n,
+            points_used: 5 * n,
+            balance_fen: 100 * n,
+            bonus_fen: 7 * n,
+            amount_fen: 1_000 * n,
+            discount_fen: 50 * n,
+        }
+    }
+
+    #[test]
+    fn program_figures_fold_each_kind_of_operation() {
+        let all = [
+            totals(OperationKind::Activate, 2),
+            totals(OperationKind::Payment, 3),
+            totals(OperationKind::Refund, 1),
+            totals(OperationKind::Recharge, 4),
+            totals(OperationKind::AdjustPoints, 5),
+            totals(OperationKind::ExpirePoints, 6),
+        ];
+        let holdings = [ProgramHoldings {
+            program_id: 1,
+            members: 9,
+            points: 80,
+            balance_fen: 900,
+        }];
+        let f = &program_figures(&all, &holdings)[0];
+        assert_eq!(f.joined, 2);
+        assert_eq!(f.points_issued, 10 * (2 + 3 + 1 + 4 + 5 + 6));
+        assert_eq!(f.points_used, 5 * 3 - 5);
+        assert_eq!(f.points_expired, 3 * 6);
+        assert_eq!(f.points_taken, 3 * (2 + 3 + 1 + 4 + 5));
+        assert_eq!((f.recharged_fen, f.bonus_fen), (400, 28));
+        assert_eq!(f.balance_spent_fen, 300 - 100);
+        assert_eq!(f.spend_fen, 3 * 950 - 1_000);
+        assert_eq!(f.holdings, holdings[0]);
+    }
+
+    #[test]
+    fn a_program_with_members_and_no_activity_still_shows() {
+        let holdings = [ProgramHoldings {
+            program_id: 4,
+            members: 1,
+            points: 0,
+            balance_fen: 0,
+        }];
+        let all = program_figures(&[], &holdings);
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].program_id, all[0].joined), (4, 0));
+        let alone = program_figures(&[totals(OperationKind::Activate, 1)], &[]);
+        assert_eq!(alone[0].holdings.program_id, 1);
+        assert_eq!(alone[0].holdings.members, 0);
+    }
+
+    #[test]
     fn a_redemption_stamped_before_its_issue_waits_no_time() {
         let early = IssueFact {
             redeemed_at: Some(900),
             ..fact(1, None, false)
         };
-        let f = &figures(&[early])[0];
+        let f = &figures(&[early], &[])[0];
         assert_eq!((f.median_seconds, f.buckets[0]), (Some(0), 1));
     }
 

@@ -78,6 +78,7 @@ pub(crate) async fn codes_command(
                 merchant_id,
                 template,
                 format,
+                kaquan_web::i18n::Lang::ZhCn,
             )
             .await
             .map_err(|e| anyhow!("{}", e.public_message()))?;

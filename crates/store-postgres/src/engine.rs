@@ -73,6 +73,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/029_ecards.sql"),
     include_str!("migrations/030_daily_tallies.sql"),
     include_str!("migrations/031_staff_language.sql"),
+    include_str!("migrations/032_analytics_indexes.sql"),
 ];
 
 pub struct PgStore {

@@ -110,6 +110,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/030_ecards.sql"),
     include_str!("migrations/031_daily_tallies.sql"),
     include_str!("migrations/032_staff_language.sql"),
+    include_str!("migrations/033_analytics_indexes.sql"),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to:

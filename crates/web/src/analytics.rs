@@ -2,7 +2,10 @@
 //! program, of what was issued in a period (cards activated, codes issued,
 //! coupons claimed): how much was redeemed and how soon (median, p90 and
 //! the distribution, drawn as SVG), how much lapsed unused, and what is
-//! outstanding and worth; the same figures export as xlsx. E-cards have
+//! outstanding and worth, and how many card sales were refunded; per 会员卡
+//! program (`kind=members`), what its members did in the period (joined,
+//! points issued, used, lapsed and taken back, top-ups, balance spent,
+//! spending) and hold now. The same figures export as xlsx. E-cards have
 //! their own page (`ecard_analytics.rs`) with their marketplaces.
 
 use crate::auth::Authed;
@@ -16,7 +19,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use kaquan_core::analytics::{figures, InstrumentFigures, InstrumentKind, REDEEM_BUCKETS};
+use kaquan_core::analytics::{
+    figures, program_figures, InstrumentFigures, InstrumentKind, ProgramFigures, REDEEM_BUCKETS,
+};
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_date;
 use kaquan_core::money::format_yuan;
@@ -31,7 +36,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsQuery {
-    /// `batches` (the default), `codes` or `coupons`.
+    /// `batches` (the default), `codes`, `coupons` or `members`.
     #[serde(default)]
     pub kind: String,
     /// Issued from this day (`YYYY-MM-DD`); 30 days ago when absent.
@@ -53,12 +58,35 @@ pub struct InstrumentView {
     pub median: String,
     pub p90: String,
     pub lapsed: i64,
+    pub refunded: i64,
     pub outstanding: i64,
     pub outstanding_yuan: String,
     pub distribution: Vec<i64>,
     /// The distribution as SVG columns.
     pub chart: String,
 }
+
+/// One 会员卡 program's figures, as the page and the export show them.
+#[derive(Serialize)]
+pub struct ProgramView {
+    pub id: i64,
+    pub name: String,
+    pub joined: i64,
+    pub points_issued: i64,
+    pub points_used: i64,
+    pub points_expired: i64,
+    pub points_taken: i64,
+    pub recharged_yuan: String,
+    pub bonus_yuan: String,
+    pub balance_spent_yuan: String,
+    pub spend_yuan: String,
+    pub members: i64,
+    pub points: i64,
+    pub balance_yuan: String,
+}
+
+/// The kind of the page: an instrument, or the member programs.
+const MEMBERS: &str = "members";
 
 #[derive(Serialize)]
 pub struct KindLink {
@@ -75,6 +103,7 @@ pub struct AnalyticsView {
     pub to: String,
     pub buckets: Vec<&'static str>,
     pub instruments: Vec<InstrumentView>,
+    pub programs: Vec<ProgramView>,
 }
 
 fn permission_of(kind: InstrumentKind) -> Permission {
@@ -132,10 +161,56 @@ async fn view_of(
         median: duration_zh(f.median_seconds),
         p90: duration_zh(f.p90_seconds),
         lapsed: f.lapsed,
+        refunded: f.refunded,
         outstanding: f.outstanding,
         outstanding_yuan: format_yuan(f.outstanding_fen),
         distribution: f.buckets.to_vec(),
     })
+}
+
+async fn program_view(state: &AppState, m: i64, f: &ProgramFigures) -> ApiResult<ProgramView> {
+    let name = match state.store.get_member_program(m, f.program_id).await {
+        Ok(p) => p.fields.title,
+        Err(kaquan_core::StoreError::NotFound) => format!("#{}", f.program_id),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(ProgramView {
+        id: f.program_id,
+        name,
+        joined: f.joined,
+        points_issued: f.points_issued,
+        points_used: f.points_used,
+        points_expired: f.points_expired,
+        points_taken: f.points_taken,
+        recharged_yuan: format_yuan(f.recharged_fen),
+        bonus_yuan: format_yuan(f.bonus_fen),
+        balance_spent_yuan: format_yuan(f.balance_spent_fen),
+        spend_yuan: format_yuan(f.spend_fen),
+        members: f.holdings.members,
+        points: f.holdings.points,
+        balance_yuan: format_yuan(f.holdings.balance_fen),
+    })
+}
+
+/// The kinds a person may look at, the current one marked.
+fn kind_links(authed: &Authed, current: &str) -> Vec<KindLink> {
+    let mut links: Vec<KindLink> = InstrumentKind::ALL
+        .into_iter()
+        .filter(|k| authed.can(permission_of(*k)))
+        .map(|k| KindLink {
+            code: k.code(),
+            label: k.label_zh(),
+            current: k.code() == current,
+        })
+        .collect();
+    if authed.can(Permission::MembersView) {
+        links.push(KindLink {
+            code: MEMBERS,
+            label: "会员卡",
+            current: current == MEMBERS,
+        });
+    }
+    links
 }
 
 /// The figures of a query's kind and period, for one allowed to see them.
@@ -145,33 +220,42 @@ pub async fn analytics(
     query: &AnalyticsQuery,
 ) -> ApiResult<AnalyticsView> {
     let kind = match query.kind.trim() {
-        "" => InstrumentKind::Batch,
-        code => InstrumentKind::parse(code).ok_or_else(|| ApiError::invalid("未知的统计对象"))?,
+        "" => Some(InstrumentKind::Batch),
+        MEMBERS => None,
+        code => {
+            Some(InstrumentKind::parse(code).ok_or_else(|| ApiError::invalid("未知的统计对象"))?)
+        }
     };
-    authed.require(permission_of(kind))?;
+    authed.require(kind.map_or(Permission::MembersView, permission_of))?;
     let now = crate::now();
     let (from, to) = period(Some(&query.from), Some(&query.to), now)?;
     let m = authed.merchant_id();
-    let facts = state.store.issue_facts(m, kind, from, to, now).await?;
-    let mut instruments = Vec::new();
-    for f in figures(&facts).iter().rev() {
-        instruments.push(view_of(state, m, kind, f).await?);
+    let (mut instruments, mut programs) = (Vec::new(), Vec::new());
+    match kind {
+        Some(kind) => {
+            let facts = state.store.issue_facts(m, kind, from, to, now).await?;
+            let refunds = state.store.refunded_counts(m, kind, from, to).await?;
+            for f in figures(&facts, &refunds).iter().rev() {
+                instruments.push(view_of(state, m, kind, f).await?);
+            }
+        }
+        None => {
+            let totals = state.store.member_operation_totals(m, from, to).await?;
+            let holdings = state.store.program_holdings(m).await?;
+            for f in program_figures(&totals, &holdings).iter().rev() {
+                programs.push(program_view(state, m, f).await?);
+            }
+        }
     }
+    let code = kind.map_or(MEMBERS, InstrumentKind::code);
     Ok(AnalyticsView {
-        kind: kind.code(),
-        kinds: InstrumentKind::ALL
-            .into_iter()
-            .filter(|k| authed.can(permission_of(*k)))
-            .map(|k| KindLink {
-                code: k.code(),
-                label: k.label_zh(),
-                current: k == kind,
-            })
-            .collect(),
+        kind: code,
+        kinds: kind_links(authed, code),
         from: format_date(from),
         to: format_date(to - 1),
         buckets: REDEEM_BUCKETS.iter().map(|(_, label)| *label).collect(),
         instruments,
+        programs,
     })
 }
 
@@ -189,7 +273,78 @@ async fn analytics_page(
     ))
 }
 
+/// A cell of the export.
+enum Cell<'a> {
+    Text(&'a str),
+    Number(i64),
+}
+
+const INSTRUMENT_TITLES: [&str; 9] = [
+    "名称",
+    "发放数",
+    "已兑换",
+    "兑换率",
+    "兑换时长中位数",
+    "兑换时长P90",
+    "已失效",
+    "未兑换",
+    "未兑换面值（元）",
+];
+
+const PROGRAM_TITLES: [&str; 13] = [
+    "名称",
+    "新会员",
+    "积分发放",
+    "积分使用",
+    "积分过期",
+    "积分扣回",
+    "充值（元）",
+    "充值赠送（元）",
+    "储值消费（元）",
+    "会员消费（元）",
+    "会员数",
+    "积分余额",
+    "储值余额（元）",
+];
+
+fn instrument_row(v: &InstrumentView) -> Vec<Cell<'_>> {
+    let mut row = vec![
+        Cell::Text(&v.name),
+        Cell::Number(v.issued),
+        Cell::Number(v.redeemed),
+        Cell::Text(&v.rate),
+        Cell::Text(&v.median),
+        Cell::Text(&v.p90),
+        Cell::Number(v.lapsed),
+        Cell::Number(v.outstanding),
+        Cell::Text(&v.outstanding_yuan),
+    ];
+    row.extend(v.distribution.iter().map(|n| Cell::Number(*n)));
+    row.push(Cell::Number(v.refunded));
+    row
+}
+
+fn program_row(v: &ProgramView) -> Vec<Cell<'_>> {
+    vec![
+        Cell::Text(&v.name),
+        Cell::Number(v.joined),
+        Cell::Number(v.points_issued),
+        Cell::Number(v.points_used),
+        Cell::Number(v.points_expired),
+        Cell::Number(v.points_taken),
+        Cell::Text(&v.recharged_yuan),
+        Cell::Text(&v.bonus_yuan),
+        Cell::Text(&v.balance_spent_yuan),
+        Cell::Text(&v.spend_yuan),
+        Cell::Number(v.members),
+        Cell::Number(v.points),
+        Cell::Text(&v.balance_yuan),
+    ]
+}
+
 /// The figures as xlsx, the headers in the language the person chose.
+/// Columns are only ever added at the end (已退款 came after the
+/// distribution), so a sheet read by position keeps reading.
 async fn export_analytics(
     State(state): State<AppState>,
     authed: Authed,
@@ -199,48 +354,35 @@ async fn export_analytics(
     let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
-    let mut titles = vec![
-        "名称",
-        "发放数",
-        "已兑换",
-        "兑换率",
-        "兑换时长中位数",
-        "兑换时长P90",
-        "已失效",
-        "未兑换",
-        "未兑换面值（元）",
-    ];
-    titles.extend(view.buckets.iter());
+    let (titles, rows): (Vec<&str>, Vec<Vec<Cell>>) = if view.kind == MEMBERS {
+        (
+            PROGRAM_TITLES.to_vec(),
+            view.programs.iter().map(program_row).collect(),
+        )
+    } else {
+        let mut titles = INSTRUMENT_TITLES.to_vec();
+        titles.extend(view.buckets.iter());
+        titles.push("已退款");
+        (
+            titles,
+            view.instruments.iter().map(instrument_row).collect(),
+        )
+    };
     for (col, title) in authed.export_lang.headers(&titles).iter().enumerate() {
         sheet.write_string(0, col as u16, title).map_err(xlsx)?;
     }
-    for (i, v) in view.instruments.iter().enumerate() {
+    for (i, cells) in rows.iter().enumerate() {
         let row = i as u32 + 1;
-        sheet
-            .write_string(row, 0, crate::exports::escape_formula(&v.name))
-            .map_err(xlsx)?;
-        let numbers = [v.issued, v.redeemed];
-        for (col, n) in numbers.iter().enumerate() {
-            sheet
-                .write_number(row, col as u16 + 1, *n as f64)
-                .map_err(xlsx)?;
-        }
-        for (col, text) in [&v.rate, &v.median, &v.p90].iter().enumerate() {
-            sheet
-                .write_string(row, col as u16 + 3, *text)
-                .map_err(xlsx)?;
-        }
-        sheet.write_number(row, 6, v.lapsed as f64).map_err(xlsx)?;
-        sheet
-            .write_number(row, 7, v.outstanding as f64)
-            .map_err(xlsx)?;
-        sheet
-            .write_string(row, 8, &v.outstanding_yuan)
-            .map_err(xlsx)?;
-        for (col, n) in v.distribution.iter().enumerate() {
-            sheet
-                .write_number(row, col as u16 + 9, *n as f64)
-                .map_err(xlsx)?;
+        for (col, cell) in cells.iter().enumerate() {
+            let col = col as u16;
+            match cell {
+                // Names are the merchant's words: never a formula.
+                Cell::Text(text) if col == 0 => sheet
+                    .write_string(row, col, crate::exports::escape_formula(text))
+                    .map_err(xlsx)?,
+                Cell::Text(text) => sheet.write_string(row, col, *text).map_err(xlsx)?,
+                Cell::Number(n) => sheet.write_number(row, col, *n as f64).map_err(xlsx)?,
+            };
         }
     }
     let bytes = workbook.save_to_buffer().map_err(xlsx)?;

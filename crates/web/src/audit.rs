@@ -194,14 +194,17 @@ async fn export_audit_log(
             .search_audit(authed.merchant_id(), &filter, page)
             .await?;
         let n = records.len() as i64;
+        let lang = authed.export_lang;
         for a in records.into_iter().map(AuditDto::new) {
+            // As the page shows them: labels and descriptions in the
+            // person's language, a merchant's own words kept.
             let texts = [
-                &a.created_at,
-                &a.actor,
-                &a.action_label,
-                a.channel_label.unwrap_or(""),
-                &a.target_text,
-                &a.detail_text,
+                a.created_at.clone(),
+                a.actor.clone(),
+                lang.text(&a.action_label),
+                lang.text(a.channel_label.unwrap_or("")),
+                lang.text(&a.target_text),
+                lang.text(&a.detail_text),
             ];
             for (c, text) in texts.iter().enumerate() {
                 sheet

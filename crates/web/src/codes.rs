@@ -552,6 +552,7 @@ async fn export_codes(
         merchant_id,
         template_id,
         ExportFormat::Xlsx,
+        authed.export_lang,
     )
     .await?;
     state

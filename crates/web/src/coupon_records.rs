@@ -497,20 +497,21 @@ fn write_verifications(
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
-    sheet.set_name("核销记录").map_err(xlsx_err)?;
+    sheet.set_name(lang.text("核销记录")).map_err(xlsx_err)?;
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     for (c, h) in lang.headers(&VERIFICATION_HEADERS).iter().enumerate() {
         sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     for (i, v) in rows.iter().enumerate() {
         let row = i as u32 + 1;
+        let (channel, kind) = (lang.text(v.channel_label), lang.text(v.kind_label));
         let texts: [(u16, &str); 8] = [
             (0, &v.created_at),
             (1, v.location_name.as_deref().unwrap_or("")),
             (2, &v.verifier),
-            (3, v.channel_label),
+            (3, &channel),
             (4, &v.program_title),
-            (5, v.kind_label),
+            (5, &kind),
             (6, &v.code_masked),
             (7, &v.customer),
         ];
@@ -662,7 +663,7 @@ fn write_stats(
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     let yuan = |text: &str| text.parse::<f64>().unwrap_or_default();
     let days = workbook.add_worksheet();
-    days.set_name("按日期和门店").map_err(xlsx_err)?;
+    days.set_name(lang.text("按日期和门店")).map_err(xlsx_err)?;
     let titles = ["日期", "门店", "核销张数", "订单金额", "优惠金额", "撤销"];
     for (c, h) in lang.headers(&titles).iter().enumerate() {
         days.write_string(0, c as u16, h).map_err(xlsx_err)?;
@@ -670,8 +671,11 @@ fn write_stats(
     for (i, d) in stats.days.iter().enumerate() {
         let row = i as u32 + 1;
         days.write_string(row, 0, &d.day).map_err(xlsx_err)?;
-        let location = d.location_name.as_deref().unwrap_or("（未指定门店）");
-        days.write_string(row, 1, exports::escape_formula(location))
+        let location = d
+            .location_name
+            .clone()
+            .unwrap_or_else(|| lang.text("（未指定门店）"));
+        days.write_string(row, 1, exports::escape_formula(&location))
             .map_err(xlsx_err)?;
         days.write_number(row, 2, d.n_verified as f64)
             .map_err(xlsx_err)?;
@@ -683,7 +687,9 @@ fn write_stats(
             .map_err(xlsx_err)?;
     }
     let verifiers = workbook.add_worksheet();
-    verifiers.set_name("按核销员").map_err(xlsx_err)?;
+    verifiers
+        .set_name(lang.text("按核销员"))
+        .map_err(xlsx_err)?;
     let titles = ["核销员", "核销张数", "订单金额", "优惠金额", "撤销"];
     for (c, h) in lang.headers(&titles).iter().enumerate() {
         verifiers.write_string(0, c as u16, h).map_err(xlsx_err)?;

@@ -408,8 +408,8 @@ async fn export_credit_transactions(
             row += 1;
             let text = [
                 format_datetime(t.created_at),
-                t.kind.label_zh().to_owned(),
-                t.holder.label_zh().to_owned(),
+                authed.export_lang.text(t.kind.label_zh()),
+                authed.export_lang.text(t.holder.label_zh()),
             ];
             for (col, cell) in text.iter().enumerate() {
                 sheet.write_string(row, col as u16, cell).map_err(xlsx)?;

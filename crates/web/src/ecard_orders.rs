@@ -207,13 +207,14 @@ async fn export_marketplace_orders(
         }
         for order in &orders {
             for line in &order.lines {
+                let lang = authed.export_lang;
                 let head = [
-                    order.marketplace.label_zh().to_owned(),
+                    lang.text(order.marketplace.label_zh()),
                     order.order_id.clone(),
                     line.line_id.clone(),
                     line.product_name.clone(),
                     line.quantity.to_string(),
-                    line.state().map_or("", |s| s.label_zh()).to_owned(),
+                    lang.text(line.state().map_or("", |s| s.label_zh())),
                 ];
                 let cards: Vec<[String; 8]> = line
                     .cards
@@ -221,13 +222,11 @@ async fn export_marketplace_orders(
                     .map(|c| {
                         [
                             format!("••••{}", c.tail),
-                            c.status(now).label_zh().to_owned(),
+                            lang.text(c.status(now).label_zh()),
                             format_datetime(c.delivered_at),
                             format_datetime(c.facts.valid_until),
                             time(c.facts.verified_at),
-                            c.verified_way
-                                .map_or("", VerificationWay::label_zh)
-                                .to_owned(),
+                            lang.text(c.verified_way.map_or("", VerificationWay::label_zh)),
                             time(c.facts.refunded_at),
                             time(c.revealed_at),
                         ]

@@ -181,6 +181,7 @@ struct CellWriter {
     merchant_id: i64,
     with_secrets: bool,
     public_url: String,
+    lang: crate::i18n::Lang,
     keys: std::collections::HashMap<i32, MerchantKeys>,
 }
 
@@ -191,6 +192,7 @@ impl CellWriter {
             merchant_id: request.merchant_id,
             with_secrets: request.with_secrets,
             public_url: request.public_url.to_owned(),
+            lang: request.lang,
             keys: std::collections::HashMap::new(),
         }
     }
@@ -217,7 +219,7 @@ impl CellWriter {
             card.face_value_fen.map(format_yuan).unwrap_or_default(),
             card.valid_from.map(format_date).unwrap_or_default(),
             card.valid_until.map(format_date).unwrap_or_default(),
-            card.state.label_zh().to_owned(),
+            self.lang.text(card.state.label_zh()),
             escape_formula(card.distributor_name.as_deref().unwrap_or("")),
             card.batch_id.to_string(),
             escape_formula(&card.remark),
@@ -446,7 +448,9 @@ fn zip_err(error: zip::result::ZipError) -> ApiError {
 /// A template's codes in plaintext as xlsx or CSV, for the print shop, with
 /// each code's QR content (the exchange centre with the code after `#`).
 /// Returns the file and how many codes it holds. Callers check the
-/// permission and write the audit record.
+/// permission and write the audit record. The headers and states are in
+/// `lang`; the CLI writes Chinese.
+#[allow(clippy::too_many_arguments)]
 pub async fn export_codes_file(
     store: &dyn kaquan_core::store::Store,
     master: &kaquan_core::secrets::MasterKey,
@@ -454,6 +458,7 @@ pub async fn export_codes_file(
     merchant_id: i64,
     template_id: i64,
     format: ExportFormat,
+    lang: crate::i18n::Lang,
 ) -> ApiResult<(Vec<u8>, i64)> {
     const HEADERS: [&str; 8] = [
         "兑换码",
@@ -465,6 +470,7 @@ pub async fn export_codes_file(
         "有效期至",
         "二维码内容",
     ];
+    let headers = lang.headers(&HEADERS);
     // The runtime's thread only reads the codes; opening them and writing
     // the file run on the blocking pool (100,000 codes take a while).
     let mut codes = Vec::new();
@@ -496,7 +502,7 @@ pub async fn export_codes_file(
                 [
                     plain,
                     format_yuan(c.face_value_fen),
-                    c.state.label_zh().to_owned(),
+                    lang.text(c.state.label_zh()),
                     c.customer_label.clone().unwrap_or_default(),
                     c.redeemed_at.map(format_datetime).unwrap_or_default(),
                     c.order_id.clone().unwrap_or_default(),
@@ -511,10 +517,8 @@ pub async fn export_codes_file(
                 let mut workbook = rust_xlsxwriter::Workbook::new();
                 let sheet = workbook.add_worksheet();
                 let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
-                for (row, cells) in std::iter::once(HEADERS.map(String::from))
-                    .chain(rows.iter().cloned())
-                    .enumerate()
-                {
+                let all = std::iter::once(headers.as_slice()).chain(rows.iter().map(|r| &r[..]));
+                for (row, cells) in all.enumerate() {
                     for (col, text) in cells.iter().enumerate() {
                         sheet
                             .write_string(row as u32, col as u16, text)
@@ -526,7 +530,7 @@ pub async fn export_codes_file(
             ExportFormat::Csv => {
                 let csv_err = |e: csv::Error| ApiError::Internal(format!("csv: {e}"));
                 let mut writer = csv::Writer::from_writer(Vec::new());
-                writer.write_record(HEADERS).map_err(csv_err)?;
+                writer.write_record(&headers).map_err(csv_err)?;
                 for cells in &rows {
                     writer.write_record(cells).map_err(csv_err)?;
                 }

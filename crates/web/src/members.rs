@@ -468,13 +468,14 @@ pub fn write_members(
     let xlsx_err = |e: rust_xlsxwriter::XlsxError| ApiError::Internal(format!("xlsx: {e}"));
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
-    sheet.set_name("会员").map_err(xlsx_err)?;
+    sheet.set_name(lang.text("会员")).map_err(xlsx_err)?;
     for (c, h) in lang.headers(&MEMBER_HEADERS).iter().enumerate() {
         sheet.write_string(0, c as u16, h).map_err(xlsx_err)?;
     }
     let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
     for (i, m) in rows.iter().enumerate() {
         let row = i as u32 + 1;
+        let gender = lang.text(&m.gender);
         let texts = [
             &m.member_number,
             &m.program_title,
@@ -482,7 +483,7 @@ pub fn write_members(
             &m.phone,
             &m.name,
             &m.birthday,
-            &m.gender,
+            &gender,
             &m.tier_name,
         ];
         for (c, text) in texts.iter().enumerate() {

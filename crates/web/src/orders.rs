@@ -556,11 +556,11 @@ async fn import_shipments(
     }))
 }
 
-fn order_cells(o: &OrderDto) -> Vec<String> {
+fn order_cells(o: &OrderDto, lang: crate::i18n::Lang) -> Vec<String> {
     vec![
         o.id.to_string(),
-        o.status_label.to_owned(),
-        o.channel_label.to_owned(),
+        lang.text(o.status_label),
+        lang.text(o.channel_label),
         o.card_number.clone(),
         escape_formula(&o.goods_name),
         escape_formula(&o.consignee),
@@ -628,7 +628,10 @@ async fn export_orders(
         let Some(last) = page.last() else { break };
         after = last.id;
         for order in &page {
-            for (c, cell) in order_cells(&OrderDto::new(order, show)).iter().enumerate() {
+            for (c, cell) in order_cells(&OrderDto::new(order, show), authed.export_lang)
+                .iter()
+                .enumerate()
+            {
                 sheet.write_string(row, c as u16, cell).map_err(xlsx_err)?;
             }
             row += 1;

@@ -15,7 +15,10 @@ on_both_backends! {
     the_overview_sums_a_seeded_shop_across_products => overview_of_a_seeded_shop;
     the_overview_refuses_an_unknown_period_and_hides_what_a_role_may_not_open => overview_by_role;
     one_search_box_finds_cards_orders_and_phones_masked_by_permission => search_finds;
+    one_search_box_finds_codes_coupons_and_members_each_by_its_permission => search_finds_other_kinds;
     analytics_count_a_batch_its_pickups_and_their_times_and_export_them => analytics_of_a_batch;
+    analytics_of_membership_cards_add_up_joins_points_and_top_ups => analytics_of_members;
+    analytics_count_the_cards_of_refunded_sales_against_their_batch => analytics_of_refunds;
 }
 
 /// The `data-value`s of the bars of a tile's chart, in order.
@@ -223,6 +226,85 @@ async fn search_finds(app: TestApp) {
     assert!(response.status().is_client_error());
 }
 
+async fn search_finds_other_kinds(app: TestApp) {
+    let owner = app.client("owner").await;
+    let mall = common::Mall::new(&app).await;
+    // 查码: a 兑换码 opens its template, shown masked.
+    let (template, product) = owner.giftcard_product("50元礼品卡", 5_000, 5_000).await;
+    let codes = mall.order_codes("G-1", &product, 1, None).await;
+    let (status, location, _) = search(&owner, &codes[0]).await;
+    assert_eq!(status, 303, "a code is found");
+    assert_eq!(location, format!("/giftcards/codes/{}", template["id"]));
+    // A coupon's code is shown with its state and a way to 核销台 (which
+    // cannot be told the code in its address).
+    let now = kaquan_web::now();
+    let (status, program) = owner
+        .post(
+            "/api/v1/coupon-programs",
+            json!({"kind": "cash", "least_cost_fen": 10000, "reduce_cost_fen": 2000,
+                "title": "满100减20", "brand_name": "果园", "quantity": 10, "get_limit": 1,
+                "use_limit": 1, "validity_type": "fixed",
+                "begin_date": kaquan_core::clock::format_date(now - 86_400),
+                "end_date": kaquan_core::clock::format_date(now + 86_400),
+                "use_all_locations": true, "location_ids": []}),
+        )
+        .await;
+    assert_eq!(status, 201, "{program}");
+    let program_id = program["id"].as_i64().unwrap();
+    let (status, _) = owner
+        .post(
+            &format!("/api/v1/coupon-programs/{program_id}/state"),
+            json!({"state": "active"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let order = json!({"program_id": program_id, "customer_id": "u-1", "order_id": "C-1",
+        "order_line": "1", "quantity": 1});
+    let issued = mall.post("/open/v1/coupons", order, "coupon-1").await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let coupon_code = issued.body["coupons"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, page) = search(&owner, &coupon_code).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"<tr><td>优惠券</td><td><a href="&#x2f;verify">满100减20</a></td><td>可使用</td></tr>"#),
+        "{page}"
+    );
+    assert!(!page.contains(&coupon_code), "the code is not repeated");
+    // A member by member number, and by phone.
+    let fields = kaquan_core::member::ProgramFields {
+        title: "果园会员卡".into(),
+        number_prefix: "VIP".into(),
+        number_length: 8,
+        ..Default::default()
+    };
+    let member_program = app.member_program(&fields).await;
+    let body = json!({"program_id": member_program.id, "customer_id": "u-7",
+        "phone": "13911112222", "name": "李四"});
+    let opened = mall.post("/open/v1/members", body, "open-7").await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let member_id = opened.body["member_id"].as_i64().unwrap();
+    let number = opened.body["member_number"].as_str().unwrap().to_owned();
+    for q in [number.as_str(), "13911112222"] {
+        let (status, location, _) = search(&owner, q).await;
+        assert_eq!(
+            (status, location),
+            (303, format!("/members/{member_id}")),
+            "{q}"
+        );
+    }
+    // A role without a kind's permission finds nothing of it.
+    app.add_staff("viewer", "readonly").await;
+    let viewer = app.client("viewer").await;
+    for q in [codes[0].as_str(), coupon_code.as_str(), number.as_str()] {
+        let (status, _, page) = search(&viewer, q).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("id=\"no-hits\""), "{q}: {page}");
+    }
+}
+
 async fn analytics_of_a_batch(app: TestApp) {
     let owner = app.client("owner").await;
     let cards = common::pickup_cards(&app, 3).await;
@@ -265,4 +347,88 @@ async fn analytics_of_a_batch(app: TestApp) {
     let desk = app.client("desk").await;
     let (status, _) = desk.get("/analytics").await;
     assert_eq!(status, 403);
+}
+
+async fn analytics_of_members(app: TestApp) {
+    let fields = kaquan_core::member::ProgramFields {
+        title: "果园会员卡".into(),
+        ..Default::default()
+    };
+    let program = app.member_program(&fields).await;
+    let mall = common::Mall::new(&app).await;
+    for (customer, key) in [("u-1", "open-1"), ("u-2", "open-2")] {
+        let body = json!({"program_id": program.id, "customer_id": customer,
+            "phone": "13800000000", "name": "王小明"});
+        assert_eq!(mall.post("/open/v1/members", body, key).await.status, 201);
+    }
+    let top_up = json!({"customer_id": "u-1", "amount_fen": 10_000, "bonus_fen": 1_000,
+        "recharge_id": "r-1"});
+    let answer = mall.post("/open/v1/recharges", top_up, "r-1").await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let owner = app.client("owner").await;
+    let page = owner.page("/analytics?kind=members").await;
+    let row = &page[page
+        .find(&format!("id=\"program-{}\"", program.id))
+        .expect("the program's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(r#"data-joined="2""#), "{row}");
+    for figure in ["果园会员卡", "100.00", "10.00", "110.00"] {
+        assert!(row.contains(figure), "{figure} in {row}");
+    }
+    let (status, bytes) = owner.get_bytes("/analytics/export?kind=members").await;
+    assert_eq!(status, 200);
+    let file = common::temp_dir("analytics").join("members.xlsx");
+    std::fs::write(&file, bytes).unwrap();
+    let rows = common::xlsx_rows(&file);
+    assert_eq!(&rows[0][..3], ["名称", "新会员", "积分发放"]);
+    assert_eq!(rows[0][12], "储值余额（元）");
+    assert_eq!(
+        (rows[1][0].as_str(), rows[1][1].as_str()),
+        ("果园会员卡", "2")
+    );
+    assert_eq!((rows[1][6].as_str(), rows[1][10].as_str()), ("100.00", "2"));
+    // 会员卡 is a tab for one who may see members, and not for a verifier.
+    assert!(owner
+        .page("/analytics")
+        .await
+        .contains("id=\"kind-members\""));
+    app.add_staff("desk", "verifier").await;
+    let desk = app.client("desk").await;
+    let (status, _) = desk.get("/analytics?kind=members").await;
+    assert_eq!(status, 403);
+}
+
+async fn analytics_of_refunds(app: TestApp) {
+    let owner = app.client("owner").await;
+    let (status, batch) = owner
+        .post(
+            "/api/v1/batches",
+            json!({"name": "售卡批次", "quantity": 3}),
+        )
+        .await;
+    assert_eq!(status, 202, "{batch}");
+    let batch_id = batch["batch_id"].as_i64().unwrap();
+    app.wait_for_batch(&owner, batch_id).await;
+    let mall = common::Mall::new(&app).await;
+    let sale = json!({"order_id": "o-1", "batch_id": batch_id, "quantity": 2,
+        "phone": "13800001234"});
+    let sold = mall.post("/open/v1/card-sales", sale, "s-1").await;
+    assert_eq!(sold.status, 201, "{}", sold.body);
+    let refunded = mall
+        .post("/open/v1/card-sales/o-1/refund", json!({}), "rf-1")
+        .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.body);
+    let page = owner.page("/analytics").await;
+    let row = &page[page
+        .find(&format!("id=\"instrument-{batch_id}\""))
+        .expect("the batch's row")..];
+    let row = &row[..row.find("<svg").unwrap()];
+    assert!(row.contains(r#"data-issued="0""#), "{row}");
+    assert!(row.contains("<td>2</td>"), "two refunded in {row}");
+    let (_, bytes) = owner.get_bytes("/analytics/export").await;
+    let file = common::temp_dir("analytics").join("refunds.xlsx");
+    std::fs::write(&file, bytes).unwrap();
+    let rows = common::xlsx_rows(&file);
+    assert_eq!(rows[0][15], "已退款");
+    assert_eq!(rows[1][15], "2");
 }

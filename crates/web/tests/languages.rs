@@ -588,6 +588,18 @@ async fn every_form_field_of_the_console_is_labelled() {
 
 /// The header row of an xlsx download.
 async fn export_headers(client: &common::Client, path: &str, accept_language: &str) -> Vec<String> {
+    export_rows(client, path, accept_language)
+        .await
+        .into_iter()
+        .next()
+        .unwrap()
+}
+
+async fn export_rows(
+    client: &common::Client,
+    path: &str,
+    accept_language: &str,
+) -> Vec<Vec<String>> {
     let response = client
         .http
         .get(format!("{}{path}", client.base))
@@ -599,7 +611,7 @@ async fn export_headers(client: &common::Client, path: &str, accept_language: &s
     let bytes = response.bytes().await.unwrap();
     let file = common::temp_dir("export").join("export.xlsx");
     std::fs::write(&file, &bytes).unwrap();
-    common::xlsx_rows(&file).into_iter().next().unwrap()
+    common::xlsx_rows(&file)
 }
 
 async fn exports_follow(app: TestApp) {
@@ -625,6 +637,28 @@ async fn exports_follow(app: TestApp) {
             headers.iter().all(|h| !kaquan_web::i18n::has_cjk(h)),
             "{path}: {headers:?}"
         );
+    }
+    // The cells that are labels (a state, a channel, an action) are
+    // English too; what the shop and its customers wrote is kept.
+    for (path, header) in [
+        ("/api/v1/orders/export?status=pending", "Status"),
+        ("/api/v1/orders/export?status=pending", "Pickup channel"),
+        ("/api/v1/cards/export?all=true&format=xlsx", "Status"),
+        ("/api/v1/audit-log/export", "Action"),
+    ] {
+        let rows = export_rows(&owner, path, "zh-CN").await;
+        let col = rows[0]
+            .iter()
+            .position(|h| h == header)
+            .unwrap_or_else(|| panic!("{path}: {header} in {:?}", rows[0]));
+        assert!(rows.len() > 1, "{path} has rows");
+        for row in &rows[1..] {
+            assert!(
+                !kaquan_web::i18n::has_cjk(&row[col]),
+                "{path}: {header} {:?}",
+                row[col]
+            );
+        }
     }
     // The English file, filled in, ships its orders: columns are found by
     // their English headers, in any order.

@@ -77,17 +77,54 @@ fn tag_name(tag: &str) -> String {
 }
 
 /// A text node: translated whole when it holds Chinese, its leading and
-/// trailing whitespace kept.
+/// trailing whitespace kept; a node that is a date (`2026-12-07`, with a
+/// time or not) is written the English way (`Dec 7, 2026 10:30`).
 fn translate_text(text: &str, catalogue: &Catalogue) -> String {
-    if !has_cjk(text) {
-        return text.to_owned();
-    }
     let core = text.trim();
     let start = text.len() - text.trim_start().len();
     let end = start + core.len();
-    match translate_escaped(core, catalogue) {
+    let english = if has_cjk(core) {
+        translate_escaped(core, catalogue)
+    } else {
+        english_date(core)
+    };
+    match english {
         Some(english) => format!("{}{english}{}", &text[..start], &text[end..]),
         None => text.to_owned(),
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `YYYY-MM-DD`, optionally followed by ` HH:MM` or ` HH:MM:SS`, as
+/// English writes it: `Dec 7, 2026`, the time kept as it is. Anything else
+/// is none.
+pub(crate) fn english_date(text: &str) -> Option<String> {
+    let (day, time) = match text.split_once(' ') {
+        Some((day, time)) => (day, Some(time)),
+        None => (text, None),
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = day.split('-');
+    let (year, month, date) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !digits(year, 4) || !digits(month, 2) || !digits(date, 2) {
+        return None;
+    }
+    let month_name = MONTHS.get(month.parse::<usize>().ok()?.checked_sub(1)?)?;
+    let date: u32 = date.parse().ok()?;
+    if !(1..=31).contains(&date) {
+        return None;
+    }
+    let english = format!("{month_name} {date}, {year}");
+    match time {
+        None => Some(english),
+        Some(time) => {
+            let fields: Vec<&str> = time.split(':').collect();
+            let clock = (2..=3).contains(&fields.len()) && fields.iter().all(|f| digits(f, 2));
+            clock.then(|| format!("{english} {time}"))
+        }
     }
 }
 

@@ -87,6 +87,37 @@ fn a_page_is_translated_in_its_text_attributes_and_scripts_only() {
 }
 
 #[test]
+fn a_date_alone_in_a_text_node_is_written_the_english_way() {
+    use super::html::english_date;
+    for (iso, english) in [
+        ("2026-12-07", Some("Dec 7, 2026")),
+        ("2026-01-31 09:05", Some("Jan 31, 2026 09:05")),
+        ("2026-10-01 23:59:59", Some("Oct 1, 2026 23:59:59")),
+        ("2026-13-01", None),
+        ("2026-00-01", None),
+        ("2026-12-32", None),
+        ("2026-12-00", None),
+        ("2026-12-7", None),
+        ("26-12-07", None),
+        ("2026-12-07-01", None),
+        ("2026-12-07 9:05", None),
+        ("2026-12-07 09", None),
+        ("2026-12-07 09:05:00:00", None),
+        ("2026-1a-07", None),
+        ("13800001234", None),
+    ] {
+        assert_eq!(english_date(iso).as_deref(), english, "{iso}");
+    }
+    let c = catalogue_of("有效期至 {} => Valid until {}");
+    let page = "<td> 2026-12-07 10:30 </td><td>订单 2026-12-07</td><textarea>2026-12-07</textarea>";
+    assert_eq!(
+        translate_html(page, &c),
+        "<td> Dec 7, 2026 10:30 </td><td>订单 2026-12-07</td><textarea>2026-12-07</textarea>",
+        "only a whole node is a date; what was typed is kept"
+    );
+}
+
+#[test]
 fn a_quote_in_the_english_of_a_script_literal_is_escaped() {
     let c = catalogue_of("不能撤销 => can't be undone");
     let english = translate_html("<script>alert('不能撤销');</script>", &c);
