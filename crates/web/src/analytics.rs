@@ -12,7 +12,7 @@ use crate::auth::Authed;
 use crate::charts::{self, Bar};
 use crate::ecard_analytics::{duration_zh, percent, period};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{Json, Query};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
@@ -31,9 +31,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/analytics", get(analytics_page))
         .route("/analytics/export", get(export_analytics))
+        .route("/api/v1/analytics", get(get_analytics))
+        .route("/api/v1/analytics/export", get(export_analytics))
 }
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsQuery {
     /// `batches` (the default), `codes`, `coupons` or `members`.
@@ -48,61 +50,102 @@ pub struct AnalyticsQuery {
 }
 
 /// One instrument's figures, as the page and the export show them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InstrumentView {
+    /// The batch, template or program.
     pub id: i64,
     pub name: String,
+    /// 发放数: cards activated, codes issued, coupons claimed.
     pub issued: i64,
+    /// 已兑换: picked up, redeemed, verified.
     pub redeemed: i64,
+    /// 兑换率 as shown: `66.7%`.
     pub rate: String,
+    /// The same, 0–1.
+    pub redemption_rate: f64,
+    /// Time to redeem as shown (`3 小时`), and in seconds.
     pub median: String,
+    pub median_seconds: Option<i64>,
     pub p90: String,
+    pub p90_seconds: Option<i64>,
+    /// 已失效: voided, or past validity unused.
     pub lapsed: i64,
+    /// 已退款: of card sales refunded in the period (batches only).
     pub refunded: i64,
+    /// 未兑换, and its face value.
     pub outstanding: i64,
     pub outstanding_yuan: String,
+    pub outstanding_fen: i64,
+    /// Redemptions per bucket of time to redeem (see `buckets`).
     pub distribution: Vec<i64>,
     /// The distribution as SVG columns.
     pub chart: String,
 }
 
-/// One 会员卡 program's figures, as the page and the export show them.
-#[derive(Serialize)]
+/// One 会员卡 program's figures, as the page and the export show them:
+/// what its members did in the period, and hold now.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProgramView {
     pub id: i64,
     pub name: String,
+    /// 新会员.
     pub joined: i64,
+    /// 积分发放 (开卡赠送, 消费, 手动增加).
     pub points_issued: i64,
+    /// 积分使用, less what refunds gave back.
     pub points_used: i64,
     pub points_expired: i64,
+    /// 积分扣回: by refunds and by hand.
     pub points_taken: i64,
+    /// 充值 and its 赠送, as shown and in fen.
     pub recharged_yuan: String,
+    pub recharged_fen: i64,
     pub bonus_yuan: String,
+    pub bonus_fen: i64,
+    /// 储值消费, less refunds.
     pub balance_spent_yuan: String,
+    pub balance_spent_fen: i64,
+    /// 会员消费: paid after the member discount, less refunds.
     pub spend_yuan: String,
+    pub spend_fen: i64,
+    /// Members now, and their 积分 and 储值余额 (a customer with cards of
+    /// two programs counts in each).
     pub members: i64,
     pub points: i64,
     pub balance_yuan: String,
+    pub balance_fen: i64,
 }
 
 /// The kind of the page: an instrument, or the member programs.
 const MEMBERS: &str = "members";
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KindLink {
     pub code: &'static str,
     pub label: &'static str,
     pub current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"kind": "batches", "kinds": [{"code": "batches", "label": "卡券批次", "current": true}, {"code": "members", "label": "会员卡", "current": false}],
+    "from": "2026-11-01", "to": "2026-11-30", "buckets": ["1 小时内", "1–24 小时", "1–3 天", "3–7 天", "7–30 天", "30 天以上"],
+    "instruments": [{"id": 3, "name": "中秋提货卡", "issued": 100, "redeemed": 60, "rate": "60.0%", "redemption_rate": 0.6,
+        "median": "2 天", "median_seconds": 172800, "p90": "12 天", "p90_seconds": 1036800, "lapsed": 5, "refunded": 2,
+        "outstanding": 35, "outstanding_yuan": "7000.00", "outstanding_fen": 700000, "distribution": [5, 10, 20, 10, 10, 5], "chart": "<svg …>"}],
+    "programs": []}))]
 pub struct AnalyticsView {
+    /// `batches`, `codes`, `coupons` or `members`.
     pub kind: &'static str,
+    /// The kinds this role may look at.
     pub kinds: Vec<KindLink>,
+    /// The period, both days included.
     pub from: String,
     pub to: String,
+    /// The labels of the buckets of time to redeem.
     pub buckets: Vec<&'static str>,
+    /// Of an instrument kind; empty for `members`.
     pub instruments: Vec<InstrumentView>,
+    /// Of `members`; empty otherwise.
     pub programs: Vec<ProgramView>,
 }
 
@@ -158,12 +201,16 @@ async fn view_of(
         issued: f.issued,
         redeemed: f.redeemed,
         rate: percent(f.redemption_rate()),
+        redemption_rate: f.redemption_rate(),
         median: duration_zh(f.median_seconds),
+        median_seconds: f.median_seconds,
         p90: duration_zh(f.p90_seconds),
+        p90_seconds: f.p90_seconds,
         lapsed: f.lapsed,
         refunded: f.refunded,
         outstanding: f.outstanding,
         outstanding_yuan: format_yuan(f.outstanding_fen),
+        outstanding_fen: f.outstanding_fen,
         distribution: f.buckets.to_vec(),
     })
 }
@@ -183,12 +230,17 @@ async fn program_view(state: &AppState, m: i64, f: &ProgramFigures) -> ApiResult
         points_expired: f.points_expired,
         points_taken: f.points_taken,
         recharged_yuan: format_yuan(f.recharged_fen),
+        recharged_fen: f.recharged_fen,
         bonus_yuan: format_yuan(f.bonus_fen),
+        bonus_fen: f.bonus_fen,
         balance_spent_yuan: format_yuan(f.balance_spent_fen),
+        balance_spent_fen: f.balance_spent_fen,
         spend_yuan: format_yuan(f.spend_fen),
+        spend_fen: f.spend_fen,
         members: f.holdings.members,
         points: f.holdings.points,
         balance_yuan: format_yuan(f.holdings.balance_fen),
+        balance_fen: f.holdings.balance_fen,
     })
 }
 
@@ -257,6 +309,15 @@ pub async fn analytics(
         instruments,
         programs,
     })
+}
+
+/// The figures as JSON.
+async fn get_analytics(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<AnalyticsQuery>,
+) -> ApiResult<Json<AnalyticsView>> {
+    Ok(Json(analytics(&state, &authed, &query).await?))
 }
 
 async fn analytics_page(

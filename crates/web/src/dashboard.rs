@@ -7,15 +7,41 @@
 
 use crate::auth::Authed;
 use crate::charts::{self, Bar};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
 use crate::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::dashboard::{date_of_day, day_of, Figure, FigureSeries, Period, Summary};
 use kaquan_core::money::format_yuan;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/overview", get(get_overview))
+}
+
+/// 概况's query: the period it covers.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    /// `today` (the default), `7d` or `30d`.
+    #[serde(default)]
+    pub period: String,
+}
+
+impl OverviewQuery {
+    pub fn period(&self) -> ApiResult<Period> {
+        match self.period.as_str() {
+            "" => Ok(Period::Today),
+            code => Period::parse(code).ok_or_else(|| ApiError::invalid("未知的统计周期")),
+        }
+    }
+}
 
 /// 待处理: pickup orders to ship.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ToShip {
     pub pending: i64,
     pub today: i64,
@@ -23,39 +49,67 @@ pub struct ToShip {
     pub overdue: i64,
 }
 
+/// One day's value of a figure.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DayValue {
+    /// `YYYY-MM-DD`, in the server's time zone.
+    pub date: String,
+    pub value: i64,
+}
+
 /// One figure's tile.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Tile {
+    /// `cards_activated`, `pickups_placed`, `orders_shipped`,
+    /// `codes_redeemed`, `coupons_claimed`, `coupons_verified`,
+    /// `members_joined`, `ecards_delivered` or `ecards_verified`.
     pub code: &'static str,
     pub label: &'static str,
     pub total: i64,
     /// The money it carried, where it carries any: `¥12.34`.
     pub amount: Option<String>,
+    /// The same in fen.
+    pub amount_fen: Option<i64>,
+    /// The console's list it opens.
     pub href: String,
+    /// Its days, oldest first (at least a week).
+    pub daily: Vec<DayValue>,
     /// Its daily columns, as SVG.
     pub chart: String,
 }
 
-#[derive(Serialize)]
+/// 未兑付: what customers hold, for a role that may see it.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Owed {
+    /// 储值余额: `¥12.34`.
     pub balance: Option<String>,
+    pub balance_fen: Option<i64>,
+    /// 积分.
     pub points: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// Webhook deliveries and texts given up on.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Failures {
     pub webhooks: i64,
     pub sms: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PeriodLink {
     pub code: &'static str,
     pub label: &'static str,
     pub current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"periods": [{"code": "today", "label": "今天", "current": true}],
+    "first_date": "2026-12-07", "last_date": "2026-12-07",
+    "to_ship": {"pending": 12, "today": 3, "tomorrow": 4, "overdue": 1},
+    "tiles": [{"code": "codes_redeemed", "label": "兑换码兑换", "total": 8, "amount": "¥400.00", "amount_fen": 40000,
+        "href": "/customers", "daily": [{"date": "2026-12-07", "value": 8}], "chart": "<svg …>"}],
+    "owed": {"balance": "¥1200.00", "balance_fen": 120000, "points": 5300},
+    "failures": {"webhooks": 0, "sms": 1}, "by_location": null}))]
 pub struct Overview {
     pub periods: Vec<PeriodLink>,
     pub first_date: String,
@@ -95,13 +149,20 @@ fn href_of(figure: Figure, from: &str) -> String {
 }
 
 fn tile(series: &FigureSeries, summary: &Summary, from: &str) -> Tile {
-    let bars: Vec<Bar> = summary
+    let daily: Vec<DayValue> = summary
         .days
         .iter()
         .zip(&series.daily)
-        .map(|(day, value)| Bar {
-            label: date_of_day(*day),
+        .map(|(day, value)| DayValue {
+            date: date_of_day(*day),
             value: *value,
+        })
+        .collect();
+    let bars: Vec<Bar> = daily
+        .iter()
+        .map(|d| Bar {
+            label: d.date.clone(),
+            value: d.value,
         })
         .collect();
     let carries_money = matches!(
@@ -113,7 +174,9 @@ fn tile(series: &FigureSeries, summary: &Summary, from: &str) -> Tile {
         label: series.figure.label_zh(),
         total: series.total,
         amount: carries_money.then(|| format!("¥{}", format_yuan(series.amount_fen))),
+        amount_fen: carries_money.then_some(series.amount_fen),
         href: href_of(series.figure, from),
+        daily,
         chart: charts::columns(series.figure.label_zh(), &bars, 210, 40),
     }
 }
@@ -162,6 +225,7 @@ pub async fn overview(
             let owed = state.store.liabilities(m).await?;
             Ok::<_, ApiError>(Some(Owed {
                 balance: balance.then(|| format!("¥{}", format_yuan(owed.balance_fen))),
+                balance_fen: balance.then_some(owed.balance_fen),
                 points: points.then_some(owed.points),
             }))
         },
@@ -221,4 +285,13 @@ async fn location_chart(state: &AppState, m: i64, summary: &Summary) -> Result<S
         })
         .collect();
     Ok(charts::rows("门店核销", &bars, 560))
+}
+
+/// 概况 as JSON, for a role's own systems (a wall screen, a BI tool).
+async fn get_overview(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(query): Query<OverviewQuery>,
+) -> ApiResult<Json<Overview>> {
+    Ok(Json(overview(&state, &authed, query.period()?).await?))
 }

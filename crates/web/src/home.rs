@@ -13,9 +13,8 @@ use axum::routing::get;
 use axum::Router;
 use kaquan_core::audit::AuditFilter;
 use kaquan_core::auth::Permission;
-use kaquan_core::dashboard::Period;
 use kaquan_core::store::Page as ListPage;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,15 +38,6 @@ struct Step {
     hint: &'static str,
     href: &'static str,
     done: bool,
-}
-
-/// 概况's query: the period it covers.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HomeQuery {
-    /// `today` (the default), `7d` or `30d`.
-    #[serde(default)]
-    period: String,
 }
 
 /// 三步上手 (seed 003's QA): goods entered, cards made and exported, the
@@ -94,15 +84,12 @@ async fn steps(state: &AppState, authed: &Authed) -> Result<Vec<Step>, ApiError>
 async fn home_page(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<HomeQuery>,
+    Query(query): Query<crate::dashboard::OverviewQuery>,
 ) -> PageResult {
     if let Some(home) = nav::home_for(&authed.permissions) {
         return Ok(Redirect::to(home).into_response());
     }
-    let period = match query.period.as_str() {
-        "" => Period::Today,
-        code => Period::parse(code).ok_or_else(|| ApiError::invalid("未知的统计周期"))?,
-    };
+    let period = query.period()?;
     let (overview, mut steps) = tokio::try_join!(
         crate::dashboard::overview(&state, &authed, period),
         steps(&state, &authed)

@@ -280,6 +280,7 @@ pub fn router(state: AppState) -> Router {
         .merge(home::router())
         .merge(search::router())
         .merge(analytics::router())
+        .merge(dashboard::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())

@@ -129,6 +129,32 @@ async fn overview_of_a_seeded_shop(app: TestApp) {
     assert_eq!(bars_of(&month, "figure-pickups_placed").len(), 30);
     assert_eq!(total_of(&month, "figure-pickups_placed"), 3);
     assert!(month.contains(r#"id="period-30d" class="current""#));
+    // The same figures as JSON, for the shop's own systems.
+    let (status, api) = owner.get("/api/v1/overview?period=30d").await;
+    assert_eq!(status, 200, "{api}");
+    let tile = api["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["code"] == "pickups_placed")
+        .expect("the pickups' figure");
+    assert_eq!(tile["total"], 3);
+    let daily: Vec<i64> = tile["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(daily, bars_of(&month, "figure-pickups_placed"));
+    assert_eq!(api["last_date"], tile["daily"][29]["date"]);
+    let verified = api["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["code"] == "coupons_verified")
+        .unwrap();
+    assert_eq!(verified["total"], 4);
+    assert!(verified["amount_fen"].as_i64().unwrap() > 0);
 }
 
 async fn overview_by_role(app: TestApp) {
@@ -153,6 +179,22 @@ async fn overview_by_role(app: TestApp) {
     ] {
         assert!(!page.contains(hidden), "{hidden}");
     }
+    // The API shows the same role the same parts.
+    let (status, api) = viewer.get("/api/v1/overview").await;
+    assert_eq!(status, 200, "{api}");
+    let codes: Vec<&str> = api["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["cards_activated"]);
+    assert!(api["owed"].is_null() && api["to_ship"].is_null() && api["failures"].is_null());
+    let (status, refused) = viewer.get("/api/v1/overview?period=week").await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("invalid"))
+    );
 }
 
 async fn search(client: &common::Client, q: &str) -> (u16, String, String) {
@@ -387,6 +429,23 @@ async fn analytics_of_members(app: TestApp) {
         ("果园会员卡", "2")
     );
     assert_eq!((rows[1][6].as_str(), rows[1][10].as_str()), ("100.00", "2"));
+    // The same as JSON.
+    let (status, api) = owner.get("/api/v1/analytics?kind=members").await;
+    assert_eq!(status, 200, "{api}");
+    let p = &api["programs"][0];
+    assert_eq!(
+        (p["id"].as_i64(), p["joined"].as_i64()),
+        (Some(program.id), Some(2))
+    );
+    assert_eq!(
+        (p["recharged_fen"].as_i64(), p["bonus_fen"].as_i64()),
+        (Some(10_000), Some(1_000))
+    );
+    assert_eq!(
+        (p["members"].as_i64(), p["balance_fen"].as_i64()),
+        (Some(2), Some(11_000))
+    );
+    assert_eq!(api["instruments"], json!([]));
     // 会员卡 is a tab for one who may see members, and not for a verifier.
     assert!(owner
         .page("/analytics")
@@ -396,6 +455,11 @@ async fn analytics_of_members(app: TestApp) {
     let desk = app.client("desk").await;
     let (status, _) = desk.get("/analytics?kind=members").await;
     assert_eq!(status, 403);
+    let (status, refused) = desk.get("/api/v1/analytics?kind=members").await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
 }
 
 async fn analytics_of_refunds(app: TestApp) {
