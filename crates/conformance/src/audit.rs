@@ -100,3 +100,58 @@ pub async fn the_audit_log_is_searched_by_actor_action_text_and_time(store: &dyn
         .unwrap();
     assert_eq!(total, 4);
 }
+
+/// The sealer links each merchant's records in order, once, however many
+/// seal at the same time; heads, ranges and the walk read them back.
+pub async fn the_audit_chain_seals_each_record_once_per_merchant(store: &dyn Store) {
+    use kaquan_core::audit::chain::{seal_all, GENESIS};
+    let a = merchant(store, "A").await.id;
+    let b = merchant(store, "B").await.id;
+    assert!(store.audit_heads(None).await.unwrap().is_empty());
+    for i in 0..30 {
+        let m = if i % 3 == 0 { b } else { a };
+        let mut entry = audit(m, "activate_cards");
+        entry.target = format!("batch={i}");
+        entry.created_at = NOW + i;
+        store.append_audit(&entry).await.unwrap();
+    }
+    // Sealers racing: every record gets one place.
+    let (x, y, z) = tokio::join!(store.seal_audit(7), store.seal_audit(7), seal_all(store));
+    let sealed = x.unwrap() + y.unwrap() + z.unwrap();
+    assert_eq!(sealed, 30);
+    assert_eq!(seal_all(store).await.unwrap(), 0, "nothing is sealed twice");
+    let heads = store.audit_heads(None).await.unwrap();
+    assert_eq!(
+        heads
+            .iter()
+            .map(|h| (h.merchant_id, h.seq))
+            .collect::<Vec<_>>(),
+        [(a, 20), (b, 10)]
+    );
+    assert_eq!(
+        store.audit_heads(Some(b)).await.unwrap(),
+        vec![heads[1].clone()]
+    );
+    let (broken, walked) = store.check_audit_chains().await.unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    assert_eq!(walked, 30);
+    let first = store.sealed_at(a, 1).await.unwrap().unwrap();
+    assert_eq!(first.prev_hash, GENESIS);
+    let last = store.sealed_at(a, 20).await.unwrap().unwrap();
+    assert_eq!(last.hash, heads[0].hash);
+    assert!(store.sealed_at(a, 21).await.unwrap().is_none());
+    // A period's records, in chain order.
+    let some = store.sealed_audit(b, NOW + 3, NOW + 10).await.unwrap();
+    assert_eq!(
+        some.iter()
+            .map(|s| s.record.entry.target.as_str())
+            .collect::<Vec<_>>(),
+        ["batch=3", "batch=6", "batch=9"]
+    );
+    assert!(some.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+    // New records continue the chain from its head.
+    store.append_audit(&audit(a, "void_cards")).await.unwrap();
+    assert_eq!(seal_all(store).await.unwrap(), 1);
+    let next = store.sealed_at(a, 21).await.unwrap().unwrap();
+    assert_eq!(next.prev_hash, heads[0].hash);
+}

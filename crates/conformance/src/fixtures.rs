@@ -361,6 +361,13 @@ pub(crate) async fn assert_verified(store: &dyn Store) {
         store.check_invariants().await.expect("verify"),
         Vec::<String>::new()
     );
+    // Every audit record the test wrote, on whatever path, seals into a
+    // chain that walks clean.
+    kaquan_core::audit::chain::seal_all(store)
+        .await
+        .expect("seal");
+    let (broken, _) = store.check_audit_chains().await.expect("walk");
+    assert_eq!(broken, Vec::<String>::new());
 }
 
 /// A signed call: its nonce and, when given, its idempotency key and body.

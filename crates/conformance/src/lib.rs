@@ -122,6 +122,7 @@ macro_rules! conformance_tests {
             year_end_clears_what_was_earned_before_the_new_year,
             a_payment_sends_one_claim_message_never_to_a_member_nor_from_a_void_rule,
             the_audit_log_is_searched_by_actor_action_text_and_time,
+            the_audit_chain_seals_each_record_once_per_merchant,
             staff_usernames_are_unique_and_roles_stay_within_their_merchant,
             failed_logins_count_up_and_success_resets_them,
             sessions_expire_and_can_be_deleted,

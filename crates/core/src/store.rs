@@ -80,6 +80,7 @@ store_union!(
     crate::pickup::order::PickupOrderStore,
     crate::attempts::AttemptStore,
     crate::audit::AuditStore,
+    crate::audit::chain::AuditChainStore,
     crate::giftcard::GiftcardStore,
     crate::code::CodeStore,
     crate::mall::MallStore,

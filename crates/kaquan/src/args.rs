@@ -80,8 +80,39 @@ pub enum Command {
     /// 电子卡密: products with their stock, large stock imports, 补发缺货.
     #[command(subcommand)]
     Ecards(EcardsCommand),
-    /// Check every invariant (cards, orders, the ledger); exits non-zero on any violation.
+    /// The audit log's chain (操作日志): its head, and records with their hashes for an auditor.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check every invariant (cards, orders, the ledger) and every audit
+    /// chain (sealing what is pending first); exits non-zero on any violation.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The merchant's chain head `seq:hash` (seals what is pending first):
+    /// write it down, or send it elsewhere, to check the chain against later.
+    Head {
+        /// A head written down before (`seq:hash`): exits non-zero unless
+        /// the chain still holds that record with that hash.
+        #[arg(long)]
+        check: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The merchant's sealed records of a period with their hashes, as JSON
+    /// lines, for an auditor's script (see the README).
+    Export {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD, included.
+        #[arg(long)]
+        to: String,
+        /// The file to write (standard output when absent).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

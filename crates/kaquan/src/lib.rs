@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod args;
+mod audit;
 mod batches;
 mod codes;
 pub mod config;
@@ -309,20 +310,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             members::members_command(store.as_ref(), merchant_id, command).await
         }
-        Command::Verify => {
-            let store = open_store(&config, false).await?;
-            store.fail_interrupted_batches(kaquan_web::now()).await?;
-            let violations = store.check_invariants().await?;
-            if violations.is_empty() {
-                eprintln!("verify: no violation ({})", store.backend());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                for v in &violations {
-                    println!("violation: {v}");
-                }
-                Ok(ExitCode::FAILURE)
-            }
+        Command::Audit(command) => {
+            let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            audit::audit_command(store.as_ref(), merchant_id, command).await
         }
+        Command::Verify => verify_command(&config).await,
+    }
+}
+
+/// `kaquan verify`: seals what is pending, then checks every invariant and
+/// walks every audit chain.
+async fn verify_command(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config, false).await?;
+    store.fail_interrupted_batches(kaquan_web::now()).await?;
+    kaquan_core::audit::chain::seal_all(store.as_ref()).await?;
+    let mut violations = store.check_invariants().await?;
+    let (broken, walked) = store.check_audit_chains().await?;
+    violations.extend(broken);
+    eprintln!("verify: {walked} audit records walked");
+    if violations.is_empty() {
+        eprintln!("verify: no violation ({})", store.backend());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for v in &violations {
+            println!("violation: {v}");
+        }
+        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/030_daily_tallies.sql"),
     include_str!("migrations/031_staff_language.sql"),
     include_str!("migrations/032_analytics_indexes.sql"),
+    include_str!("migrations/033_audit_chain.sql"),
 ];
 
 pub struct PgStore {

@@ -13,6 +13,7 @@ mod analytics;
 mod api_keys;
 mod attempts;
 mod audit;
+mod audit_chain;
 mod batches;
 mod card_sales;
 mod cards;

@@ -238,6 +238,8 @@ struct AuditView {
     query_string: String,
     actions: &'static [(&'static str, &'static str)],
     actors: Vec<String>,
+    /// The chain's head: `seq:hash`, with when its record was written.
+    head: Option<(String, String)>,
 }
 
 async fn audit_page(
@@ -249,7 +251,13 @@ async fn audit_page(
     let staff = state.store.list_staff(authed.merchant_id()).await?;
     let mut actors: Vec<String> = staff.into_iter().map(|s| s.username).collect();
     actors.extend(["cli".to_owned(), "system".to_owned()]);
+    let head = state
+        .store
+        .audit_heads(Some(authed.merchant_id()))
+        .await?
+        .pop();
     let view = AuditView {
+        head: head.map(|h| (h.text(), kaquan_core::clock::format_datetime(h.created_at))),
         list,
         query_string: serde_urlencoded::to_string(&query).unwrap_or_default(),
         query,
@@ -305,4 +313,23 @@ async fn deleted_cards_page(
         &Page::new("已删除的卡", &authed),
         view,
     ))
+}
+
+/// How often the sealer looks for records to link.
+const SEAL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The audit chain's sealer beside every server: links new records into
+/// their merchant's chain within about a second (one sealer at a time,
+/// however many nodes run).
+pub fn spawn_sealer(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SEAL_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = kaquan_core::audit::chain::seal_all(state.store.as_ref()).await {
+                tracing::warn!(%error, "sealing the audit chain failed; will retry");
+            }
+        }
+    })
 }

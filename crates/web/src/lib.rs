@@ -355,6 +355,7 @@ pub async fn serve(
     let pusher = erp::spawn(state.clone());
     let sweep = coupons::spawn_expiry_sweep(state.clone());
     let points = members::spawn_points_sweep(state.clone());
+    let sealer = audit::spawn_sealer(state.clone());
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -366,6 +367,7 @@ pub async fn serve(
     pusher.abort();
     sweep.abort();
     points.abort();
+    sealer.abort();
     served
 }
 

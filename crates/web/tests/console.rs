@@ -298,9 +298,21 @@ async fn the_audit_log_reads_in_chinese_filters_and_exports() {
     )
     .await;
 
+    // The chain's head is on the page once sealed, as `kaquan audit head` prints it.
+    kaquan_core::audit::chain::seal_all(app.store.as_ref())
+        .await
+        .unwrap();
+    let head = app
+        .store
+        .audit_heads(Some(app.merchant_id))
+        .await
+        .unwrap()
+        .pop()
+        .expect("a head");
     let browser = browser(LAPTOP).await;
     browser.sign_in(&app, "owner").await;
     browser.goto(&app.url("/audit")).await;
+    assert_eq!(browser.text("#audit-head-text").await, head.text());
     let actions = browser
         .execute("return Array.from(document.querySelectorAll('#audit td.action')).map(td => td.textContent.trim());")
         .await;

@@ -32,7 +32,7 @@ impl Actor {
 
 /// One audit record. Stores write `n_affected` themselves when the entry
 /// accompanies a bulk change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub merchant_id: i64,
     pub actor: Actor,
@@ -43,7 +43,7 @@ pub struct AuditEntry {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     pub id: i64,
     pub entry: AuditEntry,
@@ -89,6 +89,8 @@ pub trait AuditStore: Send + Sync + 'static {
         audit_id: i64,
     ) -> StoreResult<Vec<String>>;
 }
+
+pub mod chain;
 
 /// Each action code and what the merchant calls it.
 const ACTION_LABELS: &[(&str, &str)] = &[
