@@ -50,6 +50,17 @@ impl MasterKey {
         Some(Self(bytes.try_into().ok()?))
     }
 
+    /// Names the key without revealing it (a backup's manifest carries it,
+    /// so a restore can tell it was given the key its secrets need): 16 hex
+    /// digits of an HKDF output no other use of the key derives.
+    pub fn fingerprint(&self) -> String {
+        let hkdf = Hkdf::<Sha256>::new(Some(b"kaquan key fingerprint v1"), &self.0);
+        let mut out = [0u8; 8];
+        hkdf.expand(b"fingerprint", &mut out)
+            .expect("8 bytes is a valid HKDF output length");
+        to_hex(&out)
+    }
+
     /// The keys of one merchant at one key version.
     pub fn merchant_keys(&self, merchant_id: i64, key_version: i32) -> MerchantKeys {
         let hkdf = Hkdf::<Sha256>::new(Some(b"kaquan merchant keys v1"), &self.0);
@@ -190,6 +201,22 @@ pub fn token_hash_hex(token: &str) -> String {
     to_hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// The SHA-256 of a file, read in pieces (a backup may be gigabytes).
+pub fn file_sha256_hex(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(to_hex(&hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -213,6 +240,16 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_names_its_key_only() {
+        let key = MasterKey::from_bytes([7; 32]);
+        let fingerprint = key.fingerprint();
+        assert_eq!(fingerprint.len(), 16);
+        assert_eq!(fingerprint, MasterKey::from_bytes([7; 32]).fingerprint());
+        assert_ne!(fingerprint, MasterKey::from_bytes([8; 32]).fingerprint());
+        assert!(!key.to_hex().contains(&fingerprint));
+    }
 
     #[test]
     fn sealed_secrets_open_only_for_their_card_and_merchant() {

@@ -83,6 +83,18 @@ pub enum Command {
     /// The audit log's chain (操作日志): its head, and records with their hashes for an auditor.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A consistent copy of the SQLite database while it runs, and a manifest
+    /// beside it (FILE.manifest.json). PostgreSQL: pg_dump (see the README).
+    Backup {
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Restore a backup into a new SQLite database (never over an existing
+    /// one), checking it against its manifest and the key, then verify it.
+    Restore {
+        #[arg(long)]
+        input: PathBuf,
+    },
     /// Check every invariant (cards, orders, the ledger) and every audit
     /// chain (sealing what is pending first); exits non-zero on any violation.
     Verify,

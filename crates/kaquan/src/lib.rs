@@ -8,6 +8,7 @@
 mod api_keys;
 mod args;
 mod audit;
+mod backup;
 mod batches;
 mod codes;
 pub mod config;
@@ -314,6 +315,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             audit::audit_command(store.as_ref(), merchant_id, command).await
         }
+        Command::Backup { output } => backup::backup_command(&config, &output).await,
+        Command::Restore { input } => backup::restore_command(&config, &input).await,
         Command::Verify => verify_command(&config).await,
     }
 }

@@ -12,6 +12,7 @@ mod api_keys;
 mod attempts;
 mod audit;
 mod audit_chain;
+mod backup;
 mod batches;
 mod card_sales;
 mod cards;
@@ -53,4 +54,5 @@ mod tests;
 mod verify_set_wise;
 mod waybills;
 
+pub use backup::{backup, BackupInfo};
 pub use engine::{open, OpenMode, SqliteStore, GROUP_COMMIT_JOBS_MAX};

@@ -1,0 +1,216 @@
+//! `kaquan backup` while `kaquan serve` takes redemptions, and `kaquan
+//! restore` of it: the restored database verifies and holds every
+//! redemption acknowledged before the backup began; a restore never
+//! overwrites a database and refuses a damaged file or another key.
+
+mod common;
+
+use common::{signed_post, start_server, Env};
+use std::sync::{Arc, Mutex};
+
+/// An API key and `n` offline codes of ¥50: (key_id, secret, codes).
+fn key_and_codes(env: &Env, n: usize) -> (String, String, Vec<String>) {
+    let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
+    let template = env.json(&[
+        "codes",
+        "generate",
+        "--name",
+        "春节卡",
+        "--face-value",
+        "50",
+        "--quantity",
+        &n.to_string(),
+        "--json",
+    ]);
+    let csv = env.dir.join("codes.csv");
+    env.run(&[
+        "codes",
+        "export",
+        "--template",
+        &template["template_id"].to_string(),
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
+    let codes: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), n);
+    (
+        key["key_id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+        codes,
+    )
+}
+
+/// `kaquan` on another database than the test's, with the test's key or another.
+fn elsewhere(env: &Env, url: &str, key: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(common::KAQUAN);
+    command
+        .current_dir(&env.dir)
+        .env_remove("KAQUAN_MASTER_KEY")
+        .env("KAQUAN_LOG", "warn")
+        .args(["--database-url", url, "--key-file", key.to_str().unwrap()])
+        .args(args);
+    command
+}
+
+fn fails_with(mut command: std::process::Command, words: &str) {
+    let output = command.output().unwrap();
+    let args: Vec<_> = command.get_args().collect();
+    assert!(!output.status.success(), "{args:?} succeeded");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(words), "{args:?}: {said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_under_load_restores_every_acknowledged_redemption_and_verifies() {
+    let env = Env::sqlite();
+    let (env, (key_id, secret, codes)) = tokio::task::spawn_blocking(move || {
+        env.setup();
+        let made = key_and_codes(&env, 400);
+        (env, made)
+    })
+    .await
+    .unwrap();
+    let (mut server, address) = start_server(&env);
+    let http = reqwest::Client::new();
+    // Acknowledged redemptions, by customer, in the order they were answered.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let codes = Arc::new(codes);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, address, key_id, secret) =
+                (http.clone(), address.clone(), key_id.clone(), secret.clone());
+            let (acknowledged, next, codes) = (acknowledged.clone(), next.clone(), codes.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(code) = codes.get(i) else { return };
+                    let customer = format!("c{i}");
+                    let body = serde_json::json!({"customer_id": customer, "code": code, "client_ip": "10.0.0.1"});
+                    let (status, answer) = signed_post(
+                        &http,
+                        &address,
+                        (&key_id, &secret),
+                        "/open/v1/redemptions",
+                        &body,
+                        &format!("redeem-{i}"),
+                    )
+                    .await;
+                    assert_eq!(status, 201, "{answer}");
+                    acknowledged.lock().unwrap().push(customer);
+                }
+            })
+        })
+        .collect();
+    // Once a good share is in, back up while the rest keep coming.
+    while acknowledged.lock().unwrap().len() < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let env = Arc::new(env);
+    let backup = env.dir.join("backup.db");
+    let (taking, file) = (env.clone(), backup.clone());
+    tokio::task::spawn_blocking(move || {
+        taking.run(&["backup", "--output", file.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(acknowledged.lock().unwrap().len() == 400);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.join("backup.db.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["format"], "kaquan-backup-v1");
+    assert_eq!(manifest["sha256"].as_str().unwrap().len(), 64);
+
+    let restored = tokio::task::spawn_blocking(move || restore_and_refusals(&env, &backup))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&restored).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT c.external_id FROM ledger_transactions t JOIN customers c ON c.id = t.customer_id WHERE t.kind = 'redeem'")
+        .unwrap();
+    let in_backup: std::collections::HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for customer in &before {
+        assert!(
+            in_backup.contains(customer),
+            "{customer} was acknowledged before the backup"
+        );
+    }
+    assert!(in_backup.len() >= before.len());
+}
+
+/// Restores `backup` into a new database beside the old (verified by the
+/// restore itself), after the refusals; returns the new database's path.
+fn restore_and_refusals(env: &Env, backup: &std::path::Path) -> std::path::PathBuf {
+    let file = backup.to_str().unwrap();
+    fails_with(env.command(&["backup", "--output", file]), "exists");
+    fails_with(
+        env.command(&["restore", "--input", file]),
+        "never overwrites",
+    );
+    let target = env.dir.join("restored.db");
+    let url = format!("sqlite://{}", target.display());
+    let key = env.dir.join("test.key");
+    let other_key = env.dir.join("other.key");
+    std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
+    fails_with(
+        elsewhere(env, &url, &other_key, &["restore", "--input", file]),
+        "another master key",
+    );
+    let damaged = env.dir.join("damaged.db");
+    let mut bytes = std::fs::read(backup).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&damaged, bytes).unwrap();
+    std::fs::copy(
+        env.dir.join("backup.db.manifest.json"),
+        env.dir.join("damaged.db.manifest.json"),
+    )
+    .unwrap();
+    fails_with(
+        elsewhere(
+            env,
+            &url,
+            &key,
+            &["restore", "--input", damaged.to_str().unwrap()],
+        ),
+        "damaged",
+    );
+    assert!(!target.exists(), "a refused restore writes nothing");
+    let output = elsewhere(env, &url, &key, &["restore", "--input", file])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no violation"));
+    target
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_is_backed_up_with_pg_dump_and_says_so() {
+    let env = Env::postgres().await;
+    tokio::task::spawn_blocking(move || {
+        env.setup();
+        fails_with(env.command(&["backup", "--output", "x.db"]), "pg_dump");
+    })
+    .await
+    .unwrap();
+}
