@@ -140,6 +140,7 @@ macro_rules! conformance_tests {
             imports_are_validated_completely_before_anything_is_written,
             exports_page_through_every_card_with_its_sealed_password,
             verify_finds_no_violation_in_a_healthy_database,
+            readiness_backlog_and_engine_gauges_read_the_database,
             goods_are_kept_per_merchant_with_their_images,
             the_goods_names_of_a_page_of_cards_come_in_one_call,
             cards_are_linked_to_goods_by_filter,

@@ -22,3 +22,22 @@ pub async fn verify_finds_no_violation_in_a_healthy_database(store: &dyn Store) 
         Vec::<String>::new()
     );
 }
+
+/// What `/readyz` and `/metrics` read: ready on a migrated database, each
+/// outbound queue's backlog, and the engine's own gauges.
+pub async fn readiness_backlog_and_engine_gauges_read_the_database(store: &dyn Store) {
+    assert_eq!(store.readiness().await, Ok(()));
+    let queues = store.outbox_backlog().await.unwrap();
+    assert_eq!(
+        queues.iter().map(|q| q.queue).collect::<Vec<_>>(),
+        ["webhooks", "sms", "erp"]
+    );
+    assert!(queues
+        .iter()
+        .all(|q| q.pending == 0 && q.oldest_created_at.is_none()));
+    let gauges = store.engine_gauges();
+    assert!(!gauges.is_empty());
+    assert!(gauges
+        .iter()
+        .all(|g| g.value >= 0.0 && !g.help.is_empty() && g.name.starts_with(store.backend())));
+}

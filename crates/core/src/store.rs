@@ -43,6 +43,25 @@ impl Default for Page {
     }
 }
 
+/// How one outbound queue (webhooks, texts, ERP pushes) stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueBacklog {
+    /// `webhooks`, `sms` or `erp`.
+    pub queue: &'static str,
+    pub pending: i64,
+    /// When the oldest pending item was made.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// A figure of the database engine for `/metrics`: its name (after
+/// `kaquan_`), what it means and its value now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineGauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
+}
+
 /// What belongs to the database as a whole rather than to one domain.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -56,6 +75,17 @@ pub trait MaintenanceStore: Send + Sync + 'static {
     /// [`crate::ledger::IDEMPOTENCY_KEPT_SECONDS`], used login links,
     /// expired sessions and old failed attempts. Returns rows removed.
     async fn purge_expired(&self, now: i64) -> StoreResult<i64>;
+
+    /// Each outbound queue's pending items and the oldest one's age.
+    async fn outbox_backlog(&self) -> StoreResult<Vec<QueueBacklog>>;
+
+    /// Whether the database answers and holds every migration this binary
+    /// knows: the reason when not (`/readyz`).
+    async fn readiness(&self) -> Result<(), String>;
+
+    /// The engine's own figures (the SQLite writer's queue and groups, the
+    /// PostgreSQL pool's use).
+    fn engine_gauges(&self) -> Vec<EngineGauge>;
 }
 
 /// Declares `Store` as the union of the domains' sub-traits, and implements

@@ -5,6 +5,7 @@ use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
 use crate::sql::{exec, one};
 use crate::PgStore;
 use kaquan_core::signing::NONCE_KEPT_SECONDS;
+use kaquan_core::store::{EngineGauge, QueueBacklog};
 use kaquan_core::StoreResult;
 
 /// Each query counts the rows that break one invariant.
@@ -225,4 +226,76 @@ impl kaquan_core::store::MaintenanceStore for PgStore {
         }
         Ok(n)
     }
+
+    async fn outbox_backlog(&self) -> StoreResult<Vec<QueueBacklog>> {
+        let client = self.client().await?;
+        let mut queues = Vec::new();
+        for (queue, table) in OUTBOUND_QUEUES {
+            let row = one(
+                &client,
+                &format!("SELECT COUNT(*), MIN(created_at) FROM {table} WHERE state = 'pending'"),
+                &[],
+            )
+            .await?;
+            queues.push(QueueBacklog {
+                queue,
+                pending: row.get(0),
+                oldest_created_at: row.get(1),
+            });
+        }
+        Ok(queues)
+    }
+
+    async fn readiness(&self) -> Result<(), String> {
+        let client = self.client().await.map_err(|e| e.to_string())?;
+        let row = one(
+            &client,
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let applied: i64 = row.get(0);
+        let known = crate::engine::MIGRATIONS.len() as i64;
+        match applied.cmp(&known) {
+            std::cmp::Ordering::Less => Err(format!(
+                "the schema is at migration {applied} of {known}: run kaquan migrate"
+            )),
+            // A newer node migrated ahead: this one still serves (expand first).
+            _ => Ok(()),
+        }
+    }
+
+    fn engine_gauges(&self) -> Vec<EngineGauge> {
+        let status = self.pool.status();
+        vec![
+            EngineGauge {
+                name: "postgres_pool_connections",
+                help: "Connections the pool holds.",
+                value: status.size as f64,
+            },
+            EngineGauge {
+                name: "postgres_pool_in_use",
+                help: "Connections lent out to requests now.",
+                value: status.size.saturating_sub(status.available) as f64,
+            },
+            EngineGauge {
+                name: "postgres_pool_waiting",
+                help: "Requests waiting for a connection.",
+                value: status.waiting as f64,
+            },
+            EngineGauge {
+                name: "postgres_pool_max",
+                help: "The most connections the pool opens.",
+                value: status.max_size as f64,
+            },
+        ]
+    }
 }
+
+/// The outbound queues and their tables.
+const OUTBOUND_QUEUES: [(&str, &str); 3] = [
+    ("webhooks", "webhook_deliveries"),
+    ("sms", "sms_messages"),
+    ("erp", "erp_pushes"),
+];

@@ -277,6 +277,17 @@ where
 pub struct SqliteStore {
     pub(crate) writer: Mutex<mpsc::Sender<Job>>,
     pub(crate) readers: Arc<ReaderPool>,
+    pub(crate) gauges: Arc<WriterGauges>,
+}
+
+/// What the writer is doing, for `/metrics`: jobs waiting for it, and the
+/// groups it committed.
+#[derive(Debug, Default)]
+pub(crate) struct WriterGauges {
+    pub(crate) queued: std::sync::atomic::AtomicI64,
+    pub(crate) last_group: std::sync::atomic::AtomicI64,
+    pub(crate) groups: std::sync::atomic::AtomicU64,
+    pub(crate) jobs: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct ReaderPool {
@@ -362,9 +373,11 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
     create_payment_tables(&conn)?;
     plan_once(&conn)?;
     let (sender, receiver) = mpsc::channel::<Job>();
+    let gauges = Arc::new(WriterGauges::default());
+    let counted = Arc::clone(&gauges);
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || writer_loop(conn, receiver))
+        .spawn(move || writer_loop(conn, receiver, &counted))
         .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
     let readers = Arc::new(ReaderPool {
         path: path.to_owned(),
@@ -374,6 +387,7 @@ pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
     Ok(SqliteStore {
         writer: Mutex::new(sender),
         readers,
+        gauges,
     })
 }
 
@@ -489,7 +503,8 @@ pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-pub(crate) fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
+pub(crate) fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>, gauges: &WriterGauges) {
+    use std::sync::atomic::Ordering::Relaxed;
     let writer = Writer {
         conn,
         nonces: Default::default(),
@@ -502,6 +517,11 @@ pub(crate) fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let n = jobs.len();
+        gauges.queued.fetch_sub(n as i64, Relaxed);
+        gauges.last_group.store(n as i64, Relaxed);
+        gauges.groups.fetch_add(1, Relaxed);
+        gauges.jobs.fetch_add(n as u64, Relaxed);
         run_group(&writer, jobs);
     }
 }
@@ -607,6 +627,9 @@ impl SqliteStore {
         make: impl FnOnce(tokio::sync::oneshot::Sender<StoreResult<T>>) -> Job,
     ) -> StoreResult<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        self.gauges
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.writer
             .lock()
             .expect("writer sender lock")

@@ -5,6 +5,7 @@ use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
 use crate::sql::map_err;
 use crate::SqliteStore;
 use kaquan_core::signing::NONCE_KEPT_SECONDS;
+use kaquan_core::store::{EngineGauge, QueueBacklog};
 use kaquan_core::StoreResult;
 
 /// Each query counts the rows that break one invariant.
@@ -266,4 +267,83 @@ impl kaquan_core::store::MaintenanceStore for SqliteStore {
         })
         .await
     }
+
+    async fn outbox_backlog(&self) -> StoreResult<Vec<QueueBacklog>> {
+        self.read(|conn| {
+            let mut queues = Vec::new();
+            for (queue, table) in OUTBOUND_QUEUES {
+                let (pending, oldest_created_at) = conn
+                    .query_row(
+                        &format!(
+                            "SELECT COUNT(*), MIN(created_at) FROM {table} WHERE state = 'pending'"
+                        ),
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(map_err)?;
+                queues.push(QueueBacklog {
+                    queue,
+                    pending,
+                    oldest_created_at,
+                });
+            }
+            Ok(queues)
+        })
+        .await
+    }
+
+    async fn readiness(&self) -> Result<(), String> {
+        let applied: i64 = self
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let known = crate::engine::MIGRATIONS.len() as i64;
+        match applied.cmp(&known) {
+            std::cmp::Ordering::Less => Err(format!(
+                "the schema is at migration {applied} of {known}: run kaquan migrate"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn engine_gauges(&self) -> Vec<EngineGauge> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let g = &self.gauges;
+        vec![
+            EngineGauge {
+                name: "sqlite_writer_queue",
+                help: "Writes waiting for the SQLite writer.",
+                value: g.queued.load(Relaxed).max(0) as f64,
+            },
+            EngineGauge {
+                name: "sqlite_writer_last_group_size",
+                help: "Writes the last group commit took.",
+                value: g.last_group.load(Relaxed) as f64,
+            },
+            EngineGauge {
+                name: "sqlite_writer_groups",
+                help: "Group commits since start (a counter: rate() it).",
+                value: g.groups.load(Relaxed) as f64,
+            },
+            EngineGauge {
+                name: "sqlite_writer_jobs",
+                help: "Writes committed since start (a counter: jobs / groups is the mean group size).",
+                value: g.jobs.load(Relaxed) as f64,
+            },
+        ]
+    }
 }
+
+/// The outbound queues and their tables.
+const OUTBOUND_QUEUES: [(&str, &str); 3] = [
+    ("webhooks", "webhook_deliveries"),
+    ("sms", "sms_messages"),
+    ("erp", "erp_pushes"),
+];

@@ -911,3 +911,22 @@ async fn a_join_is_planned_once_whatever_its_values() {
         "the writer"
     );
 }
+
+/// A database a migration behind this binary is not ready: `/readyz`
+/// answers 503 with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_behind_the_binary_is_not_ready() {
+    use kaquan_core::store::MaintenanceStore;
+    let dir = test_dir("readiness");
+    let path = dir.join("kaquan.db");
+    let store = crate::open(&path, crate::OpenMode::CreateIfMissing).unwrap();
+    assert_eq!(store.readiness().await, Ok(()));
+    let conn = Connection::open(&path).unwrap();
+    conn.execute(
+        "DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)",
+        [],
+    )
+    .unwrap();
+    let reason = store.readiness().await.unwrap_err();
+    assert!(reason.contains("run kaquan migrate"), "{reason}");
+}

@@ -404,7 +404,9 @@ async fn verify_signed(
     }
     let reader = code_reader(signed, code)?;
     let store = state.store.as_ref();
-    Ok(usecases::verify_code(store, &state.master, &reader, &call, code, &verify).await?)
+    let called = usecases::verify_code(store, &state.master, &reader, &call, code, &verify).await?;
+    state.metrics.count_verification(&called.result);
+    Ok(called)
 }
 
 /// 核销 by the mall or POS.

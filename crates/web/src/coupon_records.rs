@@ -338,7 +338,7 @@ pub async fn staff_verify(
     )
     .await?;
     let held = staff_look_up(state, authed, &request.code).await?;
-    usecases::verify_coupon(
+    let result = usecases::verify_coupon(
         state.store.as_ref(),
         &state.master,
         &ApiCall::default(),
@@ -346,8 +346,9 @@ pub async fn staff_verify(
         &verify,
     )
     .await?
-    .result
-    .map_err(ApiError::CouponRefused)
+    .result;
+    state.metrics.count_verification(&result);
+    result.map_err(ApiError::CouponRefused)
 }
 
 async fn create_coupon_verification(

@@ -97,6 +97,16 @@ impl ExportJobs {
         });
     }
 
+    /// Exports still being written.
+    pub fn running(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|job| matches!(job.outcome(), Outcome::Running))
+            .count()
+    }
+
     fn insert(&self, job: Arc<ExportJob>) {
         self.0
             .lock()

@@ -66,6 +66,7 @@ pub mod pdf;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
+pub mod prometheus;
 pub mod search;
 pub mod sms;
 pub mod sms_pages;
@@ -111,7 +112,7 @@ pub struct AppState {
     /// Open-API keys this node opened recently.
     pub api_keys: Arc<open_api::ApiKeyCache>,
     /// Counters for alerting (`/metrics`).
-    pub metrics: Arc<open_api::Metrics>,
+    pub metrics: Arc<prometheus::Metrics>,
     /// 礼品卡设置 this node read recently (every redemption needs them).
     pub giftcard_settings: Arc<giftcards::SettingsCache>,
     /// The exports running on this node, by merchant.
@@ -281,6 +282,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(analytics::router())
         .merge(dashboard::router())
+        .merge(prometheus::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())
@@ -337,6 +339,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             i18n::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            prometheus::track,
         ))
         .layer(DefaultBodyLimit::max(UPLOAD_BYTES_MAX))
         .layer(compression_layer())

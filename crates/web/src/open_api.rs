@@ -52,78 +52,10 @@ pub fn router() -> Router<AppState> {
             get(list_customer_statement),
         )
         .route("/open/v1/giftcard-centre", get(get_giftcard_centre))
-        .route("/metrics", get(metrics))
 }
 
 /// API keys this node has opened recently: public id → (merchant, secret).
 pub type ApiKeyCache = crate::cache::TtlCache<String, (i64, String)>;
-
-/// Counters for alerting, kept with the `metrics` facade in this node's own
-/// Prometheus recorder (one per server, so servers in one process, as in
-/// the tests, do not share counts) and rendered at `/metrics` by its
-/// exporter.
-pub struct Metrics {
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-    pub code_redemptions: metrics::Counter,
-    pub code_redemption_failures: metrics::Counter,
-    pub code_redemption_lockouts: metrics::Counter,
-    pub bad_signatures: metrics::Counter,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            let counter = |name: &'static str, help: &'static str| {
-                metrics::describe_counter!(name, help);
-                metrics::counter!(name)
-            };
-            Self {
-                handle: handle.clone(),
-                code_redemptions: counter(
-                    "kaquan_code_redemptions_total",
-                    "Code redemption attempts (customer pages and open API).",
-                ),
-                code_redemption_failures: counter(
-                    "kaquan_code_redemption_failures_total",
-                    "Redemption attempts refused as wrong, used, expired or unknown codes; alert on its rate against the total.",
-                ),
-                code_redemption_lockouts: counter(
-                    "kaquan_code_redemption_lockouts_total",
-                    "Redemption attempts refused by the attempt limit (兑换防刷).",
-                ),
-                bad_signatures: counter(
-                    "kaquan_open_api_bad_signatures_total",
-                    "Open-API requests rejected for their signature, timestamp or nonce.",
-                ),
-            }
-        })
-    }
-}
-
-impl Metrics {
-    /// Counts one redemption attempt by its outcome.
-    pub fn count_redemption(&self, result: &Result<LedgerTransaction, Refusal>) {
-        self.code_redemptions.increment(1);
-        match result {
-            Err(Refusal::CodeRefused) => self.code_redemption_failures.increment(1),
-            Err(Refusal::Locked { .. }) => self.code_redemption_lockouts.increment(1),
-            _ => {}
-        }
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.handle.render(),
-    )
-        .into_response()
-}
 
 /// A request whose signature checked out, with its body.
 pub struct Signed {

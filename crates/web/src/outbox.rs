@@ -199,8 +199,7 @@ pub async fn deliver(state: &AppState, client: &reqwest::Client, claimed: Claime
     let now = crate::now();
     let jitter = rand::random::<u16>() as i64 % 1_000;
     let (delivery_state, next) = after_attempt(claimed.round_attempt, &outcome, now, jitter);
-    metrics::counter!("kaquan_webhook_attempts_total", "outcome" => delivery_state.code())
-        .increment(1);
+    state.metrics.count_webhook_attempt(delivery_state.code());
     match state
         .store
         .record_attempt(&claimed, &outcome, delivery_state, next, now)

@@ -83,6 +83,20 @@ fn staff_requester(authed: &Authed, channel: Channel) -> Requester {
     }
 }
 
+/// 提货 through core's one path, counted by outcome for `/metrics`.
+async fn redeem_counted(
+    state: &AppState,
+    r: &Redeemer<'_>,
+    settings: &kaquan_core::pickup::PickupSettings,
+    request: &PickupRequest,
+    requester: &kaquan_core::pickup::redeem::Requester,
+) -> Result<kaquan_core::pickup::order::PickupOrder, RedeemError> {
+    let result = redeem::redeem_pickup(r, settings, request, requester).await;
+    let outcome = result.as_ref().map_or_else(RedeemError::code, |_| "ok");
+    state.metrics.count_operation("pickup", outcome);
+    result
+}
+
 fn redeemer(state: &AppState, merchant_id: i64) -> Redeemer<'_> {
     Redeemer {
         store: state.store.as_ref(),
@@ -534,7 +548,7 @@ async fn customer_confirm(
     let r = redeemer(&state, merchant_id);
     let (number, password) = (form.number.clone(), form.password.clone());
     let result = match form.into_request(Channel::Web) {
-        Ok(request) => match redeem::redeem_pickup(&r, &settings, &request, &requester).await {
+        Ok(request) => match redeem_counted(&state, &r, &settings, &request, &requester).await {
             Ok(order) => Ok(order),
             Err(error) => {
                 if let Some(page) =
@@ -872,7 +886,7 @@ async fn staff_form(
             let number = form.number.clone();
             let result = match form.into_request(channel) {
                 Ok(request) => {
-                    match redeem::redeem_pickup(&r, &settings, &request, &requester).await {
+                    match redeem_counted(&state, &r, &settings, &request, &requester).await {
                         Ok(order) => Ok(order),
                         Err(error) => Err(for_staff(&state, &authed, &number, error).await),
                     }
@@ -964,12 +978,17 @@ async fn create_pickup(
         .get_pickup_settings(authed.merchant_id())
         .await?;
     let number = request.number.clone();
-    let order =
-        match redeem::redeem_pickup(&r, &settings, &request, &staff_requester(&authed, channel))
-            .await
-        {
-            Ok(order) => order,
-            Err(error) => return Err(for_staff(&state, &authed, &number, error).await),
-        };
+    let order = match redeem_counted(
+        &state,
+        &r,
+        &settings,
+        &request,
+        &staff_requester(&authed, channel),
+    )
+    .await
+    {
+        Ok(order) => order,
+        Err(error) => return Err(for_staff(&state, &authed, &number, error).await),
+    };
     Ok((StatusCode::CREATED, Json(PickupOrderDto::from(&order))).into_response())
 }

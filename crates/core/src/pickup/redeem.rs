@@ -53,6 +53,20 @@ impl RedeemError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, Self::Refused(_))
     }
+
+    /// A stable code of what stopped the pickup (`/metrics` counts by it):
+    /// a refusal's reason, or `locked`, `closed`, `goods_unavailable`,
+    /// `invalid`, `error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refused(refusal) => refusal.reason.code(),
+            Self::Locked { .. } => "locked",
+            Self::Closed => "closed",
+            Self::GoodsUnavailable => "goods_unavailable",
+            Self::Invalid(_) => "invalid",
+            Self::Store(_) => "error",
+        }
+    }
 }
 
 impl From<StoreError> for RedeemError {
@@ -371,4 +385,42 @@ pub async fn find_order(
     Ok(r.store
         .latest_order_of_card(r.merchant_id, checked.card.id)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_a_pickup_stops_has_its_own_code() {
+        let refused = |reason| {
+            RedeemError::Refused(PickupRefusal {
+                reason,
+                card_id: None,
+            })
+        };
+        let mut codes: Vec<&str> = Reason::ALL.iter().map(|r| refused(*r).code()).collect();
+        assert_eq!(codes[0], "unknown_number");
+        codes.extend(
+            [
+                RedeemError::Locked {
+                    retry_after_seconds: 1,
+                },
+                RedeemError::Closed,
+                RedeemError::GoodsUnavailable,
+                RedeemError::Invalid(Vec::new()),
+                RedeemError::Store(String::new()),
+            ]
+            .iter()
+            .map(RedeemError::code),
+        );
+        assert_eq!(
+            &codes[7..],
+            ["locked", "closed", "goods_unavailable", "invalid", "error"]
+        );
+        let mut distinct = codes.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), codes.len());
+    }
 }
