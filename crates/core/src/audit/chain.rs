@@ -359,6 +359,56 @@ mod tests {
         assert_eq!(h.text(), format!("6:{}", to_hex(&sealed[2].hash)));
     }
 
+    /// A store with `pending` records to seal, sealing at most the limit
+    /// each time, as the real ones do.
+    struct Pending(std::sync::Mutex<(i64, Vec<i64>)>);
+
+    #[async_trait::async_trait]
+    impl AuditChainStore for Pending {
+        async fn seal_audit(&self, limit: i64) -> StoreResult<i64> {
+            let mut state = self.0.lock().unwrap();
+            let n = state.0.min(limit);
+            state.0 -= n;
+            state.1.push(n);
+            Ok(n)
+        }
+        async fn audit_heads(&self, _: Option<i64>) -> StoreResult<Vec<ChainHead>> {
+            unreachable!()
+        }
+        async fn sealed_audit(&self, _: i64, _: i64, _: i64) -> StoreResult<Vec<SealedRecord>> {
+            unreachable!()
+        }
+        async fn check_audit_chains(&self) -> StoreResult<(Vec<String>, i64)> {
+            unreachable!()
+        }
+        async fn sealed_at(&self, _: i64, _: i64) -> StoreResult<Option<SealedRecord>> {
+            unreachable!()
+        }
+    }
+
+    /// Runs a future that never waits (the store above answers at once).
+    fn at_once<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => panic!("the store answers at once"),
+        }
+    }
+
+    #[test]
+    fn sealing_all_takes_batches_until_one_is_short() {
+        for (pending, calls) in [
+            (0, vec![0]),
+            (12_001, vec![SEAL_BATCH, SEAL_BATCH, 2_001]),
+            (2 * SEAL_BATCH, vec![SEAL_BATCH, SEAL_BATCH, 0]),
+        ] {
+            let store = Pending(std::sync::Mutex::new((pending, Vec::new())));
+            assert_eq!(at_once(seal_all(&store)).unwrap(), pending);
+            assert_eq!(store.0.lock().unwrap().1, calls);
+        }
+    }
+
     #[test]
     fn a_written_down_head_reads_back() {
         let hash = [0xab; 32];
