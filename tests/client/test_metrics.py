@@ -4,13 +4,12 @@ request histogram counts them by route pattern, a desk pickup is counted by
 outcome, and the gauges (outbound queues, exports, the database engine)
 are there. Run by scripts/client-test on SQLite and on PostgreSQL."""
 
-import os
 import uuid
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-BASE = os.environ["KAQUAN_URL"].rstrip("/")
+from test_webhooks import BASE, console
 
 
 def scrape():
@@ -28,18 +27,6 @@ def value(families, family, sample_name, **labels):
         if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
             return sample.value
     return 0
-
-
-def console():
-    session = requests.Session()
-    response = session.post(
-        f"{BASE}/api/v1/sessions",
-        json={"username": os.environ["KAQUAN_USERNAME"], "password": os.environ["KAQUAN_PASSWORD"]},
-        timeout=30,
-    )
-    response.raise_for_status()
-    session.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    return session
 
 
 def test_metrics_count_the_traffic_sent_and_readyz_answers():

@@ -82,6 +82,7 @@ macro_rules! conformance_tests {
     ($make_store:expr) => {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
+            the_prepaid_policy_is_switched_per_merchant_and_holds_templates,
             tallied_events_add_what_they_name_to_their_day,
             issue_facts_follow_what_was_issued_and_redeemed,
             card_sale_refunds_count_against_their_batch,

@@ -374,6 +374,19 @@ pub async fn create_code_template(
     now: i64,
 ) -> Result<CodeTemplate, CodeTemplateError> {
     request.check().map_err(CodeTemplateError::Invalid)?;
+    let f = &request.fields;
+    let broken = crate::prepaid::check(
+        store,
+        merchant_id,
+        Some(f.face_value_fen),
+        f.valid_from,
+        f.valid_until,
+        now,
+    )
+    .await?;
+    if !broken.is_empty() {
+        return Err(CodeTemplateError::Invalid(broken));
+    }
     let quantity = request.n_codes();
     let key_version = store.get_merchant(merchant_id).await?.key_version;
     let codes = if quantity == 0 {

@@ -33,6 +33,7 @@ pub mod member;
 pub mod merchant;
 pub mod money;
 pub mod pickup;
+pub mod prepaid;
 pub mod secrets;
 pub mod signing;
 pub mod sms;

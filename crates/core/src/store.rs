@@ -62,6 +62,19 @@ pub struct EngineGauge {
     pub value: f64,
 }
 
+/// Whether a schema at migration `applied` serves a binary that knows
+/// `known` migrations: behind is not ready; ahead is (a newer node
+/// migrated first, and migrations only expand while older nodes serve).
+pub fn schema_readiness(applied: i64, known: i64) -> Result<(), String> {
+    if applied < known {
+        Err(format!(
+            "the schema is at migration {applied} of {known}: run kaquan migrate"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// What belongs to the database as a whole rather than to one domain.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -90,6 +103,18 @@ pub trait MaintenanceStore: Send + Sync + 'static {
 
 /// Declares `Store` as the union of the domains' sub-traits, and implements
 /// it for every type that implements them all: a new domain is one line.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_schema_behind_the_binary_is_not_ready_and_one_ahead_is() {
+        assert!(super::schema_readiness(33, 34)
+            .unwrap_err()
+            .contains("migration 33 of 34"));
+        assert_eq!(super::schema_readiness(34, 34), Ok(()));
+        assert_eq!(super::schema_readiness(35, 34), Ok(()));
+    }
+}
+
 macro_rules! store_union {
     ($($domain:path),* $(,)?) => {
         /// Every domain's store: what a backend implements and callers hold.

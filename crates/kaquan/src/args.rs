@@ -340,6 +340,15 @@ pub enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// 预付卡政策: prints whether it is on; `--set on|off` switches it
+    /// (audited). While on, batches and code templates over ¥1,000 or
+    /// valid under 3 years are refused with the rule named.
+    PrepaidPolicy {
+        #[arg(long, value_parser = ["on", "off"])]
+        set: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -117,6 +117,14 @@ async fn generate_batch(
     for warning in &strength.warnings {
         eprintln!("警告：{warning}");
     }
+    prepaid_policy(
+        store,
+        merchant_id,
+        spec.face_value_fen,
+        spec.valid_from,
+        spec.valid_until,
+    )
+    .await?;
     let started = std::time::Instant::now();
     let batch =
         usecases::start_generated_batch(store, merchant_id, &spec, "cli", kaquan_web::now())
@@ -210,6 +218,7 @@ pub(crate) async fn batch_command(
                 valid_until: parse_cli_date(valid_until.as_deref(), true)?,
                 remark: remark.unwrap_or_default(),
             };
+            imported_policy(store, merchant_id, &fields).await?;
             let audit = cli_audit(
                 merchant_id,
                 "import_batch",
@@ -272,4 +281,38 @@ pub(crate) async fn batch_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a batch the merchant's 预付卡政策 forbids, naming each rule.
+async fn prepaid_policy(
+    store: &dyn Store,
+    merchant_id: i64,
+    face_value_fen: Option<i64>,
+    valid_from: Option<i64>,
+    valid_until: Option<i64>,
+) -> anyhow::Result<()> {
+    let broken = kaquan_core::prepaid::check(
+        store,
+        merchant_id,
+        face_value_fen,
+        valid_from,
+        valid_until,
+        kaquan_web::now(),
+    )
+    .await?;
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(broken.join("; ")))
+    }
+}
+
+/// [`prepaid_policy`] of an import's fields.
+async fn imported_policy(
+    store: &dyn Store,
+    merchant_id: i64,
+    fields: &usecases::ImportFields,
+) -> anyhow::Result<()> {
+    let (face, from, until) = (fields.face_value_fen, fields.valid_from, fields.valid_until);
+    prepaid_policy(store, merchant_id, face, from, until).await
 }

@@ -262,7 +262,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Merchant(command) => {
             let store = open_store(&config, false).await?;
-            merchants::merchant_command(store.as_ref(), command).await
+            merchants::merchant_command(store.as_ref(), cli.merchant, command).await
         }
         Command::User(command) => {
             let store = open_store(&config, false).await?;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 pub(crate) async fn merchant_command(
     store: &dyn Store,
+    merchant: Option<i64>,
     command: MerchantCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -35,6 +36,32 @@ pub(crate) async fn merchant_command(
             } else {
                 for m in merchants {
                     println!("{}\t{}\t{}", m.id, m.name, format_datetime(m.created_at));
+                }
+            }
+        }
+        MerchantCommand::PrepaidPolicy { set, json } => {
+            let merchant_id = crate::resolve_merchant(store, merchant).await?;
+            if let Some(set) = set {
+                let on = set == "on";
+                let audit = crate::cli_audit(
+                    merchant_id,
+                    "set_prepaid_policy",
+                    String::new(),
+                    set.clone(),
+                );
+                store.set_prepaid_policy(merchant_id, on, &audit).await?;
+            }
+            let enabled = store.get_merchant(merchant_id).await?.prepaid_policy;
+            if json {
+                print_json(json!({
+                    "merchant_id": merchant_id,
+                    "enabled": enabled,
+                    "rules": kaquan_core::prepaid::RULES_ZH,
+                }));
+            } else {
+                println!("预付卡政策：{}", if enabled { "已开启" } else { "未开启" });
+                for rule in kaquan_core::prepaid::RULES_ZH {
+                    println!("- {rule}");
                 }
             }
         }

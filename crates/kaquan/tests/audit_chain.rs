@@ -172,33 +172,27 @@ async fn chain_catches_tampering(env: Env, drop_guards: &str) {
     assert!(out.contains("missing"), "{out}");
 }
 
+/// Gives record `a` the chain place `a_seq` and record `b` the place `b_seq`.
+async fn place(env: &Env, (a, a_seq): (i64, i64), (b, b_seq): (i64, i64)) {
+    let sql = format!(
+        "UPDATE audit_log SET chain_seq = -1 WHERE id = {a}; \
+         UPDATE audit_log SET chain_seq = {b_seq} WHERE id = {b}; \
+         UPDATE audit_log SET chain_seq = {a_seq} WHERE id = {a};"
+    );
+    tamper(env, &sql).await;
+}
+
 /// Two records swapped in the chain's order: the one moved up is named; swapped back, clean.
 async fn swapped_records_are_named(env: &std::sync::Arc<Env>, second: i64) {
     let third = id_at(env, 3).await;
-    tamper(
-        env,
-        &format!(
-            "UPDATE audit_log SET chain_seq = -1 WHERE id = {second}; \
-             UPDATE audit_log SET chain_seq = 2 WHERE id = {third}; \
-             UPDATE audit_log SET chain_seq = 3 WHERE id = {second};"
-        ),
-    )
-    .await;
+    place(env, (second, 3), (third, 2)).await;
     let (ok, out) = verify(env).await;
     assert!(!ok);
     assert!(
         out.contains(&format!("broken at record {third} (#2 of the chain)")),
         "{out}"
     );
-    tamper(
-        env,
-        &format!(
-            "UPDATE audit_log SET chain_seq = -1 WHERE id = {second}; \
-             UPDATE audit_log SET chain_seq = 3 WHERE id = {third}; \
-             UPDATE audit_log SET chain_seq = 2 WHERE id = {second};"
-        ),
-    )
-    .await;
+    place(env, (second, 2), (third, 3)).await;
     assert!(verify(env).await.0);
 }
 

@@ -5,45 +5,8 @@
 
 mod common;
 
-use common::{signed_post, start_server, Env};
+use common::{key_and_codes, signed_post, start_server, Env};
 use std::sync::{Arc, Mutex};
-
-/// An API key and `n` offline codes of ¥50: (key_id, secret, codes).
-fn key_and_codes(env: &Env, n: usize) -> (String, String, Vec<String>) {
-    let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
-    let template = env.json(&[
-        "codes",
-        "generate",
-        "--name",
-        "春节卡",
-        "--face-value",
-        "50",
-        "--quantity",
-        &n.to_string(),
-        "--json",
-    ]);
-    let csv = env.dir.join("codes.csv");
-    env.run(&[
-        "codes",
-        "export",
-        "--template",
-        &template["template_id"].to_string(),
-        "--output",
-        csv.to_str().unwrap(),
-    ]);
-    let codes: Vec<String> = std::fs::read_to_string(&csv)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().to_owned())
-        .collect();
-    assert_eq!(codes.len(), n);
-    (
-        key["key_id"].as_str().unwrap().to_owned(),
-        key["secret"].as_str().unwrap().to_owned(),
-        codes,
-    )
-}
 
 /// `kaquan` on another database than the test's, with the test's key or another.
 fn elsewhere(env: &Env, url: &str, key: &std::path::Path, args: &[&str]) -> std::process::Command {

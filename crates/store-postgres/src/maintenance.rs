@@ -256,14 +256,7 @@ impl kaquan_core::store::MaintenanceStore for PgStore {
         .await
         .map_err(|e| e.to_string())?;
         let applied: i64 = row.get(0);
-        let known = crate::engine::MIGRATIONS.len() as i64;
-        match applied.cmp(&known) {
-            std::cmp::Ordering::Less => Err(format!(
-                "the schema is at migration {applied} of {known}: run kaquan migrate"
-            )),
-            // A newer node migrated ahead: this one still serves (expand first).
-            _ => Ok(()),
-        }
+        kaquan_core::store::schema_readiness(applied, crate::engine::MIGRATIONS.len() as i64)
     }
 
     fn engine_gauges(&self) -> Vec<EngineGauge> {

@@ -10,7 +10,7 @@ use kaquan_core::merchant::Merchant;
 use kaquan_core::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
-pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at, prepaid_policy";
 
 pub(crate) fn merchant_from_row(row: &Row) -> Merchant {
     Merchant {
@@ -18,6 +18,7 @@ pub(crate) fn merchant_from_row(row: &Row) -> Merchant {
         name: row.get(1),
         key_version: row.get(2),
         created_at: row.get(3),
+        prepaid_policy: row.get(4),
     }
 }
 
@@ -73,5 +74,25 @@ impl kaquan_core::merchant::MerchantStore for PgStore {
         rows.first()
             .map(merchant_from_row)
             .ok_or(StoreError::NotFound)
+    }
+
+    async fn set_prepaid_policy(
+        &self,
+        merchant_id: i64,
+        on: bool,
+        audit: &kaquan_core::audit::AuditEntry,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let n = exec(
+            &tx,
+            "UPDATE merchants SET prepaid_policy = $1 WHERE id = $2",
+            &[&on, &merchant_id],
+        )
+        .await?;
+        crate::sql::expect_one(n)?;
+        crate::sql::insert_audit(&tx, audit, 0).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
     }
 }

@@ -304,13 +304,7 @@ impl kaquan_core::store::MaintenanceStore for SqliteStore {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let known = crate::engine::MIGRATIONS.len() as i64;
-        match applied.cmp(&known) {
-            std::cmp::Ordering::Less => Err(format!(
-                "the schema is at migration {applied} of {known}: run kaquan migrate"
-            )),
-            _ => Ok(()),
-        }
+        kaquan_core::store::schema_readiness(applied, crate::engine::MIGRATIONS.len() as i64)
     }
 
     fn engine_gauges(&self) -> Vec<EngineGauge> {

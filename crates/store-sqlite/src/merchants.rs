@@ -8,7 +8,7 @@ use kaquan_core::merchant::Merchant;
 use kaquan_core::StoreResult;
 use rusqlite::{params, Row};
 
-pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at";
+pub(crate) const MERCHANT_COLUMNS: &str = "id, name, key_version, created_at, prepaid_policy";
 
 pub(crate) fn merchant_from_row(row: &Row) -> rusqlite::Result<Merchant> {
     Ok(Merchant {
@@ -16,6 +16,7 @@ pub(crate) fn merchant_from_row(row: &Row) -> rusqlite::Result<Merchant> {
         name: row.get(1)?,
         key_version: row.get(2)?,
         created_at: row.get(3)?,
+        prepaid_policy: row.get(4)?,
     })
 }
 
@@ -72,6 +73,27 @@ impl kaquan_core::merchant::MerchantStore for SqliteStore {
                 merchant_from_row,
             )
             .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn set_prepaid_policy(
+        &self,
+        merchant_id: i64,
+        on: bool,
+        audit: &kaquan_core::audit::AuditEntry,
+    ) -> StoreResult<()> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE merchants SET prepaid_policy = ?1 WHERE id = ?2",
+                    params![on, merchant_id],
+                )
+                .map_err(map_err)?;
+            crate::sql::expect_one(n)?;
+            crate::sql::insert_audit(conn, &audit, 0).map_err(map_err)?;
+            Ok(())
         })
         .await
     }

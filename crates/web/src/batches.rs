@@ -194,6 +194,29 @@ pub struct CreatedBatchDto {
     pub strength: StrengthDto,
 }
 
+/// Refuses a batch the merchant's 预付卡政策 forbids, naming each rule.
+async fn prepaid_policy(
+    state: &AppState,
+    authed: &Authed,
+    face_value_fen: Option<i64>,
+    valid_from: Option<i64>,
+    valid_until: Option<i64>,
+) -> ApiResult<()> {
+    let broken = kaquan_core::prepaid::check(
+        state.store.as_ref(),
+        authed.merchant_id(),
+        face_value_fen,
+        valid_from,
+        valid_until,
+        crate::now(),
+    )
+    .await?;
+    match broken.first() {
+        None => Ok(()),
+        Some(first) => Err(ApiError::Invalid(first.clone(), broken.clone())),
+    }
+}
+
 /// Creates the batch and generates its cards on a background task.
 pub async fn start_generation(
     state: &AppState,
@@ -201,6 +224,14 @@ pub async fn start_generation(
     spec: BatchSpec,
 ) -> ApiResult<Batch> {
     authed.require(Permission::CardsCreate)?;
+    prepaid_policy(
+        state,
+        authed,
+        spec.face_value_fen,
+        spec.valid_from,
+        spec.valid_until,
+    )
+    .await?;
     let batch = usecases::start_generated_batch(
         state.store.as_ref(),
         authed.merchant_id(),
@@ -488,6 +519,14 @@ async fn run_import(state: &AppState, authed: &Authed, upload: &ImportUpload) ->
         valid_until: parse_optional_date(Some(&upload.valid_until), "卡有效期结束", true)?,
         remark: upload.remark.trim().to_owned(),
     };
+    prepaid_policy(
+        state,
+        authed,
+        face_value_fen,
+        fields.valid_from,
+        fields.valid_until,
+    )
+    .await?;
     let audit = authed.audit(
         "import_batch",
         upload.file_name.clone(),

@@ -66,6 +66,7 @@ pub mod pdf;
 pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
+pub mod prepaid;
 pub mod prometheus;
 pub mod search;
 pub mod sms;
@@ -283,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(dashboard::router())
         .merge(prometheus::router())
+        .merge(prepaid::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())
@@ -362,6 +364,7 @@ pub async fn serve(
     let sweep = coupons::spawn_expiry_sweep(state.clone());
     let points = members::spawn_points_sweep(state.clone());
     let sealer = audit::spawn_sealer(state.clone());
+    let store = state.store.clone();
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -374,6 +377,11 @@ pub async fn serve(
     sweep.abort();
     points.abort();
     sealer.abort();
+    // The requests in flight are answered; what they wrote to the audit
+    // log is sealed before the process goes.
+    if let Err(error) = kaquan_core::audit::chain::seal_all(store.as_ref()).await {
+        tracing::warn!(%error, "sealing the audit chain at shutdown failed");
+    }
     served
 }
 

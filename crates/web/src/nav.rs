@@ -199,6 +199,7 @@ pub fn settings_tabs(permissions: &[Permission]) -> Vec<NavEntry> {
         entry("开放接口", "/settings/api-keys", ApiKeysManage),
         entry("事件推送", "/settings/webhooks", ApiKeysManage),
         entry("ERP 参数", "/settings/erp", ApiKeysManage),
+        entry("预付卡政策", "/settings/prepaid", StaffManage),
     ];
     TABS.iter()
         .filter(|e| e.permission.is_none_or(|p| permissions.contains(&p)))
@@ -270,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_settings_tabs_follow_the_permissions() {
-        assert_eq!(settings_tabs(&role("owner")).len(), 6);
+        assert_eq!(settings_tabs(&role("owner")).len(), 7);
         let clerk: Vec<_> = settings_tabs(&role("order_clerk"))
             .into_iter()
             .map(|t| t.label)

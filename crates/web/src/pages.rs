@@ -192,6 +192,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("webhooks.html", include_str!("../templates/webhooks.html")),
     ("sms.html", include_str!("../templates/sms.html")),
     ("erp.html", include_str!("../templates/erp.html")),
+    ("prepaid.html", include_str!("../templates/prepaid.html")),
     (
         "waybill_settings.html",
         include_str!("../templates/waybill_settings.html"),

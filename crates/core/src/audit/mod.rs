@@ -95,6 +95,7 @@ pub mod chain;
 /// Each action code and what the merchant calls it.
 const ACTION_LABELS: &[(&str, &str)] = &[
     ("generate_batch", "创建卡券"),
+    ("set_prepaid_policy", "预付卡政策"),
     ("import_batch", "导入卡券"),
     ("activate_cards", "激活"),
     ("deactivate_cards", "反激活"),

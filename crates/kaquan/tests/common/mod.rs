@@ -212,6 +212,15 @@ pub fn api_key(env: &Env, label: &str) -> (String, String) {
 
 /// An API key and one offline code of ¥50 made through the CLI: (key_id, secret, code).
 pub fn key_and_code(env: &Env) -> (String, String, String) {
+    let (key_id, secret, mut codes) = key_and_codes(env, 1);
+    let code = codes.pop().unwrap();
+    assert_eq!(code.len(), 19, "{code}");
+    (key_id, secret, code)
+}
+
+/// An API key and `n` offline codes of ¥50 made through the CLI, read
+/// back from their xlsx export: (key_id, secret, codes).
+pub fn key_and_codes(env: &Env, n: usize) -> (String, String, Vec<String>) {
     let key = env.json(&["api-key", "create", "--label", "商城", "--json"]);
     let template = env.json(&[
         "codes",
@@ -221,11 +230,13 @@ pub fn key_and_code(env: &Env) -> (String, String, String) {
         "--face-value",
         "50",
         "--quantity",
-        "1",
+        &n.to_string(),
         "--json",
     ]);
-    assert_eq!(template["n_codes"], 1);
-    let xlsx = env.dir.join("codes.xlsx");
+    assert_eq!(template["n_codes"], n);
+    let xlsx = env
+        .dir
+        .join(format!("codes-{}.xlsx", template["template_id"]));
     env.run(&[
         "codes",
         "export",
@@ -238,12 +249,13 @@ pub fn key_and_code(env: &Env) -> (String, String, String) {
     let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
     let sheet = workbook.sheet_names()[0].clone();
     let range = workbook.worksheet_range(&sheet).unwrap();
-    let code = range.get((1, 0)).unwrap().to_string();
-    assert_eq!(code.len(), 19, "{code}");
+    let codes: Vec<String> = (1..=n as u32)
+        .map(|row| range.get((row as usize, 0)).unwrap().to_string())
+        .collect();
     (
         key["key_id"].as_str().unwrap().to_owned(),
         key["secret"].as_str().unwrap().to_owned(),
-        code,
+        codes,
     )
 }
 
