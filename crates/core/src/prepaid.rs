@@ -86,5 +86,8 @@ mod tests {
             1
         );
         assert_eq!(breaches(Some(200_000), None, Some(now), now).len(), 2);
+        // Three years are 1,095 days: a card valid for 1,094 days is short.
+        assert!(breaches(None, None, Some(now + 1_095 * DAY - 1), now).is_empty());
+        assert_eq!(breaches(None, None, Some(now + 1_094 * DAY), now).len(), 1);
     }
 }
