@@ -143,31 +143,14 @@ pub async fn card_sale_refunds_count_against_their_batch(store: &dyn Store) {
 /// 会员卡 analytics: members joined, points issued and used, top-ups and
 /// spending per program, and what the members hold now.
 pub async fn member_programs_add_up_what_their_members_did(store: &dyn Store) {
-    use crate::members::{activate, fields, payment, program, recharge, run};
-    use kaquan_core::ledger::ApiCall;
+    use crate::members::{activate, fields, payment, performed, program, recharge};
     let m = merchant(store, "A").await.id;
     let p = program(store, m, fields()).await;
     let quiet = program(store, m, fields()).await;
     activate(store, m, p.id, "u1").await;
     activate(store, m, p.id, "u2").await;
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        recharge("u1", 10_000, 1_000, "r-1"),
-    )
-    .await
-    .result
-    .unwrap();
-    let paid = run(
-        store,
-        &ApiCall::default(),
-        m,
-        payment("u1", 10_000, 0, 2_000, "o-1"),
-    )
-    .await
-    .result
-    .unwrap();
+    performed(store, m, recharge("u1", 10_000, 1_000, "r-1")).await;
+    let paid = performed(store, m, payment("u1", 10_000, 0, 2_000, "o-1")).await;
     let totals = store
         .member_operation_totals(m, NOW, NOW + 1)
         .await

@@ -71,21 +71,21 @@ pub(crate) async fn run(
         .expect("member op")
 }
 
+/// Runs `action`, which must be done.
+pub(crate) async fn performed(store: &dyn Store, m: i64, action: MemberAction) -> MemberOperation {
+    run(store, &ApiCall::default(), m, action)
+        .await
+        .result
+        .expect("performed")
+}
+
 pub(crate) async fn activate(
     store: &dyn Store,
     m: i64,
     program_id: i64,
     customer: &str,
 ) -> MemberOperation {
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        activation(program_id, customer),
-    )
-    .await
-    .result
-    .expect("activated")
+    performed(store, m, activation(program_id, customer)).await
 }
 
 fn activation(program_id: i64, customer: &str) -> MemberAction {
@@ -311,24 +311,8 @@ pub async fn refunds_give_back_in_proportion_and_add_up_to_the_whole(store: &dyn
     )
     .await;
     let opened = activate(store, m, p.id, "u1").await;
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        recharge("u1", 5_000, 0, "r-1"),
-    )
-    .await
-    .result
-    .unwrap();
-    let paid = run(
-        store,
-        &ApiCall::default(),
-        m,
-        payment("u1", 10_000, 20, 3_000, "o-1"),
-    )
-    .await
-    .result
-    .unwrap();
+    performed(store, m, recharge("u1", 5_000, 0, "r-1")).await;
+    let paid = performed(store, m, payment("u1", 10_000, 20, 3_000, "o-1")).await;
     // 20 points are below one unit: none used.
     assert_eq!((paid.points_used, paid.points_earned), (0, 95));
     let refund = |amount_fen: i64| {
@@ -338,16 +322,10 @@ pub async fn refunds_give_back_in_proportion_and_add_up_to_the_whole(store: &dyn
             reason: "退货".into(),
         })
     };
-    let first = run(store, &ApiCall::default(), m, refund(4_750))
-        .await
-        .result
-        .unwrap();
+    let first = performed(store, m, refund(4_750)).await;
     assert_eq!((first.balance_fen, first.points_earned), (1_500, -47));
     assert_eq!(first.payment_id, Some(paid.id));
-    let second = run(store, &ApiCall::default(), m, refund(4_750))
-        .await
-        .result
-        .unwrap();
+    let second = performed(store, m, refund(4_750)).await;
     assert_eq!((second.balance_fen, second.points_earned), (1_500, -48));
     assert_eq!(
         run(store, &ApiCall::default(), m, refund(1)).await.result,
@@ -395,15 +373,7 @@ pub async fn a_refund_takes_the_tier_down_only_under_the_downgrade_rule(store: &
         assert_eq!(p.fields.downgrade_on_refund, rule, "saved as given");
         let opened = activate(store, m, p.id, customer).await;
         let order = format!("o-{customer}");
-        let paid = run(
-            store,
-            &ApiCall::default(),
-            m,
-            payment(customer, 10_000, 0, 0, &order),
-        )
-        .await
-        .result
-        .unwrap();
+        let paid = performed(store, m, payment(customer, 10_000, 0, 0, &order)).await;
         // 20 on 开卡 and 95 earned: 115 reaches 金卡 (100).
         assert_eq!(paid.tier_after, 1);
         let refunded = run(
@@ -436,33 +406,9 @@ pub async fn each_member_operation_is_one_event_merged_when_both_assets_move(sto
     let m = merchant(store, "A").await.id;
     let p = program(store, m, fields()).await;
     activate(store, m, p.id, "u1").await;
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        recharge("u1", 5_000, 0, "r-1"),
-    )
-    .await
-    .result
-    .unwrap();
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        payment("u1", 1_000, 0, 900, "o-1"),
-    )
-    .await
-    .result
-    .unwrap();
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        payment("u1", 1_000, 0, 0, "o-2"),
-    )
-    .await
-    .result
-    .unwrap();
+    performed(store, m, recharge("u1", 5_000, 0, "r-1")).await;
+    performed(store, m, payment("u1", 1_000, 0, 900, "o-1")).await;
+    performed(store, m, payment("u1", 1_000, 0, 0, "o-2")).await;
     let (events, _) = store.list_events(m, Page::default()).await.unwrap();
     let member_events: Vec<_> = events
         .iter()
@@ -555,10 +501,7 @@ pub async fn concurrent_point_deductions_never_overdraw(store: &dyn Store) {
         delta: 1_000,
         reason: "活动赠送".into(),
     });
-    run(store, &ApiCall::default(), m, adjust)
-        .await
-        .result
-        .unwrap();
+    performed(store, m, adjust).await;
     let deductions = (0..200).map(|i| async move {
         run(
             store,
@@ -611,15 +554,7 @@ pub async fn programs_are_kept_per_merchant_and_members_are_filtered(store: &dyn
     assert_eq!(updated.fields, changed);
     activate(store, a, p.id, "u1").await;
     activate(store, a, p.id, "u2").await;
-    run(
-        store,
-        &ApiCall::default(),
-        a,
-        recharge("u2", 5_000, 0, "r-1"),
-    )
-    .await
-    .result
-    .unwrap();
+    performed(store, a, recharge("u2", 5_000, 0, "r-1")).await;
     let rich = MemberFilter {
         balance_at_least_fen: Some(1),
         ..MemberFilter::default()
@@ -791,24 +726,8 @@ pub async fn the_points_message_carries_the_programs_coupon(store: &dyn Store) {
     };
     let p = program(store, m, with_coupon).await;
     activate(store, m, p.id, "u1").await;
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        recharge("u1", 5_000, 0, "r-1"),
-    )
-    .await
-    .result
-    .unwrap();
-    run(
-        store,
-        &ApiCall::default(),
-        m,
-        payment("u1", 1_000, 0, 0, "o-1"),
-    )
-    .await
-    .result
-    .unwrap();
+    performed(store, m, recharge("u1", 5_000, 0, "r-1")).await;
+    performed(store, m, payment("u1", 1_000, 0, 0, "o-1")).await;
     let (events, _) = store
         .list_member_messages(m, Page::default())
         .await

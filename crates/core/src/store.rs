@@ -53,6 +53,14 @@ pub struct QueueBacklog {
     pub oldest_created_at: Option<i64>,
 }
 
+/// The outbound queues, each with its table (the same in both schemas):
+/// what `outbox_backlog` reports on.
+pub const OUTBOUND_QUEUES: [(&str, &str); 3] = [
+    ("webhooks", "webhook_deliveries"),
+    ("sms", "sms_messages"),
+    ("erp", "erp_pushes"),
+];
+
 /// A figure of the database engine for `/metrics`: its name (after
 /// `kaquan_`), what it means and its value now.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,18 +25,10 @@ async fn tamper(env: &Env, sql: &str) {
 
 /// What `kaquan verify` prints and whether it passed.
 async fn verify(env: &std::sync::Arc<Env>) -> (bool, String) {
-    let env = env.clone();
-    tokio::task::spawn_blocking(move || {
-        let output = env.command(&["verify"]).output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
+    cli(env, &["verify"]).await
 }
 
+/// Runs `kaquan args` off the runtime: whether it passed, and its stdout.
 async fn cli(env: &std::sync::Arc<Env>, args: &[&str]) -> (bool, String) {
     let (env, args) = (
         env.clone(),

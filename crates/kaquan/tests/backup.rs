@@ -5,28 +5,8 @@
 
 mod common;
 
-use common::{key_and_codes, signed_post, start_server, Env};
+use common::{fails_saying, key_and_codes, signed_post, start_server, Env};
 use std::sync::{Arc, Mutex};
-
-/// `kaquan` on another database than the test's, with the test's key or another.
-fn elsewhere(env: &Env, url: &str, key: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(common::KAQUAN);
-    command
-        .current_dir(&env.dir)
-        .env_remove("KAQUAN_MASTER_KEY")
-        .env("KAQUAN_LOG", "warn")
-        .args(["--database-url", url, "--key-file", key.to_str().unwrap()])
-        .args(args);
-    command
-}
-
-fn fails_with(mut command: std::process::Command, words: &str) {
-    let output = command.output().unwrap();
-    let args: Vec<_> = command.get_args().collect();
-    assert!(!output.status.success(), "{args:?} succeeded");
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains(words), "{args:?}: {said}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_under_load_restores_every_acknowledged_redemption_and_verifies() {
@@ -121,8 +101,8 @@ async fn a_backup_under_load_restores_every_acknowledged_redemption_and_verifies
 /// restore itself), after the refusals; returns the new database's path.
 fn restore_and_refusals(env: &Env, backup: &std::path::Path) -> std::path::PathBuf {
     let file = backup.to_str().unwrap();
-    fails_with(env.command(&["backup", "--output", file]), "exists");
-    fails_with(
+    fails_saying(env.command(&["backup", "--output", file]), "exists");
+    fails_saying(
         env.command(&["restore", "--input", file]),
         "never overwrites",
     );
@@ -131,8 +111,8 @@ fn restore_and_refusals(env: &Env, backup: &std::path::Path) -> std::path::PathB
     let key = env.dir.join("test.key");
     let other_key = env.dir.join("other.key");
     std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
-    fails_with(
-        elsewhere(env, &url, &other_key, &["restore", "--input", file]),
+    fails_saying(
+        env.command_on(&url, &other_key, &["restore", "--input", file]),
         "another master key",
     );
     let damaged = env.dir.join("damaged.db");
@@ -145,9 +125,8 @@ fn restore_and_refusals(env: &Env, backup: &std::path::Path) -> std::path::PathB
         env.dir.join("damaged.db.manifest.json"),
     )
     .unwrap();
-    fails_with(
-        elsewhere(
-            env,
+    fails_saying(
+        env.command_on(
             &url,
             &key,
             &["restore", "--input", damaged.to_str().unwrap()],
@@ -155,7 +134,8 @@ fn restore_and_refusals(env: &Env, backup: &std::path::Path) -> std::path::PathB
         "damaged",
     );
     assert!(!target.exists(), "a refused restore writes nothing");
-    let output = elsewhere(env, &url, &key, &["restore", "--input", file])
+    let output = env
+        .command_on(&url, &key, &["restore", "--input", file])
         .output()
         .unwrap();
     assert!(
@@ -172,7 +152,7 @@ async fn postgres_is_backed_up_with_pg_dump_and_says_so() {
     let env = Env::postgres().await;
     tokio::task::spawn_blocking(move || {
         env.setup();
-        fails_with(env.command(&["backup", "--output", "x.db"]), "pg_dump");
+        fails_saying(env.command(&["backup", "--output", "x.db"]), "pg_dump");
     })
     .await
     .unwrap();

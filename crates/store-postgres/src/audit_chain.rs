@@ -58,11 +58,8 @@ impl AuditChainStore for PgStore {
         )
         .await?;
         let unsealed: Vec<_> = rows.iter().map(audit_from_row).collect();
-        let mut merchants: Vec<i64> = unsealed.iter().map(|r| r.entry.merchant_id).collect();
-        merchants.sort_unstable();
-        merchants.dedup();
         let mut heads = Vec::new();
-        for m in merchants {
+        for m in chain::merchants_of(&unsealed) {
             if let Some(row) = head_of(&tx, m).await? {
                 heads.push((m, row.get(0), hash_of(&row, 1)?));
             }

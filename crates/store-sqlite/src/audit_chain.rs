@@ -52,11 +52,8 @@ fn seal(conn: &Connection, limit: i64) -> StoreResult<i64> {
         ))
         .and_then(|mut s| s.query_map([limit], audit_from_row)?.collect())
         .map_err(map_err)?;
-    let mut merchants: Vec<i64> = unsealed.iter().map(|r| r.entry.merchant_id).collect();
-    merchants.sort_unstable();
-    merchants.dedup();
     let mut heads = Vec::new();
-    for m in merchants {
+    for m in chain::merchants_of(&unsealed) {
         if let Some((seq, hash)) = head_of(conn, m)? {
             heads.push((m, seq, hash));
         }

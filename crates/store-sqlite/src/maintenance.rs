@@ -5,7 +5,7 @@ use crate::engine::ATTEMPT_FAILURES_KEPT_SECONDS;
 use crate::sql::map_err;
 use crate::SqliteStore;
 use kaquan_core::signing::NONCE_KEPT_SECONDS;
-use kaquan_core::store::{EngineGauge, QueueBacklog};
+use kaquan_core::store::{EngineGauge, QueueBacklog, OUTBOUND_QUEUES};
 use kaquan_core::StoreResult;
 
 /// Each query counts the rows that break one invariant.
@@ -334,10 +334,3 @@ impl kaquan_core::store::MaintenanceStore for SqliteStore {
         ]
     }
 }
-
-/// The outbound queues and their tables.
-const OUTBOUND_QUEUES: [(&str, &str); 3] = [
-    ("webhooks", "webhook_deliveries"),
-    ("sms", "sms_messages"),
-    ("erp", "erp_pushes"),
-];

@@ -91,6 +91,15 @@ pub fn link_hash(record: &AuditRecord, seq: i64, prev_hash: &[u8; 32]) -> [u8; 3
     Sha256::digest(canonical(record, seq, prev_hash)).into()
 }
 
+/// The merchants `records` belong to, each once, in order: whose heads a
+/// sealer reads before linking them.
+pub fn merchants_of(records: &[AuditRecord]) -> Vec<i64> {
+    let mut merchants: Vec<i64> = records.iter().map(|r| r.entry.merchant_id).collect();
+    merchants.sort_unstable();
+    merchants.dedup();
+    merchants
+}
+
 /// Links `unsealed` (in the order found) after each merchant's `heads`:
 /// what a sealer writes. `heads` gives (merchant, last seq, last hash).
 pub fn seal(unsealed: &[AuditRecord], heads: &[(i64, i64, [u8; 32])]) -> Vec<SealedRecord> {
@@ -121,15 +130,15 @@ pub fn seal(unsealed: &[AuditRecord], heads: &[(i64, i64, [u8; 32])]) -> Vec<Sea
 /// Walks one merchant's chain, record by record in `seq` order, and keeps
 /// the first broken link.
 #[derive(Debug, Clone)]
-pub struct ChainWalk {
+struct ChainWalk {
     merchant_id: i64,
     last: (i64, [u8; 32]),
     first_break: Option<String>,
-    pub n_checked: i64,
+    n_checked: i64,
 }
 
 impl ChainWalk {
-    pub fn new(merchant_id: i64) -> Self {
+    fn new(merchant_id: i64) -> Self {
         Self {
             merchant_id,
             last: (0, GENESIS),
@@ -139,7 +148,7 @@ impl ChainWalk {
     }
 
     /// The next record of the chain.
-    pub fn step(&mut self, sealed: &SealedRecord) {
+    fn step(&mut self, sealed: &SealedRecord) {
         self.n_checked += 1;
         if self.first_break.is_some() {
             return;
@@ -168,7 +177,7 @@ impl ChainWalk {
     }
 
     /// The first broken link, if any.
-    pub fn finish(self) -> Option<String> {
+    fn finish(self) -> Option<String> {
         self.first_break
     }
 }
@@ -226,14 +235,10 @@ pub async fn seal_all(store: &dyn AuditChainStore) -> StoreResult<i64> {
 pub fn parse_head(text: &str) -> Option<(i64, [u8; 32])> {
     let (seq, hex) = text.trim().split_once(':')?;
     let seq: i64 = seq.parse().ok().filter(|s| *s > 0)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let mut hash = [0u8; 32];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some((seq, hash))
+    Some((seq, crate::secrets::from_hex(hex)?.try_into().ok()?))
 }
 
 /// The audit chain in the database.

@@ -51,15 +51,20 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_on(&self.url, &self.dir.join("test.key"), args)
+    }
+
+    /// `kaquan` in the test's directory on another database or key file.
+    pub fn command_on(&self, url: &str, key_file: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(KAQUAN);
         command
             .current_dir(&self.dir)
             .env_remove("KAQUAN_MASTER_KEY")
             .env("KAQUAN_LOG", "warn")
             .arg("--database-url")
-            .arg(&self.url)
+            .arg(url)
             .arg("--key-file")
-            .arg(self.dir.join("test.key"))
+            .arg(key_file)
             .args(args);
         command.envs(self.vars.iter().map(|(name, value)| (name, value)));
         command
@@ -118,6 +123,15 @@ impl Env {
             1
         );
     }
+}
+
+/// Runs `command`, which must fail and say `words` on stderr.
+pub fn fails_saying(mut command: Command, words: &str) {
+    let output = command.output().unwrap();
+    let args: Vec<_> = command.get_args().collect();
+    assert!(!output.status.success(), "{args:?} succeeded");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(words), "{args:?}: {said}");
 }
 
 pub async fn tokio_postgres_connect(
