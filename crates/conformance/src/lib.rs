@@ -8,6 +8,7 @@
 
 mod analytics;
 mod api_keys;
+mod approvals;
 mod attempts;
 mod audit;
 mod batches;
@@ -42,6 +43,7 @@ mod waybills;
 
 pub use analytics::*;
 pub use api_keys::*;
+pub use approvals::*;
 pub use attempts::*;
 pub use audit::*;
 pub use batches::*;
@@ -83,6 +85,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
             the_prepaid_policy_is_switched_per_merchant_and_holds_templates,
+            approval_requests_are_decided_once_by_another_person_in_time,
+            activations_past_the_daily_cap_are_undone_whole,
             tallied_events_add_what_they_name_to_their_day,
             issue_facts_follow_what_was_issued_and_redeemed,
             card_sale_refunds_count_against_their_batch,

@@ -31,10 +31,11 @@ pub enum Permission {
     MembersView,
     EcardsManage,
     EcardsReveal,
+    ApprovalsDecide,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 23] = [
         Self::CardsView,
         Self::CardsCreate,
         Self::CardsManage,
@@ -57,6 +58,7 @@ impl Permission {
         Self::MembersView,
         Self::EcardsManage,
         Self::EcardsReveal,
+        Self::ApprovalsDecide,
     ];
 
     pub fn code(self) -> &'static str {
@@ -83,6 +85,7 @@ impl Permission {
             Self::MembersView => "members.view",
             Self::EcardsManage => "ecards.manage",
             Self::EcardsReveal => "ecards.reveal",
+            Self::ApprovalsDecide => "approvals.decide",
         }
     }
 
@@ -114,6 +117,7 @@ impl Permission {
             Self::MembersView => "查看会员、积分与余额明细、导出会员",
             Self::EcardsManage => "电子卡密：虚拟商品、卡密库存、订单、手动核销、证据与数据",
             Self::EcardsReveal => "查看卡密明文（记录在操作日志）",
+            Self::ApprovalsDecide => "审批双人复核请求（不能审批自己提交的）",
         }
     }
 

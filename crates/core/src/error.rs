@@ -48,6 +48,8 @@ pub enum Conflict {
     LookUpFirst,
     /// A merchant's 券点 balance is not the one a grant was made on.
     CreditsChanged,
+    /// An activation would take the staff member past the day's cap (双人复核).
+    DailyCapReached,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

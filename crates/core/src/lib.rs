@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod api_key;
+pub mod approval;
 pub mod attempts;
 pub mod audit;
 pub mod auth;

@@ -134,6 +134,7 @@ macro_rules! store_union {
 
 store_union!(
     crate::merchant::MerchantStore,
+    crate::approval::ApprovalStore,
     crate::staff::StaffStore,
     crate::distributor::DistributorStore,
     crate::batch::BatchStore,

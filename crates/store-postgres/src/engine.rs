@@ -76,6 +76,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/032_analytics_indexes.sql"),
     include_str!("migrations/033_audit_chain.sql"),
     include_str!("migrations/034_prepaid_policy.sql"),
+    include_str!("migrations/035_approvals.sql"),
 ];
 
 pub struct PgStore {

@@ -113,6 +113,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/033_analytics_indexes.sql"),
     include_str!("migrations/034_audit_chain.sql"),
     include_str!("migrations/035_prepaid_policy.sql"),
+    include_str!("migrations/036_approvals.sql"),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to:

@@ -9,6 +9,7 @@
 
 mod analytics;
 mod api_keys;
+mod approvals;
 mod attempts;
 mod audit;
 mod audit_chain;

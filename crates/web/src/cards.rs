@@ -1,6 +1,7 @@
 //! The card list (卡券列表): filters with counts, single and bulk state
 //! changes, 修改卡属性, purging sealed passwords, exports and QR codes.
 
+use crate::approvals::Gated;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{self, ExportFormat, ExportKind, ExportRequest, QrImageFormat};
@@ -311,30 +312,38 @@ pub struct CardOpRequest {
     pub filter: CardFilterDto,
 }
 
-/// Applies a bulk state change and records who did it, to what, and how many.
+/// Applies a bulk state change and records who did it, to what, and how
+/// many; 激活 and 删除 pass through 双人复核 first.
 pub async fn apply_op(
     state: &AppState,
     authed: &Authed,
     filter: &CardFilter,
     op: CardOp,
-) -> ApiResult<i64> {
+) -> ApiResult<Gated<i64>> {
     authed.require(Permission::CardsManage)?;
-    let audit = authed.audit(
-        &format!("{}_cards", op.code()),
-        filter.describe(),
-        String::new(),
-    );
-    let n = state
-        .store
-        .apply_card_op(authed.merchant_id(), filter, op, &audit)
-        .await?;
-    tracing::info!(
-        merchant.id = authed.merchant_id(),
-        op = op.code(),
-        n_cards = n,
-        "cards changed"
-    );
-    Ok(n)
+    let gated = if matches!(op, CardOp::Activate | CardOp::Delete) {
+        crate::approvals::card_op(state, authed, filter, op).await?
+    } else {
+        let audit = authed.audit(
+            &format!("{}_cards", op.code()),
+            filter.describe(),
+            String::new(),
+        );
+        let n = state
+            .store
+            .apply_card_op(authed.merchant_id(), filter, op, &audit)
+            .await?;
+        Gated::Done(n)
+    };
+    if let Gated::Done(n) = gated {
+        tracing::info!(
+            merchant.id = authed.merchant_id(),
+            op = op.code(),
+            n_cards = n,
+            "cards changed"
+        );
+    }
+    Ok(gated)
 }
 
 async fn run_op(
@@ -342,47 +351,48 @@ async fn run_op(
     authed: Authed,
     body: CardOpRequest,
     op: CardOp,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     authed.require(Permission::CardsManage)?;
     let filter = body.filter.into_target()?;
-    Ok(Json(ChangedDto {
-        n_cards: apply_op(&state, &authed, &filter, op).await?,
-    }))
+    Ok(match apply_op(&state, &authed, &filter, op).await? {
+        Gated::Done(n_cards) => Json(ChangedDto { n_cards }).into_response(),
+        Gated::Held(request) => crate::approvals::held_answer(&request),
+    })
 }
 
 async fn activate_cards(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CardOpRequest>,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     run_op(state, authed, body, CardOp::Activate).await
 }
 async fn deactivate_cards(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CardOpRequest>,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     run_op(state, authed, body, CardOp::Deactivate).await
 }
 async fn void_cards(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CardOpRequest>,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     run_op(state, authed, body, CardOp::Void).await
 }
 async fn restore_cards(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CardOpRequest>,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     run_op(state, authed, body, CardOp::Restore).await
 }
 async fn delete_cards(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<CardOpRequest>,
-) -> ApiResult<Json<ChangedDto>> {
+) -> ApiResult<Response> {
     run_op(state, authed, body, CardOp::Delete).await
 }
 
@@ -556,7 +566,8 @@ async fn export_qr_codes(
     .await
 }
 
-/// Checks the permissions, writes the export, audits it, and streams it.
+/// Checks the permissions, writes the export, audits it, and streams it;
+/// an export with passwords passes through 双人复核 first.
 async fn export(
     state: &AppState,
     authed: &Authed,
@@ -569,6 +580,28 @@ async fn export(
         authed.require(Permission::CardsExportSecrets)?;
     }
     let filter = filter.into_target()?;
+    if with_secrets {
+        if let Some(request) =
+            crate::approvals::secrets_export(state, authed, &filter, kind.extension()).await?
+        {
+            return Ok(crate::approvals::held_answer(&request));
+        }
+    }
+    let detail = kind.audit_detail(with_secrets);
+    let (path, name, _) =
+        write_export(state, authed, &filter, kind, (with_secrets, detail)).await?;
+    exports::stream_file(&path, &name, kind.content_type()).await
+}
+
+/// Writes an export of `filter` and its audit record (`detail`); returns
+/// the file, its name and how many cards it holds.
+pub(crate) async fn write_export(
+    state: &AppState,
+    authed: &Authed,
+    filter: &CardFilter,
+    kind: ExportKind,
+    (with_secrets, detail): (bool, String),
+) -> ApiResult<(std::path::PathBuf, String, i64)> {
     let _slot = state.exports.take(authed.merchant_id())?;
     let path = exports::temp_export_path(kind.extension());
     let public_url = state.public_url_for(authed.merchant_id()).await?;
@@ -576,22 +609,18 @@ async fn export(
         store: state.store.as_ref(),
         master: &state.master,
         merchant_id: authed.merchant_id(),
-        filter: &filter,
+        filter,
         with_secrets,
         public_url: &public_url,
         progress: None,
         lang: authed.export_lang,
     };
     let n = kind.write(&request, &path).await?;
-    let mut audit = authed.audit(
-        kind.action(),
-        filter.describe(),
-        kind.audit_detail(with_secrets),
-    );
+    let mut audit = authed.audit(kind.action(), filter.describe(), detail);
     audit.n_affected = n;
     state.store.append_audit(&audit).await?;
-    let name = export_file_name(state, authed, kind, with_secrets, &filter).await?;
-    exports::stream_file(&path, &name, kind.content_type()).await
+    let name = export_file_name(state, authed, kind, with_secrets, filter).await?;
+    Ok((path, name, n))
 }
 
 /// What an export's file is called: by what it holds, its batch and the day.
@@ -729,7 +758,15 @@ async fn card_op_form(
     let op = CardOp::parse(&form.op).ok_or_else(|| ApiError::invalid("未知的操作"))?;
     let filter = form.filter_form().into_target()?;
     let passed_over = passed_over(&state, &authed, &filter, op).await?;
-    let n = apply_op(&state, &authed, &filter, op).await?;
+    let n = match apply_op(&state, &authed, &filter, op).await? {
+        Gated::Done(n) => n,
+        Gated::Held(request) => {
+            return Ok(back_to_cards(
+                &form.filter_form(),
+                &Gated::<i64>::held_message(&request),
+            ));
+        }
+    };
     let mut message = format!("{}：共 {n} 张卡", op.label_zh());
     for reason in passed_over {
         message.push('；');
@@ -791,17 +828,19 @@ async fn single_card_op_form(
         serial_to: Some(card.serial),
         ..Default::default()
     };
-    let n = apply_op(&state, &authed, &filter, op).await?;
-    let message = format!(
-        "卡 {}：{}{}",
-        card.number,
-        op.label_zh(),
-        if n == 1 {
-            "成功"
-        } else {
-            "未执行（状态不符）"
-        }
-    );
+    let message = match apply_op(&state, &authed, &filter, op).await? {
+        Gated::Done(n) => format!(
+            "卡 {}：{}{}",
+            card.number,
+            op.label_zh(),
+            if n == 1 {
+                "成功"
+            } else {
+                "未执行（状态不符）"
+            }
+        ),
+        Gated::Held(request) => Gated::<i64>::held_message(&request),
+    };
     if matches!(form.back.as_str(), "store" | "phone") {
         return Ok(crate::forms::redirect_with(
             &format!("/pickup/{}", form.back),

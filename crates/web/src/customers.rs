@@ -1,6 +1,7 @@
 //! 顾客余额 in the console and the staff API: every customer's balance
 //! (search, paging, the xlsx export), 余额明细, and 调整余额 with a reason.
 
+use crate::approvals::Gated;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::exports::{download, escape_formula};
@@ -11,7 +12,7 @@ use crate::pages::{render, Page, PageResult};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
@@ -170,14 +171,16 @@ pub struct AdjustmentRequest {
     pub reason: String,
 }
 
-/// Adjusts a balance by hand with a reason; the Idempotency-Key header makes a retried click harmless.
+/// Adjusts a balance by hand with a reason; the Idempotency-Key header
+/// makes a retried click harmless. Above the merchant's 双人复核 threshold
+/// the adjustment waits in 待审批 instead.
 async fn adjust(
     state: &AppState,
     authed: &Authed,
     customer_id: i64,
     request: &AdjustmentRequest,
     idempotency: Option<IdempotencyClaim>,
-) -> ApiResult<kaquan_core::ledger::LedgerTransaction> {
+) -> ApiResult<Gated<kaquan_core::ledger::LedgerTransaction>> {
     authed.require(Permission::BalancesAdjust)?;
     check_delta(request.delta_fen).map_err(ApiError::invalid)?;
     let reason = request.reason.trim();
@@ -186,6 +189,30 @@ async fn adjust(
             "请填写调整原因（最多 {REASON_LENGTH_MAX} 个字）"
         )));
     }
+    if let Some(held) =
+        crate::approvals::adjustment(state, authed, customer_id, request.delta_fen, reason).await?
+    {
+        return Ok(Gated::Held(Box::new(held)));
+    }
+    let transaction = post_adjustment(
+        state,
+        authed,
+        customer_id,
+        (request.delta_fen, reason),
+        idempotency,
+    )
+    .await?;
+    Ok(Gated::Done(transaction))
+}
+
+/// Posts an adjustment in `authed`'s name.
+async fn post_adjustment(
+    state: &AppState,
+    authed: &Authed,
+    customer_id: i64,
+    (delta_fen, reason): (i64, &str),
+    idempotency: Option<IdempotencyClaim>,
+) -> ApiResult<kaquan_core::ledger::LedgerTransaction> {
     let called = state
         .store
         .post_ledger(
@@ -196,7 +223,7 @@ async fn adjust(
             &LedgerOp::Adjust(AdjustBalance {
                 merchant_id: authed.merchant_id(),
                 customer_id,
-                delta_fen: request.delta_fen,
+                delta_fen,
                 reason: reason.to_owned(),
                 actor: authed.actor(),
                 now: crate::now(),
@@ -206,13 +233,32 @@ async fn adjust(
     called.result.map_err(ApiError::Refused)
 }
 
+/// Runs an approved adjustment once: `key` (the request's own) makes a
+/// second run answer from the first.
+pub(crate) async fn run_adjustment(
+    state: &AppState,
+    authed: &Authed,
+    customer_id: i64,
+    delta_fen: i64,
+    reason: &str,
+    key: &str,
+) -> ApiResult<kaquan_core::ledger::LedgerTransaction> {
+    let idempotency = IdempotencyKey::parse(key).map(|key| IdempotencyClaim {
+        key,
+        request_hash: signing::body_hash_hex(
+            format!("adjust:{customer_id}:{delta_fen}:{reason}").as_bytes(),
+        ),
+    });
+    post_adjustment(state, authed, customer_id, (delta_fen, reason), idempotency).await
+}
+
 async fn create_adjustment(
     State(state): State<AppState>,
     authed: Authed,
     Path(customer_id): Path<i64>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<TransactionView>)> {
+) -> ApiResult<Response> {
     let request: AdjustmentRequest = crate::extract::parse_json(&body)?;
     let idempotency = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         None => None,
@@ -224,11 +270,16 @@ async fn create_adjustment(
             ),
         }),
     };
-    let transaction = adjust(&state, &authed, customer_id, &request, idempotency).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TransactionView::new(&transaction)),
-    ))
+    Ok(
+        match adjust(&state, &authed, customer_id, &request, idempotency).await? {
+            Gated::Done(transaction) => (
+                StatusCode::CREATED,
+                Json(TransactionView::new(&transaction)),
+            )
+                .into_response(),
+            Gated::Held(request) => crate::approvals::held_answer(&request),
+        },
+    )
 }
 
 /// Every matching customer's balance as xlsx, for reconciliation (对账).
@@ -401,7 +452,15 @@ async fn adjust_form(
                 ),
             }
         });
-    let t = adjust(&state, &authed, customer_id, &request, idempotency).await?;
+    let t = match adjust(&state, &authed, customer_id, &request, idempotency).await? {
+        Gated::Done(t) => t,
+        Gated::Held(request) => {
+            return Ok(redirect_with(
+                &format!("/customers/{customer_id}"),
+                &Gated::<()>::held_message(&request),
+            ))
+        }
+    };
     Ok(redirect_with(
         &format!("/customers/{customer_id}"),
         &format!(

@@ -261,6 +261,10 @@ fn conflict_answer(conflict: &kaquan_core::Conflict) -> (&'static str, String) {
             "credits_changed",
             "该商户的券点余额已变化，请刷新后确认是否还需赠送".into(),
         ),
+        C::DailyCapReached => (
+            "daily_cap_reached",
+            "超过每人每日激活上限，请提交审批".into(),
+        ),
     }
 }
 

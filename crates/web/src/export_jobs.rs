@@ -11,6 +11,7 @@
 //! the running ones (start them again), and behind a load balancer the
 //! status and file requests must reach that node.
 
+use crate::approvals::Gated;
 use crate::auth::Authed;
 use crate::cards::CardFilterDto;
 use crate::error::{ApiError, ApiResult};
@@ -217,11 +218,16 @@ pub async fn start_export(
     kind: ExportKind,
     with_secrets: bool,
     filter: CardFilter,
-) -> ApiResult<Arc<ExportJob>> {
+) -> ApiResult<Gated<Arc<ExportJob>>> {
     authed.require(Permission::CardsExport)?;
     let with_secrets = with_secrets && matches!(kind, ExportKind::Cards(_));
     if with_secrets {
         authed.require(Permission::CardsExportSecrets)?;
+        if let Some(request) =
+            crate::approvals::secrets_export(state, authed, &filter, kind.extension()).await?
+        {
+            return Ok(Gated::Held(Box::new(request)));
+        }
     }
     let slot = state.exports.take(authed.merchant_id())?;
     let n_total = state
@@ -288,19 +294,25 @@ pub async fn start_export(
             }
         }
     });
-    Ok(job)
+    Ok(Gated::Done(job))
 }
 
 async fn create_export(
     State(state): State<AppState>,
     authed: Authed,
     Json(body): Json<ExportJobRequest>,
-) -> ApiResult<(StatusCode, Json<ExportJobDto>)> {
+) -> ApiResult<Response> {
     authed.require(Permission::CardsExport)?;
     let kind = export_kind(&body.kind, body.format.as_deref(), body.image.as_deref())?;
     let filter = body.filter.into_target()?;
-    let job = start_export(&state, &authed, kind, body.with_secrets, filter).await?;
-    Ok((StatusCode::ACCEPTED, Json(ExportJobDto::new(&job))))
+    Ok(
+        match start_export(&state, &authed, kind, body.with_secrets, filter).await? {
+            Gated::Done(job) => {
+                (StatusCode::ACCEPTED, Json(ExportJobDto::new(&job))).into_response()
+            }
+            Gated::Held(request) => crate::approvals::held_answer(&request),
+        },
+    )
 }
 
 async fn get_export(
@@ -361,8 +373,15 @@ async fn create_export_form(
     let kind = export_kind(&form.kind, form.format.as_deref(), form.image.as_deref())?;
     let filter = form.filter_form().into_target()?;
     let with_secrets = form.with_secrets.as_deref() == Some("true");
-    let job = start_export(&state, &authed, kind, with_secrets, filter).await?;
-    Ok(Redirect::to(&format!("/exports/{}", job.id)).into_response())
+    Ok(
+        match start_export(&state, &authed, kind, with_secrets, filter).await? {
+            Gated::Done(job) => Redirect::to(&format!("/exports/{}", job.id)).into_response(),
+            Gated::Held(request) => crate::cards::back_to_cards(
+                &form.filter_form(),
+                &Gated::<()>::held_message(&request),
+            ),
+        },
+    )
 }
 
 async fn export_page(

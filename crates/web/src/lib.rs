@@ -10,6 +10,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod batches;
@@ -285,6 +286,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(prometheus::router())
         .merge(prepaid::router())
+        .merge(approvals::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())

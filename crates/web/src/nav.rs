@@ -125,6 +125,7 @@ const MENU: &[Group] = &[
             entry("全局设置", "/settings", OrdersManage),
             entry("管理员", "/staff", StaffManage),
             entry("开放接口", "/settings/api-keys", ApiKeysManage),
+            entry("待审批", "/approvals", ApprovalsDecide),
             entry("操作日志", "/audit", AuditView),
         ],
     },
@@ -200,6 +201,7 @@ pub fn settings_tabs(permissions: &[Permission]) -> Vec<NavEntry> {
         entry("事件推送", "/settings/webhooks", ApiKeysManage),
         entry("ERP 参数", "/settings/erp", ApiKeysManage),
         entry("预付卡政策", "/settings/prepaid", StaffManage),
+        entry("双人复核", "/settings/approvals", StaffManage),
     ];
     TABS.iter()
         .filter(|e| e.permission.is_none_or(|p| permissions.contains(&p)))
@@ -271,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_settings_tabs_follow_the_permissions() {
-        assert_eq!(settings_tabs(&role("owner")).len(), 7);
+        assert_eq!(settings_tabs(&role("owner")).len(), 8);
         let clerk: Vec<_> = settings_tabs(&role("order_clerk"))
             .into_iter()
             .map(|t| t.label)

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::path::ParameterIn;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+mod approvals;
 mod coupons;
 mod ecards;
 mod insights;
@@ -159,6 +160,30 @@ impl<'a> Io<'a> {
         self.json_answer(status, description, schema)
     }
 
+    /// The 202 of an action 双人复核 held: the request waiting in 待审批,
+    /// beside any 202 the operation answers already.
+    fn or_held(mut self) -> Self {
+        let held = self.schema::<crate::approvals::ApprovalDto>();
+        let description =
+            "Held for a second person's approval (双人复核): the request waiting in 待审批";
+        let existing = self
+            .responses
+            .get("202")
+            .map(|r| r["content"]["application/json"]["schema"].clone());
+        match existing {
+            Some(schema) => {
+                let example = serde_json::to_value(
+                    <crate::approvals::ApprovalDto as PartialSchema>::schema(),
+                )
+                .ok()
+                .and_then(|s| s.get("example").cloned());
+                let either = json!({"oneOf": [schema, held], "example": example});
+                self.json_answer(202, &format!("Started, or {description}"), either)
+            }
+            None => self.json_answer(202, description, held),
+        }
+    }
+
     /// A JSON answer with `schema` and `status`.
     fn json_answer(mut self, status: u16, description: &str, schema: Value) -> Self {
         self.responses.insert(
@@ -240,6 +265,7 @@ fn error_codes(
     codes.extend(coupons::error_codes(operation_id));
     codes.extend(members::error_codes(operation_id));
     codes.extend(ecards::error_codes(operation_id));
+    codes.extend(approvals::error_codes(operation_id));
     if method == "post" && !signed && operation_id.starts_with("create_") {
         codes.push("conflict");
     }
@@ -261,7 +287,13 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
         .or_else(|io| members::describe(operation_id, io))
         .or_else(|io| ecards::describe(operation_id, io))
         .or_else(|io| insights::describe(operation_id, io))
+        .or_else(|io| approvals::describe(operation_id, io))
         .ok()?;
+    let io = if approvals::HELD.contains(&operation_id) {
+        io.or_held()
+    } else {
+        io
+    };
     Some((io.body, io.query, io.responses))
 }
 
@@ -514,6 +546,7 @@ pub fn operations() -> impl Iterator<
         .iter()
         .chain(ecards::OPERATIONS)
         .chain(insights::OPERATIONS)
+        .chain(approvals::OPERATIONS)
 }
 
 const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[

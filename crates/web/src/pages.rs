@@ -194,6 +194,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("erp.html", include_str!("../templates/erp.html")),
     ("prepaid.html", include_str!("../templates/prepaid.html")),
     (
+        "approval_policy.html",
+        include_str!("../templates/approval_policy.html"),
+    ),
+    (
+        "approvals.html",
+        include_str!("../templates/approvals.html"),
+    ),
+    (
         "waybill_settings.html",
         include_str!("../templates/waybill_settings.html"),
     ),

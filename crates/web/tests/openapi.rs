@@ -50,7 +50,9 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "ship",
                 "revoke",
                 "rotate",
-                "replay"
+                "replay",
+                "approve",
+                "reject"
             ]
             .contains(&verb),
             "{operation_id}"

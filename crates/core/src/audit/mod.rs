@@ -96,6 +96,10 @@ pub mod chain;
 const ACTION_LABELS: &[(&str, &str)] = &[
     ("generate_batch", "创建卡券"),
     ("set_prepaid_policy", "预付卡政策"),
+    ("set_approval_policy", "双人复核设置"),
+    ("request_approval", "提交审批"),
+    ("approve_request", "批准"),
+    ("reject_request", "驳回"),
     ("import_batch", "导入卡券"),
     ("activate_cards", "激活"),
     ("deactivate_cards", "反激活"),
@@ -226,11 +230,17 @@ fn word_zh(word: &str) -> Option<String> {
         "number" => format!("卡号含 {value}"),
         "format" => format!("格式 {value}"),
         "with_secrets" => bool_zh("含密码", "不含密码"),
+        "approval" => format!("审批 #{value}"),
+        "requested_by" => format!("提交人 {value}"),
+        "approved_by" => format!("审批人 {value}"),
+        "customer" => format!("顾客 {value}"),
+        "kind" => crate::approval::ApprovalKind::parse(value)
+            .map_or_else(|| value.to_owned(), |k| k.label_zh().to_owned()),
         _ => word.to_owned(),
     })
 }
 
-fn words_zh(text: &str) -> String {
+pub fn words_zh(text: &str) -> String {
     if text.trim() == "all cards" {
         return "全部卡".into();
     }
