@@ -69,6 +69,10 @@ pub async fn approval_requests_are_decided_once_by_another_person_in_time(store:
         ApprovalPolicy::default()
     );
 
+    decisions(store, a, b).await;
+}
+
+async fn decisions(store: &dyn Store, a: i64, b: i64) {
     let made = store
         .create_approval(
             &request(a, 1, "batch=1".into(), NOW + 100),

@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make_store;
             merchants_start_with_the_builtin_roles,
             the_prepaid_policy_is_switched_per_merchant_and_holds_templates,
+            the_prepaid_policy_caps_a_named_balance_at_five_thousand,
             approval_requests_are_decided_once_by_another_person_in_time,
             activations_past_the_daily_cap_are_undone_whole,
             tallied_events_add_what_they_name_to_their_day,

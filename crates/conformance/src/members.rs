@@ -747,3 +747,34 @@ pub async fn the_points_message_carries_the_programs_coupon(store: &dyn Store) {
         "the payment's points message, then the top-up's balance message"
     );
 }
+
+/// 预付卡政策 on: a top-up may take a member's stored value (bonus
+/// included) to ¥5,000 but not past it; the refusal is recorded and posts
+/// nothing; with the policy off the cap does not apply.
+pub async fn the_prepaid_policy_caps_a_named_balance_at_five_thousand(store: &dyn Store) {
+    let m = merchant(store, "A").await.id;
+    let p = program(store, m, fields()).await;
+    activate(store, m, p.id, "u1").await;
+    store
+        .set_prepaid_policy(m, true, &audit(m, "set_prepaid_policy"))
+        .await
+        .unwrap();
+    performed(store, m, recharge("u1", 400_000, 50_000, "r-1")).await;
+    let over = run(
+        store,
+        &ApiCall::default(),
+        m,
+        recharge("u1", 50_000, 1, "r-2"),
+    )
+    .await;
+    assert_eq!(over.result.unwrap_err(), MemberRefusal::PrepaidBalanceCap);
+    let member = performed(store, m, recharge("u1", 50_000, 0, "r-3")).await;
+    assert_eq!(member.balance_after_fen, 500_000, "to the cap exactly");
+    store
+        .set_prepaid_policy(m, false, &audit(m, "set_prepaid_policy"))
+        .await
+        .unwrap();
+    let off = performed(store, m, recharge("u1", 1, 0, "r-4")).await;
+    assert_eq!(off.balance_after_fen, 500_001);
+    assert_verified(store).await;
+}

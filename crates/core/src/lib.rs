@@ -5,6 +5,7 @@
 //! the use cases in [`usecases`] are written against [`store::Store`] and
 //! run the same on every backend.
 
+pub mod age;
 pub mod analytics;
 pub mod api_key;
 pub mod approval;

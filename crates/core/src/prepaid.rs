@@ -13,11 +13,22 @@ pub const ANONYMOUS_FACE_VALUE_MAX_FEN: i64 = 100_000;
 /// 不记名卡 valid at least three years: 3 × 365 days.
 pub const ANONYMOUS_VALIDITY_MIN_DAYS: i64 = 3 * 365;
 
+/// 记名卡 (a member's stored value, 会员卡 储值) at most ¥5,000.
+pub const NAMED_BALANCE_MAX_FEN: i64 = 500_000;
+
 /// The rules as the console states them.
-pub const RULES_ZH: [&str; 2] = [
+pub const RULES_ZH: [&str; 3] = [
     "不记名卡、兑换码面值不超过 1000 元",
     "不记名卡、兑换码有效期不少于 3 年（或不设截止日期）",
+    "记名卡（会员储值）余额不超过 5000 元",
 ];
+
+/// Whether a top-up that leaves a member's stored value at
+/// `balance_after_fen` (bonus included) breaks the policy; stores ask it
+/// inside the top-up's transaction when the merchant has the policy on.
+pub fn named_balance_breaks(balance_after_fen: i64) -> bool {
+    balance_after_fen > NAMED_BALANCE_MAX_FEN
+}
 
 /// What a batch or template breaks of the policy (nothing when it keeps it).
 /// `valid_until` is the last second of validity; validity starts at
@@ -62,6 +73,12 @@ mod tests {
     use super::*;
 
     const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_named_balance_may_reach_the_cap_but_not_pass_it() {
+        assert!(!named_balance_breaks(500_000));
+        assert!(named_balance_breaks(500_001));
+    }
 
     #[test]
     fn face_value_and_validity_are_held_to_the_rules() {

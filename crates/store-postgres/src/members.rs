@@ -599,6 +599,17 @@ async fn recharge(c: &impl GenericClient, op: &MemberOp, r: &Recharge) -> Outcom
     if !program.fields.stored_value {
         return Ok(Err(MemberRefusal::StoredValueDisabled));
     }
+    let policy: bool = crate::sql::one(
+        c,
+        "SELECT prepaid_policy FROM merchants WHERE id = $1",
+        &[&op.merchant_id],
+    )
+    .await?
+    .get(0);
+    let after = member.balance_fen + r.amount_fen + r.bonus_fen;
+    if policy && kaquan_core::prepaid::named_balance_breaks(after) {
+        return Ok(Err(MemberRefusal::PrepaidBalanceCap));
+    }
     if reference_taken(c, op.merchant_id, OperationKind::Recharge, &r.reference).await? {
         return Ok(Err(MemberRefusal::PaymentExists));
     }

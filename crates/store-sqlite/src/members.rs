@@ -587,6 +587,17 @@ fn recharge(conn: &Connection, op: &MemberOp, r: &Recharge) -> Outcome {
     if !program.fields.stored_value {
         return Ok(Err(MemberRefusal::StoredValueDisabled));
     }
+    let policy: bool = conn
+        .query_row(
+            "SELECT prepaid_policy FROM merchants WHERE id = ?1",
+            [op.merchant_id],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let after = member.balance_fen + r.amount_fen + r.bonus_fen;
+    if policy && kaquan_core::prepaid::named_balance_breaks(after) {
+        return Ok(Err(MemberRefusal::PrepaidBalanceCap));
+    }
     if reference_taken(conn, op.merchant_id, OperationKind::Recharge, &r.reference)? {
         return Ok(Err(MemberRefusal::PaymentExists));
     }

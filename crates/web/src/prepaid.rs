@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 
 /// The policy in force and its rules.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"enabled": true, "rules": ["不记名卡、兑换码面值不超过 1000 元", "不记名卡、兑换码有效期不少于 3 年（或不设截止日期）"]}))]
+#[schema(example = json!({"enabled": true, "rules": ["不记名卡、兑换码面值不超过 1000 元", "不记名卡、兑换码有效期不少于 3 年（或不设截止日期）", "记名卡（会员储值）余额不超过 5000 元"]}))]
 pub struct PrepaidPolicyDto {
     pub enabled: bool,
     /// What it holds batches and templates to.

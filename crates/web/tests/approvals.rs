@@ -49,7 +49,7 @@ async fn maker_checker(app: TestApp) {
     app.add_staff("checker", "owner").await;
     app.add_staff("cards", "card_manager").await;
     let owner = app.client("owner").await;
-    let checker = app.client("checker").await;
+
     let cards = app.client("cards").await;
     let (status, policy) = owner.get("/api/v1/approval-policy").await;
     assert_eq!(status, 200);
@@ -100,6 +100,15 @@ async fn maker_checker(app: TestApp) {
     assert_eq!((status, &again["id"]), (202, &held["id"]));
     let id = held["id"].as_i64().unwrap();
 
+    decide_activation(&app, batch_id, id).await;
+}
+
+/// Only another person with the permission decides; approval runs the
+/// filter on the cards as they are then; a rejection runs nothing.
+async fn decide_activation(app: &TestApp, batch_id: i64, id: i64) {
+    let owner = app.client("owner").await;
+    let checker = app.client("checker").await;
+    let cards = app.client("cards").await;
     // The person who asked cannot approve; nor can a role without the permission.
     let (status, refused) = cards
         .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
@@ -244,7 +253,14 @@ async fn caps_exports_adjustments(app: TestApp) {
     );
     assert_eq!(active_cards(&owner, batch_id).await, 8);
 
-    // A password export waits, then is downloaded once by the person who asked.
+    exports_wait(&app, batch_id).await;
+    adjustments_wait(&app).await;
+}
+
+/// A password export waits, then is downloaded once by the person who asked.
+async fn exports_wait(app: &TestApp, batch_id: i64) {
+    let owner = app.client("owner").await;
+    let checker = app.client("checker").await;
     let path = format!("/api/v1/cards/export?batch_id={batch_id}&with_secrets=true");
     let (status, held) = owner.get(&path).await;
     assert_eq!(status, 202, "{held}");
@@ -283,8 +299,12 @@ async fn caps_exports_adjustments(app: TestApp) {
         (status, held["kind"].as_str()),
         (202, Some("export_secrets"))
     );
+}
 
-    // An adjustment over ¥100 waits; approval posts it once.
+/// An adjustment over ¥100 waits; approval posts it once.
+async fn adjustments_wait(app: &TestApp) {
+    let owner = app.client("owner").await;
+    let checker = app.client("checker").await;
     let customer = app
         .store
         .ensure_customer(app.merchant_id, "vip-approval", kaquan_web::now())

@@ -28,7 +28,7 @@ async fn policy_holds(app: TestApp) {
         )
         .await;
     assert_eq!((status, policy["enabled"].as_bool()), (200, Some(true)));
-    assert_eq!(policy["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(policy["rules"].as_array().unwrap().len(), 3);
     // On: the same batch is refused, naming the rule.
     let (status, refused) = owner.post("/api/v1/batches", big).await;
     assert_eq!(status, 422);

@@ -404,10 +404,12 @@ pub enum MemberRefusal {
     RefundExceedsPayment,
     NonceReused,
     IdempotencyMismatch,
+    /// 预付卡政策: the top-up would take the member's stored value over ¥5,000.
+    PrepaidBalanceCap,
 }
 
 impl MemberRefusal {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::ProgramNotFound,
         Self::ProgramDisabled,
         Self::NotAMember,
@@ -425,6 +427,7 @@ impl MemberRefusal {
         Self::RefundExceedsPayment,
         Self::NonceReused,
         Self::IdempotencyMismatch,
+        Self::PrepaidBalanceCap,
     ];
     pub fn code(self) -> &'static str {
         match self {
@@ -445,6 +448,7 @@ impl MemberRefusal {
             Self::RefundExceedsPayment => "refund_exceeds_payment",
             Self::NonceReused => "nonce_reused",
             Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::PrepaidBalanceCap => "prepaid_balance_cap",
         }
     }
     pub fn parse(code: &str) -> Option<Self> {
@@ -472,6 +476,7 @@ impl MemberRefusal {
             Self::RefundExceedsPayment => "退款金额超过该笔买单可退金额",
             Self::NonceReused => "请求已被使用过（nonce 重复）",
             Self::IdempotencyMismatch => "Idempotency-Key 已用于另一个不同的请求",
+            Self::PrepaidBalanceCap => "预付卡政策：记名卡（会员储值）余额不超过 5000 元",
         }
     }
 }

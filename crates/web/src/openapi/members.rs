@@ -39,6 +39,7 @@ pub(super) fn error_codes(operation_id: &str) -> &'static [&'static str] {
             "stored_value_disabled",
             "payment_exists",
             "idempotency_mismatch",
+            "prepaid_balance_cap",
         ],
         "create_pay_gift_rule" => &["mch_id_taken", "program_not_found"],
         "create_points_adjustment" => &[
