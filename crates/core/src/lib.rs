@@ -36,6 +36,7 @@ pub mod merchant;
 pub mod money;
 pub mod pickup;
 pub mod prepaid;
+pub mod print_shop;
 pub mod secrets;
 pub mod signing;
 pub mod sms;

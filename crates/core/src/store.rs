@@ -135,6 +135,7 @@ macro_rules! store_union {
 store_union!(
     crate::merchant::MerchantStore,
     crate::approval::ApprovalStore,
+    crate::print_shop::PrintShopStore,
     crate::staff::StaffStore,
     crate::distributor::DistributorStore,
     crate::batch::BatchStore,

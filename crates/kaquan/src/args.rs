@@ -530,6 +530,10 @@ pub enum ExportCommand {
         /// The address QR codes point at (default: 提货设置's 公网地址, else server.public_url, else http://LISTEN).
         #[arg(long)]
         public_url: Option<String>,
+        /// Seal the file to a print shop's age public key (age1…): only its
+        /// private key opens it (`age -d -i key.txt FILE`).
+        #[arg(long, value_name = "AGE_RECIPIENT")]
+        seal_to: Option<String>,
     },
     /// A zip of QR code images, one per card, named by card number.
     QrCodes {

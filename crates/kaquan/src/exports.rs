@@ -19,13 +19,14 @@ pub(crate) async fn export_command(
     command: ExportCommand,
 ) -> anyhow::Result<ExitCode> {
     use kaquan_web::exports::{ExportFormat, ExportKind, QrImageFormat};
-    let (batch, kind, output, with_secrets, public_url) = match command {
+    let (batch, kind, output, with_secrets, public_url, seal_to) = match command {
         ExportCommand::Cards {
             batch,
             format,
             output,
             with_secrets,
             public_url,
+            seal_to,
         } => {
             let format = match format {
                 FormatArg::Xlsx => ExportFormat::Xlsx,
@@ -37,6 +38,7 @@ pub(crate) async fn export_command(
                 output,
                 with_secrets,
                 public_url,
+                seal_to,
             )
         }
         ExportCommand::QrCodes {
@@ -49,9 +51,21 @@ pub(crate) async fn export_command(
                 ImageArg::Png => QrImageFormat::Png,
                 ImageArg::Svg => QrImageFormat::Svg,
             };
-            (batch, ExportKind::QrCodes(image), output, false, public_url)
+            (
+                batch,
+                ExportKind::QrCodes(image),
+                output,
+                false,
+                public_url,
+                None,
+            )
         }
     };
+    let recipient = seal_to
+        .as_deref()
+        .map(kaquan_core::age::Recipient::parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let filter = CardFilter {
         batch_id: batch,
         ..Default::default()
@@ -71,15 +85,28 @@ pub(crate) async fn export_command(
         // Files for other systems keep their Chinese headers.
         lang: kaquan_web::i18n::Lang::ZhCn,
     };
+    // A sealed export is written in the clear beside the output, sealed, and removed.
+    let written = match &recipient {
+        Some(_) => output.with_extension("kaquan-plain"),
+        None => output.clone(),
+    };
     let n = kind
-        .write(&request, &output)
+        .write(&request, &written)
         .await
         .map_err(|e| anyhow!(e.public_message()))?;
-    let detail = format!(
+    if let Some(recipient) = &recipient {
+        let sealed = kaquan_web::exports::seal_file(&written, recipient, &output);
+        std::fs::remove_file(&written)?;
+        sealed?;
+    }
+    let mut detail = format!(
         "{} output={}",
         kind.audit_detail(with_secrets),
         output.display()
     );
+    if let Some(recipient) = &recipient {
+        detail.push_str(&format!(" sealed_to={}", recipient.encode()));
+    }
     let mut audit = cli_audit(merchant_id, kind.action(), filter.describe(), detail);
     audit.n_affected = n;
     store.append_audit(&audit).await?;

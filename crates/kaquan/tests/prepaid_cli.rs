@@ -20,7 +20,7 @@ fn the_command_line_switches_the_policy_and_is_held_to_it() {
     ]);
     let policy = env.json(&["merchant", "prepaid-policy", "--set", "on", "--json"]);
     assert_eq!(policy["enabled"], true);
-    assert_eq!(policy["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(policy["rules"].as_array().unwrap().len(), 3);
     fails_saying(
         env.command(&[
             "batch",

@@ -35,7 +35,7 @@ use tokio_postgres::Row;
 
 pub(crate) const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_length, numbering, start_number, \
     password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
-    serial_first, error, created_by, created_at, completed_at";
+    serial_first, error, created_by, created_at, completed_at, n_copies";
 
 pub(crate) fn batch_from_row(row: &Row) -> StoreResult<Batch> {
     Ok(Batch {
@@ -60,6 +60,7 @@ pub(crate) fn batch_from_row(row: &Row) -> StoreResult<Batch> {
         created_by: row.get(18),
         created_at: row.get(19),
         completed_at: row.get(20),
+        n_copies: row.get(21),
     })
 }
 
@@ -196,8 +197,8 @@ impl kaquan_core::batch::BatchStore for PgStore {
         writer.finish().await.map_err(map_err)?;
         let name: String = opt(
             &tx,
-            "UPDATE batches SET state = 'ready', completed_at = $1 WHERE id = $2 AND state = 'generating' RETURNING name",
-            &[&now, &batch_id],
+            "UPDATE batches SET state = 'ready', completed_at = $1, n_copies = $3 WHERE id = $2 AND state = 'generating' RETURNING name",
+            &[&now, &batch_id, &n_cards],
         )
         .await?
         .ok_or(StoreError::NotFound)?

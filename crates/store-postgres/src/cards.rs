@@ -291,9 +291,13 @@ impl kaquan_core::card::CardStore for PgStore {
                     state_list(op.from_states())
                 );
                 let row = one(&tx, &format!(
-                            "WITH gone AS (DELETE FROM cards WHERE {guard} RETURNING merchant_id, batch_id, serial, number), \
+                            "WITH gone AS (DELETE FROM cards WHERE {guard} \
+                                      RETURNING merchant_id, batch_id, serial, number, secret_sealed IS NOT NULL AS copy), \
                              kept AS (INSERT INTO deleted_cards (audit_id, merchant_id, batch_id, serial, number) \
-                                      SELECT $1, merchant_id, batch_id, serial, number FROM gone RETURNING 1) \
+                                      SELECT $1, merchant_id, batch_id, serial, number FROM gone RETURNING 1), \
+                             copies AS (UPDATE batches SET n_copies = batches.n_copies - c.n \
+                                      FROM (SELECT batch_id, count(*) AS n FROM gone WHERE copy GROUP BY batch_id) c \
+                                      WHERE batches.id = c.batch_id) \
                              SELECT count(*) FROM kept"
                         ),
                         &refs(&params)).await?;
@@ -378,8 +382,16 @@ impl kaquan_core::card::CardStore for PgStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let mut params: Params = Vec::new();
         let condition = card_filter_sql(merchant_id, filter, &mut params);
-        let n = exec(&tx, &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
-                &refs(&params)).await? as i64;
+        // The copies gone are counted off their batches in the same statement.
+        let sql = format!(
+            "WITH purged AS (UPDATE cards SET secret_sealed = NULL WHERE {condition} \
+             AND cards.secret_sealed IS NOT NULL RETURNING batch_id), \
+             per AS (SELECT batch_id, count(*) AS n FROM purged GROUP BY batch_id), \
+             counted AS (UPDATE batches SET n_copies = batches.n_copies - per.n FROM per \
+             WHERE batches.id = per.batch_id RETURNING per.n) \
+             SELECT coalesce(sum(n), 0)::BIGINT FROM counted"
+        );
+        let n: i64 = one(&tx, &sql, &refs(&params)).await?.get(0);
         insert_audit(&tx, audit, n).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)

@@ -77,6 +77,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/033_audit_chain.sql"),
     include_str!("migrations/034_prepaid_policy.sql"),
     include_str!("migrations/035_approvals.sql"),
+    include_str!("migrations/036_print_shops.sql"),
 ];
 
 pub struct PgStore {

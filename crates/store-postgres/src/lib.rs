@@ -45,6 +45,7 @@ mod merchants;
 mod pay_gift;
 mod pickup_orders;
 mod pickup_settings;
+mod print_shops;
 mod sms;
 mod sql;
 mod staff;

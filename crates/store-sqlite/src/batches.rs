@@ -30,7 +30,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 pub(crate) const BATCH_COLUMNS: &str = "id, merchant_id, name, source, prefix, number_length, numbering, start_number, \
     password_length, password_charset, quantity, face_value_fen, valid_from, valid_until, remark, state, \
-    serial_first, error, created_by, created_at, completed_at";
+    serial_first, error, created_by, created_at, completed_at, n_copies";
 
 pub(crate) fn batch_from_row(row: &Row) -> rusqlite::Result<Batch> {
     Ok(Batch {
@@ -67,6 +67,7 @@ pub(crate) fn batch_from_row(row: &Row) -> rusqlite::Result<Batch> {
         created_by: row.get(18)?,
         created_at: row.get(19)?,
         completed_at: row.get(20)?,
+        n_copies: row.get(21)?,
     })
 }
 
@@ -174,8 +175,8 @@ impl kaquan_core::batch::BatchStore for SqliteStore {
             }
             let name: String = conn
                 .query_row(
-                    "UPDATE batches SET state = 'ready', completed_at = ?1 WHERE id = ?2 AND state = 'generating' RETURNING name",
-                    params![now, batch_id],
+                    "UPDATE batches SET state = 'ready', completed_at = ?1, n_copies = ?3 WHERE id = ?2 AND state = 'generating' RETURNING name",
+                    params![now, batch_id, n_cards],
                     |r| r.get(0),
                 )
                 .map_err(map_err)?;

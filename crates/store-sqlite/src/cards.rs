@@ -93,6 +93,24 @@ pub(crate) fn card_filter_sql(merchant_id: i64, filter: &CardFilter) -> (String,
     (sql, values)
 }
 
+/// Counts sealed password copies (密码副本) gone from each batch; returns
+/// how many in all.
+fn take_copies(
+    conn: &rusqlite::Connection,
+    per_batch: impl IntoIterator<Item = (i64, i64)>,
+) -> StoreResult<i64> {
+    let mut total = 0;
+    for (batch_id, n) in per_batch {
+        conn.execute(
+            "UPDATE batches SET n_copies = n_copies - ?1 WHERE id = ?2",
+            params![n, batch_id],
+        )
+        .map_err(map_err)?;
+        total += n;
+    }
+    Ok(total)
+}
+
 pub(crate) fn state_list(states: &[CardState]) -> String {
     states
         .iter()
@@ -256,6 +274,18 @@ impl kaquan_core::card::CardStore for SqliteStore {
                         .map_err(map_err)? as i64
                 }
                 None => {
+                    let mut copies = conn
+                        .prepare(&format!(
+                            "SELECT batch_id, count(*) FROM cards WHERE {guard} AND cards.secret_sealed IS NOT NULL GROUP BY batch_id"
+                        ))
+                        .map_err(map_err)?;
+                    let per_batch = copies
+                        .query_map(params_from_iter(values.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map_err(map_err)?
+                        .collect::<Result<Vec<(i64, i64)>, _>>()
+                        .map_err(map_err)?;
+                    drop(copies);
+                    take_copies(conn, per_batch)?;
                     let audit_id = insert_audit(conn, &audit, 0).map_err(map_err)?;
                     let mut bound = vec![Value::Integer(audit_id)];
                     bound.extend(values.iter().cloned());
@@ -354,12 +384,19 @@ impl kaquan_core::card::CardStore for SqliteStore {
         let (condition, values) = card_filter_sql(merchant_id, filter);
         let audit = audit.clone();
         self.write(move |conn| {
-            let n = conn
-                .execute(
-                    &format!("UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL"),
-                    params_from_iter(values.iter()),
-                )
-                .map_err(map_err)? as i64;
+            let mut purged = conn
+                .prepare(&format!(
+                    "UPDATE cards SET secret_sealed = NULL WHERE {condition} AND cards.secret_sealed IS NOT NULL \
+                     RETURNING batch_id"
+                ))
+                .map_err(map_err)?;
+            let mut per_batch = std::collections::BTreeMap::<i64, i64>::new();
+            let mut rows = purged.query(params_from_iter(values.iter())).map_err(map_err)?;
+            while let Some(row) = rows.next().map_err(map_err)? {
+                *per_batch.entry(row.get(0).map_err(map_err)?).or_default() += 1;
+            }
+            drop(rows);
+            let n = take_copies(conn, per_batch)?;
             insert_audit(conn, &audit, n).map_err(map_err)?;
             Ok(n)
         })

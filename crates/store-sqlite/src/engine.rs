@@ -114,6 +114,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/034_audit_chain.sql"),
     include_str!("migrations/035_prepaid_policy.sql"),
     include_str!("migrations/036_approvals.sql"),
+    include_str!("migrations/037_print_shops.sql"),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to:

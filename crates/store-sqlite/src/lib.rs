@@ -46,6 +46,7 @@ mod pay_gift;
 mod pay_set_wise;
 mod pickup_orders;
 mod pickup_settings;
+mod print_shops;
 mod redeem_set_wise;
 mod sms;
 mod sql;

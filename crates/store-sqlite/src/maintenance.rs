@@ -15,6 +15,12 @@ pub(crate) const INVARIANT_QUERIES: &[(&str, &str)] = &[
         "SELECT count(*) FROM orders o JOIN cards c ON c.id = o.card_id WHERE o.status <> 'cancelled' AND c.state <> 'used'",
     ),
     (
+        "batches whose count of sealed password copies is not their cards'",
+        "SELECT count(*) FROM batches b LEFT JOIN (SELECT batch_id, count(*) AS n FROM cards \
+         WHERE secret_sealed IS NOT NULL GROUP BY batch_id) c ON c.batch_id = b.id \
+         WHERE b.n_copies <> coalesce(c.n, 0)",
+    ),
+    (
         "cards belong to a batch that is not ready",
         "SELECT count(*) FROM cards c JOIN batches b ON b.id = c.batch_id WHERE b.state <> 'ready'",
     ),

@@ -415,7 +415,7 @@ pub async fn secrets_export(
     state: &AppState,
     authed: &Authed,
     filter: &CardFilter,
-    format: &str,
+    (format, print_shop_id): (&str, Option<i64>),
 ) -> ApiResult<Option<ApprovalRequest>> {
     let merchant_id = authed.merchant_id();
     let policy = state.store.approval_policy(merchant_id).await?;
@@ -428,7 +428,11 @@ pub async fn secrets_export(
         n_cards,
         value_fen: 0,
     };
-    let target = (filter.describe(), format!("format={format}"));
+    let detail = match print_shop_id {
+        Some(id) => format!("format={format} print_shop={id}"),
+        None => format!("format={format}"),
+    };
+    let target = (filter.describe(), detail);
     let request = hold(
         state,
         authed,
@@ -824,8 +828,17 @@ async fn download_export(
         ));
     }
     let filter = r.request.filter().ok_or(ApiError::NotFound)?;
-    let format = r.request.detail.strip_prefix("format=").unwrap_or("xlsx");
-    let format = crate::exports::ExportFormat::parse(format).ok_or(ApiError::NotFound)?;
+    let word = |key: &str| {
+        r.request
+            .detail
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let format = word("format").unwrap_or_else(|| "xlsx".into());
+    let format = crate::exports::ExportFormat::parse(&format).ok_or(ApiError::NotFound)?;
+    let shop_id = word("print_shop").and_then(|id| id.parse().ok());
+    let shop = crate::print_shops::chosen(&state, &authed, shop_id).await?;
     let kind = crate::exports::ExportKind::Cards(format);
     let detail = format!(
         "{} approval={} approved_by={}",
@@ -833,8 +846,14 @@ async fn download_export(
         r.id,
         r.decided_by_name.clone().unwrap_or_default()
     );
-    let (path, name, n) =
-        crate::cards::write_export(&state, &authed, &filter, kind, (true, detail)).await?;
+    let (path, name, n) = crate::cards::write_export(
+        &state,
+        &authed,
+        &filter,
+        kind,
+        (true, detail, shop.as_ref()),
+    )
+    .await?;
     // Once: a second download finds it done.
     if !state
         .store
@@ -848,7 +867,11 @@ async fn download_export(
             "该导出已下载过".to_owned(),
         ));
     }
-    crate::exports::stream_file(&path, &name, kind.content_type()).await
+    let content_type = match shop {
+        Some(_) => crate::print_shops::SEALED_CONTENT_TYPE,
+        None => kind.content_type(),
+    };
+    crate::exports::stream_file(&path, &name, content_type).await
 }
 
 #[derive(Serialize)]

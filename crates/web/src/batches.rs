@@ -44,7 +44,7 @@ pub fn router() -> Router<AppState> {
 
 /// A batch as the API and console show it.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": 12, "name": "2026 中秋提货卡", "source": "generated", "state": "ready", "state_label": "已完成", "quantity": 1000, "prefix": "88", "number_length": 12, "numbering": "sequential", "start_number": 1, "password_length": 10, "password_charset": "digits", "face_value_fen": 29900, "face_value_yuan": "299.00", "valid_from": "2026-09-01", "valid_until": "2026-12-31", "remark": "中秋团购", "serial_first": 1, "serial_last": 1000, "progress_done": null, "error": null, "created_by": "owner", "created_at": "2026-11-30 14:05:00"}))]
+#[schema(example = json!({"id": 12, "name": "2026 中秋提货卡", "source": "generated", "state": "ready", "state_label": "已完成", "quantity": 1000, "prefix": "88", "number_length": 12, "numbering": "sequential", "start_number": 1, "password_length": 10, "password_charset": "digits", "face_value_fen": 29900, "face_value_yuan": "299.00", "valid_from": "2026-09-01", "valid_until": "2026-12-31", "remark": "中秋团购", "serial_first": 1, "serial_last": 1000, "progress_done": null, "error": null, "created_by": "owner", "created_at": "2026-11-30 14:05:00", "n_copies": 1000}))]
 pub struct BatchDto {
     pub id: i64,
     pub name: String,
@@ -70,6 +70,9 @@ pub struct BatchDto {
     pub created_at: String,
     /// Cards written so far, while this process generates the batch.
     pub progress_done: Option<i64>,
+    /// Cards still holding kaquan's sealed password copy (密码副本), for
+    /// another export; 0 once purged after printing.
+    pub n_copies: i64,
 }
 
 impl BatchDto {
@@ -98,6 +101,7 @@ impl BatchDto {
             created_by: batch.created_by.clone(),
             created_at: format_datetime(batch.created_at),
             progress_done: progress.map(|p| p.snapshot().0),
+            n_copies: batch.n_copies,
         }
     }
 }
@@ -646,6 +650,8 @@ struct BatchView {
     goods: Vec<String>,
     /// Why QR codes exported now would not open on a phone.
     qr_problem: Option<&'static str>,
+    /// 印刷厂 an export with passwords can be sealed to.
+    print_shops: Vec<(i64, String)>,
 }
 
 #[derive(Serialize)]
@@ -822,6 +828,16 @@ async fn batch_page(
         counts: CountsView::from(counts),
         goods: goods.into_iter().map(|g| g.name).collect(),
         qr_problem: crate::exports::public_url_problem(&state.public_url_for(m).await?),
+        print_shops: match authed.can(kaquan_core::auth::Permission::CardsExportSecrets) {
+            true => state
+                .store
+                .list_print_shops(m)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect(),
+            false => Vec::new(),
+        },
         b,
     };
     Ok(render(

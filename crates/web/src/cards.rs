@@ -528,6 +528,10 @@ with_card_filter! {
         #[serde(default)]
         #[param(pattern = "^(|png|svg)$", example = "png")]
         pub image: Option<String>,
+        /// With passwords: seal the file to this 印刷厂's age key (`.age`).
+        #[serde(default)]
+        #[param(pattern = "^[0-9]*$", example = "")]
+        pub print_shop_id: Option<String>,
     }
 }
 
@@ -539,11 +543,12 @@ async fn export_cards(
     let with_secrets = bool_field(query.with_secrets.as_deref().unwrap_or(""))?.unwrap_or(false);
     let format = ExportFormat::parse(query.format.as_deref().unwrap_or("xlsx"))
         .ok_or_else(|| ApiError::invalid("导出格式应为 xlsx 或 csv"))?;
+    let shop_id = crate::print_shops::id_field(query.print_shop_id.as_deref())?;
     export(
         &state,
         &authed,
         &query.filter_form(),
-        ExportKind::Cards(format),
+        (ExportKind::Cards(format), shop_id),
         with_secrets,
     )
     .await
@@ -556,11 +561,12 @@ async fn export_qr_codes(
 ) -> ApiResult<Response> {
     let image = QrImageFormat::parse(query.image.as_deref().unwrap_or("svg"))
         .ok_or_else(|| ApiError::invalid("图片格式应为 svg 或 png"))?;
+    let shop_id = crate::print_shops::id_field(query.print_shop_id.as_deref())?;
     export(
         &state,
         &authed,
         &query.filter_form(),
-        ExportKind::QrCodes(image),
+        (ExportKind::QrCodes(image), shop_id),
         false,
     )
     .await
@@ -572,7 +578,7 @@ async fn export(
     state: &AppState,
     authed: &Authed,
     filter: &CardFilterForm,
-    kind: ExportKind,
+    (kind, print_shop_id): (ExportKind, Option<i64>),
     with_secrets: bool,
 ) -> ApiResult<Response> {
     authed.require(Permission::CardsExport)?;
@@ -580,27 +586,41 @@ async fn export(
         authed.require(Permission::CardsExportSecrets)?;
     }
     let filter = filter.into_target()?;
+    let shop = crate::print_shops::chosen(state, authed, print_shop_id).await?;
     if with_secrets {
+        let shop_id = shop.as_ref().map(|s| s.id);
         if let Some(request) =
-            crate::approvals::secrets_export(state, authed, &filter, kind.extension()).await?
+            crate::approvals::secrets_export(state, authed, &filter, (kind.extension(), shop_id))
+                .await?
         {
             return Ok(crate::approvals::held_answer(&request));
         }
     }
     let detail = kind.audit_detail(with_secrets);
-    let (path, name, _) =
-        write_export(state, authed, &filter, kind, (with_secrets, detail)).await?;
-    exports::stream_file(&path, &name, kind.content_type()).await
+    let (path, name, _) = write_export(
+        state,
+        authed,
+        &filter,
+        kind,
+        (with_secrets, detail, shop.as_ref()),
+    )
+    .await?;
+    let content_type = match shop {
+        Some(_) => crate::print_shops::SEALED_CONTENT_TYPE,
+        None => kind.content_type(),
+    };
+    exports::stream_file(&path, &name, content_type).await
 }
 
-/// Writes an export of `filter` and its audit record (`detail`); returns
-/// the file, its name and how many cards it holds.
+/// Writes an export of `filter` (sealed to `shop`'s key when given) and
+/// its audit record (`detail`); returns the file, its name and how many
+/// cards it holds.
 pub(crate) async fn write_export(
     state: &AppState,
     authed: &Authed,
     filter: &CardFilter,
     kind: ExportKind,
-    (with_secrets, detail): (bool, String),
+    (with_secrets, detail, shop): (bool, String, Option<&kaquan_core::print_shop::PrintShop>),
 ) -> ApiResult<(std::path::PathBuf, String, i64)> {
     let _slot = state.exports.take(authed.merchant_id())?;
     let path = exports::temp_export_path(kind.extension());
@@ -616,10 +636,20 @@ pub(crate) async fn write_export(
         lang: authed.export_lang,
     };
     let n = kind.write(&request, &path).await?;
+    let (path, detail) = match shop {
+        Some(shop) => (
+            crate::print_shops::seal(path, shop).await?,
+            format!("{detail} print_shop={}", shop.id),
+        ),
+        None => (path, detail),
+    };
     let mut audit = authed.audit(kind.action(), filter.describe(), detail);
     audit.n_affected = n;
     state.store.append_audit(&audit).await?;
-    let name = export_file_name(state, authed, kind, with_secrets, filter).await?;
+    let mut name = export_file_name(state, authed, kind, with_secrets, filter).await?;
+    if shop.is_some() {
+        name.push_str(".age");
+    }
     Ok((path, name, n))
 }
 

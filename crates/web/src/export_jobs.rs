@@ -26,6 +26,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use kaquan_core::auth::Permission;
 use kaquan_core::card::CardFilter;
+use kaquan_core::print_shop::PrintShop;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -64,6 +65,8 @@ pub struct ExportJob {
     n_done: AtomicI64,
     outcome: Mutex<Outcome>,
     path: std::path::PathBuf,
+    /// Sealed to a 印刷厂's key.
+    sealed: bool,
     created_at: i64,
 }
 
@@ -149,6 +152,9 @@ pub struct ExportJobRequest {
     /// For `cards`: include the passwords (needs `cards.export_secrets`).
     #[serde(default)]
     pub with_secrets: bool,
+    /// Seal the file to this 印刷厂's age key (the download ends in `.age`).
+    #[serde(default)]
+    pub print_shop_id: Option<i64>,
     /// The cards; no condition needs `"all": true`.
     pub filter: CardFilterDto,
 }
@@ -215,7 +221,7 @@ impl ExportJobDto {
 pub async fn start_export(
     state: &AppState,
     authed: &Authed,
-    kind: ExportKind,
+    (kind, shop): (ExportKind, Option<PrintShop>),
     with_secrets: bool,
     filter: CardFilter,
 ) -> ApiResult<Gated<Arc<ExportJob>>> {
@@ -223,8 +229,13 @@ pub async fn start_export(
     let with_secrets = with_secrets && matches!(kind, ExportKind::Cards(_));
     if with_secrets {
         authed.require(Permission::CardsExportSecrets)?;
-        if let Some(request) =
-            crate::approvals::secrets_export(state, authed, &filter, kind.extension()).await?
+        if let Some(request) = crate::approvals::secrets_export(
+            state,
+            authed,
+            &filter,
+            (kind.extension(), shop.as_ref().map(|s| s.id)),
+        )
+        .await?
         {
             return Ok(Gated::Held(Box::new(request)));
         }
@@ -236,8 +247,17 @@ pub async fn start_export(
         .await?;
     let now = crate::now();
     state.export_jobs.sweep(now);
-    let file_name =
+    let mut file_name =
         crate::cards::export_file_name(state, authed, kind, with_secrets, &filter).await?;
+    // A sealed export is written in the clear to `plain`, then sealed to `path`.
+    let plain = exports::temp_export_path(kind.extension());
+    let path = match &shop {
+        Some(_) => {
+            file_name.push_str(".age");
+            plain.with_extension(format!("{}.age", kind.extension()))
+        }
+        None => plain.clone(),
+    };
     let job = Arc::new(ExportJob {
         id: kaquan_core::secrets::random_token_hex(16),
         merchant_id: authed.merchant_id(),
@@ -247,15 +267,16 @@ pub async fn start_export(
         n_total,
         n_done: AtomicI64::new(0),
         outcome: Mutex::new(Outcome::Running),
-        path: exports::temp_export_path(kind.extension()),
+        path,
+        sealed: shop.is_some(),
         created_at: now,
     });
     state.export_jobs.insert(Arc::clone(&job));
-    let mut audit = authed.audit(
-        kind.action(),
-        filter.describe(),
-        kind.audit_detail(with_secrets),
-    );
+    let mut detail = kind.audit_detail(with_secrets);
+    if let Some(shop) = &shop {
+        detail.push_str(&format!(" print_shop={}", shop.id));
+    }
+    let mut audit = authed.audit(kind.action(), filter.describe(), detail);
     let public_url = state.public_url_for(authed.merchant_id()).await?;
     let lang = authed.export_lang;
     let (state, running) = (state.clone(), Arc::clone(&job));
@@ -271,7 +292,16 @@ pub async fn start_export(
             progress: Some(&running.n_done),
             lang,
         };
-        let written = running.kind.write(&request, &running.path).await;
+        let written = match running.kind.write(&request, &plain).await {
+            Ok(n) => match &shop {
+                Some(shop) => crate::print_shops::seal(plain, shop).await.map(|_| n),
+                None => Ok(n),
+            },
+            Err(error) => {
+                let _ = std::fs::remove_file(&plain);
+                Err(error)
+            }
+        };
         let audited = match written {
             Ok(n) => {
                 audit.n_affected = n;
@@ -305,8 +335,9 @@ async fn create_export(
     authed.require(Permission::CardsExport)?;
     let kind = export_kind(&body.kind, body.format.as_deref(), body.image.as_deref())?;
     let filter = body.filter.into_target()?;
+    let shop = crate::print_shops::chosen(&state, &authed, body.print_shop_id).await?;
     Ok(
-        match start_export(&state, &authed, kind, body.with_secrets, filter).await? {
+        match start_export(&state, &authed, (kind, shop), body.with_secrets, filter).await? {
             Gated::Done(job) => {
                 (StatusCode::ACCEPTED, Json(ExportJobDto::new(&job))).into_response()
             }
@@ -332,7 +363,11 @@ async fn get_export_file(
     let job = state.export_jobs.get(&export_id, &authed)?;
     match job.outcome() {
         Outcome::Ready => {
-            exports::stream_kept_file(&job.path, &job.file_name, job.kind.content_type()).await
+            let content_type = match job.sealed {
+                true => crate::print_shops::SEALED_CONTENT_TYPE,
+                false => job.kind.content_type(),
+            };
+            exports::stream_kept_file(&job.path, &job.file_name, content_type).await
         }
         Outcome::Running => Err(ApiError::malformed(
             StatusCode::CONFLICT,
@@ -361,6 +396,8 @@ crate::cards::with_card_filter! {
         pub image: Option<String>,
         #[serde(default)]
         pub with_secrets: Option<String>,
+        #[serde(default)]
+        pub print_shop_id: Option<String>,
     }
 }
 
@@ -373,8 +410,10 @@ async fn create_export_form(
     let kind = export_kind(&form.kind, form.format.as_deref(), form.image.as_deref())?;
     let filter = form.filter_form().into_target()?;
     let with_secrets = form.with_secrets.as_deref() == Some("true");
+    let shop_id = crate::print_shops::id_field(form.print_shop_id.as_deref())?;
+    let shop = crate::print_shops::chosen(&state, &authed, shop_id).await?;
     Ok(
-        match start_export(&state, &authed, kind, with_secrets, filter).await? {
+        match start_export(&state, &authed, (kind, shop), with_secrets, filter).await? {
             Gated::Done(job) => Redirect::to(&format!("/exports/{}", job.id)).into_response(),
             Gated::Held(request) => crate::cards::back_to_cards(
                 &form.filter_form(),

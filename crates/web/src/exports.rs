@@ -837,3 +837,15 @@ impl ExportKind {
         format!("format={} with_secrets={with_secrets}", self.extension())
     }
 }
+
+/// Seals the file `plain` to a print shop's age key into `output`.
+pub fn seal_file(
+    plain: &Path,
+    recipient: &kaquan_core::age::Recipient,
+    output: &Path,
+) -> std::io::Result<()> {
+    let mut input = std::io::BufReader::new(std::fs::File::open(plain)?);
+    let mut sealed = std::io::BufWriter::new(std::fs::File::create(output)?);
+    kaquan_core::age::encrypt(recipient, &mut input, &mut sealed)?;
+    std::io::Write::flush(&mut sealed)
+}

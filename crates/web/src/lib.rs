@@ -68,6 +68,7 @@ pub mod people;
 pub mod pickup;
 pub mod pickup_settings;
 pub mod prepaid;
+pub mod print_shops;
 pub mod prometheus;
 pub mod search;
 pub mod sms;
@@ -287,6 +288,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prometheus::router())
         .merge(prepaid::router())
         .merge(approvals::router())
+        .merge(print_shops::router())
         .merge(batches::router())
         .merge(cards::router())
         .merge(card_page::router())

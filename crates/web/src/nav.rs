@@ -47,6 +47,7 @@ const MENU: &[Group] = &[
             entry("创建卡券", "/batches/new", CardsCreate),
             entry("卡券导入", "/cards/import", CardsCreate),
             entry("券商管理", "/distributors", DistributorsManage),
+            entry("印刷厂", "/settings/print-shops", CardsExportSecrets),
         ],
     },
     Group {
@@ -202,6 +203,7 @@ pub fn settings_tabs(permissions: &[Permission]) -> Vec<NavEntry> {
         entry("ERP 参数", "/settings/erp", ApiKeysManage),
         entry("预付卡政策", "/settings/prepaid", StaffManage),
         entry("双人复核", "/settings/approvals", StaffManage),
+        entry("印刷厂", "/settings/print-shops", CardsExportSecrets),
     ];
     TABS.iter()
         .filter(|e| e.permission.is_none_or(|p| permissions.contains(&p)))
@@ -273,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_settings_tabs_follow_the_permissions() {
-        assert_eq!(settings_tabs(&role("owner")).len(), 8);
+        assert_eq!(settings_tabs(&role("owner")).len(), 9);
         let clerk: Vec<_> = settings_tabs(&role("order_clerk"))
             .into_iter()
             .map(|t| t.label)

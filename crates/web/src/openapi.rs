@@ -13,6 +13,7 @@ mod approvals;
 mod coupons;
 mod ecards;
 mod insights;
+mod print_shops;
 mod members;
 mod stored_value;
 
@@ -288,6 +289,7 @@ fn describe(operation_id: &str, io: Io<'_>) -> Option<Described> {
         .or_else(|io| ecards::describe(operation_id, io))
         .or_else(|io| insights::describe(operation_id, io))
         .or_else(|io| approvals::describe(operation_id, io))
+        .or_else(|io| print_shops::describe(operation_id, io))
         .ok()?;
     let io = if approvals::HELD.contains(&operation_id) {
         io.or_held()
@@ -547,6 +549,7 @@ pub fn operations() -> impl Iterator<
         .chain(ecards::OPERATIONS)
         .chain(insights::OPERATIONS)
         .chain(approvals::OPERATIONS)
+        .chain(print_shops::OPERATIONS)
 }
 
 const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[

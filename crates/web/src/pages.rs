@@ -202,6 +202,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/approvals.html"),
     ),
     (
+        "print_shops.html",
+        include_str!("../templates/print_shops.html"),
+    ),
+    (
         "waybill_settings.html",
         include_str!("../templates/waybill_settings.html"),
     ),

@@ -383,6 +383,8 @@ pub struct Batch {
     pub created_by: String,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    /// How many of its cards still hold a sealed password copy (密码副本).
+    pub n_copies: i64,
 }
 
 /// Feeds a batch's card rows to a store. `next_chunk` may block while rows
