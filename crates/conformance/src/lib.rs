@@ -25,6 +25,7 @@ mod erp;
 mod events;
 mod fixtures;
 mod goods;
+mod keys;
 mod ledger;
 mod maintenance;
 mod mall;
@@ -60,6 +61,7 @@ pub use erp::*;
 pub use events::*;
 pub use fixtures::generate;
 pub use goods::*;
+pub use keys::*;
 pub use ledger::*;
 pub use maintenance::*;
 pub use mall::*;
@@ -87,6 +89,7 @@ macro_rules! conformance_tests {
             the_prepaid_policy_is_switched_per_merchant_and_holds_templates,
             the_prepaid_policy_caps_a_named_balance_at_five_thousand,
             approval_requests_are_decided_once_by_another_person_in_time,
+            a_rotation_reseals_copies_and_old_secrets_still_work,
             activations_past_the_daily_cap_are_undone_whole,
             tallied_events_add_what_they_name_to_their_day,
             issue_facts_follow_what_was_issued_and_redeemed,

@@ -123,6 +123,11 @@ pub fn open_code(keys: &MerchantKeys, sealed: &[u8]) -> Option<String> {
     keys.open(CODE_CONTEXT, sealed)
 }
 
+/// A code's sealed copy under `keys` (what [`open_code`] opens).
+pub fn seal_code(keys: &MerchantKeys, code: &str) -> Vec<u8> {
+    keys.seal(CODE_CONTEXT, code)
+}
+
 impl IssuedCode {
     /// The code in plaintext, grouped (`ABCD-…`); empty once its sealed copy
     /// was purged. Only for a permitted export and the customer who owns it.
@@ -154,7 +159,7 @@ pub fn new_codes(master: &MasterKey, merchant_id: i64, key_version: i32, n: usiz
             let code = Code::generate();
             NewCode {
                 digest: code_digest(&digest_keys, &code),
-                sealed: keys.seal(CODE_CONTEXT, code.expose()),
+                sealed: seal_code(&keys, code.expose()),
                 key_version,
             }
         })

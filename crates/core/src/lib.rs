@@ -28,6 +28,7 @@ pub mod error;
 pub mod event;
 pub mod giftcard;
 pub mod goods;
+pub mod keys;
 pub mod ledger;
 pub mod location;
 pub mod mall;

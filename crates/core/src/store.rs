@@ -136,6 +136,7 @@ store_union!(
     crate::merchant::MerchantStore,
     crate::approval::ApprovalStore,
     crate::print_shop::PrintShopStore,
+    crate::keys::KeyStore,
     crate::staff::StaffStore,
     crate::distributor::DistributorStore,
     crate::batch::BatchStore,

@@ -83,6 +83,10 @@ pub enum Command {
     /// The audit log's chain (操作日志): its head, and records with their hashes for an auditor.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Key rotation and the key ring: a merchant's new key version, its
+    /// sealed copies re-sealed, and the key file replaced without touching a row.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// A consistent copy of the SQLite database while it runs, and a manifest
     /// beside it (FILE.manifest.json). PostgreSQL: pg_dump (see the README).
     Backup {
@@ -124,6 +128,34 @@ pub enum AuditCommand {
         /// The file to write (standard output when absent).
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Each merchant's key version and the sealed copies still under older ones.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new key version for the merchant (audited): new secrets use it; then
+    /// its sealed card passwords and 兑换码 are re-sealed under it, with
+    /// progress (the servers go on in the background if this is stopped).
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal what is still under older versions now (what `rotate` does after raising the version).
+    Reseal {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the key file: the root every key comes from is stored in the
+    /// database sealed under the new key file's key (made when the file does
+    /// not exist). No row changes; afterwards only the new key file opens it.
+    Rewrap {
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }
 

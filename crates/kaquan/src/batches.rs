@@ -3,7 +3,6 @@
 
 use crate::cli_audit;
 use crate::config::Config;
-use crate::load_master_key;
 use crate::parse_cli_date;
 use crate::print_json;
 use crate::BatchCommand;
@@ -87,7 +86,7 @@ async fn generate_batch(
     merchant_id: i64,
     args: GenerateArgs,
 ) -> anyhow::Result<ExitCode> {
-    let master = load_master_key(config, false)?;
+    let master = crate::keys::load_root_key(config, store, false).await?;
     let spec = BatchSpec::new(BatchFields {
         name: args.name,
         prefix: args.prefix,
@@ -191,7 +190,7 @@ pub(crate) async fn batch_command(
             remark,
             json,
         } => {
-            let master = load_master_key(config, false)?;
+            let master = crate::keys::load_root_key(config, store, false).await?;
             let (file_name, bytes) = crate::read_input_file(&file)?;
             let rows = kaquan_web::tables::parse_import_file(&file_name, &bytes)
                 .map_err(|e| anyhow!(e.public_message()))?;

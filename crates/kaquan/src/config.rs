@@ -50,6 +50,7 @@ pub struct ServerSection {
     pub listen: Option<String>,
     pub public_url: Option<String>,
     pub secure_cookies: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -114,6 +115,8 @@ pub struct Config {
     /// The e-waybill channels, when not their production gateways.
     pub waybill_sf_endpoint: Option<String>,
     pub waybill_kuaidi100_endpoint: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: kaquan_web::client_address::TrustedProxies,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -152,6 +155,13 @@ impl Config {
                 .context("KAQUAN__WEBHOOKS__ALLOW_PRIVATE_ADDRESSES must be true or false")?,
             None => file.webhooks.allow_private_addresses.unwrap_or(false),
         };
+        let proxies: Vec<String> = match env("KAQUAN__SERVER__TRUSTED_PROXIES") {
+            Some(list) => list.split(',').map(|p| p.trim().to_owned()).collect(),
+            None => file.server.trusted_proxies.clone().unwrap_or_default(),
+        };
+        let trusted_proxies =
+            kaquan_web::client_address::TrustedProxies::parse(proxies.iter().map(String::as_str))
+                .map_err(anyhow::Error::msg)?;
         let key_file = key_file_flag
             .map(Path::to_path_buf)
             .or_else(|| env("KAQUAN__KEYS__KEY_FILE").map(PathBuf::from))
@@ -182,6 +192,7 @@ impl Config {
             waybill_sf_endpoint: env("KAQUAN__WAYBILL__SF_ENDPOINT").or(file.waybill.sf_endpoint),
             waybill_kuaidi100_endpoint: env("KAQUAN__WAYBILL__KUAIDI100_ENDPOINT")
                 .or(file.waybill.kuaidi100_endpoint),
+            trusted_proxies,
         })
     }
 }
@@ -222,6 +233,11 @@ listen = "127.0.0.1:8080"
 # public_url = "https://cards.example.com"
 # Mark the session cookie Secure (set this when serving over HTTPS).
 secure_cookies = false
+# Reverse proxies (addresses or networks) whose X-Forwarded-For names the
+# client: per-client limits (sign-in, 兑换防刷) then count each client, not
+# the proxy. Leave empty when clients connect directly: the header is then
+# ignored, since a client can write anything in it.
+trusted_proxies = []
 
 [keys]
 # The master key file (32 random bytes, hex). Created with mode 0600 on first

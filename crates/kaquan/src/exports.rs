@@ -85,20 +85,7 @@ pub(crate) async fn export_command(
         // Files for other systems keep their Chinese headers.
         lang: kaquan_web::i18n::Lang::ZhCn,
     };
-    // A sealed export is written in the clear beside the output, sealed, and removed.
-    let written = match &recipient {
-        Some(_) => output.with_extension("kaquan-plain"),
-        None => output.clone(),
-    };
-    let n = kind
-        .write(&request, &written)
-        .await
-        .map_err(|e| anyhow!(e.public_message()))?;
-    if let Some(recipient) = &recipient {
-        let sealed = kaquan_web::exports::seal_file(&written, recipient, &output);
-        std::fs::remove_file(&written)?;
-        sealed?;
-    }
+    let n = write(kind, &request, &output, recipient.as_ref()).await?;
     let mut detail = format!(
         "{} output={}",
         kind.audit_detail(with_secrets),
@@ -112,4 +99,28 @@ pub(crate) async fn export_command(
     store.append_audit(&audit).await?;
     eprintln!("已导出 {n} 张卡到 {}", output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the export to `output`, sealed to `recipient` when given: the
+/// plain file is written beside it, sealed, and removed.
+async fn write(
+    kind: kaquan_web::exports::ExportKind,
+    request: &kaquan_web::exports::ExportRequest<'_>,
+    output: &std::path::Path,
+    recipient: Option<&kaquan_core::age::Recipient>,
+) -> anyhow::Result<i64> {
+    let written = match recipient {
+        Some(_) => output.with_extension("kaquan-plain"),
+        None => output.to_path_buf(),
+    };
+    let n = kind
+        .write(request, &written)
+        .await
+        .map_err(|e| anyhow!(e.public_message()))?;
+    if let Some(recipient) = recipient {
+        let sealed = kaquan_web::exports::seal_file(&written, recipient, output);
+        std::fs::remove_file(&written)?;
+        sealed?;
+    }
+    Ok(n)
 }

@@ -16,6 +16,7 @@ mod coupons;
 mod credits;
 mod ecards;
 mod exports;
+mod keys;
 mod members;
 mod merchants;
 mod staff;
@@ -138,7 +139,7 @@ pub fn load_master_key(config: &Config, create: bool) -> anyhow::Result<MasterKe
 }
 
 /// Creates a new file only its owner can read (mode 0600) and syncs it.
-fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -225,7 +226,7 @@ async fn open_for_merchant(
     merchant: Option<i64>,
 ) -> anyhow::Result<(Arc<dyn Store>, MasterKey, i64)> {
     let store = open_store(config, false).await?;
-    let master = load_master_key(config, false)?;
+    let master = keys::load_root_key(config, store.as_ref(), false).await?;
     let merchant_id = resolve_merchant(store.as_ref(), merchant).await?;
     Ok((store, master, merchant_id))
 }
@@ -315,6 +316,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
             audit::audit_command(store.as_ref(), merchant_id, command).await
         }
+        Command::Keys(command) => {
+            let (store, _, merchant_id) = open_for_merchant(&config, cli.merchant).await?;
+            keys::keys_command(&config, store.as_ref(), merchant_id, command).await
+        }
         Command::Backup { output } => backup::backup_command(&config, &output).await,
         Command::Restore { input } => backup::restore_command(&config, &input).await,
         Command::Verify => verify_command(&config).await,
@@ -328,6 +333,9 @@ async fn verify_command(config: &Config) -> anyhow::Result<ExitCode> {
     store.fail_interrupted_batches(kaquan_web::now()).await?;
     kaquan_core::audit::chain::seal_all(store.as_ref()).await?;
     let mut violations = store.check_invariants().await?;
+    if let Err(refused) = keys::load_root_key(config, store.as_ref(), false).await {
+        violations.push(format!("key ring: {refused}"));
+    }
     let (broken, walked) = store.check_audit_chains().await?;
     violations.extend(broken);
     eprintln!("verify: {walked} audit records walked");
@@ -383,7 +391,7 @@ async fn serve(
     merchant_flag: Option<i64>,
 ) -> anyhow::Result<ExitCode> {
     let store = open_store(&config, true).await?;
-    let master = load_master_key(&config, true)?;
+    let master = keys::load_root_key(&config, store.as_ref(), true).await?;
     let n = store.fail_interrupted_batches(kaquan_web::now()).await?;
     if n > 0 {
         tracing::warn!(
@@ -404,6 +412,7 @@ async fn serve(
         .unwrap_or_else(|| format!("http://{address}"));
     let state =
         kaquan_web::AppState::new(store.clone(), master, &public_url, config.secure_cookies)
+            .with_trusted_proxies(config.trusted_proxies.clone())
             .with_webhook_policy(kaquan_web::outbox::WebhookPolicy {
                 allow_private_addresses: config.webhooks_allow_private,
             })

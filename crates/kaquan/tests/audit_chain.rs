@@ -5,23 +5,8 @@
 
 mod common;
 
-use common::{tokio_postgres_connect, Env};
+use common::{tamper, Env};
 use serde_json::Value;
-
-/// Runs SQL on the test's database as someone with its file or password
-/// would.
-async fn tamper(env: &Env, sql: &str) {
-    if let Some(path) = env.url.strip_prefix("sqlite://") {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.execute_batch(sql).unwrap();
-    } else {
-        let (client, connection) = tokio_postgres_connect(&env.url).await;
-        let handle = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = handle.await;
-    }
-}
 
 /// What `kaquan verify` prints and whether it passed.
 async fn verify(env: &std::sync::Arc<Env>) -> (bool, String) {

@@ -28,17 +28,7 @@ fn an_export_sealed_to_a_print_shop_opens_with_its_key() {
     let plain = env.dir.join("cards.csv");
     let sealed = env.dir.join("cards.csv.age");
     let export = |output: &std::path::Path, seal: Option<&str>| {
-        let mut args = vec![
-            "export",
-            "cards",
-            "--batch",
-            "1",
-            "--format",
-            "csv",
-            "--with-secrets",
-            "--output",
-            output.to_str().unwrap(),
-        ];
+        let mut args = common::export_passwords_args(output.to_str().unwrap()).to_vec();
         if let Some(recipient) = seal {
             args.extend(["--seal-to", recipient]);
         }

@@ -78,6 +78,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/034_prepaid_policy.sql"),
     include_str!("migrations/035_approvals.sql"),
     include_str!("migrations/036_print_shops.sql"),
+    include_str!("migrations/037_key_ring.sql"),
 ];
 
 pub struct PgStore {

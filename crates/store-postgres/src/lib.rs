@@ -33,6 +33,7 @@ mod erp;
 mod events;
 mod giftcard;
 mod goods;
+mod keys;
 mod ledger;
 mod locations;
 mod maintenance;

@@ -32,6 +32,7 @@ mod erp;
 mod events;
 mod giftcard;
 mod goods;
+mod keys;
 mod ledger;
 mod locations;
 mod maintenance;

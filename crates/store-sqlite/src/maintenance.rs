@@ -15,6 +15,18 @@ pub(crate) const INVARIANT_QUERIES: &[(&str, &str)] = &[
         "SELECT count(*) FROM orders o JOIN cards c ON c.id = o.card_id WHERE o.status <> 'cancelled' AND c.state <> 'used'",
     ),
     (
+        "rows sealed under a key version their merchant never had",
+        "SELECT count(*) FROM (\
+         SELECT merchant_id, key_version FROM cards UNION ALL SELECT merchant_id, key_version FROM codes \
+         UNION ALL SELECT merchant_id, key_version FROM coupons UNION ALL SELECT merchant_id, key_version FROM api_keys \
+         UNION ALL SELECT merchant_id, key_version FROM webhook_endpoints \
+         UNION ALL SELECT merchant_id, previous_key_version FROM webhook_endpoints WHERE previous_key_version IS NOT NULL \
+         UNION ALL SELECT merchant_id, key_version FROM sms_settings UNION ALL SELECT merchant_id, key_version FROM erp_settings \
+         UNION ALL SELECT merchant_id, key_version FROM waybill_settings UNION ALL SELECT merchant_id, key_version FROM ecard_stock \
+         UNION ALL SELECT merchant_id, key_version FROM ecard_deliveries) AS versions \
+         JOIN merchants m ON m.id = versions.merchant_id WHERE versions.key_version < 1 OR versions.key_version > m.key_version",
+    ),
+    (
         "batches whose count of sealed password copies is not their cards'",
         "SELECT count(*) FROM batches b LEFT JOIN (SELECT batch_id, count(*) AS n FROM cards \
          WHERE secret_sealed IS NOT NULL GROUP BY batch_id) c ON c.batch_id = b.id \

@@ -5,12 +5,13 @@
 //! the session's CSRF token: API calls in the `X-CSRF-Token` header, console
 //! forms in a hidden `csrf` field.
 
+use crate::client_address::ClientAddress;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Audience, Form, Json, Rejection};
 use crate::forms::CsrfForm;
 use crate::pages::{render, Page};
 use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -26,7 +27,6 @@ use kaquan_core::auth::{
 use kaquan_core::secrets::{random_token_hex, token_hash_hex};
 use kaquan_core::staff::{Session, Staff};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 pub const SESSION_COOKIE: &str = "kaquan_session";
@@ -388,16 +388,11 @@ impl MeDto {
 
 async fn create_session(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     Json(body): Json<SignInRequest>,
 ) -> ApiResult<Response> {
-    let (staff, csrf_token, cookie) = sign_in(
-        &state,
-        &body.username,
-        &body.password,
-        &address.ip().to_string(),
-    )
-    .await?;
+    let (staff, csrf_token, cookie) =
+        sign_in(&state, &body.username, &body.password, &address.key()).await?;
     let roles = state.store.list_roles(staff.merchant_id).await?;
     let role = roles.into_iter().find(|r| r.id == staff.role_id);
     let (label, permissions) = role.map(|r| (r.label, r.permissions)).unwrap_or_default();
@@ -511,19 +506,13 @@ async fn login_page(
 
 async fn login_form(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(body): Form<LoginForm>,
 ) -> Response {
     let signed_in = async {
         check_form_token(&headers, &body.form_token)?;
-        sign_in(
-            &state,
-            &body.username,
-            &body.password,
-            &address.ip().to_string(),
-        )
-        .await
+        sign_in(&state, &body.username, &body.password, &address.key()).await
     };
     match signed_in.await {
         Ok((staff, _, cookie)) => {

@@ -635,13 +635,10 @@ pub(crate) async fn write_export(
         progress: None,
         lang: authed.export_lang,
     };
-    let n = kind.write(&request, &path).await?;
-    let (path, detail) = match shop {
-        Some(shop) => (
-            crate::print_shops::seal(path, shop).await?,
-            format!("{detail} print_shop={}", shop.id),
-        ),
-        None => (path, detail),
+    let (path, n) = crate::print_shops::write_sealed(kind, &request, path, shop).await?;
+    let detail = match shop {
+        Some(shop) => format!("{detail} print_shop={}", shop.id),
+        None => detail,
     };
     let mut audit = authed.audit(kind.action(), filter.describe(), detail);
     audit.n_affected = n;

@@ -4,11 +4,12 @@
 //! link sees no secret). The reveal is a same-page POST that a plain fetch
 //! of the link never makes; each is logged with time, IP and user agent.
 
+use crate::client_address::ClientAddress;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +19,6 @@ use kaquan_core::clock::format_datetime;
 use kaquan_core::ecard::usecases::{open_own_code, open_stock};
 use kaquan_core::ecard::{DeliveredStatus, DeliveryForm, EcardOrder, EcardProduct, Reveal};
 use serde::Serialize;
-use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -172,7 +172,7 @@ fn qr(text: &str) -> ApiResult<String> {
 async fn reveal_card(
     State(state): State<AppState>,
     Path((merchant_id, token, card_id)): Path<(i64, String, i64)>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if headers.get(REVEAL_HEADER).is_none() {
@@ -191,7 +191,7 @@ async fn reveal_card(
         merchant_id,
         delivery_id: card_id,
         order_ref: Some(order.id),
-        ip: address.ip().to_string(),
+        ip: address.key(),
         user_agent,
         actor: Actor {
             staff_id: None,

@@ -5,13 +5,14 @@
 //! gift-card orders with the codes (used ones struck through).
 
 use crate::auth::{check_form_token, constant_time_eq, form_token_cookie};
+use crate::client_address::ClientAddress;
 use crate::customers::TransactionView;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Path, Query};
 use crate::giftcards::cached_settings;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -34,7 +35,6 @@ use kaquan_core::signing::read_login_token;
 use kaquan_core::store::Page as ListPage;
 use kaquan_core::StoreError;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 
 const CUSTOMER_COOKIE: &str = "kaquan_customer";
 /// How long a customer stays signed in.
@@ -348,7 +348,7 @@ struct RedeemForm {
 async fn redeem_form(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     authed: CustomerAuthed,
     Form(form): Form<RedeemForm>,
 ) -> PageResult {
@@ -372,7 +372,7 @@ async fn redeem_form(
         CodeRedeemer {
             merchant_id,
             customer: CustomerRef::Id(customer.id),
-            client_key: format!("ip:{}", address.ip()),
+            client_key: format!("ip:{}", address.0),
             channel: Channel::Web,
             actor: Actor {
                 staff_id: None,
@@ -604,7 +604,7 @@ async fn phone_login_allowed(state: &AppState, merchant_id: i64) -> ApiResult<()
 async fn signin_form(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> PageResult {
@@ -628,7 +628,7 @@ async fn checked_phone(
 async fn sign_in_by_phone(
     state: &AppState,
     merchant_id: i64,
-    address: SocketAddr,
+    address: ClientAddress,
     headers: &HeaderMap,
     form: &PhoneForm,
 ) -> ApiResult<Response> {
@@ -636,7 +636,7 @@ async fn sign_in_by_phone(
     let now = crate::now();
     let keys = [
         format!("customer-login:{phone}"),
-        format!("customer-login-client:{}", address.ip()),
+        format!("customer-login-client:{}", address.0),
     ];
     for key in &keys {
         if state

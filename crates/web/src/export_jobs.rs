@@ -292,17 +292,9 @@ pub async fn start_export(
             progress: Some(&running.n_done),
             lang,
         };
-        let written = match running.kind.write(&request, &plain).await {
-            Ok(n) => match &shop {
-                Some(shop) => crate::print_shops::seal(plain, shop).await.map(|_| n),
-                None => Ok(n),
-            },
-            Err(error) => {
-                let _ = std::fs::remove_file(&plain);
-                Err(error)
-            }
-        };
-        let audited = match written {
+        let written =
+            crate::print_shops::write_sealed(running.kind, &request, plain, shop.as_ref()).await;
+        let audited = match written.map(|(_, n)| n) {
             Ok(n) => {
                 audit.n_affected = n;
                 state

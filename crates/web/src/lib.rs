@@ -19,6 +19,7 @@ pub mod card_page;
 pub mod card_sales;
 pub mod cards;
 pub mod charts;
+pub mod client_address;
 pub mod codes;
 pub mod cookies;
 pub mod coupon_issues;
@@ -70,6 +71,7 @@ pub mod pickup_settings;
 pub mod prepaid;
 pub mod print_shops;
 pub mod prometheus;
+pub mod resealer;
 pub mod search;
 pub mod sms;
 pub mod sms_pages;
@@ -132,6 +134,8 @@ pub struct AppState {
     pub wdt_endpoint: String,
     /// The e-waybill channels' APIs (the operator's `[waybill]` settings).
     pub waybill_endpoints: waybills::WaybillEndpoints,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`[server] trusted_proxies`).
+    pub trusted_proxies: Arc<client_address::TrustedProxies>,
 }
 
 impl AppState {
@@ -177,6 +181,7 @@ impl AppState {
             sms_endpoints: sms::SmsEndpoints::default(),
             wdt_endpoint: erp::WDT_ENDPOINT.into(),
             waybill_endpoints: waybills::WaybillEndpoints::default(),
+            trusted_proxies: Arc::default(),
         }
     }
 
@@ -201,6 +206,11 @@ impl AppState {
     /// The same state with webhooks allowed (or not) to reach private addresses.
     pub fn with_webhook_policy(mut self, policy: outbox::WebhookPolicy) -> Self {
         self.webhook_policy = policy;
+        self
+    }
+
+    pub fn with_trusted_proxies(mut self, proxies: client_address::TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
         self
     }
 }
@@ -368,6 +378,7 @@ pub async fn serve(
     let sweep = coupons::spawn_expiry_sweep(state.clone());
     let points = members::spawn_points_sweep(state.clone());
     let sealer = audit::spawn_sealer(state.clone());
+    let resealer = resealer::spawn(state.clone());
     let store = state.store.clone();
     let served = axum::serve(
         listener,
@@ -381,6 +392,7 @@ pub async fn serve(
     sweep.abort();
     points.abort();
     sealer.abort();
+    resealer.abort();
     // The requests in flight are answered; what they wrote to the audit
     // log is sealed before the process goes.
     if let Err(error) = kaquan_core::audit::chain::seal_all(store.as_ref()).await {

@@ -13,8 +13,8 @@ mod approvals;
 mod coupons;
 mod ecards;
 mod insights;
-mod print_shops;
 mod members;
+mod print_shops;
 mod stored_value;
 
 /// What one operation takes and answers beyond its path and headers, from

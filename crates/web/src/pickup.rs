@@ -3,12 +3,13 @@
 //! and the API. All of them go through `kaquan_core::redeem`.
 
 use crate::auth::Authed;
+use crate::client_address::ClientAddress;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Json, Path, Query};
 use crate::goods::image_url;
 use crate::pages::{render, Page, PageResult};
 use crate::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -24,7 +25,6 @@ use kaquan_core::pickup::redeem::{
 };
 use kaquan_core::pickup::{Channel, Consignee, PickupSettings};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,10 +64,10 @@ impl From<RedeemError> for ApiError {
     }
 }
 
-fn customer_requester(address: SocketAddr) -> Requester {
+fn customer_requester(address: ClientAddress) -> Requester {
     Requester {
         channel: Channel::Web,
-        client_key: address.ip().to_string(),
+        client_key: address.key(),
         actor: Actor {
             staff_id: None,
             label: "customer".into(),
@@ -457,7 +457,7 @@ async fn digit_passwords(state: &AppState, merchant_id: i64) -> ApiResult<bool> 
 async fn customer_check(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     Form(form): Form<PickupForm>,
 ) -> PageResult {
     let settings = settings_of(&state, merchant_id).await?;
@@ -538,7 +538,7 @@ async fn used_card_order(
 async fn customer_confirm(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     Form(form): Form<PickupForm>,
 ) -> PageResult {
     let settings = settings_of(&state, merchant_id).await?;
@@ -658,7 +658,7 @@ async fn lookup_page(
 async fn lookup_form(
     State(state): State<AppState>,
     Path(merchant_id): Path<i64>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     Form(form): Form<PickupForm>,
 ) -> PageResult {
     let settings = settings_of(&state, merchant_id).await?;

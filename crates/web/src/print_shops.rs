@@ -175,6 +175,28 @@ pub async fn seal(plain: PathBuf, shop: &PrintShop) -> ApiResult<PathBuf> {
     .await?
 }
 
+/// Writes the export of `request` to `plain`, then seals it to `shop` when
+/// one is given; the file to send and how many cards it holds. Nothing is
+/// left behind when it fails.
+pub async fn write_sealed(
+    kind: crate::exports::ExportKind,
+    request: &crate::exports::ExportRequest<'_>,
+    plain: PathBuf,
+    shop: Option<&PrintShop>,
+) -> ApiResult<(PathBuf, i64)> {
+    let n = match kind.write(request, &plain).await {
+        Ok(n) => n,
+        Err(error) => {
+            let _ = std::fs::remove_file(&plain);
+            return Err(error);
+        }
+    };
+    match shop {
+        Some(shop) => Ok((seal(plain, shop).await?, n)),
+        None => Ok((plain, n)),
+    }
+}
+
 /// What a sealed download is.
 pub const SEALED_CONTENT_TYPE: &str = "application/octet-stream";
 

@@ -93,6 +93,9 @@ fn visible_chinese(html: &str) -> Vec<String> {
 /// and protocols, and what people type in Latin letters anyway.
 const TECHNICAL_WORDS: &[&str] = &[
     "kaquan",
+    // The file tool print shops open sealed exports with, and what its keygen prints.
+    "age",
+    "Public",
     "Logo",
     "logo",
     "API",

@@ -128,29 +128,7 @@ async fn sealed_exports(app: TestApp) {
         .await;
     assert_eq!(status, 422, "a print shop that is not there");
 
-    // A background export, sealed.
-    let body = json!({"kind": "cards", "format": "csv", "with_secrets": true,
-                      "print_shop_id": shop_id, "filter": {"batch_id": batch_id}});
-    let (status, job) = owner.post("/api/v1/exports", body).await;
-    assert_eq!(status, 202, "{job}");
-    assert!(
-        job["file_name"].as_str().unwrap().ends_with(".csv.age"),
-        "{job}"
-    );
-    let job = loop {
-        let (_, job) = owner.get(job["status_url"].as_str().unwrap()).await;
-        if job["state"] != "running" {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert_eq!(job["state"], "ready", "{job}");
-    let (status, sealed) = owner.get_bytes(job["download_url"].as_str().unwrap()).await;
-    assert_eq!(status, 200);
-    let csv = String::from_utf8(open_with_age(&identity, &sealed, &dir).unwrap()).unwrap();
-    let (_, plain_csv) = owner.get_bytes(&format!("{plain_path}&format=csv")).await;
-    assert_eq!(csv, String::from_utf8(plain_csv).unwrap());
-
+    background_export_is_sealed(&owner, (batch_id, shop_id), &identity, &dir).await;
     copies_are_shown_until_purged(&app, batch_id).await;
     let (_, audit) = owner.get("/api/v1/audit-log?action=export_cards").await;
     assert!(audit["items"]
@@ -203,4 +181,36 @@ async fn copies_are_shown_until_purged(app: &TestApp, batch_id: i64) {
         app.store.check_invariants().await.unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// A background export, sealed, opens to what the unsealed CSV holds.
+async fn background_export_is_sealed(
+    owner: &common::Client,
+    (batch_id, shop_id): (i64, i64),
+    identity: &Path,
+    dir: &Path,
+) {
+    let plain_path = format!("/api/v1/cards/export?batch_id={batch_id}&with_secrets=true");
+    // A background export, sealed.
+    let body = json!({"kind": "cards", "format": "csv", "with_secrets": true,
+                      "print_shop_id": shop_id, "filter": {"batch_id": batch_id}});
+    let (status, job) = owner.post("/api/v1/exports", body).await;
+    assert_eq!(status, 202, "{job}");
+    assert!(
+        job["file_name"].as_str().unwrap().ends_with(".csv.age"),
+        "{job}"
+    );
+    let job = loop {
+        let (_, job) = owner.get(job["status_url"].as_str().unwrap()).await;
+        if job["state"] != "running" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(job["state"], "ready", "{job}");
+    let (status, sealed) = owner.get_bytes(job["download_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(open_with_age(identity, &sealed, dir).unwrap()).unwrap();
+    let (_, plain_csv) = owner.get_bytes(&format!("{plain_path}&format=csv")).await;
+    assert_eq!(csv, String::from_utf8(plain_csv).unwrap());
 }

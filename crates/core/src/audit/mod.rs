@@ -234,8 +234,10 @@ fn word_zh(word: &str) -> Option<String> {
         "requested_by" => format!("提交人 {value}"),
         "approved_by" => format!("审批人 {value}"),
         "customer" => format!("顾客 {value}"),
-        "kind" => crate::approval::ApprovalKind::parse(value)
-            .map_or_else(|| value.to_owned(), |k| k.label_zh().to_owned()),
+        "kind" => match crate::approval::ApprovalKind::parse(value) {
+            Some(kind) => kind.label_zh().to_owned(),
+            None => word.to_owned(),
+        },
         _ => word.to_owned(),
     })
 }

@@ -273,16 +273,43 @@ pub fn key_and_codes(env: &Env, n: usize) -> (String, String, Vec<String>) {
     )
 }
 
-/// Signs and sends one open-API POST as the README describes.
-pub async fn signed_post(
+/// Signs and sends one open-API GET; its answer.
+pub async fn signed_get(
     http: &reqwest::Client,
     address: &str,
     (key_id, secret): (&str, &str),
     path: &str,
+) -> Value {
+    let request = http.get(format!("http://{address}{path}"));
+    let (status, answer) = send_signed(request, (key_id, secret), ("GET", path), "").await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// Signs and sends one open-API POST as the README describes.
+pub async fn signed_post(
+    http: &reqwest::Client,
+    address: &str,
+    key: (&str, &str),
+    path: &str,
     body: &Value,
     idempotency_key: &str,
 ) -> (u16, Value) {
-    let body = body.to_string();
+    let request = http
+        .post(format!("http://{address}{path}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", idempotency_key);
+    send_signed(request, key, ("POST", path), &body.to_string()).await
+}
+
+/// Adds the open API's signature headers to `request` and sends it with `body`.
+async fn send_signed(
+    request: reqwest::RequestBuilder,
+    (key_id, secret): (&str, &str),
+    (method, path): (&str, &str),
+    body: &str,
+) -> (u16, Value) {
+    let body = body.to_owned();
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -290,16 +317,14 @@ pub async fn signed_post(
         .to_string();
     let nonce = kaquan_core::secrets::random_token_hex(16);
     let canonical = kaquan_core::signing::canonical_request(
-        "POST",
+        method,
         path,
         "",
         &timestamp,
         &nonce,
         body.as_bytes(),
     );
-    let response = http
-        .post(format!("http://{address}{path}"))
-        .header("content-type", "application/json")
+    let response = request
         .header("x-kaquan-key", key_id)
         .header("x-kaquan-timestamp", timestamp)
         .header("x-kaquan-nonce", nonce)
@@ -307,13 +332,27 @@ pub async fn signed_post(
             "x-kaquan-signature",
             kaquan_core::signing::sign(secret, &canonical),
         )
-        .header("idempotency-key", idempotency_key)
         .body(body)
         .send()
         .await
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `kaquan export cards` of batch 1 as CSV with passwords to `output`.
+pub fn export_passwords_args(output: &str) -> [&str; 9] {
+    [
+        "export",
+        "cards",
+        "--batch",
+        "1",
+        "--format",
+        "csv",
+        "--with-secrets",
+        "--output",
+        output,
+    ]
 }
 
 /// The card number and password on each line of a CSV export with secrets.
@@ -401,17 +440,7 @@ pub async fn card_with_goods(
             "--goods",
             &goods_id,
         ]);
-        env.run(&[
-            "export",
-            "cards",
-            "--batch",
-            "1",
-            "--format",
-            "csv",
-            "--output",
-            csv.to_str().unwrap(),
-            "--with-secrets",
-        ]);
+        env.run(&export_passwords_args(csv.to_str().unwrap()));
         let (number, password) = read_csv_passwords(&csv).remove(0);
         let card = Card {
             number,
@@ -437,5 +466,20 @@ where
         }
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs SQL on the test's database as someone with its file or password
+/// would.
+pub async fn tamper(env: &Env, sql: &str) {
+    if let Some(path) = env.url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(sql).unwrap();
+    } else {
+        let (client, connection) = tokio_postgres_connect(&env.url).await;
+        let handle = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = handle.await;
     }
 }

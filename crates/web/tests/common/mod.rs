@@ -100,6 +100,14 @@ impl TestApp {
     }
 
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |state| state).await
+    }
+
+    /// An app whose state `configure` changes before it serves.
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let dir = temp_dir("web");
         let (store, database) = store_for(backend, &dir).await;
         let master = MasterKey::generate();
@@ -119,6 +127,7 @@ impl TestApp {
             .with_sms_endpoints(sms_endpoints)
             .with_wdt_endpoint(&wdt_endpoint)
             .with_waybill_endpoints(waybill_endpoints);
+        let state = configure(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(kaquan_web::serve(listener, state, async {
             let _ = rx.await;
