@@ -813,6 +813,9 @@ async fn download_export(
     authed: Authed,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
+    // The person who asked, still allowed to export passwords.
+    authed.require(Permission::CardsExport)?;
+    authed.require(Permission::CardsExportSecrets)?;
     let r = find(&state, &authed, id).await?;
     if r.request.kind != ApprovalKind::ExportSecrets || r.request.requested_by != authed.staff.id {
         return Err(ApiError::NotFound);

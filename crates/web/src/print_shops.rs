@@ -134,11 +134,12 @@ pub async fn chosen(
     let Some(id) = print_shop_id else {
         return Ok(None);
     };
-    let shop = state
-        .store
-        .get_print_shop(authed.merchant_id(), id)
-        .await
-        .map_err(|_| ApiError::invalid("找不到该印刷厂"))?;
+    let shop = match state.store.get_print_shop(authed.merchant_id(), id).await {
+        Err(kaquan_core::StoreError::NotFound) => {
+            return Err(ApiError::invalid("找不到该印刷厂"));
+        }
+        found => found?,
+    };
     Ok(Some(shop))
 }
 
