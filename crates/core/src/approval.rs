@@ -147,6 +147,18 @@ impl ApprovalPolicy {
         }
     }
 
+    /// Whether [`ApprovalPolicy::reason`] for `kind` reads the reach, so
+    /// that a caller counts the cards only when a threshold needs them.
+    pub fn reads_reach(&self, kind: ApprovalKind) -> bool {
+        match kind {
+            ApprovalKind::ActivateCards => {
+                self.activate_count_over.is_some() || self.activate_value_over_fen.is_some()
+            }
+            ApprovalKind::AdjustBalance => self.adjust_over_fen.is_some(),
+            ApprovalKind::DeleteCards | ApprovalKind::ExportSecrets => false,
+        }
+    }
+
     /// What the form may hold: amounts and counts not negative, expiry
     /// between an hour and a week.
     pub fn check(&self) -> Result<(), String> {
@@ -481,6 +493,15 @@ mod tests {
             .reason(ApprovalKind::ExportSecrets, reach(1, 0))
             .is_some());
         assert_eq!(strict.reason(activate, reach(1_000_000, i64::MAX)), None);
+        // The reach is read only where a threshold is set.
+        assert!(policy.reads_reach(activate) && policy.reads_reach(adjust));
+        assert!(!strict.reads_reach(activate) && !strict.reads_reach(adjust));
+        assert!(!strict.reads_reach(ApprovalKind::DeleteCards));
+        let by_value = ApprovalPolicy {
+            activate_value_over_fen: Some(1),
+            ..ApprovalPolicy::default()
+        };
+        assert!(by_value.reads_reach(activate));
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub enum Resealable {
 impl Resealable {
     pub const ALL: [Resealable; 2] = [Self::Cards, Self::Codes];
 
+    /// As `kaquan keys status --json` names it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Cards => "cards",
+            Self::Codes => "codes",
+        }
+    }
+
     pub fn label_zh(self) -> &'static str {
         match self {
             Self::Cards => "卡密码",

@@ -58,7 +58,7 @@ async fn status(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
         let mut pending = serde_json::Map::new();
         for kind in Resealable::ALL {
             let n = store.count_copies_below(m.id, kind, version).await?;
-            pending.insert(kind_code(kind).into(), n.into());
+            pending.insert(kind.code().into(), n.into());
         }
         merchants.push(json!({"merchant_id": m.id, "name": m.name, "key_version": version, "pending": pending}));
     }
@@ -88,13 +88,6 @@ async fn status(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn kind_code(kind: Resealable) -> &'static str {
-    match kind {
-        Resealable::Cards => "cards",
-        Resealable::Codes => "codes",
-    }
-}
-
 /// Re-seals every copy below the merchant's version, printing progress.
 async fn reseal_all(
     store: &dyn Store,
@@ -119,7 +112,7 @@ async fn reseal_all(
         }
         eprintln!("\r重新加密{}：{done} / {total}，完成", kind.label_zh());
         report.insert(
-            kind_code(kind).into(),
+            kind.code().into(),
             json!({"resealed": done, "unreadable": unreadable}),
         );
         if unreadable > 0 {

@@ -256,14 +256,12 @@ pub enum Gated<T> {
     Held(Box<ApprovalRequest>),
 }
 
-impl<T> Gated<T> {
-    /// The console's message for a held request.
-    pub fn held_message(request: &ApprovalRequest) -> String {
-        format!(
-            "已提交审批（编号 {}）：{}。请另一位有审批权限的管理员在「待审批」中批准后执行",
-            request.id, request.request.reason
-        )
-    }
+/// The console's message for a held request.
+pub fn held_message(request: &ApprovalRequest) -> String {
+    format!(
+        "已提交审批（编号 {}）：{}。请另一位有审批权限的管理员在「待审批」中批准后执行",
+        request.id, request.request.reason
+    )
 }
 
 /// Records a request waiting for a second person.
@@ -352,9 +350,18 @@ pub async fn card_op(
     };
     let merchant_id = authed.merchant_id();
     let policy = state.store.approval_policy(merchant_id).await?;
-    let reach = state.store.card_op_reach(merchant_id, filter, op).await?;
+    // Counting the cards costs a scan of the filter: before running, only
+    // when a threshold reads it; a held request always records it.
+    let measured = match policy.reads_reach(kind) {
+        true => Some(state.store.card_op_reach(merchant_id, filter, op).await?),
+        false => None,
+    };
     let held = |reason: String| async move {
         let filter = recordable(filter)?;
+        let reach = match measured {
+            Some(reach) => reach,
+            None => state.store.card_op_reach(merchant_id, &filter, op).await?,
+        };
         let request = hold(
             state,
             authed,
@@ -366,7 +373,7 @@ pub async fn card_op(
         .await?;
         Ok::<_, ApiError>(Gated::Held(Box::new(request)))
     };
-    if let Some(reason) = policy.reason(kind, reach) {
+    if let Some(reason) = policy.reason(kind, measured.unwrap_or_default()) {
         return held(reason).await;
     }
     let audit = authed.audit(
@@ -591,26 +598,17 @@ async fn reach_now(state: &AppState, r: &ApprovalRequest, now: i64) -> ApiResult
     if r.shown_state(now) != ApprovalState::Pending {
         return Ok(None);
     }
-    let (Some(filter), Some(op)) = (r.request.filter(), r.request.kind.card_op()) else {
-        if r.request.kind == ApprovalKind::ExportSecrets {
-            let filter = r.request.filter().ok_or(ApiError::NotFound)?;
-            let n = state
-                .store
-                .count_cards(r.request.merchant_id, &filter)
-                .await?;
-            return Ok(Some(Reach {
-                n_cards: n,
-                value_fen: 0,
-            }));
-        }
+    let Some(filter) = r.request.filter() else {
         return Ok(None);
     };
-    Ok(Some(
-        state
-            .store
-            .card_op_reach(r.request.merchant_id, &filter, op)
-            .await?,
-    ))
+    let m = r.request.merchant_id;
+    Ok(Some(match r.request.kind.card_op() {
+        Some(op) => state.store.card_op_reach(m, &filter, op).await?,
+        None => Reach {
+            n_cards: state.store.count_cards(m, &filter).await?,
+            value_fen: 0,
+        },
+    }))
 }
 
 async fn dto(state: &AppState, r: &ApprovalRequest) -> ApiResult<ApprovalDto> {

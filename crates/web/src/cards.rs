@@ -790,7 +790,7 @@ async fn card_op_form(
         Gated::Held(request) => {
             return Ok(back_to_cards(
                 &form.filter_form(),
-                &Gated::<i64>::held_message(&request),
+                &crate::approvals::held_message(&request),
             ));
         }
     };
@@ -866,7 +866,7 @@ async fn single_card_op_form(
                 "未执行（状态不符）"
             }
         ),
-        Gated::Held(request) => Gated::<i64>::held_message(&request),
+        Gated::Held(request) => crate::approvals::held_message(&request),
     };
     if matches!(form.back.as_str(), "store" | "phone") {
         return Ok(crate::forms::redirect_with(

@@ -457,7 +457,7 @@ async fn adjust_form(
         Gated::Held(request) => {
             return Ok(redirect_with(
                 &format!("/customers/{customer_id}"),
-                &Gated::<()>::held_message(&request),
+                &crate::approvals::held_message(&request),
             ))
         }
     };

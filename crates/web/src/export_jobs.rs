@@ -254,7 +254,7 @@ pub async fn start_export(
     let path = match &shop {
         Some(_) => {
             file_name.push_str(".age");
-            plain.with_extension(format!("{}.age", kind.extension()))
+            crate::print_shops::sealed_path(&plain)
         }
         None => plain.clone(),
     };
@@ -409,7 +409,7 @@ async fn create_export_form(
             Gated::Done(job) => Redirect::to(&format!("/exports/{}", job.id)).into_response(),
             Gated::Held(request) => crate::cards::back_to_cards(
                 &form.filter_form(),
-                &Gated::<()>::held_message(&request),
+                &crate::approvals::held_message(&request),
             ),
         },
     )

@@ -154,15 +154,18 @@ pub fn id_field(text: Option<&str>) -> ApiResult<Option<i64>> {
     }
 }
 
+/// Where the export written to `plain` is once sealed: `….xlsx.age`.
+pub fn sealed_path(plain: &std::path::Path) -> PathBuf {
+    let extension = plain.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    plain.with_extension(format!("{extension}.age"))
+}
+
 /// Seals the export at `plain` to `shop`'s key: the sealed file replaces
 /// it (the plaintext is removed) and is returned.
 pub async fn seal(plain: PathBuf, shop: &PrintShop) -> ApiResult<PathBuf> {
     let recipient: Recipient = shop.recipient().map_err(ApiError::Internal)?;
     crate::off_runtime(move || {
-        let sealed = plain.with_extension(format!(
-            "{}.age",
-            plain.extension().and_then(|e| e.to_str()).unwrap_or("bin")
-        ));
+        let sealed = sealed_path(&plain);
         let result = crate::exports::seal_file(&plain, &recipient, &sealed);
         let _ = std::fs::remove_file(&plain);
         match result {

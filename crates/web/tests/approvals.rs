@@ -233,6 +233,10 @@ async fn caps_exports_adjustments(app: TestApp) {
     // 4 + 4 > 6: the whole activation is held, none of it runs.
     let (status, held) = owner.post("/api/v1/cards/activate", range(4, 7)).await;
     assert_eq!(status, 202, "{held}");
+    assert_eq!(
+        held["n_cards"], 4,
+        "a held request records what it reaches: {held}"
+    );
     assert!(
         held["reason"].as_str().unwrap().contains("每日激活上限"),
         "{held}"
