@@ -17,6 +17,9 @@ fn request(merchant_id: i64, by: i64, target: String, expires_at: i64) -> NewApp
         kind: ApprovalKind::ActivateCards,
         target,
         detail: String::new(),
+        payload: String::new(),
+        secret_sealed: None,
+        key_version: 0,
         reach: Reach {
             n_cards: 4,
             value_fen: 400,
@@ -55,6 +58,7 @@ pub async fn approval_requests_are_decided_once_by_another_person_in_time(store:
             max_value_fen: None,
         },
         expiry_hours: 2,
+        credentials: true,
         ..ApprovalPolicy::default()
     };
     for _ in 0..2 {
@@ -70,6 +74,30 @@ pub async fn approval_requests_are_decided_once_by_another_person_in_time(store:
     );
 
     decisions(store, a, b).await;
+    credential_change_keeps_its_payload(store, a).await;
+}
+
+/// A credential change keeps its new settings and their sealed secret as
+/// asked, for the run after approval.
+async fn credential_change_keeps_its_payload(store: &dyn Store, a: i64) {
+    let change = CredentialChange::SmsSettings;
+    let asked = NewApproval {
+        kind: ApprovalKind::ChangeCredentials,
+        target: change.target(),
+        detail: change.verb().into(),
+        payload: r#"{"provider":"aliyun"}"#.into(),
+        secret_sealed: Some(vec![0, 1, 2, 255]),
+        key_version: 3,
+        reach: Reach::default(),
+        ..request(a, 1, String::new(), NOW + 100)
+    };
+    let made = store
+        .create_approval(&asked, &audit(a, "request_approval"))
+        .await
+        .unwrap();
+    let found = store.approval(a, made.id).await.unwrap().unwrap();
+    assert_eq!(found.request, asked);
+    assert_eq!(found.request.credential_change(), Some(change));
 }
 
 async fn decisions(store: &dyn Store, a: i64, b: i64) {

@@ -34,6 +34,10 @@ pub struct ApprovalPolicy {
     pub delete_cards: bool,
     /// A balance adjustment (either way) above this amount.
     pub adjust_over_fen: Option<i64>,
+    /// Every change of where events go or of what signs in to the SMS
+    /// provider: a new webhook endpoint, a changed URL, a rotated signing
+    /// secret, new SMS provider credentials.
+    pub credentials: bool,
     /// What one staff member may activate in a merchant-local day without
     /// a second person: beyond it, an activation waits for approval.
     pub daily_cap: DailyCap,
@@ -48,6 +52,7 @@ impl Default for ApprovalPolicy {
             export_secrets: false,
             delete_cards: false,
             adjust_over_fen: None,
+            credentials: false,
             daily_cap: DailyCap::default(),
             expiry_hours: EXPIRY_HOURS_DEFAULT,
         }
@@ -83,14 +88,16 @@ pub enum ApprovalKind {
     DeleteCards,
     ExportSecrets,
     AdjustBalance,
+    ChangeCredentials,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 4] = [
+    pub const ALL: [ApprovalKind; 5] = [
         Self::ActivateCards,
         Self::DeleteCards,
         Self::ExportSecrets,
         Self::AdjustBalance,
+        Self::ChangeCredentials,
     ];
 
     pub fn code(self) -> &'static str {
@@ -99,6 +106,7 @@ impl ApprovalKind {
             Self::DeleteCards => "delete_cards",
             Self::ExportSecrets => "export_secrets",
             Self::AdjustBalance => "adjust_balance",
+            Self::ChangeCredentials => "change_credentials",
         }
     }
 
@@ -112,6 +120,7 @@ impl ApprovalKind {
             Self::DeleteCards => "删除卡",
             Self::ExportSecrets => "导出卡号和密码",
             Self::AdjustBalance => "调整顾客余额",
+            Self::ChangeCredentials => "修改推送或短信凭据",
         }
     }
 
@@ -120,7 +129,7 @@ impl ApprovalKind {
         match self {
             Self::ActivateCards => Some(CardOp::Activate),
             Self::DeleteCards => Some(CardOp::Delete),
-            Self::ExportSecrets | Self::AdjustBalance => None,
+            Self::ExportSecrets | Self::AdjustBalance | Self::ChangeCredentials => None,
         }
     }
 }
@@ -144,6 +153,9 @@ impl ApprovalPolicy {
                 .adjust_over_fen
                 .filter(|&o| reach.value_fen.abs() > o)
                 .map(|over| format!("调整余额超过 {} 元", crate::money::format_yuan(over))),
+            ApprovalKind::ChangeCredentials => self
+                .credentials
+                .then(|| "修改推送地址或短信凭据须复核".to_owned()),
         }
     }
 
@@ -155,7 +167,9 @@ impl ApprovalPolicy {
                 self.activate_count_over.is_some() || self.activate_value_over_fen.is_some()
             }
             ApprovalKind::AdjustBalance => self.adjust_over_fen.is_some(),
-            ApprovalKind::DeleteCards | ApprovalKind::ExportSecrets => false,
+            ApprovalKind::DeleteCards
+            | ApprovalKind::ExportSecrets
+            | ApprovalKind::ChangeCredentials => false,
         }
     }
 
@@ -235,10 +249,19 @@ impl ApprovalState {
 pub struct NewApproval {
     pub merchant_id: i64,
     pub kind: ApprovalKind,
-    /// The card filter's description, or `customer=ID`.
+    /// The card filter's description, `customer=ID`, or what a credential
+    /// change changes ([`CredentialChange::target`]).
     pub target: String,
-    /// The export's format, or the adjustment's reason.
+    /// The export's format, the adjustment's reason, or the credential
+    /// change's verb ([`CredentialChange::verb`]).
     pub detail: String,
+    /// A credential change's new settings as JSON, their secret left out
+    /// (it is in `secret_sealed`); empty for the other kinds.
+    pub payload: String,
+    /// A credential change's new secret, sealed under the merchant's key
+    /// `key_version` as the settings it replaces keep theirs.
+    pub secret_sealed: Option<Vec<u8>>,
+    pub key_version: i32,
     /// What it reached when asked (for an adjustment, the signed amount).
     pub reach: Reach,
     /// Why it needs a second person.
@@ -258,6 +281,84 @@ impl NewApproval {
     /// The customer an adjustment request is for.
     pub fn customer_id(&self) -> Option<i64> {
         self.target.strip_prefix("customer=")?.parse().ok()
+    }
+
+    /// The credential change a request carries.
+    pub fn credential_change(&self) -> Option<CredentialChange> {
+        if self.kind != ApprovalKind::ChangeCredentials {
+            return None;
+        }
+        CredentialChange::parse(&self.target, &self.detail)
+    }
+
+    /// Whether approval leaves the run to the person who asked, because it
+    /// hands back something only they should see once: the password
+    /// export's file, a webhook endpoint's new signing secret.
+    pub fn run_by_requester(&self) -> bool {
+        match self.kind {
+            ApprovalKind::ExportSecrets => true,
+            ApprovalKind::ChangeCredentials => {
+                self.credential_change().is_some_and(|c| c.makes_secret())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a credential request changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialChange {
+    CreateEndpoint,
+    /// A new URL for an endpoint.
+    UpdateEndpoint(i64),
+    RotateEndpointSecret(i64),
+    /// New SMS provider credentials.
+    SmsSettings,
+}
+
+impl CredentialChange {
+    pub fn target(self) -> String {
+        match self {
+            Self::CreateEndpoint => "webhook_endpoint=new".into(),
+            Self::UpdateEndpoint(id) | Self::RotateEndpointSecret(id) => {
+                format!("webhook_endpoint={id}")
+            }
+            Self::SmsSettings => "sms_settings".into(),
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::CreateEndpoint => "create",
+            Self::UpdateEndpoint(_) => "update",
+            Self::RotateEndpointSecret(_) => "rotate_secret",
+            Self::SmsSettings => "save",
+        }
+    }
+
+    pub fn parse(target: &str, verb: &str) -> Option<Self> {
+        let endpoint = target.strip_prefix("webhook_endpoint=");
+        match (endpoint, target, verb) {
+            (Some("new"), _, "create") => Some(Self::CreateEndpoint),
+            (Some(id), _, "update") => id.parse().ok().map(Self::UpdateEndpoint),
+            (Some(id), _, "rotate_secret") => id.parse().ok().map(Self::RotateEndpointSecret),
+            (None, "sms_settings", "save") => Some(Self::SmsSettings),
+            _ => None,
+        }
+    }
+
+    /// Whether running it makes a secret to show once.
+    pub fn makes_secret(self) -> bool {
+        matches!(self, Self::CreateEndpoint | Self::RotateEndpointSecret(_))
+    }
+
+    pub fn label_zh(self) -> String {
+        match self {
+            Self::CreateEndpoint => "新增推送地址".into(),
+            Self::UpdateEndpoint(id) => format!("修改推送地址 {id} 的 URL"),
+            Self::RotateEndpointSecret(id) => format!("更换推送地址 {id} 的签名密钥"),
+            Self::SmsSettings => "修改短信服务商凭据".into(),
+        }
     }
 }
 
@@ -436,6 +537,9 @@ mod tests {
                 kind: ApprovalKind::ActivateCards,
                 target: "batch=3".into(),
                 detail: String::new(),
+                payload: String::new(),
+                secret_sealed: None,
+                key_version: 0,
                 reach: Reach::default(),
                 reason: String::new(),
                 requested_by: by,
@@ -567,6 +671,7 @@ mod tests {
         );
         assert_eq!(ApprovalKind::DeleteCards.card_op(), Some(CardOp::Delete));
         assert_eq!(ApprovalKind::AdjustBalance.card_op(), None);
+        assert_eq!(ApprovalKind::ChangeCredentials.card_op(), None);
         let adjust = NewApproval {
             target: "customer=42".into(),
             ..request(ApprovalState::Pending, 1, 1).request
@@ -578,6 +683,68 @@ mod tests {
                 batch_id: Some(3),
                 ..CardFilter::default()
             })
+        );
+    }
+
+    #[test]
+    fn credential_changes_read_back_and_only_new_secrets_wait_for_the_requester() {
+        let changes = [
+            CredentialChange::CreateEndpoint,
+            CredentialChange::UpdateEndpoint(4),
+            CredentialChange::RotateEndpointSecret(4),
+            CredentialChange::SmsSettings,
+        ];
+        for change in changes {
+            let request = NewApproval {
+                kind: ApprovalKind::ChangeCredentials,
+                target: change.target(),
+                detail: change.verb().into(),
+                ..request(ApprovalState::Pending, 1, 1).request
+            };
+            assert_eq!(request.credential_change(), Some(change));
+            assert_eq!(request.run_by_requester(), change.makes_secret());
+            let other_kind = NewApproval {
+                kind: ApprovalKind::AdjustBalance,
+                ..request
+            };
+            assert_eq!(other_kind.credential_change(), None);
+            assert!(!other_kind.run_by_requester());
+        }
+        assert!(CredentialChange::CreateEndpoint.makes_secret());
+        assert!(CredentialChange::RotateEndpointSecret(1).makes_secret());
+        assert!(!CredentialChange::UpdateEndpoint(1).makes_secret());
+        assert!(!CredentialChange::SmsSettings.makes_secret());
+        assert_eq!(
+            CredentialChange::parse("webhook_endpoint=x", "update"),
+            None
+        );
+        assert_eq!(
+            CredentialChange::parse("webhook_endpoint=new", "update"),
+            None
+        );
+        assert_eq!(CredentialChange::parse("sms_settings", "create"), None);
+        assert_eq!(
+            CredentialChange::parse("webhook_endpoint=3", "delete"),
+            None
+        );
+        let export = NewApproval {
+            kind: ApprovalKind::ExportSecrets,
+            ..request(ApprovalState::Pending, 1, 1).request
+        };
+        assert!(export.run_by_requester());
+        assert!(!request(ApprovalState::Pending, 1, 1)
+            .request
+            .run_by_requester());
+        let policy = ApprovalPolicy {
+            credentials: true,
+            ..ApprovalPolicy::default()
+        };
+        let kind = ApprovalKind::ChangeCredentials;
+        assert!(policy.reason(kind, Reach::default()).is_some());
+        assert!(!policy.reads_reach(kind));
+        assert_eq!(
+            ApprovalPolicy::default().reason(kind, Reach::default()),
+            None
         );
     }
 }

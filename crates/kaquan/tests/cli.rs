@@ -758,8 +758,8 @@ async fn the_readme_example_redeems_a_code_and_verify_catches_a_corrupted_balanc
                     client
                     .batch_execute(
                         "UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'customer'; \
-                         INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-                         SELECT id, 999999, 'fen', 1 FROM ledger_transactions LIMIT 1",
+                         INSERT INTO ledger_postings (transaction_id, account_id, asset, amount, merchant_id) \
+                         SELECT id, 999999, 'fen', 1, merchant_id FROM ledger_transactions LIMIT 1",
                     )
                     .await
                     .unwrap();

@@ -17,11 +17,11 @@ use kaquan_core::{Conflict, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 const POLICY_COLUMNS: &str = "activate_count_over, activate_value_over_fen, export_secrets, \
-    delete_cards, adjust_over_fen, daily_max_cards, daily_max_value_fen, expiry_hours";
+    delete_cards, adjust_over_fen, daily_max_cards, daily_max_value_fen, expiry_hours, credentials";
 
 const REQUEST_COLUMNS: &str = "id, merchant_id, kind, target, detail, n_cards, value_fen, reason, \
     requested_by, requested_by_name, requested_at, expires_at, state, decided_by, \
-    decided_by_name, decided_at, n_done, outcome";
+    decided_by_name, decided_at, n_done, outcome, payload, secret_sealed, key_version";
 
 fn policy_from_row(row: &Row) -> ApprovalPolicy {
     ApprovalPolicy {
@@ -35,6 +35,7 @@ fn policy_from_row(row: &Row) -> ApprovalPolicy {
             max_value_fen: row.get(6),
         },
         expiry_hours: row.get(7),
+        credentials: row.get(8),
     }
 }
 
@@ -46,6 +47,9 @@ fn request_from_row(row: &Row) -> StoreResult<ApprovalRequest> {
             kind: parse_or(ApprovalKind::parse(row.get(2)), "approval kind")?,
             target: row.get(3),
             detail: row.get(4),
+            payload: row.get(18),
+            secret_sealed: row.get(19),
+            key_version: row.get(20),
             reach: Reach {
                 n_cards: row.get(5),
                 value_fen: row.get(6),
@@ -91,13 +95,14 @@ impl kaquan_core::approval::ApprovalStore for PgStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let sql = format!(
             "INSERT INTO approval_policies (merchant_id, {POLICY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (merchant_id) DO UPDATE SET \
              activate_count_over = excluded.activate_count_over, \
              activate_value_over_fen = excluded.activate_value_over_fen, \
              export_secrets = excluded.export_secrets, delete_cards = excluded.delete_cards, \
              adjust_over_fen = excluded.adjust_over_fen, daily_max_cards = excluded.daily_max_cards, \
-             daily_max_value_fen = excluded.daily_max_value_fen, expiry_hours = excluded.expiry_hours"
+             daily_max_value_fen = excluded.daily_max_value_fen, expiry_hours = excluded.expiry_hours, \
+             credentials = excluded.credentials"
         );
         exec(
             &tx,
@@ -112,6 +117,7 @@ impl kaquan_core::approval::ApprovalStore for PgStore {
                 &policy.daily_cap.max_cards,
                 &policy.daily_cap.max_value_fen,
                 &policy.expiry_hours,
+                &policy.credentials,
             ],
         )
         .await?;
@@ -129,8 +135,8 @@ impl kaquan_core::approval::ApprovalStore for PgStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let sql = format!(
             "INSERT INTO approval_requests (merchant_id, kind, target, detail, n_cards, value_fen, \
-             reason, requested_by, requested_by_name, requested_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {REQUEST_COLUMNS}"
+             reason, requested_by, requested_by_name, requested_at, expires_at, payload, secret_sealed, key_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {REQUEST_COLUMNS}"
         );
         let row = one(
             &tx,
@@ -147,6 +153,9 @@ impl kaquan_core::approval::ApprovalStore for PgStore {
                 &r.requested_by_name,
                 &r.requested_at,
                 &r.expires_at,
+                &r.payload,
+                &r.secret_sealed,
+                &r.key_version,
             ],
         )
         .await?;

@@ -371,7 +371,7 @@ async fn apply_after_fill(
         if owned as usize != after.goods_ids.len() {
             return Err(StoreError::NotFound);
         }
-        exec(tx, "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest($1::bigint[]) AS g \
+        exec(tx, "INSERT INTO card_goods (card_id, goods_id, merchant_id) SELECT cards.id, g, cards.merchant_id FROM cards, unnest($1::bigint[]) AS g \
              WHERE cards.batch_id = $2 ON CONFLICT DO NOTHING",
             &[&after.goods_ids, &batch_id]).await?;
         let link = AuditEntry {

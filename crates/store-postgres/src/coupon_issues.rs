@@ -212,10 +212,11 @@ async fn count_holders(
     for (customer_id, k) in &per_customer {
         let held = opt(
             c,
-            "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) SELECT $1::bigint, $2::bigint, $3::bigint, 0 WHERE $3::bigint <= $4::bigint \
-             ON CONFLICT (program_id, customer_id) DO UPDATE SET n_claimed = coupon_holdings.n_claimed + excluded.n_claimed \
+            "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used, merchant_id) \
+             SELECT $1::bigint, $2::bigint, $3::bigint, 0, $5::bigint WHERE $3::bigint <= $4::bigint \
+             ON CONFLICT (program_id, customer_id, merchant_id) DO UPDATE SET n_claimed = coupon_holdings.n_claimed + excluded.n_claimed \
              WHERE coupon_holdings.n_claimed + excluded.n_claimed <= $4 RETURNING 1",
-            &[&issue.program_id, customer_id, k, &limit],
+            &[&issue.program_id, customer_id, k, &limit, &issue.merchant_id],
         )
         .await?;
         if held.is_none() {

@@ -213,10 +213,11 @@ async fn verify_in(
         (taken.get(0), taken.get(1), taken.get(2));
     let counted = opt(
         c,
-        "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) VALUES ($1, $2, 0, 1) \
-         ON CONFLICT (program_id, customer_id) DO UPDATE SET n_used = coupon_holdings.n_used + 1 \
+        "INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used, merchant_id) \
+         VALUES ($1, $2, 0, 1, $4) \
+         ON CONFLICT (program_id, customer_id, merchant_id) DO UPDATE SET n_used = coupon_holdings.n_used + 1 \
          WHERE coupon_holdings.n_used < $3 RETURNING 1",
-        &[&program_id, &customer_id, &use_limit],
+        &[&program_id, &customer_id, &use_limit, &m],
     )
     .await?;
     if counted.is_none() {
@@ -264,9 +265,9 @@ static VERIFY_STATEMENT: LazyLock<String> = LazyLock::new(|| {
            AND coupons.state = 'available' AND coupons.gift_token_hash IS NULL AND p.id = coupons.program_id \
            AND p.state IN ('active', 'ended') AND coupons.valid_from <= $4 AND coupons.valid_until >= $4 \
            RETURNING coupons.id, coupons.program_id, coupons.customer_id, p.use_limit), \
-         counted AS (INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used) \
-           SELECT program_id, customer_id, 0, 1 FROM taken \
-           ON CONFLICT (program_id, customer_id) DO UPDATE SET n_used = coupon_holdings.n_used + 1 \
+         counted AS (INSERT INTO coupon_holdings (program_id, customer_id, n_claimed, n_used, merchant_id) \
+           SELECT program_id, customer_id, 0, 1, $6 FROM taken \
+           ON CONFLICT (program_id, customer_id, merchant_id) DO UPDATE SET n_used = coupon_holdings.n_used + 1 \
            WHERE coupon_holdings.n_used < (SELECT use_limit FROM taken) RETURNING 1), \
          v AS (INSERT INTO coupon_verifications (merchant_id, coupon_id, program_id, customer_id, location_id, \
            staff_id, verifier, channel, order_amount_fen, discount_fen, order_ref, created_at) \

@@ -411,8 +411,8 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         .get(0);
         exec(
             &tx,
-            "INSERT INTO coupon_stock (program_id, quantity) VALUES ($1, $2)",
-            &[&id, &quantity],
+            "INSERT INTO coupon_stock (program_id, quantity, merchant_id) VALUES ($1, $2, $3)",
+            &[&id, &quantity, &merchant_id],
         )
         .await?;
         let mut audit = audit.clone();
@@ -544,7 +544,7 @@ impl kaquan_core::coupon::usage::CouponStore for PgStore {
         exec(
             &tx,
             &format!("INSERT INTO {table} (program_id, merchant_id, content_type, bytes, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (program_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
+             ON CONFLICT (program_id, merchant_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, \
              updated_at = excluded.updated_at"),
             &[&logo.program_id, &logo.merchant_id, &logo.content_type, &logo.bytes, &logo.now],
         )

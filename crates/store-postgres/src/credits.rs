@@ -148,8 +148,8 @@ async fn post(
          program_id, purchase_id, stock_purchase_id, reason, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id), \
          counter AS (SELECT id FROM credit_accounts WHERE merchant_id = $1 AND kind = $12), \
-         postings AS (INSERT INTO credit_postings (transaction_id, account_id, amount) \
-         SELECT t.id, $13, $4 FROM t UNION ALL SELECT t.id, counter.id, -$4 FROM t, counter RETURNING 1) \
+         postings AS (INSERT INTO credit_postings (transaction_id, account_id, amount, merchant_id) \
+         SELECT t.id, $13, $4, $1 FROM t UNION ALL SELECT t.id, counter.id, -$4, $1 FROM t, counter RETURNING 1) \
          SELECT id, (SELECT count(*) FROM postings) FROM t",
         &[
             &merchant_id,

@@ -391,7 +391,7 @@ pub(crate) async fn paid_in(
         let newly_paid = exec(
             c,
             "INSERT INTO ecard_order_lines (merchant_id, order_ref, line_id, listing_id, sku_id, product_id, quantity, paid_at, refunded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_ref, line_id) DO UPDATE \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_ref, line_id, merchant_id) DO UPDATE \
              SET listing_id = excluded.listing_id, sku_id = excluded.sku_id, product_id = excluded.product_id, \
              quantity = excluded.quantity, paid_at = excluded.paid_at WHERE ecard_order_lines.paid_at IS NULL",
             &[&paid.merchant_id, &order_ref, &line.line_id, &line.product_id, &line.sku_id, &products[i], &line.quantity, &paid.now, &order_refunded],
@@ -457,7 +457,7 @@ pub(crate) async fn refund_in(
             exec(
                 c,
                 "INSERT INTO ecard_order_lines (merchant_id, order_ref, line_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (order_ref, line_id) DO NOTHING",
+                 ON CONFLICT (order_ref, line_id, merchant_id) DO NOTHING",
                 &[&refund.merchant_id, &order_ref, line_id],
             )
             .await?;

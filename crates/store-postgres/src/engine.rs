@@ -79,6 +79,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/035_approvals.sql"),
     include_str!("migrations/036_print_shops.sql"),
     include_str!("migrations/037_key_ring.sql"),
+    include_str!("migrations/038_distributable.sql"),
+    include_str!("migrations/039_credential_approvals.sql"),
 ];
 
 pub struct PgStore {

@@ -391,9 +391,9 @@ impl kaquan_core::event::EventStore for PgStore {
         }
         exec(
             &tx,
-            "INSERT INTO webhook_attempts (delivery_id, attempt_no, status, error, duration_ms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&c.delivery_id, &c.attempt_no, &status, &o.error, &o.duration_ms, &now],
+            "INSERT INTO webhook_attempts (delivery_id, attempt_no, status, error, duration_ms, created_at, merchant_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&c.delivery_id, &c.attempt_no, &status, &o.error, &o.duration_ms, &now, &c.event.merchant_id],
         )
         .await?;
         if o.succeeded() {

@@ -230,7 +230,7 @@ impl kaquan_core::goods::GoodsStore for PgStore {
         let goods_placeholder = params.len() + 1;
         params.push(Box::new(goods_ids.clone()));
         exec(&tx, &format!(
-                "INSERT INTO card_goods (card_id, goods_id) SELECT cards.id, g FROM cards, unnest(${goods_placeholder}::bigint[]) AS g \
+                "INSERT INTO card_goods (card_id, goods_id, merchant_id) SELECT cards.id, g, cards.merchant_id FROM cards, unnest(${goods_placeholder}::bigint[]) AS g \
                  WHERE {condition} ON CONFLICT DO NOTHING"
             ),
             &refs(&params)).await?;

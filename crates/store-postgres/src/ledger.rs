@@ -104,11 +104,11 @@ pub(crate) fn ledger_statement(src: &str, shape: CallShape) -> String {
            SELECT $3, account.customer_id, $4, account.amount, account.balance, account.reference, $5, $6, $7, $8 FROM account \
            RETURNING {TRANSACTION_COLUMNS} \
          ), p AS ( \
-           INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-           SELECT t.id, account.id, $2, t.amount_fen FROM t, account \
+           INSERT INTO ledger_postings (transaction_id, account_id, asset, amount, merchant_id) \
+           SELECT t.id, account.id, $2, t.amount_fen, $3 FROM t, account \
            UNION ALL \
            SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $3 AND kind = $9 AND customer_id IS NULL AND asset = $2), \
-           $2, -t.amount_fen FROM t \
+           $2, -t.amount_fen, $3 FROM t \
            RETURNING 1 \
          ), a AS ( \
            INSERT INTO audit_log (merchant_id, actor_staff_id, actor, action, target, detail, n_affected, created_at) \

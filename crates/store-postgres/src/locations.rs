@@ -149,8 +149,8 @@ impl kaquan_core::location::LocationStore for PgStore {
         .await?;
         exec(
             &tx,
-            "INSERT INTO staff_locations (staff_id, location_id) SELECT $1, unnest($2::bigint[])",
-            &[&staff_id, &ids],
+            "INSERT INTO staff_locations (staff_id, location_id, merchant_id) SELECT $1, l, $3 FROM unnest($2::bigint[]) AS l",
+            &[&staff_id, &ids, &merchant_id],
         )
         .await?;
         insert_audit(&tx, audit, ids.len() as i64).await?;

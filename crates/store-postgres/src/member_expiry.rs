@@ -133,9 +133,9 @@ async fn expire_member(
     if upcoming > 0 {
         let inserted = exec(
             tx,
-            "INSERT INTO member_expiry_notices (member_id, cutoff, points, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
-            &[&member_id, &last_soon, &upcoming, &now],
+            "INSERT INTO member_expiry_notices (member_id, cutoff, points, created_at, merchant_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&member_id, &last_soon, &upcoming, &now, &merchant_id],
         )
         .await?;
         if inserted == 1 {

@@ -120,11 +120,11 @@ fn write_statement(texts: bool) -> String {
       FROM unnest($26::text[], $27::bigint[], $28::bigint[], $29::text[]) AS u(kind, amount, after, asset) \
       RETURNING id, kind, amount_fen, asset \
     ), posted AS ( \
-      INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-      SELECT t.id, CASE t.asset WHEN 'points' THEN $17 ELSE $20 END, t.asset, t.amount_fen FROM t \
+      INSERT INTO ledger_postings (transaction_id, account_id, asset, amount, merchant_id) \
+      SELECT t.id, CASE t.asset WHEN 'points' THEN $17 ELSE $20 END, t.asset, t.amount_fen, $4 FROM t \
       UNION ALL \
       SELECT t.id, (SELECT a.id FROM ledger_accounts a WHERE a.merchant_id = $4 AND a.kind = u.counter \
-      AND a.customer_id IS NULL AND a.asset = t.asset), t.asset, -t.amount_fen \
+      AND a.customer_id IS NULL AND a.asset = t.asset), t.asset, -t.amount_fen, $4 \
       FROM t JOIN unnest($26::text[], $30::text[]) AS u(kind, counter) ON u.kind = t.kind \
       RETURNING 1 \
     ), operation AS ( \

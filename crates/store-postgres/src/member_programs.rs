@@ -293,7 +293,7 @@ impl kaquan_core::member::MemberStore for PgStore {
         exec(
             &tx,
             "INSERT INTO member_card_pictures (program_id, picture, merchant_id, content_type, bytes, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (program_id, picture) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (program_id, picture, merchant_id) DO UPDATE SET \
              content_type = excluded.content_type, bytes = excluded.bytes, updated_at = excluded.updated_at",
             &[&id, &upload.picture.code(), &m, &upload.content_type, &upload.bytes, &upload.now],
         )

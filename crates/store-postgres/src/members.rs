@@ -205,11 +205,11 @@ const POSTING_STATEMENT: &str = "WITH account AS ( \
       reason, channel, created_by, created_at, asset) \
       SELECT $4, $2, $5, $1, account.balance, $6, $7, $8, $9, $10, $3 FROM account RETURNING id \
     ), p AS ( \
-      INSERT INTO ledger_postings (transaction_id, account_id, asset, amount) \
-      SELECT t.id, account.id, $3, $1 FROM t, account \
+      INSERT INTO ledger_postings (transaction_id, account_id, asset, amount, merchant_id) \
+      SELECT t.id, account.id, $3, $1, $4 FROM t, account \
       UNION ALL \
       SELECT t.id, (SELECT id FROM ledger_accounts WHERE merchant_id = $4 AND kind = $11 AND customer_id IS NULL \
-      AND asset = $3), $3, -$1 FROM t \
+      AND asset = $3), $3, -$1, $4 FROM t \
       RETURNING 1 \
     ) SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM p)";
 
@@ -392,7 +392,7 @@ async fn activate(c: &impl GenericClient, op: &MemberOp, a: &ActivateMember) -> 
         c,
         "INSERT INTO members (merchant_id, program_id, customer_id, phone, name, birthday, gender, tier, \
          points_earned, spend_fen, activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) \
-         ON CONFLICT (program_id, customer_id) DO NOTHING RETURNING id",
+         ON CONFLICT (program_id, customer_id, merchant_id) DO NOTHING RETURNING id",
         &[
             &op.merchant_id,
             &a.program_id,

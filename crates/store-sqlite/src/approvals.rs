@@ -18,11 +18,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 const POLICY_COLUMNS: &str = "activate_count_over, activate_value_over_fen, export_secrets, \
-    delete_cards, adjust_over_fen, daily_max_cards, daily_max_value_fen, expiry_hours";
+    delete_cards, adjust_over_fen, daily_max_cards, daily_max_value_fen, expiry_hours, credentials";
 
 const REQUEST_COLUMNS: &str = "id, merchant_id, kind, target, detail, n_cards, value_fen, reason, \
     requested_by, requested_by_name, requested_at, expires_at, state, decided_by, \
-    decided_by_name, decided_at, n_done, outcome";
+    decided_by_name, decided_at, n_done, outcome, payload, secret_sealed, key_version";
 
 fn policy_from_row(row: &Row) -> rusqlite::Result<ApprovalPolicy> {
     Ok(ApprovalPolicy {
@@ -36,6 +36,7 @@ fn policy_from_row(row: &Row) -> rusqlite::Result<ApprovalPolicy> {
             max_value_fen: row.get(6)?,
         },
         expiry_hours: row.get(7)?,
+        credentials: row.get(8)?,
     })
 }
 
@@ -49,6 +50,9 @@ fn request_from_row(row: &Row) -> rusqlite::Result<ApprovalRequest> {
             kind: decode(ApprovalKind::parse(&kind), 2, "approval kind")?,
             target: row.get(3)?,
             detail: row.get(4)?,
+            payload: row.get(18)?,
+            secret_sealed: row.get(19)?,
+            key_version: row.get(20)?,
             reach: Reach {
                 n_cards: row.get(5)?,
                 value_fen: row.get(6)?,
@@ -98,13 +102,14 @@ impl kaquan_core::approval::ApprovalStore for SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT INTO approval_policies (merchant_id, {POLICY_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                      ON CONFLICT (merchant_id) DO UPDATE SET \
                      activate_count_over = excluded.activate_count_over, \
                      activate_value_over_fen = excluded.activate_value_over_fen, \
                      export_secrets = excluded.export_secrets, delete_cards = excluded.delete_cards, \
                      adjust_over_fen = excluded.adjust_over_fen, daily_max_cards = excluded.daily_max_cards, \
-                     daily_max_value_fen = excluded.daily_max_value_fen, expiry_hours = excluded.expiry_hours"
+                     daily_max_value_fen = excluded.daily_max_value_fen, expiry_hours = excluded.expiry_hours, \
+                     credentials = excluded.credentials"
                 ),
                 params![
                     merchant_id,
@@ -115,7 +120,8 @@ impl kaquan_core::approval::ApprovalStore for SqliteStore {
                     policy.adjust_over_fen,
                     policy.daily_cap.max_cards,
                     policy.daily_cap.max_value_fen,
-                    policy.expiry_hours
+                    policy.expiry_hours,
+                    policy.credentials
                 ],
             )
             .map_err(map_err)?;
@@ -136,8 +142,8 @@ impl kaquan_core::approval::ApprovalStore for SqliteStore {
                 .query_row(
                     &format!(
                         "INSERT INTO approval_requests (merchant_id, kind, target, detail, n_cards, value_fen, \
-                         reason, requested_by, requested_by_name, requested_at, expires_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING {REQUEST_COLUMNS}"
+                         reason, requested_by, requested_by_name, requested_at, expires_at, payload, secret_sealed, key_version) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {REQUEST_COLUMNS}"
                     ),
                     params![
                         r.merchant_id,
@@ -150,7 +156,10 @@ impl kaquan_core::approval::ApprovalStore for SqliteStore {
                         r.requested_by,
                         r.requested_by_name,
                         r.requested_at,
-                        r.expires_at
+                        r.expires_at,
+                    r.payload,
+                    r.secret_sealed,
+                    r.key_version
                     ],
                     request_from_row,
                 )

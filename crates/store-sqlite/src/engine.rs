@@ -116,6 +116,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/036_approvals.sql"),
     include_str!("migrations/037_print_shops.sql"),
     include_str!("migrations/038_key_ring.sql"),
+    include_str!("migrations/039_credential_approvals.sql"),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to:

@@ -9,6 +9,7 @@
 //! person who asked, once, from 待审批.
 
 use crate::auth::Authed;
+use crate::credential_approvals::{self, Payload};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Json, Path, Query};
 use crate::forms::redirect_with;
@@ -62,7 +63,7 @@ pub fn router() -> Router<AppState> {
 /// without a second person.
 #[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"activate_count_over": 1000, "activate_value_over_fen": 5000000, "export_secrets": true, "delete_cards": true, "adjust_over_fen": 50000, "daily_max_cards": 5000, "daily_max_value_fen": null, "expiry_hours": 24}))]
+#[schema(example = json!({"activate_count_over": 1000, "activate_value_over_fen": 5000000, "export_secrets": true, "delete_cards": true, "credentials": true, "adjust_over_fen": 50000, "daily_max_cards": 5000, "daily_max_value_fen": null, "expiry_hours": 24}))]
 pub struct ApprovalPolicyDto {
     /// 激活 of more than this many cards at once waits for approval.
     #[schema(minimum = 0)]
@@ -76,6 +77,9 @@ pub struct ApprovalPolicyDto {
     /// Every 删除 of cards waits for approval.
     #[serde(default)]
     pub delete_cards: bool,
+    /// Every credential change waits for approval: a new webhook endpoint, a changed endpoint URL, a rotated signing secret, new SMS provider credentials.
+    #[serde(default)]
+    pub credentials: bool,
     /// A balance adjustment above this amount (either way) waits for approval.
     #[schema(minimum = 0)]
     pub adjust_over_fen: Option<i64>,
@@ -96,6 +100,7 @@ impl From<&ApprovalPolicy> for ApprovalPolicyDto {
             activate_value_over_fen: p.activate_value_over_fen,
             export_secrets: p.export_secrets,
             delete_cards: p.delete_cards,
+            credentials: p.credentials,
             adjust_over_fen: p.adjust_over_fen,
             daily_max_cards: p.daily_cap.max_cards,
             daily_max_value_fen: p.daily_cap.max_value_fen,
@@ -111,6 +116,7 @@ impl ApprovalPolicyDto {
             activate_value_over_fen: self.activate_value_over_fen,
             export_secrets: self.export_secrets,
             delete_cards: self.delete_cards,
+            credentials: self.credentials,
             adjust_over_fen: self.adjust_over_fen,
             daily_cap: DailyCap {
                 max_cards: self.daily_max_cards,
@@ -197,6 +203,8 @@ struct PolicyForm {
     #[serde(default)]
     delete_cards: Option<String>,
     #[serde(default)]
+    credentials: Option<String>,
+    #[serde(default)]
     adjust_over: String,
     #[serde(default)]
     daily_max_cards: String,
@@ -237,6 +245,7 @@ async fn save_policy_form(
         activate_value_over_fen: amount_field(&form.activate_value_over, "一次激活面值")?,
         export_secrets: form.export_secrets.is_some(),
         delete_cards: form.delete_cards.is_some(),
+        credentials: form.credentials.is_some(),
         adjust_over_fen: amount_field(&form.adjust_over, "调整余额金额")?,
         daily_max_cards: count_field(&form.daily_max_cards, "每人每日激活张数")?,
         daily_max_value_fen: amount_field(&form.daily_max_value, "每人每日激活面值")?,
@@ -265,13 +274,14 @@ pub fn held_message(request: &ApprovalRequest) -> String {
 }
 
 /// Records a request waiting for a second person.
-async fn hold(
+pub(crate) async fn hold(
     state: &AppState,
     authed: &Authed,
     kind: ApprovalKind,
     (target, detail): (String, String),
     reach: Reach,
     (reason, expiry_hours): (String, i64),
+    payload: Payload,
 ) -> ApiResult<ApprovalRequest> {
     let now = crate::now();
     // A second click (or a retried call) finds the request the first made.
@@ -291,6 +301,7 @@ async fn hold(
             && r.request.target == target
             && r.request.detail == detail
             && r.request.reach == reach
+            && r.request.payload == payload.json
     };
     if let Some(existing) = pending.iter().find(same) {
         return Ok(existing.clone());
@@ -300,6 +311,12 @@ async fn hold(
         kind,
         target,
         detail,
+        payload: payload.json,
+        secret_sealed: payload
+            .sealed
+            .as_ref()
+            .and_then(|s| s.secret_sealed.clone()),
+        key_version: payload.sealed.as_ref().map_or(0, |s| s.key_version),
         reach,
         reason,
         requested_by: authed.staff.id,
@@ -369,6 +386,7 @@ pub async fn card_op(
             (filter.describe(), String::new()),
             reach,
             (reason, policy.expiry_hours),
+            Payload::default(),
         )
         .await?;
         Ok::<_, ApiError>(Gated::Held(Box::new(request)))
@@ -447,6 +465,7 @@ pub async fn secrets_export(
         target,
         reach,
         (reason, policy.expiry_hours),
+        Payload::default(),
     )
     .await?;
     Ok(Some(request))
@@ -480,6 +499,7 @@ pub async fn adjustment(
         target,
         reach,
         (reason, policy.expiry_hours),
+        Payload::default(),
     )
     .await?;
     Ok(Some(request))
@@ -501,16 +521,16 @@ pub fn held_answer(request: &ApprovalRequest) -> Response {
 #[schema(example = json!({"id": 7, "kind": "activate_cards", "kind_label": "激活卡", "state": "pending", "state_label": "待审批", "target": "batch=12", "target_text": "批次 12", "detail": "", "n_cards": 5000, "value_fen": 50000000, "value_yuan": "500000.00", "n_cards_now": 4990, "value_fen_now": 49900000, "reason": "一次激活超过 1000 张", "requested_by": "clerk", "requested_at": "2026-12-07T10:00:00+08:00", "expires_at": "2026-12-08T10:00:00+08:00", "decided_by": null, "decided_at": null, "n_done": null, "outcome": ""}))]
 pub struct ApprovalDto {
     pub id: i64,
-    /// `activate_cards`, `delete_cards`, `export_secrets` or `adjust_balance`.
+    /// `activate_cards`, `delete_cards`, `export_secrets`, `adjust_balance` or `change_credentials`.
     pub kind: &'static str,
     pub kind_label: &'static str,
     /// `pending`, `approved` (running), `rejected`, `done`, `failed` or `expired`.
     pub state: &'static str,
     pub state_label: &'static str,
-    /// What it runs on: the card filter as the audit log writes it, or `customer=ID`.
+    /// What it runs on: the card filter as the audit log writes it, `customer=ID`, `webhook_endpoint=ID` (`new` for a new one) or `sms_settings`.
     pub target: String,
     pub target_text: String,
-    /// The export's format, or the adjustment's reason.
+    /// The export's format, the adjustment's reason, or the credential change: `create`, `update`, `rotate_secret` or `save`.
     pub detail: String,
     /// Cards it reached when asked.
     pub n_cards: i64,
@@ -537,9 +557,10 @@ pub struct ApprovalDto {
 impl ApprovalDto {
     fn new(r: &ApprovalRequest, now_reach: Option<Reach>, now: i64) -> Self {
         let shown = r.shown_state(now);
-        let target_text = match r.request.customer_id() {
-            Some(id) => format!("顾客 {id}"),
-            None => kaquan_core::audit::words_zh(&r.request.target),
+        let target_text = match (r.request.customer_id(), credential_approvals::describe(r)) {
+            (Some(id), _) => format!("顾客 {id}"),
+            (None, Some(change)) => change,
+            (None, None) => kaquan_core::audit::words_zh(&r.request.target),
         };
         ApprovalDto {
             id: r.id,
@@ -574,6 +595,7 @@ fn require_queue(authed: &Authed) -> ApiResult<()> {
         Permission::CardsManage,
         Permission::CardsExportSecrets,
         Permission::BalancesAdjust,
+        Permission::ApiKeysManage,
     ]
     .into_iter()
     .any(|p| authed.can(p));
@@ -590,6 +612,7 @@ fn permission_of(kind: ApprovalKind) -> Permission {
         ApprovalKind::ActivateCards | ApprovalKind::DeleteCards => Permission::CardsManage,
         ApprovalKind::ExportSecrets => Permission::CardsExportSecrets,
         ApprovalKind::AdjustBalance => Permission::BalancesAdjust,
+        ApprovalKind::ChangeCredentials => Permission::ApiKeysManage,
     }
 }
 
@@ -660,7 +683,7 @@ async fn list_approval_requests(
     Ok(Json(load(&state, &authed, &query).await?))
 }
 
-async fn find(state: &AppState, authed: &Authed, id: i64) -> ApiResult<ApprovalRequest> {
+pub(crate) async fn find(state: &AppState, authed: &Authed, id: i64) -> ApiResult<ApprovalRequest> {
     state
         .store
         .approval(authed.merchant_id(), id)
@@ -731,7 +754,7 @@ async fn decide(
                 .unwrap_or(DecisionRefusal::Decided(now_request.state)),
         ));
     }
-    if decision == Decision::Approve && request.request.kind != ApprovalKind::ExportSecrets {
+    if decision == Decision::Approve && !request.request.run_by_requester() {
         let outcome = run(state, authed, &request).await;
         let recorded = outcome.as_ref().map(|n| *n).map_err(|e| e.public_message());
         state
@@ -783,6 +806,9 @@ async fn run(state: &AppState, authed: &Authed, r: &ApprovalRequest) -> ApiResul
             .await?;
             Ok(1)
         }
+        ApprovalKind::ChangeCredentials => {
+            crate::credential_approvals::run(state, authed, r, &detail).await
+        }
         ApprovalKind::ExportSecrets => Err(ApiError::Internal("exports run on download".into())),
     }
 }
@@ -805,6 +831,15 @@ async fn reject_approval_request(
     Ok(Json(dto(&state, &r).await?))
 }
 
+/// Why a request the person who asked runs cannot run now.
+pub(crate) fn not_approved(r: &ApprovalRequest, what: &str) -> ApiError {
+    ApiError::malformed(
+        StatusCode::CONFLICT,
+        "approval_not_approved",
+        format!("{what}（{}）", r.shown_state(crate::now()).label_zh()),
+    )
+}
+
 /// The approved password export, once, for the person who asked.
 async fn download_export(
     State(state): State<AppState>,
@@ -819,14 +854,7 @@ async fn download_export(
         return Err(ApiError::NotFound);
     }
     if r.state != ApprovalState::Approved {
-        return Err(ApiError::malformed(
-            StatusCode::CONFLICT,
-            "approval_not_approved",
-            format!(
-                "该导出不能下载（{}）",
-                r.shown_state(crate::now()).label_zh()
-            ),
-        ));
+        return Err(not_approved(&r, "该导出不能下载"));
     }
     let filter = r.request.filter().ok_or(ApiError::NotFound)?;
     let word = |key: &str| {
@@ -959,6 +987,9 @@ async fn decide_form(
         (ApprovalState::Rejected, _) => format!("已驳回请求 {id}"),
         (ApprovalState::Approved, ApprovalKind::ExportSecrets) => {
             format!("已批准请求 {id}：提交人可在「待审批」中下载导出文件")
+        }
+        (ApprovalState::Approved, ApprovalKind::ChangeCredentials) => {
+            format!("已批准请求 {id}：提交人可在「待审批」中领取签名密钥")
         }
         (ApprovalState::Done, _) => {
             format!("已批准并执行请求 {id}：{} 张/笔", r.n_done.unwrap_or(0))

@@ -27,6 +27,7 @@ pub mod coupon_open;
 pub mod coupon_pages;
 pub mod coupon_records;
 pub mod coupons;
+pub mod credential_approvals;
 pub mod credit_pages;
 pub mod credits;
 pub mod customers;
@@ -298,6 +299,7 @@ pub fn router(state: AppState) -> Router {
         .merge(prometheus::router())
         .merge(prepaid::router())
         .merge(approvals::router())
+        .merge(credential_approvals::router())
         .merge(print_shops::router())
         .merge(batches::router())
         .merge(cards::router())

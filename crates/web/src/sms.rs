@@ -6,7 +6,9 @@
 //! 2021-01-11, TC3-HMAC-SHA256) with a timeout, and records the provider's
 //! answer. A slow provider never slows a customer's request.
 
+use crate::approvals::{held_answer, Gated};
 use crate::auth::Authed;
+use crate::credential_approvals::{self, Payload, Sealed};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::lists::{ListDto, PageQuery};
@@ -15,6 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::approval::CredentialChange;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::pickup::mask_phone;
@@ -503,7 +506,7 @@ impl SmsSettingsDto {
 
 /// The settings to save. Leave `access_key_secret` out (or empty) to keep
 /// the saved one.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"provider": "aliyun", "access_key_id": "LTAI5tExample", "access_key_secret": "example-secret", "sign_name": "果园", "notify_customer_on_submit": true, "template_submit": "SMS_465000001", "notify_admin_on_submit": false, "template_admin": "", "admin_phones": [], "notify_customer_on_ship": true, "template_ship": "SMS_465000003"}))]
 pub struct SmsSettingsRequest {
@@ -620,27 +623,62 @@ impl SmsSettingsRequest {
     }
 }
 
+/// Saves the settings, or, where 双人复核 holds credential changes and
+/// these change what signs in to the provider, asks for approval with the
+/// new settings (their secret sealed as the settings keep it).
 pub(crate) async fn save(
     state: &AppState,
     authed: &Authed,
-    fields: SmsSettingsFields,
-) -> ApiResult<SmsSettings> {
+    request: SmsSettingsRequest,
+) -> ApiResult<Gated<SmsSettings>> {
     authed.require(Permission::ApiKeysManage)?;
     let merchant_id = authed.merchant_id();
+    let fields = request.clone().fields()?;
     let saved = state.store.get_sms_settings(merchant_id).await?;
     let has_saved_secret = saved.as_ref().is_some_and(|s| s.secret_sealed.is_some());
     check_settings(&fields, has_saved_secret).map_err(ApiError::invalid)?;
     let merchant = state.store.get_merchant(merchant_id).await?;
-    let secret_sealed = (!fields.access_key_secret.is_empty()).then(|| {
-        seal_secret(
-            &state.master,
-            merchant_id,
-            merchant.key_version,
-            &fields.access_key_secret,
-        )
-    });
+    let sealed = Sealed {
+        secret_sealed: (!fields.access_key_secret.is_empty()).then(|| {
+            seal_secret(
+                &state.master,
+                merchant_id,
+                merchant.key_version,
+                &fields.access_key_secret,
+            )
+        }),
+        key_version: merchant.key_version,
+    };
+    if fields.changes_credentials(saved.as_ref()) {
+        let payload = Payload::sealed(
+            &SmsSettingsRequest {
+                access_key_secret: String::new(),
+                ..request
+            },
+            &sealed,
+        )?;
+        let change = CredentialChange::SmsSettings;
+        if let Some(held) = credential_approvals::gate(state, authed, change, payload).await? {
+            return Ok(Gated::Held(Box::new(held)));
+        }
+    }
+    Ok(Gated::Done(
+        save_now(state, authed, fields, sealed, "").await?,
+    ))
+}
+
+/// Saves checked settings with their secret already sealed; `note` names
+/// an approved request.
+pub(crate) async fn save_now(
+    state: &AppState,
+    authed: &Authed,
+    fields: SmsSettingsFields,
+    sealed: Sealed,
+    note: &str,
+) -> ApiResult<SmsSettings> {
+    let merchant_id = authed.merchant_id();
     let switches = format!(
-        "A={} B={} C={}",
+        "A={} B={} C={} {note}",
         fields.notify_customer_on_submit,
         fields.notify_admin_on_submit,
         fields.notify_customer_on_ship
@@ -651,8 +689,8 @@ pub(crate) async fn save(
             access_key_secret: String::new(),
             ..fields
         },
-        key_version: merchant.key_version,
-        secret_sealed,
+        key_version: sealed.key_version,
+        secret_sealed: sealed.secret_sealed,
         updated_at: crate::now(),
     };
     state
@@ -662,7 +700,7 @@ pub(crate) async fn save(
             &authed.audit(
                 "save_sms_settings",
                 settings.fields.provider.code().into(),
-                switches,
+                switches.trim().to_owned(),
             ),
         )
         .await?;
@@ -744,9 +782,12 @@ async fn update_sms_settings(
     State(state): State<AppState>,
     authed: Authed,
     Json(request): Json<SmsSettingsRequest>,
-) -> ApiResult<Json<SmsSettingsDto>> {
-    let saved = save(&state, &authed, request.fields()?).await?;
-    Ok(Json(SmsSettingsDto::new(Some(&saved))))
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    Ok(match save(&state, &authed, request).await? {
+        Gated::Done(saved) => Json(SmsSettingsDto::new(Some(&saved))).into_response(),
+        Gated::Held(request) => held_answer(&request),
+    })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

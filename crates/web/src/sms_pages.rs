@@ -1,6 +1,7 @@
 //! 通知设置's console page (全局设置 → 通知设置): the settings form with its
 //! switches, a test send and the log; it calls the functions the API calls.
 
+use crate::approvals::{held_message, Gated};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Form, Query};
@@ -172,8 +173,9 @@ async fn save_form(
         notify_admin_on_low_stock: form.notify_admin_on_low_stock.is_some(),
         template_low_stock: form.template_low_stock,
     };
-    match save(&state, &authed, request.fields()?).await {
-        Ok(_) => Ok(redirect_with("/settings/sms", "通知设置已保存")),
+    match save(&state, &authed, request).await {
+        Ok(Gated::Done(_)) => Ok(redirect_with("/settings/sms", "通知设置已保存")),
+        Ok(Gated::Held(held)) => Ok(redirect_with("/settings/sms", &held_message(&held))),
         Err(ApiError::Invalid(message, _)) => Ok(sms_view(
             &state,
             &authed,

@@ -3,7 +3,9 @@
 //! once and rotatable), the delivery log with every attempt, replays, and
 //! the recorded events. Delivery itself is [`crate::outbox`]'s.
 
+use crate::approvals::{held_answer, held_message, Gated};
 use crate::auth::Authed;
+use crate::credential_approvals::{self, Payload};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_chars, Json, Path, Query};
 use crate::forms::{redirect_with, CsrfForm, FormPairs, MsgQuery};
@@ -14,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kaquan_core::approval::CredentialChange;
 use kaquan_core::auth::Permission;
 use kaquan_core::clock::format_datetime;
 use kaquan_core::event::{
@@ -107,7 +110,7 @@ impl WebhookEndpointDto {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://erp.example.com/kaquan/webhooks", "description": "ERP", "event_types": ["pickup_order.created", "pickup_order.shipped"], "enabled": true}))]
 pub struct WebhookEndpointRequest {
@@ -289,7 +292,10 @@ impl DeliveryQuery {
 
 // ---- the rules both the API and the console follow -------------------------------
 
-fn fields(state: &AppState, request: WebhookEndpointRequest) -> ApiResult<EndpointFields> {
+pub(crate) fn fields(
+    state: &AppState,
+    request: &WebhookEndpointRequest,
+) -> ApiResult<EndpointFields> {
     check_chars("url", &request.url, 2_000)?;
     check_chars(
         "description",
@@ -316,24 +322,63 @@ fn fields(state: &AppState, request: WebhookEndpointRequest) -> ApiResult<Endpoi
     })
 }
 
+/// A new endpoint, or the request for one where 双人复核 holds credential
+/// changes (its secret is then shown to the person who asked, once, after
+/// approval: [`crate::credential_approvals`]).
 async fn add_endpoint(
     state: &AppState,
     authed: &Authed,
     request: WebhookEndpointRequest,
-) -> ApiResult<WebhookEndpointDto> {
+) -> ApiResult<Gated<WebhookEndpointDto>> {
     authed.require(Permission::ApiKeysManage)?;
+    let fields = new_endpoint_fields(state, authed, &request).await?;
+    let change = CredentialChange::CreateEndpoint;
+    if let Some(held) =
+        credential_approvals::gate(state, authed, change, payload(&request)?).await?
+    {
+        return Ok(Gated::Held(Box::new(held)));
+    }
+    Ok(Gated::Done(create_now(state, authed, fields, "").await?))
+}
+
+fn payload(request: &WebhookEndpointRequest) -> ApiResult<Payload> {
+    Payload::json(request)
+}
+
+/// A new endpoint's fields, checked, while the merchant has room for one.
+pub(crate) async fn new_endpoint_fields(
+    state: &AppState,
+    authed: &Authed,
+    request: &WebhookEndpointRequest,
+) -> ApiResult<EndpointFields> {
     let fields = fields(state, request)?;
-    let merchant_id = authed.merchant_id();
-    if state.store.list_endpoints(merchant_id).await?.len() >= ENDPOINTS_MAX {
+    if state
+        .store
+        .list_endpoints(authed.merchant_id())
+        .await?
+        .len()
+        >= ENDPOINTS_MAX
+    {
         return Err(ApiError::invalid(format!(
             "最多添加 {ENDPOINTS_MAX} 个推送地址"
         )));
     }
-    let audit = authed.audit("create_webhook_endpoint", String::new(), fields.url.clone());
+    Ok(fields)
+}
+
+/// Makes the endpoint and its secret; `note` names an approved request.
+pub(crate) async fn create_now(
+    state: &AppState,
+    authed: &Authed,
+    fields: EndpointFields,
+    note: &str,
+) -> ApiResult<WebhookEndpointDto> {
+    let detail = format!("{} {note}", fields.url).trim().to_owned();
+    let audit = authed.audit("create_webhook_endpoint", String::new(), detail);
     let (endpoint, secret) = event::create_endpoint(
         state.store.as_ref(),
         &state.master,
-        merchant_id,
+        authed.merchant_id(),
         fields,
         &audit,
     )
@@ -341,36 +386,83 @@ async fn add_endpoint(
     Ok(WebhookEndpointDto::new(&endpoint, Some(secret.to_text())))
 }
 
+/// Saves an endpoint; a new URL is a credential change 双人复核 may hold.
 async fn change_endpoint(
     state: &AppState,
     authed: &Authed,
     endpoint_id: i64,
     request: WebhookEndpointRequest,
-) -> ApiResult<()> {
+) -> ApiResult<Gated<()>> {
     authed.require(Permission::ApiKeysManage)?;
-    let fields = fields(state, request)?;
+    let fields = fields(state, &request)?;
+    let saved = state
+        .store
+        .get_endpoint(authed.merchant_id(), endpoint_id)
+        .await?;
+    if saved.url != fields.url {
+        let change = CredentialChange::UpdateEndpoint(endpoint_id);
+        let held = credential_approvals::gate(state, authed, change, payload(&request)?).await?;
+        if let Some(held) = held {
+            return Ok(Gated::Held(Box::new(held)));
+        }
+    }
+    update_now(state, authed, endpoint_id, &fields, "").await?;
+    Ok(Gated::Done(()))
+}
+
+pub(crate) async fn update_now(
+    state: &AppState,
+    authed: &Authed,
+    endpoint_id: i64,
+    fields: &EndpointFields,
+    note: &str,
+) -> ApiResult<()> {
     let audit = authed.audit(
         "update_webhook_endpoint",
         format!("webhook_endpoint={endpoint_id}"),
-        format!("{} enabled={}", fields.url, fields.enabled),
+        format!("{} enabled={} {note}", fields.url, fields.enabled)
+            .trim()
+            .to_owned(),
     );
     Ok(state
         .store
-        .update_endpoint(authed.merchant_id(), endpoint_id, &fields, &audit)
+        .update_endpoint(authed.merchant_id(), endpoint_id, fields, &audit)
         .await?)
 }
 
+/// A new signing secret, or the request for one (see [`add_endpoint`]).
 async fn rotate(
     state: &AppState,
     authed: &Authed,
     endpoint_id: i64,
-) -> ApiResult<WebhookEndpointDto> {
+) -> ApiResult<Gated<WebhookEndpointDto>> {
     authed.require(Permission::ApiKeysManage)?;
+    state
+        .store
+        .get_endpoint(authed.merchant_id(), endpoint_id)
+        .await?;
+    let change = CredentialChange::RotateEndpointSecret(endpoint_id);
+    if let Some(held) =
+        credential_approvals::gate(state, authed, change, Payload::default()).await?
+    {
+        return Ok(Gated::Held(Box::new(held)));
+    }
+    Ok(Gated::Done(
+        rotate_now(state, authed, endpoint_id, "").await?,
+    ))
+}
+
+pub(crate) async fn rotate_now(
+    state: &AppState,
+    authed: &Authed,
+    endpoint_id: i64,
+    note: &str,
+) -> ApiResult<WebhookEndpointDto> {
     let merchant_id = authed.merchant_id();
     let audit = authed.audit(
         "rotate_webhook_secret",
         format!("webhook_endpoint={endpoint_id}"),
-        String::new(),
+        note.to_owned(),
     );
     let secret = event::rotate_endpoint_secret(
         state.store.as_ref(),
@@ -468,8 +560,10 @@ async fn create_webhook_endpoint(
     authed: Authed,
     Json(request): Json<WebhookEndpointRequest>,
 ) -> ApiResult<Response> {
-    let created = add_endpoint(&state, &authed, request).await?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(match add_endpoint(&state, &authed, request).await? {
+        Gated::Done(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Gated::Held(request) => held_answer(&request),
+    })
 }
 
 async fn update_webhook_endpoint(
@@ -477,9 +571,13 @@ async fn update_webhook_endpoint(
     authed: Authed,
     Path(endpoint_id): Path<i64>,
     Json(request): Json<WebhookEndpointRequest>,
-) -> ApiResult<StatusCode> {
-    change_endpoint(&state, &authed, endpoint_id, request).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Response> {
+    Ok(
+        match change_endpoint(&state, &authed, endpoint_id, request).await? {
+            Gated::Done(()) => StatusCode::NO_CONTENT.into_response(),
+            Gated::Held(request) => held_answer(&request),
+        },
+    )
 }
 
 async fn delete_webhook_endpoint(
@@ -495,8 +593,11 @@ async fn rotate_webhook_endpoint_secret(
     State(state): State<AppState>,
     authed: Authed,
     Path(endpoint_id): Path<i64>,
-) -> ApiResult<Json<WebhookEndpointDto>> {
-    Ok(Json(rotate(&state, &authed, endpoint_id).await?))
+) -> ApiResult<Response> {
+    Ok(match rotate(&state, &authed, endpoint_id).await? {
+        Gated::Done(rotated) => Json(rotated).into_response(),
+        Gated::Held(request) => held_answer(&request),
+    })
 }
 
 async fn list_webhook_deliveries(
@@ -541,7 +642,11 @@ async fn list_events(
 
 // ---- console ---------------------------------------------------------------------
 
-async fn webhooks_view(
+fn held_redirect(request: &kaquan_core::approval::ApprovalRequest) -> Response {
+    redirect_with("/settings/webhooks", &held_message(request))
+}
+
+pub(crate) async fn webhooks_view(
     state: &AppState,
     authed: &Authed,
     query: &DeliveryQuery,
@@ -611,7 +716,10 @@ async fn create_form(
     crate::extract::FormText(body): crate::extract::FormText,
 ) -> PageResult {
     let request = endpoint_form(&body, &authed)?;
-    let created = add_endpoint(&state, &authed, request).await?;
+    let created = match add_endpoint(&state, &authed, request).await? {
+        Gated::Done(created) => created,
+        Gated::Held(request) => return Ok(held_redirect(&request)),
+    };
     Ok(webhooks_view(
         &state,
         &authed,
@@ -629,8 +737,12 @@ async fn update_form(
     crate::extract::FormText(body): crate::extract::FormText,
 ) -> PageResult {
     let request = endpoint_form(&body, &authed)?;
-    change_endpoint(&state, &authed, endpoint_id, request).await?;
-    Ok(redirect_with("/settings/webhooks", "推送地址已保存"))
+    Ok(
+        match change_endpoint(&state, &authed, endpoint_id, request).await? {
+            Gated::Done(()) => redirect_with("/settings/webhooks", "推送地址已保存"),
+            Gated::Held(request) => held_redirect(&request),
+        },
+    )
 }
 
 async fn rotate_form(
@@ -640,7 +752,10 @@ async fn rotate_form(
     crate::extract::Form(form): crate::extract::Form<CsrfForm>,
 ) -> PageResult {
     authed.check_form_csrf(&form.csrf)?;
-    let rotated = rotate(&state, &authed, endpoint_id).await?;
+    let rotated = match rotate(&state, &authed, endpoint_id).await? {
+        Gated::Done(rotated) => rotated,
+        Gated::Held(request) => return Ok(held_redirect(&request)),
+    };
     Ok(webhooks_view(
         &state,
         &authed,

@@ -52,7 +52,8 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
                 "rotate",
                 "replay",
                 "approve",
-                "reject"
+                "reject",
+                "collect"
             ]
             .contains(&verb),
             "{operation_id}"

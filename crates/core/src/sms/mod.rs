@@ -229,6 +229,24 @@ const SMS_SECRET_CONTEXT: &str = "sms-settings";
 
 /// Checks the fields: a signature and the AccessKey when any switch is on,
 /// a template for each switch that is on, 11-digit admin phones.
+impl SmsSettingsFields {
+    /// Whether saving these over `saved` changes what signs in to the
+    /// provider (provider, AccessKey, SdkAppId, region; a new secret), which
+    /// 双人复核 may hold for a second person. Templates, switches and the
+    /// 短信签名 are not credentials.
+    pub fn changes_credentials(&self, saved: Option<&SmsSettings>) -> bool {
+        let Some(saved) = saved else {
+            return true;
+        };
+        let s = &saved.fields;
+        !self.access_key_secret.is_empty()
+            || self.provider != s.provider
+            || self.access_key_id != s.access_key_id
+            || self.sdk_app_id != s.sdk_app_id
+            || self.region != s.region
+    }
+}
+
 pub fn check_settings(fields: &SmsSettingsFields, has_saved_secret: bool) -> Result<(), String> {
     let text = crate::text::check_field;
     text("AccessKey ID", &fields.access_key_id, 128)?;

@@ -566,3 +566,31 @@ fn low_stock_texts_every_admin_phone() {
         .unwrap_err()
         .contains("J"));
 }
+
+#[test]
+fn only_what_signs_in_to_the_provider_is_a_credential_change() {
+    let saved = settings();
+    let same = saved.fields.clone();
+    assert!(!same.changes_credentials(Some(&saved)));
+    assert!(same.changes_credentials(None));
+    let templates_only = SmsSettingsFields {
+        template_submit: "SMS_9".into(),
+        sign_name: "新签名".into(),
+        notify_customer_on_ship: true,
+        admin_phones: vec![],
+        ..same.clone()
+    };
+    assert!(!templates_only.changes_credentials(Some(&saved)));
+    let changes: [fn(&mut SmsSettingsFields); 5] = [
+        |f| f.access_key_secret = "new".into(),
+        |f| f.provider = SmsProvider::Tencent,
+        |f| f.access_key_id = "LTAI2".into(),
+        |f| f.sdk_app_id = "1400".into(),
+        |f| f.region = "ap-beijing".into(),
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        let mut fields = same.clone();
+        change(&mut fields);
+        assert!(fields.changes_credentials(Some(&saved)), "change {i}");
+    }
+}
