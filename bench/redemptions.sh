@@ -31,7 +31,9 @@ if [ -n "${BEFORE:-}" ]; then
   git worktree remove --force "$WORK/before-src"
 fi
 cargo build --release -q -p kaquan -p kaquan-bench
-KAQUAN="$CARGO_TARGET_DIR/release/kaquan"
+# KAQUAN_BIN measures another build of kaquan (e.g. an older revision) with
+# the same floor and requests.
+KAQUAN="${KAQUAN_BIN:-$CARGO_TARGET_DIR/release/kaquan}"
 FLOOR="$CARGO_TARGET_DIR/release/kaquan-bench"
 export KAQUAN_LOG=warn
 . bench/servers.sh

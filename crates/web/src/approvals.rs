@@ -303,7 +303,13 @@ pub(crate) async fn hold(
             && r.request.reach == reach
             && r.request.payload == payload.json
     };
-    if let Some(existing) = pending.iter().find(same) {
+    // A new secret cannot be compared with a sealed one: each request for
+    // one stands on its own, so the secret approved is the one given.
+    let new_secret = payload
+        .sealed
+        .as_ref()
+        .is_some_and(|s| s.secret_sealed.is_some());
+    if let Some(existing) = pending.iter().find(same).filter(|_| !new_secret) {
         return Ok(existing.clone());
     }
     let request = NewApproval {

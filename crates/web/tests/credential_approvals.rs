@@ -188,6 +188,10 @@ async fn sms(app: TestApp) {
         saved["has_secret"], false,
         "nothing saved while it waits: {saved}"
     );
+    // A new secret is never matched to a request made with another one.
+    let (status, again) = put(aliyun(SECRET, "SMS_1")).await;
+    assert_eq!(status, 202);
+    assert_ne!(again["id"], held["id"]);
     for answer in [&held, &checker.get("/api/v1/approvals").await.1] {
         assert!(!answer.to_string().contains(SECRET), "{answer}");
     }
