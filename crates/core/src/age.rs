@@ -243,6 +243,10 @@ fn bech32_decode(text: &str) -> Option<(String, Vec<u8>)> {
 mod tests {
     use super::*;
 
+    /// The payload's chunk size as the age spec writes it, not as the
+    /// writer's constant says.
+    const SPEC_CHUNK: usize = 65_536;
+
     /// Opens an age file for one X25519 identity, as the format says; the
     /// test's own reader, so the writer is checked against the spec's
     /// steps (the `age` tool checks it in the CLI and web tests).
@@ -276,7 +280,7 @@ mod tests {
         let (nonce, chunks) = payload.split_at(16);
         let key = hkdf(&file_key, nonce, b"payload");
         let mut out = Vec::new();
-        let pieces: Vec<_> = chunks.chunks(CHUNK + 16).collect();
+        let pieces: Vec<_> = chunks.chunks(SPEC_CHUNK + 16).collect();
         for (i, piece) in pieces.iter().enumerate() {
             let mut n = [0u8; 12];
             n[..11].copy_from_slice(&(i as u128).to_be_bytes()[5..16]);
@@ -329,6 +333,33 @@ mod tests {
     }
 
     #[test]
+    fn bits_regroup_without_a_spare_group_when_they_fit() {
+        // 40 bits are eight 5-bit groups exactly: no padding group.
+        let groups = convert_bits(&[0xff; 5], 8, 5, true).unwrap();
+        assert_eq!(groups, vec![31; 8]);
+        assert_eq!(convert_bits(&groups, 5, 8, false).unwrap(), vec![0xff; 5]);
+        // 8 bits leave 3 over: one padded group.
+        assert_eq!(convert_bits(&[0xff], 8, 5, true).unwrap(), vec![31, 28]);
+        // Reading back, a whole group left over, or padding bits that are
+        // not zero, is refused.
+        assert_eq!(convert_bits(&[0], 5, 8, false), None);
+        assert_eq!(convert_bits(&[31, 31], 5, 8, false), None);
+        assert_eq!(convert_bits(&[31, 28], 5, 8, false), Some(vec![0xff]));
+    }
+
+    #[test]
+    fn bech32_takes_its_published_vectors_and_refuses_an_empty_prefix() {
+        // BIP-173's valid strings: a checksum alone, in either case.
+        assert_eq!(bech32_decode("a12uel5l"), Some(("a".to_owned(), vec![])));
+        assert_eq!(bech32_decode("A12UEL5L"), Some(("a".to_owned(), vec![])));
+        assert_eq!(bech32_decode("a12uel5"), None, "a checksum cut short");
+        assert_eq!(bech32_decode("A12uel5l"), None, "mixed case");
+        let no_prefix = bech32_encode("", &[1, 2, 3]);
+        assert!(no_prefix.starts_with('1'));
+        assert_eq!(bech32_decode(&no_prefix), None);
+    }
+
+    #[test]
     fn a_published_recipient_reads() {
         // The recipient of age's own README example.
         let text = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
@@ -340,7 +371,15 @@ mod tests {
         let identity = [5u8; 32];
         let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(identity));
         let recipient = Recipient(*public.as_bytes());
-        for size in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * CHUNK + 7] {
+        for size in [
+            0,
+            1,
+            SPEC_CHUNK - 1,
+            SPEC_CHUNK,
+            SPEC_CHUNK + 1,
+            2 * SPEC_CHUNK,
+            3 * SPEC_CHUNK + 7,
+        ] {
             let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let mut sealed = Vec::new();
             let n = encrypt(&recipient, &mut plain.as_slice(), &mut sealed).unwrap();
@@ -351,7 +390,7 @@ mod tests {
                 "{size}"
             );
             assert_eq!(decrypt([6; 32], &sealed), None, "another key opens nothing");
-            let chunks = size.div_ceil(CHUNK).max(1);
+            let chunks = size.div_ceil(SPEC_CHUNK).max(1);
             let header_len = sealed.len() - 16 - size - 16 * chunks;
             assert!(sealed[..header_len].starts_with(b"age-encryption.org/v1\n-> X25519 "));
         }

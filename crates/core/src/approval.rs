@@ -632,6 +632,12 @@ mod tests {
             ..ApprovalPolicy::default()
         };
         assert!(negative.check().is_err());
+        let zero = ApprovalPolicy {
+            activate_count_over: Some(0),
+            adjust_over_fen: Some(0),
+            ..ApprovalPolicy::default()
+        };
+        assert!(zero.check().is_ok(), "a zero threshold holds every action");
         for (hours, ok) in [(0, false), (1, true), (168, true), (169, false)] {
             let policy = ApprovalPolicy {
                 expiry_hours: hours,
@@ -746,5 +752,57 @@ mod tests {
             ApprovalPolicy::default().reason(kind, Reach::default()),
             None
         );
+    }
+
+    #[test]
+    fn every_kind_state_and_change_reads_in_chinese() {
+        let labels: Vec<String> = ApprovalKind::ALL
+            .iter()
+            .map(|k| k.label_zh().to_owned())
+            .chain(ApprovalState::ALL.iter().map(|s| s.label_zh().to_owned()))
+            .collect();
+        assert_eq!(
+            ApprovalKind::ChangeCredentials.label_zh(),
+            "修改推送或短信凭据"
+        );
+        assert_eq!(ApprovalState::Pending.label_zh(), "待审批");
+        for (i, label) in labels.iter().enumerate() {
+            assert!(label.chars().any(|c| c > '\u{2e80}'), "{label}");
+            assert!(!labels[..i].contains(label), "{label} twice");
+        }
+        assert_eq!(
+            CredentialChange::RotateEndpointSecret(4).label_zh(),
+            "更换推送地址 4 的签名密钥"
+        );
+        assert_eq!(
+            CredentialChange::UpdateEndpoint(4).label_zh(),
+            "修改推送地址 4 的 URL"
+        );
+        assert_eq!(CredentialChange::CreateEndpoint.label_zh(), "新增推送地址");
+        assert_eq!(
+            CredentialChange::SmsSettings.label_zh(),
+            "修改短信服务商凭据"
+        );
+    }
+
+    #[test]
+    fn refusals_carry_their_codes_and_say_why() {
+        let refusals = [
+            (DecisionRefusal::OwnRequest, "own_request", "自己"),
+            (DecisionRefusal::Expired, "approval_expired", "过期"),
+            (
+                DecisionRefusal::Decided(ApprovalState::Rejected),
+                "approval_decided",
+                "已驳回",
+            ),
+        ];
+        for (refusal, code, says) in refusals {
+            assert_eq!(refusal.code(), code);
+            assert!(
+                refusal.message_zh().contains(says),
+                "{}",
+                refusal.message_zh()
+            );
+        }
     }
 }

@@ -276,6 +276,15 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_has_its_code_and_chinese_name() {
+        let named: Vec<_> = Resealable::ALL
+            .iter()
+            .map(|k| (k.code(), k.label_zh()))
+            .collect();
+        assert_eq!(named, [("cards", "卡密码"), ("codes", "兑换码")]);
+    }
+
+    #[test]
     fn the_ring_opens_with_its_key_file_only() {
         let root = MasterKey::from_bytes([1; 32]);
         let (old, new) = (
