@@ -5,6 +5,9 @@
 //! - `floor-sqlite ROWS PATH`: insert precomputed card rows in one
 //!   transaction with one prepared statement (rusqlite, WAL, synchronous=FULL).
 //! - `floor-postgres ROWS URL`: the same rows with binary COPY (tokio-postgres).
+//! - `floor-sqlite-minimal ROWS PATH`, `floor-postgres-minimal ROWS URL`: the
+//!   same rows into a table with one UNIQUE index on the number and nothing
+//!   else (`minimal_floor.rs`): what storing the cards costs at least.
 //! - `floor-xlsx ROWS PATH`: write the export's cells with rust_xlsxwriter
 //!   in constant-memory mode.
 //! - `floor-redeem-sqlite N PATH`: N redemptions, each the guarded code update,
@@ -34,6 +37,7 @@ use kaquan_core::store::Store;
 use std::collections::HashSet;
 use std::time::Instant;
 
+mod minimal_floor;
 mod receiver;
 mod redeem_floor;
 
@@ -50,7 +54,7 @@ fn spec(rows: i64) -> BatchSpec {
 }
 
 /// The rows `kaquan batch generate` would insert, computed before timing.
-fn precompute(rows: i64, merchant_id: i64, serial_first: i64) -> Vec<NewCard> {
+pub(crate) fn precompute(rows: i64, merchant_id: i64, serial_first: i64) -> Vec<NewCard> {
     let spec = spec(rows);
     let keys = MasterKey::generate().merchant_keys(merchant_id, 1);
     let mut generator = CardGenerator::new(
@@ -213,7 +217,7 @@ fn floor_xlsx(rows: i64, path: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|set-wise-redeem-sqlite|store-redeem-sqlite|store-redeem-sqlite-unguarded|receive-webhooks ROWS PATH_OR_URL";
+    let usage = "usage: kaquan-bench floor-sqlite|floor-postgres|floor-sqlite-minimal|floor-postgres-minimal|floor-xlsx|floor-redeem-sqlite|floor-redeem-postgres|set-wise-redeem-sqlite|store-redeem-sqlite|store-redeem-sqlite-unguarded|receive-webhooks ROWS PATH_OR_URL";
     let (Some(command), Some(rows), Some(target)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -222,6 +226,8 @@ fn main() {
     match command.as_str() {
         "floor-sqlite" => floor_sqlite(rows, target),
         "floor-postgres" => floor_postgres(rows, target),
+        "floor-sqlite-minimal" => minimal_floor::sqlite(rows, target),
+        "floor-postgres-minimal" => minimal_floor::postgres(rows, target),
         "floor-xlsx" => floor_xlsx(rows, target),
         "floor-redeem-sqlite" => redeem_floor::sqlite(rows, target),
         "set-wise-redeem-sqlite" => redeem_floor::sqlite_set_wise(rows, target),

@@ -77,8 +77,8 @@ async fn offenders(client: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn schema_is_distributable_by_merchant() {
+/// A database of its own with every migration, and a client on it.
+async fn migrated() -> (kaquan_store_postgres::testing::TestDatabase, Client) {
     let database = kaquan_store_postgres::testing::create_test_database().await;
     kaquan_store_postgres::connect(&database.url)
         .await
@@ -87,6 +87,12 @@ async fn schema_is_distributable_by_merchant() {
         .await
         .unwrap();
     tokio::spawn(connection);
+    (database, client)
+}
+
+#[tokio::test]
+async fn schema_is_distributable_by_merchant() {
+    let (_database, client) = migrated().await;
     let tables = strings(&client, TABLES).await;
     for wide in INSTALLATION_WIDE {
         assert!(
@@ -115,14 +121,7 @@ async fn schema_is_distributable_by_merchant() {
 /// The rule bites: a key or a table that breaks it is named.
 #[tokio::test]
 async fn a_table_breaking_the_rule_is_named() {
-    let database = kaquan_store_postgres::testing::create_test_database().await;
-    kaquan_store_postgres::connect(&database.url)
-        .await
-        .expect("migrate the test database");
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (_database, client) = migrated().await;
     client
         .batch_execute(
             "CREATE TABLE loose (id BIGINT PRIMARY KEY, merchant_id BIGINT NOT NULL, card_id BIGINT, \

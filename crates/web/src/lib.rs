@@ -107,6 +107,9 @@ pub struct AppState {
     /// Each shop's coupon settings as found recently (every verification
     /// through the open API answers its undo deadline).
     pub coupon_settings: Arc<cache::TtlCache<i64, kaquan_core::coupon::usage::CouponSettings>>,
+    /// Each shop's 提货设置 as found recently: every step of the pickup
+    /// page reads them (forgotten at once when this node saves them).
+    pub pickup_settings: Arc<cache::TtlCache<i64, kaquan_core::pickup::PickupSettings>>,
     /// Whether each shop's passwords are all digits (the pickup page's
     /// number pad), as found recently: the landing page asks on every scan.
     pub digit_passwords: Arc<cache::TtlCache<i64, bool>>,
@@ -166,6 +169,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').into(),
             shop_urls: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
             digit_passwords: Arc::new(cache::TtlCache::new(60)),
+            pickup_settings: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
             coupon_settings: Arc::new(cache::TtlCache::new(giftcards::SETTINGS_CACHE_SECONDS)),
             progress: Arc::default(),
             templates: Arc::new(pages::environment()),

@@ -345,9 +345,16 @@ impl From<&PickupForm> for PickupFormView {
     }
 }
 
+/// The shop's 提货设置 (404 for a shop that is not there), as this node
+/// found them in the last few seconds: every step of the page reads them.
 async fn settings_of(state: &AppState, merchant_id: i64) -> ApiResult<PickupSettings> {
+    if let Some(settings) = state.pickup_settings.get(&merchant_id) {
+        return Ok(settings);
+    }
     state.store.get_merchant(merchant_id).await?;
-    Ok(state.store.get_pickup_settings(merchant_id).await?)
+    let settings = state.store.get_pickup_settings(merchant_id).await?;
+    state.pickup_settings.put(merchant_id, settings.clone());
+    Ok(settings)
 }
 
 fn customer_view(merchant_id: i64, settings: &PickupSettings, number: &str) -> CustomerView {

@@ -160,6 +160,7 @@ async fn save_settings(state: &AppState, authed: &Authed, dto: PickupSettingsDto
         .put_pickup_settings(authed.merchant_id(), &settings, &audit)
         .await?;
     state.shop_urls.forget(&authed.merchant_id());
+    state.pickup_settings.forget(&authed.merchant_id());
     Ok(())
 }
 

@@ -73,25 +73,18 @@ async fn customer_pickup(app: TestApp) {
         page.contains("11 位手机号") && page.contains("桃子"),
         "the goods are shown again"
     );
-    // The merchant's pickup switch.
-    let closed = kaquan_core::pickup::PickupSettings {
-        enabled: false,
-        closed_message: "春节暂停提货".into(),
-        ..Default::default()
-    };
-    let audit = kaquan_core::audit::AuditEntry {
-        merchant_id: m,
-        actor: kaquan_core::audit::Actor::cli(),
-        action: "update_pickup_settings".into(),
-        target: String::new(),
-        detail: String::new(),
-        n_affected: 0,
-        created_at: 0,
-    };
-    app.store
-        .put_pickup_settings(m, &closed, &audit)
-        .await
-        .unwrap();
+    // The merchant's pickup switch, saved as the console saves it (the
+    // page reads 提货设置 through this node's short cache, which a save
+    // here forgets).
+    let owner = app.client("owner").await;
+    let (status, mut settings) = owner.get("/api/v1/pickup-settings").await;
+    assert_eq!(status, 200);
+    settings["enabled"] = serde_json::json!(false);
+    settings["closed_message"] = serde_json::json!("春节暂停提货");
+    let (status, saved) = owner
+        .send(reqwest::Method::PUT, "/api/v1/pickup-settings", settings)
+        .await;
+    assert_eq!(status, 204, "{saved}");
     let (_, page) = post_form(
         &app,
         &format!("/m/{m}/redeem/confirm"),
