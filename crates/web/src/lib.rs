@@ -10,6 +10,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod approval_policy;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
@@ -302,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(prometheus::router())
         .merge(prepaid::router())
+        .merge(approval_policy::router())
         .merge(approvals::router())
         .merge(credential_approvals::router())
         .merge(print_shops::router())

@@ -345,8 +345,7 @@ impl From<&PickupForm> for PickupFormView {
     }
 }
 
-/// The shop's 提货设置 (404 for a shop that is not there), as this node
-/// found them in the last few seconds: every step of the page reads them.
+/// The shop's 提货设置 (404 when it is not there), as this node found them lately.
 async fn settings_of(state: &AppState, merchant_id: i64) -> ApiResult<PickupSettings> {
     if let Some(settings) = state.pickup_settings.get(&merchant_id) {
         return Ok(settings);

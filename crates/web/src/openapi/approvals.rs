@@ -32,10 +32,13 @@ pub(super) const HELD: &[&str] = &[
 pub(super) fn describe<'a>(operation_id: &str, io: Io<'a>) -> Result<Io<'a>, Io<'a>> {
     use crate::approvals as a;
     Ok(match operation_id {
-        "get_approval_policy" => io.answers::<a::ApprovalPolicyDto>(200, "The thresholds"),
-        "update_approval_policy" => io
-            .json::<a::ApprovalPolicyDto>()
-            .answers::<a::ApprovalPolicyDto>(200, "The thresholds now"),
+        "get_approval_policy" => {
+            io.answers::<crate::approval_policy::ApprovalPolicyDto>(200, "The thresholds")
+        }
+        "update_approval_policy" => {
+            io.json::<crate::approval_policy::ApprovalPolicyDto>()
+                .answers::<crate::approval_policy::ApprovalPolicyDto>(200, "The thresholds now")
+        }
         "list_approval_requests" => io
             .query::<a::ApprovalQuery>()
             .answers_page::<a::ApprovalDto>("Requests and their total"),
