@@ -11,7 +11,8 @@ PG="${KAQUAN_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p kaquan
-KAQUAN="$CARGO_TARGET_DIR/release/kaquan"
+# KAQUAN_BIN measures another build of kaquan (e.g. an older revision).
+KAQUAN="${KAQUAN_BIN:-$CARGO_TARGET_DIR/release/kaquan}"
 WORK=$(mktemp -d /tmp/kaquan-pickups.XXXXXX)
 export KAQUAN_LOG=warn
 SERVER=""
