@@ -17,10 +17,13 @@ pub async fn a_rotation_reseals_copies_and_old_secrets_still_work(store: &dyn St
     generate(store, other, quantity(2)).await;
     let (template_id, codes) = offline_codes(store, m, fields("礼品卡", 1_000), 3).await;
     let cards = card_secrets(store, m).await;
-    assert_eq!(store.merchant_key_version(m).await.unwrap(), 1);
+    assert_eq!(store.get_merchant(m).await.unwrap().key_version, 1);
     let version = store.rotate_key(m, &audit(m, "rotate_key")).await.unwrap();
     assert_eq!(
-        (version, store.merchant_key_version(other).await.unwrap()),
+        (
+            version,
+            store.get_merchant(other).await.unwrap().key_version
+        ),
         (2, 1)
     );
     assert_eq!(

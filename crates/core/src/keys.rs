@@ -124,7 +124,7 @@ pub async fn reseal_step(
     kind: Resealable,
     (after, limit): (i64, i64),
 ) -> StoreResult<ResealProgress> {
-    let version = store.merchant_key_version(merchant_id).await?;
+    let version = store.get_merchant(merchant_id).await?.key_version;
     let copies = store
         .copies_below(merchant_id, kind, version, after, limit)
         .await?;
@@ -196,8 +196,7 @@ pub fn open_ring(ring: Option<&[u8]>, file_key: &MasterKey) -> Result<MasterKey,
 }
 
 #[async_trait::async_trait]
-pub trait KeyStore: Send + Sync + 'static {
-    async fn merchant_key_version(&self, merchant_id: i64) -> StoreResult<i32>;
+pub trait KeyStore: crate::merchant::MerchantStore {
     /// Raises the merchant's key version by one; returns the new version.
     async fn rotate_key(&self, merchant_id: i64, audit: &AuditEntry) -> StoreResult<i32>;
     /// Copies below `version` with an id after `after`, by id, at most `limit`.

@@ -54,7 +54,7 @@ pub(crate) async fn keys_command(
 async fn status(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
     let mut merchants = Vec::new();
     for m in store.list_merchants().await? {
-        let version = store.merchant_key_version(m.id).await?;
+        let version = m.key_version;
         let mut pending = serde_json::Map::new();
         for kind in Resealable::ALL {
             let n = store.count_copies_below(m.id, kind, version).await?;
@@ -95,7 +95,7 @@ async fn reseal_all(
     merchant_id: i64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let version = store.merchant_key_version(merchant_id).await?;
+    let version = store.get_merchant(merchant_id).await?.key_version;
     let mut report = serde_json::Map::new();
     for kind in Resealable::ALL {
         let total = store.count_copies_below(merchant_id, kind, version).await?;

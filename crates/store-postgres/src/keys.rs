@@ -1,7 +1,7 @@
 //! Key rotation's reads and guarded writes, and the key ring
 //! (`kaquan_core::keys`).
 
-use crate::sql::{exec, insert_audit, map_err, one, opt};
+use crate::sql::{exec, insert_audit, map_err, opt};
 use crate::PgStore;
 use kaquan_core::audit::AuditEntry;
 use kaquan_core::keys::{Resealable, Resealed, SealedCopy};
@@ -17,17 +17,6 @@ fn columns(kind: Resealable) -> (&'static str, &'static str, &'static str) {
 
 #[async_trait::async_trait]
 impl kaquan_core::keys::KeyStore for PgStore {
-    async fn merchant_key_version(&self, merchant_id: i64) -> StoreResult<i32> {
-        let client = self.client().await?;
-        let row = one(
-            &client,
-            "SELECT key_version FROM merchants WHERE id = $1",
-            &[&merchant_id],
-        )
-        .await?;
-        Ok(row.get(0))
-    }
-
     async fn rotate_key(&self, merchant_id: i64, audit: &AuditEntry) -> StoreResult<i32> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;

@@ -18,18 +18,6 @@ fn columns(kind: Resealable) -> (&'static str, &'static str, &'static str) {
 
 #[async_trait::async_trait]
 impl kaquan_core::keys::KeyStore for SqliteStore {
-    async fn merchant_key_version(&self, merchant_id: i64) -> StoreResult<i32> {
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT key_version FROM merchants WHERE id = ?1",
-                [merchant_id],
-                |r| r.get(0),
-            )
-            .map_err(map_err)
-        })
-        .await
-    }
-
     async fn rotate_key(&self, merchant_id: i64, audit: &AuditEntry) -> StoreResult<i32> {
         let audit = audit.clone();
         self.write(move |conn| {

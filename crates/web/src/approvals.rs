@@ -77,33 +77,35 @@ pub(crate) async fn hold(
     payload: Payload,
 ) -> ApiResult<ApprovalRequest> {
     let now = crate::now();
-    // A second click (or a retried call) finds the request the first made.
-    let page = kaquan_core::store::Page::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX));
-    let (pending, _) = state
-        .store
-        .list_approvals(
-            authed.merchant_id(),
-            Some(ApprovalState::Pending),
-            now,
-            page,
-        )
-        .await?;
-    let same = |r: &&ApprovalRequest| {
-        r.request.requested_by == authed.staff.id
-            && r.request.kind == kind
-            && r.request.target == target
-            && r.request.detail == detail
-            && r.request.reach == reach
-            && r.request.payload == payload.json
-    };
-    // A new secret cannot be compared with a sealed one: each request for
-    // one stands on its own, so the secret approved is the one given.
+    // A second click (or a retried call) finds the request the first made;
+    // a new secret cannot be compared with a sealed one, so each request
+    // carrying one stands on its own and the secret approved is the one given.
     let new_secret = payload
         .sealed
         .as_ref()
         .is_some_and(|s| s.secret_sealed.is_some());
-    if let Some(existing) = pending.iter().find(same).filter(|_| !new_secret) {
-        return Ok(existing.clone());
+    if !new_secret {
+        let page = kaquan_core::store::Page::new(Some(1), Some(kaquan_core::store::PAGE_SIZE_MAX));
+        let (pending, _) = state
+            .store
+            .list_approvals(
+                authed.merchant_id(),
+                Some(ApprovalState::Pending),
+                now,
+                page,
+            )
+            .await?;
+        let same = |r: &&ApprovalRequest| {
+            r.request.requested_by == authed.staff.id
+                && r.request.kind == kind
+                && r.request.target == target
+                && r.request.detail == detail
+                && r.request.reach == reach
+                && r.request.payload == payload.json
+        };
+        if let Some(existing) = pending.iter().find(same) {
+            return Ok(existing.clone());
+        }
     }
     let request = NewApproval {
         merchant_id: authed.merchant_id(),

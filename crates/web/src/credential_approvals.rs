@@ -165,38 +165,37 @@ async fn collect(state: &AppState, authed: &Authed, id: i64) -> ApiResult<Webhoo
         r.decided_by_name.clone().unwrap_or_default()
     );
     // Everything that could refuse is checked before the request is spent.
-    let fields = match change {
+    match change {
         CredentialChange::CreateEndpoint => {
             let request: WebhookEndpointRequest = settings(&r)?;
-            Some(crate::webhooks::new_endpoint_fields(state, authed, &request).await?)
+            let fields = crate::webhooks::new_endpoint_fields(state, authed, &request).await?;
+            spend(state, authed, id).await?;
+            crate::webhooks::create_now(state, authed, fields, &note).await
         }
         CredentialChange::RotateEndpointSecret(endpoint_id) => {
-            state
-                .store
-                .get_endpoint(authed.merchant_id(), endpoint_id)
-                .await?;
-            None
+            let merchant_id = authed.merchant_id();
+            state.store.get_endpoint(merchant_id, endpoint_id).await?;
+            spend(state, authed, id).await?;
+            crate::webhooks::rotate_now(state, authed, endpoint_id, &note).await
         }
-        _ => return Err(ApiError::NotFound),
-    };
-    if !state
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Marks an approved request done, once: a second collect is refused.
+async fn spend(state: &AppState, authed: &Authed, id: i64) -> ApiResult<()> {
+    let spent = state
         .store
         .finish_approval(authed.merchant_id(), id, Ok(1))
-        .await?
-    {
+        .await?;
+    if !spent {
         return Err(ApiError::malformed(
             StatusCode::CONFLICT,
             "approval_not_approved",
             "该请求已领取过".to_owned(),
         ));
     }
-    match (change, fields) {
-        (CredentialChange::RotateEndpointSecret(endpoint_id), _) => {
-            crate::webhooks::rotate_now(state, authed, endpoint_id, &note).await
-        }
-        (_, Some(fields)) => crate::webhooks::create_now(state, authed, fields, &note).await,
-        _ => Err(ApiError::NotFound),
-    }
+    Ok(())
 }
 
 async fn collect_approval_request(

@@ -33,7 +33,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 
 async fn tick(state: &AppState, cursors: &mut Cursors) -> kaquan_core::StoreResult<()> {
     for merchant in state.store.list_merchants().await? {
-        let version = state.store.merchant_key_version(merchant.id).await?;
+        let version = merchant.key_version;
         if version <= 1 {
             continue;
         }

@@ -334,15 +334,11 @@ async fn add_endpoint(
     let fields = new_endpoint_fields(state, authed, &request).await?;
     let change = CredentialChange::CreateEndpoint;
     if let Some(held) =
-        credential_approvals::gate(state, authed, change, payload(&request)?).await?
+        credential_approvals::gate(state, authed, change, Payload::json(&request)?).await?
     {
         return Ok(Gated::Held(Box::new(held)));
     }
     Ok(Gated::Done(create_now(state, authed, fields, "").await?))
-}
-
-fn payload(request: &WebhookEndpointRequest) -> ApiResult<Payload> {
-    Payload::json(request)
 }
 
 /// A new endpoint's fields, checked, while the merchant has room for one.
@@ -401,7 +397,8 @@ async fn change_endpoint(
         .await?;
     if saved.url != fields.url {
         let change = CredentialChange::UpdateEndpoint(endpoint_id);
-        let held = credential_approvals::gate(state, authed, change, payload(&request)?).await?;
+        let held =
+            credential_approvals::gate(state, authed, change, Payload::json(&request)?).await?;
         if let Some(held) = held {
             return Ok(Gated::Held(Box::new(held)));
         }
